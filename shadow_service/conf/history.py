@@ -1,0 +1,201 @@
+"""Options of the ``[history]`` group: where measurements and decisions live.
+
+``store`` picks the plugin (``sqlite`` embedded default, ``influxdb`` for a
+real InfluxDB server, ``memory`` for tests and throw-away tools).  The
+``sqlite_*`` and ``influx_*`` options only matter for their store; the
+retention options apply to both persistent stores.
+"""
+
+from oslo_config import cfg
+
+history_group = cfg.OptGroup(
+    name='history',
+    title='History store options',
+    help="""
+Where nova-shadow keeps host, shadow and instance metrics, evaluation
+records and scaling decisions, and how long it keeps them.
+""")
+
+store_opts = [
+    cfg.StrOpt(
+        'store',
+        default='sqlite',
+        choices=[
+            ('sqlite', 'An SQLite file on this node (the embedded default).'),
+            ('influxdb', 'An InfluxDB server speaking the 1.x HTTP API '
+                         '(InfluxDB 1.x, 2.x through DBRP mappings, 3.x).'),
+            ('memory', 'A Python list; lost when the process exits. For '
+                       'tests only.'),
+        ],
+        help="""
+The history store plugin (``nova_shadow.history`` entry point).
+
+Related options:
+
+* ``sqlite_path`` for ``sqlite``; the ``influx_*`` options for ``influxdb``.
+"""),
+    cfg.IntOpt(
+        'raw_retention_days',
+        default=30,
+        min=0,
+        help="""
+Days raw points are kept before they are rolled up and removed.
+
+Possible values:
+
+* 0: keep raw points forever (no roll-up).
+* A positive number of days.
+
+Related options:
+
+* ``rollup_interval_s``, ``rollup_retention_days``.
+"""),
+    cfg.IntOpt(
+        'rollup_interval_s',
+        default=3600,
+        min=60,
+        help="""
+Width in seconds of one roll-up bucket (mean, min, max, count and last of
+the ``value`` field of the metric measurements).
+
+Related options:
+
+* ``raw_retention_days``.
+"""),
+    cfg.IntOpt(
+        'rollup_retention_days',
+        default=365,
+        min=0,
+        help="""
+Days roll-ups are kept.
+
+Possible values:
+
+* 0: keep roll-ups forever.
+* A positive number of days (should exceed ``raw_retention_days``).
+"""),
+]
+
+sqlite_opts = [
+    cfg.StrOpt(
+        'sqlite_path',
+        default='/var/lib/nova-shadow/history.sqlite',
+        help="""
+Path of the SQLite database file of the ``sqlite`` store. The directory
+must exist and be writable; the file is created on first use.
+
+Possible values:
+
+* An absolute path, or ``:memory:`` for a private in-memory database.
+"""),
+]
+
+influx_opts = [
+    cfg.URIOpt(
+        'influx_url',
+        default='http://127.0.0.1:8086',
+        schemes=['http', 'https'],
+        help="""
+Base URL of the InfluxDB HTTP API (the 1.x ``/write`` and ``/query``
+endpoints; for InfluxDB 2.x the same port serves them through DBRP
+mappings, for 3.x through its v1 compatibility API).
+"""),
+    cfg.StrOpt(
+        'influx_database',
+        default='nova_shadow',
+        help="""
+Database to write to (on InfluxDB 2.x: the database name of a DBRP mapping).
+
+Related options:
+
+* ``influx_create_database``.
+"""),
+    cfg.StrOpt('influx_username', help='User name for InfluxDB 1.x auth '
+               '(2.x/3.x: any name, with the token as password).'),
+    cfg.StrOpt('influx_password', secret=True,
+               help='Password for ``influx_username``.'),
+    cfg.StrOpt('influx_token', secret=True, help="""
+API token sent as ``Authorization: Token <token>`` (InfluxDB 2.x and 3.x).
+Takes precedence over user name and password.
+"""),
+    cfg.BoolOpt('influx_create_database', default=True, help="""
+Create ``influx_database`` at start-up if it does not exist. If False, a
+missing database is an error at start-up.
+"""),
+    cfg.BoolOpt('influx_manage_retention', default=True, help="""
+Create the ``nova_shadow_raw`` (default) and ``nova_shadow_rollup``
+retention policies and the roll-up continuous queries at start-up
+(InfluxDB 1.x). Set to False on 2.x/3.x, where the bucket or database
+retention is managed on the server.
+
+Related options:
+
+* ``raw_retention_days``, ``rollup_interval_s``, ``rollup_retention_days``.
+"""),
+    cfg.IntOpt('influx_batch_size', default=5000, min=1, max=100000, help="""
+Points sent in one ``/write`` request.
+"""),
+    cfg.IntOpt('influx_buffer_size', default=500000, min=1, help="""
+Most points held in memory while waiting to be written (for example while
+the server is down). When it is full the oldest points are dropped, counted
+in the ``dropped`` counter and logged.
+
+Related options:
+
+* ``influx_batch_size``, ``influx_retry_backoff_max_s``.
+"""),
+    cfg.FloatOpt('influx_flush_interval_s', default=1.0, min=0.01, help="""
+Longest time a point waits in the buffer before a (partial) batch is sent.
+"""),
+    cfg.FloatOpt('influx_retry_backoff_s', default=0.5, min=0.01, help="""
+First wait after a failed write; doubles on each further failure.
+
+Related options:
+
+* ``influx_retry_backoff_max_s``.
+"""),
+    cfg.FloatOpt('influx_retry_backoff_max_s', default=30.0, min=0.01,
+                 help='Longest wait between two write attempts.'),
+    cfg.FloatOpt('influx_timeout_s', default=10.0, min=0.1,
+                 help='HTTP timeout of one request to InfluxDB.'),
+    cfg.FloatOpt('influx_startup_timeout_s', default=10.0, min=0, help="""
+How long start-up waits for the server to answer ``/ping`` before it fails
+with a clear error.
+"""),
+    cfg.BoolOpt('influx_verify_tls', default=True,
+                help='Verify the server certificate for https URLs.'),
+    cfg.FloatOpt('influx_close_timeout_s', default=30.0, min=0, help="""
+How long closing the store waits for buffered points to be written;
+points still buffered then are counted as dropped and logged.
+"""),
+]
+
+ALL_OPTS = store_opts + sqlite_opts + influx_opts
+
+
+def register_opts(conf):
+    conf.register_group(history_group)
+    conf.register_opts(ALL_OPTS, group=history_group)
+
+
+def list_opts():
+    return {history_group: ALL_OPTS}
+
+
+def settings(conf=None, **overrides):
+    """The ``[history]`` values as a dict: from ``conf`` (registering the
+    options on it if needed) or the defaults, then ``overrides`` that are
+    not None. Unknown override names raise TypeError."""
+    names = {opt.dest for opt in ALL_OPTS}
+    unknown = set(overrides) - names
+    if unknown:
+        raise TypeError('unknown history option(s): %s'
+                        % ', '.join(sorted(unknown)))
+    if conf is None:
+        values = {opt.dest: opt.default for opt in ALL_OPTS}
+    else:
+        register_opts(conf)
+        group = conf[history_group.name]
+        values = {name: group[name] for name in names}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values

@@ -1,0 +1,347 @@
+"""The HistoryStore interface: where every measurement and decision is kept.
+
+A store keeps *points* (see ``doc/source/contributor/contracts.rst`` for the
+schema) and answers the few bounded queries the analyzer and the watcher need.
+Stores are stevedore plugins in the ``nova_shadow.history`` namespace; pick
+one with ``[history] store``.
+
+Writes are buffered: ``write()`` never blocks on the server, ``flush()`` waits
+for the buffer to drain.  Every store counts what it ``written``, ``retried``
+and ``dropped``; a store never loses a point silently.
+"""
+
+import abc
+import dataclasses
+import json
+import math
+import numbers
+import threading
+import time
+import typing
+
+MEASUREMENTS = (
+    'shadow_sample',
+    'host_metric',
+    'instance_metric',
+    'evaluation',
+    'scaling_decision',
+)
+
+
+#: Aggregates every store computes in :meth:`HistoryStore.query_series`.
+AGGREGATES = ('mean', 'max', 'min', 'last')
+
+#: Names InfluxDB reserves; no tag or field may use them.
+RESERVED_KEYS = frozenset(['time'])
+
+
+class HistoryError(Exception):
+    """A store could not be configured or reached."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One measurement at one time.
+
+    ``time`` is Unix seconds.  Field values are floats, ints, bools or
+    strings; NaN and infinities are rejected by :func:`validate_point`.
+    """
+
+    measurement: str
+    tags: typing.Mapping[str, str]
+    fields: typing.Mapping[str, typing.Any]
+    time: float
+
+    def to_dict(self):
+        return {
+            'measurement': self.measurement,
+            'tags': dict(self.tags),
+            'fields': dict(self.fields),
+            'time': self.time,
+        }
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(
+            measurement=data['measurement'],
+            tags=dict(data.get('tags') or {}),
+            fields=dict(data['fields']),
+            time=float(data['time']),
+        )
+
+
+def validate_point(point):
+    """Raise ValueError naming the problem if ``point`` cannot be stored."""
+    if not point.measurement:
+        raise ValueError('point has an empty measurement')
+    if not point.fields:
+        raise ValueError('point %s has no fields' % point.measurement)
+    for name, value in point.fields.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                'field %r of %s is %r: NaN and infinities are not stored'
+                % (name, point.measurement, value))
+    for key, value in point.tags.items():
+        if not isinstance(value, str):
+            raise ValueError('tag %r must be a string, got %r' % (key, value))
+
+
+def time_to_us(seconds):
+    """Unix seconds (float) to whole microseconds, the stores' resolution."""
+    return int(round(seconds * 1e6))
+
+
+def us_to_time(micros):
+    """Whole microseconds back to Unix seconds (float)."""
+    return micros / 1e6
+
+
+def _check_name(kind, name, point):
+    if not isinstance(name, str) or not name:
+        raise ValueError('%s name %r of %s must be a non-empty string'
+                         % (kind, name, point.measurement))
+    if '\n' in name or '\r' in name or '\\' in name:
+        raise ValueError('%s name %r of %s holds a newline or backslash'
+                         % (kind, name, point.measurement))
+    if name in RESERVED_KEYS:
+        raise ValueError('%s name %r of %s is reserved'
+                         % (kind, name, point.measurement))
+
+
+def _field_value(name, value, point):
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(
+                'field %r of %s is %r: NaN and infinities are not stored'
+                % (name, point.measurement, value))
+        return number
+    raise ValueError('field %r of %s has unsupported type %s'
+                     % (name, point.measurement, type(value).__name__))
+
+
+def prepare_point(point):
+    """Validate ``point`` and return it in the form every store keeps.
+
+    The one write policy all stores share (so they answer alike):
+
+    * NaN and infinities are rejected with ``ValueError`` (never mapped);
+    * numbers (ints, numpy scalars) become ``float``; ``bool`` and ``str``
+      stay as they are; other field types are rejected;
+    * a tag whose value is the empty string is treated as absent (InfluxDB
+      cannot store it);
+    * ``time`` is rounded to whole microseconds;
+    * measurement, tag and field names must be non-empty strings without
+      newlines or backslashes, may not be ``time``, and a name may not be
+      both a tag and a field.
+    """
+    validate_point(point)
+    if not isinstance(point.measurement, str):
+        raise ValueError('measurement %r must be a string'
+                         % (point.measurement,))
+    _check_name('measurement', point.measurement, point)
+    for key in point.tags:
+        _check_name('tag', key, point)
+    for key in point.fields:
+        _check_name('field', key, point)
+        if key in point.tags:
+            raise ValueError('%r of %s is both a tag and a field'
+                             % (key, point.measurement))
+    if isinstance(point.time, bool) or not isinstance(
+            point.time, numbers.Real) or not math.isfinite(point.time):
+        raise ValueError('time of %s must be finite Unix seconds, got %r'
+                         % (point.measurement, point.time))
+    return Point(
+        measurement=point.measurement,
+        tags={k: v for k, v in point.tags.items() if v != ''},
+        fields={k: _field_value(k, v, point)
+                for k, v in point.fields.items()},
+        time=us_to_time(time_to_us(point.time)))
+
+
+def prepare_points(points):
+    """:func:`prepare_point` over an iterable, all or nothing: the first
+    bad point raises ``ValueError`` before anything is queued."""
+    return [prepare_point(point) for point in points]
+
+
+def check_window(start, end, step_s, agg):
+    """Raise ValueError unless ``[start, end)`` and ``step_s`` make a
+    bounded grid and ``agg`` is one of :data:`AGGREGATES`."""
+    if start is None or end is None:
+        raise ValueError('query_series needs a bounded window')
+    if not step_s or step_s <= 0:
+        raise ValueError('step_s must be positive, got %r' % (step_s,))
+    if agg not in AGGREGATES:
+        raise ValueError('unknown aggregate %r; use one of %s'
+                         % (agg, ', '.join(AGGREGATES)))
+
+
+def grid_series(start, end, step_s, values_by_index):
+    """Build the regular :class:`Series` over ``[start, end)`` from
+    ``{bucket index: value}``; buckets without a value are ``None``."""
+    steps = grid_steps(start, end, step_s)
+    return Series(
+        times=[start + i * step_s for i in range(steps)],
+        values=[values_by_index.get(i) for i in range(steps)],
+        step_s=step_s)
+
+
+def grid_steps(start, end, step_s):
+    """Number of buckets of ``step_s`` needed to cover ``[start, end)``."""
+    span_us = time_to_us(end) - time_to_us(start)
+    step_us = time_to_us(step_s)
+    return max(0, -(-span_us // step_us))
+
+
+def bucket_index(time_s, start, step_s):
+    """Index of the grid bucket that ``time_s`` falls in."""
+    return ((time_to_us(time_s) - time_to_us(start))
+            // time_to_us(step_s))
+
+
+class Buckets:
+    """Running count/sum/min/max/last per grid bucket.
+
+    Stores feed raw values (:meth:`add_value`) or pre-aggregated roll-ups
+    (:meth:`add`) and read the grid with :meth:`series`, so every store
+    computes the aggregates of :data:`AGGREGATES` the same way.
+    """
+
+    def __init__(self, start, end, step_s):
+        self.start, self.end, self.step_s = start, end, step_s
+        self._start_us = time_to_us(start)
+        self._step_us = time_to_us(step_s)
+        self._steps = grid_steps(start, end, step_s)
+        self._acc = {}
+
+    def index_of(self, time_us):
+        return (time_us - self._start_us) // self._step_us
+
+    def add(self, time_us, count, total, low, high, last, last_us=None):
+        index = self.index_of(time_us)
+        if not 0 <= index < self._steps or not count:
+            return
+        last_us = time_us if last_us is None else last_us
+        acc = self._acc.get(index)
+        if acc is None:
+            self._acc[index] = [count, total, low, high, last, last_us]
+            return
+        acc[0] += count
+        acc[1] += total
+        acc[2] = min(acc[2], low)
+        acc[3] = max(acc[3], high)
+        if last_us >= acc[5]:
+            acc[4], acc[5] = last, last_us
+
+    def add_value(self, time_us, value):
+        self.add(time_us, 1, value, value, value, value)
+
+    def series(self, agg):
+        pick = {
+            'mean': lambda a: a[1] / a[0],
+            'min': lambda a: a[2],
+            'max': lambda a: a[3],
+            'last': lambda a: a[4],
+        }[agg]
+        return grid_series(self.start, self.end, self.step_s,
+                           {i: pick(a) for i, a in self._acc.items()})
+
+
+def is_number(value):
+    """True for the numeric field values a series aggregates."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def evaluation_point(record, time_s):
+    """The ``evaluation`` point that keeps ``record`` (contracts.rst)."""
+    if 'evaluation_id' not in record:
+        raise ValueError('an evaluation record needs an evaluation_id')
+    fields = {'record': json.dumps(record, sort_keys=True)}
+    for name in ('confidence', 'duration_s'):
+        if is_number(record.get(name)):
+            fields[name] = float(record[name])
+    return Point(
+        measurement='evaluation',
+        tags={'evaluation': str(record['evaluation_id']),
+              'status': str(record.get('status') or 'unknown')},
+        fields=fields,
+        time=time_s)
+
+
+class MonotonicClock:
+    """Wall-clock microseconds that never repeat or go backwards within
+    one store, so the newest evaluation record is always the last put."""
+
+    def __init__(self):
+        self._last_us = 0
+        self._lock = threading.Lock()
+
+    def now(self):
+        with self._lock:
+            self._last_us = max(self._last_us + 1, time_to_us(time.time()))
+            return us_to_time(self._last_us)
+
+
+@dataclasses.dataclass
+class Series:
+    """A regular grid: ``values[i]`` is the aggregate over
+    ``[times[i], times[i] + step_s)``; ``None`` where no point fell."""
+
+    times: list
+    values: list
+    step_s: float
+
+
+class HistoryStore(metaclass=abc.ABCMeta):
+    """Interface every history store implements."""
+
+    @abc.abstractmethod
+    def write(self, points):
+        """Queue ``points`` (an iterable of :class:`Point`) for writing."""
+
+    @abc.abstractmethod
+    def flush(self, timeout=None):
+        """Wait until queued points are written; True if the buffer drained."""
+
+    @abc.abstractmethod
+    def query_points(self, measurement, tags=None, start=None, end=None):
+        """Raw points of ``measurement`` whose tags match ``tags``, in time
+        order, with ``start <= time < end``."""
+
+    @abc.abstractmethod
+    def query_series(self, measurement, field, tags, start, end, step_s,
+                     agg='mean'):
+        """A :class:`Series` on a regular grid over the bounded window."""
+
+    @abc.abstractmethod
+    def latest(self, measurement, field, tags=None, group_by='host'):
+        """``{group value: (time, value)}`` for the newest point per group."""
+
+    @abc.abstractmethod
+    def put_evaluation(self, record):
+        """Keep an evaluation record (a JSON-serialisable dict with an
+        ``evaluation_id`` key)."""
+
+    @abc.abstractmethod
+    def get_evaluation(self, evaluation_id):
+        """The newest record for ``evaluation_id`` or None."""
+
+    @abc.abstractmethod
+    def counters(self):
+        """``{'written': n, 'retried': n, 'dropped': n, 'buffered': n}``."""
+
+    def compact(self, now=None):
+        """Apply retention and downsampling up to ``now`` (Unix seconds).
+
+        Returns how many raw points were rolled up or expired.  Stores
+        whose server does this by itself (InfluxDB continuous queries and
+        retention policies) return 0.
+        """
+        return 0
+
+    def close(self):
+        """Flush and release resources."""
+        self.flush()

@@ -1,0 +1,135 @@
+"""The RPC endpoint of ``shadow-service``: parse, validate, delegate.
+
+``ShadowManager`` holds no evaluation logic: it validates what arrives,
+enforces the concurrency limit, and hands the work to an
+:class:`~shadow_service.evaluation.Evaluator`.  Finished evaluations are kept
+in memory for ``[shadow] evaluation_ttl`` seconds (and in the history store
+for longer) so that a ``shadow_evaluation`` hint can find them.
+"""
+
+import concurrent.futures
+import logging
+import threading
+import time
+
+import oslo_messaging as messaging
+
+from shadow_service import exception
+from shadow_service import rpcapi
+from shadow_service import schema
+
+LOG = logging.getLogger(__name__)
+
+
+class ShadowManager:
+    """Endpoint of the ``shadow`` topic, RPC API version 1.x."""
+
+    target = messaging.Target(version=rpcapi.RPC_API_VERSION)
+
+    def __init__(self, evaluator, *, max_concurrent=4, evaluation_ttl=3600):
+        self.evaluator = evaluator
+        self.max_concurrent = max_concurrent
+        self.evaluation_ttl = evaluation_ttl
+        self._evaluations = {}
+        self._running = 0
+        self._lock = threading.Lock()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix='evaluation')
+
+    # RPC methods ---------------------------------------------------------
+
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.ServiceBusy)
+    def rank_hosts(self, ctxt, request, hosts, budget_s):
+        evaluation = self._admit(request, hosts, budget_s)
+        try:
+            return self._run(evaluation)
+        finally:
+            self._release()
+
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.ServiceBusy)
+    def start_evaluation(self, ctxt, request, hosts, budget_s):
+        evaluation = self._admit(request, hosts, budget_s)
+
+        def work():
+            try:
+                self._run(evaluation)
+            except Exception:
+                LOG.exception('Evaluation %s failed',
+                              evaluation.evaluation_id)
+            finally:
+                self._release()
+
+        self._pool.submit(work)
+        return evaluation.evaluation_id
+
+    @messaging.expected_exceptions(exception.EvaluationNotFound)
+    def get_evaluation(self, ctxt, evaluation_id):
+        self._expire()
+        evaluation = self._evaluations.get(evaluation_id)
+        if evaluation is not None:
+            return evaluation.to_dict()
+        record = self._recorded(evaluation_id)
+        if record is None:
+            raise exception.EvaluationNotFound(evaluation_id=evaluation_id)
+        return {'evaluation_id': evaluation_id,
+                'status': record.get('status', 'finished'),
+                'progress': 1.0, 'ranking': record, 'error': None}
+
+    def cancel_evaluation(self, ctxt, evaluation_id):
+        evaluation = self._evaluations.get(evaluation_id)
+        if evaluation is not None:
+            LOG.info('Cancelling evaluation %s', evaluation_id)
+            evaluation.cancelled = True
+
+    # helpers -------------------------------------------------------------
+
+    def _admit(self, request, hosts, budget_s):
+        schema.validate_request(request)
+        schema.validate_hosts(hosts)
+        schema.validate_budget(budget_s)
+        with self._lock:
+            if self._running >= self.max_concurrent:
+                raise exception.ServiceBusy(running=self._running)
+            self._running += 1
+        evaluation = self.evaluator.new(request, hosts, budget_s)
+        self._evaluations[evaluation.evaluation_id] = evaluation
+        return evaluation
+
+    def _release(self):
+        with self._lock:
+            self._running -= 1
+
+    def _run(self, evaluation):
+        try:
+            return self.evaluator.run(evaluation)
+        except exception.ShadowException as e:
+            evaluation.status = 'error'
+            evaluation.error = str(e)
+            raise
+        except Exception as e:
+            LOG.exception('Evaluation %s failed', evaluation.evaluation_id)
+            evaluation.status = 'error'
+            evaluation.error = '%s: %s' % (type(e).__name__, e)
+            raise
+        finally:
+            evaluation.finished_at = evaluation.finished_at or time.time()
+
+    def _recorded(self, evaluation_id):
+        try:
+            return self.evaluator.history.get_evaluation(evaluation_id)
+        except Exception:
+            LOG.exception('History look-up of %s failed', evaluation_id)
+            return None
+
+    def _expire(self):
+        cutoff = time.time() - self.evaluation_ttl
+        for key, evaluation in list(self._evaluations.items()):
+            if evaluation.finished_at and evaluation.finished_at < cutoff:
+                self._evaluations.pop(key, None)
+
+    def shutdown(self):
+        for evaluation in self._evaluations.values():
+            evaluation.cancelled = True
+        self._pool.shutdown(wait=True)

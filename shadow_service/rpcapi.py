@@ -1,0 +1,62 @@
+"""Client side of the shadow service RPC API.
+
+nova-scheduler imports this module (through the weigher): it must import
+nothing heavier than oslo.messaging.
+
+API version history:
+
+* 1.0 - Initial version: ``rank_hosts``, ``start_evaluation``,
+        ``get_evaluation``, ``cancel_evaluation``.
+
+Every argument and result is JSON-serialisable; see
+``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
+ranking formats.
+"""
+
+import oslo_messaging as messaging
+
+from shadow_service import rpc
+
+RPC_API_VERSION = '1.0'
+
+
+class ShadowAPI:
+    """Talks to ``shadow-service`` on ``topic``.
+
+    :param conf: a ``ConfigOpts`` holding the messaging options.
+    :param topic: the RPC topic of the service.
+    :param transport_url: a broker URL; ``None`` uses ``conf.transport_url``.
+    """
+
+    def __init__(self, conf, topic='shadow', transport_url=None,
+                 version_cap=None):
+        self.topic = topic
+        target = messaging.Target(topic=topic, version=RPC_API_VERSION)
+        transport = rpc.get_transport(conf, transport_url)
+        self.client = messaging.get_rpc_client(
+            transport, target, version_cap=version_cap)
+
+    def rank_hosts(self, ctxt, request, hosts, budget_s, timeout=None):
+        """Rank ``hosts`` for ``request``; may run shadows for up to
+        ``budget_s`` seconds.  Returns a ranking dict."""
+        cctxt = self.client.prepare(version='1.0', timeout=timeout)
+        return cctxt.call(ctxt, 'rank_hosts', request=request, hosts=hosts,
+                          budget_s=budget_s)
+
+    def start_evaluation(self, ctxt, request, hosts, budget_s,
+                         timeout=None):
+        """Start an evaluation in the background; returns its id."""
+        cctxt = self.client.prepare(version='1.0', timeout=timeout)
+        return cctxt.call(ctxt, 'start_evaluation', request=request,
+                          hosts=hosts, budget_s=budget_s)
+
+    def get_evaluation(self, ctxt, evaluation_id, timeout=None):
+        """Status, progress and (when finished) ranking of an evaluation."""
+        cctxt = self.client.prepare(version='1.0', timeout=timeout)
+        return cctxt.call(ctxt, 'get_evaluation',
+                          evaluation_id=evaluation_id)
+
+    def cancel_evaluation(self, ctxt, evaluation_id):
+        """Ask the service to stop an evaluation and delete its shadows."""
+        cctxt = self.client.prepare(version='1.0')
+        cctxt.cast(ctxt, 'cancel_evaluation', evaluation_id=evaluation_id)

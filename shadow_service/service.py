@@ -1,0 +1,86 @@
+"""Assembling the shadow service from configuration.
+
+:func:`build_manager` wires history store, cloud driver, analyzer and
+evaluator into a :class:`~shadow_service.manager.ShadowManager`;
+:class:`RPCServer` puts that manager on the ``[shadow] topic``.  The
+``shadow-service`` daemon (``shadow_service.cmd.service``) and the tests use
+the same two pieces.
+"""
+
+import logging
+import socket
+
+import oslo_messaging as messaging
+
+from shadow_service import clouds
+from shadow_service import evaluation
+from shadow_service import manager as manager_mod
+from shadow_service import rpc
+
+LOG = logging.getLogger(__name__)
+
+
+def build_analyzer(conf):
+    from shadow_service.analysis import analyzer
+
+    from_conf = getattr(analyzer.Analyzer, 'from_conf', None)
+    if from_conf is not None:
+        return from_conf(conf)
+    return analyzer.Analyzer(confidence_target=conf.shadow.confidence_target)
+
+
+def build_history(conf):
+    from shadow_service import history
+
+    return history.load_store(conf)
+
+
+def collect_garbage(driver):
+    """Delete shadows an earlier run left behind; returns how many."""
+    leftovers = driver.list_shadows()
+    if leftovers:
+        LOG.warning('Deleting %d shadows left by an earlier run: %s',
+                    len(leftovers), ', '.join(s.shadow_id for s in leftovers))
+        driver.delete_shadows(leftovers)
+    return len(leftovers)
+
+
+def build_manager(conf, history=None, driver=None, analyzer=None):
+    history = history if history is not None else build_history(conf)
+    driver = driver if driver is not None else clouds.load_driver(
+        conf, history)
+    analyzer = analyzer if analyzer is not None else build_analyzer(conf)
+    if conf.shadow.cleanup_on_start:
+        collect_garbage(driver)
+    evaluator = evaluation.Evaluator.from_conf(conf, driver, history,
+                                               analyzer)
+    return manager_mod.ShadowManager(
+        evaluator, max_concurrent=conf.shadow.max_concurrent_evaluations,
+        evaluation_ttl=conf.shadow.evaluation_ttl)
+
+
+class RPCServer:
+    """The manager served on ``topic`` over ``transport_url``."""
+
+    def __init__(self, conf, manager, transport_url=None, server=None):
+        self.manager = manager
+        transport = rpc.get_transport(conf, transport_url)
+        target = messaging.Target(topic=conf.shadow.topic,
+                                  server=server or socket.gethostname())
+        self._server = messaging.get_rpc_server(transport, target,
+                                                [manager])
+
+    def start(self):
+        self._server.start()
+        LOG.info('shadow-service listening on topic %s',
+                 self._server.target.topic)
+        return self
+
+    def stop(self):
+        self._server.stop()
+        self._server.wait()
+        self.manager.shutdown()
+        try:
+            self.manager.evaluator.history.close()
+        except Exception:
+            LOG.exception('Closing the history store failed')

@@ -1,0 +1,42 @@
+"""Shared pytest fixtures: real InfluxDB, real RabbitMQ."""
+
+import os
+import socket
+
+import pytest
+
+from tests.fixtures import influxdb
+
+
+@pytest.fixture(scope='session')
+def influxdb_server():
+    """A real influxd for the whole session (skips only if the binary is
+    missing and NOVA_SHADOW_REQUIRE_SERVICES is unset)."""
+    if not influxdb.influxd_binary():
+        if os.environ.get('NOVA_SHADOW_REQUIRE_SERVICES'):
+            pytest.fail('influxd is required but not installed')
+        pytest.skip('influxd not installed (apt-get install influxdb)')
+    server = influxdb.InfluxDBServer().start()
+    yield server
+    server.cleanup()
+
+
+def _listening(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope='session')
+def rabbit_url():
+    """The real RabbitMQ transport URL (``NOVA_SHADOW_RABBIT_URL`` or the
+    local broker at 127.0.0.1:5672)."""
+    url = os.environ.get('NOVA_SHADOW_RABBIT_URL',
+                         'rabbit://guest:guest@127.0.0.1:5672/')
+    if not _listening('127.0.0.1', 5672):
+        if os.environ.get('NOVA_SHADOW_REQUIRE_SERVICES'):
+            pytest.fail('RabbitMQ is required but nothing listens on 5672')
+        pytest.skip('RabbitMQ is not running on 127.0.0.1:5672')
+    return url
