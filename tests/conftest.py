@@ -1,11 +1,15 @@
 """Shared pytest fixtures: real InfluxDB, real RabbitMQ."""
 
 import os
-import socket
 
-import pytest
+# Nova runs here without eventlet; this must precede every nova import.
+os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
 
-from tests.fixtures import influxdb
+import socket  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.fixtures import influxdb  # noqa: E402
 
 
 @pytest.fixture(scope='session')

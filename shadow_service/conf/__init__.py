@@ -6,11 +6,13 @@ and the CLI) use the global ``cfg.CONF``.
 
 from oslo_config import cfg
 
+from shadow_service.conf import history
 from shadow_service.conf import service
+from shadow_service.conf import sim
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service]
+_OPT_MODULES = [service, history, sim]
 
 
 def register_opts(conf):

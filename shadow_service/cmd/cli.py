@@ -1,0 +1,192 @@
+"""``nova-shadow``: the operator and tenant command line.
+
+Sub-commands:
+
+``demo``
+    The main job on the embedded twin: evaluate, place, watch, report.
+``evaluate``
+    Rank hosts for a VM request.  Locally (default: the configured cloud
+    driver, the twin unless configured otherwise) or, with ``--remote``,
+    through a running ``shadow-service``; the evaluation id it prints can be
+    given to ``openstack server create --hint shadow_evaluation=<id>``.
+``show``
+    Status and ranking of a remote evaluation.
+``profiles``
+    The built-in workload profiles.
+
+Exit codes: 0 success, 1 failure, 2 bad arguments or bad request.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from oslo_config import cfg
+
+from shadow_service import conf as shadow_conf
+from shadow_service import exception
+
+LOG = logging.getLogger(__name__)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog='nova-shadow',
+        description='Place VMs by measuring shadow copies first.')
+    parser.add_argument('--config-file', action='append', default=[],
+                        help='nova-shadow configuration file (repeatable)')
+    parser.add_argument('--debug', action='store_true')
+    sub = parser.add_subparsers(dest='command', required=True)
+
+    demo = sub.add_parser('demo', help='the main job on the embedded twin')
+    demo.add_argument('demo_args', nargs=argparse.REMAINDER,
+                      help='options of the demo (see nova-shadow demo -h)')
+
+    ev = sub.add_parser('evaluate', help='rank hosts for a VM request')
+    ev.add_argument('--profile', default='web',
+                    help='workload profile name or path (default: web)')
+    ev.add_argument('--vcpus', type=int, default=4)
+    ev.add_argument('--ram-mb', type=int, default=8192)
+    ev.add_argument('--disk-gb', type=int, default=40)
+    ev.add_argument('--hosts', default=None,
+                    help='comma-separated candidate hosts (default: every '
+                         'host of the twin)')
+    ev.add_argument('--budget', type=float, default=30.0,
+                    help='seconds the evaluation may run (default: 30)')
+    ev.add_argument('--remote', action='store_true',
+                    help='ask a running shadow-service over RPC')
+    ev.add_argument('--wait', action='store_true',
+                    help='with --remote: wait for the ranking')
+    ev.add_argument('--json', action='store_true',
+                    help='print the ranking as JSON')
+
+    show = sub.add_parser('show', help='a remote evaluation')
+    show.add_argument('evaluation_id')
+    show.add_argument('--json', action='store_true')
+
+    sub.add_parser('profiles', help='list the built-in workload profiles')
+    return parser
+
+
+def _load_conf(args):
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow', default_config_files=args.config_file)
+    return conf
+
+
+def format_ranking(ranking, out=sys.stdout):
+    """Print a ranking as the table operators read."""
+    out.write('%-4s %-16s %7s %10s  %s\n'
+              % ('rank', 'host', 'score', 'confidence', 'reasons'))
+    for i, host in enumerate(ranking['hosts'], 1):
+        reasons = '; '.join(host.get('reasons', [])[:2])
+        out.write('%-4d %-16s %7.1f %10.2f  %s\n'
+                  % (i, host['host'], host['score'],
+                     host.get('confidence', 0.0), reasons))
+    out.write('overall confidence %.2f, %s, %.1f s, %.1f shadow-host-s\n'
+              % (ranking.get('confidence', 0.0),
+                 ranking.get('source', 'shadows'),
+                 ranking.get('duration_s', 0.0),
+                 ranking.get('shadow_host_seconds', 0.0)))
+
+
+def _request(args):
+    return {'flavor': {'name': 'cli', 'vcpus': args.vcpus,
+                       'ram_mb': args.ram_mb, 'disk_gb': args.disk_gb},
+            'profile': args.profile}
+
+
+def _evaluate_locally(conf, args):
+    from shadow_service import service
+
+    history = service.build_history(conf)
+    from shadow_service import clouds
+
+    driver = clouds.load_driver(conf, history)
+    manager = service.build_manager(conf, history=history, driver=driver)
+    if args.hosts:
+        names = [h.strip() for h in args.hosts.split(',') if h.strip()]
+    else:
+        names = list(getattr(driver, 'host_names', lambda: [])())
+    if not names:
+        raise exception.InvalidRequest(reason='no candidate hosts: use '
+                                              '--hosts')
+    try:
+        return manager.rank_hosts({}, _request(args),
+                                  [{'host': n} for n in names], args.budget)
+    finally:
+        manager.shutdown()
+        history.close()
+
+
+def _evaluate_remotely(conf, args):
+    from shadow_service import rpcapi
+
+    api = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)
+    hosts = [{'host': h.strip()} for h in (args.hosts or '').split(',')
+             if h.strip()]
+    if not hosts:
+        raise exception.InvalidRequest(reason='--remote needs --hosts')
+    evaluation_id = api.start_evaluation({}, _request(args), hosts,
+                                         args.budget, timeout=30)
+    print('evaluation %s started; boot with --hint shadow_evaluation=%s'
+          % (evaluation_id, evaluation_id))
+    if not args.wait:
+        return None
+    deadline = time.monotonic() + args.budget + 30
+    while time.monotonic() < deadline:
+        state = api.get_evaluation({}, evaluation_id, timeout=30)
+        if state['status'] not in ('pending', 'running'):
+            return state['ranking']
+        time.sleep(1)
+    raise exception.ShadowException('evaluation did not finish in time')
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else
+                        logging.WARNING,
+                        format='%(levelname)s %(name)s: %(message)s')
+    if args.command == 'demo':
+        from shadow_service import demo
+
+        return demo.run_demo(args.demo_args)
+    if args.command == 'profiles':
+        from loadgen import profiles
+
+        for name in profiles.BUILTIN_PROFILES:
+            print('%-10s %s' % (name,
+                                profiles.load_profile(name).description))
+        return 0
+    try:
+        conf = _load_conf(args)
+        if args.command == 'show':
+            from shadow_service import rpcapi
+
+            ranking = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)\
+                .get_evaluation({}, args.evaluation_id, timeout=30)
+        elif args.remote:
+            ranking = _evaluate_remotely(conf, args)
+        else:
+            ranking = _evaluate_locally(conf, args)
+    except exception.InvalidRequest as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 2
+    except Exception as e:
+        LOG.debug('failed', exc_info=True)
+        print('error: %s: %s' % (type(e).__name__, e), file=sys.stderr)
+        return 1
+    if ranking is None:
+        return 0
+    if args.json or args.command == 'show':
+        print(json.dumps(ranking, indent=2, sort_keys=True))
+    else:
+        format_ranking(ranking)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

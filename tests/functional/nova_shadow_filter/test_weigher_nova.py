@@ -1,0 +1,151 @@
+"""ShadowWeigher inside real Nova: API, conductor, scheduler, placement and
+three compute services with the fake virt driver, from Nova's own
+functional harness; a real shadow service (the twin behind it) on the other
+end of the RPC over the real RabbitMQ.
+"""
+
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+pytest.importorskip('nova.tests.functional.integrated_helpers')
+
+from nova.tests.functional import integrated_helpers  # noqa: E402
+
+from nova_shadow_filter import weigher  # noqa: E402,F401  (registers opts)
+from tests import service_support  # noqa: E402
+
+RABBIT_URL = os.environ.get('NOVA_SHADOW_RABBIT_URL',
+                            'rabbit://guest:guest@127.0.0.1:5672/')
+HOSTS = ('host1', 'host2', 'host3')
+WEIGHERS = ['nova.scheduler.weights.ram.RAMWeigher',
+            'nova_shadow_filter.weigher.ShadowWeigher']
+
+
+def _rabbit_listening():
+    try:
+        with socket.create_connection(('127.0.0.1', 5672), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+pytestmark = [
+    pytest.mark.nova, pytest.mark.rabbit,
+    pytest.mark.skipif(
+        not _rabbit_listening() and
+        not os.environ.get('NOVA_SHADOW_REQUIRE_SERVICES'),
+        reason='RabbitMQ is not running on 127.0.0.1:5672'),
+]
+
+
+class ShadowWeigherNovaTestBase(integrated_helpers._IntegratedTestBase):
+    microversion = 'latest'
+    ADMIN_API = True
+    BUDGET = 4.0
+
+    def setUp(self):
+        # The scheduler reads weight_classes when it starts: set it first.
+        self.flags(weight_classes=WEIGHERS, group='filter_scheduler')
+        self.flags(ram_weight_multiplier=1.0, group='filter_scheduler')
+        self.flags(compute_driver='fake.MediumFakeDriver')
+        self.flags(api_paste_config=os.path.join(
+            sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
+        self.topic = service_support.unique_topic()
+        self.flags(transport_url=RABBIT_URL, topic=self.topic,
+                   default_budget=self.BUDGET, deadline_margin=2.0,
+                   group='shadow_weigher')
+        super().setUp()
+        for host in HOSTS[1:]:
+            self._start_compute(host)
+        self.flavors = {f['name']: f['id'] for f in self.api.get_flavors()}
+
+    def _setup_compute_service(self):
+        return self._start_compute(HOSTS[0])
+
+    def _clear_attrs(self):
+        # Nova's base deletes public attributes at clean-up; pytest still
+        # needs some of them after the test, and memory is not a concern.
+        pass
+
+    def _boot(self, name, flavor='m1.small', hints=None, az=None):
+        server = self._build_server(name=name, networks='none', az=az,
+                                    flavor_id=self.flavors[flavor])
+        body = {'server': server}
+        if hints:
+            body['os:scheduler_hints'] = hints
+        created = self.api.post_server(body)
+        server = self._wait_for_state_change(created, 'ACTIVE')
+        return server['OS-EXT-SRV-ATTR:host']
+
+
+class ShadowWeigherPlacesOnBestHostTest(ShadowWeigherNovaTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.service = service_support.RunningService(
+            RABBIT_URL, topic=self.topic,
+            shadow={'sample_interval': 1.0, 'min_run_time': 3.0,
+                    'confidence_target': 0.99}).start()
+        self.addCleanup(self.service.stop)
+        self.service.wait_until_serving()
+
+    def _best_host_now(self):
+        ranking = self.service.client().rank_hosts(
+            {}, {'flavor': {'vcpus': 1, 'ram_mb': 2048}, 'profile': 'web'},
+            [{'host': h} for h in HOSTS], self.BUDGET, timeout=30)
+        return ranking['hosts'][0]['host']
+
+    def test_boot_lands_on_the_host_the_service_ranks_best(self):
+        best = self._best_host_now()
+        # Make the best-ranked host the one Nova's RAM weigher likes least,
+        # so that only the shadow ranking can bring the VM there.
+        self.assertEqual(best, self._boot('filler', 'm1.medium',
+                                          az='nova:%s' % best))
+
+        control = self._boot('control')
+        self.assertNotEqual(best, control,
+                            'without a hint Nova must not pick %s' % best)
+
+        before = set(self.service.evaluations)
+        landed = self._boot('shadowed', hints={'shadow_profile': 'web'})
+        new = [e for k, e in self.service.evaluations.items()
+               if k not in before]
+        self.assertEqual(1, len(new), 'one RPC per scheduling request')
+        ranking = new[0].ranking
+        self.assertEqual('finished', ranking['status'])
+        self.assertEqual(set(HOSTS), {h['host'] for h in ranking['hosts']})
+        self.assertEqual(ranking['hosts'][0]['host'], landed)
+        self.assertEqual(best, landed)
+
+    def test_boot_without_hint_sends_nothing(self):
+        self._boot('plain')
+        self.assertEqual({}, self.service.evaluations)
+
+
+class ShadowServiceDownTest(ShadowWeigherNovaTestBase):
+    BUDGET = 2.0
+
+    def test_boots_succeed_within_the_deadline_when_service_is_down(self):
+        start = time.monotonic()
+        first = self._boot('a', hints={'shadow_profile': 'web'})
+        first_s = time.monotonic() - start
+        self.assertIn(first, HOSTS)
+        # budget + deadline margin, plus the boot itself.
+        self.assertLess(first_s, self.BUDGET + 2.0 + 10.0)
+
+        # The circuit is open now: the next boots do not wait at all.
+        start = time.monotonic()
+        for name in ('b', 'c'):
+            self.assertIn(self._boot(name, hints={'shadow_profile': 'web'}),
+                          HOSTS)
+        self.assertLess(time.monotonic() - start, 2 * (self.BUDGET + 2.0))
+
+    def test_bad_hints_never_fail_a_boot(self):
+        for hints in ({'shadow_profile': ''},
+                      {'shadow_profile': 'web', 'shadow_budget': 'later'},
+                      {'shadow_evaluation': 'not-a-uuid'}):
+            self.assertIn(self._boot('bad', hints=hints), HOSTS)

@@ -1,0 +1,259 @@
+"""ShadowWeigher driven by Nova's real HostWeightHandler and HostStates.
+
+The shadow service on the other end of ``fake://`` is a scripted endpoint
+here (what it answers is the point of each test); the functional tests put
+the real service there.
+"""
+
+import time
+
+import nova.conf
+import oslo_messaging as messaging
+import pytest
+from nova.scheduler import weights
+from nova.scheduler.weights import ram
+from oslo_config import fixture as config_fixture
+
+from nova_shadow_filter import weigher as shadow_weigher
+from shadow_service import rpc
+from tests import nova_support
+
+CONF = nova.conf.CONF
+
+
+class ScriptedService:
+    """An RPC endpoint that answers what the test tells it to."""
+
+    target = messaging.Target(version='1.0')
+
+    def __init__(self, answer=None, delay=0.0):
+        self.answer = answer
+        self.delay = delay
+        self.calls = []
+
+    def rank_hosts(self, ctxt, request, hosts, budget_s):
+        self.calls.append(('rank_hosts', request, hosts, budget_s))
+        time.sleep(self.delay)
+        return self.answer
+
+    def get_evaluation(self, ctxt, evaluation_id):
+        self.calls.append(('get_evaluation', evaluation_id))
+        return {'evaluation_id': evaluation_id, 'status': 'finished',
+                'ranking': self.answer}
+
+
+@pytest.fixture
+def flags():
+    fixture = config_fixture.Config(CONF)
+    fixture.setUp()
+    topic = 'shadow-unit-%s' % time.monotonic_ns()
+    fixture.config(transport_url='fake:/', topic=topic,
+                   default_budget=2.0, deadline_margin=0.5,
+                   reset_timeout=60.0, group='shadow_weigher')
+    fixture.config(ram_weight_multiplier=1.0, group='filter_scheduler')
+    yield fixture
+    fixture.cleanUp()
+
+
+@pytest.fixture
+def serve(flags):
+    servers = []
+
+    def start(endpoint):
+        transport = rpc.get_transport(CONF, 'fake:/')
+        target = messaging.Target(topic=CONF.shadow_weigher.topic,
+                                  server='test')
+        server = messaging.get_rpc_server(transport, target, [endpoint])
+        server.start()
+        servers.append(server)
+        return endpoint
+
+    yield start
+    for server in servers:
+        server.stop()
+        server.wait()
+
+
+def ranking(scores):
+    return {'evaluation_id': 'e', 'status': 'finished', 'confidence': 0.9,
+            'hosts': [{'host': h, 'score': s, 'confidence': 0.9}
+                      for h, s in scores.items()]}
+
+
+def weigh(hosts, spec, weighers=None):
+    handler = weights.HostWeightHandler()
+    shadow = shadow_weigher.ShadowWeigher()
+    weighers = weighers or [shadow]
+    weighed = handler.get_weighed_objects(weighers, hosts, spec)
+    return [w.obj.host for w in weighed], weighed, shadow
+
+
+def three_hosts():
+    # host1 has the most free RAM, so Nova's RAM weigher prefers it.
+    return [nova_support.host_state('host1', free_ram_mb=60000),
+            nova_support.host_state('host2', free_ram_mb=30000),
+            nova_support.host_state('host3', free_ram_mb=20000)]
+
+
+def test_no_hint_gives_neutral_weights_without_any_rpc(serve):
+    service = serve(ScriptedService(ranking({'host3': 100})))
+    spec = nova_support.request_spec()
+    order, weighed, _ = weigh(three_hosts(), spec)
+    assert service.calls == []
+    assert {w.weight for w in weighed} == {0.0}
+
+
+def test_ranking_decides_over_the_ram_weigher(serve):
+    service = serve(ScriptedService(
+        ranking({'host1': 10, 'host2': 40, 'host3': 95})))
+    spec = nova_support.request_spec({'shadow_profile': 'web'})
+    shadow = shadow_weigher.ShadowWeigher()
+    order, weighed, _ = weigh(three_hosts(), spec,
+                              [ram.RAMWeigher(), shadow])
+    assert order[0] == 'host3'
+    assert len(service.calls) == 1
+    _, request, hosts, budget = service.calls[0]
+    assert request['profile'] == 'web'
+    assert request['flavor'] == {'name': 'm1.test', 'vcpus': 2,
+                                 'ram_mb': 4096, 'disk_gb': 20,
+                                 'extra_specs': {}}
+    assert [h['host'] for h in hosts] == ['host1', 'host2', 'host3']
+    assert hosts[0]['free_ram_mb'] == 60000
+    assert budget == 2.0
+
+
+def test_absolute_scores_keep_their_meaning(serve):
+    serve(ScriptedService(ranking({'host1': 50, 'host2': 50,
+                                   'host3': 100})))
+    spec = nova_support.request_spec({'shadow_profile': 'web'})
+    _, weighed, _ = weigh(three_hosts(), spec)
+    by_host = {w.obj.host: w.weight for w in weighed}
+    multiplier = CONF.shadow_weigher.weight_multiplier
+    assert by_host['host1'] == pytest.approx(0.5 * multiplier)
+    assert by_host['host3'] == pytest.approx(1.0 * multiplier)
+
+
+def test_budget_hint_is_used_and_clipped(serve, flags):
+    flags.config(max_budget=5.0, group='shadow_weigher')
+    service = serve(ScriptedService(ranking({'host1': 1})))
+    weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web', 'shadow_budget': '3.5'}))
+    weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web', 'shadow_budget': '900'}))
+    assert [c[3] for c in service.calls] == [3.5, 5.0]
+
+
+@pytest.mark.parametrize('bad', ['soon', '-3', 'nan', 'inf', ''])
+def test_bad_budget_hint_falls_back_to_the_default(serve, bad):
+    service = serve(ScriptedService(ranking({'host1': 1})))
+    weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web', 'shadow_budget': bad}))
+    assert [c[3] for c in service.calls] == [2.0]
+
+
+def test_bad_evaluation_hint_is_ignored_without_rpc(serve):
+    service = serve(ScriptedService(ranking({'host1': 1})))
+    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_evaluation': 'not-a-uuid'}))
+    assert service.calls == []
+    assert {w.weight for w in weighed} == {0.0}
+
+
+def test_evaluation_hint_looks_up_a_finished_evaluation(serve):
+    service = serve(ScriptedService(ranking({'host2': 80, 'host1': 5})))
+    evaluation_id = '8f0ab0a4-61f6-4fd8-a4ad-2d3c3c7b3f4e'
+    order, _, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_evaluation': evaluation_id}))
+    assert service.calls == [('get_evaluation', evaluation_id)]
+    assert order[0] == 'host2'
+
+
+def test_unscored_hosts_get_the_configured_score(serve, flags):
+    flags.config(unscored_host_score=70.0, group='shadow_weigher')
+    serve(ScriptedService(ranking({'host1': 60})))
+    order, _, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert order[0] in ('host2', 'host3')
+
+
+@pytest.mark.parametrize('reply', [
+    None, 'garbage', {'hosts': 'x'}, {'hosts': [{'host': 'host1'}]},
+    {'hosts': [{'host': 'host1', 'score': 101}]},
+    {'hosts': [{'host': 'host1', 'score': float('nan')}]},
+    {'hosts': [{'host': 'host1', 'score': True}]},
+    {'hosts': [['host1', 50]]},
+])
+def test_malformed_reply_gives_neutral_weights(serve, reply, caplog):
+    serve(ScriptedService(reply))
+    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert {w.weight for w in weighed} == {0.0}
+    warnings = [r for r in caplog.records if r.levelname == 'WARNING']
+    assert len(warnings) == 1
+
+
+def test_slow_service_is_cut_off_at_the_deadline(serve):
+    serve(ScriptedService(ranking({'host1': 99}), delay=5.0))
+    start = time.monotonic()
+    _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web', 'shadow_budget': '1'}))
+    elapsed = time.monotonic() - start
+    assert {w.weight for w in weighed} == {0.0}
+    assert elapsed < 1.0 + 0.5 + 1.0
+    assert shadow.breaker.state == 'open'
+
+
+def test_open_circuit_costs_nothing_and_sends_nothing(serve):
+    service = serve(ScriptedService(ranking({'host1': 99}), delay=5.0))
+    hosts = three_hosts()
+    handler = weights.HostWeightHandler()
+    shadow = shadow_weigher.ShadowWeigher()
+    spec = nova_support.request_spec(
+        {'shadow_profile': 'web', 'shadow_budget': '1'})
+    handler.get_weighed_objects([shadow], hosts, spec)
+    assert len(service.calls) == 1
+    start = time.monotonic()
+    for _ in range(20):
+        weighed = handler.get_weighed_objects([shadow], hosts, spec)
+        assert {w.weight for w in weighed} == {0.0}
+    assert time.monotonic() - start < 0.5
+    assert len(service.calls) == 1
+
+
+def test_circuit_closes_after_a_successful_trial(serve, flags):
+    flags.config(reset_timeout=0.0, group='shadow_weigher')
+    service = serve(ScriptedService(ranking({'host3': 90})))
+    shadow = shadow_weigher.ShadowWeigher()
+    shadow.breaker.record_failure()
+    assert shadow.breaker.state != 'closed'
+    handler = weights.HostWeightHandler()
+    weighed = handler.get_weighed_objects(
+        [shadow], three_hosts(),
+        nova_support.request_spec({'shadow_profile': 'web'}))
+    assert weighed[0].obj.host == 'host3'
+    assert shadow.breaker.state == 'closed'
+    assert len(service.calls) == 1
+
+
+def test_no_service_listening_gives_neutral_weights_in_time(flags):
+    start = time.monotonic()
+    _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web', 'shadow_budget': '1'}))
+    assert {w.weight for w in weighed} == {0.0}
+    assert time.monotonic() - start < 1.0 + 0.5 + 1.0
+    assert shadow.breaker.state == 'open'
+
+
+def test_aggregate_metadata_overrides_the_multiplier(serve):
+    serve(ScriptedService(ranking({'host1': 100, 'host2': 100})))
+    hosts = [nova_support.host_state(
+                 'host1',
+                 aggregates=[nova_support.aggregate(
+                     {'shadow_weight_multiplier': '2.5'})]),
+             nova_support.host_state('host2')]
+    _, weighed, _ = weigh(hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    by_host = {w.obj.host: w.weight for w in weighed}
+    assert by_host['host1'] == pytest.approx(2.5)
+    assert by_host['host2'] == pytest.approx(
+        CONF.shadow_weigher.weight_multiplier)

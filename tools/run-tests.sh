@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run the whole suite.
+#
+#   tools/run-tests.sh [pytest args]
+#
+# Creates .venv (or $NOVA_SHADOW_VENV) with the pinned versions from
+# upper-constraints.txt, installs and starts the services (tools/
+# install-services.sh), runs ruff and then pytest over tests/ (unit,
+# functional with Nova's own harness, RabbitMQ and InfluxDB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${NOVA_SHADOW_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+tools/install-services.sh
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q -c upper-constraints.txt \
+    -r requirements.txt -r test-requirements.txt
+"$VENV/bin/pip" install -q -c upper-constraints.txt --no-deps -e .
+
+export NOVA_SHADOW_REQUIRE_SERVICES=1
+"$VENV/bin/ruff" check .
+exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra tests "$@"
