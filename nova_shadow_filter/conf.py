@@ -142,3 +142,8 @@ def register_opts(conf):
 
 def list_opts():
     return {shadow_weigher_group: shadow_weigher_opts}
+
+
+def generator_opts():
+    """Entry point for oslo-config-generator: ``[(group, opts)]``."""
+    return list(list_opts().items())

@@ -16,7 +16,6 @@ LOG = logging.getLogger(__name__)
 BUILTIN = {
     'nova_shadow.clouds': {
         'sim': 'shadow_service.clouds.sim.driver:SimDriver',
-        'openstack': 'shadow_service.clouds.openstack:OpenStackDriver',
     },
     'nova_shadow.history': {
         'memory': 'shadow_service.history.memory:MemoryStore',

@@ -41,7 +41,7 @@ def _parser():
     sub = parser.add_subparsers(dest='command', required=True)
 
     demo = sub.add_parser('demo', help='the main job on the embedded twin')
-    demo.add_argument('demo_args', nargs=argparse.REMAINDER,
+    demo.add_argument('demo_args', nargs='*',
                       help='options of the demo (see nova-shadow demo -h)')
 
     ev = sub.add_parser('evaluate', help='rank hosts for a VM request')
@@ -146,7 +146,14 @@ def _evaluate_remotely(conf, args):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if 'demo' in argv:
+        # Everything after "demo" belongs to the demo's own parser.
+        at = argv.index('demo')
+        args = _parser().parse_args(argv[:at + 1])
+        args.demo_args = argv[at + 1:]
+    else:
+        args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')

@@ -1,0 +1,249 @@
+"""The twin's cluster description: hardware classes, hosts and tenants.
+
+A cluster file is YAML (see ``data/cluster.yaml``, the default 16-host,
+3-class cluster) with four sections: ``assumptions`` (conversion constants),
+``classes`` (hardware), ``tenants`` (how background tenants are drawn) and
+``hosts`` (name, class and optionally explicit tenants).  Load one with
+:func:`load_cluster`.
+
+Any host name can be asked for, not only those in the file: an unknown host
+gets a class and its tenants drawn from the seed and its name
+(:meth:`Cluster.host_spec`), so the same name always becomes the same host.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+
+import numpy as np
+import yaml
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_CLUSTER_FILE = os.path.join(os.path.dirname(__file__), 'data',
+                                    'cluster.yaml')
+
+CLASS_FIELDS = ('cores', 'clock_ghz', 'memory_mb', 'disk_gb',
+                'mem_bandwidth_gbps', 'mem_idle_latency_ns', 'disk_iops',
+                'disk_service_ms', 'nic_mbps', 'net_base_rtt_ms')
+
+DEFAULT_ASSUMPTIONS = {
+    'mem_gbps_per_busy_core': 1.0,
+    'io_size_kb': 8.0,
+    'worker_stream_gbps': 10.0,
+    'ops_per_ghz': 1000.0,
+    'cpu_memory_fraction': 0.2,
+    'nic_service_ms': 0.02,
+    'stream_mbps_per_connection': 100.0,
+    'tenant_disk_gb_per_vcpu': 10.0,
+}
+
+DEFAULT_TENANT_POLICY = {
+    'vcpu_allocation_ratio': [0.8, 2.6],
+    'max_ram_fill': 0.85,
+    'bitbrains_share': 0.6,
+    'planetlab_vcpus': [1, 2, 4],
+    'planetlab_ram_mb_per_vcpu': 4096,
+}
+
+
+class ClusterError(Exception):
+    """A cluster file is missing, malformed or inconsistent."""
+
+
+@dataclasses.dataclass(frozen=True)
+class HostClass:
+    """Hardware of one class of hosts (units in the field names)."""
+
+    name: str
+    cores: int
+    clock_ghz: float
+    memory_mb: int
+    disk_gb: int
+    mem_bandwidth_gbps: float
+    mem_idle_latency_ns: float
+    disk_iops: float
+    disk_service_ms: float
+    nic_mbps: float
+    net_base_rtt_ms: float
+    description: str = ''
+    weight: float = 1.0
+    # Tenants' vCPUs as a multiple of cores, [low, high]; None: the
+    # cluster's ``tenants.vcpu_allocation_ratio``.
+    vcpu_allocation_ratio: tuple = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantSpec:
+    """One background tenant: which trace, shifted by how many steps."""
+
+    kind: str           # 'bitbrains' or 'planetlab'
+    path: str
+    offset_steps: int
+    vcpus: int = 0      # 0: the trace's own size
+    ram_mb: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSpec:
+    name: str
+    host_class: HostClass
+    tenants: tuple
+
+
+def stable_rng(*parts):
+    """A numpy Generator seeded from ``parts`` (stable across runs and
+    Python versions, unlike ``hash()``)."""
+    digest = hashlib.sha256(
+        '\x1f'.join(str(p) for p in parts).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], 'little'))
+
+
+def _parse_class(name, spec):
+    if not isinstance(spec, dict):
+        raise ClusterError('class %r must be a mapping' % name)
+    missing = [f for f in CLASS_FIELDS if f not in spec]
+    if missing:
+        raise ClusterError('class %r lacks %s' % (name, ', '.join(missing)))
+    values = {}
+    for field in CLASS_FIELDS + ('weight',):
+        if field not in spec:
+            continue
+        value = spec[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or value <= 0:
+            raise ClusterError('class %r: %s must be a positive number, '
+                               'got %r' % (name, field, value))
+        values[field] = value
+    ratio = spec.get('vcpu_allocation_ratio')
+    if ratio is not None:
+        if not isinstance(ratio, (list, tuple)) or len(ratio) != 2 or \
+                not 0 <= ratio[0] <= ratio[1]:
+            raise ClusterError('class %r: vcpu_allocation_ratio must be '
+                               '[low, high], got %r' % (name, ratio))
+        ratio = (float(ratio[0]), float(ratio[1]))
+    return HostClass(name=name, description=str(spec.get('description', '')),
+                     vcpu_allocation_ratio=ratio, **values)
+
+
+class Cluster:
+    """Parsed cluster file plus the trace library its tenants replay."""
+
+    def __init__(self, data, library, seed=0):
+        if not isinstance(data, dict):
+            raise ClusterError('a cluster file must be a mapping')
+        self.library = library
+        self.seed = seed
+        self.assumptions = dict(DEFAULT_ASSUMPTIONS)
+        self.assumptions.update(data.get('assumptions') or {})
+        self.tenant_policy = dict(DEFAULT_TENANT_POLICY)
+        self.tenant_policy.update(data.get('tenants') or {})
+        classes = data.get('classes') or {}
+        if not classes:
+            raise ClusterError('a cluster file needs at least one class')
+        self.classes = {name: _parse_class(name, spec)
+                        for name, spec in classes.items()}
+        self._declared = {}
+        for entry in data.get('hosts') or []:
+            self._declare_host(entry)
+
+    def _declare_host(self, entry):
+        if not isinstance(entry, dict) or 'name' not in entry:
+            raise ClusterError('each host needs a name: %r' % (entry,))
+        class_name = entry.get('class')
+        if class_name not in self.classes:
+            raise ClusterError('host %s: unknown class %r (known: %s)'
+                               % (entry['name'], class_name,
+                                  ', '.join(sorted(self.classes))))
+        self._declared[str(entry['name'])] = entry
+
+    @property
+    def host_names(self):
+        """Hosts declared in the file, in file order."""
+        return list(self._declared)
+
+    def host_spec(self, name):
+        """The :class:`HostSpec` of ``name``, declared or derived."""
+        entry = self._declared.get(name)
+        if entry is None:
+            host_class = self._derived_class(name)
+        else:
+            host_class = self.classes[entry['class']]
+        if entry is not None and entry.get('tenants') is not None:
+            tenants = tuple(self._explicit_tenant(name, t)
+                            for t in entry['tenants'])
+        else:
+            tenants = self._drawn_tenants(name, host_class)
+        return HostSpec(name=name, host_class=host_class, tenants=tenants)
+
+    def _derived_class(self, name):
+        names = sorted(self.classes)
+        weights = np.array([self.classes[n].weight for n in names], float)
+        rng = stable_rng(self.seed, 'class', name)
+        return self.classes[names[rng.choice(len(names),
+                                             p=weights / weights.sum())]]
+
+    def _explicit_tenant(self, host, spec):
+        path = os.path.join(self.library.trace_dir, spec['trace'])
+        kind = 'planetlab' if 'planetlab' in spec['trace'] else 'bitbrains'
+        if not os.path.exists(path):
+            raise ClusterError('host %s: trace %s not found' % (host, path))
+        return TenantSpec(kind=kind, path=path,
+                          offset_steps=int(spec.get('offset_steps', 0)),
+                          vcpus=int(spec.get('vcpus', 0)),
+                          ram_mb=int(spec.get('ram_mb', 0)))
+
+    def _drawn_tenants(self, name, host_class):
+        policy = self.tenant_policy
+        rng = stable_rng(self.seed, 'tenants', name)
+        low, high = (host_class.vcpu_allocation_ratio
+                     or policy['vcpu_allocation_ratio'])
+        vcpu_budget = host_class.cores * rng.uniform(low, high)
+        ram_budget = host_class.memory_mb * policy['max_ram_fill']
+        paths = self.library.paths
+        tenants, vcpus, ram_mb = [], 0, 0
+        for _attempt in range(64):
+            tenant = self._draw_tenant(rng, paths)
+            trace = self.library.load(tenant.kind, tenant.path)
+            t_vcpus = tenant.vcpus or trace.vcpus
+            t_ram = tenant.ram_mb or trace.ram_mb
+            if vcpus + t_vcpus > vcpu_budget or ram_mb + t_ram > ram_budget:
+                continue
+            tenants.append(tenant)
+            vcpus += t_vcpus
+            ram_mb += t_ram
+        return tuple(tenants)
+
+    def _draw_tenant(self, rng, paths):
+        policy = self.tenant_policy
+        use_bitbrains = paths['bitbrains'] and (
+            not paths['planetlab']
+            or rng.random() < policy['bitbrains_share'])
+        if use_bitbrains:
+            path = paths['bitbrains'][rng.integers(len(paths['bitbrains']))]
+            # Whole days keep the trace's time of day aligned with the clock.
+            return TenantSpec('bitbrains', path,
+                              offset_steps=int(rng.integers(0, 28)) * 288)
+        path = paths['planetlab'][rng.integers(len(paths['planetlab']))]
+        vcpus = int(rng.choice(policy['planetlab_vcpus']))
+        return TenantSpec('planetlab', path, offset_steps=0, vcpus=vcpus,
+                          ram_mb=vcpus * int(
+                              policy['planetlab_ram_mb_per_vcpu']))
+
+
+def load_cluster(path=None, library=None, seed=0):
+    """Read a cluster YAML file (the bundled default when ``path`` is
+    None) into a :class:`Cluster`."""
+    from shadow_service.clouds.sim import traces
+    path = path or DEFAULT_CLUSTER_FILE
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ClusterError('cannot read cluster file %s: %s'
+                           % (path, exc.strerror)) from None
+    except yaml.YAMLError as exc:
+        raise ClusterError('cluster file %s is not valid YAML: %s'
+                           % (path, exc)) from None
+    return Cluster(data, library or traces.TraceLibrary(), seed=seed)

@@ -1,0 +1,140 @@
+"""Contention models of the twin: what a workload achieves on a shared host.
+
+Every function is pure and works element-wise on floats or numpy arrays, so
+the engine can evaluate one host or a whole cluster over a day in one call.
+Each model states its assumptions and where its constants come from; change
+a model here and its closed-form test in
+``tests/unit/shadow_service/clouds/sim/test_contention.py`` together.
+
+Models
+------
+CPU: processor sharing (Kleinrock, *Queueing Systems* vol. 2, 1976, ch. 4).
+    While the busy vCPUs wanted on a host stay within its cores, everyone
+    runs at full speed; beyond that every busy vCPU gets ``cores / demand``
+    of a core and the rest of the time is *steal* as the guest's
+    ``/proc/stat`` reports it.
+Memory bandwidth: a saturating shared resource.  Below the host's sustained
+    (STREAM) bandwidth every stream gets what it asks; above it the
+    bandwidth is shared in proportion to demand.  Loaded latency follows
+    the single-server queue ``idle / (1 - rho)``, capped at ``RHO_CAP``; the
+    sharp rise near saturation is what Intel's Memory Latency Checker
+    "loaded latency" curves show.
+Disk: the device is an M/M/1 server whose service time is its unloaded
+    latency and whose capacity is its rated IOPS.  The response time of
+    M/M/1 is exponential with mean ``S / (1 - rho)`` so its p95 is
+    ``ln(20) * S / (1 - rho)``; beyond saturation IOPS are shared in
+    proportion to demand and latency stays at the ``RHO_CAP`` value.
+Network: the NIC is shared like the disk (throughput in proportion beyond
+    line rate) and the round trip is the base RTT plus an M/M/1 queueing
+    term on the NIC plus the scheduling delay a request waits when its vCPU
+    is stolen (half a CFS scheduling period, 6 ms by default in Linux,
+    times the steal fraction).
+"""
+
+import math
+
+import numpy as np
+
+#: Utilisation at which queueing terms stop growing (a queue this full is
+#: the saturated state; beyond it only throughput shares change).
+RHO_CAP = 0.98
+
+#: ln(20): the p95 of an exponential distribution in units of its mean.
+P95_FACTOR = math.log(20.0)
+
+#: Linux CFS ``sched_latency_ns`` default (6 ms): a runnable task that loses
+#: its core waits on average half of that period.
+CFS_PERIOD_MS = 6.0
+
+
+def _clip_rho(rho):
+    return np.minimum(np.asarray(rho, dtype=float), RHO_CAP)
+
+
+def share(demand, capacity):
+    """Fraction of its demand every consumer of a shared resource gets.
+
+    Proportional (processor-sharing) split: 1 while total ``demand`` fits
+    ``capacity``, ``capacity / demand`` beyond it.  Zero demand gets 1.
+    """
+    demand = np.asarray(demand, dtype=float)
+    capacity = np.asarray(capacity, dtype=float)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        ratio = np.where(demand > capacity, capacity / demand, 1.0)
+    return np.clip(ratio, 0.0, 1.0)
+
+
+def cpu_processor_sharing(total_busy_vcpus, cores):
+    """CPU share and steal under processor sharing.
+
+    Parameters
+    ----------
+    total_busy_vcpus : float or array
+        Sum over every guest on the host of the vCPUs that want to run.
+    cores : float or array
+        Hardware threads of the host.
+
+    Returns
+    -------
+    tuple
+        ``(share, steal_fraction)``: the fraction of a core each busy vCPU
+        gets and the fraction of its runnable time it is stolen
+        (``1 - share``).
+    """
+    cpu_share = share(total_busy_vcpus, cores)
+    return cpu_share, 1.0 - cpu_share
+
+
+def memory_bandwidth(total_demand_gbps, capacity_gbps, idle_latency_ns):
+    """Bandwidth share and loaded latency of a host's memory system.
+
+    Returns ``(share, latency_ns)`` where ``latency_ns`` is
+    ``idle_latency_ns / (1 - min(rho, RHO_CAP))`` with
+    ``rho = demand / capacity``.
+    """
+    rho = np.asarray(total_demand_gbps, dtype=float) / capacity_gbps
+    latency_ns = idle_latency_ns / (1.0 - _clip_rho(rho))
+    return share(total_demand_gbps, capacity_gbps), latency_ns
+
+
+def mm1_p95_response(service_time, utilisation):
+    """p95 response time of an M/M/1 queue: ``ln(20) S / (1 - rho)``."""
+    return P95_FACTOR * service_time / (1.0 - _clip_rho(utilisation))
+
+
+def mm1_mean_response(service_time, utilisation):
+    """Mean response time of an M/M/1 queue: ``S / (1 - rho)``."""
+    return service_time / (1.0 - _clip_rho(utilisation))
+
+
+def disk_queue(total_iops_demand, rated_iops, service_time_ms):
+    """IOPS share and p95 latency (ms) of a shared disk (M/M/1)."""
+    rho = np.asarray(total_iops_demand, dtype=float) / rated_iops
+    return (share(total_iops_demand, rated_iops),
+            mm1_p95_response(service_time_ms, rho))
+
+
+def network(total_mbps_demand, nic_mbps, base_rtt_ms, nic_service_ms,
+            steal_fraction):
+    """Throughput share and p95 round trip (ms) through a shared NIC.
+
+    ``rtt_p95 = base_rtt + ln(20) s_nic / (1 - rho_nic)
+    + steal * CFS_PERIOD_MS / 2``.
+    """
+    rho = np.asarray(total_mbps_demand, dtype=float) / nic_mbps
+    rtt_ms = (base_rtt_ms + mm1_p95_response(nic_service_ms, rho)
+              + np.asarray(steal_fraction, dtype=float) * CFS_PERIOD_MS / 2)
+    return share(total_mbps_demand, nic_mbps), rtt_ms
+
+
+def memory_bound_slowdown(memory_fraction, bandwidth_share):
+    """Speed of work of which ``memory_fraction`` waits on memory.
+
+    Amdahl-style: the memory-bound part runs at ``bandwidth_share`` of its
+    speed, the rest at full speed, so speed is
+    ``1 / ((1 - f) + f / share)``.
+    """
+    bandwidth_share = np.maximum(np.asarray(bandwidth_share, dtype=float),
+                                 1e-6)
+    return 1.0 / ((1.0 - memory_fraction) + memory_fraction
+                  / bandwidth_share)

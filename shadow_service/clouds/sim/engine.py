@@ -1,0 +1,345 @@
+"""The twin's engine: hosts, background tenants, workloads and a clock.
+
+:class:`Twin` keeps a virtual clock that only moves when :meth:`Twin.advance`
+is called, so a day passes in about a second.  While it moves, every running
+workload (shadow or full VM) is evaluated on a regular sample grid against
+its host's background tenants and the other workloads there, and what it
+achieves is written to the history store with measurement noise, the way
+loadgen inside a real guest would write it:
+
+* ``shadow_sample`` (tags evaluation, shadow, host, profile, metric) for
+  shadows, ``instance_metric`` (instance, host, metric) for full VMs;
+* ``host_metric`` (host, metric) for what host monitoring could see.
+
+Hidden state (tenants, traces, contention factors) stays in here; the
+driver only exposes measurable things and :mod:`.oracle` reads the rest for
+benchmarks.  Everything random comes from the seed, so a run repeats.
+"""
+
+import dataclasses
+import logging
+import math
+
+import numpy as np
+
+from shadow_service.clouds.sim import cluster as cluster_mod
+from shadow_service.clouds.sim import traces
+from shadow_service.clouds.sim import workload as workload_mod
+from shadow_service.history import base as history_base
+
+LOG = logging.getLogger(__name__)
+
+#: 2013-07-01 00:00 UTC: time zero of the Bitbrains July 2013 traces.
+TRACE_EPOCH = 1372636800.0
+#: Default start of the virtual clock: a week into the traces, 09:00 UTC.
+DEFAULT_START = TRACE_EPOCH + 7 * 86400 + 9 * 3600
+
+HOST_METRICS = ('cpu_util_pct', 'cpu_steal_pct', 'mem_bandwidth_gbps',
+                'disk_iops', 'disk_p95_latency_ms', 'net_mbps')
+
+
+def grid_times(start, end, step):
+    """Multiples of ``step`` in ``(start, end]`` (a grid anchored at time
+    zero, so samples fall at the same instants however the clock is
+    advanced)."""
+    first = math.floor(start / step + 1e-9) + 1
+    last = math.floor(end / step + 1e-9)
+    return np.arange(first, last + 1, dtype=float) * step
+
+
+@dataclasses.dataclass
+class Workload:
+    """A shadow or a full VM running a loadgen profile on one host."""
+
+    workload_id: str
+    kind: str               # 'shadow' or 'vm'
+    host: str
+    profile: object         # loadgen.profiles.Profile
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+    started_at: float
+    evaluation_id: str = ''
+    stopped_at: float = None
+
+    def active_at(self, times):
+        times = np.asarray(times, dtype=float)
+        active = times >= self.started_at
+        if self.stopped_at is not None:
+            active &= times < self.stopped_at
+        return active
+
+
+def _interpolate(series, index, following, weight):
+    return series[index] * (1 - weight) + series[following] * weight
+
+
+class SimHost:
+    """One host: hardware class and background tenants' demand."""
+
+    def __init__(self, spec, library, assumptions):
+        self.name = spec.name
+        self.host_class = spec.host_class
+        self.spec = spec
+        self.assumptions = assumptions
+        self.tenants = []
+        for tenant in spec.tenants:
+            trace = library.load(tenant.kind, tenant.path)
+            self.tenants.append((tenant, trace))
+
+    @property
+    def allocated_vcpus(self):
+        return sum(t.vcpus or tr.vcpus for t, tr in self.tenants)
+
+    @property
+    def allocated_ram_mb(self):
+        return sum(t.ram_mb or tr.ram_mb for t, tr in self.tenants)
+
+    def background(self, times):
+        """Background demand (``workload.RESOURCES`` arrays) at ``times``,
+        linearly interpolated between the traces' 300 s steps."""
+        position = (np.asarray(times, dtype=float) - TRACE_EPOCH) / \
+            traces.STEP_S
+        low = np.floor(position).astype(np.int64)
+        weight = position - low
+        total = {name: np.zeros_like(position)
+                 for name in workload_mod.RESOURCES}
+        per_core = self.assumptions['mem_gbps_per_busy_core']
+        io_kb = self.assumptions['io_size_kb']
+        for tenant, trace in self.tenants:
+            vcpus = tenant.vcpus or trace.vcpus
+            index = (low + tenant.offset_steps) % trace.steps
+            following = (index + 1) % trace.steps
+            busy = _interpolate(trace.cpu_util, index, following,
+                                weight) * vcpus
+            total['busy_vcpus'] += busy
+            total['mem_gbps'] += busy * per_core
+            total['disk_iops'] += _interpolate(
+                trace.disk_kbps, index, following, weight) / io_kb
+            total['net_mbps'] += _interpolate(
+                trace.net_kbps, index, following, weight) / 1024.0
+        return total
+
+
+class Twin:
+    """A trace-driven cluster on a virtual clock.
+
+    Parameters
+    ----------
+    cluster : shadow_service.clouds.sim.cluster.Cluster
+    history : shadow_service.history.base.HistoryStore or None
+        Where samples go; None keeps nothing (benchmarks).
+    seed : int
+        Seeds the measurement noise.
+    start_time : float
+        Unix time the clock starts at.
+    noise_pct : float
+        Standard deviation of the multiplicative measurement noise, %.
+    sample_interval_s, host_metric_interval_s : float
+        Sample grids of workloads and of host monitoring.
+    """
+
+    def __init__(self, cluster, history=None, seed=0,
+                 start_time=DEFAULT_START, noise_pct=3.0,
+                 sample_interval_s=5.0, host_metric_interval_s=60.0):
+        self.cluster = cluster
+        self.history = history
+        self.seed = seed
+        self.clock = float(start_time)
+        self.noise_pct = noise_pct
+        self.sample_interval_s = sample_interval_s
+        self.host_metric_interval_s = host_metric_interval_s
+        self._hosts = {}
+        self.workloads = {}
+        self._rng = np.random.default_rng(seed)
+        self._last_host_metric = self.clock
+
+    # -- hosts and workloads -------------------------------------------
+    def host(self, name):
+        """The :class:`SimHost` called ``name`` (made on first use)."""
+        if name not in self._hosts:
+            spec = self.cluster.host_spec(name)
+            self._hosts[name] = SimHost(spec, self.cluster.library,
+                                        self.cluster.assumptions)
+            LOG.debug('twin host %s: class %s, %d tenants', name,
+                      spec.host_class.name, len(spec.tenants))
+        return self._hosts[name]
+
+    @property
+    def known_hosts(self):
+        return list(self._hosts)
+
+    def start_workload(self, workload):
+        self.host(workload.host)
+        self.workloads[workload.workload_id] = workload
+        return workload
+
+    def stop_workload(self, workload_id):
+        workload = self.workloads.get(workload_id)
+        if workload is not None and workload.stopped_at is None:
+            workload.stopped_at = self.clock
+        return workload
+
+    def running(self, kind=None, host=None):
+        return [w for w in self.workloads.values()
+                if w.stopped_at is None and (kind is None or w.kind == kind)
+                and (host is None or w.host == host)]
+
+    def workloads_on(self, host, start, end):
+        return [w for w in self.workloads.values() if w.host == host
+                and w.started_at < end
+                and (w.stopped_at is None or w.stopped_at > start)]
+
+    # -- the model ------------------------------------------------------
+    def evaluate(self, host_name, times, extra=()):
+        """True (noise-free) state of ``host_name`` at ``times``.
+
+        ``extra`` are hypothetical workloads added on top of the ones the
+        twin runs (the oracle uses this).  Returns
+        ``(factors, total_demand, {workload_id: metrics})``.
+        """
+        host = self.host(host_name)
+        times = np.atleast_1d(np.asarray(times, dtype=float))
+        total = host.background(times)
+        candidates = self.workloads_on(host_name, times[0],
+                                       times[-1] + 1) + list(extra)
+        wanted = {}
+        for work in candidates:
+            active = work.active_at(times).astype(float)
+            need = workload_mod.demand(
+                work.profile, work.vcpus, host.host_class,
+                self.cluster.assumptions, times - work.started_at)
+            for name in workload_mod.RESOURCES:
+                need[name] = need[name] * active
+            need['cpu_vcpus'] = need['cpu_vcpus'] * active
+            need['net_rps'] = need['net_rps'] * active
+            wanted[work.workload_id] = (work, need, active)
+            for name in workload_mod.RESOURCES:
+                total[name] = total[name] + need[name]
+        factors = workload_mod.host_factors(total, host.host_class,
+                                            self.cluster.assumptions)
+        metrics = {}
+        for workload_id, (work, need, active) in wanted.items():
+            achieved = workload_mod.achieved(
+                work.profile, work.vcpus, need, factors, host.host_class,
+                self.cluster.assumptions)
+            metrics[workload_id] = (achieved, active)
+        return factors, total, metrics
+
+    def host_observation(self, host_name, times):
+        """``{metric: array}`` that host monitoring sees (no noise)."""
+        host = self.host(host_name)
+        factors, total, metrics = self.evaluate(host_name, times)
+        hc = host.host_class
+        busy = np.minimum(total['busy_vcpus'], hc.cores)
+        return {
+            'cpu_util_pct': 100.0 * busy / hc.cores,
+            'cpu_steal_pct': 100.0 * factors['steal'],
+            'mem_bandwidth_gbps': total['mem_gbps'] * factors['mem_share'],
+            'disk_iops': total['disk_iops'] * factors['disk_share'],
+            'disk_p95_latency_ms': factors['disk_p95_latency_ms'],
+            'net_mbps': total['net_mbps'] * factors['net_share'],
+        }
+
+    # -- the clock ------------------------------------------------------
+    def noisy(self, values):
+        if not self.noise_pct:
+            return np.asarray(values, dtype=float)
+        factor = 1.0 + self._rng.normal(0.0, self.noise_pct / 100.0,
+                                        np.shape(values))
+        return np.maximum(np.asarray(values, dtype=float) * factor, 0.0)
+
+    def advance(self, seconds, sample_interval_s=None,
+                host_metric_interval_s=None):
+        """Move the clock ``seconds`` forward, writing the samples taken on
+        the way to the history store.  Returns the number of points."""
+        if seconds < 0:
+            raise ValueError('the twin cannot go back in time')
+        start, end = self.clock, self.clock + seconds
+        points = []
+        sample_times = grid_times(start, end,
+                                  sample_interval_s or self.sample_interval_s)
+        if len(sample_times):
+            for host_name in sorted({w.host for w in self.workloads_on_any(
+                    start, end)}):
+                points.extend(self._workload_points(host_name,
+                                                    sample_times))
+        host_times = grid_times(
+            max(start, self._last_host_metric), end,
+            host_metric_interval_s or self.host_metric_interval_s)
+        if len(host_times):
+            self._last_host_metric = float(host_times[-1])
+            for host_name in sorted(self._hosts):
+                points.extend(self._host_points(host_name, host_times))
+        self.clock = end
+        if self.history is not None and points:
+            self.history.write(points)
+        return len(points)
+
+    def jump_to(self, when):
+        """Move the clock to ``when`` without sampling on the way (the
+        benchmark's idle time between requests)."""
+        if when < self.clock:
+            raise ValueError('the twin cannot go back in time')
+        self.clock = float(when)
+        self._last_host_metric = self.clock
+
+    def workloads_on_any(self, start, end):
+        return [w for w in self.workloads.values() if w.started_at < end
+                and (w.stopped_at is None or w.stopped_at > start)]
+
+    def backfill_host_metrics(self, seconds, interval_s=300.0, hosts=None):
+        """Write ``seconds`` of host monitoring history of ``hosts`` (all
+        known hosts by default) ending now, as if monitoring had run before
+        the twin started."""
+        times = grid_times(self.clock - seconds, self.clock, interval_s)
+        points = []
+        for host_name in sorted(hosts or self._hosts):
+            points.extend(self._host_points(host_name, times))
+        if self.history is not None:
+            self.history.write(points)
+        return len(points)
+
+    def _workload_points(self, host_name, times):
+        _factors, _total, metrics = self.evaluate(host_name, times)
+        points = []
+        for workload_id, (achieved, active) in sorted(metrics.items()):
+            work = self.workloads.get(workload_id)
+            for metric in sorted(achieved):
+                values = self.noisy(achieved[metric])
+                for t, value, on in zip(times, values, active):
+                    if on:
+                        points.append(self._point(work, metric, t, value))
+        return points
+
+    def _point(self, work, metric, t, value):
+        if work.kind == 'shadow':
+            return history_base.Point(
+                'shadow_sample',
+                {'evaluation': work.evaluation_id,
+                 'shadow': work.workload_id, 'host': work.host,
+                 'profile': work.profile.name, 'metric': metric},
+                {'value': float(value)}, float(t))
+        return history_base.Point(
+            'instance_metric',
+            {'instance': work.workload_id, 'host': work.host,
+             'metric': metric}, {'value': float(value)}, float(t))
+
+    def _host_points(self, host_name, times):
+        observed = self.host_observation(host_name, times)
+        points = []
+        for metric in HOST_METRICS:
+            for t, value in zip(times, self.noisy(observed[metric])):
+                points.append(history_base.Point(
+                    'host_metric', {'host': host_name, 'metric': metric},
+                    {'value': float(value)}, float(t)))
+        return points
+
+
+def build_twin(cluster_file=None, trace_dir=None, seed=0, history=None,
+               **options):
+    """A :class:`Twin` over a cluster file and trace directory (the
+    bundled ones by default)."""
+    library = traces.TraceLibrary(trace_dir)
+    cluster = cluster_mod.load_cluster(cluster_file, library, seed=seed)
+    return Twin(cluster, history=history, seed=seed, **options)

@@ -1,0 +1,154 @@
+"""What a loadgen profile asks of a host, and what it gets back.
+
+A shadow or a full VM in the twin runs a :class:`loadgen.profiles.Profile`.
+:func:`demand` turns the profile's components and intensity pattern into
+resource demand over time; :func:`achieved` turns the host's contention
+(see :mod:`shadow_service.clouds.sim.contention`) into the metrics loadgen
+would report (names from ``doc/source/contributor/contracts.rst``).
+
+Conversions (change them in the cluster file's ``assumptions``):
+
+* cpu: ``workers x duty_cycle x intensity`` busy vCPUs, at most the VM's
+  vCPUs; ``ops_per_ghz`` work units per busy core and GHz.
+* memory: ``target_gbps`` when set, else ``workers x duty_cycle x
+  worker_stream_gbps``; the streaming workers also keep vCPUs busy.
+* disk: ``target_iops`` when set, else closed loop: ``iodepth`` I/Os in
+  flight each taking the device's unloaded service time (Little's law),
+  at most the device's rated IOPS.
+* network: request/response at ``target_rps`` (else ``connections`` in a
+  closed loop over the base RTT), or a stream of
+  ``stream_mbps_per_connection`` per connection.
+"""
+
+import numpy as np
+
+from shadow_service.clouds.sim import contention
+
+RESOURCES = ('busy_vcpus', 'mem_gbps', 'disk_iops', 'net_mbps')
+
+
+def _intensity(profile, component, elapsed_s):
+    return np.array([profile.intensity(component, float(t))
+                     for t in np.atleast_1d(elapsed_s)])
+
+
+def demand(profile, vcpus, host_class, assumptions, elapsed_s):
+    """Demand of one workload at ``elapsed_s`` (array of seconds since it
+    started) on a host of ``host_class``.
+
+    Returns a dict with the :data:`RESOURCES` arrays plus ``cpu_vcpus``
+    (busy vCPUs of the cpu component alone), ``net_rps`` and the static
+    ``block_kb`` and ``bytes_per_request``.
+    """
+    elapsed_s = np.atleast_1d(np.asarray(elapsed_s, dtype=float))
+    zeros = np.zeros_like(elapsed_s)
+    parts = profile.components
+    out = {name: zeros.copy() for name in RESOURCES}
+    out.update(cpu_vcpus=zeros.copy(), net_rps=zeros.copy(), block_kb=4.0,
+               bytes_per_request=0.0)
+    mem_vcpus = zeros
+    if 'cpu' in parts:
+        spec = parts['cpu']
+        out['cpu_vcpus'] = (spec['workers'] * spec['duty_cycle']
+                            * _intensity(profile, 'cpu', elapsed_s))
+    if 'memory' in parts:
+        spec = parts['memory']
+        level = _intensity(profile, 'memory', elapsed_s)
+        if spec.get('target_gbps'):
+            out['mem_gbps'] = spec['target_gbps'] * level
+            mem_vcpus = out['mem_gbps'] / assumptions['worker_stream_gbps']
+        else:
+            mem_vcpus = spec['workers'] * spec['duty_cycle'] * level
+            out['mem_gbps'] = mem_vcpus * assumptions['worker_stream_gbps']
+    out['busy_vcpus'] = np.minimum(out['cpu_vcpus'] + mem_vcpus, vcpus)
+    out['cpu_vcpus'] = np.minimum(out['cpu_vcpus'], vcpus)
+    # Background memory traffic of the CPU work itself.
+    out['mem_gbps'] = out['mem_gbps'] + (
+        out['cpu_vcpus'] * assumptions['mem_gbps_per_busy_core'])
+    if 'disk' in parts:
+        spec = parts['disk']
+        level = _intensity(profile, 'disk', elapsed_s)
+        if spec.get('target_iops'):
+            iops = spec['target_iops'] * level
+        else:
+            iops = (spec['iodepth'] * spec['duty_cycle'] * level * 1000.0
+                    / host_class.disk_service_ms)
+        out['disk_iops'] = np.minimum(iops, host_class.disk_iops)
+        out['block_kb'] = float(spec['block_size_kb'])
+    if 'network' in parts:
+        spec = parts['network']
+        level = _intensity(profile, 'network', elapsed_s)
+        if spec['mode'] == 'rr':
+            if spec.get('target_rps'):
+                rps = spec['target_rps'] * level
+            else:
+                rps = (spec['connections'] * spec['duty_cycle'] * level
+                       * 1000.0 / host_class.net_base_rtt_ms)
+            request_bytes = spec['payload_bytes'] + (
+                spec.get('response_bytes') or spec['payload_bytes'])
+            out['net_rps'] = rps
+            out['bytes_per_request'] = float(request_bytes)
+            out['net_mbps'] = rps * request_bytes / 1e6
+        else:
+            out['net_mbps'] = (spec['connections'] * spec['duty_cycle']
+                               * level
+                               * assumptions['stream_mbps_per_connection'])
+    return out
+
+
+def host_factors(total, host_class, assumptions):
+    """Contention on one host given the summed demand ``total`` (a dict
+    of :data:`RESOURCES` arrays)."""
+    cpu_share, steal = contention.cpu_processor_sharing(
+        total['busy_vcpus'], host_class.cores)
+    mem_share, mem_latency_ns = contention.memory_bandwidth(
+        total['mem_gbps'], host_class.mem_bandwidth_gbps,
+        host_class.mem_idle_latency_ns)
+    disk_share, disk_p95_ms = contention.disk_queue(
+        total['disk_iops'], host_class.disk_iops,
+        host_class.disk_service_ms)
+    net_share, rtt_p95_ms = contention.network(
+        total['net_mbps'], host_class.nic_mbps, host_class.net_base_rtt_ms,
+        assumptions['nic_service_ms'], steal)
+    return {'cpu_share': cpu_share, 'steal': steal, 'mem_share': mem_share,
+            'mem_latency_ns': mem_latency_ns, 'disk_share': disk_share,
+            'disk_p95_latency_ms': disk_p95_ms, 'net_share': net_share,
+            'net_p95_rtt_ms': rtt_p95_ms}
+
+
+def achieved(profile, vcpus, wanted, factors, host_class, assumptions):
+    """Metrics (``{metric: array}``) a workload that ``wanted`` the demand
+    from :func:`demand` achieves under ``factors``."""
+    parts = profile.components
+    cpu_share = factors['cpu_share']
+    busy_fraction = wanted['busy_vcpus'] / max(vcpus, 1)
+    metrics = {
+        'cpu_util_pct': 100.0 * busy_fraction * cpu_share,
+        'cpu_steal_pct': 100.0 * busy_fraction * factors['steal'],
+    }
+    if 'cpu' in parts:
+        speed = contention.memory_bound_slowdown(
+            assumptions['cpu_memory_fraction'], factors['mem_share'])
+        metrics['cpu_ops_per_s'] = (
+            wanted['cpu_vcpus'] * cpu_share * host_class.clock_ghz
+            * assumptions['ops_per_ghz'] * speed)
+    if 'memory' in parts:
+        metrics['mem_bandwidth_gbps'] = (
+            wanted['mem_gbps'] * factors['mem_share'] * cpu_share)
+        metrics['mem_latency_ns'] = factors['mem_latency_ns'] + 0 * cpu_share
+    if 'disk' in parts:
+        iops = wanted['disk_iops'] * factors['disk_share']
+        metrics['disk_iops'] = iops
+        metrics['disk_mbps'] = iops * wanted['block_kb'] / 1024.0
+        metrics['disk_p95_latency_ms'] = (factors['disk_p95_latency_ms']
+                                          + 0 * iops)
+    if 'network' in parts:
+        share = np.minimum(factors['net_share'], cpu_share)
+        if parts['network']['mode'] == 'rr':
+            rps = wanted['net_rps'] * share
+            metrics['net_rps'] = rps
+            metrics['net_p95_rtt_ms'] = factors['net_p95_rtt_ms'] + 0 * rps
+            metrics['net_mbps'] = rps * wanted['bytes_per_request'] / 1e6
+        else:
+            metrics['net_mbps'] = wanted['net_mbps'] * share
+    return metrics

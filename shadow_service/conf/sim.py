@@ -1,0 +1,126 @@
+"""Options of the ``[sim]`` group: the digital twin (the ``sim`` driver).
+
+The twin is a trace-driven cluster on a virtual clock; see
+``doc/source/twin.rst``.  Its hardware, hosts and tenants come from a cluster
+YAML file, its background load from a directory of real traces.
+"""
+
+from oslo_config import cfg
+
+sim_group = cfg.OptGroup(
+    name='sim',
+    title='Digital twin options',
+    help="""
+Options of the ``sim`` cloud driver: the digital twin nova-shadow uses when
+no cloud is at hand (demo, benchmarks, tests).
+""")
+
+sim_opts = [
+    cfg.StrOpt(
+        'cluster_file',
+        help="""
+YAML file describing the twin's hardware classes, hosts and tenants.
+
+Possible values:
+
+* Unset: the bundled 16-host, 3-class cluster
+  (``shadow_service/clouds/sim/data/cluster.yaml``).
+* A path to a file of the same format.
+
+Related options:
+
+* ``trace_dir``: where the tenants' traces are read from.
+"""),
+    cfg.StrOpt(
+        'trace_dir',
+        help="""
+Directory of utilisation traces the background tenants replay.
+
+Possible values:
+
+* Unset: the small sample bundled with nova-shadow.
+* A directory laid out like the sample: ``bitbrains_rnd/<month>/N.csv.gz``
+  (GWA-T-12 Bitbrains) and/or ``planetlab/<date>/<vm>`` (PlanetLab CoMon).
+"""),
+    cfg.IntOpt(
+        'seed',
+        default=0,
+        min=0,
+        help="""
+Seed of everything random in the twin (tenant placement, classes of hosts
+not in the cluster file, measurement noise). The same seed, cluster file,
+traces and calls give the same samples.
+"""),
+    cfg.FloatOpt(
+        'speedup',
+        default=0.0,
+        min=0.0,
+        help="""
+How much faster than real time the twin's clock runs.
+
+Possible values:
+
+* 0: as fast as the machine can compute (no sleeping; the default).
+* A positive number: ``wait(s)`` also sleeps ``s / speedup`` real seconds,
+  e.g. 60 makes a simulated minute last a real second.
+"""),
+    cfg.FloatOpt(
+        'noise_pct',
+        default=3.0,
+        min=0.0,
+        max=50.0,
+        help="""
+Standard deviation, in percent of the value, of the multiplicative
+measurement noise added to every sample the twin writes.
+"""),
+    cfg.FloatOpt(
+        'sample_interval',
+        default=1.0,
+        min=0.1,
+        max=3600.0,
+        help="""
+Seconds of simulated time between two samples of a shadow or VM (loadgen's
+``interval_s``).
+
+Related options:
+
+* ``[shadow] sample_interval``: how often the evaluation reads them.
+"""),
+    cfg.FloatOpt(
+        'host_metric_interval',
+        default=60.0,
+        min=1.0,
+        max=3600.0,
+        help="""
+Seconds of simulated time between two ``host_metric`` samples of each host
+(what host monitoring would report).
+"""),
+    cfg.FloatOpt(
+        'backfill_hours',
+        default=24.0,
+        min=0.0,
+        max=720.0,
+        help="""
+Hours of host monitoring history the twin writes for a host when it first
+sees it, as if monitoring had been running before (feeds the forecasts).
+"""),
+    cfg.FloatOpt(
+        'start_time',
+        help="""
+Unix time the twin's clock starts at.
+
+Possible values:
+
+* Unset: 2013-07-08 09:00 UTC, a week into the bundled Bitbrains traces.
+* Any Unix time; tenants' traces wrap around their length.
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_group(sim_group)
+    conf.register_opts(sim_opts, group=sim_group)
+
+
+def list_opts():
+    return {sim_group: sim_opts}

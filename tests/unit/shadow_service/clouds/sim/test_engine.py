@@ -1,0 +1,116 @@
+"""The twin's engine: clock, sampling, determinism, contention on hosts."""
+
+import numpy as np
+import pytest
+
+from loadgen import profiles
+from shadow_service.clouds.sim import engine
+from shadow_service.history import memory
+
+
+def _twin(seed=0, noise_pct=3.0):
+    return engine.build_twin(seed=seed, history=memory.MemoryStore(),
+                             noise_pct=noise_pct, sample_interval_s=1.0)
+
+
+def _start(twin, host, name='batch-cpu', vcpus=2, kind='shadow', wid='w1'):
+    return twin.start_workload(engine.Workload(
+        workload_id=wid, kind=kind, host=host,
+        profile=profiles.load_profile(name), vcpus=vcpus, ram_mb=2048,
+        disk_gb=10, started_at=twin.clock, evaluation_id='ev'))
+
+
+def _dump(store, measurement):
+    return [p.to_dict() for p in store.query_points(measurement)]
+
+
+def test_same_seed_and_calls_give_the_same_samples():
+    runs = []
+    for _ in range(2):
+        twin = _twin(seed=5)
+        _start(twin, 'node-03', 'web')
+        twin.advance(30)
+        twin.advance(90)
+        runs.append((_dump(twin.history, 'shadow_sample'),
+                     _dump(twin.history, 'host_metric')))
+    assert runs[0] == runs[1]
+    assert runs[0][0] and runs[0][1]
+
+
+def test_clock_moves_only_when_advanced_and_samples_fall_on_a_grid():
+    twin = _twin()
+    start = twin.clock
+    _start(twin, 'node-01')
+    assert twin.clock == start
+    twin.advance(10)
+    twin.advance(10)
+    assert twin.clock == start + 20
+    times = sorted({p.time for p in twin.history.query_points(
+        'shadow_sample')})
+    assert len(times) == 20
+    assert all(float(t).is_integer() for t in times)
+
+
+def test_stopped_workload_writes_no_more_samples():
+    twin = _twin()
+    _start(twin, 'node-01')
+    twin.advance(5)
+    twin.stop_workload('w1')
+    before = len(twin.history.query_points('shadow_sample'))
+    twin.advance(60)
+    assert len(twin.history.query_points('shadow_sample')) == before
+
+
+def test_vm_writes_instance_metrics():
+    twin = _twin()
+    _start(twin, 'node-13', 'web', vcpus=4, kind='vm', wid='vm-1')
+    twin.advance(600, sample_interval_s=300)
+    points = twin.history.query_points('instance_metric',
+                                       {'instance': 'vm-1'})
+    assert {p.tags['metric'] for p in points} >= {'cpu_ops_per_s',
+                                                  'net_p95_rtt_ms'}
+    assert len({p.time for p in points}) == 2
+
+
+def test_without_noise_samples_equal_the_model():
+    twin = _twin(noise_pct=0.0)
+    _start(twin, 'node-02')
+    twin.advance(5)
+    sample = twin.history.query_points(
+        'shadow_sample', {'metric': 'cpu_ops_per_s'})[-1]
+    _f, _t, metrics = twin.evaluate('node-02', [sample.time])
+    assert sample.fields['value'] == pytest.approx(
+        metrics['w1'][0]['cpu_ops_per_s'][0])
+
+
+def test_a_heavy_neighbour_slows_a_cpu_bound_workload():
+    twin = _twin(noise_pct=0.0)
+    host = twin.host('node-02')
+    _start(twin, 'node-02', vcpus=2)
+    times = [twin.clock + 1]
+    alone = twin.evaluate('node-02', times)[2]['w1'][0]['cpu_ops_per_s']
+    hog = profiles.load_profile('batch-cpu').scaled(
+        host.host_class.cores)
+    twin.start_workload(engine.Workload(
+        workload_id='hog', kind='vm', host='node-02', profile=hog,
+        vcpus=host.host_class.cores * 2, ram_mb=1024, disk_gb=1,
+        started_at=twin.clock))
+    crowded = twin.evaluate('node-02', times)[2]['w1'][0]
+    assert crowded['cpu_ops_per_s'][0] < 0.6 * alone[0]
+    assert crowded['cpu_steal_pct'][0] > 40
+
+
+def test_background_follows_the_traces_time_of_day():
+    twin = _twin()
+    host = twin.host('node-13')
+    day = twin.clock + np.arange(0, 86400, 300.0)
+    busy = host.background(day)['busy_vcpus']
+    assert busy.min() >= 0 and busy.max() > busy.min()
+
+
+def test_going_back_in_time_is_refused():
+    twin = _twin()
+    with pytest.raises(ValueError):
+        twin.advance(-1)
+    with pytest.raises(ValueError):
+        twin.jump_to(twin.clock - 1)
