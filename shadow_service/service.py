@@ -24,7 +24,7 @@ def build_analyzer(conf):
     from shadow_service.analysis import analyzer
 
     from_conf = getattr(analyzer.Analyzer, 'from_conf', None)
-    if from_conf is not None:
+    if from_conf is not None and 'analysis' in conf:
         return from_conf(conf)
     return analyzer.Analyzer(confidence_target=conf.shadow.confidence_target)
 
@@ -65,15 +65,15 @@ class RPCServer:
     def __init__(self, conf, manager, transport_url=None, server=None):
         self.manager = manager
         transport = rpc.get_transport(conf, transport_url)
-        target = messaging.Target(topic=conf.shadow.topic,
-                                  server=server or socket.gethostname())
-        self._server = messaging.get_rpc_server(transport, target,
+        self.target = messaging.Target(topic=conf.shadow.topic,
+                                       server=server or socket.gethostname())
+        self._server = messaging.get_rpc_server(transport, self.target,
                                                 [manager])
 
     def start(self):
         self._server.start()
-        LOG.info('shadow-service listening on topic %s',
-                 self._server.target.topic)
+        LOG.info('shadow-service listening on topic %s as %s',
+                 self.target.topic, self.target.server)
         return self
 
     def stop(self):

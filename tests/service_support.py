@@ -41,8 +41,8 @@ class RunningService:
 
     def __init__(self, transport_url, topic=None, history=None, **groups):
         self.topic = topic or unique_topic()
-        groups.setdefault('shadow', {})
-        groups['shadow'].setdefault('topic', self.topic)
+        groups = {name: dict(values) for name, values in groups.items()}
+        groups.setdefault('shadow', {})['topic'] = self.topic
         self.conf = make_conf(**groups)
         self.history = history if history is not None else (
             memory.MemoryStore())

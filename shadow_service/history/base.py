@@ -137,28 +137,65 @@ def prepare_point(point):
       newlines or backslashes, may not be ``time``, and a name may not be
       both a tag and a field.
     """
-    validate_point(point)
-    if not isinstance(point.measurement, str):
-        raise ValueError('measurement %r must be a string'
-                         % (point.measurement,))
-    _check_name('measurement', point.measurement, point)
+    tags, fields, time_s = normalise(point)
+    return Point(point.measurement, dict(tags), dict(fields), time_s)
+
+
+def normalise(point):
+    """:func:`prepare_point` without building a new :class:`Point`:
+    ``(tags, fields, time)`` as the store keeps them.  The mappings
+    returned may be the point's own: copy them before keeping them."""
+    _check_shape(point)
+    tags = point.tags
+    for key, value in tags.items():
+        if type(value) is not str and not isinstance(value, str):
+            raise ValueError('tag %r must be a string, got %r'
+                             % (key, value))
+    if '' in tags.values():
+        tags = {k: v for k, v in tags.items() if v != ''}
+    fields = point.fields
+    for value in fields.values():
+        if type(value) is not float or not math.isfinite(value):
+            fields = {name: _field_value(name, value, point)
+                      for name, value in point.fields.items()}
+            break
+    moment = point.time
+    if type(moment) is not float and (
+            isinstance(moment, bool) or not isinstance(moment, numbers.Real)):
+        moment = math.nan
+    if not math.isfinite(moment):
+        raise ValueError('time of %s must be finite Unix seconds, got %r'
+                         % (point.measurement, point.time))
+    return tags, fields, round(moment * 1e6) / 1e6
+
+
+# Shapes (measurement, tag names, field names) already checked; the names
+# come from a small schema, so the cache stays small (and is bounded).
+_CHECKED_SHAPES = set()
+_MAX_CHECKED_SHAPES = 10000
+
+
+def _check_shape(point):
+    measurement = point.measurement
+    if not isinstance(measurement, str):
+        raise ValueError('measurement %r must be a string' % (measurement,))
+    shape = (measurement, tuple(point.tags), tuple(point.fields))
+    if shape in _CHECKED_SHAPES:
+        return
+    if not measurement:
+        raise ValueError('point has an empty measurement')
+    if not point.fields:
+        raise ValueError('point %s has no fields' % measurement)
+    _check_name('measurement', measurement, point)
     for key in point.tags:
         _check_name('tag', key, point)
     for key in point.fields:
         _check_name('field', key, point)
         if key in point.tags:
             raise ValueError('%r of %s is both a tag and a field'
-                             % (key, point.measurement))
-    if isinstance(point.time, bool) or not isinstance(
-            point.time, numbers.Real) or not math.isfinite(point.time):
-        raise ValueError('time of %s must be finite Unix seconds, got %r'
-                         % (point.measurement, point.time))
-    return Point(
-        measurement=point.measurement,
-        tags={k: v for k, v in point.tags.items() if v != ''},
-        fields={k: _field_value(k, v, point)
-                for k, v in point.fields.items()},
-        time=us_to_time(time_to_us(point.time)))
+                             % (key, measurement))
+    if len(_CHECKED_SHAPES) < _MAX_CHECKED_SHAPES:
+        _CHECKED_SHAPES.add(shape)
 
 
 def prepare_points(points):

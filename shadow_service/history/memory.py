@@ -1,11 +1,13 @@
 """An in-process history store.
 
-Keeps every point in a list.  It is what unit tests and short-lived tools use
-when nothing needs to outlive the process; it is not meant for a daemon.
+Keeps every point in a dict keyed like InfluxDB (measurement, tag set,
+time), so it answers exactly as the persistent stores do.  It is what unit
+tests and short-lived tools use when nothing needs to outlive the process;
+it is not meant for a daemon.
 """
 
 import json
-import math
+import threading
 
 from shadow_service.history import base
 
@@ -13,61 +15,59 @@ from shadow_service.history import base
 def _matches(point, measurement, tags):
     if point.measurement != measurement:
         return False
-    return all(point.tags.get(k) == v for k, v in (tags or {}).items())
+    return all(point.tags.get(k, '') == v for k, v in (tags or {}).items())
 
 
-def _aggregate(values, agg):
-    if not values:
-        return None
-    if agg == 'mean':
-        return sum(values) / len(values)
-    if agg == 'max':
-        return max(values)
-    if agg == 'min':
-        return min(values)
-    if agg == 'last':
-        return values[-1]
-    raise ValueError('unknown aggregate %r' % agg)
+def _point_key(point):
+    return (point.measurement, tuple(sorted(point.tags.items())),
+            base.time_to_us(point.time))
 
 
 class MemoryStore(base.HistoryStore):
-    """Every point in a Python list; writes are immediate."""
+    """Every point in a Python dict; writes are immediate."""
 
     def __init__(self, conf=None):
-        self._points = []
-        self._evaluations = {}
+        self._points = {}
+        self._lock = threading.Lock()
+        self._clock = base.MonotonicClock()
         self._written = 0
 
     def write(self, points):
-        for point in points:
-            base.validate_point(point)
-            self._points.append(point)
-            self._written += 1
+        prepared = base.prepare_points(points)
+        with self._lock:
+            for point in prepared:
+                key = _point_key(point)
+                old = self._points.get(key)
+                if old is not None:
+                    point = base.Point(point.measurement, point.tags,
+                                       {**old.fields, **point.fields},
+                                       point.time)
+                self._points[key] = point
+            self._written += len(prepared)
 
     def flush(self, timeout=None):
         return True
 
     def query_points(self, measurement, tags=None, start=None, end=None):
-        lo = -math.inf if start is None else start
-        hi = math.inf if end is None else end
-        found = [p for p in self._points
-                 if _matches(p, measurement, tags) and lo <= p.time < hi]
+        lo = None if start is None else base.time_to_us(start)
+        hi = None if end is None else base.time_to_us(end)
+        with self._lock:
+            found = [
+                p for key, p in self._points.items()
+                if _matches(p, measurement, tags)
+                and (lo is None or key[2] >= lo)
+                and (hi is None or key[2] < hi)]
         return sorted(found, key=lambda p: p.time)
 
     def query_series(self, measurement, field, tags, start, end, step_s,
                      agg='mean'):
-        if start is None or end is None:
-            raise ValueError('query_series needs a bounded window')
-        steps = max(0, int(math.ceil((end - start) / step_s)))
-        buckets = [[] for _ in range(steps)]
+        base.check_window(start, end, step_s, agg)
+        buckets = base.Buckets(start, end, step_s)
         for point in self.query_points(measurement, tags, start, end):
-            if field in point.fields:
-                buckets[int((point.time - start) // step_s)].append(
-                    float(point.fields[field]))
-        return base.Series(
-            times=[start + i * step_s for i in range(steps)],
-            values=[_aggregate(b, agg) for b in buckets],
-            step_s=step_s)
+            value = point.fields.get(field)
+            if base.is_number(value):
+                buckets.add_value(base.time_to_us(point.time), value)
+        return buckets.series(agg)
 
     def latest(self, measurement, field, tags=None, group_by='host'):
         newest = {}
@@ -78,11 +78,13 @@ class MemoryStore(base.HistoryStore):
         return newest
 
     def put_evaluation(self, record):
-        self._evaluations[record['evaluation_id']] = json.loads(
-            json.dumps(record))
+        self.write([base.evaluation_point(record, self._clock.now())])
 
     def get_evaluation(self, evaluation_id):
-        return self._evaluations.get(evaluation_id)
+        found = self.query_points('evaluation',
+                                  {'evaluation': str(evaluation_id)})
+        records = [p for p in found if 'record' in p.fields]
+        return json.loads(records[-1].fields['record']) if records else None
 
     def counters(self):
         return {'written': self._written, 'retried': 0, 'dropped': 0,

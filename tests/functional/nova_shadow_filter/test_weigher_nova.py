@@ -7,20 +7,37 @@ end of the RPC over the real RabbitMQ.
 import os
 import socket
 import sys
+import tempfile
 import time
 
 import pytest
+import yaml
 
 pytest.importorskip('nova.tests.functional.integrated_helpers')
 
 from nova.tests.functional import integrated_helpers  # noqa: E402
 
 from nova_shadow_filter import weigher  # noqa: E402,F401  (registers opts)
+from shadow_service.clouds.sim import cluster  # noqa: E402
 from tests import service_support  # noqa: E402
 
 RABBIT_URL = os.environ.get('NOVA_SHADOW_RABBIT_URL',
                             'rabbit://guest:guest@127.0.0.1:5672/')
 HOSTS = ('host1', 'host2', 'host3')
+# The twin behind the service models Nova's three computes as three
+# hardware classes, so the measured ranking has a clear winner.
+HOST_CLASSES = {'host1': 'legacy', 'host2': 'compute', 'host3': 'general'}
+PROFILE = 'db-oltp'
+
+
+def _cluster_file(directory):
+    with open(cluster.DEFAULT_CLUSTER_FILE) as f:
+        data = yaml.safe_load(f)
+    data['hosts'] = [{'name': h, 'class': c} for h, c in HOST_CLASSES.items()]
+    path = os.path.join(directory, 'cluster.yaml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(data, f)
+    return path
 WEIGHERS = ['nova.scheduler.weights.ram.RAMWeigher',
             'nova_shadow_filter.weigher.ShadowWeigher']
 
@@ -86,16 +103,18 @@ class ShadowWeigherPlacesOnBestHostTest(ShadowWeigherNovaTestBase):
 
     def setUp(self):
         super().setUp()
+        tmp = tempfile.mkdtemp(prefix='nova-shadow-test-')
         self.service = service_support.RunningService(
             RABBIT_URL, topic=self.topic,
             shadow={'sample_interval': 1.0, 'min_run_time': 3.0,
-                    'confidence_target': 0.99}).start()
+                    'confidence_target': 0.99},
+            sim={'cluster_file': _cluster_file(tmp)}).start()
         self.addCleanup(self.service.stop)
         self.service.wait_until_serving()
 
     def _best_host_now(self):
         ranking = self.service.client().rank_hosts(
-            {}, {'flavor': {'vcpus': 1, 'ram_mb': 2048}, 'profile': 'web'},
+            {}, {'flavor': {'vcpus': 1, 'ram_mb': 2048}, 'profile': PROFILE},
             [{'host': h} for h in HOSTS], self.BUDGET, timeout=30)
         return ranking['hosts'][0]['host']
 
@@ -111,7 +130,7 @@ class ShadowWeigherPlacesOnBestHostTest(ShadowWeigherNovaTestBase):
                             'without a hint Nova must not pick %s' % best)
 
         before = set(self.service.evaluations)
-        landed = self._boot('shadowed', hints={'shadow_profile': 'web'})
+        landed = self._boot('shadowed', hints={'shadow_profile': PROFILE})
         new = [e for k, e in self.service.evaluations.items()
                if k not in before]
         self.assertEqual(1, len(new), 'one RPC per scheduling request')

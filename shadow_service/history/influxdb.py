@@ -1,0 +1,642 @@
+"""The InfluxDB history store: the InfluxDB 1.x HTTP API, losing nothing.
+
+Speaks ``/write`` (line protocol, ``precision=u``) and ``/query`` (InfluxQL)
+over HTTP with ``requests``; InfluxDB 1.x serves them natively, 2.x through
+its v1 compatibility API (a DBRP mapping), 3.x natively.  Line protocol and
+quoting live in :mod:`shadow_service.history.lineprotocol`.
+
+Writes never block on the server: ``write()`` validates and serialises the
+points, then appends them to a bounded buffer that one background thread
+drains in batches of ``[history] influx_batch_size``.  A batch that fails
+(server down, 5xx, timeout, auth) is retried with exponential backoff
+(``influx_retry_backoff_s`` doubling to ``influx_retry_backoff_max_s``)
+until it is written; every failed send adds the batch size to ``retried``.
+When the buffer (``influx_buffer_size``) overflows, the *oldest* points are
+dropped, counted in ``dropped`` and logged.  Points the server rejects as
+invalid (a partial write) are counted as dropped and logged too.
+
+At start-up the store checks the URL, waits up to
+``influx_startup_timeout_s`` for ``/ping``, checks (or creates) the
+database and, with ``influx_manage_retention``, creates the retention
+policies and roll-up continuous queries; any problem is a
+:class:`~shadow_service.history.base.HistoryError` that says what to fix.
+"""
+
+import collections
+import json
+import logging
+import threading
+import time
+import urllib.parse
+
+import requests
+
+from shadow_service.conf import history as history_conf
+from shadow_service.history import base
+from shadow_service.history import lineprotocol as lp
+
+LOG = logging.getLogger(__name__)
+
+RAW_RP = 'nova_shadow_raw'
+ROLLUP_RP = 'nova_shadow_rollup'
+#: Measurements whose ``value`` field the continuous queries roll up.
+ROLLUP_MEASUREMENTS = ('host_metric', 'instance_metric', 'shadow_sample')
+_ROLLUP_FIELDS = ('value_count', 'value_sum', 'value_min', 'value_max',
+                  'value_last')
+_DROP_LOG_INTERVAL_S = 10.0
+_DAY_S = 86400
+
+# keyword argument -> [history] option
+_KWARGS = {
+    'url': 'influx_url', 'database': 'influx_database',
+    'username': 'influx_username', 'password': 'influx_password',
+    'token': 'influx_token', 'create_database': 'influx_create_database',
+    'manage_retention': 'influx_manage_retention',
+    'batch_size': 'influx_batch_size', 'buffer_size': 'influx_buffer_size',
+    'flush_interval_s': 'influx_flush_interval_s',
+    'retry_backoff_s': 'influx_retry_backoff_s',
+    'retry_backoff_max_s': 'influx_retry_backoff_max_s',
+    'timeout_s': 'influx_timeout_s',
+    'startup_timeout_s': 'influx_startup_timeout_s',
+    'verify_tls': 'influx_verify_tls',
+    'close_timeout_s': 'influx_close_timeout_s',
+    'raw_retention_days': 'raw_retention_days',
+    'rollup_interval_s': 'rollup_interval_s',
+    'rollup_retention_days': 'rollup_retention_days',
+}
+
+
+class _WriteRejected(Exception):
+    """The server refused a batch for a reason a retry cannot fix."""
+
+
+class _WriteFailed(Exception):
+    """The batch was not written; try again later."""
+
+
+def _number(value):
+    # JSON gives 1 for the float 1.0; every stored number is a float.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _duration(days):
+    return 'INF' if not days else '%dd' % days
+
+
+class InfluxDBStore(base.HistoryStore):
+    """History in an InfluxDB server (1.x HTTP API).
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts, optional
+        Read the ``[history] influx_*`` and retention options from it.
+    **kwargs
+        Override options by short name: ``url``, ``database``,
+        ``username``, ``password``, ``token``, ``create_database``,
+        ``manage_retention``, ``batch_size``, ``buffer_size``,
+        ``flush_interval_s``, ``retry_backoff_s``, ``retry_backoff_max_s``,
+        ``timeout_s``, ``startup_timeout_s``, ``verify_tls``,
+        ``close_timeout_s``, ``raw_retention_days``, ``rollup_interval_s``,
+        ``rollup_retention_days``.
+
+    Raises
+    ------
+    HistoryError
+        If the URL is malformed, the server does not answer within the
+        start-up timeout, is not InfluxDB, refuses the credentials, or the
+        database is missing and may not be created.
+    """
+
+    def __init__(self, conf=None, **kwargs):
+        unknown = set(kwargs) - set(_KWARGS)
+        if unknown:
+            raise TypeError('unknown InfluxDBStore argument(s): %s'
+                            % ', '.join(sorted(unknown)))
+        opts = history_conf.settings(
+            conf, **{_KWARGS[k]: v for k, v in kwargs.items()})
+        self.url = self._check_url(opts['influx_url'])
+        self.database = opts['influx_database']
+        self._opts = opts
+        self._session = self._make_session(opts)
+        self._timeout = opts['influx_timeout_s']
+        self._batch_size = opts['influx_batch_size']
+        self._buffer_size = opts['influx_buffer_size']
+        self._clock = base.MonotonicClock()
+        self._raw_retention_s = opts['raw_retention_days'] * _DAY_S
+        self._rollups = bool(opts['influx_manage_retention']
+                             and self._raw_retention_s)
+
+        self._cond = threading.Condition()
+        self._buffer = collections.deque()
+        self._inflight = 0
+        self._enqueued_seq = 0   # sequence number of the newest point
+        self._taken_seq = 0      # points that left the buffer
+        self._inflight_from = 0  # first sequence number in flight
+        self._flush_wanted = 0
+        self._closing = False
+        self._stop = threading.Event()
+        self._counts = collections.Counter()
+        self._last_drop_log = None
+        self._pending_evaluations = {}
+
+        self._wait_for_server(opts['influx_startup_timeout_s'])
+        self._check_database(opts['influx_create_database'])
+        if opts['influx_manage_retention']:
+            self._setup_retention(opts)
+        self._writer = threading.Thread(
+            target=self._run_writer, name='influxdb-history-writer',
+            daemon=True)
+        self._writer.start()
+
+    # -- start-up ---------------------------------------------------------
+
+    @staticmethod
+    def _check_url(url):
+        parsed = urllib.parse.urlparse(url or '')
+        if parsed.scheme not in ('http', 'https') or not parsed.hostname:
+            raise base.HistoryError(
+                '[history] influx_url %r is not an http(s) URL such as '
+                'http://127.0.0.1:8086' % (url,))
+        try:
+            _ = parsed.port
+        except ValueError:
+            raise base.HistoryError(
+                '[history] influx_url %r has an invalid port' % (url,))
+        return url.rstrip('/')
+
+    @staticmethod
+    def _make_session(opts):
+        session = requests.Session()
+        session.verify = opts['influx_verify_tls']
+        if opts['influx_token']:
+            session.headers['Authorization'] = (
+                'Token %s' % opts['influx_token'])
+        elif opts['influx_username']:
+            session.auth = (opts['influx_username'],
+                            opts['influx_password'] or '')
+        return session
+
+    def _wait_for_server(self, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                reply = self._session.get(self.url + '/ping',
+                                          timeout=self._timeout)
+            except requests.RequestException as exc:
+                if time.monotonic() >= deadline:
+                    raise base.HistoryError(
+                        'cannot reach InfluxDB at %s ([history] influx_url) '
+                        'within %ss: %s; is the server running?'
+                        % (self.url, timeout_s, exc))
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                continue
+            break
+        if 'X-Influxdb-Version' not in reply.headers:
+            raise base.HistoryError(
+                '%s ([history] influx_url) does not look like InfluxDB: '
+                'GET /ping answered %s without an X-Influxdb-Version header'
+                % (self.url, reply.status_code))
+        LOG.info('History store: InfluxDB %s at %s, database %s',
+                 reply.headers['X-Influxdb-Version'], self.url, self.database)
+
+    def _check_database(self, create):
+        try:
+            found = self._query_rows('SHOW DATABASES', db=None)
+        except base.HistoryError as exc:
+            if 'authoriz' in str(exc) or 'auth' in str(exc).lower():
+                raise
+            LOG.warning('Could not list InfluxDB databases (%s); assuming '
+                        '%s exists (InfluxDB 2.x/3.x)', exc, self.database)
+            return
+        names = {row[1][0] for row in found}
+        if self.database in names:
+            return
+        if not create:
+            raise base.HistoryError(
+                'InfluxDB database %r does not exist on %s; create it or set '
+                '[history] influx_create_database = True'
+                % (self.database, self.url))
+        LOG.info('Creating InfluxDB database %s', self.database)
+        self._query('CREATE DATABASE %s' % lp.quote_ident(self.database),
+                    db=None)
+
+    def _setup_retention(self, opts):
+        db = lp.quote_ident(self.database)
+        existing = {row[1][0] for row in self._query_rows(
+            'SHOW RETENTION POLICIES ON %s' % db, db=None)}
+        policies = [(RAW_RP, opts['raw_retention_days'], ' DEFAULT')]
+        if self._rollups:
+            policies.append((ROLLUP_RP, opts['rollup_retention_days'], ''))
+        for name, days, default in policies:
+            verb = 'ALTER' if name in existing else 'CREATE'
+            self._query('%s RETENTION POLICY %s ON %s DURATION %s '
+                        'REPLICATION 1%s' % (verb, lp.quote_ident(name), db,
+                                             _duration(days), default))
+        if self._rollups:
+            self._setup_continuous_queries(opts['rollup_interval_s'])
+
+    def _setup_continuous_queries(self, interval_s):
+        db = lp.quote_ident(self.database)
+        existing = {row[1][0] for row in self._query_rows(
+            'SHOW CONTINUOUS QUERIES', db=None)
+            if row[0] == self.database}
+        for measurement in ROLLUP_MEASUREMENTS:
+            name = 'nova_shadow_rollup_%s' % measurement
+            if name in existing:
+                self._query('DROP CONTINUOUS QUERY %s ON %s'
+                            % (lp.quote_ident(name), db))
+            self._query(
+                'CREATE CONTINUOUS QUERY {name} ON {db} '
+                'RESAMPLE EVERY {every}s FOR {window}s BEGIN '
+                'SELECT count(value) AS value_count, sum(value) AS value_sum,'
+                ' min(value) AS value_min, max(value) AS value_max, '
+                'last(value) AS value_last '
+                'INTO {db}.{rollup}.{m} FROM {db}.{raw}.{m} '
+                'GROUP BY time({every}s), * END'.format(
+                    name=lp.quote_ident(name), db=db, every=interval_s,
+                    window=2 * interval_s, rollup=lp.quote_ident(ROLLUP_RP),
+                    raw=lp.quote_ident(RAW_RP),
+                    m=lp.quote_ident(measurement)))
+
+    # -- queries ----------------------------------------------------------
+
+    def _read_own_writes(self):
+        """Reads see every point written before them: send what is
+        buffered first (waiting at most ``influx_timeout_s``)."""
+        if self._buffer or self._inflight:
+            self.flush(timeout=self._timeout)
+
+    def _query(self, q, db=''):
+        """Run InfluxQL; return the merged series of all statements as
+        ``[(name, tags, columns, values)]``."""
+        params = {'q': q, 'epoch': 'u', 'chunked': 'true',
+                  'chunk_size': '10000'}
+        if db is not None:
+            params['db'] = db or self.database
+        try:
+            reply = self._session.post(self.url + '/query', data=params,
+                                       timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise base.HistoryError('InfluxDB at %s is unreachable: %s'
+                                    % (self.url, exc))
+        if reply.status_code in (401, 403):
+            raise base.HistoryError(
+                'InfluxDB at %s refused the credentials (HTTP %s, not '
+                'authorized); check [history] influx_username/password/token'
+                % (self.url, reply.status_code))
+        merged = collections.OrderedDict()
+        for line in reply.text.split('\n'):
+            if not line.strip():
+                continue
+            chunk = json.loads(line)
+            if chunk.get('error'):
+                raise base.HistoryError('InfluxDB rejected %r: %s'
+                                        % (q, chunk['error']))
+            for result in chunk.get('results', []):
+                if result.get('error'):
+                    raise base.HistoryError('InfluxDB rejected %r: %s'
+                                            % (q, result['error']))
+                for series in result.get('series', []):
+                    key = (series.get('name'),
+                           tuple(sorted((series.get('tags') or {}).items())))
+                    entry = merged.setdefault(
+                        key, [series.get('columns', []), []])
+                    entry[1].extend(series.get('values', []))
+        if reply.status_code >= 400 and not merged:
+            raise base.HistoryError('InfluxDB answered HTTP %s to %r: %s'
+                                    % (reply.status_code, q,
+                                       reply.text[:200]))
+        return [(name, dict(tags), columns, values)
+                for (name, tags), (columns, values) in merged.items()]
+
+    def _query_rows(self, q, db=''):
+        """``[(series name, row)]`` of every row of every series."""
+        return [(name, row) for name, _tags, _cols, values
+                in self._query(q, db=db) for row in values]
+
+    @staticmethod
+    def _where(tags, start_us=None, end_us=None):
+        conditions = []
+        tag_part = lp.tag_condition(tags)
+        if tag_part:
+            conditions.append(tag_part)
+        if start_us is not None:
+            conditions.append('time >= %du' % start_us)
+        if end_us is not None:
+            conditions.append('time < %du' % end_us)
+        return ' WHERE ' + ' AND '.join(conditions) if conditions else ''
+
+    def _source(self, measurement, rp=None):
+        if rp is None:
+            return lp.quote_ident(measurement)
+        return '%s.%s.%s' % (lp.quote_ident(self.database),
+                             lp.quote_ident(rp), lp.quote_ident(measurement))
+
+    def query_points(self, measurement, tags=None, start=None, end=None):
+        self._read_own_writes()
+        start_us = None if start is None else base.time_to_us(start)
+        end_us = None if end is None else base.time_to_us(end)
+        found = []
+        for _name, series_tags, columns, values in self._query(
+                'SELECT * FROM %s%s GROUP BY *' % (
+                    self._source(measurement),
+                    self._where(tags, start_us, end_us))):
+            point_tags = {k: lp.decode_tag_value(v)
+                          for k, v in series_tags.items() if v}
+            for row in values:
+                fields = {col: _number(value)
+                          for col, value in zip(columns[1:], row[1:])
+                          if value is not None}
+                if fields:
+                    found.append(base.Point(
+                        measurement, point_tags, fields,
+                        base.us_to_time(row[0])))
+        found.sort(key=lambda p: p.time)
+        return found
+
+    def query_series(self, measurement, field, tags, start, end, step_s,
+                     agg='mean'):
+        base.check_window(start, end, step_s, agg)
+        self._read_own_writes()
+        start_us, end_us = base.time_to_us(start), base.time_to_us(end)
+        cutoff_us = None
+        if (self._rollups and field == 'value'
+                and measurement in ROLLUP_MEASUREMENTS):
+            cutoff_us = base.time_to_us(time.time() - self._raw_retention_s)
+        if cutoff_us is None or start_us >= cutoff_us:
+            return self._raw_series(measurement, field, tags, start, end,
+                                    step_s, agg)
+        buckets = base.Buckets(start, end, step_s)
+        self._add_grid(buckets, measurement, _ROLLUP_FIELDS, tags,
+                       start_us, min(end_us, cutoff_us), step_s,
+                       rp=ROLLUP_RP, rollup=True)
+        if cutoff_us < end_us:
+            self._add_grid(buckets, measurement, (field,) * 5, tags,
+                           cutoff_us, end_us, step_s)
+        return buckets.series(agg)
+
+    def _raw_series(self, measurement, field, tags, start, end, step_s, agg):
+        """One aggregate per bucket, computed by the server (the common
+        case: the whole window is within the raw retention)."""
+        start_us, step_us = base.time_to_us(start), base.time_to_us(step_s)
+        source = self._source(measurement)
+        where = self._where(tags, start_us, base.time_to_us(end))
+        q = (f'SELECT {agg}({lp.quote_ident(field)}) FROM {source}{where} '
+             f'GROUP BY time({step_us}u, {start_us % step_us}u) fill(none)')
+        by_index = {}
+        for _name, _tags, _columns, values in self._query(q):
+            for time_us, value in values:
+                if value is not None:
+                    by_index[(time_us - start_us) // step_us] = value
+        return base.grid_series(start, end, step_s, by_index)
+
+    def _add_grid(self, buckets, measurement, fields, tags, start_us,
+                  end_us, step_s, rp=None, rollup=False):
+        """Fold one bounded ``GROUP BY time() fill(none)`` query into
+        ``buckets``: count, sum, min, max, last per bucket."""
+        step_us = base.time_to_us(step_s)
+        offset_us = base.time_to_us(buckets.start) % step_us
+        q = ('SELECT {c}({f0}), sum({f1}), min({f2}), max({f3}), '
+             'last({f4}) FROM {src}{where} GROUP BY time({step}u, '
+             '{offset}u) fill(none)').format(
+            c='sum' if rollup else 'count',
+            f0=lp.quote_ident(fields[0]), f1=lp.quote_ident(fields[1]),
+            f2=lp.quote_ident(fields[2]), f3=lp.quote_ident(fields[3]),
+            f4=lp.quote_ident(fields[4]), src=self._source(measurement, rp),
+            where=self._where(tags, start_us, end_us), step=step_us,
+            offset=offset_us)
+        for _name, _tags, _columns, values in self._query(q):
+            for time_us, count, total, low, high, last in values:
+                if count:
+                    buckets.add(time_us, count, total, low, high, last,
+                                last_us=end_us)
+
+    def latest(self, measurement, field, tags=None, group_by='host'):
+        self._read_own_writes()
+        newest = {}
+        for _name, series_tags, _columns, values in self._query(
+                'SELECT last(%s) FROM %s%s GROUP BY %s' % (
+                    lp.quote_ident(field), self._source(measurement),
+                    self._where(tags), lp.quote_ident(group_by))):
+            key = series_tags.get(group_by)
+            if not key or not values:
+                continue
+            time_us, value = values[-1][0], values[-1][1]
+            newest[lp.decode_tag_value(key)] = (base.us_to_time(time_us),
+                                                _number(value))
+        return newest
+
+    def put_evaluation(self, record):
+        point = base.evaluation_point(record, self._clock.now())
+        with self._cond:
+            self.write([point])
+            self._pending_evaluations[point.tags['evaluation']] = (
+                self._enqueued_seq, json.loads(point.fields['record']))
+
+    def get_evaluation(self, evaluation_id):
+        evaluation_id = str(evaluation_id)
+        with self._cond:
+            pending = self._pending_evaluations.get(evaluation_id)
+            if pending is not None:
+                if self._still_queued(pending[0]):
+                    return pending[1]
+                del self._pending_evaluations[evaluation_id]
+        self._read_own_writes()
+        rows = self._query_rows(
+            "SELECT last(record) FROM evaluation%s"
+            % self._where({'evaluation': evaluation_id}))
+        return json.loads(rows[-1][1][1]) if rows else None
+
+    def _still_queued(self, seq):
+        in_buffer = seq > self._taken_seq
+        in_flight = self._inflight and seq >= self._inflight_from
+        return in_buffer or in_flight
+
+    def counters(self):
+        with self._cond:
+            counts = {name: self._counts[name]
+                      for name in ('written', 'retried', 'dropped')}
+            counts['buffered'] = len(self._buffer) + self._inflight
+        return counts
+
+    # -- writing ----------------------------------------------------------
+
+    def write(self, points):
+        lines = [lp.line_for(p, base.normalise) for p in points]
+        if not lines:
+            return
+        with self._cond:
+            if self._closing:
+                raise base.HistoryError('the history store is closed')
+            self._buffer.extend(lines)
+            self._enqueued_seq += len(lines)
+            excess = len(self._buffer) - self._buffer_size
+            if excess > 0:
+                for _ in range(excess):
+                    self._buffer.popleft()
+                self._taken_seq += excess
+                self._counts['dropped'] += excess
+                self._log_overflow(excess)
+            if len(self._buffer) >= self._batch_size:
+                self._cond.notify_all()
+
+    def _log_overflow(self, excess):
+        now = time.monotonic()
+        if (self._last_drop_log is not None
+                and now - self._last_drop_log < _DROP_LOG_INTERVAL_S):
+            return
+        self._last_drop_log = now
+        LOG.warning(
+            'History buffer full ([history] influx_buffer_size = %d): '
+            'dropped the %d oldest points, %d dropped in total; is InfluxDB '
+            'at %s down or too slow?', self._buffer_size, excess,
+            self._counts['dropped'], self.url)
+
+    def flush(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            self._flush_wanted += 1
+            self._cond.notify_all()
+            try:
+                while self._buffer or self._inflight:
+                    left = (None if deadline is None
+                            else deadline - time.monotonic())
+                    if left is not None and left <= 0:
+                        return False
+                    self._cond.wait(left)
+                return True
+            finally:
+                self._flush_wanted -= 1
+
+    def close(self):
+        timeout = self._opts['influx_close_timeout_s']
+        drained = self.flush(timeout)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._stop.set()
+        self._writer.join()
+        with self._cond:
+            left = len(self._buffer)
+            self._buffer.clear()
+            self._counts['dropped'] += left
+        if not drained or left:
+            LOG.error('Closed the history store with %d points not written '
+                      'to InfluxDB at %s within %ss; they are counted as '
+                      'dropped', left, self.url, timeout)
+        self._session.close()
+
+    def _take_batch(self):
+        """Wait for a full batch, a flush, the flush interval or close;
+        return the lines to send (possibly none)."""
+        with self._cond:
+            if (len(self._buffer) < self._batch_size
+                    and not self._flush_wanted and not self._closing):
+                self._cond.wait(self._opts['influx_flush_interval_s'])
+            count = min(self._batch_size, len(self._buffer))
+            batch = [self._buffer.popleft() for _ in range(count)]
+            self._inflight_from = self._taken_seq + 1
+            self._taken_seq += count
+            self._inflight = count
+            return batch
+
+    def _finish_batch(self):
+        with self._cond:
+            self._inflight = 0
+            self._cond.notify_all()
+
+    def _run_writer(self):
+        while not (self._closing and not self._buffer):
+            batch = self._take_batch()
+            try:
+                if batch:
+                    self._deliver(batch)
+            except Exception:
+                LOG.exception('History writer failed on %d points; they are '
+                              'counted as dropped', len(batch))
+                with self._cond:
+                    self._counts['dropped'] += len(batch)
+            finally:
+                self._finish_batch()
+            if self._stop.is_set() and self._closing:
+                break
+
+    def _deliver(self, batch):
+        """Send ``batch`` until it is written or the store is closing."""
+        backoff = self._opts['influx_retry_backoff_s']
+        failures = 0
+        while True:
+            try:
+                self._post_lines(batch)
+                if failures:
+                    LOG.info('InfluxDB at %s accepts writes again after %d '
+                             'failed attempts', self.url, failures)
+                return
+            except _WriteFailed as exc:
+                failures += 1
+                with self._cond:
+                    self._counts['retried'] += len(batch)
+                log = LOG.warning if failures == 1 else LOG.debug
+                log('Writing %d points to InfluxDB at %s failed (%s); '
+                    'retrying in %.2fs', len(batch), self.url, exc, backoff)
+            if self._stop.wait(backoff):
+                with self._cond:
+                    self._counts['dropped'] += len(batch)
+                LOG.error('Dropped %d points: the store closed while InfluxDB '
+                          'at %s was failing', len(batch), self.url)
+                return
+            backoff = min(backoff * 2,
+                          self._opts['influx_retry_backoff_max_s'])
+
+    def _post_lines(self, batch):
+        """One ``/write``; splits a batch the server rejects as invalid
+        so that only the bad points are dropped."""
+        try:
+            reply = self._session.post(
+                self.url + '/write',
+                params={'db': self.database, 'precision': 'u'},
+                data='\n'.join(batch).encode('utf-8'),
+                timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise _WriteFailed(str(exc))
+        if reply.status_code == 204:
+            with self._cond:
+                self._counts['written'] += len(batch)
+            return
+        error = self._error_text(reply)
+        if reply.status_code == 400 and 'partial write' in error:
+            self._count_partial_write(len(batch), error)
+        elif reply.status_code in (400, 413) and len(batch) > 1:
+            half = len(batch) // 2
+            self._post_lines(batch[:half])
+            self._post_lines(batch[half:])
+        elif reply.status_code == 400:
+            with self._cond:
+                self._counts['dropped'] += 1
+            LOG.warning('InfluxDB rejected a point, dropped: %s (%s)',
+                        error, batch[0][:200])
+        else:
+            raise _WriteFailed('HTTP %s: %s' % (reply.status_code, error))
+
+    def _count_partial_write(self, sent, error):
+        dropped = sent
+        marker = error.rfind('dropped=')
+        if marker >= 0:
+            digits = ''.join(
+                ch for ch in error[marker + 8:].split()[0] if ch.isdigit())
+            if digits:
+                dropped = min(sent, int(digits))
+        with self._cond:
+            self._counts['dropped'] += dropped
+            self._counts['written'] += sent - dropped
+        LOG.warning('InfluxDB dropped %d of %d points: %s', dropped, sent,
+                    error)
+
+    @staticmethod
+    def _error_text(reply):
+        try:
+            return reply.json().get('error', reply.text)
+        except ValueError:
+            return reply.text[:500]

@@ -1,0 +1,344 @@
+"""The embedded history store: one SQLite file (the default).
+
+Same semantics as the InfluxDB store (see :func:`base.prepare_point`): a
+point is identified by measurement, tag set and time, so writing the same
+series at the same time again replaces those fields, as InfluxDB does.
+
+Layout (WAL mode, safe to share between threads and processes)::
+
+    series(id, measurement, tags JSON)          one row per tag set
+    points(series_id, field, time_us, value)    raw values (narrow table)
+    rollups(series_id, field, time_us, count, sum, min, max, last, last_us)
+
+:meth:`SQLiteStore.compact` moves raw ``value`` fields of the metric
+measurements older than ``[history] raw_retention_days`` into ``rollups``
+buckets of ``rollup_interval_s``, deletes the raw rows (all measurements)
+and expires roll-ups after ``rollup_retention_days``. Queries read raw rows
+and roll-ups together, so nothing is counted twice.  Writes are synchronous
+(one transaction per ``write()`` call): nothing waits in a buffer.
+"""
+
+import itertools
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+
+from shadow_service.conf import history as history_conf
+from shadow_service.history import base
+
+LOG = logging.getLogger(__name__)
+
+#: Measurements whose ``value`` field is rolled up when it gets old.
+ROLLUP_MEASUREMENTS = ('host_metric', 'instance_metric', 'shadow_sample')
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    measurement TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    UNIQUE (measurement, tags));
+CREATE TABLE IF NOT EXISTS points (
+    series_id INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    value,
+    PRIMARY KEY (series_id, field, time_us)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollups (
+    series_id INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    sum REAL NOT NULL,
+    min REAL NOT NULL,
+    max REAL NOT NULL,
+    last REAL NOT NULL,
+    last_us INTEGER NOT NULL,
+    PRIMARY KEY (series_id, field, time_us)) WITHOUT ROWID;
+"""
+
+_ROLLUP = """
+INSERT INTO rollups (series_id, field, time_us, count, sum, min, max, last,
+                     last_us)
+SELECT series_id, field, time_us - time_us % :interval, count(*), sum(value),
+       min(value), max(value), 0.0, max(time_us)
+FROM points
+WHERE time_us < :cutoff AND field = 'value' AND typeof(value) = 'real'
+  AND series_id IN (
+      SELECT id FROM series WHERE measurement IN ({measurements}))
+GROUP BY series_id, field, time_us - time_us % :interval
+ON CONFLICT (series_id, field, time_us) DO UPDATE SET
+    count = count + excluded.count, sum = sum + excluded.sum,
+    min = min(min, excluded.min), max = max(max, excluded.max),
+    last_us = max(last_us, excluded.last_us)
+"""
+
+_ROLLUP_LAST = """
+UPDATE rollups SET last = (
+    SELECT p.value FROM points p
+    WHERE p.series_id = rollups.series_id AND p.field = rollups.field
+      AND p.time_us = rollups.last_us)
+WHERE EXISTS (
+    SELECT 1 FROM points p
+    WHERE p.series_id = rollups.series_id AND p.field = rollups.field
+      AND p.time_us = rollups.last_us AND p.time_us < :cutoff)
+"""
+
+_DAY_US = 86400 * 10 ** 6
+
+
+def _value_from_db(value):
+    # Numbers are stored as REAL, so an INTEGER can only be a bool.
+    if isinstance(value, int):
+        return bool(value)
+    return value
+
+
+class SQLiteStore(base.HistoryStore):
+    """History in one SQLite file.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts, optional
+        Read ``[history] sqlite_path`` and the retention options from it.
+    path, raw_retention_days, rollup_interval_s, rollup_retention_days
+        Override the matching ``[history]`` options.
+    """
+
+    def __init__(self, conf=None, *, path=None, raw_retention_days=None,
+                 rollup_interval_s=None, rollup_retention_days=None):
+        opts = history_conf.settings(
+            conf, sqlite_path=path, raw_retention_days=raw_retention_days,
+            rollup_interval_s=rollup_interval_s,
+            rollup_retention_days=rollup_retention_days)
+        self.path = opts['sqlite_path']
+        self._raw_retention_us = opts['raw_retention_days'] * _DAY_US
+        self._rollup_interval_us = opts['rollup_interval_s'] * 10 ** 6
+        self._rollup_retention_us = opts['rollup_retention_days'] * _DAY_US
+        self._lock = threading.RLock()
+        self._db = self._connect(self.path)
+        self._series_ids = {}
+        self._series_by_measurement = {}
+        self._series_loaded_to = 0
+        self._clock = base.MonotonicClock()
+        self._written = 0
+
+    @staticmethod
+    def _connect(path):
+        directory = os.path.dirname(os.path.abspath(path))
+        if path != ':memory:' and not os.path.isdir(directory):
+            raise base.HistoryError(
+                '[history] sqlite_path %s: directory %s does not exist'
+                % (path, directory))
+        try:
+            db = sqlite3.connect(path, timeout=30, check_same_thread=False,
+                                 isolation_level=None)
+            db.execute('PRAGMA journal_mode=WAL')
+            db.execute('PRAGMA synchronous=NORMAL')
+            db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise base.HistoryError(
+                '[history] sqlite_path %s cannot be used: %s' % (path, exc))
+        return db
+
+    # -- series catalogue -------------------------------------------------
+
+    def _refresh_series(self):
+        rows = self._db.execute(
+            'SELECT id, measurement, tags FROM series WHERE id > ? '
+            'ORDER BY id', (self._series_loaded_to,)).fetchall()
+        for series_id, measurement, tags_json in rows:
+            self._series_ids[(measurement, tags_json)] = series_id
+            self._series_by_measurement.setdefault(measurement, []).append(
+                (series_id, json.loads(tags_json)))
+            self._series_loaded_to = series_id
+
+    def _series_id(self, measurement, tags):
+        fast_key = (measurement, tuple(tags.items()))
+        series_id = self._series_ids.get(fast_key)
+        if series_id is not None:
+            return series_id
+        key = (measurement, json.dumps(tags, sort_keys=True))
+        series_id = self._series_ids.get(key)
+        if series_id is None:
+            self._db.execute(
+                'INSERT OR IGNORE INTO series (measurement, tags) '
+                'VALUES (?, ?)', key)
+            self._refresh_series()
+            series_id = self._series_ids[key]
+        self._series_ids[fast_key] = series_id
+        return series_id
+
+    def _matching_series(self, measurement, tags):
+        self._refresh_series()
+        wanted = (tags or {}).items()
+        return {series_id: series_tags for series_id, series_tags
+                in self._series_by_measurement.get(measurement, [])
+                if all(series_tags.get(k, '') == v for k, v in wanted)}
+
+    # -- writing ----------------------------------------------------------
+
+    def write(self, points):
+        prepared = [(p.measurement,) + base.normalise(p) for p in points]
+        if not prepared:
+            return
+        with self._lock:
+            self._db.execute('BEGIN IMMEDIATE')
+            try:
+                rows = []
+                for measurement, tags, fields, time_s in prepared:
+                    series_id = self._series_id(measurement, tags)
+                    time_us = round(time_s * 1e6)
+                    rows.extend([(series_id, name, time_us, value)
+                                 for name, value in fields.items()])
+                self._db.executemany(
+                    'INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)', rows)
+                self._db.execute('COMMIT')
+            except BaseException:
+                self._db.execute('ROLLBACK')
+                self._series_ids.clear()
+                self._series_by_measurement.clear()
+                self._series_loaded_to = 0
+                raise
+            self._written += len(prepared)
+
+    def flush(self, timeout=None):
+        return True
+
+    # -- reading ----------------------------------------------------------
+
+    @staticmethod
+    def _range(start, end):
+        lo = -2 ** 62 if start is None else base.time_to_us(start)
+        hi = 2 ** 62 if end is None else base.time_to_us(end)
+        return lo, hi
+
+    def _select_points(self, series_ids, lo, hi, field=None):
+        marks = ','.join('?' * len(series_ids))
+        sql = ('SELECT series_id, time_us, field, value FROM points '
+               'WHERE series_id IN (%s) AND time_us >= ? AND time_us < ?'
+               % marks)
+        args = list(series_ids) + [lo, hi]
+        if field is not None:
+            sql += ' AND field = ?'
+            args.append(field)
+        return self._db.execute(sql + ' ORDER BY time_us, series_id',
+                                args).fetchall()
+
+    def query_points(self, measurement, tags=None, start=None, end=None):
+        with self._lock:
+            series = self._matching_series(measurement, tags)
+            if not series:
+                return []
+            lo, hi = self._range(start, end)
+            rows = self._select_points(series, lo, hi)
+        found = []
+        for (series_id, time_us), group in itertools.groupby(
+                rows, key=lambda row: (row[0], row[1])):
+            found.append(base.Point(
+                measurement=measurement, tags=dict(series[series_id]),
+                fields={row[2]: _value_from_db(row[3]) for row in group},
+                time=base.us_to_time(time_us)))
+        return found
+
+    def query_series(self, measurement, field, tags, start, end, step_s,
+                     agg='mean'):
+        base.check_window(start, end, step_s, agg)
+        buckets = base.Buckets(start, end, step_s)
+        with self._lock:
+            series = self._matching_series(measurement, tags)
+            if series:
+                lo, hi = self._range(start, end)
+                marks = ','.join('?' * len(series))
+                args = list(series) + [field, lo, hi]
+                raw = self._db.execute(
+                    'SELECT time_us, value FROM points WHERE series_id IN '
+                    '(%s) AND field = ? AND time_us >= ? AND time_us < ? '
+                    "AND typeof(value) = 'real' ORDER BY time_us" % marks,
+                    args).fetchall()
+                rolled = self._db.execute(
+                    'SELECT time_us, count, sum, min, max, last, last_us '
+                    'FROM rollups WHERE series_id IN (%s) AND field = ? '
+                    'AND time_us >= ? AND time_us < ?' % marks,
+                    args).fetchall()
+        for time_us, value in raw if series else ():
+            buckets.add_value(time_us, value)
+        for row in rolled if series else ():
+            buckets.add(*row)
+        return buckets.series(agg)
+
+    def latest(self, measurement, field, tags=None, group_by='host'):
+        newest = {}
+        with self._lock:
+            series = self._matching_series(measurement, tags)
+            for series_id, series_tags in series.items():
+                key = series_tags.get(group_by)
+                if key is None:
+                    continue
+                row = self._db.execute(
+                    'SELECT time_us, value FROM points WHERE series_id = ? '
+                    'AND field = ? ORDER BY time_us DESC LIMIT 1',
+                    (series_id, field)).fetchone()
+                if row is None:
+                    continue
+                found = (base.us_to_time(row[0]), _value_from_db(row[1]))
+                if key not in newest or found[0] >= newest[key][0]:
+                    newest[key] = found
+        return newest
+
+    def put_evaluation(self, record):
+        self.write([base.evaluation_point(record, self._clock.now())])
+
+    def get_evaluation(self, evaluation_id):
+        with self._lock:
+            series = self._matching_series(
+                'evaluation', {'evaluation': str(evaluation_id)})
+            if not series:
+                return None
+            marks = ','.join('?' * len(series))
+            row = self._db.execute(
+                "SELECT value FROM points WHERE series_id IN (%s) AND "
+                "field = 'record' ORDER BY time_us DESC LIMIT 1" % marks,
+                list(series)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def counters(self):
+        return {'written': self._written, 'retried': 0, 'dropped': 0,
+                'buffered': 0}
+
+    # -- retention --------------------------------------------------------
+
+    def compact(self, now=None):
+        """Roll up and expire raw points older than the raw retention."""
+        if not self._raw_retention_us:
+            return 0
+        now_us = base.time_to_us(time.time() if now is None else now)
+        cutoff = now_us - self._raw_retention_us
+        args = {'cutoff': cutoff, 'interval': self._rollup_interval_us}
+        marks = ','.join("'%s'" % m for m in ROLLUP_MEASUREMENTS)
+        with self._lock:
+            self._db.execute('BEGIN IMMEDIATE')
+            try:
+                self._db.execute(
+                    _ROLLUP.replace('{measurements}', marks), args)
+                self._db.execute(_ROLLUP_LAST, args)
+                removed = self._db.execute(
+                    'DELETE FROM points WHERE time_us < :cutoff',
+                    args).rowcount
+                if self._rollup_retention_us:
+                    self._db.execute(
+                        'DELETE FROM rollups WHERE time_us < ?',
+                        (now_us - self._rollup_retention_us,))
+                self._db.execute('COMMIT')
+            except BaseException:
+                self._db.execute('ROLLBACK')
+                raise
+        LOG.info('History compaction rolled up or expired %d raw values '
+                 'older than %s', removed, base.us_to_time(cutoff))
+        return removed
+
+    def close(self):
+        with self._lock:
+            self._db.close()

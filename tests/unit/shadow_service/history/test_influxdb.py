@@ -1,0 +1,164 @@
+"""InfluxDB store behaviour beyond the contract: start-up errors,
+retention policies and continuous queries, roll-up reads (real influxd)."""
+
+import http.server
+import threading
+import time
+
+import pytest
+import requests
+
+from shadow_service.history import base
+from shadow_service.history import influxdb
+from tests.fixtures import influxdb as influxdb_fixture
+from tests.unit.shadow_service.history import conftest
+
+
+@pytest.mark.parametrize('url', ['127.0.0.1:8086', 'ftp://host/',
+                                 'http://', 'http://host:notaport'])
+def test_malformed_url_is_a_clear_startup_error(url):
+    with pytest.raises(base.HistoryError, match='influx_url'):
+        influxdb.InfluxDBStore(url=url)
+
+
+def test_unreachable_server_is_a_clear_startup_error():
+    url = 'http://127.0.0.1:%d' % influxdb_fixture.free_port()
+    started = time.monotonic()
+
+    with pytest.raises(base.HistoryError,
+                       match='cannot reach InfluxDB .* is the server'):
+        influxdb.InfluxDBStore(url=url, startup_timeout_s=0.3)
+
+    assert time.monotonic() - started < 10
+
+
+class _NotInflux(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(404)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_is_not_influxdb_is_a_clear_startup_error():
+    server = http.server.HTTPServer(('127.0.0.1', 0), _NotInflux)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(base.HistoryError,
+                           match='does not look like InfluxDB'):
+            influxdb.InfluxDBStore(
+                url='http://127.0.0.1:%d' % server.server_port)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_missing_database_is_an_error_when_creation_is_off(influxdb_server):
+    with pytest.raises(base.HistoryError, match='does not exist'):
+        conftest.make_influx_store(influxdb_server, database='absent_db',
+                                   create_database=False)
+
+
+def test_missing_database_is_created_when_allowed(influxdb_server):
+    store = conftest.make_influx_store(influxdb_server,
+                                       database='created_db')
+    store.close()
+
+    reply = influxdb_server.query('created_db', 'SHOW DATABASES')
+    names = [row[0] for row in reply['results'][0]['series'][0]['values']]
+    assert 'created_db' in names
+
+
+def test_retention_policies_and_rollup_queries_are_created(influxdb_server):
+    store = conftest.make_influx_store(
+        influxdb_server, database='retention_db', raw_retention_days=7,
+        rollup_retention_days=90, rollup_interval_s=600)
+    store.close()
+
+    rps = influxdb_server.query('retention_db',
+                                'SHOW RETENTION POLICIES ON retention_db')
+    rows = {row[0]: row for row in rps['results'][0]['series'][0]['values']}
+    assert rows[influxdb.RAW_RP][1] == '168h0m0s'
+    assert rows[influxdb.RAW_RP][-1] is True  # the default policy
+    assert rows[influxdb.ROLLUP_RP][1] == '2160h0m0s'
+    cqs = influxdb_server.query('retention_db', 'SHOW CONTINUOUS QUERIES')
+    mine = [s for s in cqs['results'][0]['series']
+            if s['name'] == 'retention_db'][0]
+    names = {row[0] for row in mine['values']}
+    assert names == {'nova_shadow_rollup_%s' % m
+                     for m in influxdb.ROLLUP_MEASUREMENTS}
+    assert all('GROUP BY time(10m)' in row[1] for row in mine['values'])
+
+
+def test_restarting_the_store_keeps_retention_setup_idempotent(
+        influxdb_server):
+    for _ in range(2):
+        conftest.make_influx_store(
+            influxdb_server, database='again_db',
+            raw_retention_days=7).close()
+
+
+def test_old_windows_are_read_from_the_rollup_policy(influxdb_server):
+    store = conftest.make_influx_store(
+        influxdb_server, database='rollup_read_db', raw_retention_days=1,
+        rollup_interval_s=3600)
+    hour = 3600
+    old = (int(time.time()) // hour - 72) * hour   # three days ago
+    lines = '\n'.join(
+        'host_metric,host=h1,metric=m value_count=%di,value_sum=%r,'
+        'value_min=%r,value_max=%r,value_last=%r %d'
+        % (count, total, low, high, last, (old + i * hour) * 10 ** 6)
+        for i, (count, total, low, high, last) in enumerate(
+            [(2, 4.0, 1.0, 3.0, 3.0), (1, 5.0, 5.0, 5.0, 5.0)]))
+    reply = requests.post(influxdb_server.url + '/write', params={
+        'db': 'rollup_read_db', 'rp': influxdb.ROLLUP_RP,
+        'precision': 'u'}, data=lines, timeout=30)
+    assert reply.status_code == 204
+    store.write([base.Point('host_metric', {'host': 'h1', 'metric': 'm'},
+                            {'value': 9.0}, time.time() - 60)])
+    assert store.flush(timeout=30)
+    try:
+        two_hours = store.query_series('host_metric', 'value', {'host': 'h1'},
+                                       old, old + 2 * hour, 2 * hour)
+        last_hour = store.query_series(
+            'host_metric', 'value', {'host': 'h1'}, old + hour,
+            old + 2 * hour, hour, agg='max')
+        now = time.time()
+        recent = store.query_series('host_metric', 'value', {'host': 'h1'},
+                                    now - 120, now, 120)
+    finally:
+        store.close()
+
+    assert two_hours.values == [3.0]    # (4 + 5) / (2 + 1)
+    assert last_hour.values == [5.0]
+    assert recent.values == [9.0]
+
+
+def test_reads_while_the_server_is_down_raise_history_error():
+    server = influxdb_fixture.InfluxDBServer().start()
+    try:
+        store = conftest.make_influx_store(server, raw_retention_days=0)
+        server.stop()
+        with pytest.raises(base.HistoryError, match='unreachable'):
+            store.query_points('host_metric')
+        store._opts['influx_close_timeout_s'] = 0.1
+        store.close()
+    finally:
+        server.cleanup()
+
+
+def test_evaluation_is_readable_while_still_buffered(influxdb_server):
+    store = conftest.make_influx_store(influxdb_server,
+                                       flush_interval_s=30, batch_size=1000)
+    try:
+        store.put_evaluation({'evaluation_id': 'e9', 'status': 'running'})
+        assert store.counters()['buffered'] == 1
+
+        assert store.get_evaluation('e9') == {'evaluation_id': 'e9',
+                                              'status': 'running'}
+        assert store.flush(timeout=30)
+        assert store.get_evaluation('e9')['status'] == 'running'
+    finally:
+        store.close()

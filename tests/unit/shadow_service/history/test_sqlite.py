@@ -1,0 +1,129 @@
+"""SQLite store behaviour beyond the contract: roll-up, retention, WAL,
+sharing one file, clear errors."""
+
+import sqlite3
+import threading
+
+import pytest
+
+from shadow_service.history import base
+from shadow_service.history import sqlite
+
+DAY = 86400
+NOW = 1_700_000_000.0
+
+
+def _metric(value, time_s, host='h1', measurement='host_metric'):
+    return base.Point(measurement, {'host': host, 'metric': 'm'},
+                      {'value': value}, time_s)
+
+
+@pytest.fixture
+def path(tmp_path):
+    return str(tmp_path / 'history.sqlite')
+
+
+def test_compaction_rolls_old_points_up_and_keeps_the_aggregates(path):
+    store = sqlite.SQLiteStore(path=path, raw_retention_days=1,
+                               rollup_interval_s=3600)
+    old = NOW - 3 * DAY - (NOW % 3600)
+    store.write([_metric(v, old + i * 600)
+                 for i, v in enumerate([4.0, 1.0, 7.0, 2.0, 3.0, 6.0])])
+    store.write([_metric(9.0, NOW - 60)])
+    queries = {agg: store.query_series('host_metric', 'value', {},
+                                       old, old + 3600, 3600, agg=agg)
+               for agg in base.AGGREGATES}
+
+    removed = store.compact(now=NOW)
+
+    assert removed == 6
+    for agg, before in queries.items():
+        after = store.query_series('host_metric', 'value', {}, old,
+                                   old + 3600, 3600, agg=agg)
+        assert after.values == before.values, agg
+    assert queries['last'].values == [6.0]
+    assert len(store.query_points('host_metric')) == 1
+
+
+def test_compacting_twice_merges_into_the_same_rollup_bucket(path):
+    store = sqlite.SQLiteStore(path=path, raw_retention_days=1,
+                               rollup_interval_s=3600)
+    old = NOW - 3 * DAY - (NOW % 3600)
+    store.write([_metric(2.0, old), _metric(4.0, old + 60)])
+    store.compact(now=NOW)
+    store.write([_metric(9.0, old + 120)])  # arrives late
+    store.compact(now=NOW)
+
+    series = store.query_series('host_metric', 'value', {}, old,
+                                old + 3600, 3600)
+    last = store.query_series('host_metric', 'value', {}, old, old + 3600,
+                              3600, agg='last')
+
+    assert series.values == [5.0]
+    assert last.values == [9.0]
+
+
+def test_rollups_and_other_measurements_expire(path):
+    store = sqlite.SQLiteStore(path=path, raw_retention_days=1,
+                               rollup_retention_days=10)
+    store.write([_metric(1.0, NOW - 20 * DAY), _metric(1.0, NOW - 5 * DAY),
+                 base.Point('scaling_decision', {'instance': 'i'},
+                            {'record': '{}'}, NOW - 5 * DAY)])
+
+    store.compact(now=NOW)
+
+    assert store.query_points('scaling_decision') == []
+    kept = store.query_series('host_metric', 'value', {}, NOW - 30 * DAY,
+                              NOW, DAY)
+    assert [v for v in kept.values if v is not None] == [1.0]
+
+
+def test_zero_raw_retention_keeps_everything(path):
+    store = sqlite.SQLiteStore(path=path, raw_retention_days=0)
+    store.write([_metric(1.0, 0.0)])
+
+    assert store.compact(now=NOW) == 0
+    assert len(store.query_points('host_metric')) == 1
+
+
+def test_database_is_in_wal_mode_and_shared_between_stores(path):
+    writer = sqlite.SQLiteStore(path=path)
+    reader = sqlite.SQLiteStore(path=path)
+    reader.query_points('host_metric')  # loads its series catalogue
+
+    writer.write([_metric(1.0, NOW, host='new-host')])
+
+    assert reader.latest('host_metric', 'value') == {'new-host': (NOW, 1.0)}
+    with sqlite3.connect(path) as db:
+        assert db.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'
+
+
+def test_concurrent_writers_lose_nothing(path):
+    store = sqlite.SQLiteStore(path=path)
+
+    def write_host(host):
+        for i in range(50):
+            store.write([_metric(float(i), NOW + i, host=host)])
+
+    threads = [threading.Thread(target=write_host, args=('h%d' % n,))
+               for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(store.query_points('host_metric')) == 200
+    assert store.counters()['written'] == 200
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(base.HistoryError, match='does not exist'):
+        sqlite.SQLiteStore(path=str(tmp_path / 'nope' / 'h.sqlite'))
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
+    bad = tmp_path / 'junk.sqlite'
+    bad.write_bytes(b'this is not a database' * 100)
+
+    with pytest.raises(base.HistoryError, match='cannot be used'):
+        sqlite.SQLiteStore(path=str(bad))
