@@ -136,8 +136,13 @@ example a host added to the candidate list after a pre-flight evaluation).
 
 
 def register_opts(conf):
-    conf.register_group(shadow_weigher_group)
-    conf.register_opts(shadow_weigher_opts, group=shadow_weigher_group)
+    # A fresh group: register_group keeps a shallow copy of what it is
+    # given, and a shared option table would leak overrides between
+    # ConfigOpts objects.
+    conf.register_group(cfg.OptGroup(name=shadow_weigher_group.name,
+                                     title=shadow_weigher_group.title,
+                                     help=shadow_weigher_group.help))
+    conf.register_opts(shadow_weigher_opts, group=shadow_weigher_group.name)
 
 
 def list_opts():

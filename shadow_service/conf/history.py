@@ -8,6 +8,8 @@ retention options apply to both persistent stores.
 
 from oslo_config import cfg
 
+from shadow_service.conf import utils as conf_utils
+
 history_group = cfg.OptGroup(
     name='history',
     title='History store options',
@@ -174,8 +176,7 @@ ALL_OPTS = store_opts + sqlite_opts + influx_opts
 
 
 def register_opts(conf):
-    conf.register_group(history_group)
-    conf.register_opts(ALL_OPTS, group=history_group)
+    conf_utils.register_group_opts(conf, history_group, ALL_OPTS)
 
 
 def list_opts():

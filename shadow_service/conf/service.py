@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from shadow_service.conf import utils as conf_utils
+
 shadow_group = cfg.OptGroup(
     name='shadow',
     title='Shadow service options',
@@ -113,8 +115,7 @@ Delete shadows left behind by an earlier run when the service starts.
 
 
 def register_opts(conf):
-    conf.register_group(shadow_group)
-    conf.register_opts(shadow_opts, group=shadow_group)
+    conf_utils.register_group_opts(conf, shadow_group, shadow_opts)
 
 
 def list_opts():

@@ -7,6 +7,8 @@ YAML file, its background load from a directory of real traces.
 
 from oslo_config import cfg
 
+from shadow_service.conf import utils as conf_utils
+
 sim_group = cfg.OptGroup(
     name='sim',
     title='Digital twin options',
@@ -118,8 +120,7 @@ Possible values:
 
 
 def register_opts(conf):
-    conf.register_group(sim_group)
-    conf.register_opts(sim_opts, group=sim_group)
+    conf_utils.register_group_opts(conf, sim_group, sim_opts)
 
 
 def list_opts():
