@@ -5,8 +5,13 @@ The :class:`Evaluator` composes the parts behind their interfaces: a
 they measured, the ``Analyzer`` turns measurements into a ranking.  It owns
 the loop and its stopping rules:
 
-* the prior (history only) is returned as is when it is already confident;
-* otherwise the best ``max_shadow_hosts`` candidates get a shadow;
+* the prior is built from history alone: the shadow samples earlier
+  evaluations of the same profile left on these hosts within
+  ``prior_lookback`` seconds (the analyzer discounts them by their age).
+  It is returned as is when it is already confident;
+* otherwise up to ``max_shadow_hosts`` candidates get a shadow: hosts the
+  history knows nothing about first, then the best of the prior;
+* hosts that got no shadow keep their prior estimate in the ranking;
 * the loop stops when the ranking reaches ``confidence_target`` (after
   ``min_run_time``), when the budget is spent, or when it is cancelled;
 * clearly worse hosts lose their shadow early (successive halving);
@@ -87,7 +92,8 @@ class Evaluator:
     def __init__(self, driver, history, analyzer, *,
                  confidence_target=0.8, max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
-                 shadow_scale=0.25, min_hosts_kept=2):
+                 shadow_scale=0.25, min_hosts_kept=2,
+                 prior_lookback=86400.0):
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -98,6 +104,7 @@ class Evaluator:
         self.max_budget = max_budget
         self.shadow_scale = shadow_scale
         self.min_hosts_kept = min_hosts_kept
+        self.prior_lookback = prior_lookback
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer):
@@ -108,7 +115,8 @@ class Evaluator:
                    sample_interval=opts.sample_interval,
                    min_run_time=opts.min_run_time,
                    max_budget=opts.max_budget,
-                   shadow_scale=opts.shadow_scale)
+                   shadow_scale=opts.shadow_scale,
+                   prior_lookback=opts.prior_lookback)
 
     def new(self, request, hosts, budget_s, evaluation_id=None):
         return Evaluation(evaluation_id or str(uuid.uuid4()), request,
@@ -126,23 +134,53 @@ class Evaluator:
         features = self._host_features(host_names)
         scale = self._scale(evaluation.request['flavor'])
 
-        prior = self.analyzer.rank(profile.sensitivity, {},
-                                   host_features=features, scale=scale)
-        if prior.confidence >= self.confidence_target:
-            LOG.info('Evaluation %s: prior confidence %.2f is enough, no '
-                     'shadows booted', evaluation.evaluation_id,
+        prior = self._prior(profile, host_names, features, scale)
+        known = {h.host for h in prior.hosts}
+        if (known >= set(host_names)
+                and prior.confidence >= self.confidence_target):
+            LOG.info('Evaluation %s: history alone gives confidence %.2f; '
+                     'no shadows booted', evaluation.evaluation_id,
                      prior.confidence)
             return self._finish(evaluation, prior, wall_start, 0.0,
-                                'prior')
+                                'history')
 
         candidates = self._candidates(prior, host_names)
         ranking, shadow_seconds = self._measure(
             evaluation, profile, candidates, features, scale, wall_start,
-            progress)
+            progress, prior)
         if ranking is None:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _prior(self, profile, host_names, features, scale):
+        """A ranking from earlier shadows of ``profile`` on these hosts."""
+        wanted = set(host_names)
+        observations = collections.defaultdict(
+            lambda: collections.defaultdict(list))
+        newest = {}
+        now = self.driver.now()
+        if self.prior_lookback > 0:
+            try:
+                points = self.history.query_points(
+                    'shadow_sample', {'profile': profile.name},
+                    start=now - self.prior_lookback, end=now)
+            except Exception:
+                LOG.exception('Reading the history for a prior failed; '
+                              'measuring every candidate')
+                points = []
+            for point in points:
+                host = point.tags.get('host')
+                if host not in wanted:
+                    continue
+                observations[host][point.tags.get('metric')].append(
+                    float(point.fields['value']))
+                newest[host] = max(newest.get(host, point.time), point.time)
+        return self.analyzer.rank(
+            profile.sensitivity,
+            {h: dict(m) for h, m in observations.items()},
+            host_features=features, scale=scale,
+            data_age_s={h: now - t for h, t in newest.items()})
 
     def _host_features(self, host_names):
         try:
@@ -159,113 +197,25 @@ class Evaluator:
                 'full_ram_mb': flavor['ram_mb']}
 
     def _candidates(self, prior, host_names):
-        ordered = [h.host for h in prior.hosts if h.host in host_names]
-        ordered += [h for h in host_names if h not in ordered]
-        return ordered[:self.max_shadow_hosts]
+        """Every host in measuring order: those history knows nothing
+        about first, then the prior's best."""
+        known = [h.host for h in prior.hosts if h.host in host_names]
+        unknown = [h for h in host_names if h not in known]
+        return unknown + known, set(unknown)
 
     def _measure(self, evaluation, profile, candidates, features, scale,
-                 wall_start, progress):
+                 wall_start, progress, prior=None):
+        order, unknown = candidates
         request = dict(evaluation.request)
         request['flavor'] = shadow_flavor(request['flavor'],
                                           self.shadow_scale)
-        shadow_profile = profile.scaled(self.shadow_scale)
-        shadows = []
-        started = {}
-        stopped = {}
-        ranking = None
+        run = _Run(self, evaluation, profile.scaled(self.shadow_scale),
+                   request, order, unknown, features, scale, prior)
         try:
-            shadows = self.driver.boot_shadows(
-                evaluation.evaluation_id, request, candidates,
-                shadow_profile.to_dict())
-            if not shadows:
-                LOG.warning('Evaluation %s: no shadow booted',
-                            evaluation.evaluation_id)
-                return None, 0.0
-            t0 = self.driver.now()
-            for shadow in shadows:
-                started[shadow.shadow_id] = t0
-            ranking = self._loop(evaluation, shadow_profile, shadows,
-                                 started, stopped, features, scale, t0,
-                                 wall_start, progress)
+            ranking = run.loop(wall_start, progress)
         finally:
-            self._delete(shadows, stopped)
-        return ranking, sum(stopped[s] - started.get(s, stopped[s])
-                            for s in stopped)
-
-    def _loop(self, evaluation, profile, shadows, started, stopped,
-              features, scale, t0, wall_start, progress):
-        observations = collections.defaultdict(
-            lambda: collections.defaultdict(list))
-        newest = {}
-        read_from = t0
-        running = {s.shadow_id: s for s in shadows}
-        ranking = None
-        budget = max(0.0, evaluation.budget_s - CLEANUP_RESERVE_S)
-        while not evaluation.cancelled:
-            self.driver.wait(self.sample_interval)
-            now = self.driver.now()
-            points = self.history.query_points(
-                'shadow_sample', {'evaluation': evaluation.evaluation_id},
-                start=read_from, end=now + 1e-6)
-            read_from = now + 1e-6
-            for point in points:
-                host = point.tags.get('host')
-                metric = point.tags.get('metric')
-                observations[host][metric].append(
-                    float(point.fields['value']))
-                newest[host] = max(newest.get(host, 0.0), point.time)
-            if observations:
-                ranking = self.analyzer.rank(
-                    profile.sensitivity,
-                    {h: dict(m) for h, m in observations.items()},
-                    host_features=features, scale=scale,
-                    data_age_s={h: now - t for h, t in newest.items()})
-            elapsed = now - t0
-            wall = time.monotonic() - wall_start
-            evaluation.progress = min(1.0, max(elapsed, wall) / budget
-                                      if budget else 1.0)
-            if progress is not None:
-                progress(evaluation, ranking)
-            if elapsed >= budget or wall >= budget:
-                LOG.info('Evaluation %s: budget of %.1fs spent',
-                         evaluation.evaluation_id, evaluation.budget_s)
-                break
-            if ranking is None or elapsed < self.min_run_time:
-                continue
-            if ranking.confidence >= self.confidence_target:
-                break
-            self._drop_worse(ranking, running, stopped, now)
-        return ranking
-
-    def _drop_worse(self, ranking, running, stopped, now):
-        worse = set(ranking.clearly_worse())
-        droppable = [s for s in running.values() if s.host in worse]
-        keep = len(running) - len(droppable)
-        if keep < self.min_hosts_kept:
-            droppable = droppable[:max(0, len(running) -
-                                       self.min_hosts_kept)]
-        if droppable:
-            LOG.info('Dropping shadows on clearly worse hosts: %s',
-                     ', '.join(s.host for s in droppable))
-            self._delete(droppable, stopped, now)
-            for shadow in droppable:
-                running.pop(shadow.shadow_id, None)
-
-    def _delete(self, shadows, stopped, now=None):
-        pending = [s for s in shadows if s.shadow_id not in stopped]
-        if not pending:
-            return
-        try:
-            now = self.driver.now() if now is None else now
-        except Exception:
-            now = time.time()
-        try:
-            self.driver.delete_shadows(pending)
-        except Exception:
-            LOG.exception('Deleting shadows %s failed; the start-up clean-up '
-                          'will retry', [s.shadow_id for s in pending])
-        for shadow in pending:
-            stopped[shadow.shadow_id] = now
+            run.delete_all()
+        return ranking, run.shadow_seconds()
 
     def _finish(self, evaluation, ranking, wall_start, shadow_seconds,
                 source):
@@ -289,3 +239,152 @@ class Evaluator:
             LOG.exception('Could not record evaluation %s',
                           evaluation.evaluation_id)
         return result
+
+
+class _Run:
+    """The measuring part of one evaluation: a pool of at most
+    ``max_shadow_hosts`` shadows, refilled from the queue of candidates as
+    clearly worse hosts are dropped, until the ranking is confident and
+    every host without an estimate has been measured, or the budget is
+    spent."""
+
+    def __init__(self, evaluator, evaluation, profile, request, order,
+                 unknown, features, scale, prior):
+        self.ev = evaluator
+        self.evaluation = evaluation
+        self.profile = profile
+        self.request = request
+        self.queue = list(order)
+        self.unmeasured = set(unknown)
+        self.features = features
+        self.scale = scale
+        self.prior = prior if prior is not None and prior.hosts else None
+        self.running = {}
+        self.started = {}
+        self.stopped = {}
+        self.observations = collections.defaultdict(
+            lambda: collections.defaultdict(list))
+        self.newest = {}
+
+    def shadow_seconds(self):
+        return sum(self.stopped[s] - self.started.get(s, self.stopped[s])
+                   for s in self.stopped)
+
+    def boot(self):
+        room = self.ev.max_shadow_hosts - len(self.running)
+        hosts, self.queue = self.queue[:room], self.queue[room:]
+        if not hosts:
+            return
+        shadows = self.ev.driver.boot_shadows(
+            self.evaluation.evaluation_id, self.request, hosts,
+            self.profile.to_dict())
+        now = self.ev.driver.now()
+        for shadow in shadows:
+            self.running[shadow.shadow_id] = shadow
+            self.started[shadow.shadow_id] = now
+        booted = {s.host for s in shadows}
+        for host in hosts:
+            if host not in booted:
+                LOG.warning('Evaluation %s: no shadow could boot on %s',
+                            self.evaluation.evaluation_id, host)
+                self.unmeasured.discard(host)
+
+    def delete(self, shadows):
+        if not shadows:
+            return
+        try:
+            now = self.ev.driver.now()
+        except Exception:
+            now = time.time()
+        try:
+            self.ev.driver.delete_shadows(shadows)
+        except Exception:
+            LOG.exception('Deleting shadows %s failed; the start-up clean-up '
+                          'will retry', [s.shadow_id for s in shadows])
+        for shadow in shadows:
+            self.stopped[shadow.shadow_id] = now
+            self.running.pop(shadow.shadow_id, None)
+
+    def delete_all(self):
+        self.delete(list(self.running.values()))
+
+    def read(self, read_from, now):
+        points = self.ev.history.query_points(
+            'shadow_sample', {'evaluation': self.evaluation.evaluation_id},
+            start=read_from, end=now + 1e-6)
+        for point in points:
+            host = point.tags.get('host')
+            self.observations[host][point.tags.get('metric')].append(
+                float(point.fields['value']))
+            self.newest[host] = max(self.newest.get(host, 0.0), point.time)
+            self.unmeasured.discard(host)
+
+    def rank(self, now):
+        if not self.observations:
+            return None
+        return self.ev.analyzer.rank(
+            self.profile.sensitivity,
+            {h: dict(m) for h, m in self.observations.items()},
+            host_features=self.features, scale=self.scale,
+            data_age_s={h: now - t for h, t in self.newest.items()},
+            prior=self.prior)
+
+    def loop(self, wall_start, progress):
+        ev, evaluation = self.ev, self.evaluation
+        budget = max(0.0, evaluation.budget_s - CLEANUP_RESERVE_S)
+        self.boot()
+        if not self.running:
+            LOG.warning('Evaluation %s: no shadow booted',
+                        evaluation.evaluation_id)
+            return None
+        t0 = read_from = ev.driver.now()
+        batch_started = t0
+        ranking = None
+        while not evaluation.cancelled:
+            ev.driver.wait(ev.sample_interval)
+            now = ev.driver.now()
+            self.read(read_from, now)
+            read_from = now + 1e-6
+            ranking = self.rank(now) or ranking
+            elapsed = now - t0
+            wall = time.monotonic() - wall_start
+            evaluation.progress = (min(1.0, max(elapsed, wall) / budget)
+                                   if budget else 1.0)
+            if progress is not None:
+                progress(evaluation, ranking)
+            if elapsed >= budget or wall >= budget:
+                LOG.info('Evaluation %s: budget of %.1fs spent',
+                         evaluation.evaluation_id, evaluation.budget_s)
+                break
+            if ranking is None or now - batch_started < ev.min_run_time:
+                continue
+            confident = ranking.confidence >= ev.confidence_target
+            if confident and not (self.queue and self.unmeasured):
+                break
+            dropped = self.drop_worse(ranking, make_room=confident)
+            if dropped and self.queue:
+                self.boot()
+                batch_started = ev.driver.now()
+        return ranking
+
+    def drop_worse(self, ranking, make_room=False):
+        """Stop measuring clearly worse hosts; when ``make_room`` (the
+        measured hosts are ranked confidently but others wait), keep only
+        the best ``min_hosts_kept``."""
+        keep_at_least = self.ev.min_hosts_kept
+        worse = set(ranking.clearly_worse())
+        if make_room:
+            order = {h.host: i for i, h in enumerate(ranking.hosts)}
+            by_rank = sorted(self.running.values(),
+                             key=lambda s: order.get(s.host, len(order)))
+            worse |= {s.host for s in by_rank[keep_at_least:]}
+        droppable = [s for s in self.running.values() if s.host in worse]
+        spare = len(self.running) - keep_at_least
+        if not make_room and not self.queue:
+            droppable = droppable[:max(0, spare)]
+        if droppable:
+            LOG.info('Evaluation %s: no longer measuring %s',
+                     self.evaluation.evaluation_id,
+                     ', '.join(sorted(s.host for s in droppable)))
+            self.delete(droppable)
+        return droppable

@@ -22,11 +22,16 @@ import json
 import logging
 import sys
 import time
+import warnings
 
-from oslo_config import cfg
+# oslo libraries import eventlet, which warns about itself on import; the
+# CLI never uses it and an operator should not see that warning.
+warnings.filterwarnings('ignore', message='(?s).*Eventlet is deprecated')
 
-from shadow_service import conf as shadow_conf
-from shadow_service import exception
+from oslo_config import cfg  # noqa: E402
+
+from shadow_service import conf as shadow_conf  # noqa: E402
+from shadow_service import exception  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 
@@ -61,6 +66,11 @@ def _parser():
                     help='with --remote: wait for the ranking')
     ev.add_argument('--json', action='store_true',
                     help='print the ranking as JSON')
+    ev.add_argument('--history', choices=['memory', 'configured'],
+                    default=None,
+                    help='history store of a local evaluation: memory, or '
+                         'the configured [history] store (default: '
+                         'configured with --config-file, else memory)')
 
     show = sub.add_parser('show', help='a remote evaluation')
     show.add_argument('evaluation_id')
@@ -100,10 +110,17 @@ def _request(args):
 
 
 def _evaluate_locally(conf, args):
+    from shadow_service import clouds
     from shadow_service import service
 
-    history = service.build_history(conf)
-    from shadow_service import clouds
+    history_choice = args.history or (
+        'configured' if args.config_file else 'memory')
+    if history_choice == 'memory':
+        from shadow_service.history import memory
+
+        history = memory.MemoryStore()
+    else:
+        history = service.build_history(conf)
 
     driver = clouds.load_driver(conf, history)
     manager = service.build_manager(conf, history=history, driver=driver)

@@ -105,6 +105,23 @@ Evaluations that may run at the same time; further requests get a typed
 Seconds a finished evaluation stays available for the
 ``shadow_evaluation`` scheduler hint.
 """),
+    cfg.FloatOpt(
+        'prior_lookback',
+        default=86400.0,
+        min=0.0,
+        help="""
+Seconds of history an evaluation reads for its prior.
+
+Shadow samples that earlier evaluations of the same profile left on the
+candidate hosts within this window form the prior ranking (older samples
+count for less).  When the prior covers every candidate with
+``confidence_target``, no shadow is booted.  0 disables the prior: every
+evaluation measures from scratch.
+
+Related options:
+
+* ``confidence_target``
+"""),
     cfg.BoolOpt(
         'cleanup_on_start',
         default=True,

@@ -130,6 +130,10 @@ class SimDriver(base.CloudDriver):
         return {name: self._features(name, times) for name in names}
 
     # -- beyond the ABC: the twin's own API ------------------------------
+    def host_names(self):
+        """Hosts the cluster file declares (the CLI's default candidates)."""
+        return list(self.twin.cluster.host_names)
+
     def ensure_hosts(self, names):
         """Make the twin know ``names``, backfilling monitoring history."""
         new = [n for n in names if n not in self._backfilled]

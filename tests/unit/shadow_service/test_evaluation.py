@@ -50,18 +50,41 @@ def test_evaluation_ranks_every_host_and_leaves_no_shadow():
         'request'] == REQUEST
 
 
-def test_only_the_best_candidates_get_shadows():
+def test_at_most_max_shadow_hosts_run_at_once_and_all_get_measured():
     evaluator = make_evaluator(max_shadow_hosts=3)
-    booted = []
-    boot = evaluator.driver.boot_shadows
+    driver = evaluator.driver
+    peak = []
+    boot = driver.boot_shadows
 
     def recording_boot(evaluation_id, request, hosts, profile):
-        booted.extend(hosts)
-        return boot(evaluation_id, request, hosts, profile)
+        shadows = boot(evaluation_id, request, hosts, profile)
+        peak.append(len(driver.list_shadows()))
+        return shadows
 
-    evaluator.driver.boot_shadows = recording_boot
-    evaluator.run(evaluator.new(REQUEST, HOSTS, 10.0))
-    assert len(booted) == 3
+    driver.boot_shadows = recording_boot
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 60.0))
+    assert max(peak) <= 3
+    assert len(peak) >= 2, 'freed slots are refilled from the queue'
+    assert {h['host'] for h in ranking['hosts']} == {
+        h['host'] for h in HOSTS}
+    assert driver.list_shadows() == []
+
+
+def test_history_of_earlier_shadows_is_the_prior():
+    evaluator = make_evaluator(confidence_target=0.5)
+    first = evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    assert first['source'] == 'shadows'
+    second = evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    assert second['source'] == 'history'
+    assert second['shadow_host_seconds'] == 0
+    assert second['hosts'][0]['host'] == first['hosts'][0]['host']
+
+
+def test_prior_can_be_disabled():
+    evaluator = make_evaluator(confidence_target=0.5, prior_lookback=0)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    again = evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    assert again['source'] == 'shadows'
 
 
 class ExplodingAnalyzer(analyzer_mod.Analyzer):
