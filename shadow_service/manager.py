@@ -41,11 +41,7 @@ class ShadowManager:
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
     def rank_hosts(self, ctxt, request, hosts, budget_s):
-        evaluation = self._admit(request, hosts, budget_s)
-        try:
-            return self._run(evaluation)
-        finally:
-            self._release()
+        return self.evaluate(request, hosts, budget_s)
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
@@ -82,6 +78,16 @@ class ShadowManager:
         if evaluation is not None:
             LOG.info('Cancelling evaluation %s', evaluation_id)
             evaluation.cancelled = True
+
+    # the same, called in-process (no RPC exception wrapping) -------------
+
+    def evaluate(self, request, hosts, budget_s):
+        """Validate and run one evaluation now; returns the ranking."""
+        evaluation = self._admit(request, hosts, budget_s)
+        try:
+            return self._run(evaluation)
+        finally:
+            self._release()
 
     # helpers -------------------------------------------------------------
 

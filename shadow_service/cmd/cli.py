@@ -87,8 +87,9 @@ def _load_conf(args):
     return conf
 
 
-def format_ranking(ranking, out=sys.stdout):
+def format_ranking(ranking, out=None):
     """Print a ranking as the table operators read."""
+    out = out or sys.stdout
     out.write('%-4s %-16s %7s %10s  %s\n'
               % ('rank', 'host', 'score', 'confidence', 'reasons'))
     for i, host in enumerate(ranking['hosts'], 1):
@@ -132,8 +133,8 @@ def _evaluate_locally(conf, args):
         raise exception.InvalidRequest(reason='no candidate hosts: use '
                                               '--hosts')
     try:
-        return manager.rank_hosts({}, _request(args),
-                                  [{'host': n} for n in names], args.budget)
+        return manager.evaluate(_request(args),
+                                [{'host': n} for n in names], args.budget)
     finally:
         manager.shutdown()
         history.close()

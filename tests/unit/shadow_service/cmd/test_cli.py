@@ -1,0 +1,42 @@
+"""``nova-shadow`` as an operator runs it, on the embedded twin."""
+
+import json
+
+from shadow_service.cmd import cli
+
+
+def test_evaluate_on_the_twin_prints_a_ranked_table(capsys):
+    rc = cli.main(['evaluate', '--profile', 'web', '--vcpus', '2',
+                   '--ram-mb', '4096', '--hosts', 'a,b,c', '--budget', '8'])
+    out = capsys.readouterr().out
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ['rank', 'host', 'score', 'confidence']
+    ranked = [line.split()[1] for line in lines[1:4]]
+    assert sorted(ranked) == ['a', 'b', 'c']
+    assert 'overall confidence' in lines[-1]
+
+
+def test_evaluate_json_is_the_rpc_ranking(capsys):
+    rc = cli.main(['evaluate', '--hosts', 'x,y', '--budget', '5', '--json'])
+    ranking = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert ranking['status'] == 'finished'
+    assert {h['host'] for h in ranking['hosts']} == {'x', 'y'}
+
+
+def test_bad_request_exits_2_and_names_the_problem(capsys):
+    rc = cli.main(['evaluate', '--vcpus', '0', '--hosts', 'a'])
+    assert rc == 2
+    assert 'flavor.vcpus' in capsys.readouterr().err
+    rc = cli.main(['evaluate', '--profile', 'no-such', '--hosts', 'a'])
+    assert rc == 2
+    assert 'no-such' in capsys.readouterr().err
+
+
+def test_profiles_lists_the_builtins(capsys):
+    assert cli.main(['profiles']) == 0
+    names = [line.split()[0] for line in
+             capsys.readouterr().out.splitlines()]
+    assert {'web', 'db-oltp', 'batch-cpu', 'cache', 'analytics',
+            'idle'} <= set(names)
