@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need and run the whole suite.
 #
-#   tools/run-tests.sh [pytest args]
+#   tools/run-tests.sh [pytest args]   (default: the whole of tests/)
 #
 # Creates .venv (or $NOVA_SHADOW_VENV) with the pinned versions from
 # upper-constraints.txt, installs and starts the services (tools/
@@ -24,4 +24,7 @@ fi
 
 export NOVA_SHADOW_REQUIRE_SERVICES=1
 "$VENV/bin/ruff" check .
-exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra tests "$@"
+if [ $# -eq 0 ]; then
+    set -- tests
+fi
+exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra "$@"
