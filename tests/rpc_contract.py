@@ -21,6 +21,17 @@ HOSTS = [{'host': 'node-%d' % i, 'vcpus': 32} for i in range(1, 5)]
 FAST = {'shadow': {'sample_interval': 1.0, 'min_run_time': 2.0}}
 
 
+def wait_until_done(api, evaluation_id, timeout=60):
+    """Poll ``get_evaluation`` until the evaluation is no longer running."""
+    deadline = time.monotonic() + timeout
+    state = api.get_evaluation({}, evaluation_id, timeout=30)
+    while state['status'] in ('pending', 'running'):
+        assert time.monotonic() < deadline, 'evaluation still running'
+        time.sleep(0.2)
+        state = api.get_evaluation({}, evaluation_id, timeout=30)
+    return state
+
+
 class RPCContract:
     transport_url = None
 
@@ -70,12 +81,7 @@ class RPCContract:
         api = service.client()
         evaluation_id = api.start_evaluation({}, REQUEST, HOSTS, 10.0,
                                              timeout=30)
-        deadline = time.monotonic() + 60
-        state = api.get_evaluation({}, evaluation_id, timeout=30)
-        while state['status'] in ('pending', 'running'):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-            state = api.get_evaluation({}, evaluation_id, timeout=30)
+        state = wait_until_done(api, evaluation_id)
         assert state['status'] == 'finished'
         assert state['ranking']['evaluation_id'] == evaluation_id
         assert len(state['ranking']['hosts']) == len(HOSTS)
@@ -85,11 +91,6 @@ class RPCContract:
         evaluation_id = api.start_evaluation({}, REQUEST, HOSTS, 200.0,
                                              timeout=30)
         api.cancel_evaluation({}, evaluation_id)
-        deadline = time.monotonic() + 60
-        state = api.get_evaluation({}, evaluation_id, timeout=30)
-        while state['status'] in ('pending', 'running'):
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-            state = api.get_evaluation({}, evaluation_id, timeout=30)
+        state = wait_until_done(api, evaluation_id)
         assert state['status'] == 'cancelled'
         assert service.manager.evaluator.driver.list_shadows() == []
