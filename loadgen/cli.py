@@ -1,0 +1,186 @@
+"""``shadow-loadgen``: run a profile, serve the echo peer, list/validate.
+
+Subcommands::
+
+    shadow-loadgen run PROFILE [--duration S] [--warmup S] [--interval S]
+                   [--scale F] [--sink URL ...] [--tag KEY=VALUE ...]
+                   [--workdir DIR] [--summary-file PATH]
+    shadow-loadgen serve [--bind 127.0.0.1] [--port 7777]
+    shadow-loadgen profiles [NAME]
+    shadow-loadgen validate PROFILE [--scale F]
+
+PROFILE is a built-in name, a YAML/JSON file or inline JSON. ``run``
+prints JSON-lines samples to stdout unless ``--sink`` says otherwise and
+always ends with one ``{"summary": ...}`` line on stdout (or only to
+``--summary-file`` when given). Exit codes: 0 done, 1 runtime failure,
+2 bad input (nothing was started).
+"""
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from loadgen import profiles
+from loadgen.errors import ProfileError
+
+LOG = logging.getLogger(__name__)
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.stderr.write('shadow-loadgen: error: %s\n' % message)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def _tag(text):
+    key, sep, value = text.partition('=')
+    if not sep or not key:
+        raise argparse.ArgumentTypeError('expected KEY=VALUE, got %r' % text)
+    return key, value
+
+
+def build_parser():
+    parser = _Parser(prog='shadow-loadgen', description=__doc__.split(
+        '\n')[0])
+    parser.add_argument('--log-level', default='WARNING')
+    sub = parser.add_subparsers(dest='command', required=True)
+    run = sub.add_parser('run', help='run a profile')
+    run.add_argument('profile')
+    run.add_argument('--duration', type=float)
+    run.add_argument('--warmup', type=float)
+    run.add_argument('--interval', type=float)
+    run.add_argument('--scale', type=float)
+    run.add_argument('--sink', action='append', default=[],
+                     help='-, file path, file:///path or '
+                          'http://host:8086?db=NAME (repeatable)')
+    run.add_argument('--tag', action='append', type=_tag, default=[],
+                     help='evaluation=, shadow=, host=, ... (repeatable)')
+    run.add_argument('--workdir', help='parent of the temporary directory')
+    run.add_argument('--summary-file')
+    serve = sub.add_parser('serve', help='run the network echo peer')
+    serve.add_argument('--bind', default='127.0.0.1')
+    serve.add_argument('--port', type=int, default=7777)
+    listing = sub.add_parser('profiles', help='list or show built-ins')
+    listing.add_argument('name', nargs='?')
+    validate = sub.add_parser('validate', help='check a profile')
+    validate.add_argument('profile')
+    validate.add_argument('--scale', type=float)
+    return parser
+
+
+def _overridden(spec, args):
+    profile = profiles.load_profile(spec)
+    data = profile.to_dict()
+    for key, value in (('duration_s', args.duration),
+                       ('warmup_s', args.warmup),
+                       ('interval_s', args.interval)):
+        if value is not None:
+            data[key] = value
+    if args.warmup is None and args.duration is not None:
+        data['warmup_s'] = min(data['warmup_s'], args.duration / 4.0)
+    if data['interval_s'] > data['duration_s']:
+        data['interval_s'] = data['duration_s']
+    profile = profiles.load_profile(data)
+    if args.scale is not None:
+        profile = profile.scaled(args.scale)
+    return profile
+
+
+def _write_summary(summary, path):
+    line = json.dumps({'summary': summary}, sort_keys=True)
+    if path:
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(line + '\n')
+    else:
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
+
+
+def _cmd_run(args):
+    from loadgen import runner
+    from loadgen import sinks
+    profile = _overridden(args.profile, args)
+    try:
+        sink_list = [sinks.make_sink(url) for url in (args.sink or ['-'])]
+    except ValueError as exc:
+        raise ProfileError('--sink', str(exc)) from None
+    run = runner.Runner(profile, sink_list, dict(args.tag), args.workdir)
+    run.install_signal_handlers()
+    try:
+        run.prepare()
+    except OSError as exc:
+        for sink in sink_list:
+            sink.close()
+        sys.stderr.write('shadow-loadgen: cannot start: %s\n' % exc)
+        return EXIT_FAILED
+    summary = run.run()
+    _write_summary(summary, args.summary_file)
+    return EXIT_OK if not summary['dead_workers'] else EXIT_FAILED
+
+
+def _cmd_serve(args):
+    from loadgen import netserver
+    server = netserver.EchoServer(args.bind, args.port)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    host, port = server.server_address[:2]
+    sys.stdout.write(json.dumps({'listening': '%s:%d' % (host, port)}) +
+                     '\n')
+    sys.stdout.flush()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return EXIT_OK
+
+
+def _cmd_profiles(args):
+    if args.name:
+        profile = profiles.load_profile(args.name)
+        sys.stdout.write(json.dumps(profile.to_dict(), indent=2) + '\n')
+        return EXIT_OK
+    for name in profiles.BUILTIN_PROFILES:
+        profile = profiles.load_profile(name)
+        sys.stdout.write('%-10s %s\n' % (name, profile.description))
+    return EXIT_OK
+
+
+def _cmd_validate(args):
+    profile = profiles.load_profile(args.profile)
+    if args.scale is not None:
+        profile = profile.scaled(args.scale)
+    sys.stdout.write(json.dumps(profile.to_dict(), sort_keys=True) + '\n')
+    return EXIT_OK
+
+
+_COMMANDS = {'run': _cmd_run, 'serve': _cmd_serve,
+             'profiles': _cmd_profiles, 'validate': _cmd_validate}
+
+
+def main(argv=None):
+    """Entry point of ``shadow-loadgen``; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(),
+                                      logging.WARNING), stream=sys.stderr,
+                        format='%(asctime)s %(levelname)s %(name)s: '
+                               '%(message)s')
+    try:
+        return _COMMANDS[args.command](args)
+    except ProfileError as exc:
+        sys.stderr.write('shadow-loadgen: invalid profile: %s\n' % exc)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""What every load component shares: worker processes, pacing, counters.
+
+A component owns N worker processes (``fork``ed, so no pickling and it
+works from a zipapp). The parent talks to them through shared memory
+only: one ``level`` value it updates from the profile's pattern, a stop
+flag, and per worker a counter array and a latency histogram that only
+that worker writes. ``snapshot()`` reads them (plus each worker's CPU time
+from ``/proc/<pid>/stat``) and ``metrics()`` turns the difference of two
+snapshots into the metric catalogue of ``doc/source/contributor/
+contracts.rst``.
+
+Pacing (``Pacer``): with a rate target the level scales the target and
+operations are spread evenly; without one the level is a duty cycle of a
+100 ms period (busy, then sleep). Busy time is wall time, or the worker's
+own CPU time when the component sets ``busy_clock = time.thread_time``.
+A subclass implements ``setup_worker`` (returns the zero-argument
+operation, which calls ``record``) and ``component_metrics``.
+"""
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+
+from loadgen import stats
+
+LOG = logging.getLogger(__name__)
+
+PERIOD_S = 0.1
+COUNTERS = ('ops', 'bytes', 'busy_s', 'errors', 'aux1', 'aux2')
+_OPS, _BYTES, _BUSY, _ERRORS, AUX1, AUX2 = range(len(COUNTERS))
+_CTX = multiprocessing.get_context('fork')
+
+
+class WorkerState:
+    """The shared memory one worker writes and the parent reads."""
+
+    def __init__(self, histogram):
+        self.counters = _CTX.RawArray('d', len(COUNTERS))
+        self.histogram = (_CTX.RawArray('q', stats.NUM_BUCKETS)
+                          if histogram else None)
+        self.process = None
+
+
+class Pacer:
+    """Decides when a worker works: duty cycle or evenly spaced rate."""
+
+    def __init__(self, level, stop, rate_per_worker, busy_clock=None):
+        self._busy_clock = busy_clock or time.perf_counter
+        self._level = level
+        self._stop = stop
+        self._rate = rate_per_worker
+        self._parent = os.getppid()
+
+    def stopping(self):
+        return self._stop.value != 0 or os.getppid() != self._parent
+
+    def run(self, operation):
+        """Call ``operation()`` as paced until told to stop."""
+        if self._rate:
+            self._run_rate(operation)
+        else:
+            self._run_duty(operation)
+
+    def _run_duty(self, operation):
+        clock = time.perf_counter
+        busy_clock = self._busy_clock
+        while not self.stopping():
+            start = clock()
+            period_end = start + PERIOD_S
+            busy_start = busy_clock()
+            budget = PERIOD_S * min(1.0, self._level.value)
+            while busy_clock() - busy_start < budget and clock() < period_end:
+                operation()
+            remaining = period_end - clock()
+            if remaining > 0:
+                time.sleep(remaining)
+
+    def _run_rate(self, operation):
+        clock = time.perf_counter
+        next_at = clock()
+        check_at = next_at
+        while True:
+            now = clock()
+            if now >= check_at:
+                if self.stopping():
+                    return
+                check_at = now + PERIOD_S
+            rate = self._rate * self._level.value
+            if rate <= 0:
+                time.sleep(PERIOD_S)
+                next_at = clock()
+                continue
+            if next_at > now:
+                time.sleep(min(next_at - now, PERIOD_S))
+                continue
+            operation()
+            next_at = max(next_at + 1.0 / rate, now - PERIOD_S)
+
+
+class Component:
+    """Base of the cpu, memory, disk and network components.
+
+    Subclasses set ``name``, ``histogram`` and implement ``worker_count``,
+    ``rate_target`` (ops/s over all workers or None), ``duty_cycle``,
+    ``setup_worker(index)`` returning a zero-argument operation, and
+    ``component_metrics(delta, elapsed_s)``.
+    """
+
+    name = None
+    histogram = False
+    busy_clock = None   # duty cycle measured in wall time unless set
+
+    def __init__(self, params, workdir):
+        self.params = params
+        self.workdir = workdir
+        self._level = _CTX.RawValue('d', 0.0)
+        self._stop = _CTX.RawValue('i', 0)
+        self._workers = []
+
+    # -- subclass hooks -------------------------------------------------
+    def prepare(self):
+        """Create files, connections checks; runs before workers fork."""
+
+    def cleanup(self):
+        """Remove what ``prepare`` created; always called."""
+
+    def worker_count(self):
+        return 1
+
+    def rate_target(self):
+        return None
+
+    def duty_cycle(self):
+        return self.params.get('duty_cycle', 1.0)
+
+    def setup_worker(self, index, state):
+        raise NotImplementedError
+
+    def component_metrics(self, delta, elapsed_s):
+        raise NotImplementedError
+
+    # -- parent side ----------------------------------------------------
+    def set_intensity(self, multiplier):
+        """Apply the pattern multiplier at the current time."""
+        if self.rate_target() is None:
+            self._level.value = min(1.0, self.duty_cycle() * multiplier)
+        else:
+            self._level.value = multiplier
+
+    def start(self):
+        count = self.worker_count()
+        rate = self.rate_target()
+        per_worker = rate / count if rate else None
+        for index in range(count):
+            state = WorkerState(self.histogram)
+            state.process = _CTX.Process(
+                target=self._worker_main, args=(index, state, per_worker),
+                name='loadgen-%s-%d' % (self.name, index), daemon=True)
+            self._workers.append(state)
+        for state in self._workers:
+            state.process.start()
+
+    def _worker_main(self, index, state, per_worker):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        operation = self.setup_worker(index, state)
+        Pacer(self._level, self._stop, per_worker,
+              self.busy_clock).run(operation)
+
+    def worker_pids(self):
+        return [s.process.pid for s in self._workers if s.process.pid]
+
+    def dead_workers(self):
+        return [s.process.name for s in self._workers
+                if s.process.exitcode not in (None, 0)]
+
+    def snapshot(self):
+        """Summed counters, histogram and worker CPU seconds right now."""
+        counters = [0.0] * len(COUNTERS)
+        histogram = [0] * stats.NUM_BUCKETS if self.histogram else None
+        cpu_s = 0.0
+        for state in self._workers:
+            for index, value in enumerate(state.counters):
+                counters[index] += value
+            if histogram is not None:
+                stats.add_counts(histogram, state.histogram[:])
+            cpu_s += stats.process_cpu_seconds(state.process.pid) or 0.0
+        return {'counters': counters, 'histogram': histogram,
+                'cpu_s': cpu_s}
+
+    @staticmethod
+    def delta(now, before):
+        """Difference of two snapshots (used for intervals and totals)."""
+        histogram = None
+        if now['histogram'] is not None:
+            histogram = stats.diff_counts(now['histogram'],
+                                          before['histogram'])
+        return {
+            'counters': dict(zip(COUNTERS, stats.diff_counts(
+                now['counters'], before['counters']))),
+            'histogram': histogram,
+            'cpu_s': max(0.0, now['cpu_s'] - before['cpu_s']),
+        }
+
+    def metrics(self, delta, elapsed_s):
+        """Metric name -> value for one delta over ``elapsed_s``."""
+        if elapsed_s <= 0:
+            return {}
+        return self.component_metrics(delta, elapsed_s)
+
+    def stop(self, timeout_s=3.0):
+        """Ask workers to finish, then make sure they have."""
+        self._stop.value = 1
+        deadline = time.monotonic() + timeout_s
+        for state in self._workers:
+            state.process.join(max(0.0, deadline - time.monotonic()))
+        for state in self._workers:
+            if state.process.is_alive():
+                LOG.warning('worker %s did not stop; killing it',
+                            state.process.name)
+                state.process.kill()
+                state.process.join(1.0)
+
+
+def record(state, started_ns, ended_ns, nbytes):
+    """Count one operation in ``state`` (called in the worker)."""
+    counters = state.counters
+    counters[_OPS] += 1
+    counters[_BYTES] += nbytes
+    latency_ns = ended_ns - started_ns
+    counters[_BUSY] += latency_ns * 1e-9
+    if state.histogram is not None:
+        state.histogram[stats.bucket_of(latency_ns)] += 1
+
+
+def record_error(state):
+    state.counters[_ERRORS] += 1
+
+
+def latency_metrics(prefix, suffix, histogram, scale):
+    """p50/p95/p99 metrics from a histogram delta, in ns * ``scale``."""
+    points = stats.percentiles_ns(histogram or [], (0.5, 0.95, 0.99))
+    return {'%s_p%d_%s' % (prefix, round(q * 100), suffix): value * scale
+            for q, value in points.items()}

@@ -1,0 +1,215 @@
+"""Run a profile: start components, sample, emit, stop cleanly, summarise.
+
+``Runner(profile, sinks, tags).run()`` is the whole life of a loadgen run:
+
+1. ``prepare`` every component (create its file, check its peer) in a
+   fresh temporary directory; any failure stops here, nothing is left.
+2. fork the workers; every ``CONTROL_S`` set each component's level from
+   ``profile.intensity``; every ``interval_s`` snapshot the counters and
+   ``/proc/stat`` and emit one point per metric (skipped while warming up).
+3. on ``duration_s``, SIGTERM/SIGINT (``request_stop``) stop the workers,
+   remove the temporary directory, close the sinks and return the summary
+   (totals over the post-warm-up run, per-sink sent/dropped counts).
+
+System metrics (``cpu_util_pct``, ``cpu_steal_pct`` from ``/proc/stat``)
+are emitted even for a profile with no components (``idle``).
+"""
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+
+from loadgen import components as component_classes
+from loadgen import stats
+
+LOG = logging.getLogger(__name__)
+CONTROL_S = 0.1
+MEASUREMENT = 'shadow_sample'
+
+
+def default_tags(profile, tags=None):
+    """The contract's tag set, filled with defaults where not given."""
+    hostname = socket.gethostname()
+    merged = {'evaluation': 'none', 'shadow': hostname, 'host': hostname,
+              'profile': profile.name}
+    merged.update({k: str(v) for k, v in (tags or {}).items()})
+    return merged
+
+
+class Runner:
+    """One run of ``profile`` writing to ``sinks`` with ``tags``."""
+
+    def __init__(self, profile, sinks, tags=None, workdir=None):
+        self.profile = profile
+        self.sinks = list(sinks)
+        self.tags = default_tags(profile, tags)
+        self._parent_dir = workdir
+        self._stop = threading.Event()
+        self.stop_reason = None
+        self.components = {}
+        self.workdir = None
+        self._emitted = 0
+        self._metric_sums = {}
+
+    def request_stop(self, reason='stopped'):
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+
+    def install_signal_handlers(self):
+        def handler(signum, frame):
+            self.request_stop(signal.Signals(signum).name)
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- life cycle -----------------------------------------------------
+    def prepare(self):
+        """Create the temp dir and every component; raises on failure."""
+        self.workdir = tempfile.mkdtemp(prefix='shadow-loadgen-',
+                                        dir=self._parent_dir)
+        try:
+            for name, params in self.profile.components.items():
+                component = component_classes.COMPONENT_CLASSES[name](
+                    params, self.workdir)
+                self.components[name] = component
+                component.prepare()
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def run(self):
+        """Run to the end; returns the summary dict."""
+        if self.workdir is None:
+            self.prepare()
+        started_wall = time.time()
+        try:
+            self._set_levels(0.0)
+            for component in self.components.values():
+                component.start()
+            totals = self._sample_loop()
+        finally:
+            for component in self.components.values():
+                component.stop()
+            self._cleanup()
+        dead = [n for c in self.components.values()
+                for n in c.dead_workers()]
+        summary = self._summary(totals, time.time() - started_wall, dead)
+        for sink in self.sinks:
+            sink.close()
+        summary['sinks'] = [sink.stats() for sink in self.sinks]
+        summary['points_dropped'] = sum(s.get('dropped', 0)
+                                        for s in summary['sinks'])
+        return summary
+
+    def _cleanup(self):
+        for component in self.components.values():
+            try:
+                component.cleanup()
+            except OSError as exc:
+                LOG.warning('cleanup of %s failed: %s', component.name, exc)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.temp_removed = not os.path.exists(self.workdir)
+
+    # -- sampling -------------------------------------------------------
+    def _set_levels(self, elapsed_s):
+        for name, component in self.components.items():
+            component.set_intensity(self.profile.intensity(name, elapsed_s))
+
+    def _snapshot(self):
+        return {'cpu': stats.read_cpu_times(),
+                'components': {name: c.snapshot()
+                               for name, c in self.components.items()},
+                'at': time.monotonic()}
+
+    def _sample_loop(self):
+        start = time.monotonic()
+        end = start + self.profile.duration_s
+        interval = self.profile.interval_s
+        previous = self._snapshot()
+        warm = None
+        next_sample = start + interval
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= end:
+                self.request_stop('completed')
+                break
+            if now >= next_sample:
+                current = self._snapshot()
+                if previous['at'] - start >= self.profile.warmup_s - 0.05:
+                    warm = warm or previous
+                    self._emit_interval(current, previous)
+                previous = current
+                next_sample += interval
+                if next_sample < now:
+                    next_sample = now + interval
+            wake = min(next_sample, end)
+            if self.components:
+                self._set_levels(now - start)
+                wake = min(wake, now + CONTROL_S)
+            self._stop.wait(max(0.0, wake - time.monotonic()))
+        final = self._snapshot()
+        return (warm or previous), final
+
+    def _interval_metrics(self, current, previous):
+        elapsed = current['at'] - previous['at']
+        busy, steal = stats.cpu_percentages(current['cpu'], previous['cpu'])
+        metrics = {}
+        if busy is not None:
+            metrics['cpu_util_pct'] = busy
+            metrics['cpu_steal_pct'] = steal
+        for name, component in self.components.items():
+            delta = component.delta(current['components'][name],
+                                    previous['components'][name])
+            metrics.update(component.metrics(delta, elapsed))
+        return metrics
+
+    def _emit_interval(self, current, previous):
+        timestamp = time.time()
+        for metric, value in sorted(
+                self._interval_metrics(current, previous).items()):
+            point = {'measurement': MEASUREMENT, 'time': timestamp,
+                     'tags': dict(self.tags, metric=metric),
+                     'fields': {'value': float(value)}}
+            for sink in self.sinks:
+                sink.emit(point)
+            self._emitted += 1
+            total, count = self._metric_sums.get(metric, (0.0, 0))
+            self._metric_sums[metric] = (total + value, count + 1)
+        for sink in self.sinks:
+            sink.flush()
+
+    def _summary(self, totals, wall_s, dead_workers):
+        warm, final = totals
+        overall = self._interval_metrics(final, warm)
+        components = {}
+        for name, component in self.components.items():
+            delta = component.delta(final['components'][name],
+                                    warm['components'][name])
+            components[name] = {
+                'workers': component.worker_count(),
+                'ops': int(delta['counters']['ops']),
+                'errors': int(delta['counters']['errors']),
+                'cpu_s': round(delta['cpu_s'], 3),
+            }
+            if name == 'disk':
+                components[name]['direct'] = component.direct
+        return {
+            'profile': self.profile.name,
+            'status': self.stop_reason or 'completed',
+            'wall_s': round(wall_s, 3),
+            'measured_s': round(final['at'] - warm['at'], 3),
+            'samples_emitted': self._emitted,
+            'interval_means': {m: total / count for m, (total, count)
+                               in sorted(self._metric_sums.items())},
+            'overall': overall,
+            'components': components,
+            'dead_workers': dead_workers,
+            'temp_files_removed': getattr(self, 'temp_removed', True),
+            'tags': self.tags,
+        }

@@ -1,0 +1,289 @@
+"""Where samples go: JSON lines, or InfluxDB 1.x line protocol over HTTP.
+
+A point is the contract's dict (``doc/source/contributor/contracts.rst``)::
+
+    {"measurement": "shadow_sample", "time": 1700000000.0,
+     "tags": {"evaluation": ..., "shadow": ..., "host": ...,
+              "profile": ..., "metric": ...},
+     "fields": {"value": 1.0}}
+
+``make_sink(url)`` picks the sink: ``-`` or ``stdout`` (JSON lines to
+stdout), ``file:///path`` or a plain path (JSON lines appended to a file),
+``http(s)://host:port[/write]?db=NAME`` (InfluxDB). The InfluxDB sink keeps
+a bounded buffer (``max_buffer`` points; the oldest are dropped and
+counted when it is full), sends batches of ``batch_size`` from a
+background thread every ``flush_interval_s``, retries failures with
+exponential backoff (a batch InfluxDB refuses as malformed, HTTP 4xx, is
+not retried: it is counted as rejected and dropped), creates the database
+if it is missing, and on
+``close()`` flushes what it can within ``close_timeout_s``; whatever is
+left is counted as dropped. ``stats()`` reports sent/dropped/retries.
+"""
+
+import base64
+import collections
+import json
+import logging
+import math
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+LOG = logging.getLogger(__name__)
+
+
+def _escape(text, specials):
+    text = str(text)
+    if text.endswith('\\'):
+        text = text.rstrip('\\') or '_'
+    text = text.replace('\r\n', ' ').replace('\n', ' ').replace('\r', ' ')
+    for char in specials:
+        text = text.replace(char, '\\' + char)
+    return text
+
+
+def escape_measurement(name):
+    return _escape(name, ', ')
+
+
+def escape_tag(text):
+    """Escape a tag key or value for line protocol.
+
+    Commas, equals signs and spaces are backslash-escaped; newlines (which
+    line protocol cannot carry) become spaces; trailing backslashes (which
+    InfluxDB 1.x rejects as an invalid tag) are removed, and a value of
+    only backslashes becomes ``_``. Quotes and unicode pass unchanged.
+    """
+    return _escape(text, ',= ')
+
+
+def format_float(value):
+    text = repr(float(value))
+    return text if 'e' not in text and 'inf' not in text else '%.17g' % value
+
+
+def to_line(point):
+    """One line of InfluxDB line protocol (ns precision); None if the
+    value is not finite (line protocol cannot hold NaN/inf)."""
+    value = point['fields']['value']
+    if not math.isfinite(value):
+        return None
+    tags = ''.join(
+        ',%s=%s' % (escape_tag(key), escape_tag(val))
+        for key, val in sorted(point['tags'].items()) if str(val) != '')
+    return '%s%s value=%s %d' % (escape_measurement(point['measurement']),
+                                 tags, format_float(value),
+                                 round(point['time'] * 1e6) * 1000)
+
+
+class _Rejected(Exception):
+    """InfluxDB refused the batch's content (HTTP 4xx): do not retry."""
+
+
+class JsonLinesSink:
+    """Writes one JSON object per line to a stream or an appended file."""
+
+    def __init__(self, stream=None, path=None):
+        self.path = path
+        self._own = path is not None
+        self._stream = open(path, 'a', encoding='utf-8') if path else (
+            stream or sys.stdout)
+        self.written = 0
+
+    def emit(self, point):
+        self._stream.write(json.dumps(point, sort_keys=True) + '\n')
+        self.written += 1
+
+    def flush(self):
+        self._stream.flush()
+
+    def close(self):
+        self.flush()
+        if self._own:
+            self._stream.close()
+
+    def stats(self):
+        target = self.path or 'stdout'
+        return {'sink': 'jsonl:%s' % target, 'sent': self.written,
+                'dropped': 0}
+
+
+class InfluxDBSink:
+    """Batches points to InfluxDB 1.x ``/write`` over HTTP (urllib)."""
+
+    def __init__(self, url, batch_size=500, max_buffer=20000,
+                 flush_interval_s=1.0, retries=5, backoff_s=0.2,
+                 timeout_s=5.0, close_timeout_s=10.0, create_db=True):
+        parsed = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parsed.query)
+        self.database = (query.get('db') or ['shadow'])[0]
+        path = parsed.path.rstrip('/') or ''
+        if not path.endswith('/write'):
+            path += '/write'
+        self._base = '%s://%s%s' % (parsed.scheme, parsed.hostname +
+                                    (':%d' % parsed.port if parsed.port
+                                     else ''), path[:-len('/write')])
+        self._write_url = '%s/write?%s' % (self._base, urllib.parse.urlencode(
+            {'db': self.database, 'precision': 'ns'}))
+        self._headers = {'Content-Type': 'text/plain; charset=utf-8'}
+        if parsed.username:
+            token = '%s:%s' % (urllib.parse.unquote(parsed.username),
+                               urllib.parse.unquote(parsed.password or ''))
+            self._headers['Authorization'] = 'Basic ' + base64.b64encode(
+                token.encode()).decode()
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self.close_timeout_s = close_timeout_s
+        self._create_db = create_db
+        self._buffer = collections.deque()
+        self._max_buffer = max_buffer
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._deadline = None
+        self.counts = collections.Counter()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='loadgen-influx')
+        self._thread.start()
+
+    def emit(self, point):
+        line = to_line(point)
+        with self._lock:
+            if line is None:
+                self.counts['skipped_nonfinite'] += 1
+                return
+            if len(self._buffer) >= self._max_buffer:
+                self._buffer.popleft()
+                self.counts['dropped'] += 1
+            self._buffer.append(line)
+            full = len(self._buffer) >= self.batch_size
+        if full:
+            self._wake.set()
+
+    def flush(self):
+        self._wake.set()
+
+    def _take_batch(self):
+        with self._lock:
+            count = min(self.batch_size, len(self._buffer))
+            return [self._buffer.popleft() for _ in range(count)]
+
+    def _give_back(self, batch):
+        with self._lock:
+            room = self._max_buffer - len(self._buffer)
+            keep = batch[len(batch) - room:] if room < len(batch) else batch
+            self.counts['dropped'] += len(batch) - len(keep)
+            self._buffer.extendleft(reversed(keep))
+
+    def _run(self):
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            while True:
+                batch = self._take_batch()
+                if not batch:
+                    break
+                if not self._send_with_retry(batch):
+                    self._give_back(batch)
+                    break
+            if self._closing.is_set():
+                return
+
+    def _out_of_time(self):
+        return self._deadline is not None and \
+            time.monotonic() >= self._deadline
+
+    def _send_with_retry(self, batch):
+        body = ('\n'.join(batch) + '\n').encode('utf-8')
+        delay = self.backoff_s
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self.counts['retries'] += 1
+                if self._out_of_time():
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            try:
+                self._post(body)
+            except _Rejected as exc:
+                LOG.warning('InfluxDB rejected %d points: %s', len(batch),
+                            exc)
+                self.counts['rejected'] += len(batch)
+                self.counts['dropped'] += len(batch)
+                return True
+            except (OSError, urllib.error.URLError) as exc:
+                LOG.debug('InfluxDB write failed (attempt %d): %s',
+                          attempt + 1, exc)
+                self.counts['errors'] += 1
+                continue
+            self.counts['sent'] += len(batch)
+            self.counts['batches'] += 1
+            return True
+        return False
+
+    def _post(self, body):
+        request = urllib.request.Request(self._write_url, data=body,
+                                         headers=self._headers)
+        try:
+            with urllib.request.urlopen(request,
+                                        timeout=self.timeout_s) as reply:
+                reply.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:300].decode('utf-8', 'replace')
+            if exc.code == 404 and 'database not found' in detail and \
+                    self._create_db:
+                self._create_database()
+            elif 400 <= exc.code < 500 and exc.code not in (404, 408, 429):
+                raise _Rejected('HTTP %s: %s' % (exc.code, detail)) \
+                    from None
+            raise OSError('HTTP %s: %s' % (exc.code, detail)) from None
+
+    def _create_database(self):
+        data = urllib.parse.urlencode(
+            {'q': 'CREATE DATABASE "%s"' % self.database.replace('"', '')})
+        headers = dict(self._headers)
+        headers['Content-Type'] = 'application/x-www-form-urlencoded'
+        request = urllib.request.Request(self._base + '/query',
+                                         data=data.encode(), headers=headers)
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as r:
+            r.read()
+
+    def close(self):
+        """Flush within ``close_timeout_s``; count the rest as dropped."""
+        self._deadline = time.monotonic() + self.close_timeout_s
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(self.close_timeout_s + self.timeout_s + 1)
+        with self._lock:
+            self.counts['dropped'] += len(self._buffer)
+            self._buffer.clear()
+
+    def stats(self):
+        return {'sink': 'influxdb:%s/%s' % (self._base, self.database),
+                'sent': self.counts['sent'],
+                'dropped': self.counts['dropped'],
+                'retries': self.counts['retries'],
+                'errors': self.counts['errors'],
+                'rejected': self.counts['rejected'],
+                'skipped_nonfinite': self.counts['skipped_nonfinite']}
+
+
+def make_sink(url, stream=None, **options):
+    """Build the sink a URL names (see the module docstring)."""
+    if url in ('-', 'stdout', 'jsonl:-'):
+        return JsonLinesSink(stream=stream)
+    if url.startswith(('http://', 'https://')):
+        return InfluxDBSink(url, **options)
+    if url.startswith('file://'):
+        return JsonLinesSink(path=urllib.parse.urlsplit(url).path)
+    if url.startswith('jsonl:'):
+        return JsonLinesSink(path=url[len('jsonl:'):])
+    if '://' in url:
+        raise ValueError('unsupported sink URL %r' % url)
+    return JsonLinesSink(path=url)

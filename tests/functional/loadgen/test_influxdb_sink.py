@@ -1,0 +1,104 @@
+"""The InfluxDB sink against the real influxd the test setup starts."""
+
+import time
+
+import pytest
+
+from loadgen import sinks
+
+pytestmark = pytest.mark.influxdb
+
+TRICKY_VALUES = ['rack 1', 'a,b', 'k=v', 'say "hi"', "it's", 'line\nbreak',
+                 'ünïcødé ☃', 'back\\slash', 'trailing\\', 'tab\there',
+                 '=leading', ' spaced ']
+
+
+def _point(metric, value, **tags):
+    base = {'evaluation': 'ev', 'shadow': 'sh', 'host': 'h',
+            'profile': 'web', 'metric': metric}
+    base.update(tags)
+    return {'measurement': 'shadow_sample', 'time': time.time(),
+            'tags': base, 'fields': {'value': value}}
+
+
+def _stored(server, db, query):
+    reply = server.query(db, query)
+    series = reply['results'][0].get('series', [])
+    return series
+
+
+def test_run_writes_every_metric_with_contract_tags(influxdb_server,
+                                                    run_loadgen):
+    db = 'loadgen_run'
+    _, summary = run_loadgen(
+        {'name': 'influx-run', 'duration_s': 2.5, 'warmup_s': 0.5,
+         'interval_s': 0.5,
+         'components': {'cpu': {'duty_cycle': 0.3},
+                        'network': {'target_rps': 100}}},
+        '--sink', '%s/write?db=%s' % (influxdb_server.url, db),
+        '--tag', 'evaluation=ev-42', '--tag', 'shadow=shadow-7')
+    stats = summary['sinks'][0]
+    assert stats['dropped'] == 0
+    assert stats['sent'] == summary['samples_emitted'] > 0
+    series = _stored(influxdb_server, db,
+                     'SELECT count(value) FROM shadow_sample '
+                     "WHERE evaluation='ev-42' AND shadow='shadow-7' "
+                     'GROUP BY metric, profile')
+    counts = {s['tags']['metric']: s['values'][0][1] for s in series}
+    assert {'cpu_ops_per_s', 'cpu_util_pct', 'net_rps',
+            'net_p95_rtt_ms'} <= set(counts)
+    assert sum(counts.values()) == summary['samples_emitted']
+    assert {s['tags']['profile'] for s in series} == {'influx-run'}
+
+
+def test_tricky_tag_values_survive_the_round_trip(influxdb_server):
+    db = 'loadgen_escape'
+    sink = sinks.InfluxDBSink('%s?db=%s' % (influxdb_server.url, db),
+                              flush_interval_s=0.1)
+    for index, value in enumerate(TRICKY_VALUES):
+        sink.emit(_point('m%d' % index, float(index), host=value))
+    sink.close()
+    assert sink.stats()['sent'] == len(TRICKY_VALUES)
+    series = _stored(influxdb_server, db,
+                     'SELECT last(value) FROM shadow_sample GROUP BY *')
+    stored = {s['tags']['metric']: s['tags']['host'] for s in series}
+    for index, value in enumerate(TRICKY_VALUES):
+        # Documented lossy cases: newline -> space, trailing '\' removed.
+        expected = value.replace('\n', ' ').rstrip('\\')
+        assert stored['m%d' % index] == expected, (value, stored)
+
+
+def test_points_buffered_while_influxdb_is_down_arrive_after_it_returns(
+        influxdb_server):
+    db = 'loadgen_outage'
+    sink = sinks.InfluxDBSink('%s?db=%s' % (influxdb_server.url, db),
+                              batch_size=5, flush_interval_s=0.1,
+                              retries=20, backoff_s=0.1, timeout_s=1,
+                              close_timeout_s=30)
+    influxdb_server.stop()
+    try:
+        for index in range(20):
+            sink.emit(_point('outage', float(index)))
+        time.sleep(1.0)
+        assert sink.stats()['sent'] == 0
+        assert sink.stats()['errors'] >= 1
+    finally:
+        influxdb_server.start()
+    sink.close()
+    stats = sink.stats()
+    assert stats['sent'] == 20 and stats['dropped'] == 0
+    assert stats['retries'] >= 1
+    series = _stored(influxdb_server, db,
+                     'SELECT count(value) FROM shadow_sample')
+    assert series[0]['values'][0][1] == 20
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_values_are_skipped_and_counted(influxdb_server, bad):
+    sink = sinks.InfluxDBSink('%s?db=loadgen_nan' % influxdb_server.url,
+                              flush_interval_s=0.1)
+    sink.emit(_point('x', bad))
+    sink.emit(_point('y', 1.0))
+    sink.close()
+    assert sink.stats()['skipped_nonfinite'] == 1
+    assert sink.stats()['sent'] == 1

@@ -1,0 +1,78 @@
+"""Sinks: line-protocol escaping, JSON lines, bounded InfluxDB buffer."""
+
+import io
+import json
+import socket
+import time
+
+import pytest
+
+from loadgen import sinks
+
+
+def _point(value=1.5, **tags):
+    base = {'evaluation': 'e1', 'shadow': 's1', 'host': 'h1',
+            'profile': 'web', 'metric': 'cpu_ops_per_s'}
+    base.update(tags)
+    return {'measurement': 'shadow_sample', 'time': 1700000000.25,
+            'tags': base, 'fields': {'value': value}}
+
+
+def test_line_protocol_escapes_tag_values():
+    line = sinks.to_line(_point(host='rack 1,row=2', shadow='a\nb'))
+    assert line == ('shadow_sample,evaluation=e1,host=rack\\ 1\\,row\\=2,'
+                    'metric=cpu_ops_per_s,profile=web,shadow=a\\ b '
+                    'value=1.5 1700000000250000000')
+
+
+def test_trailing_backslashes_are_removed_not_left_to_break_the_line():
+    assert sinks.escape_tag('dir\\') == 'dir'
+    assert sinks.escape_tag('\\\\') == '_'
+    assert sinks.escape_tag('a\\b c') == 'a\\b\\ c'
+
+
+def test_line_protocol_skips_empty_tags_and_nonfinite_values():
+    assert ',evaluation=' not in sinks.to_line(_point(evaluation=''))
+    assert sinks.to_line(_point(value=float('nan'))) is None
+
+
+def test_json_lines_sink_writes_the_contract_shape():
+    stream = io.StringIO()
+    sink = sinks.JsonLinesSink(stream=stream)
+    sink.emit(_point())
+    sink.close()
+    decoded = json.loads(stream.getvalue())
+    assert decoded == _point()
+    assert sink.stats()['sent'] == 1
+
+
+def test_make_sink_picks_by_url(tmp_path):
+    assert isinstance(sinks.make_sink('-'), sinks.JsonLinesSink)
+    path = tmp_path / 'out.jsonl'
+    file_sink = sinks.make_sink('file://%s' % path)
+    file_sink.emit(_point())
+    file_sink.close()
+    assert len(path.read_text().splitlines()) == 1
+    with pytest.raises(ValueError):
+        sinks.make_sink('ftp://x/y')
+
+
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_influxdb_drops_are_bounded_and_counted():
+    sink = sinks.InfluxDBSink(
+        'http://127.0.0.1:%d?db=x' % _closed_port(), batch_size=10,
+        max_buffer=50, flush_interval_s=0.05, retries=1, backoff_s=0.01,
+        timeout_s=0.5, close_timeout_s=0.3)
+    for index in range(200):
+        sink.emit(_point(value=index))
+    time.sleep(0.2)
+    sink.close()
+    stats = sink.stats()
+    assert stats['sent'] == 0
+    assert stats['dropped'] == 200
+    assert stats['errors'] >= 1
