@@ -20,6 +20,8 @@ the loop and its stopping rules:
 
 import collections
 import logging
+import os
+import re
 import time
 import uuid
 
@@ -33,14 +35,49 @@ MIN_SHADOW_RAM_MB = 256
 CLEANUP_RESERVE_S = 0.5
 
 
-def resolve_profile(request):
-    """The loadgen Profile a request asks for, or InvalidRequest."""
+PROFILE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+PROFILE_SUFFIXES = ('.yaml', '.yml', '.json')
+
+
+def _has_path(value):
+    if isinstance(value, dict):
+        return any(k == 'path' or _has_path(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_path(v) for v in value)
+    return False
+
+
+def _named_profile(name, profile_dirs):
+    """A built-in profile or ``<dir>/<name>.{yaml,yml,json}`` of an
+    operator's profile directory; never any other path."""
+    if name in lg_profiles.BUILTIN_PROFILES:
+        return lg_profiles.load_profile(name)
+    if PROFILE_NAME.match(name):
+        for directory in profile_dirs:
+            for suffix in PROFILE_SUFFIXES:
+                path = os.path.join(directory, name + suffix)
+                if os.path.isfile(path):
+                    return lg_profiles.load_profile(path)
+    raise exception.ProfileNotFound(profile=name)
+
+
+def resolve_profile(request, profile_dirs=()):
+    """The loadgen Profile a request asks for, or InvalidRequest.
+
+    A name is a built-in or a file in one of ``profile_dirs``; an inline
+    profile may not name files on the service's host (trace replay must
+    carry its values inline).
+    """
     spec = request['profile']
+    if isinstance(spec, dict) and _has_path(spec):
+        raise exception.InvalidRequest(
+            reason='profile: an inline profile may not name files ("path")')
     try:
-        profile = lg_profiles.load_profile(spec)
+        if isinstance(spec, str):
+            profile = _named_profile(spec.strip(), profile_dirs)
+        else:
+            profile = lg_profiles.load_profile(spec)
     except lg_profiles.ProfileError as e:
-        if isinstance(spec, str) and spec not in lg_profiles.BUILTIN_PROFILES:
-            raise exception.ProfileNotFound(profile=spec)
         raise exception.InvalidRequest(reason='profile: %s' % e)
     scale = request.get('profile_scale', 1.0)
     return profile.scaled(scale) if scale != 1.0 else profile
@@ -93,7 +130,7 @@ class Evaluator:
                  confidence_target=0.8, max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
-                 prior_lookback=86400.0):
+                 prior_lookback=86400.0, profile_dirs=()):
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -105,6 +142,7 @@ class Evaluator:
         self.shadow_scale = shadow_scale
         self.min_hosts_kept = min_hosts_kept
         self.prior_lookback = prior_lookback
+        self.profile_dirs = tuple(profile_dirs)
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer):
@@ -116,7 +154,8 @@ class Evaluator:
                    min_run_time=opts.min_run_time,
                    max_budget=opts.max_budget,
                    shadow_scale=opts.shadow_scale,
-                   prior_lookback=opts.prior_lookback)
+                   prior_lookback=opts.prior_lookback,
+                   profile_dirs=opts.profile_dirs)
 
     def new(self, request, hosts, budget_s, evaluation_id=None):
         return Evaluation(evaluation_id or str(uuid.uuid4()), request,
@@ -129,7 +168,7 @@ class Evaluator:
         """
         evaluation.status = 'running'
         wall_start = time.monotonic()
-        profile = resolve_profile(evaluation.request)
+        profile = resolve_profile(evaluation.request, self.profile_dirs)
         host_names = [h['host'] for h in evaluation.hosts]
         features = self._host_features(host_names)
         scale = self._scale(evaluation.request['flavor'])

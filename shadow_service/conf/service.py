@@ -105,6 +105,17 @@ Evaluations that may run at the same time; further requests get a typed
 Seconds a finished evaluation stays available for the
 ``shadow_evaluation`` scheduler hint.
 """),
+    cfg.ListOpt(
+        'profile_dirs',
+        default=['/etc/nova-shadow/profiles'],
+        help="""
+Directories holding the operator's own workload profiles.
+
+A ``shadow_profile=<name>`` hint that is not a built-in profile is looked up
+as ``<dir>/<name>.yaml``, ``.yml`` or ``.json`` in these directories, in
+order.  Names are letters, digits, ``_``, ``.`` and ``-`` only; tenants can
+never make the service read any other file.
+"""),
     cfg.FloatOpt(
         'prior_lookback',
         default=86400.0,

@@ -123,3 +123,30 @@ def test_bad_inline_profile_names_the_field():
         'cpu': {'workers': -2, 'duty_cycle': 0.5}}})
     with pytest.raises(exception.InvalidRequest, match='workers'):
         evaluator.run(evaluator.new(bad, HOSTS, 5.0))
+
+
+def test_operator_profiles_are_found_by_name_in_profile_dirs(tmp_path):
+    (tmp_path / 'etl.json').write_text(
+        '{"name": "etl", "components": {"cpu": {"workers": 1,'
+        ' "duty_cycle": 0.5}}}')
+    profile = evaluation.resolve_profile(
+        dict(REQUEST, profile='etl'), profile_dirs=[str(tmp_path)])
+    assert profile.name == 'etl'
+    with pytest.raises(exception.ProfileNotFound):
+        evaluation.resolve_profile(dict(REQUEST, profile='etl'))
+
+
+@pytest.mark.parametrize('name', ['/etc/passwd', '../etl', 'a/b', '.hidden'])
+def test_profile_names_never_reach_other_files(tmp_path, name):
+    (tmp_path / 'etl.json').write_text('{"name": "etl"}')
+    with pytest.raises(exception.ProfileNotFound):
+        evaluation.resolve_profile(dict(REQUEST, profile=name),
+                                   profile_dirs=[str(tmp_path)])
+
+
+def test_inline_profiles_may_not_name_files():
+    inline = {'name': 'x', 'pattern': {'type': 'trace',
+                                       'path': '/etc/shadow'},
+              'components': {'cpu': {'workers': 1, 'duty_cycle': 0.5}}}
+    with pytest.raises(exception.InvalidRequest, match='path'):
+        evaluation.resolve_profile(dict(REQUEST, profile=inline))
