@@ -6,13 +6,14 @@ and the CLI) use the global ``cfg.CONF``.
 
 from oslo_config import cfg
 
+from shadow_service.conf import analysis
 from shadow_service.conf import history
 from shadow_service.conf import service
 from shadow_service.conf import sim
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, history, sim]
+_OPT_MODULES = [service, analysis, history, sim]
 
 
 def register_opts(conf):

@@ -1,0 +1,340 @@
+"""The analyzer: shadow measurements in, ranked Performance Scores out.
+
+:class:`Analyzer` is what the evaluation loop and the watcher call:
+
+* :meth:`Analyzer.rank` estimates every metric of every host from its
+  shadow samples (:mod:`.estimate`), applies the contention model and the
+  scale-up to the full flavor, scores the hosts (:mod:`.score`), puts a
+  calibrated confidence on the order (:mod:`.confidence`) and explains
+  each score with its top contributing metrics;
+* :meth:`Analyzer.forecast` runs a forecaster plugin on one series.
+
+Behaviour is changed through keyword-only constructor options (see
+:meth:`Analyzer.from_conf` for the ``[analysis]`` configuration group).
+"""
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from shadow_service.analysis import catalogue
+from shadow_service.analysis import confidence as confidence_lib
+from shadow_service.analysis import estimate as estimate_lib
+from shadow_service.analysis import forecasters
+from shadow_service.analysis import scaleup as scaleup_lib
+from shadow_service.analysis import score as score_lib
+
+LOG = logging.getLogger(__name__)
+
+NEUTRAL_SCORE = 50.0
+DEFAULT_SENSITIVITY = {"cpu": 0.2, "memory": 0.2, "io": 0.2,
+                       "network": 0.2, "latency": 0.2}
+
+
+@dataclasses.dataclass
+class HostScore:
+    """One host's score, confidence, predictions and explanation."""
+
+    host: str
+    score: float
+    confidence: float
+    predicted: dict
+    reasons: list
+    data_age_s: float = None
+    uncertainty: dict = dataclasses.field(default_factory=dict)
+    contender: float = 0.0
+
+    def to_dict(self):
+        return {"host": self.host, "score": round(float(self.score), 2),
+                "confidence": round(float(self.confidence), 3),
+                "data_age_s": (None if self.data_age_s is None
+                               else float(self.data_age_s)),
+                "predicted": {m: float(v) for m, v in
+                              self.predicted.items()},
+                "reasons": list(self.reasons)}
+
+
+@dataclasses.dataclass
+class Ranking:
+    """Hosts best first, with the overall confidence of the order."""
+
+    hosts: list
+    confidence: float
+    weights: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self):
+        """The contract's "RPC ranking" minus the caller's fields."""
+        return {"confidence": round(float(self.confidence), 3),
+                "hosts": [h.to_dict() for h in self.hosts]}
+
+    def clearly_worse(self, margin=10.0, probability=0.05):
+        """Hosts that can be dropped early (successive halving).
+
+        A host is clearly worse when its score is more than ``margin``
+        below the best and its chance of being within the tie margin of
+        the best is below ``probability``. Unmeasured hosts never are.
+        """
+        if not self.hosts:
+            return []
+        best = self.hosts[0].score
+        return [h.host for h in self.hosts
+                if h.predicted and h.score < best - margin
+                and h.contender < probability]
+
+    def host(self, name):
+        for host_score in self.hosts:
+            if host_score.host == name:
+                return host_score
+        raise KeyError(name)
+
+
+class Analyzer:
+    """Rank hosts by predicted performance, and forecast series.
+
+    Parameters
+    ----------
+    metric_weights : dict, optional
+        Operator multipliers per metric, applied on top of the weights
+        derived from the profile's sensitivity.
+    confidence_target : float
+        Confidence at which the evaluation may stop (kept for callers).
+    tie_margin : float
+        Score points within which two hosts count as equally good.
+    age_drift : float
+        Relative drift of a measurement per sqrt(hour) of data age.
+    draws : int
+        Monte Carlo draws for the confidence.
+    contention : dict, optional
+        ``{metric: fitted ContentionModel}``.
+    scaleup : ScaleUpModel, optional
+        Defaults to the documented priors.
+    forecast_level : float
+        Coverage of forecast intervals.
+    forecaster : str
+        Default forecaster plugin of :meth:`forecast`.
+    """
+
+    def __init__(self, *, metric_weights=None, confidence_target=0.8,
+                 tie_margin=2.0, age_drift=0.05, draws=400,
+                 contention=None, scaleup=None, forecast_level=0.9,
+                 forecaster="auto", seed=0):
+        if not 0.0 <= confidence_target <= 1.0:
+            raise ValueError("confidence_target must be within [0, 1]")
+        self.metric_weights = dict(metric_weights or {})
+        self.confidence_target = confidence_target
+        self.tie_margin = tie_margin
+        self.age_drift = age_drift
+        self.draws = draws
+        self.contention = dict(contention or {})
+        self.scaleup = scaleup or scaleup_lib.ScaleUpModel()
+        self.forecast_level = forecast_level
+        self.default_forecaster = forecaster
+        self.seed = seed
+
+    @classmethod
+    def from_conf(cls, conf, **kwargs):
+        """Build from the ``[analysis]`` group of a ConfigOpts."""
+        group = conf.analysis
+        options = {"metric_weights": {k: float(v) for k, v in
+                                      (group.metric_weights or {}).items()},
+                   "confidence_target": group.confidence_target,
+                   "tie_margin": group.tie_margin,
+                   "age_drift": group.age_drift_per_sqrt_hour,
+                   "draws": group.confidence_draws,
+                   "forecast_level": group.interval_level,
+                   "forecaster": group.forecaster}
+        options.update(kwargs)
+        return cls(**options)
+
+    def forecast(self, values, *, step_s, horizon_steps, forecaster=None,
+                 bounds=None):
+        """Forecast ``horizon_steps`` ahead with a forecaster plugin.
+
+        ``forecaster`` names the plugin (None: the configured default,
+        ``auto`` unless set); ``bounds`` is the series' physical range.
+
+        Returns
+        -------
+        Forecast
+            ``mean``, ``lower``, ``upper`` arrays, ``model`` and
+            ``notes``.
+        """
+        forecaster = forecaster or self.default_forecaster
+        options = {"level": self.forecast_level, "bounds": bounds}
+        if forecaster == "auto":
+            options["horizon_steps"] = horizon_steps
+        fitted = forecasters.load(forecaster, **options).fit(
+            values, step_s=step_s)
+        return fitted.forecast(horizon_steps)
+
+    def weights(self, sensitivity):
+        """Per-metric weights for a profile's sensitivity."""
+        weights = catalogue.metric_weights_from_sensitivity(
+            sensitivity, self.metric_weights)
+        if not weights:
+            weights = catalogue.metric_weights_from_sensitivity(
+                DEFAULT_SENSITIVITY, self.metric_weights)
+        return weights
+
+    def rank(self, sensitivity, observations, host_features=None,
+             scale=None, data_age_s=None, prior=None):
+        """Score and rank the hosts; see the module docstring.
+
+        Parameters
+        ----------
+        sensitivity : dict
+            ``{"cpu": .3, "memory": .1, ...}`` of the profile.
+        observations : dict
+            ``{host: {metric: time-ordered samples}}``.
+        host_features : dict, optional
+            ``{host: {feature: value}}`` for the contention model.
+        scale : dict, optional
+            ``shadow_vcpus``, ``full_vcpus``, ``shadow_ram_mb``,
+            ``full_ram_mb``.
+        data_age_s : dict, optional
+            ``{host: seconds since the newest sample}``.
+        prior : Ranking, optional
+            A previous ranking; hosts without observations take its
+            predictions (aged by ``data_age_s``).
+
+        Returns
+        -------
+        Ranking
+        """
+        weights = self.weights(sensitivity)
+        metrics = sorted(weights)
+        host_features = host_features or {}
+        data_age_s = data_age_s or {}
+        hosts = list(observations or {})
+        if prior is not None:
+            hosts += [h.host for h in prior.hosts if h.host not in hosts]
+        estimates, reasons = {}, {}
+        for host in hosts:
+            estimates[host], reasons[host] = self._host_estimates(
+                host, metrics, (observations or {}).get(host),
+                host_features.get(host), scale, data_age_s.get(host),
+                prior)
+        seen = {m for e in estimates.values() for m in e}
+        for host in hosts:
+            reasons[host] = [r for r in reasons[host]
+                             if not r.endswith("no samples, left out")
+                             or r.split(":")[0] in seen]
+        return self._ranking(hosts, metrics, weights, estimates, reasons,
+                             data_age_s)
+
+    def _host_estimates(self, host, metrics, samples, features, scale,
+                        age_s, prior):
+        host_estimates, host_reasons = {}, []
+        samples = samples or {}
+        age_s = float(age_s or 0.0)
+        if not samples and prior is not None:
+            return self._prior_estimates(host, metrics, prior, age_s)
+        for metric in metrics:
+            raw = samples.get(metric)
+            single = estimate_lib.from_samples(
+                metric, [] if raw is None else raw, data_age_s=age_s,
+                age_drift=self.age_drift)
+            if single is None:
+                host_reasons.append("%s: no samples, left out" % metric)
+                continue
+            single, notes = estimate_lib.adjust(
+                metric, single, features=features,
+                contention=self.contention.get(metric), scale=scale,
+                scaleup=self.scaleup)
+            host_reasons += notes
+            host_reasons += ["%s: %s" % (metric, n) for n in single.notes]
+            host_estimates[metric] = single
+        return host_estimates, host_reasons
+
+    def _prior_estimates(self, host, metrics, prior, age_s):
+        try:
+            previous = prior.host(host)
+        except KeyError:
+            return {}, ["no measurements"]
+        previous_age = float(previous.data_age_s or 0.0)
+        host_estimates = {}
+        for metric in metrics:
+            if metric not in previous.predicted:
+                continue
+            value = float(previous.predicted[metric])
+            sd = previous.uncertainty.get(
+                metric, estimate_lib.FEW_SAMPLES_RELATIVE_SD * abs(value))
+            aged = self.age_drift * abs(value) * np.sqrt(
+                max(age_s - previous_age, 0.0) / 3600.0)
+            host_estimates[metric] = estimate_lib.MetricEstimate(
+                value, float(np.hypot(sd, aged)), 0, [])
+        return host_estimates, ["from the previous ranking (no new "
+                                "samples)"]
+
+    def _ranking(self, hosts, metrics, weights, estimates, reasons,
+                 data_age_s):
+        measured = [h for h in hosts if estimates[h]]
+        values = np.array([[estimates[h][m].value if m in estimates[h]
+                            else np.nan for m in metrics]
+                           for h in measured]).reshape(len(measured),
+                                                       len(metrics))
+        sds = np.array([[estimates[h][m].sd if m in estimates[h]
+                         else np.nan for m in metrics]
+                        for h in measured]).reshape(values.shape)
+        point = score_lib.scores(metrics, weights, values) \
+            if measured else np.array([])
+        confidence = confidence_lib.rank_confidence(
+            metrics, weights, values, sds, point,
+            tie_margin=self.tie_margin, draws=self.draws, seed=self.seed)
+        norm = score_lib.normalised(metrics, values) if measured else None
+        results = []
+        for index, host in enumerate(measured):
+            results.append(HostScore(
+                host=host, score=float(point[index]),
+                confidence=float(confidence.per_host[index]),
+                predicted={m: e.value for m, e in estimates[host].items()},
+                reasons=_explain(metrics, weights, values, norm, index,
+                                 len(measured)) + reasons[host],
+                data_age_s=data_age_s.get(host),
+                uncertainty={m: e.sd for m, e in estimates[host].items()},
+                contender=float(confidence.contender[index])))
+        for host in hosts:
+            if not estimates[host]:
+                results.append(HostScore(
+                    host=host, score=NEUTRAL_SCORE, confidence=0.0,
+                    predicted={}, reasons=["no measurements: neutral "
+                                           "score"] + reasons[host],
+                    data_age_s=data_age_s.get(host)))
+        results.sort(key=lambda h: (-h.score, -h.confidence, h.host))
+        overall = confidence.overall * (len(measured) / len(hosts)) \
+            if hosts else 0.0
+        return Ranking(results, float(overall), weights)
+
+
+def _explain(metrics, weights, values, norm, index, host_count):
+    """Top contributing metrics of one host, and its largest loss."""
+    present = [c for c in range(len(metrics))
+               if not np.isnan(norm[index, c])]
+    total = sum(weights[metrics[c]] for c in present) or 1.0
+    lines = []
+    by_contribution = sorted(
+        present, key=lambda c: -weights[metrics[c]] * norm[index, c])
+    for column in by_contribution[:3]:
+        lines.append(_describe(metrics[column], values[index, column],
+                               norm[index, column], host_count,
+                               weights[metrics[column]] / total))
+    losses = [(weights[metrics[c]] * (1 - norm[index, c]), c)
+              for c in present]
+    if losses:
+        loss, column = max(losses)
+        if loss > 0.005 and column not in by_contribution[:3]:
+            lines.append("loses most on " + _describe(
+                metrics[column], values[index, column],
+                norm[index, column], host_count,
+                weights[metrics[column]] / total))
+    return lines
+
+
+def _describe(metric, value, normalised_value, host_count, share):
+    if normalised_value >= 0.9995:
+        where = "best of %d" % host_count
+    else:
+        where = "%.0f%% of best" % (100 * normalised_value)
+    return "%s %.4g (%s, weight %.0f%%)" % (metric, value, where,
+                                            100 * share)

@@ -1,0 +1,67 @@
+"""Confidence of a ranking, from the uncertainty of every estimate.
+
+Each host's metric estimates carry a standard deviation (sample count,
+autocorrelation, drift, data age, contention-model disagreement, scale-up
+uncertainty; see :mod:`.estimate`). Drawing every estimate from a normal
+distribution and rescoring the draws gives:
+
+* per host: the probability that its order against each other host is
+  right, averaged over the other hosts, where "right" also includes the
+  two hosts truly being within ``tie_margin`` score points (choosing
+  either is then not a mistake);
+* overall: the probability that the top-ranked host is within
+  ``tie_margin`` of the truly best one;
+* per host: the probability of being a contender (within ``tie_margin``
+  of the best), used to drop clearly worse hosts early.
+
+These are probabilities, so they can be checked for calibration
+(:mod:`.calibration`). Change ``draws`` for precision against speed.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from shadow_service.analysis import catalogue
+from shadow_service.analysis import score
+
+
+@dataclasses.dataclass
+class RankingConfidence:
+    per_host: np.ndarray
+    overall: float
+    contender: np.ndarray
+
+
+def rank_confidence(metrics, weights, values, sds, point_scores, *,
+                    tie_margin=2.0, draws=400, seed=0):
+    """Monte Carlo confidence for hosts with (hosts, metrics) estimates."""
+    hosts = values.shape[0]
+    if hosts == 0:
+        return RankingConfidence(np.array([]), 0.0, np.array([]))
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(values.shape + (draws,))
+    drawn = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
+    for column, metric in enumerate(metrics):
+        upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
+        drawn[:, column] = np.clip(drawn[:, column], 0.0, upper)
+    drawn_scores = score.scores(metrics, weights, drawn)
+    best = np.max(drawn_scores, axis=0)
+    contender = np.mean(drawn_scores >= best - tie_margin, axis=1)
+    if hosts == 1:
+        return RankingConfidence(np.ones(1), 1.0, np.ones(1))
+    top = int(np.argmax(point_scores))
+    overall = float(contender[top])
+    per_host = np.empty(hosts)
+    for i in range(hosts):
+        right = []
+        for j in range(hosts):
+            if i == j:
+                continue
+            difference = drawn_scores[i] - drawn_scores[j]
+            expected = np.sign(point_scores[i] - point_scores[j])
+            agrees = (np.abs(difference) <= tie_margin) | (
+                (expected != 0) & (np.sign(difference) == expected))
+            right.append(np.mean(agrees))
+        per_host[i] = np.mean(right)
+    return RankingConfidence(per_host, overall, contender)

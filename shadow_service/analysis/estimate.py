@@ -1,0 +1,117 @@
+"""Per host, per metric: a predicted value and its uncertainty.
+
+:func:`from_samples` turns one metric's shadow samples into a
+:class:`MetricEstimate`: the sample mean and the standard deviation of
+what the VM will achieve, combining
+
+* the standard error of the mean with an effective sample size that
+  accounts for lag-1 autocorrelation,
+* drift within the run (half the difference between the halves' means),
+* a wide relative prior when there are fewer than ``MIN_SAMPLES``,
+* the age of the data: ``age_drift`` of the value per sqrt(hour).
+
+:func:`adjust` then applies the contention model (the effect of the VM
+being added and the disagreement between shadow and model) and the
+scale-up to the full flavor. Uncertainties add in quadrature.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from shadow_service.analysis import catalogue
+from shadow_service.analysis import series
+
+MIN_SAMPLES = 3
+FEW_SAMPLES_RELATIVE_SD = 0.15
+PERCENT_BOUNDS = (0.0, 100.0)
+NONNEGATIVE_BOUNDS = (0.0, None)
+
+
+@dataclasses.dataclass
+class MetricEstimate:
+    value: float
+    sd: float
+    samples: int
+    notes: list
+
+    @property
+    def relative_sd(self):
+        return self.sd / max(abs(self.value), 1e-9)
+
+
+def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
+    """Estimate a metric from time-ordered samples; None if none usable."""
+    bounds = (PERCENT_BOUNDS if metric in catalogue.PERCENT_METRICS
+              else NONNEGATIVE_BOUNDS)
+    cleaned = series.clean(list(samples) if not isinstance(
+        samples, np.ndarray) else samples, bounds=bounds)
+    data = cleaned.values
+    if data.size == 0:
+        return None
+    notes = list(cleaned.notes)
+    value = float(np.mean(data))
+    if data.size < MIN_SAMPLES:
+        sd = FEW_SAMPLES_RELATIVE_SD * max(abs(value), 1e-9)
+        if data.size > 1:
+            sd = max(sd, float(np.std(data, ddof=1)))
+        notes.append("only %d samples" % data.size)
+    else:
+        sd = math.sqrt(standard_error(data) ** 2 + drift(data) ** 2)
+    age_hours = max(float(data_age_s or 0.0), 0.0) / 3600.0
+    age_sd = age_drift * abs(value) * math.sqrt(age_hours)
+    return MetricEstimate(value, math.sqrt(sd ** 2 + age_sd ** 2),
+                          int(data.size), notes)
+
+
+def standard_error(data):
+    """Standard error of the mean with an autocorrelation correction."""
+    spread = float(np.std(data, ddof=1))
+    if spread == 0:
+        return 0.0
+    centred = data - data.mean()
+    lag1 = float(np.dot(centred[1:], centred[:-1])
+                 / np.dot(centred, centred))
+    lag1 = min(max(lag1, 0.0), 0.95)
+    effective = max(data.size * (1 - lag1) / (1 + lag1), 1.0)
+    return spread / math.sqrt(effective)
+
+
+def drift(data):
+    """Half the difference between the means of the two halves."""
+    half = data.size // 2
+    if half < 2:
+        return 0.0
+    return abs(float(np.mean(data[half:]) - np.mean(data[:half]))) / 2
+
+
+def adjust(metric, estimate, *, features=None, contention=None,
+           scale=None, scaleup=None):
+    """Apply contention and scale-up; return (estimate, reasons)."""
+    reasons = []
+    value, sd = estimate.value, estimate.sd
+    if contention is not None and features:
+        try:
+            modelled = float(contention.predict(features).mean[0])
+            delta, delta_sd = contention.degradation(features, 1)
+        except (ValueError, KeyError) as error:
+            reasons.append("%s: contention model not applied (%s)"
+                           % (metric, error))
+        else:
+            disagreement = abs(modelled - value)
+            value += delta
+            sd = math.sqrt(sd ** 2 + delta_sd ** 2
+                           + (0.5 * disagreement) ** 2)
+            reasons.append("%s: %+.3g expected from one more VM; shadow "
+                           "%.3g vs model %.3g" % (metric, delta,
+                                                   estimate.value,
+                                                   modelled))
+    if scaleup is not None and scale:
+        factor = scaleup.factor(metric, scale)
+        if factor.factor != 1.0 or factor.log_sd:
+            value *= factor.factor
+            sd = math.sqrt((sd * factor.factor) ** 2
+                           + (value * factor.log_sd) ** 2)
+    return MetricEstimate(value, sd, estimate.samples,
+                          estimate.notes), reasons

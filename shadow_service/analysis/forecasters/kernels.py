@@ -1,0 +1,117 @@
+"""Cheap forecasting kernels evaluated from every origin at once.
+
+Each kernel returns an ``(n, horizon)`` array whose row ``t`` is the
+forecast of ``y[t+1 .. t+horizon]`` made with ``y[:t+1]`` only, so a
+rolling-origin backtest over thousands of origins costs one vectorised
+pass instead of thousands of fits. NaN marks origins a kernel cannot serve
+(e.g. a seasonal kernel before one season of history). The selector in
+:mod:`.selector` chooses and combines these per series.
+
+To add a kernel, add a function here and a line to :func:`all_kernels`.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import signal
+
+SES_ALPHAS = (0.05, 0.1, 0.2, 0.35, 0.6)
+MEDIAN_WINDOWS = (3, 6, 12, 36, 72)
+MEAN_WINDOWS = (12, 36)
+REVERSION_PHIS = (0.85, 0.95)
+SEASON_DEPTHS = (1, 3, 7)
+
+
+def ses_levels(y, alpha):
+    """Simple exponential smoothing level after each observation."""
+    levels, _ = signal.lfilter([alpha], [1.0, alpha - 1.0], y,
+                               zi=[(1.0 - alpha) * y[0]])
+    return levels
+
+
+def _flat(level, horizon):
+    return np.repeat(level[:, None], horizon, axis=1)
+
+
+def seasonal_profile(y, horizon, season, depth):
+    """Mean of the values 1..depth seasons before each target step."""
+    n = y.size
+    target = np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :]
+    total = np.zeros((n, horizon))
+    count = np.zeros((n, horizon))
+    for j in range(1, depth + 1):
+        source = target - j * season
+        ok = source >= 0
+        total[ok] += y[source[ok]]
+        count[ok] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+def all_kernels(y, horizon, season):
+    """Every kernel's forecasts from every origin.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Clean, regular series.
+    horizon : int
+        Steps ahead.
+    season : int or None
+        Season length in steps; seasonal kernels need it.
+
+    Returns
+    -------
+    dict
+        ``{kernel name: (n, horizon) array}``.
+    """
+    n = y.size
+    history = pd.Series(y)
+    kernels = {"naive": _flat(y, horizon)}
+    levels = {}
+    for alpha in SES_ALPHAS:
+        levels[alpha] = ses_levels(y, alpha)
+        kernels["ses_%g" % alpha] = _flat(levels[alpha], horizon)
+    for window in MEDIAN_WINDOWS:
+        rolling = history.rolling(window, min_periods=1).median()
+        kernels["median_%d" % window] = _flat(rolling.to_numpy(), horizon)
+    for window in MEAN_WINDOWS:
+        rolling = history.rolling(window, min_periods=1).mean()
+        kernels["mean_%d" % window] = _flat(rolling.to_numpy(), horizon)
+    long_window = season if season and season > 1 else max(n // 4, 1)
+    long_mean = history.rolling(long_window, min_periods=1).mean()
+    long_mean = long_mean.to_numpy()
+    kernels["mean_long"] = _flat(long_mean, horizon)
+    long_median = history.rolling(long_window, min_periods=1).median()
+    kernels["median_long"] = _flat(long_median.to_numpy(), horizon)
+    steps = np.arange(1, horizon + 1)[None, :]
+    recent = levels[0.35][:, None]
+    for phi in REVERSION_PHIS:
+        kernels["revert_%g" % phi] = (long_mean[:, None]
+                                      + phi ** steps
+                                      * (recent - long_mean[:, None]))
+    if season and season > 1 and n > season:
+        smooth = levels[0.2]
+        for depth in SEASON_DEPTHS:
+            profile = seasonal_profile(y, horizon, season, depth)
+            kernels["seasonal_%dd" % depth] = profile
+            kernels["blend_seasonal_%dd" % depth] = (
+                0.5 * profile + 0.5 * smooth[:, None])
+            past_level = _lagged_mean(smooth, season, depth)
+            kernels["shifted_seasonal_%dd" % depth] = (
+                profile + (smooth - past_level)[:, None])
+    return kernels
+
+
+def _lagged_mean(values, season, depth):
+    """Mean of ``values[t - j*season]`` for j = 1..depth (NaN if none)."""
+    n = values.size
+    total = np.zeros(n)
+    count = np.zeros(n)
+    index = np.arange(n)
+    for j in range(1, depth + 1):
+        source = index - j * season
+        ok = source >= 0
+        total[ok] += values[source[ok]]
+        count[ok] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)

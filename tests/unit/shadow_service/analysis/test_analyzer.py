@@ -1,0 +1,179 @@
+import json
+
+import numpy as np
+import pytest
+
+from shadow_service.analysis import analyzer as analyzer_lib
+from shadow_service.analysis import contention
+
+CPU_LATENCY = {"cpu": 0.5, "latency": 0.5}
+
+
+def host_samples(ops, rtt, *, count=30, noise=0.02, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "cpu_ops_per_s": list(ops * (1 + noise * rng.standard_normal(count))),
+        "net_p95_rtt_ms": list(rtt * (1 + noise
+                                      * rng.standard_normal(count))),
+        "cpu_steal_pct": list(np.abs(0.5 * rng.standard_normal(count))),
+    }
+
+
+def make_analyzer(**kwargs):
+    return analyzer_lib.Analyzer(**kwargs)
+
+
+def test_scores_order_hosts_by_the_profiles_metrics():
+    observations = {"fast": host_samples(1000, 1.0, seed=1),
+                    "middle": host_samples(800, 1.5, seed=2),
+                    "slow": host_samples(500, 3.0, seed=3)}
+    ranking = make_analyzer().rank(CPU_LATENCY, observations)
+    assert [h.host for h in ranking.hosts] == ["fast", "middle", "slow"]
+    assert ranking.hosts[0].score == pytest.approx(100, abs=2)
+    assert ranking.confidence > 0.95
+    assert all(0 <= h.score <= 100 for h in ranking.hosts)
+
+
+def test_sensitivity_changes_the_winner():
+    observations = {"cpu_box": host_samples(1000, 3.0, seed=1),
+                    "net_box": host_samples(600, 1.0, seed=2)}
+    by_cpu = make_analyzer().rank({"cpu": 1.0}, observations)
+    by_latency = make_analyzer().rank({"latency": 1.0}, observations)
+    assert by_cpu.hosts[0].host == "cpu_box"
+    assert by_latency.hosts[0].host == "net_box"
+
+
+def test_operator_weights_can_silence_a_metric():
+    observations = {"cpu_box": host_samples(1000, 3.0, seed=1),
+                    "net_box": host_samples(600, 1.0, seed=2)}
+    analyzer = make_analyzer(metric_weights={"net_p95_rtt_ms": 0})
+    assert analyzer.rank(CPU_LATENCY, observations).hosts[0].host == \
+        "cpu_box"
+
+
+def test_explanations_name_the_top_metrics():
+    observations = {"a": host_samples(1000, 1.0, seed=1),
+                    "b": host_samples(500, 1.0, seed=2)}
+    ranking = make_analyzer().rank({"cpu": 1.0}, observations)
+    loser = ranking.host("b")
+    assert any("cpu_ops_per_s" in r and "of best" in r
+               for r in loser.reasons)
+    assert any("best of 2" in r for r in ranking.host("a").reasons)
+
+
+def confidence_of(count, noise, age_s=0.0):
+    observations = {"a": host_samples(1000, 1.0, count=count, noise=noise,
+                                      seed=1),
+                    "b": host_samples(960, 1.0, count=count, noise=noise,
+                                      seed=2)}
+    ranking = make_analyzer().rank(
+        {"cpu": 1.0}, observations,
+        data_age_s={"a": age_s, "b": age_s})
+    return ranking.confidence
+
+
+def test_confidence_rises_with_samples_and_agreement():
+    assert confidence_of(60, 0.05) > confidence_of(4, 0.05)
+    assert confidence_of(30, 0.01) > confidence_of(30, 0.2)
+
+
+def test_confidence_falls_with_data_age():
+    fresh = confidence_of(60, 0.02)
+    day_old = confidence_of(60, 0.02, age_s=86400)
+    assert fresh > day_old
+
+
+def test_degenerate_inputs():
+    analyzer = make_analyzer()
+    single = analyzer.rank(CPU_LATENCY, {"only": host_samples(900, 1.0)})
+    assert [h.host for h in single.hosts] == ["only"]
+    assert single.hosts[0].score == pytest.approx(100)
+    same = {"x": {"cpu_ops_per_s": [5.0] * 10},
+            "y": {"cpu_ops_per_s": [5.0] * 10}}
+    twins = analyzer.rank({"cpu": 1}, same)
+    assert twins.hosts[0].score == twins.hosts[1].score
+    assert twins.confidence == pytest.approx(1.0)
+    empty = analyzer.rank(CPU_LATENCY, {"a": {}, "b": {"cpu_ops_per_s": []}})
+    assert all(h.score == 50.0 and h.confidence == 0 for h in empty.hosts)
+    assert analyzer.rank(CPU_LATENCY, {}).to_dict() == {
+        "confidence": 0.0, "hosts": []}
+    garbage = analyzer.rank(None, {"a": {"cpu_ops_per_s": [np.nan, None,
+                                                           "1"]}})
+    assert garbage.hosts[0].host == "a"
+
+
+def test_missing_metric_is_skipped_and_said():
+    observations = {"a": host_samples(1000, 1.0, seed=1),
+                    "b": {"cpu_ops_per_s": [990.0] * 20}}
+    ranking = make_analyzer().rank(CPU_LATENCY, observations)
+    assert any("net_p95_rtt_ms: no samples" in r
+               for r in ranking.host("b").reasons)
+
+
+def test_to_dict_matches_the_ranking_contract():
+    observations = {"a": host_samples(1000, 1.0, seed=1),
+                    "b": host_samples(700, 2.0, seed=2)}
+    result = make_analyzer().rank(CPU_LATENCY, observations,
+                                  data_age_s={"a": 5.0, "b": 7.0}).to_dict()
+    json.dumps(result)
+    assert set(result) == {"confidence", "hosts"}
+    assert set(result["hosts"][0]) == {"host", "score", "confidence",
+                                       "data_age_s", "predicted", "reasons"}
+    assert result["hosts"][0]["data_age_s"] == 5.0
+
+
+def test_clearly_worse_hosts_can_be_dropped():
+    observations = {"a": host_samples(1000, 1.0, seed=1),
+                    "b": host_samples(980, 1.0, seed=2),
+                    "c": host_samples(300, 5.0, seed=3)}
+    ranking = make_analyzer().rank(CPU_LATENCY, observations)
+    assert ranking.clearly_worse(margin=10) == ["c"]
+
+
+def test_scale_raises_predicted_throughput_not_latency():
+    observations = {"a": host_samples(1000, 1.0, seed=1)}
+    scale = {"shadow_vcpus": 1, "full_vcpus": 4}
+    plain = make_analyzer().rank(CPU_LATENCY, observations)
+    scaled = make_analyzer().rank(CPU_LATENCY, observations, scale=scale)
+    ratio = (scaled.hosts[0].predicted["cpu_ops_per_s"]
+             / plain.hosts[0].predicted["cpu_ops_per_s"])
+    assert ratio == pytest.approx(4 ** 0.9)
+    assert scaled.hosts[0].predicted["net_p95_rtt_ms"] == pytest.approx(
+        plain.hosts[0].predicted["net_p95_rtt_ms"])
+
+
+def test_contention_model_predicts_the_cost_of_one_more_vm():
+    rng = np.random.default_rng(0)
+    rows = {"num_instances": rng.integers(0, 10, 100)}
+    ops = 1000 - 50 * rows["num_instances"] + rng.normal(0, 5, 100)
+    model = contention.ContentionModel(
+        features=("num_instances",)).fit(rows, ops)
+    analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
+    observations = {"a": {"cpu_ops_per_s": [800.0] * 20},
+                    "b": {"cpu_ops_per_s": [800.0] * 20}}
+    ranking = analyzer.rank({"cpu": 1}, observations, host_features={
+        "a": {"num_instances": 4}, "b": {"num_instances": 4}})
+    assert ranking.host("a").predicted["cpu_ops_per_s"] == pytest.approx(
+        750, abs=5)
+    assert any("one more VM" in r for r in ranking.host("a").reasons)
+
+
+def test_prior_ranking_serves_hosts_without_new_samples():
+    analyzer = make_analyzer()
+    first = analyzer.rank({"cpu": 1}, {"a": host_samples(1000, 1.0),
+                                       "b": host_samples(500, 1.0)})
+    second = analyzer.rank({"cpu": 1}, {"a": host_samples(1000, 1.0)},
+                           prior=first, data_age_s={"b": 7200})
+    assert second.host("b").predicted
+    assert any("previous ranking" in r for r in second.host("b").reasons)
+    assert second.hosts[0].host == "a"
+
+
+def test_forecast_uses_the_configured_default():
+    values = 10 + np.sin(np.arange(300) / 5.0)
+    forecast = make_analyzer().forecast(values, step_s=60, horizon_steps=5)
+    assert forecast.mean.shape == (5,)
+    assert forecast.model.startswith("auto")
+    ses = make_analyzer(forecaster="naive").forecast(
+        values, step_s=60, horizon_steps=5)
+    assert ses.model == "naive"
