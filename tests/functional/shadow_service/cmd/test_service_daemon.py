@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 
 import pytest
 
@@ -53,18 +54,19 @@ def test_daemon_serves_rankings_and_stops_on_sigterm(tmp_path, rabbit_url):
     try:
         api = rpcapi.ShadowAPI(service_support.make_conf(), topic=topic,
                                transport_url=rabbit_url)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while True:
             try:
-                ranking = api.rank_hosts(
-                    {}, {'flavor': {'vcpus': 2, 'ram_mb': 2048},
-                         'profile': 'web'},
-                    [{'host': 'a'}, {'host': 'b'}], 5.0, timeout=5)
-                break
-            except Exception:
+                api.get_evaluation({}, str(uuid.uuid4()), timeout=2)
+            except Exception as e:
+                if service_support.typed_error(e, 'EvaluationNotFound'):
+                    break
                 assert proc.poll() is None, (
                     tmp_path / 'daemon.log').read_text()
                 assert time.monotonic() < deadline, 'daemon never answered'
+        ranking = api.rank_hosts(
+            {}, {'flavor': {'vcpus': 2, 'ram_mb': 2048}, 'profile': 'web'},
+            [{'host': 'a'}, {'host': 'b'}], 5.0, timeout=120)
         assert {h['host'] for h in ranking['hosts']} == {'a', 'b'}
         assert (tmp_path / 'history.sqlite').exists()
     finally:
