@@ -27,6 +27,7 @@ import uuid
 
 from loadgen import profiles as lg_profiles
 from shadow_service import exception
+from shadow_service import learning
 
 LOG = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class Evaluator:
                  confidence_target=0.8, max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
-                 prior_lookback=86400.0, profile_dirs=()):
+                 prior_lookback=86400.0, profile_dirs=(), learner=None):
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -143,10 +144,14 @@ class Evaluator:
         self.min_hosts_kept = min_hosts_kept
         self.prior_lookback = prior_lookback
         self.profile_dirs = tuple(profile_dirs)
+        # Optional ContentionLearner: its models join the analyzer's.
+        self.learner = learner
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer):
         opts = conf.shadow
+        learner = (learning.ContentionLearner.from_conf(conf, history)
+                   if opts.contention_learning else None)
         return cls(driver, history, analyzer,
                    confidence_target=opts.confidence_target,
                    max_shadow_hosts=opts.max_shadow_hosts,
@@ -155,7 +160,7 @@ class Evaluator:
                    max_budget=opts.max_budget,
                    shadow_scale=opts.shadow_scale,
                    prior_lookback=opts.prior_lookback,
-                   profile_dirs=opts.profile_dirs)
+                   profile_dirs=opts.profile_dirs, learner=learner)
 
     def new(self, request, hosts, budget_s, evaluation_id=None):
         return Evaluation(evaluation_id or str(uuid.uuid4()), request,
@@ -172,8 +177,10 @@ class Evaluator:
         host_names = [h['host'] for h in evaluation.hosts]
         features = self._host_features(host_names)
         scale = self._scale(evaluation.request['flavor'])
+        evaluation.host_features = features
+        analyzer = self._analyzer_for(evaluation.request, profile)
 
-        prior = self._prior(profile, host_names, features, scale)
+        prior = self._prior(profile, host_names, features, scale, analyzer)
         known = {h.host for h in prior.hosts}
         if (known >= set(host_names)
                 and prior.confidence >= self.confidence_target):
@@ -186,13 +193,20 @@ class Evaluator:
         candidates = self._candidates(prior, host_names)
         ranking, shadow_seconds = self._measure(
             evaluation, profile, candidates, features, scale, wall_start,
-            progress, prior)
+            progress, prior, analyzer)
         if ranking is None:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
 
-    def _prior(self, profile, host_names, features, scale):
+    def _analyzer_for(self, request, profile):
+        """The analyzer with the learner's models for this workload."""
+        if self.learner is None:
+            return self.analyzer
+        return self.analyzer.with_contention(
+            self.learner.models(request, profile.name))
+
+    def _prior(self, profile, host_names, features, scale, analyzer):
         """A ranking from earlier shadows of ``profile`` on these hosts."""
         wanted = set(host_names)
         observations = collections.defaultdict(
@@ -215,7 +229,7 @@ class Evaluator:
                 observations[host][point.tags.get('metric')].append(
                     float(point.fields['value']))
                 newest[host] = max(newest.get(host, point.time), point.time)
-        return self.analyzer.rank(
+        return analyzer.rank(
             profile.sensitivity,
             {h: dict(m) for h, m in observations.items()},
             host_features=features, scale=scale,
@@ -243,13 +257,14 @@ class Evaluator:
         return unknown + known, set(unknown)
 
     def _measure(self, evaluation, profile, candidates, features, scale,
-                 wall_start, progress, prior=None):
+                 wall_start, progress, prior=None, analyzer=None):
         order, unknown = candidates
         request = dict(evaluation.request)
         request['flavor'] = shadow_flavor(request['flavor'],
                                           self.shadow_scale)
         run = _Run(self, evaluation, profile.scaled(self.shadow_scale),
                    request, order, unknown, features, scale, prior)
+        run.analyzer = analyzer or self.analyzer
         try:
             ranking = run.loop(wall_start, progress)
         finally:
@@ -272,6 +287,8 @@ class Evaluator:
         evaluation.finished_at = time.time()
         record = dict(result)
         record['request'] = evaluation.request
+        record['host_features'] = learning.recordable_features(
+            getattr(evaluation, 'host_features', None))
         try:
             self.history.put_evaluation(record)
         except Exception:
@@ -298,6 +315,7 @@ class _Run:
         self.features = features
         self.scale = scale
         self.prior = prior if prior is not None and prior.hosts else None
+        self.analyzer = evaluator.analyzer
         self.running = {}
         self.started = {}
         self.stopped = {}
@@ -361,7 +379,7 @@ class _Run:
     def rank(self, now):
         if not self.observations:
             return None
-        return self.ev.analyzer.rank(
+        return self.analyzer.rank(
             self.profile.sensitivity,
             {h: dict(m) for h, m in self.observations.items()},
             host_features=self.features, scale=self.scale,

@@ -13,6 +13,7 @@ Behaviour is changed through keyword-only constructor options (see
 :meth:`Analyzer.from_conf` for the ``[analysis]`` configuration group).
 """
 
+import copy
 import dataclasses
 import logging
 
@@ -134,11 +135,14 @@ class Analyzer:
 
     @classmethod
     def from_conf(cls, conf, **kwargs):
-        """Build from the ``[analysis]`` group of a ConfigOpts."""
+        """Build from the ``[analysis]`` group of a ConfigOpts (and the
+        evaluation's ``[shadow] confidence_target`` where registered)."""
         group = conf.analysis
+        target = (conf.shadow.confidence_target if "shadow" in conf
+                  else 0.8)
         options = {"metric_weights": {k: float(v) for k, v in
                                       (group.metric_weights or {}).items()},
-                   "confidence_target": group.confidence_target,
+                   "confidence_target": target,
                    "tie_margin": group.tie_margin,
                    "age_drift": group.age_drift_per_sqrt_hour,
                    "draws": group.confidence_draws,
@@ -146,6 +150,19 @@ class Analyzer:
                    "forecaster": group.forecaster}
         options.update(kwargs)
         return cls(**options)
+
+    def with_contention(self, models):
+        """A copy that also applies ``models`` (``{metric: fitted
+        ContentionModel}``, overriding the constructor's per metric).
+
+        The copy shares everything else, so one analyzer can serve
+        concurrent evaluations whose workloads have different models.
+        """
+        if not models:
+            return self
+        adjusted = copy.copy(self)
+        adjusted.contention = {**self.contention, **models}
+        return adjusted
 
     def forecast(self, values, *, step_s, horizon_steps, forecaster=None,
                  bounds=None):

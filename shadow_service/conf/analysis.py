@@ -32,18 +32,6 @@ Possible values:
   those of the metric catalogue.
 """),
     cfg.FloatOpt(
-        'confidence_target',
-        default=0.8,
-        min=0.0,
-        max=1.0,
-        help="""
-Confidence at which an evaluation stops running shadows and answers.
-
-Related options:
-
-* ``tie_margin``: what "right" means for the confidence.
-"""),
-    cfg.FloatOpt(
         'tie_margin',
         default=2.0,
         min=0.0,
@@ -55,7 +43,7 @@ margin of each other.
 
 Related options:
 
-* ``confidence_target``.
+* ``[shadow] confidence_target``.
 """),
     cfg.FloatOpt(
         'age_drift_per_sqrt_hour',

@@ -134,6 +134,113 @@ Related options:
 * ``confidence_target``
 """),
     cfg.BoolOpt(
+        'contention_learning',
+        default=True,
+        help="""
+Fit the contention model on the history of earlier evaluations.
+
+Every evaluation record keeps the candidate hosts' features (load,
+co-located VMs, hardware class) next to what the shadows achieved there.
+With this on, the service regresses each metric of each workload on those
+features and applies the fit to new rankings: a host's score includes the
+change expected when one more VM lands on it, and a disagreement between
+the shadow and the model widens the uncertainty.  Off: host features are
+not used.
+
+Related options:
+
+* ``contention_lookback``, ``contention_min_rows``,
+  ``contention_refit_every``, ``contention_refit_interval``,
+  ``contention_max_evaluations``, ``contention_method``,
+  ``contention_features``
+"""),
+    cfg.FloatOpt(
+        'contention_lookback',
+        default=7 * 86400.0,
+        min=60.0,
+        help="""
+Seconds of evaluation records the contention model is fitted on.
+
+Older evaluations are not used.  A longer window gives more rows and slower
+refits; a shorter one follows hardware and tenant changes sooner.
+
+Related options:
+
+* ``contention_max_evaluations``
+"""),
+    cfg.IntOpt(
+        'contention_min_rows',
+        default=30,
+        min=5,
+        help="""
+Fewest training rows a metric needs before it gets a contention model.
+
+One row is one host measured by one evaluation of the same workload
+(profile, flavor vCPUs and profile scale).  Metrics whose target or host
+load never varied get no model whatever the count.
+"""),
+    cfg.IntOpt(
+        'contention_refit_every',
+        default=10,
+        min=1,
+        help="""
+Evaluations between two refits of the contention models.
+
+The first evaluation after a start always fits.
+
+Related options:
+
+* ``contention_refit_interval``: both must have passed.
+"""),
+    cfg.FloatOpt(
+        'contention_refit_interval',
+        default=60.0,
+        min=0.0,
+        help="""
+Fewest seconds between two refits of the contention models.
+
+Related options:
+
+* ``contention_refit_every``: both must have passed.
+"""),
+    cfg.IntOpt(
+        'contention_max_evaluations',
+        default=200,
+        min=1,
+        help="""
+Newest evaluation records read per refit; bounds the cost of a refit
+(one history query per evaluation).
+"""),
+    cfg.StrOpt(
+        'contention_method',
+        default='ols',
+        choices=[('ols', 'ordinary least squares'),
+                 ('wls', 'least squares weighted by sample counts'),
+                 ('quantile', 'median regression with quantile intervals, '
+                              'robust to outliers')],
+        help="""
+Estimator of the contention regression.
+"""),
+    cfg.ListOpt(
+        'contention_features',
+        default=['num_instances'],
+        help="""
+Host features the contention model regresses on, besides the hardware
+class.
+
+The analyzer adds the model's ``num_instances`` slope as "the change from
+one more VM".  Utilisation and steal (``cpu_util_pct``,
+``cpu_steal_pct``, ``mem_bw_util``, ``io_util``) are what more VMs *cause*:
+adding them makes the fit better at explaining a shadow's figure but
+leaves ``num_instances`` measuring only a VM that adds no load, so the
+default leaves them out.
+
+Possible values:
+
+* Names of numeric host features the cloud driver reports; unknown or
+  constant ones are left out at fit time.
+"""),
+    cfg.BoolOpt(
         'cleanup_on_start',
         default=True,
         help="""

@@ -1,0 +1,304 @@
+"""Learning the contention model from the evaluations already run.
+
+:class:`ContentionLearner` is the I/O edge of
+:mod:`shadow_service.analysis.contention`: it reads the evaluation records
+the :class:`~shadow_service.evaluation.Evaluator` left in the history store
+(each carries the ``host_features`` its hosts had when it ran), joins them
+with the ``shadow_sample`` points of the same evaluation, and fits one
+:class:`~shadow_service.analysis.contention.ContentionModel` per workload
+and metric.  The evaluator asks it for models before ranking and hands them
+to the analyzer, so every ranking uses what earlier shadows taught about
+how each host's load degrades performance.
+
+One training row is one (evaluation, host, metric): the median of the
+shadow's samples of the metric, its sample count (the weight for ``wls``)
+and the host's features at that time.  Rows are grouped by workload (see
+:func:`workload_key`): a model never mixes profiles or flavor sizes.  A
+metric gets a model only with ``min_rows`` rows, a target that varies and
+at least one host-load regressor that varies.
+
+Refits are throttled (``refit_every`` evaluations and ``refit_interval_s``
+seconds since the last one) and never raise: a failing history store or
+fit is logged and the last good models stay in use.  Configure it in the
+``[shadow]`` group (``contention_*`` options, ``conf/service.py``).
+"""
+
+import collections
+import json
+import logging
+import math
+import statistics
+import threading
+import time
+
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+#: Host features an evaluation record keeps: the contention regressors
+#: plus everything else the driver reports (scalars only).
+FEATURE_TYPES = (str, bool, int, float)
+
+#: Estimators of ``analysis.contention.ContentionModel`` (imported lazily:
+#: statsmodels is only loaded once there is something to fit).
+METHODS = ('ols', 'wls', 'quantile')
+
+#: Default regressors (besides the hardware class).  Utilisation and steal
+#: are left out on purpose: they are *consequences* of the VMs on a host,
+#: so with them in the fit the ``num_instances`` slope only measures a VM
+#: that adds no load (about 0, or even the wrong sign), while the analyzer
+#: needs the whole effect of one more VM arriving.
+DEFAULT_FEATURES = ('num_instances',)
+
+
+def workload_key(request, profile_name):
+    """What a model is specific to: ``(profile, full vCPUs, scale)``.
+
+    Shadows of the same profile on differently sized flavors achieve
+    different absolute figures, so each combination gets its own models.
+    """
+    flavor = (request or {}).get('flavor') or {}
+    return (str(profile_name), int(flavor.get('vcpus') or 0),
+            float((request or {}).get('profile_scale', 1.0)))
+
+
+def recordable_features(host_features):
+    """``{host: {feature: scalar}}`` with what JSON cannot keep left out."""
+    kept = {}
+    for host, features in (host_features or {}).items():
+        kept[str(host)] = {
+            str(name): (float(value) if isinstance(value, float)
+                        else value)
+            for name, value in (features or {}).items()
+            if isinstance(value, FEATURE_TYPES)
+            and not (isinstance(value, float) and not math.isfinite(value))}
+    return kept
+
+
+def training_rows(record, samples):
+    """Rows of one evaluation record joined with its ``shadow_sample``s.
+
+    Parameters
+    ----------
+    record : dict
+        An evaluation record with ``request`` and ``host_features``.
+    samples : list of shadow_service.history.base.Point
+        The evaluation's ``shadow_sample`` points.
+
+    Returns
+    -------
+    list of dict
+        ``key``, ``metric``, ``host``, ``value`` (median), ``samples``
+        and the host's features; hosts without features are left out.
+    """
+    features = record.get('host_features') or {}
+    values = collections.defaultdict(list)
+    profiles = {}
+    for point in samples:
+        host = point.tags.get('host')
+        metric = point.tags.get('metric')
+        value = point.fields.get('value')
+        if host not in features or not metric or value is None:
+            continue
+        values[(host, metric)].append(float(value))
+        profiles[host] = point.tags.get('profile')
+    rows = []
+    for (host, metric), measured in sorted(values.items()):
+        row = dict(features[host])
+        row.update({
+            'key': workload_key(record.get('request'), profiles[host]),
+            'metric': metric, 'host': host,
+            'value': statistics.median(measured),
+            'samples': len(measured)})
+        rows.append(row)
+    return rows
+
+
+def fit_models(rows, *, min_rows, method='ols', level=0.9,
+               features=DEFAULT_FEATURES):
+    """``{key: {metric: fitted ContentionModel}}`` from training rows.
+
+    Metrics with fewer than ``min_rows`` rows, a constant target or no
+    varying host-load regressor get no model.
+    """
+    import pandas as pd
+
+    if not rows:
+        return {}
+    frame = pd.DataFrame(rows)
+    models = collections.defaultdict(dict)
+    for (key, metric), group in frame.groupby(['key', 'metric'],
+                                              sort=True):
+        model = _fit_one(group, min_rows=min_rows, method=method,
+                         level=level, features=features)
+        if model is not None:
+            models[key][metric] = model
+            LOG.debug('Contention model for %s %s: %d rows, %s', key,
+                      metric, len(group), model.params())
+    return dict(models)
+
+
+def _fit_one(group, *, min_rows, method, level, features):
+    from shadow_service.analysis import contention as contention_lib
+
+    target = group['value'].to_numpy(float)
+    if len(group) < min_rows or np.ptp(target) <= 1e-9 * max(
+            1.0, float(np.max(np.abs(target)))):
+        return None
+    model = contention_lib.ContentionModel(method=method, level=level,
+                                           features=features)
+    try:
+        model.fit(group.reset_index(drop=True), target,
+                  weights=group['samples'].to_numpy(float))
+    except (contention_lib.NotFitted, ValueError, np.linalg.LinAlgError):
+        return None
+    if not model.columns:
+        return None
+    return model
+
+
+class ContentionLearner:
+    """Fits contention models on the history store's past evaluations.
+
+    Parameters
+    ----------
+    history : shadow_service.history.base.HistoryStore
+    lookback_s : float
+        Evaluation records younger than this (store time) are used.
+    min_rows : int
+        Fewest training rows a metric needs for a model.
+    refit_every : int
+        Evaluations (calls of :meth:`models`) between two refits.
+    refit_interval_s : float
+        Fewest seconds between two refits.
+    max_evaluations : int
+        Newest evaluation records read per refit (bounds its cost).
+    method : {"ols", "wls", "quantile"}
+        Estimator of :class:`ContentionModel` (``wls`` weighs rows by
+        their sample count).
+    features : sequence of str
+        Numeric regressors (see :data:`DEFAULT_FEATURES`); the hardware
+        class is always one.
+    clock, monotonic : callable
+        Store time and elapsed time (tests replace them).
+    """
+
+    def __init__(self, history, *, lookback_s=7 * 86400.0, min_rows=30,
+                 refit_every=10, refit_interval_s=0.0, max_evaluations=200,
+                 method='ols', level=0.9, features=DEFAULT_FEATURES,
+                 clock=time.time,
+                 monotonic=time.monotonic):
+        if min_rows < 1 or refit_every < 1 or max_evaluations < 1:
+            raise ValueError('min_rows, refit_every and max_evaluations '
+                             'must be at least 1')
+        if method not in METHODS:
+            raise ValueError('method must be one of %s' % (METHODS,))
+        self.history = history
+        self.lookback_s = float(lookback_s)
+        self.min_rows = int(min_rows)
+        self.refit_every = int(refit_every)
+        self.refit_interval_s = float(refit_interval_s)
+        self.max_evaluations = int(max_evaluations)
+        self.method = method
+        self.level = level
+        self.features = tuple(features)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._models = {}
+        self._since_fit = 0
+        self._fitted_at = None
+        self.fits = 0
+        self.failures = 0
+        self.rows = 0
+
+    @classmethod
+    def from_conf(cls, conf, history):
+        """Build from the ``contention_*`` options of ``[shadow]``."""
+        opts = conf.shadow
+        return cls(history, lookback_s=opts.contention_lookback,
+                   min_rows=opts.contention_min_rows,
+                   refit_every=opts.contention_refit_every,
+                   refit_interval_s=opts.contention_refit_interval,
+                   max_evaluations=opts.contention_max_evaluations,
+                   method=opts.contention_method,
+                   features=opts.contention_features)
+
+    def models(self, request, profile_name):
+        """``{metric: fitted model}`` for one evaluation's workload.
+
+        Counts one evaluation, refits when due, and returns ``{}`` until
+        the history holds enough of this workload.  Never raises.
+        """
+        try:
+            self._since_fit += 1
+            if self._due() and self._lock.acquire(blocking=False):
+                try:
+                    self.refit()
+                finally:
+                    self._lock.release()
+            return dict(self._models.get(
+                workload_key(request, profile_name), {}))
+        except Exception:
+            LOG.exception('Contention models unavailable; ranking without')
+            return {}
+
+    def _due(self):
+        if self._fitted_at is None:
+            return True
+        return (self._since_fit >= self.refit_every
+                and self._monotonic() - self._fitted_at
+                >= self.refit_interval_s)
+
+    def refit(self):
+        """Fit now; returns ``{key: {metric: model}}`` (the last good
+        models when reading or fitting fails)."""
+        started = self._monotonic()
+        self._since_fit = 0
+        self._fitted_at = started
+        try:
+            rows = self.training_rows()
+            models = fit_models(rows, min_rows=self.min_rows,
+                                method=self.method, level=self.level,
+                                features=self.features)
+        except Exception:
+            self.failures += 1
+            LOG.exception('Fitting contention models failed; keeping the '
+                          'last good ones')
+            return self._models
+        self._models = models
+        self.rows = len(rows)
+        self.fits += 1
+        LOG.info('Contention models refitted from %d rows in %.2fs: %s',
+                 len(rows), self._monotonic() - started,
+                 {'/'.join(map(str, k)): sorted(m)
+                  for k, m in models.items()} or 'none yet')
+        return models
+
+    def training_rows(self):
+        """Rows of the newest ``max_evaluations`` records in the window."""
+        now = self._clock()
+        points = self.history.query_points(
+            'evaluation', start=now - self.lookback_s, end=now + 1.0)
+        records = {}
+        for point in points:
+            record = point.fields.get('record')
+            if record:
+                records[point.tags.get('evaluation')] = record
+        rows = []
+        for evaluation_id in list(records)[-self.max_evaluations:]:
+            rows += self._rows_of(evaluation_id, records[evaluation_id])
+        return rows
+
+    def _rows_of(self, evaluation_id, raw_record):
+        try:
+            record = json.loads(raw_record)
+        except (TypeError, ValueError):
+            LOG.warning('Evaluation record %s is not JSON; skipped',
+                        evaluation_id)
+            return []
+        if not record.get('host_features'):
+            return []
+        samples = self.history.query_points(
+            'shadow_sample', {'evaluation': str(evaluation_id)})
+        return training_rows(record, samples)
