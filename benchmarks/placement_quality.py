@@ -1,31 +1,49 @@
 """Placement quality on the twin: Nova's weighers vs random vs nova-shadow.
 
-For every request (a profile and a flavor arriving at a random time over five
-simulated days) four policies pick a host among the hosts that pass a
-capacity filter (free RAM, free disk, vCPUs within Nova's default 4.0
-allocation ratio):
+Requests (a profile and a flavor) arrive at random times over five simulated
+days.  For each, four policies pick a host among the hosts that pass a
+capacity filter (``capacity_filter`` below: free RAM, free disk and vCPUs
+within Nova's default allocation ratios, 4.0 CPU, 1.0 RAM and 1.0 disk, i.e.
+what Nova's Placement service would allow):
 
 nova     Nova 34's own ``HostWeightHandler`` with every default weigher
          (``nova.scheduler.weights.all_weighers``) and default multipliers,
-         on real ``HostState`` objects built from what Nova's resource
-         tracker would know of each twin host (allocations, not usage).
+         on real ``HostState`` objects built the way Nova's host manager
+         builds them from a ComputeNode record: vCPUs used, free RAM and
+         disk, and the ``num_instances`` and ``io_workload`` statistics of
+         the resource tracker (allocations, not usage).
 random   uniform among the filtered hosts.
-shadow   nova-shadow: the lead's ``Evaluator`` boots a shadow on every
-         filtered host, runs it for the budget on the twin's clock and ranks
-         with the analyzer (``shadow_service.analysis.Analyzer`` when it
-         exists, else the labelled fallback below).
+shadow   nova-shadow as deployed: Nova's default weighers plus the project's
+         real ``nova_shadow_filter.weigher.ShadowWeigher`` at its default
+         multiplier (``[shadow_weigher] weight_multiplier``), fed with the
+         ranking of the lead's ``Evaluator`` (a shadow on every filtered
+         host for the budget on the twin's clock, ranked by the real
+         ``shadow_service.analysis.analyzer.Analyzer``) instead of an RPC.
+shadow_only  the same Evaluator ranking alone: its top host.
 oracle   the host whose realised performance over the next 24 simulated
-         hours is best (the twin's hidden future; scoring only).
+         hours is best, from the twin's hidden state (scoring only).  In
+         arrivals mode it is greedy: it knows the background tenants'
+         future and the VMs already placed, not the requests still to come.
 
-Every chosen host is then scored by the oracle: realised performance over
-the next 24 h (``ratio_to_oracle`` is its mean ratio to the oracle's) and
-whether the profile's QoS target held (``qos_met``).  Requests are
-independent: a placed VM is not kept for the next request.
+Two modes (``--mode``):
+
+arrivals     (default) the placed VMs stay.  Each policy gets its own copy
+             of the twin built from the same seed and sees the same
+             arrivals, so hosts fill up and contention accumulates; a VM's
+             realised performance over its first 24 h includes the VMs
+             placed after it.
+independent  the first version: every request sees the cluster with only
+             its background tenants; nothing stays.
+
+Every placement is scored by the oracle: realised performance over 24 h
+(``ratio_to_oracle`` is the policy's mean realised performance divided by
+the oracle's) and whether the profile's QoS target held (``qos_met``).
 
 Usage::
 
     python benchmarks/placement_quality.py --requests 200 --seed 1 \
-        [--traces DIR] [--out benchmarks/results/placement_quality.json]
+        [--mode arrivals|independent|both] [--traces DIR] [--budget 60] \
+        [--out benchmarks/results/placement_quality.json]
 """
 
 import argparse
@@ -44,7 +62,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from oslo_config import cfg  # noqa: E402
 
-from loadgen import profiles as lg_profiles  # noqa: E402
+from shadow_service import evaluation  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.clouds.sim import ranker  # noqa: E402
@@ -59,11 +77,15 @@ FLAVORS = (
     {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192, 'disk_gb': 80},
     {'name': 'm1.xlarge', 'vcpus': 8, 'ram_mb': 16384, 'disk_gb': 160},
 )
+# Nova's defaults: [DEFAULT] initial_cpu_allocation_ratio = 4.0,
+# initial_ram_allocation_ratio = 1.0, initial_disk_allocation_ratio = 1.0.
 CPU_ALLOCATION_RATIO = 4.0
 ARRIVAL_WINDOW_S = 5 * 86400.0
 BUDGET_S = 60.0
 SHADOW_SAMPLE_S = 5.0
-POLICIES = ('nova', 'random', 'shadow', 'oracle')
+POLICIES = ('nova', 'random', 'shadow', 'shadow_only', 'oracle')
+SHADOW_POLICIES = ('shadow', 'shadow_only')
+MODES = ('arrivals', 'independent')
 
 
 # -- Nova's default weighers -------------------------------------------------
@@ -86,6 +108,13 @@ class NovaWeighers:
         self.names = [cls.__name__ for cls in classes]
 
     def host_state(self, name, view):
+        """A HostState updated from the ComputeNode Nova would hold.
+
+        ``stats`` carries what the resource tracker's ``Stats`` reports:
+        ``num_instances`` (every instance on the host, tenants and placed
+        VMs) and ``io_workload`` (instances building, resizing,
+        snapshotting...: 0 here, the twin's VMs are active at once).
+        """
         objects = self._objects
         compute = objects.ComputeNode(
             host=name, hypervisor_hostname=name,
@@ -99,8 +128,10 @@ class NovaWeighers:
             disk_available_least=view['free_disk_gb'],
             running_vms=view['running_vms'], current_workload=0,
             hypervisor_type='QEMU', hypervisor_version=8002000,
-            cpu_info='{}', stats={}, numa_topology=None,
-            pci_device_pools=None, metrics='[]',
+            cpu_info='{}',
+            stats={'num_instances': str(view['running_vms']),
+                   'io_workload': '0'},
+            numa_topology=None, pci_device_pools=None, metrics='[]',
             cpu_allocation_ratio=CPU_ALLOCATION_RATIO,
             ram_allocation_ratio=1.0, disk_allocation_ratio=1.0,
             updated_at=None, host_ip='127.0.0.1',
@@ -110,8 +141,15 @@ class NovaWeighers:
                      service={'disabled': False})
         return state
 
-    def choose(self, views, flavor):
+    def choose(self, views, flavor, ranking=None):
+        """The top host of Nova's weighers; with ``ranking`` (an RPC
+        ranking dict) the ShadowWeigher joins them, as deployed."""
         objects = self._objects
+        weighers = list(self.weighers)
+        if ranking is not None:
+            shadow_weigher = RankingWeigher()
+            shadow_weigher.ranking = ranking
+            weighers.append(shadow_weigher)
         states = [self.host_state(n, v) for n, v in sorted(views.items())]
         spec = objects.RequestSpec(
             scheduler_hints={}, instance_group=None,
@@ -121,18 +159,37 @@ class NovaWeighers:
                                   ephemeral_gb=0, swap=0, extra_specs={}),
             image=objects.ImageMeta.from_dict({'properties': {}}),
             num_instances=1)
-        weighed = self.handler.get_weighed_objects(self.weighers, states,
-                                                   spec)
+        weighed = self.handler.get_weighed_objects(weighers, states, spec)
         return weighed[0].obj.host
 
 
-def make_analyzer():
-    analyzer = ranker.make_analyzer()
-    return analyzer, getattr(analyzer, 'name',
-                             'shadow_service.analysis.Analyzer')
+def _ranking_weigher_class():
+    from nova_shadow_filter import weigher
+
+    class _RankingWeigher(weigher.ShadowWeigher):
+        """The real ShadowWeigher answered from a ranking in hand (no RPC):
+        same normalisation, multiplier and unscored-host default."""
+
+        ranking = None
+
+        def _plan_call(self, spec_obj, states):
+            ranking = self.ranking
+            return ('benchmark ranking', lambda: ranking, 60.0)
+
+    return _RankingWeigher
 
 
-# -- the run --------------------------------------------------------------
+def RankingWeigher():
+    global _RANKING_WEIGHER
+    if _RANKING_WEIGHER is None:
+        _RANKING_WEIGHER = _ranking_weigher_class()
+    return _RANKING_WEIGHER()
+
+
+_RANKING_WEIGHER = None
+
+
+# -- requests and filters ---------------------------------------------------
 def make_requests(count, seed, start):
     rng = np.random.default_rng([seed, 6])
     arrivals = np.sort(rng.uniform(0, ARRIVAL_WINDOW_S, count))
@@ -147,7 +204,16 @@ def make_requests(count, seed, start):
     return requests
 
 
-def filtered_hosts(driver, hosts, flavor):
+def capacity_filter(driver, hosts, flavor):
+    """Hosts with room for ``flavor``, as Nova's placement would decide.
+
+    Free RAM and disk must hold the flavor (allocation ratio 1.0) and the
+    vCPUs used plus the flavor's must stay within ``CPU_ALLOCATION_RATIO``
+    times the host's threads.  This stands in for Nova's default
+    ``enabled_filters`` (ComputeFilter, ImagePropertiesFilter, affinity
+    filters... pass every twin host) plus the Placement allocation
+    candidates query.  Returns ``{host: nova_view}``.
+    """
     passing = {}
     for host in hosts:
         view = driver.nova_view(host)
@@ -162,152 +228,357 @@ def filtered_hosts(driver, hosts, flavor):
     return passing
 
 
-def shadow_choice(driver, analyzer, request, views):
-    from shadow_service import evaluation
-    store = memory.MemoryStore()
-    driver.history = store
-    driver.twin.history = store
-    evaluator = evaluation.Evaluator(
-        driver, store, analyzer, max_shadow_hosts=len(views),
-        sample_interval=SHADOW_SAMPLE_S, max_budget=BUDGET_S)
-    wire_request = {k: v for k, v in request.items() if k != 'arrival'}
-    hosts = [dict(host=h, **{k: v for k, v in view.items()
-                             if k in ('vcpus', 'vcpus_used',
-                                      'free_ram_mb')})
-             for h, view in sorted(views.items())]
-    job = evaluator.new(wire_request, hosts, BUDGET_S)
-    ranking = evaluator.run(job)
-    ranked = [h['host'] for h in ranking['hosts'] if h['host'] in views]
-    return (ranked[0] if ranked else sorted(views)[0],
-            ranking.get('shadow_host_seconds', 0.0))
+# -- one policy's copy of the twin ------------------------------------------
+class Arm:
+    """A policy with its own twin, driver and (for shadow) evaluator."""
 
+    def __init__(self, policy, args, nova, analyzer):
+        self.policy = policy
+        conf = cfg.ConfigOpts()
+        conf([], project='nova-shadow-bench')
+        self.twin = engine.build_twin(trace_dir=args.traces, seed=args.seed,
+                                      sample_interval_s=SHADOW_SAMPLE_S,
+                                      host_metric_interval_s=3600.0)
+        self.driver = sim_driver.SimDriver(conf, None, twin=self.twin)
+        self.driver.backfill_s = 0
+        self.hosts = self.twin.cluster.host_names
+        self.oracle = self.driver.oracle
+        self.nova = nova
+        self.analyzer = analyzer
+        self.budget_s = args.budget
+        self.rng = np.random.default_rng([args.seed, 7])
+        self.placed = []
 
-def run(args):
-    conf = cfg.ConfigOpts()
-    conf([], project='nova-shadow-bench')
-    twin = engine.build_twin(trace_dir=args.traces, seed=args.seed,
-                             sample_interval_s=SHADOW_SAMPLE_S,
-                             host_metric_interval_s=3600.0)
-    conf.register_opts([], group='sim')
-    driver = sim_driver.SimDriver(conf, None, twin=twin)
-    driver.backfill_s = 0
-    hosts = twin.cluster.host_names
-    oracle = driver.oracle
-    nova = NovaWeighers()
-    analyzer, analyzer_name = make_analyzer()
-    rng = np.random.default_rng([args.seed, 7])
-    rows = []
-    wall = time.monotonic()
-    for number, request in enumerate(make_requests(args.requests, args.seed,
-                                                   twin.clock)):
-        twin.jump_to(max(twin.clock, request['arrival']))
+    def choose(self, request, views, profile):
+        """``(host, shadow_host_seconds)`` for ``request``."""
         flavor = request['flavor']
-        views = filtered_hosts(driver, hosts, flavor)
+        if self.policy == 'nova':
+            return self.nova.choose(views, flavor), 0.0
+        if self.policy == 'random':
+            return sorted(views)[self.rng.integers(len(views))], 0.0
+        if self.policy in SHADOW_POLICIES:
+            ranking = self.evaluate(request, views)
+            return (self.shadow_pick(self.policy, ranking, views, flavor),
+                    ranking.get('shadow_host_seconds', 0.0))
+        best, _realised = self.oracle.best(profile, flavor, sorted(views),
+                                           start=self.twin.clock)
+        return best.host, 0.0
+
+    def shadow_pick(self, policy, ranking, views, flavor):
+        """The host ``policy`` picks given the Evaluator's ``ranking``."""
+        if policy == 'shadow':
+            return self.nova.choose(views, flavor, ranking=ranking)
+        ranked = [h['host'] for h in ranking['hosts'] if h['host'] in views]
+        return ranked[0] if ranked else sorted(views)[0]
+
+    def evaluate(self, request, views):
+        """The Evaluator's ranking dict of ``views``' hosts."""
+        store = memory.MemoryStore()
+        self.driver.history = store
+        self.twin.history = store
+        evaluator = evaluation.Evaluator(
+            self.driver, store, self.analyzer, max_shadow_hosts=len(views),
+            sample_interval=SHADOW_SAMPLE_S, max_budget=self.budget_s)
+        wire_request = {k: v for k, v in request.items()
+                        if k != 'arrival'}
+        hosts = [dict(host=h, **{k: v for k, v in view.items()
+                                 if k in ('vcpus', 'vcpus_used',
+                                          'free_ram_mb')})
+                 for h, view in sorted(views.items())]
+        job = evaluator.new(wire_request, hosts, self.budget_s)
+        ranking = evaluator.run(job)
+        self.twin.history = None
+        self.driver.history = None
+        return ranking
+
+    def place(self, request, host, shadow_seconds):
+        """Start the VM on ``host`` (it stays) and remember it."""
+        vm_id = self.driver.place_vm(request, host,
+                                     instance_id=request['instance_uuid'])
+        self.placed.append((request, host, vm_id, shadow_seconds))
+
+    def realised(self):
+        """``{instance_uuid: (host, Realised, shadow_seconds)}`` once
+        every request is placed."""
+        return {request['instance_uuid']:
+                (host, self.oracle.placed(vm_id), seconds)
+                for request, host, vm_id, seconds in self.placed}
+
+
+# -- the runs ---------------------------------------------------------------
+def run_arrivals(args, nova, analyzer):
+    """Every policy on its own twin; placed VMs stay."""
+    arms = {p: Arm(p, args, nova, analyzer) for p in POLICIES}
+    requests = make_requests(args.requests, args.seed,
+                             arms['nova'].twin.clock)
+    timings = dict.fromkeys(POLICIES, 0.0)
+    rejected = dict.fromkeys(POLICIES, 0)
+    first_rejection = None
+    for number, request in enumerate(requests):
+        profile = evaluation.resolve_profile(request)
+        for policy, arm in arms.items():
+            started = time.monotonic()
+            arm.twin.jump_to(max(arm.twin.clock, request['arrival']))
+            views = capacity_filter(arm.driver, arm.hosts,
+                                    request['flavor'])
+            if not views:
+                rejected[policy] += 1
+                if first_rejection is None:
+                    first_rejection = number
+                continue
+            host, seconds = arm.choose(request, views, profile)
+            arm.place(request, host, seconds)
+            timings[policy] += time.monotonic() - started
+        if args.verbose and number % 20 == 0:
+            LOG.info('request %d placed', number)
+    outcomes = {p: arm.realised() for p, arm in arms.items()}
+    rows = []
+    for number, request in enumerate(requests):
+        key = request['instance_uuid']
+        if not all(key in outcomes[p] for p in POLICIES):
+            continue
+        rows.append(_row(number, request, len(arms['oracle'].hosts),
+                         {p: outcomes[p][key] for p in POLICIES}))
+    extra = {'requests_drawn': len(requests),
+             'rejected_by_capacity_filter': rejected,
+             'first_rejected_request': first_rejection,
+             'decision_wall_s': {p: round(t, 1)
+                                 for p, t in timings.items()},
+             'final_instances_per_host': {
+                 p: _instances_per_host(arm) for p, arm in arms.items()}}
+    return rows, extra
+
+
+def _instances_per_host(arm):
+    counts = {}
+    for _request, host, _vm, _seconds in arm.placed:
+        counts[host] = counts.get(host, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def run_independent(args, nova, analyzer):
+    """The first version: one twin, nothing stays."""
+    arm = Arm('shadow', args, nova, analyzer)
+    nova_arm = Arm('nova', args, nova, analyzer)
+    random_arm = Arm('random', args, nova, analyzer)
+    rows = []
+    for number, request in enumerate(make_requests(args.requests, args.seed,
+                                                   arm.twin.clock)):
+        arm.twin.jump_to(max(arm.twin.clock, request['arrival']))
+        flavor = request['flavor']
+        views = capacity_filter(arm.driver, arm.hosts, flavor)
         if not views:
             continue
-        profile = lg_profiles.load_profile(request['profile']).scaled(
-            request['profile_scale'])
-        choice = {'nova': nova.choose(views, flavor),
-                  'random': sorted(views)[rng.integers(len(views))]}
-        choice['shadow'], shadow_seconds = shadow_choice(
-            driver, analyzer, request, views)
+        profile = evaluation.resolve_profile(request)
+        ranking = arm.evaluate(request, views)
+        seconds = ranking.get('shadow_host_seconds', 0.0)
+        choice = {'nova': nova_arm.choose(request, views, profile),
+                  'random': random_arm.choose(request, views, profile)}
+        for policy in SHADOW_POLICIES:
+            choice[policy] = (arm.shadow_pick(policy, ranking, views,
+                                              flavor), seconds)
         # The oracle scores from the moment of placement, after the
         # evaluation: every policy's VM starts at the same time.
-        best, realised = oracle.best(profile, flavor, sorted(views),
-                                     start=twin.clock)
-        choice['oracle'] = best.host
-        rows.append({
-            'request': number, 'profile': request['profile'],
-            'flavor': flavor['name'], 'candidates': len(views),
-            'hosts': choice,
-            'performance': {p: realised[h].performance
-                            for p, h in choice.items()},
-            'qos_met': {p: realised[h].qos_met for p, h in choice.items()},
-            'shadow_host_seconds': {'shadow': shadow_seconds},
-        })
-        if args.verbose and number % 20 == 0:
-            LOG.info('request %d: %s', number, choice)
-    return summarise(rows, args, analyzer_name, time.monotonic() - wall)
+        best, realised = arm.oracle.best(profile, flavor, sorted(views),
+                                         start=arm.twin.clock)
+        choice['oracle'] = (best.host, 0.0)
+        rows.append(_row(number, request, len(views), {
+            p: (host, realised[host], seconds)
+            for p, (host, seconds) in choice.items()}))
+    return rows, {}
 
 
-def _policy_summary(rows, policy):
-    ratios = [r['performance'][policy] / r['performance']['oracle']
-              for r in rows if r['performance']['oracle'] > 0]
+def _row(number, request, candidates, outcome):
     return {
-        'ratio_to_oracle': round(float(np.mean(ratios)), 4),
-        'ratio_to_oracle_p10': round(float(np.percentile(ratios, 10)), 4),
+        'request': number, 'profile': request['profile'],
+        'flavor': request['flavor']['name'], 'candidates': candidates,
+        'hosts': {p: o[0] for p, o in outcome.items()},
+        'performance': {p: o[1].performance for p, o in outcome.items()},
+        'qos_met': {p: o[1].qos_met for p, o in outcome.items()},
+        'qos_share': {p: round(o[1].qos_share, 3)
+                      for p, o in outcome.items()},
+        'shadow_host_seconds': {p: o[2] for p, o in outcome.items()},
+    }
+
+
+# -- summaries --------------------------------------------------------------
+def _policy_summary(rows, policy):
+    mine = [r['performance'][policy] for r in rows]
+    oracle = [r['performance']['oracle'] for r in rows]
+    ratios = [m / o for m, o in zip(mine, oracle) if o > 0]
+    return {
+        'ratio_to_oracle': round(float(np.mean(mine) / np.mean(oracle)), 4),
+        'request_ratio_p10': round(float(np.percentile(ratios, 10)), 4),
         'qos_met': round(float(np.mean([r['qos_met'][policy]
                                         for r in rows])), 4),
+        'qos_met_when_oracle_met': _share(
+            [r['qos_met'][policy] for r in rows if r['qos_met']['oracle']]),
         'same_host_as_oracle': round(float(np.mean(
             [r['hosts'][policy] == r['hosts']['oracle'] for r in rows])), 4),
-        'mean_performance': round(float(np.mean(
-            [r['performance'][policy] for r in rows])), 3),
+        'mean_performance': round(float(np.mean(mine)), 3),
         'shadow_host_seconds': round(float(sum(
             r['shadow_host_seconds'].get(policy, 0.0) for r in rows)), 1),
     }
 
 
-def summarise(rows, args, analyzer_name, wall_s):
-    result = {
-        'benchmark': 'placement_quality',
-        'requests': len(rows), 'seed': args.seed,
-        'traces': args.traces or 'bundled sample',
-        'ranker': analyzer_name,
-        'shadow_budget_s': BUDGET_S,
-        'qos_rule': 'share of 300 s steps over 24 h meeting every target '
-                    '>= 0.95 (oracle.QOS_TARGETS)',
-        'policies': {p: _policy_summary(rows, p) for p in POLICIES},
-        'per_profile': {},
-        'wall_s': round(wall_s, 1),
-        'machine': platform.platform(),
-    }
-    for name in PROFILES:
-        subset = [r for r in rows if r['profile'] == name]
+def _share(flags):
+    return round(float(np.mean(flags)), 4) if flags else None
+
+
+def _compact(rows):
+    return {p: {k: v for k, v in _policy_summary(rows, p).items()
+                if k in ('ratio_to_oracle', 'qos_met')} for p in POLICIES}
+
+
+def _phases(rows, first_rejected):
+    """Requests while every twin had room for every request, and after
+    (when hosts are full and some requests are turned away)."""
+    cut = len(rows) if first_rejected is None else first_rejected
+    early = [r for r in rows if r['request'] < cut]
+    late = [r for r in rows if r['request'] >= cut]
+    phases = {}
+    for name, subset in (('before_first_rejection', early),
+                         ('after_first_rejection', late)):
         if subset:
-            result['per_profile'][name] = {
+            phases[name] = dict(_compact(subset), requests=len(subset))
+    return phases
+
+
+def _quarters(rows, drawn):
+    """Summaries by arrival order: the cluster fills as requests come."""
+    quarters = {}
+    edges = np.linspace(0, drawn, 5).round().astype(int)
+    for low, high in zip(edges[:-1], edges[1:]):
+        subset = [r for r in rows if low <= r['request'] < high]
+        if subset:
+            quarters['requests %d-%d' % (low, high - 1)] = dict(
+                _compact(subset), requests=len(subset))
+    return quarters
+
+
+def summarise_mode(rows, mode, extra):
+    result = {'mode': mode, 'requests': len(rows),
+              'policies': {p: _policy_summary(rows, p) for p in POLICIES},
+              'per_profile': {}, 'per_flavor': {}}
+    for key, names, field in (('per_profile', PROFILES, 'profile'),
+                              ('per_flavor', [f['name'] for f in FLAVORS],
+                               'flavor')):
+        for name in names:
+            subset = [r for r in rows if r[field] == name]
+            if not subset:
+                continue
+            result[key][name] = {
                 p: {k: v for k, v in _policy_summary(subset, p).items()
                     if k in ('ratio_to_oracle', 'qos_met')}
                 for p in POLICIES}
-            result['per_profile'][name]['requests'] = len(subset)
+            result[key][name]['requests'] = len(subset)
     shadow = result['policies']['shadow']
     nova = result['policies']['nova']
     result['margin_over_nova'] = {
         'ratio_to_oracle': round(shadow['ratio_to_oracle']
                                  - nova['ratio_to_oracle'], 4),
         'qos_met': round(shadow['qos_met'] - nova['qos_met'], 4)}
+    only = result['policies']['shadow_only']
+    result['margin_of_shadow_only_over_nova'] = {
+        'ratio_to_oracle': round(only['ratio_to_oracle']
+                                 - nova['ratio_to_oracle'], 4),
+        'qos_met': round(only['qos_met'] - nova['qos_met'], 4)}
     result['aims'] = {
         'shadow_ratio_to_oracle>=0.95': shadow['ratio_to_oracle'] >= 0.95,
         'shadow_qos_met>=0.95': shadow['qos_met'] >= 0.95,
         'shadow_ahead_of_nova': (shadow['ratio_to_oracle']
                                  > nova['ratio_to_oracle'])}
+    result.update(extra)
+    if mode == 'arrivals':
+        result['phases'] = _phases(rows, extra.get('first_rejected_request'))
+        result['by_arrival_quarter'] = _quarters(rows,
+                                                 extra['requests_drawn'])
+    return result
+
+
+def run(args):
+    nova = NovaWeighers()
+    analyzer = ranker.make_analyzer()
+    modes = MODES if args.mode == 'both' else (args.mode,)
+    result = {
+        'benchmark': 'placement_quality', 'seed': args.seed,
+        'requests_drawn': args.requests,
+        'traces': args.traces or 'bundled sample',
+        'ranker': ranker.analyzer_name(analyzer),
+        'nova_weighers': nova.names,
+        'shadow_budget_s': args.budget,
+        'capacity_filter': 'free RAM and disk hold the flavor; vCPUs used '
+                           '+ flavor <= %.1f x threads' %
+                           CPU_ALLOCATION_RATIO,
+        'qos_rule': 'share of 300 s steps over 24 h meeting every target '
+                    '>= 0.95 (oracle.QOS_TARGETS)',
+        'ratio_to_oracle_rule': 'mean realised performance of the policy '
+                                '/ mean realised performance of the oracle',
+        'modes': {},
+        'machine': platform.platform(),
+    }
+    for mode in modes:
+        wall = time.monotonic()
+        runner = run_arrivals if mode == 'arrivals' else run_independent
+        rows, extra = runner(args, nova, analyzer)
+        summary = summarise_mode(rows, mode, extra)
+        summary['wall_s'] = round(time.monotonic() - wall, 1)
+        result['modes'][mode] = summary
+        if args.rows:
+            with open('%s.%s.json' % (args.rows, mode), 'w') as handle:
+                json.dump(rows, handle, indent=1, sort_keys=True)
     return result
 
 
 def print_table(result):
-    print('placement quality: %d requests, seed %d, traces: %s, ranker: %s'
-          % (result['requests'], result['seed'], result['traces'],
-             result['ranker']))
-    print('%-8s %15s %8s %10s %14s' % ('policy', 'ratio_to_oracle',
-                                       'qos_met', 'same_host',
-                                       'shadow_host_s'))
-    for policy, row in result['policies'].items():
-        print('%-8s %15.3f %8.3f %10.3f %14.0f' % (
-            policy, row['ratio_to_oracle'], row['qos_met'],
-            row['same_host_as_oracle'], row['shadow_host_seconds']))
-    print('margin of nova-shadow over Nova defaults: %s'
-          % result['margin_over_nova'])
-    print('aims: %s' % result['aims'])
+    print('placement quality: seed %d, traces: %s, ranker: %s, shadow '
+          'budget %.0f s' % (result['seed'], result['traces'],
+                             result['ranker'], result['shadow_budget_s']))
+    for mode, summary in result['modes'].items():
+        print('\nmode %s: %d requests, %.0f s wall'
+              % (mode, summary['requests'], summary['wall_s']))
+        print('%-11s %15s %8s %10s %14s' % ('policy', 'ratio_to_oracle',
+                                           'qos_met', 'same_host',
+                                           'shadow_host_s'))
+        for policy, row in summary['policies'].items():
+            print('%-11s %15.3f %8.3f %10.3f %14.0f' % (
+                policy, row['ratio_to_oracle'], row['qos_met'],
+                row['same_host_as_oracle'], row['shadow_host_seconds']))
+        print('per profile (ratio_to_oracle / qos_met):')
+        for name, row in summary['per_profile'].items():
+            print('  %-10s n=%-3d %s' % (name, row['requests'], '  '.join(
+                '%s %.3f/%.2f' % (p, row[p]['ratio_to_oracle'],
+                                  row[p]['qos_met']) for p in POLICIES)))
+        print('margin of nova-shadow over Nova defaults: %s'
+              % summary['margin_over_nova'])
+        if 'rejected_by_capacity_filter' in summary:
+            print('requests no host could take: %s (first: request %s)'
+                  % (summary['rejected_by_capacity_filter'],
+                     summary['first_rejected_request']))
+        phases = dict(summary.get('phases', {}))
+        phases.update(summary.get('by_arrival_quarter', {}))
+        for phase, row in phases.items():
+            print('  %-24s n=%-3d %s' % (phase, row['requests'], '  '.join(
+                '%s %.3f/%.2f' % (p, row[p]['ratio_to_oracle'],
+                                  row[p]['qos_met']) for p in POLICIES)))
+        print('aims: %s' % summary['aims'])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--requests', type=int, default=200)
     parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--mode', choices=MODES + ('both',),
+                        default='arrivals')
+    parser.add_argument('--budget', type=float, default=BUDGET_S,
+                        help='shadow budget per request, simulated s')
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
     parser.add_argument('--out', default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), 'results',
         'placement_quality.json'))
+    parser.add_argument('--rows', help='also write every request\'s row '
+                        'to ROWS.<mode>.json')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose

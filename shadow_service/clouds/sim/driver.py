@@ -180,6 +180,19 @@ class SimDriver(base.CloudDriver):
         """Hidden-state access for benchmarks only (never for ranking)."""
         return oracle_mod.Oracle(self.twin)
 
+    def _contention_features(self, name, observed, recent):
+        """The regressors of ``shadow_service.analysis.contention``
+        (``NUMERIC_FEATURES``) from the last ``recent`` monitoring steps."""
+        hc = self.twin.host(name).host_class
+        now = {m: float(np.mean(v[-recent:])) for m, v in observed.items()}
+        return {
+            'cpu_util_pct': now['cpu_util_pct'],
+            'cpu_steal_pct': now['cpu_steal_pct'],
+            'mem_bw_util': now['mem_bandwidth_gbps'] / hc.mem_bandwidth_gbps,
+            'io_util': now['disk_iops'] / hc.disk_iops,
+            'num_instances': self.nova_view(name)['running_vms'],
+        }
+
     def _features(self, name, times):
         sim_host = self.twin.host(name)
         hc = sim_host.host_class
@@ -198,6 +211,7 @@ class SimDriver(base.CloudDriver):
         features.update({k: v for k, v in self.nova_view(name).items()
                          if k in ('vcpus_used', 'memory_mb_used',
                                   'running_vms')})
+        features.update(self._contention_features(name, observed, recent))
         for metric, values in observed.items():
             features['%s_now' % metric] = float(np.mean(values[-recent:]))
             features['%s_mean_24h' % metric] = float(np.mean(values))

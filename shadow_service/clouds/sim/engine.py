@@ -151,6 +151,7 @@ class Twin:
         self.host_metric_interval_s = host_metric_interval_s
         self._hosts = {}
         self.workloads = {}
+        self._by_host = {}
         self._rng = np.random.default_rng(seed)
         self._last_host_metric = self.clock
 
@@ -172,6 +173,8 @@ class Twin:
     def start_workload(self, workload):
         self.host(workload.host)
         self.workloads[workload.workload_id] = workload
+        self._by_host.setdefault(workload.host, {})[
+            workload.workload_id] = workload
         return workload
 
     def stop_workload(self, workload_id):
@@ -181,13 +184,14 @@ class Twin:
         return workload
 
     def running(self, kind=None, host=None):
-        return [w for w in self.workloads.values()
-                if w.stopped_at is None and (kind is None or w.kind == kind)
-                and (host is None or w.host == host)]
+        pool = (self.workloads if host is None
+                else self._by_host.get(host, {}))
+        return [w for w in pool.values()
+                if w.stopped_at is None and (kind is None or w.kind == kind)]
 
     def workloads_on(self, host, start, end):
-        return [w for w in self.workloads.values() if w.host == host
-                and w.started_at < end
+        return [w for w in self._by_host.get(host, {}).values()
+                if w.started_at < end
                 and (w.stopped_at is None or w.stopped_at > start)]
 
     # -- the model ------------------------------------------------------

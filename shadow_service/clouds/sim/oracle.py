@@ -144,12 +144,26 @@ class Oracle:
         _factors, _total, results = self.twin.evaluate(host, times,
                                                        extra=[vm])
         metrics, _active = results[vm.workload_id]
-        reference = self.reference(profile, vm.vcpus)
-        weights = metric_weights(profile, metrics)
+        return self._score(vm, metrics)
+
+    def placed(self, workload_id, horizon_s=HORIZON_S, step_s=STEP_S):
+        """:class:`Realised` of a VM the twin already runs, over the
+        ``horizon_s`` after its start, with every workload that shares its
+        host at each step (including those placed after it)."""
+        vm = self.twin.workloads[workload_id]
+        times = vm.started_at + np.arange(step_s, horizon_s + 1e-9, step_s)
+        _factors, _total, results = self.twin.evaluate(vm.host, times)
+        metrics, _active = results[workload_id]
+        return self._score(vm, metrics)
+
+    def _score(self, vm, metrics):
+        reference = self.reference(vm.profile, vm.vcpus)
+        weights = metric_weights(vm.profile, metrics)
         score = sum(w * goodness(m, metrics[m], reference.get(m, 0.0))
                     for m, w in weights.items())
-        share = qos_share(profile.name, metrics)
-        return Realised(host=host, performance=100.0 * float(np.mean(score)),
+        share = qos_share(vm.profile.name, metrics)
+        return Realised(host=vm.host,
+                        performance=100.0 * float(np.mean(score)),
                         qos_met=share >= QOS_SHARE, qos_share=share,
                         metrics=metrics)
 

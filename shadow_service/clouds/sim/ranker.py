@@ -1,7 +1,8 @@
 """A stand-in ranker for the demo and the benchmark.
 
-``make_analyzer()`` returns ``shadow_service.analysis.Analyzer()`` when that
-class exists.  Until it does, it returns :class:`FallbackAnalyzer`: hosts
+``make_analyzer()`` returns the real
+``shadow_service.analysis.analyzer.Analyzer()``; only when that module cannot
+be imported does it return :class:`FallbackAnalyzer`: hosts
 ranked by their shadows' mean metrics, each relative to the best host and
 weighted by the profile's sensitivity, with no forecast and no history.
 Results produced with it say so (its ``name``).
@@ -95,9 +96,15 @@ def _goodness(metric, value, values):
 def make_analyzer():
     """The real Analyzer when it exists, else :class:`FallbackAnalyzer`."""
     try:
-        from shadow_service.analysis import Analyzer
+        from shadow_service.analysis.analyzer import Analyzer
     except ImportError:
         LOG.warning('shadow_service.analysis.Analyzer is missing: using the '
                     'fallback ranker (shadow means, no forecasting)')
         return FallbackAnalyzer()
     return Analyzer()
+
+
+def analyzer_name(analyzer):
+    """How results name the ranker that produced them."""
+    return getattr(analyzer, 'name', None) or '%s.%s' % (
+        type(analyzer).__module__, type(analyzer).__name__)

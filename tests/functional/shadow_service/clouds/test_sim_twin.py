@@ -51,17 +51,31 @@ def test_demo_prints_a_ranking_and_writes_an_html_report(tmp_path, capsys):
         'http://www.w3.org/2000/svg', '')
 
 
-def test_benchmark_scores_every_policy(tmp_path):
+def test_benchmark_scores_every_policy_in_both_modes(tmp_path):
     out = tmp_path / 'pq.json'
     subprocess.run(
         [sys.executable, os.path.join(REPO, 'benchmarks',
                                       'placement_quality.py'),
-         '--requests', '4', '--seed', '3', '--out', str(out)],
+         '--requests', '4', '--seed', '3', '--mode', 'both',
+         '--budget', '20', '--out', str(out)],
         check=True, cwd=REPO, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
-    assert set(result['policies']) == {'nova', 'random', 'shadow',
-                                       'oracle'}
-    assert result['policies']['oracle']['ratio_to_oracle'] == 1.0
-    assert result['policies']['shadow']['shadow_host_seconds'] > 0
-    for row in result['policies'].values():
-        assert 0 < row['ratio_to_oracle'] <= 1.0
+    assert result['ranker'] == 'shadow_service.analysis.analyzer.Analyzer'
+    assert set(result['modes']) == {'arrivals', 'independent'}
+    for summary in result['modes'].values():
+        policies = summary['policies']
+        assert set(policies) == {'nova', 'random', 'shadow', 'shadow_only',
+                                 'oracle'}
+        assert policies['oracle']['ratio_to_oracle'] == 1.0
+        assert policies['shadow']['shadow_host_seconds'] > 0
+        assert policies['shadow_only']['shadow_host_seconds'] > 0
+        assert policies['nova']['shadow_host_seconds'] == 0
+        for row in policies.values():
+            assert row['ratio_to_oracle'] > 0
+            assert 0 <= row['qos_met'] <= 1
+    # Independent requests share the oracle's candidates: nothing beats it.
+    for row in result['modes']['independent']['policies'].values():
+        assert row['ratio_to_oracle'] <= 1.0
+    # In arrivals mode the placed VMs stay on their twin.
+    placed = result['modes']['arrivals']['final_instances_per_host']
+    assert sum(placed['nova'].values()) == 4
