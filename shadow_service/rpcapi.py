@@ -19,6 +19,12 @@ from shadow_service import rpc
 
 RPC_API_VERSION = '1.0'
 
+# Our own exchange: nova-scheduler changes the default control exchange to
+# "nova" (nova.rpc calls set_transport_defaults) while a plain service keeps
+# "openstack"; naming it on both sides keeps the weigher and the service on
+# the same exchange whatever process they run in.
+EXCHANGE = 'nova_shadow'
+
 
 class ShadowAPI:
     """Talks to ``shadow-service`` on ``topic``.
@@ -31,7 +37,8 @@ class ShadowAPI:
     def __init__(self, conf, topic='shadow', transport_url=None,
                  version_cap=None):
         self.topic = topic
-        target = messaging.Target(topic=topic, version=RPC_API_VERSION)
+        target = messaging.Target(exchange=EXCHANGE, topic=topic,
+                                  version=RPC_API_VERSION)
         transport = rpc.get_transport(conf, transport_url)
         self.client = messaging.get_rpc_client(
             transport, target, version_cap=version_cap)

@@ -16,6 +16,7 @@ from shadow_service import clouds
 from shadow_service import evaluation
 from shadow_service import manager as manager_mod
 from shadow_service import rpc
+from shadow_service import rpcapi
 
 LOG = logging.getLogger(__name__)
 
@@ -65,7 +66,8 @@ class RPCServer:
     def __init__(self, conf, manager, transport_url=None, server=None):
         self.manager = manager
         transport = rpc.get_transport(conf, transport_url)
-        self.target = messaging.Target(topic=conf.shadow.topic,
+        self.target = messaging.Target(exchange=rpcapi.EXCHANGE,
+                                       topic=conf.shadow.topic,
                                        server=server or socket.gethostname())
         self._server = messaging.get_rpc_server(transport, self.target,
                                                 [manager])

@@ -16,6 +16,7 @@ from oslo_config import fixture as config_fixture
 
 from nova_shadow_filter import weigher as shadow_weigher
 from shadow_service import rpc
+from shadow_service import rpcapi
 from tests import nova_support
 
 CONF = nova.conf.CONF
@@ -61,7 +62,8 @@ def serve(flags):
 
     def start(endpoint):
         transport = rpc.get_transport(CONF, 'fake:/')
-        target = messaging.Target(topic=CONF.shadow_weigher.topic,
+        target = messaging.Target(exchange=rpcapi.EXCHANGE,
+                                  topic=CONF.shadow_weigher.topic,
                                   server='test')
         server = messaging.get_rpc_server(transport, target, [endpoint])
         server.start()

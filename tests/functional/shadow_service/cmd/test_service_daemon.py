@@ -63,7 +63,10 @@ def test_daemon_serves_rankings_and_stops_on_sigterm(tmp_path, rabbit_url):
                     break
                 assert proc.poll() is None, (
                     tmp_path / 'daemon.log').read_text()
-                assert time.monotonic() < deadline, 'daemon never answered'
+                assert time.monotonic() < deadline, (
+                    'daemon never answered (%s: %s); its log:\n%s' % (
+                        type(e).__name__, e,
+                        (tmp_path / 'daemon.log').read_text()[-5000:]))
         ranking = api.rank_hosts(
             {}, {'flavor': {'vcpus': 2, 'ram_mb': 2048}, 'profile': 'web'},
             [{'host': 'a'}, {'host': 'b'}], 5.0, timeout=120)
