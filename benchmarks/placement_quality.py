@@ -35,6 +35,21 @@ arrivals     (default) the placed VMs stay.  Each policy gets its own copy
 independent  the first version: every request sees the cluster with only
              its background tenants; nothing stays.
 
+Two history modes for the nova-shadow policies (``--history``):
+
+persistent   (default) as the service runs: one history store per policy
+             for the whole run (``--store``: ``memory`` or ``sqlite`` in a
+             temporary directory) and a ``ContentionLearner`` with the
+             ``[shadow] contention_*`` defaults, so an evaluation's prior
+             comes from the shadow samples earlier evaluations of the same
+             profile left within ``prior_lookback`` (virtual seconds: the
+             samples carry the twin's clock) and fitted contention models
+             join the ranking.  The learner's refit interval runs on the
+             twin's clock, its lookback on wall time (evaluation records
+             are stamped by the store's wall clock).
+fresh        a new, empty store per evaluation and no learner: every
+             evaluation starts blind (the benchmark's first versions).
+
 Every placement is scored by the oracle: realised performance over 24 h
 (``ratio_to_oracle`` is the policy's mean realised performance divided by
 the oracle's) and whether the profile's QoS target held (``qos_met``).
@@ -43,7 +58,12 @@ Usage::
 
     python benchmarks/placement_quality.py --requests 200 --seed 1 \
         [--mode arrivals|independent|both] [--traces DIR] [--budget 60] \
-        [--out benchmarks/results/placement_quality.json]
+        [--history persistent|fresh] [--store memory|sqlite] \
+        [--out FILE]
+
+Results go to ``benchmarks/results/placement_quality-persistent.json``
+(persistent history) or ``placement_quality.json`` (fresh) unless
+``--out`` says otherwise.
 """
 
 import argparse
@@ -51,7 +71,9 @@ import json
 import logging
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 
@@ -63,10 +85,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 from oslo_config import cfg  # noqa: E402
 
 from shadow_service import evaluation  # noqa: E402
+from shadow_service import learning  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.clouds.sim import ranker  # noqa: E402
+from shadow_service.conf import service as service_conf  # noqa: E402
 from shadow_service.history import memory  # noqa: E402
+from shadow_service.history import sqlite  # noqa: E402
 
 LOG = logging.getLogger('placement_quality')
 
@@ -86,6 +111,8 @@ SHADOW_SAMPLE_S = 5.0
 POLICIES = ('nova', 'random', 'shadow', 'shadow_only', 'oracle')
 SHADOW_POLICIES = ('shadow', 'shadow_only')
 MODES = ('arrivals', 'independent')
+HISTORY_MODES = ('persistent', 'fresh')
+STORES = ('memory', 'sqlite')
 
 
 # -- Nova's default weighers -------------------------------------------------
@@ -228,6 +255,93 @@ def capacity_filter(driver, hosts, flavor):
     return passing
 
 
+# -- the history a policy keeps between evaluations --------------------------
+class CountingLearner(learning.ContentionLearner):
+    """The service's ContentionLearner, counting what it hands out."""
+
+    def __init__(self, history, **options):
+        super().__init__(history, **options)
+        self.evaluations_with_models = 0
+        self.models_by_metric = {}
+        self.fitted_keys = set()
+
+    def models(self, request, profile_name):
+        found = super().models(request, profile_name)
+        if found:
+            self.evaluations_with_models += 1
+        for metric in found:
+            self.models_by_metric[metric] = (
+                self.models_by_metric.get(metric, 0) + 1)
+        return found
+
+    def refit(self):
+        models = super().refit()
+        self.fitted_keys |= {'/'.join(map(str, key)) + ':' + metric
+                             for key, metrics in models.items()
+                             for metric in metrics}
+        return models
+
+
+def learner_options(conf):
+    """The ``[shadow] contention_*`` settings as learner keywords."""
+    opts = conf.shadow
+    return {'lookback_s': opts.contention_lookback,
+            'min_rows': opts.contention_min_rows,
+            'refit_every': opts.contention_refit_every,
+            'refit_interval_s': opts.contention_refit_interval,
+            'max_evaluations': opts.contention_max_evaluations,
+            'method': opts.contention_method,
+            'features': tuple(opts.contention_features)}
+
+
+class PersistentHistory:
+    """One policy's history store and contention learner for a whole run.
+
+    The learner's refit interval is measured on the twin's clock (an
+    evaluation lasts up to the budget in simulated seconds, not the
+    fraction of a second it takes here); its lookback compares against
+    wall time, like the evaluation records' timestamps.
+    """
+
+    def __init__(self, args, conf, twin):
+        self.directory = None
+        if args.store == 'sqlite':
+            self.directory = tempfile.mkdtemp(prefix='pq-history-')
+            self.store = sqlite.SQLiteStore(
+                path=os.path.join(self.directory, 'history.sqlite'))
+        else:
+            self.store = memory.MemoryStore()
+        service_conf.register_opts(conf)
+        self.learner = CountingLearner(
+            self.store, monotonic=lambda: twin.clock,
+            **learner_options(conf))
+        self.sources = {}
+
+    def count(self, ranking):
+        source = ranking.get('source', 'unknown')
+        self.sources[source] = self.sources.get(source, 0) + 1
+
+    def summary(self):
+        learner = self.learner
+        return {
+            'evaluations_by_source': dict(sorted(self.sources.items())),
+            'answered_from_history_alone': self.sources.get('history', 0),
+            'contention_refits': learner.fits,
+            'contention_refit_failures': learner.failures,
+            'last_refit_training_rows': learner.rows,
+            'evaluations_given_contention_models':
+                learner.evaluations_with_models,
+            'contention_models_handed_out_by_metric':
+                dict(sorted(learner.models_by_metric.items())),
+            'workload_metrics_ever_fitted': sorted(learner.fitted_keys),
+        }
+
+    def close(self):
+        self.store.close()
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
 # -- one policy's copy of the twin ------------------------------------------
 class Arm:
     """A policy with its own twin, driver and (for shadow) evaluator."""
@@ -248,6 +362,9 @@ class Arm:
         self.budget_s = args.budget
         self.rng = np.random.default_rng([args.seed, 7])
         self.placed = []
+        self.history = None
+        if args.history == 'persistent' and policy in SHADOW_POLICIES:
+            self.history = PersistentHistory(args, conf, self.twin)
 
     def choose(self, request, views, profile):
         """``(host, shadow_host_seconds)`` for ``request``."""
@@ -273,12 +390,16 @@ class Arm:
 
     def evaluate(self, request, views):
         """The Evaluator's ranking dict of ``views``' hosts."""
-        store = memory.MemoryStore()
+        if self.history is None:
+            store, learner = memory.MemoryStore(), None
+        else:
+            store, learner = self.history.store, self.history.learner
         self.driver.history = store
         self.twin.history = store
         evaluator = evaluation.Evaluator(
             self.driver, store, self.analyzer, max_shadow_hosts=len(views),
-            sample_interval=SHADOW_SAMPLE_S, max_budget=self.budget_s)
+            sample_interval=SHADOW_SAMPLE_S, max_budget=self.budget_s,
+            learner=learner)
         wire_request = {k: v for k, v in request.items()
                         if k != 'arrival'}
         hosts = [dict(host=h, **{k: v for k, v in view.items()
@@ -289,6 +410,8 @@ class Arm:
         ranking = evaluator.run(job)
         self.twin.history = None
         self.driver.history = None
+        if self.history is not None:
+            self.history.count(ranking)
         return ranking
 
     def place(self, request, host, shadow_seconds):
@@ -346,7 +469,18 @@ def run_arrivals(args, nova, analyzer):
                                  for p, t in timings.items()},
              'final_instances_per_host': {
                  p: _instances_per_host(arm) for p, arm in arms.items()}}
+    extra.update(_history_summary(arms.values()))
     return rows, extra
+
+
+def _history_summary(arms):
+    """What the persistent histories did (and release them)."""
+    used = {arm.policy: arm.history for arm in arms
+            if arm.history is not None}
+    summary = {p: h.summary() for p, h in used.items()}
+    for history in used.values():
+        history.close()
+    return {'history_use': summary} if summary else {}
 
 
 def _instances_per_host(arm):
@@ -385,7 +519,7 @@ def run_independent(args, nova, analyzer):
         rows.append(_row(number, request, len(views), {
             p: (host, realised[host], seconds)
             for p, (host, seconds) in choice.items()}))
-    return rows, {}
+    return rows, _history_summary([arm])
 
 
 def _row(number, request, candidates, outcome):
@@ -507,6 +641,9 @@ def run(args):
         'ranker': ranker.analyzer_name(analyzer),
         'nova_weighers': nova.names,
         'shadow_budget_s': args.budget,
+        'history': args.history,
+        'history_store': (args.store if args.history == 'persistent'
+                          else 'memory, new per evaluation'),
         'capacity_filter': 'free RAM and disk hold the flavor; vCPUs used '
                            '+ flavor <= %.1f x threads' %
                            CPU_ALLOCATION_RATIO,
@@ -532,8 +669,9 @@ def run(args):
 
 def print_table(result):
     print('placement quality: seed %d, traces: %s, ranker: %s, shadow '
-          'budget %.0f s' % (result['seed'], result['traces'],
-                             result['ranker'], result['shadow_budget_s']))
+          'budget %.0f s, history %s' % (
+              result['seed'], result['traces'], result['ranker'],
+              result['shadow_budget_s'], result['history']))
     for mode, summary in result['modes'].items():
         print('\nmode %s: %d requests, %.0f s wall'
               % (mode, summary['requests'], summary['wall_s']))
@@ -562,6 +700,13 @@ def print_table(result):
                 '%s %.3f/%.2f' % (p, row[p]['ratio_to_oracle'],
                                   row[p]['qos_met']) for p in POLICIES)))
         print('aims: %s' % summary['aims'])
+        for policy, use in summary.get('history_use', {}).items():
+            print('history of %s: %d answered from history alone, %d '
+                  'contention refits, %d evaluations given models %s'
+                  % (policy, use['answered_from_history_alone'],
+                     use['contention_refits'],
+                     use['evaluations_given_contention_models'],
+                     use['contention_models_handed_out_by_metric']))
 
 
 def main(argv=None):
@@ -572,17 +717,30 @@ def main(argv=None):
                         default='arrivals')
     parser.add_argument('--budget', type=float, default=BUDGET_S,
                         help='shadow budget per request, simulated s')
+    parser.add_argument('--history', choices=HISTORY_MODES,
+                        default='persistent',
+                        help='persistent: one history store and contention '
+                        'learner per policy for the run (as the service); '
+                        'fresh: an empty store per evaluation')
+    parser.add_argument('--store', choices=STORES, default='sqlite',
+                        help='the persistent history store')
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
-    parser.add_argument('--out', default=os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), 'results',
-        'placement_quality.json'))
+    parser.add_argument('--out', help='results file (default: '
+                        'results/placement_quality.json with --history '
+                        'fresh, results/placement_quality-persistent.json '
+                        'with persistent)')
     parser.add_argument('--rows', help='also write every request\'s row '
                         'to ROWS.<mode>.json')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose
                         else logging.WARNING)
+    if args.out is None:
+        args.out = os.path.join(
+            os.path.dirname(os.path.abspath(__file__)), 'results',
+            'placement_quality%s.json' % (
+                '-persistent' if args.history == 'persistent' else ''))
     result = run(args)
     print_table(result)
     with open(args.out, 'w') as handle:
