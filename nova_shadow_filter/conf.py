@@ -78,9 +78,11 @@ Related options:
         help="""
 Most seconds a tenant's ``shadow_budget`` hint may make the scheduler wait.
 
-Larger hints are clipped to this value (and logged). Keep it well below
-nova's ``[DEFAULT] rpc_response_timeout`` of the conductor, which waits for
-the scheduler.
+Larger hints are clipped to this value (and logged). The conductor waits
+for the scheduler's answer up to nova's ``[DEFAULT] long_rpc_timeout``
+(1800 s by default); keep ``max_budget`` plus ``deadline_margin`` well
+below it, and remember that every second here is a second the tenant's
+boot waits.
 """),
     cfg.FloatOpt(
         'lookup_timeout',
