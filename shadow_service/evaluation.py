@@ -6,7 +6,8 @@ they measured, the ``Analyzer`` turns measurements into a ranking.  It owns
 the loop and its stopping rules:
 
 * the prior is built from history alone: the shadow samples earlier
-  evaluations of the same profile left on these hosts within
+  evaluations of the same workload (profile, flavor size and profile
+  scale) left on these hosts within
   ``prior_lookback`` seconds (the analyzer discounts them by their age).
   It is returned as is when it is already confident;
 * otherwise up to ``max_shadow_hosts`` candidates get a shadow: hosts the
@@ -34,6 +35,8 @@ LOG = logging.getLogger(__name__)
 MIN_SHADOW_RAM_MB = 256
 # Seconds of the budget kept back for deleting shadows and answering.
 CLEANUP_RESERVE_S = 0.5
+# Earlier evaluations whose shadow samples may form a prior.
+PRIOR_EVALUATIONS = 50
 
 
 PROFILE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
@@ -180,7 +183,8 @@ class Evaluator:
         evaluation.host_features = features
         analyzer = self._analyzer_for(evaluation.request, profile)
 
-        prior = self._prior(profile, host_names, features, scale, analyzer)
+        prior = self._prior(profile, host_names, features, scale, analyzer,
+                            request=evaluation.request)
         known = {h.host for h in prior.hosts}
         if (known >= set(host_names)
                 and prior.confidence >= self.confidence_target):
@@ -206,8 +210,10 @@ class Evaluator:
         return self.analyzer.with_contention(
             self.learner.models(request, profile.name))
 
-    def _prior(self, profile, host_names, features, scale, analyzer):
-        """A ranking from earlier shadows of ``profile`` on these hosts."""
+    def _prior(self, profile, host_names, features, scale, analyzer,
+               request=None):
+        """A ranking from earlier shadows of the same workload (profile,
+        flavor size, profile scale) on these hosts."""
         wanted = set(host_names)
         observations = collections.defaultdict(
             lambda: collections.defaultdict(list))
@@ -218,13 +224,15 @@ class Evaluator:
                 points = self.history.query_points(
                     'shadow_sample', {'profile': profile.name},
                     start=now - self.prior_lookback, end=now)
+                same = self._same_workload(points, request, profile.name)
             except Exception:
                 LOG.exception('Reading the history for a prior failed; '
                               'measuring every candidate')
                 points = []
             for point in points:
                 host = point.tags.get('host')
-                if host not in wanted:
+                if host not in wanted or point.tags.get(
+                        'evaluation') not in same:
                     continue
                 observations[host][point.tags.get('metric')].append(
                     float(point.fields['value']))
@@ -234,6 +242,24 @@ class Evaluator:
             {h: dict(m) for h, m in observations.items()},
             host_features=features, scale=scale,
             data_age_s={h: now - t for h, t in newest.items()})
+
+    def _same_workload(self, points, request, profile_name):
+        """Ids of the newest ``PRIOR_EVALUATIONS`` earlier evaluations
+        among ``points`` whose recorded request is the same workload."""
+        last_seen = {}
+        for point in points:
+            evaluation_id = point.tags.get('evaluation')
+            last_seen[evaluation_id] = max(
+                last_seen.get(evaluation_id, point.time), point.time)
+        newest_first = sorted(last_seen, key=last_seen.get, reverse=True)
+        key = learning.workload_key(request, profile_name)
+        same = set()
+        for evaluation_id in newest_first[:PRIOR_EVALUATIONS]:
+            record = self.history.get_evaluation(evaluation_id)
+            if record and learning.workload_key(
+                    record.get('request'), profile_name) == key:
+                same.add(evaluation_id)
+        return same
 
     def _host_features(self, host_names):
         try:

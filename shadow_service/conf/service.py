@@ -123,8 +123,9 @@ never make the service read any other file.
         help="""
 Seconds of history an evaluation reads for its prior.
 
-Shadow samples that earlier evaluations of the same profile left on the
-candidate hosts within this window form the prior ranking (older samples
+Shadow samples that earlier evaluations of the same workload (profile,
+flavor size and profile scale) left on the candidate hosts within this
+window form the prior ranking (older samples
 count for less).  When the prior covers every candidate with
 ``confidence_target``, no shadow is booted.  0 disables the prior: every
 evaluation measures from scratch.

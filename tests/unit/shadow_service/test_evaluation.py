@@ -150,3 +150,16 @@ def test_inline_profiles_may_not_name_files():
               'components': {'cpu': {'workers': 1, 'duty_cycle': 0.5}}}
     with pytest.raises(exception.InvalidRequest, match='path'):
         evaluation.resolve_profile(dict(REQUEST, profile=inline))
+
+
+def test_prior_only_uses_shadows_of_the_same_workload():
+    evaluator = make_evaluator(confidence_target=0.5)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    bigger = dict(REQUEST, flavor=dict(REQUEST['flavor'], vcpus=16))
+    other_size = evaluator.run(evaluator.new(bigger, HOSTS, 20.0))
+    assert other_size['source'] == 'shadows'
+    scaled = dict(REQUEST, profile_scale=2.0)
+    assert evaluator.run(evaluator.new(scaled, HOSTS, 20.0))[
+        'source'] == 'shadows'
+    assert evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))[
+        'source'] == 'history'
