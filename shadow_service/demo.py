@@ -225,8 +225,9 @@ def forecast(analyzer, values, horizon_steps):
                                    horizon_steps=horizon_steps)
     except Exception:
         LOG.exception('Analyzer forecast failed; using seasonal-naive')
-        result = ranker.FallbackAnalyzer().forecast(
-            values, WATCH_STEP_S, horizon_steps)
+        result = analyzer.forecast(values, step_s=WATCH_STEP_S,
+                                   horizon_steps=horizon_steps,
+                                   forecaster='seasonal_naive')
     if not isinstance(result, dict):
         result = {k: list(getattr(result, k)) for k in
                   ('mean', 'lower', 'upper') if hasattr(result, k)}

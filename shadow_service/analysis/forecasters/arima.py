@@ -61,14 +61,20 @@ def fit_arima(data, order):
         return None
 
 
+def forecast_paths(fitted, steps, level):
+    """``(mean, lower, upper)`` of a fitted statsmodels state-space model
+    ``steps`` ahead at interval ``level``, its warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prediction = fitted.get_forecast(steps)
+        interval = prediction.conf_int(alpha=1 - level)
+    return prediction.predicted_mean, interval[:, 0], interval[:, 1]
+
+
 class ArimaResults(base.FittedForecaster):
     def __init__(self, fitted, **kwargs):
         super().__init__(**kwargs)
         self.fitted = fitted
 
     def _paths(self, steps):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prediction = self.fitted.get_forecast(steps)
-            interval = prediction.conf_int(alpha=1 - self.level)
-        return (prediction.predicted_mean, interval[:, 0], interval[:, 1])
+        return forecast_paths(self.fitted, steps, self.level)

@@ -75,15 +75,12 @@ class StlResults(base.FittedForecaster):
         self.periods = periods
 
     def _paths(self, steps):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            prediction = self.fitted.get_forecast(steps)
-            interval = prediction.conf_int(alpha=1 - self.level)
+        remainder, lower, upper = arima.forecast_paths(
+            self.fitted, steps, self.level)
         seasonal_path = np.zeros(steps)
         n = self.seasonal.shape[0]
         for column, period in enumerate(self.periods):
             offsets = n - period + np.arange(steps) % period
             seasonal_path += self.seasonal[offsets, column]
-        mean = np.asarray(prediction.predicted_mean) + seasonal_path
-        return (mean, interval[:, 0] + seasonal_path,
-                interval[:, 1] + seasonal_path)
+        return (np.asarray(remainder) + seasonal_path, lower + seasonal_path,
+                upper + seasonal_path)
