@@ -9,6 +9,7 @@ the same two pieces.
 
 import logging
 import socket
+import threading
 
 import oslo_messaging as messaging
 
@@ -60,6 +61,52 @@ def build_manager(conf, history=None, driver=None, analyzer=None):
         evaluation_ttl=conf.shadow.evaluation_ttl)
 
 
+class Compactor:
+    """Runs the history store's retention pass every ``interval`` seconds.
+
+    The first pass runs at :meth:`start`; a failing pass is logged and the
+    next one still runs.  ``interval`` 0 makes :meth:`start` a no-op.
+    """
+
+    def __init__(self, history, interval):
+        self.history = history
+        self.interval = float(interval)
+        self.passes = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def run_once(self):
+        try:
+            removed = self.history.compact()
+        except Exception:
+            self.failures += 1
+            LOG.exception('History compaction failed; retrying in %ss',
+                          self.interval)
+            return None
+        finally:
+            self.passes += 1
+        return removed
+
+    def _loop(self):
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(self.interval)
+
+    def start(self):
+        if self.interval > 0 and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name='history-compaction', daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self, timeout=30.0):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+
 class RPCServer:
     """The manager served on ``topic`` over ``transport_url``."""
 
@@ -71,9 +118,12 @@ class RPCServer:
                                        server=server or socket.gethostname())
         self._server = messaging.get_rpc_server(transport, self.target,
                                                 [manager])
+        self.compactor = Compactor(manager.evaluator.history,
+                                   conf.history.compact_interval_s)
 
     def start(self):
         self._server.start()
+        self.compactor.start()
         LOG.info('shadow-service listening on topic %s as %s',
                  self.target.topic, self.target.server)
         return self
@@ -81,6 +131,7 @@ class RPCServer:
     def stop(self):
         self._server.stop()
         self._server.wait()
+        self.compactor.stop()
         self.manager.shutdown()
         try:
             self.manager.evaluator.history.close()

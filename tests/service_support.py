@@ -39,13 +39,12 @@ def unique_topic():
 class RunningService:
     """The real manager served over ``transport_url`` on a fresh topic."""
 
-    def __init__(self, transport_url, topic=None, history=None, **groups):
+    def __init__(self, transport_url, topic=None, store=None, **groups):
         self.topic = topic or unique_topic()
         groups = {name: dict(values) for name, values in groups.items()}
         groups.setdefault('shadow', {})['topic'] = self.topic
         self.conf = make_conf(**groups)
-        self.history = history if history is not None else (
-            memory.MemoryStore())
+        self.history = store if store is not None else memory.MemoryStore()
         self.transport_url = transport_url
         self.manager = service.build_manager(self.conf,
                                              history=self.history)

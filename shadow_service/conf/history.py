@@ -76,6 +76,26 @@ Possible values:
 * 0: keep roll-ups forever.
 * A positive number of days (should exceed ``raw_retention_days``).
 """),
+    cfg.IntOpt(
+        'compact_interval_s',
+        default=3600,
+        min=0,
+        help="""
+Seconds between two retention passes of ``shadow-service`` over the
+history store: raw points older than ``raw_retention_days`` are rolled up
+and removed, roll-ups older than ``rollup_retention_days`` are removed. The
+first pass runs when the service starts. Stores whose server applies
+retention itself (InfluxDB retention policies) do nothing on a pass.
+
+Possible values:
+
+* 0: never compact from the service (run retention some other way).
+* A positive number of seconds.
+
+Related options:
+
+* ``raw_retention_days``, ``rollup_interval_s``, ``rollup_retention_days``.
+"""),
 ]
 
 sqlite_opts = [
