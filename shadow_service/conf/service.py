@@ -242,6 +242,56 @@ Possible values:
   constant ones are left out at fit time.
 """),
     cfg.BoolOpt(
+        'scaleup_learning',
+        default=True,
+        help="""
+Learn how a shadow's figures scale up to the full flavor from the VMs that
+were placed after an evaluation.
+
+A shadow runs a flavor-minimal copy of the VM, so its figures are scaled to
+the full flavor before hosts are compared: ``(full vCPUs / shadow vCPUs)
+** b`` per metric, with documented prior exponents. When an evaluation's
+request carries an ``instance_uuid`` (the weigher sends Nova's) and the
+cloud's monitoring writes that VM's ``instance_metric`` points, the service
+pairs what the shadow achieved on the VM's host with what the VM achieved
+there and fits ``b`` (and an offset) per metric; once a metric has
+``scaleup_min_pairs`` pairs its learned correction replaces the prior.
+Off: the priors are always used.
+
+Related options:
+
+* ``scaleup_min_pairs``, ``scaleup_window``, ``scaleup_lookback``,
+  ``shadow_scale``
+"""),
+    cfg.IntOpt(
+        'scaleup_min_pairs',
+        default=8,
+        min=2,
+        help="""
+Fewest (shadow, placed VM) pairs a metric needs before its learned
+scale-up replaces the prior exponent.
+"""),
+    cfg.FloatOpt(
+        'scaleup_window',
+        default=3600.0,
+        min=60.0,
+        help="""
+Seconds of a placed VM's own metrics, from its first sample, that are
+compared with its shadow. Short windows keep the comparison close in time
+to the shadow run (the host's load changes little); long ones average more
+samples.
+"""),
+    cfg.FloatOpt(
+        'scaleup_lookback',
+        default=30 * 86400.0,
+        min=0.0,
+        help="""
+Seconds of evaluation records (history store time) the scale-up learner
+reads. The refit cadence is the contention learner's
+(``contention_refit_every``, ``contention_refit_interval``) and it reads at
+most ``contention_max_evaluations`` records.
+"""),
+    cfg.BoolOpt(
         'cleanup_on_start',
         default=True,
         help="""

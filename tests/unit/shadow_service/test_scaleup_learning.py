@@ -1,0 +1,246 @@
+"""The scale-up learner: known answers on a real store, then on the twin."""
+
+import math
+import uuid
+
+import numpy as np
+import pytest
+
+from shadow_service import evaluation
+from shadow_service import scaleup_learning
+from shadow_service.analysis import analyzer as analyzer_mod
+from shadow_service.analysis import scaleup as scaleup_lib
+from shadow_service.clouds.sim import driver as sim_driver
+from shadow_service.history import base
+from shadow_service.history import memory
+from shadow_service.history import sqlite
+from tests import service_support
+
+T0 = 1_750_000_000.0
+TRUE_EXPONENT = 0.7
+TRUE_OFFSET = -0.05
+
+
+def _flavor(vcpus):
+    return {'name': 'f%d' % vcpus, 'vcpus': vcpus, 'ram_mb': 2048 * vcpus,
+            'disk_gb': 20}
+
+
+def _record_placed_vm(store, rng, *, vcpus, when, vm_host='h1',
+                      shadow_hosts=('h1', 'h2'), instance=True,
+                      record_scale=True, vm_points=6, step=600.0):
+    """One evaluation whose VM landed on ``vm_host``; full = shadow *
+    exp(offset) * ratio ** TRUE_EXPONENT, with 2 % noise."""
+    evaluation_id = str(uuid.uuid4())
+    instance_uuid = str(uuid.uuid4())
+    flavor = _flavor(vcpus)
+    shadow = evaluation.shadow_flavor(flavor, 0.25)
+    ratio = flavor['vcpus'] / shadow['vcpus']
+    record = {'evaluation_id': evaluation_id,
+              'request': {'flavor': flavor, 'profile': 'batch-cpu'}}
+    if instance:
+        record['request']['instance_uuid'] = instance_uuid
+    if record_scale:
+        record['scale'] = {'shadow_vcpus': shadow['vcpus'],
+                           'full_vcpus': vcpus,
+                           'shadow_ram_mb': shadow['ram_mb'],
+                           'full_ram_mb': flavor['ram_mb']}
+    points = []
+    host_speed = {h: rng.uniform(800, 1600) for h in shadow_hosts}
+    host_speed.setdefault(vm_host, rng.uniform(800, 1600))
+    for host in shadow_hosts:
+        for i in range(5):
+            points.append(base.Point(
+                'shadow_sample', {'evaluation': evaluation_id,
+                                  'host': host, 'metric': 'cpu_ops_per_s',
+                                  'shadow': 's-' + host},
+                {'value': host_speed[host] * rng.lognormal(0, 0.02)},
+                when + i * 10.0))
+    full = (host_speed[vm_host] * math.exp(TRUE_OFFSET)
+            * ratio ** TRUE_EXPONENT)
+    for i in range(vm_points):
+        points.append(base.Point(
+            'instance_metric', {'instance': instance_uuid, 'host': vm_host,
+                                'metric': 'cpu_ops_per_s'},
+            {'value': full * rng.lognormal(0, 0.02)},
+            when + 120.0 + i * step))
+    store.write(points)
+    store.put_evaluation(record)
+    return record, full, host_speed
+
+
+def _learner(store, **options):
+    # Records are stamped by the store; the window covers both clocks.
+    options.setdefault('lookback_s', 1e10)
+    options.setdefault('refit_every', 1)
+    return scaleup_learning.ScaleUpLearner(store, **options)
+
+
+def test_learns_the_exponent_the_pairs_were_made_with():
+    store = memory.MemoryStore()
+    rng = np.random.default_rng(4)
+    for i, vcpus in enumerate([2, 4, 8, 16, 32] * 4):
+        _record_placed_vm(store, rng, vcpus=vcpus, when=T0 + i * 60.0)
+
+    model = _learner(store).model()
+
+    intercept, exponent, residual_sd, count = model.learned[
+        'cpu_ops_per_s']
+    assert count == 20
+    assert exponent == pytest.approx(TRUE_EXPONENT, abs=0.05)
+    assert intercept == pytest.approx(TRUE_OFFSET, abs=0.05)
+    assert residual_sd < 0.05
+    scale = {'shadow_vcpus': 2, 'full_vcpus': 8}
+    factor = model.factor('cpu_ops_per_s', scale)
+    assert factor.source == 'learned from 20 pairs'
+    assert factor.factor == pytest.approx(
+        math.exp(TRUE_OFFSET) * 4 ** TRUE_EXPONENT, rel=0.05)
+    # A metric without pairs keeps its prior.
+    assert model.factor('disk_iops', scale).source == 'prior'
+
+
+def test_the_pair_uses_the_shadow_on_the_host_the_vm_landed_on():
+    store = memory.MemoryStore()
+    rng = np.random.default_rng(1)
+    record, full, speed = _record_placed_vm(store, rng, vcpus=8, when=T0,
+                                            vm_host='h2')
+    pairs = _learner(store).training_pairs()
+    assert len(pairs) == 1
+    pair = pairs[0]
+    assert pair['host'] == 'h2'
+    assert pair['shadow_value'] == pytest.approx(speed['h2'], rel=0.05)
+    assert pair['full_value'] == pytest.approx(full, rel=0.05)
+    assert (pair['shadow_vcpus'], pair['full_vcpus']) == (2, 8)
+
+
+def test_records_that_cannot_make_a_pair_are_skipped():
+    store = memory.MemoryStore()
+    rng = np.random.default_rng(2)
+    _record_placed_vm(store, rng, vcpus=8, when=T0, instance=False)
+    _record_placed_vm(store, rng, vcpus=8, when=T0, vm_host='h9')
+    _record_placed_vm(store, rng, vcpus=8, when=T0, vm_points=0)
+    store.put_evaluation({'evaluation_id': 'no-request'})
+    learner = _learner(store)
+    assert learner.training_pairs() == []
+    model = learner.model()
+    assert model.learned == {}
+    assert model.factor('cpu_ops_per_s',
+                        {'shadow_vcpus': 2, 'full_vcpus': 8}).source == (
+        'prior')
+
+
+def test_only_the_vms_first_window_is_compared():
+    store = memory.MemoryStore()
+    rng = np.random.default_rng(3)
+    record, full, _speed = _record_placed_vm(store, rng, vcpus=8, when=T0,
+                                             vm_points=3, step=600.0)
+    instance = record['request']['instance_uuid']
+    # Hours later the VM is ten times slower (its host filled up): outside
+    # the window, it must not move the pair.
+    store.write([base.Point('instance_metric',
+                            {'instance': instance, 'host': 'h1',
+                             'metric': 'cpu_ops_per_s'},
+                            {'value': full / 10}, T0 + 7200.0 + i * 600)
+                 for i in range(10)])
+    pair, = _learner(store, window_s=3600.0).training_pairs()
+    assert pair['full_value'] == pytest.approx(full, rel=0.05)
+    pair, = _learner(store, window_s=86400.0).training_pairs()
+    assert pair['full_value'] < full / 2
+
+
+def test_old_records_without_a_scale_use_the_configured_shadow_scale():
+    store = memory.MemoryStore()
+    rng = np.random.default_rng(5)
+    _record_placed_vm(store, rng, vcpus=16, when=T0, record_scale=False)
+    pair, = _learner(store, shadow_scale=0.25).training_pairs()
+    assert (pair['shadow_vcpus'], pair['full_vcpus']) == (4, 16)
+
+
+def test_a_store_failure_keeps_the_last_good_model(tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'))
+    rng = np.random.default_rng(6)
+    for i, vcpus in enumerate([4, 8, 16, 32] * 3):
+        _record_placed_vm(store, rng, vcpus=vcpus, when=T0 + i)
+    learner = _learner(store)
+    good = learner.model()
+    assert 'cpu_ops_per_s' in good.learned
+    store.close()  # every read now fails inside sqlite3
+
+    assert learner.model() is good
+    assert learner.failures == 1
+
+
+def test_refits_at_most_every_n_uses():
+    store = memory.MemoryStore()
+    learner = _learner(store, refit_every=3)
+    for _ in range(7):
+        learner.model()
+    assert learner.fits == 3  # first use, then after 3 more, then 3 more
+
+
+def test_bad_options_are_refused_with_the_name():
+    with pytest.raises(ValueError, match='min_pairs'):
+        scaleup_learning.ScaleUpLearner(memory.MemoryStore(), min_pairs=1)
+    with pytest.raises(ValueError, match='window_s'):
+        scaleup_learning.ScaleUpLearner(memory.MemoryStore(), window_s=0)
+
+
+def test_from_conf_reads_the_scaleup_options():
+    conf = service_support.make_conf(shadow={
+        'scaleup_min_pairs': 5, 'scaleup_window': 900.0,
+        'scaleup_lookback': 3600.0, 'shadow_scale': 0.5})
+    learner = scaleup_learning.ScaleUpLearner.from_conf(
+        conf, memory.MemoryStore())
+    assert (learner.min_pairs, learner.window_s, learner.lookback_s,
+            learner.shadow_scale) == (5, 900.0, 3600.0, 0.5)
+
+
+# -- on the twin: real evaluations, real placements, the twin's physics --
+
+HOSTS = [{'host': 'node-%d' % i} for i in range(1, 5)]
+
+
+@pytest.fixture(scope='module')
+def twin_pairs():
+    """Evaluations of batch-cpu VMs of several sizes, each VM placed on
+    the top-ranked host and run for half an hour of twin time."""
+    conf = service_support.make_conf()
+    history = memory.MemoryStore()
+    driver = sim_driver.SimDriver(conf, history)
+    evaluator = evaluation.Evaluator(
+        driver, history, analyzer_mod.Analyzer(), sample_interval=1.0,
+        min_run_time=2.0, prior_lookback=0)
+    for vcpus in [2, 4, 8, 16] * 3:
+        request = {'flavor': _flavor(vcpus), 'profile': 'batch-cpu',
+                   'instance_uuid': str(uuid.uuid4())}
+        ranking = evaluator.run(evaluator.new(request, HOSTS, 10.0))
+        driver.place_vm(request, ranking['hosts'][0]['host'],
+                        instance_id=request['instance_uuid'])
+        driver.wait(1800.0, sample_interval_s=300.0)
+    learner = scaleup_learning.ScaleUpLearner(
+        history, refit_every=1, lookback_s=1e10)
+    return learner.training_pairs()
+
+
+def _log_error(model, pairs, metric):
+    errors = []
+    for pair in pairs:
+        if pair['metric'] != metric:
+            continue
+        factor = model.factor(metric, pair).factor
+        errors.append(abs(math.log(pair['shadow_value'] * factor
+                                   / pair['full_value'])))
+    return float(np.mean(errors))
+
+
+def test_on_the_twin_the_learned_scaleup_beats_the_prior_on_new_vms(
+        twin_pairs):
+    metric = 'cpu_ops_per_s'
+    pairs = [p for p in twin_pairs if p['metric'] == metric]
+    assert len(pairs) == 12, 'every placed VM landed on a measured host'
+    train, held_out = pairs[:8], pairs[8:]
+    learned = scaleup_lib.ScaleUpModel(min_pairs=8).fit(train)
+    prior = scaleup_lib.ScaleUpModel()
+    assert metric in learned.learned
+    assert (_log_error(learned, held_out, metric)
+            < _log_error(prior, held_out, metric))
