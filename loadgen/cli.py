@@ -59,7 +59,9 @@ def build_parser():
                           'http://host:8086?db=NAME (repeatable)')
     run.add_argument('--tag', action='append', type=_tag, default=[],
                      help='evaluation=, shadow=, host=, ... (repeatable)')
-    run.add_argument('--workdir', help='parent of the temporary directory')
+    run.add_argument('--workdir',
+                     help='where the disk component creates its nameless '
+                          'file (default: the system temp directory)')
     run.add_argument('--summary-file')
     serve = sub.add_parser('serve', help='run the network echo peer')
     serve.add_argument('--bind', default='127.0.0.1')

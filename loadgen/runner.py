@@ -2,13 +2,13 @@
 
 ``Runner(profile, sinks, tags).run()`` is the whole life of a loadgen run:
 
-1. ``prepare`` every component (create its file, check its peer) in a
-   fresh temporary directory; any failure stops here, nothing is left.
+1. ``prepare`` every component (create its nameless file, check its
+   peer); any failure stops here, nothing is left.
 2. fork the workers; every ``CONTROL_S`` set each component's level from
    ``profile.intensity``; every ``interval_s`` snapshot the counters and
    ``/proc/stat`` and emit one point per metric (skipped while warming up).
 3. on ``duration_s``, SIGTERM/SIGINT (``request_stop``) stop the workers,
-   remove the temporary directory, close the sinks and return the summary
+   close the components' files, close the sinks and return the summary
    (totals over the post-warm-up run, per-sink sent/dropped counts).
 
 System metrics (``cpu_util_pct``, ``cpu_steal_pct`` from ``/proc/stat``)
@@ -16,8 +16,6 @@ are emitted even for a profile with no components (``idle``).
 """
 
 import logging
-import os
-import shutil
 import signal
 import socket
 import tempfile
@@ -69,9 +67,13 @@ class Runner:
 
     # -- life cycle -----------------------------------------------------
     def prepare(self):
-        """Create the temp dir and every component; raises on failure."""
-        self.workdir = tempfile.mkdtemp(prefix='shadow-loadgen-',
-                                        dir=self._parent_dir)
+        """Create every component; raises on failure (nothing is left).
+
+        No temporary directory is made: the disk component's file has no
+        name (see ``components.disk``), so even a SIGKILLed run leaves
+        nothing behind. ``workdir`` is only where such files are created.
+        """
+        self.workdir = self._parent_dir or tempfile.gettempdir()
         try:
             for name, params in self.profile.components.items():
                 component = component_classes.COMPONENT_CLASSES[name](
@@ -107,14 +109,14 @@ class Runner:
         return summary
 
     def _cleanup(self):
+        removed = True
         for component in self.components.values():
             try:
                 component.cleanup()
             except OSError as exc:
+                removed = False
                 LOG.warning('cleanup of %s failed: %s', component.name, exc)
-        if self.workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.temp_removed = not os.path.exists(self.workdir)
+        self.temp_removed = removed
 
     # -- sampling -------------------------------------------------------
     def _set_levels(self, elapsed_s):
@@ -199,6 +201,7 @@ class Runner:
             }
             if name == 'disk':
                 components[name]['direct'] = component.direct
+                components[name]['engine'] = component.engine
         return {
             'profile': self.profile.name,
             'status': self.stop_reason or 'completed',

@@ -17,10 +17,12 @@ A subclass implements ``setup_worker`` (returns the zero-argument
 operation, which calls ``record``) and ``component_metrics``.
 """
 
+import gc
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 
 from loadgen import stats
@@ -29,8 +31,33 @@ LOG = logging.getLogger(__name__)
 
 PERIOD_S = 0.1
 COUNTERS = ('ops', 'bytes', 'busy_s', 'errors', 'aux1', 'aux2')
-_OPS, _BYTES, _BUSY, _ERRORS, AUX1, AUX2 = range(len(COUNTERS))
+OPS, BYTES, BUSY, ERRORS, AUX1, AUX2 = range(len(COUNTERS))
 _CTX = multiprocessing.get_context('fork')
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid):
+    """Make this (forked) process end when ``parent_pid`` dies.
+
+    On Linux the kernel sends SIGKILL to this process when the thread that
+    forked it exits, even if the parent was SIGKILLed
+    (``prctl(PR_SET_PDEATHSIG)``, via ctypes, standard library only). If
+    the parent is already gone, exit now. Elsewhere, or without ctypes,
+    workers notice a new parent pid within one pacing period.
+    """
+    if sys.platform.startswith('linux'):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (ImportError, OSError, AttributeError):
+            LOG.debug('prctl(PR_SET_PDEATHSIG) unavailable')
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _nothing():
+    pass
 
 
 class WorkerState:
@@ -57,15 +84,26 @@ class Pacer:
         return self._stop.value != 0 or os.getppid() != self._parent
 
     def run(self, operation):
-        """Call ``operation()`` as paced until told to stop."""
-        if self._rate:
-            self._run_rate(operation)
-        else:
-            self._run_duty(operation)
+        """Call ``operation()`` as paced until told to stop.
 
-    def _run_duty(self, operation):
+        An operation that keeps work in flight between calls (the disk's
+        ``aio`` engine) has a ``pause`` attribute: called before every
+        sleep and at the end, it completes that work, so no request's
+        latency includes the pacer's sleep.
+        """
+        pause = getattr(operation, 'pause', None) or _nothing
+        try:
+            if self._rate:
+                self._run_rate(operation)
+            else:
+                self._run_duty(operation, pause)
+        finally:
+            pause()
+
+    def _run_duty(self, operation, pause=None):
         clock = time.perf_counter
         busy_clock = self._busy_clock
+        pause = pause or _nothing
         while not self.stopping():
             start = clock()
             period_end = start + PERIOD_S
@@ -75,7 +113,10 @@ class Pacer:
                 operation()
             remaining = period_end - clock()
             if remaining > 0:
-                time.sleep(remaining)
+                pause()
+                remaining = period_end - clock()
+                if remaining > 0:
+                    time.sleep(remaining)
 
     def _run_rate(self, operation):
         clock = time.perf_counter
@@ -153,19 +194,27 @@ class Component:
         count = self.worker_count()
         rate = self.rate_target()
         per_worker = rate / count if rate else None
+        parent = os.getpid()
         for index in range(count):
             state = WorkerState(self.histogram)
             state.process = _CTX.Process(
-                target=self._worker_main, args=(index, state, per_worker),
+                target=self._worker_main,
+                args=(index, state, per_worker, parent),
                 name='loadgen-%s-%d' % (self.name, index), daemon=True)
             self._workers.append(state)
         for state in self._workers:
             state.process.start()
 
-    def _worker_main(self, index, state, per_worker):
+    def _worker_main(self, index, state, per_worker, parent):
+        die_with_parent(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         operation = self.setup_worker(index, state)
+        # Nothing the hot loop does creates reference cycles: keep the
+        # collector's pauses out of the measured latencies.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
         Pacer(self._level, self._stop, per_worker,
               self.busy_clock).run(operation)
 
@@ -227,16 +276,16 @@ class Component:
 def record(state, started_ns, ended_ns, nbytes):
     """Count one operation in ``state`` (called in the worker)."""
     counters = state.counters
-    counters[_OPS] += 1
-    counters[_BYTES] += nbytes
+    counters[OPS] += 1
+    counters[BYTES] += nbytes
     latency_ns = ended_ns - started_ns
-    counters[_BUSY] += latency_ns * 1e-9
+    counters[BUSY] += latency_ns * 1e-9
     if state.histogram is not None:
         state.histogram[stats.bucket_of(latency_ns)] += 1
 
 
 def record_error(state):
-    state.counters[_ERRORS] += 1
+    state.counters[ERRORS] += 1
 
 
 def latency_metrics(prefix, suffix, histogram, scale):

@@ -38,6 +38,7 @@ def _exit_with_parent(parent_pid):
 
 
 def _serve_forever(server, parent_pid):
+    base.die_with_parent(parent_pid)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent_pid,),

@@ -72,6 +72,8 @@ SCHEMAS = {
         'fsync': ('bool', False, None, None),
         'direct': ('bool', False, None, None),
         'dir': ('optstr', None, None, None),
+        'file': ('optstr', None, None, None),
+        'engine': ('choice', 'sync', ('sync', 'aio'), None),
         'duty_cycle': ('float', 1.0, 0.0, 1.0),
     },
     'network': {
@@ -168,6 +170,11 @@ def _validate_component(name, spec, duration_s, base_dir):
         params.setdefault(key, rule[1])
     if name == 'network':
         _check_peer(params['peer'], field + '.peer')
+    if name == 'disk' and params['engine'] == 'aio' and (
+            params['fsync'] or params['target_iops'] is not None):
+        raise ProfileError(field + '.engine', 'aio keeps iodepth requests '
+                           'in flight flat out; it cannot be combined with '
+                           'fsync or target_iops (use engine: sync)')
     if 'pattern' in spec:
         params['pattern'] = patterns.build_pattern(
             spec['pattern'], field + '.pattern', duration_s, base_dir)

@@ -1,10 +1,15 @@
 """Memory, disk and network components, run for real for a few seconds."""
 
 import json
+import os
 import subprocess
 
 import pytest
 
+from loadgen import profiles
+from loadgen import runner
+from loadgen.components import aio
+from loadgen.components import disk
 from tests.functional.loadgen.conftest import loadgen_command
 from tests.functional.loadgen.conftest import loadgen_env
 from tests.functional.loadgen.conftest import metric_values
@@ -49,6 +54,41 @@ def test_disk_random_rw_is_self_consistent(run_loadgen):
     p50, p95, p99 = _ordered_percentiles(summary, 'disk', 'latency_ms')
     assert p99 < 1000
     assert metric_values(samples, 'disk_p95_latency_ms')
+
+
+@pytest.mark.parametrize('read_ratio, access', [
+    (1.0, 'random'), (0.7, 'random'), (0.0, 'sequential')])
+def test_disk_aio_engine_keeps_iodepth_in_flight_from_one_worker(
+        run_loadgen, read_ratio, access):
+    _, summary = run_loadgen(_profile(
+        {'disk': {'file_size_mb': 16, 'block_size_kb': 4, 'iodepth': 4,
+                  'read_ratio': read_ratio, 'pattern': access,
+                  'direct': True, 'engine': 'aio'}}, duration=2))
+    disk_summary = summary['components']['disk']
+    assert disk_summary['engine'] == 'aio'
+    assert disk_summary['workers'] == 1
+    assert disk_summary['errors'] == 0
+    overall = summary['overall']
+    assert overall['disk_iops'] > 50
+    assert overall['disk_iops'] == pytest.approx(
+        disk_summary['ops'] / summary['measured_s'], rel=1e-3)
+    p50, p95, p99 = _ordered_percentiles(summary, 'disk', 'latency_ms')
+    assert p99 < 1000
+
+
+def test_disk_aio_engine_under_a_duty_cycle_drains_before_sleeping(
+        run_loadgen):
+    # 2 ms busy, 98 ms idle per period: the requests still in flight when
+    # the busy part ends (a large share of them) are waited for, so no
+    # latency includes the ~98 ms sleep.
+    _, summary = run_loadgen(_profile(
+        {'disk': {'file_size_mb': 16, 'block_size_kb': 4, 'iodepth': 4,
+                  'read_ratio': 1.0, 'direct': True, 'engine': 'aio',
+                  'duty_cycle': 0.02}}, duration=2))
+    assert summary['components']['disk']['errors'] == 0
+    p50, p95, p99 = _ordered_percentiles(summary, 'disk', 'latency_ms')
+    assert summary['components']['disk']['ops'] > 20
+    assert p99 < 40     # a sleep inside the latencies would show here
 
 
 def test_disk_target_iops_is_paced(run_loadgen):
@@ -96,4 +136,59 @@ def test_unreachable_peer_fails_before_starting(tmp_path):
         capture_output=True, text=True, timeout=30, env=loadgen_env())
     assert result.returncode == 1
     assert 'cannot start' in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_file_has_no_name_even_without_o_tmpfile(tmp_path,
+                                                     monkeypatch):
+    # The fallback path (no O_TMPFILE): a named file unlinked at once.
+    monkeypatch.delattr(os, 'O_TMPFILE', raising=False)
+    fd = disk.open_anonymous(str(tmp_path))
+    try:
+        assert os.listdir(tmp_path) == []
+        assert os.pwrite(fd, b'x' * 4096, 0) == 4096
+        assert os.pread(fd, 4096, 0) == b'x' * 4096
+        assert os.fstat(fd).st_nlink == 0
+    finally:
+        os.close(fd)
+
+
+def test_disk_uses_an_existing_file_in_place(tmp_path, run_loadgen):
+    existing = tmp_path.parent / ('%s-existing.dat' % tmp_path.name)
+    content = os.urandom(6 * 2 ** 20)
+    existing.write_bytes(content)
+    try:
+        _, summary = run_loadgen(_profile(
+            {'disk': {'file': str(existing), 'file_size_mb': 4,
+                      'block_size_kb': 4, 'read_ratio': 1.0,
+                      'direct': True}}, duration=1.5))
+        assert summary['components']['disk']['ops'] > 0
+        assert summary['components']['disk']['errors'] == 0
+        assert existing.read_bytes() == content   # kept, untouched
+    finally:
+        existing.unlink()
+
+
+def test_disk_existing_file_that_is_missing_is_bad_input(tmp_path):
+    profile = _profile({'disk': {'file': str(tmp_path / 'nope.dat')}})
+    result = subprocess.run(
+        loadgen_command('run', json.dumps(profile), '--workdir', tmp_path),
+        capture_output=True, text=True, timeout=30, env=loadgen_env())
+    assert result.returncode == 2
+    assert 'components.disk.file' in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disk_aio_falls_back_to_sync_workers_where_unavailable(
+        tmp_path, monkeypatch):
+    # As on a platform without native AIO (no syscall numbers known).
+    monkeypatch.setattr(aio, '_SYSCALLS', {})
+    profile = profiles.load_profile(_profile(
+        {'disk': {'file_size_mb': 8, 'iodepth': 2, 'read_ratio': 1.0,
+                  'direct': True, 'engine': 'aio'}}, duration=1.5))
+    summary = runner.Runner(profile, [], None, str(tmp_path)).run()
+    disk_summary = summary['components']['disk']
+    assert disk_summary['engine'] == 'sync'
+    assert disk_summary['workers'] == 2
+    assert disk_summary['ops'] > 0 and disk_summary['errors'] == 0
     assert list(tmp_path.iterdir()) == []

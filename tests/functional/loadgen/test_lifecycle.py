@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -26,18 +27,71 @@ def _children(pid):
         return []
 
 
-def test_sigterm_stops_workers_removes_files_and_summarises(tmp_path):
-    process = subprocess.Popen(
-        loadgen_command('run', 'db-oltp', '--duration', '60', '--scale',
-                        '0.25', '--workdir', tmp_path),
+def _running(pid):
+    """True while ``pid`` exists and is not a zombie (a zombie holds no
+    memory or files; reaping it is its new parent's business)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            state = f.read().rsplit(')', 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ('Z', 'X')
+
+
+def _open_files_under(pid, directory):
+    """Targets of ``pid``'s descriptors that point into ``directory``."""
+    found = []
+    try:
+        names = os.listdir('/proc/%d/fd' % pid)
+    except OSError:
+        return found
+    for name in names:
+        try:
+            target = os.readlink('/proc/%d/fd/%s' % (pid, name))
+        except OSError:
+            continue
+        if target.startswith(str(directory) + os.sep):
+            found.append(target)
+    return found
+
+
+def _anyone_holding(directory):
+    """(pid, target) of every process with a file open in ``directory``."""
+    held = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            held += [(int(entry), target) for target in
+                     _open_files_under(int(entry), directory)]
+    return held
+
+
+def _wait_for(predicate, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+def _start(profile, tmp_path, *extra):
+    spec = profile if isinstance(profile, str) else json.dumps(profile)
+    return subprocess.Popen(
+        loadgen_command('run', spec, '--workdir', tmp_path, *extra),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=loadgen_env())
-    deadline = time.monotonic() + 20
-    while len(_children(process.pid)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    workers = _children(process.pid)
+
+
+def test_sigterm_stops_workers_removes_files_and_summarises(tmp_path):
+    process = _start('db-oltp', tmp_path, '--duration', '60', '--scale',
+                     '0.25')
+    workers = _wait_for(lambda: len(_children(process.pid)) >= 3 and
+                        _children(process.pid), 20)
     assert len(workers) >= 3      # cpu + memory + disk
-    assert os.listdir(tmp_path)   # the disk file's directory exists
+    # The disk file is open in the workers but has no name on disk.
+    assert _wait_for(lambda: _open_files_under(workers[-1], tmp_path), 5)
+    assert os.listdir(tmp_path) == []
     time.sleep(1.5)
     stopped_at = time.monotonic()
     process.send_signal(signal.SIGTERM)
@@ -48,7 +102,62 @@ def test_sigterm_stops_workers_removes_files_and_summarises(tmp_path):
     assert summary['status'] == 'SIGTERM'
     assert summary['temp_files_removed'] is True
     assert os.listdir(tmp_path) == []
-    assert not [pid for pid in workers if os.path.exists('/proc/%d' % pid)]
+    assert not [pid for pid in workers if _running(pid)]
+    assert _anyone_holding(tmp_path) == []
+
+
+_DISK_RUN = {
+    'name': 'killed', 'duration_s': 60, 'warmup_s': 0, 'interval_s': 0.2,
+    'components': {
+        'disk': {'file_size_mb': 32, 'block_size_kb': 4, 'iodepth': 2,
+                 'read_ratio': 0.5, 'direct': True},
+        'network': {'mode': 'rr', 'target_rps': 100}}}
+
+
+def test_sigkill_mid_run_leaves_no_files_and_no_workers(tmp_path):
+    process = _start(_DISK_RUN, tmp_path)
+    try:
+        # Wait until the disk workers have done I/O (a disk_iops sample).
+        for line in process.stdout:
+            record = json.loads(line)
+            if (record.get('tags', {}).get('metric') == 'disk_iops' and
+                    record['fields']['value'] > 0):
+                break
+        workers = _children(process.pid)
+        # 2 disk workers, 1 network worker, the echo server process.
+        assert len(workers) == 4, workers
+        assert all(_running(pid) for pid in workers)
+        held = _anyone_holding(tmp_path)
+        assert held and all(t.endswith('(deleted)') for _, t in held), held
+        assert os.listdir(tmp_path) == []
+    finally:
+        process.kill()
+        process.wait(10)
+        process.stdout.close()
+        process.stderr.close()
+    assert process.returncode == -signal.SIGKILL
+    assert _wait_for(lambda: not [p for p in workers if _running(p)], 5), \
+        [p for p in workers if _running(p)]
+    assert os.listdir(tmp_path) == []
+    # No process keeps the nameless file (so its blocks are freed).
+    assert _wait_for(lambda: _anyone_holding(tmp_path) == [], 5)
+
+
+def test_sigkill_while_the_disk_file_is_written_leaves_nothing(tmp_path):
+    profile = dict(_DISK_RUN, components={
+        'disk': {'file_size_mb': 512, 'block_size_kb': 4}})
+    process = _start(profile, tmp_path)
+    try:
+        # Kill while prepare() is still filling the file: no worker yet.
+        assert _wait_for(lambda: _open_files_under(process.pid, tmp_path),
+                         20)
+        assert _children(process.pid) == []
+    finally:
+        process.kill()
+        process.communicate(timeout=10)
+    assert process.returncode == -signal.SIGKILL
+    assert os.listdir(tmp_path) == []
+    assert _anyone_holding(tmp_path) == []
 
 
 def test_ramp_pattern_raises_achieved_cpu_over_time(run_loadgen):
@@ -104,3 +213,33 @@ def test_every_builtin_profile_runs_scaled_down(name, run_loadgen):
     metrics = {s['tags']['metric'] for s in samples}
     assert {'cpu_util_pct', 'cpu_steal_pct'} <= metrics
     assert all(s['tags']['profile'] == name for s in samples)
+
+
+_ORPHAN_SCRIPT = '''
+import os, sys, time
+from loadgen.components import base
+
+def grandchild(parent):
+    base.die_with_parent(parent)
+    time.sleep(120)       # one long sleep: no polling of the parent
+
+worker = base._CTX.Process(target=grandchild, args=(os.getpid(),))
+worker.start()
+print(worker.pid, flush=True)
+time.sleep(120)
+'''
+
+
+def test_worker_is_killed_by_the_kernel_when_its_parent_is_killed():
+    parent = subprocess.Popen(
+        [sys.executable, '-c', _ORPHAN_SCRIPT], stdout=subprocess.PIPE,
+        text=True, env=loadgen_env())
+    try:
+        worker = int(parent.stdout.readline())
+        time.sleep(0.3)       # the worker has called prctl by now
+        assert _running(worker)
+    finally:
+        parent.kill()
+        parent.communicate(timeout=10)
+    # Gone long before its 120 s sleep ends: PR_SET_PDEATHSIG fired.
+    assert _wait_for(lambda: not _running(worker), 3)
