@@ -9,6 +9,11 @@ repaired or fallen back on. Degenerate input is handled here once for all
 plugins: empty series, constant series and histories shorter than the
 plugin's ``min_history`` get a naive forecast whose notes say so.
 
+Prediction intervals are conformal wherever the history allows: the
+empirical quantiles, at each step ahead, of the errors the model would have
+made from earlier origins of the same history (:func:`conformal_interval`).
+Each plugin states how its interval is made in ``interval_method``.
+
 To add a forecaster, subclass :class:`Forecaster`, implement ``_fit`` and
 register it in setup.cfg under the ``nova_shadow.forecasters`` namespace.
 """
@@ -16,6 +21,7 @@ register it in setup.cfg under the ``nova_shadow.forecasters`` namespace.
 import abc
 import dataclasses
 import logging
+import math
 
 import numpy as np
 from scipy import stats
@@ -23,6 +29,12 @@ from scipy import stats
 from shadow_service.analysis import series
 
 LOG = logging.getLogger(__name__)
+
+#: Fewest backtest origins a conformal interval is computed from; with
+#: fewer the model's own (Gaussian) interval is kept and a note says so.
+MIN_CALIBRATION_ORIGINS = 8
+#: How far back (seconds) origins are replayed to calibrate intervals.
+CALIBRATION_S = 3 * 86400.0
 
 
 @dataclasses.dataclass
@@ -89,6 +101,8 @@ class Forecaster(abc.ABC):
     """
 
     name = None
+    #: How the prediction interval is made (reported by the benchmark).
+    interval_method = None
 
     def __init__(self, *, level=0.9, bounds=None, season_s=86400.0,
                  max_history_s=None):
@@ -193,6 +207,81 @@ class NaiveResults(FittedForecaster):
         lower = np.minimum.accumulate(lower)
         upper = np.maximum.accumulate(upper)
         return mean, mean + lower, mean + upper
+
+
+def conformal_bounds(residuals, level):
+    """Per-step residual quantiles, widening monotonically with the step.
+
+    Parameters
+    ----------
+    residuals : numpy.ndarray
+        ``(origins, steps)`` errors (actual minus forecast) of forecasts
+        made from past origins.
+    level : float
+        Central coverage wanted.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Offsets to add to the mean path: lower (<= 0 where the errors
+        straddle zero) and upper, each of length ``steps``. The quantile
+        ranks carry the split-conformal ``(count + 1) / count`` correction.
+    """
+    count = residuals.shape[0]
+    alpha = (1.0 - level) / 2
+    high_q = min(1.0, math.ceil((count + 1) * (1 - alpha)) / count)
+    low_q = max(0.0, 1.0 - high_q)
+    lower = np.quantile(residuals, low_q, axis=0)
+    upper = np.quantile(residuals, high_q, axis=0)
+    return np.minimum.accumulate(lower), np.maximum.accumulate(upper)
+
+
+def calibration_origins(n, steps, *, step_s=None):
+    """Origins whose ``steps`` next values are inside a history of ``n``.
+
+    The first quarter of the history is skipped (model states are still
+    settling there) and at most ``CALIBRATION_S`` of origins are used.
+    """
+    last = n - 1 - steps
+    first = n // 4
+    if step_s:
+        first = max(first, last - int(CALIBRATION_S // step_s) + 1)
+    if last < first:
+        return np.array([], dtype=int)
+    return np.arange(first, last + 1)
+
+
+def conformal_interval(data, origins, predicted, mean, fallback, *, level,
+                       notes):
+    """A conformal interval around ``mean`` from backtest forecasts.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        The fitted history.
+    origins : numpy.ndarray
+        Origin indices into ``data``; ``predicted[i]`` is the forecast of
+        ``data[origins[i] + 1 : origins[i] + 1 + steps]`` made with the
+        fitted model from that origin.
+    predicted : numpy.ndarray
+        ``(len(origins), steps)`` backtest forecasts.
+    mean : numpy.ndarray
+        The forecast path the interval is put around.
+    fallback : tuple of numpy.ndarray
+        The model's own ``(lower, upper)``, used (and noted) when fewer
+        than ``MIN_CALIBRATION_ORIGINS`` origins exist.
+    """
+    steps = len(mean)
+    if len(origins) < MIN_CALIBRATION_ORIGINS:
+        note = ("interval: model-based (fewer than %d origins to "
+                "calibrate)" % MIN_CALIBRATION_ORIGINS)
+        if note not in notes:
+            notes.append(note)
+        return fallback
+    index = np.asarray(origins)[:, None] + np.arange(1, steps + 1)[None, :]
+    residuals = data[index] - np.asarray(predicted)[:, :steps]
+    low, high = conformal_bounds(residuals, level)
+    return mean + low, mean + high
 
 
 def _quantiles(errors, level):

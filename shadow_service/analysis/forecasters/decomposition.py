@@ -2,9 +2,18 @@
 
 MSTL removes the daily season (and the weekly one when at least two weeks
 of history are fitted); the seasonal components are forecast by repeating
-their last season and the rest (trend + remainder) by ARIMA(1,0,1). The
-interval is ARIMA's, as statsmodels' ``STLForecast`` does. Less than two
-seasons of history falls back to plain ARIMA and says so.
+their last season and the rest (trend + remainder) by ARIMA(1,0,1). Less
+than two seasons of history falls back to plain ARIMA and says so.
+
+The interval is NOT conformal: it is ARIMA's Gaussian interval on the
+adjusted series, shifted by the seasonal path (as statsmodels'
+``STLForecast`` does). Errors replayed from past origins of the same fit
+are far too optimistic here: MSTL's seasonal smoother for a time of day
+uses the same time on the following days, so the components before an
+origin have already seen what came after it (such intervals covered 61 %
+instead of 90 % on three Bitbrains VMs in a trial). Calibrating honestly
+would mean refitting the decomposition at every replayed origin, which
+costs a fit per origin.
 """
 
 import logging
@@ -25,6 +34,11 @@ class StlArimaForecaster(base.Forecaster):
     """MSTL + ARIMA on the seasonally adjusted series."""
 
     name = "stl_arima"
+    interval_method = ("model-based, not conformal: ARIMA's Gaussian "
+                       "interval shifted by the seasonal path; in-sample "
+                       "replayed errors are optimistic because MSTL's "
+                       "seasonal smoother sees the days after each origin "
+                       "(conformal when it falls back to plain ARIMA)")
 
     def __init__(self, *, order=(1, 0, 1), max_history_s=4 * 86400.0,
                  **kwargs):
@@ -74,13 +88,23 @@ class StlResults(base.FittedForecaster):
         self.seasonal = seasonal
         self.periods = periods
 
+    def seasonal_paths(self, origins, steps):
+        """Seasonal components repeated from the season before each
+        origin, ``(len(origins), steps)``; origins need a whole season of
+        components before them."""
+        origins = np.asarray(origins)
+        ahead = np.arange(1, steps + 1)[None, :]
+        paths = np.zeros((origins.size, steps))
+        for column, period in enumerate(self.periods):
+            source = (origins[:, None] + ahead
+                      - period * ((ahead - 1) // period + 1))
+            paths += self.seasonal[np.clip(source, 0, None), column]
+        return paths
+
     def _paths(self, steps):
         remainder, lower, upper = arima.forecast_paths(
             self.fitted, steps, self.level)
-        seasonal_path = np.zeros(steps)
         n = self.seasonal.shape[0]
-        for column, period in enumerate(self.periods):
-            offsets = n - period + np.arange(steps) % period
-            seasonal_path += self.seasonal[offsets, column]
+        seasonal_path = self.seasonal_paths([n - 1], steps)[0]
         return (np.asarray(remainder) + seasonal_path, lower + seasonal_path,
                 upper + seasonal_path)

@@ -12,6 +12,7 @@ To add a kernel, add a function here and a line to :func:`all_kernels`.
 
 import numpy as np
 import pandas as pd
+from numpy.lib import stride_tricks
 from scipy import signal
 
 SES_ALPHAS = (0.05, 0.1, 0.2, 0.35, 0.6)
@@ -19,6 +20,8 @@ MEDIAN_WINDOWS = (3, 6, 12, 36, 72)
 MEAN_WINDOWS = (12, 36)
 REVERSION_PHIS = (0.85, 0.95)
 SEASON_DEPTHS = (1, 3, 7)
+WMEDIAN_HALF_LIVES = (3, 6, 12, 24, 48)
+WMEDIAN_SPAN = 4
 
 
 def ses_levels(y, alpha):
@@ -26,6 +29,39 @@ def ses_levels(y, alpha):
     levels, _ = signal.lfilter([alpha], [1.0, alpha - 1.0], y,
                                zi=[(1.0 - alpha) * y[0]])
     return levels
+
+
+def weighted_medians(y, half_life, *, first=0, span=None):
+    """Exponentially weighted median of ``y[:t+1]`` for each ``t``.
+
+    A robust level: the weight of ``y[t-j]`` is ``0.5 ** (j /
+    half_life)`` and only the last ``span`` points (``WMEDIAN_SPAN``
+    half-lives by default) count, so one spike cannot move it the way it
+    moves an exponentially smoothed mean. Rows before ``first`` are NaN
+    (not computed; the selector only replays recent origins).
+    """
+    y = np.asarray(y, dtype=float)
+    n = y.size
+    result = np.full(n, np.nan)
+    first = min(max(int(first), 0), n)
+    if first >= n:
+        return result
+    span = int(span or WMEDIAN_SPAN * half_life)
+    span = max(min(span, n), 1)
+    padded = np.concatenate((np.full(span - 1, np.nan), y))
+    windows = stride_tricks.sliding_window_view(padded, span)[first:]
+    weights = np.broadcast_to(0.5 ** (np.arange(span)[::-1] / half_life),
+                              windows.shape)
+    missing = np.isnan(windows)
+    weights = np.where(missing, 0.0, weights)
+    order = np.argsort(np.where(missing, np.inf, windows), axis=1,
+                       kind="stable")
+    ordered = np.take_along_axis(windows, order, axis=1)
+    cumulative = np.cumsum(np.take_along_axis(weights, order, axis=1),
+                           axis=1)
+    position = np.argmax(cumulative >= cumulative[:, -1:] / 2, axis=1)
+    result[first:] = ordered[np.arange(ordered.shape[0]), position]
+    return result
 
 
 def _flat(level, horizon):
@@ -47,7 +83,7 @@ def seasonal_profile(y, horizon, season, depth):
         return np.where(count > 0, total / count, np.nan)
 
 
-def all_kernels(y, horizon, season):
+def all_kernels(y, horizon, season, first=0):
     """Every kernel's forecasts from every origin.
 
     Parameters
@@ -58,6 +94,9 @@ def all_kernels(y, horizon, season):
         Steps ahead.
     season : int or None
         Season length in steps; seasonal kernels need it.
+    first : int
+        Earliest origin the caller needs; the costlier kernels (weighted
+        medians) leave earlier rows NaN.
 
     Returns
     -------
@@ -77,6 +116,9 @@ def all_kernels(y, horizon, season):
     for window in MEAN_WINDOWS:
         rolling = history.rolling(window, min_periods=1).mean()
         kernels["mean_%d" % window] = _flat(rolling.to_numpy(), horizon)
+    for half_life in WMEDIAN_HALF_LIVES:
+        kernels["wmedian_%d" % half_life] = _flat(
+            weighted_medians(y, half_life, first=first), horizon)
     long_window = season if season and season > 1 else max(n // 4, 1)
     long_mean = history.rolling(long_window, min_periods=1).mean()
     long_mean = long_mean.to_numpy()

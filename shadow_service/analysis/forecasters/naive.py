@@ -2,7 +2,9 @@
 
 With at least two seasons of history (a day by default) the forecast
 repeats the value one season earlier; otherwise it repeats the last
-value. Intervals are empirical quantiles of the historical changes.
+value. Intervals are empirical quantiles of the historical changes, which
+are exactly the errors these forecasters would have made from every past
+origin: a conformal interval with no fitted parameter.
 """
 
 from shadow_service.analysis.forecasters import base
@@ -12,6 +14,9 @@ class SeasonalNaiveForecaster(base.Forecaster):
     """Seasonal naive, falling back to last-value naive."""
 
     name = "seasonal_naive"
+    interval_method = ("conformal: quantiles of the one-season "
+                       "differences (its own backtest errors); last-value "
+                       "naive's when under two seasons")
 
     def min_history(self, step_s):
         return 1
@@ -29,6 +34,8 @@ class NaiveForecaster(base.Forecaster):
     """Last-value naive."""
 
     name = "naive"
+    interval_method = ("conformal: quantiles of the h-step changes (its "
+                       "own backtest errors at each step)")
 
     def min_history(self, step_s):
         return 1

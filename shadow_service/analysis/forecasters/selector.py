@@ -2,21 +2,20 @@
 
 For each series the selector evaluates every cheap kernel
 (:mod:`.kernels`: naive, exponential smoothing at several rates, rolling
-medians, mean reversion, seasonal profiles over 1/3/7 days, seasonal
-blends) from every origin of the recent history, ranks them by mean
-absolute error over the horizon, then compares the best kernel with the
-mean of the best two and three and the median of the best five, and keeps
-whichever of these backtests best. The prediction interval is conformal:
-the empirical quantiles of that choice's backtest errors at each step
-ahead, so its width is learned from the series rather than assumed
-Gaussian.
+and exponentially weighted medians, mean reversion, seasonal profiles over
+1/3/7 days, seasonal blends) from every origin of the recent history,
+ranks them by mean absolute error over the horizon, then compares the
+best kernel with the mean of the best two and three and the median of the
+best five, and keeps whichever of these backtests best. The prediction
+interval is conformal: the empirical quantiles of that choice's backtest
+errors at each step ahead, so its width is learned from the series rather
+than assumed Gaussian.
 
 Behaviour is changed through the constructor: ``backtest_s`` (how much
 recent history is replayed), ``max_history_s`` and ``level``.
 """
 
 import logging
-import math
 
 import numpy as np
 
@@ -46,6 +45,9 @@ class AutoForecaster(base.Forecaster):
     """
 
     name = "auto"
+    interval_method = ("conformal: per-step quantiles of the chosen "
+                       "kernel or combination's rolling-origin backtest "
+                       "errors")
 
     def __init__(self, *, horizon_steps=12, backtest_s=3 * 86400.0,
                  max_history_s=10 * 86400.0, **kwargs):
@@ -104,7 +106,8 @@ def _select(data, steps, season, backtest, level):
         return {"model": "naive", "fallback": "too little history to "
                 "backtest %d steps ahead: last-value naive" % steps}
     use_season = season if season and n > season + steps else None
-    paths = kernels.all_kernels(data, steps, use_season)
+    paths = kernels.all_kernels(data, steps, use_season,
+                                 first=first_origin)
     rows = slice(first_origin, last_origin + 1)
     target_index = (np.arange(first_origin, last_origin + 1)[:, None]
                     + np.arange(1, steps + 1)[None, :])
@@ -144,7 +147,7 @@ def _select(data, steps, season, backtest, level):
             forecast = forecast + shift
             residuals = residuals - shift
             loss = float(shifted)
-    lower, upper = _conformal_bounds(residuals, level)
+    lower, upper = base.conformal_bounds(residuals, level)
     model = "auto:" + "+".join(members)
     return {"model": model, "forecast": forecast, "lower": lower,
             "upper": upper, "backtest_mae": loss, "combination": label,
@@ -166,14 +169,3 @@ def _per_step_combination(paths, ranked, rows, target, recency, size=3):
     loss = float(recency @ np.mean(np.abs(target - window), axis=1))
     members = sorted({ranked[k] for k in chosen.ravel()})
     return loss, window, forecast, members
-
-
-def _conformal_bounds(residuals, level):
-    """Per-step residual quantiles, widening monotonically with the step."""
-    count = residuals.shape[0]
-    alpha = (1.0 - level) / 2
-    high_q = min(1.0, math.ceil((count + 1) * (1 - alpha)) / count)
-    low_q = max(0.0, 1.0 - high_q)
-    lower = np.quantile(residuals, low_q, axis=0)
-    upper = np.quantile(residuals, high_q, axis=0)
-    return np.minimum.accumulate(lower), np.maximum.accumulate(upper)

@@ -1,3 +1,6 @@
+import importlib.util
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -5,6 +8,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from shadow_service.analysis import forecasters
+from shadow_service.analysis.forecasters import arima
+from shadow_service.analysis.forecasters import base
+from shadow_service.analysis.forecasters import kernels
 
 STEP_S = 300.0
 DAY = 288
@@ -121,6 +127,170 @@ def test_degenerate_series_give_well_formed_forecasts(name, values, steps):
     forecast = forecasters.load(name, bounds=(0, 100)).fit(
         values, step_s=STEP_S).forecast(steps)
     assert forecast.mean.shape == forecast.lower.shape == (steps,)
+    finite = np.isfinite(forecast.mean)
+    assert finite.all() or not finite.any()
+    if finite.all():
+        assert (forecast.lower <= forecast.mean).all()
+        assert (forecast.mean <= forecast.upper).all()
+        assert (forecast.lower >= 0).all() and (forecast.upper <= 100).all()
+
+
+# --- weighted-median kernel ---------------------------------------------
+
+def test_weighted_median_known_answers():
+    # Equal weights (huge half-life): the median of the last ``span``.
+    level = kernels.weighted_medians(np.array([50.0, 1.0, 100.0, 2.0]),
+                                     1e9, span=3)
+    assert level.tolist()[1:] == [1.0, 50.0, 2.0]
+    # One spike does not move it; an exponentially smoothed mean jumps.
+    spiky = np.r_[np.full(40, 10.0), 1000.0]
+    assert kernels.weighted_medians(spiky, 6)[-1] == 10.0
+    assert kernels.ses_levels(spiky, 0.35)[-1] > 300
+    # Recent points dominate: weights 1, .5, .25 outweigh the older tail.
+    shifted = np.r_[np.zeros(10), np.full(3, 5.0)]
+    assert kernels.weighted_medians(shifted, 1)[-1] == 5.0
+    # Rows before ``first`` are not computed.
+    rows = kernels.weighted_medians(np.arange(20.0), 3, first=15)
+    assert np.isnan(rows[:15]).all() and np.isfinite(rows[15:]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=60),
+       half_life=st.sampled_from(kernels.WMEDIAN_HALF_LIVES))
+def test_weighted_median_is_a_recent_value_and_causal(values, half_life):
+    y = np.array(values)
+    level = kernels.weighted_medians(y, half_life)
+    span = kernels.WMEDIAN_SPAN * half_life
+    for t in range(y.size):
+        window = y[max(t - span + 1, 0):t + 1]
+        assert level[t] in window
+    cut = y.size // 2
+    poisoned = y.copy()
+    poisoned[cut + 1:] = 1e300
+    np.testing.assert_array_equal(
+        kernels.weighted_medians(poisoned, half_life)[:cut + 1],
+        level[:cut + 1])
+
+
+# --- no look-ahead ---------------------------------------------------------
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), cut=st.integers(30, 100),
+       poison=st.sampled_from([np.nan, 1e12, -1e12]))
+def test_kernels_never_read_past_their_origin(seed, cut, poison):
+    # Row t of every kernel is the forecast made at origin t; it must not
+    # change whatever follows t (the selector's backtest relies on it).
+    rng = np.random.default_rng(seed)
+    season = 24
+    y = 50 + 10 * np.sin(np.arange(130) * 2 * np.pi / season) \
+        + rng.standard_normal(130)
+    poisoned = y.copy()
+    poisoned[cut + 1:] = poison
+    clean = kernels.all_kernels(y, 12, season, first=20)
+    dirty = kernels.all_kernels(poisoned, 12, season, first=20)
+    assert set(clean) == set(dirty)
+    for name in clean:
+        np.testing.assert_array_equal(dirty[name][:cut + 1],
+                                      clean[name][:cut + 1], err_msg=name)
+
+
+def _benchmark_module():
+    path = (pathlib.Path(__file__).resolve().parents[4] / "benchmarks"
+            / "forecast_accuracy.py")
+    spec = importlib.util.spec_from_file_location("forecast_accuracy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("poison", [np.nan, 1e9])
+def test_benchmark_origin_scores_ignore_everything_after_the_window(poison):
+    # The rolling-origin evaluation gives ``auto`` only the history before
+    # each origin: poisoning what follows the scored window changes
+    # nothing, and its selection is the same as a fit on the history alone.
+    bench = _benchmark_module()
+    values = np.clip(seasonal_series(3, noise=3.0, seed=5), 0, 100)
+    missing = np.zeros(values.size, dtype=bool)
+    origin, horizon = 700, 12
+    job = ("s", values, missing, ["auto", "ses"], horizon, [origin])
+    poisoned = values.copy()
+    poisoned[origin + 1 + horizon:] = poison
+    clean_rows = bench.evaluate_series(job)[1]
+    dirty_rows = bench.evaluate_series(
+        ("s", poisoned, missing, ["auto", "ses"], horizon, [origin]))[1]
+    for name in clean_rows:
+        for key in ("mase", "smape", "covered", "under"):
+            assert clean_rows[name][0][key] == dirty_rows[name][0][key]
+    alone = forecasters.load("auto", bounds=(0, 100), horizon_steps=horizon
+                             ).fit(values[:origin + 1], step_s=STEP_S)
+    from_poisoned = forecasters.load(
+        "auto", bounds=(0, 100), horizon_steps=horizon).fit(
+        poisoned[:origin + 1], step_s=STEP_S)
+    np.testing.assert_array_equal(alone.forecast(horizon).mean,
+                                  from_poisoned.forecast(horizon).mean)
+
+
+# --- conformal intervals ---------------------------------------------------
+
+def test_conformal_bounds_known_answer():
+    residuals = np.tile(np.arange(1.0, 21.0)[:, None], (1, 3))
+    residuals[:, 1] *= 0.5      # a narrower step 2 is widened to step 1's
+    lower, upper = base.conformal_bounds(residuals, 0.9)
+    # 20 origins: rank ceil(21 * 0.95) / 20 = 1 -> the extremes.
+    assert upper.tolist() == [20.0, 20.0, 20.0]
+    assert lower.tolist() == [1.0, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("name", ["ses", "holt_winters", "arima"])
+def test_conformal_interval_matches_known_noise(name):
+    # White noise of sd 2 around 40: a calibrated 90 % interval is about
+    # 2 * 1.645 * 2 = 6.6 wide (a little wider: the level is estimated).
+    rng = np.random.default_rng(11)
+    history = 40 + 2 * rng.standard_normal(3 * DAY)
+    forecast = forecasters.load(name).fit(history, step_s=STEP_S
+                                          ).forecast(12)
+    width = forecast.upper - forecast.lower
+    assert 5.0 < width.mean() < 9.5
+    assert not any("model-based" in note for note in forecast.notes)
+    assert forecasters.forecaster_class(name).interval_method.startswith(
+        "conformal")
+
+
+def test_too_short_to_calibrate_keeps_the_model_interval_and_says_so():
+    rng = np.random.default_rng(2)
+    forecast = forecasters.load("ses").fit(
+        40 + rng.standard_normal(25), step_s=STEP_S).forecast(12)
+    assert any("model-based" in note for note in forecast.notes)
+    assert (forecast.lower <= forecast.mean).all()
+
+
+def test_backtest_paths_reproduce_the_statsmodels_forecast():
+    # The replayed forecast from the last origin is the real forecast, so
+    # the replayed errors are those of the model that forecasts.
+    history = seasonal_series(3, noise=1.0, seed=4)
+    fitted = forecasters.load("arima").fit(history, step_s=STEP_S)
+    last = np.array([fitted.data.size - 1])
+    np.testing.assert_allclose(
+        arima.backtest_paths(fitted.fitted, last, 12)[0],
+        fitted.forecast(12).mean, atol=1e-8)
+    hw = forecasters.load("holt_winters").fit(history, step_s=STEP_S)
+    buckets = hw.data.size // hw.bucket
+    np.testing.assert_allclose(
+        hw.bucket_forecasts(np.array([buckets - 1]), 4)[0],
+        hw.fitted.forecast(4), atol=1e-8)
+
+
+@settings(max_examples=15, deadline=None)
+@given(name=st.sampled_from(["ses", "holt_winters", "arima"]),
+       values=st.lists(st.one_of(st.none(),
+                                 st.floats(-1e6, 1e6, width=32),
+                                 st.just(float("nan"))),
+                       max_size=80),
+       steps=st.integers(1, 15))
+def test_degenerate_series_statsmodels_forecasters(name, values, steps):
+    forecast = forecasters.load(name, bounds=(0, 100)).fit(
+        values, step_s=STEP_S).forecast(steps)
+    assert forecast.mean.shape == forecast.upper.shape == (steps,)
     finite = np.isfinite(forecast.mean)
     assert finite.all() or not finite.any()
     if finite.all():
