@@ -25,13 +25,22 @@ oracle   the host whose realised performance over the next 24 simulated
          arrivals mode it is greedy: it knows the background tenants'
          future and the VMs already placed, not the requests still to come.
 
-Two modes (``--mode``):
+Three modes (``--mode``, or ``all``):
 
-arrivals     (default) the placed VMs stay.  Each policy gets its own copy
-             of the twin built from the same seed and sees the same
-             arrivals, so hosts fill up and contention accumulates; a VM's
-             realised performance over its first 24 h includes the VMs
+arrivals     (default) a cloud in steady state: requests arrive as a
+             Poisson process and every placed VM is deleted when its
+             lifetime ends (lognormal, median 6 h, mean 18.5 h, clipped to
+             [15 min, 30 days]: see ``LIFETIME_*``).  The arrival rate is
+             set by Little's law so that requested VMs hold
+             ``STEADY_STATE_RAM_SHARE`` (half) of the RAM the background
+             tenants leave free.  Each policy gets its own copy of the
+             twin built from the same seed and sees the same arrivals; a
+             VM's realised performance covers its life (at most 24 h) with
+             every VM that shares its host meanwhile, including those
              placed after it.
+fill         the stress case (the former ``arrivals``): arrivals uniform
+             over five days and VMs that never leave, so the cluster
+             overfills and requests are turned away.
 independent  the first version: every request sees the cluster with only
              its background tenants; nothing stays.
 
@@ -44,20 +53,22 @@ persistent   (default) as the service runs: one history store per policy
              comes from the shadow samples earlier evaluations of the same
              profile left within ``prior_lookback`` (virtual seconds: the
              samples carry the twin's clock) and fitted contention models
-             join the ranking.  The learner's refit interval runs on the
-             twin's clock, its lookback on wall time (evaluation records
-             are stamped by the store's wall clock).
+             join the ranking.  Samples, evaluation records and the
+             learner's lookback and refit interval all run on the twin's
+             clock.
 fresh        a new, empty store per evaluation and no learner: every
              evaluation starts blind (the benchmark's first versions).
 
 Every placement is scored by the oracle: realised performance over 24 h
+(the VM's lifetime when shorter)
 (``ratio_to_oracle`` is the policy's mean realised performance divided by
 the oracle's) and whether the profile's QoS target held (``qos_met``).
 
 Usage::
 
     python benchmarks/placement_quality.py --requests 200 --seed 1 \
-        [--mode arrivals|independent|both] [--traces DIR] [--budget 60] \
+        [--mode arrivals|fill|independent|all] [--traces DIR] \
+        [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
         [--out FILE]
 
@@ -69,6 +80,7 @@ Results go to ``benchmarks/results/placement_quality-persistent.json``
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -106,11 +118,27 @@ FLAVORS = (
 # initial_ram_allocation_ratio = 1.0, initial_disk_allocation_ratio = 1.0.
 CPU_ALLOCATION_RATIO = 4.0
 ARRIVAL_WINDOW_S = 5 * 86400.0
+# Lifetimes of requested VMs in ``arrivals`` mode: lognormal, median 6 h,
+# log-sd 1.5 (mean 18.5 h), clipped to [15 min, 30 days].  An assumption
+# shaped after what Cortez et al. (Resource Central, SOSP 2017) report for
+# Azure's VMs: heavy-tailed lifetimes, many VMs living minutes to hours and
+# a long tail living days; the parameters are ours, not fitted to their
+# figures.  See doc/source/twin.rst.
+LIFETIME_MEDIAN_S = 6 * 3600.0
+LIFETIME_SIGMA = 1.5
+LIFETIME_MIN_S = 900.0
+LIFETIME_MAX_S = 30 * 86400.0
+# Share of the RAM the background tenants leave free that requested VMs
+# hold in steady state (Little's law sets the arrival rate).  With the
+# default cluster's tenants (71 % of RAM) this puts the cluster at about
+# 86 % of RAM allocated: a busy but not overcommitted private cloud.  An
+# assumption; ``fill`` mode is the stress case where nothing leaves.
+STEADY_STATE_RAM_SHARE = 0.5
 BUDGET_S = 60.0
 SHADOW_SAMPLE_S = 5.0
 POLICIES = ('nova', 'random', 'shadow', 'shadow_only', 'oracle')
 SHADOW_POLICIES = ('shadow', 'shadow_only')
-MODES = ('arrivals', 'independent')
+MODES = ('arrivals', 'fill', 'independent')
 HISTORY_MODES = ('persistent', 'fresh')
 STORES = ('memory', 'sqlite')
 
@@ -217,18 +245,59 @@ _RANKING_WEIGHER = None
 
 
 # -- requests and filters ---------------------------------------------------
-def make_requests(count, seed, start):
+def lifetime_mean_s():
+    """Mean of the lognormal lifetime distribution (before clipping)."""
+    return LIFETIME_MEDIAN_S * math.exp(LIFETIME_SIGMA ** 2 / 2.0)
+
+
+def arrival_rate_per_s(free_ram_mb):
+    """Poisson arrival rate that keeps, by Little's law, requested VMs
+    holding ``STEADY_STATE_RAM_SHARE`` of the RAM the background tenants
+    left free: ``rate = share x free RAM / mean flavor RAM / mean
+    lifetime``."""
+    mean_ram_mb = float(np.mean([f['ram_mb'] for f in FLAVORS]))
+    vms = STEADY_STATE_RAM_SHARE * free_ram_mb / mean_ram_mb
+    return vms / lifetime_mean_s()
+
+
+def make_requests(count, seed, start, mode='independent',
+                  free_ram_mb=None):
+    """``count`` requests: a profile, a flavor, an arrival time and, in
+    ``arrivals`` mode, a lifetime.
+
+    ``arrivals``: Poisson arrivals at :func:`arrival_rate_per_s` and
+    lognormal lifetimes; ``fill`` and ``independent``: arrivals uniform
+    over ``ARRIVAL_WINDOW_S`` and VMs that never leave (the earlier
+    versions; the draws of profile and flavor are the same in every mode).
+    """
     rng = np.random.default_rng([seed, 6])
     arrivals = np.sort(rng.uniform(0, ARRIVAL_WINDOW_S, count))
+    picks = [(dict(FLAVORS[rng.integers(len(FLAVORS))]),
+              PROFILES[rng.integers(len(PROFILES))]) for _i in range(count)]
+    lifetimes = [None] * count
+    if mode == 'arrivals':
+        life_rng = np.random.default_rng([seed, 8])
+        rate = arrival_rate_per_s(free_ram_mb)
+        arrivals = np.cumsum(life_rng.exponential(1.0 / rate, count))
+        lifetimes = np.clip(
+            LIFETIME_MEDIAN_S * np.exp(life_rng.normal(0.0, LIFETIME_SIGMA,
+                                                       count)),
+            LIFETIME_MIN_S, LIFETIME_MAX_S)
     requests = []
-    for i, offset in enumerate(arrivals):
-        flavor = dict(FLAVORS[rng.integers(len(FLAVORS))])
-        requests.append({
-            'flavor': flavor, 'profile': PROFILES[rng.integers(
-                len(PROFILES))],
+    for i, (offset, (flavor, profile)) in enumerate(zip(arrivals, picks)):
+        request = {
+            'flavor': flavor, 'profile': profile,
             'profile_scale': max(0.5, flavor['vcpus'] / 2.0),
-            'instance_uuid': 'req-%04d' % i, 'arrival': start + offset})
+            'instance_uuid': 'req-%04d' % i, 'arrival': start + offset}
+        if lifetimes[i] is not None:
+            request['lifetime_s'] = float(lifetimes[i])
+        requests.append(request)
     return requests
+
+
+def free_ram_mb(driver, hosts):
+    """RAM Nova sees free on ``hosts`` (what the tenants left)."""
+    return float(sum(driver.nova_view(h)['free_ram_mb'] for h in hosts))
 
 
 def capacity_filter(driver, hosts, flavor):
@@ -297,10 +366,11 @@ def learner_options(conf):
 class PersistentHistory:
     """One policy's history store and contention learner for a whole run.
 
-    The learner's refit interval is measured on the twin's clock (an
+    The learner runs on the twin's clock: its refit interval (an
     evaluation lasts up to the budget in simulated seconds, not the
-    fraction of a second it takes here); its lookback compares against
-    wall time, like the evaluation records' timestamps.
+    fraction of a second it takes here) and its lookback, which compares
+    against the evaluation records' timestamps (the evaluator stamps them
+    with the driver's clock, as it does the shadow samples).
     """
 
     def __init__(self, args, conf, twin):
@@ -313,7 +383,8 @@ class PersistentHistory:
             self.store = memory.MemoryStore()
         service_conf.register_opts(conf)
         self.learner = CountingLearner(
-            self.store, monotonic=lambda: twin.clock,
+            self.store, clock=lambda: twin.clock,
+            monotonic=lambda: twin.clock,
             **learner_options(conf))
         self.sources = {}
 
@@ -362,6 +433,7 @@ class Arm:
         self.budget_s = args.budget
         self.rng = np.random.default_rng([args.seed, 7])
         self.placed = []
+        self.ram_shares = []
         self.history = None
         if args.history == 'persistent' and policy in SHADOW_POLICIES:
             self.history = PersistentHistory(args, conf, self.twin)
@@ -377,9 +449,16 @@ class Arm:
             ranking = self.evaluate(request, views)
             return (self.shadow_pick(self.policy, ranking, views, flavor),
                     ranking.get('shadow_host_seconds', 0.0))
-        best, _realised = self.oracle.best(profile, flavor, sorted(views),
-                                           start=self.twin.clock)
+        best, _realised = self.oracle.best(
+            profile, flavor, sorted(views), start=self.twin.clock,
+            lifetime_s=request.get('lifetime_s'))
         return best.host, 0.0
+
+    def record_allocation(self):
+        """Share of the cluster's RAM Nova sees allocated now."""
+        views = [self.driver.nova_view(h) for h in self.hosts]
+        self.ram_shares.append(sum(v['memory_mb_used'] for v in views)
+                               / sum(v['memory_mb'] for v in views))
 
     def shadow_pick(self, policy, ranking, views, flavor):
         """The host ``policy`` picks given the Evaluator's ``ranking``."""
@@ -401,7 +480,7 @@ class Arm:
             sample_interval=SHADOW_SAMPLE_S, max_budget=self.budget_s,
             learner=learner)
         wire_request = {k: v for k, v in request.items()
-                        if k != 'arrival'}
+                        if k not in ('arrival', 'lifetime_s')}
         hosts = [dict(host=h, **{k: v for k, v in view.items()
                                  if k in ('vcpus', 'vcpus_used',
                                           'free_ram_mb')})
@@ -417,7 +496,8 @@ class Arm:
     def place(self, request, host, shadow_seconds):
         """Start the VM on ``host`` (it stays) and remember it."""
         vm_id = self.driver.place_vm(request, host,
-                                     instance_id=request['instance_uuid'])
+                                     instance_id=request['instance_uuid'],
+                                     lifetime_s=request.get('lifetime_s'))
         self.placed.append((request, host, vm_id, shadow_seconds))
 
     def realised(self):
@@ -429,11 +509,15 @@ class Arm:
 
 
 # -- the runs ---------------------------------------------------------------
-def run_arrivals(args, nova, analyzer):
-    """Every policy on its own twin; placed VMs stay."""
+def run_arrivals(args, nova, analyzer, mode='arrivals'):
+    """Every policy on its own twin; placed VMs stay for their lifetime
+    (``arrivals``) or for ever (``fill``)."""
     arms = {p: Arm(p, args, nova, analyzer) for p in POLICIES}
-    requests = make_requests(args.requests, args.seed,
-                             arms['nova'].twin.clock)
+    first = arms['nova']
+    requests = make_requests(args.requests, args.seed, first.twin.clock,
+                             mode=mode,
+                             free_ram_mb=free_ram_mb(first.driver,
+                                                     first.hosts))
     timings = dict.fromkeys(POLICIES, 0.0)
     rejected = dict.fromkeys(POLICIES, 0)
     first_rejection = None
@@ -442,6 +526,7 @@ def run_arrivals(args, nova, analyzer):
         for policy, arm in arms.items():
             started = time.monotonic()
             arm.twin.jump_to(max(arm.twin.clock, request['arrival']))
+            arm.record_allocation()
             views = capacity_filter(arm.driver, arm.hosts,
                                     request['flavor'])
             if not views:
@@ -463,6 +548,7 @@ def run_arrivals(args, nova, analyzer):
         rows.append(_row(number, request, len(arms['oracle'].hosts),
                          {p: outcomes[p][key] for p in POLICIES}))
     extra = {'requests_drawn': len(requests),
+             'workload': _workload_summary(requests, arms),
              'rejected_by_capacity_filter': rejected,
              'first_rejected_request': first_rejection,
              'decision_wall_s': {p: round(t, 1)
@@ -471,6 +557,39 @@ def run_arrivals(args, nova, analyzer):
                  p: _instances_per_host(arm) for p, arm in arms.items()}}
     extra.update(_history_summary(arms.values()))
     return rows, extra
+
+
+def _workload_summary(requests, arms):
+    """Arrival span, lifetimes and how full the cluster was."""
+    span = requests[-1]['arrival'] - requests[0]['arrival'] \
+        if requests else 0.0
+    lifetimes = [r['lifetime_s'] for r in requests if 'lifetime_s' in r]
+    summary = {'arrival_span_h': round(span / 3600.0, 1)}
+    if lifetimes:
+        summary.update({
+            'lifetime_model': 'lognormal median %.1f h, log-sd %.2f, '
+                              'clipped to [%.2f h, %.0f d]' % (
+                                  LIFETIME_MEDIAN_S / 3600, LIFETIME_SIGMA,
+                                  LIFETIME_MIN_S / 3600,
+                                  LIFETIME_MAX_S / 86400),
+            'lifetime_median_h': round(float(np.median(lifetimes))
+                                       / 3600, 2),
+            'lifetime_mean_h': round(float(np.mean(lifetimes)) / 3600, 2),
+            'arrivals_per_h': round(len(requests) / max(span, 1.0)
+                                    * 3600.0, 2),
+            'steady_state_ram_share_target': STEADY_STATE_RAM_SHARE})
+    summary['ram_allocated_share_at_arrivals'] = {
+        p: _ram_share_stats(arm) for p, arm in arms.items()}
+    return summary
+
+
+def _ram_share_stats(arm):
+    shares = arm.ram_shares
+    if not shares:
+        return {}
+    return {'mean': round(float(np.mean(shares)), 3),
+            'p95': round(float(np.percentile(shares, 95)), 3),
+            'max': round(float(np.max(shares)), 3)}
 
 
 def _history_summary(arms):
@@ -623,7 +742,7 @@ def summarise_mode(rows, mode, extra):
         'shadow_ahead_of_nova': (shadow['ratio_to_oracle']
                                  > nova['ratio_to_oracle'])}
     result.update(extra)
-    if mode == 'arrivals':
+    if mode in ('arrivals', 'fill'):
         result['phases'] = _phases(rows, extra.get('first_rejected_request'))
         result['by_arrival_quarter'] = _quarters(rows,
                                                  extra['requests_drawn'])
@@ -633,7 +752,9 @@ def summarise_mode(rows, mode, extra):
 def run(args):
     nova = NovaWeighers()
     analyzer = ranker.make_analyzer()
-    modes = MODES if args.mode == 'both' else (args.mode,)
+    if args.cotenancy_horizon is not None:
+        analyzer.cotenancy_horizon_s = args.cotenancy_horizon
+    modes = MODES if args.mode == 'all' else (args.mode,)
     result = {
         'benchmark': 'placement_quality', 'seed': args.seed,
         'requests_drawn': args.requests,
@@ -641,6 +762,7 @@ def run(args):
         'ranker': ranker.analyzer_name(analyzer),
         'nova_weighers': nova.names,
         'shadow_budget_s': args.budget,
+        'cotenancy_horizon_s': analyzer.cotenancy_horizon_s,
         'history': args.history,
         'history_store': (args.store if args.history == 'persistent'
                           else 'memory, new per evaluation'),
@@ -656,8 +778,10 @@ def run(args):
     }
     for mode in modes:
         wall = time.monotonic()
-        runner = run_arrivals if mode == 'arrivals' else run_independent
-        rows, extra = runner(args, nova, analyzer)
+        if mode == 'independent':
+            rows, extra = run_independent(args, nova, analyzer)
+        else:
+            rows, extra = run_arrivals(args, nova, analyzer, mode)
         summary = summarise_mode(rows, mode, extra)
         summary['wall_s'] = round(time.monotonic() - wall, 1)
         result['modes'][mode] = summary
@@ -713,7 +837,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--requests', type=int, default=200)
     parser.add_argument('--seed', type=int, default=1)
-    parser.add_argument('--mode', choices=MODES + ('both',),
+    parser.add_argument('--mode', choices=MODES + ('all',),
                         default='arrivals')
     parser.add_argument('--budget', type=float, default=BUDGET_S,
                         help='shadow budget per request, simulated s')
@@ -724,6 +848,10 @@ def main(argv=None):
                         'fresh: an empty store per evaluation')
     parser.add_argument('--store', choices=STORES, default='sqlite',
                         help='the persistent history store')
+    parser.add_argument('--cotenancy-horizon', type=float,
+                        help='seconds of future co-tenancy the analyzer '
+                        'predicts (default: the Analyzer\'s, 24 h; 0 '
+                        'counts only the new VM, the ablation)')
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
     parser.add_argument('--out', help='results file (default: '

@@ -153,8 +153,9 @@ class Evaluator:
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer):
         opts = conf.shadow
-        learner = (learning.ContentionLearner.from_conf(conf, history)
-                   if opts.contention_learning else None)
+        learner = (learning.ContentionLearner.from_conf(
+            conf, history, clock=driver.now)
+            if opts.contention_learning else None)
         return cls(driver, history, analyzer,
                    confidence_target=opts.confidence_target,
                    max_shadow_hosts=opts.max_shadow_hosts,
@@ -202,6 +203,15 @@ class Evaluator:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _now(self):
+        """The driver's clock (the wall clock if it cannot tell)."""
+        try:
+            return float(self.driver.now())
+        except Exception:
+            LOG.exception('The driver cannot tell the time; stamping the '
+                          'evaluation record with the wall clock')
+            return time.time()
 
     def _analyzer_for(self, request, profile):
         """The analyzer with the learner's models for this workload."""
@@ -316,7 +326,9 @@ class Evaluator:
         record['host_features'] = learning.recordable_features(
             getattr(evaluation, 'host_features', None))
         try:
-            self.history.put_evaluation(record)
+            # The driver's clock, like the samples': the prior's and the
+            # learner's lookbacks then compare like with like.
+            self.history.put_evaluation(record, when=self._now())
         except Exception:
             LOG.exception('Could not record evaluation %s',
                           evaluation.evaluation_id)

@@ -10,6 +10,10 @@ and metric.  The evaluator asks it for models before ranking and hands them
 to the analyzer, so every ranking uses what earlier shadows taught about
 how each host's load degrades performance.
 
+Models are fitted per hardware class where a class has enough rows and
+are bounded to the metric's physical range (see
+:mod:`shadow_service.analysis.contention`).
+
 One training row is one (evaluation, host, metric): the median of the
 shadow's samples of the metric, its sample count (the weight for ``wls``)
 and the host's features at that time.  Rows are grouped by workload (see
@@ -145,8 +149,10 @@ def _fit_one(group, *, min_rows, method, level, features):
     if len(group) < min_rows or np.ptp(target) <= 1e-9 * max(
             1.0, float(np.max(np.abs(target)))):
         return None
-    model = contention_lib.ContentionModel(method=method, level=level,
-                                           features=features)
+    metric = str(group['metric'].iloc[0])
+    model = contention_lib.ContentionModel(
+        method=method, level=level, features=features,
+        bounds=contention_lib.bounds_for(metric))
     try:
         model.fit(group.reset_index(drop=True), target,
                   weights=group['samples'].to_numpy(float))
@@ -164,7 +170,7 @@ class ContentionLearner:
     ----------
     history : shadow_service.history.base.HistoryStore
     lookback_s : float
-        Evaluation records younger than this (store time) are used.
+        Evaluation records younger than this (by ``clock``) are used.
     min_rows : int
         Fewest training rows a metric needs for a model.
     refit_every : int
@@ -179,8 +185,12 @@ class ContentionLearner:
     features : sequence of str
         Numeric regressors (see :data:`DEFAULT_FEATURES`); the hardware
         class is always one.
-    clock, monotonic : callable
-        Store time and elapsed time (tests replace them).
+    clock : callable
+        Now in the time base of the evaluation records, which the
+        evaluator stamps with the cloud driver's clock (pass the driver's
+        ``now``; virtual in the twin).
+    monotonic : callable
+        Elapsed time for the refit interval.
     """
 
     def __init__(self, history, *, lookback_s=7 * 86400.0, min_rows=30,
@@ -213,10 +223,13 @@ class ContentionLearner:
         self.rows = 0
 
     @classmethod
-    def from_conf(cls, conf, history):
-        """Build from the ``contention_*`` options of ``[shadow]``."""
+    def from_conf(cls, conf, history, clock=time.time):
+        """Build from the ``contention_*`` options of ``[shadow]``;
+        ``clock`` is the time base of the evaluation records (the cloud
+        driver's ``now``, virtual in the twin)."""
         opts = conf.shadow
         return cls(history, lookback_s=opts.contention_lookback,
+                   clock=clock,
                    min_rows=opts.contention_min_rows,
                    refit_every=opts.contention_refit_every,
                    refit_interval_s=opts.contention_refit_interval,

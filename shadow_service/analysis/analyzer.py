@@ -114,12 +114,19 @@ class Analyzer:
         Coverage of forecast intervals.
     forecaster : str
         Default forecaster plugin of :meth:`forecast`.
+    cotenancy_horizon_s : float
+        How far ahead the contention model predicts a host's co-tenancy:
+        the VM itself plus the VMs the host is expected to gain over this
+        time from its recent churn (``vm_arrivals_24h`` and
+        ``vm_departures_24h`` host features); 0 counts the VM only.
     """
 
     def __init__(self, *, metric_weights=None, confidence_target=0.8,
                  tie_margin=2.0, age_drift=0.05, draws=400,
                  contention=None, scaleup=None, forecast_level=0.9,
-                 forecaster="auto", seed=0):
+                 forecaster="auto", seed=0, cotenancy_horizon_s=86400.0):
+        if cotenancy_horizon_s < 0:
+            raise ValueError("cotenancy_horizon_s must not be negative")
         if not 0.0 <= confidence_target <= 1.0:
             raise ValueError("confidence_target must be within [0, 1]")
         self.metric_weights = dict(metric_weights or {})
@@ -132,6 +139,7 @@ class Analyzer:
         self.forecast_level = forecast_level
         self.default_forecaster = forecaster
         self.seed = seed
+        self.cotenancy_horizon_s = float(cotenancy_horizon_s)
 
     @classmethod
     def from_conf(cls, conf, **kwargs):
@@ -258,7 +266,7 @@ class Analyzer:
             single, notes = estimate_lib.adjust(
                 metric, single, features=features,
                 contention=self.contention.get(metric), scale=scale,
-                scaleup=self.scaleup)
+                scaleup=self.scaleup, horizon_s=self.cotenancy_horizon_s)
             host_reasons += notes
             host_reasons += ["%s: %s" % (metric, n) for n in single.notes]
             host_estimates[metric] = single

@@ -7,6 +7,22 @@ number of co-located VMs and the hardware class (one-hot). It answers
 "what will this host deliver" and "how much worse when k more VMs land on
 it", each with a prediction interval.
 
+Per hardware class
+    Hosts of different hardware degrade differently (one more busy VM
+    costs a 16-thread host more than a 48-thread one), so with
+    ``per_class`` (the default) one regression is fitted per hardware
+    class that has at least ``min_class_rows`` rows; classes with fewer
+    rows, and rows without a class, use the pooled regression (every row,
+    the class as one-hot offsets).  ``slope`` and ``degradation`` answer
+    per class.
+Bounded
+    A linear model extrapolates out of any range (a steal of -7 % was
+    seen).  ``bounds`` is the metric's physical range (``(0, 100)`` for
+    percentages, ``(0, None)`` for throughputs and latencies; see
+    :func:`bounds_for`): predictions and their intervals are clipped to
+    it, and the predicted degradation is the difference of two clipped
+    predictions, so it never takes the metric out of range either.
+
 Fit it on history (one row per measurement with the host's features at
 the time); pass fitted models to the analyzer as ``{metric: model}``.
 Change the regressors with ``features``, the estimator with ``method``.
@@ -20,12 +36,53 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from shadow_service.analysis import catalogue
+
 LOG = logging.getLogger(__name__)
 
 NUMERIC_FEATURES = ("cpu_util_pct", "cpu_steal_pct", "mem_bw_util",
                     "io_util", "num_instances")
 CATEGORICAL_FEATURES = ("hardware_class",)
 METHODS = ("ols", "wls", "quantile")
+CLASS_FEATURE = "hardware_class"
+
+
+def bounds_for(metric):
+    """Physical range of ``metric``: percentages within 0-100, every other
+    metric of the catalogue non-negative."""
+    if metric in catalogue.PERCENT_METRICS:
+        return (0.0, 100.0)
+    return (0.0, None)
+
+
+#: Host features that count VMs created on / deleted from a host in the
+#: last 24 h (Nova's instance actions or notifications give them).
+ARRIVALS_FEATURE = "vm_arrivals_24h"
+DEPARTURES_FEATURE = "vm_departures_24h"
+CHURN_WINDOW_S = 86400.0
+
+
+def expected_added_instances(features, horizon_s=86400.0):
+    """VMs a host is expected to gain, on average, over the ``horizon_s``
+    a new VM is scored over, counting the new VM itself.
+
+    ``1 + max(0, arrivals - departures) / CHURN_WINDOW_S * horizon_s / 2``:
+    the VM, plus the host's recent net growth (measured from its churn
+    features) continued over the horizon and averaged over it.  A host a
+    scheduler keeps choosing grows and is predicted to crowd; a host whose
+    VMs leave is not assumed to keep emptying (its departures already show
+    in what the shadow measures).  Without churn features it is 1.
+    """
+    features = features or {}
+    try:
+        arrivals = float(features.get(ARRIVALS_FEATURE, 0.0) or 0.0)
+        departures = float(features.get(DEPARTURES_FEATURE, 0.0) or 0.0)
+    except (TypeError, ValueError):
+        return 1.0
+    if not (np.isfinite(arrivals) and np.isfinite(departures)):
+        return 1.0
+    growth = max(0.0, arrivals - departures) / CHURN_WINDOW_S
+    return 1.0 + growth * max(float(horizon_s), 0.0) / 2.0
 
 
 class NotFitted(RuntimeError):
@@ -37,6 +94,80 @@ class Prediction:
     mean: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+
+
+class _Regression:
+    """One linear regression (pooled or of one class): design and fits."""
+
+    def __init__(self, method, level, columns, categories):
+        self.method = method
+        self.level = level
+        self.columns = columns
+        self.categories = categories
+        self.fits = None
+
+    def design(self, frame):
+        parts = [np.ones((len(frame), 1))]
+        for column in self.columns:
+            parts.append(frame[column].to_numpy(float)[:, None])
+        for column, levels in self.categories.items():
+            values = (frame[column].astype(str) if column in frame
+                      else pd.Series([levels[0]] * len(frame)))
+            for level in levels[1:]:
+                parts.append((values == level).to_numpy(float)[:, None])
+        return np.hstack(parts)
+
+    def names(self):
+        names = ["const"] + list(self.columns)
+        for column, levels in self.categories.items():
+            names += ["%s[%s]" % (column, level) for level in levels[1:]]
+        return names
+
+    def fit(self, frame, target, weights):
+        design = self.design(frame)
+        if len(target) < design.shape[1] + 3:
+            raise NotFitted("need at least %d rows, got %d"
+                            % (design.shape[1] + 3, len(target)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.method == "quantile":
+                alpha = (1 - self.level) / 2
+                self.fits = {q: sm.QuantReg(target, design).fit(q=q)
+                             for q in (alpha, 0.5, 1 - alpha)}
+            elif self.method == "wls":
+                self.fits = {"mean": sm.WLS(
+                    target, design, weights=np.asarray(weights)).fit()}
+            else:
+                self.fits = {"mean": sm.OLS(target, design).fit()}
+        return self
+
+    def main(self):
+        return self.fits.get("mean") or self.fits[0.5]
+
+    def predict(self, frame):
+        design = self.design(frame)
+        if self.method == "quantile":
+            alpha = (1 - self.level) / 2
+            mean = self.fits[0.5].predict(design)
+            lower = np.minimum(self.fits[alpha].predict(design), mean)
+            upper = np.maximum(self.fits[1 - alpha].predict(design), mean)
+            return mean, lower, upper
+        summary = self.fits["mean"].get_prediction(design).summary_frame(
+            alpha=1 - self.level)
+        return (summary["mean"].to_numpy(),
+                summary["obs_ci_lower"].to_numpy(),
+                summary["obs_ci_upper"].to_numpy())
+
+    def coefficient(self, name):
+        """``(value, standard error)`` of regressor ``name`` (0, 0 when
+        it is not one)."""
+        names = self.names()
+        if name not in names:
+            return 0.0, 0.0
+        fit = self.main()
+        index = names.index(name)
+        return (float(np.asarray(fit.params)[index]),
+                float(np.asarray(fit.bse)[index]))
 
 
 class ContentionModel:
@@ -52,21 +183,45 @@ class ContentionModel:
     features : sequence of str, optional
         Numeric regressors (default ``NUMERIC_FEATURES``); missing or
         constant columns are left out at fit time.
+    per_class : bool
+        Fit one regression per hardware class with enough rows (see the
+        module docstring); otherwise one pooled regression with the class
+        as an offset.
+    min_class_rows : int, optional
+        Rows a class needs for its own regression (default: the pooled
+        design's columns + 3, and at least 10).
+    bounds : tuple of (float or None, float or None), optional
+        Physical range of the metric; predictions are clipped to it.
     """
 
-    def __init__(self, *, method="ols", level=0.9, features=None):
+    def __init__(self, *, method="ols", level=0.9, features=None,
+                 per_class=True, min_class_rows=None, bounds=None):
         if method not in METHODS:
             raise ValueError("method must be one of %s" % (METHODS,))
+        if bounds is not None:
+            low, high = bounds
+            if low is not None and high is not None and low > high:
+                raise ValueError("bounds must be (low, high) with "
+                                 "low <= high, got %r" % (bounds,))
         self.method = method
         self.level = level
         self.features = tuple(features or NUMERIC_FEATURES)
+        self.per_class = per_class
+        self.min_class_rows = min_class_rows
+        self.bounds = tuple(bounds) if bounds is not None else (None, None)
         self.columns = None
         self.categories = {}
-        self._fits = None
+        self._pooled = None
+        self._by_class = {}
 
     @property
     def fitted(self):
-        return self._fits is not None
+        return self._pooled is not None
+
+    @property
+    def classes(self):
+        """Hardware classes with a regression of their own."""
+        return sorted(self._by_class)
 
     def fit(self, rows, target, weights=None):
         """Fit on ``rows`` (DataFrame or list of feature dicts).
@@ -87,6 +242,10 @@ class ContentionModel:
         """
         frame = pd.DataFrame(rows).reset_index(drop=True)
         target = np.asarray(target, dtype=float)
+        if self.method == "wls" and weights is None:
+            raise ValueError("wls needs weights")
+        weights = (np.ones(len(target)) if weights is None
+                   else np.asarray(weights, dtype=float))
         usable = [f for f in self.features if f in frame
                   and frame[f].notna().all() and frame[f].nunique() > 1]
         self.categories = {
@@ -94,103 +253,121 @@ class ContentionModel:
             for c in CATEGORICAL_FEATURES
             if c in frame and frame[c].nunique() > 1}
         self.columns = usable
-        design = self._design(frame)
-        if len(target) < design.shape[1] + 3:
-            raise NotFitted("need at least %d rows, got %d"
-                            % (design.shape[1] + 3, len(target)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._fits = self._fit_design(design, target, weights)
+        pooled = _Regression(self.method, self.level, usable,
+                             self.categories)
+        pooled.fit(frame, target, weights)
+        by_class = {}
+        if self.per_class and CLASS_FEATURE in self.categories:
+            needed = self.min_class_rows or max(10, len(usable) + 4)
+            classes = frame[CLASS_FEATURE].astype(str)
+            for level in self.categories[CLASS_FEATURE]:
+                mask = (classes == level).to_numpy()
+                subset = frame[mask].reset_index(drop=True)
+                columns = [c for c in usable if subset[c].nunique() > 1]
+                if mask.sum() < needed or not columns:
+                    continue
+                try:
+                    by_class[level] = _Regression(
+                        self.method, self.level, columns, {}).fit(
+                            subset, target[mask], weights[mask])
+                except NotFitted:
+                    continue
+        self._pooled = pooled
+        self._by_class = by_class
         return self
 
-    def _fit_design(self, design, target, weights):
-        if self.method == "quantile":
-            alpha = (1 - self.level) / 2
-            return {q: sm.QuantReg(target, design).fit(q=q)
-                    for q in (alpha, 0.5, 1 - alpha)}
-        if self.method == "wls":
-            if weights is None:
-                raise ValueError("wls needs weights")
-            return {"mean": sm.WLS(target, design,
-                                   weights=np.asarray(weights)).fit()}
-        return {"mean": sm.OLS(target, design).fit()}
-
-    def _design(self, frame):
-        parts = [np.ones((len(frame), 1))]
-        for column in self.columns:
-            parts.append(frame[column].to_numpy(float)[:, None])
-        for column, levels in self.categories.items():
-            values = (frame[column].astype(str) if column in frame
-                      else pd.Series([levels[0]] * len(frame)))
-            for level in levels[1:]:
-                parts.append((values == level).to_numpy(float)[:, None])
-        return np.hstack(parts)
-
-    def names(self):
-        """Regressor names in design-matrix order."""
-        names = ["const"] + list(self.columns)
-        for column, levels in self.categories.items():
-            names += ["%s[%s]" % (column, level) for level in levels[1:]]
-        return names
-
-    def params(self):
-        """Fitted coefficients as ``{name: value}`` (median for quantile)."""
-        fit = self._main_fit()
-        return dict(zip(self.names(), np.asarray(fit.params)))
-
-    def slope(self, feature="num_instances"):
-        """Change of the metric per unit of ``feature`` (0 if unused)."""
-        return self.params().get(feature, 0.0)
-
-    def _main_fit(self):
+    def _check_fitted(self):
         if not self.fitted:
             raise NotFitted("fit the model first")
-        return self._fits.get("mean") or self._fits[0.5]
+
+    def _regression(self, hardware_class=None):
+        self._check_fitted()
+        return self._by_class.get(str(hardware_class), self._pooled) \
+            if hardware_class is not None else self._pooled
+
+    def names(self, hardware_class=None):
+        """Regressor names in design-matrix order."""
+        return self._regression(hardware_class).names()
+
+    def params(self, hardware_class=None):
+        """Fitted coefficients as ``{name: value}`` (median for quantile)
+        of ``hardware_class``'s regression (the pooled one by default or
+        when the class has none)."""
+        regression = self._regression(hardware_class)
+        return dict(zip(regression.names(),
+                        np.asarray(regression.main().params)))
+
+    def slope(self, feature="num_instances", hardware_class=None):
+        """Change of the metric per unit of ``feature`` (0 if unused), for
+        ``hardware_class`` (pooled by default)."""
+        return self.params(hardware_class).get(feature, 0.0)
+
+    def _clip(self, values):
+        low, high = self.bounds
+        if low is None and high is None:
+            return values
+        return np.clip(values, -np.inf if low is None else low,
+                       np.inf if high is None else high)
 
     def predict(self, rows):
-        """Predict the metric with a prediction interval.
+        """Predict the metric with a prediction interval, within
+        ``bounds``.
 
         Parameters
         ----------
         rows : dict, list of dict or pandas.DataFrame
-            Features; missing numeric features are an error.
+            Features; missing numeric features are an error.  A row's
+            ``hardware_class`` picks its class's regression.
 
         Returns
         -------
         Prediction
         """
+        self._check_fitted()
         if isinstance(rows, dict):
             rows = [rows]
         frame = pd.DataFrame(rows).reset_index(drop=True)
         missing = [c for c in self.columns if c not in frame]
         if missing:
             raise ValueError("missing features: %s" % ", ".join(missing))
-        design = self._design(frame)
-        if self.method == "quantile":
-            alpha = (1 - self.level) / 2
-            mean = self._fits[0.5].predict(design)
-            lower = np.minimum(self._fits[alpha].predict(design), mean)
-            upper = np.maximum(self._fits[1 - alpha].predict(design), mean)
-            return Prediction(mean, lower, upper)
-        frame = self._fits["mean"].get_prediction(design).summary_frame(
-            alpha=1 - self.level)
-        return Prediction(frame["mean"].to_numpy(),
-                          frame["obs_ci_lower"].to_numpy(),
-                          frame["obs_ci_upper"].to_numpy())
+        mean = np.empty(len(frame))
+        lower = np.empty(len(frame))
+        upper = np.empty(len(frame))
+        classes = (frame[CLASS_FEATURE].astype(str).to_numpy()
+                   if CLASS_FEATURE in frame
+                   else np.array([None] * len(frame), dtype=object))
+        for level in pd.unique(classes):
+            mask = classes == level
+            regression = self._regression(level)
+            part = frame[mask].reset_index(drop=True)
+            mean[mask], lower[mask], upper[mask] = regression.predict(part)
+        return Prediction(self._clip(mean), self._clip(lower),
+                          self._clip(upper))
 
     def degradation(self, features, added_instances=1):
         """Predicted change of the metric when VMs are added to a host.
+
+        The change is the difference between the (bounded) predictions
+        with ``num_instances`` raised by ``added_instances`` and as is,
+        from the regression of the host's hardware class.
 
         Returns
         -------
         tuple of (float, float)
             Change of the mean and its standard error (from the slope's
-            standard error; 0 when ``num_instances`` is not a regressor).
+            standard error, shrunk as the bounds shrink the change; 0
+            when ``num_instances`` is not a regressor).
         """
-        if "num_instances" not in self.columns:
+        self._check_fitted()
+        regression = self._regression(features.get(CLASS_FEATURE))
+        if "num_instances" not in regression.columns or not added_instances:
             return 0.0, 0.0
-        fit = self._main_fit()
-        index = self.names().index("num_instances")
-        slope = float(np.asarray(fit.params)[index])
-        slope_se = float(np.asarray(fit.bse)[index])
-        return slope * added_instances, abs(slope_se * added_instances)
+        slope, slope_se = regression.coefficient("num_instances")
+        now = self.predict(features).mean[0]
+        later = self.predict(dict(
+            features, num_instances=float(features["num_instances"])
+            + added_instances)).mean[0]
+        change = float(later - now)
+        linear = slope * added_instances
+        shrink = min(1.0, abs(change) / abs(linear)) if linear else 0.0
+        return change, abs(slope_se * added_instances) * shrink

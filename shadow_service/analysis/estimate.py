@@ -11,8 +11,10 @@ what the VM will achieve, combining
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
 :func:`adjust` then applies the contention model (the effect of the VM
-being added and the disagreement between shadow and model) and the
-scale-up to the full flavor. Uncertainties add in quadrature.
+being added, and of the VMs the host is expected to gain while the VM runs
+(:func:`~shadow_service.analysis.contention.expected_added_instances`),
+and the disagreement between shadow and model) and the scale-up to the
+full flavor. Uncertainties add in quadrature.
 """
 
 import dataclasses
@@ -21,6 +23,7 @@ import math
 import numpy as np
 
 from shadow_service.analysis import catalogue
+from shadow_service.analysis import contention as contention_lib
 from shadow_service.analysis import series
 
 MIN_SAMPLES = 3
@@ -87,14 +90,19 @@ def drift(data):
 
 
 def adjust(metric, estimate, *, features=None, contention=None,
-           scale=None, scaleup=None):
-    """Apply contention and scale-up; return (estimate, reasons)."""
+           scale=None, scaleup=None, horizon_s=86400.0):
+    """Apply contention and scale-up; return (estimate, reasons).
+
+    ``horizon_s`` is how long ahead the VM's co-tenancy is predicted (the
+    VM itself plus the host's expected net arrivals over that time).
+    """
     reasons = []
     value, sd = estimate.value, estimate.sd
     if contention is not None and features:
+        added = contention_lib.expected_added_instances(features, horizon_s)
         try:
             modelled = float(contention.predict(features).mean[0])
-            delta, delta_sd = contention.degradation(features, 1)
+            delta, delta_sd = contention.degradation(features, added)
         except (ValueError, KeyError) as error:
             reasons.append("%s: contention model not applied (%s)"
                            % (metric, error))
@@ -103,10 +111,18 @@ def adjust(metric, estimate, *, features=None, contention=None,
             value += delta
             sd = math.sqrt(sd ** 2 + delta_sd ** 2
                            + (0.5 * disagreement) ** 2)
-            reasons.append("%s: %+.3g expected from one more VM; shadow "
-                           "%.3g vs model %.3g" % (metric, delta,
-                                                   estimate.value,
-                                                   modelled))
+            if added > 1.0:
+                expected = ("from this VM and %.1f more expected over "
+                            "%.0f h" % (added - 1.0, horizon_s / 3600.0))
+            else:
+                expected = "from one more VM"
+            reasons.append("%s: %+.3g expected %s; shadow %.3g vs model "
+                           "%.3g" % (metric, delta, expected,
+                                     estimate.value, modelled))
+    if metric in catalogue.PERCENT_METRICS:
+        value = min(max(value, 0.0), 100.0)
+    else:
+        value = max(value, 0.0)
     if scaleup is not None and scale:
         factor = scaleup.factor(metric, scale)
         if factor.factor != 1.0 or factor.log_sd:

@@ -358,9 +358,12 @@ class HistoryStore(metaclass=abc.ABCMeta):
         """``{group value: (time, value)}`` for the newest point per group."""
 
     @abc.abstractmethod
-    def put_evaluation(self, record):
+    def put_evaluation(self, record, when=None):
         """Keep an evaluation record (a JSON-serialisable dict with an
-        ``evaluation_id`` key)."""
+        ``evaluation_id`` key), stamped ``when`` (Unix seconds; the
+        store's clock when None).  Callers whose samples carry another
+        clock (the twin's virtual one) pass that clock's time so records
+        and samples share one time base."""
 
     @abc.abstractmethod
     def get_evaluation(self, evaluation_id):

@@ -428,8 +428,9 @@ class InfluxDBStore(base.HistoryStore):
                                                 _number(value))
         return newest
 
-    def put_evaluation(self, record):
-        point = base.evaluation_point(record, self._clock.now())
+    def put_evaluation(self, record, when=None):
+        point = base.evaluation_point(
+            record, self._clock.now() if when is None else when)
         with self._cond:
             self.write([point])
             self._pending_evaluations[point.tags['evaluation']] = (

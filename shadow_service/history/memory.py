@@ -77,8 +77,9 @@ class MemoryStore(base.HistoryStore):
                 newest[key] = (point.time, point.fields[field])
         return newest
 
-    def put_evaluation(self, record):
-        self.write([base.evaluation_point(record, self._clock.now())])
+    def put_evaluation(self, record, when=None):
+        self.write([base.evaluation_point(
+            record, self._clock.now() if when is None else when)])
 
     def get_evaluation(self, evaluation_id):
         found = self.query_points('evaluation',

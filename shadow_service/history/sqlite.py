@@ -288,8 +288,9 @@ class SQLiteStore(base.HistoryStore):
                     newest[key] = found
         return newest
 
-    def put_evaluation(self, record):
-        self.write([base.evaluation_point(record, self._clock.now())])
+    def put_evaluation(self, record, when=None):
+        self.write([base.evaluation_point(
+            record, self._clock.now() if when is None else when)])
 
     def get_evaluation(self, evaluation_id):
         with self._lock:

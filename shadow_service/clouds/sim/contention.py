@@ -15,10 +15,19 @@ CPU: processor sharing (Kleinrock, *Queueing Systems* vol. 2, 1976, ch. 4).
     ``/proc/stat`` reports it.
 Memory bandwidth: a saturating shared resource.  Below the host's sustained
     (STREAM) bandwidth every stream gets what it asks; above it the
-    bandwidth is shared in proportion to demand.  Loaded latency follows
-    the single-server queue ``idle / (1 - rho)``, capped at ``RHO_CAP``; the
-    sharp rise near saturation is what Intel's Memory Latency Checker
-    "loaded latency" curves show.
+    bandwidth is shared in proportion to demand.  Loaded latency is
+    ``idle * min(1 + MEM_QUEUE_WEIGHT * rho / (1 - rho), MEM_LATENCY_MAX)``:
+    nearly flat at moderate load, a sharp rise near saturation and a
+    ceiling, the shape of Intel Memory Latency Checker "loaded latency"
+    curves.  The ceiling is physical: cores can only keep a bounded number
+    of cache misses in flight, so the memory system is a closed queue and
+    by Little's law its latency at saturation is bounded (outstanding
+    misses / bandwidth), not divergent as in an open M/M/1 queue (which
+    this model used before and which put a stream at half the bandwidth at
+    twice the idle latency).  ``MEM_QUEUE_WEIGHT`` and ``MEM_LATENCY_MAX``
+    are assumptions read off the shape of those curves (latency within
+    ~15 % of idle up to half the peak bandwidth, 2-3x idle at the peak),
+    not fitted to a published data set.
 Disk: the device is an M/M/1 server whose service time is its unloaded
     latency and whose capacity is its rated IOPS.  The response time of
     M/M/1 is exponential with mean ``S / (1 - rho)`` so its p95 is
@@ -38,6 +47,13 @@ import numpy as np
 #: Utilisation at which queueing terms stop growing (a queue this full is
 #: the saturated state; beyond it only throughput shares change).
 RHO_CAP = 0.98
+
+#: Weight of the queueing term of loaded memory latency (assumption, see
+#: the module docstring).
+MEM_QUEUE_WEIGHT = 0.1
+#: Loaded memory latency at saturation, in units of the idle latency
+#: (assumption: 2-3x in published MLC loaded-latency curves).
+MEM_LATENCY_MAX = 3.0
 
 #: ln(20): the p95 of an exponential distribution in units of its mean.
 P95_FACTOR = math.log(20.0)
@@ -89,11 +105,14 @@ def memory_bandwidth(total_demand_gbps, capacity_gbps, idle_latency_ns):
     """Bandwidth share and loaded latency of a host's memory system.
 
     Returns ``(share, latency_ns)`` where ``latency_ns`` is
-    ``idle_latency_ns / (1 - min(rho, RHO_CAP))`` with
-    ``rho = demand / capacity``.
+    ``idle * min(1 + MEM_QUEUE_WEIGHT * r / (1 - r), MEM_LATENCY_MAX)``
+    with ``r = min(demand / capacity, RHO_CAP)``.
     """
-    rho = np.asarray(total_demand_gbps, dtype=float) / capacity_gbps
-    latency_ns = idle_latency_ns / (1.0 - _clip_rho(rho))
+    rho = _clip_rho(np.asarray(total_demand_gbps, dtype=float)
+                    / capacity_gbps)
+    factor = np.minimum(1.0 + MEM_QUEUE_WEIGHT * rho / (1.0 - rho),
+                        MEM_LATENCY_MAX)
+    latency_ns = idle_latency_ns * factor
     return share(total_demand_gbps, capacity_gbps), latency_ns
 
 

@@ -143,8 +143,12 @@ class SimDriver(base.CloudDriver):
         if new and self.backfill_s and self.history is not None:
             self.twin.backfill_host_metrics(self.backfill_s, hosts=new)
 
-    def place_vm(self, request, host, instance_id=None):
-        """Start a full VM for ``request`` on ``host``; returns its id."""
+    def place_vm(self, request, host, instance_id=None, lifetime_s=None):
+        """Start a full VM for ``request`` on ``host``; returns its id.
+
+        With ``lifetime_s`` the VM is deleted by itself that many seconds
+        later (the benchmark's departures); without, it stays.
+        """
         from shadow_service import evaluation as evaluation_mod
         profile = evaluation_mod.resolve_profile(request)
         flavor = request['flavor']
@@ -154,8 +158,26 @@ class SimDriver(base.CloudDriver):
             workload_id=instance_id, kind='vm', host=host, profile=profile,
             vcpus=int(flavor['vcpus']), ram_mb=int(flavor['ram_mb']),
             disk_gb=int(flavor.get('disk_gb', 0)),
-            started_at=self.twin.clock))
+            started_at=self.twin.clock,
+            stopped_at=(None if lifetime_s is None
+                        else self.twin.clock + float(lifetime_s))))
         return instance_id
+
+    def churn(self, host, window_s=FEATURE_WINDOW_S):
+        """VMs created on and deleted from ``host`` in the last
+        ``window_s`` (what Nova's instance actions or notifications tell a
+        real deployment; the background tenants never change)."""
+        now = self.twin.clock
+        since = now - window_s
+        arrived = departed = 0
+        for work in self.twin.workloads_on(host, since, now + 1e-9):
+            if work.kind != 'vm':
+                continue
+            arrived += since < work.started_at <= now
+            departed += (work.stopped_at is not None
+                         and since < work.stopped_at <= now)
+        return {'vm_arrivals_24h': int(arrived),
+                'vm_departures_24h': int(departed)}
 
     def nova_view(self, host):
         """What Nova's resource tracker knows of ``host`` (allocations,
@@ -212,6 +234,7 @@ class SimDriver(base.CloudDriver):
                          if k in ('vcpus_used', 'memory_mb_used',
                                   'running_vms')})
         features.update(self._contention_features(name, observed, recent))
+        features.update(self.churn(name))
         for metric, values in observed.items():
             features['%s_now' % metric] = float(np.mean(values[-recent:]))
             features['%s_mean_24h' % metric] = float(np.mean(values))

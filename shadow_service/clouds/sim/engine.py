@@ -60,7 +60,14 @@ class Workload:
     disk_gb: int
     started_at: float
     evaluation_id: str = ''
+    # When it stops: set by stop_workload, or in advance for a VM with a
+    # known lifetime (it departs by itself when the clock passes it).
     stopped_at: float = None
+
+    def running_at(self, when):
+        """Started and not yet stopped at ``when``."""
+        return self.started_at <= when and (
+            self.stopped_at is None or self.stopped_at > when)
 
     def active_at(self, times):
         times = np.asarray(times, dtype=float)
@@ -179,7 +186,7 @@ class Twin:
 
     def stop_workload(self, workload_id):
         workload = self.workloads.get(workload_id)
-        if workload is not None and workload.stopped_at is None:
+        if workload is not None and workload.running_at(self.clock):
             workload.stopped_at = self.clock
         return workload
 
@@ -187,7 +194,8 @@ class Twin:
         pool = (self.workloads if host is None
                 else self._by_host.get(host, {}))
         return [w for w in pool.values()
-                if w.stopped_at is None and (kind is None or w.kind == kind)]
+                if w.running_at(self.clock)
+                and (kind is None or w.kind == kind)]
 
     def workloads_on(self, host, start, end):
         return [w for w in self._by_host.get(host, {}).values()
@@ -217,6 +225,7 @@ class Twin:
                 need[name] = need[name] * active
             need['cpu_vcpus'] = need['cpu_vcpus'] * active
             need['net_rps'] = need['net_rps'] * active
+            need['disk_in_flight'] = need['disk_in_flight'] * active
             wanted[work.workload_id] = (work, need, active)
             for name in workload_mod.RESOURCES:
                 total[name] = total[name] + need[name]

@@ -17,6 +17,9 @@ QoS target
     Per profile, thresholds on the metrics its owner would put in an SLO
     (:data:`QOS_TARGETS`); a placement meets its QoS when at least
     :data:`QOS_SHARE` of the horizon's steps meet every threshold.
+Horizon
+    24 simulated hours, or the VM's lifetime when it departs sooner (the
+    twin knows when a VM with a lifetime will be deleted).
 """
 
 import dataclasses
@@ -56,6 +59,14 @@ class Realised:
     qos_met: bool
     qos_share: float                # share of steps meeting every target
     metrics: dict                   # {metric: array over the horizon}
+
+
+def scored_horizon(lifetime_s, horizon_s=HORIZON_S, step_s=STEP_S):
+    """Seconds a VM living ``lifetime_s`` is scored over: its life, at
+    most ``horizon_s`` and at least one step."""
+    if lifetime_s is None:
+        return horizon_s
+    return max(step_s, min(horizon_s, float(lifetime_s)))
 
 
 def metric_weights(profile, metrics):
@@ -148,9 +159,13 @@ class Oracle:
 
     def placed(self, workload_id, horizon_s=HORIZON_S, step_s=STEP_S):
         """:class:`Realised` of a VM the twin already runs, over the
-        ``horizon_s`` after its start, with every workload that shares its
-        host at each step (including those placed after it)."""
+        ``horizon_s`` after its start (its lifetime when shorter), with
+        every workload that shares its host at each step (including those
+        placed after it)."""
         vm = self.twin.workloads[workload_id]
+        if vm.stopped_at is not None:
+            horizon_s = scored_horizon(vm.stopped_at - vm.started_at,
+                                       horizon_s, step_s)
         times = vm.started_at + np.arange(step_s, horizon_s + 1e-9, step_s)
         _factors, _total, results = self.twin.evaluate(vm.host, times)
         metrics, _active = results[workload_id]
@@ -167,9 +182,11 @@ class Oracle:
                         qos_met=share >= QOS_SHARE, qos_share=share,
                         metrics=metrics)
 
-    def best(self, profile, flavor, hosts, start=None):
-        """``(best Realised, {host: Realised})`` over ``hosts``."""
-        results = {h: self.realised(profile, flavor, h, start)
+    def best(self, profile, flavor, hosts, start=None, lifetime_s=None):
+        """``(best Realised, {host: Realised})`` over ``hosts`` for a VM
+        living ``lifetime_s`` (None: the whole horizon)."""
+        horizon_s = scored_horizon(lifetime_s)
+        results = {h: self.realised(profile, flavor, h, start, horizon_s)
                    for h in hosts}
         top = max(results.values(), key=lambda r: (r.performance, r.host))
         return top, results

@@ -14,7 +14,11 @@ Conversions (change them in the cluster file's ``assumptions``):
   worker_stream_gbps``; the streaming workers also keep vCPUs busy.
 * disk: ``target_iops`` when set, else closed loop: ``iodepth`` I/Os in
   flight each taking the device's unloaded service time (Little's law),
-  at most the device's rated IOPS.
+  at most the device's rated IOPS.  A closed loop's p95 latency is at most
+  ``ln(20) x in-flight I/Os / achieved IOPS`` (Little's law gives its mean
+  exactly; the p95 of an exponential is ln(20) means): it cannot see the
+  open queue's divergence because it never has more than ``iodepth``
+  I/Os waiting.
 * network: request/response at ``target_rps`` (else ``connections`` in a
   closed loop over the base RTT), or a stream of
   ``stream_mbps_per_connection`` per connection.
@@ -44,7 +48,8 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s):
     zeros = np.zeros_like(elapsed_s)
     parts = profile.components
     out = {name: zeros.copy() for name in RESOURCES}
-    out.update(cpu_vcpus=zeros.copy(), net_rps=zeros.copy(), block_kb=4.0,
+    out.update(cpu_vcpus=zeros.copy(), net_rps=zeros.copy(),
+               disk_in_flight=zeros.copy(), block_kb=4.0,
                bytes_per_request=0.0)
     mem_vcpus = zeros
     if 'cpu' in parts:
@@ -71,7 +76,9 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s):
         if spec.get('target_iops'):
             iops = spec['target_iops'] * level
         else:
-            iops = (spec['iodepth'] * spec['duty_cycle'] * level * 1000.0
+            out['disk_in_flight'] = spec['iodepth'] * spec['duty_cycle'] \
+                * level
+            iops = (out['disk_in_flight'] * 1000.0
                     / host_class.disk_service_ms)
         out['disk_iops'] = np.minimum(iops, host_class.disk_iops)
         out['block_kb'] = float(spec['block_size_kb'])
@@ -140,8 +147,14 @@ def achieved(profile, vcpus, wanted, factors, host_class, assumptions):
         iops = wanted['disk_iops'] * factors['disk_share']
         metrics['disk_iops'] = iops
         metrics['disk_mbps'] = iops * wanted['block_kb'] / 1024.0
-        metrics['disk_p95_latency_ms'] = (factors['disk_p95_latency_ms']
-                                          + 0 * iops)
+        p95_ms = factors['disk_p95_latency_ms'] + 0 * iops
+        in_flight = np.asarray(wanted['disk_in_flight'], dtype=float)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            closed_ms = np.where(
+                (in_flight > 0) & (iops > 0),
+                contention.P95_FACTOR * in_flight * 1000.0
+                / np.maximum(iops, 1e-12), np.inf)
+        metrics['disk_p95_latency_ms'] = np.minimum(p95_ms, closed_ms)
     if 'network' in parts:
         share = np.minimum(factors['net_share'], cpu_share)
         if parts['network']['mode'] == 'rr':

@@ -36,9 +36,10 @@ class FailingHistory(memory.MemoryStore):
 def make_evaluator(history=None, learner=None, **learner_options):
     conf = service_support.make_conf()
     history = history if history is not None else memory.MemoryStore()
-    if learner is None and learner_options:
-        learner = learning.ContentionLearner(history, **learner_options)
     driver = sim_driver.SimDriver(conf, history)
+    if learner is None and learner_options:
+        learner = learning.ContentionLearner(history, clock=driver.now,
+                                             **learner_options)
     return evaluation.Evaluator(
         driver, history, analyzer_mod.Analyzer(), sample_interval=1.0,
         min_run_time=2.0, prior_lookback=0, learner=learner)
@@ -191,3 +192,20 @@ def test_conf_wires_the_learner_into_the_evaluator():
     conf.set_override('contention_learning', False, group='shadow')
     assert evaluation.Evaluator.from_conf(
         conf, driver, store, analyzer_mod.Analyzer()).learner is None
+
+
+def test_records_and_learner_share_the_drivers_clock():
+    # The twin's clock is in 2013; a record stamped with the wall clock
+    # would fall outside every lookback window the learner computes.
+    conf = service_support.make_conf(shadow={'contention_min_rows': 5})
+    store = memory.MemoryStore()
+    driver = sim_driver.SimDriver(conf, store)
+    evaluator = evaluation.Evaluator.from_conf(
+        conf, driver, store, analyzer_mod.Analyzer())
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 10.0))
+
+    points = store.query_points('evaluation',
+                                {'evaluation': ranking['evaluation_id']})
+
+    assert [p.time for p in points] == [driver.now()]
+    assert evaluator.learner.training_rows(), 'the record is in the window'

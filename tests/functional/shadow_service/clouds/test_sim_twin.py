@@ -51,17 +51,17 @@ def test_demo_prints_a_ranking_and_writes_an_html_report(tmp_path, capsys):
         'http://www.w3.org/2000/svg', '')
 
 
-def test_benchmark_scores_every_policy_in_both_modes(tmp_path):
+def test_benchmark_scores_every_policy_in_every_mode(tmp_path):
     out = tmp_path / 'pq.json'
     subprocess.run(
         [sys.executable, os.path.join(REPO, 'benchmarks',
                                       'placement_quality.py'),
-         '--requests', '4', '--seed', '3', '--mode', 'both',
+         '--requests', '4', '--seed', '3', '--mode', 'all',
          '--budget', '20', '--out', str(out)],
         check=True, cwd=REPO, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
     assert result['ranker'] == 'shadow_service.analysis.analyzer.Analyzer'
-    assert set(result['modes']) == {'arrivals', 'independent'}
+    assert set(result['modes']) == {'arrivals', 'fill', 'independent'}
     for summary in result['modes'].values():
         policies = summary['policies']
         assert set(policies) == {'nova', 'random', 'shadow', 'shadow_only',
@@ -76,6 +76,12 @@ def test_benchmark_scores_every_policy_in_both_modes(tmp_path):
     # Independent requests share the oracle's candidates: nothing beats it.
     for row in result['modes']['independent']['policies'].values():
         assert row['ratio_to_oracle'] <= 1.0
-    # In arrivals mode the placed VMs stay on their twin.
-    placed = result['modes']['arrivals']['final_instances_per_host']
-    assert sum(placed['nova'].values()) == 4
+    # In arrivals and fill modes the placed VMs stay on their twin (for
+    # their lifetime in arrivals mode, for ever in fill mode).
+    for mode in ('arrivals', 'fill'):
+        placed = result['modes'][mode]['final_instances_per_host']
+        assert sum(placed['nova'].values()) == 4
+    workload = result['modes']['arrivals']['workload']
+    assert workload['lifetime_mean_h'] > 0
+    assert workload['arrivals_per_h'] > 0
+    assert 'lifetime_mean_h' not in result['modes']['fill']['workload']

@@ -158,6 +158,40 @@ def test_contention_model_predicts_the_cost_of_one_more_vm():
     assert any("one more VM" in r for r in ranking.host("a").reasons)
 
 
+def test_a_host_that_keeps_gaining_vms_is_predicted_to_crowd():
+    # Same shadow figures and instance count now; "busy" received 12 VMs
+    # and lost 4 in the last day, so over the next day it is expected to
+    # gain 4 more on average on top of the new VM.
+    rng = np.random.default_rng(0)
+    rows = {"num_instances": rng.integers(0, 20, 200)}
+    ops = 1000 - 20 * rows["num_instances"] + rng.normal(0, 5, 200)
+    model = contention.ContentionModel(
+        features=("num_instances",)).fit(rows, ops)
+    analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
+    observations = {"busy": {"cpu_ops_per_s": [800.0] * 20},
+                    "calm": {"cpu_ops_per_s": [800.0] * 20}}
+    features = {"busy": {"num_instances": 8, "vm_arrivals_24h": 12,
+                         "vm_departures_24h": 4},
+                "calm": {"num_instances": 8, "vm_arrivals_24h": 3,
+                         "vm_departures_24h": 3}}
+
+    ranking = analyzer.rank({"cpu": 1}, observations,
+                            host_features=features)
+    now_only = make_analyzer(contention={"cpu_ops_per_s": model},
+                             cotenancy_horizon_s=0).rank(
+        {"cpu": 1}, observations, host_features=features)
+
+    assert [h.host for h in ranking.hosts] == ["calm", "busy"]
+    assert ranking.host("calm").predicted["cpu_ops_per_s"] == \
+        pytest.approx(780, abs=3)
+    assert ranking.host("busy").predicted["cpu_ops_per_s"] == \
+        pytest.approx(700, abs=5)
+    assert any("4.0 more expected over 24 h" in r
+               for r in ranking.host("busy").reasons)
+    assert now_only.host("busy").predicted["cpu_ops_per_s"] == \
+        pytest.approx(780, abs=3)
+
+
 def test_prior_ranking_serves_hosts_without_new_samples():
     analyzer = make_analyzer()
     first = analyzer.rank({"cpu": 1}, {"a": host_samples(1000, 1.0),

@@ -154,6 +154,20 @@ def test_evaluation_is_also_an_evaluation_point(store):
     assert points[0].fields['confidence'] == 0.5
 
 
+def test_evaluation_record_is_stamped_with_the_callers_clock(store):
+    # The twin's virtual clock runs years behind the wall clock: a record
+    # stamped with it must be found in a window of that clock.
+    store.put_evaluation({'evaluation_id': 'e3', 'status': 'finished'},
+                         when=T0 + 42)
+    assert store.flush(timeout=30)
+
+    points = store.query_points('evaluation', {'evaluation': 'e3'},
+                                start=T0, end=T0 + 60)
+
+    assert [p.time for p in points] == [T0 + 42]
+    assert store.get_evaluation('e3')['status'] == 'finished'
+
+
 def test_counters_count_every_written_point(store):
     write_all(store, [sample('h1', float(i), T0 + i) for i in range(10)])
 

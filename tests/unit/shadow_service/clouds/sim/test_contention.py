@@ -6,7 +6,10 @@ import math
 import numpy as np
 import pytest
 
+from loadgen import profiles
+from shadow_service.clouds.sim import cluster
 from shadow_service.clouds.sim import contention
+from shadow_service.clouds.sim import workload
 
 
 def test_share_is_one_within_capacity_and_proportional_beyond():
@@ -61,12 +64,16 @@ def test_disk_queue_shares_iops_and_grows_latency():
                                    / (1 - contention.RHO_CAP))
 
 
-def test_memory_latency_follows_single_server_queue():
-    share, latency = contention.memory_bandwidth(np.array([0.0, 50.0, 200.0]),
-                                                 100.0, 80.0)
-    np.testing.assert_allclose(share, [1.0, 1.0, 0.5])
+def test_memory_latency_rises_near_saturation_up_to_a_ceiling():
+    share, latency = contention.memory_bandwidth(
+        np.array([0.0, 50.0, 90.0, 200.0]), 100.0, 80.0)
+    np.testing.assert_allclose(share, [1.0, 1.0, 0.9 / 0.9, 0.5])
+    weight = contention.MEM_QUEUE_WEIGHT
     assert latency[0] == pytest.approx(80.0)
-    assert latency[1] == pytest.approx(160.0)
+    assert latency[1] == pytest.approx(80.0 * (1 + weight * 0.5 / 0.5))
+    assert latency[2] == pytest.approx(80.0 * (1 + weight * 0.9 / 0.1))
+    # Saturated: a closed queue's bounded latency, not M/M/1's divergence.
+    assert latency[3] == pytest.approx(80.0 * contention.MEM_LATENCY_MAX)
 
 
 def test_network_rtt_adds_queueing_and_steal_delay():
@@ -86,3 +93,28 @@ def test_memory_bound_slowdown_is_amdahl(fraction, bandwidth_share,
                                          expected):
     assert contention.memory_bound_slowdown(
         fraction, bandwidth_share) == pytest.approx(expected)
+
+
+def test_a_closed_loop_disk_sees_littles_law_not_an_open_queue():
+    # iodepth 16 on a 50k IOPS SATA SSD (0.15 ms unloaded) offers 107k
+    # IOPS: the device saturates, the loop gets its 50k and each I/O waits
+    # behind the loop's own 15 others: mean 16 / 50k s = 0.32 ms.
+    ssd = cluster.HostClass(
+        name='ssd', cores=24, clock_ghz=2.2, memory_mb=196608,
+        disk_gb=1900, mem_bandwidth_gbps=86, mem_idle_latency_ns=90,
+        disk_iops=50000, disk_service_ms=0.15, nic_mbps=1250,
+        net_base_rtt_ms=0.08)
+    profile = profiles.load_profile('db-oltp').scaled(4.0)
+    assumptions = dict(cluster.DEFAULT_ASSUMPTIONS)
+    need = workload.demand(profile, 8, ssd, assumptions, [0.0])
+    factors = workload.host_factors(
+        {r: need[r] for r in workload.RESOURCES}, ssd, assumptions)
+    metrics = workload.achieved(profile, 8, need, factors, ssd, assumptions)
+
+    assert need['disk_in_flight'][0] == pytest.approx(16.0)
+    assert metrics['disk_iops'][0] == pytest.approx(50000.0)
+    assert metrics['disk_p95_latency_ms'][0] == pytest.approx(
+        math.log(20) * 16 / 50000 * 1000)
+    # The open M/M/1 term alone would have put it at its 0.98 cap.
+    assert factors['disk_p95_latency_ms'][0] == pytest.approx(
+        math.log(20) * 0.15 / 0.02)

@@ -96,3 +96,47 @@ def test_oracle_scores_hosts_for_benchmarks(driver):
     assert best.host == 'node-16'     # NVMe beats a RAID of 10k disks
     assert not results['node-01'].qos_met
     assert 0 < results['node-01'].performance < best.performance <= 100
+
+
+VM_REQUEST = {'flavor': {'vcpus': 2, 'ram_mb': 4096, 'disk_gb': 20},
+              'profile': 'web'}
+
+
+def test_a_vm_with_a_lifetime_departs_by_itself(driver):
+    before = driver.nova_view('node-05')
+    driver.place_vm(VM_REQUEST, 'node-05', instance_id='short',
+                    lifetime_s=3600.0)
+    driver.place_vm(VM_REQUEST, 'node-05', instance_id='stays')
+    during = driver.nova_view('node-05')
+    driver.wait(3600.0)
+    after = driver.nova_view('node-05')
+
+    assert during['running_vms'] == before['running_vms'] + 2
+    assert after['running_vms'] == before['running_vms'] + 1
+    assert after['memory_mb_used'] == before['memory_mb_used'] + 4096
+    assert [w.workload_id for w in driver.twin.running(kind='vm')] == [
+        'stays']
+
+
+def test_host_features_count_vms_created_and_deleted_in_the_last_day(
+        driver):
+    for number in range(3):
+        driver.place_vm(VM_REQUEST, 'node-07', instance_id='vm-%d' % number,
+                        lifetime_s=1800.0 if number == 0 else None)
+    driver.wait(3600.0)
+    features = driver.host_features(['node-07', 'node-08'])
+
+    assert features['node-07']['vm_arrivals_24h'] == 3
+    assert features['node-07']['vm_departures_24h'] == 1
+    assert features['node-08']['vm_arrivals_24h'] == 0
+    driver.wait(86400.0)
+    assert driver.churn('node-07') == {'vm_arrivals_24h': 0,
+                                       'vm_departures_24h': 0}
+
+
+def test_the_oracle_scores_a_vm_over_its_life_when_shorter_than_a_day(
+        driver):
+    driver.place_vm(VM_REQUEST, 'node-09', instance_id='brief',
+                    lifetime_s=2 * 3600.0)
+    realised = driver.oracle.placed('brief')
+    assert len(next(iter(realised.metrics.values()))) == 24   # 300 s steps
