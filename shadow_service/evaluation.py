@@ -29,6 +29,7 @@ import uuid
 from loadgen import profiles as lg_profiles
 from shadow_service import exception
 from shadow_service import learning
+from shadow_service import scaleup_learning
 
 LOG = logging.getLogger(__name__)
 
@@ -134,7 +135,8 @@ class Evaluator:
                  confidence_target=0.8, max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
-                 prior_lookback=86400.0, profile_dirs=(), learner=None):
+                 prior_lookback=86400.0, profile_dirs=(), learner=None,
+                 scaleup_learner=None):
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -149,6 +151,8 @@ class Evaluator:
         self.profile_dirs = tuple(profile_dirs)
         # Optional ContentionLearner: its models join the analyzer's.
         self.learner = learner
+        # Optional ScaleUpLearner: its model replaces the prior scale-up.
+        self.scaleup_learner = scaleup_learner
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer):
@@ -156,6 +160,9 @@ class Evaluator:
         learner = (learning.ContentionLearner.from_conf(
             conf, history, clock=driver.now)
             if opts.contention_learning else None)
+        scaleup_learner = (scaleup_learning.ScaleUpLearner.from_conf(
+            conf, history, clock=driver.now)
+            if opts.scaleup_learning else None)
         return cls(driver, history, analyzer,
                    confidence_target=opts.confidence_target,
                    max_shadow_hosts=opts.max_shadow_hosts,
@@ -164,7 +171,8 @@ class Evaluator:
                    max_budget=opts.max_budget,
                    shadow_scale=opts.shadow_scale,
                    prior_lookback=opts.prior_lookback,
-                   profile_dirs=opts.profile_dirs, learner=learner)
+                   profile_dirs=opts.profile_dirs, learner=learner,
+                   scaleup_learner=scaleup_learner)
 
     def new(self, request, hosts, budget_s, evaluation_id=None):
         return Evaluation(evaluation_id or str(uuid.uuid4()), request,
@@ -182,6 +190,7 @@ class Evaluator:
         features = self._host_features(host_names)
         scale = self._scale(evaluation.request['flavor'])
         evaluation.host_features = features
+        evaluation.scale = scale
         analyzer = self._analyzer_for(evaluation.request, profile)
 
         prior = self._prior(profile, host_names, features, scale, analyzer,
@@ -214,10 +223,13 @@ class Evaluator:
             return time.time()
 
     def _analyzer_for(self, request, profile):
-        """The analyzer with the learner's models for this workload."""
+        """The analyzer with the learners' models for this workload."""
+        analyzer = self.analyzer
+        if self.scaleup_learner is not None:
+            analyzer = analyzer.with_scaleup(self.scaleup_learner.model())
         if self.learner is None:
-            return self.analyzer
-        return self.analyzer.with_contention(
+            return analyzer
+        return analyzer.with_contention(
             self.learner.models(request, profile.name))
 
     def _prior(self, profile, host_names, features, scale, analyzer,
@@ -325,6 +337,8 @@ class Evaluator:
         record['request'] = evaluation.request
         record['host_features'] = learning.recordable_features(
             getattr(evaluation, 'host_features', None))
+        # What the scale-up learner pairs the shadow with the placed VM by.
+        record['scale'] = getattr(evaluation, 'scale', None)
         try:
             # The driver's clock, like the samples': the prior's and the
             # learner's lookbacks then compare like with like.

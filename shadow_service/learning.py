@@ -163,28 +163,24 @@ def _fit_one(group, *, min_rows, method, level, features):
     return model
 
 
-class ContentionLearner:
-    """Fits contention models on the history store's past evaluations.
+class HistoryLearner:
+    """What every learner over evaluation records shares: throttled refits
+    that never raise, and reading the newest records in a window.
+
+    Subclasses implement :meth:`_fit` (returns the fitted state and how
+    many training items it used) and :meth:`_describe`.
 
     Parameters
     ----------
     history : shadow_service.history.base.HistoryStore
     lookback_s : float
         Evaluation records younger than this (by ``clock``) are used.
-    min_rows : int
-        Fewest training rows a metric needs for a model.
     refit_every : int
-        Evaluations (calls of :meth:`models`) between two refits.
+        Uses between two refits.
     refit_interval_s : float
         Fewest seconds between two refits.
     max_evaluations : int
         Newest evaluation records read per refit (bounds its cost).
-    method : {"ols", "wls", "quantile"}
-        Estimator of :class:`ContentionModel` (``wls`` weighs rows by
-        their sample count).
-    features : sequence of str
-        Numeric regressors (see :data:`DEFAULT_FEATURES`); the hardware
-        class is always one.
     clock : callable
         Now in the time base of the evaluation records, which the
         evaluator stamps with the cloud driver's clock (pass the driver's
@@ -193,33 +189,128 @@ class ContentionLearner:
         Elapsed time for the refit interval.
     """
 
+    #: What a refit learns, for log messages.
+    what = 'models'
+
+    def __init__(self, history, *, lookback_s, refit_every,
+                 refit_interval_s, max_evaluations, initial,
+                 clock=time.time, monotonic=time.monotonic):
+        if refit_every < 1 or max_evaluations < 1:
+            raise ValueError('refit_every and max_evaluations must be at '
+                             'least 1')
+        self.history = history
+        self.lookback_s = float(lookback_s)
+        self.refit_every = int(refit_every)
+        self.refit_interval_s = float(refit_interval_s)
+        self.max_evaluations = int(max_evaluations)
+        self._clock = clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._state = initial
+        self._since_fit = 0
+        self._fitted_at = None
+        self.fits = 0
+        self.failures = 0
+
+    def _use(self):
+        """Count one use and refit when due; the current state."""
+        self._since_fit += 1
+        if self._due() and self._lock.acquire(blocking=False):
+            try:
+                self.refit()
+            finally:
+                self._lock.release()
+        return self._state
+
+    def _due(self):
+        if self._fitted_at is None:
+            return True
+        return (self._since_fit >= self.refit_every
+                and self._monotonic() - self._fitted_at
+                >= self.refit_interval_s)
+
+    def refit(self):
+        """Fit now; returns the new state (the last good one when reading
+        or fitting fails)."""
+        started = self._monotonic()
+        self._since_fit = 0
+        self._fitted_at = started
+        try:
+            state, used = self._fit()
+        except Exception:
+            self.failures += 1
+            LOG.exception('Fitting %s failed; keeping the last good ones',
+                          self.what)
+            return self._state
+        self._state = state
+        self.fits += 1
+        LOG.info('%s refitted from %d items in %.2fs: %s',
+                 self.what.capitalize(), used,
+                 self._monotonic() - started, self._describe(state))
+        return state
+
+    def _fit(self):
+        raise NotImplementedError
+
+    def _describe(self, state):
+        return state
+
+    def records(self):
+        """``[(evaluation_id, record dict)]``: the newest
+        ``max_evaluations`` parseable records in the lookback window."""
+        now = self._clock()
+        raw = {}
+        for point in self.history.query_points(
+                'evaluation', start=now - self.lookback_s, end=now + 1.0):
+            record = point.fields.get('record')
+            if record:
+                raw[point.tags.get('evaluation')] = record
+        records = []
+        for evaluation_id in list(raw)[-self.max_evaluations:]:
+            try:
+                records.append((evaluation_id,
+                                json.loads(raw[evaluation_id])))
+            except (TypeError, ValueError):
+                LOG.warning('Evaluation record %s is not JSON; skipped',
+                            evaluation_id)
+        return records
+
+
+class ContentionLearner(HistoryLearner):
+    """Fits contention models on the history store's past evaluations.
+
+    Parameters (besides :class:`HistoryLearner`'s)
+    ----------------------------------------------
+    min_rows : int
+        Fewest training rows a metric needs for a model.
+    method : {"ols", "wls", "quantile"}
+        Estimator of :class:`ContentionModel` (``wls`` weighs rows by
+        their sample count).
+    features : sequence of str
+        Numeric regressors (see :data:`DEFAULT_FEATURES`); the hardware
+        class is always one.
+    """
+
+    what = 'contention models'
+
     def __init__(self, history, *, lookback_s=7 * 86400.0, min_rows=30,
                  refit_every=10, refit_interval_s=0.0, max_evaluations=200,
                  method='ols', level=0.9, features=DEFAULT_FEATURES,
                  clock=time.time,
                  monotonic=time.monotonic):
-        if min_rows < 1 or refit_every < 1 or max_evaluations < 1:
-            raise ValueError('min_rows, refit_every and max_evaluations '
-                             'must be at least 1')
+        if min_rows < 1:
+            raise ValueError('min_rows must be at least 1')
         if method not in METHODS:
             raise ValueError('method must be one of %s' % (METHODS,))
-        self.history = history
-        self.lookback_s = float(lookback_s)
+        super().__init__(history, lookback_s=lookback_s,
+                         refit_every=refit_every,
+                         refit_interval_s=refit_interval_s,
+                         max_evaluations=max_evaluations, initial={},
+                         clock=clock, monotonic=monotonic)
         self.min_rows = int(min_rows)
-        self.refit_every = int(refit_every)
-        self.refit_interval_s = float(refit_interval_s)
-        self.max_evaluations = int(max_evaluations)
         self.method = method
         self.level = level
         self.features = tuple(features)
-        self._clock = clock
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._models = {}
-        self._since_fit = 0
-        self._fitted_at = None
-        self.fits = 0
-        self.failures = 0
         self.rows = 0
 
     @classmethod
@@ -237,6 +328,10 @@ class ContentionLearner:
                    method=opts.contention_method,
                    features=opts.contention_features)
 
+    @property
+    def _models(self):
+        return self._state
+
     def models(self, request, profile_name):
         """``{metric: fitted model}`` for one evaluation's workload.
 
@@ -244,74 +339,31 @@ class ContentionLearner:
         the history holds enough of this workload.  Never raises.
         """
         try:
-            self._since_fit += 1
-            if self._due() and self._lock.acquire(blocking=False):
-                try:
-                    self.refit()
-                finally:
-                    self._lock.release()
-            return dict(self._models.get(
-                workload_key(request, profile_name), {}))
+            models = self._use()
+            return dict(models.get(workload_key(request, profile_name), {}))
         except Exception:
             LOG.exception('Contention models unavailable; ranking without')
             return {}
 
-    def _due(self):
-        if self._fitted_at is None:
-            return True
-        return (self._since_fit >= self.refit_every
-                and self._monotonic() - self._fitted_at
-                >= self.refit_interval_s)
-
-    def refit(self):
-        """Fit now; returns ``{key: {metric: model}}`` (the last good
-        models when reading or fitting fails)."""
-        started = self._monotonic()
-        self._since_fit = 0
-        self._fitted_at = started
-        try:
-            rows = self.training_rows()
-            models = fit_models(rows, min_rows=self.min_rows,
-                                method=self.method, level=self.level,
-                                features=self.features)
-        except Exception:
-            self.failures += 1
-            LOG.exception('Fitting contention models failed; keeping the '
-                          'last good ones')
-            return self._models
-        self._models = models
+    def _fit(self):
+        rows = self.training_rows()
+        models = fit_models(rows, min_rows=self.min_rows,
+                            method=self.method, level=self.level,
+                            features=self.features)
         self.rows = len(rows)
-        self.fits += 1
-        LOG.info('Contention models refitted from %d rows in %.2fs: %s',
-                 len(rows), self._monotonic() - started,
-                 {'/'.join(map(str, k)): sorted(m)
-                  for k, m in models.items()} or 'none yet')
-        return models
+        return models, len(rows)
+
+    def _describe(self, models):
+        return {'/'.join(map(str, k)): sorted(m)
+                for k, m in models.items()} or 'none yet'
 
     def training_rows(self):
         """Rows of the newest ``max_evaluations`` records in the window."""
-        now = self._clock()
-        points = self.history.query_points(
-            'evaluation', start=now - self.lookback_s, end=now + 1.0)
-        records = {}
-        for point in points:
-            record = point.fields.get('record')
-            if record:
-                records[point.tags.get('evaluation')] = record
         rows = []
-        for evaluation_id in list(records)[-self.max_evaluations:]:
-            rows += self._rows_of(evaluation_id, records[evaluation_id])
+        for evaluation_id, record in self.records():
+            if not record.get('host_features'):
+                continue
+            samples = self.history.query_points(
+                'shadow_sample', {'evaluation': str(evaluation_id)})
+            rows += training_rows(record, samples)
         return rows
-
-    def _rows_of(self, evaluation_id, raw_record):
-        try:
-            record = json.loads(raw_record)
-        except (TypeError, ValueError):
-            LOG.warning('Evaluation record %s is not JSON; skipped',
-                        evaluation_id)
-            return []
-        if not record.get('host_features'):
-            return []
-        samples = self.history.query_points(
-            'shadow_sample', {'evaluation': str(evaluation_id)})
-        return training_rows(record, samples)

@@ -26,12 +26,11 @@ Configure it in the ``[shadow]`` group (``scaleup_*`` options).
 """
 
 import collections
-import json
 import logging
 import statistics
-import threading
 import time
 
+from shadow_service import learning
 from shadow_service.analysis import scaleup as scaleup_lib
 
 LOG = logging.getLogger(__name__)
@@ -118,62 +117,47 @@ def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
     return pairs
 
 
-class ScaleUpLearner:
+class ScaleUpLearner(learning.HistoryLearner):
     """Fits a :class:`ScaleUpModel` on the history's placed evaluations.
 
-    Parameters
-    ----------
-    history : shadow_service.history.base.HistoryStore
+    Parameters (besides :class:`~shadow_service.learning.HistoryLearner`'s)
+    ----------------------------------------------------------------------
     shadow_scale : float
         ``[shadow] shadow_scale``, for records that predate the recorded
         scale.
-    lookback_s : float
-        Evaluation records younger than this (store time) are used.
     min_pairs : int
         Fewest pairs a metric needs before its learned correction replaces
         the prior.
     window_s : float
         Seconds of the VM's own metrics after its first point that count.
-    refit_every : int
-        Calls of :meth:`model` between two refits.
-    refit_interval_s : float
-        Fewest seconds between two refits.
-    max_evaluations : int
-        Newest evaluation records read per refit.
-    clock, monotonic : callable
-        Store time and elapsed time (tests replace them).
     """
+
+    what = 'the scale-up model'
 
     def __init__(self, history, *, shadow_scale=0.25,
                  lookback_s=30 * 86400.0, min_pairs=8, window_s=3600.0,
                  refit_every=10, refit_interval_s=0.0, max_evaluations=500,
                  clock=time.time, monotonic=time.monotonic):
-        if min_pairs < 2 or refit_every < 1 or max_evaluations < 1:
-            raise ValueError('min_pairs must be at least 2, refit_every and '
-                             'max_evaluations at least 1')
+        if min_pairs < 2:
+            raise ValueError('min_pairs must be at least 2')
         if window_s <= 0:
             raise ValueError('window_s must be positive')
-        self.history = history
+        super().__init__(
+            history, lookback_s=lookback_s, refit_every=refit_every,
+            refit_interval_s=refit_interval_s,
+            max_evaluations=max_evaluations,
+            initial=scaleup_lib.ScaleUpModel(min_pairs=int(min_pairs)),
+            clock=clock, monotonic=monotonic)
         self.shadow_scale = float(shadow_scale)
-        self.lookback_s = float(lookback_s)
         self.min_pairs = int(min_pairs)
         self.window_s = float(window_s)
-        self.refit_every = int(refit_every)
-        self.refit_interval_s = float(refit_interval_s)
-        self.max_evaluations = int(max_evaluations)
-        self._clock = clock
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._model = scaleup_lib.ScaleUpModel(min_pairs=self.min_pairs)
-        self._since_fit = 0
-        self._fitted_at = None
-        self.fits = 0
-        self.failures = 0
         self.pairs = 0
 
     @classmethod
-    def from_conf(cls, conf, history):
-        """Build from the ``scaleup_*`` options of ``[shadow]``."""
+    def from_conf(cls, conf, history, clock=time.time):
+        """Build from the ``scaleup_*`` options of ``[shadow]``; ``clock``
+        is the time base of the evaluation records (the driver's ``now``).
+        """
         opts = conf.shadow
         return cls(history, shadow_scale=opts.shadow_scale,
                    lookback_s=opts.scaleup_lookback,
@@ -181,7 +165,8 @@ class ScaleUpLearner:
                    window_s=opts.scaleup_window,
                    refit_every=opts.contention_refit_every,
                    refit_interval_s=opts.contention_refit_interval,
-                   max_evaluations=opts.contention_max_evaluations)
+                   max_evaluations=opts.contention_max_evaluations,
+                   clock=clock)
 
     def model(self):
         """The current :class:`ScaleUpModel` (priors until learned).
@@ -189,75 +174,34 @@ class ScaleUpLearner:
         Counts one use, refits when due; never raises.
         """
         try:
-            self._since_fit += 1
-            if self._due() and self._lock.acquire(blocking=False):
-                try:
-                    self.refit()
-                finally:
-                    self._lock.release()
+            return self._use()
         except Exception:
             LOG.exception('Scale-up learning failed; using the last model')
-        return self._model
+            return self._state
 
-    def _due(self):
-        if self._fitted_at is None:
-            return True
-        return (self._since_fit >= self.refit_every
-                and self._monotonic() - self._fitted_at
-                >= self.refit_interval_s)
-
-    def refit(self):
-        """Fit now; returns the model (the last good one on failure)."""
-        started = self._monotonic()
-        self._since_fit = 0
-        self._fitted_at = started
-        try:
-            pairs = self.training_pairs()
-            model = scaleup_lib.ScaleUpModel(
-                min_pairs=self.min_pairs).fit(pairs)
-        except Exception:
-            self.failures += 1
-            LOG.exception('Fitting the scale-up model failed; keeping the '
-                          'last good one')
-            return self._model
-        self._model = model
+    def _fit(self):
+        pairs = self.training_pairs()
+        model = scaleup_lib.ScaleUpModel(min_pairs=self.min_pairs).fit(pairs)
         self.pairs = len(pairs)
-        self.fits += 1
-        LOG.info('Scale-up model refitted from %d pairs in %.2fs; learned: '
-                 '%s', len(pairs), self._monotonic() - started,
-                 sorted(model.learned) or 'none yet')
-        return model
+        return model, len(pairs)
+
+    def _describe(self, model):
+        return 'learned %s' % (sorted(model.learned) or 'nothing yet')
 
     def training_pairs(self):
         """Pairs of the newest ``max_evaluations`` placed records."""
-        now = self._clock()
-        records = {}
-        for point in self.history.query_points(
-                'evaluation', start=now - self.lookback_s, end=now + 1.0):
-            raw = point.fields.get('record')
-            if raw:
-                records[point.tags.get('evaluation')] = raw
         pairs = []
-        for evaluation_id in list(records)[-self.max_evaluations:]:
-            pairs += self._pairs_of(evaluation_id, records[evaluation_id])
+        for evaluation_id, record in self.records():
+            instance = (record.get('request') or {}).get('instance_uuid')
+            if not instance:
+                continue
+            instance_points = self.history.query_points(
+                'instance_metric', {'instance': str(instance)})
+            if not instance_points:
+                continue
+            shadow_points = self.history.query_points(
+                'shadow_sample', {'evaluation': str(evaluation_id)})
+            pairs += scaleup_pairs(record, shadow_points, instance_points,
+                                   window_s=self.window_s,
+                                   shadow_scale=self.shadow_scale)
         return pairs
-
-    def _pairs_of(self, evaluation_id, raw_record):
-        try:
-            record = json.loads(raw_record)
-        except (TypeError, ValueError):
-            LOG.warning('Evaluation record %s is not JSON; skipped',
-                        evaluation_id)
-            return []
-        instance = (record.get('request') or {}).get('instance_uuid')
-        if not instance:
-            return []
-        instance_points = self.history.query_points(
-            'instance_metric', {'instance': str(instance)})
-        if not instance_points:
-            return []
-        shadow_points = self.history.query_points(
-            'shadow_sample', {'evaluation': str(evaluation_id)})
-        return scaleup_pairs(record, shadow_points, instance_points,
-                             window_s=self.window_s,
-                             shadow_scale=self.shadow_scale)

@@ -155,7 +155,8 @@ class Analyzer:
                    "age_drift": group.age_drift_per_sqrt_hour,
                    "draws": group.confidence_draws,
                    "forecast_level": group.interval_level,
-                   "forecaster": group.forecaster}
+                   "forecaster": group.forecaster,
+                   "cotenancy_horizon_s": group.cotenancy_horizon}
         options.update(kwargs)
         return cls(**options)
 
@@ -170,6 +171,16 @@ class Analyzer:
             return self
         adjusted = copy.copy(self)
         adjusted.contention = {**self.contention, **models}
+        return adjusted
+
+    def with_scaleup(self, model):
+        """A copy that scales shadow figures up with ``model`` (a
+        :class:`~shadow_service.analysis.scaleup.ScaleUpModel`, e.g. one a
+        learner fitted); ``None`` keeps this analyzer's."""
+        if model is None or model is self.scaleup:
+            return self
+        adjusted = copy.copy(self)
+        adjusted.scaleup = model
         return adjusted
 
     def forecast(self, values, *, step_s, horizon_steps, forecaster=None,

@@ -17,6 +17,24 @@ Score (0-100) and a confidence (0-1) per host, and how it forecasts.
 """)
 
 ALL_OPTS = [
+    cfg.FloatOpt(
+        'cotenancy_horizon',
+        default=86400.0,
+        min=0.0,
+        help="""
+Seconds of future co-tenancy a host's score accounts for.
+
+Where a contention model has been learned, a host's predicted figures are
+degraded for the new VM itself plus the host's recent net growth in VMs
+(arrivals minus departures over the last day, from the cloud's instance
+actions) continued over this horizon, so a host that keeps filling up is
+ranked by how the VM will run there later, not only now.
+
+Possible values:
+
+* 0: only the new VM itself counts.
+* A positive number of seconds (default one day).
+"""),
     cfg.DictOpt(
         'metric_weights',
         default={},

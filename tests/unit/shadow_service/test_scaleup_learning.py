@@ -244,3 +244,57 @@ def test_on_the_twin_the_learned_scaleup_beats_the_prior_on_new_vms(
     assert metric in learned.learned
     assert (_log_error(learned, held_out, metric)
             < _log_error(prior, held_out, metric))
+
+
+def _vm_median(history, instance, metric):
+    values = [p.fields['value'] for p in history.query_points(
+        'instance_metric', {'instance': instance, 'metric': metric})]
+    return float(np.median(values))
+
+
+def test_the_service_ranks_with_what_placed_vms_taught_it():
+    """Evaluator.from_conf wires the learner on the driver's clock; once
+    VMs were placed, predictions of the full VM's figures come from the
+    learned scale-up and land close to what the next VM achieves."""
+    conf = service_support.make_conf(shadow={
+        'scaleup_min_pairs': 4, 'contention_refit_every': 1,
+        'contention_refit_interval': 0.0,
+        'sample_interval': 1.0, 'min_run_time': 2.0, 'prior_lookback': 0})
+    history = memory.MemoryStore()
+    driver = sim_driver.SimDriver(conf, history)
+    evaluator = evaluation.Evaluator.from_conf(
+        conf, driver, history, analyzer_mod.Analyzer())
+    assert evaluator.scaleup_learner._clock == driver.now
+    metric = 'cpu_ops_per_s'
+    errors = []
+    for _ in range(6):
+        request = {'flavor': _flavor(4), 'profile': 'batch-cpu',
+                   'instance_uuid': str(uuid.uuid4())}
+        ranking = evaluator.run(evaluator.new(request, HOSTS, 10.0))
+        top = ranking['hosts'][0]
+        driver.place_vm(request, top['host'],
+                        instance_id=request['instance_uuid'])
+        driver.wait(1800.0, sample_interval_s=300.0)
+        achieved = _vm_median(history, request['instance_uuid'], metric)
+        errors.append(abs(math.log(top['predicted'][metric] / achieved)))
+        record = history.get_evaluation(ranking['evaluation_id'])
+        assert record['scale'] == {'shadow_vcpus': 1, 'full_vcpus': 4,
+                                   'shadow_ram_mb': 2048,
+                                   'full_ram_mb': 8192}
+
+    model = evaluator.scaleup_learner.model()
+    assert model.factor(metric, record['scale']).source.startswith(
+        'learned')
+    # Before four pairs existed the prior scaled; afterwards the learned
+    # correction did, and its predictions are much closer.
+    assert max(errors[-2:]) < 0.1
+    assert max(errors[-2:]) < min(errors[:4]) / 2
+
+
+def test_scaleup_learning_can_be_turned_off():
+    conf = service_support.make_conf(shadow={'scaleup_learning': False})
+    history = memory.MemoryStore()
+    evaluator = evaluation.Evaluator.from_conf(
+        conf, sim_driver.SimDriver(conf, history), history,
+        analyzer_mod.Analyzer())
+    assert evaluator.scaleup_learner is None
