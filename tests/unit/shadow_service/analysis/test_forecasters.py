@@ -115,6 +115,20 @@ def test_short_history_falls_back_with_a_note():
     assert any("short history" in note for note in forecast.notes)
 
 
+def _assert_well_formed(name, values, steps):
+    """Bounded forecasts of the right length: all finite or all NaN."""
+    forecast = forecasters.load(name, bounds=(0, 100)).fit(
+        values, step_s=STEP_S).forecast(steps)
+    assert forecast.mean.shape == forecast.lower.shape == (steps,)
+    assert forecast.upper.shape == (steps,)
+    finite = np.isfinite(forecast.mean)
+    assert finite.all() or not finite.any()
+    if finite.all():
+        assert (forecast.lower <= forecast.mean).all()
+        assert (forecast.mean <= forecast.upper).all()
+        assert (forecast.lower >= 0).all() and (forecast.upper <= 100).all()
+
+
 @settings(max_examples=40, deadline=None)
 @given(name=st.sampled_from(CHEAP),
        values=st.lists(st.one_of(st.none(),
@@ -124,15 +138,7 @@ def test_short_history_falls_back_with_a_note():
                        max_size=80),
        steps=st.integers(1, 15))
 def test_degenerate_series_give_well_formed_forecasts(name, values, steps):
-    forecast = forecasters.load(name, bounds=(0, 100)).fit(
-        values, step_s=STEP_S).forecast(steps)
-    assert forecast.mean.shape == forecast.lower.shape == (steps,)
-    finite = np.isfinite(forecast.mean)
-    assert finite.all() or not finite.any()
-    if finite.all():
-        assert (forecast.lower <= forecast.mean).all()
-        assert (forecast.mean <= forecast.upper).all()
-        assert (forecast.lower >= 0).all() and (forecast.upper <= 100).all()
+    _assert_well_formed(name, values, steps)
 
 
 # --- weighted-median kernel ---------------------------------------------
@@ -288,12 +294,4 @@ def test_backtest_paths_reproduce_the_statsmodels_forecast():
                        max_size=80),
        steps=st.integers(1, 15))
 def test_degenerate_series_statsmodels_forecasters(name, values, steps):
-    forecast = forecasters.load(name, bounds=(0, 100)).fit(
-        values, step_s=STEP_S).forecast(steps)
-    assert forecast.mean.shape == forecast.upper.shape == (steps,)
-    finite = np.isfinite(forecast.mean)
-    assert finite.all() or not finite.any()
-    if finite.all():
-        assert (forecast.lower <= forecast.mean).all()
-        assert (forecast.mean <= forecast.upper).all()
-        assert (forecast.lower >= 0).all() and (forecast.upper <= 100).all()
+    _assert_well_formed(name, values, steps)
