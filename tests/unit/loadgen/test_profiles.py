@@ -4,13 +4,17 @@ import glob
 import gzip
 import json
 import math
+import os
 
 import pytest
 
 from loadgen import profiles
 from loadgen.profiles import ProfileError
 
-BITBRAINS = '/work/shared/traces/bitbrains_rnd/2013-7/1.csv.gz'
+# ../shared beside the checkout (as CI places it).
+BITBRAINS = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..',
+    'shared', 'traces', 'bitbrains_rnd', '2013-7', '1.csv.gz')
 
 
 def _spec(**overrides):
