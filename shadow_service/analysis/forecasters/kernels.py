@@ -68,19 +68,24 @@ def _flat(level, horizon):
     return np.repeat(level[:, None], horizon, axis=1)
 
 
-def seasonal_profile(y, horizon, season, depth):
-    """Mean of the values 1..depth seasons before each target step."""
-    n = y.size
-    target = np.arange(n)[:, None] + np.arange(1, horizon + 1)[None, :]
-    total = np.zeros((n, horizon))
-    count = np.zeros((n, horizon))
+def _mean_of_lags(values, target, season, depth):
+    """Mean of ``values[target - j*season]`` for j = 1..depth, for every
+    index in the array ``target`` (NaN where none is in range)."""
+    total = np.zeros(target.shape)
+    count = np.zeros(target.shape)
     for j in range(1, depth + 1):
         source = target - j * season
         ok = source >= 0
-        total[ok] += y[source[ok]]
+        total[ok] += values[source[ok]]
         count[ok] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan)
+
+
+def seasonal_profile(y, horizon, season, depth):
+    """Mean of the values 1..depth seasons before each target step."""
+    target = np.arange(y.size)[:, None] + np.arange(1, horizon + 1)[None, :]
+    return _mean_of_lags(y, target, season, depth)
 
 
 def all_kernels(y, horizon, season, first=0):
@@ -146,14 +151,4 @@ def all_kernels(y, horizon, season, first=0):
 
 def _lagged_mean(values, season, depth):
     """Mean of ``values[t - j*season]`` for j = 1..depth (NaN if none)."""
-    n = values.size
-    total = np.zeros(n)
-    count = np.zeros(n)
-    index = np.arange(n)
-    for j in range(1, depth + 1):
-        source = index - j * season
-        ok = source >= 0
-        total[ok] += values[source[ok]]
-        count[ok] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+    return _mean_of_lags(values, np.arange(values.size), season, depth)
