@@ -16,8 +16,17 @@ else:
 import socket  # noqa: E402
 
 import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 from tests.fixtures import influxdb  # noqa: E402
+
+# ``ci`` (what tools/run-tests.sh selects) draws the same examples on every
+# run, so main stays green or red for a reason in the code; ``explore``
+# (HYPOTHESIS_PROFILE=explore) draws new ones each run to find new bugs,
+# which then become ``@example`` regression cases.
+settings.register_profile('ci', derandomize=True, print_blob=True)
+settings.register_profile('explore', print_blob=True)
+settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'explore'))
 
 
 @pytest.fixture(scope='session')

@@ -23,6 +23,8 @@ fi
 "$VENV/bin/pip" install -q -c upper-constraints.txt --no-deps -e .
 
 export NOVA_SHADOW_REQUIRE_SERVICES=1
+# Property tests draw the same examples every run (tests/conftest.py).
+export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 "$VENV/bin/ruff" check .
 if [ $# -eq 0 ]; then
     set -- tests

@@ -24,6 +24,7 @@ from scipy import stats
 from statsmodels.tsa import holtwinters
 from statsmodels.tsa.exponential_smoothing import ets
 
+from shadow_service.analysis import series
 from shadow_service.analysis.forecasters import base
 
 LOG = logging.getLogger(__name__)
@@ -92,11 +93,17 @@ class HoltWintersForecaster(base.Forecaster):
         super().__init__(max_history_s=max_history_s, **kwargs)
         self.max_season_points = max_season_points
 
+    def _bucket(self, season):
+        """Steps averaged into one fitted point (1 if the day is short)."""
+        return max(int(np.ceil(season / self.max_season_points)), 1)
+
     def min_history(self, step_s):
-        return 10
+        # Ten fitted points: the damped trend needs two to initialise and
+        # more than its four parameters to estimate, so count buckets.
+        return 10 * self._bucket(series.season_steps(step_s, self.season_s))
 
     def _fit(self, data, *, step_s, season, notes):
-        bucket = max(int(np.ceil(season / self.max_season_points)), 1)
+        bucket = self._bucket(season)
         usable = data.size - data.size % bucket
         buckets = data[data.size - usable:].reshape(-1, bucket)
         aggregated = buckets.mean(axis=1)
