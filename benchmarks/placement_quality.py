@@ -98,6 +98,7 @@ from oslo_config import cfg  # noqa: E402
 
 from shadow_service import evaluation  # noqa: E402
 from shadow_service import learning  # noqa: E402
+from shadow_service.analysis import calibration  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.clouds.sim import ranker  # noqa: E402
@@ -435,6 +436,8 @@ class Arm:
         self.placed = []
         self.ram_shares = []
         self.history = None
+        # (request instance_uuid, ranking confidence, top host right?)
+        self.confidence_outcomes = {}
         if args.history == 'persistent' and policy in SHADOW_POLICIES:
             self.history = PersistentHistory(args, conf, self.twin)
 
@@ -447,12 +450,34 @@ class Arm:
             return sorted(views)[self.rng.integers(len(views))], 0.0
         if self.policy in SHADOW_POLICIES:
             ranking = self.evaluate(request, views)
+            self.score_confidence(request, ranking, views, profile)
             return (self.shadow_pick(self.policy, ranking, views, flavor),
                     ranking.get('shadow_host_seconds', 0.0))
         best, _realised = self.oracle.best(
             profile, flavor, sorted(views), start=self.twin.clock,
             lifetime_s=request.get('lifetime_s'))
         return best.host, 0.0
+
+    def score_confidence(self, request, ranking, views, profile):
+        """Was the ranking's top host within the tie margin of the best
+        candidate, as the oracle realises them from this arm's state?
+
+        The ranking's confidence claims exactly that probability, so the
+        pairs measure its calibration on the twin (a score is performance
+        relative to the best host, so the margin is relative here too).
+        """
+        top = [h['host'] for h in ranking.get('hosts', ())
+               if h['host'] in views and h.get('predicted')]
+        if not top:
+            return
+        _best, realised = self.oracle.best(
+            profile, request['flavor'], sorted(views),
+            start=self.twin.clock, lifetime_s=request.get('lifetime_s'))
+        best = max(r.performance for r in realised.values())
+        right = realised[top[0]].performance >= best * (
+            1.0 - self.analyzer.tie_margin / 100.0)
+        self.confidence_outcomes[request['instance_uuid']] = (
+            float(ranking.get('confidence', 0.0)), bool(right))
 
     def record_allocation(self):
         """Share of the cluster's RAM Nova sees allocated now."""
@@ -547,6 +572,8 @@ def run_arrivals(args, nova, analyzer, mode='arrivals'):
             continue
         rows.append(_row(number, request, len(arms['oracle'].hosts),
                          {p: outcomes[p][key] for p in POLICIES}))
+        rows[-1]['confidence'] = arms['shadow_only'].confidence_outcomes.get(
+            key)
     extra = {'requests_drawn': len(requests),
              'workload': _workload_summary(requests, arms),
              'rejected_by_capacity_filter': rejected,
@@ -624,6 +651,7 @@ def run_independent(args, nova, analyzer):
             continue
         profile = evaluation.resolve_profile(request)
         ranking = arm.evaluate(request, views)
+        arm.score_confidence(request, ranking, views, profile)
         seconds = ranking.get('shadow_host_seconds', 0.0)
         choice = {'nova': nova_arm.choose(request, views, profile),
                   'random': random_arm.choose(request, views, profile)}
@@ -638,6 +666,8 @@ def run_independent(args, nova, analyzer):
         rows.append(_row(number, request, len(views), {
             p: (host, realised[host], seconds)
             for p, (host, seconds) in choice.items()}))
+        rows[-1]['confidence'] = arm.confidence_outcomes.get(
+            request['instance_uuid'])
     return rows, _history_summary([arm])
 
 
@@ -709,6 +739,23 @@ def _quarters(rows, drawn):
     return quarters
 
 
+def _calibration(rows):
+    """Reliability of the rankings' overall confidence: the share of
+    requests whose top-ranked host was within the tie margin of the best
+    candidate the oracle knew of when the VM was placed."""
+    pairs = [r['confidence'] for r in rows if r.get('confidence')]
+    if not pairs:
+        return None
+    confidences, outcomes = zip(*pairs)
+    table = calibration.reliability(confidences, outcomes)
+    table['mean_confidence'] = round(float(np.mean(confidences)), 4)
+    table['observed_accuracy'] = round(float(np.mean(outcomes)), 4)
+    table['rule'] = ('top-ranked host realised within tie_margin % of the '
+                     'best candidate (oracle at placement time, the '
+                     'shadow_only arm)')
+    return table
+
+
 def summarise_mode(rows, mode, extra):
     result = {'mode': mode, 'requests': len(rows),
               'policies': {p: _policy_summary(rows, p) for p in POLICIES},
@@ -741,6 +788,7 @@ def summarise_mode(rows, mode, extra):
         'shadow_qos_met>=0.95': shadow['qos_met'] >= 0.95,
         'shadow_ahead_of_nova': (shadow['ratio_to_oracle']
                                  > nova['ratio_to_oracle'])}
+    result['confidence_calibration'] = _calibration(rows)
     result.update(extra)
     if mode in ('arrivals', 'fill'):
         result['phases'] = _phases(rows, extra.get('first_rejected_request'))
@@ -813,6 +861,12 @@ def print_table(result):
                                   row[p]['qos_met']) for p in POLICIES)))
         print('margin of nova-shadow over Nova defaults: %s'
               % summary['margin_over_nova'])
+        calib = summary.get('confidence_calibration')
+        if calib:
+            print('ranking confidence: mean %.3f, top host right %.3f, '
+                  'ECE %.3f (%d rankings)'
+                  % (calib['mean_confidence'], calib['observed_accuracy'],
+                     calib['ece'], calib['count']))
         if 'rejected_by_capacity_filter' in summary:
             print('requests no host could take: %s (first: request %s)'
                   % (summary['rejected_by_capacity_filter'],

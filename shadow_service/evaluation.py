@@ -88,6 +88,17 @@ def resolve_profile(request, profile_dirs=()):
     return profile.scaled(scale) if scale != 1.0 else profile
 
 
+def scale_keys(flavor, shadow_scale):
+    """How a shadow relates to the full VM, for the scale-up model: the
+    load ratio (the shadow runs ``shadow_scale`` of the profile's load)
+    and both flavors' vCPUs and RAM."""
+    shadow = shadow_flavor(flavor, shadow_scale)
+    return {'load_ratio': 1.0 / float(shadow_scale),
+            'shadow_vcpus': shadow['vcpus'], 'full_vcpus': flavor['vcpus'],
+            'shadow_ram_mb': shadow['ram_mb'],
+            'full_ram_mb': flavor['ram_mb']}
+
+
 def shadow_flavor(flavor, shadow_scale):
     """The flavor-minimal copy of ``flavor`` a shadow boots with."""
     return {
@@ -291,11 +302,7 @@ class Evaluator:
             return {}
 
     def _scale(self, flavor):
-        shadow = shadow_flavor(flavor, self.shadow_scale)
-        return {'shadow_vcpus': shadow['vcpus'],
-                'full_vcpus': flavor['vcpus'],
-                'shadow_ram_mb': shadow['ram_mb'],
-                'full_ram_mb': flavor['ram_mb']}
+        return scale_keys(flavor, self.shadow_scale)
 
     def _candidates(self, prior, host_names):
         """Every host in measuring order: those history knows nothing

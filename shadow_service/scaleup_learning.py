@@ -40,20 +40,20 @@ def shadow_scale_of(record, shadow_scale):
     """The ``scale`` keys of an evaluation record.
 
     Records written since the scale is recorded carry it; for older ones it
-    is recomputed from the request's flavor and ``shadow_scale``.
+    is recomputed from the request's flavor and ``shadow_scale``, and
+    records that predate the load ratio get the one ``shadow_scale`` gives.
     """
     scale = record.get('scale')
     if scale:
-        return dict(scale)
+        scale = dict(scale)
+        scale.setdefault('load_ratio', 1.0 / float(shadow_scale))
+        return scale
     from shadow_service import evaluation
 
     flavor = ((record.get('request') or {}).get('flavor')) or {}
     if not flavor.get('vcpus') or not flavor.get('ram_mb'):
         return None
-    shadow = evaluation.shadow_flavor(flavor, shadow_scale)
-    return {'shadow_vcpus': shadow['vcpus'], 'full_vcpus': flavor['vcpus'],
-            'shadow_ram_mb': shadow['ram_mb'],
-            'full_ram_mb': flavor['ram_mb']}
+    return evaluation.scale_keys(flavor, shadow_scale)
 
 
 def landing_host(instance_points):
@@ -163,9 +163,9 @@ class ScaleUpLearner(learning.HistoryLearner):
                    lookback_s=opts.scaleup_lookback,
                    min_pairs=opts.scaleup_min_pairs,
                    window_s=opts.scaleup_window,
-                   refit_every=opts.contention_refit_every,
-                   refit_interval_s=opts.contention_refit_interval,
-                   max_evaluations=opts.contention_max_evaluations,
+                   refit_every=opts.scaleup_refit_every,
+                   refit_interval_s=opts.scaleup_refit_interval,
+                   max_evaluations=opts.scaleup_max_evaluations,
                    clock=clock)
 
     def model(self):

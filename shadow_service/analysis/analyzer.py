@@ -226,8 +226,9 @@ class Analyzer:
         host_features : dict, optional
             ``{host: {feature: value}}`` for the contention model.
         scale : dict, optional
-            ``shadow_vcpus``, ``full_vcpus``, ``shadow_ram_mb``,
-            ``full_ram_mb``.
+            ``load_ratio``, ``shadow_vcpus``, ``full_vcpus``,
+            ``shadow_ram_mb``, ``full_ram_mb`` (see
+            :func:`shadow_service.evaluation.scale_keys`).
         data_age_s : dict, optional
             ``{host: seconds since the newest sample}``.
         prior : Ranking, optional

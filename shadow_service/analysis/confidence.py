@@ -1,9 +1,10 @@
 """Confidence of a ranking, from the uncertainty of every estimate.
 
 Each host's metric estimates carry a standard deviation (sample count,
-autocorrelation, drift, data age, contention-model disagreement, scale-up
-uncertainty; see :mod:`.estimate`). Drawing every estimate from a normal
-distribution and rescoring the draws gives:
+autocorrelation, drift, data age, contention-model disagreement; see
+:mod:`.estimate`). The scale-up's uncertainty is left out: one factor
+scales every host of a request, so it cannot reorder them. Drawing every
+estimate from a normal distribution and rescoring the draws gives:
 
 * per host: the probability that its order against each other host is
   right, averaged over the other hosts, where "right" also includes the

@@ -14,7 +14,8 @@ what the VM will achieve, combining
 being added, and of the VMs the host is expected to gain while the VM runs
 (:func:`~shadow_service.analysis.contention.expected_added_instances`),
 and the disagreement between shadow and model) and the scale-up to the
-full flavor. Uncertainties add in quadrature.
+full flavor. Uncertainties add in quadrature; the scale-up's is kept apart
+(``common_sd``) because one factor applies to every host of a request.
 """
 
 import dataclasses
@@ -34,10 +35,22 @@ NONNEGATIVE_BOUNDS = (0.0, None)
 
 @dataclasses.dataclass
 class MetricEstimate:
+    """``sd`` is what sets this host apart from the others (sampling,
+    drift, age, contention); ``common_sd`` is uncertainty every host of
+    the request shares (the scale-up to the full flavor: one factor for
+    all), which moves all predictions together and so does not make a
+    ranking less certain."""
+
     value: float
     sd: float
     samples: int
     notes: list
+    common_sd: float = 0.0
+
+    @property
+    def total_sd(self):
+        """Uncertainty of the predicted value itself."""
+        return math.hypot(self.sd, self.common_sd)
 
     @property
     def relative_sd(self):
@@ -123,11 +136,12 @@ def adjust(metric, estimate, *, features=None, contention=None,
         value = min(max(value, 0.0), 100.0)
     else:
         value = max(value, 0.0)
+    common_sd = 0.0
     if scaleup is not None and scale:
         factor = scaleup.factor(metric, scale)
         if factor.factor != 1.0 or factor.log_sd:
             value *= factor.factor
-            sd = math.sqrt((sd * factor.factor) ** 2
-                           + (value * factor.log_sd) ** 2)
-    return MetricEstimate(value, sd, estimate.samples,
-                          estimate.notes), reasons
+            sd *= factor.factor
+            common_sd = value * factor.log_sd
+    return MetricEstimate(value, sd, estimate.samples, estimate.notes,
+                          common_sd), reasons

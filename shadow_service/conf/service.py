@@ -248,9 +248,11 @@ Possible values:
 Learn how a shadow's figures scale up to the full flavor from the VMs that
 were placed after an evaluation.
 
-A shadow runs a flavor-minimal copy of the VM, so its figures are scaled to
-the full flavor before hosts are compared: ``(full vCPUs / shadow vCPUs)
-** b`` per metric, with documented prior exponents. When an evaluation's
+A shadow runs a flavor-minimal copy of the VM with ``shadow_scale`` of the
+profile's load, so its figures are scaled to the full flavor before hosts
+are compared: ``r ** b`` per metric, where ``r`` is the load ratio
+``1 / shadow_scale`` for throughput metrics and ``b`` is 1 until learned
+(latencies are not scaled). When an evaluation's
 request carries an ``instance_uuid`` (the weigher sends Nova's) and the
 cloud's monitoring writes that VM's ``instance_metric`` points, the service
 pairs what the shadow achieved on the VM's host with what the VM achieved
@@ -261,7 +263,8 @@ Off: the priors are always used.
 Related options:
 
 * ``scaleup_min_pairs``, ``scaleup_window``, ``scaleup_lookback``,
-  ``shadow_scale``
+  ``scaleup_refit_every``, ``scaleup_refit_interval``,
+  ``scaleup_max_evaluations``, ``shadow_scale``
 """),
     cfg.IntOpt(
         'scaleup_min_pairs',
@@ -287,9 +290,44 @@ samples.
         min=0.0,
         help="""
 Seconds of evaluation records (history store time) the scale-up learner
-reads. The refit cadence is the contention learner's
-(``contention_refit_every``, ``contention_refit_interval``) and it reads at
-most ``contention_max_evaluations`` records.
+reads.
+
+Related options:
+
+* ``scaleup_max_evaluations``
+"""),
+    cfg.IntOpt(
+        'scaleup_refit_every',
+        default=10,
+        min=1,
+        help="""
+Evaluations between two refits of the scale-up model.
+
+The first evaluation after a start always fits.
+
+Related options:
+
+* ``scaleup_refit_interval``: both must have passed.
+"""),
+    cfg.FloatOpt(
+        'scaleup_refit_interval',
+        default=60.0,
+        min=0.0,
+        help="""
+Fewest seconds between two refits of the scale-up model.
+
+Related options:
+
+* ``scaleup_refit_every``: both must have passed.
+"""),
+    cfg.IntOpt(
+        'scaleup_max_evaluations',
+        default=200,
+        min=1,
+        help="""
+Newest evaluation records the scale-up learner reads per refit; bounds the
+cost of a refit (one history query for the shadow's samples and one for the
+placed VM's metrics per evaluation).
 """),
     cfg.BoolOpt(
         'cleanup_on_start',

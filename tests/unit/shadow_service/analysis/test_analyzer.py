@@ -5,6 +5,8 @@ import pytest
 
 from shadow_service.analysis import analyzer as analyzer_lib
 from shadow_service.analysis import contention
+from shadow_service.analysis import estimate as estimate_lib
+from shadow_service.analysis import scaleup as scaleup_lib
 
 CPU_LATENCY = {"cpu": 0.5, "latency": 0.5}
 
@@ -132,14 +134,41 @@ def test_clearly_worse_hosts_can_be_dropped():
 
 def test_scale_raises_predicted_throughput_not_latency():
     observations = {"a": host_samples(1000, 1.0, seed=1)}
-    scale = {"shadow_vcpus": 1, "full_vcpus": 4}
+    scale = {"load_ratio": 4.0, "shadow_vcpus": 1, "full_vcpus": 4}
     plain = make_analyzer().rank(CPU_LATENCY, observations)
     scaled = make_analyzer().rank(CPU_LATENCY, observations, scale=scale)
     ratio = (scaled.hosts[0].predicted["cpu_ops_per_s"]
              / plain.hosts[0].predicted["cpu_ops_per_s"])
-    assert ratio == pytest.approx(4 ** 0.9)
+    assert ratio == pytest.approx(4.0)
     assert scaled.hosts[0].predicted["net_p95_rtt_ms"] == pytest.approx(
         plain.hosts[0].predicted["net_p95_rtt_ms"])
+
+
+def test_the_shared_scale_up_uncertainty_does_not_lower_confidence():
+    """One scale-up factor applies to every host of a request: its wide
+    prior moves all predictions together and cannot reorder hosts."""
+    observations = {"a": host_samples(1000, 1.0, seed=1),
+                    "b": host_samples(950, 1.0, seed=2),
+                    "c": host_samples(900, 1.0, seed=3)}
+    scale = {"load_ratio": 4.0, "shadow_vcpus": 1, "full_vcpus": 4}
+    plain = make_analyzer().rank({"cpu": 1}, observations)
+    scaled = make_analyzer().rank({"cpu": 1}, observations, scale=scale)
+    assert [h.host for h in scaled.hosts] == [h.host for h in plain.hosts]
+    assert scaled.confidence == pytest.approx(plain.confidence, abs=0.01)
+    for before, after in zip(plain.hosts, scaled.hosts):
+        assert after.confidence == pytest.approx(before.confidence,
+                                                 abs=0.01)
+    # The value itself is four times as uncertain in absolute terms, and
+    # the prior's own spread is kept apart from the between-host one.
+    single = estimate_lib.from_samples(
+        "cpu_ops_per_s", observations["a"]["cpu_ops_per_s"])
+    adjusted, _ = estimate_lib.adjust(
+        "cpu_ops_per_s", single, scale=scale,
+        scaleup=scaleup_lib.ScaleUpModel())
+    assert adjusted.sd == pytest.approx(4 * single.sd)
+    assert adjusted.common_sd == pytest.approx(
+        adjusted.value * scaleup_lib.PRIOR_EXPONENT_SD * np.log(4.0))
+    assert adjusted.total_sd > adjusted.common_sd > adjusted.sd
 
 
 def test_contention_model_predicts_the_cost_of_one_more_vm():

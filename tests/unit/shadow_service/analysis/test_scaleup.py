@@ -5,19 +5,37 @@ import pytest
 
 from shadow_service.analysis import scaleup
 
-SCALE = {"shadow_vcpus": 1, "full_vcpus": 4, "shadow_ram_mb": 512,
-         "full_ram_mb": 8192}
+SCALE = {"load_ratio": 4.0, "shadow_vcpus": 1, "full_vcpus": 4,
+         "shadow_ram_mb": 512, "full_ram_mb": 8192}
 
 
-def test_prior_scales_cpu_sublinearly_and_leaves_latency_alone():
+def test_prior_scales_throughput_by_the_load_and_leaves_latency_alone():
     model = scaleup.ScaleUpModel()
     cpu = model.factor("cpu_ops_per_s", SCALE)
-    assert cpu.factor == pytest.approx(4 ** 0.9)
+    assert cpu.factor == pytest.approx(4.0)
     assert cpu.source == "prior" and cpu.log_sd > 0
-    memory = model.factor("mem_bandwidth_gbps", SCALE)
-    assert memory.factor == pytest.approx(16 ** 0.5)
+    # Every throughput metric follows the load, not the vCPUs or the RAM.
+    for metric in scaleup.RATE_METRICS:
+        assert model.factor(metric, SCALE).factor == pytest.approx(4.0)
     assert model.factor("net_p95_rtt_ms", SCALE).factor == 1.0
+    assert model.factor("cpu_steal_pct", SCALE).factor == 1.0
     assert model.factor("cpu_ops_per_s", None).factor == 1.0
+
+
+def test_rounding_gives_the_shadow_more_vcpus_but_not_more_load():
+    """A 2 vCPU request's shadow gets 1 vCPU (half) yet runs a quarter of
+    the load: throughput scales by 4, the shadow's own utilisation by 2."""
+    model = scaleup.ScaleUpModel()
+    scale = {"load_ratio": 4.0, "shadow_vcpus": 1, "full_vcpus": 2}
+    assert model.factor("net_rps", scale).factor == pytest.approx(4.0)
+    assert model.factor("cpu_util_pct", scale).factor == pytest.approx(2.0)
+    assert model.factor("cpu_util_pct", SCALE).source == "same flavor"
+
+
+def test_a_scale_without_load_ratio_uses_the_vcpu_ratio():
+    model = scaleup.ScaleUpModel()
+    scale = {"shadow_vcpus": 1, "full_vcpus": 4}
+    assert model.factor("cpu_ops_per_s", scale).factor == pytest.approx(4.0)
 
 
 def test_learned_correction_replaces_the_prior():
