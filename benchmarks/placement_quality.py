@@ -432,6 +432,7 @@ class Arm:
         self.nova = nova
         self.analyzer = analyzer
         self.budget_s = args.budget
+        self.confidence_target = getattr(args, 'confidence_target', None)
         self.rng = np.random.default_rng([args.seed, 7])
         self.placed = []
         self.ram_shares = []
@@ -503,7 +504,8 @@ class Arm:
         evaluator = evaluation.Evaluator(
             self.driver, store, self.analyzer, max_shadow_hosts=len(views),
             sample_interval=SHADOW_SAMPLE_S, max_budget=self.budget_s,
-            learner=learner)
+            learner=learner, **({} if self.confidence_target is None else
+                                {'confidence_target': self.confidence_target}))
         wire_request = {k: v for k, v in request.items()
                         if k not in ('arrival', 'lifetime_s')}
         hosts = [dict(host=h, **{k: v for k, v in view.items()
@@ -811,6 +813,9 @@ def run(args):
         'nova_weighers': nova.names,
         'shadow_budget_s': args.budget,
         'cotenancy_horizon_s': analyzer.cotenancy_horizon_s,
+        'confidence_target': (args.confidence_target
+                              if args.confidence_target is not None else
+                              evaluation.Evaluator.DEFAULT_CONFIDENCE_TARGET),
         'history': args.history,
         'history_store': (args.store if args.history == 'persistent'
                           else 'memory, new per evaluation'),
@@ -902,6 +907,10 @@ def main(argv=None):
                         'fresh: an empty store per evaluation')
     parser.add_argument('--store', choices=STORES, default='sqlite',
                         help='the persistent history store')
+    parser.add_argument('--confidence-target', type=float,
+                        help='confidence at which an evaluation stops '
+                        '(default: the Evaluator\'s, as [shadow] '
+                        'confidence_target)')
     parser.add_argument('--cotenancy-horizon', type=float,
                         help='seconds of future co-tenancy the analyzer '
                         'predicts (default: the Analyzer\'s, 24 h; 0 '

@@ -142,8 +142,11 @@ class Evaluation:
 class Evaluator:
     """Runs evaluations against one driver, history store and analyzer."""
 
+    DEFAULT_CONFIDENCE_TARGET = 0.8
+
     def __init__(self, driver, history, analyzer, *,
-                 confidence_target=0.8, max_shadow_hosts=8,
+                 confidence_target=DEFAULT_CONFIDENCE_TARGET,
+                 max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
                  prior_lookback=86400.0, profile_dirs=(), learner=None,

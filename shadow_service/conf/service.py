@@ -12,6 +12,49 @@ Options for ``shadow-service``: where it listens, which cloud it boots
 shadows on, and how hard it tries before answering the scheduler.
 """)
 
+
+def _refit_opts(prefix, model, cost):
+    """The refit cadence options of one history learner:
+    ``<prefix>_refit_every``, ``<prefix>_refit_interval`` and
+    ``<prefix>_max_evaluations``.
+    """
+    return [
+        cfg.IntOpt(
+            '%s_refit_every' % prefix,
+            default=10,
+            min=1,
+            help="""
+Evaluations between two refits of %s.
+
+The first evaluation after a start always fits.
+
+Related options:
+
+* ``%s_refit_interval``: both must have passed.
+""" % (model, prefix)),
+        cfg.FloatOpt(
+            '%s_refit_interval' % prefix,
+            default=60.0,
+            min=0.0,
+            help="""
+Fewest seconds between two refits of %s.
+
+Related options:
+
+* ``%s_refit_every``: both must have passed.
+""" % (model, prefix)),
+        cfg.IntOpt(
+            '%s_max_evaluations' % prefix,
+            default=200,
+            min=1,
+            help="""
+Newest evaluation records read per refit of %s; bounds the cost of a
+refit (%s).
+""" % (model, cost)),
+    ]
+
+
+
 shadow_opts = [
     cfg.StrOpt(
         'topic',
@@ -180,38 +223,8 @@ One row is one host measured by one evaluation of the same workload
 (profile, flavor vCPUs and profile scale).  Metrics whose target or host
 load never varied get no model whatever the count.
 """),
-    cfg.IntOpt(
-        'contention_refit_every',
-        default=10,
-        min=1,
-        help="""
-Evaluations between two refits of the contention models.
-
-The first evaluation after a start always fits.
-
-Related options:
-
-* ``contention_refit_interval``: both must have passed.
-"""),
-    cfg.FloatOpt(
-        'contention_refit_interval',
-        default=60.0,
-        min=0.0,
-        help="""
-Fewest seconds between two refits of the contention models.
-
-Related options:
-
-* ``contention_refit_every``: both must have passed.
-"""),
-    cfg.IntOpt(
-        'contention_max_evaluations',
-        default=200,
-        min=1,
-        help="""
-Newest evaluation records read per refit; bounds the cost of a refit
-(one history query per evaluation).
-"""),
+    *_refit_opts('contention', 'the contention models',
+                 'one history query per evaluation'),
     cfg.StrOpt(
         'contention_method',
         default='ols',
@@ -296,39 +309,9 @@ Related options:
 
 * ``scaleup_max_evaluations``
 """),
-    cfg.IntOpt(
-        'scaleup_refit_every',
-        default=10,
-        min=1,
-        help="""
-Evaluations between two refits of the scale-up model.
-
-The first evaluation after a start always fits.
-
-Related options:
-
-* ``scaleup_refit_interval``: both must have passed.
-"""),
-    cfg.FloatOpt(
-        'scaleup_refit_interval',
-        default=60.0,
-        min=0.0,
-        help="""
-Fewest seconds between two refits of the scale-up model.
-
-Related options:
-
-* ``scaleup_refit_every``: both must have passed.
-"""),
-    cfg.IntOpt(
-        'scaleup_max_evaluations',
-        default=200,
-        min=1,
-        help="""
-Newest evaluation records the scale-up learner reads per refit; bounds the
-cost of a refit (one history query for the shadow's samples and one for the
-placed VM's metrics per evaluation).
-"""),
+    *_refit_opts('scaleup', 'the scale-up model',
+                 "one history query for the shadow's samples and one for "
+                 "the placed VM's metrics per evaluation"),
     cfg.BoolOpt(
         'cleanup_on_start',
         default=True,

@@ -171,12 +171,18 @@ def test_the_shared_scale_up_uncertainty_does_not_lower_confidence():
     assert adjusted.total_sd > adjusted.common_sd > adjusted.sd
 
 
-def test_contention_model_predicts_the_cost_of_one_more_vm():
+def _ops_model(slope, most_instances, rows):
+    """A contention model of CPU ops/s fitted on data made with a known
+    slope per co-located VM."""
     rng = np.random.default_rng(0)
-    rows = {"num_instances": rng.integers(0, 10, 100)}
-    ops = 1000 - 50 * rows["num_instances"] + rng.normal(0, 5, 100)
-    model = contention.ContentionModel(
-        features=("num_instances",)).fit(rows, ops)
+    data = {"num_instances": rng.integers(0, most_instances, rows)}
+    ops = 1000 - slope * data["num_instances"] + rng.normal(0, 5, rows)
+    return contention.ContentionModel(
+        features=("num_instances",)).fit(data, ops)
+
+
+def test_contention_model_predicts_the_cost_of_one_more_vm():
+    model = _ops_model(50, 10, 100)
     analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
     observations = {"a": {"cpu_ops_per_s": [800.0] * 20},
                     "b": {"cpu_ops_per_s": [800.0] * 20}}
@@ -191,11 +197,7 @@ def test_a_host_that_keeps_gaining_vms_is_predicted_to_crowd():
     # Same shadow figures and instance count now; "busy" received 12 VMs
     # and lost 4 in the last day, so over the next day it is expected to
     # gain 4 more on average on top of the new VM.
-    rng = np.random.default_rng(0)
-    rows = {"num_instances": rng.integers(0, 20, 200)}
-    ops = 1000 - 20 * rows["num_instances"] + rng.normal(0, 5, 200)
-    model = contention.ContentionModel(
-        features=("num_instances",)).fit(rows, ops)
+    model = _ops_model(20, 20, 200)
     analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
     observations = {"busy": {"cpu_ops_per_s": [800.0] * 20},
                     "calm": {"cpu_ops_per_s": [800.0] * 20}}
