@@ -361,22 +361,26 @@ def _scale_cpu(params, factor):
     _scale_concurrency(params, 'workers', factor, 1024)
 
 
-def _scale_memory(params, factor):
-    params['working_set_mb'] = min(1024.0 * 1024, max(
-        1.0, params['working_set_mb'] * factor))
-    if params['target_gbps'] is not None:
-        _scale_optional(params, 'target_gbps', factor, 0.001, 10000.0)
+def _scale_sized(params, factor, size_key, target_key, target_high,
+                 count_key):
+    """A component with a data size and either a rate target or a
+    concurrency (workers, queue depth) that sets its load."""
+    params[size_key] = min(1024.0 * 1024, max(
+        1.0, params[size_key] * factor))
+    if params[target_key] is not None:
+        _scale_optional(params, target_key, factor, 0.001, target_high)
     else:
-        _scale_concurrency(params, 'workers', factor, 256)
+        _scale_concurrency(params, count_key, factor, 256)
+
+
+def _scale_memory(params, factor):
+    _scale_sized(params, factor, 'working_set_mb', 'target_gbps', 10000.0,
+                 'workers')
 
 
 def _scale_disk(params, factor):
-    params['file_size_mb'] = min(1024.0 * 1024, max(
-        1.0, params['file_size_mb'] * factor))
-    if params['target_iops'] is not None:
-        _scale_optional(params, 'target_iops', factor, 0.001, 1e7)
-    else:
-        _scale_concurrency(params, 'iodepth', factor, 256)
+    _scale_sized(params, factor, 'file_size_mb', 'target_iops', 1e7,
+                 'iodepth')
 
 
 def _scale_network(params, factor):
