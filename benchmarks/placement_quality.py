@@ -16,10 +16,13 @@ random   uniform among the filtered hosts.
 shadow   nova-shadow as deployed: Nova's default weighers plus the project's
          real ``nova_shadow_filter.weigher.ShadowWeigher`` at its default
          multiplier (``[shadow_weigher] weight_multiplier``), fed with the
-         ranking of the lead's ``Evaluator`` (a shadow on every filtered
-         host for the budget on the twin's clock, ranked by the real
-         ``shadow_service.analysis.analyzer.Analyzer``) instead of an RPC.
-shadow_only  the same Evaluator ranking alone: its top host.
+         ranking the shadow service returns: the service assembled by
+         ``shadow_service.service.build`` (as the daemon assembles it) over
+         the arm's twin, asked through its manager's ``evaluate`` (the RPC
+         endpoint's request schema and checks) instead of over RabbitMQ.
+         A shadow may run on every filtered host, for the budget on the
+         twin's clock.
+shadow_only  the same ranking alone: its top host.
 oracle   the host whose realised performance over the next 24 simulated
          hours is best, from the twin's hidden state (scoring only).  In
          arrivals mode it is greedy: it knows the background tenants'
@@ -96,15 +99,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from oslo_config import cfg  # noqa: E402
 
-from shadow_service import evaluation  # noqa: E402
-from shadow_service import learning  # noqa: E402
+from shadow_service import conf as shadow_conf  # noqa: E402
+from shadow_service import service  # noqa: E402
+from shadow_service.analysis import analyzer as analyzer_mod  # noqa: E402
 from shadow_service.analysis import calibration  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
-from shadow_service.clouds.sim import ranker  # noqa: E402
-from shadow_service.conf import service as service_conf  # noqa: E402
 from shadow_service.history import memory  # noqa: E402
 from shadow_service.history import sqlite  # noqa: E402
+from shadow_service.workloads import profiles  # noqa: E402
 
 LOG = logging.getLogger('placement_quality')
 
@@ -325,122 +328,132 @@ def capacity_filter(driver, hosts, flavor):
     return passing
 
 
-# -- the history a policy keeps between evaluations --------------------------
-class CountingLearner(learning.ContentionLearner):
-    """The service's ContentionLearner, counting what it hands out."""
-
-    def __init__(self, history, **options):
-        super().__init__(history, **options)
-        self.evaluations_with_models = 0
-        self.models_by_metric = {}
-        self.fitted_keys = set()
-
-    def models(self, request, profile_name):
-        found = super().models(request, profile_name)
-        if found:
-            self.evaluations_with_models += 1
-        for metric in found:
-            self.models_by_metric[metric] = (
-                self.models_by_metric.get(metric, 0) + 1)
-        return found
-
-    def refit(self):
-        models = super().refit()
-        self.fitted_keys |= {'/'.join(map(str, key)) + ':' + metric
-                             for key, metrics in models.items()
-                             for metric in metrics}
-        return models
+# -- the service a shadow policy asks -----------------------------------------
+def service_conf(args, persistent):
+    """The shadow service's configuration for this run: the deployed
+    defaults, except what the benchmark sets on purpose (recorded in the
+    results' ``service_settings``)."""
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-bench')
+    for group, name, value in service_settings(args, persistent):
+        conf.set_override(name, value, group=group)
+    return conf
 
 
-def learner_options(conf):
-    """The ``[shadow] contention_*`` settings as learner keywords."""
-    opts = conf.shadow
-    return {'lookback_s': opts.contention_lookback,
-            'min_rows': opts.contention_min_rows,
-            'refit_every': opts.contention_refit_every,
-            'refit_interval_s': opts.contention_refit_interval,
-            'max_evaluations': opts.contention_max_evaluations,
-            'method': opts.contention_method,
-            'features': tuple(opts.contention_features)}
+def service_settings(args, persistent):
+    """``[(group, option, value)]`` the benchmark overrides."""
+    settings = [
+        # Every candidate may get a shadow; samples every 5 s of twin time.
+        ('shadow', 'max_shadow_hosts', 64),
+        ('shadow', 'sample_interval', SHADOW_SAMPLE_S),
+        ('shadow', 'max_budget', args.budget),
+        # The contention learner only with a history that persists; the
+        # scale-up learner stays off: the twin's VMs report no
+        # instance_uuid pairs the way a real cloud's monitoring would.
+        ('shadow', 'contention_learning', bool(persistent)),
+        ('shadow', 'scaleup_learning', False),
+        ('shadow', 'cleanup_on_start', False),
+        ('sim', 'backfill_hours', 0),
+    ]
+    if args.confidence_target is not None:
+        settings.append(('shadow', 'confidence_target',
+                         args.confidence_target))
+    if args.cotenancy_horizon is not None:
+        settings.append(('analysis', 'cotenancy_horizon',
+                         args.cotenancy_horizon))
+    return settings
 
 
-class PersistentHistory:
-    """One policy's history store and contention learner for a whole run.
+class ShadowService:
+    """The service one shadow arm asks, assembled by ``service.build`` over
+    the arm's twin: for the whole run (``persistent`` history, with the
+    contention learner on the twin's clock) or anew for every evaluation
+    (``fresh``: an empty store each time)."""
 
-    The learner runs on the twin's clock: its refit interval (an
-    evaluation lasts up to the budget in simulated seconds, not the
-    fraction of a second it takes here) and its lookback, which compares
-    against the evaluation records' timestamps (the evaluator stamps them
-    with the driver's clock, as it does the shadow samples).
-    """
-
-    def __init__(self, args, conf, twin):
+    def __init__(self, args, twin):
+        self.args = args
+        self.twin = twin
+        self.persistent = args.history == 'persistent'
+        self.conf = service_conf(args, self.persistent)
         self.directory = None
-        if args.store == 'sqlite':
-            self.directory = tempfile.mkdtemp(prefix='pq-history-')
-            self.store = sqlite.SQLiteStore(
-                path=os.path.join(self.directory, 'history.sqlite'))
-        else:
-            self.store = memory.MemoryStore()
-        service_conf.register_opts(conf)
-        self.learner = CountingLearner(
-            self.store, clock=lambda: twin.clock,
-            monotonic=lambda: twin.clock,
-            **learner_options(conf))
         self.sources = {}
+        self.parts = None
+        if self.persistent:
+            self.parts = self._build(self._store())
 
-    def count(self, ranking):
+    def _store(self):
+        if self.args.store == 'sqlite' and self.persistent:
+            self.directory = tempfile.mkdtemp(prefix='pq-history-')
+            return sqlite.SQLiteStore(
+                path=os.path.join(self.directory, 'history.sqlite'))
+        return memory.MemoryStore()
+
+    def _build(self, store):
+        driver = sim_driver.SimDriver(self.conf, store, twin=self.twin)
+        return service.build(self.conf, history=store, driver=driver)
+
+    def rank(self, request, hosts):
+        """The ranking dict the service returns for ``request``."""
+        parts = self.parts or self._build(self._store())
+        try:
+            ranking = parts.manager.evaluate(request, hosts, self.args.budget)
+        finally:
+            if parts is not self.parts:
+                parts.close()
         source = ranking.get('source', 'unknown')
         self.sources[source] = self.sources.get(source, 0) + 1
+        return ranking
 
     def summary(self):
-        learner = self.learner
-        return {
-            'evaluations_by_source': dict(sorted(self.sources.items())),
-            'answered_from_history_alone': self.sources.get('history', 0),
-            'contention_refits': learner.fits,
-            'contention_refit_failures': learner.failures,
-            'last_refit_training_rows': learner.rows,
-            'evaluations_given_contention_models':
-                learner.evaluations_with_models,
-            'contention_models_handed_out_by_metric':
-                dict(sorted(learner.models_by_metric.items())),
-            'workload_metrics_ever_fitted': sorted(learner.fitted_keys),
-        }
+        summary = {'evaluations_by_source': dict(sorted(
+            self.sources.items())),
+            'answered_from_history_alone': self.sources.get('history', 0)}
+        learner = self.parts and self.parts.learners.contention
+        if learner is not None:
+            summary.update({
+                'contention_refits': learner.fits,
+                'contention_refit_failures': learner.failures,
+                'last_refit_training_rows': learner.rows,
+                'evaluations_given_contention_models':
+                    learner.evaluations_with_models,
+                'contention_models_handed_out_by_metric':
+                    dict(sorted(learner.models_by_metric.items())),
+                'workload_metrics_ever_fitted': sorted(
+                    learner.fitted_keys)})
+        return summary
 
     def close(self):
-        self.store.close()
+        if self.parts is not None:
+            self.parts.close()
         if self.directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # -- one policy's copy of the twin ------------------------------------------
 class Arm:
-    """A policy with its own twin, driver and (for shadow) evaluator."""
+    """A policy with its own twin, driver and (shadow policies) the
+    shadow service it asks."""
 
-    def __init__(self, policy, args, nova, analyzer):
+    def __init__(self, policy, args, nova):
         self.policy = policy
-        conf = cfg.ConfigOpts()
-        conf([], project='nova-shadow-bench')
         self.twin = engine.build_twin(trace_dir=args.traces, seed=args.seed,
                                       sample_interval_s=SHADOW_SAMPLE_S,
                                       host_metric_interval_s=3600.0)
-        self.driver = sim_driver.SimDriver(conf, None, twin=self.twin)
-        self.driver.backfill_s = 0
+        self.driver = sim_driver.SimDriver(service_conf(args, False), None,
+                                           twin=self.twin)
         self.hosts = self.twin.cluster.host_names
         self.oracle = self.driver.oracle
         self.nova = nova
-        self.analyzer = analyzer
-        self.budget_s = args.budget
-        self.confidence_target = getattr(args, 'confidence_target', None)
         self.rng = np.random.default_rng([args.seed, 7])
         self.placed = []
         self.ram_shares = []
-        self.history = None
+        self.service = None
         # (request instance_uuid, ranking confidence, top host right?)
         self.confidence_outcomes = {}
-        if args.history == 'persistent' and policy in SHADOW_POLICIES:
-            self.history = PersistentHistory(args, conf, self.twin)
+        if policy in SHADOW_POLICIES:
+            self.service = ShadowService(args, self.twin)
+            self.tie_margin = self.service.conf.analysis.tie_margin
 
     def choose(self, request, views, profile):
         """``(host, shadow_host_seconds)`` for ``request``."""
@@ -476,7 +489,7 @@ class Arm:
             start=self.twin.clock, lifetime_s=request.get('lifetime_s'))
         best = max(r.performance for r in realised.values())
         right = realised[top[0]].performance >= best * (
-            1.0 - self.analyzer.tie_margin / 100.0)
+            1.0 - self.tie_margin / 100.0)
         self.confidence_outcomes[request['instance_uuid']] = (
             float(ranking.get('confidence', 0.0)), bool(right))
 
@@ -494,31 +507,14 @@ class Arm:
         return ranked[0] if ranked else sorted(views)[0]
 
     def evaluate(self, request, views):
-        """The Evaluator's ranking dict of ``views``' hosts."""
-        if self.history is None:
-            store, learner = memory.MemoryStore(), None
-        else:
-            store, learner = self.history.store, self.history.learner
-        self.driver.history = store
-        self.twin.history = store
-        evaluator = evaluation.Evaluator(
-            self.driver, store, self.analyzer, max_shadow_hosts=len(views),
-            sample_interval=SHADOW_SAMPLE_S, max_budget=self.budget_s,
-            learner=learner, **({} if self.confidence_target is None else
-                                {'confidence_target': self.confidence_target}))
+        """The service's ranking dict of ``views``' hosts."""
         wire_request = {k: v for k, v in request.items()
                         if k not in ('arrival', 'lifetime_s')}
         hosts = [dict(host=h, **{k: v for k, v in view.items()
                                  if k in ('vcpus', 'vcpus_used',
                                           'free_ram_mb')})
                  for h, view in sorted(views.items())]
-        job = evaluator.new(wire_request, hosts, self.budget_s)
-        ranking = evaluator.run(job)
-        self.twin.history = None
-        self.driver.history = None
-        if self.history is not None:
-            self.history.count(ranking)
-        return ranking
+        return self.service.rank(wire_request, hosts)
 
     def place(self, request, host, shadow_seconds):
         """Start the VM on ``host`` (it stays) and remember it."""
@@ -536,10 +532,10 @@ class Arm:
 
 
 # -- the runs ---------------------------------------------------------------
-def run_arrivals(args, nova, analyzer, mode='arrivals'):
+def run_arrivals(args, nova, mode='arrivals'):
     """Every policy on its own twin; placed VMs stay for their lifetime
     (``arrivals``) or for ever (``fill``)."""
-    arms = {p: Arm(p, args, nova, analyzer) for p in POLICIES}
+    arms = {p: Arm(p, args, nova) for p in POLICIES}
     first = arms['nova']
     requests = make_requests(args.requests, args.seed, first.twin.clock,
                              mode=mode,
@@ -549,7 +545,7 @@ def run_arrivals(args, nova, analyzer, mode='arrivals'):
     rejected = dict.fromkeys(POLICIES, 0)
     first_rejection = None
     for number, request in enumerate(requests):
-        profile = evaluation.resolve_profile(request)
+        profile = profiles.resolve_profile(request)
         for policy, arm in arms.items():
             started = time.monotonic()
             arm.twin.jump_to(max(arm.twin.clock, request['arrival']))
@@ -622,12 +618,13 @@ def _ram_share_stats(arm):
 
 
 def _history_summary(arms):
-    """What the persistent histories did (and release them)."""
-    used = {arm.policy: arm.history for arm in arms
-            if arm.history is not None}
-    summary = {p: h.summary() for p, h in used.items()}
-    for history in used.values():
-        history.close()
+    """What the shadow services did with their history (and close
+    them)."""
+    used = {arm.policy: arm.service for arm in arms
+            if arm.service is not None}
+    summary = {p: svc.summary() for p, svc in used.items()}
+    for svc in used.values():
+        svc.close()
     return {'history_use': summary} if summary else {}
 
 
@@ -638,11 +635,11 @@ def _instances_per_host(arm):
     return dict(sorted(counts.items()))
 
 
-def run_independent(args, nova, analyzer):
+def run_independent(args, nova):
     """The first version: one twin, nothing stays."""
-    arm = Arm('shadow', args, nova, analyzer)
-    nova_arm = Arm('nova', args, nova, analyzer)
-    random_arm = Arm('random', args, nova, analyzer)
+    arm = Arm('shadow', args, nova)
+    nova_arm = Arm('nova', args, nova)
+    random_arm = Arm('random', args, nova)
     rows = []
     for number, request in enumerate(make_requests(args.requests, args.seed,
                                                    arm.twin.clock)):
@@ -651,7 +648,7 @@ def run_independent(args, nova, analyzer):
         views = capacity_filter(arm.driver, arm.hosts, flavor)
         if not views:
             continue
-        profile = evaluation.resolve_profile(request)
+        profile = profiles.resolve_profile(request)
         ranking = arm.evaluate(request, views)
         arm.score_confidence(request, ranking, views, profile)
         seconds = ranking.get('shadow_host_seconds', 0.0)
@@ -801,21 +798,22 @@ def summarise_mode(rows, mode, extra):
 
 def run(args):
     nova = NovaWeighers()
-    analyzer = ranker.make_analyzer()
-    if args.cotenancy_horizon is not None:
-        analyzer.cotenancy_horizon_s = args.cotenancy_horizon
     modes = MODES if args.mode == 'all' else (args.mode,)
+    settings = service_settings(args, args.history == 'persistent')
+    conf = service_conf(args, args.history == 'persistent')
     result = {
         'benchmark': 'placement_quality', 'seed': args.seed,
         'requests_drawn': args.requests,
         'traces': args.traces or 'bundled sample',
-        'ranker': ranker.analyzer_name(analyzer),
+        'ranker': '%s.%s' % (analyzer_mod.Analyzer.__module__,
+                             analyzer_mod.Analyzer.__qualname__),
+        'assembled_by': 'shadow_service.service.build',
+        'service_settings': {'[%s] %s' % (g, n): v
+                             for g, n, v in settings},
         'nova_weighers': nova.names,
         'shadow_budget_s': args.budget,
-        'cotenancy_horizon_s': analyzer.cotenancy_horizon_s,
-        'confidence_target': (args.confidence_target
-                              if args.confidence_target is not None else
-                              evaluation.Evaluator.DEFAULT_CONFIDENCE_TARGET),
+        'cotenancy_horizon_s': conf.analysis.cotenancy_horizon,
+        'confidence_target': conf.shadow.confidence_target,
         'history': args.history,
         'history_store': (args.store if args.history == 'persistent'
                           else 'memory, new per evaluation'),
@@ -832,9 +830,9 @@ def run(args):
     for mode in modes:
         wall = time.monotonic()
         if mode == 'independent':
-            rows, extra = run_independent(args, nova, analyzer)
+            rows, extra = run_independent(args, nova)
         else:
-            rows, extra = run_arrivals(args, nova, analyzer, mode)
+            rows, extra = run_arrivals(args, nova, mode)
         summary = summarise_mode(rows, mode, extra)
         summary['wall_s'] = round(time.monotonic() - wall, 1)
         result['modes'][mode] = summary

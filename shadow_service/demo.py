@@ -3,9 +3,9 @@
 Evaluates a request (flavor and loadgen profile) with shadows on every host
 of the default twin while a progress bar runs, prints the ranked table
 (score, confidence, reasons), places the VM on the best host, lets 24
-simulated hours pass for the placed VM, forecasts its key metric and says
-what a watcher would do (the watcher itself is a later issue: nothing is
-acted on), and writes a self-contained HTML report with inline SVG plots.
+simulated hours pass for the placed VM, forecasts its key metric against
+its QoS target, and writes a self-contained HTML report with inline SVG
+plots.
 Takes well under two minutes.
 
 Change what it evaluates with the command-line options (``--profile``,
@@ -23,10 +23,12 @@ import time
 import numpy as np
 from oslo_config import cfg
 
-from shadow_service.clouds.sim import driver as sim_driver
-from shadow_service.clouds.sim import oracle as oracle_mod
-from shadow_service.clouds.sim import ranker
+from shadow_service import conf as shadow_conf
+from shadow_service import measurements as names
+from shadow_service import service
 from shadow_service.history import memory
+from shadow_service.watcher import forecast as watch_forecast
+from shadow_service.workloads import qos
 
 LOG = logging.getLogger(__name__)
 
@@ -156,37 +158,45 @@ def svg_bars(items, title, width=640):
 
 
 # -- the steps ---------------------------------------------------------------
-def build(options):
+def build(options, hosts_wanted=None):
+    """The service as the daemon assembles it, on the twin with an
+    in-memory history, set up for one demo evaluation."""
     conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
     conf([], project='nova-shadow')
-    store = memory.MemoryStore()
-    from shadow_service.conf import sim as sim_conf
-    sim_conf.register_opts(conf)
-    conf.set_override('seed', options.seed, group='sim')
-    conf.set_override('speedup', options.speedup, group='sim')
-    driver = sim_driver.SimDriver(conf, store)
-    return driver, store
+    for name, value, group in (
+            ('seed', options.seed, 'sim'),
+            ('speedup', options.speedup, 'sim'),
+            ('cloud_driver', 'sim', 'shadow'),
+            # Shadows on every candidate, samples every 5 simulated
+            # seconds, until 95 % confident or out of budget.
+            ('max_shadow_hosts', 64, 'shadow'),
+            ('sample_interval', 5.0, 'shadow'),
+            ('max_budget', max(1.0, options.budget), 'shadow'),
+            ('confidence_target', 0.95, 'shadow')):
+        conf.set_override(name, value, group=group)
+    return service.build(conf, history=memory.MemoryStore())
 
 
-def evaluate(driver, store, analyzer, request, hosts, budget):
-    from shadow_service import evaluation
-    evaluator = evaluation.Evaluator(
-        driver, store, analyzer, max_shadow_hosts=len(hosts),
-        sample_interval=5.0, max_budget=budget, confidence_target=0.95)
-    job = evaluator.new(request, [{'host': h} for h in hosts], budget)
-    shown = {'t': 0.0}
-
-    def progress(evaluation_, _ranking):
-        now = time.monotonic()
-        if now - shown['t'] > 0.1 or evaluation_.progress >= 1.0:
-            shown['t'] = now
-            sys.stdout.write(progress_bar(
-                evaluation_.progress, label='shadows on %d hosts'
-                % len(hosts)))
-            sys.stdout.flush()
-    ranking = evaluator.run(job, progress=progress)
+def evaluate(parts, request, hosts, budget):
+    """Start the evaluation through the service's RPC endpoint (in
+    process) and show its progress until it is done."""
+    manager = parts.manager
+    evaluation_id = manager.start_evaluation(
+        {}, request, [{'host': h} for h in hosts], budget)
+    while True:
+        state = manager.get_evaluation({}, evaluation_id)
+        sys.stdout.write(progress_bar(
+            state['progress'], label='shadows on %d hosts' % len(hosts)))
+        sys.stdout.flush()
+        if state['status'] not in ('pending', 'running'):
+            break
+        time.sleep(0.1)
     sys.stdout.write(progress_bar(1.0, label='done') + '\n')
-    return ranking
+    if state['status'] != 'finished' or not state.get('ranking'):
+        raise RuntimeError('evaluation %s ended %s: %s' % (
+            evaluation_id, state['status'], state.get('error')))
+    return state['ranking']
 
 
 def watch(driver, store, instance_id, hours, key_metric):
@@ -195,7 +205,7 @@ def watch(driver, store, instance_id, hours, key_metric):
     start = driver.now()
     steps = int(hours)
     for hour in range(steps):
-        driver.twin.advance(3600.0, sample_interval_s=WATCH_STEP_S,
+        driver.fast_forward(3600.0, sample_interval_s=WATCH_STEP_S,
                             host_metric_interval_s=WATCH_STEP_S)
         sys.stdout.write(progress_bar((hour + 1) / steps,
                                       label='simulated hour %d/%d'
@@ -203,41 +213,22 @@ def watch(driver, store, instance_id, hours, key_metric):
         sys.stdout.flush()
     sys.stdout.write('\n')
     series = store.query_series(
-        'instance_metric', 'value',
-        {'instance': instance_id, 'metric': key_metric}, start,
-        driver.now() + 1, WATCH_STEP_S)
+        names.INSTANCE_METRIC, names.FIELD_VALUE,
+        {names.TAG_INSTANCE: instance_id, names.TAG_METRIC: key_metric},
+        start, driver.now() + 1, WATCH_STEP_S)
     return series
 
 
-def key_metric_of(profile_name, metrics):
-    targets = oracle_mod.QOS_TARGETS.get(profile_name,
-                                         oracle_mod.DEFAULT_QOS)
-    for metric in targets:
-        if metric in metrics:
-            return metric, targets[metric]
-    return 'cpu_steal_pct', ('<=', 10.0)
-
-
-def forecast(analyzer, values, horizon_steps):
-    values = [v for v in values if v is not None]
-    try:
-        result = analyzer.forecast(values, step_s=WATCH_STEP_S,
-                                   horizon_steps=horizon_steps)
-    except Exception:
-        LOG.exception('Analyzer forecast failed; using seasonal-naive')
-        result = analyzer.forecast(values, step_s=WATCH_STEP_S,
-                                   horizon_steps=horizon_steps,
-                                   forecaster='seasonal_naive')
-    if not isinstance(result, dict):
-        result = {k: list(getattr(result, k)) for k in
-                  ('mean', 'lower', 'upper') if hasattr(result, k)}
-    return result
+def vm_metrics(store, instance_id):
+    """Metrics the placed VM reports (from its history)."""
+    return {p.tags[names.TAG_METRIC] for p in store.query_points(
+        names.INSTANCE_METRIC, {names.TAG_INSTANCE: instance_id})}
 
 
 def _shadow_plots(store, ranking, profile_name):
     evaluation_id = ranking['evaluation_id']
-    points = store.query_points('shadow_sample',
-                                {'evaluation': evaluation_id})
+    points = store.query_points(names.SHADOW_SAMPLE,
+                                {names.TAG_EVALUATION: evaluation_id})
     t0 = min((p.time for p in points), default=0.0)
     metrics = sorted({p.tags['metric'] for p in points})
     shown = [h['host'] for h in ranking['hosts'][:5]]
@@ -289,9 +280,6 @@ def write_report(path, context):
     parts.append(context['watch_plot'])
     parts.append('<p class="note">%s</p>' % html.escape(
         context['watch_note']))
-    parts.append('<h2>Scaling actions</h2><p class="note">None: the '
-                 'watcher (proactive scaling) is a later issue. The note '
-                 'above says what it would have to act on.</p>')
     parts.append('<p>Host CPU utilisation of %s as monitoring saw it:</p>'
                  % html.escape(context['placed_on']))
     parts.append(context['host_plot'])
@@ -310,54 +298,44 @@ def run_demo(argv_or_options=None):
         options = parse_args(argv_or_options if argv_or_options is not None
                              else sys.argv[1:])
     wall = time.monotonic()
-    driver, store = build(options)
-    analyzer = ranker.make_analyzer()
-    ranker_name = getattr(analyzer, 'name',
-                          'shadow_service.analysis.Analyzer')
-    hosts = driver.twin.cluster.host_names
+    parts = build(options)
+    driver, store, analyzer = parts.driver, parts.history, parts.analyzer
+    ranker_name = '%s.%s' % (type(analyzer).__module__,
+                             type(analyzer).__name__)
+    hosts = [h.host for h in driver.list_hosts() if h.available]
     flavor = FLAVORS[options.flavor]
     request = {'flavor': dict(flavor), 'profile': options.profile,
                'profile_scale': max(0.5, flavor['vcpus'] / 2.0)}
     print('nova-shadow demo: %s running %s, %d candidate hosts (twin seed '
           '%d)' % (flavor['name'], options.profile, len(hosts),
                    options.seed))
-    driver.host_features(hosts)     # monitoring history for every host
-    ranking = evaluate(driver, store, analyzer, request, hosts,
-                       options.budget)
+    driver.host_facts(hosts)     # monitoring history for every host
+    ranking = evaluate(parts, request, hosts, options.budget)
     print(ranking_table(ranking))
     best = ranking['hosts'][0]['host'] if ranking['hosts'] else hosts[0]
     instance_id = driver.place_vm(request, best, 'demo-vm')
+    placed_at = driver.now()
     print('placed %s on %s' % (instance_id, best))
 
-    workload = driver.twin.workloads[instance_id]
-    metrics = set(driver.twin.evaluate(best, [driver.now() + 1])[2][
-        instance_id][0])
-    key_metric, (comparison, threshold) = key_metric_of(options.profile,
-                                                        metrics)
-    driver.twin.speedup = 0
+    driver.fast_forward(WATCH_STEP_S, sample_interval_s=WATCH_STEP_S)
+    key_metric, target = qos.key_target(options.profile,
+                                        vm_metrics(store, instance_id))
+    comparison, threshold = target
     series = watch(driver, store, instance_id, options.hours, key_metric)
     horizon = int(FORECAST_HOURS * 3600 / WATCH_STEP_S)
-    predicted = forecast(analyzer, series.values, horizon)
-    hours = [(t - workload.started_at) / 3600.0 for t in series.times]
+    outlook = watch_forecast.forecast_breach(
+        analyzer, series.values, metric=key_metric, target=target,
+        step_s=WATCH_STEP_S, horizon_steps=horizon)
+    predicted = {'mean': outlook.mean, 'lower': outlook.lower,
+                 'upper': outlook.upper}
+    hours = [(t - placed_at) / 3600.0 for t in series.times]
     future = [hours[-1] + (i + 1) * WATCH_STEP_S / 3600.0
               for i in range(horizon)]
-    upper = np.asarray(predicted['upper'], float)
-    breach = upper > threshold if comparison == '<=' else \
-        np.asarray(predicted['lower'], float) < threshold
-    if breach.any():
-        note = ('Forecast: %s may cross its QoS target (%s %g) within %d '
-                'h (first at +%.1f h). A watcher would scale up or migrate '
-                'now; no action taken (the watcher is a later issue).'
-                % (key_metric, comparison, threshold, FORECAST_HOURS,
-                   (int(np.argmax(breach)) + 1) * WATCH_STEP_S / 3600))
-    else:
-        note = ('Forecast: %s stays within its QoS target (%s %g) for the '
-                'next %d h; a watcher would do nothing (the watcher is a '
-                'later issue; nothing is acted on).'
-                % (key_metric, comparison, threshold, FORECAST_HOURS))
+    note = 'Forecast: %s.' % outlook.describe()
     print(note)
     host_series = store.query_series(
-        'host_metric', 'value', {'host': best, 'metric': 'cpu_util_pct'},
+        names.HOST_METRIC, names.FIELD_VALUE,
+        {names.TAG_HOST: best, names.TAG_METRIC: 'cpu_util_pct'},
         driver.now() - 48 * 3600, driver.now() + 1, WATCH_STEP_S)
     values = [v for v in series.values]
     context = {
@@ -386,6 +364,7 @@ def run_demo(argv_or_options=None):
                                        'nova-shadow-demo-%d.html'
                                        % options.seed)
     write_report(path, context)
+    parts.close()
     print('report: %s  (%.1f s)' % (path, time.monotonic() - wall))
     return 0
 

@@ -21,94 +21,21 @@ the loop and its stopping rules:
 
 import collections
 import logging
-import os
-import re
 import time
 import uuid
 
-from loadgen import profiles as lg_profiles
-from shadow_service import exception
-from shadow_service import learning
-from shadow_service import scaleup_learning
+from shadow_service import learners as learners_mod
+from shadow_service import measurements as names
+from shadow_service.analysis import scaleup
+from shadow_service.learners import base as learner_base
+from shadow_service.workloads import profiles
 
 LOG = logging.getLogger(__name__)
 
-MIN_SHADOW_RAM_MB = 256
 # Seconds of the budget kept back for deleting shadows and answering.
 CLEANUP_RESERVE_S = 0.5
 # Earlier evaluations whose shadow samples may form a prior.
 PRIOR_EVALUATIONS = 50
-
-
-PROFILE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
-PROFILE_SUFFIXES = ('.yaml', '.yml', '.json')
-
-
-def _has_path(value):
-    if isinstance(value, dict):
-        return any(k == 'path' or _has_path(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_path(v) for v in value)
-    return False
-
-
-def _named_profile(name, profile_dirs):
-    """A built-in profile or ``<dir>/<name>.{yaml,yml,json}`` of an
-    operator's profile directory; never any other path."""
-    if name in lg_profiles.BUILTIN_PROFILES:
-        return lg_profiles.load_profile(name)
-    if PROFILE_NAME.match(name):
-        for directory in profile_dirs:
-            for suffix in PROFILE_SUFFIXES:
-                path = os.path.join(directory, name + suffix)
-                if os.path.isfile(path):
-                    return lg_profiles.load_profile(path)
-    raise exception.ProfileNotFound(profile=name)
-
-
-def resolve_profile(request, profile_dirs=()):
-    """The loadgen Profile a request asks for, or InvalidRequest.
-
-    A name is a built-in or a file in one of ``profile_dirs``; an inline
-    profile may not name files on the service's host (trace replay must
-    carry its values inline).
-    """
-    spec = request['profile']
-    if isinstance(spec, dict) and _has_path(spec):
-        raise exception.InvalidRequest(
-            reason='profile: an inline profile may not name files ("path")')
-    try:
-        if isinstance(spec, str):
-            profile = _named_profile(spec.strip(), profile_dirs)
-        else:
-            profile = lg_profiles.load_profile(spec)
-    except lg_profiles.ProfileError as e:
-        raise exception.InvalidRequest(reason='profile: %s' % e)
-    scale = request.get('profile_scale', 1.0)
-    return profile.scaled(scale) if scale != 1.0 else profile
-
-
-def scale_keys(flavor, shadow_scale):
-    """How a shadow relates to the full VM, for the scale-up model: the
-    load ratio (the shadow runs ``shadow_scale`` of the profile's load)
-    and both flavors' vCPUs and RAM."""
-    shadow = shadow_flavor(flavor, shadow_scale)
-    return {'load_ratio': 1.0 / float(shadow_scale),
-            'shadow_vcpus': shadow['vcpus'], 'full_vcpus': flavor['vcpus'],
-            'shadow_ram_mb': shadow['ram_mb'],
-            'full_ram_mb': flavor['ram_mb']}
-
-
-def shadow_flavor(flavor, shadow_scale):
-    """The flavor-minimal copy of ``flavor`` a shadow boots with."""
-    return {
-        'name': 'shadow-%s' % flavor.get('name', 'custom'),
-        'vcpus': max(1, int(round(flavor['vcpus'] * shadow_scale))),
-        'ram_mb': max(MIN_SHADOW_RAM_MB,
-                      int(flavor['ram_mb'] * shadow_scale)),
-        'disk_gb': max(1, int(flavor.get('disk_gb', 1) * shadow_scale)),
-        'extra_specs': dict(flavor.get('extra_specs', {})),
-    }
 
 
 class Evaluation:
@@ -149,8 +76,7 @@ class Evaluator:
                  max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
-                 prior_lookback=86400.0, profile_dirs=(), learner=None,
-                 scaleup_learner=None):
+                 prior_lookback=86400.0, profile_dirs=(), learners=None):
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -163,20 +89,19 @@ class Evaluator:
         self.min_hosts_kept = min_hosts_kept
         self.prior_lookback = prior_lookback
         self.profile_dirs = tuple(profile_dirs)
+        learners = learners or learners_mod.Learners()
         # Optional ContentionLearner: its models join the analyzer's.
-        self.learner = learner
+        self.learner = learners.contention
         # Optional ScaleUpLearner: its model replaces the prior scale-up.
-        self.scaleup_learner = scaleup_learner
+        self.scaleup_learner = learners.scaleup
 
     @classmethod
-    def from_conf(cls, conf, driver, history, analyzer):
+    def from_conf(cls, conf, driver, history, analyzer, learners=None):
+        """The evaluator ``[shadow]`` describes; ``learners`` default to
+        :func:`shadow_service.learners.build` on the driver's clock."""
         opts = conf.shadow
-        learner = (learning.ContentionLearner.from_conf(
-            conf, history, clock=driver.now)
-            if opts.contention_learning else None)
-        scaleup_learner = (scaleup_learning.ScaleUpLearner.from_conf(
-            conf, history, clock=driver.now)
-            if opts.scaleup_learning else None)
+        if learners is None:
+            learners = learners_mod.build(conf, history, clock=driver.now)
         return cls(driver, history, analyzer,
                    confidence_target=opts.confidence_target,
                    max_shadow_hosts=opts.max_shadow_hosts,
@@ -185,8 +110,7 @@ class Evaluator:
                    max_budget=opts.max_budget,
                    shadow_scale=opts.shadow_scale,
                    prior_lookback=opts.prior_lookback,
-                   profile_dirs=opts.profile_dirs, learner=learner,
-                   scaleup_learner=scaleup_learner)
+                   profile_dirs=opts.profile_dirs, learners=learners)
 
     def new(self, request, hosts, budget_s, evaluation_id=None):
         return Evaluation(evaluation_id or str(uuid.uuid4()), request,
@@ -199,7 +123,8 @@ class Evaluator:
         """
         evaluation.status = 'running'
         wall_start = time.monotonic()
-        profile = resolve_profile(evaluation.request, self.profile_dirs)
+        profile = profiles.resolve_profile(evaluation.request,
+                                           self.profile_dirs)
         host_names = [h['host'] for h in evaluation.hosts]
         features = self._host_features(host_names)
         scale = self._scale(evaluation.request['flavor'])
@@ -258,7 +183,7 @@ class Evaluator:
         if self.prior_lookback > 0:
             try:
                 points = self.history.query_points(
-                    'shadow_sample', {'profile': profile.name},
+                    names.SHADOW_SAMPLE, {names.TAG_PROFILE: profile.name},
                     start=now - self.prior_lookback, end=now)
                 same = self._same_workload(points, request, profile.name)
             except Exception:
@@ -266,12 +191,12 @@ class Evaluator:
                               'measuring every candidate')
                 points = []
             for point in points:
-                host = point.tags.get('host')
+                host = point.tags.get(names.TAG_HOST)
                 if host not in wanted or point.tags.get(
-                        'evaluation') not in same:
+                        names.TAG_EVALUATION) not in same:
                     continue
-                observations[host][point.tags.get('metric')].append(
-                    float(point.fields['value']))
+                observations[host][point.tags.get(names.TAG_METRIC)].append(
+                    float(point.fields[names.FIELD_VALUE]))
                 newest[host] = max(newest.get(host, point.time), point.time)
         return analyzer.rank(
             profile.sensitivity,
@@ -284,28 +209,28 @@ class Evaluator:
         among ``points`` whose recorded request is the same workload."""
         last_seen = {}
         for point in points:
-            evaluation_id = point.tags.get('evaluation')
+            evaluation_id = point.tags.get(names.TAG_EVALUATION)
             last_seen[evaluation_id] = max(
                 last_seen.get(evaluation_id, point.time), point.time)
         newest_first = sorted(last_seen, key=last_seen.get, reverse=True)
-        key = learning.workload_key(request, profile_name)
+        key = learner_base.workload_key(request, profile_name)
         same = set()
         for evaluation_id in newest_first[:PRIOR_EVALUATIONS]:
             record = self.history.get_evaluation(evaluation_id)
-            if record and learning.workload_key(
+            if record and learner_base.workload_key(
                     record.get('request'), profile_name) == key:
                 same.add(evaluation_id)
         return same
 
     def _host_features(self, host_names):
         try:
-            return self.driver.host_features(host_names) or {}
+            return self.driver.host_facts(host_names) or {}
         except Exception:
             LOG.exception('Could not read host features; ranking without')
             return {}
 
     def _scale(self, flavor):
-        return scale_keys(flavor, self.shadow_scale)
+        return scaleup.scale_keys(flavor, self.shadow_scale)
 
     def _candidates(self, prior, host_names):
         """Every host in measuring order: those history knows nothing
@@ -318,8 +243,8 @@ class Evaluator:
                  wall_start, progress, prior=None, analyzer=None):
         order, unknown = candidates
         request = dict(evaluation.request)
-        request['flavor'] = shadow_flavor(request['flavor'],
-                                          self.shadow_scale)
+        request['flavor'] = scaleup.shadow_flavor(request['flavor'],
+                                                  self.shadow_scale)
         run = _Run(self, evaluation, profile.scaled(self.shadow_scale),
                    request, order, unknown, features, scale, prior)
         run.analyzer = analyzer or self.analyzer
@@ -345,7 +270,7 @@ class Evaluator:
         evaluation.finished_at = time.time()
         record = dict(result)
         record['request'] = evaluation.request
-        record['host_features'] = learning.recordable_features(
+        record['host_features'] = learner_base.recordable_features(
             getattr(evaluation, 'host_features', None))
         # What the scale-up learner pairs the shadow with the placed VM by.
         record['scale'] = getattr(evaluation, 'scale', None)
@@ -394,9 +319,16 @@ class _Run:
         hosts, self.queue = self.queue[:room], self.queue[room:]
         if not hosts:
             return
-        shadows = self.ev.driver.boot_shadows(
-            self.evaluation.evaluation_id, self.request, hosts,
-            self.profile.to_dict())
+        try:
+            shadows = self.ev.driver.boot_shadows(
+                self.evaluation.evaluation_id, self.request, hosts,
+                self.profile)
+        except Exception:
+            # The contract says a driver never raises here; one that does
+            # costs this batch of hosts, not the evaluation.
+            LOG.exception('Evaluation %s: booting shadows on %s failed',
+                          self.evaluation.evaluation_id, ', '.join(hosts))
+            shadows = []
         now = self.ev.driver.now()
         for shadow in shadows:
             self.running[shadow.shadow_id] = shadow
@@ -429,12 +361,13 @@ class _Run:
 
     def read(self, read_from, now):
         points = self.ev.history.query_points(
-            'shadow_sample', {'evaluation': self.evaluation.evaluation_id},
+            names.SHADOW_SAMPLE,
+            {names.TAG_EVALUATION: self.evaluation.evaluation_id},
             start=read_from, end=now + 1e-6)
         for point in points:
-            host = point.tags.get('host')
-            self.observations[host][point.tags.get('metric')].append(
-                float(point.fields['value']))
+            host = point.tags.get(names.TAG_HOST)
+            self.observations[host][point.tags.get(names.TAG_METRIC)].append(
+                float(point.fields[names.FIELD_VALUE]))
             self.newest[host] = max(self.newest.get(host, 0.0), point.time)
             self.unmeasured.discard(host)
 

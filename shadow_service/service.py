@@ -1,12 +1,15 @@
-"""Assembling the shadow service from configuration.
+"""Assembling the shadow service from configuration: one function.
 
-:func:`build_manager` wires history store, cloud driver, analyzer and
-evaluator into a :class:`~shadow_service.manager.ShadowManager`;
-:class:`RPCServer` puts that manager on the ``[shadow] topic``.  The
-``shadow-service`` daemon (``shadow_service.cmd.service``) and the tests use
-the same two pieces.
+:func:`build` wires the parts (history store, cloud driver, analyzer,
+learners, evaluator, RPC manager) from a ``ConfigOpts`` and returns them as
+:class:`Parts`.  The ``shadow-service`` daemon, the ``nova-shadow`` CLI,
+the demo, the benchmarks and the tests all assemble the service with it,
+so each runs what the daemon runs; a caller may hand in a history store or
+a driver it built (a benchmark's twin), never reach into a part afterwards.
+:class:`RPCServer` puts the manager on the ``[shadow] topic``.
 """
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -15,6 +18,7 @@ import oslo_messaging as messaging
 
 from shadow_service import clouds
 from shadow_service import evaluation
+from shadow_service import learners as learners_mod
 from shadow_service import manager as manager_mod
 from shadow_service import rpc
 from shadow_service import rpcapi
@@ -22,16 +26,29 @@ from shadow_service import rpcapi
 LOG = logging.getLogger(__name__)
 
 
-def build_analyzer(conf):
-    from shadow_service.analysis import analyzer
+@dataclasses.dataclass
+class Parts:
+    """The assembled service."""
 
-    from_conf = getattr(analyzer.Analyzer, 'from_conf', None)
-    if from_conf is not None and 'analysis' in conf:
-        return from_conf(conf)
-    return analyzer.Analyzer(confidence_target=conf.shadow.confidence_target)
+    conf: object
+    history: object
+    driver: object
+    analyzer: object
+    learners: learners_mod.Learners
+    evaluator: evaluation.Evaluator
+    manager: manager_mod.ShadowManager
+
+    def close(self):
+        """Stop the manager's workers and close the history store."""
+        self.manager.shutdown()
+        try:
+            self.history.close()
+        except Exception:
+            LOG.exception('Closing the history store failed')
 
 
 def build_history(conf):
+    """The ``[history] store`` plugin."""
     from shadow_service import history
 
     return history.load_store(conf)
@@ -47,18 +64,40 @@ def collect_garbage(driver):
     return len(leftovers)
 
 
-def build_manager(conf, history=None, driver=None, analyzer=None):
+def build(conf, *, history=None, driver=None):
+    """Assemble the service ``conf`` describes.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts
+        With every option registered (``shadow_service.conf.register_opts``).
+    history : HistoryStore, optional
+        Use this store instead of building ``[history] store``.
+    driver : CloudDriver, optional
+        Use this driver (built over ``history``) instead of loading
+        ``[shadow] cloud_driver``.
+
+    Returns
+    -------
+    Parts
+    """
+    from shadow_service.analysis import analyzer as analyzer_mod
+
     history = history if history is not None else build_history(conf)
-    driver = driver if driver is not None else clouds.load_driver(
-        conf, history)
-    analyzer = analyzer if analyzer is not None else build_analyzer(conf)
+    if driver is None:
+        driver = clouds.load_driver(conf, history)
+    analyzer = analyzer_mod.Analyzer.from_conf(conf)
+    learners = learners_mod.build(conf, history, clock=driver.now)
     if conf.shadow.cleanup_on_start:
         collect_garbage(driver)
     evaluator = evaluation.Evaluator.from_conf(conf, driver, history,
-                                               analyzer)
-    return manager_mod.ShadowManager(
+                                               analyzer, learners=learners)
+    manager = manager_mod.ShadowManager(
         evaluator, max_concurrent=conf.shadow.max_concurrent_evaluations,
         evaluation_ttl=conf.shadow.evaluation_ttl)
+    return Parts(conf=conf, history=history, driver=driver,
+                 analyzer=analyzer, learners=learners, evaluator=evaluator,
+                 manager=manager)
 
 
 class Compactor:
@@ -108,17 +147,20 @@ class Compactor:
 
 
 class RPCServer:
-    """The manager served on ``topic`` over ``transport_url``."""
+    """The assembled service's manager served on ``[shadow] topic`` over
+    ``transport_url``, with the history retention pass beside it."""
 
-    def __init__(self, conf, manager, transport_url=None, server=None):
-        self.manager = manager
+    def __init__(self, parts, transport_url=None, server=None):
+        conf = parts.conf
+        self.parts = parts
+        self.manager = parts.manager
         transport = rpc.get_transport(conf, transport_url)
         self.target = messaging.Target(exchange=rpcapi.EXCHANGE,
                                        topic=conf.shadow.topic,
                                        server=server or socket.gethostname())
         self._server = messaging.get_rpc_server(transport, self.target,
-                                                [manager])
-        self.compactor = Compactor(manager.evaluator.history,
+                                                [self.manager])
+        self.compactor = Compactor(parts.history,
                                    conf.history.compact_interval_s)
 
     def start(self):
@@ -132,8 +174,4 @@ class RPCServer:
         self._server.stop()
         self._server.wait()
         self.compactor.stop()
-        self.manager.shutdown()
-        try:
-            self.manager.evaluator.history.close()
-        except Exception:
-            LOG.exception('Closing the history store failed')
+        self.parts.close()

@@ -46,9 +46,9 @@ class RunningService:
         self.conf = make_conf(**groups)
         self.history = store if store is not None else memory.MemoryStore()
         self.transport_url = transport_url
-        self.manager = service.build_manager(self.conf,
-                                             history=self.history)
-        self.server = service.RPCServer(self.conf, self.manager,
+        self.parts = service.build(self.conf, history=self.history)
+        self.manager = self.parts.manager
+        self.server = service.RPCServer(self.parts,
                                         transport_url=transport_url,
                                         server='test-%s' % self.topic)
 

@@ -19,12 +19,12 @@ import logging
 
 import numpy as np
 
-from shadow_service.analysis import catalogue
 from shadow_service.analysis import confidence as confidence_lib
 from shadow_service.analysis import estimate as estimate_lib
 from shadow_service.analysis import forecasters
 from shadow_service.analysis import scaleup as scaleup_lib
 from shadow_service.analysis import score as score_lib
+from shadow_service.workloads import catalogue
 
 LOG = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class Analyzer:
         scale : dict, optional
             ``load_ratio``, ``shadow_vcpus``, ``full_vcpus``,
             ``shadow_ram_mb``, ``full_ram_mb`` (see
-            :func:`shadow_service.evaluation.scale_keys`).
+            :func:`shadow_service.analysis.scaleup.scale_keys`).
         data_age_s : dict, optional
             ``{host: seconds since the newest sample}``.
         prior : Ranking, optional

@@ -23,8 +23,8 @@ import dataclasses
 
 import numpy as np
 
-from shadow_service.analysis import catalogue
 from shadow_service.analysis import score
+from shadow_service.workloads import catalogue
 
 
 @dataclasses.dataclass

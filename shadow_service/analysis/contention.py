@@ -36,15 +36,15 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from shadow_service.analysis import catalogue
+from shadow_service import hostfacts
+from shadow_service.workloads import catalogue
 
 LOG = logging.getLogger(__name__)
 
-NUMERIC_FEATURES = ("cpu_util_pct", "cpu_steal_pct", "mem_bw_util",
-                    "io_util", "num_instances")
-CATEGORICAL_FEATURES = ("hardware_class",)
+NUMERIC_FEATURES = hostfacts.CONTENTION_FEATURES
+CATEGORICAL_FEATURES = (hostfacts.HARDWARE_CLASS,)
 METHODS = ("ols", "wls", "quantile")
-CLASS_FEATURE = "hardware_class"
+CLASS_FEATURE = hostfacts.HARDWARE_CLASS
 
 
 def bounds_for(metric):
@@ -57,8 +57,8 @@ def bounds_for(metric):
 
 #: Host features that count VMs created on / deleted from a host in the
 #: last 24 h (Nova's instance actions or notifications give them).
-ARRIVALS_FEATURE = "vm_arrivals_24h"
-DEPARTURES_FEATURE = "vm_departures_24h"
+ARRIVALS_FEATURE = hostfacts.VM_ARRIVALS_24H
+DEPARTURES_FEATURE = hostfacts.VM_DEPARTURES_24H
 CHURN_WINDOW_S = 86400.0
 
 

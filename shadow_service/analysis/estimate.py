@@ -23,9 +23,9 @@ import math
 
 import numpy as np
 
-from shadow_service.analysis import catalogue
 from shadow_service.analysis import contention as contention_lib
 from shadow_service.analysis import series
+from shadow_service.workloads import catalogue
 
 MIN_SAMPLES = 3
 FEW_SAMPLES_RELATIVE_SD = 0.15

@@ -54,6 +54,35 @@ PRIOR_EXPONENT = 1.0
 PRIOR_EXPONENT_SD = 0.2
 
 
+# Least RAM a shadow boots with, whatever the scale.
+MIN_SHADOW_RAM_MB = 256
+
+
+def shadow_flavor(flavor, shadow_scale):
+    """The flavor-minimal copy of ``flavor`` a shadow boots with:
+    ``shadow_scale`` of its vCPUs (at least 1), RAM (at least
+    :data:`MIN_SHADOW_RAM_MB`) and disk (at least 1 GB); extra specs kept."""
+    return {
+        'name': 'shadow-%s' % flavor.get('name', 'custom'),
+        'vcpus': max(1, int(round(flavor['vcpus'] * shadow_scale))),
+        'ram_mb': max(MIN_SHADOW_RAM_MB,
+                      int(flavor['ram_mb'] * shadow_scale)),
+        'disk_gb': max(1, int(flavor.get('disk_gb', 1) * shadow_scale)),
+        'extra_specs': dict(flavor.get('extra_specs', {})),
+    }
+
+
+def scale_keys(flavor, shadow_scale):
+    """How a shadow relates to the full VM, for :class:`ScaleUpModel`:
+    the load ratio (the shadow runs ``shadow_scale`` of the profile's
+    load) and both flavors' vCPUs and RAM."""
+    shadow = shadow_flavor(flavor, shadow_scale)
+    return {'load_ratio': 1.0 / float(shadow_scale),
+            'shadow_vcpus': shadow['vcpus'], 'full_vcpus': flavor['vcpus'],
+            'shadow_ram_mb': shadow['ram_mb'],
+            'full_ram_mb': flavor['ram_mb']}
+
+
 @dataclasses.dataclass
 class ScaleFactor:
     factor: float

@@ -12,7 +12,7 @@ is how :mod:`.confidence` turns uncertainties into probabilities.
 
 import numpy as np
 
-from shadow_service.analysis import catalogue
+from shadow_service.workloads import catalogue
 
 EPSILON = 1e-9
 STEAL_HALF_PCT = 10.0

@@ -1,10 +1,38 @@
-"""The CloudDriver interface: how shadows are booted, found and removed.
+"""The CloudDriver interface: where shadows run and how VMs are acted on.
 
-Drivers are stevedore plugins in the ``nova_shadow.clouds`` namespace and are
+Drivers are stevedore plugins in the ``nova_shadow.clouds`` namespace,
 chosen with ``[shadow] cloud_driver``: ``sim`` (the twin, the default) and
 ``openstack`` (a real cloud through openstacksdk).  Nothing outside
-``shadow_service/clouds/`` sees a driver's own types: shadows cross the
-boundary as :class:`Shadow` records and measurements as history points.
+``shadow_service/clouds/`` sees a driver's own types: shadows, instances
+and hosts cross the boundary as the records below, measurements as history
+points, host facts under the names of :mod:`shadow_service.hostfacts`.
+
+A driver receives the workload as a ``loadgen`` ``Profile`` (already
+scaled to the shadow) and never imports the evaluation loop or the
+analyzer.  It may import the shared vocabulary
+(:mod:`shadow_service.workloads`, :mod:`shadow_service.measurements`,
+:mod:`shadow_service.hostfacts`) and the history store interface.
+
+Three groups of operations:
+
+* **shadows** (the evaluator): :meth:`~CloudDriver.boot_shadows`,
+  :meth:`~CloudDriver.wait_until_active`,
+  :meth:`~CloudDriver.delete_shadows`, :meth:`~CloudDriver.list_shadows`;
+  the clock the shadows' samples use (:meth:`~CloudDriver.now`,
+  :meth:`~CloudDriver.wait`);
+* **facts** (the evaluator, the watcher): :meth:`~CloudDriver.list_hosts`,
+  :meth:`~CloudDriver.host_facts`;
+* **instance actions** (the watcher): :meth:`~CloudDriver.get_instance`,
+  :meth:`~CloudDriver.resize` and :meth:`~CloudDriver.confirm_resize`,
+  :meth:`~CloudDriver.live_migrate`, :meth:`~CloudDriver.boot_sibling`,
+  :meth:`~CloudDriver.delete_instance`.  A driver that cannot do one
+  raises :class:`NotSupported`.
+
+Errors: every operation that fails raises :class:`CloudError` (never a
+client library's own exception), except :meth:`~CloudDriver.boot_shadows`,
+which never raises for a host that fails (the host is left out of the
+result and logged) and :meth:`~CloudDriver.delete_shadows`, which ignores
+shadows already gone.
 """
 
 import abc
@@ -12,7 +40,21 @@ import dataclasses
 
 
 class CloudError(Exception):
-    """The cloud refused or failed an operation on shadows."""
+    """The cloud refused or failed an operation.
+
+    ``host`` names the host it concerns when there is one; ``retryable``
+    says whether the same call may succeed later (a timeout, a busy API)
+    or not (quota exhausted, no such host, bad flavor).
+    """
+
+    def __init__(self, message, host=None, retryable=False):
+        super().__init__(message)
+        self.host = host
+        self.retryable = retryable
+
+
+class NotSupported(CloudError):
+    """This driver cannot do that operation."""
 
 
 @dataclasses.dataclass
@@ -25,38 +67,122 @@ class Shadow:
     created_at: float
     flavor: dict = dataclasses.field(default_factory=dict)
     status: str = 'ACTIVE'
+    #: Driver clock time after which a garbage collector may delete it.
+    expires_at: float = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Instance:
+    """A (full) VM as the watcher sees it."""
+
+    instance_id: str
+    host: str
+    flavor: dict
+    status: str = 'ACTIVE'
+    name: str = None
+    image_id: str = None
+    metadata: dict = dataclasses.field(default_factory=dict)
+    #: Server group the VM belongs to (siblings join it too).
+    server_group: str = None
+    project_id: str = None
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class HostInfo:
+    """A compute host and whether it can take work."""
+
+    host: str
+    #: The compute service is up.
+    up: bool = True
+    #: The operator disabled the compute service (or put it in
+    #: maintenance): it takes no new VMs.
+    disabled: bool = False
+    availability_zone: str = None
+
+    @property
+    def available(self):
+        return self.up and not self.disabled
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
 
 class CloudDriver(metaclass=abc.ABCMeta):
-    """Boots and deletes shadows; reports the time base they run on.
+    """Boots and deletes shadows, reports hosts, acts on instances.
 
-    A driver writes nothing to the analyzer directly: the loadgen inside each
-    shadow (or the twin on its behalf) writes ``shadow_sample`` points to the
-    history store, where the evaluation reads them.
+    A driver writes nothing to the analyzer directly: the loadgen inside
+    each shadow (or the twin on its behalf) writes ``shadow_sample``
+    points to the history store, where the evaluation reads them.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts
+        With the driver's options registered (:meth:`get_config_opts`, in
+        the group :attr:`config_group`).
+    history : shadow_service.history.base.HistoryStore or None
     """
+
+    #: Option group of the driver's own options.
+    config_group = None
 
     def __init__(self, conf, history):
         self.conf = conf
         self.history = history
 
+    @classmethod
+    def get_config_opts(cls):
+        """The driver's oslo.config options (in :attr:`config_group`)."""
+        return []
+
+    # -- shadows ------------------------------------------------------------
     @abc.abstractmethod
     def boot_shadows(self, evaluation_id, request, hosts, profile):
-        """Boot one shadow per host in ``hosts`` for ``request`` running
-        ``profile`` (a loadgen profile dict, already scaled to the shadow).
-        Returns the list of :class:`Shadow` that did boot; hosts that failed
-        are left out and logged."""
+        """Boot one shadow per host for ``request`` running ``profile``.
+
+        Parameters
+        ----------
+        evaluation_id : str
+        request : dict
+            The RPC request with its flavor already made shadow-sized.
+        hosts : list of str
+            Host names, one shadow each.
+        profile : loadgen.profiles.Profile
+            The workload, already scaled to the shadow.
+
+        Returns
+        -------
+        list of Shadow
+            The shadows that did boot (possibly still building, see
+            :meth:`wait_until_active`).  A host that failed is left out
+            and logged; this method does not raise for it.
+        """
+
+    def wait_until_active(self, shadows, timeout_s):
+        """Wait up to ``timeout_s`` for ``shadows`` to run their load.
+
+        Returns the ones that are active; the others are left to the
+        caller to delete.  Drivers whose shadows run at once (the twin)
+        return ``shadows`` unchanged.
+        """
+        return list(shadows)
 
     @abc.abstractmethod
     def delete_shadows(self, shadows):
-        """Delete ``shadows``; must not raise for ones already gone."""
+        """Delete ``shadows`` and wait until they are gone (so the cloud
+        releases what they held); must not raise for ones already gone."""
 
     @abc.abstractmethod
     def list_shadows(self):
-        """Every shadow this driver's cloud still holds (for start-up GC)."""
+        """Every shadow this driver's cloud still holds (for the garbage
+        collector)."""
 
+    # -- the clock -------------------------------------------------------
     @abc.abstractmethod
     def now(self):
         """The current time on the clock the shadows' samples use."""
@@ -65,7 +191,43 @@ class CloudDriver(metaclass=abc.ABCMeta):
     def wait(self, seconds):
         """Let the shadows run for ``seconds`` on that clock."""
 
-    def host_features(self, hosts):
-        """Host features a real deployment could measure
-        (``{host: {feature: value}}``); empty when unknown."""
+    # -- facts -----------------------------------------------------------
+    def list_hosts(self):
+        """Every compute host of the cloud, as :class:`HostInfo`."""
+        raise NotSupported('%s cannot list hosts' % type(self).__name__)
+
+    def host_facts(self, hosts):
+        """``{host: {fact: value}}`` of what a deployment can know about
+        ``hosts`` (names of :mod:`shadow_service.hostfacts`); empty when
+        unknown, partial where some facts are."""
         return {}
+
+    # -- instance actions (the watcher) -----------------------------------
+    def get_instance(self, instance_id):
+        """The :class:`Instance` ``instance_id``; CloudError if unknown."""
+        raise NotSupported('%s cannot look up instances'
+                           % type(self).__name__)
+
+    def resize(self, instance_id, flavor):
+        """Start resizing ``instance_id`` to ``flavor`` (a flavor dict with
+        a ``name``; the guest reboots).  Confirm with
+        :meth:`confirm_resize`."""
+        raise NotSupported('%s cannot resize' % type(self).__name__)
+
+    def confirm_resize(self, instance_id):
+        """Confirm a finished resize (frees the old allocation)."""
+        raise NotSupported('%s cannot resize' % type(self).__name__)
+
+    def live_migrate(self, instance_id, host):
+        """Live-migrate ``instance_id`` to ``host``."""
+        raise NotSupported('%s cannot live-migrate' % type(self).__name__)
+
+    def boot_sibling(self, instance_id, name=None):
+        """Boot another VM like ``instance_id`` (same image, flavor,
+        server group and metadata); returns its :class:`Instance`."""
+        raise NotSupported('%s cannot boot siblings' % type(self).__name__)
+
+    def delete_instance(self, instance_id):
+        """Delete ``instance_id``; no error if it is already gone."""
+        raise NotSupported('%s cannot delete instances'
+                           % type(self).__name__)

@@ -111,33 +111,29 @@ def _request(args):
 
 
 def _evaluate_locally(conf, args):
-    from shadow_service import clouds
     from shadow_service import service
 
     history_choice = args.history or (
         'configured' if args.config_file else 'memory')
+    history = None
     if history_choice == 'memory':
         from shadow_service.history import memory
 
         history = memory.MemoryStore()
-    else:
-        history = service.build_history(conf)
-
-    driver = clouds.load_driver(conf, history)
-    manager = service.build_manager(conf, history=history, driver=driver)
-    if args.hosts:
-        names = [h.strip() for h in args.hosts.split(',') if h.strip()]
-    else:
-        names = list(getattr(driver, 'host_names', lambda: [])())
-    if not names:
-        raise exception.InvalidRequest(reason='no candidate hosts: use '
-                                              '--hosts')
+    parts = service.build(conf, history=history)
     try:
-        return manager.evaluate(_request(args),
-                                [{'host': n} for n in names], args.budget)
+        if args.hosts:
+            names = [h.strip() for h in args.hosts.split(',') if h.strip()]
+        else:
+            names = [h.host for h in parts.driver.list_hosts()
+                     if h.available]
+        if not names:
+            raise exception.InvalidRequest(reason='no candidate hosts: use '
+                                                  '--hosts')
+        return parts.manager.evaluate(
+            _request(args), [{'host': n} for n in names], args.budget)
     finally:
-        manager.shutdown()
-        history.close()
+        parts.close()
 
 
 def _evaluate_remotely(conf, args):
@@ -163,15 +159,33 @@ def _evaluate_remotely(conf, args):
     raise exception.ShadowException('evaluation did not finish in time')
 
 
+def _split_demo_args(argv):
+    """``(nova-shadow args, demo args)``: everything after the sub-command
+    word ``demo`` belongs to the demo's own parser.  Only the first word
+    that is not an option (or an option's value) is the sub-command, so
+    ``evaluate --profile demo`` stays an evaluation."""
+    takes_value = {'--config-file'}
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in takes_value:
+            index += 2
+            continue
+        if word.startswith('-'):
+            index += 1
+            continue
+        if word == 'demo':
+            return argv[:index + 1], argv[index + 1:]
+        return argv, None
+    return argv, None
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if 'demo' in argv:
-        # Everything after "demo" belongs to the demo's own parser.
-        at = argv.index('demo')
-        args = _parser().parse_args(argv[:at + 1])
-        args.demo_args = argv[at + 1:]
-    else:
-        args = _parser().parse_args(argv)
+    own, demo_args = _split_demo_args(argv)
+    args = _parser().parse_args(own)
+    if demo_args is not None:
+        args.demo_args = demo_args
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
@@ -191,9 +205,11 @@ def main(argv=None):
         if args.command == 'show':
             from shadow_service import rpcapi
 
-            ranking = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)\
+            state = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)\
                 .get_evaluation({}, args.evaluation_id, timeout=30)
-        elif args.remote:
+            print(json.dumps(state, indent=2, sort_keys=True))
+            return 0
+        if args.remote:
             ranking = _evaluate_remotely(conf, args)
         else:
             ranking = _evaluate_locally(conf, args)
@@ -206,7 +222,7 @@ def main(argv=None):
         return 1
     if ranking is None:
         return 0
-    if args.json or args.command == 'show':
+    if args.json:
         print(json.dumps(ranking, indent=2, sort_keys=True))
     else:
         format_ranking(ranking)

@@ -27,8 +27,8 @@ def _service_class():
 
         def start(self):
             super().start()
-            manager = service.build_manager(self.conf)
-            self.server = service.RPCServer(self.conf, manager).start()
+            parts = service.build(self.conf)
+            self.server = service.RPCServer(parts).start()
 
         def stop(self, graceful=True):
             if self.server is not None:

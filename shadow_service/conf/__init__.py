@@ -1,24 +1,29 @@
 """oslo.config options of the shadow service, one module per group.
 
 Library code takes a ``ConfigOpts`` argument; only entry points (the daemons
-and the CLI) use the global ``cfg.CONF``.
+and the CLI) use the global ``cfg.CONF``.  :func:`register_opts` registers
+the core groups (``[shadow]``, ``[analysis]``, ``[history]``) and every
+installed plugin's own options (for example the twin's ``[sim]``): plugins
+declare them through ``get_config_opts()`` (see
+:mod:`shadow_service.plugins`).
 """
 
 from oslo_config import cfg
 
+from shadow_service import plugins
 from shadow_service.conf import analysis
 from shadow_service.conf import history
 from shadow_service.conf import service
-from shadow_service.conf import sim
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history, sim]
+_OPT_MODULES = [service, analysis, history]
 
 
 def register_opts(conf):
     for module in _OPT_MODULES:
         module.register_opts(conf)
+    plugins.register_opts(conf)
 
 
 def list_opts():
@@ -26,4 +31,11 @@ def list_opts():
     opts = []
     for module in _OPT_MODULES:
         opts.extend(module.list_opts().items())
+    core = {getattr(group, 'name', group) for group, _opts in opts}
+    for group, plugin_opts in plugins.plugin_opts():
+        if group.name in core:
+            # Already listed with the core group (e.g. the stores'
+            # options live in [history]).
+            continue
+        opts.append((group, plugin_opts))
     return opts

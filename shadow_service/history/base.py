@@ -19,13 +19,10 @@ import threading
 import time
 import typing
 
-MEASUREMENTS = (
-    'shadow_sample',
-    'host_metric',
-    'instance_metric',
-    'evaluation',
-    'scaling_decision',
-)
+from shadow_service import measurements as names
+
+#: The schema's measurements (see :mod:`shadow_service.measurements`).
+MEASUREMENTS = names.MEASUREMENTS
 
 
 #: Aggregates every store computes in :meth:`HistoryStore.query_series`.
@@ -44,7 +41,7 @@ class Point:
     """One measurement at one time.
 
     ``time`` is Unix seconds.  Field values are floats, ints, bools or
-    strings; NaN and infinities are rejected by :func:`validate_point`.
+    strings; NaN and infinities are rejected by :func:`prepare_point`.
     """
 
     measurement: str
@@ -68,22 +65,6 @@ class Point:
             fields=dict(data['fields']),
             time=float(data['time']),
         )
-
-
-def validate_point(point):
-    """Raise ValueError naming the problem if ``point`` cannot be stored."""
-    if not point.measurement:
-        raise ValueError('point has an empty measurement')
-    if not point.fields:
-        raise ValueError('point %s has no fields' % point.measurement)
-    for name, value in point.fields.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(
-                'field %r of %s is %r: NaN and infinities are not stored'
-                % (name, point.measurement, value))
-    for key, value in point.tags.items():
-        if not isinstance(value, str):
-            raise ValueError('tag %r must be a string, got %r' % (key, value))
 
 
 def time_to_us(seconds):
@@ -296,14 +277,14 @@ def evaluation_point(record, time_s):
     """The ``evaluation`` point that keeps ``record`` (contracts.rst)."""
     if 'evaluation_id' not in record:
         raise ValueError('an evaluation record needs an evaluation_id')
-    fields = {'record': json.dumps(record, sort_keys=True)}
+    fields = {names.FIELD_RECORD: json.dumps(record, sort_keys=True)}
     for name in ('confidence', 'duration_s'):
         if is_number(record.get(name)):
             fields[name] = float(record[name])
     return Point(
-        measurement='evaluation',
-        tags={'evaluation': str(record['evaluation_id']),
-              'status': str(record.get('status') or 'unknown')},
+        measurement=names.EVALUATION,
+        tags={names.TAG_EVALUATION: str(record['evaluation_id']),
+              names.TAG_STATUS: str(record.get('status') or 'unknown')},
         fields=fields,
         time=time_s)
 
@@ -357,13 +338,20 @@ class HistoryStore(metaclass=abc.ABCMeta):
     def latest(self, measurement, field, tags=None, group_by='host'):
         """``{group value: (time, value)}`` for the newest point per group."""
 
-    @abc.abstractmethod
     def put_evaluation(self, record, when=None):
         """Keep an evaluation record (a JSON-serialisable dict with an
         ``evaluation_id`` key), stamped ``when`` (Unix seconds; the
         store's clock when None).  Callers whose samples carry another
         clock (the twin's virtual one) pass that clock's time so records
-        and samples share one time base."""
+        and samples share one time base.
+
+        Returns the :class:`Point` written.  Every store keeps records the
+        same way: as one ``evaluation`` point (:func:`evaluation_point`).
+        """
+        point = evaluation_point(
+            record, self._clock.now() if when is None else when)
+        self.write([point])
+        return point
 
     @abc.abstractmethod
     def get_evaluation(self, evaluation_id):

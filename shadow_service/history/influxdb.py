@@ -31,6 +31,7 @@ import urllib.parse
 
 import requests
 
+from shadow_service import measurements as names
 from shadow_service.conf import history as history_conf
 from shadow_service.history import base
 from shadow_service.history import lineprotocol as lp
@@ -40,7 +41,7 @@ LOG = logging.getLogger(__name__)
 RAW_RP = 'nova_shadow_raw'
 ROLLUP_RP = 'nova_shadow_rollup'
 #: Measurements whose ``value`` field the continuous queries roll up.
-ROLLUP_MEASUREMENTS = ('host_metric', 'instance_metric', 'shadow_sample')
+ROLLUP_MEASUREMENTS = names.ROLLUP_MEASUREMENTS
 _ROLLUP_FIELDS = ('value_count', 'value_sum', 'value_min', 'value_max',
                   'value_last')
 _DROP_LOG_INTERVAL_S = 10.0
@@ -108,6 +109,12 @@ class InfluxDBStore(base.HistoryStore):
         start-up timeout, is not InfluxDB, refuses the credentials, or the
         database is missing and may not be created.
     """
+
+    config_group = history_conf.history_group
+
+    @classmethod
+    def get_config_opts(cls):
+        return history_conf.influx_opts
 
     def __init__(self, conf=None, **kwargs):
         unknown = set(kwargs) - set(_KWARGS)
@@ -429,12 +436,11 @@ class InfluxDBStore(base.HistoryStore):
         return newest
 
     def put_evaluation(self, record, when=None):
-        point = base.evaluation_point(
-            record, self._clock.now() if when is None else when)
         with self._cond:
-            self.write([point])
-            self._pending_evaluations[point.tags['evaluation']] = (
+            point = super().put_evaluation(record, when)
+            self._pending_evaluations[point.tags[names.TAG_EVALUATION]] = (
                 self._enqueued_seq, json.loads(point.fields['record']))
+        return point
 
     def get_evaluation(self, evaluation_id):
         evaluation_id = str(evaluation_id)
@@ -447,7 +453,7 @@ class InfluxDBStore(base.HistoryStore):
         self._read_own_writes()
         rows = self._query_rows(
             "SELECT last(record) FROM evaluation%s"
-            % self._where({'evaluation': evaluation_id}))
+            % self._where({names.TAG_EVALUATION: evaluation_id}))
         return json.loads(rows[-1][1][1]) if rows else None
 
     def _still_queued(self, seq):

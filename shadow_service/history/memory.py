@@ -9,6 +9,7 @@ it is not meant for a daemon.
 import json
 import threading
 
+from shadow_service import measurements as names
 from shadow_service.history import base
 
 
@@ -77,13 +78,9 @@ class MemoryStore(base.HistoryStore):
                 newest[key] = (point.time, point.fields[field])
         return newest
 
-    def put_evaluation(self, record, when=None):
-        self.write([base.evaluation_point(
-            record, self._clock.now() if when is None else when)])
-
     def get_evaluation(self, evaluation_id):
-        found = self.query_points('evaluation',
-                                  {'evaluation': str(evaluation_id)})
+        found = self.query_points(
+            names.EVALUATION, {names.TAG_EVALUATION: str(evaluation_id)})
         records = [p for p in found if 'record' in p.fields]
         return json.loads(records[-1].fields['record']) if records else None
 

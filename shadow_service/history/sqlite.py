@@ -26,13 +26,14 @@ import sqlite3
 import threading
 import time
 
+from shadow_service import measurements as names
 from shadow_service.conf import history as history_conf
 from shadow_service.history import base
 
 LOG = logging.getLogger(__name__)
 
 #: Measurements whose ``value`` field is rolled up when it gets old.
-ROLLUP_MEASUREMENTS = ('host_metric', 'instance_metric', 'shadow_sample')
+ROLLUP_MEASUREMENTS = names.ROLLUP_MEASUREMENTS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -106,6 +107,12 @@ class SQLiteStore(base.HistoryStore):
     path, raw_retention_days, rollup_interval_s, rollup_retention_days
         Override the matching ``[history]`` options.
     """
+
+    config_group = history_conf.history_group
+
+    @classmethod
+    def get_config_opts(cls):
+        return history_conf.sqlite_opts
 
     def __init__(self, conf=None, *, path=None, raw_retention_days=None,
                  rollup_interval_s=None, rollup_retention_days=None):
@@ -288,14 +295,10 @@ class SQLiteStore(base.HistoryStore):
                     newest[key] = found
         return newest
 
-    def put_evaluation(self, record, when=None):
-        self.write([base.evaluation_point(
-            record, self._clock.now() if when is None else when)])
-
     def get_evaluation(self, evaluation_id):
         with self._lock:
             series = self._matching_series(
-                'evaluation', {'evaluation': str(evaluation_id)})
+                names.EVALUATION, {names.TAG_EVALUATION: str(evaluation_id)})
             if not series:
                 return None
             marks = ','.join('?' * len(series))

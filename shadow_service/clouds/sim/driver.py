@@ -4,10 +4,15 @@ Shadows boot instantly on any host name the caller gives (unknown names get
 a class and tenants derived from the seed and the name), run their loadgen
 profile against the host's replayed tenants, and write ``shadow_sample``
 points to the history store while :meth:`SimDriver.wait` moves the virtual
-clock.  :meth:`SimDriver.host_features` returns only what host monitoring
+clock.  :meth:`SimDriver.host_facts` returns only what host monitoring
 and an inventory could tell a real deployment; the twin's hidden state is
 reachable through :attr:`SimDriver.oracle`, which exists for benchmarks and
 must never feed a placement decision.
+
+Full VMs (:meth:`SimDriver.place_vm`) can be acted on as the watcher does
+on a real cloud: resized, live-migrated, given a sibling, deleted.  A VM
+that changes flavor or host continues as a new twin workload under the
+same instance id, so its history is one series.
 
 Configure it in the ``[sim]`` group (``shadow_service/conf/sim.py``).
 """
@@ -19,11 +24,12 @@ import uuid
 
 import numpy as np
 
-from loadgen import profiles as lg_profiles
+from shadow_service import hostfacts as facts
 from shadow_service.clouds import base
 from shadow_service.clouds.sim import engine
 from shadow_service.clouds.sim import oracle as oracle_mod
 from shadow_service.conf import sim as sim_conf
+from shadow_service.workloads import profiles
 
 LOG = logging.getLogger(__name__)
 
@@ -35,28 +41,30 @@ def _host_name(host):
     return host['host'] if isinstance(host, dict) else str(host)
 
 
-def _as_profile(profile):
-    if isinstance(profile, lg_profiles.Profile):
-        return profile
-    return lg_profiles.load_profile(profile)
-
-
 class SimDriver(base.CloudDriver):
     """Shadows and VMs in the twin.
 
     Parameters
     ----------
     conf : oslo_config.cfg.ConfigOpts
-        Reads the ``[sim]`` group (registered here if missing).
+        With the ``[sim]`` group registered
+        (``shadow_service.conf.register_opts``).
     history : shadow_service.history.base.HistoryStore or None
+        Where the twin writes what it measures (the driver gives its twin
+        this store).
     twin : shadow_service.clouds.sim.engine.Twin, optional
-        An already built twin (tests, benchmarks); built from ``conf``
-        otherwise.
+        An already built twin (benchmarks running several stores over one
+        twin); built from ``conf`` otherwise.
     """
+
+    config_group = sim_conf.sim_group
+
+    @classmethod
+    def get_config_opts(cls):
+        return sim_conf.sim_opts
 
     def __init__(self, conf, history, twin=None):
         super().__init__(conf, history)
-        sim_conf.register_opts(conf)
         opts = conf.sim
         self.speedup = opts.speedup
         self.backfill_s = opts.backfill_hours * 3600.0
@@ -69,17 +77,23 @@ class SimDriver(base.CloudDriver):
                 noise_pct=opts.noise_pct,
                 sample_interval_s=opts.sample_interval,
                 host_metric_interval_s=opts.host_metric_interval)
+        twin.history = history
         self.twin = twin
         self._backfilled = set()
+        # instance id -> the twin workload it currently runs as
+        self._instances = {}
+        self._segments = 0
+        # Workloads that end or start a resize on the same host.
+        self._not_departed = set()
+        self._not_arrived = set()
 
     # -- CloudDriver -----------------------------------------------------
     def boot_shadows(self, evaluation_id, request, hosts, profile):
         flavor = dict(request.get('flavor') or {})
-        profile = _as_profile(profile)
-        self.ensure_hosts([_host_name(h) for h in hosts])
+        names = [_host_name(h) for h in hosts]
+        self.ensure_hosts(names)
         shadows = []
-        for host in hosts:
-            name = _host_name(host)
+        for name in names:
             shadow_id = 'shadow-%s' % uuid.uuid5(
                 uuid.NAMESPACE_URL, 'sim/%s/%s/%d' % (
                     evaluation_id, name, len(self.twin.workloads)))
@@ -118,8 +132,21 @@ class SimDriver(base.CloudDriver):
             time.sleep(seconds / self.speedup)
         self.twin.advance(seconds, sample_interval_s=sample_interval_s)
 
-    def host_features(self, hosts):
-        """Inventory and monitoring features of ``hosts``: hardware data
+    def fast_forward(self, seconds, sample_interval_s=None,
+                     host_metric_interval_s=None):
+        """Move the twin's clock ``seconds`` on at once (no real-time
+        pacing), writing what every workload and host reports on the way:
+        the demo's and the benchmarks' simulated hours."""
+        self.twin.advance(seconds, sample_interval_s=sample_interval_s,
+                          host_metric_interval_s=host_metric_interval_s)
+
+    def list_hosts(self):
+        """The cluster file's hosts, all up and enabled, in zone nova."""
+        return [base.HostInfo(host=name, availability_zone='nova')
+                for name in self.host_names()]
+
+    def host_facts(self, hosts):
+        """Inventory and monitoring facts of ``hosts``: hardware data
         sheet figures, what tenants have allocated, and statistics of the
         host's own monitoring (with measurement noise) over the last day.
         """
@@ -143,14 +170,16 @@ class SimDriver(base.CloudDriver):
         if new and self.backfill_s and self.history is not None:
             self.twin.backfill_host_metrics(self.backfill_s, hosts=new)
 
-    def place_vm(self, request, host, instance_id=None, lifetime_s=None):
+    def place_vm(self, request, host, instance_id=None, lifetime_s=None,
+                 profile=None):
         """Start a full VM for ``request`` on ``host``; returns its id.
 
         With ``lifetime_s`` the VM is deleted by itself that many seconds
         later (the benchmark's departures); without, it stays.
+        ``profile`` defaults to the one the request names.
         """
-        from shadow_service import evaluation as evaluation_mod
-        profile = evaluation_mod.resolve_profile(request)
+        if profile is None:
+            profile = profiles.resolve_profile(request)
         flavor = request['flavor']
         instance_id = instance_id or 'vm-%d' % len(self.twin.workloads)
         self.ensure_hosts([host])
@@ -161,7 +190,83 @@ class SimDriver(base.CloudDriver):
             started_at=self.twin.clock,
             stopped_at=(None if lifetime_s is None
                         else self.twin.clock + float(lifetime_s))))
+        self._instances[instance_id] = instance_id
         return instance_id
+
+    # -- instance actions (CloudDriver) ------------------------------------
+    def _workload(self, instance_id):
+        workload = self.twin.workloads.get(
+            self._instances.get(instance_id, instance_id))
+        if (workload is None or workload.kind != 'vm'
+                or not workload.running_at(self.twin.clock)):
+            raise base.CloudError('no running instance %s in the twin'
+                                  % instance_id)
+        return workload
+
+    def get_instance(self, instance_id):
+        work = self._workload(instance_id)
+        return base.Instance(
+            instance_id=instance_id, host=work.host,
+            flavor={'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
+                    'disk_gb': work.disk_gb},
+            metadata={'profile': work.profile.name})
+
+    def _continue(self, instance_id, **changes):
+        """Stop the instance's current workload now and start it again
+        with ``changes`` (flavor or host) under the same instance id."""
+        work = self._workload(instance_id)
+        departs_at = work.stopped_at
+        self.twin.stop_workload(work.workload_id)
+        self._segments += 1
+        fields = {'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
+                  'disk_gb': work.disk_gb, 'host': work.host}
+        fields.update(changes)
+        self.ensure_hosts([fields['host']])
+        new = engine.Workload(
+            workload_id='%s#%d' % (instance_id, self._segments), kind='vm',
+            profile=work.profile, started_at=self.twin.clock,
+            stopped_at=departs_at, instance_id=instance_id, **fields)
+        if new.host == work.host:
+            # A resize in place is neither a departure nor an arrival.
+            self._not_departed.add(work.workload_id)
+            self._not_arrived.add(new.workload_id)
+        self.twin.start_workload(new)
+        self._instances[instance_id] = new.workload_id
+        return new
+
+    def resize(self, instance_id, flavor):
+        """Run the instance with ``flavor`` from now on (instantly)."""
+        self._continue(instance_id, vcpus=int(flavor['vcpus']),
+                       ram_mb=int(flavor['ram_mb']),
+                       disk_gb=int(flavor.get('disk_gb', 0)))
+
+    def confirm_resize(self, instance_id):
+        """Nothing to free in the twin: the old flavor stopped at once."""
+        self._workload(instance_id)
+
+    def live_migrate(self, instance_id, host):
+        """Run the instance on ``host`` from now on (instantly)."""
+        self._continue(instance_id, host=host)
+
+    def boot_sibling(self, instance_id, name=None, host=None):
+        """Another VM like ``instance_id`` on ``host`` (default: the host
+        with the most free RAM, the twin's stand-in for Nova's
+        scheduler)."""
+        work = self._workload(instance_id)
+        if host is None:
+            host = max(self.host_names(),
+                       key=lambda h: (self.nova_view(h)['free_ram_mb'], h))
+        sibling = name or '%s-sibling-%d' % (instance_id,
+                                             len(self.twin.workloads))
+        request = {'flavor': {'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
+                              'disk_gb': work.disk_gb}}
+        self.place_vm(request, host, instance_id=sibling,
+                      profile=work.profile)
+        return self.get_instance(sibling)
+
+    def delete_instance(self, instance_id):
+        current = self._instances.get(instance_id, instance_id)
+        self.twin.stop_workload(current)
 
     def churn(self, host, window_s=FEATURE_WINDOW_S):
         """VMs created on and deleted from ``host`` in the last
@@ -170,14 +275,18 @@ class SimDriver(base.CloudDriver):
         now = self.twin.clock
         since = now - window_s
         arrived = departed = 0
-        for work in self.twin.workloads_on(host, since, now + 1e-9):
+        # (1 ms past now: the twin's clock is Unix seconds, where 1e-9
+        # is below a float's resolution.)
+        for work in self.twin.workloads_on(host, since, now + 1e-3):
             if work.kind != 'vm':
                 continue
-            arrived += since < work.started_at <= now
+            arrived += (since < work.started_at <= now
+                        and work.workload_id not in self._not_arrived)
             departed += (work.stopped_at is not None
-                         and since < work.stopped_at <= now)
-        return {'vm_arrivals_24h': int(arrived),
-                'vm_departures_24h': int(departed)}
+                         and since < work.stopped_at <= now
+                         and work.workload_id not in self._not_departed)
+        return {facts.VM_ARRIVALS_24H: int(arrived),
+                facts.VM_DEPARTURES_24H: int(departed)}
 
     def nova_view(self, host):
         """What Nova's resource tracker knows of ``host`` (allocations,
@@ -204,15 +313,17 @@ class SimDriver(base.CloudDriver):
 
     def _contention_features(self, name, observed, recent):
         """The regressors of ``shadow_service.analysis.contention``
-        (``NUMERIC_FEATURES``) from the last ``recent`` monitoring steps."""
+        (``hostfacts.CONTENTION_FEATURES``) from the last ``recent``
+        monitoring steps."""
         hc = self.twin.host(name).host_class
         now = {m: float(np.mean(v[-recent:])) for m, v in observed.items()}
         return {
-            'cpu_util_pct': now['cpu_util_pct'],
-            'cpu_steal_pct': now['cpu_steal_pct'],
-            'mem_bw_util': now['mem_bandwidth_gbps'] / hc.mem_bandwidth_gbps,
-            'io_util': now['disk_iops'] / hc.disk_iops,
-            'num_instances': self.nova_view(name)['running_vms'],
+            facts.CPU_UTIL_PCT: now['cpu_util_pct'],
+            facts.CPU_STEAL_PCT: now['cpu_steal_pct'],
+            facts.MEM_BW_UTIL: (now['mem_bandwidth_gbps']
+                                / hc.mem_bandwidth_gbps),
+            facts.IO_UTIL: now['disk_iops'] / hc.disk_iops,
+            facts.NUM_INSTANCES: self.nova_view(name)['running_vms'],
         }
 
     def _features(self, name, times):
@@ -222,22 +333,24 @@ class SimDriver(base.CloudDriver):
                     self.twin.host_observation(name, times).items()}
         recent = max(1, int(math.ceil(900.0 / FEATURE_STEP_S)))
         features = {
-            'hardware_class': hc.name,
-            'cores': hc.cores,
-            'clock_ghz': hc.clock_ghz,
-            'memory_mb': hc.memory_mb,
-            'rated_mem_bandwidth_gbps': hc.mem_bandwidth_gbps,
-            'rated_disk_iops': hc.disk_iops,
-            'nic_mbps': hc.nic_mbps,
+            facts.HARDWARE_CLASS: hc.name,
+            facts.CORES: hc.cores,
+            facts.CLOCK_GHZ: hc.clock_ghz,
+            facts.MEMORY_MB: hc.memory_mb,
+            facts.RATED_MEM_BANDWIDTH_GBPS: hc.mem_bandwidth_gbps,
+            facts.RATED_DISK_IOPS: hc.disk_iops,
+            facts.NIC_MBPS: hc.nic_mbps,
         }
         features.update({k: v for k, v in self.nova_view(name).items()
-                         if k in ('vcpus_used', 'memory_mb_used',
-                                  'running_vms')})
+                         if k in (facts.VCPUS_USED, facts.MEMORY_MB_USED,
+                                  facts.RUNNING_VMS)})
         features.update(self._contention_features(name, observed, recent))
         features.update(self.churn(name))
         for metric, values in observed.items():
-            features['%s_now' % metric] = float(np.mean(values[-recent:]))
-            features['%s_mean_24h' % metric] = float(np.mean(values))
-            features['%s_p95_24h' % metric] = float(
+            features[facts.stat(metric, facts.STAT_NOW)] = float(
+                np.mean(values[-recent:]))
+            features[facts.stat(metric, facts.STAT_MEAN_24H)] = float(
+                np.mean(values))
+            features[facts.stat(metric, facts.STAT_P95_24H)] = float(
                 np.percentile(values, 95))
         return features

@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from shadow_service import hostfacts
+from shadow_service import measurements as names
 from shadow_service.clouds.sim import cluster as cluster_mod
 from shadow_service.clouds.sim import traces
 from shadow_service.clouds.sim import workload as workload_mod
@@ -34,8 +36,7 @@ TRACE_EPOCH = 1372636800.0
 #: Default start of the virtual clock: a week into the traces, 09:00 UTC.
 DEFAULT_START = TRACE_EPOCH + 7 * 86400 + 9 * 3600
 
-HOST_METRICS = ('cpu_util_pct', 'cpu_steal_pct', 'mem_bandwidth_gbps',
-                'disk_iops', 'disk_p95_latency_ms', 'net_mbps')
+HOST_METRICS = hostfacts.HOST_METRICS
 
 
 def grid_times(start, end, step):
@@ -63,6 +64,14 @@ class Workload:
     # When it stops: set by stop_workload, or in advance for a VM with a
     # known lifetime (it departs by itself when the clock passes it).
     stopped_at: float = None
+    # The instance a VM's samples are reported for.  A resized or migrated
+    # VM continues as a new workload (new flavor or host) under the same
+    # instance id; None: the workload id.
+    instance_id: str = None
+
+    @property
+    def reported_id(self):
+        return self.instance_id or self.workload_id
 
     def running_at(self, when):
         """Started and not yet stopped at ``when``."""
@@ -328,15 +337,18 @@ class Twin:
     def _point(self, work, metric, t, value):
         if work.kind == 'shadow':
             return history_base.Point(
-                'shadow_sample',
-                {'evaluation': work.evaluation_id,
-                 'shadow': work.workload_id, 'host': work.host,
-                 'profile': work.profile.name, 'metric': metric},
-                {'value': float(value)}, float(t))
+                names.SHADOW_SAMPLE,
+                {names.TAG_EVALUATION: work.evaluation_id,
+                 names.TAG_SHADOW: work.workload_id,
+                 names.TAG_HOST: work.host,
+                 names.TAG_PROFILE: work.profile.name,
+                 names.TAG_METRIC: metric},
+                {names.FIELD_VALUE: float(value)}, float(t))
         return history_base.Point(
-            'instance_metric',
-            {'instance': work.workload_id, 'host': work.host,
-             'metric': metric}, {'value': float(value)}, float(t))
+            names.INSTANCE_METRIC,
+            {names.TAG_INSTANCE: work.reported_id, names.TAG_HOST: work.host,
+             names.TAG_METRIC: metric}, {names.FIELD_VALUE: float(value)},
+            float(t))
 
     def _host_points(self, host_name, times):
         observed = self.host_observation(host_name, times)
@@ -344,8 +356,9 @@ class Twin:
         for metric in HOST_METRICS:
             for t, value in zip(times, self.noisy(observed[metric])):
                 points.append(history_base.Point(
-                    'host_metric', {'host': host_name, 'metric': metric},
-                    {'value': float(value)}, float(t)))
+                    names.HOST_METRIC,
+                    {names.TAG_HOST: host_name, names.TAG_METRIC: metric},
+                    {names.FIELD_VALUE: float(value)}, float(t)))
         return points
 
 

@@ -14,9 +14,9 @@ Realised performance
     ``sensitivity`` gives each metric (the analyzer's catalogue), and the
     mean over the horizon, times 100, is the realised performance.
 QoS target
-    Per profile, thresholds on the metrics its owner would put in an SLO
-    (:data:`QOS_TARGETS`); a placement meets its QoS when at least
-    :data:`QOS_SHARE` of the horizon's steps meet every threshold.
+    The profile's targets (:mod:`shadow_service.workloads.qos`); a
+    placement meets its QoS when at least ``qos.QOS_SHARE`` of the
+    horizon's steps meet every target.
 Horizon
     24 simulated hours, or the VM's lifetime when it departs sooner (the
     twin knows when a VM with a lifetime will be deleted).
@@ -26,28 +26,15 @@ import dataclasses
 
 import numpy as np
 
-from shadow_service.analysis import catalogue
 from shadow_service.clouds.sim import engine
 from shadow_service.clouds.sim import workload as workload_mod
+from shadow_service.workloads import catalogue
+from shadow_service.workloads import qos
 
 HORIZON_S = 86400.0
 STEP_S = 300.0
-QOS_SHARE = 0.95
+QOS_SHARE = qos.QOS_SHARE
 
-#: ``{profile: {metric: (comparison, threshold)}}``.  Latency targets sit
-#: a few times above the best hardware's unloaded value; 10 % steal is the
-#: level at which public clouds' guidance calls a host noisy.
-QOS_TARGETS = {
-    'web': {'net_p95_rtt_ms': ('<=', 1.0), 'cpu_steal_pct': ('<=', 10.0)},
-    'db-oltp': {'disk_p95_latency_ms': ('<=', 5.0),
-                'cpu_steal_pct': ('<=', 10.0)},
-    'batch-cpu': {'cpu_steal_pct': ('<=', 10.0)},
-    'cache': {'net_p95_rtt_ms': ('<=', 1.0), 'mem_latency_ns': ('<=', 200.0)},
-    'analytics': {'mem_latency_ns': ('<=', 200.0),
-                  'disk_p95_latency_ms': ('<=', 50.0)},
-    'idle': {'cpu_steal_pct': ('<=', 10.0)},
-}
-DEFAULT_QOS = {'cpu_steal_pct': ('<=', 10.0)}
 
 
 @dataclasses.dataclass
@@ -89,19 +76,6 @@ def goodness(metric, values, reference):
     if reference <= 0:
         return np.ones_like(values)
     return np.clip(values / reference, 0.0, 1.0)
-
-
-def qos_share(profile_name, metrics):
-    targets = QOS_TARGETS.get(profile_name, DEFAULT_QOS)
-    steps = len(next(iter(metrics.values())))
-    ok = np.ones(steps, dtype=bool)
-    for metric, (comparison, threshold) in targets.items():
-        if metric not in metrics:
-            continue
-        values = np.asarray(metrics[metric])
-        ok &= values <= threshold if comparison == '<=' else \
-            values >= threshold
-    return float(ok.mean())
 
 
 class Oracle:
@@ -176,7 +150,7 @@ class Oracle:
         weights = metric_weights(vm.profile, metrics)
         score = sum(w * goodness(m, metrics[m], reference.get(m, 0.0))
                     for m, w in weights.items())
-        share = qos_share(vm.profile.name, metrics)
+        share = qos.share_met(vm.profile.name, metrics)
         return Realised(host=vm.host,
                         performance=100.0 * float(np.mean(score)),
                         qos_met=share >= QOS_SHARE, qos_share=share,

@@ -5,6 +5,7 @@ import pytest
 from shadow_service import evaluation
 from shadow_service import exception
 from shadow_service.analysis import analyzer as analyzer_mod
+from shadow_service.analysis import scaleup
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import memory
 from tests import service_support
@@ -26,11 +27,11 @@ def make_evaluator(analyzer=None, **options):
 
 
 def test_shadows_are_flavor_minimal():
-    flavor = evaluation.shadow_flavor(
+    flavor = scaleup.shadow_flavor(
         {'name': 'big', 'vcpus': 16, 'ram_mb': 65536, 'disk_gb': 100}, 0.25)
     assert flavor == {'name': 'shadow-big', 'vcpus': 4, 'ram_mb': 16384,
                       'disk_gb': 25, 'extra_specs': {}}
-    tiny = evaluation.shadow_flavor({'vcpus': 1, 'ram_mb': 512}, 0.1)
+    tiny = scaleup.shadow_flavor({'vcpus': 1, 'ram_mb': 512}, 0.1)
     assert tiny['vcpus'] == 1 and tiny['ram_mb'] == 256
 
 
@@ -123,33 +124,6 @@ def test_bad_inline_profile_names_the_field():
         'cpu': {'workers': -2, 'duty_cycle': 0.5}}})
     with pytest.raises(exception.InvalidRequest, match='workers'):
         evaluator.run(evaluator.new(bad, HOSTS, 5.0))
-
-
-def test_operator_profiles_are_found_by_name_in_profile_dirs(tmp_path):
-    (tmp_path / 'etl.json').write_text(
-        '{"name": "etl", "components": {"cpu": {"workers": 1,'
-        ' "duty_cycle": 0.5}}}')
-    profile = evaluation.resolve_profile(
-        dict(REQUEST, profile='etl'), profile_dirs=[str(tmp_path)])
-    assert profile.name == 'etl'
-    with pytest.raises(exception.ProfileNotFound):
-        evaluation.resolve_profile(dict(REQUEST, profile='etl'))
-
-
-@pytest.mark.parametrize('name', ['/etc/passwd', '../etl', 'a/b', '.hidden'])
-def test_profile_names_never_reach_other_files(tmp_path, name):
-    (tmp_path / 'etl.json').write_text('{"name": "etl"}')
-    with pytest.raises(exception.ProfileNotFound):
-        evaluation.resolve_profile(dict(REQUEST, profile=name),
-                                   profile_dirs=[str(tmp_path)])
-
-
-def test_inline_profiles_may_not_name_files():
-    inline = {'name': 'x', 'pattern': {'type': 'trace',
-                                       'path': '/etc/shadow'},
-              'components': {'cpu': {'workers': 1, 'duty_cycle': 0.5}}}
-    with pytest.raises(exception.InvalidRequest, match='path'):
-        evaluation.resolve_profile(dict(REQUEST, profile=inline))
 
 
 def test_prior_only_uses_shadows_of_the_same_workload():

@@ -5,30 +5,25 @@ import os
 import subprocess
 import sys
 
-from oslo_config import cfg
-
 from shadow_service import demo
-from shadow_service import evaluation
-from shadow_service.clouds.sim import driver as sim_driver
-from shadow_service.clouds.sim import ranker
+from shadow_service import service
 from shadow_service.history import memory
+from tests import service_support
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))))
 
 
 def test_evaluation_on_nova_style_host_names_ranks_and_cleans_up():
-    conf = cfg.ConfigOpts()
-    conf([])
+    conf = service_support.make_conf(shadow={'sample_interval': 5.0,
+                                             'max_budget': 30.0})
     store = memory.MemoryStore()
-    driver = sim_driver.SimDriver(conf, store)
-    evaluator = evaluation.Evaluator(driver, store, ranker.make_analyzer(),
-                                     sample_interval=5.0, max_budget=30.0)
+    parts = service.build(conf, history=store)
+    driver = parts.driver
     hosts = [{'host': h} for h in ('compute1', 'compute2', 'compute3')]
-    job = evaluator.new({'flavor': {'vcpus': 4, 'ram_mb': 8192,
-                                    'disk_gb': 40},
-                         'profile': 'web'}, hosts, 30.0)
-    ranking = evaluator.run(job)
+    ranking = parts.manager.evaluate(
+        {'flavor': {'vcpus': 4, 'ram_mb': 8192, 'disk_gb': 40},
+         'profile': 'web'}, hosts, 30.0)
     assert {h['host'] for h in ranking['hosts']} == {'compute1', 'compute2',
                                                       'compute3'}
     assert ranking['shadow_host_seconds'] > 0
@@ -47,7 +42,7 @@ def test_demo_prints_a_ranking_and_writes_an_html_report(tmp_path, capsys):
     assert 'report: %s' % out in printed
     report = out.read_text()
     assert report.count('<svg') >= 4
-    assert 'watcher' in report and 'http://' not in report.replace(
+    assert 'Forecast:' in report and 'http://' not in report.replace(
         'http://www.w3.org/2000/svg', '')
 
 

@@ -40,3 +40,18 @@ def test_profiles_lists_the_builtins(capsys):
              capsys.readouterr().out.splitlines()]
     assert {'web', 'db-oltp', 'batch-cpu', 'cache', 'analytics',
             'idle'} <= set(names)
+
+
+def test_a_profile_named_demo_is_not_the_demo_command(capsys):
+    rc = cli.main(['evaluate', '--profile', 'demo', '--hosts', 'a'])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert 'Unknown workload profile demo' in err
+
+
+def test_options_before_demo_belong_to_nova_shadow():
+    own, demo_args = cli._split_demo_args(
+        ['--config-file', 'x.conf', 'demo', '--profile', 'web'])
+    assert own == ['--config-file', 'x.conf', 'demo']
+    assert demo_args == ['--profile', 'web']
+    assert cli._split_demo_args(['evaluate', 'demo'])[1] is None

@@ -4,6 +4,7 @@ import pytest
 from oslo_config import cfg
 
 from loadgen import profiles
+from shadow_service import conf as shadow_conf
 from shadow_service.clouds import base
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import memory
@@ -22,8 +23,8 @@ def store():
 @pytest.fixture
 def driver(store):
     conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
     conf([])
-    sim_driver.SimDriver(conf, store)  # registers [sim]
     conf.set_override('backfill_hours', 1, group='sim')
     return sim_driver.SimDriver(conf, store)
 
@@ -31,7 +32,7 @@ def driver(store):
 def _boot(driver, hosts, name='web'):
     return driver.boot_shadows(
         'ev-1', {'flavor': {'vcpus': 1, 'ram_mb': 1024, 'disk_gb': 5}},
-        hosts, profiles.load_profile(name).to_dict())
+        hosts, profiles.load_profile(name))
 
 
 def test_is_a_cloud_driver(driver):
@@ -61,7 +62,7 @@ def test_shadow_samples_follow_the_contract(driver, store):
 
 
 def test_new_hosts_get_monitoring_history(driver, store):
-    driver.host_features(['compute1'])
+    driver.host_facts(['compute1'])
     points = store.query_points('host_metric', {'host': 'compute1'})
     assert points and min(p.time for p in points) < driver.now() - 3000
     assert {p.tags['metric'] for p in points} <= CONTRACT_METRICS
@@ -79,7 +80,7 @@ def test_deleted_shadows_are_gone_and_stop_sampling(driver, store):
 
 
 def test_host_features_are_only_measurable_things(driver):
-    features = driver.host_features(['compute1', 'node-16'])
+    features = driver.host_facts(['compute1', 'node-16'])
     for host_features in features.values():
         assert 'cores' in host_features
         assert 'cpu_util_pct_mean_24h' in host_features
@@ -124,7 +125,7 @@ def test_host_features_count_vms_created_and_deleted_in_the_last_day(
         driver.place_vm(VM_REQUEST, 'node-07', instance_id='vm-%d' % number,
                         lifetime_s=1800.0 if number == 0 else None)
     driver.wait(3600.0)
-    features = driver.host_features(['node-07', 'node-08'])
+    features = driver.host_facts(['node-07', 'node-08'])
 
     assert features['node-07']['vm_arrivals_24h'] == 3
     assert features['node-07']['vm_departures_24h'] == 1
@@ -140,3 +141,65 @@ def test_the_oracle_scores_a_vm_over_its_life_when_shorter_than_a_day(
                     lifetime_s=2 * 3600.0)
     realised = driver.oracle.placed('brief')
     assert len(next(iter(realised.metrics.values()))) == 24   # 300 s steps
+
+
+def test_lists_the_cluster_hosts_as_available(driver):
+    hosts = driver.list_hosts()
+    assert [h.host for h in hosts] == driver.host_names()
+    assert all(h.available and h.availability_zone == 'nova'
+               for h in hosts)
+
+
+def test_a_resized_vm_keeps_its_id_and_runs_with_the_new_flavor(
+        driver, store):
+    driver.place_vm(VM_REQUEST, 'node-05', instance_id='grow')
+    driver.wait(600.0, sample_interval_s=60.0)
+    before = driver.nova_view('node-05')
+    driver.resize('grow', {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192,
+                           'disk_gb': 40})
+    driver.confirm_resize('grow')
+    driver.wait(600.0, sample_interval_s=60.0)
+
+    instance = driver.get_instance('grow')
+    assert instance.host == 'node-05'
+    assert instance.flavor['vcpus'] == 4
+    after = driver.nova_view('node-05')
+    assert after['memory_mb_used'] == before['memory_mb_used'] + 4096
+    assert after['running_vms'] == before['running_vms']
+    # One series under the instance id, before and after the resize.
+    points = store.query_points('instance_metric', {'instance': 'grow'})
+    times = [p.time for p in points]
+    assert min(times) < driver.now() - 600 < max(times)
+    # A resize in place is neither a departure nor an arrival.
+    assert driver.churn('node-05')['vm_arrivals_24h'] == 1
+
+
+def test_a_migrated_vm_moves_its_load_to_the_new_host(driver):
+    driver.place_vm(VM_REQUEST, 'node-05', instance_id='mover')
+    source, target = driver.nova_view('node-05'), driver.nova_view('node-06')
+    driver.live_migrate('mover', 'node-06')
+    assert driver.get_instance('mover').host == 'node-06'
+    assert driver.nova_view('node-05')['running_vms'] == \
+        source['running_vms'] - 1
+    assert driver.nova_view('node-06')['running_vms'] == \
+        target['running_vms'] + 1
+    assert driver.churn('node-06')['vm_arrivals_24h'] == 1
+
+
+def test_siblings_boot_like_their_instance_and_are_deleted(driver):
+    driver.place_vm(VM_REQUEST, 'node-05', instance_id='web-1')
+    sibling = driver.boot_sibling('web-1', name='web-2')
+    assert sibling.instance_id == 'web-2'
+    assert sibling.flavor == driver.get_instance('web-1').flavor
+    assert sibling.metadata['profile'] == 'web'
+    driver.delete_instance('web-2')
+    driver.delete_instance('web-2')    # already gone: no error
+    with pytest.raises(base.CloudError):
+        driver.get_instance('web-2')
+
+
+def test_unknown_instances_are_a_cloud_error(driver):
+    with pytest.raises(base.CloudError):
+        driver.resize('nope', {'vcpus': 1, 'ram_mb': 512})
+    with pytest.raises(base.CloudError):
+        driver.live_migrate('nope', 'node-01')

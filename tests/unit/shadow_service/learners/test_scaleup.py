@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from shadow_service import evaluation
-from shadow_service import scaleup_learning
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import scaleup as scaleup_lib
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import base
 from shadow_service.history import memory
 from shadow_service.history import sqlite
+from shadow_service.learners import scaleup as scaleup_learning
 from tests import service_support
 
 T0 = 1_750_000_000.0
@@ -41,7 +41,7 @@ def _record_placed_vm(store, rng, *, vcpus, when, vm_host='h1',
     if instance:
         record['request']['instance_uuid'] = instance_uuid
     if record_scale:
-        record['scale'] = evaluation.scale_keys(flavor, shadow_scale)
+        record['scale'] = scaleup_lib.scale_keys(flavor, shadow_scale)
     points = []
     host_speed = {h: rng.uniform(800, 1600) for h in shadow_hosts}
     host_speed.setdefault(vm_host, rng.uniform(800, 1600))

@@ -30,8 +30,9 @@ import logging
 import statistics
 import time
 
-from shadow_service import learning
+from shadow_service import measurements as names
 from shadow_service.analysis import scaleup as scaleup_lib
+from shadow_service.learners import base
 
 LOG = logging.getLogger(__name__)
 
@@ -48,12 +49,10 @@ def shadow_scale_of(record, shadow_scale):
         scale = dict(scale)
         scale.setdefault('load_ratio', 1.0 / float(shadow_scale))
         return scale
-    from shadow_service import evaluation
-
     flavor = ((record.get('request') or {}).get('flavor')) or {}
     if not flavor.get('vcpus') or not flavor.get('ram_mb'):
         return None
-    return evaluation.scale_keys(flavor, shadow_scale)
+    return scaleup_lib.scale_keys(flavor, shadow_scale)
 
 
 def landing_host(instance_points):
@@ -117,11 +116,12 @@ def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
     return pairs
 
 
-class ScaleUpLearner(learning.HistoryLearner):
+class ScaleUpLearner(base.HistoryLearner):
     """Fits a :class:`ScaleUpModel` on the history's placed evaluations.
 
-    Parameters (besides :class:`~shadow_service.learning.HistoryLearner`'s)
-    ----------------------------------------------------------------------
+    Parameters (besides those of
+    :class:`~shadow_service.learners.base.HistoryLearner`)
+    ------------------------------------------------------
     shadow_scale : float
         ``[shadow] shadow_scale``, for records that predate the recorded
         scale.
@@ -137,7 +137,7 @@ class ScaleUpLearner(learning.HistoryLearner):
     def __init__(self, history, *, shadow_scale=0.25,
                  lookback_s=30 * 86400.0, min_pairs=8, window_s=3600.0,
                  refit_every=10, refit_interval_s=0.0, max_evaluations=500,
-                 clock=time.time, monotonic=time.monotonic):
+                 clock=time.time, monotonic=None):
         if min_pairs < 2:
             raise ValueError('min_pairs must be at least 2')
         if window_s <= 0:
@@ -196,11 +196,12 @@ class ScaleUpLearner(learning.HistoryLearner):
             if not instance:
                 continue
             instance_points = self.history.query_points(
-                'instance_metric', {'instance': str(instance)})
+                names.INSTANCE_METRIC, {names.TAG_INSTANCE: str(instance)})
             if not instance_points:
                 continue
             shadow_points = self.history.query_points(
-                'shadow_sample', {'evaluation': str(evaluation_id)})
+                names.SHADOW_SAMPLE,
+                {names.TAG_EVALUATION: str(evaluation_id)})
             pairs += scaleup_pairs(record, shadow_points, instance_points,
                                    window_s=self.window_s,
                                    shadow_scale=self.shadow_scale)

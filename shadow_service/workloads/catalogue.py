@@ -1,4 +1,4 @@
-"""The metric catalogue as the analyzer sees it.
+"""The metric catalogue: names, directions, and sensitivity weights.
 
 Names and directions follow ``doc/source/contributor/contracts.rst``; change
 them there first. ``SENSITIVITY_METRICS`` maps a profile's sensitivity

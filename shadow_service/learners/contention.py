@@ -17,9 +17,10 @@ are bounded to the metric's physical range (see
 One training row is one (evaluation, host, metric): the median of the
 shadow's samples of the metric, its sample count (the weight for ``wls``)
 and the host's features at that time.  Rows are grouped by workload (see
-:func:`workload_key`): a model never mixes profiles or flavor sizes.  A
-metric gets a model only with ``min_rows`` rows, a target that varies and
-at least one host-load regressor that varies.
+:func:`~shadow_service.learners.base.workload_key`): a model never mixes
+profiles or flavor sizes.  A metric gets a model only with ``min_rows``
+rows, a target that varies and at least one host-load regressor that
+varies.
 
 Refits are throttled (``refit_every`` evaluations and ``refit_interval_s``
 seconds since the last one) and never raise: a failing history store or
@@ -28,20 +29,16 @@ fit is logged and the last good models stay in use.  Configure it in the
 """
 
 import collections
-import json
 import logging
-import math
 import statistics
-import threading
 import time
 
 import numpy as np
 
-LOG = logging.getLogger(__name__)
+from shadow_service import measurements as names
+from shadow_service.learners import base
 
-#: Host features an evaluation record keeps: the contention regressors
-#: plus everything else the driver reports (scalars only).
-FEATURE_TYPES = (str, bool, int, float)
+LOG = logging.getLogger(__name__)
 
 #: Estimators of ``analysis.contention.ContentionModel`` (imported lazily:
 #: statsmodels is only loaded once there is something to fit).
@@ -53,30 +50,6 @@ METHODS = ('ols', 'wls', 'quantile')
 #: that adds no load (about 0, or even the wrong sign), while the analyzer
 #: needs the whole effect of one more VM arriving.
 DEFAULT_FEATURES = ('num_instances',)
-
-
-def workload_key(request, profile_name):
-    """What a model is specific to: ``(profile, full vCPUs, scale)``.
-
-    Shadows of the same profile on differently sized flavors achieve
-    different absolute figures, so each combination gets its own models.
-    """
-    flavor = (request or {}).get('flavor') or {}
-    return (str(profile_name), int(flavor.get('vcpus') or 0),
-            float((request or {}).get('profile_scale', 1.0)))
-
-
-def recordable_features(host_features):
-    """``{host: {feature: scalar}}`` with what JSON cannot keep left out."""
-    kept = {}
-    for host, features in (host_features or {}).items():
-        kept[str(host)] = {
-            str(name): (float(value) if isinstance(value, float)
-                        else value)
-            for name, value in (features or {}).items()
-            if isinstance(value, FEATURE_TYPES)
-            and not (isinstance(value, float) and not math.isfinite(value))}
-    return kept
 
 
 def training_rows(record, samples):
@@ -110,7 +83,8 @@ def training_rows(record, samples):
     for (host, metric), measured in sorted(values.items()):
         row = dict(features[host])
         row.update({
-            'key': workload_key(record.get('request'), profiles[host]),
+            'key': base.workload_key(record.get('request'),
+                                    profiles[host]),
             'metric': metric, 'host': host,
             'value': statistics.median(measured),
             'samples': len(measured)})
@@ -163,120 +137,7 @@ def _fit_one(group, *, min_rows, method, level, features):
     return model
 
 
-class HistoryLearner:
-    """What every learner over evaluation records shares: throttled refits
-    that never raise, and reading the newest records in a window.
-
-    Subclasses implement :meth:`_fit` (returns the fitted state and how
-    many training items it used) and :meth:`_describe`.
-
-    Parameters
-    ----------
-    history : shadow_service.history.base.HistoryStore
-    lookback_s : float
-        Evaluation records younger than this (by ``clock``) are used.
-    refit_every : int
-        Uses between two refits.
-    refit_interval_s : float
-        Fewest seconds between two refits.
-    max_evaluations : int
-        Newest evaluation records read per refit (bounds its cost).
-    clock : callable
-        Now in the time base of the evaluation records, which the
-        evaluator stamps with the cloud driver's clock (pass the driver's
-        ``now``; virtual in the twin).
-    monotonic : callable
-        Elapsed time for the refit interval.
-    """
-
-    #: What a refit learns, for log messages.
-    what = 'models'
-
-    def __init__(self, history, *, lookback_s, refit_every,
-                 refit_interval_s, max_evaluations, initial,
-                 clock=time.time, monotonic=time.monotonic):
-        if refit_every < 1 or max_evaluations < 1:
-            raise ValueError('refit_every and max_evaluations must be at '
-                             'least 1')
-        self.history = history
-        self.lookback_s = float(lookback_s)
-        self.refit_every = int(refit_every)
-        self.refit_interval_s = float(refit_interval_s)
-        self.max_evaluations = int(max_evaluations)
-        self._clock = clock
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._state = initial
-        self._since_fit = 0
-        self._fitted_at = None
-        self.fits = 0
-        self.failures = 0
-
-    def _use(self):
-        """Count one use and refit when due; the current state."""
-        self._since_fit += 1
-        if self._due() and self._lock.acquire(blocking=False):
-            try:
-                self.refit()
-            finally:
-                self._lock.release()
-        return self._state
-
-    def _due(self):
-        if self._fitted_at is None:
-            return True
-        return (self._since_fit >= self.refit_every
-                and self._monotonic() - self._fitted_at
-                >= self.refit_interval_s)
-
-    def refit(self):
-        """Fit now; returns the new state (the last good one when reading
-        or fitting fails)."""
-        started = self._monotonic()
-        self._since_fit = 0
-        self._fitted_at = started
-        try:
-            state, used = self._fit()
-        except Exception:
-            self.failures += 1
-            LOG.exception('Fitting %s failed; keeping the last good ones',
-                          self.what)
-            return self._state
-        self._state = state
-        self.fits += 1
-        LOG.info('%s refitted from %d items in %.2fs: %s',
-                 self.what.capitalize(), used,
-                 self._monotonic() - started, self._describe(state))
-        return state
-
-    def _fit(self):
-        raise NotImplementedError
-
-    def _describe(self, state):
-        return state
-
-    def records(self):
-        """``[(evaluation_id, record dict)]``: the newest
-        ``max_evaluations`` parseable records in the lookback window."""
-        now = self._clock()
-        raw = {}
-        for point in self.history.query_points(
-                'evaluation', start=now - self.lookback_s, end=now + 1.0):
-            record = point.fields.get('record')
-            if record:
-                raw[point.tags.get('evaluation')] = record
-        records = []
-        for evaluation_id in list(raw)[-self.max_evaluations:]:
-            try:
-                records.append((evaluation_id,
-                                json.loads(raw[evaluation_id])))
-            except (TypeError, ValueError):
-                LOG.warning('Evaluation record %s is not JSON; skipped',
-                            evaluation_id)
-        return records
-
-
-class ContentionLearner(HistoryLearner):
+class ContentionLearner(base.HistoryLearner):
     """Fits contention models on the history store's past evaluations.
 
     Parameters (besides :class:`HistoryLearner`'s)
@@ -296,8 +157,7 @@ class ContentionLearner(HistoryLearner):
     def __init__(self, history, *, lookback_s=7 * 86400.0, min_rows=30,
                  refit_every=10, refit_interval_s=0.0, max_evaluations=200,
                  method='ols', level=0.9, features=DEFAULT_FEATURES,
-                 clock=time.time,
-                 monotonic=time.monotonic):
+                 clock=time.time, monotonic=None):
         if min_rows < 1:
             raise ValueError('min_rows must be at least 1')
         if method not in METHODS:
@@ -312,6 +172,12 @@ class ContentionLearner(HistoryLearner):
         self.level = level
         self.features = tuple(features)
         self.rows = 0
+        # What it handed out (the placement benchmark and operators read
+        # these): evaluations given at least one model, models per metric,
+        # and every workload/metric a refit ever produced a model for.
+        self.evaluations_with_models = 0
+        self.models_by_metric = {}
+        self.fitted_keys = set()
 
     @classmethod
     def from_conf(cls, conf, history, clock=time.time):
@@ -340,10 +206,17 @@ class ContentionLearner(HistoryLearner):
         """
         try:
             models = self._use()
-            return dict(models.get(workload_key(request, profile_name), {}))
+            found = dict(models.get(base.workload_key(request, profile_name),
+                                    {}))
         except Exception:
             LOG.exception('Contention models unavailable; ranking without')
             return {}
+        if found:
+            self.evaluations_with_models += 1
+        for metric in found:
+            self.models_by_metric[metric] = (
+                self.models_by_metric.get(metric, 0) + 1)
+        return found
 
     def _fit(self):
         rows = self.training_rows()
@@ -351,6 +224,9 @@ class ContentionLearner(HistoryLearner):
                             method=self.method, level=self.level,
                             features=self.features)
         self.rows = len(rows)
+        self.fitted_keys |= {'/'.join(map(str, key)) + ':' + metric
+                             for key, metrics in models.items()
+                             for metric in metrics}
         return models, len(rows)
 
     def _describe(self, models):
@@ -364,6 +240,7 @@ class ContentionLearner(HistoryLearner):
             if not record.get('host_features'):
                 continue
             samples = self.history.query_points(
-                'shadow_sample', {'evaluation': str(evaluation_id)})
+                names.SHADOW_SAMPLE,
+                {names.TAG_EVALUATION: str(evaluation_id)})
             rows += training_rows(record, samples)
         return rows

@@ -5,11 +5,13 @@ import json
 import pytest
 
 from shadow_service import evaluation
-from shadow_service import learning
+from shadow_service import learners
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import base
 from shadow_service.history import memory
+from shadow_service.learners import base as learner_base
+from shadow_service.learners import contention as learning
 from tests import service_support
 
 REQUEST = {'flavor': {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192,
@@ -42,7 +44,8 @@ def make_evaluator(history=None, learner=None, **learner_options):
                                              **learner_options)
     return evaluation.Evaluator(
         driver, history, analyzer_mod.Analyzer(), sample_interval=1.0,
-        min_run_time=2.0, prior_lookback=0, learner=learner)
+        min_run_time=2.0, prior_lookback=0,
+        learners=learners.Learners(contention=learner))
 
 
 @pytest.fixture(scope='module')
@@ -104,7 +107,7 @@ def test_failing_refit_keeps_the_last_good_models(trained):
     finally:
         learner.history = healthy
     assert learner.failures == failures + 1
-    assert kept[learning.workload_key(REQUEST, 'batch-cpu')] == models
+    assert kept[learner_base.workload_key(REQUEST, 'batch-cpu')] == models
 
 
 def test_untrained_learner_changes_nothing():
@@ -163,7 +166,7 @@ def test_training_rows_join_median_samples_with_features():
 
 
 def test_recorded_features_are_json_scalars_only():
-    kept = learning.recordable_features(
+    kept = learner_base.recordable_features(
         {'a': {'n': 2, 'f': float('nan'), 'cls': 'x', 'obj': object(),
                'ok': 1.5}})
     assert kept == {'a': {'n': 2, 'cls': 'x', 'ok': 1.5}}

@@ -1,6 +1,6 @@
 import pytest
 
-from shadow_service.analysis import catalogue
+from shadow_service.workloads import catalogue
 
 
 def test_sensitivity_spreads_over_metrics_and_sums_to_one():

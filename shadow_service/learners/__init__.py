@@ -1,0 +1,45 @@
+"""Learners: models fitted on the history of evaluations and placed VMs.
+
+* :class:`~.contention.ContentionLearner`: how each host's load degrades a
+  workload's performance (contention regression);
+* :class:`~.scaleup.ScaleUpLearner`: how a shadow's figures scale up to the
+  full flavor.
+
+:func:`build` makes the learners ``[shadow]`` switches on; the evaluator and
+the watcher both call it, so both learn from the same records the same way.
+"""
+
+import dataclasses
+
+from shadow_service.learners import contention as contention_mod
+from shadow_service.learners import scaleup as scaleup_mod
+
+
+@dataclasses.dataclass
+class Learners:
+    """The learners in use; ``None`` where switched off."""
+
+    contention: contention_mod.ContentionLearner = None
+    scaleup: scaleup_mod.ScaleUpLearner = None
+
+
+def build(conf, history, clock):
+    """The learners ``conf`` switches on, reading ``history``.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts
+        ``[shadow] contention_*`` and ``scaleup_*`` options.
+    history : shadow_service.history.base.HistoryStore
+    clock : callable
+        Now in the time base of the history's records: the cloud driver's
+        clock (virtual in the twin).  Lookbacks and refit intervals run on
+        it.
+    """
+    opts = conf.shadow
+    return Learners(
+        contention=(contention_mod.ContentionLearner.from_conf(
+            conf, history, clock=clock) if opts.contention_learning
+            else None),
+        scaleup=(scaleup_mod.ScaleUpLearner.from_conf(
+            conf, history, clock=clock) if opts.scaleup_learning else None))

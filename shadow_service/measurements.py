@@ -1,0 +1,46 @@
+"""Names of what nova-shadow keeps in its history store: defined once.
+
+Every part that writes or reads history (the evaluator, the learners, the
+twin, the history stores, the watcher, the demo) names measurements, tags
+and fields through these constants; ``doc/source/contributor/contracts.rst``
+documents the schema.  ``loadgen`` runs inside guests and cannot import
+this package: its own ``loadgen.runner.MEASUREMENT`` must stay equal to
+:data:`SHADOW_SAMPLE` (a unit test checks).
+"""
+
+#: What a shadow (loadgen, or the twin on its behalf) measured.
+#: Tags ``evaluation``, ``shadow``, ``host``, ``profile``, ``metric``.
+SHADOW_SAMPLE = 'shadow_sample'
+#: What host monitoring saw.  Tags ``host``, ``metric``.
+HOST_METRIC = 'host_metric'
+#: What a placed (full) VM achieved.  Tags ``instance``, ``host``,
+#: ``metric``.
+INSTANCE_METRIC = 'instance_metric'
+#: One evaluation record.  Tags ``evaluation``, ``status``; fields
+#: ``record`` (JSON), ``confidence``, ``duration_s``.
+EVALUATION = 'evaluation'
+#: One scaling decision of the watcher.  Tags ``instance``, ``action``,
+#: ``outcome``; field ``record`` (JSON).
+SCALING_DECISION = 'scaling_decision'
+
+#: Every measurement of the schema.
+MEASUREMENTS = (SHADOW_SAMPLE, HOST_METRIC, INSTANCE_METRIC, EVALUATION,
+                SCALING_DECISION)
+#: Numeric series that retention rolls up into coarser buckets; records
+#: (evaluations, decisions) are kept whole or not at all.
+ROLLUP_MEASUREMENTS = (HOST_METRIC, INSTANCE_METRIC, SHADOW_SAMPLE)
+
+# Tag names.
+TAG_EVALUATION = 'evaluation'
+TAG_SHADOW = 'shadow'
+TAG_HOST = 'host'
+TAG_PROFILE = 'profile'
+TAG_METRIC = 'metric'
+TAG_INSTANCE = 'instance'
+TAG_STATUS = 'status'
+TAG_ACTION = 'action'
+TAG_OUTCOME = 'outcome'
+
+# Field names.
+FIELD_VALUE = 'value'
+FIELD_RECORD = 'record'
