@@ -2,7 +2,8 @@
 
 Library code takes a ``ConfigOpts`` argument; only entry points (the daemons
 and the CLI) use the global ``cfg.CONF``.  :func:`register_opts` registers
-the core groups (``[shadow]``, ``[analysis]``, ``[history]``) and every
+the core groups (``[shadow]``, ``[analysis]``, ``[history]``,
+``[collector]``) and every
 installed plugin's own options (for example the twin's ``[sim]``): plugins
 declare them through ``get_config_opts()`` (see
 :mod:`shadow_service.plugins`).
@@ -12,12 +13,13 @@ from oslo_config import cfg
 
 from shadow_service import plugins
 from shadow_service.conf import analysis
+from shadow_service.conf import collector
 from shadow_service.conf import history
 from shadow_service.conf import service
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history]
+_OPT_MODULES = [service, analysis, history, collector]
 
 
 def register_opts(conf):
