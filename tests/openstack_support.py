@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 
 import pytest
 
@@ -30,6 +31,7 @@ from keystoneauth1 import session as ks_session  # noqa: E402
 from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
 from openstack import connection as sdk_connection  # noqa: E402
+from sqlalchemy import exc as sqla_exc  # noqa: E402
 
 from shadow_service.clouds.openstack import driver as os_driver  # noqa
 from tests import service_support  # noqa: E402
@@ -104,6 +106,8 @@ class FakeGuest(threading.Thread):
         self.stopped = threading.Event()
         self.access = {}
         self.answers = []
+        #: server id -> what the API said of each shadow it saw
+        self.seen = {}
 
     def _shadows(self):
         servers = self.api.get_servers(
@@ -118,6 +122,10 @@ class FakeGuest(threading.Thread):
                 self.answers.append(repr(e))
                 continue
             for server in shadows:
+                self.seen.setdefault(server['id'], {
+                    'host': server['OS-EXT-SRV-ATTR:host'],
+                    'tags': sorted(server['tags']),
+                    'metadata': dict(server['metadata'])})
                 if server['id'] not in self.access:
                     self.access[server['id']] = collector_access(
                         decode_user_data(
@@ -151,6 +159,10 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
 
     microversion = 'latest'
     ADMIN_API = True
+    # Server create returns at once and builds run in the background, as
+    # in a real cloud (with casts as calls, a NoValidHost would come back
+    # from the create call itself).
+    CAST_AS_CALL = False
     WEIGHERS = None
 
     def setUp(self):
@@ -159,9 +171,19 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
                        group='filter_scheduler')
             self.flags(ram_weight_multiplier=1.0, group='filter_scheduler')
         self.flags(compute_driver='fake.MediumFakeDriver')
+        # Servers buried in cell0 (NoValidHost, quota re-check) fail Nova
+        # 34's own response schema of the server list; Nova's test base
+        # answers 500 for that, production Nova (the default, warn) logs
+        # it.  Shadows in ERROR are what these tests are about.
+        self.flags(response_validation='warn', group='api')
         self.flags(api_paste_config=os.path.join(
             sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
         super().setUp()
+        # Nova 34's NoValidHost path (burying the instance in cell0) uses
+        # an option SQLAlchemy 2.1 deprecates; Nova's test base turns that
+        # warning into an error, production Nova only logs it.
+        warnings.filterwarnings('ignore', message='The noload',
+                                category=sqla_exc.SADeprecationWarning)
         for host in HOSTS[1:]:
             self._start_compute(host)
         self.conn = self.connection()
@@ -196,7 +218,7 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         openstack.setdefault('gc_interval', 0)
         openstack.setdefault('poll_interval', 0.1)
         openstack.setdefault('sample_lag', 0.5)
-        openstack.setdefault('cleanup_reserve', 1.0)
+        openstack.setdefault('cleanup_reserve', 2.0)
         openstack.setdefault('service_id', 'test-%s' % self.id()[-40:])
         collector = groups.setdefault('collector', {})
         collector.setdefault('host', '127.0.0.1')

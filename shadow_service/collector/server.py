@@ -10,7 +10,8 @@ collector sink): newline-delimited JSON, one sample per line, with
 * 401 / 403 / 404 / 410 / 409 for its token
   (:mod:`shadow_service.collector.tokens`);
 * 429 with ``Retry-After`` when the token exceeds ``rate_limit``;
-* 400 when no line is a valid sample, 200 otherwise, with
+* 400 when no line is a valid sample (or there is none), 200 otherwise,
+  with
   ``{"accepted": n, "rejected": m, "reasons": {...}}``;
 * 503 with ``Retry-After`` when the history store refuses the write or
   too many requests are in flight (loadgen sends the batch again).
@@ -170,7 +171,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         grant.last_seen = collector.clock()
         result = {'accepted': accepted, 'rejected': sum(rejected.values()),
                   'reasons': dict(rejected)}
-        if not accepted and rejected:
+        if not accepted:
             collector._count_status(400, 'no_valid_sample')
             LOG.warning('Collector refused a request from %s: 400 '
                         'no_valid_sample (shadow %s, evaluation %s)',
