@@ -13,13 +13,14 @@ import socket
 import time
 import uuid
 
+import fixtures
 import pytest
 
-from tests import openstack_support as support  # noqa: I001 (nova first)
 from nova_shadow_filter import weigher  # noqa: F401 (registers options)
 from shadow_service import service
 from shadow_service.clouds.openstack import driver as os_driver
 from shadow_service.history import sqlite
+from tests import openstack_support as support
 from tests import service_support
 
 RABBIT_URL = os.environ.get('NOVA_SHADOW_RABBIT_URL',
@@ -46,8 +47,8 @@ class _ServiceTestBase(support.OpenStackHarnessTestBase):
     openstack driver, over an SQLite history."""
 
     def start_shadow_service(self, **groups):
-        path = os.path.join(self.useFixture(
-            __import__('fixtures').TempDir()).path, 'history.sqlite')
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path,
+                            'history.sqlite')
         self.store = sqlite.SQLiteStore(path=path)
         conf, self.driver = self.make_driver(self.store, **groups)
         self.parts = service.build(conf, history=self.store,
