@@ -20,9 +20,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 import warnings
 
 import pytest
+import yaml
 
 pytest.importorskip('nova.tests.functional.integrated_helpers')
 
@@ -32,6 +34,7 @@ from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
 from openstack import connection as sdk_connection  # noqa: E402
 from sqlalchemy import exc as sqla_exc  # noqa: E402
+from wsgi_intercept import interceptor  # noqa: E402
 
 from shadow_service.clouds.openstack import driver as os_driver  # noqa
 from tests import service_support  # noqa: E402
@@ -142,6 +145,31 @@ class FakeGuest(threading.Thread):
         self.join(5)
 
 
+class _Identity:
+    """Adds the harness's admin identity headers to every request."""
+
+    def __init__(self, app, project_id):
+        self.app = app
+        self.headers = {
+            'HTTP_X_AUTH_USER': 'admin', 'HTTP_X_USER_ID': 'admin',
+            'HTTP_X_AUTH_PROJECT_ID': project_id,
+            'HTTP_X_PROJECT_ID': project_id,
+            'HTTP_X_ROLES': 'reader,member,admin',
+            'HTTP_X_AUTH_TOKEN': 'admin'}
+
+    def __call__(self, environ, start_response):
+        environ.update(self.headers)
+        return self.app(environ, start_response)
+
+
+def _placement_app(fixture):
+    from placement import deploy
+
+    def load():
+        return deploy.loadapp(fixture.conf_fixture.conf)
+    return load
+
+
 class _HarnessAuth(noauth.NoAuth):
     """No Keystone: the harness reads the identity from headers; the
     project id is the one those headers name."""
@@ -233,6 +261,31 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         conf = self.make_conf(**groups)
         return conf, os_driver.OpenStackDriver(conf, history,
                                                connection=self.conn)
+
+    def clouds_yaml(self, directory, name='harness'):
+        """A ``clouds.yaml`` (``auth_type: none``) whose cloud reaches this
+        harness in this process: the APIs intercepted at new addresses
+        behind a middleware that adds the harness's admin identity."""
+        project = self.api_fixture.project_id
+        urls = {}
+        for service, app, mount, path in (
+                ('compute', self.api_fixture.app, '/', '/v2.1'),
+                ('placement', _placement_app(self.placement_fixture),
+                 '/placement', '')):
+            url = 'http://nova-shadow-%s-%s:80%s' % (
+                service, uuid.uuid4().hex[:8], mount)
+            intercept = interceptor.RequestsInterceptor(
+                lambda app=app: _Identity(app(), project), url=url)
+            intercept.install_intercept()
+            self.addCleanup(intercept.uninstall_intercept)
+            urls[service] = url.rstrip('/') + path
+        path = os.path.join(directory, 'clouds.yaml')
+        with open(path, 'w') as f:
+            yaml.safe_dump({'clouds': {name: {
+                'auth_type': 'none', 'region_name': 'RegionOne',
+                'compute_endpoint_override': urls['compute'],
+                'placement_endpoint_override': urls['placement']}}}, f)
+        return path
 
     def shadow_servers(self):
         return self.admin_api.get_servers(

@@ -97,7 +97,8 @@ def cloud_errors(what, host=None):
                               % (what, status, text), host=host,
                               retryable=retryable) from None
     except (sdk_exc.ResourceTimeout, ks_exc.ConnectionError,
-            ks_exc.RequestTimeout) as e:
+            ks_exc.RequestTimeout, ks_exc.DiscoveryFailure) as e:
+        # (Version discovery fails when the endpoint does not answer.)
         raise base.CloudError('%s failed: %s: %s'
                               % (what, type(e).__name__, _message(e)),
                               host=host, retryable=True) from None
@@ -330,8 +331,9 @@ class OpenStackDriver(base.CloudDriver):
 
         with cloud_errors('Finding flavor %s' % name):
             try:
-                return self.conn.compute.find_flavor(name,
-                                                     ignore_missing=False)
+                # is_public=none: private flavors too (the admin view).
+                return self.conn.compute.find_flavor(
+                    name, ignore_missing=False, is_public='none')
             except sdk_exc.NotFoundException:
                 return None
 
@@ -344,8 +346,10 @@ class OpenStackDriver(base.CloudDriver):
                 description='nova-shadow shadow size')
         try:
             with cloud_errors('Setting up flavor %s' % name):
-                self.conn.compute.flavor_add_tenant_access(
-                    created, self._project())
+                project = self._project()
+                if project:
+                    self.conn.compute.flavor_add_tenant_access(created,
+                                                               project)
                 specs = flavor.get('extra_specs') or {}
                 if specs:
                     self.conn.compute.create_flavor_extra_specs(
