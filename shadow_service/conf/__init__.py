@@ -34,7 +34,7 @@ def list_opts():
     for module in _OPT_MODULES:
         opts.extend(module.list_opts().items())
     core = {getattr(group, 'name', group) for group, _opts in opts}
-    for group, plugin_opts in plugins.plugin_opts():
+    for group, plugin_opts in plugins.plugin_opts(sample=True):
         if group.name in core:
             # Already listed with the core group (e.g. the stores'
             # options live in [history]).

@@ -52,7 +52,9 @@ Region of the cloud's endpoints (unset: the only region, or the one
 """),
     cfg.StrOpt(
         'interface',
-        choices=['public', 'internal', 'admin'],
+        choices=[('public', 'the public endpoints'),
+                 ('internal', 'the endpoints on the internal network'),
+                 ('admin', 'the admin endpoints')],
         help="""
 Which endpoint of each service the driver calls (unset: ``public``, or
 what ``clouds.yaml`` says).
@@ -274,9 +276,19 @@ def all_opts():
     return driver_opts + auth_opts()
 
 
+def sample_opts():
+    """:func:`all_opts` and the ``password`` auth plugin's options, for
+    the sample config (keystoneauth registers the options of the chosen
+    ``auth_type`` itself when the driver loads the credentials)."""
+    known = {opt.dest for opt in all_opts()}
+    return all_opts() + [
+        opt for opt in ks_loading.get_auth_plugin_conf_options('password')
+        if opt.dest not in known]
+
+
 def register_opts(conf):
     conf_utils.register_group_opts(conf, openstack_group, all_opts())
 
 
 def list_opts():
-    return {openstack_group: all_opts()}
+    return {openstack_group: sample_opts()}

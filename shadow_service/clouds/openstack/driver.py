@@ -197,6 +197,10 @@ class OpenStackDriver(base.CloudDriver):
     def get_config_opts(cls):
         return os_conf.all_opts()
 
+    @classmethod
+    def get_sample_config_opts(cls):
+        return os_conf.sample_opts()
+
     def __init__(self, conf, history, connection=None):
         super().__init__(conf, history)
         self.opts = conf.openstack

@@ -75,3 +75,40 @@ def test_the_schedulers_host_figures_become_host_facts():
                      'memory_mb_used': 49152, 'num_instances': 9,
                      'running_vms': 9}
     assert driver._scheduler_facts({'host': 'h1'}) == {}
+
+
+def _conf(tmp_path, text):
+    from tests import service_support
+
+    path = tmp_path / 'nova-shadow.conf'
+    path.write_text(text)
+    conf = service_support.make_conf()
+    conf(['--config-file', str(path)], project='nova-shadow-test')
+    return conf
+
+
+def test_keystoneauth_options_of_the_group_make_the_session(tmp_path):
+    conf = _conf(tmp_path, '[openstack]\nauth_type = password\n'
+                 'auth_url = http://keystone.example:5000/v3\n'
+                 'username = nova-shadow\npassword = secret\n'
+                 'project_name = shadows\nuser_domain_name = Default\n'
+                 'project_domain_name = Default\napi_timeout = 7\n'
+                 'region_name = RegionTwo\n')
+    conn = driver.connect(conf)
+    auth = conn.session.auth
+    assert auth.auth_url == 'http://keystone.example:5000/v3'
+    assert auth._username == 'nova-shadow'
+    assert auth._project_name == 'shadows'
+    assert conn.session.timeout == 7.0
+    assert conn.config.get_region_name('compute') == 'RegionTwo'
+
+
+def test_missing_or_unknown_credentials_say_which_options(tmp_path,
+                                                          monkeypatch):
+    with pytest.raises(base.CloudError, match='cloud .*auth_type'):
+        driver.connect(_conf(tmp_path, '[openstack]\n'))
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text('clouds: {}\n')
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+    with pytest.raises(base.CloudError, match='nowhere'):
+        driver.connect(_conf(tmp_path, '[openstack]\ncloud = nowhere\n'))
