@@ -6,8 +6,8 @@ shadows alone."""
 import time
 
 import pytest
-from loadgen import profiles
 
+from loadgen import profiles
 from shadow_service import service
 from shadow_service.history import memory
 from tests import openstack_support as support

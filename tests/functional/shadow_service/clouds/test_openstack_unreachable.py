@@ -9,6 +9,7 @@ import time
 import pytest
 from keystoneauth1 import noauth
 from keystoneauth1 import session as ks_session
+from loadgen import profiles
 from openstack import connection as sdk_connection
 
 from shadow_service import service
@@ -18,7 +19,8 @@ from shadow_service.history import memory
 from tests import service_support
 
 REQUEST = {'flavor': {'vcpus': 1, 'ram_mb': 1024, 'disk_gb': 1},
-           'profile': 'web', 'image_id': '155d900f-4e14-4e4c-a73d-069cbf4541e6'}
+           'profile': 'web',
+           'image_id': '155d900f-4e14-4e4c-a73d-069cbf4541e6'}
 
 
 def _closed_port():
@@ -92,8 +94,6 @@ def test_an_unreachable_cloud_raises_only_retryable_cloud_errors(endpoint):
 def test_booting_on_an_unreachable_cloud_measures_nothing(endpoint):
     _conf, driver = _driver(endpoint, memory.MemoryStore())
     started = time.monotonic()
-    from loadgen import profiles
-
     assert driver.boot_shadows('6b7a3c52-0b8f-4d0e-9a55-2f0d3f7d9a11',
                                REQUEST, ['h1', 'h2'],
                                profiles.load_profile('web')) == []
