@@ -9,9 +9,9 @@ import time
 import pytest
 from keystoneauth1 import noauth
 from keystoneauth1 import session as ks_session
-from loadgen import profiles
 from openstack import connection as sdk_connection
 
+from loadgen import profiles
 from shadow_service import service
 from shadow_service.clouds import base
 from shadow_service.clouds.openstack import driver as os_driver
