@@ -201,6 +201,22 @@ class OpenStackDriver(base.CloudDriver):
     def get_sample_config_opts(cls):
         return os_conf.sample_opts()
 
+    @classmethod
+    def check_config(cls, conf):
+        """Raise CloudError when ``[openstack]`` or ``[collector]`` cannot
+        work (no credentials, an unknown cloud, a collector guests cannot
+        be told the address of); contacts nothing."""
+        connect(conf)
+        collector = conf.collector
+        network = conf.openstack.network
+        if (network and network != 'none' and collector.enabled
+                and not collector.advertised_url
+                and collector.host in collector_server.WILDCARDS):
+            raise base.CloudError(
+                '[collector] advertised_url is required when host is %r: '
+                'guests on [openstack] network need an address they can '
+                'reach' % (collector.host,))
+
     def __init__(self, conf, history, connection=None):
         super().__init__(conf, history)
         self.opts = conf.openstack
@@ -219,6 +235,7 @@ class OpenStackDriver(base.CloudDriver):
         self._lock = threading.Lock()
         self._tracked = {}
         self._booting_names = set()
+        self._deleting = set()
         self._flavors = {}
         self._flavor_lock = threading.Lock()
         self._zones = {}
@@ -451,6 +468,11 @@ class OpenStackDriver(base.CloudDriver):
                 lambda host: self._boot_one(evaluation_id, host, profile,
                                             spec), names))
         shadows = [s for s in booted if s is not None]
+        if not shadows:
+            # Look the flavor up again next time (it may have been
+            # deleted behind the service's back).
+            with self._flavor_lock:
+                self._flavors.clear()
         LOG.info('Evaluation %s: %d of %d shadows booting (%s)',
                  evaluation_id, len(shadows), len(names),
                  ', '.join(s.host for s in shadows) or 'none')
@@ -599,6 +621,16 @@ class OpenStackDriver(base.CloudDriver):
         if not shadows:
             return
         deadline = time.monotonic() + self.opts.delete_timeout
+        ids = {s.shadow_id for s in shadows}
+        with self._lock:
+            self._deleting |= ids
+        try:
+            self._delete(shadows, deadline)
+        finally:
+            with self._lock:
+                self._deleting -= ids
+
+    def _delete(self, shadows, deadline):
         failed = {}
         for shadow in shadows:
             self._forget(shadow)
@@ -688,7 +720,7 @@ class OpenStackDriver(base.CloudDriver):
         (left by an earlier run), and anyone's that expired."""
         now_wall = time.time()
         with self._lock:
-            running = set(self._tracked)
+            running = set(self._tracked) | self._deleting
             booting = set(self._booting_names)
         garbage = []
         for server in self._list_servers():

@@ -112,3 +112,20 @@ def test_missing_or_unknown_credentials_say_which_options(tmp_path,
     monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
     with pytest.raises(base.CloudError, match='nowhere'):
         driver.connect(_conf(tmp_path, '[openstack]\ncloud = nowhere\n'))
+
+
+def test_a_collector_on_a_wildcard_address_needs_an_advertised_url(
+        tmp_path, monkeypatch):
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text('clouds: {lab: {auth_type: none}}\n')
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+    conf = _conf(tmp_path, '[openstack]\ncloud = lab\nnetwork = net1\n'
+                 '[collector]\nhost = 0.0.0.0\n')
+    with pytest.raises(base.CloudError, match='advertised_url'):
+        driver.OpenStackDriver.check_config(conf)
+    conf.set_override('advertised_url', 'http://10.0.0.5:8787/v1/samples',
+                      group='collector')
+    driver.OpenStackDriver.check_config(conf)
+    conf.clear_override('advertised_url', group='collector')
+    conf.set_override('network', None, group='openstack')
+    driver.OpenStackDriver.check_config(conf)
