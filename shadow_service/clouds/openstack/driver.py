@@ -108,6 +108,14 @@ def cloud_errors(what, host=None):
                               host=host, retryable=False) from None
 
 
+def _raise_for_status(response):
+    """The SDK's HttpException for an error answer to a raw call (which
+    the proxies do not raise themselves)."""
+    from openstack import exceptions as sdk_exc
+
+    sdk_exc.raise_from_response(response)
+
+
 def connect(conf):
     """An openstacksdk connection from ``[openstack]``: the clouds.yaml
     cloud ``cloud``, else the group's keystoneauth options."""
@@ -686,7 +694,7 @@ class OpenStackDriver(base.CloudDriver):
             with cloud_errors('Reading allocations of %s' % consumer):
                 response = self.conn.placement.get(
                     '/allocations/%s' % consumer)
-                response.raise_for_status()
+                _raise_for_status(response)
                 return bool(response.json().get('allocations'))
         except Exception as e:
             if not getattr(self, '_placement_warned', False):
@@ -791,7 +799,7 @@ class OpenStackDriver(base.CloudDriver):
             response = self.conn.compute.get(
                 '/os-hypervisors/detail',
                 microversion=HYPERVISOR_STATS_MICROVERSION)
-            response.raise_for_status()
+            _raise_for_status(response)
             return response.json().get('hypervisors') or []
 
     @staticmethod

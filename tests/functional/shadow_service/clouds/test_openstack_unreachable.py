@@ -1,7 +1,9 @@
-"""A cloud that refuses connections or never answers: the openstack
-driver degrades to "nothing measured" within its timeouts, raises only
-CloudError, and an evaluation still answers within its budget."""
+"""A cloud that refuses connections, never answers, or answers every
+call with 503: the openstack driver degrades to "nothing measured" within
+its timeouts, raises only retryable CloudErrors, and an evaluation still
+answers within its budget."""
 
+import http.server
 import socket
 import threading
 import time
@@ -54,10 +56,36 @@ class _Silent:
             held.close()
 
 
-@pytest.fixture(params=['refused', 'silent'])
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    """Answers everything with 503, as an overloaded API does."""
+
+    def _answer(self):
+        body = b'{"message": "Service Unavailable", "code": 503}'
+        self.send_response(503)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(params=['refused', 'silent', 'unavailable'])
 def endpoint(request):
     if request.param == 'refused':
         yield 'http://127.0.0.1:%d/v2.1' % _closed_port()
+        return
+    if request.param == 'unavailable':
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                 _Unavailable)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        yield 'http://127.0.0.1:%d/v2.1' % server.server_address[1]
+        server.shutdown()
+        server.server_close()
         return
     silent = _Silent()
     yield 'http://127.0.0.1:%d/v2.1' % silent.port
