@@ -23,6 +23,7 @@ import urllib.request
 import uuid
 import warnings
 
+import fixtures
 import pytest
 import yaml
 
@@ -145,6 +146,23 @@ class FakeGuest(threading.Thread):
         self.join(5)
 
 
+class _ReaderPreferringLock(nova_fixtures.ReaderWriterLock):
+    """Nova's cell lock of the harness, without writer preference.
+
+    With a cloud used from several threads at once (server lists while the
+    conductor builds), the harness's own locks deadlock: a thread holding
+    the cell read lock waits for the database write lock, whose holder asks
+    for a read lock, which waits behind a pending writer (a server list
+    switching cells), which waits for the first reader.  Readers that do
+    not wait for pending writers break that cycle; the writers still get
+    the lock alone.
+    """
+
+    @property
+    def has_pending_writers(self):
+        return False
+
+
 class _Identity:
     """Adds the harness's admin identity headers to every request."""
 
@@ -192,13 +210,18 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
     # from the create call itself).
     CAST_AS_CALL = False
     WEIGHERS = None
+    #: nova.conf ``compute_driver`` of the computes.
+    VIRT_DRIVER = 'fake.MediumFakeDriver'
 
     def setUp(self):
         if self.WEIGHERS:
             self.flags(weight_classes=self.WEIGHERS,
                        group='filter_scheduler')
             self.flags(ram_weight_multiplier=1.0, group='filter_scheduler')
-        self.flags(compute_driver='fake.MediumFakeDriver')
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.nova.ReaderWriterLock',
+            _ReaderPreferringLock))
+        self.flags(compute_driver=self.VIRT_DRIVER)
         # Servers buried in cell0 (NoValidHost, quota re-check) fail Nova
         # 34's own response schema of the server list; Nova's test base
         # answers 500 for that, production Nova (the default, warn) logs
