@@ -1,0 +1,68 @@
+"""What the evaluation does for drivers of real clouds, on the twin: it
+hands the scheduler's host figures to the driver, waits for shadows only
+as long as the budget allows, deletes those that never became active,
+and keeps the driver's clean-up reserve out of the measuring time."""
+
+import time
+
+from shadow_service import evaluation
+from shadow_service.analysis import analyzer as analyzer_mod
+from shadow_service.clouds.sim import driver as sim_driver
+from shadow_service.history import memory
+from tests import service_support
+
+REQUEST = {'flavor': {'vcpus': 2, 'ram_mb': 4096, 'disk_gb': 20},
+           'profile': 'web'}
+
+
+class SlowCloudTwin(sim_driver.SimDriver):
+    """The twin, with a cloud's slowness: ``never_active`` hosts' shadows
+    never come up, deleting takes ``cleanup_reserve_s``."""
+
+    cleanup_reserve_s = 1.5
+
+    def __init__(self, conf, history, never_active=()):
+        super().__init__(conf, history)
+        self.never_active = set(never_active)
+        self.waits = []
+        self.deleted = []
+        self.hosts_info = None
+
+    def wait_until_active(self, shadows, timeout_s):
+        self.waits.append(timeout_s)
+        return [s for s in shadows if s.host not in self.never_active]
+
+    def delete_shadows(self, shadows):
+        self.deleted.extend(s.host for s in shadows)
+        super().delete_shadows(shadows)
+
+    def host_facts(self, hosts, hosts_info=None):
+        self.hosts_info = hosts_info
+        return super().host_facts(hosts)
+
+
+def _evaluator(driver, history):
+    return evaluation.Evaluator(driver, history, analyzer_mod.Analyzer(),
+                                sample_interval=1.0, min_run_time=2.0,
+                                confidence_target=1.0)
+
+
+def test_shadows_that_never_come_up_are_deleted_and_left_unmeasured():
+    history = memory.MemoryStore()
+    driver = SlowCloudTwin(service_support.make_conf(), history,
+                           never_active={'b'})
+    evaluator = _evaluator(driver, history)
+    hosts = [{'host': 'a', 'num_instances': 3, 'vcpus': 16},
+             {'host': 'b'}, {'host': 'c'}]
+    started = time.monotonic()
+    ranking = evaluator.run(evaluator.new(REQUEST, hosts, 6.0))
+    wall = time.monotonic() - started
+
+    assert {h['host'] for h in ranking['hosts']} == {'a', 'c'}
+    assert driver.deleted.count('b') == 1
+    assert sorted(driver.deleted) == ['a', 'b', 'c']
+    assert driver.list_shadows() == []
+    assert driver.hosts_info == hosts
+    # Waiting is bounded by the budget less the driver's reserve.
+    assert 0.0 < driver.waits[0] <= 6.0 - driver.cleanup_reserve_s
+    assert wall < 6.0
