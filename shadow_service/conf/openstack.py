@@ -7,6 +7,8 @@ every OpenStack service reads them); everything else here says where and
 how shadows run.  See ``doc/source/openstack.rst``.
 """
 
+import copy
+
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
@@ -279,11 +281,18 @@ def all_opts():
 def sample_opts():
     """:func:`all_opts` and the ``password`` auth plugin's options, for
     the sample config (keystoneauth registers the options of the chosen
-    ``auth_type`` itself when the driver loads the credentials)."""
+    ``auth_type`` itself when the driver loads the credentials).  Their
+    help says which plugin they belong to."""
     known = {opt.dest for opt in all_opts()}
-    return all_opts() + [
-        opt for opt in ks_loading.get_auth_plugin_conf_options('password')
-        if opt.dest not in known]
+    listed = []
+    for opt in ks_loading.get_auth_plugin_conf_options('password'):
+        if opt.dest in known:
+            continue
+        opt = copy.copy(opt)
+        opt.help = ('With auth_type = password: %s (the shadow project\'s '
+                    'credentials).' % (opt.help or opt.name).rstrip('.'))
+        listed.append(opt)
+    return all_opts() + listed
 
 
 def register_opts(conf):

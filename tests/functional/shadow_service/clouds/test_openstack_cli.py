@@ -52,7 +52,7 @@ class EvaluateOnACloudTest(support.OpenStackHarnessTestBase):
         rc = cli.main(['--config-file', config, 'evaluate', '--cloud',
                        'harness', '--profile', 'batch-cpu', '--vcpus', '1',
                        '--ram-mb', '2048', '--disk-gb', '4', '--budget',
-                       '10', '--history', 'memory', '--progress', 'always',
+                       '20', '--history', 'memory', '--progress', 'always',
                        '--format', 'json'])
 
         guest.stop()

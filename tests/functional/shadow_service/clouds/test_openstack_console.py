@@ -64,7 +64,7 @@ class ConsoleFallbackTest(support.OpenStackHarnessTestBase):
         ranking = parts.manager.evaluate(
             {'flavor': {'vcpus': 1, 'ram_mb': 2048, 'disk_gb': 4},
              'profile': 'batch-cpu', 'image_id': support.IMAGE_ID},
-            [{'host': h} for h in support.HOSTS], 10.0)
+            [{'host': h} for h in support.HOSTS], 20.0)
 
         self.assertEqual('finished', ranking['status'])
         self.assertEqual('host2', ranking['hosts'][0]['host'])

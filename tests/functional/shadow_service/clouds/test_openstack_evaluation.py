@@ -25,7 +25,9 @@ from tests import service_support
 
 RABBIT_URL = os.environ.get('NOVA_SHADOW_RABBIT_URL',
                             'rabbit://guest:guest@127.0.0.1:5672/')
-BUDGET = 10.0
+# Generous: shadows take a few seconds to come up in a loaded harness; the
+# evaluation stops as soon as its ranking is confident anyway.
+BUDGET = 20.0
 REQUEST = {'flavor': {'name': 'm1.small', 'vcpus': 1, 'ram_mb': 2048,
                       'disk_gb': 4},
            'profile': 'batch-cpu', 'image_id': support.IMAGE_ID}
@@ -179,14 +181,12 @@ class FailingHostsDegradeTest(_ServiceTestBase):
         # re-check: its server goes to ERROR then).
         hosts = [{'host': h} for h in ('host3', 'host1', 'host2')]
 
-        # (Booting one at a time in a loaded harness is slow: a longer
-        # budget leaves host1 time to be measured.)
-        ranking, took, guest = self.evaluate(hosts, budget=2 * BUDGET)
+        ranking, took, guest = self.evaluate(hosts)
 
         self.assertEqual('finished', ranking['status'])
         self.assertEqual(['host1'], [h['host'] for h in ranking['hosts']])
         self.assertEqual({'host1'}, {s['host'] for s in guest.seen.values()})
-        self.assertLessEqual(took, 2 * BUDGET + 0.5)
+        self.assertLessEqual(took, BUDGET + 0.5)
         created = {s['id'] for s in self.admin_api.get_servers(
             detail=True, search_opts={'deleted': True})}
         self.assertGreaterEqual(len(created), 2)
