@@ -8,12 +8,13 @@ from oslo_config import cfg
 
 from shadow_service.conf import analysis
 from shadow_service.conf import history
+from shadow_service.conf import metrics
 from shadow_service.conf import service
 from shadow_service.conf import sim
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history, sim]
+_OPT_MODULES = [service, analysis, history, sim, metrics]
 
 
 def register_opts(conf):
