@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 from shadow_service import metrics
 from shadow_service.metrics import base
@@ -465,3 +466,32 @@ def test_a_bearer_token_is_sent_and_never_shown(prometheus_server):
         assert 'tok-wrong-99' not in str(caught.value)
     finally:
         proxy.close()
+
+
+def _documented_default_map():
+    path = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
+                        'doc', 'source', 'metrics.rst')
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    block = text.split('Default metric map\n', 1)[1].split(
+        '.. code-block:: yaml\n', 1)[1]
+    lines = []
+    for line in block.split('\n')[1:]:
+        if line and not line.startswith('    '):
+            break
+        lines.append(line[4:])
+    return yaml.safe_load('\n'.join(lines))
+
+
+def test_the_documented_default_map_is_the_built_in_one(tmp_path):
+    documented = _documented_default_map()
+
+    assert documented == {'host': prometheus.HOST_QUERIES,
+                          'instance': prometheus.INSTANCE_QUERIES}
+    # And as a metric map file it changes nothing.
+    map_file = tmp_path / 'map.yaml'
+    map_file.write_text(yaml.safe_dump(documented))
+    source = prometheus.PrometheusSource(make_conf(
+        metrics_prometheus={'metric_map_file': str(map_file)}))
+    for metric, template in prometheus.HOST_QUERIES.items():
+        assert source.template('host', metric) == template
