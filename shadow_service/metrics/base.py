@@ -375,7 +375,8 @@ class MetricsSource(metaclass=abc.ABCMeta):
         """Call ``func(*args)``; retry it on :class:`MetricsUnavailable`
         with exponential backoff, ``[metrics] query_retries`` times."""
         attempts = 1 + self.limits['query_retries']
-        delay = self.limits['query_retry_backoff_s']
+        delay = min(self.limits['query_retry_backoff_s'],
+                    self.limits['query_retry_backoff_max_s'])
         for attempt in range(1, attempts + 1):
             try:
                 return func(*args)
