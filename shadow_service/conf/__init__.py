@@ -13,11 +13,12 @@ from oslo_config import cfg
 from shadow_service import plugins
 from shadow_service.conf import analysis
 from shadow_service.conf import history
+from shadow_service.conf import metrics
 from shadow_service.conf import service
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history]
+_OPT_MODULES = [service, analysis, history, metrics]
 
 
 def register_opts(conf):
