@@ -14,11 +14,12 @@ from shadow_service import plugins
 from shadow_service.conf import analysis
 from shadow_service.conf import history
 from shadow_service.conf import metrics
+from shadow_service.conf import notifications
 from shadow_service.conf import service
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history, metrics]
+_OPT_MODULES = [service, analysis, history, metrics, notifications]
 
 
 def register_opts(conf):

@@ -38,6 +38,9 @@ FORBIDDEN = {
     # Stores know the schema, nothing above it.
     'shadow_service.history': LOOP + (
         'shadow_service.clouds', 'shadow_service.analysis'),
+    # Monitoring sources read the operator's monitoring; nothing above.
+    'shadow_service.metrics': LOOP + (
+        'shadow_service.clouds', 'shadow_service.analysis'),
     # Learners fit models; they do not drive evaluations.
     'shadow_service.learners': (
         'shadow_service.evaluation', 'shadow_service.manager',

@@ -16,7 +16,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 
 def test_evaluation_on_nova_style_host_names_ranks_and_cleans_up():
     conf = service_support.make_conf(shadow={'sample_interval': 5.0,
-                                             'max_budget': 30.0})
+                                             'max_budget': 30.0},
+                                     sim={'unknown_hosts': 'derive'})
     store = memory.MemoryStore()
     parts = service.build(conf, history=store)
     driver = parts.driver
