@@ -19,6 +19,7 @@ always ends with one ``{"summary": ...}`` line on stdout (or only to
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -27,6 +28,8 @@ from loadgen.errors import ProfileError
 
 LOG = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+DESCRIPTION = ('shadow-loadgen: run a profile, serve the echo peer, '
+               'list/validate.')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +47,7 @@ def _tag(text):
 
 
 def build_parser():
-    parser = _Parser(prog='shadow-loadgen', description=__doc__.split(
-        '\n')[0])
+    parser = _Parser(prog='shadow-loadgen', description=DESCRIPTION)
     parser.add_argument('--log-level', default='WARNING')
     sub = parser.add_subparsers(dest='command', required=True)
     run = sub.add_parser('run', help='run a profile')
@@ -68,9 +70,16 @@ def build_parser():
     serve.add_argument('--port', type=int, default=7777)
     listing = sub.add_parser('profiles', help='list or show built-ins')
     listing.add_argument('name', nargs='?')
-    validate = sub.add_parser('validate', help='check a profile')
+    validate = sub.add_parser(
+        'validate', help='check a profile, and that this machine can run '
+                         'it (notes on stderr)')
     validate.add_argument('profile')
     validate.add_argument('--scale', type=float)
+    validate.add_argument('--workdir',
+                          help='where run would create the disk file')
+    validate.add_argument('--no-machine-check', action='store_true',
+                          help='check only the profile, not its fit on '
+                               'this machine')
     return parser
 
 
@@ -102,21 +111,62 @@ def _write_summary(summary, path):
         sys.stdout.flush()
 
 
+def _note(text):
+    sys.stderr.write('shadow-loadgen: note: %s\n' % text)
+
+
+def _check_paths(args):
+    if args.workdir is not None and not os.path.isdir(args.workdir):
+        raise ProfileError('--workdir', 'not a directory: %s'
+                           % args.workdir)
+    path = args.summary_file
+    if path:
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path) or not os.path.isdir(directory) or \
+                not os.access(directory, os.W_OK):
+            raise ProfileError('--summary-file', 'cannot write %s' % path)
+
+
+def _machine_plan(profile, workdir):
+    from loadgen import machine
+    plan = machine.plan(profile, workdir)
+    for text in plan.notes:
+        _note(text)
+    return plan
+
+
+def _make_sinks(urls):
+    from loadgen import sinks
+    made = []
+    try:
+        for url in urls:
+            made.append(sinks.make_sink(url))
+    except (ValueError, OSError) as exc:
+        for sink in made:
+            sink.close()
+        if isinstance(exc, OSError):
+            raise ProfileError('--sink', 'cannot open %s: %s' % (
+                url, exc.strerror or exc)) from None
+        raise ProfileError('--sink', str(exc)) from None
+    return made
+
+
 def _cmd_run(args):
     from loadgen import runner
-    from loadgen import sinks
     profile = _overridden(args.profile, args)
-    try:
-        sink_list = [sinks.make_sink(url) for url in (args.sink or ['-'])]
-    except ValueError as exc:
-        raise ProfileError('--sink', str(exc)) from None
-    run = runner.Runner(profile, sink_list, dict(args.tag), args.workdir)
+    _check_paths(args)
+    plan = _machine_plan(profile, args.workdir)
+    sink_list = _make_sinks(args.sink or ['-'])
+    run = runner.Runner(profile, sink_list, dict(args.tag), args.workdir,
+                        plan=plan)
     run.install_signal_handlers()
     try:
         run.prepare()
-    except OSError as exc:
+    except (OSError, ProfileError) as exc:
         for sink in sink_list:
             sink.close()
+        if isinstance(exc, ProfileError):
+            raise
         sys.stderr.write('shadow-loadgen: cannot start: %s\n' % exc)
         return EXIT_FAILED
     summary = run.run()
@@ -159,6 +209,11 @@ def _cmd_validate(args):
     profile = profiles.load_profile(args.profile)
     if args.scale is not None:
         profile = profile.scaled(args.scale)
+    if not args.no_machine_check:
+        if args.workdir is not None and not os.path.isdir(args.workdir):
+            raise ProfileError('--workdir', 'not a directory: %s'
+                               % args.workdir)
+        _machine_plan(profile, args.workdir)
     sys.stdout.write(json.dumps(profile.to_dict(), sort_keys=True) + '\n')
     return EXIT_OK
 
