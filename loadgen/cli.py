@@ -3,11 +3,13 @@
 Subcommands::
 
     shadow-loadgen run PROFILE [--duration S] [--warmup S] [--interval S]
-                   [--scale F] [--sink URL ...] [--tag KEY=VALUE ...]
+                   [--scale F] [--sink URL ...] [--sink-token-file PATH]
+                   [--sink-ca-file PATH] [--tag KEY=VALUE ...]
                    [--workdir DIR] [--summary-file PATH]
     shadow-loadgen serve [--bind 127.0.0.1] [--port 7777]
     shadow-loadgen profiles [NAME]
-    shadow-loadgen validate PROFILE [--scale F]
+    shadow-loadgen validate PROFILE [--scale F] [--workdir DIR]
+                   [--no-machine-check]
 
 PROFILE is a built-in name, a YAML/JSON file or inline JSON. ``run``
 prints JSON-lines samples to stdout unless ``--sink`` says otherwise and
@@ -57,8 +59,18 @@ def build_parser():
     run.add_argument('--interval', type=float)
     run.add_argument('--scale', type=float)
     run.add_argument('--sink', action='append', default=[],
-                     help='-, file path, file:///path or '
-                          'http://host:8086?db=NAME (repeatable)')
+                     help='where samples go (repeatable; every sample goes '
+                          'to every sink): - (stdout), a file path or '
+                          'file:///path (JSON lines), '
+                          'http(s)://HOST:PORT/v1/samples (the collector), '
+                          'console: or console:/dev/ttyS0 (console lines), '
+                          'http://HOST:8086?db=NAME (InfluxDB 1.x)')
+    run.add_argument('--sink-token-file', metavar='PATH',
+                     help='file holding the bearer token for the '
+                          'collector sink (required by it)')
+    run.add_argument('--sink-ca-file', metavar='PATH',
+                     help='CA bundle to verify an https collector with '
+                          '(default: the system CAs)')
     run.add_argument('--tag', action='append', type=_tag, default=[],
                      help='evaluation=, shadow=, host=, ... (repeatable)')
     run.add_argument('--workdir',
@@ -135,12 +147,38 @@ def _machine_plan(profile, workdir):
     return plan
 
 
-def _make_sinks(urls):
+MAX_TOKEN_BYTES = 4096
+
+
+def _read_token(path, needed):
+    """The collector token from ``--sink-token-file`` (never echoed)."""
+    if path is None:
+        if needed:
+            raise ProfileError('--sink-token-file', 'required by the '
+                               'collector sink')
+        return None
+    from loadgen import files
+    text = files.read_text(path, '--sink-token-file', MAX_TOKEN_BYTES)
+    token = text.strip()
+    if not token or any(not 33 <= ord(c) <= 126 for c in token):
+        raise ProfileError('--sink-token-file', '%s must hold one token '
+                           'of printable ASCII characters and no spaces'
+                           % path)
+    if os.stat(path).st_mode & 0o077:
+        _note('--sink-token-file: %s can be read by other users' % path)
+    return token
+
+
+def _make_sinks(urls, token_file=None, ca_file=None):
     from loadgen import sinks
+    token = _read_token(token_file, any(sinks.is_collector_url(url)
+                                        for url in urls))
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise ProfileError('--sink-ca-file', 'no such file: %s' % ca_file)
     made = []
     try:
         for url in urls:
-            made.append(sinks.make_sink(url))
+            made.append(sinks.make_sink(url, token=token, ca_file=ca_file))
     except (ValueError, OSError) as exc:
         for sink in made:
             sink.close()
@@ -156,7 +194,8 @@ def _cmd_run(args):
     profile = _overridden(args.profile, args)
     _check_paths(args)
     plan = _machine_plan(profile, args.workdir)
-    sink_list = _make_sinks(args.sink or ['-'])
+    sink_list = _make_sinks(args.sink or ['-'], args.sink_token_file,
+                            args.sink_ca_file)
     run = runner.Runner(profile, sink_list, dict(args.tag), args.workdir,
                         plan=plan)
     run.install_signal_handlers()

@@ -47,6 +47,11 @@ class Runner:
         self.profile = profile
         self.plan = plan
         self.sinks = list(sinks)
+        for sink in self.sinks:
+            # A sink that learns the run is no longer wanted (the
+            # collector's 410) stops it cleanly.
+            if hasattr(sink, 'on_finished'):
+                sink.on_finished = self.request_stop
         self.tags = default_tags(profile, tags)
         self._parent_dir = workdir
         self._stop = threading.Event()
