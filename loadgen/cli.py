@@ -7,6 +7,7 @@ Subcommands::
                    [--sink-ca-file PATH] [--tag KEY=VALUE ...]
                    [--workdir DIR] [--summary-file PATH]
     shadow-loadgen serve [--bind 127.0.0.1] [--port 7777]
+                   [--max-connections N]
     shadow-loadgen profiles [NAME]
     shadow-loadgen validate PROFILE [--scale F] [--workdir DIR]
                    [--no-machine-check]
@@ -80,6 +81,9 @@ def build_parser():
     serve = sub.add_parser('serve', help='run the network echo peer')
     serve.add_argument('--bind', default='127.0.0.1')
     serve.add_argument('--port', type=int, default=7777)
+    serve.add_argument('--max-connections', type=int, default=1024,
+                       help='connections served at once; more are closed '
+                            '(default: 1024)')
     listing = sub.add_parser('profiles', help='list or show built-ins')
     listing.add_argument('name', nargs='?')
     validate = sub.add_parser(
@@ -157,13 +161,16 @@ def _read_token(path, needed):
             raise ProfileError('--sink-token-file', 'required by the '
                                'collector sink')
         return None
+    from loadgen import collector
     from loadgen import files
-    text = files.read_text(path, '--sink-token-file', MAX_TOKEN_BYTES)
-    token = text.strip()
-    if not token or any(not 33 <= ord(c) <= 126 for c in token):
+    token = files.read_text(path, '--sink-token-file',
+                            MAX_TOKEN_BYTES).strip()
+    try:
+        collector.check_token(token)
+    except ValueError:
         raise ProfileError('--sink-token-file', '%s must hold one token '
                            'of printable ASCII characters and no spaces'
-                           % path)
+                           % path) from None
     if os.stat(path).st_mode & 0o077:
         _note('--sink-token-file: %s can be read by other users' % path)
     return token
@@ -215,7 +222,11 @@ def _cmd_run(args):
 
 def _cmd_serve(args):
     from loadgen import netserver
-    server = netserver.EchoServer(args.bind, args.port)
+    if not 1 <= args.max_connections <= 65536:
+        raise ProfileError('--max-connections', 'must be between 1 and '
+                           '65536')
+    server = netserver.EchoServer(args.bind, args.port,
+                                  args.max_connections)
 
     def stop(signum, frame):
         raise KeyboardInterrupt

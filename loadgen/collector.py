@@ -74,6 +74,15 @@ def check_url(url):
             from None
 
 
+def check_token(token):
+    """Raise ValueError unless ``token`` can go in an HTTP header: one
+    run of printable ASCII, no spaces (the token is never quoted)."""
+    if not isinstance(token, str) or not token or \
+            any(not 33 <= ord(char) <= 126 for char in token):
+        raise ValueError('the collector token must be printable ASCII '
+                         'with no spaces')
+
+
 def retry_after_s(value, now=None):
     """Seconds a ``Retry-After`` header asks to wait (capped), or None."""
     if not value:
@@ -120,9 +129,7 @@ class CollectorSink:
                  max_batch_lines=MAX_BATCH_LINES, on_finished=None,
                  stderr=None):
         check_url(url)
-        if not token:
-            raise ValueError('the collector sink needs a token '
-                             '(--sink-token-file)')
+        check_token(token)
         self.url = url
         self._headers = {'Content-Type': CONTENT_TYPE,
                          'Authorization': 'Bearer %s' % token}
