@@ -69,16 +69,23 @@ def test_gzip_bomb_trace_is_stopped_at_the_limit(tmp_path):
     assert '16 MiB' in info.value.message
 
 
-def test_too_many_values_names_the_limit(tmp_path):
-    path = tmp_path / 'many'
-    path.write_text('1\n' * (traces.MAX_TRACE_POINTS + 1))
-    with pytest.raises(ProfileError, match='1000000 values'):
-        profiles.load_profile(_trace_profile(path))
+def test_too_many_values_names_the_limit(tmp_path, monkeypatch):
     with pytest.raises(ProfileError, match='1000000 values') as info:
         profiles.load_profile({'pattern': {
             'type': 'trace',
             'values': [1.0] * (traces.MAX_TRACE_POINTS + 1)}})
     assert info.value.field == 'pattern.values'
+    # Files stop at the same limit (a smaller one here, to stay fast).
+    monkeypatch.setattr(traces, 'MAX_TRACE_POINTS', 1000)
+    for fmt, text in (('planetlab', '1\n' * 1001),
+                      ('csv', 'load\n' + '1\n' * 1001)):
+        path = tmp_path / fmt
+        path.write_text(text)
+        with pytest.raises(ProfileError, match='1000 values') as info:
+            profiles.load_profile(_trace_profile(path, fmt))
+        assert info.value.field == 'components.cpu.pattern.path'
+        path.write_text(text[:-2])
+        profiles.load_profile(_trace_profile(path, fmt))
 
 
 @pytest.mark.parametrize('fmt, text', [
