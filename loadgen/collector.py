@@ -16,7 +16,8 @@ for the network. What the collector's answer means:
   again after a capped exponential backoff with jitter (``backoff_s``
   doubling up to ``max_backoff_s``), or after ``Retry-After`` when the
   answer has one (at most ``MAX_RETRY_AFTER_S``). Meanwhile new samples
-  wait in a buffer of ``max_buffer`` lines; when it is full the oldest
+  wait in a buffer of ``max_buffer`` lines and ``max_buffer_bytes``
+  (16 MiB); when it is full the oldest
   are dropped and counted.
 * 410 Gone: the evaluation is finished. Everything buffered is dropped,
   nothing more is sent, and ``on_finished('evaluation_finished')`` is
@@ -123,6 +124,7 @@ class CollectorSink:
     """Batches samples to the collector over HTTP(S) (see module doc)."""
 
     def __init__(self, url, token, ca_file=None, max_buffer=20000,
+                 max_buffer_bytes=16 * 2 ** 20,
                  flush_interval_s=1.0, timeout_s=10.0, backoff_s=0.5,
                  max_backoff_s=30.0, close_timeout_s=10.0,
                  max_batch_bytes=MAX_BATCH_BYTES,
@@ -149,6 +151,8 @@ class CollectorSink:
         self.on_finished = on_finished
         self._stderr = stderr
         self._max_buffer = max_buffer
+        self._max_buffer_bytes = max_buffer_bytes
+        self._buffered_bytes = 0
         self._buffer = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -175,10 +179,14 @@ class CollectorSink:
                 oversize = True
             else:
                 oversize = False
-                if len(self._buffer) >= self._max_buffer:
-                    self._buffer.popleft()
+                while self._buffer and (
+                        len(self._buffer) >= self._max_buffer or
+                        self._buffered_bytes + len(line) >
+                        self._max_buffer_bytes):
+                    self._buffered_bytes -= len(self._buffer.popleft())
                     self.counts['dropped'] += 1
                 self._buffer.append(line)
+                self._buffered_bytes += len(line)
                 full = len(self._buffer) >= self.max_batch_lines
         if oversize:
             self._say('oversize', 'a sample of %d bytes is larger than a '
@@ -199,6 +207,7 @@ class CollectorSink:
         with self._lock:
             self.counts['dropped'] += len(self._buffer)
             self._buffer.clear()
+            self._buffered_bytes = 0
 
     def stats(self):
         return {'sink': 'collector:%s' % self.url,
@@ -232,14 +241,24 @@ class CollectorSink:
                 line = self._buffer.popleft()
                 batch.append(line)
                 size += len(line)
+            self._buffered_bytes -= size
             return batch
 
     def _give_back(self, batch):
+        """Put an unsent batch back in front; the oldest of it goes if
+        newer samples have filled the buffer meanwhile."""
         with self._lock:
             room = self._max_buffer - len(self._buffer)
-            keep = batch[len(batch) - room:] if room < len(batch) else batch
+            room_bytes = self._max_buffer_bytes - self._buffered_bytes
+            keep = []
+            for line in reversed(batch):
+                if len(keep) >= room or len(line) > room_bytes:
+                    break
+                keep.append(line)
+                room_bytes -= len(line)
             self.counts['dropped'] += len(batch) - len(keep)
-            self._buffer.extendleft(reversed(keep))
+            self._buffer.extendleft(keep)
+            self._buffered_bytes += sum(len(line) for line in keep)
 
     def _run(self):
         while True:
@@ -308,6 +327,7 @@ class CollectorSink:
             self._gone = True
             dropped = count + len(self._buffer)
             self._buffer.clear()
+            self._buffered_bytes = 0
             self.counts['dropped'] += dropped
             self.rejected[str(GONE)] += dropped
         self._say(str(GONE), 'HTTP 410: the evaluation is finished; '

@@ -213,6 +213,23 @@ def _disk_file(params, workdir, plan, mounts):
     return size_mb, filesystem_type(directory, mounts) in _RAM_FILESYSTEMS
 
 
+def _bounded(profile, plan):
+    components = {name: dict(params)
+                  for name, params in profile.components.items()}
+    for name in ('cpu', 'memory'):
+        if name in components:
+            _bound_workers(name, components[name], plan)
+    return components
+
+
+def memory_needed_mb(profile, cpus):
+    """MiB ``profile`` would hold on a guest with ``cpus`` CPUs (a disk
+    file on tmpfs not counted). Pure: for checking a profile against a
+    flavor's RAM before a shadow is booted."""
+    components = _bounded(profile, Plan(cpus))
+    return sum(mib for _, mib in _memory_terms(components, False, 0.0))
+
+
 def plan(profile, workdir=None, cpus=None, meminfo=MEMINFO,
          mounts=MOUNTS):
     """Check ``profile`` against this machine; return a :class:`Plan`.
@@ -235,11 +252,7 @@ def plan(profile, workdir=None, cpus=None, meminfo=MEMINFO,
         naming the field that asks for the most.
     """
     result = Plan(cpus or cpus_available())
-    components = {name: dict(params)
-                  for name, params in profile.components.items()}
-    for name in ('cpu', 'memory'):
-        if name in components:
-            _bound_workers(name, components[name], result)
+    components = _bounded(profile, result)
     result.components = components
     disk_mb, disk_on_ram = 0.0, False
     if 'disk' in components:

@@ -204,6 +204,19 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(collector):
     assert stats['retries'] >= 1
 
 
+def test_the_buffer_is_bounded_in_bytes_keeping_the_newest(collector):
+    line_bytes = len(sinks.to_json(_point(99))) + 1     # 80..99 alike
+    sink = _sink(collector.url, flush_interval_s=60,
+                 max_buffer_bytes=20 * line_bytes)
+    for index in range(100):
+        sink.emit(_point(index))
+    sink.close()
+    stats = sink.stats()
+    assert stats['sent'] == 20 and stats['dropped'] == 80
+    assert [p['fields']['value'] for p in collector.lines()] == \
+        [float(index) for index in range(80, 100)]
+
+
 def _self_signed_cert(directory):
     key, cert = directory / 'key.pem', directory / 'cert.pem'
     subprocess.run(

@@ -130,3 +130,19 @@ def test_disk_file_on_tmpfs_counts_as_memory(tmp_path):
 
 def test_cpus_available_follows_the_affinity_mask():
     assert machine.cpus_available() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize('name', profiles.BUILTIN_PROFILES)
+def test_memory_estimate_for_a_flavor_matches_the_guest_check(name,
+                                                               tmp_path):
+    """The service can check a profile against a flavor with the same
+    arithmetic the guest uses."""
+    mounts = tmp_path / 'mounts'
+    mounts.write_text('none / ext4 rw 0 0\n')
+    profile = profiles.load_profile(name)
+    on_guest = machine.plan(profile, workdir=str(tmp_path), cpus=1,
+                            mounts=str(mounts))
+    assert machine.memory_needed_mb(profile, cpus=1) == \
+        on_guest.memory_needed_mb
+    assert machine.memory_needed_mb(profiles.load_profile('idle'), 1) == \
+        machine.PARENT_MB
