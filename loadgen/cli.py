@@ -31,6 +31,7 @@ from loadgen.errors import ProfileError
 
 LOG = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_TOKEN_BYTES = 4096
 DESCRIPTION = ('shadow-loadgen: run a profile, serve the echo peer, '
                'list/validate.')
 
@@ -149,9 +150,6 @@ def _machine_plan(profile, workdir):
     for text in plan.notes:
         _note(text)
     return plan
-
-
-MAX_TOKEN_BYTES = 4096
 
 
 def _read_token(path, needed):
@@ -285,7 +283,8 @@ def main(argv=None):
     try:
         return _COMMANDS[args.command](args)
     except ProfileError as exc:
-        sys.stderr.write('shadow-loadgen: invalid profile: %s\n' % exc)
+        kind = 'option' if exc.field.startswith('--') else 'profile'
+        sys.stderr.write('shadow-loadgen: invalid %s: %s\n' % (kind, exc))
         return EXIT_BAD_INPUT
 
 
