@@ -4,6 +4,7 @@ connections whatever a (possibly hostile) client asks for."""
 import json
 import socket
 import subprocess
+import time
 
 from loadgen import netserver
 from tests.functional.loadgen.conftest import loadgen_command
@@ -73,13 +74,16 @@ def test_connections_beyond_the_limit_are_closed_at_once():
         extra.sendall(netserver.HEADER.pack(4, 4) + b'ping')
         assert extra.recv(4) == b''             # closed, not served
         held[0].close()
-        again = socket.create_connection(address, timeout=5)
-        held.append(again)
-        again.sendall(netserver.HEADER.pack(4, 4) + b'ping')
-        for _ in range(50):                     # the slot frees shortly
+        # The slot frees once the server has seen that close: retry.
+        deadline = time.monotonic() + 5
+        while True:
+            again = socket.create_connection(address, timeout=5)
+            held.append(again)
+            again.sendall(netserver.HEADER.pack(4, 4) + b'ping')
             data = again.recv(4)
-            if data:
+            if data or time.monotonic() > deadline:
                 break
+            time.sleep(0.05)
         assert data == bytes(range(4))
     finally:
         for sock in held:

@@ -92,7 +92,7 @@ def test_memory_beyond_mem_available_is_refused_by_validate_and_run(
     captured = capsys.readouterr()
     assert 'components.memory.working_set_mb' in captured.err
     assert '"summary"' not in captured.out      # nothing was started
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
 
 
 def test_disk_file_beyond_free_space_is_refused_naming_the_field(
