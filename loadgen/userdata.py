@@ -5,7 +5,7 @@ base64 characters, so the user-data is a **gzipped** ``#cloud-config``
 (cloud-init unzips it) that carries the *guest* zipapp (docstrings and
 comments stripped, stored entries, see ``loadgen.build``) gzipped once
 more. With the largest built-in profile and a long tag set it encodes to
-about 41,000 characters (``tests/unit/loadgen/test_userdata.py`` asserts
+about 40,500 characters (``tests/unit/loadgen/test_userdata.py`` asserts
 the size of every built-in).
 
 The document uses only this cloud-config subset: ``write_files`` (with
