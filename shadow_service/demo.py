@@ -30,6 +30,7 @@ import time
 from oslo_config import cfg
 
 from shadow_service import conf as shadow_conf
+from shadow_service import exception
 from shadow_service import measurements as names
 from shadow_service import plugins
 from shadow_service import report
@@ -459,12 +460,17 @@ def run_demo(argv_or_options=None):
         options = parse_args(argv_or_options if argv_or_options is not None
                              else sys.argv[1:])
     wall = time.monotonic()
-    parts = build(options)
-    driver, store, analyzer = parts.driver, parts.history, parts.analyzer
-    hosts = [h.host for h in driver.list_hosts() if h.available]
     flavor = FLAVORS[options.flavor]
     request = {'flavor': dict(flavor), 'profile': options.profile,
                'profile_scale': max(0.5, flavor['vcpus'] / 2.0)}
+    try:
+        profile = profiles.resolve_profile(request)
+    except exception.InvalidRequest as error:
+        sys.stderr.write('nova-shadow demo: error: --profile: %s\n' % error)
+        return 2
+    parts = build(options)
+    driver, store, analyzer = parts.driver, parts.history, parts.analyzer
+    hosts = [h.host for h in driver.list_hosts() if h.available]
     print('nova-shadow demo: %s running %s, %d candidate hosts (twin seed '
           '%d)' % (flavor['name'], options.profile, len(hosts),
                    options.seed))
@@ -509,8 +515,7 @@ def run_demo(argv_or_options=None):
         'ranking': ranking, 'record': store.get_evaluation(
             ranking['evaluation_id']),
         'samples': shadow_samples(store, ranking['evaluation_id']),
-        'weights': ranking_weights(
-            analyzer, profiles.resolve_profile(request), ranking),
+        'weights': ranking_weights(analyzer, profile, ranking),
         'targets': qos.targets_for(options.profile),
         'placed_on': best, 'placed_at': placed_at, 'hours': options.hours,
         'key_metric': key_metric, 'outlook': outlook,

@@ -108,3 +108,11 @@ def test_an_out_of_range_option_is_refused_by_name(option, value, capsys):
         demo.parse_args([option, value])
     assert error.value.code == 2
     assert option in capsys.readouterr().err
+
+
+def test_an_unknown_profile_is_refused_before_anything_runs(capsys):
+    assert demo.run_demo(['--profile', 'no-such-profile']) == 2
+    captured = capsys.readouterr()
+    assert 'error: --profile:' in captured.err
+    assert 'no-such-profile' in captured.err
+    assert 'report:' not in captured.out
