@@ -64,25 +64,24 @@ HOST_HOURS_BEFORE = 24.0
 DEFAULT_WIDTH = 100
 
 
-def _positive(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError('must be > 0, got %s' % text)
-    return value
+def _number(kind, check, wanted):
+    """An argparse type: ``kind(text)`` that passes ``check``; otherwise
+    an error saying what is ``wanted``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not check(value):
+            raise argparse.ArgumentTypeError('must be %s, got %r'
+                                             % (wanted, text))
+        return value
+    return parse
 
 
-def _at_least_one(text):
-    value = float(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be >= 1, got %s' % text)
-    return value
-
-
-def _not_negative(text):
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError('must be >= 0, got %s' % text)
-    return value
+_positive = _number(float, lambda v: v > 0, 'a number > 0')
+_not_negative = _number(float, lambda v: v >= 0, 'a number >= 0')
+_whole_hours = _number(int, lambda v: v >= 1, 'a whole number of hours >= 1')
 
 
 def parse_args(argv):
@@ -99,7 +98,7 @@ def parse_args(argv):
     parser.add_argument('--budget', type=_positive, default=60.0,
                         help='simulated seconds the shadows may run '
                         '(default: 60)')
-    parser.add_argument('--hours', type=_at_least_one, default=24.0,
+    parser.add_argument('--hours', type=_whole_hours, default=24,
                         help='whole simulated hours the placed VM runs '
                         '(default: 24)')
     parser.add_argument('--speedup', type=_not_negative, default=30.0,
@@ -235,7 +234,7 @@ def watch(driver, store, instance_id, hours, key_metric):
     """Run the placed VM ``hours`` simulated hours; its key metric's
     series."""
     start = driver.now()
-    steps = max(1, int(hours))
+    steps = max(1, hours)
     for hour in range(steps):
         driver.fast_forward(3600.0, sample_interval_s=WATCH_STEP_S,
                             host_metric_interval_s=WATCH_STEP_S)

@@ -68,6 +68,8 @@ OTHER_HOSTS_COLOUR = '#b0b0b0'
 #: Hosts drawn in colour (by rank) in the per-host figures; the rest grey.
 COLOURED_HOSTS = 5
 FIGURE_WIDTH_IN = 9.5
+#: Most ticks on a linear axis (fewer ticks: less to draw, less clutter).
+TICKS = 6
 
 #: One scaling action on a VM: ``time`` on the cloud driver's clock
 #: (seconds), ``action`` (a ``ScalingPolicy`` action such as
@@ -214,6 +216,9 @@ def plain_ticks(axis, log=False):
     if log:
         axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.set_minor_locator(ticker.NullLocator())
+    else:
+        axis.set_major_locator(ticker.MaxNLocator(
+            TICKS, steps=(1, 2, 2.5, 5, 10)))
     axis.set_major_formatter(_PlainFormatter(log))
 
 
@@ -224,11 +229,14 @@ class _PlainFormatter(ticker.Formatter):
     def __init__(self, log=False):
         self.log = log
 
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        finite = sorted(v for v in locs if math.isfinite(v))
+        steps = [b - a for a, b in zip(finite, finite[1:]) if b > a]
+        self.step = None if self.log or not steps else min(steps)
+
     def __call__(self, value, pos=None):
-        locs = sorted(v for v in self.locs if math.isfinite(v))
-        steps = [b - a for a, b in zip(locs, locs[1:]) if b > a]
-        return tick_number(value, None if self.log or not steps
-                           else min(steps))
+        return tick_number(value, getattr(self, 'step', None))
 
 
 def tick_number(value, step=None):
@@ -373,8 +381,7 @@ def shadow_figure(samples, hosts, placed, shadow_label):
         else:
             ax.set_ylim(*value_limits(values)[0])
         plain_ticks(ax.yaxis, log=log)
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(
-            6, steps=(1, 2, 5, 10)))
+        plain_ticks(ax.xaxis)
         ax.set_ylabel(label, fontsize=8)
         ax.set_xlabel('simulated time since the first shadow sample (s)',
                       fontsize=8)
