@@ -364,8 +364,9 @@ def write_report(path, run):
             ('placed on', '%s (rank 1)' % placed),
             ('QoS target', report.target_text(metric, target)
              + ' (the %s profile\'s key metric)' % run['profile']),
-            ('this run', '%.1f s wall time in total; report written %s' % (
-                run['wall_s'], time.strftime('%Y-%m-%d %H:%M:%S %Z'))),
+            ('this run', '%.1f s wall time before drawing this report; '
+             'report written %s' % (
+                 run['wall_s'], time.strftime('%Y-%m-%d %H:%M:%S %Z'))),
         ]),
         '<p><b>Shadow measurement</b>: what a shadow measured, at shadow '
         'scale (%s). <b>Full-VM prediction</b>: the analyzer\'s estimate '
