@@ -47,6 +47,9 @@ FORBIDDEN = {
         'shadow_service.service', 'shadow_service.clouds',
         'shadow_service.watcher', 'shadow_service.demo',
         'shadow_service.cmd'),
+    # The report renders plain data: no loop, drivers or stores.
+    'shadow_service.report': LOOP + (
+        'shadow_service.clouds', 'shadow_service.history'),
     # loadgen runs inside guests: the standard library and itself.
     'loadgen': ('shadow_service', 'nova_shadow_filter'),
     # The weigher runs inside nova-scheduler: only the RPC client.
