@@ -99,6 +99,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from oslo_config import cfg  # noqa: E402
 
+from nova_shadow_filter import request as request_lib  # noqa: E402
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import service  # noqa: E402
 from shadow_service.analysis import analyzer as analyzer_mod  # noqa: E402
@@ -226,14 +227,15 @@ def _ranking_weigher_class():
     from nova_shadow_filter import weigher
 
     class _RankingWeigher(weigher.ShadowWeigher):
-        """The real ShadowWeigher answered from a ranking in hand (no RPC):
-        same normalisation, multiplier and unscored-host default."""
+        """The real ShadowWeigher answered from a ranking in hand instead
+        of an RPC: the same mapping from scores to weights, confidence
+        shrink and multiplier as deployed."""
 
         ranking = None
 
         def _plan_call(self, spec_obj, states):
             ranking = self.ranking
-            return ('benchmark ranking', lambda: ranking, 60.0)
+            return weigher._Plan('benchmark ranking', lambda: ranking, 60.0)
 
     return _RankingWeigher
 
@@ -289,10 +291,10 @@ def make_requests(count, seed, start, mode='independent',
             LIFETIME_MIN_S, LIFETIME_MAX_S)
     requests = []
     for i, (offset, (flavor, profile)) in enumerate(zip(arrivals, picks)):
-        request = {
-            'flavor': flavor, 'profile': profile,
-            'profile_scale': max(0.5, flavor['vcpus'] / 2.0),
-            'instance_uuid': 'req-%04d' % i, 'arrival': start + offset}
+        # What the deployed weigher sends: the shared request builder.
+        request = request_lib.build_request(flavor, profile,
+                                            instance_uuid='req-%04d' % i)
+        request['arrival'] = start + offset
         if lifetimes[i] is not None:
             request['lifetime_s'] = float(lifetimes[i])
         requests.append(request)

@@ -2,7 +2,7 @@
 
 ``CollectorSink(url, token)`` sends samples to ``http(s)://HOST:PORT/
 v1/samples`` as newline-delimited JSON: one line per sample, the same
-JSON object the JSON-lines sink writes (``loadgen.sinks.to_json``), in
+JSON object the JSON-lines sink writes (``loadgen.wire.to_json``), in
 ``POST`` requests with ``Content-Type: application/x-ndjson`` and
 ``Authorization: Bearer <token>``. The token comes from a file
 (``--sink-token-file``), never from the command line or the URL.
@@ -43,7 +43,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from loadgen import sinks
+from loadgen import wire
 
 LOG = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class CollectorSink:
 
     # -- the run's side ---------------------------------------------------
     def emit(self, point):
-        line = (sinks.to_json(point) + '\n').encode('utf-8')
+        line = (wire.to_json(point) + '\n').encode('utf-8')
         with self._lock:
             if self._gone:
                 self.counts['dropped'] += 1

@@ -50,6 +50,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from loadgen.wire import to_json  # noqa: F401  (re-exported)
+
 LOG = logging.getLogger(__name__)
 
 
@@ -99,11 +101,6 @@ def to_line(point):
 
 class _Rejected(Exception):
     """InfluxDB refused the batch's content (HTTP 4xx): do not retry."""
-
-
-def to_json(point):
-    """The JSON-lines form of a point (one line, no newline)."""
-    return json.dumps(point, sort_keys=True)
 
 
 class JsonLinesSink:

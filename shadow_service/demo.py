@@ -29,6 +29,7 @@ import time
 
 from oslo_config import cfg
 
+from nova_shadow_filter import request as request_lib
 from shadow_service import conf as shadow_conf
 from shadow_service import exception
 from shadow_service import measurements as names
@@ -461,8 +462,8 @@ def run_demo(argv_or_options=None):
                              else sys.argv[1:])
     wall = time.monotonic()
     flavor = FLAVORS[options.flavor]
-    request = {'flavor': dict(flavor), 'profile': options.profile,
-               'profile_scale': max(0.5, flavor['vcpus'] / 2.0)}
+    # What the deployed weigher sends: the shared request builder.
+    request = request_lib.build_request(dict(flavor), options.profile)
     try:
         profile = profiles.resolve_profile(request)
     except exception.InvalidRequest as error:
