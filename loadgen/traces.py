@@ -142,6 +142,56 @@ def _resample(points, step_s, field):
     return values
 
 
+def bitbrains_rows(path, columns, field='trace'):
+    """The rows of a Bitbrains file, by the rules every reader of it
+    applies: de-duplicated timestamps (the last row wins), in time order.
+
+    Parameters
+    ----------
+    path : str
+    columns : dict
+        ``{name: column}``: a 0-based index, a header name, or ``'cpu'``
+        (usage MHz / capacity MHz x 100, at most 100).
+    field : str
+        The profile field that named the file, for errors.
+
+    Returns
+    -------
+    (list of float, dict)
+        The timestamps and ``{name: values}`` at them.
+    """
+    text = files.read_text(path, field + '.path', MAX_TRACE_BYTES)
+    by_time = {}
+    indexes = None
+    for header, lineno, fields in _bitbrains_rows(text, path, field):
+        if indexes is None:
+            indexes = {name: (None if column == 'cpu' else _column_index(
+                header, column, path, field))
+                for name, column in columns.items()}
+            if None in indexes.values() and len(header) < 4:
+                raise ProfileError('%s:1' % path, 'not a bitbrains header: '
+                                   'needs the CPU capacity and usage [MHZ] '
+                                   'columns')
+        by_time[_number(fields[0], path, lineno)] = [
+            _bitbrains_value(fields, index, path, lineno)
+            for index in indexes.values()]
+    times = sorted(by_time)
+    return times, {name: [by_time[t][i] for t in times]
+                   for i, name in enumerate(columns)}
+
+
+def resample(times, values, step_s, field='trace'):
+    """``values`` at sorted ``times`` linearly interpolated onto a
+    ``step_s`` grid from the first time to the last."""
+    return _resample(list(zip(times, values)), step_s, field)
+
+
+def planetlab_values(path, field='trace'):
+    """The CPU percentages of a PlanetLab file, one per 300 s."""
+    text = files.read_text(path, field + '.path', MAX_TRACE_BYTES)
+    return _read_planetlab(text, path, None, 300.0, field)
+
+
 def _read_bitbrains(text, path, column, step_s, field):
     by_time = {}
     index = None
