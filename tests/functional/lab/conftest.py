@@ -1,0 +1,22 @@
+"""One lab cloud for the lab's tests: real Nova from its functional
+harness, lab computes whose instances are real processes confined by
+bubblewrap in cgroup v1 groups (config: ``tests.lab_support.LAB_CONFIG``).
+"""
+
+import pytest
+
+from tests import lab_support
+
+
+@pytest.fixture(scope='package')
+def lab_cloud():
+    lab_support.require_lab()
+    from nova_shadow_lab import cloud
+
+    lab = cloud.LabCloud(lab_support.LAB_CONFIG)
+    lab.setUp()
+    try:
+        yield lab
+    finally:
+        lab.cleanUp()
+

@@ -1,0 +1,402 @@
+"""LabDriver behind real Nova: user-data runs as confined processes in the
+host's cgroups, hosts get their CPU share, the diagnostics API reports
+cgroup figures, and delete / compute stop leave no process or cgroup.
+"""
+
+import base64
+import gzip
+import json
+import os
+import time
+
+import pytest
+import requests
+import yaml
+
+from loadgen import userdata as loadgen_userdata
+from nova_shadow_lab import cgroups
+from nova_shadow_lab import runtime
+from tests import lab_support as lab
+
+pytestmark = [pytest.mark.nova]
+
+PAYLOAD = b'binary\x00\x01\xff payload\n'
+
+
+def _b64(data):
+    return base64.b64encode(data).decode('ascii')
+
+
+def _lab_instance(cloud, server):
+    host = server['OS-EXT-SRV-ATTR:host']
+    return cloud.lab_host(host).get(server['id'])
+
+
+def _guest_file(instance, path):
+    with open(os.path.join(instance.sandbox.root, path.lstrip('/')),
+              'rb') as f:
+        return f.read()
+
+
+def _own_ns(kind):
+    return os.readlink('/proc/self/ns/%s' % kind)
+
+
+def _gzipped_cloud_config():
+    """Every write_files encoding, runcmd strings and argv lists."""
+    files = [
+        {'path': '/opt/app/plain.txt', 'content': 'first line\n',
+         'owner': 'nobody:nogroup'},
+        {'path': '/opt/app/plain.txt', 'content': 'appended\n',
+         'append': True},
+        {'path': '/opt/app/text.txt', 'content': 'text', 'encoding': 'text'},
+        {'path': '/etc/app/run.sh', 'permissions': '0750',
+         'content': '#!/bin/sh\necho "script ran as $(id -u)"\n'},
+    ]
+    for encoding in ('b64', 'base64'):
+        files.append({'path': '/opt/app/%s.bin' % encoding,
+                      'encoding': encoding, 'content': _b64(PAYLOAD)})
+    for encoding in ('gz+b64', 'gzip+b64', 'gz+base64', 'gzip+base64'):
+        files.append({'path': '/opt/app/%s.bin' % encoding,
+                      'encoding': encoding,
+                      'content': _b64(gzip.compress(PAYLOAD))})
+    for encoding in ('gz', 'gzip'):  # YAML !!binary, as cloud-init wants
+        files.append({'path': '/opt/app/%s.bin' % encoding,
+                      'encoding': encoding,
+                      'content': gzip.compress(PAYLOAD)})
+    document = '#cloud-config\n' + yaml.safe_dump({
+        'write_files': files,
+        'runcmd': [
+            'cat /proc/self/cgroup > /var/tmp/cgroup.txt',
+            ['sh', '-c', 'echo "argv list ran" > /dev/console'],
+            '/etc/app/run.sh',
+            'sleep 300 &',
+        ]})
+    return files, document
+
+
+ENCODINGS = ('b64', 'base64', 'gz+b64', 'gzip+b64', 'gz+base64',
+             'gzip+base64', 'gz', 'gzip')
+PLAIN_SCRIPT = ('#!/bin/sh\n'
+                'echo "plain script on $(hostname)" > /dev/console\n'
+                'mkdir -p /opt/out && echo done > /opt/out/marker\n')
+BAD_WRITE_FILES = '#cloud-config\n' + json.dumps({
+    'write_files': [{'path': '/opt/never', 'encoding': 'rot13',
+                     'content': 'x'}],
+    'runcmd': ['echo runcmd-ran']})
+DIRECT_WRITE = '#cloud-config\n' + json.dumps({'runcmd': [
+    'start=$(date +%s.%N); '
+    'dd if=/dev/zero of=/var/tmp/blob bs=1M count=6 oflag=direct '
+    '2>/dev/null; end=$(date +%s.%N); echo "$start $end" > /var/tmp/dd-time'
+]})
+
+
+@pytest.fixture(scope='module')
+def booted(lab_cloud):
+    """Servers for the user-data and I/O tests, booted all at once on the
+    hosts whose CPU the share test does not measure."""
+    files, document = _gzipped_cloud_config()
+    wanted = {
+        'gzipped': ('lab-noisy', lab.user_data(document, compress=True)),
+        'plain-script': ('lab-noisy', lab.user_data(PLAIN_SCRIPT)),
+        'bad-encoding': ('lab-noisy', lab.user_data(BAD_WRITE_FILES)),
+        'dd-throttled': ('lab-spare', lab.user_data(DIRECT_WRITE)),
+        'dd-unthrottled': ('lab-noisy', lab.user_data(DIRECT_WRITE)),
+    }
+    created = {name: lab.create(lab_cloud, name, host, data)
+               for name, (host, data) in wanted.items()}
+    servers = {name: lab.wait_active(lab_cloud, server)
+               for name, server in created.items()}
+    servers['gzipped']['files'] = files
+    yield servers
+    lab.delete(lab_cloud, *servers.values())
+
+
+def _console_after_boot(cloud, server):
+    return lab.wait_for(
+        lambda: (lambda text: text if 'boot finished' in text else None)(
+            lab.console(cloud, server)), what='boot finished')
+
+
+def test_gzipped_cloud_config_writes_files_and_runs_commands_confined(
+        lab_cloud, booted):
+    files = booted['gzipped']['files']
+    server = booted['gzipped']
+    instance = _lab_instance(lab_cloud, server)
+    output = _console_after_boot(lab_cloud, server)
+
+    # write_files: every encoding decoded, modes and append honoured.
+    assert _guest_file(instance, '/opt/app/plain.txt') == \
+        b'first line\nappended\n'
+    assert _guest_file(instance, '/opt/app/text.txt') == b'text'
+    for encoding in ENCODINGS:
+        assert _guest_file(instance, '/opt/app/%s.bin' % encoding) == \
+            PAYLOAD, encoding
+    root = instance.sandbox.root
+    assert os.stat(os.path.join(root, 'etc/app/run.sh')).st_mode & 0o7777 \
+        == 0o750
+    assert os.stat(os.path.join(root, 'opt/app/text.txt')).st_mode & \
+        0o7777 == 0o644
+
+    # runcmd: strings through the shell, argv lists, in order; output and
+    # /dev/console writes reach the console log the API returns.
+    assert 'argv list ran' in output
+    assert 'script ran as 0' in output
+    assert 'runcmd exited with 0' in output
+
+    # Confined in the instance's cgroup below its host's, in every
+    # controller, in its own pid and mount namespaces, without caps.
+    relpath = '%s/lab-noisy/%s' % (lab_cloud.run.group.relpath,
+                                   server['id'])
+    cgroup_lines = _guest_file(instance, '/var/tmp/cgroup.txt').decode()
+    for controller in runtime.REQUIRED_CONTROLLERS:
+        assert any(line.endswith(':/' + relpath) and controller in
+                   line.split(':')[1].split(',')
+                   for line in cgroup_lines.splitlines()), controller
+    pids = instance.sandbox.group.pids()
+    sleepers = [p for p in pids if open('/proc/%d/cmdline' % p).read()
+                == 'sleep\x00300\x00']
+    assert len(sleepers) == 1, 'the background process keeps running'
+    sleeper = sleepers[0]
+    assert os.readlink('/proc/%d/ns/pid' % sleeper) != _own_ns('pid')
+    assert os.readlink('/proc/%d/ns/mnt' % sleeper) != _own_ns('mnt')
+    assert os.readlink('/proc/%d/ns/net' % sleeper) == _own_ns('net')
+    with open('/proc/%d/status' % sleeper) as f:
+        status = dict(line.split(':\t', 1) for line in f if ':\t' in line)
+    assert status['CapEff'].strip() == '0000000000000000'
+
+    # What ran is logged host-side.
+    with open(os.path.join(instance.directory, 'init.log')) as f:
+        events = [json.loads(line) for line in f]
+    written = [e['path'] for e in events if e['event'] == 'write_file']
+    assert len(written) == len(files)
+    scripts = [e for e in events if e['event'] == 'script']
+    assert [s['exit_code'] for s in scripts] == [0]
+
+
+def test_plain_shell_script_user_data_runs(lab_cloud, booted):
+    server = booted['plain-script']
+    instance = _lab_instance(lab_cloud, server)
+    lab.wait_for(lambda: os.path.exists(os.path.join(
+        instance.sandbox.root, 'opt/out/marker')), what='marker')
+    assert _guest_file(instance, '/opt/out/marker') == b'done\n'
+    assert 'plain script on plain-script' in lab.console(lab_cloud, server)
+
+
+def test_bad_write_files_is_reported_and_runcmd_still_runs(lab_cloud,
+                                                           booted):
+    server = booted['bad-encoding']
+    output = _console_after_boot(lab_cloud, server)
+    assert "write_files[0].encoding: unknown encoding 'rot13'" in output
+    assert 'runcmd-ran' in output
+    instance = _lab_instance(lab_cloud, server)
+    assert not os.path.exists(os.path.join(instance.sandbox.root,
+                                           'opt/never'))
+
+
+def _loadgen_user_data(tags):
+    """loadgen's own shadow user-data (4 s, one CPU worker at 100 %)."""
+    profile = {'name': 'lab-cpu', 'duration_s': 4.0, 'warmup_s': 0.5,
+               'interval_s': 0.5,
+               'components': {'cpu': {'workers': 1, 'duty_cycle': 1.0}}}
+    data = loadgen_userdata.render_user_data(
+        profile, '/var/log/shadow-samples.jsonl', tags)
+    # Plain cloud-config exceeds Nova's 65,535-character limit once the
+    # zipapp is inside: gzip it unless loadgen already did.
+    if isinstance(data, str) and data.startswith('#'):
+        return lab.user_data(data, compress=True)
+    if isinstance(data, bytes):
+        return _b64(data)
+    return data
+
+
+def _loadgen_summary(instance):
+    path = os.path.join(instance.sandbox.root,
+                        loadgen_userdata.LOG_PATH.lstrip('/'))
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        for line in f:
+            if line.startswith('{"summary"'):
+                return json.loads(line)['summary']
+    return None
+
+
+def _diagnostics(cloud, server, microversion):
+    response = requests.get(
+        '%s/servers/%s/diagnostics' % (cloud.compute_url, server['id']),
+        headers={'OpenStack-API-Version': 'compute %s' % microversion},
+        timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _samples_path(instance):
+    return os.path.join(instance.sandbox.root, 'var/log/shadow-samples.jsonl')
+
+
+def test_loadgen_throughput_follows_the_hosts_cpu_shares(lab_cloud):
+    servers = {host: lab.create(lab_cloud, 'share-%s' % host, host,
+                                _loadgen_user_data({'host': host}))
+               for host in ('lab-slow', 'lab-fast')}
+    servers = {h: lab.wait_active(lab_cloud, s) for h, s in servers.items()}
+    instances = {h: _lab_instance(lab_cloud, s) for h, s in servers.items()}
+
+    # Host-side CPU rate over one second while both measure.
+    for instance in instances.values():
+        lab.wait_for(lambda i=instance: os.path.exists(_samples_path(i)) and
+                     os.path.getsize(_samples_path(i)), timeout=20,
+                     what='loadgen samples')
+    before = {h: cgroups.figures(i.sandbox.group)
+              for h, i in instances.items()}
+    start = time.monotonic()
+    time.sleep(1.0)
+    after = {h: cgroups.figures(i.sandbox.group)
+             for h, i in instances.items()}
+    elapsed = time.monotonic() - start
+    cpus = {h: (after[h]['cpu_usage_ns'] - before[h]['cpu_usage_ns']) /
+            elapsed / 1e9 for h in instances}
+
+    summaries = {h: lab.wait_for(lambda i=i: _loadgen_summary(i), timeout=30,
+                                 interval=0.2, what='loadgen summary')
+                 for h, i in instances.items()}
+    ops = {h: s['overall']['cpu_ops_per_s'] for h, s in summaries.items()}
+    legacy = {h: _diagnostics(lab_cloud, s, '2.1')
+              for h, s in servers.items()}
+    worker_cpu_s = {h: s['components']['cpu']['cpu_s']
+                    for h, s in summaries.items()}
+    ratio = ops['lab-fast'] / ops['lab-slow']
+    worker_ratio = worker_cpu_s['lab-fast'] / worker_cpu_s['lab-slow']
+    print('shares 0.1 / 0.3 CPU: host-side CPU while running %.3f / %.3f; '
+          'loadgen worker CPU %.2f / %.2f s (ratio %.2f); cpu_ops_per_s '
+          '%.0f / %.0f (ratio %.2f); throttled %.2f / %.2f s'
+          % (cpus['lab-slow'], cpus['lab-fast'], worker_cpu_s['lab-slow'],
+             worker_cpu_s['lab-fast'], worker_ratio, ops['lab-slow'],
+             ops['lab-fast'], ratio,
+             legacy['lab-slow']['cpu_throttled_ns'] / 1e9,
+             legacy['lab-fast']['cpu_throttled_ns'] / 1e9))
+    # The cgroup quotas hold exactly; the work done per CPU-second varies
+    # with what else runs on this shared machine, so throughput is looser.
+    assert cpus['lab-slow'] == pytest.approx(0.1, abs=0.03)
+    assert 2.4 <= cpus['lab-fast'] / cpus['lab-slow'] <= 3.6
+    assert 2.4 <= worker_ratio <= 3.6
+    assert 2.0 <= ratio <= 5.0
+
+    # Samples went to the sink given in the user-data, tagged.
+    with open(_samples_path(instances['lab-slow'])) as f:
+        samples = [json.loads(line) for line in f]
+    assert {s['tags']['host'] for s in samples} == {'lab-slow'}
+    assert 'cpu_ops_per_s' in {s['tags']['metric'] for s in samples}
+
+    # The server diagnostics API: the 2.48 schema and the full figures.
+    for host, server in servers.items():
+        figures = legacy[host]
+        assert figures['lab_host'] == host
+        assert figures['cpu_throttled_ns'] > 0, 'a 100 % loop is throttled'
+        assert figures['host_cpu_quota_cpus'] == pytest.approx(
+            {'lab-slow': 0.1, 'lab-fast': 0.3}[host])
+        assert figures['host_cpu_usage_ns'] >= figures['cpu_usage_ns']
+        assert figures['memory_usage_bytes'] > 0
+        assert figures['memory_limit_bytes'] == 512 * lab.MIB  # m1.tiny
+        assert figures['pids_current'] >= 2
+        structured = _diagnostics(lab_cloud, server, '2.48')
+        assert structured['hypervisor'] == 'nova-shadow-lab'
+        assert structured['num_cpus'] == 1
+        cpu_time = structured['cpu_details'][0]['time']
+        assert figures['cpu_usage_ns'] <= cpu_time
+        assert cpu_time < figures['cpu_usage_ns'] + 10 ** 9
+        assert structured['memory_details']['maximum'] == 512
+        assert structured['memory_details']['used'] >= 1
+    lab.delete(lab_cloud, *servers.values())
+
+
+def test_blkio_throttle_slows_direct_writes_and_is_accounted(lab_cloud,
+                                                           booted):
+    seconds = {}
+    for name in ('dd-throttled', 'dd-unthrottled'):  # 4 MiB/s, unlimited
+        server = booted[name]
+        instance = _lab_instance(lab_cloud, server)
+        path = os.path.join(instance.sandbox.root, 'var/tmp/dd-time')
+        lab.wait_for(lambda p=path: os.path.exists(p) and
+                     os.path.getsize(p), timeout=20, what='dd')
+        with open(path) as f:
+            start, end = (float(v) for v in f.read().split())
+        seconds[name] = end - start
+        figures = _diagnostics(lab_cloud, server, '2.1')
+        assert figures['io_write_bytes'] >= 6 * lab.MIB
+        assert figures['io_write_ops'] >= 6
+    print('6 MiB O_DIRECT write: %.2f s at 4 MiB/s, %.2f s unthrottled'
+          % (seconds['dd-throttled'], seconds['dd-unthrottled']))
+    assert seconds['dd-throttled'] >= 1.0
+    assert seconds['dd-throttled'] > 3 * seconds['dd-unthrottled']
+
+
+def test_delete_removes_processes_cgroups_and_allocations(lab_cloud):
+    document = '#cloud-config\n' + json.dumps(
+        {'runcmd': ['sleep 300 &', 'sh -c "sleep 300" &']})
+    server = lab.boot(lab_cloud, 'to-delete', 'lab-slow',
+                      lab.user_data(document))
+    instance = _lab_instance(lab_cloud, server)
+    group = instance.sandbox.group
+    pids = lab.wait_for(lambda: (lambda p: p if len(p) >= 5 else None)(
+        group.pids()), what='sandbox processes')
+    dirs = group.dirs()
+    assert all(os.path.exists(d) for d in dirs)
+    allocations = lab_cloud.placement.get(
+        '/allocations/%s' % server['id']).body['allocations']
+    assert len(allocations) == 1
+
+    lab.delete(lab_cloud, server)
+    assert not [p for p in pids if lab.pid_alive(p)]
+    assert not [d for d in dirs if os.path.exists(d)]
+    assert not os.path.exists(instance.sandbox.root)
+    assert lab_cloud.placement.get(
+        '/allocations/%s' % server['id']).body['allocations'] == {}
+
+
+def test_background_tenant_runs_confined_in_the_hosts_cgroup(lab_cloud):
+    host = lab_cloud.lab_host('lab-noisy')
+    tenant = host.tenants['burner']
+    assert tenant.alive()
+    assert tenant.group.relpath == '%s/tenant-burner' % host.group.relpath
+    pids = tenant.group.pids()
+    commands = [open('/proc/%d/cmdline' % p).read().split('\0')
+                for p in pids]
+    assert any('/.lab/loadgen.pyz' in c for c in commands)
+    before = cgroups.figures(tenant.group)['cpu_usage_ns']
+    status = requests.get(lab_cloud.lab_url + '/hosts/lab-noisy',
+                          timeout=10).json()
+    assert status['tenants']['burner']['alive'] is True
+    after = lab.wait_for(
+        lambda: (lambda u: u if u > before else None)(
+            cgroups.figures(tenant.group)['cpu_usage_ns']),
+        what='tenant CPU use')
+    assert after > before
+    figures = host.figures()
+    assert figures['cpu_usage_ns'] >= figures['tenants']['burner'][
+        'cpu_usage_ns']
+
+
+def test_compute_stop_kills_instances_and_tenants_and_removes_cgroups(
+        lab_cloud):
+    document = '#cloud-config\n' + json.dumps({'runcmd': ['sleep 300 &']})
+    server = lab.boot(lab_cloud, 'on-spare', 'lab-spare',
+                      lab.user_data(document))
+    host = lab_cloud.lab_host('lab-spare')
+    lab.wait_for(lambda: host.tenants['bursty-0'].group.pids(),
+                 what='tenant processes')
+    pids = lab.wait_for(lambda: (lambda p: p if len(p) >= 6 else None)(
+        host.group.pids()), what='instance and tenant processes')
+    dirs = host.group.dirs()
+
+    lab_cloud.stop_compute('lab-spare')
+    assert not [p for p in pids if lab.pid_alive(p)]
+    assert not [d for d in dirs if os.path.exists(d)]
+    assert 'lab-spare' not in lab_cloud.run.hosts
+
+    # The host comes back empty, with its share and tenants.
+    lab_cloud.start_compute('lab-spare')
+    host = lab_cloud.lab_host('lab-spare')
+    assert all(os.path.exists(d) for d in host.group.dirs())
+    assert host.tenants['bursty-0'].alive()
+    lab_cloud.api.delete_server(server['id'])
