@@ -25,6 +25,7 @@ import binascii
 import gzip
 import io
 import shlex
+import zlib
 
 import yaml
 
@@ -54,7 +55,7 @@ def _gunzip(data, field):
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
             out = f.read(MAX_DECODED_BYTES + 1)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise UserDataError(field, 'bad gzip data: %s' % exc)
     if len(out) > MAX_DECODED_BYTES:
         raise UserDataError(field, 'more than %d bytes once decompressed'
