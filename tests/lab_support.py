@@ -35,6 +35,28 @@ LAB_CONFIG = {
 }
 
 
+PREFERRED_HOST = 'lab-noisy'
+WEIGHERS = ['nova.scheduler.weights.ram.RAMWeigher',
+            'tests.lab_support.PreferredHostWeigher']
+EXTRA_FLAGS = {'DEFAULT': {'reserved_host_memory_mb': 256}}
+
+
+def _host_weigher_base():
+    from nova.scheduler import weights
+    return weights.BaseHostWeigher
+
+
+class PreferredHostWeigher(_host_weigher_base()):
+    """A caller-supplied weigher: Nova picks ``PREFERRED_HOST`` when free
+    to choose (stands for the ShadowWeigher in the lab's tests)."""
+
+    def weight_multiplier(self, host_state):
+        return 1000.0
+
+    def _weigh_object(self, host_state, weight_properties):
+        return 1.0 if host_state.host == PREFERRED_HOST else 0.0
+
+
 def require_lab():
     """Skip (or fail when services are required) if the lab cannot run."""
     problems = runtime.environment_problems()
@@ -67,10 +89,12 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what='condition'):
 
 
 def create(lab, name, host, data=None, flavor='1'):
-    """POST a server pinned to ``host`` (``nova:<host>``); do not wait."""
+    """POST a server, pinned to ``host`` (``nova:<host>``) unless None;
+    do not wait."""
     body = {'server': {'name': name, 'imageRef': lab.image_id,
-                       'flavorRef': flavor, 'networks': 'none',
-                       'availability_zone': 'nova:%s' % host}}
+                       'flavorRef': flavor, 'networks': 'none'}}
+    if host is not None:
+        body['server']['availability_zone'] = 'nova:%s' % host
     if data is not None:
         body['server']['user_data'] = data
     return lab.api.post_server(body)

@@ -2,7 +2,8 @@
 # Install and start the services the test suite talks to, on loopback only.
 #
 # - Debian packages: influxdb (the tests start their own influxd on a free
-#   port), fio and stress-ng (loadgen's reference peers), rabbitmq-server.
+#   port), fio and stress-ng (loadgen's reference peers), bubblewrap (the
+#   lab's sandboxes), rabbitmq-server.
 # - RabbitMQ: started on 127.0.0.1:5672 (guest/guest) unless something
 #   already listens there.
 # Safe to run again; it changes nothing that is already in place.
@@ -12,6 +13,7 @@ need=()
 command -v influxd >/dev/null || need+=(influxdb)
 command -v fio >/dev/null || need+=(fio)
 command -v stress-ng >/dev/null || need+=(stress-ng)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 
 listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null

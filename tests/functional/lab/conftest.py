@@ -13,7 +13,9 @@ def lab_cloud():
     lab_support.require_lab()
     from nova_shadow_lab import cloud
 
-    lab = cloud.LabCloud(lab_support.LAB_CONFIG)
+    lab = cloud.LabCloud(lab_support.LAB_CONFIG,
+                         weight_classes=lab_support.WEIGHERS,
+                         flags=lab_support.EXTRA_FLAGS)
     lab.setUp()
     try:
         yield lab

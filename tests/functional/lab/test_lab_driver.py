@@ -84,6 +84,7 @@ BAD_WRITE_FILES = '#cloud-config\n' + json.dumps({
     'write_files': [{'path': '/opt/never', 'encoding': 'rot13',
                      'content': 'x'}],
     'runcmd': ['echo runcmd-ran']})
+COUNT_BOOTS = '#!/bin/sh\necho boot >> /opt/boots\nsleep 300 &\n'
 DIRECT_WRITE = '#cloud-config\n' + json.dumps({'runcmd': [
     'start=$(date +%s.%N); '
     'dd if=/dev/zero of=/var/tmp/blob bs=1M count=6 oflag=direct '
@@ -102,6 +103,7 @@ def booted(lab_cloud):
         'bad-encoding': ('lab-noisy', lab.user_data(BAD_WRITE_FILES)),
         'dd-throttled': ('lab-spare', lab.user_data(DIRECT_WRITE)),
         'dd-unthrottled': ('lab-noisy', lab.user_data(DIRECT_WRITE)),
+        'power': ('lab-noisy', lab.user_data(COUNT_BOOTS)),
     }
     created = {name: lab.create(lab_cloud, name, host, data)
                for name, (host, data) in wanted.items()}
@@ -400,3 +402,62 @@ def test_compute_stop_kills_instances_and_tenants_and_removes_cgroups(
     assert all(os.path.exists(d) for d in host.group.dirs())
     assert host.tenants['bursty-0'].alive()
     lab_cloud.api.delete_server(server['id'])
+
+
+def test_hosts_report_their_configured_resources_to_placement(lab_cloud):
+    for host in lab_cloud.hosts:
+        providers = lab_cloud.placement.get(
+            '/resource_providers?name=%s' % host).body['resource_providers']
+        assert len(providers) == 1
+        inventories = lab_cloud.placement.get(
+            '/resource_providers/%s/inventories'
+            % providers[0]['uuid']).body['inventories']
+        assert inventories['VCPU']['total'] == 4
+        assert inventories['MEMORY_MB']['total'] == 8192
+        assert inventories['DISK_GB']['total'] == 100
+        # An extra nova.conf flag given to the LabCloud.
+        assert inventories['MEMORY_MB']['reserved'] == 256
+
+
+def test_the_scheduler_uses_the_callers_weighers(lab_cloud):
+    # Without the weigher Nova's RAM weigher would spread the two.
+    created = [lab.create(lab_cloud, 'unpinned-%d' % i, host=None)
+               for i in range(2)]
+    servers = [lab.wait_active(lab_cloud, s) for s in created]
+    assert [s['OS-EXT-SRV-ATTR:host'] for s in servers] == \
+        [lab.PREFERRED_HOST] * 2
+    lab.delete(lab_cloud, *servers)
+
+
+def _action(cloud, server, action, status):
+    cloud.api.post_server_action(server['id'], {action: None})
+    return lab.wait_for(
+        lambda: (lambda s: s if s['status'] == status and
+                 s['OS-EXT-STS:task_state'] is None else None)(
+            cloud.api.get_server(server['id'])), what=status)
+
+
+def test_pause_freezes_and_stop_start_reboots_without_rerunning_user_data(
+        lab_cloud, booted):
+    server = booted['power']
+    instance = _lab_instance(lab_cloud, server)
+    group = instance.sandbox.group
+    lab.wait_for(lambda: len(group.pids()) >= 4, what='processes')
+
+    _action(lab_cloud, server, 'pause', 'PAUSED')
+    assert group.read('freezer', 'freezer.state').strip() == 'FROZEN'
+    _action(lab_cloud, server, 'unpause', 'ACTIVE')
+    assert group.read('freezer', 'freezer.state').strip() == 'THAWED'
+
+    pids = group.pids()
+    _action(lab_cloud, server, 'os-stop', 'SHUTOFF')
+    assert not [p for p in pids if lab.pid_alive(p)]
+    assert not group.exists()
+    _action(lab_cloud, server, 'os-start', 'ACTIVE')
+    output = lab.wait_for(
+        lambda: (lambda text: text if text.count('boot finished') == 2
+                 else None)(lab.console(lab_cloud, server)),
+        what='second boot')
+    assert 'user-data already ran on this instance' in output
+    assert _guest_file(instance, '/opt/boots') == b'boot\n'
+    assert instance.sandbox.alive()
