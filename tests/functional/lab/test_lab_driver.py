@@ -107,6 +107,10 @@ def booted(lab_cloud):
     }
     created = {name: lab.create(lab_cloud, name, host, data)
                for name, (host, data) in wanted.items()}
+    # Not pinned: the weighers given to the LabCloud choose.
+    for index in range(2):
+        created['unpinned-%d' % index] = lab.create(
+            lab_cloud, 'unpinned-%d' % index, host=None)
     servers = {name: lab.wait_active(lab_cloud, server)
                for name, server in created.items()}
     servers['gzipped']['files'] = files
@@ -419,14 +423,10 @@ def test_hosts_report_their_configured_resources_to_placement(lab_cloud):
         assert inventories['MEMORY_MB']['reserved'] == 256
 
 
-def test_the_scheduler_uses_the_callers_weighers(lab_cloud):
+def test_the_scheduler_uses_the_callers_weighers(booted):
     # Without the weigher Nova's RAM weigher would spread the two.
-    created = [lab.create(lab_cloud, 'unpinned-%d' % i, host=None)
-               for i in range(2)]
-    servers = [lab.wait_active(lab_cloud, s) for s in created]
-    assert [s['OS-EXT-SRV-ATTR:host'] for s in servers] == \
-        [lab.PREFERRED_HOST] * 2
-    lab.delete(lab_cloud, *servers)
+    assert [booted['unpinned-%d' % i]['OS-EXT-SRV-ATTR:host']
+            for i in range(2)] == [lab.PREFERRED_HOST] * 2
 
 
 def _action(cloud, server, action, status):
