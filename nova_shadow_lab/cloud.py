@@ -254,6 +254,8 @@ class LabCloud(fixtures.Fixture):
         # Wait for cleanup_host (the lab's kill and sweep) when a compute
         # stops; Nova's test default (0) does not wait.
         self.flags(manager_shutdown_timeout=10)
+        # No quotas: shadows and test VMs come and go in one project.
+        self.flags(instances=-1, cores=-1, ram=-1, group='quota')
         if self.weight_classes is not None:
             self.flags(weight_classes=list(self.weight_classes),
                        group='filter_scheduler')

@@ -84,6 +84,8 @@ BAD_WRITE_FILES = '#cloud-config\n' + json.dumps({
     'write_files': [{'path': '/opt/never', 'encoding': 'rot13',
                      'content': 'x'}],
     'runcmd': ['echo runcmd-ran']})
+BACKGROUND = '#cloud-config\n' + json.dumps(
+    {'runcmd': ['sleep 300 &', 'sh -c "sleep 300" &']})
 COUNT_BOOTS = '#!/bin/sh\necho boot >> /opt/boots\nsleep 300 &\n'
 DIRECT_WRITE = '#cloud-config\n' + json.dumps({'runcmd': [
     'start=$(date +%s.%N); '
@@ -104,6 +106,8 @@ def booted(lab_cloud):
         'dd-throttled': ('lab-spare', lab.user_data(DIRECT_WRITE)),
         'dd-unthrottled': ('lab-noisy', lab.user_data(DIRECT_WRITE)),
         'power': ('lab-noisy', lab.user_data(COUNT_BOOTS)),
+        'to-delete': ('lab-slow', lab.user_data(BACKGROUND)),
+        'on-spare': ('lab-spare', lab.user_data(BACKGROUND)),
     }
     created = {name: lab.create(lab_cloud, name, host, data)
                for name, (host, data) in wanted.items()}
@@ -115,7 +119,8 @@ def booted(lab_cloud):
                for name, server in created.items()}
     servers['gzipped']['files'] = files
     yield servers
-    lab.delete(lab_cloud, *servers.values())
+    left = {s['id'] for s in lab_cloud.api.get_servers()}
+    lab.delete(lab_cloud, *[s for s in servers.values() if s['id'] in left])
 
 
 def _console_after_boot(cloud, server):
@@ -241,11 +246,39 @@ def _samples_path(instance):
     return os.path.join(instance.sandbox.root, 'var/log/shadow-samples.jsonl')
 
 
+def _ops_over_common_window(instances):
+    """Mean cpu_ops_per_s of each instance over the samples taken while
+    all of them were measuring."""
+    series = {}
+    for host, instance in instances.items():
+        with open(_samples_path(instance)) as f:
+            samples = [json.loads(line) for line in f]
+        series[host] = [(s['time'], s['fields']['value']) for s in samples
+                        if s['tags']['metric'] == 'cpu_ops_per_s']
+    start = max(points[0][0] for points in series.values())
+    end = min(points[-1][0] for points in series.values())
+    window = {h: [v for t, v in points if start <= t <= end]
+              for h, points in series.items()}
+    assert all(len(values) >= 3 for values in window.values()), window
+    return {h: sum(values) / len(values) for h, values in window.items()}
+
+
 def test_loadgen_throughput_follows_the_hosts_cpu_shares(lab_cloud):
-    servers = {host: lab.create(lab_cloud, 'share-%s' % host, host,
-                                _loadgen_user_data({'host': host}))
-               for host in ('lab-slow', 'lab-fast')}
-    servers = {h: lab.wait_active(lab_cloud, s) for h, s in servers.items()}
+    hosts = ('lab-slow', 'lab-fast')
+    # Boots may land seconds apart on a busy machine: hold both hosts
+    # frozen until both servers are up, so the two runs overlap.
+    groups = [lab_cloud.lab_host(h).group for h in hosts]
+    for group in groups:
+        group.write('freezer', 'freezer.state', 'FROZEN')
+    try:
+        servers = {host: lab.create(lab_cloud, 'share-%s' % host, host,
+                                    _loadgen_user_data({'host': host}))
+                   for host in hosts}
+        servers = {h: lab.wait_active(lab_cloud, s)
+                   for h, s in servers.items()}
+    finally:
+        for group in groups:
+            group.write('freezer', 'freezer.state', 'THAWED')
     instances = {h: _lab_instance(lab_cloud, s) for h, s in servers.items()}
 
     # Host-side CPU rate over one second while both measure.
@@ -266,7 +299,7 @@ def test_loadgen_throughput_follows_the_hosts_cpu_shares(lab_cloud):
     summaries = {h: lab.wait_for(lambda i=i: _loadgen_summary(i), timeout=30,
                                  interval=0.2, what='loadgen summary')
                  for h, i in instances.items()}
-    ops = {h: s['overall']['cpu_ops_per_s'] for h, s in summaries.items()}
+    ops = _ops_over_common_window(instances)
     legacy = {h: _diagnostics(lab_cloud, s, '2.1')
               for h, s in servers.items()}
     worker_cpu_s = {h: s['components']['cpu']['cpu_s']
@@ -282,11 +315,12 @@ def test_loadgen_throughput_follows_the_hosts_cpu_shares(lab_cloud):
              legacy['lab-slow']['cpu_throttled_ns'] / 1e9,
              legacy['lab-fast']['cpu_throttled_ns'] / 1e9))
     # The cgroup quotas hold exactly; the work done per CPU-second varies
-    # with what else runs on this shared machine, so throughput is looser.
+    # with what else runs on this shared (virtual) machine, so throughput
+    # is compared over the seconds both runs measured, and more loosely.
     assert cpus['lab-slow'] == pytest.approx(0.1, abs=0.03)
     assert 2.4 <= cpus['lab-fast'] / cpus['lab-slow'] <= 3.6
     assert 2.4 <= worker_ratio <= 3.6
-    assert 2.0 <= ratio <= 5.0
+    assert 2.0 <= ratio <= 4.5
 
     # Samples went to the sink given in the user-data, tagged.
     with open(_samples_path(instances['lab-slow'])) as f:
@@ -337,11 +371,9 @@ def test_blkio_throttle_slows_direct_writes_and_is_accounted(lab_cloud,
     assert seconds['dd-throttled'] > 3 * seconds['dd-unthrottled']
 
 
-def test_delete_removes_processes_cgroups_and_allocations(lab_cloud):
-    document = '#cloud-config\n' + json.dumps(
-        {'runcmd': ['sleep 300 &', 'sh -c "sleep 300" &']})
-    server = lab.boot(lab_cloud, 'to-delete', 'lab-slow',
-                      lab.user_data(document))
+def test_delete_removes_processes_cgroups_and_allocations(lab_cloud,
+                                                          booted):
+    server = booted['to-delete']
     instance = _lab_instance(lab_cloud, server)
     group = instance.sandbox.group
     pids = lab.wait_for(lambda: (lambda p: p if len(p) >= 5 else None)(
@@ -384,15 +416,14 @@ def test_background_tenant_runs_confined_in_the_hosts_cgroup(lab_cloud):
 
 
 def test_compute_stop_kills_instances_and_tenants_and_removes_cgroups(
-        lab_cloud):
-    document = '#cloud-config\n' + json.dumps({'runcmd': ['sleep 300 &']})
-    server = lab.boot(lab_cloud, 'on-spare', 'lab-spare',
-                      lab.user_data(document))
+        lab_cloud, booted):
     host = lab_cloud.lab_host('lab-spare')
+    instance = host.get(booted['on-spare']['id'])
     lab.wait_for(lambda: host.tenants['bursty-0'].group.pids(),
                  what='tenant processes')
-    pids = lab.wait_for(lambda: (lambda p: p if len(p) >= 6 else None)(
-        host.group.pids()), what='instance and tenant processes')
+    lab.wait_for(lambda: len(instance.sandbox.group.pids()) >= 5,
+                 what='instance processes')
+    pids = host.group.pids()
     dirs = host.group.dirs()
 
     lab_cloud.stop_compute('lab-spare')
@@ -405,7 +436,7 @@ def test_compute_stop_kills_instances_and_tenants_and_removes_cgroups(
     host = lab_cloud.lab_host('lab-spare')
     assert all(os.path.exists(d) for d in host.group.dirs())
     assert host.tenants['bursty-0'].alive()
-    lab_cloud.api.delete_server(server['id'])
+    assert host.get(booted['on-spare']['id']) is None
 
 
 def test_hosts_report_their_configured_resources_to_placement(lab_cloud):
