@@ -37,9 +37,11 @@ from nova import monkey_patch  # noqa: E402
 
 monkey_patch.patch()
 
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 
 import fixtures  # noqa: E402
 import yaml  # noqa: E402
@@ -70,6 +72,66 @@ PROJECT_ID = nova_fixtures.PROJECT_ID
 IMAGE_ID = nova_fixtures.GlanceFixture.image1['id']
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               'etc', 'lab.yaml')
+
+
+class ReaderPreferringLock:
+    """The cell lock of Nova's ``CellDatabases`` fixture, without its
+    deadlock under concurrent builds.
+
+    The fixture's lock is writer-preferring: readers queue behind a waiting
+    writer. Threads inside a cell read section take the per-database write
+    lock of ``DatabaseWriteLock`` for SQLite writes, and a thread holding
+    that database lock may ask for a read section (``get_context_manager``):
+    with a writer waiting, that thread, the readers it blocks and the writer
+    wait for each other (seen with a dozen concurrent boots). Here readers
+    wait only while a writer *holds* the lock; the fixture's writers hold it
+    just to swap the current cell, never across database work, so nothing
+    waits in a cycle. Readers and writers are re-entrant per thread, as
+    with fasteners' lock.
+    """
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._readers = {}
+        self._writer = None
+        self._writer_depth = 0
+
+    @contextlib.contextmanager
+    def read_lock(self):
+        me = threading.get_ident()
+        with self._cond:
+            while self._writer not in (None, me):
+                self._cond.wait()
+            self._readers[me] = self._readers.get(me, 0) + 1
+        try:
+            yield self
+        finally:
+            with self._cond:
+                self._readers[me] -= 1
+                if not self._readers[me]:
+                    del self._readers[me]
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write_lock(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self._writer == me:
+                self._writer_depth += 1
+            else:
+                if me in self._readers:
+                    raise RuntimeError('a reader cannot become a writer')
+                while self._writer is not None or self._readers:
+                    self._cond.wait()
+                self._writer, self._writer_depth = me, 1
+        try:
+            yield self
+        finally:
+            with self._cond:
+                self._writer_depth -= 1
+                if not self._writer_depth:
+                    self._writer = None
+                self._cond.notify_all()
 
 
 class LabCloud(fixtures.Fixture):
@@ -232,6 +294,7 @@ class LabCloud(fixtures.Fixture):
 
     def _setup_cells(self):
         cell_databases = nova_fixtures.CellDatabases()
+        cell_databases._cell_lock = ReaderPreferringLock()
         ctxt = context.get_context()
         for name, uuid in (('cell0', objects.CellMapping.CELL0_UUID),
                            ('cell1', uuidsentinel.cell1)):
