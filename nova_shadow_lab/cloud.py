@@ -7,7 +7,8 @@ API and cell databases (SQLite files), fake RPC, Placement, fake Glance,
 Neutron and Cinder, the conductor, the scheduler and one nova-compute per
 host of the lab config, each with :class:`nova_shadow_lab.driver.LabDriver`.
 No test case is needed and nothing is poisoned or mocked beyond what those
-fixtures do themselves (stubbed Keystone, Glance, Neutron and Cinder).
+fixtures do themselves (stubbed Keystone, Glance, Neutron and Cinder);
+the cell databases' lock is replaced by :class:`ReaderPreferringLock`.
 
 It serves, each on a free 127.0.0.1 port:
 
