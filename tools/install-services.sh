@@ -4,7 +4,7 @@
 # - Debian packages: influxdb (the tests start their own influxd on a free
 #   port), prometheus and prometheus-node-exporter (the tests start their
 #   own on free ports), fio and stress-ng (loadgen's reference peers),
-#   rabbitmq-server.
+#   bubblewrap (the lab's sandboxes), rabbitmq-server.
 # - RabbitMQ: started on 127.0.0.1:5672 (guest/guest) unless something
 #   already listens there.
 # Safe to run again; it changes nothing that is already in place.
@@ -17,6 +17,7 @@ command -v stress-ng >/dev/null || need+=(stress-ng)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null \
     || need+=(prometheus-node-exporter)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 
 listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
