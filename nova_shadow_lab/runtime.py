@@ -306,8 +306,7 @@ class LabRun:
             if self._pyz is None:
                 from loadgen import build
                 self._pyz = build.build_pyz(
-                    os.path.join(self.state_dir, 'loadgen.pyz'),
-                    interpreter='/usr/bin/python3')
+                    os.path.join(self.state_dir, 'loadgen.pyz'))
             return self._pyz
 
 
