@@ -158,6 +158,8 @@ class NovaWeighers:
         import nova.conf
         from nova.scheduler import host_manager
         from nova.scheduler import weights
+
+        from nova_shadow_filter import weigher  # noqa: F401 (its options)
         self._objects = objects
         self._host_manager = host_manager
         self.conf = nova.conf.CONF
@@ -800,6 +802,9 @@ def summarise_mode(rows, mode, extra):
 
 def run(args):
     nova = NovaWeighers()
+    if args.no_confidence_weighting:
+        nova.conf.set_override('confidence_weighting', False,
+                               group='shadow_weigher')
     modes = MODES if args.mode == 'all' else (args.mode,)
     settings = service_settings(args, args.history == 'persistent')
     conf = service_conf(args, args.history == 'persistent')
@@ -813,6 +818,11 @@ def run(args):
         'service_settings': {'[%s] %s' % (g, n): v
                              for g, n, v in settings},
         'nova_weighers': nova.names,
+        'weigher_settings': {
+            '[shadow_weigher] %s' % name: getattr(
+                nova.conf.shadow_weigher, name)
+            for name in ('weight_multiplier', 'tie_margin', 'score_range',
+                         'confidence_weighting')},
         'shadow_budget_s': args.budget,
         'cotenancy_horizon_s': conf.analysis.cotenancy_horizon,
         'confidence_target': conf.shadow.confidence_target,
@@ -915,6 +925,9 @@ def main(argv=None):
                         help='seconds of future co-tenancy the analyzer '
                         'predicts (default: the Analyzer\'s, 24 h; 0 '
                         'counts only the new VM, the ablation)')
+    parser.add_argument('--no-confidence-weighting', action='store_true',
+                        help='the weigher with [shadow_weigher] '
+                        'confidence_weighting = False (the ablation)')
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
     parser.add_argument('--out', help='results file (default: '
