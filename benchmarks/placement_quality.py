@@ -99,6 +99,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 from oslo_config import cfg  # noqa: E402
 
+from nova_shadow_filter import request as request_lib  # noqa: E402
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import service  # noqa: E402
 from shadow_service.analysis import analyzer as analyzer_mod  # noqa: E402
@@ -157,6 +158,8 @@ class NovaWeighers:
         import nova.conf
         from nova.scheduler import host_manager
         from nova.scheduler import weights
+
+        from nova_shadow_filter import weigher  # noqa: F401 (its options)
         self._objects = objects
         self._host_manager = host_manager
         self.conf = nova.conf.CONF
@@ -226,14 +229,15 @@ def _ranking_weigher_class():
     from nova_shadow_filter import weigher
 
     class _RankingWeigher(weigher.ShadowWeigher):
-        """The real ShadowWeigher answered from a ranking in hand (no RPC):
-        same normalisation, multiplier and unscored-host default."""
+        """The real ShadowWeigher answered from a ranking in hand instead
+        of an RPC: the same mapping from scores to weights, confidence
+        shrink and multiplier as deployed."""
 
         ranking = None
 
         def _plan_call(self, spec_obj, states):
             ranking = self.ranking
-            return ('benchmark ranking', lambda: ranking, 60.0)
+            return weigher._Plan('benchmark ranking', lambda: ranking, 60.0)
 
     return _RankingWeigher
 
@@ -289,10 +293,10 @@ def make_requests(count, seed, start, mode='independent',
             LIFETIME_MIN_S, LIFETIME_MAX_S)
     requests = []
     for i, (offset, (flavor, profile)) in enumerate(zip(arrivals, picks)):
-        request = {
-            'flavor': flavor, 'profile': profile,
-            'profile_scale': max(0.5, flavor['vcpus'] / 2.0),
-            'instance_uuid': 'req-%04d' % i, 'arrival': start + offset}
+        # What the deployed weigher sends: the shared request builder.
+        request = request_lib.build_request(flavor, profile,
+                                            instance_uuid='req-%04d' % i)
+        request['arrival'] = start + offset
         if lifetimes[i] is not None:
             request['lifetime_s'] = float(lifetimes[i])
         requests.append(request)
@@ -798,6 +802,9 @@ def summarise_mode(rows, mode, extra):
 
 def run(args):
     nova = NovaWeighers()
+    if args.no_confidence_weighting:
+        nova.conf.set_override('confidence_weighting', False,
+                               group='shadow_weigher')
     modes = MODES if args.mode == 'all' else (args.mode,)
     settings = service_settings(args, args.history == 'persistent')
     conf = service_conf(args, args.history == 'persistent')
@@ -811,6 +818,11 @@ def run(args):
         'service_settings': {'[%s] %s' % (g, n): v
                              for g, n, v in settings},
         'nova_weighers': nova.names,
+        'weigher_settings': {
+            '[shadow_weigher] %s' % name: getattr(
+                nova.conf.shadow_weigher, name)
+            for name in ('weight_multiplier', 'tie_margin', 'score_range',
+                         'confidence_weighting')},
         'shadow_budget_s': args.budget,
         'cotenancy_horizon_s': conf.analysis.cotenancy_horizon,
         'confidence_target': conf.shadow.confidence_target,
@@ -913,6 +925,9 @@ def main(argv=None):
                         help='seconds of future co-tenancy the analyzer '
                         'predicts (default: the Analyzer\'s, 24 h; 0 '
                         'counts only the new VM, the ablation)')
+    parser.add_argument('--no-confidence-weighting', action='store_true',
+                        help='the weigher with [shadow_weigher] '
+                        'confidence_weighting = False (the ablation)')
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
     parser.add_argument('--out', help='results file (default: '

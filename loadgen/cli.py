@@ -3,11 +3,14 @@
 Subcommands::
 
     shadow-loadgen run PROFILE [--duration S] [--warmup S] [--interval S]
-                   [--scale F] [--sink URL ...] [--tag KEY=VALUE ...]
+                   [--scale F] [--sink URL ...] [--sink-token-file PATH]
+                   [--sink-ca-file PATH] [--tag KEY=VALUE ...]
                    [--workdir DIR] [--summary-file PATH]
     shadow-loadgen serve [--bind 127.0.0.1] [--port 7777]
+                   [--max-connections N]
     shadow-loadgen profiles [NAME]
-    shadow-loadgen validate PROFILE [--scale F]
+    shadow-loadgen validate PROFILE [--scale F] [--workdir DIR]
+                   [--no-machine-check]
 
 PROFILE is a built-in name, a YAML/JSON file or inline JSON. ``run``
 prints JSON-lines samples to stdout unless ``--sink`` says otherwise and
@@ -19,6 +22,7 @@ always ends with one ``{"summary": ...}`` line on stdout (or only to
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 
@@ -27,6 +31,9 @@ from loadgen.errors import ProfileError
 
 LOG = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+MAX_TOKEN_BYTES = 4096
+DESCRIPTION = ('shadow-loadgen: run a profile, serve the echo peer, '
+               'list/validate.')
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,8 +51,7 @@ def _tag(text):
 
 
 def build_parser():
-    parser = _Parser(prog='shadow-loadgen', description=__doc__.split(
-        '\n')[0])
+    parser = _Parser(prog='shadow-loadgen', description=DESCRIPTION)
     parser.add_argument('--log-level', default='WARNING')
     sub = parser.add_subparsers(dest='command', required=True)
     run = sub.add_parser('run', help='run a profile')
@@ -55,8 +61,18 @@ def build_parser():
     run.add_argument('--interval', type=float)
     run.add_argument('--scale', type=float)
     run.add_argument('--sink', action='append', default=[],
-                     help='-, file path, file:///path or '
-                          'http://host:8086?db=NAME (repeatable)')
+                     help='where samples go (repeatable; every sample goes '
+                          'to every sink): - (stdout), a file path or '
+                          'file:///path (JSON lines), '
+                          'http(s)://HOST:PORT/v1/samples (the collector), '
+                          'console: or console:/dev/ttyS0 (console lines), '
+                          'http://HOST:8086?db=NAME (InfluxDB 1.x)')
+    run.add_argument('--sink-token-file', metavar='PATH',
+                     help='file holding the bearer token for the '
+                          'collector sink (required by it)')
+    run.add_argument('--sink-ca-file', metavar='PATH',
+                     help='CA bundle to verify an https collector with '
+                          '(default: the system CAs)')
     run.add_argument('--tag', action='append', type=_tag, default=[],
                      help='evaluation=, shadow=, host=, ... (repeatable)')
     run.add_argument('--workdir',
@@ -66,11 +82,21 @@ def build_parser():
     serve = sub.add_parser('serve', help='run the network echo peer')
     serve.add_argument('--bind', default='127.0.0.1')
     serve.add_argument('--port', type=int, default=7777)
+    serve.add_argument('--max-connections', type=int, default=1024,
+                       help='connections served at once; more are closed '
+                            '(default: 1024)')
     listing = sub.add_parser('profiles', help='list or show built-ins')
     listing.add_argument('name', nargs='?')
-    validate = sub.add_parser('validate', help='check a profile')
+    validate = sub.add_parser(
+        'validate', help='check a profile, and that this machine can run '
+                         'it (notes on stderr)')
     validate.add_argument('profile')
     validate.add_argument('--scale', type=float)
+    validate.add_argument('--workdir',
+                          help='where run would create the disk file')
+    validate.add_argument('--no-machine-check', action='store_true',
+                          help='check only the profile, not its fit on '
+                               'this machine')
     return parser
 
 
@@ -102,21 +128,89 @@ def _write_summary(summary, path):
         sys.stdout.flush()
 
 
+def _note(text):
+    sys.stderr.write('shadow-loadgen: note: %s\n' % text)
+
+
+def _check_paths(args):
+    if args.workdir is not None and not os.path.isdir(args.workdir):
+        raise ProfileError('--workdir', 'not a directory: %s'
+                           % args.workdir)
+    path = args.summary_file
+    if path:
+        directory = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path) or not os.path.isdir(directory) or \
+                not os.access(directory, os.W_OK):
+            raise ProfileError('--summary-file', 'cannot write %s' % path)
+
+
+def _machine_plan(profile, workdir):
+    from loadgen import machine
+    plan = machine.plan(profile, workdir)
+    for text in plan.notes:
+        _note(text)
+    return plan
+
+
+def _read_token(path, needed):
+    """The collector token from ``--sink-token-file`` (never echoed)."""
+    if path is None:
+        if needed:
+            raise ProfileError('--sink-token-file', 'required by the '
+                               'collector sink')
+        return None
+    from loadgen import collector
+    from loadgen import files
+    token = files.read_text(path, '--sink-token-file',
+                            MAX_TOKEN_BYTES).strip()
+    try:
+        collector.check_token(token)
+    except ValueError:
+        raise ProfileError('--sink-token-file', '%s must hold one token '
+                           'of printable ASCII characters and no spaces'
+                           % path) from None
+    if os.stat(path).st_mode & 0o077:
+        _note('--sink-token-file: %s can be read by other users' % path)
+    return token
+
+
+def _make_sinks(urls, token_file=None, ca_file=None):
+    from loadgen import sinks
+    token = _read_token(token_file, any(sinks.is_collector_url(url)
+                                        for url in urls))
+    if ca_file is not None and not os.path.isfile(ca_file):
+        raise ProfileError('--sink-ca-file', 'no such file: %s' % ca_file)
+    made = []
+    try:
+        for url in urls:
+            made.append(sinks.make_sink(url, token=token, ca_file=ca_file))
+    except (ValueError, OSError) as exc:
+        for sink in made:
+            sink.close()
+        if isinstance(exc, OSError):
+            raise ProfileError('--sink', 'cannot open %s: %s' % (
+                url, exc.strerror or exc)) from None
+        raise ProfileError('--sink', str(exc)) from None
+    return made
+
+
 def _cmd_run(args):
     from loadgen import runner
-    from loadgen import sinks
     profile = _overridden(args.profile, args)
-    try:
-        sink_list = [sinks.make_sink(url) for url in (args.sink or ['-'])]
-    except ValueError as exc:
-        raise ProfileError('--sink', str(exc)) from None
-    run = runner.Runner(profile, sink_list, dict(args.tag), args.workdir)
+    _check_paths(args)
+    plan = _machine_plan(profile, args.workdir)
+    sink_list = _make_sinks(args.sink or ['-'], args.sink_token_file,
+                            args.sink_ca_file)
+    run = runner.Runner(profile, sink_list, dict(args.tag), args.workdir,
+                        plan=plan)
     run.install_signal_handlers()
     try:
         run.prepare()
-    except OSError as exc:
+    except (OSError, ProfileError) as exc:
         for sink in sink_list:
             sink.close()
+        if isinstance(exc, ProfileError):
+            raise
         sys.stderr.write('shadow-loadgen: cannot start: %s\n' % exc)
         return EXIT_FAILED
     summary = run.run()
@@ -126,7 +220,11 @@ def _cmd_run(args):
 
 def _cmd_serve(args):
     from loadgen import netserver
-    server = netserver.EchoServer(args.bind, args.port)
+    if not 1 <= args.max_connections <= 65536:
+        raise ProfileError('--max-connections', 'must be between 1 and '
+                           '65536')
+    server = netserver.EchoServer(args.bind, args.port,
+                                  args.max_connections)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -159,6 +257,11 @@ def _cmd_validate(args):
     profile = profiles.load_profile(args.profile)
     if args.scale is not None:
         profile = profile.scaled(args.scale)
+    if not args.no_machine_check:
+        if args.workdir is not None and not os.path.isdir(args.workdir):
+            raise ProfileError('--workdir', 'not a directory: %s'
+                               % args.workdir)
+        _machine_plan(profile, args.workdir)
     sys.stdout.write(json.dumps(profile.to_dict(), sort_keys=True) + '\n')
     return EXIT_OK
 
@@ -180,7 +283,8 @@ def main(argv=None):
     try:
         return _COMMANDS[args.command](args)
     except ProfileError as exc:
-        sys.stderr.write('shadow-loadgen: invalid profile: %s\n' % exc)
+        kind = 'option' if exc.field.startswith('--') else 'profile'
+        sys.stderr.write('shadow-loadgen: invalid %s: %s\n' % (kind, exc))
         return EXIT_BAD_INPUT
 
 

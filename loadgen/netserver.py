@@ -5,16 +5,26 @@ Protocol, per request on a persistent TCP connection: an 8-byte header
 server answers with exactly the response bytes. ``rr`` mode uses small
 requests and responses; ``stream`` mode large requests and a 1-byte
 answer. One thread per connection; stdlib only.
+
+The peer may be shared, so what a client asks for never sizes the
+server's memory: requests are read through a fixed ``SCRATCH_BYTES``
+buffer and discarded, responses are sent in slices of one constant fill
+buffer, messages above ``MAX_MESSAGE`` (64 MiB) end the connection, and
+at most ``max_connections`` (default ``MAX_CONNECTIONS``) are served at
+once; more are closed at once.
 """
 
 import logging
 import socket
 import socketserver
 import struct
+import threading
 
 LOG = logging.getLogger(__name__)
 HEADER = struct.Struct('!II')
 MAX_MESSAGE = 64 * 1024 * 1024
+MAX_CONNECTIONS = 1024
+SCRATCH_BYTES = 64 * 1024
 _FILL = bytes(range(256)) * 4096
 
 
@@ -30,9 +40,29 @@ def recv_exactly(sock, view):
 
 
 def response_bytes(size):
+    """``size`` bytes to send: a view of the fill buffer when it is big
+    enough (no copy), else a new zero buffer."""
     if size <= len(_FILL):
         return memoryview(_FILL)[:size]
     return memoryview(bytes(size))
+
+
+def _discard_exactly(sock, count, scratch):
+    """Read and drop ``count`` bytes; False on a clean EOF."""
+    while count:
+        received = sock.recv_into(scratch[:min(count, len(scratch))])
+        if received == 0:
+            return False
+        count -= received
+    return True
+
+
+def _send_fill(sock, count):
+    view = memoryview(_FILL)
+    while count:
+        chunk = min(count, len(view))
+        sock.sendall(view[:chunk])
+        count -= chunk
 
 
 class _EchoHandler(socketserver.BaseRequestHandler):
@@ -40,7 +70,7 @@ class _EchoHandler(socketserver.BaseRequestHandler):
         sock = self.request
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         header = bytearray(HEADER.size)
-        request = bytearray(4096)
+        scratch = memoryview(bytearray(SCRATCH_BYTES))
         try:
             while recv_exactly(sock, memoryview(header)):
                 want_in, want_out = HEADER.unpack(header)
@@ -48,11 +78,9 @@ class _EchoHandler(socketserver.BaseRequestHandler):
                     LOG.warning('dropping %s: message too large',
                                 self.client_address)
                     return
-                if len(request) < want_in:
-                    request = bytearray(want_in)
-                if not recv_exactly(sock, memoryview(request)[:want_in]):
+                if not _discard_exactly(sock, want_in, scratch):
                     return
-                sock.sendall(response_bytes(want_out))
+                _send_fill(sock, want_out)
         except OSError as exc:
             LOG.debug('connection %s ended: %s', self.client_address, exc)
 
@@ -64,5 +92,28 @@ class EchoServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, host='127.0.0.1', port=7777):
+    def __init__(self, host='127.0.0.1', port=7777,
+                 max_connections=MAX_CONNECTIONS):
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__((host, port), _EchoHandler)
+
+    def verify_request(self, request, client_address):
+        if self._slots.acquire(blocking=False):
+            return True
+        LOG.warning('refusing %s: %d connections already served',
+                    client_address, self.max_connections)
+        return False
+
+    def process_request(self, request, client_address):
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()       # no thread will release it
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()

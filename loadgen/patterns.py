@@ -40,9 +40,17 @@ def _number(spec, key, field, default=None, low=0.0, high=MAX_LEVEL,
     name = '%s.%s' % (field, key)
     if value is None:
         raise ProfileError(name, 'is required')
+    return _checked(value, name, low, high, low_open)
+
+
+def _checked(value, name, low=0.0, high=MAX_LEVEL, low_open=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProfileError(name, 'must be a number, got %r' % (value,))
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ProfileError(name, 'must be <= %g, got an integer too '
+                           'large for a float' % high) from None
     if not math.isfinite(value):
         raise ProfileError(name, 'must be finite, got %r' % value)
     if value < low or (low_open and value == low) or value > high:
@@ -139,10 +147,11 @@ def _trace_values(spec, field, base_dir, step_s):
         values = spec['values']
         if not isinstance(values, list) or not values:
             raise ProfileError(field + '.values', 'must be a non-empty list')
-        for index, value in enumerate(values):
-            _number({'v': value}, 'v', '%s.values[%d]' % (field, index),
-                    high=1e12)
-        return [float(v) for v in values]
+        if len(values) > traces.MAX_TRACE_POINTS:
+            raise traces.too_many_values(field + '.values')
+        return [_checked(value, '%s.values[%d]' % (field, index),
+                         high=1e12)
+                for index, value in enumerate(values)]
     path = spec['path']
     if not isinstance(path, str) or not path:
         raise ProfileError(field + '.path', 'must be a file path')
@@ -155,7 +164,7 @@ def _trace_values(spec, field, base_dir, step_s):
                                not isinstance(column, (int, str))):
         raise ProfileError(field + '.column', 'must be a name or an index')
     full_path = os.path.join(base_dir or '.', os.path.expanduser(path))
-    return traces.read_trace(full_path, fmt, column, step_s)
+    return traces.read_trace(full_path, fmt, column, step_s, field)
 
 
 def _normalised(values, how, field):

@@ -23,6 +23,7 @@ import threading
 import time
 
 from loadgen import components as component_classes
+from loadgen import machine
 from loadgen import stats
 
 LOG = logging.getLogger(__name__)
@@ -42,9 +43,15 @@ def default_tags(profile, tags=None):
 class Runner:
     """One run of ``profile`` writing to ``sinks`` with ``tags``."""
 
-    def __init__(self, profile, sinks, tags=None, workdir=None):
+    def __init__(self, profile, sinks, tags=None, workdir=None, plan=None):
         self.profile = profile
+        self.plan = plan
         self.sinks = list(sinks)
+        for sink in self.sinks:
+            # A sink that learns the run is no longer wanted (the
+            # collector's 410) stops it cleanly.
+            if hasattr(sink, 'on_finished'):
+                sink.on_finished = self.request_stop
         self.tags = default_tags(profile, tags)
         self._parent_dir = workdir
         self._stop = threading.Event()
@@ -72,10 +79,15 @@ class Runner:
         No temporary directory is made: the disk component's file has no
         name (see ``components.disk``), so even a SIGKILLed run leaves
         nothing behind. ``workdir`` is only where such files are created.
+        Components run with the parameters of the machine plan (worker
+        counts bounded by the CPUs, see ``loadgen.machine``), made here
+        unless the runner was given one.
         """
         self.workdir = self._parent_dir or tempfile.gettempdir()
+        if self.plan is None:
+            self.plan = machine.plan(self.profile, self.workdir)
         try:
-            for name, params in self.profile.components.items():
+            for name, params in self.plan.components.items():
                 component = component_classes.COMPONENT_CLASSES[name](
                     params, self.workdir)
                 self.components[name] = component
@@ -90,9 +102,11 @@ class Runner:
             self.prepare()
         started_wall = time.time()
         try:
-            self._set_levels(0.0)
+            # Every level is 0 until all workers are forked (idle workers
+            # do not slow the forking), then follows the profile.
             for component in self.components.values():
                 component.start()
+            self._set_levels(0.0)
             totals = self._sample_loop()
         finally:
             for component in self.components.values():
@@ -195,6 +209,8 @@ class Runner:
                                     warm['components'][name])
             components[name] = {
                 'workers': component.worker_count(),
+                'workers_requested': self.profile.components[name].get(
+                    'workers', component.worker_count()),
                 'ops': int(delta['counters']['ops']),
                 'errors': int(delta['counters']['errors']),
                 'cpu_s': round(delta['cpu_s'], 3),
@@ -214,5 +230,6 @@ class Runner:
             'components': components,
             'dead_workers': dead_workers,
             'temp_files_removed': getattr(self, 'temp_removed', True),
+            'machine': self.plan.to_dict(),
             'tags': self.tags,
         }

@@ -1,4 +1,5 @@
-"""Where samples go: JSON lines, or InfluxDB 1.x line protocol over HTTP.
+"""Where samples go: JSON lines, the service's collector, the console,
+or InfluxDB 1.x line protocol over HTTP.
 
 A point is the contract's dict (``doc/source/contributor/contracts.rst``)::
 
@@ -7,30 +8,49 @@ A point is the contract's dict (``doc/source/contributor/contracts.rst``)::
               "profile": ..., "metric": ...},
      "fields": {"value": 1.0}}
 
-``make_sink(url)`` picks the sink: ``-`` or ``stdout`` (JSON lines to
-stdout), ``file:///path`` or a plain path (JSON lines appended to a file),
-``http(s)://host:port[/write]?db=NAME`` (InfluxDB). The InfluxDB sink keeps
-a bounded buffer (``max_buffer`` points; the oldest are dropped and
-counted when it is full), sends batches of ``batch_size`` from a
-background thread every ``flush_interval_s``, retries failures with
-exponential backoff (a batch InfluxDB refuses as malformed, HTTP 4xx, is
-not retried: it is counted as rejected and dropped), creates the database
-if it is missing, and on
-``close()`` flushes what it can within ``close_timeout_s``; whatever is
-left is counted as dropped. ``stats()`` reports sent/dropped/retries.
+``make_sink(url, token=None)`` picks the sink:
+
+``-`` or ``stdout``
+    JSON lines to stdout.
+``file:///path`` or a plain path
+    JSON lines appended to a file.
+``http(s)://host:port/v1/samples`` (a path ending in ``/v1/samples``)
+    the shadow service's collector (``loadgen.collector``): batches of
+    newline-delimited JSON, the same line the JSON-lines sink writes,
+    ``POST``ed with a bearer ``token``.
+``console:`` or ``console:/dev/ttyS0``
+    one ``nova-shadow-sample <compact JSON>`` line per sample on the
+    console (``/dev/console`` by default), for guests with no route to
+    the service; falls back to stdout when the console cannot be opened.
+any other ``http(s)://host:port[/write]?db=NAME``
+    InfluxDB 1.x (:class:`InfluxDBSink`).
+
+The HTTP sinks keep a bounded buffer (``max_buffer`` points; the oldest
+are dropped and counted when it is full) and send from a background
+thread, so a slow or absent receiver never slows the run; ``close()``
+flushes what it can within ``close_timeout_s`` and counts the rest as
+dropped. ``stats()`` reports sent/dropped/retries for the run summary.
+The InfluxDB sink retries a failed batch with exponential backoff, never
+retries one InfluxDB refuses as malformed (HTTP 4xx: counted as rejected
+and dropped), and creates a missing database.
 """
 
 import base64
 import collections
+import errno
 import json
 import logging
 import math
+import os
+import select
 import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+
+from loadgen.wire import to_json  # noqa: F401  (re-exported)
 
 LOG = logging.getLogger(__name__)
 
@@ -94,7 +114,7 @@ class JsonLinesSink:
         self.written = 0
 
     def emit(self, point):
-        self._stream.write(json.dumps(point, sort_keys=True) + '\n')
+        self._stream.write(to_json(point) + '\n')
         self.written += 1
 
     def flush(self):
@@ -274,16 +294,122 @@ class InfluxDBSink:
                 'skipped_nonfinite': self.counts['skipped_nonfinite']}
 
 
-def make_sink(url, stream=None, **options):
-    """Build the sink a URL names (see the module docstring)."""
+DEFAULT_CONSOLE = '/dev/console'
+CONSOLE_PREFIX = 'nova-shadow-sample '
+CONSOLE_WRITE_S = 0.5
+
+
+class ConsoleSink:
+    """One ``nova-shadow-sample <compact JSON>`` line per sample on a
+    console, so samples can be read back with Nova's console log.
+
+    The console is opened non-blocking: a line the console cannot take
+    right now is dropped and counted (a serial console carries about
+    11 kB/s), so a slow console never stalls the run; a line already
+    started gets ``CONSOLE_WRITE_S`` to finish. If the console cannot be
+    opened, lines go to ``fallback`` (stdout) and that is said once on
+    stderr.
+    """
+
+    def __init__(self, path=DEFAULT_CONSOLE, fallback=None):
+        self.path = path
+        self._fd = None
+        self._fallback = None
+        self.counts = collections.Counter()
+        flags = os.O_WRONLY | os.O_APPEND | getattr(os, 'O_NOCTTY', 0) | \
+            getattr(os, 'O_NONBLOCK', 0)
+        try:
+            self._fd = os.open(path, flags)
+        except OSError as exc:
+            self._fallback = fallback or sys.stdout
+            sys.stderr.write('shadow-loadgen: console %s: %s; writing '
+                             'console lines to stdout\n'
+                             % (path, exc.strerror or exc))
+
+    @staticmethod
+    def line(point):
+        """The console line of a point (with its newline)."""
+        return CONSOLE_PREFIX + json.dumps(
+            point, sort_keys=True, separators=(',', ':')) + '\n'
+
+    def emit(self, point):
+        text = self.line(point)
+        if self._fd is None:
+            self._fallback.write(text)
+            self.counts['sent'] += 1
+            return
+        if self._write(text.encode('utf-8')):
+            self.counts['sent'] += 1
+        else:
+            self.counts['dropped'] += 1
+
+    def _write(self, data):
+        view = memoryview(data)
+        deadline = None
+        while view:
+            try:
+                view = view[os.write(self._fd, view):]
+            except BlockingIOError:
+                if deadline is None and len(view) == len(data):
+                    return False            # nothing written: drop it
+                deadline = deadline or time.monotonic() + CONSOLE_WRITE_S
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                select.select([], [self._fd], [], left)
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                return False
+        return True
+
+    def flush(self):
+        if self._fallback is not None:
+            self._fallback.flush()
+
+    def close(self):
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def stats(self):
+        target = 'stdout' if self._fallback is not None else self.path
+        return {'sink': 'console:%s' % target,
+                'sent': self.counts['sent'],
+                'dropped': self.counts['dropped']}
+
+
+COLLECTOR_PATH = '/v1/samples'
+
+
+def is_collector_url(url):
+    """True for an ``http(s)`` URL whose path ends in ``/v1/samples``."""
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.scheme in ('http', 'https') and \
+        parsed.path.rstrip('/').endswith(COLLECTOR_PATH)
+
+
+def make_sink(url, stream=None, token=None, ca_file=None, **options):
+    """Build the sink a URL names (see the module docstring).
+
+    ``token`` and ``ca_file`` are for the collector sink only.
+    """
     if url in ('-', 'stdout', 'jsonl:-'):
         return JsonLinesSink(stream=stream)
+    if url == 'console:' or url.startswith('console:/'):
+        return ConsoleSink(url[len('console:'):] or DEFAULT_CONSOLE,
+                           fallback=stream)
+    if is_collector_url(url):
+        from loadgen import collector
+        return collector.CollectorSink(url, token, ca_file=ca_file,
+                                       **options)
     if url.startswith(('http://', 'https://')):
         return InfluxDBSink(url, **options)
     if url.startswith('file://'):
         return JsonLinesSink(path=urllib.parse.urlsplit(url).path)
     if url.startswith('jsonl:'):
         return JsonLinesSink(path=url[len('jsonl:'):])
-    if '://' in url:
+    if '://' in url or url.startswith('console:'):
         raise ValueError('unsupported sink URL %r' % url)
     return JsonLinesSink(path=url)

@@ -5,10 +5,12 @@ dead service must cost it nothing per request.  :func:`call_with_deadline`
 runs a call in a helper thread and stops waiting at the deadline (a messaging
 call can block far longer than its own timeout while the broker is down).
 :class:`CircuitBreaker` stops calls altogether after ``failure_threshold``
-consecutive failures and lets one trial call through every
-``reset_timeout`` seconds.
+outages within ``failure_window`` seconds and lets one trial call through
+every ``reset_timeout`` seconds.  Only outages count (no answer in time, no
+transport): a service that answers, even with a rejection, is up.
 """
 
+import collections
 import threading
 import time
 
@@ -45,18 +47,29 @@ def call_with_deadline(func, deadline_s):
 
 
 class CircuitBreaker:
-    """closed -> (failures) -> open -> (reset_timeout) -> half-open -> ..."""
+    """closed -> (outages) -> open -> (reset_timeout) -> half-open -> ...
+
+    Parameters
+    ----------
+    failure_threshold : int
+        Outages within ``failure_window`` seconds that open the breaker.
+    reset_timeout : float
+        Seconds the breaker stays open before one trial call.
+    failure_window : float
+        Seconds over which outages are counted; older ones are forgotten.
+    """
 
     CLOSED = 'closed'
     OPEN = 'open'
     HALF_OPEN = 'half-open'
 
-    def __init__(self, failure_threshold=1, reset_timeout=30.0,
-                 clock=time.monotonic):
+    def __init__(self, failure_threshold=2, reset_timeout=30.0,
+                 failure_window=300.0, clock=time.monotonic):
         self.failure_threshold = failure_threshold
         self.reset_timeout = reset_timeout
+        self.failure_window = failure_window
         self._clock = clock
-        self._failures = 0
+        self._failures = collections.deque()
         self._opened_at = None
         self._trial_running = False
         self._lock = threading.Lock()
@@ -85,18 +98,23 @@ class CircuitBreaker:
             return False
 
     def record_success(self):
+        """The service answered (a ranking or a typed rejection)."""
         with self._lock:
-            self._failures = 0
+            self._failures.clear()
             self._opened_at = None
             self._trial_running = False
 
     def record_failure(self):
-        """Count a failure; True if this failure opened the breaker."""
+        """Count an outage; True if this one opened the breaker."""
         with self._lock:
-            self._failures += 1
+            now = self._clock()
+            self._failures.append(now)
+            while self._failures and \
+                    now - self._failures[0] > self.failure_window:
+                self._failures.popleft()
             was_open = self._opened_at is not None
             self._trial_running = False
-            if was_open or self._failures >= self.failure_threshold:
-                self._opened_at = self._clock()
+            if was_open or len(self._failures) >= self.failure_threshold:
+                self._opened_at = now
                 return not was_open
             return False

@@ -19,12 +19,17 @@ shadow_weigher_opts = [
         'weight_multiplier',
         default=10.0,
         help="""
-Multiplier for the shadow Performance Score.
+Multiplier for the shadow weight.
 
-The score is 0-100 and is normalised to 0-1 before this multiplier applies,
-so with the default of 10.0 a perfect score outweighs Nova's RAM and CPU
-weighers at their default multiplier of 1.0. A negative value prefers the
-hosts the service ranked worst (useful only for experiments).
+Each host's weight is 0..1: 1 for hosts within ``tie_margin`` points of the
+best Performance Score, 0 for hosts ``score_range`` or more points behind,
+linear in between, then pulled toward the neutral 0.5 by the host's
+confidence. Nova's own weighers each span 0..1 across the candidates, so
+with the default of 10.0 a clear ranking (a lead of ``tie_margin`` plus a
+few points) outweighs the RAM, CPU, disk and I/O weighers at their default
+multipliers of 1.0, while hosts the service ranks equally good are left to
+them. A negative value prefers the hosts the service ranked worst (useful
+only for experiments).
 
 This option can be overridden per host aggregate with the aggregate metadata
 key ``shadow_weight_multiplier``.
@@ -38,6 +43,58 @@ Related options:
 
 * ``[filter_scheduler] weight_classes`` must include
   ``nova_shadow_filter.weigher.ShadowWeigher``.
+* ``tie_margin``, ``score_range``, ``confidence_weighting``
+"""),
+    cfg.FloatOpt(
+        'tie_margin',
+        default=2.0,
+        min=0.0,
+        max=100.0,
+        help="""
+Score points within which hosts count as equally good: every host within
+this margin of the best score gets the full weight, so Nova's other weighers
+choose among them.
+
+Related options:
+
+* ``score_range``; the service's ``[analysis] tie_margin`` (the same idea
+  in its confidence).
+"""),
+    cfg.FloatOpt(
+        'score_range',
+        default=12.0,
+        min=0.1,
+        max=100.0,
+        help="""
+Score points behind the best at which a host's weight reaches 0. Smaller
+values make small score differences decide more strongly.
+
+Related options:
+
+* ``tie_margin`` (must be smaller)
+"""),
+    cfg.BoolOpt(
+        'confidence_weighting',
+        default=True,
+        help="""
+Pull each host's weight toward neutral by the complement of its confidence:
+``0.5 + confidence x (weight - 0.5)``. A host the service could not measure
+(confidence 0) is then neutral, and a ranking the service is unsure of moves
+Nova's choice less.
+"""),
+    cfg.StrOpt(
+        'mode',
+        default='enforce',
+        choices=[('enforce', 'apply the weights'),
+                 ('observe', 'compute and log the weights at INFO, apply '
+                  'neutral ones: a trial run next to Nova\'s own choice')],
+        help="""
+Whether the weigher applies its weights.
+
+In ``observe`` mode the service still evaluates every hinted request and
+records it (and, with its notification listener, where Nova placed the VM),
+so an operator can compare nova-shadow's choices with Nova's before letting
+it decide.
 """),
     cfg.StrOpt(
         'transport_url',
@@ -105,17 +162,31 @@ broker is unreachable. After the deadline the weights are neutral.
 """),
     cfg.IntOpt(
         'failure_threshold',
-        default=1,
+        default=2,
         min=1,
         help="""
-Consecutive failed calls after which the circuit breaker opens.
+Outages within ``failure_window`` seconds after which the circuit breaker
+opens.
 
-While the breaker is open the weigher returns neutral weights at once and
-sends nothing, so a dead service costs a scheduling request nothing.
+An outage is a call that got no answer in time or could not reach the
+broker. A service that answers, even with a rejection (an unknown profile,
+an unknown evaluation, too busy), is up: such a request gets neutral
+weights and nothing else changes. While the breaker is open the weigher
+returns neutral weights at once and sends nothing, so a dead service costs a
+scheduling request nothing.
 
 Related options:
 
-* ``reset_timeout``
+* ``failure_window``, ``reset_timeout``
+"""),
+    cfg.FloatOpt(
+        'failure_window',
+        default=300.0,
+        min=1.0,
+        help="""
+Seconds over which outages are counted for ``failure_threshold``; older
+ones are forgotten. Keep it longer than ``failure_threshold`` times
+``max_budget`` plus ``deadline_margin``, since each outage lasts that long.
 """),
     cfg.FloatOpt(
         'reset_timeout',
@@ -126,13 +197,14 @@ Seconds the circuit breaker stays open before one trial call is let through.
 A successful trial closes the breaker; a failed one opens it again.
 """),
     cfg.FloatOpt(
-        'unscored_host_score',
-        default=50.0,
+        'move_timeout',
+        default=3.0,
         min=0.0,
-        max=100.0,
         help="""
-Score given to a host that the service's ranking does not mention (for
-example a host added to the candidate list after a pre-flight evaluation).
+Seconds the scheduler waits for a ranking from history (no shadows) when
+a VM that carries a ``shadow_profile`` hint is resized, cold or live
+migrated, or unshelved. 0 sends nothing for moves. An evacuation or a
+rebuild never waits.
 """),
 ]
 

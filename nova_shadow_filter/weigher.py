@@ -3,29 +3,50 @@
 For a request with a ``shadow_profile`` (or ``shadow_evaluation``) scheduler
 hint, the weigher asks ``shadow-service`` once per scheduling request to rank
 all candidate hosts; the service may boot flavor-minimal shadows of the VM on
-them and measure them under load.  The 0-100 score is normalised against the
-fixed range 0..100 (``minval``/``maxval``), so an absolute score keeps its
-meaning, and multiplied by ``[shadow_weigher] weight_multiplier`` (or the
-``shadow_weight_multiplier`` aggregate metadata).  A negative multiplier
-prefers the worst-ranked hosts.
+them and measure them under load.  It prefers the hosts the service ranks
+best; a negative ``[shadow_weigher] weight_multiplier`` prefers the worst.
+
+From score to weight (each 0..1, see ``doc/source/weigher.rst``):
+
+* hosts within ``tie_margin`` points of the best score weigh 1, hosts
+  ``score_range`` or more points behind weigh 0, linearly in between, so a
+  clear ranking decides and Nova's own weighers break near-ties;
+* the weight is shrunk toward the neutral 0.5 by the host's confidence
+  (``0.5 + confidence x (weight - 0.5)``): an unmeasured host (confidence 0)
+  is neutral;
+* times ``weight_multiplier`` (or the ``shadow_weight_multiplier``
+  aggregate metadata).
 
 Requests without a hint get neutral weights and cause no RPC at all.  A bad
-hint value is logged and ignored.  A timeout, an error or a malformed reply
-gives neutral weights and one warning; after ``failure_threshold`` failures a
-circuit breaker skips the service entirely for ``reset_timeout`` seconds.
-Nova's own weighers then decide, and the boot never fails because of us.
+hint value is logged and ignored.  A multi-create asks once and reuses the
+ranking for its other instances.  Moves (resize, migrations, unshelve) are
+answered from history without shadows; an evacuation or a rebuild sends
+nothing.  A rejection by the service (a bad profile, an unknown evaluation,
+a busy service) gives neutral weights for that request only; outages (no
+answer in time, no broker) also open a circuit breaker after
+``failure_threshold`` of them within ``failure_window`` seconds, which then
+skips the service for ``reset_timeout`` seconds.  Nova's own weighers then
+decide, and the boot never fails because of us.  With ``mode = observe``
+the weights are computed and logged but not applied.
 """
 
 import math
+import threading
+import time
 import uuid
+import weakref
 
 import nova.conf
+import oslo_messaging as messaging
 from nova.scheduler import utils
 from nova.scheduler import weights
 from oslo_log import log as logging
 
 from nova_shadow_filter import breaker
 from nova_shadow_filter import conf as shadow_conf
+from nova_shadow_filter import operations
+from nova_shadow_filter import request as request_lib
+from shadow_service import exception as shadow_exception
 from shadow_service import rpcapi
 
 LOG = logging.getLogger(__name__)
@@ -35,11 +56,31 @@ shadow_conf.register_opts(CONF)
 HINT_PROFILE = 'shadow_profile'
 HINT_BUDGET = 'shadow_budget'
 HINT_EVALUATION = 'shadow_evaluation'
-NEUTRAL = 0.0
+NEUTRAL = 0.5
+#: Longest tenant- or service-supplied text put in one log line.
+LOG_VALUE_MAX = 80
 
 
 class InvalidReply(Exception):
     """The service answered something that is not a ranking."""
+
+
+def clip(value, limit=LOG_VALUE_MAX):
+    """``value`` as one log-safe line: control characters escaped, at most
+    ``limit`` characters (a tenant controls hints; a remote error may hold a
+    traceback)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode('unicode_escape', 'backslashreplace').decode('ascii')
+    if len(text) > limit:
+        return text[:limit] + '...(%d chars)' % len(text)
+    return text
+
+
+def describe_error(error):
+    """The first line of an error, clipped: never a remote traceback."""
+    message = str(error).strip().splitlines()
+    return '%s: %s' % (type(error).__name__,
+                       clip(message[0] if message else '', 200))
 
 
 def _hint(spec_obj, name):
@@ -61,29 +102,17 @@ def _attr(obj, name, default=None):
         return default
 
 
-def build_request(spec_obj, profile):
-    """The RPC request dict for ``spec_obj`` (plain JSON values only)."""
-    flavor = _attr(spec_obj, 'flavor')
+def build_request(spec_obj, profile, purpose='boot'):
+    """The RPC request dict for ``spec_obj``: the shared request builder
+    (:mod:`nova_shadow_filter.request`) over the RequestSpec's values."""
     image = _attr(spec_obj, 'image')
-    request = {
-        'flavor': {
-            'name': str(_attr(flavor, 'name', '') or ''),
-            'vcpus': int(_attr(flavor, 'vcpus', 1) or 1),
-            'ram_mb': int(_attr(flavor, 'memory_mb', 512) or 512),
-            'disk_gb': int(_attr(flavor, 'root_gb', 0) or 0),
-            'extra_specs': {str(k): str(v) for k, v in
-                            (_attr(flavor, 'extra_specs', {}) or {}).items()},
-        },
-        'profile': profile,
-    }
-    image_id = _attr(image, 'id')
-    if image_id:
-        request['image_id'] = str(image_id)
-    for name in ('project_id', 'instance_uuid'):
-        value = _attr(spec_obj, name)
-        if value:
-            request[name] = str(value)
-    return request
+    return request_lib.build_request(
+        _attr(spec_obj, 'flavor') or {}, profile,
+        image_id=_attr(image, 'id'),
+        project_id=_attr(spec_obj, 'project_id'),
+        instance_uuid=_attr(spec_obj, 'instance_uuid'),
+        num_instances=_attr(spec_obj, 'num_instances', 1) or 1,
+        purpose=purpose)
 
 
 def describe_hosts(host_states):
@@ -99,46 +128,122 @@ def describe_hosts(host_states):
                           ('total_ram_mb', 'total_usable_ram_mb'),
                           ('free_disk_mb', 'free_disk_mb'),
                           ('num_instances', 'num_instances')):
-            value = getattr(state, attr, None)
-            if isinstance(value, (int, float)) and math.isfinite(value):
+            value = request_lib.finite(getattr(state, attr, None))
+            if value is not None:
                 entry[key] = value
         hosts[state.host] = entry
     return list(hosts.values())
 
 
-def scores_from_ranking(ranking):
-    """``{host: score}`` from a ranking dict, or InvalidReply."""
+def _number(value, low, high):
+    return (not isinstance(value, bool) and isinstance(value, (int, float))
+            and math.isfinite(value) and low <= value <= high)
+
+
+def entries_from_ranking(ranking):
+    """``{host: entry}`` of a ranking dict (score and confidence), or
+    InvalidReply."""
     if not isinstance(ranking, dict):
         raise InvalidReply('ranking is %s, not a dict'
                            % type(ranking).__name__)
     hosts = ranking.get('hosts')
     if not isinstance(hosts, list):
         raise InvalidReply('ranking has no list of hosts')
-    scores = {}
+    entries = {}
     for entry in hosts:
         if not isinstance(entry, dict):
-            raise InvalidReply('host entry %r is not a dict' % (entry,))
+            raise InvalidReply('host entry %s is not a dict' % clip(entry))
         host, score = entry.get('host'), entry.get('score')
         if not isinstance(host, str):
-            raise InvalidReply('host entry %r has no host name' % (entry,))
-        if (isinstance(score, bool) or not isinstance(score, (int, float))
-                or not math.isfinite(score) or not 0 <= score <= 100):
-            raise InvalidReply('score %r of %s is not in 0..100'
-                               % (score, host))
-        scores[host] = float(score)
-    return scores
+            raise InvalidReply('host entry %s has no host name'
+                               % clip(entry))
+        if not _number(score, 0, 100):
+            raise InvalidReply('score %s of %s is not in 0..100'
+                               % (clip(score), clip(host)))
+        confidence = entry.get('confidence', 1.0)
+        if not _number(confidence, 0, 1):
+            raise InvalidReply('confidence %s of %s is not in 0..1'
+                               % (clip(confidence), clip(host)))
+        entries[host] = {'score': float(score),
+                         'confidence': float(confidence)}
+    return entries
+
+
+def scores_from_ranking(ranking):
+    """``{host: score}`` from a ranking dict, or InvalidReply."""
+    return {h: e['score'] for h, e in entries_from_ranking(ranking).items()}
+
+
+def score_weight(score, best, *, tie_margin, score_range):
+    """0..1: 1 within ``tie_margin`` of ``best``, 0 at ``score_range`` or
+    more behind, linear in between."""
+    behind = best - score
+    if behind <= tie_margin:
+        return 1.0
+    span = max(score_range - tie_margin, 1e-9)
+    return max(0.0, 1.0 - (behind - tie_margin) / span)
+
+
+def shrink(weight, confidence):
+    """``weight`` pulled toward neutral by ``1 - confidence``."""
+    return NEUTRAL + confidence * (weight - NEUTRAL)
+
+
+class _Plan:
+    """What one weigh_objects call asks: a description for the logs, the
+    call and its deadline."""
+
+    def __init__(self, what, call, deadline_s):
+        self.what = what
+        self.call = call
+        self.deadline_s = deadline_s
+
+
+class _RequestCache:
+    """Rankings of multi-create requests, reused for their other
+    instances.  Keyed by the RequestSpec object Nova passes on every call
+    of one scheduling request (held weakly, so a new request never finds
+    an old entry)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = {}
+
+    def get(self, spec_obj):
+        now = time.monotonic()
+        with self._lock:
+            for key, entry in list(self._entries.items()):
+                if entry['expires'] < now or entry['spec']() is None:
+                    del self._entries[key]
+            entry = self._entries.get(id(spec_obj))
+            if entry is not None and entry['spec']() is spec_obj:
+                return entry
+            return None
+
+    def put(self, spec_obj, ranking, ttl_s):
+        try:
+            ref = weakref.ref(spec_obj)
+        except TypeError:
+            return None
+        entry = {'spec': ref, 'ranking': ranking, 'uuids': [],
+                 'expires': time.monotonic() + ttl_s}
+        with self._lock:
+            self._entries[id(spec_obj)] = entry
+        return entry
 
 
 class ShadowWeigher(weights.BaseHostWeigher):
-    minval = 0
-    maxval = 100
+    minval = 0.0
+    maxval = 1.0
 
     def __init__(self):
         opts = CONF.shadow_weigher
         self._api = None
+        self._cache = _RequestCache()
         self.breaker = breaker.CircuitBreaker(
             failure_threshold=opts.failure_threshold,
-            reset_timeout=opts.reset_timeout)
+            reset_timeout=opts.reset_timeout,
+            failure_window=opts.failure_window)
 
     @property
     def api(self):
@@ -158,80 +263,186 @@ class ShadowWeigher(weights.BaseHostWeigher):
         # weigh_objects() sees all hosts at once; this is never reached.
         return NEUTRAL
 
+    # -- one scheduling call ------------------------------------------------
     def weigh_objects(self, weighed_obj_list, spec_obj):
         states = [w.obj for w in weighed_obj_list]
         neutral = [NEUTRAL] * len(states)
-        call = self._plan_call(spec_obj, states)
-        if call is None:
+        cached = self._cache.get(spec_obj)
+        if cached is not None:
+            # Another instance of a multi-create: never ask twice, not even
+            # after a failure (the request's wait stays one budget).
+            ranking, what = cached['ranking'], 'multi-create (reused)'
+        else:
+            plan = self._plan_call(spec_obj, states)
+            if plan is None:
+                return neutral
+            ranking = self._call(plan)
+            what = plan.what
+            if (_attr(spec_obj, 'num_instances', 1) or 1) > 1:
+                cached = self._cache.put(
+                    spec_obj, ranking, self._budget(spec_obj) + 60.0)
+        if ranking is None:
             return neutral
-        if not self.breaker.allow():
-            LOG.debug('Shadow service circuit is open; neutral weights')
-            return neutral
-        what, func, deadline_s = call
         try:
-            ranking = breaker.call_with_deadline(func, deadline_s)
-            scores = scores_from_ranking(ranking)
-        except Exception as e:
-            opened = self.breaker.record_failure()
-            LOG.warning('Shadow service %s failed (%s: %s); using neutral '
-                        'weights%s', what, type(e).__name__, e,
-                        '; circuit opened' if opened else '')
+            entries = entries_from_ranking(ranking)
+        except InvalidReply as e:
+            LOG.warning('Shadow service %s: malformed ranking (%s); '
+                        'neutral weights', what, describe_error(e))
             return neutral
-        self.breaker.record_success()
-        default = CONF.shadow_weigher.unscored_host_score
-        weights_ = [scores.get(s.host, default) for s in states]
-        LOG.debug('Shadow scores for %s: %s', what,
-                  dict(zip((s.host for s in states), weights_)))
+        earlier = list(cached['uuids']) if cached is not None else []
+        if cached is not None:
+            current = _attr(spec_obj, 'instance_uuid')
+            if current and current not in cached['uuids']:
+                cached['uuids'].append(current)
+        weights_ = self._weights(entries, states, earlier)
+        if CONF.shadow_weigher.mode == 'observe':
+            LOG.info('Shadow weigher (observe mode, not applied) for %s: %s',
+                     what, self._summary(states, weights_))
+            return neutral
+        LOG.debug('Shadow weights for %s: %s', what,
+                  self._summary(states, weights_))
         return weights_
 
+    def _call(self, plan):
+        """The ranking of ``plan`` or None (neutral weights)."""
+        try:
+            ranking = breaker.call_with_deadline(plan.call, plan.deadline_s)
+            entries_from_ranking(ranking)
+        except (shadow_exception.ShadowException, messaging.RemoteError,
+                InvalidReply) as e:
+            # The service answered: it is up; this request is neutral.
+            self.breaker.record_success()
+            LOG.warning('Shadow service declined the %s (%s); neutral '
+                        'weights for this request', plan.what,
+                        describe_error(e))
+            return None
+        except Exception as e:
+            opened = self.breaker.record_failure()
+            LOG.warning('Shadow service %s failed (%s); neutral weights%s',
+                        plan.what, describe_error(e),
+                        '; circuit opened' if opened else '')
+            return None
+        self.breaker.record_success()
+        return ranking
+
+    def _weights(self, entries, states, earlier_uuids):
+        opts = CONF.shadow_weigher
+        present = [entries[s.host]['score'] for s in states
+                   if s.host in entries]
+        if not present:
+            return [NEUTRAL] * len(states)
+        best = max(present)
+        out = []
+        for state in states:
+            entry = entries.get(state.host)
+            if entry is None:
+                # Not in the ranking (e.g. a host added after a pre-flight
+                # evaluation): unmeasured, neutral.
+                out.append(NEUTRAL)
+                continue
+            placed = sum(1 for u in earlier_uuids
+                         if u in (getattr(state, 'instances', None) or {}))
+            score, confidence = entry['score'], entry['confidence']
+            if placed:
+                # The shadows measured the host without this request's
+                # other VMs: trust its score less for each one placed there
+                # (Nova's own weighers see what they consumed).
+                confidence = confidence / (1.0 + placed)
+            weight = score_weight(score, best, tie_margin=opts.tie_margin,
+                                  score_range=opts.score_range)
+            if opts.confidence_weighting:
+                weight = shrink(weight, confidence)
+            out.append(weight)
+        return out
+
+    @staticmethod
+    def _summary(states, weights_):
+        ranked = sorted(zip((s.host for s in states), weights_),
+                        key=lambda hw: -hw[1])
+        return ', '.join('%s=%.2f' % (clip(h, 40), w) for h, w in ranked[:5])
+
+    # -- what to ask --------------------------------------------------------
     def _plan_call(self, spec_obj, states):
-        """``(description, callable, deadline)`` or None for no call."""
+        """The :class:`_Plan` for ``spec_obj`` or None for no call."""
         opts = CONF.shadow_weigher
         evaluation_id = _hint(spec_obj, HINT_EVALUATION)
         profile = _hint(spec_obj, HINT_PROFILE)
+        if evaluation_id is None and profile is None:
+            return None
+        if self.breaker.state == breaker.CircuitBreaker.OPEN:
+            # Before anything else: an open circuit costs nothing.
+            LOG.debug('Shadow service circuit is open; neutral weights')
+            return None
+        operation = operations.operation_of(spec_obj)
+        if operation in (operations.REBUILD, operations.EVACUATE,
+                         operations.UNKNOWN):
+            LOG.debug('Shadow weigher: %s is never delayed; neutral '
+                      'weights', operation)
+            return None
         if evaluation_id is not None:
             try:
                 evaluation_id = str(uuid.UUID(str(evaluation_id)))
             except ValueError:
-                LOG.warning('Ignoring scheduler hint %s=%r: not a UUID',
-                            HINT_EVALUATION, evaluation_id)
+                LOG.warning('Ignoring scheduler hint %s=%s: not a UUID',
+                            HINT_EVALUATION, clip(evaluation_id))
                 evaluation_id = None
-        if evaluation_id is not None:
-            timeout = opts.lookup_timeout
-
-            def lookup():
-                reply = self.api.get_evaluation({}, evaluation_id,
-                                                timeout=timeout)
-                if not isinstance(reply, dict):
-                    raise InvalidReply('evaluation reply is not a dict')
-                if reply.get('status') != 'finished':
-                    raise InvalidReply('evaluation %s is %s' % (
-                        evaluation_id, reply.get('status')))
-                return reply.get('ranking')
-
-            return ('look-up of evaluation %s' % evaluation_id, lookup,
-                    timeout + opts.deadline_margin)
+        if evaluation_id is not None and operation == operations.BOOT:
+            return self._allowed(self._lookup(evaluation_id))
         if profile is None:
             return None
         if not isinstance(profile, str) or not profile.strip():
-            LOG.warning('Ignoring scheduler hint %s=%r: not a profile name',
-                        HINT_PROFILE, profile)
+            LOG.warning('Ignoring scheduler hint %s=%s: not a profile name',
+                        HINT_PROFILE, clip(profile))
             return None
-        budget = self._budget(spec_obj)
+        if operation != operations.BOOT and opts.move_timeout <= 0:
+            return None
         try:
-            request = build_request(spec_obj, profile.strip())
-        except Exception:
+            request = build_request(spec_obj, profile.strip(),
+                                    purpose=operation)
+        except Exception as e:
             LOG.warning('Could not describe the request for the shadow '
-                        'service; neutral weights', exc_info=True)
+                        'service (%s); neutral weights', describe_error(e))
             return None
         hosts = describe_hosts(states)
+        if operation == operations.BOOT:
+            budget = self._budget(spec_obj)
+            timeout = budget + opts.deadline_margin
+        else:
+            # A move is answered from history, without shadows.
+            budget = opts.move_timeout
+            timeout = budget + opts.deadline_margin
 
         def rank():
             return self.api.rank_hosts({}, request, hosts, budget,
-                                       timeout=budget + opts.deadline_margin)
+                                       timeout=timeout)
 
-        return ('ranking of %d hosts for profile %s' % (len(hosts), profile),
-                rank, budget + opts.deadline_margin)
+        return self._allowed(_Plan(
+            '%s ranking of %d hosts for profile %s'
+            % (operation, len(hosts), clip(profile, 64)), rank, timeout))
+
+    def _allowed(self, plan):
+        """``plan`` if the circuit breaker lets a call through now (this
+        claims the half-open trial, which the call then settles)."""
+        if not self.breaker.allow():
+            LOG.debug('Shadow service circuit is open; neutral weights')
+            return None
+        return plan
+
+    def _lookup(self, evaluation_id):
+        timeout = CONF.shadow_weigher.lookup_timeout
+
+        def lookup():
+            reply = self.api.get_evaluation({}, evaluation_id,
+                                            timeout=timeout)
+            if not isinstance(reply, dict):
+                raise InvalidReply('evaluation reply is not a dict')
+            if reply.get('status') != 'finished':
+                raise InvalidReply('evaluation %s is %s' % (
+                    evaluation_id, clip(reply.get('status'))))
+            return reply.get('ranking')
+
+        return _Plan('look-up of evaluation %s' % evaluation_id, lookup,
+                     timeout + CONF.shadow_weigher.deadline_margin)
 
     def _budget(self, spec_obj):
         opts = CONF.shadow_weigher
@@ -243,10 +454,11 @@ class ShadowWeigher(weights.BaseHostWeigher):
             if not math.isfinite(budget) or budget <= 0:
                 raise ValueError(raw)
         except (TypeError, ValueError):
-            LOG.warning('Ignoring scheduler hint %s=%r: not a positive '
-                        'number of seconds', HINT_BUDGET, raw)
+            LOG.warning('Ignoring scheduler hint %s=%s: not a positive '
+                        'number of seconds', HINT_BUDGET, clip(raw))
             return min(opts.default_budget, opts.max_budget)
         if budget > opts.max_budget:
             LOG.info('Scheduler hint %s=%s clipped to [shadow_weigher] '
-                     'max_budget=%s', HINT_BUDGET, raw, opts.max_budget)
+                     'max_budget=%s', HINT_BUDGET, clip(raw),
+                     opts.max_budget)
         return min(budget, opts.max_budget)

@@ -1,33 +1,44 @@
 """``nova-shadow demo``: one placement on the digital twin, end to end.
 
-Evaluates a request (flavor and loadgen profile) with shadows on every host
-of the default twin while a progress bar runs, prints the ranked table
-(score, confidence, reasons), places the VM on the best host, lets 24
-simulated hours pass for the placed VM, forecasts its key metric against
-its QoS target, and writes a self-contained HTML report with inline SVG
-plots.
-Takes well under two minutes.
+Assembles the service as the daemon does (``shadow_service.service.build``)
+on the twin with an in-memory history, asks its manager (through the
+request schema of the RPC endpoint) to evaluate a VM request with shadows
+on every host of the twin while a progress bar runs, prints the ranked
+table (score, confidence, reasons), places the VM on the best host, lets
+simulated hours pass for it, forecasts its key QoS metric against the
+profile's target (``shadow_service.watcher.forecast``), asks the
+``threshold`` scaling policy what it would do (a recommendation the demo
+does not act on) and writes a self-contained HTML report
+(``shadow_service.report``) to a new file per run, whose path it prints.
 
 Change what it evaluates with the command-line options (``--profile``,
-``--flavor``, ``--seed``, ``--budget``, ``--hours``, ``--out``).
+``--flavor``, ``--seed``, ``--budget``, ``--hours``, ``--speedup``), where
+the report goes with ``--out``, and how the terminal table shows reasons
+with ``--wide``.
 """
 
 import argparse
 import html
 import logging
 import os
+import shutil
 import sys
 import tempfile
+import textwrap
 import time
 
-import numpy as np
 from oslo_config import cfg
 
+from nova_shadow_filter import request as request_lib
 from shadow_service import conf as shadow_conf
+from shadow_service import exception
 from shadow_service import measurements as names
+from shadow_service import plugins
+from shadow_service import report
 from shadow_service import service
 from shadow_service.history import memory
 from shadow_service.watcher import forecast as watch_forecast
+from shadow_service.workloads import profiles
 from shadow_service.workloads import qos
 
 LOG = logging.getLogger(__name__)
@@ -42,123 +53,144 @@ FLAVORS = {
     'm1.xlarge': {'name': 'm1.xlarge', 'vcpus': 8, 'ram_mb': 16384,
                   'disk_gb': 160},
 }
+#: Simulated seconds between the placed VM's (and its host's) samples.
 WATCH_STEP_S = 300.0
+#: How far ahead the placed VM's key metric is forecast.
 FORECAST_HOURS = 6
-COLOURS = ('#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd',
-           '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf')
+#: The scaling policy asked for a recommendation.
+POLICY = 'threshold'
+#: Hours of host monitoring shown before the placement.
+HOST_HOURS_BEFORE = 24.0
+#: Terminal width when the output is not a terminal.
+DEFAULT_WIDTH = 100
+
+
+def _number(kind, check, wanted):
+    """An argparse type: ``kind(text)`` that passes ``check``; otherwise
+    an error saying what is ``wanted``."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not check(value):
+            raise argparse.ArgumentTypeError('must be %s, got %r'
+                                             % (wanted, text))
+        return value
+    return parse
+
+
+_positive = _number(float, lambda v: v > 0, 'a number > 0')
+_not_negative = _number(float, lambda v: v >= 0, 'a number >= 0')
+_whole_hours = _number(int, lambda v: v >= 1, 'a whole number of hours >= 1')
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         prog='nova-shadow demo',
-        description='Place one VM on the digital twin with shadows.')
+        description='Place one VM on the digital twin with shadows, watch '
+        'it for simulated hours and write an HTML report.')
     parser.add_argument('--profile', default='db-oltp',
                         help='loadgen profile (default: db-oltp)')
     parser.add_argument('--flavor', default='m1.large',
                         choices=sorted(FLAVORS))
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--budget', type=float, default=60.0,
-                        help='simulated seconds the shadows run')
-    parser.add_argument('--hours', type=float, default=24.0,
-                        help='simulated hours the placed VM runs')
-    parser.add_argument('--speedup', type=float, default=30.0,
-                        help='simulated seconds per real second while '
-                        'the shadows run (0: no waiting)')
-    parser.add_argument('--out', help='HTML report path (default: a file '
-                        'in the temporary directory)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the twin (default: 0)')
+    parser.add_argument('--budget', type=_positive, default=60.0,
+                        help='simulated seconds the shadows may run '
+                        '(default: 60)')
+    parser.add_argument('--hours', type=_whole_hours, default=24,
+                        help='whole simulated hours the placed VM runs '
+                        '(default: 24)')
+    parser.add_argument('--speedup', type=_not_negative, default=30.0,
+                        help='simulated seconds per wall-clock second '
+                        'while the shadows run; 0: no waiting '
+                        '(default: 30)')
+    parser.add_argument('--out', help='HTML report path (default: a new '
+                        'file nova-shadow-demo-<time>-<random>.html in the '
+                        'temporary directory, one per run)')
+    parser.add_argument('--wide', action='store_true',
+                        help='print every reason of every host in the '
+                        'terminal table (default: the reasons that fit one '
+                        'line; the report always has all of them)')
     return parser.parse_args(argv)
 
 
-# -- terminal output -------------------------------------------------------
+# -- terminal output ----------------------------------------------------------
 def progress_bar(fraction, width=40, label=''):
     filled = int(round(width * max(0.0, min(1.0, fraction))))
     return '\r[%s%s] %3d%% %s' % ('#' * filled, '.' * (width - filled),
                                   int(100 * fraction), label)
 
 
-def ranking_table(ranking):
-    lines = ['%-4s %-10s %7s %6s  %s' % ('rank', 'host', 'score', 'conf',
-                                         'reasons')]
-    for number, host in enumerate(ranking['hosts'], 1):
-        lines.append('%-4d %-10s %7.1f %6.2f  %s' % (
-            number, host['host'], host['score'], host.get('confidence', 0),
-            '; '.join(host.get('reasons') or [])[:70]))
+def _reasons_that_fit(reasons, room):
+    """The leading whole reasons whose ``'; '``-joined text fits in
+    ``room`` columns (at least the first)."""
+    shown = reasons[:1]
+    for reason in reasons[1:]:
+        if len('; '.join(shown + [reason])) > room:
+            break
+        shown.append(reason)
+    return shown
+
+
+def ranking_table(ranking, width=None, wide=False):
+    """The ranking as text no wider than ``width`` columns (the terminal's
+    when None) where words allow.
+
+    Reasons are never cut: by default each host shows the whole reasons
+    that fit one line (at least its first, wrapped at word boundaries) and
+    how many more it has; with ``wide`` every reason, each from a new
+    line, wrapped at word boundaries.
+    """
+    width = width or shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    hosts = ranking['hosts']
+    host_width = max([4] + [len(h['host']) for h in hosts])
+    header = '%4s  %-*s  %5s  %4s  ' % ('rank', host_width, 'host', 'score',
+                                        'conf')
+    indent = ' ' * len(header)
+    room = max(width - len(header), 24)
+    lines = [header + 'reasons (full-VM predicted values)']
+    hidden = 0
+    wrap = textwrap.TextWrapper(width=room, break_long_words=False,
+                                break_on_hyphens=False)
+    for number, host in enumerate(hosts, 1):
+        reasons = list(host.get('reasons') or []) or ['-']
+        if wide:
+            chunks = [line for reason in reasons
+                      for line in wrap.wrap(reason)]
+        else:
+            shown = _reasons_that_fit(reasons, room)
+            more = len(reasons) - len(shown)
+            hidden += more
+            chunks = wrap.wrap('; '.join(shown)
+                               + (' (+%d more)' % more if more else ''))
+        prefix = '%4d  %-*s  %5.1f  %4.2f  ' % (
+            number, host_width, host['host'], host['score'],
+            host.get('confidence', 0.0))
+        lines.append(prefix + chunks[0])
+        lines.extend(indent + chunk for chunk in chunks[1:])
+    if hidden:
+        lines.extend(textwrap.wrap(
+            '(%d more reasons: all are in the report; --wide prints them '
+            'here)' % hidden, max(width, 40), break_long_words=False))
     return '\n'.join(lines)
 
 
-# -- SVG --------------------------------------------------------------------
-def svg_plot(series, title, ylabel, width=640, height=260, bands=()):
-    """A line plot: ``series`` is ``[(label, xs, ys)]``, ``bands`` is
-    ``[(xs, lower, upper)]`` shaded behind the lines."""
-    left, right, top, bottom = 60, 150, 28, 36
-    xs_all = np.concatenate([np.asarray(s[1], float) for s in series]
-                            + [np.asarray(b[0], float) for b in bands])
-    ys_all = np.concatenate([np.asarray(s[2], float) for s in series]
-                            + [np.asarray(b[1], float) for b in bands]
-                            + [np.asarray(b[2], float) for b in bands])
-    x0, x1 = float(xs_all.min()), float(xs_all.max()) or 1.0
-    y0, y1 = min(0.0, float(np.nanmin(ys_all))), float(np.nanmax(ys_all))
-    y1 = y1 if y1 > y0 else y0 + 1.0
-
-    def px(x, y):
-        return (left + (x - x0) / ((x1 - x0) or 1) * (width - left - right),
-                height - bottom - (y - y0) / (y1 - y0)
-                * (height - top - bottom))
-
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-           'font-family="sans-serif" font-size="11">' % (width, height),
-           '<text x="%d" y="16" font-size="13" font-weight="bold">%s</text>'
-           % (left, html.escape(title)),
-           '<text x="4" y="%d" transform="rotate(-90 10,%d)">%s</text>'
-           % (height // 2, height // 2, html.escape(ylabel))]
-    for tick in np.linspace(y0, y1, 5):
-        _x, y = px(x0, tick)
-        out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" '
-                   'stroke="#ddd"/><text x="%d" y="%.1f" '
-                   'text-anchor="end">%.3g</text>'
-                   % (left, width - right, y, y, left - 4, y + 4, tick))
-    for tick in np.linspace(x0, x1, 5):
-        x, _y = px(tick, y0)
-        out.append('<text x="%.1f" y="%d" text-anchor="middle">%.3g</text>'
-                   % (x, height - bottom + 14, tick))
-    for xs, lower, upper in bands:
-        edge = [px(x, y) for x, y in zip(xs, upper)] + \
-            [px(x, y) for x, y in zip(xs[::-1], lower[::-1])]
-        out.append('<polygon points="%s" fill="#ff7f0e" opacity="0.2"/>'
-                   % ' '.join('%.1f,%.1f' % p for p in edge))
-    for index, (label, xs, ys) in enumerate(series):
-        colour = COLOURS[index % len(COLOURS)]
-        points = ' '.join('%.1f,%.1f' % px(x, y) for x, y in zip(xs, ys))
-        out.append('<polyline points="%s" fill="none" stroke="%s" '
-                   'stroke-width="1.5"/>' % (points, colour))
-        out.append('<text x="%d" y="%d" fill="%s">%s</text>'
-                   % (width - right + 8, top + 14 * (index + 1), colour,
-                      html.escape(label)))
-    out.append('</svg>')
-    return '\n'.join(out)
+def report_path(out=None, directory=None):
+    """``out``, or a new file in ``directory`` (the temporary directory
+    when None) named for the time, which no other run uses."""
+    if out:
+        return out
+    handle, path = tempfile.mkstemp(
+        prefix='nova-shadow-demo-%s-' % time.strftime('%Y%m%d-%H%M%S'),
+        suffix='.html', dir=directory)
+    os.close(handle)
+    return path
 
 
-def svg_bars(items, title, width=640):
-    """Horizontal bars for ``[(label, value 0..100)]``."""
-    height = 30 + 18 * len(items)
-    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
-           'font-family="sans-serif" font-size="11">' % (width, height),
-           '<text x="8" y="16" font-size="13" font-weight="bold">%s</text>'
-           % html.escape(title)]
-    for index, (label, value) in enumerate(items):
-        y = 26 + 18 * index
-        out.append('<text x="8" y="%d">%s</text><rect x="90" y="%d" '
-                   'width="%.1f" height="13" fill="%s"/><text x="%.1f" '
-                   'y="%d">%.1f</text>'
-                   % (y + 11, html.escape(label), y, 4.5 * value,
-                      COLOURS[0] if index else COLOURS[2],
-                      95 + 4.5 * value, y + 11, value))
-    out.append('</svg>')
-    return '\n'.join(out)
-
-
-# -- the steps ---------------------------------------------------------------
-def build(options, hosts_wanted=None):
+# -- the steps ----------------------------------------------------------------
+def build(options):
     """The service as the daemon assembles it, on the twin with an
     in-memory history, set up for one demo evaluation."""
     conf = cfg.ConfigOpts()
@@ -203,7 +235,7 @@ def watch(driver, store, instance_id, hours, key_metric):
     """Run the placed VM ``hours`` simulated hours; its key metric's
     series."""
     start = driver.now()
-    steps = int(hours)
+    steps = max(1, hours)
     for hour in range(steps):
         driver.fast_forward(3600.0, sample_interval_s=WATCH_STEP_S,
                             host_metric_interval_s=WATCH_STEP_S)
@@ -212,80 +244,211 @@ def watch(driver, store, instance_id, hours, key_metric):
                                       % (hour + 1, steps)))
         sys.stdout.flush()
     sys.stdout.write('\n')
-    series = store.query_series(
+    return store.query_series(
         names.INSTANCE_METRIC, names.FIELD_VALUE,
         {names.TAG_INSTANCE: instance_id, names.TAG_METRIC: key_metric},
         start, driver.now() + 1, WATCH_STEP_S)
-    return series
 
 
-def vm_metrics(store, instance_id):
-    """Metrics the placed VM reports (from its history)."""
-    return {p.tags[names.TAG_METRIC] for p in store.query_points(
-        names.INSTANCE_METRIC, {names.TAG_INSTANCE: instance_id})}
+def vm_means(store, instance_id):
+    """``{metric: mean}`` of what the placed VM reported."""
+    sums = {}
+    for point in store.query_points(names.INSTANCE_METRIC,
+                                    {names.TAG_INSTANCE: instance_id}):
+        total, count = sums.get(point.tags[names.TAG_METRIC], (0.0, 0))
+        sums[point.tags[names.TAG_METRIC]] = (
+            total + float(point.fields[names.FIELD_VALUE]), count + 1)
+    return {metric: total / count for metric, (total, count) in sums.items()}
 
 
-def _shadow_plots(store, ranking, profile_name):
-    evaluation_id = ranking['evaluation_id']
-    points = store.query_points(names.SHADOW_SAMPLE,
-                                {names.TAG_EVALUATION: evaluation_id})
-    t0 = min((p.time for p in points), default=0.0)
-    metrics = sorted({p.tags['metric'] for p in points})
-    shown = [h['host'] for h in ranking['hosts'][:5]]
-    plots = []
-    for metric in metrics:
-        series = []
-        for host in shown:
-            mine = [p for p in points if p.tags['host'] == host
-                    and p.tags['metric'] == metric]
-            if mine:
-                series.append((host, [p.time - t0 for p in mine],
-                               [p.fields['value'] for p in mine]))
-        if series:
-            plots.append(svg_plot(series, '%s: shadows on the 5 best hosts'
-                                  % metric, metric + ' (s since boot)'))
-    return plots
+def shadow_samples(store, evaluation_id):
+    """``{metric: {host: (seconds since the first sample, values)}}`` of
+    one evaluation's shadows (their time on the twin's clock)."""
+    points = sorted(store.query_points(
+        names.SHADOW_SAMPLE, {names.TAG_EVALUATION: evaluation_id}),
+        key=lambda p: p.time)
+    start = points[0].time if points else 0.0
+    samples = {}
+    for point in points:
+        metric = point.tags[names.TAG_METRIC]
+        host = point.tags[names.TAG_HOST]
+        times, values = samples.setdefault(metric, {}).setdefault(
+            host, ([], []))
+        times.append(point.time - start)
+        values.append(float(point.fields[names.FIELD_VALUE]))
+    return samples
 
 
-def write_report(path, context):
-    parts = ['<!DOCTYPE html><html><head><meta charset="utf-8">'
-             '<title>nova-shadow demo</title><style>body{font-family:'
-             'sans-serif;max-width:900px;margin:2em auto}td,th{padding:2px '
-             '8px;text-align:left}.note{background:#fff3cd;padding:8px}'
-             '</style></head><body>',
-             '<h1>nova-shadow demo on the digital twin</h1>',
-             '<p>Request: <code>%s</code>, profile <b>%s</b>; %d hosts; '
-             'seed %d; ranker: %s.</p>' % (
-                 html.escape(context['flavor']['name']),
-                 html.escape(context['profile']), len(context['hosts']),
-                 context['seed'], html.escape(context['ranker'])),
-             '<h2>Ranking</h2>',
-             svg_bars([(h['host'], h['score'])
-                       for h in context['ranking']['hosts']],
-                      'Performance Score (0-100)'),
-             '<table><tr><th>rank</th><th>host</th><th>score</th>'
-             '<th>confidence</th><th>reasons</th></tr>']
-    for number, host in enumerate(context['ranking']['hosts'], 1):
-        parts.append('<tr><td>%d</td><td>%s</td><td>%.1f</td><td>%.2f</td>'
-                     '<td>%s</td></tr>' % (
-                         number, html.escape(host['host']), host['score'],
-                         host.get('confidence', 0), html.escape(
-                             '; '.join(host.get('reasons') or []))))
-    parts.append('</table><p>Shadow-host-seconds: %.0f (simulated).</p>'
-                 % context['ranking'].get('shadow_host_seconds', 0))
-    parts.append('<h2>Shadow measurements</h2>')
-    parts.extend(context['shadow_plots'])
-    parts.append('<h2>The placed VM on %s over %g simulated hours</h2>'
-                 % (html.escape(context['placed_on']), context['hours']))
-    parts.append(context['watch_plot'])
-    parts.append('<p class="note">%s</p>' % html.escape(
-        context['watch_note']))
-    parts.append('<p>Host CPU utilisation of %s as monitoring saw it:</p>'
-                 % html.escape(context['placed_on']))
-    parts.append(context['host_plot'])
-    parts.append('</body></html>')
+def ranking_weights(analyzer, profile, ranking):
+    """``{metric: weight}`` as the ranking applied them: the profile's
+    weights over the metrics the hosts were predicted on, summing to 1."""
+    predicted = {m for h in ranking['hosts'] for m in h.get('predicted', {})}
+    weights = {m: w for m, w in analyzer.weights(profile.sensitivity).items()
+               if m in predicted}
+    total = sum(weights.values())
+    return {m: w / total for m, w in weights.items()} if total else {}
+
+
+def recommend(outlook):
+    """What the ``threshold`` scaling policy would decide on the key
+    metric's forecast: ``(decision or None, the limits it was given as
+    text)``.  The policy acts when a forecast's upper bound crosses a high
+    limit, so a floor target (``>=``) gets no recommendation."""
+    comparison, threshold = outlook.target
+    if comparison != qos.LOWER_IS_FINE:
+        return None, ('the %s policy judges ceilings; %s is a floor'
+                      % (POLICY, report.target_text(outlook.metric,
+                                                    outlook.target)))
+    policy = plugins.plugin_class('nova_shadow.policies', POLICY)()
+    decision = policy.decide({outlook.metric: outlook.upper},
+                             {outlook.metric: (0.0, threshold)})
+    return decision, ('%s: high limit %s (the QoS target), low limit 0 '
+                      '(the demo asks only whether to scale up), on the '
+                      'forecast interval\'s upper bound over %g h, which '
+                      'peaks at %s' % (
+                          outlook.metric,
+                          report.quantity(threshold, outlook.metric),
+                          outlook.horizon_s / 3600.0,
+                          report.quantity(max(outlook.upper),
+                                          outlook.metric)))
+
+
+def _shadow_label(record):
+    scale = (record or {}).get('scale') or {}
+    if not scale:
+        return 'flavor-minimal shadows'
+    return ('%d vCPU, %d MB RAM, running 1/%g of the VM\'s load'
+            % (scale['shadow_vcpus'], scale['shadow_ram_mb'],
+               scale['load_ratio']))
+
+
+def _flavor_label(flavor):
+    return '%s: %d vCPU, %d MB RAM, %d GB disk' % (
+        flavor['name'], flavor['vcpus'], flavor['ram_mb'], flavor['disk_gb'])
+
+
+def write_report(path, run):
+    """Write the HTML report of one demo ``run`` (a dict the demo fills
+    in :func:`run_demo`) to ``path``."""
+    ranking, placed = run['ranking'], run['placed_on']
+    hosts = [h['host'] for h in ranking['hosts']]
+    predicted = {h['host']: h.get('predicted', {}) for h in ranking['hosts']}
+    metric, target = run['key_metric'], run['outlook'].target
+    decision, limits = run['recommendation']
+    shadow_label = _shadow_label(run['record'])
+    full_label = _flavor_label(run['flavor'])
+    shadow_means = {m: sum(v) / len(v) for m, (_t, v) in (
+        (m, s[placed]) for m, s in run['samples'].items() if placed in s)}
+    add = report.figure_section
+
+    sections = [
+        '<p>What this run did, on the digital twin (a simulated cluster): '
+        'an evaluation of one VM request with shadows on every candidate '
+        'host, the placement on the best host, %g simulated hours of the '
+        'placed VM, a forecast of its key QoS metric.</p>' % run['hours'],
+        report.definition_list([
+            ('VM request', '%s; profile %s (profile_scale %g)' % (
+                full_label, run['profile'], run['request']['profile_scale'])),
+            ('shadows', '%s, booted on each of the %d candidate hosts' % (
+                shadow_label, len(run['hosts']))),
+            ('twin', 'seed %d; speedup %g simulated s per wall-clock s while '
+             'the shadows ran (0: no waiting)' % (run['seed'],
+                                                  run['speedup'])),
+            ('ranker', run['ranker']),
+            ('evaluation', '%s; confidence %.2f (probability that the '
+             'top host is within the tie margin of the truly best); %s '
+             'shadow-host-seconds (simulated seconds summed over the '
+             'shadows); %.2f s wall time' % (ranking['evaluation_id'],
+                       ranking.get('confidence', 0.0),
+                       report.number(ranking.get('shadow_host_seconds', 0)),
+                       ranking.get('duration_s', 0.0))),
+            ('placed on', '%s (rank 1)' % placed),
+            ('QoS target', report.target_text(metric, target)
+             + ' (the %s profile\'s key metric)' % run['profile']),
+            ('this run', '%.1f s wall time before drawing this report; '
+             'report written %s' % (
+                 run['wall_s'], time.strftime('%Y-%m-%d %H:%M:%S %Z'))),
+        ]),
+        '<p><b>Shadow measurement</b>: what a shadow measured, at shadow '
+        'scale (%s). <b>Full-VM prediction</b>: the analyzer\'s estimate '
+        'for the full VM (%s) on that host, from the shadow\'s measurements '
+        'scaled up and corrected for the host\'s contention. '
+        '<b>Simulated time</b> is the twin\'s clock; <b>wall time</b> is '
+        'what this run took.</p>' % (shadow_label, full_label),
+        '<h2>Ranking</h2>',
+        add(report.ranking_figure(ranking, placed),
+            'Performance Score per host (0-100, computed from the full-VM '
+            'predictions) and the confidence of the ranking at that host.'),
+        report.ranking_table_html(ranking, placed),
+        '<h2>Shadow measurements (shadow scale)</h2>',
+        add(report.shadow_figure(run['samples'], hosts, placed,
+                                 shadow_label),
+            'Every sample the shadows reported during the evaluation, per '
+            'host, at shadow scale: a shadow runs 1/%g of the VM\'s load, so '
+            'on a host with room its throughput is about that share of the '
+            'full VM\'s; latencies are not scaled (see the full-VM '
+            'predictions below).'
+            % (run['record'] or {}).get('scale', {}).get('load_ratio', 1)),
+        '<h2>Full-VM predictions per host</h2>',
+        add(report.prediction_figure(predicted, hosts, placed,
+                                     run['weights'], run['targets'],
+                                     full_label),
+            'The analyzer\'s prediction for the full VM on each host, for '
+            'every metric the ranking weighed (panels by weight).'),
+        report.table(
+            ('metric', 'shadow measurement on %s (mean, shadow scale)'
+             % placed, 'full-VM prediction on %s' % placed,
+             'placed VM measured (mean over %g simulated h)' % run['hours'],
+             'QoS target'),
+            [(report.with_unit(m),
+              report.number(shadow_means.get(m)),
+              report.number(predicted[placed].get(m)),
+              report.number(run['vm_means'].get(m)),
+              report.target_text(m, run['targets'][m])
+              if m in run['targets'] else '-')
+             for m in sorted(set(predicted[placed]) | set(shadow_means))],
+            caption='The placed host: shadow measurement, prediction and '
+            'what the VM then did'),
+        '<details><summary>Every host\'s full-VM predictions (table)'
+        '</summary>%s</details>' % report.table(
+            ['host'] + [report.with_unit(m) for m in sorted(run['weights'])],
+            [[h] + [report.number(predicted[h].get(m))
+                    for m in sorted(run['weights'])] for h in hosts],
+            caption='Full-VM predictions (%s)' % full_label),
+        '<h2>The placed VM on %s over %g simulated hours</h2>'
+        % (placed, run['hours']),
+        add(report.vm_day_figure(
+            run['measured'], run['forecast'], metric, target,
+            predicted=predicted[placed].get(metric),
+            actions=run['actions'], placed_at=run['placed_at']),
+            'The placed VM\'s %s as it reported it (full VM, simulated '
+            'time), the %g h forecast with its interval, and the QoS '
+            'target.' % (metric, FORECAST_HOURS)),
+        '<p class="note">Forecast: %s. Model: %s; interval of %.0f%% '
+        'coverage.</p>' % (
+            html.escape(run['outlook'].describe()),
+            html.escape(report.short_model(run['outlook'].model)),
+            100 * run['forecast']['level']),
+        '<details><summary>The forecast model in full</summary><p>%s</p>'
+        '</details>' % html.escape(
+            str(run['outlook'].model).replace('+', ' + ')),
+        '<h2>Recommendation of the %s scaling policy</h2>' % POLICY,
+        '<p class="advice">%s<br>Inputs: %s.<br><i>A recommendation only: '
+        'the demo does not act on it.</i></p>' % (
+            html.escape(
+                'No recommendation: %s' % limits if decision is None else
+                'Decision: %s (%s)' % (decision.action, decision.reason)),
+            html.escape(limits)),
+        report.scaling_actions_section(run['actions'], run['placed_at']),
+        '<h2>CPU utilisation of host %s</h2>' % placed,
+        add(report.host_cpu_figure(*run['host_cpu'], placed),
+            'Host monitoring of %s (simulated time, hour 0 is the '
+            'placement).' % placed),
+    ]
+    page = report.render_page('nova-shadow demo on the digital twin',
+                              sections)
     with open(path, 'w') as handle:
-        handle.write('\n'.join(parts))
+        handle.write(page)
     return path
 
 
@@ -298,74 +461,82 @@ def run_demo(argv_or_options=None):
         options = parse_args(argv_or_options if argv_or_options is not None
                              else sys.argv[1:])
     wall = time.monotonic()
+    flavor = FLAVORS[options.flavor]
+    # What the deployed weigher sends: the shared request builder.
+    request = request_lib.build_request(dict(flavor), options.profile)
+    try:
+        profile = profiles.resolve_profile(request)
+    except exception.InvalidRequest as error:
+        sys.stderr.write('nova-shadow demo: error: --profile: %s\n' % error)
+        return 2
     parts = build(options)
     driver, store, analyzer = parts.driver, parts.history, parts.analyzer
-    ranker_name = '%s.%s' % (type(analyzer).__module__,
-                             type(analyzer).__name__)
     hosts = [h.host for h in driver.list_hosts() if h.available]
-    flavor = FLAVORS[options.flavor]
-    request = {'flavor': dict(flavor), 'profile': options.profile,
-               'profile_scale': max(0.5, flavor['vcpus'] / 2.0)}
     print('nova-shadow demo: %s running %s, %d candidate hosts (twin seed '
           '%d)' % (flavor['name'], options.profile, len(hosts),
                    options.seed))
     driver.host_facts(hosts)     # monitoring history for every host
     ranking = evaluate(parts, request, hosts, options.budget)
-    print(ranking_table(ranking))
+    print(ranking_table(ranking, wide=options.wide))
     best = ranking['hosts'][0]['host'] if ranking['hosts'] else hosts[0]
     instance_id = driver.place_vm(request, best, 'demo-vm')
     placed_at = driver.now()
     print('placed %s on %s' % (instance_id, best))
 
     driver.fast_forward(WATCH_STEP_S, sample_interval_s=WATCH_STEP_S)
-    key_metric, target = qos.key_target(options.profile,
-                                        vm_metrics(store, instance_id))
-    comparison, threshold = target
+    means = vm_means(store, instance_id)
+    key_metric, target = qos.key_target(options.profile, set(means))
     series = watch(driver, store, instance_id, options.hours, key_metric)
     horizon = int(FORECAST_HOURS * 3600 / WATCH_STEP_S)
     outlook = watch_forecast.forecast_breach(
         analyzer, series.values, metric=key_metric, target=target,
         step_s=WATCH_STEP_S, horizon_steps=horizon)
-    predicted = {'mean': outlook.mean, 'lower': outlook.lower,
-                 'upper': outlook.upper}
-    hours = [(t - placed_at) / 3600.0 for t in series.times]
-    future = [hours[-1] + (i + 1) * WATCH_STEP_S / 3600.0
-              for i in range(horizon)]
-    note = 'Forecast: %s.' % outlook.describe()
-    print(note)
+    print('Forecast: %s.' % outlook.describe())
+    decision, limits = recommend(outlook)
+    print('%s policy would: %s (a recommendation; the demo does not act on '
+          'it)' % (POLICY, 'nothing to judge' if decision is None else
+                   '%s, %s' % (decision.action, decision.reason)))
+
+    measured = [((t - placed_at) / 3600.0, v)
+                for t, v in zip(series.times, series.values) if v is not None]
+    last = measured[-1][0] if measured else 0.0
     host_series = store.query_series(
         names.HOST_METRIC, names.FIELD_VALUE,
         {names.TAG_HOST: best, names.TAG_METRIC: 'cpu_util_pct'},
-        driver.now() - 48 * 3600, driver.now() + 1, WATCH_STEP_S)
-    values = [v for v in series.values]
-    context = {
-        'flavor': flavor, 'profile': options.profile, 'hosts': hosts,
-        'seed': options.seed, 'ranker': ranker_name, 'ranking': ranking,
-        'placed_on': best, 'hours': options.hours, 'watch_note': note,
-        'shadow_plots': _shadow_plots(store, ranking, options.profile),
-        'watch_plot': svg_plot(
-            [('measured', [h for h, v in zip(hours, values)
-                           if v is not None],
-              [v for v in values if v is not None]),
-             ('forecast', future, predicted['mean']),
-             ('QoS target', [0, future[-1]], [threshold, threshold])],
-            '%s of the placed VM and its %d h forecast'
-            % (key_metric, FORECAST_HOURS), key_metric + ' (h)',
-            bands=[(future, predicted['lower'], predicted['upper'])]),
-        'host_plot': svg_plot(
-            [('cpu_util_pct', [(t - driver.now()) / 3600.0
-                               for t, v in zip(host_series.times,
-                                               host_series.values)
-                               if v is not None],
-              [v for v in host_series.values if v is not None])],
-            'host %s CPU utilisation' % best, '% (h from now)'),
+        placed_at - HOST_HOURS_BEFORE * 3600, driver.now() + 1,
+        WATCH_STEP_S)
+    host_cpu = [((t - placed_at) / 3600.0, v)
+                for t, v in zip(host_series.times, host_series.values)
+                if v is not None]
+    run = {
+        'flavor': flavor, 'profile': options.profile, 'request': request,
+        'hosts': hosts, 'seed': options.seed, 'speedup': options.speedup,
+        'ranker': '%s.%s' % (type(analyzer).__module__,
+                             type(analyzer).__name__),
+        'ranking': ranking, 'record': store.get_evaluation(
+            ranking['evaluation_id']),
+        'samples': shadow_samples(store, ranking['evaluation_id']),
+        'weights': ranking_weights(analyzer, profile, ranking),
+        'targets': qos.targets_for(options.profile),
+        'placed_on': best, 'placed_at': placed_at, 'hours': options.hours,
+        'key_metric': key_metric, 'outlook': outlook,
+        'vm_means': vm_means(store, instance_id),
+        'measured': ([h for h, _v in measured], [v for _h, v in measured]),
+        'forecast': {
+            'hours': [last + (i + 1) * WATCH_STEP_S / 3600.0
+                      for i in range(len(outlook.mean))],
+            'mean': outlook.mean, 'lower': outlook.lower,
+            'upper': outlook.upper, 'model': outlook.model,
+            'level': analyzer.forecast_level},
+        'recommendation': (decision, limits),
+        # The demo takes no scaling action; the watcher's would go here.
+        'actions': [],
+        'host_cpu': ([h for h, _v in host_cpu], [v for _h, v in host_cpu]),
     }
-    path = options.out or os.path.join(tempfile.gettempdir(),
-                                       'nova-shadow-demo-%d.html'
-                                       % options.seed)
-    write_report(path, context)
     parts.close()
-    print('report: %s  (%.1f s)' % (path, time.monotonic() - wall))
+    run['wall_s'] = time.monotonic() - wall
+    path = write_report(report_path(options.out), run)
+    print('report: %s  (%.1f s wall)' % (path, time.monotonic() - wall))
     return 0
 
 

@@ -32,6 +32,8 @@ from shadow_service.workloads import profiles
 
 LOG = logging.getLogger(__name__)
 
+# Score of a host nothing is known about (the middle of 0..100).
+NEUTRAL_SCORE = 50.0
 # Seconds of the budget kept back for deleting shadows and answering.
 CLEANUP_RESERVE_S = 0.5
 # Earlier evaluations whose shadow samples may form a prior.
@@ -53,6 +55,8 @@ class Evaluation:
         self.cancelled = False
         self.started_at = time.time()
         self.finished_at = None
+        # {host: why it got no measurement}
+        self.unmeasured = {}
 
     def to_dict(self):
         return {
@@ -112,9 +116,16 @@ class Evaluator:
                    prior_lookback=opts.prior_lookback,
                    profile_dirs=opts.profile_dirs, learners=learners)
 
-    def new(self, request, hosts, budget_s, evaluation_id=None):
-        return Evaluation(evaluation_id or str(uuid.uuid4()), request,
-                          hosts, min(budget_s, self.max_budget))
+    def resolve_profile(self, request):
+        """The request's profile (InvalidRequest if it names none)."""
+        return profiles.resolve_profile(request, self.profile_dirs)
+
+    def new(self, request, hosts, budget_s, evaluation_id=None,
+            profile=None):
+        evaluation = Evaluation(evaluation_id or str(uuid.uuid4()), request,
+                                hosts, min(budget_s, self.max_budget))
+        evaluation.profile = profile
+        return evaluation
 
     def run(self, evaluation, progress=None):
         """Run ``evaluation`` to the end; returns the ranking dict.
@@ -123,8 +134,8 @@ class Evaluator:
         """
         evaluation.status = 'running'
         wall_start = time.monotonic()
-        profile = profiles.resolve_profile(evaluation.request,
-                                           self.profile_dirs)
+        profile = (getattr(evaluation, 'profile', None)
+                   or self.resolve_profile(evaluation.request))
         host_names = [h['host'] for h in evaluation.hosts]
         features = self._host_features(host_names, evaluation.hosts)
         scale = self._scale(evaluation.request['flavor'])
@@ -134,6 +145,12 @@ class Evaluator:
 
         prior = self._prior(profile, host_names, features, scale, analyzer,
                             request=evaluation.request)
+        purpose = evaluation.request.get('purpose', 'boot')
+        if purpose != 'boot':
+            LOG.info('Evaluation %s (%s): answered from history, without '
+                     'shadows', evaluation.evaluation_id, purpose)
+            return self._finish(evaluation, prior, wall_start, 0.0,
+                                'history')
         known = {h.host for h in prior.hosts}
         if (known >= set(host_names)
                 and prior.confidence >= self.confidence_target):
@@ -258,6 +275,7 @@ class Evaluator:
     def _finish(self, evaluation, ranking, wall_start, shadow_seconds,
                 source):
         result = ranking.to_dict()
+        self._add_unmeasured(evaluation, result, source)
         result.update({
             'evaluation_id': evaluation.evaluation_id,
             'status': 'cancelled' if evaluation.cancelled else 'finished',
@@ -283,6 +301,32 @@ class Evaluator:
             LOG.exception('Could not record evaluation %s',
                           evaluation.evaluation_id)
         return result
+
+
+    @staticmethod
+    def _add_unmeasured(evaluation, result, source):
+        """Every candidate appears in the ranking: one the service could
+        not measure (no shadow booted, no sample arrived, no history) is
+        neutral, confidence 0, with the reason; the overall confidence
+        then counts only what was measured."""
+        ranked = {h['host'] for h in result['hosts']}
+        missing = [h['host'] for h in evaluation.hosts
+                   if h['host'] not in ranked]
+        if not missing:
+            return
+        why = getattr(evaluation, 'unmeasured', {})
+        default = ('no history of this workload here (answered without '
+                   'shadows)' if source == 'history'
+                   else 'not measured within the budget')
+        for host in missing:
+            result['hosts'].append({
+                'host': host, 'score': NEUTRAL_SCORE, 'confidence': 0.0,
+                'data_age_s': None, 'predicted': {},
+                'reasons': ['not measured: %s; neutral score'
+                            % why.get(host, default)]})
+        measured = len(evaluation.hosts) - len(missing)
+        result['confidence'] = round(
+            result['confidence'] * measured / len(evaluation.hosts), 3)
 
 
 class _Run:
@@ -341,6 +385,7 @@ class _Run:
                 LOG.warning('Evaluation %s: no shadow could boot on %s',
                             self.evaluation.evaluation_id, host)
                 self.unmeasured.discard(host)
+                self.evaluation.unmeasured[host] = 'no shadow could boot'
 
     def wait_until_active(self, shadows):
         """The shadows that became active within what is left of the

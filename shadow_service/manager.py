@@ -95,11 +95,15 @@ class ShadowManager:
         schema.validate_request(request)
         schema.validate_hosts(hosts)
         schema.validate_budget(budget_s)
+        # The profile once, here: a bad one is a typed rejection before
+        # anything is booted or recorded.
+        profile = self.evaluator.resolve_profile(request)
         with self._lock:
             if self._running >= self.max_concurrent:
                 raise exception.ServiceBusy(running=self._running)
             self._running += 1
-        evaluation = self.evaluator.new(request, hosts, budget_s)
+        evaluation = self.evaluator.new(request, hosts, budget_s,
+                                        profile=profile)
         self._evaluations[evaluation.evaluation_id] = evaluation
         return evaluation
 

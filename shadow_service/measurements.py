@@ -23,9 +23,13 @@ EVALUATION = 'evaluation'
 #: ``outcome``; field ``record`` (JSON).
 SCALING_DECISION = 'scaling_decision'
 
+#: What Nova did with an instance (from its versioned notifications).
+#: Tags ``instance``, ``host``, ``event``; field ``record`` (JSON).
+INSTANCE_EVENT = 'instance_event'
+
 #: Every measurement of the schema.
 MEASUREMENTS = (SHADOW_SAMPLE, HOST_METRIC, INSTANCE_METRIC, EVALUATION,
-                SCALING_DECISION)
+                SCALING_DECISION, INSTANCE_EVENT)
 #: Numeric series that retention rolls up into coarser buckets; records
 #: (evaluations, decisions) are kept whole or not at all.
 ROLLUP_MEASUREMENTS = (HOST_METRIC, INSTANCE_METRIC, SHADOW_SAMPLE)
@@ -40,6 +44,7 @@ TAG_INSTANCE = 'instance'
 TAG_STATUS = 'status'
 TAG_ACTION = 'action'
 TAG_OUTCOME = 'outcome'
+TAG_EVENT = 'event'
 
 # Field names.
 FIELD_VALUE = 'value'

@@ -9,6 +9,10 @@ import jsonschema
 
 from shadow_service import exception
 
+#: Why the scheduler asks: a boot may run shadows; a move is answered from
+#: history alone (see ``doc/source/weigher.rst``).
+PURPOSES = ('boot', 'resize', 'migrate', 'live-migrate', 'unshelve', 'move')
+
 FLAVOR = {
     'type': 'object',
     'properties': {
@@ -36,6 +40,9 @@ REQUEST = {
                           'maximum': 100},
         'project_id': {'type': ['string', 'null'], 'maxLength': 255},
         'instance_uuid': {'type': ['string', 'null'], 'maxLength': 36},
+        'num_instances': {'type': 'integer', 'minimum': 1,
+                          'maximum': 10000},
+        'purpose': {'enum': list(PURPOSES)},
     },
     'required': ['flavor', 'profile'],
     'additionalProperties': False,

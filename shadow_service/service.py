@@ -20,6 +20,7 @@ from shadow_service import clouds
 from shadow_service import evaluation
 from shadow_service import learners as learners_mod
 from shadow_service import manager as manager_mod
+from shadow_service import notifications
 from shadow_service import rpc
 from shadow_service import rpcapi
 from shadow_service.clouds import base
@@ -115,15 +116,18 @@ def build(conf, *, history=None, driver=None):
 
 
 class Compactor:
-    """Runs the history store's retention pass every ``interval`` seconds.
+    """Runs the history store's retention pass every ``interval`` seconds,
+    on ``clock`` (the cloud driver's: the time base of the history).
 
     The first pass runs at :meth:`start`; a failing pass is logged and the
     next one still runs.  ``interval`` 0 makes :meth:`start` a no-op.
     """
 
-    def __init__(self, history, interval):
+    def __init__(self, history, interval, clock=None):
         self.history = history
         self.interval = float(interval)
+        # The time base of what the history holds: the cloud driver's.
+        self.clock = clock
         self.passes = 0
         self.failures = 0
         self._stop = threading.Event()
@@ -131,7 +135,8 @@ class Compactor:
 
     def run_once(self):
         try:
-            removed = self.history.compact()
+            removed = self.history.compact(
+                now=None if self.clock is None else self.clock())
         except Exception:
             self.failures += 1
             LOG.exception('History compaction failed; retrying in %ss',
@@ -175,11 +180,20 @@ class RPCServer:
         self._server = messaging.get_rpc_server(transport, self.target,
                                                 [self.manager])
         self.compactor = Compactor(parts.history,
-                                   conf.history.compact_interval_s)
+                                   conf.history.compact_interval_s,
+                                   clock=parts.driver.now)
+        self.listener = None
+        if conf.nova_notifications.listen:
+            self.listener = notifications.NotificationListener(
+                conf, parts.history, parts.driver.now,
+                transport_url=(conf.nova_notifications.transport_url
+                               or transport_url))
 
     def start(self):
         self._server.start()
         self.compactor.start()
+        if self.listener is not None:
+            self.listener.start()
         LOG.info('shadow-service listening on topic %s as %s',
                  self.target.topic, self.target.server)
         return self
@@ -187,5 +201,7 @@ class RPCServer:
     def stop(self):
         self._server.stop()
         self._server.wait()
+        if self.listener is not None:
+            self.listener.stop()
         self.compactor.stop()
         self.parts.close()

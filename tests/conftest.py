@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: real InfluxDB, real RabbitMQ."""
+"""Shared pytest fixtures: real InfluxDB, real Prometheus, real RabbitMQ."""
 
 import os
 
@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402
 
 from tests.fixtures import influxdb  # noqa: E402
+from tests.fixtures import prometheus  # noqa: E402
 
 # ``ci`` (what tools/run-tests.sh selects) draws the same examples on every
 # run, so main stays green or red for a reason in the code; ``explore``
@@ -40,6 +41,26 @@ def influxdb_server():
     server = influxdb.InfluxDBServer().start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture(scope='session')
+def prometheus_server():
+    """A real Prometheus scraping a real node_exporter every second, for
+    the whole session, with at least two scrapes stored (skips only if a
+    binary is missing and NOVA_SHADOW_REQUIRE_SERVICES is unset)."""
+    if not (prometheus.prometheus_binary()
+            and prometheus.node_exporter_binary()):
+        if os.environ.get('NOVA_SHADOW_REQUIRE_SERVICES'):
+            pytest.fail('prometheus and prometheus-node-exporter are '
+                        'required but not installed')
+        pytest.skip('prometheus or node_exporter not installed (apt-get '
+                    'install prometheus prometheus-node-exporter)')
+    server = prometheus.PrometheusServer().start()
+    try:
+        server.wait_for_samples(count=2)
+        yield server
+    finally:
+        server.cleanup()
 
 
 def _listening(host, port):

@@ -17,7 +17,7 @@ from tests import service_support
 REQUEST = {'flavor': {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192,
                       'disk_gb': 40},
            'profile': 'web'}
-HOSTS = [{'host': 'node-%d' % i, 'vcpus': 32} for i in range(1, 5)]
+HOSTS = [{'host': 'node-%02d' % i, 'vcpus': 32} for i in range(1, 5)]
 FAST = {'shadow': {'sample_interval': 1.0, 'min_run_time': 2.0}}
 
 

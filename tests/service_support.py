@@ -26,6 +26,9 @@ def make_conf(**groups):
     fixture = conffixture.ConfFixture(conf)
     fixture.setUp()
     conf([], project='nova-shadow-test')
+    # Tests share the broker: only a test that asks for it listens to
+    # Nova's notifications (on its own exchange).
+    conf.set_override('listen', False, group='nova_notifications')
     for group, values in groups.items():
         for name, value in values.items():
             conf.set_override(name, value, group=group)

@@ -2,7 +2,9 @@
 # Install and start the services the test suite talks to, on loopback only.
 #
 # - Debian packages: influxdb (the tests start their own influxd on a free
-#   port), fio and stress-ng (loadgen's reference peers), rabbitmq-server.
+#   port), prometheus and prometheus-node-exporter (the tests start their
+#   own on free ports), fio and stress-ng (loadgen's reference peers),
+#   bubblewrap (the lab's sandboxes), rabbitmq-server.
 # - RabbitMQ: started on 127.0.0.1:5672 (guest/guest) unless something
 #   already listens there.
 # Safe to run again; it changes nothing that is already in place.
@@ -12,6 +14,10 @@ need=()
 command -v influxd >/dev/null || need+=(influxdb)
 command -v fio >/dev/null || need+=(fio)
 command -v stress-ng >/dev/null || need+=(stress-ng)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v prometheus-node-exporter >/dev/null \
+    || need+=(prometheus-node-exporter)
+command -v bwrap >/dev/null || need+=(bubblewrap)
 
 listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -52,4 +58,5 @@ if ! listening 5672; then
     done
     listening 5672 || { echo "RabbitMQ did not start; see $dir" >&2; exit 1; }
 fi
-echo "services ready: influxd $(command -v influxd), RabbitMQ on 5672"
+echo "services ready: influxd $(command -v influxd)," \
+    "prometheus $(command -v prometheus), RabbitMQ on 5672"

@@ -191,6 +191,8 @@ class Component:
             self._level.value = multiplier
 
     def start(self):
+        """Fork the workers; they idle (level 0) until all have started,
+        so busy workers never slow down the forking of the next ones."""
         count = self.worker_count()
         rate = self.rate_target()
         per_worker = rate / count if rate else None
@@ -202,8 +204,17 @@ class Component:
                 args=(index, state, per_worker, parent),
                 name='loadgen-%s-%d' % (self.name, index), daemon=True)
             self._workers.append(state)
-        for state in self._workers:
-            state.process.start()
+        level, self._level.value = self._level.value, 0.0
+        # Collect once here, not in every worker: a collection touches
+        # every object, copying the whole heap into each forked worker.
+        gc.collect()
+        gc.freeze()
+        try:
+            for state in self._workers:
+                state.process.start()
+        finally:
+            gc.unfreeze()
+            self._level.value = level
 
     def _worker_main(self, index, state, per_worker, parent):
         die_with_parent(parent)
@@ -211,8 +222,8 @@ class Component:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         operation = self.setup_worker(index, state)
         # Nothing the hot loop does creates reference cycles: keep the
-        # collector's pauses out of the measured latencies.
-        gc.collect()
+        # collector's pauses out of the measured latencies. (The parent
+        # collected and froze the heap just before forking.)
         gc.freeze()
         gc.disable()
         Pacer(self._level, self._stop, per_worker,

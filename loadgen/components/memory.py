@@ -42,6 +42,12 @@ def _random_buffer(size):
     return buffer
 
 
+def half_bytes(working_set_mb, workers):
+    """Bytes of each half (source, destination) of one worker's share."""
+    per_worker = working_set_mb * 2 ** 20 / workers
+    return max(CHUNK, int(per_worker / 2) // CHUNK * CHUNK)
+
+
 class MemoryComponent(base.Component):
     name = 'memory'
 
@@ -54,13 +60,9 @@ class MemoryComponent(base.Component):
             return None
         return target * 1e9 / (2 * CHUNK)
 
-    def _half_bytes(self):
-        per_worker = self.params['working_set_mb'] * 2 ** 20
-        per_worker /= self.params['workers']
-        return max(CHUNK, int(per_worker / 2) // CHUNK * CHUNK)
-
     def setup_worker(self, index, state):
-        half = self._half_bytes()
+        half = half_bytes(self.params['working_set_mb'],
+                          self.params['workers'])
         source = _random_buffer(half)
         target = bytearray(half)
         source_view = memoryview(source)

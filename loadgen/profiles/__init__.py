@@ -26,7 +26,8 @@ files next to this module; add one by dropping ``<name>.json`` here and
 listing it in ``BUILTIN_PROFILES``. Parameter limits live in ``SCHEMAS``.
 
 Only the standard library is needed; PyYAML is used for YAML files when
-it is installed (JSON is accepted everywhere).
+it is installed (JSON is accepted everywhere). A profile file must be a
+regular file of at most ``MAX_PROFILE_BYTES`` (16 MiB).
 """
 
 import copy
@@ -35,6 +36,7 @@ import math
 import os
 import pkgutil
 
+from loadgen import files
 from loadgen import patterns
 from loadgen.errors import ProfileError
 
@@ -45,6 +47,7 @@ BUILTIN_PROFILES = ('web', 'db-oltp', 'batch-cpu', 'cache', 'analytics',
 SENSITIVITY_KEYS = ('cpu', 'memory', 'io', 'network', 'latency')
 MAX_DURATION_S = 30 * 86400.0
 MAX_SCALE = 64.0
+MAX_PROFILE_BYTES = 16 * 2 ** 20
 _TOP_KEYS = ('name', 'description', 'duration_s', 'warmup_s', 'interval_s',
              'sensitivity', 'pattern', 'components', 'scale')
 _MIB = 1024 * 1024
@@ -93,6 +96,12 @@ COMPONENTS = tuple(SCHEMAS)
 def _check_number(value, field, kind, low, high):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProfileError(field, 'must be a number, got %r' % (value,))
+    try:
+        float(value)
+    except OverflowError:
+        raise ProfileError(field, 'must be between %g and %g, got an '
+                           'integer too large for a float'
+                           % (low, high)) from None
     if kind in ('int', 'optint'):
         if isinstance(value, float) and not value.is_integer():
             raise ProfileError(field, 'must be an integer, got %r' % value)
@@ -399,6 +408,8 @@ def _parse_text(text, source):
         return json.loads(text)
     except ValueError as exc:
         json_error = exc
+    except RecursionError:
+        raise ProfileError(source, 'nested too deeply') from None
     try:
         import yaml
     except ImportError:
@@ -423,12 +434,7 @@ def _builtin_spec(name):
 
 
 def _load_path(path):
-    try:
-        with open(path, encoding='utf-8') as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError('profile', 'cannot read %s: %s' % (path, exc)) \
-            from None
+    text = files.read_text(path, 'profile', MAX_PROFILE_BYTES)
     spec = _parse_text(text, path)
     if isinstance(spec, dict) and 'name' not in spec:
         spec = dict(spec, name=os.path.splitext(os.path.basename(path))[0])

@@ -53,13 +53,22 @@ def _parser():
 
     ev = sub.add_parser('evaluate', help='rank hosts for a VM request')
     ev.add_argument('--profile', default='web',
-                    help='workload profile name or path (default: web)')
-    ev.add_argument('--vcpus', type=int, default=4)
-    ev.add_argument('--ram-mb', type=int, default=8192)
-    ev.add_argument('--disk-gb', type=int, default=40)
+                    help='workload profile: a built-in name (see '
+                         '"nova-shadow profiles") or the name of a file '
+                         '<name>.yaml/.yml/.json in a directory of '
+                         '[shadow] profile_dirs; never a path '
+                         '(default: web)')
+    ev.add_argument('--vcpus', type=int, default=4,
+                    help='vCPUs of the VM to place (default: 4)')
+    ev.add_argument('--ram-mb', type=int, default=8192,
+                    help='RAM of the VM in MB (default: 8192)')
+    ev.add_argument('--disk-gb', type=int, default=40,
+                    help='root disk of the VM in GB (default: 40)')
     ev.add_argument('--hosts', default=None,
-                    help='comma-separated candidate hosts (default: every '
-                         'available host of the cloud, or of the twin)')
+                    help='comma-separated candidate host names; locally '
+                         'the default is every available host of the '
+                         'cloud driver (the twin: its 16 hosts); --remote '
+                         'needs it')
     ev.add_argument('--cloud', default=None, metavar='NAME',
                     help='measure on the OpenStack cloud NAME of '
                          'clouds.yaml (the openstack cloud driver; the '
@@ -97,8 +106,11 @@ def _parser():
 
 
 def _load_conf(args):
+    from shadow_service import rpc
+
     conf = cfg.ConfigOpts()
     shadow_conf.register_opts(conf)
+    rpc.register_opts(conf)
     conf([], project='nova-shadow', default_config_files=args.config_file)
     if getattr(args, 'cloud', None):
         conf.set_override('cloud_driver', 'openstack', group='shadow')
@@ -124,9 +136,13 @@ def format_ranking(ranking, out=None):
 
 
 def _request(args):
-    request = {'flavor': {'name': 'cli', 'vcpus': args.vcpus,
-                          'ram_mb': args.ram_mb, 'disk_gb': args.disk_gb},
-               'profile': args.profile}
+    """The request the weigher would send for this VM (the shared
+    builder: the profile scaled to the flavor's vCPUs)."""
+    from nova_shadow_filter import request as request_lib
+
+    request = request_lib.build_request(
+        {'name': 'cli', 'vcpus': args.vcpus, 'ram_mb': args.ram_mb,
+         'disk_gb': args.disk_gb}, args.profile)
     if getattr(args, 'image', None):
         request['image_id'] = args.image
     return request

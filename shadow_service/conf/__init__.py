@@ -15,11 +15,14 @@ from shadow_service import plugins
 from shadow_service.conf import analysis
 from shadow_service.conf import collector
 from shadow_service.conf import history
+from shadow_service.conf import metrics
+from shadow_service.conf import notifications
 from shadow_service.conf import service
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history, collector]
+_OPT_MODULES = [service, analysis, history, metrics, notifications,
+                collector]
 
 
 def register_opts(conf):

@@ -77,6 +77,22 @@ Possible values:
 * A positive number of days (should exceed ``raw_retention_days``).
 """),
     cfg.IntOpt(
+        'record_retention_days',
+        default=365,
+        min=0,
+        help="""
+Days evaluation records and scaling decisions are kept. Retention never
+removes a younger record, whatever ``raw_retention_days`` says: a finished
+evaluation can be looked up (``shadow_evaluation`` hint, ``nova-shadow
+show``) and learned from for this long. Their age is measured on the cloud
+driver's clock, the time base of everything written to history.
+
+Possible values:
+
+* 0: keep records forever.
+* A positive number of days.
+"""),
+    cfg.IntOpt(
         'compact_interval_s',
         default=3600,
         min=0,

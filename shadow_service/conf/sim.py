@@ -97,6 +97,34 @@ Related options:
 Seconds of simulated time between two ``host_metric`` samples of each host
 (what host monitoring would report).
 """),
+    cfg.StrOpt(
+        'unknown_hosts',
+        default='refuse',
+        choices=[('refuse', 'a host the cluster file does not declare '
+                  'cannot run shadows: it is unmeasured'),
+                 ('derive', 'make one up: a hardware class and tenants '
+                  'drawn from the seed and the name')],
+        help="""
+What the twin does with a host name its cluster file does not declare.
+
+``derive`` lets the twin stand in for any cloud (for example Nova's test
+computes ``host1``, ``host2``...); ``refuse`` makes such hosts unmeasured,
+as on a real cloud where the host does not exist.
+
+Related options:
+
+* ``max_derived_hosts``, ``cluster_file``
+"""),
+    cfg.IntOpt(
+        'max_derived_hosts',
+        default=100,
+        min=0,
+        max=10000,
+        help="""
+Most hosts the twin makes up with ``unknown_hosts = derive``; further
+unknown names are refused (each derived host costs memory and a day of
+backfilled monitoring).
+"""),
     cfg.FloatOpt(
         'backfill_hours',
         default=24.0,
@@ -109,11 +137,18 @@ sees it, as if monitoring had been running before (feeds the forecasts).
     cfg.FloatOpt(
         'start_time',
         help="""
-Unix time the twin's clock starts at.
+Unix time the twin's clock starts at. Whatever it is, the tenants' traces
+replay from a week into their own time at 09:00 (the bundled Bitbrains
+traces start on 2013-07-01), so only the timestamps change.
+
+The twin's clock is the time base of everything it writes to history, and
+the history's retention and the learners' lookbacks run on it: starting
+near the wall clock keeps the service's retention pass and InfluxDB's
+retention policies from treating the twin's points as years old.
 
 Possible values:
 
-* Unset: 2013-07-08 09:00 UTC, a week into the bundled Bitbrains traces.
+* Unset: the latest 09:00 UTC of the wall clock when the twin starts.
 * Any Unix time; tenants' traces wrap around their length.
 """),
 ]

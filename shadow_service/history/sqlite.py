@@ -104,7 +104,8 @@ class SQLiteStore(base.HistoryStore):
     ----------
     conf : oslo_config.cfg.ConfigOpts, optional
         Read ``[history] sqlite_path`` and the retention options from it.
-    path, raw_retention_days, rollup_interval_s, rollup_retention_days
+    path, raw_retention_days, rollup_interval_s, rollup_retention_days,
+    record_retention_days
         Override the matching ``[history]`` options.
     """
 
@@ -115,15 +116,19 @@ class SQLiteStore(base.HistoryStore):
         return history_conf.sqlite_opts
 
     def __init__(self, conf=None, *, path=None, raw_retention_days=None,
-                 rollup_interval_s=None, rollup_retention_days=None):
+                 rollup_interval_s=None, rollup_retention_days=None,
+                 record_retention_days=None):
         opts = history_conf.settings(
             conf, sqlite_path=path, raw_retention_days=raw_retention_days,
             rollup_interval_s=rollup_interval_s,
-            rollup_retention_days=rollup_retention_days)
+            rollup_retention_days=rollup_retention_days,
+            record_retention_days=record_retention_days)
         self.path = opts['sqlite_path']
         self._raw_retention_us = opts['raw_retention_days'] * _DAY_US
         self._rollup_interval_us = opts['rollup_interval_s'] * 10 ** 6
         self._rollup_retention_us = opts['rollup_retention_days'] * _DAY_US
+        self._record_retention_us = (opts['record_retention_days']
+                                     * _DAY_US)
         self._lock = threading.RLock()
         self._db = self._connect(self.path)
         self._series_ids = {}
@@ -315,10 +320,17 @@ class SQLiteStore(base.HistoryStore):
     # -- retention --------------------------------------------------------
 
     def compact(self, now=None):
-        """Roll up and expire raw points older than the raw retention."""
-        if not self._raw_retention_us:
-            return 0
+        """Roll up and expire metric points older than the raw retention;
+        expire records (evaluations, decisions) older than the record
+        retention.  ``now`` is on the clock the points were written with
+        (the cloud driver's); the wall clock when None."""
         now_us = base.time_to_us(time.time() if now is None else now)
+        removed = 0
+        if self._record_retention_us:
+            removed += self._expire_records(
+                now_us - self._record_retention_us)
+        if not self._raw_retention_us:
+            return removed
         cutoff = now_us - self._raw_retention_us
         args = {'cutoff': cutoff, 'interval': self._rollup_interval_us}
         marks = ','.join("'%s'" % m for m in ROLLUP_MEASUREMENTS)
@@ -328,9 +340,10 @@ class SQLiteStore(base.HistoryStore):
                 self._db.execute(
                     _ROLLUP.replace('{measurements}', marks), args)
                 self._db.execute(_ROLLUP_LAST, args)
-                removed = self._db.execute(
-                    'DELETE FROM points WHERE time_us < :cutoff',
-                    args).rowcount
+                removed += self._db.execute(
+                    'DELETE FROM points WHERE time_us < :cutoff AND '
+                    'series_id IN (SELECT id FROM series WHERE measurement '
+                    'IN (%s))' % marks, args).rowcount
                 if self._rollup_retention_us:
                     self._db.execute(
                         'DELETE FROM rollups WHERE time_us < ?',
@@ -342,6 +355,15 @@ class SQLiteStore(base.HistoryStore):
         LOG.info('History compaction rolled up or expired %d raw values '
                  'older than %s', removed, base.us_to_time(cutoff))
         return removed
+
+    def _expire_records(self, cutoff_us):
+        marks = ','.join("'%s'" % m for m in names.MEASUREMENTS
+                         if m not in ROLLUP_MEASUREMENTS)
+        with self._lock:
+            return self._db.execute(
+                'DELETE FROM points WHERE time_us < ? AND series_id IN '
+                '(SELECT id FROM series WHERE measurement IN (%s))' % marks,
+                (cutoff_us,)).rowcount
 
     def close(self):
         with self._lock:

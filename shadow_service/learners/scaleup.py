@@ -8,8 +8,11 @@ I/O edge that makes those pairs:
 
 * an evaluation record whose request carries an ``instance_uuid`` (the
   weigher sends Nova's) names the VM the evaluation was for;
+* Nova's ``instance.create.end`` notification (recorded by the
+  service's notification listener) says where it landed; without it the
+  host most of the VM's points name is taken;
 * the VM's ``instance_metric`` points (written by the cloud driver's
-  monitoring) say where it landed and what it achieved;
+  monitoring) say what it achieved;
 * the evaluation's ``shadow_sample`` points on that same host say what the
   shadow achieved there.
 
@@ -31,6 +34,7 @@ import statistics
 import time
 
 from shadow_service import measurements as names
+from shadow_service import notifications
 from shadow_service.analysis import scaleup as scaleup_lib
 from shadow_service.learners import base
 
@@ -67,7 +71,7 @@ def landing_host(instance_points):
 
 
 def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
-                  shadow_scale):
+                  shadow_scale, placed_on=None):
     """Pairs of one placed evaluation (see the module docstring).
 
     Parameters
@@ -81,6 +85,9 @@ def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
     window_s : float
         Only the VM's points within this many seconds of its first one
         count.
+    placed_on : str, optional
+        The host Nova placed the VM on (its ``instance.create.end``
+        notification); guessed from the VM's points when unknown.
 
     Returns
     -------
@@ -91,7 +98,7 @@ def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
     if not instance_points:
         return []
     scale = shadow_scale_of(record, shadow_scale)
-    host = landing_host(instance_points)
+    host = placed_on or landing_host(instance_points)
     if scale is None or host is None:
         return []
     shadow = collections.defaultdict(list)
@@ -202,7 +209,9 @@ class ScaleUpLearner(base.HistoryLearner):
             shadow_points = self.history.query_points(
                 names.SHADOW_SAMPLE,
                 {names.TAG_EVALUATION: str(evaluation_id)})
-            pairs += scaleup_pairs(record, shadow_points, instance_points,
-                                   window_s=self.window_s,
-                                   shadow_scale=self.shadow_scale)
+            pairs += scaleup_pairs(
+                record, shadow_points, instance_points,
+                window_s=self.window_s, shadow_scale=self.shadow_scale,
+                placed_on=notifications.placement_of(self.history,
+                                                     instance))
         return pairs

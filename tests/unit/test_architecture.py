@@ -38,6 +38,9 @@ FORBIDDEN = {
     # Stores know the schema, nothing above it.
     'shadow_service.history': LOOP + (
         'shadow_service.clouds', 'shadow_service.analysis'),
+    # Monitoring sources read the operator's monitoring; nothing above.
+    'shadow_service.metrics': LOOP + (
+        'shadow_service.clouds', 'shadow_service.analysis'),
     # Learners fit models; they do not drive evaluations.
     'shadow_service.learners': (
         'shadow_service.evaluation', 'shadow_service.manager',
@@ -48,6 +51,9 @@ FORBIDDEN = {
     # the stores, never a driver or the loop.
     'shadow_service.collector': LOOP + (
         'shadow_service.clouds', 'shadow_service.analysis', 'openstack'),
+    # The report renders plain data: no loop, drivers or stores.
+    'shadow_service.report': LOOP + (
+        'shadow_service.clouds', 'shadow_service.history'),
     # loadgen runs inside guests: the standard library and itself.
     'loadgen': ('shadow_service', 'nova_shadow_filter'),
     # The weigher runs inside nova-scheduler: only the RPC client.

@@ -1,7 +1,8 @@
 """``sim``: the CloudDriver of the digital twin.
 
-Shadows boot instantly on any host name the caller gives (unknown names get
-a class and tenants derived from the seed and the name), run their loadgen
+Shadows boot instantly on the cluster file's hosts (with ``[sim]
+unknown_hosts = derive`` also on any other name, which gets a class and
+tenants derived from the seed and the name), run their loadgen
 profile against the host's replayed tenants, and write ``shadow_sample``
 points to the history store while :meth:`SimDriver.wait` moves the virtual
 clock.  :meth:`SimDriver.host_facts` returns only what host monitoring
@@ -72,14 +73,17 @@ class SimDriver(base.CloudDriver):
             twin = engine.build_twin(
                 cluster_file=opts.cluster_file, trace_dir=opts.trace_dir,
                 seed=opts.seed, history=history,
-                start_time=(engine.DEFAULT_START if opts.start_time is None
-                            else opts.start_time),
+                start_time=opts.start_time,
                 noise_pct=opts.noise_pct,
                 sample_interval_s=opts.sample_interval,
                 host_metric_interval_s=opts.host_metric_interval)
         twin.history = history
         self.twin = twin
         self._backfilled = set()
+        self._declared = set(twin.cluster.host_names)
+        self._unknown_hosts = opts.unknown_hosts
+        self._max_derived = opts.max_derived_hosts
+        self._derived = 0
         # instance id -> the twin workload it currently runs as
         self._instances = {}
         self._segments = 0
@@ -91,9 +95,14 @@ class SimDriver(base.CloudDriver):
     def boot_shadows(self, evaluation_id, request, hosts, profile):
         flavor = dict(request.get('flavor') or {})
         names = [_host_name(h) for h in hosts]
-        self.ensure_hosts(names)
+        known = self.ensure_hosts(names)
         shadows = []
         for name in names:
+            if name not in known:
+                LOG.warning('Twin: no host %s (not in the cluster file); '
+                            'no shadow for evaluation %s', name,
+                            evaluation_id)
+                continue
             shadow_id = 'shadow-%s' % uuid.uuid5(
                 uuid.NAMESPACE_URL, 'sim/%s/%s/%d' % (
                     evaluation_id, name, len(self.twin.workloads)))
@@ -152,10 +161,11 @@ class SimDriver(base.CloudDriver):
         ``hosts_info`` is ignored: the twin knows its hosts better.
         """
         names = [_host_name(h) for h in hosts]
-        self.ensure_hosts(names)
+        known = self.ensure_hosts(names)
         times = np.arange(self.twin.clock - FEATURE_WINDOW_S,
                           self.twin.clock + 1e-9, FEATURE_STEP_S)
-        return {name: self._features(name, times) for name in names}
+        return {name: self._features(name, times) for name in names
+                if name in known}
 
     # -- beyond the ABC: the twin's own API ------------------------------
     def host_names(self):
@@ -163,13 +173,26 @@ class SimDriver(base.CloudDriver):
         return list(self.twin.cluster.host_names)
 
     def ensure_hosts(self, names):
-        """Make the twin know ``names``, backfilling monitoring history."""
-        new = [n for n in names if n not in self._backfilled]
-        for name in new:
+        """Make the twin know ``names`` (backfilling their monitoring
+        history); returns the set of them it knows.  A name the cluster
+        file does not declare is made up only with ``[sim] unknown_hosts
+        = derive``, and at most ``[sim] max_derived_hosts`` of them."""
+        declared = self._declared
+        new = []
+        for name in dict.fromkeys(names):
+            if name in self._backfilled:
+                continue
+            if name not in declared:
+                if (self._unknown_hosts != 'derive'
+                        or self._derived >= self._max_derived):
+                    continue
+                self._derived += 1
             self.twin.host(name)
             self._backfilled.add(name)
+            new.append(name)
         if new and self.backfill_s and self.history is not None:
             self.twin.backfill_host_metrics(self.backfill_s, hosts=new)
+        return {n for n in names if n in self._backfilled}
 
     def place_vm(self, request, host, instance_id=None, lifetime_s=None,
                  profile=None):
@@ -183,7 +206,9 @@ class SimDriver(base.CloudDriver):
             profile = profiles.resolve_profile(request)
         flavor = request['flavor']
         instance_id = instance_id or 'vm-%d' % len(self.twin.workloads)
-        self.ensure_hosts([host])
+        if host not in self.ensure_hosts([host]):
+            raise base.CloudError('the twin has no host %s' % host,
+                                  host=host)
         self.twin.start_workload(engine.Workload(
             workload_id=instance_id, kind='vm', host=host, profile=profile,
             vcpus=int(flavor['vcpus']), ram_mb=int(flavor['ram_mb']),
@@ -216,13 +241,15 @@ class SimDriver(base.CloudDriver):
         """Stop the instance's current workload now and start it again
         with ``changes`` (flavor or host) under the same instance id."""
         work = self._workload(instance_id)
-        departs_at = work.stopped_at
-        self.twin.stop_workload(work.workload_id)
-        self._segments += 1
         fields = {'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
                   'disk_gb': work.disk_gb, 'host': work.host}
         fields.update(changes)
-        self.ensure_hosts([fields['host']])
+        if fields['host'] not in self.ensure_hosts([fields['host']]):
+            raise base.CloudError('the twin has no host %s'
+                                  % fields['host'], host=fields['host'])
+        departs_at = work.stopped_at
+        self.twin.stop_workload(work.workload_id)
+        self._segments += 1
         new = engine.Workload(
             workload_id='%s#%d' % (instance_id, self._segments), kind='vm',
             profile=work.profile, started_at=self.twin.clock,

@@ -19,6 +19,7 @@ benchmarks.  Everything random comes from the seed, so a run repeats.
 import dataclasses
 import logging
 import math
+import time
 
 import numpy as np
 
@@ -33,8 +34,21 @@ LOG = logging.getLogger(__name__)
 
 #: 2013-07-01 00:00 UTC: time zero of the Bitbrains July 2013 traces.
 TRACE_EPOCH = 1372636800.0
-#: Default start of the virtual clock: a week into the traces, 09:00 UTC.
-DEFAULT_START = TRACE_EPOCH + 7 * 86400 + 9 * 3600
+#: Where in the traces the clock starts: a week in, 09:00 (trace time).
+TRACE_START_OFFSET_S = 7 * 86400 + 9 * 3600
+#: The start of the traces' first run (kept for callers that start the
+#: clock in the traces' own time).
+DEFAULT_START = TRACE_EPOCH + TRACE_START_OFFSET_S
+
+
+def default_start(now=None):
+    """The clock's default start: the latest 09:00 UTC not after ``now``
+    (the wall clock).  The twin's clock then reads like the wall clock
+    (history stores, retention and lookbacks all see current times) while
+    the traces replay from a week in, at the same time of day."""
+    now = time.time() if now is None else float(now)
+    start = math.floor(now / 86400.0) * 86400.0 + 9 * 3600.0
+    return start - 86400.0 if start > now else start
 
 HOST_METRICS = hostfacts.HOST_METRICS
 
@@ -93,8 +107,10 @@ def _interpolate(series, index, following, weight):
 class SimHost:
     """One host: hardware class and background tenants' demand."""
 
-    def __init__(self, spec, library, assumptions):
+    def __init__(self, spec, library, assumptions, trace_epoch=TRACE_EPOCH):
         self.name = spec.name
+        # Clock time at which the traces' time zero is replayed.
+        self.trace_epoch = float(trace_epoch)
         self.host_class = spec.host_class
         self.spec = spec
         self.assumptions = assumptions
@@ -114,7 +130,7 @@ class SimHost:
     def background(self, times):
         """Background demand (``workload.RESOURCES`` arrays) at ``times``,
         linearly interpolated between the traces' 300 s steps."""
-        position = (np.asarray(times, dtype=float) - TRACE_EPOCH) / \
+        position = (np.asarray(times, dtype=float) - self.trace_epoch) / \
             traces.STEP_S
         low = np.floor(position).astype(np.int64)
         weight = position - low
@@ -147,8 +163,10 @@ class Twin:
         Where samples go; None keeps nothing (benchmarks).
     seed : int
         Seeds the measurement noise.
-    start_time : float
-        Unix time the clock starts at.
+    start_time : float, optional
+        Unix time the clock starts at (default: :func:`default_start`, the
+        latest 09:00 UTC of the wall clock).  The traces replay from
+        :data:`TRACE_START_OFFSET_S` into their time at that moment.
     noise_pct : float
         Standard deviation of the multiplicative measurement noise, %.
     sample_interval_s, host_metric_interval_s : float
@@ -156,12 +174,15 @@ class Twin:
     """
 
     def __init__(self, cluster, history=None, seed=0,
-                 start_time=DEFAULT_START, noise_pct=3.0,
+                 start_time=None, noise_pct=3.0,
                  sample_interval_s=5.0, host_metric_interval_s=60.0):
         self.cluster = cluster
         self.history = history
         self.seed = seed
+        if start_time is None:
+            start_time = default_start()
         self.clock = float(start_time)
+        self.trace_epoch = self.clock - TRACE_START_OFFSET_S
         self.noise_pct = noise_pct
         self.sample_interval_s = sample_interval_s
         self.host_metric_interval_s = host_metric_interval_s
@@ -176,8 +197,9 @@ class Twin:
         """The :class:`SimHost` called ``name`` (made on first use)."""
         if name not in self._hosts:
             spec = self.cluster.host_spec(name)
-            self._hosts[name] = SimHost(spec, self.cluster.library,
-                                        self.cluster.assumptions)
+            self._hosts[name] = SimHost(
+                spec, self.cluster.library, self.cluster.assumptions,
+                trace_epoch=self.trace_epoch)
             LOG.debug('twin host %s: class %s, %d tenants', name,
                       spec.host_class.name, len(spec.tenants))
         return self._hosts[name]

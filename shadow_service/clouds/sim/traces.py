@@ -23,11 +23,13 @@ copy of the same layout with ``[sim] trace_dir``.
 """
 
 import dataclasses
-import gzip
 import logging
 import os
 
 import numpy as np
+
+from loadgen import errors as lg_errors
+from loadgen import traces as lg_traces
 
 LOG = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ STEP_S = 300.0
 BUNDLED_TRACE_DIR = os.path.join(os.path.dirname(__file__), 'data',
                                  'traces')
 # Column indexes of the Bitbrains files.
-_BB_TIME, _BB_CORES, _BB_CAP_MHZ, _BB_USE_MHZ = 0, 1, 2, 3
+_BB_CORES = 1
 _BB_MEM_CAP_KB, _BB_DISK_R, _BB_DISK_W, _BB_NET_RX, _BB_NET_TX = (
     5, 7, 8, 9, 10)
 
@@ -61,63 +63,46 @@ class TenantTrace:
         return len(self.cpu_util)
 
 
-def _bitbrains_rows(path):
-    try:
-        with gzip.open(path, 'rt') if path.endswith('.gz') else \
-                open(path) as handle:
-            next(handle)
-            rows = [line.replace('\t', '').split(';') for line in handle
-                    if line.strip()]
-        return np.array(rows, dtype=float)
-    except (OSError, ValueError, StopIteration, EOFError) as exc:
-        raise TraceError('cannot read Bitbrains trace %s: %s'
-                         % (path, exc)) from None
-
-
-def _regular(times, values):
-    grid = np.arange(times[0], times[-1] + 1, STEP_S)
-    return np.interp(grid, times, values)
+#: Columns of a Bitbrains file the twin reads.
+_BB_COLUMNS = {'cpu': 'cpu', 'cores': _BB_CORES, 'mem_kb': _BB_MEM_CAP_KB,
+               'disk_r': _BB_DISK_R, 'disk_w': _BB_DISK_W,
+               'net_rx': _BB_NET_RX, 'net_tx': _BB_NET_TX}
 
 
 def read_bitbrains(path):
-    """A :class:`TenantTrace` from one Bitbrains ``.csv[.gz]`` file."""
-    rows = _bitbrains_rows(path)
-    if rows.ndim != 2 or rows.shape[1] < 11 or len(rows) < 2:
-        raise TraceError('%s: expected 11 columns and 2+ rows' % path)
-    # De-duplicate timestamps, keeping the last row of each.
-    rows = rows[np.argsort(rows[:, _BB_TIME], kind='stable')]
-    keep = np.append(rows[1:, _BB_TIME] != rows[:-1, _BB_TIME], True)
-    rows = rows[keep]
-    times = rows[:, _BB_TIME]
-    capacity = rows[:, _BB_CAP_MHZ]
-    util = np.clip(np.divide(rows[:, _BB_USE_MHZ], capacity,
-                             out=np.zeros_like(capacity),
-                             where=capacity > 0), 0.0, 1.0)
-    cores = rows[:, _BB_CORES]
+    """A :class:`TenantTrace` from one Bitbrains ``.csv[.gz]`` file, read
+    with loadgen's trace reader (the same de-duplication and resampling
+    rules as a profile's trace pattern)."""
+    try:
+        times, columns = lg_traces.bitbrains_rows(path, _BB_COLUMNS)
+    except lg_errors.ProfileError as exc:
+        raise TraceError('cannot read Bitbrains trace: %s' % exc) from None
+    if len(times) < 2:
+        raise TraceError('%s: expected 2+ rows' % path)
+    cores = np.asarray(columns['cores'])
     vcpus = int(max(1, np.median(cores[cores > 0]) if (cores > 0).any()
                     else 1))
-    mem_kb = rows[:, _BB_MEM_CAP_KB]
+    mem_kb = np.asarray(columns['mem_kb'])
     ram_mb = int(max(512, np.median(mem_kb[mem_kb > 0]) / 1024
                      if (mem_kb > 0).any() else 2048))
+
+    def grid(values):
+        return np.asarray(lg_traces.resample(times, values, STEP_S))
+
     return TenantTrace(
         name='bitbrains-%s' % os.path.basename(path).split('.')[0],
         source=path, vcpus=vcpus, ram_mb=ram_mb,
-        cpu_util=_regular(times, util),
-        disk_kbps=_regular(times, rows[:, _BB_DISK_R] + rows[:, _BB_DISK_W]),
-        net_kbps=_regular(times, rows[:, _BB_NET_RX] + rows[:, _BB_NET_TX]))
+        cpu_util=np.clip(grid(columns['cpu']) / 100.0, 0.0, 1.0),
+        disk_kbps=grid(np.add(columns['disk_r'], columns['disk_w'])),
+        net_kbps=grid(np.add(columns['net_rx'], columns['net_tx'])))
 
 
 def read_planetlab(path, vcpus=1, ram_mb=2048):
     """A :class:`TenantTrace` from one PlanetLab file (CPU only)."""
     try:
-        with open(path) as handle:
-            percent = np.array([float(line) for line in handle
-                                if line.strip()])
-    except (OSError, ValueError) as exc:
-        raise TraceError('cannot read PlanetLab trace %s: %s'
-                         % (path, exc)) from None
-    if not len(percent):
-        raise TraceError('%s: no readings' % path)
+        percent = np.asarray(lg_traces.planetlab_values(path))
+    except lg_errors.ProfileError as exc:
+        raise TraceError('cannot read PlanetLab trace: %s' % exc) from None
     zeros = np.zeros_like(percent)
     return TenantTrace(
         name='planetlab-%s' % os.path.basename(path), source=path,

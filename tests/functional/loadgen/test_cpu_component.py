@@ -1,6 +1,7 @@
 """CPU component, run for real: duty cycle and contention."""
 
 import json
+import os
 import resource
 import subprocess
 import time
@@ -59,3 +60,20 @@ def test_two_concurrent_runs_each_achieve_less_than_one_alone():
     first, second = _start(profile), _start(profile)
     together = [_ops_per_s(first), _ops_per_s(second)]
     assert all(value < 0.9 * alone for value in together), (alone, together)
+
+
+def test_schema_maximum_of_cpu_workers_finishes_in_bounded_time():
+    """1024 workers asked on a small guest: one worker per CPU runs."""
+    started = time.monotonic()
+    result = subprocess.run(
+        loadgen_command('run', json.dumps(_cpu_profile(1024, 1.0))),
+        capture_output=True, text=True, timeout=30, env=loadgen_env())
+    wall_s = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    summary = parse_output(result.stdout)[1]
+    cpus = len(os.sched_getaffinity(0))
+    assert summary['status'] == 'completed'
+    assert summary['components']['cpu']['workers'] == min(1024, cpus)
+    assert summary['components']['cpu']['workers_requested'] == 1024
+    assert 'components.cpu.workers' in result.stderr
+    assert wall_s < 15, wall_s

@@ -1,6 +1,7 @@
 """SIGTERM, patterns over a real run, the zipapp and the user-data."""
 
 import base64
+import gzip
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import yaml
 
 from loadgen import profiles
 from loadgen import userdata
+from tests.functional.loadgen.conftest import TEST_BEARER
 from tests.functional.loadgen.conftest import loadgen_command
 from tests.functional.loadgen.conftest import loadgen_env
 from tests.functional.loadgen.conftest import metric_values
@@ -170,36 +172,56 @@ def test_ramp_pattern_raises_achieved_cpu_over_time(run_loadgen):
     assert utilisation[-1] > utilisation[0] + 20, utilisation
 
 
-def test_user_data_runs_the_embedded_zipapp_with_system_python(tmp_path):
-    text = userdata.render_user_data(
-        {'name': 'tiny', 'duration_s': 1.5, 'warmup_s': 0.5,
-         'interval_s': 0.5, 'components': {'cpu': {'duty_cycle': 0.2}}},
-        'file://%s/out.jsonl' % tmp_path,
-        {'evaluation': 'ev 1', 'shadow': 's-1', 'host': 'node,1'})
+def _apply_cloud_config(encoded):
+    """Do what cloud-init does with our subset: base64 -> gunzip -> parse,
+    ``write_files`` (b64 or gzip+base64, permissions), then ``runcmd``."""
+    text = gzip.decompress(base64.b64decode(encoded)).decode('utf-8')
     assert text.startswith('#cloud-config\n')
     config = yaml.safe_load(text)
-    files = {f['path']: f for f in config['write_files']}
-    pyz = tmp_path / 'loadgen.pyz'
-    pyz.write_bytes(base64.b64decode(
-        files['/opt/shadow-loadgen/loadgen.pyz']['content']))
-    profile = tmp_path / 'profile.json'
-    profile.write_text(files['/opt/shadow-loadgen/profile.json']['content'])
-    command = config['runcmd'][0][2]
-    assert '/opt/shadow-loadgen/loadgen.pyz run' in command
-    # Run it as the guest would, with only the standard library (-I).
-    result = subprocess.run(
-        ['python3', '-I', str(pyz), 'run', str(profile), '--sink',
-         'file://%s/out.jsonl' % tmp_path, '--tag', 'evaluation=ev 1',
-         '--workdir', str(tmp_path)],
-        capture_output=True, text=True, timeout=60, cwd=str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout.splitlines()[-1])['summary']
+    for entry in config['write_files']:
+        data = base64.b64decode(entry['content'])
+        if entry['encoding'] == 'gzip+base64':
+            data = gzip.decompress(data)
+        os.makedirs(os.path.dirname(entry['path']), exist_ok=True)
+        with open(entry['path'], 'wb') as f:
+            f.write(data)
+        os.chmod(entry['path'], int(entry['permissions'], 8))
+    for argv in config['runcmd']:
+        subprocess.run(argv, check=True, timeout=30, cwd='/')
+    return config
+
+
+def test_user_data_runs_the_embedded_zipapp_with_system_python(
+        tmp_path, collector, monkeypatch):
+    install_dir = tmp_path / 'opt' / 'shadow-loadgen'
+    log_path = tmp_path / 'shadow-loadgen.log'
+    samples = tmp_path / 'samples.jsonl'
+    encoded = userdata.encoded_user_data(
+        {'name': 'tiny', 'duration_s': 1.5, 'warmup_s': 0.5,
+         'interval_s': 0.5, 'components': {'cpu': {'duty_cycle': 0.2}}},
+        'file://%s' % samples,
+        {'evaluation': 'ev 1', 'shadow': 's-1', 'host': 'node,1'},
+        collector_url=collector.url, token=TEST_BEARER,
+        install_dir=str(install_dir), log_path=str(log_path))
+    assert len(encoded) < 48000
+    # The guest has only the standard library: no PYTHONPATH to this tree.
+    monkeypatch.delenv('PYTHONPATH', raising=False)
+    _apply_cloud_config(encoded)
+    assert oct(os.stat(install_dir / 'collector.token').st_mode)[-3:] == \
+        '600'
+    assert _wait_for(lambda: log_path.exists() and
+                     '"summary"' in log_path.read_text(), 30), \
+        log_path.read_text() if log_path.exists() else 'no log'
+    summary = json.loads(log_path.read_text().splitlines()[-1])['summary']
     assert summary['status'] == 'completed'
-    points = [json.loads(line) for line in
-              (tmp_path / 'out.jsonl').read_text().splitlines()]
+    points = [json.loads(line) for line in samples.read_text().splitlines()]
     assert {p['tags']['metric'] for p in points} >= {
         'cpu_ops_per_s', 'cpu_util_pct', 'cpu_steal_pct'}
     assert all(p['tags']['evaluation'] == 'ev 1' for p in points)
+    assert collector.lines() == points
+    assert all(r['headers']['Authorization'] == 'Bearer ' + TEST_BEARER
+               for r in collector.requests)
+    assert TEST_BEARER not in log_path.read_text()
 
 
 @pytest.mark.parametrize('name', profiles.BUILTIN_PROFILES)

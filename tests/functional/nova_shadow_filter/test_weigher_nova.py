@@ -66,7 +66,8 @@ class ShadowWeigherNovaTestBase(integrated_helpers._IntegratedTestBase):
 
     def setUp(self):
         # The scheduler reads weight_classes when it starts: set it first.
-        self.flags(weight_classes=WEIGHERS, group='filter_scheduler')
+        self.flags(weight_classes=getattr(self, 'weighers', WEIGHERS),
+                   group='filter_scheduler')
         self.flags(ram_weight_multiplier=1.0, group='filter_scheduler')
         self.flags(compute_driver='fake.MediumFakeDriver')
         self.flags(api_paste_config=os.path.join(

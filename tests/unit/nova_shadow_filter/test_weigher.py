@@ -5,16 +5,20 @@ here (what it answers is the point of each test); the functional tests put
 the real service there.
 """
 
+import logging
 import time
+import uuid
 
 import nova.conf
 import oslo_messaging as messaging
 import pytest
 from nova.scheduler import weights
 from nova.scheduler.weights import ram
+from nova.tests import fixtures as nova_fixtures
 from oslo_config import fixture as config_fixture
 
 from nova_shadow_filter import weigher as shadow_weigher
+from shadow_service import exception
 from shadow_service import rpc
 from shadow_service import rpcapi
 from tests import nova_support
@@ -22,19 +26,33 @@ from tests import nova_support
 CONF = nova.conf.CONF
 
 
+@pytest.fixture(autouse=True)
+def api_database():
+    """Nova's API database (SQLite): the weigher looks up whether an
+    instance is being booted or moved there."""
+    fixture = nova_fixtures.Database(database='api')
+    fixture.setUp()
+    yield
+    fixture.cleanUp()
+
+
 class ScriptedService:
     """An RPC endpoint that answers what the test tells it to."""
 
     target = messaging.Target(version='1.0')
 
-    def __init__(self, answer=None, delay=0.0):
+    def __init__(self, answer=None, delay=0.0, error=None):
         self.answer = answer
         self.delay = delay
+        self.error = error
         self.calls = []
 
+    @messaging.expected_exceptions(exception.ShadowException)
     def rank_hosts(self, ctxt, request, hosts, budget_s):
         self.calls.append(('rank_hosts', request, hosts, budget_s))
         time.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
         return self.answer
 
     def get_evaluation(self, ctxt, evaluation_id):
@@ -76,10 +94,15 @@ def serve(flags):
         server.wait()
 
 
-def ranking(scores):
-    return {'evaluation_id': 'e', 'status': 'finished', 'confidence': 0.9,
-            'hosts': [{'host': h, 'score': s, 'confidence': 0.9}
+def ranking(scores, confidence=1.0):
+    return {'evaluation_id': 'e', 'status': 'finished',
+            'confidence': confidence,
+            'hosts': [{'host': h, 'score': s, 'confidence': confidence}
                       for h, s in scores.items()]}
+
+
+def neutral():
+    return shadow_weigher.NEUTRAL * CONF.shadow_weigher.weight_multiplier
 
 
 def weigh(hosts, spec, weighers=None):
@@ -102,12 +125,12 @@ def test_no_hint_gives_neutral_weights_without_any_rpc(serve):
     spec = nova_support.request_spec()
     order, weighed, _ = weigh(three_hosts(), spec)
     assert service.calls == []
-    assert {w.weight for w in weighed} == {0.0}
+    assert {w.weight for w in weighed} == {neutral()}
 
 
-def test_ranking_decides_over_the_ram_weigher(serve):
+def test_a_clear_ranking_decides_over_the_ram_weigher(serve):
     service = serve(ScriptedService(
-        ranking({'host1': 10, 'host2': 40, 'host3': 95})))
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
     spec = nova_support.request_spec({'shadow_profile': 'web'})
     shadow = shadow_weigher.ShadowWeigher()
     order, weighed, _ = weigh(three_hosts(), spec,
@@ -119,20 +142,47 @@ def test_ranking_decides_over_the_ram_weigher(serve):
     assert request['flavor'] == {'name': 'm1.test', 'vcpus': 2,
                                  'ram_mb': 4096, 'disk_gb': 20,
                                  'extra_specs': {}}
+    # The shared request builder: a 2 vCPU VM runs the profile as is.
+    assert request['profile_scale'] == 1.0
+    assert request['instance_uuid'] == spec.instance_uuid
     assert [h['host'] for h in hosts] == ['host1', 'host2', 'host3']
     assert hosts[0]['free_ram_mb'] == 60000
     assert budget == 2.0
 
 
-def test_absolute_scores_keep_their_meaning(serve):
-    serve(ScriptedService(ranking({'host1': 50, 'host2': 50,
-                                   'host3': 100})))
-    spec = nova_support.request_spec({'shadow_profile': 'web'})
-    _, weighed, _ = weigh(three_hosts(), spec)
+def test_near_ties_are_left_to_novas_weighers(serve):
+    # host3 leads by less than the tie margin: the RAM weigher decides.
+    serve(ScriptedService(ranking({'host1': 83, 'host2': 40, 'host3': 84})))
+    order, weighed, _ = weigh(
+        three_hosts(), nova_support.request_spec({'shadow_profile': 'web'}),
+        [ram.RAMWeigher(), shadow_weigher.ShadowWeigher()])
+    assert order[0] == 'host1'
+    assert order[-1] == 'host2'
+
+
+def test_weights_follow_the_documented_mapping(serve):
+    serve(ScriptedService(ranking({'host1': 99, 'host2': 94, 'host3': 60})))
+    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))
     by_host = {w.obj.host: w.weight for w in weighed}
     multiplier = CONF.shadow_weigher.weight_multiplier
-    assert by_host['host1'] == pytest.approx(0.5 * multiplier)
-    assert by_host['host3'] == pytest.approx(1.0 * multiplier)
+    # 1 within tie_margin (2) of the best, 0 at score_range (12) behind.
+    assert by_host['host1'] == pytest.approx(1.0 * multiplier)
+    assert by_host['host2'] == pytest.approx((1 - 3 / 10) * multiplier)
+    assert by_host['host3'] == pytest.approx(0.0)
+
+
+def test_confidence_pulls_weights_toward_neutral(serve):
+    answer = ranking({'host1': 99, 'host2': 60})
+    answer['hosts'][0]['confidence'] = 0.5
+    answer['hosts'][1]['confidence'] = 0.0
+    serve(ScriptedService(answer))
+    _, weighed, _ = weigh(three_hosts()[:2], nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    by_host = {w.obj.host: w.weight for w in weighed}
+    multiplier = CONF.shadow_weigher.weight_multiplier
+    assert by_host['host1'] == pytest.approx(0.75 * multiplier)
+    assert by_host['host2'] == pytest.approx(0.5 * multiplier)
 
 
 def test_budget_hint_is_used_and_clipped(serve, flags):
@@ -158,7 +208,7 @@ def test_bad_evaluation_hint_is_ignored_without_rpc(serve):
     _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_evaluation': 'not-a-uuid'}))
     assert service.calls == []
-    assert {w.weight for w in weighed} == {0.0}
+    assert {w.weight for w in weighed} == {neutral()}
 
 
 def test_evaluation_hint_looks_up_a_finished_evaluation(serve):
@@ -170,12 +220,13 @@ def test_evaluation_hint_looks_up_a_finished_evaluation(serve):
     assert order[0] == 'host2'
 
 
-def test_unscored_hosts_get_the_configured_score(serve, flags):
-    flags.config(unscored_host_score=70.0, group='shadow_weigher')
+def test_hosts_the_ranking_does_not_mention_are_neutral(serve):
     serve(ScriptedService(ranking({'host1': 60})))
-    order, _, _ = weigh(three_hosts(), nova_support.request_spec(
+    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web'}))
-    assert order[0] in ('host2', 'host3')
+    by_host = {w.obj.host: w.weight for w in weighed}
+    assert by_host['host2'] == by_host['host3'] == neutral()
+    assert by_host['host1'] == 2 * neutral()
 
 
 @pytest.mark.parametrize('reply', [
@@ -183,15 +234,42 @@ def test_unscored_hosts_get_the_configured_score(serve, flags):
     {'hosts': [{'host': 'host1', 'score': 101}]},
     {'hosts': [{'host': 'host1', 'score': float('nan')}]},
     {'hosts': [{'host': 'host1', 'score': True}]},
+    {'hosts': [{'host': 'host1', 'score': 50, 'confidence': 2}]},
     {'hosts': [['host1', 50]]},
 ])
 def test_malformed_reply_gives_neutral_weights(serve, reply, caplog):
     serve(ScriptedService(reply))
-    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+    _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web'}))
-    assert {w.weight for w in weighed} == {0.0}
+    assert {w.weight for w in weighed} == {neutral()}
     warnings = [r for r in caplog.records if r.levelname == 'WARNING']
     assert len(warnings) == 1
+    assert shadow.breaker.state == 'closed'
+
+
+@pytest.mark.parametrize('error', [
+    exception.ProfileNotFound(profile='nosuch'),
+    exception.InvalidRequest(reason='flavor.vcpus: 0 is less than 1'),
+    exception.ServiceBusy(running=4),
+])
+def test_a_rejection_is_neutral_for_that_request_only(serve, error):
+    service = serve(ScriptedService(error=error))
+    shadow = shadow_weigher.ShadowWeigher()
+    handler = weights.HostWeightHandler()
+    for _ in range(3):
+        weighed = handler.get_weighed_objects(
+            [shadow], three_hosts(),
+            nova_support.request_spec({'shadow_profile': 'web'}))
+        assert {w.weight for w in weighed} == {neutral()}
+    # Every request was still asked: one tenant's mistake (or a busy
+    # service) does not switch the weigher off for everyone.
+    assert len(service.calls) == 3
+    assert shadow.breaker.state == 'closed'
+    service.error, service.answer = None, ranking({'host3': 90, 'host1': 5})
+    weighed = handler.get_weighed_objects(
+        [shadow], three_hosts(),
+        nova_support.request_spec({'shadow_profile': 'web'}))
+    assert weighed[0].obj.host == 'host3'
 
 
 def test_slow_service_is_cut_off_at_the_deadline(serve):
@@ -200,9 +278,10 @@ def test_slow_service_is_cut_off_at_the_deadline(serve):
     _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web', 'shadow_budget': '1'}))
     elapsed = time.monotonic() - start
-    assert {w.weight for w in weighed} == {0.0}
+    assert {w.weight for w in weighed} == {neutral()}
     assert elapsed < 1.0 + 0.5 + 1.0
-    assert shadow.breaker.state == 'open'
+    # One outage is counted, not yet enough to open the breaker.
+    assert shadow.breaker.state == 'closed'
 
 
 def test_open_circuit_costs_nothing_and_sends_nothing(serve):
@@ -212,21 +291,24 @@ def test_open_circuit_costs_nothing_and_sends_nothing(serve):
     shadow = shadow_weigher.ShadowWeigher()
     spec = nova_support.request_spec(
         {'shadow_profile': 'web', 'shadow_budget': '1'})
-    handler.get_weighed_objects([shadow], hosts, spec)
-    assert len(service.calls) == 1
+    for _ in range(CONF.shadow_weigher.failure_threshold):
+        handler.get_weighed_objects([shadow], hosts, spec)
+    assert shadow.breaker.state == 'open'
+    calls = len(service.calls)
     start = time.monotonic()
     for _ in range(20):
         weighed = handler.get_weighed_objects([shadow], hosts, spec)
-        assert {w.weight for w in weighed} == {0.0}
+        assert {w.weight for w in weighed} == {neutral()}
     assert time.monotonic() - start < 0.5
-    assert len(service.calls) == 1
+    assert len(service.calls) == calls
 
 
 def test_circuit_closes_after_a_successful_trial(serve, flags):
     flags.config(reset_timeout=0.0, group='shadow_weigher')
     service = serve(ScriptedService(ranking({'host3': 90})))
     shadow = shadow_weigher.ShadowWeigher()
-    shadow.breaker.record_failure()
+    for _ in range(CONF.shadow_weigher.failure_threshold):
+        shadow.breaker.record_failure()
     assert shadow.breaker.state != 'closed'
     handler = weights.HostWeightHandler()
     weighed = handler.get_weighed_objects(
@@ -238,10 +320,11 @@ def test_circuit_closes_after_a_successful_trial(serve, flags):
 
 
 def test_no_service_listening_gives_neutral_weights_in_time(flags):
+    flags.config(failure_threshold=1, group='shadow_weigher')
     start = time.monotonic()
     _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web', 'shadow_budget': '1'}))
-    assert {w.weight for w in weighed} == {0.0}
+    assert {w.weight for w in weighed} == {neutral()}
     assert time.monotonic() - start < 1.0 + 0.5 + 1.0
     assert shadow.breaker.state == 'open'
 
@@ -259,3 +342,55 @@ def test_aggregate_metadata_overrides_the_multiplier(serve):
     assert by_host['host1'] == pytest.approx(2.5)
     assert by_host['host2'] == pytest.approx(
         CONF.shadow_weigher.weight_multiplier)
+
+
+def test_observe_mode_asks_logs_and_applies_nothing(serve, flags, caplog):
+    flags.config(mode='observe', group='shadow_weigher')
+    service = serve(ScriptedService(ranking({'host1': 10, 'host3': 95})))
+    with caplog.at_level(logging.INFO):
+        _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+            {'shadow_profile': 'web'}))
+    assert len(service.calls) == 1
+    assert {w.weight for w in weighed} == {neutral()}
+    observed = [r.getMessage() for r in caplog.records
+                if 'observe mode' in r.getMessage()]
+    assert len(observed) == 1 and 'host3=1.00' in observed[0]
+
+
+def test_tenant_text_is_clipped_and_escaped_in_logs(serve, caplog):
+    serve(ScriptedService(error=exception.ProfileNotFound(
+        profile='x' * 10000)))
+    hint = 'evil\nFAKE LOG LINE ' + 'y' * 10000
+    weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': hint, 'shadow_budget': hint}))
+    lines = [r.getMessage() for r in caplog.records
+             if r.levelname in ('WARNING', 'INFO')]
+    assert lines
+    for line in lines:
+        assert '\n' not in line
+        assert len(line) < 600
+        assert 'Traceback' not in line
+
+
+def test_a_multi_create_asks_once_and_spreads_as_hosts_fill(serve):
+    service = serve(ScriptedService(
+        ranking({'host1': 99.5, 'host2': 99, 'host3': 60}, confidence=0.9)))
+    hosts = three_hosts()
+    spec = nova_support.request_spec({'shadow_profile': 'web'})
+    spec.num_instances = 3
+    handler = weights.HostWeightHandler()
+    shadow = shadow_weigher.ShadowWeigher()
+    placed = []
+    for _ in range(3):
+        spec.instance_uuid = str(uuid.uuid4())
+        weighed = handler.get_weighed_objects([shadow], hosts, spec)
+        chosen = weighed[0].obj
+        # What Nova does after choosing a host for one instance.
+        chosen.consume_from_request(spec)
+        chosen.instances[spec.instance_uuid] = object()
+        placed.append(chosen.host)
+    assert len(service.calls) == 1
+    assert service.calls[0][1]['num_instances'] == 3
+    # The two equally good hosts share the first instances; the clearly
+    # worse host3 gets the third only if nothing better is left.
+    assert set(placed[:2]) == {'host1', 'host2'}

@@ -1,9 +1,12 @@
 """The twin end to end: a real evaluation, the demo and the benchmark."""
 
+import html
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 
 from shadow_service import demo
 from shadow_service import service
@@ -16,7 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
 
 def test_evaluation_on_nova_style_host_names_ranks_and_cleans_up():
     conf = service_support.make_conf(shadow={'sample_interval': 5.0,
-                                             'max_budget': 30.0})
+                                             'max_budget': 30.0},
+                                     sim={'unknown_hosts': 'derive'})
     store = memory.MemoryStore()
     parts = service.build(conf, history=store)
     driver = parts.driver
@@ -32,18 +36,77 @@ def test_evaluation_on_nova_style_host_names_ranks_and_cleans_up():
                               {'evaluation': ranking['evaluation_id']})
 
 
-def test_demo_prints_a_ranking_and_writes_an_html_report(tmp_path, capsys):
-    out = tmp_path / 'report.html'
-    code = demo.run_demo(['--hours', '3', '--speedup', '0', '--budget',
-                          '20', '--out', str(out)])
-    printed = capsys.readouterr().out
-    assert code == 0
-    assert 'placed demo-vm on node-' in printed
-    assert 'report: %s' % out in printed
-    report = out.read_text()
-    assert report.count('<svg') >= 4
-    assert 'Forecast:' in report and 'http://' not in report.replace(
-        'http://www.w3.org/2000/svg', '')
+def _table_reasons(printed):
+    """``[(host, [printed reason])]`` from the demo's terminal table."""
+    lines = printed.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.lstrip().startswith('rank'))
+    column = lines[start].index('reasons')
+    rows = []
+    for line in lines[start + 1:]:
+        if not line.startswith(' '):
+            break
+        if line[:column].strip():
+            rows.append((line[:column].split()[1], []))
+        rows[-1][1].append(line[column:])
+    return [(host, ' '.join(chunks).split(' (+')[0].split('; '))
+            for host, chunks in rows]
+
+
+def test_demo_reports_labelled_figures_to_a_new_file_per_run(
+        tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    argv = ['--hours', '3', '--speedup', '0', '--budget', '20']
+    printed = []
+    for _run in range(2):
+        assert demo.run_demo(argv) == 0
+        printed.append(capsys.readouterr().out)
+    paths = [line.split()[1] for out in printed
+             for line in out.splitlines() if line.startswith('report: ')]
+    # Two runs without --out: two reports, both kept.
+    assert len(set(paths)) == 2
+    assert sorted(str(p) for p in tmp_path.glob('nova-shadow-demo-*.html')) \
+        == sorted(paths)
+    assert 'placed demo-vm on node-' in printed[0]
+    assert 'threshold policy would: ' in printed[0]
+    report = open(paths[0]).read()
+
+    # One self-contained page: five inline figures, nothing fetched.
+    assert report.count('<svg') == 5
+    assert not re.search(r'(src|href)="(https?:)?//', report)
+    assert '<script' not in report
+    # Every figure's axes are labelled with their units (SVG text).
+    for label in (
+            'Performance Score (0-100, higher is better',
+            'host, by rank',
+            'simulated time since the first shadow sample (s)',
+            'disk_iops (IOPS), shadow',
+            'predicted, full VM (ns)',
+            'simulated time since the VM was placed (h)',
+            'disk_p95_latency_ms (ms), full VM',
+            'simulated time relative to the placement (h)',
+            'cpu_util_pct (%), host'):
+        assert label in report, label
+    # Shadow measurements and full-VM predictions are named apart.
+    assert 'Shadow measurements (shadow scale)' in report
+    assert 'running 1/4 of the VM&#x27;s load' in report
+    assert 'Full-VM predictions per host' in report
+    assert 'shadow measurement on node-' in report
+    assert 'full-VM prediction on node-' in report
+    # The day, the forecast against the target, and what it would mean.
+    assert 'QoS target &lt;= 5 ms is off this axis' in report
+    assert 'forecast interval (90% coverage)' in report
+    assert 'A recommendation only: the demo does not act on it' in report
+    assert 'no scaling action was taken' in report
+
+    # The terminal table shows whole reasons only: each one printed is a
+    # whole reason of the report's table (which has them all).
+    rows = _table_reasons(printed[0])
+    assert len(rows) == 16
+    for host, reasons in rows:
+        for reason in reasons:
+            assert re.search(r'(<td>|; )%s(; |</td>)' % re.escape(
+                html.escape(reason)), report), (host, reason)
 
 
 def test_benchmark_scores_every_policy_in_every_mode(tmp_path):

@@ -1,7 +1,9 @@
 """The ``shadow-service`` daemon as operators run it: a real process with a
 config file, serving the RPC API over the real RabbitMQ."""
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,3 +104,101 @@ def test_daemon_refuses_the_openstack_driver_without_credentials(tmp_path,
                             timeout=60)
     assert result.returncode == 2
     assert "[openstack] needs either cloud" in result.stderr
+
+
+CLI = [sys.executable, '-c',
+       'import sys; from shadow_service.cmd import cli; sys.exit(cli.main())']
+
+
+class Daemon:
+    """A shadow-service process on a config file and a history directory
+    of the test's own."""
+
+    def __init__(self, tmp_path, rabbit_url, topic):
+        self.tmp_path = tmp_path
+        self.conf_path = tmp_path / 'shadow-service.conf'
+        _write_conf(self.conf_path, rabbit_url, topic, tmp_path)
+        self.api = rpcapi.ShadowAPI(service_support.make_conf(), topic=topic,
+                                    transport_url=rabbit_url)
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.tmp_path / 'daemon.log', 'ab')
+        self.proc = subprocess.Popen(
+            DAEMON + ['--config-file', str(self.conf_path)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=_env(),
+            start_new_session=True)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                self.api.get_evaluation({}, str(uuid.uuid4()), timeout=2)
+            except Exception as e:
+                if service_support.typed_error(e, 'EvaluationNotFound'):
+                    return self
+                assert self.proc.poll() is None, self.read_log()
+                assert time.monotonic() < deadline, self.read_log()
+
+    def read_log(self):
+        return (self.tmp_path / 'daemon.log').read_text()[-5000:]
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        rc = self.proc.wait(30)
+        self.log.close()
+        return rc
+
+    def cli(self, *args):
+        return subprocess.run(
+            CLI + ['--config-file', str(self.conf_path)] + list(args),
+            capture_output=True, text=True, env=_env(), timeout=120)
+
+
+@pytest.fixture
+def daemon(tmp_path, rabbit_url):
+    running = Daemon(tmp_path, rabbit_url,
+                     service_support.unique_topic()).start()
+    yield running
+    if running.proc.poll() is None:
+        running.stop()
+
+
+def test_preflight_evaluation_and_show_through_the_cli(daemon):
+    started = daemon.cli('evaluate', '--remote', '--hosts',
+                         'node-01,node-16', '--budget', '4', '--wait',
+                         '--json')
+    assert started.returncode == 0, started.stderr
+    assert 'NoSuchOptError' not in started.stderr
+    first_line, rest = started.stdout.split('\n', 1)
+    evaluation_id = first_line.split()[1]
+    assert 'shadow_evaluation=%s' % evaluation_id in first_line
+    ranking = json.loads(rest)
+    assert {h['host'] for h in ranking['hosts']} == {'node-01', 'node-16'}
+
+    shown = daemon.cli('show', evaluation_id)
+    assert shown.returncode == 0, shown.stderr
+    state = json.loads(shown.stdout)
+    assert state['status'] == 'finished'
+    assert state['ranking']['evaluation_id'] == evaluation_id
+
+    missing = daemon.cli('show', str(uuid.uuid4()))
+    assert missing.returncode == 1
+    assert 'not found' in missing.stderr
+
+
+def test_a_restart_keeps_every_evaluation_record(daemon):
+    ids = []
+    for _ in range(3):
+        ranking = daemon.api.rank_hosts(
+            {}, {'flavor': {'vcpus': 2, 'ram_mb': 2048}, 'profile': 'web'},
+            [{'host': 'node-01'}, {'host': 'node-02'}], 3.0, timeout=120)
+        ids.append(ranking['evaluation_id'])
+    assert daemon.stop() == 0
+    daemon.start()
+    for evaluation_id in ids:
+        state = daemon.api.get_evaluation({}, evaluation_id, timeout=30)
+        assert state['status'] == 'finished'
+        assert state['ranking']['evaluation_id'] == evaluation_id
+    # The retention pass at start-up ran and removed nothing.
+    expired = re.findall(r'rolled up or expired (\d+) raw values',
+                         daemon.read_log())
+    assert expired and set(expired) == {'0'}

@@ -7,22 +7,24 @@ from shadow_service.cmd import cli
 
 def test_evaluate_on_the_twin_prints_a_ranked_table(capsys):
     rc = cli.main(['evaluate', '--profile', 'web', '--vcpus', '2',
-                   '--ram-mb', '4096', '--hosts', 'a,b,c', '--budget', '8'])
+                   '--ram-mb', '4096', '--hosts', 'node-01,node-05,node-16',
+                   '--budget', '8'])
     out = capsys.readouterr().out
     assert rc == 0
     lines = out.splitlines()
     assert lines[0].split()[:4] == ['rank', 'host', 'score', 'confidence']
     ranked = [line.split()[1] for line in lines[1:4]]
-    assert sorted(ranked) == ['a', 'b', 'c']
+    assert sorted(ranked) == ['node-01', 'node-05', 'node-16']
     assert 'overall confidence' in lines[-1]
 
 
 def test_evaluate_json_is_the_rpc_ranking(capsys):
-    rc = cli.main(['evaluate', '--hosts', 'x,y', '--budget', '5', '--json'])
+    rc = cli.main(['evaluate', '--hosts', 'node-02,node-03', '--budget', '5',
+                   '--json'])
     ranking = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert ranking['status'] == 'finished'
-    assert {h['host'] for h in ranking['hosts']} == {'x', 'y'}
+    assert {h['host'] for h in ranking['hosts']} == {'node-02', 'node-03'}
 
 
 def test_bad_request_exits_2_and_names_the_problem(capsys):
@@ -55,3 +57,17 @@ def test_options_before_demo_belong_to_nova_shadow():
     assert own == ['--config-file', 'x.conf', 'demo']
     assert demo_args == ['--profile', 'web']
     assert cli._split_demo_args(['evaluate', 'demo'])[1] is None
+
+
+def test_a_host_the_twin_does_not_have_is_unmeasured_and_neutral(capsys):
+    rc = cli.main(['evaluate', '--hosts', 'node-01,node-99', '--budget', '5',
+                   '--json'])
+    ranking = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    hosts = {h['host']: h for h in ranking['hosts']}
+    assert hosts['node-99']['score'] == 50.0
+    assert hosts['node-99']['confidence'] == 0.0
+    assert 'not measured: no shadow could boot' in \
+        hosts['node-99']['reasons'][0]
+    assert hosts['node-01']['confidence'] > 0
+    assert ranking['confidence'] <= 0.5

@@ -63,16 +63,22 @@ def test_compacting_twice_merges_into_the_same_rollup_bucket(path):
     assert last.values == [9.0]
 
 
-def test_rollups_and_other_measurements_expire(path):
+def test_rollups_expire_and_records_outlive_the_raw_retention(path):
     store = sqlite.SQLiteStore(path=path, raw_retention_days=1,
-                               rollup_retention_days=10)
+                               rollup_retention_days=10,
+                               record_retention_days=30)
     store.write([_metric(1.0, NOW - 20 * DAY), _metric(1.0, NOW - 5 * DAY),
-                 base.Point('scaling_decision', {'instance': 'i'},
-                            {'record': '{}'}, NOW - 5 * DAY)])
+                 base.Point('scaling_decision', {'instance': 'young'},
+                            {'record': '{}'}, NOW - 5 * DAY),
+                 base.Point('scaling_decision', {'instance': 'old'},
+                            {'record': '{}'}, NOW - 40 * DAY)])
+    store.put_evaluation({'evaluation_id': 'e-young'}, when=NOW - 5 * DAY)
 
     store.compact(now=NOW)
 
-    assert store.query_points('scaling_decision') == []
+    assert [p.tags['instance'] for p in
+            store.query_points('scaling_decision')] == ['young']
+    assert store.get_evaluation('e-young') == {'evaluation_id': 'e-young'}
     kept = store.query_series('host_metric', 'value', {}, NOW - 30 * DAY,
                               NOW, DAY)
     assert [v for v in kept.values if v is not None] == [1.0]

@@ -14,6 +14,9 @@ from shadow_service.learners import base as learner_base
 from shadow_service.learners import contention as learning
 from tests import service_support
 
+# These tests name hosts node-1, node-2...: the twin makes them up.
+DERIVE = {'unknown_hosts': 'derive'}
+
 REQUEST = {'flavor': {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192,
                       'disk_gb': 40},
            'profile': 'batch-cpu'}
@@ -36,7 +39,7 @@ class FailingHistory(memory.MemoryStore):
 
 
 def make_evaluator(history=None, learner=None, **learner_options):
-    conf = service_support.make_conf()
+    conf = service_support.make_conf(sim=DERIVE)
     history = history if history is not None else memory.MemoryStore()
     driver = sim_driver.SimDriver(conf, history)
     if learner is None and learner_options:
@@ -183,8 +186,9 @@ def test_with_contention_copies_and_leaves_the_analyzer_alone():
 
 
 def test_conf_wires_the_learner_into_the_evaluator():
-    conf = service_support.make_conf(shadow={'contention_min_rows': 12,
-                                             'contention_refit_every': 4})
+    conf = service_support.make_conf(
+        sim=DERIVE, shadow={'contention_min_rows': 12,
+                            'contention_refit_every': 4})
     store = memory.MemoryStore()
     driver = sim_driver.SimDriver(conf, store)
     evaluator = evaluation.Evaluator.from_conf(
@@ -200,7 +204,8 @@ def test_conf_wires_the_learner_into_the_evaluator():
 def test_records_and_learner_share_the_drivers_clock():
     # The twin's clock is in 2013; a record stamped with the wall clock
     # would fall outside every lookback window the learner computes.
-    conf = service_support.make_conf(shadow={'contention_min_rows': 5})
+    conf = service_support.make_conf(sim=DERIVE,
+                                     shadow={'contention_min_rows': 5})
     store = memory.MemoryStore()
     driver = sim_driver.SimDriver(conf, store)
     evaluator = evaluation.Evaluator.from_conf(

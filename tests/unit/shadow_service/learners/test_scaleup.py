@@ -16,6 +16,9 @@ from shadow_service.history import sqlite
 from shadow_service.learners import scaleup as scaleup_learning
 from tests import service_support
 
+# These tests name hosts node-1, node-2...: the twin makes them up.
+DERIVE = {'unknown_hosts': 'derive'}
+
 T0 = 1_750_000_000.0
 TRUE_EXPONENT = 0.7
 TRUE_OFFSET = -0.05
@@ -215,7 +218,7 @@ def test_bad_options_are_refused_with_the_name():
 
 
 def test_from_conf_reads_the_scaleup_options():
-    conf = service_support.make_conf(shadow={
+    conf = service_support.make_conf(sim=DERIVE, shadow={
         'scaleup_min_pairs': 5, 'scaleup_window': 900.0,
         'scaleup_lookback': 3600.0, 'shadow_scale': 0.5,
         'scaleup_refit_every': 3, 'scaleup_refit_interval': 5.0,
@@ -238,7 +241,7 @@ HOSTS = [{'host': 'node-%d' % i} for i in range(1, 5)]
 def _twin_pairs(vcpus_list, profile='batch-cpu'):
     """Evaluations of VMs of the given sizes, each VM placed on the
     top-ranked host and run for half an hour of twin time."""
-    conf = service_support.make_conf()
+    conf = service_support.make_conf(sim=DERIVE)
     history = memory.MemoryStore()
     driver = sim_driver.SimDriver(conf, history)
     evaluator = evaluation.Evaluator(
@@ -252,7 +255,7 @@ def _twin_pairs(vcpus_list, profile='batch-cpu'):
                         instance_id=request['instance_uuid'])
         driver.wait(1800.0, sample_interval_s=300.0)
     learner = scaleup_learning.ScaleUpLearner(
-        history, refit_every=1, lookback_s=1e10)
+        history, refit_every=1, lookback_s=1e10, clock=driver.now)
     return learner.training_pairs()
 
 
@@ -306,7 +309,7 @@ def test_the_service_ranks_with_what_placed_vms_taught_it():
     VMs were placed, predictions of the full VM's figures come from the
     learned scale-up and land close to what the next VM achieves, also
     where the prior is wrong (two busy workers on a 1 vCPU flavor)."""
-    conf = service_support.make_conf(shadow={
+    conf = service_support.make_conf(sim=DERIVE, shadow={
         'scaleup_min_pairs': 4, 'scaleup_refit_every': 1,
         'scaleup_refit_interval': 0.0, 'contention_refit_every': 1,
         'contention_refit_interval': 0.0,
@@ -344,7 +347,8 @@ def test_the_service_ranks_with_what_placed_vms_taught_it():
 
 
 def test_scaleup_learning_can_be_turned_off():
-    conf = service_support.make_conf(shadow={'scaleup_learning': False})
+    conf = service_support.make_conf(sim=DERIVE,
+                                     shadow={'scaleup_learning': False})
     history = memory.MemoryStore()
     evaluator = evaluation.Evaluator.from_conf(
         conf, sim_driver.SimDriver(conf, history), history,

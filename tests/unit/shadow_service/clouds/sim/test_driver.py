@@ -26,6 +26,7 @@ def driver(store):
     shadow_conf.register_opts(conf)
     conf([])
     conf.set_override('backfill_hours', 1, group='sim')
+    conf.set_override('unknown_hosts', 'derive', group='sim')
     return sim_driver.SimDriver(conf, store)
 
 
@@ -203,3 +204,27 @@ def test_unknown_instances_are_a_cloud_error(driver):
         driver.resize('nope', {'vcpus': 1, 'ram_mb': 512})
     with pytest.raises(base.CloudError):
         driver.live_migrate('nope', 'node-01')
+
+
+def test_undeclared_hosts_are_refused_by_default(store):
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([])
+    driver = sim_driver.SimDriver(conf, store)
+    shadows = _boot(driver, ['node-01', 'node-99'])
+    assert [s.host for s in shadows] == ['node-01']
+    assert set(driver.host_facts(['node-01', 'node-99'])) == {'node-01'}
+    with pytest.raises(base.CloudError):
+        driver.place_vm(VM_REQUEST, 'node-99')
+
+
+def test_derived_hosts_are_bounded(store):
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([])
+    conf.set_override('unknown_hosts', 'derive', group='sim')
+    conf.set_override('max_derived_hosts', 2, group='sim')
+    conf.set_override('backfill_hours', 0, group='sim')
+    driver = sim_driver.SimDriver(conf, store)
+    shadows = _boot(driver, ['x1', 'x2', 'x3', 'node-02'])
+    assert [s.host for s in shadows] == ['x1', 'x2', 'node-02']

@@ -1,0 +1,359 @@
+"""The client side of the shadow service's sample collector.
+
+``CollectorSink(url, token)`` sends samples to ``http(s)://HOST:PORT/
+v1/samples`` as newline-delimited JSON: one line per sample, the same
+JSON object the JSON-lines sink writes (``loadgen.wire.to_json``), in
+``POST`` requests with ``Content-Type: application/x-ndjson`` and
+``Authorization: Bearer <token>``. The token comes from a file
+(``--sink-token-file``), never from the command line or the URL.
+
+Batches hold at most ``MAX_BATCH_BYTES`` (256 kB) and ``MAX_BATCH_LINES``
+(1,000 lines); a background thread sends them, so the run never waits
+for the network. What the collector's answer means:
+
+* 2xx: sent.
+* connection errors, timeouts, 408, 429 and 5xx: the same batch is sent
+  again after a capped exponential backoff with jitter (``backoff_s``
+  doubling up to ``max_backoff_s``), or after ``Retry-After`` when the
+  answer has one (at most ``MAX_RETRY_AFTER_S``). Meanwhile new samples
+  wait in a buffer of ``max_buffer`` lines and ``max_buffer_bytes``
+  (16 MiB); when it is full the oldest
+  are dropped and counted.
+* 410 Gone: the evaluation is finished. Everything buffered is dropped,
+  nothing more is sent, and ``on_finished('evaluation_finished')`` is
+  called (the runner stops the run cleanly).
+* any other answer (400, 401, 403, 404, 413, other 4xx, a redirect): the
+  batch is dropped and counted; each status is reported once on stderr.
+
+A single line larger than a batch is dropped and counted. ``close()``
+sends what it can within ``close_timeout_s``; the rest is dropped and
+counted. ``stats()`` gives sent, retries, dropped, batches, errors (failed
+attempts) and rejected (lines dropped per HTTP status).
+"""
+
+import collections
+import email.utils
+import http.client
+import logging
+import random
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from loadgen import wire
+
+LOG = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES = 256 * 1024
+MAX_BATCH_LINES = 1000
+MAX_RETRY_AFTER_S = 300.0
+CONTENT_TYPE = 'application/x-ndjson'
+RETRY_STATUSES = (408, 429)
+GONE = 410
+FINISHED = 'evaluation_finished'
+
+
+def check_url(url):
+    """Raise ValueError unless ``url`` is a usable collector URL."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ('http', 'https') or not parsed.hostname:
+        raise ValueError('the collector URL must be http(s)://HOST[:PORT]'
+                         '/v1/samples, got %r' % url)
+    if parsed.username is not None or parsed.password is not None:
+        raise ValueError('the collector URL may not carry credentials; '
+                         'put the token in --sink-token-file')
+    if parsed.query or parsed.fragment:
+        raise ValueError('the collector URL takes no query or fragment '
+                         '(the token goes in --sink-token-file)')
+    try:
+        _ = parsed.port
+    except ValueError:
+        raise ValueError('the collector URL has a bad port: %r' % url) \
+            from None
+
+
+def check_token(token):
+    """Raise ValueError unless ``token`` can go in an HTTP header: one
+    run of printable ASCII, no spaces (the token is never quoted)."""
+    if not isinstance(token, str) or not token or \
+            any(not 33 <= ord(char) <= 126 for char in token):
+        raise ValueError('the collector token must be printable ASCII '
+                         'with no spaces')
+
+
+def retry_after_s(value, now=None):
+    """Seconds a ``Retry-After`` header asks to wait (capped), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    wait = when.timestamp() - (time.time() if now is None else now)
+    return min(max(0.0, wait), MAX_RETRY_AFTER_S)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a GET: report it instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+class _Answer:
+    """What one attempt achieved."""
+
+    SENT, RETRY, DROP, GONE = 'sent', 'retry', 'drop', 'gone'
+
+    def __init__(self, kind, status=None, wait_s=None, detail=''):
+        self.kind = kind
+        self.status = status
+        self.wait_s = wait_s
+        self.detail = detail
+
+
+class CollectorSink:
+    """Batches samples to the collector over HTTP(S) (see module doc)."""
+
+    def __init__(self, url, token, ca_file=None, max_buffer=20000,
+                 max_buffer_bytes=16 * 2 ** 20,
+                 flush_interval_s=1.0, timeout_s=10.0, backoff_s=0.5,
+                 max_backoff_s=30.0, close_timeout_s=10.0,
+                 max_batch_bytes=MAX_BATCH_BYTES,
+                 max_batch_lines=MAX_BATCH_LINES, on_finished=None,
+                 stderr=None):
+        check_url(url)
+        check_token(token)
+        self.url = url
+        self._headers = {'Content-Type': CONTENT_TYPE,
+                         'Authorization': 'Bearer %s' % token}
+        handlers = [_NoRedirect()]
+        if url.startswith('https:'):
+            import ssl
+            context = ssl.create_default_context(cafile=ca_file)
+            handlers.append(urllib.request.HTTPSHandler(context=context))
+        self._opener = urllib.request.build_opener(*handlers)
+        self.flush_interval_s = flush_interval_s
+        self.timeout_s = timeout_s
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.close_timeout_s = close_timeout_s
+        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_lines = max_batch_lines
+        self.on_finished = on_finished
+        self._stderr = stderr
+        self._max_buffer = max_buffer
+        self._max_buffer_bytes = max_buffer_bytes
+        self._buffered_bytes = 0
+        self._buffer = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._gone = False
+        self._deadline = None
+        self._said = set()
+        self.counts = collections.Counter()
+        self.rejected = collections.Counter()
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='loadgen-collector')
+        self._thread.start()
+
+    # -- the run's side ---------------------------------------------------
+    def emit(self, point):
+        line = (wire.to_json(point) + '\n').encode('utf-8')
+        with self._lock:
+            if self._gone:
+                self.counts['dropped'] += 1
+                return
+            if len(line) > self.max_batch_bytes:
+                self.counts['dropped'] += 1
+                self.rejected['oversize'] += 1
+                oversize = True
+            else:
+                oversize = False
+                while self._buffer and (
+                        len(self._buffer) >= self._max_buffer or
+                        self._buffered_bytes + len(line) >
+                        self._max_buffer_bytes):
+                    self._buffered_bytes -= len(self._buffer.popleft())
+                    self.counts['dropped'] += 1
+                self._buffer.append(line)
+                self._buffered_bytes += len(line)
+                full = len(self._buffer) >= self.max_batch_lines
+        if oversize:
+            self._say('oversize', 'a sample of %d bytes is larger than a '
+                      'batch (%d bytes); dropped' % (len(line),
+                                                     self.max_batch_bytes))
+        elif full:
+            self._wake.set()
+
+    def flush(self):
+        self._wake.set()
+
+    def close(self):
+        """Send what can be sent within ``close_timeout_s``."""
+        self._deadline = time.monotonic() + self.close_timeout_s
+        self._closing.set()
+        self._wake.set()
+        self._thread.join(self.close_timeout_s + self.timeout_s + 1)
+        with self._lock:
+            self.counts['dropped'] += len(self._buffer)
+            self._buffer.clear()
+            self._buffered_bytes = 0
+
+    def stats(self):
+        return {'sink': 'collector:%s' % self.url,
+                'sent': self.counts['sent'],
+                'retries': self.counts['retries'],
+                'dropped': self.counts['dropped'],
+                'batches': self.counts['batches'],
+                'errors': self.counts['errors'],
+                'rejected': dict(self.rejected),
+                'evaluation_finished': self._gone}
+
+    # -- the sending thread ---------------------------------------------
+    def _say(self, key, text):
+        """Tell the operator once per kind of trouble."""
+        if key in self._said:
+            return
+        self._said.add(key)
+        stream = self._stderr or sys.stderr
+        try:
+            stream.write('shadow-loadgen: collector %s: %s\n'
+                         % (self.url, text))
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def _take_batch(self):
+        with self._lock:
+            batch, size = [], 0
+            while self._buffer and len(batch) < self.max_batch_lines and \
+                    size + len(self._buffer[0]) <= self.max_batch_bytes:
+                line = self._buffer.popleft()
+                batch.append(line)
+                size += len(line)
+            self._buffered_bytes -= size
+            return batch
+
+    def _give_back(self, batch):
+        """Put an unsent batch back in front; the oldest of it goes if
+        newer samples have filled the buffer meanwhile."""
+        with self._lock:
+            room = self._max_buffer - len(self._buffer)
+            room_bytes = self._max_buffer_bytes - self._buffered_bytes
+            keep = []
+            for line in reversed(batch):
+                if len(keep) >= room or len(line) > room_bytes:
+                    break
+                keep.append(line)
+                room_bytes -= len(line)
+            self.counts['dropped'] += len(batch) - len(keep)
+            self._buffer.extendleft(keep)
+            self._buffered_bytes += sum(len(line) for line in keep)
+
+    def _run(self):
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            while not self._gone:
+                batch = self._take_batch()
+                if not batch:
+                    break
+                if not self._deliver(batch):
+                    self._give_back(batch)
+                    break
+            if self._closing.is_set() or self._gone:
+                return
+
+    def _out_of_time(self, wait_s=0.0):
+        return self._deadline is not None and \
+            time.monotonic() + wait_s >= self._deadline
+
+    def _deliver(self, batch):
+        """Send ``batch`` until it is sent or dropped (True), or until
+        the close deadline leaves no time (False: give it back)."""
+        body = b''.join(batch)
+        attempt = 0
+        while True:
+            answer = self._post(body)
+            if answer.kind == _Answer.SENT:
+                self.counts['sent'] += len(batch)
+                self.counts['batches'] += 1
+                return True
+            if answer.kind == _Answer.GONE:
+                self._finished(len(batch))
+                return True
+            if answer.kind == _Answer.DROP:
+                self.counts['dropped'] += len(batch)
+                self.rejected[str(answer.status)] += len(batch)
+                self._say(str(answer.status), '%s; dropped %d samples (and '
+                          'will drop any later batch refused the same way)'
+                          % (answer.detail, len(batch)))
+                return True
+            self.counts['errors'] += 1
+            wait_s = answer.wait_s
+            if wait_s is None:
+                ceiling = min(self.max_backoff_s,
+                              self.backoff_s * 2 ** min(attempt, 30))
+                wait_s = random.uniform(ceiling / 2, ceiling)
+            LOG.debug('collector attempt %d failed (%s); retrying in '
+                      '%.2f s', attempt + 1, answer.detail, wait_s)
+            if self._out_of_time(wait_s):
+                return False
+            self._sleep(wait_s)
+            attempt += 1
+            self.counts['retries'] += 1
+
+    def _sleep(self, wait_s):
+        """Sleep, waking early only to notice the close deadline."""
+        end = time.monotonic() + wait_s
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or self._out_of_time():
+                return
+            self._closing.wait(min(left, 0.5))
+
+    def _finished(self, count):
+        with self._lock:
+            self._gone = True
+            dropped = count + len(self._buffer)
+            self._buffer.clear()
+            self._buffered_bytes = 0
+            self.counts['dropped'] += dropped
+            self.rejected[str(GONE)] += dropped
+        self._say(str(GONE), 'HTTP 410: the evaluation is finished; '
+                  'stopping the run')
+        if self.on_finished is not None:
+            self.on_finished(FINISHED)
+
+    def _post(self, body):
+        request = urllib.request.Request(self.url, data=body,
+                                         headers=self._headers,
+                                         method='POST')
+        try:
+            with self._opener.open(request, timeout=self.timeout_s) as reply:
+                reply.read()
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            wait_s = retry_after_s(exc.headers.get('Retry-After')) \
+                if exc.headers else None
+            exc.close()
+            detail = 'HTTP %d' % status
+            if status == GONE:
+                return _Answer(_Answer.GONE, status)
+            if status in RETRY_STATUSES or status >= 500:
+                return _Answer(_Answer.RETRY, status, wait_s, detail)
+            return _Answer(_Answer.DROP, status, detail=detail)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            return _Answer(_Answer.RETRY, detail=str(exc) or
+                           type(exc).__name__)
+        return _Answer(_Answer.SENT)

@@ -1,0 +1,279 @@
+"""``LabDriver``: a Nova virt driver whose instances are confined processes.
+
+A ``nova.virt.fake.FakeDriver`` for everything Nova needs from a
+hypervisor (nodes, inventory, migrations are the fake's), plus real
+instances: ``spawn`` runs the instance's user-data the way cloud-init
+would (:mod:`nova_shadow_lab.userdata`, :mod:`nova_shadow_lab.guest_init`)
+inside bubblewrap in the instance's cgroups below its host's
+(:mod:`nova_shadow_lab.host`); ``destroy`` kills and removes them;
+``get_console_output`` returns what the instance wrote to its console;
+the server diagnostics API returns the instance's cgroup figures.
+
+One driver object per nova-compute service, one emulated host each:
+``init_host(host)`` reads the host's resources (reported to Placement) and
+share of this machine from the lab config (``[nova_shadow_lab]
+config_file`` in nova.conf) and starts the host's background tenants;
+``cleanup_host`` stops everything of the host. Per-host state is on
+``self`` and the host name is ``self._host``, never ``CONF.host`` (Nova's
+harness rewrites it for every compute it starts).
+
+Load it with ``compute_driver = shadowlab.LabDriver`` after importing this
+module (it registers itself as ``nova.virt.shadowlab``, since Nova imports
+drivers from the ``nova.virt`` namespace).
+
+Diagnostics (``GET /servers/{id}/diagnostics``):
+
+- microversion >= 2.48: ``cpu_details`` has one entry (``id`` 0, ``time``
+  = the instance cgroup's CPU time in ns, ``utilisation`` null),
+  ``memory_details`` in MiB (``maximum`` = the memory limit, ``used`` =
+  cgroup usage), one ``disk_details`` entry from blkio accounting, no
+  NICs (instances share the host's network namespace); that schema has no
+  place for throttling.
+- microversions 2.1-2.47 (a free-form map): every figure of
+  :func:`nova_shadow_lab.cgroups.figures` for the instance, including
+  ``cpu_throttled_ns`` (the steal analogue), and the same for its host
+  prefixed ``host_`` (the host's own load, tenants included), plus
+  ``lab_host`` and ``uptime_s``.
+"""
+
+import sys
+
+from nova import conf as nova_conf
+from nova import exception
+from nova.compute import power_state
+from nova.objects import diagnostics as diagnostics_obj
+from nova.virt import fake
+from nova.virt import hardware
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from nova_shadow_lab import cgroups
+from nova_shadow_lab import config as lab_config
+from nova_shadow_lab import host as lab_host
+from nova_shadow_lab import runtime
+from nova_shadow_lab import userdata
+
+LOG = logging.getLogger(__name__)
+CONF = nova_conf.CONF
+DRIVER_NAME = 'shadowlab.LabDriver'
+MAX_CONSOLE_BYTES = 100 * 1024
+
+lab_group = cfg.OptGroup(
+    'nova_shadow_lab', title='nova-shadow lab driver',
+    help='The lab virt driver (a test and demo rig, never for production).')
+lab_opts = [
+    cfg.StrOpt('config_file',
+               help='Path of the lab config (YAML): the emulated hosts, '
+                    'their resources, share of this machine and tenants. '
+                    'See doc/source/lab.rst.\n\n'
+                    'Possible values:\n\n'
+                    '* an absolute path to a lab YAML file\n\n'
+                    'Related options:\n\n'
+                    '* ``compute_driver = shadowlab.LabDriver``'),
+]
+
+
+def register_opts(conf):
+    conf.register_group(lab_group)
+    conf.register_opts(lab_opts, group=lab_group)
+
+
+def list_opts():
+    return {lab_group: lab_opts}
+
+
+register_opts(CONF)
+sys.modules.setdefault('nova.virt.shadowlab', sys.modules[__name__])
+
+_configs = {}
+
+
+def _load_config(path):
+    if not path:
+        raise lab_config.LabConfigError(
+            'file', 'set [nova_shadow_lab] config_file in nova.conf')
+    if path not in _configs:
+        _configs[path] = lab_config.load_config(path)
+    return _configs[path]
+
+
+def forget_configs():
+    """Drop cached configs (a LabCloud rewrites its file on start)."""
+    _configs.clear()
+
+
+class LabDriver(fake.FakeDriver):
+    """Fake hypervisor bookkeeping, real confined instances."""
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi, read_only=read_only)
+        self._run = None
+        self._lab = None
+
+    # -- host ----------------------------------------------------------------
+
+    def init_host(self, host):
+        super().init_host(host)
+        config = _load_config(CONF.nova_shadow_lab.config_file)
+        host_config = config.host(host)
+        resources = host_config.resources
+        self.vcpus = resources.vcpus
+        self.memory_mb = resources.memory_mb
+        self.local_gb = resources.disk_gb
+        self.resources = fake.Resources(vcpus=self.vcpus,
+                                        memory_mb=self.memory_mb,
+                                        local_gb=self.local_gb)
+        self._run = runtime.acquire(config.lab)
+        try:
+            self._lab = lab_host.LabHost(self._run, host_config,
+                                         config.lab).start()
+        except BaseException:
+            runtime.release(self._run)
+            self._run = None
+            raise
+        self._run.hosts[host] = self._lab
+
+    def cleanup_host(self, host):
+        lab, run = self._lab, self._run
+        self._lab = self._run = None
+        if lab is not None:
+            lab.stop()
+            if run.hosts.get(lab.name) is lab:
+                del run.hosts[lab.name]
+        if run is not None:
+            runtime.release(run)
+        self.instances.clear()
+        super().cleanup_host(host)
+
+    @property
+    def lab_host(self):
+        return self._lab
+
+    # -- instances ---------------------------------------------------------
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        if self._lab is None:
+            raise exception.InstanceDeployFailure(
+                reason='lab host %s is not running' % self._host,
+                instance_id=instance.uuid)
+        super().spawn(context, instance, image_meta, injected_files,
+                      admin_password, allocations, network_info,
+                      block_device_info, power_on, accel_info)
+        plan = userdata.build_plan(instance.user_data)
+        for error in plan['errors']:
+            LOG.warning('user-data %s: %s (not run)', error['field'],
+                        error['message'], instance=instance)
+        flavor = instance.flavor
+        try:
+            self._lab.start_instance(instance.uuid, instance.hostname,
+                                     flavor.vcpus, flavor.memory_mb, plan)
+            if not power_on:
+                self._lab.power_off(instance.uuid)
+        except Exception as exc:
+            LOG.exception('lab instance failed to start', instance=instance)
+            self._lab.stop_instance(instance.uuid)
+            super().destroy(context, instance, network_info)
+            raise exception.InstanceDeployFailure(
+                reason='lab sandbox: %s' % exc, instance_id=instance.uuid)
+
+    def destroy(self, context, instance, network_info, block_device_info=None,
+                destroy_disks=True, destroy_secrets=True):
+        if self._lab is not None:
+            self._lab.stop_instance(instance.uuid)
+        super().destroy(context, instance, network_info, block_device_info,
+                        destroy_disks, destroy_secrets)
+
+    def _lab_instance(self, instance):
+        lab_instance = self._lab.get(instance.uuid) if self._lab else None
+        if lab_instance is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return lab_instance
+
+    def get_info(self, instance, use_cache=True):
+        info = super().get_info(instance, use_cache)
+        lab_instance = self._lab.get(instance.uuid) if self._lab else None
+        if lab_instance is None:
+            return info
+        if lab_instance.paused:
+            state = power_state.PAUSED
+        elif lab_instance.powered_on and lab_instance.sandbox.alive():
+            state = power_state.RUNNING
+        elif lab_instance.powered_on:
+            state = power_state.CRASHED
+        else:
+            state = power_state.SHUTDOWN
+        return hardware.InstanceInfo(state=state)
+
+    def power_off(self, instance, timeout=0, retry_interval=0):
+        super().power_off(instance, timeout, retry_interval)
+        self._lab.power_off(self._lab_instance(instance).uuid)
+
+    def power_on(self, context, instance, network_info,
+                 block_device_info=None, accel_info=None, share_info=None):
+        super().power_on(context, instance, network_info, block_device_info,
+                         accel_info, share_info)
+        self._lab.power_on(self._lab_instance(instance).uuid)
+
+    def reboot(self, context, instance, network_info, reboot_type,
+               block_device_info=None, bad_volumes_callback=None,
+               accel_info=None, share_info=None):
+        uuid = self._lab_instance(instance).uuid
+        self._lab.power_off(uuid)
+        self._lab.power_on(uuid)
+
+    def pause(self, instance):
+        self._lab.set_paused(self._lab_instance(instance).uuid, True)
+
+    def unpause(self, instance):
+        self._lab.set_paused(self._lab_instance(instance).uuid, False)
+
+    def get_console_output(self, context, instance):
+        lab_instance = self._lab_instance(instance)
+        return lab_instance.sandbox.console_output(
+            MAX_CONSOLE_BYTES).encode('utf-8')
+
+    # -- diagnostics ---------------------------------------------------------
+
+    def get_diagnostics(self, instance):
+        uuid = self._lab_instance(instance).uuid
+        figures = self._lab.instance_figures(uuid)
+        host_figures = self._lab.figures()
+        tenants = host_figures.pop('tenants')
+        figures.update(('host_%s' % k, v) for k, v in host_figures.items())
+        figures['host_tenants_cpu_usage_ns'] = sum(
+            t['cpu_usage_ns'] or 0 for t in tenants.values())
+        figures['lab_host'] = self._lab.name
+        return figures
+
+    def get_instance_diagnostics(self, instance):
+        lab_instance = self._lab_instance(instance)
+        figures = self._lab.instance_figures(lab_instance.uuid)
+        state = self.get_info(instance).state
+        diags = diagnostics_obj.Diagnostics(
+            state=power_state.STATE_MAP[state], driver='libvirt',
+            hypervisor='nova-shadow-lab', hypervisor_os=_kernel(),
+            uptime=int(figures['uptime_s']), config_drive=False)
+        diags.add_cpu(id=0, time=figures['cpu_usage_ns'], utilisation=None)
+        diags.add_disk(read_bytes=figures['io_read_bytes'],
+                       read_requests=figures['io_read_ops'],
+                       write_bytes=figures['io_write_bytes'],
+                       write_requests=figures['io_write_ops'],
+                       errors_count=0)
+        limit = figures['memory_limit_bytes']
+        used = figures['memory_usage_bytes']
+        diags.memory_details = diagnostics_obj.MemoryDiagnostics(
+            maximum=(limit // (1024 * 1024) if limit is not None
+                     else lab_instance.memory_mb),
+            used=used // (1024 * 1024) if used is not None else None)
+        return diags
+
+
+def _kernel():
+    # os.uname() is poisoned in Nova's test base.
+    try:
+        release = cgroups.read_file('/proc/sys/kernel/osrelease').strip()
+    except OSError:
+        return 'Linux'
+    return 'Linux %s (cgroup v1, bubblewrap)' % release

@@ -1,0 +1,339 @@
+"""One emulated lab host: its cgroup share, instances and tenants.
+
+``LabHost.start`` creates ``<run>/<host>`` in every cgroup hierarchy and
+applies the host's share of this machine (CFS quota/period, cpu.shares,
+cpuset, memory limit, pids limit, blkio throttles and weight where the
+kernel and disk allow) and starts its background tenants. Instances live
+in ``<run>/<host>/<uuid>``: cpu.shares 1024 per vCPU, an optional CFS
+quota (``cpu_per_vcpu``), memory limited to the flavor (capped at the
+host's), ``pids.max``. Tenants live in ``<run>/<host>/tenant-<name>``.
+``LabHost.stop`` kills and removes all of it.
+
+cgroup v1 applies blkio throttles to the group they are written to only,
+not to its children, so each instance and tenant gets the host's blkio
+throttles as its own limits (N busy instances may together move N times
+the host's figure); CPU, memory and pids limits are hierarchical.
+
+What could not be applied (for example blkio on a disk without a block
+device) is logged and listed in :meth:`LabHost.status` under ``notes``.
+"""
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+
+from nova_shadow_lab import cgroups
+from nova_shadow_lab import sandbox
+
+LOG = logging.getLogger(__name__)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+GUEST_INIT = os.path.join(_PACKAGE_DIR, 'guest_init.py')
+SYSTEM_PYTHON = '/usr/bin/python3'
+
+
+class LabInstance:
+    """An instance's sandbox plus what the driver needs to report."""
+
+    def __init__(self, uuid, vcpus, memory_mb, sandbox_):
+        self.uuid = uuid
+        self.vcpus = vcpus
+        self.memory_mb = memory_mb
+        self.sandbox = sandbox_
+        self.created_at = time.time()
+        self.powered_on = True
+        self.paused = False
+
+    @property
+    def directory(self):
+        return self.sandbox.directory
+
+
+def block_device(path):
+    """``major:minor`` of the whole disk holding ``path``, or None."""
+    dev = os.stat(path).st_dev
+    major, minor = os.major(dev), os.minor(dev)
+    if major == 0:
+        return None
+    sysdir = '/sys/dev/block/%d:%d' % (major, minor)
+    if not os.path.exists(sysdir):
+        return None
+    if os.path.exists(os.path.join(sysdir, 'partition')):
+        parent = os.path.dirname(os.path.realpath(sysdir))
+        try:
+            return cgroups.read_file(os.path.join(parent, 'dev')).strip()
+        except OSError:
+            return None
+    return '%d:%d' % (major, minor)
+
+
+class LabHost:
+    """A lab host's cgroups, instances and tenants for one compute."""
+
+    def __init__(self, run, host_config, settings):
+        self.run = run
+        self.config = host_config
+        self.settings = settings
+        self.name = host_config.name
+        self.group = run.group.child(host_config.name)
+        self.directory = os.path.join(run.state_dir, host_config.name)
+        self.instances = {}
+        self.tenants = {}
+        self.notes = []
+        self._lock = threading.RLock()
+        self._stopped = False
+        self._blkio_throttles = []
+
+    def __repr__(self):
+        return 'LabHost(%s)' % self.name
+
+    # -- share -------------------------------------------------------------
+
+    def _note(self, message, *args):
+        text = message % args
+        LOG.warning('lab host %s: %s', self.name, text)
+        self.notes.append(text)
+
+    def _apply_share(self):
+        share = self.config.share
+        group = self.group
+        if share.cpu is not None:
+            group.write('cpu', 'cpu.cfs_period_us', share.cpu_period_us)
+            group.write('cpu', 'cpu.cfs_quota_us',
+                        int(round(share.cpu * share.cpu_period_us)))
+        if share.cpu_shares is not None:
+            group.write('cpu', 'cpu.shares', share.cpu_shares)
+        if share.cpuset is not None:
+            if group.has('cpuset'):
+                group.write('cpuset', 'cpuset.cpus', share.cpuset)
+            else:
+                self._note('cpuset %s not applied: no cpuset hierarchy',
+                           share.cpuset)
+        if share.memory_mb is not None:
+            group.write('memory', 'memory.limit_in_bytes',
+                        share.memory_mb * 1024 * 1024)
+        if share.pids_max is not None:
+            group.write('pids', 'pids.max', share.pids_max)
+        self._apply_blkio(share.blkio)
+
+    def _apply_blkio(self, blkio):
+        wanted = {k: v for k, v in vars(blkio).items() if v is not None}
+        if not wanted:
+            return
+        if not self.group.has('blkio'):
+            self._note('blkio %s not applied: no blkio hierarchy', wanted)
+            return
+        device = block_device(self.run.state_dir)
+        weight = wanted.pop('weight', None)
+        if weight is not None:
+            for name in ('blkio.weight', 'blkio.bfq.weight'):
+                if self.group.read('blkio', name) is not None:
+                    self.group.write('blkio', name, weight)
+                    break
+            else:
+                self._note('blkio weight %d not applied: the disk\'s I/O '
+                           'scheduler has no weights (needs bfq)', weight)
+        if not wanted:
+            return
+        if device is None:
+            self._note('blkio throttles %s not applied: %s is not on a '
+                       'block device', wanted, self.run.state_dir)
+            return
+        self._blkio_throttles = [
+            ('blkio.throttle.%s_device' % key, '%s %d' % (device, value))
+            for key, value in sorted(wanted.items())]
+        self._throttle_io(self.group)
+
+    def _throttle_io(self, group):
+        # cgroup v1 blkio throttling is not hierarchical: a parent's
+        # limits do not hold for its children, so each child gets them.
+        for name, value in self._blkio_throttles:
+            group.write('blkio', name, value)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self):
+        os.makedirs(self.directory, exist_ok=True)
+        self.group.create()
+        self._apply_share()
+        for tenant in self.config.tenants:
+            self._start_tenant(tenant)
+        LOG.info('lab host %s up: cgroup %s, share %s, %d tenant(s)',
+                 self.name, self.group.relpath, self.config.share,
+                 len(self.config.tenants))
+        return self
+
+    def stop(self):
+        """Kill instances and tenants; remove the host's cgroups."""
+        with self._lock:
+            self._stopped = True
+            for uuid in list(self.instances):
+                self.stop_instance(uuid)
+            for name in list(self.tenants):
+                self.tenants.pop(name).stop()
+        survivors, left = cgroups.sweep(self.group)
+        if survivors or left:
+            LOG.warning('lab host %s: survivors %s, cgroups left %s',
+                        self.name, sorted(survivors), left)
+        LOG.info('lab host %s stopped', self.name)
+
+    def _start_tenant(self, tenant):
+        group = self.group.child('tenant-%s' % tenant.name)
+        group.create()
+        self._throttle_io(group)
+        directory = os.path.join(self.directory, 'tenant-%s' % tenant.name)
+        os.makedirs(directory, exist_ok=True)
+        profile_path = os.path.join(directory, 'profile.json')
+        with open(profile_path, 'w') as f:
+            json.dump(tenant.profile, f)
+        command = [SYSTEM_PYTHON, '/.lab/loadgen.pyz', 'run',
+                   '/.lab/profile.json', '--sink', '/var/log/samples.jsonl',
+                   '--workdir', '/var/tmp', '--tag', 'tenant=%s'
+                   % tenant.name, '--tag', 'host=%s' % self.name,
+                   '--summary-file', '/var/log/summary.json']
+        box = sandbox.Sandbox(
+            self.run, group, directory,
+            hostname='%s-%s' % (self.name, tenant.name)[:63],
+            command=command,
+            binds=[(self.run.loadgen_pyz(), '/.lab/loadgen.pyz', False),
+                   (profile_path, '/.lab/profile.json', False)],
+            console_max_bytes=self.settings.console_max_bytes)
+        self.tenants[tenant.name] = box.start()
+
+    # -- instances -----------------------------------------------------------
+
+    def _instance_group(self, uuid, vcpus, memory_mb):
+        group = self.group.child(uuid)
+        group.create()
+        group.write('cpu', 'cpu.shares', 1024 * max(1, vcpus))
+        share = self.config.share
+        if share.cpu_per_vcpu is not None:
+            cpus = vcpus * share.cpu_per_vcpu
+            if share.cpu is not None:
+                cpus = min(cpus, share.cpu)
+            period = share.cpu_period_us
+            group.write('cpu', 'cpu.cfs_period_us', period)
+            group.write('cpu', 'cpu.cfs_quota_us',
+                        max(1000, int(round(cpus * period))))
+        if self.settings.instance_memory_from_flavor and memory_mb:
+            limit = memory_mb
+            if share.memory_mb is not None:
+                limit = min(limit, share.memory_mb)
+            group.write('memory', 'memory.limit_in_bytes',
+                        limit * 1024 * 1024)
+        group.write('pids', 'pids.max', self.settings.instance_pids_max)
+        self._throttle_io(group)
+        return group
+
+    def start_instance(self, uuid, hostname, vcpus, memory_mb, plan):
+        """Boot ``plan`` (see :mod:`nova_shadow_lab.userdata`) confined."""
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError('lab host %s is stopped' % self.name)
+            if uuid in self.instances:
+                raise RuntimeError('instance %s already runs on %s'
+                                   % (uuid, self.name))
+            directory = os.path.join(self.directory, uuid)
+            os.makedirs(directory, exist_ok=True)
+            plan = dict(plan, instance=uuid)
+            plan_path = os.path.join(directory, 'plan.json')
+            with open(plan_path, 'w') as f:
+                json.dump(plan, f)
+            init_log = os.path.join(directory, 'init.log')
+            open(init_log, 'a').close()
+            box = sandbox.Sandbox(
+                self.run, self._instance_group(uuid, vcpus, memory_mb),
+                directory, hostname=hostname or uuid[:8],
+                command=[SYSTEM_PYTHON, '/.lab/init.py'],
+                binds=[(GUEST_INIT, '/.lab/init.py', False),
+                       (plan_path, '/.lab/plan.json', False),
+                       (init_log, '/.lab/log', True)],
+                console_max_bytes=self.settings.console_max_bytes)
+            instance = LabInstance(uuid, vcpus, memory_mb, box)
+            self.instances[uuid] = instance
+            try:
+                box.start()
+            except BaseException:
+                self.instances.pop(uuid, None)
+                cgroups.sweep(box.group)
+                raise
+            return instance
+
+    def get(self, uuid):
+        return self.instances.get(uuid)
+
+    def stop_instance(self, uuid):
+        """Kill the instance, remove its cgroup and its root; the logs
+        (console, init, launch) stay until the run ends."""
+        with self._lock:
+            instance = self.instances.pop(uuid, None)
+        if instance is None:
+            return False
+        survivors, left = instance.sandbox.stop()
+        if survivors or left:
+            LOG.warning('instance %s: survivors %s, cgroups left %s',
+                        uuid, sorted(survivors), left)
+        shutil.rmtree(instance.sandbox.root, ignore_errors=True)
+        return True
+
+    def power_off(self, uuid):
+        instance = self.instances[uuid]
+        instance.sandbox.stop()
+        instance.powered_on = False
+        instance.paused = False
+
+    def power_on(self, uuid):
+        instance = self.instances[uuid]
+        if instance.powered_on and instance.sandbox.alive():
+            return
+        instance.sandbox.group = self._instance_group(
+            uuid, instance.vcpus, instance.memory_mb)
+        instance.sandbox.start()
+        instance.powered_on = True
+        instance.created_at = time.time()
+
+    def set_paused(self, uuid, paused):
+        instance = self.instances[uuid]
+        group = instance.sandbox.group
+        if not group.has('freezer'):
+            raise RuntimeError('no freezer cgroup hierarchy')
+        group.write('freezer', 'freezer.state',
+                    'FROZEN' if paused else 'THAWED')
+        instance.paused = paused
+
+    # -- figures -------------------------------------------------------------
+
+    def instance_figures(self, uuid):
+        instance = self.instances[uuid]
+        figures = cgroups.figures(instance.sandbox.group)
+        figures['uptime_s'] = round(time.time() - instance.created_at, 3)
+        figures['processes'] = len(instance.sandbox.group.pids())
+        return figures
+
+    def figures(self):
+        figures = cgroups.figures(self.group)
+        tenants = {}
+        for name, box in list(self.tenants.items()):
+            tenants[name] = cgroups.figures(box.group)
+        figures['tenants'] = tenants
+        return figures
+
+    def status(self):
+        share = self.config.share
+        return {
+            'name': self.name,
+            'cgroup': self.group.relpath,
+            'share': {k: v for k, v in vars(share).items() if k != 'blkio'},
+            'blkio': {k: v for k, v in vars(share.blkio).items()
+                      if v is not None},
+            'resources': vars(self.config.resources),
+            'instances': sorted(self.instances),
+            'tenants': {name: {'alive': box.alive(),
+                               'pid': box.popen.pid if box.popen else None}
+                        for name, box in self.tenants.items()},
+            'notes': list(self.notes),
+            'figures': self.figures(),
+        }
+

@@ -1,0 +1,188 @@
+"""A confined process tree: bubblewrap in a private root, in lab cgroups.
+
+``Sandbox.start`` runs, from the run's launcher thread::
+
+    sh -c '<join each cgroup.procs>; exec "$@"' ... bwrap <args> -- CMD
+
+so the shell joins the instance's cgroups (every hierarchy) before
+``exec bwrap``, and everything below inherits them. Bubblewrap gives the
+command a private root: ``/usr`` read-only (plus the ``/bin``, ``/lib``...
+symlinks or read-only binds), per-sandbox writable ``/opt /var /tmp /etc
+/root`` (host directories under the sandbox's directory), ``/proc`` of a
+new pid namespace, a minimal ``/dev`` whose ``/dev/console`` is the
+console FIFO, a tmpfs ``/run``, new ipc and uts namespaces, no
+capabilities, ``--die-with-parent``; it shares the host's network
+namespace, so a collector on 127.0.0.1 is reachable.
+
+Change the sandbox's view of the machine in :func:`bwrap_args`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from nova_shadow_lab import cgroups
+
+WRITABLE_DIRS = ('opt', 'var', 'tmp', 'etc', 'root')
+TOP_LEVEL_LINKS = ('bin', 'sbin', 'lib', 'lib32', 'lib64', 'libx32')
+ETC_FILES = ('passwd', 'group', 'nsswitch.conf', 'ld.so.cache',
+             'resolv.conf', 'host.conf', 'services', 'protocols',
+             'localtime')
+PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+_JOIN_AND_EXEC = ('n=$1; shift; '
+                  'while [ "$n" -gt 0 ]; do '
+                  'echo $$ > "$1" || exit 121; shift; n=$((n - 1)); '
+                  'done; exec "$@"')
+
+
+def bwrap_args(root, hostname, console_fifo, binds=(), command=()):
+    """bwrap's argv for a sandbox whose writable dirs live in ``root``.
+
+    ``binds`` are ``(host_path, sandbox_path, writable)`` tuples added
+    after the standard layout.
+    """
+    args = ['bwrap', '--die-with-parent', '--new-session',
+            '--unshare-pid', '--unshare-ipc', '--unshare-uts',
+            '--hostname', hostname, '--cap-drop', 'ALL', '--clearenv',
+            '--setenv', 'PATH', PATH, '--setenv', 'HOME', '/root',
+            '--setenv', 'LANG', 'C.UTF-8',
+            '--ro-bind', '/usr', '/usr']
+    for name in TOP_LEVEL_LINKS:
+        host_path = '/' + name
+        if os.path.islink(host_path):
+            args += ['--symlink', os.readlink(host_path), host_path]
+        elif os.path.isdir(host_path):
+            args += ['--ro-bind', host_path, host_path]
+    args += ['--proc', '/proc', '--dev', '/dev',
+             '--bind', console_fifo, '/dev/console', '--tmpfs', '/run']
+    for name in WRITABLE_DIRS:
+        args += ['--bind', os.path.join(root, name), '/' + name]
+    for host_path, sandbox_path, writable in binds:
+        args += ['--bind' if writable else '--ro-bind', host_path,
+                 sandbox_path]
+    args += ['--chdir', '/', '--']
+    return args + list(command)
+
+
+def _prepare_etc(etc, hostname):
+    for name in ETC_FILES:
+        source = os.path.join('/etc', name)
+        target = os.path.join(etc, name)
+        if os.path.exists(source) and not os.path.exists(target):
+            try:
+                shutil.copyfile(source, target)
+            except OSError:
+                pass
+    alternatives = os.path.join(etc, 'alternatives')
+    if os.path.isdir('/etc/alternatives') and not os.path.exists(
+            alternatives):
+        shutil.copytree('/etc/alternatives', alternatives, symlinks=True)
+    with open(os.path.join(etc, 'hostname'), 'w') as f:
+        f.write(hostname + '\n')
+    with open(os.path.join(etc, 'hosts'), 'w') as f:
+        f.write('127.0.0.1\tlocalhost\n127.0.1.1\t%s\n'
+                '::1\tlocalhost ip6-localhost ip6-loopback\n' % hostname)
+
+
+class Sandbox:
+    """One confined process tree with its own root, cgroup and console.
+
+    Parameters
+    ----------
+    run : nova_shadow_lab.runtime.LabRun
+    group : nova_shadow_lab.cgroups.Group
+        created and limited by the caller; the sandbox joins it.
+    directory : str
+        host directory for ``root/`` (the writable dirs), ``console`` (the
+        FIFO), ``console.log`` and ``launch.json``.
+    hostname : str
+    command : list of str
+        what runs inside, e.g. ``['/usr/bin/python3', '/.lab/init.py']``.
+    binds : list of (host_path, sandbox_path, writable)
+    console_max_bytes : int
+    """
+
+    def __init__(self, run, group, directory, hostname, command, binds=(),
+                 console_max_bytes=1024 * 1024):
+        self.run = run
+        self.group = group
+        self.directory = directory
+        self.root = os.path.join(directory, 'root')
+        self.hostname = hostname
+        self.command = list(command)
+        self.binds = list(binds)
+        self.console_max_bytes = console_max_bytes
+        self.console_log = os.path.join(directory, 'console.log')
+        self.fifo = os.path.join(directory, 'console')
+        self.popen = None
+        self.started_at = None
+        self._console = None
+
+    def prepare(self):
+        """Create the directories, ``/etc`` skeleton and console FIFO."""
+        for name in WRITABLE_DIRS:
+            os.makedirs(os.path.join(self.root, name), exist_ok=True)
+        # The sandbox's own /tmp, sticky and world-writable as usual.
+        os.chmod(os.path.join(self.root, 'tmp'), 0o1777)  # noqa: S103
+        for sub in ('log', 'tmp', 'lib'):
+            os.makedirs(os.path.join(self.root, 'var', sub), exist_ok=True)
+        _prepare_etc(os.path.join(self.root, 'etc'), self.hostname)
+        if not os.path.exists(self.fifo):
+            os.mkfifo(self.fifo, 0o600)
+
+    def start(self):
+        """Join the cgroup and start the command; returns self."""
+        self.prepare()
+        self._console = self.run.consoles.open(
+            self.fifo, self.console_log, self.console_max_bytes)
+        procs = self.group.procs_files()
+        argv = (['/bin/sh', '-c', _JOIN_AND_EXEC, 'nova-shadow-lab',
+                 str(len(procs))] + procs +
+                bwrap_args(self.root, self.hostname, self.fifo, self.binds,
+                           self.command))
+        writer = self._console.writer_fd()
+        try:
+            self.popen = self.run.launcher.popen(
+                argv, stdin=subprocess.DEVNULL, stdout=writer,
+                stderr=writer, close_fds=True, cwd='/',
+                env={'PATH': PATH, 'LANG': 'C.UTF-8'})
+        except BaseException:
+            self.run.consoles.close(self._console)
+            self._console = None
+            raise
+        finally:
+            os.close(writer)
+        self.started_at = time.time()
+        with open(os.path.join(self.directory, 'launch.json'), 'a') as f:
+            f.write(json.dumps({'t': round(self.started_at, 3),
+                                'pid': self.popen.pid,
+                                'cgroup': self.group.relpath,
+                                'argv': argv}) + '\n')
+        return self
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self, timeout=5.0):
+        """Kill the tree, reap it, remove its cgroup; return leftovers as
+        ``(surviving pids, cgroup dirs left)``."""
+        survivors, left = cgroups.sweep(self.group, timeout=timeout)
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                survivors = set(survivors) | {self.popen.pid}
+        if self._console is not None:
+            self.run.consoles.close(self._console)
+            self._console = None
+        return survivors, left
+
+    def console_output(self, max_bytes=100 * 1024):
+        if not os.path.exists(self.console_log):
+            return ''
+        with open(self.console_log, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            return f.read().decode('utf-8', 'replace')

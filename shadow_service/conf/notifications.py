@@ -1,0 +1,75 @@
+"""Options of the ``[nova_notifications]`` group: what Nova actually did.
+
+``shadow-service`` listens to Nova's versioned notifications to record
+where Nova placed, moved and deleted each instance (see
+``shadow_service/notifications.py``).
+"""
+
+from oslo_config import cfg
+
+from shadow_service.conf import utils as conf_utils
+
+notifications_group = cfg.OptGroup(
+    name='nova_notifications',
+    title="Nova's versioned notifications",
+    help="""
+Where ``shadow-service`` listens for Nova's versioned notifications, which
+tell it where Nova placed each VM it evaluated and what happened to the VM
+afterwards (moves, deletion). Audit records join a ranking with Nova's
+choice, and the learners use that choice.
+
+Nova emits them only with ``[notifications] notification_format =
+versioned`` (or ``both``) in nova.conf.
+""")
+
+notifications_opts = [
+    cfg.BoolOpt(
+        'listen',
+        default=True,
+        help="""
+Listen to Nova's versioned notifications.
+
+Off: nothing records where Nova placed a VM; the scale-up learner then
+guesses the host from the VM's own metrics.
+"""),
+    cfg.ListOpt(
+        'topics',
+        default=['versioned_notifications'],
+        help="""
+Topics Nova sends versioned notifications to.
+
+Related options:
+
+* nova.conf ``[notifications] versioned_notifications_topics``.
+"""),
+    cfg.StrOpt(
+        'exchange',
+        default='nova',
+        help="""
+Messaging exchange of Nova's notifications (Nova's control exchange).
+"""),
+    cfg.StrOpt(
+        'pool',
+        default='nova-shadow',
+        help="""
+Listener pool: every ``shadow-service`` of one deployment shares it, so
+each notification is recorded once. Use another name only for a second,
+independent deployment on the same broker.
+"""),
+    cfg.StrOpt(
+        'transport_url',
+        secret=True,
+        help="""
+Broker URL of Nova's notifications. Unset: ``[oslo_messaging_notifications]
+transport_url``, else ``[DEFAULT] transport_url``.
+"""),
+]
+
+
+def register_opts(conf):
+    conf_utils.register_group_opts(conf, notifications_group,
+                                   notifications_opts)
+
+
+def list_opts():
+    return {notifications_group: notifications_opts}

@@ -1,0 +1,425 @@
+"""The MetricsSource interface: utilisation history from the monitoring.
+
+A metrics source reads what the operator's monitoring already collects
+about a compute host (node_exporter through Prometheus, Telegraf through
+InfluxDB, or the ``host_metric`` points of the history store) and about an
+instance (a libvirt exporter), and answers with regular-grid
+:class:`~shadow_service.history.base.Series`, the same shape the history
+store returns.  Sources are stevedore plugins in the ``nova_shadow.metrics``
+namespace; ``[metrics] source`` picks one.
+
+Behaviour every source shares (implemented here, so plugins only translate
+a query):
+
+* **Bounded queries.**  ``start`` and ``end`` are required Unix seconds,
+  ``end > start``, at most ``[metrics] max_range_days`` apart, and the grid
+  has at most ``[metrics] max_points`` steps; anything else is a
+  ``ValueError`` that names the argument or the option.
+* **Grid.**  ``values[i]`` describes ``[start + i*step, start + (i+1)*step)``;
+  a rate is the rate over that bucket, a gauge its mean.
+* **Missing data.**  A host, instance or bucket without data is ``None`` in
+  the series; a host the backend has never seen gives a series of ``None``,
+  never an exception.  NaN and infinities from a backend become ``None``.
+* **Failures.**  :class:`MetricsUnavailable` (backend unreachable, timeout,
+  HTTP 5xx/429) is retried ``[metrics] query_retries`` times with a backoff
+  doubling from ``query_retry_backoff_s``; :class:`MetricsError` (refused
+  credentials, a rejected query, an answer that is not the expected API) is
+  raised at once.  Every HTTP request has ``[metrics] query_timeout_s``.
+* **Secrets.**  Passwords and tokens never appear in a log line or an
+  error: use :func:`mask_url` and :class:`Scrubber`.
+
+To add a source: subclass :class:`MetricsSource`, implement
+:meth:`~MetricsSource.metrics` and :meth:`~MetricsSource.query_hosts` (and
+:meth:`~MetricsSource.query_instance` if it knows instances), return your
+options from :meth:`~MetricsSource.get_config_opts`, and register the class
+under ``nova_shadow.metrics`` in ``setup.cfg``.
+"""
+
+import abc
+import dataclasses
+import logging
+import math
+import re
+import string
+import time
+import urllib.parse
+
+from oslo_config import cfg
+
+from shadow_service.conf import metrics as metrics_conf
+from shadow_service.history import base as history_base
+
+LOG = logging.getLogger(__name__)
+
+#: Canonical metric names with their unit and meaning.  The first six are
+#: the twin's ``host_metric`` names (``clouds/sim/engine.py``).
+METRICS = {
+    'cpu_util_pct': ('%', 'CPU busy (100 - idle), % of all cores'),
+    'cpu_steal_pct': ('%', 'CPU time stolen by the hypervisor, % of all '
+                           'cores'),
+    'mem_bandwidth_gbps': ('GB/s', 'memory bandwidth used'),
+    'disk_iops': ('1/s', 'completed reads plus writes per second'),
+    'disk_p95_latency_ms': ('ms', '95th percentile I/O latency'),
+    'net_mbps': ('MB/s', 'bytes received plus sent, per second / 1e6'),
+    'mem_used_pct': ('%', 'memory in use: 100 * (1 - available / total)'),
+    'disk_mean_latency_ms': ('ms', 'mean time per completed I/O: time '
+                                   'spent on reads and writes / their '
+                                   'count'),
+}
+
+#: The names the twin writes as ``host_metric`` points.
+TWIN_HOST_METRICS = ('cpu_util_pct', 'cpu_steal_pct', 'mem_bandwidth_gbps',
+                     'disk_iops', 'disk_p95_latency_ms', 'net_mbps')
+
+_NAME = re.compile(r'^[a-z][a-z0-9_]*$')
+
+
+class MetricsError(Exception):
+    """A metrics source cannot be configured, or refused or failed a
+    query in a way a retry cannot fix."""
+
+
+class MetricsUnavailable(MetricsError):
+    """The backend did not answer (unreachable, timeout, HTTP 5xx or
+    429); retried by :meth:`MetricsSource.query_retry`."""
+
+
+class UnsupportedMetric(MetricsError, ValueError):
+    """The source has no query for this metric (see ``metrics()`` and
+    ``instance_metrics()``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """A validated query grid: ``steps`` buckets of ``step_s`` from
+    ``start``; the last one ends at or after ``end``."""
+
+    start: float
+    end: float
+    step_s: float
+    steps: int
+
+    def time_of(self, index):
+        """Start of bucket ``index``."""
+        return self.start + index * self.step_s
+
+    def index_of(self, time_s):
+        """Bucket of ``time_s`` (may fall outside ``0..steps-1``)."""
+        return history_base.bucket_index(time_s, self.start, self.step_s)
+
+    def series(self, values_by_index):
+        """The :class:`Series` of ``{bucket index: value}``; other buckets,
+        and NaN or infinite values, are ``None``."""
+        clean = {i: v for i, v in values_by_index.items()
+                 if 0 <= i < self.steps and finite(v)}
+        return history_base.grid_series(self.start, self.end, self.step_s,
+                                        clean)
+
+
+def finite(value):
+    """True for a real, finite number (not bool, NaN or infinity)."""
+    return (history_base.is_number(value)
+            and math.isfinite(float(value)))
+
+
+def check_window(start, end, step_s, max_range_days, max_points):
+    """Validate a query's time range and return its :class:`Window`.
+
+    Raises
+    ------
+    ValueError
+        Naming ``start``, ``end`` or ``step_s`` when one is missing, not a
+        finite number or out of order, or the ``[metrics]`` option a too
+        long range or too fine a step exceeds.
+    """
+    for name, value in (('start', start), ('end', end), ('step_s', step_s)):
+        if value is None:
+            raise ValueError(
+                '%s is required: a metrics query needs a bounded time range '
+                'and a step' % name)
+        if not finite(value):
+            raise ValueError('%s must be a finite number of seconds, got %r'
+                             % (name, value))
+    start, end, step_s = float(start), float(end), float(step_s)
+    if step_s <= 0:
+        raise ValueError('step_s must be positive, got %r' % step_s)
+    if end <= start:
+        raise ValueError('end (%s) must be after start (%s)' % (end, start))
+    if end - start > max_range_days * 86400.0:
+        raise ValueError(
+            'the range %s..%s spans %.1f days, more than [metrics] '
+            'max_range_days = %d' % (start, end, (end - start) / 86400.0,
+                                     max_range_days))
+    steps = history_base.grid_steps(start, end, step_s)
+    if steps > max_points:
+        raise ValueError(
+            'a step of %ss over %ss makes %d points, more than [metrics] '
+            'max_points = %d; use a coarser step_s'
+            % (step_s, end - start, steps, max_points))
+    return Window(start, end, step_s, steps)
+
+
+def mask_url(url):
+    """``url`` with the password of its user info replaced by ``***``."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError:
+        return '<unparsable URL>'
+    if parsed.password is None and parsed.username is None:
+        return url
+    host = parsed.hostname or ''
+    if ':' in host:
+        host = '[%s]' % host
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    netloc = '%s:***@%s' % (parsed.username or '', host)
+    if port is not None:
+        netloc += ':%d' % port
+    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+
+
+class Scrubber:
+    """Replaces every known secret in a text by ``***``."""
+
+    def __init__(self, *secrets):
+        self._secrets = sorted({s for s in secrets if s}, key=len,
+                               reverse=True)
+        quoted = [urllib.parse.quote(s, safe='') for s in self._secrets]
+        self._secrets.extend(q for q in quoted if q not in self._secrets)
+
+    def __call__(self, text):
+        text = str(text)
+        for secret in self._secrets:
+            text = text.replace(secret, '***')
+        return text
+
+
+def split_credentials(url):
+    """``(url without user info, username, password)``."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.username is None and parsed.password is None:
+        return url, None, None
+    netloc = parsed.netloc.rpartition('@')[2]
+    bare = urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+    return (bare, urllib.parse.unquote(parsed.username or ''),
+            urllib.parse.unquote(parsed.password or ''))
+
+
+def read_option(options, name, group):
+    """``options[name]``, or MetricsError naming ``[group] name`` when
+    oslo.config refuses the configured value (a malformed URL)."""
+    try:
+        return options[name]
+    except (cfg.ConfigFileValueError, ValueError) as exc:
+        raise MetricsError('[%s] %s is not valid: %s' % (group, name, exc))
+
+
+def check_http_url(url, option):
+    """Raise MetricsError naming ``option`` unless ``url`` is an http(s)
+    URL with a host and a valid port; returns it without a trailing
+    slash."""
+    masked = mask_url(url or '')
+    try:
+        parsed = urllib.parse.urlsplit(url or '')
+        _ = parsed.port
+    except ValueError:
+        raise MetricsError('%s %r is not a valid URL' % (option, masked))
+    if parsed.scheme not in ('http', 'https') or not parsed.hostname:
+        raise MetricsError('%s %r is not an http(s) URL such as '
+                           'http://127.0.0.1:9090' % (option, masked))
+    return url.rstrip('/')
+
+
+def label_formatter(option, fmt, mapping):
+    """A function ``host -> label value`` from a ``{host}`` format and an
+    explicit map; raises MetricsError naming ``option`` for a bad format."""
+    try:
+        fields = {field for _text, field, _spec, _conv
+                  in string.Formatter().parse(fmt or '')
+                  if field is not None}
+    except ValueError as exc:
+        raise MetricsError('%s %r is not a format: %s' % (option, fmt, exc))
+    if fields != {'host'}:
+        raise MetricsError(
+            '%s %r must hold {host} and no other {field}, so each Nova '
+            'host gets its own value' % (option, fmt))
+    mapping = dict(mapping or {})
+
+    def label_of(host):
+        return mapping.get(host) or fmt.format(host=host)
+    return label_of
+
+
+class MetricsSource(metaclass=abc.ABCMeta):
+    """Interface every metrics source implements.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts, optional
+        Read ``[metrics]`` and the plugin's ``[metrics_<name>]`` group from
+        it (the options are registered on it). Without it, the defaults.
+    history : shadow_service.history.base.HistoryStore, optional
+        The history store, for sources that read it.
+    """
+
+    #: Entry point name; the plugin's options live in ``[metrics_<name>]``.
+    name = None
+
+    def __init__(self, conf=None, history=None):
+        self.conf = conf if conf is not None else cfg.ConfigOpts()
+        self.history = history
+        self.limits = metrics_conf.settings(self.conf)
+        metrics_conf.register_plugin_opts(self.conf, self.name,
+                                          self.get_config_opts())
+
+    @classmethod
+    def get_config_opts(cls):
+        """The plugin's oslo.config options (group ``metrics_<name>``)."""
+        return []
+
+    @property
+    def options(self):
+        """The plugin's option group on ``conf``."""
+        return self.conf[metrics_conf.plugin_group_name(self.name)]
+
+    # -- what the source knows -------------------------------------------
+
+    @abc.abstractmethod
+    def metrics(self):
+        """Canonical names (keys of :data:`METRICS`) this source can read
+        per host, as a tuple."""
+
+    def instance_metrics(self):
+        """Canonical names this source can read per instance."""
+        return ()
+
+    def supports(self, metric, kind='host'):
+        """True if ``metric`` can be read for a ``host`` or ``instance``."""
+        known = self.metrics() if kind == 'host' else self.instance_metrics()
+        return metric in known
+
+    # -- queries ---------------------------------------------------------
+
+    def host_series(self, host, metric, start, end, step_s):
+        """The series of ``metric`` of one Nova host.
+
+        Returns a :class:`~shadow_service.history.base.Series` over the
+        bounded grid; ``None`` wherever there is no data (all ``None`` for a
+        host the backend does not know).
+
+        Raises
+        ------
+        ValueError
+            Bad arguments (see :func:`check_window`), or
+            :class:`UnsupportedMetric` for a metric this source cannot read.
+        MetricsError
+            The backend refused the query or stayed unavailable after the
+            retries (:class:`MetricsUnavailable`).
+        """
+        return self.host_series_many([host], metric, start, end,
+                                     step_s)[host]
+
+    def host_series_many(self, hosts, metric, start, end, step_s):
+        """``{host: Series}`` for several Nova hosts, read with one backend
+        query per ``[metrics] hosts_per_query`` hosts where the backend can
+        (see :meth:`host_series` for the rest)."""
+        hosts = _check_names('hosts', hosts)
+        self._check_metric(metric, 'host')
+        window = self.window(start, end, step_s)
+        per_query = self.limits['hosts_per_query']
+        found = {}
+        for first in range(0, len(hosts), per_query):
+            batch = hosts[first:first + per_query]
+            answer = self.query_retry(self.query_hosts, batch, metric,
+                                      window)
+            for host in batch:
+                found[host] = window.series(answer.get(host) or {})
+        return found
+
+    def instance_series(self, instance_uuid, metric, start, end, step_s):
+        """The series of ``metric`` of one instance (Nova UUID); same
+        contract as :meth:`host_series`."""
+        (instance_uuid,) = _check_names('instance_uuid', [instance_uuid])
+        self._check_metric(metric, 'instance')
+        window = self.window(start, end, step_s)
+        answer = self.query_retry(self.query_instance, instance_uuid, metric,
+                                  window)
+        return window.series(answer or {})
+
+    def window(self, start, end, step_s):
+        """:func:`check_window` with the ``[metrics]`` limits."""
+        return check_window(start, end, step_s,
+                            self.limits['max_range_days'],
+                            self.limits['max_points'])
+
+    # -- what a plugin implements -----------------------------------------
+
+    @abc.abstractmethod
+    def query_hosts(self, hosts, metric, window):
+        """One backend query: ``{host: {bucket index: value}}`` for the
+        Nova ``hosts`` (validated, at most ``hosts_per_query``) over the
+        :class:`Window`. Leave out hosts and buckets without data. Raise
+        :class:`MetricsUnavailable` for a failure a retry may fix,
+        :class:`MetricsError` for any other."""
+
+    def query_instance(self, instance_uuid, metric, window):
+        """One backend query: ``{bucket index: value}`` for one instance."""
+        raise UnsupportedMetric('the %s metrics source reads no instance '
+                                'metrics' % self.name)
+
+    # -- retries ---------------------------------------------------------
+
+    def query_retry(self, func, *args):
+        """Call ``func(*args)``; retry it on :class:`MetricsUnavailable`
+        with exponential backoff, ``[metrics] query_retries`` times."""
+        attempts = 1 + self.limits['query_retries']
+        delay = min(self.limits['query_retry_backoff_s'],
+                    self.limits['query_retry_backoff_max_s'])
+        for attempt in range(1, attempts + 1):
+            try:
+                return func(*args)
+            except MetricsUnavailable as exc:
+                if attempt == attempts:
+                    raise MetricsUnavailable(
+                        '%s (gave up after %d attempt%s)'
+                        % (exc, attempts, '' if attempts == 1 else 's'))
+                LOG.warning('Metrics source %s: %s; retry %d of %d in '
+                            '%.2fs', self.name, exc, attempt, attempts - 1,
+                            delay)
+                time.sleep(delay)
+                delay = min(delay * 2,
+                            self.limits['query_retry_backoff_max_s'])
+
+    def close(self):  # noqa: B027 (optional hook, nothing to release)
+        """Release connections."""
+
+    def _check_metric(self, metric, kind):
+        if not isinstance(metric, str) or not metric:
+            raise ValueError('metric must be a metric name, got %r'
+                             % (metric,))
+        if not self.supports(metric, kind):
+            known = (self.metrics() if kind == 'host'
+                     else self.instance_metrics())
+            raise UnsupportedMetric(
+                'the %s metrics source cannot read %s metric %r (it reads: '
+                '%s)' % (self.name, kind, metric,
+                         ', '.join(known) or 'none'))
+
+
+def is_metric_name(name):
+    """True for a well-formed metric name (``cpu_util_pct``)."""
+    return isinstance(name, str) and bool(_NAME.match(name))
+
+
+def _check_names(argument, names):
+    if isinstance(names, str):
+        raise ValueError('%s must be a list of names, not the string %r'
+                         % (argument, names))
+    names = list(names)
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError('%s holds %r; every entry must be a non-empty '
+                             'string' % (argument, name))
+    return list(dict.fromkeys(names))

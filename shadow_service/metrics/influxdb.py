@@ -1,0 +1,308 @@
+"""The ``influxdb`` metrics source: Telegraf's points, read with InfluxQL.
+
+Speaks the InfluxDB 1.x HTTP API (``/query``, POST) with ``requests``;
+InfluxDB 1.x natively, 2.x and 3.x through their v1 compatibility API.  It
+reads Telegraf's schema (tag ``host``, or ``[metrics_influxdb] host_tag``):
+
+================  =========================================================
+metric            Telegraf measurement and fields
+================  =========================================================
+cpu_util_pct      ``cpu`` ``cpu=cpu-total``: 100 - mean(``usage_idle``)
+cpu_steal_pct     ``cpu`` ``cpu=cpu-total``: mean(``usage_steal``)
+mem_used_pct      ``mem``: mean(``used_percent``)
+disk_iops         ``diskio`` counters ``reads`` + ``writes``, per second,
+                  summed over the devices (``name``) of ``disk_devices``
+disk_mean_latency ``diskio`` counters (``read_time`` + ``write_time``, ms)
+_ms               / (``reads`` + ``writes``) over the same devices
+net_mbps          ``net`` counters ``bytes_recv`` + ``bytes_sent`` per
+                  second / 1e6, summed over the interfaces not matching
+                  ``net_devices_excluded``
+================  =========================================================
+
+Every query is bounded in time and grouped with ``GROUP BY time(step,
+offset) fill(none)``, the offset aligning InfluxDB's buckets with the
+query's grid (an unbounded ``GROUP BY time()`` fills years of nulls).  A
+counter becomes a rate with ``non_negative_derivative(max(field), 1s)``
+per device and bucket: the bucket before ``start`` is read too, so the
+first bucket has a rate, and a counter reset leaves that bucket empty.
+Telegraf reports no percentile latency and no memory bandwidth, and no
+per-instance metrics are read.
+"""
+
+import logging
+import os
+import re
+
+import requests
+
+from shadow_service.conf import metrics as metrics_conf
+from shadow_service.history import base as history_base
+from shadow_service.history import lineprotocol as lp
+from shadow_service.metrics import base
+
+LOG = logging.getLogger(__name__)
+
+#: metric -> (measurement, field, extra condition, transform of the mean)
+GAUGES = {
+    'cpu_util_pct': ('cpu', 'usage_idle', '"cpu" = \'cpu-total\'',
+                     lambda idle: 100.0 - idle),
+    'cpu_steal_pct': ('cpu', 'usage_steal', '"cpu" = \'cpu-total\'', None),
+    'mem_used_pct': ('mem', 'used_percent', None, None),
+}
+
+#: metric -> (measurement, device tag, counter fields)
+COUNTERS = {
+    'disk_iops': ('diskio', 'name', ('reads', 'writes')),
+    'disk_mean_latency_ms': ('diskio', 'name',
+                             ('reads', 'writes', 'read_time', 'write_time')),
+    'net_mbps': ('net', 'interface', ('bytes_recv', 'bytes_sent')),
+}
+
+
+def influx_regex(pattern):
+    """``pattern`` as an InfluxQL regex literal matching whole values."""
+    return '/^(?:%s)$/' % pattern.replace('/', '\\/')
+
+
+def _disk_iops(rates):
+    return rates['reads'] + rates['writes']
+
+
+def _net_mbps(rates):
+    return (rates['bytes_recv'] + rates['bytes_sent']) / 1e6
+
+
+class InfluxDBSource(base.MetricsSource):
+    """Host metrics that Telegraf wrote to InfluxDB.
+
+    Raises
+    ------
+    MetricsError
+        At construction, naming the option: a URL that is not http(s), a
+        missing CA file, a bad host format or device expression.
+    """
+
+    name = 'influxdb'
+
+    @classmethod
+    def get_config_opts(cls):
+        return metrics_conf.influxdb_opts
+
+    def __init__(self, conf=None, history=None):
+        super().__init__(conf, history=history)
+        opts = self.options
+        url = base.check_http_url(
+            base.read_option(opts, 'url', 'metrics_influxdb'),
+            '[metrics_influxdb] url')
+        self.url, url_user, url_password = base.split_credentials(url)
+        self.url = self.url.rstrip('/')
+        self.database = opts.database
+        if not self.database:
+            raise base.MetricsError('[metrics_influxdb] database is empty')
+        self._scrub = base.Scrubber(opts.password, opts.token, url_password)
+        self._session = requests.Session()
+        if opts.token:
+            self._session.headers['Authorization'] = 'Token %s' % opts.token
+        elif opts.username:
+            self._session.auth = (opts.username, opts.password or '')
+        elif url_user is not None:
+            self._session.auth = (url_user, url_password or '')
+        if opts.ca_file:
+            if not os.path.isfile(opts.ca_file):
+                raise base.MetricsError(
+                    '[metrics_influxdb] ca_file %s does not exist'
+                    % opts.ca_file)
+            self._session.verify = opts.ca_file
+        else:
+            self._session.verify = opts.verify_tls
+        for option in ('disk_devices', 'net_devices_excluded'):
+            try:
+                re.compile(opts[option])
+            except re.error as exc:
+                raise base.MetricsError(
+                    '[metrics_influxdb] %s %r is not a regular expression: '
+                    '%s' % (option, opts[option], exc))
+        if not opts.host_tag:
+            raise base.MetricsError('[metrics_influxdb] host_tag is empty')
+        self._host_tag = opts.host_tag
+        self._tag_of = base.label_formatter(
+            '[metrics_influxdb] host_format', opts.host_format,
+            opts.host_map)
+        self._timeout = self.limits['query_timeout_s']
+        LOG.info('Metrics source: InfluxDB at %s, database %s',
+                 base.mask_url(self.url), self.database)
+
+    def metrics(self):
+        return tuple(m for m in base.METRICS if m in GAUGES or m in COUNTERS)
+
+    # -- queries ---------------------------------------------------------
+
+    def query_hosts(self, hosts, metric, window):
+        hosts_of = {}
+        for host in hosts:
+            hosts_of.setdefault(self._tag_of(host), []).append(host)
+        if metric in GAUGES:
+            by_tag = self._gauge(metric, list(hosts_of), window)
+        else:
+            by_tag = self._counter(metric, list(hosts_of), window)
+        answer = {}
+        for tag, points in by_tag.items():
+            for host in hosts_of.get(tag, ()):
+                answer[host] = points
+        return answer
+
+    def _source(self, measurement):
+        rp = self.options.retention_policy
+        if not rp:
+            return lp.quote_ident(measurement)
+        return '%s.%s.%s' % (lp.quote_ident(self.database),
+                             lp.quote_ident(rp), lp.quote_ident(measurement))
+
+    def _where(self, tags, start_us, end_us, *conditions):
+        hosts = ' OR '.join('%s = %s' % (lp.quote_ident(self._host_tag),
+                                         lp.quote_literal(tag))
+                            for tag in tags)
+        parts = [c for c in conditions if c]
+        parts += ['(%s)' % hosts, 'time >= %du' % start_us,
+                  'time < %du' % end_us]
+        return ' WHERE ' + ' AND '.join(parts)
+
+    def _gauge(self, metric, tags, window):
+        measurement, field, condition, transform = GAUGES[metric]
+        start_us = history_base.time_to_us(window.start)
+        step_us = history_base.time_to_us(window.step_s)
+        query = ('SELECT mean(%s) FROM %s%s GROUP BY time(%du, %du), %s '
+                 'fill(none)' % (
+                     lp.quote_ident(field), self._source(measurement),
+                     self._where(tags, start_us,
+                                 history_base.time_to_us(window.end),
+                                 condition),
+                     step_us, start_us % step_us,
+                     lp.quote_ident(self._host_tag)))
+        found = {}
+        for series_tags, _columns, rows in self._query(metric, query):
+            points = found.setdefault(series_tags.get(self._host_tag), {})
+            for time_us, value in rows:
+                if value is None:
+                    continue
+                index = (time_us - start_us) // step_us
+                points[index] = transform(value) if transform else value
+        return found
+
+    def _counter(self, metric, tags, window):
+        measurement, device_tag, fields = COUNTERS[metric]
+        opts = self.options
+        if measurement == 'net':
+            devices = '%s !~ %s' % (lp.quote_ident(device_tag),
+                                    influx_regex(opts.net_devices_excluded))
+        else:
+            devices = '%s =~ %s' % (lp.quote_ident(device_tag),
+                                    influx_regex(opts.disk_devices))
+        start_us = history_base.time_to_us(window.start)
+        step_us = history_base.time_to_us(window.step_s)
+        rates = ', '.join(
+            'non_negative_derivative(max(%s), 1s) AS %s'
+            % (lp.quote_ident(f), lp.quote_ident(f)) for f in fields)
+        # One bucket before start, so bucket 0 has a previous value.
+        query = ('SELECT %s FROM %s%s GROUP BY time(%du, %du), %s, %s '
+                 'fill(none)' % (
+                     rates, self._source(measurement),
+                     self._where(tags, start_us - step_us,
+                                 history_base.time_to_us(window.end),
+                                 devices),
+                     step_us, start_us % step_us,
+                     lp.quote_ident(self._host_tag),
+                     lp.quote_ident(device_tag)))
+        # {host tag: {index: {field: rate summed over devices}}}
+        sums = {}
+        for series_tags, columns, rows in self._query(metric, query):
+            per_host = sums.setdefault(series_tags.get(self._host_tag), {})
+            for row in rows:
+                values = dict(zip(columns[1:], row[1:]))
+                if any(values.get(f) is None for f in fields):
+                    continue
+                index = (row[0] - start_us) // step_us
+                totals = per_host.setdefault(index, dict.fromkeys(fields,
+                                                                  0.0))
+                for f in fields:
+                    totals[f] += values[f]
+        found = {}
+        for tag, per_index in sums.items():
+            points = found.setdefault(tag, {})
+            for index, totals in per_index.items():
+                value = self._combine(metric, totals)
+                if value is not None:
+                    points[index] = value
+        return found
+
+    @staticmethod
+    def _combine(metric, totals):
+        if metric == 'disk_iops':
+            return _disk_iops(totals)
+        if metric == 'net_mbps':
+            return _net_mbps(totals)
+        operations = totals['reads'] + totals['writes']
+        if operations <= 0:
+            return None
+        return (totals['read_time'] + totals['write_time']) / operations
+
+    def _query(self, metric, query):
+        """``[(tags, columns, rows)]`` of the query's series."""
+        where = '%s/query' % base.mask_url(self.url)
+        LOG.debug('InfluxDB %s (database %s): %s', where, self.database,
+                  query)
+        params = {'q': query, 'db': self.database, 'epoch': 'u'}
+        try:
+            reply = self._session.post(
+                self.url + '/query', data=params,
+                timeout=(self._timeout, self._timeout))
+        except requests.Timeout as exc:
+            raise base.MetricsUnavailable(self._scrub(
+                'InfluxDB at %s did not answer within %ss ([metrics] '
+                'query_timeout_s): %s' % (where, self._timeout, exc)))
+        except requests.RequestException as exc:
+            raise base.MetricsUnavailable(self._scrub(
+                'cannot reach InfluxDB at %s ([metrics_influxdb] url): %s'
+                % (where, exc)))
+        status = reply.status_code
+        try:
+            body = reply.json()
+        except ValueError:
+            body = None
+        if status in (401, 403):
+            raise base.MetricsError(self._scrub(
+                'InfluxDB at %s refused the credentials (HTTP %d); check '
+                '[metrics_influxdb] username, password or token'
+                % (where, status)))
+        if status == 429 or status >= 500:
+            raise base.MetricsUnavailable(self._scrub(
+                'InfluxDB at %s answered HTTP %d: %s'
+                % (where, status, reply.text[:200])))
+        if not isinstance(body, dict) or not (
+                'results' in body or 'error' in body):
+            raise base.MetricsError(self._scrub(
+                '%s answered HTTP %d without an InfluxDB reply; is '
+                '[metrics_influxdb] url the InfluxDB HTTP API?'
+                % (where, status)))
+        errors = [body.get('error')] + [
+            result.get('error') for result in body.get('results') or ()]
+        errors = [e for e in errors if e]
+        if errors:
+            if any('database not found' in e for e in errors):
+                raise base.MetricsError(
+                    'InfluxDB at %s has no database %r ([metrics_influxdb] '
+                    'database): %s' % (base.mask_url(self.url),
+                                       self.database, errors[0]))
+            raise base.MetricsError(self._scrub(
+                'InfluxDB at %s rejected the query of %s (HTTP %d): %s; '
+                'query: %s' % (where, metric, status, errors[0], query)))
+        found = []
+        for result in body.get('results') or ():
+            for series in result.get('series') or ():
+                found.append((series.get('tags') or {},
+                              series.get('columns') or [],
+                              series.get('values') or []))
+        return found
+
+    def close(self):
+        self._session.close()

@@ -1,0 +1,190 @@
+"""What Nova actually did: a listener on Nova's versioned notifications.
+
+``shadow-service`` listens (``[nova_notifications] listen``) on the topic
+Nova sends its versioned notifications to and records, for every instance,
+where it was created, moved and deleted: one ``instance_event`` point per
+event (tags ``instance``, ``host``, ``event``; field ``record``, a JSON
+summary of the payload).  Nothing is recorded for events it does not need.
+
+That record is what joins a ranking with Nova's choice:
+:func:`placement_of` answers "where did this instance land?", the scale-up
+learner pairs a shadow with its VM by it instead of guessing from the VM's
+metrics, and :func:`audit` puts an evaluation's ranking next to the host
+Nova chose (an operator trialling ``[shadow_weigher] mode = observe``
+compares the two).
+
+Nova sends versioned notifications only with ``[notifications]
+notification_format = versioned`` (or ``both``) in nova.conf; the topic is
+its ``versioned_notifications_topics`` (``versioned_notifications`` by
+default) on its control exchange (``nova``).
+"""
+
+import json
+import logging
+
+import oslo_messaging as messaging
+
+from shadow_service import measurements as names
+from shadow_service.history import base as history_base
+
+LOG = logging.getLogger(__name__)
+
+#: Nova event types recorded, and the name they are recorded under.
+EVENTS = {
+    'instance.create.end': 'created',
+    'instance.resize_finish.end': 'resized',
+    'instance.live_migration_post.end': 'live-migrated',
+    'instance.evacuate': 'evacuated',
+    'instance.unshelve.end': 'unshelved',
+    'instance.rebuild.end': 'rebuilt',
+    'instance.delete.end': 'deleted',
+}
+#: Events after which the instance runs on the payload's host.
+LANDED = ('created', 'resized', 'live-migrated', 'evacuated', 'unshelved',
+          'rebuilt')
+#: Longest string kept from a payload field.
+MAX_FIELD = 255
+
+
+def _data(payload):
+    """The ``nova_object.data`` of a versioned payload (or the payload)."""
+    if isinstance(payload, dict) and 'nova_object.data' in payload:
+        return payload.get('nova_object.data') or {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def _text(value):
+    return None if value is None else str(value)[:MAX_FIELD]
+
+
+def event_point(event_type, payload, when):
+    """The ``instance_event`` point for one notification, or None when the
+    event is not recorded or the payload names no instance."""
+    event = EVENTS.get(event_type)
+    if event is None:
+        return None
+    data = _data(payload)
+    instance = _text(data.get('uuid'))
+    if not instance:
+        return None
+    flavor = _data(data.get('flavor'))
+    record = {
+        'event': event, 'event_type': event_type, 'instance': instance,
+        'host': _text(data.get('host')), 'node': _text(data.get('node')),
+        'state': _text(data.get('state')),
+        'project_id': _text(data.get('tenant_id')),
+        'flavor': {k: flavor.get(k) for k in ('name', 'vcpus', 'memory_mb',
+                                              'root_gb')
+                   if isinstance(flavor.get(k), (str, int))},
+        'image_id': _text(data.get('image_uuid')),
+    }
+    tags = {names.TAG_INSTANCE: instance, names.TAG_EVENT: event}
+    if record['host']:
+        tags[names.TAG_HOST] = record['host']
+    return history_base.Point(
+        names.INSTANCE_EVENT, tags,
+        {names.FIELD_RECORD: json.dumps(record, sort_keys=True)}, when)
+
+
+class NovaEndpoint:
+    """Notification endpoint: records what :data:`EVENTS` names."""
+
+    filter_rule = messaging.NotificationFilter(
+        event_type='^instance\\.(%s)$' % '|'.join(
+            e.split('.', 1)[1].replace('.', '\\.') for e in EVENTS))
+
+    def __init__(self, history, clock):
+        self.history = history
+        self.clock = clock
+        self.recorded = 0
+        self.failed = 0
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        try:
+            point = event_point(event_type, payload, self.clock())
+            if point is None:
+                return None
+            self.history.write([point])
+            self.recorded += 1
+            LOG.debug('Recorded %s of instance %s on %s', event_type,
+                      point.tags.get(names.TAG_INSTANCE),
+                      point.tags.get(names.TAG_HOST))
+        except Exception:
+            # A notification is never requeued for a recording failure:
+            # the next event of the instance tells the same thing.
+            self.failed += 1
+            LOG.exception('Could not record %s', event_type)
+        return messaging.NotificationResult.HANDLED
+
+
+class NotificationListener:
+    """Listens on ``[nova_notifications]`` and records into ``history``.
+
+    Several ``shadow-service`` processes share the ``pool``: each
+    notification is recorded once.
+    """
+
+    def __init__(self, conf, history, clock, transport_url=None):
+        opts = conf.nova_notifications
+        self.transport = messaging.get_notification_transport(
+            conf, url=transport_url or opts.transport_url)
+        targets = [messaging.Target(topic=topic, exchange=opts.exchange)
+                   for topic in opts.topics]
+        self.endpoint = NovaEndpoint(history, clock)
+        self._listener = messaging.get_notification_listener(
+            self.transport, targets, [self.endpoint], executor='threading',
+            pool=opts.pool)
+
+    def start(self):
+        self._listener.start()
+        LOG.info('Listening to Nova notifications')
+        return self
+
+    def stop(self):
+        self._listener.stop()
+        self._listener.wait()
+
+
+def instance_events(history, instance_uuid):
+    """Recorded events of one instance, oldest first (records as dicts)."""
+    points = history.query_points(
+        names.INSTANCE_EVENT, {names.TAG_INSTANCE: str(instance_uuid)})
+    events = []
+    for point in points:
+        try:
+            record = json.loads(point.fields.get(names.FIELD_RECORD))
+        except (TypeError, ValueError):
+            continue
+        record['time'] = point.time
+        events.append(record)
+    return events
+
+
+def placement_of(history, instance_uuid):
+    """The host Nova first placed ``instance_uuid`` on, or None."""
+    for record in instance_events(history, instance_uuid):
+        if record.get('event') == 'created' and record.get('host'):
+            return record['host']
+    return None
+
+
+def audit(history, evaluation_id):
+    """An evaluation's ranking next to what Nova did with the instance it
+    was for: ``{evaluation_id, instance, ranked_first, nova_chose,
+    rank_of_choice, agreed, events}`` (``nova_chose`` None until Nova's
+    notification arrived; None if the evaluation is unknown)."""
+    record = history.get_evaluation(evaluation_id)
+    if record is None:
+        return None
+    instance = (record.get('request') or {}).get('instance_uuid')
+    ranked = [h.get('host') for h in record.get('hosts') or []]
+    chose = placement_of(history, instance) if instance else None
+    return {
+        'evaluation_id': evaluation_id, 'instance': instance,
+        'ranked_first': ranked[0] if ranked else None,
+        'nova_chose': chose,
+        'rank_of_choice': (ranked.index(chose) + 1
+                           if chose in ranked else None),
+        'agreed': (chose == ranked[0]) if chose and ranked else None,
+        'events': instance_events(history, instance) if instance else [],
+    }

@@ -1,0 +1,109 @@
+"""Nothing of the lab survives a SIGKILL of the process running it: its
+reaper kills every instance and tenant process, removes the run's cgroups
+in every hierarchy and its files, within a few seconds. A new run removes
+what runs of dead processes left behind.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from nova_shadow_lab import cgroups
+from nova_shadow_lab import config as lab_config
+from nova_shadow_lab import runtime
+from tests import lab_support as lab
+
+pytestmark = [pytest.mark.nova]
+
+OWNER = r'''
+import json, sys, time
+from nova_shadow_lab import cloud
+from tests import lab_support as lab
+
+config = {'hosts': [{'name': 'doomed', 'share': {'cpu': 0.2},
+                     'tenants': [{'kind': 'cpu', 'intensity': 0.2}]}]}
+with cloud.LabCloud(config, serve=False) as lab_cloud:
+    script = '#!/bin/sh\nsleep 600 &\nsh -c "sleep 600" &\n'
+    server = lab.boot(lab_cloud, 'victim', 'doomed', lab.user_data(script))
+    group = lab_cloud.run.group
+    lab.wait_for(lambda: len(group.pids()) >= 8, what='processes')
+    print(json.dumps({'run': lab_cloud.run.name,
+                      'prefix': lab_cloud.run.prefix,
+                      'state_dir': lab_cloud.run.state_dir,
+                      'reaper': lab_cloud.run.reaper_pid,
+                      'pids': sorted(group.pids()),
+                      'dirs': group.dirs()}), flush=True)
+    time.sleep(600)
+'''
+
+
+def test_sigkill_of_the_lab_process_leaves_no_process_or_cgroup():
+    lab.require_lab()
+    env = dict(os.environ, PYTHONPATH=lab.REPO,
+               OS_NOVA_DISABLE_EVENTLET_PATCHING='True')
+    owner = subprocess.Popen([sys.executable, '-c', OWNER], cwd=lab.REPO,
+                             env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = owner.stdout.readline()
+        assert line, 'the lab process died before it was ready'
+        state = json.loads(line)
+        assert all(lab.pid_alive(p) for p in state['pids'])
+        assert all(os.path.exists(d) for d in state['dirs'])
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(timeout=10)
+    killed = time.monotonic()
+
+    lab.wait_for(lambda: not [p for p in state['pids'] if lab.pid_alive(p)],
+                 timeout=5, what='lab processes gone')
+    lab.wait_for(lambda: not [d for d in state['dirs']
+                              if os.path.exists(d)],
+                 timeout=5, what='lab cgroups gone')
+    lab.wait_for(lambda: not lab.pid_alive(state['reaper']), timeout=10,
+                 what='reaper done')
+    print('after SIGKILL: %d processes and %d cgroup dirs gone in %.2f s'
+          % (len(state['pids']), len(state['dirs']),
+             time.monotonic() - killed))
+    assert not os.path.exists(state['state_dir'])
+    mounts = cgroups.hierarchies()
+    assert state['run'] not in cgroups.run_names(mounts, state['prefix'])
+
+
+def _dead_pid():
+    child = subprocess.Popen(['true'])
+    child.wait()
+    return child.pid
+
+
+def test_a_new_run_removes_what_dead_runs_left_behind(tmp_path):
+    lab.require_lab()
+    settings = lab_config.LabSettings(cgroup_prefix='nova-shadow-lab-stale',
+                                      state_dir=str(tmp_path))
+    mounts = cgroups.hierarchies()
+    stale_name = 'run-%d-1-1' % _dead_pid()
+    stale = cgroups.Group(mounts, '%s/%s/host/instance'
+                          % (settings.cgroup_prefix, stale_name))
+    stale.create()
+    joined = ' '.join('echo $$ > %s;' % f for f in stale.procs_files())
+    leftover = subprocess.Popen(['sh', '-c', joined + ' exec sleep 600'])
+    lab.wait_for(lambda: leftover.pid in stale.pids(), what='leftover')
+    os.makedirs(os.path.join(str(tmp_path), stale_name, 'host'))
+
+    run = runtime.LabRun(settings).start()
+    try:
+        assert leftover.wait(timeout=5) == -signal.SIGKILL
+        assert not stale.exists()
+        assert stale_name not in cgroups.run_names(mounts,
+                                                   settings.cgroup_prefix)
+        assert not os.path.exists(os.path.join(str(tmp_path), stale_name))
+        assert run.group.exists()
+    finally:
+        run.stop()
+    assert not run.group.exists()
+    assert not os.path.exists(run.state_dir)

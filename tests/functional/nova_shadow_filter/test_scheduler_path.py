@@ -1,0 +1,301 @@
+"""The scheduler path under what Nova and its users do, in real Nova.
+
+Nova's own functional harness (API, conductor, scheduler with the
+ShadowWeigher, Placement, three fake computes) with a real shadow service
+(the twin behind it) or, where the answer itself is what a test is about, a
+scripted endpoint, over the real RabbitMQ: a bad hint followed by a good
+one, a multi-create, every move operation, observe mode, a clear ranking
+against Nova's default weighers, and Nova's versioned notifications.
+"""
+
+import tempfile
+import time
+import uuid
+
+import oslo_messaging as messaging
+import pytest
+
+pytest.importorskip('nova.tests.functional.integrated_helpers')
+
+from nova import rpc as nova_rpc  # noqa: E402
+
+from shadow_service import notifications  # noqa: E402
+from shadow_service import rpc  # noqa: E402
+from shadow_service import rpcapi  # noqa: E402
+from tests import service_support  # noqa: E402
+from tests.functional.nova_shadow_filter import test_weigher_nova as base  # noqa: E402,E501
+
+pytestmark = base.pytestmark
+HOSTS = base.HOSTS
+PROFILE = base.PROFILE
+
+
+class _WithService(base.ShadowWeigherNovaTestBase):
+    """A real shadow service over the twin of host1..host3."""
+
+    SERVICE_GROUPS = {}
+
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.mkdtemp(prefix='nova-shadow-test-')
+        groups = {'shadow': {'sample_interval': 1.0, 'min_run_time': 2.0,
+                             'confidence_target': 0.99},
+                  'sim': {'cluster_file': base._cluster_file(tmp)}}
+        for group, values in self.SERVICE_GROUPS.items():
+            groups.setdefault(group, {}).update(values)
+        self.service = service_support.RunningService(
+            base.RABBIT_URL, topic=self.topic, **groups).start()
+        self.addCleanup(self.service.stop)
+        self.service.wait_until_serving()
+
+    def _new_evaluations(self, before):
+        return [e for k, e in self.service.evaluations.items()
+                if k not in before]
+
+    def _server(self, name, hints=None, flavor='m1.small', az=None):
+        server = self._build_server(name=name, networks='none', az=az,
+                                    flavor_id=self.flavors[flavor])
+        body = {'server': server}
+        if hints:
+            body['os:scheduler_hints'] = hints
+        return self._wait_for_state_change(self.api.post_server(body),
+                                           'ACTIVE')
+
+
+class BadHintThenGoodHintTest(_WithService):
+
+    def test_a_bad_profile_does_not_switch_the_weigher_off(self):
+        before = set(self.service.evaluations)
+        self.assertIn(self._boot('typo', hints={
+            'shadow_profile': 'no-such-profile'}), HOSTS)
+        self.assertEqual([], self._new_evaluations(before),
+                         'the service rejected the request')
+
+        landed = self._boot('good', hints={'shadow_profile': PROFILE})
+        new = self._new_evaluations(before)
+        self.assertEqual(1, len(new), 'the next request is evaluated')
+        self.assertEqual('finished', new[0].status)
+        self.assertEqual(new[0].ranking['hosts'][0]['host'], landed)
+
+
+class MultiCreateTest(_WithService):
+    BUDGET = 3.0
+
+    def test_five_instances_share_one_evaluation(self):
+        before = set(self.service.evaluations)
+        server = self._build_server(name='many', networks='none',
+                                    flavor_id=self.flavors['m1.small'])
+        server.update({'min_count': 5, 'max_count': 5})
+        start = time.monotonic()
+        self.api.post_server({'server': server,
+                              'os:scheduler_hints': {
+                                  'shadow_profile': PROFILE}})
+        servers = []
+        deadline = time.monotonic() + 120
+        while len(servers) < 5 and time.monotonic() < deadline:
+            servers = [s for s in self.api.get_servers()
+                       if s['name'].startswith('many')
+                       and s['status'] == 'ACTIVE']
+            time.sleep(0.2)
+        elapsed = time.monotonic() - start
+        self.assertEqual(5, len(servers))
+        new = self._new_evaluations(before)
+        self.assertEqual(1, len(new), 'one evaluation per request')
+        self.assertEqual(5, new[0].request['num_instances'])
+        # One budget, not five (plus the boots themselves).
+        self.assertLess(elapsed, self.BUDGET + 2.0 + 30.0)
+
+
+class MoveOperationsTest(_WithService):
+    """Each move: what the weigher asks (history only, or nothing)."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(allow_resize_to_same_host=False)
+        self.flags(move_timeout=3.0, group='shadow_weigher')
+        before = set(self.service.evaluations)
+        self.server = self._server('mover', hints={'shadow_profile': PROFILE})
+        (self.boot,) = self._new_evaluations(before)
+
+    def _asked_for(self, action):
+        before = set(self.service.evaluations)
+        action()
+        return [e.request.get('purpose', 'boot')
+                for e in self._new_evaluations(before)]
+
+    def test_a_boot_runs_shadows_and_moves_ask_history_only(self):
+        self.assertEqual('boot', self.boot.request.get('purpose', 'boot'))
+        self.assertGreater(self.boot.ranking['shadow_host_seconds'], 0)
+
+        def resize():
+            server = self._resize_server(self.server,
+                                         self.flavors['m1.medium'])
+            self._confirm_resize(server)
+
+        self.assertEqual(['resize'], self._asked_for(resize))
+        self.assertEqual(['migrate'], self._asked_for(
+            lambda: self._confirm_resize(self._migrate_server(self.server))))
+        self.assertEqual(['live-migrate'], self._asked_for(
+            lambda: self._live_migrate(self.server)))
+
+        def unshelve():
+            self._shelve_server(self.server)
+            self._unshelve_server(self.server)
+
+        self.assertEqual(['unshelve'], self._asked_for(unshelve))
+        for evaluation in self.service.evaluations.values():
+            if evaluation.request.get('purpose', 'boot') != 'boot':
+                self.assertEqual('history', evaluation.ranking['source'])
+                self.assertEqual(0, evaluation.ranking['shadow_host_seconds'])
+
+    def test_an_evacuation_never_waits(self):
+        server = self.api.get_server(self.server['id'])
+        source = server['OS-EXT-SRV-ATTR:host']
+        service_id = self.admin_api.get_services(
+            host=source, binary='nova-compute')[0]['id']
+        self.computes[source].stop()
+        self.admin_api.put_service(service_id, {'forced_down': 'true'})
+        before = set(self.service.evaluations)
+        moved = self._evacuate_server(server)
+        self.assertNotEqual(source, moved['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([], self._new_evaluations(before))
+
+
+class ObserveModeTest(_WithService):
+
+    def test_observe_mode_evaluates_but_nova_decides(self):
+        self.flags(mode='observe', group='shadow_weigher')
+        best = self.service.client().rank_hosts(
+            {}, {'flavor': {'vcpus': 1, 'ram_mb': 2048}, 'profile': PROFILE},
+            [{'host': h} for h in HOSTS], self.BUDGET,
+            timeout=30)['hosts'][0]['host']
+        # The host the service ranks best is the one Nova's RAM weigher
+        # likes least: only applied shadow weights would bring a VM there.
+        self._boot('filler', 'm1.medium', az='nova:%s' % best)
+        before = set(self.service.evaluations)
+        observed = self._boot('observed', hints={'shadow_profile': PROFILE})
+        (evaluation,) = self._new_evaluations(before)
+        self.assertEqual(best, evaluation.ranking['hosts'][0]['host'])
+        self.assertNotEqual(best, observed,
+                            'the weights are not applied in observe mode')
+
+
+class ScriptedRanking:
+    """An RPC endpoint that answers the ranking the test sets."""
+
+    target = messaging.Target(version='1.0')
+
+    def __init__(self):
+        self.answer = None
+        self.calls = 0
+
+    def rank_hosts(self, ctxt, request, hosts, budget_s):
+        self.calls += 1
+        return self.answer
+
+    def get_evaluation(self, ctxt, evaluation_id):
+        return {'status': 'finished', 'ranking': self.answer}
+
+
+class NovaDefaultWeighersTest(base.ShadowWeigherNovaTestBase):
+    """The documented defaults against every weigher Nova enables by
+    default: a clear lead decides, a near-tie is left to Nova."""
+
+    WEIGHERS = ['nova.scheduler.weights.all_weighers',
+                'nova_shadow_filter.weigher.ShadowWeigher']
+
+    def setUp(self):
+        self.weighers = self.WEIGHERS
+        super().setUp()
+        self.endpoint = ScriptedRanking()
+        transport = rpc.get_transport(service_support.make_conf(),
+                                      base.RABBIT_URL)
+        server = messaging.get_rpc_server(
+            transport, messaging.Target(exchange=rpcapi.EXCHANGE,
+                                        topic=self.topic, server='scripted'),
+            [self.endpoint])
+        server.start()
+        self.addCleanup(server.wait)
+        self.addCleanup(server.stop)
+        # host3 is the host Nova's own weighers like least (and still
+        # has room for three m1.tiny).
+        self._boot('filler-1', 'm1.medium', az='nova:host3')
+        self._boot('filler-2', 'm1.small', az='nova:host3')
+
+    def _ranking(self, scores):
+        return {'evaluation_id': str(uuid.uuid4()), 'status': 'finished',
+                'confidence': 0.95,
+                'hosts': [{'host': h, 'score': s, 'confidence': 0.95}
+                          for h, s in scores.items()]}
+
+    def test_a_clear_lead_decides_and_a_near_tie_does_not(self):
+        nova_choice = self._boot('control', 'm1.tiny')
+        self.assertNotEqual('host3', nova_choice)
+        # A lead within the tie margin: Nova's weighers, which dislike
+        # host3, decide (host3 still has room for it).
+        self.endpoint.answer = self._ranking(
+            {'host1': 80.0, 'host2': 80.0, 'host3': 81.0})
+        self.assertNotEqual('host3', self._boot(
+            'near-tie', 'm1.tiny', hints={'shadow_profile': 'web'}))
+        # Clear leads (the 9-14 points that lost to Nova's weighers with
+        # the earlier normalisation) decide.
+        for lead in (9.0, 12.0, 14.0):
+            self.endpoint.answer = self._ranking(
+                {'host1': 80.0, 'host2': 80.0, 'host3': 80.0 + lead})
+            self.assertEqual('host3', self._boot(
+                'lead-%d' % lead, 'm1.tiny',
+                hints={'shadow_profile': 'web'}))
+        self.assertEqual(4, self.endpoint.calls)
+
+
+class NotificationListenerTest(_WithService):
+    """Nova's versioned notifications over the real RabbitMQ, on an
+    exchange of this test's own."""
+
+    EXCHANGE = 'nova-shadow-test-%s' % uuid.uuid4().hex[:8]
+    SERVICE_GROUPS = {'nova_notifications': {'listen': True,
+                                             'exchange': EXCHANGE,
+                                             'pool': 'test-' + EXCHANGE}}
+
+    def setUp(self):
+        super().setUp()
+        self.flags(notification_format='versioned', group='notifications')
+        conf = service_support.make_conf()
+        conf.set_override('control_exchange', self.EXCHANGE)
+        transport = messaging.get_notification_transport(
+            conf, url=base.RABBIT_URL)
+        self.addCleanup(transport.cleanup)
+        real = messaging.Notifier(
+            transport, driver='messaging',
+            serializer=nova_rpc.RequestContextSerializer(
+                nova_rpc.JsonPayloadSerializer()),
+            topics=['versioned_notifications'])
+        self.stub_out('nova.rpc.NOTIFIER', real)
+
+    def _wait_for(self, predicate, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.2)
+        self.fail('timed out')
+
+    def test_nova_s_choice_is_recorded_and_joined_with_the_ranking(self):
+        before = set(self.service.evaluations)
+        server = self._server('watched', hints={'shadow_profile': PROFILE})
+        landed = server['OS-EXT-SRV-ATTR:host']
+        (evaluation,) = self._new_evaluations(before)
+        history = self.service.history
+
+        self.assertEqual(landed, self._wait_for(
+            lambda: notifications.placement_of(history, server['id'])))
+        audit = notifications.audit(history, evaluation.evaluation_id)
+        self.assertEqual(server['id'], audit['instance'])
+        self.assertEqual(landed, audit['nova_chose'])
+        self.assertEqual(audit['ranked_first'] == landed, audit['agreed'])
+
+        self._delete_server(server)
+        self._wait_for(lambda: [
+            e for e in notifications.instance_events(history, server['id'])
+            if e['event'] == 'deleted'])

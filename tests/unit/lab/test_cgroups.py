@@ -1,0 +1,80 @@
+"""cgroup v1 discovery and run identity, without touching /sys."""
+
+import os
+import subprocess
+
+from nova_shadow_lab import cgroups
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+30 29 0:26 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+31 29 0:27 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+32 29 0:28 / /sys/fs/cgroup/my\\040pids rw,relatime - cgroup cgroup rw,pids
+33 29 0:29 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+34 29 0:30 / /other/memory rw,relatime - cgroup cgroup rw,memory
+"""
+
+
+def test_hierarchies_reads_v1_mounts_and_comounted_controllers(tmp_path):
+    path = tmp_path / 'mountinfo'
+    path.write_text(MOUNTINFO)
+    assert cgroups.hierarchies(str(path)) == {
+        'cpu': '/sys/fs/cgroup/cpu,cpuacct',
+        'cpuacct': '/sys/fs/cgroup/cpu,cpuacct',
+        'memory': '/sys/fs/cgroup/memory',
+        'pids': '/sys/fs/cgroup/my pids',
+    }
+
+
+def test_a_group_has_one_directory_per_hierarchy():
+    group = cgroups.Group({'cpu': '/c', 'cpuacct': '/c', 'memory': '/m'},
+                          '/lab/run/host/')
+    assert group.relpath == 'lab/run/host'
+    assert group.dirs() == ['/c/lab/run/host', '/m/lab/run/host']
+    assert group.child('vm').path('memory') == '/m/lab/run/host/vm'
+    assert group.procs_files() == ['/c/lab/run/host/cgroup.procs',
+                                   '/m/lab/run/host/cgroup.procs']
+
+
+def test_run_names_carry_the_owner_and_die_with_it():
+    name = cgroups.run_name(os.getpid(), 3)
+    assert name.startswith('run-%d-' % os.getpid()) and name.endswith('-3')
+    assert cgroups.run_owner_alive(name)
+    child = subprocess.Popen(['true'])
+    start = cgroups.process_start_time(child.pid)
+    child.wait()
+    assert not cgroups.run_owner_alive('run-%d-%d-1' % (child.pid, start))
+    # Same pid, other start time: a recycled pid is not the owner.
+    assert not cgroups.run_owner_alive('run-%d-1-1' % os.getpid())
+    assert cgroups.run_owner_alive('not-a-run')
+
+
+def test_figures_parse_what_the_kernel_writes(tmp_path):
+    def write(controller, name, text):
+        directory = tmp_path / controller / 'g'
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
+    write('cpuacct', 'cpuacct.usage', '1500\n')
+    write('cpu', 'cpu.stat', 'nr_periods 10\nnr_throttled 4\n'
+          'throttled_time 900\n')
+    write('cpu', 'cpu.stat.local', 'throttled_time 1200\n')
+    write('cpu', 'cpu.cfs_quota_us', '25000\n')
+    write('cpu', 'cpu.cfs_period_us', '100000\n')
+    write('memory', 'memory.limit_in_bytes', '9223372036854771712\n')
+    write('memory', 'memory.usage_in_bytes', '4096\n')
+    write('blkio', 'blkio.throttle.io_service_bytes_recursive',
+          '254:0 Read 100\n254:0 Write 300\n8:0 Write 5\n'
+          'Total 405\n')
+    mounts = {c: str(tmp_path / c)
+              for c in ('cpu', 'cpuacct', 'memory', 'blkio')}
+    figures = cgroups.figures(cgroups.Group(mounts, 'g'))
+    assert figures['cpu_usage_ns'] == 1500
+    assert figures['cpu_throttled_ns'] == 1200  # includes ancestors'
+    assert (figures['cpu_nr_periods'], figures['cpu_nr_throttled']) == \
+        (10, 4)
+    assert figures['cpu_quota_cpus'] == 0.25
+    assert figures['memory_limit_bytes'] is None  # unlimited
+    assert figures['memory_usage_bytes'] == 4096
+    assert (figures['io_read_bytes'], figures['io_write_bytes']) == (100, 305)
+    assert figures['io_read_ops'] is None  # file absent
+    assert figures['pids_current'] is None  # no pids hierarchy

@@ -1,0 +1,164 @@
+"""User-data to plan: what the lab's cloud-init subset accepts and how it
+reports what it cannot run."""
+
+import base64
+import gzip
+import json
+
+import pytest
+import yaml
+
+from nova_shadow_lab import userdata
+
+PAYLOAD = b'\x00\x01 bytes \xff\n'
+
+
+def _b64(data):
+    return base64.b64encode(data).decode('ascii')
+
+
+def _plan(text, compress=False):
+    data = text.encode('utf-8')
+    return userdata.build_plan(_b64(gzip.compress(data) if compress
+                                    else data))
+
+
+def _written(plan):
+    return {f['path']: base64.b64decode(f['content_b64'])
+            for f in plan['write_files']}
+
+
+@pytest.mark.parametrize('compress', [False, True])
+def test_cloud_config_is_read_plain_or_gzipped(compress):
+    plan = _plan('#cloud-config\nruncmd: [echo hi]\n', compress)
+    assert plan['kind'] == 'cloud-config'
+    assert plan['runcmd'] == '#!/bin/sh\necho hi\n'
+    assert plan['errors'] == []
+
+
+@pytest.mark.parametrize('encoding,content', [
+    (None, PAYLOAD.decode('latin-1')),
+    ('text', PAYLOAD.decode('latin-1')),
+    ('b64', _b64(PAYLOAD)), ('base64', _b64(PAYLOAD)),
+    ('gz+b64', _b64(gzip.compress(PAYLOAD))),
+    ('gzip+b64', _b64(gzip.compress(PAYLOAD))),
+    ('gz+base64', _b64(gzip.compress(PAYLOAD))),
+    ('gzip+base64', _b64(gzip.compress(PAYLOAD))),
+    ('gz', gzip.compress(PAYLOAD)), ('gzip', gzip.compress(PAYLOAD)),
+    ('GZIP+B64', _b64(gzip.compress(PAYLOAD))),
+])
+def test_every_write_files_encoding_decodes(encoding, content):
+    entry = {'path': '/opt/f', 'content': content}
+    if encoding:
+        entry['encoding'] = encoding
+    plan = _plan('#cloud-config\n' + yaml.safe_dump(
+        {'write_files': [entry]}))
+    expected = (PAYLOAD.decode('latin-1').encode('utf-8')
+                if encoding in (None, 'text') else PAYLOAD)
+    assert _written(plan) == {'/opt/f': expected}
+    assert plan['errors'] == []
+
+
+def test_permissions_append_defer_and_owner():
+    plan = _plan('#cloud-config\n' + json.dumps({'write_files': [
+        {'path': '/opt/late', 'content': 'late', 'defer': True},
+        {'path': '/opt/a', 'content': 'a', 'permissions': '0755',
+         'owner': 'root:root'},
+        {'path': '/opt/a', 'content': 'b', 'append': True,
+         'permissions': 0o600},
+    ]}))
+    files = plan['write_files']
+    assert [f['path'] for f in files] == ['/opt/a', '/opt/a', '/opt/late']
+    assert [f['mode'] for f in files] == [0o755, 0o600, 0o644]
+    assert [f['append'] for f in files] == [False, True, False]
+
+
+def test_runcmd_strings_are_shell_lines_and_lists_are_quoted_argv():
+    plan = _plan('#cloud-config\n' + json.dumps({'runcmd': [
+        'cd /opt && ls | wc -l',
+        ['sh', '-c', 'echo "$HOME" > /dev/console'],
+        ['printf', '%s\n', "it's"]]}))
+    assert plan['runcmd'] == (
+        '#!/bin/sh\n'
+        'cd /opt && ls | wc -l\n'
+        'sh -c \'echo "$HOME" > /dev/console\'\n'
+        "printf '%s\n' 'it'\"'\"'s'\n")
+
+
+def test_shell_script_user_data_runs_as_is():
+    script = b'#!/bin/bash\necho hi\n'
+    plan = userdata.build_plan(_b64(gzip.compress(script)))
+    assert plan['kind'] == 'script'
+    assert base64.b64decode(plan['script_b64']) == script
+
+
+def test_no_user_data_is_an_empty_plan():
+    for value in (None, ''):
+        plan = userdata.build_plan(value)
+        assert plan['kind'] == 'none'
+        assert plan['write_files'] == [] and plan['runcmd'] is None
+
+
+def test_unknown_modules_are_listed_not_run():
+    plan = _plan('#cloud-config\npackages: [fio]\nruncmd: ["true"]\n')
+    assert plan['ignored_modules'] == ['packages']
+    assert plan['errors'] == []
+
+
+@pytest.mark.parametrize('document,field,message', [
+    ({'write_files': [{'path': '/opt/x', 'encoding': 'rot13'}]},
+     'write_files[0].encoding', "unknown encoding 'rot13'"),
+    ({'write_files': [{'content': 'x'}]}, 'write_files[0].path',
+     'absolute path'),
+    ({'write_files': [{'path': 'rel/x'}]}, 'write_files[0].path',
+     'absolute path'),
+    ({'write_files': [{'path': '/x', 'encoding': 'b64',
+                       'content': 'not base64!'}]},
+     'write_files[0].content', 'not valid base64'),
+    ({'write_files': [{'path': '/x', 'encoding': 'gzip',
+                       'content': 'plain'}]},
+     'write_files[0].content', 'bad gzip data'),
+    ({'write_files': [{'path': '/x', 'permissions': 'rw-r--r--'}]},
+     'write_files[0].permissions', 'octal mode'),
+    ({'write_files': [{'path': '/x', 'mode': '0644'}]},
+     'write_files[0].mode', 'unknown key'),
+    ({'write_files': [{'path': '/x', 'source': {'uri': 'http://x'}}]},
+     'write_files[0].source', 'not supported'),
+    ({'write_files': {'path': '/x'}}, 'write_files', 'must be a list'),
+    ({'runcmd': [['ok'], {'bad': 1}]}, 'runcmd[1]', 'string'),
+    ({'runcmd': 'echo hi'}, 'runcmd', 'must be a list'),
+])
+def test_bad_modules_are_reported_by_field(document, field, message):
+    plan = _plan('#cloud-config\n' + json.dumps(document))
+    assert len(plan['errors']) == 1
+    assert plan['errors'][0]['field'] == field
+    assert message in plan['errors'][0]['message']
+
+
+def test_a_bad_write_files_does_not_stop_runcmd():
+    plan = _plan('#cloud-config\n' + json.dumps({
+        'write_files': [{'path': '/ok', 'content': 'x'},
+                        {'path': '/bad', 'encoding': 'nope'}],
+        'runcmd': ['echo still']}))
+    assert plan['write_files'] == []
+    assert plan['runcmd'] == '#!/bin/sh\necho still\n'
+
+
+@pytest.mark.parametrize('raw,message', [
+    (b'#include\nhttp://example.com/x\n', 'unsupported user-data'),
+    (b'Content-Type: multipart/mixed\n', 'unsupported user-data'),
+    (b'#cloud-config\n- a list\n', 'must be a mapping'),
+    (b'#cloud-config\nkey: [unclosed\n', 'not valid YAML'),
+    (b'\x1f\x8b\x08 not really gzip', 'bad gzip data'),
+])
+def test_unrunnable_user_data_is_an_invalid_plan(raw, message):
+    plan = userdata.build_plan(_b64(raw))
+    assert plan['kind'] in ('invalid', 'cloud-config')
+    assert message in plan['errors'][0]['message']
+    assert plan['write_files'] == [] and plan['runcmd'] is None
+
+
+def test_user_data_that_is_not_base64_is_reported():
+    plan = userdata.build_plan('%%% not base64 %%%')
+    assert plan['kind'] == 'invalid'
+    assert plan['errors'][0]['field'] == 'user_data'

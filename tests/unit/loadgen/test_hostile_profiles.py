@@ -1,0 +1,60 @@
+"""Inline profiles a hostile tenant could send: rejected, never crashing.
+
+Each case raised something other than ``ProfileError`` (a traceback, or
+a service-side error other than "invalid request") before it was fixed.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from loadgen import profiles
+from loadgen.profiles import ProfileError
+
+HUGE = 10 ** 400    # JSON can carry it; float() cannot
+
+
+@pytest.mark.parametrize('spec, field', [
+    ({'duration_s': HUGE}, 'duration_s'),
+    ({'components': {'cpu': {'workers': HUGE}}}, 'components.cpu.workers'),
+    ({'components': {'cpu': {'duty_cycle': -HUGE}}},
+     'components.cpu.duty_cycle'),
+    ({'pattern': {'type': 'constant', 'level': HUGE}}, 'pattern.level'),
+    ({'pattern': {'type': 'trace', 'values': [1, HUGE]}},
+     'pattern.values[1]'),
+    ({'sensitivity': {'cpu': HUGE}}, 'sensitivity.cpu'),
+])
+def test_integer_too_large_for_a_float_names_the_field(spec, field):
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile(spec)
+    assert info.value.field == field
+
+
+def test_scaled_by_a_huge_integer_is_a_profile_error():
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile('web').scaled(HUGE)
+    assert info.value.field == 'scale'
+
+
+def test_deeply_nested_inline_json_is_a_profile_error():
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile('{"a": ' + '[' * 100000)
+    assert info.value.field == '<inline>'
+
+
+def test_profile_file_that_never_ends_is_refused():
+    result = subprocess.run(
+        [sys.executable, '-m', 'loadgen', 'validate', '/dev/zero'],
+        capture_output=True, text=True, timeout=15)
+    assert result.returncode == 2
+    assert 'profile: /dev/zero is not a regular file' in result.stderr
+
+
+def test_profile_file_over_the_limit_names_the_limit(tmp_path):
+    path = tmp_path / 'big.json'
+    with open(path, 'wb') as f:
+        f.truncate(profiles.MAX_PROFILE_BYTES + 1)
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile(str(path))
+    assert '16 MiB' in info.value.message

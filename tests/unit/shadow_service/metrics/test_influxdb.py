@@ -1,0 +1,251 @@
+"""The influxdb metrics source against a real InfluxDB holding points in
+Telegraf's schema (``influxdb_server``)."""
+
+import http.server
+import itertools
+import threading
+import time
+
+import pytest
+import requests
+
+from shadow_service.metrics import base
+from shadow_service.metrics import influxdb
+from tests.fixtures import influxdb as influxdb_fixture
+from tests.unit.shadow_service.metrics.conftest import make_conf
+
+_databases = itertools.count()
+
+#: Start of the query grid; deliberately not a multiple of the step, so
+#: InfluxDB's buckets must be shifted onto it.
+START = 1700000007.0
+STEP = 60.0
+STEPS = 5
+END = START + STEP * STEPS
+#: Telegraf's interval in these points.
+EVERY = 10
+
+
+def _counter_lines(host, measurement, device_tag, device, rates, t,
+                   offset=0.0):
+    """One counter point at ``t``: each field is rate * elapsed seconds."""
+    fields = ','.join('%s=%di' % (name, round(rate * (t - START + 600)
+                                              + offset))
+                      for name, rate in rates.items())
+    return '%s,host=%s,%s=%s %s %d' % (measurement, host, device_tag,
+                                       device, fields, t)
+
+
+def _telegraf_points(host, reset_disk_in_bucket=None, mem_gap_bucket=None):
+    """Telegraf-schema lines for ``host`` from one bucket before START to
+    END, every EVERY seconds."""
+    lines = []
+    for t in range(int(START - STEP), int(END), EVERY):
+        bucket = int((t - START) // STEP)
+        idle = 80.0 - 10 * max(bucket, 0)
+        lines.append('cpu,host=%s,cpu=cpu-total usage_idle=%s,'
+                     'usage_steal=%s %d' % (host, idle, max(bucket, 0), t))
+        lines.append('cpu,host=%s,cpu=cpu0 usage_idle=0,usage_steal=99 %d'
+                     % (host, t))
+        if bucket != mem_gap_bucket:
+            lines.append('mem,host=%s used_percent=%s %d'
+                         % (host, 50.0 + bucket, t))
+        reset = (reset_disk_in_bucket is not None
+                 and bucket >= reset_disk_in_bucket)
+        offset = -1e6 if reset else 0.0
+        disk = {'reads': 10, 'writes': 5, 'read_time': 20, 'write_time': 10}
+        for device in ('vda', 'vda1', 'loop0'):
+            lines.append(_counter_lines(host, 'diskio', 'name', device, disk,
+                                        t, offset=offset + 1e6))
+        lines.append(_counter_lines(
+            host, 'diskio', 'name', 'sdb',
+            {'reads': 1, 'writes': 0, 'read_time': 8, 'write_time': 0}, t))
+        lines.append(_counter_lines(
+            host, 'net', 'interface', 'eth0',
+            {'bytes_recv': 1e6, 'bytes_sent': 0.5e6}, t))
+        lines.append(_counter_lines(
+            host, 'net', 'interface', 'lo',
+            {'bytes_recv': 1e9, 'bytes_sent': 1e9}, t))
+        lines.append('net,host=%s,interface=all tcp_activeopens=%di %d'
+                     % (host, t - START + 600, t))
+    return lines
+
+
+@pytest.fixture
+def telegraf_db(influxdb_server):
+    """A fresh database with Telegraf points of ``cmp1.lab`` and
+    ``cmp2.lab`` (whose disk counters reset in bucket 3 and whose memory
+    has no points in bucket 2)."""
+    database = 'telegraf_%d' % next(_databases)
+    influxdb_server.create_database(database)
+    lines = (_telegraf_points('cmp1.lab')
+             + _telegraf_points('cmp2.lab', reset_disk_in_bucket=3,
+                                mem_gap_bucket=2))
+    reply = requests.post(influxdb_server.url + '/write',
+                          params={'db': database, 'precision': 's'},
+                          data='\n'.join(lines).encode(), timeout=30)
+    assert reply.status_code == 204, reply.text
+    return database
+
+
+def _source(server, database, **options):
+    settings = {'url': server.url, 'database': database,
+                'host_format': '{host}.lab'}
+    settings.update(options)
+    return influxdb.InfluxDBSource(make_conf(metrics_influxdb=settings))
+
+
+def _approx(values):
+    return [None if v is None else pytest.approx(v) for v in values]
+
+
+@pytest.mark.parametrize('retention_policy', [None, 'autogen'])
+def test_gauges_are_bucket_means_aligned_on_the_query_grid(
+        influxdb_server, telegraf_db, retention_policy):
+    source = _source(influxdb_server, telegraf_db,
+                     retention_policy=retention_policy)
+
+    found = {m: source.host_series_many(['cmp1', 'cmp2'], m, START, END,
+                                        STEP)
+             for m in ('cpu_util_pct', 'cpu_steal_pct', 'mem_used_pct')}
+
+    # cpu-total only: cpu0 (idle 0, steal 99) never counts.
+    assert found['cpu_util_pct']['cmp1'].values == _approx(
+        [20.0, 30.0, 40.0, 50.0, 60.0])
+    assert found['cpu_steal_pct']['cmp1'].values == _approx(
+        [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert found['mem_used_pct']['cmp1'].values == _approx(
+        [50.0, 51.0, 52.0, 53.0, 54.0])
+    assert found['mem_used_pct']['cmp2'].values == _approx(
+        [50.0, 51.0, None, 53.0, 54.0])
+    assert found['cpu_util_pct']['cmp1'].times == [
+        START + i * STEP for i in range(STEPS)]
+
+
+def test_counters_become_rates_summed_over_the_counted_devices(
+        influxdb_server, telegraf_db):
+    source = _source(influxdb_server, telegraf_db)
+
+    iops = source.host_series('cmp1', 'disk_iops', START, END, STEP)
+    latency = source.host_series('cmp1', 'disk_mean_latency_ms', START, END,
+                                 STEP)
+    net = source.host_series('cmp1', 'net_mbps', START, END, STEP)
+
+    # vda (10 + 5 /s) and sdb (1 + 0 /s); the partition vda1 and loop0 do
+    # not count. Time: vda 20 + 10 ms/s, sdb 8 ms/s.
+    assert iops.values == _approx([16.0] * STEPS)
+    assert latency.values == _approx([38.0 / 16.0] * STEPS)
+    # eth0 1.0 + 0.5 MB/s; lo does not count.
+    assert net.values == _approx([1.5] * STEPS)
+
+
+def test_a_counter_reset_leaves_its_bucket_empty(influxdb_server,
+                                                 telegraf_db):
+    source = _source(influxdb_server, telegraf_db)
+
+    iops = source.host_series('cmp2', 'disk_iops', START, END, STEP)
+
+    # vda reset in bucket 3: only sdb's rate is left there.
+    assert iops.values == _approx([16.0, 16.0, 16.0, 1.0, 16.0])
+
+
+def test_an_unknown_host_is_all_none(influxdb_server, telegraf_db):
+    source = _source(influxdb_server, telegraf_db)
+
+    found = source.host_series_many(['cmp1', 'cmp9'], 'disk_iops', START,
+                                    END, STEP)
+
+    assert found['cmp9'].values == [None] * STEPS
+    assert found['cmp9'].times == found['cmp1'].times
+
+
+def test_host_map_names_the_telegraf_host(influxdb_server, telegraf_db):
+    source = _source(influxdb_server, telegraf_db,
+                     host_map={'compute-a': 'cmp2.lab'})
+
+    series = source.host_series('compute-a', 'cpu_util_pct', START, END,
+                                STEP)
+
+    assert series.values == _approx([20.0, 30.0, 40.0, 50.0, 60.0])
+
+
+def test_the_metrics_telegraf_cannot_give_are_refused(influxdb_server,
+                                                      telegraf_db):
+    source = _source(influxdb_server, telegraf_db)
+
+    assert set(source.metrics()) == {
+        'cpu_util_pct', 'cpu_steal_pct', 'mem_used_pct', 'disk_iops',
+        'disk_mean_latency_ms', 'net_mbps'}
+    with pytest.raises(base.UnsupportedMetric, match='disk_p95_latency_ms'):
+        source.host_series('cmp1', 'disk_p95_latency_ms', START, END, STEP)
+    with pytest.raises(base.UnsupportedMetric,
+                       match='cannot read instance metric'):
+        source.instance_series('8a3f5f0e-51a5-4bb1-9d2b-3a1d2c5a0f11',
+                               'cpu_util_pct', START, END, STEP)
+
+
+def test_a_missing_database_is_a_clear_error(influxdb_server):
+    source = _source(influxdb_server, 'no_such_db_%d' % next(_databases))
+
+    with pytest.raises(base.MetricsError, match=r'no database .*'
+                       r'\[metrics_influxdb\] database'):
+        source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+
+
+def test_unreachable_server_fails_within_the_timeout_and_hides_secrets():
+    port = influxdb_fixture.free_port()
+    source = influxdb.InfluxDBSource(make_conf(
+        metrics={'query_timeout_s': 0.5, 'query_retries': 1,
+                 'query_retry_backoff_s': 0.05},
+        metrics_influxdb={
+            'url': 'http://reader:url-secret-3@127.0.0.1:%d' % port,
+            'token': 'token-secret-4'}))
+    started = time.monotonic()
+
+    with pytest.raises(base.MetricsUnavailable,
+                       match='cannot reach InfluxDB.*gave up after 2'
+                       ) as caught:
+        source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+
+    assert time.monotonic() - started < 3
+    assert 'url-secret-3' not in str(caught.value)
+    assert 'token-secret-4' not in str(caught.value)
+
+
+class _NotInflux(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        payload = b'<html>not here</html>'
+        self.send_response(404)
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_server_that_is_not_influxdb_is_a_clear_error():
+    server = http.server.HTTPServer(('127.0.0.1', 0), _NotInflux)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        source = influxdb.InfluxDBSource(make_conf(metrics_influxdb={
+            'url': 'http://127.0.0.1:%d' % server.server_port}))
+
+        with pytest.raises(base.MetricsError,
+                           match='without an InfluxDB reply'):
+            source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize('option, value, message', [
+    ('host_format', '{hostname}', 'host_format'),
+    ('host_format', 'fixed', 'host_format'),
+    ('disk_devices', '(sd', 'disk_devices'),
+    ('database', '', 'database'),
+])
+def test_bad_options_are_refused_at_start(option, value, message):
+    with pytest.raises(base.MetricsError, match=message):
+        influxdb.InfluxDBSource(make_conf(metrics_influxdb={option: value}))

@@ -1,0 +1,498 @@
+"""The prometheus metrics source against a real Prometheus scraping a real
+node_exporter on this machine (``prometheus_server``, one per session)."""
+
+import http.server
+import logging
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+
+from shadow_service import metrics
+from shadow_service.metrics import base
+from shadow_service.metrics import prometheus
+from tests.fixtures import influxdb as influxdb_fixture
+from tests.unit.shadow_service.metrics.conftest import make_conf
+
+#: The Nova host name this machine's node_exporter stands for in the tests;
+#: the dot and dash make the multi-host selector escape a regex.
+HOST = 'cmp-1.example'
+
+#: What a plausible value of each metric is on any machine.
+PLAUSIBLE = {
+    'cpu_util_pct': (-1.0, 101.0),
+    'cpu_steal_pct': (-1.0, 101.0),
+    'mem_used_pct': (0.01, 100.0),
+    'disk_iops': (0.0, 1e7),
+    'disk_mean_latency_ms': (0.0, 1e4),
+    'net_mbps': (0.0, 1e5),
+}
+
+
+def _source(server, auth=True, **options):
+    settings = {'url': server.url, 'node_map': {HOST: server.node_instance},
+                'rate_window_min_s': 3}
+    if auth:
+        settings.update(username=server.username, password=server.password)
+    settings.update(options.pop('prometheus', {}))
+    conf = make_conf(metrics_prometheus=settings, metrics=options)
+    return prometheus.PrometheusSource(conf)
+
+
+def _write_and_sync(directory, megabytes=4):
+    """Make the disk counters of this machine move."""
+    path = os.path.join(directory, 'io.bin')
+    with open(path, 'wb') as f:
+        for _ in range(megabytes):
+            f.write(os.urandom(1 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+    os.unlink(path)
+
+
+def _proc_stat_busy():
+    """(busy, total) jiffies of all CPUs from /proc/stat, busy = total -
+    idle, as node_exporter's idle mode counts it."""
+    with open('/proc/stat') as f:
+        fields = [float(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest is in user)
+    total = sum(fields[:8])
+    return total - fields[3], total
+
+
+def _mem_used_pct():
+    values = {}
+    with open('/proc/meminfo') as f:
+        for line in f:
+            name, _, rest = line.partition(':')
+            values[name] = float(rest.split()[0])
+    return 100.0 * (1 - values['MemAvailable'] / values['MemTotal'])
+
+
+def _present(series):
+    return [v for v in series.values if v is not None]
+
+
+def test_every_metric_of_this_node_is_a_plausible_non_empty_series(
+        prometheus_server, tmp_path):
+    source = _source(prometheus_server)
+    _write_and_sync(str(tmp_path))
+    end = prometheus_server.wait_for_new_scrapes(2)
+
+    assert set(source.metrics()) == set(PLAUSIBLE)
+    for metric in source.metrics():
+        series = source.host_series(HOST, metric, end - 8, end, 1.0)
+        values = _present(series)
+        low, high = PLAUSIBLE[metric]
+        assert values, '%s has no value: %s' % (metric, series)
+        assert all(low <= v <= high for v in values), (metric, values)
+        assert len(series.values) == 8
+        assert series.times[0] == end - 8
+
+    memory = _present(source.host_series(HOST, 'mem_used_pct', end - 4,
+                                         end, 1.0))
+    assert abs(memory[-1] - _mem_used_pct()) < 10
+
+
+def test_a_busy_loop_raises_cpu_util_pct_as_proc_stat_sees_it(
+        prometheus_server):
+    source = _source(prometheus_server)
+    cpus = os.cpu_count()
+    started = time.time()
+    busy_from = started + 1.0
+    stop = started + 4.0
+    cpu_before = time.process_time()
+    proc_before = None
+    while time.time() < stop:
+        if proc_before is None and time.time() >= busy_from:
+            proc_before = _proc_stat_busy()
+    proc_after = _proc_stat_busy()
+    own_share = 100.0 * (time.process_time() - cpu_before) / (
+        cpus * (stop - started))
+    prometheus_server.wait_for_new_scrapes(2)
+
+    # One bucket over the busy seconds [busy_from, stop).
+    series = source.host_series(HOST, 'cpu_util_pct', busy_from, stop,
+                                stop - busy_from)
+    (measured,) = series.values
+    busy = proc_after[0] - proc_before[0]
+    total = proc_after[1] - proc_before[1]
+    seen_by_proc_stat = 100.0 * busy / total
+
+    # Other work on the machine may slow the loop (then the machine is
+    # busy anyway); Prometheus must see at least what the loop used.
+    assert own_share > 0
+    assert measured >= own_share - 10, (measured, own_share)
+    assert abs(measured - seen_by_proc_stat) < 15, (
+        measured, seen_by_proc_stat)
+
+
+def test_many_hosts_are_one_query_and_an_unknown_host_is_all_none(
+        prometheus_server):
+    source = _source(prometheus_server,
+                     prometheus={'node_map': {
+                         HOST: prometheus_server.node_instance,
+                         'cmp-2': 'cmp-2.example:9100'}})
+    end = time.time()
+
+    found = source.host_series_many([HOST, 'cmp-2', 'cmp-3'],
+                                    'cpu_util_pct', end - 6, end, 1.0)
+
+    assert list(found) == [HOST, 'cmp-2', 'cmp-3']
+    assert _present(found[HOST])
+    for unknown in ('cmp-2', 'cmp-3'):
+        assert found[unknown].values == [None] * 6
+        assert found[unknown].times == found[HOST].times
+
+
+def test_default_instance_queries_run_and_an_unknown_instance_is_all_none(
+        prometheus_server):
+    source = _source(prometheus_server)
+    end = time.time()
+
+    assert set(source.instance_metrics()) == {'cpu_util_pct', 'disk_iops',
+                                              'net_mbps'}
+    for metric in source.instance_metrics():
+        series = source.instance_series(
+            '8a3f5f0e-51a5-4bb1-9d2b-3a1d2c5a0f11', metric, end - 5, end,
+            1.0)
+        assert series.values == [None] * 5
+
+
+def test_instance_queries_read_the_instance_label(prometheus_server,
+                                                  tmp_path):
+    # No libvirt exporter here: a metric map that reads node_exporter per
+    # job shows the instance path end to end on a real server.
+    map_file = tmp_path / 'map.yaml'
+    map_file.write_text(
+        'instance:\n'
+        '  cpu_util_pct: >-\n'
+        '    100 * (1 - avg by ($label) (rate(node_cpu_seconds_total'
+        '{mode="idle", $selector}[$window])))\n'
+        '  disk_iops: null\n')
+    source = _source(prometheus_server, prometheus={
+        'metric_map_file': str(map_file), 'instance_label': 'job'})
+    end = time.time()
+
+    series = source.instance_series('node', 'cpu_util_pct', end - 5, end,
+                                    1.0)
+
+    assert source.instance_metrics() == ('cpu_util_pct', 'net_mbps')
+    assert _present(series)
+    assert all(-1 <= v <= 101 for v in _present(series))
+
+
+def test_a_long_series_is_read_in_several_requests(prometheus_server):
+    source = _source(prometheus_server)
+    end = time.time()
+    steps = prometheus.MAX_POINTS_PER_REQUEST + 500
+    step = 0.001  # Prometheus's resolution: 11.5 s in 11,500 steps
+
+    series = source.host_series(HOST, 'mem_used_pct', end - steps * step,
+                                end, step)
+
+    assert len(series.values) == steps
+    first = next(i for i, v in enumerate(series.values) if v is not None)
+    # A gauge has a value at every step after the first scrape: both
+    # requests answered, and the second continues where the first ended.
+    assert first < prometheus.MAX_POINTS_PER_REQUEST
+    assert all(v is not None for v in series.values[first:])
+
+
+def test_a_step_finer_than_a_millisecond_is_refused(prometheus_server):
+    source = _source(prometheus_server)
+
+    with pytest.raises(ValueError, match='step_s .* milliseconds'):
+        source.host_series(HOST, 'mem_used_pct', 0, 1, 0.0005)
+
+
+def test_wrong_password_is_a_clear_error_without_the_password(
+        prometheus_server):
+    source = _source(prometheus_server, prometheus={
+        'password': 'not-the-password-4711'})
+    end = time.time()
+    started = time.monotonic()
+
+    with pytest.raises(base.MetricsError, match='refused the credentials'
+                       ) as caught:
+        source.host_series(HOST, 'cpu_util_pct', end - 5, end, 1.0)
+
+    assert not isinstance(caught.value, base.MetricsUnavailable)
+    assert 'not-the-password-4711' not in str(caught.value)
+    assert time.monotonic() - started < 2
+
+
+def test_credentials_in_the_url_are_used_and_never_logged(
+        prometheus_server, caplog):
+    server = prometheus_server
+    url = server.url.replace(
+        'http://', 'http://%s:%s@' % (server.username, server.password))
+    caplog.set_level(logging.DEBUG)
+    source = _source(server, auth=False, prometheus={'url': url})
+    end = time.time()
+
+    series = source.host_series(HOST, 'cpu_util_pct', end - 5, end, 1.0)
+
+    assert _present(series)
+    assert server.password not in caplog.text
+    assert '127.0.0.1:%d' % server.port in caplog.text
+
+
+def test_unreachable_server_fails_within_the_timeout_and_hides_secrets():
+    port = influxdb_fixture.free_port()
+    conf = make_conf(
+        metrics={'query_timeout_s': 0.5, 'query_retries': 1,
+                 'query_retry_backoff_s': 0.05},
+        metrics_prometheus={
+            'url': 'http://user:url-secret-1@127.0.0.1:%d' % port,
+            'bearer_token': 'token-secret-2'})
+    source = prometheus.PrometheusSource(conf)
+    started = time.monotonic()
+
+    with pytest.raises(base.MetricsUnavailable,
+                       match='cannot reach Prometheus.*gave up after 2 '
+                             'attempts') as caught:
+        source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
+
+    assert time.monotonic() - started < 3
+    message = str(caught.value)
+    assert 'url-secret-1' not in message
+    assert 'token-secret-2' not in message
+
+
+def test_a_server_that_never_answers_times_out():
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(8)
+    try:
+        conf = make_conf(
+            metrics={'query_timeout_s': 0.3, 'query_retries': 1,
+                     'query_retry_backoff_s': 0.05},
+            metrics_prometheus={
+                'url': 'http://127.0.0.1:%d' % silent.getsockname()[1]})
+        source = prometheus.PrometheusSource(conf)
+        started = time.monotonic()
+
+        with pytest.raises(base.MetricsUnavailable,
+                           match='did not answer within 0.3s'):
+            source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
+
+        assert time.monotonic() - started < 2
+    finally:
+        silent.close()
+
+
+def test_a_url_that_is_not_prometheus_is_a_clear_error(prometheus_server):
+    source = _source(prometheus_server, prometheus={
+        'url': 'http://%s' % prometheus_server.node_instance})
+
+    with pytest.raises(base.MetricsError,
+                       match='without a Prometheus API reply'):
+        source.host_series(HOST, 'cpu_util_pct', 0, 60, 10)
+
+
+@pytest.mark.parametrize('url', ['127.0.0.1:9090', 'ftp://host/',
+                                 'http://', 'http://host:notaport'])
+def test_a_malformed_url_is_refused_at_start(tmp_path, url):
+    config = tmp_path / 'shadow.conf'
+    config.write_text('[metrics_prometheus]\nurl = %s\n' % url)
+
+    with pytest.raises(base.MetricsError,
+                       match=r'\[metrics_prometheus\] url'):
+        prometheus.PrometheusSource(make_conf(config))
+
+
+def test_a_query_prometheus_rejects_names_the_metric_and_the_error(
+        prometheus_server, tmp_path):
+    map_file = tmp_path / 'map.yaml'
+    map_file.write_text('host:\n  cpu_util_pct: "rate(node_cpu_seconds_total'
+                        '{$selector}[$window]"\n')
+    source = _source(prometheus_server, prometheus={
+        'metric_map_file': str(map_file)})
+
+    with pytest.raises(base.MetricsError,
+                       match='rejected the host query of cpu_util_pct'
+                             '.*bad_data'):
+        source.host_series(HOST, 'cpu_util_pct', time.time() - 5,
+                           time.time(), 1.0)
+
+
+def test_a_template_without_the_label_is_a_clear_error(prometheus_server,
+                                                       tmp_path):
+    map_file = tmp_path / 'map.yaml'
+    map_file.write_text('host:\n  cpu_util_pct: "sum(rate('
+                        'node_cpu_seconds_total{$selector}[$window]))"\n')
+    source = _source(prometheus_server, prometheus={
+        'metric_map_file': str(map_file)})
+
+    with pytest.raises(base.MetricsError, match='without the label '
+                                                "'instance'"):
+        source.host_series(HOST, 'cpu_util_pct', time.time() - 5,
+                           time.time(), 1.0)
+
+
+@pytest.mark.parametrize('content, message', [
+    ('host:\n  gpu_pct: "x{$selector}"\n', 'not a canonical metric'),
+    ('host:\n  cpu_util_pct: "up"\n', r'does not use \$selector'),
+    ('host:\n  cpu_util_pct: "up{$selector, $job}"\n',
+     r'unknown placeholder\(s\) \$job'),
+    ('hosts: {}\n', 'unknown key'),
+    ('host: [1, 2]\n', 'must map metric names'),
+    ('host: {cpu_util_pct: "x{\n', 'not valid YAML'),
+])
+def test_a_bad_metric_map_is_refused_at_start(tmp_path, content, message):
+    map_file = tmp_path / 'map.yaml'
+    map_file.write_text(content)
+
+    with pytest.raises(base.MetricsError, match=message) as caught:
+        prometheus.PrometheusSource(make_conf(
+            metrics_prometheus={'metric_map_file': str(map_file)}))
+    assert 'metric_map_file' in str(caught.value)
+
+
+def test_load_source_builds_the_configured_prometheus(prometheus_server):
+    conf = make_conf(metrics={'source': 'prometheus'},
+                     metrics_prometheus={'url': prometheus_server.url})
+
+    source = metrics.load_source(conf)
+
+    assert isinstance(source, prometheus.PrometheusSource)
+    assert source.url == prometheus_server.url
+
+
+class _Proxy(http.server.ThreadingHTTPServer):
+    """A real reverse proxy in front of Prometheus that answers 503 to the
+    first ``fail_first`` requests and, if ``bearer_token`` is set, only
+    forwards requests bearing it (adding Prometheus's basic auth)."""
+
+    def __init__(self, upstream, fail_first=0, bearer_token=None):
+        super().__init__(('127.0.0.1', 0), _ProxyHandler)
+        self.upstream = upstream
+        self.fail_first = fail_first
+        self.bearer_token = bearer_token
+        self.requests = 0
+        self.url = 'http://127.0.0.1:%d' % self.server_port
+        self._thread = threading.Thread(target=self.serve_forever,
+                                        daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class _ProxyHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        proxy = self.server
+        proxy.requests += 1
+        body = self.rfile.read(int(self.headers['Content-Length'] or 0))
+        if proxy.requests <= proxy.fail_first:
+            return self._answer(503, b'upstream busy')
+        if proxy.bearer_token is not None:
+            if (self.headers.get('Authorization')
+                    != 'Bearer %s' % proxy.bearer_token):
+                return self._answer(401, b'bad token')
+        upstream = proxy.upstream
+        request = urllib.request.Request(
+            upstream.url + self.path, data=body,
+            headers={'Content-Type': self.headers['Content-Type'],
+                     'Authorization': upstream.basic_auth_header()})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return self._answer(reply.status, reply.read())
+        except urllib.error.HTTPError as exc:
+            return self._answer(exc.code, exc.read())
+
+    def _answer(self, status, payload):
+        self.send_response(status)
+        self.send_header('Content-Length', str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_transient_failure_is_retried_until_it_passes(prometheus_server):
+    proxy = _Proxy(prometheus_server, fail_first=2)
+    try:
+        source = _source(prometheus_server, auth=False,
+                         prometheus={'url': proxy.url}, query_retries=2,
+                         query_retry_backoff_s=0.01)
+        end = time.time()
+
+        series = source.host_series(HOST, 'cpu_util_pct', end - 5, end, 1.0)
+
+        assert _present(series)
+        assert proxy.requests == 3
+    finally:
+        proxy.close()
+
+
+def test_retries_give_up_with_the_last_error(prometheus_server):
+    proxy = _Proxy(prometheus_server, fail_first=5)
+    try:
+        source = _source(prometheus_server, auth=False,
+                         prometheus={'url': proxy.url}, query_retries=1,
+                         query_retry_backoff_s=0.01)
+
+        with pytest.raises(base.MetricsUnavailable,
+                           match='HTTP 503.*gave up after 2 attempts'):
+            source.host_series(HOST, 'cpu_util_pct', 0, 60, 10)
+
+        assert proxy.requests == 2
+    finally:
+        proxy.close()
+
+
+def test_a_bearer_token_is_sent_and_never_shown(prometheus_server):
+    proxy = _Proxy(prometheus_server, bearer_token='tok-7c1e')  # noqa: S106
+    try:
+        good = _source(prometheus_server, auth=False, prometheus={
+            'url': proxy.url, 'bearer_token': 'tok-7c1e'})
+        bad = _source(prometheus_server, auth=False, prometheus={
+            'url': proxy.url, 'bearer_token': 'tok-wrong-99'})
+        end = time.time()
+
+        assert _present(good.host_series(HOST, 'cpu_util_pct', end - 5,
+                                         end, 1.0))
+        with pytest.raises(base.MetricsError,
+                           match='refused the credentials') as caught:
+            bad.host_series(HOST, 'cpu_util_pct', end - 5, end, 1.0)
+        assert 'tok-wrong-99' not in str(caught.value)
+    finally:
+        proxy.close()
+
+
+def _documented_default_map():
+    path = os.path.join(os.path.dirname(__file__), '..', '..', '..', '..',
+                        'doc', 'source', 'metrics.rst')
+    with open(path, encoding='utf-8') as f:
+        text = f.read()
+    block = text.split('Default metric map\n', 1)[1].split(
+        '.. code-block:: yaml\n', 1)[1]
+    lines = []
+    for line in block.split('\n')[1:]:
+        if line and not line.startswith('    '):
+            break
+        lines.append(line[4:])
+    return yaml.safe_load('\n'.join(lines))
+
+
+def test_the_documented_default_map_is_the_built_in_one(tmp_path):
+    documented = _documented_default_map()
+
+    assert documented == {'host': prometheus.HOST_QUERIES,
+                          'instance': prometheus.INSTANCE_QUERIES}
+    # And as a metric map file it changes nothing.
+    map_file = tmp_path / 'map.yaml'
+    map_file.write_text(yaml.safe_dump(documented))
+    source = prometheus.PrometheusSource(make_conf(
+        metrics_prometheus={'metric_map_file': str(map_file)}))
+    for metric, template in prometheus.HOST_QUERIES.items():
+        assert source.template('host', metric) == template
