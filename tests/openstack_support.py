@@ -89,6 +89,14 @@ def post(url, token, lines, timeout=5.0):
         return e.code, json.loads(e.read() or b'{}')
 
 
+def measured_hosts(ranking):
+    """Hosts of ``ranking`` that were measured (the others are listed
+    with a neutral score and a "not measured" reason)."""
+    return [h['host'] for h in ranking['hosts']
+            if not h['reasons'] or not h['reasons'][0].startswith(
+                'not measured')]
+
+
 def sample(metric, value, when=None, **tags):
     base_tags = {'evaluation': 'guest-says', 'shadow': 'guest-says',
                  'host': 'guest-says', 'profile': 'batch-cpu',

@@ -49,18 +49,24 @@ def _evaluator(driver, history):
 
 def test_shadows_that_never_come_up_are_deleted_and_left_unmeasured():
     history = memory.MemoryStore()
-    driver = SlowCloudTwin(service_support.make_conf(), history,
-                           never_active={'b'})
+    # (No day of monitoring backfill: the budget is what is measured.)
+    driver = SlowCloudTwin(service_support.make_conf(
+        sim={'backfill_hours': 0}), history, never_active={'node-02'})
     evaluator = _evaluator(driver, history)
-    hosts = [{'host': 'a', 'num_instances': 3, 'vcpus': 16},
-             {'host': 'b'}, {'host': 'c'}]
+    hosts = [{'host': 'node-01', 'num_instances': 3, 'vcpus': 16},
+             {'host': 'node-02'}, {'host': 'node-03'}]
     started = time.monotonic()
     ranking = evaluator.run(evaluator.new(REQUEST, hosts, 6.0))
     wall = time.monotonic() - started
 
-    assert {h['host'] for h in ranking['hosts']} == {'a', 'c'}
-    assert driver.deleted.count('b') == 1
-    assert sorted(driver.deleted) == ['a', 'b', 'c']
+    measured = {h['host'] for h in ranking['hosts']
+                if not h['reasons'][0].startswith('not measured')}
+    assert measured == {'node-01', 'node-03'}
+    unmeasured = {h['host']: h for h in ranking['hosts']}['node-02']
+    assert unmeasured['confidence'] == 0.0
+    assert 'no shadow could boot' in unmeasured['reasons'][0]
+    assert driver.deleted.count('node-02') == 1
+    assert sorted(driver.deleted) == ['node-01', 'node-02', 'node-03']
     assert driver.list_shadows() == []
     assert driver.hosts_info == hosts
     # Waiting is bounded by the budget less the driver's reserve.

@@ -147,6 +147,8 @@ class ShadowsOnRealNovaTest(_ServiceTestBase):
         self.assert_nothing_left(guest.seen)
         self.assertEqual('finished', ranking['status'])
         self.assertEqual('host2', ranking['hosts'][0]['host'])
+        self.assertEqual(set(support.HOSTS),
+                         set(support.measured_hosts(ranking)))
         self.assertLessEqual(took, BUDGET + 0.5)
         # Samples arrived through the collector, tagged from the tokens.
         samples = self.store.query_points(
@@ -184,7 +186,9 @@ class FailingHostsDegradeTest(_ServiceTestBase):
         ranking, took, guest = self.evaluate(hosts)
 
         self.assertEqual('finished', ranking['status'])
-        self.assertEqual(['host1'], [h['host'] for h in ranking['hosts']])
+        self.assertEqual(['host1'], support.measured_hosts(ranking))
+        self.assertEqual({'host1', 'host2', 'host3'},
+                         {h['host'] for h in ranking['hosts']})
         self.assertEqual({'host1'}, {s['host'] for s in guest.seen.values()})
         self.assertLessEqual(took, BUDGET + 0.5)
         created = {s['id'] for s in self.admin_api.get_servers(

@@ -145,4 +145,7 @@ def test_an_evaluation_on_an_unreachable_cloud_answers_in_time(endpoint):
     finally:
         parts.close()
     assert ranking['status'] == 'finished'
-    assert ranking['hosts'] == []
+    assert {h['host']: h['confidence'] for h in ranking['hosts']} == {
+        'h1': 0.0, 'h2': 0.0}
+    assert all(h['reasons'][0].startswith('not measured')
+               for h in ranking['hosts'])
