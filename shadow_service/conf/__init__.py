@@ -2,7 +2,8 @@
 
 Library code takes a ``ConfigOpts`` argument; only entry points (the daemons
 and the CLI) use the global ``cfg.CONF``.  :func:`register_opts` registers
-the core groups (``[shadow]``, ``[analysis]``, ``[history]``) and every
+the core groups (``[shadow]``, ``[analysis]``, ``[history]``,
+``[watcher]``) and every
 installed plugin's own options (for example the twin's ``[sim]``): plugins
 declare them through ``get_config_opts()`` (see
 :mod:`shadow_service.plugins`).
@@ -14,10 +15,11 @@ from shadow_service import plugins
 from shadow_service.conf import analysis
 from shadow_service.conf import history
 from shadow_service.conf import service
+from shadow_service.conf import watcher
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history]
+_OPT_MODULES = [service, analysis, history, watcher]
 
 
 def register_opts(conf):

@@ -1,0 +1,210 @@
+"""``rl``: a contextual bandit over forecast features, trained in the twin.
+
+State (discretised): how the forecast's bound (error margin included)
+compares with the flavor's capacity, whether the CPU is saturated, and
+the recent trend of the demand.  Actions: move ``-1, 0, +1, +2, +3``
+rungs (or members of a scale-out group).  Each (state, action) keeps the
+mean reward it earned; the policy picks the best (ties: stay).  The
+reward of an action is known one lead time later, from the peak demand
+that was measured: ``-(violation_weight x shortfall / capacity +
+capacity_weight x vCPUs held)``, so it trades violations against
+resources the way the benchmark scores them.
+
+Train it by replaying traces in the twin through the same watcher loop
+(``benchmarks/proactive_scaling.py --train-rl FILE``), which saves the
+table as JSON; the policy loads ``[watcher_policy_rl] model_file``.
+Without a model it behaves like ``forecast``'s capacity rule on the
+forecast bound (so it is never worse than having no model at all).
+"""
+
+import json
+import logging
+import math
+
+import numpy as np
+from oslo_config import cfg
+
+from shadow_service.watcher.policies import base
+
+LOG = logging.getLogger(__name__)
+
+GROUP = cfg.OptGroup('watcher_policy_rl',
+                     title='The reinforcement-learning scaling policy')
+
+OPTS = [
+    cfg.StrOpt('model_file', help="""
+JSON file of the trained value table (written by
+``benchmarks/proactive_scaling.py --train-rl``).
+
+Possible values:
+
+* Unset: no model; the policy falls back to sizing on the forecast bound.
+* A path readable by the watcher.
+"""),
+    cfg.FloatOpt('violation_weight', default=20.0, min=0.0, help="""
+Weight of a shortfall (demand above capacity, relative to capacity) in the
+reward used while training.
+"""),
+    cfg.FloatOpt('capacity_weight', default=0.05, min=0.0, help="""
+Weight of each vCPU held in the reward used while training.
+"""),
+]
+
+#: Rung (or member) moves the policy chooses between.
+MOVES = (-1, 0, 1, 2, 3)
+#: Edges of the bins of (forecast bound / capacity).
+RATIO_EDGES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.5)
+#: Edges of the bins of the demand's recent trend, relative to capacity.
+TREND_EDGES = (-0.1, -0.02, 0.02, 0.1)
+MODEL_VERSION = 1
+
+
+def features(situation):
+    """The discrete state of ``situation``: a short string key."""
+    s = situation
+    capacity = max(s.capacity, 1e-9)
+    ratio = float(s.forecast['peak']) / capacity
+    demand = np.asarray(s.demand[-12:], float)
+    demand = demand[np.isfinite(demand)]
+    trend = 0.0
+    if demand.size >= 6:
+        trend = (demand[-3:].mean() - demand[:-3].mean()) / capacity
+    top = s.rung is not None and s.rung >= len(s.ladder) - 1
+    return 'r%d/s%d/t%d/top%d' % (
+        int(np.searchsorted(RATIO_EDGES, ratio)), int(bool(s.saturated)),
+        int(np.searchsorted(TREND_EDGES, trend)), int(top))
+
+
+class RLPolicy(base.ScalingPolicy):
+    """Description: a tabular contextual bandit choosing a rung move.
+
+    Requirements: a model trained in the twin (``model_file``); the
+    watcher's demand forecast.
+
+    Limitations: its states are coarse; in a state it never met in
+    training it stays, and with no model at all it sizes on the forecast
+    bound.
+    """
+
+    config_group = GROUP
+
+    def __init__(self, conf=None, model=None):
+        super().__init__(conf)
+        self.values = {}
+        self.counts = {}
+        self.explore = 0.0
+        self._rng = np.random.default_rng(0)
+        self._chosen = {}
+        if model is not None:
+            self.load_dict(model)
+        elif self.option('model_file'):
+            self.load(self.option('model_file'))
+
+    @classmethod
+    def get_config_opts(cls):
+        return OPTS
+
+    # -- the model ----------------------------------------------------------
+    def load(self, path):
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise ValueError('[watcher_policy_rl] model_file %s: %s'
+                             % (path, exc)) from None
+        self.load_dict(data)
+
+    def load_dict(self, data):
+        if not isinstance(data, dict) or data.get('version') != \
+                MODEL_VERSION or not isinstance(data.get('values'), dict):
+            raise ValueError('model_file: not a version %d rl model'
+                             % MODEL_VERSION)
+        self.values = {k: [float(x) for x in v]
+                       for k, v in data['values'].items()}
+        self.counts = {k: [int(x) for x in v]
+                       for k, v in data.get('counts', {}).items()}
+
+    def to_dict(self):
+        return {'version': MODEL_VERSION, 'moves': list(MOVES),
+                'values': self.values, 'counts': self.counts}
+
+    def save(self, path):
+        with open(path, 'w') as handle:
+            json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
+
+    # -- deciding ---------------------------------------------------------
+    def decide(self, situation):
+        s = situation
+        state = features(s)
+        values = self.values.get(state)
+        if values is not None:
+            counts = self.counts.get(state) or [1] * len(MOVES)
+            values = [v if c else -math.inf for v, c in zip(values, counts)]
+        if self.explore and self._rng.random() < self.explore:
+            move = int(self._rng.choice(MOVES))
+            why = 'exploring'
+        elif values is None:
+            if self.values:
+                move, why = 0, 'state %s unseen in training' % state
+            else:
+                return base.capacity_decision(
+                    s, s.forecast['peak'], s.forecast['peak_down'],
+                    'no rl model, forecast bound')
+        else:
+            best = max(values)
+            move = 0 if values[MOVES.index(0)] == best else \
+                MOVES[values.index(best)]
+            why = 'state %s: best move %+d (value %.2f)' % (state, move,
+                                                             best)
+        decision = self._decision(s, move, why)
+        if s.mode == 'horizontal':
+            held = s.capacity * (decision.target_count or s.group_size)
+        elif decision.target_rung is not None:
+            held = s.ladder.capacity(decision.target_rung)
+        else:
+            held = s.capacity
+        self._chosen[(s.instance_id, s.now)] = (state, move, held)
+        return decision
+
+    def _decision(self, s, move, why):
+        if s.mode == 'horizontal':
+            count = max(s.min_count, min(s.max_count, s.group_size + move))
+            if count > s.group_size:
+                return base.Decision('scale_out', why, target_count=count)
+            if count < s.group_size:
+                return base.Decision('scale_in', why, target_count=count)
+            return base.Decision(base.NO_ACTION, why)
+        if s.rung is None:
+            return base.Decision(base.NO_ACTION, 'flavor not on the ladder')
+        target = s.ladder.clamp(s.rung + move)
+        if target > s.rung:
+            return base.Decision('resize_up', why, target_rung=target,
+                                 predicted=float(s.forecast['peak']),
+                                 threshold=s.capacity)
+        if target < s.rung:
+            return base.Decision('resize_down', why, target_rung=target,
+                                 predicted=float(s.forecast['peak']),
+                                 threshold=s.capacity)
+        return base.Decision(base.NO_ACTION, why)
+
+    # -- learning ---------------------------------------------------------
+    def reward(self, realised_peak, capacity):
+        shortfall = max(0.0, realised_peak - capacity) / max(capacity, 1.0)
+        return -(self.option('violation_weight') * shortfall
+                 + self.option('capacity_weight') * capacity)
+
+    def learn(self, instance_id, made_at, realised_peak):
+        """Credit the move chosen for ``instance_id`` at ``made_at`` with
+        the reward of what followed: ``realised_peak`` busy vCPUs over its
+        lead time (a group's: all its members') against the capacity the
+        move gave."""
+        chosen = self._chosen.pop((instance_id, made_at), None)
+        if chosen is None or not math.isfinite(realised_peak):
+            return
+        state, move, capacity = chosen
+        index = MOVES.index(move)
+        values = self.values.setdefault(state, [0.0] * len(MOVES))
+        counts = self.counts.setdefault(state, [0] * len(MOVES))
+        counts[index] += 1
+        values[index] += (self.reward(realised_peak, capacity)
+                          - values[index]) / counts[index]
