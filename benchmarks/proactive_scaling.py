@@ -29,6 +29,8 @@ hidden state (the demand the VM wanted, the flavor it had):
 violation_minutes  minutes a VM's demand was above its capacity (0 while
                    a resize has it down) or its CPU steal above the
                    profile's QoS target (10 %), summed over the VMs;
+                   ``downtime_minutes`` is the part spent down for a
+                   resize's reboot;
 unserved           demand above capacity, vCPU-hours;
 resource_hours     vCPU-hours of flavors held (a VM down for a resize
                    holds its new flavor);
@@ -164,6 +166,14 @@ def make_conf(policy, args, rl_model=None, mode='vertical'):
     }
     if rl_model:
         overrides['watcher_policy_rl'] = dict(model_file=rl_model)
+    for setting in args.set or []:
+        name, _sep, value = setting.partition('=')
+        group, _dot, option = name.partition('.')
+        if not option or not _sep:
+            raise SystemExit('--set %s: expected group.option=value'
+                             % setting)
+        opt = conf._get_opt_info(option, group)['opt']
+        overrides.setdefault(group, {})[option] = opt.type(value)
     for group, values in overrides.items():
         for name, value in values.items():
             conf.set_override(name, value, group=group)
@@ -267,8 +277,8 @@ class Replay:
             for workload_id, (achieved, active) in metrics.items():
                 steal_by_workload[workload_id] = (
                     achieved['cpu_steal_pct'] * active)
-        totals = dict(violation_minutes=0.0, unserved=0.0,
-                      resource_hours=0.0)
+        totals = dict(violation_minutes=0.0, downtime_minutes=0.0,
+                      unserved=0.0, resource_hours=0.0)
         per_vm = {}
         for name in self.demand:
             capacity = np.zeros(len(times))
@@ -283,8 +293,11 @@ class Replay:
             wanted = self.demand_at(name, times)
             short = np.maximum(wanted - capacity, 0.0)
             violated = (short > 1e-9) | qos.breaches(steal, target)
+            down = (capacity == 0) & (wanted > 0)
             vm = {'violation_minutes': float(violated.sum()
                                              * SCORE_STEP_S / 60.0),
+                  'downtime_minutes': float(down.sum() * SCORE_STEP_S
+                                            / 60.0),
                   'unserved': float(short.sum() * dt_h),
                   'resource_hours': float(held.sum() * dt_h)}
             per_vm[name] = vm
@@ -467,6 +480,9 @@ def main(argv=None):
                         'or both (vertical goes under "policies", '
                         'horizontal under "horizontal")')
     parser.add_argument('--rl-model', help='trained rl table to load')
+    parser.add_argument('--set', action='append', metavar='GROUP.OPT=VALUE',
+                        help='override an option of every policy run, '
+                        'e.g. watcher.error_quantile=0.99 (repeatable)')
     parser.add_argument('--train-rl', metavar='FILE',
                         help='train the rl policy first, save it here')
     parser.add_argument('--rl-epochs', type=int, default=3)
@@ -505,6 +521,7 @@ def main(argv=None):
             'seed': args.seed, 'score_step_s': SCORE_STEP_S,
             'hosts': 'data/proactive_cluster.yaml',
             'command': ' '.join(sys.argv),
+            'overrides': args.set or [],
         },
         'rl_training': first['training'],
         'policies': first['results'],

@@ -126,13 +126,14 @@ def build_ranker(conf, parts):
 
 
 def build_watcher(conf, *, history=None, driver=None, policy=None,
-                  foresight=None, leader=None):
+                  foresight=None, leader=None, ranker=None):
     """Assemble ``shadow-watcher``: the service's parts (:func:`build`),
     the ``[watcher] policy`` plugin (or ``policy``), the ranker, and leader
     election when ``[watcher] coordination_url`` is set (or ``leader``).
 
     ``foresight`` is for benchmarks over the twin only (see
-    :class:`shadow_service.watcher.loop.Watcher`).
+    :class:`shadow_service.watcher.loop.Watcher`); ``ranker`` replaces
+    the ``[watcher] ranker`` one.
     """
     from shadow_service.watcher import leader as leader_mod
     from shadow_service.watcher import loop
@@ -148,7 +149,7 @@ def build_watcher(conf, *, history=None, driver=None, policy=None,
     watcher = loop.Watcher(
         conf, driver=parts.driver, history=parts.history,
         analyzer=parts.analyzer, policy=policy,
-        ranker=build_ranker(conf, parts), leader=leader,
+        ranker=ranker or build_ranker(conf, parts), leader=leader,
         foresight=foresight)
     return WatcherParts(parts=parts, watcher=watcher)
 

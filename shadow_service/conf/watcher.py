@@ -129,6 +129,10 @@ Forecaster plugin (``nova_shadow.forecasters``) of the demand forecast.
 ``naive`` (last value with empirical h-step-change intervals) costs ~4 ms
 a VM; ``ses`` ~150 ms; the watcher's error margins correct either.
 """),
+    cfg.IntOpt('trend_steps', default=6, min=0, max=288, help="""
+Recent steps whose least-squares slope, when rising, is extrapolated over
+the lead time and added to the forecast's upper bound (0: off).
+"""),
     cfg.FloatOpt('error_quantile', default=0.95, min=0.5, max=0.999,
                  help="""
 Quantile of a VM's past forecast errors added to its forecast as a margin

@@ -68,6 +68,14 @@ def _far_from(values, target):
     return min(values) > threshold / FAR_SHARE
 
 
+def _slope(values):
+    """Least-squares slope per step of ``values`` (0 for fewer than 2)."""
+    if len(values) < 2:
+        return 0.0
+    steps = np.arange(len(values), dtype=float)
+    return float(np.polyfit(steps, np.asarray(values, float), 1)[0])
+
+
 @dataclasses.dataclass
 class Step:
     """What one run did for one VM."""
@@ -87,7 +95,6 @@ class _Prediction:
     raw_peak: float
     flavor: str
     vcpus: float
-    members: int = 1
 
 
 def load_policy(conf, name=None):
@@ -142,6 +149,7 @@ class Watcher:
         self.siblings = collections.defaultdict(list)
         self._predictions = collections.defaultdict(collections.deque)
         self._vcpus = {}
+        self._member_counts = {}
         self._was_leader = False
         self._warned = set()
         self._cache = {}
@@ -235,12 +243,18 @@ class Watcher:
                          'target_host': pending.target_host}, now)
 
     def _after_done(self, pending, now):
+        instance_id = pending.instance_id
         if pending.action == 'scale_out' and pending.sibling:
-            self.siblings[pending.instance_id].append(pending.sibling)
+            self.siblings[instance_id].append(pending.sibling)
+            self._member_counts.setdefault(instance_id, []).append(
+                (min(now, pending.started_at + self.opts.boot_duration),
+                 self._members(instance_id)))
         elif pending.action == 'scale_in' and pending.sibling:
-            group = self.siblings.get(pending.instance_id, [])
+            group = self.siblings.get(instance_id, [])
             if pending.sibling in group:
                 group.remove(pending.sibling)
+            self._member_counts.setdefault(instance_id, []).append(
+                (pending.started_at, self._members(instance_id)))
         elif pending.target_flavor:
             effective = min(now, pending.started_at
                             + self.opts.resize_duration)
@@ -268,17 +282,22 @@ class Watcher:
         self._cache[key] = found
         return found
 
-    def _vcpus_at(self, instance_id, times, current):
-        """The VM's vCPUs at ``times`` (its flavor changes the watcher
-        saw; before the first, the current flavor)."""
-        timeline = self._vcpus.setdefault(instance_id, [])
+    @staticmethod
+    def _timeline_at(timeline, times, current):
+        """Values of a step ``timeline`` (``[(since, value)]``, oldest
+        first) at ``times``; ``current`` when it is empty or has moved
+        on without the watcher seeing the change (from the newest time
+        on)."""
         if not timeline or timeline[-1][1] != current:
-            timeline.append((-math.inf if not timeline else times[-1]
-                             if len(times) else 0.0, current))
-        out = np.full(len(times), timeline[0][1])
-        for since, vcpus in timeline:
-            out[times >= since] = vcpus
+            timeline.append((-math.inf if not timeline else
+                             times[-1] if len(times) else 0.0, current))
+        out = np.full(len(times), float(timeline[0][1]))
+        for since, value in timeline:
+            out[times >= since] = value
         return out
+
+    def _members(self, instance_id):
+        return 1 + len(self.siblings.get(instance_id, []))
 
     def _profile(self, instance):
         metadata = instance.metadata or {}
@@ -286,11 +305,17 @@ class Watcher:
                 or self.opts.default_profile)
 
     def _demand(self, instance, now):
-        times, util = self._series(instance.instance_id, 'cpu_util_pct',
-                                   now)
+        """``(times, utilisation, demand)``: the VM's busy vCPUs (its
+        group's, all members together, when it scales horizontally)."""
+        instance_id = instance.instance_id
+        times, util = self._series(instance_id, 'cpu_util_pct', now)
         vcpus = float(instance.flavor.get('vcpus') or 1)
-        demand = util / 100.0 * self._vcpus_at(instance.instance_id, times,
-                                               vcpus)
+        demand = util / 100.0 * self._timeline_at(
+            self._vcpus.setdefault(instance_id, []), times, vcpus)
+        if self._mode(instance) == 'horizontal':
+            demand = demand * self._timeline_at(
+                self._member_counts.setdefault(instance_id, []), times,
+                self._members(instance_id))
         return times, util, demand
 
     def _mode(self, instance):
@@ -310,6 +335,12 @@ class Watcher:
             observed, step_s=step, horizon_steps=down_horizon,
             forecaster=self.opts.forecaster, bounds=(0.0, None))
         upper = np.asarray(result.upper, float)
+        trend = _slope(observed[-self.opts.trend_steps:]) \
+            if self.opts.trend_steps >= 2 else 0.0
+        # A rising demand is extrapolated over the lead time (the
+        # forecasters' interval already covers a falling one).
+        rise = max(trend, 0.0) * np.arange(1, down_horizon + 1)
+        upper = upper + rise[:len(upper)]
         raw_peak = float(np.max(upper[:horizon]))
         raw_down = float(np.max(upper))
         stats = self.errors.summary(instance.instance_id,
@@ -326,7 +357,7 @@ class Watcher:
                             len(demand) - season + down_horizon + 1]
             if np.isfinite(window).any():
                 seasonal_peak = float(np.nanmax(window))
-        return {'mean': [float(v) for v in result.mean],
+        return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
@@ -349,7 +380,7 @@ class Watcher:
                                made.vcpus, realised - made.raw_peak)
             learn = getattr(self.policy, 'learn', None)
             if learn is not None:
-                truth = realised * made.members
+                truth = realised
                 if self.foresight is not None:
                     truth = self.foresight(instance.instance_id,
                                            made.made_at, made.matures_at)
@@ -417,7 +448,7 @@ class Watcher:
         self._predictions[instance_id].append(_Prediction(
             now, now + self.lead_s[situation.mode], forecast['raw_peak'],
             instance.flavor.get('name') or '%g-vcpus' % situation.capacity,
-            situation.capacity, situation.group_size))
+            situation.capacity))
         decision = self.policy.decide(situation)
         if decision.action == policy_base.NO_ACTION and \
                 self.opts.steal_window > 0:

@@ -64,8 +64,9 @@ NO_ACTION = 'none'
 class Situation:
     """Everything a policy may look at for one watched VM at one run.
 
-    Demand is in busy vCPUs (the VM's CPU utilisation times its vCPUs);
-    it is censored at the flavor's size: a saturated VM hides how much
+    Demand is in busy vCPUs (the VM's CPU utilisation times its vCPUs;
+    in ``horizontal`` mode the whole group's, its members' shares added
+    up); it is censored at the capacity: a saturated VM hides how much
     more it wants (``saturated``).
     """
 
@@ -106,17 +107,24 @@ class Situation:
 
     @property
     def capacity(self):
+        """vCPUs of the VM's flavor (one member's)."""
         return float(self.flavor.get('vcpus') or 0)
+
+    @property
+    def total_capacity(self):
+        """vCPUs serving the demand: the flavor's, times the members in
+        ``horizontal`` mode."""
+        members = self.group_size if self.mode == 'horizontal' else 1
+        return self.capacity * members
 
     def rung_for(self, demand_vcpus):
         """Ladder index whose vCPUs hold ``demand_vcpus`` at the target
         utilisation."""
         return self.ladder.rung_for(demand_vcpus / self.target_utilisation)
 
-    def count_for(self, demand_vcpus_per_member):
-        """Group size whose members hold the group's demand (estimated
-        from one member's share) at the target utilisation."""
-        total = demand_vcpus_per_member * self.group_size
+    def count_for(self, total):
+        """Group size whose members hold the group's demand ``total``
+        (busy vCPUs) at the target utilisation."""
         per_member = max(self.capacity * self.target_utilisation, 1e-9)
         wanted = int(math.ceil(total / per_member - 1e-9))
         return max(self.min_count, min(self.max_count, max(wanted, 1)))
@@ -131,20 +139,21 @@ def capacity_decision(situation, up_peak, down_peak, why, max_down=1):
     if s.mode == 'horizontal':
         want_up = s.count_for(up_peak)
         if want_up > s.group_size:
-            return Decision('scale_out', '%s: %.2f vCPUs per member wants '
-                            '%d members, has %d' % (
+            return Decision('scale_out', '%s: %.2f vCPUs for the group '
+                            'want %d members, has %d' % (
                                 why, up_peak, want_up, s.group_size),
                             metric='busy_vcpus', predicted=up_peak,
-                            threshold=s.capacity, target_count=want_up)
+                            threshold=s.total_capacity,
+                            target_count=want_up)
         want_down = s.count_for(down_peak)
         if want_down < s.group_size:
-            return Decision('scale_in', '%s: %.2f vCPUs per member fits '
-                            'in %d members' % (why, down_peak,
+            return Decision('scale_in', '%s: %.2f vCPUs for the group '
+                            'fit in %d members' % (why, down_peak,
                                                s.group_size - 1),
                             metric='busy_vcpus', predicted=down_peak,
                             threshold=s.capacity,
                             target_count=s.group_size - 1)
-        return Decision(NO_ACTION, '%s: %d members hold %.2f vCPUs each'
+        return Decision(NO_ACTION, '%s: %d members hold %.2f vCPUs'
                         % (why, s.group_size, up_peak),
                         metric='busy_vcpus', predicted=up_peak,
                         threshold=s.capacity)

@@ -84,7 +84,7 @@ class ForecastPolicy(base.ScalingPolicy):
         if self.option('hold_peak'):
             down = max(down, float(s.forecast.get('recent_peak') or 0.0))
         if s.saturated:
-            floor = s.capacity * self.option('saturation_factor')
+            floor = s.total_capacity * self.option('saturation_factor')
             up, down = max(up, floor), max(down, floor)
         return up, down / max(1e-9, 1.0 - self.option('down_margin'))
 

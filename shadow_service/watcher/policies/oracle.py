@@ -26,9 +26,6 @@ class OraclePolicy(base.ScalingPolicy):
                                  'policy is for benchmarks over the twin')
         lead = s.lead_s['horizontal' if s.mode == 'horizontal'
                         else 'vertical']
-        # The foresight is the VM's (or its whole group's) demand; the
-        # capacity rule takes one member's share.
-        members = s.group_size if s.mode == 'horizontal' else 1
-        up = s.foresight(s.now, s.now + lead) / members
-        down = s.foresight(s.now, s.now + 2 * lead) / members
+        up = s.foresight(s.now, s.now + lead)
+        down = s.foresight(s.now, s.now + 2 * lead)
         return base.capacity_decision(s, up, down, 'true demand')

@@ -62,7 +62,7 @@ MODEL_VERSION = 1
 def features(situation):
     """The discrete state of ``situation``: a short string key."""
     s = situation
-    capacity = max(s.capacity, 1e-9)
+    capacity = max(s.total_capacity, 1e-9)
     ratio = float(s.forecast['peak']) / capacity
     demand = np.asarray(s.demand[-12:], float)
     demand = demand[np.isfinite(demand)]
