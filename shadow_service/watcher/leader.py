@@ -39,15 +39,18 @@ class Leadership:
         separator = '&' if '?' in url else '?'
         self.url = '%s%slock_timeout=%d' % (url, separator,
                                              int(max(timeout, 1)))
+        self.lock_name = ('nova-shadow-leader-%s' % group).encode()
         self.coordinator = coordination.get_coordinator(
             self.url, self.member_id.encode())
-        self.lock = self.coordinator.get_lock(
-            ('nova-shadow-leader-%s' % group).encode())
+        self.lock = None
         self._leading = False
         self._started = False
 
     def start(self):
+        """Connect to the backend (raises ``tooz.ToozError`` when it
+        cannot)."""
         self.coordinator.start(start_heart=False)
+        self.lock = self.coordinator.get_lock(self.lock_name)
         self._started = True
         return self
 
