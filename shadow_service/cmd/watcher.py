@@ -19,6 +19,8 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 CONF = cfg.CONF
+#: Seconds the coordination backend has to answer at start.
+PROBE_TIMEOUT_S = 5.0
 LOG = logging.getLogger(__name__)
 
 
@@ -106,7 +108,7 @@ def _preflight(conf):
         probe = leader.Leadership(opts.coordination_url,
                                   opts.coordination_group,
                                   timeout=opts.leader_timeout)
-        probe.start()
+        probe.start(timeout=PROBE_TIMEOUT_S)
         probe.stop()
 
 

@@ -39,7 +39,8 @@ class Pending:
     source_host: str = None
     target_host: str = None
     target_flavor: dict = None
-    sibling: str = None
+    #: Siblings booted (scale out) or being deleted (scale in).
+    siblings: list = dataclasses.field(default_factory=list)
     direction: int = 0
 
 
@@ -54,7 +55,8 @@ class Actuator:
         self.webhook = webhook
         self.webhook_timeout = webhook_timeout
 
-    def describe(self, instance, decision, host=None, sibling=None):
+    def describe(self, instance, decision, host=None, siblings=(),
+                 count=1):
         if decision.action in ('resize_up', 'resize_down'):
             rung = self.ladder.rungs[decision.target_rung]
             return 'resize %s from %s to %s (%d vCPUs; the guest reboots)' % (
@@ -66,22 +68,25 @@ class Actuator:
                 instance.instance_id, instance.host, host or 'a host Nova '
                 'picks')
         if decision.action == 'scale_out':
-            return ('boot a sibling of %s' % instance.instance_id
-                    if not self.webhook else 'call the scale webhook (out)')
+            return ('boot %d sibling%s of %s' % (
+                count, 's' if count > 1 else '', instance.instance_id)
+                if not self.webhook else 'call the scale webhook (out)')
         if decision.action == 'scale_in':
-            return ('delete sibling %s of %s' % (sibling,
-                                                 instance.instance_id)
-                    if not self.webhook else 'call the scale webhook (in)')
+            return ('delete sibling%s %s of %s' % (
+                's' if len(siblings) > 1 else '', ', '.join(siblings),
+                instance.instance_id)
+                if not self.webhook else 'call the scale webhook (in)')
         return 'nothing'
 
     def start(self, instance, decision, *, now, lead_s, decision_id,
-              host=None, sibling=None):
-        """Start ``decision`` on ``instance``.
+              host=None, siblings=(), count=1):
+        """Start ``decision`` on ``instance``: ``count`` siblings to boot
+        for a scale out, ``siblings`` to delete for a scale in.
 
         Returns ``(outcome, Pending or None, detail)``: outcome
         ``dry_run``, ``started`` (follow the Pending) or ``failed``.
         """
-        what = self.describe(instance, decision, host, sibling)
+        what = self.describe(instance, decision, host, siblings, count)
         if self.dry_run:
             LOG.info('dry-run: would %s', what)
             return 'dry_run', None, 'would ' + what
@@ -103,16 +108,21 @@ class Actuator:
             elif decision.action == 'live_migrate':
                 self.driver.live_migrate(instance.instance_id, host)
             elif decision.action == 'scale_out':
-                booted = self.driver.boot_sibling(instance.instance_id)
-                pending.sibling = booted.instance_id
+                for _ in range(count):
+                    booted = self.driver.boot_sibling(instance.instance_id)
+                    pending.siblings.append(booted.instance_id)
             elif decision.action == 'scale_in':
-                if sibling is None:
+                if not siblings:
                     return 'failed', None, 'no sibling of ours to delete'
-                self.driver.delete_instance(sibling)
-                pending.sibling = sibling
-                return 'started', pending, what
+                for sibling in siblings:
+                    self.driver.delete_instance(sibling)
+                    pending.siblings.append(sibling)
         except (cloud_base.CloudError, requests.RequestException) as exc:
             LOG.warning('Could not %s: %s', what, exc)
+            if pending.siblings:
+                # Some siblings were booted or deleted: follow those.
+                return 'started', pending, '%s (only %d: %s)' % (
+                    what, len(pending.siblings), exc)
             return 'failed', None, '%s: %s' % (what, exc)
         LOG.info('Started: %s', what)
         return 'started', pending, what
@@ -129,21 +139,15 @@ class Actuator:
         ``failed`` or None (still running)."""
         try:
             if pending.action == 'scale_in':
-                try:
-                    self.driver.get_instance(pending.sibling)
-                except cloud_base.NotSupported:
-                    raise
-                except cloud_base.CloudError:
-                    return 'done', 'sibling %s deleted' % pending.sibling
-                return self._timeout(pending, now, 'sibling still there')
-            watched = (pending.sibling if pending.action == 'scale_out'
-                       else pending.instance_id)
-            instance = self.driver.get_instance(watched)
+                return self._follow_deletes(pending, now)
+            if pending.action == 'scale_out':
+                return self._follow_boots(pending, now)
+            instance = self.driver.get_instance(pending.instance_id)
         except cloud_base.CloudError as exc:
             return 'failed', str(exc)
         status = (instance.status or '').upper()
         if status == 'ERROR':
-            return 'failed', '%s went to ERROR' % watched
+            return 'failed', '%s went to ERROR' % pending.instance_id
         if pending.action in ('resize_up', 'resize_down'):
             if status == 'VERIFY_RESIZE':
                 try:
@@ -165,10 +169,34 @@ class Actuator:
                 return 'done', 'now on %s' % instance.host
             if status == 'ACTIVE' and now - pending.started_at > GRACE_S:
                 return 'failed', 'still on %s' % instance.host
-        elif pending.action == 'scale_out':
-            if status == 'ACTIVE':
-                return 'done', 'sibling %s active' % pending.sibling
         return self._timeout(pending, now, 'still %s' % status)
+
+    def _follow_deletes(self, pending, now):
+        left = []
+        for sibling in pending.siblings:
+            try:
+                self.driver.get_instance(sibling)
+            except cloud_base.NotSupported:
+                raise
+            except cloud_base.CloudError:
+                continue
+            left.append(sibling)
+        if not left:
+            return 'done', 'deleted %s' % ', '.join(pending.siblings)
+        return self._timeout(pending, now, 'still there: %s'
+                             % ', '.join(left))
+
+    def _follow_boots(self, pending, now):
+        waiting = []
+        for sibling in pending.siblings:
+            status = (self.driver.get_instance(sibling).status or '').upper()
+            if status == 'ERROR':
+                return 'failed', 'sibling %s went to ERROR' % sibling
+            if status != 'ACTIVE':
+                waiting.append('%s %s' % (sibling, status))
+        if not waiting:
+            return 'done', 'active: %s' % ', '.join(pending.siblings)
+        return self._timeout(pending, now, ', '.join(waiting))
 
     @staticmethod
     def _timeout(pending, now, detail):

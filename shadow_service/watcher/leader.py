@@ -12,11 +12,16 @@ done twice.
 """
 
 import logging
+import threading
 import uuid
 
 from tooz import coordination
 
 LOG = logging.getLogger(__name__)
+
+
+class LeaderError(Exception):
+    """The coordination backend cannot be reached."""
 
 
 class Leadership:
@@ -46,26 +51,50 @@ class Leadership:
         self._leading = False
         self._started = False
 
-    def start(self):
-        """Connect to the backend (raises ``tooz.ToozError`` when it
-        cannot)."""
-        self.coordinator.start(start_heart=False)
-        self.lock = self.coordinator.get_lock(self.lock_name)
+    def start(self, timeout=None):
+        """Connect to the backend.
+
+        Raises
+        ------
+        LeaderError
+            when it cannot, or (with ``timeout``) has not within that
+            many seconds: tooz's own retries of an unreachable backend
+            take more than a minute.
+        """
+        outcome = {}
+
+        def connect():
+            try:
+                self.coordinator.start(start_heart=False)
+                outcome['lock'] = self.coordinator.get_lock(self.lock_name)
+            except Exception as exc:
+                outcome['error'] = exc
+        worker = threading.Thread(target=connect, daemon=True,
+                                  name='tooz-connect')
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise LeaderError('coordination backend %s did not answer '
+                              'within %.0f s' % (self.url, timeout))
+        if 'error' in outcome:
+            raise LeaderError('coordination backend %s: %s'
+                              % (self.url, outcome['error']))
+        self.lock = outcome['lock']
         self._started = True
         return self
 
     def is_leader(self):
         """Whether this watcher leads now (taking the lock if it is
         free); also renews the lock."""
-        if not self._started:
-            self.start()
         try:
+            if not self._started:
+                self.start()
             self.coordinator.heartbeat()
             if not self._leading:
                 self._leading = bool(self.lock.acquire(blocking=False))
                 if self._leading:
                     LOG.info('%s is now the leader', self.member_id)
-        except coordination.ToozError as exc:
+        except (coordination.ToozError, LeaderError) as exc:
             LOG.warning('Leader election failed (%s); not acting', exc)
             self._leading = False
         return self._leading

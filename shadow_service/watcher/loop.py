@@ -239,20 +239,21 @@ class Watcher:
                          'instance': instance_id, 'action': pending.action,
                          'outcome': outcome, 'detail': detail, 'at': now,
                          'started_at': pending.started_at,
-                         'sibling': pending.sibling,
+                         'siblings': pending.siblings,
                          'target_host': pending.target_host}, now)
 
     def _after_done(self, pending, now):
         instance_id = pending.instance_id
-        if pending.action == 'scale_out' and pending.sibling:
-            self.siblings[instance_id].append(pending.sibling)
+        if pending.action == 'scale_out' and pending.siblings:
+            self.siblings[instance_id].extend(pending.siblings)
             self._member_counts.setdefault(instance_id, []).append(
                 (min(now, pending.started_at + self.opts.boot_duration),
                  self._members(instance_id)))
-        elif pending.action == 'scale_in' and pending.sibling:
+        elif pending.action == 'scale_in' and pending.siblings:
             group = self.siblings.get(instance_id, [])
-            if pending.sibling in group:
-                group.remove(pending.sibling)
+            for sibling in pending.siblings:
+                if sibling in group:
+                    group.remove(sibling)
             self._member_counts.setdefault(instance_id, []).append(
                 (pending.started_at, self._members(instance_id)))
         elif pending.target_flavor:
@@ -470,7 +471,8 @@ class Watcher:
         decision_id = records.new_id()
         refusal = self.guard.check(instance_id, decision, now,
                                    source_host=instance.host)
-        host = sibling = None
+        host = None
+        siblings, count = [], 1
         if refusal is None:
             refusal = self._limits(instance, situation, decision)
         if refusal is None and decision.action == 'live_migrate':
@@ -479,12 +481,18 @@ class Watcher:
             if refusal is None and host is not None:
                 decision.host = host
                 refusal = self.guard.check(instance_id, decision, now)
+        size = situation.group_size
+        if refusal is None and decision.action == 'scale_out':
+            count = max(1, min((decision.target_count or size + 1) - size,
+                               self.opts.max_count - size))
         if refusal is None and decision.action == 'scale_in':
             group = self.siblings.get(instance_id) or []
+            count = max(1, min(size - (decision.target_count or size - 1),
+                               size - self.opts.min_count))
             if not group:
                 refusal = 'no sibling the watcher booted to delete'
             else:
-                sibling = group[-1]
+                siblings = group[-count:]
         record = {
             'decision_id': decision_id, 'instance': instance_id,
             'action': decision.action, 'at': now,
@@ -512,9 +520,10 @@ class Watcher:
                                'scale_out', 'scale_in') else 'vertical']
         outcome, pending, detail = self.actuator.start(
             instance, decision, now=now, lead_s=lead,
-            decision_id=decision_id, host=host, sibling=sibling)
+            decision_id=decision_id, host=host, siblings=siblings,
+            count=count)
         record.update(outcome=outcome, detail=detail, target_host=host,
-                      sibling=sibling)
+                      siblings=pending.siblings if pending else siblings)
         if decision.target_rung is not None:
             record['target_flavor'] = self.ladder.rungs[
                 decision.target_rung].to_flavor()
@@ -548,7 +557,9 @@ class Watcher:
                 self.opts.min_count)
         quota = self.opts.quota_vcpus
         if quota and decision.action in ('resize_up', 'scale_out'):
-            added = situation.capacity
+            added = situation.capacity * max(1, (
+                decision.target_count or situation.group_size + 1)
+                - situation.group_size)
             if decision.action == 'resize_up':
                 added = (self.ladder.capacity(decision.target_rung)
                          - situation.capacity)
@@ -628,7 +639,8 @@ class Watcher:
         for record in found:
             by_id.setdefault(record['decision_id'], []).append(record)
         taken, pending = [], {}
-        siblings = collections.defaultdict(list)
+        siblings = collections.defaultdict(list, {
+            k: list(v) for k, v in self.siblings.items()})
         for decision_id, group in by_id.items():
             first = group[0]
             outcomes = [r['outcome'] for r in group]
@@ -651,21 +663,22 @@ class Watcher:
                     source_host=(first.get('inputs') or {}).get('host'),
                     target_host=first.get('target_host'),
                     target_flavor=first.get('target_flavor'),
-                    sibling=first.get('sibling') or next(
-                        (r.get('sibling') for r in group
-                         if r.get('sibling')), None),
+                    siblings=list(first.get('siblings') or []),
                     direction=direction)
             for r in ended:
-                if r['outcome'] == 'done' and r.get('sibling'):
+                if r['outcome'] != 'done':
+                    continue
+                members = siblings[first['instance']]
+                for sibling in r.get('siblings') or []:
                     if first['action'] == 'scale_out':
-                        siblings[first['instance']].append(r['sibling'])
-                    elif r['sibling'] in siblings[first['instance']]:
-                        siblings[first['instance']].remove(r['sibling'])
+                        if sibling not in members:
+                            members.append(sibling)
+                    elif sibling in members:
+                        members.remove(sibling)
             del decision
         self.guard.restore(taken)
         self.pending = pending
         self.guard.in_flight = set(pending)
-        if siblings:
-            self.siblings = siblings
+        self.siblings = siblings
         LOG.info('Restored %d earlier actions (%d under way) from the '
                  'decision records', len(taken), len(pending))

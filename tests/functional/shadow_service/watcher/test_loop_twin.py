@@ -112,7 +112,7 @@ def test_a_group_grows_and_shrinks_with_its_demand(tmp_path):
     assert actions.index('scale_out') < actions.index('scale_in')
     booted = [r for r in _records(history, driver)
               if r['action'] == 'scale_out' and r['outcome'] == 'done']
-    sibling = booted[0]['sibling']
+    sibling = booted[0]['siblings'][0]
     assert driver.twin.workloads[sibling].group == 'web'
     # Fewer members after the wave than at its height, and the twin runs
     # exactly the members the watcher counts.
