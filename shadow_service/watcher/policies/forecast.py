@@ -22,7 +22,11 @@ from oslo_config import cfg
 from shadow_service.watcher.policies import base
 
 GROUP = cfg.OptGroup('watcher_policy_forecast',
-                     title='The forecast scaling policy')
+                     title='The forecast scaling policy',
+                     help="""
+Options of the ``forecast`` scaling policy of ``shadow-watcher``: act
+before the forecast bound crosses the VM's capacity.
+""")
 
 OPTS = [
     cfg.FloatOpt('down_margin', default=0.2, min=0.0, max=0.9, help="""

@@ -14,7 +14,11 @@ from oslo_config import cfg
 from shadow_service.watcher.policies import base
 
 GROUP = cfg.OptGroup('watcher_policy_reactive',
-                     title='The reactive scaling policy')
+                     title='The reactive scaling policy',
+                     help="""
+Options of the ``reactive`` scaling policy of ``shadow-watcher``: a
+threshold on the current CPU utilisation.
+""")
 
 OPTS = [
     cfg.FloatOpt('high_pct', default=80.0, min=1.0, max=100.0, help="""

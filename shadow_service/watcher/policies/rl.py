@@ -29,7 +29,11 @@ from shadow_service.watcher.policies import base
 LOG = logging.getLogger(__name__)
 
 GROUP = cfg.OptGroup('watcher_policy_rl',
-                     title='The reinforcement-learning scaling policy')
+                     title='The reinforcement-learning scaling policy',
+                     help="""
+Options of the ``rl`` scaling policy of ``shadow-watcher``: a value
+table trained in the twin.
+""")
 
 OPTS = [
     cfg.StrOpt('model_file', help="""
