@@ -117,8 +117,13 @@ boot_duration``).
 Seconds back over which the largest demand seen (``recent_peak``) is
 offered to the policy: ``forecast`` does not shrink a VM below it.
 """),
-    cfg.FloatOpt('history_window', default=93600.0, min=3600.0, help="""
-Seconds of a VM's history each run reads and forecasts from.
+    cfg.FloatOpt('history_window', default=21600.0, min=3600.0, help="""
+Seconds of a VM's history each run reads and forecasts from (the same
+window one day earlier is read as well, for the daily peak).
+
+Related options:
+
+* ``hold_window``: at most this long.
 """),
     cfg.FloatOpt('step', default=300.0, min=1.0, help="""
 Seconds per step of the series the forecasts are made on (samples are

@@ -54,6 +54,8 @@ PROFILE_KEY = 'nova_shadow_profile'
 SCALING_KEY = 'nova_shadow_scaling'
 
 
+#: The demand's main season (the "same time yesterday" of a forecast).
+SEASON_S = 86400.0
 #: Seconds of history the QoS forecasts and the steal detector read.
 QOS_WINDOW_S = 6 * 3600.0
 #: A QoS metric whose recent values all stay within this share of its
@@ -351,13 +353,8 @@ class Watcher:
         hold = max(1, int(self.opts.hold_window // step))
         recent_peak = float(np.nanmax(demand[-hold:])) if np.isfinite(
             demand[-hold:]).any() else 0.0
-        season = int(round(86400.0 / step))
-        seasonal_peak = 0.0
-        if len(demand) > season:
-            window = demand[len(demand) - season:
-                            len(demand) - season + down_horizon + 1]
-            if np.isfinite(window).any():
-                seasonal_peak = float(np.nanmax(window))
+        seasonal_peak = self._yesterday_peak(instance, now,
+                                             down_horizon * step)
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'upper': [float(v) for v in upper], 'model': result.model,
@@ -365,6 +362,30 @@ class Watcher:
                 'peak_down': raw_down + margin, 'bias': stats['bias'],
                 'margin': margin, 'errors': stats['errors'],
                 'margin_source': stats['source'], 'horizon_steps': horizon}
+
+    def _yesterday_peak(self, instance, now, span_s):
+        """The VM's largest demand in the ``span_s`` after this time one
+        day earlier (0 when unknown)."""
+        step = self.opts.step
+        start = now - SEASON_S
+        series = self.history.query_series(
+            names.INSTANCE_METRIC, names.FIELD_VALUE,
+            {names.TAG_INSTANCE: instance.instance_id,
+             names.TAG_METRIC: 'cpu_util_pct'},
+            start + 1e-3, start + span_s + 1e-3, step, 'mean')
+        times = np.asarray(series.times, float) + step
+        util = np.array([np.nan if v is None else v for v in series.values],
+                        float)
+        if not np.isfinite(util).any():
+            return 0.0
+        demand = util / 100.0 * self._timeline_at(
+            self._vcpus.setdefault(instance.instance_id, []), times,
+            float(instance.flavor.get('vcpus') or 1))
+        if self._mode(instance) == 'horizontal':
+            demand = demand * self._timeline_at(
+                self._member_counts.setdefault(instance.instance_id, []),
+                times, self._members(instance.instance_id))
+        return float(np.nanmax(demand))
 
     def _learn(self, instance, times, demand, now):
         """Compare matured predictions with the peak that followed."""
