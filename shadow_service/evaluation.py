@@ -126,7 +126,7 @@ class Evaluator:
         profile = profiles.resolve_profile(evaluation.request,
                                            self.profile_dirs)
         host_names = [h['host'] for h in evaluation.hosts]
-        features = self._host_features(host_names)
+        features = self._host_features(host_names, evaluation.hosts)
         scale = self._scale(evaluation.request['flavor'])
         evaluation.host_features = features
         evaluation.scale = scale
@@ -222,9 +222,10 @@ class Evaluator:
                 same.add(evaluation_id)
         return same
 
-    def _host_features(self, host_names):
+    def _host_features(self, host_names, hosts_info=None):
         try:
-            return self.driver.host_facts(host_names) or {}
+            return self.driver.host_facts(host_names,
+                                          hosts_info=hosts_info) or {}
         except Exception:
             LOG.exception('Could not read host features; ranking without')
             return {}
@@ -329,6 +330,7 @@ class _Run:
             LOG.exception('Evaluation %s: booting shadows on %s failed',
                           self.evaluation.evaluation_id, ', '.join(hosts))
             shadows = []
+        shadows = self.wait_until_active(shadows)
         now = self.ev.driver.now()
         for shadow in shadows:
             self.running[shadow.shadow_id] = shadow
@@ -339,6 +341,23 @@ class _Run:
                 LOG.warning('Evaluation %s: no shadow could boot on %s',
                             self.evaluation.evaluation_id, host)
                 self.unmeasured.discard(host)
+
+    def wait_until_active(self, shadows):
+        """The shadows that became active within what is left of the
+        budget; the others are deleted at once."""
+        if not shadows:
+            return shadows
+        left = self.budget - (time.monotonic() - self.wall_start)
+        try:
+            active = self.ev.driver.wait_until_active(shadows,
+                                                      max(0.0, left))
+        except Exception:
+            LOG.exception('Evaluation %s: waiting for shadows failed',
+                          self.evaluation.evaluation_id)
+            active = []
+        ids = {s.shadow_id for s in active}
+        self.delete([s for s in shadows if s.shadow_id not in ids])
+        return active
 
     def delete(self, shadows):
         if not shadows:
@@ -383,7 +402,10 @@ class _Run:
 
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
-        budget = max(0.0, evaluation.budget_s - CLEANUP_RESERVE_S)
+        reserve = max(CLEANUP_RESERVE_S,
+                      getattr(ev.driver, 'cleanup_reserve_s', 0.0))
+        budget = max(0.0, evaluation.budget_s - reserve)
+        self.budget, self.wall_start = budget, wall_start
         self.boot()
         if not self.running:
             LOG.warning('Evaluation %s: no shadow booted',

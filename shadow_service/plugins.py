@@ -89,13 +89,21 @@ def _group(cls):
     return cfg.OptGroup(name=group)
 
 
-def plugin_opts(namespaces=OPTION_NAMESPACES):
+def plugin_opts(namespaces=OPTION_NAMESPACES, sample=False):
     """``[(OptGroup, [opts])]`` the installed plugins declare, sorted by
-    group name, each option once per group."""
+    group name, each option once per group.
+
+    With ``sample`` (the sample config generator), a plugin's
+    ``get_sample_config_opts()`` is used where it has one: options it
+    registers only when it loads (keystoneauth's auth plugin options of
+    the ``openstack`` driver) are listed too.
+    """
     by_group = {}
     for namespace in namespaces:
         for _name, cls in sorted(plugin_classes(namespace).items()):
-            get_opts = getattr(cls, 'get_config_opts', None)
+            get_opts = ((sample and getattr(cls, 'get_sample_config_opts',
+                                            None))
+                        or getattr(cls, 'get_config_opts', None))
             if get_opts is None or not getattr(cls, 'config_group', None):
                 continue
             group = _group(cls)

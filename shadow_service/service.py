@@ -22,6 +22,7 @@ from shadow_service import learners as learners_mod
 from shadow_service import manager as manager_mod
 from shadow_service import rpc
 from shadow_service import rpcapi
+from shadow_service.clouds import base
 
 LOG = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ class Parts:
     manager: manager_mod.ShadowManager
 
     def close(self):
-        """Stop the manager's workers and close the history store."""
+        """Stop the manager's workers and the driver's helpers, and close
+        the history store."""
         self.manager.shutdown()
+        try:
+            self.driver.stop()
+        except Exception:
+            LOG.exception('Stopping the cloud driver failed')
         try:
             self.history.close()
         except Exception:
@@ -55,8 +61,9 @@ def build_history(conf):
 
 
 def collect_garbage(driver):
-    """Delete shadows an earlier run left behind; returns how many."""
-    leftovers = driver.list_shadows()
+    """Delete shadows an earlier run left behind (the driver's
+    ``garbage_shadows``); returns how many."""
+    leftovers = driver.garbage_shadows()
     if leftovers:
         LOG.warning('Deleting %d shadows left by an earlier run: %s',
                     len(leftovers), ', '.join(s.shadow_id for s in leftovers))
@@ -89,7 +96,14 @@ def build(conf, *, history=None, driver=None):
     analyzer = analyzer_mod.Analyzer.from_conf(conf)
     learners = learners_mod.build(conf, history, clock=driver.now)
     if conf.shadow.cleanup_on_start:
-        collect_garbage(driver)
+        try:
+            collect_garbage(driver)
+        except base.CloudError as e:
+            # The service still answers (with what history knows); the
+            # driver's periodic collector, if it has one, retries.
+            LOG.warning('Could not delete left-over shadows at start: %s',
+                        e)
+    driver.start()
     evaluator = evaluation.Evaluator.from_conf(conf, driver, history,
                                                analyzer, learners=learners)
     manager = manager_mod.ShadowManager(

@@ -17,17 +17,23 @@ Three groups of operations:
 
 * **shadows** (the evaluator): :meth:`~CloudDriver.boot_shadows`,
   :meth:`~CloudDriver.wait_until_active`,
-  :meth:`~CloudDriver.delete_shadows`, :meth:`~CloudDriver.list_shadows`;
+  :meth:`~CloudDriver.delete_shadows`, :meth:`~CloudDriver.list_shadows`
+  and :meth:`~CloudDriver.garbage_shadows` (the garbage collector);
   the clock the shadows' samples use (:meth:`~CloudDriver.now`,
   :meth:`~CloudDriver.wait`);
 * **facts** (the evaluator, the watcher): :meth:`~CloudDriver.list_hosts`,
-  :meth:`~CloudDriver.host_facts`;
+  :meth:`~CloudDriver.host_facts` (given the scheduler's own figures of
+  the hosts, ``hosts_info``, when there are some);
 * **instance actions** (the watcher): :meth:`~CloudDriver.list_instances`,
   :meth:`~CloudDriver.get_instance`,
   :meth:`~CloudDriver.resize` and :meth:`~CloudDriver.confirm_resize`,
   :meth:`~CloudDriver.live_migrate`, :meth:`~CloudDriver.boot_sibling`,
   :meth:`~CloudDriver.delete_instance`.  A driver that cannot do one
   raises :class:`NotSupported`.
+
+A driver may run something beside the evaluations (the ``openstack``
+driver's sample collector): :meth:`~CloudDriver.start` and
+:meth:`~CloudDriver.stop`, called by ``shadow_service.service``.
 
 Errors: every operation that fails raises :class:`CloudError` (never a
 client library's own exception), except :meth:`~CloudDriver.boot_shadows`,
@@ -131,6 +137,9 @@ class CloudDriver(metaclass=abc.ABCMeta):
 
     #: Option group of the driver's own options.
     config_group = None
+    #: Seconds of an evaluation's budget the evaluator keeps back for
+    #: :meth:`delete_shadows` (deleting real servers takes seconds).
+    cleanup_reserve_s = 0.0
 
     def __init__(self, conf, history):
         self.conf = conf
@@ -140,6 +149,17 @@ class CloudDriver(metaclass=abc.ABCMeta):
     def get_config_opts(cls):
         """The driver's oslo.config options (in :attr:`config_group`)."""
         return []
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self):
+        """Start what the driver runs beside the evaluations (the
+        ``openstack`` driver: the sample collector, the periodic garbage
+        collector).  ``shadow_service.service.build`` calls it once."""
+        return None
+
+    def stop(self):
+        """Stop what :meth:`start` started."""
+        return None
 
     # -- shadows ------------------------------------------------------------
     @abc.abstractmethod
@@ -183,6 +203,12 @@ class CloudDriver(metaclass=abc.ABCMeta):
         """Every shadow this driver's cloud still holds (for the garbage
         collector)."""
 
+    def garbage_shadows(self):
+        """The shadows a garbage collector may delete now: by default
+        every one :meth:`list_shadows` returns.  A driver whose cloud other
+        services share returns only left-overs and expired ones."""
+        return self.list_shadows()
+
     # -- the clock -------------------------------------------------------
     @abc.abstractmethod
     def now(self):
@@ -197,10 +223,17 @@ class CloudDriver(metaclass=abc.ABCMeta):
         """Every compute host of the cloud, as :class:`HostInfo`."""
         raise NotSupported('%s cannot list hosts' % type(self).__name__)
 
-    def host_facts(self, hosts):
+    def host_facts(self, hosts, hosts_info=None):
         """``{host: {fact: value}}`` of what a deployment can know about
         ``hosts`` (names of :mod:`shadow_service.hostfacts`); empty when
-        unknown, partial where some facts are."""
+        unknown, partial where some facts are.
+
+        ``hosts_info`` is the request's host list as the scheduler sent it
+        (``[{"host": ..., "vcpus": ..., "vcpus_used": ...,
+        "free_ram_mb": ..., "total_ram_mb": ..., "num_instances": ...}]``,
+        see ``shadow_service/schema.py``); a driver may merge it with what
+        it reads itself, or ignore it (the default).
+        """
         return {}
 
     # -- instance actions (the watcher) -----------------------------------

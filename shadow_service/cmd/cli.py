@@ -6,9 +6,11 @@ Sub-commands:
     The main job on the embedded twin: evaluate, place, watch, report.
 ``evaluate``
     Rank hosts for a VM request.  Locally (default: the configured cloud
-    driver, the twin unless configured otherwise) or, with ``--remote``,
-    through a running ``shadow-service``; the evaluation id it prints can be
-    given to ``openstack server create --hint shadow_evaluation=<id>``.
+    driver, the twin unless configured otherwise; ``--cloud NAME`` boots
+    shadows on the clouds.yaml cloud ``NAME`` with a progress bar while
+    they run) or, with ``--remote``, through a running ``shadow-service``;
+    the evaluation id it prints can be given to
+    ``openstack server create --hint shadow_evaluation=<id>``.
 ``show``
     Status and ranking of a remote evaluation.
 ``profiles``
@@ -57,15 +59,29 @@ def _parser():
     ev.add_argument('--disk-gb', type=int, default=40)
     ev.add_argument('--hosts', default=None,
                     help='comma-separated candidate hosts (default: every '
-                         'host of the twin)')
+                         'available host of the cloud, or of the twin)')
+    ev.add_argument('--cloud', default=None, metavar='NAME',
+                    help='measure on the OpenStack cloud NAME of '
+                         'clouds.yaml (the openstack cloud driver; the '
+                         'other [openstack] options come from '
+                         '--config-file)')
+    ev.add_argument('--image', default=None,
+                    help='image id of the request (shadows boot from it '
+                         'unless [openstack] image is set)')
+    ev.add_argument('--progress', choices=['auto', 'always', 'never'],
+                    default='auto',
+                    help='progress bar on stderr while shadows run '
+                         '(auto: when stderr is a terminal)')
     ev.add_argument('--budget', type=float, default=30.0,
                     help='seconds the evaluation may run (default: 30)')
     ev.add_argument('--remote', action='store_true',
                     help='ask a running shadow-service over RPC')
     ev.add_argument('--wait', action='store_true',
                     help='with --remote: wait for the ranking')
-    ev.add_argument('--json', action='store_true',
-                    help='print the ranking as JSON')
+    ev.add_argument('--format', choices=['table', 'json'],
+                    default='table', help='how to print the ranking')
+    ev.add_argument('--json', dest='format', action='store_const',
+                    const='json', help='the same as --format json')
     ev.add_argument('--history', choices=['memory', 'configured'],
                     default=None,
                     help='history store of a local evaluation: memory, or '
@@ -84,6 +100,9 @@ def _load_conf(args):
     conf = cfg.ConfigOpts()
     shadow_conf.register_opts(conf)
     conf([], project='nova-shadow', default_config_files=args.config_file)
+    if getattr(args, 'cloud', None):
+        conf.set_override('cloud_driver', 'openstack', group='shadow')
+        conf.set_override('cloud', args.cloud, group='openstack')
     return conf
 
 
@@ -105,9 +124,67 @@ def format_ranking(ranking, out=None):
 
 
 def _request(args):
-    return {'flavor': {'name': 'cli', 'vcpus': args.vcpus,
-                       'ram_mb': args.ram_mb, 'disk_gb': args.disk_gb},
-            'profile': args.profile}
+    request = {'flavor': {'name': 'cli', 'vcpus': args.vcpus,
+                          'ram_mb': args.ram_mb, 'disk_gb': args.disk_gb},
+               'profile': args.profile}
+    if getattr(args, 'image', None):
+        request['image_id'] = args.image
+    return request
+
+
+class ProgressBar:
+    """``[#####.....]  45%  12.3 s`` redrawn in place on ``stream``."""
+
+    WIDTH = 30
+
+    def __init__(self, stream, enabled):
+        self.stream = stream
+        self.enabled = enabled
+        self.drawn = False
+
+    def draw(self, fraction, elapsed_s, status):
+        if not self.enabled:
+            return
+        fraction = min(1.0, max(0.0, fraction))
+        done = int(round(fraction * self.WIDTH))
+        self.stream.write('\r[%s%s] %3d%% %6.1f s  %-9s'
+                          % ('#' * done, '.' * (self.WIDTH - done),
+                             round(fraction * 100), elapsed_s, status))
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self):
+        if self.drawn:
+            self.stream.write('\n')
+            self.stream.flush()
+
+
+def _progress_enabled(args):
+    if args.progress == 'auto':
+        return sys.stderr.isatty()
+    return args.progress == 'always'
+
+
+def _run_with_progress(manager, request, hosts, budget, bar):
+    """Run the evaluation in the manager's pool, drawing its progress;
+    returns the ranking."""
+    evaluation_id = manager.start_evaluation({}, request, hosts, budget)
+    started = time.monotonic()
+    try:
+        while True:
+            state = manager.get_evaluation({}, evaluation_id)
+            bar.draw(state['progress'], time.monotonic() - started,
+                     state['status'])
+            if state['status'] not in ('pending', 'running'):
+                break
+            time.sleep(0.2)
+    finally:
+        bar.close()
+    if state['status'] == 'error' or not state.get('ranking'):
+        raise exception.ShadowException(
+            'evaluation %s failed: %s' % (evaluation_id,
+                                          state.get('error')))
+    return state['ranking']
 
 
 def _evaluate_locally(conf, args):
@@ -130,8 +207,12 @@ def _evaluate_locally(conf, args):
         if not names:
             raise exception.InvalidRequest(reason='no candidate hosts: use '
                                                   '--hosts')
-        return parts.manager.evaluate(
-            _request(args), [{'host': n} for n in names], args.budget)
+        request, hosts = _request(args), [{'host': n} for n in names]
+        bar = ProgressBar(sys.stderr, _progress_enabled(args))
+        if not bar.enabled:
+            return parts.manager.evaluate(request, hosts, args.budget)
+        return _run_with_progress(parts.manager, request, hosts,
+                                  args.budget, bar)
     finally:
         parts.close()
 
@@ -222,7 +303,7 @@ def main(argv=None):
         return 1
     if ranking is None:
         return 0
-    if args.json:
+    if args.format == 'json':
         print(json.dumps(ranking, indent=2, sort_keys=True))
     else:
         format_ranking(ranking)

@@ -42,13 +42,17 @@ def _service_class():
 def _preflight(conf):
     """Fail fast, before any worker forks, on configuration that cannot
     work: an unreachable or misconfigured history store, an unknown cloud
-    driver."""
+    driver or one whose own options cannot work (``check_config``)."""
     from shadow_service import plugins
     from shadow_service import service
 
     history = service.build_history(conf)
     history.close()
-    plugins.plugin_class('nova_shadow.clouds', conf.shadow.cloud_driver)
+    driver_class = plugins.plugin_class('nova_shadow.clouds',
+                                        conf.shadow.cloud_driver)
+    check = getattr(driver_class, 'check_config', None)
+    if check is not None:
+        check(conf)
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
 Library code takes a ``ConfigOpts`` argument; only entry points (the daemons
 and the CLI) use the global ``cfg.CONF``.  :func:`register_opts` registers
 the core groups (``[shadow]``, ``[analysis]``, ``[history]``,
-``[watcher]``) and every
+``[collector]``, ``[watcher]``) and every
 installed plugin's own options (for example the twin's ``[sim]``): plugins
 declare them through ``get_config_opts()`` (see
 :mod:`shadow_service.plugins`).
@@ -13,13 +13,14 @@ from oslo_config import cfg
 
 from shadow_service import plugins
 from shadow_service.conf import analysis
+from shadow_service.conf import collector
 from shadow_service.conf import history
 from shadow_service.conf import service
 from shadow_service.conf import watcher
 
 CONF = cfg.CONF
 
-_OPT_MODULES = [service, analysis, history, watcher]
+_OPT_MODULES = [service, analysis, history, collector, watcher]
 
 
 def register_opts(conf):
@@ -34,7 +35,7 @@ def list_opts():
     for module in _OPT_MODULES:
         opts.extend(module.list_opts().items())
     core = {getattr(group, 'name', group) for group, _opts in opts}
-    for group, plugin_opts in plugins.plugin_opts():
+    for group, plugin_opts in plugins.plugin_opts(sample=True):
         if group.name in core:
             # Already listed with the core group (e.g. the stores'
             # options live in [history]).

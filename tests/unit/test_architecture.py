@@ -44,6 +44,10 @@ FORBIDDEN = {
         'shadow_service.service', 'shadow_service.clouds',
         'shadow_service.watcher', 'shadow_service.demo',
         'shadow_service.cmd'),
+    # The collector validates and stores what guests send: the schema and
+    # the stores, never a driver or the loop.
+    'shadow_service.collector': LOOP + (
+        'shadow_service.clouds', 'shadow_service.analysis', 'openstack'),
     # loadgen runs inside guests: the standard library and itself.
     'loadgen': ('shadow_service', 'nova_shadow_filter'),
     # The weigher runs inside nova-scheduler: only the RPC client.
@@ -157,6 +161,18 @@ def test_no_part_imports_what_is_above_it(graph, part):
                    or name == f.rstrip('.') for f in FORBIDDEN[part]):
                 wrong.append('%s imports %s' % (module, name))
     assert not wrong, wrong
+
+
+def test_only_the_openstack_driver_imports_openstacksdk(graph):
+    edges, _modules = graph
+    wrong = sorted(
+        '%s imports %s' % (module, name)
+        for module, names in edges.items() for name in names
+        if (name == 'openstack' or name.startswith('openstack.'))
+        and not module.startswith('shadow_service.clouds.openstack'))
+    assert not wrong, wrong
+    assert any(n.startswith('openstack') for n in edges[
+        'shadow_service.clouds.openstack.driver'])
 
 
 def test_the_check_sees_the_arrows_it_must_see(graph):

@@ -25,6 +25,12 @@ def test_service_sample_lists_every_option_group():
     for group in groups:
         assert '[%s]' % group in sample
     assert 'cloud_driver' in sample
+    assert {'openstack', 'collector'} <= set(groups)
+    openstack = sample.split('\n[openstack]\n')[1].split('\n[')[0]
+    # The driver's own options and keystoneauth's, password plugin included.
+    for option in ('pin_method', 'max_shadows_per_host', 'auth_type',
+                   'auth_url', 'username', 'project_domain_name'):
+        assert '#%s = ' % option in openstack, option
 
 
 def test_weigher_sample_lists_its_group_with_help():

@@ -162,10 +162,11 @@ class SimDriver(base.CloudDriver):
         return [base.HostInfo(host=name, availability_zone='nova')
                 for name in self.host_names()]
 
-    def host_facts(self, hosts):
+    def host_facts(self, hosts, hosts_info=None):
         """Inventory and monitoring facts of ``hosts``: hardware data
         sheet figures, what tenants have allocated, and statistics of the
         host's own monitoring (with measurement noise) over the last day.
+        ``hosts_info`` is ignored: the twin knows its hosts better.
         """
         names = [_host_name(h) for h in hosts]
         self.ensure_hosts(names)

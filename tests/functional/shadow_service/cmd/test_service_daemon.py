@@ -89,3 +89,16 @@ def test_daemon_refuses_a_bad_config_with_a_clear_error(tmp_path,
     assert result.returncode == 2
     assert 'sqlite_path' in result.stderr
     assert 'does not exist' in result.stderr
+
+
+def test_daemon_refuses_the_openstack_driver_without_credentials(tmp_path,
+                                                                 rabbit_url):
+    conf_path = tmp_path / 'shadow-service.conf'
+    _write_conf(conf_path, rabbit_url, 'unused', tmp_path)
+    with open(conf_path, 'a') as f:
+        f.write('[shadow]\ncloud_driver = openstack\n')
+    result = subprocess.run(DAEMON + ['--config-file', str(conf_path)],
+                            capture_output=True, text=True, env=_env(),
+                            timeout=60)
+    assert result.returncode == 2
+    assert "[openstack] needs either cloud" in result.stderr

@@ -1,0 +1,955 @@
+"""``openstack``: shadows on a real cloud, through openstacksdk.
+
+Each shadow is a server in the shadow project (the credentials'
+project), booted from the request's image or ``[openstack] image`` with a
+private flavor of the shadow's size (created once per size and extra
+specs, then reused), pinned to the candidate host it measures
+(``host=`` with compute microversion 2.74, else
+``availability_zone=<zone>:<host>``), tagged ``nova-shadow`` and
+``nova-shadow-eval-<evaluation id>`` and carrying the evaluation, the
+service and the expiry time in its metadata.  Its user-data runs loadgen
+(:mod:`shadow_service.clouds.openstack.userdata`) with a write-only token
+of the sample collector (:mod:`shadow_service.collector`), which this
+driver starts when shadows have a network (:meth:`OpenStackDriver.start`);
+the console log is the fallback for shadows that send nothing.
+
+What fails degrades to "this host stays unmeasured", never to an
+exception out of :meth:`~OpenStackDriver.boot_shadows`: quota exhausted,
+a host the scheduler refuses (the server goes to ERROR with
+NoValidHost), API errors and time-outs.  At most
+``max_shadows_per_host`` shadows run on one host at a time.  Deletion
+waits until the servers are gone and their Placement allocations
+released.  A garbage collector (at start and every ``gc_interval``)
+deletes shadows this service left behind and any expired shadow.
+
+Every other failure is raised as
+:class:`~shadow_service.clouds.base.CloudError`, never as an
+openstacksdk or keystoneauth exception.  Options: ``[openstack]``
+(``shadow_service/conf/openstack.py``) and ``[collector]``; the guide is
+``doc/source/openstack.rst``.
+"""
+
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+
+from shadow_service import hostfacts as facts
+from shadow_service.clouds import base
+from shadow_service.clouds.openstack import userdata
+from shadow_service.collector import ingest
+from shadow_service.collector import server as collector_server
+from shadow_service.collector import tokens
+from shadow_service.conf import openstack as os_conf
+
+LOG = logging.getLogger(__name__)
+
+#: Every shadow carries this tag; the garbage collector lists by it.
+SHADOW_TAG = 'nova-shadow'
+#: Plus one naming its evaluation.
+EVALUATION_TAG = 'nova-shadow-eval-%s'
+META_EVALUATION = 'nova_shadow_evaluation'
+META_SERVICE = 'nova_shadow_service'
+META_HOST = 'nova_shadow_host'
+META_EXPIRES = 'nova_shadow_expires_at'
+#: Compute microversion of ``host=`` on server create.
+HOST_PARAM_MICROVERSION = '2.74'
+#: Last microversion whose hypervisor details carry usage figures.
+HYPERVISOR_STATS_MICROVERSION = '2.87'
+_UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$')
+_RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
+
+
+def _host_name(host):
+    return host['host'] if isinstance(host, dict) else str(host)
+
+
+def _message(exc):
+    details = getattr(exc, 'details', None)
+    text = str(details or exc).strip().replace('\n', ' ')
+    return text[:500]
+
+
+@contextlib.contextmanager
+def cloud_errors(what, host=None):
+    """Raise what fails inside as :class:`base.CloudError` saying
+    ``what`` was attempted (and on which ``host``)."""
+    from keystoneauth1 import exceptions as ks_exc
+    from openstack import exceptions as sdk_exc
+
+    try:
+        yield
+    except base.CloudError:
+        raise
+    except sdk_exc.HttpException as e:
+        status = e.status_code
+        text = _message(e)
+        retryable = status is None or status in _RETRYABLE_STATUSES
+        if 'quota exceeded' in text.lower():
+            retryable = False
+        raise base.CloudError('%s failed (HTTP %s): %s'
+                              % (what, status, text), host=host,
+                              retryable=retryable) from None
+    except (sdk_exc.ResourceTimeout, ks_exc.ConnectionError,
+            ks_exc.RequestTimeout, ks_exc.DiscoveryFailure) as e:
+        # (Version discovery fails when the endpoint does not answer.)
+        raise base.CloudError('%s failed: %s: %s'
+                              % (what, type(e).__name__, _message(e)),
+                              host=host, retryable=True) from None
+    except (sdk_exc.SDKException, ks_exc.ClientException) as e:
+        raise base.CloudError('%s failed: %s: %s'
+                              % (what, type(e).__name__, _message(e)),
+                              host=host, retryable=False) from None
+
+
+def _raise_for_status(response):
+    """The SDK's HttpException for an error answer to a raw call (which
+    the proxies do not raise themselves)."""
+    from openstack import exceptions as sdk_exc
+
+    sdk_exc.raise_from_response(response)
+
+
+def connect(conf):
+    """An openstacksdk connection from ``[openstack]``: the clouds.yaml
+    cloud ``cloud``, else the group's keystoneauth options."""
+    import openstack
+    from keystoneauth1 import loading as ks_loading
+
+    opts = conf.openstack
+    extra = {}
+    if opts.region_name:
+        extra['region_name'] = opts.region_name
+    if opts.interface:
+        extra['interface'] = opts.interface
+    with cloud_errors('Loading the [openstack] credentials'):
+        if opts.cloud:
+            return openstack.connect(cloud=opts.cloud,
+                                     api_timeout=opts.api_timeout, **extra)
+        try:
+            auth = ks_loading.load_auth_from_conf_options(
+                conf, os_conf.openstack_group.name)
+        except Exception as e:  # keystoneauth's option errors vary
+            raise base.CloudError('[openstack] auth options: %s' % e) \
+                from None
+        if auth is None:
+            raise base.CloudError(
+                '[openstack] needs either cloud (a clouds.yaml entry) or '
+                'auth_type with its options (auth_url, username, ...)')
+        session = ks_loading.load_session_from_conf_options(
+            conf, os_conf.openstack_group.name, auth=auth)
+        if session.timeout is None:
+            session.timeout = opts.api_timeout
+        from openstack import connection
+
+        return connection.Connection(session=session, **extra)
+
+
+class _HostSlots:
+    """At most ``limit`` shadows per host at a time."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._used = {}
+
+    def take(self, host):
+        with self._lock:
+            if self._used.get(host, 0) >= self.limit:
+                return False
+            self._used[host] = self._used.get(host, 0) + 1
+            return True
+
+    def give_back(self, host):
+        with self._lock:
+            left = self._used.get(host, 0) - 1
+            if left > 0:
+                self._used[host] = left
+            else:
+                self._used.pop(host, None)
+
+
+class _Tracked:
+    """What the driver remembers of a shadow it booted."""
+
+    def __init__(self, shadow, grant):
+        self.shadow = shadow
+        self.grant = grant
+        self.active = False
+        self.next_console_poll = 0.0
+
+
+class OpenStackDriver(base.CloudDriver):
+    """Shadows, host facts and instance actions on an OpenStack cloud.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts
+        With ``[openstack]``, ``[collector]`` and ``[shadow]`` registered.
+    history : shadow_service.history.base.HistoryStore
+        Where the collector writes what shadows send.
+    connection : openstack.connection.Connection, optional
+        An open connection (tests, tools); made from ``[openstack]``
+        otherwise.
+    """
+
+    config_group = os_conf.openstack_group
+
+    @classmethod
+    def get_config_opts(cls):
+        return os_conf.all_opts()
+
+    @classmethod
+    def get_sample_config_opts(cls):
+        return os_conf.sample_opts()
+
+    @classmethod
+    def check_config(cls, conf):
+        """Raise CloudError when ``[openstack]`` or ``[collector]`` cannot
+        work (no credentials, an unknown cloud, a collector guests cannot
+        be told the address of); contacts nothing."""
+        connect(conf)
+        collector = conf.collector
+        network = conf.openstack.network
+        if (network and network != 'none' and collector.enabled
+                and not collector.advertised_url
+                and collector.host in collector_server.WILDCARDS):
+            raise base.CloudError(
+                '[collector] advertised_url is required when host is %r: '
+                'guests on [openstack] network need an address they can '
+                'reach' % (collector.host,))
+
+    def __init__(self, conf, history, connection=None):
+        super().__init__(conf, history)
+        self.opts = conf.openstack
+        self.conn = connection if connection is not None else connect(conf)
+        self.service_id = self.opts.service_id or socket.gethostname()
+        self.cleanup_reserve_s = self.opts.cleanup_reserve
+        self.lifetime_s = conf.shadow.max_budget + self.opts.expiry_margin
+        self.grants = tokens.Grants(
+            retention_s=conf.collector.token_retention)
+        self.intake = ingest.Intake(
+            history, max_clock_skew=conf.collector.max_clock_skew,
+            max_line_bytes=conf.collector.max_line_bytes)
+        self.collector = None
+        self.collector_url = None
+        self._slots = _HostSlots(self.opts.max_shadows_per_host)
+        self._lock = threading.Lock()
+        self._tracked = {}
+        self._booting_names = set()
+        self._deleting = set()
+        self._flavors = {}
+        self._flavor_lock = threading.Lock()
+        self._zones = {}
+        self._host_param = None
+        self._project_id = None
+        self._gc_stop = threading.Event()
+        self._gc_thread = None
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self):
+        """Start the collector (when shadows have a network and
+        ``[collector] enabled``) and the periodic garbage collector."""
+        if (self.opts.network and self.opts.network != 'none'
+                and self.conf.collector.enabled
+                and self.collector is None):
+            self.collector = collector_server.Collector(
+                self.conf.collector, self.intake, self.grants).start()
+            self.collector_url = self.collector.advertised_url
+        elif not self.opts.console_samples:
+            LOG.warning('Shadows have no way to send samples: set '
+                        '[openstack] network (and the [collector] options) '
+                        'or [openstack] console_samples')
+        if self.opts.gc_interval > 0 and self._gc_thread is None:
+            self._gc_stop.clear()
+            self._gc_thread = threading.Thread(
+                target=self._gc_loop, name='shadow-gc', daemon=True)
+            self._gc_thread.start()
+
+    def stop(self):
+        self._gc_stop.set()
+        if self._gc_thread is not None:
+            self._gc_thread.join(10)
+            self._gc_thread = None
+        if self.collector is not None:
+            self.collector.stop()
+            self.collector = None
+
+    def _gc_loop(self):
+        while not self._gc_stop.wait(self.opts.gc_interval):
+            try:
+                self.collect_garbage()
+            except Exception:
+                LOG.exception('Shadow garbage collection failed; retrying '
+                              'in %ss', self.opts.gc_interval)
+
+    def collect_garbage(self):
+        """Delete :meth:`garbage_shadows`; returns how many."""
+        garbage = self.garbage_shadows()
+        if garbage:
+            LOG.warning('Deleting %d left-over or expired shadows: %s',
+                        len(garbage),
+                        ', '.join(s.shadow_id for s in garbage))
+            self.delete_shadows(garbage)
+        return len(garbage)
+
+    # -- the clock ----------------------------------------------------------
+    def now(self):
+        """Wall-clock time minus ``[openstack] sample_lag``: samples up to
+        this time have arrived."""
+        return time.time() - self.opts.sample_lag
+
+    def wait(self, seconds):
+        """Sleep ``seconds``, reading the console log of shadows that sent
+        nothing to the collector on the way."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        if self.opts.console_samples:
+            self._poll_consoles(deadline)
+        left = deadline - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+
+    # -- what shadows boot from ------------------------------------------
+    def _project(self):
+        if self._project_id is None:
+            with cloud_errors('Finding the shadow project'):
+                self._project_id = self.conn.current_project_id
+        return self._project_id
+
+    @staticmethod
+    def flavor_name(prefix, flavor):
+        """The private flavor's name for a shadow ``flavor`` (sizes and
+        a hash of the extra specs)."""
+        specs = flavor.get('extra_specs') or {}
+        digest = hashlib.sha256(json.dumps(
+            specs, sort_keys=True).encode('utf-8')).hexdigest()[:8]
+        return '%s-%dc-%dm-%dg-%s' % (
+            prefix, int(flavor['vcpus']), int(flavor['ram_mb']),
+            int(flavor.get('disk_gb') or 0), digest)
+
+    def flavor_for(self, flavor):
+        """The id of the private flavor of the shadow-sized ``flavor``,
+        created (with its extra specs, for the shadow project) the first
+        time."""
+        name = self.flavor_name(self.opts.flavor_prefix, flavor)
+        with self._flavor_lock:
+            if name in self._flavors:
+                return self._flavors[name]
+            found = self._find_flavor(name)
+            if found is None:
+                try:
+                    found = self._create_flavor(name, flavor)
+                except base.CloudError:
+                    # Another shadow-service may have created it.
+                    found = self._find_flavor(name)
+                    if found is None:
+                        raise
+            self._flavors[name] = found.id
+            return found.id
+
+    def _find_flavor(self, name):
+        """The flavor called ``name`` (public or shared with the shadow
+        project), or None."""
+        from openstack import exceptions as sdk_exc
+
+        with cloud_errors('Finding flavor %s' % name):
+            try:
+                # is_public=none: private flavors too (the admin view).
+                return self.conn.compute.find_flavor(
+                    name, ignore_missing=False, is_public='none')
+            except sdk_exc.NotFoundException:
+                return None
+
+    def _create_flavor(self, name, flavor):
+        with cloud_errors('Creating flavor %s' % name):
+            created = self.conn.compute.create_flavor(
+                name=name, vcpus=int(flavor['vcpus']),
+                ram=int(flavor['ram_mb']),
+                disk=int(flavor.get('disk_gb') or 0), is_public=False,
+                description='nova-shadow shadow size')
+        try:
+            with cloud_errors('Setting up flavor %s' % name):
+                project = self._project()
+                if project:
+                    self.conn.compute.flavor_add_tenant_access(created,
+                                                               project)
+                specs = flavor.get('extra_specs') or {}
+                if specs:
+                    self.conn.compute.create_flavor_extra_specs(
+                        created, dict(specs))
+        except base.CloudError:
+            with cloud_errors('Deleting half-made flavor %s' % name):
+                self.conn.compute.delete_flavor(created,
+                                                ignore_missing=True)
+            raise
+        LOG.info('Created private flavor %s (%s) for shadows', name,
+                 created.id)
+        return created
+
+    def image_for(self, request):
+        """The image id a shadow of ``request`` boots from."""
+        requested = request.get('image_id')
+        configured = self.opts.image
+        if configured and not (self.opts.prefer_requested_image
+                               and requested):
+            image = configured
+        else:
+            image = requested or configured
+        if not image:
+            raise base.CloudError('no image for shadows: the request names '
+                                  'none and [openstack] image is unset')
+        if _UUID.match(image):
+            return image
+        with cloud_errors('Finding image %s' % image):
+            return self.conn.image.find_image(image,
+                                              ignore_missing=False).id
+
+    def networks(self):
+        """The ``networks`` argument of server create."""
+        network = self.opts.network
+        if not network or network == 'none':
+            return 'none'
+        if network == 'auto':
+            return 'auto'
+        if _UUID.match(network):
+            return [{'uuid': network}]
+        with cloud_errors('Finding network %s' % network):
+            found = self.conn.network.find_network(network,
+                                                   ignore_missing=False)
+        return [{'uuid': found.id}]
+
+    def _pin_by_host(self):
+        method = self.opts.pin_method
+        if method != 'auto':
+            return method == 'host'
+        if self._host_param is None:
+            from openstack import utils as sdk_utils
+
+            with cloud_errors('Reading the compute API version'):
+                self._host_param = sdk_utils.supports_microversion(
+                    self.conn.compute, HOST_PARAM_MICROVERSION)
+            if not self._host_param:
+                LOG.info('The compute API lacks microversion %s: pinning '
+                         'shadows through availability zones',
+                         HOST_PARAM_MICROVERSION)
+        return self._host_param
+
+    def _pin(self, host):
+        """Server create arguments that put the server on ``host``."""
+        if self._pin_by_host():
+            return {'host': host}
+        if host not in self._zones:
+            self.list_hosts()
+        return {'availability_zone': '%s:%s'
+                % (self._zones.get(host) or 'nova', host)}
+
+    # -- shadows ----------------------------------------------------------
+    def boot_shadows(self, evaluation_id, request, hosts, profile):
+        names = [_host_name(h) for h in hosts]
+        flavor = dict(request.get('flavor') or {})
+        try:
+            flavor_id = self.flavor_for(flavor)
+            image_id = self.image_for(request)
+            networks = self.networks()
+            self._pin_by_host()
+        except base.CloudError as e:
+            LOG.error('Evaluation %s: no shadow can boot: %s',
+                      evaluation_id, e)
+            return []
+        except Exception:
+            LOG.exception('Evaluation %s: no shadow can boot',
+                          evaluation_id)
+            return []
+        spec = {'flavor_id': flavor_id, 'image_id': image_id,
+                'networks': networks, 'flavor': flavor}
+        workers = max(1, min(self.opts.boot_concurrency, len(names)))
+        with concurrent.futures.ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix='shadow-boot') as pool:
+            booted = list(pool.map(
+                lambda host: self._boot_one(evaluation_id, host, profile,
+                                            spec), names))
+        shadows = [s for s in booted if s is not None]
+        if not shadows:
+            # Look the flavor up again next time (it may have been
+            # deleted behind the service's back).
+            with self._flavor_lock:
+                self._flavors.clear()
+        LOG.info('Evaluation %s: %d of %d shadows booting (%s)',
+                 evaluation_id, len(shadows), len(names),
+                 ', '.join(s.host for s in shadows) or 'none')
+        return shadows
+
+    def _boot_one(self, evaluation_id, host, profile, spec):
+        """One shadow on ``host``, or None (logged) if it cannot boot."""
+        if not self._slots.take(host):
+            LOG.warning('Evaluation %s: %s already runs %d shadows; it '
+                        'stays unmeasured', evaluation_id, host,
+                        self.opts.max_shadows_per_host)
+            return None
+        expires_wall = time.time() + self.lifetime_s
+        token, grant = self.grants.issue(evaluation_id, host, profile.name,
+                                         expires_wall)
+        name = ('nova-shadow-%s-%s' % (evaluation_id[:8], host))[:200]
+        name = '%s-%s' % (name, uuid.uuid4().hex[:6])
+        with self._lock:
+            self._booting_names.add(name)
+        try:
+            server = self._create_server(evaluation_id, host, profile,
+                                         spec, name, token, expires_wall)
+        except Exception as e:
+            self.grants.revoke(grant)
+            self._slots.give_back(host)
+            if isinstance(e, base.CloudError):
+                LOG.warning('Evaluation %s: no shadow on %s: %s',
+                            evaluation_id, host, e)
+            else:
+                LOG.exception('Evaluation %s: no shadow on %s',
+                              evaluation_id, host)
+            return None
+        finally:
+            with self._lock:
+                self._booting_names.discard(name)
+        grant.shadow_id = server.id
+        shadow = base.Shadow(
+            shadow_id=server.id, host=host, evaluation_id=evaluation_id,
+            created_at=self.now(), flavor=dict(spec['flavor']),
+            status=server.status or 'BUILD',
+            expires_at=expires_wall - self.opts.sample_lag)
+        with self._lock:
+            self._tracked[server.id] = _Tracked(shadow, grant)
+        return shadow
+
+    def _create_server(self, evaluation_id, host, profile, spec, name,
+                       token, expires_wall):
+        tags = {'evaluation': evaluation_id, 'host': host,
+                'profile': profile.name}
+        try:
+            user_data = userdata.encoded_user_data(
+                profile, tags, collector_url=self.collector_url,
+                token=token if self.collector_url else None,
+                console=self.opts.console_samples,
+                preinstalled=self.opts.loadgen_preinstalled)
+        except ValueError as e:
+            raise base.CloudError('user-data: %s' % e, host=host) from None
+        with cloud_errors('Creating the shadow on %s' % host, host=host):
+            return self.conn.compute.create_server(
+                name=name, flavor_id=spec['flavor_id'],
+                image_id=spec['image_id'], networks=spec['networks'],
+                user_data=user_data,
+                tags=[SHADOW_TAG, EVALUATION_TAG % evaluation_id],
+                metadata={META_EVALUATION: evaluation_id,
+                          META_SERVICE: self.service_id[:255],
+                          META_HOST: host[:255],
+                          META_EXPIRES: '%.0f' % expires_wall},
+                **self._pin(host))
+
+    def _list_servers(self, evaluation_ids=None):
+        """Shadow servers (one list call): of one evaluation when
+        ``evaluation_ids`` holds one id, else every shadow."""
+        ids = set(evaluation_ids or ())
+        tag = (EVALUATION_TAG % ids.pop()) if len(ids) == 1 else SHADOW_TAG
+        with cloud_errors('Listing shadows'):
+            return list(self.conn.compute.servers(details=True, tags=tag))
+
+    def wait_until_active(self, shadows, timeout_s):
+        """Poll (one list call every ``poll_interval``) until every shadow
+        is ACTIVE on its host, gone, or in ERROR, or ``timeout_s`` passed;
+        returns the active ones."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        pending = {s.shadow_id: s for s in shadows}
+        active = set()
+        evaluations = {s.evaluation_id for s in shadows}
+        while pending:
+            try:
+                servers = {srv.id: srv for srv in
+                           self._list_servers(evaluations)}
+            except base.CloudError as e:
+                LOG.warning('Waiting for shadows: %s', e)
+                servers = None
+            if servers is not None:
+                for shadow_id, shadow in list(pending.items()):
+                    if self._settled(shadow, servers.get(shadow_id)):
+                        del pending[shadow_id]
+                        if shadow.status == 'ACTIVE':
+                            active.add(shadow_id)
+            left = deadline - time.monotonic()
+            if not pending or left <= 0:
+                break
+            time.sleep(min(self.opts.poll_interval, left))
+        for shadow in pending.values():
+            LOG.warning('Evaluation %s: the shadow on %s is not active '
+                        'after %.1fs', shadow.evaluation_id, shadow.host,
+                        timeout_s)
+        return [s for s in shadows if s.shadow_id in active]
+
+    def _settled(self, shadow, server):
+        """Update ``shadow`` from ``server``; True once it is ACTIVE on
+        the right host or can no longer be."""
+        if server is None:
+            LOG.warning('Evaluation %s: the shadow on %s disappeared',
+                        shadow.evaluation_id, shadow.host)
+            shadow.status = 'DELETED'
+            return True
+        shadow.status = server.status
+        if server.status == 'ERROR':
+            fault = server.fault or {}
+            LOG.warning('Evaluation %s: the shadow on %s failed: %s',
+                        shadow.evaluation_id, shadow.host,
+                        fault.get('message') or 'no fault recorded')
+            return True
+        if server.status != 'ACTIVE':
+            return False
+        if server.compute_host and server.compute_host != shadow.host:
+            LOG.warning('Evaluation %s: the shadow for %s landed on %s',
+                        shadow.evaluation_id, shadow.host,
+                        server.compute_host)
+            shadow.status = 'MISPLACED'
+            return True
+        with self._lock:
+            tracked = self._tracked.get(shadow.shadow_id)
+            if tracked is not None:
+                tracked.active = True
+        return True
+
+    def delete_shadows(self, shadows):
+        """Delete ``shadows`` and wait (up to ``delete_timeout``) until the
+        servers are gone and Placement holds no allocation for them.
+
+        Raises CloudError (after trying every shadow) naming those that
+        are still there; the garbage collector retries them.
+        """
+        shadows = list(shadows)
+        if not shadows:
+            return
+        deadline = time.monotonic() + self.opts.delete_timeout
+        ids = {s.shadow_id for s in shadows}
+        with self._lock:
+            self._deleting |= ids
+        try:
+            self._delete(shadows, deadline)
+        finally:
+            with self._lock:
+                self._deleting -= ids
+
+    def _delete(self, shadows, deadline):
+        failed = {}
+        for shadow in shadows:
+            self._forget(shadow)
+            try:
+                with cloud_errors('Deleting shadow %s' % shadow.shadow_id,
+                                  host=shadow.host):
+                    self.conn.compute.delete_server(shadow.shadow_id,
+                                                    ignore_missing=True)
+            except base.CloudError as e:
+                failed[shadow.shadow_id] = str(e)
+        remaining = self._wait_gone(
+            [s for s in shadows if s.shadow_id not in failed], deadline)
+        remaining |= set(failed)
+        if remaining:
+            raise base.CloudError(
+                'shadows not gone after %.0fs: %s'
+                % (self.opts.delete_timeout, ', '.join(sorted(remaining))),
+                retryable=True)
+
+    def _forget(self, shadow):
+        with self._lock:
+            tracked = self._tracked.pop(shadow.shadow_id, None)
+        if tracked is not None:
+            self.grants.revoke(tracked.grant)
+            self._slots.give_back(tracked.shadow.host)
+        self.intake.forget(shadow.shadow_id)
+
+    def _wait_gone(self, shadows, deadline):
+        """Ids of ``shadows`` still there (server or allocation) at
+        ``deadline``."""
+        waiting = {s.shadow_id for s in shadows}
+        while waiting:
+            try:
+                listed = {srv.id for srv in self._list_servers()}
+            except base.CloudError as e:
+                LOG.warning('Waiting for deleted shadows: %s', e)
+                listed = waiting
+            waiting &= listed
+            if not waiting or time.monotonic() >= deadline:
+                break
+            time.sleep(self.opts.poll_interval)
+        allocated = {s.shadow_id for s in shadows} - waiting
+        while allocated and time.monotonic() < deadline:
+            allocated = {i for i in allocated if self._allocated(i)}
+            if allocated:
+                time.sleep(self.opts.poll_interval)
+        return waiting | allocated
+
+    def _allocated(self, consumer):
+        """True while Placement holds allocations of ``consumer``; False
+        when it holds none or cannot be asked (logged once)."""
+        try:
+            with cloud_errors('Reading allocations of %s' % consumer):
+                response = self.conn.placement.get(
+                    '/allocations/%s' % consumer)
+                _raise_for_status(response)
+                return bool(response.json().get('allocations'))
+        except Exception as e:
+            if not getattr(self, '_placement_warned', False):
+                self._placement_warned = True
+                LOG.warning('Cannot check Placement allocations of '
+                            'deleted shadows (%s); relying on the servers '
+                            'being gone', e)
+            return False
+
+    def list_shadows(self):
+        """Every server tagged ``nova-shadow`` in the shadow project."""
+        return [self._shadow_of(server)
+                for server in self._list_servers()]
+
+    def _shadow_of(self, server):
+        metadata = server.metadata or {}
+        try:
+            expires_wall = float(metadata.get(META_EXPIRES))
+        except (TypeError, ValueError):
+            expires_wall = None
+        return base.Shadow(
+            shadow_id=server.id,
+            host=server.compute_host or metadata.get(META_HOST),
+            evaluation_id=metadata.get(META_EVALUATION),
+            created_at=None, status=server.status,
+            expires_at=(None if expires_wall is None
+                        else expires_wall - self.opts.sample_lag))
+
+    def garbage_shadows(self):
+        """Shadows to delete now: this service's that it is not running
+        (left by an earlier run), and anyone's that expired."""
+        now_wall = time.time()
+        with self._lock:
+            running = set(self._tracked) | self._deleting
+            booting = set(self._booting_names)
+        garbage = []
+        for server in self._list_servers():
+            if server.id in running or server.name in booting:
+                continue
+            metadata = server.metadata or {}
+            shadow = self._shadow_of(server)
+            mine = metadata.get(META_SERVICE) == self.service_id[:255]
+            expired = (shadow.expires_at is None or
+                       shadow.expires_at + self.opts.sample_lag < now_wall)
+            if mine or expired:
+                garbage.append(shadow)
+        return garbage
+
+    # -- console fallback ---------------------------------------------------
+    def _poll_consoles(self, deadline):
+        """Read the console log of active shadows that have sent nothing
+        to the collector, at most every ``console_poll_interval``."""
+        now = time.monotonic()
+        with self._lock:
+            due = [t for t in self._tracked.values()
+                   if t.active and t.grant.last_seen is None
+                   and t.next_console_poll <= now]
+            for tracked in due:
+                tracked.next_console_poll = (
+                    now + self.opts.console_poll_interval)
+        for tracked in due:
+            if time.monotonic() >= deadline:
+                break
+            self.read_console(tracked)
+
+    def read_console(self, tracked):
+        """Write the samples in ``tracked``'s console log; returns how
+        many were new."""
+        shadow = tracked.shadow
+        try:
+            with cloud_errors('Reading the console of %s'
+                              % shadow.shadow_id, host=shadow.host):
+                output = self.conn.compute.get_server_console_output(
+                    shadow.shadow_id, length=self.opts.console_lines)
+            text = (output or {}).get('output') or ''
+            accepted, _rejected = self.intake.accept_console(
+                tracked.grant, text, time.time())
+        except Exception as e:
+            LOG.warning('Evaluation %s: console samples of the shadow on '
+                        '%s: %s', shadow.evaluation_id, shadow.host, e)
+            return 0
+        return accepted
+
+    # -- facts -------------------------------------------------------------
+    def list_hosts(self):
+        """Compute services: up (and not forced down), disabled, zone."""
+        with cloud_errors('Listing compute services'):
+            services = list(self.conn.compute.services(
+                binary='nova-compute'))
+        hosts = [base.HostInfo(
+            host=svc.host,
+            up=svc.state == 'up' and not svc.is_forced_down,
+            disabled=svc.status == 'disabled',
+            availability_zone=svc.availability_zone) for svc in services]
+        self._zones.update({h.host: h.availability_zone for h in hosts})
+        return hosts
+
+    def _hypervisors(self):
+        """Hypervisor details with their usage figures (microversion
+        2.87, the last that has them): one call for every host."""
+        with cloud_errors('Listing hypervisors'):
+            response = self.conn.compute.get(
+                '/os-hypervisors/detail',
+                microversion=HYPERVISOR_STATS_MICROVERSION)
+            _raise_for_status(response)
+            return response.json().get('hypervisors') or []
+
+    @staticmethod
+    def _hardware_class(hypervisor):
+        cpu_info = hypervisor.get('cpu_info')
+        if isinstance(cpu_info, str):
+            try:
+                cpu_info = json.loads(cpu_info)
+            except ValueError:
+                cpu_info = None
+        model = cpu_info.get('model') if isinstance(cpu_info, dict) else None
+        return model or hypervisor.get('hypervisor_type')
+
+    def host_facts(self, hosts, hosts_info=None):
+        """What the hypervisors report (cores, memory, allocated vCPUs and
+        RAM, instances, CPU model as the hardware class), overridden by
+        the scheduler's own figures in ``hosts_info``."""
+        names = [_host_name(h) for h in hosts]
+        found = {name: {} for name in names}
+        try:
+            hypervisors = self._hypervisors()
+        except base.CloudError as e:
+            LOG.warning('Host facts from hypervisors unavailable: %s', e)
+            hypervisors = []
+        for hypervisor in hypervisors:
+            host = (hypervisor.get('service') or {}).get('host')
+            if host not in found:
+                continue
+            known = found[host]
+            hardware = self._hardware_class(hypervisor)
+            if hardware:
+                known.setdefault(facts.HARDWARE_CLASS, hardware)
+            for fact, key in ((facts.CORES, 'vcpus'),
+                              (facts.MEMORY_MB, 'memory_mb'),
+                              (facts.VCPUS_USED, 'vcpus_used'),
+                              (facts.MEMORY_MB_USED, 'memory_mb_used'),
+                              (facts.RUNNING_VMS, 'running_vms')):
+                value = hypervisor.get(key)
+                if isinstance(value, (int, float)):
+                    # A host with several nodes (Ironic): sum them.
+                    known[fact] = known.get(fact, 0) + value
+            if facts.RUNNING_VMS in known:
+                known[facts.NUM_INSTANCES] = known[facts.RUNNING_VMS]
+        for entry in hosts_info or ():
+            known = found.get(entry.get('host'))
+            if known is not None:
+                known.update(_scheduler_facts(entry))
+        return {name: known for name, known in found.items() if known}
+
+    # -- instance actions (the watcher) -----------------------------------
+    def _server(self, instance_id):
+        with cloud_errors('Looking up instance %s' % instance_id):
+            return self.conn.compute.get_server(instance_id)
+
+    def get_instance(self, instance_id):
+        server = self._server(instance_id)
+        flavor = server.flavor
+        groups = server.server_groups or []
+        return base.Instance(
+            instance_id=server.id, host=server.compute_host,
+            flavor={'name': getattr(flavor, 'original_name', None)
+                    or getattr(flavor, 'name', None),
+                    'vcpus': getattr(flavor, 'vcpus', None),
+                    'ram_mb': getattr(flavor, 'ram', None),
+                    'disk_gb': getattr(flavor, 'disk', None),
+                    'extra_specs': dict(getattr(flavor, 'extra_specs',
+                                                None) or {})},
+            status=server.status, name=server.name,
+            image_id=(server.image or {}).get('id')
+            if isinstance(server.image, dict)
+            else getattr(server.image, 'id', None),
+            metadata=dict(server.metadata or {}),
+            server_group=groups[0] if groups else None,
+            project_id=server.project_id)
+
+    def _flavor_id(self, flavor):
+        name = flavor.get('name') if isinstance(flavor, dict) else flavor
+        if not name:
+            raise base.CloudError('a flavor to resize to needs a name')
+        found = self._find_flavor(name)
+        if found is None:
+            raise base.CloudError('no flavor %s' % name)
+        return found.id
+
+    def resize(self, instance_id, flavor):
+        flavor_id = self._flavor_id(flavor)
+        with cloud_errors('Resizing %s' % instance_id):
+            self.conn.compute.resize_server(instance_id, flavor_id)
+
+    def confirm_resize(self, instance_id):
+        with cloud_errors('Confirming the resize of %s' % instance_id):
+            self.conn.compute.confirm_server_resize(instance_id)
+
+    def live_migrate(self, instance_id, host):
+        with cloud_errors('Live-migrating %s to %s' % (instance_id, host),
+                          host=host):
+            self.conn.compute.live_migrate_server(
+                instance_id, host=host, block_migration='auto')
+
+    def boot_sibling(self, instance_id, name=None):
+        """A server like ``instance_id``: same image, flavor, networks,
+        server group, zone, key pair and metadata, placed by Nova's
+        scheduler."""
+        instance = self.get_instance(instance_id)
+        server = self._server(instance_id)
+        with cloud_errors('Reading the ports of %s' % instance_id):
+            ports = list(self.conn.compute.server_interfaces(instance_id))
+        networks = ([{'uuid': p.net_id} for p in ports] if ports
+                    else 'none')
+        kwargs = {}
+        if instance.server_group:
+            kwargs['scheduler_hints'] = {'group': instance.server_group}
+        if server.key_name:
+            kwargs['key_name'] = server.key_name
+        if server.availability_zone:
+            kwargs['availability_zone'] = server.availability_zone
+        with cloud_errors('Booting a sibling of %s' % instance_id):
+            sibling = self.conn.compute.create_server(
+                name=name or '%s-sibling-%s' % (server.name,
+                                                uuid.uuid4().hex[:6]),
+                flavor_id=self._flavor_id(instance.flavor),
+                image_id=instance.image_id, networks=networks,
+                metadata=instance.metadata, **kwargs)
+        return base.Instance(
+            instance_id=sibling.id, host=sibling.compute_host,
+            flavor=instance.flavor, status=sibling.status,
+            name=sibling.name, image_id=instance.image_id,
+            metadata=dict(instance.metadata),
+            server_group=instance.server_group,
+            project_id=instance.project_id)
+
+    def delete_instance(self, instance_id):
+        with cloud_errors('Deleting %s' % instance_id):
+            self.conn.compute.delete_server(instance_id, ignore_missing=True)
+
+
+def _scheduler_facts(entry):
+    """Host facts from one host entry of the request (the scheduler's
+    HostState as the weigher sent it)."""
+    known = {}
+    if isinstance(entry.get('vcpus'), (int, float)):
+        known[facts.CORES] = entry['vcpus']
+    if isinstance(entry.get('vcpus_used'), (int, float)):
+        known[facts.VCPUS_USED] = entry['vcpus_used']
+    total = entry.get('total_ram_mb')
+    if isinstance(total, (int, float)):
+        known[facts.MEMORY_MB] = total
+        if isinstance(entry.get('free_ram_mb'), (int, float)):
+            known[facts.MEMORY_MB_USED] = total - entry['free_ram_mb']
+    if isinstance(entry.get('num_instances'), int):
+        known[facts.NUM_INSTANCES] = entry['num_instances']
+        known[facts.RUNNING_VMS] = entry['num_instances']
+    return known

@@ -1,0 +1,320 @@
+"""The collector's HTTP server: ``POST /v1/samples`` and nothing else.
+
+Shadows on a real cloud post their loadgen samples here (loadgen's
+collector sink): newline-delimited JSON, one sample per line, with
+``Authorization: Bearer <token>``.  In order, a request is answered:
+
+* 404 for any other path, 405 for any other method;
+* 411 without ``Content-Length``, 413 when it exceeds
+  ``[collector] max_body_bytes`` (nothing is read);
+* 401 / 403 / 404 / 410 / 409 for its token
+  (:mod:`shadow_service.collector.tokens`);
+* 429 with ``Retry-After`` when the token exceeds ``rate_limit``;
+* 400 when no line is a valid sample (or there is none), 200 otherwise,
+  with
+  ``{"accepted": n, "rejected": m, "reasons": {...}}``;
+* 503 with ``Retry-After`` when the history store refuses the write or
+  too many requests are in flight (loadgen sends the batch again).
+
+Nothing a client sends can raise out of a request thread; each refused
+request is one log line (status, reason, client, shadow), never the body.
+:meth:`Collector.counters` reports what was accepted and refused.
+The server is stdlib ``ThreadingHTTPServer``, optionally behind TLS
+(``tls_cert_file`` / ``tls_key_file``).
+"""
+
+import collections
+import http.server
+import json
+import logging
+import math
+import ssl
+import threading
+import time
+import urllib.parse
+
+from shadow_service.collector import tokens
+
+LOG = logging.getLogger(__name__)
+
+PATH = '/v1/samples'
+#: Requests handled at the same time; more get 503.
+MAX_IN_FLIGHT = 64
+#: Seconds a client may take to send its request.
+SOCKET_TIMEOUT_S = 10.0
+WILDCARDS = ('0.0.0.0', '::', '')
+
+
+class CollectorError(Exception):
+    """The collector cannot start as configured."""
+
+
+class _TokenBuckets:
+    """``rate`` requests per second per token, ``burst`` at once."""
+
+    MAX_BUCKETS = 100000
+
+    def __init__(self, rate, burst, clock=time.monotonic):
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets = {}
+
+    def take(self, key):
+        """0 if a request may go now, else the seconds to wait."""
+        now = self._clock()
+        with self._lock:
+            if len(self._buckets) > self.MAX_BUCKETS:
+                self._buckets.clear()
+            level, at = self._buckets.get(key, (self.burst, now))
+            level = min(self.burst, level + (now - at) * self.rate)
+            if level >= 1.0:
+                self._buckets[key] = (level - 1.0, now)
+                return 0.0
+            self._buckets[key] = (level, now)
+            return (1.0 - level) / self.rate
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = 'nova-shadow-collector'
+    sys_version = ''
+    protocol_version = 'HTTP/1.1'
+    timeout = SOCKET_TIMEOUT_S
+
+    def log_message(self, format, *args):
+        LOG.debug('%s %s', self.address_string(), format % args)
+
+    def _reply(self, status, body, headers=()):
+        data = (json.dumps(body, sort_keys=True) + '\n').encode('utf-8')
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _refuse(self, status, reason, message, headers=(), grant=None):
+        self.server.collector._count_status(status, reason)
+        LOG.warning('Collector refused a request from %s: %d %s%s',
+                    self.client_address[0], status, reason,
+                    '' if grant is None else ' (shadow %s, evaluation %s)'
+                    % (grant.shadow_id, grant.evaluation_id))
+        self.close_connection = True
+        self._reply(status, {'error': reason, 'message': message},
+                    headers)
+
+    def do_POST(self):
+        collector = self.server.collector
+        if not collector.enter():
+            self._refuse(503, 'busy', 'too many requests in flight',
+                         [('Retry-After', '1')])
+            return
+        try:
+            self._post(collector)
+        except Exception:
+            LOG.exception('Collector failed on a request from %s',
+                          self.client_address[0])
+            try:
+                self._refuse(500, 'internal', 'internal error')
+            except Exception:
+                pass
+        finally:
+            collector.leave()
+
+    def _post(self, collector):
+        path = urllib.parse.urlsplit(self.path).path
+        if path != PATH:
+            self._refuse(404, 'no_such_path', 'POST %s only' % PATH)
+            return
+        length = self.headers.get('Content-Length')
+        if length is None or not length.strip().isdigit():
+            self._refuse(411, 'length_required',
+                         'a Content-Length header is required')
+            return
+        length = int(length)
+        if length > collector.max_body_bytes:
+            self._refuse(413, 'too_large', 'at most %d bytes per request'
+                         % collector.max_body_bytes)
+            return
+        auth = self.headers.get('Authorization') or ''
+        scheme, _, token = auth.partition(' ')
+        try:
+            if scheme.lower() != 'bearer':
+                raise tokens.Rejection(401, 'unauthenticated',
+                                       'Authorization: Bearer <token>')
+            grant = collector.grants.check(token.strip())
+        except tokens.Rejection as e:
+            self._refuse(e.status, e.reason, str(e))
+            return
+        wait_s = collector.buckets.take(tokens.token_hash(token.strip()))
+        if wait_s:
+            self._refuse(429, 'rate_limited', 'slow down',
+                         [('Retry-After', str(max(1, math.ceil(wait_s))))],
+                         grant)
+            return
+        body = self.rfile.read(length)
+        if len(body) != length:
+            self._refuse(400, 'truncated', 'the body ended early', (), grant)
+            return
+        try:
+            accepted, rejected = collector.intake.accept_body(
+                grant, body, collector.clock())
+        except Exception:
+            LOG.exception('Collector could not write samples of shadow %s',
+                          grant.shadow_id)
+            self._refuse(503, 'store_unavailable',
+                         'the history store is unavailable',
+                         [('Retry-After', '5')], grant)
+            return
+        grant.last_seen = collector.clock()
+        result = {'accepted': accepted, 'rejected': sum(rejected.values()),
+                  'reasons': dict(rejected)}
+        if not accepted:
+            collector._count_status(400, 'no_valid_sample')
+            LOG.warning('Collector refused a request from %s: 400 '
+                        'no_valid_sample (shadow %s, evaluation %s)',
+                        self.client_address[0], grant.shadow_id,
+                        grant.evaluation_id)
+            self._reply(400, dict(result, error='no_valid_sample'))
+            return
+        collector._count_status(200, 'ok')
+        self._reply(200, result)
+
+    def _not_allowed(self):
+        self.server.collector._count_status(405, 'method_not_allowed')
+        self.close_connection = True
+        self._reply(405, {'error': 'method_not_allowed',
+                          'message': 'POST %s only' % PATH},
+                    [('Allow', 'POST')])
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _not_allowed
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        LOG.debug('Collector connection from %s failed', client_address,
+                  exc_info=True)
+
+
+class Collector:
+    """The running collector.
+
+    Parameters
+    ----------
+    opts : the ``[collector]`` group of a ConfigOpts (``conf.collector``)
+    intake : shadow_service.collector.ingest.Intake
+        Validates and writes what arrives (shared with the console
+        reader).
+    grants : shadow_service.collector.tokens.Grants
+        The tokens the cloud driver issued.
+    clock : callable
+        Wall-clock time of arrival (``time.time``).
+    """
+
+    def __init__(self, opts, intake, grants, clock=time.time):
+        self.opts = opts
+        self.grants = grants
+        self.clock = clock
+        self.max_body_bytes = opts.max_body_bytes
+        self.intake = intake
+        self.buckets = _TokenBuckets(opts.rate_limit, opts.rate_burst)
+        self._statuses = collections.Counter()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._server = None
+        self._thread = None
+        self.tls = bool(opts.tls_cert_file or opts.tls_key_file)
+        if self.tls and not (opts.tls_cert_file and opts.tls_key_file):
+            raise CollectorError('[collector] tls_cert_file and '
+                                 'tls_key_file go together')
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self):
+        opts = self.opts
+        if not opts.advertised_url and opts.host in WILDCARDS:
+            raise CollectorError(
+                '[collector] advertised_url is required when host is %r: '
+                'guests need an address they can reach' % (opts.host,))
+        try:
+            server = _Server((opts.host, opts.port), _Handler)
+        except OSError as e:
+            raise CollectorError('[collector] cannot listen on %s:%s: %s'
+                                 % (opts.host, opts.port, e)) from None
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                context.load_cert_chain(opts.tls_cert_file,
+                                        opts.tls_key_file)
+            except (OSError, ssl.SSLError) as e:
+                server.server_close()
+                raise CollectorError('[collector] tls_cert_file / '
+                                     'tls_key_file: %s' % e) from None
+            # The handshake runs in the request's thread, not in accept.
+            server.socket = context.wrap_socket(
+                server.socket, server_side=True,
+                do_handshake_on_connect=False)
+        server.collector = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={'poll_interval': 0.2},
+            name='sample-collector', daemon=True)
+        self._thread.start()
+        LOG.info('Sample collector listening on %s, guests post to %s',
+                 self.bound_url, self.advertised_url)
+        return self
+
+    def stop(self):
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(5)
+            self._server = None
+
+    # -- where it is -----------------------------------------------------
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def bound_url(self):
+        host = self._server.server_address[0]
+        if ':' in host:
+            host = '[%s]' % host
+        return '%s://%s:%d%s' % ('https' if self.tls else 'http', host,
+                                 self.port, PATH)
+
+    @property
+    def advertised_url(self):
+        """The URL guests use (``advertised_url``, else the bound one,
+        which :meth:`start` allows only for a specific address)."""
+        return self.opts.advertised_url or self.bound_url
+
+    # -- bookkeeping -----------------------------------------------------
+    def enter(self):
+        with self._lock:
+            if self._in_flight >= MAX_IN_FLIGHT:
+                return False
+            self._in_flight += 1
+            return True
+
+    def leave(self):
+        with self._lock:
+            self._in_flight -= 1
+
+    def _count_status(self, status, reason):
+        with self._lock:
+            self._statuses['%d %s' % (status, reason)] += 1
+
+    def counters(self):
+        """Samples accepted and rejected (by reason) and requests by
+        answer."""
+        with self._lock:
+            statuses = dict(self._statuses)
+        counts = dict(self.intake.counts)
+        return {'samples': counts, 'requests': statuses}

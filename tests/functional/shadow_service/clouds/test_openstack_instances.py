@@ -1,0 +1,56 @@
+"""The watcher's instance actions through the openstack driver, on real
+Nova: look up, resize and confirm, live-migrate, boot a sibling, delete."""
+
+import pytest
+
+from shadow_service.clouds import base
+from shadow_service.history import memory
+from tests import openstack_support as support
+
+pytestmark = [pytest.mark.nova]
+
+
+class InstanceActionsTest(support.OpenStackHarnessTestBase):
+
+    def test_the_watchers_actions_act_on_real_servers(self):
+        _conf, driver = self.make_driver(memory.MemoryStore())
+        flavors = {f['name']: f['id'] for f in self.api.get_flavors()}
+        body = self._build_server(name='app', networks='none',
+                                  az='nova:host1',
+                                  flavor_id=flavors['m1.small'])
+        body['metadata'] = {'tier': 'web'}
+        app = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+
+        instance = driver.get_instance(app['id'])
+        self.assertEqual(('host1', 'm1.small', 1, 2048),
+                         (instance.host, instance.flavor['name'],
+                          instance.flavor['vcpus'],
+                          instance.flavor['ram_mb']))
+        self.assertEqual({'tier': 'web'}, instance.metadata)
+
+        driver.resize(app['id'], {'name': 'm1.medium'})
+        self._wait_for_state_change(app, 'VERIFY_RESIZE')
+        driver.confirm_resize(app['id'])
+        self._wait_for_state_change(app, 'ACTIVE')
+        resized = driver.get_instance(app['id'])
+        self.assertEqual('m1.medium', resized.flavor['name'])
+
+        target = next(h for h in support.HOSTS if h != resized.host)
+        driver.live_migrate(app['id'], target)
+        self.wait_for(lambda: driver.get_instance(app['id']).host == target
+                      and self.api.get_server(app['id'])['status']
+                      == 'ACTIVE', timeout=30, what='the live migration')
+
+        sibling = driver.boot_sibling(app['id'], name='app-2')
+        server = self._wait_for_state_change({'id': sibling.instance_id},
+                                             'ACTIVE')
+        self.assertEqual('app-2', server['name'])
+        self.assertEqual('m1.medium', server['flavor']['original_name'])
+        self.assertEqual({'tier': 'web'}, server['metadata'])
+
+        driver.delete_instance(sibling.instance_id)
+        self._wait_until_deleted(server)
+        driver.delete_instance(sibling.instance_id)  # gone: no error
+        with self.assertRaises(base.CloudError):
+            driver.get_instance(sibling.instance_id)

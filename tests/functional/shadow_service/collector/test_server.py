@@ -1,0 +1,275 @@
+"""The sample collector over real HTTP, in front of real history stores.
+
+A guest is played by an HTTP client posting what loadgen's collector sink
+posts; tokens come from :class:`Grants` as the openstack driver issues
+them.  Nothing a refused request carries may reach the store.
+"""
+
+import http.client
+import json
+import ssl
+import subprocess
+import time
+
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from shadow_service.collector import ingest
+from shadow_service.collector import server
+from shadow_service.collector import tokens
+from shadow_service.history import sqlite
+from tests import service_support
+from tests.unit.shadow_service.history import conftest as history_support
+
+EVALUATION = '6b7a3c52-0b8f-4d0e-9a55-2f0d3f7d9a11'
+
+
+def _conf(**collector):
+    values = {'host': '127.0.0.1', 'port': 0}
+    values.update(collector)
+    return service_support.make_conf(collector=values)
+
+
+class Running:
+    """A collector on a free port with one running shadow's token."""
+
+    def __init__(self, store, **collector):
+        self.store = store
+        self.conf = _conf(**collector)
+        self.grants = tokens.Grants()
+        self.token, self.grant = self.issue(EVALUATION, 'host-a')
+        self.collector = server.Collector(
+            self.conf.collector,
+            ingest.Intake(store, self.conf.collector.max_clock_skew,
+                          self.conf.collector.max_line_bytes),
+            self.grants).start()
+
+    def issue(self, evaluation, host, expires_in=600.0):
+        token, grant = self.grants.issue(evaluation, host, 'web',
+                                         time.time() + expires_in)
+        grant.shadow_id = 'server-%s' % host
+        return token, grant
+
+    def post(self, body, token=None, headers=None, path=server.PATH,
+             method='POST', context=None):
+        if isinstance(body, list):
+            body = ''.join(line + '\n' for line in body)
+        if isinstance(body, str):
+            body = body.encode('utf-8')
+        if context is None:
+            connection = http.client.HTTPConnection(
+                '127.0.0.1', self.collector.port, timeout=10)
+        else:
+            connection = http.client.HTTPSConnection(
+                '127.0.0.1', self.collector.port, timeout=10,
+                context=context)
+        sent = {'Content-Type': 'application/x-ndjson'}
+        if token is not None:
+            sent['Authorization'] = 'Bearer %s' % token
+        sent.update(headers or {})
+        try:
+            connection.request(method, path, body=body, headers=sent)
+            reply = connection.getresponse()
+            return reply.status, dict(reply.getheaders()), json.loads(
+                reply.read() or b'{}')
+        finally:
+            connection.close()
+
+    def stored(self):
+        self.store.flush(10)
+        return self.store.query_points('shadow_sample')
+
+    def stop(self):
+        self.collector.stop()
+
+
+def _line(metric='cpu_ops_per_s', value=100.0, **tags):
+    sample = {'measurement': 'shadow_sample', 'time': time.time(),
+              'tags': dict({'evaluation': 'forged', 'shadow': 'forged',
+                            'host': 'forged', 'profile': 'idle',
+                            'metric': metric}, **tags),
+              'fields': {'value': value}}
+    return json.dumps(sample)
+
+
+@pytest.fixture
+def running(tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    collector = Running(store)
+    yield collector
+    collector.stop()
+    store.close()
+
+
+def test_valid_samples_reach_sqlite_tagged_from_the_token(running):
+    status, _, body = running.post(
+        [_line(), _line('cpu_steal_pct', 2.5)], running.token)
+    assert (status, body['accepted'], body['rejected']) == (200, 2, 0)
+    points = running.stored()
+    assert sorted(p.tags['metric'] for p in points) == \
+        ['cpu_ops_per_s', 'cpu_steal_pct']
+    for point in points:
+        assert point.tags['evaluation'] == EVALUATION
+        assert point.tags['host'] == 'host-a'
+        assert point.tags['shadow'] == 'server-host-a'
+        assert point.tags['profile'] == 'web'
+    assert running.grant.accepted == 2
+    assert running.collector.counters()['requests'] == {'200 ok': 1}
+
+
+def test_valid_samples_reach_influxdb_alike(influxdb_server):
+    store = history_support.make_influx_store(influxdb_server)
+    collector = Running(store)
+    try:
+        status, _, body = collector.post([_line(), _line(value=7.0)],
+                                         collector.token)
+        assert (status, body['accepted']) == (200, 2)
+        points = collector.stored()
+        assert sorted(p.fields['value'] for p in points) == [7.0, 100.0]
+        assert {p.tags['host'] for p in points} == {'host-a'}
+        assert {p.tags['evaluation'] for p in points} == {EVALUATION}
+    finally:
+        collector.stop()
+        store.close()
+
+
+def test_forged_expired_finished_and_foreign_tokens_write_nothing(running):
+    prefix, evaluation, secret = running.token.split('.')
+    expired, _ = running.issue(EVALUATION, 'host-b', expires_in=-1.0)
+    other_token, other_grant = running.issue(
+        '0c9e0f43-7d6b-4f6c-8d5e-9f3a1b2c4d5e', 'host-c')
+    finished_token, finished_grant = running.issue(
+        '1d8e7f65-3c2b-4a19-8e7d-6c5b4a392817', 'host-d')
+    running.grants.revoke(finished_grant)
+    cases = [
+        (None, 401),
+        ('not-a-token', 401),
+        ('.'.join([prefix, evaluation, 'B' * 43]), 403),
+        # Another evaluation's secret under this evaluation's id.
+        ('.'.join([prefix, evaluation, other_token.split('.')[2]]), 403),
+        # This evaluation's secret under another (running) evaluation.
+        ('.'.join([prefix, other_grant.evaluation_id, secret]), 403),
+        ('.'.join([prefix, 'f' * 36, secret]), 404),
+        (expired, 410),
+        (finished_token, 410),
+    ]
+    for token, expected in cases:
+        status, _, body = running.post([_line()], token)
+        assert (token, status) == (token, expected)
+        assert body['error']
+    assert running.stored() == []
+    requests = running.collector.counters()['requests']
+    assert sum(requests.values()) == len(cases)
+    assert running.collector.intake.counts['accepted'] == 0
+
+
+def test_size_length_method_path_and_rate_are_bounded(tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'))
+    collector = Running(store, max_body_bytes=2048, rate_limit=0.5,
+                        rate_burst=2)
+    try:
+        status, _, _ = collector.post('x' * 4096, collector.token)
+        assert status == 413
+        connection = http.client.HTTPConnection('127.0.0.1',
+                                                collector.collector.port)
+        connection.putrequest('POST', server.PATH)
+        connection.putheader('Authorization', 'Bearer ' + collector.token)
+        connection.endheaders()
+        assert connection.getresponse().status == 411
+        connection.close()
+        assert collector.post('', collector.token, method='GET')[0] == 405
+        assert collector.post([_line()], collector.token,
+                              path='/v1/other')[0] == 404
+        answers = [collector.post([_line()], collector.token)
+                   for _ in range(3)]
+        assert [a[0] for a in answers] == [200, 200, 429]
+        assert int(answers[2][1]['Retry-After']) >= 1
+        assert len(collector.stored()) == 2
+    finally:
+        collector.stop()
+        store.close()
+
+
+def test_a_body_of_bad_lines_is_refused_and_good_lines_are_kept(running):
+    status, _, body = running.post(['{', _line(metric='gpu_x')],
+                                   running.token)
+    assert status == 400
+    assert body['reasons'] == {'not_json': 1, 'bad_metric': 1}
+    status, _, body = running.post(['{', _line()], running.token)
+    assert (status, body['accepted'], body['rejected']) == (200, 1, 1)
+    assert len(running.stored()) == 1
+
+
+_junk = st.one_of(
+    st.binary(max_size=300),
+    st.lists(st.text(max_size=80), max_size=5).map('\n'.join),
+    st.builds(lambda metric, value: _line(metric=metric, value=value),
+              st.text(max_size=12), st.floats(allow_nan=True)),
+    st.recursive(st.integers() | st.floats() | st.text(max_size=5),
+                 lambda c: st.lists(c, max_size=3)
+                 | st.dictionaries(st.text(max_size=5), c, max_size=3),
+                 max_leaves=8).map(json.dumps))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                 HealthCheck.too_slow])
+@given(body=_junk, forged=st.booleans())
+def test_fuzzed_bodies_never_break_the_collector(running, body, forged):
+    before = len(running.stored())
+    token = ('nss1.%s.%s' % (EVALUATION, 'C' * 43) if forged
+             else running.token)
+    if isinstance(body, str):
+        body = body.encode('utf-8', 'surrogatepass')
+    status, _, answer = running.post(body, token)
+    after = running.stored()
+    if forged:
+        assert status == 403
+    else:
+        assert status in (200, 400, 429)
+    if status == 200:
+        assert answer['accepted'] >= 1
+        assert len(after) > before
+    else:
+        assert len(after) == before
+    for point in after:
+        assert point.tags['host'] == 'host-a'
+        assert ingest.METRIC_NAME.match(point.tags['metric'])
+
+
+def _self_signed(directory):
+    cert, key = directory / 'cert.pem', directory / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048',
+                    '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+                    '-addext', 'subjectAltName=IP:127.0.0.1',
+                    '-keyout', str(key), '-out', str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return str(cert), str(key)
+
+
+def test_tls_serves_https_with_the_configured_certificate(tmp_path):
+    cert, key = _self_signed(tmp_path)
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'))
+    collector = Running(store, tls_cert_file=cert, tls_key_file=key)
+    try:
+        assert collector.collector.advertised_url.startswith('https://')
+        context = ssl.create_default_context(cafile=cert)
+        status, _, body = collector.post([_line()], collector.token,
+                                         context=context)
+        assert (status, body['accepted']) == (200, 1)
+    finally:
+        collector.stop()
+        store.close()
+
+
+def test_a_wildcard_address_needs_an_advertised_url(tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'))
+    conf = _conf(host='0.0.0.0')
+    collector = server.Collector(conf.collector, ingest.Intake(store),
+                                 tokens.Grants())
+    with pytest.raises(server.CollectorError, match='advertised_url'):
+        collector.start()
+    store.close()
