@@ -7,8 +7,9 @@ rungs (or members of a scale-out group).  Each (state, action) keeps the
 mean reward it earned; the policy picks the best (ties: stay).  The
 reward of an action is known one lead time later, from the peak demand
 that was measured: ``-(violation_weight x shortfall / capacity +
-capacity_weight x vCPUs held)``, so it trades violations against
-resources the way the benchmark scores them.
+capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
+trades violations against resources and actions the way the benchmark
+scores them.
 
 Train it by replaying traces in the twin through the same watcher loop
 (``benchmarks/proactive_scaling.py --train-rl FILE``), which saves the
@@ -51,6 +52,10 @@ reward used while training.
 """),
     cfg.FloatOpt('capacity_weight', default=0.05, min=0.0, help="""
 Weight of each vCPU held in the reward used while training.
+"""),
+    cfg.FloatOpt('move_weight', default=0.5, min=0.0, help="""
+Cost of every move (a resize reboots the guest; any action may have to be
+reversed) in the reward used while training.
 """),
 ]
 
@@ -192,10 +197,11 @@ class RLPolicy(base.ScalingPolicy):
         return base.Decision(base.NO_ACTION, why)
 
     # -- learning ---------------------------------------------------------
-    def reward(self, realised_peak, capacity):
+    def reward(self, realised_peak, capacity, moved=False):
         shortfall = max(0.0, realised_peak - capacity) / max(capacity, 1.0)
         return -(self.option('violation_weight') * shortfall
-                 + self.option('capacity_weight') * capacity)
+                 + self.option('capacity_weight') * capacity
+                 + self.option('move_weight') * bool(moved))
 
     def learn(self, instance_id, made_at, realised_peak):
         """Credit the move chosen for ``instance_id`` at ``made_at`` with
@@ -210,5 +216,5 @@ class RLPolicy(base.ScalingPolicy):
         values = self.values.setdefault(state, [0.0] * len(MOVES))
         counts = self.counts.setdefault(state, [0] * len(MOVES))
         counts[index] += 1
-        values[index] += (self.reward(realised_peak, capacity)
+        values[index] += (self.reward(realised_peak, capacity, move != 0)
                           - values[index]) / counts[index]
