@@ -132,10 +132,11 @@ def build_ranker(conf, parts):
     from shadow_service.watcher import ranking
 
     choice = conf.watcher.ranker
+    budget = conf.watcher.ranking_budget
     if choice == 'history':
-        return ranking.ManagerRanker(parts.manager)
+        return ranking.ManagerRanker(parts.manager, budget_s=budget)
     if choice == 'rpc':
-        return ranking.RpcRanker(conf)
+        return ranking.RpcRanker(conf, budget_s=budget)
     return None
 
 

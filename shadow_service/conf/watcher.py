@@ -201,11 +201,22 @@ Who ranks the hosts a migrating VM may go to.
 
 Possible values:
 
-* ``history``: the shadow service's analyzer in-process, from the history
-  prior (no shadows booted).
+* ``history``: the shadow service assembled in-process (the same
+  evaluation ``rank_hosts`` runs: the history prior, and shadows on the
+  candidates when the prior is not confident enough), within
+  ``ranking_budget``.
 * ``rpc``: ``rank_hosts`` of a running ``shadow-service`` over RPC
   (``[shadow] topic``).
 * ``none``: no ranking; migrations are left to Nova's scheduler.
+"""),
+    cfg.FloatOpt('ranking_budget', default=10.0, min=0.1, max=600.0,
+                 help="""
+Seconds the shadow service may take to rank the hosts a migrating VM may
+go to (it may boot shadows on them meanwhile).
+
+Related options:
+
+* ``ranker``.
 """),
     cfg.DictOpt('host_costs', default={}, help="""
 Cost per hour of each host (``host:cost``), for the migration target's
