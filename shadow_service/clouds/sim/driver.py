@@ -363,12 +363,18 @@ class SimDriver(base.CloudDriver):
                 + copied_mbit / opts.migration_bandwidth_mbps)
 
     def live_migrate(self, instance_id, host):
-        """Live-migrate to ``host``: the VM keeps running on its source
+        """Live-migrate to ``host`` (None: the twin picks, as Nova's
+        scheduler would): the VM keeps running on its source
         for :meth:`migration_duration` seconds while both hosts carry the
         copy's load (``[sim] migration_cpu_vcpus`` and a network stream of
         ``migration_bandwidth_mbps``), pauses for ``migration_pause``, and
         runs on ``host`` after."""
         work = self._check_idle(instance_id)
+        if host is None:
+            # Nova's scheduler picks: the twin's stand-in is the other
+            # host with the most free RAM.
+            host = max((h for h in self.host_names() if h != work.host),
+                       key=lambda h: (self.nova_view(h)['free_ram_mb'], h))
         if host == work.host:
             raise base.CloudError('instance %s already runs on %s'
                                   % (instance_id, host), host=host)

@@ -136,3 +136,27 @@ def test_a_suppressed_decision_names_the_limit(tmp_path):
     assert refused and refused[0].detail.startswith('immunity window')
     assert [r for r in _records(history, driver)
             if r['outcome'] == 'suppressed'][0]['guard'] == refused[0].detail
+
+
+def test_the_steal_detector_moves_a_vm_off_a_crowded_host(tmp_path):
+    conf = support.make_conf(tmp_path, cores=4, watcher={
+        'policy': 'reactive', 'dry_run': False, 'steal_window': 900.0})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * 3 * DAY, flavor='medium')
+    for i in range(3):
+        driver.place_vm(
+            {'flavor': {'vcpus': 4, 'ram_mb': 4096}}, 'host-1',
+            instance_id='noisy-%d' % i,
+            profile=support.demand_profile([0.0] * DAY + [4.0] * DAY))
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = support.run(assembled, driver, 12)
+    moved = [s for s in steps if s.decision.action == 'live_migrate'
+             and s.outcome == 'started']
+    assert moved and moved[0].decision.metric == 'cpu_steal_pct'
+    assert moved[0].decision.reason.startswith('steal above 10%')
+    assert driver.get_instance('vm-1').host != 'host-1'
+    done = [r for r in _records(history, driver, 'vm-1')
+            if r['outcome'] == 'done' and r['action'] == 'live_migrate']
+    assert done and done[0]['detail'] == 'now on %s' % (
+        driver.get_instance('vm-1').host)
