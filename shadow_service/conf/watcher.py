@@ -113,7 +113,7 @@ migration_duration``).
 Seconds until a new sibling serves load (lead time: ``interval +
 boot_duration``).
 """),
-    cfg.FloatOpt('hold_window', default=21600.0, min=0.0, help="""
+    cfg.FloatOpt('hold_window', default=10800.0, min=0.0, help="""
 Seconds back over which the largest demand seen (``recent_peak``) is
 offered to the policy: ``forecast`` does not shrink a VM below it.
 """),
@@ -138,7 +138,7 @@ a VM; ``ses`` ~150 ms; the watcher's error margins correct either.
 Recent steps whose least-squares slope, when rising, is extrapolated over
 the lead time and added to the forecast's upper bound (0: off).
 """),
-    cfg.FloatOpt('error_quantile', default=0.95, min=0.5, max=0.999,
+    cfg.FloatOpt('error_quantile', default=0.9, min=0.5, max=0.999,
                  help="""
 Quantile of a VM's past forecast errors added to its forecast as a margin
 (per instance once it has ``min_errors``, else per flavor).  Higher: fewer

@@ -47,7 +47,7 @@ Most rungs one shrink descends.
 Never shrink below the largest demand of the last ``[watcher]
 hold_window`` (a shrink costs a reboot, and a regrowth another one).
 """),
-    cfg.FloatOpt('seasonal_weight', default=1.0, min=0.0, max=2.0, help="""
+    cfg.FloatOpt('seasonal_weight', default=0.5, min=0.0, max=2.0, help="""
 The demand bound over the lead time is at least this share of the peak
 the VM had in the same window one day earlier (0: ignore yesterday).
 """),

@@ -1,9 +1,12 @@
 """``rl``: a contextual bandit over forecast features, trained in the twin.
 
 State (discretised): how the forecast's bound (error margin included)
-compares with the flavor's capacity, whether the CPU is saturated, and
-the recent trend of the demand.  Actions: move ``-1, 0, +1, +2, +3``
-rungs (or members of a scale-out group).  Each (state, action) keeps the
+compares with the flavor's capacity, whether the CPU is saturated, the
+recent trend of the demand, being at the top of the ladder, and whether
+the forecast's own capacity rule (``forecast``'s) would grow, keep or
+shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
+of a scale-out group) from the size that rule asks for, so the policy
+learns when the forecast needs more headroom, or less.  Each (state, action) keeps the
 mean reward it earned; the policy picks the best (ties: stay).  The
 reward of an action is known one lead time later, from the peak demand
 that was measured: ``-(violation_weight x shortfall / capacity +
@@ -14,8 +17,8 @@ scores them.
 Train it by replaying traces in the twin through the same watcher loop
 (``benchmarks/proactive_scaling.py --train-rl FILE``), which saves the
 table as JSON; the policy loads ``[watcher_policy_rl] model_file``.
-Without a model it behaves like ``forecast``'s capacity rule on the
-forecast bound (so it is never worse than having no model at all).
+Without a model, and in a state it never met in training, it takes the
+forecast rule's size (offset 0).
 """
 
 import json
@@ -46,26 +49,27 @@ Possible values:
 * Unset: no model; the policy falls back to sizing on the forecast bound.
 * A path readable by the watcher.
 """),
-    cfg.FloatOpt('violation_weight', default=20.0, min=0.0, help="""
+    cfg.FloatOpt('violation_weight', default=15.0, min=0.0, help="""
 Weight of a shortfall (demand above capacity, relative to capacity) in the
 reward used while training.
 """),
-    cfg.FloatOpt('capacity_weight', default=0.05, min=0.0, help="""
+    cfg.FloatOpt('capacity_weight', default=0.1, min=0.0, help="""
 Weight of each vCPU held in the reward used while training.
 """),
-    cfg.FloatOpt('move_weight', default=0.5, min=0.0, help="""
+    cfg.FloatOpt('move_weight', default=1.0, min=0.0, help="""
 Cost of every move (a resize reboots the guest; any action may have to be
 reversed) in the reward used while training.
 """),
 ]
 
-#: Rung (or member) moves the policy chooses between.
-MOVES = (-1, 0, 1, 2, 3)
+#: Offsets, in rungs (or members), from the size the forecast bound asks
+#: for that the policy chooses between.
+MOVES = (-1, 0, 1, 2)
 #: Edges of the bins of (forecast bound / capacity).
 RATIO_EDGES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.5)
 #: Edges of the bins of the demand's recent trend, relative to capacity.
 TREND_EDGES = (-0.1, -0.02, 0.02, 0.1)
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 
 
 def features(situation):
@@ -142,9 +146,22 @@ class RLPolicy(base.ScalingPolicy):
             json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
 
     # -- deciding ---------------------------------------------------------
+    def _base(self, s):
+        """The size the forecast bound asks for: a ladder index, or a
+        group size in ``horizontal`` mode."""
+        found = base.capacity_decision(s, s.forecast['peak'],
+                                       s.forecast['peak_down'], 'forecast')
+        if s.mode == 'horizontal':
+            return found.target_count or s.group_size
+        return s.rung if found.target_rung is None else found.target_rung
+
     def decide(self, situation):
         s = situation
-        state = features(s)
+        if s.mode != 'horizontal' and s.rung is None:
+            return base.Decision(base.NO_ACTION, 'flavor not on the ladder')
+        wanted = self._base(s)
+        current = s.group_size if s.mode == 'horizontal' else s.rung
+        state = features(s) + '/b%+d' % max(-1, min(1, wanted - current))
         values = self.values.get(state)
         if values is not None:
             counts = self.counts.get(state) or [1] * len(MOVES)
@@ -153,39 +170,35 @@ class RLPolicy(base.ScalingPolicy):
             move = int(self._rng.choice(MOVES))
             why = 'exploring'
         elif values is None:
-            if self.values:
-                move, why = 0, 'state %s unseen in training' % state
-            else:
-                return base.capacity_decision(
-                    s, s.forecast['peak'], s.forecast['peak_down'],
-                    'no rl model, forecast bound')
+            move = 0
+            why = ('state %s unseen in training: the forecast bound' % state
+                   if self.values else 'no rl model: the forecast bound')
         else:
             best = max(values)
             move = 0 if values[MOVES.index(0)] == best else \
                 MOVES[values.index(best)]
-            why = 'state %s: best move %+d (value %.2f)' % (state, move,
-                                                             best)
-        decision = self._decision(s, move, why)
+            why = 'state %s: best offset %+d (value %.2f)' % (state, move,
+                                                               best)
+        decision = self._decision(s, wanted + move, why)
         if s.mode == 'horizontal':
             held = s.capacity * (decision.target_count or s.group_size)
         elif decision.target_rung is not None:
             held = s.ladder.capacity(decision.target_rung)
         else:
             held = s.capacity
-        self._chosen[(s.instance_id, s.now)] = (state, move, held)
+        moved = decision.action != base.NO_ACTION
+        self._chosen[(s.instance_id, s.now)] = (state, move, held, moved)
         return decision
 
-    def _decision(self, s, move, why):
+    def _decision(self, s, target, why):
         if s.mode == 'horizontal':
-            count = max(s.min_count, min(s.max_count, s.group_size + move))
+            count = max(s.min_count, min(s.max_count, target))
             if count > s.group_size:
                 return base.Decision('scale_out', why, target_count=count)
             if count < s.group_size:
                 return base.Decision('scale_in', why, target_count=count)
             return base.Decision(base.NO_ACTION, why)
-        if s.rung is None:
-            return base.Decision(base.NO_ACTION, 'flavor not on the ladder')
-        target = s.ladder.clamp(s.rung + move)
+        target = s.ladder.clamp(target)
         if target > s.rung:
             return base.Decision('resize_up', why, target_rung=target,
                                  predicted=float(s.forecast['peak']),
@@ -211,10 +224,10 @@ class RLPolicy(base.ScalingPolicy):
         chosen = self._chosen.pop((instance_id, made_at), None)
         if chosen is None or not math.isfinite(realised_peak):
             return
-        state, move, capacity = chosen
+        state, move, capacity, moved = chosen
         index = MOVES.index(move)
         values = self.values.setdefault(state, [0.0] * len(MOVES))
         counts = self.counts.setdefault(state, [0] * len(MOVES))
         counts[index] += 1
-        values[index] += (self.reward(realised_peak, capacity, move != 0)
+        values[index] += (self.reward(realised_peak, capacity, moved)
                           - values[index]) / counts[index]

@@ -81,9 +81,12 @@ def test_forecast_shrinks_one_rung_with_margin_and_not_below_the_peak():
 
 
 def test_forecast_meets_yesterdays_peak_ahead():
+    # Half of yesterday's peak (seasonal_weight 0.5) is 6 vCPUs.
     decision = forecast.ForecastPolicy().decide(_situation(
-        rung=1, peak=3.0, seasonal=6.0))
+        rung=1, peak=3.0, seasonal=12.0))
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
+    assert forecast.ForecastPolicy().decide(_situation(
+        rung=1, peak=3.0, seasonal=7.0)).action == 'none'
 
 
 def test_a_saturated_vm_is_grown_past_what_it_shows():
@@ -130,33 +133,35 @@ def test_rl_without_a_model_sizes_on_the_forecast_bound():
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
 
 
-def test_rl_learns_which_move_pays_and_saves_it(tmp_path):
+def test_rl_learns_which_offset_pays_and_saves_it(tmp_path):
     policy = rl.RLPolicy()
     policy.explore = 1.0
-    short = _situation(rung=1, peak=5.0)
-    state = rl.features(short)
     for i in range(200):
-        situation = _situation(rung=1, peak=5.0)
+        # The forecast bound says 3.5 vCPUs (rung m, 4 vCPUs: stay) ...
+        situation = _situation(rung=1, peak=3.5)
         situation.now = float(i)
         policy.decide(situation)
-        policy.learn('vm', float(i), 6.0)       # the real peak: 6 vCPUs
+        policy.learn('vm', float(i), 6.0)       # ... the real peak is 6
+    state = rl.features(_situation(rung=1, peak=3.5)) + '/b+0'
     values = policy.values[state]
-    # Staying on 4 vCPUs (or shrinking) falls short; +1 rung (8) holds
-    # 6 vCPUs at the least cost.
+    # +1 rung (8 vCPUs) holds 6 vCPUs at the least cost.
     assert max(values) == values[rl.MOVES.index(1)]
     path = tmp_path / 'model.json'
     policy.save(str(path))
-    loaded = rl.RLPolicy(model=None)
+    loaded = rl.RLPolicy()
     loaded.load(str(path))
-    decision = loaded.decide(short)
+    decision = loaded.decide(_situation(rung=1, peak=3.5))
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
-    assert 'best move +1' in decision.reason
+    assert 'best offset +1' in decision.reason
+    unseen = loaded.decide(_situation(rung=0, peak=7.5))
+    assert (unseen.action, unseen.target_rung) == ('resize_up', 2)
+    assert 'unseen in training' in unseen.reason
 
 
 def test_rl_refuses_a_file_that_is_not_its_model(tmp_path):
     path = tmp_path / 'model.json'
     path.write_text('{"version": 99}')
-    with pytest.raises(ValueError, match='not a version 1 rl model'):
+    with pytest.raises(ValueError, match='not a version 2 rl model'):
         rl.RLPolicy().load(str(path))
     with pytest.raises(ValueError, match='model_file .*missing'):
         rl.RLPolicy().load(str(tmp_path / 'missing'))
