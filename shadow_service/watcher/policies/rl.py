@@ -6,8 +6,9 @@ recent trend of the demand, being at the top of the ladder, and whether
 the forecast's own capacity rule (``forecast``'s) would grow, keep or
 shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
 of a scale-out group) from the size that rule asks for, so the policy
-learns when the forecast needs more headroom, or less.  Each (state, action) keeps the
-mean reward it earned; the policy picks the best (ties: stay).  The
+learns when the forecast needs more headroom, or less.  Each (state,
+action) keeps the mean reward it earned; the policy picks the best (ties:
+the forecast rule's size).  The
 reward of an action is known one lead time later, from the peak demand
 that was measured: ``-(violation_weight x shortfall / capacity +
 capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
