@@ -427,9 +427,12 @@ class SimDriver(base.CloudDriver):
     def delete_instance(self, instance_id):
         current = self._instances.get(instance_id, instance_id)
         work = self.twin.workloads.get(current)
+        clock = self.twin.clock
         if work is not None and (work.stopped_at is None
-                                 or work.stopped_at > self.twin.clock):
-            work.stopped_at = max(self.twin.clock, work.started_at)
+                                 or work.stopped_at > clock):
+            # A sibling still booting never runs.
+            work.started_at = min(work.started_at, clock)
+            work.stopped_at = clock
         self._pending.pop(instance_id, None)
 
     def churn(self, host, window_s=FEATURE_WINDOW_S):
