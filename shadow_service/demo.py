@@ -5,11 +5,14 @@ on the twin with an in-memory history, asks its manager (through the
 request schema of the RPC endpoint) to evaluate a VM request with shadows
 on every host of the twin while a progress bar runs, prints the ranked
 table (score, confidence, reasons), places the VM on the best host, lets
-simulated hours pass for it, forecasts its key QoS metric against the
-profile's target (``shadow_service.watcher.forecast``), asks the
-``threshold`` scaling policy what it would do (a recommendation the demo
-does not act on) and writes a self-contained HTML report
-(``shadow_service.report``) to a new file per run, whose path it prints.
+simulated hours pass for it while ``shadow-watcher``'s loop (assembled as
+the daemon does, ``shadow_service.service.build_watcher``, with the
+``forecast`` policy, not in dry-run) watches it every five simulated
+minutes and scales it ahead of its bottleneck on the twin, forecasts its
+key QoS metric against the profile's target
+(``shadow_service.watcher.forecast``) and writes a self-contained HTML
+report (``shadow_service.report``) to a new file per run, whose path it
+prints; the report marks every scaling action on the VM's plot.
 
 Change what it evaluates with the command-line options (``--profile``,
 ``--flavor``, ``--seed``, ``--budget``, ``--hours``, ``--speedup``), where
@@ -33,7 +36,6 @@ from nova_shadow_filter import request as request_lib
 from shadow_service import conf as shadow_conf
 from shadow_service import exception
 from shadow_service import measurements as names
-from shadow_service import plugins
 from shadow_service import report
 from shadow_service import service
 from shadow_service.history import memory
@@ -57,10 +59,12 @@ FLAVORS = {
 WATCH_STEP_S = 300.0
 #: How far ahead the placed VM's key metric is forecast.
 FORECAST_HOURS = 6
-#: The scaling policy asked for a recommendation.
-POLICY = 'threshold'
+#: The watcher's scaling policy in the demo.
+POLICY = 'forecast'
 #: Hours of host monitoring shown before the placement.
 HOST_HOURS_BEFORE = 24.0
+#: The placed VM's instance id (the watcher watches it).
+DEMO_VM = 'demo-vm'
 #: Terminal width when the output is not a terminal.
 DEFAULT_WIDTH = 100
 
@@ -190,9 +194,19 @@ def report_path(out=None, directory=None):
 
 
 # -- the steps ----------------------------------------------------------------
+def ladder(flavors=None):
+    """The flavor ladder the demo's watcher resizes along (``[watcher]
+    flavor_ladder`` format), smallest first."""
+    flavors = flavors or FLAVORS
+    return ['%s:%d:%d:%d' % (f['name'], f['vcpus'], f['ram_mb'],
+                             f['disk_gb'])
+            for f in sorted(flavors.values(), key=lambda f: f['vcpus'])]
+
+
 def build(options):
-    """The service as the daemon assembles it, on the twin with an
-    in-memory history, set up for one demo evaluation."""
+    """The service and the watcher as the daemons assemble them, on the
+    twin with an in-memory history, set up for one demo evaluation and
+    one watched VM."""
     conf = cfg.ConfigOpts()
     shadow_conf.register_opts(conf)
     conf([], project='nova-shadow')
@@ -205,9 +219,15 @@ def build(options):
             ('max_shadow_hosts', 64, 'shadow'),
             ('sample_interval', 5.0, 'shadow'),
             ('max_budget', max(1.0, options.budget), 'shadow'),
-            ('confidence_target', 0.95, 'shadow')):
+            ('confidence_target', 0.95, 'shadow'),
+            # The watcher acts on the placed VM (on the twin only).
+            ('instances', [DEMO_VM], 'watcher'),
+            ('dry_run', False, 'watcher'),
+            ('policy', POLICY, 'watcher'),
+            ('interval', WATCH_STEP_S, 'watcher'),
+            ('flavor_ladder', ladder(), 'watcher')):
         conf.set_override(name, value, group=group)
-    return service.build(conf, history=memory.MemoryStore())
+    return service.build_watcher(conf, history=memory.MemoryStore())
 
 
 def evaluate(parts, request, hosts, budget):
@@ -231,23 +251,33 @@ def evaluate(parts, request, hosts, budget):
     return state['ranking']
 
 
-def watch(driver, store, instance_id, hours, key_metric):
-    """Run the placed VM ``hours`` simulated hours; its key metric's
-    series."""
+def watch(driver, watcher, store, instance_id, hours, key_metric):
+    """Run the placed VM ``hours`` simulated hours with the watcher
+    watching it every ``WATCH_STEP_S``; ``(its key metric's series, the
+    actions the watcher took)`` (each ``(time, action, reason)``)."""
     start = driver.now()
     steps = max(1, hours)
+    per_hour = int(round(3600.0 / WATCH_STEP_S))
+    actions = []
     for hour in range(steps):
-        driver.fast_forward(3600.0, sample_interval_s=WATCH_STEP_S,
-                            host_metric_interval_s=WATCH_STEP_S)
+        for _ in range(per_hour):
+            driver.fast_forward(WATCH_STEP_S, sample_interval_s=WATCH_STEP_S,
+                                host_metric_interval_s=WATCH_STEP_S)
+            for step in watcher.run_once(driver.now()):
+                if step.outcome in ('started', 'done'):
+                    actions.append((driver.now(), step.decision.action,
+                                    step.decision.reason))
         sys.stdout.write(progress_bar((hour + 1) / steps,
-                                      label='simulated hour %d/%d'
-                                      % (hour + 1, steps)))
+                                      label='simulated hour %d/%d, %d '
+                                      'scaling actions'
+                                      % (hour + 1, steps, len(actions))))
         sys.stdout.flush()
     sys.stdout.write('\n')
-    return store.query_series(
+    series = store.query_series(
         names.INSTANCE_METRIC, names.FIELD_VALUE,
         {names.TAG_INSTANCE: instance_id, names.TAG_METRIC: key_metric},
         start, driver.now() + 1, WATCH_STEP_S)
+    return series, actions
 
 
 def vm_means(store, instance_id):
@@ -289,30 +319,6 @@ def ranking_weights(analyzer, profile, ranking):
     return {m: w / total for m, w in weights.items()} if total else {}
 
 
-def recommend(outlook):
-    """What the ``threshold`` scaling policy would decide on the key
-    metric's forecast: ``(decision or None, the limits it was given as
-    text)``.  The policy acts when a forecast's upper bound crosses a high
-    limit, so a floor target (``>=``) gets no recommendation."""
-    comparison, threshold = outlook.target
-    if comparison != qos.LOWER_IS_FINE:
-        return None, ('the %s policy judges ceilings; %s is a floor'
-                      % (POLICY, report.target_text(outlook.metric,
-                                                    outlook.target)))
-    policy = plugins.plugin_class('nova_shadow.policies', POLICY)()
-    decision = policy.decide({outlook.metric: outlook.upper},
-                             {outlook.metric: (0.0, threshold)})
-    return decision, ('%s: high limit %s (the QoS target), low limit 0 '
-                      '(the demo asks only whether to scale up), on the '
-                      'forecast interval\'s upper bound over %g h, which '
-                      'peaks at %s' % (
-                          outlook.metric,
-                          report.quantity(threshold, outlook.metric),
-                          outlook.horizon_s / 3600.0,
-                          report.quantity(max(outlook.upper),
-                                          outlook.metric)))
-
-
 def _shadow_label(record):
     scale = (record or {}).get('scale') or {}
     if not scale:
@@ -334,7 +340,6 @@ def write_report(path, run):
     hosts = [h['host'] for h in ranking['hosts']]
     predicted = {h['host']: h.get('predicted', {}) for h in ranking['hosts']}
     metric, target = run['key_metric'], run['outlook'].target
-    decision, limits = run['recommendation']
     shadow_label = _shadow_label(run['record'])
     full_label = _flavor_label(run['flavor'])
     shadow_means = {m: sum(v) / len(v) for m, (_t, v) in (
@@ -432,13 +437,10 @@ def write_report(path, run):
         '<details><summary>The forecast model in full</summary><p>%s</p>'
         '</details>' % html.escape(
             str(run['outlook'].model).replace('+', ' + ')),
-        '<h2>Recommendation of the %s scaling policy</h2>' % POLICY,
-        '<p class="advice">%s<br>Inputs: %s.<br><i>A recommendation only: '
-        'the demo does not act on it.</i></p>' % (
-            html.escape(
-                'No recommendation: %s' % limits if decision is None else
-                'Decision: %s (%s)' % (decision.action, decision.reason)),
-            html.escape(limits)),
+        '<p>The watcher (the %s policy, flavor ladder %s) read the VM\'s '
+        'history every %g simulated minutes and acted on the twin.</p>'
+        % (POLICY, ', '.join(f.split(':')[0] for f in ladder()),
+           WATCH_STEP_S / 60.0),
         report.scaling_actions_section(run['actions'], run['placed_at']),
         '<h2>CPU utilisation of host %s</h2>' % placed,
         add(report.host_cpu_figure(*run['host_cpu'], placed),
@@ -469,7 +471,8 @@ def run_demo(argv_or_options=None):
     except exception.InvalidRequest as error:
         sys.stderr.write('nova-shadow demo: error: --profile: %s\n' % error)
         return 2
-    parts = build(options)
+    assembled = build(options)
+    parts, watcher = assembled.parts, assembled.watcher
     driver, store, analyzer = parts.driver, parts.history, parts.analyzer
     hosts = [h.host for h in driver.list_hosts() if h.available]
     print('nova-shadow demo: %s running %s, %d candidate hosts (twin seed '
@@ -479,23 +482,25 @@ def run_demo(argv_or_options=None):
     ranking = evaluate(parts, request, hosts, options.budget)
     print(ranking_table(ranking, wide=options.wide))
     best = ranking['hosts'][0]['host'] if ranking['hosts'] else hosts[0]
-    instance_id = driver.place_vm(request, best, 'demo-vm')
+    instance_id = driver.place_vm(request, best, DEMO_VM)
     placed_at = driver.now()
     print('placed %s on %s' % (instance_id, best))
 
     driver.fast_forward(WATCH_STEP_S, sample_interval_s=WATCH_STEP_S)
     means = vm_means(store, instance_id)
     key_metric, target = qos.key_target(options.profile, set(means))
-    series = watch(driver, store, instance_id, options.hours, key_metric)
+    series, actions = watch(driver, watcher, store, instance_id,
+                            options.hours, key_metric)
+    for when, action, reason in actions:
+        print('  +%5.2f h  %s: %s' % ((when - placed_at) / 3600.0, action,
+                                       reason))
+    print('the watcher (%s policy) took %d scaling actions'
+          % (POLICY, len(actions)))
     horizon = int(FORECAST_HOURS * 3600 / WATCH_STEP_S)
     outlook = watch_forecast.forecast_breach(
         analyzer, series.values, metric=key_metric, target=target,
         step_s=WATCH_STEP_S, horizon_steps=horizon)
     print('Forecast: %s.' % outlook.describe())
-    decision, limits = recommend(outlook)
-    print('%s policy would: %s (a recommendation; the demo does not act on '
-          'it)' % (POLICY, 'nothing to judge' if decision is None else
-                   '%s, %s' % (decision.action, decision.reason)))
 
     measured = [((t - placed_at) / 3600.0, v)
                 for t, v in zip(series.times, series.values) if v is not None]
@@ -528,9 +533,7 @@ def run_demo(argv_or_options=None):
             'mean': outlook.mean, 'lower': outlook.lower,
             'upper': outlook.upper, 'model': outlook.model,
             'level': analyzer.forecast_level},
-        'recommendation': (decision, limits),
-        # The demo takes no scaling action; the watcher's would go here.
-        'actions': [],
+        'actions': actions,
         'host_cpu': ([h for h, _v in host_cpu], [v for _h, v in host_cpu]),
     }
     parts.close()

@@ -115,6 +115,61 @@ def build(conf, *, history=None, driver=None):
                  manager=manager)
 
 
+@dataclasses.dataclass
+class WatcherParts:
+    """The assembled watcher and the service parts it runs on."""
+
+    parts: Parts
+    watcher: object
+
+    def close(self):
+        if self.watcher.leader is not None:
+            self.watcher.leader.stop()
+        self.parts.close()
+
+
+def build_ranker(conf, parts):
+    """The ``[watcher] ranker`` a migration's target is chosen with."""
+    from shadow_service.watcher import ranking
+
+    choice = conf.watcher.ranker
+    budget = conf.watcher.ranking_budget
+    if choice == 'history':
+        return ranking.ManagerRanker(parts.manager, budget_s=budget)
+    if choice == 'rpc':
+        return ranking.RpcRanker(conf, budget_s=budget)
+    return None
+
+
+def build_watcher(conf, *, history=None, driver=None, policy=None,
+                  foresight=None, leader=None, ranker=None):
+    """Assemble ``shadow-watcher``: the service's parts (:func:`build`),
+    the ``[watcher] policy`` plugin (or ``policy``), the ranker, and leader
+    election when ``[watcher] coordination_url`` is set (or ``leader``).
+
+    ``foresight`` is for benchmarks over the twin only (see
+    :class:`shadow_service.watcher.loop.Watcher`); ``ranker`` replaces
+    the ``[watcher] ranker`` one.
+    """
+    from shadow_service.watcher import leader as leader_mod
+    from shadow_service.watcher import loop
+
+    parts = build(conf, history=history, driver=driver)
+    if policy is None:
+        policy = loop.load_policy(conf)
+    opts = conf.watcher
+    if leader is None and opts.coordination_url:
+        leader = leader_mod.Leadership(
+            opts.coordination_url, opts.coordination_group,
+            timeout=opts.leader_timeout)
+    watcher = loop.Watcher(
+        conf, driver=parts.driver, history=parts.history,
+        analyzer=parts.analyzer, policy=policy,
+        ranker=ranker or build_ranker(conf, parts), leader=leader,
+        foresight=foresight)
+    return WatcherParts(parts=parts, watcher=watcher)
+
+
 class Compactor:
     """Runs the history store's retention pass every ``interval`` seconds,
     on ``clock`` (the cloud driver's: the time base of the history).

@@ -82,3 +82,15 @@ def rabbit_url():
             pytest.fail('RabbitMQ is required but nothing listens on 5672')
         pytest.skip('RabbitMQ is not running on 127.0.0.1:5672')
     return url
+
+
+@pytest.fixture(scope='session')
+def redis_url():
+    """The real Redis (``NOVA_SHADOW_REDIS_URL`` or 127.0.0.1:6379) for
+    tooz leader election."""
+    url = os.environ.get('NOVA_SHADOW_REDIS_URL', 'redis://127.0.0.1:6379')
+    if not _listening('127.0.0.1', 6379):
+        if os.environ.get('NOVA_SHADOW_REQUIRE_SERVICES'):
+            pytest.fail('Redis is required but nothing listens on 6379')
+        pytest.skip('Redis is not running on 127.0.0.1:6379')
+    return url

@@ -7,6 +7,8 @@
 #   bubblewrap (the lab's sandboxes), rabbitmq-server.
 # - RabbitMQ: started on 127.0.0.1:5672 (guest/guest) unless something
 #   already listens there.
+# - Redis (redis-server): started on 127.0.0.1:6379 unless something already
+#   listens there (shadow-watcher's leader election).
 # Safe to run again; it changes nothing that is already in place.
 set -euo pipefail
 
@@ -25,6 +27,9 @@ listening() {
 
 if ! listening 5672 && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     need+=(rabbitmq-server)
+fi
+if ! listening 6379 && ! command -v redis-server >/dev/null; then
+    need+=(redis-server)
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -58,5 +63,17 @@ if ! listening 5672; then
     done
     listening 5672 || { echo "RabbitMQ did not start; see $dir" >&2; exit 1; }
 fi
+if ! listening 6379; then
+    # shadow-watcher's leader election (tooz) tests; loopback only, no
+    # persistence.
+    echo "starting Redis on 127.0.0.1:6379"
+    redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+        --daemonize yes >/dev/null
+    for _ in $(seq 20); do
+        listening 6379 && break
+        sleep 0.5
+    done
+    listening 6379 || { echo "Redis did not start" >&2; exit 1; }
+fi
 echo "services ready: influxd $(command -v influxd)," \
-    "prometheus $(command -v prometheus), RabbitMQ on 5672"
+    "prometheus $(command -v prometheus), RabbitMQ on 5672, Redis on 6379"

@@ -24,7 +24,8 @@ Three groups of operations:
 * **facts** (the evaluator, the watcher): :meth:`~CloudDriver.list_hosts`,
   :meth:`~CloudDriver.host_facts` (given the scheduler's own figures of
   the hosts, ``hosts_info``, when there are some);
-* **instance actions** (the watcher): :meth:`~CloudDriver.get_instance`,
+* **instance actions** (the watcher): :meth:`~CloudDriver.list_instances`,
+  :meth:`~CloudDriver.get_instance`,
   :meth:`~CloudDriver.resize` and :meth:`~CloudDriver.confirm_resize`,
   :meth:`~CloudDriver.live_migrate`, :meth:`~CloudDriver.boot_sibling`,
   :meth:`~CloudDriver.delete_instance`.  A driver that cannot do one
@@ -236,6 +237,12 @@ class CloudDriver(metaclass=abc.ABCMeta):
         return {}
 
     # -- instance actions (the watcher) -----------------------------------
+    def list_instances(self, project_ids=None):
+        """Every (full) VM of ``project_ids`` (all projects when None),
+        as :class:`Instance` with its metadata (how the watcher finds the
+        VMs opted in)."""
+        raise NotSupported('%s cannot list instances' % type(self).__name__)
+
     def get_instance(self, instance_id):
         """The :class:`Instance` ``instance_id``; CloudError if unknown."""
         raise NotSupported('%s cannot look up instances'

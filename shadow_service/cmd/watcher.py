@@ -1,24 +1,138 @@
 """``shadow-watcher``: the proactive scaling daemon.
 
-The forecasting loop, actuators (resize, live migration, scale-out) and
-learning from outcomes are not built yet (see the project's issue list).
-Until they are, this command checks its configuration and the scaling
-policy plugins, says plainly that it watches nothing, and exits with 3 so
-that no service manager mistakes it for a running daemon.
+Every ``[watcher] interval`` it runs the watcher loop
+(:class:`shadow_service.watcher.loop.Watcher`) over the VMs opted in
+(``[watcher] instances``, ``projects`` or the ``watch_metadata_key``
+server metadata): forecast, decide, act (or, with ``dry_run``, the
+default, only record) and learn from the outcome.  With ``[watcher]
+coordination_url`` several watchers elect one leader through tooz; only
+the leader acts.  It runs on oslo.service's threading backend like
+``shadow-service``; configuration that cannot work (a malformed ladder,
+an unknown policy, an unreachable history store or coordination backend)
+stops it at start with exit status 2 and one line saying why.
 """
 
 import sys
+import threading
 
-from shadow_service import plugins
+from oslo_config import cfg
+from oslo_log import log as logging
+
+CONF = cfg.CONF
+#: Seconds the coordination backend has to answer at start.
+PROBE_TIMEOUT_S = 5.0
+LOG = logging.getLogger(__name__)
+
+
+def _service_class():
+    from oslo_service import service as os_service
+
+    from shadow_service import service
+
+    class WatcherService(os_service.Service):
+        def __init__(self, conf):
+            super().__init__()
+            self.conf = conf
+            self.assembled = None
+            self._stop = threading.Event()
+            self._thread = None
+
+        def start(self):
+            super().start()
+            self.assembled = service.build_watcher(self.conf)
+            self._thread = threading.Thread(target=self._loop,
+                                            name='watcher-loop', daemon=True)
+            self._thread.start()
+
+        def _loop(self):
+            watcher = self.assembled.watcher
+            driver = self.assembled.parts.driver
+            interval = self.conf.watcher.interval
+            LOG.info('shadow-watcher running: policy %s, every %.0f s, %s',
+                     self.conf.watcher.policy, interval,
+                     'dry-run' if self.conf.watcher.dry_run else 'acting')
+            while not self._stop.is_set():
+                try:
+                    steps = watcher.run_once()
+                    acted = [s for s in steps if s.outcome]
+                    LOG.info('Run %d: %d VMs watched, %d decisions (%s)',
+                             watcher.counters['runs'], len(steps),
+                             len(acted), ', '.join(
+                                 '%s %s %s' % (s.instance_id,
+                                               s.decision.action, s.outcome)
+                                 for s in acted) or 'none')
+                except Exception:
+                    LOG.exception('Watcher run failed; next run in %.0f s',
+                                  interval)
+                waited = 0.0
+                while waited < interval and not self._stop.is_set():
+                    chunk = min(1.0, interval - waited)
+                    driver.wait(chunk)
+                    waited += chunk
+                    if watcher.leader is not None:
+                        watcher.leader.heartbeat()
+
+        def stop(self, graceful=True):
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(30.0)
+                self._thread = None
+            if self.assembled is not None:
+                self.assembled.close()
+                self.assembled = None
+            super().stop(graceful)
+
+    return WatcherService, os_service
+
+
+def _preflight(conf):
+    """Fail fast, before any worker forks, on configuration that cannot
+    work."""
+    from shadow_service import plugins
+    from shadow_service import service
+    from shadow_service.watcher import ladder
+
+    opts = conf.watcher
+    ladder.parse(opts.flavor_ladder)
+    if opts.min_count > opts.max_count:
+        raise ValueError('[watcher] min_count %d is above max_count %d'
+                         % (opts.min_count, opts.max_count))
+    policy = plugins.plugin_class(plugins.POLICIES, opts.policy)
+    policy(conf)            # a policy's own options (the rl model file)
+    history = service.build_history(conf)
+    history.close()
+    plugins.plugin_class(plugins.CLOUDS, conf.shadow.cloud_driver)
+    if opts.coordination_url:
+        from shadow_service.watcher import leader
+
+        probe = leader.Leadership(opts.coordination_url,
+                                  opts.coordination_group,
+                                  timeout=opts.leader_timeout)
+        probe.start(timeout=PROBE_TIMEOUT_S)
+        probe.stop()
 
 
 def main(argv=None):
-    policy = plugins.plugin_class('nova_shadow.policies', 'threshold')
-    sys.stderr.write(
-        'shadow-watcher: the proactive scaling loop is not implemented yet; '
-        'nothing is watched. Scaling policy plugin available: %s.\n'
-        % policy.__name__)
-    return 3
+    from oslo_service import backend
+
+    backend.init_backend(backend.BackendType.THREADING)
+    from shadow_service import conf as shadow_conf
+
+    logging.register_options(CONF)
+    shadow_conf.register_opts(CONF)
+    CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
+    logging.setup(CONF, 'nova-shadow')
+    try:
+        _preflight(CONF)
+    except Exception as e:
+        LOG.error('shadow-watcher cannot start: %s', e)
+        sys.stderr.write('shadow-watcher: cannot start: %s\n' % e)
+        return 2
+    service_class, os_service = _service_class()
+    launcher = os_service.launch(CONF, service_class(CONF), workers=1,
+                                 restart_method='mutate')
+    launcher.wait()
+    return 0
 
 
 if __name__ == '__main__':

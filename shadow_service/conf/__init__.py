@@ -3,7 +3,7 @@
 Library code takes a ``ConfigOpts`` argument; only entry points (the daemons
 and the CLI) use the global ``cfg.CONF``.  :func:`register_opts` registers
 the core groups (``[shadow]``, ``[analysis]``, ``[history]``,
-``[collector]``) and every
+``[collector]``, ``[watcher]``) and every
 installed plugin's own options (for example the twin's ``[sim]``): plugins
 declare them through ``get_config_opts()`` (see
 :mod:`shadow_service.plugins`).
@@ -18,11 +18,12 @@ from shadow_service.conf import history
 from shadow_service.conf import metrics
 from shadow_service.conf import notifications
 from shadow_service.conf import service
+from shadow_service.conf import watcher
 
 CONF = cfg.CONF
 
 _OPT_MODULES = [service, analysis, history, metrics, notifications,
-                collector]
+                collector, watcher]
 
 
 def register_opts(conf):

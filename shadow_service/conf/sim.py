@@ -151,6 +151,103 @@ Possible values:
 * Unset: the latest 09:00 UTC of the wall clock when the twin starts.
 * Any Unix time; tenants' traces wrap around their length.
 """),
+    cfg.FloatOpt(
+        'resize_duration',
+        default=180.0,
+        min=0.0,
+        max=7200.0,
+        help="""
+Seconds from a resize request to the VM running on its new flavor.
+
+An assumption, not a measurement: a resize on the same host (Nova's
+``allow_resize_to_same_host``) stops the guest, copies or converts its
+disk and boots it on the new flavor; three minutes is a typical figure
+for a small local disk.
+
+Related options:
+
+* ``resize_downtime``: the part of it the guest is down.
+"""),
+    cfg.FloatOpt(
+        'resize_downtime',
+        default=60.0,
+        min=0.0,
+        max=7200.0,
+        help="""
+Seconds at the end of a resize during which the guest is down (it has shut
+down on the old flavor and not yet booted on the new one): it serves
+nothing.
+
+An assumption: Nova waits up to ``shutdown_timeout`` (60 s by default) for
+a clean shutdown, and a cloud image boots in tens of seconds.
+
+Related options:
+
+* ``resize_duration``: at most that long.
+"""),
+    cfg.FloatOpt(
+        'migration_bandwidth_mbps',
+        default=1000.0,
+        min=1.0,
+        max=400000.0,
+        help="""
+Megabits per second a live migration copies memory at; both hosts carry a
+network stream of this size while it runs.
+
+An assumption: one 1 Gbit/s link.  Nova's own ``[libvirt]
+live_migration_bandwidth`` is 0 (no limit) by default.
+
+Related options:
+
+* ``migration_dirty_ratio``, ``migration_setup``.
+"""),
+    cfg.FloatOpt(
+        'migration_dirty_ratio',
+        default=0.3,
+        min=0.0,
+        max=10.0,
+        help="""
+Share of the VM's memory dirtied again while it is copied (copied a second
+time); the duration is ``setup + RAM x (1 + ratio) / bandwidth``.  An
+assumption.
+"""),
+    cfg.FloatOpt(
+        'migration_setup',
+        default=5.0,
+        min=0.0,
+        max=600.0,
+        help="""
+Seconds a live migration spends before copying memory (pre-checks,
+destination set-up).  An assumption.
+"""),
+    cfg.FloatOpt(
+        'migration_pause',
+        default=0.5,
+        min=0.0,
+        max=60.0,
+        help="""
+Seconds the guest is paused at the end of a live migration (the last
+dirty pages are copied).  Nova's ``[libvirt] live_migration_downtime``
+default is 500 ms.
+"""),
+    cfg.FloatOpt(
+        'migration_cpu_vcpus',
+        default=0.5,
+        min=0.0,
+        max=1.0,
+        help="""
+Busy vCPUs the copy costs each of the two hosts while a live migration
+runs (the hypervisor's migration thread).  An assumption.
+"""),
+    cfg.FloatOpt(
+        'boot_duration',
+        default=45.0,
+        min=0.0,
+        max=3600.0,
+        help="""
+Seconds from booting a sibling to it serving its share of the group's
+load.  An assumption: scheduling, a cached image and a guest boot.
+"""),
 ]
 
 

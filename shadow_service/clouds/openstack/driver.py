@@ -935,6 +935,39 @@ class OpenStackDriver(base.CloudDriver):
         with cloud_errors('Deleting %s' % instance_id):
             self.conn.compute.delete_server(instance_id, ignore_missing=True)
 
+    def list_instances(self, project_ids=None):
+        """Every server of ``project_ids`` (all projects the credentials
+        see when None), shadows left out, with their metadata: how the
+        watcher finds the VMs opted in."""
+        found = []
+        with cloud_errors('Listing instances'):
+            if project_ids:
+                servers = []
+                for project_id in project_ids:
+                    servers.extend(self.conn.compute.servers(
+                        details=True, all_projects=True,
+                        project_id=project_id))
+            else:
+                servers = list(self.conn.compute.servers(
+                    details=True, all_projects=True))
+        for server in servers:
+            if SHADOW_TAG in (server.tags or []):
+                continue
+            flavor = server.flavor
+            groups = server.server_groups or []
+            found.append(base.Instance(
+                instance_id=server.id, host=server.compute_host,
+                flavor={'name': getattr(flavor, 'original_name', None)
+                        or getattr(flavor, 'name', None),
+                        'vcpus': getattr(flavor, 'vcpus', None),
+                        'ram_mb': getattr(flavor, 'ram', None),
+                        'disk_gb': getattr(flavor, 'disk', None)},
+                status=server.status, name=server.name,
+                metadata=dict(server.metadata or {}),
+                server_group=groups[0] if groups else None,
+                project_id=server.project_id))
+        return found
+
 
 def _scheduler_facts(entry):
     """Host facts from one host entry of the request (the scheduler's

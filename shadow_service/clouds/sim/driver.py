@@ -25,6 +25,7 @@ import uuid
 
 import numpy as np
 
+from loadgen import profiles as loadgen_profiles
 from shadow_service import hostfacts as facts
 from shadow_service.clouds import base
 from shadow_service.clouds.sim import engine
@@ -36,6 +37,18 @@ LOG = logging.getLogger(__name__)
 
 FEATURE_WINDOW_S = 86400.0
 FEATURE_STEP_S = 300.0
+
+
+def _migration_profile(opts):
+    """The load a live migration's copy puts on each of its two hosts."""
+    cpu = min(1.0, opts.migration_cpu_vcpus)
+    streams = max(1, min(256, int(round(
+        opts.migration_bandwidth_mbps / 100.0))))
+    return loadgen_profiles.load_profile({
+        'name': 'live-migration',
+        'components': {
+            'cpu': {'workers': 1, 'duty_cycle': cpu},
+            'network': {'mode': 'stream', 'connections': streams}}})
 
 
 def _host_name(host):
@@ -90,6 +103,10 @@ class SimDriver(base.CloudDriver):
         # Workloads that end or start a resize on the same host.
         self._not_departed = set()
         self._not_arrived = set()
+        # instance id -> metadata, flavor name, action under way
+        self._metadata = {}
+        self._flavor_names = {}
+        self._pending = {}
 
     # -- CloudDriver -----------------------------------------------------
     def boot_shadows(self, evaluation_id, request, hosts, profile):
@@ -195,17 +212,24 @@ class SimDriver(base.CloudDriver):
         return {n for n in names if n in self._backfilled}
 
     def place_vm(self, request, host, instance_id=None, lifetime_s=None,
-                 profile=None):
+                 profile=None, metadata=None, server_group=None,
+                 starts_at=None, profile_start=None):
         """Start a full VM for ``request`` on ``host``; returns its id.
 
         With ``lifetime_s`` the VM is deleted by itself that many seconds
         later (the benchmark's departures); without, it stays.
-        ``profile`` defaults to the one the request names.
+        ``profile`` defaults to the one the request names.  ``metadata``
+        is the server's metadata (how the watcher is told to watch it);
+        VMs of one ``server_group`` share their profile's load evenly (a
+        load-balanced group: a sibling takes its share).  ``starts_at``
+        (default now) is when it is up; ``profile_start`` where the
+        profile's own clock starts (default ``starts_at``).
         """
         if profile is None:
             profile = profiles.resolve_profile(request)
         flavor = request['flavor']
         instance_id = instance_id or 'vm-%d' % len(self.twin.workloads)
+        starts_at = self.twin.clock if starts_at is None else starts_at
         if host not in self.ensure_hosts([host]):
             raise base.CloudError('the twin has no host %s' % host,
                                   host=host)
@@ -213,33 +237,95 @@ class SimDriver(base.CloudDriver):
             workload_id=instance_id, kind='vm', host=host, profile=profile,
             vcpus=int(flavor['vcpus']), ram_mb=int(flavor['ram_mb']),
             disk_gb=int(flavor.get('disk_gb', 0)),
-            started_at=self.twin.clock,
+            started_at=starts_at, profile_start=profile_start,
             stopped_at=(None if lifetime_s is None
-                        else self.twin.clock + float(lifetime_s))))
+                        else starts_at + float(lifetime_s)),
+            group=server_group))
         self._instances[instance_id] = instance_id
+        self._metadata[instance_id] = dict(metadata or {})
+        self._flavor_names[instance_id] = flavor.get('name')
         return instance_id
 
     # -- instance actions (CloudDriver) ------------------------------------
     def _workload(self, instance_id):
+        """The instance's latest segment (it may start in the future while
+        a resize, migration or boot is under way)."""
         workload = self.twin.workloads.get(
             self._instances.get(instance_id, instance_id))
+        clock = self.twin.clock
         if (workload is None or workload.kind != 'vm'
-                or not workload.running_at(self.twin.clock)):
-            raise base.CloudError('no running instance %s in the twin'
+                or (workload.stopped_at is not None
+                    and workload.stopped_at <= clock)):
+            raise base.CloudError('no instance %s in the twin'
                                   % instance_id)
         return workload
 
-    def get_instance(self, instance_id):
-        work = self._workload(instance_id)
-        return base.Instance(
-            instance_id=instance_id, host=work.host,
-            flavor={'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
-                    'disk_gb': work.disk_gb},
-            metadata={'profile': work.profile.name})
+    def _status(self, instance_id, work):
+        action = self._pending.get(instance_id)
+        clock = self.twin.clock
+        if action is not None:
+            if clock < action['done_at']:
+                return {'resize': 'RESIZE', 'live_migrate': 'MIGRATING',
+                        'boot': 'BUILD'}[action['kind']]
+            if action['kind'] == 'resize':
+                return 'VERIFY_RESIZE'
+        if clock < work.started_at:
+            return 'BUILD'
+        return 'ACTIVE'
 
-    def _continue(self, instance_id, **changes):
-        """Stop the instance's current workload now and start it again
-        with ``changes`` (flavor or host) under the same instance id."""
+    def get_instance(self, instance_id):
+        """The instance as Nova would show it: ``RESIZE`` / ``MIGRATING``
+        / ``BUILD`` while an action runs (old flavor and source host),
+        ``VERIFY_RESIZE`` once a resize is done and not yet confirmed."""
+        work = self._workload(instance_id)
+        status = self._status(instance_id, work)
+        action = self._pending.get(instance_id)
+        shown = work
+        if status in ('RESIZE', 'MIGRATING') and action:
+            shown = action['previous']
+        metadata = {'profile': work.profile.name}
+        metadata.update(self._metadata.get(instance_id, {}))
+        flavor = {'vcpus': shown.vcpus, 'ram_mb': shown.ram_mb,
+                  'disk_gb': shown.disk_gb}
+        name = self._flavor_names.get(instance_id)
+        if name and shown is work:
+            flavor['name'] = name
+        return base.Instance(
+            instance_id=instance_id, host=shown.host, flavor=flavor,
+            status=status, name=instance_id, metadata=metadata,
+            server_group=work.group)
+
+    def list_instances(self, project_ids=None):
+        """Every full VM the twin runs (the twin has one project)."""
+        ids = sorted({w.reported_id for w in self.twin.workloads.values()
+                      if w.kind == 'vm' and (
+                          w.stopped_at is None
+                          or w.stopped_at > self.twin.clock)})
+        return [self.get_instance(i) for i in ids
+                if self._instances.get(i)]
+
+    def _settle(self, instance_id):
+        """Forget a finished migration or boot (a resize waits for its
+        confirmation)."""
+        action = self._pending.get(instance_id)
+        if (action is not None and action['kind'] != 'resize'
+                and self.twin.clock >= action['done_at']):
+            del self._pending[instance_id]
+
+    def _check_idle(self, instance_id):
+        self._settle(instance_id)
+        work = self._workload(instance_id)
+        status = self._status(instance_id, work)
+        if status != 'ACTIVE':
+            raise base.CloudError(
+                'instance %s is %s; it cannot start another action'
+                % (instance_id, status), host=work.host, retryable=True)
+        return work
+
+    def _continue(self, instance_id, stop_at, start_at, **changes):
+        """End the instance's current segment at ``stop_at`` and start its
+        next one (new flavor or host) at ``start_at`` under the same
+        instance id, the profile's clock running on."""
         work = self._workload(instance_id)
         fields = {'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
                   'disk_gb': work.disk_gb, 'host': work.host}
@@ -248,53 +334,133 @@ class SimDriver(base.CloudDriver):
             raise base.CloudError('the twin has no host %s'
                                   % fields['host'], host=fields['host'])
         departs_at = work.stopped_at
-        self.twin.stop_workload(work.workload_id)
+        if departs_at is None or departs_at > stop_at:
+            work.stopped_at = stop_at
         self._segments += 1
         new = engine.Workload(
             workload_id='%s#%d' % (instance_id, self._segments), kind='vm',
-            profile=work.profile, started_at=self.twin.clock,
-            stopped_at=departs_at, instance_id=instance_id, **fields)
+            profile=work.profile, started_at=start_at,
+            stopped_at=departs_at, instance_id=instance_id,
+            profile_start=work.profile_origin, group=work.group, **fields)
         if new.host == work.host:
             # A resize in place is neither a departure nor an arrival.
             self._not_departed.add(work.workload_id)
             self._not_arrived.add(new.workload_id)
         self.twin.start_workload(new)
         self._instances[instance_id] = new.workload_id
-        return new
+        return work, new
 
     def resize(self, instance_id, flavor):
-        """Run the instance with ``flavor`` from now on (instantly)."""
-        self._continue(instance_id, vcpus=int(flavor['vcpus']),
-                       ram_mb=int(flavor['ram_mb']),
-                       disk_gb=int(flavor.get('disk_gb', 0)))
+        """Resize in place, taking ``[sim] resize_duration`` seconds: the
+        VM runs on its old flavor, is down for the last
+        ``resize_downtime`` seconds (the guest shuts down and boots on the
+        new flavor), then runs on ``flavor`` in ``VERIFY_RESIZE`` until
+        :meth:`confirm_resize`."""
+        self._check_idle(instance_id)
+        opts = self.conf.sim
+        now = self.twin.clock
+        done_at = now + opts.resize_duration
+        down_at = done_at - min(opts.resize_downtime, opts.resize_duration)
+        previous, _new = self._continue(
+            instance_id, down_at, done_at, vcpus=int(flavor['vcpus']),
+            ram_mb=int(flavor['ram_mb']),
+            disk_gb=int(flavor.get('disk_gb', 0)))
+        self._flavor_names[instance_id] = flavor.get('name')
+        self._pending[instance_id] = {'kind': 'resize', 'done_at': done_at,
+                                      'previous': previous}
+        LOG.info('Twin: resizing %s to %s vCPUs, done at +%.0f s',
+                 instance_id, flavor['vcpus'], done_at - now)
 
     def confirm_resize(self, instance_id):
-        """Nothing to free in the twin: the old flavor stopped at once."""
-        self._workload(instance_id)
+        """Confirm a finished resize (the twin frees nothing more: the old
+        flavor stopped when the guest went down)."""
+        work = self._workload(instance_id)
+        if self._status(instance_id, work) != 'VERIFY_RESIZE':
+            raise base.CloudError('instance %s has no resize to confirm'
+                                  % instance_id, host=work.host)
+        del self._pending[instance_id]
+
+    def migration_duration(self, ram_mb):
+        """Seconds a live migration of ``ram_mb`` takes: set-up plus the
+        memory copied once and its re-dirtied share again, over the
+        migration bandwidth."""
+        opts = self.conf.sim
+        copied_mbit = ram_mb * 8.0 * (1.0 + opts.migration_dirty_ratio)
+        return (opts.migration_setup
+                + copied_mbit / opts.migration_bandwidth_mbps)
 
     def live_migrate(self, instance_id, host):
-        """Run the instance on ``host`` from now on (instantly)."""
-        self._continue(instance_id, host=host)
+        """Live-migrate to ``host`` (None: the twin picks, as Nova's
+        scheduler would): the VM keeps running on its source
+        for :meth:`migration_duration` seconds while both hosts carry the
+        copy's load (``[sim] migration_cpu_vcpus`` and a network stream of
+        ``migration_bandwidth_mbps``), pauses for ``migration_pause``, and
+        runs on ``host`` after."""
+        work = self._check_idle(instance_id)
+        if host is None:
+            # Nova's scheduler picks: the twin's stand-in is the other
+            # host with the most free RAM.
+            host = max((h for h in self.host_names() if h != work.host),
+                       key=lambda h: (self.nova_view(h)['free_ram_mb'], h))
+        if host == work.host:
+            raise base.CloudError('instance %s already runs on %s'
+                                  % (instance_id, host), host=host)
+        opts = self.conf.sim
+        now = self.twin.clock
+        done_at = now + self.migration_duration(work.ram_mb)
+        previous, _new = self._continue(
+            instance_id, done_at - opts.migration_pause, done_at, host=host)
+        overhead = _migration_profile(opts)
+        for side in (previous.host, host):
+            self._segments += 1
+            self.twin.start_workload(engine.Workload(
+                workload_id='%s#migration-%d' % (instance_id,
+                                                 self._segments),
+                kind='overhead', host=side, profile=overhead,
+                vcpus=max(1, int(math.ceil(opts.migration_cpu_vcpus))),
+                ram_mb=0, disk_gb=0, started_at=now, stopped_at=done_at))
+        self._pending[instance_id] = {'kind': 'live_migrate',
+                                      'done_at': done_at,
+                                      'previous': previous}
+        LOG.info('Twin: live-migrating %s from %s to %s, done at +%.0f s',
+                 instance_id, previous.host, host, done_at - now)
 
     def boot_sibling(self, instance_id, name=None, host=None):
-        """Another VM like ``instance_id`` on ``host`` (default: the host
-        with the most free RAM, the twin's stand-in for Nova's
-        scheduler)."""
+        """Another VM like ``instance_id`` (same flavor, profile, server
+        group and metadata) on ``host`` (default: the host with the most
+        free RAM, the twin's stand-in for Nova's scheduler), up after
+        ``[sim] boot_duration`` seconds; it takes its share of the group's
+        load from then on."""
         work = self._workload(instance_id)
         if host is None:
             host = max(self.host_names(),
                        key=lambda h: (self.nova_view(h)['free_ram_mb'], h))
         sibling = name or '%s-sibling-%d' % (instance_id,
                                              len(self.twin.workloads))
+        if work.group is None:
+            work.group = instance_id
         request = {'flavor': {'vcpus': work.vcpus, 'ram_mb': work.ram_mb,
-                              'disk_gb': work.disk_gb}}
+                              'disk_gb': work.disk_gb,
+                              'name': self._flavor_names.get(instance_id)}}
+        done_at = self.twin.clock + self.conf.sim.boot_duration
         self.place_vm(request, host, instance_id=sibling,
-                      profile=work.profile)
+                      profile=work.profile, server_group=work.group,
+                      metadata=self._metadata.get(instance_id),
+                      starts_at=done_at, profile_start=work.profile_origin)
+        self._pending[sibling] = {'kind': 'boot', 'done_at': done_at,
+                                  'previous': self.twin.workloads[sibling]}
         return self.get_instance(sibling)
 
     def delete_instance(self, instance_id):
         current = self._instances.get(instance_id, instance_id)
-        self.twin.stop_workload(current)
+        work = self.twin.workloads.get(current)
+        clock = self.twin.clock
+        if work is not None and (work.stopped_at is None
+                                 or work.stopped_at > clock):
+            # A sibling still booting never runs.
+            work.started_at = min(work.started_at, clock)
+            work.stopped_at = clock
+        self._pending.pop(instance_id, None)
 
     def churn(self, host, window_s=FEATURE_WINDOW_S):
         """VMs created on and deleted from ``host`` in the last

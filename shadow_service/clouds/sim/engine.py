@@ -82,6 +82,18 @@ class Workload:
     # VM continues as a new workload (new flavor or host) under the same
     # instance id; None: the workload id.
     instance_id: str = None
+    # Where the profile's own clock starts (its elapsed time is measured
+    # from here): a resized or migrated VM keeps its first segment's, so
+    # a trace it replays goes on where it was; None: ``started_at``.
+    profile_start: float = None
+    # Server group of a VM: the members of a group share the profile's
+    # load evenly among those running (a load-balanced scale-out group).
+    group: str = None
+
+    @property
+    def profile_origin(self):
+        return (self.started_at if self.profile_start is None
+                else self.profile_start)
 
     @property
     def reported_id(self):
@@ -189,6 +201,7 @@ class Twin:
         self._hosts = {}
         self.workloads = {}
         self._by_host = {}
+        self._groups = {}
         self._rng = np.random.default_rng(seed)
         self._last_host_metric = self.clock
 
@@ -213,7 +226,18 @@ class Twin:
         self.workloads[workload.workload_id] = workload
         self._by_host.setdefault(workload.host, {})[
             workload.workload_id] = workload
+        if workload.group is not None:
+            self._groups.setdefault(workload.group, []).append(workload)
         return workload
+
+    def group_share(self, workload, times):
+        """The share of its group's load ``workload`` carries at ``times``
+        (1 for a VM in no group)."""
+        if workload.group is None:
+            return 1.0
+        members = sum(m.active_at(times).astype(float)
+                      for m in self._groups.get(workload.group, ()))
+        return 1.0 / np.maximum(members, 1.0)
 
     def stop_workload(self, workload_id):
         workload = self.workloads.get(workload_id)
@@ -251,7 +275,8 @@ class Twin:
             active = work.active_at(times).astype(float)
             need = workload_mod.demand(
                 work.profile, work.vcpus, host.host_class,
-                self.cluster.assumptions, times - work.started_at)
+                self.cluster.assumptions, times - work.profile_origin,
+                share=self.group_share(work, times))
             for name in workload_mod.RESOURCES:
                 need[name] = need[name] * active
             need['cpu_vcpus'] = need['cpu_vcpus'] * active
@@ -349,6 +374,8 @@ class Twin:
         points = []
         for workload_id, (achieved, active) in sorted(metrics.items()):
             work = self.workloads.get(workload_id)
+            if work.kind not in ('shadow', 'vm'):
+                continue        # e.g. a live migration's copy traffic
             for metric in sorted(achieved):
                 values = self.noisy(achieved[metric])
                 for t, value, on in zip(times, values, active):

@@ -31,14 +31,16 @@ from shadow_service.clouds.sim import contention
 RESOURCES = ('busy_vcpus', 'mem_gbps', 'disk_iops', 'net_mbps')
 
 
-def _intensity(profile, component, elapsed_s):
-    return np.array([profile.intensity(component, float(t))
-                     for t in np.atleast_1d(elapsed_s)])
+def _intensity(profile, component, elapsed_s, share=1.0):
+    return share * np.array([profile.intensity(component, float(t))
+                             for t in np.atleast_1d(elapsed_s)])
 
 
-def demand(profile, vcpus, host_class, assumptions, elapsed_s):
+def demand(profile, vcpus, host_class, assumptions, elapsed_s, share=1.0):
     """Demand of one workload at ``elapsed_s`` (array of seconds since it
-    started) on a host of ``host_class``.
+    started) on a host of ``host_class``; ``share`` (a number or an array
+    like ``elapsed_s``) is the part of the profile's load this workload
+    carries (a member of a load-balanced group of n carries 1/n).
 
     Returns a dict with the :data:`RESOURCES` arrays plus ``cpu_vcpus``
     (busy vCPUs of the cpu component alone), ``net_rps`` and the static
@@ -55,10 +57,10 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s):
     if 'cpu' in parts:
         spec = parts['cpu']
         out['cpu_vcpus'] = (spec['workers'] * spec['duty_cycle']
-                            * _intensity(profile, 'cpu', elapsed_s))
+                            * _intensity(profile, 'cpu', elapsed_s, share))
     if 'memory' in parts:
         spec = parts['memory']
-        level = _intensity(profile, 'memory', elapsed_s)
+        level = _intensity(profile, 'memory', elapsed_s, share)
         if spec.get('target_gbps'):
             out['mem_gbps'] = spec['target_gbps'] * level
             mem_vcpus = out['mem_gbps'] / assumptions['worker_stream_gbps']
@@ -72,7 +74,7 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s):
         out['cpu_vcpus'] * assumptions['mem_gbps_per_busy_core'])
     if 'disk' in parts:
         spec = parts['disk']
-        level = _intensity(profile, 'disk', elapsed_s)
+        level = _intensity(profile, 'disk', elapsed_s, share)
         if spec.get('target_iops'):
             iops = spec['target_iops'] * level
         else:
@@ -84,7 +86,7 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s):
         out['block_kb'] = float(spec['block_size_kb'])
     if 'network' in parts:
         spec = parts['network']
-        level = _intensity(profile, 'network', elapsed_s)
+        level = _intensity(profile, 'network', elapsed_s, share)
         if spec['mode'] == 'rr':
             if spec.get('target_rps'):
                 rps = spec['target_rps'] * level

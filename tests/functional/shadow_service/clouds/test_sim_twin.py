@@ -56,7 +56,9 @@ def _table_reasons(printed):
 def test_demo_reports_labelled_figures_to_a_new_file_per_run(
         tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-    argv = ['--hours', '3', '--speedup', '0', '--budget', '20']
+    # Four simulated hours: the watcher shrinks the over-sized VM after
+    # its hold window of history (3 h).
+    argv = ['--hours', '4', '--speedup', '0', '--budget', '20']
     printed = []
     for _run in range(2):
         assert demo.run_demo(argv) == 0
@@ -68,7 +70,11 @@ def test_demo_reports_labelled_figures_to_a_new_file_per_run(
     assert sorted(str(p) for p in tmp_path.glob('nova-shadow-demo-*.html')) \
         == sorted(paths)
     assert 'placed demo-vm on node-' in printed[0]
-    assert 'threshold policy would: ' in printed[0]
+    actions = re.findall(r'^  \+\s*([0-9.]+) h  (\w+): (.*)$', printed[0],
+                         re.M)
+    assert actions, 'the watcher acted on the VM'
+    assert 'the watcher (forecast policy) took %d scaling actions' % len(
+        actions) in printed[0]
     report = open(paths[0]).read()
 
     # One self-contained page: five inline figures, nothing fetched.
@@ -96,8 +102,12 @@ def test_demo_reports_labelled_figures_to_a_new_file_per_run(
     # The day, the forecast against the target, and what it would mean.
     assert 'QoS target &lt;= 5 ms is off this axis' in report
     assert 'forecast interval (90% coverage)' in report
-    assert 'A recommendation only: the demo does not act on it' in report
-    assert 'no scaling action was taken' in report
+    # Every action the watcher took is in the report's table (and marked
+    # on the VM's plot).
+    assert 'Scaling actions taken' in report
+    for hours, action, reason in actions:
+        assert '<td>%s</td><td>%s</td><td>%s</td>' % (
+            hours, action, html.escape(reason)) in report
 
     # The terminal table shows whole reasons only: each one printed is a
     # whole reason of the report's table (which has them all).

@@ -158,6 +158,9 @@ def test_a_resized_vm_keeps_its_id_and_runs_with_the_new_flavor(
     before = driver.nova_view('node-05')
     driver.resize('grow', {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192,
                            'disk_gb': 40})
+    assert driver.get_instance('grow').status == 'RESIZE'
+    driver.wait(driver.conf.sim.resize_duration, sample_interval_s=60.0)
+    assert driver.get_instance('grow').status == 'VERIFY_RESIZE'
     driver.confirm_resize('grow')
     driver.wait(600.0, sample_interval_s=60.0)
 
@@ -179,6 +182,8 @@ def test_a_migrated_vm_moves_its_load_to_the_new_host(driver):
     driver.place_vm(VM_REQUEST, 'node-05', instance_id='mover')
     source, target = driver.nova_view('node-05'), driver.nova_view('node-06')
     driver.live_migrate('mover', 'node-06')
+    assert driver.get_instance('mover').status == 'MIGRATING'
+    driver.wait(driver.migration_duration(VM_REQUEST['flavor']['ram_mb']))
     assert driver.get_instance('mover').host == 'node-06'
     assert driver.nova_view('node-05')['running_vms'] == \
         source['running_vms'] - 1
@@ -190,7 +195,7 @@ def test_a_migrated_vm_moves_its_load_to_the_new_host(driver):
 def test_siblings_boot_like_their_instance_and_are_deleted(driver):
     driver.place_vm(VM_REQUEST, 'node-05', instance_id='web-1')
     sibling = driver.boot_sibling('web-1', name='web-2')
-    assert sibling.instance_id == 'web-2'
+    assert sibling.instance_id == 'web-2' and sibling.status == 'BUILD'
     assert sibling.flavor == driver.get_instance('web-1').flavor
     assert sibling.metadata['profile'] == 'web'
     driver.delete_instance('web-2')

@@ -1,0 +1,251 @@
+"""Options of the ``[watcher]`` group: the ``shadow-watcher`` daemon.
+
+Which VMs it watches, how often, which policy decides, what it may do
+(the flavor ladder, group sizes, quotas), the safety limits between a
+decision and an act, and leader election among several watchers.  The
+policies' own options are in their groups (``[watcher_policy_<name>]``).
+See ``doc/source/watcher.rst``.
+"""
+
+from oslo_config import cfg
+
+from shadow_service.conf import utils as conf_utils
+
+watcher_group = cfg.OptGroup(
+    name='watcher',
+    title='Proactive scaling watcher options',
+    help="""
+Options of ``shadow-watcher``: the daemon that forecasts each watched VM
+and resizes, live-migrates or scales it out before it runs short.
+""")
+
+watcher_opts = [
+    cfg.BoolOpt('dry_run', default=True, help="""
+Record what the watcher would do without doing it.
+
+In dry-run (the default) every decision is written to the history as a
+``scaling_decision`` record with outcome ``dry_run`` and no call that
+changes the cloud is made.  Turn it off only once the records look right.
+"""),
+    cfg.FloatOpt('interval', default=300.0, min=1.0, max=86400.0, help="""
+Seconds between two runs of the loop (each run looks at every watched VM
+once).
+
+Related options:
+
+* ``resize_duration``: together they make the lead time a resize needs.
+"""),
+    cfg.StrOpt('policy', default='forecast', help="""
+The scaling policy plugin (``nova_shadow.policies``).
+
+Possible values:
+
+* ``reactive``: a threshold on the current utilisation.
+* ``forecast``: act when the forecast's upper bound would exceed the
+  flavor within the action's lead time.
+* ``rl``: a value table trained in the twin (``[watcher_policy_rl]
+  model_file``).
+* ``oracle``: benchmarks over the twin only; never acts on a real cloud.
+"""),
+    cfg.ListOpt('instances', default=[], help="""
+Instance UUIDs to watch, whatever their metadata.
+
+Related options:
+
+* ``watch_metadata_key``, ``projects``: the other ways to opt a VM in.
+"""),
+    cfg.ListOpt('projects', default=[], help="""
+Project IDs all of whose VMs are watched.
+"""),
+    cfg.StrOpt('watch_metadata_key', default='nova_shadow_watch', help="""
+Server metadata key that opts a VM in: a VM whose metadata has this key
+set to ``true`` (``openstack server set --property
+nova_shadow_watch=true``) is watched.  The same VM's ``nova_shadow_profile``
+metadata names its workload profile (for its QoS targets) and
+``nova_shadow_scaling`` (``vertical`` or ``horizontal``) how it scales.
+"""),
+    cfg.StrOpt('default_profile', default='batch-cpu', help="""
+Workload profile of a watched VM whose metadata names none (its QoS
+targets come from it, ``shadow_service/workloads/qos.py``).
+"""),
+    cfg.ListOpt('flavor_ladder', default=[], help="""
+The flavors a VM may be resized between, smallest first, each
+``name:vcpus:ram_mb[:disk_gb]``; the flavors must exist in Nova.
+
+Possible values:
+
+* Empty: no resizes (live migration and scale-out only).
+* For example ``m1.small:1:2048:20,m1.medium:2:4096:40,m1.large:4:8192:80``.
+
+A VM whose flavor is not on the ladder is never resized.
+"""),
+    cfg.IntOpt('quota_vcpus', default=0, min=0, help="""
+Most vCPUs the watched VMs of one project may hold together after a
+growth (resize up or a new sibling); 0: Nova's own quota is the only
+limit.
+"""),
+    cfg.FloatOpt('target_utilisation', default=1.0, min=0.1, max=1.0,
+                 help="""
+Share of a flavor's vCPUs a VM's forecast demand may use before the
+watcher grows it (1.0: all of it).
+"""),
+    cfg.IntOpt('min_count', default=1, min=1, help="""
+Fewest members of a horizontally scaled group (its original VM included).
+"""),
+    cfg.IntOpt('max_count', default=4, min=1, help="""
+Most members of a horizontally scaled group.
+"""),
+    cfg.URIOpt('scale_webhook', help="""
+When set, a horizontal scale action POSTs ``{"instance", "action",
+"target_count", "reason"}`` as JSON to this URL instead of booting or
+deleting a sibling (for groups an orchestrator such as Heat owns).
+"""),
+    cfg.FloatOpt('resize_duration', default=300.0, min=0.0, help="""
+Seconds a resize takes on this cloud (scheduling, disk copy, reboot).  The
+lead time of a resize is ``interval + resize_duration``: the forecast must
+look that far ahead.
+"""),
+    cfg.FloatOpt('migration_duration', default=120.0, min=0.0, help="""
+Seconds a live migration takes on this cloud (lead time: ``interval +
+migration_duration``).
+"""),
+    cfg.FloatOpt('boot_duration', default=120.0, min=0.0, help="""
+Seconds until a new sibling serves load (lead time: ``interval +
+boot_duration``).
+"""),
+    cfg.FloatOpt('hold_window', default=10800.0, min=0.0, help="""
+Seconds back over which the largest demand seen (``recent_peak``) is
+offered to the policy: ``forecast`` does not shrink a VM below it. A VM
+with less history than this is never shrunk (growth is never delayed).
+"""),
+    cfg.FloatOpt('history_window', default=21600.0, min=3600.0, help="""
+Seconds of a VM's history each run reads and forecasts from (the same
+window one day earlier is read as well, for the daily peak).
+
+Related options:
+
+* ``hold_window``: at most this long.
+"""),
+    cfg.FloatOpt('step', default=300.0, min=1.0, help="""
+Seconds per step of the series the forecasts are made on (samples are
+averaged into steps).
+"""),
+    cfg.StrOpt('forecaster', default='naive', help="""
+Forecaster plugin (``nova_shadow.forecasters``) of the demand forecast.
+``naive`` (last value with empirical h-step-change intervals) costs ~4 ms
+a VM; ``ses`` ~150 ms; the watcher's error margins correct either.
+"""),
+    cfg.IntOpt('trend_steps', default=6, min=0, max=288, help="""
+Recent steps whose least-squares slope, when rising, is extrapolated over
+the lead time and added to the forecast's upper bound (0: off).
+"""),
+    cfg.FloatOpt('error_quantile', default=0.9, min=0.5, max=0.999,
+                 help="""
+Quantile of a VM's past forecast errors added to its forecast as a margin
+(per instance once it has ``min_errors``, else per flavor).  Higher: fewer
+shortfalls, more vCPUs held.
+"""),
+    cfg.IntOpt('min_errors', default=24, min=1, help="""
+Errors an instance needs before its own margin replaces its flavor's.
+"""),
+    cfg.IntOpt('error_window', default=864, min=10, help="""
+Recent errors kept per instance and per flavor (864: three days of
+5-minute runs).
+"""),
+    cfg.FloatOpt('saturation_pct', default=95.0, min=50.0, max=100.0,
+                 help="""
+CPU utilisation at or above which a VM counts as saturated (its real
+demand is hidden above its flavor).
+"""),
+    cfg.FloatOpt('immunity_window', default=600.0, min=0.0, help="""
+Seconds after an action on a VM during which no further action is taken
+on it.
+"""),
+    cfg.FloatOpt('cooldown', default=1800.0, min=0.0, help="""
+Seconds after a scaling action on a VM during which it is not shrunk
+(growths are never delayed by it).
+"""),
+    cfg.IntOpt('hysteresis_runs', default=2, min=1, help="""
+Consecutive runs that must propose a shrink before it is done.
+"""),
+    cfg.IntOpt('max_actions_per_hour', default=60, min=1, help="""
+Most actions, over all watched VMs, in any hour (the global rate limit).
+"""),
+    cfg.IntOpt('max_concurrent_actions', default=10, min=1, help="""
+Most actions under way at once.
+"""),
+    cfg.FloatOpt('cycle_window', default=21600.0, min=0.0, help="""
+Seconds the cycle breaker looks back: no migration back to a host the VM
+left within it, no shrink that would be the ``max_reversals``-th change
+of direction within it.
+"""),
+    cfg.IntOpt('max_reversals', default=2, min=1, help="""
+Changes of direction (grow, shrink) a VM may make within
+``cycle_window``.
+"""),
+    cfg.FloatOpt('steal_threshold_pct', default=10.0, min=0.0, max=100.0,
+                 help="""
+CPU steal (percent) above which the steal detector counts a sample.
+
+Related options:
+
+* ``steal_window``: over how long.
+"""),
+    cfg.FloatOpt('steal_window', default=900.0, min=0.0, help="""
+Seconds of samples the steal detector looks at; when 80 % of them are
+above ``steal_threshold_pct`` it proposes a live migration.  0 turns the
+detector off.
+"""),
+    cfg.StrOpt('ranker', default='history', choices=['history', 'rpc',
+                                                     'none'], help="""
+Who ranks the hosts a migrating VM may go to.
+
+Possible values:
+
+* ``history``: the shadow service assembled in-process (the same
+  evaluation ``rank_hosts`` runs: the history prior, and shadows on the
+  candidates when the prior is not confident enough), within
+  ``ranking_budget``.
+* ``rpc``: ``rank_hosts`` of a running ``shadow-service`` over RPC
+  (``[shadow] topic``).
+* ``none``: no ranking; migrations are left to Nova's scheduler.
+"""),
+    cfg.FloatOpt('ranking_budget', default=10.0, min=0.1, max=600.0,
+                 help="""
+Seconds the shadow service may take to rank the hosts a migrating VM may
+go to (it may boot shadows on them meanwhile).
+
+Related options:
+
+* ``ranker``.
+"""),
+    cfg.DictOpt('host_costs', default={}, help="""
+Cost per hour of each host (``host:cost``), for the migration target's
+cost limit.
+"""),
+    cfg.FloatOpt('max_host_cost', help="""
+Most a migration target may cost per hour (``host_costs``); unset: no
+limit.
+"""),
+    cfg.StrOpt('coordination_url', help="""
+tooz backend URL for leader election among several watchers, e.g.
+``redis://127.0.0.1:6379``.  Unset: this watcher acts alone.
+"""),
+    cfg.StrOpt('coordination_group', default='nova-shadow-watcher',
+               help="""
+Name of the leader lock the watchers share (give each deployment its own).
+"""),
+    cfg.FloatOpt('leader_timeout', default=30.0, min=1.0, max=600.0,
+                 help="""
+Seconds after which a leader that stopped heart-beating loses the lock and
+another watcher takes over.
+"""),
+]
+
+
+def register_opts(conf):
+    conf_utils.register_group_opts(conf, watcher_group, watcher_opts)
+
+
+def list_opts():
+    return {watcher_group: watcher_opts}

@@ -1,0 +1,205 @@
+"""Carrying out a decision through the cloud driver, and following it.
+
+:class:`Actuator` turns an allowed :class:`~.policies.base.Decision`
+into driver calls: a resize to the decided rung (then, once Nova reports
+``VERIFY_RESIZE``, its confirmation: the guest reboots on the new
+flavor), a live migration to the chosen host, a sibling booted or the
+newest sibling the watcher booted deleted (or, with ``[watcher]
+scale_webhook``, a POST to the webhook instead).  In dry-run it calls
+nothing that changes the cloud and says what it would have done.
+:meth:`Actuator.follow` looks at an action under way and says when it is
+done or failed.  Driver failures come back as outcomes, never raised.
+"""
+
+import dataclasses
+import logging
+
+import requests
+
+from shadow_service.clouds import base as cloud_base
+
+LOG = logging.getLogger(__name__)
+
+#: How many lead times an action may take before it counts as failed.
+TIMEOUT_LEADS = 4.0
+#: Seconds after a start during which an instance still ACTIVE on its old
+#: flavor or host is taken as not yet started rather than failed.
+GRACE_S = 30.0
+
+
+@dataclasses.dataclass
+class Pending:
+    """An action under way."""
+
+    decision_id: str
+    instance_id: str
+    action: str
+    started_at: float
+    deadline: float
+    source_host: str = None
+    target_host: str = None
+    target_flavor: dict = None
+    #: Siblings booted (scale out) or being deleted (scale in).
+    siblings: list = dataclasses.field(default_factory=list)
+    direction: int = 0
+
+
+class Actuator:
+    """Acts (or, in dry-run, only describes acting) through ``driver``."""
+
+    def __init__(self, driver, ladder, *, dry_run=True, webhook=None,
+                 webhook_timeout=10.0):
+        self.driver = driver
+        self.ladder = ladder
+        self.dry_run = dry_run
+        self.webhook = webhook
+        self.webhook_timeout = webhook_timeout
+
+    def describe(self, instance, decision, host=None, siblings=(),
+                 count=1):
+        if decision.action in ('resize_up', 'resize_down'):
+            rung = self.ladder.rungs[decision.target_rung]
+            return 'resize %s from %s to %s (%d vCPUs; the guest reboots)' % (
+                instance.instance_id, instance.flavor.get('name') or
+                '%s vCPUs' % instance.flavor.get('vcpus'), rung.name,
+                rung.vcpus)
+        if decision.action == 'live_migrate':
+            return 'live-migrate %s from %s to %s' % (
+                instance.instance_id, instance.host, host or 'a host Nova '
+                'picks')
+        if decision.action == 'scale_out':
+            return ('boot %d sibling%s of %s' % (
+                count, 's' if count > 1 else '', instance.instance_id)
+                if not self.webhook else 'call the scale webhook (out)')
+        if decision.action == 'scale_in':
+            return ('delete sibling%s %s of %s' % (
+                's' if len(siblings) > 1 else '', ', '.join(siblings),
+                instance.instance_id)
+                if not self.webhook else 'call the scale webhook (in)')
+        return 'nothing'
+
+    def start(self, instance, decision, *, now, lead_s, decision_id,
+              host=None, siblings=(), count=1):
+        """Start ``decision`` on ``instance``: ``count`` siblings to boot
+        for a scale out, ``siblings`` to delete for a scale in.
+
+        Returns ``(outcome, Pending or None, detail)``: outcome
+        ``dry_run``, ``started`` (follow the Pending) or ``failed``.
+        """
+        what = self.describe(instance, decision, host, siblings, count)
+        if self.dry_run:
+            LOG.info('dry-run: would %s', what)
+            return 'dry_run', None, 'would ' + what
+        pending = Pending(decision_id=decision_id,
+                          instance_id=instance.instance_id,
+                          action=decision.action, started_at=now,
+                          deadline=now + TIMEOUT_LEADS * max(lead_s, 60.0),
+                          source_host=instance.host, target_host=host,
+                          direction=decision.direction)
+        try:
+            if self.webhook and decision.action in ('scale_out',
+                                                    'scale_in'):
+                self._call_webhook(instance, decision)
+                return 'started', None, what
+            if decision.action in ('resize_up', 'resize_down'):
+                flavor = self.ladder.rungs[decision.target_rung].to_flavor()
+                pending.target_flavor = flavor
+                self.driver.resize(instance.instance_id, flavor)
+            elif decision.action == 'live_migrate':
+                self.driver.live_migrate(instance.instance_id, host)
+            elif decision.action == 'scale_out':
+                for _ in range(count):
+                    booted = self.driver.boot_sibling(instance.instance_id)
+                    pending.siblings.append(booted.instance_id)
+            elif decision.action == 'scale_in':
+                if not siblings:
+                    return 'failed', None, 'no sibling of ours to delete'
+                for sibling in siblings:
+                    self.driver.delete_instance(sibling)
+                    pending.siblings.append(sibling)
+        except (cloud_base.CloudError, requests.RequestException) as exc:
+            LOG.warning('Could not %s: %s', what, exc)
+            if pending.siblings:
+                # Some siblings were booted or deleted: follow those.
+                return 'started', pending, '%s (only %d: %s)' % (
+                    what, len(pending.siblings), exc)
+            return 'failed', None, '%s: %s' % (what, exc)
+        LOG.info('Started: %s', what)
+        return 'started', pending, what
+
+    def _call_webhook(self, instance, decision):
+        response = requests.post(self.webhook, json={
+            'instance': instance.instance_id, 'action': decision.action,
+            'target_count': decision.target_count,
+            'reason': decision.reason}, timeout=self.webhook_timeout)
+        response.raise_for_status()
+
+    def follow(self, pending, now):
+        """``(outcome, detail)`` of an action under way: outcome ``done``,
+        ``failed`` or None (still running)."""
+        try:
+            if pending.action == 'scale_in':
+                return self._follow_deletes(pending, now)
+            if pending.action == 'scale_out':
+                return self._follow_boots(pending, now)
+            instance = self.driver.get_instance(pending.instance_id)
+        except cloud_base.CloudError as exc:
+            return 'failed', str(exc)
+        status = (instance.status or '').upper()
+        if status == 'ERROR':
+            return 'failed', '%s went to ERROR' % pending.instance_id
+        if pending.action in ('resize_up', 'resize_down'):
+            if status == 'VERIFY_RESIZE':
+                try:
+                    self.driver.confirm_resize(pending.instance_id)
+                except cloud_base.CloudError as exc:
+                    return 'failed', 'confirming the resize: %s' % exc
+                return 'done', 'resized to %s and confirmed' % (
+                    pending.target_flavor['name'])
+            if status == 'ACTIVE' and self.ladder.index_of(
+                    instance.flavor) == self.ladder.index_of(
+                    pending.target_flavor):
+                return 'done', 'resized to %s' % pending.target_flavor[
+                    'name']
+            if status == 'ACTIVE' and now - pending.started_at > GRACE_S:
+                return 'failed', 'resize reverted (still %s)' % (
+                    instance.flavor.get('name') or instance.flavor)
+        elif pending.action == 'live_migrate':
+            if status == 'ACTIVE' and instance.host != pending.source_host:
+                return 'done', 'now on %s' % instance.host
+            if status == 'ACTIVE' and now - pending.started_at > GRACE_S:
+                return 'failed', 'still on %s' % instance.host
+        return self._timeout(pending, now, 'still %s' % status)
+
+    def _follow_deletes(self, pending, now):
+        left = []
+        for sibling in pending.siblings:
+            try:
+                self.driver.get_instance(sibling)
+            except cloud_base.NotSupported:
+                raise
+            except cloud_base.CloudError:
+                continue
+            left.append(sibling)
+        if not left:
+            return 'done', 'deleted %s' % ', '.join(pending.siblings)
+        return self._timeout(pending, now, 'still there: %s'
+                             % ', '.join(left))
+
+    def _follow_boots(self, pending, now):
+        waiting = []
+        for sibling in pending.siblings:
+            status = (self.driver.get_instance(sibling).status or '').upper()
+            if status == 'ERROR':
+                return 'failed', 'sibling %s went to ERROR' % sibling
+            if status != 'ACTIVE':
+                waiting.append('%s %s' % (sibling, status))
+        if not waiting:
+            return 'done', 'active: %s' % ', '.join(pending.siblings)
+        return self._timeout(pending, now, ', '.join(waiting))
+
+    @staticmethod
+    def _timeout(pending, now, detail):
+        if now > pending.deadline:
+            return 'failed', 'timed out (%s)' % detail
+        return None, detail

@@ -1,0 +1,152 @@
+"""The watcher's safety limits: what stands between a decision and an act.
+
+:class:`Guard` keeps, per instance, the actions taken and the decisions
+proposed, and refuses a decision (saying which limit and why) when it
+would break one of:
+
+immunity window
+    no action at all on a VM within ``immunity_window`` seconds of its
+    last one (it is still settling: the new flavor or host has not yet
+    shown what it does);
+cooldown
+    no shrink (resize down, scale in) within ``cooldown`` seconds of any
+    scaling action on the VM; a growth is never delayed by it, a
+    shortage costing more than a surplus;
+hysteresis
+    a shrink only after ``hysteresis_runs`` consecutive runs proposed it
+    (growths act at once);
+rate limit
+    at most ``max_actions_per_hour`` actions over all VMs in any hour,
+    and no more than ``max_concurrent_actions`` under way at once;
+cycle breaker
+    no live migration back to a host the VM left within
+    ``cycle_window`` seconds, and no shrink that would be the
+    ``max_reversals``-th change of direction of the VM within it.
+
+The guard's state is rebuilt from the history's ``scaling_decision``
+records when a watcher becomes the leader (:meth:`Guard.restore`), so a
+new leader respects what the old one did.  Pure: no I/O.
+"""
+
+import collections
+import dataclasses
+
+from shadow_service.watcher.policies import base
+
+
+@dataclasses.dataclass
+class Limits:
+    """The guard's settings (``[watcher]`` options of the same names)."""
+
+    immunity_window: float = 600.0
+    cooldown: float = 1800.0
+    hysteresis_runs: int = 2
+    max_actions_per_hour: int = 60
+    max_concurrent_actions: int = 10
+    cycle_window: float = 6 * 3600.0
+    max_reversals: int = 2
+
+    @classmethod
+    def from_conf(cls, opts):
+        return cls(**{f.name: getattr(opts, f.name)
+                      for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass
+class Taken:
+    """One action the watcher took (or, in dry-run, would have)."""
+
+    instance_id: str
+    action: str
+    at: float
+    direction: int
+    source_host: str = None
+    target_host: str = None
+
+
+class Guard:
+    """Decides whether a decision may be carried out now."""
+
+    def __init__(self, limits=None):
+        self.limits = limits or Limits()
+        self._taken = collections.defaultdict(list)     # instance -> Taken
+        self._all = collections.deque()                 # every Taken
+        self._proposed = {}                 # instance -> (action, runs)
+        self.in_flight = set()              # instances with an action on
+
+    # -- bookkeeping -------------------------------------------------------
+    def record(self, taken):
+        self._taken[taken.instance_id].append(taken)
+        self._all.append(taken)
+
+    def restore(self, taken_list):
+        """Forget everything and replay ``taken_list`` (oldest first)."""
+        self._taken.clear()
+        self._all.clear()
+        self._proposed.clear()
+        for taken in sorted(taken_list, key=lambda t: t.at):
+            self.record(taken)
+
+    def last(self, instance_id):
+        taken = self._taken.get(instance_id)
+        return taken[-1] if taken else None
+
+    def _propose(self, instance_id, decision):
+        action, runs = self._proposed.get(instance_id, (None, 0))
+        runs = runs + 1 if action == decision.action else 1
+        self._proposed[instance_id] = (decision.action, runs)
+        return runs
+
+    # -- the check ---------------------------------------------------------
+    def check(self, instance_id, decision, now, source_host=None):
+        """``None`` if ``decision`` may be carried out at ``now``, else the
+        reason it may not (naming the limit)."""
+        if decision.action == base.NO_ACTION:
+            self._proposed.pop(instance_id, None)
+            return None
+        runs = self._propose(instance_id, decision)
+        limits = self.limits
+        history = self._taken.get(instance_id, [])
+        last = history[-1] if history else None
+        if instance_id in self.in_flight:
+            return 'an action on this VM is still under way'
+        if last is not None and now - last.at < limits.immunity_window:
+            return ('immunity window: last action (%s) %.0f s ago, < %.0f s'
+                    % (last.action, now - last.at, limits.immunity_window))
+        if decision.direction < 0:
+            scaled = [t for t in history if t.direction]
+            if scaled and now - scaled[-1].at < limits.cooldown:
+                return ('cooldown: last scaling (%s) %.0f s ago, < %.0f s'
+                        % (scaled[-1].action, now - scaled[-1].at,
+                           limits.cooldown))
+            if runs < limits.hysteresis_runs:
+                return ('hysteresis: shrink proposed %d of %d runs in a row'
+                        % (runs, limits.hysteresis_runs))
+            if self._reversals(history, now, -1) >= limits.max_reversals:
+                return ('cycle breaker: this shrink would be reversal %d '
+                        'within %.0f s' % (limits.max_reversals,
+                                           limits.cycle_window))
+        if decision.action == 'live_migrate' and decision.host:
+            for taken in history:
+                if (taken.action == 'live_migrate'
+                        and taken.source_host == decision.host
+                        and now - taken.at < limits.cycle_window):
+                    return ('cycle breaker: %s left %s %.0f s ago'
+                            % (instance_id, decision.host, now - taken.at))
+        while self._all and now - self._all[0].at >= 3600.0:
+            self._all.popleft()
+        if len(self._all) >= limits.max_actions_per_hour:
+            return ('rate limit: %d actions in the last hour'
+                    % len(self._all))
+        if len(self.in_flight) >= limits.max_concurrent_actions:
+            return ('rate limit: %d actions under way'
+                    % len(self.in_flight))
+        return None
+
+    def _reversals(self, history, now, direction):
+        """Changes of direction within the cycle window if an action of
+        ``direction`` were added."""
+        recent = [t.direction for t in history
+                  if t.direction and now - t.at < self.limits.cycle_window]
+        recent.append(direction)
+        return sum(1 for a, b in zip(recent, recent[1:]) if a != b)

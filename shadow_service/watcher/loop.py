@@ -1,0 +1,710 @@
+"""The watcher loop: forecast each watched VM, decide, act, learn.
+
+:meth:`Watcher.run_once` is one pass over every watched VM:
+
+1. follow the actions under way (confirm a finished resize, note a
+   migration or boot that ended) and record their outcome;
+2. read the VM's recent history (CPU utilisation, steal, its profile's
+   QoS metrics) from the history store;
+3. forecast its demand (busy vCPUs) over the lead time each action needs
+   with the analyzer's forecasters, raised by the margin its past errors
+   call for (:mod:`.errors`), and each QoS metric against its target
+   (:mod:`.forecast`);
+4. let the policy decide; let the steal detector propose a migration
+   when the policy does nothing;
+5. check the decision against the safety limits (:mod:`.guard`) and the
+   ladder and quota; pick a migration's target host
+   (:mod:`.selection`);
+6. act through the cloud driver, or in dry-run only say what it would do
+   (:mod:`.actuator`), and write a ``scaling_decision`` record;
+7. once a forecast's lead time has passed, compare it with what was
+   measured and update the error statistics.
+
+The daemon calls it every ``[watcher] interval``; the benchmark and the
+demo call it step by step over the twin.  Only the leader acts when
+several watchers share a ``coordination_url`` (:mod:`.leader`).
+"""
+
+import collections
+import dataclasses
+import functools
+import logging
+import math
+
+import numpy as np
+
+from shadow_service import measurements as names
+from shadow_service import plugins
+from shadow_service.clouds import base as cloud_base
+from shadow_service.watcher import actuator as actuator_mod
+from shadow_service.watcher import errors as errors_mod
+from shadow_service.watcher import forecast as forecast_mod
+from shadow_service.watcher import guard as guard_mod
+from shadow_service.watcher import ladder as ladder_mod
+from shadow_service.watcher import records
+from shadow_service.watcher import selection
+from shadow_service.watcher import steal as steal_mod
+from shadow_service.watcher.policies import base as policy_base
+from shadow_service.workloads import qos
+
+LOG = logging.getLogger(__name__)
+
+TRUE_VALUES = ('true', 'yes', '1', 'on')
+PROFILE_KEY = 'nova_shadow_profile'
+SCALING_KEY = 'nova_shadow_scaling'
+
+
+#: The demand's main season (the "same time yesterday" of a forecast).
+SEASON_S = 86400.0
+#: Seconds of history the QoS forecasts and the steal detector read.
+QOS_WINDOW_S = 6 * 3600.0
+#: A QoS metric whose recent values all stay within this share of its
+#: target's threshold (on the safe side) is not forecast this run.
+FAR_SHARE = 0.5
+
+
+def _far_from(values, target):
+    comparison, threshold = target
+    if comparison == qos.LOWER_IS_FINE:
+        return max(values) < FAR_SHARE * threshold
+    return min(values) > threshold / FAR_SHARE
+
+
+def _slope(values):
+    """Least-squares slope per step of ``values`` (0 for fewer than 2)."""
+    if len(values) < 2:
+        return 0.0
+    steps = np.arange(len(values), dtype=float)
+    return float(np.polyfit(steps, np.asarray(values, float), 1)[0])
+
+
+@dataclasses.dataclass
+class Step:
+    """What one run did for one VM."""
+
+    instance_id: str
+    decision: policy_base.Decision
+    #: None for "do nothing"; else a :data:`records.OUTCOMES` value.
+    outcome: str = None
+    detail: str = ''
+    record: dict = None
+
+
+@dataclasses.dataclass
+class _Prediction:
+    made_at: float
+    matures_at: float
+    raw_peak: float
+    flavor: str
+    vcpus: float
+
+
+def load_policy(conf, name=None):
+    """The ``[watcher] policy`` plugin, built over ``conf``."""
+    name = name or conf.watcher.policy
+    return plugins.plugin_class(plugins.POLICIES, name)(conf)
+
+
+class Watcher:
+    """Watches VMs and scales them ahead of their bottlenecks.
+
+    Parameters
+    ----------
+    conf : oslo_config.cfg.ConfigOpts
+        With ``[watcher]`` and the policies' groups registered.
+    driver : shadow_service.clouds.base.CloudDriver
+    history : shadow_service.history.base.HistoryStore
+    analyzer : shadow_service.analysis.analyzer.Analyzer
+    policy : shadow_service.watcher.policies.base.ScalingPolicy
+    ranker : callable, optional
+        ``ranker(instance, profile, hosts) -> {host: score}`` for
+        migrations (None: Nova picks the host).
+    leader : shadow_service.watcher.leader.Leadership, optional
+        Only the leader acts; None: this watcher acts alone.
+    foresight : callable, optional
+        ``foresight(instance_id, start, end) -> true peak demand``: only a
+        benchmark over the twin gives one (the ``oracle`` policy, and the
+        ``rl`` policy's training rewards).
+    """
+
+    def __init__(self, conf, *, driver, history, analyzer, policy,
+                 ranker=None, leader=None, foresight=None):
+        opts = conf.watcher
+        self.conf = conf
+        self.opts = opts
+        self.driver = driver
+        self.history = history
+        self.analyzer = analyzer
+        self.policy = policy
+        self.ranker = ranker
+        self.leader = leader
+        self.foresight = foresight
+        self.ladder = ladder_mod.parse(opts.flavor_ladder)
+        self.guard = guard_mod.Guard(guard_mod.Limits.from_conf(opts))
+        self.errors = errors_mod.ErrorStats(
+            quantile=opts.error_quantile, window=opts.error_window,
+            min_errors=opts.min_errors)
+        self.actuator = actuator_mod.Actuator(
+            driver, self.ladder, dry_run=opts.dry_run,
+            webhook=opts.scale_webhook)
+        self.pending = {}
+        self.siblings = collections.defaultdict(list)
+        self._predictions = collections.defaultdict(collections.deque)
+        self._vcpus = {}
+        self._member_counts = {}
+        self._was_leader = False
+        self._warned = set()
+        self._cache = {}
+        self.counters = collections.Counter()
+
+    # -- set-up -------------------------------------------------------------
+    @property
+    def lead_s(self):
+        """Seconds from a decision to each kind of action's effect."""
+        opts = self.opts
+        return {'vertical': opts.interval + opts.resize_duration,
+                'migrate': opts.interval + opts.migration_duration,
+                'horizontal': opts.interval + opts.boot_duration}
+
+    def _warn_once(self, key, message, *args):
+        if key not in self._warned:
+            self._warned.add(key)
+            LOG.warning(message, *args)
+
+    def watched(self):
+        """The VMs to look at this run (siblings the watcher booted are
+        looked at through their group's original)."""
+        opts = self.opts
+        found = {}
+        for instance_id in opts.instances:
+            try:
+                found[instance_id] = self.driver.get_instance(instance_id)
+            except cloud_base.CloudError as exc:
+                self._warn_once(('missing', instance_id),
+                                'Watched instance %s: %s', instance_id, exc)
+        if opts.projects or opts.watch_metadata_key:
+            try:
+                listed = self.driver.list_instances(
+                    project_ids=opts.projects or None)
+            except cloud_base.NotSupported as exc:
+                self._warn_once('list', 'Cannot list instances (%s): only '
+                                '[watcher] instances are watched', exc)
+                listed = []
+            except cloud_base.CloudError as exc:
+                LOG.warning('Listing instances failed: %s', exc)
+                listed = []
+            for instance in listed:
+                flag = str(instance.metadata.get(
+                    opts.watch_metadata_key, '')).lower()
+                if (flag in TRUE_VALUES or (
+                        opts.projects
+                        and instance.project_id in opts.projects)):
+                    found.setdefault(instance.instance_id, instance)
+        ours = {s for group in self.siblings.values() for s in group}
+        return [found[i] for i in sorted(found) if i not in ours]
+
+    # -- the run ------------------------------------------------------------
+    def run_once(self, now=None):
+        """One pass over every watched VM; returns a :class:`Step` each
+        (an empty list when another watcher is the leader)."""
+        now = self.driver.now() if now is None else float(now)
+        if self.leader is not None:
+            leading = self.leader.is_leader()
+            if not leading:
+                self._was_leader = False
+                return []
+            if not self._was_leader:
+                self.restore(now)
+            self._was_leader = True
+        self.counters['runs'] += 1
+        self._cache = {}
+        self._follow(now)
+        steps = []
+        for instance in self.watched():
+            try:
+                steps.append(self._watch(instance, now))
+            except Exception:
+                LOG.exception('Watching %s failed', instance.instance_id)
+                self.counters['errors'] += 1
+        return steps
+
+    def _follow(self, now):
+        for instance_id, pending in sorted(self.pending.items()):
+            outcome, detail = self.actuator.follow(pending, now)
+            if outcome is None:
+                continue
+            del self.pending[instance_id]
+            self.guard.in_flight.discard(instance_id)
+            if outcome == 'done':
+                self._after_done(pending, now)
+            self._write({'decision_id': pending.decision_id,
+                         'instance': instance_id, 'action': pending.action,
+                         'outcome': outcome, 'detail': detail, 'at': now,
+                         'started_at': pending.started_at,
+                         'siblings': pending.siblings,
+                         'target_host': pending.target_host}, now)
+
+    def _after_done(self, pending, now):
+        instance_id = pending.instance_id
+        if pending.action == 'scale_out' and pending.siblings:
+            self.siblings[instance_id].extend(pending.siblings)
+            self._member_counts.setdefault(instance_id, []).append(
+                (min(now, pending.started_at + self.opts.boot_duration),
+                 self._members(instance_id)))
+        elif pending.action == 'scale_in' and pending.siblings:
+            group = self.siblings.get(instance_id, [])
+            for sibling in pending.siblings:
+                if sibling in group:
+                    group.remove(sibling)
+            self._member_counts.setdefault(instance_id, []).append(
+                (pending.started_at, self._members(instance_id)))
+        elif pending.target_flavor:
+            effective = min(now, pending.started_at
+                            + self.opts.resize_duration)
+            self._vcpus.setdefault(pending.instance_id, []).append(
+                (effective, float(pending.target_flavor['vcpus'])))
+
+    # -- one VM -------------------------------------------------------------
+    def _series(self, instance_id, metric, now, window_s=None):
+        """``(times, values)`` of one metric of the VM on the ``step``
+        grid ending now (NaN where missing); read once per run."""
+        window = window_s or self.opts.history_window
+        key = (instance_id, metric, now, window)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        step = self.opts.step
+        end = now + 1e-3
+        series = self.history.query_series(
+            names.INSTANCE_METRIC, names.FIELD_VALUE,
+            {names.TAG_INSTANCE: instance_id, names.TAG_METRIC: metric},
+            end - window, end, step, 'mean')
+        found = (np.asarray(series.times, float),
+                 np.array([np.nan if v is None else v
+                           for v in series.values], float))
+        self._cache[key] = found
+        return found
+
+    @staticmethod
+    def _timeline_at(timeline, times, current):
+        """Values of a step ``timeline`` (``[(since, value)]``, oldest
+        first) at ``times``; ``current`` when it is empty or has moved
+        on without the watcher seeing the change (from the newest time
+        on)."""
+        if not timeline or timeline[-1][1] != current:
+            timeline.append((-math.inf if not timeline else
+                             times[-1] if len(times) else 0.0, current))
+        out = np.full(len(times), float(timeline[0][1]))
+        for since, value in timeline:
+            out[times >= since] = value
+        return out
+
+    def _members(self, instance_id):
+        return 1 + len(self.siblings.get(instance_id, []))
+
+    def _profile(self, instance):
+        metadata = instance.metadata or {}
+        return (metadata.get(PROFILE_KEY) or metadata.get('profile')
+                or self.opts.default_profile)
+
+    def _demand(self, instance, now):
+        """``(times, utilisation, demand)``: the VM's busy vCPUs (its
+        group's, all members together, when it scales horizontally)."""
+        instance_id = instance.instance_id
+        times, util = self._series(instance_id, 'cpu_util_pct', now)
+        vcpus = float(instance.flavor.get('vcpus') or 1)
+        demand = util / 100.0 * self._timeline_at(
+            self._vcpus.setdefault(instance_id, []), times, vcpus)
+        if self._mode(instance) == 'horizontal':
+            demand = demand * self._timeline_at(
+                self._member_counts.setdefault(instance_id, []), times,
+                self._members(instance_id))
+        return times, util, demand
+
+    def _mode(self, instance):
+        mode = str((instance.metadata or {}).get(SCALING_KEY, 'vertical'))
+        return 'horizontal' if mode.lower() == 'horizontal' else 'vertical'
+
+    def _forecast(self, instance, demand, now):
+        step = self.opts.step
+        lead = self.lead_s[self._mode(instance)]
+        horizon = max(1, int(math.ceil(lead / step)))
+        down_horizon = 2 * horizon
+        observed = [float(v) for v in demand if np.isfinite(v)]
+        vcpus = float(instance.flavor.get('vcpus') or 1)
+        if len(observed) < 2:
+            return None
+        result = self.analyzer.forecast(
+            observed, step_s=step, horizon_steps=down_horizon,
+            forecaster=self.opts.forecaster, bounds=(0.0, None))
+        upper = np.asarray(result.upper, float)
+        trend = _slope(observed[-self.opts.trend_steps:]) \
+            if self.opts.trend_steps >= 2 else 0.0
+        # A rising demand is extrapolated over the lead time (the
+        # forecasters' interval already covers a falling one).
+        rise = max(trend, 0.0) * np.arange(1, down_horizon + 1)
+        upper = upper + rise[:len(upper)]
+        raw_peak = float(np.max(upper[:horizon]))
+        raw_down = float(np.max(upper))
+        stats = self.errors.summary(instance.instance_id,
+                                    instance.flavor.get('name') or
+                                    '%g-vcpus' % vcpus, vcpus)
+        margin = max(stats['margin'], 0.0)
+        hold = max(1, int(self.opts.hold_window // step))
+        if len(observed) < hold:
+            # Never shrink a VM before a hold window of its history is
+            # known: a young VM's first quiet minutes say little about
+            # its next hours (growth is never delayed).
+            raw_down = math.inf
+        recent_peak = float(np.nanmax(demand[-hold:])) if np.isfinite(
+            demand[-hold:]).any() else 0.0
+        seasonal_peak = self._yesterday_peak(instance, now,
+                                             down_horizon * step)
+        return {'mean': [float(v) for v in result.mean], 'trend': trend,
+                'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
+                'upper': [float(v) for v in upper], 'model': result.model,
+                'raw_peak': raw_peak, 'peak': raw_peak + margin,
+                'peak_down': raw_down + margin, 'bias': stats['bias'],
+                'margin': margin, 'errors': stats['errors'],
+                'margin_source': stats['source'], 'horizon_steps': horizon}
+
+    def _yesterday_peak(self, instance, now, span_s):
+        """The VM's largest demand in the ``span_s`` after this time one
+        day earlier (0 when unknown)."""
+        step = self.opts.step
+        start = now - SEASON_S
+        series = self.history.query_series(
+            names.INSTANCE_METRIC, names.FIELD_VALUE,
+            {names.TAG_INSTANCE: instance.instance_id,
+             names.TAG_METRIC: 'cpu_util_pct'},
+            start + 1e-3, start + span_s + 1e-3, step, 'mean')
+        times = np.asarray(series.times, float) + step
+        util = np.array([np.nan if v is None else v for v in series.values],
+                        float)
+        if not np.isfinite(util).any():
+            return 0.0
+        demand = util / 100.0 * self._timeline_at(
+            self._vcpus.setdefault(instance.instance_id, []), times,
+            float(instance.flavor.get('vcpus') or 1))
+        if self._mode(instance) == 'horizontal':
+            demand = demand * self._timeline_at(
+                self._member_counts.setdefault(instance.instance_id, []),
+                times, self._members(instance.instance_id))
+        return float(np.nanmax(demand))
+
+    def _learn(self, instance, times, demand, now):
+        """Compare matured predictions with the peak that followed."""
+        queue = self._predictions[instance.instance_id]
+        while queue and queue[0].matures_at <= now:
+            made = queue.popleft()
+            window = (times > made.made_at) & (times <= made.matures_at)
+            values = demand[window]
+            values = values[np.isfinite(values)]
+            if not values.size:
+                continue
+            realised = float(values.max())
+            self.errors.update(instance.instance_id, made.flavor,
+                               made.vcpus, realised - made.raw_peak)
+            learn = getattr(self.policy, 'learn', None)
+            if learn is not None:
+                truth = realised
+                if self.foresight is not None:
+                    truth = self.foresight(instance.instance_id,
+                                           made.made_at, made.matures_at)
+                learn(instance.instance_id, made.made_at, truth)
+
+    def _breaches(self, instance, profile, now):
+        step = self.opts.step
+        horizon = max(1, int(math.ceil(self.lead_s['migrate'] / step)))
+        found = {}
+        for metric, target in qos.targets_for(profile).items():
+            _times, values = self._series(instance.instance_id, metric, now,
+                                          window_s=QOS_WINDOW_S)
+            observed = [float(v) for v in values if np.isfinite(v)]
+            if len(observed) < 2 or _far_from(observed, target):
+                continue
+            found[metric] = forecast_mod.forecast_breach(
+                self.analyzer, observed, metric=metric, target=target,
+                step_s=step, horizon_steps=horizon,
+                forecaster=self.opts.forecaster)
+        return found
+
+    def situation(self, instance, now):
+        """The :class:`~.policies.base.Situation` of ``instance`` (None
+        while it has too little history)."""
+        times, util, demand = self._demand(instance, now)
+        self._learn(instance, times, demand, now)
+        forecast = self._forecast(instance, demand, now)
+        if forecast is None:
+            return None
+        profile = self._profile(instance)
+        recent = util[np.isfinite(util)]
+        latest = float(recent[-1]) if recent.size else math.nan
+        saturated = bool(recent.size
+                         and latest >= self.opts.saturation_pct)
+        foresight = None
+        if self.foresight is not None:
+            foresight = functools.partial(self.foresight,
+                                          instance.instance_id)
+        return policy_base.Situation(
+            instance_id=instance.instance_id, profile=profile, now=now,
+            step_s=self.opts.step, flavor=dict(instance.flavor),
+            ladder=self.ladder, rung=self.ladder.index_of(instance.flavor),
+            lead_s=self.lead_s, demand=[float(v) for v in demand],
+            utilisation_pct=latest, saturated=saturated, forecast=forecast,
+            breaches=self._breaches(instance, profile, now),
+            targets=qos.targets_for(profile),
+            mode=self._mode(instance),
+            group_size=1 + len(self.siblings.get(instance.instance_id, [])),
+            min_count=self.opts.min_count, max_count=self.opts.max_count,
+            target_utilisation=self.opts.target_utilisation,
+            foresight=foresight)
+
+    def _watch(self, instance, now):
+        instance_id = instance.instance_id
+        if instance_id in self.pending or (instance.status or 'ACTIVE') \
+                .upper() != 'ACTIVE':
+            return Step(instance_id, policy_base.Decision(
+                policy_base.NO_ACTION, 'an action is under way (%s)'
+                % instance.status))
+        situation = self.situation(instance, now)
+        if situation is None:
+            return Step(instance_id, policy_base.Decision(
+                policy_base.NO_ACTION, 'too little history yet'))
+        forecast = situation.forecast
+        self._predictions[instance_id].append(_Prediction(
+            now, now + self.lead_s[situation.mode], forecast['raw_peak'],
+            instance.flavor.get('name') or '%g-vcpus' % situation.capacity,
+            situation.capacity))
+        decision = self.policy.decide(situation)
+        if decision.action == policy_base.NO_ACTION and \
+                self.opts.steal_window > 0:
+            _t, steal = self._series(instance_id, 'cpu_steal_pct', now,
+                                     window_s=QOS_WINDOW_S)
+            found = steal_mod.detect_steal(
+                steal, step_s=self.opts.step,
+                threshold_pct=self.opts.steal_threshold_pct,
+                window_s=self.opts.steal_window)
+            if found is not None:
+                decision = found
+        if decision.action == policy_base.NO_ACTION:
+            self.guard.check(instance_id, decision, now)
+            return Step(instance_id, decision)
+        return self._carry_out(instance, situation, decision, now)
+
+    def _carry_out(self, instance, situation, decision, now):
+        instance_id = instance.instance_id
+        decision_id = records.new_id()
+        refusal = self.guard.check(instance_id, decision, now,
+                                   source_host=instance.host)
+        host = None
+        siblings, count = [], 1
+        if refusal is None:
+            refusal = self._limits(instance, situation, decision)
+        if refusal is None and decision.action == 'live_migrate':
+            host, refusal = self._target_host(instance, situation,
+                                              decision)
+            if refusal is None and host is not None:
+                decision.host = host
+                refusal = self.guard.check(instance_id, decision, now)
+        size = situation.group_size
+        if refusal is None and decision.action == 'scale_out':
+            count = max(1, min((decision.target_count or size + 1) - size,
+                               self.opts.max_count - size))
+        if refusal is None and decision.action == 'scale_in':
+            group = self.siblings.get(instance_id) or []
+            count = max(1, min(size - (decision.target_count or size - 1),
+                               size - self.opts.min_count))
+            if not group:
+                refusal = 'no sibling the watcher booted to delete'
+            else:
+                siblings = group[-count:]
+        record = {
+            'decision_id': decision_id, 'instance': instance_id,
+            'action': decision.action, 'at': now,
+            'policy': type(self.policy).__name__,
+            'dry_run': self.actuator.dry_run,
+            'decision': decision.to_dict(),
+            'inputs': {
+                'flavor': situation.flavor, 'host': instance.host,
+                'profile': situation.profile,
+                'utilisation_pct': situation.utilisation_pct,
+                'saturated': situation.saturated,
+                'forecast': {k: v for k, v in situation.forecast.items()
+                             if k not in ('mean', 'upper')},
+                'breaches': {m: b.describe()
+                             for m, b in situation.breaches.items()},
+                'group_size': situation.group_size},
+        }
+        if refusal is not None:
+            record.update(outcome='suppressed', guard=refusal)
+            self.counters['suppressed'] += 1
+            self._write(record, now)
+            return Step(instance_id, decision, 'suppressed', refusal, record)
+        lead = self.lead_s['migrate' if decision.action == 'live_migrate'
+                           else 'horizontal' if decision.action in (
+                               'scale_out', 'scale_in') else 'vertical']
+        outcome, pending, detail = self.actuator.start(
+            instance, decision, now=now, lead_s=lead,
+            decision_id=decision_id, host=host, siblings=siblings,
+            count=count)
+        record.update(outcome=outcome, detail=detail, target_host=host,
+                      siblings=pending.siblings if pending else siblings)
+        if decision.target_rung is not None:
+            record['target_flavor'] = self.ladder.rungs[
+                decision.target_rung].to_flavor()
+        if outcome in ('started', 'dry_run'):
+            self.guard.record(guard_mod.Taken(
+                instance_id, decision.action, now, decision.direction,
+                source_host=instance.host, target_host=host))
+            self.counters['actions'] += 1
+        if pending is not None:
+            self.pending[instance_id] = pending
+            self.guard.in_flight.add(instance_id)
+        self._write(record, now)
+        return Step(instance_id, decision, outcome, detail, record)
+
+    def _limits(self, instance, situation, decision):
+        """The ladder and quota limits (None: within them)."""
+        if decision.action in ('resize_up', 'resize_down'):
+            if situation.rung is None or decision.target_rung is None:
+                return 'the flavor is not on the ladder'
+            if not 0 <= decision.target_rung < len(self.ladder):
+                return 'rung %s is off the ladder' % decision.target_rung
+            if decision.target_rung == situation.rung:
+                return 'already on that rung'
+        if decision.action == 'scale_out' and \
+                situation.group_size >= self.opts.max_count:
+            return 'the group has its maximum %d members' % (
+                self.opts.max_count)
+        if decision.action == 'scale_in' and \
+                situation.group_size <= self.opts.min_count:
+            return 'the group has its minimum %d members' % (
+                self.opts.min_count)
+        quota = self.opts.quota_vcpus
+        if quota and decision.action in ('resize_up', 'scale_out'):
+            added = situation.capacity * max(1, (
+                decision.target_count or situation.group_size + 1)
+                - situation.group_size)
+            if decision.action == 'resize_up':
+                added = (self.ladder.capacity(decision.target_rung)
+                         - situation.capacity)
+            held = self._project_vcpus(instance.project_id)
+            if held + added > quota:
+                return 'quota: %g vCPUs held + %g > %d' % (held, added,
+                                                           quota)
+        return None
+
+    def _project_vcpus(self, project_id):
+        held = 0.0
+        for instance in self.watched():
+            if instance.project_id == project_id:
+                held += float(instance.flavor.get('vcpus') or 0) * (
+                    1 + len(self.siblings.get(instance.instance_id, [])))
+        return held
+
+    def _target_host(self, instance, situation, decision):
+        """``(host, refusal)``: the best host to migrate to, or why
+        there is none."""
+        if self.ranker is None:
+            return None, None
+        try:
+            hosts = self.driver.list_hosts()
+        except cloud_base.CloudError as exc:
+            return None, 'cannot list hosts: %s' % exc
+        candidates = [h for h in hosts if h.host != instance.host]
+        if not candidates:
+            return None, 'no other host'
+        try:
+            scores = self.ranker(instance, situation.profile, candidates)
+        except Exception as exc:
+            LOG.warning('Ranking hosts for %s failed: %s',
+                        instance.instance_id, exc)
+            return None, 'ranking failed: %s' % exc
+        facts = self.driver.host_facts([h.host for h in candidates])
+        zone = next((h.availability_zone for h in hosts
+                     if h.host == instance.host), None)
+        choice = selection.find_best_server(
+            candidates, scores, flavor=situation.flavor,
+            current_host=instance.host, facts=facts,
+            costs={k: float(v) for k, v in self.opts.host_costs.items()},
+            max_cost=self.opts.max_host_cost, availability_zone=zone)
+        if choice.host is None:
+            return None, choice.describe()
+        return choice.host, None
+
+    def adopt_sibling(self, instance_id, sibling_id):
+        """Count ``sibling_id`` as a member of ``instance_id``'s group that
+        the watcher may delete when scaling in (a sibling booted before
+        the watcher started, or by an operator)."""
+        if sibling_id not in self.siblings[instance_id]:
+            self.siblings[instance_id].append(sibling_id)
+
+    # -- records and leadership ---------------------------------------------
+    def _write(self, record, now):
+        try:
+            self.history.write([records.decision_point(record, now)])
+        except Exception:
+            LOG.exception('Writing the decision record of %s failed',
+                          record.get('instance'))
+
+    def restore(self, now):
+        """Rebuild the guard, the actions under way and the siblings from
+        the history's decision records (a new leader takes over what the
+        previous one did)."""
+        start = now - max(self.opts.cycle_window, 3600.0,
+                          self.opts.immunity_window, self.opts.cooldown)
+        try:
+            self.history.flush(timeout=10.0)
+            found = records.read(self.history, start, now + 1e-3)
+        except Exception:
+            LOG.exception('Reading decision records failed; starting with '
+                          'no memory of earlier actions')
+            return
+        by_id = collections.OrderedDict()
+        for record in found:
+            by_id.setdefault(record['decision_id'], []).append(record)
+        taken, pending = [], {}
+        siblings = collections.defaultdict(list, {
+            k: list(v) for k, v in self.siblings.items()})
+        for decision_id, group in by_id.items():
+            first = group[0]
+            outcomes = [r['outcome'] for r in group]
+            if 'suppressed' in outcomes:
+                continue
+            decision = first.get('decision') or {}
+            direction = policy_base.Decision(
+                first['action'], '').direction
+            taken.append(guard_mod.Taken(
+                first['instance'], first['action'], first['at'], direction,
+                source_host=(first.get('inputs') or {}).get('host'),
+                target_host=first.get('target_host')))
+            ended = [r for r in group if r['outcome'] in ('done', 'failed')]
+            if first['outcome'] == 'started' and not ended:
+                pending[first['instance']] = actuator_mod.Pending(
+                    decision_id=decision_id, instance_id=first['instance'],
+                    action=first['action'], started_at=first['at'],
+                    deadline=first['at'] + actuator_mod.TIMEOUT_LEADS
+                    * max(self.lead_s['vertical'], 60.0),
+                    source_host=(first.get('inputs') or {}).get('host'),
+                    target_host=first.get('target_host'),
+                    target_flavor=first.get('target_flavor'),
+                    siblings=list(first.get('siblings') or []),
+                    direction=direction)
+            for r in ended:
+                if r['outcome'] != 'done':
+                    continue
+                members = siblings[first['instance']]
+                for sibling in r.get('siblings') or []:
+                    if first['action'] == 'scale_out':
+                        if sibling not in members:
+                            members.append(sibling)
+                    elif sibling in members:
+                        members.remove(sibling)
+            del decision
+        self.guard.restore(taken)
+        self.pending = pending
+        self.guard.in_flight = set(pending)
+        self.siblings = siblings
+        LOG.info('Restored %d earlier actions (%d under way) from the '
+                 'decision records', len(taken), len(pending))

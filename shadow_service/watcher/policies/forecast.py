@@ -1,0 +1,112 @@
+"""``forecast``: act before the forecast's upper bound crosses capacity.
+
+The watcher forecasts each watched VM's demand (busy vCPUs) with the
+analyzer's forecasters and raises the forecast's upper bound by the
+margin its past errors call for (``watcher.errors``).  This policy grows
+the VM, jumping as many rungs as needed, when that bound over the lead
+time of a resize exceeds what the flavor holds at ``[watcher]
+target_utilisation``; it shrinks it one rung only when the bound over the
+longer time a shrink must hold (until a regrowth could take effect), and
+the largest demand of the last ``[watcher] hold_window``, fit the smaller
+flavor with ``down_margin`` to spare.  The bound is never below what the
+VM used in the same window one day earlier (``seasonal_weight``), so a
+daily peak is met ahead.  A VM whose CPU is
+saturated hides its demand: then the bound is at least ``saturation_factor``
+times its vCPUs.  When a QoS target of the profile that the host sets
+(CPU steal, latency) is forecast to break within a migration's lead time
+while the VM's own capacity suffices, it proposes a live migration.
+"""
+
+from oslo_config import cfg
+
+from shadow_service.watcher.policies import base
+
+GROUP = cfg.OptGroup('watcher_policy_forecast',
+                     title='The forecast scaling policy',
+                     help="""
+Options of the ``forecast`` scaling policy of ``shadow-watcher``: act
+before the forecast bound crosses the VM's capacity.
+""")
+
+OPTS = [
+    cfg.FloatOpt('down_margin', default=0.2, min=0.0, max=0.9, help="""
+Share of the smaller flavor's capacity that must stay free over the whole
+shrink horizon before the VM shrinks (the hysteresis of the downward
+decision).
+"""),
+    cfg.FloatOpt('saturation_factor', default=1.5, min=1.0, max=8.0,
+                 help="""
+When the VM's CPU is saturated its real demand is unknown but at least its
+vCPUs; the forecast is raised to at least this multiple of them (1.5 is
+one rung of a 1.5x ladder).
+"""),
+    cfg.IntOpt('max_down_rungs', default=1, min=1, max=10, help="""
+Most rungs one shrink descends.
+"""),
+    cfg.BoolOpt('hold_peak', default=True, help="""
+Never shrink below the largest demand of the last ``[watcher]
+hold_window`` (a shrink costs a reboot, and a regrowth another one).
+"""),
+    cfg.FloatOpt('seasonal_weight', default=0.5, min=0.0, max=2.0, help="""
+The demand bound over the lead time is at least this share of the peak
+the VM had in the same window one day earlier (0: ignore yesterday).
+"""),
+    cfg.ListOpt('host_metrics', default=['cpu_steal_pct',
+                                         'net_p95_rtt_ms',
+                                         'disk_p95_latency_ms',
+                                         'mem_latency_ns'], help="""
+QoS metrics that the host, rather than the VM's flavor, sets: a forecast
+breach of one of them while the VM's CPU demand fits its flavor proposes a
+live migration.
+"""),
+]
+
+
+class ForecastPolicy(base.ScalingPolicy):
+    """Description: resizes ahead of the forecast demand.
+
+    Requirements: the watcher's demand forecast (``Situation.forecast``)
+    and QoS breach forecasts.
+
+    Limitations: a spike shorter than the forecaster's memory and larger
+    than the error margin still gets through; the margin trades
+    violations for resources (``[watcher] error_quantile``).
+    """
+
+    config_group = GROUP
+
+    @classmethod
+    def get_config_opts(cls):
+        return OPTS
+
+    def bounds(self, situation):
+        """``(up_peak, down_peak)`` the decision is made on."""
+        s = situation
+        up = max(float(s.forecast['peak']), self.option('seasonal_weight')
+                 * float(s.forecast.get('seasonal_peak') or 0.0))
+        down = max(float(s.forecast['peak_down']), up)
+        if self.option('hold_peak'):
+            down = max(down, float(s.forecast.get('recent_peak') or 0.0))
+        if s.saturated:
+            floor = s.total_capacity * self.option('saturation_factor')
+            up, down = max(up, floor), max(down, floor)
+        return up, down / max(1e-9, 1.0 - self.option('down_margin'))
+
+    def decide(self, situation):
+        s = situation
+        up, down = self.bounds(s)
+        decision = base.capacity_decision(
+            s, up, down, 'forecast', max_down=self.option('max_down_rungs'))
+        if decision.action != base.NO_ACTION:
+            return decision
+        for metric in self.option('host_metrics'):
+            breach = s.breaches.get(metric)
+            if breach is None or breach.breach_in_s is None:
+                continue
+            if breach.breach_in_s <= s.lead_s.get('migrate', 0.0):
+                return base.Decision(
+                    'live_migrate', 'host-bound ' + breach.describe(),
+                    metric=metric, predicted=float(
+                        breach.bound()[breach.breach_step]),
+                    threshold=float(breach.target[1]))
+        return decision

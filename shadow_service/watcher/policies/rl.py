@@ -1,0 +1,234 @@
+"""``rl``: a contextual bandit over forecast features, trained in the twin.
+
+State (discretised): how the forecast's bound (error margin included)
+compares with the flavor's capacity, whether the CPU is saturated, the
+recent trend of the demand, being at the top of the ladder, and whether
+the forecast's own capacity rule (``forecast``'s) would grow, keep or
+shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
+of a scale-out group) from the size that rule asks for, so the policy
+learns when the forecast needs more headroom, or less.  Each (state,
+action) keeps the mean reward it earned; the policy picks the best (ties:
+the forecast rule's size).  The
+reward of an action is known one lead time later, from the peak demand
+that was measured: ``-(violation_weight x shortfall / capacity +
+capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
+trades violations against resources and actions the way the benchmark
+scores them.
+
+Train it by replaying traces in the twin through the same watcher loop
+(``benchmarks/proactive_scaling.py --train-rl FILE``), which saves the
+table as JSON; the policy loads ``[watcher_policy_rl] model_file``.
+Without a model, and in a state it never met in training, it takes the
+forecast rule's size (offset 0).
+"""
+
+import json
+import logging
+import math
+
+import numpy as np
+from oslo_config import cfg
+
+from shadow_service.watcher.policies import base
+
+LOG = logging.getLogger(__name__)
+
+GROUP = cfg.OptGroup('watcher_policy_rl',
+                     title='The reinforcement-learning scaling policy',
+                     help="""
+Options of the ``rl`` scaling policy of ``shadow-watcher``: a value
+table trained in the twin.
+""")
+
+OPTS = [
+    cfg.StrOpt('model_file', help="""
+JSON file of the trained value table (written by
+``benchmarks/proactive_scaling.py --train-rl``).
+
+Possible values:
+
+* Unset: no model; the policy falls back to sizing on the forecast bound.
+* A path readable by the watcher.
+"""),
+    cfg.FloatOpt('violation_weight', default=15.0, min=0.0, help="""
+Weight of a shortfall (demand above capacity, relative to capacity) in the
+reward used while training.
+"""),
+    cfg.FloatOpt('capacity_weight', default=0.1, min=0.0, help="""
+Weight of each vCPU held in the reward used while training.
+"""),
+    cfg.FloatOpt('move_weight', default=1.0, min=0.0, help="""
+Cost of every move (a resize reboots the guest; any action may have to be
+reversed) in the reward used while training.
+"""),
+]
+
+#: Offsets, in rungs (or members), from the size the forecast bound asks
+#: for that the policy chooses between.
+MOVES = (-1, 0, 1, 2)
+#: Edges of the bins of (forecast bound / capacity).
+RATIO_EDGES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.5)
+#: Edges of the bins of the demand's recent trend, relative to capacity.
+TREND_EDGES = (-0.1, -0.02, 0.02, 0.1)
+MODEL_VERSION = 2
+
+
+def features(situation):
+    """The discrete state of ``situation``: a short string key."""
+    s = situation
+    capacity = max(s.total_capacity, 1e-9)
+    ratio = float(s.forecast['peak']) / capacity
+    demand = np.asarray(s.demand[-12:], float)
+    demand = demand[np.isfinite(demand)]
+    trend = 0.0
+    if demand.size >= 6:
+        trend = (demand[-3:].mean() - demand[:-3].mean()) / capacity
+    top = s.rung is not None and s.rung >= len(s.ladder) - 1
+    return 'r%d/s%d/t%d/top%d' % (
+        int(np.searchsorted(RATIO_EDGES, ratio)), int(bool(s.saturated)),
+        int(np.searchsorted(TREND_EDGES, trend)), int(top))
+
+
+class RLPolicy(base.ScalingPolicy):
+    """Description: a tabular contextual bandit choosing a rung move.
+
+    Requirements: a model trained in the twin (``model_file``); the
+    watcher's demand forecast.
+
+    Limitations: its states are coarse; in a state it never met in
+    training it stays, and with no model at all it sizes on the forecast
+    bound.
+    """
+
+    config_group = GROUP
+
+    def __init__(self, conf=None, model=None):
+        super().__init__(conf)
+        self.values = {}
+        self.counts = {}
+        self.explore = 0.0
+        self._rng = np.random.default_rng(0)
+        self._chosen = {}
+        if model is not None:
+            self.load_dict(model)
+        elif self.option('model_file'):
+            self.load(self.option('model_file'))
+
+    @classmethod
+    def get_config_opts(cls):
+        return OPTS
+
+    # -- the model ----------------------------------------------------------
+    def load(self, path):
+        try:
+            with open(path) as handle:
+                data = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise ValueError('[watcher_policy_rl] model_file %s: %s'
+                             % (path, exc)) from None
+        self.load_dict(data)
+
+    def load_dict(self, data):
+        if not isinstance(data, dict) or data.get('version') != \
+                MODEL_VERSION or not isinstance(data.get('values'), dict):
+            raise ValueError('model_file: not a version %d rl model'
+                             % MODEL_VERSION)
+        self.values = {k: [float(x) for x in v]
+                       for k, v in data['values'].items()}
+        self.counts = {k: [int(x) for x in v]
+                       for k, v in data.get('counts', {}).items()}
+
+    def to_dict(self):
+        return {'version': MODEL_VERSION, 'moves': list(MOVES),
+                'values': self.values, 'counts': self.counts}
+
+    def save(self, path):
+        with open(path, 'w') as handle:
+            json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
+
+    # -- deciding ---------------------------------------------------------
+    def _base(self, s):
+        """The size the forecast bound asks for: a ladder index, or a
+        group size in ``horizontal`` mode."""
+        found = base.capacity_decision(s, s.forecast['peak'],
+                                       s.forecast['peak_down'], 'forecast')
+        if s.mode == 'horizontal':
+            return found.target_count or s.group_size
+        return s.rung if found.target_rung is None else found.target_rung
+
+    def decide(self, situation):
+        s = situation
+        if s.mode != 'horizontal' and s.rung is None:
+            return base.Decision(base.NO_ACTION, 'flavor not on the ladder')
+        wanted = self._base(s)
+        current = s.group_size if s.mode == 'horizontal' else s.rung
+        state = features(s) + '/b%+d' % max(-1, min(1, wanted - current))
+        values = self.values.get(state)
+        if values is not None:
+            counts = self.counts.get(state) or [1] * len(MOVES)
+            values = [v if c else -math.inf for v, c in zip(values, counts)]
+        if self.explore and self._rng.random() < self.explore:
+            move = int(self._rng.choice(MOVES))
+            why = 'exploring'
+        elif values is None:
+            move = 0
+            why = ('state %s unseen in training: the forecast bound' % state
+                   if self.values else 'no rl model: the forecast bound')
+        else:
+            best = max(values)
+            move = 0 if values[MOVES.index(0)] == best else \
+                MOVES[values.index(best)]
+            why = 'state %s: best offset %+d (value %.2f)' % (state, move,
+                                                               best)
+        decision = self._decision(s, wanted + move, why)
+        if s.mode == 'horizontal':
+            held = s.capacity * (decision.target_count or s.group_size)
+        elif decision.target_rung is not None:
+            held = s.ladder.capacity(decision.target_rung)
+        else:
+            held = s.capacity
+        moved = decision.action != base.NO_ACTION
+        self._chosen[(s.instance_id, s.now)] = (state, move, held, moved)
+        return decision
+
+    def _decision(self, s, target, why):
+        if s.mode == 'horizontal':
+            count = max(s.min_count, min(s.max_count, target))
+            if count > s.group_size:
+                return base.Decision('scale_out', why, target_count=count)
+            if count < s.group_size:
+                return base.Decision('scale_in', why, target_count=count)
+            return base.Decision(base.NO_ACTION, why)
+        target = s.ladder.clamp(target)
+        if target > s.rung:
+            return base.Decision('resize_up', why, target_rung=target,
+                                 predicted=float(s.forecast['peak']),
+                                 threshold=s.capacity)
+        if target < s.rung:
+            return base.Decision('resize_down', why, target_rung=target,
+                                 predicted=float(s.forecast['peak']),
+                                 threshold=s.capacity)
+        return base.Decision(base.NO_ACTION, why)
+
+    # -- learning ---------------------------------------------------------
+    def reward(self, realised_peak, capacity, moved=False):
+        shortfall = max(0.0, realised_peak - capacity) / max(capacity, 1.0)
+        return -(self.option('violation_weight') * shortfall
+                 + self.option('capacity_weight') * capacity
+                 + self.option('move_weight') * bool(moved))
+
+    def learn(self, instance_id, made_at, realised_peak):
+        """Credit the move chosen for ``instance_id`` at ``made_at`` with
+        the reward of what followed: ``realised_peak`` busy vCPUs over its
+        lead time (a group's: all its members') against the capacity the
+        move gave."""
+        chosen = self._chosen.pop((instance_id, made_at), None)
+        if chosen is None or not math.isfinite(realised_peak):
+            return
+        state, move, capacity, moved = chosen
+        index = MOVES.index(move)
+        values = self.values.setdefault(state, [0.0] * len(MOVES))
+        counts = self.counts.setdefault(state, [0] * len(MOVES))
+        counts[index] += 1
+        values[index] += (self.reward(realised_peak, capacity, moved)
+                          - values[index]) / counts[index]

@@ -1,0 +1,93 @@
+"""The ``shadow-watcher`` daemon as operators run it: a real process with a
+config file, over the twin and a SQLite history."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+DAEMON = [sys.executable, '-c',
+          'import sys; from shadow_service.cmd import watcher; '
+          'sys.exit(watcher.main())']
+
+
+def _env():
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))))))
+    env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+    return env
+
+
+def _conf(tmp_path, watcher=''):
+    path = tmp_path / 'shadow-watcher.conf'
+    path.write_text(textwrap.dedent("""\
+        [DEFAULT]
+        log_file = %s/watcher.log
+        [shadow]
+        cleanup_on_start = false
+        [history]
+        store = sqlite
+        sqlite_path = %s/history.sqlite
+        [sim]
+        speedup = 600
+        backfill_hours = 0
+        [watcher]
+        interval = 60
+        flavor_ladder = small:1:2048,medium:2:4096
+        """ % (tmp_path, tmp_path)) + textwrap.dedent(watcher))
+    return str(path)
+
+
+def test_the_daemon_runs_its_loop_and_stops_on_sigterm(tmp_path):
+    proc = subprocess.Popen(DAEMON + ['--config-file', _conf(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_env(), start_new_session=True)
+    log = tmp_path / 'watcher.log'
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log.read_text() if log.exists() else ''
+            if 'Run 3:' in text:
+                break
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.2)
+        assert 'policy forecast, every 60 s, dry-run' in text
+        assert 'Run 3: 0 VMs watched, 0 decisions (none)' in text
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        rc = proc.wait(30)
+    assert rc == 0, log.read_text()
+
+
+def _start_error(tmp_path, watcher):
+    proc = subprocess.run(
+        DAEMON + ['--config-file', _conf(tmp_path, watcher)],
+        capture_output=True, text=True, env=_env(), timeout=120)
+    lines = [line for line in proc.stderr.splitlines()
+             if line.startswith('shadow-watcher:')]
+    return proc.returncode, lines
+
+
+def test_a_malformed_ladder_stops_it_at_start_with_one_line(tmp_path):
+    rc, lines = _start_error(tmp_path, 'flavor_ladder = small:1\n')
+    assert rc == 2
+    assert lines == ['shadow-watcher: cannot start: flavor_ladder[0]: '
+                     "'small:1' is not name:vcpus:ram_mb[:disk_gb]"]
+
+
+def test_an_unknown_policy_stops_it_at_start(tmp_path):
+    rc, lines = _start_error(tmp_path, 'policy = psychic\n')
+    assert rc == 2 and len(lines) == 1
+    assert "No plugin 'psychic' in nova_shadow.policies" in lines[0]
+    assert 'forecast, oracle, reactive, rl' in lines[0]
+
+
+def test_an_unreachable_coordination_backend_stops_it_at_start(tmp_path):
+    rc, lines = _start_error(
+        tmp_path, 'coordination_url = redis://127.0.0.1:1\n')
+    assert rc == 2 and len(lines) == 1
+    assert lines[0].startswith('shadow-watcher: cannot start: coordination '
+                               'backend redis://127.0.0.1:1')

@@ -1,0 +1,162 @@
+"""The watcher loop over the twin, assembled as the daemon assembles it.
+
+Each test replays a made-up demand in the twin (real engine, real SQLite
+history, real policies and actuator) and looks at what the twin's VMs and
+the decision records show afterwards.
+"""
+
+import numpy as np
+
+from shadow_service.watcher import records
+from tests import watcher_support as support
+
+DAY = 288
+
+
+def _ramp(base=1.0, peak=6.0, steps=24, hold=200):
+    return ([base] * DAY + list(np.linspace(base, peak, steps))
+            + [peak] * hold)
+
+
+def _records(history, driver, instance_id=None):
+    return records.read(history, 0, driver.now() + 1, instance_id)
+
+
+def test_forecast_resizes_ahead_of_the_demand_and_confirms(tmp_path):
+    conf = support.make_conf(tmp_path, watcher={'policy': 'forecast',
+                                                'dry_run': False})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', _ramp())
+    start = driver.now()
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = support.run(assembled, driver, 30)
+    grew = [s for s in steps if s.decision.action == 'resize_up'
+            and s.outcome == 'started']
+    assert grew, [s.decision.reason for s in steps][-5:]
+    # The first resize starts before the demand passes the 2 vCPUs of
+    # "small".
+    crossing = start + support.STEP_S * next(
+        i for i, v in enumerate(_ramp()) if v > 2.0)
+    assert grew[0].record['at'] < crossing
+    instance = driver.get_instance('vm-1')
+    assert instance.status == 'ACTIVE'
+    assert instance.flavor['vcpus'] >= 8
+    found = _records(history, driver, 'vm-1')
+    first = grew[0].record['decision_id']
+    outcomes = [r['outcome'] for r in found if r['decision_id'] == first]
+    assert outcomes == ['started', 'done']
+    done = [r for r in found if r['decision_id'] == first][1]
+    assert 'confirmed' in done['detail']
+    inputs = grew[0].record['inputs']
+    assert inputs['forecast']['peak'] > 2.0 and inputs['flavor'][
+        'name'] == 'small'
+
+
+def test_dry_run_records_what_it_would_do_and_changes_nothing(tmp_path):
+    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
+                                                'dry_run': True})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', _ramp())
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    segments = len(driver.twin.workloads)
+    steps = support.run(assembled, driver, 30)
+    would = [s for s in steps if s.outcome == 'dry_run']
+    assert would and would[0].decision.action == 'resize_up'
+    assert would[0].detail.startswith('would resize vm-1 from small')
+    assert len(driver.twin.workloads) == segments
+    assert driver.get_instance('vm-1').flavor['vcpus'] == 2
+    assert {r['outcome'] for r in _records(history, driver)} <= {
+        'dry_run', 'suppressed'}
+
+
+def test_outcomes_update_the_error_statistics(tmp_path):
+    rng = np.random.default_rng(3)
+    noisy = list(np.clip(1.0 + rng.normal(0, 0.4, 2 * DAY), 0.1, None))
+    conf = support.make_conf(tmp_path, watcher={'policy': 'forecast',
+                                                'dry_run': True})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', noisy, flavor='medium')
+    assembled = support.build(conf, driver, history)
+    watcher = assembled.watcher
+    driver.fast_forward(DAY * support.STEP_S)
+    support.run(assembled, driver, 12)
+    # Lead time 540 s: each run's forecast matures two runs later.
+    assert watcher.errors.count('vm-1') >= 8
+    summary = watcher.errors.summary('vm-1', 'medium', 4)
+    assert summary['source'] == 'instance'
+    situation = watcher.situation(driver.get_instance('vm-1'),
+                                  driver.now())
+    assert situation.forecast['margin'] == max(summary['margin'], 0.0)
+    assert situation.forecast['peak'] == (situation.forecast['raw_peak']
+                                          + situation.forecast['margin'])
+
+
+def test_a_group_grows_and_shrinks_with_its_demand(tmp_path):
+    wave = [2.0] * DAY + [2.0] * 6 + [12.0] * 30 + [2.0] * 150
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'forecast', 'dry_run': False, 'max_count': 4,
+        'cooldown': 900.0, 'immunity_window': 300.0,
+        'hold_window': 3600.0})
+    driver, history = support.twin(conf)
+    support.place(driver, 'web-1', wave, flavor='medium',
+                  metadata={'nova_shadow_scaling': 'horizontal'},
+                  group='web')
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = support.run(assembled, driver, 80)
+    started = [s for s in steps if s.outcome == 'started']
+    actions = [s.decision.action for s in started]
+    assert 'scale_out' in actions and 'scale_in' in actions
+    assert actions.index('scale_out') < actions.index('scale_in')
+    booted = [r for r in _records(history, driver)
+              if r['action'] == 'scale_out' and r['outcome'] == 'done']
+    sibling = booted[0]['siblings'][0]
+    assert driver.twin.workloads[sibling].group == 'web'
+    # Fewer members after the wave than at its height, and the twin runs
+    # exactly the members the watcher counts.
+    grown = actions.count('scale_out')
+    left = assembled.watcher.siblings.get('web-1', [])
+    assert len(left) == grown - actions.count('scale_in') < grown
+    assert sorted(i.instance_id for i in driver.list_instances()) == \
+        sorted(['web-1'] + left)
+
+
+def test_a_suppressed_decision_names_the_limit(tmp_path):
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'reactive', 'dry_run': False,
+        'immunity_window': 3600.0})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * DAY + [30.0] * 200)
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = support.run(assembled, driver, 8)
+    refused = [s for s in steps if s.outcome == 'suppressed']
+    assert refused and refused[0].detail.startswith('immunity window')
+    assert [r for r in _records(history, driver)
+            if r['outcome'] == 'suppressed'][0]['guard'] == refused[0].detail
+
+
+def test_the_steal_detector_moves_a_vm_off_a_crowded_host(tmp_path):
+    conf = support.make_conf(tmp_path, cores=4, watcher={
+        'policy': 'reactive', 'dry_run': False, 'steal_window': 900.0})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * 3 * DAY, flavor='medium')
+    for i in range(3):
+        driver.place_vm(
+            {'flavor': {'vcpus': 4, 'ram_mb': 4096}}, 'host-1',
+            instance_id='noisy-%d' % i,
+            profile=support.demand_profile([0.0] * DAY + [4.0] * DAY))
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = support.run(assembled, driver, 12)
+    moved = [s for s in steps if s.decision.action == 'live_migrate'
+             and s.outcome == 'started']
+    assert moved and moved[0].decision.metric == 'cpu_steal_pct'
+    assert moved[0].decision.reason.startswith('steal above 10%')
+    assert driver.get_instance('vm-1').host != 'host-1'
+    done = [r for r in _records(history, driver, 'vm-1')
+            if r['outcome'] == 'done' and r['action'] == 'live_migrate']
+    assert done and done[0]['detail'] == 'now on %s' % (
+        driver.get_instance('vm-1').host)

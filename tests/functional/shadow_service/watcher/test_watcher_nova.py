@@ -1,0 +1,182 @@
+"""The watcher acting on real Nova (its functional harness: API,
+conductor, scheduler, Placement, three computes with the fake virt
+driver) through the ``openstack`` cloud driver.
+
+The fake virt driver runs no guest, so nothing measures the VMs: each
+test writes the ``instance_metric`` samples a monitoring source would
+have written into the (real) history store, the one edge nothing here
+can provide.  Everything else is what the daemon runs:
+``service.build_watcher`` around the openstack driver.
+"""
+
+import time
+
+import pytest
+
+from shadow_service import measurements as names
+from shadow_service import service
+from shadow_service.history import base as history_base
+from shadow_service.history import memory
+from shadow_service.watcher import records
+from tests import openstack_support as support
+
+pytestmark = [pytest.mark.nova]
+
+STEP_S = 60.0
+LADDER = ['m1.small:1:2048:20', 'm1.medium:2:4096:40', 'm1.large:4:8192:80']
+
+
+class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.flavors = {f['name']: f['id'] for f in self.api.get_flavors()}
+        self.store = memory.MemoryStore()
+
+    def _boot(self, name, host='host1', metadata=None, group=None):
+        body = self._build_server(name=name, networks='none',
+                                  az='nova:%s' % host,
+                                  flavor_id=self.flavors['m1.small'])
+        body['metadata'] = dict({'nova_shadow_watch': 'true'},
+                                **(metadata or {}))
+        request = {'server': body}
+        if group:
+            request['os:scheduler_hints'] = {'group': group}
+        return self._wait_for_state_change(self.api.post_server(request),
+                                           'ACTIVE')
+
+    def _watcher(self, **watcher):
+        options = {'flavor_ladder': LADDER, 'interval': STEP_S,
+                   'step': STEP_S, 'resize_duration': 60.0,
+                   'boot_duration': 30.0, 'migration_duration': 60.0,
+                   'history_window': 3600.0, 'hold_window': 600.0,
+                   'dry_run': False, 'ranker': 'none',
+                   'immunity_window': 0.0, 'cooldown': 0.0,
+                   'hysteresis_runs': 1, 'min_errors': 1000}
+        options.update(watcher)
+        conf, driver = self.make_driver(self.store, watcher=options)
+        assembled = service.build_watcher(conf, history=self.store,
+                                          driver=driver)
+        self.addCleanup(assembled.close)
+        return assembled.watcher, driver
+
+    def _measured(self, driver, server, metric, values):
+        """``values`` of ``metric`` one step apart, the last one now."""
+        now = driver.now()
+        host = server['OS-EXT-SRV-ATTR:host']
+        self.store.write([history_base.Point(
+            names.INSTANCE_METRIC,
+            {names.TAG_INSTANCE: server['id'], names.TAG_HOST: host,
+             names.TAG_METRIC: metric}, {names.FIELD_VALUE: float(v)},
+            now - (len(values) - 1 - i) * STEP_S)
+            for i, v in enumerate(values)])
+
+    def _records(self, server_id):
+        return records.read(self.store, 0, time.time() + 3600, server_id)
+
+    def _actions(self, server_id):
+        return [a['action'] for a in
+                self.api.get_instance_actions(server_id)]
+
+    def test_a_vm_forecast_to_outgrow_its_flavor_is_resized_and_confirmed(
+            self):
+        app = self._boot('app')
+        watcher, driver = self._watcher(policy='forecast')
+        rising = [30.0] * 40 + [40.0, 55.0, 70.0, 85.0, 95.0]
+        self._measured(driver, app, 'cpu_util_pct', rising)
+        steps = watcher.run_once()
+        self.assertEqual([app['id']], [s.instance_id for s in steps])
+        step = steps[0]
+        self.assertEqual(('resize_up', 'started'),
+                         (step.decision.action, step.outcome))
+        target = step.record['target_flavor']['name']
+        self.assertIn(target, ('m1.medium', 'm1.large'))
+        self._wait_for_state_change(app, 'VERIFY_RESIZE')
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to confirm the resize')
+        server = self._wait_for_state_change(app, 'ACTIVE')
+        self.assertEqual(target, server['flavor']['original_name'])
+        outcomes = [r['outcome'] for r in self._records(app['id'])
+                    if r['decision_id'] == step.record['decision_id']]
+        self.assertEqual(['started', 'done'], outcomes)
+        self.assertIn('confirmResize', self._actions(app['id']))
+
+    def test_dry_run_records_the_resize_and_changes_nothing(self):
+        app = self._boot('app')
+        watcher, driver = self._watcher(policy='forecast', dry_run=True)
+        self._measured(driver, app, 'cpu_util_pct',
+                       [30.0] * 40 + [40.0, 55.0, 70.0, 85.0, 95.0])
+        step = watcher.run_once()[0]
+        self.assertEqual(('resize_up', 'dry_run'),
+                         (step.decision.action, step.outcome))
+        self.assertTrue(step.detail.startswith('would resize %s from '
+                                               'm1.small' % app['id']))
+        server = self.api.get_server(app['id'])
+        self.assertEqual(('ACTIVE', 'm1.small'),
+                         (server['status'], server['flavor']['original_name']))
+        self.assertEqual(['create'], self._actions(app['id']))
+        self.assertEqual(['dry_run'], [r['outcome'] for r in
+                                       self._records(app['id'])])
+
+    def test_a_starved_vm_is_live_migrated_to_the_host_the_service_prefers(
+            self):
+        app = self._boot('app', host='host1')
+        watcher, driver = self._watcher(policy='forecast', ranker='history',
+                                        ranking_budget=20.0)
+        self._measured(driver, app, 'cpu_util_pct', [40.0] * 30)
+        self._measured(driver, app, 'cpu_steal_pct', [2.0] * 20 + [30.0] * 20)
+        guest = support.FakeGuest(self.admin_api)
+        guest.start()
+        self.addCleanup(guest.stop)
+        step = watcher.run_once()[0]
+        guest.stop()
+        self.assertEqual(('live_migrate', 'started'),
+                         (step.decision.action, step.outcome), step.detail)
+        # The host, not the flavor, is short: CPU steal breaks the target.
+        self.assertEqual('cpu_steal_pct', step.decision.metric)
+        # host2's shadows measured the most work per second.
+        self.assertEqual('host2', step.record['target_host'])
+        self.wait_for(lambda: self.api.get_server(app['id'])[
+            'OS-EXT-SRV-ATTR:host'] == 'host2', timeout=30,
+            what='the live migration')
+        self._wait_for_state_change(app, 'ACTIVE')
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it done')
+        outcomes = [r['outcome'] for r in self._records(app['id'])
+                    if r['decision_id'] == step.record['decision_id']]
+        self.assertEqual(['started', 'done'], outcomes)
+        self.assertIn('live-migration', self._actions(app['id']))
+
+    def test_a_scale_out_group_grows_and_shrinks(self):
+        group = self.api.post_server_groups(
+            {'name': 'web', 'policy': 'soft-anti-affinity'})
+        app = self._boot('web-1', metadata={
+            'nova_shadow_scaling': 'horizontal'}, group=group['id'])
+        watcher, driver = self._watcher(policy='forecast', max_count=2)
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'started'),
+                         (step.decision.action, step.outcome))
+        sibling = step.record['siblings'][0]
+        self._wait_for_state_change({'id': sibling}, 'ACTIVE')
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the sibling to count')
+        self.assertEqual([sibling], watcher.siblings[app['id']])
+        server = self.api.get_server(sibling)
+        self.assertEqual(('m1.small', 'true', 'horizontal'), (
+            server['flavor']['original_name'],
+            server['metadata']['nova_shadow_watch'],
+            server['metadata']['nova_shadow_scaling']))
+        self.assertIn(sibling, self.api.get_server_group(
+            group['id'])['members'])
+        # The load falls: the group shrinks back to its original VM.
+        self._measured(driver, app, 'cpu_util_pct', [10.0] * 30)
+        steps = watcher.run_once()
+        self.assertEqual([app['id']], [s.instance_id for s in steps])
+        self.assertEqual(('scale_in', 'started'),
+                         (steps[0].decision.action, steps[0].outcome))
+        self._wait_until_deleted({'id': sibling})
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it deleted')
+        self.assertEqual([], watcher.siblings[app['id']])
+        self.assertEqual('ACTIVE', self.api.get_server(app['id'])['status'])

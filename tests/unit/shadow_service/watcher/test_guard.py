@@ -1,0 +1,94 @@
+"""The safety limits between a policy's decision and an act."""
+
+from shadow_service.watcher import guard
+from shadow_service.watcher.policies import base
+
+UP = base.Decision('resize_up', 'more')
+DOWN = base.Decision('resize_down', 'less')
+
+
+def _guard(**limits):
+    settings = dict(immunity_window=0.0, cooldown=0.0, hysteresis_runs=1,
+                    max_actions_per_hour=100, max_concurrent_actions=100,
+                    cycle_window=0.0, max_reversals=10)
+    settings.update(limits)
+    return guard.Guard(guard.Limits(**settings))
+
+
+def _take(g, decision, at, instance='vm', **hosts):
+    g.record(guard.Taken(instance, decision.action, at,
+                         decision.direction, **hosts))
+
+
+def test_nothing_to_do_is_always_allowed():
+    assert _guard().check('vm', base.Decision('none', 'fine'), 0) is None
+
+
+def test_the_immunity_window_holds_every_action_after_one():
+    g = _guard(immunity_window=600)
+    _take(g, UP, 1000)
+    assert g.check('vm', UP, 1300).startswith('immunity window')
+    assert g.check('other', UP, 1300) is None
+    assert g.check('vm', UP, 1600) is None
+
+
+def test_the_cooldown_delays_shrinks_but_never_growths():
+    g = _guard(cooldown=1800)
+    _take(g, UP, 0)
+    assert g.check('vm', DOWN, 900).startswith('cooldown')
+    assert g.check('vm', UP, 900) is None
+    assert g.check('vm', DOWN, 1800) is None
+
+
+def test_hysteresis_wants_a_shrink_proposed_several_runs_in_a_row():
+    g = _guard(hysteresis_runs=3)
+    assert g.check('vm', DOWN, 0).startswith('hysteresis: shrink '
+                                             'proposed 1 of 3')
+    assert g.check('vm', DOWN, 300).startswith('hysteresis')
+    assert g.check('vm', DOWN, 600) is None
+    # A run that proposes something else starts the count again.
+    g.check('vm', base.Decision('none', 'fine'), 900)
+    assert g.check('vm', DOWN, 1200).startswith('hysteresis')
+
+
+def test_the_rate_limit_caps_actions_per_hour_over_all_vms():
+    g = _guard(max_actions_per_hour=2)
+    _take(g, UP, 0, instance='a')
+    _take(g, UP, 100, instance='b')
+    assert g.check('c', UP, 200).startswith('rate limit: 2 actions')
+    assert g.check('c', UP, 3601) is None
+
+
+def test_the_rate_limit_caps_actions_under_way():
+    g = _guard(max_concurrent_actions=1)
+    g.in_flight.add('a')
+    assert g.check('b', UP, 0).startswith('rate limit: 1 actions under')
+    assert g.check('a', UP, 0).startswith('an action on this VM')
+
+
+def test_the_cycle_breaker_stops_a_vm_going_back_to_a_host_it_left():
+    g = _guard(cycle_window=3600)
+    move = base.Decision('live_migrate', 'steal', host='host-b')
+    _take(g, move, 0, source_host='host-a', target_host='host-b')
+    back = base.Decision('live_migrate', 'steal', host='host-a')
+    assert g.check('vm', back, 600).startswith(
+        'cycle breaker: vm left host-a')
+    assert g.check('vm', base.Decision('live_migrate', 'x',
+                                       host='host-c'), 600) is None
+    assert g.check('vm', back, 3700) is None
+
+
+def test_the_cycle_breaker_stops_a_vm_sent_up_and_down_again():
+    g = _guard(cycle_window=6 * 3600, max_reversals=2)
+    _take(g, UP, 0)
+    _take(g, DOWN, 3600)
+    _take(g, UP, 7200)
+    assert g.check('vm', DOWN, 9000).startswith('cycle breaker')
+    assert g.check('vm', UP, 9000) is None
+
+
+def test_restore_replays_actions_a_previous_leader_took():
+    g = _guard(immunity_window=600)
+    g.restore([guard.Taken('vm', 'resize_up', 1000, 1)])
+    assert g.last('vm').action == 'resize_up'
+    assert g.check('vm', UP, 1200).startswith('immunity window')

@@ -1,0 +1,172 @@
+"""The scaling policies on hand-made situations."""
+
+import math
+
+import pytest
+
+from shadow_service import plugins
+from shadow_service.watcher import forecast as forecast_mod
+from shadow_service.watcher import ladder
+from shadow_service.watcher.policies import base
+from shadow_service.watcher.policies import forecast
+from shadow_service.watcher.policies import oracle
+from shadow_service.watcher.policies import reactive
+from shadow_service.watcher.policies import rl
+
+LADDER = ladder.parse(['s:2:2048', 'm:4:4096', 'l:8:8192', 'xl:16:16384'])
+LEAD = {'vertical': 600.0, 'migrate': 420.0, 'horizontal': 420.0}
+
+
+def _situation(rung=1, util=50.0, peak=2.0, peak_down=None, recent=0.0,
+               seasonal=0.0, saturated=False, mode='vertical', size=1,
+               foresight=None, breaches=None, demand=None):
+    flavor = LADDER.rungs[rung].to_flavor()
+    return base.Situation(
+        instance_id='vm', profile='batch-cpu', now=1000.0, step_s=300.0,
+        flavor=flavor, ladder=LADDER, rung=rung, lead_s=LEAD,
+        demand=demand or [1.0] * 12, utilisation_pct=util,
+        saturated=saturated,
+        forecast={'peak': peak, 'raw_peak': peak,
+                  'peak_down': peak if peak_down is None else peak_down,
+                  'recent_peak': recent, 'seasonal_peak': seasonal},
+        breaches=breaches or {}, mode=mode, group_size=size, min_count=1,
+        max_count=4, foresight=foresight)
+
+
+def test_every_policy_is_a_plugin():
+    assert plugins.names(plugins.POLICIES) == ['forecast', 'oracle',
+                                               'reactive', 'rl']
+
+
+def test_reactive_grows_at_the_high_threshold_and_shrinks_at_the_low():
+    policy = reactive.ReactivePolicy()
+    up = policy.decide(_situation(rung=1, util=85.0))
+    assert (up.action, up.target_rung) == ('resize_up', 2)
+    assert policy.decide(_situation(rung=1, util=50.0)).action == 'none'
+    down = policy.decide(_situation(rung=1, util=20.0))
+    assert (down.action, down.target_rung) == ('resize_down', 0)
+    assert policy.decide(_situation(rung=0, util=20.0)).action == 'none'
+    assert policy.decide(_situation(rung=3, util=99.0)).reason == \
+        'top of the ladder'
+    assert policy.decide(_situation(util=math.nan)).action == 'none'
+
+
+def test_reactive_scales_a_group_out_and_in():
+    policy = reactive.ReactivePolicy()
+    out = policy.decide(_situation(util=90.0, mode='horizontal', size=2))
+    assert (out.action, out.target_count) == ('scale_out', 3)
+    full = policy.decide(_situation(util=90.0, mode='horizontal', size=4))
+    assert full.action == 'none'
+    assert policy.decide(_situation(util=10.0, mode='horizontal',
+                                    size=2)).action == 'scale_in'
+
+
+def test_forecast_jumps_to_the_rung_that_holds_the_bound():
+    decision = forecast.ForecastPolicy().decide(_situation(rung=0,
+                                                           peak=7.5))
+    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+    assert decision.predicted == 7.5 and decision.threshold == 2.0
+
+
+def test_forecast_shrinks_one_rung_with_margin_and_not_below_the_peak():
+    policy = forecast.ForecastPolicy()
+    # 1.5 / (1 - 0.2) = 1.9 fits 's' (2 vCPUs)
+    down = policy.decide(_situation(rung=2, peak=1.5))
+    assert (down.action, down.target_rung) == ('resize_down', 1)
+    # 1.7 / 0.8 = 2.1 does not fit 's' but fits 'm'
+    assert policy.decide(_situation(rung=1, peak=1.7)).action == 'none'
+    # the last hours' peak holds the VM where it is
+    assert policy.decide(_situation(rung=2, peak=1.5,
+                                    recent=5.0)).action == 'none'
+
+
+def test_forecast_meets_yesterdays_peak_ahead():
+    # Half of yesterday's peak (seasonal_weight 0.5) is 6 vCPUs.
+    decision = forecast.ForecastPolicy().decide(_situation(
+        rung=1, peak=3.0, seasonal=12.0))
+    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+    assert forecast.ForecastPolicy().decide(_situation(
+        rung=1, peak=3.0, seasonal=7.0)).action == 'none'
+
+
+def test_a_saturated_vm_is_grown_past_what_it_shows():
+    decision = forecast.ForecastPolicy().decide(_situation(
+        rung=1, util=100.0, peak=4.0, saturated=True))
+    # at least 1.5 x 4 vCPUs
+    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+
+
+def test_forecast_migrates_when_the_host_breaks_a_target_the_vm_fits():
+    breach = forecast_mod.BreachForecast(
+        metric='cpu_steal_pct', target=('<=', 10.0), step_s=300.0,
+        mean=[9.0, 9.0], lower=[6.0, 7.0], upper=[14.0, 9.0], model='x',
+        breach_step=0)
+    decision = forecast.ForecastPolicy().decide(_situation(
+        rung=1, peak=3.0, breaches={'cpu_steal_pct': breach}))
+    assert decision.action == 'live_migrate'
+    assert decision.metric == 'cpu_steal_pct' and decision.predicted == 14
+    # a breach beyond the migration's lead time waits
+    late = forecast_mod.BreachForecast(
+        metric='cpu_steal_pct', target=('<=', 10.0), step_s=300.0,
+        mean=[1.0] * 4, lower=[1.0] * 4, upper=[1.0, 1.0, 1.0, 14.0],
+        model='x', breach_step=3)
+    assert forecast.ForecastPolicy().decide(_situation(
+        rung=1, peak=3.0, breaches={'cpu_steal_pct': late})).action == \
+        'none'
+
+
+def test_the_oracle_sizes_on_the_true_future_and_needs_foresight():
+    seen = []
+
+    def foresight(start, end):
+        seen.append((start, end))
+        return 7.0 if end - start <= 600 else 9.0
+    decision = oracle.OraclePolicy().decide(_situation(
+        rung=1, foresight=foresight))
+    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+    assert seen[0] == (1000.0, 1600.0)
+    assert oracle.OraclePolicy().decide(_situation()).action == 'none'
+
+
+def test_rl_without_a_model_sizes_on_the_forecast_bound():
+    decision = rl.RLPolicy().decide(_situation(rung=0, peak=7.5))
+    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+
+
+def test_rl_learns_which_offset_pays_and_saves_it(tmp_path):
+    policy = rl.RLPolicy()
+    policy.explore = 1.0
+    for i in range(200):
+        # The forecast bound says 3.5 vCPUs (rung m, 4 vCPUs: stay) ...
+        situation = _situation(rung=1, peak=3.5)
+        situation.now = float(i)
+        policy.decide(situation)
+        policy.learn('vm', float(i), 6.0)       # ... the real peak is 6
+    state = rl.features(_situation(rung=1, peak=3.5)) + '/b+0'
+    values = policy.values[state]
+    # +1 rung (8 vCPUs) holds 6 vCPUs at the least cost.
+    assert max(values) == values[rl.MOVES.index(1)]
+    path = tmp_path / 'model.json'
+    policy.save(str(path))
+    loaded = rl.RLPolicy()
+    loaded.load(str(path))
+    decision = loaded.decide(_situation(rung=1, peak=3.5))
+    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+    assert 'best offset +1' in decision.reason
+    unseen = loaded.decide(_situation(rung=0, peak=7.5))
+    assert (unseen.action, unseen.target_rung) == ('resize_up', 2)
+    assert 'unseen in training' in unseen.reason
+
+
+def test_rl_refuses_a_file_that_is_not_its_model(tmp_path):
+    path = tmp_path / 'model.json'
+    path.write_text('{"version": 99}')
+    with pytest.raises(ValueError, match='not a version 2 rl model'):
+        rl.RLPolicy().load(str(path))
+    with pytest.raises(ValueError, match='model_file .*missing'):
+        rl.RLPolicy().load(str(tmp_path / 'missing'))
+
+
+def test_an_unknown_action_is_refused():
+    with pytest.raises(ValueError, match='unknown action'):
+        base.Decision('explode', 'why not')
