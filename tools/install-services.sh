@@ -20,6 +20,8 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null \
     || need+=(prometheus-node-exporter)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+# The devstack plugin's scripts are checked with it (0.9.0 on bookworm).
+command -v shellcheck >/dev/null || need+=(shellcheck)
 
 listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
