@@ -1,0 +1,160 @@
+"""The systemd units, sysusers.d and logrotate files under etc/.
+
+Every test parses them and checks that they agree with each other and with
+the package (console scripts, the config file, the log files the rotation
+covers, the user).  Where the tools are installed, the real ones check them
+too: ``systemd-analyze verify`` (any message fails: it reports unknown keys
+and returns 0), ``systemd-sysusers --root`` creates the user in a scratch
+root, and ``logrotate --force`` rotates a log a process keeps open.
+"""
+
+import configparser
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+ETC = REPO / 'etc'
+UNITS = {'shadow-service': ETC / 'systemd/shadow-service.service',
+         'shadow-watcher': ETC / 'systemd/shadow-watcher.service'}
+LOGROTATE = ETC / 'logrotate.d/nova-shadow'
+SYSUSERS = ETC / 'sysusers.d/nova-shadow.conf'
+INSTALLED_BIN = '/usr/local/bin'
+LOG_DIR = '/var/log/nova-shadow'
+
+
+def _unit(path):
+    parser = configparser.RawConfigParser(strict=True, interpolation=None)
+    parser.optionxform = str
+    parser.read(path)
+    return parser
+
+
+def _console_scripts():
+    setup = configparser.RawConfigParser()
+    setup.read(REPO / 'setup.cfg')
+    scripts = {}
+    for line in setup.get('entry_points', 'console_scripts').splitlines():
+        if '=' in line:
+            name, target = (part.strip() for part in line.split('=', 1))
+            scripts[name] = target
+    return scripts
+
+
+@pytest.mark.parametrize('name', sorted(UNITS))
+def test_unit_runs_the_daemon_with_its_config_and_log_file(name):
+    unit = _unit(UNITS[name])
+    argv = unit.get('Service', 'ExecStart').split()
+    assert argv[0] == '%s/%s' % (INSTALLED_BIN, name)
+    assert name in _console_scripts()
+    assert argv[1:] == ['--config-file',
+                        '/etc/nova-shadow/shadow-service.conf',
+                        '--log-file', '%s/%s.log' % (LOG_DIR, name)]
+    assert unit.get('Service', 'User') == 'nova-shadow'
+    assert unit.get('Service', 'LogsDirectory') == 'nova-shadow'
+    # The SQLite history's default path is in the state directory.
+    assert unit.get('Service', 'StateDirectory') == 'nova-shadow'
+    assert unit.get('Service', 'ProtectSystem') == 'strict'
+    assert unit.get('Service', 'Restart') == 'on-failure'
+    assert unit.get('Install', 'WantedBy') == 'multi-user.target'
+
+
+def test_sqlite_default_is_in_the_state_directory():
+    from shadow_service.conf import history
+
+    (path,) = [o.default for o in history.sqlite_opts
+               if o.name == 'sqlite_path']
+    assert path.startswith('/var/lib/nova-shadow/')
+
+
+def test_logrotate_covers_both_logs_as_the_daemons_user():
+    text = LOGROTATE.read_text()
+    assert '%s/*.log {' % LOG_DIR in text
+    directives = {line.split()[0] for line in text.splitlines()
+                  if line.startswith('    ')}
+    assert 'copytruncate' in directives
+    assert '    su nova-shadow nova-shadow\n' in text
+
+
+def test_sysusers_declares_the_units_user():
+    fields = [line.split() for line in SYSUSERS.read_text().splitlines()
+              if line and not line.startswith('#')]
+    assert fields[0][:2] == ['u', 'nova-shadow']
+
+
+def _tool(name):
+    path = shutil.which(name) or (
+        '/usr/sbin/%s' % name if os.path.exists('/usr/sbin/%s' % name)
+        else None)
+    if not path:
+        pytest.skip('%s is not installed' % name)
+    return path
+
+
+@pytest.mark.parametrize('name', sorted(UNITS))
+def test_systemd_analyze_verify(name, tmp_path):
+    tool = _tool('systemd-analyze')
+    # verify checks that ExecStart's binary exists: use this checkout's.
+    bin_dir = str(pathlib.Path(sys.executable).parent)
+    unit = tmp_path / UNITS[name].name
+    unit.write_text(UNITS[name].read_text().replace(INSTALLED_BIN, bin_dir))
+    assert os.access(os.path.join(bin_dir, name), os.X_OK)
+    done = subprocess.run([tool, 'verify', '--man=no', str(unit)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    messages = [line for line in (done.stdout + done.stderr).splitlines()
+                if unit.name in line or 'Unknown' in line]
+    assert messages == []
+
+
+def test_systemd_sysusers_creates_the_user(tmp_path):
+    tool = _tool('systemd-sysusers')
+    (tmp_path / 'etc').mkdir()
+    done = subprocess.run([tool, '--root', str(tmp_path), str(SYSUSERS)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    passwd = (tmp_path / 'etc/passwd').read_text().splitlines()
+    (entry,) = [line.split(':') for line in passwd
+                if line.startswith('nova-shadow:')]
+    assert entry[5] == '/var/lib/nova-shadow'
+    assert entry[6].endswith('nologin')
+
+
+def test_logrotate_rotates_a_log_the_daemon_keeps_open(tmp_path):
+    tool = _tool('logrotate')
+    logs = tmp_path / 'logs'
+    logs.mkdir()
+    user = subprocess.run(['id', '-un'], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    group = subprocess.run(['id', '-gn'], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    conf = tmp_path / 'nova-shadow'
+    conf.write_text(LOGROTATE.read_text()
+                    .replace(LOG_DIR, str(logs))
+                    .replace('su nova-shadow nova-shadow',
+                             'su %s %s' % (user, group)))
+    # The daemons log through oslo.log's file handler: logging's own.
+    handler = logging.FileHandler(logs / 'shadow-service.log')
+    logger = logging.Logger('rotation-test')
+    logger.addHandler(handler)
+    try:
+        logger.error('before rotation')
+        done = subprocess.run(
+            [tool, '--force', '--verbose', '--state',
+             str(tmp_path / 'state'), str(conf)],
+            capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert 'error' not in done.stderr.lower(), done.stderr
+        logger.error('after rotation')
+    finally:
+        handler.close()
+    rotated = (logs / 'shadow-service.log.1').read_text()
+    current = (logs / 'shadow-service.log').read_bytes()
+    assert rotated == 'before rotation\n'
+    # Appending after the truncation leaves no hole of NULs.
+    assert current == b'after rotation\n'
