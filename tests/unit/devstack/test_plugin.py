@@ -56,6 +56,7 @@ class Run:
         self.nova_conf = root / 'etc/nova/nova.conf'
         self.conf_dir = root / 'etc/nova-shadow'
         self.service_conf = self.conf_dir / 'shadow-service.conf'
+        self.watcher_conf = self.conf_dir / 'shadow-watcher.conf'
         self.data_dir = root / 'opt/stack/data/nova-shadow'
         self.files = root / 'devstack/files'
 
@@ -228,6 +229,33 @@ def test_service_conf_is_valid_and_points_at_this_devstack(default_run):
     assert (default_run.conf_dir / 'profiles').is_dir()
 
 
+def test_watcher_ranks_through_the_service_and_serves_no_collector(
+        default_run):
+    """Both daemons build the cloud driver from one config: the watcher's
+    overlay keeps it off the collector's port and away from the service's
+    shadows (the garbage collector deletes shadows of its own identity that
+    it did not boot)."""
+    files = [default_run.service_conf, default_run.watcher_conf]
+    conf = cfg.ConfigOpts()
+    for group, opts in _service_groups():
+        conf.register_opts(opts,
+                           group=None if group == 'DEFAULT' else group)
+    conf([], project='harness', default_config_files=[str(f) for f in files])
+    service = _load(default_run.service_conf, _service_groups())
+    watcher = _load(default_run.watcher_conf, _service_groups())
+    assert set(watcher) == {('watcher', 'ranker'),
+                            ('collector', 'enabled'),
+                            ('openstack', 'service_id')}
+    assert conf.watcher.ranker == 'rpc'
+    assert conf.collector.enabled is False
+    assert conf.openstack.service_id.endswith('-watcher')
+    assert conf.openstack.service_id != service.get(
+        ('openstack', 'service_id'))
+    # The rest is the service's.
+    assert conf.shadow.cloud_driver == 'openstack'
+    assert conf.history.sqlite_path == service[('history', 'sqlite_path')]
+
+
 def test_shadow_project_user_role_and_quotas(default_run):
     assert default_run.called('get_or_create_project') == [
         ['nova-shadow', 'default']]
@@ -264,9 +292,12 @@ def test_shadow_image_and_network(default_run):
 def test_starts_both_daemons_from_devstacks_python(default_run):
     processes = default_run.processes()
     assert set(processes) == {'shadow-service', 'shadow-watcher'}
+    service_args = ['--config-file', str(default_run.service_conf)]
+    assert shlex.split(processes['shadow-service'])[1:] == service_args
+    assert shlex.split(processes['shadow-watcher'])[1:] == service_args + [
+        '--config-file', str(default_run.watcher_conf)]
     for name, command in processes.items():
         argv = shlex.split(command)
-        assert argv[1:] == ['--config-file', str(default_run.service_conf)]
         # The console script setup_develop installs, in devstack's venv.
         assert argv[0] == str(pathlib.Path(sys.executable).parent / name)
         assert os.access(argv[0], os.X_OK)

@@ -52,9 +52,11 @@ def test_unit_runs_the_daemon_with_its_config_and_log_file(name):
     argv = unit.get('Service', 'ExecStart').split()
     assert argv[0] == '%s/%s' % (INSTALLED_BIN, name)
     assert name in _console_scripts()
-    assert argv[1:] == ['--config-file',
-                        '/etc/nova-shadow/shadow-service.conf',
-                        '--log-file', '%s/%s.log' % (LOG_DIR, name)]
+    overlay = (['--config-file', '/etc/nova-shadow/shadow-watcher.conf']
+               if name == 'shadow-watcher' else [])
+    assert argv[1:] == (['--config-file',
+                         '/etc/nova-shadow/shadow-service.conf'] + overlay
+                        + ['--log-file', '%s/%s.log' % (LOG_DIR, name)])
     assert unit.get('Service', 'User') == 'nova-shadow'
     assert unit.get('Service', 'LogsDirectory') == 'nova-shadow'
     # The SQLite history's default path is in the state directory.
@@ -62,6 +64,29 @@ def test_unit_runs_the_daemon_with_its_config_and_log_file(name):
     assert unit.get('Service', 'ProtectSystem') == 'strict'
     assert unit.get('Service', 'Restart') == 'on-failure'
     assert unit.get('Install', 'WantedBy') == 'multi-user.target'
+
+
+def test_watcher_overlay_sets_real_options():
+    """etc/nova-shadow/shadow-watcher.conf parses with the service's
+    options: the watcher ranks through the service, serves no collector and
+    has an identity of its own."""
+    from oslo_config import cfg
+
+    from shadow_service.conf import opts
+
+    conf = cfg.ConfigOpts()
+    for group, group_opts in opts.list_opts():
+        conf.register_opts([o for o in group_opts if not o.required],
+                           group=group)
+    overlay = ETC / 'nova-shadow/shadow-watcher.conf'
+    conf([], project='harness', default_config_files=[str(overlay)])
+    assert conf.watcher.ranker == 'rpc'
+    assert conf.collector.enabled is False
+    assert conf.openstack.service_id == 'shadow-watcher'
+    parser = _unit(overlay)
+    assert {(s, o) for s in parser.sections() for o in parser.options(s)} \
+        == {('watcher', 'ranker'), ('collector', 'enabled'),
+            ('openstack', 'service_id')}
 
 
 def test_sqlite_default_is_in_the_state_directory():
