@@ -22,6 +22,3 @@ pygments_style = 'sphinx'
 html_theme = 'alabaster'
 html_title = 'nova-shadow'
 html_static_path = []
-# The option help text is written for the sample config file: reST in it
-# is rendered, but a cross-reference target it names need not exist.
-suppress_warnings = []
