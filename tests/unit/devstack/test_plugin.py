@@ -342,6 +342,8 @@ def test_twin_driver_needs_no_cloud_resources(tmp_path):
                     stop=False)
     values = _load(run.service_conf, _service_groups())
     assert values[('shadow', 'cloud_driver')] == 'sim'
+    # The daemons run the twin in real time.
+    assert values[('sim', 'speedup')] == 1.0
     assert not _ini(run.service_conf).has_section('openstack')
     assert run.openstack() == []
     assert run.called('upload_image') == []
