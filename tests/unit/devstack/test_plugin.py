@@ -179,7 +179,11 @@ def default_run(tmp_path_factory):
 
 
 def test_install_develops_this_checkout_into_devstacks_python(default_run):
-    assert default_run.called('setup_develop') == [[str(REPO)]]
+    # With the daemons' dependencies (setup.cfg's ``service`` extra).
+    assert default_run.called('setup_develop') == [[str(REPO), 'service']]
+    setup = configparser.RawConfigParser()
+    setup.read(REPO / 'setup.cfg')
+    assert setup.get('extras', 'service').strip()
     assert default_run.called('install_package') == []
 
 
