@@ -53,6 +53,7 @@ is_service_enabled() {
         [[ ,$ENABLED_SERVICES, =~ ,$service, ]] && return 0
         [[ $service == neutron && ,$ENABLED_SERVICES =~ ,q- ]] && return 0
         [[ $service == nova && ,$ENABLED_SERVICES =~ ,n- ]] && return 0
+        [[ $service == glance && ,$ENABLED_SERVICES =~ ,g- ]] && return 0
     done
     return 1
 }

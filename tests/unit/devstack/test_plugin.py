@@ -500,3 +500,10 @@ def test_local_conf_sample_names_real_variables_and_options():
         for section in parser.sections():
             for option in parser.options(section):
                 assert option in conf[section], (section, option)
+
+
+def test_no_glance_no_image(tmp_path):
+    run = _devstack(tmp_path, enabled='key,n-api,n-sch,n-cond,n-cpu,q-svc,'
+                    'placement-api,rabbit,mysql', stop=False)
+    assert run.called('upload_image') == []
+    assert run.called('wget') == []
