@@ -8,8 +8,7 @@
 # it is under $HARNESS_ROOT, and is_service_enabled / enable_service follow
 # devstack's rules over ENABLED_SERVICES.
 #
-# Needs HARNESS_ROOT, HARNESS_RECORD, HARNESS_PYTHON, HARNESS_DIR,
-# HARNESS_VENV in the environment.
+# Needs HARNESS_ROOT, HARNESS_RECORD and HARNESS_VENV in the environment.
 
 record() {
     local line

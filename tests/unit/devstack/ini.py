@@ -1,9 +1,11 @@
-"""``iniset`` / ``iniget`` for the devstack harness: ``ini.py set FILE
-SECTION OPTION VALUE`` and ``ini.py get FILE SECTION OPTION``.
+"""``ini.py set FILE SECTION OPTION VALUE`` and ``ini.py get FILE SECTION
+OPTION``: what a ``[[post-config|FILE]]`` block of local.conf does to a
+file the plugin wrote (tests/functional/devstack).
 
-Like devstack's own (``inc/ini-config``): ``set`` creates the file and the
-section as needed and replaces the option's value; ``get`` prints the value
-or nothing.  ``[DEFAULT]`` is an ordinary section here.
+Like devstack's ``iniset`` / ``iniget`` (``inc/ini-config``): ``set``
+creates the file and the section as needed and replaces the option's
+value; ``get`` prints the value or nothing.  ``[DEFAULT]`` is an ordinary
+section here.
 """
 
 import configparser
