@@ -14,13 +14,23 @@ request builder and the operation is looked up in Nova's API database,
 SQLite here). Measured per request, in the same run:
 
 * ``shadow``: ``get_weighed_objects([ShadowWeigher])``: the weigher's
-  added latency (the RPC, the service's prior, both ends' JSON);
+  added latency (the RPC, the service's prior, both ends' JSON), and
+  how many requests got a ranking (the rest got neutral weights:
+  deadline, open circuit);
 * ``nova``: ``get_weighed_objects(<nova.scheduler.weights.all_weighers>)``
   on the same HostStates and RequestSpec: the baseline;
+* ``floor``: the same weigher against an endpoint in this process that
+  answers at once with the reply the service gave (``full``) or with only
+  each host's name, score and confidence (``compact``): the transport and
+  serialisation floor under the service's own work;
 * 10, 100 and 1,000 candidate hosts, one worker; 1,000 hosts with
   ``--workers`` workers asking at once; 1,000 hosts with the circuit
   open (the breaker opened by real outages against a topic nobody
   serves) and with no hint (nothing is sent).
+
+Before the service starts, ``ShadowManager.evaluate`` of the assembled
+service is timed in-process once per host count (the service's own
+cost, without RPC).
 
 Usage::
 
@@ -181,6 +191,40 @@ def wait_until_serving(conf, topic, transport_url, timeout=90.0):
                 raise
 
 
+class CannedRanking:
+    """An RPC endpoint answering ``rank_hosts`` at once with a reply the
+    real service gave for as many hosts (``compact``: only each host's
+    name, score and confidence): the transport and serialisation floor
+    under the service's own work."""
+
+    def __init__(self, replies, compact=False):
+        self.replies = {}
+        for count, reply in replies.items():
+            if compact:
+                reply = dict(reply, hosts=[
+                    {'host': h['host'], 'score': h['score'],
+                     'confidence': h['confidence']}
+                    for h in reply['hosts']])
+            self.replies[count] = reply
+
+    def rank_hosts(self, ctxt, request, hosts, budget_s):
+        return self.replies[len(hosts)]
+
+
+def serve_canned(conf, args, topic, endpoint):
+    import oslo_messaging as messaging
+
+    from shadow_service import rpc
+    from shadow_service import rpcapi
+
+    transport = rpc.get_transport(conf, args.transport_url)
+    target = messaging.Target(exchange=rpcapi.EXCHANGE, topic=topic,
+                              server='floor')
+    server = messaging.get_rpc_server(transport, target, [endpoint])
+    server.start()
+    return server
+
+
 # -- a scheduler worker -----------------------------------------------------
 def _nova_setup(args):
     os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
@@ -253,6 +297,9 @@ def run_worker(args):
     states = [_host_state(host_manager, objects, name, i)
               for i, name in enumerate(host_names(args.hosts))]
     hints = {} if args.no_hint else {'shadow_profile': PROFILE}
+    if args.floor:
+        conf.set_override('topic', args.topic + '-floor',
+                          group='shadow_weigher')
     if args.open_circuit:
         # Real outages: a topic nobody serves, short deadlines.
         conf.set_override('topic', args.topic + '-nobody',
@@ -339,11 +386,23 @@ def run(args):
     print('seeded %d shadow samples (%s) on %d hosts'
           % (seeded['points'], ', '.join(seeded['metrics']),
              max(HOST_COUNTS)), flush=True)
+    manager, replies = manager_calls(conf)
+    cases = []
+    for compact in (False, True):
+        floor = serve_canned(conf, args, args.topic + '-floor',
+                             CannedRanking(replies, compact=compact))
+        try:
+            for hosts in HOST_COUNTS:
+                cases.append(measure_case(
+                    args, 'floor, %s reply' % (
+                        'compact' if compact else 'full'),
+                    hosts, floor=True))
+        finally:
+            floor.stop()
+            floor.wait()
     service = start_service(config_path, directory)
     try:
         wait_until_serving(conf, args.topic, args.transport_url)
-        probe = probe_calls(conf, args)
-        cases = []
         for hosts in HOST_COUNTS:
             cases.append(measure_case(args, 'boot, prior', hosts))
         cases.append(measure_case(args, 'boot, prior, %d workers'
@@ -371,7 +430,7 @@ def run(args):
         'transport': args.transport_url.split('@')[-1],
         'requests_per_worker': args.requests,
         'seeded_history': seeded,
-        'service_probe': probe,
+        'manager_in_process': manager,
         'cases': cases,
         'aims': {'p99_added_ms_1000_hosts': AIM_P99_MS_1000,
                  'p99_added_ms_circuit_open': AIM_P99_MS_OPEN,
@@ -389,55 +448,65 @@ def run(args):
     return 0
 
 
-def probe_calls(conf, args):
-    """One direct RPC per host count: sizes of what crosses the wire, the
-    reply's source (history: no shadows) and its confidence."""
+def manager_calls(conf):
+    """The service's own cost: ``ShadowManager.evaluate`` in this process
+    (the assembled service, as the daemon builds it) once per host count;
+    the reply's size, its source (``history``: no shadows) and confidence.
+    Returns the figures and the replies."""
     from nova_shadow_filter import request as request_lib
-    from shadow_service import rpcapi
+    from shadow_service import service
 
-    api = rpcapi.ShadowAPI(conf, topic=args.topic,
-                           transport_url=args.transport_url)
+    parts = service.build(conf)
     request = request_lib.build_request(FLAVOR, PROFILE)
-    probe = {}
-    for count in HOST_COUNTS:
-        hosts = [{'host': h, 'nodename': h, 'vcpus': 64, 'vcpus_used': 3,
-                  'free_ram_mb': 200000, 'total_ram_mb': 262144,
-                  'free_disk_mb': 1000000, 'num_instances': 3}
-                 for h in host_names(count)]
-        started = time.perf_counter()
-        reply = api.rank_hosts({}, request, hosts, 30.0, timeout=60)
-        elapsed = time.perf_counter() - started
-        probe[str(count)] = {
-            'request_bytes': len(json.dumps({'request': request,
-                                             'hosts': hosts})),
-            'reply_bytes': len(json.dumps(reply)),
-            'source': reply.get('source'),
-            'confidence': reply.get('confidence'),
-            'service_duration_ms': round(1000 * reply.get('duration_s', 0),
-                                         1),
-            'first_call_ms': round(1000 * elapsed, 1)}
-    return probe
+    figures, replies = {}, {}
+    try:
+        for count in HOST_COUNTS:
+            hosts = [{'host': h, 'nodename': h, 'vcpus': 64,
+                      'vcpus_used': 3, 'free_ram_mb': 200000,
+                      'total_ram_mb': 262144, 'free_disk_mb': 1000000,
+                      'num_instances': 3} for h in host_names(count)]
+            started = time.perf_counter()
+            reply = parts.manager.evaluate(request, hosts, 30.0)
+            elapsed = time.perf_counter() - started
+            replies[count] = reply
+            figures[str(count)] = {
+                'evaluate_ms': round(1000 * elapsed, 1),
+                'request_bytes': len(json.dumps({'request': request,
+                                                 'hosts': hosts})),
+                'reply_bytes': len(json.dumps(reply)),
+                'source': reply.get('source'),
+                'confidence': reply.get('confidence')}
+            print('  manager.evaluate, %4d hosts: %9.1f ms, reply %d B, '
+                  'source %s' % (count, 1000 * elapsed,
+                                 figures[str(count)]['reply_bytes'],
+                                 reply.get('source')), flush=True)
+    finally:
+        parts.close()
+    return figures, replies
 
 
 def print_table(result):
     print()
-    print('%-28s %6s %7s | %9s %9s | %9s %9s' % (
-        'case', 'hosts', 'workers', 'shadow p50', 'p99', 'nova p50',
-        'p99'))
+    print('%-28s %5s %3s %8s | %10s %10s | %9s %9s' % (
+        'case', 'hosts', 'wkr', 'ranked', 'shadow p50', 'p99',
+        'nova p50', 'p99'))
     for case in result['cases']:
-        print('%-28s %6d %7d | %9.3f %9.3f | %9.3f %9.3f' % (
+        print('%-28s %5d %3d %4d/%-3d | %10.3f %10.3f | %9.3f %9.3f' % (
             case['case'], case['hosts'], case['workers'],
+            case['requests_weighed_by_shadow'], case['shadow']['n'],
             case['shadow']['p50_ms'], case['shadow']['p99_ms'],
             case['nova_weighers']['p50_ms'],
             case['nova_weighers']['p99_ms']))
     print('(milliseconds per scheduling request; shadow = the '
-          'ShadowWeigher alone, nova = nova.scheduler.weights.all_weighers)')
-    for count, probe in sorted(result['service_probe'].items(),
+          'ShadowWeigher alone, nova = nova.scheduler.weights.all_weighers; '
+          'ranked = requests the ranking decided, the others got neutral '
+          'weights)')
+    for count, probe in sorted(result['manager_in_process'].items(),
                                key=lambda kv: int(kv[0])):
         print('%5s hosts: request %7d B, reply %7d B, source %s, '
-              'service %.1f ms' % (count, probe['request_bytes'],
-                                   probe['reply_bytes'], probe['source'],
-                                   probe['service_duration_ms']))
+              'manager.evaluate %.1f ms' % (
+                  count, probe['request_bytes'], probe['reply_bytes'],
+                  probe['source'], probe['evaluate_ms']))
     print('aims: p99 <= %.0f ms at 1,000 hosts: %s; <= %.0f ms with the '
           'circuit open: %s' % (
               AIM_P99_MS_1000, result['aims']['met_1000_hosts'],
@@ -466,6 +535,8 @@ def main(argv=None):
     parser.add_argument('--open-circuit', action='store_true',
                         help=argparse.SUPPRESS)
     parser.add_argument('--no-hint', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--floor', action='store_true',
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
