@@ -18,7 +18,10 @@ SQLite here). Measured per request, in the same run:
   how many requests got a ranking (the rest got neutral weights:
   deadline, open circuit);
 * ``nova``: ``get_weighed_objects(<nova.scheduler.weights.all_weighers>)``
-  on the same HostStates and RequestSpec: the baseline;
+  on the same HostStates and RequestSpec: the baseline; and Nova's
+  ``RAMWeigher`` alone (``nova_ram``: what the handler costs around any
+  one weigher); with the circuit open or no hint, also the weigher's own
+  ``weigh_objects`` without the handler (``shadow_own``);
 * ``floor``: the same weigher against an endpoint in this process that
   answers at once with the reply the service gave (``full``) or with only
   each host's name, score and confidence (``compact``): the transport and
@@ -198,6 +201,11 @@ class CannedRanking:
     under the service's own work."""
 
     def __init__(self, replies, compact=False):
+        import oslo_messaging as messaging
+
+        from shadow_service import rpcapi
+
+        self.target = messaging.Target(version=rpcapi.RPC_API_VERSION)
         self.replies = {}
         for count, reply in replies.items():
             if compact:
@@ -207,7 +215,8 @@ class CannedRanking:
                     for h in reply['hosts']])
             self.replies[count] = reply
 
-    def rank_hosts(self, ctxt, request, hosts, budget_s):
+    def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
+        # The reply chosen at construction, whatever ``detail`` asks.
         return self.replies[len(hosts)]
 
 
@@ -316,7 +325,8 @@ def run_worker(args):
                                     _request_spec(objects, hints))
     if args.start_at:
         time.sleep(max(0.0, args.start_at - time.time()))
-    timings = {'shadow': [], 'nova': []}
+    ram = [w for w in nova_weighers if type(w).__name__ == 'RAMWeigher']
+    timings = {'shadow': [], 'nova': [], 'nova_ram': [], 'shadow_own': []}
     weighed_by_shadow = 0
     ends_at = time.monotonic() + args.max_seconds
     for _ in range(args.requests):
@@ -331,6 +341,16 @@ def run_worker(args):
         started = time.perf_counter()
         handler.get_weighed_objects(nova_weighers, states, spec)
         timings['nova'].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        handler.get_weighed_objects(ram, states, spec)
+        timings['nova_ram'].append(time.perf_counter() - started)
+        if args.open_circuit or args.no_hint:
+            # The weigher's own code, without Nova's handler around it
+            # (these cases send nothing, so it can be called again).
+            objs = [weights.WeighedHost(state, 0.0) for state in states]
+            started = time.perf_counter()
+            shadow.weigh_objects(objs, spec)
+            timings['shadow_own'].append(time.perf_counter() - started)
     json.dump({'timings': timings, 'weighed_by_shadow': weighed_by_shadow,
                'breaker': shadow.breaker.state,
                'nova_weighers': [type(w).__name__ for w in nova_weighers]},
@@ -363,8 +383,12 @@ def measure_case(args, name, hosts, workers=1, **flags):
     results = spawn_workers(args, hosts, workers, **flags)
     shadow = [t for r in results for t in r['timings']['shadow']]
     nova = [t for r in results for t in r['timings']['nova']]
+    ram = [t for r in results for t in r['timings']['nova_ram']]
+    own = [t for r in results for t in r['timings']['shadow_own']]
     case = {'case': name, 'hosts': hosts, 'workers': workers,
             'shadow': summary_ms(shadow), 'nova_weighers': summary_ms(nova),
+            'nova_ram_weigher': summary_ms(ram),
+            'shadow_weigh_objects_only': summary_ms(own) if own else None,
             'requests_weighed_by_shadow': sum(r['weighed_by_shadow']
                                               for r in results),
             'breaker': sorted({r['breaker'] for r in results}),
@@ -378,6 +402,7 @@ def measure_case(args, name, hosts, workers=1, **flags):
 
 
 def run(args):
+    loadavg_at_start = os.getloadavg()
     directory = tempfile.mkdtemp(prefix='scheduler-overhead-')
     args.topic = args.topic or 'shadow-bench-%s' % uuid.uuid4().hex[:10]
     config_path = write_config(directory, args.transport_url, args.topic)
@@ -426,6 +451,7 @@ def run(args):
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
         'machine': {'python': platform.python_version(),
                     'cpus': os.cpu_count(),
+                    'loadavg_at_start': loadavg_at_start,
                     'loadavg_at_end': os.getloadavg()},
         'transport': args.transport_url.split('@')[-1],
         'requests_per_worker': args.requests,
@@ -454,6 +480,7 @@ def manager_calls(conf):
     the reply's size, its source (``history``: no shadows) and confidence.
     Returns the figures and the replies."""
     from nova_shadow_filter import request as request_lib
+    from shadow_service import manager as manager_mod
     from shadow_service import service
 
     parts = service.build(conf)
@@ -474,6 +501,8 @@ def manager_calls(conf):
                 'request_bytes': len(json.dumps({'request': request,
                                                  'hosts': hosts})),
                 'reply_bytes': len(json.dumps(reply)),
+                'compact_reply_bytes': len(json.dumps(
+                    manager_mod.compact(reply))),
                 'source': reply.get('source'),
                 'confidence': reply.get('confidence')}
             print('  manager.evaluate, %4d hosts: %9.1f ms, reply %d B, '
@@ -487,26 +516,34 @@ def manager_calls(conf):
 
 def print_table(result):
     print()
-    print('%-28s %5s %3s %8s | %10s %10s | %9s %9s' % (
+    print('%-24s %5s %3s %8s | %10s %10s | %8s %8s | %7s %7s' % (
         'case', 'hosts', 'wkr', 'ranked', 'shadow p50', 'p99',
-        'nova p50', 'p99'))
+        'nova p50', 'p99', 'ram p50', 'p99'))
     for case in result['cases']:
-        print('%-28s %5d %3d %4d/%-3d | %10.3f %10.3f | %9.3f %9.3f' % (
-            case['case'], case['hosts'], case['workers'],
-            case['requests_weighed_by_shadow'], case['shadow']['n'],
-            case['shadow']['p50_ms'], case['shadow']['p99_ms'],
-            case['nova_weighers']['p50_ms'],
-            case['nova_weighers']['p99_ms']))
+        print('%-24s %5d %3d %4d/%-3d | %10.3f %10.3f | %8.2f %8.2f | '
+              '%7.2f %7.2f' % (
+                  case['case'], case['hosts'], case['workers'],
+                  case['requests_weighed_by_shadow'], case['shadow']['n'],
+                  case['shadow']['p50_ms'], case['shadow']['p99_ms'],
+                  case['nova_weighers']['p50_ms'],
+                  case['nova_weighers']['p99_ms'],
+                  case['nova_ram_weigher']['p50_ms'],
+                  case['nova_ram_weigher']['p99_ms']))
+        own = case.get('shadow_weigh_objects_only')
+        if own:
+            print('%-24s weigh_objects alone: p50 %.4f p99 %.4f ms'
+                  % ('', own['p50_ms'], own['p99_ms']))
     print('(milliseconds per scheduling request; shadow = the '
           'ShadowWeigher alone, nova = nova.scheduler.weights.all_weighers; '
           'ranked = requests the ranking decided, the others got neutral '
           'weights)')
     for count, probe in sorted(result['manager_in_process'].items(),
                                key=lambda kv: int(kv[0])):
-        print('%5s hosts: request %7d B, reply %7d B, source %s, '
-              'manager.evaluate %.1f ms' % (
+        print('%5s hosts: request %7d B, reply %7d B (compact %d B), '
+              'source %s, manager.evaluate %.1f ms' % (
                   count, probe['request_bytes'], probe['reply_bytes'],
-                  probe['source'], probe['evaluate_ms']))
+                  probe.get('compact_reply_bytes', 0), probe['source'],
+                  probe['evaluate_ms']))
     print('aims: p99 <= %.0f ms at 1,000 hosts: %s; <= %.0f ms with the '
           'circuit open: %s' % (
               AIM_P99_MS_1000, result['aims']['met_1000_hosts'],
