@@ -257,7 +257,11 @@ def _cmd_validate(args):
     profile = profiles.load_profile(args.profile)
     if args.scale is not None:
         profile = profile.scaled(args.scale)
-    if not args.no_machine_check:
+    if args.no_machine_check:
+        _note('machine not checked (--no-machine-check): whether this '
+              'profile fits the memory, disk and CPUs of the machine that '
+              'runs it is checked by run, there')
+    else:
         if args.workdir is not None and not os.path.isdir(args.workdir):
             raise ProfileError('--workdir', 'not a directory: %s'
                                % args.workdir)

@@ -21,6 +21,20 @@ from shadow_service import schema
 LOG = logging.getLogger(__name__)
 
 
+#: What a compact host entry keeps (``rank_hosts(detail=False)``).
+COMPACT_HOST_KEYS = ('host', 'score', 'confidence')
+
+
+def compact(ranking):
+    """``ranking`` with each host entry cut to ``COMPACT_HOST_KEYS``: what
+    the weigher reads.  The evaluation record keeps every detail."""
+    result = dict(ranking)
+    result['hosts'] = [{key: entry[key] for key in COMPACT_HOST_KEYS
+                        if key in entry}
+                       for entry in ranking.get('hosts', ())]
+    return result
+
+
 class ShadowManager:
     """Endpoint of the ``shadow`` topic, RPC API version 1.x."""
 
@@ -40,8 +54,12 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
-    def rank_hosts(self, ctxt, request, hosts, budget_s):
-        return self.evaluate(request, hosts, budget_s)
+    def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
+        if not isinstance(detail, bool):
+            raise exception.InvalidRequest(
+                reason='detail: must be true or false')
+        ranking = self.evaluate(request, hosts, budget_s)
+        return ranking if detail else compact(ranking)
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)

@@ -7,6 +7,9 @@ API version history:
 
 * 1.0 - Initial version: ``rank_hosts``, ``start_evaluation``,
         ``get_evaluation``, ``cancel_evaluation``.
+* 1.1 - ``rank_hosts`` takes ``detail``: ``False`` answers with only each
+        host's name, score and confidence (what the weigher reads; a
+        tenth of the bytes at 1,000 hosts).
 
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
@@ -17,7 +20,7 @@ import oslo_messaging as messaging
 
 from shadow_service import rpc
 
-RPC_API_VERSION = '1.0'
+RPC_API_VERSION = '1.1'
 
 # Our own exchange: nova-scheduler changes the default control exchange to
 # "nova" (nova.rpc calls set_transport_defaults) while a plain service keeps
@@ -43,12 +46,19 @@ class ShadowAPI:
         self.client = messaging.get_rpc_client(
             transport, target, version_cap=version_cap)
 
-    def rank_hosts(self, ctxt, request, hosts, budget_s, timeout=None):
+    def rank_hosts(self, ctxt, request, hosts, budget_s, timeout=None,
+                   detail=True):
         """Rank ``hosts`` for ``request``; may run shadows for up to
-        ``budget_s`` seconds.  Returns a ranking dict."""
-        cctxt = self.client.prepare(version='1.0', timeout=timeout)
+        ``budget_s`` seconds.  Returns a ranking dict; with ``detail``
+        False (1.1) its host entries hold only ``host``, ``score`` and
+        ``confidence``."""
+        if detail:
+            cctxt = self.client.prepare(version='1.0', timeout=timeout)
+            return cctxt.call(ctxt, 'rank_hosts', request=request,
+                              hosts=hosts, budget_s=budget_s)
+        cctxt = self.client.prepare(version='1.1', timeout=timeout)
         return cctxt.call(ctxt, 'rank_hosts', request=request, hosts=hosts,
-                          budget_s=budget_s)
+                          budget_s=budget_s, detail=False)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,
                          timeout=None):

@@ -59,6 +59,26 @@ class RPCContract:
         record = service.history.get_evaluation(ranking['evaluation_id'])
         assert record['hosts'] == ranking['hosts']
 
+    def test_compact_ranking_keeps_only_what_the_weigher_reads(
+            self, service):
+        request = dict(REQUEST, purpose='resize')     # history only: fast
+        ranking = service.client().rank_hosts({}, request, HOSTS, 10.0,
+                                              timeout=60, detail=False)
+        assert {h['host'] for h in ranking['hosts']} == {
+            h['host'] for h in HOSTS}
+        assert all(set(h) == {'host', 'score', 'confidence'}
+                   for h in ranking['hosts'])
+        # The evaluation record keeps every detail.
+        record = service.history.get_evaluation(ranking['evaluation_id'])
+        assert all('reasons' in h for h in record['hosts'])
+
+    def test_detail_that_is_not_a_boolean_is_a_typed_error(self, service):
+        cctxt = service.client().client.prepare(version='1.1', timeout=30)
+        with pytest.raises(exception.InvalidRequest) as info:
+            cctxt.call({}, 'rank_hosts', request=REQUEST, hosts=HOSTS,
+                       budget_s=5.0, detail='no')
+        assert 'detail' in str(info.value)
+
     def test_bad_request_gets_a_typed_error_naming_the_field(self, service):
         bad = dict(REQUEST, flavor={'vcpus': -1, 'ram_mb': 1})
         with pytest.raises(exception.InvalidRequest) as info:

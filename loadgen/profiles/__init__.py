@@ -35,6 +35,7 @@ import json
 import math
 import os
 import pkgutil
+import re
 
 from loadgen import files
 from loadgen import patterns
@@ -433,12 +434,41 @@ def _builtin_spec(name):
     return json.loads(data.decode('utf-8'))
 
 
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'" '|' r'"(?:[^"\\]|\\.)*"')
+
+
+def _line_of(text, needle):
+    """1-based number of the first line of ``text`` holding ``needle``."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle and needle in line:
+            return number
+    return None
+
+
+def _without_content(error, path, text):
+    """``error`` about the profile file ``path`` with nothing read from
+    the file in it: an unknown key becomes ``path:line`` and quoted values
+    are left out (the file may be anything, ``/etc/shadow`` included)."""
+    field, message = error.field, _QUOTED.sub('a value (not shown)',
+                                               error.message)
+    if message.startswith('unknown'):
+        parent, _, key = field.rpartition('.')
+        line = _line_of(text, key)
+        field = path if line is None else '%s:%d' % (path, line)
+        message = '%s %s' % (message.replace(';', ' in %s;' % (
+            parent or 'the profile'), 1), '(the key is not shown)')
+    return ProfileError(field, message)
+
+
 def _load_path(path):
     text = files.read_text(path, 'profile', MAX_PROFILE_BYTES)
     spec = _parse_text(text, path)
     if isinstance(spec, dict) and 'name' not in spec:
         spec = dict(spec, name=os.path.splitext(os.path.basename(path))[0])
-    return Profile(spec, base_dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        return Profile(spec, base_dir=os.path.dirname(os.path.abspath(path)))
+    except ProfileError as error:
+        raise _without_content(error, path, text) from None
 
 
 def load_profile(spec, base_dir=None):

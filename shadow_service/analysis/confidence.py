@@ -53,16 +53,37 @@ def rank_confidence(metrics, weights, values, sds, point_scores, *,
         return RankingConfidence(np.ones(1), 1.0, np.ones(1))
     top = int(np.argmax(point_scores))
     overall = float(contender[top])
+    return RankingConfidence(
+        _pairwise_agreement(drawn_scores, point_scores, tie_margin),
+        overall, contender)
+
+
+# Elements of one block of the pairwise comparison (small enough to stay
+# in the CPU caches: larger blocks measured slower).
+_BLOCK_ELEMENTS = 2 ** 16
+
+
+def _pairwise_agreement(drawn_scores, point_scores, tie_margin):
+    """Per host: the share of draws in which its order against each other
+    host agrees with the point scores (or the two are within
+    ``tie_margin``), averaged over the other hosts.
+
+    Agreeing is a bound on the drawn difference ``d`` of the two scores:
+    ``d >= -tie_margin`` when the point scores put the host ahead,
+    ``d <= tie_margin`` when behind, both when they tie.  Compared in
+    blocks of hosts against all hosts at once: the figures of a loop over
+    pairs, without a Python step per pair."""
+    hosts, draws = drawn_scores.shape
     per_host = np.empty(hosts)
-    for i in range(hosts):
-        right = []
-        for j in range(hosts):
-            if i == j:
-                continue
-            difference = drawn_scores[i] - drawn_scores[j]
-            expected = np.sign(point_scores[i] - point_scores[j])
-            agrees = (np.abs(difference) <= tie_margin) | (
-                (expected != 0) & (np.sign(difference) == expected))
-            right.append(np.mean(agrees))
-        per_host[i] = np.mean(right)
-    return RankingConfidence(per_host, overall, contender)
+    block = max(1, _BLOCK_ELEMENTS // max(1, hosts * draws))
+    for first in range(0, hosts, block):
+        rows = slice(first, min(hosts, first + block))
+        expected = np.sign(point_scores[rows, None] - point_scores[None, :])
+        lower = np.where(expected >= 0, -tie_margin, -np.inf)[:, :, None]
+        upper = np.where(expected <= 0, tie_margin, np.inf)[:, :, None]
+        difference = drawn_scores[rows, None, :] - drawn_scores[None, :, :]
+        agrees = (difference >= lower) & (difference <= upper)
+        rates = agrees.mean(axis=2)
+        # A host always agrees with itself (rate 1): leave it out.
+        per_host[rows] = (rates.sum(axis=1) - 1.0) / (hosts - 1)
+    return per_host

@@ -183,13 +183,13 @@ class ObserveModeTest(_WithService):
 class ScriptedRanking:
     """An RPC endpoint that answers the ranking the test sets."""
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
     def __init__(self):
         self.answer = None
         self.calls = 0
 
-    def rank_hosts(self, ctxt, request, hosts, budget_s):
+    def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
         self.calls += 1
         return self.answer
 

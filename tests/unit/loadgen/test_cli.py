@@ -117,3 +117,13 @@ def test_validate_says_how_many_cpu_workers_will_run(capsys):
     assert '1024' in captured.err and ('%d CPU' % cpus) in captured.err
     # stdout stays the normalised profile, as asked
     assert json.loads(captured.out)['components']['cpu']['workers'] == 1024
+
+
+def test_validate_without_the_machine_check_says_it_did_not_check(capsys):
+    # 1 TiB of working set: no machine here has it, and validate cannot
+    # know about the one that will run it, so it says so.
+    spec = json.dumps({'components': {'memory': {
+        'working_set_mb': 1024 * 1024}}})
+    assert cli.main(['validate', '--no-machine-check', spec]) == 0
+    err = capsys.readouterr().err
+    assert 'machine not checked' in err and 'run' in err

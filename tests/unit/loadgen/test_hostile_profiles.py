@@ -58,3 +58,39 @@ def test_profile_file_over_the_limit_names_the_limit(tmp_path):
     with pytest.raises(ProfileError) as info:
         profiles.load_profile(str(path))
     assert '16 MiB' in info.value.message
+
+
+# Text that must never appear in an error about a file holding it.
+MARK = 'hunter2-not-for-logs'
+
+
+@pytest.mark.parametrize('content, where', [
+    # a file that is not a profile at all: YAML reads its first line as
+    # a key (/etc/shadow printed root's hash line this way)
+    ('root:%s:20228:0:99999:7:::\n' % MARK, ':1: unknown field'),
+    ('name: x\napi_token: %s\n' % MARK, ':2: unknown field'),
+    ('name: x\ncomponents:\n  cpu:\n    %s: 2\n' % MARK,
+     ':4: unknown parameter in components.cpu'),
+    ('duration_s: %s\n' % MARK, 'duration_s: must be a number'),
+    ('name: x\npattern: {type: trace, path: t.csv, column: %s}\n' % MARK,
+     'pattern.column'),
+])
+def test_profile_file_errors_name_the_line_never_the_content(
+        tmp_path, content, where):
+    (tmp_path / 't.csv').write_text('cpu\n0.5\n')
+    path = tmp_path / 'profile.yaml'
+    path.write_text(content)
+    result = subprocess.run(
+        [sys.executable, '-m', 'loadgen', 'validate', str(path)],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert where in result.stderr
+    assert MARK not in result.stderr + result.stdout
+    assert 'Traceback' not in result.stderr
+
+
+def test_inline_profile_errors_still_show_the_value():
+    # The tenant wrote it: quoting it back helps and leaks nothing.
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile('{"duration_s": "%s"}' % MARK)
+    assert MARK in info.value.message

@@ -39,7 +39,7 @@ def api_database():
 class ScriptedService:
     """An RPC endpoint that answers what the test tells it to."""
 
-    target = messaging.Target(version='1.0')
+    target = messaging.Target(version='1.1')
 
     def __init__(self, answer=None, delay=0.0, error=None):
         self.answer = answer
@@ -48,8 +48,9 @@ class ScriptedService:
         self.calls = []
 
     @messaging.expected_exceptions(exception.ShadowException)
-    def rank_hosts(self, ctxt, request, hosts, budget_s):
+    def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
         self.calls.append(('rank_hosts', request, hosts, budget_s))
+        self.detail = detail
         time.sleep(self.delay)
         if self.error is not None:
             raise self.error
@@ -137,6 +138,8 @@ def test_a_clear_ranking_decides_over_the_ram_weigher(serve):
                               [ram.RAMWeigher(), shadow])
     assert order[0] == 'host3'
     assert len(service.calls) == 1
+    # Only host, score and confidence come back (RPC API 1.1).
+    assert service.detail is False
     _, request, hosts, budget = service.calls[0]
     assert request['profile'] == 'web'
     assert request['flavor'] == {'name': 'm1.test', 'vcpus': 2,

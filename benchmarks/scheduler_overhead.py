@@ -1,0 +1,585 @@
+"""What the ShadowWeigher adds to a scheduling request, next to Nova's own.
+
+A real ``shadow-service`` process (the daemon, ``shadow-service
+--config-file ...``) serves its own topic on the real RabbitMQ
+(``--transport-url``, default ``rabbit://guest:guest@127.0.0.1:5672/``)
+with the twin driver and an SQLite history seeded with one earlier
+evaluation of the workload on every candidate host, so a boot is answered
+from the prior (history alone is confident: no shadow is booted).
+Scheduler workers are separate processes running the deployed
+``nova_shadow_filter.weigher.ShadowWeigher`` inside Nova's real
+``HostWeightHandler`` over real ``HostState`` objects, with a RequestSpec
+carrying ``shadow_profile`` (so the request is built by the deployed
+request builder and the operation is looked up in Nova's API database,
+SQLite here). Measured per request, in the same run:
+
+* ``shadow``: ``get_weighed_objects([ShadowWeigher])``: the weigher's
+  added latency (the RPC, the service's prior, both ends' JSON), and
+  how many requests got a ranking (the rest got neutral weights:
+  deadline, open circuit);
+* ``nova``: ``get_weighed_objects(<nova.scheduler.weights.all_weighers>)``
+  on the same HostStates and RequestSpec: the baseline; and Nova's
+  ``RAMWeigher`` alone (``nova_ram``: what the handler costs around any
+  one weigher); with the circuit open or no hint, also the weigher's own
+  ``weigh_objects`` without the handler (``shadow_own``);
+* ``floor``: the same weigher against an endpoint in this process that
+  answers at once with the reply the service gave (``full``) or with only
+  each host's name, score and confidence (``compact``): the transport and
+  serialisation floor under the service's own work;
+* 10, 100 and 1,000 candidate hosts, one worker; 1,000 hosts with
+  ``--workers`` workers asking at once; 1,000 hosts with the circuit
+  open (the breaker opened by real outages against a topic nobody
+  serves) and with no hint (nothing is sent).
+
+Before the service starts, ``ShadowManager.evaluate`` of the assembled
+service is timed in-process once per host count (the service's own
+cost, without RPC).
+
+Usage::
+
+    nice -n 10 python benchmarks/scheduler_overhead.py [--requests N]
+        [--workers W] [--tag NAME]
+
+Prints a table and writes ``benchmarks/results/scheduler_overhead.json``
+(``--tag NAME`` writes ``scheduler_overhead-NAME.json``).
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+HOST_COUNTS = (10, 100, 1000)
+PROFILE = 'web'
+FLAVOR = {'name': 'm1.medium', 'vcpus': 2, 'ram_mb': 4096, 'disk_gb': 20}
+# Samples per host and metric in the seeded history (a 10 s shadow run
+# at one sample a second).
+SEED_SAMPLES = 10
+AIM_P99_MS_1000 = 10.0
+AIM_P99_MS_OPEN = 1.0
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           'results')
+DEFAULT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+
+
+def host_names(count):
+    return ['bench-%04d' % i for i in range(count)]
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, int(round(q * (len(ordered) - 1)))))
+    return ordered[index]
+
+
+def summary_ms(seconds):
+    ms = [s * 1000.0 for s in seconds]
+    return {'n': len(ms), 'p50_ms': round(percentile(ms, 0.50), 3),
+            'p99_ms': round(percentile(ms, 0.99), 3),
+            'mean_ms': round(statistics.fmean(ms), 3),
+            'max_ms': round(max(ms), 3)}
+
+
+# -- the service ------------------------------------------------------------
+def write_config(directory, transport_url, topic):
+    path = os.path.join(directory, 'shadow.conf')
+    with open(path, 'w') as f:
+        f.write('[DEFAULT]\n'
+                'transport_url = %s\n'
+                'log_file = %s\n'
+                'debug = false\n'
+                '[shadow]\n'
+                'topic = %s\n'
+                'cloud_driver = sim\n'
+                '[history]\n'
+                'store = sqlite\n'
+                'sqlite_path = %s\n'
+                '[nova_notifications]\n'
+                'listen = false\n'
+                % (transport_url, os.path.join(directory, 'service.log'),
+                   topic, os.path.join(directory, 'history.db')))
+    return path
+
+
+def load_conf(path):
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    from shadow_service import rpc
+
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    rpc.register_opts(conf)
+    conf(['--config-file', path], project='nova-shadow')
+    return conf
+
+
+def seed_history(conf, hosts):
+    """One earlier evaluation of the workload on every host, as the
+    evaluator records it: its request (the deployed request builder) and
+    ``SEED_SAMPLES`` shadow samples per metric the profile weighs, stamped
+    on the twin's clock a few minutes ago."""
+    from nova_shadow_filter import request as request_lib
+    from shadow_service import clouds
+    from shadow_service import measurements as names
+    from shadow_service import service
+    from shadow_service.analysis import analyzer as analyzer_mod
+    from shadow_service.history import base
+    from shadow_service.workloads import profiles
+
+    history = service.build_history(conf)
+    driver = clouds.load_driver(conf, history)
+    now = driver.now()
+    request = request_lib.build_request(FLAVOR, PROFILE)
+    profile = profiles.resolve_profile(request, ())
+    analyzer = analyzer_mod.Analyzer.from_conf(conf)
+    metrics = sorted(analyzer.weights(profile.sensitivity))
+    evaluation_id = str(uuid.uuid4())
+    points = []
+    start = now - 600.0
+    for index, host in enumerate(hosts):
+        for metric_index, metric in enumerate(metrics):
+            level = 100.0 + (index * 37 + metric_index * 11) % 60
+            for step in range(SEED_SAMPLES):
+                points.append(base.Point(
+                    names.SHADOW_SAMPLE,
+                    {names.TAG_EVALUATION: evaluation_id,
+                     names.TAG_SHADOW: 'shadow-%s' % host,
+                     names.TAG_HOST: host, names.TAG_PROFILE: profile.name,
+                     names.TAG_METRIC: metric},
+                    {names.FIELD_VALUE: level + (step % 3)},
+                    start + step))
+    history.write(points)
+    history.flush()
+    history.put_evaluation({'evaluation_id': evaluation_id,
+                            'status': 'finished', 'source': 'shadows',
+                            'confidence': 1.0, 'hosts': [],
+                            'request': request}, when=start + SEED_SAMPLES)
+    driver.stop()
+    history.close()
+    return {'metrics': metrics, 'points': len(points), 'clock': now}
+
+
+def start_service(config_path, directory):
+    binary = os.path.join(os.path.dirname(sys.executable), 'shadow-service')
+    out = open(os.path.join(directory, 'service.out'), 'w')
+    return subprocess.Popen([binary, '--config-file', config_path],
+                            stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_until_serving(conf, topic, transport_url, timeout=90.0):
+    from shadow_service import rpcapi
+
+    api = rpcapi.ShadowAPI(conf, topic=topic, transport_url=transport_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            api.get_evaluation({}, str(uuid.uuid4()), timeout=3)
+            return
+        except Exception as e:
+            if type(e).__name__.startswith('EvaluationNotFound'):
+                return
+            if time.monotonic() > deadline:
+                raise
+
+
+class CannedRanking:
+    """An RPC endpoint answering ``rank_hosts`` at once with a reply the
+    real service gave for as many hosts (``compact``: only each host's
+    name, score and confidence): the transport and serialisation floor
+    under the service's own work."""
+
+    def __init__(self, replies, compact=False):
+        import oslo_messaging as messaging
+
+        from shadow_service import rpcapi
+
+        self.target = messaging.Target(version=rpcapi.RPC_API_VERSION)
+        self.replies = {}
+        for count, reply in replies.items():
+            if compact:
+                reply = dict(reply, hosts=[
+                    {'host': h['host'], 'score': h['score'],
+                     'confidence': h['confidence']}
+                    for h in reply['hosts']])
+            self.replies[count] = reply
+
+    def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
+        # The reply chosen at construction, whatever ``detail`` asks.
+        return self.replies[len(hosts)]
+
+
+def serve_canned(conf, args, topic, endpoint):
+    import oslo_messaging as messaging
+
+    from shadow_service import rpc
+    from shadow_service import rpcapi
+
+    transport = rpc.get_transport(conf, args.transport_url)
+    target = messaging.Target(exchange=rpcapi.EXCHANGE, topic=topic,
+                              server='floor')
+    server = messaging.get_rpc_server(transport, target, [endpoint])
+    server.start()
+    return server
+
+
+# -- a scheduler worker -----------------------------------------------------
+def _nova_setup(args):
+    os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
+    from nova import monkey_patch
+    monkey_patch.patch()
+    import nova.conf
+    from nova import objects
+    from nova.tests import fixtures as nova_fixtures
+
+    objects.register_all()
+    conf = nova.conf.CONF
+    conf([], project='nova')
+    from nova_shadow_filter import weigher  # noqa: F401 (its options)
+    conf.set_override('transport_url', args.transport_url,
+                      group='shadow_weigher')
+    conf.set_override('topic', args.topic, group='shadow_weigher')
+    # The weigher looks the instance up in Nova's API database.
+    database = nova_fixtures.Database(database='api')
+    database.setUp()
+    return conf
+
+
+def _host_state(host_manager, objects, name, index):
+    compute = objects.ComputeNode(
+        uuid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)), host=name,
+        hypervisor_hostname=name, vcpus=64, vcpus_used=index % 48,
+        memory_mb=262144, memory_mb_used=(index * 4096) % 200000,
+        free_ram_mb=262144 - (index * 4096) % 200000, local_gb=2000,
+        local_gb_used=index % 1500, free_disk_gb=2000 - index % 1500,
+        disk_available_least=2000 - index % 1500, running_vms=index % 30,
+        current_workload=index % 3, hypervisor_type='QEMU',
+        hypervisor_version=8002000, cpu_info='{}',
+        stats={'num_instances': str(index % 30),
+               'io_workload': str(index % 3)},
+        numa_topology=None, pci_device_pools=None, metrics='[]',
+        cpu_allocation_ratio=4.0, ram_allocation_ratio=1.0,
+        disk_allocation_ratio=1.0, updated_at=None, host_ip='127.0.0.1',
+        supported_hv_specs=[])
+    state = host_manager.HostState(name, name, 'cell1')
+    state.update(compute=compute, aggregates=[],
+                 service={'disabled': False})
+    return state
+
+
+def _request_spec(objects, hints):
+    flavor = objects.Flavor(name=FLAVOR['name'], vcpus=FLAVOR['vcpus'],
+                            memory_mb=FLAVOR['ram_mb'],
+                            root_gb=FLAVOR['disk_gb'], ephemeral_gb=0,
+                            swap=0, extra_specs={})
+    return objects.RequestSpec(
+        scheduler_hints={k: [v] for k, v in hints.items()},
+        instance_group=None, flavor=flavor, project_id='bench',
+        instance_uuid=str(uuid.uuid4()), num_instances=1,
+        image=objects.ImageMeta.from_dict({'properties': {}}))
+
+
+def run_worker(args):
+    """Time ``args.requests`` scheduling requests; JSON on stdout."""
+    conf = _nova_setup(args)
+    from nova import objects
+    from nova.scheduler import host_manager
+    from nova.scheduler import weights
+
+    from nova_shadow_filter import weigher as weigher_mod
+
+    handler = weights.HostWeightHandler()
+    nova_weighers = [cls() for cls in handler.get_matching_classes(
+        conf.filter_scheduler.weight_classes)]
+    shadow = weigher_mod.ShadowWeigher()
+    states = [_host_state(host_manager, objects, name, i)
+              for i, name in enumerate(host_names(args.hosts))]
+    hints = {} if args.no_hint else {'shadow_profile': PROFILE}
+    if args.floor:
+        conf.set_override('topic', args.topic + '-floor',
+                          group='shadow_weigher')
+    if args.open_circuit:
+        # Real outages: a topic nobody serves, short deadlines.
+        conf.set_override('topic', args.topic + '-nobody',
+                          group='shadow_weigher')
+        conf.set_override('default_budget', 0.5, group='shadow_weigher')
+        conf.set_override('deadline_margin', 0.0, group='shadow_weigher')
+        for _ in range(shadow.breaker.failure_threshold):
+            handler.get_weighed_objects([shadow], states,
+                                        _request_spec(objects, hints))
+        assert shadow.breaker.state == shadow.breaker.OPEN
+    # Warm up: the first call connects to the broker.
+    for _ in range(1):
+        handler.get_weighed_objects([shadow], states,
+                                    _request_spec(objects, hints))
+    if args.start_at:
+        time.sleep(max(0.0, args.start_at - time.time()))
+    ram = [w for w in nova_weighers if type(w).__name__ == 'RAMWeigher']
+    timings = {'shadow': [], 'nova': [], 'nova_ram': [], 'shadow_own': []}
+    weighed_by_shadow = 0
+    ends_at = time.monotonic() + args.max_seconds
+    for _ in range(args.requests):
+        if timings['shadow'] and time.monotonic() > ends_at:
+            break
+        spec = _request_spec(objects, hints)
+        started = time.perf_counter()
+        weighed = handler.get_weighed_objects([shadow], states, spec)
+        timings['shadow'].append(time.perf_counter() - started)
+        if len({round(w.weight, 9) for w in weighed}) > 1:
+            weighed_by_shadow += 1
+        started = time.perf_counter()
+        handler.get_weighed_objects(nova_weighers, states, spec)
+        timings['nova'].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        handler.get_weighed_objects(ram, states, spec)
+        timings['nova_ram'].append(time.perf_counter() - started)
+        if args.open_circuit or args.no_hint:
+            # The weigher's own code, without Nova's handler around it
+            # (these cases send nothing, so it can be called again).
+            objs = [weights.WeighedHost(state, 0.0) for state in states]
+            started = time.perf_counter()
+            shadow.weigh_objects(objs, spec)
+            timings['shadow_own'].append(time.perf_counter() - started)
+    json.dump({'timings': timings, 'weighed_by_shadow': weighed_by_shadow,
+               'breaker': shadow.breaker.state,
+               'nova_weighers': [type(w).__name__ for w in nova_weighers]},
+              sys.stdout)
+    return 0
+
+
+def spawn_workers(args, hosts, count, **flags):
+    start_at = time.time() + 20.0 if count > 1 else 0.0
+    command = [sys.executable, os.path.abspath(__file__), '--worker',
+               '--hosts', str(hosts), '--requests', str(args.requests),
+               '--topic', args.topic, '--transport-url', args.transport_url,
+               '--start-at', str(start_at),
+               '--max-seconds', str(args.max_seconds)]
+    for flag, on in flags.items():
+        if on:
+            command.append('--' + flag.replace('_', '-'))
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+             for _ in range(count)]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError('worker failed (%s)' % proc.returncode)
+        results.append(json.loads(out))
+    return results
+
+
+def measure_case(args, name, hosts, workers=1, **flags):
+    results = spawn_workers(args, hosts, workers, **flags)
+    shadow = [t for r in results for t in r['timings']['shadow']]
+    nova = [t for r in results for t in r['timings']['nova']]
+    ram = [t for r in results for t in r['timings']['nova_ram']]
+    own = [t for r in results for t in r['timings']['shadow_own']]
+    case = {'case': name, 'hosts': hosts, 'workers': workers,
+            'shadow': summary_ms(shadow), 'nova_weighers': summary_ms(nova),
+            'nova_ram_weigher': summary_ms(ram),
+            'shadow_weigh_objects_only': summary_ms(own) if own else None,
+            'requests_weighed_by_shadow': sum(r['weighed_by_shadow']
+                                              for r in results),
+            'breaker': sorted({r['breaker'] for r in results}),
+            'nova_weigher_classes': results[0]['nova_weighers']}
+    print('  %-28s shadow p50 %8.3f p99 %8.3f ms | nova p50 %8.3f p99 '
+          '%8.3f ms' % (name, case['shadow']['p50_ms'],
+                        case['shadow']['p99_ms'],
+                        case['nova_weighers']['p50_ms'],
+                        case['nova_weighers']['p99_ms']), flush=True)
+    return case
+
+
+def run(args):
+    loadavg_at_start = os.getloadavg()
+    directory = tempfile.mkdtemp(prefix='scheduler-overhead-')
+    args.topic = args.topic or 'shadow-bench-%s' % uuid.uuid4().hex[:10]
+    config_path = write_config(directory, args.transport_url, args.topic)
+    conf = load_conf(config_path)
+    seeded = seed_history(conf, host_names(max(HOST_COUNTS)))
+    print('seeded %d shadow samples (%s) on %d hosts'
+          % (seeded['points'], ', '.join(seeded['metrics']),
+             max(HOST_COUNTS)), flush=True)
+    manager, replies = manager_calls(conf)
+    cases = []
+    for compact in (False, True):
+        floor = serve_canned(conf, args, args.topic + '-floor',
+                             CannedRanking(replies, compact=compact))
+        try:
+            for hosts in HOST_COUNTS:
+                cases.append(measure_case(
+                    args, 'floor, %s reply' % (
+                        'compact' if compact else 'full'),
+                    hosts, floor=True))
+        finally:
+            floor.stop()
+            floor.wait()
+    service = start_service(config_path, directory)
+    try:
+        wait_until_serving(conf, args.topic, args.transport_url)
+        for hosts in HOST_COUNTS:
+            cases.append(measure_case(args, 'boot, prior', hosts))
+        cases.append(measure_case(args, 'boot, prior, %d workers'
+                                  % args.workers, max(HOST_COUNTS),
+                                  workers=args.workers))
+        cases.append(measure_case(args, 'circuit open',
+                                  max(HOST_COUNTS), open_circuit=True))
+        cases.append(measure_case(args, 'no hint', max(HOST_COUNTS),
+                                  no_hint=True))
+    finally:
+        service.terminate()
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+    by_name = {(c['case'], c['hosts']): c for c in cases}
+    p99_1000 = by_name[('boot, prior', 1000)]['shadow']['p99_ms']
+    p99_open = by_name[('circuit open', 1000)]['shadow']['p99_ms']
+    result = {
+        'benchmark': 'scheduler_overhead',
+        'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+        'machine': {'python': platform.python_version(),
+                    'cpus': os.cpu_count(),
+                    'loadavg_at_start': loadavg_at_start,
+                    'loadavg_at_end': os.getloadavg()},
+        'transport': args.transport_url.split('@')[-1],
+        'requests_per_worker': args.requests,
+        'seeded_history': seeded,
+        'manager_in_process': manager,
+        'cases': cases,
+        'aims': {'p99_added_ms_1000_hosts': AIM_P99_MS_1000,
+                 'p99_added_ms_circuit_open': AIM_P99_MS_OPEN,
+                 'met_1000_hosts': p99_1000 <= AIM_P99_MS_1000,
+                 'met_circuit_open': p99_open <= AIM_P99_MS_OPEN},
+    }
+    name = 'scheduler_overhead%s.json' % ('-' + args.tag if args.tag
+                                          else '')
+    path = os.path.join(RESULTS_DIR, name)
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=2, sort_keys=True)
+        f.write('\n')
+    print_table(result)
+    print('wrote %s' % path)
+    return 0
+
+
+def manager_calls(conf):
+    """The service's own cost: ``ShadowManager.evaluate`` in this process
+    (the assembled service, as the daemon builds it) once per host count;
+    the reply's size, its source (``history``: no shadows) and confidence.
+    Returns the figures and the replies."""
+    from nova_shadow_filter import request as request_lib
+    from shadow_service import manager as manager_mod
+    from shadow_service import service
+
+    parts = service.build(conf)
+    request = request_lib.build_request(FLAVOR, PROFILE)
+    figures, replies = {}, {}
+    try:
+        for count in HOST_COUNTS:
+            hosts = [{'host': h, 'nodename': h, 'vcpus': 64,
+                      'vcpus_used': 3, 'free_ram_mb': 200000,
+                      'total_ram_mb': 262144, 'free_disk_mb': 1000000,
+                      'num_instances': 3} for h in host_names(count)]
+            started = time.perf_counter()
+            reply = parts.manager.evaluate(request, hosts, 30.0)
+            elapsed = time.perf_counter() - started
+            replies[count] = reply
+            figures[str(count)] = {
+                'evaluate_ms': round(1000 * elapsed, 1),
+                'request_bytes': len(json.dumps({'request': request,
+                                                 'hosts': hosts})),
+                'reply_bytes': len(json.dumps(reply)),
+                'compact_reply_bytes': len(json.dumps(
+                    manager_mod.compact(reply))),
+                'source': reply.get('source'),
+                'confidence': reply.get('confidence')}
+            print('  manager.evaluate, %4d hosts: %9.1f ms, reply %d B, '
+                  'source %s' % (count, 1000 * elapsed,
+                                 figures[str(count)]['reply_bytes'],
+                                 reply.get('source')), flush=True)
+    finally:
+        parts.close()
+    return figures, replies
+
+
+def print_table(result):
+    print()
+    print('%-24s %5s %3s %8s | %10s %10s | %8s %8s | %7s %7s' % (
+        'case', 'hosts', 'wkr', 'ranked', 'shadow p50', 'p99',
+        'nova p50', 'p99', 'ram p50', 'p99'))
+    for case in result['cases']:
+        print('%-24s %5d %3d %4d/%-3d | %10.3f %10.3f | %8.2f %8.2f | '
+              '%7.2f %7.2f' % (
+                  case['case'], case['hosts'], case['workers'],
+                  case['requests_weighed_by_shadow'], case['shadow']['n'],
+                  case['shadow']['p50_ms'], case['shadow']['p99_ms'],
+                  case['nova_weighers']['p50_ms'],
+                  case['nova_weighers']['p99_ms'],
+                  case['nova_ram_weigher']['p50_ms'],
+                  case['nova_ram_weigher']['p99_ms']))
+        own = case.get('shadow_weigh_objects_only')
+        if own:
+            print('%-24s weigh_objects alone: p50 %.4f p99 %.4f ms'
+                  % ('', own['p50_ms'], own['p99_ms']))
+    print('(milliseconds per scheduling request; shadow = the '
+          'ShadowWeigher alone, nova = nova.scheduler.weights.all_weighers; '
+          'ranked = requests the ranking decided, the others got neutral '
+          'weights)')
+    for count, probe in sorted(result['manager_in_process'].items(),
+                               key=lambda kv: int(kv[0])):
+        print('%5s hosts: request %7d B, reply %7d B (compact %d B), '
+              'source %s, manager.evaluate %.1f ms' % (
+                  count, probe['request_bytes'], probe['reply_bytes'],
+                  probe.get('compact_reply_bytes', 0), probe['source'],
+                  probe['evaluate_ms']))
+    print('aims: p99 <= %.0f ms at 1,000 hosts: %s; <= %.0f ms with the '
+          'circuit open: %s' % (
+              AIM_P99_MS_1000, result['aims']['met_1000_hosts'],
+              AIM_P99_MS_OPEN, result['aims']['met_circuit_open']))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--requests', type=int, default=200,
+                        help='requests per worker and case (default 200)')
+    parser.add_argument('--workers', type=int, default=4,
+                        help='scheduler worker processes asking at once '
+                             '(default 4)')
+    parser.add_argument('--max-seconds', type=float, default=120.0,
+                        help='stop a case\'s worker after this many seconds '
+                             'even if fewer requests were made (default '
+                             '120)')
+    parser.add_argument('--transport-url', default=DEFAULT_URL)
+    parser.add_argument('--topic', help=argparse.SUPPRESS)
+    parser.add_argument('--tag', help='suffix of the results file')
+    parser.add_argument('--worker', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--hosts', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--start-at', type=float, default=0.0,
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--open-circuit', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--no-hint', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--floor', action='store_true',
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return run_worker(args)
+    return run(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
