@@ -16,6 +16,7 @@ import oslo_messaging as messaging
 
 from shadow_service import audit
 from shadow_service import exception
+from shadow_service import exporter
 from shadow_service import rpcapi
 from shadow_service import schema
 from shadow_service.watcher import records as decision_records
@@ -48,11 +49,13 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
+    @exporter.timed_rpc
     def rank_hosts(self, ctxt, request, hosts, budget_s):
         return self.evaluate(request, hosts, budget_s)
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
+    @exporter.timed_rpc
     def start_evaluation(self, ctxt, request, hosts, budget_s):
         evaluation = self._admit(request, hosts, budget_s)
 
@@ -69,6 +72,7 @@ class ShadowManager:
         return evaluation.evaluation_id
 
     @messaging.expected_exceptions(exception.EvaluationNotFound)
+    @exporter.timed_rpc
     def get_evaluation(self, ctxt, evaluation_id):
         self._expire()
         evaluation = self._evaluations.get(evaluation_id)
@@ -81,6 +85,7 @@ class ShadowManager:
                 'status': record.get('status', 'finished'),
                 'progress': 1.0, 'ranking': record, 'error': None}
 
+    @exporter.timed_rpc
     def cancel_evaluation(self, ctxt, evaluation_id):
         evaluation = self._evaluations.get(evaluation_id)
         if evaluation is not None:
@@ -90,6 +95,7 @@ class ShadowManager:
     # 1.1: the operator's read-back ---------------------------------------
 
     @messaging.expected_exceptions(exception.InvalidRequest)
+    @exporter.timed_rpc
     def list_evaluations(self, ctxt, since_s=86400.0, limit=None,
                          status=None):
         since_s, limit = _window(since_s, limit)
@@ -117,6 +123,7 @@ class ShadowManager:
         return out[:limit]
 
     @messaging.expected_exceptions(exception.EvaluationNotFound)
+    @exporter.timed_rpc
     def delete_evaluation(self, ctxt, evaluation_id):
         evaluation = self._evaluations.pop(evaluation_id, None)
         if evaluation is None:
@@ -133,6 +140,7 @@ class ShadowManager:
         self._tombstone(evaluation_id)
         return {'evaluation_id': evaluation_id, 'status': audit.DELETED}
 
+    @exporter.timed_rpc
     def list_profiles(self, ctxt):
         dirs = self.evaluator.profile_dirs
         out = []
@@ -143,6 +151,7 @@ class ShadowManager:
         return out
 
     @messaging.expected_exceptions(exception.InvalidRequest)
+    @exporter.timed_rpc
     def get_profile(self, ctxt, name):
         if not isinstance(name, str) or not name.strip():
             raise exception.InvalidRequest(reason='name: must be a profile '
@@ -159,6 +168,7 @@ class ShadowManager:
         return spec
 
     @messaging.expected_exceptions(exception.InvalidRequest)
+    @exporter.timed_rpc
     def list_decisions(self, ctxt, since_s=86400.0, instance=None,
                        action=None, outcome=None, limit=None):
         since_s, limit = _window(since_s, limit)
@@ -190,16 +200,22 @@ class ShadowManager:
     # helpers -------------------------------------------------------------
 
     def _admit(self, request, hosts, budget_s):
-        schema.validate_request(request)
-        schema.validate_hosts(hosts)
-        schema.validate_budget(budget_s)
-        # The profile once, here: a bad one is a typed rejection before
-        # anything is booted or recorded.
-        profile = self.evaluator.resolve_profile(request)
+        try:
+            schema.validate_request(request)
+            schema.validate_hosts(hosts)
+            schema.validate_budget(budget_s)
+            # The profile once, here: a bad one is a typed rejection
+            # before anything is booted or recorded.
+            profile = self.evaluator.resolve_profile(request)
+        except exception.InvalidRequest:
+            exporter.evaluation_refused('rejected')
+            raise
         with self._lock:
             if self._running >= self.max_concurrent:
+                exporter.evaluation_refused('busy')
                 raise exception.ServiceBusy(running=self._running)
             self._running += 1
+        exporter.evaluation_admitted()
         evaluation = self.evaluator.new(request, hosts, budget_s,
                                         profile=profile)
         self._evaluations[evaluation.evaluation_id] = evaluation
@@ -208,8 +224,10 @@ class ShadowManager:
     def _release(self):
         with self._lock:
             self._running -= 1
+        exporter.evaluation_released()
 
     def _run(self, evaluation):
+        started = time.monotonic()
         try:
             return self.evaluator.run(evaluation)
         except exception.ShadowException as e:
@@ -223,6 +241,7 @@ class ShadowManager:
             raise
         finally:
             evaluation.finished_at = evaluation.finished_at or time.time()
+            exporter.evaluation_ended(evaluation, time.monotonic() - started)
             if getattr(evaluation, 'deleted', False):
                 self._tombstone(evaluation.evaluation_id)
 

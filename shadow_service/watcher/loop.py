@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from shadow_service import exporter
 from shadow_service import measurements as names
 from shadow_service import plugins
 from shadow_service.clouds import base as cloud_base
@@ -642,6 +643,7 @@ class Watcher:
 
     # -- records and leadership ---------------------------------------------
     def _write(self, record, now):
+        exporter.decision_recorded(record, type(self.policy).__name__)
         try:
             self.history.write([records.decision_point(record, now)])
         except Exception:
