@@ -33,6 +33,9 @@ from prometheus_client import core
 LOG = logging.getLogger(__name__)
 
 REGISTRY = prometheus_client.REGISTRY
+# One series per counter, not two: the ``_created`` timestamps add
+# nothing the dashboards use.
+prometheus_client.disable_created_metrics()
 
 #: Outcomes of an evaluation: how it ended, or why it never started.
 OUTCOMES = ('finished', 'cancelled', 'error', 'rejected', 'busy')
