@@ -13,5 +13,6 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q -c upper-constraints.txt -r requirements.txt
-"$VENV/bin/pip" install -q -c upper-constraints.txt --no-deps -e .
+# The daemons and commands need the ``service`` extra.
+"$VENV/bin/pip" install -q -c upper-constraints.txt -e '.[service]'
 exec "$VENV/bin/nova-shadow" demo "$@"

@@ -20,7 +20,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install -q -c upper-constraints.txt \
     -r requirements.txt -r test-requirements.txt
-"$VENV/bin/pip" install -q -c upper-constraints.txt --no-deps -e .
+# The package with its ``service`` extra (the daemons' dependencies).
+"$VENV/bin/pip" install -q -c upper-constraints.txt -e '.[service]'
 
 export NOVA_SHADOW_REQUIRE_SERVICES=1
 # Property tests draw the same examples every run (tests/conftest.py).

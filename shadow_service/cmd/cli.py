@@ -278,6 +278,9 @@ def _split_demo_args(argv):
 
 
 def main(argv=None):
+    from shadow_service import cmd
+
+    cmd.require_service_extra('nova-shadow')
     argv = sys.argv[1:] if argv is None else list(argv)
     own, demo_args = _split_demo_args(argv)
     args = _parser().parse_args(own)

@@ -64,6 +64,9 @@ def _preflight(conf):
 
 
 def main(argv=None):
+    from shadow_service import cmd
+
+    cmd.require_service_extra('shadow-service')
     from oslo_service import backend
 
     backend.init_backend(backend.BackendType.THREADING)

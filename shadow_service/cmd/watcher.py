@@ -123,6 +123,9 @@ def _preflight(conf):
 
 
 def main(argv=None):
+    from shadow_service import cmd
+
+    cmd.require_service_extra('shadow-watcher')
     from oslo_service import backend
 
     backend.init_backend(backend.BackendType.THREADING)

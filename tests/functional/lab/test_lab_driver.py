@@ -206,8 +206,12 @@ def test_bad_write_files_is_reported_and_runcmd_still_runs(lab_cloud,
 
 
 def _loadgen_user_data(tags):
-    """loadgen's own shadow user-data (4 s, one CPU worker at 100 %)."""
-    profile = {'name': 'lab-cpu', 'duration_s': 4.0, 'warmup_s': 0.5,
+    """loadgen's own shadow user-data (8 s, one CPU worker at 100 %).
+
+    Long enough that the two runs share several sampling intervals even
+    when one of them starts seconds late on a loaded machine.
+    """
+    profile = {'name': 'lab-cpu', 'duration_s': 8.0, 'warmup_s': 0.5,
                'interval_s': 0.5,
                'components': {'cpu': {'workers': 1, 'duty_cycle': 1.0}}}
     data = loadgen_userdata.render_user_data(
