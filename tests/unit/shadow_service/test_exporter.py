@@ -32,7 +32,10 @@ def test_enabled_it_serves_the_text_format_until_stopped():
         assert '_created' not in text
     finally:
         served.stop()
+    # Nothing listens any more (the scrape's connection may linger in
+    # TIME_WAIT, which SO_REUSEADDR allows; a listener would not be).
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(('127.0.0.1', port))
 
 
