@@ -27,6 +27,7 @@ import uuid
 from shadow_service import learners as learners_mod
 from shadow_service import measurements as names
 from shadow_service.analysis import scaleup
+from shadow_service.history import base as history_base
 from shadow_service.learners import base as learner_base
 from shadow_service.workloads import profiles
 
@@ -293,14 +294,34 @@ class Evaluator:
             getattr(evaluation, 'host_features', None))
         # What the scale-up learner pairs the shadow with the placed VM by.
         record['scale'] = getattr(evaluation, 'scale', None)
+        when = self._now()
         try:
             # The driver's clock, like the samples': the prior's and the
             # learner's lookbacks then compare like with like.
-            self.history.put_evaluation(record, when=self._now())
+            self.history.put_evaluation(record, when=when)
+            self.history.write(self._score_points(evaluation, result, when))
         except Exception:
             LOG.exception('Could not record evaluation %s',
                           evaluation.evaluation_id)
         return result
+
+    @staticmethod
+    def _score_points(evaluation, result, when):
+        """One ``host_score`` point per ranked host."""
+        profile = getattr(getattr(evaluation, 'profile', None), 'name',
+                          None) or 'unknown'
+        points = []
+        for host in result['hosts']:
+            fields = {'score': float(host['score'])}
+            if host.get('confidence') is not None:
+                fields['confidence'] = float(host['confidence'])
+            points.append(history_base.Point(
+                names.HOST_SCORE,
+                {names.TAG_EVALUATION: evaluation.evaluation_id,
+                 names.TAG_HOST: host['host'],
+                 names.TAG_PROFILE: profile,
+                 names.TAG_SOURCE: result['source']}, fields, when))
+        return points
 
 
     @staticmethod

@@ -14,11 +14,20 @@ import time
 
 import oslo_messaging as messaging
 
+from shadow_service import audit
 from shadow_service import exception
+from shadow_service import exporter
 from shadow_service import rpcapi
 from shadow_service import schema
+from shadow_service.watcher import records as decision_records
+from shadow_service.workloads import profiles as profiles_mod
 
 LOG = logging.getLogger(__name__)
+
+#: Longest look-back of the listings (seconds).
+MAX_SINCE_S = 366 * 86400.0
+#: Most rows a listing returns.
+MAX_LIMIT = 10000
 
 
 #: What a compact host entry keeps (``rank_hosts(detail=False)``).
@@ -54,6 +63,7 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
+    @exporter.timed_rpc
     def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
         if not isinstance(detail, bool):
             raise exception.InvalidRequest(
@@ -63,6 +73,7 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
+    @exporter.timed_rpc
     def start_evaluation(self, ctxt, request, hosts, budget_s):
         evaluation = self._admit(request, hosts, budget_s)
 
@@ -79,23 +90,120 @@ class ShadowManager:
         return evaluation.evaluation_id
 
     @messaging.expected_exceptions(exception.EvaluationNotFound)
+    @exporter.timed_rpc
     def get_evaluation(self, ctxt, evaluation_id):
         self._expire()
         evaluation = self._evaluations.get(evaluation_id)
         if evaluation is not None:
             return evaluation.to_dict()
         record = self._recorded(evaluation_id)
-        if record is None:
+        if record is None or audit.is_deleted(record):
             raise exception.EvaluationNotFound(evaluation_id=evaluation_id)
         return {'evaluation_id': evaluation_id,
                 'status': record.get('status', 'finished'),
                 'progress': 1.0, 'ranking': record, 'error': None}
 
+    @exporter.timed_rpc
     def cancel_evaluation(self, ctxt, evaluation_id):
         evaluation = self._evaluations.get(evaluation_id)
         if evaluation is not None:
             LOG.info('Cancelling evaluation %s', evaluation_id)
             evaluation.cancelled = True
+
+    # 1.2: the operator's read-back ---------------------------------------
+
+    @messaging.expected_exceptions(exception.InvalidRequest)
+    @exporter.timed_rpc
+    def list_evaluations(self, ctxt, since_s=86400.0, limit=None,
+                         status=None):
+        since_s, limit = _window(since_s, limit)
+        self._expire()
+        now = self.evaluator.driver.now()
+        rows = {}
+        for at, record in audit.list_evaluations(
+                self.evaluator.history, now - since_s, None):
+            rows[record.get('evaluation_id')] = audit.summary(record, at)
+        # Running (and not yet recorded) evaluations from memory; a
+        # finished one in memory is the same as its record.
+        for evaluation in list(self._evaluations.values()):
+            if evaluation.evaluation_id in rows:
+                continue
+            row = audit.summary(evaluation.to_dict())
+            row['profile'] = audit.summary(
+                {'request': evaluation.request})['profile']
+            row['vcpus'] = (evaluation.request.get('flavor') or {}).get(
+                'vcpus')
+            row['at'] = evaluation.started_at
+            rows[evaluation.evaluation_id] = row
+        out = [r for r in rows.values()
+               if status is None or r['status'] == status]
+        out.sort(key=lambda r: r['at'] or 0.0, reverse=True)
+        return out[:limit]
+
+    @messaging.expected_exceptions(exception.EvaluationNotFound)
+    @exporter.timed_rpc
+    def delete_evaluation(self, ctxt, evaluation_id):
+        evaluation = self._evaluations.pop(evaluation_id, None)
+        if evaluation is None:
+            record = self._recorded(evaluation_id)
+            if record is None or audit.is_deleted(record):
+                raise exception.EvaluationNotFound(
+                    evaluation_id=evaluation_id)
+        else:
+            # A running evaluation stops and deletes its shadows; _run
+            # writes the tombstone again after its own final record.
+            evaluation.cancelled = True
+            evaluation.deleted = True
+        LOG.info('Deleting evaluation %s', evaluation_id)
+        self._tombstone(evaluation_id)
+        return {'evaluation_id': evaluation_id, 'status': audit.DELETED}
+
+    @exporter.timed_rpc
+    def list_profiles(self, ctxt):
+        dirs = self.evaluator.profile_dirs
+        out = []
+        for name in profiles_mod.builtin_names():
+            out.append(self._profile_row(name, 'builtin', dirs))
+        for name in profiles_mod.operator_names(dirs):
+            out.append(self._profile_row(name, 'operator', dirs))
+        return out
+
+    @messaging.expected_exceptions(exception.InvalidRequest)
+    @exporter.timed_rpc
+    def get_profile(self, ctxt, name):
+        if not isinstance(name, str) or not name.strip():
+            raise exception.InvalidRequest(reason='name: must be a profile '
+                                                  'name')
+        try:
+            profile = profiles_mod.named_profile(
+                name.strip(), self.evaluator.profile_dirs)
+        except profiles_mod.ProfileError as e:
+            raise exception.InvalidRequest(reason='profile %s: %s'
+                                           % (name, e))
+        spec = profile.to_dict()
+        spec['source'] = ('builtin' if name in profiles_mod.builtin_names()
+                          else 'operator')
+        return spec
+
+    @messaging.expected_exceptions(exception.InvalidRequest)
+    @exporter.timed_rpc
+    def list_decisions(self, ctxt, since_s=86400.0, instance=None,
+                       action=None, outcome=None, limit=None):
+        since_s, limit = _window(since_s, limit)
+        for field, value in (('instance', instance), ('action', action),
+                             ('outcome', outcome)):
+            if value is not None and not isinstance(value, str):
+                raise exception.InvalidRequest(
+                    reason='%s: must be a string' % field)
+        now = self.evaluator.driver.now()
+        found = decision_records.read(self.evaluator.history,
+                                      now - since_s, None,
+                                      instance=instance)
+        out = [r for r in found
+               if (action is None or r.get('action') == action)
+               and (outcome is None or r.get('outcome') == outcome)]
+        out.reverse()
+        return out[:limit]
 
     # the same, called in-process (no RPC exception wrapping) -------------
 
@@ -110,16 +218,22 @@ class ShadowManager:
     # helpers -------------------------------------------------------------
 
     def _admit(self, request, hosts, budget_s):
-        schema.validate_request(request)
-        schema.validate_hosts(hosts)
-        schema.validate_budget(budget_s)
-        # The profile once, here: a bad one is a typed rejection before
-        # anything is booted or recorded.
-        profile = self.evaluator.resolve_profile(request)
+        try:
+            schema.validate_request(request)
+            schema.validate_hosts(hosts)
+            schema.validate_budget(budget_s)
+            # The profile once, here: a bad one is a typed rejection
+            # before anything is booted or recorded.
+            profile = self.evaluator.resolve_profile(request)
+        except exception.InvalidRequest:
+            exporter.evaluation_refused('rejected')
+            raise
         with self._lock:
             if self._running >= self.max_concurrent:
+                exporter.evaluation_refused('busy')
                 raise exception.ServiceBusy(running=self._running)
             self._running += 1
+        exporter.evaluation_admitted()
         evaluation = self.evaluator.new(request, hosts, budget_s,
                                         profile=profile)
         self._evaluations[evaluation.evaluation_id] = evaluation
@@ -128,8 +242,10 @@ class ShadowManager:
     def _release(self):
         with self._lock:
             self._running -= 1
+        exporter.evaluation_released()
 
     def _run(self, evaluation):
+        started = time.monotonic()
         try:
             return self.evaluator.run(evaluation)
         except exception.ShadowException as e:
@@ -143,6 +259,9 @@ class ShadowManager:
             raise
         finally:
             evaluation.finished_at = evaluation.finished_at or time.time()
+            exporter.evaluation_ended(evaluation, time.monotonic() - started)
+            if getattr(evaluation, 'deleted', False):
+                self._tombstone(evaluation.evaluation_id)
 
     def _recorded(self, evaluation_id):
         try:
@@ -150,6 +269,21 @@ class ShadowManager:
         except Exception:
             LOG.exception('History look-up of %s failed', evaluation_id)
             return None
+
+    def _tombstone(self, evaluation_id):
+        try:
+            audit.tombstone(self.evaluator.history, evaluation_id,
+                            self.evaluator.driver.now())
+        except Exception:
+            LOG.exception('Could not record the deletion of evaluation %s',
+                          evaluation_id)
+
+    def _profile_row(self, name, source, dirs):
+        try:
+            description = profiles_mod.named_profile(name, dirs).description
+        except Exception as e:
+            description = 'cannot be loaded: %s' % e
+        return {'name': name, 'source': source, 'description': description}
 
     def _expire(self):
         cutoff = time.time() - self.evaluation_ttl
@@ -161,3 +295,19 @@ class ShadowManager:
         for evaluation in self._evaluations.values():
             evaluation.cancelled = True
         self._pool.shutdown(wait=True)
+
+
+def _window(since_s, limit):
+    """``(since_s, limit)`` of a listing, checked; InvalidRequest names
+    the field."""
+    if isinstance(since_s, bool) or not isinstance(since_s, (int, float)) \
+            or not 0 < since_s <= MAX_SINCE_S:
+        raise exception.InvalidRequest(
+            reason='since_s: must be seconds in (0, %d]' % MAX_SINCE_S)
+    if limit is None:
+        limit = MAX_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int) \
+            or not 1 <= limit <= MAX_LIMIT:
+        raise exception.InvalidRequest(
+            reason='limit: must be an integer in [1, %d]' % MAX_LIMIT)
+    return float(since_s), limit

@@ -27,9 +27,20 @@ SCALING_DECISION = 'scaling_decision'
 #: Tags ``instance``, ``host``, ``event``; field ``record`` (JSON).
 INSTANCE_EVENT = 'instance_event'
 
+#: Each host's score in one evaluation (for dashboards: the ranking is
+#: also in the evaluation record).  Tags ``evaluation``, ``host``,
+#: ``profile``, ``source``; fields ``score`` (0-100), ``confidence``.
+HOST_SCORE = 'host_score'
+#: The watcher's demand forecast of a VM, stamped at the time it is for
+#: (the run's time plus the lead time).  Tags ``instance``, ``model``;
+#: fields ``mean``, ``lower``, ``upper`` (busy vCPUs at that time),
+#: ``peak`` (the peak the policy saw, margin included), ``lead_s``.
+DEMAND_FORECAST = 'demand_forecast'
+
 #: Every measurement of the schema.
 MEASUREMENTS = (SHADOW_SAMPLE, HOST_METRIC, INSTANCE_METRIC, EVALUATION,
-                SCALING_DECISION, INSTANCE_EVENT)
+                SCALING_DECISION, INSTANCE_EVENT, HOST_SCORE,
+                DEMAND_FORECAST)
 #: Numeric series that retention rolls up into coarser buckets; records
 #: (evaluations, decisions) are kept whole or not at all.
 ROLLUP_MEASUREMENTS = (HOST_METRIC, INSTANCE_METRIC, SHADOW_SAMPLE)
@@ -45,6 +56,8 @@ TAG_STATUS = 'status'
 TAG_ACTION = 'action'
 TAG_OUTCOME = 'outcome'
 TAG_EVENT = 'event'
+TAG_SOURCE = 'source'
+TAG_MODEL = 'model'
 
 # Field names.
 FIELD_VALUE = 'value'

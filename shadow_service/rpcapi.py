@@ -10,6 +10,9 @@ API version history:
 * 1.1 - ``rank_hosts`` takes ``detail``: ``False`` answers with only each
         host's name, score and confidence (what the weigher reads; a
         tenth of the bytes at 1,000 hosts).
+* 1.2 - The operator's read-back: ``list_evaluations``,
+        ``delete_evaluation``, ``list_profiles``, ``get_profile``,
+        ``list_decisions``.
 
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
@@ -20,7 +23,7 @@ import oslo_messaging as messaging
 
 from shadow_service import rpc
 
-RPC_API_VERSION = '1.1'
+RPC_API_VERSION = '1.2'
 
 # Our own exchange: nova-scheduler changes the default control exchange to
 # "nova" (nova.rpc calls set_transport_defaults) while a plain service keeps
@@ -77,3 +80,40 @@ class ShadowAPI:
         """Ask the service to stop an evaluation and delete its shadows."""
         cctxt = self.client.prepare(version='1.0')
         cctxt.cast(ctxt, 'cancel_evaluation', evaluation_id=evaluation_id)
+
+    # 1.2 ------------------------------------------------------------------
+
+    def _call_1_2(self, ctxt, method, timeout, **kwargs):
+        cctxt = self.client.prepare(version='1.2', timeout=timeout)
+        return cctxt.call(ctxt, method, **kwargs)
+
+    def list_evaluations(self, ctxt, since_s=86400.0, limit=None,
+                         status=None, timeout=None):
+        """Summaries of the evaluations of the last ``since_s`` seconds
+        (running ones and recorded ones), newest first."""
+        return self._call_1_2(ctxt, 'list_evaluations', timeout,
+                              since_s=since_s, limit=limit, status=status)
+
+    def delete_evaluation(self, ctxt, evaluation_id, timeout=None):
+        """Cancel ``evaluation_id`` if it runs and forget it: it is then
+        "not found" to ``get_evaluation`` and to a ``shadow_evaluation``
+        hint."""
+        return self._call_1_2(ctxt, 'delete_evaluation', timeout,
+                              evaluation_id=evaluation_id)
+
+    def list_profiles(self, ctxt, timeout=None):
+        """The workload profiles a request may name on this service."""
+        return self._call_1_2(ctxt, 'list_profiles', timeout)
+
+    def get_profile(self, ctxt, name, timeout=None):
+        """One workload profile in loadgen's format."""
+        return self._call_1_2(ctxt, 'get_profile', timeout, name=name)
+
+    def list_decisions(self, ctxt, since_s=86400.0, instance=None,
+                       action=None, outcome=None, limit=None,
+                       timeout=None):
+        """The watcher's decision records of the last ``since_s`` seconds,
+        newest first."""
+        return self._call_1_2(ctxt, 'list_decisions', timeout,
+                              since_s=since_s, instance=instance,
+                              action=action, outcome=outcome, limit=limit)

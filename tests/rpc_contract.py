@@ -128,3 +128,114 @@ class RPCContract:
         assert state['status'] == 'cancelled'
         assert time.monotonic() - started < 60
         assert slow_service.manager.evaluator.driver.list_shadows() == []
+
+    # 1.2: the operator's read-back -----------------------------------------
+
+    def test_list_shows_recorded_and_running_evaluations_newest_first(
+            self, service):
+        api = service.client()
+        ranking = api.rank_hosts({}, REQUEST, HOSTS, 5.0, timeout=60)
+        running = api.start_evaluation({}, REQUEST, HOSTS, 5.0, timeout=30)
+        rows = api.list_evaluations({}, since_s=3600.0, timeout=30)
+        ids = [r['evaluation_id'] for r in rows]
+        assert ids.index(running) < ids.index(ranking['evaluation_id'])
+        done = rows[ids.index(ranking['evaluation_id'])]
+        assert done['status'] == 'finished'
+        assert done['best_host'] == ranking['hosts'][0]['host']
+        assert done['hosts'] == len(HOSTS)
+        assert done['profile'] == 'web' and done['vcpus'] == 4
+        wait_until_done(api, running)
+        finished = api.list_evaluations({}, since_s=3600.0,
+                                        status='finished', limit=1,
+                                        timeout=30)
+        assert [r['evaluation_id'] for r in finished] == [running]
+
+    def test_a_deleted_evaluation_is_not_found_anywhere(self, service):
+        api = service.client()
+        ranking = api.rank_hosts({}, REQUEST, HOSTS, 5.0, timeout=60)
+        evaluation_id = ranking['evaluation_id']
+        reply = api.delete_evaluation({}, evaluation_id, timeout=30)
+        assert reply == {'evaluation_id': evaluation_id,
+                         'status': 'deleted'}
+        with pytest.raises(exception.EvaluationNotFound):
+            api.get_evaluation({}, evaluation_id, timeout=30)
+        assert evaluation_id not in [
+            r['evaluation_id']
+            for r in api.list_evaluations({}, since_s=3600.0, timeout=30)]
+        with pytest.raises(exception.EvaluationNotFound):
+            api.delete_evaluation({}, evaluation_id, timeout=30)
+        with pytest.raises(exception.EvaluationNotFound):
+            api.delete_evaluation({}, str(uuid.uuid4()), timeout=30)
+
+    def test_deleting_a_running_evaluation_stops_it_and_its_shadows(
+            self, slow_service):
+        api = slow_service.client()
+        evaluation_id = api.start_evaluation({}, REQUEST, HOSTS, 200.0,
+                                             timeout=30)
+        api.delete_evaluation({}, evaluation_id, timeout=30)
+        manager = slow_service.manager
+        deadline = time.monotonic() + 60
+        while manager._running:
+            assert time.monotonic() < deadline, 'still running'
+            time.sleep(0.2)
+        assert manager.evaluator.driver.list_shadows() == []
+        # Its own final record came after the deletion: still deleted.
+        with pytest.raises(exception.EvaluationNotFound):
+            api.get_evaluation({}, evaluation_id, timeout=30)
+
+    def test_listings_reject_a_bad_window_naming_the_field(self, service):
+        api = service.client()
+        for kwargs, field in (({'since_s': -1.0}, 'since_s'),
+                              ({'since_s': 'a day'}, 'since_s'),
+                              ({'limit': 0}, 'limit')):
+            with pytest.raises(exception.InvalidRequest) as info:
+                api.list_evaluations({}, timeout=30, **kwargs)
+            assert field in str(info.value)
+            with pytest.raises(exception.InvalidRequest) as info:
+                api.list_decisions({}, timeout=30, **kwargs)
+            assert field in str(info.value)
+
+    def test_profiles_are_listed_and_shown(self, service):
+        from loadgen import profiles
+
+        api = service.client()
+        rows = api.list_profiles({}, timeout=30)
+        assert [r['name'] for r in rows] == list(profiles.BUILTIN_PROFILES)
+        assert {r['source'] for r in rows} == {'builtin'}
+        assert all(r['description'] for r in rows)
+        web = api.get_profile({}, 'web', timeout=30)
+        assert web['name'] == 'web' and web['source'] == 'builtin'
+        assert web == dict(profiles.load_profile('web').to_dict(),
+                           source='builtin')
+        with pytest.raises(exception.InvalidRequest) as info:
+            api.get_profile({}, 'no-such-profile', timeout=30)
+        assert 'no-such-profile' in str(info.value)
+
+    def test_decisions_are_listed_newest_first_and_filtered(self, service):
+        from shadow_service.watcher import records
+
+        now = service.manager.evaluator.driver.now()
+        written = []
+        for i, (action, outcome) in enumerate((
+                ('resize_up', 'started'), ('resize_up', 'done'),
+                ('scale_out', 'suppressed'))):
+            record = {'decision_id': 'd-%d' % i, 'instance': 'vm-%d' % (
+                i % 2), 'action': action, 'outcome': outcome,
+                'at': now - 600 + i * 60}
+            written.append(records.decision_point(record, record['at']))
+        # One outside the window.
+        written.append(records.decision_point(
+            {'decision_id': 'old', 'instance': 'vm-0',
+             'action': 'resize_up', 'outcome': 'dry_run'}, now - 7200))
+        service.history.write(written)
+        api = service.client()
+        found = api.list_decisions({}, since_s=3600.0, timeout=30)
+        assert [r['decision_id'] for r in found] == ['d-2', 'd-1', 'd-0']
+        assert [r['decision_id'] for r in api.list_decisions(
+            {}, since_s=3600.0, action='resize_up', outcome='done',
+            timeout=30)] == ['d-1']
+        assert [r['decision_id'] for r in api.list_decisions(
+            {}, since_s=3600.0, instance='vm-0', timeout=30)] == [
+            'd-2', 'd-0']
+        assert len(api.list_decisions({}, since_s=86400.0, limit=2,
+                                      timeout=30)) == 2

@@ -21,7 +21,7 @@ fi
 "$VENV/bin/pip" install -q -c upper-constraints.txt \
     -r requirements.txt -r test-requirements.txt
 # The package with its ``service`` extra (the daemons' dependencies).
-"$VENV/bin/pip" install -q -c upper-constraints.txt -e '.[service]'
+"$VENV/bin/pip" install -q -c upper-constraints.txt -e '.[service,cli]'
 
 export NOVA_SHADOW_REQUIRE_SERVICES=1
 # Property tests draw the same examples every run (tests/conftest.py).

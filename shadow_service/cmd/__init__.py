@@ -25,6 +25,7 @@ SERVICE_MODULES = {
     'matplotlib': 'matplotlib',
     'tooz': 'tooz',
     'redis': 'redis',
+    'prometheus_client': 'prometheus_client',
 }
 
 

@@ -17,6 +17,7 @@ LOG = logging.getLogger(__name__)
 def _service_class():
     from oslo_service import service as os_service
 
+    from shadow_service import exporter
     from shadow_service import service
 
     class ShadowService(os_service.Service):
@@ -24,16 +25,23 @@ def _service_class():
             super().__init__()
             self.conf = conf
             self.server = None
+            self.exporter = None
 
         def start(self):
             super().start()
             parts = service.build(self.conf)
+            exporter.watch_history(parts.history, self.conf.history.store)
             self.server = service.RPCServer(parts).start()
+            self.exporter = exporter.serve(self.conf, 'service')
 
         def stop(self, graceful=True):
+            if self.exporter is not None:
+                self.exporter.stop()
+                self.exporter = None
             if self.server is not None:
                 self.server.stop()
                 self.server = None
+            exporter.forget()
             super().stop(graceful)
 
     return ShadowService, os_service

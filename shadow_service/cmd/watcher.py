@@ -27,6 +27,7 @@ LOG = logging.getLogger(__name__)
 def _service_class():
     from oslo_service import service as os_service
 
+    from shadow_service import exporter
     from shadow_service import service
 
     class WatcherService(os_service.Service):
@@ -34,12 +35,17 @@ def _service_class():
             super().__init__()
             self.conf = conf
             self.assembled = None
+            self.exporter = None
             self._stop = threading.Event()
             self._thread = None
 
         def start(self):
             super().start()
             self.assembled = service.build_watcher(self.conf)
+            exporter.watch_history(self.assembled.parts.history,
+                                   self.conf.history.store)
+            exporter.watch_watcher(self.assembled.watcher)
+            self.exporter = exporter.serve(self.conf, 'watcher')
             self._thread = threading.Thread(target=self._loop,
                                             name='watcher-loop', daemon=True)
             self._thread.start()
@@ -73,6 +79,10 @@ def _service_class():
                         watcher.leader.heartbeat()
 
         def stop(self, graceful=True):
+            if self.exporter is not None:
+                self.exporter.stop()
+                self.exporter = None
+            exporter.forget()
             self._stop.set()
             if self._thread is not None:
                 self._thread.join(30.0)

@@ -17,13 +17,14 @@ from shadow_service.conf import collector
 from shadow_service.conf import history
 from shadow_service.conf import metrics
 from shadow_service.conf import notifications
+from shadow_service.conf import prometheus
 from shadow_service.conf import service
 from shadow_service.conf import watcher
 
 CONF = cfg.CONF
 
 _OPT_MODULES = [service, analysis, history, metrics, notifications,
-                collector, watcher]
+                collector, watcher, prometheus]
 
 
 def register_opts(conf):

@@ -99,6 +99,11 @@ class Leadership:
             self._leading = False
         return self._leading
 
+    @property
+    def leading(self):
+        """The last answer of :meth:`is_leader` (without asking again)."""
+        return self._leading
+
     def heartbeat(self):
         if self._started:
             self.coordinator.heartbeat()

@@ -33,9 +33,11 @@ import math
 
 import numpy as np
 
+from shadow_service import exporter
 from shadow_service import measurements as names
 from shadow_service import plugins
 from shadow_service.clouds import base as cloud_base
+from shadow_service.history import base as history_base
 from shadow_service.watcher import actuator as actuator_mod
 from shadow_service.watcher import errors as errors_mod
 from shadow_service.watcher import forecast as forecast_mod
@@ -361,6 +363,7 @@ class Watcher:
         seasonal_peak = self._yesterday_peak(instance, now,
                                              down_horizon * step)
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
+                'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
@@ -476,6 +479,8 @@ class Watcher:
             now, now + self.lead_s[situation.mode], forecast['raw_peak'],
             instance.flavor.get('name') or '%g-vcpus' % situation.capacity,
             situation.capacity))
+        self._write_forecast(instance_id, forecast,
+                             self.lead_s[situation.mode], now)
         decision = self.policy.decide(situation)
         if decision.action == policy_base.NO_ACTION and \
                 self.opts.steal_window > 0:
@@ -531,7 +536,7 @@ class Watcher:
                 'utilisation_pct': situation.utilisation_pct,
                 'saturated': situation.saturated,
                 'forecast': {k: v for k, v in situation.forecast.items()
-                             if k not in ('mean', 'upper')},
+                             if k not in ('mean', 'lower', 'upper')},
                 'breaches': {m: b.describe()
                              for m, b in situation.breaches.items()},
                 'group_size': situation.group_size},
@@ -641,7 +646,28 @@ class Watcher:
             self.siblings[instance_id].append(sibling_id)
 
     # -- records and leadership ---------------------------------------------
+    def _write_forecast(self, instance_id, forecast, lead_s, now):
+        """The ``demand_forecast`` point of this run: the forecast at the
+        lead time, stamped at the time it is for."""
+        step = max(1, min(int(forecast['horizon_steps']),
+                          len(forecast['mean']))) - 1
+        fields = {'mean': forecast['mean'][step],
+                  'lower': forecast['lower'][step],
+                  'upper': forecast['upper'][step],
+                  'peak': forecast['peak'], 'lead_s': float(lead_s)}
+        fields = {k: float(v) for k, v in fields.items()
+                  if v is not None and math.isfinite(v)}
+        try:
+            self.history.write([history_base.Point(
+                names.DEMAND_FORECAST,
+                {names.TAG_INSTANCE: instance_id,
+                 names.TAG_MODEL: str(forecast.get('model') or 'unknown')},
+                fields, float(now + lead_s))])
+        except Exception:
+            LOG.exception('Writing the forecast of %s failed', instance_id)
+
     def _write(self, record, now):
+        exporter.decision_recorded(record, type(self.policy).__name__)
         try:
             self.history.write([records.decision_point(record, now)])
         except Exception:

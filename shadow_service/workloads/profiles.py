@@ -69,3 +69,24 @@ def resolve_profile(request, profile_dirs=()):
 def builtin_names():
     """Names of the built-in profiles."""
     return list(lg_profiles.BUILTIN_PROFILES)
+
+
+def operator_names(profile_dirs=()):
+    """Names of the profiles in the operator's ``profile_dirs`` (files
+    ``<name>.yaml``, ``.yml`` or ``.json`` whose name a request may use),
+    in the order :func:`named_profile` finds them; a built-in name wins
+    over a file of the same name, as in :func:`named_profile`."""
+    found = []
+    for directory in profile_dirs:
+        try:
+            entries = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            name, suffix = os.path.splitext(entry)
+            if (suffix in PROFILE_SUFFIXES and PROFILE_NAME.match(name)
+                    and name not in lg_profiles.BUILTIN_PROFILES
+                    and name not in found
+                    and os.path.isfile(os.path.join(directory, entry))):
+                found.append(name)
+    return found

@@ -73,7 +73,7 @@ ELSEWHERE = {
         'tests/functional/shadow_service/clouds/test_sim_twin.py',
         'test_demo_reports_labelled_figures_to_a_new_file_per_run'),
     r"pip install -c upper-constraints\.txt '\.\[service\]'$": (
-        'tools/run-tests.sh', "-e '.[service]'"),
+        'tools/run-tests.sh', "-e '.[service,cli]'"),
     r'shadow-service --config-file \S+$': (
         'tests/functional/shadow_service/cmd/test_service_daemon.py',
         'test_daemon_serves_rankings_and_stops_on_sigterm'),

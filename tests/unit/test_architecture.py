@@ -54,6 +54,14 @@ FORBIDDEN = {
     # The report renders plain data: no loop, drivers or stores.
     'shadow_service.report': LOOP + (
         'shadow_service.clouds', 'shadow_service.history'),
+    # The openstack CLI plugin is a client of the RPC API: it never runs
+    # the service's parts itself.
+    'shadow_service.osc': (
+        'shadow_service.evaluation', 'shadow_service.manager',
+        'shadow_service.service', 'shadow_service.learners',
+        'shadow_service.watcher', 'shadow_service.demo',
+        'shadow_service.clouds', 'shadow_service.analysis',
+        'shadow_service.history', 'shadow_service.metrics'),
     # loadgen runs inside guests: the standard library and itself.
     'loadgen': ('shadow_service', 'nova_shadow_filter'),
     # The weigher runs inside nova-scheduler: only the RPC client.

@@ -1,0 +1,64 @@
+"""What the ``openstack shadow`` commands share: time and duration
+arguments, and the columns that render a ranking."""
+
+import datetime
+
+from cliff import columns
+from osc_lib import exceptions
+
+#: Suffixes ``--since`` accepts, in seconds.
+DURATION_UNITS = {'s': 1.0, 'm': 60.0, 'h': 3600.0, 'd': 86400.0}
+
+
+def duration(text):
+    """``--since`` value: seconds, or a number with s/m/h/d."""
+    text = str(text).strip().lower()
+    unit = DURATION_UNITS.get(text[-1:]) if text else None
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise exceptions.CommandError(
+            '--since: %r is not a duration (seconds, or a number with '
+            's, m, h or d: 90m, 2d)' % text)
+    return seconds
+
+
+def timestamp(value):
+    """Unix seconds as ISO 8601 UTC (None stays None)."""
+    if value is None:
+        return None
+    return datetime.datetime.fromtimestamp(
+        float(value), datetime.UTC).isoformat(timespec='seconds')
+
+
+class RankingColumn(columns.FormattableColumn):
+    """A ranking's hosts: one line per host in a table, the host dicts
+    in json and yaml."""
+
+    def human_readable(self):
+        lines = []
+        for rank, host in enumerate(self._value or [], 1):
+            reasons = '; '.join((host.get('reasons') or [])[:1])
+            lines.append('%d. %s score %.1f confidence %.2f%s'
+                         % (rank, host.get('host'), host.get('score', 0.0),
+                            host.get('confidence') or 0.0,
+                            ' (%s)' % reasons if reasons else ''))
+        return '\n'.join(lines)
+
+    def machine_readable(self):
+        return list(self._value or [])
+
+
+class MappingColumn(columns.FormattableColumn):
+    """A mapping: ``key=value`` lines in a table, the mapping itself in
+    json and yaml."""
+
+    def human_readable(self):
+        return '\n'.join('%s=%s' % (key, self._value[key])
+                         for key in sorted(self._value or {}))
+
+    def machine_readable(self):
+        return dict(self._value or {})

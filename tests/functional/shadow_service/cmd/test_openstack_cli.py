@@ -1,0 +1,201 @@
+"""``openstack shadow ...``: the real ``openstack`` command (python-
+openstackclient with this plugin installed) against a real shadow-service
+process over the real RabbitMQ.
+
+The service's history (SQLite) starts with the decision records of a real
+watcher run over the twin (dry-run, so it records what it would do), and
+its ``[shadow] profile_dirs`` holds one operator profile.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+
+import pytest
+import yaml
+
+from shadow_service.history import sqlite as sqlite_store
+from shadow_service.watcher import records
+from tests import service_support
+from tests import watcher_support
+from tests.functional.shadow_service.cmd import test_service_daemon
+
+pytestmark = pytest.mark.rabbit
+
+OPENSTACK = os.path.join(os.path.dirname(sys.executable), 'openstack')
+HOSTS = ('node-01', 'node-16')
+OPERATOR_PROFILE = """\
+name: nightly-report
+description: the finance team's nightly report run
+components:
+  cpu: {workers: 2}
+"""
+
+
+def _watcher_records(tmp_path, history_path):
+    """Run the real watcher (reactive policy, dry-run) over the twin for
+    a day and a few hours, started three days ago so its records fall in
+    the service's recent past; its history is ``history_path``."""
+    conf = watcher_support.make_conf(
+        tmp_path, watcher={'policy': 'reactive', 'dry_run': True},
+        sim={'start_time': time.time() - 3 * 86400.0})
+    history = sqlite_store.SQLiteStore(path=str(history_path))
+    from shadow_service.clouds.sim import driver as sim_driver
+
+    driver = sim_driver.SimDriver(conf, history)
+    day = int(86400 / watcher_support.STEP_S)
+    watcher_support.place(driver, 'vm-1', [1.0] * day + [6.0] * 200)
+    assembled = watcher_support.build(conf, driver, history)
+    driver.fast_forward(day * watcher_support.STEP_S)
+    watcher_support.run(assembled, driver, 12)
+    found = records.read(history, 0, driver.now() + 1)
+    assembled.close()
+    return found
+
+
+@pytest.fixture(scope='module')
+def daemon(tmp_path_factory, rabbit_url):
+    if not os.path.exists(OPENSTACK):
+        pytest.fail('python-openstackclient is not installed next to %s'
+                    % sys.executable)
+    tmp_path = tmp_path_factory.mktemp('openstack-cli')
+    written = _watcher_records(tmp_path_factory.mktemp('watcher'),
+                               tmp_path / 'history.sqlite')
+    profiles = tmp_path / 'profiles'
+    profiles.mkdir()
+    (profiles / 'nightly-report.yaml').write_text(OPERATOR_PROFILE)
+    running = test_service_daemon.Daemon(tmp_path, rabbit_url,
+                                         service_support.unique_topic())
+    with open(running.conf_path, 'a') as f:
+        f.write('[shadow]\nprofile_dirs = %s\n' % profiles)
+    running.start()
+    running.decisions = written
+    yield running
+    if running.proc.poll() is None:
+        running.stop()
+
+
+def openstack(daemon, *args):
+    """Run ``openstack <args>`` with the service's configuration file."""
+    env = {k: v for k, v in test_service_daemon._env().items()
+           if not k.startswith('OS_')}
+    env['OS_SHADOW_CONFIG_FILE'] = str(daemon.conf_path)
+    return _run([OPENSTACK] + list(args), env)
+
+
+def _run(argv, env):
+    import subprocess
+
+    return subprocess.run(argv, capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def _ok(result):
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    return result.stdout
+
+
+def test_evaluate_waits_with_a_progress_bar_then_shows_and_lists(daemon):
+    args = ['shadow', 'evaluate', '--budget', '4', '--wait',
+            '--progress', 'always', '-f', 'json']
+    for host in HOSTS:
+        args += ['--host', host]
+    result = openstack(daemon, *args)
+    shown = json.loads(_ok(result))
+    assert shown['status'] == 'finished'
+    assert {h['host'] for h in shown['ranking']} == set(HOSTS)
+    assert shown['best_host'] == shown['ranking'][0]['host']
+    assert shown['hint'] == 'shadow_evaluation=%s' % shown['id']
+    assert '100%' in result.stderr and '[#' in result.stderr
+
+    again = yaml.safe_load(_ok(openstack(
+        daemon, 'shadow', 'evaluation', 'show', shown['id'], '-f',
+        'yaml')))
+    assert again['status'] == 'finished'
+    assert again['ranking'] == shown['ranking']
+
+    table = _ok(openstack(daemon, 'shadow', 'evaluation', 'list'))
+    assert shown['id'] in table and 'Best Host' in table
+    values = _ok(openstack(daemon, 'shadow', 'evaluation', 'list',
+                           '--since', '2h', '-f', 'value', '-c', 'ID',
+                           '-c', 'Status', '-c', 'Best Host'))
+    assert '%s finished %s' % (shown['id'], shown['best_host']) in \
+        values.splitlines()
+
+
+def test_an_evaluation_started_without_wait_can_be_deleted(daemon):
+    started = _ok(openstack(
+        daemon, 'shadow', 'evaluate', '--host', HOSTS[0], '--host',
+        HOSTS[1], '--budget', '3', '-f', 'value', '-c', 'id'))
+    evaluation_id = started.strip()
+    assert uuid.UUID(evaluation_id)
+    deleted = openstack(daemon, 'shadow', 'evaluation', 'delete',
+                        evaluation_id, str(uuid.UUID(int=1)))
+    assert deleted.returncode == 1
+    assert '1 of 2 evaluations failed to delete' in deleted.stderr
+    missing = openstack(daemon, 'shadow', 'evaluation', 'show',
+                        evaluation_id)
+    assert missing.returncode == 1
+    assert 'Evaluation %s was not found.' % evaluation_id in missing.stderr
+    assert 'Traceback' not in missing.stderr
+
+
+def test_profiles_are_listed_and_shown(daemon):
+    listed = json.loads(_ok(openstack(daemon, 'shadow', 'profile', 'list',
+                                      '-f', 'json')))
+    by_name = {row['Name']: row for row in listed}
+    assert by_name['web']['Source'] == 'builtin'
+    assert by_name['nightly-report'] == {
+        'Name': 'nightly-report', 'Source': 'operator',
+        'Description': "the finance team's nightly report run"}
+    shown = json.loads(_ok(openstack(daemon, 'shadow', 'profile', 'show',
+                                     'nightly-report', '-f', 'json')))
+    assert shown['source'] == 'operator'
+    assert shown['components']['cpu']['workers'] == 2
+
+
+def test_the_watchers_decisions_are_listed(daemon):
+    assert daemon.decisions, 'the watcher run recorded no decision'
+    listed = json.loads(_ok(openstack(
+        daemon, 'shadow', 'decision', 'list', '--since', '7d', '--long',
+        '-f', 'json')))
+    newest_first = sorted(daemon.decisions, key=lambda r: r['at'],
+                          reverse=True)
+    assert [row['Decision ID'] for row in listed] == [
+        r['decision_id'] for r in newest_first]
+    first = listed[0]
+    assert first['Instance'] == 'vm-1'
+    assert first['Outcome'] in ('dry_run', 'suppressed')
+    assert first['Policy'] == 'ReactivePolicy'
+    assert first['Why']
+    ups = json.loads(_ok(openstack(
+        daemon, 'shadow', 'decision', 'list', '--since', '7d',
+        '--action', 'resize_up', '--long', '-f', 'json')))
+    expected = [r['decision_id'] for r in newest_first
+                if r['action'] == 'resize_up']
+    assert expected and [r['Decision ID'] for r in ups] == expected
+
+
+def test_a_bad_since_and_a_missing_broker_say_what_is_wrong(daemon):
+    bad = openstack(daemon, 'shadow', 'evaluation', 'list', '--since',
+                    'yesterday')
+    assert bad.returncode == 1
+    assert "--since: 'yesterday' is not a duration" in bad.stderr
+    env = {k: v for k, v in test_service_daemon._env().items()
+           if not k.startswith('OS_')}
+    env['OS_SHADOW_CONFIG_FILE'] = os.devnull
+    nowhere = _run([OPENSTACK, 'shadow', 'profile', 'list'], env)
+    assert nowhere.returncode == 1
+    assert 'no message broker' in nowhere.stderr
+
+
+def test_the_openstack_command_finds_the_plugin():
+    assert shutil.which('openstack') or os.path.exists(OPENSTACK)
+    result = _run([OPENSTACK, 'help', 'shadow', 'evaluate'],
+                  {k: v for k, v in os.environ.items()
+                   if not k.startswith('OS_')})
+    assert result.returncode == 0, result.stderr
+    assert '--wait' in result.stdout and '--host' in result.stdout

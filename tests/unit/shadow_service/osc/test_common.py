@@ -1,0 +1,36 @@
+"""What the ``openstack shadow`` commands share."""
+
+import pytest
+from osc_lib import exceptions
+
+from shadow_service.osc.v1 import common
+
+
+@pytest.mark.parametrize('text, seconds', [
+    ('90', 90.0), ('90s', 90.0), ('90m', 5400.0), ('2h', 7200.0),
+    ('1.5d', 129600.0), (' 2H ', 7200.0)])
+def test_a_duration_is_seconds_or_a_number_with_a_unit(text, seconds):
+    assert common.duration(text) == seconds
+
+
+@pytest.mark.parametrize('text', ['', 'yesterday', '0', '-5m', 'h', '2w'])
+def test_anything_else_is_refused_naming_the_option(text):
+    with pytest.raises(exceptions.CommandError) as info:
+        common.duration(text)
+    assert '--since' in str(info.value)
+
+
+def test_times_are_iso_8601_utc():
+    assert common.timestamp(0) == '1970-01-01T00:00:00+00:00'
+    assert common.timestamp(None) is None
+
+
+def test_a_ranking_reads_as_lines_and_stays_data_in_json():
+    hosts = [{'host': 'a', 'score': 87.54, 'confidence': 0.9,
+              'reasons': ['cpu_steal_pct 1.2 (best of 2)', 'other']},
+             {'host': 'b', 'score': 40.0, 'confidence': None}]
+    column = common.RankingColumn(hosts)
+    assert column.human_readable().splitlines() == [
+        '1. a score 87.5 confidence 0.90 (cpu_steal_pct 1.2 (best of 2))',
+        '2. b score 40.0 confidence 0.00']
+    assert column.machine_readable() == hosts

@@ -1,0 +1,50 @@
+"""Where ``/metrics`` is served, and what happens when it cannot be."""
+
+import logging
+import socket
+import urllib.request
+
+from shadow_service import exporter
+from tests import service_support
+from tests.fixtures import influxdb as influxdb_fixture
+
+
+def _conf(port, enabled=True):
+    return service_support.make_conf(prometheus={
+        'enabled': enabled, 'host': '127.0.0.1', 'port': port,
+        'watcher_port': port})
+
+
+def test_disabled_by_default_and_then_nothing_listens():
+    conf = service_support.make_conf()
+    assert conf.prometheus.enabled is False
+    assert exporter.serve(conf, 'service') is None
+
+
+def test_enabled_it_serves_the_text_format_until_stopped():
+    port = influxdb_fixture.free_port()
+    served = exporter.serve(_conf(port), 'watcher')
+    try:
+        with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port,
+                                    timeout=10) as reply:
+            text = reply.read().decode()
+        assert '# TYPE nova_shadow_evaluations_total counter' in text
+        assert '_created' not in text
+    finally:
+        served.stop()
+    # Nothing listens any more (the scrape's connection may linger in
+    # TIME_WAIT, which SO_REUSEADDR allows; a listener would not be).
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(('127.0.0.1', port))
+
+
+def test_a_port_in_use_is_logged_and_the_daemon_runs_on(caplog):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with caplog.at_level(logging.ERROR, logger=exporter.__name__):
+            assert exporter.serve(_conf(port), 'service') is None
+    assert 'Cannot serve Prometheus metrics on 127.0.0.1:%d' % port in \
+        caplog.text
