@@ -318,6 +318,55 @@ Related options:
         help="""
 Delete shadows left behind by an earlier run when the service starts.
 """),
+    cfg.StrOpt(
+        'evaluation_schedule',
+        default='racing',
+        choices=[('racing', 'answer from the prior when history decides '
+                            'the ranking; otherwise shadows only on the '
+                            'hosts that could change it, each dropped as '
+                            'soon as it cannot, until the ranking is '
+                            'settled'),
+                 ('pool', 'shadows on up to max_shadow_hosts candidates '
+                          '(unknown hosts first), clearly worse hosts '
+                          'dropped, stop at confidence_target'),
+                 ('full', 'a shadow on every candidate for the whole '
+                          'budget, no prior: the costly reference')],
+        help="""
+How an evaluation spends its budget of shadow time.
+
+``racing`` asks, before and after every read of the shadows, how many
+score points the scheduler could lose by taking the current top host: the
+expected opportunity cost, drawn from the uncertainty of every host's
+estimate. When history covers every candidate and that loss is below
+``settle_margin`` (or its confidence reaches ``confidence_target``), no
+shadow is booted. Otherwise only the hosts history knows nothing about,
+the top host and the hosts whose expected improvement over it is not
+negligible get shadows; the race ends as soon as the ranking is settled.
+
+Related options:
+
+* ``settle_margin``, ``confidence_target``, ``min_run_time``,
+  ``max_shadow_hosts``, ``prior_lookback``
+"""),
+    cfg.FloatOpt(
+        'settle_margin',
+        default=1.0,
+        min=0.0,
+        max=100.0,
+        help="""
+Expected score points lost by taking the top host below which a ranking is
+settled (the ``racing`` schedule).
+
+A host leaves the race when its expected improvement over the top host is
+below this margin divided by the number of candidates. Smaller values
+measure longer and more hosts; 0 never settles on this rule (only
+``confidence_target`` and the budget stop the race).
+
+Related options:
+
+* ``evaluation_schedule``; ``[analysis] tie_margin`` (score points within
+  which two hosts count as equally good).
+"""),
 ]
 
 
