@@ -44,6 +44,7 @@ import logging
 import time
 import uuid
 
+from shadow_service import hostchoice
 from shadow_service import learners as learners_mod
 from shadow_service import measurements as names
 from shadow_service import racing
@@ -106,7 +107,7 @@ class Evaluator:
                  shadow_scale=0.25, min_hosts_kept=2,
                  prior_lookback=86400.0, profile_dirs=(), learners=None,
                  schedule='racing',
-                 settle_margin=DEFAULT_SETTLE_MARGIN):
+                 settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None):
         if schedule not in SCHEDULES:
             raise ValueError('schedule must be one of %s, not %r'
                              % (', '.join(SCHEDULES), schedule))
@@ -114,6 +115,8 @@ class Evaluator:
             raise ValueError('settle_margin must not be negative')
         self.schedule = schedule
         self.settle_margin = float(settle_margin)
+        # Which hosts may take the VM and how cost weighs against score.
+        self.cost_policy = cost_policy or hostchoice.CostPolicy()
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -149,7 +152,8 @@ class Evaluator:
                    prior_lookback=opts.prior_lookback,
                    profile_dirs=opts.profile_dirs, learners=learners,
                    schedule=opts.evaluation_schedule,
-                   settle_margin=opts.settle_margin)
+                   settle_margin=opts.settle_margin,
+                   cost_policy=hostchoice.CostPolicy.from_conf(conf))
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
@@ -178,21 +182,23 @@ class Evaluator:
         evaluation.scale = scale
         analyzer = self._analyzer_for(evaluation.request, profile)
 
+        eligible = self._eligible(evaluation, host_names)
         if self.schedule == 'full':
             prior = analyzer.rank(profile.sensitivity, {})
         else:
             prior = self._prior(profile, host_names, features, scale,
                                 analyzer, request=evaluation.request)
         purpose = evaluation.request.get('purpose', 'boot')
-        if purpose != 'boot':
+        if purpose != 'boot' or not eligible:
             LOG.info('Evaluation %s (%s): answered from history, without '
-                     'shadows', evaluation.evaluation_id, purpose)
+                     'shadows%s', evaluation.evaluation_id, purpose,
+                     '' if eligible else ' (no host may take the VM)')
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
         known = {h.host for h in prior.hosts if h.predicted}
-        verdict = (racing.assess(prior) if self.schedule == 'racing'
-                   else None)
-        if known >= set(host_names) and self.schedule != 'full' and (
+        verdict = (self.assess(prior, evaluation)
+                   if self.schedule == 'racing' else None)
+        if known >= set(eligible) and self.schedule != 'full' and (
                 prior.confidence >= self.confidence_target
                 or (verdict is not None and verdict.opportunity_cost
                     <= self.settle_margin)):
@@ -206,9 +212,9 @@ class Evaluator:
                                 'history')
 
         if self.schedule == 'racing':
-            candidates = self._contenders(prior, verdict, host_names)
+            candidates = self._contenders(prior, verdict, eligible)
         else:
-            candidates = self._candidates(prior, host_names)
+            candidates = self._candidates(prior, eligible)
         ranking, shadow_seconds = self._measure(
             evaluation, profile, candidates, features, scale, wall_start,
             progress, prior if self.schedule != 'full' else None, analyzer)
@@ -216,6 +222,35 @@ class Evaluator:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _eligible(self, evaluation, host_names):
+        """The candidates that may take the VM (up, enabled, in the
+        request's zone, within the cost cap); the others are recorded on
+        ``evaluation`` with the reason and get no shadow."""
+        evaluation.costs = self.cost_policy.costs(evaluation.hosts)
+        infos = {}
+        try:
+            infos = {h.host: h for h in self.driver.list_hosts()}
+        except Exception:
+            LOG.exception('Could not list the hosts\' availability; '
+                          'taking every candidate as available')
+        evaluation.excluded = self.cost_policy.exclusions(
+            host_names, evaluation.costs, infos,
+            evaluation.request.get('availability_zone'))
+        for host, reason in evaluation.excluded.items():
+            evaluation.unmeasured[host] = 'may not take the VM (%s)' % reason
+        return [h for h in host_names if h not in evaluation.excluded]
+
+    def assess(self, ranking, evaluation):
+        """What ``ranking`` leaves open among the hosts that may take the
+        VM (scores per cost under the ``per_cost`` policy)."""
+        excluded = getattr(evaluation, 'excluded', {})
+        eligible = [h['host'] for h in evaluation.hosts
+                    if h['host'] not in excluded]
+        return racing.assess(
+            ranking, exclude=excluded,
+            cost_factors=self.cost_policy.factors(
+                eligible, getattr(evaluation, 'costs', {})))
 
     def _now(self):
         """The driver's clock (the wall clock if it cannot tell)."""
@@ -347,6 +382,8 @@ class Evaluator:
                 source):
         result = ranking.to_dict()
         self._add_unmeasured(evaluation, result, source)
+        self.cost_policy.apply(result, getattr(evaluation, 'costs', {}),
+                               getattr(evaluation, 'excluded', {}))
         result.update({
             'evaluation_id': evaluation.evaluation_id,
             'status': 'cancelled' if evaluation.cancelled else 'finished',
@@ -636,8 +673,10 @@ class _RacingRun(_Run):
         super().__init__(*args, **kwargs)
         # Hosts that had a shadow in this evaluation, and since when.
         self.tried = {}
-        self.candidates = len(self.evaluation.hosts)
-        self.hosts = {h['host'] for h in self.evaluation.hosts}
+        excluded = getattr(self.evaluation, 'excluded', {})
+        self.hosts = {h['host'] for h in self.evaluation.hosts
+                      if h['host'] not in excluded}
+        self.candidates = len(self.hosts)
 
     def boot(self):
         taken = self.queue[:max(0, self.ev.max_shadow_hosts
@@ -678,7 +717,7 @@ class _RacingRun(_Run):
                 break
             if ranking is None or not self.ready(now):
                 continue
-            verdict = racing.assess(ranking)
+            verdict = ev.assess(ranking, evaluation)
             if verdict is None:
                 continue
             # Hosts without any estimate wait for a slot: the race is not

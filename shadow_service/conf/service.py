@@ -367,6 +367,53 @@ Related options:
 * ``evaluation_schedule``; ``[analysis] tie_margin`` (score points within
   which two hosts count as equally good).
 """),
+    cfg.StrOpt(
+        'cost_policy',
+        default='none',
+        choices=[('none', 'report each host\'s cost, rank by score alone'),
+                 ('cap', 'best score among the hosts that cost at most '
+                         'max_host_cost'),
+                 ('per_cost', 'best score per unit of cost')],
+        help="""
+How a host's cost weighs against its score.
+
+Every ranking lists each host's cost (``host_costs``, or the
+``shadow_host_cost`` metadata of its host aggregates, which the weigher
+sends). With ``cap``, a host costing more than ``max_host_cost`` may not
+take the VM: it gets no shadow and score 0 (a host without a cost passes).
+With ``per_cost``, a host's score is divided by its cost relative to the
+cheapest candidate, so a host twice as expensive needs twice the score to
+rank level (a host without a cost counts ``default_host_cost``). Hosts
+that are down, disabled (in maintenance) or outside the request's
+availability zone never take the VM, whatever the policy.
+
+Related options:
+
+* ``max_host_cost``, ``host_costs``, ``default_host_cost``
+"""),
+    cfg.FloatOpt(
+        'max_host_cost',
+        min=0.0,
+        help="""
+Most a host may cost (per hour, in the unit of ``host_costs``) to take a
+VM under ``cost_policy = cap``. Required by that policy.
+"""),
+    cfg.DictOpt(
+        'host_costs',
+        default={},
+        help="""
+Cost per hour of each host (``host:cost``), for ``cost_policy``.
+
+The ``shadow_host_cost`` metadata of a host's aggregates, which the weigher
+sends with each host, takes precedence.
+"""),
+    cfg.FloatOpt(
+        'default_host_cost',
+        default=1.0,
+        min=0.001,
+        help="""
+Cost of a host with no cost of its own under ``cost_policy = per_cost``.
+"""),
 ]
 
 
