@@ -75,6 +75,9 @@ class ScheduledService(pq.ShadowService):
     def _build(self, store):
         self.conf.set_override('evaluation_schedule', self.schedule,
                                group='shadow')
+        if self.args.settle_margin is not None:
+            self.conf.set_override('settle_margin', self.args.settle_margin,
+                                   group='shadow')
         return super()._build(store)
 
 
@@ -278,6 +281,9 @@ def main(argv=None):
                         help='shadow budget per request, simulated s')
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
+    parser.add_argument('--settle-margin', type=float,
+                        help='[shadow] settle_margin of the racing '
+                        'schedule (default: the option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--verbose', action='store_true')

@@ -249,6 +249,7 @@ class Evaluator:
                     if h['host'] not in excluded]
         return racing.assess(
             ranking, exclude=excluded,
+            indifference=getattr(self.analyzer, 'tie_margin', 0.0),
             cost_factors=self.cost_policy.factors(
                 eligible, getattr(evaluation, 'costs', {})))
 

@@ -8,13 +8,17 @@ uncertainties (the same draws the analyzer's confidence uses: the
 host-specific part, not the scale-up every host shares) and rescoring each
 draw gives, in score points:
 
-* per host, its expected improvement over the incumbent,
-  ``E[max(S_host - S_top, 0)]``: a host whose improvement is below the
-  elimination margin cannot change the ranking enough to matter and gets
-  no (more) shadow time;
+* per host, its expected improvement over the incumbent beyond an
+  indifference zone ``d``, ``E[max(S_host - S_top - d, 0)]``: a host
+  whose improvement is below the elimination margin cannot change the
+  ranking enough to matter and gets no (more) shadow time;
 * overall, the expected opportunity cost of stopping now,
-  ``E[max_j S_j - S_top]``: once it is below ``settle_margin`` the ranking
-  is settled, with or without shadows.
+  ``E[max(max_j S_j - S_top - d, 0)]``: once it is below
+  ``settle_margin`` the ranking is settled, with or without shadows.
+
+The evaluation takes ``d`` to be the analyzer's ``tie_margin``: hosts
+within it count as equally good (the weigher gives them the same weight),
+so a loss smaller than that is no loss.
 
 This is the expected-opportunity-cost rule of ranking and selection (Chick
 and Inoue, "New two-stage and sequential procedures for selecting the best
@@ -55,13 +59,14 @@ class Assessment:
 
 
 def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
-           draws=DRAWS, seed=0):
+           indifference=0.0, draws=DRAWS, seed=0):
     """The :class:`Assessment` of ``ranking`` (an analyzer ``Ranking``).
 
     Only hosts with predictions and not in ``exclude`` (hosts that may
     not take the VM) take part; ``cost_factors`` (``{host: factor}``)
     multiplies each drawn score (the ``per_cost`` trade-off compares
-    scores per unit of cost).  None when no host has a prediction.
+    scores per unit of cost); improvements of at most ``indifference``
+    score points count as none.  None when no host has a prediction.
     """
     excluded = set(exclude)
     hosts = [h for h in ranking.hosts
@@ -92,9 +97,9 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
         scores = scores * factors[:, None]
         point = point * factors
     top = int(np.argmax(point))
-    lead = scores - scores[top]
+    lead = scores - scores[top] - float(indifference)
     gains = np.mean(np.maximum(lead, 0.0), axis=1)
-    cost = float(np.mean(np.max(lead, axis=0)))
+    cost = float(np.mean(np.maximum(np.max(lead, axis=0), 0.0)))
     return Assessment(
         incumbent=hosts[top].host, opportunity_cost=cost,
         gains={h.host: float(g) for i, (h, g) in enumerate(zip(hosts, gains))
