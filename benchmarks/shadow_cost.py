@@ -39,8 +39,10 @@ Usage::
 """
 
 import argparse
+import concurrent.futures
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import sys
@@ -176,22 +178,38 @@ def _ratios(summaries):
     return summaries
 
 
-def run(args):
+def run_arm(schedule, args):
+    """Every request through one schedule's arm (a worker process):
+    ``(rows, wall_s, settle_margin, confidence_target)``."""
     nova = pq.NovaWeighers()
-    arms = {s: ScheduleArm(s, args, nova) for s in SCHEDULES}
-    first = arms[REFERENCE]
+    arm = ScheduleArm(schedule, args, nova)
     requests = pq.make_requests(
-        args.requests, args.seed, first.twin.clock, mode='arrivals',
-        free_ram_mb=pq.free_ram_mb(first.driver, first.hosts))
+        args.requests, args.seed, arm.twin.clock, mode='arrivals',
+        free_ram_mb=pq.free_ram_mb(arm.driver, arm.hosts))
     for number, request in enumerate(requests):
-        profile = profiles.resolve_profile(request)
-        for arm in arms.values():
-            arm.handle(number, request, profile)
+        arm.handle(number, request, profiles.resolve_profile(request))
         if args.verbose and number % 10 == 0:
-            LOG.info('request %d: %s', number, {
-                s: (a.rows[-1].get('source'),
-                    a.rows[-1].get('shadow_host_seconds'))
-                for s, a in arms.items()})
+            row = arm.rows[-1]
+            LOG.info('%s request %d: %s %s', schedule, number,
+                     row.get('source'), row.get('shadow_host_seconds'))
+    opts = arm.service.conf.shadow
+    answer = (arm.rows, arm.wall_s, opts.settle_margin,
+              opts.confidence_target)
+    arm.close()
+    return answer
+
+
+def run(args):
+    # One process per schedule: the arms share nothing (each has its own
+    # twin built from the seed, its own service and history) and see the
+    # same requests.
+    context = multiprocessing.get_context('fork')
+    with concurrent.futures.ProcessPoolExecutor(
+            max_workers=len(SCHEDULES), mp_context=context) as pool:
+        futures = {s: pool.submit(run_arm, s, args) for s in SCHEDULES}
+        answers = {s: f.result() for s, f in futures.items()}
+    rows = {s: a[0] for s, a in answers.items()}
+    _rows, _wall, settle_margin, confidence_target = answers['racing']
     settings = pq.service_settings(args, True)
     result = {
         'benchmark': 'shadow_cost', 'seed': args.seed,
@@ -201,8 +219,8 @@ def run(args):
         'assembled_by': 'shadow_service.service.build',
         'service_settings': {'[%s] %s' % (g, n): v
                              for g, n, v in settings},
-        'settle_margin': first.service.conf.shadow.settle_margin,
-        'confidence_target': first.service.conf.shadow.confidence_target,
+        'settle_margin': settle_margin,
+        'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
                         'to 24 h, from placement) of the host Nova\'s '
@@ -211,17 +229,17 @@ def run(args):
                         'twin',
         'cost_rule': 'simulated shadow-host-seconds per request',
         'schedules': {}, 'after_warmup': {}, 'first_requests': {},
-        'wall_s': {s: round(a.wall_s, 1) for s, a in arms.items()},
+        'decision_wall_s': {s: round(a[1], 1) for s, a in answers.items()},
         'machine': platform.platform(),
     }
-    result['schedules'] = _ratios({s: summarise(a.rows)
-                                   for s, a in arms.items()})
+    result['schedules'] = _ratios({s: summarise(r)
+                                   for s, r in rows.items()})
     result['first_requests'] = _ratios({
-        s: summarise([r for r in a.rows if r['request'] < args.warmup])
-        for s, a in arms.items()})
+        s: summarise([x for x in r if x['request'] < args.warmup])
+        for s, r in rows.items()})
     result['after_warmup'] = _ratios({
-        s: summarise([r for r in a.rows if r['request'] >= args.warmup])
-        for s, a in arms.items()})
+        s: summarise([x for x in r if x['request'] >= args.warmup])
+        for s, r in rows.items()})
     racing, pool = result['schedules']['racing'], result['schedules']['pool']
     late = result['after_warmup'].get('racing', {})
     result['cost_ratio_vs_full'] = racing['cost_ratio_vs_full']
@@ -237,9 +255,7 @@ def run(args):
             racing['quality'] >= pool['quality'] - 0.002,
         'answered_from_prior_after_warmup>=0.5':
             (late.get('answered_from_prior') or 0.0) >= 0.5}
-    result['rows'] = {s: a.rows for s, a in arms.items()}
-    for arm in arms.values():
-        arm.close()
+    result['rows'] = rows
     return result
 
 

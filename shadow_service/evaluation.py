@@ -22,7 +22,7 @@ block, whatever happened.  Then one of three schedules
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
     After every read (once ``min_run_time`` has passed) a host whose
-    expected improvement falls below its share of ``settle_margin`` loses
+    expected improvement falls below a quarter of ``settle_margin`` loses
     its shadow, a host that becomes a contender (the top host measured
     worse than its prior) gets one, and the race stops as soon as the
     ranking is settled, when the budget is spent, or when it is
@@ -62,6 +62,9 @@ CLEANUP_RESERVE_S = 0.5
 PRIOR_EVALUATIONS = 50
 #: How an evaluation spends its budget (see the module docstring).
 SCHEDULES = ('racing', 'pool', 'full')
+#: Share of ``settle_margin`` below which a host's expected improvement
+#: takes it out of the race.
+ELIMINATION_SHARE = 0.25
 
 
 class Evaluation:
@@ -341,12 +344,13 @@ class Evaluator:
         unknown = [h for h in host_names if h not in known]
         return unknown + known, set(unknown)
 
-    def elimination_margin(self, hosts):
+    @property
+    def elimination_margin(self):
         """Expected improvement (score points) below which a host leaves
-        the race: its share of ``settle_margin`` among ``hosts``
-        candidates, so the hosts dropped at once cannot together hide more
-        than the margin."""
-        return self.settle_margin / max(1, hosts)
+        the race: ``ELIMINATION_SHARE`` of ``settle_margin``.  Hosts that
+        left keep their estimates, so the race still settles only when
+        the expected loss over every host is within the margin."""
+        return self.settle_margin * ELIMINATION_SHARE
 
     def _contenders(self, prior, verdict, host_names):
         """The racing schedule's first hosts: those history knows nothing
@@ -356,7 +360,7 @@ class Evaluator:
         unknown = [h for h in host_names if h not in known]
         order = list(unknown)
         if verdict is not None:
-            margin = self.elimination_margin(len(host_names))
+            margin = self.elimination_margin
             order += [h for h in [verdict.incumbent]
                       + verdict.contenders(margin)
                       if h in host_names and h not in order]
@@ -651,16 +655,15 @@ class _FullRun(_Run):
                         evaluation.evaluation_id)
             return None
         t0 = read_from = ev.driver.now()
-        ranking = None
         while not evaluation.cancelled:
             ev.driver.wait(ev.sample_interval)
             now = ev.driver.now()
             self.read(read_from, now)
             read_from = now + 1e-6
-            ranking = self.rank(now) or ranking
-            if self.report(progress, ranking, now - t0):
+            # Nothing stops early: the ranking is made once, at the end.
+            if self.report(progress, None, now - t0):
                 break
-        return ranking
+        return self.rank(ev.driver.now())
 
 
 class _RacingRun(_Run):
@@ -677,7 +680,6 @@ class _RacingRun(_Run):
         excluded = getattr(self.evaluation, 'excluded', {})
         self.hosts = {h['host'] for h in self.evaluation.hosts
                       if h['host'] not in excluded}
-        self.candidates = len(self.hosts)
 
     def boot(self):
         taken = self.queue[:max(0, self.ev.max_shadow_hosts
@@ -707,7 +709,7 @@ class _RacingRun(_Run):
             return None
         t0 = read_from = ev.driver.now()
         ranking = None
-        margin = ev.elimination_margin(self.candidates)
+        margin = ev.elimination_margin
         while not evaluation.cancelled:
             ev.driver.wait(ev.sample_interval)
             now = ev.driver.now()

@@ -358,7 +358,7 @@ Expected score points lost by taking the top host below which a ranking is
 settled (the ``racing`` schedule).
 
 A host leaves the race when its expected improvement over the top host is
-below this margin divided by the number of candidates. Smaller values
+below a quarter of this margin. Smaller values
 measure longer and more hosts; 0 never settles on this rule (only
 ``confidence_target`` and the budget stop the race).
 
