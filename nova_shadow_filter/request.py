@@ -71,7 +71,8 @@ def flavor_of(flavor):
 
 
 def build_request(flavor, profile, *, image_id=None, project_id=None,
-                  instance_uuid=None, num_instances=1, purpose='boot'):
+                  instance_uuid=None, num_instances=1, purpose='boot',
+                  availability_zone=None):
     """The RPC request dict (JSON values only).
 
     Parameters
@@ -87,12 +88,16 @@ def build_request(flavor, profile, *, image_id=None, project_id=None,
         ``boot`` or a move operation (``resize``, ``migrate``,
         ``live-migrate``, ``unshelve``): moves are answered from history
         without shadows.
+    availability_zone : str, optional
+        The zone the request asks for: hosts of other zones never take
+        the VM.
     """
     flavor = flavor_of(flavor)
     request = {'flavor': flavor, 'profile': profile,
                'profile_scale': profile_scale(flavor['vcpus'])}
     for key, value in (('image_id', image_id), ('project_id', project_id),
-                       ('instance_uuid', instance_uuid)):
+                       ('instance_uuid', instance_uuid),
+                       ('availability_zone', availability_zone)):
         if value:
             request[key] = str(value)[:MAX_NAME]
     if num_instances and int(num_instances) > 1:

@@ -17,6 +17,11 @@ From score to weight (each 0..1, see ``doc/source/weigher.rst``):
 * times ``weight_multiplier`` (or the ``shadow_weight_multiplier``
   aggregate metadata).
 
+Each host is sent with its cost when its aggregates carry
+``shadow_host_cost`` metadata; the service ranks by the operator's trade-off
+between score and cost (``[shadow] cost_policy``) and gives hosts that may
+not take the VM (over the cost cap, disabled, another zone) score 0.
+
 Requests without a hint get neutral weights and cause no RPC at all.  A bad
 hint value is logged and ignored.  A multi-create asks once and reuses the
 ranking for its other instances.  Moves (resize, migrations, unshelve) are
@@ -40,6 +45,7 @@ import nova.conf
 import oslo_messaging as messaging
 from nova.scheduler import utils
 from nova.scheduler import weights
+from nova.scheduler.filters import utils as filters_utils
 from oslo_log import log as logging
 
 from nova_shadow_filter import breaker
@@ -56,6 +62,8 @@ shadow_conf.register_opts(CONF)
 HINT_PROFILE = 'shadow_profile'
 HINT_BUDGET = 'shadow_budget'
 HINT_EVALUATION = 'shadow_evaluation'
+#: Aggregate metadata key of a host's cost (see ``[shadow] cost_policy``).
+AGGREGATE_COST_KEY = 'shadow_host_cost'
 NEUTRAL = 0.5
 #: Longest tenant- or service-supplied text put in one log line.
 LOG_VALUE_MAX = 80
@@ -112,7 +120,29 @@ def build_request(spec_obj, profile, purpose='boot'):
         project_id=_attr(spec_obj, 'project_id'),
         instance_uuid=_attr(spec_obj, 'instance_uuid'),
         num_instances=_attr(spec_obj, 'num_instances', 1) or 1,
-        purpose=purpose)
+        purpose=purpose,
+        availability_zone=_attr(spec_obj, 'availability_zone'))
+
+
+def host_cost(host_state):
+    """The host's cost from the ``shadow_host_cost`` metadata of its
+    aggregates (the highest when several set it), or None; a value that is
+    not a non-negative number is logged and ignored."""
+    values = filters_utils.aggregate_values_from_key(host_state,
+                                                     AGGREGATE_COST_KEY)
+    costs = []
+    for value in values:
+        try:
+            cost = float(value)
+            if not math.isfinite(cost) or cost < 0:
+                raise ValueError(value)
+        except (TypeError, ValueError):
+            LOG.warning('Ignoring aggregate metadata %s=%s of host %s: not '
+                        'a non-negative number', AGGREGATE_COST_KEY,
+                        clip(value), clip(host_state.host))
+            continue
+        costs.append(cost)
+    return max(costs) if costs else None
 
 
 def describe_hosts(host_states):
@@ -122,6 +152,13 @@ def describe_hosts(host_states):
         if state.host in hosts:
             continue
         entry = {'host': state.host, 'nodename': state.nodename}
+        try:
+            cost = host_cost(state)
+        except (AttributeError, TypeError):
+            # A host state without aggregates: no cost.
+            cost = None
+        if cost is not None:
+            entry['cost'] = cost
         for key, attr in (('vcpus', 'vcpus_total'),
                           ('vcpus_used', 'vcpus_used'),
                           ('free_ram_mb', 'free_ram_mb'),

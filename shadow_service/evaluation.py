@@ -3,20 +3,40 @@
 The :class:`Evaluator` composes the parts behind their interfaces: a
 ``CloudDriver`` boots and deletes shadows, the ``HistoryStore`` holds what
 they measured, the ``Analyzer`` turns measurements into a ranking.  It owns
-the loop and its stopping rules:
+the loop and its stopping rules.
 
-* the prior is built from history alone: the shadow samples earlier
-  evaluations of the same workload (profile, flavor size and profile
-  scale) left on these hosts within
-  ``prior_lookback`` seconds (the analyzer discounts them by their age).
-  It is returned as is when it is already confident;
-* otherwise up to ``max_shadow_hosts`` candidates get a shadow: hosts the
-  history knows nothing about first, then the best of the prior;
-* hosts that got no shadow keep their prior estimate in the ranking;
-* the loop stops when the ranking reaches ``confidence_target`` (after
-  ``min_run_time``), when the budget is spent, or when it is cancelled;
-* clearly worse hosts lose their shadow early (successive halving);
-* every shadow is deleted in a ``finally`` block, whatever happened.
+The prior is built from history alone: the shadow samples earlier
+evaluations of the same workload (profile, flavor size and profile scale)
+left on these hosts within ``prior_lookback`` seconds (the analyzer
+discounts them by their age).  Hosts that got no shadow keep their prior
+estimate in the ranking, and every shadow is deleted in a ``finally``
+block, whatever happened.  Then one of three schedules
+(``evaluation_schedule``) spends the budget:
+
+``racing`` (the default)
+    The prior is returned as is when it already decides the ranking: it
+    covers every candidate and either its confidence reaches
+    ``confidence_target`` or the expected score lost by taking its top
+    host (:mod:`shadow_service.racing`) is below ``settle_margin``.
+    Otherwise shadows run only on the hosts that could change the
+    ranking: hosts the history knows nothing about, the prior's top host,
+    and the hosts whose expected improvement over it is not negligible.
+    After every read (once ``min_run_time`` has passed) a host whose
+    expected improvement falls below a quarter of ``settle_margin`` loses
+    its shadow, a host that becomes a contender (the top host measured
+    worse than its prior) gets one, and the race stops as soon as the
+    ranking is settled, when the budget is spent, or when it is
+    cancelled.
+``pool``
+    The earlier loop: up to ``max_shadow_hosts`` candidates get a shadow
+    (hosts the history knows nothing about first, then the best of the
+    prior), clearly worse hosts lose theirs (successive halving), and the
+    loop stops at ``confidence_target`` once every host without an
+    estimate has been measured.
+``full``
+    A shadow on every candidate (up to ``max_shadow_hosts``) for the whole
+    budget, without the prior: the most expensive, the reference the
+    others are measured against.
 """
 
 import collections
@@ -24,8 +44,10 @@ import logging
 import time
 import uuid
 
+from shadow_service import hostchoice
 from shadow_service import learners as learners_mod
 from shadow_service import measurements as names
+from shadow_service import racing
 from shadow_service.analysis import scaleup
 from shadow_service.history import base as history_base
 from shadow_service.learners import base as learner_base
@@ -39,6 +61,11 @@ NEUTRAL_SCORE = 50.0
 CLEANUP_RESERVE_S = 0.5
 # Earlier evaluations whose shadow samples may form a prior.
 PRIOR_EVALUATIONS = 50
+#: How an evaluation spends its budget (see the module docstring).
+SCHEDULES = ('racing', 'pool', 'full')
+#: Share of ``settle_margin`` below which a host's expected improvement
+#: takes it out of the race.
+ELIMINATION_SHARE = 0.25
 
 
 class Evaluation:
@@ -75,13 +102,25 @@ class Evaluator:
     """Runs evaluations against one driver, history store and analyzer."""
 
     DEFAULT_CONFIDENCE_TARGET = 0.8
+    DEFAULT_SETTLE_MARGIN = 1.0
 
     def __init__(self, driver, history, analyzer, *,
                  confidence_target=DEFAULT_CONFIDENCE_TARGET,
                  max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
-                 prior_lookback=86400.0, profile_dirs=(), learners=None):
+                 prior_lookback=86400.0, profile_dirs=(), learners=None,
+                 schedule='racing',
+                 settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None):
+        if schedule not in SCHEDULES:
+            raise ValueError('schedule must be one of %s, not %r'
+                             % (', '.join(SCHEDULES), schedule))
+        if settle_margin < 0:
+            raise ValueError('settle_margin must not be negative')
+        self.schedule = schedule
+        self.settle_margin = float(settle_margin)
+        # Which hosts may take the VM and how cost weighs against score.
+        self.cost_policy = cost_policy or hostchoice.CostPolicy()
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -115,7 +154,10 @@ class Evaluator:
                    max_budget=opts.max_budget,
                    shadow_scale=opts.shadow_scale,
                    prior_lookback=opts.prior_lookback,
-                   profile_dirs=opts.profile_dirs, learners=learners)
+                   profile_dirs=opts.profile_dirs, learners=learners,
+                   schedule=opts.evaluation_schedule,
+                   settle_margin=opts.settle_margin,
+                   cost_policy=hostchoice.CostPolicy.from_conf(conf))
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
@@ -144,31 +186,76 @@ class Evaluator:
         evaluation.scale = scale
         analyzer = self._analyzer_for(evaluation.request, profile)
 
-        prior = self._prior(profile, host_names, features, scale, analyzer,
-                            request=evaluation.request)
+        eligible = self._eligible(evaluation, host_names)
+        if self.schedule == 'full':
+            prior = analyzer.rank(profile.sensitivity, {})
+        else:
+            prior = self._prior(profile, host_names, features, scale,
+                                analyzer, request=evaluation.request)
         purpose = evaluation.request.get('purpose', 'boot')
-        if purpose != 'boot':
+        if purpose != 'boot' or not eligible:
             LOG.info('Evaluation %s (%s): answered from history, without '
-                     'shadows', evaluation.evaluation_id, purpose)
+                     'shadows%s', evaluation.evaluation_id, purpose,
+                     '' if eligible else ' (no host may take the VM)')
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
-        known = {h.host for h in prior.hosts}
-        if (known >= set(host_names)
-                and prior.confidence >= self.confidence_target):
-            LOG.info('Evaluation %s: history alone gives confidence %.2f; '
-                     'no shadows booted', evaluation.evaluation_id,
-                     prior.confidence)
+        known = {h.host for h in prior.hosts if h.predicted}
+        verdict = (self.assess(prior, evaluation)
+                   if self.schedule == 'racing' else None)
+        if known >= set(eligible) and self.schedule != 'full' and (
+                prior.confidence >= self.confidence_target
+                or (verdict is not None and verdict.opportunity_cost
+                    <= self.settle_margin)):
+            LOG.info('Evaluation %s: history alone decides the ranking '
+                     '(confidence %.2f%s); no shadows booted',
+                     evaluation.evaluation_id, prior.confidence,
+                     '' if verdict is None else
+                     ', expected loss %.2f points'
+                     % verdict.opportunity_cost)
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
 
-        candidates = self._candidates(prior, host_names)
+        if self.schedule == 'racing':
+            candidates = self._contenders(prior, verdict, eligible)
+        else:
+            candidates = self._candidates(prior, eligible)
         ranking, shadow_seconds = self._measure(
             evaluation, profile, candidates, features, scale, wall_start,
-            progress, prior, analyzer)
+            progress, prior if self.schedule != 'full' else None, analyzer)
         if ranking is None:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _eligible(self, evaluation, host_names):
+        """The candidates that may take the VM (up, enabled, in the
+        request's zone, within the cost cap); the others are recorded on
+        ``evaluation`` with the reason and get no shadow."""
+        evaluation.costs = self.cost_policy.costs(evaluation.hosts)
+        infos = {}
+        try:
+            infos = {h.host: h for h in self.driver.list_hosts()}
+        except Exception:
+            LOG.exception('Could not list the hosts\' availability; '
+                          'taking every candidate as available')
+        evaluation.excluded = self.cost_policy.exclusions(
+            host_names, evaluation.costs, infos,
+            evaluation.request.get('availability_zone'))
+        for host, reason in evaluation.excluded.items():
+            evaluation.unmeasured[host] = 'may not take the VM (%s)' % reason
+        return [h for h in host_names if h not in evaluation.excluded]
+
+    def assess(self, ranking, evaluation):
+        """What ``ranking`` leaves open among the hosts that may take the
+        VM (scores per cost under the ``per_cost`` policy)."""
+        excluded = getattr(evaluation, 'excluded', {})
+        eligible = [h['host'] for h in evaluation.hosts
+                    if h['host'] not in excluded]
+        return racing.assess(
+            ranking, exclude=excluded,
+            indifference=getattr(self.analyzer, 'tie_margin', 0.0),
+            cost_factors=self.cost_policy.factors(
+                eligible, getattr(evaluation, 'costs', {})))
 
     def _now(self):
         """The driver's clock (the wall clock if it cannot tell)."""
@@ -258,14 +345,38 @@ class Evaluator:
         unknown = [h for h in host_names if h not in known]
         return unknown + known, set(unknown)
 
+    @property
+    def elimination_margin(self):
+        """Expected improvement (score points) below which a host leaves
+        the race: ``ELIMINATION_SHARE`` of ``settle_margin``.  Hosts that
+        left keep their estimates, so the race still settles only when
+        the expected loss over every host is within the margin."""
+        return self.settle_margin * ELIMINATION_SHARE
+
+    def _contenders(self, prior, verdict, host_names):
+        """The racing schedule's first hosts: those history knows nothing
+        about, the prior's top host, then the hosts whose expected
+        improvement over it is not negligible (largest first)."""
+        known = {h.host for h in prior.hosts if h.predicted}
+        unknown = [h for h in host_names if h not in known]
+        order = list(unknown)
+        if verdict is not None:
+            margin = self.elimination_margin
+            order += [h for h in [verdict.incumbent]
+                      + verdict.contenders(margin)
+                      if h in host_names and h not in order]
+        return order, set(unknown)
+
     def _measure(self, evaluation, profile, candidates, features, scale,
                  wall_start, progress, prior=None, analyzer=None):
         order, unknown = candidates
         request = dict(evaluation.request)
         request['flavor'] = scaleup.shadow_flavor(request['flavor'],
                                                   self.shadow_scale)
-        run = _Run(self, evaluation, profile.scaled(self.shadow_scale),
-                   request, order, unknown, features, scale, prior)
+        run_class = {'racing': _RacingRun, 'pool': _Run,
+                     'full': _FullRun}[self.schedule]
+        run = run_class(self, evaluation, profile.scaled(self.shadow_scale),
+                        request, order, unknown, features, scale, prior)
         run.analyzer = analyzer or self.analyzer
         try:
             ranking = run.loop(wall_start, progress)
@@ -277,6 +388,8 @@ class Evaluator:
                 source):
         result = ranking.to_dict()
         self._add_unmeasured(evaluation, result, source)
+        self.cost_policy.apply(result, getattr(evaluation, 'costs', {}),
+                               getattr(evaluation, 'excluded', {}))
         result.update({
             'evaluation_id': evaluation.evaluation_id,
             'status': 'cancelled' if evaluation.cancelled else 'finished',
@@ -466,12 +579,32 @@ class _Run:
             data_age_s={h: now - t for h, t in self.newest.items()},
             prior=self.prior)
 
+    def start_clock(self, wall_start):
+        """The budget left for measuring (the clean-up reserve kept
+        back) and the wall clock it runs on."""
+        reserve = max(CLEANUP_RESERVE_S,
+                      getattr(self.ev.driver, 'cleanup_reserve_s', 0.0))
+        self.budget = max(0.0, self.evaluation.budget_s - reserve)
+        self.wall_start = wall_start
+
+    def report(self, progress, ranking, elapsed):
+        """Publish progress; True once the budget is spent."""
+        evaluation, budget = self.evaluation, self.budget
+        wall = time.monotonic() - self.wall_start
+        evaluation.progress = (min(1.0, max(elapsed, wall) / budget)
+                               if budget else 1.0)
+        if progress is not None:
+            progress(evaluation, ranking)
+        if elapsed >= budget or wall >= budget:
+            LOG.info('Evaluation %s: budget of %.1fs spent',
+                     evaluation.evaluation_id, evaluation.budget_s)
+            return True
+        return False
+
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
-        reserve = max(CLEANUP_RESERVE_S,
-                      getattr(ev.driver, 'cleanup_reserve_s', 0.0))
-        budget = max(0.0, evaluation.budget_s - reserve)
-        self.budget, self.wall_start = budget, wall_start
+        self.start_clock(wall_start)
+        budget = self.budget
         self.boot()
         if not self.running:
             LOG.warning('Evaluation %s: no shadow booted',
@@ -528,3 +661,124 @@ class _Run:
                      ', '.join(sorted(s.host for s in droppable)))
             self.delete(droppable)
         return droppable
+
+
+class _FullRun(_Run):
+    """Every candidate measured for the whole budget: no early stop, no
+    host dropped."""
+
+    def loop(self, wall_start, progress):
+        ev, evaluation = self.ev, self.evaluation
+        self.start_clock(wall_start)
+        self.boot()
+        if not self.running:
+            LOG.warning('Evaluation %s: no shadow booted',
+                        evaluation.evaluation_id)
+            return None
+        t0 = read_from = ev.driver.now()
+        while not evaluation.cancelled:
+            ev.driver.wait(ev.sample_interval)
+            now = ev.driver.now()
+            self.read(read_from, now)
+            read_from = now + 1e-6
+            # Nothing stops early: the ranking is made once, at the end.
+            if self.report(progress, None, now - t0):
+                break
+        return self.rank(ev.driver.now())
+
+
+class _RacingRun(_Run):
+    """A race among the hosts that could change the ranking (see
+    :mod:`shadow_service.racing`): the queue holds the first contenders;
+    after every read, hosts whose expected improvement over the top host
+    is negligible lose their shadow, new contenders get one, and the race
+    ends once the ranking is settled."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Hosts that had a shadow in this evaluation, and since when.
+        self.tried = {}
+        excluded = getattr(self.evaluation, 'excluded', {})
+        self.hosts = {h['host'] for h in self.evaluation.hosts
+                      if h['host'] not in excluded}
+
+    def boot(self):
+        taken = self.queue[:max(0, self.ev.max_shadow_hosts
+                                - len(self.running))]
+        super().boot()
+        now = self.ev.driver.now()
+        for host in taken:
+            # Booted or not: a host gets one chance per evaluation.
+            self.tried.setdefault(host, now)
+
+    def ready(self, now):
+        """Whether every running host has run ``min_run_time`` and
+        reported: only then may the race drop hosts or stop."""
+        for shadow in self.running.values():
+            if (now - self.tried.get(shadow.host, now) < self.ev.min_run_time
+                    or shadow.host not in self.observations):
+                return False
+        return True
+
+    def loop(self, wall_start, progress):
+        ev, evaluation = self.ev, self.evaluation
+        self.start_clock(wall_start)
+        self.boot()
+        if not self.running:
+            LOG.warning('Evaluation %s: no shadow booted',
+                        evaluation.evaluation_id)
+            return None
+        t0 = read_from = ev.driver.now()
+        ranking = None
+        margin = ev.elimination_margin
+        while not evaluation.cancelled:
+            ev.driver.wait(ev.sample_interval)
+            now = ev.driver.now()
+            self.read(read_from, now)
+            read_from = now + 1e-6
+            ranking = self.rank(now) or ranking
+            if self.report(progress, ranking, now - t0):
+                break
+            if ranking is None or not self.ready(now):
+                continue
+            verdict = ev.assess(ranking, evaluation)
+            if verdict is None:
+                continue
+            # Hosts without any estimate wait for a slot: the race is not
+            # over until they have been measured.
+            waiting = [h for h in self.queue if h in self.unmeasured]
+            if not waiting and (
+                    verdict.opportunity_cost <= ev.settle_margin
+                    or ranking.confidence >= ev.confidence_target):
+                LOG.info('Evaluation %s: settled after %.0fs (expected '
+                         'loss %.2f points, confidence %.2f)',
+                         evaluation.evaluation_id, now - t0,
+                         verdict.opportunity_cost, ranking.confidence)
+                break
+            keep = {verdict.incumbent} | set(verdict.contenders(margin))
+            dropped = [s for s in self.running.values()
+                       if s.host not in keep]
+            if (waiting and not dropped
+                    and len(self.running) >= ev.max_shadow_hosts):
+                # Make room: the incumbent and the strongest contenders
+                # keep their shadows.
+                by_gain = sorted(self.running.values(), key=lambda s: (
+                    s.host != verdict.incumbent,
+                    -verdict.gains.get(s.host, 0.0), s.host))
+                dropped = by_gain[ev.min_hosts_kept:]
+            if dropped:
+                LOG.info('Evaluation %s: %s can no longer change the '
+                         'ranking', evaluation.evaluation_id,
+                         ', '.join(sorted(s.host for s in dropped)))
+                self.delete(dropped)
+            running = {s.host for s in self.running.values()}
+            newcomers = [h for h in sorted(keep, key=lambda h: (
+                -verdict.gains.get(h, float('inf')), h))
+                if h in self.hosts and h not in running
+                and h not in self.tried and h not in waiting]
+            self.queue = waiting + newcomers
+            if self.queue:
+                self.boot()
+            if not self.running:
+                break
+        return ranking

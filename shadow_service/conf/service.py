@@ -318,6 +318,102 @@ Related options:
         help="""
 Delete shadows left behind by an earlier run when the service starts.
 """),
+    cfg.StrOpt(
+        'evaluation_schedule',
+        default='racing',
+        choices=[('racing', 'answer from the prior when history decides '
+                            'the ranking; otherwise shadows only on the '
+                            'hosts that could change it, each dropped as '
+                            'soon as it cannot, until the ranking is '
+                            'settled'),
+                 ('pool', 'shadows on up to max_shadow_hosts candidates '
+                          '(unknown hosts first), clearly worse hosts '
+                          'dropped, stop at confidence_target'),
+                 ('full', 'a shadow on every candidate for the whole '
+                          'budget, no prior: the costly reference')],
+        help="""
+How an evaluation spends its budget of shadow time.
+
+``racing`` asks, before and after every read of the shadows, how many
+score points the scheduler could lose by taking the current top host: the
+expected opportunity cost, drawn from the uncertainty of every host's
+estimate. When history covers every candidate and that loss is below
+``settle_margin`` (or its confidence reaches ``confidence_target``), no
+shadow is booted. Otherwise only the hosts history knows nothing about,
+the top host and the hosts whose expected improvement over it is not
+negligible get shadows; the race ends as soon as the ranking is settled.
+
+Related options:
+
+* ``settle_margin``, ``confidence_target``, ``min_run_time``,
+  ``max_shadow_hosts``, ``prior_lookback``
+"""),
+    cfg.FloatOpt(
+        'settle_margin',
+        default=1.0,
+        min=0.0,
+        max=100.0,
+        help="""
+Expected score points lost by taking the top host below which a ranking is
+settled (the ``racing`` schedule).
+
+A host leaves the race when its expected improvement over the top host is
+below a quarter of this margin. Smaller values
+measure longer and more hosts; 0 never settles on this rule (only
+``confidence_target`` and the budget stop the race).
+
+Related options:
+
+* ``evaluation_schedule``; ``[analysis] tie_margin`` (score points within
+  which two hosts count as equally good).
+"""),
+    cfg.StrOpt(
+        'cost_policy',
+        default='none',
+        choices=[('none', 'report each host\'s cost, rank by score alone'),
+                 ('cap', 'best score among the hosts that cost at most '
+                         'max_host_cost'),
+                 ('per_cost', 'best score per unit of cost')],
+        help="""
+How a host's cost weighs against its score.
+
+Every ranking lists each host's cost (``host_costs``, or the
+``shadow_host_cost`` metadata of its host aggregates, which the weigher
+sends). With ``cap``, a host costing more than ``max_host_cost`` may not
+take the VM: it gets no shadow and score 0 (a host without a cost passes).
+With ``per_cost``, a host's score is divided by its cost relative to the
+cheapest candidate, so a host twice as expensive needs twice the score to
+rank level (a host without a cost counts ``default_host_cost``). Hosts
+that are down, disabled (in maintenance) or outside the request's
+availability zone never take the VM, whatever the policy.
+
+Related options:
+
+* ``max_host_cost``, ``host_costs``, ``default_host_cost``
+"""),
+    cfg.FloatOpt(
+        'max_host_cost',
+        min=0.0,
+        help="""
+Most a host may cost (per hour, in the unit of ``host_costs``) to take a
+VM under ``cost_policy = cap``. Required by that policy.
+"""),
+    cfg.DictOpt(
+        'host_costs',
+        default={},
+        help="""
+Cost per hour of each host (``host:cost``), for ``cost_policy``.
+
+The ``shadow_host_cost`` metadata of a host's aggregates, which the weigher
+sends with each host, takes precedence.
+"""),
+    cfg.FloatOpt(
+        'default_host_cost',
+        default=1.0,
+        min=0.001,
+        help="""
+Cost of a host with no cost of its own under ``cost_policy = per_cost``.
+"""),
 ]
 
 

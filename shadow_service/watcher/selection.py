@@ -8,11 +8,14 @@ known of their cost and headroom, and returns the best host that
 * has the vCPUs and RAM the VM needs free (when the host's facts say),
 * costs no more than ``max_cost`` (per-host cost from configuration),
 
-or None with the reason each host was left out.  Pure: no I/O.
+or None with the reason each host was left out.  Availability and the
+cost cap are the same rules the evaluation applies to its rankings
+(:mod:`shadow_service.hostchoice`).  Pure: no I/O.
 """
 
 import dataclasses
 
+from shadow_service import hostchoice
 from shadow_service import hostfacts
 
 
@@ -80,23 +83,16 @@ def find_best_server(hosts, scores, *, flavor, current_host=None,
         name = info.host
         if name == current_host:
             continue
-        if not info.up:
-            rejected[name] = 'is down'
-            continue
-        if info.disabled:
-            rejected[name] = 'is disabled (maintenance)'
-            continue
-        if availability_zone and info.availability_zone not in (
-                None, availability_zone):
-            rejected[name] = 'is in zone %s, not %s' % (
-                info.availability_zone, availability_zone)
+        reason = hostchoice.unavailable(info, availability_zone)
+        if reason is not None:
+            rejected[name] = reason
             continue
         if name not in scores:
             rejected[name] = 'has no score'
             continue
-        cost = costs.get(name)
-        if max_cost is not None and cost is not None and cost > max_cost:
-            rejected[name] = 'costs %g > %g' % (cost, max_cost)
+        reason = hostchoice.over_cap(costs.get(name), max_cost)
+        if reason is not None:
+            rejected[name] = reason
             continue
         host_facts = dict(facts.get(name) or {})
         if vcpu_overcommit != 1.0 and hostfacts.CORES in host_facts:

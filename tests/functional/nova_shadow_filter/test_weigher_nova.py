@@ -169,3 +169,46 @@ class ShadowServiceDownTest(ShadowWeigherNovaTestBase):
                       {'shadow_profile': 'web', 'shadow_budget': 'later'},
                       {'shadow_evaluation': 'not-a-uuid'}):
             self.assertIn(self._boot('bad', hints=hints), HOSTS)
+
+
+class ShadowWeigherHostCostTest(ShadowWeigherNovaTestBase):
+    """The ``shadow_host_cost`` aggregate metadata reaches the service
+    with each host, and the service's cost cap keeps the VM off a host that
+    costs too much even when it measures best."""
+
+    def setUp(self):
+        super().setUp()
+        tmp = tempfile.mkdtemp(prefix='nova-shadow-test-')
+        self.service = service_support.RunningService(
+            RABBIT_URL, topic=self.topic,
+            shadow={'sample_interval': 1.0, 'min_run_time': 3.0,
+                    'confidence_target': 0.99, 'cost_policy': 'cap',
+                    'max_host_cost': 2.0},
+            sim={'cluster_file': _cluster_file(tmp)}).start()
+        self.addCleanup(self.service.stop)
+        self.service.wait_until_serving()
+
+    def test_host_over_the_cost_cap_is_not_chosen(self):
+        ranking = self.service.client().rank_hosts(
+            {}, {'flavor': {'vcpus': 1, 'ram_mb': 2048}, 'profile': PROFILE},
+            [{'host': h} for h in HOSTS], self.BUDGET, timeout=30)
+        best = ranking['hosts'][0]['host']
+        aggregate = self._create_aggregate('premium')
+        self.admin_api.add_host_to_aggregate(aggregate, best)
+        self.admin_api.post_aggregate_action(aggregate, {
+            'set_metadata': {'metadata': {'shadow_host_cost': '5'}}})
+
+        before = set(self.service.evaluations)
+        landed = self._boot('capped', hints={'shadow_profile': PROFILE})
+        new = [e for k, e in self.service.evaluations.items()
+               if k not in before]
+        self.assertEqual(1, len(new))
+        # What the weigher sent: the aggregate's cost with the host.
+        sent = {h['host']: h for h in new[0].hosts}
+        self.assertEqual(5.0, sent[best]['cost'])
+        self.assertNotIn('cost', sent[[h for h in HOSTS if h != best][0]])
+        entry = {h['host']: h for h in new[0].ranking['hosts']}[best]
+        self.assertEqual(0.0, entry['score'])
+        self.assertEqual('may not take the VM: costs 5 > 2',
+                         entry['reasons'][0])
+        self.assertNotEqual(best, landed)

@@ -397,3 +397,21 @@ def test_a_multi_create_asks_once_and_spreads_as_hosts_fill(serve):
     # The two equally good hosts share the first instances; the clearly
     # worse host3 gets the third only if nothing better is left.
     assert set(placed[:2]) == {'host1', 'host2'}
+
+
+def test_aggregate_cost_is_sent_with_the_host_and_bad_costs_ignored(
+        caplog):
+    hosts = [nova_support.host_state('host1', aggregates=[
+                 nova_support.aggregate({'shadow_host_cost': '1.5'}),
+                 nova_support.aggregate({'shadow_host_cost': '4'})]),
+             nova_support.host_state('host2', aggregates=[
+                 nova_support.aggregate({'shadow_host_cost': 'cheap'})]),
+             nova_support.host_state('host3')]
+    with caplog.at_level(logging.WARNING):
+        described = {h['host']: h
+                     for h in shadow_weigher.describe_hosts(hosts)}
+    assert described['host1']['cost'] == 4.0
+    assert 'cost' not in described['host2']
+    assert 'cost' not in described['host3']
+    assert any('shadow_host_cost=cheap' in r.getMessage()
+               for r in caplog.records)

@@ -4,6 +4,7 @@ import pytest
 
 from shadow_service import evaluation
 from shadow_service import exception
+from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import scaleup
 from shadow_service.clouds.sim import driver as sim_driver
@@ -140,3 +141,89 @@ def test_prior_only_uses_shadows_of_the_same_workload():
         'source'] == 'shadows'
     assert evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))[
         'source'] == 'history'
+
+
+def test_unknown_schedule_is_rejected():
+    with pytest.raises(ValueError, match='schedule'):
+        make_evaluator(schedule='lottery')
+
+
+def test_full_schedule_measures_every_host_for_the_whole_budget():
+    evaluator = make_evaluator(schedule='full')
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    # A second run ignores the prior: still every host, the whole budget.
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 20.0))
+    assert ranking['source'] == 'shadows'
+    budget = 20.0 - evaluation.CLEANUP_RESERVE_S
+    assert ranking['shadow_host_seconds'] >= len(HOSTS) * budget - 1e-6
+    assert evaluator.driver.list_shadows() == []
+
+
+def test_racing_spends_less_than_the_full_budget_and_ranks_alike():
+    full = make_evaluator(schedule='full')
+    reference = full.run(full.new(REQUEST, HOSTS, 30.0))
+    racing = make_evaluator(schedule='racing')
+    ranking = racing.run(racing.new(REQUEST, HOSTS, 30.0))
+    assert ranking['source'] == 'shadows'
+    assert 0 < ranking['shadow_host_seconds'] < reference[
+        'shadow_host_seconds']
+    assert {h['host'] for h in ranking['hosts']} == {
+        h['host'] for h in HOSTS}
+    scores = {h['host']: h['score'] for h in reference['hosts']}
+    # The racing schedule's top host is within the tie margin of the
+    # full measurement's best.
+    assert scores[ranking['hosts'][0]['host']] >= max(scores.values()) - 2.0
+    assert racing.driver.list_shadows() == []
+
+
+def test_racing_answers_from_history_when_the_prior_settles_it():
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=5.0)
+    first = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert first['source'] == 'shadows'
+    second = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert second['source'] == 'history'
+    assert second['shadow_host_seconds'] == 0
+
+
+def test_racing_measures_only_hosts_that_could_change_the_ranking():
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=0.5)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    booted = []
+    boot = evaluator.driver.boot_shadows
+
+    def recording_boot(evaluation_id, request, hosts, profile):
+        booted.extend(hosts)
+        return boot(evaluation_id, request, hosts, profile)
+
+    evaluator.driver.boot_shadows = recording_boot
+    extra = HOSTS + [{'host': 'node-9'}]
+    ranking = evaluator.run(evaluator.new(REQUEST, extra, 30.0))
+    # The host history knows nothing about is measured; hosts the prior
+    # already ranks clearly worse are not.
+    assert 'node-9' in booted
+    assert len(set(booted)) < len(extra)
+    assert {h['host'] for h in ranking['hosts']} == {
+        h['host'] for h in extra}
+    assert evaluator.driver.list_shadows() == []
+
+
+def test_racing_assessment_of_a_clear_ranking():
+    analyzer = analyzer_mod.Analyzer()
+    clear = analyzer.rank({'cpu': 1.0}, {
+        'a': {'cpu_ops_per_s': [100.0, 101.0, 99.0, 100.0]},
+        'b': {'cpu_ops_per_s': [50.0, 51.0, 49.0, 50.0]}})
+    verdict = racing.assess(clear)
+    assert verdict.incumbent == 'a'
+    assert verdict.opportunity_cost < 0.01
+    assert verdict.contenders(0.01) == []
+    close = analyzer.rank({'cpu': 1.0}, {
+        'a': {'cpu_ops_per_s': [100.0]}, 'b': {'cpu_ops_per_s': [99.0]}})
+    verdict = racing.assess(close)
+    assert verdict.opportunity_cost > 1.0
+    assert verdict.contenders(0.5) == ['b']
+    # Per cost: b at half the cost is worth twice as much per unit.
+    assert racing.assess(clear, cost_factors={'b': 2.0}).incumbent in (
+        'a', 'b')
+    assert racing.assess(clear, exclude=['a']).incumbent == 'b'

@@ -1,0 +1,325 @@
+"""Shadow cost of the evaluation schedules, at what ranking quality.
+
+The same requests (``placement_quality.make_requests`` in ``arrivals``
+mode: Poisson arrivals, lognormal lifetimes, through the shared request
+builder) go to three shadow services on three copies of the twin built
+from the same seed, each assembled by ``shadow_service.service.build`` and
+asked through its manager's ``evaluate`` (the RPC endpoint's schema and
+checks) with the placement benchmark's service settings (every candidate
+may get a shadow, samples every 5 s of twin time, persistent history with
+the contention learner); they differ only in ``[shadow]
+evaluation_schedule``:
+
+full     a shadow on every candidate for the whole budget, no prior: the
+         reference;
+pool     the loop before the racing schedule;
+racing   the racing schedule (the default).
+
+Each arm places every VM where the deployed combination (Nova's default
+weighers plus the real ``ShadowWeigher`` fed the arm's ranking) puts it,
+so each twin fills with its own choices.  Scored per request, on the arm's
+own twin at placement time, by the twin's oracle:
+
+quality          realised performance over the VM's life (at most 24 h)
+                 of the host the deployed combination picked, divided by
+                 that of the best candidate (1.0: the best host);
+top_quality      the same for the ranking's top host alone;
+qos_met          whether the picked host met the profile's QoS targets;
+shadow-host-seconds  simulated seconds of shadows the evaluation ran.
+
+``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
+shadow-host-seconds per request and mean quality divided by the ``full``
+arm's; ``answered_from_prior`` is the share of requests after the first
+``--warmup`` answered from history without a shadow.
+
+Usage::
+
+    python benchmarks/shadow_cost.py --requests 200 --warmup 100 \\
+        --seed 1 [--budget 60] [--traces DIR] [--out FILE]
+"""
+
+import argparse
+import concurrent.futures
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+import placement_quality as pq  # noqa: E402
+
+from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
+from shadow_service.clouds.sim import engine  # noqa: E402
+from shadow_service.workloads import profiles  # noqa: E402
+
+LOG = logging.getLogger('shadow_cost')
+
+SCHEDULES = ('full', 'pool', 'racing')
+REFERENCE = 'full'
+
+
+class ScheduledService(pq.ShadowService):
+    """The placement benchmark's shadow service with one
+    ``evaluation_schedule``."""
+
+    def __init__(self, args, twin, schedule):
+        self.schedule = schedule
+        super().__init__(args, twin)
+
+    def _build(self, store):
+        self.conf.set_override('evaluation_schedule', self.schedule,
+                               group='shadow')
+        if self.args.settle_margin is not None:
+            self.conf.set_override('settle_margin', self.args.settle_margin,
+                                   group='shadow')
+        return super()._build(store)
+
+
+class ScheduleArm:
+    """One schedule on its own twin."""
+
+    def __init__(self, schedule, args, nova):
+        self.schedule = schedule
+        self.twin = engine.build_twin(
+            trace_dir=args.traces, seed=args.seed,
+            sample_interval_s=pq.SHADOW_SAMPLE_S,
+            host_metric_interval_s=3600.0)
+        self.driver = sim_driver.SimDriver(pq.service_conf(args, False),
+                                           None, twin=self.twin)
+        self.hosts = self.twin.cluster.host_names
+        self.oracle = self.driver.oracle
+        self.nova = nova
+        self.service = ScheduledService(args, self.twin, schedule)
+        self.rows = []
+        self.wall_s = 0.0
+
+    def handle(self, number, request, profile):
+        started = time.monotonic()
+        self.twin.jump_to(max(self.twin.clock, request['arrival']))
+        flavor = request['flavor']
+        views = pq.capacity_filter(self.driver, self.hosts, flavor)
+        if not views:
+            self.rows.append({'request': number, 'rejected': True})
+            return
+        wire = {k: v for k, v in request.items()
+                if k not in ('arrival', 'lifetime_s')}
+        hosts = [dict(host=h, **{k: v for k, v in view.items()
+                                 if k in ('vcpus', 'vcpus_used',
+                                          'free_ram_mb')})
+                 for h, view in sorted(views.items())]
+        ranking = self.service.rank(wire, hosts)
+        picked = self.nova.choose(views, flavor, ranking=ranking)
+        ranked = [h['host'] for h in ranking['hosts'] if h['host'] in views]
+        top = ranked[0] if ranked else picked
+        self.wall_s += time.monotonic() - started
+        _best, realised = self.oracle.best(
+            profile, flavor, sorted(views), start=self.twin.clock,
+            lifetime_s=request.get('lifetime_s'))
+        best = max(r.performance for r in realised.values())
+        self.rows.append({
+            'request': number, 'candidates': len(views),
+            'source': ranking.get('source'),
+            'shadow_host_seconds': float(
+                ranking.get('shadow_host_seconds', 0.0)),
+            'quality': realised[picked].performance / best if best else 1.0,
+            'top_quality': (realised[top].performance / best
+                            if best else 1.0),
+            'qos_met': bool(realised[picked].qos_met),
+            'picked': picked, 'top': top})
+        self.driver.place_vm(request, picked,
+                             instance_id=request['instance_uuid'],
+                             lifetime_s=request.get('lifetime_s'))
+
+    def close(self):
+        self.service.close()
+
+
+def summarise(rows):
+    placed = [r for r in rows if not r.get('rejected')]
+    if not placed:
+        return {'requests': 0}
+    return {
+        'requests': len(placed),
+        'shadow_host_seconds_per_request': round(float(np.mean(
+            [r['shadow_host_seconds'] for r in placed])), 2),
+        'shadow_host_seconds': round(float(sum(
+            r['shadow_host_seconds'] for r in placed)), 1),
+        'quality': round(float(np.mean([r['quality'] for r in placed])), 4),
+        'top_quality': round(float(np.mean([r['top_quality']
+                                            for r in placed])), 4),
+        'qos_met': round(float(np.mean([r['qos_met'] for r in placed])), 4),
+        'answered_from_prior': round(float(np.mean(
+            [r['source'] == 'history' for r in placed])), 4),
+        'answered_from_prior_count': sum(r['source'] == 'history'
+                                         for r in placed),
+    }
+
+
+def _ratios(summaries):
+    reference = summaries[REFERENCE]
+    for summary in summaries.values():
+        if not summary.get('requests'):
+            continue
+        summary['cost_ratio_vs_full'] = round(
+            summary['shadow_host_seconds_per_request']
+            / max(reference['shadow_host_seconds_per_request'], 1e-9), 4)
+        summary['quality_ratio_vs_full'] = round(
+            summary['quality'] / reference['quality'], 4)
+        summary['top_quality_ratio_vs_full'] = round(
+            summary['top_quality'] / reference['top_quality'], 4)
+    return summaries
+
+
+def run_arm(schedule, args):
+    """Every request through one schedule's arm (a worker process):
+    ``(rows, wall_s, settle_margin, confidence_target)``."""
+    nova = pq.NovaWeighers()
+    arm = ScheduleArm(schedule, args, nova)
+    requests = pq.make_requests(
+        args.requests, args.seed, arm.twin.clock, mode='arrivals',
+        free_ram_mb=pq.free_ram_mb(arm.driver, arm.hosts))
+    for number, request in enumerate(requests):
+        arm.handle(number, request, profiles.resolve_profile(request))
+        if args.verbose and number % 10 == 0:
+            row = arm.rows[-1]
+            LOG.info('%s request %d: %s %s', schedule, number,
+                     row.get('source'), row.get('shadow_host_seconds'))
+    opts = arm.service.conf.shadow
+    answer = (arm.rows, arm.wall_s, opts.settle_margin,
+              opts.confidence_target)
+    arm.close()
+    return answer
+
+
+def run(args):
+    # One process per schedule: the arms share nothing (each has its own
+    # twin built from the seed, its own service and history) and see the
+    # same requests.
+    context = multiprocessing.get_context('fork')
+    with concurrent.futures.ProcessPoolExecutor(
+            max_workers=len(SCHEDULES), mp_context=context) as pool:
+        futures = {s: pool.submit(run_arm, s, args) for s in SCHEDULES}
+        answers = {s: f.result() for s, f in futures.items()}
+    rows = {s: a[0] for s, a in answers.items()}
+    _rows, _wall, settle_margin, confidence_target = answers['racing']
+    settings = pq.service_settings(args, True)
+    result = {
+        'benchmark': 'shadow_cost', 'seed': args.seed,
+        'requests_drawn': args.requests, 'warmup': args.warmup,
+        'mode': 'arrivals',
+        'traces': args.traces or 'bundled sample',
+        'assembled_by': 'shadow_service.service.build',
+        'service_settings': {'[%s] %s' % (g, n): v
+                             for g, n, v in settings},
+        'settle_margin': settle_margin,
+        'confidence_target': confidence_target,
+        'shadow_budget_s': args.budget,
+        'quality_rule': 'realised performance (oracle, the VM\'s life up '
+                        'to 24 h, from placement) of the host Nova\'s '
+                        'default weighers plus the ShadowWeigher picked, '
+                        '/ that of the best candidate, on the arm\'s own '
+                        'twin',
+        'cost_rule': 'simulated shadow-host-seconds per request',
+        'schedules': {}, 'after_warmup': {}, 'first_requests': {},
+        'decision_wall_s': {s: round(a[1], 1) for s, a in answers.items()},
+        'machine': platform.platform(),
+    }
+    result['schedules'] = _ratios({s: summarise(r)
+                                   for s, r in rows.items()})
+    result['first_requests'] = _ratios({
+        s: summarise([x for x in r if x['request'] < args.warmup])
+        for s, r in rows.items()})
+    result['after_warmup'] = _ratios({
+        s: summarise([x for x in r if x['request'] >= args.warmup])
+        for s, r in rows.items()})
+    racing, pool = result['schedules']['racing'], result['schedules']['pool']
+    late = result['after_warmup'].get('racing', {})
+    result['cost_ratio_vs_full'] = racing['cost_ratio_vs_full']
+    result['quality_ratio_vs_full'] = racing['quality_ratio_vs_full']
+    result['racing_cost_vs_pool'] = round(
+        racing['shadow_host_seconds_per_request']
+        / max(pool['shadow_host_seconds_per_request'], 1e-9), 4)
+    result['answered_from_prior_after_warmup'] = late.get(
+        'answered_from_prior')
+    result['aims'] = {
+        'racing_cost<=0.5x_pool': result['racing_cost_vs_pool'] <= 0.5,
+        'racing_quality>=pool_quality-0.002':
+            racing['quality'] >= pool['quality'] - 0.002,
+        'answered_from_prior_after_warmup>=0.5':
+            (late.get('answered_from_prior') or 0.0) >= 0.5}
+    result['rows'] = rows
+    return result
+
+
+def print_table(result):
+    print('shadow cost: seed %d, %d requests (arrivals), traces: %s, '
+          'budget %.0f s, settle_margin %.2f'
+          % (result['seed'], result['requests_drawn'], result['traces'],
+             result['shadow_budget_s'], result['settle_margin']))
+    for title, key in (('all requests', 'schedules'),
+                       ('first %d' % result['warmup'], 'first_requests'),
+                       ('after the first %d' % result['warmup'],
+                        'after_warmup')):
+        print('\n%s' % title)
+        print('%-8s %5s %12s %10s %8s %8s %8s %9s %9s' % (
+            'schedule', 'n', 'shadow_s/req', 'cost/full', 'quality',
+            'q/full', 'top_q', 'qos_met', 'prior'))
+        for schedule, row in result[key].items():
+            if not row.get('requests'):
+                continue
+            print('%-8s %5d %12.1f %10.3f %8.4f %8.4f %8.4f %9.3f %9.3f' % (
+                schedule, row['requests'],
+                row['shadow_host_seconds_per_request'],
+                row['cost_ratio_vs_full'], row['quality'],
+                row['quality_ratio_vs_full'], row['top_quality'],
+                row['qos_met'], row['answered_from_prior']))
+    print('\nracing / pool shadow-host-seconds per request: %.3f'
+          % result['racing_cost_vs_pool'])
+    print('aims: %s' % result['aims'])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--requests', type=int, default=200)
+    parser.add_argument('--warmup', type=int, default=100,
+                        help='requests before the share answered from '
+                        'the prior is counted')
+    parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--budget', type=float, default=pq.BUDGET_S,
+                        help='shadow budget per request, simulated s')
+    parser.add_argument('--traces', help='trace directory (default: the '
+                        'bundled sample)')
+    parser.add_argument('--settle-margin', type=float,
+                        help='[shadow] settle_margin of the racing '
+                        'schedule (default: the option\'s default)')
+    parser.add_argument('--out', help='results file (default: '
+                        'results/shadow_cost.json)')
+    parser.add_argument('--verbose', action='store_true')
+    args = parser.parse_args(argv)
+    # What placement_quality's service settings read.
+    args.history, args.store = 'persistent', 'sqlite'
+    args.confidence_target = args.cotenancy_horizon = None
+    logging.basicConfig(level=logging.INFO if args.verbose
+                        else logging.WARNING)
+    if args.out is None:
+        args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'results', 'shadow_cost.json')
+    result = run(args)
+    print_table(result)
+    with open(args.out, 'w') as handle:
+        json.dump(result, handle, indent=2, sort_keys=True)
+        handle.write('\n')
+    print('results written to %s' % args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

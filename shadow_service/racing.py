@@ -1,0 +1,106 @@
+"""Which hosts could still change a ranking, and when it is settled.
+
+The evaluation's ``racing`` schedule (``[shadow] evaluation_schedule``)
+asks one question of a ranking before and during the measurements: how
+much score could the scheduler lose by taking the ranking's top host (the
+incumbent) now?  Drawing every host's metric estimates from their normal
+uncertainties (the same draws the analyzer's confidence uses: the
+host-specific part, not the scale-up every host shares) and rescoring each
+draw gives, in score points:
+
+* per host, its expected improvement over the incumbent beyond an
+  indifference zone ``d``, ``E[max(S_host - S_top - d, 0)]``: a host
+  whose improvement is below the elimination margin cannot change the
+  ranking enough to matter and gets no (more) shadow time;
+* overall, the expected opportunity cost of stopping now,
+  ``E[max(max_j S_j - S_top - d, 0)]``: once it is below
+  ``settle_margin`` the ranking is settled, with or without shadows.
+
+The evaluation takes ``d`` to be the analyzer's ``tie_margin``: hosts
+within it count as equally good (the weigher gives them the same weight),
+so a loss smaller than that is no loss.
+
+This is the expected-opportunity-cost rule of ranking and selection (Chick
+and Inoue, "New two-stage and sequential procedures for selecting the best
+simulated system", Operations Research 49(5), 2001) used as a racing
+schedule: hosts leave the race as soon as their share of the possible loss
+is negligible, and the race ends when the loss left is.  Pure: no I/O.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from shadow_service.analysis import score as score_lib
+from shadow_service.workloads import catalogue
+
+#: Monte Carlo draws per assessment.
+DRAWS = 400
+
+
+@dataclasses.dataclass
+class Assessment:
+    """What a ranking leaves open.
+
+    ``incumbent`` is the top host, ``opportunity_cost`` the expected
+    score lost by choosing it now, ``gains`` each other host's expected
+    improvement over it (``{host: score points}``).
+    """
+
+    incumbent: str
+    opportunity_cost: float
+    gains: dict
+
+    def contenders(self, margin):
+        """Hosts other than the incumbent whose expected improvement is at
+        least ``margin`` score points, largest first."""
+        return sorted((h for h, g in self.gains.items() if g >= margin),
+                      key=lambda h: (-self.gains[h], h))
+
+
+def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
+           indifference=0.0, draws=DRAWS, seed=0):
+    """The :class:`Assessment` of ``ranking`` (an analyzer ``Ranking``).
+
+    Only hosts with predictions and not in ``exclude`` (hosts that may
+    not take the VM) take part; ``cost_factors`` (``{host: factor}``)
+    multiplies each drawn score (the ``per_cost`` trade-off compares
+    scores per unit of cost); improvements of at most ``indifference``
+    score points count as none.  None when no host has a prediction.
+    """
+    excluded = set(exclude)
+    hosts = [h for h in ranking.hosts
+             if h.predicted and h.host not in excluded]
+    if not hosts:
+        return None
+    weights = dict(weights or ranking.weights or {})
+    metrics = sorted(m for m in weights
+                     if any(m in h.predicted for h in hosts))
+    if not metrics:
+        return None
+    values = np.array([[h.predicted.get(m, np.nan) for m in metrics]
+                       for h in hosts], dtype=float)
+    sds = np.array([[h.uncertainty.get(m, 0.0) if m in h.predicted
+                     else np.nan for m in metrics] for h in hosts],
+                   dtype=float)
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(values.shape + (draws,))
+    drawn = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
+    for column, metric in enumerate(metrics):
+        upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
+        drawn[:, column] = np.clip(drawn[:, column], 0.0, upper)
+    scores = np.nan_to_num(score_lib.scores(metrics, weights, drawn))
+    point = np.nan_to_num(score_lib.scores(metrics, weights, values))
+    if cost_factors:
+        factors = np.array([float(cost_factors.get(h.host, 1.0))
+                            for h in hosts])
+        scores = scores * factors[:, None]
+        point = point * factors
+    top = int(np.argmax(point))
+    lead = scores - scores[top] - float(indifference)
+    gains = np.mean(np.maximum(lead, 0.0), axis=1)
+    cost = float(np.mean(np.maximum(np.max(lead, axis=0), 0.0)))
+    return Assessment(
+        incumbent=hosts[top].host, opportunity_cost=cost,
+        gains={h.host: float(g) for i, (h, g) in enumerate(zip(hosts, gains))
+               if i != top})
