@@ -230,13 +230,18 @@ def main(argv=None):
         'placement': {arm: {h: sum(1 for r in rows if r['host'] == h)
                             for h in sorted({r['host'] for r in rows})}
                       for arm, rows in arms.items()},
+        # Requests the ShadowWeigher placed without a ranking (the
+        # service's answer was late or missing: neutral weights).
+        'fallbacks': sum(1 for r in arms['nova-shadow']
+                         if r['source'] is None),
         'shadow_host_seconds': round(sum(
             r['shadow_host_seconds'] for r in arms['nova-shadow']), 1),
         'comparison': compare(arms),
         'vms': arms,
     }
     print(json.dumps({k: result[k] for k in (
-        'placement', 'comparison', 'arm_seconds', 'shadow_host_seconds')},
+        'placement', 'comparison', 'arm_seconds', 'shadow_host_seconds',
+        'fallbacks')},
         indent=1))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
