@@ -91,7 +91,8 @@ def run_arm(arm, config, requests, args, log):
     with tempfile.TemporaryDirectory(prefix='lab-placement-') as tmp:
         stack = lab_stack.LabStack(
             config, tmp, transport_url=args.transport_url,
-            budget=args.budget, min_run_time=args.min_run_time)
+            budget=args.budget, min_run_time=args.min_run_time,
+            deadline_margin=args.deadline_margin)
         with stack:
             rows = []
             for index, profile_name in enumerate(requests):
@@ -197,6 +198,10 @@ def main(argv=None):
     parser.add_argument('--budget', type=float, default=20.0,
                         help='shadow_budget of each request (s)')
     parser.add_argument('--min-run-time', type=float, default=6.0)
+    parser.add_argument('--deadline-margin', type=float, default=60.0,
+                        help='seconds the scheduler waits beyond the budget '
+                             '(the service deletes its shadows before it '
+                             'answers; on a busy machine that takes long)')
     parser.add_argument('--settle', type=float, default=5.0)
     parser.add_argument('--window', type=float, default=20.0)
     parser.add_argument('--transport-url',
@@ -222,6 +227,7 @@ def main(argv=None):
         'config': os.path.relpath(os.path.abspath(args.config), REPO),
         'requests': requests, 'seed': args.seed, 'flavor': FLAVOR,
         'budget_s': args.budget, 'min_run_time_s': args.min_run_time,
+        'deadline_margin_s': args.deadline_margin,
         'window_s': args.window, 'arm_seconds': seconds,
         'weighers': {'nova': 'nova.scheduler.weights.all_weighers (no '
                              'shadow_profile hint: the ShadowWeigher '

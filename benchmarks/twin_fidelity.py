@@ -381,6 +381,8 @@ def error_summary(rows):
     by_metric = {}
     for row in rows:
         by_metric.setdefault(row['metric'], []).append(row['abs_error'])
+        by_metric.setdefault('%s:%s' % (row['profile'], row['metric']),
+                             []).append(row['abs_error'])
     summary = {m: round(statistics.median(v), 4)
                for m, v in sorted(by_metric.items())}
     summary['overall'] = round(statistics.median(
@@ -516,12 +518,13 @@ def main(argv=None):
                   'scenarios': after},
     }
     result['median_abs_error'] = result['after']['median_abs_error']
-    print('\n%-20s %10s %10s %10s' % ('metric', 'before', 'after',
+    print('\n%-30s %10s %10s %10s' % ('metric', 'before', 'after',
                                       'held-out'))
-    for metric in result['before']['median_abs_error']:
+    for metric in sorted(result['before']['median_abs_error'],
+                         key=lambda m: (':' in m, m)):
         held = (result['after']['median_abs_error_held_out'] or {}).get(
             metric)
-        print('%-20s %10s %10s %10s' % (
+        print('%-30s %10s %10s %10s' % (
             metric, result['before']['median_abs_error'][metric],
             result['after']['median_abs_error'].get(metric),
             held if held is not None else '-'))

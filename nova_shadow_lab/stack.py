@@ -24,6 +24,7 @@ Import this module before anything imports Nova (it imports
 :mod:`nova_shadow_lab.cloud`).
 """
 
+import ctypes
 import json
 import logging
 import os
@@ -136,7 +137,8 @@ class ServiceProcess:
                 [sys.executable, '-m', 'shadow_service.cmd.service',
                  '--config-file', self.config_file],
                 cwd=REPO, env=self.env, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent)
         finally:
             log.close()
         return self
@@ -202,11 +204,15 @@ class LabStack:
     console_samples : bool
         the fallback of samples through the console log; off, every
         sample comes through the collector.
+    deadline_margin : float
+        ``[shadow_weigher] deadline_margin``: seconds the scheduler waits
+        beyond the budget for the ranking.
     """
 
     def __init__(self, config, directory, transport_url=None, budget=40.0,
                  min_run_time=10.0, sample_interval=1.0,
-                 console_samples=False, debug=False):
+                 console_samples=False, debug=False,
+                 deadline_margin=DEADLINE_MARGIN):
         self.config = config
         self.directory = os.path.abspath(directory)
         self.transport_url = transport_url or DEFAULT_TRANSPORT_URL
@@ -215,6 +221,7 @@ class LabStack:
         self.sample_interval = float(sample_interval)
         self.console_samples = bool(console_samples)
         self.debug = debug
+        self.deadline_margin = float(deadline_margin)
         self.topic = 'shadow-lab-%s' % uuid.uuid4().hex[:12]
         self.service_id = 'lab-%s' % uuid.uuid4().hex[:8]
         self.cloud = None
@@ -254,7 +261,7 @@ class LabStack:
                        # The service deletes its shadows before it
                        # answers; on a busy machine that can take the lab
                        # seconds beyond the budget.
-                       'deadline_margin': DEADLINE_MARGIN,
+                       'deadline_margin': self.deadline_margin,
                        'max_budget': max(self.budget, 120.0)}})
         self.cloud.setUp()
         self.config_file = os.path.join(self.directory,
@@ -547,6 +554,17 @@ class LabStack:
                         found['processes'].extend(_pids_under(path))
         found['processes'] = sorted(set(found['processes']))
         return found
+
+
+#: libc's prctl, looked up before any fork (the child only calls it).
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the thread that started it
+    dies, so that a killed stack leaves no shadow-service behind."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _pids_under(directory):
