@@ -117,6 +117,11 @@ def run_arm(arm, config, requests, args, log):
                     'ranked_first': (record['hosts'][0]['host']
                                      if record and record['hosts']
                                      else None),
+                    'ranking': ([[h['host'], h['score'], h['confidence']]
+                                 for h in record['hosts']]
+                                if record else None),
+                    'evaluation_s': record.get('duration_s')
+                    if record else None,
                     'source': record['source'] if record else None,
                     'shadow_host_seconds': (record['shadow_host_seconds']
                                             if record else 0.0)})
@@ -195,9 +200,9 @@ def main(argv=None):
     parser.add_argument('--requests', type=int, default=20)
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--config', default=lab_cloud.DEFAULT_CONFIG)
-    parser.add_argument('--budget', type=float, default=20.0,
+    parser.add_argument('--budget', type=float, default=45.0,
                         help='shadow_budget of each request (s)')
-    parser.add_argument('--min-run-time', type=float, default=6.0)
+    parser.add_argument('--min-run-time', type=float, default=8.0)
     parser.add_argument('--deadline-margin', type=float, default=60.0,
                         help='seconds the scheduler waits beyond the budget '
                              '(the service deletes its shadows before it '
@@ -237,9 +242,13 @@ def main(argv=None):
                             for h in sorted({r['host'] for r in rows})}
                       for arm, rows in arms.items()},
         # Requests the ShadowWeigher placed without a ranking (the
-        # service's answer was late or missing: neutral weights).
+        # service's answer was late or missing: neutral weights), and
+        # those whose shadows sent no sample in time (every host neutral).
         'fallbacks': sum(1 for r in arms['nova-shadow']
                          if r['source'] is None),
+        'unmeasured': sum(1 for r in arms['nova-shadow']
+                          if r['ranking'] and not any(
+                              h[2] > 0 for h in r['ranking'])),
         'shadow_host_seconds': round(sum(
             r['shadow_host_seconds'] for r in arms['nova-shadow']), 1),
         'comparison': compare(arms),
@@ -247,7 +256,7 @@ def main(argv=None):
     }
     print(json.dumps({k: result[k] for k in (
         'placement', 'comparison', 'arm_seconds', 'shadow_host_seconds',
-        'fallbacks')},
+        'fallbacks', 'unmeasured')},
         indent=1))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
