@@ -54,6 +54,10 @@ def _parser():
                         help='seconds every shadow runs before confidence '
                              'may stop an evaluation (default: '
                              '%(default)s)')
+    parser.add_argument('--deadline-margin', type=float, default=15.0,
+                        help='seconds the scheduler waits beyond the budget '
+                             'for the ranking ([shadow_weigher] '
+                             'deadline_margin; default: %(default)s)')
     parser.add_argument('--transport-url',
                         default=os.environ.get('NOVA_SHADOW_RABBIT_URL',
                                                DEFAULT_TRANSPORT_URL),
@@ -114,7 +118,8 @@ def run(args, out=sys.stdout):
     lab = stack_lib.LabStack(args.config, directory,
                              transport_url=args.transport_url,
                              budget=args.budget,
-                             min_run_time=args.min_run_time)
+                             min_run_time=args.min_run_time,
+                             deadline_margin=args.deadline_margin)
     run_group = None
     try:
         with lab:
