@@ -15,6 +15,12 @@ Sub-commands:
     Status and ranking of a remote evaluation.
 ``profiles``
     The built-in workload profiles.
+``lab``
+    The real path on this machine (from a source checkout, as root): the
+    lab's Nova with lab computes and the ShadowWeigher, a
+    ``shadow-service`` process with the ``openstack`` driver, an
+    evaluation and a boot with a ``shadow_profile`` hint, then clean-up
+    (``nova_shadow_lab.command``; see ``nova-shadow lab -h``).
 
 Exit codes: 0 success, 1 failure, 2 bad arguments or bad request.
 """
@@ -102,6 +108,12 @@ def _parser():
     show.add_argument('--json', action='store_true')
 
     sub.add_parser('profiles', help='list the built-in workload profiles')
+
+    lab = sub.add_parser('lab', help='the real path in the lab: real Nova, '
+                                     'shadow-service and real shadows on '
+                                     'this machine (root, cgroups)')
+    lab.add_argument('lab_args', nargs='*',
+                     help='options of the lab (see nova-shadow lab -h)')
     return parser
 
 
@@ -271,10 +283,32 @@ def _split_demo_args(argv):
         if word.startswith('-'):
             index += 1
             continue
-        if word == 'demo':
+        if word in ('demo', 'lab'):
             return argv[:index + 1], argv[index + 1:]
         return argv, None
     return argv, None
+
+
+def _run_lab(lab_args):
+    """``nova-shadow lab``: the lab lives in the source checkout
+    (``nova_shadow_lab``, not in the wheel)."""
+    import os
+
+    checkout = os.getcwd()
+    if (os.path.isdir(os.path.join(checkout, 'nova_shadow_lab'))
+            and checkout not in sys.path):
+        # The console script's sys.path has its own directory, not the
+        # working directory.
+        sys.path.insert(0, checkout)
+    try:
+        from nova_shadow_lab import command
+    except ImportError as e:
+        print('error: nova-shadow lab needs a source checkout of nova-shadow '
+              'on sys.path (run it from the checkout root or set '
+              'PYTHONPATH=<checkout>) and the test requirements: %s' % e,
+              file=sys.stderr)
+        return 2
+    return command.main(lab_args)
 
 
 def main(argv=None):
@@ -285,7 +319,10 @@ def main(argv=None):
     own, demo_args = _split_demo_args(argv)
     args = _parser().parse_args(own)
     if demo_args is not None:
-        args.demo_args = demo_args
+        if args.command == 'lab':
+            args.lab_args = demo_args
+        else:
+            args.demo_args = demo_args
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
@@ -293,6 +330,8 @@ def main(argv=None):
         from shadow_service import demo
 
         return demo.run_demo(args.demo_args)
+    if args.command == 'lab':
+        return _run_lab(args.lab_args)
     if args.command == 'profiles':
         from loadgen import profiles
 

@@ -37,6 +37,9 @@ DEFAULT_ASSUMPTIONS = {
     'nic_service_ms': 0.02,
     'stream_mbps_per_connection': 100.0,
     'tenant_disk_gb_per_vcpu': 10.0,
+    # CPU milliseconds one I/O of a workload's disk part costs its VM
+    # (0: I/O costs no CPU; see shadow_service.clouds.sim.workload).
+    'io_cpu_ms_per_op': 0.0,
 }
 
 DEFAULT_TENANT_POLICY = {

@@ -22,6 +22,13 @@ Conversions (change them in the cluster file's ``assumptions``):
 * network: request/response at ``target_rps`` (else ``connections`` in a
   closed loop over the base RTT), or a stream of
   ``stream_mbps_per_connection`` per connection.
+* I/O's CPU cost: with ``io_cpu_ms_per_op`` > 0 every I/O keeps the VM's
+  vCPUs busy that long (system calls, copies, the file system), so the
+  disk part adds ``iops x io_cpu_ms_per_op / 1000`` busy vCPUs and gets
+  I/Os done only as fast as its CPU share allows: on the lab's hosts,
+  whose CPU is a small share of one machine, a closed-loop disk job is
+  CPU-bound (its IOPS follow the host's CPU share). 0 (the default): I/O
+  costs no CPU.
 """
 
 import numpy as np
@@ -67,7 +74,7 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s, share=1.0):
         else:
             mem_vcpus = spec['workers'] * spec['duty_cycle'] * level
             out['mem_gbps'] = mem_vcpus * assumptions['worker_stream_gbps']
-    out['busy_vcpus'] = np.minimum(out['cpu_vcpus'] + mem_vcpus, vcpus)
+    out['mem_vcpus'] = mem_vcpus + zeros
     out['cpu_vcpus'] = np.minimum(out['cpu_vcpus'], vcpus)
     # Background memory traffic of the CPU work itself.
     out['mem_gbps'] = out['mem_gbps'] + (
@@ -84,6 +91,14 @@ def demand(profile, vcpus, host_class, assumptions, elapsed_s, share=1.0):
                     / host_class.disk_service_ms)
         out['disk_iops'] = np.minimum(iops, host_class.disk_iops)
         out['block_kb'] = float(spec['block_size_kb'])
+    out['disk_vcpus'] = (out['disk_iops']
+                         * assumptions.get('io_cpu_ms_per_op', 0.0) / 1000.0)
+    wanted_vcpus = out['cpu_vcpus'] + out['mem_vcpus'] + out['disk_vcpus']
+    out['busy_vcpus'] = np.minimum(wanted_vcpus, vcpus)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        # The part of what its threads want that the VM's vCPUs can run.
+        out['inner_share'] = np.where(wanted_vcpus > vcpus,
+                                      vcpus / wanted_vcpus, 1.0)
     if 'network' in parts:
         spec = parts['network']
         level = _intensity(profile, 'network', elapsed_s, share)
@@ -147,6 +162,8 @@ def achieved(profile, vcpus, wanted, factors, host_class, assumptions):
         metrics['mem_latency_ns'] = factors['mem_latency_ns'] + 0 * cpu_share
     if 'disk' in parts:
         iops = wanted['disk_iops'] * factors['disk_share']
+        if assumptions.get('io_cpu_ms_per_op', 0.0) > 0:
+            iops = iops * cpu_share * wanted['inner_share']
         metrics['disk_iops'] = iops
         metrics['disk_mbps'] = iops * wanted['block_kb'] / 1024.0
         p95_ms = factors['disk_p95_latency_ms'] + 0 * iops

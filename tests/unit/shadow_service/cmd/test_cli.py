@@ -71,3 +71,22 @@ def test_a_host_the_twin_does_not_have_is_unmeasured_and_neutral(capsys):
         hosts['node-99']['reasons'][0]
     assert hosts['node-01']['confidence'] > 0
     assert ranking['confidence'] <= 0.5
+
+
+def test_lab_takes_its_own_options_and_refuses_a_bad_config(capsys,
+                                                             tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(['lab', '--help'])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert 'nova-shadow lab' in out and '--preflight' in out
+    bad = tmp_path / 'lab.yaml'
+    bad.write_text('hosts:\n  - name: a\n    share: {cpu: -1}\n')
+    rc = cli.main(['lab', '--config', str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    # Where the lab can run the config is checked and named; elsewhere
+    # the command says what is missing.
+    assert 'hosts[0].share.cpu' in err or 'cannot run here' in err

@@ -1,0 +1,273 @@
+"""``nova-shadow lab``: the real path on this machine, in one command.
+
+Starts a :class:`nova_shadow_lab.stack.LabStack` (the lab's Nova with N
+lab computes and the ShadowWeigher, a ``shadow-service`` process with the
+``openstack`` driver and its collector), runs a pre-flight evaluation
+over RPC, boots a VM with ``--hint shadow_profile=<profile>`` (the
+``openstack`` command when installed, else openstacksdk), prints where the
+VM went and why, deletes it, checks that no shadow, instance process or
+cgroup is left, and stops everything.
+
+Exit codes: 0 done, 1 a step failed, 2 bad arguments or the lab cannot
+run here (the message says why).
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+
+USAGE_EPILOG = """\
+Needs root, cgroup v1 (cpu, cpuacct, memory, pids, freezer), bubblewrap,
+the test requirements (Nova's functional harness) and RabbitMQ; run from
+a source checkout (see doc/source/lab.rst).
+"""
+
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'etc', 'lab.yaml')
+DEFAULT_TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog='nova-shadow lab', epilog=USAGE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='Start the lab (real Nova with lab computes, '
+                    'shadow-service with the openstack driver and its '
+                    'collector), evaluate, boot a VM with a shadow_profile '
+                    'hint, say where it went and why, and clean up.')
+    parser.add_argument('--config', default=DEFAULT_CONFIG,
+                        help='lab config file (default: %(default)s)')
+    parser.add_argument('--profile', default='batch-cpu',
+                        help='workload profile of the VM (default: '
+                             '%(default)s)')
+    parser.add_argument('--flavor', default='m1.small',
+                        help='flavor of the VM (default: %(default)s)')
+    parser.add_argument('--budget', type=float, default=40.0,
+                        help='seconds each evaluation may run (default: '
+                             '%(default)s)')
+    parser.add_argument('--min-run-time', type=float, default=10.0,
+                        help='seconds every shadow runs before confidence '
+                             'may stop an evaluation (default: '
+                             '%(default)s)')
+    parser.add_argument('--deadline-margin', type=float, default=15.0,
+                        help='seconds the scheduler waits beyond the budget '
+                             'for the ranking ([shadow_weigher] '
+                             'deadline_margin; default: %(default)s)')
+    parser.add_argument('--transport-url',
+                        default=os.environ.get('NOVA_SHADOW_RABBIT_URL',
+                                               DEFAULT_TRANSPORT_URL),
+                        help='broker shared by the weigher and '
+                             'shadow-service (default: '
+                             '$NOVA_SHADOW_RABBIT_URL or RabbitMQ on '
+                             '127.0.0.1:5672)')
+    parser.add_argument('--client', choices=['auto', 'cli', 'sdk'],
+                        default='auto',
+                        help='how to boot: the openstack command, '
+                             'openstacksdk, or the command when installed '
+                             '(default: auto)')
+    parser.add_argument('--preflight', action='store_true',
+                        help='first run a pre-flight evaluation over RPC '
+                             '(as nova-shadow evaluate --remote); the boot '
+                             'then finds its ranking in the history')
+    parser.add_argument('--directory', default=None,
+                        help='keep clouds.yaml, shadow-service.conf, its '
+                             'log and history here (default: a temporary '
+                             'directory, removed)')
+    parser.add_argument('--summary', default=None, metavar='FILE',
+                        help='also write what happened as JSON to FILE')
+    return parser
+
+
+def _hosts_table(cloud, out):
+    out.write('%-14s %9s  %s\n' % ('host', 'cpu share', 'tenants'))
+    for host in cloud.config.hosts:
+        tenants = ', '.join(t.name for t in host.tenants) or '-'
+        share = 'no cap' if host.share.cpu is None else \
+            '%.2f' % host.share.cpu
+        out.write('%-14s %9s  %s\n' % (host.name, share, tenants))
+
+
+def _sample_summary(samples):
+    """``{host: {'samples': n, 'mean cpu_ops_per_s': x}}``."""
+    summary = {}
+    for host, metrics in samples.items():
+        count = sum(len(v) for v in metrics.values())
+        entry = {'samples': count}
+        for metric in ('cpu_ops_per_s', 'web_latency_p95_ms',
+                       'disk_iops'):
+            values = metrics.get(metric)
+            if values:
+                entry['mean_' + metric] = round(sum(values) / len(values), 2)
+        summary[host] = entry
+    return summary
+
+
+def run(args, out=sys.stdout):
+    from nova_shadow_lab import stack as stack_lib
+    from shadow_service.cmd import cli
+
+    summary = {'config': os.path.abspath(args.config),
+               'profile': args.profile, 'flavor': args.flavor}
+    directory = args.directory or tempfile.mkdtemp(prefix='nova-shadow-lab-')
+    started = time.monotonic()
+    lab = stack_lib.LabStack(args.config, directory,
+                             transport_url=args.transport_url,
+                             budget=args.budget,
+                             min_run_time=args.min_run_time,
+                             deadline_margin=args.deadline_margin)
+    run_group = None
+    try:
+        with lab:
+            cloud = lab.cloud
+            run_group = cloud.run.group
+            summary['startup_s'] = round(time.monotonic() - started, 1)
+            summary['hosts'] = list(cloud.hosts)
+            out.write('lab up in %.1f s: Nova (compute API %s) with %d lab '
+                      'computes; shadow-service pid %d (openstack driver, '
+                      'collector on 127.0.0.1); files in %s\n'
+                      % (summary['startup_s'], cloud.compute_url,
+                         len(cloud.hosts), lab.service.pid, directory))
+            _hosts_table(cloud, out)
+            if args.preflight:
+                out.write('\npre-flight evaluation over RPC (as '
+                          'nova-shadow evaluate --remote): profile %s, '
+                          'flavor %s, hosts %s\n'
+                          % (args.profile, args.flavor,
+                             ','.join(cloud.hosts)))
+                state = lab.evaluate(args.profile, args.flavor)
+                summary['evaluation'] = state
+                if state.get('ranking'):
+                    cli.format_ranking(state['ranking'], out)
+                else:
+                    out.write('evaluation %s: %s\n'
+                              % (state['status'], state.get('error')))
+            client = args.client
+            if client == 'auto':
+                client = 'cli' if stack_lib.openstack_cli() else 'sdk'
+            how = ('openstack server create --hint shadow_profile=%s '
+                   '--flavor %s --image %s --nic none'
+                   % (args.profile, args.flavor, cloud.image_id))
+            if client == 'sdk':
+                how = ('openstacksdk create_server(scheduler_hints='
+                       '{"shadow_profile": "%s"}, flavor %s) (the '
+                       'openstack command is not installed)'
+                       % (args.profile, args.flavor))
+            out.write('\nboot: %s\n' % how)
+            server, used, took = lab.boot('lab-vm', args.profile,
+                                          args.flavor,
+                                          budget=args.budget,
+                                          client=client)
+            landed = server['OS-EXT-SRV-ATTR:host']
+            summary['boot'] = {'server': server['id'], 'host': landed,
+                               'client': used, 'seconds': round(took, 1)}
+            out.write('VM %s ACTIVE on %s after %.1f s\n'
+                      % (server['id'], landed, took))
+            record = lab.evaluation_of(server['id'])
+            summary['boot']['evaluation'] = record
+            if record is None:
+                out.write('why: no evaluation recorded for it (the '
+                          'weigher fell back to neutral weights; Nova\'s '
+                          'other weighers chose)\n')
+            else:
+                samples = _sample_summary(
+                    lab.shadow_samples(record['evaluation_id']))
+                summary['boot']['samples'] = samples
+                first = record['hosts'][0]['host'] if record['hosts'] \
+                    else None
+                source = {
+                    'shadows': 'measured by shadows booted on the '
+                               'candidates',
+                    'history': 'from the history alone (confident enough '
+                               'without shadows)'}.get(record['source'],
+                                                      record['source'])
+                out.write('why: the scheduler asked shadow-service '
+                          '(evaluation %s, %s); its ranking:\n'
+                          % (record['evaluation_id'], source))
+                cli.format_ranking(record, out)
+                for host in sorted(samples):
+                    out.write('  shadow on %-12s %4d samples through the '
+                              'collector%s\n' % (
+                                  host, samples[host]['samples'],
+                                  ', mean cpu_ops_per_s %.0f'
+                                  % samples[host]['mean_cpu_ops_per_s']
+                                  if 'mean_cpu_ops_per_s' in samples[host]
+                                  else ''))
+                out.write('Nova placed it on %s, %s.\n' % (
+                    landed, 'the host ranked first' if landed == first
+                    else 'not the host ranked first (%s): Nova\'s other '
+                         'weighers or its filters decided' % first))
+            during = lab.leftovers(keep={server['id']})
+            summary['leftovers_with_vm'] = during
+            out.write('\nclean-up: shadows left while the VM runs: %d\n'
+                      % len(during['shadows']))
+            lab.delete_servers()
+            after = lab.leftovers()
+            summary['leftovers_after_delete'] = after
+            out.write('after deleting the VM: %d shadows, %d instance '
+                      'cgroups, %d instance processes\n'
+                      % (len(after['shadows']), len(after['cgroups']),
+                         len(after['processes'])))
+        summary['service_exit_code'] = lab.service.process.returncode
+        remaining = [d for d in run_group.dirs() if os.path.exists(d)]
+        summary['lab_cgroups_after_stop'] = remaining
+        out.write('lab stopped: shadow-service exit %s; %d lab cgroup '
+                  'directories left; %.1f s in all\n'
+                  % (summary['service_exit_code'], len(remaining),
+                     time.monotonic() - started))
+    finally:
+        if args.summary:
+            with open(args.summary, 'w', encoding='utf-8') as f:
+                json.dump(summary, f, indent=1, sort_keys=True, default=str)
+        if args.directory is None:
+            import shutil
+
+            shutil.rmtree(directory, ignore_errors=True)
+    clean = not any(summary.get('leftovers_after_delete', {}).values()) \
+        and not summary.get('lab_cgroups_after_stop')
+    return 0 if clean else 1
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser().parse_args(argv)
+    from nova_shadow_lab import runtime
+
+    problems = runtime.environment_problems()
+    if problems:
+        sys.stderr.write('nova-shadow lab: the lab cannot run here: %s\n'
+                         % '; '.join(problems))
+        return 2
+    from nova_shadow_lab import config as lab_config
+    from nova_shadow_lab import stack
+
+    try:
+        lab_config.load_config(args.config)
+    except (OSError, lab_config.LabConfigError) as e:
+        sys.stderr.write('nova-shadow lab: %s\n' % e)
+        return 2
+    if not stack.broker_reachable(args.transport_url):
+        sys.stderr.write('nova-shadow lab: no message broker at '
+                         '--transport-url: the weigher and shadow-service '
+                         'talk over it (tools/install-services.sh starts '
+                         'RabbitMQ)\n')
+        return 2
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # Nova's first-start notices (no compute node record yet, thread
+        # pool limits) and optional plugins it cannot load are expected in
+        # a lab that lives for one run.
+        for name in ('nova', 'stevedore', 'oslo_messaging'):
+            logging.getLogger(name).setLevel(logging.ERROR + 1)
+    try:
+        return run(args)
+    except Exception as e:
+        sys.stderr.write('nova-shadow lab: %s: %s\n' % (type(e).__name__, e))
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
