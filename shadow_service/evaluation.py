@@ -80,7 +80,8 @@ class Evaluator:
                  max_shadow_hosts=8,
                  sample_interval=1.0, min_run_time=2.0, max_budget=300.0,
                  shadow_scale=0.25, min_hosts_kept=2,
-                 prior_lookback=86400.0, profile_dirs=(), learners=None):
+                 prior_lookback=86400.0, profile_dirs=(), learners=None,
+                 inline_profile_allow=()):
         self.driver = driver
         self.history = history
         self.analyzer = analyzer
@@ -93,6 +94,7 @@ class Evaluator:
         self.min_hosts_kept = min_hosts_kept
         self.prior_lookback = prior_lookback
         self.profile_dirs = tuple(profile_dirs)
+        self.inline_profile_allow = tuple(inline_profile_allow)
         learners = learners or learners_mod.Learners()
         # Optional ContentionLearner: its models join the analyzer's.
         self.learner = learners.contention
@@ -114,11 +116,13 @@ class Evaluator:
                    max_budget=opts.max_budget,
                    shadow_scale=opts.shadow_scale,
                    prior_lookback=opts.prior_lookback,
-                   profile_dirs=opts.profile_dirs, learners=learners)
+                   profile_dirs=opts.profile_dirs, learners=learners,
+                   inline_profile_allow=opts.inline_profile_allow)
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
-        return profiles.resolve_profile(request, self.profile_dirs)
+        return profiles.resolve_profile(request, self.profile_dirs,
+                                        self.inline_profile_allow)
 
     def new(self, request, hosts, budget_s, evaluation_id=None,
             profile=None):

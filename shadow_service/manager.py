@@ -5,9 +5,14 @@ enforces the concurrency limit, and hands the work to an
 :class:`~shadow_service.evaluation.Evaluator`.  Finished evaluations are kept
 in memory for ``[shadow] evaluation_ttl`` seconds (and in the history store
 for longer) so that a ``shadow_evaluation`` hint can find them.
+
+Every rejected call (bad input, unknown evaluation, busy service) is
+logged as one INFO line with the typed error's message, never a
+traceback; the caller gets the typed error.
 """
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -15,10 +20,27 @@ import time
 import oslo_messaging as messaging
 
 from shadow_service import exception
+from shadow_service import logsafe
 from shadow_service import rpcapi
 from shadow_service import schema
 
 LOG = logging.getLogger(__name__)
+
+
+def _logs_rejections(method):
+    """One INFO line per typed rejection of ``method``; the error goes
+    back to the caller unchanged."""
+
+    @functools.wraps(method)
+    def wrapper(self, ctxt, *args, **kwargs):
+        try:
+            return method(self, ctxt, *args, **kwargs)
+        except exception.ShadowException as e:
+            LOG.info('Rejected %s: %s: %s', method.__name__,
+                     type(e).__name__, logsafe.clip(str(e), 300))
+            raise
+
+    return wrapper
 
 
 class ShadowManager:
@@ -40,11 +62,13 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
+    @_logs_rejections
     def rank_hosts(self, ctxt, request, hosts, budget_s):
         return self.evaluate(request, hosts, budget_s)
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
+    @_logs_rejections
     def start_evaluation(self, ctxt, request, hosts, budget_s):
         evaluation = self._admit(request, hosts, budget_s)
 
@@ -60,8 +84,11 @@ class ShadowManager:
         self._pool.submit(work)
         return evaluation.evaluation_id
 
-    @messaging.expected_exceptions(exception.EvaluationNotFound)
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.EvaluationNotFound)
+    @_logs_rejections
     def get_evaluation(self, ctxt, evaluation_id):
+        schema.validate_evaluation_id(evaluation_id)
         self._expire()
         evaluation = self._evaluations.get(evaluation_id)
         if evaluation is not None:
@@ -73,7 +100,10 @@ class ShadowManager:
                 'status': record.get('status', 'finished'),
                 'progress': 1.0, 'ranking': record, 'error': None}
 
+    @messaging.expected_exceptions(exception.InvalidRequest)
+    @_logs_rejections
     def cancel_evaluation(self, ctxt, evaluation_id):
+        schema.validate_evaluation_id(evaluation_id)
         evaluation = self._evaluations.get(evaluation_id)
         if evaluation is not None:
             LOG.info('Cancelling evaluation %s', evaluation_id)
