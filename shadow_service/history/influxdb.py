@@ -31,6 +31,7 @@ import urllib.parse
 
 import requests
 
+from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service.conf import history as history_conf
 from shadow_service.history import base
@@ -124,6 +125,8 @@ class InfluxDBStore(base.HistoryStore):
         opts = history_conf.settings(
             conf, **{_KWARGS[k]: v for k, v in kwargs.items()})
         self.url = self._check_url(opts['influx_url'])
+        # What logs and errors show: never the URL's password.
+        self.where = logsafe.mask_url(self.url)
         self.database = opts['influx_database']
         self._opts = opts
         self._session = self._make_session(opts)
@@ -165,13 +168,18 @@ class InfluxDBStore(base.HistoryStore):
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise base.HistoryError(
                 '[history] influx_url %r is not an http(s) URL such as '
-                'http://127.0.0.1:8086' % (url,))
+                'http://127.0.0.1:8086' % (logsafe.mask_url(url),))
         try:
             _ = parsed.port
         except ValueError:
             raise base.HistoryError(
-                '[history] influx_url %r has an invalid port' % (url,))
+                '[history] influx_url %r has an invalid port'
+                % (logsafe.mask_url(url),))
         return url.rstrip('/')
+
+    def _masked(self, error):
+        """``error``'s text without the URL's password."""
+        return logsafe.mask_urls_in(str(error), [self.url])
 
     @staticmethod
     def _make_session(opts):
@@ -196,7 +204,7 @@ class InfluxDBStore(base.HistoryStore):
                     raise base.HistoryError(
                         'cannot reach InfluxDB at %s ([history] influx_url) '
                         'within %ss: %s; is the server running?'
-                        % (self.url, timeout_s, exc))
+                        % (self.where, timeout_s, self._masked(exc)))
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
                 continue
             break
@@ -204,9 +212,10 @@ class InfluxDBStore(base.HistoryStore):
             raise base.HistoryError(
                 '%s ([history] influx_url) does not look like InfluxDB: '
                 'GET /ping answered %s without an X-Influxdb-Version header'
-                % (self.url, reply.status_code))
+                % (self.where, reply.status_code))
         LOG.info('History store: InfluxDB %s at %s, database %s',
-                 reply.headers['X-Influxdb-Version'], self.url, self.database)
+                 reply.headers['X-Influxdb-Version'], self.where,
+                 self.database)
 
     def _check_database(self, create):
         try:
@@ -224,7 +233,7 @@ class InfluxDBStore(base.HistoryStore):
             raise base.HistoryError(
                 'InfluxDB database %r does not exist on %s; create it or set '
                 '[history] influx_create_database = True'
-                % (self.database, self.url))
+                % (self.database, self.where))
         LOG.info('Creating InfluxDB database %s', self.database)
         self._query('CREATE DATABASE %s' % lp.quote_ident(self.database),
                     db=None)
@@ -287,12 +296,12 @@ class InfluxDBStore(base.HistoryStore):
                                        timeout=self._timeout)
         except requests.RequestException as exc:
             raise base.HistoryError('InfluxDB at %s is unreachable: %s'
-                                    % (self.url, exc))
+                                    % (self.where, self._masked(exc)))
         if reply.status_code in (401, 403):
             raise base.HistoryError(
                 'InfluxDB at %s refused the credentials (HTTP %s, not '
                 'authorized); check [history] influx_username/password/token'
-                % (self.url, reply.status_code))
+                % (self.where, reply.status_code))
         merged = collections.OrderedDict()
         for line in reply.text.split('\n'):
             if not line.strip():
@@ -499,7 +508,7 @@ class InfluxDBStore(base.HistoryStore):
             'History buffer full ([history] influx_buffer_size = %d): '
             'dropped the %d oldest points, %d dropped in total; is InfluxDB '
             'at %s down or too slow?', self._buffer_size, excess,
-            self._counts['dropped'], self.url)
+            self._counts['dropped'], self.where)
 
     def flush(self, timeout=None):
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -532,7 +541,7 @@ class InfluxDBStore(base.HistoryStore):
         if not drained or left:
             LOG.error('Closed the history store with %d points not written '
                       'to InfluxDB at %s within %ss; they are counted as '
-                      'dropped', left, self.url, timeout)
+                      'dropped', left, self.where, timeout)
         self._session.close()
 
     def _take_batch(self):
@@ -579,7 +588,7 @@ class InfluxDBStore(base.HistoryStore):
                 self._post_lines(batch)
                 if failures:
                     LOG.info('InfluxDB at %s accepts writes again after %d '
-                             'failed attempts', self.url, failures)
+                             'failed attempts', self.where, failures)
                 return
             except _WriteFailed as exc:
                 failures += 1
@@ -587,12 +596,12 @@ class InfluxDBStore(base.HistoryStore):
                     self._counts['retried'] += len(batch)
                 log = LOG.warning if failures == 1 else LOG.debug
                 log('Writing %d points to InfluxDB at %s failed (%s); '
-                    'retrying in %.2fs', len(batch), self.url, exc, backoff)
+                    'retrying in %.2fs', len(batch), self.where, exc, backoff)
             if self._stop.wait(backoff):
                 with self._cond:
                     self._counts['dropped'] += len(batch)
                 LOG.error('Dropped %d points: the store closed while InfluxDB '
-                          'at %s was failing', len(batch), self.url)
+                          'at %s was failing', len(batch), self.where)
                 return
             backoff = min(backoff * 2,
                           self._opts['influx_retry_backoff_max_s'])
@@ -607,7 +616,7 @@ class InfluxDBStore(base.HistoryStore):
                 data='\n'.join(batch).encode('utf-8'),
                 timeout=self._timeout)
         except requests.RequestException as exc:
-            raise _WriteFailed(str(exc))
+            raise _WriteFailed(self._masked(exc))
         if reply.status_code == 204:
             with self._cond:
                 self._counts['written'] += len(batch)
