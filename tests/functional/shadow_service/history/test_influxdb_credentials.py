@@ -11,7 +11,7 @@ from shadow_service.history import base
 from shadow_service.history import influxdb
 from tests.fixtures import influxdb as influxdb_fixture
 
-SECRET = 's3cret-Pa55'
+SECRET = 's3cret-Pa55'  # noqa: S105 (a test's own throw-away value)
 
 
 def _with_credentials(url):
