@@ -470,6 +470,22 @@ class InfluxDBStore(base.HistoryStore):
         in_flight = self._inflight and seq >= self._inflight_from
         return in_buffer or in_flight
 
+    def check_clock(self, now):
+        """InfluxDB drops, on arrival, every point older than the raw
+        retention policy's duration on the *server's* clock."""
+        if not (self._opts['influx_manage_retention']
+                and self._raw_retention_s):
+            return
+        behind_s = time.time() - float(now)
+        if behind_s > self._raw_retention_s:
+            raise base.HistoryError(
+                "the cloud driver's clock is %.0f days behind the wall "
+                'clock, beyond [history] raw_retention_days = %d: InfluxDB '
+                'at %s would drop every point stamped with it; start the '
+                'clock later ([sim] start_time) or set raw_retention_days '
+                '= 0' % (behind_s / _DAY_S, self._raw_retention_s / _DAY_S,
+                         self.where))
+
     def counters(self):
         with self._cond:
             counts = {name: self._counts[name]

@@ -28,6 +28,7 @@ import numpy as np
 from loadgen import profiles as loadgen_profiles
 from shadow_service import hostfacts as facts
 from shadow_service.clouds import base
+from shadow_service.clouds.sim import cluster
 from shadow_service.clouds.sim import engine
 from shadow_service.clouds.sim import oracle as oracle_mod
 from shadow_service.conf import sim as sim_conf
@@ -76,6 +77,15 @@ class SimDriver(base.CloudDriver):
     @classmethod
     def get_config_opts(cls):
         return sim_conf.sim_opts
+
+    @classmethod
+    def check_config(cls, conf):
+        """Raise CloudError when ``[sim] cluster_file`` cannot be read or
+        is not a valid cluster."""
+        try:
+            cluster.load_cluster(conf.sim.cluster_file, seed=conf.sim.seed)
+        except Exception as e:
+            raise base.CloudError('[sim] cluster_file: %s' % e) from None
 
     def __init__(self, conf, history, twin=None):
         super().__init__(conf, history)
