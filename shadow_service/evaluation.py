@@ -141,7 +141,11 @@ class Evaluator:
         profile = (getattr(evaluation, 'profile', None)
                    or self.resolve_profile(evaluation.request))
         host_names = [h['host'] for h in evaluation.hosts]
-        features = self._host_features(host_names, evaluation.hosts)
+        # The budget bounds the whole request, reading facts included.
+        evaluation.deadline = wall_start + max(
+            0.0, evaluation.budget_s - self._cleanup_reserve())
+        features = self._host_features(host_names, evaluation.hosts,
+                                       evaluation.deadline)
         scale = self._scale(evaluation.request['flavor'])
         evaluation.host_features = features
         evaluation.scale = scale
@@ -243,10 +247,21 @@ class Evaluator:
                 same.add(evaluation_id)
         return same
 
-    def _host_features(self, host_names, hosts_info=None):
+    def _cleanup_reserve(self):
+        return max(CLEANUP_RESERVE_S,
+                   getattr(self.driver, 'cleanup_reserve_s', 0.0))
+
+    def _deadline_kwargs(self, deadline):
+        if deadline is not None and getattr(self.driver, 'honours_deadline',
+                                            False):
+            return {'deadline': deadline}
+        return {}
+
+    def _host_features(self, host_names, hosts_info=None, deadline=None):
         try:
-            return self.driver.host_facts(host_names,
-                                          hosts_info=hosts_info) or {}
+            return self.driver.host_facts(
+                host_names, hosts_info=hosts_info,
+                **self._deadline_kwargs(deadline)) or {}
         except Exception:
             LOG.exception('Could not read host features; ranking without')
             return {}
@@ -371,7 +386,8 @@ class _Run:
         try:
             shadows = self.ev.driver.boot_shadows(
                 self.evaluation.evaluation_id, self.request, hosts,
-                self.profile)
+                self.profile, **self.ev._deadline_kwargs(
+                    getattr(self.evaluation, 'deadline', None)))
         except Exception:
             # The contract says a driver never raises here; one that does
             # costs this batch of hosts, not the evaluation.
@@ -451,8 +467,7 @@ class _Run:
 
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
-        reserve = max(CLEANUP_RESERVE_S,
-                      getattr(ev.driver, 'cleanup_reserve_s', 0.0))
+        reserve = ev._cleanup_reserve()
         budget = max(0.0, evaluation.budget_s - reserve)
         self.budget, self.wall_start = budget, wall_start
         self.boot()
@@ -464,7 +479,9 @@ class _Run:
         batch_started = t0
         ranking = None
         while not evaluation.cancelled:
-            ev.driver.wait(ev.sample_interval)
+            # Never past the budget (on a slow clock, never a whole read).
+            left = budget - (time.monotonic() - wall_start)
+            ev.driver.wait(max(0.0, min(ev.sample_interval, left)))
             now = ev.driver.now()
             self.read(read_from, now)
             read_from = now + 1e-6

@@ -11,6 +11,7 @@ entries have bounded counts and lengths.
 
 import json
 import math
+import re
 
 import jsonschema
 
@@ -120,23 +121,32 @@ def _reject(where, why):
 def _check_shape(value, name):
     """No NaN or infinity anywhere, nothing nested deeper than
     ``MAX_DEPTH`` (checked without recursion)."""
-    stack = [(value, name, 0)]
+    # (item, depth, path as a tuple: built into text only on error)
+    stack = [(value, 0, (name,))]
     while stack:
-        item, where, depth = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            _reject(where, 'must be a finite number, got %r' % item)
-        if not isinstance(item, (dict, list)):
+        item, depth, path = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                _reject('.'.join(map(str, path)),
+                        'must be a finite number, got %r' % item)
+            continue
+        if isinstance(item, dict):
+            pairs = item.items()
+        elif isinstance(item, list):
+            pairs = enumerate(item)
+        else:
             continue
         if depth >= MAX_DEPTH:
-            _reject(where, 'nested deeper than %d levels' % MAX_DEPTH)
-        pairs = (item.items() if isinstance(item, dict)
-                 else enumerate(item))
+            _reject('.'.join(map(str, path)),
+                    'nested deeper than %d levels' % MAX_DEPTH)
         for key, child in pairs:
-            stack.append((child, '%s.%s' % (where, key), depth + 1))
+            if isinstance(child, (dict, list, float)):
+                stack.append((child, depth + 1, path + (key,)))
 
 
-def _check(schema, value, name):
-    _check_shape(value, name)
+def _check(schema, value, name, shape=True):
+    if shape:
+        _check_shape(value, name)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(value),
                     key=lambda e: list(e.absolute_path))
@@ -162,8 +172,63 @@ def validate_evaluation_id(evaluation_id):
     _check(EVALUATION_ID, evaluation_id, 'evaluation_id')
 
 
+_PRINTABLE = re.compile(PRINTABLE)
+_HOST_NUMBERS = {'vcpus': 0, 'vcpus_used': 0, 'free_ram_mb': None,
+                 'total_ram_mb': 0, 'free_disk_mb': None}
+_HOST_ITEM = jsonschema.Draft7Validator(HOSTS['items'])
+
+
+def _short_text(value, limit, nullable=False):
+    if value is None:
+        return nullable
+    return (type(value) is str and len(value) <= limit
+            and _PRINTABLE.match(value) is not None)
+
+
+def _host_entry_ok(entry):
+    """A fast check that ``entry`` obeys ``HOSTS['items']``; when it
+    says no, jsonschema decides and words the error."""
+    if type(entry) is not dict or len(entry) > 32:
+        return False
+    host = entry.get('host')
+    if not (_short_text(host, 255) and host):
+        return False
+    for key, value in entry.items():
+        if key == 'host':
+            continue
+        if key == 'nodename':
+            if not _short_text(value, 255, nullable=True):
+                return False
+        elif key in _HOST_NUMBERS:
+            if type(value) not in (int, float):
+                return False
+            low = _HOST_NUMBERS[key]
+            if low is not None and value < low:
+                return False
+        elif key == 'num_instances':
+            if type(value) is not int or value < 0:
+                return False
+        elif not (_short_text(key, 64) and (
+                type(value) in (int, float, bool) or value is None
+                or _short_text(value, 255))):
+            return False
+    return True
+
+
 def validate_hosts(hosts):
-    _check(HOSTS, hosts, 'hosts')
+    # Up to 10,000 entries: jsonschema only for the list and for entries
+    # the fast check doubts (it would take seconds for all of them).
+    _check_shape(hosts, 'hosts')
+    _check({k: v for k, v in HOSTS.items() if k != 'items'}, hosts,
+           'hosts', shape=False)
+    for index, entry in enumerate(hosts):
+        if _host_entry_ok(entry):
+            continue
+        errors = sorted(_HOST_ITEM.iter_errors(entry),
+                        key=lambda e: list(e.absolute_path))
+        if errors:
+            _reject('hosts.%d.%s' % (index, _where(errors[0])),
+                    logsafe.clip(errors[0].message, 200))
     names = [h['host'] for h in hosts]
     if len(set(names)) != len(names):
         raise exception.InvalidRequest(reason='hosts: duplicate host names')
