@@ -138,6 +138,7 @@ class Evaluator:
         """
         evaluation.status = 'running'
         wall_start = time.monotonic()
+        self._record_start(evaluation)
         profile = (getattr(evaluation, 'profile', None)
                    or self.resolve_profile(evaluation.request))
         host_names = [h['host'] for h in evaluation.hosts]
@@ -176,6 +177,20 @@ class Evaluator:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _record_start(self, evaluation):
+        """A ``running`` record: if the process dies before
+        :meth:`_finish` writes the real one, a later look-up finds the
+        evaluation and reports it ``interrupted``."""
+        try:
+            self.history.put_evaluation({
+                'evaluation_id': evaluation.evaluation_id,
+                'status': 'running', 'request': evaluation.request,
+                'hosts': [], 'started_at': evaluation.started_at,
+            }, when=self._now())
+        except Exception:
+            LOG.exception('Could not record the start of evaluation %s',
+                          evaluation.evaluation_id)
 
     def _now(self):
         """The driver's clock (the wall clock if it cannot tell)."""

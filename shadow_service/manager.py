@@ -14,6 +14,7 @@ traceback; the caller gets the typed error.
 import concurrent.futures
 import functools
 import logging
+import math
 import threading
 import time
 
@@ -25,6 +26,33 @@ from shadow_service import rpcapi
 from shadow_service import schema
 
 LOG = logging.getLogger(__name__)
+
+#: Status of an evaluation whose process was stopped before it finished.
+INTERRUPTED = 'interrupted'
+#: Seconds before the caller's deadline an evaluation stops, to answer.
+CALLER_MARGIN_S = 0.5
+#: A caller clock further ahead than this is not trusted.
+MAX_CLOCK_SKEW_S = 60.0
+
+
+def caller_left(ctxt, now=None):
+    """Seconds until the caller stops waiting (from the request context
+    :func:`shadow_service.rpcapi.with_deadline` fills), or None if it did
+    not say.  Clocks are assumed synchronised (NTP); a sending time in
+    the future by more than ``MAX_CLOCK_SKEW_S`` counts from receipt."""
+    if not isinstance(ctxt, dict):
+        return None
+    wait_s, sent_at = ctxt.get('shadow_wait_s'), ctxt.get('shadow_sent_at')
+    numbers = (int, float)
+    if (not isinstance(wait_s, numbers) or isinstance(wait_s, bool)
+            or not math.isfinite(wait_s) or wait_s <= 0):
+        return None
+    now = time.time() if now is None else now
+    if (not isinstance(sent_at, numbers) or isinstance(sent_at, bool)
+            or not math.isfinite(sent_at)
+            or sent_at > now + MAX_CLOCK_SKEW_S):
+        sent_at = now
+    return sent_at + wait_s - now
 
 
 def _logs_rejections(method):
@@ -64,7 +92,8 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @_logs_rejections
     def rank_hosts(self, ctxt, request, hosts, budget_s):
-        return self.evaluate(request, hosts, budget_s)
+        return self.evaluate(request, hosts, budget_s,
+                             caller_left=caller_left(ctxt))
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)
@@ -96,6 +125,16 @@ class ShadowManager:
         record = self._recorded(evaluation_id)
         if record is None:
             raise exception.EvaluationNotFound(evaluation_id=evaluation_id)
+        if record.get('status') in ('running', 'pending'):
+            # Started, never finished, and not running here: the process
+            # that ran it was stopped or killed.
+            return {'evaluation_id': evaluation_id,
+                    'status': INTERRUPTED, 'progress': 0.0,
+                    'ranking': None,
+                    'error': 'the service stopped before the evaluation '
+                             'finished',
+                    'started_at': record.get('started_at'),
+                    'finished_at': None}
         return {'evaluation_id': evaluation_id,
                 'status': record.get('status', 'finished'),
                 'progress': 1.0, 'ranking': record, 'error': None}
@@ -111,9 +150,24 @@ class ShadowManager:
 
     # the same, called in-process (no RPC exception wrapping) -------------
 
-    def evaluate(self, request, hosts, budget_s):
-        """Validate and run one evaluation now; returns the ranking."""
+    def evaluate(self, request, hosts, budget_s, caller_left=None):
+        """Validate and run one evaluation now; returns the ranking.
+
+        ``caller_left``: seconds until the caller stops waiting; the
+        evaluation ends before then (nobody would read its answer).
+        """
+        if caller_left is not None and caller_left <= CALLER_MARGIN_S:
+            raise exception.InvalidRequest(
+                reason='the caller stopped waiting %.1fs before the request '
+                       'was read' % max(0.0, -caller_left))
         evaluation = self._admit(request, hosts, budget_s)
+        if caller_left is not None:
+            left = caller_left - CALLER_MARGIN_S
+            if left < evaluation.budget_s:
+                LOG.info('Evaluation %s: budget %.1fs cut to %.1fs, when '
+                         'the caller stops waiting',
+                         evaluation.evaluation_id, evaluation.budget_s, left)
+                evaluation.budget_s = left
         try:
             return self._run(evaluation)
         finally:

@@ -8,10 +8,18 @@ API version history:
 * 1.0 - Initial version: ``rank_hosts``, ``start_evaluation``,
         ``get_evaluation``, ``cancel_evaluation``.
 
+A caller that waits at most ``timeout`` seconds for ``rank_hosts`` says so
+in the request context (``shadow_sent_at``, its wall clock when sending,
+and ``shadow_wait_s``): the service then ends the evaluation by the time
+the caller stops waiting instead of running it for nobody (this needs no
+new version: older services ignore the context).
+
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
 ranking formats.
 """
+
+import time
 
 import oslo_messaging as messaging
 
@@ -24,6 +32,15 @@ RPC_API_VERSION = '1.0'
 # "openstack"; naming it on both sides keeps the weigher and the service on
 # the same exchange whatever process they run in.
 EXCHANGE = 'nova_shadow'
+
+
+def with_deadline(ctxt, timeout):
+    """``ctxt`` (a dict) plus when the caller stops waiting."""
+    ctxt = dict(ctxt or {})
+    if timeout is not None:
+        ctxt['shadow_sent_at'] = time.time()
+        ctxt['shadow_wait_s'] = float(timeout)
+    return ctxt
 
 
 class ShadowAPI:
@@ -47,8 +64,8 @@ class ShadowAPI:
         """Rank ``hosts`` for ``request``; may run shadows for up to
         ``budget_s`` seconds.  Returns a ranking dict."""
         cctxt = self.client.prepare(version='1.0', timeout=timeout)
-        return cctxt.call(ctxt, 'rank_hosts', request=request, hosts=hosts,
-                          budget_s=budget_s)
+        return cctxt.call(with_deadline(ctxt, timeout), 'rank_hosts',
+                          request=request, hosts=hosts, budget_s=budget_s)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,
                          timeout=None):
