@@ -25,6 +25,7 @@ import time
 import uuid
 
 from shadow_service import learners as learners_mod
+from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service.analysis import scaleup
 from shadow_service.learners import base as learner_base
@@ -388,6 +389,7 @@ class _Run:
         self.observations = collections.defaultdict(
             lambda: collections.defaultdict(list))
         self.newest = {}
+        self.read_failures = 0
 
     def shadow_seconds(self):
         return sum(self.stopped[s] - self.started.get(s, self.stopped[s])
@@ -459,16 +461,28 @@ class _Run:
         self.delete(list(self.running.values()))
 
     def read(self, read_from, now):
-        points = self.ev.history.query_points(
-            names.SHADOW_SAMPLE,
-            {names.TAG_EVALUATION: self.evaluation.evaluation_id},
-            start=read_from, end=now + 1e-6)
+        """Add the samples since ``read_from``; returns False when the
+        history store could not be read (the evaluation goes on with what
+        it has: the samples stay buffered and are read next time)."""
+        try:
+            points = self.ev.history.query_points(
+                names.SHADOW_SAMPLE,
+                {names.TAG_EVALUATION: self.evaluation.evaluation_id},
+                start=read_from, end=now + 1e-6)
+        except Exception as e:
+            self.read_failures += 1
+            log = LOG.warning if self.read_failures == 1 else LOG.debug
+            log('Evaluation %s: reading its samples failed (%s); ranking '
+                'with what it has', self.evaluation.evaluation_id,
+                logsafe.clip(str(e), 300))
+            return False
         for point in points:
             host = point.tags.get(names.TAG_HOST)
             self.observations[host][point.tags.get(names.TAG_METRIC)].append(
                 float(point.fields[names.FIELD_VALUE]))
             self.newest[host] = max(self.newest.get(host, 0.0), point.time)
             self.unmeasured.discard(host)
+        return True
 
     def rank(self, now):
         if not self.observations:
@@ -498,8 +512,8 @@ class _Run:
             left = budget - (time.monotonic() - wall_start)
             ev.driver.wait(max(0.0, min(ev.sample_interval, left)))
             now = ev.driver.now()
-            self.read(read_from, now)
-            read_from = now + 1e-6
+            if self.read(read_from, now):
+                read_from = now + 1e-6
             ranking = self.rank(now) or ranking
             elapsed = now - t0
             wall = time.monotonic() - wall_start

@@ -150,6 +150,8 @@ class InfluxDBStore(base.HistoryStore):
         self._counts = collections.Counter()
         self._last_drop_log = None
         self._pending_evaluations = {}
+        # True while the writer's last attempt failed.
+        self._failing = False
 
         self._wait_for_server(opts['influx_startup_timeout_s'])
         self._check_database(opts['influx_create_database'])
@@ -281,8 +283,12 @@ class InfluxDBStore(base.HistoryStore):
     def _read_own_writes(self):
         """Reads see every point written before them: send what is
         buffered first (waiting at most ``influx_timeout_s``)."""
+        if self._failing:
+            # Writes are failing: waiting would only delay the read (and
+            # the evaluation behind it) until the timeout.
+            return
         if self._buffer or self._inflight:
-            self.flush(timeout=self._timeout)
+            self.flush(timeout=self._timeout, until_failing=True)
 
     def _query(self, q, db=''):
         """Run InfluxQL; return the merged series of all statements as
@@ -526,13 +532,18 @@ class InfluxDBStore(base.HistoryStore):
             'at %s down or too slow?', self._buffer_size, excess,
             self._counts['dropped'], self.where)
 
-    def flush(self, timeout=None):
+    def flush(self, timeout=None, until_failing=False):
+        """Wait until every buffered point is written (True), at most
+        ``timeout`` seconds; with ``until_failing``, only until a write
+        fails (a read then does not wait out an outage)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._flush_wanted += 1
             self._cond.notify_all()
             try:
                 while self._buffer or self._inflight:
+                    if until_failing and self._failing:
+                        return False
                     left = (None if deadline is None
                             else deadline - time.monotonic())
                     if left is not None and left <= 0:
@@ -602,12 +613,16 @@ class InfluxDBStore(base.HistoryStore):
         while True:
             try:
                 self._post_lines(batch)
+                self._failing = False
                 if failures:
                     LOG.info('InfluxDB at %s accepts writes again after %d '
                              'failed attempts', self.where, failures)
                 return
             except _WriteFailed as exc:
                 failures += 1
+                with self._cond:
+                    self._failing = True
+                    self._cond.notify_all()
                 with self._cond:
                     self._counts['retried'] += len(batch)
                 log = LOG.warning if failures == 1 else LOG.debug
