@@ -46,6 +46,7 @@ import uuid
 
 from shadow_service import hostchoice
 from shadow_service import learners as learners_mod
+from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service import racing
 from shadow_service.analysis import scaleup
@@ -111,7 +112,8 @@ class Evaluator:
                  shadow_scale=0.25, min_hosts_kept=2,
                  prior_lookback=86400.0, profile_dirs=(), learners=None,
                  schedule='racing',
-                 settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None):
+                 settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None,
+                 inline_profile_allow=()):
         if schedule not in SCHEDULES:
             raise ValueError('schedule must be one of %s, not %r'
                              % (', '.join(SCHEDULES), schedule))
@@ -133,6 +135,7 @@ class Evaluator:
         self.min_hosts_kept = min_hosts_kept
         self.prior_lookback = prior_lookback
         self.profile_dirs = tuple(profile_dirs)
+        self.inline_profile_allow = tuple(inline_profile_allow)
         learners = learners or learners_mod.Learners()
         # Optional ContentionLearner: its models join the analyzer's.
         self.learner = learners.contention
@@ -157,11 +160,13 @@ class Evaluator:
                    profile_dirs=opts.profile_dirs, learners=learners,
                    schedule=opts.evaluation_schedule,
                    settle_margin=opts.settle_margin,
-                   cost_policy=hostchoice.CostPolicy.from_conf(conf))
+                   cost_policy=hostchoice.CostPolicy.from_conf(conf),
+                   inline_profile_allow=opts.inline_profile_allow)
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
-        return profiles.resolve_profile(request, self.profile_dirs)
+        return profiles.resolve_profile(request, self.profile_dirs,
+                                        self.inline_profile_allow)
 
     def new(self, request, hosts, budget_s, evaluation_id=None,
             profile=None):
@@ -177,10 +182,15 @@ class Evaluator:
         """
         evaluation.status = 'running'
         wall_start = time.monotonic()
+        self._record_start(evaluation)
         profile = (getattr(evaluation, 'profile', None)
                    or self.resolve_profile(evaluation.request))
         host_names = [h['host'] for h in evaluation.hosts]
-        features = self._host_features(host_names, evaluation.hosts)
+        # The budget bounds the whole request, reading facts included.
+        evaluation.deadline = wall_start + max(
+            0.0, evaluation.budget_s - self._cleanup_reserve())
+        features = self._host_features(host_names, evaluation.hosts,
+                                       evaluation.deadline)
         scale = self._scale(evaluation.request['flavor'])
         evaluation.host_features = features
         evaluation.scale = scale
@@ -257,6 +267,20 @@ class Evaluator:
             cost_factors=self.cost_policy.factors(
                 eligible, getattr(evaluation, 'costs', {})))
 
+    def _record_start(self, evaluation):
+        """A ``running`` record: if the process dies before
+        :meth:`_finish` writes the real one, a later look-up finds the
+        evaluation and reports it ``interrupted``."""
+        try:
+            self.history.put_evaluation({
+                'evaluation_id': evaluation.evaluation_id,
+                'status': 'running', 'request': evaluation.request,
+                'hosts': [], 'started_at': evaluation.started_at,
+            }, when=self._now())
+        except Exception:
+            LOG.exception('Could not record the start of evaluation %s',
+                          evaluation.evaluation_id)
+
     def _now(self):
         """The driver's clock (the wall clock if it cannot tell)."""
         try:
@@ -327,10 +351,21 @@ class Evaluator:
                 same.add(evaluation_id)
         return same
 
-    def _host_features(self, host_names, hosts_info=None):
+    def _cleanup_reserve(self):
+        return max(CLEANUP_RESERVE_S,
+                   getattr(self.driver, 'cleanup_reserve_s', 0.0))
+
+    def _deadline_kwargs(self, deadline):
+        if deadline is not None and getattr(self.driver, 'honours_deadline',
+                                            False):
+            return {'deadline': deadline}
+        return {}
+
+    def _host_features(self, host_names, hosts_info=None, deadline=None):
         try:
-            return self.driver.host_facts(host_names,
-                                          hosts_info=hosts_info) or {}
+            return self.driver.host_facts(
+                host_names, hosts_info=hosts_info,
+                **self._deadline_kwargs(deadline)) or {}
         except Exception:
             LOG.exception('Could not read host features; ranking without')
             return {}
@@ -488,6 +523,7 @@ class _Run:
         self.observations = collections.defaultdict(
             lambda: collections.defaultdict(list))
         self.newest = {}
+        self.read_failures = 0
 
     def shadow_seconds(self):
         return sum(self.stopped[s] - self.started.get(s, self.stopped[s])
@@ -501,7 +537,8 @@ class _Run:
         try:
             shadows = self.ev.driver.boot_shadows(
                 self.evaluation.evaluation_id, self.request, hosts,
-                self.profile)
+                self.profile, **self.ev._deadline_kwargs(
+                    getattr(self.evaluation, 'deadline', None)))
         except Exception:
             # The contract says a driver never raises here; one that does
             # costs this batch of hosts, not the evaluation.
@@ -558,16 +595,28 @@ class _Run:
         self.delete(list(self.running.values()))
 
     def read(self, read_from, now):
-        points = self.ev.history.query_points(
-            names.SHADOW_SAMPLE,
-            {names.TAG_EVALUATION: self.evaluation.evaluation_id},
-            start=read_from, end=now + 1e-6)
+        """Add the samples since ``read_from``; returns False when the
+        history store could not be read (the evaluation goes on with what
+        it has: the samples stay buffered and are read next time)."""
+        try:
+            points = self.ev.history.query_points(
+                names.SHADOW_SAMPLE,
+                {names.TAG_EVALUATION: self.evaluation.evaluation_id},
+                start=read_from, end=now + 1e-6)
+        except Exception as e:
+            self.read_failures += 1
+            log = LOG.warning if self.read_failures == 1 else LOG.debug
+            log('Evaluation %s: reading its samples failed (%s); ranking '
+                'with what it has', self.evaluation.evaluation_id,
+                logsafe.clip(str(e), 300))
+            return False
         for point in points:
             host = point.tags.get(names.TAG_HOST)
             self.observations[host][point.tags.get(names.TAG_METRIC)].append(
                 float(point.fields[names.FIELD_VALUE]))
             self.newest[host] = max(self.newest.get(host, 0.0), point.time)
             self.unmeasured.discard(host)
+        return True
 
     def rank(self, now):
         if not self.observations:
@@ -582,8 +631,7 @@ class _Run:
     def start_clock(self, wall_start):
         """The budget left for measuring (the clean-up reserve kept
         back) and the wall clock it runs on."""
-        reserve = max(CLEANUP_RESERVE_S,
-                      getattr(self.ev.driver, 'cleanup_reserve_s', 0.0))
+        reserve = self.ev._cleanup_reserve()
         self.budget = max(0.0, self.evaluation.budget_s - reserve)
         self.wall_start = wall_start
 
@@ -614,10 +662,12 @@ class _Run:
         batch_started = t0
         ranking = None
         while not evaluation.cancelled:
-            ev.driver.wait(ev.sample_interval)
+            # Never past the budget (on a slow clock, never a whole read).
+            left = budget - (time.monotonic() - wall_start)
+            ev.driver.wait(max(0.0, min(ev.sample_interval, left)))
             now = ev.driver.now()
-            self.read(read_from, now)
-            read_from = now + 1e-6
+            if self.read(read_from, now):
+                read_from = now + 1e-6
             ranking = self.rank(now) or ranking
             elapsed = now - t0
             wall = time.monotonic() - wall_start

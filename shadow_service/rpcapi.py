@@ -14,10 +14,18 @@ API version history:
         ``delete_evaluation``, ``list_profiles``, ``get_profile``,
         ``list_decisions``.
 
+A caller that waits at most ``timeout`` seconds for ``rank_hosts`` says so
+in the request context (``shadow_sent_at``, its wall clock when sending,
+and ``shadow_wait_s``): the service then ends the evaluation by the time
+the caller stops waiting instead of running it for nobody (this needs no
+new version: older services ignore the context).
+
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
 ranking formats.
 """
+
+import time
 
 import oslo_messaging as messaging
 
@@ -30,6 +38,15 @@ RPC_API_VERSION = '1.2'
 # "openstack"; naming it on both sides keeps the weigher and the service on
 # the same exchange whatever process they run in.
 EXCHANGE = 'nova_shadow'
+
+
+def with_deadline(ctxt, timeout):
+    """``ctxt`` (a dict) plus when the caller stops waiting."""
+    ctxt = dict(ctxt or {})
+    if timeout is not None:
+        ctxt['shadow_sent_at'] = time.time()
+        ctxt['shadow_wait_s'] = float(timeout)
+    return ctxt
 
 
 class ShadowAPI:
@@ -57,11 +74,13 @@ class ShadowAPI:
         ``confidence``."""
         if detail:
             cctxt = self.client.prepare(version='1.0', timeout=timeout)
-            return cctxt.call(ctxt, 'rank_hosts', request=request,
-                              hosts=hosts, budget_s=budget_s)
+            return cctxt.call(with_deadline(ctxt, timeout), 'rank_hosts',
+                              request=request, hosts=hosts,
+                              budget_s=budget_s)
         cctxt = self.client.prepare(version='1.1', timeout=timeout)
-        return cctxt.call(ctxt, 'rank_hosts', request=request, hosts=hosts,
-                          budget_s=budget_s, detail=False)
+        return cctxt.call(with_deadline(ctxt, timeout), 'rank_hosts',
+                          request=request, hosts=hosts, budget_s=budget_s,
+                          detail=False)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,
                          timeout=None):

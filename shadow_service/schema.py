@@ -2,12 +2,38 @@
 
 The shadow service validates every request before it boots anything; a
 failure raises :class:`shadow_service.exception.InvalidRequest` naming the
-offending field.
+offending field.  Beyond the JSON schemas every request is bounded: no
+number may be NaN or infinite, nothing may nest deeper than
+:data:`MAX_DEPTH`, an inline profile may take at most
+:data:`MAX_INLINE_PROFILE_BYTES` of JSON, flavor extra specs and host
+entries have bounded counts and lengths.
 """
+
+import json
+import math
+import re
 
 import jsonschema
 
 from shadow_service import exception
+from shadow_service import logsafe
+
+#: Deepest nesting of dicts and lists in a request (an inline profile's
+#: pattern sits five levels down).
+MAX_DEPTH = 12
+#: Largest inline profile, as JSON.
+MAX_INLINE_PROFILE_BYTES = 64 * 1024
+#: Longest evaluation id (a UUID has 36 characters).
+MAX_EVALUATION_ID = 64
+#: Names and ids never hold control characters (a newline in a host name
+#: would forge a log line).
+PRINTABLE = r'^[^\x00-\x1f\x7f]*$'
+
+
+def _text(max_length, nullable=False, min_length=0):
+    return {'type': ['string', 'null'] if nullable else 'string',
+            'minLength': min_length, 'maxLength': max_length,
+            'pattern': PRINTABLE}
 
 #: Why the scheduler asks: a boot may run shadows; a move is answered from
 #: history alone (see ``doc/source/weigher.rst``).
@@ -16,12 +42,14 @@ PURPOSES = ('boot', 'resize', 'migrate', 'live-migrate', 'unshelve', 'move')
 FLAVOR = {
     'type': 'object',
     'properties': {
-        'name': {'type': 'string', 'maxLength': 255},
+        'name': _text(255),
         'vcpus': {'type': 'integer', 'minimum': 1, 'maximum': 1024},
         'ram_mb': {'type': 'integer', 'minimum': 1, 'maximum': 16777216},
         'disk_gb': {'type': 'integer', 'minimum': 0, 'maximum': 1048576},
-        'extra_specs': {'type': 'object',
-                        'additionalProperties': {'type': 'string'}},
+        # Nova's own limits: 255 characters per key and value.
+        'extra_specs': {'type': 'object', 'maxProperties': 256,
+                        'propertyNames': _text(255),
+                        'additionalProperties': _text(255)},
     },
     'required': ['vcpus', 'ram_mb'],
     'additionalProperties': False,
@@ -31,15 +59,16 @@ REQUEST = {
     'type': 'object',
     'properties': {
         'flavor': FLAVOR,
-        'image_id': {'type': ['string', 'null'], 'maxLength': 255},
+        'image_id': _text(255, nullable=True),
         'profile': {'oneOf': [
-            {'type': 'string', 'minLength': 1, 'maxLength': 255},
+            _text(255, min_length=1),
             {'type': 'object'},
         ]},
-        'profile_scale': {'type': 'number', 'exclusiveMinimum': 0,
-                          'maximum': 100},
-        'project_id': {'type': ['string', 'null'], 'maxLength': 255},
-        'instance_uuid': {'type': ['string', 'null'], 'maxLength': 36},
+        # loadgen's own range of a profile's scale.
+        'profile_scale': {'type': 'number', 'minimum': 1e-06,
+                          'maximum': 64},
+        'project_id': _text(255, nullable=True),
+        'instance_uuid': _text(36, nullable=True),
         'num_instances': {'type': 'integer', 'minimum': 1,
                           'maximum': 10000},
         'purpose': {'enum': list(PURPOSES)},
@@ -57,8 +86,8 @@ HOSTS = {
     'items': {
         'type': 'object',
         'properties': {
-            'host': {'type': 'string', 'minLength': 1, 'maxLength': 255},
-            'nodename': {'type': ['string', 'null'], 'maxLength': 255},
+            'host': _text(255, min_length=1),
+            'nodename': _text(255, nullable=True),
             'vcpus': {'type': 'number', 'minimum': 0},
             'vcpus_used': {'type': 'number', 'minimum': 0},
             'free_ram_mb': {'type': 'number'},
@@ -68,10 +97,18 @@ HOSTS = {
             'cost': {'type': 'number', 'minimum': 0},
         },
         'required': ['host'],
+        # What newer weighers may add: a few short scalars.
+        'maxProperties': 32,
+        'propertyNames': _text(64),
+        'additionalProperties': {
+            'type': ['number', 'string', 'boolean', 'null'],
+            'maxLength': 255, 'pattern': PRINTABLE},
     },
 }
 
 BUDGET = {'type': 'number', 'exclusiveMinimum': 0, 'maximum': 86400}
+
+EVALUATION_ID = _text(MAX_EVALUATION_ID, min_length=1)
 
 
 def _where(error):
@@ -79,22 +116,122 @@ def _where(error):
     return path or '(top level)'
 
 
-def _check(schema, value, name):
+def _reject(where, why):
+    raise exception.InvalidRequest(
+        reason='%s: %s' % (logsafe.clip(where, 200), why))
+
+
+def _check_shape(value, name):
+    """No NaN or infinity anywhere, nothing nested deeper than
+    ``MAX_DEPTH`` (checked without recursion)."""
+    # (item, depth, path as a tuple: built into text only on error)
+    stack = [(value, 0, (name,))]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                _reject('.'.join(map(str, path)),
+                        'must be a finite number, got %r' % item)
+            continue
+        if isinstance(item, dict):
+            pairs = item.items()
+        elif isinstance(item, list):
+            pairs = enumerate(item)
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            _reject('.'.join(map(str, path)),
+                    'nested deeper than %d levels' % MAX_DEPTH)
+        for key, child in pairs:
+            if isinstance(child, (dict, list, float)):
+                stack.append((child, depth + 1, path + (key,)))
+
+
+def _check(schema, value, name, shape=True):
+    if shape:
+        _check_shape(value, name)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(value),
                     key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
-        raise exception.InvalidRequest(
-            reason='%s.%s: %s' % (name, _where(first), first.message))
+        # The message quotes the bad value: keep it to one short line.
+        _reject('%s.%s' % (name, _where(first)),
+                logsafe.clip(first.message, 200))
 
 
 def validate_request(request):
     _check(REQUEST, request, 'request')
+    profile = request['profile']
+    if isinstance(profile, dict):
+        size = len(json.dumps(profile))
+        if size > MAX_INLINE_PROFILE_BYTES:
+            _reject('request.profile', 'an inline profile may take at most '
+                    '%d bytes of JSON, got %d'
+                    % (MAX_INLINE_PROFILE_BYTES, size))
+
+
+def validate_evaluation_id(evaluation_id):
+    _check(EVALUATION_ID, evaluation_id, 'evaluation_id')
+
+
+_PRINTABLE = re.compile(PRINTABLE)
+_HOST_NUMBERS = {'vcpus': 0, 'vcpus_used': 0, 'free_ram_mb': None,
+                 'total_ram_mb': 0, 'free_disk_mb': None}
+_HOST_ITEM = jsonschema.Draft7Validator(HOSTS['items'])
+
+
+def _short_text(value, limit, nullable=False):
+    if value is None:
+        return nullable
+    return (type(value) is str and len(value) <= limit
+            and _PRINTABLE.match(value) is not None)
+
+
+def _host_entry_ok(entry):
+    """A fast check that ``entry`` obeys ``HOSTS['items']``; when it
+    says no, jsonschema decides and words the error."""
+    if type(entry) is not dict or len(entry) > 32:
+        return False
+    host = entry.get('host')
+    if not (_short_text(host, 255) and host):
+        return False
+    for key, value in entry.items():
+        if key == 'host':
+            continue
+        if key == 'nodename':
+            if not _short_text(value, 255, nullable=True):
+                return False
+        elif key in _HOST_NUMBERS:
+            if type(value) not in (int, float):
+                return False
+            low = _HOST_NUMBERS[key]
+            if low is not None and value < low:
+                return False
+        elif key == 'num_instances':
+            if type(value) is not int or value < 0:
+                return False
+        elif not (_short_text(key, 64) and (
+                type(value) in (int, float, bool) or value is None
+                or _short_text(value, 255))):
+            return False
+    return True
 
 
 def validate_hosts(hosts):
-    _check(HOSTS, hosts, 'hosts')
+    # Up to 10,000 entries: jsonschema only for the list and for entries
+    # the fast check doubts (it would take seconds for all of them).
+    _check_shape(hosts, 'hosts')
+    _check({k: v for k, v in HOSTS.items() if k != 'items'}, hosts,
+           'hosts', shape=False)
+    for index, entry in enumerate(hosts):
+        if _host_entry_ok(entry):
+            continue
+        errors = sorted(_HOST_ITEM.iter_errors(entry),
+                        key=lambda e: list(e.absolute_path))
+        if errors:
+            _reject('hosts.%d.%s' % (index, _where(errors[0])),
+                    logsafe.clip(errors[0].message, 200))
     names = [h['host'] for h in hosts]
     if len(set(names)) != len(names):
         raise exception.InvalidRequest(reason='hosts: duplicate host names')

@@ -94,6 +94,8 @@ def build(conf, *, history=None, driver=None):
     history = history if history is not None else build_history(conf)
     if driver is None:
         driver = clouds.load_driver(conf, history)
+    # Refuse a clock the store would drop every point of, loudly.
+    history.check_clock(driver.now())
     analyzer = analyzer_mod.Analyzer.from_conf(conf)
     learners = learners_mod.build(conf, history, clock=driver.now)
     if conf.shadow.cleanup_on_start:

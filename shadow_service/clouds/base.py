@@ -161,6 +161,13 @@ class CloudDriver(metaclass=abc.ABCMeta):
         """Stop what :meth:`start` started."""
         return None
 
+    #: True when :meth:`host_facts` and :meth:`boot_shadows` accept a
+    #: ``deadline`` keyword (a ``time.monotonic()`` reading): work on hosts
+    #: not reached by then is skipped, so that an evaluation's budget
+    #: bounds the whole request.  Drivers that bound their own calls with
+    #: timeouts leave it False and are called without it.
+    honours_deadline = False
+
     # -- shadows ------------------------------------------------------------
     @abc.abstractmethod
     def boot_shadows(self, evaluation_id, request, hosts, profile):

@@ -3,15 +3,33 @@
 It runs on oslo.service's threading backend (no eventlet); the backend must
 be chosen before ``oslo_service.service`` is imported, hence the late
 imports in :func:`main`.
+
+Every start-up error (a bad option value, an unreadable file, an unknown
+transport driver, a broker that refuses the credentials, a history store
+that cannot work) ends the process with exit status 2 and one line on
+stderr and in the log, before any worker is forked; an error only the
+worker can find (building the parts) ends the whole service the same way
+instead of restarting the worker forever.  A broker that is down at start
+is waited for, with backoff.
 """
 
+import multiprocessing
+import os
+import signal
 import sys
+import time
 
 from oslo_config import cfg
 from oslo_log import log as logging
 
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
+
+#: Exit status of every start-up error.
+EXIT_CONFIG = 2
+#: Seconds between two attempts to reach a broker that is down at start:
+#: doubling from the first to the last.
+BROKER_BACKOFF_S = (1.0, 30.0)
 
 
 def _service_class():
@@ -21,17 +39,31 @@ def _service_class():
     from shadow_service import service
 
     class ShadowService(os_service.Service):
-        def __init__(self, conf):
+        def __init__(self, conf, failed=None):
             super().__init__()
             self.conf = conf
             self.server = None
             self.exporter = None
+            # Shared with the parent: set when the worker cannot start.
+            self.failed = failed
 
         def start(self):
             super().start()
-            parts = service.build(self.conf)
-            exporter.watch_history(parts.history, self.conf.history.store)
-            self.server = service.RPCServer(parts).start()
+            error = None
+            try:
+                parts = service.build(self.conf)
+                exporter.watch_history(parts.history,
+                                       self.conf.history.store)
+                self.server = service.RPCServer(parts).start()
+            except Exception as e:
+                error = e
+            if error is not None:
+                # Restarting would fail the same way: stop the service.
+                _report(error)
+                if self.failed is not None:
+                    self.failed.value = EXIT_CONFIG
+                os.kill(os.getppid(), signal.SIGTERM)
+                os._exit(EXIT_CONFIG)
             self.exporter = exporter.serve(self.conf, 'service')
 
         def stop(self, graceful=True):
@@ -47,13 +79,104 @@ def _service_class():
     return ShadowService, os_service
 
 
+class StartupError(Exception):
+    """Configuration the service cannot start with."""
+
+
+def _report(error):
+    """One line on stderr and in the log; no traceback."""
+    from shadow_service import logsafe
+
+    text = ' '.join(str(error).split()) or type(error).__name__
+    try:
+        url = CONF.transport_url
+    except cfg.NoSuchOptError:  # registered when a transport is made
+        url = None
+    text = logsafe.mask_urls_in(text, [url])
+    LOG.error('shadow-service cannot start: %s', text)
+    sys.stderr.write('shadow-service: cannot start: %s\n' % text)
+    sys.stderr.flush()
+
+
+def _check_values(conf):
+    """Read every option once: oslo.config checks a value (type, min,
+    max, choices) only when it is read."""
+    groups = [None] + [name for name in conf if
+                       isinstance(getattr(conf, name, None),
+                                  cfg.ConfigOpts.GroupAttr)]
+    for group in groups:
+        namespace = conf if group is None else getattr(conf, group)
+        for name in list(namespace):
+            if group is None and name in groups:
+                continue
+            try:
+                getattr(namespace, name)
+            except (cfg.ConfigFileValueError, ValueError) as e:
+                where = name if group is None else '[%s] %s' % (group, name)
+                why = str(e).split('is not valid: ', 1)[-1]
+                raise StartupError('%s: %s' % (where, why)) from None
+
+
+def _check_broker(conf, sleep=time.sleep):
+    """Load the transport driver and log in to a rabbit broker: a broker
+    that refuses the credentials is a start-up error; one that does not
+    answer is retried with backoff, for as long as it takes."""
+    import oslo_messaging as messaging
+
+    try:
+        transport = messaging.get_rpc_transport(conf)
+        url = messaging.TransportURL.parse(conf, conf.transport_url)
+    except Exception as e:
+        raise StartupError('transport_url: %s' % e) from None
+    transport.cleanup()
+    if url.transport not in ('rabbit', 'amqp') or not url.hosts:
+        return
+    import amqp.exceptions
+    import kombu
+
+    backoff = BROKER_BACKOFF_S[0]
+    while True:
+        failures = []
+        for host in url.hosts:
+            connection = kombu.Connection(
+                hostname=host.hostname or 'localhost',
+                port=host.port or 5672, userid=host.username or 'guest',
+                password=host.password or 'guest',
+                virtual_host=url.virtual_host or '/', connect_timeout=5)
+            try:
+                connection.connect()
+                return
+            except amqp.exceptions.AccessRefused:
+                raise StartupError(
+                    'transport_url: the broker at %s:%s refused the '
+                    'credentials of user %s' % (
+                        host.hostname, host.port or 5672,
+                        host.username or 'guest')) from None
+            except amqp.exceptions.NotAllowed as e:
+                raise StartupError('transport_url: the broker at %s:%s does '
+                                   'not allow virtual host %s: %s' % (
+                                       host.hostname, host.port or 5672,
+                                       url.virtual_host or '/', e)) from None
+            except (OSError, amqp.exceptions.AMQPError) as e:
+                failures.append('%s:%s: %s' % (host.hostname,
+                                               host.port or 5672, e))
+            finally:
+                connection.release()
+        LOG.warning('The message broker does not answer (%s); retrying '
+                    'in %.0fs', '; '.join(failures), backoff)
+        sleep(backoff)
+        backoff = min(backoff * 2, BROKER_BACKOFF_S[1])
+
+
 def _preflight(conf):
     """Fail fast, before any worker forks, on configuration that cannot
-    work: an unreachable or misconfigured history store, an unknown cloud
-    driver or one whose own options cannot work (``check_config``)."""
+    work: a bad option value, an unreachable or misconfigured history
+    store, an unknown cloud driver or one whose own options cannot work
+    (``check_config``), a transport the broker refuses."""
     from shadow_service import plugins
     from shadow_service import service
 
+    _check_values(conf)
     history = service.build_history(conf)
     history.close()
     driver_class = plugins.plugin_class('nova_shadow.clouds',
@@ -61,6 +184,7 @@ def _preflight(conf):
     check = getattr(driver_class, 'check_config', None)
     if check is not None:
         check(conf)
+    _check_broker(conf)
 
 
 def main(argv=None):
@@ -74,19 +198,39 @@ def main(argv=None):
 
     logging.register_options(CONF)
     shadow_conf.register_opts(CONF)
-    CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
-    logging.setup(CONF, 'nova-shadow')
+    try:
+        CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
+    except cfg.Error as e:
+        # Before logging can be set up: stderr only.
+        sys.stderr.write('shadow-service: cannot start: %s\n'
+                         % ' '.join(str(e).split()))
+        return EXIT_CONFIG
+    try:
+        logging.setup(CONF, 'nova-shadow')
+    except Exception as e:
+        sys.stderr.write('shadow-service: cannot start: logging: %s\n'
+                         % ' '.join(str(e).split()))
+        return EXIT_CONFIG
+    error = None
     try:
         _preflight(CONF)
     except Exception as e:
-        LOG.error('shadow-service cannot start: %s', e)
-        sys.stderr.write('shadow-service: cannot start: %s\n' % e)
-        return 2
+        error = e
+    if error is not None:
+        # Outside the handler: oslo.log would append the exception again.
+        _report(error)
+        return EXIT_CONFIG
     service_class, os_service = _service_class()
-    launcher = os_service.launch(CONF, service_class(CONF), workers=1,
-                                 restart_method='mutate')
-    launcher.wait()
-    return 0
+    failed = multiprocessing.Value('i', 0)
+    launcher = os_service.launch(CONF, service_class(CONF, failed),
+                                 workers=1, restart_method='mutate')
+    try:
+        launcher.wait()
+    except SystemExit as e:
+        if failed.value:
+            return failed.value
+        return e.code if isinstance(e.code, int) else 0
+    return failed.value or 0
 
 
 if __name__ == '__main__':

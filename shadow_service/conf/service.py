@@ -159,6 +159,32 @@ as ``<dir>/<name>.yaml``, ``.yml`` or ``.json`` in these directories, in
 order.  Names are letters, digits, ``_``, ``.`` and ``-`` only; tenants can
 never make the service read any other file.
 """),
+    cfg.ListOpt(
+        'inline_profile_allow',
+        default=[],
+        help="""
+Local files, directories and network peers an inline workload profile may
+name.
+
+A request may carry its profile inline (loadgen's format) instead of a
+name.  Such a profile may name a trace file (``path``), a disk file or
+directory (``components.disk.file``, ``components.disk.dir``) or a network
+peer (``components.network.peer``); the service reads trace files itself
+and a real shadow would open the rest.  By default none is allowed and a
+request that names one is rejected with ``InvalidRequest`` naming the
+field.
+
+Possible values:
+
+* Absolute directories: every path at or below one is allowed
+  (``..`` is never allowed).
+* ``host:port`` peers, allowed exactly as written.
+
+Related options:
+
+* ``profile_dirs``: the operator's own named profiles, which may name
+  anything.
+"""),
     cfg.FloatOpt(
         'prior_lookback',
         default=86400.0,

@@ -361,6 +361,13 @@ class HistoryStore(metaclass=abc.ABCMeta):
     def counters(self):
         """``{'written': n, 'retried': n, 'dropped': n, 'buffered': n}``."""
 
+    def check_clock(self, now):
+        """Raise :class:`HistoryError` when points stamped with the clock
+        reading ``now`` (the cloud driver's) would be dropped on arrival
+        (a server-side retention that runs on the wall clock).  Stores
+        whose retention runs on the driver's clock accept any."""
+        return None
+
     def compact(self, now=None):
         """Apply retention and downsampling up to ``now`` (Unix seconds).
 

@@ -31,6 +31,7 @@ import urllib.parse
 
 import requests
 
+from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service.conf import history as history_conf
 from shadow_service.history import base
@@ -124,6 +125,8 @@ class InfluxDBStore(base.HistoryStore):
         opts = history_conf.settings(
             conf, **{_KWARGS[k]: v for k, v in kwargs.items()})
         self.url = self._check_url(opts['influx_url'])
+        # What logs and errors show: never the URL's password.
+        self.where = logsafe.mask_url(self.url)
         self.database = opts['influx_database']
         self._opts = opts
         self._session = self._make_session(opts)
@@ -147,6 +150,8 @@ class InfluxDBStore(base.HistoryStore):
         self._counts = collections.Counter()
         self._last_drop_log = None
         self._pending_evaluations = {}
+        # True while the writer's last attempt failed.
+        self._failing = False
 
         self._wait_for_server(opts['influx_startup_timeout_s'])
         self._check_database(opts['influx_create_database'])
@@ -165,13 +170,18 @@ class InfluxDBStore(base.HistoryStore):
         if parsed.scheme not in ('http', 'https') or not parsed.hostname:
             raise base.HistoryError(
                 '[history] influx_url %r is not an http(s) URL such as '
-                'http://127.0.0.1:8086' % (url,))
+                'http://127.0.0.1:8086' % (logsafe.mask_url(url),))
         try:
             _ = parsed.port
         except ValueError:
             raise base.HistoryError(
-                '[history] influx_url %r has an invalid port' % (url,))
+                '[history] influx_url %r has an invalid port'
+                % (logsafe.mask_url(url),))
         return url.rstrip('/')
+
+    def _masked(self, error):
+        """``error``'s text without the URL's password."""
+        return logsafe.mask_urls_in(str(error), [self.url])
 
     @staticmethod
     def _make_session(opts):
@@ -196,7 +206,7 @@ class InfluxDBStore(base.HistoryStore):
                     raise base.HistoryError(
                         'cannot reach InfluxDB at %s ([history] influx_url) '
                         'within %ss: %s; is the server running?'
-                        % (self.url, timeout_s, exc))
+                        % (self.where, timeout_s, self._masked(exc)))
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
                 continue
             break
@@ -204,9 +214,10 @@ class InfluxDBStore(base.HistoryStore):
             raise base.HistoryError(
                 '%s ([history] influx_url) does not look like InfluxDB: '
                 'GET /ping answered %s without an X-Influxdb-Version header'
-                % (self.url, reply.status_code))
+                % (self.where, reply.status_code))
         LOG.info('History store: InfluxDB %s at %s, database %s',
-                 reply.headers['X-Influxdb-Version'], self.url, self.database)
+                 reply.headers['X-Influxdb-Version'], self.where,
+                 self.database)
 
     def _check_database(self, create):
         try:
@@ -224,7 +235,7 @@ class InfluxDBStore(base.HistoryStore):
             raise base.HistoryError(
                 'InfluxDB database %r does not exist on %s; create it or set '
                 '[history] influx_create_database = True'
-                % (self.database, self.url))
+                % (self.database, self.where))
         LOG.info('Creating InfluxDB database %s', self.database)
         self._query('CREATE DATABASE %s' % lp.quote_ident(self.database),
                     db=None)
@@ -272,8 +283,12 @@ class InfluxDBStore(base.HistoryStore):
     def _read_own_writes(self):
         """Reads see every point written before them: send what is
         buffered first (waiting at most ``influx_timeout_s``)."""
+        if self._failing:
+            # Writes are failing: waiting would only delay the read (and
+            # the evaluation behind it) until the timeout.
+            return
         if self._buffer or self._inflight:
-            self.flush(timeout=self._timeout)
+            self.flush(timeout=self._timeout, until_failing=True)
 
     def _query(self, q, db=''):
         """Run InfluxQL; return the merged series of all statements as
@@ -287,12 +302,12 @@ class InfluxDBStore(base.HistoryStore):
                                        timeout=self._timeout)
         except requests.RequestException as exc:
             raise base.HistoryError('InfluxDB at %s is unreachable: %s'
-                                    % (self.url, exc))
+                                    % (self.where, self._masked(exc)))
         if reply.status_code in (401, 403):
             raise base.HistoryError(
                 'InfluxDB at %s refused the credentials (HTTP %s, not '
                 'authorized); check [history] influx_username/password/token'
-                % (self.url, reply.status_code))
+                % (self.where, reply.status_code))
         merged = collections.OrderedDict()
         for line in reply.text.split('\n'):
             if not line.strip():
@@ -461,6 +476,22 @@ class InfluxDBStore(base.HistoryStore):
         in_flight = self._inflight and seq >= self._inflight_from
         return in_buffer or in_flight
 
+    def check_clock(self, now):
+        """InfluxDB drops, on arrival, every point older than the raw
+        retention policy's duration on the *server's* clock."""
+        if not (self._opts['influx_manage_retention']
+                and self._raw_retention_s):
+            return
+        behind_s = time.time() - float(now)
+        if behind_s > self._raw_retention_s:
+            raise base.HistoryError(
+                "the cloud driver's clock is %.0f days behind the wall "
+                'clock, beyond [history] raw_retention_days = %d: InfluxDB '
+                'at %s would drop every point stamped with it; start the '
+                'clock later ([sim] start_time) or set raw_retention_days '
+                '= 0' % (behind_s / _DAY_S, self._raw_retention_s / _DAY_S,
+                         self.where))
+
     def counters(self):
         with self._cond:
             counts = {name: self._counts[name]
@@ -499,15 +530,20 @@ class InfluxDBStore(base.HistoryStore):
             'History buffer full ([history] influx_buffer_size = %d): '
             'dropped the %d oldest points, %d dropped in total; is InfluxDB '
             'at %s down or too slow?', self._buffer_size, excess,
-            self._counts['dropped'], self.url)
+            self._counts['dropped'], self.where)
 
-    def flush(self, timeout=None):
+    def flush(self, timeout=None, until_failing=False):
+        """Wait until every buffered point is written (True), at most
+        ``timeout`` seconds; with ``until_failing``, only until a write
+        fails (a read then does not wait out an outage)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._flush_wanted += 1
             self._cond.notify_all()
             try:
                 while self._buffer or self._inflight:
+                    if until_failing and self._failing:
+                        return False
                     left = (None if deadline is None
                             else deadline - time.monotonic())
                     if left is not None and left <= 0:
@@ -532,7 +568,7 @@ class InfluxDBStore(base.HistoryStore):
         if not drained or left:
             LOG.error('Closed the history store with %d points not written '
                       'to InfluxDB at %s within %ss; they are counted as '
-                      'dropped', left, self.url, timeout)
+                      'dropped', left, self.where, timeout)
         self._session.close()
 
     def _take_batch(self):
@@ -577,22 +613,26 @@ class InfluxDBStore(base.HistoryStore):
         while True:
             try:
                 self._post_lines(batch)
+                self._failing = False
                 if failures:
                     LOG.info('InfluxDB at %s accepts writes again after %d '
-                             'failed attempts', self.url, failures)
+                             'failed attempts', self.where, failures)
                 return
             except _WriteFailed as exc:
                 failures += 1
                 with self._cond:
+                    self._failing = True
+                    self._cond.notify_all()
+                with self._cond:
                     self._counts['retried'] += len(batch)
                 log = LOG.warning if failures == 1 else LOG.debug
                 log('Writing %d points to InfluxDB at %s failed (%s); '
-                    'retrying in %.2fs', len(batch), self.url, exc, backoff)
+                    'retrying in %.2fs', len(batch), self.where, exc, backoff)
             if self._stop.wait(backoff):
                 with self._cond:
                     self._counts['dropped'] += len(batch)
                 LOG.error('Dropped %d points: the store closed while InfluxDB '
-                          'at %s was failing', len(batch), self.url)
+                          'at %s was failing', len(batch), self.where)
                 return
             backoff = min(backoff * 2,
                           self._opts['influx_retry_backoff_max_s'])
@@ -607,7 +647,7 @@ class InfluxDBStore(base.HistoryStore):
                 data='\n'.join(batch).encode('utf-8'),
                 timeout=self._timeout)
         except requests.RequestException as exc:
-            raise _WriteFailed(str(exc))
+            raise _WriteFailed(self._masked(exc))
         if reply.status_code == 204:
             with self._cond:
                 self._counts['written'] += len(batch)

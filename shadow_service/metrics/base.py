@@ -46,6 +46,7 @@ import urllib.parse
 
 from oslo_config import cfg
 
+from shadow_service import logsafe
 from shadow_service.conf import metrics as metrics_conf
 from shadow_service.history import base as history_base
 
@@ -159,25 +160,7 @@ def check_window(start, end, step_s, max_range_days, max_points):
     return Window(start, end, step_s, steps)
 
 
-def mask_url(url):
-    """``url`` with the password of its user info replaced by ``***``."""
-    try:
-        parsed = urllib.parse.urlsplit(url)
-    except ValueError:
-        return '<unparsable URL>'
-    if parsed.password is None and parsed.username is None:
-        return url
-    host = parsed.hostname or ''
-    if ':' in host:
-        host = '[%s]' % host
-    try:
-        port = parsed.port
-    except ValueError:
-        port = None
-    netloc = '%s:***@%s' % (parsed.username or '', host)
-    if port is not None:
-        netloc += ':%d' % port
-    return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+mask_url = logsafe.mask_url
 
 
 class Scrubber:

@@ -5,7 +5,10 @@ one of the operator's ``[shadow] profile_dirs`` (``<name>.yaml``, ``.yml``
 or ``.json``), or an inline profile (a dict in loadgen's format).  A
 tenant never names a path: names are matched against
 :data:`PROFILE_NAME`, and an inline profile may not name files on the
-service's host (trace replay must carry its values inline).
+service's host, nor any directory or network peer, unless the operator
+allows it in ``[shadow] inline_profile_allow`` (trace replay must carry its
+values inline otherwise).  The twin never opens them, but a real shadow
+runs them.
 
 :func:`resolve_profile` is the only way the evaluation loop, the drivers
 and the benchmarks turn a request into a ``loadgen.profiles.Profile``; it
@@ -17,6 +20,7 @@ import re
 
 from loadgen import profiles as lg_profiles
 from shadow_service import exception
+from shadow_service import logsafe
 
 PROFILE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 PROFILE_SUFFIXES = ('.yaml', '.yml', '.json')
@@ -25,12 +29,67 @@ Profile = lg_profiles.Profile
 ProfileError = lg_profiles.ProfileError
 
 
-def _has_path(value):
-    if isinstance(value, dict):
-        return any(k == 'path' or _has_path(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_path(v) for v in value)
+def _named_resources(spec):
+    """``[(field, kind, value)]``: every file (``path`` of a trace,
+    ``disk.file``), directory (``disk.dir``) and network peer
+    (``network.peer`` other than ``self``) an inline profile names."""
+    found = []
+    stack = [(spec, 'profile')]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, child in value.items():
+                field = '%s.%s' % (where, key)
+                if key == 'path':
+                    found.append((field, 'file', child))
+                stack.append((child, field))
+        elif isinstance(value, list):
+            stack.extend((child, '%s.%d' % (where, i))
+                         for i, child in enumerate(value))
+    components = spec.get('components')
+    components = components if isinstance(components, dict) else {}
+    disk = components.get('disk')
+    if isinstance(disk, dict):
+        for key, kind in (('file', 'file'), ('dir', 'directory')):
+            if disk.get(key) is not None:
+                found.append(('profile.components.disk.' + key, kind,
+                              disk[key]))
+    network = components.get('network')
+    if isinstance(network, dict) and network.get('peer', 'self') != 'self':
+        found.append(('profile.components.network.peer', 'peer',
+                      network['peer']))
+    return found
+
+
+def _allowed(kind, value, allowed):
+    if not isinstance(value, str):
+        return False
+    if kind == 'peer':
+        return value in allowed
+    if not value.startswith('/') or '..' in value.split('/'):
+        return False
+    path = os.path.normpath(value)
+    for entry in allowed:
+        if not entry.startswith('/'):
+            continue
+        directory = os.path.normpath(entry)
+        if path == directory or path.startswith(directory.rstrip('/') + '/'):
+            return True
     return False
+
+
+def check_inline_resources(spec, allowed=()):
+    """:class:`~shadow_service.exception.InvalidRequest` naming the field
+    unless every file, directory and peer the inline profile ``spec``
+    names is one ``allowed`` lists (absolute directories, which allow
+    everything below them, and ``host:port`` peers)."""
+    for field, kind, value in _named_resources(spec):
+        if not _allowed(kind, value, allowed):
+            raise exception.InvalidRequest(
+                reason='%s: an inline profile may not name the %s %s; the '
+                       'operator allows only what [shadow] '
+                       'inline_profile_allow lists' % (
+                           field, kind, logsafe.clip(value)))
 
 
 def named_profile(name, profile_dirs=()):
@@ -44,26 +103,27 @@ def named_profile(name, profile_dirs=()):
                 path = os.path.join(directory, name + suffix)
                 if os.path.isfile(path):
                     return lg_profiles.load_profile(path)
-    raise exception.ProfileNotFound(profile=name)
+    raise exception.ProfileNotFound(profile=logsafe.clip(name))
 
 
-def resolve_profile(request, profile_dirs=()):
+def resolve_profile(request, profile_dirs=(), allowed=()):
     """The loadgen ``Profile`` a request asks for, scaled by its
     ``profile_scale``; :class:`~shadow_service.exception.InvalidRequest`
-    (or its subclass ``ProfileNotFound``) otherwise."""
+    (or its subclass ``ProfileNotFound``) otherwise.  ``allowed``: what an
+    inline profile may name (:func:`check_inline_resources`)."""
     spec = request['profile']
-    if isinstance(spec, dict) and _has_path(spec):
-        raise exception.InvalidRequest(
-            reason='profile: an inline profile may not name files ("path")')
+    if isinstance(spec, dict):
+        check_inline_resources(spec, allowed)
     try:
         if isinstance(spec, str):
             profile = named_profile(spec.strip(), profile_dirs)
         else:
             profile = lg_profiles.load_profile(spec)
+        scale = request.get('profile_scale', 1.0)
+        return profile.scaled(scale) if scale != 1.0 else profile
     except lg_profiles.ProfileError as e:
-        raise exception.InvalidRequest(reason='profile: %s' % e)
-    scale = request.get('profile_scale', 1.0)
-    return profile.scaled(scale) if scale != 1.0 else profile
+        raise exception.InvalidRequest(reason='profile: %s'
+                                       % logsafe.clip(str(e), 300))
 
 
 def builtin_names():

@@ -28,6 +28,7 @@ import numpy as np
 from loadgen import profiles as loadgen_profiles
 from shadow_service import hostfacts as facts
 from shadow_service.clouds import base
+from shadow_service.clouds.sim import cluster
 from shadow_service.clouds.sim import engine
 from shadow_service.clouds.sim import oracle as oracle_mod
 from shadow_service.conf import sim as sim_conf
@@ -77,6 +78,15 @@ class SimDriver(base.CloudDriver):
     def get_config_opts(cls):
         return sim_conf.sim_opts
 
+    @classmethod
+    def check_config(cls, conf):
+        """Raise CloudError when ``[sim] cluster_file`` cannot be read or
+        is not a valid cluster."""
+        try:
+            cluster.load_cluster(conf.sim.cluster_file, seed=conf.sim.seed)
+        except Exception as e:
+            raise base.CloudError('[sim] cluster_file: %s' % e) from None
+
     def __init__(self, conf, history, twin=None):
         super().__init__(conf, history)
         opts = conf.sim
@@ -109,10 +119,27 @@ class SimDriver(base.CloudDriver):
         self._pending = {}
 
     # -- CloudDriver -----------------------------------------------------
-    def boot_shadows(self, evaluation_id, request, hosts, profile):
+    def start(self):
+        """With ``[sim] unknown_hosts = derive``, read every trace the
+        twin may draw tenants from now: a request that names unknown
+        hosts then pays only for its hosts, within its budget."""
+        if self._unknown_hosts != 'derive':
+            return
+        started = time.monotonic()
+        library = self.twin.cluster.library
+        for kind, paths in library.paths.items():
+            for path in paths:
+                library.load(kind, path)
+        LOG.info('Twin: traces read in %.1fs for hosts made up on demand',
+                 time.monotonic() - started)
+
+    honours_deadline = True
+
+    def boot_shadows(self, evaluation_id, request, hosts, profile,
+                     deadline=None):
         flavor = dict(request.get('flavor') or {})
         names = [_host_name(h) for h in hosts]
-        known = self.ensure_hosts(names)
+        known = self.ensure_hosts(names, deadline=deadline)
         shadows = []
         for name in names:
             if name not in known:
@@ -171,14 +198,15 @@ class SimDriver(base.CloudDriver):
         return [base.HostInfo(host=name, availability_zone='nova')
                 for name in self.host_names()]
 
-    def host_facts(self, hosts, hosts_info=None):
+    def host_facts(self, hosts, hosts_info=None, deadline=None):
         """Inventory and monitoring facts of ``hosts``: hardware data
         sheet figures, what tenants have allocated, and statistics of the
         host's own monitoring (with measurement noise) over the last day.
-        ``hosts_info`` is ignored: the twin knows its hosts better.
+        ``hosts_info`` is ignored: the twin knows its hosts better.  Hosts
+        the twin would have to make up after ``deadline`` are left out.
         """
         names = [_host_name(h) for h in hosts]
-        known = self.ensure_hosts(names)
+        known = self.ensure_hosts(names, deadline=deadline)
         times = np.arange(self.twin.clock - FEATURE_WINDOW_S,
                           self.twin.clock + 1e-9, FEATURE_STEP_S)
         return {name: self._features(name, times) for name in names
@@ -189,13 +217,17 @@ class SimDriver(base.CloudDriver):
         """Hosts the cluster file declares (the CLI's default candidates)."""
         return list(self.twin.cluster.host_names)
 
-    def ensure_hosts(self, names):
+    def ensure_hosts(self, names, deadline=None):
         """Make the twin know ``names`` (backfilling their monitoring
         history); returns the set of them it knows.  A name the cluster
         file does not declare is made up only with ``[sim] unknown_hosts
-        = derive``, and at most ``[sim] max_derived_hosts`` of them."""
+        = derive``, at most ``[sim] max_derived_hosts`` of them, and none
+        once ``deadline`` (a ``time.monotonic()`` reading) has passed:
+        making one up costs a day of backfilled monitoring."""
         declared = self._declared
+        backfill = self.backfill_s and self.history is not None
         new = []
+        late = 0
         for name in dict.fromkeys(names):
             if name in self._backfilled:
                 continue
@@ -203,12 +235,24 @@ class SimDriver(base.CloudDriver):
                 if (self._unknown_hosts != 'derive'
                         or self._derived >= self._max_derived):
                     continue
+                if deadline is not None and time.monotonic() >= deadline:
+                    late += 1
+                    continue
                 self._derived += 1
             self.twin.host(name)
             self._backfilled.add(name)
             new.append(name)
-        if new and self.backfill_s and self.history is not None:
-            self.twin.backfill_host_metrics(self.backfill_s, hosts=new)
+            if backfill and name not in declared:
+                # One at a time: the deadline is checked between hosts.
+                self.twin.backfill_host_metrics(self.backfill_s,
+                                                hosts=[name])
+        declared_new = [n for n in new if n in declared]
+        if declared_new and backfill:
+            self.twin.backfill_host_metrics(self.backfill_s,
+                                            hosts=declared_new)
+        if late:
+            LOG.info('Twin: %d unknown hosts not made up: the request\'s '
+                     'budget was spent', late)
         return {n for n in names if n in self._backfilled}
 
     def place_vm(self, request, host, instance_id=None, lifetime_s=None,

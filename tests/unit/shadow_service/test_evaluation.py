@@ -61,8 +61,8 @@ def test_at_most_max_shadow_hosts_run_at_once_and_all_get_measured():
     peak = []
     boot = driver.boot_shadows
 
-    def recording_boot(evaluation_id, request, hosts, profile):
-        shadows = boot(evaluation_id, request, hosts, profile)
+    def recording_boot(evaluation_id, request, hosts, profile, **kwargs):
+        shadows = boot(evaluation_id, request, hosts, profile, **kwargs)
         peak.append(len(driver.list_shadows()))
         return shadows
 

@@ -36,9 +36,9 @@ class SlowCloudTwin(sim_driver.SimDriver):
         self.deleted.extend(s.host for s in shadows)
         super().delete_shadows(shadows)
 
-    def host_facts(self, hosts, hosts_info=None):
+    def host_facts(self, hosts, hosts_info=None, deadline=None):
         self.hosts_info = hosts_info
-        return super().host_facts(hosts)
+        return super().host_facts(hosts, deadline=deadline)
 
 
 def _evaluator(driver, history):
