@@ -193,10 +193,16 @@ class ShadowManager:
         for at, record in audit.list_evaluations(
                 self.evaluator.history, now - since_s, None):
             rows[record.get('evaluation_id')] = audit.summary(record, at)
+        # A record still ``running`` that this process does not run was
+        # stopped with its process.
+        for row in rows.values():
+            if row.get('status') in ('running', 'pending'):
+                row['status'] = INTERRUPTED
         # Running (and not yet recorded) evaluations from memory; a
         # finished one in memory is the same as its record.
         for evaluation in list(self._evaluations.values()):
-            if evaluation.evaluation_id in rows:
+            if (evaluation.evaluation_id in rows
+                    and evaluation.status not in ('running', 'pending')):
                 continue
             row = audit.summary(evaluation.to_dict())
             row['profile'] = audit.summary(

@@ -105,9 +105,9 @@ def _evaluator(policy, **driver_attrs):
     booted = []
     boot = driver.boot_shadows
 
-    def recording_boot(evaluation_id, request, hosts, profile):
+    def recording_boot(evaluation_id, request, hosts, profile, **kwargs):
         booted.extend(hosts)
-        return boot(evaluation_id, request, hosts, profile)
+        return boot(evaluation_id, request, hosts, profile, **kwargs)
 
     driver.boot_shadows = recording_boot
     evaluator = evaluation.Evaluator(
