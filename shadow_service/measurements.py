@@ -27,9 +27,14 @@ SCALING_DECISION = 'scaling_decision'
 #: Tags ``instance``, ``host``, ``event``; field ``record`` (JSON).
 INSTANCE_EVENT = 'instance_event'
 
+#: Whether a ranking's top host really was best over the placed VM's
+#: first day.  Tags ``evaluation``, ``host``; fields ``confidence`` (the
+#: raw confidence the ranking stated), ``outcome`` (1 right, 0 wrong).
+RANKING_OUTCOME = 'ranking_outcome'
+
 #: Every measurement of the schema.
 MEASUREMENTS = (SHADOW_SAMPLE, HOST_METRIC, INSTANCE_METRIC, EVALUATION,
-                SCALING_DECISION, INSTANCE_EVENT)
+                SCALING_DECISION, INSTANCE_EVENT, RANKING_OUTCOME)
 #: Numeric series that retention rolls up into coarser buckets; records
 #: (evaluations, decisions) are kept whole or not at all.
 ROLLUP_MEASUREMENTS = (HOST_METRIC, INSTANCE_METRIC, SHADOW_SAMPLE)
@@ -49,3 +54,5 @@ TAG_EVENT = 'event'
 # Field names.
 FIELD_VALUE = 'value'
 FIELD_RECORD = 'record'
+FIELD_CONFIDENCE = 'confidence'
+FIELD_OUTCOME = 'outcome'
