@@ -162,3 +162,43 @@ def test_a_failing_metrics_source_degrades_to_the_shadows(store):
 def test_bad_options_are_refused(store):
     with pytest.raises(ValueError, match='horizon_s'):
         _forecaster(store, horizon_s=0)
+
+
+def test_the_assembled_service_ranks_for_the_lifetime_on_the_twin():
+    """service.build wires the metrics source, the load forecaster and
+    the calibration learner; an evaluation on the twin gives every
+    measured host its load outlook."""
+    from shadow_service import service
+    from shadow_service.history import memory
+    from tests import service_support
+
+    conf = service_support.make_conf(
+        metrics={'source': 'history'}, sim={'backfill_hours': 30},
+        shadow={'cleanup_on_start': False})
+    parts = service.build(conf, history=memory.MemoryStore())
+    try:
+        forecaster = parts.analyzer.load_forecaster
+        assert forecaster is not None
+        assert forecaster.horizon_s == 86400.0
+        assert parts.analyzer.calibration is parts.learners.calibration
+        hosts = parts.driver.host_names()[:3]
+        ranking = parts.manager.evaluate(
+            {'flavor': {'name': 'm1.small', 'vcpus': 1, 'ram_mb': 2048,
+                        'disk_gb': 20}, 'profile': 'batch-cpu'},
+            [{'host': h} for h in hosts], 20.0)
+        assert forecaster.forecasts > 0
+        measured = [h for h in ranking['hosts'] if h['predicted']]
+        assert measured
+        for host in measured:
+            assert any(r.startswith('lifetime: ') for r in host['reasons'])
+        assert 'raw_confidence' in ranking
+    finally:
+        parts.close()
+
+    off = service_support.make_conf(analysis={'lifetime_horizon': 0},
+                                    metrics={'source': 'history'})
+    parts = service.build(off, history=memory.MemoryStore())
+    try:
+        assert parts.analyzer.load_forecaster is None
+    finally:
+        parts.close()
