@@ -62,6 +62,17 @@ persistent   (default) as the service runs: one history store per policy
 fresh        a new, empty store per evaluation and no learner: every
              evaluation starts blind (the benchmark's first versions).
 
+The hosts' own monitoring: the shadow services' twins write
+``MONITOR_BACKFILL_H`` hours of host metrics before the first request and
+every ``MONITOR_INTERVAL_S`` through the run (what an operator's
+Prometheus would hold); ``[metrics] source = history`` reads them back for
+the lifetime ranking (``[analysis] lifetime_horizon``, ``--lifetime-horizon
+0`` for the ablation).  The confidence calibration learner hears each
+ranking's outcome (the ``confidence_calibration`` rule below) once the
+VM's first day, or its life when shorter, is over on the twin's clock
+(``--no-calibration`` for the ablation); ``confidence_calibration``
+reports the stated (calibrated) and the raw confidence against it.
+
 Every placement is scored by the oracle: realised performance over 24 h
 (the VM's lifetime when shorter)
 (``ratio_to_oracle`` is the policy's mean realised performance divided by
@@ -73,7 +84,7 @@ Usage::
         [--mode arrivals|fill|independent|all] [--traces DIR] \
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
-        [--out FILE]
+        [--lifetime-horizon S] [--no-calibration] [--out FILE]
 
 Results go to ``benchmarks/results/placement_quality-persistent.json``
 (persistent history) or ``placement_quality.json`` (fresh) unless
