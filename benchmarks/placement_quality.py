@@ -62,6 +62,17 @@ persistent   (default) as the service runs: one history store per policy
 fresh        a new, empty store per evaluation and no learner: every
              evaluation starts blind (the benchmark's first versions).
 
+The hosts' own monitoring: the shadow services' twins write
+``MONITOR_BACKFILL_H`` hours of host metrics before the first request and
+every ``MONITOR_INTERVAL_S`` through the run (what an operator's
+Prometheus would hold); ``[metrics] source = history`` reads them back for
+the lifetime ranking (``[analysis] lifetime_horizon``, ``--lifetime-horizon
+0`` for the ablation).  The confidence calibration learner hears each
+ranking's outcome (the ``confidence_calibration`` rule below) once the
+VM's first day, or its life when shorter, is over on the twin's clock
+(``--no-calibration`` for the ablation); ``confidence_calibration``
+reports the stated (calibrated) and the raw confidence against it.
+
 Every placement is scored by the oracle: realised performance over 24 h
 (the VM's lifetime when shorter)
 (``ratio_to_oracle`` is the policy's mean realised performance divided by
@@ -73,7 +84,7 @@ Usage::
         [--mode arrivals|fill|independent|all] [--traces DIR] \
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
-        [--out FILE]
+        [--lifetime-horizon S] [--no-calibration] [--out FILE]
 
 Results go to ``benchmarks/results/placement_quality-persistent.json``
 (persistent history) or ``placement_quality.json`` (fresh) unless
@@ -141,6 +152,13 @@ LIFETIME_MAX_S = 30 * 86400.0
 STEADY_STATE_RAM_SHARE = 0.5
 BUDGET_S = 60.0
 SHADOW_SAMPLE_S = 5.0
+# Host monitoring the twin writes for the shadow services: hours of it
+# before the first request, and its interval during the run.
+MONITOR_BACKFILL_H = 72
+MONITOR_INTERVAL_S = 900.0
+# A ranking's outcome is judged over the VM's first day (or its life when
+# shorter) and handed to the calibration learner once that is over.
+OUTCOME_WINDOW_S = 86400.0
 POLICIES = ('nova', 'random', 'shadow', 'shadow_only', 'oracle')
 SHADOW_POLICIES = ('shadow', 'shadow_only')
 MODES = ('arrivals', 'fill', 'independent')
@@ -358,8 +376,18 @@ def service_settings(args, persistent):
         ('shadow', 'contention_learning', bool(persistent)),
         ('shadow', 'scaleup_learning', False),
         ('shadow', 'cleanup_on_start', False),
-        ('sim', 'backfill_hours', 0),
+        # The hosts' own monitoring, as an operator's Prometheus would
+        # hold it: MONITOR_BACKFILL_H hours before the run, then every
+        # MONITOR_INTERVAL_S through it (``Arm.monitor``), read back by
+        # the ``history`` metrics source for the lifetime ranking.
+        ('sim', 'backfill_hours', MONITOR_BACKFILL_H),
+        ('metrics', 'source', 'history'),
     ]
+    if args.lifetime_horizon is not None:
+        settings.append(('analysis', 'lifetime_horizon',
+                         args.lifetime_horizon))
+    if args.no_calibration:
+        settings.append(('analysis', 'confidence_calibration', False))
     if args.confidence_target is not None:
         settings.append(('shadow', 'confidence_target',
                          args.confidence_target))
@@ -425,6 +453,20 @@ class ShadowService:
                     dict(sorted(learner.models_by_metric.items())),
                 'workload_metrics_ever_fitted': sorted(
                     learner.fitted_keys)})
+        calibrator = self.parts and self.parts.learners.calibration
+        if calibrator is not None:
+            state = calibrator.current_map()
+            summary['calibration_map'] = dict(
+                state.to_dict(), refits=calibrator.fits,
+                outcomes_at_last_refit=calibrator.pairs,
+                harvested_from_placed_vms=calibrator.harvested)
+        forecaster = self.parts and self.parts.analyzer.load_forecaster
+        if forecaster is not None:
+            summary['host_load_forecasts'] = {
+                'fitted': forecaster.forecasts,
+                'failures': forecaster.failures,
+                'forecaster': forecaster.forecaster,
+                'horizon_s': forecaster.horizon_s}
         return summary
 
     def close(self):
@@ -453,8 +495,13 @@ class Arm:
         self.placed = []
         self.ram_shares = []
         self.service = None
-        # (request instance_uuid, ranking confidence, top host right?)
+        # request instance_uuid -> (stated confidence, top host right?,
+        # raw confidence)
         self.confidence_outcomes = {}
+        # Outcomes not yet over: (when known, evaluation id, raw
+        # confidence, right, top host).
+        self.pending_outcomes = []
+        self.outcomes_fed = 0
         if policy in SHADOW_POLICIES:
             self.service = ShadowService(args, self.twin)
             self.tie_margin = self.service.conf.analysis.tie_margin
@@ -494,8 +541,40 @@ class Arm:
         best = max(r.performance for r in realised.values())
         right = realised[top[0]].performance >= best * (
             1.0 - self.tie_margin / 100.0)
+        stated = float(ranking.get('confidence', 0.0))
+        raw = float(ranking.get('raw_confidence', stated))
         self.confidence_outcomes[request['instance_uuid']] = (
-            float(ranking.get('confidence', 0.0)), bool(right))
+            stated, bool(right), raw)
+        # Known once the VM's first day (or life) is over: only then does
+        # the calibration learner hear of it.
+        window = min(OUTCOME_WINDOW_S,
+                     request.get('lifetime_s') or OUTCOME_WINDOW_S)
+        self.pending_outcomes.append((self.twin.clock + window,
+                                      ranking.get('evaluation_id'), raw,
+                                      bool(right), top[0]))
+
+    def feed_outcomes(self):
+        """Hand the calibration learner the outcomes that are over."""
+        learner = (self.service.parts.learners.calibration
+                   if self.service and self.service.parts else None)
+        due = [o for o in self.pending_outcomes if o[0] <= self.twin.clock]
+        self.pending_outcomes = [o for o in self.pending_outcomes
+                                 if o[0] > self.twin.clock]
+        if learner is None:
+            return
+        for when, evaluation_id, raw, right, host in due:
+            learner.record_outcome(evaluation_id, raw, right, host=host,
+                                   when=when)
+            self.outcomes_fed += 1
+
+    def monitor(self, since):
+        """Host monitoring over a jump of the twin's clock (``jump_to``
+        writes nothing): what the operator's monitoring would hold."""
+        gap = self.twin.clock - since
+        if self.service is None or self.twin.history is None \
+                or gap < MONITOR_INTERVAL_S:
+            return
+        self.twin.backfill_host_metrics(gap, interval_s=MONITOR_INTERVAL_S)
 
     def record_allocation(self):
         """Share of the cluster's RAM Nova sees allocated now."""
@@ -512,6 +591,7 @@ class Arm:
 
     def evaluate(self, request, views):
         """The service's ranking dict of ``views``' hosts."""
+        self.feed_outcomes()
         wire_request = {k: v for k, v in request.items()
                         if k not in ('arrival', 'lifetime_s')}
         hosts = [dict(host=h, **{k: v for k, v in view.items()
@@ -552,7 +632,9 @@ def run_arrivals(args, nova, mode='arrivals'):
         profile = profiles.resolve_profile(request)
         for policy, arm in arms.items():
             started = time.monotonic()
+            since = arm.twin.clock
             arm.twin.jump_to(max(arm.twin.clock, request['arrival']))
+            arm.monitor(since)
             arm.record_allocation()
             views = capacity_filter(arm.driver, arm.hosts,
                                     request['flavor'])
@@ -647,7 +729,9 @@ def run_independent(args, nova):
     rows = []
     for number, request in enumerate(make_requests(args.requests, args.seed,
                                                    arm.twin.clock)):
+        since = arm.twin.clock
         arm.twin.jump_to(max(arm.twin.clock, request['arrival']))
+        arm.monitor(since)
         flavor = request['flavor']
         views = capacity_filter(arm.driver, arm.hosts, flavor)
         if not views:
@@ -749,13 +833,22 @@ def _calibration(rows):
     pairs = [r['confidence'] for r in rows if r.get('confidence')]
     if not pairs:
         return None
-    confidences, outcomes = zip(*pairs)
+    confidences = [p[0] for p in pairs]
+    outcomes = [p[1] for p in pairs]
     table = calibration.reliability(confidences, outcomes)
+    raw = [p[2] if len(p) > 2 else p[0] for p in pairs]
+    raw_table = calibration.reliability(raw, outcomes)
+    table['raw'] = {'ece': raw_table['ece'],
+                    'mean_confidence': round(float(np.mean(raw)), 4),
+                    'rows': raw_table['rows']}
     table['mean_confidence'] = round(float(np.mean(confidences)), 4)
     table['observed_accuracy'] = round(float(np.mean(outcomes)), 4)
     table['rule'] = ('top-ranked host realised within tie_margin % of the '
-                     'best candidate (oracle at placement time, the '
-                     'shadow_only arm)')
+                     'best candidate over the VM\'s first day (or life '
+                     'when shorter; oracle at placement time, the '
+                     'shadow_only arm); confidence as stated (through the '
+                     'calibration map learned from earlier outcomes once '
+                     'their day was over), raw: before the map')
     return table
 
 
@@ -825,6 +918,10 @@ def run(args):
                          'confidence_weighting')},
         'shadow_budget_s': args.budget,
         'cotenancy_horizon_s': conf.analysis.cotenancy_horizon,
+        'lifetime_horizon_s': conf.analysis.lifetime_horizon,
+        'confidence_calibration': conf.analysis.confidence_calibration,
+        'host_monitoring': {'backfill_h': MONITOR_BACKFILL_H,
+                            'interval_s': MONITOR_INTERVAL_S},
         'confidence_target': conf.shadow.confidence_target,
         'history': args.history,
         'history_store': (args.store if args.history == 'persistent'
@@ -879,9 +976,10 @@ def print_table(result):
         calib = summary.get('confidence_calibration')
         if calib:
             print('ranking confidence: mean %.3f, top host right %.3f, '
-                  'ECE %.3f (%d rankings)'
+                  'ECE %.3f (%d rankings); raw mean %.3f, ECE %.3f'
                   % (calib['mean_confidence'], calib['observed_accuracy'],
-                     calib['ece'], calib['count']))
+                     calib['ece'], calib['count'],
+                     calib['raw']['mean_confidence'], calib['raw']['ece']))
         if 'rejected_by_capacity_filter' in summary:
             print('requests no host could take: %s (first: request %s)'
                   % (summary['rejected_by_capacity_filter'],
@@ -925,6 +1023,14 @@ def main(argv=None):
                         help='seconds of future co-tenancy the analyzer '
                         'predicts (default: the Analyzer\'s, 24 h; 0 '
                         'counts only the new VM, the ablation)')
+    parser.add_argument('--lifetime-horizon', type=float,
+                        help='seconds of the VM\'s life the ranking '
+                        'predicts from host load forecasts (default: '
+                        '[analysis] lifetime_horizon, 24 h; 0: the '
+                        'shadow measurements now, the ablation)')
+    parser.add_argument('--no-calibration', action='store_true',
+                        help='state the raw confidence ([analysis] '
+                        'confidence_calibration = False, the ablation)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')

@@ -27,6 +27,11 @@ SCALING_DECISION = 'scaling_decision'
 #: Tags ``instance``, ``host``, ``event``; field ``record`` (JSON).
 INSTANCE_EVENT = 'instance_event'
 
+#: Whether a ranking's top host really was best over the placed VM's
+#: first day.  Tags ``evaluation``, ``host``; fields ``confidence`` (the
+#: raw confidence the ranking stated), ``outcome`` (1 right, 0 wrong).
+RANKING_OUTCOME = 'ranking_outcome'
+
 #: Each host's score in one evaluation (for dashboards: the ranking is
 #: also in the evaluation record).  Tags ``evaluation``, ``host``,
 #: ``profile``, ``source``; fields ``score`` (0-100), ``confidence``.
@@ -39,8 +44,8 @@ DEMAND_FORECAST = 'demand_forecast'
 
 #: Every measurement of the schema.
 MEASUREMENTS = (SHADOW_SAMPLE, HOST_METRIC, INSTANCE_METRIC, EVALUATION,
-                SCALING_DECISION, INSTANCE_EVENT, HOST_SCORE,
-                DEMAND_FORECAST)
+                SCALING_DECISION, INSTANCE_EVENT, RANKING_OUTCOME,
+                HOST_SCORE, DEMAND_FORECAST)
 #: Numeric series that retention rolls up into coarser buckets; records
 #: (evaluations, decisions) are kept whole or not at all.
 ROLLUP_MEASUREMENTS = (HOST_METRIC, INSTANCE_METRIC, SHADOW_SAMPLE)
@@ -62,3 +67,5 @@ TAG_MODEL = 'model'
 # Field names.
 FIELD_VALUE = 'value'
 FIELD_RECORD = 'record'
+FIELD_CONFIDENCE = 'confidence'
+FIELD_OUTCOME = 'outcome'

@@ -61,6 +61,28 @@ def build_history(conf):
     return history.load_store(conf)
 
 
+def build_load_forecaster(conf, history, driver):
+    """The host load forecaster of the lifetime ranking: ``[metrics]
+    source`` read on the driver's clock, or None (no source, or ``[analysis]
+    lifetime_horizon = 0``).  A source that cannot be built is logged and
+    the ranking goes on without forecasts."""
+    from shadow_service import metrics
+    from shadow_service.analysis import lifetime
+    from shadow_service.conf import metrics as metrics_conf
+
+    if not conf.analysis.lifetime_horizon:
+        return None
+    try:
+        if metrics_conf.settings(conf)['source'] == 'none':
+            return None
+        source = metrics.load_source(conf, history=history)
+    except metrics.MetricsError as e:
+        LOG.warning('No host load forecasts: the metrics source cannot be '
+                    'used: %s', e)
+        return None
+    return lifetime.from_conf(conf, source, driver.now)
+
+
 def collect_garbage(driver):
     """Delete shadows an earlier run left behind (the driver's
     ``garbage_shadows``); returns how many."""
@@ -96,8 +118,10 @@ def build(conf, *, history=None, driver=None):
         driver = clouds.load_driver(conf, history)
     # Refuse a clock the store would drop every point of, loudly.
     history.check_clock(driver.now())
-    analyzer = analyzer_mod.Analyzer.from_conf(conf)
     learners = learners_mod.build(conf, history, clock=driver.now)
+    analyzer = analyzer_mod.Analyzer.from_conf(
+        conf, load_forecaster=build_load_forecaster(conf, history, driver),
+        calibration=learners.calibration)
     if conf.shadow.cleanup_on_start:
         try:
             collect_garbage(driver)

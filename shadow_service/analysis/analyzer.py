@@ -63,11 +63,15 @@ class Ranking:
     hosts: list
     confidence: float
     weights: dict = dataclasses.field(default_factory=dict)
+    raw_confidence: float = None
 
     def to_dict(self):
         """The contract's "RPC ranking" minus the caller's fields."""
-        return {"confidence": round(float(self.confidence), 3),
-                "hosts": [h.to_dict() for h in self.hosts]}
+        result = {"confidence": round(float(self.confidence), 3),
+                  "hosts": [h.to_dict() for h in self.hosts]}
+        if self.raw_confidence is not None:
+            result["raw_confidence"] = round(float(self.raw_confidence), 3)
+        return result
 
     def clearly_worse(self, margin=10.0, probability=0.05):
         """Hosts that can be dropped early (successive halving).
@@ -119,12 +123,23 @@ class Analyzer:
         the VM itself plus the VMs the host is expected to gain over this
         time from its recent churn (``vm_arrivals_24h`` and
         ``vm_departures_24h`` host features); 0 counts the VM only.
+    load_forecaster : LoadForecaster, optional
+        Forecasts each host's own load over the VM's first hours
+        (:mod:`.lifetime`); where a contention model is fitted, every
+        prediction moves by what that load does to the metric.
+    calibration : object, optional
+        Anything with a ``calibration_map()`` method (the
+        :class:`~shadow_service.learners.calibration.CalibrationLearner`)
+        returning a :class:`~.calibration.CalibrationMap`: the ranking's
+        confidence is mapped through it (the raw figure stays in
+        ``Ranking.raw_confidence``).
     """
 
     def __init__(self, *, metric_weights=None, confidence_target=0.8,
                  tie_margin=2.0, age_drift=0.05, draws=400,
                  contention=None, scaleup=None, forecast_level=0.9,
-                 forecaster="auto", seed=0, cotenancy_horizon_s=86400.0):
+                 forecaster="auto", seed=0, cotenancy_horizon_s=86400.0,
+                 load_forecaster=None, calibration=None):
         if cotenancy_horizon_s < 0:
             raise ValueError("cotenancy_horizon_s must not be negative")
         if not 0.0 <= confidence_target <= 1.0:
@@ -140,6 +155,8 @@ class Analyzer:
         self.default_forecaster = forecaster
         self.seed = seed
         self.cotenancy_horizon_s = float(cotenancy_horizon_s)
+        self.load_forecaster = load_forecaster
+        self.calibration = calibration
 
     @classmethod
     def from_conf(cls, conf, **kwargs):
@@ -247,11 +264,12 @@ class Analyzer:
         if prior is not None:
             hosts += [h.host for h in prior.hosts if h.host not in hosts]
         estimates, reasons = {}, {}
+        outlooks = self._outlooks(hosts)
         for host in hosts:
             estimates[host], reasons[host] = self._host_estimates(
                 host, metrics, (observations or {}).get(host),
                 host_features.get(host), scale, data_age_s.get(host),
-                prior)
+                prior, outlooks.get(host))
         seen = {m for e in estimates.values() for m in e}
         for host in hosts:
             reasons[host] = [r for r in reasons[host]
@@ -260,13 +278,42 @@ class Analyzer:
         return self._ranking(hosts, metrics, weights, estimates, reasons,
                              data_age_s)
 
+    def _outlooks(self, hosts):
+        """``{host: HostOutlook}`` of the load forecaster (none without
+        one, or when it fails)."""
+        if self.load_forecaster is None or not hosts:
+            return {}
+        try:
+            return self.load_forecaster.outlook(hosts)
+        except Exception:
+            LOG.exception('Host load forecasts failed; ranking on the '
+                          'shadow measurements alone')
+            return {}
+
+    def _lifetime(self, metric, features, outlook):
+        """``(change, sd, horizon_s)`` of ``metric`` from the host's load
+        outlook through its contention model, or None."""
+        model = self.contention.get(metric)
+        if outlook is None or not outlook.loads or model is None \
+                or not features:
+            return None
+        try:
+            change, sd = self.load_forecaster.shift(metric, model, features,
+                                                    outlook)
+        except (ValueError, KeyError) as error:
+            LOG.debug('Lifetime shift of %s not applied: %s', metric, error)
+            return None
+        return change, sd, outlook.horizon_s
+
     def _host_estimates(self, host, metrics, samples, features, scale,
-                        age_s, prior):
+                        age_s, prior, outlook=None):
         host_estimates, host_reasons = {}, []
         samples = samples or {}
         age_s = float(age_s or 0.0)
         if not samples and prior is not None:
             return self._prior_estimates(host, metrics, prior, age_s)
+        if outlook is not None and samples:
+            host_reasons += outlook.reasons()
         for metric in metrics:
             raw = samples.get(metric)
             single = estimate_lib.from_samples(
@@ -278,7 +325,8 @@ class Analyzer:
             single, notes = estimate_lib.adjust(
                 metric, single, features=features,
                 contention=self.contention.get(metric), scale=scale,
-                scaleup=self.scaleup, horizon_s=self.cotenancy_horizon_s)
+                scaleup=self.scaleup, horizon_s=self.cotenancy_horizon_s,
+                lifetime=self._lifetime(metric, features, outlook))
             host_reasons += notes
             host_reasons += ["%s: %s" % (metric, n) for n in single.notes]
             host_estimates[metric] = single
@@ -341,7 +389,26 @@ class Analyzer:
         results.sort(key=lambda h: (-h.score, -h.confidence, h.host))
         overall = confidence.overall * (len(measured) / len(hosts)) \
             if hosts else 0.0
-        return Ranking(results, float(overall), weights)
+        stated = self._calibrated(overall)
+        return Ranking(results, float(stated), weights,
+                       raw_confidence=(None if stated == overall
+                                       and self.calibration is None
+                                       else float(overall)))
+
+    def _calibrated(self, confidence):
+        """``confidence`` through the learned calibration map (as is
+        without a calibration source or a fitted map)."""
+        if self.calibration is None:
+            return confidence
+        try:
+            mapping = self.calibration.calibration_map()
+        except Exception:
+            LOG.exception('The confidence calibration map is unavailable; '
+                          'stating the raw confidence')
+            return confidence
+        if mapping is None:
+            return confidence
+        return float(mapping(confidence))
 
 
 def _explain(metrics, weights, values, norm, index, host_count):

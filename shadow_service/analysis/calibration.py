@@ -8,7 +8,14 @@ performance follows real utilisation traces (background load degrading
 CPU throughput, raising steal and round-trip latency), ranks the first
 samples with the analyzer, and checks the order against the mean of a
 later window (after the case's data age). ``constructed`` cases use
-stationary noise instead of traces. Pure: series in, tables out.
+stationary noise instead of traces.
+
+:class:`CalibrationMap` is the correction learned from what really
+happened: fitted on (stated confidence, was the top host really best)
+pairs of placed VMs, it maps a raw confidence to the share of such
+rankings that were right (isotonic regression over bins, each bin shrunk
+toward the identity by ``prior_pairs`` pseudo-pairs, so few outcomes move
+it little). Pure: series in, tables out.
 """
 
 import numpy as np
@@ -148,3 +155,94 @@ def print_table(report):
                 print("%-12s %6d %10.3f %10.3f" % (
                     "%.2f-%.2f" % tuple(row["bin"]), row["count"],
                     row["mean_confidence"], row["observed_accuracy"]))
+
+
+class CalibrationMap:
+    """Monotone map from a raw ranking confidence to the observed share
+    of right rankings.
+
+    Parameters
+    ----------
+    bins : int
+        Equal-width confidence bins the pairs are pooled in.
+    prior_pairs : float
+        Pseudo-pairs at the identity added to every bin: a bin with ``n``
+        outcomes of accuracy ``a`` and mean confidence ``c`` maps ``c`` to
+        ``(n * a + prior_pairs * c) / (n + prior_pairs)``.
+    min_pairs : int
+        Fewest pairs before the map departs from the identity.
+    """
+
+    def __init__(self, *, bins=10, prior_pairs=5.0, min_pairs=20):
+        if bins < 1 or prior_pairs < 0 or min_pairs < 0:
+            raise ValueError("bins must be positive, prior_pairs and "
+                             "min_pairs not negative")
+        self.bins = int(bins)
+        self.prior_pairs = float(prior_pairs)
+        self.min_pairs = int(min_pairs)
+        self.knots_x = np.array([0.0, 1.0])
+        self.knots_y = np.array([0.0, 1.0])
+        self.pairs = 0
+
+    @property
+    def fitted(self):
+        return self.pairs >= self.min_pairs and self.pairs > 0
+
+    def fit(self, confidences, outcomes):
+        """Fit on raw confidences and 0/1 outcomes; returns self."""
+        confidences = np.clip(np.asarray(confidences, dtype=float), 0, 1)
+        outcomes = np.asarray(outcomes, dtype=float)
+        keep = np.isfinite(confidences) & np.isfinite(outcomes)
+        confidences, outcomes = confidences[keep], outcomes[keep]
+        self.pairs = int(confidences.size)
+        if not self.fitted:
+            self.knots_x = np.array([0.0, 1.0])
+            self.knots_y = np.array([0.0, 1.0])
+            return self
+        index = np.minimum((confidences * self.bins).astype(int),
+                           self.bins - 1)
+        xs, ys, ns = [], [], []
+        for b in range(self.bins):
+            inside = index == b
+            count = int(np.sum(inside))
+            if not count:
+                continue
+            mean_c = float(np.mean(confidences[inside]))
+            accuracy = float(np.mean(outcomes[inside]))
+            xs.append(mean_c)
+            ys.append((count * accuracy + self.prior_pairs * mean_c)
+                      / (count + self.prior_pairs))
+            ns.append(count + self.prior_pairs)
+        ys = _pool_adjacent_violators(np.array(ys), np.array(ns))
+        xs = np.array(xs)
+        # Anchor the ends on the identity's side of the fitted points.
+        self.knots_x = np.concatenate([[0.0], xs, [1.0]])
+        self.knots_y = np.concatenate([[min(0.0, ys[0])], ys,
+                                       [max(1.0, ys[-1])]])
+        self.knots_y = np.clip(np.maximum.accumulate(self.knots_y), 0, 1)
+        return self
+
+    def __call__(self, confidence):
+        value = float(np.interp(float(confidence), self.knots_x,
+                                self.knots_y))
+        return min(max(value, 0.0), 1.0)
+
+    def to_dict(self):
+        return {"pairs": self.pairs, "fitted": self.fitted,
+                "knots": [[round(float(x), 4), round(float(y), 4)]
+                          for x, y in zip(self.knots_x, self.knots_y)]}
+
+
+def _pool_adjacent_violators(values, weights):
+    """Weighted isotonic (non-decreasing) fit of ``values``."""
+    blocks = [[float(v), float(w), 1] for v, w in zip(values, weights)]
+    merged = []
+    for block in blocks:
+        merged.append(block)
+        while len(merged) > 1 and merged[-2][0] > merged[-1][0]:
+            value2, weight2, size2 = merged.pop()
+            value1, weight1, size1 = merged.pop()
+            weight = weight1 + weight2
+            merged.append([(value1 * weight1 + value2 * weight2) / weight,
+                           weight, size1 + size2])
+    return np.concatenate([[v] * size for v, _w, size in merged])

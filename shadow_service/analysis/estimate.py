@@ -103,11 +103,15 @@ def drift(data):
 
 
 def adjust(metric, estimate, *, features=None, contention=None,
-           scale=None, scaleup=None, horizon_s=86400.0):
-    """Apply contention and scale-up; return (estimate, reasons).
+           scale=None, scaleup=None, horizon_s=86400.0, lifetime=None):
+    """Apply contention, the lifetime outlook and scale-up; return
+    (estimate, reasons).
 
     ``horizon_s`` is how long ahead the VM's co-tenancy is predicted (the
     VM itself plus the host's expected net arrivals over that time).
+    ``lifetime`` is ``(change, sd, horizon_s)``: the change of the metric
+    the host's own forecast load brings over the VM's first hours and its
+    uncertainty (:func:`shadow_service.analysis.lifetime.lifetime_shift`).
     """
     reasons = []
     value, sd = estimate.value, estimate.sd
@@ -132,6 +136,16 @@ def adjust(metric, estimate, *, features=None, contention=None,
             reasons.append("%s: %+.3g expected %s; shadow %.3g vs model "
                            "%.3g" % (metric, delta, expected,
                                      estimate.value, modelled))
+    if lifetime is not None:
+        change, change_sd, lifetime_s = lifetime
+        if change or change_sd:
+            base = max(abs(value), 1e-9)
+            value += change
+            sd = math.hypot(sd, change_sd)
+            reasons.append("%s: %+.3g (%+.1f %%) over the next %.0f h from "
+                           "the host's forecast load" % (
+                               metric, change, 100.0 * change / base,
+                               lifetime_s / 3600.0))
     if metric in catalogue.PERCENT_METRICS:
         value = min(max(value, 0.0), 100.0)
     else:

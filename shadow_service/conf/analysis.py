@@ -112,6 +112,113 @@ Possible values:
 ]
 
 
+LIFETIME_OPTS = [
+    cfg.FloatOpt(
+        'lifetime_horizon',
+        default=86400.0,
+        min=0.0,
+        help="""
+Seconds of the new VM's life its predicted performance covers.
+
+Each candidate host's own load (CPU, steal, memory bandwidth, disk IOPS)
+is forecast this far ahead from its utilisation history, read from the
+``[metrics] source``; where a contention model has been learned, every
+predicted figure moves by what the forecast mean load does to it, and the
+forecast interval widens its uncertainty. The host's reasons say what the
+forecast saw (for example "quiet now (CPU 22 %), forecast peak 19:00 UTC
++40 % CPU").
+
+Possible values:
+
+* 0: rank on the shadow measurements now (no host forecasts).
+* A positive number of seconds (default one day).
+
+Related options:
+
+* ``[metrics] source``: with ``none`` (its default) there is no history
+  to forecast and this option has no effect.
+* ``lifetime_history``, ``lifetime_step``, ``forecaster``.
+"""),
+    cfg.FloatOpt(
+        'lifetime_history',
+        default=3 * 86400.0,
+        min=3600.0,
+        help="""
+Seconds of each host's utilisation history read to forecast its load
+(default three days: enough for a daily season to show).
+"""),
+    cfg.FloatOpt(
+        'lifetime_step',
+        default=3600.0,
+        min=60.0,
+        help="""
+Grid of the host load history and forecasts, in seconds; a host's forecast
+is also reused for this long (default one hour).
+"""),
+    cfg.IntOpt(
+        'lifetime_min_points',
+        default=24,
+        min=3,
+        help="""
+Fewest ``lifetime_step`` buckets of history with data a host load metric
+needs before it is forecast; a host with less is ranked on its shadow
+measurements alone, and its reasons say so.
+"""),
+]
+
+CALIBRATION_OPTS = [
+    cfg.BoolOpt(
+        'confidence_calibration',
+        default=True,
+        help="""
+State a ranking's confidence through a map learned from what really
+happened: the share of earlier rankings, at the same raw confidence, whose
+top host really was best (within ``tie_margin``) over the placed VM's
+first ``calibration_window`` seconds. Until ``calibration_min_pairs``
+outcomes exist the raw confidence is stated. The raw figure stays in the
+ranking as ``raw_confidence``.
+
+Outcomes come from ``ranking_outcome`` records and from placed VMs: Nova's
+notifications (``[nova_notifications] listen``) say where each VM went and
+its ``instance_metric`` points what it achieved.
+"""),
+    cfg.FloatOpt(
+        'calibration_window',
+        default=86400.0,
+        min=60.0,
+        help="""
+Seconds of a placed VM's life after which its ranking's outcome is judged
+(default its first day).
+"""),
+    cfg.IntOpt(
+        'calibration_min_pairs',
+        default=20,
+        min=0,
+        help="""
+Outcomes needed before the learned calibration map replaces the raw
+confidence.
+"""),
+    cfg.FloatOpt(
+        'calibration_lookback',
+        default=30 * 86400.0,
+        min=3600.0,
+        help="""
+Seconds of outcomes and evaluation records the calibration map is fitted
+on.
+"""),
+    cfg.FloatOpt(
+        'calibration_refit_interval',
+        default=3600.0,
+        min=0.0,
+        help="""
+Fewest seconds (on the cloud driver's clock) between two refits of the
+calibration map.
+"""),
+]
+
+ALL_OPTS = ALL_OPTS + LIFETIME_OPTS + CALIBRATION_OPTS
+
+
 def register_opts(conf):
     conf_utils.register_group_opts(conf, analysis_group, ALL_OPTS)
 

@@ -3,7 +3,9 @@
 * :class:`~.contention.ContentionLearner`: how each host's load degrades a
   workload's performance (contention regression);
 * :class:`~.scaleup.ScaleUpLearner`: how a shadow's figures scale up to the
-  full flavor.
+  full flavor;
+* :class:`~.calibration.CalibrationLearner`: how often a ranking's top host
+  really was best, per stated confidence.
 
 :func:`build` makes the learners ``[shadow]`` switches on; the evaluator and
 the watcher both call it, so both learn from the same records the same way.
@@ -11,6 +13,7 @@ the watcher both call it, so both learn from the same records the same way.
 
 import dataclasses
 
+from shadow_service.learners import calibration as calibration_mod
 from shadow_service.learners import contention as contention_mod
 from shadow_service.learners import scaleup as scaleup_mod
 
@@ -21,6 +24,7 @@ class Learners:
 
     contention: contention_mod.ContentionLearner = None
     scaleup: scaleup_mod.ScaleUpLearner = None
+    calibration: calibration_mod.CalibrationLearner = None
 
 
 def build(conf, history, clock):
@@ -29,7 +33,8 @@ def build(conf, history, clock):
     Parameters
     ----------
     conf : oslo_config.cfg.ConfigOpts
-        ``[shadow] contention_*`` and ``scaleup_*`` options.
+        ``[shadow] contention_*`` and ``scaleup_*`` options, ``[analysis]
+        confidence_calibration`` and ``calibration_*``.
     history : shadow_service.history.base.HistoryStore
     clock : callable
         Now in the time base of the history's records: the cloud driver's
@@ -42,4 +47,7 @@ def build(conf, history, clock):
             conf, history, clock=clock) if opts.contention_learning
             else None),
         scaleup=(scaleup_mod.ScaleUpLearner.from_conf(
-            conf, history, clock=clock) if opts.scaleup_learning else None))
+            conf, history, clock=clock) if opts.scaleup_learning else None),
+        calibration=(calibration_mod.CalibrationLearner.from_conf(
+            conf, history, clock=clock)
+            if conf.analysis.confidence_calibration else None))

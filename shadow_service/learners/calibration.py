@@ -1,0 +1,257 @@
+"""Learning how far a ranking's confidence can be trusted.
+
+A ranking states a confidence: the probability that its top host is
+within the tie margin of the truly best candidate.  This learner checks
+that claim against what happened to placed VMs and fits a
+:class:`~shadow_service.analysis.calibration.CalibrationMap` from the raw
+confidence to the share of rankings that were right, which the analyzer
+then states instead of the raw figure.
+
+Outcomes come from two places:
+
+* ``ranking_outcome`` points (tags ``evaluation``, ``host``; fields
+  ``confidence``, ``outcome``), written by :meth:`record_outcome` by
+  whoever knows how the candidates really did over the VM's first day
+  (the placement benchmark on the digital twin knows every candidate's
+  realised day);
+* placed VMs, from the history alone: an evaluation record whose request
+  carries an ``instance_uuid``, Nova's ``instance.create.end``
+  notification (recorded by the service's notification listener) saying
+  the VM landed on the ranking's top host, and the VM's own
+  ``instance_metric`` points over its first ``window_s`` seconds.  The
+  other candidates' days are not observable, so their predictions stand
+  in: the ranking was right when the VM's realised figures score within
+  the tie margin of the best of the other candidates' predicted ones.
+  A VM that landed elsewhere gives no outcome.
+
+Refits are throttled like the other learners' and never raise.
+Configure it in the ``[analysis]`` group (``calibration_*`` options).
+"""
+
+import logging
+import math
+import time
+
+import numpy as np
+
+from shadow_service import measurements as names
+from shadow_service import notifications
+from shadow_service.analysis import calibration as calibration_lib
+from shadow_service.analysis import score as score_lib
+from shadow_service.history import base as history_base
+from shadow_service.learners import base
+from shadow_service.workloads import catalogue
+from shadow_service.workloads import profiles
+
+LOG = logging.getLogger(__name__)
+
+
+def placed_outcome(record, instance_points, *, placed_on, window_s,
+                   tie_margin, metric_weights=None):
+    """``(raw confidence, right)`` of one placed evaluation, or None.
+
+    ``instance_points`` are the VM's ``instance_metric`` points in time
+    order; only those on ``placed_on`` within ``window_s`` of the first
+    count.  None when the VM did not land on the top host, when fewer
+    than two candidates were measured, or when its figures share no
+    weighted metric with the predictions.
+    """
+    ranked = [h for h in record.get('hosts') or () if h.get('predicted')]
+    if len(ranked) < 2 or not instance_points or not placed_on:
+        return None
+    if ranked[0].get('host') != placed_on:
+        return None
+    try:
+        profile = profiles.resolve_profile(record.get('request') or {})
+    except Exception:
+        return None
+    weights = catalogue.metric_weights_from_sensitivity(
+        profile.sensitivity, metric_weights or {})
+    start = instance_points[0].time
+    realised = {}
+    for point in instance_points:
+        value = point.fields.get(names.FIELD_VALUE)
+        if (point.tags.get(names.TAG_HOST) == placed_on
+                and value is not None and point.time - start <= window_s):
+            realised.setdefault(point.tags.get(names.TAG_METRIC),
+                                []).append(float(value))
+    metrics = sorted(m for m in weights if m in realised
+                     and m in ranked[0]['predicted'])
+    if not metrics:
+        return None
+    values = [[float(np.mean(realised[m])) for m in metrics]]
+    values += [[float(h['predicted'].get(m, np.nan)) for m in metrics]
+               for h in ranked[1:]]
+    scores = score_lib.scores(metrics, weights, np.array(values))
+    others = scores[1:][np.isfinite(scores[1:])]
+    if not np.isfinite(scores[0]) or not others.size:
+        return None
+    raw = record.get('raw_confidence', record.get('confidence'))
+    if raw is None:
+        return None
+    return float(raw), bool(scores[0] >= np.max(others) - tie_margin)
+
+
+class CalibrationLearner(base.HistoryLearner):
+    """Fits a :class:`CalibrationMap` on ranking outcomes.
+
+    Parameters (besides those of
+    :class:`~shadow_service.learners.base.HistoryLearner`)
+    ------------------------------------------------------
+    window_s : float
+        The VM's first hours an outcome covers (a day by default).
+    min_pairs : int
+        Outcomes needed before the map departs from the identity.
+    prior_pairs : float
+        Pseudo-outcomes at the identity per confidence bin.
+    tie_margin : float
+        ``[analysis] tie_margin``: score points within which the top host
+        still counts as best.
+    harvest : bool
+        Also derive outcomes from placed VMs' own metrics (see the module
+        docstring).
+    """
+
+    what = 'the confidence calibration map'
+
+    def __init__(self, history, *, lookback_s=30 * 86400.0,
+                 window_s=86400.0, min_pairs=20, prior_pairs=5.0,
+                 tie_margin=2.0, harvest=True, refit_every=20,
+                 refit_interval_s=3600.0, max_evaluations=500,
+                 clock=time.time, monotonic=None):
+        if window_s <= 0:
+            raise ValueError('window_s must be positive')
+        super().__init__(
+            history, lookback_s=lookback_s, refit_every=refit_every,
+            refit_interval_s=refit_interval_s,
+            max_evaluations=max_evaluations,
+            initial=calibration_lib.CalibrationMap(
+                min_pairs=min_pairs, prior_pairs=prior_pairs),
+            clock=clock, monotonic=monotonic)
+        self.window_s = float(window_s)
+        self.min_pairs = int(min_pairs)
+        self.prior_pairs = float(prior_pairs)
+        self.tie_margin = float(tie_margin)
+        self.harvest = bool(harvest)
+        self.pairs = 0
+        self.harvested = 0
+        # evaluation id -> (confidence, right) or None once given up.
+        self._settled = {}
+
+    @classmethod
+    def from_conf(cls, conf, history, clock=time.time):
+        """Build from the ``calibration_*`` options of ``[analysis]``;
+        ``clock`` is the time base of the records (the driver's ``now``).
+        """
+        opts = conf.analysis
+        return cls(history, lookback_s=opts.calibration_lookback,
+                   window_s=opts.calibration_window,
+                   min_pairs=opts.calibration_min_pairs,
+                   tie_margin=opts.tie_margin,
+                   refit_interval_s=opts.calibration_refit_interval,
+                   clock=clock)
+
+    def calibration_map(self):
+        """The current map (the identity until enough outcomes); counts
+        one use and refits when due; never raises."""
+        try:
+            return self._use()
+        except Exception:
+            LOG.exception('Confidence calibration failed; using the last '
+                          'map')
+            return self._state
+
+    def current_map(self):
+        """The map in use, without counting a use or refitting."""
+        return self._state
+
+    def record_outcome(self, evaluation_id, confidence, right, *,
+                       host=None, when=None):
+        """Record that the ranking of ``evaluation_id``, which stated the
+        raw ``confidence``, was ``right`` (its top host within the tie
+        margin of the best over the VM's first day).
+
+        Raises
+        ------
+        ValueError
+            Naming ``confidence`` when it is not a number in 0..1.
+        """
+        if (not history_base.is_number(confidence)
+                or not 0.0 <= float(confidence) <= 1.0):
+            raise ValueError('confidence must be a number in 0..1, got %r'
+                             % (confidence,))
+        when = self._clock() if when is None else float(when)
+        tags = {names.TAG_EVALUATION: str(evaluation_id)}
+        if host:
+            tags[names.TAG_HOST] = str(host)
+        self.history.write([history_base.Point(
+            names.RANKING_OUTCOME, tags,
+            {names.FIELD_CONFIDENCE: float(confidence),
+             names.FIELD_OUTCOME: 1.0 if right else 0.0}, when)])
+
+    def _fit(self):
+        pairs = self.training_pairs()
+        state = calibration_lib.CalibrationMap(
+            min_pairs=self.min_pairs, prior_pairs=self.prior_pairs)
+        if pairs:
+            confidences, outcomes = zip(*pairs)
+            state.fit(confidences, outcomes)
+        self.pairs = len(pairs)
+        return state, len(pairs)
+
+    def _describe(self, state):
+        return ('%d outcomes, %s' % (state.pairs, 'fitted' if state.fitted
+                                     else 'identity until %d'
+                                     % self.min_pairs))
+
+    def training_pairs(self):
+        """``[(raw confidence, 0/1)]`` in the lookback window."""
+        now = self._clock()
+        recorded = {}
+        for point in self.history.query_points(
+                names.RANKING_OUTCOME, start=now - self.lookback_s,
+                end=now + 1.0):
+            confidence = point.fields.get(names.FIELD_CONFIDENCE)
+            outcome = point.fields.get(names.FIELD_OUTCOME)
+            if confidence is None or outcome is None:
+                continue
+            recorded[point.tags.get(names.TAG_EVALUATION)] = (
+                float(confidence), float(outcome))
+        pairs = list(recorded.values())
+        if self.harvest:
+            pairs += self._harvest(now, set(recorded))
+        return pairs
+
+    def _harvest(self, now, known):
+        pairs = []
+        for evaluation_id, record in self.records():
+            if evaluation_id in known:
+                continue
+            if evaluation_id in self._settled:
+                if self._settled[evaluation_id] is not None:
+                    pairs.append(self._settled[evaluation_id])
+                continue
+            instance = (record.get('request') or {}).get('instance_uuid')
+            if not instance:
+                self._settled[evaluation_id] = None
+                continue
+            placed_on = notifications.placement_of(self.history, instance)
+            if not placed_on:
+                continue
+            points = self.history.query_points(
+                names.INSTANCE_METRIC, {names.TAG_INSTANCE: str(instance)})
+            if not points:
+                continue
+            if now - points[0].time < self.window_s:
+                continue        # its first day is not over yet
+            outcome = placed_outcome(record, points, placed_on=placed_on,
+                                     window_s=self.window_s,
+                                     tie_margin=self.tie_margin)
+            if outcome is not None and math.isfinite(outcome[0]):
+                self._settled[evaluation_id] = (outcome[0],
+                                                float(outcome[1]))
+                pairs.append(self._settled[evaluation_id])
+                self.harvested += 1
+            else:
+                self._settled[evaluation_id] = None
+        return pairs

@@ -1,0 +1,204 @@
+"""Lifetime ranking: host load history from a real store, forecast, and
+moved through a fitted contention model into the ranking."""
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from shadow_service.analysis import analyzer as analyzer_lib
+from shadow_service.analysis import contention
+from shadow_service.analysis import lifetime
+from shadow_service.history import base
+from shadow_service.history import sqlite
+from shadow_service.metrics import history as history_source
+
+# 2026-12-01 07:00 UTC: the evening host is quiet now and peaks at 19:00.
+NOW = 1_796_108_400.0
+HOUR = 3600.0
+
+
+def _evening_load(t):
+    """CPU % of a host that is quiet by day and busy around 19:00 UTC."""
+    hour = (t % 86400.0) / HOUR
+    return 15.0 + 65.0 * math.exp(-((hour - 19.0) ** 2) / 32.0)
+
+
+def _write_history(store, days=4, step=900.0):
+    rng = np.random.default_rng(3)
+    points = []
+    for t in np.arange(NOW - days * 86400.0, NOW, step):
+        for host, value in (('evening', _evening_load(t)
+                             + rng.normal(0, 3)),
+                            ('steady', 30.0 + rng.normal(0, 1))):
+            points.append(base.Point(
+                'host_metric', {'host': host, 'metric': 'cpu_util_pct'},
+                {'value': float(value)}, float(t)))
+    store.write(points)
+
+
+def _ops_model():
+    """CPU ops/s falls by 5 per point of host CPU busy."""
+    rng = np.random.default_rng(0)
+    util = rng.uniform(0, 90, 200)
+    ops = 1000 - 5.0 * util + rng.normal(0, 5, 200)
+    return contention.ContentionModel(features=('cpu_util_pct',)).fit(
+        {'cpu_util_pct': util}, ops)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    _write_history(store)
+    yield store
+    store.close()
+
+
+def _forecaster(store, **options):
+    options.setdefault('forecaster', 'seasonal_naive')
+    return lifetime.LoadForecaster(
+        history_source.HistorySource(history=store), lambda: NOW,
+        **options)
+
+
+def test_outlook_sees_the_evening_peak_in_the_hosts_history(store):
+    outlooks = _forecaster(store).outlook(['evening', 'steady', 'unknown'])
+
+    cpu = outlooks['evening'].loads['cpu_util_pct']
+    assert cpu.now < 25
+    assert cpu.peak > 70
+    assert time.gmtime(cpu.peak_at).tm_hour in (18, 19, 20)
+    assert cpu.mean > cpu.now + 10
+    assert cpu.lower <= cpu.mean <= cpu.upper
+    assert outlooks['steady'].loads['cpu_util_pct'].mean == \
+        pytest.approx(30.0, abs=1.0)
+    # A host the monitoring never saw is forecast from nothing: said so.
+    assert outlooks['unknown'].loads == {}
+    assert any('too little CPU history' in n
+               for n in outlooks['unknown'].notes)
+    reason = outlooks['evening'].reasons()[0]
+    assert 'quiet now (CPU' in reason and 'forecast peak' in reason
+    assert 'UTC' in reason
+
+
+def test_forecasts_are_reused_within_a_step(store):
+    forecaster = _forecaster(store)
+    forecaster.outlook(['evening', 'steady'])
+    fitted = forecaster.forecasts
+    forecaster.outlook(['evening', 'steady'])
+    assert forecaster.forecasts == fitted == 2
+
+
+def test_lifetime_ranking_prefers_the_host_that_stays_quiet(store):
+    # The shadows see the evening host a little faster now: it is quiet.
+    observations = {'evening': {'cpu_ops_per_s': [930.0] * 20},
+                    'steady': {'cpu_ops_per_s': [850.0] * 20}}
+    features = {'evening': {'cpu_util_pct': 15.0},
+                'steady': {'cpu_util_pct': 30.0}}
+    model = _ops_model()
+    now_only = analyzer_lib.Analyzer(
+        contention={'cpu_ops_per_s': model}, cotenancy_horizon_s=0)
+    lifetime_ranker = analyzer_lib.Analyzer(
+        contention={'cpu_ops_per_s': model}, cotenancy_horizon_s=0,
+        load_forecaster=_forecaster(store))
+
+    before = now_only.rank({'cpu': 1}, observations,
+                           host_features=features)
+    after = lifetime_ranker.rank({'cpu': 1}, observations,
+                                 host_features=features)
+
+    assert [h.host for h in before.hosts] == ['evening', 'steady']
+    assert [h.host for h in after.hosts] == ['steady', 'evening']
+    evening = after.host('evening')
+    # The forecast mean load over the day is higher: the model takes ops
+    # away, about 5 per point of CPU.
+    cpu = lifetime_ranker.load_forecaster.outlook(
+        ['evening'])['evening'].loads['cpu_util_pct']
+    assert evening.predicted['cpu_ops_per_s'] == pytest.approx(
+        930.0 - 5.0 * (cpu.mean - cpu.now), rel=0.02)
+    assert any('quiet now' in r and 'forecast peak' in r
+               for r in evening.reasons)
+    assert any("over the next 24 h from the host's forecast load" in r
+               for r in evening.reasons)
+    # The forecast's interval widens the uncertainty.
+    assert evening.uncertainty['cpu_ops_per_s'] > \
+        before.host('evening').uncertainty['cpu_ops_per_s']
+
+
+def test_without_a_contention_model_the_outlook_only_explains(store):
+    observations = {'evening': {'cpu_ops_per_s': [930.0] * 20},
+                    'steady': {'cpu_ops_per_s': [850.0] * 20}}
+    ranking = analyzer_lib.Analyzer(load_forecaster=_forecaster(store)).rank(
+        {'cpu': 1}, observations,
+        host_features={'evening': {'cpu_util_pct': 15.0},
+                       'steady': {'cpu_util_pct': 30.0}})
+    assert ranking.host('evening').predicted['cpu_ops_per_s'] == \
+        pytest.approx(930.0)
+    assert any('forecast peak' in r for r in ranking.host('evening').reasons)
+
+
+class _BrokenSource(history_source.HistorySource):
+    def query_hosts(self, hosts, metric, window):
+        raise RuntimeError('monitoring is down')
+
+
+def test_a_failing_metrics_source_degrades_to_the_shadows(store):
+    source = _BrokenSource(history=store)
+    forecaster = lifetime.LoadForecaster(source, lambda: NOW)
+    ranking = analyzer_lib.Analyzer(
+        contention={'cpu_ops_per_s': _ops_model()},
+        load_forecaster=forecaster).rank(
+        {'cpu': 1}, {'evening': {'cpu_ops_per_s': [930.0] * 20},
+                     'steady': {'cpu_ops_per_s': [850.0] * 20}},
+        host_features={'evening': {'cpu_util_pct': 15.0},
+                       'steady': {'cpu_util_pct': 30.0}})
+    assert [h.host for h in ranking.hosts] == ['evening', 'steady']
+    assert forecaster.failures > 0
+    assert any('CPU history unavailable' in r
+               for r in ranking.host('evening').reasons)
+
+
+def test_bad_options_are_refused(store):
+    with pytest.raises(ValueError, match='horizon_s'):
+        _forecaster(store, horizon_s=0)
+
+
+def test_the_assembled_service_ranks_for_the_lifetime_on_the_twin():
+    """service.build wires the metrics source, the load forecaster and
+    the calibration learner; an evaluation on the twin gives every
+    measured host its load outlook."""
+    from shadow_service import service
+    from shadow_service.history import memory
+    from tests import service_support
+
+    conf = service_support.make_conf(
+        metrics={'source': 'history'}, sim={'backfill_hours': 30},
+        shadow={'cleanup_on_start': False})
+    parts = service.build(conf, history=memory.MemoryStore())
+    try:
+        forecaster = parts.analyzer.load_forecaster
+        assert forecaster is not None
+        assert forecaster.horizon_s == 86400.0
+        assert parts.analyzer.calibration is parts.learners.calibration
+        hosts = parts.driver.host_names()[:3]
+        ranking = parts.manager.evaluate(
+            {'flavor': {'name': 'm1.small', 'vcpus': 1, 'ram_mb': 2048,
+                        'disk_gb': 20}, 'profile': 'batch-cpu'},
+            [{'host': h} for h in hosts], 20.0)
+        assert forecaster.forecasts > 0
+        measured = [h for h in ranking['hosts'] if h['predicted']]
+        assert measured
+        for host in measured:
+            assert any(r.startswith('lifetime: ') for r in host['reasons'])
+        assert 'raw_confidence' in ranking
+    finally:
+        parts.close()
+
+    off = service_support.make_conf(analysis={'lifetime_horizon': 0},
+                                    metrics={'source': 'history'})
+    parts = service.build(off, history=memory.MemoryStore())
+    try:
+        assert parts.analyzer.load_forecaster is None
+    finally:
+        parts.close()

@@ -1,0 +1,150 @@
+"""Confidence calibration: the map, and the learner on a real store."""
+
+import uuid
+
+import numpy as np
+import pytest
+
+from shadow_service import notifications
+from shadow_service.analysis import analyzer as analyzer_lib
+from shadow_service.analysis import calibration as calibration_lib
+from shadow_service.history import base
+from shadow_service.history import sqlite
+from shadow_service.learners import calibration as learning
+
+DAY = 86400.0
+T0 = 1_796_000_000.0
+
+
+def _overconfident_pairs(count, seed=0):
+    """Rankings that state c but are right only c - 0.2 of the time."""
+    rng = np.random.default_rng(seed)
+    confidences = rng.uniform(0.5, 1.0, count)
+    outcomes = rng.uniform(size=count) < confidences - 0.2
+    return confidences, outcomes
+
+
+def test_the_map_corrects_an_overconfident_ranker():
+    confidences, outcomes = _overconfident_pairs(2000)
+    mapping = calibration_lib.CalibrationMap().fit(confidences, outcomes)
+    assert mapping.fitted
+    assert mapping(0.9) == pytest.approx(0.7, abs=0.06)
+    assert mapping(0.6) == pytest.approx(0.4, abs=0.08)
+    fresh_c, fresh_o = _overconfident_pairs(2000, seed=1)
+    before = calibration_lib.reliability(fresh_c, fresh_o)['ece']
+    after = calibration_lib.reliability(
+        [mapping(c) for c in fresh_c], fresh_o)['ece']
+    assert before > 0.15
+    assert after < 0.05
+
+
+def test_the_map_is_monotone_and_within_bounds():
+    rng = np.random.default_rng(2)
+    mapping = calibration_lib.CalibrationMap(prior_pairs=0).fit(
+        rng.uniform(size=300), rng.uniform(size=300) < 0.5)
+    grid = np.linspace(0, 1, 101)
+    mapped = [mapping(c) for c in grid]
+    assert np.all(np.diff(mapped) >= -1e-12)
+    assert min(mapped) >= 0.0 and max(mapped) <= 1.0
+
+
+def test_few_outcomes_leave_the_confidence_as_it_is():
+    mapping = calibration_lib.CalibrationMap(min_pairs=20).fit(
+        [0.9] * 10, [0] * 10)
+    assert not mapping.fitted
+    assert mapping(0.9) == pytest.approx(0.9)
+
+
+def test_bad_map_options_are_refused():
+    with pytest.raises(ValueError, match='bins'):
+        calibration_lib.CalibrationMap(bins=0)
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    yield store
+    store.close()
+
+
+class _Clock:
+    def __init__(self, now):
+        self.now = now
+
+    def __call__(self):
+        return self.now
+
+
+def test_recorded_outcomes_become_the_stated_confidence(store):
+    clock = _Clock(T0)
+    learner = learning.CalibrationLearner(store, clock=clock,
+                                          refit_every=1,
+                                          refit_interval_s=0.0)
+    confidences, outcomes = _overconfident_pairs(400)
+    for i, (c, o) in enumerate(zip(confidences, outcomes)):
+        learner.record_outcome('e-%d' % i, c, o, host='h1',
+                               when=T0 - 1000.0 + i)
+    mapping = learner.calibration_map()
+    assert mapping.pairs == 400
+    analyzer = analyzer_lib.Analyzer(calibration=learner)
+    observations = {'a': {'cpu_ops_per_s': list(np.full(6, 1000.0)
+                                                 + np.arange(6))},
+                    'b': {'cpu_ops_per_s': list(np.full(6, 990.0)
+                                                 + np.arange(6))}}
+    ranking = analyzer.rank({'cpu': 1}, observations)
+    assert ranking.raw_confidence is not None
+    assert ranking.confidence == pytest.approx(
+        mapping(ranking.raw_confidence))
+    assert ranking.to_dict()['raw_confidence'] == pytest.approx(
+        ranking.raw_confidence, abs=1e-3)
+    with pytest.raises(ValueError, match='confidence'):
+        learner.record_outcome('e-bad', 1.5, True)
+
+
+def _placed(store, *, realised_ops, confidence, when, top='h1',
+            landed='h1'):
+    """An evaluation that ranked h1 (predicted 1000 ops/s) over h2
+    (predicted 900), and its VM's first day on ``landed``."""
+    evaluation_id = str(uuid.uuid4())
+    instance = str(uuid.uuid4())
+    other = 'h2' if top == 'h1' else 'h1'
+    store.put_evaluation({
+        'evaluation_id': evaluation_id, 'confidence': confidence,
+        'raw_confidence': confidence,
+        'request': {'instance_uuid': instance, 'profile': 'batch-cpu',
+                    'flavor': {'name': 'm1', 'vcpus': 2, 'ram_mb': 4096,
+                               'disk_gb': 20}},
+        'hosts': [{'host': top, 'score': 100.0, 'confidence': confidence,
+                   'predicted': {'cpu_ops_per_s': 1000.0}},
+                  {'host': other, 'score': 90.0, 'confidence': confidence,
+                   'predicted': {'cpu_ops_per_s': 900.0}}]}, when=when)
+    store.write([notifications.event_point(
+        'instance.create.end', {'nova_object.data': {
+            'uuid': instance, 'host': landed}}, when + 60.0)])
+    store.write([base.Point(
+        'instance_metric', {'instance': instance, 'host': landed,
+                            'metric': 'cpu_ops_per_s'},
+        {'value': realised_ops}, when + 120.0 + i * 3600.0)
+        for i in range(24)])
+    return evaluation_id
+
+
+def test_placed_vms_outcomes_are_harvested_after_their_first_day(store):
+    clock = _Clock(T0)
+    learner = learning.CalibrationLearner(
+        store, clock=clock, refit_every=1, refit_interval_s=0.0,
+        min_pairs=2, lookback_s=1e10)
+    # Right: realised 980 beats the runner-up's predicted 900.
+    _placed(store, realised_ops=980.0, confidence=0.9, when=T0 - 2 * DAY)
+    # Wrong: realised 700 is far below the runner-up's 900.
+    _placed(store, realised_ops=700.0, confidence=0.9, when=T0 - 2 * DAY)
+    # Landed on the runner-up: no outcome about the top host.
+    _placed(store, realised_ops=700.0, confidence=0.9, when=T0 - 2 * DAY,
+            landed='h2')
+    # Still in its first day: not judged yet.
+    _placed(store, realised_ops=700.0, confidence=0.9, when=T0 - 3600.0)
+
+    pairs = learner.training_pairs()
+
+    assert sorted(pairs) == [(0.9, 0.0), (0.9, 1.0)]
+    assert learner.harvested == 2
