@@ -45,6 +45,11 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+from shadow_service.clouds.sim import engine  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, 'data')
 SCENARIOS = {
@@ -170,6 +175,34 @@ def policy_summary(groups, shadow_seconds):
             for p in POLICIES}
 
 
+def neighbour_of_hosts(scenario, seed):
+    """``{host: neighbour kind or 'none'}`` of a scenario's twin (read
+    from the cluster file, for the breakdown only)."""
+    if not SCENARIOS[scenario]:
+        return {}
+    twin = engine.build_twin(cluster_file=SCENARIOS[scenario], seed=seed)
+    return {h: next((t.neighbour.name for t, _tr in twin.host(h).tenants
+                     if t.neighbour is not None), 'none')
+            for h in twin.cluster.host_names}
+
+
+def by_neighbour(groups, kinds):
+    """Per neighbour kind of the host each policy chose: how many of its
+    placements went there and the share of those that met their QoS."""
+    table = {}
+    for rows, kind_of in zip(groups, kinds):
+        for row in rows:
+            for policy in POLICIES:
+                kind = kind_of.get(row['hosts'][policy], 'none')
+                cell = table.setdefault(kind, {}).setdefault(
+                    policy, [0, 0])
+                cell[0] += 1
+                cell[1] += bool(row['qos_met'][policy])
+    return {kind: {p: {'placed': n, 'qos_met': round(met / n, 3)}
+                   for p, (n, met) in cells.items()}
+            for kind, cells in sorted(table.items())}
+
+
 def aggregate(args):
     """Pool the runs on disk into the results document."""
     result = {'benchmark': 'placement_peers', 'requests_per_run':
@@ -186,6 +219,7 @@ def aggregate(args):
     for scenario in args.scenarios:
         for mode in args.modes:
             groups, seconds, runs, settings = [], {}, {}, None
+            kinds = []
             for seed in args.seeds:
                 path, rows_base = run_paths(args.out_dir, scenario, mode,
                                             seed)
@@ -201,6 +235,7 @@ def aggregate(args):
                     'cluster', 'peer_settings', 'weigher_settings',
                     'service_settings', 'shadow_budget_s')}
                 groups.append(rows)
+                kinds.append(neighbour_of_hosts(scenario, seed))
                 for p in POLICIES:
                     seconds.setdefault(p, []).append(
                         summary['policies'][p]['shadow_host_seconds'])
@@ -223,6 +258,8 @@ def aggregate(args):
                 'policies': policy_summary(groups, seconds),
                 'margins': margins(groups, PEERS, args.bootstrap),
                 'per_profile': {},
+                'by_neighbour_of_chosen_host': (
+                    by_neighbour(groups, kinds) if any(kinds) else None),
                 'runs': runs}
             for profile in PROFILES:
                 subset = [[r for r in g if r['profile'] == profile]
