@@ -23,6 +23,9 @@ shadow   nova-shadow as deployed: Nova's default weighers plus the project's
          A shadow may run on every filtered host, for the budget on the
          twin's clock.
 shadow_only  the same ranking alone: its top host.
+nova_metrics, load_aware, contention_aware
+         monitoring-based peers (``peer_policies.py``), when
+         ``--policies`` names them: they see host monitoring only.
 oracle   the host whose realised performance over the next 24 simulated
          hours is best, from the twin's hidden state (scoring only).  In
          arrivals mode it is greedy: it knows the background tenants'
@@ -73,6 +76,7 @@ Usage::
         [--mode arrivals|fill|independent|all] [--traces DIR] \
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
+        [--cluster FILE] [--policies nova,shadow,load_aware,...] \
         [--out FILE]
 
 Results go to ``benchmarks/results/placement_quality-persistent.json``
