@@ -20,7 +20,9 @@ Every run is one process (``nice -n 10``) writing
 ``results/peers/<scenario>-<mode>-seed<N>.json`` and its per-request rows
 (``....rows.<mode>.json``); runs whose files exist are not run again
 (``--force`` runs them anyway), so the benchmark can be stopped and resumed
-and partial results aggregated (``--aggregate-only``).
+and partial results aggregated (``--aggregate-only``).  The pooled file
+(``--out``) holds the scenarios, modes and seeds the arguments name:
+aggregate with the full set after running subsets in parallel.
 
 Statistics: a request's row holds every policy's realised performance and
 QoS on the same request (paired).  The margin of nova-shadow over a peer is
