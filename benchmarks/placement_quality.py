@@ -23,6 +23,9 @@ shadow   nova-shadow as deployed: Nova's default weighers plus the project's
          A shadow may run on every filtered host, for the budget on the
          twin's clock.
 shadow_only  the same ranking alone: its top host.
+nova_metrics, load_aware, contention_aware
+         monitoring-based peers (``peer_policies.py``), when
+         ``--policies`` names them: they see host monitoring only.
 oracle   the host whose realised performance over the next 24 simulated
          hours is best, from the twin's hidden state (scoring only).  In
          arrivals mode it is greedy: it knows the background tenants'
@@ -84,7 +87,9 @@ Usage::
         [--mode arrivals|fill|independent|all] [--traces DIR] \
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
-        [--lifetime-horizon S] [--no-calibration] [--out FILE]
+        [--lifetime-horizon S] [--no-calibration] \
+        [--cluster FILE] [--policies nova,shadow,load_aware,...] \
+        [--out FILE]
 
 Results go to ``benchmarks/results/placement_quality-persistent.json``
 (persistent history) or ``placement_quality.json`` (fresh) unless
@@ -108,6 +113,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
+import peer_policies  # noqa: E402
 from oslo_config import cfg  # noqa: E402
 
 from nova_shadow_filter import request as request_lib  # noqa: E402
@@ -160,6 +166,9 @@ MONITOR_INTERVAL_S = 900.0
 # shorter) and handed to the calibration learner once that is over.
 OUTCOME_WINDOW_S = 86400.0
 POLICIES = ('nova', 'random', 'shadow', 'shadow_only', 'oracle')
+#: Every policy ``--policies`` may name: the default ones and the
+#: monitoring-based peers (``peer_policies``); the oracle always runs.
+ALL_POLICIES = POLICIES[:-1] + peer_policies.PEERS + ('oracle',)
 SHADOW_POLICIES = ('shadow', 'shadow_only')
 MODES = ('arrivals', 'fill', 'independent')
 HISTORY_MODES = ('persistent', 'fresh')
@@ -186,8 +195,25 @@ class NovaWeighers:
             self.conf.filter_scheduler.weight_classes)
         self.weighers = [cls() for cls in classes]
         self.names = [cls.__name__ for cls in classes]
+        self._metrics_weigher = None
 
-    def host_state(self, name, view):
+    def metrics_weigher(self):
+        """Nova's real MetricsWeigher as an operator sets it for load-aware
+        placement: ``[metrics] weight_setting = cpu.percent=-1.0`` and
+        ``weight_multiplier`` = ``peer_policies.METRICS_MULTIPLIER``.  The
+        default weighers' own MetricsWeigher was built with no setting and
+        weighs every host alike; this one replaces it for the peer."""
+        if self._metrics_weigher is None:
+            from nova.scheduler.weights import metrics
+            self.conf.set_override('weight_setting', ['cpu.percent=-1.0'],
+                                   group='metrics')
+            self.conf.set_override('weight_multiplier',
+                                   peer_policies.METRICS_MULTIPLIER,
+                                   group='metrics')
+            self._metrics_weigher = metrics.MetricsWeigher()
+        return self._metrics_weigher
+
+    def host_state(self, name, view, cpu_percent=None):
         """A HostState updated from the ComputeNode Nova would hold.
 
         ``stats`` carries what the resource tracker's ``Stats`` reports:
@@ -196,6 +222,15 @@ class NovaWeighers:
         snapshotting...: 0 here, the twin's VMs are active at once).
         """
         objects = self._objects
+        metrics = '[]'
+        if cpu_percent is not None:
+            # As the compute service stores its monitors' metrics: a JSON
+            # list, cpu.percent as a fraction (MonitorMetricList.from_json
+            # turns it back into an integer percentage).
+            metrics = json.dumps([{
+                'name': 'cpu.percent', 'value': cpu_percent / 100.0,
+                'timestamp': '2013-07-01T00:00:00.000000',
+                'source': 'nova.compute.monitors.cpu.virt_driver'}])
         compute = objects.ComputeNode(
             host=name, hypervisor_hostname=name,
             uuid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
@@ -211,7 +246,7 @@ class NovaWeighers:
             cpu_info='{}',
             stats={'num_instances': str(view['running_vms']),
                    'io_workload': '0'},
-            numa_topology=None, pci_device_pools=None, metrics='[]',
+            numa_topology=None, pci_device_pools=None, metrics=metrics,
             cpu_allocation_ratio=CPU_ALLOCATION_RATIO,
             ram_allocation_ratio=1.0, disk_allocation_ratio=1.0,
             updated_at=None, host_ip='127.0.0.1',
@@ -224,13 +259,31 @@ class NovaWeighers:
     def choose(self, views, flavor, ranking=None):
         """The top host of Nova's weighers; with ``ranking`` (an RPC
         ranking dict) the ShadowWeigher joins them, as deployed."""
+        return self.ranked(views, flavor, ranking)[0]
+
+    def choose_with_metrics(self, views, flavor, cpu_percent):
+        """The top host of Nova's weighers with the MetricsWeigher on
+        ``cpu.percent`` (``{host: percent}``) in place of the default
+        one."""
+        from nova.scheduler.weights import metrics
+        weighers = [w for w in self.weighers
+                    if not isinstance(w, metrics.MetricsWeigher)]
+        weighers.append(self.metrics_weigher())
+        return self.ranked(views, flavor, weighers=weighers,
+                           cpu_percent=cpu_percent)[0]
+
+    def ranked(self, views, flavor, ranking=None, weighers=None,
+               cpu_percent=None):
+        """Hosts in the order Nova's weighers put them."""
         objects = self._objects
-        weighers = list(self.weighers)
+        weighers = list(self.weighers if weighers is None else weighers)
         if ranking is not None:
             shadow_weigher = RankingWeigher()
             shadow_weigher.ranking = ranking
             weighers.append(shadow_weigher)
-        states = [self.host_state(n, v) for n, v in sorted(views.items())]
+        cpu_percent = cpu_percent or {}
+        states = [self.host_state(n, v, cpu_percent.get(n))
+                  for n, v in sorted(views.items())]
         spec = objects.RequestSpec(
             scheduler_hints={}, instance_group=None,
             flavor=objects.Flavor(vcpus=flavor['vcpus'],
@@ -240,7 +293,7 @@ class NovaWeighers:
             image=objects.ImageMeta.from_dict({'properties': {}}),
             num_instances=1)
         weighed = self.handler.get_weighed_objects(weighers, states, spec)
-        return weighed[0].obj.host
+        return [w.obj.host for w in weighed]
 
 
 def _ranking_weigher_class():
@@ -483,7 +536,8 @@ class Arm:
 
     def __init__(self, policy, args, nova):
         self.policy = policy
-        self.twin = engine.build_twin(trace_dir=args.traces, seed=args.seed,
+        self.twin = engine.build_twin(cluster_file=args.cluster,
+                                      trace_dir=args.traces, seed=args.seed,
                                       sample_interval_s=SHADOW_SAMPLE_S,
                                       host_metric_interval_s=3600.0)
         self.driver = sim_driver.SimDriver(service_conf(args, False), None,
@@ -495,6 +549,10 @@ class Arm:
         self.placed = []
         self.ram_shares = []
         self.service = None
+        self.peer = None
+        if policy in peer_policies.PEERS:
+            self.peer = peer_policies.Peer(policy, self.twin, args.seed,
+                                           nova)
         # request instance_uuid -> (stated confidence, top host right?,
         # raw confidence)
         self.confidence_outcomes = {}
@@ -513,6 +571,8 @@ class Arm:
             return self.nova.choose(views, flavor), 0.0
         if self.policy == 'random':
             return sorted(views)[self.rng.integers(len(views))], 0.0
+        if self.peer is not None:
+            return self.peer.choose(views, flavor), 0.0
         if self.policy in SHADOW_POLICIES:
             ranking = self.evaluate(request, views)
             self.score_confidence(request, ranking, views, profile)
@@ -605,6 +665,8 @@ class Arm:
         vm_id = self.driver.place_vm(request, host,
                                      instance_id=request['instance_uuid'],
                                      lifetime_s=request.get('lifetime_s'))
+        if self.peer is not None:
+            self.peer.placed(host, request['flavor'])
         self.placed.append((request, host, vm_id, shadow_seconds))
 
     def realised(self):
@@ -619,14 +681,15 @@ class Arm:
 def run_arrivals(args, nova, mode='arrivals'):
     """Every policy on its own twin; placed VMs stay for their lifetime
     (``arrivals``) or for ever (``fill``)."""
-    arms = {p: Arm(p, args, nova) for p in POLICIES}
-    first = arms['nova']
+    policies = args.policies
+    arms = {p: Arm(p, args, nova) for p in policies}
+    first = next(iter(arms.values()))
     requests = make_requests(args.requests, args.seed, first.twin.clock,
                              mode=mode,
                              free_ram_mb=free_ram_mb(first.driver,
                                                      first.hosts))
-    timings = dict.fromkeys(POLICIES, 0.0)
-    rejected = dict.fromkeys(POLICIES, 0)
+    timings = dict.fromkeys(policies, 0.0)
+    rejected = dict.fromkeys(policies, 0)
     first_rejection = None
     for number, request in enumerate(requests):
         profile = profiles.resolve_profile(request)
@@ -652,12 +715,14 @@ def run_arrivals(args, nova, mode='arrivals'):
     rows = []
     for number, request in enumerate(requests):
         key = request['instance_uuid']
-        if not all(key in outcomes[p] for p in POLICIES):
+        if not all(key in outcomes[p] for p in policies):
             continue
         rows.append(_row(number, request, len(arms['oracle'].hosts),
-                         {p: outcomes[p][key] for p in POLICIES}))
-        rows[-1]['confidence'] = arms['shadow_only'].confidence_outcomes.get(
-            key)
+                         {p: outcomes[p][key] for p in policies}))
+        ranked_alone = arms.get('shadow_only') or arms.get('shadow')
+        if ranked_alone is not None:
+            rows[-1]['confidence'] = ranked_alone.confidence_outcomes.get(
+                key)
     extra = {'requests_drawn': len(requests),
              'workload': _workload_summary(requests, arms),
              'rejected_by_capacity_filter': rejected,
@@ -795,9 +860,16 @@ def _share(flags):
     return round(float(np.mean(flags)), 4) if flags else None
 
 
+def _policies(rows):
+    """The policies the rows compare, in ``ALL_POLICIES`` order."""
+    present = set(rows[0]['performance']) if rows else set(POLICIES)
+    return [p for p in ALL_POLICIES if p in present]
+
+
 def _compact(rows):
     return {p: {k: v for k, v in _policy_summary(rows, p).items()
-                if k in ('ratio_to_oracle', 'qos_met')} for p in POLICIES}
+                if k in ('ratio_to_oracle', 'qos_met')}
+            for p in _policies(rows)}
 
 
 def _phases(rows, first_rejected):
@@ -853,8 +925,9 @@ def _calibration(rows):
 
 
 def summarise_mode(rows, mode, extra):
+    policies = _policies(rows)
     result = {'mode': mode, 'requests': len(rows),
-              'policies': {p: _policy_summary(rows, p) for p in POLICIES},
+              'policies': {p: _policy_summary(rows, p) for p in policies},
               'per_profile': {}, 'per_flavor': {}}
     for key, names, field in (('per_profile', PROFILES, 'profile'),
                               ('per_flavor', [f['name'] for f in FLAVORS],
@@ -866,8 +939,16 @@ def summarise_mode(rows, mode, extra):
             result[key][name] = {
                 p: {k: v for k, v in _policy_summary(subset, p).items()
                     if k in ('ratio_to_oracle', 'qos_met')}
-                for p in POLICIES}
+                for p in policies}
             result[key][name]['requests'] = len(subset)
+    result['confidence_calibration'] = _calibration(rows)
+    result.update(extra)
+    if mode in ('arrivals', 'fill'):
+        result['phases'] = _phases(rows, extra.get('first_rejected_request'))
+        result['by_arrival_quarter'] = _quarters(rows,
+                                                 extra['requests_drawn'])
+    if not {'shadow', 'shadow_only', 'nova'} <= set(policies):
+        return result
     shadow = result['policies']['shadow']
     nova = result['policies']['nova']
     result['margin_over_nova'] = {
@@ -884,12 +965,6 @@ def summarise_mode(rows, mode, extra):
         'shadow_qos_met>=0.95': shadow['qos_met'] >= 0.95,
         'shadow_ahead_of_nova': (shadow['ratio_to_oracle']
                                  > nova['ratio_to_oracle'])}
-    result['confidence_calibration'] = _calibration(rows)
-    result.update(extra)
-    if mode in ('arrivals', 'fill'):
-        result['phases'] = _phases(rows, extra.get('first_rejected_request'))
-        result['by_arrival_quarter'] = _quarters(rows,
-                                                 extra['requests_drawn'])
     return result
 
 
@@ -905,6 +980,18 @@ def run(args):
         'benchmark': 'placement_quality', 'seed': args.seed,
         'requests_drawn': args.requests,
         'traces': args.traces or 'bundled sample',
+        'cluster': args.cluster or 'bundled cluster.yaml',
+        'policies': args.policies,
+        'peer_settings': {
+            'scrape_s': peer_policies.SCRAPE_S,
+            'delay_s': peer_policies.DELAY_S,
+            'window_s': peer_policies.WINDOW_S,
+            'nova_report_s': peer_policies.NOVA_REPORT_S,
+            '[metrics] weight_setting': 'cpu.percent=-1.0',
+            '[metrics] weight_multiplier':
+                peer_policies.METRICS_MULTIPLIER,
+            'in_flight': 'flavor vCPUs fully busy for the part of the '
+                         'metrics window before the VM started'},
         'ranker': '%s.%s' % (analyzer_mod.Analyzer.__module__,
                              analyzer_mod.Analyzer.__qualname__),
         'assembled_by': 'shadow_service.service.build',
@@ -959,20 +1046,22 @@ def print_table(result):
     for mode, summary in result['modes'].items():
         print('\nmode %s: %d requests, %.0f s wall'
               % (mode, summary['requests'], summary['wall_s']))
-        print('%-11s %15s %8s %10s %14s' % ('policy', 'ratio_to_oracle',
+        print('%-17s %15s %8s %10s %14s' % ('policy', 'ratio_to_oracle',
                                            'qos_met', 'same_host',
                                            'shadow_host_s'))
         for policy, row in summary['policies'].items():
-            print('%-11s %15.3f %8.3f %10.3f %14.0f' % (
+            print('%-17s %15.3f %8.3f %10.3f %14.0f' % (
                 policy, row['ratio_to_oracle'], row['qos_met'],
                 row['same_host_as_oracle'], row['shadow_host_seconds']))
+        present = list(summary['policies'])
         print('per profile (ratio_to_oracle / qos_met):')
         for name, row in summary['per_profile'].items():
             print('  %-10s n=%-3d %s' % (name, row['requests'], '  '.join(
                 '%s %.3f/%.2f' % (p, row[p]['ratio_to_oracle'],
-                                  row[p]['qos_met']) for p in POLICIES)))
-        print('margin of nova-shadow over Nova defaults: %s'
-              % summary['margin_over_nova'])
+                                  row[p]['qos_met']) for p in present)))
+        if 'margin_over_nova' in summary:
+            print('margin of nova-shadow over Nova defaults: %s'
+                  % summary['margin_over_nova'])
         calib = summary.get('confidence_calibration')
         if calib:
             print('ranking confidence: mean %.3f, top host right %.3f, '
@@ -989,8 +1078,9 @@ def print_table(result):
         for phase, row in phases.items():
             print('  %-24s n=%-3d %s' % (phase, row['requests'], '  '.join(
                 '%s %.3f/%.2f' % (p, row[p]['ratio_to_oracle'],
-                                  row[p]['qos_met']) for p in POLICIES)))
-        print('aims: %s' % summary['aims'])
+                                  row[p]['qos_met']) for p in present)))
+        if 'aims' in summary:
+            print('aims: %s' % summary['aims'])
         for policy, use in summary.get('history_use', {}).items():
             print('history of %s: %d answered from history alone, %d '
                   'contention refits, %d evaluations given models %s'
@@ -1034,6 +1124,13 @@ def main(argv=None):
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')
+    parser.add_argument('--cluster', help='the twin\'s cluster file '
+                        '(default: the bundled 16-host, three-class one)')
+    parser.add_argument('--policies', default=','.join(POLICIES),
+                        help='comma-separated policies to compare, of %s '
+                        '(default: %%(default)s; the oracle always runs; '
+                        'arrivals and fill modes only when it differs)'
+                        % ', '.join(ALL_POLICIES))
     parser.add_argument('--traces', help='trace directory (default: the '
                         'bundled sample)')
     parser.add_argument('--out', help='results file (default: '
@@ -1044,6 +1141,17 @@ def main(argv=None):
                         'to ROWS.<mode>.json')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
+    chosen = [p.strip() for p in args.policies.split(',') if p.strip()]
+    unknown = sorted(set(chosen) - set(ALL_POLICIES))
+    if unknown:
+        parser.error('--policies: unknown policy %s (known: %s)'
+                     % (', '.join(unknown), ', '.join(ALL_POLICIES)))
+    args.policies = [p for p in ALL_POLICIES
+                     if p in chosen or p == 'oracle']
+    if args.policies != list(POLICIES) and args.mode in ('independent',
+                                                         'all'):
+        parser.error('--policies: only the default policies run in '
+                     'independent mode; choose --mode arrivals or fill')
     logging.basicConfig(level=logging.INFO if args.verbose
                         else logging.WARNING)
     if args.out is None:

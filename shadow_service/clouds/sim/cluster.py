@@ -3,8 +3,10 @@
 A cluster file is YAML (see ``data/cluster.yaml``, the default 16-host,
 3-class cluster) with four sections: ``assumptions`` (conversion constants),
 ``classes`` (hardware), ``tenants`` (how background tenants are drawn) and
-``hosts`` (name, class and optionally explicit tenants).  Load one with
-:func:`load_cluster`.
+``hosts`` (name, class and optionally explicit tenants), and optionally a
+fifth, ``neighbours``: synthetic noisy neighbours (a steady or bursty
+demand of CPU, memory bandwidth, disk and network that no trace has) and
+the share of hosts that carry each.  Load one with :func:`load_cluster`.
 
 Any host name can be asked for, not only those in the file: an unknown host
 gets a class and its tenants drawn from the seed and its name
@@ -51,6 +53,16 @@ DEFAULT_TENANT_POLICY = {
 }
 
 
+#: Fields of a noisy neighbour (``neighbours`` section); the demand
+#: fields are the levels while it is busy.
+NEIGHBOUR_FIELDS = ('vcpus', 'ram_mb', 'busy_vcpus', 'mem_gbps',
+                    'disk_iops', 'net_mbps')
+#: Optional fields: ``share`` of hosts drawn to carry one; a bursty
+#: neighbour is busy ``burst_s`` of every ``period_s`` (at a phase drawn
+#: per host) and at ``quiet`` times its levels otherwise.
+NEIGHBOUR_OPTIONAL = ('share', 'period_s', 'burst_s', 'quiet')
+
+
 class ClusterError(Exception):
     """A cluster file is missing, malformed or inconsistent."""
 
@@ -78,14 +90,44 @@ class HostClass:
 
 
 @dataclasses.dataclass(frozen=True)
-class TenantSpec:
-    """One background tenant: which trace, shifted by how many steps."""
+class Neighbour:
+    """A synthetic noisy neighbour: demand while busy (units in the field
+    names) and, when ``period_s`` is set, a burst of ``burst_s`` every
+    ``period_s`` with ``quiet`` times the levels in between."""
 
-    kind: str           # 'bitbrains' or 'planetlab'
+    name: str
+    vcpus: int
+    ram_mb: int
+    busy_vcpus: float
+    mem_gbps: float
+    disk_iops: float
+    net_mbps: float
+    share: float = 0.0
+    period_s: float = 0.0
+    burst_s: float = 0.0
+    quiet: float = 0.0
+
+    def level(self, elapsed_s, phase_s=0.0):
+        """Multiplier of the busy levels at ``elapsed_s`` (array)."""
+        elapsed_s = np.asarray(elapsed_s, dtype=float)
+        if not self.period_s:
+            return np.ones_like(elapsed_s)
+        position = np.mod(elapsed_s - phase_s, self.period_s)
+        return np.where(position < self.burst_s, 1.0, self.quiet)
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantSpec:
+    """One background tenant: which trace, shifted by how many steps, or
+    a synthetic :class:`Neighbour` (``kind`` 'neighbour', no path)."""
+
+    kind: str           # 'bitbrains', 'planetlab' or 'neighbour'
     path: str
     offset_steps: int
     vcpus: int = 0      # 0: the trace's own size
     ram_mb: int = 0
+    neighbour: Neighbour = None
+    phase_s: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +172,44 @@ def _parse_class(name, spec):
                      vcpu_allocation_ratio=ratio, **values)
 
 
+def _parse_neighbour(name, spec):
+    if not isinstance(spec, dict):
+        raise ClusterError('neighbour %r must be a mapping' % name)
+    missing = [f for f in NEIGHBOUR_FIELDS if f not in spec]
+    if missing:
+        raise ClusterError('neighbour %r lacks %s'
+                           % (name, ', '.join(missing)))
+    unknown = sorted(set(spec) - set(NEIGHBOUR_FIELDS)
+                     - set(NEIGHBOUR_OPTIONAL) - {'description'})
+    if unknown:
+        raise ClusterError('neighbour %r: unknown field(s) %s'
+                           % (name, ', '.join(unknown)))
+    values = {}
+    for field in NEIGHBOUR_FIELDS + NEIGHBOUR_OPTIONAL:
+        if field not in spec:
+            continue
+        value = spec[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or value < 0:
+            raise ClusterError('neighbour %r: %s must be a number >= 0, '
+                               'got %r' % (name, field, value))
+        values[field] = value
+    if values['vcpus'] < 1 or values['ram_mb'] < 1:
+        raise ClusterError('neighbour %r: vcpus and ram_mb must be >= 1'
+                           % name)
+    if values['busy_vcpus'] > values['vcpus']:
+        raise ClusterError('neighbour %r: busy_vcpus exceeds vcpus' % name)
+    if values.get('period_s') and not \
+            0 < values.get('burst_s', 0) <= values['period_s']:
+        raise ClusterError('neighbour %r: burst_s must be in (0, period_s]'
+                           % name)
+    if values.get('quiet', 0) > 1:
+        raise ClusterError('neighbour %r: quiet must be in [0, 1]' % name)
+    values['vcpus'] = int(values['vcpus'])
+    values['ram_mb'] = int(values['ram_mb'])
+    return Neighbour(name=name, **values)
+
+
 class Cluster:
     """Parsed cluster file plus the trace library its tenants replay."""
 
@@ -147,6 +227,12 @@ class Cluster:
             raise ClusterError('a cluster file needs at least one class')
         self.classes = {name: _parse_class(name, spec)
                         for name, spec in classes.items()}
+        self.neighbours = {
+            name: _parse_neighbour(name, spec)
+            for name, spec in (data.get('neighbours') or {}).items()}
+        if sum(n.share for n in self.neighbours.values()) > 1.0 + 1e-9:
+            raise ClusterError('the neighbours\' shares add up to more '
+                               'than 1')
         self._declared = {}
         for entry in data.get('hosts') or []:
             self._declare_host(entry)
@@ -159,6 +245,11 @@ class Cluster:
             raise ClusterError('host %s: unknown class %r (known: %s)'
                                % (entry['name'], class_name,
                                   ', '.join(sorted(self.classes))))
+        for name in entry.get('neighbours') or ():
+            if name not in self.neighbours:
+                raise ClusterError('host %s: unknown neighbour %r (known: '
+                                   '%s)' % (entry['name'], name, ', '.join(
+                                       sorted(self.neighbours)) or 'none'))
         self._declared[str(entry['name'])] = entry
 
     @property
@@ -173,12 +264,34 @@ class Cluster:
             host_class = self._derived_class(name)
         else:
             host_class = self.classes[entry['class']]
+        neighbours = self._neighbours(name, entry)
         if entry is not None and entry.get('tenants') is not None:
-            tenants = tuple(self._explicit_tenant(name, t)
-                            for t in entry['tenants'])
+            tenants = neighbours + tuple(self._explicit_tenant(name, t)
+                                         for t in entry['tenants'])
         else:
-            tenants = self._drawn_tenants(name, host_class)
+            tenants = self._drawn_tenants(name, host_class, neighbours)
         return HostSpec(name=name, host_class=host_class, tenants=tenants)
+
+    def _neighbours(self, name, entry):
+        """The noisy neighbours of host ``name``: those its entry lists,
+        else at most one drawn by the neighbours' shares (from the seed
+        and the name); a bursty one gets a phase drawn the same way."""
+        rng = stable_rng(self.seed, 'neighbours', name)
+        draw, phase = rng.random(), rng.random()
+        if entry is not None and entry.get('neighbours') is not None:
+            chosen = [self.neighbours[n] for n in entry['neighbours']]
+        else:
+            chosen, edge = [], 0.0
+            for kind in self.neighbours.values():
+                edge += kind.share
+                if draw < edge:
+                    chosen = [kind]
+                    break
+        return tuple(TenantSpec(kind='neighbour', path='', offset_steps=0,
+                                vcpus=kind.vcpus, ram_mb=kind.ram_mb,
+                                neighbour=kind,
+                                phase_s=phase * (kind.period_s or 0.0))
+                     for kind in chosen)
 
     def _derived_class(self, name):
         names = sorted(self.classes)
@@ -197,7 +310,11 @@ class Cluster:
                           vcpus=int(spec.get('vcpus', 0)),
                           ram_mb=int(spec.get('ram_mb', 0)))
 
-    def _drawn_tenants(self, name, host_class):
+    def _drawn_tenants(self, name, host_class, neighbours=()):
+        """Trace tenants drawn until the host's budgets are spent; the
+        ``neighbours`` come first and count against the RAM budget, so a
+        host with a noisy neighbour has as much RAM allocated as the
+        others (its vCPUs allocated grow by the neighbour's)."""
         policy = self.tenant_policy
         rng = stable_rng(self.seed, 'tenants', name)
         low, high = (host_class.vcpu_allocation_ratio
@@ -205,7 +322,9 @@ class Cluster:
         vcpu_budget = host_class.cores * rng.uniform(low, high)
         ram_budget = host_class.memory_mb * policy['max_ram_fill']
         paths = self.library.paths
-        tenants, vcpus, ram_mb = [], 0, 0
+        tenants = list(neighbours)
+        vcpus = 0
+        ram_mb = sum(t.ram_mb for t in neighbours)
         for _attempt in range(64):
             tenant = self._draw_tenant(rng, paths)
             trace = self.library.load(tenant.kind, tenant.path)

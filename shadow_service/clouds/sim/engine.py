@@ -128,7 +128,8 @@ class SimHost:
         self.assumptions = assumptions
         self.tenants = []
         for tenant in spec.tenants:
-            trace = library.load(tenant.kind, tenant.path)
+            trace = (None if tenant.neighbour is not None
+                     else library.load(tenant.kind, tenant.path))
             self.tenants.append((tenant, trace))
 
     @property
@@ -151,6 +152,15 @@ class SimHost:
         per_core = self.assumptions['mem_gbps_per_busy_core']
         io_kb = self.assumptions['io_size_kb']
         for tenant, trace in self.tenants:
+            if tenant.neighbour is not None:
+                kind = tenant.neighbour
+                level = kind.level(np.asarray(times, dtype=float)
+                                   - self.trace_epoch, tenant.phase_s)
+                total['busy_vcpus'] += kind.busy_vcpus * level
+                total['mem_gbps'] += kind.mem_gbps * level
+                total['disk_iops'] += kind.disk_iops * level
+                total['net_mbps'] += kind.net_mbps * level
+                continue
             vcpus = tenant.vcpus or trace.vcpus
             index = (low + tenant.offset_steps) % trace.steps
             following = (index + 1) % trace.steps

@@ -62,3 +62,74 @@ def test_class_missing_a_field_is_rejected(tmp_path):
 def test_missing_file_is_a_cluster_error(tmp_path):
     with pytest.raises(cluster.ClusterError):
         cluster.load_cluster(str(tmp_path / 'missing.yaml'))
+
+
+def _neighbour_cluster(tmp_path, neighbours, hosts=None, seed=1):
+    data = yaml.safe_load(open(cluster.DEFAULT_CLUSTER_FILE))
+    data['neighbours'] = neighbours
+    if hosts is not None:
+        data['hosts'] = hosts
+    path = tmp_path / 'c.yaml'
+    path.write_text(yaml.safe_dump(data))
+    return cluster.load_cluster(str(path), seed=seed)
+
+
+DISK_HEAVY = {'vcpus': 4, 'ram_mb': 16384, 'busy_vcpus': 0.5,
+              'mem_gbps': 0.5, 'disk_iops': 35000, 'net_mbps': 5}
+
+
+def test_neighbours_are_drawn_by_share_and_count_against_ram(tmp_path):
+    half = _neighbour_cluster(tmp_path, {'disk': dict(DISK_HEAVY,
+                                                      share=0.5)})
+    carriers = 0
+    for name in half.host_names:
+        spec = half.host_spec(name)
+        kinds = [t.neighbour.name for t in spec.tenants if t.neighbour]
+        assert kinds in ([], ['disk'])
+        carriers += bool(kinds)
+        ram = sum(t.ram_mb or half.library.load(t.kind, t.path).ram_mb
+                  for t in spec.tenants)
+        assert ram <= spec.host_class.memory_mb * 0.85
+    assert 3 <= carriers <= 13
+    none = _neighbour_cluster(tmp_path, {'disk': dict(DISK_HEAVY,
+                                                      share=0.0)})
+    assert not any(t.neighbour for n in none.host_names
+                   for t in none.host_spec(n).tenants)
+
+
+def test_a_host_may_name_its_neighbours(tmp_path):
+    named = _neighbour_cluster(
+        tmp_path, {'disk': DISK_HEAVY},
+        hosts=[{'name': 'a', 'class': 'general', 'neighbours': ['disk']},
+               {'name': 'b', 'class': 'general', 'tenants': [],
+                'neighbours': ['disk']},
+               {'name': 'c', 'class': 'general'}])
+    assert [t.neighbour.name for t in named.host_spec('a').tenants
+            if t.neighbour] == ['disk']
+    assert [t.kind for t in named.host_spec('b').tenants] == ['neighbour']
+    assert not any(t.neighbour for t in named.host_spec('c').tenants)
+
+
+@pytest.mark.parametrize('change, message', [
+    ({'disk_iops': -1}, 'disk_iops must be a number'),
+    ({'busy_vcpus': 9}, 'busy_vcpus exceeds vcpus'),
+    ({'period_s': 100, 'burst_s': 200}, 'burst_s must be in'),
+    ({'quiet': 2}, 'quiet must be in'),
+    ({'colour': 'red'}, 'unknown field'),
+])
+def test_a_bad_neighbour_is_rejected_naming_the_field(tmp_path, change,
+                                                      message):
+    with pytest.raises(cluster.ClusterError, match=message):
+        _neighbour_cluster(tmp_path, {'disk': dict(DISK_HEAVY, **change)})
+
+
+def test_neighbours_missing_fields_or_over_shared_are_rejected(tmp_path):
+    with pytest.raises(cluster.ClusterError, match='lacks mem_gbps'):
+        _neighbour_cluster(tmp_path, {'disk': {
+            k: v for k, v in DISK_HEAVY.items() if k != 'mem_gbps'}})
+    with pytest.raises(cluster.ClusterError, match='more than 1'):
+        _neighbour_cluster(tmp_path, {'a': dict(DISK_HEAVY, share=0.6),
+                                      'b': dict(DISK_HEAVY, share=0.6)})
+    with pytest.raises(cluster.ClusterError, match='unknown neighbour'):
+        _neighbour_cluster(tmp_path, {}, hosts=[
+            {'name': 'a', 'class': 'general', 'neighbours': ['disk']}])

@@ -114,3 +114,31 @@ def test_going_back_in_time_is_refused():
         twin.advance(-1)
     with pytest.raises(ValueError):
         twin.jump_to(twin.clock - 1)
+
+
+def test_a_bursty_neighbour_adds_its_demand_only_in_its_bursts(tmp_path):
+    import yaml
+
+    from shadow_service.clouds.sim import cluster
+    data = yaml.safe_load(open(cluster.DEFAULT_CLUSTER_FILE))
+    data['neighbours'] = {'nightly': {
+        'vcpus': 16, 'ram_mb': 32768, 'busy_vcpus': 16, 'mem_gbps': 16,
+        'disk_iops': 500, 'net_mbps': 10, 'period_s': 43200,
+        'burst_s': 10800, 'quiet': 0.03}}
+    data['hosts'] = [
+        {'name': 'quiet', 'class': 'general', 'tenants': []},
+        {'name': 'noisy', 'class': 'general', 'tenants': [],
+         'neighbours': ['nightly']}]
+    path = tmp_path / 'c.yaml'
+    path.write_text(yaml.safe_dump(data))
+    twin = engine.build_twin(cluster_file=str(path), seed=2, noise_pct=0)
+    assert twin.host('quiet').allocated_vcpus == 0
+    assert twin.host('noisy').allocated_vcpus == 16
+    times = twin.clock + np.arange(0.0, 86400.0, 300.0)
+    busy = twin.host('noisy').background(times)['busy_vcpus']
+    assert set(np.round(busy, 6)) == {16.0, 0.48}
+    # 3 h of every 12 h: a quarter of the day.
+    assert np.mean(busy == 16.0) == pytest.approx(0.25, abs=0.01)
+    assert not twin.host('quiet').background(times)['busy_vcpus'].any()
+    steal = twin.host_observation('noisy', times)['cpu_steal_pct']
+    assert not steal.any()       # 16 busy vCPUs fit 24 threads
