@@ -635,6 +635,17 @@ class _Run:
         self.budget = max(0.0, self.evaluation.budget_s - reserve)
         self.wall_start = wall_start
 
+    def begin(self, wall_start):
+        """Start the clock and boot the first shadows; False (and a
+        warning) when none booted."""
+        self.start_clock(wall_start)
+        self.boot()
+        if not self.running:
+            LOG.warning('Evaluation %s: no shadow booted',
+                        self.evaluation.evaluation_id)
+            return False
+        return True
+
     def report(self, progress, ranking, elapsed):
         """Publish progress; True once the budget is spent."""
         evaluation, budget = self.evaluation, self.budget
@@ -651,13 +662,9 @@ class _Run:
 
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
-        self.start_clock(wall_start)
-        budget = self.budget
-        self.boot()
-        if not self.running:
-            LOG.warning('Evaluation %s: no shadow booted',
-                        evaluation.evaluation_id)
+        if not self.begin(wall_start):
             return None
+        budget = self.budget
         t0 = read_from = ev.driver.now()
         batch_started = t0
         ranking = None
@@ -719,11 +726,7 @@ class _FullRun(_Run):
 
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
-        self.start_clock(wall_start)
-        self.boot()
-        if not self.running:
-            LOG.warning('Evaluation %s: no shadow booted',
-                        evaluation.evaluation_id)
+        if not self.begin(wall_start):
             return None
         t0 = read_from = ev.driver.now()
         while not evaluation.cancelled:
@@ -772,11 +775,7 @@ class _RacingRun(_Run):
 
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
-        self.start_clock(wall_start)
-        self.boot()
-        if not self.running:
-            LOG.warning('Evaluation %s: no shadow booted',
-                        evaluation.evaluation_id)
+        if not self.begin(wall_start):
             return None
         t0 = read_from = ev.driver.now()
         ranking = None

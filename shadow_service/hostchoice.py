@@ -141,9 +141,13 @@ class CostPolicy:
                 entry['performance_score'] = entry['score']
                 entry['score'] = 0.0
                 entry['confidence'] = 1.0
+                # The first reason says why; the evaluator's "not
+                # measured ...; neutral score" no longer holds at score 0.
                 entry['reasons'] = (['may not take the VM: %s'
                                      % excluded[host]]
-                                    + list(entry.get('reasons', [])))
+                                    + [r for r in entry.get('reasons', [])
+                                       if not r.startswith(
+                                           'not measured: may not take')])
             elif host in factors and entry.get('predicted'):
                 factor = factors[host]
                 entry['performance_score'] = entry['score']

@@ -93,8 +93,9 @@ def measured_hosts(ranking):
     """Hosts of ``ranking`` that were measured (the others are listed
     with a neutral score and a "not measured" reason)."""
     return [h['host'] for h in ranking['hosts']
-            if not h['reasons'] or not h['reasons'][0].startswith(
-                'not measured')]
+            if h.get('predicted') or not any(
+                r.startswith(('not measured', 'may not take the VM'))
+                for r in h['reasons'])]
 
 
 def sample(metric, value, when=None, **tags):

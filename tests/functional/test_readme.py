@@ -9,6 +9,7 @@ test before it can land.
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -202,9 +203,17 @@ def test_the_light_install_pulls_in_nothing_heavy(tmp_path):
     venv = tmp_path / 'nova-venv'
     made = _run('%s -m venv %s' % (sys.executable, venv), REPO)
     assert made.returncode == 0, made.stderr
-    # The README's command, with this venv's pip as Nova's.
-    installed = _run('%s/bin/pip install -q -c upper-constraints.txt .'
-                     % venv, REPO, timeout=600)
+    # A copy of the checkout: building the package writes its metadata
+    # (an egg-info) into the source tree, which would shadow the installed
+    # entry points of every later command run from the checkout.
+    source = tmp_path / 'source'
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        '.git', '.venv', '.tox', '*.egg-info', '__pycache__', 'build',
+        'doc'))
+    # The README's command, with this venv's pip as Nova's (pbr takes
+    # the version from the environment: the copy has no git history).
+    installed = _run('PBR_VERSION=0.1.0 %s/bin/pip install -q -c '
+                     'upper-constraints.txt .' % venv, source, timeout=600)
     assert installed.returncode == 0, installed.stderr
     listed = _run('%s/bin/pip list --format freeze' % venv, REPO)
     names = {line.split('==')[0].lower()

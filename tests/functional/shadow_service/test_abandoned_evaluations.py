@@ -25,13 +25,25 @@ def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):
     running = service_support.RunningService(
         rabbit_url, shadow={'max_concurrent_evaluations': 1,
                             'min_run_time': 60,
-                            'confidence_target': 1.0}).start()
+                            'confidence_target': 1.0,
+                            # Measure the whole budget: the racing
+                            # schedule would settle this ranking early.
+                            'evaluation_schedule': 'pool'}).start()
     try:
         running.wait_until_serving()
         api = running.client()
         started = time.monotonic()
-        with pytest.raises(messaging.MessagingTimeout):
-            api.rank_hosts({}, REQUEST, HOSTS, 120.0, timeout=4)
+        # A 120 s budget for a caller that waits 4 s: the service answers
+        # with what it has just before the caller gives up (or, on a
+        # loaded machine, too late for it): either way the evaluation ends
+        # then, not after 120 s.
+        try:
+            ranking = api.rank_hosts({}, REQUEST, HOSTS, 120.0, timeout=4)
+        except messaging.MessagingTimeout:
+            ranking = None
+        if ranking is not None:
+            assert time.monotonic() - started < 5
+            assert ranking['status'] == 'finished'
         # Before: the slot stayed taken for the whole 120 s budget.
         deadline = time.monotonic() + 30
         while running.manager._running and time.monotonic() < deadline:

@@ -193,9 +193,9 @@ def test_racing_measures_only_hosts_that_could_change_the_ranking():
     booted = []
     boot = evaluator.driver.boot_shadows
 
-    def recording_boot(evaluation_id, request, hosts, profile):
+    def recording_boot(evaluation_id, request, hosts, profile, **kwargs):
         booted.extend(hosts)
-        return boot(evaluation_id, request, hosts, profile)
+        return boot(evaluation_id, request, hosts, profile, **kwargs)
 
     evaluator.driver.boot_shadows = recording_boot
     extra = HOSTS + [{'host': 'node-9'}]

@@ -172,26 +172,31 @@ class ShadowsOnRealNovaTest(_ServiceTestBase):
 class FailingHostsDegradeTest(_ServiceTestBase):
 
     def test_quota_and_a_refused_host_leave_those_hosts_unmeasured(self):
-        self.admin_api.update_quota({'instances': 2})
+        self.admin_api.update_quota({'instances': 1})
         host3 = self.admin_api.get_services(binary='nova-compute',
                                             host='host3')[0]
         self.admin_api.put_service(host3['id'], {'status': 'disabled'})
         self.start_shadow_service(openstack={'boot_concurrency': 1})
-        # host3 is refused by the scheduler (its server goes to ERROR with
-        # NoValidHost, and counts against the quota), host1 boots, host2
-        # finds the quota exhausted (at the API, or at the conductor's
-        # re-check: its server goes to ERROR then).
+        # host3's compute service is disabled: the service sees it in the
+        # hosts' availability and boots no shadow there (score 0, with the
+        # reason); host1 boots, host2 finds the quota of one instance
+        # exhausted (at the API, or at the conductor's re-check: its server
+        # goes to ERROR then).
         hosts = [{'host': h} for h in ('host3', 'host1', 'host2')]
 
         ranking, took, guest = self.evaluate(hosts)
 
         self.assertEqual('finished', ranking['status'])
-        self.assertEqual(['host1'], support.measured_hosts(ranking))
+        self.assertEqual(["host1"], support.measured_hosts(ranking))
         self.assertEqual({'host1', 'host2', 'host3'},
                          {h['host'] for h in ranking['hosts']})
         self.assertEqual({'host1'}, {s['host'] for s in guest.seen.values()})
+        by_host = {h['host']: h for h in ranking['hosts']}
+        self.assertEqual(0.0, by_host['host3']['score'])
+        self.assertTrue(by_host['host3']['reasons'][0].startswith(
+            'may not take the VM: '))
         self.assertLessEqual(took, BUDGET + 0.5)
         created = {s['id'] for s in self.admin_api.get_servers(
             detail=True, search_opts={'deleted': True})}
-        self.assertGreaterEqual(len(created), 2)
+        self.assertGreaterEqual(len(created), 1)
         self.assert_nothing_left(created)
