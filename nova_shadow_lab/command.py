@@ -66,10 +66,12 @@ def _parser():
                              '$NOVA_SHADOW_RABBIT_URL or RabbitMQ on '
                              '127.0.0.1:5672)')
     parser.add_argument('--client', choices=['auto', 'cli', 'sdk'],
-                        default='auto',
-                        help='how to boot: the openstack command, '
-                             'openstacksdk, or the command when installed '
-                             '(default: auto)')
+                        default='sdk',
+                        help='how to boot: openstacksdk, the openstack '
+                             'command (its server create looks the image '
+                             'up in an image service, which the lab does '
+                             'not run), or the command when installed '
+                             '(default: %(default)s)')
     parser.add_argument('--preflight', action='store_true',
                         help='first run a pre-flight evaluation over RPC '
                              '(as nova-shadow evaluate --remote); the boot '

@@ -159,7 +159,10 @@ def test_a_sigkilled_service_fails_no_boot_and_leaks_nothing(stack):
     # The scheduler waits out its budget, then Nova's weighers decide.
     server = stack.wait_active(server_id, timeout=180)
     assert server['status'] == 'ACTIVE'
-    assert stack.evaluation_of(server_id) is None
+    # The killed evaluation left only the record of its start: it never
+    # finished (a restarted service reports it ``interrupted``).
+    record = stack.evaluation_of(server_id)
+    assert record is None or record.get('status') == 'running', record
     left = set(stack.leftovers(keep={server_id})['shadows'])
     print('service killed %.1f s after the POST with %d shadows running; '
           'VM ACTIVE on %s %.1f s after the POST; %d shadows left behind'
