@@ -205,12 +205,19 @@ class NovaWeighers:
         weighs every host alike; this one replaces it for the peer."""
         if self._metrics_weigher is None:
             from nova.scheduler.weights import metrics
+
+            # The setting is read once, when the weigher is built; the
+            # process-wide option is put back at once so that no other
+            # Nova in this process (a test's scheduler) inherits it.
             self.conf.set_override('weight_setting', ['cpu.percent=-1.0'],
                                    group='metrics')
-            self.conf.set_override('weight_multiplier',
-                                   peer_policies.METRICS_MULTIPLIER,
-                                   group='metrics')
-            self._metrics_weigher = metrics.MetricsWeigher()
+            try:
+                weigher = metrics.MetricsWeigher()
+            finally:
+                self.conf.clear_override('weight_setting', group='metrics')
+            multiplier = peer_policies.METRICS_MULTIPLIER
+            weigher.weight_multiplier = lambda host_state: multiplier
+            self._metrics_weigher = weigher
         return self._metrics_weigher
 
     def host_state(self, name, view, cpu_percent=None):
