@@ -172,8 +172,9 @@ class ShadowsOnRealNovaTest(_ServiceTestBase):
 class FailingHostsDegradeTest(_ServiceTestBase):
 
     def test_quota_and_a_refused_host_leave_those_hosts_unmeasured(self):
-        # Room for exactly one more instance (Nova is shared by the
-        # module's tests: earlier ones may have left their VMs).
+        # Room for one more instance at most (Nova is shared by the
+        # module's tests: earlier ones may still hold instances, and one
+        # may still be counted while it is being deleted).
         used = self.admin_api.get_limits()['absolute']['totalInstancesUsed']
         self.admin_api.update_quota({'instances': used + 1})
         host3 = self.admin_api.get_services(binary='nova-compute',
@@ -182,24 +183,29 @@ class FailingHostsDegradeTest(_ServiceTestBase):
         self.start_shadow_service(openstack={'boot_concurrency': 1})
         # host3's compute service is disabled: the service sees it in the
         # hosts' availability and boots no shadow there (score 0, with the
-        # reason); host1 boots, host2 finds the quota of one instance
-        # exhausted (at the API, or at the conductor's re-check: its server
-        # goes to ERROR then).
+        # reason); host1 and host2 share what is left of the quota: at
+        # most one of them boots, the other finds the quota exhausted (at
+        # the API, or at the conductor's re-check: its server goes to
+        # ERROR then).
         hosts = [{'host': h} for h in ('host3', 'host1', 'host2')]
 
         ranking, took, guest = self.evaluate(hosts)
 
         self.assertEqual('finished', ranking['status'])
-        self.assertEqual(["host1"], support.measured_hosts(ranking))
+        measured = support.measured_hosts(ranking)
+        self.assertLessEqual(len(measured), 1, measured)
+        self.assertEqual(set(measured),
+                         {s['host'] for s in guest.seen.values()})
         self.assertEqual({'host1', 'host2', 'host3'},
                          {h['host'] for h in ranking['hosts']})
-        self.assertEqual({'host1'}, {s['host'] for s in guest.seen.values()})
         by_host = {h['host']: h for h in ranking['hosts']}
         self.assertEqual(0.0, by_host['host3']['score'])
         self.assertTrue(by_host['host3']['reasons'][0].startswith(
             'may not take the VM: '))
+        for host in {'host1', 'host2'} - set(measured):
+            self.assertEqual(0.0, by_host[host]['confidence'])
+            self.assertIn('no shadow could boot', by_host[host]['reasons'][0])
         self.assertLessEqual(took, BUDGET + 0.5)
         created = {s['id'] for s in self.admin_api.get_servers(
             detail=True, search_opts={'deleted': True})}
-        self.assertGreaterEqual(len(created), 1)
         self.assert_nothing_left(created)
