@@ -84,7 +84,9 @@ def test_worker_error_stops_the_service_instead_of_restarting(
             if line.startswith('shadow-service:')]
     assert len(ours) == 1 and says in ours[0], result.stderr[-3000:]
     log = (tmp_path / 'service.log').read_text()
-    assert 'Child' not in log
+    # One worker, never restarted: the manager may note its exit once
+    # before the SIGTERM the worker sent it stops everything.
+    assert log.count(' exited with status ') <= 1, log[-3000:]
     assert len([line for line in log.splitlines()
                 if ' ERROR ' in line and says in line]) == 1, log[-3000:]
 
