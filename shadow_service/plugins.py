@@ -114,10 +114,3 @@ def plugin_opts(namespaces=OPTION_NAMESPACES, sample=False):
     return [by_group[name] for name in sorted(by_group)]
 
 
-def register_opts(conf, namespaces=OPTION_NAMESPACES):
-    """Register every installed plugin's options on ``conf`` (each group
-    as a private copy, see :mod:`shadow_service.conf.utils`)."""
-    from shadow_service.conf import utils as conf_utils
-
-    for group, opts in plugin_opts(namespaces):
-        conf_utils.register_group_opts(conf, group, opts)

@@ -19,6 +19,7 @@ from shadow_service.conf import metrics
 from shadow_service.conf import notifications
 from shadow_service.conf import prometheus
 from shadow_service.conf import service
+from shadow_service.conf import utils as conf_utils
 from shadow_service.conf import watcher
 
 CONF = cfg.CONF
@@ -30,7 +31,9 @@ _OPT_MODULES = [service, analysis, history, metrics, notifications,
 def register_opts(conf):
     for module in _OPT_MODULES:
         module.register_opts(conf)
-    plugins.register_opts(conf)
+    # Every installed plugin's options, each group as a private copy.
+    for group, opts in plugins.plugin_opts():
+        conf_utils.register_group_opts(conf, group, opts)
 
 
 def list_opts():
