@@ -21,7 +21,9 @@ SQLite here). Measured per request, in the same run:
   on the same HostStates and RequestSpec: the baseline; and Nova's
   ``RAMWeigher`` alone (``nova_ram``: what the handler costs around any
   one weigher); with the circuit open or no hint, also the weigher's own
-  ``weigh_objects`` without the handler (``shadow_own``);
+  ``weigh_objects`` without the handler (``shadow_own``: what the
+  weigher adds when it sends nothing, the figure the circuit-open aim is
+  judged on);
 * ``floor``: the same weigher against an endpoint in this process that
   answers at once with the reply the service gave (``full``) or with only
   each host's name, score and confidence (``compact``): the transport and
@@ -445,7 +447,11 @@ def run(args):
             service.kill()
     by_name = {(c['case'], c['hosts']): c for c in cases}
     p99_1000 = by_name[('boot, prior', 1000)]['shadow']['p99_ms']
-    p99_open = by_name[('circuit open', 1000)]['shadow']['p99_ms']
+    # With the circuit open nothing is sent: what the weigher adds is its
+    # own weigh_objects (Nova's handler around it costs what it costs
+    # around any weigher: see nova_ram_weigher).
+    p99_open = by_name[('circuit open', 1000)][
+        'shadow_weigh_objects_only']['p99_ms']
     result = {
         'benchmark': 'scheduler_overhead',
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),

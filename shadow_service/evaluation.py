@@ -48,6 +48,7 @@ from shadow_service import hostchoice
 from shadow_service import learners as learners_mod
 from shadow_service import logsafe
 from shadow_service import measurements as names
+from shadow_service import priorsamples
 from shadow_service import racing
 from shadow_service.analysis import scaleup
 from shadow_service.history import base as history_base
@@ -62,6 +63,9 @@ NEUTRAL_SCORE = 50.0
 CLEANUP_RESERVE_S = 0.5
 # Earlier evaluations whose shadow samples may form a prior.
 PRIOR_EVALUATIONS = 50
+#: Workload keys of recorded evaluations kept in memory (then forgotten
+#: and read again).
+WORKLOAD_KEYS_KEPT = 100000
 #: How an evaluation spends its budget (see the module docstring).
 SCHEDULES = ('racing', 'pool', 'full')
 #: Share of ``settle_margin`` below which a host's expected improvement
@@ -136,6 +140,10 @@ class Evaluator:
         self.prior_lookback = prior_lookback
         self.profile_dirs = tuple(profile_dirs)
         self.inline_profile_allow = tuple(inline_profile_allow)
+        # The samples earlier evaluations left, kept between requests.
+        self.prior_samples = priorsamples.PriorSamples(
+            history, prior_lookback, keep=PRIOR_EVALUATIONS)
+        self._workload_keys = {}
         learners = learners or learners_mod.Learners()
         # Optional ContentionLearner: its models join the analyzer's.
         self.learner = learners.contention
@@ -303,53 +311,53 @@ class Evaluator:
     def _prior(self, profile, host_names, features, scale, analyzer,
                request=None):
         """A ranking from earlier shadows of the same workload (profile,
-        flavor size, profile scale) on these hosts."""
-        wanted = set(host_names)
-        observations = collections.defaultdict(
-            lambda: collections.defaultdict(list))
-        newest = {}
+        flavor size, profile scale) on these hosts (the samples are kept
+        between requests: :mod:`shadow_service.priorsamples`)."""
+        observations, newest = {}, {}
         now = self.driver.now()
         if self.prior_lookback > 0:
             try:
-                points = self.history.query_points(
-                    names.SHADOW_SAMPLE, {names.TAG_PROFILE: profile.name},
-                    start=now - self.prior_lookback, end=now)
-                same = self._same_workload(points, request, profile.name)
+                same = self._same_workload(
+                    self.prior_samples.evaluations(profile.name, now),
+                    request, profile.name)
+                observations, newest = self.prior_samples.observations(
+                    profile.name, same, host_names, now)
             except Exception:
                 LOG.exception('Reading the history for a prior failed; '
                               'measuring every candidate')
-                points = []
-            for point in points:
-                host = point.tags.get(names.TAG_HOST)
-                if host not in wanted or point.tags.get(
-                        names.TAG_EVALUATION) not in same:
-                    continue
-                observations[host][point.tags.get(names.TAG_METRIC)].append(
-                    float(point.fields[names.FIELD_VALUE]))
-                newest[host] = max(newest.get(host, point.time), point.time)
+                observations, newest = {}, {}
         return analyzer.rank(
-            profile.sensitivity,
-            {h: dict(m) for h, m in observations.items()},
+            profile.sensitivity, observations,
             host_features=features, scale=scale,
             data_age_s={h: now - t for h, t in newest.items()})
 
-    def _same_workload(self, points, request, profile_name):
+    def _same_workload(self, last_seen, request, profile_name):
         """Ids of the newest ``PRIOR_EVALUATIONS`` earlier evaluations
-        among ``points`` whose recorded request is the same workload."""
-        last_seen = {}
-        for point in points:
-            evaluation_id = point.tags.get(names.TAG_EVALUATION)
-            last_seen[evaluation_id] = max(
-                last_seen.get(evaluation_id, point.time), point.time)
-        newest_first = sorted(last_seen, key=last_seen.get, reverse=True)
+        (``last_seen``: ``{id: time of its newest sample}``) whose recorded
+        request is the same workload."""
+        newest_first = sorted(last_seen, key=lambda e: (last_seen[e], e),
+                              reverse=True)
         key = learner_base.workload_key(request, profile_name)
         same = set()
         for evaluation_id in newest_first[:PRIOR_EVALUATIONS]:
-            record = self.history.get_evaluation(evaluation_id)
-            if record and learner_base.workload_key(
-                    record.get('request'), profile_name) == key:
+            if self._workload_of(evaluation_id, profile_name) == key:
                 same.add(evaluation_id)
         return same
+
+    def _workload_of(self, evaluation_id, profile_name):
+        """The workload key of a recorded evaluation (kept: a record's
+        request never changes); None without a record."""
+        key = self._workload_keys.get(evaluation_id)
+        if key is None:
+            record = self.history.get_evaluation(evaluation_id)
+            if not record:
+                return None
+            key = learner_base.workload_key(record.get('request'),
+                                            profile_name)
+            if len(self._workload_keys) >= WORKLOAD_KEYS_KEPT:
+                self._workload_keys.clear()
+            self._workload_keys[evaluation_id] = key
+        return key
 
     def _cleanup_reserve(self):
         return max(CLEANUP_RESERVE_S,
@@ -443,6 +451,10 @@ class Evaluator:
         # What the scale-up learner pairs the shadow with the placed VM by.
         record['scale'] = getattr(evaluation, 'scale', None)
         when = self._now()
+        if shadow_seconds > 0:
+            # Its samples join the next prior of this profile at once.
+            self.prior_samples.invalidate(
+                getattr(getattr(evaluation, 'profile', None), 'name', None))
         try:
             # The driver's clock, like the samples': the prior's and the
             # learner's lookbacks then compare like with like.

@@ -31,6 +31,7 @@ import dataclasses
 
 import numpy as np
 
+from shadow_service.analysis import confidence as confidence_lib
 from shadow_service.analysis import score as score_lib
 from shadow_service.workloads import catalogue
 
@@ -83,6 +84,7 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     sds = np.array([[h.uncertainty.get(m, 0.0) if m in h.predicted
                      else np.nan for m in metrics] for h in hosts],
                    dtype=float)
+    draws = confidence_lib.bounded_draws(draws, len(hosts))
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(values.shape + (draws,))
     drawn = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise

@@ -242,3 +242,25 @@ def test_forecast_uses_the_configured_default():
     ses = make_analyzer(forecaster="naive").forecast(
         values, step_s=60, horizon_steps=5)
     assert ses.model == "naive"
+
+
+def test_estimates_kept_per_samples_are_the_estimates_computed_afresh():
+    """``from_samples`` keeps what the samples alone give; the age is
+    applied on every call, and a kept estimate is not shared."""
+    from shadow_service.analysis import estimate
+
+    samples = [100.0, 104.0, None, 98.0, 101.0, 250.0, 99.0]
+    estimate._KEPT.clear()
+    first = estimate.from_samples('cpu_ops_per_s', samples,
+                                  data_age_s=3600.0)
+    assert len(estimate._KEPT) == 1
+    again = estimate.from_samples('cpu_ops_per_s', list(samples),
+                                  data_age_s=3600.0)
+    assert again == first and again.notes is not first.notes
+    young = estimate.from_samples('cpu_ops_per_s', samples)
+    assert young.value == first.value and young.sd < first.sd
+    estimate._KEPT.clear()
+    assert estimate.from_samples('cpu_ops_per_s', samples,
+                                 data_age_s=3600.0) == first
+    # Not numbers: estimated without being kept (nothing usable).
+    assert estimate.from_samples('cpu_ops_per_s', ['x', 'y']) is None

@@ -44,3 +44,42 @@ def test_blocks_smaller_than_one_host_still_cover_every_host(monkeypatch):
     np.testing.assert_allclose(
         confidence._pairwise_agreement(drawn, points, 2.0),
         pair_loop(drawn, points, 2.0), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize('hosts', [30, 200])
+def test_the_normal_pairwise_agreement_is_close_to_the_draws(hosts):
+    """Above ``PAIRWISE_DRAWN_HOSTS`` each pair's difference is taken as
+    normal: within a percent of comparing the draws, ties included."""
+    rng = np.random.default_rng(hosts)
+    points = rng.uniform(40.0, 100.0, hosts)
+    points[:3] = 70.0
+    drawn = points[:, None] + rng.normal(0.0, rng.uniform(
+        0.5, 8.0, (hosts, 1)), (hosts, 400))
+    exact = confidence._pairwise_agreement(drawn, points, 2.0)
+    normal = confidence._pairwise_agreement_normal(drawn, points, 2.0)
+    assert np.max(np.abs(exact - normal)) < 0.01
+
+
+def test_draws_shrink_with_many_hosts_but_not_below_the_floor():
+    assert confidence.bounded_draws(400, 16) == 400
+    assert confidence.bounded_draws(400, 128) == 400
+    assert confidence.bounded_draws(400, 256) == 200
+    assert confidence.bounded_draws(400, 1000) == confidence.MIN_DRAWS
+    assert confidence.bounded_draws(50, 1000) == 50
+
+
+def test_a_thousand_hosts_rank_with_a_confidence_for_each():
+    rng = np.random.default_rng(3)
+    values = rng.uniform(50.0, 150.0, (1000, 2))
+    sds = np.full(values.shape, 5.0)
+    weights = {'cpu_ops_per_s': 1.0, 'disk_iops': 1.0}
+    from shadow_service.analysis import score
+    metrics = sorted(weights)
+    point = score.scores(metrics, weights, values)
+    result = confidence.rank_confidence(metrics, weights, values, sds, point)
+    assert result.per_host.shape == (1000,)
+    assert np.all((result.per_host >= 0) & (result.per_host <= 1))
+    # The best host is more often right about its order than the median.
+    best = int(np.argmax(point))
+    assert result.per_host[best] > np.median(result.per_host)
+    assert 0.0 <= result.overall <= 1.0
