@@ -57,6 +57,13 @@ def _service_class():
             LOG.info('shadow-watcher running: policy %s, every %.0f s, %s',
                      self.conf.watcher.policy, interval,
                      'dry-run' if self.conf.watcher.dry_run else 'acting')
+            # A twin that does not pace itself ([sim] speedup 0: as fast as
+            # the machine can) would run the daemon's loop flat out and
+            # fill the history: the daemon runs it at real time.
+            unpaced = getattr(driver, 'speedup', None) == 0
+            if unpaced:
+                LOG.info('The twin runs at real time in the daemon ([sim] '
+                         'speedup 0); set speedup to run it faster')
             while not self._stop.is_set():
                 try:
                     steps = watcher.run_once()
@@ -74,6 +81,8 @@ def _service_class():
                 while waited < interval and not self._stop.is_set():
                     chunk = min(1.0, interval - waited)
                     driver.wait(chunk)
+                    if unpaced:
+                        self._stop.wait(chunk)
                     waited += chunk
                     if watcher.leader is not None:
                         watcher.leader.heartbeat()

@@ -91,3 +91,35 @@ def test_an_unreachable_coordination_backend_stops_it_at_start(tmp_path):
     assert rc == 2 and len(lines) == 1
     assert lines[0].startswith('shadow-watcher: cannot start: coordination '
                                'backend redis://127.0.0.1:1')
+
+
+def test_an_unpaced_twin_runs_at_real_time_in_the_daemon(tmp_path):
+    """``[sim] speedup 0`` (as fast as the machine can) would spin the
+    loop and fill the history; the daemon paces the twin at real time."""
+    path = tmp_path / 'unpaced.conf'
+    path.write_text(open(_conf(tmp_path)).read()
+                    .replace('speedup = 600', 'speedup = 0')
+                    .replace('interval = 60', 'interval = 1'))
+    proc = subprocess.Popen(DAEMON + ['--config-file', str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_env(), start_new_session=True)
+    log = tmp_path / 'watcher.log'
+    try:
+        deadline = time.monotonic() + 60
+        text = ''
+        while time.monotonic() < deadline and 'Run 1:' not in text:
+            text = log.read_text() if log.exists() else ''
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.2)
+        first = time.monotonic()
+        time.sleep(3.0)
+        text = log.read_text()
+        runs = text.count('VMs watched')
+        elapsed = time.monotonic() - first
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        rc = proc.wait(30)
+    assert rc == 0, log.read_text()
+    assert 'The twin runs at real time in the daemon' in text
+    # One run a second (interval 1), not thousands.
+    assert 2 <= runs <= elapsed + 3, runs
