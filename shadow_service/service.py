@@ -94,7 +94,7 @@ def collect_garbage(driver):
     return len(leftovers)
 
 
-def build(conf, *, history=None, driver=None):
+def build(conf, *, history=None, driver=None, owns_shadows=True):
     """Assemble the service ``conf`` describes.
 
     Parameters
@@ -106,6 +106,15 @@ def build(conf, *, history=None, driver=None):
     driver : CloudDriver, optional
         Use this driver (built over ``history``) instead of loading
         ``[shadow] cloud_driver``.
+    owns_shadows : bool
+        True for ``shadow-service``: it deletes the shadows an earlier run
+        left (``[shadow] cleanup_on_start``) and starts what the driver
+        runs beside the evaluations (the ``openstack`` driver's sample
+        collector and periodic garbage collector).  False for a process
+        that boots no shadows (``shadow-watcher``): with the service's
+        identity (the same host or configuration) those would take the
+        service's running shadows for left-overs and delete them, and its
+        collector would compete for the service's port.
 
     Returns
     -------
@@ -122,7 +131,7 @@ def build(conf, *, history=None, driver=None):
     analyzer = analyzer_mod.Analyzer.from_conf(
         conf, load_forecaster=build_load_forecaster(conf, history, driver),
         calibration=learners.calibration)
-    if conf.shadow.cleanup_on_start:
+    if owns_shadows and conf.shadow.cleanup_on_start:
         try:
             collect_garbage(driver)
         except base.CloudError as e:
@@ -130,7 +139,8 @@ def build(conf, *, history=None, driver=None):
             # driver's periodic collector, if it has one, retries.
             LOG.warning('Could not delete left-over shadows at start: %s',
                         e)
-    driver.start()
+    if owns_shadows:
+        driver.start()
     evaluator = evaluation.Evaluator.from_conf(conf, driver, history,
                                                analyzer, learners=learners)
     manager = manager_mod.ShadowManager(
@@ -180,7 +190,10 @@ def build_watcher(conf, *, history=None, driver=None, policy=None,
     from shadow_service.watcher import leader as leader_mod
     from shadow_service.watcher import loop
 
-    parts = build(conf, history=history, driver=driver)
+    # The watcher boots no shadows (its rankings of migration targets
+    # are moves: answered from history): it leaves shadows, their
+    # collector and their clean-up to shadow-service.
+    parts = build(conf, history=history, driver=driver, owns_shadows=False)
     if policy is None:
         policy = loop.load_policy(conf)
     opts = conf.watcher

@@ -202,18 +202,18 @@ Who ranks the hosts a migrating VM may go to.
 
 Possible values:
 
-* ``history``: the shadow service assembled in-process (the same
-  evaluation ``rank_hosts`` runs: the history prior, and shadows on the
-  candidates when the prior is not confident enough), within
-  ``ranking_budget``.
+* ``history``: the shadow service assembled in-process, answering as it
+  answers a live migration: from the history prior alone, without
+  shadows (the watcher boots none).
 * ``rpc``: ``rank_hosts`` of a running ``shadow-service`` over RPC
-  (``[shadow] topic``).
+  (``[shadow] topic``), which boots shadows on the candidates when its
+  prior is not confident enough, within ``ranking_budget``.
 * ``none``: no ranking; migrations are left to Nova's scheduler.
 """),
     cfg.FloatOpt('ranking_budget', default=10.0, min=0.1, max=600.0,
                  help="""
 Seconds the shadow service may take to rank the hosts a migrating VM may
-go to (it may boot shadows on them meanwhile).
+go to (with ``ranker = rpc`` it may boot shadows on them meanwhile).
 
 Related options:
 

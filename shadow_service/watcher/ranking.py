@@ -6,8 +6,9 @@ question the Nova weigher asks, with the same request schema
 (``doc/source/contributor/contracts.rst``):
 
 * :class:`ManagerRanker`: the assembled service's manager in-process
-  (``[watcher] ranker = history``; with a short budget it answers from
-  the history prior);
+  (``[watcher] ranker = history``): a move, answered from the history
+  prior without shadows (the watcher boots none: shadows, their collector
+  and their clean-up belong to ``shadow-service``);
 * :class:`RpcRanker`: ``rank_hosts`` of a running ``shadow-service``
   over RPC (``[watcher] ranker = rpc``).
 """
@@ -47,9 +48,10 @@ class ManagerRanker:
         self.budget_s = budget_s
 
     def __call__(self, instance, profile, hosts):
+        request = dict(ranking_request(instance, profile),
+                       purpose='live-migrate')
         ranking = self.manager.rank_hosts(
-            None, ranking_request(instance, profile),
-            [{'host': h.host} for h in hosts], self.budget_s)
+            None, request, [{'host': h.host} for h in hosts], self.budget_s)
         return _scores(ranking)
 
 
