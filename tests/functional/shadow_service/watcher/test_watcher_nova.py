@@ -17,6 +17,7 @@ from shadow_service import measurements as names
 from shadow_service import service
 from shadow_service.history import base as history_base
 from shadow_service.history import memory
+from shadow_service.watcher import ranking
 from shadow_service.watcher import records
 from tests import openstack_support as support
 
@@ -125,16 +126,34 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                                         ranking_budget=20.0)
         self._measured(driver, app, 'cpu_util_pct', [40.0] * 30)
         self._measured(driver, app, 'cpu_steal_pct', [2.0] * 20 + [30.0] * 20)
+        # shadow-service measures the other hosts for this VM's workload
+        # (its shadows, its collector); the watcher boots none and ranks
+        # from what the service left in history.
+        conf, service_driver = self.make_driver(self.store)
+        measuring = service.build(conf, history=self.store,
+                                  driver=service_driver)
+        self.addCleanup(measuring.close)
+        instance = [i for i in driver.list_instances()
+                    if i.instance_id == app['id']][0]
         guest = support.FakeGuest(self.admin_api)
         guest.start()
         self.addCleanup(guest.stop)
-        step = watcher.run_once()[0]
+        measured = measuring.manager.rank_hosts(
+            None, ranking.ranking_request(instance,
+                                          watcher._profile(instance)),
+            [{'host': 'host2'}, {'host': 'host3'}], 20.0)
         guest.stop()
+        self.assertEqual('shadows', measured['source'])
+        before = {s['id'] for s in self.shadow_servers()}
+        step = watcher.run_once()[0]
+        # The watcher's ranking booted nothing.
+        self.assertLessEqual({s['id'] for s in self.shadow_servers()},
+                             before)
         self.assertEqual(('live_migrate', 'started'),
                          (step.decision.action, step.outcome), step.detail)
         # The host, not the flavor, is short: CPU steal breaks the target.
         self.assertEqual('cpu_steal_pct', step.decision.metric)
-        # host2's shadows measured the most work per second.
+        # host2's shadows measured the most work per second (in history).
         self.assertEqual('host2', step.record['target_host'])
         self.wait_for(lambda: self.api.get_server(app['id'])[
             'OS-EXT-SRV-ATTR:host'] == 'host2', timeout=30,
