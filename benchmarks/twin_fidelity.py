@@ -25,13 +25,22 @@ class (cores = the host's CPU share) and the bundled assumptions
 scenarios with 1 and 3 neighbours, the disk's service time and IOPS
 capacity, the memory system's bandwidth and one worker's stream rate,
 and the share of CPU work that waits on memory (*after*), and reports
-both, with the held-out scenarios (2 neighbours) separately. The twin's
-measurement noise is set from the lab's: the median coefficient of
-variation of a metric's samples within a run.
+both, with the held-out scenarios (2 neighbours) separately. It also
+reports the median coefficient of variation of a metric's samples within
+a run (``lab_noise_cv``), from which the twin's sample noise is set
+(``shadow_service/clouds/sim/noise.py``).
+
+``--lab-results FILE`` re-analyses a stored run without the lab;
+``--confirm FILE`` checks the calibration on another stored run and
+reports how well that run's measured slowdowns agree with this one's (the
+lab's own reproducibility); ``--write-cluster FILE`` writes the calibrated
+twin of the lab hosts (``shadow_service/clouds/sim/data/lab.yaml``).
 
 Writes ``benchmarks/results/twin_fidelity.json``. Needs what the lab needs
-(root, cgroup v1, bubblewrap; see doc/source/lab.rst); run it from the
-checkout root with ``nice -n 10``::
+(root, cgroup v1, bubblewrap; see doc/source/lab.rst) unless
+``--lab-results`` is given; run it from the checkout root with
+``nice -n 10``, on a machine whose load average is below its cores (other
+work confounds the lab)::
 
     nice -n 10 .venv/bin/python benchmarks/twin_fidelity.py [--quick]
 """
