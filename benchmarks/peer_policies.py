@@ -64,7 +64,7 @@ class Monitoring:
 
     Values come from the twin's host observation (the same function
     behind its ``host_metric`` points) on the scrape grid, with the
-    twin's multiplicative measurement noise drawn from an own generator
+    twin's host monitoring noise drawn from an own generator
     (so a peer's queries leave the twin's draws alone).
     """
 
@@ -75,7 +75,7 @@ class Monitoring:
         self.rng = np.random.default_rng([int(seed), 11])
 
     def _noisy(self, values):
-        pct = self.twin.noise_pct
+        pct = self.twin.host_noise_pct
         values = np.asarray(values, dtype=float)
         if not pct:
             return values

@@ -69,6 +69,7 @@ from loadgen import profiles as loadgen_profiles  # noqa: E402
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import service  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
+from shadow_service.clouds.sim import noise as sim_noise  # noqa: E402
 from shadow_service.clouds.sim import traces as traces_mod  # noqa: E402
 from shadow_service.history import sqlite as sqlite_store  # noqa: E402
 from shadow_service.watcher import records  # noqa: E402
@@ -471,8 +472,9 @@ def main(argv=None):
     parser.add_argument('--interval', type=float, default=300.0)
     parser.add_argument('--resize-duration', type=float, default=300.0)
     parser.add_argument('--resize-downtime', type=float, default=60.0)
-    parser.add_argument('--noise', type=float, default=3.0,
-                        help='measurement noise of the samples, %%')
+    parser.add_argument('--noise', type=float, default=sim_noise.NOISE_PCT,
+                        help='measurement noise of the samples, %% '
+                             '(default: the product\'s [sim] noise_pct)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--mode', default='both',
                         choices=['vertical', 'horizontal', 'both'],

@@ -25,13 +25,22 @@ class (cores = the host's CPU share) and the bundled assumptions
 scenarios with 1 and 3 neighbours, the disk's service time and IOPS
 capacity, the memory system's bandwidth and one worker's stream rate,
 and the share of CPU work that waits on memory (*after*), and reports
-both, with the held-out scenarios (2 neighbours) separately. The twin's
-measurement noise is set from the lab's: the median coefficient of
-variation of a metric's samples within a run.
+both, with the held-out scenarios (2 neighbours) separately. It also
+reports the median coefficient of variation of a metric's samples within
+a run (``lab_noise_cv``), from which the twin's sample noise is set
+(``shadow_service/clouds/sim/noise.py``).
+
+``--lab-results FILE`` re-analyses a stored run without the lab;
+``--confirm FILE`` checks the calibration on another stored run and
+reports how well that run's measured slowdowns agree with this one's (the
+lab's own reproducibility); ``--write-cluster FILE`` writes the calibrated
+twin of the lab hosts (``shadow_service/clouds/sim/data/lab.yaml``).
 
 Writes ``benchmarks/results/twin_fidelity.json``. Needs what the lab needs
-(root, cgroup v1, bubblewrap; see doc/source/lab.rst); run it from the
-checkout root with ``nice -n 10``::
+(root, cgroup v1, bubblewrap; see doc/source/lab.rst) unless
+``--lab-results`` is given; run it from the checkout root with
+``nice -n 10``, on a machine whose load average is below its cores (other
+work confounds the lab)::
 
     nice -n 10 .venv/bin/python benchmarks/twin_fidelity.py [--quick]
 """
@@ -50,15 +59,15 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from loadgen import profiles as lg_profiles  # noqa: E402
 from loadgen import userdata as lg_userdata  # noqa: E402
-from nova_shadow_lab import cloud as lab_cloud  # noqa: E402
 from shadow_service.clouds.sim import cluster as sim_cluster  # noqa: E402
 from shadow_service.clouds.sim import engine as sim_engine  # noqa: E402
+from shadow_service.clouds.sim import noise as sim_noise  # noqa: E402
 from shadow_service.clouds.sim import traces as sim_traces  # noqa: E402
 
 RESULTS = os.path.join(REPO, 'benchmarks', 'results', 'twin_fidelity.json')
@@ -85,7 +94,10 @@ NEIGHBOURS = {
 COUNTS = (1, 2, 3)
 FIT_COUNTS = (1, 3)
 LAB_CONFIG = {
-    'lab': {'cgroup_prefix': 'nova-shadow-fidelity'},
+    # The largest cpu.shares the kernel takes (the lab's default is
+    # 10240): the hosts' quotas (0.75 of a CPU in all) hold against
+    # other work on the machine; a host can still use no more than them.
+    'lab': {'cgroup_prefix': 'nova-shadow-fidelity', 'cpu_shares': 262144},
     'defaults': {'resources': {'vcpus': 8, 'memory_mb': 16384,
                                'disk_gb': 200},
                  'share': {'memory_mb': 3072, 'pids_max': 1024}},
@@ -132,6 +144,11 @@ class Lab:
     """The lab's Nova (in this process) and helpers to run scenarios."""
 
     def __init__(self, directory):
+        # Imported here: the twin side (and the tests that check the
+        # calibration with it) needs no Nova.
+        os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
+        from nova_shadow_lab import cloud as lab_cloud
+
         self.cloud = lab_cloud.LabCloud(
             LAB_CONFIG, serve=False, directory=directory,
             flags={'DEFAULT': {'reserved_host_memory_mb': 256}})
@@ -215,10 +232,13 @@ def summarise(samples, warmup_s=1.0):
     return out
 
 
-def run_lab(duration_s, counts, kinds, profiles, log):
+def run_lab(duration_s, counts, kinds, profiles, log, loads=None):
     """Every scenario in the lab: ``{(host, profile, kind, count):
-    summary}`` (kind None, count 0: alone)."""
+    summary}`` (kind None, count 0: alone).  ``loads`` (a dict) gets the
+    machine's 1-minute load average at the end of each scenario: other
+    work on the machine confounds the lab's figures."""
     results = {}
+    loads = {} if loads is None else loads
     neighbour_sets = [(None, 0)] + [(k, c) for k in kinds for c in counts]
     with tempfile.TemporaryDirectory(prefix='twin-fidelity-') as tmp, \
             Lab(tmp) as lab:
@@ -257,6 +277,8 @@ def run_lab(duration_s, counts, kinds, profiles, log):
                     for host, server_id in ids.items():
                         results[(host, profile_name, kind, count)] = \
                             summarise(lab.samples(host, server_id))
+                        loads[(host, profile_name, kind, count)] = round(
+                            os.getloadavg()[0], 2)
                     lab.delete(ids.values())
                     log('lab %-16s x%d %-10s %.1f s: %s' % (
                         kind or 'alone', count, profile_name,
@@ -274,17 +296,18 @@ def run_lab(duration_s, counts, kinds, profiles, log):
 
 # -- the twin --------------------------------------------------------------
 
-def twin_cluster(params):
-    """A twin cluster of one class per lab host: the ``general`` class
-    with ``cores`` = the host's CPU share, overridden by ``params``."""
+def lab_cluster_data(params):
+    """A twin cluster file's contents, one class per lab host: the
+    ``general`` class with ``cores`` = the host's CPU share, overridden by
+    ``params``."""
     with open(sim_cluster.DEFAULT_CLUSTER_FILE) as f:
-        import yaml
-
         data = yaml.safe_load(f)
     general = dict(data['classes']['general'])
     classes = {}
     for name, cpu in HOSTS.items():
-        spec = dict(general, cores=cpu)
+        spec = dict(general, cores=cpu, description=(
+            'lab host: %g CPU of the lab machine; the other figures are '
+            'the general class\'s or fitted' % cpu))
         spec.pop('vcpu_allocation_ratio', None)
         for key in ('disk_iops', 'disk_service_ms', 'mem_bandwidth_gbps'):
             if key in params:
@@ -295,11 +318,15 @@ def twin_cluster(params):
                 'io_cpu_ms_per_op'):
         if key in params:
             assumptions[key] = params[key]
-    return sim_cluster.Cluster(
-        {'assumptions': assumptions, 'classes': classes,
-         'hosts': [{'name': h, 'class': 'lab-%s' % h, 'tenants': []}
-                   for h in HOSTS]},
-        sim_traces.TraceLibrary())
+    return {'assumptions': assumptions, 'classes': classes,
+            'hosts': [{'name': h, 'class': 'lab-%s' % h, 'tenants': []}
+                      for h in HOSTS]}
+
+
+def twin_cluster(params):
+    """The :class:`Cluster` of :func:`lab_cluster_data`."""
+    return sim_cluster.Cluster(lab_cluster_data(params),
+                               sim_traces.TraceLibrary())
 
 
 _PROFILE_CACHE = {}
@@ -311,10 +338,11 @@ def _cached_profile(key, make):
     return _PROFILE_CACHE[key]
 
 
-def run_twin(params, duration_s, counts, kinds, profiles):
+def run_twin(params, duration_s, counts, kinds, profiles, cluster=None):
     """The twin's noise-free metrics for every scenario, same keys as
-    :func:`run_lab`."""
-    cluster = twin_cluster(params)
+    :func:`run_lab`, on ``cluster`` (default: :func:`twin_cluster` of
+    ``params``)."""
+    cluster = cluster or twin_cluster(params)
     results = {}
     for kind, count in [(None, 0)] + [(k, c) for k in kinds
                                       for c in counts]:
@@ -446,6 +474,65 @@ def lab_noise(lab):
     return {m: round(statistics.median(v), 4) for m, v in sorted(cvs.items())}
 
 
+def _key(key):
+    return '%s|%s|%s|%d' % key
+
+
+def confirmation(path, counts, kinds, profiles, lab_slow, before_params,
+                 after_params, duration_s):
+    """The calibration checked on another, independent lab run (its
+    results file): the bundled and the calibrated twin against it, and
+    the first run's measured slowdowns as a predictor of the second's
+    (how well the lab reproduces itself: no twin can be expected to do
+    better)."""
+    with open(path) as f:
+        other = json.load(f)
+    other_lab = load_lab(other)
+    other_slow = slowdowns(other_lab, counts, kinds, profiles)
+    out = {'file': os.path.relpath(path, REPO),
+           'lab_when': other.get('lab_when', other.get('when')),
+           'lab_seconds': other.get('lab_seconds'),
+           'lab_noise_cv': other.get('lab_noise_cv'),
+           'lab_load_average': other.get('lab_load_average'),
+           'lab_means': other['lab_means']}
+    for name, params in (('before', before_params), ('after', after_params)):
+        rows = compare(other_slow, slowdowns(
+            run_twin(params, duration_s, counts, kinds, profiles),
+            counts, kinds, profiles))
+        out[name] = {'median_abs_error': error_summary(rows),
+                     'scenarios': rows}
+    rows = compare(other_slow, lab_slow)
+    out['lab_vs_lab'] = {'median_abs_error': error_summary(rows),
+                         'scenarios': rows}
+    return out
+
+
+def write_cluster(path, params, source):
+    """Write the calibrated lab twin as a cluster file."""
+    header = (
+        '# The twin of the lab hosts of benchmarks/twin_fidelity.py: the\n'
+        '# bundled "general" class with cores = the host\'s CPU share and\n'
+        '# the figures fitted to the lab run in\n'
+        '# %s\n'
+        '# (written by twin_fidelity.py --write-cluster; see\n'
+        '# doc/source/lab.rst).  Fitted:\n' % source
+        + ''.join('#   %s: %s\n' % kv for kv in sorted(params.items())))
+    with open(path, 'w') as f:
+        f.write(header)
+        yaml.safe_dump(lab_cluster_data(params), f, sort_keys=True)
+
+
+def _print_table(title, columns):
+    """One row per metric, one column per ``(name, summary)``."""
+    print('\n%s' % title)
+    print('%-30s' % 'metric' + ''.join('%14s' % n for n, _s in columns))
+    metrics = sorted({m for _n, s in columns for m in (s or {})},
+                     key=lambda m: (':' in m, m))
+    for metric in metrics:
+        print('%-30s' % metric + ''.join(
+            '%14s' % ((s or {}).get(metric, '-')) for _n, s in columns))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--duration', type=float, default=6.0,
@@ -457,6 +544,13 @@ def main(argv=None):
                         help='do not run the lab: compare the twin with '
                              'the lab means and noise of an earlier run\'s '
                              'results file')
+    parser.add_argument('--confirm', default=None, metavar='FILE',
+                        help='check the calibration on another lab run '
+                             '(its results file), and that run against '
+                             'this one')
+    parser.add_argument('--write-cluster', default=None, metavar='FILE',
+                        help='write the calibrated twin of the lab hosts '
+                             'as a cluster file')
     args = parser.parse_args(argv)
     counts = FIT_COUNTS if args.quick else COUNTS
     profiles = PROFILES
@@ -466,6 +560,7 @@ def main(argv=None):
         print(text, flush=True)
 
     started = time.monotonic()
+    loads = {}
     if args.lab_results:
         with open(args.lab_results) as f:
             earlier = json.load(f)
@@ -476,11 +571,16 @@ def main(argv=None):
         lab_seconds = earlier['lab_seconds']
         lab_when = earlier.get('lab_when', earlier['when'])
         noise = earlier['lab_noise_cv']
+        loads = earlier.get('lab_load_average') or {}
+        load_at_end = earlier.get('lab_load_average_at_end',
+                                  earlier.get('load_average_at_end'))
     else:
-        lab = run_lab(args.duration, counts, kinds, profiles, log)
+        lab = run_lab(args.duration, counts, kinds, profiles, log, loads)
         lab_seconds = time.monotonic() - started
         lab_when = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         noise = lab_noise(lab)
+        loads = {_key(k): v for k, v in sorted(loads.items(), key=str)}
+        load_at_end = os.getloadavg()
     lab_slow = slowdowns(lab, counts, kinds, profiles)
 
     before_params = {}
@@ -495,17 +595,19 @@ def main(argv=None):
     result = {
         'benchmark': 'twin_fidelity',
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-        'load_average_at_end': os.getloadavg(),
+        'lab_load_average_at_end': load_at_end,
+        'lab_load_average': loads,
         'hosts_cpu_share': HOSTS,
         'profiles': list(profiles), 'neighbour_kinds': list(kinds),
         'neighbour_counts': list(counts), 'duration_s': args.duration,
         'key_metrics': {p: KEY_METRICS[p] for p in profiles},
         'lab_seconds': round(lab_seconds, 1), 'lab_when': lab_when,
-        'lab_means': {'%s|%s|%s|%d' % k: {m: round(v['mean'], 4)
-                                          for m, v in s.items()}
+        'lab_means': {_key(k): {m: round(v['mean'], 4)
+                                for m, v in s.items()}
                       for k, s in sorted(lab.items(), key=str)},
         'lab_noise_cv': noise,
-        'twin_noise_pct_default': 3.0,
+        'twin_noise_pct_default': sim_noise.NOISE_PCT,
+        'twin_metric_noise_scale_default': sim_noise.METRIC_NOISE_SCALE,
         'before': {'params': before_params or 'bundled general class and '
                    'assumptions', 'median_abs_error': error_summary(before),
                    'scenarios': before},
@@ -518,18 +620,24 @@ def main(argv=None):
                   'scenarios': after},
     }
     result['median_abs_error'] = result['after']['median_abs_error']
-    print('\n%-30s %10s %10s %10s' % ('metric', 'before', 'after',
-                                      'held-out'))
-    for metric in sorted(result['before']['median_abs_error'],
-                         key=lambda m: (':' in m, m)):
-        held = (result['after']['median_abs_error_held_out'] or {}).get(
-            metric)
-        print('%-30s %10s %10s %10s' % (
-            metric, result['before']['median_abs_error'][metric],
-            result['after']['median_abs_error'].get(metric),
-            held if held is not None else '-'))
+    columns = [('before', result['before']['median_abs_error']),
+               ('after', result['after']['median_abs_error']),
+               ('held-out', result['after']['median_abs_error_held_out'])]
+    if args.confirm:
+        result['confirmation'] = confirmation(
+            args.confirm, counts, kinds, profiles, lab_slow, before_params,
+            after_params, args.duration)
+        conf = result['confirmation']
+        columns += [('other:before', conf['before']['median_abs_error']),
+                    ('other:after', conf['after']['median_abs_error']),
+                    ('lab-vs-lab', conf['lab_vs_lab']['median_abs_error'])]
+    _print_table('median abs. error of the predicted slowdown', columns)
     print('lab noise (median CV within a run): %s' % noise)
     print('calibrated: %s' % after_params)
+    if args.write_cluster:
+        write_cluster(args.write_cluster, after_params,
+                      os.path.relpath(args.out, REPO))
+        print('wrote %s' % args.write_cluster)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, 'w') as f:
         json.dump(result, f, indent=1, sort_keys=True)

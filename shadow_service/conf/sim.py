@@ -6,7 +6,9 @@ YAML file, its background load from a directory of real traces.
 """
 
 from oslo_config import cfg
+from oslo_config import types
 
+from shadow_service.clouds.sim import noise
 from shadow_service.conf import utils as conf_utils
 
 sim_group = cfg.OptGroup(
@@ -68,12 +70,65 @@ Possible values:
 """),
     cfg.FloatOpt(
         'noise_pct',
-        default=3.0,
+        default=noise.NOISE_PCT,
         min=0.0,
         max=50.0,
         help="""
 Standard deviation, in percent of the value, of the multiplicative
-measurement noise added to every sample the twin writes.
+measurement noise of every shadow and VM sample the twin writes (metrics
+listed in ``metric_noise_scale`` get a multiple of it).
+
+The default is what the lab measured (``doc/source/lab.rst``): loadgen's
+CPU throughput varied by a median coefficient of variation of 0.11
+between half-second samples of one run. With less noise a few samples
+make any ranking look certain.
+
+Possible values:
+
+* 0: no noise at all (shadow samples and host monitoring), for tests.
+* A percentage up to 50.
+
+Related options:
+
+* ``metric_noise_scale``, ``host_noise_pct``.
+"""),
+    cfg.Opt(
+        'metric_noise_scale',
+        type=types.Dict(types.Float(min=0.0, max=10.0)),
+        default=noise.format_scale(noise.METRIC_NOISE_SCALE),
+        help="""
+Per metric, its samples' noise as a multiple of ``noise_pct``, for the
+metrics that are noisier (or quieter) than CPU throughput. Metrics not
+listed use 1.
+
+The default is the lab's ratio of each metric's coefficient of variation
+to CPU throughput's (disk IOPS and MB/s about twice, disk p95 latency
+about 1.3 times).
+
+Possible values:
+
+* ``metric:multiple`` pairs separated by commas, multiples 0-10, e.g.
+  ``disk_iops:2,disk_p95_latency_ms:1.3``; empty: every metric gets
+  ``noise_pct``.
+
+Related options:
+
+* ``noise_pct``.
+"""),
+    cfg.FloatOpt(
+        'host_noise_pct',
+        default=noise.HOST_NOISE_PCT,
+        min=0.0,
+        max=50.0,
+        help="""
+Standard deviation, in percent of the value, of the multiplicative noise
+of the host monitoring the twin writes (``host_metric``: averages over a
+minute or more, so quieter than a shadow's samples). An assumption, not a
+measurement.
+
+Related options:
+
+* ``noise_pct``: 0 turns this noise off too.
 """),
     cfg.FloatOpt(
         'sample_interval',

@@ -32,6 +32,7 @@ from shadow_service.clouds.sim import cluster
 from shadow_service.clouds.sim import engine
 from shadow_service.clouds.sim import oracle as oracle_mod
 from shadow_service.conf import sim as sim_conf
+from shadow_service.workloads import catalogue
 from shadow_service.workloads import profiles
 
 LOG = logging.getLogger(__name__)
@@ -81,11 +82,18 @@ class SimDriver(base.CloudDriver):
     @classmethod
     def check_config(cls, conf):
         """Raise CloudError when ``[sim] cluster_file`` cannot be read or
-        is not a valid cluster."""
+        is not a valid cluster, or ``[sim] metric_noise_scale`` names a
+        metric the twin does not measure."""
         try:
             cluster.load_cluster(conf.sim.cluster_file, seed=conf.sim.seed)
         except Exception as e:
             raise base.CloudError('[sim] cluster_file: %s' % e) from None
+        known = set(catalogue.METRIC_DIRECTIONS) | set(facts.HOST_METRICS)
+        unknown = sorted(set(conf.sim.metric_noise_scale) - known)
+        if unknown:
+            raise base.CloudError(
+                '[sim] metric_noise_scale: unknown metric %s (known: %s)'
+                % (', '.join(unknown), ', '.join(sorted(known))))
 
     def __init__(self, conf, history, twin=None):
         super().__init__(conf, history)
@@ -98,6 +106,8 @@ class SimDriver(base.CloudDriver):
                 seed=opts.seed, history=history,
                 start_time=opts.start_time,
                 noise_pct=opts.noise_pct,
+                metric_noise_scale=opts.metric_noise_scale,
+                host_noise_pct=opts.host_noise_pct,
                 sample_interval_s=opts.sample_interval,
                 host_metric_interval_s=opts.host_metric_interval)
         twin.history = history
@@ -567,7 +577,8 @@ class SimDriver(base.CloudDriver):
     def _features(self, name, times):
         sim_host = self.twin.host(name)
         hc = sim_host.host_class
-        observed = {metric: self.twin.noisy(values) for metric, values in
+        observed = {metric: self.twin.noisy(values, self.twin.host_noise_pct)
+                    for metric, values in
                     self.twin.host_observation(name, times).items()}
         recent = max(1, int(math.ceil(900.0 / FEATURE_STEP_S)))
         features = {

@@ -26,6 +26,7 @@ import numpy as np
 from shadow_service import hostfacts
 from shadow_service import measurements as names
 from shadow_service.clouds.sim import cluster as cluster_mod
+from shadow_service.clouds.sim import noise as noise_mod
 from shadow_service.clouds.sim import traces
 from shadow_service.clouds.sim import workload as workload_mod
 from shadow_service.history import base as history_base
@@ -190,14 +191,24 @@ class Twin:
         latest 09:00 UTC of the wall clock).  The traces replay from
         :data:`TRACE_START_OFFSET_S` into their time at that moment.
     noise_pct : float
-        Standard deviation of the multiplicative measurement noise, %.
+        Standard deviation of the multiplicative noise of shadow and VM
+        samples, % (default :data:`.noise.NOISE_PCT`); 0: no noise at
+        all, host monitoring included.
+    metric_noise_scale : dict, optional
+        ``{metric: multiple of noise_pct}`` for the samples of metrics
+        noisier than the rest (default :data:`.noise.METRIC_NOISE_SCALE`).
+    host_noise_pct : float, optional
+        Standard deviation of host monitoring's noise, % (default
+        :data:`.noise.HOST_NOISE_PCT`; always 0 when ``noise_pct`` is 0).
     sample_interval_s, host_metric_interval_s : float
         Sample grids of workloads and of host monitoring.
     """
 
     def __init__(self, cluster, history=None, seed=0,
-                 start_time=None, noise_pct=3.0,
-                 sample_interval_s=5.0, host_metric_interval_s=60.0):
+                 start_time=None, noise_pct=noise_mod.NOISE_PCT,
+                 sample_interval_s=5.0, host_metric_interval_s=60.0,
+                 metric_noise_scale=None,
+                 host_noise_pct=noise_mod.HOST_NOISE_PCT):
         self.cluster = cluster
         self.history = history
         self.seed = seed
@@ -205,7 +216,12 @@ class Twin:
             start_time = default_start()
         self.clock = float(start_time)
         self.trace_epoch = self.clock - TRACE_START_OFFSET_S
-        self.noise_pct = noise_pct
+        self.noise_pct = float(noise_pct)
+        self.metric_noise_scale = dict(
+            noise_mod.METRIC_NOISE_SCALE if metric_noise_scale is None
+            else metric_noise_scale)
+        self.host_noise_pct = (float(host_noise_pct) if self.noise_pct
+                               else 0.0)
         self.sample_interval_s = sample_interval_s
         self.host_metric_interval_s = host_metric_interval_s
         self._hosts = {}
@@ -321,11 +337,18 @@ class Twin:
         }
 
     # -- the clock ------------------------------------------------------
-    def noisy(self, values):
-        if not self.noise_pct:
+    def sample_noise_pct(self, metric):
+        """Noise (%) of a shadow's or VM's samples of ``metric``."""
+        return noise_mod.metric_noise_pct(metric, self.noise_pct,
+                                          self.metric_noise_scale)
+
+    def noisy(self, values, pct=None):
+        """``values`` with multiplicative normal noise of ``pct`` %
+        (default ``noise_pct``), never below 0."""
+        pct = self.noise_pct if pct is None else pct
+        if not pct:
             return np.asarray(values, dtype=float)
-        factor = 1.0 + self._rng.normal(0.0, self.noise_pct / 100.0,
-                                        np.shape(values))
+        factor = 1.0 + self._rng.normal(0.0, pct / 100.0, np.shape(values))
         return np.maximum(np.asarray(values, dtype=float) * factor, 0.0)
 
     def advance(self, seconds, sample_interval_s=None,
@@ -387,7 +410,8 @@ class Twin:
             if work.kind not in ('shadow', 'vm'):
                 continue        # e.g. a live migration's copy traffic
             for metric in sorted(achieved):
-                values = self.noisy(achieved[metric])
+                values = self.noisy(achieved[metric],
+                                    self.sample_noise_pct(metric))
                 for t, value, on in zip(times, values, active):
                     if on:
                         points.append(self._point(work, metric, t, value))
@@ -413,7 +437,8 @@ class Twin:
         observed = self.host_observation(host_name, times)
         points = []
         for metric in HOST_METRICS:
-            for t, value in zip(times, self.noisy(observed[metric])):
+            for t, value in zip(times, self.noisy(observed[metric],
+                                                  self.host_noise_pct)):
                 points.append(history_base.Point(
                     names.HOST_METRIC,
                     {names.TAG_HOST: host_name, names.TAG_METRIC: metric},

@@ -48,9 +48,13 @@ def _with_password(url, password):
      'equal to 1'),
     ('[shadow]\nconfidence_target = 5\n',
      '[shadow] confidence_target: Should be less than or equal to 1'),
+    ('[sim]\nmetric_noise_scale = disk_iopz:2\n',
+     '[sim] metric_noise_scale: unknown metric disk_iopz (known: '),
+    ('[sim]\nmetric_noise_scale = disk_iops:x\n',
+     'metric_noise_scale'),
     ('WRONG_PASSWORD', 'refused the credentials of user guest'),
 ], ids=['cluster-file', 'transport-driver', 'max-concurrent', 'confidence',
-        'broker-password'])
+        'noise-metric', 'noise-scale', 'broker-password'])
 def test_startup_error_exits_2_with_one_line(tmp_path, rabbit_url, extra,
                                              says):
     if extra == 'WRONG_PASSWORD':

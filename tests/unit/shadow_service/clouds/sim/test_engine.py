@@ -142,3 +142,51 @@ def test_a_bursty_neighbour_adds_its_demand_only_in_its_bursts(tmp_path):
     assert not twin.host('quiet').background(times)['busy_vcpus'].any()
     steal = twin.host_observation('noisy', times)['cpu_steal_pct']
     assert not steal.any()       # 16 busy vCPUs fit 24 threads
+
+
+def _relative_noise(twin, host, metric):
+    """Each ``metric`` sample of ``w1`` over its noise-free value."""
+    points = twin.history.query_points('shadow_sample', {'metric': metric})
+    times = [p.time for p in points]
+    truth = twin.evaluate(host, times)[2]['w1'][0][metric]
+    return np.array([p.fields['value'] for p in points]) / truth - 1.0
+
+
+def test_samples_carry_the_labs_noise_metric_by_metric():
+    """By default a sample's noise is the lab's: 10 % for CPU throughput,
+    twice that for disk IOPS, 1.3 times for disk p95 latency."""
+    twin = engine.build_twin(seed=3, history=memory.MemoryStore(),
+                             sample_interval_s=1.0)
+    _start(twin, 'node-09', 'db-oltp', vcpus=2)
+    twin.advance(2000)
+    for metric, pct in (('cpu_ops_per_s', 10.0), ('disk_iops', 20.0),
+                        ('disk_p95_latency_ms', 13.0)):
+        spread = np.std(_relative_noise(twin, 'node-09', metric))
+        assert spread == pytest.approx(pct / 100.0, rel=0.1), metric
+
+
+def test_host_monitoring_keeps_its_own_noise():
+    twin = engine.build_twin(seed=3, history=memory.MemoryStore(),
+                             host_noise_pct=5.0, metric_noise_scale={})
+    twin.host('node-09')
+    twin.advance(3600 * 24, host_metric_interval_s=60)
+    points = twin.history.query_points(
+        'host_metric', {'host': 'node-09', 'metric': 'cpu_util_pct'})
+    times = [p.time for p in points]
+    truth = twin.host_observation('node-09', times)['cpu_util_pct']
+    spread = np.std(np.array([p.fields['value'] for p in points]) / truth)
+    assert spread == pytest.approx(0.05, rel=0.1)
+
+
+def test_no_noise_means_none_at_all():
+    twin = engine.build_twin(seed=3, history=memory.MemoryStore(),
+                             noise_pct=0.0, host_noise_pct=5.0)
+    _start(twin, 'node-09', 'db-oltp', vcpus=2)
+    twin.advance(120, host_metric_interval_s=60)
+    assert twin.host_noise_pct == 0.0
+    assert not np.any(_relative_noise(twin, 'node-09', 'disk_iops'))
+    host = twin.history.query_points('host_metric', {'host': 'node-09',
+                                                     'metric': 'disk_iops'})
+    truth = twin.host_observation('node-09', [p.time for p in host])
+    assert [p.fields['value'] for p in host] == pytest.approx(
+        list(truth['disk_iops']))

@@ -1,0 +1,93 @@
+"""The twin of the lab's hosts against the lab's stored measurements.
+
+``shadow_service/clouds/sim/data/lab.yaml`` is the twin calibrated on one
+lab run (``benchmarks/results/twin_fidelity.json``); the same file holds a
+second, independent lab run (``confirmation``).  These tests run the twin
+of that cluster file through the benchmark's own scenarios (imported by
+path, as the benchmark runs them; no lab, no Nova) and hold it to what the
+measurements say.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+
+from shadow_service.clouds.sim import cluster as cluster_mod
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))))
+sys.path.insert(0, os.path.join(REPO, 'benchmarks'))
+
+import twin_fidelity  # noqa: E402
+
+LAB_CLUSTER = os.path.join(REPO, 'shadow_service', 'clouds', 'sim', 'data',
+                           'lab.yaml')
+KEY_METRICS = ('batch-cpu:cpu_ops_per_s', 'db-oltp:cpu_ops_per_s',
+               'db-oltp:disk_iops', 'db-oltp:disk_p95_latency_ms',
+               'overall')
+
+
+@pytest.fixture(scope='module')
+def stored():
+    with open(twin_fidelity.RESULTS) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope='module')
+def predicted(stored):
+    """The lab twin's slowdowns in every stored scenario."""
+    counts = tuple(stored['neighbour_counts'])
+    kinds = tuple(stored['neighbour_kinds'])
+    profiles = tuple(stored['profiles'])
+    cluster = cluster_mod.load_cluster(LAB_CLUSTER)
+    return twin_fidelity.slowdowns(
+        twin_fidelity.run_twin(None, stored['duration_s'], counts, kinds,
+                               profiles, cluster=cluster),
+        counts, kinds, profiles)
+
+
+def _errors(lab_means, stored, predicted):
+    counts = tuple(stored['neighbour_counts'])
+    measured = twin_fidelity.slowdowns(
+        twin_fidelity.load_lab({'lab_means': lab_means}), counts,
+        tuple(stored['neighbour_kinds']), tuple(stored['profiles']))
+    return twin_fidelity.error_summary(
+        twin_fidelity.compare(measured, predicted))
+
+
+def test_the_lab_twin_holds_the_stored_calibration(stored):
+    cluster = cluster_mod.load_cluster(LAB_CLUSTER)
+    params = stored['after']['params']
+    for name in twin_fidelity.HOSTS:
+        host_class = cluster.host_spec(name).host_class
+        assert host_class.cores == twin_fidelity.HOSTS[name]
+        for key in ('disk_iops', 'disk_service_ms', 'mem_bandwidth_gbps'):
+            assert getattr(host_class, key) == params[key]
+    for key in ('worker_stream_gbps', 'cpu_memory_fraction',
+                'io_cpu_ms_per_op'):
+        assert cluster.assumptions[key] == params[key]
+
+
+def test_the_lab_twin_reproduces_the_published_errors(stored, predicted):
+    """On the run it was fitted to, its errors are the published ones."""
+    errors = _errors(stored['lab_means'], stored, predicted)
+    for metric in KEY_METRICS:
+        assert errors[metric] == pytest.approx(
+            stored['after']['median_abs_error'][metric], abs=1e-3)
+
+
+def test_on_another_run_the_twin_predicts_it_better_than_the_lab_itself(
+        stored, predicted):
+    """On an independent lab run, the calibrated twin's median error on
+    each key metric is at most that of the first run's measured slowdowns
+    (the lab's own reproducibility), and it is no worse than the bundled
+    twin overall."""
+    other = stored['confirmation']
+    errors = _errors(other['lab_means'], stored, predicted)
+    lab_vs_lab = other['lab_vs_lab']['median_abs_error']
+    for metric in KEY_METRICS:
+        assert errors[metric] <= lab_vs_lab[metric]
+    assert errors['overall'] <= (
+        other['before']['median_abs_error']['overall'])
