@@ -1,6 +1,7 @@
 """The ``shadow-watcher`` daemon as operators run it: a real process with a
 config file, over the twin and a SQLite history."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,25 +42,33 @@ def _conf(tmp_path, watcher=''):
     return str(path)
 
 
-def test_the_daemon_runs_its_loop_and_stops_on_sigterm(tmp_path):
-    proc = subprocess.Popen(DAEMON + ['--config-file', _conf(tmp_path)],
+@contextlib.contextmanager
+def _daemon(tmp_path, config_path, until):
+    """The daemon running ``config_path`` until its log shows ``until``;
+    yields the log's path; SIGTERM at the end must exit 0."""
+    proc = subprocess.Popen(DAEMON + ['--config-file', str(config_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env=_env(), start_new_session=True)
     log = tmp_path / 'watcher.log'
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        text = ''
+        while time.monotonic() < deadline and until not in text:
             text = log.read_text() if log.exists() else ''
-            if 'Run 3:' in text:
-                break
             assert proc.poll() is None, proc.stdout.read().decode()
             time.sleep(0.2)
-        assert 'policy forecast, every 60 s, dry-run' in text
-        assert 'Run 3: 0 VMs watched, 0 decisions (none)' in text
+        yield log
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         rc = proc.wait(30)
     assert rc == 0, log.read_text()
+
+
+def test_the_daemon_runs_its_loop_and_stops_on_sigterm(tmp_path):
+    with _daemon(tmp_path, _conf(tmp_path), 'Run 3:') as log:
+        text = log.read_text()
+    assert 'policy forecast, every 60 s, dry-run' in text
+    assert 'Run 3: 0 VMs watched, 0 decisions (none)' in text
 
 
 def _start_error(tmp_path, watcher):
@@ -100,26 +109,12 @@ def test_an_unpaced_twin_runs_at_real_time_in_the_daemon(tmp_path):
     path.write_text(open(_conf(tmp_path)).read()
                     .replace('speedup = 600', 'speedup = 0')
                     .replace('interval = 60', 'interval = 1'))
-    proc = subprocess.Popen(DAEMON + ['--config-file', str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=_env(), start_new_session=True)
-    log = tmp_path / 'watcher.log'
-    try:
-        deadline = time.monotonic() + 60
-        text = ''
-        while time.monotonic() < deadline and 'Run 1:' not in text:
-            text = log.read_text() if log.exists() else ''
-            assert proc.poll() is None, proc.stdout.read().decode()
-            time.sleep(0.2)
+    with _daemon(tmp_path, path, 'Run 1:') as log:
         first = time.monotonic()
         time.sleep(3.0)
         text = log.read_text()
         runs = text.count('VMs watched')
         elapsed = time.monotonic() - first
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        rc = proc.wait(30)
-    assert rc == 0, log.read_text()
     assert 'The twin runs at real time in the daemon' in text
     # One run a second (interval 1), not thousands.
     assert 2 <= runs <= elapsed + 3, runs
