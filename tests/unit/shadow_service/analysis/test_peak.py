@@ -1,0 +1,102 @@
+"""Peak headroom: a host that is quiet now but busy for hours of the day
+ranks below an evenly loaded one once its busy hours leave no room."""
+
+import numpy as np
+import pytest
+
+from shadow_service import hostfacts
+from shadow_service.analysis import analyzer as analyzer_lib
+from shadow_service.analysis import estimate as estimate_lib
+from shadow_service.analysis import peak
+
+BATCH = {"cpu": 1.0}
+SCALE = {"load_ratio": 2.0, "shadow_vcpus": 1, "full_vcpus": 8,
+         "shadow_ram_mb": 1024, "full_ram_mb": 16384}
+
+
+def facts(now, p95, cores=24, steal_p95=0.0):
+    return {hostfacts.CORES: cores,
+            hostfacts.stat('cpu_util_pct', hostfacts.STAT_NOW): now,
+            hostfacts.stat('cpu_util_pct', hostfacts.STAT_P95_24H): p95,
+            hostfacts.stat('cpu_steal_pct', hostfacts.STAT_P95_24H):
+                steal_p95}
+
+
+def shadow(ops, steal=0.2, util=100.0, count=24, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"cpu_ops_per_s": list(ops * (1 + 0.01
+                                         * rng.standard_normal(count))),
+            "cpu_steal_pct": list(np.abs(steal + 0.05
+                                         * rng.standard_normal(count))),
+            "cpu_util_pct": [util] * count}
+
+
+def test_processor_sharing_at_the_busy_level():
+    # 99 % of 24 threads busy plus 8 busy vCPUs: demand 31.76, steal
+    # 1 - 24 / 31.76.
+    steal, demand, cores = peak.peak_steal_pct(facts(3.0, 99.0), 8.0)
+    assert demand == pytest.approx(23.76)
+    assert steal == pytest.approx(100.0 * (1.0 - 24.0 / 31.76))
+    # Room to spare: no steal.
+    assert peak.peak_steal_pct(facts(3.0, 40.0), 8.0)[0] == 0.0
+
+
+def test_stolen_time_at_the_peak_counts_as_demand():
+    # A saturated host shows 100 % busy; its steal says how much more was
+    # wanted.
+    without = peak.peak_steal_pct(facts(50.0, 100.0), 2.0)[0]
+    with_steal = peak.peak_steal_pct(
+        facts(50.0, 100.0, steal_p95=20.0), 2.0)[0]
+    assert with_steal > without
+
+
+def test_busy_vcpus_follow_the_shadows_utilisation():
+    assert peak.vm_busy_vcpus({"cpu_util_pct": [50.0, 50.0]},
+                              SCALE) == pytest.approx(4.0)
+    # No utilisation samples: every vCPU of the flavor counts as busy.
+    assert peak.vm_busy_vcpus({}, SCALE) == 8.0
+    assert peak.vm_busy_vcpus({}, {}) is None
+
+
+def test_missing_facts_leave_the_estimate_alone():
+    estimates = {"cpu_steal_pct": estimate_lib.MetricEstimate(
+        0.5, 0.1, 20, [])}
+    assert peak.apply(estimates, shadow(1000.0), {hostfacts.CORES: 24},
+                      SCALE) == []
+    assert estimates["cpu_steal_pct"].value == 0.5
+
+
+def test_quiet_now_busy_later_host_ranks_below_an_even_one():
+    # The bursty host is a little faster in the shadows' minutes (its
+    # neighbour is quiet now), but its last day reached 99 % CPU; the even
+    # host never passed 45 %.
+    observations = {"bursty": shadow(1010.0, seed=1),
+                    "even": shadow(1000.0, seed=2)}
+    features = {"bursty": facts(3.0, 99.0), "even": facts(30.0, 45.0)}
+    measured_only = analyzer_lib.Analyzer(peak_headroom=False).rank(
+        BATCH, observations, host_features=features, scale=SCALE)
+    assert measured_only.hosts[0].host == "bursty"
+
+    ranking = analyzer_lib.Analyzer().rank(
+        BATCH, observations, host_features=features, scale=SCALE)
+    assert [h.host for h in ranking.hosts] == ["even", "bursty"]
+    bursty = ranking.host("bursty")
+    assert bursty.predicted["cpu_steal_pct"] == pytest.approx(
+        100.0 * (1.0 - 24.0 / 31.76), rel=1e-3)
+    assert any("busiest 5 %" in r and "3 % now" in r
+               for r in bursty.reasons)
+    # The even host keeps what its shadow measured.
+    assert ranking.host("even").predicted["cpu_steal_pct"] < 1.0
+
+
+def test_the_option_reaches_the_analyzer():
+    from oslo_config import cfg
+
+    from shadow_service.conf import analysis as analysis_conf
+
+    conf = cfg.ConfigOpts()
+    analysis_conf.register_opts(conf)
+    conf([])
+    assert analyzer_lib.Analyzer.from_conf(conf).peak_headroom is True
+    conf.set_override('peak_headroom', False, group='analysis')
+    assert analyzer_lib.Analyzer.from_conf(conf).peak_headroom is False
