@@ -340,7 +340,8 @@ class Analyzer:
             host_estimates[metric] = single
         if self.peak_headroom and features:
             host_reasons += peak_lib.apply(host_estimates, samples,
-                                           features, scale)
+                                           features, scale,
+                                           self.cotenancy_horizon_s)
         return host_estimates, host_reasons
 
     def _prior_estimates(self, host, metrics, prior, age_s):

@@ -24,7 +24,9 @@ quiet now at 3 %) with this VM's 8 busy vCPUs``).
 What it needs: the host's ``cores`` and the 24 h CPU statistics; a host
 without them is left as the shadow measured it.  The VM's busy vCPUs come
 from the shadow's own ``cpu_util_pct`` samples scaled to the full flavor
-(all of the flavor's vCPUs when the shadow reported none).
+(all of the flavor's vCPUs when the shadow reported none), times the VMs
+the host is expected to gain while the VM runs (its recent churn, as the
+contention model counts co-tenancy: ``[analysis] cotenancy_horizon``).
 Change the statistic with ``PEAK_STAT`` (for example the mean for a
 gentler view), or turn the adjustment off with ``[analysis]
 peak_headroom``.
@@ -35,6 +37,7 @@ import math
 import numpy as np
 
 from shadow_service import hostfacts
+from shadow_service.analysis import contention as contention_lib
 from shadow_service.analysis import estimate as estimate_lib
 
 #: Which statistic of the last day is the host's busy level.
@@ -100,16 +103,25 @@ def peak_steal_pct(features, busy_vcpus):
     return 100.0 * (1.0 - cores / total), demand, cores
 
 
-def apply(estimates, samples, features, scale):
+def apply(estimates, samples, features, scale, horizon_s=86400.0):
     """Raise ``estimates[STEAL_METRIC]`` (a
     :class:`~shadow_service.analysis.estimate.MetricEstimate`, replaced in
     place of the dict) to the peak steal when that is higher; return the
-    reasons (empty when nothing changed)."""
+    reasons (empty when nothing changed).
+
+    The VM counts with the VMs the host is expected to gain over
+    ``horizon_s`` from its recent churn
+    (:func:`~shadow_service.analysis.contention.expected_added_instances`,
+    each as busy as this one): a host a scheduler keeps choosing fills its
+    busy hours too."""
     current = estimates.get(STEAL_METRIC)
     if current is None:
         return []
     busy_vcpus = vm_busy_vcpus(samples, scale)
-    found = peak_steal_pct(features, busy_vcpus)
+    if busy_vcpus is None:
+        return []
+    added = contention_lib.expected_added_instances(features, horizon_s)
+    found = peak_steal_pct(features, busy_vcpus * added)
     if found is None:
         return []
     steal, demand, cores = found
@@ -121,8 +133,10 @@ def apply(estimates, samples, features, scale):
         current.common_sd)
     now = _number(features, hostfacts.stat(UTIL_METRIC, hostfacts.STAT_NOW))
     quiet = '' if now is None else ', %.0f %% now' % now
+    more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
+            'over %.0f h' % (added - 1.0, horizon_s / 3600.0))
     return ['%s: %.0f %% during the host\'s busiest %d %% of the last 24 h '
             '(CPU demand %.1f of %.0f threads%s) with this VM\'s %.1f busy '
-            'vCPUs; the shadow saw %.1f %%' % (
+            'vCPUs%s; the shadow saw %.1f %%' % (
                 STEAL_METRIC, steal, PEAK_SHARE_PCT, demand, cores, quiet,
-                busy_vcpus, current.value)]
+                busy_vcpus, more, current.value)]

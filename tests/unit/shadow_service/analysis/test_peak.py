@@ -100,3 +100,25 @@ def test_the_option_reaches_the_analyzer():
     assert analyzer_lib.Analyzer.from_conf(conf).peak_headroom is True
     conf.set_override('peak_headroom', False, group='analysis')
     assert analyzer_lib.Analyzer.from_conf(conf).peak_headroom is False
+
+
+def test_a_host_that_keeps_gaining_vms_fills_its_busy_hours_too():
+    # 70 % of 24 threads at its busiest leaves room for one 4-vCPU VM, not
+    # for the four more the host gained in the last day if they continue.
+    observations = {"growing": shadow(1000.0, seed=1),
+                    "steady": shadow(1000.0, seed=2)}
+    half = dict(SCALE, full_vcpus=4)
+    features = {
+        "growing": dict(facts(30.0, 70.0), **{
+            hostfacts.VM_ARRIVALS_24H: 4, hostfacts.VM_DEPARTURES_24H: 0}),
+        "steady": dict(facts(30.0, 70.0), **{
+            hostfacts.VM_ARRIVALS_24H: 2, hostfacts.VM_DEPARTURES_24H: 2})}
+    ranking = analyzer_lib.Analyzer().rank(
+        BATCH, observations, host_features=features, scale=half)
+    assert ranking.hosts[0].host == "steady"
+    growing = ranking.host("growing")
+    # 16.8 busy + 4 x 3 expected = 28.8 on 24 threads.
+    assert growing.predicted["cpu_steal_pct"] == pytest.approx(
+        100.0 * (1.0 - 24.0 / 28.8), rel=1e-3)
+    assert any("2.0 more VMs like it" in r for r in growing.reasons)
+    assert ranking.host("steady").predicted["cpu_steal_pct"] < 1.0
