@@ -338,10 +338,11 @@ class Analyzer:
             host_reasons += notes
             host_reasons += ["%s: %s" % (metric, n) for n in single.notes]
             host_estimates[metric] = single
-        if self.peak_headroom and features:
+        if self.peak_headroom and (features or outlook is not None):
             host_reasons += peak_lib.apply(host_estimates, samples,
                                            features, scale,
-                                           self.cotenancy_horizon_s)
+                                           self.cotenancy_horizon_s,
+                                           outlook)
         return host_estimates, host_reasons
 
     def _prior_estimates(self, host, metrics, prior, age_s):

@@ -10,7 +10,10 @@ little over an hour a day.
 The cloud's monitoring already knows each host's busiest hours: the host
 facts carry ``cpu_util_pct_p95_24h`` and ``cpu_steal_pct_p95_24h``
 (:mod:`shadow_service.hostfacts`), the level the host's CPU reached or
-passed for 5 % of the last 24 h.  :func:`peak_steal_pct` puts the VM on
+passed for 5 % of the last 24 h; where a driver does not report them,
+the same statistics of the host's history in the metrics source
+(``[metrics] source``, read by the lifetime forecaster on its
+``lifetime_step`` grid) stand in.  :func:`peak_steal_pct` puts the VM on
 top of that level under processor sharing (every busy vCPU gets
 ``cores / demand`` of a core once demand exceeds the host's hardware
 threads; the rest is steal) and :func:`apply` raises the VM's predicted
@@ -103,7 +106,27 @@ def peak_steal_pct(features, busy_vcpus):
     return 100.0 * (1.0 - cores / total), demand, cores
 
 
-def apply(estimates, samples, features, scale, horizon_s=86400.0):
+def with_outlook(features, outlook):
+    """``features`` with the CPU statistics the host facts lack taken from
+    the host's load outlook (:class:`~.lifetime.HostOutlook`: the last
+    day of the metrics source's history, on its ``lifetime_step`` grid)."""
+    merged = dict(features or {})
+    loads = getattr(outlook, 'loads', None) or {}
+    for metric in (UTIL_METRIC, STEAL_METRIC):
+        load = loads.get(metric)
+        if load is None:
+            continue
+        busy = hostfacts.stat(metric, PEAK_STAT)
+        if _number(merged, busy) is None and load.recent_p95 is not None:
+            merged[busy] = load.recent_p95
+        now = hostfacts.stat(metric, hostfacts.STAT_NOW)
+        if _number(merged, now) is None:
+            merged[now] = load.now
+    return merged
+
+
+def apply(estimates, samples, features, scale, horizon_s=86400.0,
+          outlook=None):
     """Raise ``estimates[STEAL_METRIC]`` (a
     :class:`~shadow_service.analysis.estimate.MetricEstimate`, replaced in
     place of the dict) to the peak steal when that is higher; return the
@@ -113,10 +136,12 @@ def apply(estimates, samples, features, scale, horizon_s=86400.0):
     ``horizon_s`` from its recent churn
     (:func:`~shadow_service.analysis.contention.expected_added_instances`,
     each as busy as this one): a host a scheduler keeps choosing fills its
-    busy hours too."""
+    busy hours too.  Statistics the host facts lack come from ``outlook``
+    (:func:`with_outlook`)."""
     current = estimates.get(STEAL_METRIC)
     if current is None:
         return []
+    features = with_outlook(features, outlook)
     busy_vcpus = vm_busy_vcpus(samples, scale)
     if busy_vcpus is None:
         return []

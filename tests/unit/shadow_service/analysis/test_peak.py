@@ -122,3 +122,57 @@ def test_a_host_that_keeps_gaining_vms_fills_its_busy_hours_too():
         100.0 * (1.0 - 24.0 / 28.8), rel=1e-3)
     assert any("2.0 more VMs like it" in r for r in growing.reasons)
     assert ranking.host("steady").predicted["cpu_steal_pct"] < 1.0
+
+
+def test_without_host_facts_the_history_outlook_stands_in():
+    from shadow_service.analysis import lifetime
+
+    def outlook(host, now, busy):
+        load = lifetime.LoadOutlook(
+            metric="cpu_util_pct", now=now, mean=now, lower=now,
+            upper=now, peak=now, peak_at=0.0, model="naive",
+            history_points=72, recent_p95=busy)
+        return lifetime.HostOutlook(host, 86400.0, 0.0,
+                                    loads={"cpu_util_pct": load})
+
+    class Outlooks:
+        horizon_s = 86400.0
+
+        def outlook(self, hosts):
+            return {"bursty": outlook("bursty", 3.0, 99.0),
+                    "even": outlook("even", 30.0, 45.0)}
+
+        def shift(self, *args):
+            return 0.0, 0.0
+
+    observations = {"bursty": shadow(1010.0, seed=1),
+                    "even": shadow(1000.0, seed=2)}
+    # The driver reports the inventory only; the busy level comes from the
+    # metrics source's history.
+    features = {h: {hostfacts.CORES: 24} for h in observations}
+    ranking = analyzer_lib.Analyzer(load_forecaster=Outlooks()).rank(
+        BATCH, observations, host_features=features, scale=SCALE)
+    assert [h.host for h in ranking.hosts] == ["even", "bursty"]
+    assert ranking.host("bursty").predicted["cpu_steal_pct"] == \
+        pytest.approx(100.0 * (1.0 - 24.0 / 31.76), rel=1e-3)
+
+
+def test_the_outlook_keeps_the_last_days_busy_level():
+    from shadow_service.analysis import lifetime
+
+    class Source:
+        name = "test"
+
+        def supports(self, metric):
+            return metric == "cpu_util_pct"
+
+    forecaster = lifetime.LoadForecaster(Source(), lambda: 0.0,
+                                         forecaster="naive", min_points=3)
+    # Three quiet days, then a day with a three-hour burst at 95 %.
+    values = np.full(96, 5.0)
+    values[80:83] = 95.0
+    load = forecaster._one("cpu_util_pct", values, 0.0, 24)
+    assert load.now == 5.0
+    assert load.recent_p95 == pytest.approx(
+        np.percentile(values[-24:], 95))
+    assert load.recent_p95 > 80.0
