@@ -26,8 +26,8 @@ quiet now at 3 %) with this VM's 8 busy vCPUs``).
 
 What it needs: the host's ``cores`` and the 24 h CPU statistics; a host
 without them is left as the shadow measured it.  The VM's busy vCPUs come
-from the shadow's own ``cpu_util_pct`` samples scaled to the full flavor
-(all of the flavor's vCPUs when the shadow reported none), times the VMs
+from the shadow's own ``cpu_util_pct`` samples scaled up to the full VM's
+load (all of the flavor's vCPUs when the shadow reported none), times the VMs
 the host is expected to gain while the VM runs (its recent churn, as the
 contention model counts co-tenancy: ``[analysis] cotenancy_horizon``).
 Change the statistic with ``PEAK_STAT`` (for example the mean for a
@@ -66,14 +66,19 @@ def _number(features, name):
 
 
 def vm_busy_vcpus(samples, scale):
-    """Busy vCPUs of the full VM: the shadow's CPU utilisation (percent of
-    its vCPUs) times the full flavor's vCPUs; all of them without samples.
-    None without a flavor size in ``scale``."""
+    """Busy vCPUs of the full VM, from the shadow's CPU utilisation
+    (percent of its own vCPUs) scaled up as the shadow's load is: a shadow
+    runs ``1 / load_ratio`` of the profile's load on ``shadow_vcpus``, so
+    the full VM keeps ``util x load_ratio x shadow_vcpus`` vCPUs busy, at
+    most its flavor's.  All of the flavor's vCPUs without samples; None
+    without a flavor size in ``scale``."""
     scale = scale or {}
     try:
         full = float(scale.get('full_vcpus') or 0.0)
+        ratio = float(scale.get('load_ratio') or 1.0)
+        shadow_vcpus = float(scale.get('shadow_vcpus') or full)
     except (TypeError, ValueError):
-        full = 0.0
+        return None
     if full <= 0:
         return None
     values = np.asarray([v for v in (samples or {}).get(UTIL_METRIC, ())
@@ -81,7 +86,8 @@ def vm_busy_vcpus(samples, scale):
     values = values[np.isfinite(values)]
     if values.size == 0:
         return full
-    return full * float(np.clip(np.mean(values), 0.0, 100.0)) / 100.0
+    util = float(np.clip(np.mean(values), 0.0, 100.0)) / 100.0
+    return min(full, util * max(ratio, 0.0) * max(shadow_vcpus, 0.0))
 
 
 def peak_steal_pct(features, busy_vcpus):

@@ -10,7 +10,7 @@ from shadow_service.analysis import estimate as estimate_lib
 from shadow_service.analysis import peak
 
 BATCH = {"cpu": 1.0}
-SCALE = {"load_ratio": 2.0, "shadow_vcpus": 1, "full_vcpus": 8,
+SCALE = {"load_ratio": 4.0, "shadow_vcpus": 2, "full_vcpus": 8,
          "shadow_ram_mb": 1024, "full_ram_mb": 16384}
 
 
@@ -23,6 +23,7 @@ def facts(now, p95, cores=24, steal_p95=0.0):
 
 
 def shadow(ops, steal=0.2, util=100.0, count=24, seed=0):
+    """Samples of a CPU-bound shadow: its vCPUs busy (``util``)."""
     rng = np.random.default_rng(seed)
     return {"cpu_ops_per_s": list(ops * (1 + 0.01
                                          * rng.standard_normal(count))),
@@ -51,8 +52,12 @@ def test_stolen_time_at_the_peak_counts_as_demand():
 
 
 def test_busy_vcpus_follow_the_shadows_utilisation():
-    assert peak.vm_busy_vcpus({"cpu_util_pct": [50.0, 50.0]},
-                              SCALE) == pytest.approx(4.0)
+    # A shadow of 2 vCPUs at a quarter of the load, 25 % busy: the full VM
+    # keeps 2 x 4 x 0.25 = 2 vCPUs busy.
+    assert peak.vm_busy_vcpus({"cpu_util_pct": [25.0, 25.0]},
+                              SCALE) == pytest.approx(2.0)
+    # Never more than the flavor has.
+    assert peak.vm_busy_vcpus({"cpu_util_pct": [100.0]}, SCALE) == 8.0
     # No utilisation samples: every vCPU of the flavor counts as busy.
     assert peak.vm_busy_vcpus({}, SCALE) == 8.0
     assert peak.vm_busy_vcpus({}, {}) is None
