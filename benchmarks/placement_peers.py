@@ -79,6 +79,8 @@ def command(args, scenario, mode, seed):
            '--requests', str(args.requests), '--seed', str(seed),
            '--mode', mode, '--policies', ','.join(POLICIES),
            '--budget', str(args.budget), '--out', result, '--rows', rows]
+    if args.no_peak_headroom:
+        cmd.append('--no-peak-headroom')
     if SCENARIOS[scenario]:
         cmd += ['--cluster', SCENARIOS[scenario]]
     return cmd
@@ -332,6 +334,10 @@ def main(argv=None):
                         default=['noisy', 'one-class'])
     parser.add_argument('--budget', type=float, default=60.0,
                         help='shadow budget per request, simulated s')
+    parser.add_argument('--no-peak-headroom', action='store_true',
+                        help='ablation: nova-shadow with [analysis] '
+                        'peak_headroom = false (write to another '
+                        '--out-dir and --out)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once')
     parser.add_argument('--bootstrap', type=int, default=2000,

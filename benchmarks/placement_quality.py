@@ -87,7 +87,7 @@ Usage::
         [--mode arrivals|fill|independent|all] [--traces DIR] \
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
-        [--lifetime-horizon S] [--no-calibration] \
+        [--lifetime-horizon S] [--no-calibration] [--no-peak-headroom] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
         [--out FILE]
 
@@ -448,6 +448,8 @@ def service_settings(args, persistent):
                          args.lifetime_horizon))
     if args.no_calibration:
         settings.append(('analysis', 'confidence_calibration', False))
+    if getattr(args, 'no_peak_headroom', False):
+        settings.append(('analysis', 'peak_headroom', False))
     if args.confidence_target is not None:
         settings.append(('shadow', 'confidence_target',
                          args.confidence_target))
@@ -1125,6 +1127,8 @@ def main(argv=None):
                         'predicts from host load forecasts (default: '
                         '[analysis] lifetime_horizon, 24 h; 0: the '
                         'shadow measurements now, the ablation)')
+    parser.add_argument('--no-peak-headroom', action='store_true',
+                        help='ablation: [analysis] peak_headroom = false')
     parser.add_argument('--no-calibration', action='store_true',
                         help='state the raw confidence ([analysis] '
                         'confidence_calibration = False, the ablation)')

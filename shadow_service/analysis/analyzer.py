@@ -22,6 +22,7 @@ import numpy as np
 from shadow_service.analysis import confidence as confidence_lib
 from shadow_service.analysis import estimate as estimate_lib
 from shadow_service.analysis import forecasters
+from shadow_service.analysis import peak as peak_lib
 from shadow_service.analysis import scaleup as scaleup_lib
 from shadow_service.analysis import score as score_lib
 from shadow_service.workloads import catalogue
@@ -133,13 +134,18 @@ class Analyzer:
         returning a :class:`~.calibration.CalibrationMap`: the ranking's
         confidence is mapped through it (the raw figure stays in
         ``Ranking.raw_confidence``).
+    peak_headroom : bool
+        Raise each host's predicted ``cpu_steal_pct`` to the steal the VM
+        would see at the host's busiest 5 % of the last day
+        (:mod:`.peak`), where the host facts carry those statistics.
     """
 
     def __init__(self, *, metric_weights=None, confidence_target=0.8,
                  tie_margin=2.0, age_drift=0.05, draws=400,
                  contention=None, scaleup=None, forecast_level=0.9,
                  forecaster="auto", seed=0, cotenancy_horizon_s=86400.0,
-                 load_forecaster=None, calibration=None):
+                 load_forecaster=None, calibration=None,
+                 peak_headroom=True):
         if cotenancy_horizon_s < 0:
             raise ValueError("cotenancy_horizon_s must not be negative")
         if not 0.0 <= confidence_target <= 1.0:
@@ -157,6 +163,7 @@ class Analyzer:
         self.cotenancy_horizon_s = float(cotenancy_horizon_s)
         self.load_forecaster = load_forecaster
         self.calibration = calibration
+        self.peak_headroom = bool(peak_headroom)
 
     @classmethod
     def from_conf(cls, conf, **kwargs):
@@ -173,7 +180,8 @@ class Analyzer:
                    "draws": group.confidence_draws,
                    "forecast_level": group.interval_level,
                    "forecaster": group.forecaster,
-                   "cotenancy_horizon_s": group.cotenancy_horizon}
+                   "cotenancy_horizon_s": group.cotenancy_horizon,
+                   "peak_headroom": group.peak_headroom}
         options.update(kwargs)
         return cls(**options)
 
@@ -330,6 +338,11 @@ class Analyzer:
             host_reasons += notes
             host_reasons += ["%s: %s" % (metric, n) for n in single.notes]
             host_estimates[metric] = single
+        if self.peak_headroom and (features or outlook is not None):
+            host_reasons += peak_lib.apply(host_estimates, samples,
+                                           features, scale,
+                                           self.cotenancy_horizon_s,
+                                           outlook)
         return host_estimates, host_reasons
 
     def _prior_estimates(self, host, metrics, prior, age_s):

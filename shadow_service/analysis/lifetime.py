@@ -50,6 +50,8 @@ PERCENT = ('cpu_util_pct', 'cpu_steal_pct')
 #: share (others) above or below now is worth a reason.
 NOTABLE_POINTS = 10.0
 NOTABLE_SHARE = 0.25
+#: History the recent busy level (``LoadOutlook.recent_p95``) covers.
+RECENT_S = 86400.0
 #: Entries kept in the shift cache before it is emptied.
 CACHE_LIMIT = 20000
 
@@ -69,6 +71,9 @@ class LoadOutlook:
     history_points: int
     level: float = 0.9
     horizon_s: float = 86400.0
+    #: 95th percentile of the last day of history (the host's busy level;
+    #: :mod:`.peak` uses it where the host facts do not carry it).
+    recent_p95: float = None
 
     @property
     def notable(self):
@@ -283,6 +288,8 @@ class LoadForecaster:
         if not np.all(np.isfinite(forecast.mean)):
             return None
         peak = int(np.argmax(forecast.mean))
+        last_day = values[-max(1, int(round(RECENT_S / self.step_s))):]
+        last_day = last_day[np.isfinite(last_day)]
         return LoadOutlook(
             metric=metric, now=now, mean=float(np.mean(forecast.mean)),
             lower=float(np.mean(forecast.lower)),
@@ -290,7 +297,9 @@ class LoadForecaster:
             peak=float(forecast.mean[peak]),
             peak_at=end + (peak + 0.5) * self.step_s,
             model=forecast.model, history_points=int(values.size),
-            level=float(self.level), horizon_s=self.horizon_s)
+            level=float(self.level), horizon_s=self.horizon_s,
+            recent_p95=(float(np.percentile(last_day, 95))
+                        if last_day.size else None))
 
     def shift(self, metric, model, features, outlook):
         """Cached :func:`lifetime_shift`."""

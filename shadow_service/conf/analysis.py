@@ -166,6 +166,38 @@ measurements alone, and its reasons say so.
 """),
 ]
 
+PEAK_OPTS = [
+    cfg.BoolOpt(
+        'peak_headroom',
+        default=True,
+        help="""
+Predict a host's CPU steal at its busiest hours of the last day, not only
+at the shadows' minutes.
+
+A neighbour that is quiet now and busy for hours later (a nightly batch
+job) shows neither in the shadows' samples nor in a forecast mean over
+the day. With this on, each host's CPU utilisation and steal at the 95th
+percentile of its last 24 h (host facts the cloud driver reports from
+monitoring) plus the new VM's busy vCPUs are shared among the host's
+hardware threads (processor sharing); where the steal this gives is
+higher than the shadows measured, the VM's predicted ``cpu_steal_pct``
+becomes it and the host's reasons say so. It is the steal during the
+host's busiest 5 % of a day: the share of time at which a QoS target that
+must hold 95 % of the time is decided.
+
+Possible values:
+
+* true (default): hosts whose busy hours leave no room for the VM rank
+  lower.
+* false: rank on the shadow measurements (and the lifetime forecast).
+
+Related options:
+
+* ``lifetime_horizon``: forecasts the mean load over the VM's first hours
+  through a learned contention model; this option looks at the peak.
+"""),
+]
+
 CALIBRATION_OPTS = [
     cfg.BoolOpt(
         'confidence_calibration',
@@ -216,7 +248,7 @@ calibration map.
 """),
 ]
 
-ALL_OPTS = ALL_OPTS + LIFETIME_OPTS + CALIBRATION_OPTS
+ALL_OPTS = ALL_OPTS + LIFETIME_OPTS + PEAK_OPTS + CALIBRATION_OPTS
 
 
 def register_opts(conf):

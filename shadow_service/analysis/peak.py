@@ -1,0 +1,173 @@
+"""Peak headroom: the host's busiest part of the last day, with this VM.
+
+A shadow measures a host for a minute or two, and a forecast of the host's
+load summarises the day by its mean.  A neighbour that is quiet now and
+busy for hours later (a nightly batch job) shows in neither, yet while it
+runs the VM's vCPUs wait for cores and its steal target breaks: a QoS
+target that must hold for 95 % of the time breaks when it fails for a
+little over an hour a day.
+
+The cloud's monitoring already knows each host's busiest hours: the host
+facts carry ``cpu_util_pct_p95_24h`` and ``cpu_steal_pct_p95_24h``
+(:mod:`shadow_service.hostfacts`), the level the host's CPU reached or
+passed for 5 % of the last 24 h; where a driver does not report them,
+the same statistics of the host's history in the metrics source
+(``[metrics] source``, read by the lifetime forecaster on its
+``lifetime_step`` grid) stand in.  :func:`peak_steal_pct` puts the VM on
+top of that level under processor sharing (every busy vCPU gets
+``cores / demand`` of a core once demand exceeds the host's hardware
+threads; the rest is steal) and :func:`apply` raises the VM's predicted
+``cpu_steal_pct`` to it when it is higher than what the shadow measured:
+the figure is then the steal the VM is expected to see during the host's
+busiest 5 % of a day, the share of time at which a 95 % QoS target is
+decided.  The host's reasons say so (for example ``cpu_steal_pct: 21 %
+during the host's busiest 5 % of the last 24 h (CPU 99 % of 24 threads,
+quiet now at 3 %) with this VM's 8 busy vCPUs``).
+
+What it needs: the host's ``cores`` and the 24 h CPU statistics; a host
+without them is left as the shadow measured it.  The VM's busy vCPUs come
+from the shadow's own ``cpu_util_pct`` samples scaled up to the full VM's
+load (all of the flavor's vCPUs when the shadow reported none), times the VMs
+the host is expected to gain while the VM runs (its recent churn, as the
+contention model counts co-tenancy: ``[analysis] cotenancy_horizon``).
+Change the statistic with ``PEAK_STAT`` (for example the mean for a
+gentler view), or turn the adjustment off with ``[analysis]
+peak_headroom``.
+"""
+
+import math
+
+import numpy as np
+
+from shadow_service import hostfacts
+from shadow_service.analysis import contention as contention_lib
+from shadow_service.analysis import estimate as estimate_lib
+
+#: Which statistic of the last day is the host's busy level.
+PEAK_STAT = hostfacts.STAT_P95_24H
+#: Share of the day the statistic stands for (in the reasons).
+PEAK_SHARE_PCT = 5
+STEAL_METRIC = 'cpu_steal_pct'
+UTIL_METRIC = 'cpu_util_pct'
+#: A peak steal this many points above the shadow's estimate replaces it
+#: (below it the shadow's own figure is as good).
+MIN_RISE_PCT = 1.0
+#: Relative uncertainty of the peak figure (the busy hours of the last day
+#: need not come back exactly).
+PEAK_RELATIVE_SD = 0.25
+
+
+def _number(features, name):
+    try:
+        value = float(features.get(name))
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def vm_busy_vcpus(samples, scale):
+    """Busy vCPUs of the full VM, from the shadow's CPU utilisation
+    (percent of its own vCPUs) scaled up as the shadow's load is: a shadow
+    runs ``1 / load_ratio`` of the profile's load on ``shadow_vcpus``, so
+    the full VM keeps ``util x load_ratio x shadow_vcpus`` vCPUs busy, at
+    most its flavor's.  All of the flavor's vCPUs without samples; None
+    without a flavor size in ``scale``."""
+    scale = scale or {}
+    try:
+        full = float(scale.get('full_vcpus') or 0.0)
+        ratio = float(scale.get('load_ratio') or 1.0)
+        shadow_vcpus = float(scale.get('shadow_vcpus') or full)
+    except (TypeError, ValueError):
+        return None
+    if full <= 0:
+        return None
+    values = np.asarray([v for v in (samples or {}).get(UTIL_METRIC, ())
+                         if v is not None], dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return full
+    util = float(np.clip(np.mean(values), 0.0, 100.0)) / 100.0
+    return min(full, util * max(ratio, 0.0) * max(shadow_vcpus, 0.0))
+
+
+def peak_steal_pct(features, busy_vcpus):
+    """``(steal_pct, host_busy_vcpus, cores)`` the VM would see at the
+    host's busy level of the last day, or None without the facts.
+
+    The host's demand at that level is its busy cores divided by the share
+    of time they were not stolen; adding ``busy_vcpus`` and sharing the
+    ``cores`` gives the steal ``1 - cores / demand`` (0 while demand fits).
+    """
+    features = features or {}
+    cores = _number(features, hostfacts.CORES)
+    util = _number(features, hostfacts.stat(UTIL_METRIC, PEAK_STAT))
+    if cores is None or cores <= 0 or util is None or busy_vcpus is None:
+        return None
+    steal = _number(features, hostfacts.stat(STEAL_METRIC, PEAK_STAT)) or 0.0
+    busy = min(max(util, 0.0), 100.0) / 100.0 * cores
+    demand = busy / max(1.0 - min(max(steal, 0.0), 90.0) / 100.0, 0.1)
+    total = demand + max(float(busy_vcpus), 0.0)
+    if total <= cores:
+        return 0.0, demand, cores
+    return 100.0 * (1.0 - cores / total), demand, cores
+
+
+def with_outlook(features, outlook):
+    """``features`` with the CPU statistics the host facts lack taken from
+    the host's load outlook (:class:`~.lifetime.HostOutlook`: the last
+    day of the metrics source's history, on its ``lifetime_step`` grid)."""
+    merged = dict(features or {})
+    loads = getattr(outlook, 'loads', None) or {}
+    for metric in (UTIL_METRIC, STEAL_METRIC):
+        load = loads.get(metric)
+        if load is None:
+            continue
+        busy = hostfacts.stat(metric, PEAK_STAT)
+        if _number(merged, busy) is None and load.recent_p95 is not None:
+            merged[busy] = load.recent_p95
+        now = hostfacts.stat(metric, hostfacts.STAT_NOW)
+        if _number(merged, now) is None:
+            merged[now] = load.now
+    return merged
+
+
+def apply(estimates, samples, features, scale, horizon_s=86400.0,
+          outlook=None):
+    """Raise ``estimates[STEAL_METRIC]`` (a
+    :class:`~shadow_service.analysis.estimate.MetricEstimate`, replaced in
+    place of the dict) to the peak steal when that is higher; return the
+    reasons (empty when nothing changed).
+
+    The VM counts with the VMs the host is expected to gain over
+    ``horizon_s`` from its recent churn
+    (:func:`~shadow_service.analysis.contention.expected_added_instances`,
+    each as busy as this one): a host a scheduler keeps choosing fills its
+    busy hours too.  Statistics the host facts lack come from ``outlook``
+    (:func:`with_outlook`)."""
+    current = estimates.get(STEAL_METRIC)
+    if current is None:
+        return []
+    features = with_outlook(features, outlook)
+    busy_vcpus = vm_busy_vcpus(samples, scale)
+    if busy_vcpus is None:
+        return []
+    added = contention_lib.expected_added_instances(features, horizon_s)
+    found = peak_steal_pct(features, busy_vcpus * added)
+    if found is None:
+        return []
+    steal, demand, cores = found
+    if steal < current.value + MIN_RISE_PCT:
+        return []
+    sd = math.hypot(current.sd, PEAK_RELATIVE_SD * (steal - current.value))
+    estimates[STEAL_METRIC] = estimate_lib.MetricEstimate(
+        steal, sd, current.samples, list(current.notes),
+        current.common_sd)
+    now = _number(features, hostfacts.stat(UTIL_METRIC, hostfacts.STAT_NOW))
+    quiet = '' if now is None else ', %.0f %% now' % now
+    more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
+            'over %.0f h' % (added - 1.0, horizon_s / 3600.0))
+    return ['%s: %.0f %% during the host\'s busiest %d %% of the last 24 h '
+            '(CPU demand %.1f of %.0f threads%s) with this VM\'s %.1f busy '
+            'vCPUs%s; the shadow saw %.1f %%' % (
+                STEAL_METRIC, steal, PEAK_SHARE_PCT, demand, cores, quiet,
+                busy_vcpus, more, current.value)]
