@@ -17,7 +17,10 @@ from shadow_service.learners import scaleup as scaleup_learning
 from tests import service_support
 
 # These tests name hosts node-1, node-2...: the twin makes them up.
-DERIVE = {'unknown_hosts': 'derive'}
+# The twin at the sample noise these learners' tolerances were set for
+# (3 %; the product's default follows the lab's 10 %): the tests are of
+# the learning, not of how many pairs a noisier cloud needs.
+DERIVE = {'unknown_hosts': 'derive', 'noise_pct': 3.0}
 
 T0 = 1_750_000_000.0
 TRUE_EXPONENT = 0.7
@@ -280,14 +283,22 @@ def _learned_and_prior_errors(pairs, metric='cpu_ops_per_s'):
             _log_error(scaleup_lib.ScaleUpModel(), held_out, metric))
 
 
+def _prior_log_ratios(pairs, metric='cpu_ops_per_s'):
+    prior = scaleup_lib.ScaleUpModel()
+    return [math.log(p['shadow_value'] * prior.factor(metric, p).factor
+                     / p['full_value']) for p in pairs
+            if p['metric'] == metric]
+
+
 def _prior_log_ratio_sd(pairs, metric='cpu_ops_per_s'):
     """Spread of the prior's log error over the pairs: the samples'
     noise, averaged over each shadow's and VM's samples."""
-    prior = scaleup_lib.ScaleUpModel()
-    logs = [math.log(p['shadow_value'] * prior.factor(metric, p).factor
-                     / p['full_value']) for p in pairs
-            if p['metric'] == metric]
-    return float(np.std(logs, ddof=1))
+    return float(np.std(_prior_log_ratios(pairs, metric), ddof=1))
+
+
+def _prior_log_ratio_mean(pairs, metric='cpu_ops_per_s'):
+    """The prior's bias over the pairs (0 when its factor is right)."""
+    return float(np.mean(_prior_log_ratios(pairs, metric)))
 
 
 def test_on_the_twin_the_prior_holds_where_the_flavor_fits_the_load():
@@ -297,8 +308,13 @@ def test_on_the_twin_the_prior_holds_where_the_flavor_fits_the_load():
     of their log ratios)."""
     pairs = _twin_pairs([4, 8, 16] * 4)
     learned, prior = _learned_and_prior_errors(pairs)
-    assert prior < 0.05
-    assert learned < prior + 2.5 * _prior_log_ratio_sd(pairs) / math.sqrt(8)
+    spread = _prior_log_ratio_sd(pairs)
+    # Within 10 % on average and in each held-out pair's mean (a wrong
+    # factor, as on 1 vCPU below, is log 2 = 0.69 off; the samples' noise
+    # leaves a few percent).
+    assert abs(_prior_log_ratio_mean(pairs)) < 0.1
+    assert prior < 0.1
+    assert learned < prior + 2.5 * spread / math.sqrt(8)
 
 
 def test_on_the_twin_the_learner_corrects_a_profile_that_outgrows_it():
