@@ -91,6 +91,20 @@ class Guard:
         taken = self._taken.get(instance_id)
         return taken[-1] if taken else None
 
+    def is_flap(self, instance_id, direction, now):
+        """Would an action of ``direction`` at ``now`` reverse the VM's
+        last scaling less than ``cooldown`` seconds after it (a flap)?
+        The cooldown refuses a shrink soon after a growth; a growth soon
+        after a shrink is never refused (a shortage costs more), so the
+        policies' shrinks must hold over the cooldown, and this counts
+        the ones that did not."""
+        if not direction:
+            return False
+        scaled = [t for t in self._taken.get(instance_id, [])
+                  if t.direction]
+        return bool(scaled and scaled[-1].direction != direction
+                    and now - scaled[-1].at < self.limits.cooldown)
+
     def _propose(self, instance_id, decision):
         action, runs = self._proposed.get(instance_id, (None, 0))
         runs = runs + 1 if action == decision.action else 1

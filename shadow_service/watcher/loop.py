@@ -331,7 +331,11 @@ class Watcher:
         step = self.opts.step
         lead = self.lead_s[self._mode(instance)]
         horizon = max(1, int(math.ceil(lead / step)))
-        down_horizon = 2 * horizon
+        # A shrink must hold until a regrowth would no longer be a
+        # reversal within the cooldown (a flap): the bound it is decided
+        # on covers the cooldown and the lead of that regrowth.
+        down_horizon = max(2 * horizon, int(math.ceil(
+            (self.opts.cooldown + lead) / step)))
         observed = [float(v) for v in demand if np.isfinite(v)]
         vcpus = float(instance.flavor.get('vcpus') or 1)
         if len(observed) < 2:
@@ -559,6 +563,11 @@ class Watcher:
             record['target_flavor'] = self.ladder.rungs[
                 decision.target_rung].to_flavor()
         if outcome in ('started', 'dry_run'):
+            if self.guard.is_flap(instance_id, decision.direction, now):
+                self.counters['flaps'] += 1
+                LOG.warning('%s: %s reverses its last scaling within the '
+                            'cooldown (a flap)', instance_id,
+                            decision.action)
             self.guard.record(guard_mod.Taken(
                 instance_id, decision.action, now, decision.direction,
                 source_host=instance.host, target_host=host))

@@ -6,7 +6,9 @@ recent trend of the demand, being at the top of the ladder, and whether
 the forecast's own capacity rule (``forecast``'s) would grow, keep or
 shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
 of a scale-out group) from the size that rule asks for, so the policy
-learns when the forecast needs more headroom, or less.  Each (state,
+learns when the forecast needs more headroom, or less; it never shrinks
+below what the forecast's shrink bound (the demand over the cooldown)
+needs, so a learnt offset cannot make it flap.  Each (state,
 action) keeps the mean reward it earned; the policy picks the best (ties:
 the forecast rule's size).  The
 reward of an action is known one lead time later, from the peak demand
@@ -156,6 +158,18 @@ class RLPolicy(base.ScalingPolicy):
             return found.target_count or s.group_size
         return s.rung if found.target_rung is None else found.target_rung
 
+    @staticmethod
+    def _shrink_floor(s, current):
+        """The smallest size a shrink may reach: what the forecast's
+        shrink bound (``peak_down``, over the cooldown and a regrowth's
+        lead) needs, never above ``current``.  A learnt offset may grow
+        the VM more or less than the forecast rule, but a shrink below
+        that bound would be undone within the cooldown (a flap)."""
+        bound = float(s.forecast['peak_down'])
+        if s.mode == 'horizontal':
+            return min(current, s.count_for(bound))
+        return min(current, s.rung_for(bound))
+
     def decide(self, situation):
         s = situation
         if s.mode != 'horizontal' and s.rung is None:
@@ -180,7 +194,13 @@ class RLPolicy(base.ScalingPolicy):
                 MOVES[values.index(best)]
             why = 'state %s: best offset %+d (value %.2f)' % (state, move,
                                                                best)
-        decision = self._decision(s, wanted + move, why)
+        target = wanted + move
+        floor = self._shrink_floor(s, current)
+        if target < floor:
+            target = floor
+            why += ('; no shrink below the size the forecast bound over '
+                    'the cooldown holds')
+        decision = self._decision(s, target, why)
         if s.mode == 'horizontal':
             held = s.capacity * (decision.target_count or s.group_size)
         elif decision.target_rung is not None:

@@ -92,3 +92,13 @@ def test_restore_replays_actions_a_previous_leader_took():
     g.restore([guard.Taken('vm', 'resize_up', 1000, 1)])
     assert g.last('vm').action == 'resize_up'
     assert g.check('vm', UP, 1200).startswith('immunity window')
+
+
+def test_a_growth_soon_after_a_shrink_is_counted_as_a_flap():
+    g = _guard(cooldown=1800)
+    _take(g, DOWN, 0)
+    assert g.is_flap('vm', UP.direction, 900)
+    assert not g.is_flap('vm', UP.direction, 1800)
+    assert not g.is_flap('vm', DOWN.direction, 900)     # same direction
+    assert not g.is_flap('other', UP.direction, 900)
+    assert not g.is_flap('vm', 0, 900)                  # a migration

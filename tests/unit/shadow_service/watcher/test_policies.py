@@ -170,3 +170,23 @@ def test_rl_refuses_a_file_that_is_not_its_model(tmp_path):
 def test_an_unknown_action_is_refused():
     with pytest.raises(ValueError, match='unknown action'):
         base.Decision('explode', 'why not')
+
+
+def test_rl_never_shrinks_below_the_forecast_shrink_bound():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    # A learnt -1 offset where the forecast rule keeps the size.
+    keep = _situation(rung=2, peak=6.0, peak_down=7.0)
+    state = rl.features(keep) + '/b+0'
+    policy.values[state] = [5.0, 0.0, -1.0, -2.0]
+    policy.counts[state] = [9, 9, 9, 9]
+    decision = policy.decide(keep)
+    assert decision.action == 'none', decision.reason
+    assert 'no shrink below' in decision.reason
+    # The same offset where the shrink bound allows it.
+    allowed = _situation(rung=2, peak=3.0, peak_down=3.0)
+    state = rl.features(allowed) + '/b-1'
+    policy.values[state] = [5.0, 0.0, -1.0, -2.0]
+    policy.counts[state] = [9, 9, 9, 9]
+    down = policy.decide(allowed)
+    assert (down.action, down.target_rung) == ('resize_down', 1)
