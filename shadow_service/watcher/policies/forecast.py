@@ -34,11 +34,11 @@ Share of the smaller flavor's capacity that must stay free over the whole
 shrink horizon before the VM shrinks (the hysteresis of the downward
 decision).
 """),
-    cfg.FloatOpt('saturation_factor', default=1.5, min=1.0, max=8.0,
+    cfg.FloatOpt('saturation_factor', default=2.0, min=1.0, max=8.0,
                  help="""
 When the VM's CPU is saturated its real demand is unknown but at least its
 vCPUs; the forecast is raised to at least this multiple of them (1.5 is
-one rung of a 1.5x ladder).
+one rung of a 1.5x ladder, 2 two rungs or twice the group).
 """),
     cfg.IntOpt('max_down_rungs', default=1, min=1, max=10, help="""
 Most rungs one shrink descends.
@@ -47,7 +47,7 @@ Most rungs one shrink descends.
 Never shrink below the largest demand of the last ``[watcher]
 hold_window`` (a shrink costs a reboot, and a regrowth another one).
 """),
-    cfg.FloatOpt('seasonal_weight', default=0.5, min=0.0, max=2.0, help="""
+    cfg.FloatOpt('seasonal_weight', default=1.0, min=0.0, max=2.0, help="""
 The demand bound over the lead time is at least this share of the peak
 the VM had in the same window one day earlier (0: ignore yesterday).
 """),

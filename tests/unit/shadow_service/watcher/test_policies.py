@@ -81,18 +81,18 @@ def test_forecast_shrinks_one_rung_with_margin_and_not_below_the_peak():
 
 
 def test_forecast_meets_yesterdays_peak_ahead():
-    # Half of yesterday's peak (seasonal_weight 0.5) is 6 vCPUs.
+    # Yesterday's peak in the window (seasonal_weight 1.0) is 6 vCPUs.
     decision = forecast.ForecastPolicy().decide(_situation(
-        rung=1, peak=3.0, seasonal=12.0))
+        rung=1, peak=3.0, seasonal=6.0))
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
     assert forecast.ForecastPolicy().decide(_situation(
-        rung=1, peak=3.0, seasonal=7.0)).action == 'none'
+        rung=1, peak=3.0, seasonal=3.5)).action == 'none'
 
 
 def test_a_saturated_vm_is_grown_past_what_it_shows():
     decision = forecast.ForecastPolicy().decide(_situation(
         rung=1, util=100.0, peak=4.0, saturated=True))
-    # at least 1.5 x 4 vCPUs
+    # at least 2 x 4 vCPUs
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
 
 
