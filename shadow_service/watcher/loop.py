@@ -152,6 +152,7 @@ class Watcher:
         self.pending = {}
         self.siblings = collections.defaultdict(list)
         self._predictions = collections.defaultdict(collections.deque)
+        self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
         self._was_leader = False
@@ -366,9 +367,22 @@ class Watcher:
             demand[-hold:]).any() else 0.0
         seasonal_peak = self._yesterday_peak(instance, now,
                                              down_horizon * step)
+        # A shrink must also hold while a later run's look at yesterday
+        # (as far ahead as this one's) could call for a regrowth.
+        seasonal_down = self._yesterday_peak(
+            instance, now, down_horizon * step + self.opts.cooldown)
+        # The largest bound a growth was sized on within the hold
+        # window: a VM that just wanted that much may want it again.
+        bounds = self._bounds[instance.instance_id]
+        while bounds and bounds[0][0] <= now - self.opts.hold_window:
+            bounds.popleft()
+        recent_bound = max((b for _t, b in bounds), default=0.0)
+        bounds.append((now, raw_peak + margin))
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
+                'seasonal_down': seasonal_down,
+                'recent_bound': recent_bound,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
                 'peak_down': raw_down + margin, 'bias': stats['bias'],
