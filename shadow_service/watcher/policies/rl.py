@@ -8,7 +8,8 @@ shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
 of a scale-out group) from the size that rule asks for, so the policy
 learns when the forecast needs more headroom, or less; it never shrinks
 below what the forecast's shrink bound (the demand over the cooldown)
-needs, so a learnt offset cannot make it flap.  Each (state,
+needs, and within the cooldown of a shrink only the forecast rule may
+grow it back, so a learnt offset cannot make it flap.  Each (state,
 action) keeps the mean reward it earned; the policy picks the best (ties:
 the forecast rule's size).  The
 reward of an action is known one lead time later, from the peak demand
@@ -111,6 +112,7 @@ class RLPolicy(base.ScalingPolicy):
         self.explore = 0.0
         self._rng = np.random.default_rng(0)
         self._chosen = {}
+        self._shrunk = {}
         if model is not None:
             self.load_dict(model)
         elif self.option('model_file'):
@@ -158,6 +160,13 @@ class RLPolicy(base.ScalingPolicy):
             return found.target_count or s.group_size
         return s.rung if found.target_rung is None else found.target_rung
 
+    def _cooldown(self):
+        """``[watcher] cooldown`` (1800 s without a configuration)."""
+        try:
+            return float(self.conf.watcher.cooldown)
+        except (AttributeError, cfg.NoSuchOptError):
+            return 1800.0
+
     @staticmethod
     def _shrink_floor(s, current):
         """The smallest size a shrink may reach: what the forecast's
@@ -200,7 +209,16 @@ class RLPolicy(base.ScalingPolicy):
             target = floor
             why += ('; no shrink below the size the forecast bound over '
                     'the cooldown holds')
+        shrunk = self._shrunk.get(s.instance_id)
+        if (target > current and wanted <= current and shrunk is not None
+                and s.now - shrunk < self._cooldown()):
+            # Only the forecast rule may grow a VM back within the
+            # cooldown of a shrink; a learnt offset would make it flap.
+            target = current
+            why += '; no regrowth of its own within the cooldown'
         decision = self._decision(s, target, why)
+        if decision.direction < 0:
+            self._shrunk[s.instance_id] = s.now
         if s.mode == 'horizontal':
             held = s.capacity * (decision.target_count or s.group_size)
         elif decision.target_rung is not None:

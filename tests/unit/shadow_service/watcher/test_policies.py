@@ -190,3 +190,26 @@ def test_rl_never_shrinks_below_the_forecast_shrink_bound():
     policy.counts[state] = [9, 9, 9, 9]
     down = policy.decide(allowed)
     assert (down.action, down.target_rung) == ('resize_down', 1)
+
+
+def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    shrink = _situation(rung=2, peak=3.0, peak_down=3.0)
+    assert policy.decide(shrink).action == 'resize_down'
+    # Next run on rung 1: the forecast rule keeps it, the table says +1.
+    keep = _situation(rung=1, peak=3.0, peak_down=3.0)
+    keep.now = shrink.now + 300.0
+    state = rl.features(keep) + '/b+0'
+    policy.values[state] = [-5.0, -1.0, 0.0, -2.0]
+    policy.counts[state] = [9, 9, 9, 9]
+    held = policy.decide(keep)
+    assert held.action == 'none', held.reason
+    assert 'no regrowth of its own' in held.reason
+    # After the cooldown the learnt offset applies again.
+    keep.now = shrink.now + 1800.0
+    assert policy.decide(keep).action == 'resize_up'
+    # Within it, the forecast rule's own growth is never held back.
+    grow = _situation(rung=1, peak=7.0, peak_down=7.0)
+    grow.now = shrink.now + 600.0
+    assert policy.decide(grow).action == 'resize_up'
