@@ -139,7 +139,7 @@ a VM; ``ses`` ~150 ms; the watcher's error margins correct either.
 Recent steps whose least-squares slope, when rising, is extrapolated over
 the lead time and added to the forecast's upper bound (0: off).
 """),
-    cfg.FloatOpt('error_quantile', default=0.9, min=0.5, max=0.999,
+    cfg.FloatOpt('error_quantile', default=0.99, min=0.5, max=0.999,
                  help="""
 Quantile of a VM's past forecast errors added to its forecast as a margin
 (per instance once it has ``min_errors``, else per flavor).  Higher: fewer

@@ -15,6 +15,11 @@ cooldown
 hysteresis
     a shrink only after ``hysteresis_runs`` consecutive runs proposed it
     (growths act at once);
+flap guard
+    a growth less than ``cooldown`` after a shrink is a flap (counted,
+    :meth:`Guard.is_flap`); each flap of the VM within ``cycle_window``
+    multiplies its shrink cooldown and hysteresis (two flaps: three
+    times), so a VM whose shrinks get undone stops shrinking soon;
 rate limit
     at most ``max_actions_per_hour`` actions over all VMs in any hour,
     and no more than ``max_concurrent_actions`` under way at once;
@@ -91,6 +96,20 @@ class Guard:
         taken = self._taken.get(instance_id)
         return taken[-1] if taken else None
 
+    def is_flap(self, instance_id, direction, now):
+        """Would an action of ``direction`` at ``now`` reverse the VM's
+        last scaling less than ``cooldown`` seconds after it (a flap)?
+        The cooldown refuses a shrink soon after a growth; a growth soon
+        after a shrink is never refused (a shortage costs more), so the
+        policies' shrinks must hold over the cooldown, and this counts
+        the ones that did not."""
+        if not direction:
+            return False
+        scaled = [t for t in self._taken.get(instance_id, [])
+                  if t.direction]
+        return bool(scaled and scaled[-1].direction != direction
+                    and now - scaled[-1].at < self.limits.cooldown)
+
     def _propose(self, instance_id, decision):
         action, runs = self._proposed.get(instance_id, (None, 0))
         runs = runs + 1 if action == decision.action else 1
@@ -115,13 +134,18 @@ class Guard:
                     % (last.action, now - last.at, limits.immunity_window))
         if decision.direction < 0:
             scaled = [t for t in history if t.direction]
-            if scaled and now - scaled[-1].at < limits.cooldown:
+            # A VM that flapped lately shrinks more cautiously: each flap
+            # within the cycle window adds a cooldown and a hysteresis.
+            factor = 1 + self._flaps(history, now)
+            cooldown = limits.cooldown * factor
+            if scaled and now - scaled[-1].at < cooldown:
                 return ('cooldown: last scaling (%s) %.0f s ago, < %.0f s'
                         % (scaled[-1].action, now - scaled[-1].at,
-                           limits.cooldown))
-            if runs < limits.hysteresis_runs:
+                           cooldown))
+            needed = limits.hysteresis_runs * factor
+            if runs < needed:
                 return ('hysteresis: shrink proposed %d of %d runs in a row'
-                        % (runs, limits.hysteresis_runs))
+                        % (runs, needed))
             if self._reversals(history, now, -1) >= limits.max_reversals:
                 return ('cycle breaker: this shrink would be reversal %d '
                         'within %.0f s' % (limits.max_reversals,
@@ -142,6 +166,15 @@ class Guard:
             return ('rate limit: %d actions under way'
                     % len(self.in_flight))
         return None
+
+    def _flaps(self, history, now):
+        """Growths less than ``cooldown`` after a shrink of the VM within
+        the cycle window."""
+        recent = [t for t in history
+                  if t.direction and now - t.at < self.limits.cycle_window]
+        return sum(1 for a, b in zip(recent, recent[1:])
+                   if a.direction < 0 < b.direction
+                   and b.at - a.at < self.limits.cooldown)
 
     def _reversals(self, history, now, direction):
         """Changes of direction within the cycle window if an action of

@@ -152,6 +152,7 @@ class Watcher:
         self.pending = {}
         self.siblings = collections.defaultdict(list)
         self._predictions = collections.defaultdict(collections.deque)
+        self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
         self._was_leader = False
@@ -331,7 +332,11 @@ class Watcher:
         step = self.opts.step
         lead = self.lead_s[self._mode(instance)]
         horizon = max(1, int(math.ceil(lead / step)))
-        down_horizon = 2 * horizon
+        # A shrink must hold until a regrowth would no longer be a
+        # reversal within the cooldown (a flap): the bound it is decided
+        # on covers the cooldown and the lead of that regrowth.
+        down_horizon = max(2 * horizon, int(math.ceil(
+            (self.opts.cooldown + lead) / step)))
         observed = [float(v) for v in demand if np.isfinite(v)]
         vcpus = float(instance.flavor.get('vcpus') or 1)
         if len(observed) < 2:
@@ -362,9 +367,22 @@ class Watcher:
             demand[-hold:]).any() else 0.0
         seasonal_peak = self._yesterday_peak(instance, now,
                                              down_horizon * step)
+        # A shrink must also hold while a later run's look at yesterday
+        # (as far ahead as this one's) could call for a regrowth.
+        seasonal_down = self._yesterday_peak(
+            instance, now, down_horizon * step + self.opts.cooldown)
+        # The largest bound a growth was sized on within the hold
+        # window: a VM that just wanted that much may want it again.
+        bounds = self._bounds[instance.instance_id]
+        while bounds and bounds[0][0] <= now - self.opts.hold_window:
+            bounds.popleft()
+        recent_bound = max((b for _t, b in bounds), default=0.0)
+        bounds.append((now, raw_peak + margin))
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
+                'seasonal_down': seasonal_down,
+                'recent_bound': recent_bound,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
                 'peak_down': raw_down + margin, 'bias': stats['bias'],
@@ -559,6 +577,11 @@ class Watcher:
             record['target_flavor'] = self.ladder.rungs[
                 decision.target_rung].to_flavor()
         if outcome in ('started', 'dry_run'):
+            if self.guard.is_flap(instance_id, decision.direction, now):
+                self.counters['flaps'] += 1
+                LOG.warning('%s: %s reverses its last scaling within the '
+                            'cooldown (a flap)', instance_id,
+                            decision.action)
             self.guard.record(guard_mod.Taken(
                 instance_id, decision.action, now, decision.direction,
                 source_host=instance.host, target_host=host))

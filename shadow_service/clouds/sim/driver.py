@@ -538,11 +538,13 @@ class SimDriver(base.CloudDriver):
 
     def nova_view(self, host):
         """What Nova's resource tracker knows of ``host`` (allocations,
-        not usage), as ComputeNode fields."""
+        not usage), as ComputeNode fields.  A VM still booting counts:
+        its allocation was claimed when it was scheduled, so several VMs
+        placed at once spread instead of piling onto the same host."""
         sim_host = self.twin.host(host)
         hc = sim_host.host_class
         per_vcpu_gb = self.twin.cluster.assumptions['tenant_disk_gb_per_vcpu']
-        vms = self.twin.running(kind='vm', host=host)
+        vms = self.twin.claimed(kind='vm', host=host)
         vcpus_used = sim_host.allocated_vcpus + sum(w.vcpus for w in vms)
         ram_used = sim_host.allocated_ram_mb + sum(w.ram_mb for w in vms)
         disk_used = int(sim_host.allocated_vcpus * per_vcpu_gb

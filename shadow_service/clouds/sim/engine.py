@@ -278,6 +278,18 @@ class Twin:
                 if w.running_at(self.clock)
                 and (kind is None or w.kind == kind)]
 
+    def claimed(self, kind=None, host=None):
+        """Workloads holding resources now: running, or booting (placed
+        but not yet up, as a sibling during its boot or the new flavor
+        of a resize), and not yet stopped.  What Nova's placement counts:
+        an instance's allocation is claimed when it is scheduled, not
+        when its guest comes up."""
+        pool = (self.workloads if host is None
+                else self._by_host.get(host, {}))
+        return [w for w in pool.values()
+                if (w.stopped_at is None or w.stopped_at > self.clock)
+                and (kind is None or w.kind == kind)]
+
     def workloads_on(self, host, start, end):
         return [w for w in self._by_host.get(host, {}).values()
                 if w.started_at < end

@@ -7,8 +7,10 @@ the VM, jumping as many rungs as needed, when that bound over the lead
 time of a resize exceeds what the flavor holds at ``[watcher]
 target_utilisation``; it shrinks it one rung only when the bound over the
 longer time a shrink must hold (until a regrowth could take effect), and
-the largest demand of the last ``[watcher] hold_window``, fit the smaller
-flavor with ``down_margin`` to spare.  The bound is never below what the
+the largest demand and the largest forecast bound of the last ``[watcher]
+hold_window``, and yesterday's peak over the shrink horizon plus the
+cooldown, fit the smaller flavor with ``down_margin`` to spare (a shrink
+undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
 daily peak is met ahead.  A VM whose CPU is
 saturated hides its demand: then the bound is at least ``saturation_factor``
@@ -34,20 +36,22 @@ Share of the smaller flavor's capacity that must stay free over the whole
 shrink horizon before the VM shrinks (the hysteresis of the downward
 decision).
 """),
-    cfg.FloatOpt('saturation_factor', default=1.5, min=1.0, max=8.0,
+    cfg.FloatOpt('saturation_factor', default=2.0, min=1.0, max=8.0,
                  help="""
 When the VM's CPU is saturated its real demand is unknown but at least its
 vCPUs; the forecast is raised to at least this multiple of them (1.5 is
-one rung of a 1.5x ladder).
+one rung of a 1.5x ladder, 2 two rungs or twice the group).
 """),
     cfg.IntOpt('max_down_rungs', default=1, min=1, max=10, help="""
 Most rungs one shrink descends.
 """),
     cfg.BoolOpt('hold_peak', default=True, help="""
 Never shrink below the largest demand of the last ``[watcher]
-hold_window`` (a shrink costs a reboot, and a regrowth another one).
+hold_window``, nor below the largest forecast bound of that window (a
+shrink costs a reboot, and a regrowth another one; a regrowth within the
+cooldown is a flap).
 """),
-    cfg.FloatOpt('seasonal_weight', default=0.5, min=0.0, max=2.0, help="""
+    cfg.FloatOpt('seasonal_weight', default=1.0, min=0.0, max=2.0, help="""
 The demand bound over the lead time is at least this share of the peak
 the VM had in the same window one day earlier (0: ignore yesterday).
 """),
@@ -84,9 +88,12 @@ class ForecastPolicy(base.ScalingPolicy):
         s = situation
         up = max(float(s.forecast['peak']), self.option('seasonal_weight')
                  * float(s.forecast.get('seasonal_peak') or 0.0))
-        down = max(float(s.forecast['peak_down']), up)
+        down = max(float(s.forecast['peak_down']), up,
+                   self.option('seasonal_weight')
+                   * float(s.forecast.get('seasonal_down') or 0.0))
         if self.option('hold_peak'):
-            down = max(down, float(s.forecast.get('recent_peak') or 0.0))
+            down = max(down, float(s.forecast.get('recent_peak') or 0.0),
+                       float(s.forecast.get('recent_bound') or 0.0))
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
             up, down = max(up, floor), max(down, floor)

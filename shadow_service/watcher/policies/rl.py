@@ -6,7 +6,10 @@ recent trend of the demand, being at the top of the ladder, and whether
 the forecast's own capacity rule (``forecast``'s) would grow, keep or
 shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
 of a scale-out group) from the size that rule asks for, so the policy
-learns when the forecast needs more headroom, or less.  Each (state,
+learns when the forecast needs more headroom, or less; it never shrinks
+below what the forecast's shrink bound (the demand over the cooldown)
+needs, and within the cooldown of a shrink only the forecast rule may
+grow it back, so a learnt offset cannot make it flap.  Each (state,
 action) keeps the mean reward it earned; the policy picks the best (ties:
 the forecast rule's size).  The
 reward of an action is known one lead time later, from the peak demand
@@ -109,6 +112,7 @@ class RLPolicy(base.ScalingPolicy):
         self.explore = 0.0
         self._rng = np.random.default_rng(0)
         self._chosen = {}
+        self._shrunk = {}
         if model is not None:
             self.load_dict(model)
         elif self.option('model_file'):
@@ -156,6 +160,25 @@ class RLPolicy(base.ScalingPolicy):
             return found.target_count or s.group_size
         return s.rung if found.target_rung is None else found.target_rung
 
+    def _cooldown(self):
+        """``[watcher] cooldown`` (1800 s without a configuration)."""
+        try:
+            return float(self.conf.watcher.cooldown)
+        except (AttributeError, cfg.NoSuchOptError):
+            return 1800.0
+
+    @staticmethod
+    def _shrink_floor(s, current):
+        """The smallest size a shrink may reach: what the forecast's
+        shrink bound (``peak_down``, over the cooldown and a regrowth's
+        lead) needs, never above ``current``.  A learnt offset may grow
+        the VM more or less than the forecast rule, but a shrink below
+        that bound would be undone within the cooldown (a flap)."""
+        bound = float(s.forecast['peak_down'])
+        if s.mode == 'horizontal':
+            return min(current, s.count_for(bound))
+        return min(current, s.rung_for(bound))
+
     def decide(self, situation):
         s = situation
         if s.mode != 'horizontal' and s.rung is None:
@@ -180,7 +203,22 @@ class RLPolicy(base.ScalingPolicy):
                 MOVES[values.index(best)]
             why = 'state %s: best offset %+d (value %.2f)' % (state, move,
                                                                best)
-        decision = self._decision(s, wanted + move, why)
+        target = wanted + move
+        floor = self._shrink_floor(s, current)
+        if target < floor:
+            target = floor
+            why += ('; no shrink below the size the forecast bound over '
+                    'the cooldown holds')
+        shrunk = self._shrunk.get(s.instance_id)
+        if (target > current and wanted <= current and shrunk is not None
+                and s.now - shrunk < self._cooldown()):
+            # Only the forecast rule may grow a VM back within the
+            # cooldown of a shrink; a learnt offset would make it flap.
+            target = current
+            why += '; no regrowth of its own within the cooldown'
+        decision = self._decision(s, target, why)
+        if decision.direction < 0:
+            self._shrunk[s.instance_id] = s.now
         if s.mode == 'horizontal':
             held = s.capacity * (decision.target_count or s.group_size)
         elif decision.target_rung is not None:

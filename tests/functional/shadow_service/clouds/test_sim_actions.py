@@ -106,3 +106,21 @@ def test_a_sibling_boots_then_takes_its_share_of_the_group_load(tmp_path):
     assert _busy(driver, 'web', later + 1) == pytest.approx(6.0)
     with pytest.raises(base.CloudError, match='no instance'):
         driver.get_instance(sibling.instance_id)
+
+
+def test_siblings_booted_together_spread_over_the_hosts(tmp_path):
+    # Nova claims a VM's allocation when it schedules it, not when its
+    # guest is up: siblings booting at the same moment must not all land
+    # on the host that looked emptiest before the first of them.
+    driver, _history = _twin(tmp_path, boot_duration=45.0)
+    support.place(driver, 'web', [6.0] * 10, flavor='large', group='web')
+    booted = [driver.boot_sibling('web') for _ in range(4)]
+    assert all(s.status == 'BUILD' for s in booted)
+    hosts = [s.host for s in booted]
+    # Three equal hosts, 'web' (8 GB) on host-1: the first two siblings
+    # take the empty hosts; then no host holds more than two of the five.
+    assert sorted(hosts[:2]) == ['host-2', 'host-3']
+    every = hosts + ['host-1']
+    assert max(every.count(h) for h in set(every)) == 2
+    view = driver.nova_view(hosts[0])
+    assert view['memory_mb_used'] >= 8192 and view['running_vms'] >= 1

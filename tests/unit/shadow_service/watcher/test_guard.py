@@ -92,3 +92,29 @@ def test_restore_replays_actions_a_previous_leader_took():
     g.restore([guard.Taken('vm', 'resize_up', 1000, 1)])
     assert g.last('vm').action == 'resize_up'
     assert g.check('vm', UP, 1200).startswith('immunity window')
+
+
+def test_a_growth_soon_after_a_shrink_is_counted_as_a_flap():
+    g = _guard(cooldown=1800)
+    _take(g, DOWN, 0)
+    assert g.is_flap('vm', UP.direction, 900)
+    assert not g.is_flap('vm', UP.direction, 1800)
+    assert not g.is_flap('vm', DOWN.direction, 900)     # same direction
+    assert not g.is_flap('other', UP.direction, 900)
+    assert not g.is_flap('vm', 0, 900)                  # a migration
+
+
+def test_a_vm_that_flapped_shrinks_after_a_longer_cooldown():
+    g = _guard(cooldown=1800, hysteresis_runs=1, cycle_window=21600)
+    _take(g, DOWN, 0)
+    _take(g, UP, 600)                       # undone within the cooldown
+    assert g.check('vm', DOWN, 2400).startswith('cooldown')
+    assert g.check('vm', DOWN, 600 + 2 * 1800 - 1).startswith('cooldown')
+    g.check('vm', base.Decision('none', 'fine'), 4000)   # runs restart
+    assert g.check('vm', DOWN, 600 + 2 * 1800).startswith('hysteresis')
+    assert g.check('vm', DOWN, 600 + 2 * 1800 + 300) is None
+    # The same history with no flap: one cooldown is enough.
+    calm = _guard(cooldown=1800, hysteresis_runs=1, cycle_window=21600)
+    _take(calm, DOWN, 0)
+    _take(calm, UP, 1800)
+    assert calm.check('vm', DOWN, 3600) is None

@@ -81,18 +81,18 @@ def test_forecast_shrinks_one_rung_with_margin_and_not_below_the_peak():
 
 
 def test_forecast_meets_yesterdays_peak_ahead():
-    # Half of yesterday's peak (seasonal_weight 0.5) is 6 vCPUs.
+    # Yesterday's peak in the window (seasonal_weight 1.0) is 6 vCPUs.
     decision = forecast.ForecastPolicy().decide(_situation(
-        rung=1, peak=3.0, seasonal=12.0))
+        rung=1, peak=3.0, seasonal=6.0))
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
     assert forecast.ForecastPolicy().decide(_situation(
-        rung=1, peak=3.0, seasonal=7.0)).action == 'none'
+        rung=1, peak=3.0, seasonal=3.5)).action == 'none'
 
 
 def test_a_saturated_vm_is_grown_past_what_it_shows():
     decision = forecast.ForecastPolicy().decide(_situation(
         rung=1, util=100.0, peak=4.0, saturated=True))
-    # at least 1.5 x 4 vCPUs
+    # at least 2 x 4 vCPUs
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
 
 
@@ -170,3 +170,46 @@ def test_rl_refuses_a_file_that_is_not_its_model(tmp_path):
 def test_an_unknown_action_is_refused():
     with pytest.raises(ValueError, match='unknown action'):
         base.Decision('explode', 'why not')
+
+
+def test_rl_never_shrinks_below_the_forecast_shrink_bound():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    # A learnt -1 offset where the forecast rule keeps the size.
+    keep = _situation(rung=2, peak=6.0, peak_down=7.0)
+    state = rl.features(keep) + '/b+0'
+    policy.values[state] = [5.0, 0.0, -1.0, -2.0]
+    policy.counts[state] = [9, 9, 9, 9]
+    decision = policy.decide(keep)
+    assert decision.action == 'none', decision.reason
+    assert 'no shrink below' in decision.reason
+    # The same offset where the shrink bound allows it.
+    allowed = _situation(rung=2, peak=3.0, peak_down=3.0)
+    state = rl.features(allowed) + '/b-1'
+    policy.values[state] = [5.0, 0.0, -1.0, -2.0]
+    policy.counts[state] = [9, 9, 9, 9]
+    down = policy.decide(allowed)
+    assert (down.action, down.target_rung) == ('resize_down', 1)
+
+
+def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    shrink = _situation(rung=2, peak=3.0, peak_down=3.0)
+    assert policy.decide(shrink).action == 'resize_down'
+    # Next run on rung 1: the forecast rule keeps it, the table says +1.
+    keep = _situation(rung=1, peak=3.0, peak_down=3.0)
+    keep.now = shrink.now + 300.0
+    state = rl.features(keep) + '/b+0'
+    policy.values[state] = [-5.0, -1.0, 0.0, -2.0]
+    policy.counts[state] = [9, 9, 9, 9]
+    held = policy.decide(keep)
+    assert held.action == 'none', held.reason
+    assert 'no regrowth of its own' in held.reason
+    # After the cooldown the learnt offset applies again.
+    keep.now = shrink.now + 1800.0
+    assert policy.decide(keep).action == 'resize_up'
+    # Within it, the forecast rule's own growth is never held back.
+    grow = _situation(rung=1, peak=7.0, peak_down=7.0)
+    grow.now = shrink.now + 600.0
+    assert policy.decide(grow).action == 'resize_up'
