@@ -141,6 +141,8 @@ class Evaluator:
         self.learner = learners.contention
         # Optional ScaleUpLearner: its model replaces the prior scale-up.
         self.scaleup_learner = learners.scaleup
+        # Optional AgeDriftLearner: how fast measurements go stale.
+        self.drift_learner = learners.age_drift
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer, learners=None):
@@ -293,6 +295,9 @@ class Evaluator:
     def _analyzer_for(self, request, profile):
         """The analyzer with the learners' models for this workload."""
         analyzer = self.analyzer
+        if self.drift_learner is not None:
+            analyzer = analyzer.with_age_drift(
+                self.drift_learner.age_drift())
         if self.scaleup_learner is not None:
             analyzer = analyzer.with_scaleup(self.scaleup_learner.model())
         if self.learner is None:
