@@ -7,11 +7,11 @@ drift instead of assuming it: the history holds repeated shadows of the
 same workload (profile, flavor size, profile scale) on the same host, and
 how much their means changed between evaluations, net of each run's
 sampling error, is the drift
-(:func:`~shadow_service.analysis.estimate.fit_age_drift`), per metric and
-over all metrics.
+(:func:`~shadow_service.analysis.estimate.fit_age_drift`), per metric.
 
 Until ``min_pairs`` pairs of repeated runs exist for a metric, that
-metric keeps the configured ``[analysis] age_drift_per_sqrt_hour``.  The
+metric keeps the configured ``[analysis] age_drift_per_sqrt_hour``
+(metrics drift very differently, so none borrows another's figure).  The
 learned figure is bounded below by ``floor`` (a host that happened not to
 change is not promised never to).  Refits are throttled like the other
 learners' and never raise.  Configure it in the ``[analysis]`` group
@@ -32,17 +32,20 @@ LOG = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class AgeDrift:
-    """Learned drift per sqrt(hour): ``default`` over all metrics (None:
-    keep the configured one), ``by_metric`` where a metric had enough
-    pairs, ``pairs`` how many pairs the fit used."""
+    """Learned drift per sqrt(hour): ``by_metric`` where a metric had
+    enough pairs (the others keep the configured drift), ``overall`` over
+    all metrics' pairs (for the record), ``pairs`` how many pairs there
+    were.  ``default`` is a drift for every metric without its own: the
+    learner leaves it None."""
 
     default: float = None
     by_metric: dict = dataclasses.field(default_factory=dict)
     pairs: int = 0
+    overall: float = None
 
     def to_dict(self):
-        return {'default': (None if self.default is None
-                            else round(self.default, 4)),
+        return {'overall': (None if self.overall is None
+                            else round(self.overall, 4)),
                 'by_metric': {m: round(v, 4)
                               for m, v in sorted(self.by_metric.items())},
                 'pairs': self.pairs}
@@ -150,14 +153,17 @@ class AgeDriftLearner(base.HistoryLearner):
         everything = []
         for metric, metric_runs in runs.items():
             everything += metric_runs
-            drift, pairs = estimate_lib.fit_age_drift(
+            drift, _pairs = estimate_lib.fit_age_drift(
                 metric_runs, min_pairs=self.min_pairs)
             if drift is not None:
                 state.by_metric[metric] = max(drift, self.floor)
+        # Over all metrics: reported, not applied.  Metrics drift very
+        # differently (a host's CPU figures may hold steady while its disk
+        # latency does not), so one short of pairs keeps the configured
+        # drift rather than borrowing the steady metrics' figure.
         drift, state.pairs = estimate_lib.fit_age_drift(
             everything, min_pairs=self.min_pairs)
-        if drift is not None:
-            state.default = max(drift, self.floor)
+        state.overall = None if drift is None else max(drift, self.floor)
         return state, state.pairs
 
     def _describe(self, state):

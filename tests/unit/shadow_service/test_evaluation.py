@@ -250,6 +250,8 @@ def test_the_learned_age_drift_ages_the_prior():
     learned = learner.current()
     assert learned.pairs >= 3 * len(HOSTS) // 2
     # The twin's hosts hold steady over hours: far below the assumed 0.5.
-    assert learned.default < 0.2
-    assert analyzer.drift_of('cpu_ops_per_s') == learned.by_metric.get(
-        'cpu_ops_per_s', learned.default)
+    assert learned.by_metric['cpu_ops_per_s'] < 0.2
+    assert analyzer.drift_of('cpu_ops_per_s') == learned.by_metric[
+        'cpu_ops_per_s']
+    # A metric without its own pairs keeps the configured drift.
+    assert analyzer.drift_of('no_such_metric') == 0.5

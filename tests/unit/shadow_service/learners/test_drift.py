@@ -63,7 +63,9 @@ def test_the_learner_measures_how_fast_hosts_change(store):
     assert learned.pairs == 6 * 7
     assert learned.by_metric['cpu_ops_per_s'] == pytest.approx(0.1,
                                                                rel=0.4)
-    assert learned.default == learned.by_metric['cpu_ops_per_s']
+    assert learned.overall == learned.by_metric['cpu_ops_per_s']
+    # Metrics without their own pairs keep the configured drift.
+    assert learned.default is None
 
 
 def test_steady_hosts_learn_a_small_drift_but_not_below_the_floor(store):
@@ -71,7 +73,7 @@ def test_steady_hosts_learn_a_small_drift_but_not_below_the_floor(store):
     learner = drift_mod.AgeDriftLearner(store, lookback_s=30 * HOUR,
                                         floor=0.004, clock=lambda: now)
     learned = learner.age_drift()
-    assert 0.004 <= learned.default < 0.02
+    assert 0.004 <= learned.by_metric['cpu_ops_per_s'] < 0.02
 
 
 def test_other_workloads_are_not_paired(store):
@@ -86,7 +88,7 @@ def test_other_workloads_are_not_paired(store):
     runs = learner.runs()['cpu_ops_per_s']
     assert len(runs) == 12          # 6 hosts x 2 workloads
     assert all(len(run) == 8 for run in runs)
-    assert learner.age_drift().default < 0.02
+    assert learner.age_drift().by_metric['cpu_ops_per_s'] < 0.02
 
 
 def test_too_little_history_keeps_the_configured_drift(store):
@@ -94,7 +96,7 @@ def test_too_little_history_keeps_the_configured_drift(store):
     learner = drift_mod.AgeDriftLearner(store, lookback_s=30 * HOUR,
                                         clock=lambda: now)
     learned = learner.age_drift()
-    assert learned.default is None and learned.by_metric == {}
+    assert learned.by_metric == {} and learned.overall is None
 
 
 def test_a_failing_store_keeps_the_last_drift(store):
