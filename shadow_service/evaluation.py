@@ -8,7 +8,8 @@ the loop and its stopping rules.
 The prior is built from history alone: the shadow samples earlier
 evaluations of the same workload (profile, flavor size and profile scale)
 left on these hosts within ``prior_lookback`` seconds (the analyzer
-discounts them by their age).  Hosts that got no shadow keep their prior
+discounts them by their age, at the drift the age drift learner measured
+where it is on).  Hosts that got no shadow keep their prior
 estimate in the ranking, and every shadow is deleted in a ``finally``
 block, whatever happened.  Then one of three schedules
 (``evaluation_schedule``) spends the budget:
