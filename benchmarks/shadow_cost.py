@@ -307,6 +307,7 @@ def main(argv=None):
     # What placement_quality's service settings read.
     args.history, args.store = 'persistent', 'sqlite'
     args.confidence_target = args.cotenancy_horizon = None
+    args.lifetime_horizon, args.no_calibration = None, False
     logging.basicConfig(level=logging.INFO if args.verbose
                         else logging.WARNING)
     if args.out is None:

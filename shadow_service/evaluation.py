@@ -8,7 +8,8 @@ the loop and its stopping rules.
 The prior is built from history alone: the shadow samples earlier
 evaluations of the same workload (profile, flavor size and profile scale)
 left on these hosts within ``prior_lookback`` seconds (the analyzer
-discounts them by their age).  Hosts that got no shadow keep their prior
+discounts them by their age, at the drift the age drift learner measured
+where it is on).  Hosts that got no shadow keep their prior
 estimate in the ranking, and every shadow is deleted in a ``finally``
 block, whatever happened.  Then one of three schedules
 (``evaluation_schedule``) spends the budget:
@@ -149,6 +150,8 @@ class Evaluator:
         self.learner = learners.contention
         # Optional ScaleUpLearner: its model replaces the prior scale-up.
         self.scaleup_learner = learners.scaleup
+        # Optional AgeDriftLearner: how fast measurements go stale.
+        self.drift_learner = learners.age_drift
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer, learners=None):
@@ -301,6 +304,9 @@ class Evaluator:
     def _analyzer_for(self, request, profile):
         """The analyzer with the learners' models for this workload."""
         analyzer = self.analyzer
+        if self.drift_learner is not None:
+            analyzer = analyzer.with_age_drift(
+                self.drift_learner.age_drift())
         if self.scaleup_learner is not None:
             analyzer = analyzer.with_scaleup(self.scaleup_learner.model())
         if self.learner is None:

@@ -109,6 +109,9 @@ class Analyzer:
         Score points within which two hosts count as equally good.
     age_drift : float
         Relative drift of a measurement per sqrt(hour) of data age.
+    age_drift_by_metric : dict, optional
+        ``{metric: drift}`` overriding ``age_drift`` per metric (what
+        :class:`~shadow_service.learners.drift.AgeDriftLearner` learns).
     draws : int
         Monte Carlo draws for the confidence.
     contention : dict, optional
@@ -145,7 +148,7 @@ class Analyzer:
                  contention=None, scaleup=None, forecast_level=0.9,
                  forecaster="auto", seed=0, cotenancy_horizon_s=86400.0,
                  load_forecaster=None, calibration=None,
-                 peak_headroom=True):
+                 peak_headroom=True, age_drift_by_metric=None):
         if cotenancy_horizon_s < 0:
             raise ValueError("cotenancy_horizon_s must not be negative")
         if not 0.0 <= confidence_target <= 1.0:
@@ -154,6 +157,7 @@ class Analyzer:
         self.confidence_target = confidence_target
         self.tie_margin = tie_margin
         self.age_drift = age_drift
+        self.age_drift_by_metric = dict(age_drift_by_metric or {})
         self.draws = draws
         self.contention = dict(contention or {})
         self.scaleup = scaleup or scaleup_lib.ScaleUpModel()
@@ -207,6 +211,25 @@ class Analyzer:
         adjusted = copy.copy(self)
         adjusted.scaleup = model
         return adjusted
+
+    def with_age_drift(self, drift):
+        """A copy that ages data by ``drift`` (anything with ``default``,
+        a drift for every metric or None, and ``by_metric``, ``{metric:
+        drift}``: an :class:`~shadow_service.learners.drift.AgeDrift`);
+        ``None`` keeps this analyzer's."""
+        if drift is None or (drift.default is None
+                             and not drift.by_metric):
+            return self
+        adjusted = copy.copy(self)
+        if drift.default is not None:
+            adjusted.age_drift = float(drift.default)
+        adjusted.age_drift_by_metric = {**self.age_drift_by_metric,
+                                        **drift.by_metric}
+        return adjusted
+
+    def drift_of(self, metric):
+        """Relative drift of ``metric`` per sqrt(hour) of data age."""
+        return float(self.age_drift_by_metric.get(metric, self.age_drift))
 
     def forecast(self, values, *, step_s, horizon_steps, forecaster=None,
                  bounds=None):
@@ -326,7 +349,7 @@ class Analyzer:
             raw = samples.get(metric)
             single = estimate_lib.from_samples(
                 metric, [] if raw is None else raw, data_age_s=age_s,
-                age_drift=self.age_drift)
+                age_drift=self.drift_of(metric))
             if single is None:
                 host_reasons.append("%s: no samples, left out" % metric)
                 continue
@@ -358,7 +381,7 @@ class Analyzer:
             value = float(previous.predicted[metric])
             sd = previous.uncertainty.get(
                 metric, estimate_lib.FEW_SAMPLES_RELATIVE_SD * abs(value))
-            aged = self.age_drift * abs(value) * np.sqrt(
+            aged = self.drift_of(metric) * abs(value) * np.sqrt(
                 max(age_s - previous_age, 0.0) / 3600.0)
             host_estimates[metric] = estimate_lib.MetricEstimate(
                 value, float(np.hypot(sd, aged)), 0, [])

@@ -10,6 +10,10 @@ what the VM will achieve, combining
 * a wide relative prior when there are fewer than ``MIN_SAMPLES``,
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
+:func:`fit_age_drift` learns that drift from the history: how much
+repeated shadow runs of the same workload on the same host really
+changed between evaluations, net of their sampling error.
+
 :func:`adjust` then applies the contention model (the effect of the VM
 being added, and of the VMs the host is expected to gain while the VM runs
 (:func:`~shadow_service.analysis.contention.expected_added_instances`),
@@ -30,6 +34,8 @@ from shadow_service.workloads import catalogue
 
 MIN_SAMPLES = 3
 FEW_SAMPLES_RELATIVE_SD = 0.15
+#: Fewest pairs of repeated runs before :func:`fit_age_drift` answers.
+MIN_DRIFT_PAIRS = 20
 PERCENT_BOUNDS = (0.0, 100.0)
 NONNEGATIVE_BOUNDS = (0.0, None)
 #: Sample estimates kept (per metric and samples) for priors.
@@ -110,6 +116,65 @@ def _estimate(metric, samples):
     else:
         sd = math.sqrt(standard_error(data) ** 2 + drift(data) ** 2)
     return value, sd, int(data.size), tuple(notes)
+
+
+def fit_age_drift(runs, *, min_pairs=MIN_DRIFT_PAIRS, margin_sd=1.0):
+    """The relative drift per sqrt(hour) that repeated runs show.
+
+    ``runs`` holds one sequence per (workload, host, metric): the runs of
+    that workload's shadows on that host as ``(time_s, mean, sd_of_mean)``
+    in any order.  Consecutive runs ``a``, ``b`` form a pair; with ``m``
+    the mean of their two means, the pair's squared relative change
+    ``((mean_b - mean_a) / m) ** 2`` is expected to be its sampling
+    variance ``(sd_a ** 2 + sd_b ** 2) / m ** 2`` plus ``drift ** 2``
+    times the hours between them (a random walk of the value, the model
+    :func:`from_samples` ages data with).  The squared drift is estimated
+    as the summed excess over the summed hours (a pair counts in
+    proportion to its gap), raised by ``margin_sd`` standard errors of
+    that sum, so that few or scattered pairs state a larger drift rather
+    than a confidently small one.
+
+    Returns
+    -------
+    (drift, pairs)
+        ``drift`` is None when fewer than ``min_pairs`` pairs exist (or
+        none has a positive gap); ``pairs`` is how many were used.
+    """
+    excesses, gaps = [], []
+    for run in runs:
+        ordered = sorted((float(t), float(m), float(s))
+                         for t, m, s in run)
+        for (t_a, m_a, s_a), (t_b, m_b, s_b) in zip(ordered, ordered[1:]):
+            gap_h = (t_b - t_a) / 3600.0
+            base = (abs(m_a) + abs(m_b)) / 2.0
+            if gap_h <= 0 or base <= 1e-9 or not all(
+                    math.isfinite(v) for v in (m_a, m_b, s_a, s_b)):
+                continue
+            change = ((m_b - m_a) / base) ** 2
+            sampling = (s_a ** 2 + s_b ** 2) / base ** 2
+            excesses.append(change - sampling)
+            gaps.append(gap_h)
+    pairs = len(gaps)
+    if pairs < max(int(min_pairs), 1):
+        return None, pairs
+    excess, hours = np.array(excesses), np.array(gaps)
+    squared = float(np.sum(excess) / np.sum(hours))
+    spread = math.sqrt(float(np.sum((excess - squared * hours) ** 2)))
+    upper = (float(np.sum(excess)) + margin_sd * spread) / float(
+        np.sum(hours))
+    return math.sqrt(max(upper, 0.0)), pairs
+
+
+def run_summary(data):
+    """``(mean, sd_of_mean)`` of one run's samples (the autocorrelation-
+    corrected standard error and the within-run drift), or None when it
+    has fewer than ``MIN_SAMPLES``."""
+    data = np.asarray(data, dtype=float)
+    data = data[np.isfinite(data)]
+    if data.size < MIN_SAMPLES:
+        return None
+    return (float(np.mean(data)),
+            math.sqrt(standard_error(data) ** 2 + drift(data) ** 2))
 
 
 def standard_error(data):

@@ -77,6 +77,45 @@ Possible values:
 * 0: data never goes stale.
 * 0.05 (default): one-hour-old data gains 5 %, one-day-old data ~25 % of
   its value as standard deviation.
+
+Related options:
+
+* ``age_drift_learning``: learned from the history, this figure is used
+  only for metrics without enough repeated measurements.
+"""),
+    cfg.BoolOpt(
+        'age_drift_learning',
+        default=True,
+        help="""
+Learn the age drift from the history instead of assuming
+``age_drift_per_sqrt_hour``: how much repeated shadows of the same workload
+on the same host really changed between evaluations (net of their sampling
+error), per metric. Hosts whose measurements hold steady then keep a
+confident prior for longer, so more requests are answered from history
+without shadows; hosts that change fast go stale sooner.
+
+Related options:
+
+* ``age_drift_per_sqrt_hour``: used until a metric has
+  ``age_drift_min_pairs`` pairs of repeated measurements.
+* ``[shadow] prior_lookback``: the history the drift is learned from.
+"""),
+    cfg.IntOpt(
+        'age_drift_min_pairs',
+        default=20,
+        min=1,
+        help="""
+Pairs of repeated shadow measurements (same workload, same host, same
+metric, consecutive evaluations) a metric needs before its age drift is
+learned.
+"""),
+    cfg.FloatOpt(
+        'age_drift_refit_interval',
+        default=3600.0,
+        min=0.0,
+        help="""
+Fewest seconds (on the cloud driver's clock) between two refits of the
+learned age drift.
 """),
     cfg.IntOpt(
         'confidence_draws',

@@ -5,7 +5,8 @@
 * :class:`~.scaleup.ScaleUpLearner`: how a shadow's figures scale up to the
   full flavor;
 * :class:`~.calibration.CalibrationLearner`: how often a ranking's top host
-  really was best, per stated confidence.
+  really was best, per stated confidence;
+* :class:`~.drift.AgeDriftLearner`: how fast hosts' measurements go stale.
 
 :func:`build` makes the learners ``[shadow]`` switches on; the evaluator and
 the watcher both call it, so both learn from the same records the same way.
@@ -15,6 +16,7 @@ import dataclasses
 
 from shadow_service.learners import calibration as calibration_mod
 from shadow_service.learners import contention as contention_mod
+from shadow_service.learners import drift as drift_mod
 from shadow_service.learners import scaleup as scaleup_mod
 
 
@@ -25,6 +27,7 @@ class Learners:
     contention: contention_mod.ContentionLearner = None
     scaleup: scaleup_mod.ScaleUpLearner = None
     calibration: calibration_mod.CalibrationLearner = None
+    age_drift: drift_mod.AgeDriftLearner = None
 
 
 def build(conf, history, clock):
@@ -34,7 +37,7 @@ def build(conf, history, clock):
     ----------
     conf : oslo_config.cfg.ConfigOpts
         ``[shadow] contention_*`` and ``scaleup_*`` options, ``[analysis]
-        confidence_calibration`` and ``calibration_*``.
+        confidence_calibration``, ``calibration_*`` and ``age_drift_*``.
     history : shadow_service.history.base.HistoryStore
     clock : callable
         Now in the time base of the history's records: the cloud driver's
@@ -50,4 +53,7 @@ def build(conf, history, clock):
             conf, history, clock=clock) if opts.scaleup_learning else None),
         calibration=(calibration_mod.CalibrationLearner.from_conf(
             conf, history, clock=clock)
-            if conf.analysis.confidence_calibration else None))
+            if conf.analysis.confidence_calibration else None),
+        age_drift=(drift_mod.AgeDriftLearner.from_conf(
+            conf, history, clock=clock)
+            if conf.analysis.age_drift_learning else None))

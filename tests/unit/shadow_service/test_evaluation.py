@@ -227,3 +227,31 @@ def test_racing_assessment_of_a_clear_ranking():
     assert racing.assess(clear, cost_factors={'b': 2.0}).incumbent in (
         'a', 'b')
     assert racing.assess(clear, exclude=['a']).incumbent == 'b'
+
+
+def test_the_learned_age_drift_ages_the_prior():
+    from shadow_service import learners
+    from shadow_service.learners import drift as drift_mod
+    conf = service_support.make_conf(sim=DERIVE)
+    history = memory.MemoryStore()
+    driver = sim_driver.SimDriver(conf, history)
+    learner = drift_mod.AgeDriftLearner(history, min_pairs=3,
+                                        refit_every=1, refit_interval_s=0,
+                                        clock=driver.now)
+    evaluator = evaluation.Evaluator(
+        driver, history, analyzer_mod.Analyzer(age_drift=0.5),
+        schedule='full', sample_interval=1.0, min_run_time=2.0,
+        learners=learners.Learners(age_drift=learner))
+    for _ in range(3):
+        evaluator.run(evaluator.new(REQUEST, HOSTS, 10.0))
+        driver.wait(3600.0)
+    profile = evaluator.resolve_profile(REQUEST)
+    analyzer = evaluator._analyzer_for(REQUEST, profile)
+    learned = learner.current()
+    assert learned.pairs >= 3 * len(HOSTS) // 2
+    # The twin's hosts hold steady over hours: far below the assumed 0.5.
+    assert learned.by_metric['cpu_ops_per_s'] < 0.2
+    assert analyzer.drift_of('cpu_ops_per_s') == learned.by_metric[
+        'cpu_ops_per_s']
+    # A metric without its own pairs keeps the configured drift.
+    assert analyzer.drift_of('no_such_metric') == 0.5

@@ -1,0 +1,99 @@
+"""Per-metric estimates: the age drift learned from repeated runs."""
+
+import math
+
+import numpy as np
+import pytest
+
+from shadow_service.analysis import analyzer as analyzer_lib
+from shadow_service.analysis import estimate
+
+HOUR = 3600.0
+
+
+def _random_walk_runs(drift, *, hosts=40, runs=6, noise=0.0, seed=0):
+    """Per host, runs whose mean walks by ``drift`` per sqrt(hour) and is
+    read with a relative sampling error ``noise`` (stated with it)."""
+    rng = np.random.default_rng(seed)
+    all_runs = []
+    for _host in range(hosts):
+        level, t, host_runs = 100.0, 0.0, []
+        for _run in range(runs):
+            gap_h = rng.uniform(0.5, 6.0)
+            t += gap_h * HOUR
+            level *= 1 + drift * math.sqrt(gap_h) * rng.standard_normal()
+            read = level * (1 + noise * rng.standard_normal())
+            host_runs.append((t, read, noise * level))
+        all_runs.append(host_runs)
+    return all_runs
+
+
+@pytest.mark.parametrize('drift', [0.01, 0.05, 0.2])
+def test_the_drift_of_a_random_walk_is_recovered(drift):
+    learned, pairs = estimate.fit_age_drift(_random_walk_runs(drift),
+                                            margin_sd=0.0)
+    assert pairs == 40 * 5
+    assert learned == pytest.approx(drift, rel=0.25)
+    assert estimate.fit_age_drift(_random_walk_runs(drift))[0] >= learned
+
+
+def test_sampling_error_is_not_taken_for_drift():
+    steady = _random_walk_runs(0.0, noise=0.05, seed=1)
+    learned, _pairs = estimate.fit_age_drift(steady)
+    assert learned < 0.02
+    assert estimate.fit_age_drift(steady, margin_sd=0.0)[0] < 0.01
+    # Not subtracting it would have read 5 % noise as drift.
+    unstated = [[(t, m, 0.0) for t, m, _s in run] for run in steady]
+    assert estimate.fit_age_drift(unstated)[0] > 0.03
+
+
+def test_few_pairs_state_a_larger_drift_than_many():
+    few = _random_walk_runs(0.05, hosts=4, seed=2)
+    many = _random_walk_runs(0.05, hosts=400, seed=2)
+    central = estimate.fit_age_drift(few, margin_sd=0.0)[0]
+    assert estimate.fit_age_drift(few)[0] > central
+    assert estimate.fit_age_drift(many)[0] == pytest.approx(0.05, rel=0.1)
+
+
+def test_too_few_pairs_learn_nothing():
+    runs = _random_walk_runs(0.05, hosts=2, runs=3)
+    assert estimate.fit_age_drift(runs, min_pairs=20) == (None, 4)
+    assert estimate.fit_age_drift([], min_pairs=1) == (None, 0)
+
+
+def test_runs_are_paired_in_time_order_whatever_their_order():
+    runs = _random_walk_runs(0.05, seed=3)
+    shuffled = [list(reversed(run)) for run in runs]
+    assert estimate.fit_age_drift(shuffled) == estimate.fit_age_drift(runs)
+
+
+def test_run_summary_needs_min_samples():
+    assert estimate.run_summary([1.0, 2.0]) is None
+    mean, sd = estimate.run_summary([10.0, 11.0, 9.0, 10.0])
+    assert mean == pytest.approx(10.0)
+    assert sd > 0
+
+
+class _Drift:
+    def __init__(self, default, by_metric):
+        self.default = default
+        self.by_metric = by_metric
+
+
+def test_a_learned_drift_ages_the_prior_per_metric():
+    observations = {'a': {'cpu_ops_per_s': [100.0, 101.0, 99.0, 100.0]},
+                    'b': {'cpu_ops_per_s': [96.0, 97.0, 95.0, 96.0]}}
+    ages = {'a': 9 * HOUR, 'b': 9 * HOUR}
+    assumed = analyzer_lib.Analyzer(age_drift=0.05)
+    learned = assumed.with_age_drift(_Drift(0.2, {'cpu_ops_per_s': 0.005}))
+    assert learned.drift_of('cpu_ops_per_s') == 0.005
+    assert learned.drift_of('net_p95_rtt_ms') == 0.2
+    assert assumed.drift_of('cpu_ops_per_s') == 0.05
+    stale = assumed.rank({'cpu': 1.0}, observations, data_age_s=ages)
+    steady = learned.rank({'cpu': 1.0}, observations, data_age_s=ages)
+    assert steady.host('a').uncertainty['cpu_ops_per_s'] < \
+        stale.host('a').uncertainty['cpu_ops_per_s'] / 3
+    assert steady.confidence > stale.confidence
+    # Nothing learned yet: the same analyzer.
+    assert assumed.with_age_drift(_Drift(None, {})) is assumed
+    assert assumed.with_age_drift(None) is assumed
