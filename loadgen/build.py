@@ -30,6 +30,7 @@ import functools
 import io
 import json
 import os
+import threading
 import zipfile
 
 INTERPRETER = '/usr/bin/env python3'
@@ -58,8 +59,19 @@ def package_files():
     return found
 
 
+#: ``ast.parse`` is not safe in several threads at once on CPython 3.11
+#: (``SystemError: AST constructor recursion depth mismatch``); shadows
+#: are booted from several threads, each building its user data.
+_AST_LOCK = threading.Lock()
+
+
 def strip_source(source):
     """``source`` without docstrings or comments (same behaviour)."""
+    with _AST_LOCK:
+        return _strip_source(source)
+
+
+def _strip_source(source):
     tree = ast.parse(source)
     for node in ast.walk(tree):
         if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
@@ -134,10 +146,19 @@ def pyz_bytes():
     return _archive(guest=False)
 
 
+_GUEST_LOCK = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
-def guest_pyz_bytes():
-    """The guest zipapp's bytes (built once per process)."""
+def _guest_pyz_bytes():
     return _archive(guest=True)
+
+
+def guest_pyz_bytes():
+    """The guest zipapp's bytes (built once per process, also when
+    several threads ask first at once)."""
+    with _GUEST_LOCK:
+        return _guest_pyz_bytes()
 
 
 def main(argv=None):
