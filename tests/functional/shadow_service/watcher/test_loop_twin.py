@@ -22,6 +22,19 @@ def _records(history, driver, instance_id=None):
     return records.read(history, 0, driver.now() + 1, instance_id)
 
 
+
+def _horizontal_web(conf, wave):
+    """A twin with one horizontally scaled VM ``web-1`` whose demand
+    follows ``wave``, a day of its history behind it; ``(driver,
+    history, the assembled watcher)``."""
+    driver, history = support.twin(conf)
+    support.place(driver, 'web-1', wave, flavor='medium',
+                  metadata={'nova_shadow_scaling': 'horizontal'},
+                  group='web')
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    return driver, history, assembled
+
 def test_forecast_resizes_ahead_of_the_demand_and_confirms(tmp_path):
     conf = support.make_conf(tmp_path, watcher={'policy': 'forecast',
                                                 'dry_run': False})
@@ -102,12 +115,7 @@ def test_a_group_grows_and_shrinks_with_its_demand(tmp_path):
         # One wave among few errors: at the default 0.99 the margin is
         # the wave's own jump for as long as it is in the error window.
         'error_quantile': 0.8})
-    driver, history = support.twin(conf)
-    support.place(driver, 'web-1', wave, flavor='medium',
-                  metadata={'nova_shadow_scaling': 'horizontal'},
-                  group='web')
-    assembled = support.build(conf, driver, history)
-    driver.fast_forward(DAY * support.STEP_S)
+    driver, history, assembled = _horizontal_web(conf, wave)
     steps = support.run(assembled, driver, 80)
     started = [s for s in steps if s.outcome == 'started']
     actions = [s.decision.action for s in started]
@@ -179,12 +187,7 @@ def test_a_shrink_is_decided_on_the_demand_over_the_cooldown(tmp_path):
         'policy': 'forecast', 'dry_run': False, 'max_count': 4,
         'cooldown': 1800.0, 'immunity_window': 300.0,
         'hold_window': 0.0, 'hysteresis_runs': 1})
-    driver, history = support.twin(conf)
-    support.place(driver, 'web-1', wave, flavor='medium',
-                  metadata={'nova_shadow_scaling': 'horizontal'},
-                  group='web')
-    assembled = support.build(conf, driver, history)
-    driver.fast_forward(DAY * support.STEP_S)
+    driver, history, assembled = _horizontal_web(conf, wave)
     steps = support.run(assembled, driver, 60)
     situation = assembled.watcher.situation(
         driver.get_instance('web-1'), driver.now())
