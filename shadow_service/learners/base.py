@@ -109,6 +109,14 @@ class HistoryLearner:
                 self._lock.release()
         return self._state
 
+    def _use_or_last(self):
+        """:meth:`_use`, never raising: on any error the state in use."""
+        try:
+            return self._use()
+        except Exception:
+            LOG.exception('Learning %s failed; using the last one', self.what)
+            return self._state
+
     def _due(self):
         if self._fitted_at is None:
             return True

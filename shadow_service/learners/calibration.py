@@ -154,12 +154,7 @@ class CalibrationLearner(base.HistoryLearner):
     def calibration_map(self):
         """The current map (the identity until enough outcomes); counts
         one use and refits when due; never raises."""
-        try:
-            return self._use()
-        except Exception:
-            LOG.exception('Confidence calibration failed; using the last '
-                          'map')
-            return self._state
+        return self._use_or_last()
 
     def current_map(self):
         """The map in use, without counting a use or refitting."""

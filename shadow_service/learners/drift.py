@@ -95,12 +95,7 @@ class AgeDriftLearner(base.HistoryLearner):
     def age_drift(self):
         """The current :class:`AgeDrift`; counts one use and refits when
         due; never raises."""
-        try:
-            return self._use()
-        except Exception:
-            LOG.exception('Learning the age drift failed; using the last '
-                          'figures')
-            return self._state
+        return self._use_or_last()
 
     def current(self):
         """The drift in use, without counting a use or refitting."""

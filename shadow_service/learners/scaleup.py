@@ -180,11 +180,7 @@ class ScaleUpLearner(base.HistoryLearner):
 
         Counts one use, refits when due; never raises.
         """
-        try:
-            return self._use()
-        except Exception:
-            LOG.exception('Scale-up learning failed; using the last model')
-            return self._state
+        return self._use_or_last()
 
     def _fit(self):
         pairs = self.training_pairs()
