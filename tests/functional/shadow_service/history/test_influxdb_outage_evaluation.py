@@ -23,7 +23,10 @@ def private_influxd(influxdb_server):
 
 def test_evaluation_survives_an_influxdb_outage(private_influxd):
     conf = service_support.make_conf(
-        shadow={'min_run_time': 60, 'confidence_target': 1.0},
+        # The pool schedule keeps the evaluation running through the
+        # outage; racing may settle before it.
+        shadow={'min_run_time': 60, 'confidence_target': 1.0,
+                'evaluation_schedule': 'pool'},
         history={'store': 'influxdb', 'influx_url': private_influxd.url,
                  'influx_database': 'outage_eval',
                  'influx_retry_backoff_s': 0.2, 'influx_timeout_s': 2.0,
