@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 import uuid
@@ -151,8 +152,19 @@ class FakeGuest(threading.Thread):
                 self.answers.append(status)
 
     def stop(self):
+        """Stop posting; fail loudly if the thread does not end.
+
+        A thread still calling the API when the test tears Nova's services
+        down can deadlock the harness's locks: the test fails here, with the
+        thread's stack, instead.
+        """
         self.stopped.set()
-        self.join(5)
+        self.join(30)
+        if self.is_alive():
+            frame = sys._current_frames().get(self.ident)
+            stack = ''.join(traceback.format_stack(frame)) if frame else ''
+            raise AssertionError(
+                'the fake guest thread did not stop within 30 s:\n' + stack)
 
 
 class _ReaderPreferringLock(nova_fixtures.ReaderWriterLock):
