@@ -315,7 +315,7 @@ def lab_cluster_data(params):
         classes['lab-%s' % name] = spec
     assumptions = dict(data.get('assumptions') or {})
     for key in ('worker_stream_gbps', 'cpu_memory_fraction',
-                'io_cpu_ms_per_op'):
+                'io_cpu_ms_per_op', 'cpu_sharing_overhead'):
         if key in params:
             assumptions[key] = params[key]
     return {'assumptions': assumptions, 'classes': classes,
@@ -436,7 +436,8 @@ def fit(lab, lab_slow, duration_s, kinds, profiles):
         'mem_bandwidth_gbps': [4, 8, 16, 86],
         'worker_stream_gbps': [1, 2, 4, 10],
         'cpu_memory_fraction': [0.0, 0.2],
-        'io_cpu_ms_per_op': [0.0, 0.02, 0.04, 0.08],
+        'io_cpu_ms_per_op': [0.0, 0.08, 0.16, 0.32, 0.64],
+        'cpu_sharing_overhead': [0.0, 0.04, 0.08, 0.12, 0.16],
     }
     best = None
     for values in itertools.product(*grid.values()):

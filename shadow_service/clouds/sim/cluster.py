@@ -42,6 +42,9 @@ DEFAULT_ASSUMPTIONS = {
     # CPU milliseconds one I/O of a workload's disk part costs its VM
     # (0: I/O costs no CPU; see shadow_service.clouds.sim.workload).
     'io_cpu_ms_per_op': 0.0,
+    # Work lost per unit of CPU oversubscription (0: pure processor
+    # sharing; see shadow_service.clouds.sim.contention).
+    'cpu_sharing_overhead': 0.0,
 }
 
 DEFAULT_TENANT_POLICY = {

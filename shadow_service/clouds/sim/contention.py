@@ -12,7 +12,9 @@ CPU: processor sharing (Kleinrock, *Queueing Systems* vol. 2, 1976, ch. 4).
     While the busy vCPUs wanted on a host stay within its cores, everyone
     runs at full speed; beyond that every busy vCPU gets ``cores / demand``
     of a core and the rest of the time is *steal* as the guest's
-    ``/proc/stat`` reports it.
+    ``/proc/stat`` reports it.  An optional empirical sharing overhead
+    (:func:`cpu_sharing_efficiency`, off by default) lowers the work done
+    per share when a host is oversubscribed.
 Memory bandwidth: a saturating shared resource.  Below the host's sustained
     (STREAM) bandwidth every stream gets what it asks; above it the
     bandwidth is shared in proportion to demand.  Loaded latency is
@@ -99,6 +101,25 @@ def cpu_processor_sharing(total_busy_vcpus, cores):
     """
     cpu_share = share(total_busy_vcpus, cores)
     return cpu_share, 1.0 - cpu_share
+
+
+def cpu_sharing_efficiency(total_busy_vcpus, cores, overhead):
+    """Work a busy vCPU does per unit of its core share when oversubscribed.
+
+    ``1 / (1 + overhead * max(0, demand / cores - 1))``: 1 while the
+    demand fits the cores; beyond that every extra unit of
+    oversubscription costs ``overhead`` of the work done (context
+    switches, cold caches, the slices a CPU quota cuts each period into).
+    An empirical term: ``overhead`` is 0 (no loss, pure processor sharing)
+    unless a cluster file sets the ``cpu_sharing_overhead`` assumption
+    fitted to measurements (``benchmarks/twin_fidelity.py`` fits it on the
+    lab, whose hosts are CPU quotas of one machine).
+    """
+    if not overhead:
+        return np.ones_like(np.asarray(total_busy_vcpus, dtype=float))
+    excess = np.maximum(np.asarray(total_busy_vcpus, dtype=float)
+                        / cores - 1.0, 0.0)
+    return 1.0 / (1.0 + overhead * excess)
 
 
 def memory_bandwidth(total_demand_gbps, capacity_gbps, idle_latency_ns):

@@ -7,7 +7,7 @@ real loadgen runs, each a confined process on a small CPU share of one
 machine, whose half-second samples varied within a run by a median
 coefficient of variation of about 0.11 for CPU throughput, twice that
 for disk throughput and about 1.3 times for disk latency
-(``benchmarks/results/twin_fidelity.json``, ``lab_noise_cv``).
+(``benchmarks/results/twin_fidelity-run1.json``, ``lab_noise_cv``).
 
 * :data:`NOISE_PCT`: the noise of a shadow's or VM's samples, in percent
   (the level of CPU throughput, and of every metric without a scale);

@@ -29,6 +29,10 @@ Conversions (change them in the cluster file's ``assumptions``):
   whose CPU is a small share of one machine, a closed-loop disk job is
   CPU-bound (its IOPS follow the host's CPU share). 0 (the default): I/O
   costs no CPU.
+* CPU sharing overhead: with ``cpu_sharing_overhead`` > 0 the CPU work done
+  per core share falls as the host is oversubscribed
+  (:func:`shadow_service.clouds.sim.contention.cpu_sharing_efficiency`).
+  0 (the default): pure processor sharing.
 """
 
 import numpy as np
@@ -125,6 +129,9 @@ def host_factors(total, host_class, assumptions):
     of :data:`RESOURCES` arrays)."""
     cpu_share, steal = contention.cpu_processor_sharing(
         total['busy_vcpus'], host_class.cores)
+    cpu_efficiency = contention.cpu_sharing_efficiency(
+        total['busy_vcpus'], host_class.cores,
+        assumptions.get('cpu_sharing_overhead', 0.0))
     mem_share, mem_latency_ns = contention.memory_bandwidth(
         total['mem_gbps'], host_class.mem_bandwidth_gbps,
         host_class.mem_idle_latency_ns)
@@ -134,7 +141,8 @@ def host_factors(total, host_class, assumptions):
     net_share, rtt_p95_ms = contention.network(
         total['net_mbps'], host_class.nic_mbps, host_class.net_base_rtt_ms,
         assumptions['nic_service_ms'], steal)
-    return {'cpu_share': cpu_share, 'steal': steal, 'mem_share': mem_share,
+    return {'cpu_share': cpu_share, 'steal': steal,
+            'cpu_efficiency': cpu_efficiency, 'mem_share': mem_share,
             'mem_latency_ns': mem_latency_ns, 'disk_share': disk_share,
             'disk_p95_latency_ms': disk_p95_ms, 'net_share': net_share,
             'net_p95_rtt_ms': rtt_p95_ms}
@@ -155,7 +163,8 @@ def achieved(profile, vcpus, wanted, factors, host_class, assumptions):
             assumptions['cpu_memory_fraction'], factors['mem_share'])
         metrics['cpu_ops_per_s'] = (
             wanted['cpu_vcpus'] * cpu_share * host_class.clock_ghz
-            * assumptions['ops_per_ghz'] * speed)
+            * assumptions['ops_per_ghz'] * speed
+            * factors.get('cpu_efficiency', 1.0))
     if 'memory' in parts:
         metrics['mem_bandwidth_gbps'] = (
             wanted['mem_gbps'] * factors['mem_share'] * cpu_share)

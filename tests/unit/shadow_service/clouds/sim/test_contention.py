@@ -27,6 +27,40 @@ def test_processor_sharing_steals_the_excess_over_cores():
     np.testing.assert_allclose(steal, 1 - share)
 
 
+def test_sharing_efficiency_is_one_until_oversubscribed():
+    demand = np.array([0.25, 0.5, 1.0, 2.0])
+    np.testing.assert_allclose(
+        contention.cpu_sharing_efficiency(demand, 0.5, 0.0), 1.0)
+    # 0.5 cores: demand 1.0 is 1 unit of oversubscription, 2.0 is 3.
+    np.testing.assert_allclose(
+        contention.cpu_sharing_efficiency(demand, 0.5, 0.1),
+        [1.0, 1.0, 1 / 1.1, 1 / 1.3])
+
+
+def test_sharing_overhead_slows_cpu_work_on_an_oversubscribed_host():
+    small = cluster.HostClass(
+        name='quota', cores=0.5, clock_ghz=2.2, memory_mb=16384,
+        disk_gb=100, mem_bandwidth_gbps=86, mem_idle_latency_ns=90,
+        disk_iops=50000, disk_service_ms=0.15, nic_mbps=1250,
+        net_base_rtt_ms=0.08)
+    profile = profiles.load_profile('batch-cpu')
+
+    def ops(overhead, others):
+        assumptions = dict(cluster.DEFAULT_ASSUMPTIONS,
+                           cpu_sharing_overhead=overhead)
+        need = workload.demand(profile, 1, small, assumptions, [0.0])
+        total = {r: need[r] * (1 + others) for r in workload.RESOURCES}
+        factors = workload.host_factors(total, small, assumptions)
+        return workload.achieved(profile, 1, need, factors, small,
+                                 assumptions)['cpu_ops_per_s'][0]
+
+    # Off by default: the bundled twin is pure processor sharing.
+    assert cluster.DEFAULT_ASSUMPTIONS['cpu_sharing_overhead'] == 0.0
+    assert ops(0.0, 2) == pytest.approx(ops(0.0, 0) / 3)
+    # With three busy vCPUs on half a core (5 units over), 0.04 costs 1/1.2.
+    assert ops(0.04, 2) == pytest.approx(ops(0.0, 2) / 1.2)
+
+
 def test_mm1_p95_is_the_exponential_quantile():
     service, rho = 2.0, 0.6
     p95 = contention.mm1_p95_response(service, rho)

@@ -66,7 +66,7 @@ def test_the_lab_twin_holds_the_stored_calibration(stored):
         for key in ('disk_iops', 'disk_service_ms', 'mem_bandwidth_gbps'):
             assert getattr(host_class, key) == params[key]
     for key in ('worker_stream_gbps', 'cpu_memory_fraction',
-                'io_cpu_ms_per_op'):
+                'io_cpu_ms_per_op', 'cpu_sharing_overhead'):
         assert cluster.assumptions[key] == params[key]
 
 
