@@ -106,7 +106,21 @@ def run_arm(arm, config, requests, args, log):
                     user_data=user_data(vm_profile(profile_name),
                                         {'request': str(index)}),
                     client='sdk')
-                server = stack.wait_active(server_id)
+                try:
+                    server = stack.wait_active(server_id)
+                except lab_stack.LabStackError as e:
+                    # A boot the lab could not finish (a machine too busy,
+                    # a fault): recorded, deleted, and left out of the
+                    # comparison; the other requests go on.
+                    log('%-11s %2d %-10s not placed: %s' % (
+                        arm, index, profile_name, e))
+                    rows.append({'request': index, 'profile': profile_name,
+                                 'server': server_id, 'host': None,
+                                 'error': str(e),
+                                 'boot_s': round(time.monotonic() - started,
+                                                 1)})
+                    stack.delete_server(server_id)
+                    continue
                 host = server['OS-EXT-SRV-ATTR:host']
                 record = stack.evaluation_of(server_id) \
                     if arm == 'nova-shadow' else None
@@ -135,6 +149,8 @@ def run_arm(arm, config, requests, args, log):
             time.sleep(args.window)
             window_end = time.time()
             for row in rows:
+                if row['host'] is None:
+                    continue
                 values = {}
                 for sample in samples(stack, row['host'], row['server']):
                     if window_start <= sample['time'] <= window_end:
@@ -151,7 +167,9 @@ def run_arm(arm, config, requests, args, log):
                                      'samples': len(values[metric])}
             placement = {}
             for row in rows:
-                placement[row['host']] = placement.get(row['host'], 0) + 1
+                if row['host'] is not None:
+                    placement[row['host']] = placement.get(row['host'],
+                                                           0) + 1
             log('%-11s placement %s' % (arm, placement))
         return rows
 

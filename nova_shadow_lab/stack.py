@@ -519,11 +519,19 @@ class LabStack:
         return self.cloud.api.get_servers(
             detail=True, search_opts={'tags': SHADOW_TAG})
 
+    def delete_server(self, server_id):
+        """Delete one server; one already gone is not an error."""
+        from nova.tests.functional.api import client as api_client
+
+        try:
+            self.cloud.api.delete_server(server_id)
+        except api_client.OpenStackApiNotFoundException:
+            pass
+
     def delete_servers(self, timeout=120.0):
         """Delete every server of the lab and wait until they are gone."""
-        servers = self.cloud.api.get_servers()
-        for server in servers:
-            self.cloud.api.delete_server(server['id'])
+        for server in self.cloud.api.get_servers():
+            self.delete_server(server['id'])
         deadline = time.monotonic() + timeout
         while self.cloud.api.get_servers():
             if time.monotonic() > deadline:
