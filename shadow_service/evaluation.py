@@ -42,6 +42,7 @@ block, whatever happened.  Then one of three schedules
 
 import collections
 import logging
+import threading
 import time
 import uuid
 
@@ -51,6 +52,7 @@ from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service import priorsamples
 from shadow_service import racing
+from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import scaleup
 from shadow_service.history import base as history_base
 from shadow_service.learners import base as learner_base
@@ -67,6 +69,8 @@ PRIOR_EVALUATIONS = 50
 #: Workload keys of recorded evaluations kept in memory (then forgotten
 #: and read again).
 WORKLOAD_KEYS_KEPT = 100000
+#: Workloads whose prior per-host estimates are kept between requests.
+WORKLOADS_KEPT = 64
 #: How an evaluation spends its budget (see the module docstring).
 SCHEDULES = ('racing', 'pool', 'full')
 #: Share of ``settle_margin`` below which a host's expected improvement
@@ -145,6 +149,13 @@ class Evaluator:
         self.prior_samples = priorsamples.PriorSamples(
             history, prior_lookback, keep=PRIOR_EVALUATIONS)
         self._workload_keys = {}
+        # Per workload, the prior's per-host estimates, kept between
+        # requests (least recently used first).
+        self._kept_estimates = {}
+        self._kept_lock = threading.Lock()
+        #: Whether the prior keeps per-host estimates between requests
+        #: (False: every host is estimated afresh, as a new process does).
+        self.keep_estimates = True
         learners = learners or learners_mod.Learners()
         # Optional ContentionLearner: its models join the analyzer's.
         self.learner = learners.contention
@@ -319,23 +330,45 @@ class Evaluator:
         """A ranking from earlier shadows of the same workload (profile,
         flavor size, profile scale) on these hosts (the samples are kept
         between requests: :mod:`shadow_service.priorsamples`)."""
-        observations, newest = {}, {}
+        observations, newest, tokens = {}, {}, None
         now = self.driver.now()
         if self.prior_lookback > 0:
             try:
                 same = self._same_workload(
                     self.prior_samples.evaluations(profile.name, now),
                     request, profile.name)
-                observations, newest = self.prior_samples.observations(
-                    profile.name, same, host_names, now)
+                observations, newest, tokens = \
+                    self.prior_samples.observations(
+                        profile.name, same, host_names, now, tokens=True)
             except Exception:
                 LOG.exception('Reading the history for a prior failed; '
                               'measuring every candidate')
-                observations, newest = {}, {}
+                observations, newest, tokens = {}, {}, None
         return analyzer.rank(
             profile.sensitivity, observations,
             host_features=features, scale=scale,
-            data_age_s={h: now - t for h, t in newest.items()})
+            data_age_s={h: now - t for h, t in newest.items()},
+            kept=self._kept_for(request, profile), tokens=tokens)
+
+    def _kept_for(self, request, profile):
+        """The per-host estimates kept for the request's workload
+        (profile, flavor size, profile scale; see
+        :class:`~shadow_service.analysis.analyzer.KeptEstimates`), None
+        without a request."""
+        if request is None or not self.keep_estimates:
+            return None
+        key = (learner_base.workload_key(request, profile.name),
+               tuple(sorted((profile.sensitivity or {}).items())))
+        with self._kept_lock:
+            kept = self._kept_estimates.pop(key, None)
+            if kept is None:
+                kept = analyzer_mod.KeptEstimates()
+                while len(self._kept_estimates) >= WORKLOADS_KEPT:
+                    self._kept_estimates.pop(next(iter(
+                        self._kept_estimates)))
+            # Most recently used last.
+            self._kept_estimates[key] = kept
+        return kept
 
     def _same_workload(self, last_seen, request, profile_name):
         """Ids of the newest ``PRIOR_EVALUATIONS`` earlier evaluations

@@ -1,0 +1,129 @@
+"""The prior's per-host estimates, kept between requests: a host whose
+samples changed is estimated again (and its answer changes), the others
+are reused, and the answer is the one a fresh estimate of every host
+gives."""
+
+import uuid
+
+import pytest
+
+from shadow_service import measurements as names
+from shadow_service import service
+from shadow_service.history import base
+from shadow_service.history import memory
+from tests import service_support
+
+REQUEST = {'flavor': {'name': 'm1.medium', 'vcpus': 2, 'ram_mb': 4096,
+                      'disk_gb': 20},
+           'profile': 'web'}
+# Hosts the twin makes up (hardware, tenants, monitoring with noise).
+HOSTS = [{'host': 'node-%d' % i} for i in range(1, 13)]
+
+
+def seed(parts, evaluation_id, hosts, start, level_of, samples=10):
+    """Shadow samples of one earlier evaluation of the workload on
+    ``hosts``, as the evaluator records them, and its record."""
+    evaluator = parts.manager.evaluator
+    profile = evaluator.resolve_profile(REQUEST)
+    metrics = sorted(evaluator.analyzer.weights(profile.sensitivity))
+    points = []
+    for index, host in enumerate(hosts):
+        for metric_index, metric in enumerate(metrics):
+            for step in range(samples):
+                points.append(base.Point(
+                    names.SHADOW_SAMPLE,
+                    {names.TAG_EVALUATION: evaluation_id,
+                     names.TAG_SHADOW: 'shadow-%s' % host,
+                     names.TAG_HOST: host, names.TAG_PROFILE: profile.name,
+                     names.TAG_METRIC: metric},
+                    {names.FIELD_VALUE: level_of(index, metric_index, step)},
+                    start + step))
+    parts.history.write(points)
+    parts.history.put_evaluation({'evaluation_id': evaluation_id,
+                                  'status': 'finished', 'source': 'shadows',
+                                  'confidence': 1.0, 'hosts': [],
+                                  'request': REQUEST}, when=start + samples)
+    return metrics
+
+
+def level(index, metric_index, step):
+    return 20.0 + (index * 37 + metric_index * 11) % 60 + step % 3
+
+
+def answer(ranking):
+    """What the answer says of each host (ids and timings left out)."""
+    return {h['host']: (h['score'], h['confidence'], h['predicted'],
+                        h['reasons']) for h in ranking['hosts']}
+
+
+@pytest.fixture
+def parts():
+    conf = service_support.make_conf(sim={'unknown_hosts': 'derive'})
+    built = service.build(conf, history=memory.MemoryStore())
+    yield built
+    built.close()
+
+
+def test_a_changed_host_is_estimated_again_the_others_are_reused(parts):
+    evaluator = parts.manager.evaluator
+    clock = parts.driver.now()
+    seeded = str(uuid.uuid4())
+    seed(parts, seeded, [h['host'] for h in HOSTS], clock - 600.0, level)
+    first = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert first['source'] == 'history'
+    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    assert (kept.computed, kept.reused) == (len(HOSTS), 0)
+
+    # Nothing changed: every host's estimates are reused, same answer.
+    again = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert (kept.computed, kept.reused) == (len(HOSTS), len(HOSTS))
+    assert answer(again) == answer(first)
+
+    # node-3's shadow reports again, with other figures on every metric;
+    # the prior reads the store again once its refresh is due on the
+    # clock.
+    seed(parts, seeded, ['node-3'], clock - 300.0,
+         lambda i, m, s: 90.0 + s)
+    parts.driver.fast_forward(10.0)
+    changed = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.computed == len(HOSTS) + 1
+    assert kept.reused == 2 * len(HOSTS) - 1
+    before, after = answer(first), answer(changed)
+    assert after['node-3'][2] != before['node-3'][2]
+    assert after['node-3'][0] != before['node-3'][0]
+
+    # The kept answer is the one a fresh estimate of every host gives.
+    evaluator.keep_estimates = False
+    fresh = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    evaluator.keep_estimates = True
+    kept_again = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.computed == len(HOSTS) + 1
+    assert answer(kept_again) == answer(fresh)
+    assert kept_again['confidence'] == fresh['confidence']
+
+
+def test_kept_and_fresh_estimates_give_the_same_ranking():
+    """On hosts with fixed facts (none: hosts the twin does not know),
+    an aged history and several requests, the kept answer is exactly the
+    fresh one."""
+    conf = service_support.make_conf()
+    parts = service.build(conf, history=memory.MemoryStore())
+    try:
+        hosts = [{'host': 'bench-%02d' % i, 'vcpus': 64, 'vcpus_used': 3,
+                  'free_ram_mb': 200000, 'total_ram_mb': 262144}
+                 for i in range(40)]
+        clock = parts.driver.now()
+        seed(parts, str(uuid.uuid4()), [h['host'] for h in hosts],
+             clock - 4000.0, level, samples=4)
+        evaluator = parts.manager.evaluator
+        for _ in range(3):
+            parts.driver.fast_forward(7.0)
+            kept = parts.manager.evaluate(REQUEST, hosts, 30.0)
+            evaluator.keep_estimates = False
+            fresh = parts.manager.evaluate(REQUEST, hosts, 30.0)
+            evaluator.keep_estimates = True
+            assert kept['source'] == fresh['source'] == 'history'
+            assert answer(kept) == answer(fresh)
+            assert kept['confidence'] == fresh['confidence']
+    finally:
+        parts.close()
