@@ -127,3 +127,32 @@ def test_kept_and_fresh_estimates_give_the_same_ranking():
             assert kept['confidence'] == fresh['confidence']
     finally:
         parts.close()
+
+
+def test_host_scores_are_written_after_the_answer(parts):
+    """One host_score point per ranked host, tagged as the contract says,
+    written by the score writer: all of them once it is flushed, and
+    what is still queued when the service closes."""
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 600.0, level)
+    rankings = [parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+                for _ in range(3)]
+    assert parts.manager.evaluator.score_writer.flush()
+    for ranking in rankings:
+        points = parts.history.query_points(
+            names.HOST_SCORE,
+            {names.TAG_EVALUATION: ranking['evaluation_id']})
+        assert {p.tags[names.TAG_HOST]: (p.fields['score'],
+                                         p.fields['confidence'])
+                for p in points} == {
+            h['host']: (h['score'], h['confidence'])
+            for h in ranking['hosts']}
+        assert {p.tags[names.TAG_SOURCE] for p in points} == {'history'}
+        assert {p.tags[names.TAG_PROFILE] for p in points} == {'web'}
+    last = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    parts.manager.shutdown()
+    assert len(parts.history.query_points(
+        names.HOST_SCORE,
+        {names.TAG_EVALUATION: last['evaluation_id']})) == len(HOSTS)
+    assert parts.manager.evaluator.score_writer.failed == 0
