@@ -66,6 +66,12 @@ class Ranking:
     confidence: float
     weights: dict = dataclasses.field(default_factory=dict)
     raw_confidence: float = None
+    #: ``(hosts list, its length, measured hosts, metrics, values, sds)``
+    #: the ranking was made from (arrays, a row per measured host), for
+    #: readers that need them all (:func:`shadow_service.racing.assess`);
+    #: valid while ``hosts`` is that list at that length.
+    arrays: tuple = dataclasses.field(default=None, compare=False,
+                                      repr=False)
 
     def to_dict(self):
         """The contract's "RPC ranking" minus the caller's fields."""
@@ -606,7 +612,9 @@ class Analyzer:
         return Ranking(results, float(stated), weights,
                        raw_confidence=(None if stated == overall
                                        and self.calibration is None
-                                       else float(overall)))
+                                       else float(overall)),
+                       arrays=(results, len(results), measured, metrics,
+                               values, sds))
 
     def _calibrated(self, confidence):
         """``confidence`` through the learned calibration map (as is

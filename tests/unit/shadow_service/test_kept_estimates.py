@@ -156,3 +156,28 @@ def test_host_scores_are_written_after_the_answer(parts):
         names.HOST_SCORE,
         {names.TAG_EVALUATION: last['evaluation_id']})) == len(HOSTS)
     assert parts.manager.evaluator.score_writer.failed == 0
+
+
+def test_the_race_reads_the_rankings_arrays_as_its_host_entries(parts):
+    """racing.assess of a prior reads the arrays the ranking was made
+    from: the same assessment as from its host entries."""
+    import dataclasses
+
+    from shadow_service import racing
+
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 600.0, level)
+    evaluator = parts.manager.evaluator
+    profile = evaluator.resolve_profile(REQUEST)
+    names_ = [h['host'] for h in HOSTS]
+    prior = evaluator._prior(profile, names_, {}, None, evaluator.analyzer,
+                             request=REQUEST)
+    assert racing._arrays(prior, [h for h in prior.hosts if h.predicted],
+                          prior.weights) is not None
+    for exclude in ((), ('node-2', 'node-5')):
+        from_arrays = racing.assess(prior, exclude=exclude, indifference=2.0)
+        from_entries = racing.assess(dataclasses.replace(prior, arrays=None),
+                                     exclude=exclude, indifference=2.0)
+        assert from_arrays == from_entries
+        assert from_arrays.gains
