@@ -35,7 +35,17 @@ SQLite here). Measured per request, in the same run:
 
 Before the service starts, ``ShadowManager.evaluate`` of the assembled
 service is timed in-process once per host count (the service's own
-cost, without RPC).
+cost, without RPC), and at 1,000 hosts while the history changes
+(``updates``): between requests the driver's clock moves one second and
+a writer adds a second of shadow samples for ``UPDATED_SHARE`` of the
+hosts (3 %, 30 hosts a second), so the prior reads the store again every
+few requests and the kept estimates of the hosts that changed are made
+again; measured with the kept estimates (the product) and, in the same
+run on the same history, with every host estimated afresh on every
+request (``keep_estimates = False``, the baseline), alternating.  The
+twin's clock does not move in the daemon (it only moves when shadows
+run), so this case is measured in-process, without the RPC the other
+cases add.
 
 Usage::
 
@@ -67,6 +77,8 @@ FLAVOR = {'name': 'm1.medium', 'vcpus': 2, 'ram_mb': 4096, 'disk_gb': 20}
 # at one sample a second).
 SEED_SAMPLES = 10
 AIM_P99_MS_1000 = 10.0
+#: Share of the hosts whose history changes each second in ``updates``.
+UPDATED_SHARE = 0.03
 AIM_P99_MS_OPEN = 1.0
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            'results')
@@ -170,7 +182,8 @@ def seed_history(conf, hosts):
                             'request': request}, when=start + SEED_SAMPLES)
     driver.stop()
     history.close()
-    return {'metrics': metrics, 'points': len(points), 'clock': now}
+    return {'metrics': metrics, 'points': len(points), 'clock': now,
+            'evaluation_id': evaluation_id}
 
 
 def start_service(config_path, directory):
@@ -414,6 +427,15 @@ def run(args):
           % (seeded['points'], ', '.join(seeded['metrics']),
              max(HOST_COUNTS)), flush=True)
     manager, replies = manager_calls(conf)
+    # On a history of its own (seeded the same way): its writes do not
+    # reach the other cases.
+    updates_dir = os.path.join(directory, 'updates')
+    os.makedirs(updates_dir)
+    updates_conf = load_conf(write_config(updates_dir, args.transport_url,
+                                          args.topic + '-updates'))
+    updates = kept_under_updates(
+        updates_conf, seed_history(updates_conf, host_names(max(
+            HOST_COUNTS))), args.requests)
     cases = []
     for compact in (False, True):
         floor = serve_canned(conf, args, args.topic + '-floor',
@@ -463,6 +485,7 @@ def run(args):
         'requests_per_worker': args.requests,
         'seeded_history': seeded,
         'manager_in_process': manager,
+        'updates_in_process': updates,
         'cases': cases,
         'aims': {'p99_added_ms_1000_hosts': AIM_P99_MS_1000,
                  'p99_added_ms_circuit_open': AIM_P99_MS_OPEN,
@@ -520,6 +543,85 @@ def manager_calls(conf):
     return figures, replies
 
 
+def kept_under_updates(conf, seeded, requests):
+    """``ShadowManager.evaluate`` at 1,000 hosts while the history
+    changes (see the module docstring): per arm (``kept``: the product;
+    ``fresh``: every host estimated afresh) the evaluate time, the
+    answer's source, and the hosts estimated again per request."""
+    import random
+
+    from nova_shadow_filter import request as request_lib
+    from shadow_service import measurements as names
+    from shadow_service import service
+    from shadow_service.history import base
+
+    parts = service.build(conf)
+    evaluator = parts.manager.evaluator
+    request = request_lib.build_request(FLAVOR, PROFILE)
+    names_ = host_names(max(HOST_COUNTS))
+    hosts = [{'host': h, 'nodename': h, 'vcpus': 64, 'vcpus_used': 3,
+              'free_ram_mb': 200000, 'total_ram_mb': 262144,
+              'free_disk_mb': 1000000, 'num_instances': 3} for h in names_]
+    profile = evaluator.resolve_profile(request)
+    evaluation_id = seeded['evaluation_id']
+    rng = random.Random(1)
+    per_second = max(1, int(round(UPDATED_SHARE * len(names_))))
+    timings = {'kept': [], 'fresh': []}
+    sources = {'kept': {}, 'fresh': {}}
+    estimated = []
+    kept = evaluator._kept_for(request, profile)
+    try:
+        # Warm up both arms (the first kept request estimates every host).
+        for keep in (True, False):
+            evaluator.keep_estimates = keep
+            parts.manager.evaluate(request, hosts, 30.0)
+        for index in range(2 * requests):
+            arm = 'kept' if index % 2 == 0 else 'fresh'
+            # A second passes; a writer adds that second's samples of the
+            # earlier evaluation for a few hosts.
+            parts.driver.fast_forward(1.0)
+            now = parts.driver.now()
+            points = []
+            for host in rng.sample(names_, per_second):
+                for metric in seeded['metrics']:
+                    points.append(base.Point(
+                        names.SHADOW_SAMPLE,
+                        {names.TAG_EVALUATION: evaluation_id,
+                         names.TAG_SHADOW: 'shadow-%s' % host,
+                         names.TAG_HOST: host, names.TAG_PROFILE: PROFILE,
+                         names.TAG_METRIC: metric},
+                        {names.FIELD_VALUE: rng.uniform(100.0, 160.0)},
+                        now - 0.5))
+            parts.history.write(points)
+            evaluator.keep_estimates = arm == 'kept'
+            computed = kept.computed
+            started = time.perf_counter()
+            reply = parts.manager.evaluate(request, hosts, 30.0)
+            timings[arm].append(time.perf_counter() - started)
+            source = reply.get('source')
+            sources[arm][source] = sources[arm].get(source, 0) + 1
+            if arm == 'kept':
+                estimated.append(kept.computed - computed)
+    finally:
+        evaluator.keep_estimates = True
+        parts.close()
+    result = {'hosts': len(names_), 'updated_hosts_per_second': per_second,
+              'requests_per_arm': requests,
+              'kept': dict(summary_ms(timings['kept']),
+                           sources=sources['kept'],
+                           hosts_estimated_again_per_request={
+                               'mean': round(statistics.fmean(estimated), 1),
+                               'max': max(estimated)}),
+              'fresh': dict(summary_ms(timings['fresh']),
+                            sources=sources['fresh'])}
+    print('  manager.evaluate under updates (%d hosts, %d changed a second):'
+          ' kept p50 %.1f p99 %.1f ms | fresh p50 %.1f p99 %.1f ms'
+          % (len(names_), per_second, result['kept']['p50_ms'],
+             result['kept']['p99_ms'], result['fresh']['p50_ms'],
+             result['fresh']['p99_ms']), flush=True)
+    return result
+
+
 def print_table(result):
     print()
     print('%-24s %5s %3s %8s | %10s %10s | %8s %8s | %7s %7s' % (
@@ -550,6 +652,16 @@ def print_table(result):
                   count, probe['request_bytes'], probe['reply_bytes'],
                   probe.get('compact_reply_bytes', 0), probe['source'],
                   probe['evaluate_ms']))
+    updates = result.get('updates_in_process')
+    if updates:
+        print('%5d hosts, history changing (%d hosts a second), '
+              'manager.evaluate in-process: kept p50/p99 %.1f/%.1f ms '
+              '(%.1f hosts estimated again per request), fresh %.1f/%.1f '
+              'ms' % (updates['hosts'], updates['updated_hosts_per_second'],
+                      updates['kept']['p50_ms'], updates['kept']['p99_ms'],
+                      updates['kept']['hosts_estimated_again_per_request'][
+                          'mean'],
+                      updates['fresh']['p50_ms'], updates['fresh']['p99_ms']))
     print('aims: p99 <= %.0f ms at 1,000 hosts: %s; <= %.0f ms with the '
           'circuit open: %s' % (
               AIM_P99_MS_1000, result['aims']['met_1000_hosts'],

@@ -42,6 +42,8 @@ block, whatever happened.  Then one of three schedules
 
 import collections
 import logging
+import queue
+import threading
 import time
 import uuid
 
@@ -51,6 +53,7 @@ from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service import priorsamples
 from shadow_service import racing
+from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import scaleup
 from shadow_service.history import base as history_base
 from shadow_service.learners import base as learner_base
@@ -67,6 +70,10 @@ PRIOR_EVALUATIONS = 50
 #: Workload keys of recorded evaluations kept in memory (then forgotten
 #: and read again).
 WORKLOAD_KEYS_KEPT = 100000
+#: Workloads whose prior per-host estimates are kept between requests.
+WORKLOADS_KEPT = 64
+#: Rankings whose host_score points may wait to be written.
+SCORE_WRITES_QUEUED = 64
 #: How an evaluation spends its budget (see the module docstring).
 SCHEDULES = ('racing', 'pool', 'full')
 #: Share of ``settle_margin`` below which a host's expected improvement
@@ -102,6 +109,68 @@ class Evaluation:
             'started_at': self.started_at,
             'finished_at': self.finished_at,
         }
+
+
+class ScoreWriter:
+    """Writes each ranking's ``host_score`` points (one per host) on its
+    own thread, so the answer does not wait for them.  At most
+    ``SCORE_WRITES_QUEUED`` rankings wait (then the next one waits for
+    room); :meth:`flush` waits until every queued ranking is written,
+    :meth:`close` also stops the thread.  A failed write is logged and
+    dropped, as a failed record is."""
+
+    def __init__(self, history):
+        self.history = history
+        self._queue = queue.Queue(maxsize=SCORE_WRITES_QUEUED)
+        self._lock = threading.Lock()
+        self._thread = None
+        #: Rankings whose points were written, and those that failed.
+        self.written = 0
+        self.failed = 0
+
+    def put(self, make_points, evaluation, result, when):
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name='score-writer', daemon=True)
+                self._thread.start()
+        self._queue.put((make_points, evaluation, result, when))
+
+    def _run(self):
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                make_points, evaluation, result, when = item
+                try:
+                    self.history.write(make_points(evaluation, result, when))
+                    self.written += 1
+                except Exception:
+                    self.failed += 1
+                    LOG.exception('Could not record the host scores of '
+                                  'evaluation %s', evaluation.evaluation_id)
+            finally:
+                self._queue.task_done()
+
+    def flush(self, timeout=30.0):
+        """Wait until every queued ranking is written; False if that
+        took longer than ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self, timeout=30.0):
+        with self._lock:
+            thread = self._thread
+            self._thread = None
+        if thread is None or not thread.is_alive():
+            return
+        self._queue.put(None)
+        thread.join(timeout)
 
 
 class Evaluator:
@@ -144,7 +213,16 @@ class Evaluator:
         # The samples earlier evaluations left, kept between requests.
         self.prior_samples = priorsamples.PriorSamples(
             history, prior_lookback, keep=PRIOR_EVALUATIONS)
+        # The rankings' host_score points, written off the request path.
+        self.score_writer = ScoreWriter(history)
         self._workload_keys = {}
+        # Per workload, the prior's per-host estimates, kept between
+        # requests (least recently used first).
+        self._kept_estimates = {}
+        self._kept_lock = threading.Lock()
+        #: Whether the prior keeps per-host estimates between requests
+        #: (False: every host is estimated afresh, as a new process does).
+        self.keep_estimates = True
         learners = learners or learners_mod.Learners()
         # Optional ContentionLearner: its models join the analyzer's.
         self.learner = learners.contention
@@ -319,23 +397,45 @@ class Evaluator:
         """A ranking from earlier shadows of the same workload (profile,
         flavor size, profile scale) on these hosts (the samples are kept
         between requests: :mod:`shadow_service.priorsamples`)."""
-        observations, newest = {}, {}
+        observations, newest, tokens = {}, {}, None
         now = self.driver.now()
         if self.prior_lookback > 0:
             try:
                 same = self._same_workload(
                     self.prior_samples.evaluations(profile.name, now),
                     request, profile.name)
-                observations, newest = self.prior_samples.observations(
-                    profile.name, same, host_names, now)
+                observations, newest, tokens = \
+                    self.prior_samples.observations(
+                        profile.name, same, host_names, now, tokens=True)
             except Exception:
                 LOG.exception('Reading the history for a prior failed; '
                               'measuring every candidate')
-                observations, newest = {}, {}
+                observations, newest, tokens = {}, {}, None
         return analyzer.rank(
             profile.sensitivity, observations,
             host_features=features, scale=scale,
-            data_age_s={h: now - t for h, t in newest.items()})
+            data_age_s={h: now - t for h, t in newest.items()},
+            kept=self._kept_for(request, profile), tokens=tokens)
+
+    def _kept_for(self, request, profile):
+        """The per-host estimates kept for the request's workload
+        (profile, flavor size, profile scale; see
+        :class:`~shadow_service.analysis.analyzer.KeptEstimates`), None
+        without a request."""
+        if request is None or not self.keep_estimates:
+            return None
+        key = (learner_base.workload_key(request, profile.name),
+               tuple(sorted((profile.sensitivity or {}).items())))
+        with self._kept_lock:
+            kept = self._kept_estimates.pop(key, None)
+            if kept is None:
+                kept = analyzer_mod.KeptEstimates()
+                while len(self._kept_estimates) >= WORKLOADS_KEPT:
+                    self._kept_estimates.pop(next(iter(
+                        self._kept_estimates)))
+            # Most recently used last.
+            self._kept_estimates[key] = kept
+        return kept
 
     def _same_workload(self, last_seen, request, profile_name):
         """Ids of the newest ``PRIOR_EVALUATIONS`` earlier evaluations
@@ -465,11 +565,21 @@ class Evaluator:
             # The driver's clock, like the samples': the prior's and the
             # learner's lookbacks then compare like with like.
             self.history.put_evaluation(record, when=when)
-            self.history.write(self._score_points(evaluation, result, when))
         except Exception:
             LOG.exception('Could not record evaluation %s',
                           evaluation.evaluation_id)
+        # One point per host, for dashboards: written on the score
+        # writer's thread, after the answer.
+        self.score_writer.put(self._score_points, evaluation, {
+            'source': result['source'],
+            'hosts': [{'host': h['host'], 'score': h['score'],
+                       'confidence': h.get('confidence')}
+                      for h in result['hosts']]}, when)
         return result
+
+    def close(self):
+        """Write what the score writer still holds and stop it."""
+        self.score_writer.close()
 
     @staticmethod
     def _score_points(evaluation, result, when):

@@ -386,6 +386,9 @@ class ShadowManager:
         for evaluation in self._evaluations.values():
             evaluation.cancelled = True
         self._pool.shutdown(wait=True)
+        close = getattr(self.evaluator, 'close', None)
+        if close is not None:
+            close()
 
 
 def _window(since_s, limit):

@@ -20,7 +20,11 @@ them up with what the store received since the last read:
   older than the newest ``keep`` (the prior never reads further back);
   the observations of one
   choice of earlier evaluations are assembled once and reused until the
-  choice or the window's content changes.
+  choice or the window's content changes; when only new samples arrived,
+  only the hosts they are on are assembled again, and every host's
+  observations carry a token (:meth:`PriorSamples.observations` with
+  ``tokens=True``) that changes exactly when they do, so a caller can
+  keep what it derived from a host's samples until its token changes.
 
 The samples come back exactly as a full read of the window would give
 them (per host and metric, in time order), except for samples stamped
@@ -68,7 +72,12 @@ class _Profile:
         self.version = 0
         self.stale = True
         self.full = True
-        # (version, chosen ids, window start) -> (observations, newest)
+        # The version at which each host's samples last changed, and the
+        # last version at which any host's may have (a full read, an
+        # evaluation forgotten).
+        self.touched = {}
+        self.all_touched = 0
+        # (key, oldest, latest, observations, newest, tokens, version)
         self.assembled = None
 
 
@@ -89,6 +98,7 @@ class PriorSamples:
         self._lock = threading.Lock()
         #: Store reads made (full and incremental): for tests and metrics.
         self.reads = 0
+        self._tokens = 0
 
     def invalidate(self, profile_name=None, full=False):
         """Read ``profile_name`` (every profile when None) again on its
@@ -113,24 +123,86 @@ class PriorSamples:
                     in profile.evaluations.items()
                     if evaluation.last >= start}
 
-    def observations(self, profile_name, chosen, hosts, now):
+    def observations(self, profile_name, chosen, hosts, now, tokens=False):
         """``({host: {metric: [values in time order]}}, {host: newest
         sample time})`` of the ``chosen`` evaluations' samples on
-        ``hosts`` within the window ending at ``now``."""
+        ``hosts`` within the window ending at ``now``; with ``tokens``, a
+        third ``{host: token}``: a host's token changes exactly when its
+        observations do (the same token means the same samples)."""
         with self._lock:
             profile = self._current(profile_name, now)
             start = now - self.lookback_s
-            key = (profile.version, frozenset(chosen))
+            key = frozenset(chosen)
             cached = profile.assembled
-            if (cached is None or cached[0] != key
-                    or cached[1] < start or cached[2] >= now):
-                cached = (key,) + _assemble(
-                    [profile.evaluations[e] for e in chosen
-                     if e in profile.evaluations], start, now)
-                profile.assembled = cached
-            _, _, _, observations, newest = cached
-        return ({h: observations[h] for h in hosts if h in observations},
-                {h: newest[h] for h in hosts if h in newest})
+            if cached is None or cached[1] < start or cached[2] >= now:
+                cached = self._assemble_all(profile, key, start, now,
+                                            cached)
+            elif cached[0] != key or cached[6] != profile.version:
+                cached = self._assemble_touched(profile, key, start, now,
+                                                cached)
+            observations, newest, kept = cached[3], cached[4], cached[5]
+        found = ({h: observations[h] for h in hosts if h in observations},
+                 {h: newest[h] for h in hosts if h in newest})
+        if tokens:
+            return found + ({h: kept[h] for h in hosts if h in kept},)
+        return found
+
+    def _token(self):
+        self._tokens += 1
+        return self._tokens
+
+    def _assemble_all(self, profile, key, start, now, previous):
+        """Assemble every host; a host whose observations came out as
+        they were keeps its token."""
+        oldest, latest, observations, newest = _assemble(
+            [profile.evaluations[e] for e in key
+             if e in profile.evaluations], start, now)
+        before = previous[3] if previous is not None else {}
+        before_tokens = previous[5] if previous is not None else {}
+        tokens = {}
+        for host, per_metric in observations.items():
+            if host in before and before[host] == per_metric:
+                observations[host] = before[host]
+                tokens[host] = before_tokens[host]
+            else:
+                tokens[host] = self._token()
+        profile.assembled = (key, oldest, latest, observations, newest,
+                             tokens, profile.version)
+        return profile.assembled
+
+    def _assemble_touched(self, profile, key, start, now, previous):
+        """Assemble again only the hosts whose samples changed since
+        ``previous`` was assembled (everything when that cannot be
+        told)."""
+        since = previous[6]
+        # Evaluations chosen now and not then, or then and not now.
+        swapped = key.symmetric_difference(previous[0])
+        if profile.all_touched > since or any(
+                e not in profile.evaluations for e in swapped):
+            return self._assemble_all(profile, key, start, now, previous)
+        hosts = {h for h, v in profile.touched.items() if v > since}
+        for evaluation_id in swapped:
+            hosts.update(profile.evaluations[evaluation_id].samples)
+        oldest, latest, part, part_newest = _assemble(
+            [profile.evaluations[e] for e in key
+             if e in profile.evaluations], start, now, hosts)
+        observations = dict(previous[3])
+        newest = dict(previous[4])
+        tokens = dict(previous[5])
+        for host in hosts:
+            per_metric = part.get(host)
+            if per_metric is None:
+                observations.pop(host, None)
+                newest.pop(host, None)
+                tokens.pop(host, None)
+            elif observations.get(host) != per_metric:
+                observations[host] = per_metric
+                newest[host] = part_newest[host]
+                tokens[host] = self._token()
+        profile.assembled = (key, min(previous[1], oldest),
+                             max(previous[2], latest), observations, newest,
+                             tokens, profile.version)
+        return profile.assembled
 
     # -- reading the store ---------------------------------------------
 
@@ -155,6 +227,11 @@ class PriorSamples:
             start=start, end=now)
         self.reads += 1
         changed = profile.full
+        # The version this read makes, if anything changed.
+        version = profile.version + 1
+        if profile.full:
+            profile.touched = {}
+            profile.all_touched = version
         for point in points:
             evaluation_id = point.tags.get(names.TAG_EVALUATION)
             host = point.tags.get(names.TAG_HOST)
@@ -167,6 +244,7 @@ class PriorSamples:
             known = evaluation.samples.get(host, {}).get(metric, {})
             if known.get(point.time) != value:
                 changed = True
+                profile.touched[host] = version
             evaluation.add(host, metric, point.time, value)
         # What no longer reaches into the window is forgotten, and so are
         # evaluations no prior will choose: beyond the newest ``keep``,
@@ -184,8 +262,9 @@ class PriorSamples:
                                        and last < recent):
                 del profile.evaluations[evaluation_id]
                 changed = True
+                profile.all_touched = version
         if changed:
-            profile.version += 1
+            profile.version = version
         profile.read_until = now
         profile.checked_at = now
         profile.stale = False
@@ -193,13 +272,18 @@ class PriorSamples:
         return profile
 
 
-def _assemble(evaluations, start, end):
+def _assemble(evaluations, start, end, hosts=None):
     """``(oldest, latest, observations, newest)`` of ``evaluations``
     within ``[start, end)``: per host and metric the values in time order
-    (the order of a read of the store)."""
+    (the order of a read of the store); only ``hosts`` when given."""
     merged = collections.defaultdict(lambda: collections.defaultdict(list))
     for evaluation in evaluations:
-        for host, metrics in evaluation.samples.items():
+        if hosts is None:
+            items = evaluation.samples.items()
+        else:
+            items = [(h, evaluation.samples[h]) for h in hosts
+                     if h in evaluation.samples]
+        for host, metrics in items:
             for metric, by_time in metrics.items():
                 merged[host][metric].extend(
                     item for item in by_time.items()

@@ -75,15 +75,19 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     if not hosts:
         return None
     weights = dict(weights or ranking.weights or {})
-    metrics = sorted(m for m in weights
-                     if any(m in h.predicted for h in hosts))
+    found = _arrays(ranking, hosts, weights)
+    if found is not None:
+        metrics, values, sds = found
+    else:
+        metrics = sorted(m for m in weights
+                         if any(m in h.predicted for h in hosts))
+        values = np.array([[h.predicted.get(m, np.nan) for m in metrics]
+                           for h in hosts], dtype=float)
+        sds = np.array([[h.uncertainty.get(m, 0.0) if m in h.predicted
+                         else np.nan for m in metrics] for h in hosts],
+                       dtype=float)
     if not metrics:
         return None
-    values = np.array([[h.predicted.get(m, np.nan) for m in metrics]
-                       for h in hosts], dtype=float)
-    sds = np.array([[h.uncertainty.get(m, 0.0) if m in h.predicted
-                     else np.nan for m in metrics] for h in hosts],
-                   dtype=float)
     draws = confidence_lib.bounded_draws(draws, len(hosts))
     rng = np.random.default_rng(seed)
     noise = rng.standard_normal(values.shape + (draws,))
@@ -106,3 +110,26 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
         incumbent=hosts[top].host, opportunity_cost=cost,
         gains={h.host: float(g) for i, (h, g) in enumerate(zip(hosts, gains))
                if i != top})
+
+
+def _arrays(ranking, hosts, weights):
+    """``(metrics, values, sds)`` of ``hosts`` from the arrays the ranking
+    was made from (the same figures its host entries hold), or None when
+    it has none or they may not match."""
+    arrays = getattr(ranking, 'arrays', None)
+    if arrays is None:
+        return None
+    entries, count, measured, metrics, values, sds = arrays
+    if (entries is not ranking.hosts or len(entries) != count
+            or sorted(weights) != list(metrics)):
+        return None
+    row = {host: index for index, host in enumerate(measured)}
+    try:
+        rows = [row[h.host] for h in hosts]
+    except KeyError:
+        return None
+    values, sds = values[rows], sds[rows]
+    present = ~np.all(np.isnan(values), axis=0)
+    columns = [c for c in range(len(metrics)) if present[c]]
+    return ([metrics[c] for c in columns], values[:, columns],
+            sds[:, columns])

@@ -16,6 +16,7 @@ Behaviour is changed through keyword-only constructor options (see
 import copy
 import dataclasses
 import logging
+import threading
 
 import numpy as np
 
@@ -65,6 +66,12 @@ class Ranking:
     confidence: float
     weights: dict = dataclasses.field(default_factory=dict)
     raw_confidence: float = None
+    #: ``(hosts list, its length, measured hosts, metrics, values, sds)``
+    #: the ranking was made from (arrays, a row per measured host), for
+    #: readers that need them all (:func:`shadow_service.racing.assess`);
+    #: valid while ``hosts`` is that list at that length.
+    arrays: tuple = dataclasses.field(default=None, compare=False,
+                                      repr=False)
 
     def to_dict(self):
         """The contract's "RPC ranking" minus the caller's fields."""
@@ -262,7 +269,8 @@ class Analyzer:
         return weights
 
     def rank(self, sensitivity, observations, host_features=None,
-             scale=None, data_age_s=None, prior=None):
+             scale=None, data_age_s=None, prior=None, kept=None,
+             tokens=None):
         """Score and rank the hosts; see the module docstring.
 
         Parameters
@@ -282,6 +290,13 @@ class Analyzer:
         prior : Ranking, optional
             A previous ranking; hosts without observations take its
             predictions (aged by ``data_age_s``).
+        kept : KeptEstimates, optional
+            Per-host estimates kept from earlier rankings of the same
+            workload: a host's are reused while its ``tokens`` entry and
+            features are the same (see :class:`KeptEstimates`).
+        tokens : dict, optional
+            ``{host: token}`` that changes whenever the host's
+            observations do (required with ``kept``).
 
         Returns
         -------
@@ -291,6 +306,11 @@ class Analyzer:
         metrics = sorted(weights)
         host_features = host_features or {}
         data_age_s = data_age_s or {}
+        if (kept is not None and tokens is not None and prior is None
+                and self.load_forecaster is None):
+            return self._rank_kept(kept, tokens, metrics, weights,
+                                   observations or {}, host_features, scale,
+                                   data_age_s)
         hosts = list(observations or {})
         if prior is not None:
             hosts += [h.host for h in prior.hosts if h.host not in hosts]
@@ -368,6 +388,153 @@ class Analyzer:
                                            outlook)
         return host_estimates, host_reasons
 
+    def _kept_signature(self, weights, scale):
+        """What a host's kept estimates (and explanations) depend on
+        besides its samples and features: the metrics and their weights,
+        the age drift, the models (by identity: a learner's refit makes
+        new ones) and the scale."""
+        return (tuple(sorted(weights.items())), self.age_drift,
+                tuple(sorted(self.age_drift_by_metric.items())),
+                id(self.scaleup),
+                tuple(sorted(getattr(self.scaleup, 'learned', {}).items())),
+                tuple(sorted((m, id(model))
+                             for m, model in self.contention.items())),
+                self.cotenancy_horizon_s, self.peak_headroom,
+                tuple(sorted((scale or {}).items())))
+
+    def _sample_estimates(self, metrics, samples, scale):
+        """What a host's kept entry holds: per metric the estimate of its
+        samples alone at data age 0 (value, sd; NaN without one), the
+        reasons its samples give, in metric order (``(metric, reason)``,
+        None where the metric's adjustment's reasons go), and the VM's
+        busy vCPUs for the peak headroom."""
+        values = np.full(len(metrics), np.nan)
+        sds = np.full(len(metrics), np.nan)
+        counts = [0] * len(metrics)
+        notes = []
+        for column, metric in enumerate(metrics):
+            raw = samples.get(metric)
+            single = estimate_lib.from_samples(
+                metric, [] if raw is None else raw, age_drift=0.0)
+            if single is None:
+                notes.append((metric, "%s: no samples, left out" % metric))
+                continue
+            values[column], sds[column] = single.value, single.sd
+            counts[column] = single.samples
+            notes.append((metric, None))
+            notes += [(metric, "%s: %s" % (metric, n))
+                      for n in single.notes]
+        busy = (peak_lib.vm_busy_vcpus(samples, scale)
+                if self.peak_headroom else None)
+        return values, sds, counts, notes, busy
+
+    def _rank_kept(self, kept, tokens, metrics, weights, observations,
+                   host_features, scale, data_age_s):
+        """:meth:`rank` with each host's sample estimates kept in
+        ``kept`` while its token is the same; what the request adds (data
+        age, bounds, scale-up, contention, peak headroom) is applied on
+        top, for every host at once where it does not depend on the
+        host's features.  Gives what :meth:`rank` gives without ``kept``
+        (load forecasts excluded: :meth:`rank` does not keep then)."""
+        signature = self._kept_signature(weights, scale)
+        with kept.lock:
+            if kept.signature != signature:
+                kept.reset(signature)
+            entries = kept.hosts
+            explained = kept.explained
+            if len(explained) > 4 * max(len(observations), 1024):
+                explained.clear()
+        hosts = list(observations)
+        entry_of = {}
+        for host in hosts:
+            token = tokens.get(host)
+            entry = entries.get(host)
+            if entry is None or token is None or entry[0] != token:
+                entry = (token,) + self._sample_estimates(
+                    metrics, observations.get(host) or {}, scale)
+                if token is not None:
+                    entries[host] = entry
+                kept.computed += 1
+            else:
+                kept.reused += 1
+            entry_of[host] = entry
+        columns = len(metrics)
+        values = (np.vstack([entry_of[h][1] for h in hosts]) if hosts
+                  else np.empty((0, columns)))
+        sds = (np.vstack([entry_of[h][2] for h in hosts]) if hosts
+               else np.empty((0, columns)))
+        # The data's age, as estimate.from_samples adds it.
+        age_hours = np.array([max(float(data_age_s.get(h) or 0.0), 0.0)
+                              / 3600.0 for h in hosts])
+        drift = np.array([self.drift_of(m) for m in metrics])
+        age_sd = drift[None, :] * np.abs(values) * np.sqrt(age_hours)[:, None]
+        sds = np.sqrt(sds ** 2 + age_sd ** 2)
+        # Per metric: contention where fitted (per host), then the bounds
+        # and the scale-up (estimate.adjust's order).
+        extra = {h: {} for h in hosts}
+        for column, metric in enumerate(metrics):
+            model = self.contention.get(metric)
+            if model is not None:
+                for row, host in enumerate(hosts):
+                    features = host_features.get(host)
+                    if not features or np.isnan(values[row, column]):
+                        continue
+                    single, notes = estimate_lib.adjust(
+                        metric, estimate_lib.MetricEstimate(
+                            float(values[row, column]),
+                            float(sds[row, column]),
+                            entry_of[host][3][column], []),
+                        features=features, contention=model,
+                        horizon_s=self.cotenancy_horizon_s)
+                    values[row, column] = single.value
+                    sds[row, column] = single.sd
+                    extra[host][metric] = notes
+            upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
+            values[:, column] = np.clip(values[:, column], 0.0, upper)
+            if self.scaleup is not None and scale:
+                factor = self.scaleup.factor(metric, scale)
+                if factor.factor != 1.0 or factor.log_sd:
+                    values[:, column] *= factor.factor
+                    sds[:, column] *= factor.factor
+        # The peak headroom needs the host's features.
+        reasons = {}
+        steal = (metrics.index(peak_lib.STEAL_METRIC)
+                 if self.peak_headroom and peak_lib.STEAL_METRIC in metrics
+                 else None)
+        for row, host in enumerate(hosts):
+            entry = entry_of[host]
+            host_reasons = []
+            for metric, note in entry[4]:
+                if note is None:
+                    host_reasons += extra[host].get(metric, ())
+                else:
+                    host_reasons.append(note)
+            features = host_features.get(host)
+            if (steal is not None and features
+                    and not np.isnan(values[row, steal])):
+                current = {peak_lib.STEAL_METRIC: estimate_lib.MetricEstimate(
+                    float(values[row, steal]), float(sds[row, steal]),
+                    entry[3][steal], [])}
+                found = peak_lib.apply_busy(
+                    current, entry[5], peak_lib.with_outlook(features, None),
+                    self.cotenancy_horizon_s)
+                if found:
+                    values[row, steal] = current[peak_lib.STEAL_METRIC].value
+                    sds[row, steal] = current[peak_lib.STEAL_METRIC].sd
+                    host_reasons += found
+            reasons[host] = host_reasons
+        present = ~np.isnan(values)
+        measured_rows = present.any(axis=1) if hosts else np.array([], bool)
+        measured = [h for h, m in zip(hosts, measured_rows) if m]
+        seen = {m for c, m in enumerate(metrics) if present[:, c].any()}
+        for host in hosts:
+            reasons[host] = [r for r in reasons[host]
+                             if not r.endswith("no samples, left out")
+                             or r.split(":")[0] in seen]
+        return self._ranked(hosts, measured, metrics, weights,
+                            values[measured_rows], sds[measured_rows],
+                            reasons, data_age_s, explained=explained)
+
     def _prior_estimates(self, host, metrics, prior, age_s):
         try:
             previous = prior.host(host)
@@ -398,25 +565,41 @@ class Analyzer:
         sds = np.array([[estimates[h][m].sd if m in estimates[h]
                          else np.nan for m in metrics]
                         for h in measured]).reshape(values.shape)
+        return self._ranked(hosts, measured, metrics, weights, values, sds,
+                            reasons, data_age_s)
+
+    def _ranked(self, hosts, measured, metrics, weights, values, sds,
+                reasons, data_age_s, explained=None):
+        """The ranking of ``(measured hosts, metrics)`` arrays of values
+        and their uncertainties (NaN: no estimate); ``hosts`` not in
+        ``measured`` get the neutral score.  ``explained``: a dict that
+        keeps explanations between rankings."""
         point = score_lib.scores(metrics, weights, values) \
             if measured else np.array([])
         confidence = confidence_lib.rank_confidence(
             metrics, weights, values, sds, point,
             tie_margin=self.tie_margin, draws=self.draws, seed=self.seed)
         norm = score_lib.normalised(metrics, values) if measured else None
+        present = ~np.isnan(values)
+        value_rows, sd_rows = values.tolist(), sds.tolist()
         results = []
         for index, host in enumerate(measured):
+            columns = [c for c, here in enumerate(present[index]) if here]
             results.append(HostScore(
                 host=host, score=float(point[index]),
                 confidence=float(confidence.per_host[index]),
-                predicted={m: e.value for m, e in estimates[host].items()},
-                reasons=_explain(metrics, weights, values, norm, index,
-                                 len(measured)) + reasons[host],
+                predicted={metrics[c]: value_rows[index][c]
+                           for c in columns},
+                reasons=_explain_kept(explained, metrics, weights, values,
+                                      norm, index, len(measured))
+                + reasons[host],
                 data_age_s=data_age_s.get(host),
-                uncertainty={m: e.sd for m, e in estimates[host].items()},
+                uncertainty={metrics[c]: sd_rows[index][c]
+                             for c in columns},
                 contender=float(confidence.contender[index])))
+        measured_set = set(measured)
         for host in hosts:
-            if not estimates[host]:
+            if host not in measured_set:
                 results.append(HostScore(
                     host=host, score=NEUTRAL_SCORE, confidence=0.0,
                     predicted={}, reasons=["no measurements: neutral "
@@ -429,7 +612,9 @@ class Analyzer:
         return Ranking(results, float(stated), weights,
                        raw_confidence=(None if stated == overall
                                        and self.calibration is None
-                                       else float(overall)))
+                                       else float(overall)),
+                       arrays=(results, len(results), measured, metrics,
+                               values, sds))
 
     def _calibrated(self, confidence):
         """``confidence`` through the learned calibration map (as is
@@ -445,6 +630,42 @@ class Analyzer:
         if mapping is None:
             return confidence
         return float(mapping(confidence))
+
+
+class KeptEstimates:
+    """One workload's per-host estimates, kept between rankings by
+    :meth:`Analyzer.rank`: a host's are estimated again only when its
+    observations (its token) or its features changed, or anything else
+    they depend on did (the analyzer's drift, models, the scale: then all
+    of them).  ``computed`` and ``reused`` count hosts.  Thread-safe
+    enough for concurrent rankings: an entry is replaced whole."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.signature = None
+        self.hosts = {}
+        self.explained = {}
+        self.computed = 0
+        self.reused = 0
+
+    def reset(self, signature):
+        self.signature = signature
+        self.hosts = {}
+        self.explained = {}
+
+
+def _explain_kept(explained, metrics, weights, values, norm, index,
+                  host_count):
+    """:func:`_explain`, kept in ``explained`` (when given) by what it
+    depends on: the host's values and normalised values, and the count."""
+    if explained is None:
+        return _explain(metrics, weights, values, norm, index, host_count)
+    key = (host_count, values[index].tobytes(), norm[index].tobytes())
+    lines = explained.get(key)
+    if lines is None:
+        lines = explained[key] = _explain(metrics, weights, values, norm,
+                                          index, host_count)
+    return list(lines)
 
 
 def _explain(metrics, weights, values, norm, index, host_count):

@@ -87,34 +87,50 @@ PAIRWISE_DRAWN_HOSTS = 128
 def _pairwise_agreement_normal(drawn_scores, point_scores, tie_margin):
     """:func:`_pairwise_agreement` with each pair's drawn score
     difference taken as normal, from each host's drawn mean and variance
-    (covariance between hosts left out)."""
+    (covariance between hosts left out).
+
+    A pair's agreement is the same seen from either host (ahead: P(d >=
+    -tie), behind: P(-d >= -tie) of the same ``d``), so each pair is
+    computed once: hosts in point-score order, each against the hosts
+    after it."""
     hosts = drawn_scores.shape[0]
-    mean = np.nanmean(drawn_scores, axis=1)
-    var = np.nanvar(drawn_scores, axis=1)
-    per_host = np.empty(hosts)
+    order = np.argsort(-np.asarray(point_scores, dtype=float),
+                       kind='stable')
+    point = np.asarray(point_scores, dtype=float)[order]
+    mean = np.nanmean(drawn_scores, axis=1)[order]
+    var = np.nanvar(drawn_scores, axis=1)[order]
+    totals = np.zeros(hosts)
     block = max(1, _BLOCK_ELEMENTS // max(1, hosts))
-    for first in range(0, hosts, block):
-        rows = slice(first, min(hosts, first + block))
-        expected = np.sign(point_scores[rows, None] - point_scores[None, :])
-        difference = mean[rows, None] - mean[None, :]
-        spread = np.sqrt(var[rows, None] + var[None, :])
-        # Ahead: P(d >= -tie); behind: P(d <= tie) = P(-d >= -tie).
-        signed = np.where(expected >= 0, difference, -difference)
+    for first in range(0, hosts - 1, block):
+        last = min(hosts - 1, first + block)
+        # Rows first..last-1 against every later host (columns from
+        # first + 1; a row's own and earlier columns are masked out).
+        rows = slice(first, last)
+        cols = slice(first + 1, hosts)
+        # Ahead (point score at least the other's): d = row - column.
+        difference = mean[rows, None] - mean[None, cols]
+        spread = np.sqrt(var[rows, None] + var[None, cols])
         with np.errstate(divide='ignore', invalid='ignore'):
             rates = np.where(spread > 0,
-                             special.ndtr((signed + tie_margin) / spread),
-                             (signed >= -tie_margin).astype(float))
-            tied = expected == 0
+                             special.ndtr((difference + tie_margin)
+                                          / spread),
+                             (difference >= -tie_margin).astype(float))
+            tied = point[rows, None] == point[None, cols]
             if tied.any():
                 # Both bounds: P(-tie <= d <= tie).
-                lower = np.where(spread > 0, special.ndtr(
-                    (-signed - tie_margin) / spread),
-                    (signed > tie_margin).astype(float))
-                rates = np.where(tied, np.clip(rates - lower, 0.0, 1.0),
-                                 rates)
-        # A host always agrees with itself (rate 1): leave it out.
-        rates[np.arange(rows.stop - first), np.arange(first, rows.stop)] = 1.0
-        per_host[rows] = (rates.sum(axis=1) - 1.0) / (hosts - 1)
+                within = np.where(
+                    spread > 0,
+                    special.ndtr((tie_margin - difference) / spread)
+                    - special.ndtr((-tie_margin - difference) / spread),
+                    (np.abs(difference) <= tie_margin).astype(float))
+                rates = np.where(tied, np.clip(within, 0.0, 1.0), rates)
+        row_index = np.arange(first, last)[:, None]
+        col_index = np.arange(first + 1, hosts)[None, :]
+        rates = np.where(col_index > row_index, rates, 0.0)
+        totals[rows] += rates.sum(axis=1)
+        totals[cols] += rates.sum(axis=0)
+    per_host = np.empty(hosts)
+    per_host[order] = totals / max(1, hosts - 1)
     return per_host
 
 

@@ -144,12 +144,17 @@ def apply(estimates, samples, features, scale, horizon_s=86400.0,
     each as busy as this one): a host a scheduler keeps choosing fills its
     busy hours too.  Statistics the host facts lack come from ``outlook``
     (:func:`with_outlook`)."""
-    current = estimates.get(STEAL_METRIC)
-    if current is None:
+    if estimates.get(STEAL_METRIC) is None:
         return []
-    features = with_outlook(features, outlook)
-    busy_vcpus = vm_busy_vcpus(samples, scale)
-    if busy_vcpus is None:
+    return apply_busy(estimates, vm_busy_vcpus(samples, scale),
+                      with_outlook(features, outlook), horizon_s)
+
+
+def apply_busy(estimates, busy_vcpus, features, horizon_s=86400.0):
+    """:func:`apply` with the VM's busy vCPUs (:func:`vm_busy_vcpus`)
+    already known and the outlook already in ``features``."""
+    current = estimates.get(STEAL_METRIC)
+    if current is None or busy_vcpus is None:
         return []
     added = contention_lib.expected_added_instances(features, horizon_s)
     found = peak_steal_pct(features, busy_vcpus * added)

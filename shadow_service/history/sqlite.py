@@ -183,6 +183,24 @@ class SQLiteStore(base.HistoryStore):
         self._series_ids[fast_key] = series_id
         return series_id
 
+    def _add_series(self, prepared):
+        """Catalogue the series of ``prepared`` points not catalogued
+        yet in one statement (a write of points that each open a series,
+        such as one evaluation's host scores, would otherwise ask the
+        database once per point)."""
+        new = {}
+        for measurement, tags, _, _ in prepared:
+            if (measurement, tuple(tags.items())) in self._series_ids:
+                continue
+            key = (measurement, json.dumps(tags, sort_keys=True))
+            if key not in self._series_ids:
+                new[key] = None
+        if len(new) > 1:
+            self._db.executemany(
+                'INSERT OR IGNORE INTO series (measurement, tags) '
+                'VALUES (?, ?)', list(new))
+            self._refresh_series()
+
     def _matching_series(self, measurement, tags):
         self._refresh_series()
         wanted = (tags or {}).items()
@@ -199,6 +217,7 @@ class SQLiteStore(base.HistoryStore):
         with self._lock:
             self._db.execute('BEGIN IMMEDIATE')
             try:
+                self._add_series(prepared)
                 rows = []
                 for measurement, tags, fields, time_s in prepared:
                     series_id = self._series_id(measurement, tags)

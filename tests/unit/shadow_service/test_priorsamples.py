@@ -33,13 +33,15 @@ def full_read(history, lookback, chosen, hosts, now):
 
 
 def test_incremental_reads_give_what_a_full_read_gives():
+    """... and each host's token changes exactly when its samples do."""
     rng = random.Random(7)
     history = memory.MemoryStore()
     lookback = 3600.0
     cache = priorsamples.PriorSamples(history, lookback, refresh_s=5.0)
     hosts = ['h%d' % i for i in range(5)]
     now = 10000.0
-    compared = 0
+    compared = kept_tokens = 0
+    before, before_tokens = {}, {}
     for step in range(40):
         # One more evaluation every step, on some hosts, one sample a
         # second; now and then a sample written again (counts once) and
@@ -60,12 +62,22 @@ def test_incremental_reads_give_what_a_full_read_gives():
             cache.invalidate(PROFILE)
         seen = cache.evaluations(PROFILE, now)
         chosen = set(rng.sample(sorted(seen), min(len(seen), 6)))
-        got = cache.observations(PROFILE, chosen, hosts, now)
+        *got, tokens = cache.observations(PROFILE, chosen, hosts, now,
+                                          tokens=True)
+        assert set(tokens) == set(got[0])
         if cache._profiles[PROFILE].checked_at == now:
             # Read at this step: exactly a full read's samples.
-            assert got == full_read(history, lookback, chosen, hosts, now)
+            assert tuple(got) == full_read(history, lookback, chosen, hosts,
+                                           now)
             compared += 1
+        # A host's token changes exactly when its observations do.
+        for host in set(tokens) & set(before_tokens):
+            assert ((tokens[host] == before_tokens[host])
+                    == (got[0][host] == before[host])), host
+            kept_tokens += tokens[host] == before_tokens[host]
+        before, before_tokens = got[0], tokens
     assert compared >= 20
+    assert kept_tokens >= 10
     assert set(cache.evaluations(PROFILE, now)) == set(
         priorsamples.PriorSamples(history, lookback).evaluations(
             PROFILE, now))

@@ -264,3 +264,44 @@ def test_estimates_kept_per_samples_are_the_estimates_computed_afresh():
                                  data_age_s=3600.0) == first
     # Not numbers: estimated without being kept (nothing usable).
     assert estimate.from_samples('cpu_ops_per_s', ['x', 'y']) is None
+
+
+def test_kept_estimates_rank_as_fresh_ones_with_every_adjustment():
+    """With a contention model, peak headroom facts, a scale-up and data
+    ages, a ranking from kept estimates is the one fresh estimates give;
+    a host whose token changes is estimated again, the others are not."""
+    model = _ops_model(20, 20, 200)
+    analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
+    rng = np.random.default_rng(3)
+    hosts = ["h%d" % i for i in range(30)]
+    observations = {h: {"cpu_ops_per_s": list(rng.normal(800, 30, 8)),
+                        "cpu_steal_pct": list(rng.uniform(0, 3, 8)),
+                        "cpu_util_pct": list(rng.uniform(20, 90, 8))}
+                    for h in hosts}
+    features = {h: {"num_instances": int(rng.integers(0, 15)),
+                    "cores": 16, "cpu_util_pct_p95_24h": float(
+                        rng.uniform(30, 100)),
+                    "cpu_util_pct_now": 10.0} for h in hosts[:20]}
+    scale = scaleup_lib.scale_keys({"vcpus": 4, "ram_mb": 8192}, 0.25)
+    sensitivity = {"cpu": 0.6, "latency": 0.4}
+    tokens = {h: 1 for h in hosts}
+    kept = analyzer_lib.KeptEstimates()
+    for round_ in range(3):
+        ages = {h: 3600.0 * (round_ + 1) + i for i, h in enumerate(hosts)}
+        fresh = analyzer.rank(sensitivity, observations,
+                              host_features=features, scale=scale,
+                              data_age_s=ages)
+        from_kept = analyzer.rank(sensitivity, observations,
+                                  host_features=features, scale=scale,
+                                  data_age_s=ages, kept=kept, tokens=tokens)
+        assert from_kept.to_dict() == fresh.to_dict()
+        for ours, theirs in zip(from_kept.hosts, fresh.hosts):
+            assert ours.uncertainty == pytest.approx(theirs.uncertainty,
+                                                     rel=1e-12)
+        assert any("one more VM" in r for h in fresh.hosts
+                   for r in h.reasons)
+        assert any("busiest" in r for h in fresh.hosts for r in h.reasons)
+        # One host's samples change.
+        observations["h3"] = {"cpu_ops_per_s": [900.0 + round_] * 8}
+        tokens["h3"] += 1
+    assert kept.computed == len(hosts) + 2

@@ -83,3 +83,18 @@ def test_a_thousand_hosts_rank_with_a_confidence_for_each():
     best = int(np.argmax(point))
     assert result.per_host[best] > np.median(result.per_host)
     assert 0.0 <= result.overall <= 1.0
+
+
+def test_tied_hosts_agree_when_within_the_tie_margin_both_ways():
+    """Many hosts tied on their point score (a cluster of identical
+    hosts): the normal agreement of a tied pair is the probability that
+    the two are within the tie margin, as the draws count it, seen the
+    same from either host."""
+    rng = np.random.default_rng(5)
+    base = rng.normal(50.0, 3.0, (40, 1))
+    drawn = base + rng.normal(0.0, 2.0, (40, 20000))
+    points = np.round(base[:, 0])
+    assert (points[:, None] == points[None, :]).sum() > 2 * 40
+    exact = confidence._pairwise_agreement(drawn, points, 2.0)
+    normal = confidence._pairwise_agreement_normal(drawn, points, 2.0)
+    assert np.max(np.abs(exact - normal)) < 0.003

@@ -1,0 +1,183 @@
+"""The prior's per-host estimates, kept between requests: a host whose
+samples changed is estimated again (and its answer changes), the others
+are reused, and the answer is the one a fresh estimate of every host
+gives."""
+
+import uuid
+
+import pytest
+
+from shadow_service import measurements as names
+from shadow_service import service
+from shadow_service.history import base
+from shadow_service.history import memory
+from tests import service_support
+
+REQUEST = {'flavor': {'name': 'm1.medium', 'vcpus': 2, 'ram_mb': 4096,
+                      'disk_gb': 20},
+           'profile': 'web'}
+# Hosts the twin makes up (hardware, tenants, monitoring with noise).
+HOSTS = [{'host': 'node-%d' % i} for i in range(1, 13)]
+
+
+def seed(parts, evaluation_id, hosts, start, level_of, samples=10):
+    """Shadow samples of one earlier evaluation of the workload on
+    ``hosts``, as the evaluator records them, and its record."""
+    evaluator = parts.manager.evaluator
+    profile = evaluator.resolve_profile(REQUEST)
+    metrics = sorted(evaluator.analyzer.weights(profile.sensitivity))
+    points = []
+    for index, host in enumerate(hosts):
+        for metric_index, metric in enumerate(metrics):
+            for step in range(samples):
+                points.append(base.Point(
+                    names.SHADOW_SAMPLE,
+                    {names.TAG_EVALUATION: evaluation_id,
+                     names.TAG_SHADOW: 'shadow-%s' % host,
+                     names.TAG_HOST: host, names.TAG_PROFILE: profile.name,
+                     names.TAG_METRIC: metric},
+                    {names.FIELD_VALUE: level_of(index, metric_index, step)},
+                    start + step))
+    parts.history.write(points)
+    parts.history.put_evaluation({'evaluation_id': evaluation_id,
+                                  'status': 'finished', 'source': 'shadows',
+                                  'confidence': 1.0, 'hosts': [],
+                                  'request': REQUEST}, when=start + samples)
+    return metrics
+
+
+def level(index, metric_index, step):
+    return 20.0 + (index * 37 + metric_index * 11) % 60 + step % 3
+
+
+def answer(ranking):
+    """What the answer says of each host (ids and timings left out)."""
+    return {h['host']: (h['score'], h['confidence'], h['predicted'],
+                        h['reasons']) for h in ranking['hosts']}
+
+
+@pytest.fixture
+def parts():
+    conf = service_support.make_conf(sim={'unknown_hosts': 'derive'})
+    built = service.build(conf, history=memory.MemoryStore())
+    yield built
+    built.close()
+
+
+def test_a_changed_host_is_estimated_again_the_others_are_reused(parts):
+    evaluator = parts.manager.evaluator
+    clock = parts.driver.now()
+    seeded = str(uuid.uuid4())
+    seed(parts, seeded, [h['host'] for h in HOSTS], clock - 600.0, level)
+    first = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert first['source'] == 'history'
+    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    assert (kept.computed, kept.reused) == (len(HOSTS), 0)
+
+    # Nothing changed: every host's estimates are reused, same answer.
+    again = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert (kept.computed, kept.reused) == (len(HOSTS), len(HOSTS))
+    assert answer(again) == answer(first)
+
+    # node-3's shadow reports again, with other figures on every metric;
+    # the prior reads the store again once its refresh is due on the
+    # clock.
+    seed(parts, seeded, ['node-3'], clock - 300.0,
+         lambda i, m, s: 90.0 + s)
+    parts.driver.fast_forward(10.0)
+    changed = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.computed == len(HOSTS) + 1
+    assert kept.reused == 2 * len(HOSTS) - 1
+    before, after = answer(first), answer(changed)
+    assert after['node-3'][2] != before['node-3'][2]
+    assert after['node-3'][0] != before['node-3'][0]
+
+    # The kept answer is the one a fresh estimate of every host gives.
+    evaluator.keep_estimates = False
+    fresh = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    evaluator.keep_estimates = True
+    kept_again = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.computed == len(HOSTS) + 1
+    assert answer(kept_again) == answer(fresh)
+    assert kept_again['confidence'] == fresh['confidence']
+
+
+def test_kept_and_fresh_estimates_give_the_same_ranking():
+    """On hosts with fixed facts (none: hosts the twin does not know),
+    an aged history and several requests, the kept answer is exactly the
+    fresh one."""
+    conf = service_support.make_conf()
+    parts = service.build(conf, history=memory.MemoryStore())
+    try:
+        hosts = [{'host': 'bench-%02d' % i, 'vcpus': 64, 'vcpus_used': 3,
+                  'free_ram_mb': 200000, 'total_ram_mb': 262144}
+                 for i in range(40)]
+        clock = parts.driver.now()
+        seed(parts, str(uuid.uuid4()), [h['host'] for h in hosts],
+             clock - 4000.0, level, samples=4)
+        evaluator = parts.manager.evaluator
+        for _ in range(3):
+            parts.driver.fast_forward(7.0)
+            kept = parts.manager.evaluate(REQUEST, hosts, 30.0)
+            evaluator.keep_estimates = False
+            fresh = parts.manager.evaluate(REQUEST, hosts, 30.0)
+            evaluator.keep_estimates = True
+            assert kept['source'] == fresh['source'] == 'history'
+            assert answer(kept) == answer(fresh)
+            assert kept['confidence'] == fresh['confidence']
+    finally:
+        parts.close()
+
+
+def test_host_scores_are_written_after_the_answer(parts):
+    """One host_score point per ranked host, tagged as the contract says,
+    written by the score writer: all of them once it is flushed, and
+    what is still queued when the service closes."""
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 600.0, level)
+    rankings = [parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+                for _ in range(3)]
+    assert parts.manager.evaluator.score_writer.flush()
+    for ranking in rankings:
+        points = parts.history.query_points(
+            names.HOST_SCORE,
+            {names.TAG_EVALUATION: ranking['evaluation_id']})
+        assert {p.tags[names.TAG_HOST]: (p.fields['score'],
+                                         p.fields['confidence'])
+                for p in points} == {
+            h['host']: (h['score'], h['confidence'])
+            for h in ranking['hosts']}
+        assert {p.tags[names.TAG_SOURCE] for p in points} == {'history'}
+        assert {p.tags[names.TAG_PROFILE] for p in points} == {'web'}
+    last = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    parts.manager.shutdown()
+    assert len(parts.history.query_points(
+        names.HOST_SCORE,
+        {names.TAG_EVALUATION: last['evaluation_id']})) == len(HOSTS)
+    assert parts.manager.evaluator.score_writer.failed == 0
+
+
+def test_the_race_reads_the_rankings_arrays_as_its_host_entries(parts):
+    """racing.assess of a prior reads the arrays the ranking was made
+    from: the same assessment as from its host entries."""
+    import dataclasses
+
+    from shadow_service import racing
+
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 600.0, level)
+    evaluator = parts.manager.evaluator
+    profile = evaluator.resolve_profile(REQUEST)
+    names_ = [h['host'] for h in HOSTS]
+    prior = evaluator._prior(profile, names_, {}, None, evaluator.analyzer,
+                             request=REQUEST)
+    assert racing._arrays(prior, [h for h in prior.hosts if h.predicted],
+                          prior.weights) is not None
+    for exclude in ((), ('node-2', 'node-5')):
+        from_arrays = racing.assess(prior, exclude=exclude, indifference=2.0)
+        from_entries = racing.assess(dataclasses.replace(prior, arrays=None),
+                                     exclude=exclude, indifference=2.0)
+        assert from_arrays == from_entries
+        assert from_arrays.gains
