@@ -126,6 +126,7 @@ from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.history import memory  # noqa: E402
 from shadow_service.history import sqlite  # noqa: E402
 from shadow_service.workloads import profiles  # noqa: E402
+from shadow_service.workloads import qos  # noqa: E402
 
 LOG = logging.getLogger('placement_quality')
 
@@ -841,8 +842,25 @@ def _row(number, request, candidates, outcome):
         'qos_met': {p: o[1].qos_met for p, o in outcome.items()},
         'qos_share': {p: round(o[1].qos_share, 3)
                       for p, o in outcome.items()},
+        'qos_broken': {p: _broken_targets(request['profile'], o[1])
+                       for p, o in outcome.items()},
         'shadow_host_seconds': {p: o[2] for p, o in outcome.items()},
     }
+
+
+def _broken_targets(profile_name, realised):
+    """``{metric: share of steps meeting its target}`` of the profile's
+    QoS targets that held for less than ``qos.QOS_SHARE`` of the VM's
+    scored steps (empty when its QoS was met)."""
+    metrics = getattr(realised, 'metrics', None) or {}
+    broken = {}
+    for metric, target in qos.targets_for(profile_name).items():
+        if metric not in metrics:
+            continue
+        share = float(np.mean(qos.meets(metrics[metric], target)))
+        if share < qos.QOS_SHARE:
+            broken[metric] = round(share, 3)
+    return broken
 
 
 # -- summaries --------------------------------------------------------------
