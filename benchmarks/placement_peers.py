@@ -84,6 +84,8 @@ def command(args, scenario, mode, seed):
            '--budget', str(args.budget), '--out', result, '--rows', rows]
     if args.no_peak_headroom:
         cmd.append('--no-peak-headroom')
+    if args.no_peak_memory:
+        cmd.append('--no-peak-memory')
     if SCENARIOS[scenario]:
         cmd += ['--cluster', SCENARIOS[scenario]]
     return cmd
@@ -377,6 +379,10 @@ def main(argv=None):
     parser.add_argument('--no-peak-headroom', action='store_true',
                         help='ablation: nova-shadow with [analysis] '
                         'peak_headroom = false (write to another '
+                        '--out-dir and --out)')
+    parser.add_argument('--no-peak-memory', action='store_true',
+                        help='ablation: nova-shadow with [analysis] '
+                        'peak_memory_headroom = false (write to another '
                         '--out-dir and --out)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once')

@@ -88,6 +88,7 @@ Usage::
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
         [--lifetime-horizon S] [--no-calibration] [--no-peak-headroom] \
+        [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
         [--out FILE]
 
@@ -451,6 +452,8 @@ def service_settings(args, persistent):
         settings.append(('analysis', 'confidence_calibration', False))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
+    if getattr(args, 'no_peak_memory', False):
+        settings.append(('analysis', 'peak_memory_headroom', False))
     if args.confidence_target is not None:
         settings.append(('shadow', 'confidence_target',
                          args.confidence_target))
@@ -1147,6 +1150,9 @@ def main(argv=None):
                         'shadow measurements now, the ablation)')
     parser.add_argument('--no-peak-headroom', action='store_true',
                         help='ablation: [analysis] peak_headroom = false')
+    parser.add_argument('--no-peak-memory', action='store_true',
+                        help='ablation: [analysis] peak_memory_headroom = '
+                        'false')
     parser.add_argument('--no-calibration', action='store_true',
                         help='state the raw confidence ([analysis] '
                         'confidence_calibration = False, the ablation)')

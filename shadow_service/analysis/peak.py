@@ -33,6 +33,23 @@ contention model counts co-tenancy: ``[analysis] cotenancy_horizon``).
 Change the statistic with ``PEAK_STAT`` (for example the mean for a
 gentler view), or turn the adjustment off with ``[analysis]
 peak_headroom``.
+
+Memory bandwidth (``[analysis] peak_memory_headroom``): a shadow streams
+``1 / load_ratio`` of the VM's memory traffic, so on a host whose memory
+system the full VM (and the VMs like it the host is expected to gain)
+would saturate, the shadow measures the latency of a host with room.
+:func:`apply_memory` takes the host's bandwidth in use at its busy level
+(the larger of ``mem_bandwidth_gbps_p95_24h`` and ``..._now``), adds the
+full VM's traffic (the shadow's ``mem_bandwidth_gbps`` samples times the
+load ratio, times the expected VMs) and compares it with the usable part
+of the data sheet's bandwidth (``USABLE_BANDWIDTH_SHARE`` of
+``rated_mem_bandwidth_gbps``: loaded latency climbs steeply before the
+sustained peak).  Beyond it the memory system is a closed queue: the
+streams share the bandwidth in proportion to demand and, with the misses
+each core keeps in flight fixed, each miss waits longer in the same
+proportion (Little's law), so the VM's predicted ``mem_bandwidth_gbps`` is
+divided and its ``mem_latency_ns`` multiplied by ``demand / usable``.
+Below it nothing changes.
 """
 
 import math
@@ -55,6 +72,16 @@ MIN_RISE_PCT = 1.0
 #: Relative uncertainty of the peak figure (the busy hours of the last day
 #: need not come back exactly).
 PEAK_RELATIVE_SD = 0.25
+MEM_BANDWIDTH_METRIC = 'mem_bandwidth_gbps'
+MEM_LATENCY_METRIC = 'mem_latency_ns'
+#: Share of the data sheet's sustained memory bandwidth a host can carry
+#: before loaded latency climbs steeply (published loaded-latency curves
+#: stay near idle up to about half the peak and rise sharply in its last
+#: tenth); demand beyond it counts as oversubscribing the memory system.
+USABLE_BANDWIDTH_SHARE = 0.9
+#: Demand over the usable bandwidth this many per cent or less is left as
+#: the shadow measured it.
+MIN_OVERSUBSCRIPTION_PCT = 2.0
 
 
 def _number(features, name):
@@ -118,7 +145,7 @@ def with_outlook(features, outlook):
     day of the metrics source's history, on its ``lifetime_step`` grid)."""
     merged = dict(features or {})
     loads = getattr(outlook, 'loads', None) or {}
-    for metric in (UTIL_METRIC, STEAL_METRIC):
+    for metric in (UTIL_METRIC, STEAL_METRIC, MEM_BANDWIDTH_METRIC):
         load = loads.get(metric)
         if load is None:
             continue
@@ -171,3 +198,76 @@ def apply(estimates, samples, features, scale, horizon_s=86400.0,
             'vCPUs%s; the shadow saw %.1f %%' % (
                 STEAL_METRIC, steal, PEAK_SHARE_PCT, demand, cores, quiet,
                 busy_vcpus, more, current.value)]
+
+
+def vm_memory_gbps(samples, scale):
+    """Memory traffic of the full VM, GB/s: the mean of the shadow's
+    ``mem_bandwidth_gbps`` samples times the load ratio (the shadow runs
+    ``1 / load_ratio`` of the profile's load; every component scales with
+    it); None without such samples (a profile with no memory stream)."""
+    values = np.asarray([v for v in (samples or {}).get(
+        MEM_BANDWIDTH_METRIC, ()) if v is not None], dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    try:
+        ratio = float((scale or {}).get('load_ratio') or 1.0)
+    except (TypeError, ValueError):
+        ratio = 1.0
+    return max(float(np.mean(values)), 0.0) * max(ratio, 1.0)
+
+
+def memory_oversubscription(features, vm_gbps):
+    """``(demand / usable, host_busy_gbps, usable_gbps)`` at the host's
+    busy level with ``vm_gbps`` more traffic, or None without the host's
+    rated bandwidth and monitoring statistics."""
+    features = features or {}
+    rated = _number(features, hostfacts.RATED_MEM_BANDWIDTH_GBPS)
+    levels = [_number(features, hostfacts.stat(MEM_BANDWIDTH_METRIC, suffix))
+              for suffix in (PEAK_STAT, hostfacts.STAT_NOW)]
+    levels = [v for v in levels if v is not None]
+    if rated is None or rated <= 0 or not levels or vm_gbps is None:
+        return None
+    busy = max(max(levels), 0.0)
+    usable = USABLE_BANDWIDTH_SHARE * rated
+    return (busy + max(float(vm_gbps), 0.0)) / usable, busy, usable
+
+
+def apply_memory(estimates, samples, features, scale, horizon_s=86400.0,
+                 outlook=None):
+    """Divide ``estimates['mem_bandwidth_gbps']`` and multiply
+    ``estimates['mem_latency_ns']`` (where present) by the memory
+    system's oversubscription at the host's busy level with the full VM
+    and the VMs like it the host is expected to gain over ``horizon_s``;
+    return the reasons (empty when the demand fits)."""
+    if not any(m in estimates for m in (MEM_BANDWIDTH_METRIC,
+                                        MEM_LATENCY_METRIC)):
+        return []
+    features = with_outlook(features, outlook)
+    vm_gbps = vm_memory_gbps(samples, scale)
+    if vm_gbps is None:
+        return []
+    added = contention_lib.expected_added_instances(features, horizon_s)
+    found = memory_oversubscription(features, vm_gbps * added)
+    if found is None:
+        return []
+    factor, busy, usable = found
+    if factor <= 1.0 + MIN_OVERSUBSCRIPTION_PCT / 100.0:
+        return []
+    for metric, change in ((MEM_BANDWIDTH_METRIC, 1.0 / factor),
+                           (MEM_LATENCY_METRIC, factor)):
+        current = estimates.get(metric)
+        if current is None:
+            continue
+        value = current.value * change
+        sd = math.hypot(current.sd * change,
+                        PEAK_RELATIVE_SD * abs(value - current.value))
+        estimates[metric] = estimate_lib.MetricEstimate(
+            value, sd, current.samples, list(current.notes),
+            current.common_sd * change)
+    more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
+            'over %.0f h' % (added - 1.0, horizon_s / 3600.0))
+    return ['memory: %.0f GB/s in use at the host\'s busy level plus this '
+            'VM\'s %.1f GB/s%s need %.2fx the %.0f GB/s it can carry '
+            'before latency climbs; bandwidth divided and latency '
+            'multiplied by that' % (busy, vm_gbps, more, factor, usable)]
