@@ -10,7 +10,9 @@ little over an hour a day.
 The cloud's monitoring already knows each host's busiest hours: the host
 facts carry ``cpu_util_pct_p95_24h`` and ``cpu_steal_pct_p95_24h``
 (:mod:`shadow_service.hostfacts`), the level the host's CPU reached or
-passed for 5 % of the last 24 h; where a driver does not report them,
+passed for 5 % of the last 24 h (or its level now when that is higher:
+VMs placed in the last hour are not yet in the day's percentile); where
+a driver does not report them,
 the same statistics of the host's history in the metrics source
 (``[metrics] source``, read by the lifetime forecaster on its
 ``lifetime_step`` grid) stand in.  :func:`peak_steal_pct` puts the VM on
@@ -117,6 +119,18 @@ def vm_busy_vcpus(samples, scale):
     return min(full, util * max(ratio, 0.0) * max(shadow_vcpus, 0.0))
 
 
+def busy_level(features, metric):
+    """The host's busy level of ``metric``: its ``PEAK_STAT`` over the
+    last day, or what it carries now (the last 15 minutes) when that is
+    higher: VMs placed in the last hour are in the host's load now but
+    not yet in the day's 95th percentile.  None without the statistic."""
+    peak = _number(features, hostfacts.stat(metric, PEAK_STAT))
+    if peak is None:
+        return None
+    now = _number(features, hostfacts.stat(metric, hostfacts.STAT_NOW))
+    return peak if now is None else max(peak, now)
+
+
 def peak_steal_pct(features, busy_vcpus):
     """``(steal_pct, host_busy_vcpus, cores)`` the VM would see at the
     host's busy level of the last day, or None without the facts.
@@ -127,10 +141,10 @@ def peak_steal_pct(features, busy_vcpus):
     """
     features = features or {}
     cores = _number(features, hostfacts.CORES)
-    util = _number(features, hostfacts.stat(UTIL_METRIC, PEAK_STAT))
+    util = busy_level(features, UTIL_METRIC)
     if cores is None or cores <= 0 or util is None or busy_vcpus is None:
         return None
-    steal = _number(features, hostfacts.stat(STEAL_METRIC, PEAK_STAT)) or 0.0
+    steal = busy_level(features, STEAL_METRIC) or 0.0
     busy = min(max(util, 0.0), 100.0) / 100.0 * cores
     demand = busy / max(1.0 - min(max(steal, 0.0), 90.0) / 100.0, 0.1)
     total = demand + max(float(busy_vcpus), 0.0)

@@ -274,3 +274,14 @@ def test_the_memory_option_reaches_the_analyzer():
     assert analyzer_lib.Analyzer.from_conf(conf).peak_memory_headroom
     conf.set_override('peak_memory_headroom', False, group='analysis')
     assert not analyzer_lib.Analyzer.from_conf(conf).peak_memory_headroom
+
+
+def test_a_host_busier_now_than_its_last_day_counts_at_its_level_now():
+    # VMs placed in the last hour keep 90 % of the threads busy now; the
+    # day's 95th percentile (40 %) has not caught up.
+    steal, demand, _cores = peak.peak_steal_pct(facts(90.0, 40.0), 8.0)
+    assert demand == pytest.approx(21.6)
+    assert steal == pytest.approx(100.0 * (1.0 - 24.0 / 29.6))
+    # Quiet now: the day's busy level stands.
+    assert peak.busy_level(facts(3.0, 99.0), "cpu_util_pct") == 99.0
+    assert peak.busy_level({}, "cpu_util_pct") is None
