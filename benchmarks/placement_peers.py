@@ -30,7 +30,10 @@ QoS on the same request (paired).  The margin of nova-shadow over a peer is
 ``qos_met``); its interval is the 2.5-97.5 percentiles of the margin over
 ``--bootstrap`` resamples of the requests, drawn within each seed (a
 stratified paired bootstrap) for the pooled figure, within the run for a
-run's own.
+run's own.  The oracle's margin over each peer, on the same rows, is the
+ceiling: no policy can be further ahead (``oracle_margins``;
+``aims_reachable`` says whether the ceiling clears the aims).  Each missed
+QoS is broken down by the target that broke (``qos_missed_by_target``).
 
 Usage::
 
@@ -81,6 +84,8 @@ def command(args, scenario, mode, seed):
            '--budget', str(args.budget), '--out', result, '--rows', rows]
     if args.no_peak_headroom:
         cmd.append('--no-peak-headroom')
+    if args.no_peak_memory:
+        cmd.append('--no-peak-memory')
     if SCENARIOS[scenario]:
         cmd += ['--cluster', SCENARIOS[scenario]]
     return cmd
@@ -128,15 +133,15 @@ def _ratio(perf, policy, index):
     return perf[policy][index].sum() / perf['oracle'][index].sum()
 
 
-def margins(groups, peers, draws, seed=0):
+def margins(groups, peers, draws, seed=0, subject='shadow'):
     """``{peer: {mean, low, high, qos_met: {mean, low, high}}}``: margin
-    of ``shadow`` over each peer on the rows of ``groups`` (a list of row
-    lists, one per seed), with a paired bootstrap resampling within each
-    group."""
+    of ``subject`` (nova-shadow unless named) over each peer on the rows
+    of ``groups`` (a list of row lists, one per seed), with a paired
+    bootstrap resampling within each group."""
     rows = [r for group in groups for r in group]
     if not rows:
         return {}
-    policies = ('shadow', 'oracle') + tuple(peers)
+    policies = tuple(dict.fromkeys((subject, 'oracle') + tuple(peers)))
     perf, qos = _arrays(rows, policies)
     offsets = np.cumsum([0] + [len(g) for g in groups])
     rng = np.random.default_rng(seed)
@@ -149,10 +154,10 @@ def margins(groups, peers, draws, seed=0):
     result = {}
     for peer in peers:
         def ratio_margin(index, peer=peer):
-            return _ratio(perf, 'shadow', index) - _ratio(perf, peer, index)
+            return _ratio(perf, subject, index) - _ratio(perf, peer, index)
 
         def qos_margin(index, peer=peer):
-            return qos['shadow'][index].mean() - qos[peer][index].mean()
+            return qos[subject][index].mean() - qos[peer][index].mean()
 
         entry = _interval(ratio_margin, everything, samples)
         entry['qos_met'] = _interval(qos_margin, everything, samples)
@@ -207,6 +212,24 @@ def by_neighbour(groups, kinds):
             for kind, cells in sorted(table.items())}
 
 
+def broken_targets(groups):
+    """Per policy: how many of its placements missed their QoS, and how
+    often each QoS target's metric was among the broken ones (rows
+    written before runs recorded ``qos_broken`` count as unknown)."""
+    table = {}
+    for rows in groups:
+        for row in rows:
+            for policy in POLICIES:
+                if row['qos_met'][policy]:
+                    continue
+                cell = table.setdefault(policy, {'missed': 0})
+                cell['missed'] += 1
+                broken = (row.get('qos_broken') or {}).get(policy)
+                for metric in (broken or {'unknown': None}):
+                    cell[metric] = cell.get(metric, 0) + 1
+    return dict(sorted(table.items()))
+
+
 def aggregate(args):
     """Pool the runs on disk into the results document."""
     result = {'benchmark': 'placement_peers', 'requests_per_run':
@@ -219,6 +242,10 @@ def aggregate(args):
               'a paired bootstrap over requests, resampled within each '
               'seed',
               'aims': {'ratio_margin': AIM_RATIO, 'qos_margin': AIM_QOS},
+              'oracle_margins_rule': 'the oracle\'s own margin over each '
+              'peer on the same rows: the largest margin any policy '
+              'could reach; aims_reachable says whether it clears the '
+              'aims',
               'scenarios': {}}
     for scenario in args.scenarios:
         for mode in args.modes:
@@ -261,6 +288,9 @@ def aggregate(args):
                 'settings': settings,
                 'policies': policy_summary(groups, seconds),
                 'margins': margins(groups, PEERS, args.bootstrap),
+                'oracle_margins': margins(groups, PEERS, args.bootstrap,
+                                          subject='oracle'),
+                'qos_missed_by_target': broken_targets(groups),
                 'per_profile': {},
                 'by_neighbour_of_chosen_host': (
                     by_neighbour(groups, kinds) if any(kinds) else None),
@@ -278,6 +308,10 @@ def aggregate(args):
                                  for p, s in policy_summary(
                                      subset, {}).items()},
                     'margins': margins(subset, PEERS, args.bootstrap)}
+            entry['aims_reachable'] = {
+                peer: bool(m['mean'] >= AIM_RATIO
+                           and m['qos_met']['mean'] >= AIM_QOS)
+                for peer, m in entry['oracle_margins'].items()}
             entry['aims_met'] = {
                 peer: bool(m['low'] > 0 and m['mean'] >= AIM_RATIO
                            and m['qos_met']['low'] > 0
@@ -312,6 +346,14 @@ def print_table(result):
                 print('  %-17s %+.3f [%+.3f, %+.3f]   %+.3f [%+.3f, %+.3f]'
                       % (peer, m['mean'], m['low'], m['high'], q['mean'],
                          q['low'], q['high']))
+            print('margin of the oracle (the ceiling)')
+            for peer, m in entry['oracle_margins'].items():
+                q = m['qos_met']
+                print('  %-17s %+.3f [%+.3f, %+.3f]   %+.3f [%+.3f, %+.3f]'
+                      % (peer, m['mean'], m['low'], m['high'], q['mean'],
+                         q['low'], q['high']))
+            print('QoS missed, by broken target: %s'
+                  % json.dumps(entry['qos_missed_by_target']))
             for profile, sub in entry['per_profile'].items():
                 cells = ['%s %+.3f/%+.2f' % (peer, m['mean'],
                                              m['qos_met']['mean'])
@@ -337,6 +379,10 @@ def main(argv=None):
     parser.add_argument('--no-peak-headroom', action='store_true',
                         help='ablation: nova-shadow with [analysis] '
                         'peak_headroom = false (write to another '
+                        '--out-dir and --out)')
+    parser.add_argument('--no-peak-memory', action='store_true',
+                        help='ablation: nova-shadow with [analysis] '
+                        'peak_memory_headroom = false (write to another '
                         '--out-dir and --out)')
     parser.add_argument('--jobs', type=int, default=1,
                         help='runs at once')

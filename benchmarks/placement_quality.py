@@ -88,6 +88,7 @@ Usage::
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
         [--lifetime-horizon S] [--no-calibration] [--no-peak-headroom] \
+        [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
         [--out FILE]
 
@@ -126,6 +127,7 @@ from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.history import memory  # noqa: E402
 from shadow_service.history import sqlite  # noqa: E402
 from shadow_service.workloads import profiles  # noqa: E402
+from shadow_service.workloads import qos  # noqa: E402
 
 LOG = logging.getLogger('placement_quality')
 
@@ -450,6 +452,8 @@ def service_settings(args, persistent):
         settings.append(('analysis', 'confidence_calibration', False))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
+    if getattr(args, 'no_peak_memory', False):
+        settings.append(('analysis', 'peak_memory_headroom', False))
     if args.confidence_target is not None:
         settings.append(('shadow', 'confidence_target',
                          args.confidence_target))
@@ -841,8 +845,25 @@ def _row(number, request, candidates, outcome):
         'qos_met': {p: o[1].qos_met for p, o in outcome.items()},
         'qos_share': {p: round(o[1].qos_share, 3)
                       for p, o in outcome.items()},
+        'qos_broken': {p: _broken_targets(request['profile'], o[1])
+                       for p, o in outcome.items()},
         'shadow_host_seconds': {p: o[2] for p, o in outcome.items()},
     }
+
+
+def _broken_targets(profile_name, realised):
+    """``{metric: share of steps meeting its target}`` of the profile's
+    QoS targets that held for less than ``qos.QOS_SHARE`` of the VM's
+    scored steps (empty when its QoS was met)."""
+    metrics = getattr(realised, 'metrics', None) or {}
+    broken = {}
+    for metric, target in qos.targets_for(profile_name).items():
+        if metric not in metrics:
+            continue
+        share = float(np.mean(qos.meets(metrics[metric], target)))
+        if share < qos.QOS_SHARE:
+            broken[metric] = round(share, 3)
+    return broken
 
 
 # -- summaries --------------------------------------------------------------
@@ -1129,6 +1150,9 @@ def main(argv=None):
                         'shadow measurements now, the ablation)')
     parser.add_argument('--no-peak-headroom', action='store_true',
                         help='ablation: [analysis] peak_headroom = false')
+    parser.add_argument('--no-peak-memory', action='store_true',
+                        help='ablation: [analysis] peak_memory_headroom = '
+                        'false')
     parser.add_argument('--no-calibration', action='store_true',
                         help='state the raw confidence ([analysis] '
                         'confidence_calibration = False, the ablation)')

@@ -148,6 +148,12 @@ class Analyzer:
         Raise each host's predicted ``cpu_steal_pct`` to the steal the VM
         would see at the host's busiest 5 % of the last day
         (:mod:`.peak`), where the host facts carry those statistics.
+    peak_memory_headroom : bool
+        Divide each host's predicted ``mem_bandwidth_gbps`` and multiply
+        its ``mem_latency_ns`` by how far the full VM's memory traffic
+        (and that of the VMs like it the host is expected to gain) would
+        oversubscribe the host's memory system at its busy level
+        (:func:`.peak.apply_memory`).
     """
 
     def __init__(self, *, metric_weights=None, confidence_target=0.8,
@@ -155,7 +161,8 @@ class Analyzer:
                  contention=None, scaleup=None, forecast_level=0.9,
                  forecaster="auto", seed=0, cotenancy_horizon_s=86400.0,
                  load_forecaster=None, calibration=None,
-                 peak_headroom=True, age_drift_by_metric=None):
+                 peak_headroom=True, age_drift_by_metric=None,
+                 peak_memory_headroom=True):
         if cotenancy_horizon_s < 0:
             raise ValueError("cotenancy_horizon_s must not be negative")
         if not 0.0 <= confidence_target <= 1.0:
@@ -175,6 +182,7 @@ class Analyzer:
         self.load_forecaster = load_forecaster
         self.calibration = calibration
         self.peak_headroom = bool(peak_headroom)
+        self.peak_memory_headroom = bool(peak_memory_headroom)
 
     @classmethod
     def from_conf(cls, conf, **kwargs):
@@ -192,7 +200,8 @@ class Analyzer:
                    "forecast_level": group.interval_level,
                    "forecaster": group.forecaster,
                    "cotenancy_horizon_s": group.cotenancy_horizon,
-                   "peak_headroom": group.peak_headroom}
+                   "peak_headroom": group.peak_headroom,
+                   "peak_memory_headroom": group.peak_memory_headroom}
         options.update(kwargs)
         return cls(**options)
 
@@ -386,6 +395,10 @@ class Analyzer:
                                            features, scale,
                                            self.cotenancy_horizon_s,
                                            outlook)
+        if self.peak_memory_headroom and (features or outlook is not None):
+            host_reasons += peak_lib.apply_memory(
+                host_estimates, samples, features, scale,
+                self.cotenancy_horizon_s, outlook)
         return host_estimates, host_reasons
 
     def _kept_signature(self, weights, scale):

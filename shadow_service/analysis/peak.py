@@ -10,7 +10,9 @@ little over an hour a day.
 The cloud's monitoring already knows each host's busiest hours: the host
 facts carry ``cpu_util_pct_p95_24h`` and ``cpu_steal_pct_p95_24h``
 (:mod:`shadow_service.hostfacts`), the level the host's CPU reached or
-passed for 5 % of the last 24 h; where a driver does not report them,
+passed for 5 % of the last 24 h (or its level now when that is higher:
+VMs placed in the last hour are not yet in the day's percentile); where
+a driver does not report them,
 the same statistics of the host's history in the metrics source
 (``[metrics] source``, read by the lifetime forecaster on its
 ``lifetime_step`` grid) stand in.  :func:`peak_steal_pct` puts the VM on
@@ -33,6 +35,23 @@ contention model counts co-tenancy: ``[analysis] cotenancy_horizon``).
 Change the statistic with ``PEAK_STAT`` (for example the mean for a
 gentler view), or turn the adjustment off with ``[analysis]
 peak_headroom``.
+
+Memory bandwidth (``[analysis] peak_memory_headroom``): a shadow streams
+``1 / load_ratio`` of the VM's memory traffic, so on a host whose memory
+system the full VM (and the VMs like it the host is expected to gain)
+would saturate, the shadow measures the latency of a host with room.
+:func:`apply_memory` takes the host's bandwidth in use at its busy level
+(the larger of ``mem_bandwidth_gbps_p95_24h`` and ``..._now``), adds the
+full VM's traffic (the shadow's ``mem_bandwidth_gbps`` samples times the
+load ratio, times the expected VMs) and compares it with the usable part
+of the data sheet's bandwidth (``USABLE_BANDWIDTH_SHARE`` of
+``rated_mem_bandwidth_gbps``: loaded latency climbs steeply before the
+sustained peak).  Beyond it the memory system is a closed queue: the
+streams share the bandwidth in proportion to demand and, with the misses
+each core keeps in flight fixed, each miss waits longer in the same
+proportion (Little's law), so the VM's predicted ``mem_bandwidth_gbps`` is
+divided and its ``mem_latency_ns`` multiplied by ``demand / usable``.
+Below it nothing changes.
 """
 
 import math
@@ -55,6 +74,16 @@ MIN_RISE_PCT = 1.0
 #: Relative uncertainty of the peak figure (the busy hours of the last day
 #: need not come back exactly).
 PEAK_RELATIVE_SD = 0.25
+MEM_BANDWIDTH_METRIC = 'mem_bandwidth_gbps'
+MEM_LATENCY_METRIC = 'mem_latency_ns'
+#: Share of the data sheet's sustained memory bandwidth a host can carry
+#: before loaded latency climbs steeply (published loaded-latency curves
+#: stay near idle up to about half the peak and rise sharply in its last
+#: tenth); demand beyond it counts as oversubscribing the memory system.
+USABLE_BANDWIDTH_SHARE = 0.9
+#: Demand over the usable bandwidth this many per cent or less is left as
+#: the shadow measured it.
+MIN_OVERSUBSCRIPTION_PCT = 2.0
 
 
 def _number(features, name):
@@ -90,6 +119,18 @@ def vm_busy_vcpus(samples, scale):
     return min(full, util * max(ratio, 0.0) * max(shadow_vcpus, 0.0))
 
 
+def busy_level(features, metric):
+    """The host's busy level of ``metric``: its ``PEAK_STAT`` over the
+    last day, or what it carries now (the last 15 minutes) when that is
+    higher: VMs placed in the last hour are in the host's load now but
+    not yet in the day's 95th percentile.  None without the statistic."""
+    peak = _number(features, hostfacts.stat(metric, PEAK_STAT))
+    if peak is None:
+        return None
+    now = _number(features, hostfacts.stat(metric, hostfacts.STAT_NOW))
+    return peak if now is None else max(peak, now)
+
+
 def peak_steal_pct(features, busy_vcpus):
     """``(steal_pct, host_busy_vcpus, cores)`` the VM would see at the
     host's busy level of the last day, or None without the facts.
@@ -100,10 +141,10 @@ def peak_steal_pct(features, busy_vcpus):
     """
     features = features or {}
     cores = _number(features, hostfacts.CORES)
-    util = _number(features, hostfacts.stat(UTIL_METRIC, PEAK_STAT))
+    util = busy_level(features, UTIL_METRIC)
     if cores is None or cores <= 0 or util is None or busy_vcpus is None:
         return None
-    steal = _number(features, hostfacts.stat(STEAL_METRIC, PEAK_STAT)) or 0.0
+    steal = busy_level(features, STEAL_METRIC) or 0.0
     busy = min(max(util, 0.0), 100.0) / 100.0 * cores
     demand = busy / max(1.0 - min(max(steal, 0.0), 90.0) / 100.0, 0.1)
     total = demand + max(float(busy_vcpus), 0.0)
@@ -118,7 +159,7 @@ def with_outlook(features, outlook):
     day of the metrics source's history, on its ``lifetime_step`` grid)."""
     merged = dict(features or {})
     loads = getattr(outlook, 'loads', None) or {}
-    for metric in (UTIL_METRIC, STEAL_METRIC):
+    for metric in (UTIL_METRIC, STEAL_METRIC, MEM_BANDWIDTH_METRIC):
         load = loads.get(metric)
         if load is None:
             continue
@@ -176,3 +217,76 @@ def apply_busy(estimates, busy_vcpus, features, horizon_s=86400.0):
             'vCPUs%s; the shadow saw %.1f %%' % (
                 STEAL_METRIC, steal, PEAK_SHARE_PCT, demand, cores, quiet,
                 busy_vcpus, more, current.value)]
+
+
+def vm_memory_gbps(samples, scale):
+    """Memory traffic of the full VM, GB/s: the mean of the shadow's
+    ``mem_bandwidth_gbps`` samples times the load ratio (the shadow runs
+    ``1 / load_ratio`` of the profile's load; every component scales with
+    it); None without such samples (a profile with no memory stream)."""
+    values = np.asarray([v for v in (samples or {}).get(
+        MEM_BANDWIDTH_METRIC, ()) if v is not None], dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
+    try:
+        ratio = float((scale or {}).get('load_ratio') or 1.0)
+    except (TypeError, ValueError):
+        ratio = 1.0
+    return max(float(np.mean(values)), 0.0) * max(ratio, 1.0)
+
+
+def memory_oversubscription(features, vm_gbps):
+    """``(demand / usable, host_busy_gbps, usable_gbps)`` at the host's
+    busy level with ``vm_gbps`` more traffic, or None without the host's
+    rated bandwidth and monitoring statistics."""
+    features = features or {}
+    rated = _number(features, hostfacts.RATED_MEM_BANDWIDTH_GBPS)
+    levels = [_number(features, hostfacts.stat(MEM_BANDWIDTH_METRIC, suffix))
+              for suffix in (PEAK_STAT, hostfacts.STAT_NOW)]
+    levels = [v for v in levels if v is not None]
+    if rated is None or rated <= 0 or not levels or vm_gbps is None:
+        return None
+    busy = max(max(levels), 0.0)
+    usable = USABLE_BANDWIDTH_SHARE * rated
+    return (busy + max(float(vm_gbps), 0.0)) / usable, busy, usable
+
+
+def apply_memory(estimates, samples, features, scale, horizon_s=86400.0,
+                 outlook=None):
+    """Divide ``estimates['mem_bandwidth_gbps']`` and multiply
+    ``estimates['mem_latency_ns']`` (where present) by the memory
+    system's oversubscription at the host's busy level with the full VM
+    and the VMs like it the host is expected to gain over ``horizon_s``;
+    return the reasons (empty when the demand fits)."""
+    if not any(m in estimates for m in (MEM_BANDWIDTH_METRIC,
+                                        MEM_LATENCY_METRIC)):
+        return []
+    features = with_outlook(features, outlook)
+    vm_gbps = vm_memory_gbps(samples, scale)
+    if vm_gbps is None:
+        return []
+    added = contention_lib.expected_added_instances(features, horizon_s)
+    found = memory_oversubscription(features, vm_gbps * added)
+    if found is None:
+        return []
+    factor, busy, usable = found
+    if factor <= 1.0 + MIN_OVERSUBSCRIPTION_PCT / 100.0:
+        return []
+    for metric, change in ((MEM_BANDWIDTH_METRIC, 1.0 / factor),
+                           (MEM_LATENCY_METRIC, factor)):
+        current = estimates.get(metric)
+        if current is None:
+            continue
+        value = current.value * change
+        sd = math.hypot(current.sd * change,
+                        PEAK_RELATIVE_SD * abs(value - current.value))
+        estimates[metric] = estimate_lib.MetricEstimate(
+            value, sd, current.samples, list(current.notes),
+            current.common_sd * change)
+    more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
+            'over %.0f h' % (added - 1.0, horizon_s / 3600.0))
+    return ['memory: %.0f GB/s in use at the host\'s busy level plus this '
+            'VM\'s %.1f GB/s%s need %.2fx the %.0f GB/s it can carry '
+            'before latency climbs; bandwidth divided and latency '
+            'multiplied by that' % (busy, vm_gbps, more, factor, usable)]

@@ -234,6 +234,35 @@ Related options:
 
 * ``lifetime_horizon``: forecasts the mean load over the VM's first hours
   through a learned contention model; this option looks at the peak.
+* ``peak_memory_headroom``: the same for memory bandwidth.
+"""),
+    cfg.BoolOpt(
+        'peak_memory_headroom',
+        default=True,
+        help="""
+Predict a VM's memory bandwidth and latency with its full memory traffic on
+the host's memory system at its busy level, not only at the shadow's.
+
+A shadow streams a fraction (``[shadow] shadow_scale``) of the VM's memory
+traffic, so it measures the latency of a host with room where the full VM,
+and the VMs like it the host is expected to gain
+(``cotenancy_horizon``), would oversubscribe the memory system. With this
+on, the host's memory bandwidth in use (the larger of its 95th percentile
+over the last 24 h and its last 15 minutes, host facts the cloud driver
+reports from monitoring) plus the full VM's traffic (the shadow's
+``mem_bandwidth_gbps`` times the load ratio) is compared with 90 % of the
+data sheet's sustained bandwidth (``rated_mem_bandwidth_gbps``); beyond
+it the VM's predicted ``mem_bandwidth_gbps`` is divided, and its
+``mem_latency_ns`` multiplied, by the oversubscription (streams share the
+bandwidth in proportion to demand; each miss waits longer in the same
+proportion), and the host's reasons say so. Profiles whose shadows report
+no memory bandwidth, and hosts without those facts, are left as measured.
+
+Possible values:
+
+* true (default): hosts whose memory system the VM would oversubscribe
+  rank lower.
+* false: memory figures as the shadows measured them (scaled up).
 """),
 ]
 

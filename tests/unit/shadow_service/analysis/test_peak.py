@@ -181,3 +181,107 @@ def test_the_outlook_keeps_the_last_days_busy_level():
     assert load.recent_p95 == pytest.approx(
         np.percentile(values[-24:], 95))
     assert load.recent_p95 > 80.0
+
+
+# -- memory bandwidth ---------------------------------------------------
+MEMORY = {"memory": 1.0}
+
+
+def memory_facts(now, p95, rated=86.0):
+    return {hostfacts.RATED_MEM_BANDWIDTH_GBPS: rated,
+            hostfacts.stat('mem_bandwidth_gbps', hostfacts.STAT_NOW): now,
+            hostfacts.stat('mem_bandwidth_gbps', hostfacts.STAT_P95_24H):
+                p95}
+
+
+def streaming_shadow(gbps, latency_ns, count=24, seed=0):
+    """Samples of a memory-streaming shadow."""
+    rng = np.random.default_rng(seed)
+    return {"mem_bandwidth_gbps": list(
+                gbps * (1 + 0.01 * rng.standard_normal(count))),
+            "mem_latency_ns": list(latency_ns * (1 + 0.01
+                                                 * rng.standard_normal(
+                                                     count)))}
+
+
+def test_full_vm_traffic_beyond_the_usable_bandwidth():
+    # A shadow at a quarter of the load streams 10 GB/s: the VM 40. With
+    # 45 GB/s in use at the host's busy level, 85 of the usable 77.4
+    # (90 % of 86).
+    assert peak.vm_memory_gbps({"mem_bandwidth_gbps": [10.0, 10.0]},
+                               SCALE) == pytest.approx(40.0)
+    assert peak.vm_memory_gbps({}, SCALE) is None
+    factor, busy, usable = peak.memory_oversubscription(
+        memory_facts(20.0, 45.0), 40.0)
+    assert busy == 45.0
+    assert usable == pytest.approx(77.4)
+    assert factor == pytest.approx(85.0 / 77.4)
+    # The busy level is at least what the host carries now (VMs placed
+    # in the last hour are not yet in the day's 95th percentile).
+    assert peak.memory_oversubscription(
+        memory_facts(60.0, 45.0), 40.0)[1] == 60.0
+    assert peak.memory_oversubscription({}, 40.0) is None
+
+
+def test_room_to_spare_leaves_memory_as_measured():
+    estimates = {m: estimate_lib.MetricEstimate(v, 1.0, 24, [])
+                 for m, v in (("mem_bandwidth_gbps", 40.0),
+                              ("mem_latency_ns", 95.0))}
+    assert peak.apply_memory(estimates, streaming_shadow(10.0, 95.0),
+                             memory_facts(5.0, 10.0), SCALE) == []
+    assert estimates["mem_latency_ns"].value == 95.0
+
+
+def test_a_host_the_full_vm_would_saturate_ranks_below_one_with_room():
+    # The shadow on "busy" sees a little less latency (its own quarter of
+    # the traffic fits), but with the full VM the host needs 1.4x what
+    # its memory system can carry; "roomy" keeps its measurement.
+    observations = {"busy": streaming_shadow(10.0, 120.0, seed=1),
+                    "roomy": streaming_shadow(10.0, 125.0, seed=2)}
+    features = {"busy": memory_facts(68.0, 70.0),
+                "roomy": memory_facts(10.0, 15.0)}
+    measured_only = analyzer_lib.Analyzer(
+        peak_memory_headroom=False).rank(
+            MEMORY, observations, host_features=features, scale=SCALE)
+    assert measured_only.hosts[0].host == "busy"
+
+    ranking = analyzer_lib.Analyzer().rank(
+        MEMORY, observations, host_features=features, scale=SCALE)
+    assert [h.host for h in ranking.hosts] == ["roomy", "busy"]
+    busy = ranking.host("busy")
+    vm_gbps = 4.0 * np.mean(observations["busy"]["mem_bandwidth_gbps"])
+    factor = (70.0 + vm_gbps) / 77.4
+    assert factor == pytest.approx(110.0 / 77.4, rel=0.01)
+    assert busy.predicted["mem_latency_ns"] == pytest.approx(
+        measured_only.host("busy").predicted["mem_latency_ns"] * factor,
+        rel=1e-6)
+    assert busy.predicted["mem_bandwidth_gbps"] == pytest.approx(
+        measured_only.host("busy").predicted["mem_bandwidth_gbps"]
+        / factor, rel=1e-6)
+    assert any("before latency climbs" in r for r in busy.reasons)
+    roomy = ranking.host("roomy")
+    assert roomy.predicted == measured_only.host("roomy").predicted
+
+
+def test_the_memory_option_reaches_the_analyzer():
+    from oslo_config import cfg
+
+    from shadow_service.conf import analysis as analysis_conf
+
+    conf = cfg.ConfigOpts()
+    analysis_conf.register_opts(conf)
+    conf([])
+    assert analyzer_lib.Analyzer.from_conf(conf).peak_memory_headroom
+    conf.set_override('peak_memory_headroom', False, group='analysis')
+    assert not analyzer_lib.Analyzer.from_conf(conf).peak_memory_headroom
+
+
+def test_a_host_busier_now_than_its_last_day_counts_at_its_level_now():
+    # VMs placed in the last hour keep 90 % of the threads busy now; the
+    # day's 95th percentile (40 %) has not caught up.
+    steal, demand, _cores = peak.peak_steal_pct(facts(90.0, 40.0), 8.0)
+    assert demand == pytest.approx(21.6)
+    assert steal == pytest.approx(100.0 * (1.0 - 24.0 / 29.6))
+    # Quiet now: the day's busy level stands.
+    assert peak.busy_level(facts(3.0, 99.0), "cpu_util_pct") == 99.0
+    assert peak.busy_level({}, "cpu_util_pct") is None
