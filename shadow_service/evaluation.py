@@ -536,7 +536,8 @@ class Evaluator:
     def _finish(self, evaluation, ranking, wall_start, shadow_seconds,
                 source):
         result = ranking.to_dict()
-        self._add_unmeasured(evaluation, result, source)
+        self._add_unmeasured(evaluation, result, source,
+                             getattr(self.analyzer, 'calibrated', None))
         self.cost_policy.apply(result, getattr(evaluation, 'costs', {}),
                                getattr(evaluation, 'excluded', {}))
         result.update({
@@ -601,11 +602,16 @@ class Evaluator:
 
 
     @staticmethod
-    def _add_unmeasured(evaluation, result, source):
+    def _add_unmeasured(evaluation, result, source, calibrated=None):
         """Every candidate appears in the ranking: one the service could
         not measure (no shadow booted, no sample arrived, no history) is
         neutral, confidence 0, with the reason; the overall confidence
-        then counts only what was measured."""
+        then counts only what was measured.
+
+        The raw confidence is scaled alike (it is the probability over
+        every candidate, which is what a ranking's outcome is judged
+        against and what the calibration map learns from), and the stated
+        one is the map (``calibrated``) of the scaled raw figure."""
         ranked = {h['host'] for h in result['hosts']}
         missing = [h['host'] for h in evaluation.hosts
                    if h['host'] not in ranked]
@@ -621,9 +627,17 @@ class Evaluator:
                 'data_age_s': None, 'predicted': {},
                 'reasons': ['not measured: %s; neutral score'
                             % why.get(host, default)]})
-        measured = len(evaluation.hosts) - len(missing)
-        result['confidence'] = round(
-            result['confidence'] * measured / len(evaluation.hosts), 3)
+        share = (len(evaluation.hosts) - len(missing)) / len(
+            evaluation.hosts)
+        if result.get('raw_confidence') is None or calibrated is None:
+            result['confidence'] = round(result['confidence'] * share, 3)
+            if result.get('raw_confidence') is not None:
+                result['raw_confidence'] = round(
+                    result['raw_confidence'] * share, 3)
+            return
+        raw = result['raw_confidence'] * share
+        result['raw_confidence'] = round(raw, 3)
+        result['confidence'] = round(calibrated(raw), 3)
 
 
 class _Run:

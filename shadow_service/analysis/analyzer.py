@@ -621,7 +621,7 @@ class Analyzer:
         results.sort(key=lambda h: (-h.score, -h.confidence, h.host))
         overall = confidence.overall * (len(measured) / len(hosts)) \
             if hosts else 0.0
-        stated = self._calibrated(overall)
+        stated = self.calibrated(overall)
         return Ranking(results, float(stated), weights,
                        raw_confidence=(None if stated == overall
                                        and self.calibration is None
@@ -629,9 +629,10 @@ class Analyzer:
                        arrays=(results, len(results), measured, metrics,
                                values, sds))
 
-    def _calibrated(self, confidence):
-        """``confidence`` through the learned calibration map (as is
-        without a calibration source or a fitted map)."""
+    def calibrated(self, confidence):
+        """``confidence`` (a raw ranking confidence) through the learned
+        calibration map (as is without a calibration source or a fitted
+        map)."""
         if self.calibration is None:
             return confidence
         try:

@@ -255,3 +255,27 @@ def test_the_learned_age_drift_ages_the_prior():
         'cpu_ops_per_s']
     # A metric without its own pairs keeps the configured drift.
     assert analyzer.drift_of('no_such_metric') == 0.5
+
+
+def test_unmeasured_candidates_scale_the_raw_confidence_too():
+    """A ranking over 3 of 4 candidates: the raw confidence, which the
+    calibration map learns from and outcomes are judged over every
+    candidate against, is scaled by the share measured like the stated
+    one, and the stated one is the map of the scaled raw figure."""
+    run = evaluation.Evaluation('e', REQUEST, HOSTS[:4], 10.0)
+    result = {'confidence': 0.9, 'raw_confidence': 0.8,
+              'hosts': [{'host': h['host'], 'score': 70.0,
+                         'predicted': {'cpu_ops_per_s': 1.0}}
+                        for h in HOSTS[:3]]}
+    evaluation.Evaluator._add_unmeasured(
+        run, result, 'shadows', calibrated=lambda c: min(1.0, c + 0.1))
+    assert result['raw_confidence'] == pytest.approx(0.6)
+    assert result['confidence'] == pytest.approx(0.7)
+    assert result['hosts'][-1]['host'] == HOSTS[3]['host']
+    assert result['hosts'][-1]['score'] == evaluation.NEUTRAL_SCORE
+    # Without a calibration map both are scaled.
+    result = {'confidence': 0.9, 'raw_confidence': 0.8,
+              'hosts': list(result['hosts'][:3])}
+    evaluation.Evaluator._add_unmeasured(run, result, 'shadows')
+    assert result['raw_confidence'] == pytest.approx(0.6)
+    assert result['confidence'] == pytest.approx(0.675, abs=1e-3)
