@@ -155,6 +155,8 @@ class Watcher:
         self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
+        #: instance -> (largest smoothed demand seen, since when)
+        self._ceilings = {}
         self._was_leader = False
         self._warned = set()
         self._cache = {}
@@ -378,16 +380,71 @@ class Watcher:
             bounds.popleft()
         recent_bound = max((b for _t, b in bounds), default=0.0)
         bounds.append((now, raw_peak + margin))
+        ceiling = self._ceiling(instance, demand, now)
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'seasonal_down': seasonal_down,
-                'recent_bound': recent_bound,
+                'recent_bound': recent_bound, 'ceiling': ceiling,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
                 'peak_down': raw_down + margin, 'bias': stats['bias'],
                 'margin': margin, 'errors': stats['errors'],
                 'margin_source': stats['source'], 'horizon_steps': horizon}
+
+    @staticmethod
+    def _smoothed_peak(values, steps):
+        """Largest rolling median of ``steps`` consecutive finite
+        ``values`` (their largest value for ``steps`` < 2; 0 if none)."""
+        values = np.asarray(values, float)
+        values = values[np.isfinite(values)]
+        if not values.size:
+            return 0.0
+        if steps < 2 or values.size < steps:
+            return float(values.max())
+        windows = np.lib.stride_tricks.sliding_window_view(values, steps)
+        return float(np.median(windows, axis=1).max())
+
+    def _ceiling(self, instance, demand, now):
+        """The most the VM may be sized for while it is not saturated:
+        the largest demand it has shown since the watcher first saw it
+        (and over ``ceiling_window`` of history before), smoothed over
+        ``ceiling_steps`` steps so one noisy sample does not set it,
+        times ``1 + ceiling_margin``; ``inf`` while fewer than a
+        ``hold_window`` of steps are known or with ``ceiling_window``
+        0."""
+        opts = self.opts
+        if opts.ceiling_window <= 0:
+            return math.inf
+        instance_id = instance.instance_id
+        known = self._ceilings.get(instance_id)
+        if known is None:
+            if opts.ceiling_window > opts.history_window:
+                times, util = self._series(instance_id, 'cpu_util_pct', now,
+                                           window_s=opts.ceiling_window)
+                vcpus = float(instance.flavor.get('vcpus') or 1)
+                older = util / 100.0 * self._timeline_at(
+                    self._vcpus.setdefault(instance_id, []), times, vcpus)
+                if self._mode(instance) == 'horizontal':
+                    older = older * self._timeline_at(
+                        self._member_counts.setdefault(instance_id, []),
+                        times, self._members(instance_id))
+            else:
+                older = demand
+            steps = int(np.isfinite(np.asarray(older, float)).sum())
+            known = (self._smoothed_peak(older, opts.ceiling_steps),
+                     now - steps * opts.step)
+        else:
+            # The steps since the last run (and enough before them for
+            # one median) update it.
+            tail = demand[-(int(math.ceil(opts.interval / opts.step))
+                            + opts.ceiling_steps):]
+            known = (max(known[0], self._smoothed_peak(
+                tail, opts.ceiling_steps)), known[1])
+        self._ceilings[instance_id] = known
+        if now - known[1] < opts.hold_window:
+            return math.inf
+        return known[0] * (1.0 + opts.ceiling_margin)
 
     def _yesterday_peak(self, instance, now, span_s):
         """The VM's largest demand in the ``span_s`` after this time one

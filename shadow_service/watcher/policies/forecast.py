@@ -14,10 +14,16 @@ undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
 daily peak is met ahead.  A VM whose CPU is
 saturated hides its demand: then the bound is at least ``saturation_factor``
-times its vCPUs.  When a QoS target of the profile that the host sets
+times its vCPUs, or, while it holds less than the most it has ever used,
+that most.  A VM that is not saturated is never sized above its demand
+ceiling (the most it has ever used, plus ``[watcher] ceiling_margin``):
+neither error margins nor the shrink's hysteresis hold vCPUs it never
+used.  When a QoS target of the profile that the host sets
 (CPU steal, latency) is forecast to break within a migration's lead time
 while the VM's own capacity suffices, it proposes a live migration.
 """
+
+import math
 
 from oslo_config import cfg
 
@@ -94,10 +100,16 @@ class ForecastPolicy(base.ScalingPolicy):
         if self.option('hold_peak'):
             down = max(down, float(s.forecast.get('recent_peak') or 0.0),
                        float(s.forecast.get('recent_bound') or 0.0))
+        down = down / max(1e-9, 1.0 - self.option('down_margin'))
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
-            up, down = max(up, floor), max(down, floor)
-        return up, down / max(1e-9, 1.0 - self.option('down_margin'))
+            if s.total_capacity < ceiling:
+                # It has used more than it holds now: grow to what it
+                # used, no further.
+                floor = min(floor, ceiling)
+            return max(up, floor), max(down, floor)
+        return min(up, ceiling), min(down, ceiling)
 
     def decide(self, situation):
         s = situation

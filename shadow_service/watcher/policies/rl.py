@@ -80,7 +80,7 @@ def features(situation):
     """The discrete state of ``situation``: a short string key."""
     s = situation
     capacity = max(s.total_capacity, 1e-9)
-    ratio = float(s.forecast['peak']) / capacity
+    ratio = RLPolicy._bounds(s)[0] / capacity
     demand = np.asarray(s.demand[-12:], float)
     demand = demand[np.isfinite(demand)]
     trend = 0.0
@@ -151,11 +151,27 @@ class RLPolicy(base.ScalingPolicy):
             json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
 
     # -- deciding ---------------------------------------------------------
+    @staticmethod
+    def _bounds(s):
+        """``(peak, peak_down)`` of the forecast, neither above the VM's
+        demand ceiling while it is not saturated."""
+        peak, down = float(s.forecast['peak']), float(s.forecast['peak_down'])
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        if not s.saturated:
+            peak, down = min(peak, ceiling), min(down, ceiling)
+        return peak, down
+
+    def _size_for(self, s, demand):
+        """Ladder index (or group size) that holds ``demand``."""
+        if s.mode == 'horizontal':
+            return s.count_for(demand)
+        return s.rung_for(demand)
+
     def _base(self, s):
         """The size the forecast bound asks for: a ladder index, or a
         group size in ``horizontal`` mode."""
-        found = base.capacity_decision(s, s.forecast['peak'],
-                                       s.forecast['peak_down'], 'forecast')
+        peak, down = self._bounds(s)
+        found = base.capacity_decision(s, peak, down, 'forecast')
         if s.mode == 'horizontal':
             return found.target_count or s.group_size
         return s.rung if found.target_rung is None else found.target_rung
@@ -174,7 +190,7 @@ class RLPolicy(base.ScalingPolicy):
         lead) needs, never above ``current``.  A learnt offset may grow
         the VM more or less than the forecast rule, but a shrink below
         that bound would be undone within the cooldown (a flap)."""
-        bound = float(s.forecast['peak_down'])
+        bound = RLPolicy._bounds(s)[1]
         if s.mode == 'horizontal':
             return min(current, s.count_for(bound))
         return min(current, s.rung_for(bound))
@@ -209,6 +225,15 @@ class RLPolicy(base.ScalingPolicy):
             target = floor
             why += ('; no shrink below the size the forecast bound over '
                     'the cooldown holds')
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        if not s.saturated and math.isfinite(ceiling):
+            most = max(self._size_for(s, ceiling), min(current, wanted))
+            if target > most:
+                # No learnt offset sizes a VM above the most it has ever
+                # used (its demand ceiling).
+                target = most
+                why += '; not above the demand ceiling (%.2f vCPUs)' % (
+                    ceiling)
         shrunk = self._shrunk.get(s.instance_id)
         if (target > current and wanted <= current and shrunk is not None
                 and s.now - shrunk < self._cooldown()):

@@ -213,3 +213,49 @@ def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
     grow = _situation(rung=1, peak=7.0, peak_down=7.0)
     grow.now = shrink.now + 600.0
     assert policy.decide(grow).action == 'resize_up'
+
+
+def _capped(ceiling, **kwargs):
+    situation = _situation(**kwargs)
+    situation.forecast['ceiling'] = ceiling
+    return situation
+
+
+def test_forecast_never_sizes_above_the_demand_ceiling():
+    policy = forecast.ForecastPolicy()
+    # A bound of 10 (12.5 with the shrink margin) keeps 'xl'; the VM
+    # never used more than 7 vCPUs, so it shrinks to 'l'.
+    assert policy.decide(_situation(rung=3, peak=10.0)).action == 'none'
+    down = policy.decide(_capped(7.0, rung=3, peak=10.0))
+    assert (down.action, down.target_rung) == ('resize_down', 2)
+    # Nor does a forecast above the ceiling grow it.
+    assert policy.decide(_capped(3.5, rung=1, peak=6.0)).action == 'none'
+    assert policy.decide(_situation(rung=1, peak=6.0)).action == \
+        'resize_up'
+
+
+def test_forecast_grows_a_saturated_vm_to_its_ceiling_then_past_it():
+    policy = forecast.ForecastPolicy()
+    # 2 members of 4 vCPUs saturated; the group once used 10 vCPUs:
+    # it grows to hold 10, not to twice its size.
+    below = policy.decide(_capped(10.0, rung=1, peak=8.0, saturated=True,
+                                  mode='horizontal', size=2))
+    assert (below.action, below.target_count) == ('scale_out', 3)
+    # Saturated at more than it ever used: the saturation factor.
+    above = policy.decide(_capped(6.0, rung=1, peak=8.0, saturated=True,
+                                  mode='horizontal', size=2))
+    assert (above.action, above.target_count) == ('scale_out', 4)
+
+
+def test_rl_offsets_stop_at_the_demand_ceiling():
+    situation = _capped(3.5, rung=1, peak=3.0)
+    state = rl.features(situation) + '/b+0'
+    # A table that always prefers two rungs more than the forecast rule.
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
+                                'values': {state: [-9.0, -5.0, -3.0, 0.0]},
+                                'counts': {state: [1, 1, 1, 1]}})
+    unbounded = _situation(rung=1, peak=3.0)
+    assert policy.decide(unbounded).target_rung == 3
+    capped = policy.decide(situation)
+    assert capped.action == 'none'
+    assert 'demand ceiling' in capped.reason

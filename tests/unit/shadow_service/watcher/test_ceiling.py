@@ -1,0 +1,78 @@
+"""The demand ceiling: the most a VM that is not saturated is sized for."""
+
+import math
+
+import pytest
+
+from shadow_service.watcher import loop
+from tests import watcher_support
+
+STEP = watcher_support.STEP_S
+
+
+def _watcher(tmp_path, values, hours=4.0, **watcher_opts):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    conf = watcher_support.make_conf(tmp_path, watcher=watcher_opts)
+    driver, history = watcher_support.twin(conf)
+    watcher_support.place(driver, 'vm-1', values, flavor='medium')
+    driver.fast_forward(hours * 3600.0)
+    assembled = watcher_support.build(conf, driver, history)
+    return assembled, driver
+
+
+def _ceiling(assembled, driver):
+    watcher = assembled.watcher
+    instance = driver.get_instance('vm-1')
+    situation = watcher.situation(instance, driver.now())
+    return situation.forecast['ceiling']
+
+
+def test_smoothed_peak_ignores_a_lone_sample():
+    assert loop.Watcher._smoothed_peak([1, 1, 9, 1, 1], 3) == 1.0
+    assert loop.Watcher._smoothed_peak([1, 5, 5, 1, 1], 3) == 5.0
+    assert loop.Watcher._smoothed_peak([1, 1, 9, 1, 1], 1) == 9.0
+    assert loop.Watcher._smoothed_peak([math.nan, 2.0], 3) == 2.0
+    assert loop.Watcher._smoothed_peak([], 3) == 0.0
+
+
+def test_ceiling_is_the_largest_smoothed_demand_plus_its_margin(tmp_path):
+    # 1 busy vCPU with a two-step plateau of 2.5 and a lone 3.5 spike,
+    # repeating every 4 hours.
+    values = [1.0] * 48
+    values[10:12] = [2.5, 2.5]
+    values[30] = 3.5
+    assembled, driver = _watcher(tmp_path, values)
+    try:
+        ceiling = _ceiling(assembled, driver)
+        assert ceiling == pytest.approx(2.5 * 1.05, rel=1e-3)
+    finally:
+        assembled.close()
+
+
+def test_no_ceiling_before_a_hold_window_is_known_or_when_off(tmp_path):
+    values = [1.0] * 48
+    young, driver = _watcher(tmp_path / 'young', values, hours=1.0)
+    try:
+        assert _ceiling(young, driver) == math.inf
+    finally:
+        young.close()
+    off, driver = _watcher(tmp_path / 'off', values, ceiling_window=0.0)
+    try:
+        assert _ceiling(off, driver) == math.inf
+    finally:
+        off.close()
+
+
+def test_ceiling_rises_with_new_demand_and_never_falls(tmp_path):
+    # Quiet for 5 hours, then 3 busy vCPUs for an hour, then quiet.
+    values = [0.5] * 60 + [3.0] * 12 + [0.5] * 216
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(0.525,
+                                                            rel=1e-3)
+        watcher_support.run(assembled, driver, 24)
+        assert _ceiling(assembled, driver) == pytest.approx(3.15, rel=1e-3)
+        watcher_support.run(assembled, driver, 12)
+        assert _ceiling(assembled, driver) == pytest.approx(3.15, rel=1e-3)
+    finally:
+        assembled.close()
