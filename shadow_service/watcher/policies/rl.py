@@ -7,9 +7,10 @@ the forecast's own capacity rule (``forecast``'s) would grow, keep or
 shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
 of a scale-out group) from the size that rule asks for, so the policy
 learns when the forecast needs more headroom, or less; it never shrinks
-below what the forecast's shrink bound (the demand over the cooldown)
-needs, and within the cooldown of a shrink only the forecast rule may
-grow it back, so a learnt offset cannot make it flap.  Each (state,
+below what the ``forecast`` policy's shrink bound (the demand over the
+cooldown, the hold window's peaks, the down margin) needs, nor sizes a
+VM that is not saturated above its demand ceiling, and within the
+cooldown of a shrink only the forecast rule may grow it back, so a learnt offset cannot make it flap.  Each (state,
 action) keeps the mean reward it earned; the policy picks the best (ties:
 the forecast rule's size).  The
 reward of an action is known one lead time later, from the peak demand
@@ -33,6 +34,7 @@ import numpy as np
 from oslo_config import cfg
 
 from shadow_service.watcher.policies import base
+from shadow_service.watcher.policies import forecast as forecast_policy
 
 LOG = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ class RLPolicy(base.ScalingPolicy):
 
     def __init__(self, conf=None, model=None):
         super().__init__(conf)
+        self._forecast = forecast_policy.ForecastPolicy(conf)
         self.values = {}
         self.counts = {}
         self.explore = 0.0
@@ -183,14 +186,15 @@ class RLPolicy(base.ScalingPolicy):
         except (AttributeError, cfg.NoSuchOptError):
             return 1800.0
 
-    @staticmethod
-    def _shrink_floor(s, current):
-        """The smallest size a shrink may reach: what the forecast's
-        shrink bound (``peak_down``, over the cooldown and a regrowth's
-        lead) needs, never above ``current``.  A learnt offset may grow
-        the VM more or less than the forecast rule, but a shrink below
-        that bound would be undone within the cooldown (a flap)."""
-        bound = RLPolicy._bounds(s)[1]
+    def _shrink_floor(self, s, current):
+        """The smallest size a shrink may reach: what the ``forecast``
+        policy's shrink bound needs (the forecast over the cooldown and a
+        regrowth's lead, the largest demand and growth bound of the hold
+        window, yesterday's peak, the down margin, the demand ceiling),
+        never above ``current``.  A learnt offset may grow the VM more or
+        less than the forecast rule, but a shrink below that bound is
+        likely to be undone within the cooldown (a flap)."""
+        bound = self._forecast.bounds(s)[1]
         if s.mode == 'horizontal':
             return min(current, s.count_for(bound))
         return min(current, s.rung_for(bound))

@@ -259,3 +259,16 @@ def test_rl_offsets_stop_at_the_demand_ceiling():
     capped = policy.decide(situation)
     assert capped.action == 'none'
     assert 'demand ceiling' in capped.reason
+
+
+def test_rl_holds_what_the_forecast_policy_holds_before_it_shrinks():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    # The forecast bound alone would let it shrink to 'm' (3.75 with the
+    # down margin), but the VM used 6 vCPUs within the hold window.
+    held = _situation(rung=2, peak=3.0, peak_down=3.0, recent=6.0)
+    decision = policy.decide(held)
+    assert decision.action == 'none', decision.reason
+    assert forecast.ForecastPolicy().decide(held).action == 'none'
+    assert policy.decide(_situation(rung=2, peak=3.0,
+                                    peak_down=3.0)).action == 'resize_down'
