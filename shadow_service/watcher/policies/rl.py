@@ -10,10 +10,10 @@ learns when the forecast needs more headroom, or less; it never shrinks
 below what the ``forecast`` policy's shrink bound (the demand over the
 cooldown, the hold window's peaks, the down margin) needs, nor sizes a
 VM that is not saturated above its demand ceiling, and within the
-cooldown of a shrink only the forecast rule may grow it back, so a learnt offset cannot make it flap.  Each (state,
-action) keeps the mean reward it earned; the policy picks the best (ties:
-the forecast rule's size).  The
-reward of an action is known one lead time later, from the peak demand
+cooldown of a shrink only the forecast rule may grow it back, so a
+learnt offset cannot make it flap.  Each (state, action) keeps the mean
+reward it earned; the policy picks the best (ties: the forecast rule's
+size).  The reward of an action is known one lead time later, from the peak demand
 that was measured: ``-(violation_weight x shortfall / capacity +
 capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
 trades violations against resources and actions the way the benchmark
