@@ -13,8 +13,8 @@ VM that is not saturated above its demand ceiling, and within the
 cooldown of a shrink only the forecast rule may grow it back, so a
 learnt offset cannot make it flap.  Each (state, action) keeps the mean
 reward it earned; the policy picks the best (ties: the forecast rule's
-size).  The reward of an action is known one lead time later, from the peak demand
-that was measured: ``-(violation_weight x shortfall / capacity +
+size).  The reward of an action is known one lead time later, from the
+peak demand that was measured: ``-(violation_weight x shortfall / capacity +
 capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
 trades violations against resources and actions the way the benchmark
 scores them.
