@@ -142,6 +142,14 @@ largest single sample; 3 ignores a lone noisy sample).
 Share above the largest demand a VM has shown that it may be sized for
 while it is not saturated (see ``ceiling_window``).
 """),
+    cfg.IntOpt('ceiling_saturation_steps', default=2, min=1, max=12,
+               help="""
+Consecutive samples at or above ``saturation_pct`` a VM that holds at
+least its demand ceiling needs before it counts as saturated (one noisy
+sample of a VM running near its ceiling would otherwise grow it by the
+saturation factor, and a regrowth soon after a shrink is a flap).  A VM
+below its ceiling counts as saturated at its first such sample.
+"""),
     cfg.FloatOpt('history_window', default=21600.0, min=3600.0, help="""
 Seconds of a VM's history each run reads and forecasts from (the same
 window one day earlier is read as well, for the daily peak).

@@ -520,6 +520,18 @@ class Watcher:
         latest = float(recent[-1]) if recent.size else math.nan
         saturated = bool(recent.size
                          and latest >= self.opts.saturation_pct)
+        if saturated:
+            runs = int(np.argmin(np.append(
+                recent[::-1] >= self.opts.saturation_pct, False)))
+            vcpus = float(instance.flavor.get('vcpus') or 0)
+            if self._mode(instance) == 'horizontal':
+                vcpus *= self._members(instance.instance_id)
+            if (vcpus >= forecast['ceiling']
+                    and runs < self.opts.ceiling_saturation_steps):
+                # Saturated above every demand the VM has shown, by one
+                # sample: noise until the next sample says the same.
+                saturated = False
+                forecast['unconfirmed_saturation'] = runs
         foresight = None
         if self.foresight is not None:
             foresight = functools.partial(self.foresight,

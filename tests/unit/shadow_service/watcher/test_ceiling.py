@@ -76,3 +76,37 @@ def test_ceiling_rises_with_new_demand_and_never_falls(tmp_path):
         assert _ceiling(assembled, driver) == pytest.approx(3.15, rel=1e-3)
     finally:
         assembled.close()
+
+
+def test_one_saturated_sample_above_the_ceiling_is_not_saturation(tmp_path):
+    # 'medium' (4 vCPUs) at 1 busy vCPU for 4 hours, then 4.4: one sample
+    # at 110 %, then a second.
+    values = [1.0] * 48 + [4.4] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        watcher = assembled.watcher
+        instance = driver.get_instance('vm-1')
+        first = watcher.situation(instance, driver.now())
+        assert first.utilisation_pct >= 95.0
+        assert not first.saturated
+        assert first.forecast['unconfirmed_saturation'] == 1
+        driver.fast_forward(STEP)
+        second = watcher.situation(instance, driver.now())
+        assert second.saturated
+    finally:
+        assembled.close()
+
+
+def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
+    values = [1.0] * 48 + [4.4] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0 + 5 / 60.0)
+    try:
+        watcher = assembled.watcher
+        # It used 6 vCPUs before (on a larger flavor).
+        watcher._ceilings['vm-1'] = (6.0, driver.now() - 86400.0)
+        situation = watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now())
+        assert situation.forecast['ceiling'] == pytest.approx(6.3)
+        assert situation.saturated
+    finally:
+        assembled.close()
