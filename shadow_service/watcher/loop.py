@@ -380,12 +380,17 @@ class Watcher:
             bounds.popleft()
         recent_bound = max((b for _t, b in bounds), default=0.0)
         bounds.append((now, raw_peak + margin))
-        ceiling = self._ceiling(instance, demand, now)
+        ceiling, ceiling_before = self._ceiling(instance, demand, now)
+        if trend > 0:
+            # A rising demand may pass the most the VM ever used: the
+            # ceiling gives way to its extrapolation over the lead time.
+            ceiling = max(ceiling, observed[-1] + trend * horizon)
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'seasonal_down': seasonal_down,
                 'recent_bound': recent_bound, 'ceiling': ceiling,
+                'ceiling_before': ceiling_before,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
                 'peak_down': raw_down + margin, 'bias': stats['bias'],
@@ -410,12 +415,12 @@ class Watcher:
         the largest demand it has shown since the watcher first saw it
         (and over ``ceiling_window`` of history before), smoothed over
         ``ceiling_steps`` steps so one noisy sample does not set it,
-        times ``1 + ceiling_margin``; ``inf`` while fewer than a
-        ``hold_window`` of steps are known or with ``ceiling_window``
-        0."""
+        times ``1 + ceiling_margin``, and the same before the newest
+        step; ``inf`` while fewer than a ``hold_window`` of steps are
+        known or with ``ceiling_window`` 0."""
         opts = self.opts
         if opts.ceiling_window <= 0:
-            return math.inf
+            return math.inf, math.inf
         instance_id = instance.instance_id
         known = self._ceilings.get(instance_id)
         if known is None:
@@ -431,20 +436,25 @@ class Watcher:
                         times, self._members(instance_id))
             else:
                 older = demand
-            steps = int(np.isfinite(np.asarray(older, float)).sum())
-            known = (self._smoothed_peak(older, opts.ceiling_steps),
-                     now - steps * opts.step)
+            older = np.asarray(older, float)
+            steps = int(np.isfinite(older).sum())
+            before = self._smoothed_peak(older[:-1], opts.ceiling_steps)
+            known = (max(before, self._smoothed_peak(
+                older[-opts.ceiling_steps:], opts.ceiling_steps)),
+                now - steps * opts.step)
         else:
             # The steps since the last run (and enough before them for
             # one median) update it.
+            before = known[0]
             tail = demand[-(int(math.ceil(opts.interval / opts.step))
                             + opts.ceiling_steps):]
             known = (max(known[0], self._smoothed_peak(
                 tail, opts.ceiling_steps)), known[1])
         self._ceilings[instance_id] = known
         if now - known[1] < opts.hold_window:
-            return math.inf
-        return known[0] * (1.0 + opts.ceiling_margin)
+            return math.inf, math.inf
+        scale = 1.0 + opts.ceiling_margin
+        return known[0] * scale, before * scale
 
     def _yesterday_peak(self, instance, now, span_s):
         """The VM's largest demand in the ``span_s`` after this time one
@@ -526,7 +536,7 @@ class Watcher:
             vcpus = float(instance.flavor.get('vcpus') or 0)
             if self._mode(instance) == 'horizontal':
                 vcpus *= self._members(instance.instance_id)
-            if (vcpus >= forecast['ceiling']
+            if (vcpus >= forecast['ceiling_before']
                     and runs < self.opts.ceiling_saturation_steps):
                 # Saturated above every demand the VM has shown, by one
                 # sample: noise until the next sample says the same.

@@ -12,15 +12,14 @@ hold_window``, and yesterday's peak over the shrink horizon plus the
 cooldown, fit the smaller flavor with ``down_margin`` to spare (a shrink
 undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
-daily peak is met ahead.  A VM whose CPU is
-saturated hides its demand: then the bound is at least ``saturation_factor``
-times its vCPUs, or, while it holds less than the most it has ever used,
-that most.  A VM that is not saturated is never sized above its demand
-ceiling (the most it has ever used, plus ``[watcher] ceiling_margin``):
-neither error margins nor the shrink's hysteresis hold vCPUs it never
-used.  When a QoS target of the profile that the host sets
-(CPU steal, latency) is forecast to break within a migration's lead time
-while the VM's own capacity suffices, it proposes a live migration.
+daily peak is met ahead.  A VM whose CPU is saturated hides its demand:
+then the bound is at least ``saturation_factor`` times its vCPUs.  A VM
+that is not saturated is never sized above its demand ceiling (the most
+it has ever used, plus ``[watcher] ceiling_margin``, or more while its
+demand rises): neither error margins nor the shrink's hysteresis hold
+vCPUs it never used.  When a QoS target of the profile that the host
+sets (CPU steal, latency) is forecast to break within a migration's lead
+time while the VM's own capacity suffices, it proposes a live migration.
 """
 
 import math
@@ -104,10 +103,6 @@ class ForecastPolicy(base.ScalingPolicy):
         ceiling = float(s.forecast.get('ceiling') or math.inf)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
-            if s.total_capacity < ceiling:
-                # It has used more than it holds now: grow to what it
-                # used, no further.
-                floor = min(floor, ceiling)
             return max(up, floor), max(down, floor)
         return min(up, ceiling), min(down, ceiling)
 

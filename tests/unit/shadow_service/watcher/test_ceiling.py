@@ -35,16 +35,41 @@ def test_smoothed_peak_ignores_a_lone_sample():
     assert loop.Watcher._smoothed_peak([], 3) == 0.0
 
 
-def test_ceiling_is_the_largest_smoothed_demand_plus_its_margin(tmp_path):
-    # 1 busy vCPU with a two-step plateau of 2.5 and a lone 3.5 spike,
+def test_ceiling_is_the_largest_demand_plus_its_margin(tmp_path):
+    # 1 busy vCPU with a two-step plateau of 2.5 and a lone 3.5 burst,
     # repeating every 4 hours.
     values = [1.0] * 48
     values[10:12] = [2.5, 2.5]
     values[30] = 3.5
-    assembled, driver = _watcher(tmp_path, values)
+    assembled, driver = _watcher(tmp_path / 'max', values)
     try:
-        ceiling = _ceiling(assembled, driver)
-        assert ceiling == pytest.approx(2.5 * 1.05, rel=1e-3)
+        assert _ceiling(assembled, driver) == pytest.approx(3.5 * 1.05,
+                                                            rel=1e-3)
+    finally:
+        assembled.close()
+    # A median of three steps ignores the lone burst.
+    assembled, driver = _watcher(tmp_path / 'median', values,
+                                 ceiling_steps=3)
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(2.5 * 1.05,
+                                                            rel=1e-3)
+    finally:
+        assembled.close()
+
+
+def test_a_rising_demand_lifts_the_ceiling(tmp_path):
+    # Flat at 1 vCPU for 4 hours, then rising 0.2 vCPU a step.
+    values = [1.0] * 48 + [1.0 + 0.2 * i for i in range(1, 49)]
+    assembled, driver = _watcher(tmp_path, values, hours=4.5)
+    try:
+        watcher = assembled.watcher
+        situation = watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now())
+        forecast = situation.forecast
+        latest = situation.demand[-1]
+        assert forecast['trend'] > 0.1
+        assert forecast['ceiling'] >= latest + forecast['trend'] - 1e-9
+        assert forecast['ceiling'] > watcher._ceilings['vm-1'][0] * 1.05
     finally:
         assembled.close()
 
