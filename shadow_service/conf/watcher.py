@@ -120,29 +120,35 @@ with less history than this is never shrunk (growth is never delayed).
 """),
     cfg.FloatOpt('ceiling_window', default=86400.0, min=0.0, help="""
 Seconds of a VM's history read when the watcher first sees it to learn
-its demand ceiling: the largest demand (busy vCPUs; the largest median of
-``ceiling_steps`` steps) it has shown, kept up to date on every run
-afterwards.  While the VM is not saturated, ``forecast`` and ``rl`` never
-size it above that ceiling times ``1 + ceiling_margin`` (or above the
-extrapolation of a rising demand over the lead time, when that is
-higher): a forecast bound or an error margin above anything the VM ever
-used buys vCPUs it will not use.  A saturated VM hides its demand, so the
-ceiling does not limit its growth (see ``ceiling_saturation_steps``).  0
-turns the ceiling off.
+its demand ceiling: the largest demand (busy vCPUs) it has shown, kept up
+to date on every run afterwards (the largest median of ``ceiling_steps``
+steps, or a single burst above it by more than ``ceiling_noise``).  While
+the VM is not saturated, ``forecast`` and ``rl`` never size it above that
+ceiling times ``1 + ceiling_margin`` (or above the extrapolation of a
+rising demand over the lead time, when that is higher): a forecast bound
+or an error margin above anything the VM ever used buys vCPUs it will not
+use.  A saturated VM hides its demand, so the ceiling does not limit its
+growth (see ``ceiling_saturation_steps``).  0 turns the ceiling off.
 
 Related options:
 
 * ``hold_window``: the ceiling applies once this much history is known.
 """),
-    cfg.IntOpt('ceiling_steps', default=1, min=1, max=288, help="""
-Steps whose median is one value of the demand ceiling's maximum.
+    cfg.IntOpt('ceiling_steps', default=3, min=1, max=288, help="""
+Steps whose median makes one value of the demand ceiling's *sustained*
+peak (the largest such median), so that the highest of many noisy
+samples of a steady demand does not set the ceiling.
 
-Possible values:
+Related options:
 
-* 1: the largest single sample (a one-step burst sets the ceiling).
-* 3 or more: a lone sample does not set it (less noise in the ceiling,
-  but a VM with one-step bursts is held below them between bursts and
-  grows again at each one).
+* ``ceiling_noise``: when a single sample is above the sustained peak by
+  more than this share, it is a burst and it sets the ceiling.
+"""),
+    cfg.FloatOpt('ceiling_noise', default=0.25, min=0.0, max=4.0,
+                 help="""
+Share by which the largest single sample may exceed the sustained peak
+(see ``ceiling_steps``) and still be taken for measurement noise; a
+sample further above is a burst, and the ceiling is that sample.
 """),
     cfg.FloatOpt('ceiling_margin', default=0.05, min=0.0, max=4.0, help="""
 Share above the largest demand a VM has shown that it may be sized for

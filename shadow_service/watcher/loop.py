@@ -155,7 +155,7 @@ class Watcher:
         self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
-        #: instance -> (largest smoothed demand seen, since when)
+        #: instance -> (sustained peak, single peak, known since when)
         self._ceilings = {}
         self._was_leader = False
         self._warned = set()
@@ -410,14 +410,29 @@ class Watcher:
         windows = np.lib.stride_tricks.sliding_window_view(values, steps)
         return float(np.median(windows, axis=1).max())
 
+    def _peaks(self, values):
+        """``(sustained, single)``: the largest median of
+        ``ceiling_steps`` consecutive ``values`` and the largest one."""
+        return (self._smoothed_peak(values, self.opts.ceiling_steps),
+                self._smoothed_peak(values, 1))
+
+    def _ceiling_of(self, sustained, single):
+        """The ceiling that ``(sustained, single)`` peaks make: the
+        sustained peak, unless one sample rose above it by more than
+        ``ceiling_noise`` (a burst, not noise): then that sample; times
+        ``1 + ceiling_margin``."""
+        opts = self.opts
+        peak = sustained if single <= sustained * (
+            1.0 + opts.ceiling_noise) else single
+        return peak * (1.0 + opts.ceiling_margin)
+
     def _ceiling(self, instance, demand, now):
-        """The most the VM may be sized for while it is not saturated:
-        the largest demand it has shown since the watcher first saw it
-        (and over ``ceiling_window`` of history before), smoothed over
-        ``ceiling_steps`` steps so one noisy sample does not set it,
-        times ``1 + ceiling_margin``, and the same before the newest
-        step; ``inf`` while fewer than a ``hold_window`` of steps are
-        known or with ``ceiling_window`` 0."""
+        """``(ceiling, ceiling before the newest step)``: the most the VM
+        may be sized for while it is not saturated, from the largest
+        demand it has shown since the watcher first saw it (and over
+        ``ceiling_window`` of history before); ``inf`` while less than a
+        ``hold_window`` of its history is known, or with
+        ``ceiling_window`` 0."""
         opts = self.opts
         if opts.ceiling_window <= 0:
             return math.inf, math.inf
@@ -437,24 +452,21 @@ class Watcher:
             else:
                 older = demand
             older = np.asarray(older, float)
-            steps = int(np.isfinite(older).sum())
-            before = self._smoothed_peak(older[:-1], opts.ceiling_steps)
-            known = (max(before, self._smoothed_peak(
-                older[-opts.ceiling_steps:], opts.ceiling_steps)),
-                now - steps * opts.step)
+            before = self._peaks(older[:-1])
+            newest = self._peaks(older)
+            since = now - int(np.isfinite(older).sum()) * opts.step
         else:
             # The steps since the last run (and enough before them for
             # one median) update it.
-            before = known[0]
-            tail = demand[-(int(math.ceil(opts.interval / opts.step))
-                            + opts.ceiling_steps):]
-            known = (max(known[0], self._smoothed_peak(
-                tail, opts.ceiling_steps)), known[1])
-        self._ceilings[instance_id] = known
-        if now - known[1] < opts.hold_window:
+            before = known[:2]
+            tail = self._peaks(demand[-(int(math.ceil(
+                opts.interval / opts.step)) + opts.ceiling_steps):])
+            newest = (max(before[0], tail[0]), max(before[1], tail[1]))
+            since = known[2]
+        self._ceilings[instance_id] = (newest[0], newest[1], since)
+        if now - since < opts.hold_window:
             return math.inf, math.inf
-        scale = 1.0 + opts.ceiling_margin
-        return known[0] * scale, before * scale
+        return self._ceiling_of(*newest), self._ceiling_of(*before)
 
     def _yesterday_peak(self, instance, now, span_s):
         """The VM's largest demand in the ``span_s`` after this time one

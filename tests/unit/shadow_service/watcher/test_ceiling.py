@@ -35,23 +35,37 @@ def test_smoothed_peak_ignores_a_lone_sample():
     assert loop.Watcher._smoothed_peak([], 3) == 0.0
 
 
-def test_ceiling_is_the_largest_demand_plus_its_margin(tmp_path):
-    # 1 busy vCPU with a two-step plateau of 2.5 and a lone 3.5 burst,
-    # repeating every 4 hours.
+def _with_burst(burst):
+    # 1 busy vCPU with a two-step plateau of 2.5 and one sample of
+    # ``burst``, repeating every 4 hours.
     values = [1.0] * 48
     values[10:12] = [2.5, 2.5]
-    values[30] = 3.5
-    assembled, driver = _watcher(tmp_path / 'max', values)
+    values[30] = burst
+    return values
+
+
+def test_ceiling_is_the_sustained_peak_plus_its_margin(tmp_path):
+    # One sample 16 % above the plateau: noise.
+    assembled, driver = _watcher(tmp_path, _with_burst(2.9))
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(2.5 * 1.05,
+                                                            rel=1e-3)
+    finally:
+        assembled.close()
+
+
+def test_a_burst_well_above_the_sustained_peak_sets_the_ceiling(tmp_path):
+    assembled, driver = _watcher(tmp_path / 'burst', _with_burst(3.5))
     try:
         assert _ceiling(assembled, driver) == pytest.approx(3.5 * 1.05,
                                                             rel=1e-3)
     finally:
         assembled.close()
-    # A median of three steps ignores the lone burst.
-    assembled, driver = _watcher(tmp_path / 'median', values,
-                                 ceiling_steps=3)
+    # With a median of one step every sample counts.
+    assembled, driver = _watcher(tmp_path / 'single', _with_burst(2.9),
+                                 ceiling_steps=1)
     try:
-        assert _ceiling(assembled, driver) == pytest.approx(2.5 * 1.05,
+        assert _ceiling(assembled, driver) == pytest.approx(2.9 * 1.05,
                                                             rel=1e-3)
     finally:
         assembled.close()
@@ -128,7 +142,7 @@ def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
     try:
         watcher = assembled.watcher
         # It used 6 vCPUs before (on a larger flavor).
-        watcher._ceilings['vm-1'] = (6.0, driver.now() - 86400.0)
+        watcher._ceilings['vm-1'] = (6.0, 6.0, driver.now() - 86400.0)
         situation = watcher.situation(driver.get_instance('vm-1'),
                                       driver.now())
         assert situation.forecast['ceiling'] == pytest.approx(6.3)
