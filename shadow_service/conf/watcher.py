@@ -157,7 +157,8 @@ while it is not saturated (see ``ceiling_window``).
     cfg.IntOpt('ceiling_saturation_steps', default=2, min=1, max=12,
                help="""
 Consecutive samples at or above ``saturation_pct`` a VM that holds at
-least its demand ceiling needs before it counts as saturated (one noisy
+least the most it has shown (its demand ceiling without
+``ceiling_margin``) needs before it counts as saturated (one noisy
 sample of a VM running near its ceiling would otherwise grow it by the
 saturation factor, and a regrowth soon after a shrink is a flap).  A VM
 below its ceiling counts as saturated at its first such sample.

@@ -548,7 +548,9 @@ class Watcher:
             vcpus = float(instance.flavor.get('vcpus') or 0)
             if self._mode(instance) == 'horizontal':
                 vcpus *= self._members(instance.instance_id)
-            if (vcpus >= forecast['ceiling_before']
+            shown = forecast['ceiling_before'] / (
+                1.0 + self.opts.ceiling_margin)
+            if (vcpus >= shown
                     and runs < self.opts.ceiling_saturation_steps):
                 # Saturated above every demand the VM has shown, by one
                 # sample: noise until the next sample says the same.
