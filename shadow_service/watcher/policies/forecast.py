@@ -47,8 +47,11 @@ When the VM's CPU is saturated its real demand is unknown but at least its
 vCPUs; the forecast is raised to at least this multiple of them (1.5 is
 one rung of a 1.5x ladder, 2 two rungs or twice the group).
 """),
-    cfg.IntOpt('max_down_rungs', default=1, min=1, max=10, help="""
-Most rungs one shrink descends.
+    cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""
+Most rungs (or members of a horizontally scaled group) one shrink
+descends.  The shrink goes to the size that holds the shrink bound, at
+most this far: one resize (one reboot) or one scale-in instead of a
+staircase of them, each a cooldown apart.
 """),
     cfg.BoolOpt('hold_peak', default=True, help="""
 Never shrink below the largest demand of the last ``[watcher]

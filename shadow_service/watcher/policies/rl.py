@@ -174,7 +174,9 @@ class RLPolicy(base.ScalingPolicy):
         """The size the forecast bound asks for: a ladder index, or a
         group size in ``horizontal`` mode."""
         peak, down = self._bounds(s)
-        found = base.capacity_decision(s, peak, down, 'forecast')
+        found = base.capacity_decision(
+            s, peak, down, 'forecast',
+            max_down=self._forecast.option('max_down_rungs'))
         if s.mode == 'horizontal':
             return found.target_count or s.group_size
         return s.rung if found.target_rung is None else found.target_rung

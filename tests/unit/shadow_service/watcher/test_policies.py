@@ -68,11 +68,11 @@ def test_forecast_jumps_to_the_rung_that_holds_the_bound():
     assert decision.predicted == 7.5 and decision.threshold == 2.0
 
 
-def test_forecast_shrinks_one_rung_with_margin_and_not_below_the_peak():
+def test_forecast_shrinks_with_margin_and_not_below_the_peak():
     policy = forecast.ForecastPolicy()
-    # 1.5 / (1 - 0.2) = 1.9 fits 's' (2 vCPUs)
+    # 1.5 / (1 - 0.2) = 1.9 fits 's' (2 vCPUs): one resize down to it
     down = policy.decide(_situation(rung=2, peak=1.5))
-    assert (down.action, down.target_rung) == ('resize_down', 1)
+    assert (down.action, down.target_rung) == ('resize_down', 0)
     # 1.7 / 0.8 = 2.1 does not fit 's' but fits 'm'
     assert policy.decide(_situation(rung=1, peak=1.7)).action == 'none'
     # the last hours' peak holds the VM where it is
@@ -268,3 +268,17 @@ def test_rl_holds_what_the_forecast_policy_holds_before_it_shrinks():
     assert forecast.ForecastPolicy().decide(held).action == 'none'
     assert policy.decide(_situation(rung=2, peak=3.0,
                                     peak_down=3.0)).action == 'resize_down'
+
+
+def test_a_shrink_descends_at_most_max_down_rungs():
+    policy = forecast.ForecastPolicy()
+    # 'xl' with 1.5 vCPUs expected: 's' holds it, three rungs down.
+    down = policy.decide(_situation(rung=3, peak=1.5))
+    assert (down.action, down.target_rung) == ('resize_down', 0)
+    # A group of 4 members of 4 vCPUs whose demand fits one member.
+    group = _situation(rung=1, peak=1.5, mode='horizontal', size=4)
+    scaled = policy.decide(group)
+    assert (scaled.action, scaled.target_count) == ('scale_in', 1)
+    # The staircase of earlier releases with max_down_rungs = 1.
+    one = base.capacity_decision(group, 1.5, 1.5, 'forecast', max_down=1)
+    assert (one.action, one.target_count) == ('scale_in', 3)
