@@ -158,7 +158,9 @@ while it is not saturated (see ``ceiling_window``).
                help="""
 Consecutive samples at or above ``saturation_pct`` a VM that holds at
 least the most it has shown (its demand ceiling without
-``ceiling_margin``) needs before it counts as saturated (one noisy
+``ceiling_margin``), and whose previous sample was already within
+``ceiling_noise`` of ``saturation_pct``, needs before it counts as
+saturated (one noisy
 sample of a VM running near its ceiling would otherwise grow it by the
 saturation factor, and a regrowth soon after a shrink is a flap).  A VM
 below its ceiling counts as saturated at its first such sample.

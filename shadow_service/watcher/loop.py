@@ -550,10 +550,14 @@ class Watcher:
                 vcpus *= self._members(instance.instance_id)
             shown = forecast['ceiling_before'] / (
                 1.0 + self.opts.ceiling_margin)
-            if (vcpus >= shown
+            previous = float(recent[-2]) if recent.size > 1 else 0.0
+            near = self.opts.saturation_pct * (
+                1.0 - self.opts.ceiling_noise)
+            if (vcpus >= shown and previous >= near
                     and runs < self.opts.ceiling_saturation_steps):
                 # Saturated above every demand the VM has shown, by one
-                # sample: noise until the next sample says the same.
+                # sample that follows a busy one: noise until the next
+                # sample says the same (a jump from well below is not).
                 saturated = False
                 forecast['unconfirmed_saturation'] = runs
         foresight = None

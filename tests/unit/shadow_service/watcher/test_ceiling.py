@@ -118,9 +118,9 @@ def test_ceiling_rises_with_new_demand_and_never_falls(tmp_path):
 
 
 def test_one_saturated_sample_above_the_ceiling_is_not_saturation(tmp_path):
-    # 'medium' (4 vCPUs) at 1 busy vCPU for 4 hours, then 4.4: one sample
-    # at 110 %, then a second.
-    values = [1.0] * 48 + [4.4] * 48
+    # 'medium' (4 vCPUs) at 3.2 busy vCPUs (80 %) for 4 hours, then 4.4:
+    # one sample at 110 %, then a second.
+    values = [3.2] * 48 + [4.4] * 48
     assembled, driver = _watcher(tmp_path, values, hours=4.0)
     try:
         watcher = assembled.watcher
@@ -146,6 +146,20 @@ def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
         situation = watcher.situation(driver.get_instance('vm-1'),
                                       driver.now())
         assert situation.forecast['ceiling'] == pytest.approx(6.3)
+        assert situation.saturated
+    finally:
+        assembled.close()
+
+
+def test_a_jump_to_saturation_from_well_below_counts_at_once(tmp_path):
+    # 'medium' (4 vCPUs) at 0.4 busy vCPU (10 %) for 4 hours, then a
+    # burst: the first saturated sample follows a quiet one.
+    values = [0.4] * 47 + [4.4] * 49
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        situation = assembled.watcher.situation(
+            driver.get_instance('vm-1'), driver.now())
+        assert situation.utilisation_pct >= 95.0
         assert situation.saturated
     finally:
         assembled.close()
