@@ -27,6 +27,15 @@ def test_processor_sharing_steals_the_excess_over_cores():
     np.testing.assert_allclose(steal, 1 - share)
 
 
+def _ssd_host(name, cores):
+    """A host class with a 50k IOPS SATA SSD (0.15 ms unloaded)."""
+    return cluster.HostClass(
+        name=name, cores=cores, clock_ghz=2.2, memory_mb=196608,
+        disk_gb=1900, mem_bandwidth_gbps=86, mem_idle_latency_ns=90,
+        disk_iops=50000, disk_service_ms=0.15, nic_mbps=1250,
+        net_base_rtt_ms=0.08)
+
+
 def test_sharing_efficiency_is_one_until_oversubscribed():
     demand = np.array([0.25, 0.5, 1.0, 2.0])
     np.testing.assert_allclose(
@@ -38,11 +47,7 @@ def test_sharing_efficiency_is_one_until_oversubscribed():
 
 
 def test_sharing_overhead_slows_cpu_work_on_an_oversubscribed_host():
-    small = cluster.HostClass(
-        name='quota', cores=0.5, clock_ghz=2.2, memory_mb=16384,
-        disk_gb=100, mem_bandwidth_gbps=86, mem_idle_latency_ns=90,
-        disk_iops=50000, disk_service_ms=0.15, nic_mbps=1250,
-        net_base_rtt_ms=0.08)
+    small = _ssd_host(name='quota', cores=0.5)
     profile = profiles.load_profile('batch-cpu')
 
     def ops(overhead, others):
@@ -133,11 +138,7 @@ def test_a_closed_loop_disk_sees_littles_law_not_an_open_queue():
     # iodepth 16 on a 50k IOPS SATA SSD (0.15 ms unloaded) offers 107k
     # IOPS: the device saturates, the loop gets its 50k and each I/O waits
     # behind the loop's own 15 others: mean 16 / 50k s = 0.32 ms.
-    ssd = cluster.HostClass(
-        name='ssd', cores=24, clock_ghz=2.2, memory_mb=196608,
-        disk_gb=1900, mem_bandwidth_gbps=86, mem_idle_latency_ns=90,
-        disk_iops=50000, disk_service_ms=0.15, nic_mbps=1250,
-        net_base_rtt_ms=0.08)
+    ssd = _ssd_host(name='ssd', cores=24)
     profile = profiles.load_profile('db-oltp').scaled(4.0)
     assumptions = dict(cluster.DEFAULT_ASSUMPTIONS)
     need = workload.demand(profile, 8, ssd, assumptions, [0.0])
