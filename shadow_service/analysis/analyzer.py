@@ -413,6 +413,7 @@ class Analyzer:
                 tuple(sorted((m, id(model))
                              for m, model in self.contention.items())),
                 self.cotenancy_horizon_s, self.peak_headroom,
+                self.peak_memory_headroom,
                 tuple(sorted((scale or {}).items())))
 
     def _sample_estimates(self, metrics, samples, scale):
@@ -439,7 +440,9 @@ class Analyzer:
                       for n in single.notes]
         busy = (peak_lib.vm_busy_vcpus(samples, scale)
                 if self.peak_headroom else None)
-        return values, sds, counts, notes, busy
+        mem_gbps = (peak_lib.vm_memory_gbps(samples, scale)
+                    if self.peak_memory_headroom else None)
+        return values, sds, counts, notes, busy, mem_gbps
 
     def _rank_kept(self, kept, tokens, metrics, weights, observations,
                    host_features, scale, data_age_s):
@@ -535,6 +538,10 @@ class Analyzer:
                     values[row, steal] = current[peak_lib.STEAL_METRIC].value
                     sds[row, steal] = current[peak_lib.STEAL_METRIC].sd
                     host_reasons += found
+            if self.peak_memory_headroom and features and \
+                    entry[6] is not None:
+                host_reasons += self._kept_memory_headroom(
+                    metrics, values, sds, row, entry, features)
             reasons[host] = host_reasons
         present = ~np.isnan(values)
         measured_rows = present.any(axis=1) if hosts else np.array([], bool)
@@ -547,6 +554,30 @@ class Analyzer:
         return self._ranked(hosts, measured, metrics, weights,
                             values[measured_rows], sds[measured_rows],
                             reasons, data_age_s, explained=explained)
+
+    def _kept_memory_headroom(self, metrics, values, sds, row, entry,
+                              features):
+        """:func:`.peak.apply_memory` on row ``row`` of the kept arrays
+        (changed in place); its reasons."""
+        current = {}
+        for metric in (peak_lib.MEM_BANDWIDTH_METRIC,
+                       peak_lib.MEM_LATENCY_METRIC):
+            if metric in metrics:
+                column = metrics.index(metric)
+                if not np.isnan(values[row, column]):
+                    current[metric] = estimate_lib.MetricEstimate(
+                        float(values[row, column]), float(sds[row, column]),
+                        entry[3][column], [])
+        if not current:
+            return []
+        found = peak_lib.apply_memory_gbps(
+            current, entry[6], peak_lib.with_outlook(features, None),
+            self.cotenancy_horizon_s)
+        for metric, estimate in current.items():
+            column = metrics.index(metric)
+            values[row, column] = estimate.value
+            sds[row, column] = estimate.sd
+        return found
 
     def _prior_estimates(self, host, metrics, prior, age_s):
         try:

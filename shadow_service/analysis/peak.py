@@ -262,8 +262,14 @@ def apply_memory(estimates, samples, features, scale, horizon_s=86400.0,
     if not any(m in estimates for m in (MEM_BANDWIDTH_METRIC,
                                         MEM_LATENCY_METRIC)):
         return []
-    features = with_outlook(features, outlook)
-    vm_gbps = vm_memory_gbps(samples, scale)
+    return apply_memory_gbps(estimates, vm_memory_gbps(samples, scale),
+                             with_outlook(features, outlook), horizon_s)
+
+
+def apply_memory_gbps(estimates, vm_gbps, features, horizon_s=86400.0):
+    """:func:`apply_memory` with the VM's memory traffic
+    (:func:`vm_memory_gbps`) already known and the outlook already in
+    ``features``."""
     if vm_gbps is None:
         return []
     added = contention_lib.expected_added_instances(features, horizon_s)
