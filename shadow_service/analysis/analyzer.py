@@ -514,9 +514,7 @@ class Analyzer:
                     sds[:, column] *= factor.factor
         # The peak headroom needs the host's features.
         reasons = {}
-        steal = (metrics.index(peak_lib.STEAL_METRIC)
-                 if self.peak_headroom and peak_lib.STEAL_METRIC in metrics
-                 else None)
+        horizon = self.cotenancy_horizon_s
         for row, host in enumerate(hosts):
             entry = entry_of[host]
             host_reasons = []
@@ -526,22 +524,23 @@ class Analyzer:
                 else:
                     host_reasons.append(note)
             features = host_features.get(host)
-            if (steal is not None and features
-                    and not np.isnan(values[row, steal])):
-                current = {peak_lib.STEAL_METRIC: estimate_lib.MetricEstimate(
-                    float(values[row, steal]), float(sds[row, steal]),
-                    entry[3][steal], [])}
-                found = peak_lib.apply_busy(
-                    current, entry[5], peak_lib.with_outlook(features, None),
-                    self.cotenancy_horizon_s)
-                if found:
-                    values[row, steal] = current[peak_lib.STEAL_METRIC].value
-                    sds[row, steal] = current[peak_lib.STEAL_METRIC].sd
-                    host_reasons += found
-            if self.peak_memory_headroom and features and \
-                    entry[6] is not None:
-                host_reasons += self._kept_memory_headroom(
-                    metrics, values, sds, row, entry, features)
+            if not features:
+                reasons[host] = host_reasons
+                continue
+            features = peak_lib.with_outlook(features, None)
+            if self.peak_headroom:
+                host_reasons += _kept_peak(
+                    metrics, values, sds, row, entry[3],
+                    (peak_lib.STEAL_METRIC,),
+                    lambda current, busy=entry[5], f=features:
+                    peak_lib.apply_busy(current, busy, f, horizon))
+            if self.peak_memory_headroom and entry[6] is not None:
+                host_reasons += _kept_peak(
+                    metrics, values, sds, row, entry[3],
+                    (peak_lib.MEM_BANDWIDTH_METRIC,
+                     peak_lib.MEM_LATENCY_METRIC),
+                    lambda current, gbps=entry[6], f=features:
+                    peak_lib.apply_memory_gbps(current, gbps, f, horizon))
             reasons[host] = host_reasons
         present = ~np.isnan(values)
         measured_rows = present.any(axis=1) if hosts else np.array([], bool)
@@ -554,30 +553,6 @@ class Analyzer:
         return self._ranked(hosts, measured, metrics, weights,
                             values[measured_rows], sds[measured_rows],
                             reasons, data_age_s, explained=explained)
-
-    def _kept_memory_headroom(self, metrics, values, sds, row, entry,
-                              features):
-        """:func:`.peak.apply_memory` on row ``row`` of the kept arrays
-        (changed in place); its reasons."""
-        current = {}
-        for metric in (peak_lib.MEM_BANDWIDTH_METRIC,
-                       peak_lib.MEM_LATENCY_METRIC):
-            if metric in metrics:
-                column = metrics.index(metric)
-                if not np.isnan(values[row, column]):
-                    current[metric] = estimate_lib.MetricEstimate(
-                        float(values[row, column]), float(sds[row, column]),
-                        entry[3][column], [])
-        if not current:
-            return []
-        found = peak_lib.apply_memory_gbps(
-            current, entry[6], peak_lib.with_outlook(features, None),
-            self.cotenancy_horizon_s)
-        for metric, estimate in current.items():
-            column = metrics.index(metric)
-            values[row, column] = estimate.value
-            sds[row, column] = estimate.sd
-        return found
 
     def _prior_estimates(self, host, metrics, prior, age_s):
         try:
@@ -697,6 +672,23 @@ class KeptEstimates:
         self.signature = signature
         self.hosts = {}
         self.explained = {}
+
+
+def _kept_peak(metrics, values, sds, row, counts, wanted, apply):
+    """A peak headroom (``apply(estimates)``, which replaces entries of
+    the dict and returns its reasons) on the ``wanted`` metrics of row
+    ``row`` of the kept arrays, changed in place; its reasons."""
+    columns = {m: metrics.index(m) for m in wanted if m in metrics}
+    current = {m: estimate_lib.MetricEstimate(
+        float(values[row, c]), float(sds[row, c]), counts[c], [])
+        for m, c in columns.items() if not np.isnan(values[row, c])}
+    if not current:
+        return []
+    found = apply(current)
+    for metric, estimate in current.items():
+        values[row, columns[metric]] = estimate.value
+        sds[row, columns[metric]] = estimate.sd
+    return found
 
 
 def _explain_kept(explained, metrics, weights, values, norm, index,
