@@ -113,10 +113,11 @@ def cpu_sharing_efficiency(total_busy_vcpus, cores, overhead):
     An empirical term: ``overhead`` is 0 (no loss, pure processor sharing)
     unless a cluster file sets the ``cpu_sharing_overhead`` assumption
     fitted to measurements (``benchmarks/twin_fidelity.py`` fits it on the
-    lab, whose hosts are CPU quotas of one machine).
+    lab, whose hosts are CPU quotas of one machine).  Without overhead
+    it is the number 1.0 (no array work on the twin's hot path).
     """
     if not overhead:
-        return np.ones_like(np.asarray(total_busy_vcpus, dtype=float))
+        return 1.0
     excess = np.maximum(np.asarray(total_busy_vcpus, dtype=float)
                         / cores - 1.0, 0.0)
     return 1.0 / (1.0 + overhead * excess)
