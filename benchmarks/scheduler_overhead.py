@@ -25,13 +25,28 @@ SQLite here). Measured per request, in the same run:
   weigher adds when it sends nothing, the figure the circuit-open aim is
   judged on);
 * ``floor``: the same weigher against an endpoint in this process that
-  answers at once with the reply the service gave (``full``) or with only
-  each host's name, score and confidence (``compact``): the transport and
-  serialisation floor under the service's own work;
-* 10, 100 and 1,000 candidate hosts, one worker; 1,000 hosts with
-  ``--workers`` workers asking at once; 1,000 hosts with the circuit
-  open (the breaker opened by real outages against a topic nobody
-  serves) and with no hint (nothing is sent).
+  answers at once with the reply the service gave: as a service of RPC
+  API 1.1 (the weigher then sends host lists), whole (``full``) or with
+  only each host's name, score and confidence (``compact``), and as one
+  of 1.3 (``columns``: host columns in, scores and confidences in the
+  request's order out, what the weigher sends to a current service): the
+  transport and serialisation floor under the service's own work;
+* 10, 100 and 1,000 candidate hosts, one worker; 1,000 hosts with another
+  candidate list on each request (one host left out, a different one each
+  time, as filters leave different hosts for different requests: the
+  service cannot reuse the ranking it made for the request before, though
+  it still keeps each host's estimates); 1,000 hosts with ``--workers``
+  workers asking at once; 1,000 hosts with the circuit open (the breaker
+  opened by real outages against a topic nobody serves) and with no hint
+  (nothing is sent).
+
+The twin's clock does not move in the daemon, so every request with the
+same candidates finds the same history and, after the first, is answered
+with the ranking the service made for the first (see
+``doc/source/evaluation.rst``, "The prior"); in a cloud that holds within
+one 10-second step of the clock while no new sample arrives. The
+``updates`` case below measures the service when the history and the
+clock move.
 
 Before the service starts, ``ShadowManager.evaluate`` of the assembled
 service is timed in-process once per host count (the service's own
@@ -210,17 +225,19 @@ def wait_until_serving(conf, topic, transport_url, timeout=90.0):
 
 
 class CannedRanking:
-    """An RPC endpoint answering ``rank_hosts`` at once with a reply the
-    real service gave for as many hosts (``compact``: only each host's
-    name, score and confidence): the transport and serialisation floor
-    under the service's own work."""
+    """An RPC endpoint of API 1.1 answering ``rank_hosts`` at once with
+    a reply the real service gave for as many hosts (``compact``: only
+    each host's name, score and confidence): the transport and
+    serialisation floor under the service's own work when the weigher
+    sends host lists (it does, to a service that does not take host
+    columns)."""
+
+    version = '1.1'
 
     def __init__(self, replies, compact=False):
         import oslo_messaging as messaging
 
-        from shadow_service import rpcapi
-
-        self.target = messaging.Target(version=rpcapi.RPC_API_VERSION)
+        self.target = messaging.Target(version=self.version)
         self.replies = {}
         for count, reply in replies.items():
             if compact:
@@ -233,6 +250,28 @@ class CannedRanking:
     def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
         # The reply chosen at construction, whatever ``detail`` asks.
         return self.replies[len(hosts)]
+
+
+class CannedColumns(CannedRanking):
+    """:class:`CannedRanking` of API 1.3: ``rank_host_columns`` answers
+    the service's reply as columns in the request's order (made once per
+    host count and list of names)."""
+
+    version = '1.3'
+
+    def __init__(self, replies):
+        super().__init__(replies)
+        self.columns = {}
+
+    def rank_host_columns(self, ctxt, request, hosts, budget_s):
+        from shadow_service import manager
+
+        names = hosts['host']
+        found = self.columns.get(len(names))
+        if found is None or found[0] != names:
+            found = self.columns[len(names)] = (names, manager.columns_reply(
+                self.replies[len(names)], names))
+        return found[1]
 
 
 def serve_canned(conf, args, topic, endpoint):
@@ -344,12 +383,19 @@ def run_worker(args):
     timings = {'shadow': [], 'nova': [], 'nova_ram': [], 'shadow_own': []}
     weighed_by_shadow = 0
     ends_at = time.monotonic() + args.max_seconds
-    for _ in range(args.requests):
+    for index in range(args.requests):
         if timings['shadow'] and time.monotonic() > ends_at:
             break
         spec = _request_spec(objects, hints)
+        candidates = states
+        if args.vary_hosts:
+            # Another candidate list each request (as the filters leave
+            # different hosts for different requests): one host left out,
+            # a different one each time.
+            left_out = (index * 7919) % len(states)
+            candidates = states[:left_out] + states[left_out + 1:]
         started = time.perf_counter()
-        weighed = handler.get_weighed_objects([shadow], states, spec)
+        weighed = handler.get_weighed_objects([shadow], candidates, spec)
         timings['shadow'].append(time.perf_counter() - started)
         if len({round(w.weight, 9) for w in weighed}) > 1:
             weighed_by_shadow += 1
@@ -437,15 +483,15 @@ def run(args):
         updates_conf, seed_history(updates_conf, host_names(max(
             HOST_COUNTS))), args.requests)
     cases = []
-    for compact in (False, True):
-        floor = serve_canned(conf, args, args.topic + '-floor',
-                             CannedRanking(replies, compact=compact))
+    for form, endpoint in (
+            ('full reply', CannedRanking(replies)),
+            ('compact reply', CannedRanking(replies, compact=True)),
+            ('columns', CannedColumns(replies))):
+        floor = serve_canned(conf, args, args.topic + '-floor', endpoint)
         try:
             for hosts in HOST_COUNTS:
-                cases.append(measure_case(
-                    args, 'floor, %s reply' % (
-                        'compact' if compact else 'full'),
-                    hosts, floor=True))
+                cases.append(measure_case(args, 'floor, %s' % form, hosts,
+                                          floor=True))
         finally:
             floor.stop()
             floor.wait()
@@ -454,6 +500,9 @@ def run(args):
         wait_until_serving(conf, args.topic, args.transport_url)
         for hosts in HOST_COUNTS:
             cases.append(measure_case(args, 'boot, prior', hosts))
+        cases.append(measure_case(args, 'boot, prior, another candidate '
+                                  'list each request', max(HOST_COUNTS),
+                                  vary_hosts=True))
         cases.append(measure_case(args, 'boot, prior, %d workers'
                                   % args.workers, max(HOST_COUNTS),
                                   workers=args.workers))
@@ -503,6 +552,13 @@ def run(args):
     return 0
 
 
+def columns_of(hosts):
+    """A host list as the weigher's columns (every host has every fact
+    here, and its nodename is its name)."""
+    return {key: [h[key] for h in hosts] for key in hosts[0]
+            if key != 'nodename'}
+
+
 def manager_calls(conf):
     """The service's own cost: ``ShadowManager.evaluate`` in this process
     (the assembled service, as the daemon builds it) once per host count;
@@ -532,6 +588,12 @@ def manager_calls(conf):
                 'reply_bytes': len(json.dumps(reply)),
                 'compact_reply_bytes': len(json.dumps(
                     manager_mod.compact(reply))),
+                'columns_request_bytes': len(json.dumps({
+                    'request': request,
+                    'hosts': columns_of(hosts)})),
+                'columns_reply_bytes': len(json.dumps(
+                    manager_mod.columns_reply(
+                        reply, [h['host'] for h in hosts]))),
                 'source': reply.get('source'),
                 'confidence': reply.get('confidence')}
             print('  manager.evaluate, %4d hosts: %9.1f ms, reply %d B, '
@@ -690,6 +752,8 @@ def main(argv=None):
     parser.add_argument('--open-circuit', action='store_true',
                         help=argparse.SUPPRESS)
     parser.add_argument('--no-hint', action='store_true',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--vary-hosts', action='store_true',
                         help=argparse.SUPPRESS)
     parser.add_argument('--floor', action='store_true',
                         help=argparse.SUPPRESS)

@@ -145,31 +145,73 @@ def host_cost(host_state):
     return max(costs) if costs else None
 
 
-def describe_hosts(host_states):
-    """One JSON-able dict per distinct host, in first-seen order."""
-    hosts = {}
+#: What the weigher tells the service of each host: ``(key, HostState
+#: attribute)``.
+HOST_FACTS = (('vcpus', 'vcpus_total'),
+              ('vcpus_used', 'vcpus_used'),
+              ('free_ram_mb', 'free_ram_mb'),
+              ('total_ram_mb', 'total_usable_ram_mb'),
+              ('free_disk_mb', 'free_disk_mb'),
+              ('num_instances', 'num_instances'))
+
+
+def _state_cost(state):
+    if not getattr(state, 'aggregates', None):
+        return None
+    try:
+        return host_cost(state)
+    except (AttributeError, TypeError):
+        # A host state without aggregates: no cost.
+        return None
+
+
+def _distinct(host_states):
+    """One host state per host name, in first-seen order."""
+    seen, states = set(), []
     for state in host_states:
-        if state.host in hosts:
-            continue
+        if state.host not in seen:
+            seen.add(state.host)
+            states.append(state)
+    return states
+
+
+def describe_hosts(host_states):
+    """One JSON-able dict per distinct host, in first-seen order (the
+    host list of ``rank_hosts``)."""
+    hosts = []
+    for state in _distinct(host_states):
         entry = {'host': state.host, 'nodename': state.nodename}
-        try:
-            cost = host_cost(state)
-        except (AttributeError, TypeError):
-            # A host state without aggregates: no cost.
-            cost = None
+        cost = _state_cost(state)
         if cost is not None:
             entry['cost'] = cost
-        for key, attr in (('vcpus', 'vcpus_total'),
-                          ('vcpus_used', 'vcpus_used'),
-                          ('free_ram_mb', 'free_ram_mb'),
-                          ('total_ram_mb', 'total_usable_ram_mb'),
-                          ('free_disk_mb', 'free_disk_mb'),
-                          ('num_instances', 'num_instances')):
+        for key, attr in HOST_FACTS:
             value = request_lib.finite(getattr(state, attr, None))
             if value is not None:
                 entry[key] = value
-        hosts[state.host] = entry
-    return list(hosts.values())
+        hosts.append(entry)
+    return hosts
+
+
+def describe_host_columns(host_states):
+    """The distinct hosts as columns, in first-seen order (the host list
+    of ``rank_host_columns``, RPC API 1.3): ``host``, then each fact a
+    host has (null where it has none), ``nodename`` only where one
+    differs from its host name, ``cost`` only where a host has one."""
+    states = _distinct(host_states)
+    names = [state.host for state in states]
+    columns = {'host': names}
+    nodenames = [state.nodename for state in states]
+    if nodenames != names:
+        columns['nodename'] = nodenames
+    finite = request_lib.finite
+    for key, attr in HOST_FACTS:
+        values = [finite(getattr(state, attr, None)) for state in states]
+        if any(value is not None for value in values):
+            columns[key] = values
+    costs = [_state_cost(state) for state in states]
+    if any(cost is not None for cost in costs):
+        columns['cost'] = costs
+    return columns
 
 
 def _number(value, low, high):
@@ -206,6 +248,45 @@ def entries_from_ranking(ranking):
     return entries
 
 
+def entries_from_columns(reply, names):
+    """``{host: entry}`` of a ``rank_host_columns`` answer for the hosts
+    ``names`` (the request's order; a null score leaves the host out),
+    or InvalidReply."""
+    if not isinstance(reply, dict):
+        raise InvalidReply('ranking is %s, not a dict'
+                           % type(reply).__name__)
+    scores, confidences = reply.get('scores'), reply.get('confidences')
+    if not isinstance(scores, list) or len(scores) != len(names):
+        raise InvalidReply('ranking has no list of %d scores' % len(names))
+    if not isinstance(confidences, list) or len(confidences) != len(names):
+        raise InvalidReply('ranking has no list of %d confidences'
+                           % len(names))
+    entries = {}
+    for host, score, confidence in zip(names, scores, confidences):
+        if score is None:
+            continue
+        if not _number(score, 0, 100):
+            raise InvalidReply('score %s of %s is not in 0..100'
+                               % (clip(score), clip(host)))
+        if confidence is None:
+            confidence = 1.0
+        elif not _number(confidence, 0, 1):
+            raise InvalidReply('confidence %s of %s is not in 0..1'
+                               % (clip(confidence), clip(host)))
+        entries[host] = {'score': float(score),
+                         'confidence': float(confidence)}
+    return entries
+
+
+def _unsupported(error):
+    """Whether ``error`` says the service does not know the method or
+    its version (a service older than the weigher)."""
+    name = (getattr(error, 'exc_type', None)
+            if isinstance(error, messaging.RemoteError)
+            else type(error).__name__)
+    return name in ('UnsupportedVersion', 'NoSuchMethod')
+
+
 def scores_from_ranking(ranking):
     """``{host: score}`` from a ranking dict, or InvalidReply."""
     return {h: e['score'] for h, e in entries_from_ranking(ranking).items()}
@@ -228,12 +309,13 @@ def shrink(weight, confidence):
 
 class _Plan:
     """What one weigh_objects call asks: a description for the logs, the
-    call and its deadline."""
+    call, its deadline, and how its answer becomes ``{host: entry}``."""
 
-    def __init__(self, what, call, deadline_s):
+    def __init__(self, what, call, deadline_s, parse=None):
         self.what = what
         self.call = call
         self.deadline_s = deadline_s
+        self.parse = parse or entries_from_ranking
 
 
 class _RequestCache:
@@ -277,6 +359,12 @@ class ShadowWeigher(weights.BaseHostWeigher):
         opts = CONF.shadow_weigher
         self._api = None
         self._cache = _RequestCache()
+        # Whether the service takes host columns (RPC API 1.3); False
+        # after a service answered that it does not.
+        self._columns = True
+        # The configured multiplier, read once per request (Nova asks
+        # for it once per host).
+        self._multiplier = None
         self.breaker = breaker.CircuitBreaker(
             failure_threshold=opts.failure_threshold,
             reset_timeout=opts.reset_timeout,
@@ -292,9 +380,14 @@ class ShadowWeigher(weights.BaseHostWeigher):
 
     def weight_multiplier(self, host_state):
         """Override the weight multiplier."""
+        configured = self._multiplier
+        if configured is None:
+            configured = CONF.shadow_weigher.weight_multiplier
+        if not getattr(host_state, 'aggregates', None):
+            # No aggregate can override it.
+            return configured
         return utils.get_weight_multiplier(
-            host_state, 'shadow_weight_multiplier',
-            CONF.shadow_weigher.weight_multiplier)
+            host_state, 'shadow_weight_multiplier', configured)
 
     def _weigh_object(self, host_state, weight_properties):
         # weigh_objects() sees all hosts at once; this is never reached.
@@ -302,6 +395,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
 
     # -- one scheduling call ------------------------------------------------
     def weigh_objects(self, weighed_obj_list, spec_obj):
+        # Nova's handler asks weight_multiplier() of every host next.
+        self._multiplier = CONF.shadow_weigher.weight_multiplier
         states = [w.obj for w in weighed_obj_list]
         neutral = [NEUTRAL] * len(states)
         cached = self._cache.get(spec_obj)
@@ -342,7 +437,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
         (:func:`entries_from_ranking`) or None (neutral weights)."""
         try:
             ranking = breaker.call_with_deadline(plan.call, plan.deadline_s)
-            entries = entries_from_ranking(ranking)
+            entries = plan.parse(ranking)
         except (shadow_exception.ShadowException, messaging.RemoteError,
                 InvalidReply) as e:
             # The service answered: it is up; this request is neutral.
@@ -442,7 +537,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
             LOG.warning('Could not describe the request for the shadow '
                         'service (%s); neutral weights', describe_error(e))
             return None
-        hosts = describe_hosts(states)
+        columns = describe_host_columns(states)
+        names = columns['host']
         if operation == operations.BOOT:
             budget = self._budget(spec_obj)
             timeout = budget + opts.deadline_margin
@@ -452,14 +548,35 @@ class ShadowWeigher(weights.BaseHostWeigher):
             timeout = budget + opts.deadline_margin
 
         def rank():
-            # Only host, score and confidence: the reply is a tenth of
-            # the bytes at 1,000 hosts (doc/source/weigher.rst, "Cost").
-            return self.api.rank_hosts({}, request, hosts, budget,
-                                       timeout=timeout, detail=False)
+            # Hosts as columns and the answer in their order, without
+            # names (doc/source/weigher.rst, "Cost").
+            if self._columns:
+                try:
+                    return True, self.api.rank_host_columns(
+                        {}, request, columns, budget, timeout=timeout)
+                except Exception as e:
+                    if not _unsupported(e):
+                        raise
+                    self._columns = False
+                    LOG.warning('The shadow service does not take host '
+                                'columns (RPC API 1.3); sending host '
+                                'lists (1.1) from now on')
+            # An older service: host lists, and only each host's name,
+            # score and confidence back.
+            return False, self.api.rank_hosts(
+                {}, request, describe_hosts(states), budget,
+                timeout=timeout, detail=False)
+
+        def parse(answer):
+            as_columns, reply = answer
+            if as_columns:
+                return entries_from_columns(reply, names)
+            return entries_from_ranking(reply)
 
         return self._allowed(_Plan(
             '%s ranking of %d hosts for profile %s'
-            % (operation, len(hosts), clip(profile, 64)), rank, timeout))
+            % (operation, len(names), clip(profile, 64)), rank, timeout,
+            parse))
 
     def _allowed(self, plan):
         """``plan`` if the circuit breaker lets a call through now (this

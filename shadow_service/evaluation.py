@@ -42,6 +42,7 @@ block, whatever happened.  Then one of three schedules
 
 import collections
 import logging
+import math
 import queue
 import threading
 import time
@@ -74,11 +75,27 @@ WORKLOAD_KEYS_KEPT = 100000
 WORKLOADS_KEPT = 64
 #: Rankings whose host_score points may wait to be written.
 SCORE_WRITES_QUEUED = 64
+#: Racing verdicts kept per ranking (one per set of exclusions and costs).
+VERDICTS_KEPT = 8
+#: The prior reads its samples' age at the end of the clock's current
+#: step of this many seconds, so requests within one step that find the
+#: same history get the same ranking, which is then made once (see
+#: ``KeptEstimates``).
+PRIOR_AGE_STEP_S = 10.0
 #: How an evaluation spends its budget (see the module docstring).
 SCHEDULES = ('racing', 'pool', 'full')
 #: Share of ``settle_margin`` below which a host's expected improvement
 #: takes it out of the race.
 ELIMINATION_SHARE = 0.25
+
+
+def prior_ages(newest, now, step=PRIOR_AGE_STEP_S):
+    """``{host: age of its newest sample}`` at the end of the clock's
+    current ``step`` (never younger than it is; the same ages for every
+    request within one step)."""
+    if step > 0:
+        now = math.ceil(now / step) * step
+    return {h: max(now - t, 0.0) for h, t in newest.items()}
 
 
 class Evaluation:
@@ -112,8 +129,9 @@ class Evaluation:
 
 
 class ScoreWriter:
-    """Writes each ranking's ``host_score`` points (one per host) on its
-    own thread, so the answer does not wait for them.  At most
+    """Writes each ranking's ``host_score`` points (one per host), and the
+    records of answers from history, on its own thread, so the answer
+    does not wait for them.  At most
     ``SCORE_WRITES_QUEUED`` rankings wait (then the next one waits for
     room); :meth:`flush` waits until every queued ranking is written,
     :meth:`close` also stops the thread.  A failed write is logged and
@@ -136,6 +154,11 @@ class ScoreWriter:
                 self._thread.start()
         self._queue.put((make_points, evaluation, result, when))
 
+    def put_record(self, record, when):
+        """Write the evaluation ``record`` (``put_evaluation``) on the
+        writer's thread, in order with the points."""
+        self.put(None, record, None, when)
+
     def _run(self):
         while True:
             item = self._queue.get()
@@ -143,6 +166,9 @@ class ScoreWriter:
                 if item is None:
                     return
                 make_points, evaluation, result, when = item
+                if make_points is None:
+                    self._write_record(evaluation, when)
+                    continue
                 try:
                     self.history.write(make_points(evaluation, result, when))
                     self.written += 1
@@ -152,6 +178,15 @@ class ScoreWriter:
                                   'evaluation %s', evaluation.evaluation_id)
             finally:
                 self._queue.task_done()
+
+    def _write_record(self, record, when):
+        try:
+            self.history.put_evaluation(record, when=when)
+            self.written += 1
+        except Exception:
+            self.failed += 1
+            LOG.exception('Could not record evaluation %s',
+                          record.get('evaluation_id'))
 
     def flush(self, timeout=30.0):
         """Wait until every queued ranking is written; False if that
@@ -271,7 +306,6 @@ class Evaluator:
         """
         evaluation.status = 'running'
         wall_start = time.monotonic()
-        self._record_start(evaluation)
         profile = (getattr(evaluation, 'profile', None)
                    or self.resolve_profile(evaluation.request))
         host_names = [h['host'] for h in evaluation.hosts]
@@ -318,6 +352,9 @@ class Evaluator:
             candidates = self._contenders(prior, verdict, eligible)
         else:
             candidates = self._candidates(prior, eligible)
+        # Only an evaluation that boots shadows can be cut short by a
+        # stopped process: an answer from history is recorded when given.
+        self._record_start(evaluation)
         ranking, shadow_seconds = self._measure(
             evaluation, profile, candidates, features, scale, wall_start,
             progress, prior if self.schedule != 'full' else None, analyzer)
@@ -350,16 +387,33 @@ class Evaluator:
         excluded = getattr(evaluation, 'excluded', {})
         eligible = [h['host'] for h in evaluation.hosts
                     if h['host'] not in excluded]
-        return racing.assess(
-            ranking, exclude=excluded,
-            indifference=getattr(self.analyzer, 'tie_margin', 0.0),
-            cost_factors=self.cost_policy.factors(
-                eligible, getattr(evaluation, 'costs', {})))
+        indifference = getattr(self.analyzer, 'tie_margin', 0.0)
+        factors = self.cost_policy.factors(
+            eligible, getattr(evaluation, 'costs', {}))
+        memo = getattr(ranking, 'memo', None)
+        key = None
+        if memo is not None and memo.holds(ranking.hosts):
+            # A ranking made again from the same figures: its verdict
+            # under the same exclusions and costs is the same (the draws
+            # are seeded).
+            key = (tuple(sorted(excluded)), tuple(sorted(factors.items())),
+                   indifference)
+            if key in memo.verdicts:
+                return memo.verdicts[key]
+        verdict = racing.assess(ranking, exclude=excluded,
+                                indifference=indifference,
+                                cost_factors=factors)
+        if key is not None:
+            if len(memo.verdicts) >= VERDICTS_KEPT:
+                memo.verdicts.clear()
+            memo.verdicts[key] = verdict
+        return verdict
 
     def _record_start(self, evaluation):
-        """A ``running`` record: if the process dies before
-        :meth:`_finish` writes the real one, a later look-up finds the
-        evaluation and reports it ``interrupted``."""
+        """A ``running`` record, written before the first shadow boots:
+        if the process dies before :meth:`_finish` writes the real one, a
+        later look-up finds the evaluation and reports it
+        ``interrupted``."""
         try:
             self.history.put_evaluation({
                 'evaluation_id': evaluation.evaluation_id,
@@ -414,7 +468,7 @@ class Evaluator:
         return analyzer.rank(
             profile.sensitivity, observations,
             host_features=features, scale=scale,
-            data_age_s={h: now - t for h, t in newest.items()},
+            data_age_s=prior_ages(newest, now),
             kept=self._kept_for(request, profile), tokens=tokens)
 
     def _kept_for(self, request, profile):
@@ -562,21 +616,46 @@ class Evaluator:
             # Its samples join the next prior of this profile at once.
             self.prior_samples.invalidate(
                 getattr(getattr(evaluation, 'profile', None), 'name', None))
-        try:
-            # The driver's clock, like the samples': the prior's and the
-            # learner's lookbacks then compare like with like.
-            self.history.put_evaluation(record, when=when)
-        except Exception:
-            LOG.exception('Could not record evaluation %s',
-                          evaluation.evaluation_id)
+        if source == 'history':
+            # Answered in milliseconds: recorded on the writer's thread,
+            # after the answer (readers of the service flush it first).
+            self.score_writer.put_record(record, when)
+        else:
+            try:
+                # The driver's clock, like the samples': the prior's and
+                # the learner's lookbacks then compare like with like.
+                self.history.put_evaluation(record, when=when)
+            except Exception:
+                LOG.exception('Could not record evaluation %s',
+                              evaluation.evaluation_id)
         # One point per host, for dashboards: written on the score
-        # writer's thread, after the answer.
+        # writer's thread, after the answer; once per ranking made again
+        # from the same figures (the same points).
+        if source == 'history' and not self._new_points(evaluation,
+                                                         ranking):
+            return result
         self.score_writer.put(self._score_points, evaluation, {
             'source': result['source'],
             'hosts': [{'host': h['host'], 'score': h['score'],
                        'confidence': h.get('confidence')}
                       for h in result['hosts']]}, when)
         return result
+
+    @staticmethod
+    def _new_points(evaluation, ranking):
+        """False when ``ranking`` was made again from the same figures
+        as an earlier one whose points, under the same costs and
+        exclusions, are already written (or queued)."""
+        memo = getattr(ranking, 'memo', None)
+        if memo is None or not memo.holds(ranking.hosts):
+            return True
+        key = (tuple(sorted(getattr(evaluation, 'excluded', {}).items())),
+               tuple(sorted(getattr(evaluation, 'costs', {}).items())))
+        with memo.lock:
+            if key in memo.points_written:
+                return False
+            memo.points_written.add(key)
+        return True
 
     def close(self):
         """Write what the score writer still holds and stop it."""

@@ -51,6 +51,26 @@ def compact(ranking):
     return result
 
 
+#: Longest wait for queued evaluation records before reading history.
+RECORDS_WAIT_S = 10.0
+def columns_reply(ranking, names):
+    """What ``rank_host_columns`` answers: the ranking's overall fields
+    (``evaluation_id``, ``status``, ``source``, ``confidence``,
+    ``raw_confidence`` when stated) and, in the order of ``names`` (the
+    request's hosts), ``scores`` and ``confidences``."""
+    by_host = {entry['host']: entry for entry in ranking.get('hosts', ())}
+    reply = {key: ranking[key] for key in COLUMNS_REPLY_KEYS
+             if key in ranking}
+    entries = [by_host.get(name) for name in names]
+    reply['scores'] = [None if e is None else e['score'] for e in entries]
+    reply['confidences'] = [None if e is None else e.get('confidence')
+                            for e in entries]
+    return reply
+
+
+#: The overall fields a ``rank_host_columns`` answer carries.
+COLUMNS_REPLY_KEYS = ('evaluation_id', 'status', 'source', 'confidence',
+                      'raw_confidence')
 #: Status of an evaluation whose process was stopped before it finished.
 INTERRUPTED = 'interrupted'
 #: Seconds before the caller's deadline an evaluation stops, to answer.
@@ -128,6 +148,19 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @exporter.timed_rpc
     @_logs_rejections
+    def rank_host_columns(self, ctxt, request, hosts, budget_s):
+        """``rank_hosts`` with the hosts as columns and the answer in
+        their order (1.3; see :func:`columns_reply`)."""
+        rows = schema.hosts_from_columns(hosts)
+        ranking = self.evaluate(request, rows, budget_s,
+                                caller_left=caller_left(ctxt),
+                                hosts_checked=True)
+        return columns_reply(ranking, hosts['host'])
+
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.ServiceBusy)
+    @exporter.timed_rpc
+    @_logs_rejections
     def start_evaluation(self, ctxt, request, hosts, budget_s):
         evaluation = self._admit(request, hosts, budget_s)
 
@@ -188,6 +221,7 @@ class ShadowManager:
                          status=None):
         since_s, limit = _window(since_s, limit)
         self._expire()
+        self._settle_records()
         now = self.evaluator.driver.now()
         rows = {}
         for at, record in audit.list_evaluations(
@@ -283,17 +317,22 @@ class ShadowManager:
 
     # the same, called in-process (no RPC exception wrapping) -------------
 
-    def evaluate(self, request, hosts, budget_s, caller_left=None):
+    def evaluate(self, request, hosts, budget_s, caller_left=None,
+                 hosts_checked=False):
         """Validate and run one evaluation now; returns the ranking.
 
         ``caller_left``: seconds until the caller stops waiting; the
         evaluation ends before then (nobody would read its answer).
+        ``hosts_checked``: ``hosts`` come from
+        :func:`~shadow_service.schema.hosts_from_columns`, which checked
+        them.
         """
         if caller_left is not None and caller_left <= CALLER_MARGIN_S:
             raise exception.InvalidRequest(
                 reason='the caller stopped waiting %.1fs before the request '
                        'was read' % max(0.0, -caller_left))
-        evaluation = self._admit(request, hosts, budget_s)
+        evaluation = self._admit(request, hosts, budget_s,
+                                 hosts_checked=hosts_checked)
         if caller_left is not None:
             left = caller_left - CALLER_MARGIN_S
             if left < evaluation.budget_s:
@@ -308,10 +347,11 @@ class ShadowManager:
 
     # helpers -------------------------------------------------------------
 
-    def _admit(self, request, hosts, budget_s):
+    def _admit(self, request, hosts, budget_s, hosts_checked=False):
         try:
             schema.validate_request(request)
-            schema.validate_hosts(hosts)
+            if not hosts_checked:
+                schema.validate_hosts(hosts)
             schema.validate_budget(budget_s)
             # The profile once, here: a bad one is a typed rejection
             # before anything is booted or recorded.
@@ -354,7 +394,17 @@ class ShadowManager:
             if getattr(evaluation, 'deleted', False):
                 self._tombstone(evaluation.evaluation_id)
 
+    def _settle_records(self):
+        """Wait until the records of answers given so far are written
+        (answers from history are recorded after the answer)."""
+        writer = getattr(self.evaluator, 'score_writer', None)
+        if writer is not None and not writer.flush(RECORDS_WAIT_S):
+            LOG.warning('Evaluation records still unwritten after %.0fs; '
+                        'reading the history without them',
+                        RECORDS_WAIT_S)
+
     def _recorded(self, evaluation_id):
+        self._settle_records()
         try:
             return self.evaluator.history.get_evaluation(evaluation_id)
         except Exception:
@@ -362,6 +412,8 @@ class ShadowManager:
             return None
 
     def _tombstone(self, evaluation_id):
+        # After the record it replaces, never before.
+        self._settle_records()
         try:
             audit.tombstone(self.evaluator.history, evaluation_id,
                             self.evaluator.driver.now())

@@ -13,6 +13,11 @@ API version history:
 * 1.2 - The operator's read-back: ``list_evaluations``,
         ``delete_evaluation``, ``list_profiles``, ``get_profile``,
         ``list_decisions``.
+* 1.3 - ``rank_host_columns``: ``rank_hosts`` with the hosts as columns
+        (``{"host": [...], "vcpus": [...], ...}``) and each host's score
+        and confidence answered in the request's order, without names
+        (what the weigher sends: a third of the request's bytes and a
+        fifth of the reply's at 1,000 hosts).
 
 A caller that waits at most ``timeout`` seconds for ``rank_hosts`` says so
 in the request context (``shadow_sent_at``, its wall clock when sending,
@@ -31,7 +36,7 @@ import oslo_messaging as messaging
 
 from shadow_service import rpc
 
-RPC_API_VERSION = '1.2'
+RPC_API_VERSION = '1.3'
 
 # Our own exchange: nova-scheduler changes the default control exchange to
 # "nova" (nova.rpc calls set_transport_defaults) while a plain service keeps
@@ -81,6 +86,15 @@ class ShadowAPI:
         return cctxt.call(with_deadline(ctxt, timeout), 'rank_hosts',
                           request=request, hosts=hosts, budget_s=budget_s,
                           detail=False)
+
+    def rank_host_columns(self, ctxt, request, hosts, budget_s,
+                          timeout=None):
+        """``rank_hosts`` with ``hosts`` as columns (1.3); returns the
+        overall fields and ``scores`` / ``confidences`` in the order of
+        ``hosts['host']``."""
+        cctxt = self.client.prepare(version='1.3', timeout=timeout)
+        return cctxt.call(with_deadline(ctxt, timeout), 'rank_host_columns',
+                          request=request, hosts=hosts, budget_s=budget_s)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,
                          timeout=None):

@@ -239,3 +239,98 @@ def validate_hosts(hosts):
 
 def validate_budget(budget_s):
     _check(BUDGET, budget_s, 'budget_s')
+
+
+#: Columns of a columnar host list (``rank_host_columns``, RPC API 1.3):
+#: ``{column: (kind, lowest allowed or None)}``; ``host`` is required.
+HOST_COLUMNS = {
+    'host': ('name', None),
+    'nodename': ('text', None),
+    'vcpus': ('number', 0),
+    'vcpus_used': ('number', 0),
+    'free_ram_mb': ('number', None),
+    'total_ram_mb': ('number', 0),
+    'free_disk_mb': ('number', None),
+    'num_instances': ('integer', 0),
+    'cost': ('number', 0),
+}
+_NUMBER_TYPES = {int, float, type(None)}
+_INTEGER_TYPES = {int, type(None)}
+_TEXT_TYPES = {str, type(None)}
+
+
+def _column_ok(name, kind, low, values):
+    """None when ``values`` (one column) are all of ``kind`` and at least
+    ``low``; else the first bad value's index and why."""
+    types = set(map(type, values))
+    if kind in ('name', 'text'):
+        allowed = {str} if kind == 'name' else _TEXT_TYPES
+        if not types <= allowed:
+            bad = next(i for i, v in enumerate(values)
+                       if type(v) not in allowed)
+            return bad, 'must be a string%s' % (
+                '' if kind == 'name' else ' or null')
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            if (len(value) > 255 or (kind == 'name' and not value)
+                    or _PRINTABLE.match(value) is None):
+                return index, ('must be 1 to 255 printable characters'
+                               if kind == 'name' else
+                               'must be at most 255 printable characters')
+        return None
+    allowed = _INTEGER_TYPES if kind == 'integer' else _NUMBER_TYPES
+    if not types <= allowed:
+        bad = next(i for i, v in enumerate(values) if type(v) not in allowed)
+        return bad, 'must be %s or null' % (
+            'an integer' if kind == 'integer' else 'a number')
+    if float in types:
+        for index, value in enumerate(values):
+            if type(value) is float and not math.isfinite(value):
+                return index, 'must be a finite number'
+    if low is not None:
+        present = [v for v in values if v is not None]
+        if present and min(present) < low:
+            index = next(i for i, v in enumerate(values)
+                         if v is not None and v < low)
+            return index, 'must be at least %s' % low
+    return None
+
+
+def hosts_from_columns(columns):
+    """The host list (``HOSTS``) of a columnar one: ``{column: [value per
+    host]}`` with the columns of :data:`HOST_COLUMNS`, ``host`` required,
+    every column as long as it, a null meaning the host has no value
+    there.  InvalidRequest names the column and the host's index."""
+    if type(columns) is not dict:
+        _reject('hosts', 'must be an object of columns')
+    unknown = sorted(set(columns) - set(HOST_COLUMNS), key=str)
+    if unknown:
+        _reject('hosts.%s' % unknown[0], 'not a host column (one of %s)'
+                % ', '.join(HOST_COLUMNS))
+    names = columns.get('host')
+    if type(names) is not list:
+        _reject('hosts.host', 'a list of host names is required')
+    if not 1 <= len(names) <= HOSTS['maxItems']:
+        _reject('hosts.host', 'must name 1 to %d hosts, got %d'
+                % (HOSTS['maxItems'], len(names)))
+    for name, (kind, low) in HOST_COLUMNS.items():
+        values = columns.get(name)
+        if values is None:
+            continue
+        if type(values) is not list or len(values) != len(names):
+            _reject('hosts.%s' % name, 'must be a list as long as '
+                    'hosts.host (%d)' % len(names))
+        bad = _column_ok(name, kind, low, values)
+        if bad is not None:
+            _reject('hosts.%s.%d' % (name, bad[0]), bad[1])
+    if len(set(names)) != len(names):
+        raise exception.InvalidRequest(reason='hosts: duplicate host names')
+    present = [(name, values) for name, values in columns.items()
+               if name != 'host' and values is not None]
+    rows = [{'host': host} for host in names]
+    for name, values in present:
+        for row, value in zip(rows, values):
+            if value is not None:
+                row[name] = value
+    return rows

@@ -68,9 +68,42 @@ class RPCContract:
             h['host'] for h in HOSTS}
         assert all(set(h) == {'host', 'score', 'confidence'}
                    for h in ranking['hosts'])
-        # The evaluation record keeps every detail.
+        # The evaluation record keeps every detail (an answer from
+        # history is recorded just after it is given).
+        assert service.manager.evaluator.score_writer.flush()
         record = service.history.get_evaluation(ranking['evaluation_id'])
         assert all('reasons' in h for h in record['hosts'])
+        # The service's own read-back waits for the record.
+        state = service.client().get_evaluation(
+            {}, ranking['evaluation_id'], timeout=30)
+        assert state['status'] == 'finished'
+
+    def test_host_columns_are_answered_in_the_request_order(self, service):
+        request = dict(REQUEST, purpose='resize')     # history only: fast
+        hosts = list(reversed(HOSTS))
+        columns = {'host': [h['host'] for h in hosts],
+                   'vcpus': [h['vcpus'] for h in hosts]}
+        client = service.client()
+        reply = client.rank_host_columns({}, request, columns, 10.0,
+                                         timeout=60)
+        ranking = client.rank_hosts({}, request, hosts, 10.0, timeout=60,
+                                    detail=False)
+        by_host = {h['host']: h for h in ranking['hosts']}
+        assert reply['scores'] == [by_host[h]['score']
+                                   for h in columns['host']]
+        assert reply['confidences'] == [by_host[h]['confidence']
+                                        for h in columns['host']]
+        assert reply['source'] == ranking['source'] == 'history'
+        assert reply['status'] == 'finished'
+        assert reply['confidence'] == ranking['confidence']
+        assert set(reply) <= {'evaluation_id', 'status', 'source',
+                              'confidence', 'raw_confidence', 'scores',
+                              'confidences'}
+        with pytest.raises(exception.InvalidRequest) as info:
+            client.rank_host_columns(
+                {}, request, dict(columns, vcpus=[32, 32, -1, 32]), 10.0,
+                timeout=30)
+        assert 'hosts.vcpus.2' in str(info.value)
 
     def test_detail_that_is_not_a_boolean_is_a_typed_error(self, service):
         cctxt = service.client().client.prepare(version='1.1', timeout=30)

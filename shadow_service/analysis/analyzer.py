@@ -13,6 +13,7 @@ Behaviour is changed through keyword-only constructor options (see
 :meth:`Analyzer.from_conf` for the ``[analysis]`` configuration group).
 """
 
+import collections
 import copy
 import dataclasses
 import logging
@@ -72,11 +73,22 @@ class Ranking:
     #: valid while ``hosts`` is that list at that length.
     arrays: tuple = dataclasses.field(default=None, compare=False,
                                       repr=False)
+    #: The :class:`RankedMemo` the host entries came from (a ranking
+    #: made again from the same figures shares it), or None.
+    memo: object = dataclasses.field(default=None, compare=False,
+                                     repr=False)
 
     def to_dict(self):
         """The contract's "RPC ranking" minus the caller's fields."""
+        memo = self.memo
+        if memo is not None and memo.holds(self.hosts):
+            # The host entries of a ranking already made: their dicts
+            # once (each copied: callers change them in place).
+            hosts = [dict(entry) for entry in memo.host_dicts()]
+        else:
+            hosts = [h.to_dict() for h in self.hosts]
         result = {"confidence": round(float(self.confidence), 3),
-                  "hosts": [h.to_dict() for h in self.hosts]}
+                  "hosts": hosts}
         if self.raw_confidence is not None:
             result["raw_confidence"] = round(float(self.raw_confidence), 3)
         return result
@@ -461,6 +473,14 @@ class Analyzer:
             if len(explained) > 4 * max(len(observations), 1024):
                 explained.clear()
         hosts = list(observations)
+        # Everything a host's part of the ranking depends on besides the
+        # signature: when none of it changed, the ranking made before.
+        inputs = _inputs_key(hosts, tokens, data_age_s, host_features)
+        found = kept.prepared(inputs) if inputs is not None else None
+        if found is not None:
+            memo, measured, values, sds = found
+            return self._stated(memo, measured, metrics, weights, values,
+                                sds)
         entry_of = {}
         for host in hosts:
             token = tokens.get(host)
@@ -550,9 +570,14 @@ class Analyzer:
             reasons[host] = [r for r in reasons[host]
                              if not r.endswith("no samples, left out")
                              or r.split(":")[0] in seen]
-        return self._ranked(hosts, measured, metrics, weights,
-                            values[measured_rows], sds[measured_rows],
-                            reasons, data_age_s, explained=explained)
+        values, sds = values[measured_rows], sds[measured_rows]
+        ranking = self._ranked(hosts, measured, metrics, weights, values,
+                               sds, reasons, data_age_s,
+                               explained=explained, memo=kept)
+        if inputs is not None:
+            kept.keep_prepared(inputs, (ranking.memo, measured, values,
+                                        sds))
+        return ranking
 
     def _prior_estimates(self, host, metrics, prior, age_s):
         try:
@@ -588,11 +613,51 @@ class Analyzer:
                             reasons, data_age_s)
 
     def _ranked(self, hosts, measured, metrics, weights, values, sds,
-                reasons, data_age_s, explained=None):
+                reasons, data_age_s, explained=None, memo=None):
         """The ranking of ``(measured hosts, metrics)`` arrays of values
         and their uncertainties (NaN: no estimate); ``hosts`` not in
         ``measured`` get the neutral score.  ``explained``: a dict that
-        keeps explanations between rankings."""
+        keeps explanations between rankings.  ``memo``: a
+        :class:`KeptEstimates` whose recent rankings are reused when
+        every input is the same (the host entries and the raw confidence
+        are a function of the arguments and the analyzer's tie margin,
+        draws and seed; the calibration is applied afresh)."""
+        key = None
+        if memo is not None:
+            key = (tuple(hosts), tuple(measured), tuple(metrics),
+                   tuple(sorted(weights.items())), values.shape,
+                   values.tobytes(), sds.tobytes(),
+                   tuple(tuple(reasons[h]) for h in hosts),
+                   tuple(data_age_s.get(h) for h in hosts),
+                   self.tie_margin, self.draws, self.seed)
+            found = memo.ranked(key)
+            if found is not None:
+                return self._stated(found, measured, metrics, weights,
+                                    values, sds)
+        found = self._rank_entries(hosts, measured, metrics, weights,
+                                   values, sds, reasons, data_age_s,
+                                   explained)
+        if memo is not None:
+            memo.keep_ranked(key, found)
+        return self._stated(found, measured, metrics, weights, values, sds)
+
+    def _stated(self, found, measured, metrics, weights, values, sds):
+        """The :class:`Ranking` of a :class:`RankedMemo`: its entries,
+        the calibrated confidence and the arrays behind them."""
+        results = list(found.entries)
+        overall = found.overall
+        stated = self.calibrated(overall)
+        return Ranking(results, float(stated), weights,
+                       raw_confidence=(None if stated == overall
+                                       and self.calibration is None
+                                       else float(overall)),
+                       arrays=(results, len(results), measured, metrics,
+                               values, sds),
+                       memo=found)
+
+    def _rank_entries(self, hosts, measured, metrics, weights, values, sds,
+                      reasons, data_age_s, explained):
+        """The :class:`RankedMemo` of :meth:`_ranked`'s arguments."""
         point = score_lib.scores(metrics, weights, values) \
             if measured else np.array([])
         confidence = confidence_lib.rank_confidence(
@@ -627,13 +692,7 @@ class Analyzer:
         results.sort(key=lambda h: (-h.score, -h.confidence, h.host))
         overall = confidence.overall * (len(measured) / len(hosts)) \
             if hosts else 0.0
-        stated = self.calibrated(overall)
-        return Ranking(results, float(stated), weights,
-                       raw_confidence=(None if stated == overall
-                                       and self.calibration is None
-                                       else float(overall)),
-                       arrays=(results, len(results), measured, metrics,
-                               values, sds))
+        return RankedMemo(tuple(results), float(overall))
 
     def calibrated(self, confidence):
         """``confidence`` (a raw ranking confidence) through the learned
@@ -652,6 +711,38 @@ class Analyzer:
         return float(mapping(confidence))
 
 
+class RankedMemo:
+    """The host entries (best first) and raw confidence of one ranking,
+    with what is derived from them once: their dicts and the racing
+    verdicts (:meth:`verdict`).  Shared by the rankings made again from
+    the same figures; never changed once made except by adding derived
+    figures."""
+
+    def __init__(self, entries, overall):
+        self.entries = entries
+        self.overall = overall
+        self._dicts = None
+        self.verdicts = {}
+        #: Cost and exclusion keys whose ``host_score`` points are written.
+        self.points_written = set()
+        self.lock = threading.Lock()
+
+    def holds(self, hosts):
+        """Whether ``hosts`` are this memo's entries, in its order."""
+        return len(hosts) == len(self.entries) and all(
+            a is b for a, b in zip(hosts, self.entries))
+
+    def host_dicts(self):
+        if self._dicts is None:
+            self._dicts = [h.to_dict() for h in self.entries]
+        return self._dicts
+
+
+#: Rankings a :class:`KeptEstimates` keeps for reuse (one per concurrent
+#: candidate list of a workload, about).
+RANKINGS_KEPT = 4
+
+
 class KeptEstimates:
     """One workload's per-host estimates, kept between rankings by
     :meth:`Analyzer.rank`: a host's are estimated again only when its
@@ -667,11 +758,69 @@ class KeptEstimates:
         self.explained = {}
         self.computed = 0
         self.reused = 0
+        #: Rankings answered from :meth:`ranked`.
+        self.rankings_reused = 0
+        self._ranked = collections.OrderedDict()
+        self._prepared = collections.OrderedDict()
 
     def reset(self, signature):
         self.signature = signature
         self.hosts = {}
         self.explained = {}
+        self._ranked = collections.OrderedDict()
+        self._prepared = collections.OrderedDict()
+
+    def ranked(self, key):
+        """The :class:`RankedMemo` kept for ``key``, or None."""
+        with self.lock:
+            found = self._ranked.get(key)
+            if found is not None:
+                self._ranked.move_to_end(key)
+                self.rankings_reused += 1
+            return found
+
+    def keep_ranked(self, key, memo):
+        with self.lock:
+            self._ranked[key] = memo
+            while len(self._ranked) > RANKINGS_KEPT:
+                self._ranked.popitem(last=False)
+
+    def prepared(self, inputs):
+        """``(RankedMemo, measured hosts, values, sds)`` of a ranking
+        made from the same per-host inputs, or None."""
+        with self.lock:
+            found = self._prepared.get(inputs)
+            if found is not None:
+                self._prepared.move_to_end(inputs)
+                self.rankings_reused += 1
+            return found
+
+    def keep_prepared(self, inputs, found):
+        with self.lock:
+            self._prepared[inputs] = found
+            while len(self._prepared) > RANKINGS_KEPT:
+                self._prepared.popitem(last=False)
+
+
+def _inputs_key(hosts, tokens, data_age_s, host_features):
+    """A hashable key of what :meth:`Analyzer._rank_kept` reads per host
+    (observations by their token, data age, features), or None when a
+    host has no token or a feature cannot be hashed."""
+    token_row = tuple(tokens.get(h) for h in hosts)
+    if None in token_row:
+        return None
+    key = (tuple(hosts), token_row,
+           tuple(data_age_s.get(h) for h in hosts),
+           tuple(_frozen(host_features.get(h)) for h in hosts))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _frozen(features):
+    return tuple(sorted(features.items())) if features else None
 
 
 def _kept_peak(metrics, values, sds, row, counts, wanted, apply):

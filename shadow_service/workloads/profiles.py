@@ -15,8 +15,10 @@ and the benchmarks turn a request into a ``loadgen.profiles.Profile``; it
 raises :class:`shadow_service.exception.InvalidRequest` naming the field.
 """
 
+import collections
 import os
 import re
+import threading
 
 from loadgen import profiles as lg_profiles
 from shadow_service import exception
@@ -27,6 +29,12 @@ PROFILE_SUFFIXES = ('.yaml', '.yml', '.json')
 
 Profile = lg_profiles.Profile
 ProfileError = lg_profiles.ProfileError
+
+#: Named profiles (at a scale) kept once read and validated; a file of the
+#: operator's is read again when its size or modification time changes.
+NAMED_KEPT = 256
+_named = collections.OrderedDict()
+_named_lock = threading.Lock()
 
 
 def _named_resources(spec):
@@ -92,18 +100,47 @@ def check_inline_resources(spec, allowed=()):
                            field, kind, logsafe.clip(value)))
 
 
-def named_profile(name, profile_dirs=()):
-    """A built-in profile or ``<dir>/<name>.{yaml,yml,json}`` of an
-    operator's profile directory; never any other path."""
+def _named_source(name, profile_dirs):
+    """Where a named profile comes from: ``(name,)`` for a built-in one,
+    ``(path, size, mtime)`` for an operator's file; ProfileNotFound."""
     if name in lg_profiles.BUILTIN_PROFILES:
-        return lg_profiles.load_profile(name)
+        return (name,)
     if PROFILE_NAME.match(name):
         for directory in profile_dirs:
             for suffix in PROFILE_SUFFIXES:
                 path = os.path.join(directory, name + suffix)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue
                 if os.path.isfile(path):
-                    return lg_profiles.load_profile(path)
+                    return (path, stat.st_size, stat.st_mtime_ns)
     raise exception.ProfileNotFound(profile=logsafe.clip(name))
+
+
+def named_profile(name, profile_dirs=()):
+    """A built-in profile or ``<dir>/<name>.{yaml,yml,json}`` of an
+    operator's profile directory; never any other path."""
+    return lg_profiles.load_profile(_named_source(name, profile_dirs)[0])
+
+
+def _kept_named_profile(name, profile_dirs, scale):
+    """:func:`named_profile` at ``scale``, kept between requests (a
+    profile is not changed once built)."""
+    key = (_named_source(name, profile_dirs), scale)
+    with _named_lock:
+        profile = _named.get(key)
+        if profile is not None:
+            _named.move_to_end(key)
+            return profile
+    profile = lg_profiles.load_profile(key[0][0])
+    if scale != 1.0:
+        profile = profile.scaled(scale)
+    with _named_lock:
+        _named[key] = profile
+        while len(_named) > NAMED_KEPT:
+            _named.popitem(last=False)
+    return profile
 
 
 def resolve_profile(request, profile_dirs=(), allowed=()):
@@ -115,11 +152,10 @@ def resolve_profile(request, profile_dirs=(), allowed=()):
     if isinstance(spec, dict):
         check_inline_resources(spec, allowed)
     try:
-        if isinstance(spec, str):
-            profile = named_profile(spec.strip(), profile_dirs)
-        else:
-            profile = lg_profiles.load_profile(spec)
         scale = request.get('profile_scale', 1.0)
+        if isinstance(spec, str):
+            return _kept_named_profile(spec.strip(), profile_dirs, scale)
+        profile = lg_profiles.load_profile(spec)
         return profile.scaled(scale) if scale != 1.0 else profile
     except lg_profiles.ProfileError as e:
         raise exception.InvalidRequest(reason='profile: %s'

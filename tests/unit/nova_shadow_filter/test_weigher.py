@@ -12,6 +12,7 @@ import uuid
 import nova.conf
 import oslo_messaging as messaging
 import pytest
+from nova import objects
 from nova.scheduler import weights
 from nova.scheduler.weights import ram
 from nova.tests import fixtures as nova_fixtures
@@ -19,8 +20,10 @@ from oslo_config import fixture as config_fixture
 
 from nova_shadow_filter import weigher as shadow_weigher
 from shadow_service import exception
+from shadow_service import manager
 from shadow_service import rpc
 from shadow_service import rpcapi
+from shadow_service import schema
 from tests import nova_support
 
 CONF = nova.conf.CONF
@@ -36,8 +39,9 @@ def api_database():
     fixture.cleanUp()
 
 
-class ScriptedService:
-    """An RPC endpoint that answers what the test tells it to."""
+class OldScriptedService:
+    """An RPC endpoint of API 1.1 that answers what the test tells it
+    to."""
 
     target = messaging.Target(version='1.1')
 
@@ -60,6 +64,32 @@ class ScriptedService:
         self.calls.append(('get_evaluation', evaluation_id))
         return {'evaluation_id': evaluation_id, 'status': 'finished',
                 'ranking': self.answer}
+
+
+class ScriptedService(OldScriptedService):
+    """:class:`OldScriptedService` of API 1.3: the scripted ranking is
+    answered as columns in the request's order (as the service's
+    ``columns_reply`` makes them); an answer that is not a ranking is
+    answered as is.  Calls are recorded with the hosts as a list."""
+
+    target = messaging.Target(version='1.3')
+
+    @messaging.expected_exceptions(exception.ShadowException)
+    def rank_host_columns(self, ctxt, request, hosts, budget_s):
+        self.calls.append(('rank_hosts', request,
+                           schema.hosts_from_columns(hosts), budget_s))
+        self.columns = hosts
+        time.sleep(self.delay)
+        if self.error is not None:
+            raise self.error
+        answer = self.answer
+        if isinstance(answer, dict) and isinstance(answer.get('hosts'),
+                                                   list):
+            try:
+                return manager.columns_reply(answer, hosts['host'])
+            except (KeyError, TypeError):
+                pass
+        return answer
 
 
 @pytest.fixture
@@ -138,8 +168,11 @@ def test_a_clear_ranking_decides_over_the_ram_weigher(serve):
                               [ram.RAMWeigher(), shadow])
     assert order[0] == 'host3'
     assert len(service.calls) == 1
-    # Only host, score and confidence come back (RPC API 1.1).
-    assert service.detail is False
+    # The hosts go as columns (RPC API 1.3): no nodename column when
+    # every nodename is the host's name, no cost column without costs.
+    assert service.columns['host'] == ['host1', 'host2', 'host3']
+    assert 'nodename' not in service.columns
+    assert 'cost' not in service.columns
     _, request, hosts, budget = service.calls[0]
     assert request['profile'] == 'web'
     assert request['flavor'] == {'name': 'm1.test', 'vcpus': 2,
@@ -230,6 +263,75 @@ def test_hosts_the_ranking_does_not_mention_are_neutral(serve):
     by_host = {w.obj.host: w.weight for w in weighed}
     assert by_host['host2'] == by_host['host3'] == neutral()
     assert by_host['host1'] == 2 * neutral()
+
+
+def test_an_older_service_gets_host_lists_from_then_on(serve, caplog):
+    # A service of RPC API 1.1 (before host columns): the first request
+    # learns it and is still answered; later ones ask 1.1 at once.
+    service = serve(OldScriptedService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    handler = weights.HostWeightHandler()
+    for _ in range(3):
+        weighed = handler.get_weighed_objects(
+            [ram.RAMWeigher(), shadow], three_hosts(),
+            nova_support.request_spec({'shadow_profile': 'web'}))
+        assert weighed[0].obj.host == 'host3'
+    assert len(service.calls) == 3
+    # Only host, score and confidence come back (RPC API 1.1).
+    assert service.detail is False
+    assert [h['host'] for h in service.calls[0][2]] == [
+        'host1', 'host2', 'host3']
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    assert len(warnings) == 1
+    assert 'RPC API 1.3' in warnings[0]
+    assert shadow.breaker.state == 'closed'
+
+
+def test_nodenames_and_costs_go_as_columns_where_a_host_has_them(serve):
+    service = serve(ScriptedService(ranking({'host1': 70, 'host2': 90})))
+    hosts = [nova_support.host_state('host1', free_ram_mb=60000),
+             nova_support.host_state('host2', free_ram_mb=30000)]
+    hosts[1].nodename = 'node-b'
+    hosts[1].aggregates = [objects.Aggregate(
+        id=1, name='pricey', hosts=['host2'],
+        metadata={'shadow_host_cost': '2.5'})]
+    order, _, _ = weigh(hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert order[0] == 'host2'
+    assert service.columns['nodename'] == ['host1', 'node-b']
+    assert service.columns['cost'] == [None, 2.5]
+    rows = service.calls[0][2]
+    assert 'cost' not in rows[0] and rows[1]['cost'] == 2.5
+
+
+@pytest.mark.parametrize('reply', [
+    {'scores': [50, 60], 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, 70], 'confidences': [1, 1]},
+    {'scores': 'x', 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, 101], 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, True], 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, 70], 'confidences': [1, 1, 2]},
+])
+def test_malformed_columns_give_neutral_weights(serve, reply, caplog):
+    serve(ScriptedService(reply))
+    _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert {w.weight for w in weighed} == {neutral()}
+    warnings = [r for r in caplog.records if r.levelname == 'WARNING']
+    assert len(warnings) == 1
+    assert shadow.breaker.state == 'closed'
+
+
+def test_a_null_score_leaves_that_host_neutral(serve):
+    serve(ScriptedService({'scores': [None, 40, 90],
+                           'confidences': [None, 1.0, 1.0]}))
+    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    by_host = {w.obj.host: w.weight for w in weighed}
+    assert by_host['host1'] == neutral()
+    assert by_host['host3'] > by_host['host1'] > by_host['host2']
 
 
 @pytest.mark.parametrize('reply', [

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from shadow_service import evaluation
 from shadow_service import measurements as names
 from shadow_service import service
 from shadow_service.history import base
@@ -78,10 +79,14 @@ def test_a_changed_host_is_estimated_again_the_others_are_reused(parts):
     kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
     assert (kept.computed, kept.reused) == (len(HOSTS), 0)
 
-    # Nothing changed: every host's estimates are reused, same answer.
+    # Nothing changed: every host's estimates are reused, and the
+    # ranking made from them is the one made before (made once).
     again = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
-    assert (kept.computed, kept.reused) == (len(HOSTS), len(HOSTS))
+    assert (kept.computed, kept.reused) == (len(HOSTS), 0)
+    assert kept.rankings_reused == 1
     assert answer(again) == answer(first)
+    assert again['confidence'] == first['confidence']
+    assert again['evaluation_id'] != first['evaluation_id']
 
     # node-3's shadow reports again, with other figures on every metric;
     # the prior reads the store again once its refresh is due on the
@@ -91,7 +96,7 @@ def test_a_changed_host_is_estimated_again_the_others_are_reused(parts):
     parts.driver.fast_forward(10.0)
     changed = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
     assert kept.computed == len(HOSTS) + 1
-    assert kept.reused == 2 * len(HOSTS) - 1
+    assert kept.reused == len(HOSTS) - 1
     before, after = answer(first), answer(changed)
     assert after['node-3'][2] != before['node-3'][2]
     assert after['node-3'][0] != before['node-3'][0]
@@ -133,20 +138,59 @@ def test_kept_and_fresh_estimates_give_the_same_ranking():
         parts.close()
 
 
+def test_a_prior_reads_ages_at_the_end_of_the_clocks_step():
+    step = evaluation.PRIOR_AGE_STEP_S
+    newest = {'a': 100.0, 'b': 95.0, 'c': 100.5}
+    end = 20 * step
+    for now in (19 * step + 0.001, 19.5 * step, end):
+        assert evaluation.prior_ages(newest, now) == {
+            'a': end - 100.0, 'b': end - 95.0, 'c': end - 100.5}
+    # A sample stamped after the clock is not older than now.
+    assert evaluation.prior_ages({'a': 2 * end}, end) == {'a': 0.0}
+    assert evaluation.prior_ages({'a': 95.5}, 100.0, step=0) == {'a': 4.5}
+
+
+def test_another_age_step_makes_the_ranking_again(parts):
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 4000.0, level)
+    evaluator = parts.manager.evaluator
+    first = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    parts.driver.fast_forward(evaluation.PRIOR_AGE_STEP_S)
+    later = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.rankings_reused == 0
+    # Older samples: less certain estimates, the same order.
+    assert [h['host'] for h in later['hosts']] == [
+        h['host'] for h in first['hosts']]
+    assert later['hosts'][0]['data_age_s'] == (
+        first['hosts'][0]['data_age_s'] + evaluation.PRIOR_AGE_STEP_S)
+
+
 def test_host_scores_are_written_after_the_answer(parts):
     """One host_score point per ranked host, tagged as the contract says,
-    written by the score writer: all of them once it is flushed, and
-    what is still queued when the service closes."""
+    written by the score writer: all of them once it is flushed (once
+    for rankings made again from the same figures), and what is still
+    queued when the service closes."""
     clock = parts.driver.now()
     seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
          clock - 600.0, level)
-    rankings = [parts.manager.evaluate(REQUEST, HOSTS, 30.0)
-                for _ in range(3)]
+    rankings = []
+    for _ in range(2):
+        # The samples' age moves on a step: another ranking.
+        parts.driver.fast_forward(evaluation.PRIOR_AGE_STEP_S)
+        rankings += [parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+                     for _ in range(2)]
     assert parts.manager.evaluator.score_writer.flush()
-    for ranking in rankings:
+    for index, ranking in enumerate(rankings):
         points = parts.history.query_points(
             names.HOST_SCORE,
             {names.TAG_EVALUATION: ranking['evaluation_id']})
+        if index % 2:
+            # The same ranking as the one before: its points are there.
+            assert points == []
+            assert answer(ranking) == answer(rankings[index - 1])
+            continue
         assert {p.tags[names.TAG_HOST]: (p.fields['score'],
                                          p.fields['confidence'])
                 for p in points} == {
@@ -154,6 +198,7 @@ def test_host_scores_are_written_after_the_answer(parts):
             for h in ranking['hosts']}
         assert {p.tags[names.TAG_SOURCE] for p in points} == {'history'}
         assert {p.tags[names.TAG_PROFILE] for p in points} == {'web'}
+    parts.driver.fast_forward(evaluation.PRIOR_AGE_STEP_S)
     last = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
     parts.manager.shutdown()
     assert len(parts.history.query_points(
