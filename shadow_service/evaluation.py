@@ -154,10 +154,12 @@ class ScoreWriter:
                 self._thread.start()
         self._queue.put((make_points, evaluation, result, when))
 
-    def put_record(self, record, when):
+    def put_record(self, record, when, memo=None):
         """Write the evaluation ``record`` (``put_evaluation``) on the
-        writer's thread, in order with the points."""
-        self.put(None, record, None, when)
+        writer's thread, in order with the points.  ``memo``: the
+        :class:`~shadow_service.analysis.analyzer.RankedMemo` its host
+        entries came from (their JSON is then made once)."""
+        self.put(None, record, memo, when)
 
     def _run(self):
         while True:
@@ -167,7 +169,7 @@ class ScoreWriter:
                     return
                 make_points, evaluation, result, when = item
                 if make_points is None:
-                    self._write_record(evaluation, when)
+                    self._write_record(evaluation, when, result)
                     continue
                 try:
                     self.history.write(make_points(evaluation, result, when))
@@ -179,9 +181,15 @@ class ScoreWriter:
             finally:
                 self._queue.task_done()
 
-    def _write_record(self, record, when):
+    def _write_record(self, record, when, memo=None):
         try:
-            self.history.put_evaluation(record, when=when)
+            encoded = None
+            if memo is not None and record.get('hosts') == memo.host_dicts():
+                # The host entries of a ranking already recorded: their
+                # JSON once.
+                encoded = history_base.encode_record(record,
+                                                     memo.hosts_json())
+            self.history.put_evaluation(record, when=when, encoded=encoded)
             self.written += 1
         except Exception:
             self.failed += 1
@@ -619,7 +627,11 @@ class Evaluator:
         if source == 'history':
             # Answered in milliseconds: recorded on the writer's thread,
             # after the answer (readers of the service flush it first).
-            self.score_writer.put_record(record, when)
+            memo = getattr(ranking, 'memo', None)
+            self.score_writer.put_record(
+                record, when,
+                memo if memo is not None and memo.holds(ranking.hosts)
+                else None)
         else:
             try:
                 # The driver's clock, like the samples': the prior's and

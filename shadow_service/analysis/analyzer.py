@@ -16,6 +16,7 @@ Behaviour is changed through keyword-only constructor options (see
 import collections
 import copy
 import dataclasses
+import json
 import logging
 import threading
 
@@ -722,6 +723,7 @@ class RankedMemo:
         self.entries = entries
         self.overall = overall
         self._dicts = None
+        self._json = None
         self.verdicts = {}
         #: Cost and exclusion keys whose ``host_score`` points are written.
         self.points_written = set()
@@ -736,6 +738,12 @@ class RankedMemo:
         if self._dicts is None:
             self._dicts = [h.to_dict() for h in self.entries]
         return self._dicts
+
+    def hosts_json(self):
+        """:meth:`host_dicts` as JSON, keys sorted (made once)."""
+        if self._json is None:
+            self._json = json.dumps(self.host_dicts(), sort_keys=True)
+        return self._json
 
 
 #: Rankings a :class:`KeptEstimates` keeps for reuse (one per concurrent

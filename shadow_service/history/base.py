@@ -273,11 +273,24 @@ def is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def evaluation_point(record, time_s):
-    """The ``evaluation`` point that keeps ``record`` (contracts.rst)."""
+def encode_record(record, hosts_json=None):
+    """``record`` as JSON (keys sorted); ``hosts_json``: its ``hosts``
+    already encoded so (the same text as encoding them again)."""
+    if hosts_json is None or 'hosts' not in record:
+        return json.dumps(record, sort_keys=True)
+    return '{%s}' % ', '.join(
+        '%s: %s' % (json.dumps(key), hosts_json if key == 'hosts'
+                    else json.dumps(record[key], sort_keys=True))
+        for key in sorted(record))
+
+
+def evaluation_point(record, time_s, encoded=None):
+    """The ``evaluation`` point that keeps ``record`` (contracts.rst);
+    ``encoded``: the record as :func:`encode_record` gives it."""
     if 'evaluation_id' not in record:
         raise ValueError('an evaluation record needs an evaluation_id')
-    fields = {names.FIELD_RECORD: json.dumps(record, sort_keys=True)}
+    fields = {names.FIELD_RECORD: (encoded if encoded is not None
+                                   else encode_record(record))}
     for name in ('confidence', 'duration_s'):
         if is_number(record.get(name)):
             fields[name] = float(record[name])
@@ -338,18 +351,19 @@ class HistoryStore(metaclass=abc.ABCMeta):
     def latest(self, measurement, field, tags=None, group_by='host'):
         """``{group value: (time, value)}`` for the newest point per group."""
 
-    def put_evaluation(self, record, when=None):
+    def put_evaluation(self, record, when=None, encoded=None):
         """Keep an evaluation record (a JSON-serialisable dict with an
         ``evaluation_id`` key), stamped ``when`` (Unix seconds; the
         store's clock when None).  Callers whose samples carry another
         clock (the twin's virtual one) pass that clock's time so records
-        and samples share one time base.
+        and samples share one time base.  ``encoded``: the record as
+        :func:`encode_record` gives it, when the caller has it.
 
         Returns the :class:`Point` written.  Every store keeps records the
         same way: as one ``evaluation`` point (:func:`evaluation_point`).
         """
         point = evaluation_point(
-            record, self._clock.now() if when is None else when)
+            record, self._clock.now() if when is None else when, encoded)
         self.write([point])
         return point
 

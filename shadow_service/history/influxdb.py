@@ -450,9 +450,9 @@ class InfluxDBStore(base.HistoryStore):
                                                 _number(value))
         return newest
 
-    def put_evaluation(self, record, when=None):
+    def put_evaluation(self, record, when=None, encoded=None):
         with self._cond:
-            point = super().put_evaluation(record, when)
+            point = super().put_evaluation(record, when, encoded)
             self._pending_evaluations[point.tags[names.TAG_EVALUATION]] = (
                 self._enqueued_seq, json.loads(point.fields['record']))
         return point

@@ -3,6 +3,7 @@ samples changed is estimated again (and its answer changes), the others
 are reused, and the answer is the one a fresh estimate of every host
 gives."""
 
+import json
 import uuid
 
 import pytest
@@ -148,6 +149,38 @@ def test_a_prior_reads_ages_at_the_end_of_the_clocks_step():
     # A sample stamped after the clock is not older than now.
     assert evaluation.prior_ages({'a': 2 * end}, end) == {'a': 0.0}
     assert evaluation.prior_ages({'a': 95.5}, 100.0, step=0) == {'a': 4.5}
+
+
+def test_a_reused_ranking_is_recorded_whole(parts):
+    """Each answer's record holds its own id and request and every host
+    entry, also when its host entries' JSON was made for an earlier
+    answer."""
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 600.0, level)
+    requests = [dict(REQUEST, instance_uuid=str(uuid.uuid4()))
+                for _ in range(2)]
+    rankings = [parts.manager.evaluate(r, HOSTS, 30.0) for r in requests]
+    evaluator = parts.manager.evaluator
+    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    assert kept.rankings_reused == 1
+    assert evaluator.score_writer.flush()
+    for request, ranking in zip(requests, rankings):
+        record = parts.history.get_evaluation(ranking['evaluation_id'])
+        assert record['hosts'] == ranking['hosts']
+        assert record['evaluation_id'] == ranking['evaluation_id']
+        assert record['request'] == request
+
+
+def test_a_record_with_its_hosts_encoded_before_is_the_same_json():
+    record = {'evaluation_id': 'e', 'confidence': 0.5, 'zeta': [1, {'b': 2,
+              'a': 1}], 'hosts': [{'score': 1.5, 'host': 'a',
+                                   'reasons': ['x "quoted"']}],
+              'host_features': {'a': {'cores': 4}}, 'raw': None}
+    hosts_json = json.dumps(record['hosts'], sort_keys=True)
+    assert base.encode_record(record, hosts_json) == json.dumps(
+        record, sort_keys=True)
+    assert base.encode_record(record) == json.dumps(record, sort_keys=True)
 
 
 def test_another_age_step_makes_the_ranking_again(parts):

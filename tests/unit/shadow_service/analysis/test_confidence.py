@@ -98,3 +98,22 @@ def test_tied_hosts_agree_when_within_the_tie_margin_both_ways():
     exact = confidence._pairwise_agreement(drawn, points, 2.0)
     normal = confidence._pairwise_agreement_normal(drawn, points, 2.0)
     assert np.max(np.abs(exact - normal)) < 0.003
+
+
+@pytest.mark.parametrize('hosts, spread', [(200, 1.0), (1000, 3.0),
+                                           (300, 40.0)])
+def test_far_pairs_are_counted_as_the_computation_gives_them(hosts, spread):
+    """Pairs far apart (agreement 1.0 exactly) are counted, not computed:
+    the same figures as computing every pair, ties and hosts without
+    spread included."""
+    rng = np.random.default_rng(hosts)
+    points = rng.uniform(0.0, 100.0, hosts)
+    points[:5] = 50.0
+    points[5:9] = points[9]
+    drawn = points[:, None] + rng.normal(0.0, rng.uniform(
+        0.0, spread, (hosts, 1)), (hosts, 100))
+    drawn[10] = points[10]
+    skipped = confidence._pairwise_agreement_normal(drawn, points, 2.0)
+    computed = confidence._pairwise_agreement_normal(drawn, points, 2.0,
+                                                     skip_far=False)
+    np.testing.assert_allclose(skipped, computed, rtol=0, atol=1e-12)
