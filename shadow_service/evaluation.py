@@ -41,6 +41,7 @@ block, whatever happened.  Then one of three schedules
 """
 
 import collections
+import itertools
 import logging
 import math
 import queue
@@ -73,6 +74,8 @@ PRIOR_EVALUATIONS = 50
 WORKLOAD_KEYS_KEPT = 100000
 #: Workloads whose prior per-host estimates are kept between requests.
 WORKLOADS_KEPT = 64
+#: Workloads (the most recent) whose rankings are kept for reuse.
+WORKLOADS_RANKED = 8
 #: Rankings whose host_score points may wait to be written.
 SCORE_WRITES_QUEUED = 64
 #: Racing verdicts kept per ranking (one per set of exclusions and costs).
@@ -497,6 +500,13 @@ class Evaluator:
                         self._kept_estimates)))
             # Most recently used last.
             self._kept_estimates[key] = kept
+            # Rankings are kept for reuse by the most recent workloads
+            # only (the estimates by all of them).
+            older = len(self._kept_estimates) - WORKLOADS_RANKED
+            if older > 0:
+                for other in itertools.islice(
+                        self._kept_estimates.values(), older):
+                    other.forget_rankings()
         return kept
 
     def _same_workload(self, last_seen, request, profile_name):

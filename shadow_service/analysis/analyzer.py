@@ -746,9 +746,10 @@ class RankedMemo:
         return self._json
 
 
-#: Rankings a :class:`KeptEstimates` keeps for reuse (one per concurrent
-#: candidate list of a workload, about).
-RANKINGS_KEPT = 4
+#: Rankings a :class:`KeptEstimates` keeps for reuse (one per candidate
+#: list of a workload asked for at the same time; about 3.4 MB each at
+#: 1,000 candidates).
+RANKINGS_KEPT = 2
 
 
 class KeptEstimates:
@@ -777,6 +778,12 @@ class KeptEstimates:
         self.explained = {}
         self._ranked = collections.OrderedDict()
         self._prepared = collections.OrderedDict()
+
+    def forget_rankings(self):
+        """Drop the rankings kept for reuse (the estimates stay)."""
+        with self.lock:
+            self._ranked.clear()
+            self._prepared.clear()
 
     def ranked(self, key):
         """The :class:`RankedMemo` kept for ``key``, or None."""

@@ -263,3 +263,24 @@ def test_the_race_reads_the_rankings_arrays_as_its_host_entries(parts):
                                      exclude=exclude, indifference=2.0)
         assert from_arrays == from_entries
         assert from_arrays.gains
+
+
+def test_only_the_most_recent_workloads_keep_rankings(parts):
+    """Rankings are kept for reuse by the most recent workloads only;
+    an older workload keeps its estimates and makes its ranking again."""
+    clock = parts.driver.now()
+    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
+         clock - 600.0, level)
+    evaluator = parts.manager.evaluator
+    first = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    # Other workloads (other flavor sizes) asked for since.
+    for vcpus in range(3, 3 + evaluation.WORKLOADS_RANKED):
+        other = dict(REQUEST, flavor=dict(REQUEST['flavor'], vcpus=vcpus))
+        evaluator._kept_for(other, evaluator.resolve_profile(other))
+    again = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.rankings_reused == 0
+    assert kept.computed == len(HOSTS)
+    assert answer(again) == answer(first)
+    parts.manager.evaluate(REQUEST, HOSTS, 30.0)
+    assert kept.rankings_reused == 1
