@@ -411,9 +411,10 @@ class Evaluator:
                    indifference)
             if key in memo.verdicts:
                 return memo.verdicts[key]
+        drawn = memo.take_drawn() if key is not None else None
         verdict = racing.assess(ranking, exclude=excluded,
                                 indifference=indifference,
-                                cost_factors=factors)
+                                cost_factors=factors, drawn=drawn)
         if key is not None:
             if len(memo.verdicts) >= VERDICTS_KEPT:
                 memo.verdicts.clear()

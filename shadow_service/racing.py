@@ -60,7 +60,7 @@ class Assessment:
 
 
 def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
-           indifference=0.0, draws=DRAWS, seed=0):
+           indifference=0.0, draws=DRAWS, seed=0, drawn=None):
     """The :class:`Assessment` of ``ranking`` (an analyzer ``Ranking``).
 
     Only hosts with predictions and not in ``exclude`` (hosts that may
@@ -68,6 +68,13 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     multiplies each drawn score (the ``per_cost`` trade-off compares
     scores per unit of cost); improvements of at most ``indifference``
     score points count as none.  None when no host has a prediction.
+
+    ``drawn``: ``(hosts, drawn scores (hosts, draws))`` the ranking's
+    confidence drew from the same estimates; above
+    ``confidence.PAIRWISE_DRAWN_HOSTS`` hosts, when they are exactly the
+    hosts taking part and as many draws as this assessment would make,
+    they are scored instead of new draws (the same distribution: one
+    Monte Carlo pass per ranking instead of two).
     """
     excluded = set(exclude)
     hosts = [h for h in ranking.hosts
@@ -89,13 +96,15 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     if not metrics:
         return None
     draws = confidence_lib.bounded_draws(draws, len(hosts))
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal(values.shape + (draws,))
-    drawn = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
-    for column, metric in enumerate(metrics):
-        upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
-        drawn[:, column] = np.clip(drawn[:, column], 0.0, upper)
-    scores = np.nan_to_num(score_lib.scores(metrics, weights, drawn))
+    scores = _shared_draws(drawn, hosts, draws)
+    if scores is None:
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal(values.shape + (draws,))
+        sampled = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
+        for column, metric in enumerate(metrics):
+            upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
+            sampled[:, column] = np.clip(sampled[:, column], 0.0, upper)
+        scores = np.nan_to_num(score_lib.scores(metrics, weights, sampled))
     point = np.nan_to_num(score_lib.scores(metrics, weights, values))
     if cost_factors:
         factors = np.array([float(cost_factors.get(h.host, 1.0))
@@ -110,6 +119,23 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
         incumbent=hosts[top].host, opportunity_cost=cost,
         gains={h.host: float(g) for i, (h, g) in enumerate(zip(hosts, gains))
                if i != top})
+
+
+def _shared_draws(drawn, hosts, draws):
+    """The drawn scores of ``hosts`` (rows in their order) from the
+    confidence's ``drawn`` (see :func:`assess`), or None."""
+    if drawn is None or len(hosts) <= confidence_lib.PAIRWISE_DRAWN_HOSTS:
+        return None
+    names, scores = drawn
+    if (scores is None or scores.ndim != 2 or scores.shape[1] != draws
+            or len(names) != len(hosts)):
+        return None
+    row = {host: index for index, host in enumerate(names)}
+    try:
+        rows = [row[h.host] for h in hosts]
+    except KeyError:
+        return None
+    return np.nan_to_num(scores[rows])
 
 
 def _arrays(ranking, hosts, weights):

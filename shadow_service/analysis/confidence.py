@@ -33,6 +33,8 @@ class RankingConfidence:
     per_host: np.ndarray
     overall: float
     contender: np.ndarray
+    #: The drawn scores (hosts, draws) the figures came from.
+    drawn: np.ndarray = None
 
 
 def rank_confidence(metrics, weights, values, sds, point_scores, *,
@@ -52,14 +54,14 @@ def rank_confidence(metrics, weights, values, sds, point_scores, *,
     best = np.max(drawn_scores, axis=0)
     contender = np.mean(drawn_scores >= best - tie_margin, axis=1)
     if hosts == 1:
-        return RankingConfidence(np.ones(1), 1.0, np.ones(1))
+        return RankingConfidence(np.ones(1), 1.0, np.ones(1), drawn_scores)
     top = int(np.argmax(point_scores))
     overall = float(contender[top])
     agreement = (_pairwise_agreement if hosts <= PAIRWISE_DRAWN_HOSTS
                  else _pairwise_agreement_normal)
     return RankingConfidence(
         agreement(drawn_scores, point_scores, tie_margin),
-        overall, contender)
+        overall, contender, drawn_scores)
 
 
 #: Host-draws one confidence computes at most: beyond
