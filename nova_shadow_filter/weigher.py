@@ -192,6 +192,20 @@ def describe_hosts(host_states):
     return hosts
 
 
+def _finite_column(values):
+    """``values`` with each one that is not a finite number as None
+    (:func:`nova_shadow_filter.request.finite`), checked by type first:
+    a column of ints, the usual case, is returned as is."""
+    types = set(map(type, values))
+    if types <= {int}:
+        return values
+    if types <= {int, float}:
+        isfinite = math.isfinite
+        return [v if type(v) is int or isfinite(v) else None
+                for v in values]
+    return [request_lib.finite(v) for v in values]
+
+
 def describe_host_columns(host_states):
     """The distinct hosts as columns, in first-seen order (the host list
     of ``rank_host_columns``, RPC API 1.3): ``host``, then each fact a
@@ -203,9 +217,9 @@ def describe_host_columns(host_states):
     nodenames = [state.nodename for state in states]
     if nodenames != names:
         columns['nodename'] = nodenames
-    finite = request_lib.finite
     for key, attr in HOST_FACTS:
-        values = [finite(getattr(state, attr, None)) for state in states]
+        values = _finite_column([getattr(state, attr, None)
+                                 for state in states])
         if any(value is not None for value in values):
             columns[key] = values
     costs = [_state_cost(state) for state in states]
@@ -261,21 +275,29 @@ def entries_from_columns(reply, names):
     if not isinstance(confidences, list) or len(confidences) != len(names):
         raise InvalidReply('ranking has no list of %d confidences'
                            % len(names))
-    entries = {}
-    for host, score, confidence in zip(names, scores, confidences):
-        if score is None:
-            continue
-        if not _number(score, 0, 100):
-            raise InvalidReply('score %s of %s is not in 0..100'
-                               % (clip(score), clip(host)))
-        if confidence is None:
-            confidence = 1.0
-        elif not _number(confidence, 0, 1):
-            raise InvalidReply('confidence %s of %s is not in 0..1'
-                               % (clip(confidence), clip(host)))
-        entries[host] = {'score': float(score),
-                         'confidence': float(confidence)}
-    return entries
+    if not (_all_numbers(scores, 0, 100) and _all_numbers(confidences, 0, 1)):
+        # Some value is bad or missing: the checks one by one say which.
+        for host, score, confidence in zip(names, scores, confidences):
+            if score is not None and not _number(score, 0, 100):
+                raise InvalidReply('score %s of %s is not in 0..100'
+                                   % (clip(score), clip(host)))
+            if confidence is not None and not _number(confidence, 0, 1):
+                raise InvalidReply('confidence %s of %s is not in 0..1'
+                                   % (clip(confidence), clip(host)))
+    return {host: {'score': float(score),
+                   'confidence': 1.0 if confidence is None
+                   else float(confidence)}
+            for host, score, confidence in zip(names, scores, confidences)
+            if score is not None}
+
+
+def _all_numbers(values, low, high):
+    """Whether ``values`` are all finite ints or floats within
+    ``[low, high]`` (no None: then the checks go one by one)."""
+    if not set(map(type, values)) <= {int, float}:
+        return False
+    return not values or (low <= min(values) and max(values) <= high
+                          and all(map(math.isfinite, values)))
 
 
 def _unsupported(error):
