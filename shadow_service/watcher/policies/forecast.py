@@ -12,12 +12,17 @@ hold_window``, and yesterday's peak over the shrink horizon plus the
 cooldown, fit the smaller flavor with ``down_margin`` to spare (a shrink
 undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
-daily peak is met ahead.  A VM whose CPU is
-saturated hides its demand: then the bound is at least ``saturation_factor``
-times its vCPUs.  When a QoS target of the profile that the host sets
-(CPU steal, latency) is forecast to break within a migration's lead time
-while the VM's own capacity suffices, it proposes a live migration.
+daily peak is met ahead.  A VM whose CPU is saturated hides its demand:
+then the bound is at least ``saturation_factor`` times its vCPUs.  A VM
+that is not saturated is never sized above its demand ceiling (the most
+it has ever used, plus ``[watcher] ceiling_margin``, or more while its
+demand rises): neither error margins nor the shrink's hysteresis hold
+vCPUs it never used.  When a QoS target of the profile that the host
+sets (CPU steal, latency) is forecast to break within a migration's lead
+time while the VM's own capacity suffices, it proposes a live migration.
 """
+
+import math
 
 from oslo_config import cfg
 
@@ -42,8 +47,11 @@ When the VM's CPU is saturated its real demand is unknown but at least its
 vCPUs; the forecast is raised to at least this multiple of them (1.5 is
 one rung of a 1.5x ladder, 2 two rungs or twice the group).
 """),
-    cfg.IntOpt('max_down_rungs', default=1, min=1, max=10, help="""
-Most rungs one shrink descends.
+    cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""
+Most rungs (or members of a horizontally scaled group) one shrink
+descends.  The shrink goes to the size that holds the shrink bound, at
+most this far: one resize (one reboot) or one scale-in instead of a
+staircase of them, each a cooldown apart.
 """),
     cfg.BoolOpt('hold_peak', default=True, help="""
 Never shrink below the largest demand of the last ``[watcher]
@@ -94,10 +102,12 @@ class ForecastPolicy(base.ScalingPolicy):
         if self.option('hold_peak'):
             down = max(down, float(s.forecast.get('recent_peak') or 0.0),
                        float(s.forecast.get('recent_bound') or 0.0))
+        down = down / max(1e-9, 1.0 - self.option('down_margin'))
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
-            up, down = max(up, floor), max(down, floor)
-        return up, down / max(1e-9, 1.0 - self.option('down_margin'))
+            return max(up, floor), max(down, floor)
+        return min(up, ceiling), min(down, ceiling)
 
     def decide(self, situation):
         s = situation
