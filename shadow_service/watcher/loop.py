@@ -157,6 +157,10 @@ class Watcher:
         self._member_counts = {}
         #: instance -> (sustained peak, single peak, known since when)
         self._ceilings = {}
+        #: instance -> the least its demand was when it was last seen
+        #: saturated at its largest capacity (that capacity times the
+        #: policy's hidden-demand factor)
+        self._hidden = {}
         self._was_leader = False
         self._warned = set()
         self._cache = {}
@@ -468,6 +472,27 @@ class Watcher:
             return math.inf, math.inf
         return self._ceiling_of(*newest), self._ceiling_of(*before)
 
+    def _raise_ceiling(self, instance, forecast, saturated):
+        """Keep the demand ceiling at or above what a saturated VM was
+        taken to want.  A saturated sample reads the VM's capacity, not
+        its demand (which is hidden above it): the policy sizes the VM
+        for its hidden-demand factor times that capacity, and a ceiling
+        learnt from the censored sample would cap the next shrink at the
+        size that saturated (a regrowth within the cooldown: a flap)."""
+        instance_id = instance.instance_id
+        if saturated:
+            total = float(instance.flavor.get('vcpus') or 0)
+            if self._mode(instance) == 'horizontal':
+                total *= self._members(instance_id)
+            factor = getattr(self.policy, 'hidden_demand_factor', None)
+            factor = float(factor()) if factor is not None else 1.0
+            self._hidden[instance_id] = max(
+                self._hidden.get(instance_id, 0.0), total * factor)
+        hidden = self._hidden.get(instance_id, 0.0)
+        forecast['hidden_floor'] = hidden
+        if hidden > forecast['ceiling']:
+            forecast['ceiling'] = hidden
+
     def _yesterday_peak(self, instance, now, span_s):
         """The VM's largest demand in the ``span_s`` after this time one
         day earlier (0 when unknown)."""
@@ -560,6 +585,7 @@ class Watcher:
                 # sample says the same (a jump from well below is not).
                 saturated = False
                 forecast['unconfirmed_saturation'] = runs
+        self._raise_ceiling(instance, forecast, saturated)
         foresight = None
         if self.foresight is not None:
             foresight = functools.partial(self.foresight,

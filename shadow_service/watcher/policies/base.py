@@ -212,6 +212,12 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
                 return opt.default
         raise KeyError(name)
 
+    def hidden_demand_factor(self):
+        """How many times its capacity a saturated VM's hidden demand is
+        taken to be when the policy sizes it (1: just its capacity); the
+        watcher never lets the VM's demand ceiling fall below it."""
+        return 1.0
+
     @abc.abstractmethod
     def decide(self, situation):
         """Return a :class:`Decision` for ``situation``."""

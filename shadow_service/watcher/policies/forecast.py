@@ -91,6 +91,9 @@ class ForecastPolicy(base.ScalingPolicy):
     def get_config_opts(cls):
         return OPTS
 
+    def hidden_demand_factor(self):
+        return self.option('saturation_factor')
+
     def bounds(self, situation):
         """``(up_peak, down_peak)`` the decision is made on."""
         s = situation

@@ -125,6 +125,10 @@ class RLPolicy(base.ScalingPolicy):
     def get_config_opts(cls):
         return OPTS
 
+    def hidden_demand_factor(self):
+        # Its base size is the forecast rule's, saturation floor included.
+        return self._forecast.hidden_demand_factor()
+
     # -- the model ----------------------------------------------------------
     def load(self, path):
         try:

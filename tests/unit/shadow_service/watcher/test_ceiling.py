@@ -145,8 +145,12 @@ def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
         watcher._ceilings['vm-1'] = (6.0, 6.0, driver.now() - 86400.0)
         situation = watcher.situation(driver.get_instance('vm-1'),
                                       driver.now())
-        assert situation.forecast['ceiling'] == pytest.approx(6.3)
+        assert situation.forecast['ceiling_before'] == pytest.approx(6.3)
         assert situation.saturated
+        # Saturated, it hides its demand: the ceiling is at least what
+        # the policy sizes it for (twice its 4 vCPUs), not the 6.3 shown.
+        assert situation.forecast['hidden_floor'] == pytest.approx(8.0)
+        assert situation.forecast['ceiling'] == pytest.approx(8.0)
     finally:
         assembled.close()
 
@@ -163,3 +167,38 @@ def test_a_jump_to_saturation_from_well_below_counts_at_once(tmp_path):
         assert situation.saturated
     finally:
         assembled.close()
+
+
+def test_a_saturated_sample_does_not_cap_the_next_shrink(tmp_path):
+    # 'medium' (4 vCPUs) at 1 busy vCPU for 4 hours, then one sample
+    # saturated (it wanted 9), then quiet again.  The saturated sample
+    # reads 4 vCPUs, not the 9 wanted: a ceiling of 4.2 would let the
+    # next shrink go back to the size that saturated.
+    values = [1.0] * 47 + [9.0] + [1.0] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0 - 5 / 60.0)
+    try:
+        watcher = assembled.watcher
+        instance = driver.get_instance('vm-1')
+        saturated = watcher.situation(instance, driver.now())
+        assert saturated.saturated
+        driver.fast_forward(2 * STEP)
+        later = watcher.situation(instance, driver.now())
+        assert not later.saturated
+        # What it showed: 4 vCPUs (censored) plus the margin.
+        assert later.forecast['ceiling_before'] == pytest.approx(4.2)
+        # What the forecast policy sized it for while saturated: twice
+        # its vCPUs; the ceiling stays there.
+        assert later.forecast['hidden_floor'] == pytest.approx(8.0)
+        assert later.forecast['ceiling'] == pytest.approx(8.0)
+    finally:
+        assembled.close()
+
+
+def test_the_hidden_demand_factor_is_the_policys():
+    from shadow_service.watcher.policies import forecast
+    from shadow_service.watcher.policies import reactive
+    from shadow_service.watcher.policies import rl
+
+    assert forecast.ForecastPolicy().hidden_demand_factor() == 2.0
+    assert rl.RLPolicy().hidden_demand_factor() == 2.0
+    assert reactive.ReactivePolicy().hidden_demand_factor() == 1.0
