@@ -383,7 +383,6 @@ class Watcher:
         while bounds and bounds[0][0] <= now - self.opts.hold_window:
             bounds.popleft()
         recent_bound = max((b for _t, b in bounds), default=0.0)
-        bounds.append((now, raw_peak + margin))
         ceiling, ceiling_before = self._ceiling(instance, demand, now)
         if trend > 0:
             # A rising demand may pass the most the VM ever used: the
@@ -472,7 +471,7 @@ class Watcher:
             return math.inf, math.inf
         return self._ceiling_of(*newest), self._ceiling_of(*before)
 
-    def _raise_ceiling(self, instance, forecast, saturated):
+    def _raise_ceiling(self, instance, forecast, saturated, now):
         """Keep the demand ceiling at or above what a saturated VM was
         taken to want.  A saturated sample reads the VM's capacity, not
         its demand (which is hidden above it): the policy sizes the VM
@@ -492,6 +491,13 @@ class Watcher:
         forecast['hidden_floor'] = hidden
         if hidden > forecast['ceiling']:
             forecast['ceiling'] = hidden
+        # The bound this run sizes on (what ``recent_bound`` holds for
+        # the hold window): the growth bound within the ceiling, or the
+        # hidden demand of a saturated VM.
+        bound = min(forecast['peak'], forecast['ceiling'])
+        if saturated:
+            bound = max(bound, hidden)
+        self._bounds[instance_id].append((now, bound))
 
     def _yesterday_peak(self, instance, now, span_s):
         """The VM's largest demand in the ``span_s`` after this time one
@@ -585,7 +591,7 @@ class Watcher:
                 # sample says the same (a jump from well below is not).
                 saturated = False
                 forecast['unconfirmed_saturation'] = runs
-        self._raise_ceiling(instance, forecast, saturated)
+        self._raise_ceiling(instance, forecast, saturated, now)
         foresight = None
         if self.foresight is not None:
             foresight = functools.partial(self.foresight,

@@ -102,15 +102,20 @@ class ForecastPolicy(base.ScalingPolicy):
         down = max(float(s.forecast['peak_down']), up,
                    self.option('seasonal_weight')
                    * float(s.forecast.get('seasonal_down') or 0.0))
+        held = 0.0
         if self.option('hold_peak'):
-            down = max(down, float(s.forecast.get('recent_peak') or 0.0),
+            held = max(float(s.forecast.get('recent_peak') or 0.0),
                        float(s.forecast.get('recent_bound') or 0.0))
-        down = down / max(1e-9, 1.0 - self.option('down_margin'))
+        down = max(down, held) / max(1e-9, 1.0 - self.option('down_margin'))
         ceiling = float(s.forecast.get('ceiling') or math.inf)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
             return max(up, floor), max(down, floor)
-        return min(up, ceiling), min(down, ceiling)
+        # The ceiling takes off margins above anything the VM used, but
+        # not what the hold window holds: the demand it just showed and
+        # the bounds it was just sized for (a VM between two bursts is
+        # not shrunk below the last one's size for the hold window).
+        return min(up, ceiling), max(min(down, ceiling), held)
 
     def decide(self, situation):
         s = situation

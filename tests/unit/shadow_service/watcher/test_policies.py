@@ -234,6 +234,25 @@ def test_forecast_never_sizes_above_the_demand_ceiling():
         'resize_up'
 
 
+def test_the_ceiling_keeps_what_the_hold_window_holds():
+    policy = forecast.ForecastPolicy()
+    # 'xl' between two bursts: the forecast bound over the shrink horizon
+    # is 3 and the ceiling 7, but the VM used 9 vCPUs within the hold
+    # window: it stays on 'xl' instead of shrinking to 'l'.
+    held = _capped(7.0, rung=3, peak=3.0, recent=9.0)
+    assert policy.bounds(held) == (3.0, 9.0)
+    assert policy.decide(held).action == 'none'
+    # A growth bound of the hold window (within the ceiling it was
+    # sized on) holds it too.
+    bound = _capped(7.0, rung=3, peak=3.0)
+    bound.forecast['recent_bound'] = 12.0
+    assert policy.decide(bound).action == 'none'
+    # Without either, the ceiling takes the down margin off: 'l'.
+    free = _capped(7.0, rung=3, peak=3.0, recent=6.0)
+    down = policy.decide(free)
+    assert (down.action, down.target_rung) == ('resize_down', 2)
+
+
 def test_the_ceiling_does_not_hold_back_a_saturated_vm():
     policy = forecast.ForecastPolicy()
     # 2 members of 4 vCPUs saturated: twice the group, whatever the most
