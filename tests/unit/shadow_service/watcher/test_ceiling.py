@@ -202,3 +202,24 @@ def test_the_hidden_demand_factor_is_the_policys():
     assert forecast.ForecastPolicy().hidden_demand_factor() == 2.0
     assert rl.RLPolicy().hidden_demand_factor() == 2.0
     assert reactive.ReactivePolicy().hidden_demand_factor() == 1.0
+
+
+def test_the_hold_window_remembers_the_bound_within_the_ceiling(tmp_path):
+    # 1 to 1.5 busy vCPUs, then a burst to 3: the forecast's bound (the
+    # burst plus its interval) is above the ceiling the run sizes on.
+    values = [1.0, 1.5] * 23 + [1.0, 3.0] + [1.0] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0 - 5 / 60.0,
+                                 hold_window=3600.0, trend_steps=0,
+                                 ceiling_margin=0.0)
+    try:
+        watcher = assembled.watcher
+        instance = driver.get_instance('vm-1')
+        first = watcher.situation(instance, driver.now()).forecast
+        assert first['ceiling'] == pytest.approx(3.0)
+        assert first['peak'] > first['ceiling']
+        driver.fast_forward(STEP)
+        later = watcher.situation(instance, driver.now()).forecast
+        # The next run holds what the first sized on, not its raw bound.
+        assert later['recent_bound'] == pytest.approx(3.0)
+    finally:
+        assembled.close()
