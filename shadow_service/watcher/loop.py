@@ -369,6 +369,11 @@ class Watcher:
             # known: a young VM's first quiet minutes say little about
             # its next hours (growth is never delayed).
             raw_down = math.inf
+        if stats['source'] == 'none':
+            # Nor before any error margin is known (a new watcher): the
+            # bound is not calibrated yet, and the margin the next runs
+            # learn would grow the VM back within the cooldown.
+            raw_down = math.inf
         recent_peak = float(np.nanmax(demand[-hold:])) if np.isfinite(
             demand[-hold:]).any() else 0.0
         seasonal_peak = self._yesterday_peak(instance, now,

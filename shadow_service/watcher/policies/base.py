@@ -125,6 +125,9 @@ class Situation:
     def count_for(self, total):
         """Group size whose members hold the group's demand ``total``
         (busy vCPUs) at the target utilisation."""
+        if not math.isfinite(total):
+            # No bound (a shrink bound not known yet): the most allowed.
+            return self.max_count
         per_member = max(self.capacity * self.target_utilisation, 1e-9)
         wanted = int(math.ceil(total / per_member - 1e-9))
         return max(self.min_count, min(self.max_count, max(wanted, 1)))

@@ -111,11 +111,18 @@ class ForecastPolicy(base.ScalingPolicy):
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
             return max(up, floor), max(down, floor)
-        # The ceiling takes off margins above anything the VM used, but
-        # not what the hold window holds: the demand it just showed and
-        # the bounds it was just sized for (a VM between two bursts is
-        # not shrunk below the last one's size for the hold window).
-        return min(up, ceiling), max(min(down, ceiling), held)
+        if not math.isfinite(down):
+            # No shrink bound yet (a young VM, no error margin known):
+            # the ceiling does not make one.
+            return min(up, ceiling), down
+        # The ceiling takes off error margins above anything the VM
+        # used, but not the shrink's own hysteresis (a shrink to just
+        # above the ceiling is grown back as soon as the ceiling creeps
+        # up), nor what the hold window holds: the demand it just showed
+        # and the bounds it was just sized for (a VM between two bursts
+        # is not shrunk below the last one's size for the hold window).
+        spare = ceiling / max(1e-9, 1.0 - self.option('down_margin'))
+        return min(up, ceiling), max(min(down, spare), held)
 
     def decide(self, situation):
         s = situation

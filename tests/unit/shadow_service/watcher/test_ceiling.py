@@ -223,3 +223,17 @@ def test_the_hold_window_remembers_the_bound_within_the_ceiling(tmp_path):
         assert later['recent_bound'] == pytest.approx(3.0)
     finally:
         assembled.close()
+
+
+def test_no_shrink_bound_before_an_error_margin_is_known(tmp_path):
+    # A watcher that just started knows no forecast error of the VM or
+    # its flavor: its bound is not calibrated, so it offers no shrink.
+    assembled, driver = _watcher(tmp_path, [1.0] * 96)
+    try:
+        forecast = assembled.watcher.situation(
+            driver.get_instance('vm-1'), driver.now()).forecast
+        assert forecast['margin_source'] == 'none'
+        assert math.isinf(forecast['peak_down'])
+        assert math.isfinite(forecast['peak'])
+    finally:
+        assembled.close()

@@ -224,10 +224,14 @@ def _capped(ceiling, **kwargs):
 def test_forecast_never_sizes_above_the_demand_ceiling():
     policy = forecast.ForecastPolicy()
     # A bound of 10 (12.5 with the shrink margin) keeps 'xl'; the VM
-    # never used more than 7 vCPUs, so it shrinks to 'l'.
+    # never used more than 6 vCPUs (7.5 with the shrink margin), so it
+    # shrinks to 'l'.
     assert policy.decide(_situation(rung=3, peak=10.0)).action == 'none'
-    down = policy.decide(_capped(7.0, rung=3, peak=10.0))
+    down = policy.decide(_capped(6.0, rung=3, peak=10.0))
     assert (down.action, down.target_rung) == ('resize_down', 2)
+    # The shrink keeps its margin above the ceiling: at 7 vCPUs (8.75
+    # with it) 'l' would run within 15 % of the most the VM used.
+    assert policy.decide(_capped(7.0, rung=3, peak=10.0)).action == 'none'
     # Nor does a forecast above the ceiling grow it.
     assert policy.decide(_capped(3.5, rung=1, peak=6.0)).action == 'none'
     assert policy.decide(_situation(rung=1, peak=6.0)).action == \
@@ -247,10 +251,22 @@ def test_the_ceiling_keeps_what_the_hold_window_holds():
     bound = _capped(7.0, rung=3, peak=3.0)
     bound.forecast['recent_bound'] = 12.0
     assert policy.decide(bound).action == 'none'
-    # Without either, the ceiling takes the down margin off: 'l'.
+    # Without either, the bound with its margin (7.5) fits 'l'.
     free = _capped(7.0, rung=3, peak=3.0, recent=6.0)
+    assert policy.bounds(free) == (3.0, 7.5)
     down = policy.decide(free)
     assert (down.action, down.target_rung) == ('resize_down', 2)
+
+
+def test_no_shrink_without_a_shrink_bound():
+    policy = forecast.ForecastPolicy()
+    # A young VM, or no error margin known yet: no shrink bound, and the
+    # ceiling does not make one.
+    young = _capped(3.0, rung=3, peak=2.0, peak_down=math.inf)
+    assert policy.decide(young).action == 'none'
+    group = _capped(3.0, peak=2.0, peak_down=math.inf, mode='horizontal',
+                    size=3)
+    assert policy.decide(group).action == 'none'
 
 
 def test_the_ceiling_does_not_hold_back_a_saturated_vm():
