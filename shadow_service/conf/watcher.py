@@ -116,7 +116,9 @@ boot_duration``).
     cfg.FloatOpt('hold_window', default=10800.0, min=0.0, help="""
 Seconds back over which the largest demand seen (``recent_peak``) is
 offered to the policy: ``forecast`` does not shrink a VM below it. A VM
-with less history than this is never shrunk (growth is never delayed).
+with less history than this is never shrunk (growth is never delayed),
+nor is one before any forecast error of it or its flavor is known (a
+watcher that just started).
 """),
     cfg.FloatOpt('ceiling_window', default=86400.0, min=0.0, help="""
 Seconds of a VM's history read when the watcher first sees it to learn
@@ -128,7 +130,12 @@ ceiling times ``1 + ceiling_margin`` (or above the extrapolation of a
 rising demand over the lead time, when that is higher): a forecast bound
 or an error margin above anything the VM ever used buys vCPUs it will not
 use.  A saturated VM hides its demand, so the ceiling does not limit its
-growth (see ``ceiling_saturation_steps``).  0 turns the ceiling off.
+growth (see ``ceiling_saturation_steps``), and once a VM was saturated
+the ceiling is at least what the policy then sized it for (its vCPUs
+times ``[watcher_policy_forecast] saturation_factor``): a saturated
+sample shows the capacity, not the demand.  The ceiling never lowers the
+shrink bound below itself plus ``down_margin``, nor below the largest
+demand and growth bound of the ``hold_window``.  0 turns the ceiling off.
 
 Related options:
 

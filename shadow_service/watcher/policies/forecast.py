@@ -16,10 +16,12 @@ daily peak is met ahead.  A VM whose CPU is saturated hides its demand:
 then the bound is at least ``saturation_factor`` times its vCPUs.  A VM
 that is not saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
-demand rises): neither error margins nor the shrink's hysteresis hold
-vCPUs it never used.  When a QoS target of the profile that the host
-sets (CPU steal, latency) is forecast to break within a migration's lead
-time while the VM's own capacity suffices, it proposes a live migration.
+demand rises, and at least what it was sized for while saturated): error
+margins hold no vCPUs it never used, while a shrink keeps its
+``down_margin`` above the ceiling and the hold window's peaks.  When a
+QoS target of the profile that the host sets (CPU steal, latency) is
+forecast to break within a migration's lead time while the VM's own
+capacity suffices, it proposes a live migration.
 """
 
 import math

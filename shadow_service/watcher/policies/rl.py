@@ -237,10 +237,12 @@ class RLPolicy(base.ScalingPolicy):
                     'the cooldown holds')
         ceiling = float(s.forecast.get('ceiling') or math.inf)
         if not s.saturated and math.isfinite(ceiling):
-            most = max(self._size_for(s, ceiling), min(current, wanted))
+            most = max(self._size_for(s, ceiling), min(current, wanted),
+                       floor)
             if target > most:
                 # No learnt offset sizes a VM above the most it has ever
-                # used (its demand ceiling).
+                # used (its demand ceiling); nor does the ceiling shrink
+                # it below what the forecast's shrink bound holds.
                 target = most
                 why += '; not above the demand ceiling (%.2f vCPUs)' % (
                     ceiling)

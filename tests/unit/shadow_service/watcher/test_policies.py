@@ -292,6 +292,16 @@ def test_rl_offsets_stop_at_the_demand_ceiling():
     assert 'demand ceiling' in capped.reason
 
 
+def test_the_ceiling_does_not_make_rl_shrink_below_the_forecast_floor():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    # 'xl' with a ceiling of 7 vCPUs ('l'), but 9 used within the hold
+    # window: the forecast policy keeps 'xl', and so does rl.
+    held = _capped(7.0, rung=3, peak=3.0, recent=9.0)
+    assert forecast.ForecastPolicy().decide(held).action == 'none'
+    assert policy.decide(held).action == 'none'
+
+
 def test_rl_holds_what_the_forecast_policy_holds_before_it_shrinks():
     policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
                                 'counts': {}})
