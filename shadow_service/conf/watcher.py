@@ -116,7 +116,61 @@ boot_duration``).
     cfg.FloatOpt('hold_window', default=10800.0, min=0.0, help="""
 Seconds back over which the largest demand seen (``recent_peak``) is
 offered to the policy: ``forecast`` does not shrink a VM below it. A VM
-with less history than this is never shrunk (growth is never delayed).
+with less history than this is never shrunk (growth is never delayed),
+nor is one before any forecast error of it or its flavor is known (a
+watcher that just started).
+"""),
+    cfg.FloatOpt('ceiling_window', default=86400.0, min=0.0, help="""
+Seconds of a VM's history read when the watcher first sees it to learn
+its demand ceiling: the largest demand (busy vCPUs) it has shown, kept up
+to date on every run afterwards (the largest median of ``ceiling_steps``
+steps, or a single burst above it by more than ``ceiling_noise``).  While
+the VM is not saturated, ``forecast`` and ``rl`` never size it above that
+ceiling times ``1 + ceiling_margin`` (or above the extrapolation of a
+rising demand over the lead time, when that is higher): a forecast bound
+or an error margin above anything the VM ever used buys vCPUs it will not
+use.  A saturated VM hides its demand, so the ceiling does not limit its
+growth (see ``ceiling_saturation_steps``), and once a VM was saturated
+the ceiling is at least what the policy then sized it for (its vCPUs
+times ``[watcher_policy_forecast] saturation_factor``): a saturated
+sample shows the capacity, not the demand.  The ceiling never lowers the
+shrink bound below itself plus ``down_margin``, nor below the largest
+demand and growth bound of the ``hold_window``.  0 turns the ceiling off.
+
+Related options:
+
+* ``hold_window``: the ceiling applies once this much history is known.
+"""),
+    cfg.IntOpt('ceiling_steps', default=3, min=1, max=288, help="""
+Steps whose median makes one value of the demand ceiling's *sustained*
+peak (the largest such median), so that the highest of many noisy
+samples of a steady demand does not set the ceiling.
+
+Related options:
+
+* ``ceiling_noise``: when a single sample is above the sustained peak by
+  more than this share, it is a burst and it sets the ceiling.
+"""),
+    cfg.FloatOpt('ceiling_noise', default=0.25, min=0.0, max=4.0,
+                 help="""
+Share by which the largest single sample may exceed the sustained peak
+(see ``ceiling_steps``) and still be taken for measurement noise; a
+sample further above is a burst, and the ceiling is that sample.
+"""),
+    cfg.FloatOpt('ceiling_margin', default=0.05, min=0.0, max=4.0, help="""
+Share above the largest demand a VM has shown that it may be sized for
+while it is not saturated (see ``ceiling_window``).
+"""),
+    cfg.IntOpt('ceiling_saturation_steps', default=2, min=1, max=12,
+               help="""
+Consecutive samples at or above ``saturation_pct`` a VM that holds at
+least the most it has shown (its demand ceiling without
+``ceiling_margin``), and whose previous sample was already within
+``ceiling_noise`` of ``saturation_pct``, needs before it counts as
+saturated (one noisy
+sample of a VM running near its ceiling would otherwise grow it by the
+saturation factor, and a regrowth soon after a shrink is a flap).  A VM
+below its ceiling counts as saturated at its first such sample.
 """),
     cfg.FloatOpt('history_window', default=21600.0, min=3600.0, help="""
 Seconds of a VM's history each run reads and forecasts from (the same

@@ -155,6 +155,12 @@ class Watcher:
         self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
+        #: instance -> (sustained peak, single peak, known since when)
+        self._ceilings = {}
+        #: instance -> the least its demand was when it was last seen
+        #: saturated at its largest capacity (that capacity times the
+        #: policy's hidden-demand factor)
+        self._hidden = {}
         self._was_leader = False
         self._warned = set()
         self._cache = {}
@@ -363,6 +369,11 @@ class Watcher:
             # known: a young VM's first quiet minutes say little about
             # its next hours (growth is never delayed).
             raw_down = math.inf
+        if stats['source'] == 'none':
+            # Nor before any error margin is known (a new watcher): the
+            # bound is not calibrated yet, and the margin the next runs
+            # learn would grow the VM back within the cooldown.
+            raw_down = math.inf
         recent_peak = float(np.nanmax(demand[-hold:])) if np.isfinite(
             demand[-hold:]).any() else 0.0
         seasonal_peak = self._yesterday_peak(instance, now,
@@ -377,17 +388,121 @@ class Watcher:
         while bounds and bounds[0][0] <= now - self.opts.hold_window:
             bounds.popleft()
         recent_bound = max((b for _t, b in bounds), default=0.0)
-        bounds.append((now, raw_peak + margin))
+        ceiling, ceiling_before = self._ceiling(instance, demand, now)
+        if trend > 0:
+            # A rising demand may pass the most the VM ever used: the
+            # ceiling gives way to its extrapolation over the lead time.
+            ceiling = max(ceiling, observed[-1] + trend * horizon)
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'seasonal_down': seasonal_down,
-                'recent_bound': recent_bound,
+                'recent_bound': recent_bound, 'ceiling': ceiling,
+                'ceiling_before': ceiling_before,
                 'upper': [float(v) for v in upper], 'model': result.model,
                 'raw_peak': raw_peak, 'peak': raw_peak + margin,
                 'peak_down': raw_down + margin, 'bias': stats['bias'],
                 'margin': margin, 'errors': stats['errors'],
                 'margin_source': stats['source'], 'horizon_steps': horizon}
+
+    @staticmethod
+    def _smoothed_peak(values, steps):
+        """Largest rolling median of ``steps`` consecutive finite
+        ``values`` (their largest value for ``steps`` < 2; 0 if none)."""
+        values = np.asarray(values, float)
+        values = values[np.isfinite(values)]
+        if not values.size:
+            return 0.0
+        if steps < 2 or values.size < steps:
+            return float(values.max())
+        windows = np.lib.stride_tricks.sliding_window_view(values, steps)
+        return float(np.median(windows, axis=1).max())
+
+    def _peaks(self, values):
+        """``(sustained, single)``: the largest median of
+        ``ceiling_steps`` consecutive ``values`` and the largest one."""
+        return (self._smoothed_peak(values, self.opts.ceiling_steps),
+                self._smoothed_peak(values, 1))
+
+    def _ceiling_of(self, sustained, single):
+        """The ceiling that ``(sustained, single)`` peaks make: the
+        sustained peak, unless one sample rose above it by more than
+        ``ceiling_noise`` (a burst, not noise): then that sample; times
+        ``1 + ceiling_margin``."""
+        opts = self.opts
+        peak = sustained if single <= sustained * (
+            1.0 + opts.ceiling_noise) else single
+        return peak * (1.0 + opts.ceiling_margin)
+
+    def _ceiling(self, instance, demand, now):
+        """``(ceiling, ceiling before the newest step)``: the most the VM
+        may be sized for while it is not saturated, from the largest
+        demand it has shown since the watcher first saw it (and over
+        ``ceiling_window`` of history before); ``inf`` while less than a
+        ``hold_window`` of its history is known, or with
+        ``ceiling_window`` 0."""
+        opts = self.opts
+        if opts.ceiling_window <= 0:
+            return math.inf, math.inf
+        instance_id = instance.instance_id
+        known = self._ceilings.get(instance_id)
+        if known is None:
+            if opts.ceiling_window > opts.history_window:
+                times, util = self._series(instance_id, 'cpu_util_pct', now,
+                                           window_s=opts.ceiling_window)
+                vcpus = float(instance.flavor.get('vcpus') or 1)
+                older = util / 100.0 * self._timeline_at(
+                    self._vcpus.setdefault(instance_id, []), times, vcpus)
+                if self._mode(instance) == 'horizontal':
+                    older = older * self._timeline_at(
+                        self._member_counts.setdefault(instance_id, []),
+                        times, self._members(instance_id))
+            else:
+                older = demand
+            older = np.asarray(older, float)
+            before = self._peaks(older[:-1])
+            newest = self._peaks(older)
+            since = now - int(np.isfinite(older).sum()) * opts.step
+        else:
+            # The steps since the last run (and enough before them for
+            # one median) update it.
+            before = known[:2]
+            tail = self._peaks(demand[-(int(math.ceil(
+                opts.interval / opts.step)) + opts.ceiling_steps):])
+            newest = (max(before[0], tail[0]), max(before[1], tail[1]))
+            since = known[2]
+        self._ceilings[instance_id] = (newest[0], newest[1], since)
+        if now - since < opts.hold_window:
+            return math.inf, math.inf
+        return self._ceiling_of(*newest), self._ceiling_of(*before)
+
+    def _raise_ceiling(self, instance, forecast, saturated, now):
+        """Keep the demand ceiling at or above what a saturated VM was
+        taken to want.  A saturated sample reads the VM's capacity, not
+        its demand (which is hidden above it): the policy sizes the VM
+        for its hidden-demand factor times that capacity, and a ceiling
+        learnt from the censored sample would cap the next shrink at the
+        size that saturated (a regrowth within the cooldown: a flap)."""
+        instance_id = instance.instance_id
+        if saturated:
+            total = float(instance.flavor.get('vcpus') or 0)
+            if self._mode(instance) == 'horizontal':
+                total *= self._members(instance_id)
+            factor = getattr(self.policy, 'hidden_demand_factor', None)
+            factor = float(factor()) if factor is not None else 1.0
+            self._hidden[instance_id] = max(
+                self._hidden.get(instance_id, 0.0), total * factor)
+        hidden = self._hidden.get(instance_id, 0.0)
+        forecast['hidden_floor'] = hidden
+        if hidden > forecast['ceiling']:
+            forecast['ceiling'] = hidden
+        # The bound this run sizes on (what ``recent_bound`` holds for
+        # the hold window): the growth bound within the ceiling, or the
+        # hidden demand of a saturated VM.
+        bound = min(forecast['peak'], forecast['ceiling'])
+        if saturated:
+            bound = max(bound, hidden)
+        self._bounds[instance_id].append((now, bound))
 
     def _yesterday_peak(self, instance, now, span_s):
         """The VM's largest demand in the ``span_s`` after this time one
@@ -463,6 +578,25 @@ class Watcher:
         latest = float(recent[-1]) if recent.size else math.nan
         saturated = bool(recent.size
                          and latest >= self.opts.saturation_pct)
+        if saturated:
+            runs = int(np.argmin(np.append(
+                recent[::-1] >= self.opts.saturation_pct, False)))
+            vcpus = float(instance.flavor.get('vcpus') or 0)
+            if self._mode(instance) == 'horizontal':
+                vcpus *= self._members(instance.instance_id)
+            shown = forecast['ceiling_before'] / (
+                1.0 + self.opts.ceiling_margin)
+            previous = float(recent[-2]) if recent.size > 1 else 0.0
+            near = self.opts.saturation_pct * (
+                1.0 - self.opts.ceiling_noise)
+            if (vcpus >= shown and previous >= near
+                    and runs < self.opts.ceiling_saturation_steps):
+                # Saturated above every demand the VM has shown, by one
+                # sample that follows a busy one: noise until the next
+                # sample says the same (a jump from well below is not).
+                saturated = False
+                forecast['unconfirmed_saturation'] = runs
+        self._raise_ceiling(instance, forecast, saturated, now)
         foresight = None
         if self.foresight is not None:
             foresight = functools.partial(self.foresight,

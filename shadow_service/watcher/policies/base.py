@@ -125,6 +125,9 @@ class Situation:
     def count_for(self, total):
         """Group size whose members hold the group's demand ``total``
         (busy vCPUs) at the target utilisation."""
+        if not math.isfinite(total):
+            # No bound (a shrink bound not known yet): the most allowed.
+            return self.max_count
         per_member = max(self.capacity * self.target_utilisation, 1e-9)
         wanted = int(math.ceil(total / per_member - 1e-9))
         return max(self.min_count, min(self.max_count, max(wanted, 1)))
@@ -134,7 +137,8 @@ def capacity_decision(situation, up_peak, down_peak, why, max_down=1):
     """The resize or scale decision that fits ``up_peak`` (a bound on the
     demand over the lead of an action that adds capacity) and
     ``down_peak`` (over the time a shrink must hold), jumping as many
-    rungs up as needed and at most ``max_down`` down."""
+    rungs (or group members) up as needed and at most ``max_down``
+    down."""
     s = situation
     if s.mode == 'horizontal':
         want_up = s.count_for(up_peak)
@@ -147,12 +151,12 @@ def capacity_decision(situation, up_peak, down_peak, why, max_down=1):
                             target_count=want_up)
         want_down = s.count_for(down_peak)
         if want_down < s.group_size:
+            target = max(want_down, s.group_size - max_down)
             return Decision('scale_in', '%s: %.2f vCPUs for the group '
-                            'fit in %d members' % (why, down_peak,
-                                               s.group_size - 1),
+                            'fit in %d members' % (why, down_peak, target),
                             metric='busy_vcpus', predicted=down_peak,
-                            threshold=s.capacity,
-                            target_count=s.group_size - 1)
+                            threshold=s.capacity * target,
+                            target_count=target)
         return Decision(NO_ACTION, '%s: %d members hold %.2f vCPUs'
                         % (why, s.group_size, up_peak),
                         metric='busy_vcpus', predicted=up_peak,
@@ -210,6 +214,12 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
             if opt.dest == name:
                 return opt.default
         raise KeyError(name)
+
+    def hidden_demand_factor(self):
+        """How many times its capacity a saturated VM's hidden demand is
+        taken to be when the policy sizes it (1: just its capacity); the
+        watcher never lets the VM's demand ceiling fall below it."""
+        return 1.0
 
     @abc.abstractmethod
     def decide(self, situation):

@@ -12,12 +12,19 @@ hold_window``, and yesterday's peak over the shrink horizon plus the
 cooldown, fit the smaller flavor with ``down_margin`` to spare (a shrink
 undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
-daily peak is met ahead.  A VM whose CPU is
-saturated hides its demand: then the bound is at least ``saturation_factor``
-times its vCPUs.  When a QoS target of the profile that the host sets
-(CPU steal, latency) is forecast to break within a migration's lead time
-while the VM's own capacity suffices, it proposes a live migration.
+daily peak is met ahead.  A VM whose CPU is saturated hides its demand:
+then the bound is at least ``saturation_factor`` times its vCPUs.  A VM
+that is not saturated is never sized above its demand ceiling (the most
+it has ever used, plus ``[watcher] ceiling_margin``, or more while its
+demand rises, and at least what it was sized for while saturated): error
+margins hold no vCPUs it never used, while a shrink keeps its
+``down_margin`` above the ceiling and the hold window's peaks.  When a
+QoS target of the profile that the host sets (CPU steal, latency) is
+forecast to break within a migration's lead time while the VM's own
+capacity suffices, it proposes a live migration.
 """
+
+import math
 
 from oslo_config import cfg
 
@@ -42,8 +49,11 @@ When the VM's CPU is saturated its real demand is unknown but at least its
 vCPUs; the forecast is raised to at least this multiple of them (1.5 is
 one rung of a 1.5x ladder, 2 two rungs or twice the group).
 """),
-    cfg.IntOpt('max_down_rungs', default=1, min=1, max=10, help="""
-Most rungs one shrink descends.
+    cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""
+Most rungs (or members of a horizontally scaled group) one shrink
+descends.  The shrink goes to the size that holds the shrink bound, at
+most this far: one resize (one reboot) or one scale-in instead of a
+staircase of them, each a cooldown apart.
 """),
     cfg.BoolOpt('hold_peak', default=True, help="""
 Never shrink below the largest demand of the last ``[watcher]
@@ -83,6 +93,9 @@ class ForecastPolicy(base.ScalingPolicy):
     def get_config_opts(cls):
         return OPTS
 
+    def hidden_demand_factor(self):
+        return self.option('saturation_factor')
+
     def bounds(self, situation):
         """``(up_peak, down_peak)`` the decision is made on."""
         s = situation
@@ -91,13 +104,27 @@ class ForecastPolicy(base.ScalingPolicy):
         down = max(float(s.forecast['peak_down']), up,
                    self.option('seasonal_weight')
                    * float(s.forecast.get('seasonal_down') or 0.0))
+        held = 0.0
         if self.option('hold_peak'):
-            down = max(down, float(s.forecast.get('recent_peak') or 0.0),
+            held = max(float(s.forecast.get('recent_peak') or 0.0),
                        float(s.forecast.get('recent_bound') or 0.0))
+        down = max(down, held) / max(1e-9, 1.0 - self.option('down_margin'))
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
-            up, down = max(up, floor), max(down, floor)
-        return up, down / max(1e-9, 1.0 - self.option('down_margin'))
+            return max(up, floor), max(down, floor)
+        if not math.isfinite(down):
+            # No shrink bound yet (a young VM, no error margin known):
+            # the ceiling does not make one.
+            return min(up, ceiling), down
+        # The ceiling takes off error margins above anything the VM
+        # used, but not the shrink's own hysteresis (a shrink to just
+        # above the ceiling is grown back as soon as the ceiling creeps
+        # up), nor what the hold window holds: the demand it just showed
+        # and the bounds it was just sized for (a VM between two bursts
+        # is not shrunk below the last one's size for the hold window).
+        spare = ceiling / max(1e-9, 1.0 - self.option('down_margin'))
+        return min(up, ceiling), max(min(down, spare), held)
 
     def decide(self, situation):
         s = situation

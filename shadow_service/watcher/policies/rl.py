@@ -7,13 +7,14 @@ the forecast's own capacity rule (``forecast``'s) would grow, keep or
 shrink the VM.  Actions: an offset of ``-1, 0, +1, +2`` rungs (or members
 of a scale-out group) from the size that rule asks for, so the policy
 learns when the forecast needs more headroom, or less; it never shrinks
-below what the forecast's shrink bound (the demand over the cooldown)
-needs, and within the cooldown of a shrink only the forecast rule may
-grow it back, so a learnt offset cannot make it flap.  Each (state,
-action) keeps the mean reward it earned; the policy picks the best (ties:
-the forecast rule's size).  The
-reward of an action is known one lead time later, from the peak demand
-that was measured: ``-(violation_weight x shortfall / capacity +
+below what the ``forecast`` policy's shrink bound (the demand over the
+cooldown, the hold window's peaks, the down margin) needs, nor sizes a
+VM that is not saturated above its demand ceiling, and within the
+cooldown of a shrink only the forecast rule may grow it back, so a
+learnt offset cannot make it flap.  Each (state, action) keeps the mean
+reward it earned; the policy picks the best (ties: the forecast rule's
+size).  The reward of an action is known one lead time later, from the
+peak demand that was measured: ``-(violation_weight x shortfall / capacity +
 capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
 trades violations against resources and actions the way the benchmark
 scores them.
@@ -33,6 +34,7 @@ import numpy as np
 from oslo_config import cfg
 
 from shadow_service.watcher.policies import base
+from shadow_service.watcher.policies import forecast as forecast_policy
 
 LOG = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def features(situation):
     """The discrete state of ``situation``: a short string key."""
     s = situation
     capacity = max(s.total_capacity, 1e-9)
-    ratio = float(s.forecast['peak']) / capacity
+    ratio = RLPolicy._bounds(s)[0] / capacity
     demand = np.asarray(s.demand[-12:], float)
     demand = demand[np.isfinite(demand)]
     trend = 0.0
@@ -107,6 +109,7 @@ class RLPolicy(base.ScalingPolicy):
 
     def __init__(self, conf=None, model=None):
         super().__init__(conf)
+        self._forecast = forecast_policy.ForecastPolicy(conf)
         self.values = {}
         self.counts = {}
         self.explore = 0.0
@@ -121,6 +124,10 @@ class RLPolicy(base.ScalingPolicy):
     @classmethod
     def get_config_opts(cls):
         return OPTS
+
+    def hidden_demand_factor(self):
+        # Its base size is the forecast rule's, saturation floor included.
+        return self._forecast.hidden_demand_factor()
 
     # -- the model ----------------------------------------------------------
     def load(self, path):
@@ -151,11 +158,29 @@ class RLPolicy(base.ScalingPolicy):
             json.dump(self.to_dict(), handle, indent=1, sort_keys=True)
 
     # -- deciding ---------------------------------------------------------
+    @staticmethod
+    def _bounds(s):
+        """``(peak, peak_down)`` of the forecast, neither above the VM's
+        demand ceiling while it is not saturated."""
+        peak, down = float(s.forecast['peak']), float(s.forecast['peak_down'])
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        if not s.saturated:
+            peak, down = min(peak, ceiling), min(down, ceiling)
+        return peak, down
+
+    def _size_for(self, s, demand):
+        """Ladder index (or group size) that holds ``demand``."""
+        if s.mode == 'horizontal':
+            return s.count_for(demand)
+        return s.rung_for(demand)
+
     def _base(self, s):
         """The size the forecast bound asks for: a ladder index, or a
         group size in ``horizontal`` mode."""
-        found = base.capacity_decision(s, s.forecast['peak'],
-                                       s.forecast['peak_down'], 'forecast')
+        peak, down = self._bounds(s)
+        found = base.capacity_decision(
+            s, peak, down, 'forecast',
+            max_down=self._forecast.option('max_down_rungs'))
         if s.mode == 'horizontal':
             return found.target_count or s.group_size
         return s.rung if found.target_rung is None else found.target_rung
@@ -167,14 +192,15 @@ class RLPolicy(base.ScalingPolicy):
         except (AttributeError, cfg.NoSuchOptError):
             return 1800.0
 
-    @staticmethod
-    def _shrink_floor(s, current):
-        """The smallest size a shrink may reach: what the forecast's
-        shrink bound (``peak_down``, over the cooldown and a regrowth's
-        lead) needs, never above ``current``.  A learnt offset may grow
-        the VM more or less than the forecast rule, but a shrink below
-        that bound would be undone within the cooldown (a flap)."""
-        bound = float(s.forecast['peak_down'])
+    def _shrink_floor(self, s, current):
+        """The smallest size a shrink may reach: what the ``forecast``
+        policy's shrink bound needs (the forecast over the cooldown and a
+        regrowth's lead, the largest demand and growth bound of the hold
+        window, yesterday's peak, the down margin, the demand ceiling),
+        never above ``current``.  A learnt offset may grow the VM more or
+        less than the forecast rule, but a shrink below that bound is
+        likely to be undone within the cooldown (a flap)."""
+        bound = self._forecast.bounds(s)[1]
         if s.mode == 'horizontal':
             return min(current, s.count_for(bound))
         return min(current, s.rung_for(bound))
@@ -209,6 +235,17 @@ class RLPolicy(base.ScalingPolicy):
             target = floor
             why += ('; no shrink below the size the forecast bound over '
                     'the cooldown holds')
+        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        if not s.saturated and math.isfinite(ceiling):
+            most = max(self._size_for(s, ceiling), min(current, wanted),
+                       floor)
+            if target > most:
+                # No learnt offset sizes a VM above the most it has ever
+                # used (its demand ceiling); nor does the ceiling shrink
+                # it below what the forecast's shrink bound holds.
+                target = most
+                why += '; not above the demand ceiling (%.2f vCPUs)' % (
+                    ceiling)
         shrunk = self._shrunk.get(s.instance_id)
         if (target > current and wanted <= current and shrunk is not None
                 and s.now - shrunk < self._cooldown()):

@@ -68,11 +68,11 @@ def test_forecast_jumps_to_the_rung_that_holds_the_bound():
     assert decision.predicted == 7.5 and decision.threshold == 2.0
 
 
-def test_forecast_shrinks_one_rung_with_margin_and_not_below_the_peak():
+def test_forecast_shrinks_with_margin_and_not_below_the_peak():
     policy = forecast.ForecastPolicy()
-    # 1.5 / (1 - 0.2) = 1.9 fits 's' (2 vCPUs)
+    # 1.5 / (1 - 0.2) = 1.9 fits 's' (2 vCPUs): one resize down to it
     down = policy.decide(_situation(rung=2, peak=1.5))
-    assert (down.action, down.target_rung) == ('resize_down', 1)
+    assert (down.action, down.target_rung) == ('resize_down', 0)
     # 1.7 / 0.8 = 2.1 does not fit 's' but fits 'm'
     assert policy.decide(_situation(rung=1, peak=1.7)).action == 'none'
     # the last hours' peak holds the VM where it is
@@ -213,3 +213,117 @@ def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
     grow = _situation(rung=1, peak=7.0, peak_down=7.0)
     grow.now = shrink.now + 600.0
     assert policy.decide(grow).action == 'resize_up'
+
+
+def _capped(ceiling, **kwargs):
+    situation = _situation(**kwargs)
+    situation.forecast['ceiling'] = ceiling
+    return situation
+
+
+def test_forecast_never_sizes_above_the_demand_ceiling():
+    policy = forecast.ForecastPolicy()
+    # A bound of 10 (12.5 with the shrink margin) keeps 'xl'; the VM
+    # never used more than 6 vCPUs (7.5 with the shrink margin), so it
+    # shrinks to 'l'.
+    assert policy.decide(_situation(rung=3, peak=10.0)).action == 'none'
+    down = policy.decide(_capped(6.0, rung=3, peak=10.0))
+    assert (down.action, down.target_rung) == ('resize_down', 2)
+    # The shrink keeps its margin above the ceiling: at 7 vCPUs (8.75
+    # with it) 'l' would run within 15 % of the most the VM used.
+    assert policy.decide(_capped(7.0, rung=3, peak=10.0)).action == 'none'
+    # Nor does a forecast above the ceiling grow it.
+    assert policy.decide(_capped(3.5, rung=1, peak=6.0)).action == 'none'
+    assert policy.decide(_situation(rung=1, peak=6.0)).action == \
+        'resize_up'
+
+
+def test_the_ceiling_keeps_what_the_hold_window_holds():
+    policy = forecast.ForecastPolicy()
+    # 'xl' between two bursts: the forecast bound over the shrink horizon
+    # is 3 and the ceiling 7, but the VM used 9 vCPUs within the hold
+    # window: it stays on 'xl' instead of shrinking to 'l'.
+    held = _capped(7.0, rung=3, peak=3.0, recent=9.0)
+    assert policy.bounds(held) == (3.0, 9.0)
+    assert policy.decide(held).action == 'none'
+    # A growth bound of the hold window (within the ceiling it was
+    # sized on) holds it too.
+    bound = _capped(7.0, rung=3, peak=3.0)
+    bound.forecast['recent_bound'] = 12.0
+    assert policy.decide(bound).action == 'none'
+    # Without either, the bound with its margin (7.5) fits 'l'.
+    free = _capped(7.0, rung=3, peak=3.0, recent=6.0)
+    assert policy.bounds(free) == (3.0, 7.5)
+    down = policy.decide(free)
+    assert (down.action, down.target_rung) == ('resize_down', 2)
+
+
+def test_no_shrink_without_a_shrink_bound():
+    policy = forecast.ForecastPolicy()
+    # A young VM, or no error margin known yet: no shrink bound, and the
+    # ceiling does not make one.
+    young = _capped(3.0, rung=3, peak=2.0, peak_down=math.inf)
+    assert policy.decide(young).action == 'none'
+    group = _capped(3.0, peak=2.0, peak_down=math.inf, mode='horizontal',
+                    size=3)
+    assert policy.decide(group).action == 'none'
+
+
+def test_the_ceiling_does_not_hold_back_a_saturated_vm():
+    policy = forecast.ForecastPolicy()
+    # 2 members of 4 vCPUs saturated: twice the group, whatever the most
+    # it used before.
+    grown = policy.decide(_capped(6.0, rung=1, peak=8.0, saturated=True,
+                                  mode='horizontal', size=2))
+    assert (grown.action, grown.target_count) == ('scale_out', 4)
+
+
+def test_rl_offsets_stop_at_the_demand_ceiling():
+    situation = _capped(3.5, rung=1, peak=3.0)
+    state = rl.features(situation) + '/b+0'
+    # A table that always prefers two rungs more than the forecast rule.
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
+                                'values': {state: [-9.0, -5.0, -3.0, 0.0]},
+                                'counts': {state: [1, 1, 1, 1]}})
+    unbounded = _situation(rung=1, peak=3.0)
+    assert policy.decide(unbounded).target_rung == 3
+    capped = policy.decide(situation)
+    assert capped.action == 'none'
+    assert 'demand ceiling' in capped.reason
+
+
+def test_the_ceiling_does_not_make_rl_shrink_below_the_forecast_floor():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    # 'xl' with a ceiling of 7 vCPUs ('l'), but 9 used within the hold
+    # window: the forecast policy keeps 'xl', and so does rl.
+    held = _capped(7.0, rung=3, peak=3.0, recent=9.0)
+    assert forecast.ForecastPolicy().decide(held).action == 'none'
+    assert policy.decide(held).action == 'none'
+
+
+def test_rl_holds_what_the_forecast_policy_holds_before_it_shrinks():
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    # The forecast bound alone would let it shrink to 'm' (3.75 with the
+    # down margin), but the VM used 6 vCPUs within the hold window.
+    held = _situation(rung=2, peak=3.0, peak_down=3.0, recent=6.0)
+    decision = policy.decide(held)
+    assert decision.action == 'none', decision.reason
+    assert forecast.ForecastPolicy().decide(held).action == 'none'
+    assert policy.decide(_situation(rung=2, peak=3.0,
+                                    peak_down=3.0)).action == 'resize_down'
+
+
+def test_a_shrink_descends_at_most_max_down_rungs():
+    policy = forecast.ForecastPolicy()
+    # 'xl' with 1.5 vCPUs expected: 's' holds it, three rungs down.
+    down = policy.decide(_situation(rung=3, peak=1.5))
+    assert (down.action, down.target_rung) == ('resize_down', 0)
+    # A group of 4 members of 4 vCPUs whose demand fits one member.
+    group = _situation(rung=1, peak=1.5, mode='horizontal', size=4)
+    scaled = policy.decide(group)
+    assert (scaled.action, scaled.target_count) == ('scale_in', 1)
+    # The staircase of earlier releases with max_down_rungs = 1.
+    one = base.capacity_decision(group, 1.5, 1.5, 'forecast', max_down=1)
+    assert (one.action, one.target_count) == ('scale_in', 3)

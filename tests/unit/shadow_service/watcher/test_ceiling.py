@@ -1,0 +1,239 @@
+"""The demand ceiling: the most a VM that is not saturated is sized for."""
+
+import math
+
+import pytest
+
+from shadow_service.watcher import loop
+from tests import watcher_support
+
+STEP = watcher_support.STEP_S
+
+
+def _watcher(tmp_path, values, hours=4.0, **watcher_opts):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    conf = watcher_support.make_conf(tmp_path, watcher=watcher_opts)
+    driver, history = watcher_support.twin(conf)
+    watcher_support.place(driver, 'vm-1', values, flavor='medium')
+    driver.fast_forward(hours * 3600.0)
+    assembled = watcher_support.build(conf, driver, history)
+    return assembled, driver
+
+
+def _ceiling(assembled, driver):
+    watcher = assembled.watcher
+    instance = driver.get_instance('vm-1')
+    situation = watcher.situation(instance, driver.now())
+    return situation.forecast['ceiling']
+
+
+def test_smoothed_peak_ignores_a_lone_sample():
+    assert loop.Watcher._smoothed_peak([1, 1, 9, 1, 1], 3) == 1.0
+    assert loop.Watcher._smoothed_peak([1, 5, 5, 1, 1], 3) == 5.0
+    assert loop.Watcher._smoothed_peak([1, 1, 9, 1, 1], 1) == 9.0
+    assert loop.Watcher._smoothed_peak([math.nan, 2.0], 3) == 2.0
+    assert loop.Watcher._smoothed_peak([], 3) == 0.0
+
+
+def _with_burst(burst):
+    # 1 busy vCPU with a two-step plateau of 2.5 and one sample of
+    # ``burst``, repeating every 4 hours.
+    values = [1.0] * 48
+    values[10:12] = [2.5, 2.5]
+    values[30] = burst
+    return values
+
+
+def test_ceiling_is_the_sustained_peak_plus_its_margin(tmp_path):
+    # One sample 16 % above the plateau: noise.
+    assembled, driver = _watcher(tmp_path, _with_burst(2.9))
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(2.5 * 1.05,
+                                                            rel=1e-3)
+    finally:
+        assembled.close()
+
+
+def test_a_burst_well_above_the_sustained_peak_sets_the_ceiling(tmp_path):
+    assembled, driver = _watcher(tmp_path / 'burst', _with_burst(3.5))
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(3.5 * 1.05,
+                                                            rel=1e-3)
+    finally:
+        assembled.close()
+    # With a median of one step every sample counts.
+    assembled, driver = _watcher(tmp_path / 'single', _with_burst(2.9),
+                                 ceiling_steps=1)
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(2.9 * 1.05,
+                                                            rel=1e-3)
+    finally:
+        assembled.close()
+
+
+def test_a_rising_demand_lifts_the_ceiling(tmp_path):
+    # Flat at 1 vCPU for 4 hours, then rising 0.2 vCPU a step.
+    values = [1.0] * 48 + [1.0 + 0.2 * i for i in range(1, 49)]
+    assembled, driver = _watcher(tmp_path, values, hours=4.5)
+    try:
+        watcher = assembled.watcher
+        situation = watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now())
+        forecast = situation.forecast
+        latest = situation.demand[-1]
+        assert forecast['trend'] > 0.1
+        assert forecast['ceiling'] >= latest + forecast['trend'] - 1e-9
+        assert forecast['ceiling'] > watcher._ceilings['vm-1'][0] * 1.05
+    finally:
+        assembled.close()
+
+
+def test_no_ceiling_before_a_hold_window_is_known_or_when_off(tmp_path):
+    values = [1.0] * 48
+    young, driver = _watcher(tmp_path / 'young', values, hours=1.0)
+    try:
+        assert _ceiling(young, driver) == math.inf
+    finally:
+        young.close()
+    off, driver = _watcher(tmp_path / 'off', values, ceiling_window=0.0)
+    try:
+        assert _ceiling(off, driver) == math.inf
+    finally:
+        off.close()
+
+
+def test_ceiling_rises_with_new_demand_and_never_falls(tmp_path):
+    # Quiet for 5 hours, then 3 busy vCPUs for an hour, then quiet.
+    values = [0.5] * 60 + [3.0] * 12 + [0.5] * 216
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        assert _ceiling(assembled, driver) == pytest.approx(0.525,
+                                                            rel=1e-3)
+        watcher_support.run(assembled, driver, 24)
+        assert _ceiling(assembled, driver) == pytest.approx(3.15, rel=1e-3)
+        watcher_support.run(assembled, driver, 12)
+        assert _ceiling(assembled, driver) == pytest.approx(3.15, rel=1e-3)
+    finally:
+        assembled.close()
+
+
+def test_one_saturated_sample_above_the_ceiling_is_not_saturation(tmp_path):
+    # 'medium' (4 vCPUs) at 3.2 busy vCPUs (80 %) for 4 hours, then 4.4:
+    # one sample at 110 %, then a second.
+    values = [3.2] * 48 + [4.4] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        watcher = assembled.watcher
+        instance = driver.get_instance('vm-1')
+        first = watcher.situation(instance, driver.now())
+        assert first.utilisation_pct >= 95.0
+        assert not first.saturated
+        assert first.forecast['unconfirmed_saturation'] == 1
+        driver.fast_forward(STEP)
+        second = watcher.situation(instance, driver.now())
+        assert second.saturated
+    finally:
+        assembled.close()
+
+
+def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
+    values = [1.0] * 48 + [4.4] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0 + 5 / 60.0)
+    try:
+        watcher = assembled.watcher
+        # It used 6 vCPUs before (on a larger flavor).
+        watcher._ceilings['vm-1'] = (6.0, 6.0, driver.now() - 86400.0)
+        situation = watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now())
+        assert situation.forecast['ceiling_before'] == pytest.approx(6.3)
+        assert situation.saturated
+        # Saturated, it hides its demand: the ceiling is at least what
+        # the policy sizes it for (twice its 4 vCPUs), not the 6.3 shown.
+        assert situation.forecast['hidden_floor'] == pytest.approx(8.0)
+        assert situation.forecast['ceiling'] == pytest.approx(8.0)
+    finally:
+        assembled.close()
+
+
+def test_a_jump_to_saturation_from_well_below_counts_at_once(tmp_path):
+    # 'medium' (4 vCPUs) at 0.4 busy vCPU (10 %) for 4 hours, then a
+    # burst: the first saturated sample follows a quiet one.
+    values = [0.4] * 47 + [4.4] * 49
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        situation = assembled.watcher.situation(
+            driver.get_instance('vm-1'), driver.now())
+        assert situation.utilisation_pct >= 95.0
+        assert situation.saturated
+    finally:
+        assembled.close()
+
+
+def test_a_saturated_sample_does_not_cap_the_next_shrink(tmp_path):
+    # 'medium' (4 vCPUs) at 1 busy vCPU for 4 hours, then one sample
+    # saturated (it wanted 9), then quiet again.  The saturated sample
+    # reads 4 vCPUs, not the 9 wanted: a ceiling of 4.2 would let the
+    # next shrink go back to the size that saturated.
+    values = [1.0] * 47 + [9.0] + [1.0] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0 - 5 / 60.0)
+    try:
+        watcher = assembled.watcher
+        instance = driver.get_instance('vm-1')
+        saturated = watcher.situation(instance, driver.now())
+        assert saturated.saturated
+        driver.fast_forward(2 * STEP)
+        later = watcher.situation(instance, driver.now())
+        assert not later.saturated
+        # What it showed: 4 vCPUs (censored) plus the margin.
+        assert later.forecast['ceiling_before'] == pytest.approx(4.2)
+        # What the forecast policy sized it for while saturated: twice
+        # its vCPUs; the ceiling stays there.
+        assert later.forecast['hidden_floor'] == pytest.approx(8.0)
+        assert later.forecast['ceiling'] == pytest.approx(8.0)
+    finally:
+        assembled.close()
+
+
+def test_the_hidden_demand_factor_is_the_policys():
+    from shadow_service.watcher.policies import forecast
+    from shadow_service.watcher.policies import reactive
+    from shadow_service.watcher.policies import rl
+
+    assert forecast.ForecastPolicy().hidden_demand_factor() == 2.0
+    assert rl.RLPolicy().hidden_demand_factor() == 2.0
+    assert reactive.ReactivePolicy().hidden_demand_factor() == 1.0
+
+
+def test_the_hold_window_remembers_the_bound_within_the_ceiling(tmp_path):
+    # 1 to 1.5 busy vCPUs, then a burst to 3: the forecast's bound (the
+    # burst plus its interval) is above the ceiling the run sizes on.
+    values = [1.0, 1.5] * 23 + [1.0, 3.0] + [1.0] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0 - 5 / 60.0,
+                                 hold_window=3600.0, trend_steps=0,
+                                 ceiling_margin=0.0)
+    try:
+        watcher = assembled.watcher
+        instance = driver.get_instance('vm-1')
+        first = watcher.situation(instance, driver.now()).forecast
+        assert first['ceiling'] == pytest.approx(3.0)
+        assert first['peak'] > first['ceiling']
+        driver.fast_forward(STEP)
+        later = watcher.situation(instance, driver.now()).forecast
+        # The next run holds what the first sized on, not its raw bound.
+        assert later['recent_bound'] == pytest.approx(3.0)
+    finally:
+        assembled.close()
+
+
+def test_no_shrink_bound_before_an_error_margin_is_known(tmp_path):
+    # A watcher that just started knows no forecast error of the VM or
+    # its flavor: its bound is not calibrated, so it offers no shrink.
+    assembled, driver = _watcher(tmp_path, [1.0] * 96)
+    try:
+        forecast = assembled.watcher.situation(
+            driver.get_instance('vm-1'), driver.now()).forecast
+        assert forecast['margin_source'] == 'none'
+        assert math.isinf(forecast['peak_down'])
+        assert math.isfinite(forecast['peak'])
+    finally:
+        assembled.close()
