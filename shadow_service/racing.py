@@ -33,7 +33,6 @@ import numpy as np
 
 from shadow_service.analysis import confidence as confidence_lib
 from shadow_service.analysis import score as score_lib
-from shadow_service.workloads import catalogue
 
 #: Monte Carlo draws per assessment.
 DRAWS = 400
@@ -98,13 +97,9 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     draws = confidence_lib.bounded_draws(draws, len(hosts))
     scores = _shared_draws(drawn, hosts, draws)
     if scores is None:
-        rng = np.random.default_rng(seed)
-        noise = rng.standard_normal(values.shape + (draws,))
-        sampled = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
-        for column, metric in enumerate(metrics):
-            upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
-            sampled[:, column] = np.clip(sampled[:, column], 0.0, upper)
-        scores = np.nan_to_num(score_lib.scores(metrics, weights, sampled))
+        scores = np.nan_to_num(score_lib.scores(
+            metrics, weights,
+            confidence_lib.draw(metrics, values, sds, draws, seed)))
     point = np.nan_to_num(score_lib.scores(metrics, weights, values))
     if cost_factors:
         factors = np.array([float(cost_factors.get(h.host, 1.0))

@@ -802,34 +802,32 @@ class KeptEstimates:
 
     def ranked(self, key):
         """The :class:`RankedMemo` kept for ``key``, or None."""
-        with self.lock:
-            found = self._ranked.get(key)
-            if found is not None:
-                self._ranked.move_to_end(key)
-                self.rankings_reused += 1
-            return found
+        return self._reused(self._ranked, key)
 
     def keep_ranked(self, key, memo):
-        with self.lock:
-            self._ranked[key] = memo
-            while len(self._ranked) > RANKINGS_KEPT:
-                self._ranked.popitem(last=False)
+        self._keep(self._ranked, key, memo)
 
     def prepared(self, inputs):
         """``(RankedMemo, measured hosts, values, sds)`` of a ranking
         made from the same per-host inputs, or None."""
+        return self._reused(self._prepared, inputs)
+
+    def keep_prepared(self, inputs, found):
+        self._keep(self._prepared, inputs, found)
+
+    def _reused(self, kept, key):
         with self.lock:
-            found = self._prepared.get(inputs)
+            found = kept.get(key)
             if found is not None:
-                self._prepared.move_to_end(inputs)
+                kept.move_to_end(key)
                 self.rankings_reused += 1
             return found
 
-    def keep_prepared(self, inputs, found):
+    def _keep(self, kept, key, value):
         with self.lock:
-            self._prepared[inputs] = found
-            while len(self._prepared) > RANKINGS_KEPT:
-                self._prepared.popitem(last=False)
+            kept[key] = value
+            while len(kept) > RANKINGS_KEPT:
+                kept.popitem(last=False)
 
 
 def _inputs_key(hosts, tokens, data_age_s, host_features):

@@ -44,13 +44,8 @@ def rank_confidence(metrics, weights, values, sds, point_scores, *,
     if hosts == 0:
         return RankingConfidence(np.array([]), 0.0, np.array([]))
     draws = bounded_draws(draws, hosts)
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal(values.shape + (draws,))
-    drawn = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
-    for column, metric in enumerate(metrics):
-        upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
-        drawn[:, column] = np.clip(drawn[:, column], 0.0, upper)
-    drawn_scores = score.scores(metrics, weights, drawn)
+    drawn_scores = score.scores(metrics, weights,
+                                draw(metrics, values, sds, draws, seed))
     best = np.max(drawn_scores, axis=0)
     contender = np.mean(drawn_scores >= best - tie_margin, axis=1)
     if hosts == 1:
@@ -62,6 +57,19 @@ def rank_confidence(metrics, weights, values, sds, point_scores, *,
     return RankingConfidence(
         agreement(drawn_scores, point_scores, tie_margin),
         overall, contender, drawn_scores)
+
+
+def draw(metrics, values, sds, draws, seed):
+    """``draws`` Monte Carlo draws (a trailing axis) of (hosts, metrics)
+    ``values`` with normal uncertainties ``sds`` (NaN: none), percentages
+    kept within 0..100 and every other metric at least 0."""
+    rng = np.random.default_rng(seed)
+    noise = rng.standard_normal(values.shape + (draws,))
+    drawn = values[:, :, None] + np.nan_to_num(sds)[:, :, None] * noise
+    for column, metric in enumerate(metrics):
+        upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
+        drawn[:, column] = np.clip(drawn[:, column], 0.0, upper)
+    return drawn
 
 
 #: Host-draws one confidence computes at most: beyond

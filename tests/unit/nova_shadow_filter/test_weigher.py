@@ -306,24 +306,6 @@ def test_nodenames_and_costs_go_as_columns_where_a_host_has_them(serve):
     assert 'cost' not in rows[0] and rows[1]['cost'] == 2.5
 
 
-@pytest.mark.parametrize('reply', [
-    {'scores': [50, 60], 'confidences': [1, 1, 1]},
-    {'scores': [50, 60, 70], 'confidences': [1, 1]},
-    {'scores': 'x', 'confidences': [1, 1, 1]},
-    {'scores': [50, 60, 101], 'confidences': [1, 1, 1]},
-    {'scores': [50, 60, True], 'confidences': [1, 1, 1]},
-    {'scores': [50, 60, 70], 'confidences': [1, 1, 2]},
-])
-def test_malformed_columns_give_neutral_weights(serve, reply, caplog):
-    serve(ScriptedService(reply))
-    _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
-        {'shadow_profile': 'web'}))
-    assert {w.weight for w in weighed} == {neutral()}
-    warnings = [r for r in caplog.records if r.levelname == 'WARNING']
-    assert len(warnings) == 1
-    assert shadow.breaker.state == 'closed'
-
-
 def test_a_null_score_leaves_that_host_neutral(serve):
     serve(ScriptedService({'scores': [None, 40, 90],
                            'confidences': [None, 1.0, 1.0]}))
@@ -341,6 +323,13 @@ def test_a_null_score_leaves_that_host_neutral(serve):
     {'hosts': [{'host': 'host1', 'score': True}]},
     {'hosts': [{'host': 'host1', 'score': 50, 'confidence': 2}]},
     {'hosts': [['host1', 50]]},
+    # Answers in columns (RPC API 1.3).
+    {'scores': [50, 60], 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, 70], 'confidences': [1, 1]},
+    {'scores': 'x', 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, 101], 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, True], 'confidences': [1, 1, 1]},
+    {'scores': [50, 60, 70], 'confidences': [1, 1, 2]},
 ])
 def test_malformed_reply_gives_neutral_weights(serve, reply, caplog):
     serve(ScriptedService(reply))
