@@ -183,13 +183,20 @@ def test_a_record_with_its_hosts_encoded_before_is_the_same_json():
     assert base.encode_record(record) == json.dumps(record, sort_keys=True)
 
 
-def test_another_age_step_makes_the_ranking_again(parts):
+def first_answer(parts, age_s):
+    """The evaluator, the first answer from history seeded ``age_s``
+    seconds ago on ``HOSTS``, and the workload's kept estimates."""
     clock = parts.driver.now()
     seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
-         clock - 4000.0, level)
+         clock - age_s, level)
     evaluator = parts.manager.evaluator
     first = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
-    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    return evaluator, first, evaluator._kept_for(
+        REQUEST, evaluator.resolve_profile(REQUEST))
+
+
+def test_another_age_step_makes_the_ranking_again(parts):
+    evaluator, first, kept = first_answer(parts, 4000.0)
     parts.driver.fast_forward(evaluation.PRIOR_AGE_STEP_S)
     later = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
     assert kept.rankings_reused == 0
@@ -268,12 +275,7 @@ def test_the_race_reads_the_rankings_arrays_as_its_host_entries(parts):
 def test_only_the_most_recent_workloads_keep_rankings(parts):
     """Rankings are kept for reuse by the most recent workloads only;
     an older workload keeps its estimates and makes its ranking again."""
-    clock = parts.driver.now()
-    seed(parts, str(uuid.uuid4()), [h['host'] for h in HOSTS],
-         clock - 600.0, level)
-    evaluator = parts.manager.evaluator
-    first = parts.manager.evaluate(REQUEST, HOSTS, 30.0)
-    kept = evaluator._kept_for(REQUEST, evaluator.resolve_profile(REQUEST))
+    evaluator, first, kept = first_answer(parts, 600.0)
     # Other workloads (other flavor sizes) asked for since.
     for vcpus in range(3, 3 + evaluation.WORKLOADS_RANKED):
         other = dict(REQUEST, flavor=dict(REQUEST['flavor'], vcpus=vcpus))
