@@ -65,6 +65,11 @@ HINT_EVALUATION = 'shadow_evaluation'
 #: Aggregate metadata key of a host's cost (see ``[shadow] cost_policy``).
 AGGREGATE_COST_KEY = 'shadow_host_cost'
 NEUTRAL = 0.5
+#: Seconds a weigher whose service did not take host columns sends host
+#: lists before it asks with columns again.
+COLUMNS_RETRY_S = 300
+#: The clock of the retry above.
+_clock = time.monotonic
 #: Longest tenant- or service-supplied text put in one log line.
 LOG_VALUE_MAX = 80
 
@@ -381,9 +386,12 @@ class ShadowWeigher(weights.BaseHostWeigher):
         opts = CONF.shadow_weigher
         self._api = None
         self._cache = _RequestCache()
-        # Whether the service takes host columns (RPC API 1.3); False
-        # after a service answered that it does not.
+        # Whether the service takes host columns (RPC API 1.3): False
+        # after a service answered that it does not, until
+        # ``_columns_retry_at`` (time.monotonic()), when it is asked again
+        # (the service may have been upgraded since).
         self._columns = True
+        self._columns_retry_at = 0.0
         # The configured multiplier, read once per request (Nova asks
         # for it once per host).
         self._multiplier = None
@@ -572,17 +580,21 @@ class ShadowWeigher(weights.BaseHostWeigher):
         def rank():
             # Hosts as columns and the answer in their order, without
             # names (doc/source/weigher.rst, "Cost").
-            if self._columns:
+            if self._columns or _clock() >= self._columns_retry_at:
                 try:
-                    return True, self.api.rank_host_columns(
+                    answer = self.api.rank_host_columns(
                         {}, request, columns, budget, timeout=timeout)
                 except Exception as e:
                     if not _unsupported(e):
                         raise
                     self._columns = False
+                    self._columns_retry_at = _clock() + COLUMNS_RETRY_S
                     LOG.warning('The shadow service does not take host '
                                 'columns (RPC API 1.3); sending host '
-                                'lists (1.1) from now on')
+                                'lists (1.1) for %d s', COLUMNS_RETRY_S)
+                else:
+                    self._columns = True
+                    return True, answer
             # An older service: host lists, and only each host's name,
             # score and confidence back.
             return False, self.api.rank_hosts(

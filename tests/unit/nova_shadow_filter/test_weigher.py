@@ -7,6 +7,7 @@ the real service there.
 
 import logging
 import time
+import types
 import uuid
 
 import nova.conf
@@ -287,6 +288,33 @@ def test_an_older_service_gets_host_lists_from_then_on(serve, caplog):
     assert len(warnings) == 1
     assert 'RPC API 1.3' in warnings[0]
     assert shadow.breaker.state == 'closed'
+
+
+def test_host_columns_are_tried_again_after_a_while(serve, monkeypatch):
+    # The service may be upgraded after the scheduler: once
+    # COLUMNS_RETRY_S has passed the weigher asks with columns again.
+    service = serve(OldScriptedService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    handler = weights.HostWeightHandler()
+
+    def boot():
+        return handler.get_weighed_objects(
+            [shadow], three_hosts(),
+            nova_support.request_spec({'shadow_profile': 'web'}))
+
+    boot()
+    assert shadow._columns is False
+    now = time.monotonic()
+    monkeypatch.setattr(shadow_weigher, '_clock',
+                        lambda: now + shadow_weigher.COLUMNS_RETRY_S + 1)
+    # Upgraded: the same endpoint now also takes columns (API 1.3).
+    service.target = messaging.Target(version='1.3')
+    service.rank_host_columns = types.MethodType(
+        ScriptedService.rank_host_columns, service)
+    assert boot()[0].obj.host == 'host3'
+    assert shadow._columns is True
+    assert service.columns['host'] == ['host1', 'host2', 'host3']
 
 
 def test_nodenames_and_costs_go_as_columns_where_a_host_has_them(serve):
