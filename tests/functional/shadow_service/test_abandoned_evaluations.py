@@ -73,9 +73,12 @@ def test_a_killed_evaluation_is_reported_interrupted(tmp_path, rabbit_url):
                       service_support.unique_topic())
     with open(daemon.conf_path, 'a') as f:
         # The pool schedule measures the whole budget: racing may settle
-        # two hosts before the test sees the evaluation running.
+        # two hosts before the test sees the evaluation running.  The
+        # twin's clock runs at real time: unpaced, two hosts' 120 s of
+        # shadow time (after which a confidence of 1.0 ends the pool) can
+        # pass before the test's first look.
         f.write('[shadow]\nmin_run_time = 120\nconfidence_target = 1.0\n'
-                'evaluation_schedule = pool\n')
+                'evaluation_schedule = pool\n[sim]\nspeedup = 1\n')
     daemon.start()
     try:
         evaluation_id = daemon.api.start_evaluation(
