@@ -125,12 +125,18 @@ def _shared_draws(drawn, hosts, draws):
     if (scores is None or scores.ndim != 2 or scores.shape[1] != draws
             or len(names) != len(hosts)):
         return None
+    rows = _rows(names, hosts)
+    return None if rows is None else np.nan_to_num(scores[rows])
+
+
+def _rows(names, hosts):
+    """The index in ``names`` of each of ``hosts``, or None when one is
+    not there."""
     row = {host: index for index, host in enumerate(names)}
     try:
-        rows = [row[h.host] for h in hosts]
+        return [row[h.host] for h in hosts]
     except KeyError:
         return None
-    return np.nan_to_num(scores[rows])
 
 
 def _arrays(ranking, hosts, weights):
@@ -144,10 +150,8 @@ def _arrays(ranking, hosts, weights):
     if (entries is not ranking.hosts or len(entries) != count
             or sorted(weights) != list(metrics)):
         return None
-    row = {host: index for index, host in enumerate(measured)}
-    try:
-        rows = [row[h.host] for h in hosts]
-    except KeyError:
+    rows = _rows(measured, hosts)
+    if rows is None:
         return None
     values, sds = values[rows], sds[rows]
     present = ~np.all(np.isnan(values), axis=0)
