@@ -458,8 +458,10 @@ class ShadowWeigher(weights.BaseHostWeigher):
             LOG.info('Shadow weigher (observe mode, not applied) for %s: %s',
                      what, self._summary(states, weights_))
             return neutral
-        LOG.debug('Shadow weights for %s: %s', what,
-                  self._summary(states, weights_))
+        if LOG.isEnabledFor(logging.DEBUG):
+            # The summary sorts every host: only made when logged.
+            LOG.debug('Shadow weights for %s: %s', what,
+                      self._summary(states, weights_))
         return weights_
 
     def _call(self, plan):
