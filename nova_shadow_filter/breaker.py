@@ -2,8 +2,9 @@
 
 nova-scheduler must never wait on nova-shadow longer than it was told, and a
 dead service must cost it nothing per request.  :func:`call_with_deadline`
-runs a call in a helper thread and stops waiting at the deadline (a messaging
-call can block far longer than its own timeout while the broker is down).
+runs a call in a helper thread (kept for the next calls) and stops waiting at
+the deadline (a messaging call can block far longer than its own timeout
+while the broker is down).
 :class:`CircuitBreaker` stops calls altogether after ``failure_threshold``
 outages within ``failure_window`` seconds and lets one trial call through
 every ``reset_timeout`` seconds.  Only outages count (no answer in time, no
@@ -19,26 +20,69 @@ class DeadlineExceeded(Exception):
     """The call did not return before its deadline."""
 
 
+#: Idle helper threads kept for the next calls.
+MAX_IDLE_HELPERS = 4
+
+
+class _Helper(threading.Thread):
+    """A helper thread that runs one call after another; idle ones wait
+    in :data:`_IDLE` for the next call (starting a thread for each call
+    cost the scheduler a thread start and its hand-over every request)."""
+
+    def __init__(self):
+        super().__init__(name='shadow-rpc', daemon=True)
+        # One call at a time: the slot and the event that says it is
+        # filled (threading primitives, which eventlet's patching makes
+        # green where nova-scheduler runs on eventlet).
+        self.job = None
+        self.ready = threading.Event()
+
+    def give(self, job):
+        self.job = job
+        self.ready.set()
+
+    def run(self):
+        while True:
+            self.ready.wait()
+            self.ready.clear()
+            (func, outcome, finished), self.job = self.job, None
+            try:
+                outcome['value'] = func()
+            except BaseException as e:  # handed to the waiting thread
+                outcome['error'] = e
+            finally:
+                # Idle again before the caller wakes: its next call finds
+                # this thread.
+                with _IDLE_LOCK:
+                    keep = len(_IDLE) < MAX_IDLE_HELPERS
+                    if keep:
+                        _IDLE.append(self)
+                finished.set()
+            if not keep:
+                return
+            func = outcome = finished = None
+
+
+_IDLE = []
+_IDLE_LOCK = threading.Lock()
+
+
 def call_with_deadline(func, deadline_s):
     """Return ``func()`` or raise DeadlineExceeded after ``deadline_s``.
 
-    An exception raised by ``func`` is re-raised.  A call that overruns is
-    abandoned in a daemon thread; the circuit breaker keeps such threads from
-    piling up.
+    An exception raised by ``func`` is re-raised.  The call runs in a
+    helper thread (an idle one when there is one); a call that overruns is
+    abandoned there, and its thread serves calls again only once it
+    returns; the circuit breaker keeps such threads from piling up.
     """
     outcome = {}
     finished = threading.Event()
-
-    def run():
-        try:
-            outcome['value'] = func()
-        except BaseException as e:  # handed to the waiting thread
-            outcome['error'] = e
-        finally:
-            finished.set()
-
-    worker = threading.Thread(target=run, name='shadow-rpc', daemon=True)
-    worker.start()
+    with _IDLE_LOCK:
+        helper = _IDLE.pop() if _IDLE else None
+    if helper is None:
+        helper = _Helper()
+        helper.start()
+    helper.give((func, outcome, finished))
     if not finished.wait(deadline_s):
         raise DeadlineExceeded('no answer within %.1fs' % deadline_s)
     if 'error' in outcome:

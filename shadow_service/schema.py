@@ -270,6 +270,15 @@ def _column_ok(name, kind, low, values):
                        if type(v) not in allowed)
             return bad, 'must be a string%s' % (
                 '' if kind == 'name' else ' or null')
+        present = values if type(None) not in types else [
+            v for v in values if v is not None]
+        if not present or (
+                max(map(len, present)) <= 255
+                and (kind != 'name' or min(map(len, present)) > 0)
+                and _PRINTABLE.match(''.join(present)) is not None):
+            # Every value at once (the pattern is one class of
+            # characters); the loop below names the first bad one.
+            return None
         for index, value in enumerate(values):
             if value is None:
                 continue
@@ -289,7 +298,8 @@ def _column_ok(name, kind, low, values):
             if type(value) is float and not math.isfinite(value):
                 return index, 'must be a finite number'
     if low is not None:
-        present = [v for v in values if v is not None]
+        present = values if type(None) not in types else [
+            v for v in values if v is not None]
         if present and min(present) < low:
             index = next(i for i, v in enumerate(values)
                          if v is not None and v < low)

@@ -50,3 +50,68 @@ def test_call_with_deadline_stops_waiting_for_a_blocked_call():
         breaker.call_with_deadline(release.wait, 0.2)
     assert time.monotonic() - start < 1.0
     release.set()
+
+
+def test_call_with_deadline_reuses_its_helper_thread():
+    first = breaker.call_with_deadline(threading.get_ident, 1.0)
+    again = [breaker.call_with_deadline(threading.get_ident, 1.0)
+             for _ in range(5)]
+    assert first != threading.get_ident(), 'the call runs in a helper'
+    assert set(again) == {first}, 'one thread serves calls one by one'
+
+
+def test_an_overrunning_call_keeps_its_thread_and_others_go_on():
+    release = threading.Event()
+    blocked = []
+
+    def block():
+        blocked.append(threading.get_ident())
+        release.wait()
+        return 'late'
+
+    with pytest.raises(breaker.DeadlineExceeded):
+        breaker.call_with_deadline(block, 0.1)
+    # The blocked helper is busy: the next calls run on another thread.
+    other = breaker.call_with_deadline(threading.get_ident, 1.0)
+    assert other != blocked[0]
+    assert breaker.call_with_deadline(lambda: 7, 1.0) == 7
+    release.set()
+    # Once its call returns, the helper waits for calls again; no more
+    # helpers are kept idle than MAX_IDLE_HELPERS.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        with breaker._IDLE_LOCK:
+            idle = [h.ident for h in breaker._IDLE]
+        if blocked[0] in idle:
+            break
+        time.sleep(0.01)
+    assert blocked[0] in idle
+    assert len(idle) <= breaker.MAX_IDLE_HELPERS
+
+
+def test_idle_helpers_are_bounded():
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def block():
+        started.release()
+        release.wait()
+
+    before = {t for t in threading.enumerate() if t.name == 'shadow-rpc'}
+    count = breaker.MAX_IDLE_HELPERS + 3
+    for _ in range(count):
+        with pytest.raises(breaker.DeadlineExceeded):
+            breaker.call_with_deadline(block, 0.01)
+    for _ in range(count):
+        assert started.acquire(timeout=5.0)
+    release.set()
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        alive = [t for t in threading.enumerate()
+                 if t.name == 'shadow-rpc' and t not in before]
+        if len(alive) <= breaker.MAX_IDLE_HELPERS:
+            break
+        time.sleep(0.01)
+    assert len(alive) <= breaker.MAX_IDLE_HELPERS
+    with breaker._IDLE_LOCK:
+        assert len(breaker._IDLE) <= breaker.MAX_IDLE_HELPERS

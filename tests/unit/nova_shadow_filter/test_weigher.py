@@ -479,6 +479,30 @@ def test_observe_mode_asks_logs_and_applies_nothing(serve, flags, caplog):
     assert len(observed) == 1 and 'host3=1.00' in observed[0]
 
 
+def test_the_weights_summary_is_made_only_when_logged(serve, caplog,
+                                                      monkeypatch):
+    serve(ScriptedService(ranking({'host1': 10, 'host3': 95})))
+    made = []
+    summary = shadow_weigher.ShadowWeigher._summary
+
+    def counted(states, weights_):
+        made.append(len(states))
+        return summary(states, weights_)
+
+    monkeypatch.setattr(shadow_weigher.ShadowWeigher, '_summary',
+                        staticmethod(counted))
+    with caplog.at_level(logging.INFO, logger=shadow_weigher.__name__):
+        weigh(three_hosts(), nova_support.request_spec(
+            {'shadow_profile': 'web'}))
+    assert made == [], 'no summary while debug logging is off'
+    with caplog.at_level(logging.DEBUG, logger=shadow_weigher.__name__):
+        weigh(three_hosts(), nova_support.request_spec(
+            {'shadow_profile': 'web'}))
+    assert made == [3]
+    assert any('Shadow weights for' in r.getMessage() and 'host3=1.00'
+               in r.getMessage() for r in caplog.records)
+
+
 def test_tenant_text_is_clipped_and_escaped_in_logs(serve, caplog):
     serve(ScriptedService(error=exception.ProfileNotFound(
         profile='x' * 10000)))
