@@ -93,17 +93,38 @@ NEIGHBOURS = {
 }
 COUNTS = (1, 2, 3)
 FIT_COUNTS = (1, 3)
-LAB_CONFIG = {
-    # The largest cpu.shares the kernel takes (the lab's default is
-    # 10240): the hosts' quotas (0.75 of a CPU in all) hold against
-    # other work on the machine; a host can still use no more than them.
-    'lab': {'cgroup_prefix': 'nova-shadow-fidelity', 'cpu_shares': 262144},
-    'defaults': {'resources': {'vcpus': 8, 'memory_mb': 16384,
-                               'disk_gb': 200},
-                 'share': {'memory_mb': 3072, 'pids_max': 1024}},
-    'hosts': [{'name': name, 'share': {'cpu': cpu}}
-              for name, cpu in HOSTS.items()],
-}
+#: Each lab host's own disk (``share.disk``): a RAM-backed device whose
+#: read and write IOPS are throttled to these figures for the whole host
+#: (its instances share them), in proportion to its CPU share. Without
+#: it (``--shared-disk``) the hosts' I/O goes to this machine's one disk,
+#: which the rest of the machine shares.
+HOST_DISK_IOPS = {'fid-half': 1600, 'fid-quarter': 800}
+HOST_DISK_MB = 512
+
+
+def lab_config(own_disk=True):
+    hosts = []
+    for name, cpu in HOSTS.items():
+        share = {'cpu': cpu}
+        if own_disk:
+            share['disk'] = {'size_mb': HOST_DISK_MB,
+                             'read_iops': HOST_DISK_IOPS[name],
+                             'write_iops': HOST_DISK_IOPS[name]}
+        hosts.append({'name': name, 'share': share})
+    return {
+        # The largest cpu.shares the kernel takes (the lab's default is
+        # 10240): the hosts' quotas (0.75 of a CPU in all) hold against
+        # other work on the machine; a host can still use no more.
+        'lab': {'cgroup_prefix': 'nova-shadow-fidelity',
+                'cpu_shares': 262144},
+        'defaults': {'resources': {'vcpus': 8, 'memory_mb': 16384,
+                                   'disk_gb': 200},
+                     'share': {'memory_mb': 3072, 'pids_max': 1024}},
+        'hosts': hosts,
+    }
+
+
+LAB_CONFIG = lab_config(own_disk=False)
 
 
 def measured_profile(name, duration_s):
@@ -143,14 +164,14 @@ def _user_data(profile, tags):
 class Lab:
     """The lab's Nova (in this process) and helpers to run scenarios."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, own_disk=True):
         # Imported here: the twin side (and the tests that check the
         # calibration with it) needs no Nova.
         os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
         from nova_shadow_lab import cloud as lab_cloud
 
         self.cloud = lab_cloud.LabCloud(
-            LAB_CONFIG, serve=False, directory=directory,
+            lab_config(own_disk), serve=False, directory=directory,
             flags={'DEFAULT': {'reserved_host_memory_mb': 256}})
 
     def __enter__(self):
@@ -232,7 +253,8 @@ def summarise(samples, warmup_s=1.0):
     return out
 
 
-def run_lab(duration_s, counts, kinds, profiles, log, loads=None):
+def run_lab(duration_s, counts, kinds, profiles, log, loads=None,
+            own_disk=True):
     """Every scenario in the lab: ``{(host, profile, kind, count):
     summary}`` (kind None, count 0: alone).  ``loads`` (a dict) gets the
     machine's 1-minute load average at the end of each scenario: other
@@ -241,7 +263,7 @@ def run_lab(duration_s, counts, kinds, profiles, log, loads=None):
     loads = {} if loads is None else loads
     neighbour_sets = [(None, 0)] + [(k, c) for k in kinds for c in counts]
     with tempfile.TemporaryDirectory(prefix='twin-fidelity-') as tmp, \
-            Lab(tmp) as lab:
+            Lab(tmp, own_disk) as lab:
         for kind, count in neighbour_sets:
             neighbours = []
             if count:
@@ -312,6 +334,12 @@ def lab_cluster_data(params):
         for key in ('disk_iops', 'disk_service_ms', 'mem_bandwidth_gbps'):
             if key in params:
                 spec[key] = params[key]
+        if 'disk_iops_scale' in params:
+            # A host with its own disk: its capacity is the device's
+            # throttle (as cores is the CPU share), times what the fit
+            # finds the throttle really gives a read/write mix.
+            spec['disk_iops'] = int(round(params['disk_iops_scale']
+                                          * HOST_DISK_IOPS[name]))
         classes['lab-%s' % name] = spec
     assumptions = dict(data.get('assumptions') or {})
     for key in ('worker_stream_gbps', 'cpu_memory_fraction',
@@ -418,11 +446,11 @@ def error_summary(rows):
     return summary
 
 
-def fit(lab, lab_slow, duration_s, kinds, profiles):
+def fit(lab, lab_slow, duration_s, kinds, profiles, own_disk=False):
     """Grid search of the calibrated parameters (on FIT_COUNTS); the
     disk's service time comes from db-oltp's alone run (closed loop:
     ``iodepth`` I/Os in flight, Little's law)."""
-    params = {}
+    params = {'disk_iops_scale': 1.0} if own_disk else {}
     alone = [lab.get((h, 'db-oltp', None, 0), {}).get('disk_iops', {})
              .get('mean') for h in HOSTS]
     alone = [a for a in alone if a]
@@ -431,6 +459,7 @@ def fit(lab, lab_slow, duration_s, kinds, profiles):
             'iodepth']
         params['disk_service_ms'] = round(
             iodepth * 1000.0 / statistics.median(alone), 4)
+    own_disk = 'disk_iops_scale' in params
     grid = {
         'disk_iops': [400, 1600, 6400, 12800, 25600, 50000],
         'mem_bandwidth_gbps': [4, 8, 16, 86],
@@ -439,6 +468,9 @@ def fit(lab, lab_slow, duration_s, kinds, profiles):
         'io_cpu_ms_per_op': [0.0, 0.08, 0.16, 0.32, 0.64],
         'cpu_sharing_overhead': [0.0, 0.04, 0.08, 0.12, 0.16],
     }
+    if own_disk:
+        del grid['disk_iops']
+        grid['disk_iops_scale'] = [0.5, 0.75, 1.0, 1.5, 2.0]
     best = None
     for values in itertools.product(*grid.values()):
         trial = dict(params, **dict(zip(grid, values)))
@@ -549,6 +581,11 @@ def main(argv=None):
                         help='check the calibration on another lab run '
                              '(its results file), and that run against '
                              'this one')
+    parser.add_argument('--shared-disk', action='store_true',
+                        help='the lab hosts\' disks are directories on '
+                             'this machine\'s disk (the lab\'s default), '
+                             'not disks of their own with a set IOPS '
+                             'budget')
     parser.add_argument('--write-cluster', default=None, metavar='FILE',
                         help='write the calibrated twin of the lab hosts '
                              'as a cluster file')
@@ -575,8 +612,11 @@ def main(argv=None):
         loads = earlier.get('lab_load_average') or {}
         load_at_end = earlier.get('lab_load_average_at_end',
                                   earlier.get('load_average_at_end'))
+        own_disk = bool(earlier.get('host_disk'))
     else:
-        lab = run_lab(args.duration, counts, kinds, profiles, log, loads)
+        own_disk = not args.shared_disk
+        lab = run_lab(args.duration, counts, kinds, profiles, log, loads,
+                      own_disk)
         lab_seconds = time.monotonic() - started
         lab_when = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
         noise = lab_noise(lab)
@@ -584,11 +624,14 @@ def main(argv=None):
         load_at_end = os.getloadavg()
     lab_slow = slowdowns(lab, counts, kinds, profiles)
 
-    before_params = {}
+    # With disks of their own the twin's hosts get the device's IOPS
+    # budget, as they get the CPU share: what an operator would describe.
+    before_params = {'disk_iops_scale': 1.0} if own_disk else {}
     before = compare(lab_slow, slowdowns(
         run_twin(before_params, args.duration, counts, kinds, profiles),
         counts, kinds, profiles))
-    after_params = fit(lab, lab_slow, args.duration, kinds, profiles)
+    after_params = fit(lab, lab_slow, args.duration, kinds, profiles,
+                       own_disk)
     after = compare(lab_slow, slowdowns(
         run_twin(after_params, args.duration, counts, kinds, profiles),
         counts, kinds, profiles))
@@ -599,6 +642,11 @@ def main(argv=None):
         'lab_load_average_at_end': load_at_end,
         'lab_load_average': loads,
         'hosts_cpu_share': HOSTS,
+        'host_disk': ({h: {'size_mb': HOST_DISK_MB, 'read_iops': iops,
+                           'write_iops': iops, 'backing': 'RAM (loop '
+                           'device on /dev/shm), ext4 without journal'}
+                       for h, iops in HOST_DISK_IOPS.items()}
+                      if own_disk else None),
         'profiles': list(profiles), 'neighbour_kinds': list(kinds),
         'neighbour_counts': list(counts), 'duration_s': args.duration,
         'key_metrics': {p: KEY_METRICS[p] for p in profiles},
@@ -609,8 +657,10 @@ def main(argv=None):
         'lab_noise_cv': noise,
         'twin_noise_pct_default': sim_noise.NOISE_PCT,
         'twin_metric_noise_scale_default': sim_noise.METRIC_NOISE_SCALE,
-        'before': {'params': before_params or 'bundled general class and '
-                   'assumptions', 'median_abs_error': error_summary(before),
+        'before': {'params': 'bundled general class and assumptions%s' % (
+                       ', disk_iops = each host disk\'s IOPS budget'
+                       if own_disk else ''),
+                   'median_abs_error': error_summary(before),
                    'scenarios': before},
         'after': {'params': after_params,
                   'fitted_on_counts': list(FIT_COUNTS),

@@ -101,9 +101,12 @@ def _mkdir(path):
 class Group:
     """One lab cgroup across the v1 hierarchies in ``mounts``."""
 
-    def __init__(self, mounts, relpath):
+    def __init__(self, mounts, relpath, joins=None):
         self.mounts = dict(mounts)
         self.relpath = relpath.strip('/')
+        # controller -> Group: processes started in this group join that
+        # group in that controller's hierarchy instead (see joining()).
+        self.joins = dict(joins or {})
 
     def __repr__(self):
         return 'Group(%r)' % self.relpath
@@ -113,6 +116,20 @@ class Group:
 
     def has(self, controller):
         return controller in self.mounts
+
+    def joining(self, controller, other):
+        """This group, whose processes join ``other`` in ``controller``'s
+        hierarchy (for example a host's blkio group, whose throttles are
+        then one budget for all of its processes). None when
+        ``controller`` shares its hierarchy with another controller (its
+        processes would move in both)."""
+        if not self.has(controller):
+            return None
+        mount = self.mounts[controller]
+        if any(m == mount for c, m in self.mounts.items() if c != controller):
+            return None
+        return Group(self.mounts, self.relpath,
+                     dict(self.joins, **{controller: other}))
 
     def path(self, controller):
         """The group's directory in ``controller``'s hierarchy."""
@@ -152,8 +169,10 @@ class Group:
         _write(os.path.join(self.path(controller), name), value)
 
     def read(self, controller, name):
-        """The file's text, or None when the controller or file is absent."""
-        if not self.has(controller):
+        """The file's text, or None when the controller or file is absent
+        (or the group's processes join another group in that hierarchy:
+        its own figures there are not its processes')."""
+        if not self.has(controller) or controller in self.joins:
             return None
         path = os.path.join(self.path(controller), name)
         if not os.path.exists(path):
@@ -164,7 +183,11 @@ class Group:
             return None
 
     def procs_files(self):
-        return [os.path.join(d, 'cgroup.procs') for d in self.dirs()]
+        """The ``cgroup.procs`` files a process writes itself to, to join
+        this group (the joined group's, where :meth:`joining` says)."""
+        return sorted({os.path.join(
+            self.joins[c].path(c) if c in self.joins else self.path(c),
+            'cgroup.procs') for c in self.mounts})
 
     def pids(self):
         """Pids in this group and its descendants, over all hierarchies."""

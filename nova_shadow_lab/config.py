@@ -36,6 +36,13 @@ A YAML (or JSON) file; every key is optional unless marked::
             write_bps: null
             read_iops: null
             write_iops: null
+          disk:                # a disk of the host's own (instead of blkio)
+            size_mb: null      # RAM-backed ext4 device of this size holding
+                               # the host's instance and tenant disks
+            read_iops: null    # throttles on that device, one budget for
+            write_iops: null   # all of the host's I/O (its instances and
+            read_bps: null     # tenants compete for it as on one disk)
+            write_bps: null
         tenants:               # noisy neighbours in the host's cgroup
           - kind: cpu          # cpu | memory-bandwidth | disk | bursty
             name: burner       # default <kind>-<index>
@@ -76,9 +83,11 @@ _LAB_KEYS = ('cgroup_prefix', 'state_dir', 'keep_state',
 _HOST_KEYS = ('name', 'resources', 'share', 'tenants')
 _RESOURCE_KEYS = ('vcpus', 'memory_mb', 'disk_gb')
 _SHARE_KEYS = ('cpu', 'cpu_period_us', 'cpu_shares', 'cpuset',
-               'cpu_per_vcpu', 'memory_mb', 'pids_max', 'blkio')
+               'cpu_per_vcpu', 'memory_mb', 'pids_max', 'blkio', 'disk')
 _BLKIO_KEYS = ('weight', 'read_bps', 'write_bps', 'read_iops',
                'write_iops')
+_DISK_KEYS = ('size_mb', 'read_bps', 'write_bps', 'read_iops',
+              'write_iops')
 TENANT_KINDS = ('cpu', 'memory-bandwidth', 'disk', 'bursty')
 _TENANT_KEYS = {
     'cpu': ('workers',),
@@ -132,6 +141,23 @@ class Blkio:
 
 
 @dataclasses.dataclass(frozen=True)
+class Disk:
+    """A host disk of its own: a RAM-backed block device of ``size_mb``
+    whose throttles are one budget for all of the host's I/O."""
+
+    size_mb: int = None
+    read_bps: int = None
+    write_bps: int = None
+    read_iops: int = None
+    write_iops: int = None
+
+    @property
+    def throttles(self):
+        return {k: v for k, v in vars(self).items()
+                if k != 'size_mb' and v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
 class Share:
     cpu: float = None
     cpu_period_us: int = 100000
@@ -141,6 +167,7 @@ class Share:
     memory_mb: int = None
     pids_max: int = None
     blkio: Blkio = Blkio()
+    disk: Disk = Disk()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,6 +336,19 @@ def _share(r, spec, field):
         **{key: r.number(blkio_spec, key, field + '.blkio', None, 1,
                          1 << 50, True)
            for key in _BLKIO_KEYS[1:]})
+    disk_spec = r.mapping(spec.get('disk'), field + '.disk', _DISK_KEYS)
+    disk = Disk(
+        size_mb=r.number(disk_spec, 'size_mb', field + '.disk', None, 64,
+                         1 << 20, True),
+        **{key: r.number(disk_spec, key, field + '.disk', None, 1,
+                         1 << 50, True)
+           for key in _DISK_KEYS[1:]})
+    if disk.throttles and disk.size_mb is None:
+        r.fail(field + '.disk.size_mb', 'is required when the disk has '
+               'throttles (%s)' % ', '.join(sorted(disk.throttles)))
+    if disk.size_mb is not None and any(vars(blkio).values()):
+        r.fail(field + '.blkio', 'cannot be combined with share.disk: '
+               'the disk\'s throttles are the host\'s I/O budget')
     return Share(
         cpu=cpu, cpu_period_us=period,
         cpu_shares=r.number(spec, 'cpu_shares', field, None, 2, 262144,
@@ -319,7 +359,7 @@ def _share(r, spec, field):
         memory_mb=r.number(spec, 'memory_mb', field, None, 16, 1 << 30,
                            True),
         pids_max=r.number(spec, 'pids_max', field, None, 16, 1 << 22, True),
-        blkio=blkio)
+        blkio=blkio, disk=disk)
 
 
 def _trace_pattern(r, spec, field, base_dir):

@@ -12,7 +12,10 @@ host's), ``pids.max``. Tenants live in ``<run>/<host>/tenant-<name>``.
 cgroup v1 applies blkio throttles to the group they are written to only,
 not to its children, so each instance and tenant gets the host's blkio
 throttles as its own limits (N busy instances may together move N times
-the host's figure); CPU, memory and pids limits are hierarchical.
+the host's figure); CPU, memory and pids limits are hierarchical. A host
+with a disk of its own (``share.disk``, :mod:`nova_shadow_lab.hostdisk`)
+instead has its instances and tenants join the host's blkio group, so
+the throttles on that disk are one budget for all of the host's I/O.
 
 What could not be applied (for example blkio on a disk without a block
 device) is logged and listed in :meth:`LabHost.status` under ``notes``.
@@ -26,6 +29,7 @@ import threading
 import time
 
 from nova_shadow_lab import cgroups
+from nova_shadow_lab import hostdisk
 from nova_shadow_lab import sandbox
 
 LOG = logging.getLogger(__name__)
@@ -85,6 +89,8 @@ class LabHost:
         self._lock = threading.RLock()
         self._stopped = False
         self._blkio_throttles = []
+        self.disk_device = None
+        self._disk_image = None
 
     def __repr__(self):
         return 'LabHost(%s)' % self.name
@@ -152,12 +158,51 @@ class LabHost:
         for name, value in self._blkio_throttles:
             group.write('blkio', name, value)
 
+    def _start_disk(self):
+        """The host's own disk (``share.disk``) on its directory, its
+        throttles on the host's blkio group."""
+        disk = self.config.share.disk
+        if disk.size_mb is None:
+            return
+        if self.group.joining('blkio', self.group) is None:
+            raise RuntimeError(
+                'lab host %s: share.disk needs a blkio hierarchy of its own '
+                '(mounts: %s)' % (self.name, self.run.mounts))
+        self._disk_image = os.path.join(
+            hostdisk.image_dir(self.run.prefix, self.run.name),
+            '%s.img' % self.name)
+        self.disk_device = hostdisk.create(self._disk_image, self.directory,
+                                           disk.size_mb)
+        for key, value in sorted(disk.throttles.items()):
+            self.group.write('blkio', 'blkio.throttle.%s_device' % key,
+                             '%s %d' % (self.disk_device, value))
+        LOG.info('lab host %s: own disk %s (%d MB in RAM), throttles %s',
+                 self.name, self.disk_device, disk.size_mb, disk.throttles)
+
+    def _stop_disk(self):
+        if self._disk_image is None:
+            return
+        problems = hostdisk.release(self.directory, self._disk_image)
+        if problems:
+            LOG.warning('lab host %s: disk not released: %s', self.name,
+                        '; '.join(problems))
+        self._disk_image = self.disk_device = None
+
+    def _child_group(self, name):
+        """A group below the host's; with a disk of its own its processes
+        join the host's blkio group (one I/O budget)."""
+        group = self.group.child(name)
+        if self.disk_device is not None:
+            group = group.joining('blkio', self.group)
+        return group
+
     # -- lifecycle -----------------------------------------------------------
 
     def start(self):
         os.makedirs(self.directory, exist_ok=True)
         self.group.create()
         self._apply_share()
+        self._start_disk()
         for tenant in self.config.tenants:
             self._start_tenant(tenant)
         LOG.info('lab host %s up: cgroup %s, share %s, %d tenant(s)',
@@ -177,10 +222,11 @@ class LabHost:
         if survivors or left:
             LOG.warning('lab host %s: survivors %s, cgroups left %s',
                         self.name, sorted(survivors), left)
+        self._stop_disk()
         LOG.info('lab host %s stopped', self.name)
 
     def _start_tenant(self, tenant):
-        group = self.group.child('tenant-%s' % tenant.name)
+        group = self._child_group('tenant-%s' % tenant.name)
         group.create()
         self._throttle_io(group)
         directory = os.path.join(self.directory, 'tenant-%s' % tenant.name)
@@ -205,7 +251,7 @@ class LabHost:
     # -- instances -----------------------------------------------------------
 
     def _instance_group(self, uuid, vcpus, memory_mb):
-        group = self.group.child(uuid)
+        group = self._child_group(uuid)
         group.create()
         group.write('cpu', 'cpu.shares', 1024 * max(1, vcpus))
         share = self.config.share
@@ -325,9 +371,14 @@ class LabHost:
         return {
             'name': self.name,
             'cgroup': self.group.relpath,
-            'share': {k: v for k, v in vars(share).items() if k != 'blkio'},
+            'share': {k: v for k, v in vars(share).items()
+                      if k not in ('blkio', 'disk')},
             'blkio': {k: v for k, v in vars(share.blkio).items()
                       if v is not None},
+            'disk': ({'device': self.disk_device,
+                      'size_mb': share.disk.size_mb,
+                      'throttles': share.disk.throttles}
+                     if self.disk_device else None),
             'resources': vars(self.config.resources),
             'instances': sorted(self.instances),
             'tenants': {name: {'alive': box.alive(),

@@ -27,6 +27,7 @@ import subprocess
 import threading
 
 from nova_shadow_lab import cgroups
+from nova_shadow_lab import hostdisk
 from nova_shadow_lab import reaper
 
 LOG = logging.getLogger(__name__)
@@ -259,7 +260,8 @@ class LabRun:
             self.prefix, self.name,
             '' if self.settings.keep_state else self.state_dir,
             os.path.join(self.settings.state_dir,
-                         '%s.reaper.log' % self.name))
+                         '%s.reaper.log' % self.name),
+            mounts_dir=self.state_dir)
         LOG.info('lab run %s started (cgroups %s, files %s, reaper pid '
                  '%d)', self.name, self.group.relpath, self.state_dir,
                  self._reaper.pid)
@@ -273,12 +275,19 @@ class LabRun:
             LOG.warning('removed stale lab run %s (survivors %s, left %s)',
                         name, sorted(survivors), left)
         base = self.settings.state_dir
-        if self.settings.keep_state or not os.path.exists(base):
+        if not os.path.exists(base):
             return
         for entry in os.listdir(base):
             if entry.startswith('run-') and '.' not in entry and \
                     not cgroups.run_owner_alive(entry):
-                shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+                # Host disks first: removing a mounted directory's files
+                # would leave the mount and its loop device behind.
+                hostdisk.release_under(
+                    os.path.join(base, entry),
+                    hostdisk.image_dir(self.prefix, entry))
+                if not self.settings.keep_state:
+                    shutil.rmtree(os.path.join(base, entry),
+                                  ignore_errors=True)
 
     def stop(self):
         survivors, left = cgroups.sweep(self.group)
@@ -286,6 +295,11 @@ class LabRun:
             LOG.warning('lab run %s: survivors %s, cgroups left %s',
                         self.name, sorted(survivors), left)
         cgroups.remove_prefix_if_empty(self.mounts, self.prefix)
+        problems = hostdisk.release_under(
+            self.state_dir, hostdisk.image_dir(self.prefix, self.name))
+        if problems:
+            LOG.warning('lab run %s: host disks not released: %s',
+                        self.name, '; '.join(problems))
         if not self.settings.keep_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         if self._reaper is not None:

@@ -15,6 +15,7 @@ import pytest
 
 from nova_shadow_lab import cgroups
 from nova_shadow_lab import config as lab_config
+from nova_shadow_lab import hostdisk
 from nova_shadow_lab import runtime
 from tests import lab_support as lab
 
@@ -95,10 +96,16 @@ def test_a_new_run_removes_what_dead_runs_left_behind(tmp_path):
     joined = ' '.join('echo $$ > %s;' % f for f in stale.procs_files())
     leftover = subprocess.Popen(['sh', '-c', joined + ' exec sleep 600'])
     lab.wait_for(lambda: leftover.pid in stale.pids(), what='leftover')
-    os.makedirs(os.path.join(str(tmp_path), stale_name, 'host'))
+    # The dead run's host disk is still mounted on its host's directory.
+    host_dir = os.path.join(str(tmp_path), stale_name, 'host')
+    images = hostdisk.image_dir(settings.cgroup_prefix, stale_name)
+    hostdisk.create(os.path.join(images, 'host.img'), host_dir, 64)
+    assert host_dir in dict(hostdisk.mounts())
 
     run = runtime.LabRun(settings).start()
     try:
+        assert host_dir not in dict(hostdisk.mounts())
+        assert not os.path.exists(images)
         assert leftover.wait(timeout=5) == -signal.SIGKILL
         assert not stale.exists()
         assert stale_name not in cgroups.run_names(mounts,

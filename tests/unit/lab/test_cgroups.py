@@ -36,6 +36,27 @@ def test_a_group_has_one_directory_per_hierarchy():
                                    '/m/lab/run/host/cgroup.procs']
 
 
+def test_a_group_joining_another_in_one_hierarchy(tmp_path):
+    mounts = {'cpu': '/c', 'cpuacct': '/c', 'blkio': str(tmp_path)}
+    host = cgroups.Group(mounts, 'lab/run/host')
+    (tmp_path / 'lab/run/host/vm').mkdir(parents=True)
+    (tmp_path / 'lab/run/host/vm/blkio.throttle.io_serviced').write_text('')
+    vm = host.child('vm').joining('blkio', host)
+    # Its processes join the host's blkio group, its own elsewhere...
+    assert vm.procs_files() == [
+        '/c/lab/run/host/vm/cgroup.procs',
+        str(tmp_path / 'lab/run/host/cgroup.procs')]
+    # ...it is still made and removed in every hierarchy...
+    assert vm.dirs() == ['/c/lab/run/host/vm',
+                         str(tmp_path / 'lab/run/host/vm')]
+    # ...and has no I/O figures of its own there.
+    assert vm.read('blkio', 'blkio.throttle.io_serviced') is None
+    assert host.child('vm').read('blkio',
+                                 'blkio.throttle.io_serviced') == ''
+    # A hierarchy shared with another controller cannot be joined apart.
+    assert host.child('vm').joining('cpu', host) is None
+
+
 def test_run_names_carry_the_owner_and_die_with_it():
     name = cgroups.run_name(os.getpid(), 3)
     assert name.startswith('run-%d-' % os.getpid()) and name.endswith('-3')

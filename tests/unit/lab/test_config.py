@@ -76,6 +76,16 @@ def test_trace_paths_are_relative_to_the_config_file(tmp_path):
      'hosts[0].share.cpuset'),
     ({'hosts': [{'name': 'a', 'share': {'blkio': {'write_bps': -1}}}]},
      'hosts[0].share.blkio.write_bps'),
+    ({'hosts': [{'name': 'a', 'share': {'disk': {'write_iops': 100}}}]},
+     'hosts[0].share.disk.size_mb'),
+    ({'hosts': [{'name': 'a', 'share': {'disk': {'size_mb': 8}}}]},
+     'hosts[0].share.disk.size_mb'),
+    ({'hosts': [{'name': 'a', 'share': {'disk': {'size_mb': 64,
+                                                 'iops': 100}}}]},
+     'hosts[0].share.disk.iops'),
+    ({'hosts': [{'name': 'a', 'share': {'disk': {'size_mb': 64},
+                                        'blkio': {'write_iops': 9}}}]},
+     'hosts[0].share.blkio'),
     ({'hosts': [{'name': 'a', 'resources': {'vcpus': 1.5}}]},
      'hosts[0].resources.vcpus'),
     ({'hosts': [{'name': 'a', 'tenants': [{'kind': 'gpu'}]}]},
@@ -101,6 +111,16 @@ def test_bad_config_names_the_field(data, field):
         config.parse_config(data, source='lab.yaml')
     assert raised.value.field == field
     assert str(raised.value).startswith('lab config lab.yaml: %s: ' % field)
+
+
+def test_a_host_disk_has_a_size_and_throttles():
+    lab = config.parse_config({'hosts': [{'name': 'a', 'share': {
+        'disk': {'size_mb': 256, 'write_iops': 800, 'read_bps': 1 << 20}}}]})
+    disk = lab.host('a').share.disk
+    assert disk.size_mb == 256
+    assert disk.throttles == {'write_iops': 800, 'read_bps': 1 << 20}
+    plain = config.parse_config({'hosts': [{'name': 'b'}]})
+    assert plain.host('b').share.disk.size_mb is None
 
 
 def test_unknown_host_is_named_with_the_known_ones():

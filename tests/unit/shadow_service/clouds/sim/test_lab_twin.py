@@ -63,8 +63,15 @@ def test_the_lab_twin_holds_the_stored_calibration(stored):
     for name in twin_fidelity.HOSTS:
         host_class = cluster.host_spec(name).host_class
         assert host_class.cores == twin_fidelity.HOSTS[name]
-        for key in ('disk_iops', 'disk_service_ms', 'mem_bandwidth_gbps'):
+        for key in ('disk_service_ms', 'mem_bandwidth_gbps'):
             assert getattr(host_class, key) == params[key]
+        if 'disk_iops_scale' in params:
+            # A lab host with a disk of its own: its throttle, scaled.
+            assert host_class.disk_iops == round(
+                params['disk_iops_scale'] *
+                twin_fidelity.HOST_DISK_IOPS[name])
+        else:
+            assert host_class.disk_iops == params['disk_iops']
     for key in ('worker_stream_gbps', 'cpu_memory_fraction',
                 'io_cpu_ms_per_op', 'cpu_sharing_overhead'):
         assert cluster.assumptions[key] == params[key]
