@@ -30,7 +30,7 @@ CONTROLLERS = ('cpu', 'cpuacct', 'cpuset', 'memory', 'blkio', 'pids',
 DEFAULT_PREFIX = 'nova-shadow-lab'
 MOUNTINFO = '/proc/self/mountinfo'
 UNLIMITED = 2 ** 62
-_RUN_NAME = re.compile(r'^run-(\d+)-(\d+)-(\d+)$')
+_RUN_NAME = re.compile(r'^run-(\d+)-(\d+)-(\d+)\Z')
 # io.open is the original open; Nova's test base replaces builtins.open.
 _open = io.open  # noqa: UP020
 

@@ -75,7 +75,7 @@ import re
 
 import yaml
 
-_HOST_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$')
+_HOST_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}\Z')
 _TOP_KEYS = ('lab', 'defaults', 'hosts')
 _LAB_KEYS = ('cgroup_prefix', 'state_dir', 'keep_state',
              'instance_pids_max', 'instance_memory_from_flavor',
@@ -281,7 +281,7 @@ def _lab_settings(r, spec):
     spec = r.mapping(spec, 'lab', _LAB_KEYS)
     d = LabSettings()
     prefix = r.text(spec, 'cgroup_prefix', 'lab', d.cgroup_prefix,
-                    re.compile(r'^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$'))
+                    re.compile(r'^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*\Z'))
     state_dir = r.text(spec, 'state_dir', 'lab', d.state_dir)
     if not os.path.isabs(state_dir):
         r.fail('lab.state_dir', 'must be an absolute path, got %r'

@@ -26,8 +26,9 @@ MAX_INLINE_PROFILE_BYTES = 64 * 1024
 #: Longest evaluation id (a UUID has 36 characters).
 MAX_EVALUATION_ID = 64
 #: Names and ids never hold control characters (a newline in a host name
-#: would forge a log line).
-PRINTABLE = r'^[^\x00-\x1f\x7f]*$'
+#: would forge a log line). ``(?!\n)``: Python's ``$`` also matches
+#: before a final newline, which would let ``"name\n"`` through.
+PRINTABLE = r'^[^\x00-\x1f\x7f]*$(?!\n)'
 
 
 def _text(max_length, nullable=False, min_length=0):

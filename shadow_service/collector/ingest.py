@@ -34,8 +34,8 @@ LOG = logging.getLogger(__name__)
 #: What loadgen's console sink puts before each sample's JSON.
 CONSOLE_PREFIX = 'nova-shadow-sample '
 #: ``<component>_<quantity>``, the contract's metric names.
-METRIC_NAME = re.compile(r'^(cpu|mem|disk|net)_[a-z0-9_]{1,60}$')
-TAG_KEY = re.compile(r'^[a-z][a-z0-9_]{0,31}$')
+METRIC_NAME = re.compile(r'^(cpu|mem|disk|net)_[a-z0-9_]{1,60}\Z')
+TAG_KEY = re.compile(r'^[a-z][a-z0-9_]{0,31}\Z')
 MAX_TAGS = 16
 MAX_TAG_VALUE = 255
 #: Console lines remembered per shadow to skip the ones read already.

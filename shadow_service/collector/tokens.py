@@ -33,7 +33,7 @@ import threading
 import time
 
 PREFIX = 'nss1'
-_EVALUATION_ID = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
+_EVALUATION_ID = re.compile(r'^[A-Za-z0-9_-]{1,64}\Z')
 
 
 class Rejection(Exception):

@@ -72,7 +72,7 @@ METRICS = {
 TWIN_HOST_METRICS = ('cpu_util_pct', 'cpu_steal_pct', 'mem_bandwidth_gbps',
                      'disk_iops', 'disk_p95_latency_ms', 'net_mbps')
 
-_NAME = re.compile(r'^[a-z][a-z0-9_]*$')
+_NAME = re.compile(r'^[a-z][a-z0-9_]*\Z')
 
 
 class MetricsError(Exception):

@@ -105,7 +105,7 @@ INSTANCE_QUERIES = {
 PLACEHOLDERS = frozenset(['selector', 'label', 'window', 'disk_devices',
                           'net_devices_excluded'])
 
-_LABEL_NAME = re.compile(r'^[a-zA-Z_][a-zA-Z0-9_]*$')
+_LABEL_NAME = re.compile(r'^[a-zA-Z_][a-zA-Z0-9_]*\Z')
 _MAP_OPTION = '[metrics_prometheus] metric_map_file'
 
 

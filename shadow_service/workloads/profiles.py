@@ -24,7 +24,7 @@ from loadgen import profiles as lg_profiles
 from shadow_service import exception
 from shadow_service import logsafe
 
-PROFILE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+PROFILE_NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z')
 PROFILE_SUFFIXES = ('.yaml', '.yml', '.json')
 
 Profile = lg_profiles.Profile

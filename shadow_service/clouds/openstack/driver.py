@@ -62,7 +62,7 @@ META_EXPIRES = 'nova_shadow_expires_at'
 HOST_PARAM_MICROVERSION = '2.74'
 #: Last microversion whose hypervisor details carry usage figures.
 HYPERVISOR_STATS_MICROVERSION = '2.87'
-_UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}$')
+_UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z')
 _RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
 
 

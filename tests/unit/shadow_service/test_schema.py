@@ -36,6 +36,15 @@ def test_hosts_need_names_and_no_duplicates():
         schema.validate_hosts([])
 
 
+@pytest.mark.parametrize('name', ['b\n', 'b\nforged', '\n', 'b\r'])
+def test_a_host_name_with_a_line_break_is_refused(name):
+    # Also a final newline, which Python's ``$`` alone lets through.
+    with pytest.raises(exception.InvalidRequest, match='hosts.1'):
+        schema.validate_hosts([{'host': 'a'}, {'host': name}])
+    with pytest.raises(exception.InvalidRequest):
+        schema.validate_request(dict(GOOD, profile=name))
+
+
 def test_host_columns_become_the_host_list():
     rows = schema.hosts_from_columns({
         'host': ['a', 'b', 'c'], 'nodename': ['a', None, 'node-c'],
@@ -64,6 +73,8 @@ def test_host_columns_become_the_host_list():
     ({'host': ['a', None]}, 'hosts.host.1: must be a string'),
     ({'host': ['a', '']}, 'hosts.host.1: must be 1 to 255'),
     ({'host': ['a', 'b\nforged']}, 'hosts.host.1: must be 1 to 255'),
+    ({'host': ['a', 'b\n']}, 'hosts.host.1: must be 1 to 255'),
+    ({'host': ['a\n', 'b']}, 'hosts.host.0: must be 1 to 255'),
     ({'host': ['a', 'x' * 256]}, 'hosts.host.1: must be 1 to 255'),
     ({'host': ['a', 'b'], 'nodename': ['a', 3]}, 'hosts.nodename.1'),
     ({'host': ['a', 'b', 'c'], 'nodename': [None, 'n', 'x\ty']},

@@ -70,6 +70,11 @@ def test_each_kind_of_bad_line_is_named():
     assert _reason(_line(tags={'metric': 'cpu_ops_per_s', 'Bad Key': 'x'})) \
         == 'bad_tags'
     assert _reason(_line(tags={'metric': 'rm -rf'})) == 'bad_metric'
+    # A final newline, which a pattern ending in ``$`` lets through.
+    assert _reason(_line(tags={'metric': 'cpu_ops_per_s\n'})) == \
+        'bad_metric'
+    assert _reason(_line(tags={'metric': 'cpu_ops_per_s', 'key\n': 'x'})) \
+        == 'bad_tags'
     assert _reason(_line(tags={'host': 'a'})) == 'bad_metric'
     assert _reason(_line(fields={'value': 'fast'})) == 'bad_value'
     assert _reason(_line(fields={'value': 1, 'other': 2})) == 'bad_value'
