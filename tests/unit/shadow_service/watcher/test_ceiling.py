@@ -148,9 +148,10 @@ def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
         assert situation.forecast['ceiling_before'] == pytest.approx(6.3)
         assert situation.saturated
         # Saturated, it hides its demand: the ceiling is at least what
-        # the policy sizes it for (twice its 4 vCPUs), not the 6.3 shown.
-        assert situation.forecast['hidden_floor'] == pytest.approx(8.0)
-        assert situation.forecast['ceiling'] == pytest.approx(8.0)
+        # the policy sizes it for (eight times its 4 vCPUs), not the 6.3
+        # shown.
+        assert situation.forecast['hidden_floor'] == pytest.approx(32.0)
+        assert situation.forecast['ceiling'] == pytest.approx(32.0)
     finally:
         assembled.close()
 
@@ -186,10 +187,10 @@ def test_a_saturated_sample_does_not_cap_the_next_shrink(tmp_path):
         assert not later.saturated
         # What it showed: 4 vCPUs (censored) plus the margin.
         assert later.forecast['ceiling_before'] == pytest.approx(4.2)
-        # What the forecast policy sized it for while saturated: twice
-        # its vCPUs; the ceiling stays there.
-        assert later.forecast['hidden_floor'] == pytest.approx(8.0)
-        assert later.forecast['ceiling'] == pytest.approx(8.0)
+        # What the forecast policy sized it for while saturated: eight
+        # times its vCPUs; the ceiling stays there.
+        assert later.forecast['hidden_floor'] == pytest.approx(32.0)
+        assert later.forecast['ceiling'] == pytest.approx(32.0)
     finally:
         assembled.close()
 
@@ -199,8 +200,8 @@ def test_the_hidden_demand_factor_is_the_policys():
     from shadow_service.watcher.policies import reactive
     from shadow_service.watcher.policies import rl
 
-    assert forecast.ForecastPolicy().hidden_demand_factor() == 2.0
-    assert rl.RLPolicy().hidden_demand_factor() == 2.0
+    assert forecast.ForecastPolicy().hidden_demand_factor() == 8.0
+    assert rl.RLPolicy().hidden_demand_factor() == 8.0
     assert reactive.ReactivePolicy().hidden_demand_factor() == 1.0
 
 
