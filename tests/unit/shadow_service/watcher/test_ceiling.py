@@ -88,6 +88,31 @@ def test_a_rising_demand_lifts_the_ceiling(tmp_path):
         assembled.close()
 
 
+def test_a_burst_past_the_ceiling_goes_on_at_its_last_rise(tmp_path):
+    # 0.4 vCPU for 4 hours, then 2 vCPUs in one step (of 4, not
+    # saturated): the rise of that step, not the slope of the quiet
+    # steps before it, is extrapolated over the lead time.
+    values = [0.4] * 48 + [2.0] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        watcher = assembled.watcher
+        situation = watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now())
+        forecast = situation.forecast
+        assert not situation.saturated
+        assert forecast['trend'] == pytest.approx(1.6, abs=0.05)
+        horizon = forecast['horizon_steps']
+        assert forecast['ceiling'] >= 2.0 + 1.6 * horizon - 0.1
+        assert forecast['raw_peak'] >= 2.0 + 1.6 * horizon - 0.1
+        # One step later the demand stays: no new rise to go on with.
+        driver.fast_forward(STEP)
+        later = watcher.situation(driver.get_instance('vm-1'),
+                                  driver.now()).forecast
+        assert later['trend'] < 1.0
+    finally:
+        assembled.close()
+
+
 def test_no_ceiling_before_a_hold_window_is_known_or_when_off(tmp_path):
     values = [1.0] * 48
     young, driver = _watcher(tmp_path / 'young', values, hours=1.0)
