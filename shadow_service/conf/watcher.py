@@ -191,7 +191,11 @@ a VM; ``ses`` ~150 ms; the watcher's error margins correct either.
 """),
     cfg.IntOpt('trend_steps', default=6, min=0, max=288, help="""
 Recent steps whose least-squares slope, when rising, is extrapolated over
-the lead time and added to the forecast's upper bound (0: off).
+the lead time and added to the forecast's upper bound (0: off).  When the
+newest sample is a burst past the VM's demand ceiling (by more than
+``ceiling_noise``), its own rise from the sample before is extrapolated
+instead, when larger: the slope of the quiet steps before a burst says
+little of how far it goes.
 """),
     cfg.FloatOpt('error_quantile', default=0.99, min=0.5, max=0.999,
                  help="""

@@ -353,6 +353,16 @@ class Watcher:
         upper = np.asarray(result.upper, float)
         trend = _slope(observed[-self.opts.trend_steps:]) \
             if self.opts.trend_steps >= 2 else 0.0
+        ceiling, ceiling_before = self._ceiling(instance, demand, now)
+        jump = observed[-1] - observed[-2]
+        if self.opts.trend_steps >= 2 and jump > trend and \
+                math.isfinite(ceiling_before) and \
+                observed[-1] > ceiling_before * (
+                    1.0 + self.opts.ceiling_noise):
+            # A burst past the most the VM ever used: its last step's
+            # rise, not the slope of the quiet steps before, goes on
+            # over the lead time.
+            trend = jump
         # A rising demand is extrapolated over the lead time (the
         # forecasters' interval already covers a falling one).
         rise = max(trend, 0.0) * np.arange(1, down_horizon + 1)
@@ -388,7 +398,6 @@ class Watcher:
         while bounds and bounds[0][0] <= now - self.opts.hold_window:
             bounds.popleft()
         recent_bound = max((b for _t, b in bounds), default=0.0)
-        ceiling, ceiling_before = self._ceiling(instance, demand, now)
         if trend > 0:
             # A rising demand may pass the most the VM ever used: the
             # ceiling gives way to its extrapolation over the lead time.

@@ -13,7 +13,9 @@ cooldown, fit the smaller flavor with ``down_margin`` to spare (a shrink
 undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
 daily peak is met ahead.  A VM whose CPU is saturated hides its demand:
-then the bound is at least ``saturation_factor`` times its vCPUs.  A VM
+then the bound is at least ``saturation_factor`` times its vCPUs (a
+burst's first growth holds it, instead of a doubling per immunity window
+while the demand goes on rising).  A VM
 that is not saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
 demand rises, and at least what it was sized for while saturated): error
@@ -43,11 +45,15 @@ Share of the smaller flavor's capacity that must stay free over the whole
 shrink horizon before the VM shrinks (the hysteresis of the downward
 decision).
 """),
-    cfg.FloatOpt('saturation_factor', default=2.0, min=1.0, max=8.0,
+    cfg.FloatOpt('saturation_factor', default=8.0, min=1.0, max=16.0,
                  help="""
 When the VM's CPU is saturated its real demand is unknown but at least its
 vCPUs; the forecast is raised to at least this multiple of them (1.5 is
-one rung of a 1.5x ladder, 2 two rungs or twice the group).
+one rung of a 1.5x ladder, 2 two rungs or twice the group).  A burst from
+idle can ask for several times the VM's capacity at once: with a small
+factor the VM is grown only that much per immunity window while the
+burst goes on, with a large one it holds more vCPUs until its cooldown
+lets it shrink to what it then shows.
 """),
     cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""
 Most rungs (or members of a horizontally scaled group) one shrink

@@ -76,13 +76,17 @@ RATIO_EDGES = (0.25, 0.4, 0.55, 0.7, 0.85, 1.0, 1.2, 1.5)
 #: Edges of the bins of the demand's recent trend, relative to capacity.
 TREND_EDGES = (-0.1, -0.02, 0.02, 0.1)
 MODEL_VERSION = 2
+#: The forecast rule at its defaults (:func:`features` without one).
+_FORECAST = forecast_policy.ForecastPolicy()
 
 
-def features(situation):
-    """The discrete state of ``situation``: a short string key."""
+def features(situation, rule=None):
+    """The discrete state of ``situation``: a short string key
+    (``rule``: the ``forecast`` policy whose saturation floor the bound
+    keeps; its defaults when None)."""
     s = situation
     capacity = max(s.total_capacity, 1e-9)
-    ratio = RLPolicy._bounds(s)[0] / capacity
+    ratio = RLPolicy._bounds(s, rule or _FORECAST)[0] / capacity
     demand = np.asarray(s.demand[-12:], float)
     demand = demand[np.isfinite(demand)]
     trend = 0.0
@@ -159,13 +163,18 @@ class RLPolicy(base.ScalingPolicy):
 
     # -- deciding ---------------------------------------------------------
     @staticmethod
-    def _bounds(s):
+    def _bounds(s, rule):
         """``(peak, peak_down)`` of the forecast, neither above the VM's
-        demand ceiling while it is not saturated."""
+        demand ceiling while it is not saturated, nor, while it is, below
+        what the ``forecast`` policy ``rule`` takes its hidden demand to be
+        (``saturation_factor`` times its capacity)."""
         peak, down = float(s.forecast['peak']), float(s.forecast['peak_down'])
         ceiling = float(s.forecast.get('ceiling') or math.inf)
         if not s.saturated:
             peak, down = min(peak, ceiling), min(down, ceiling)
+        else:
+            floor = s.total_capacity * rule.hidden_demand_factor()
+            peak, down = max(peak, floor), max(down, floor)
         return peak, down
 
     def _size_for(self, s, demand):
@@ -177,7 +186,7 @@ class RLPolicy(base.ScalingPolicy):
     def _base(self, s):
         """The size the forecast bound asks for: a ladder index, or a
         group size in ``horizontal`` mode."""
-        peak, down = self._bounds(s)
+        peak, down = self._bounds(s, self._forecast)
         found = base.capacity_decision(
             s, peak, down, 'forecast',
             max_down=self._forecast.option('max_down_rungs'))
@@ -211,7 +220,8 @@ class RLPolicy(base.ScalingPolicy):
             return base.Decision(base.NO_ACTION, 'flavor not on the ladder')
         wanted = self._base(s)
         current = s.group_size if s.mode == 'horizontal' else s.rung
-        state = features(s) + '/b%+d' % max(-1, min(1, wanted - current))
+        state = features(s, self._forecast) + '/b%+d' % max(
+            -1, min(1, wanted - current))
         values = self.values.get(state)
         if values is not None:
             counts = self.counts.get(state) or [1] * len(MOVES)

@@ -181,12 +181,17 @@ def test_a_shrink_is_decided_on_the_demand_over_the_cooldown(tmp_path):
     # A burst every 35 minutes: between two bursts the demand is low for
     # less than cooldown + lead, so a shrink would be undone by a growth
     # within the cooldown (a flap); the shrink bound sees the next burst.
+    # The first growths are the saturation factor's doublings, so a
+    # burst shows its size before the cooldown ends; with no hold window,
+    # a group grown at once to the factor's eight times was scaled in
+    # before any burst had shown more than its censored first sample.
     period = [12.0] + [2.0] * 6
     wave = [2.0] * DAY + period * 30
     conf = support.make_conf(tmp_path, watcher={
         'policy': 'forecast', 'dry_run': False, 'max_count': 4,
         'cooldown': 1800.0, 'immunity_window': 300.0,
-        'hold_window': 0.0, 'hysteresis_runs': 1})
+        'hold_window': 0.0, 'hysteresis_runs': 1},
+        watcher_policy_forecast={'saturation_factor': 2.0})
     driver, history, assembled = _horizontal_web(conf, wave)
     steps = support.run(assembled, driver, 60)
     situation = assembled.watcher.situation(

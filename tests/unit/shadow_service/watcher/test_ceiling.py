@@ -88,6 +88,31 @@ def test_a_rising_demand_lifts_the_ceiling(tmp_path):
         assembled.close()
 
 
+def test_a_burst_past_the_ceiling_goes_on_at_its_last_rise(tmp_path):
+    # 0.4 vCPU for 4 hours, then 2 vCPUs in one step (of 4, not
+    # saturated): the rise of that step, not the slope of the quiet
+    # steps before it, is extrapolated over the lead time.
+    values = [0.4] * 48 + [2.0] * 48
+    assembled, driver = _watcher(tmp_path, values, hours=4.0)
+    try:
+        watcher = assembled.watcher
+        situation = watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now())
+        forecast = situation.forecast
+        assert not situation.saturated
+        assert forecast['trend'] == pytest.approx(1.6, abs=0.05)
+        horizon = forecast['horizon_steps']
+        assert forecast['ceiling'] >= 2.0 + 1.6 * horizon - 0.1
+        assert forecast['raw_peak'] >= 2.0 + 1.6 * horizon - 0.1
+        # One step later the demand stays: no new rise to go on with.
+        driver.fast_forward(STEP)
+        later = watcher.situation(driver.get_instance('vm-1'),
+                                  driver.now()).forecast
+        assert later['trend'] < 1.0
+    finally:
+        assembled.close()
+
+
 def test_no_ceiling_before_a_hold_window_is_known_or_when_off(tmp_path):
     values = [1.0] * 48
     young, driver = _watcher(tmp_path / 'young', values, hours=1.0)
@@ -148,9 +173,10 @@ def test_a_vm_below_its_ceiling_is_saturated_at_once(tmp_path):
         assert situation.forecast['ceiling_before'] == pytest.approx(6.3)
         assert situation.saturated
         # Saturated, it hides its demand: the ceiling is at least what
-        # the policy sizes it for (twice its 4 vCPUs), not the 6.3 shown.
-        assert situation.forecast['hidden_floor'] == pytest.approx(8.0)
-        assert situation.forecast['ceiling'] == pytest.approx(8.0)
+        # the policy sizes it for (eight times its 4 vCPUs), not the 6.3
+        # shown.
+        assert situation.forecast['hidden_floor'] == pytest.approx(32.0)
+        assert situation.forecast['ceiling'] == pytest.approx(32.0)
     finally:
         assembled.close()
 
@@ -186,10 +212,10 @@ def test_a_saturated_sample_does_not_cap_the_next_shrink(tmp_path):
         assert not later.saturated
         # What it showed: 4 vCPUs (censored) plus the margin.
         assert later.forecast['ceiling_before'] == pytest.approx(4.2)
-        # What the forecast policy sized it for while saturated: twice
-        # its vCPUs; the ceiling stays there.
-        assert later.forecast['hidden_floor'] == pytest.approx(8.0)
-        assert later.forecast['ceiling'] == pytest.approx(8.0)
+        # What the forecast policy sized it for while saturated: eight
+        # times its vCPUs; the ceiling stays there.
+        assert later.forecast['hidden_floor'] == pytest.approx(32.0)
+        assert later.forecast['ceiling'] == pytest.approx(32.0)
     finally:
         assembled.close()
 
@@ -199,8 +225,8 @@ def test_the_hidden_demand_factor_is_the_policys():
     from shadow_service.watcher.policies import reactive
     from shadow_service.watcher.policies import rl
 
-    assert forecast.ForecastPolicy().hidden_demand_factor() == 2.0
-    assert rl.RLPolicy().hidden_demand_factor() == 2.0
+    assert forecast.ForecastPolicy().hidden_demand_factor() == 8.0
+    assert rl.RLPolicy().hidden_demand_factor() == 8.0
     assert reactive.ReactivePolicy().hidden_demand_factor() == 1.0
 
 

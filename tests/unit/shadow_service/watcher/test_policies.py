@@ -91,9 +91,18 @@ def test_forecast_meets_yesterdays_peak_ahead():
 
 def test_a_saturated_vm_is_grown_past_what_it_shows():
     decision = forecast.ForecastPolicy().decide(_situation(
-        rung=1, util=100.0, peak=4.0, saturated=True))
-    # at least 2 x 4 vCPUs
-    assert (decision.action, decision.target_rung) == ('resize_up', 2)
+        rung=0, util=100.0, peak=2.0, saturated=True))
+    # at least 8 x 2 vCPUs: a burst's first growth holds it
+    assert (decision.action, decision.target_rung) == ('resize_up', 3)
+
+
+def test_rl_sizes_a_saturated_vm_on_the_forecast_rules_floor():
+    # No model: the forecast rule's size, its saturation floor included
+    # (8 x 2 vCPUs: 'xl'), not the 2 vCPUs the saturated sample shows.
+    situation = _situation(rung=0, util=100.0, peak=2.0, saturated=True)
+    burst = rl.RLPolicy().decide(situation)
+    assert (burst.action, burst.target_rung) == ('resize_up', 3)
+    assert forecast.ForecastPolicy().decide(situation).target_rung == 3
 
 
 def test_forecast_migrates_when_the_host_breaks_a_target_the_vm_fits():
@@ -271,8 +280,8 @@ def test_no_shrink_without_a_shrink_bound():
 
 def test_the_ceiling_does_not_hold_back_a_saturated_vm():
     policy = forecast.ForecastPolicy()
-    # 2 members of 4 vCPUs saturated: twice the group, whatever the most
-    # it used before.
+    # 2 members of 4 vCPUs saturated: eight times the group (as many
+    # members as allowed), whatever the most it used before.
     grown = policy.decide(_capped(6.0, rung=1, peak=8.0, saturated=True,
                                   mode='horizontal', size=2))
     assert (grown.action, grown.target_count) == ('scale_out', 4)
