@@ -30,12 +30,16 @@ shadow-host-seconds  simulated seconds of shadows the evaluation ran.
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
 arm's; ``answered_from_prior`` is the share of requests after the first
-``--warmup`` answered from history without a shadow.
+``--warmup`` answered from history without a shadow.  ``windows`` repeats
+the figures for consecutive spans of ``--window`` requests (1-50, 51-100,
+101-150, ... by default), so runs of different lengths compare on the
+same requests.  ``--progress PREFIX`` also writes each arm's scored
+requests as they come (``PREFIX.<schedule>.jsonl``).
 
 Usage::
 
     python benchmarks/shadow_cost.py --requests 200 --warmup 100 \\
-        --seed 1 [--budget 60] [--traces DIR] [--out FILE]
+        --seed 1 [--window 50] [--budget 60] [--traces DIR] [--out FILE]
 """
 
 import argparse
@@ -188,6 +192,13 @@ def run_arm(schedule, args):
         free_ram_mb=pq.free_ram_mb(arm.driver, arm.hosts))
     for number, request in enumerate(requests):
         arm.handle(number, request, profiles.resolve_profile(request))
+        if args.progress:
+            # One line per request as it is scored, for a run that is
+            # stopped before its results file is written.
+            with open('%s.%s.jsonl' % (args.progress, schedule),
+                      'a') as handle:
+                handle.write(json.dumps(dict(
+                    arm.rows[-1], profile=request.get('profile'))) + '\n')
         if args.verbose and number % 10 == 0:
             row = arm.rows[-1]
             LOG.info('%s request %d: %s %s', schedule, number,
@@ -240,6 +251,13 @@ def run(args):
     result['after_warmup'] = _ratios({
         s: summarise([x for x in r if x['request'] >= args.warmup])
         for s, r in rows.items()})
+    result['window'] = args.window
+    result['windows'] = {}
+    for first in range(0, args.requests, args.window):
+        last = min(args.requests, first + args.window)
+        result['windows']['%d-%d' % (first + 1, last)] = _ratios({
+            s: summarise([x for x in r if first <= x['request'] < last])
+            for s, r in rows.items()})
     racing, pool = result['schedules']['racing'], result['schedules']['pool']
     late = result['after_warmup'].get('racing', {})
     result['cost_ratio_vs_full'] = racing['cost_ratio_vs_full']
@@ -247,6 +265,11 @@ def run(args):
     result['racing_cost_vs_pool'] = round(
         racing['shadow_host_seconds_per_request']
         / max(pool['shadow_host_seconds_per_request'], 1e-9), 4)
+    late_pool = result['after_warmup'].get('pool', {})
+    result['racing_cost_vs_pool_after_warmup'] = (round(
+        late['shadow_host_seconds_per_request']
+        / max(late_pool['shadow_host_seconds_per_request'], 1e-9), 4)
+        if late.get('requests') and late_pool.get('requests') else None)
     result['answered_from_prior_after_warmup'] = late.get(
         'answered_from_prior')
     result['aims'] = {
@@ -264,15 +287,18 @@ def print_table(result):
           'budget %.0f s, settle_margin %.2f'
           % (result['seed'], result['requests_drawn'], result['traces'],
              result['shadow_budget_s'], result['settle_margin']))
-    for title, key in (('all requests', 'schedules'),
-                       ('first %d' % result['warmup'], 'first_requests'),
-                       ('after the first %d' % result['warmup'],
-                        'after_warmup')):
+    sections = [('all requests', result['schedules']),
+                ('first %d' % result['warmup'], result['first_requests']),
+                ('after the first %d' % result['warmup'],
+                 result['after_warmup'])]
+    sections += [('requests %s' % span, rows)
+                 for span, rows in result['windows'].items()]
+    for title, rows in sections:
         print('\n%s' % title)
         print('%-8s %5s %12s %10s %8s %8s %8s %9s %9s' % (
             'schedule', 'n', 'shadow_s/req', 'cost/full', 'quality',
             'q/full', 'top_q', 'qos_met', 'prior'))
-        for schedule, row in result[key].items():
+        for schedule, row in rows.items():
             if not row.get('requests'):
                 continue
             print('%-8s %5d %12.1f %10.3f %8.4f %8.4f %8.4f %9.3f %9.3f' % (
@@ -281,8 +307,11 @@ def print_table(result):
                 row['cost_ratio_vs_full'], row['quality'],
                 row['quality_ratio_vs_full'], row['top_quality'],
                 row['qos_met'], row['answered_from_prior']))
-    print('\nracing / pool shadow-host-seconds per request: %.3f'
-          % result['racing_cost_vs_pool'])
+    print('\nracing / pool shadow-host-seconds per request: %.3f '
+          '(after the first %d: %s)'
+          % (result['racing_cost_vs_pool'], result['warmup'],
+             'n/a' if result['racing_cost_vs_pool_after_warmup'] is None
+             else '%.3f' % result['racing_cost_vs_pool_after_warmup']))
     print('aims: %s' % result['aims'])
 
 
@@ -292,6 +321,8 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=100,
                         help='requests before the share answered from '
                         'the prior is counted')
+    parser.add_argument('--window', type=int, default=50,
+                        help='requests per span of the per-window figures')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--budget', type=float, default=pq.BUDGET_S,
                         help='shadow budget per request, simulated s')
@@ -302,8 +333,12 @@ def main(argv=None):
                         'schedule (default: the option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
+    parser.add_argument('--progress', help='write each arm\'s scored '
+                        'requests as they come to PREFIX.<schedule>.jsonl')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
+    if args.window < 1:
+        parser.error('--window must be at least 1')
     # What placement_quality's service settings read.
     args.history, args.store = 'persistent', 'sqlite'
     args.confidence_target = args.cotenancy_horizon = None
