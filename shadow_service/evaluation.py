@@ -22,6 +22,8 @@ block, whatever happened.  Then one of three schedules
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
+    A host with a shadow is estimated from its new samples and its
+    earlier samples of the workload together (the earlier ones aged).
     After every read (once ``min_run_time`` has passed) a host whose
     expected improvement falls below a quarter of ``settle_margin`` loses
     its shadow, a host that becomes a contender (the top host measured
