@@ -34,7 +34,9 @@ arm's; ``answered_from_prior`` is the share of requests after the first
 the figures for consecutive spans of ``--window`` requests (1-50, 51-100,
 101-150, ... by default), so runs of different lengths compare on the
 same requests.  ``--progress PREFIX`` also writes each arm's scored
-requests as they come (``PREFIX.<schedule>.jsonl``).
+requests as they come (``PREFIX.<schedule>.jsonl``); ``--from-progress
+PREFIX`` writes the results of a run stopped before its end from them,
+every arm cut to the requests all arms scored (``requests_scored``).
 
 Usage::
 
@@ -221,10 +223,42 @@ def run(args):
         answers = {s: f.result() for s, f in futures.items()}
     rows = {s: a[0] for s, a in answers.items()}
     _rows, _wall, settle_margin, confidence_target = answers['racing']
+    return results(args, rows, settle_margin, confidence_target,
+                   {s: round(a[1], 1) for s, a in answers.items()})
+
+
+def from_progress(args):
+    """The results of a run stopped before its end, from its
+    ``--progress`` files: every arm cut to the requests all arms scored
+    (``requests_scored``), the same figures as a finished run of that
+    many requests."""
+    rows = {}
+    for schedule in SCHEDULES:
+        with open('%s.%s.jsonl' % (args.from_progress, schedule)) as handle:
+            rows[schedule] = [json.loads(line) for line in handle
+                              if line.strip()]
+    scored = min(len(r) for r in rows.values())
+    for schedule in SCHEDULES:
+        rows[schedule] = [r for r in rows[schedule][:scored]
+                          if r['request'] < scored]
+        if len(rows[schedule]) != scored:
+            raise SystemExit('%s: requests out of order in its progress '
+                             'file' % schedule)
+    opts = pq.service_conf(args, True).shadow
+    settle_margin = (opts.settle_margin if args.settle_margin is None
+                     else args.settle_margin)
+    args.requests_scored = scored
+    return results(args, rows, settle_margin, opts.confidence_target, None)
+
+
+def results(args, rows, settle_margin, confidence_target, wall_s):
+    """The results file's content from every arm's scored ``rows``."""
     settings = pq.service_settings(args, True)
+    scored = getattr(args, 'requests_scored', args.requests)
     result = {
         'benchmark': 'shadow_cost', 'seed': args.seed,
-        'requests_drawn': args.requests, 'warmup': args.warmup,
+        'requests_drawn': args.requests, 'requests_scored': scored,
+        'warmup': args.warmup,
         'mode': 'arrivals',
         'traces': args.traces or 'bundled sample',
         'assembled_by': 'shadow_service.service.build',
@@ -240,7 +274,7 @@ def run(args):
                         'twin',
         'cost_rule': 'simulated shadow-host-seconds per request',
         'schedules': {}, 'after_warmup': {}, 'first_requests': {},
-        'decision_wall_s': {s: round(a[1], 1) for s, a in answers.items()},
+        'decision_wall_s': wall_s,
         'machine': platform.platform(),
     }
     result['schedules'] = _ratios({s: summarise(r)
@@ -253,8 +287,8 @@ def run(args):
         for s, r in rows.items()})
     result['window'] = args.window
     result['windows'] = {}
-    for first in range(0, args.requests, args.window):
-        last = min(args.requests, first + args.window)
+    for first in range(0, scored, args.window):
+        last = min(scored, first + args.window)
         result['windows']['%d-%d' % (first + 1, last)] = _ratios({
             s: summarise([x for x in r if first <= x['request'] < last])
             for s, r in rows.items()})
@@ -277,7 +311,8 @@ def run(args):
         'racing_quality>=pool_quality-0.002':
             racing['quality'] >= pool['quality'] - 0.002,
         'answered_from_prior_after_warmup>=0.5':
-            (late.get('answered_from_prior') or 0.0) >= 0.5}
+            (late['answered_from_prior'] >= 0.5
+             if late.get('requests') else None)}
     result['rows'] = rows
     return result
 
@@ -287,6 +322,9 @@ def print_table(result):
           'budget %.0f s, settle_margin %.2f'
           % (result['seed'], result['requests_drawn'], result['traces'],
              result['shadow_budget_s'], result['settle_margin']))
+    if result['requests_scored'] != result['requests_drawn']:
+        print('stopped run: the first %d requests, scored by every arm'
+              % result['requests_scored'])
     sections = [('all requests', result['schedules']),
                 ('first %d' % result['warmup'], result['first_requests']),
                 ('after the first %d' % result['warmup'],
@@ -335,6 +373,11 @@ def main(argv=None):
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
                         'requests as they come to PREFIX.<schedule>.jsonl')
+    parser.add_argument('--from-progress', metavar='PREFIX',
+                        help='no run: the results of a stopped run from '
+                        'its --progress files, over the requests every '
+                        'arm scored (--requests, --seed, --warmup as it '
+                        'was run)')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     if args.window < 1:
@@ -348,7 +391,7 @@ def main(argv=None):
     if args.out is None:
         args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'results', 'shadow_cost.json')
-    result = run(args)
+    result = from_progress(args) if args.from_progress else run(args)
     print_table(result)
     with open(args.out, 'w') as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
