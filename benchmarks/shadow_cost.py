@@ -30,12 +30,18 @@ shadow-host-seconds  simulated seconds of shadows the evaluation ran.
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
 arm's; ``answered_from_prior`` is the share of requests after the first
-``--warmup`` answered from history without a shadow.
+``--warmup`` answered from history without a shadow.  ``windows`` repeats
+the figures for consecutive spans of ``--window`` requests (1-50, 51-100,
+101-150, ... by default), so runs of different lengths compare on the
+same requests.  ``--progress PREFIX`` also writes each arm's scored
+requests as they come (``PREFIX.<schedule>.jsonl``); ``--from-progress
+PREFIX`` writes the results of a run stopped before its end from them,
+every arm cut to the requests all arms scored (``requests_scored``).
 
 Usage::
 
     python benchmarks/shadow_cost.py --requests 200 --warmup 100 \\
-        --seed 1 [--budget 60] [--traces DIR] [--out FILE]
+        --seed 1 [--window 50] [--budget 60] [--traces DIR] [--out FILE]
 """
 
 import argparse
@@ -188,6 +194,13 @@ def run_arm(schedule, args):
         free_ram_mb=pq.free_ram_mb(arm.driver, arm.hosts))
     for number, request in enumerate(requests):
         arm.handle(number, request, profiles.resolve_profile(request))
+        if args.progress:
+            # One line per request as it is scored, for a run that is
+            # stopped before its results file is written.
+            with open('%s.%s.jsonl' % (args.progress, schedule),
+                      'a') as handle:
+                handle.write(json.dumps(dict(
+                    arm.rows[-1], profile=request.get('profile'))) + '\n')
         if args.verbose and number % 10 == 0:
             row = arm.rows[-1]
             LOG.info('%s request %d: %s %s', schedule, number,
@@ -210,10 +223,42 @@ def run(args):
         answers = {s: f.result() for s, f in futures.items()}
     rows = {s: a[0] for s, a in answers.items()}
     _rows, _wall, settle_margin, confidence_target = answers['racing']
+    return results(args, rows, settle_margin, confidence_target,
+                   {s: round(a[1], 1) for s, a in answers.items()})
+
+
+def from_progress(args):
+    """The results of a run stopped before its end, from its
+    ``--progress`` files: every arm cut to the requests all arms scored
+    (``requests_scored``), the same figures as a finished run of that
+    many requests."""
+    rows = {}
+    for schedule in SCHEDULES:
+        with open('%s.%s.jsonl' % (args.from_progress, schedule)) as handle:
+            rows[schedule] = [json.loads(line) for line in handle
+                              if line.strip()]
+    scored = min(len(r) for r in rows.values())
+    for schedule in SCHEDULES:
+        rows[schedule] = [r for r in rows[schedule][:scored]
+                          if r['request'] < scored]
+        if len(rows[schedule]) != scored:
+            raise SystemExit('%s: requests out of order in its progress '
+                             'file' % schedule)
+    opts = pq.service_conf(args, True).shadow
+    settle_margin = (opts.settle_margin if args.settle_margin is None
+                     else args.settle_margin)
+    args.requests_scored = scored
+    return results(args, rows, settle_margin, opts.confidence_target, None)
+
+
+def results(args, rows, settle_margin, confidence_target, wall_s):
+    """The results file's content from every arm's scored ``rows``."""
     settings = pq.service_settings(args, True)
+    scored = getattr(args, 'requests_scored', args.requests)
     result = {
         'benchmark': 'shadow_cost', 'seed': args.seed,
-        'requests_drawn': args.requests, 'warmup': args.warmup,
+        'requests_drawn': args.requests, 'requests_scored': scored,
+        'warmup': args.warmup,
         'mode': 'arrivals',
         'traces': args.traces or 'bundled sample',
         'assembled_by': 'shadow_service.service.build',
@@ -229,7 +274,7 @@ def run(args):
                         'twin',
         'cost_rule': 'simulated shadow-host-seconds per request',
         'schedules': {}, 'after_warmup': {}, 'first_requests': {},
-        'decision_wall_s': {s: round(a[1], 1) for s, a in answers.items()},
+        'decision_wall_s': wall_s,
         'machine': platform.platform(),
     }
     result['schedules'] = _ratios({s: summarise(r)
@@ -240,6 +285,13 @@ def run(args):
     result['after_warmup'] = _ratios({
         s: summarise([x for x in r if x['request'] >= args.warmup])
         for s, r in rows.items()})
+    result['window'] = args.window
+    result['windows'] = {}
+    for first in range(0, scored, args.window):
+        last = min(scored, first + args.window)
+        result['windows']['%d-%d' % (first + 1, last)] = _ratios({
+            s: summarise([x for x in r if first <= x['request'] < last])
+            for s, r in rows.items()})
     racing, pool = result['schedules']['racing'], result['schedules']['pool']
     late = result['after_warmup'].get('racing', {})
     result['cost_ratio_vs_full'] = racing['cost_ratio_vs_full']
@@ -247,6 +299,11 @@ def run(args):
     result['racing_cost_vs_pool'] = round(
         racing['shadow_host_seconds_per_request']
         / max(pool['shadow_host_seconds_per_request'], 1e-9), 4)
+    late_pool = result['after_warmup'].get('pool', {})
+    result['racing_cost_vs_pool_after_warmup'] = (round(
+        late['shadow_host_seconds_per_request']
+        / max(late_pool['shadow_host_seconds_per_request'], 1e-9), 4)
+        if late.get('requests') and late_pool.get('requests') else None)
     result['answered_from_prior_after_warmup'] = late.get(
         'answered_from_prior')
     result['aims'] = {
@@ -254,7 +311,8 @@ def run(args):
         'racing_quality>=pool_quality-0.002':
             racing['quality'] >= pool['quality'] - 0.002,
         'answered_from_prior_after_warmup>=0.5':
-            (late.get('answered_from_prior') or 0.0) >= 0.5}
+            (late['answered_from_prior'] >= 0.5
+             if late.get('requests') else None)}
     result['rows'] = rows
     return result
 
@@ -264,15 +322,21 @@ def print_table(result):
           'budget %.0f s, settle_margin %.2f'
           % (result['seed'], result['requests_drawn'], result['traces'],
              result['shadow_budget_s'], result['settle_margin']))
-    for title, key in (('all requests', 'schedules'),
-                       ('first %d' % result['warmup'], 'first_requests'),
-                       ('after the first %d' % result['warmup'],
-                        'after_warmup')):
+    if result['requests_scored'] != result['requests_drawn']:
+        print('stopped run: the first %d requests, scored by every arm'
+              % result['requests_scored'])
+    sections = [('all requests', result['schedules']),
+                ('first %d' % result['warmup'], result['first_requests']),
+                ('after the first %d' % result['warmup'],
+                 result['after_warmup'])]
+    sections += [('requests %s' % span, rows)
+                 for span, rows in result['windows'].items()]
+    for title, rows in sections:
         print('\n%s' % title)
         print('%-8s %5s %12s %10s %8s %8s %8s %9s %9s' % (
             'schedule', 'n', 'shadow_s/req', 'cost/full', 'quality',
             'q/full', 'top_q', 'qos_met', 'prior'))
-        for schedule, row in result[key].items():
+        for schedule, row in rows.items():
             if not row.get('requests'):
                 continue
             print('%-8s %5d %12.1f %10.3f %8.4f %8.4f %8.4f %9.3f %9.3f' % (
@@ -281,8 +345,11 @@ def print_table(result):
                 row['cost_ratio_vs_full'], row['quality'],
                 row['quality_ratio_vs_full'], row['top_quality'],
                 row['qos_met'], row['answered_from_prior']))
-    print('\nracing / pool shadow-host-seconds per request: %.3f'
-          % result['racing_cost_vs_pool'])
+    print('\nracing / pool shadow-host-seconds per request: %.3f '
+          '(after the first %d: %s)'
+          % (result['racing_cost_vs_pool'], result['warmup'],
+             'n/a' if result['racing_cost_vs_pool_after_warmup'] is None
+             else '%.3f' % result['racing_cost_vs_pool_after_warmup']))
     print('aims: %s' % result['aims'])
 
 
@@ -292,6 +359,8 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=100,
                         help='requests before the share answered from '
                         'the prior is counted')
+    parser.add_argument('--window', type=int, default=50,
+                        help='requests per span of the per-window figures')
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--budget', type=float, default=pq.BUDGET_S,
                         help='shadow budget per request, simulated s')
@@ -302,8 +371,17 @@ def main(argv=None):
                         'schedule (default: the option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
+    parser.add_argument('--progress', help='write each arm\'s scored '
+                        'requests as they come to PREFIX.<schedule>.jsonl')
+    parser.add_argument('--from-progress', metavar='PREFIX',
+                        help='no run: the results of a stopped run from '
+                        'its --progress files, over the requests every '
+                        'arm scored (--requests, --seed, --warmup as it '
+                        'was run)')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
+    if args.window < 1:
+        parser.error('--window must be at least 1')
     # What placement_quality's service settings read.
     args.history, args.store = 'persistent', 'sqlite'
     args.confidence_target = args.cotenancy_horizon = None
@@ -313,7 +391,7 @@ def main(argv=None):
     if args.out is None:
         args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'results', 'shadow_cost.json')
-    result = run(args)
+    result = from_progress(args) if args.from_progress else run(args)
     print_table(result)
     with open(args.out, 'w') as handle:
         json.dump(result, handle, indent=2, sort_keys=True)

@@ -22,6 +22,8 @@ block, whatever happened.  Then one of three schedules
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
+    A host with a shadow is estimated from its new samples and its
+    earlier samples of the workload together (the earlier ones aged).
     After every read (once ``min_run_time`` has passed) a host whose
     expected improvement falls below a quarter of ``settle_margin`` loses
     its shadow, a host that becomes a contender (the top host measured
@@ -118,6 +120,8 @@ class Evaluation:
         self.finished_at = None
         # {host: why it got no measurement}
         self.unmeasured = {}
+        # The samples the prior was made from (see Evaluator._prior).
+        self.prior_samples = {}
 
     def to_dict(self):
         return {
@@ -335,7 +339,9 @@ class Evaluator:
             prior = analyzer.rank(profile.sensitivity, {})
         else:
             prior = self._prior(profile, host_names, features, scale,
-                                analyzer, request=evaluation.request)
+                                analyzer, request=evaluation.request,
+                                samples_out=getattr(
+                                    evaluation, 'prior_samples', None))
         purpose = evaluation.request.get('purpose', 'boot')
         if purpose != 'boot' or not eligible:
             LOG.info('Evaluation %s (%s): answered from history, without '
@@ -459,10 +465,14 @@ class Evaluator:
             self.learner.models(request, profile.name))
 
     def _prior(self, profile, host_names, features, scale, analyzer,
-               request=None):
+               request=None, samples_out=None):
         """A ranking from earlier shadows of the same workload (profile,
         flavor size, profile scale) on these hosts (the samples are kept
-        between requests: :mod:`shadow_service.priorsamples`)."""
+        between requests: :mod:`shadow_service.priorsamples`).
+
+        ``samples_out``: a dict that receives the samples the prior was
+        made from, ``observations`` and ``newest`` (``{host: time of its
+        newest sample}``)."""
         observations, newest, tokens = {}, {}, None
         now = self.driver.now()
         if self.prior_lookback > 0:
@@ -477,6 +487,8 @@ class Evaluator:
                 LOG.exception('Reading the history for a prior failed; '
                               'measuring every candidate')
                 observations, newest, tokens = {}, {}, None
+        if samples_out is not None:
+            samples_out.update(observations=observations, newest=newest)
         return analyzer.rank(
             profile.sensitivity, observations,
             host_features=features, scale=scale,
@@ -1007,6 +1019,23 @@ class _RacingRun(_Run):
         for host in taken:
             # Booted or not: a host gets one chance per evaluation.
             self.tried.setdefault(host, now)
+
+    def rank(self, now):
+        """The race's ranking: a host with new samples is estimated from
+        them and its earlier samples of the workload (those the prior was
+        made from, aged to ``now``) together, so a few new samples refine
+        its history instead of replacing it."""
+        if not self.observations:
+            return None
+        earlier = getattr(self.evaluation, 'prior_samples', None) or {}
+        return self.analyzer.rank(
+            self.profile.sensitivity,
+            {h: dict(m) for h, m in self.observations.items()},
+            host_features=self.features, scale=self.scale,
+            data_age_s={h: now - t for h, t in self.newest.items()},
+            prior=self.prior,
+            earlier=earlier.get('observations'),
+            earlier_age_s=prior_ages(earlier.get('newest') or {}, now))
 
     def ready(self, now):
         """Whether every running host has run ``min_run_time`` and

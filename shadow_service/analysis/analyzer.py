@@ -292,7 +292,7 @@ class Analyzer:
 
     def rank(self, sensitivity, observations, host_features=None,
              scale=None, data_age_s=None, prior=None, kept=None,
-             tokens=None):
+             tokens=None, earlier=None, earlier_age_s=None):
         """Score and rank the hosts; see the module docstring.
 
         Parameters
@@ -319,6 +319,13 @@ class Analyzer:
         tokens : dict, optional
             ``{host: token}`` that changes whenever the host's
             observations do (required with ``kept``).
+        earlier : dict, optional
+            ``{host: {metric: samples}}`` of earlier runs of the same
+            workload (the samples a prior was made from): a host with
+            observations and earlier samples is estimated from both
+            (:func:`.estimate.combine`, before the contention model and
+            the scale-up), the earlier ones aged by ``earlier_age_s``
+            (``{host: seconds since their newest sample}``).
 
         Returns
         -------
@@ -328,8 +335,10 @@ class Analyzer:
         metrics = sorted(weights)
         host_features = host_features or {}
         data_age_s = data_age_s or {}
+        earlier = earlier or {}
+        earlier_age_s = earlier_age_s or {}
         if (kept is not None and tokens is not None and prior is None
-                and self.load_forecaster is None):
+                and not earlier and self.load_forecaster is None):
             return self._rank_kept(kept, tokens, metrics, weights,
                                    observations or {}, host_features, scale,
                                    data_age_s)
@@ -342,7 +351,8 @@ class Analyzer:
             estimates[host], reasons[host] = self._host_estimates(
                 host, metrics, (observations or {}).get(host),
                 host_features.get(host), scale, data_age_s.get(host),
-                prior, outlooks.get(host))
+                prior, outlooks.get(host), earlier.get(host),
+                earlier_age_s.get(host))
         seen = {m for e in estimates.values() for m in e}
         for host in hosts:
             reasons[host] = [r for r in reasons[host]
@@ -379,8 +389,10 @@ class Analyzer:
         return change, sd, outlook.horizon_s
 
     def _host_estimates(self, host, metrics, samples, features, scale,
-                        age_s, prior, outlook=None):
+                        age_s, prior, outlook=None, earlier=None,
+                        earlier_age_s=None):
         host_estimates, host_reasons = {}, []
+        earlier = (earlier or {}) if samples else {}
         samples = samples or {}
         age_s = float(age_s or 0.0)
         if not samples and prior is not None:
@@ -392,6 +404,12 @@ class Analyzer:
             single = estimate_lib.from_samples(
                 metric, [] if raw is None else raw, data_age_s=age_s,
                 age_drift=self.drift_of(metric))
+            if earlier.get(metric) is not None:
+                single = estimate_lib.combine(
+                    single, estimate_lib.from_samples(
+                        metric, earlier[metric],
+                        data_age_s=float(earlier_age_s or 0.0),
+                        age_drift=self.drift_of(metric)))
             if single is None:
                 host_reasons.append("%s: no samples, left out" % metric)
                 continue

@@ -10,6 +10,11 @@ what the VM will achieve, combining
 * a wide relative prior when there are fewer than ``MIN_SAMPLES``,
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
+:func:`combine` joins this run's estimate with the one earlier runs of
+the same workload on the same host give (their age in their sd): the
+precision-weighted mean, so a host measured again starts from its
+history instead of from a few new samples alone.
+
 :func:`fit_age_drift` learns that drift from the history: how much
 repeated shadow runs of the same workload on the same host really
 changed between evaluations, net of their sampling error.
@@ -94,6 +99,34 @@ def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
     age_sd = age_drift * abs(value) * math.sqrt(age_hours)
     return MetricEstimate(value, math.sqrt(sd ** 2 + age_sd ** 2), size,
                           list(notes))
+
+
+def combine(current, earlier):
+    """One estimate from two independent ones of the same quantity: the
+    precision-weighted mean of ``current`` (this run's samples) and
+    ``earlier`` (earlier runs' samples, their age already in their
+    ``sd``), with the sd of that mean.  Either may be None (the other is
+    returned).
+
+    Both must be raw sample estimates (before :func:`adjust`): the
+    contention model and the scale-up apply once, to the combination, so
+    their uncertainty is not counted as if each run had its own.
+    """
+    if earlier is None:
+        return current
+    if current is None:
+        return earlier
+    if not (current.sd > 0 and earlier.sd > 0):
+        # A zero sd is an exact figure: it decides alone.
+        return current if not current.sd > 0 else earlier
+    w_current, w_earlier = current.sd ** -2, earlier.sd ** -2
+    total = w_current + w_earlier
+    value = (current.value * w_current + earlier.value * w_earlier) / total
+    return MetricEstimate(
+        value, math.sqrt(1.0 / total), current.samples + earlier.samples,
+        list(current.notes) + ["with %d earlier samples (%.0f %% of the "
+                               "weight)" % (earlier.samples,
+                                            100.0 * w_earlier / total)])
 
 
 def _estimate(metric, samples):

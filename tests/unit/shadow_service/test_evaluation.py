@@ -279,3 +279,29 @@ def test_unmeasured_candidates_scale_the_raw_confidence_too():
     evaluation.Evaluator._add_unmeasured(run, result, 'shadows')
     assert result['raw_confidence'] == pytest.approx(0.6)
     assert result['confidence'] == pytest.approx(0.675, abs=1e-3)
+
+
+def test_racing_estimates_a_host_measured_again_with_its_history():
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=0.0)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    ranks = []
+    rank = evaluator.analyzer.rank
+
+    def recording_rank(*args, **kwargs):
+        ranks.append(kwargs)
+        return rank(*args, **kwargs)
+
+    evaluator.analyzer.rank = recording_rank
+    second = evaluator.new(REQUEST, HOSTS, 30.0)
+    ranking = evaluator.run(second)
+    assert ranking['source'] == 'shadows'
+    # The prior's samples went along to every ranking made in the race.
+    in_race = [k for k in ranks if k.get('prior') is not None]
+    assert in_race
+    earlier = second.prior_samples['observations']
+    assert set(earlier) == {h['host'] for h in HOSTS}
+    assert all(k['earlier'] is earlier for k in in_race)
+    measured = [h for h in ranking['hosts']
+                if any('earlier samples' in r for r in h['reasons'])]
+    assert measured

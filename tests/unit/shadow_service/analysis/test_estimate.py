@@ -97,3 +97,45 @@ def test_a_learned_drift_ages_the_prior_per_metric():
     # Nothing learned yet: the same analyzer.
     assert assumed.with_age_drift(_Drift(None, {})) is assumed
     assert assumed.with_age_drift(None) is assumed
+
+
+def test_combine_weighs_each_estimate_by_its_precision():
+    current = estimate.MetricEstimate(110.0, 10.0, 2, [])
+    earlier = estimate.MetricEstimate(100.0, 5.0, 30, [])
+    both = estimate.combine(current, earlier)
+    # Weights 1/100 and 1/25: four fifths on the earlier estimate.
+    assert both.value == pytest.approx(102.0)
+    assert both.sd == pytest.approx(math.sqrt(1.0 / (1 / 100 + 1 / 25)))
+    assert both.sd < min(current.sd, earlier.sd)
+    assert both.samples == 32
+    assert estimate.combine(current, None) is current
+    assert estimate.combine(None, earlier) is earlier
+
+
+def test_old_samples_weigh_less_in_a_combination():
+    fresh = estimate.from_samples('cpu_ops_per_s', [110.0, 111.0, 109.0])
+    samples = [100.0, 101.0, 99.0, 100.0, 100.5, 99.5]
+    recent = estimate.combine(fresh, estimate.from_samples(
+        'cpu_ops_per_s', samples, data_age_s=0.5 * HOUR, age_drift=0.1))
+    old = estimate.combine(fresh, estimate.from_samples(
+        'cpu_ops_per_s', samples, data_age_s=20 * HOUR, age_drift=0.1))
+    assert abs(old.value - fresh.value) < abs(recent.value - fresh.value)
+    assert old.sd > recent.sd
+
+
+def test_a_host_measured_again_is_estimated_with_its_earlier_samples():
+    analyzer = analyzer_lib.Analyzer()
+    new = {'a': {'cpu_ops_per_s': [104.0]}, 'b': {'cpu_ops_per_s': [96.0]}}
+    earlier = {'a': {'cpu_ops_per_s': [100.0, 101.0, 99.0, 100.0] * 3},
+               'b': {'cpu_ops_per_s': [100.0, 99.0, 101.0, 100.0] * 3}}
+    alone = analyzer.rank({'cpu': 1.0}, new)
+    joined = analyzer.rank({'cpu': 1.0}, new, earlier=earlier,
+                           earlier_age_s={'a': 600.0, 'b': 600.0})
+    for host in ('a', 'b'):
+        value = joined.host(host).predicted['cpu_ops_per_s']
+        assert 99.0 < value < 101.0
+        assert (joined.host(host).uncertainty['cpu_ops_per_s']
+                < alone.host(host).uncertainty['cpu_ops_per_s'])
+    # Earlier samples alone do not make a host measured.
+    only_a = analyzer.rank({'cpu': 1.0}, {'a': new['a']}, earlier=earlier)
+    assert [h.host for h in only_a.hosts if h.predicted] == ['a']
