@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from loadgen import profiles
 from loadgen.errors import ProfileError
@@ -227,7 +228,11 @@ def _cmd_serve(args):
                                   args.max_connections)
 
     def stop(signum, frame):
-        raise KeyboardInterrupt
+        # Ask serve_forever to return (shutdown() waits for it, so from
+        # another thread). Raising here instead would land wherever the
+        # server is, even inside a connection thread's start, which could
+        # leave the process unable to exit.
+        threading.Thread(target=server.shutdown, daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     host, port = server.server_address[:2]
     sys.stdout.write(json.dumps({'listening': '%s:%d' % (host, port)}) +

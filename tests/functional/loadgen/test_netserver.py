@@ -4,6 +4,7 @@ connections whatever a (possibly hostile) client asks for."""
 import json
 import socket
 import subprocess
+import threading
 import time
 
 from loadgen import netserver
@@ -90,3 +91,64 @@ def test_connections_beyond_the_limit_are_closed_at_once():
             sock.close()
         process.terminate()
         process.communicate(timeout=10)
+
+
+def test_sigterm_stops_the_server_with_connections_still_open():
+    """A SIGTERM ends the server at once, whatever its connections do: an
+    open connection's handler never holds the exit up."""
+    process, address = _serve()
+    sock = socket.create_connection(address, timeout=5)
+    try:
+        sock.sendall(netserver.HEADER.pack(4, 4) + b'ping')
+        assert sock.recv(4) == bytes(range(4))
+        # The connection stays open: its handler waits for the next
+        # message while the server is told to stop.
+        started = time.monotonic()
+        process.terminate()
+        process.communicate(timeout=10)
+        took = time.monotonic() - started
+    finally:
+        sock.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert took < 5
+
+
+def _connect_in_a_loop(address, stop):
+    while not stop.is_set():
+        try:
+            with socket.create_connection(address, timeout=1) as sock:
+                sock.sendall(netserver.HEADER.pack(1, 1) + b'x')
+                sock.recv(1)
+        except OSError:
+            pass
+
+
+def test_sigterm_while_connections_arrive_ends_cleanly():
+    """A SIGTERM that lands while the server starts a connection's thread
+    stops it as cleanly as any other: at once, exit 0, no traceback."""
+    for _ in range(5):
+        process, address = _serve()
+        stop = threading.Event()
+        clients = [threading.Thread(target=_connect_in_a_loop,
+                                    args=(address, stop)) for _ in range(4)]
+        for client in clients:
+            client.start()
+        try:
+            time.sleep(0.3)
+            started = time.monotonic()
+            process.terminate()
+            _out, err = process.communicate(timeout=10)
+            took = time.monotonic() - started
+        finally:
+            stop.set()
+            for client in clients:
+                client.join()
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 0, err
+        assert 'Traceback' not in err, err
+        assert took < 5
