@@ -497,9 +497,6 @@ class ShadowWeigher(weights.BaseHostWeigher):
         if not present:
             return [NEUTRAL] * len(states)
         best = max(present)
-        # score_weight() and shrink() inlined: one pass over the hosts
-        # (1,000 at a time) without two calls per host.
-        span = max(score_range - tie_margin, 1e-9)
         out = []
         append = out.append
         for state in states:
@@ -519,13 +516,11 @@ class ShadowWeigher(weights.BaseHostWeigher):
                     # other VMs: trust its score less for each one placed
                     # there (Nova's own weighers see what they consumed).
                     confidence = confidence / (1.0 + placed)
-            behind = best - entry['score']
-            if behind <= tie_margin:
-                weight = 1.0
-            else:
-                weight = max(0.0, 1.0 - (behind - tie_margin) / span)
+            weight = score_weight(entry['score'], best,
+                                  tie_margin=tie_margin,
+                                  score_range=score_range)
             if confidence_weighting:
-                weight = NEUTRAL + confidence * (weight - NEUTRAL)
+                weight = shrink(weight, confidence)
             append(weight)
         return out
 
