@@ -874,7 +874,9 @@ class _Run:
             self.unmeasured.discard(host)
         return True
 
-    def rank(self, now):
+    def rank(self, now, **more):
+        """The ranking of what the run measured (``more``: further
+        arguments of :meth:`Analyzer.rank`)."""
         if not self.observations:
             return None
         return self.analyzer.rank(
@@ -882,7 +884,7 @@ class _Run:
             {h: dict(m) for h, m in self.observations.items()},
             host_features=self.features, scale=self.scale,
             data_age_s={h: now - t for h, t in self.newest.items()},
-            prior=self.prior)
+            prior=self.prior, **more)
 
     def start_clock(self, wall_start):
         """The budget left for measuring (the clean-up reserve kept
@@ -1025,16 +1027,9 @@ class _RacingRun(_Run):
         them and its earlier samples of the workload (those the prior was
         made from, aged to ``now``) together, so a few new samples refine
         its history instead of replacing it."""
-        if not self.observations:
-            return None
         earlier = getattr(self.evaluation, 'prior_samples', None) or {}
-        return self.analyzer.rank(
-            self.profile.sensitivity,
-            {h: dict(m) for h, m in self.observations.items()},
-            host_features=self.features, scale=self.scale,
-            data_age_s={h: now - t for h, t in self.newest.items()},
-            prior=self.prior,
-            earlier=earlier.get('observations'),
+        return super().rank(
+            now, earlier=earlier.get('observations'),
             earlier_age_s=prior_ages(earlier.get('newest') or {}, now))
 
     def ready(self, now):
