@@ -43,6 +43,27 @@ def _unescape(text):
     return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), text)
 
 
+def mount_entries(mountinfo=MOUNTINFO):
+    """``[(mount point, fstype, source, super options)]`` of this mount
+    namespace, from ``mountinfo`` (empty when it cannot be read)."""
+    try:
+        with _open(mountinfo) as f:
+            lines = f.readlines()
+    except OSError:
+        return []
+    entries = []
+    for line in lines:
+        left, sep, right = line.partition(' - ')
+        if not sep:
+            continue
+        fields, rfields = left.split(), right.split()
+        if len(fields) < 5 or len(rfields) < 3:
+            continue
+        entries.append((_unescape(fields[4]), rfields[0], rfields[1],
+                        rfields[2]))
+    return entries
+
+
 def hierarchies(mountinfo=MOUNTINFO):
     """Return ``{controller: mount point}`` of the mounted v1 hierarchies.
 
@@ -50,22 +71,13 @@ def hierarchies(mountinfo=MOUNTINFO):
     mounted twice keeps its first mount point.
     """
     found = {}
-    try:
-        with _open(mountinfo) as f:
-            lines = f.readlines()
-    except OSError:
-        return found
-    for line in lines:
-        left, sep, right = line.partition(' - ')
-        if not sep:
+    for point, fstype, _source, options in mount_entries(mountinfo):
+        if fstype != 'cgroup':
             continue
-        fields, rfields = left.split(), right.split()
-        if len(fields) < 5 or len(rfields) < 3 or rfields[0] != 'cgroup':
-            continue
-        options = set(rfields[2].split(','))
+        options = set(options.split(','))
         for controller in CONTROLLERS:
             if controller in options and controller not in found:
-                found[controller] = _unescape(fields[4])
+                found[controller] = point
     return found
 
 

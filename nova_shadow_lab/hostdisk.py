@@ -21,8 +21,10 @@ import os
 import shutil
 import subprocess
 
+from nova_shadow_lab import cgroups
+
 SHM = '/dev/shm'
-MOUNTINFO = '/proc/self/mountinfo'
+MOUNTINFO = cgroups.MOUNTINFO
 
 
 class HostDiskError(RuntimeError):
@@ -47,25 +49,10 @@ def _run(argv):
     return done.stdout
 
 
-def _unescape(text):
-    return text.replace('\\040', ' ').replace('\\011', '\t') \
-        .replace('\\012', '\n').replace('\\134', '\\')
-
-
 def mounts(mountinfo=MOUNTINFO):
     """``[(mount point, source)]`` of this mount namespace."""
-    out = []
-    try:
-        with open(mountinfo) as f:
-            for line in f:
-                left, _sep, right = line.partition(' - ')
-                fields = left.split()
-                rest = right.split()
-                if len(fields) >= 5 and len(rest) >= 2:
-                    out.append((_unescape(fields[4]), rest[1]))
-    except OSError:
-        pass
-    return out
+    return [(point, source) for point, _fstype, source, _options
+            in cgroups.mount_entries(mountinfo)]
 
 
 def create(image, mountpoint, size_mb):
