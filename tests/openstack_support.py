@@ -179,9 +179,56 @@ class _ReaderPreferringLock(nova_fixtures.ReaderWriterLock):
     the lock alone.
     """
 
+    #: Seconds a writer waits for the readers before it takes the lock
+    #: anyway (see ``_acquire_write_lock``).
+    WRITER_PATIENCE_S = 30.0
+
     @property
     def has_pending_writers(self):
         return False
+
+    def _acquire_write_lock(self, me):
+        """fasteners' writer, which waits until no thread reads, except
+        that after ``WRITER_PATIENCE_S`` it takes the lock anyway and
+        prints where the readers wait.
+
+        A reader holds its read lock across its cell's database work (the
+        fixture yields inside it); a reader waiting there for this writer
+        (through a database lock or a call it made) can never leave, and
+        the whole run would hang until pytest-timeout ends it.  The
+        writers only swap which cell untargeted database access reaches,
+        so taking the lock past such readers ends the cycle.
+        """
+        if self.is_reader():
+            raise RuntimeError('Reader %s to writer privilege escalation '
+                               'not allowed' % me)
+        give_up = time.monotonic() + self.WRITER_PATIENCE_S
+        with self._cond:
+            self._pending_writers.append(me)
+            while True:
+                if self._writer is None and self._pending_writers[0] == me:
+                    if not self._readers or time.monotonic() >= give_up:
+                        if self._readers:
+                            sys.stderr.write(_reader_stacks(self._readers))
+                        self._writer = self._pending_writers.popleft()
+                        self._writer_entries = 1
+                        return
+                self._cond.wait(1.0)
+
+
+def _reader_stacks(readers):
+    """Where the threads holding ``readers`` are, for the log of a writer
+    that stopped waiting for them."""
+    frames = sys._current_frames()
+    out = ['The cell lock\'s writer waited %.0f s for %d reader(s); taking '
+           'the lock past them.  The readers:\n'
+           % (_ReaderPreferringLock.WRITER_PATIENCE_S, len(readers))]
+    for reader in readers:
+        ident = getattr(reader, 'ident', None)
+        frame = frames.get(ident)
+        out.append('--- %r\n%s' % (reader, ''.join(
+            traceback.format_stack(frame)) if frame else '(no frame)\n'))
+    return ''.join(out)
 
 
 class _Identity:
