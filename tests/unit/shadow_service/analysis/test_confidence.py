@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from shadow_service.analysis import confidence
+from shadow_service.analysis import score
 
 
 def pair_loop(drawn_scores, point_scores, tie_margin):
@@ -117,3 +118,27 @@ def test_far_pairs_are_counted_as_the_computation_gives_them(hosts, spread):
     computed = confidence._pairwise_agreement_normal(drawn, points, 2.0,
                                                      skip_far=False)
     np.testing.assert_allclose(skipped, computed, rtol=0, atol=1e-12)
+
+
+def test_drawn_scores_are_each_draw_scored_alone():
+    # The scores of a (hosts, metrics, draws) array are those of each
+    # draw's (hosts, metrics) values, with every metric present and with
+    # one missing.
+    metrics = ['cpu_ops_per_s', 'disk_p95_latency_ms', 'cpu_steal_pct']
+    weights = {'cpu_ops_per_s': 2.0, 'disk_p95_latency_ms': 0.5,
+               'cpu_steal_pct': 1.0}
+    rng = np.random.default_rng(7)
+    values = np.abs(rng.normal(50.0, 20.0, (6, 3)))
+    sds = np.full((6, 3), 5.0)
+    drawn = confidence.draw(metrics, values, sds, 40, seed=3)
+    assert drawn.min() >= 0.0 and drawn[:, 2].max() <= 100.0
+    gapped = drawn.copy()
+    gapped[4, 1, :] = np.nan
+    for array in (drawn, gapped):
+        together = score.scores(metrics, weights, array)
+        assert together.shape == (6, 40)
+        for k in range(array.shape[2]):
+            np.testing.assert_allclose(
+                together[:, k], score.scores(metrics, weights,
+                                             array[:, :, k]),
+                rtol=0, atol=1e-9)
