@@ -40,8 +40,7 @@ def _read_raw(path, field, limit):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ProfileError(field, '%s is not a regular file' % path)
-        with os.fdopen(fd, 'rb', closefd=False) as f:
-            raw = f.read(limit + 1)
+        raw = _read_fd(fd, limit + 1)
     except OSError as exc:
         raise ProfileError(field, 'cannot read %s: %s'
                            % (path, exc.strerror or exc)) from None
@@ -51,6 +50,24 @@ def _read_raw(path, field, limit):
         raise ProfileError(field, '%s is larger than the %s limit'
                            % (path, describe_bytes(limit)))
     return raw
+
+
+def _read_fd(fd, count):
+    """Up to ``count`` bytes of ``fd`` with ``os.read`` (no file object:
+    a green ``os.fdopen``, where eventlet patches ``os``, closes the
+    descriptor whatever ``closefd`` says)."""
+    chunks = []
+    while count > 0:
+        chunk = os.read(fd, min(count, READ_CHUNK))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b''.join(chunks)
+
+
+#: Bytes asked of one ``os.read``.
+READ_CHUNK = 2 ** 20
 
 
 def _gunzip(raw, path, field, limit):
