@@ -43,6 +43,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+import time  # noqa: E402
 
 import fixtures  # noqa: E402
 import yaml  # noqa: E402
@@ -88,8 +89,15 @@ class ReaderPreferringLock:
     wait only while a writer *holds* the lock; the fixture's writers hold it
     just to swap the current cell, never across database work, so nothing
     waits in a cycle. Readers and writers are re-entrant per thread, as
-    with fasteners' lock.
+    with fasteners' lock. A reader still holds its lock across its
+    database work, so one that waits there for a writer's thread would
+    hold it forever: a writer that has waited ``WRITER_PATIENCE_S`` for
+    the readers takes the lock past them, with a warning.
     """
+
+    #: Seconds a writer waits for the readers before it takes the lock
+    #: past them (see :meth:`write_lock`).
+    WRITER_PATIENCE_S = 30.0
 
     def __init__(self):
         self._cond = threading.Condition()
@@ -122,8 +130,18 @@ class ReaderPreferringLock:
             else:
                 if me in self._readers:
                     raise RuntimeError('a reader cannot become a writer')
-                while self._writer is not None or self._readers:
-                    self._cond.wait()
+                give_up = time.monotonic() + self.WRITER_PATIENCE_S
+                while self._writer is not None or (
+                        self._readers and time.monotonic() < give_up):
+                    self._cond.wait(1.0)
+                if self._readers:
+                    # A reader holds its lock across its cell's database
+                    # work and may be waiting for this thread: the
+                    # writers only swap which cell untargeted access
+                    # reaches, so going past it ends the cycle.
+                    LOG.warning('The cell lock\'s writer waited %.0f s for '
+                                '%d reader(s); taking the lock past them',
+                                self.WRITER_PATIENCE_S, len(self._readers))
                 self._writer, self._writer_depth = me, 1
         try:
             yield self

@@ -61,3 +61,19 @@ def test_readers_are_re_entrant_and_cannot_upgrade():
                 pass
     with lock.write_lock():
         pass
+
+
+def test_a_writer_takes_the_lock_past_a_reader_that_waits_for_it():
+    lock = cloud.ReaderPreferringLock()
+    lock.WRITER_PATIENCE_S = 0.5
+    written = threading.Event()
+
+    def writer():
+        with lock.write_lock():
+            written.set()
+    started = time.monotonic()
+    with lock.read_lock():
+        # This reader waits for the writer: without patience, forever.
+        _in_thread(writer)
+        assert written.wait(timeout=5)
+    assert 0.5 <= time.monotonic() - started < 5
