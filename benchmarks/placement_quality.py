@@ -98,6 +98,7 @@ Results go to ``benchmarks/results/placement_quality-persistent.json``
 """
 
 import argparse
+import importlib.metadata
 import json
 import logging
 import math
@@ -304,6 +305,22 @@ class NovaWeighers:
         weighed = self.handler.get_weighed_objects(weighers, states, spec)
         return [w.obj.host for w in weighed]
 
+
+
+#: Packages whose versions a results file records.
+RECORDED_PACKAGES = ('nova-shadow', 'nova', 'numpy', 'scipy', 'statsmodels',
+                     'oslo.messaging')
+
+
+def package_versions(names=RECORDED_PACKAGES):
+    """``{package: version}`` of what this run used (None: not installed)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 def _ranking_weigher_class():
     from nova_shadow_filter import weigher
@@ -1052,6 +1069,7 @@ def run(args):
                                 '/ mean realised performance of the oracle',
         'modes': {},
         'machine': platform.platform(),
+        'package_versions': package_versions(),
     }
     for mode in modes:
         wall = time.monotonic()

@@ -135,6 +135,9 @@ def test_benchmark_scores_every_policy_in_every_mode(tmp_path):
         check=True, cwd=REPO, capture_output=True, timeout=300)
     result = json.loads(out.read_text())
     assert result['ranker'] == 'shadow_service.analysis.analyzer.Analyzer'
+    # The run says what it ran on.
+    assert result['package_versions']['nova'] == '34.0.0'
+    assert result['package_versions']['statsmodels']
     assert set(result['modes']) == {'arrivals', 'fill', 'independent'}
     for summary in result['modes'].values():
         policies = summary['policies']
