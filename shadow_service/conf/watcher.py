@@ -215,6 +215,17 @@ Recent errors kept per instance and per flavor (864: three days of
 CPU utilisation at or above which a VM counts as saturated (its real
 demand is hidden above its flavor).
 """),
+    cfg.FloatOpt('near_saturation_pct', default=85.0, min=0.0, max=100.0,
+                 help="""
+CPU utilisation within measurement noise of ``saturation_pct``: a sample
+at or above it (and below ``saturation_pct``) counts as saturated when
+the sample before it was at or above ``saturation_pct``, or when it is a
+burst from below this level past the most the VM has shown (by more than
+``ceiling_noise``).  Samples are noisy, so a VM at its capacity reads some
+percent low as often as high; without this a burst is grown only as far
+as its noisy samples show, one resize at a time.  ``saturation_pct`` or
+more turns it off.
+"""),
     cfg.FloatOpt('immunity_window', default=600.0, min=0.0, help="""
 Seconds after an action on a VM during which no further action is taken
 on it.

@@ -574,6 +574,38 @@ class Watcher:
                 forecaster=self.opts.forecaster)
         return found
 
+    def _near_saturation(self, instance, recent, demand, forecast):
+        """Does the newest sample, below ``saturation_pct`` but at or
+        above ``near_saturation_pct``, show a saturated VM?  It does
+        right after a sample at or above ``saturation_pct``, and when it
+        jumps there from below ``near_saturation_pct`` by more than
+        ``ceiling_noise`` past the most the VM has shown (a burst that
+        met the VM's capacity): measurement noise reads a saturated VM
+        some percent low."""
+        opts = self.opts
+        if opts.near_saturation_pct >= opts.saturation_pct or \
+                recent.size < 2:
+            return False
+        latest, previous = float(recent[-1]), float(recent[-2])
+        if latest < opts.near_saturation_pct:
+            return False
+        if previous >= opts.saturation_pct:
+            return True
+        if previous >= opts.near_saturation_pct * (1.0 - opts.ceiling_noise):
+            return False
+        observed = demand[np.isfinite(demand)]
+        if not observed.size:
+            return False
+        vcpus = float(instance.flavor.get('vcpus') or 0)
+        if self._mode(instance) == 'horizontal':
+            vcpus *= self._members(instance.instance_id)
+        shown = forecast['ceiling_before'] / (1.0 + opts.ceiling_margin)
+        # Past the most it has shown, or that most is this flavor full
+        # (it was saturated on it before: its demand then was hidden).
+        return bool(float(observed[-1]) > forecast['ceiling_before'] * (
+            1.0 + opts.ceiling_noise) or shown >= vcpus * (
+                opts.near_saturation_pct / 100.0))
+
     def situation(self, instance, now):
         """The :class:`~.policies.base.Situation` of ``instance`` (None
         while it has too little history)."""
@@ -587,7 +619,14 @@ class Watcher:
         latest = float(recent[-1]) if recent.size else math.nan
         saturated = bool(recent.size
                          and latest >= self.opts.saturation_pct)
-        if saturated:
+        if not saturated and self._near_saturation(instance, recent,
+                                                   demand, forecast):
+            # Within noise of saturation, right after a saturated sample
+            # or as a burst from well below: the noise hid the last few
+            # percent of a VM at its capacity.
+            saturated = True
+            forecast['near_saturation'] = latest
+        elif saturated:
             runs = int(np.argmin(np.append(
                 recent[::-1] >= self.opts.saturation_pct, False)))
             vcpus = float(instance.flavor.get('vcpus') or 0)
