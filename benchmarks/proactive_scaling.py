@@ -36,7 +36,13 @@ resource_hours     vCPU-hours of flavors held (a VM down for a resize
                    holds its new flavor);
 actions            actions started; ``flaps``: a growth and a shrink of
                    the same VM, in either order, less than the
-                   ``[watcher] cooldown`` apart.
+                   ``[watcher] cooldown`` apart;
+causes             the violation minutes by cause, per VM and in total
+                   (each minute the first that applies: down for a
+                   reboot, steal only, at the top of the ladder, a
+                   growth the guard refused, a growth under way, a
+                   growth that took effect and was not enough, no growth
+                   asked for; see ``violation_causes``).
 
 Policies: ``reactive`` (a threshold on the current utilisation: the
 baseline), ``forecast``, ``rl`` (trained by ``--train-rl`` on other VMs
