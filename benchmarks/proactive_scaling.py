@@ -36,7 +36,13 @@ resource_hours     vCPU-hours of flavors held (a VM down for a resize
                    holds its new flavor);
 actions            actions started; ``flaps``: a growth and a shrink of
                    the same VM, in either order, less than the
-                   ``[watcher] cooldown`` apart.
+                   ``[watcher] cooldown`` apart;
+causes             the violation minutes by cause, per VM and in total
+                   (each minute the first that applies: down for a
+                   reboot, steal only, at the top of the ladder, a
+                   growth the guard refused, a growth under way, a
+                   growth that took effect and was not enough, no growth
+                   asked for; see ``violation_causes``).
 
 Policies: ``reactive`` (a threshold on the current utilisation: the
 baseline), ``forecast``, ``rl`` (trained by ``--train-rl`` on other VMs
@@ -280,6 +286,9 @@ class Replay:
                     achieved['cpu_steal_pct'] * active)
         totals = dict(violation_minutes=0.0, downtime_minutes=0.0,
                       unserved=0.0, resource_hours=0.0)
+        totals['causes'] = dict.fromkeys(CAUSES, 0.0)
+        found = records.read(self.history, self.scored_from - WARMUP_S,
+                             self.scored_to + 1)
         per_vm = {}
         for name in self.demand:
             capacity = np.zeros(len(times))
@@ -301,11 +310,16 @@ class Replay:
                                             / 60.0),
                   'unserved': float(short.sum() * dt_h),
                   'resource_hours': float(held.sum() * dt_h)}
+            vm['causes'] = violation_causes(
+                times, violated, capacity, short, self._top(),
+                [r for r in found if r['instance'] == name],
+                self.conf.watcher)
             per_vm[name] = vm
-            for key in totals:
+            for key in ('violation_minutes', 'downtime_minutes',
+                        'unserved', 'resource_hours'):
                 totals[key] += vm[key]
-        found = records.read(self.history, self.scored_from - WARMUP_S,
-                             self.scored_to + 1)
+            for cause, minutes in vm['causes'].items():
+                totals['causes'][cause] += minutes
         started = [r for r in found if r['outcome'] == 'started']
         totals['actions'] = len(started)
         totals['flaps'] = count_flaps(started,
@@ -319,6 +333,13 @@ class Replay:
                 r['action'], 0) + 1
         totals['wall_s'] = round(self.wall_s, 1)
         return totals, per_vm
+
+    def _top(self):
+        """The most vCPUs a VM can get: the ladder's top rung, or a
+        full group."""
+        if self.mode == 'horizontal':
+            return MEMBER_VCPUS * MAX_MEMBERS
+        return LADDER_VCPUS[-1]
 
     def _members(self, name):
         """Instance ids of ``name``'s group (itself in vertical mode)."""
@@ -358,6 +379,62 @@ class Replay:
 
     def close(self):
         self.parts.close()
+
+
+#: Why a violated minute was violated (see :func:`violation_causes`).
+CAUSES = ('downtime', 'steal', 'top', 'refused', 'under_way',
+          'undersized', 'missed')
+
+
+def violation_causes(times, violated, capacity, short, top, found, opts):
+    """Minutes of ``violated`` by cause, from the VM's decision records
+    ``found`` (one VM's), first cause that applies:
+
+    downtime    the VM was down (a resize's reboot, a member's boot);
+    steal       only its CPU steal broke the target (no shortage);
+    top         short while holding ``top`` vCPUs (no policy can add);
+    refused     a growth the guard refused (immunity window, an action
+                under way, rate limit) was proposed within a resize's
+                lead time before;
+    under_way   a growth had started but not yet taken effect (decided
+                less than its duration ahead);
+    undersized  a growth took effect within an immunity window plus a
+                resize's duration before, and was not enough (the next
+                one waits for the immunity window);
+    missed      no growth was asked for: the forecast missed it.
+    """
+    duration = max(opts.resize_duration, opts.boot_duration)
+    lead = opts.interval + duration
+    up = [r for r in found
+          if policy_base.Decision(r['action'], '').direction > 0]
+    started = np.array([r['at'] for r in up if r['outcome'] == 'started'])
+    refused = np.array([r['at'] for r in up
+                        if r['outcome'] == 'suppressed'])
+
+    def within(events, low, high):
+        if not len(events):
+            return np.zeros(len(times), bool)
+        ago = times[:, None] - events[None, :]
+        return ((ago > low) & (ago <= high)).any(axis=1)
+
+    rules = [
+        ('downtime', capacity <= 0),
+        ('steal', short <= 1e-9),
+        ('top', capacity >= top),
+        ('refused', within(refused, -1e-6, lead)),
+        ('under_way', within(started, 0.0, duration)),
+        ('undersized', within(started, duration,
+                              duration + opts.immunity_window)),
+    ]
+    left = np.asarray(violated, bool).copy()
+    minutes = SCORE_STEP_S / 60.0
+    out = {}
+    for cause, applies in rules:
+        hit = left & applies
+        out[cause] = float(hit.sum() * minutes)
+        left &= ~hit
+    out['missed'] = float(left.sum() * minutes)
+    return out
 
 
 def count_flaps(started, cooldown):
@@ -425,6 +502,11 @@ def print_table(results):
             t['resource_hours'], t['actions'], t['flaps'],
             t.get('violation_change_pct', ''),
             t.get('resource_change_pct', ''), t['wall_s']))
+    print('violation minutes by cause:')
+    for name, t in results.items():
+        print('%-9s %s' % (name, ', '.join(
+            '%s %.0f' % (cause, minutes)
+            for cause, minutes in t.get('causes', {}).items())))
 
 
 def run_mode(mode, policies, vms, args):

@@ -215,6 +215,21 @@ Recent errors kept per instance and per flavor (864: three days of
 CPU utilisation at or above which a VM counts as saturated (its real
 demand is hidden above its flavor).
 """),
+    cfg.FloatOpt('near_saturation_pct', default=85.0, min=0.0, max=100.0,
+                 help="""
+CPU utilisation within measurement noise of ``saturation_pct``: a sample
+at or above it (and below ``saturation_pct``) counts as saturated when it
+is a burst, a jump from below this level (by more than
+``ceiling_noise``) either past the most the VM has shown (by more than
+``ceiling_noise``) or onto a flavor it has filled before (its demand
+ceiling at ``saturation_pct`` of the flavor or more: the demand it showed
+there was its capacity, not what it wanted).  Samples are noisy, so a
+burst that meets a VM's capacity reads some percent low as often as high;
+taken at its word it is grown only as far as it reads, one resize (one
+reboot) at a time while it goes on.  A VM that runs near its capacity
+without such a jump is not affected.  ``saturation_pct`` or more turns it
+off.
+"""),
     cfg.FloatOpt('immunity_window', default=600.0, min=0.0, help="""
 Seconds after an action on a VM during which no further action is taken
 on it.

@@ -574,6 +574,38 @@ class Watcher:
                 forecaster=self.opts.forecaster)
         return found
 
+    def _near_saturation(self, instance, recent, demand, forecast):
+        """Does the newest sample, below ``saturation_pct`` but at or
+        above ``near_saturation_pct``, show a saturated VM?  It does when
+        it is a burst: a jump from well below ``near_saturation_pct``
+        (by more than ``ceiling_noise``) past the most the VM has shown
+        (by more than ``ceiling_noise``), or onto a flavor whose
+        capacity that most already filled (it was saturated on it
+        before, so its demand then was hidden).  Samples are noisy: a
+        burst that met the VM's capacity reads some percent low as often
+        as high, and sized on what it reads it is grown one rung per
+        resize while it goes on."""
+        opts = self.opts
+        if opts.near_saturation_pct >= opts.saturation_pct or \
+                recent.size < 2:
+            return False
+        latest, previous = float(recent[-1]), float(recent[-2])
+        if latest < opts.near_saturation_pct or previous >= \
+                opts.near_saturation_pct * (1.0 - opts.ceiling_noise):
+            return False
+        observed = demand[np.isfinite(demand)]
+        if not observed.size or not math.isfinite(
+                forecast['ceiling_before']):
+            # No ceiling yet (a young VM): nothing says it is a burst.
+            return False
+        vcpus = float(instance.flavor.get('vcpus') or 0)
+        if self._mode(instance) == 'horizontal':
+            vcpus *= self._members(instance.instance_id)
+        shown = forecast['ceiling_before'] / (1.0 + opts.ceiling_margin)
+        return bool(float(observed[-1]) > forecast['ceiling_before'] * (
+            1.0 + opts.ceiling_noise) or shown >= vcpus * (
+                opts.saturation_pct / 100.0))
+
     def situation(self, instance, now):
         """The :class:`~.policies.base.Situation` of ``instance`` (None
         while it has too little history)."""
@@ -587,7 +619,13 @@ class Watcher:
         latest = float(recent[-1]) if recent.size else math.nan
         saturated = bool(recent.size
                          and latest >= self.opts.saturation_pct)
-        if saturated:
+        if not saturated and self._near_saturation(instance, recent,
+                                                   demand, forecast):
+            # Within noise of saturation, a burst from well below: the
+            # noise hid the last few percent of a VM at its capacity.
+            saturated = True
+            forecast['near_saturation'] = latest
+        elif saturated:
             runs = int(np.argmin(np.append(
                 recent[::-1] >= self.opts.saturation_pct, False)))
             vcpus = float(instance.flavor.get('vcpus') or 0)

@@ -263,3 +263,84 @@ def test_no_shrink_bound_before_an_error_margin_is_known(tmp_path):
         assert math.isfinite(forecast['peak'])
     finally:
         assembled.close()
+
+
+def _situation_after(tmp_path, values, hours=4.0, **watcher_opts):
+    assembled, driver = _watcher(tmp_path, values, hours=hours,
+                                 **watcher_opts)
+    try:
+        return assembled.watcher.situation(driver.get_instance('vm-1'),
+                                           driver.now())
+    finally:
+        assembled.close()
+
+
+def test_a_burst_from_idle_within_noise_of_saturation_is_saturation(
+        tmp_path):
+    # 'medium' (4 vCPUs) at 0.4 busy vCPU (10 %) for 4 hours, then 3.6
+    # (90 %): below saturation_pct (95 %), but a jump from well below
+    # past anything the VM showed lands on its capacity, and noisy
+    # samples read a saturated VM some percent low.
+    values = [0.4] * 48 + [3.6] * 48
+    situation = _situation_after(tmp_path / 'on', values)
+    assert 85.0 <= situation.utilisation_pct < 95.0
+    assert situation.saturated
+    assert situation.forecast['near_saturation'] == pytest.approx(
+        situation.utilisation_pct)
+    # Sized as a saturated VM: eight times its vCPUs.
+    assert situation.forecast['hidden_floor'] == pytest.approx(32.0)
+    # At or above saturation_pct the rule is off.
+    off = _situation_after(tmp_path / 'off', values,
+                           near_saturation_pct=95.0)
+    assert not off.saturated
+
+
+def test_a_burst_onto_a_flavor_it_filled_before_is_saturation(tmp_path):
+    # Saturated on its 4 vCPUs for an hour (it wanted 6: the samples
+    # read 4), quiet, then 3.6 (90 %): not past the 4.2 it has shown,
+    # but that was this flavor full, its demand hidden above it.
+    values = [6.0] * 12 + [0.4] * 36 + [3.6] * 48
+    situation = _situation_after(tmp_path, values)
+    assert situation.forecast['ceiling_before'] == pytest.approx(4.2)
+    assert 85.0 <= situation.utilisation_pct < 95.0
+    assert situation.saturated
+
+
+def test_near_saturation_right_after_a_saturated_sample_is_not(tmp_path):
+    # A VM running near its capacity: one sample saturated, the next at
+    # 90 %.  No jump from well below: its noise, not a burst.
+    values = [3.6] * 46 + [4.4] + [3.6] * 49
+    situation = _situation_after(tmp_path, values)
+    assert 85.0 <= situation.utilisation_pct < 95.0
+    assert not situation.saturated
+
+
+def test_no_near_saturation_before_a_ceiling_is_known(tmp_path):
+    # An hour of history (less than the hold window): no ceiling, so
+    # nothing says a jump to 90 % is a burst.
+    values = [0.4] * 11 + [3.6] * 85
+    situation = _situation_after(tmp_path, values, hours=1.0)
+    assert situation.forecast['ceiling_before'] == math.inf
+    assert 85.0 <= situation.utilisation_pct < 95.0
+    assert not situation.saturated
+
+
+def test_a_vm_that_often_runs_near_its_capacity_is_not_saturated(
+        tmp_path):
+    # 3.2 busy vCPUs (80 %) for hours, then quiet, then back to 3.5
+    # (88 %): within noise of saturation, but no burst past what the
+    # VM has shown (3.2 + 25 %) onto a flavor it never filled, and the
+    # sample before was quiet, not saturated.
+    values = [3.2] * 30 + [0.4] * 18 + [3.5] * 48
+    situation = _situation_after(tmp_path, values)
+    assert 85.0 <= situation.utilisation_pct < 95.0
+    assert not situation.saturated
+    assert 'near_saturation' not in situation.forecast
+
+
+def test_a_busy_vm_below_noise_of_saturation_is_not_saturated(tmp_path):
+    # A burst from idle to 3.2 of 4 vCPUs (80 %): a real 80 %.
+    values = [0.4] * 48 + [3.2] * 48
+    situation = _situation_after(tmp_path, values)
+    assert situation.utilisation_pct < 85.0
+    assert not situation.saturated

@@ -1,0 +1,70 @@
+"""The proactive scaling benchmark's breakdown of violation minutes by
+cause (``benchmarks/proactive_scaling.py``, ``violation_causes``)."""
+
+import importlib.util
+import pathlib
+import types
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[4]
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location(
+        'proactive_scaling', REPO / 'benchmarks' / 'proactive_scaling.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+OPTS = types.SimpleNamespace(interval=300.0, resize_duration=300.0,
+                             boot_duration=45.0, immunity_window=600.0)
+
+
+def _up(at, outcome):
+    return {'instance': 'vm', 'action': 'resize_up', 'at': at,
+            'outcome': outcome}
+
+
+def test_each_violated_minute_gets_the_first_cause_that_applies():
+    bench = _benchmark()
+    times = np.arange(0.0, 3600.0, 60.0)           # one hour, by minute
+    capacity = np.full(len(times), 4.0)
+    short = np.zeros(len(times))
+    violated = np.zeros(len(times), bool)
+
+    def violate(start_min, end_min, cap=4.0, gap=1.0):
+        span = slice(start_min, end_min)
+        violated[span] = True
+        capacity[span] = cap
+        short[span] = gap
+
+    violate(2, 5)                      # nothing asked: missed
+    violate(10, 11, cap=0.0)           # down for a reboot
+    violate(12, 14, gap=0.0)           # steal only
+    violate(20, 23, cap=48.0)          # at the top of the ladder
+    violate(30, 33)                    # a growth under way (at 29 min)
+    violate(35, 38)                    # it took effect, not enough
+    violate(50, 52)                    # a growth refused (at 49 min)
+    found = [_up(29 * 60.0, 'started'), _up(49 * 60.0, 'suppressed')]
+    causes = bench.violation_causes(times, violated, capacity, short, 48,
+                                    found, OPTS)
+    assert causes == {'downtime': 1.0, 'steal': 2.0, 'top': 3.0,
+                      'refused': 2.0, 'under_way': 3.0, 'undersized': 3.0,
+                      'missed': 3.0}
+    assert sum(causes.values()) == violated.sum()
+    assert tuple(causes) == bench.CAUSES
+
+
+def test_a_shrink_is_no_growth():
+    bench = _benchmark()
+    times = np.arange(0.0, 600.0, 60.0)
+    violated = np.ones(len(times), bool)
+    capacity = np.full(len(times), 2.0)
+    short = np.ones(len(times))
+    found = [{'instance': 'vm', 'action': 'resize_down', 'at': 0.0,
+              'outcome': 'started'}]
+    causes = bench.violation_causes(times, violated, capacity, short, 48,
+                                    found, OPTS)
+    assert causes['missed'] == 10.0
