@@ -1130,12 +1130,17 @@ def print_table(result):
         if 'aims' in summary:
             print('aims: %s' % summary['aims'])
         for policy, use in summary.get('history_use', {}).items():
-            print('history of %s: %d answered from history alone, %d '
-                  'contention refits, %d evaluations given models %s'
-                  % (policy, use['answered_from_history_alone'],
-                     use['contention_refits'],
-                     use['evaluations_given_contention_models'],
-                     use['contention_models_handed_out_by_metric']))
+            line = 'history of %s: %d answered from history alone' % (
+                policy, use['answered_from_history_alone'])
+            if 'contention_refits' in use:
+                # Only where the contention learner ran (persistent
+                # history).
+                line += (', %d contention refits, %d evaluations given '
+                         'models %s' % (
+                             use['contention_refits'],
+                             use['evaluations_given_contention_models'],
+                             use['contention_models_handed_out_by_metric']))
+            print(line)
 
 
 def main(argv=None):
@@ -1213,10 +1218,12 @@ def main(argv=None):
             'placement_quality%s.json' % (
                 '-persistent' if args.history == 'persistent' else ''))
     result = run(args)
-    print_table(result)
+    # Written before the table is printed: a run is never lost to how it
+    # is shown.
     with open(args.out, 'w') as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
         handle.write('\n')
+    print_table(result)
     print('results written to %s' % args.out)
     return 0
 
