@@ -37,11 +37,15 @@ same requests.  ``--progress PREFIX`` also writes each arm's scored
 requests as they come (``PREFIX.<schedule>.jsonl``); ``--from-progress
 PREFIX`` writes the results of a run stopped before its end from them,
 every arm cut to the requests all arms scored (``requests_scored``).
+``--schedules`` runs only some arms (``pool,racing``: the racing
+schedule's figures against pool's without the slow ``full`` reference;
+the ratios to ``full`` are then left out).
 
 Usage::
 
     python benchmarks/shadow_cost.py --requests 200 --warmup 100 \\
         --seed 1 [--window 50] [--budget 60] [--traces DIR] [--out FILE]
+        [--schedules pool,racing]
 """
 
 import argparse
@@ -170,9 +174,10 @@ def summarise(rows):
 
 
 def _ratios(summaries):
-    reference = summaries[REFERENCE]
+    reference = summaries.get(REFERENCE)
     for summary in summaries.values():
-        if not summary.get('requests'):
+        if not summary.get('requests') or not (reference or {}).get(
+                'requests'):
             continue
         summary['cost_ratio_vs_full'] = round(
             summary['shadow_host_seconds_per_request']
@@ -218,8 +223,8 @@ def run(args):
     # same requests.
     context = multiprocessing.get_context('fork')
     with concurrent.futures.ProcessPoolExecutor(
-            max_workers=len(SCHEDULES), mp_context=context) as pool:
-        futures = {s: pool.submit(run_arm, s, args) for s in SCHEDULES}
+            max_workers=len(args.schedules), mp_context=context) as pool:
+        futures = {s: pool.submit(run_arm, s, args) for s in args.schedules}
         answers = {s: f.result() for s, f in futures.items()}
     rows = {s: a[0] for s, a in answers.items()}
     _rows, _wall, settle_margin, confidence_target = answers['racing']
@@ -233,12 +238,12 @@ def from_progress(args):
     (``requests_scored``), the same figures as a finished run of that
     many requests."""
     rows = {}
-    for schedule in SCHEDULES:
+    for schedule in args.schedules:
         with open('%s.%s.jsonl' % (args.from_progress, schedule)) as handle:
             rows[schedule] = [json.loads(line) for line in handle
                               if line.strip()]
     scored = min(len(r) for r in rows.values())
-    for schedule in SCHEDULES:
+    for schedule in args.schedules:
         rows[schedule] = [r for r in rows[schedule][:scored]
                           if r['request'] < scored]
         if len(rows[schedule]) != scored:
@@ -273,6 +278,7 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                         '/ that of the best candidate, on the arm\'s own '
                         'twin',
         'cost_rule': 'simulated shadow-host-seconds per request',
+        'schedules_run': list(args.schedules),
         'schedules': {}, 'after_warmup': {}, 'first_requests': {},
         'decision_wall_s': wall_s,
         'machine': platform.platform(),
@@ -294,8 +300,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
             for s, r in rows.items()})
     racing, pool = result['schedules']['racing'], result['schedules']['pool']
     late = result['after_warmup'].get('racing', {})
-    result['cost_ratio_vs_full'] = racing['cost_ratio_vs_full']
-    result['quality_ratio_vs_full'] = racing['quality_ratio_vs_full']
+    result['cost_ratio_vs_full'] = racing.get('cost_ratio_vs_full')
+    result['quality_ratio_vs_full'] = racing.get('quality_ratio_vs_full')
     result['racing_cost_vs_pool'] = round(
         racing['shadow_host_seconds_per_request']
         / max(pool['shadow_host_seconds_per_request'], 1e-9), 4)
@@ -315,6 +321,10 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
              if late.get('requests') else None)}
     result['rows'] = rows
     return result
+
+
+def _figure(value):
+    return 'n/a' if value is None else '%.3f' % value
 
 
 def print_table(result):
@@ -339,12 +349,13 @@ def print_table(result):
         for schedule, row in rows.items():
             if not row.get('requests'):
                 continue
-            print('%-8s %5d %12.1f %10.3f %8.4f %8.4f %8.4f %9.3f %9.3f' % (
+            print('%-8s %5d %12.1f %10s %8.4f %8s %8.4f %9.3f %9.3f' % (
                 schedule, row['requests'],
                 row['shadow_host_seconds_per_request'],
-                row['cost_ratio_vs_full'], row['quality'],
-                row['quality_ratio_vs_full'], row['top_quality'],
-                row['qos_met'], row['answered_from_prior']))
+                _figure(row.get('cost_ratio_vs_full')), row['quality'],
+                _figure(row.get('quality_ratio_vs_full')),
+                row['top_quality'], row['qos_met'],
+                row['answered_from_prior']))
     print('\nracing / pool shadow-host-seconds per request: %.3f '
           '(after the first %d: %s)'
           % (result['racing_cost_vs_pool'], result['warmup'],
@@ -378,10 +389,22 @@ def main(argv=None):
                         'its --progress files, over the requests every '
                         'arm scored (--requests, --seed, --warmup as it '
                         'was run)')
+    parser.add_argument('--schedules', default=','.join(SCHEDULES),
+                        help='comma-separated arms to run (default: '
+                        '%(default)s); racing and pool are needed, full '
+                        'is the reference of the *_vs_full ratios')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     if args.window < 1:
         parser.error('--window must be at least 1')
+    asked = set(args.schedules.split(','))
+    if asked - set(SCHEDULES):
+        parser.error('unknown schedules: %s'
+                     % ', '.join(sorted(asked - set(SCHEDULES))))
+    args.schedules = tuple(s for s in SCHEDULES if s in asked)
+    if not {'pool', 'racing'} <= set(args.schedules):
+        parser.error('--schedules must include pool and racing (of %s)'
+                     % ', '.join(SCHEDULES))
     # What placement_quality's service settings read.
     args.history, args.store = 'persistent', 'sqlite'
     args.confidence_target = args.cotenancy_horizon = None
