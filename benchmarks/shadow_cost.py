@@ -39,7 +39,9 @@ PREFIX`` writes the results of a run stopped before its end from them,
 every arm cut to the requests all arms scored (``requests_scored``).
 ``--schedules`` runs only some arms (``pool,racing``: the racing
 schedule's figures against pool's without the slow ``full`` reference;
-the ratios to ``full`` are then left out).
+the ratios to ``full`` are then left out); with ``--progress``, one arm
+alone, whose progress file a later ``--from-progress`` joins with the
+other arms' (same ``--requests``, ``--seed``, settings).
 
 Usage::
 
@@ -217,7 +219,9 @@ def run_arm(schedule, args):
     return answer
 
 
-def run(args):
+def run_arms(args):
+    """``{schedule: run_arm's answer}`` of every arm in
+    ``args.schedules``."""
     # One process per schedule: the arms share nothing (each has its own
     # twin built from the seed, its own service and history) and see the
     # same requests.
@@ -225,7 +229,11 @@ def run(args):
     with concurrent.futures.ProcessPoolExecutor(
             max_workers=len(args.schedules), mp_context=context) as pool:
         futures = {s: pool.submit(run_arm, s, args) for s in args.schedules}
-        answers = {s: f.result() for s, f in futures.items()}
+        return {s: f.result() for s, f in futures.items()}
+
+
+def run(args):
+    answers = run_arms(args)
     rows = {s: a[0] for s, a in answers.items()}
     _rows, _wall, settle_margin, confidence_target = answers['racing']
     return results(args, rows, settle_margin, confidence_target,
@@ -402,9 +410,12 @@ def main(argv=None):
         parser.error('unknown schedules: %s'
                      % ', '.join(sorted(asked - set(SCHEDULES))))
     args.schedules = tuple(s for s in SCHEDULES if s in asked)
-    if not {'pool', 'racing'} <= set(args.schedules):
-        parser.error('--schedules must include pool and racing (of %s)'
-                     % ', '.join(SCHEDULES))
+    if not {'pool', 'racing'} <= set(args.schedules) and not (
+            args.progress and not args.from_progress):
+        parser.error('--schedules must include pool and racing, except '
+                     'for a run that only writes --progress files (its '
+                     'results come from --from-progress with the arms '
+                     'of the other runs)')
     # What placement_quality's service settings read.
     args.history, args.store = 'persistent', 'sqlite'
     args.confidence_target = args.cotenancy_horizon = None
@@ -414,6 +425,12 @@ def main(argv=None):
     if args.out is None:
         args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'results', 'shadow_cost.json')
+    if not {'pool', 'racing'} <= set(args.schedules):
+        # One arm (or full alone) into its progress file, for a later
+        # --from-progress that joins the arms.
+        run_arms(args)
+        print('progress written to %s.<schedule>.jsonl' % args.progress)
+        return 0
     result = from_progress(args) if args.from_progress else run(args)
     print_table(result)
     with open(args.out, 'w') as handle:
