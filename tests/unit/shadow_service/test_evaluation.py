@@ -1,11 +1,17 @@
 """The evaluation loop with the real twin, history store and analyzer."""
 
+import collections
+import dataclasses
+
+import numpy as np
 import pytest
 
 from shadow_service import evaluation
 from shadow_service import exception
+from shadow_service import measurements as names
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
+from shadow_service.analysis import contention
 from shadow_service.analysis import scaleup
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import memory
@@ -305,3 +311,74 @@ def test_racing_estimates_a_host_measured_again_with_its_history():
     measured = [h for h in ranking['hosts']
                 if any('earlier samples' in r for r in h['reasons'])]
     assert measured
+
+
+def _model_uncertain_ranking(kept=None):
+    """Two hosts measured closely apart (20 samples each) under a
+    contention model fitted on scattered data: the model's uncertainty
+    dwarfs the samples'."""
+    rng = np.random.default_rng(0)
+    data = {'num_instances': rng.integers(0, 10, 30)}
+    ops = 1000 - 20 * data['num_instances'] + rng.normal(0, 150, 30)
+    model = contention.ContentionModel(
+        features=('num_instances',)).fit(data, ops)
+    analyzer = analyzer_mod.Analyzer(contention={'cpu_ops_per_s': model})
+    observations = {
+        'a': {'cpu_ops_per_s': list(800 + rng.normal(0, 4, 20))},
+        'b': {'cpu_ops_per_s': list(790 + rng.normal(0, 4, 20))}}
+    features = {'a': {'num_instances': 4}, 'b': {'num_instances': 4}}
+    tokens = {'a': 1, 'b': 2} if kept is not None else None
+    return analyzer.rank({'cpu': 1.0}, observations,
+                         host_features=features, kept=kept, tokens=tokens)
+
+
+def test_racing_asks_shadows_only_for_what_they_can_narrow():
+    ranking = _model_uncertain_ranking()
+    sds, measurable = ranking.arrays[5], ranking.measurable_sds
+    column = ranking.arrays[3].index('cpu_ops_per_s')
+    assert (measurable[:, column] * 10 < sds[:, column]).all()
+    settled = racing.assess(ranking, indifference=2.0)
+    # The same ranking judged on its whole uncertainty, as before.
+    whole = racing.assess(dataclasses.replace(ranking, measurable_sds=None),
+                          indifference=2.0)
+    assert settled.incumbent == whole.incumbent == 'a'
+    assert settled.opportunity_cost < 0.01
+    assert whole.opportunity_cost > evaluation.Evaluator.DEFAULT_SETTLE_MARGIN
+    assert settled.contenders(0.25) == []
+    # The confidence still counts all of it.
+    assert ranking.confidence < 0.9
+
+
+def test_kept_estimates_give_the_same_measurable_uncertainty():
+    fresh = _model_uncertain_ranking()
+    kept = analyzer_mod.KeptEstimates()
+    first = _model_uncertain_ranking(kept)
+    again = _model_uncertain_ranking(kept)
+    for ranking in (first, again):
+        np.testing.assert_allclose(ranking.measurable_sds,
+                                   fresh.measurable_sds)
+        np.testing.assert_allclose(ranking.arrays[5], fresh.arrays[5])
+
+
+def test_a_race_takes_enough_samples_of_every_host_it_measures():
+    """No host leaves the race (and the race does not stop) before it
+    has the samples the estimator needs for an estimate of its own: they
+    are what later requests of the workload find as their prior."""
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=5.0)
+    run = evaluator.new(REQUEST, HOSTS, 30.0)
+    ranking = evaluator.run(run)
+    assert ranking['source'] == 'shadows'
+    points = evaluator.history.query_points(
+        names.SHADOW_SAMPLE, {names.TAG_EVALUATION: run.evaluation_id},
+        start=0.0, end=evaluator.driver.now() + 1.0)
+    per_host = collections.defaultdict(collections.Counter)
+    for point in points:
+        per_host[point.tags[names.TAG_HOST]][
+            point.tags[names.TAG_METRIC]] += 1
+    assert set(per_host) == {h['host'] for h in HOSTS}
+    for counts in per_host.values():
+        assert max(counts.values()) >= evaluation.RACE_MIN_SAMPLES
+    # The next request of the workload is answered from those samples.
+    second = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert second['source'] == 'history'
