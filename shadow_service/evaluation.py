@@ -58,7 +58,6 @@ from shadow_service import measurements as names
 from shadow_service import priorsamples
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
-from shadow_service.analysis import estimate as estimate_lib
 from shadow_service.analysis import scaleup
 from shadow_service.history import base as history_base
 from shadow_service.learners import base as learner_base
@@ -90,9 +89,6 @@ VERDICTS_KEPT = 8
 PRIOR_AGE_STEP_S = 10.0
 #: How an evaluation spends its budget (see the module docstring).
 SCHEDULES = ('racing', 'pool', 'full')
-#: Samples of a host a race takes before the host may leave it or the
-#: race may stop (the estimator's fewest for an estimate of their own).
-RACE_MIN_SAMPLES = estimate_lib.MIN_SAMPLES
 #: Share of ``settle_margin`` below which a host's expected improvement
 #: takes it out of the race.
 ELIMINATION_SHARE = 0.25
@@ -1040,22 +1036,12 @@ class _RacingRun(_Run):
 
     def ready(self, now):
         """Whether every running host has run ``min_run_time`` and
-        reported ``estimate.MIN_SAMPLES`` samples of a metric: only then
-        may the race drop hosts or stop.  Fewer samples leave an estimate
-        no better than the estimator's wide few-samples one, and it is
-        what later requests of the workload find in their prior (and
-        what the age drift learner, which skips runs that short, would
-        learn from)."""
+        reported: only then may the race drop hosts or stop."""
         for shadow in self.running.values():
             if (now - self.tried.get(shadow.host, now) < self.ev.min_run_time
-                    or self.samples_of(shadow.host) < RACE_MIN_SAMPLES):
+                    or shadow.host not in self.observations):
                 return False
         return True
-
-    def samples_of(self, host):
-        """Samples this run took of ``host`` (of its best-read metric)."""
-        return max((len(v) for v in self.observations.get(host, {}).values()),
-                   default=0)
 
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation

@@ -1,6 +1,5 @@
 """The evaluation loop with the real twin, history store and analyzer."""
 
-import collections
 import dataclasses
 
 import numpy as np
@@ -8,7 +7,6 @@ import pytest
 
 from shadow_service import evaluation
 from shadow_service import exception
-from shadow_service import measurements as names
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import contention
@@ -359,26 +357,3 @@ def test_kept_estimates_give_the_same_measurable_uncertainty():
                                    fresh.measurable_sds)
         np.testing.assert_allclose(ranking.arrays[5], fresh.arrays[5])
 
-
-def test_a_race_takes_enough_samples_of_every_host_it_measures():
-    """No host leaves the race (and the race does not stop) before it
-    has the samples the estimator needs for an estimate of its own: they
-    are what later requests of the workload find as their prior."""
-    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
-                               settle_margin=5.0)
-    run = evaluator.new(REQUEST, HOSTS, 30.0)
-    ranking = evaluator.run(run)
-    assert ranking['source'] == 'shadows'
-    points = evaluator.history.query_points(
-        names.SHADOW_SAMPLE, {names.TAG_EVALUATION: run.evaluation_id},
-        start=0.0, end=evaluator.driver.now() + 1.0)
-    per_host = collections.defaultdict(collections.Counter)
-    for point in points:
-        per_host[point.tags[names.TAG_HOST]][
-            point.tags[names.TAG_METRIC]] += 1
-    assert set(per_host) == {h['host'] for h in HOSTS}
-    for counts in per_host.values():
-        assert max(counts.values()) >= evaluation.RACE_MIN_SAMPLES
-    # The next request of the workload is answered from those samples.
-    second = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
-    assert second['source'] == 'history'
