@@ -92,6 +92,9 @@ class ScheduledService(pq.ShadowService):
         if self.args.settle_margin is not None:
             self.conf.set_override('settle_margin', self.args.settle_margin,
                                    group='shadow')
+        if getattr(self.args, 'prior_lookback', None) is not None:
+            self.conf.set_override('prior_lookback',
+                                   self.args.prior_lookback, group='shadow')
         return super()._build(store)
 
 
@@ -278,6 +281,7 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
         'service_settings': {'[%s] %s' % (g, n): v
                              for g, n, v in settings},
         'settle_margin': settle_margin,
+        'prior_lookback_s': getattr(args, 'prior_lookback', None),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -388,6 +392,9 @@ def main(argv=None):
     parser.add_argument('--settle-margin', type=float,
                         help='[shadow] settle_margin of the racing '
                         'schedule (default: the option\'s default)')
+    parser.add_argument('--prior-lookback', type=float,
+                        help='[shadow] prior_lookback, s, of every arm '
+                        '(default: the option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
