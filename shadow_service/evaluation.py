@@ -364,6 +364,16 @@ class Evaluator:
                      % verdict.opportunity_cost)
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
+        if self.schedule != 'full':
+            LOG.info('Evaluation %s: history does not decide the ranking: '
+                     '%d of %d candidates without history of the workload '
+                     'within prior_lookback, confidence %.2f (target '
+                     '%.2f)%s', evaluation.evaluation_id,
+                     len(set(eligible) - known), len(eligible),
+                     prior.confidence, self.confidence_target,
+                     '' if verdict is None else
+                     ', expected loss %.2f points (settle_margin %.2f)'
+                     % (verdict.opportunity_cost, self.settle_margin))
 
         if self.schedule == 'racing':
             candidates = self._contenders(prior, verdict, eligible)

@@ -357,3 +357,21 @@ def test_kept_estimates_give_the_same_measurable_uncertainty():
                                    fresh.measurable_sds)
         np.testing.assert_allclose(ranking.arrays[5], fresh.arrays[5])
 
+
+
+def test_the_log_says_why_history_did_not_decide(caplog):
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=0.5)
+    with caplog.at_level('INFO', logger='shadow_service.evaluation'):
+        evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    why = [r.getMessage() for r in caplog.records
+           if 'history does not decide' in r.getMessage()]
+    assert why and '6 of 6 candidates without history' in why[0]
+    caplog.clear()
+    with caplog.at_level('INFO', logger='shadow_service.evaluation'):
+        evaluator.run(evaluator.new(REQUEST, HOSTS + [{'host': 'node-9'}],
+                                    30.0))
+    why = [r.getMessage() for r in caplog.records
+           if 'history does not decide' in r.getMessage()]
+    assert why and '1 of 7 candidates without history' in why[0]
+    assert 'expected loss' in why[0]
