@@ -18,7 +18,9 @@ block, whatever happened.  Then one of three schedules
     The prior is returned as is when it already decides the ranking: it
     covers every candidate and either its confidence reaches
     ``confidence_target`` or the expected score lost by taking its top
-    host (:mod:`shadow_service.racing`) is below ``settle_margin``.
+    host (:mod:`shadow_service.racing`, drawn from the part of each
+    estimate's uncertainty a shadow can narrow) is below
+    ``settle_margin``.
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
