@@ -37,11 +37,17 @@ same requests.  ``--progress PREFIX`` also writes each arm's scored
 requests as they come (``PREFIX.<schedule>.jsonl``); ``--from-progress
 PREFIX`` writes the results of a run stopped before its end from them,
 every arm cut to the requests all arms scored (``requests_scored``).
+``--schedules`` runs only some arms (``pool,racing``: the racing
+schedule's figures against pool's without the slow ``full`` reference;
+the ratios to ``full`` are then left out); with ``--progress``, one arm
+alone, whose progress file a later ``--from-progress`` joins with the
+other arms' (same ``--requests``, ``--seed``, settings).
 
 Usage::
 
     python benchmarks/shadow_cost.py --requests 200 --warmup 100 \\
         --seed 1 [--window 50] [--budget 60] [--traces DIR] [--out FILE]
+        [--schedules pool,racing]
 """
 
 import argparse
@@ -86,6 +92,9 @@ class ScheduledService(pq.ShadowService):
         if self.args.settle_margin is not None:
             self.conf.set_override('settle_margin', self.args.settle_margin,
                                    group='shadow')
+        if getattr(self.args, 'prior_lookback', None) is not None:
+            self.conf.set_override('prior_lookback',
+                                   self.args.prior_lookback, group='shadow')
         return super()._build(store)
 
 
@@ -170,9 +179,10 @@ def summarise(rows):
 
 
 def _ratios(summaries):
-    reference = summaries[REFERENCE]
+    reference = summaries.get(REFERENCE)
     for summary in summaries.values():
-        if not summary.get('requests'):
+        if not summary.get('requests') or not (reference or {}).get(
+                'requests'):
             continue
         summary['cost_ratio_vs_full'] = round(
             summary['shadow_host_seconds_per_request']
@@ -212,15 +222,21 @@ def run_arm(schedule, args):
     return answer
 
 
-def run(args):
+def run_arms(args):
+    """``{schedule: run_arm's answer}`` of every arm in
+    ``args.schedules``."""
     # One process per schedule: the arms share nothing (each has its own
     # twin built from the seed, its own service and history) and see the
     # same requests.
     context = multiprocessing.get_context('fork')
     with concurrent.futures.ProcessPoolExecutor(
-            max_workers=len(SCHEDULES), mp_context=context) as pool:
-        futures = {s: pool.submit(run_arm, s, args) for s in SCHEDULES}
-        answers = {s: f.result() for s, f in futures.items()}
+            max_workers=len(args.schedules), mp_context=context) as pool:
+        futures = {s: pool.submit(run_arm, s, args) for s in args.schedules}
+        return {s: f.result() for s, f in futures.items()}
+
+
+def run(args):
+    answers = run_arms(args)
     rows = {s: a[0] for s, a in answers.items()}
     _rows, _wall, settle_margin, confidence_target = answers['racing']
     return results(args, rows, settle_margin, confidence_target,
@@ -233,12 +249,12 @@ def from_progress(args):
     (``requests_scored``), the same figures as a finished run of that
     many requests."""
     rows = {}
-    for schedule in SCHEDULES:
+    for schedule in args.schedules:
         with open('%s.%s.jsonl' % (args.from_progress, schedule)) as handle:
             rows[schedule] = [json.loads(line) for line in handle
                               if line.strip()]
     scored = min(len(r) for r in rows.values())
-    for schedule in SCHEDULES:
+    for schedule in args.schedules:
         rows[schedule] = [r for r in rows[schedule][:scored]
                           if r['request'] < scored]
         if len(rows[schedule]) != scored:
@@ -265,6 +281,7 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
         'service_settings': {'[%s] %s' % (g, n): v
                              for g, n, v in settings},
         'settle_margin': settle_margin,
+        'prior_lookback_s': getattr(args, 'prior_lookback', None),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -273,6 +290,7 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                         '/ that of the best candidate, on the arm\'s own '
                         'twin',
         'cost_rule': 'simulated shadow-host-seconds per request',
+        'schedules_run': list(args.schedules),
         'schedules': {}, 'after_warmup': {}, 'first_requests': {},
         'decision_wall_s': wall_s,
         'machine': platform.platform(),
@@ -294,8 +312,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
             for s, r in rows.items()})
     racing, pool = result['schedules']['racing'], result['schedules']['pool']
     late = result['after_warmup'].get('racing', {})
-    result['cost_ratio_vs_full'] = racing['cost_ratio_vs_full']
-    result['quality_ratio_vs_full'] = racing['quality_ratio_vs_full']
+    result['cost_ratio_vs_full'] = racing.get('cost_ratio_vs_full')
+    result['quality_ratio_vs_full'] = racing.get('quality_ratio_vs_full')
     result['racing_cost_vs_pool'] = round(
         racing['shadow_host_seconds_per_request']
         / max(pool['shadow_host_seconds_per_request'], 1e-9), 4)
@@ -315,6 +333,10 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
              if late.get('requests') else None)}
     result['rows'] = rows
     return result
+
+
+def _figure(value):
+    return 'n/a' if value is None else '%.3f' % value
 
 
 def print_table(result):
@@ -339,12 +361,13 @@ def print_table(result):
         for schedule, row in rows.items():
             if not row.get('requests'):
                 continue
-            print('%-8s %5d %12.1f %10.3f %8.4f %8.4f %8.4f %9.3f %9.3f' % (
+            print('%-8s %5d %12.1f %10s %8.4f %8s %8.4f %9.3f %9.3f' % (
                 schedule, row['requests'],
                 row['shadow_host_seconds_per_request'],
-                row['cost_ratio_vs_full'], row['quality'],
-                row['quality_ratio_vs_full'], row['top_quality'],
-                row['qos_met'], row['answered_from_prior']))
+                _figure(row.get('cost_ratio_vs_full')), row['quality'],
+                _figure(row.get('quality_ratio_vs_full')),
+                row['top_quality'], row['qos_met'],
+                row['answered_from_prior']))
     print('\nracing / pool shadow-host-seconds per request: %.3f '
           '(after the first %d: %s)'
           % (result['racing_cost_vs_pool'], result['warmup'],
@@ -369,6 +392,9 @@ def main(argv=None):
     parser.add_argument('--settle-margin', type=float,
                         help='[shadow] settle_margin of the racing '
                         'schedule (default: the option\'s default)')
+    parser.add_argument('--prior-lookback', type=float,
+                        help='[shadow] prior_lookback, s, of every arm '
+                        '(default: the option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
@@ -378,10 +404,25 @@ def main(argv=None):
                         'its --progress files, over the requests every '
                         'arm scored (--requests, --seed, --warmup as it '
                         'was run)')
+    parser.add_argument('--schedules', default=','.join(SCHEDULES),
+                        help='comma-separated arms to run (default: '
+                        '%(default)s); racing and pool are needed, full '
+                        'is the reference of the *_vs_full ratios')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     if args.window < 1:
         parser.error('--window must be at least 1')
+    asked = set(args.schedules.split(','))
+    if asked - set(SCHEDULES):
+        parser.error('unknown schedules: %s'
+                     % ', '.join(sorted(asked - set(SCHEDULES))))
+    args.schedules = tuple(s for s in SCHEDULES if s in asked)
+    if not {'pool', 'racing'} <= set(args.schedules) and not (
+            args.progress and not args.from_progress):
+        parser.error('--schedules must include pool and racing, except '
+                     'for a run that only writes --progress files (its '
+                     'results come from --from-progress with the arms '
+                     'of the other runs)')
     # What placement_quality's service settings read.
     args.history, args.store = 'persistent', 'sqlite'
     args.confidence_target = args.cotenancy_horizon = None
@@ -391,6 +432,12 @@ def main(argv=None):
     if args.out is None:
         args.out = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 'results', 'shadow_cost.json')
+    if not {'pool', 'racing'} <= set(args.schedules):
+        # One arm (or full alone) into its progress file, for a later
+        # --from-progress that joins the arms.
+        run_arms(args)
+        print('progress written to %s.<schedule>.jsonl' % args.progress)
+        return 0
     result = from_progress(args) if args.from_progress else run(args)
     print_table(result)
     with open(args.out, 'w') as handle:

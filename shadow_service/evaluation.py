@@ -18,7 +18,9 @@ block, whatever happened.  Then one of three schedules
     The prior is returned as is when it already decides the ranking: it
     covers every candidate and either its confidence reaches
     ``confidence_target`` or the expected score lost by taking its top
-    host (:mod:`shadow_service.racing`) is below ``settle_margin``.
+    host (:mod:`shadow_service.racing`, drawn from the part of each
+    estimate's uncertainty a shadow can narrow) is below
+    ``settle_margin``.
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
@@ -364,6 +366,16 @@ class Evaluator:
                      % verdict.opportunity_cost)
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
+        if self.schedule != 'full':
+            LOG.info('Evaluation %s: history does not decide the ranking: '
+                     '%d of %d candidates without history of the workload '
+                     'within prior_lookback, confidence %.2f (target '
+                     '%.2f)%s', evaluation.evaluation_id,
+                     len(set(eligible) - known), len(eligible),
+                     prior.confidence, self.confidence_target,
+                     '' if verdict is None else
+                     ', expected loss %.2f points (settle_margin %.2f)'
+                     % (verdict.opportunity_cost, self.settle_margin))
 
         if self.schedule == 'racing':
             candidates = self._contenders(prior, verdict, eligible)
@@ -413,8 +425,10 @@ class Evaluator:
             # A ranking made again from the same figures: its verdict
             # under the same exclusions and costs is the same (the draws
             # are seeded).
+            measurable = getattr(ranking, 'measurable_sds', None)
             key = (tuple(sorted(excluded)), tuple(sorted(factors.items())),
-                   indifference)
+                   indifference,
+                   None if measurable is None else measurable.tobytes())
             if key in memo.verdicts:
                 return memo.verdicts[key]
         drawn = memo.take_drawn() if key is not None else None

@@ -16,6 +16,15 @@ draw gives, in score points:
   ``E[max(max_j S_j - S_top - d, 0)]``: once it is below
   ``settle_margin`` the ranking is settled, with or without shadows.
 
+The draws take only the part of each estimate's uncertainty a shadow can
+narrow (the samples' own and their age: the ranking's
+``measurable_sds``), not what the models add on top (the contention
+model, the host's load forecast over the VM's life, peak headroom): no
+measurement makes those smaller, so a loss that comes from them is not a
+reason to boot a shadow, and a race kept going for it would spend its
+budget without settling.  The ranking's confidence still counts all of
+it.
+
 The evaluation takes ``d`` to be the analyzer's ``tie_margin``: hosts
 within it count as equally good (the weigher gives them the same weight),
 so a loss smaller than that is no loss.
@@ -83,7 +92,7 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     weights = dict(weights or ranking.weights or {})
     found = _arrays(ranking, hosts, weights)
     if found is not None:
-        metrics, values, sds = found
+        metrics, values, sds, measurable = found
     else:
         metrics = sorted(m for m in weights
                          if any(m in h.predicted for h in hosts))
@@ -92,8 +101,13 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
         sds = np.array([[h.uncertainty.get(m, 0.0) if m in h.predicted
                          else np.nan for m in metrics] for h in hosts],
                        dtype=float)
+        measurable = None
     if not metrics:
         return None
+    if measurable is not None and not np.allclose(
+            measurable, sds, equal_nan=True):
+        # The confidence's draws were of the whole uncertainty.
+        sds, drawn = measurable, None
     draws = confidence_lib.bounded_draws(draws, len(hosts))
     scores = _shared_draws(drawn, hosts, draws)
     if scores is None:
@@ -140,9 +154,9 @@ def _rows(names, hosts):
 
 
 def _arrays(ranking, hosts, weights):
-    """``(metrics, values, sds)`` of ``hosts`` from the arrays the ranking
-    was made from (the same figures its host entries hold), or None when
-    it has none or they may not match."""
+    """``(metrics, values, sds, measurable sds or None)`` of ``hosts``
+    from the arrays the ranking was made from (the same figures its host
+    entries hold), or None when it has none or they may not match."""
     arrays = getattr(ranking, 'arrays', None)
     if arrays is None:
         return None
@@ -153,8 +167,13 @@ def _arrays(ranking, hosts, weights):
     rows = _rows(measured, hosts)
     if rows is None:
         return None
+    measurable = getattr(ranking, 'measurable_sds', None)
+    if measurable is not None and measurable.shape != sds.shape:
+        measurable = None
     values, sds = values[rows], sds[rows]
     present = ~np.all(np.isnan(values), axis=0)
     columns = [c for c in range(len(metrics)) if present[c]]
+    if measurable is not None:
+        measurable = measurable[rows][:, columns]
     return ([metrics[c] for c in columns], values[:, columns],
-            sds[:, columns])
+            sds[:, columns], measurable)

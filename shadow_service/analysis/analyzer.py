@@ -78,6 +78,31 @@ class Ranking:
     #: made again from the same figures shares it), or None.
     memo: object = dataclasses.field(default=None, compare=False,
                                      repr=False)
+    #: The part of ``arrays``' sds a new measurement of the host can
+    #: narrow (rows and columns as there; see
+    #: :attr:`.estimate.MetricEstimate.measured_sd`), or None (all of
+    #: it): what the racing schedule asks shadows to settle.
+    measurable_sds: object = dataclasses.field(default=None, compare=False,
+                                               repr=False)
+
+    def measurable(self, host, entry=None):
+        """``{metric: sd}`` of ``host``'s measurable uncertainty (its
+        whole uncertainty where the ranking does not tell); ``entry``:
+        its :class:`HostScore`, when the caller has it."""
+        entry = entry if entry is not None else self.host(host)
+        arrays, found = self.arrays, dict(entry.uncertainty)
+        if arrays is None or self.measurable_sds is None:
+            return found
+        measured, metrics = arrays[2], arrays[3]
+        try:
+            row = measured.index(host)
+        except ValueError:
+            return found
+        for column, metric in enumerate(metrics):
+            sd = float(self.measurable_sds[row, column])
+            if metric in found and not np.isnan(sd):
+                found[metric] = min(sd, found[metric])
+        return found
 
     def to_dict(self):
         """The contract's "RPC ranking" minus the caller's fields."""
@@ -497,9 +522,11 @@ class Analyzer:
         inputs = _inputs_key(hosts, tokens, data_age_s, host_features)
         found = kept.prepared(inputs) if inputs is not None else None
         if found is not None:
-            memo, measured, values, sds = found
-            return self._stated(memo, measured, metrics, weights, values,
-                                sds)
+            memo, measured, values, sds, measurable = found
+            ranking = self._stated(memo, measured, metrics, weights, values,
+                                   sds)
+            ranking.measurable_sds = measurable
+            return ranking
         entry_of = {}
         for host in hosts:
             token = tokens.get(host)
@@ -524,6 +551,9 @@ class Analyzer:
         drift = np.array([self.drift_of(m) for m in metrics])
         age_sd = drift[None, :] * np.abs(values) * np.sqrt(age_hours)[:, None]
         sds = np.sqrt(sds ** 2 + age_sd ** 2)
+        # What measuring again can narrow: the samples and their age,
+        # without the models added below.
+        measurable = sds.copy()
         # Per metric: contention where fitted (per host), then the bounds
         # and the scale-up (estimate.adjust's order).
         extra = {h: {} for h in hosts}
@@ -551,6 +581,7 @@ class Analyzer:
                 if factor.factor != 1.0 or factor.log_sd:
                     values[:, column] *= factor.factor
                     sds[:, column] *= factor.factor
+                    measurable[:, column] *= factor.factor
         # The peak headroom needs the host's features.
         reasons = {}
         horizon = self.cotenancy_horizon_s
@@ -590,12 +621,14 @@ class Analyzer:
                              if not r.endswith("no samples, left out")
                              or r.split(":")[0] in seen]
         values, sds = values[measured_rows], sds[measured_rows]
+        measurable = np.minimum(measurable[measured_rows], sds)
         ranking = self._ranked(hosts, measured, metrics, weights, values,
                                sds, reasons, data_age_s,
                                explained=explained, memo=kept)
+        ranking.measurable_sds = measurable
         if inputs is not None:
             kept.keep_prepared(inputs, (ranking.memo, measured, values,
-                                        sds))
+                                        sds, measurable))
         return ranking
 
     def _prior_estimates(self, host, metrics, prior, age_s):
@@ -604,6 +637,7 @@ class Analyzer:
         except KeyError:
             return {}, ["no measurements"]
         previous_age = float(previous.data_age_s or 0.0)
+        measurable = prior.measurable(host, previous)
         host_estimates = {}
         for metric in metrics:
             if metric not in previous.predicted:
@@ -614,7 +648,9 @@ class Analyzer:
             aged = self.drift_of(metric) * abs(value) * np.sqrt(
                 max(age_s - previous_age, 0.0) / 3600.0)
             host_estimates[metric] = estimate_lib.MetricEstimate(
-                value, float(np.hypot(sd, aged)), 0, [])
+                value, float(np.hypot(sd, aged)), 0, [],
+                measured_sd=float(np.hypot(measurable.get(metric, sd),
+                                           aged)))
         return host_estimates, ["from the previous ranking (no new "
                                 "samples)"]
 
@@ -628,8 +664,14 @@ class Analyzer:
         sds = np.array([[estimates[h][m].sd if m in estimates[h]
                          else np.nan for m in metrics]
                         for h in measured]).reshape(values.shape)
-        return self._ranked(hosts, measured, metrics, weights, values, sds,
-                            reasons, data_age_s)
+        measurable = np.array([[estimates[h][m].measurable_sd
+                                if m in estimates[h] else np.nan
+                                for m in metrics]
+                               for h in measured]).reshape(values.shape)
+        ranking = self._ranked(hosts, measured, metrics, weights, values,
+                               sds, reasons, data_age_s)
+        ranking.measurable_sds = measurable
+        return ranking
 
     def _ranked(self, hosts, measured, metrics, weights, values, sds,
                 reasons, data_age_s, explained=None, memo=None):
@@ -826,8 +868,8 @@ class KeptEstimates:
         self._keep(self._ranked, key, memo)
 
     def prepared(self, inputs):
-        """``(RankedMemo, measured hosts, values, sds)`` of a ranking
-        made from the same per-host inputs, or None."""
+        """``(RankedMemo, measured hosts, values, sds, measurable sds)``
+        of a ranking made from the same per-host inputs, or None."""
         return self._reused(self._prepared, inputs)
 
     def keep_prepared(self, inputs, found):

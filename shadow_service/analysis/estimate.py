@@ -55,13 +55,25 @@ class MetricEstimate:
     drift, age, contention); ``common_sd`` is uncertainty every host of
     the request shares (the scale-up to the full flavor: one factor for
     all), which moves all predictions together and so does not make a
-    ranking less certain."""
+    ranking less certain.  ``measured_sd`` is the part of ``sd`` that
+    measuring the host again can narrow (the samples' own uncertainty and
+    their age; None: all of it), without what the models add (contention,
+    the host's load forecast over the VM's life, peak headroom), which no
+    shadow narrows."""
 
     value: float
     sd: float
     samples: int
     notes: list
     common_sd: float = 0.0
+    measured_sd: float = None
+
+    @property
+    def measurable_sd(self):
+        """The part of ``sd`` a new measurement of the host can narrow."""
+        if self.measured_sd is None:
+            return self.sd
+        return min(self.measured_sd, self.sd)
 
     @property
     def total_sd(self):
@@ -244,6 +256,8 @@ def adjust(metric, estimate, *, features=None, contention=None,
     """
     reasons = []
     value, sd = estimate.value, estimate.sd
+    # What measuring again can narrow: the estimate as it comes in.
+    measured_sd = estimate.measurable_sd
     if contention is not None and features:
         added = contention_lib.expected_added_instances(features, horizon_s)
         try:
@@ -285,6 +299,7 @@ def adjust(metric, estimate, *, features=None, contention=None,
         if factor.factor != 1.0 or factor.log_sd:
             value *= factor.factor
             sd *= factor.factor
+            measured_sd *= factor.factor
             common_sd = value * factor.log_sd
     return MetricEstimate(value, sd, estimate.samples, estimate.notes,
-                          common_sd), reasons
+                          common_sd, measured_sd), reasons

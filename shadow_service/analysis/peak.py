@@ -207,7 +207,7 @@ def apply_busy(estimates, busy_vcpus, features, horizon_s=86400.0):
     sd = math.hypot(current.sd, PEAK_RELATIVE_SD * (steal - current.value))
     estimates[STEAL_METRIC] = estimate_lib.MetricEstimate(
         steal, sd, current.samples, list(current.notes),
-        current.common_sd)
+        current.common_sd, current.measurable_sd)
     now = _number(features, hostfacts.stat(UTIL_METRIC, hostfacts.STAT_NOW))
     quiet = '' if now is None else ', %.0f %% now' % now
     more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
@@ -289,7 +289,7 @@ def apply_memory_gbps(estimates, vm_gbps, features, horizon_s=86400.0):
                         PEAK_RELATIVE_SD * abs(value - current.value))
         estimates[metric] = estimate_lib.MetricEstimate(
             value, sd, current.samples, list(current.notes),
-            current.common_sd * change)
+            current.common_sd * change, current.measurable_sd * change)
     more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
             'over %.0f h' % (added - 1.0, horizon_s / 3600.0))
     return ['memory: %.0f GB/s in use at the host\'s busy level plus this '

@@ -362,12 +362,14 @@ How an evaluation spends its budget of shadow time.
 
 ``racing`` asks, before and after every read of the shadows, how many
 score points the scheduler could lose by taking the current top host: the
-expected opportunity cost, drawn from the uncertainty of every host's
-estimate. When history covers every candidate and that loss is below
-``settle_margin`` (or its confidence reaches ``confidence_target``), no
-shadow is booted. Otherwise only the hosts history knows nothing about,
-the top host and the hosts whose expected improvement over it is not
-negligible get shadows; the race ends as soon as the ranking is settled.
+expected opportunity cost, drawn from the part of every host's uncertainty
+a shadow can narrow (its samples' and their age, not what the contention
+model and the host's load forecast add). When history covers every
+candidate and that loss is below ``settle_margin`` (or its confidence
+reaches ``confidence_target``), no shadow is booted. Otherwise only the
+hosts history knows nothing about, the top host and the hosts whose
+expected improvement over it is not negligible get shadows; the race ends
+as soon as the ranking is settled.
 
 Related options:
 

@@ -1,11 +1,15 @@
 """The evaluation loop with the real twin, history store and analyzer."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 
 from shadow_service import evaluation
 from shadow_service import exception
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
+from shadow_service.analysis import contention
 from shadow_service.analysis import scaleup
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import memory
@@ -305,3 +309,69 @@ def test_racing_estimates_a_host_measured_again_with_its_history():
     measured = [h for h in ranking['hosts']
                 if any('earlier samples' in r for r in h['reasons'])]
     assert measured
+
+
+def _model_uncertain_ranking(kept=None):
+    """Two hosts measured closely apart (20 samples each) under a
+    contention model fitted on scattered data: the model's uncertainty
+    dwarfs the samples'."""
+    rng = np.random.default_rng(0)
+    data = {'num_instances': rng.integers(0, 10, 30)}
+    ops = 1000 - 20 * data['num_instances'] + rng.normal(0, 150, 30)
+    model = contention.ContentionModel(
+        features=('num_instances',)).fit(data, ops)
+    analyzer = analyzer_mod.Analyzer(contention={'cpu_ops_per_s': model})
+    observations = {
+        'a': {'cpu_ops_per_s': list(800 + rng.normal(0, 4, 20))},
+        'b': {'cpu_ops_per_s': list(790 + rng.normal(0, 4, 20))}}
+    features = {'a': {'num_instances': 4}, 'b': {'num_instances': 4}}
+    tokens = {'a': 1, 'b': 2} if kept is not None else None
+    return analyzer.rank({'cpu': 1.0}, observations,
+                         host_features=features, kept=kept, tokens=tokens)
+
+
+def test_racing_asks_shadows_only_for_what_they_can_narrow():
+    ranking = _model_uncertain_ranking()
+    sds, measurable = ranking.arrays[5], ranking.measurable_sds
+    column = ranking.arrays[3].index('cpu_ops_per_s')
+    assert (measurable[:, column] * 10 < sds[:, column]).all()
+    settled = racing.assess(ranking, indifference=2.0)
+    # The same ranking judged on its whole uncertainty, as before.
+    whole = racing.assess(dataclasses.replace(ranking, measurable_sds=None),
+                          indifference=2.0)
+    assert settled.incumbent == whole.incumbent == 'a'
+    assert settled.opportunity_cost < 0.01
+    assert whole.opportunity_cost > evaluation.Evaluator.DEFAULT_SETTLE_MARGIN
+    assert settled.contenders(0.25) == []
+    # The confidence still counts all of it.
+    assert ranking.confidence < 0.9
+
+
+def test_kept_estimates_give_the_same_measurable_uncertainty():
+    fresh = _model_uncertain_ranking()
+    kept = analyzer_mod.KeptEstimates()
+    first = _model_uncertain_ranking(kept)
+    again = _model_uncertain_ranking(kept)
+    for ranking in (first, again):
+        np.testing.assert_allclose(ranking.measurable_sds,
+                                   fresh.measurable_sds)
+        np.testing.assert_allclose(ranking.arrays[5], fresh.arrays[5])
+
+
+
+def test_the_log_says_why_history_did_not_decide(caplog):
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=0.5)
+    with caplog.at_level('INFO', logger='shadow_service.evaluation'):
+        evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    why = [r.getMessage() for r in caplog.records
+           if 'history does not decide' in r.getMessage()]
+    assert why and '6 of 6 candidates without history' in why[0]
+    caplog.clear()
+    with caplog.at_level('INFO', logger='shadow_service.evaluation'):
+        evaluator.run(evaluator.new(REQUEST, HOSTS + [{'host': 'node-9'}],
+                                    30.0))
+    why = [r.getMessage() for r in caplog.records
+           if 'history does not decide' in r.getMessage()]
+    assert why and '1 of 7 candidates without history' in why[0]
+    assert 'expected loss' in why[0]

@@ -139,3 +139,18 @@ def test_a_host_measured_again_is_estimated_with_its_earlier_samples():
     # Earlier samples alone do not make a host measured.
     only_a = analyzer.rank({'cpu': 1.0}, {'a': new['a']}, earlier=earlier)
     assert [h.host for h in only_a.hosts if h.predicted] == ['a']
+
+
+def test_what_the_models_add_is_not_measurable():
+    """The load forecast (and the contention model) widen an estimate's
+    sd; a new shadow narrows only the samples' part, which the adjusted
+    estimate keeps apart."""
+    sampled = estimate.MetricEstimate(100.0, 2.0, 10, [])
+    adjusted, _reasons = estimate.adjust(
+        'cpu_ops_per_s', sampled, lifetime=(-20.0, 15.0, 86400.0))
+    assert adjusted.value == pytest.approx(80.0)
+    assert adjusted.sd == pytest.approx(math.hypot(2.0, 15.0))
+    assert adjusted.measurable_sd == pytest.approx(2.0)
+    # Without models the whole sd is measurable.
+    plain, _reasons = estimate.adjust('cpu_ops_per_s', sampled)
+    assert plain.measurable_sd == plain.sd == pytest.approx(2.0)
