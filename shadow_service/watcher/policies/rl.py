@@ -9,9 +9,8 @@ of a scale-out group) from the size that rule asks for, so the policy
 learns when the forecast needs more headroom, or less; it never shrinks
 below what the ``forecast`` policy's shrink bound (the demand over the
 cooldown, the hold window's peaks, the down margin) needs, nor sizes a
-VM that is not saturated above its demand ceiling (but at least for its
-recurring peak, ``[watcher] recurring_days``, as that rule does), and
-within the cooldown of a shrink only the forecast rule may grow it back, so a
+VM that is not saturated above its demand ceiling, and within the
+cooldown of a shrink only the forecast rule may grow it back, so a
 learnt offset cannot make it flap.  Each (state, action) keeps the mean
 reward it earned; the policy picks the best (ties: the forecast rule's
 size).  The reward of an action is known one lead time later, from the
@@ -176,10 +175,7 @@ class RLPolicy(base.ScalingPolicy):
         else:
             floor = s.total_capacity * rule.hidden_demand_factor()
             peak, down = max(peak, floor), max(down, floor)
-        # A demand recurring at this time of day ([watcher]
-        # recurring_days), as the forecast rule meets it.
-        return (max(peak, float(s.forecast.get('recurring_peak') or 0.0)),
-                max(down, float(s.forecast.get('recurring_down') or 0.0)))
+        return peak, down
 
     def _size_for(self, s, demand):
         """Ladder index (or group size) that holds ``demand``."""
