@@ -17,8 +17,9 @@ Set-up (every number is a parameter below):
 * Ladder: ``LADDER_VCPUS`` (about 1.5x a rung); a VM starts on the rung
   that holds the 95th percentile of its warm-up day.
 * Clock: ``--warmup-days`` (1) of warm-up (samples only, no
-  decisions: the history a VM in a running cloud has; at most the seven
-  days before the scored run), then ``--days`` scored days with a watcher
+  decisions: the history a VM in a running cloud has; at most the days
+  before the scored run, which starts on trace day ``--start-day``, 7),
+  then ``--days`` scored days with a watcher
   run every ``--interval`` seconds; samples every 300 s (the traces'
   step).  The starting rung always comes from the warm-up's last day.
   The twin's noise is drawn in sequence from its seed, so a longer
@@ -540,7 +541,7 @@ def run_mode(mode, policies, vms, args):
         training['wall_s'] = round(time.time() - began, 1)
     results, per_vm = {}, {}
     for policy in policies:
-        replay = Replay(policy, vms, args, TRACE_START_DAY, args.days,
+        replay = Replay(policy, vms, args, args.start_day, args.days,
                         rl_model=rl_model if policy == 'rl' else None,
                         mode=mode)
         replay.run(progress=_progress('%s %s' % (mode, policy)))
@@ -565,6 +566,11 @@ def main(argv=None):
                         'before the scored run, at most %d; the starting '
                         'flavor comes from the last of them (default 1)'
                         % TRACE_START_DAY)
+    parser.add_argument('--start-day', type=float, default=TRACE_START_DAY,
+                        help='trace day the scored run starts on (default '
+                        '%d; the warm-up comes before it, so at least '
+                        '--warmup-days; a later day than the default is '
+                        'another window of the same VMs)' % TRACE_START_DAY)
     parser.add_argument('--interval', type=float, default=300.0)
     parser.add_argument('--resize-duration', type=float, default=300.0)
     parser.add_argument('--resize-downtime', type=float, default=60.0)
@@ -590,8 +596,13 @@ def main(argv=None):
     for noisy in ('shadow_service', 'stevedore'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     policies = [p.strip() for p in args.policies.split(',') if p.strip()]
-    if not 0 < args.warmup_days <= TRACE_START_DAY:
-        parser.error('--warmup-days: between 0 and %d' % TRACE_START_DAY)
+    if not 0 < args.warmup_days <= args.start_day:
+        parser.error('--warmup-days: between 0 and --start-day (%g)'
+                     % args.start_day)
+    if args.start_day + args.days > MIN_STEPS * TRACE_STEP_S / 86400.0:
+        parser.error('--start-day %g + --days %g: past the traces\' %d '
+                     'days' % (args.start_day, args.days,
+                               MIN_STEPS * TRACE_STEP_S / 86400.0))
     vms = select_vms(args.traces, args.vms)
     if len(vms) < args.vms:
         parser.error('--traces %s: only %d VMs qualify, %d wanted'
@@ -611,7 +622,7 @@ def main(argv=None):
             'days_scored': args.days,
             'warmup_s': args.warmup_days * 86400.0,
             'warmup_days': args.warmup_days,
-            'trace_start_day': TRACE_START_DAY,
+            'trace_start_day': args.start_day,
             'interval_s': args.interval,
             'resize_duration_s': args.resize_duration,
             'resize_downtime_s': args.resize_downtime,
