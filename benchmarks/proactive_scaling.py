@@ -16,10 +16,15 @@ Set-up (every number is a parameter below):
   (usage MHz / MHz per core) times ``DEMAND_SCALE`` flavor vCPUs.
 * Ladder: ``LADDER_VCPUS`` (about 1.5x a rung); a VM starts on the rung
   that holds the 95th percentile of its warm-up day.
-* Clock: one warm-up day (samples only, no decisions), then ``--days``
-  scored days with a watcher run every ``--interval`` seconds; samples
-  every 300 s (the traces' step).  Lead time of a resize: interval plus
-  resize duration (10 minutes by default).
+* Clock: ``--warmup-days`` (1) of warm-up (samples only, no
+  decisions: the history a VM in a running cloud has; at most the days
+  before the scored run, which starts on trace day ``--start-day``, 7),
+  then ``--days`` scored days with a watcher
+  run every ``--interval`` seconds; samples every 300 s (the traces'
+  step).  The starting rung always comes from the warm-up's last day.
+  The twin's noise is drawn in sequence from its seed, so a longer
+  warm-up gives the scored samples other noise.  Lead time of a resize:
+  interval plus resize duration (10 minutes by default).
 * Hosts: ten large hosts without background tenants
   (``data/proactive_cluster.yaml``), five VMs each.
 
@@ -53,7 +58,8 @@ Usage::
 
     python benchmarks/proactive_scaling.py --traces /work/shared/traces \\
         --out benchmarks/results/proactive_scaling.json [--vms 50] \\
-        [--days 2] [--policies reactive,forecast,rl,oracle] \\
+        [--days 2] [--warmup-days 1] \\
+        [--policies reactive,forecast,rl,oracle] \\
         [--rl-model FILE | --train-rl FILE]
 """
 
@@ -202,11 +208,15 @@ class Replay:
         self.days = days
         self.demand = {}
         hosts = self.driver.host_names()
-        warm = int(WARMUP_S / TRACE_STEP_S)
+        self.warmup_s = args.warmup_days * 86400.0
+        warm = int(self.warmup_s / TRACE_STEP_S)
+        # The starting rung comes from the warm-up's last day, however
+        # long the warm-up (a longer one only adds history).
+        day = int(WARMUP_S / TRACE_STEP_S)
         adopted = []
         for index, (name, demand) in enumerate(vms):
             first = self.start_step - warm
-            window = demand[first:first + warm]
+            window = demand[self.start_step - day:self.start_step]
             usual = np.percentile(window, 95)
             self.demand[name] = (demand, first)
             host = hosts[index // VMS_PER_HOST % len(hosts)]
@@ -260,7 +270,7 @@ class Replay:
         return float(self.demand_at(name, times).max())
 
     def run(self, progress=None):
-        self.driver.fast_forward(WARMUP_S)
+        self.driver.fast_forward(self.warmup_s)
         self.scored_from = self.driver.now()
         steps = int(self.days * 86400 / self.conf.watcher.interval)
         began = time.time()
@@ -287,7 +297,7 @@ class Replay:
         totals = dict(violation_minutes=0.0, downtime_minutes=0.0,
                       unserved=0.0, resource_hours=0.0)
         totals['causes'] = dict.fromkeys(CAUSES, 0.0)
-        found = records.read(self.history, self.scored_from - WARMUP_S,
+        found = records.read(self.history, self.scored_from - self.warmup_s,
                              self.scored_to + 1)
         per_vm = {}
         for name in self.demand:
@@ -531,7 +541,7 @@ def run_mode(mode, policies, vms, args):
         training['wall_s'] = round(time.time() - began, 1)
     results, per_vm = {}, {}
     for policy in policies:
-        replay = Replay(policy, vms, args, TRACE_START_DAY, args.days,
+        replay = Replay(policy, vms, args, args.start_day, args.days,
                         rl_model=rl_model if policy == 'rl' else None,
                         mode=mode)
         replay.run(progress=_progress('%s %s' % (mode, policy)))
@@ -551,6 +561,16 @@ def main(argv=None):
     parser.add_argument('--vms', type=int, default=50)
     parser.add_argument('--days', type=float, default=2.0)
     parser.add_argument('--policies', default=','.join(POLICIES))
+    parser.add_argument('--warmup-days', type=float, default=1.0,
+                        help='days of history (samples only, no decisions) '
+                        'before the scored run, at most %d; the starting '
+                        'flavor comes from the last of them (default 1)'
+                        % TRACE_START_DAY)
+    parser.add_argument('--start-day', type=float, default=TRACE_START_DAY,
+                        help='trace day the scored run starts on (default '
+                        '%d; the warm-up comes before it, so at least '
+                        '--warmup-days; a later day than the default is '
+                        'another window of the same VMs)' % TRACE_START_DAY)
     parser.add_argument('--interval', type=float, default=300.0)
     parser.add_argument('--resize-duration', type=float, default=300.0)
     parser.add_argument('--resize-downtime', type=float, default=60.0)
@@ -576,6 +596,13 @@ def main(argv=None):
     for noisy in ('shadow_service', 'stevedore'):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     policies = [p.strip() for p in args.policies.split(',') if p.strip()]
+    if not 0 < args.warmup_days <= args.start_day:
+        parser.error('--warmup-days: between 0 and --start-day (%g)'
+                     % args.start_day)
+    if args.start_day + args.days > MIN_STEPS * TRACE_STEP_S / 86400.0:
+        parser.error('--start-day %g + --days %g: past the traces\' %d '
+                     'days' % (args.start_day, args.days,
+                               MIN_STEPS * TRACE_STEP_S / 86400.0))
     vms = select_vms(args.traces, args.vms)
     if len(vms) < args.vms:
         parser.error('--traces %s: only %d VMs qualify, %d wanted'
@@ -592,8 +619,10 @@ def main(argv=None):
         'vms': [n for n, _d in vms],
         'mode': modes[0],
         'setup': {
-            'days_scored': args.days, 'warmup_s': WARMUP_S,
-            'trace_start_day': TRACE_START_DAY,
+            'days_scored': args.days,
+            'warmup_s': args.warmup_days * 86400.0,
+            'warmup_days': args.warmup_days,
+            'trace_start_day': args.start_day,
             'interval_s': args.interval,
             'resize_duration_s': args.resize_duration,
             'resize_downtime_s': args.resize_downtime,

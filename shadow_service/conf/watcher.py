@@ -180,6 +180,44 @@ Related options:
 
 * ``hold_window``: at most this long.
 """),
+    cfg.IntOpt('recurring_days', default=0, min=0, max=28, help="""
+Days of a VM's history looked back for a demand that recurs at the same
+time of day (0: off).  Each run reads, on each of these earlier days,
+the VM's largest demand from ``recurring_window`` before this time of day
+to the lead time of a growth (and, for the shrink bound, the time a
+shrink must hold) plus ``recurring_window`` after; a sample at or above
+``saturation_pct`` counts as its vCPUs times ``[watcher_policy_forecast]
+saturation_factor`` when that day's window also shows the VM quiet
+(under ``near_saturation_pct`` less ``ceiling_noise``: a burst from idle
+hid its size), as what it shows otherwise (a VM running near its
+capacity hides nothing).  The level reached
+on at least ``recurring_min_days`` of those days is the recurring peak:
+``forecast`` grows the VM to hold it ahead of the hour it usually comes
+(by the lead time, even above the demand ceiling) and does not shrink it
+below it before that hour has passed; it never shrinks the VM for it (the
+usual shrink rules apply once the hour has passed).  A VM with fewer days
+of history than ``recurring_min_days`` has no recurring peak.  ``rl`` does
+not use it.  Off by default: over one twelve-hour replay of real VMs it
+cut ``forecast``'s violation minutes resizing from 118 to 89 (scaling
+out from 49 to 10), over another it added 8 to 458 (19 to 140; see the
+watcher documentation).
+
+Related options:
+
+* ``recurring_min_days``, ``recurring_window``.
+"""),
+    cfg.IntOpt('recurring_min_days', default=4, min=1, max=28, help="""
+On how many of the last ``recurring_days`` days a demand must have come
+at this time of day to count as recurring (see ``recurring_days``): 1
+takes the largest of them, ``recurring_days`` the smallest.
+"""),
+    cfg.FloatOpt('recurring_window', default=3600.0, min=0.0,
+                 max=43200.0, help="""
+Seconds either side of the same time of day that count as "the same
+time" when looking back for a recurring demand (see ``recurring_days``):
+a daily burst seldom starts at the same minute.  Wider finds more days
+that agree, and holds a VM grown for them longer.
+"""),
     cfg.FloatOpt('step', default=300.0, min=1.0, help="""
 Seconds per step of the series the forecasts are made on (samples are
 averaged into steps).

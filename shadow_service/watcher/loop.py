@@ -392,6 +392,10 @@ class Watcher:
         # (as far ahead as this one's) could call for a regrowth.
         seasonal_down = self._yesterday_peak(
             instance, now, down_horizon * step + self.opts.cooldown)
+        # A demand that recurs at this time of day, ahead by the lead
+        # time (a growth), or by the time a shrink must hold.
+        recurring_peak, recurring_down = self._recurring_peaks(
+            instance, now, (lead, down_horizon * step + self.opts.cooldown))
         # The largest bound a growth was sized on within the hold
         # window: a VM that just wanted that much may want it again.
         bounds = self._bounds[instance.instance_id]
@@ -406,6 +410,8 @@ class Watcher:
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'seasonal_down': seasonal_down,
+                'recurring_peak': recurring_peak,
+                'recurring_down': recurring_down,
                 'recent_bound': recent_bound, 'ceiling': ceiling,
                 'ceiling_before': ceiling_before,
                 'upper': [float(v) for v in upper], 'model': result.model,
@@ -536,6 +542,71 @@ class Watcher:
                 self._member_counts.setdefault(instance.instance_id, []),
                 times, self._members(instance.instance_id))
         return float(np.nanmax(demand))
+
+    def _recurring_peaks(self, instance, now, spans):
+        """For each of ``spans`` (seconds), the demand the VM reached in
+        that span after this time of day (``recurring_window`` either
+        side) on at least ``recurring_min_days`` of the last
+        ``recurring_days`` days; 0 when off or when fewer days are
+        known.  A saturated sample counts as the VM's vCPUs times the
+        policy's hidden-demand factor."""
+        opts = self.opts
+        days, least = opts.recurring_days, opts.recurring_min_days
+        if days <= 0 or least > days:
+            return [0.0 for _span in spans]
+        step = opts.step
+        slack = opts.recurring_window
+        # One read, from the earliest day's window to the end of
+        # yesterday's longest one.
+        start = now - days * SEASON_S - slack
+        end = now - SEASON_S + slack + max(spans)
+        series = self.history.query_series(
+            names.INSTANCE_METRIC, names.FIELD_VALUE,
+            {names.TAG_INSTANCE: instance.instance_id,
+             names.TAG_METRIC: 'cpu_util_pct'},
+            start + 1e-3, end + 1e-3, step, 'mean')
+        times = np.asarray(series.times, float) + step
+        util = np.array([np.nan if v is None else v
+                         for v in series.values], float)
+        demand, hidden = self._past_demand(instance, times, util)
+        quiet = util < opts.near_saturation_pct * (1.0 - opts.ceiling_noise)
+        found = []
+        for span in spans:
+            peaks = []
+            for day in range(1, days + 1):
+                low = now - day * SEASON_S - slack
+                high = now - day * SEASON_S + span + slack
+                inside = (times > low) & (times <= high + 1e-6)
+                if not np.isfinite(demand[inside]).any():
+                    continue
+                # A saturated sample hid a burst from a quiet VM (not
+                # the noise of one that runs near its capacity).
+                shown = hidden if quiet[inside].any() else demand
+                peaks.append(float(np.nanmax(shown[inside])))
+            found.append(sorted(peaks, reverse=True)[least - 1]
+                         if len(peaks) >= least else 0.0)
+        return found
+
+    def _past_demand(self, instance, times, util):
+        """``(demand, hidden)``: busy vCPUs of the VM (its group's) at
+        earlier ``times`` from its utilisation ``util``; in ``hidden`` a
+        saturated sample counts as the capacity times the policy's
+        hidden-demand factor."""
+        instance_id = instance.instance_id
+        capacity = self._timeline_at(
+            self._vcpus.setdefault(instance_id, []), times,
+            float(instance.flavor.get('vcpus') or 1))
+        if self._mode(instance) == 'horizontal':
+            capacity = capacity * self._timeline_at(
+                self._member_counts.setdefault(instance_id, []), times,
+                self._members(instance_id))
+        factor = getattr(self.policy, 'hidden_demand_factor', None)
+        factor = float(factor()) if factor is not None else 1.0
+        demand = util / 100.0 * capacity
+        hidden = demand.copy()
+        saturated = np.nan_to_num(util, nan=0.0) >= self.opts.saturation_pct
+        hidden[saturated] = capacity[saturated] * factor
+        return demand, hidden
 
     def _learn(self, instance, times, demand, now):
         """Compare matured predictions with the peak that followed."""

@@ -12,11 +12,16 @@ hold_window``, and yesterday's peak over the shrink horizon plus the
 cooldown, fit the smaller flavor with ``down_margin`` to spare (a shrink
 undone within the cooldown is a flap).  The bound is never below what the
 VM used in the same window one day earlier (``seasonal_weight``), so a
-daily peak is met ahead.  A VM whose CPU is saturated hides its demand:
-then the bound is at least ``saturation_factor`` times its vCPUs (a
-burst's first growth holds it, instead of a doubling per immunity window
-while the demand goes on rising).  A VM
-that is not saturated is never sized above its demand ceiling (the most
+daily peak is met ahead, nor, with ``[watcher] recurring_days``, below
+the demand the VM reached at about this time of day on at least
+``recurring_min_days`` of those days (its *recurring peak*: a saturated
+sample of a quiet VM counts as ``saturation_factor`` times its vCPUs),
+which the ceiling does not cap; a shrink keeps the recurring peak of the
+shrink horizon until its hour has passed.  A VM whose CPU is saturated
+hides its demand: then the bound is at least ``saturation_factor`` times
+its vCPUs (a burst's first growth holds it, instead of a doubling per
+immunity window while the demand goes on rising).  A VM that is not
+saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
 demand rises, and at least what it was sized for while saturated): error
 margins hold no vCPUs it never used, while a shrink keeps its
@@ -116,13 +121,20 @@ class ForecastPolicy(base.ScalingPolicy):
                        float(s.forecast.get('recent_bound') or 0.0))
         down = max(down, held) / max(1e-9, 1.0 - self.option('down_margin'))
         ceiling = float(s.forecast.get('ceiling') or math.inf)
+        # A demand that recurs at this time of day ([watcher]
+        # recurring_days) is met ahead, above the ceiling too (the
+        # ceiling forgets what came more than a day ago, or hid behind
+        # a saturated sample), and held until its hour has passed.
+        recurring = float(s.forecast.get('recurring_peak') or 0.0)
+        recurring_down = float(s.forecast.get('recurring_down') or 0.0)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
-            return max(up, floor), max(down, floor)
+            return (max(up, floor, recurring),
+                    max(down, floor, recurring_down))
         if not math.isfinite(down):
             # No shrink bound yet (a young VM, no error margin known):
             # the ceiling does not make one.
-            return min(up, ceiling), down
+            return max(min(up, ceiling), recurring), down
         # The ceiling takes off error margins above anything the VM
         # used, but not the shrink's own hysteresis (a shrink to just
         # above the ceiling is grown back as soon as the ceiling creeps
@@ -130,7 +142,8 @@ class ForecastPolicy(base.ScalingPolicy):
         # and the bounds it was just sized for (a VM between two bursts
         # is not shrunk below the last one's size for the hold window).
         spare = ceiling / max(1e-9, 1.0 - self.option('down_margin'))
-        return min(up, ceiling), max(min(down, spare), held)
+        return (max(min(up, ceiling), recurring),
+                max(min(down, spare), held, recurring_down))
 
     def decide(self, situation):
         s = situation

@@ -6,6 +6,7 @@ import pathlib
 import types
 
 import numpy as np
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[4]
 
@@ -68,3 +69,19 @@ def test_a_shrink_is_no_growth():
     causes = bench.violation_causes(times, violated, capacity, short, 48,
                                     found, OPTS)
     assert causes['missed'] == 10.0
+
+
+def test_the_warm_up_must_fit_before_the_scored_run(tmp_path, capsys):
+    bench = _benchmark()
+    common = ['--traces', str(tmp_path), '--out', str(tmp_path / 'o.json')]
+    with pytest.raises(SystemExit) as raised:
+        bench.main(common + ['--warmup-days', '8'])
+    assert raised.value.code == 2
+    assert '--warmup-days' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(common + ['--warmup-days', '3', '--start-day', '2'])
+    # Within the days before the scored run it goes on to the traces
+    # (none here).
+    with pytest.raises(SystemExit) as raised:
+        bench.main(common + ['--warmup-days', '7'])
+    assert 'only 0 VMs qualify' in capsys.readouterr().err
