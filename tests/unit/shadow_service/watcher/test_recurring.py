@@ -69,22 +69,23 @@ def test_a_burst_on_k_of_n_days_grows_the_vm_ahead(tmp_path):
 
 def test_no_growth_when_too_few_days_agree(tmp_path):
     # Two bursts in the last four days: fewer than recurring_min_days.
-    values = _days([True, False, False, True, False, True])
-    assembled, driver = _watcher(tmp_path / 'two', values, BEFORE,
-                                 **RECURRING)
-    try:
-        situation = _situation(assembled, driver)
-        assert situation.forecast['recurring_peak'] == pytest.approx(0.5)
-        assert assembled.watcher.policy.decide(situation).action != \
-            'resize_up'
-    finally:
-        assembled.close()
+    _assert_no_growth(tmp_path / 'two',
+                      _days([True, False, False, True, False, True]),
+                      BEFORE, 0.5, **RECURRING)
     # Off (the default): no recurring peak at all.
-    values = _days([True, True, True, True, True, True])
-    assembled, driver = _watcher(tmp_path / 'off', values, BEFORE)
+    _assert_no_growth(tmp_path / 'off',
+                      _days([True, True, True, True, True, True]),
+                      BEFORE, 0.0)
+
+
+def _assert_no_growth(path, values, at, recurring_peak, **options):
+    """The watcher at ``at`` over ``values`` finds ``recurring_peak`` and
+    does not grow the VM."""
+    assembled, driver = _watcher(path, values, at, **options)
     try:
         situation = _situation(assembled, driver)
-        assert situation.forecast['recurring_peak'] == 0.0
+        assert situation.forecast['recurring_peak'] == pytest.approx(
+            recurring_peak)
         assert assembled.watcher.policy.decide(situation).action != \
             'resize_up'
     finally:
@@ -92,17 +93,9 @@ def test_no_growth_when_too_few_days_agree(tmp_path):
 
 
 def test_no_growth_long_before_the_usual_hour(tmp_path):
-    values = _days([True, True, True, True, True, True])
     # 08:00: the window (07:30 to 08:39) holds no burst on any day.
-    at = 4 * 86400.0 + 8 * 3600.0
-    assembled, driver = _watcher(tmp_path, values, at, **RECURRING)
-    try:
-        situation = _situation(assembled, driver)
-        assert situation.forecast['recurring_peak'] == pytest.approx(0.5)
-        assert assembled.watcher.policy.decide(situation).action != \
-            'resize_up'
-    finally:
-        assembled.close()
+    _assert_no_growth(tmp_path, _days([True, True, True, True, True, True]),
+                      4 * 86400.0 + 8 * 3600.0, 0.5, **RECURRING)
 
 
 def test_a_vm_running_near_its_capacity_is_not_taken_for_a_burst(
