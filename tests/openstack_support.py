@@ -13,6 +13,7 @@ the collector as loadgen's collector sink does.
 
 import base64
 import gzip
+import importlib
 import json
 import os
 import sys
@@ -286,9 +287,13 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
             self.flags(weight_classes=self.WEIGHERS,
                        group='filter_scheduler')
             self.flags(ram_weight_multiplier=1.0, group='filter_scheduler')
-        self.useFixture(fixtures.MonkeyPatch(
-            'nova.tests.fixtures.nova.ReaderWriterLock',
-            _ReaderPreferringLock))
+        # The module object itself: the dotted name
+        # ``nova.tests.fixtures.nova`` resolves, attribute by attribute, to
+        # the ``nova`` package (the fixtures package binds that name), so
+        # a MonkeyPatch by name never reached the cell databases' lock.
+        self.useFixture(fixtures.MockPatchObject(
+            importlib.import_module('nova.tests.fixtures.nova'),
+            'ReaderWriterLock', _ReaderPreferringLock))
         self.flags(compute_driver=self.VIRT_DRIVER)
         # Servers buried in cell0 (NoValidHost, quota re-check) fail Nova
         # 34's own response schema of the server list; Nova's test base
