@@ -232,6 +232,40 @@ def _set_freezer(group, state):
             pass
 
 
+class FreezeTimeout(CgroupError):
+    """A freezer did not reach FROZEN in time (a task in an
+    uninterruptible sleep holds it in FREEZING)."""
+
+
+def freeze(group, timeout=10.0, poll=0.005):
+    """Freeze ``group`` and wait until the kernel says FROZEN.
+
+    A cgroup v1 freezer answers FREEZING until every task has stopped;
+    the write is repeated while it does, which retries the tasks that
+    were not frozen yet. Raises :class:`FreezeTimeout` (after thawing
+    again, so nothing stays half frozen) when FROZEN is not reached
+    within ``timeout`` seconds.
+    """
+    state_file = os.path.join(group.path('freezer'), 'freezer.state')
+    deadline = time.monotonic() + timeout
+    _set_freezer(group, 'FROZEN')
+    while True:
+        state = _read(state_file).strip()
+        if state == 'FROZEN':
+            return
+        if time.monotonic() >= deadline:
+            _set_freezer(group, 'THAWED')
+            raise FreezeTimeout('%s stayed %s for %.1f s'
+                                % (state_file, state, timeout))
+        time.sleep(poll)
+        _set_freezer(group, 'FROZEN')
+
+
+def thaw(group):
+    """Thaw ``group`` and every descendant."""
+    _set_freezer(group, 'THAWED')
+
+
 def kill(group, timeout=5.0):
     """SIGKILL every process in ``group`` and its descendants.
 
@@ -242,16 +276,12 @@ def kill(group, timeout=5.0):
     deadline = time.monotonic() + timeout
     frozen = False
     if group.has('freezer') and os.path.exists(group.path('freezer')):
-        _set_freezer(group, 'FROZEN')
-        frozen = True
-        state_file = os.path.join(group.path('freezer'), 'freezer.state')
-        while time.monotonic() < deadline:
-            try:
-                if _read(state_file).strip() == 'FROZEN':
-                    break
-            except OSError:
-                break
-            time.sleep(0.005)
+        try:
+            freeze(group, timeout=max(0.0, deadline - time.monotonic()))
+            frozen = True
+        except (FreezeTimeout, OSError):
+            # Kill what can be killed; the loop below retries.
+            pass
     delay = 0.002
     while True:
         pids = group.pids()

@@ -36,6 +36,8 @@ LOG = logging.getLogger(__name__)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 GUEST_INIT = os.path.join(_PACKAGE_DIR, 'guest_init.py')
 SYSTEM_PYTHON = '/usr/bin/python3'
+# How long a pause may wait for every task of an instance to stop.
+PAUSE_TIMEOUT_S = 10.0
 
 
 class LabInstance:
@@ -345,8 +347,12 @@ class LabHost:
         group = instance.sandbox.group
         if not group.has('freezer'):
             raise RuntimeError('no freezer cgroup hierarchy')
-        group.write('freezer', 'freezer.state',
-                    'FROZEN' if paused else 'THAWED')
+        if paused:
+            # Nova says PAUSED when this returns: wait for the kernel to
+            # have stopped every task, as a hypervisor's suspend does.
+            cgroups.freeze(group, timeout=PAUSE_TIMEOUT_S)
+        else:
+            cgroups.thaw(group)
         instance.paused = paused
 
     # -- figures -------------------------------------------------------------

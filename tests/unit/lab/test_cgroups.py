@@ -3,6 +3,8 @@
 import os
 import subprocess
 
+import pytest
+
 from nova_shadow_lab import cgroups
 
 MOUNTINFO = """\
@@ -99,3 +101,48 @@ def test_figures_parse_what_the_kernel_writes(tmp_path):
     assert (figures['io_read_bytes'], figures['io_write_bytes']) == (100, 305)
     assert figures['io_read_ops'] is None  # file absent
     assert figures['pids_current'] is None  # no pids hierarchy
+
+
+
+class _Freezer:
+    """A cgroup v1 freezer that answers FREEZING to the first ``after``
+    FROZEN writes, as one with a task slow to stop does."""
+
+    def __init__(self, monkeypatch, tmp_path, after):
+        directory = tmp_path / 'freezer' / 'g'
+        directory.mkdir(parents=True)
+        self.state_file = str(directory / 'freezer.state')
+        self.group = cgroups.Group({'freezer': str(tmp_path / 'freezer')},
+                                   'g')
+        self.after, self.frozen_writes, self.state = after, 0, 'THAWED'
+        monkeypatch.setattr(cgroups, '_write', self.write)
+        monkeypatch.setattr(cgroups, '_read', self.read)
+
+    def write(self, path, value):
+        assert path == self.state_file
+        if value == 'FROZEN':
+            self.frozen_writes += 1
+            self.state = ('FROZEN' if self.frozen_writes > self.after
+                          else 'FREEZING')
+        else:
+            self.state = value
+
+    def read(self, path):
+        assert path == self.state_file
+        return self.state + '\n'
+
+
+def test_freeze_waits_for_frozen_and_writes_again_while_freezing(
+        monkeypatch, tmp_path):
+    freezer = _Freezer(monkeypatch, tmp_path, after=3)
+    cgroups.freeze(freezer.group, timeout=5, poll=0.001)
+    assert freezer.frozen_writes == 4
+    assert freezer.state == 'FROZEN'
+
+
+def test_a_freeze_that_never_completes_thaws_and_says_so(
+        monkeypatch, tmp_path):
+    freezer = _Freezer(monkeypatch, tmp_path, after=10 ** 9)
+    with pytest.raises(cgroups.FreezeTimeout, match='stayed FREEZING'):
+        cgroups.freeze(freezer.group, timeout=0.05, poll=0.001)
+    assert freezer.state == 'THAWED'
