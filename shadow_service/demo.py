@@ -69,6 +69,12 @@ DEMO_VM = 'demo-vm'
 DEFAULT_WIDTH = 100
 
 
+
+def _actions_text(count):
+    """``'1 scaling action'``, ``'3 scaling actions'``."""
+    return '%d scaling action%s' % (count, '' if count == 1 else 's')
+
+
 def _number(kind, check, wanted):
     """An argparse type: ``kind(text)`` that passes ``check``; otherwise
     an error saying what is ``wanted``."""
@@ -268,9 +274,9 @@ def watch(driver, watcher, store, instance_id, hours, key_metric):
                     actions.append((driver.now(), step.decision.action,
                                     step.decision.reason))
         sys.stdout.write(progress_bar((hour + 1) / steps,
-                                      label='simulated hour %d/%d, %d '
-                                      'scaling actions'
-                                      % (hour + 1, steps, len(actions))))
+                                      label='simulated hour %d/%d, %s'
+                                      % (hour + 1, steps,
+                                         _actions_text(len(actions)))))
         sys.stdout.flush()
     sys.stdout.write('\n')
     series = store.query_series(
@@ -494,8 +500,8 @@ def run_demo(argv_or_options=None):
     for when, action, reason in actions:
         print('  +%5.2f h  %s: %s' % ((when - placed_at) / 3600.0, action,
                                        reason))
-    print('the watcher (%s policy) took %d scaling actions'
-          % (POLICY, len(actions)))
+    print('the watcher (%s policy) took %s'
+          % (POLICY, _actions_text(len(actions))))
     horizon = int(FORECAST_HOURS * 3600 / WATCH_STEP_S)
     outlook = watch_forecast.forecast_breach(
         analyzer, series.values, metric=key_metric, target=target,

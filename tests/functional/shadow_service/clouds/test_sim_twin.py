@@ -79,8 +79,8 @@ def test_demo_reports_labelled_figures_to_a_new_file_per_run(
     actions = re.findall(r'^  \+\s*([0-9.]+) h  (\w+): (.*)$', printed[0],
                          re.M)
     assert actions, 'the watcher acted on the VM'
-    assert 'the watcher (forecast policy) took %d scaling actions' % len(
-        actions) in printed[0]
+    assert 'the watcher (forecast policy) took %d scaling action%s' % (
+        len(actions), '' if len(actions) == 1 else 's') in printed[0]
     report = open(paths[0]).read()
 
     # One self-contained page: five inline figures, nothing fetched.
