@@ -269,9 +269,10 @@ class CloudDriver(metaclass=abc.ABCMeta):
         """Live-migrate ``instance_id`` to ``host``."""
         raise NotSupported('%s cannot live-migrate' % type(self).__name__)
 
-    def boot_sibling(self, instance_id, name=None):
+    def boot_sibling(self, instance_id, name=None, metadata=None):
         """Boot another VM like ``instance_id`` (same image, flavor,
-        server group and metadata); returns its :class:`Instance`."""
+        server group and metadata, with ``metadata`` added); returns its
+        :class:`Instance`."""
         raise NotSupported('%s cannot boot siblings' % type(self).__name__)
 
     def delete_instance(self, instance_id):

@@ -4,9 +4,11 @@
 into driver calls: a resize to the decided rung (then, once Nova reports
 ``VERIFY_RESIZE``, its confirmation: the guest reboots on the new
 flavor), a live migration to the chosen host, a sibling booted or the
-newest sibling the watcher booted deleted (or, with ``[watcher]
-scale_webhook``, a POST to the webhook instead).  In dry-run it calls
-nothing that changes the cloud and says what it would have done.
+newest sibling the watcher booted deleted (siblings carry
+``nova_shadow_sibling_of``, the original's id, in their metadata), or,
+with ``[watcher] scale_webhook``, a POST to the webhook instead.  In
+dry-run it calls nothing that changes the cloud and says what it would
+have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
 done or failed.  Driver failures come back as outcomes, never raised.
 """
@@ -25,6 +27,9 @@ TIMEOUT_LEADS = 4.0
 #: Seconds after a start during which an instance still ACTIVE on its old
 #: flavor or host is taken as not yet started rather than failed.
 GRACE_S = 30.0
+#: Metadata key of a sibling the watcher booted: the id of its group's
+#: original (a restarted watcher finds the group's members by it).
+SIBLING_KEY = 'nova_shadow_sibling_of'
 
 
 @dataclasses.dataclass
@@ -109,7 +114,9 @@ class Actuator:
                 self.driver.live_migrate(instance.instance_id, host)
             elif decision.action == 'scale_out':
                 for _ in range(count):
-                    booted = self.driver.boot_sibling(instance.instance_id)
+                    booted = self.driver.boot_sibling(
+                        instance.instance_id,
+                        metadata={SIBLING_KEY: instance.instance_id})
                     pending.siblings.append(booted.instance_id)
             elif decision.action == 'scale_in':
                 if not siblings:

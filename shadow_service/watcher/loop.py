@@ -162,6 +162,7 @@ class Watcher:
         #: policy's hidden-demand factor)
         self._hidden = {}
         self._was_leader = False
+        self._restored = False
         self._warned = set()
         self._cache = {}
         self.counters = collections.Counter()
@@ -209,8 +210,18 @@ class Watcher:
                         opts.projects
                         and instance.project_id in opts.projects)):
                     found.setdefault(instance.instance_id, instance)
+        # A sibling the watcher booted is watched through its group's
+        # original, found by its metadata after a restart, never alone.
+        for instance_id, instance in sorted(found.items()):
+            original = str((instance.metadata or {}).get(
+                actuator_mod.SIBLING_KEY) or '')
+            if original and original in found and not (
+                    found[original].metadata or {}).get(
+                        actuator_mod.SIBLING_KEY):
+                self.adopt_sibling(original, instance_id)
         ours = {s for group in self.siblings.values() for s in group}
-        return [found[i] for i in sorted(found) if i not in ours]
+        return [found[i] for i in sorted(found) if i not in ours and not
+                (found[i].metadata or {}).get(actuator_mod.SIBLING_KEY)]
 
     # -- the run ------------------------------------------------------------
     def run_once(self, now=None):
@@ -225,6 +236,9 @@ class Watcher:
             if not self._was_leader:
                 self.restore(now)
             self._was_leader = True
+        elif not self._restored:
+            # A watcher that restarts takes over what it did before.
+            self.restore(now)
         self.counters['runs'] += 1
         self._cache = {}
         self._follow(now)
@@ -950,14 +964,25 @@ class Watcher:
                           record.get('instance'))
 
     def restore(self, now):
-        """Rebuild the guard, the actions under way and the siblings from
-        the history's decision records (a new leader takes over what the
-        previous one did)."""
-        start = now - max(self.opts.cycle_window, 3600.0,
-                          self.opts.immunity_window, self.opts.cooldown)
+        """Rebuild the guard, the actions under way, the siblings and each
+        VM's vCPU and member-count timelines from the history's decision
+        records: a new leader takes over what the previous one did, and a
+        watcher that restarts over what it did before it stopped.
+
+        The guard and the actions under way come from the guard's longest
+        window; the siblings and the timelines (what converts a VM's past
+        utilisation samples to busy vCPUs) from the longest window the
+        watcher reads history over.  The demand ceilings are read again
+        from history on the next run."""
+        opts = self.opts
+        start = now - max(opts.cycle_window, 3600.0,
+                          opts.immunity_window, opts.cooldown)
+        since = min(start, now - max(opts.ceiling_window,
+                                     opts.history_window))
+        self._restored = True
         try:
             self.history.flush(timeout=10.0)
-            found = records.read(self.history, start, now + 1e-3)
+            found = records.read(self.history, since, now + 1e-3)
         except Exception:
             LOG.exception('Reading decision records failed; starting with '
                           'no memory of earlier actions')
@@ -968,33 +993,37 @@ class Watcher:
         taken, pending = [], {}
         siblings = collections.defaultdict(list, {
             k: list(v) for k, v in self.siblings.items()})
+        changes = collections.defaultdict(list)
         for decision_id, group in by_id.items():
             first = group[0]
             outcomes = [r['outcome'] for r in group]
             if 'suppressed' in outcomes:
                 continue
-            decision = first.get('decision') or {}
             direction = policy_base.Decision(
                 first['action'], '').direction
-            taken.append(guard_mod.Taken(
-                first['instance'], first['action'], first['at'], direction,
-                source_host=(first.get('inputs') or {}).get('host'),
-                target_host=first.get('target_host')))
             ended = [r for r in group if r['outcome'] in ('done', 'failed')]
-            if first['outcome'] == 'started' and not ended:
-                pending[first['instance']] = actuator_mod.Pending(
-                    decision_id=decision_id, instance_id=first['instance'],
-                    action=first['action'], started_at=first['at'],
-                    deadline=first['at'] + actuator_mod.TIMEOUT_LEADS
-                    * max(self.lead_s['vertical'], 60.0),
+            if first['at'] >= start:
+                taken.append(guard_mod.Taken(
+                    first['instance'], first['action'], first['at'],
+                    direction,
                     source_host=(first.get('inputs') or {}).get('host'),
-                    target_host=first.get('target_host'),
-                    target_flavor=first.get('target_flavor'),
-                    siblings=list(first.get('siblings') or []),
-                    direction=direction)
+                    target_host=first.get('target_host')))
+                if first['outcome'] == 'started' and not ended:
+                    pending[first['instance']] = actuator_mod.Pending(
+                        decision_id=decision_id,
+                        instance_id=first['instance'],
+                        action=first['action'], started_at=first['at'],
+                        deadline=first['at'] + actuator_mod.TIMEOUT_LEADS
+                        * max(self.lead_s['vertical'], 60.0),
+                        source_host=(first.get('inputs') or {}).get('host'),
+                        target_host=first.get('target_host'),
+                        target_flavor=first.get('target_flavor'),
+                        siblings=list(first.get('siblings') or []),
+                        direction=direction)
             for r in ended:
                 if r['outcome'] != 'done':
                     continue
+                changes[first['instance']].append((first, r))
                 members = siblings[first['instance']]
                 for sibling in r.get('siblings') or []:
                     if first['action'] == 'scale_out':
@@ -1002,10 +1031,52 @@ class Watcher:
                             members.append(sibling)
                     elif sibling in members:
                         members.remove(sibling)
-            del decision
         self.guard.restore(taken)
         self.pending = pending
         self.guard.in_flight = set(pending)
         self.siblings = siblings
-        LOG.info('Restored %d earlier actions (%d under way) from the '
-                 'decision records', len(taken), len(pending))
+        self._restore_timelines(changes)
+        self._ceilings.clear()
+        LOG.info('Restored %d earlier actions (%d under way) and %d '
+                 'groups from the decision records', len(taken),
+                 len(pending), sum(1 for g in siblings.values() if g))
+
+    def _restore_timelines(self, changes):
+        """Each VM's vCPU and member-count timelines (see
+        :meth:`_timeline_at`) from its finished actions, ``{instance:
+        [(started record, done record)]}``, oldest first, as
+        :meth:`_after_done` builds them while it watches."""
+        opts = self.opts
+        vcpus, counts = {}, {}
+        for instance_id, done in changes.items():
+            sizes, steps = [], []
+            for first, record in done:
+                if first.get('target_flavor'):
+                    before = ((first.get('inputs') or {}).get('flavor')
+                              or {}).get('vcpus')
+                    if not sizes and before:
+                        sizes.append((-math.inf, float(before)))
+                    sizes.append((min(record['at'], first['at']
+                                      + opts.resize_duration),
+                                  float(first['target_flavor']['vcpus'])))
+                elif first['action'] in ('scale_out', 'scale_in'):
+                    moved = len(record.get('siblings') or [])
+                    if first['action'] == 'scale_out':
+                        steps.append((min(record['at'], first['at']
+                                          + opts.boot_duration), moved))
+                    else:
+                        steps.append((first['at'], -moved))
+            if sizes:
+                vcpus[instance_id] = sorted(sizes)
+            if steps:
+                # Counted back from the group's size now.
+                steps.sort()
+                size = self._members(instance_id)
+                timeline = []
+                for at, moved in reversed(steps):
+                    timeline.append((at, size))
+                    size -= moved
+                timeline.append((-math.inf, max(size, 1)))
+                counts[instance_id] = timeline[::-1]
+        self._vcpus = vcpus
+        self._member_counts = counts

@@ -899,11 +899,13 @@ class OpenStackDriver(base.CloudDriver):
             self.conn.compute.live_migrate_server(
                 instance_id, host=host, block_migration='auto')
 
-    def boot_sibling(self, instance_id, name=None):
+    def boot_sibling(self, instance_id, name=None, metadata=None):
         """A server like ``instance_id``: same image, flavor, networks,
-        server group, zone, key pair and metadata, placed by Nova's
-        scheduler."""
+        server group, zone, key pair and metadata (with ``metadata``
+        added), placed by Nova's scheduler."""
         instance = self.get_instance(instance_id)
+        wanted = dict(instance.metadata or {})
+        wanted.update(metadata or {})
         server = self._server(instance_id)
         with cloud_errors('Reading the ports of %s' % instance_id):
             ports = list(self.conn.compute.server_interfaces(instance_id))
@@ -922,13 +924,12 @@ class OpenStackDriver(base.CloudDriver):
                                                 uuid.uuid4().hex[:6]),
                 flavor_id=self._flavor_id(instance.flavor),
                 image_id=instance.image_id, networks=networks,
-                metadata=instance.metadata, **kwargs)
+                metadata=wanted, **kwargs)
         return base.Instance(
             instance_id=sibling.id, host=sibling.compute_host,
             flavor=instance.flavor, status=sibling.status,
             name=sibling.name, image_id=instance.image_id,
-            metadata=dict(instance.metadata),
-            server_group=instance.server_group,
+            metadata=wanted, server_group=instance.server_group,
             project_id=instance.project_id)
 
     def delete_instance(self, instance_id):

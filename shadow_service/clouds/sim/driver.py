@@ -479,10 +479,12 @@ class SimDriver(base.CloudDriver):
         LOG.info('Twin: live-migrating %s from %s to %s, done at +%.0f s',
                  instance_id, previous.host, host, done_at - now)
 
-    def boot_sibling(self, instance_id, name=None, host=None):
+    def boot_sibling(self, instance_id, name=None, host=None,
+                     metadata=None):
         """Another VM like ``instance_id`` (same flavor, profile, server
-        group and metadata) on ``host`` (default: the host with the most
-        free RAM, the twin's stand-in for Nova's scheduler), up after
+        group and metadata, with ``metadata`` added) on ``host``
+        (default: the host with the most free RAM, the twin's stand-in
+        for Nova's scheduler), up after
         ``[sim] boot_duration`` seconds; it takes its share of the group's
         load from then on."""
         work = self._workload(instance_id)
@@ -499,7 +501,8 @@ class SimDriver(base.CloudDriver):
         done_at = self.twin.clock + self.conf.sim.boot_duration
         self.place_vm(request, host, instance_id=sibling,
                       profile=work.profile, server_group=work.group,
-                      metadata=self._metadata.get(instance_id),
+                      metadata=dict(self._metadata.get(instance_id) or {},
+                                    **(metadata or {})),
                       starts_at=done_at, profile_start=work.profile_origin)
         self._pending[sibling] = {'kind': 'boot', 'done_at': done_at,
                                   'previous': self.twin.workloads[sibling]}

@@ -42,12 +42,15 @@ class InstanceActionsTest(support.OpenStackHarnessTestBase):
                       and self.api.get_server(app['id'])['status']
                       == 'ACTIVE', timeout=30, what='the live migration')
 
-        sibling = driver.boot_sibling(app['id'], name='app-2')
+        sibling = driver.boot_sibling(app['id'], name='app-2',
+                                      metadata={'group_of': app['id']})
         server = self._wait_for_state_change({'id': sibling.instance_id},
                                              'ACTIVE')
         self.assertEqual('app-2', server['name'])
         self.assertEqual('m1.medium', server['flavor']['original_name'])
-        self.assertEqual({'tier': 'web'}, server['metadata'])
+        self.assertEqual({'tier': 'web', 'group_of': app['id']},
+                         server['metadata'])
+        self.assertEqual(server['metadata'], sibling.metadata)
 
         driver.delete_instance(sibling.instance_id)
         self._wait_until_deleted(server)

@@ -6,6 +6,7 @@ the decision records show afterwards.
 """
 
 import numpy as np
+import pytest
 
 from shadow_service.watcher import records
 from tests import watcher_support as support
@@ -202,3 +203,56 @@ def test_a_shrink_is_decided_on_the_demand_over_the_cooldown(tmp_path):
     assert 'scale_out' in [s.decision.action for s in steps
                            if s.outcome == 'started']
     assert assembled.watcher.counters['flaps'] == 0
+
+
+def test_a_restarted_watcher_keeps_its_group_together(tmp_path):
+    wave = [2.0] * DAY + [2.0] * 6 + [12.0] * 60
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'forecast', 'dry_run': False, 'max_count': 4,
+        'cooldown': 900.0, 'immunity_window': 300.0,
+        'hold_window': 3600.0, 'error_quantile': 0.8})
+    driver, history, assembled = _horizontal_web(conf, wave)
+    support.run(assembled, driver, 14)
+    booted = assembled.watcher.siblings['web-1']
+    assert len(booted) >= 2
+
+    # The daemon restarts: a new watcher over the same cloud and history.
+    again = support.build(conf, driver, history)
+    # Before its first run it knows the siblings by their metadata...
+    assert [i.instance_id for i in again.watcher.watched()] == ['web-1']
+    for sibling in booted:
+        assert driver.get_instance(sibling).metadata[
+            'nova_shadow_sibling_of'] == 'web-1'
+    steps = support.run(again, driver, 1)
+    # ... and after it, the group as the records say, so nothing is
+    # scaled twice: the siblings are not watched on their own and the
+    # group's size counts them.
+    assert [s.instance_id for s in steps] == ['web-1']
+    assert again.watcher.siblings['web-1'] == booted
+    situation = again.watcher.situation(driver.get_instance('web-1'),
+                                        driver.now())
+    assert situation.group_size == 1 + len(booted)
+
+
+def test_a_restarted_watcher_reads_past_demand_at_the_old_size(tmp_path):
+    # 1.9 busy vCPUs from the start: "small" (2 vCPUs) runs at 95 %
+    # until the watcher grows it.
+    conf = support.make_conf(tmp_path, watcher={'policy': 'forecast',
+                                                'dry_run': False})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.9] * (3 * DAY))
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    support.run(assembled, driver, 12)
+    grown = driver.get_instance('vm-1').flavor['vcpus']
+    assert grown > 2
+
+    # The daemon restarts: a new watcher over the same cloud and history.
+    again = support.build(conf, driver, history)
+    support.run(again, driver, 1)
+    ceiling = again.watcher.situation(driver.get_instance('vm-1'),
+                                      driver.now()).forecast['ceiling']
+    # The samples taken at 95 % of 2 vCPUs are 1.9 busy vCPUs, not 95 %
+    # of the new flavor's vCPUs.
+    assert ceiling == pytest.approx(
+        1.9 * (1.0 + conf.watcher.ceiling_margin), rel=1e-3)

@@ -186,10 +186,11 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                       timeout=30, what='the sibling to count')
         self.assertEqual([sibling], watcher.siblings[app['id']])
         server = self.api.get_server(sibling)
-        self.assertEqual(('m1.small', 'true', 'horizontal'), (
+        self.assertEqual(('m1.small', 'true', 'horizontal', app['id']), (
             server['flavor']['original_name'],
             server['metadata']['nova_shadow_watch'],
-            server['metadata']['nova_shadow_scaling']))
+            server['metadata']['nova_shadow_scaling'],
+            server['metadata']['nova_shadow_sibling_of']))
         self.assertIn(sibling, self.api.get_server_group(
             group['id'])['members'])
         # The load falls: the group shrinks back to its original VM.  A
