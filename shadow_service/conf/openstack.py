@@ -118,7 +118,26 @@ Possible values:
 
 Related options:
 
-* ``[collector]`` options; ``console_samples``.
+* ``[collector]`` options; ``console_samples``; ``config_drive``.
+"""),
+    cfg.StrOpt(
+        'config_drive',
+        default='auto',
+        choices=[
+            ('auto', 'a config drive when shadows have no network (no '
+                     'metadata service can give them their user-data)'),
+            ('true', 'always a config drive'),
+            ('false', 'never: the user-data comes from the metadata '
+                      'service')],
+        help="""
+Whether shadows boot with a config drive, where cloud-init finds the
+user-data that starts loadgen.  A shadow without a network cannot reach
+the metadata service, so without a config drive it never runs loadgen
+and sends nothing.
+
+Related options:
+
+* ``network``.
 """),
     cfg.StrOpt(
         'flavor_prefix',

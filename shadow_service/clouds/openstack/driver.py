@@ -424,6 +424,14 @@ class OpenStackDriver(base.CloudDriver):
                                                    ignore_missing=False)
         return [{'uuid': found.id}]
 
+    def config_drive(self, networks):
+        """Whether shadows attached to ``networks`` get a config drive
+        (``[openstack] config_drive``)."""
+        choice = self.opts.config_drive
+        if choice == 'auto':
+            return networks == 'none'
+        return choice == 'true'
+
     def _pin_by_host(self):
         method = self.opts.pin_method
         if method != 'auto':
@@ -467,7 +475,8 @@ class OpenStackDriver(base.CloudDriver):
                           evaluation_id)
             return []
         spec = {'flavor_id': flavor_id, 'image_id': image_id,
-                'networks': networks, 'flavor': flavor}
+                'networks': networks, 'flavor': flavor,
+                'config_drive': self.config_drive(networks)}
         workers = max(1, min(self.opts.boot_concurrency, len(names)))
         with concurrent.futures.ThreadPoolExecutor(
                 max_workers=workers,
@@ -543,6 +552,7 @@ class OpenStackDriver(base.CloudDriver):
                 name=name, flavor_id=spec['flavor_id'],
                 image_id=spec['image_id'], networks=spec['networks'],
                 user_data=user_data,
+                **({'config_drive': True} if spec['config_drive'] else {}),
                 tags=[SHADOW_TAG, EVALUATION_TAG % evaluation_id],
                 metadata={META_EVALUATION: evaluation_id,
                           META_SERVICE: self.service_id[:255],

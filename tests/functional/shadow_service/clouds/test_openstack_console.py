@@ -29,6 +29,15 @@ class ConsoleSamplesDriver(fake.MediumFakeDriver):
     """The console of a guest running loadgen with the console sink."""
 
     consoles = {}
+    config_drives = {}
+
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, network_info=None,
+              block_device_info=None, power_on=True, accel_info=None):
+        self.config_drives[instance.uuid] = instance.config_drive
+        return super().spawn(context, instance, image_meta, injected_files,
+                             admin_password, allocations, network_info,
+                             block_device_info, power_on, accel_info)
 
     def get_console_output(self, context, instance):
         lines = self.consoles.setdefault(instance.uuid, [
@@ -77,4 +86,10 @@ class ConsoleFallbackTest(support.OpenStackHarnessTestBase):
         # Each console line was stored once, however often it was read.
         lines = sum(len(c) - 2 for c in ConsoleSamplesDriver.consoles.values())
         self.assertEqual(lines, len(samples))
+        # Without a network no metadata service gives the guests their
+        # user-data: each shadow booted with a config drive.
+        self.assertEqual(set(ConsoleSamplesDriver.consoles),
+                         set(ConsoleSamplesDriver.config_drives))
+        self.assertEqual({'True'},
+                         set(ConsoleSamplesDriver.config_drives.values()))
         self.assertEqual([], self.shadow_servers())
