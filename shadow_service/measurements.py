@@ -64,6 +64,13 @@ TAG_EVENT = 'event'
 TAG_SOURCE = 'source'
 TAG_MODEL = 'model'
 
+#: The tags an InfluxDB roll-up keeps, per measurement (all when not
+#: listed).  A shadow's samples are rolled up per host, profile and
+#: metric: every evaluation and every shadow would otherwise add series
+#: that live as long as the roll-ups (InfluxDB limits the series of a
+#: database, 1,000,000 by default).
+ROLLUP_TAGS = {SHADOW_SAMPLE: (TAG_HOST, TAG_PROFILE, TAG_METRIC)}
+
 # Field names.
 FIELD_VALUE = 'value'
 FIELD_RECORD = 'record'

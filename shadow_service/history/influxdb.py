@@ -272,8 +272,11 @@ class InfluxDBStore(base.HistoryStore):
                 ' min(value) AS value_min, max(value) AS value_max, '
                 'last(value) AS value_last '
                 'INTO {db}.{rollup}.{m} FROM {db}.{raw}.{m} '
-                'GROUP BY time({every}s), * END'.format(
+                'GROUP BY time({every}s), {tags} END'.format(
                     name=lp.quote_ident(name), db=db, every=interval_s,
+                    tags=', '.join(lp.quote_ident(t) for t in
+                                   names.ROLLUP_TAGS[measurement])
+                    if measurement in names.ROLLUP_TAGS else '*',
                     window=2 * interval_s, rollup=lp.quote_ident(ROLLUP_RP),
                     raw=lp.quote_ident(RAW_RP),
                     m=lp.quote_ident(measurement)))

@@ -162,3 +162,44 @@ def test_evaluation_is_readable_while_still_buffered(influxdb_server):
         assert store.get_evaluation('e9')['status'] == 'running'
     finally:
         store.close()
+
+
+def test_shadow_samples_roll_up_without_evaluation_and_shadow_tags(
+        influxdb_server):
+    # Every evaluation and shadow is a series of its own in the raw
+    # policy; the roll-up keeps one series per host, profile and metric,
+    # so the series count does not grow with every evaluation for as
+    # long as the roll-ups live.
+    store = conftest.make_influx_store(
+        influxdb_server, database='rollup_tags_db', raw_retention_days=7,
+        rollup_interval_s=1)
+    # Two seconds ahead: the continuous query (every second, over the
+    # last two) rolls the points up once their second has passed, however
+    # long the write takes to arrive.
+    when = time.time() + 2.0
+    try:
+        store.write([base.Point(
+            'shadow_sample', {'evaluation': 'e%d' % i, 'shadow': 's%d' % i,
+                              'host': 'h1', 'profile': 'web',
+                              'metric': 'cpu_ops_per_s'},
+            {'value': float(i + 1)}, when) for i in range(3)])
+        assert store.flush(timeout=30)
+        deadline = time.monotonic() + 30
+        series = []
+        while time.monotonic() < deadline:
+            reply = influxdb_server.query(
+                'rollup_tags_db', 'SELECT value_count, value_sum FROM '
+                '"rollup_tags_db"."%s"."shadow_sample" GROUP BY *'
+                % influxdb.ROLLUP_RP)
+            series = reply['results'][0].get('series') or []
+            if series and sum(row[1] for s in series
+                              for row in s['values']) >= 3:
+                break
+            time.sleep(0.5)
+    finally:
+        store.close()
+    # (GROUP BY * names every tag key of the measurement, empty where a
+    # series has none.)
+    assert [{k: v for k, v in s['tags'].items() if v} for s in series] == [
+        {'host': 'h1', 'metric': 'cpu_ops_per_s', 'profile': 'web'}]
+    assert sum(row[2] for row in series[0]['values']) == 6.0
