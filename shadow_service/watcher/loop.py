@@ -212,13 +212,17 @@ class Watcher:
                     found.setdefault(instance.instance_id, instance)
         # A sibling the watcher booted is watched through its group's
         # original, found by its metadata after a restart, never alone.
+        # Metadata is the tenant's to write: a server joins the group
+        # only if it is in the original's project and server group.
         for instance_id, instance in sorted(found.items()):
-            original = str((instance.metadata or {}).get(
-                actuator_mod.SIBLING_KEY) or '')
-            if original and original in found and not (
-                    found[original].metadata or {}).get(
-                        actuator_mod.SIBLING_KEY):
-                self.adopt_sibling(original, instance_id)
+            original = found.get(str((instance.metadata or {}).get(
+                actuator_mod.SIBLING_KEY) or ''))
+            if (original is not None
+                    and not (original.metadata or {}).get(
+                        actuator_mod.SIBLING_KEY)
+                    and instance.project_id == original.project_id
+                    and instance.server_group == original.server_group):
+                self.adopt_sibling(original.instance_id, instance_id)
         ours = {s for group in self.siblings.values() for s in group}
         return [found[i] for i in sorted(found) if i not in ours and not
                 (found[i].metadata or {}).get(actuator_mod.SIBLING_KEY)]

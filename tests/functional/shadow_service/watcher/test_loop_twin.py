@@ -216,6 +216,11 @@ def test_a_restarted_watcher_keeps_its_group_together(tmp_path):
     booted = assembled.watcher.siblings['web-1']
     assert len(booted) >= 2
 
+    # A server of another group that claims to be a sibling of web-1
+    # (metadata is the tenant's to write) joins no group.
+    support.place(driver, 'intruder', [1.0] * DAY, metadata={
+        'nova_shadow_sibling_of': 'web-1'}, group='other')
+
     # The daemon restarts: a new watcher over the same cloud and history.
     again = support.build(conf, driver, history)
     # Before its first run it knows the siblings by their metadata...
@@ -229,6 +234,7 @@ def test_a_restarted_watcher_keeps_its_group_together(tmp_path):
     # group's size counts them.
     assert [s.instance_id for s in steps] == ['web-1']
     assert again.watcher.siblings['web-1'] == booted
+    assert 'intruder' not in again.watcher.siblings['web-1']
     situation = again.watcher.situation(driver.get_instance('web-1'),
                                         driver.now())
     assert situation.group_size == 1 + len(booted)
