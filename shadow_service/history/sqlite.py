@@ -6,7 +6,7 @@ series at the same time again replaces those fields, as InfluxDB does.
 
 Layout (WAL mode, safe to share between threads and processes)::
 
-    series(id, measurement, tags JSON)          one row per tag set
+    series(id, measurement, tags JSON, last_us) one row per tag set
     points(series_id, field, time_us, value)    raw values (narrow table)
     rollups(series_id, field, time_us, count, sum, min, max, last, last_us)
 
@@ -14,8 +14,13 @@ Layout (WAL mode, safe to share between threads and processes)::
 measurements older than ``[history] raw_retention_days`` into ``rollups``
 buckets of ``rollup_interval_s``, deletes the raw rows (all measurements)
 and expires roll-ups after ``rollup_retention_days``. Queries read raw rows
-and roll-ups together, so nothing is counted twice.  Writes are synchronous
-(one transaction per ``write()`` call): nothing waits in a buffer.
+and roll-ups together, so nothing is counted twice.  ``series.last_us`` is
+the newest time written to the series (within five minutes): a read over
+a window looks only at the series written since the window began (each
+evaluation's shadows are series of their own, so the catalogue holds
+every evaluation ever run).
+Writes are synchronous (one transaction per ``write()`` call): nothing
+waits in a buffer.
 """
 
 import itertools
@@ -40,6 +45,7 @@ CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
     measurement TEXT NOT NULL,
     tags TEXT NOT NULL,
+    last_us INTEGER,
     UNIQUE (measurement, tags));
 CREATE TABLE IF NOT EXISTS points (
     series_id INTEGER NOT NULL,
@@ -88,6 +94,37 @@ WHERE EXISTS (
 """
 
 _DAY_US = 86400 * 10 ** 6
+#: How far ``series.last_us`` may lag behind the newest point of a series
+#: (a series' row is updated at most once per this much of its time, and
+#: windowed reads reach back this much further).
+_LAST_WRITTEN_SLACK_US = 300 * 10 ** 6
+
+
+def _add_last_written(db):
+    """Give a database made before ``series.last_us`` the column, filled
+    from the newest raw point or roll-up of each series (once: a series
+    with neither gets 0), and the index windowed reads use."""
+    columns = {row[1] for row in db.execute('PRAGMA table_info(series)')}
+    if 'last_us' not in columns:
+        try:
+            db.execute('ALTER TABLE series ADD COLUMN last_us INTEGER')
+        except sqlite3.OperationalError:
+            # Another process added it first.
+            columns = {row[1] for row in db.execute(
+                'PRAGMA table_info(series)')}
+            if 'last_us' not in columns:
+                raise
+        else:
+            db.execute(
+                'UPDATE series SET last_us = max('
+                'coalesce((SELECT max(time_us) FROM points '
+                'WHERE series_id = series.id), 0), '
+                'coalesce((SELECT max(last_us) FROM rollups '
+                'WHERE series_id = series.id), 0)) WHERE last_us IS NULL')
+            LOG.info('History: series.last_us added to %d series',
+                     db.execute('SELECT count(*) FROM series').fetchone()[0])
+    db.execute('CREATE INDEX IF NOT EXISTS series_written ON series '
+               '(measurement, last_us)')
 
 
 def _value_from_db(value):
@@ -133,6 +170,9 @@ class SQLiteStore(base.HistoryStore):
         self._db = self._connect(self.path)
         self._series_ids = {}
         self._series_by_measurement = {}
+        self._series_tags = {}
+        #: series id -> the last_us this process wrote to its row
+        self._last_written = {}
         self._series_loaded_to = 0
         self._clock = base.MonotonicClock()
         self._written = 0
@@ -150,6 +190,7 @@ class SQLiteStore(base.HistoryStore):
             db.execute('PRAGMA journal_mode=WAL')
             db.execute('PRAGMA synchronous=NORMAL')
             db.executescript(_SCHEMA)
+            _add_last_written(db)
         except sqlite3.Error as exc:
             raise base.HistoryError(
                 '[history] sqlite_path %s cannot be used: %s' % (path, exc))
@@ -163,8 +204,10 @@ class SQLiteStore(base.HistoryStore):
             'ORDER BY id', (self._series_loaded_to,)).fetchall()
         for series_id, measurement, tags_json in rows:
             self._series_ids[(measurement, tags_json)] = series_id
+            tags = json.loads(tags_json)
             self._series_by_measurement.setdefault(measurement, []).append(
-                (series_id, json.loads(tags_json)))
+                (series_id, tags))
+            self._series_tags[series_id] = tags
             self._series_loaded_to = series_id
 
     def _series_id(self, measurement, tags):
@@ -201,11 +244,27 @@ class SQLiteStore(base.HistoryStore):
                 'VALUES (?, ?)', list(new))
             self._refresh_series()
 
-    def _matching_series(self, measurement, tags):
+    def _matching_series(self, measurement, tags, since_us=None):
+        """``{series id: tags}`` of the series of ``measurement`` whose
+        tags hold ``tags``; with ``since_us``, only those written at or
+        after it (or not known to have been written before it)."""
         self._refresh_series()
         wanted = (tags or {}).items()
+        if since_us is None:
+            candidates = self._series_by_measurement.get(measurement, [])
+        else:
+            ids = [row[0] for row in self._db.execute(
+                'SELECT id FROM series WHERE measurement = ? AND '
+                'last_us >= ? UNION ALL SELECT id FROM series WHERE '
+                'measurement = ? AND last_us IS NULL',
+                (measurement, since_us - _LAST_WRITTEN_SLACK_US,
+                 measurement))]
+            if any(i not in self._series_tags for i in ids):
+                self._refresh_series()
+            candidates = [(i, self._series_tags[i]) for i in ids
+                          if i in self._series_tags]
         return {series_id: series_tags for series_id, series_tags
-                in self._series_by_measurement.get(measurement, [])
+                in candidates
                 if all(series_tags.get(k, '') == v for k, v in wanted)}
 
     # -- writing ----------------------------------------------------------
@@ -218,19 +277,30 @@ class SQLiteStore(base.HistoryStore):
             self._db.execute('BEGIN IMMEDIATE')
             try:
                 self._add_series(prepared)
-                rows = []
+                rows, newest = [], {}
                 for measurement, tags, fields, time_s in prepared:
                     series_id = self._series_id(measurement, tags)
                     time_us = round(time_s * 1e6)
                     rows.extend([(series_id, name, time_us, value)
                                  for name, value in fields.items()])
+                    if newest.get(series_id, time_us - 1) < time_us:
+                        newest[series_id] = time_us
                 self._db.executemany(
                     'INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)', rows)
+                moved = [(t, i, t) for i, t in newest.items()
+                         if t > self._last_written.get(i, -2 ** 62)
+                         + _LAST_WRITTEN_SLACK_US]
+                if moved:
+                    self._db.executemany(
+                        'UPDATE series SET last_us = ? WHERE id = ? AND '
+                        '(last_us IS NULL OR last_us < ?)', moved)
                 self._db.execute('COMMIT')
+                self._last_written.update((i, t) for t, i, _ in moved)
             except BaseException:
                 self._db.execute('ROLLBACK')
                 self._series_ids.clear()
                 self._series_by_measurement.clear()
+                self._series_tags.clear()
                 self._series_loaded_to = 0
                 raise
             self._written += len(prepared)
@@ -259,11 +329,12 @@ class SQLiteStore(base.HistoryStore):
                                 args).fetchall()
 
     def query_points(self, measurement, tags=None, start=None, end=None):
+        lo, hi = self._range(start, end)
         with self._lock:
-            series = self._matching_series(measurement, tags)
+            series = self._matching_series(
+                measurement, tags, None if start is None else lo)
             if not series:
                 return []
-            lo, hi = self._range(start, end)
             rows = self._select_points(series, lo, hi)
         found = []
         for (series_id, time_us), group in itertools.groupby(
@@ -278,10 +349,10 @@ class SQLiteStore(base.HistoryStore):
                      agg='mean'):
         base.check_window(start, end, step_s, agg)
         buckets = base.Buckets(start, end, step_s)
+        lo, hi = self._range(start, end)
         with self._lock:
-            series = self._matching_series(measurement, tags)
+            series = self._matching_series(measurement, tags, lo)
             if series:
-                lo, hi = self._range(start, end)
                 marks = ','.join('?' * len(series))
                 args = list(series) + [field, lo, hi]
                 raw = self._db.execute(

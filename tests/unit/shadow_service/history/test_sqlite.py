@@ -133,3 +133,81 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path):
 
     with pytest.raises(base.HistoryError, match='cannot be used'):
         sqlite.SQLiteStore(path=str(bad))
+
+
+def _sample(evaluation, time_s, profile='web', value=1.0):
+    return base.Point('shadow_sample', {
+        'evaluation': evaluation, 'shadow': 's-' + evaluation, 'host': 'h1',
+        'profile': profile, 'metric': 'm'}, {'value': value}, time_s)
+
+
+def _window_series(store, start):
+    return store._matching_series('shadow_sample', {'profile': 'web'},
+                                  base.time_to_us(start))
+
+
+def test_a_windowed_read_looks_only_at_series_written_since(path):
+    store = sqlite.SQLiteStore(path=path)
+    store.write([_sample('old-%d' % i, NOW - 2 * DAY + i)
+                 for i in range(50)])
+    store.write([_sample('recent', NOW - 60, value=5.0)])
+    # Points written late into an old series do not move it back.
+    store.write([_sample('recent', NOW - 10 * DAY, value=7.0)])
+
+    considered = _window_series(store, NOW - DAY)
+    assert [tags['evaluation'] for tags in considered.values()] == [
+        'recent']
+    found = store.query_points('shadow_sample', {'profile': 'web'},
+                               start=NOW - DAY, end=NOW)
+    assert [(p.tags['evaluation'], p.fields['value']) for p in found] == [
+        ('recent', 5.0)]
+    # Without a start every series is read.
+    assert len(store.query_points('shadow_sample')) == 52
+    # Windows in the past read the series written then.
+    assert store.query_series('shadow_sample', 'value', {}, NOW - 3 * DAY,
+                              NOW - DAY, 2 * DAY).values == [1.0]
+    assert store.query_series('shadow_sample', 'value', {},
+                              NOW - 11 * DAY, NOW - 9 * DAY,
+                              2 * DAY).values == [7.0]
+
+
+def test_a_series_another_store_opens_is_read_in_a_window(path):
+    reader = sqlite.SQLiteStore(path=path)
+    reader.write([_sample('first', NOW - 60)])
+    assert len(_window_series(reader, NOW - DAY)) == 1
+    writer = sqlite.SQLiteStore(path=path)
+    writer.write([_sample('second', NOW - 30)])
+    assert sorted(tags['evaluation'] for tags in _window_series(
+        reader, NOW - DAY).values()) == ['first', 'second']
+
+
+def test_a_database_from_before_last_written_is_upgraded(path):
+    # The layout before series.last_us, with a series and its points.
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE series (id INTEGER PRIMARY KEY,
+            measurement TEXT NOT NULL, tags TEXT NOT NULL,
+            UNIQUE (measurement, tags));
+        CREATE TABLE points (series_id INTEGER NOT NULL,
+            field TEXT NOT NULL, time_us INTEGER NOT NULL, value,
+            PRIMARY KEY (series_id, field, time_us)) WITHOUT ROWID;
+        INSERT INTO series VALUES (1, 'host_metric',
+                                   '{"host": "h1", "metric": "m"}');
+        INSERT INTO series VALUES (2, 'host_metric',
+                                   '{"host": "h2", "metric": "m"}');
+    """)
+    db.executemany('INSERT INTO points VALUES (1, ?, ?, ?)', [
+        ('value', base.time_to_us(NOW - 3 * DAY), 1.0),
+        ('value', base.time_to_us(NOW - 60), 2.0)])
+    db.commit()
+    db.close()
+
+    store = sqlite.SQLiteStore(path=path)
+    rows = dict(store._db.execute('SELECT id, last_us FROM series'))
+    assert rows == {1: base.time_to_us(NOW - 60), 2: 0}
+    found = store.query_points('host_metric', start=NOW - DAY, end=NOW)
+    assert [(p.tags['host'], p.fields['value']) for p in found] == [
+        ('h1', 2.0)]
+    # Opening it again changes nothing.
+    sqlite.SQLiteStore(path=path).close()
+    assert dict(store._db.execute('SELECT id, last_us FROM series')) == rows
