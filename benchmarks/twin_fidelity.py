@@ -33,8 +33,11 @@ a run (``lab_noise_cv``), from which the twin's sample noise is set
 ``--lab-results FILE`` re-analyses a stored run without the lab;
 ``--confirm FILE`` checks the calibration on another stored run and
 reports how well that run's measured slowdowns agree with this one's (the
-lab's own reproducibility); ``--write-cluster FILE`` writes the calibrated
-twin of the lab hosts (``shadow_service/clouds/sim/data/lab.yaml``).
+lab's own reproducibility); ``--params-from FILE`` takes the calibrated
+parameters of another results file instead of fitting (the grid search
+takes 10-15 minutes on a busy machine); ``--write-cluster FILE``
+writes the calibrated twin of the lab hosts
+(``shadow_service/clouds/sim/data/lab.yaml``).
 
 Writes ``benchmarks/results/twin_fidelity.json``. Needs what the lab needs
 (root, cgroup v1, bubblewrap; see doc/source/lab.rst) unless
@@ -600,6 +603,12 @@ def main(argv=None):
                         help='the measured VM\'s disk I/O goes through '
                              'the page cache (the earlier lab), not '
                              'O_DIRECT')
+    parser.add_argument('--params-from', default=None, metavar='FILE',
+                        help='do not fit: take the calibrated parameters '
+                             'of another results file (its after.params), '
+                             'e.g. to check a fit made on one run against '
+                             'another with --lab-results and --confirm '
+                             'without repeating the grid search')
     parser.add_argument('--write-cluster', default=None, metavar='FILE',
                         help='write the calibrated twin of the lab hosts '
                              'as a cluster file')
@@ -646,8 +655,12 @@ def main(argv=None):
     before = compare(lab_slow, slowdowns(
         run_twin(before_params, args.duration, counts, kinds, profiles),
         counts, kinds, profiles))
-    after_params = fit(lab, lab_slow, args.duration, kinds, profiles,
-                       own_disk)
+    if args.params_from:
+        with open(args.params_from) as f:
+            after_params = json.load(f)['after']['params']
+    else:
+        after_params = fit(lab, lab_slow, args.duration, kinds, profiles,
+                           own_disk)
     after = compare(lab_slow, slowdowns(
         run_twin(after_params, args.duration, counts, kinds, profiles),
         counts, kinds, profiles))
@@ -680,6 +693,8 @@ def main(argv=None):
                    'median_abs_error': error_summary(before),
                    'scenarios': before},
         'after': {'params': after_params,
+                  'params_from': (os.path.relpath(args.params_from, REPO)
+                                  if args.params_from else None),
                   'fitted_on_counts': list(FIT_COUNTS),
                   'median_abs_error': error_summary(after),
                   'median_abs_error_held_out': error_summary(
