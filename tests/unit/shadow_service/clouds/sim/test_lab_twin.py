@@ -129,3 +129,19 @@ def test_host_disk_budgets_follow_the_cpu_share_and_bound_db_oltp():
         assert disk['read_iops'] == disk['write_iops'] == \
             budgets[host['name']]
     assert all(b <= 400 for b in budgets.values())
+
+
+def test_the_worst_metric_objective_scores_the_worst_key_metric():
+    """``overall`` pools every row; ``worst-metric`` is the largest of the
+    per-metric medians (the aim holds per metric)."""
+    def row(metric, error):
+        return {'profile': 'db-oltp', 'metric': metric, 'abs_error': error}
+    rows = ([row('cpu_ops_per_s', e) for e in (0.01, 0.02, 0.03)]
+            + [row('disk_iops', e) for e in (0.02, 0.03, 0.04)]
+            + [row('disk_p95_latency_ms', e) for e in (0.3, 0.4, 0.5)])
+    assert twin_fidelity.fit_score(rows)[0] == pytest.approx(0.03)
+    assert twin_fidelity.fit_score(rows, 'worst-metric')[0] == \
+        pytest.approx(0.4)
+    mean = sum(r['abs_error'] for r in rows) / len(rows)
+    assert twin_fidelity.fit_score(rows, 'worst-metric')[1] == \
+        pytest.approx(mean)
