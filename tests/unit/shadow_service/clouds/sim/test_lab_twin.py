@@ -145,3 +145,22 @@ def test_the_worst_metric_objective_scores_the_worst_key_metric():
     mean = sum(r['abs_error'] for r in rows) / len(rows)
     assert twin_fidelity.fit_score(rows, 'worst-metric')[1] == \
         pytest.approx(mean)
+
+
+def test_the_disk_latency_floor_adds_to_p95_and_nothing_else():
+    """``disk_p95_floor_ms`` (0 by default: the bundled twin unchanged)
+    adds that many ms to every disk p95 latency and moves no other
+    figure."""
+    assert cluster_mod.DEFAULT_ASSUMPTIONS['disk_p95_floor_ms'] == 0.0
+    params = {'disk_iops_scale': 1.0, 'disk_service_ms': 20.0}
+    kinds = ('disk', 'cpu')
+    base = twin_fidelity.run_twin(params, 6.0, (1,), kinds,
+                                  ('db-oltp',))
+    floored = twin_fidelity.run_twin(dict(params, disk_p95_floor_ms=50.0),
+                                     6.0, (1,), kinds, ('db-oltp',))
+    assert base.keys() == floored.keys()
+    for key, metrics in base.items():
+        for metric, value in metrics.items():
+            expected = value['mean'] + (
+                50.0 if metric == 'disk_p95_latency_ms' else 0.0)
+            assert floored[key][metric]['mean'] == pytest.approx(expected)
