@@ -726,6 +726,8 @@ def main(argv=None):
     held_out = [c for c in counts if c not in FIT_COUNTS]
     result = {
         'benchmark': 'twin_fidelity',
+        'command': ' '.join([os.path.relpath(sys.argv[0], REPO)]
+                            + list(sys.argv[1:] if argv is None else argv)),
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
         'lab_load_average_at_end': load_at_end,
         'lab_load_average': loads,
