@@ -35,7 +35,10 @@ a run (``lab_noise_cv``), from which the twin's sample noise is set
 reports how well that run's measured slowdowns agree with this one's (the
 lab's own reproducibility); ``--params-from FILE`` takes the calibrated
 parameters of another results file instead of fitting (the grid search
-takes 10-15 minutes on a busy machine); ``--write-cluster FILE``
+takes 10-15 minutes on a busy machine); ``--refit-disk`` fits the disk's
+capacity scale and p95 latency floor again with the rest held;
+``--fit-objective worst-metric`` fits to the worst key metric's median
+error instead of the pooled median; ``--write-cluster FILE``
 writes the calibrated twin of the lab hosts
 (``shadow_service/clouds/sim/data/lab.yaml``).
 
