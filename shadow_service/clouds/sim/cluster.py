@@ -45,6 +45,10 @@ DEFAULT_ASSUMPTIONS = {
     # Work lost per unit of CPU oversubscription (0: pure processor
     # sharing; see shadow_service.clouds.sim.contention).
     'cpu_sharing_overhead': 0.0,
+    # Milliseconds added to every disk p95 latency: the wait a rate-
+    # limited device's throttle adds even to a lone closed loop (0: none;
+    # see shadow_service.clouds.sim.workload).
+    'disk_p95_floor_ms': 0.0,
 }
 
 DEFAULT_TENANT_POLICY = {

@@ -29,6 +29,11 @@ Conversions (change them in the cluster file's ``assumptions``):
   whose CPU is a small share of one machine, a closed-loop disk job is
   CPU-bound (its IOPS follow the host's CPU share). 0 (the default): I/O
   costs no CPU.
+* disk latency floor: ``disk_p95_floor_ms`` (default 0) is added to every
+  disk p95 latency: the wait of a rate-limited device (a cgroup blkio
+  throttle admits a slice's worth of I/O at once and holds the rest to
+  the next slice), which a lone closed loop meets too and queueing adds
+  to.
 * CPU sharing overhead: with ``cpu_sharing_overhead`` > 0 the CPU work done
   per core share falls as the host is oversubscribed
   (:func:`shadow_service.clouds.sim.contention.cpu_sharing_efficiency`).
@@ -182,7 +187,8 @@ def achieved(profile, vcpus, wanted, factors, host_class, assumptions):
                 (in_flight > 0) & (iops > 0),
                 contention.P95_FACTOR * in_flight * 1000.0
                 / np.maximum(iops, 1e-12), np.inf)
-        metrics['disk_p95_latency_ms'] = np.minimum(p95_ms, closed_ms)
+        metrics['disk_p95_latency_ms'] = np.minimum(p95_ms, closed_ms) + \
+            assumptions.get('disk_p95_floor_ms', 0.0)
     if 'network' in parts:
         share = np.minimum(factors['net_share'], cpu_share)
         if parts['network']['mode'] == 'rr':
