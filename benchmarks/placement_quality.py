@@ -87,7 +87,8 @@ Usage::
         [--mode arrivals|fill|independent|all] [--traces DIR] \
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
-        [--lifetime-horizon S] [--no-calibration] [--no-peak-headroom] \
+        [--lifetime-horizon S] [--no-calibration] \
+        [--calibration-tails flat|identity] [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
         [--out FILE]
@@ -467,6 +468,9 @@ def service_settings(args, persistent):
                          args.lifetime_horizon))
     if args.no_calibration:
         settings.append(('analysis', 'confidence_calibration', False))
+    if getattr(args, 'calibration_tails', None):
+        settings.append(('analysis', 'calibration_tails',
+                         args.calibration_tails))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
     if getattr(args, 'no_peak_memory', False):
@@ -1179,6 +1183,10 @@ def main(argv=None):
     parser.add_argument('--no-calibration', action='store_true',
                         help='state the raw confidence ([analysis] '
                         'confidence_calibration = False, the ablation)')
+    parser.add_argument('--calibration-tails', choices=('flat', 'identity'),
+                        help='[analysis] calibration_tails (default: the '
+                        'option\'s default; identity is the map before '
+                        'flat tails)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')

@@ -15,7 +15,8 @@ happened: fitted on (stated confidence, was the top host really best)
 pairs of placed VMs, it maps a raw confidence to the share of such
 rankings that were right (isotonic regression over bins, each bin shrunk
 toward the identity by ``prior_pairs`` pseudo-pairs, so few outcomes move
-it little). Pure: series in, tables out.
+it little; flat beyond the outermost fitted bins). Pure: series in,
+tables out.
 """
 
 import numpy as np
@@ -171,12 +172,25 @@ class CalibrationMap:
         ``(n * a + prior_pairs * c) / (n + prior_pairs)``.
     min_pairs : int
         Fewest pairs before the map departs from the identity.
+    tails : str
+        The map below the lowest and above the highest fitted bin:
+        ``flat`` (default) holds the outermost fitted values, the share
+        observed there; ``identity`` runs on to 0 and 1 (the raw
+        confidence's side), which states a raw confidence beyond the
+        fitted bins as nearly right however wrong the nearest bin was.
     """
 
-    def __init__(self, *, bins=10, prior_pairs=5.0, min_pairs=20):
+    TAILS = ('flat', 'identity')
+
+    def __init__(self, *, bins=10, prior_pairs=5.0, min_pairs=20,
+                 tails='flat'):
         if bins < 1 or prior_pairs < 0 or min_pairs < 0:
             raise ValueError("bins must be positive, prior_pairs and "
                              "min_pairs not negative")
+        if tails not in self.TAILS:
+            raise ValueError("tails must be one of %s, got %r"
+                             % (", ".join(self.TAILS), tails))
+        self.tails = tails
         self.bins = int(bins)
         self.prior_pairs = float(prior_pairs)
         self.min_pairs = int(min_pairs)
@@ -215,10 +229,14 @@ class CalibrationMap:
             ns.append(count + self.prior_pairs)
         ys = _pool_adjacent_violators(np.array(ys), np.array(ns))
         xs = np.array(xs)
-        # Anchor the ends on the identity's side of the fitted points.
         self.knots_x = np.concatenate([[0.0], xs, [1.0]])
-        self.knots_y = np.concatenate([[min(0.0, ys[0])], ys,
-                                       [max(1.0, ys[-1])]])
+        if self.tails == 'flat':
+            # Beyond the outermost bins the nearest observed share holds.
+            ends = ys[0], ys[-1]
+        else:
+            # Anchored on the identity's side of the fitted points.
+            ends = min(0.0, ys[0]), max(1.0, ys[-1])
+        self.knots_y = np.concatenate([[ends[0]], ys, [ends[1]]])
         self.knots_y = np.clip(np.maximum.accumulate(self.knots_y), 0, 1)
         return self
 
@@ -229,6 +247,7 @@ class CalibrationMap:
 
     def to_dict(self):
         return {"pairs": self.pairs, "fitted": self.fitted,
+                "tails": self.tails,
                 "knots": [[round(float(x), 4), round(float(y), 4)]
                           for x, y in zip(self.knots_x, self.knots_y)]}
 

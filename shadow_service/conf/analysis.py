@@ -299,6 +299,28 @@ Outcomes needed before the learned calibration map replaces the raw
 confidence.
 """),
     cfg.FloatOpt(
+        'calibration_prior_pairs',
+        default=5.0,
+        min=0.0,
+        help="""
+Pseudo-outcomes at the raw confidence added to each of the calibration
+map's confidence bins: a bin of ``n`` outcomes of which a share ``a`` were
+right, at mean raw confidence ``c``, states ``(n * a + prior_pairs * c) /
+(n + prior_pairs)``. Larger values trust few outcomes less.
+"""),
+    cfg.StrOpt(
+        'calibration_tails',
+        default='flat',
+        choices=[('flat', 'below the lowest and above the highest confidence '
+                          'bin with outcomes, state the share observed in '
+                          'that bin'),
+                 ('identity', 'run on from the outermost bins to 0 and 1, '
+                              'toward the raw confidence (the behaviour '
+                              'before this option)')],
+        help="""
+The calibration map beyond the confidence bins its outcomes cover.
+"""),
+    cfg.FloatOpt(
         'calibration_lookback',
         default=30 * 86400.0,
         min=3600.0,

@@ -104,6 +104,9 @@ class CalibrationLearner(base.HistoryLearner):
         Outcomes needed before the map departs from the identity.
     prior_pairs : float
         Pseudo-outcomes at the identity per confidence bin.
+    tails : str
+        The map beyond its outermost fitted bins (``flat`` or
+        ``identity``, see :class:`CalibrationMap`).
     tie_margin : float
         ``[analysis] tie_margin``: score points within which the top host
         still counts as best.
@@ -116,7 +119,7 @@ class CalibrationLearner(base.HistoryLearner):
 
     def __init__(self, history, *, lookback_s=30 * 86400.0,
                  window_s=86400.0, min_pairs=20, prior_pairs=5.0,
-                 tie_margin=2.0, harvest=True, refit_every=20,
+                 tails='flat', tie_margin=2.0, harvest=True, refit_every=20,
                  refit_interval_s=3600.0, max_evaluations=500,
                  clock=time.time, monotonic=None):
         if window_s <= 0:
@@ -126,11 +129,12 @@ class CalibrationLearner(base.HistoryLearner):
             refit_interval_s=refit_interval_s,
             max_evaluations=max_evaluations,
             initial=calibration_lib.CalibrationMap(
-                min_pairs=min_pairs, prior_pairs=prior_pairs),
+                min_pairs=min_pairs, prior_pairs=prior_pairs, tails=tails),
             clock=clock, monotonic=monotonic)
         self.window_s = float(window_s)
         self.min_pairs = int(min_pairs)
         self.prior_pairs = float(prior_pairs)
+        self.tails = tails
         self.tie_margin = float(tie_margin)
         self.harvest = bool(harvest)
         self.pairs = 0
@@ -147,6 +151,8 @@ class CalibrationLearner(base.HistoryLearner):
         return cls(history, lookback_s=opts.calibration_lookback,
                    window_s=opts.calibration_window,
                    min_pairs=opts.calibration_min_pairs,
+                   prior_pairs=opts.calibration_prior_pairs,
+                   tails=opts.calibration_tails,
                    tie_margin=opts.tie_margin,
                    refit_interval_s=opts.calibration_refit_interval,
                    clock=clock)
@@ -187,7 +193,8 @@ class CalibrationLearner(base.HistoryLearner):
     def _fit(self):
         pairs = self.training_pairs()
         state = calibration_lib.CalibrationMap(
-            min_pairs=self.min_pairs, prior_pairs=self.prior_pairs)
+            min_pairs=self.min_pairs, prior_pairs=self.prior_pairs,
+            tails=self.tails)
         if pairs:
             confidences, outcomes = zip(*pairs)
             state.fit(confidences, outcomes)

@@ -58,6 +58,55 @@ def test_few_outcomes_leave_the_confidence_as_it_is():
 def test_bad_map_options_are_refused():
     with pytest.raises(ValueError, match='bins'):
         calibration_lib.CalibrationMap(bins=0)
+    with pytest.raises(ValueError, match='tails'):
+        calibration_lib.CalibrationMap(tails='linear')
+
+
+def _mid_range_pairs(count=400, seed=3):
+    """Raw confidences only within 0.6-0.8, right half of the time."""
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.6, 0.8, count),
+            rng.uniform(size=count) < 0.5)
+
+
+def test_beyond_the_fitted_bins_the_map_states_the_nearest_observed_share():
+    confidences, outcomes = _mid_range_pairs()
+    mapping = calibration_lib.CalibrationMap().fit(confidences, outcomes)
+    assert mapping.tails == 'flat'
+    observed = float(np.mean(outcomes))
+    # No outcome above 0.8: a raw 0.99 is stated as what 0.8 achieved,
+    # not pulled back toward the raw figure.
+    assert mapping(0.99) == pytest.approx(observed, abs=0.06)
+    assert mapping(1.0) == pytest.approx(mapping(0.8), abs=0.06)
+    assert mapping(0.2) == pytest.approx(observed, abs=0.06)
+    assert mapping.to_dict()['tails'] == 'flat'
+
+
+def test_identity_tails_run_on_to_the_raw_confidence():
+    confidences, outcomes = _mid_range_pairs()
+    mapping = calibration_lib.CalibrationMap(tails='identity').fit(
+        confidences, outcomes)
+    assert mapping(1.0) == pytest.approx(1.0)
+    assert mapping(0.0) == pytest.approx(0.0)
+    assert mapping(0.99) > 0.9
+
+
+def test_the_learner_takes_the_map_options_from_the_configuration(store):
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert conf.analysis.calibration_tails == 'flat'
+    assert conf.analysis.calibration_prior_pairs == 5.0
+    conf.set_override('calibration_tails', 'identity', group='analysis')
+    conf.set_override('calibration_prior_pairs', 12.0, group='analysis')
+    learner = learning.CalibrationLearner.from_conf(conf, store)
+    assert learner.tails == 'identity'
+    assert learner.prior_pairs == 12.0
+    with pytest.raises(ValueError):
+        conf.set_override('calibration_tails', 'linear', group='analysis')
 
 
 @pytest.fixture
