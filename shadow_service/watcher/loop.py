@@ -276,7 +276,7 @@ class Watcher:
         if pending.action == 'scale_out' and pending.siblings:
             self.siblings[instance_id].extend(pending.siblings)
             self._member_counts.setdefault(instance_id, []).append(
-                (self._effective_at(pending.action, pending.started_at, now),
+                (min(now, pending.started_at + self.opts.boot_duration),
                  self._members(instance_id)))
         elif pending.action == 'scale_in' and pending.siblings:
             group = self.siblings.get(instance_id, [])
@@ -284,22 +284,12 @@ class Watcher:
                 if sibling in group:
                     group.remove(sibling)
             self._member_counts.setdefault(instance_id, []).append(
-                (self._effective_at(pending.action, pending.started_at, now),
-                 self._members(instance_id)))
+                (pending.started_at, self._members(instance_id)))
         elif pending.target_flavor:
+            effective = min(now, pending.started_at
+                            + self.opts.resize_duration)
             self._vcpus.setdefault(pending.instance_id, []).append(
-                (self._effective_at(pending.action, pending.started_at, now),
-                 float(pending.target_flavor['vcpus'])))
-
-    def _effective_at(self, action, started_at, done_at):
-        """When a finished action changed the VM's capacity: a scale-in
-        at once, a sibling once booted, a resize once resized (or when it
-        was seen done, if sooner)."""
-        if action == 'scale_in':
-            return started_at
-        duration = (self.opts.boot_duration if action == 'scale_out'
-                    else self.opts.resize_duration)
-        return min(done_at, started_at + duration)
+                (effective, float(pending.target_flavor['vcpus'])))
 
     # -- one VM -------------------------------------------------------------
     def _series(self, instance_id, metric, now, window_s=None):
@@ -1060,6 +1050,7 @@ class Watcher:
         :meth:`_timeline_at`) from its finished actions, ``{instance:
         [(started record, done record)]}``, oldest first, as
         :meth:`_after_done` builds them while it watches."""
+        opts = self.opts
         vcpus, counts = {}, {}
         for instance_id, done in changes.items():
             sizes, steps = [], []
@@ -1069,15 +1060,16 @@ class Watcher:
                               or {}).get('vcpus')
                     if not sizes and before:
                         sizes.append((-math.inf, float(before)))
-                    sizes.append((self._effective_at(
-                        first['action'], first['at'], record['at']),
-                        float(first['target_flavor']['vcpus'])))
+                    sizes.append((min(record['at'], first['at']
+                                      + opts.resize_duration),
+                                  float(first['target_flavor']['vcpus'])))
                 elif first['action'] in ('scale_out', 'scale_in'):
                     moved = len(record.get('siblings') or [])
-                    steps.append((self._effective_at(
-                        first['action'], first['at'], record['at']),
-                        moved if first['action'] == 'scale_out'
-                        else -moved))
+                    if first['action'] == 'scale_out':
+                        steps.append((min(record['at'], first['at']
+                                          + opts.boot_duration), moved))
+                    else:
+                        steps.append((first['at'], -moved))
             if sizes:
                 vcpus[instance_id] = sorted(sizes)
             if steps:
