@@ -148,13 +148,22 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @exporter.timed_rpc
     @_logs_rejections
-    def rank_host_columns(self, ctxt, request, hosts, budget_s):
+    def rank_host_columns(self, ctxt, request, hosts, budget_s,
+                          history_only=False, record=True):
         """``rank_hosts`` with the hosts as columns and the answer in
-        their order (1.3; see :func:`columns_reply`)."""
+        their order (1.3; see :func:`columns_reply`); with
+        ``history_only`` from the history prior alone, without shadows,
+        and with ``record`` False not recorded (1.4)."""
+        for name, value in (('history_only', history_only),
+                            ('record', record)):
+            if not isinstance(value, bool):
+                raise exception.InvalidRequest(
+                    reason='%s: must be true or false' % name)
         rows = schema.hosts_from_columns(hosts)
         ranking = self.evaluate(request, rows, budget_s,
                                 caller_left=caller_left(ctxt),
-                                hosts_checked=True)
+                                hosts_checked=True,
+                                history_only=history_only, record=record)
         return columns_reply(ranking, hosts['host'])
 
     @messaging.expected_exceptions(exception.InvalidRequest,
@@ -318,14 +327,15 @@ class ShadowManager:
     # the same, called in-process (no RPC exception wrapping) -------------
 
     def evaluate(self, request, hosts, budget_s, caller_left=None,
-                 hosts_checked=False):
+                 hosts_checked=False, history_only=False, record=True):
         """Validate and run one evaluation now; returns the ranking.
 
         ``caller_left``: seconds until the caller stops waiting; the
         evaluation ends before then (nobody would read its answer).
         ``hosts_checked``: ``hosts`` come from
         :func:`~shadow_service.schema.hosts_from_columns`, which checked
-        them.
+        them.  ``history_only``: answered from the history prior, without
+        shadows; ``record`` False: the answer is not recorded.
         """
         if caller_left is not None and caller_left <= CALLER_MARGIN_S:
             raise exception.InvalidRequest(
@@ -333,6 +343,8 @@ class ShadowManager:
                        'was read' % max(0.0, -caller_left))
         evaluation = self._admit(request, hosts, budget_s,
                                  hosts_checked=hosts_checked)
+        evaluation.history_only = history_only
+        evaluation.record = record
         if caller_left is not None:
             left = caller_left - CALLER_MARGIN_S
             if left < evaluation.budget_s:
