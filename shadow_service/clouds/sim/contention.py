@@ -165,8 +165,8 @@ def steal_by_others(own_busy_vcpus, cpu_share, cores):
 
     ``share(own, cores) - cpu_share``: the share of a core per busy vCPU
     it would get on the host by itself (processor sharing) less the share
-    it gets with everything the host runs. The steal of a workload that
-    fits the host's cores by itself, 0 on a host it has to itself.
+    it gets with everything the host runs: all its steal when it fits
+    the host's cores by itself, 0 when it has the host to itself.
     """
     own = share(own_busy_vcpus, cores)
     return np.maximum(own - np.asarray(cpu_share, dtype=float), 0.0)
