@@ -490,8 +490,8 @@ def run_bare(args, shadow, states, hints):
     budget = shadow._budget(spec)
     timeout = budget + weigher_mod.CONF.shadow_weigher.deadline_margin
     calls = {
-        'tiny': lambda: client.prepare(timeout=timeout).call(
-            {}, 'ping', payload='x'),
+        'tiny': lambda: client.prepare(
+            version='1.0', timeout=timeout).call({}, 'ping', payload='x'),
         'columns': lambda: client.prepare(
             version='1.3', timeout=timeout).call(
                 {}, 'rank_host_columns', request=request, hosts=columns,

@@ -27,14 +27,16 @@ WORKLOADS_KEPT = 32
 #: Largest share of the candidates that may be asked again on their own;
 #: with more changed hosts the whole request is asked.
 CHANGED_SHARE = 0.1
-#: Request keys that do not change the answer for a workload.
-_NOT_WORKLOAD = ('instance_uuid',)
+#: Request keys that are not the workload: the instance, and the
+#: operation (only boots' answers are kept; the weigher tells a boot from
+#: a move after answering from the cache).
+_NOT_WORKLOAD = ('instance_uuid', 'purpose')
 
 
 def workload_key(request):
     """What identifies a workload's answer: the request the weigher sends
-    (profile, flavor, image, project, zone, operation, count), without
-    the instance's UUID, as canonical JSON."""
+    (profile, flavor, image, project, zone, count), without the instance's
+    UUID and the operation, as canonical JSON."""
     return json.dumps({k: v for k, v in request.items()
                        if k not in _NOT_WORKLOAD},
                       sort_keys=True, default=str)
@@ -91,6 +93,12 @@ class PriorCache:
     def enabled(self):
         return self.ttl_s > 0
 
+    def holds(self, key):
+        """Whether an answer for ``key`` is kept and young enough."""
+        answer = self._answers.get(key)
+        return (answer is not None
+                and self.clock() - answer['at'] <= self.ttl_s)
+
     def lookup(self, key, columns):
         """A :class:`Lookup` for ``columns`` (the request's candidates),
         or None (ask the service about every candidate)."""
@@ -130,11 +138,22 @@ class PriorCache:
         hosts = {name: (row, entries[name])
                  for name, row in zip(columns['host'], rows)
                  if name in entries}
+        now = self.clock()
         with self._lock:
-            self._answers.pop(key, None)
+            earlier = self._answers.pop(key, None)
+            at = now
+            if (earlier is not None and earlier['keys'] == fact_keys
+                    and now - earlier['at'] <= self.ttl_s):
+                # The hosts of a young earlier answer that this request's
+                # candidates left out stay (filters leave different hosts
+                # for different requests); the whole answer is then as
+                # old as the earlier one.
+                merged = dict(earlier['hosts'])
+                merged.update(hosts)
+                hosts, at = merged, earlier['at']
             while len(self._answers) >= self.workloads:
                 self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = {'at': self.clock(), 'keys': fact_keys,
+            self._answers[key] = {'at': at, 'keys': fact_keys,
                                   'hosts': hosts}
 
     def refresh(self, key, columns, entries):

@@ -386,12 +386,32 @@ class _Recorder:
         while True:
             request, columns, budget = self._queue.get()
             try:
-                self._weigher.api.record_host_columns(
-                    {}, request, columns, budget)
+                request = self._with_operation(request)
+                if request is not None:
+                    self._weigher.api.record_host_columns(
+                        {}, request, columns, budget)
             except Exception as e:
                 LOG.warning('Could not have the shadow service record a '
                             'request answered from the cache (%s)',
                             describe_error(e))
+
+    @staticmethod
+    def _with_operation(request):
+        """``request`` with the operation it was (the boot-or-move
+        look-up the cached answer did not wait for), or None for one that
+        sends nothing (an evacuation, a move with ``move_timeout`` 0, one
+        that cannot be told)."""
+        operation = operations.BOOT
+        if request.get('instance_uuid'):
+            operation = operations.operation_of_instance(
+                request['instance_uuid'])
+        if operation in (operations.REBUILD, operations.EVACUATE,
+                         operations.UNKNOWN):
+            return None
+        if (operation != operations.BOOT
+                and CONF.shadow_weigher.move_timeout <= 0):
+            return None
+        return dict(request, purpose=operation)
 
 
 class _RequestCache:
@@ -603,6 +623,10 @@ class ShadowWeigher(weights.BaseHostWeigher):
             # Before anything else: an open circuit costs nothing.
             LOG.debug('Shadow service circuit is open; neutral weights')
             return None
+        if evaluation_id is None:
+            plan = self._cached_plan(spec_obj, states, profile, opts)
+            if plan is not None:
+                return plan
         operation = operations.operation_of(spec_obj)
         if operation in (operations.REBUILD, operations.EVACUATE,
                          operations.UNKNOWN):
@@ -645,18 +669,11 @@ class ShadowWeigher(weights.BaseHostWeigher):
         what = '%s ranking of %d hosts for profile %s' % (
             operation, len(names), clip(profile, 64))
         cache = self._prior_cache_for(opts)
-        key = lookup = None
-        if cache is not None:
-            key = priorcache.workload_key(request)
-            lookup = cache.lookup(key, columns)
-        if lookup is not None and not lookup.changed:
-            # Every candidate as the service last answered from history.
-            return _Plan(what + ' (cached answer from history)', None, 0.0,
-                         local=lookup.entries,
-                         record=(request, columns, budget))
-        if lookup is not None:
-            return self._allowed(self._refresh_plan(
-                what, key, request, columns, budget, lookup))
+        # Only a boot's answer from history is kept: history decided it
+        # (a move is answered from history whatever history knows).
+        key = (priorcache.workload_key(request)
+               if cache is not None and operation == operations.BOOT
+               else None)
 
         def rank():
             # Hosts as columns and the answer in their order, without
@@ -695,6 +712,41 @@ class ShadowWeigher(weights.BaseHostWeigher):
         return self._allowed(_Plan(what, rank, timeout, parse))
 
     # -- the cache of answers from history -----------------------------------
+    def _cached_plan(self, spec_obj, states, profile, opts):
+        """A :class:`_Plan` from the cache of answers from history, or
+        None (ask as without it).  Tried before the boot-or-move look-up,
+        which then runs on the recorder's thread: a move or an evacuation
+        of a workload with a cached answer is weighed by it too (it is
+        not delayed: nothing is waited for), and only its record
+        differs."""
+        cache = self._prior_cache_for(opts)
+        if (cache is None or not isinstance(profile, str)
+                or not profile.strip()
+                or utils.request_is_rebuild(spec_obj)):
+            return None
+        try:
+            request = build_request(spec_obj, profile.strip())
+        except Exception:
+            # Said by the path without the cache.
+            return None
+        key = priorcache.workload_key(request)
+        if not cache.holds(key):
+            return None
+        columns = describe_host_columns(states)
+        lookup = cache.lookup(key, columns)
+        if lookup is None:
+            return None
+        budget = self._budget(spec_obj)
+        what = 'ranking of %d hosts for profile %s' % (
+            len(columns['host']), clip(profile, 64))
+        record = (request, columns, budget)
+        if not lookup.changed:
+            # Every candidate as the service last answered from history.
+            return _Plan(what + ' (cached answer from history)', None, 0.0,
+                         local=lookup.entries, record=record)
+        return self._allowed(self._refresh_plan(
+            what, key, request, columns, budget, lookup))
+
     def _prior_cache_for(self, opts):
         """The cache of answers from history, or None when it is off or
         the service does not take its calls (RPC API 1.4)."""

@@ -341,8 +341,12 @@ class ShadowManager:
             raise exception.InvalidRequest(
                 reason='the caller stopped waiting %.1fs before the request '
                        'was read' % max(0.0, -caller_left))
+        # Asked of history only, it boots nothing: it takes no slot of
+        # max_concurrent_evaluations (the weigher's records of requests
+        # it answered from its cache must not make real ones busy).
+        slot = not history_only
         evaluation = self._admit(request, hosts, budget_s,
-                                 hosts_checked=hosts_checked)
+                                 hosts_checked=hosts_checked, slot=slot)
         evaluation.history_only = history_only
         evaluation.record = record
         if caller_left is not None:
@@ -355,11 +359,12 @@ class ShadowManager:
         try:
             return self._run(evaluation)
         finally:
-            self._release()
+            self._release(slot)
 
     # helpers -------------------------------------------------------------
 
-    def _admit(self, request, hosts, budget_s, hosts_checked=False):
+    def _admit(self, request, hosts, budget_s, hosts_checked=False,
+               slot=True):
         try:
             schema.validate_request(request)
             if not hosts_checked:
@@ -371,20 +376,22 @@ class ShadowManager:
         except exception.InvalidRequest:
             exporter.evaluation_refused('rejected')
             raise
-        with self._lock:
-            if self._running >= self.max_concurrent:
-                exporter.evaluation_refused('busy')
-                raise exception.ServiceBusy(running=self._running)
-            self._running += 1
+        if slot:
+            with self._lock:
+                if self._running >= self.max_concurrent:
+                    exporter.evaluation_refused('busy')
+                    raise exception.ServiceBusy(running=self._running)
+                self._running += 1
         exporter.evaluation_admitted()
         evaluation = self.evaluator.new(request, hosts, budget_s,
                                         profile=profile)
         self._evaluations[evaluation.evaluation_id] = evaluation
         return evaluation
 
-    def _release(self):
-        with self._lock:
-            self._running -= 1
+    def _release(self, slot=True):
+        if slot:
+            with self._lock:
+                self._running -= 1
         exporter.evaluation_released()
 
     def _run(self, evaluation):

@@ -268,6 +268,8 @@ class ShadowWeigherPriorCacheTest(ShadowWeigherNovaTestBase):
         self.assertTrue(record.history_only)
         self.assertTrue(record.record)
         self.assertEqual('history', record.ranking['source'])
+        # The boot-or-move look-up the cached answer did not wait for.
+        self.assertEqual('boot', record.request['purpose'])
         # The weigher's answer and the service's agree on the best host.
         self.assertEqual(record.ranking['hosts'][0]['host'], third)
         # In history: the record, not the refresh.

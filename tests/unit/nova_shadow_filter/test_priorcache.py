@@ -101,3 +101,19 @@ def test_ttl_0_is_off_and_the_key_ignores_the_instance():
         dict(request, instance_uuid='b'))
     assert priorcache.workload_key(request) != priorcache.workload_key(
         dict(request, profile='db'))
+
+
+def test_an_answer_for_other_candidates_adds_to_a_young_one():
+    clock = Clock()
+    cache = priorcache.PriorCache(10.0, clock=clock)
+    cache.store('w', columns([100, 100], names=['h0', 'h1']),
+                entries({'h0': 1, 'h1': 2}))
+    clock.now += 6.0
+    cache.store('w', columns([100, 100], names=['h1', 'h2']),
+                entries({'h1': 5, 'h2': 3}))
+    hit = cache.lookup('w', columns([100] * 3, names=['h0', 'h1', 'h2']))
+    assert {h: e['score'] for h, e in hit.entries.items()} == {
+        'h0': 1, 'h1': 5, 'h2': 3}
+    # As old as its oldest part: gone 10 s after the first answer.
+    clock.now += 4.5
+    assert cache.lookup('w', columns([100], names=['h2'])) is None
