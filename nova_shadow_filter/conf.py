@@ -213,8 +213,8 @@ rebuild never waits.
         max=300.0,
         help="""
 Seconds for which the weigher answers a request itself from the service's
-last answer from history for the same workload (profile, flavor, image,
-project, zone, operation), without waiting for the service.
+last answer from history to a boot of the same workload (profile, flavor,
+image, project, zone), without waiting for the service.
 
 The service answers from its history prior, without shadows, when history
 alone decides the ranking; it makes the same answer again while no new
@@ -231,7 +231,8 @@ did not hold, more changed hosts, or an older answer make the weigher ask
 the service about every candidate, as without the cache. A request the
 weigher answered itself is still sent to the service, without waiting, so
 it is recorded like any other. Answers that needed shadows are never
-reused.
+reused. The boot-or-move look-up runs after such an answer: a move or an
+evacuation of a workload with a cached answer is weighed by it.
 
 0 turns the cache off: every request waits for the service.
 """),
