@@ -198,3 +198,28 @@ def test_the_cpu_wait_of_a_closed_loop_slows_its_iops_beside_cpu_work():
         one = waiting[(host, 'db-oltp', 'cpu', 1)]['disk_iops']['mean']
         three = waiting[(host, 'db-oltp', 'cpu', 3)]['disk_iops']['mean']
         assert three < one
+
+
+def test_the_lab_terms_cluster_is_the_bundled_one_with_the_lab_wait():
+    """``benchmarks/data/cluster-lab-terms.yaml`` (placement on a twin with
+    the lab's I/O-thread wait, ``twin.rst``) is the bundled cluster file
+    with only ``disk_steal_wait_ms`` changed, to the lab twin's value."""
+    import yaml
+    bundled_file = os.path.join(REPO, 'shadow_service', 'clouds', 'sim',
+                                'data', 'cluster.yaml')
+    terms_file = os.path.join(REPO, 'benchmarks', 'data',
+                              'cluster-lab-terms.yaml')
+    with open(bundled_file) as f:
+        bundled = yaml.safe_load(f)
+    with open(terms_file) as f:
+        terms = yaml.safe_load(f)
+    lab = cluster_mod.load_cluster(LAB_CLUSTER).assumptions
+    assert lab['disk_steal_wait_ms'] > 0
+    assert terms['assumptions'].pop('disk_steal_wait_ms') == \
+        lab['disk_steal_wait_ms']
+    assert bundled['assumptions'].pop('disk_steal_wait_ms') == 0
+    assert terms == bundled
+    loaded = cluster_mod.load_cluster(terms_file)
+    assert loaded.assumptions['disk_steal_wait_ms'] == \
+        lab['disk_steal_wait_ms']
+    assert loaded.host_names == cluster_mod.load_cluster().host_names
