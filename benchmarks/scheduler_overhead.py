@@ -42,8 +42,8 @@ SQLite here). Measured per request, in the same run:
 * how each request was answered (``answered``): by the service
   (``service``), by the weigher from its cache of answers from history
   (``cache``, ``[shadow_weigher] prior_cache_ttl``, on by default), or
-  from the cache with the hosts whose facts changed asked again
-  (``cache, changed hosts asked``);
+  from the cache with the hosts whose facts changed neutral (and asked
+  again in the background: ``cache, changed hosts neutral``);
 * 10, 100 and 1,000 candidate hosts, one worker; 1,000 hosts where the
   host weighed best takes the VM after each request (its free RAM and
   disk, vCPUs used and instances change, as Nova's
@@ -402,9 +402,10 @@ def run_worker(args):
         # weigher's cache of answers from history, or from the cache with
         # the changed hosts asked again.
         plan = plan_call(spec_obj, candidates)
-        kinds['none' if plan is None else 'cache' if plan.local is not None
-              else 'cache, changed hosts asked' if plan.record is not None
-              else 'service'] += 1
+        kinds['none' if plan is None
+              else 'service' if plan.local is None
+              else 'cache, changed hosts neutral' if plan.changed
+              else 'cache'] += 1
         return plan
 
     shadow._plan_call = counted_plan_call

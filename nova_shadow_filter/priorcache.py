@@ -93,6 +93,23 @@ class PriorCache:
     def enabled(self):
         return self.ttl_s > 0
 
+    def age(self, key):
+        """Seconds since the answer for ``key`` was made (None without
+        one)."""
+        answer = self._answers.get(key)
+        return None if answer is None else self.clock() - answer['at']
+
+    def claim_renewal(self, key):
+        """True once per answer: whoever gets it asks the service about
+        the workload again (in the background) before the answer is too
+        old (:meth:`store` with ``renewed``)."""
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is None or answer.get('renewing'):
+                return False
+            answer['renewing'] = True
+            return True
+
     def holds(self, key):
         """Whether an answer for ``key`` is kept and young enough."""
         answer = self._answers.get(key)
@@ -129,9 +146,10 @@ class PriorCache:
             return None
         return Lookup(entries, changed)
 
-    def store(self, key, columns, entries):
+    def store(self, key, columns, entries, renewed=False):
         """Keep the service's answer from history ``entries`` (``{host:
-        entry}``) for the candidates ``columns``."""
+        entry}``) for the candidates ``columns``; ``renewed``: it renews
+        the answer kept (which it replaces whole, as new)."""
         if not self.enabled:
             return
         fact_keys, rows = fact_rows(columns)
@@ -142,7 +160,8 @@ class PriorCache:
         with self._lock:
             earlier = self._answers.pop(key, None)
             at = now
-            if (earlier is not None and earlier['keys'] == fact_keys
+            if (not renewed and earlier is not None
+                    and earlier['keys'] == fact_keys
                     and now - earlier['at'] <= self.ttl_s):
                 # The hosts of a young earlier answer that this request's
                 # candidates left out stay (filters leave different hosts

@@ -345,9 +345,8 @@ class _Plan:
     """What one weigh_objects call asks: a description for the logs, the
     call, its deadline, and how its answer becomes ``{host: entry}``;
     or ``local``, the answer without a call (from the cache of answers
-    from history).  ``record``: ``(request, host columns, budget)`` of a
-    request the service is to record once it is answered (it did not
-    see all of it)."""
+    from history).  ``record``: what the service is to do for a request
+    answered from the cache, once it is answered (:class:`_Recorder`)."""
 
     def __init__(self, what, call, deadline_s, parse=None, local=None,
                  record=None):
@@ -357,12 +356,17 @@ class _Plan:
         self.parse = parse or entries_from_ranking
         self.local = local
         self.record = record
+        # Hosts of a cached answer left neutral (their facts changed).
+        self.changed = 0
 
 
 class _Recorder:
-    """Sends the records of requests answered from the cache, on its own
-    thread: at most ``RECORDS_QUEUED`` wait, more are dropped (and
-    logged); a failed send is logged and dropped."""
+    """The service's part of the requests answered from the cache, on
+    its own thread (the request does not wait): the hosts whose facts
+    changed asked again (history only, unrecorded), then the whole
+    request recorded, or asked again to renew the answer.  At most
+    ``RECORDS_QUEUED`` wait, more are dropped (and logged); a failed call
+    is logged and dropped."""
 
     def __init__(self, weigher):
         self._weigher = weigher
@@ -384,16 +388,48 @@ class _Recorder:
 
     def _run(self):
         while True:
-            request, columns, budget = self._queue.get()
+            job = self._queue.get()
             try:
-                request = self._with_operation(request)
-                if request is not None:
-                    self._weigher.api.record_host_columns(
-                        {}, request, columns, budget)
+                self._serve(job)
             except Exception as e:
+                if _unsupported(e):
+                    self._weigher._cache_unsupported()
                 LOG.warning('Could not have the shadow service record a '
                             'request answered from the cache (%s)',
                             describe_error(e))
+
+    def _serve(self, job):
+        weigher = self._weigher
+        api, cache = weigher.api, weigher._prior_cache
+        columns, budget, key = job['columns'], job['budget'], job['key']
+        request = self._with_operation(job['request'])
+        if job['changed']:
+            # The hosts whose facts changed were neutral in the answer;
+            # their entries for the next requests.
+            part = priorcache.sub_columns(columns, job['changed'])
+            reply = api.rank_host_columns(
+                {}, request or job['request'], part, REFRESH_BUDGET_S,
+                timeout=REFRESH_BUDGET_S + CONF.shadow_weigher.
+                deadline_margin, history_only=True, record=False)
+            cache.refresh(key, part, entries_from_columns(reply,
+                                                          part['host']))
+        if request is None:
+            return
+        if job['renew'] and request['purpose'] == operations.BOOT:
+            # Asked again as without the cache (and recorded): kept anew
+            # if history still decides, forgotten if not.
+            reply = api.rank_host_columns(
+                {}, request, columns, budget,
+                timeout=budget + CONF.shadow_weigher.deadline_margin,
+                history_only=False, record=True)
+            if reply.get('source') == 'history':
+                cache.store(key, columns,
+                            entries_from_columns(reply, columns['host']),
+                            renewed=True)
+            else:
+                cache.forget(key)
+            return
+        api.record_host_columns({}, request, columns, budget)
 
     @staticmethod
     def _with_operation(request):
@@ -736,16 +772,24 @@ class ShadowWeigher(weights.BaseHostWeigher):
         lookup = cache.lookup(key, columns)
         if lookup is None:
             return None
-        budget = self._budget(spec_obj)
-        what = 'ranking of %d hosts for profile %s' % (
-            len(columns['host']), clip(profile, 64))
-        record = (request, columns, budget)
-        if not lookup.changed:
-            # Every candidate as the service last answered from history.
-            return _Plan(what + ' (cached answer from history)', None, 0.0,
-                         local=lookup.entries, record=record)
-        return self._allowed(self._refresh_plan(
-            what, key, request, columns, budget, lookup))
+        job = {'request': request, 'columns': columns,
+               'budget': self._budget(spec_obj), 'key': key,
+               'changed': lookup.changed,
+               # Past half its life the answer is renewed in the
+               # background, so a steady flow of requests finds one.
+               'renew': (cache.age(key) > cache.ttl_s / 2
+                         and cache.claim_renewal(key))}
+        what = 'ranking of %d hosts for profile %s (cached answer from ' \
+            'history%s)' % (len(columns['host']), clip(profile, 64),
+                            '; %d hosts with changed facts neutral, asked '
+                            'again' % len(lookup.changed)
+                            if lookup.changed else '')
+        # The hosts whose facts changed are not in the entries: neutral
+        # for this request (never their old score: one of them may just
+        # have taken the previous VM).
+        plan = _Plan(what, None, 0.0, local=lookup.entries, record=job)
+        plan.changed = len(lookup.changed)
+        return plan
 
     def _prior_cache_for(self, opts):
         """The cache of answers from history, or None when it is off or
@@ -793,48 +837,6 @@ class ShadowWeigher(weights.BaseHostWeigher):
             return answer
         return self.api.rank_host_columns({}, request, columns, budget,
                                           timeout=timeout)
-
-    def _refresh_plan(self, what, key, request, columns, budget, lookup):
-        """Ask the service about the hosts of ``lookup.changed`` only,
-        from history alone and unrecorded; the others keep their cached
-        entries, and the whole request is recorded afterwards."""
-        opts = CONF.shadow_weigher
-        part = priorcache.sub_columns(columns, lookup.changed)
-        wait = min(budget, REFRESH_BUDGET_S)
-        timeout = wait + opts.deadline_margin
-        # The deadline of the whole request: a service that does not
-        # take the refresh is asked about every candidate instead.
-        full_timeout = budget + opts.deadline_margin
-        names = columns['host']
-
-        def rank():
-            try:
-                return 'part', self.api.rank_host_columns(
-                    {}, request, part, wait, timeout=timeout,
-                    history_only=True, record=False)
-            except Exception as e:
-                if not _unsupported(e):
-                    raise
-                self._cache_unsupported()
-            return 'all', self.api.rank_host_columns(
-                {}, request, columns, budget, timeout=full_timeout)
-
-        def parse(answer):
-            kind, reply = answer
-            if kind == 'all':
-                # Recorded by the service as it answered.
-                plan.record = None
-                return entries_from_columns(reply, names)
-            fresh = entries_from_columns(reply, part['host'])
-            self._prior_cache.refresh(key, part, fresh)
-            entries = dict(lookup.entries)
-            entries.update(fresh)
-            return entries
-
-        plan = _Plan('%s (cached answer from history, %d hosts asked '
-                     'again)' % (what, len(lookup.changed)), rank,
-                     full_timeout, parse, record=(request, columns, budget))
-        return plan
 
     def _send_record(self, record):
         """Have the service record a request answered from the cache

@@ -628,7 +628,8 @@ def test_an_answer_from_history_is_reused_for_the_same_workload(serve,
     assert len(service.calls14) == 3
 
 
-def test_a_host_whose_facts_changed_is_asked_again_alone(serve, cached):
+def test_a_host_whose_facts_changed_is_neutral_and_asked_again(serve,
+                                                               cached):
     service = serve(HistoryService(
         ranking({'host1': 70, 'host2': 75, 'host3': 84})))
     shadow = shadow_weigher.ShadowWeigher()
@@ -639,19 +640,61 @@ def test_a_host_whose_facts_changed_is_asked_again_alone(serve, cached):
     hosts = three_hosts()
     hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
                                        vcpus_used=2, num_instances=1)
-    order, _ = _weigh_with(shadow, hosts, nova_support.request_spec(
+    order, weighed = _weigh_with(shadow, hosts, nova_support.request_spec(
         {'shadow_profile': 'web'}))
-    assert order[0] == 'host2'
+    # Answered at once: host2 neutral (not its old 75, not yet its 95).
+    assert order[0] == 'host3'
+    by_host = {w.obj.host: w.weight for w in weighed}
+    assert by_host['host2'] == pytest.approx(neutral())
     refresh, record = service.wait_for(3)[1:]
     assert refresh['hosts'] == ['host2']
     assert (refresh['history_only'], refresh['record']) == (True, False)
     assert record['hosts'] == ['host1', 'host2', 'host3']
     assert (record['history_only'], record['record']) == (True, True)
-    # The refreshed entry is kept: the same facts again ask nothing.
-    _weigh_with(shadow, hosts, nova_support.request_spec(
+    # The refreshed entry is kept: the same facts again weigh host2 by
+    # it and only the record is sent.
+    order, _ = _weigh_with(shadow, hosts, nova_support.request_spec(
         {'shadow_profile': 'web'}))
-    assert [c['record'] for c in service.wait_for(4)[3:]] == [True]
-    assert service.calls14[3]['history_only'] is True
+    assert order[0] == 'host2'
+    assert [(c['history_only'], c['record'])
+            for c in service.wait_for(4)[3:]] == [(True, True)]
+
+
+def test_an_answer_past_half_its_life_is_renewed_in_the_background(
+        serve, cached, monkeypatch):
+    service = serve(HistoryService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+
+    def ask():
+        return _weigh_with(shadow, three_hosts(), nova_support.request_spec(
+            {'shadow_profile': 'web'}))[0]
+
+    ask()
+    cache = shadow._prior_cache
+    now = time.monotonic()
+    monkeypatch.setattr(cache, 'clock', lambda: now + 16.0)
+    service.answer = ranking({'host1': 90, 'host2': 75, 'host3': 84})
+    # Answered from the old answer; asked again whole, recorded, in the
+    # background (no separate record).
+    assert ask()[0] == 'host3'
+    calls = service.wait_for(2)
+    assert [(c['history_only'], c['record']) for c in calls] == [
+        (False, True), (False, True)]
+    deadline = time.monotonic() + 10
+    while cache.age(cache_key(shadow)) != 0.0 and \
+            time.monotonic() < deadline:
+        time.sleep(0.02)
+    # The renewed answer is as new, and the next request follows it.
+    assert cache.age(cache_key(shadow)) == 0.0
+    assert ask()[0] == 'host1'
+    assert [(c['history_only'], c['record'])
+            for c in service.wait_for(3)[2:]] == [(True, True)]
+
+
+def cache_key(shadow):
+    [key] = list(shadow._prior_cache._answers)
+    return key
 
 
 def test_what_the_cache_does_not_hold_asks_about_every_candidate(
