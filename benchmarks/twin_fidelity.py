@@ -36,7 +36,8 @@ reports how well that run's measured slowdowns agree with this one's (the
 lab's own reproducibility); ``--params-from FILE`` takes the calibrated
 parameters of another results file instead of fitting (the grid search
 takes 10-15 minutes on a busy machine); ``--refit-disk`` fits the disk's
-capacity scale and p95 latency floor again with the rest held;
+capacity scale, p95 latency floor and its I/O threads' CPU wait again
+with the rest held (the full fit does not search the wait);
 ``--fit-objective worst-metric`` fits to the worst key metric's median
 error instead of the pooled median; ``--write-cluster FILE``
 writes the calibrated twin of the lab hosts
@@ -360,7 +361,7 @@ def lab_cluster_data(params):
     assumptions = dict(data.get('assumptions') or {})
     for key in ('worker_stream_gbps', 'cpu_memory_fraction',
                 'io_cpu_ms_per_op', 'cpu_sharing_overhead',
-                'disk_p95_floor_ms'):
+                'disk_p95_floor_ms', 'disk_steal_wait_ms'):
         if key in params:
             assumptions[key] = params[key]
     return {'assumptions': assumptions, 'classes': classes,
@@ -523,20 +524,25 @@ def fit(lab, lab_slow, duration_s, kinds, profiles, own_disk=False,
     return best[1] if best else params
 
 
-#: The disk figures :func:`refit_disk` searches, the rest held.
+#: The disk figures :func:`refit_disk` searches, the rest held. The
+#: CPU wait of a closed loop's I/O threads (``disk_steal_wait_ms``) runs
+#: to twice the lab hosts' 100 ms CPU quota period.
 DISK_GRID = {
     'disk_iops_scale': [0.5, 0.75, 1.0, 1.5, 2.0],
     'disk_p95_floor_ms': [0.0, 25.0, 50.0, 75.0, 100.0, 150.0],
+    'disk_steal_wait_ms': [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0,
+                           50.0, 75.0, 100.0, 150.0, 200.0],
 }
 
 
 def refit_disk(params, lab_slow, duration_s, kinds, profiles,
                objective='overall'):
     """``params`` with its disk figures (:data:`DISK_GRID`) fitted
-    again on FIT_COUNTS, every other figure held: the disk's capacity and
+    again on FIT_COUNTS, every other figure held: the disk's capacity,
     the latency floor of a throttled device (the twin's
-    ``disk_p95_floor_ms``). Neither moves a CPU figure while I/O costs no
-    CPU."""
+    ``disk_p95_floor_ms``) and the wait of a closed loop's I/O threads
+    for a contended CPU (``disk_steal_wait_ms``). None moves a CPU figure
+    while I/O costs no CPU."""
     best = None
     for values in itertools.product(*DISK_GRID.values()):
         trial = dict(params, **dict(zip(DISK_GRID, values)))
@@ -667,7 +673,8 @@ def main(argv=None):
                              'the largest per-metric median')
     parser.add_argument('--refit-disk', action='store_true',
                         help='fit the disk\'s figures again (capacity '
-                             'scale, p95 latency floor), the others held')
+                             'scale, p95 latency floor, CPU wait of its '
+                             'I/O threads), the others held')
     parser.add_argument('--write-cluster', default=None, metavar='FILE',
                         help='write the calibrated twin of the lab hosts '
                              'as a cluster file')

@@ -206,6 +206,36 @@ a VM that carries a ``shadow_profile`` hint is resized, cold or live
 migrated, or unshelved. 0 sends nothing for moves. An evacuation or a
 rebuild never waits.
 """),
+    cfg.FloatOpt(
+        'prior_cache_ttl',
+        default=10.0,
+        min=0.0,
+        max=300.0,
+        help="""
+Seconds for which the weigher answers a request itself from the service's
+last answer from history to a boot of the same workload (profile, flavor,
+image, project, zone), without waiting for the service.
+
+The service answers from its history prior, without shadows, when history
+alone decides the ranking; it makes the same answer again while no new
+sample arrives (its prior ages hosts' samples in 10-second steps). The
+weigher keeps each host's score and confidence from such an answer with
+the facts it sent for the host (vCPUs used, free RAM and disk, instances,
+cost). Within this many seconds of the last answer from the service, a
+request for the same workload whose candidates all have an entry is
+answered from those entries: hosts whose facts are unchanged keep theirs,
+and when a few hosts changed (at most a tenth of the candidates, for
+example the host that took the previous VM) only those are asked of the
+service, from history alone (a small, fast call). A candidate the answer
+did not hold, more changed hosts, or an older answer make the weigher ask
+the service about every candidate, as without the cache. A request the
+weigher answered itself is still sent to the service, without waiting, so
+it is recorded like any other. Answers that needed shadows are never
+reused. The boot-or-move look-up runs after such an answer: a move or an
+evacuation of a workload with a cached answer is weighed by it.
+
+0 turns the cache off: every request waits for the service.
+"""),
 ]
 
 

@@ -57,6 +57,17 @@ def operation_of(spec_obj):
         if utils.request_is_rebuild(spec_obj):
             return REBUILD
         instance_uuid = spec_obj.instance_uuid
+    except Exception:
+        LOG.warning('Could not tell which operation is being scheduled; '
+                    'treating it as a move', exc_info=True)
+        return UNKNOWN
+    return operation_of_instance(instance_uuid)
+
+
+def operation_of_instance(instance_uuid):
+    """:func:`operation_of` for a request that is not a rebuild, from
+    the instance's UUID alone (the database look-ups)."""
+    try:
         ctxt = nova_context.get_admin_context()
         try:
             mapping = objects.InstanceMapping.get_by_instance_uuid(

@@ -36,6 +36,7 @@ the weights are computed and logged but not applied.
 """
 
 import math
+import queue
 import threading
 import time
 import uuid
@@ -51,6 +52,7 @@ from oslo_log import log as logging
 from nova_shadow_filter import breaker
 from nova_shadow_filter import conf as shadow_conf
 from nova_shadow_filter import operations
+from nova_shadow_filter import priorcache
 from nova_shadow_filter import request as request_lib
 from shadow_service import exception as shadow_exception
 from shadow_service import rpcapi
@@ -72,6 +74,11 @@ COLUMNS_RETRY_S = 300
 _clock = time.monotonic
 #: Longest tenant- or service-supplied text put in one log line.
 LOG_VALUE_MAX = 80
+#: Seconds the service may take to answer the few changed hosts of a
+#: cached answer from history (it boots nothing for them).
+REFRESH_BUDGET_S = 3.0
+#: Records of requests answered from the cache that may wait to be sent.
+RECORDS_QUEUED = 64
 
 
 class InvalidReply(Exception):
@@ -336,13 +343,75 @@ def shrink(weight, confidence):
 
 class _Plan:
     """What one weigh_objects call asks: a description for the logs, the
-    call, its deadline, and how its answer becomes ``{host: entry}``."""
+    call, its deadline, and how its answer becomes ``{host: entry}``;
+    or ``local``, the answer without a call (from the cache of answers
+    from history).  ``record``: ``(request, host columns, budget)`` of a
+    request the service is to record once it is answered (it did not
+    see all of it)."""
 
-    def __init__(self, what, call, deadline_s, parse=None):
+    def __init__(self, what, call, deadline_s, parse=None, local=None,
+                 record=None):
         self.what = what
         self.call = call
         self.deadline_s = deadline_s
         self.parse = parse or entries_from_ranking
+        self.local = local
+        self.record = record
+
+
+class _Recorder:
+    """Sends the records of requests answered from the cache, on its own
+    thread: at most ``RECORDS_QUEUED`` wait, more are dropped (and
+    logged); a failed send is logged and dropped."""
+
+    def __init__(self, weigher):
+        self._weigher = weigher
+        self._queue = queue.Queue(maxsize=RECORDS_QUEUED)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name='shadow-weigher-records')
+        self._thread.start()
+
+    def send(self, record):
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            LOG.warning('Not recording a request answered from the cache '
+                        'of answers from history: %d records already '
+                        'wait (%d dropped so far)', RECORDS_QUEUED,
+                        self.dropped)
+
+    def _run(self):
+        while True:
+            request, columns, budget = self._queue.get()
+            try:
+                request = self._with_operation(request)
+                if request is not None:
+                    self._weigher.api.record_host_columns(
+                        {}, request, columns, budget)
+            except Exception as e:
+                LOG.warning('Could not have the shadow service record a '
+                            'request answered from the cache (%s)',
+                            describe_error(e))
+
+    @staticmethod
+    def _with_operation(request):
+        """``request`` with the operation it was (the boot-or-move
+        look-up the cached answer did not wait for), or None for one that
+        sends nothing (an evacuation, a move with ``move_timeout`` 0, one
+        that cannot be told)."""
+        operation = operations.BOOT
+        if request.get('instance_uuid'):
+            operation = operations.operation_of_instance(
+                request['instance_uuid'])
+        if operation in (operations.REBUILD, operations.EVACUATE,
+                         operations.UNKNOWN):
+            return None
+        if (operation != operations.BOOT
+                and CONF.shadow_weigher.move_timeout <= 0):
+            return None
+        return dict(request, purpose=operation)
 
 
 class _RequestCache:
@@ -392,6 +461,13 @@ class ShadowWeigher(weights.BaseHostWeigher):
         # (the service may have been upgraded since).
         self._columns = True
         self._columns_retry_at = 0.0
+        # The cache of answers from history ([shadow_weigher]
+        # prior_cache_ttl), off until ``_cache_retry_at`` after a service
+        # answered that it does not take its calls (RPC API 1.4).
+        self._prior_cache = priorcache.PriorCache(
+            opts.prior_cache_ttl)
+        self._cache_retry_at = 0.0
+        self._recorder = None
         # The configured multiplier, read once per request (Nova asks
         # for it once per host).
         self._multiplier = None
@@ -438,7 +514,12 @@ class ShadowWeigher(weights.BaseHostWeigher):
             plan = self._plan_call(spec_obj, states)
             if plan is None:
                 return neutral
-            ranking = self._call(plan)
+            if plan.local is not None:
+                ranking = plan.local
+            else:
+                ranking = self._call(plan)
+            if ranking is not None and plan.record is not None:
+                self._send_record(plan.record)
             what = plan.what
             if (_attr(spec_obj, 'num_instances', 1) or 1) > 1:
                 cached = self._cache.put(
@@ -542,6 +623,10 @@ class ShadowWeigher(weights.BaseHostWeigher):
             # Before anything else: an open circuit costs nothing.
             LOG.debug('Shadow service circuit is open; neutral weights')
             return None
+        if evaluation_id is None:
+            plan = self._cached_plan(spec_obj, states, profile, opts)
+            if plan is not None:
+                return plan
         operation = operations.operation_of(spec_obj)
         if operation in (operations.REBUILD, operations.EVACUATE,
                          operations.UNKNOWN):
@@ -581,14 +666,22 @@ class ShadowWeigher(weights.BaseHostWeigher):
             # A move is answered from history, without shadows.
             budget = opts.move_timeout
             timeout = budget + opts.deadline_margin
+        what = '%s ranking of %d hosts for profile %s' % (
+            operation, len(names), clip(profile, 64))
+        cache = self._prior_cache_for(opts)
+        # Only a boot's answer from history is kept: history decided it
+        # (a move is answered from history whatever history knows).
+        key = (priorcache.workload_key(request)
+               if cache is not None and operation == operations.BOOT
+               else None)
 
         def rank():
             # Hosts as columns and the answer in their order, without
             # names (doc/source/weigher.rst, "Cost").
             if self._columns or _clock() >= self._columns_retry_at:
                 try:
-                    answer = self.api.rank_host_columns(
-                        {}, request, columns, budget, timeout=timeout)
+                    answer = self._rank_columns(request, columns, budget,
+                                                timeout, cache)
                 except Exception as e:
                     if not _unsupported(e):
                         raise
@@ -608,14 +701,147 @@ class ShadowWeigher(weights.BaseHostWeigher):
 
         def parse(answer):
             as_columns, reply = answer
-            if as_columns:
-                return entries_from_columns(reply, names)
-            return entries_from_ranking(reply)
+            if not as_columns:
+                return entries_from_ranking(reply)
+            entries = entries_from_columns(reply, names)
+            if (key is not None and reply.get('source') == 'history'
+                    and self._cache_supported()):
+                cache.store(key, columns, entries)
+            return entries
 
-        return self._allowed(_Plan(
-            '%s ranking of %d hosts for profile %s'
-            % (operation, len(names), clip(profile, 64)), rank, timeout,
-            parse))
+        return self._allowed(_Plan(what, rank, timeout, parse))
+
+    # -- the cache of answers from history -----------------------------------
+    def _cached_plan(self, spec_obj, states, profile, opts):
+        """A :class:`_Plan` from the cache of answers from history, or
+        None (ask as without it).  Tried before the boot-or-move look-up,
+        which then runs on the recorder's thread: a move or an evacuation
+        of a workload with a cached answer is weighed by it too (it is
+        not delayed: nothing is waited for), and only its record
+        differs."""
+        cache = self._prior_cache_for(opts)
+        if (cache is None or not isinstance(profile, str)
+                or not profile.strip()
+                or utils.request_is_rebuild(spec_obj)):
+            return None
+        try:
+            request = build_request(spec_obj, profile.strip())
+        except Exception:
+            # Said by the path without the cache.
+            return None
+        key = priorcache.workload_key(request)
+        if not cache.holds(key):
+            return None
+        columns = describe_host_columns(states)
+        lookup = cache.lookup(key, columns)
+        if lookup is None:
+            return None
+        budget = self._budget(spec_obj)
+        what = 'ranking of %d hosts for profile %s' % (
+            len(columns['host']), clip(profile, 64))
+        record = (request, columns, budget)
+        if not lookup.changed:
+            # Every candidate as the service last answered from history.
+            return _Plan(what + ' (cached answer from history)', None, 0.0,
+                         local=lookup.entries, record=record)
+        return self._allowed(self._refresh_plan(
+            what, key, request, columns, budget, lookup))
+
+    def _prior_cache_for(self, opts):
+        """The cache of answers from history, or None when it is off or
+        the service does not take its calls (RPC API 1.4)."""
+        ttl = opts.prior_cache_ttl
+        if ttl <= 0 or not self._cache_supported():
+            return None
+        if self._prior_cache.ttl_s != ttl:
+            self._prior_cache = priorcache.PriorCache(ttl)
+        return self._prior_cache
+
+    def _cache_supported(self):
+        return self._cache_retry_at <= _clock()
+
+    def _cache_unsupported(self, warn=True):
+        self._cache_retry_at = _clock() + COLUMNS_RETRY_S
+        self._prior_cache.forget()
+        if warn:
+            self._warn_cache_unsupported()
+
+    @staticmethod
+    def _warn_cache_unsupported():
+        LOG.warning('The shadow service does not answer from history '
+                    'alone (RPC API 1.4); not reusing its answers for %d s',
+                    COLUMNS_RETRY_S)
+
+    def _rank_columns(self, request, columns, budget, timeout, cache):
+        """``rank_host_columns`` of every candidate: of RPC API 1.4 while
+        the cache is on (a service that answers UnsupportedVersion is
+        asked again at 1.3 and the cache stays off for a while)."""
+        if cache is not None:
+            try:
+                return self.api.rank_host_columns(
+                    {}, request, columns, budget, timeout=timeout,
+                    history_only=False, record=True)
+            except Exception as e:
+                if not _unsupported(e):
+                    raise
+                # Said once the service is known to take 1.3 (an older
+                # one gets the warning about host lists instead).
+                self._cache_unsupported(warn=False)
+            answer = self.api.rank_host_columns({}, request, columns,
+                                                budget, timeout=timeout)
+            self._warn_cache_unsupported()
+            return answer
+        return self.api.rank_host_columns({}, request, columns, budget,
+                                          timeout=timeout)
+
+    def _refresh_plan(self, what, key, request, columns, budget, lookup):
+        """Ask the service about the hosts of ``lookup.changed`` only,
+        from history alone and unrecorded; the others keep their cached
+        entries, and the whole request is recorded afterwards."""
+        opts = CONF.shadow_weigher
+        part = priorcache.sub_columns(columns, lookup.changed)
+        wait = min(budget, REFRESH_BUDGET_S)
+        timeout = wait + opts.deadline_margin
+        # The deadline of the whole request: a service that does not
+        # take the refresh is asked about every candidate instead.
+        full_timeout = budget + opts.deadline_margin
+        names = columns['host']
+
+        def rank():
+            try:
+                return 'part', self.api.rank_host_columns(
+                    {}, request, part, wait, timeout=timeout,
+                    history_only=True, record=False)
+            except Exception as e:
+                if not _unsupported(e):
+                    raise
+                self._cache_unsupported()
+            return 'all', self.api.rank_host_columns(
+                {}, request, columns, budget, timeout=full_timeout)
+
+        def parse(answer):
+            kind, reply = answer
+            if kind == 'all':
+                # Recorded by the service as it answered.
+                plan.record = None
+                return entries_from_columns(reply, names)
+            fresh = entries_from_columns(reply, part['host'])
+            self._prior_cache.refresh(key, part, fresh)
+            entries = dict(lookup.entries)
+            entries.update(fresh)
+            return entries
+
+        plan = _Plan('%s (cached answer from history, %d hosts asked '
+                     'again)' % (what, len(lookup.changed)), rank,
+                     full_timeout, parse, record=(request, columns, budget))
+        return plan
+
+    def _send_record(self, record):
+        """Have the service record a request answered from the cache
+        (a cast, on the recorder's thread: the request does not wait)."""
+        if self._recorder is None:
+            self._recorder = _Recorder(self)
+        self._recorder.send(record)
 
     def _allowed(self, plan):
         """``plan`` if the circuit breaker lets a call through now (this

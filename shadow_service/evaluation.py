@@ -133,6 +133,10 @@ class Evaluation:
         self.unmeasured = {}
         # The samples the prior was made from (see Evaluator._prior).
         self.prior_samples = {}
+        # Answered from the history prior alone (RPC API 1.4).
+        self.history_only = False
+        # Whether the answer is recorded (RPC API 1.4).
+        self.record = True
 
     def to_dict(self):
         return {
@@ -354,10 +358,12 @@ class Evaluator:
                                 samples_out=getattr(
                                     evaluation, 'prior_samples', None))
         purpose = evaluation.request.get('purpose', 'boot')
-        if purpose != 'boot' or not eligible:
+        if purpose != 'boot' or not eligible or evaluation.history_only:
             LOG.info('Evaluation %s (%s): answered from history, without '
                      'shadows%s', evaluation.evaluation_id, purpose,
-                     '' if eligible else ' (no host may take the VM)')
+                     ' (no host may take the VM)' if not eligible else
+                     ' (asked of history only)' if evaluation.history_only
+                     else '')
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
         known = {h.host for h in prior.hosts if h.predicted}
@@ -692,6 +698,9 @@ class Evaluator:
         evaluation.status = result['status']
         evaluation.progress = 1.0
         evaluation.finished_at = time.time()
+        if not getattr(evaluation, 'record', True):
+            # A refresh of a few hosts of an answer recorded whole.
+            return result
         record = dict(result)
         record['request'] = evaluation.request
         record['host_features'] = learner_base.recordable_features(

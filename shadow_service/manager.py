@@ -148,13 +148,22 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @exporter.timed_rpc
     @_logs_rejections
-    def rank_host_columns(self, ctxt, request, hosts, budget_s):
+    def rank_host_columns(self, ctxt, request, hosts, budget_s,
+                          history_only=False, record=True):
         """``rank_hosts`` with the hosts as columns and the answer in
-        their order (1.3; see :func:`columns_reply`)."""
+        their order (1.3; see :func:`columns_reply`); with
+        ``history_only`` from the history prior alone, without shadows,
+        and with ``record`` False not recorded (1.4)."""
+        for name, value in (('history_only', history_only),
+                            ('record', record)):
+            if not isinstance(value, bool):
+                raise exception.InvalidRequest(
+                    reason='%s: must be true or false' % name)
         rows = schema.hosts_from_columns(hosts)
         ranking = self.evaluate(request, rows, budget_s,
                                 caller_left=caller_left(ctxt),
-                                hosts_checked=True)
+                                hosts_checked=True,
+                                history_only=history_only, record=record)
         return columns_reply(ranking, hosts['host'])
 
     @messaging.expected_exceptions(exception.InvalidRequest,
@@ -318,21 +327,28 @@ class ShadowManager:
     # the same, called in-process (no RPC exception wrapping) -------------
 
     def evaluate(self, request, hosts, budget_s, caller_left=None,
-                 hosts_checked=False):
+                 hosts_checked=False, history_only=False, record=True):
         """Validate and run one evaluation now; returns the ranking.
 
         ``caller_left``: seconds until the caller stops waiting; the
         evaluation ends before then (nobody would read its answer).
         ``hosts_checked``: ``hosts`` come from
         :func:`~shadow_service.schema.hosts_from_columns`, which checked
-        them.
+        them.  ``history_only``: answered from the history prior, without
+        shadows; ``record`` False: the answer is not recorded.
         """
         if caller_left is not None and caller_left <= CALLER_MARGIN_S:
             raise exception.InvalidRequest(
                 reason='the caller stopped waiting %.1fs before the request '
                        'was read' % max(0.0, -caller_left))
+        # Asked of history only, it boots nothing: it takes no slot of
+        # max_concurrent_evaluations (the weigher's records of requests
+        # it answered from its cache must not make real ones busy).
+        slot = not history_only
         evaluation = self._admit(request, hosts, budget_s,
-                                 hosts_checked=hosts_checked)
+                                 hosts_checked=hosts_checked, slot=slot)
+        evaluation.history_only = history_only
+        evaluation.record = record
         if caller_left is not None:
             left = caller_left - CALLER_MARGIN_S
             if left < evaluation.budget_s:
@@ -343,11 +359,12 @@ class ShadowManager:
         try:
             return self._run(evaluation)
         finally:
-            self._release()
+            self._release(slot)
 
     # helpers -------------------------------------------------------------
 
-    def _admit(self, request, hosts, budget_s, hosts_checked=False):
+    def _admit(self, request, hosts, budget_s, hosts_checked=False,
+               slot=True):
         try:
             schema.validate_request(request)
             if not hosts_checked:
@@ -359,20 +376,22 @@ class ShadowManager:
         except exception.InvalidRequest:
             exporter.evaluation_refused('rejected')
             raise
-        with self._lock:
-            if self._running >= self.max_concurrent:
-                exporter.evaluation_refused('busy')
-                raise exception.ServiceBusy(running=self._running)
-            self._running += 1
+        if slot:
+            with self._lock:
+                if self._running >= self.max_concurrent:
+                    exporter.evaluation_refused('busy')
+                    raise exception.ServiceBusy(running=self._running)
+                self._running += 1
         exporter.evaluation_admitted()
         evaluation = self.evaluator.new(request, hosts, budget_s,
                                         profile=profile)
         self._evaluations[evaluation.evaluation_id] = evaluation
         return evaluation
 
-    def _release(self):
-        with self._lock:
-            self._running -= 1
+    def _release(self, slot=True):
+        if slot:
+            with self._lock:
+                self._running -= 1
         exporter.evaluation_released()
 
     def _run(self, evaluation):

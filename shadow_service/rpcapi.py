@@ -18,6 +18,11 @@ API version history:
         and confidence answered in the request's order, without names
         (what the weigher sends: 29 % of the request's bytes and 23 % of
         the compact reply's at 1,000 hosts).
+* 1.4 - ``rank_host_columns`` takes ``history_only`` (answer from the
+        history prior alone, never boot a shadow) and ``record`` (whether
+        the answer is recorded as an evaluation): the weigher's cache of
+        answers from history refreshes a few hosts with the first and
+        has the service record a request it answered itself with both.
 
 A caller that waits at most ``timeout`` seconds for ``rank_hosts`` says so
 in the request context (``shadow_sent_at``, its wall clock when sending,
@@ -36,7 +41,7 @@ import oslo_messaging as messaging
 
 from shadow_service import rpc
 
-RPC_API_VERSION = '1.3'
+RPC_API_VERSION = '1.4'
 
 # Our own exchange: nova-scheduler changes the default control exchange to
 # "nova" (nova.rpc calls set_transport_defaults) while a plain service keeps
@@ -88,13 +93,34 @@ class ShadowAPI:
                           detail=False)
 
     def rank_host_columns(self, ctxt, request, hosts, budget_s,
-                          timeout=None):
+                          timeout=None, history_only=None, record=None):
         """``rank_hosts`` with ``hosts`` as columns (1.3); returns the
         overall fields and ``scores`` / ``confidences`` in the order of
-        ``hosts['host']``."""
-        cctxt = self.client.prepare(version='1.3', timeout=timeout)
+        ``hosts['host']``.  ``history_only`` (1.4): answered from the
+        history prior alone, without shadows; ``record`` False (1.4):
+        the answer is not recorded as an evaluation.  Either one given
+        (even at its default, False and True) asks at 1.4."""
+        if history_only is None and record is None:
+            cctxt = self.client.prepare(version='1.3', timeout=timeout)
+            return cctxt.call(with_deadline(ctxt, timeout),
+                              'rank_host_columns', request=request,
+                              hosts=hosts, budget_s=budget_s)
+        cctxt = self.client.prepare(version='1.4', timeout=timeout)
         return cctxt.call(with_deadline(ctxt, timeout), 'rank_host_columns',
-                          request=request, hosts=hosts, budget_s=budget_s)
+                          request=request, hosts=hosts, budget_s=budget_s,
+                          history_only=bool(history_only),
+                          record=record is None or bool(record))
+
+    def record_host_columns(self, ctxt, request, hosts, budget_s):
+        """Have the service answer ``request`` from history and record
+        the answer, without waiting for it (a cast of
+        ``rank_host_columns`` with ``history_only``, 1.4): the record of
+        a request the weigher answered from its cache."""
+        # Not retried: a record that cannot be sent at once is dropped
+        # rather than holding the sender while the broker is away.
+        cctxt = self.client.prepare(version='1.4', retry=0)
+        cctxt.cast(ctxt, 'rank_host_columns', request=request, hosts=hosts,
+                   budget_s=budget_s, history_only=True, record=True)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,
                          timeout=None):

@@ -105,6 +105,52 @@ class RPCContract:
                 timeout=30)
         assert 'hosts.vcpus.2' in str(info.value)
 
+    def test_history_only_boots_no_shadow_and_record_false_keeps_none(
+            self, service):
+        # A boot on hosts history knows nothing about would boot shadows;
+        # asked of history only it is answered at once, without them.
+        columns = {'host': [h['host'] for h in HOSTS],
+                   'vcpus': [h['vcpus'] for h in HOSTS]}
+        client = service.client()
+        reply = client.rank_host_columns({}, REQUEST, columns, 10.0,
+                                         timeout=60, history_only=True,
+                                         record=False)
+        assert reply['source'] == 'history'
+        assert len(reply['scores']) == len(HOSTS)
+        evaluation = service.manager._evaluations[reply['evaluation_id']]
+        assert evaluation.ranking['shadow_host_seconds'] == 0.0
+        # Not recorded: not in history, so not found once it is
+        # forgotten by the running service either.
+        assert service.manager.evaluator.score_writer.flush()
+        assert service.history.get_evaluation(
+            reply['evaluation_id']) is None
+        # Recorded (the cast the weigher sends for a cached answer).
+        client.record_host_columns({}, REQUEST, columns, 10.0)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            recorded = [e for e in service.manager._evaluations.values()
+                        if e.history_only and e.record
+                        and e.status == 'finished']
+            if recorded:
+                break
+            time.sleep(0.05)
+        assert len(recorded) == 1
+        assert service.manager.evaluator.score_writer.flush()
+        record = service.history.get_evaluation(
+            recorded[0].evaluation_id)
+        assert record['source'] == 'history'
+        assert {h['host'] for h in record['hosts']} == set(columns['host'])
+
+    def test_history_only_or_record_that_is_not_a_boolean_is_a_typed_error(
+            self, service):
+        cctxt = service.client().client.prepare(version='1.4', timeout=30)
+        columns = {'host': [h['host'] for h in HOSTS]}
+        for name in ('history_only', 'record'):
+            with pytest.raises(exception.InvalidRequest) as info:
+                cctxt.call({}, 'rank_host_columns', request=REQUEST,
+                           hosts=columns, budget_s=5.0, **{name: 'yes'})
+            assert name in str(info.value)
+
     def test_detail_that_is_not_a_boolean_is_a_typed_error(self, service):
         cctxt = service.client().client.prepare(version='1.1', timeout=30)
         with pytest.raises(exception.InvalidRequest) as info:

@@ -139,6 +139,9 @@ runs). A 4 vCPU request with the default 0.25 gets a 1 vCPU shadow.
         help="""
 Evaluations that may run at the same time; further requests get a typed
 ``ServiceBusy`` error and the scheduler falls back to neutral weights.
+Requests asked of history only (RPC API 1.4: the weigher's refreshes and
+records of the requests it answered from its cache) boot nothing and take
+no slot.
 """),
     cfg.IntOpt(
         'evaluation_ttl',

@@ -49,6 +49,11 @@ DEFAULT_ASSUMPTIONS = {
     # limited device's throttle adds even to a lone closed loop (0: none;
     # see shadow_service.clouds.sim.workload).
     'disk_p95_floor_ms': 0.0,
+    # Milliseconds each I/O of a closed-loop disk job waits per unit of
+    # the CPU steal its VM's co-tenants cause, before its thread issues
+    # the next (0: a disk job's IOPS react to disk contention only; see
+    # shadow_service.clouds.sim.contention.closed_loop_cpu_wait).
+    'disk_steal_wait_ms': 0.0,
 }
 
 DEFAULT_TENANT_POLICY = {
@@ -217,6 +222,24 @@ def _parse_neighbour(name, spec):
     return Neighbour(name=name, **values)
 
 
+def _parse_assumptions(spec):
+    """The ``assumptions`` section: every figure the twin knows
+    (:data:`DEFAULT_ASSUMPTIONS`) is a number, none negative."""
+    if spec is None:
+        return {}
+    if not isinstance(spec, dict):
+        raise ClusterError('assumptions must be a mapping')
+    for field in DEFAULT_ASSUMPTIONS:
+        if field not in spec:
+            continue
+        value = spec[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not value >= 0:
+            raise ClusterError('assumptions: %s must be a non-negative '
+                               'number, got %r' % (field, value))
+    return spec
+
+
 class Cluster:
     """Parsed cluster file plus the trace library its tenants replay."""
 
@@ -226,7 +249,7 @@ class Cluster:
         self.library = library
         self.seed = seed
         self.assumptions = dict(DEFAULT_ASSUMPTIONS)
-        self.assumptions.update(data.get('assumptions') or {})
+        self.assumptions.update(_parse_assumptions(data.get('assumptions')))
         self.tenant_policy = dict(DEFAULT_TENANT_POLICY)
         self.tenant_policy.update(data.get('tenants') or {})
         classes = data.get('classes') or {}

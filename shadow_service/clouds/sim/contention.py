@@ -35,6 +35,11 @@ Disk: the device is an M/M/1 server whose service time is its unloaded
     M/M/1 is exponential with mean ``S / (1 - rho)`` so its p95 is
     ``ln(20) * S / (1 - rho)``; beyond saturation IOPS are shared in
     proportion to demand and latency stays at the ``RHO_CAP`` value.
+Disk and CPU: a closed-loop disk job issues its next I/O only when the
+    thread that waits for the last one runs again; on a host whose CPU is
+    oversubscribed by other workloads that thread waits too
+    (:func:`closed_loop_cpu_wait`, off by default), so the loop's IOPS
+    fall with CPU contention though the device is no busier.
 Network: the NIC is shared like the disk (throughput in proportion beyond
     line rate) and the round trip is the base RTT plus an M/M/1 queueing
     term on the NIC plus the scheduling delay a request waits when its vCPU
@@ -153,6 +158,45 @@ def disk_queue(total_iops_demand, rated_iops, service_time_ms):
     rho = np.asarray(total_iops_demand, dtype=float) / rated_iops
     return (share(total_iops_demand, rated_iops),
             mm1_p95_response(service_time_ms, rho))
+
+
+def steal_by_others(own_busy_vcpus, cpu_share, cores):
+    """Steal a workload suffers beyond what its own busy vCPUs cause.
+
+    ``share(own, cores) - cpu_share``: the share of a core per busy vCPU
+    it would get on the host by itself (processor sharing) less the share
+    it gets with everything the host runs: all its steal when it fits
+    the host's cores by itself, 0 when it has the host to itself.
+    """
+    own = share(own_busy_vcpus, cores)
+    return np.maximum(own - np.asarray(cpu_share, dtype=float), 0.0)
+
+
+def closed_loop_cpu_wait(iops, in_flight, wait_ms, steal_fraction):
+    """IOPS of a closed loop whose I/O threads wait for the CPU.
+
+    ``in_flight`` I/Os at ``iops`` take ``in_flight / iops`` each (Little's
+    law); every one of them then waits ``wait_ms * steal`` ms for its
+    thread to run again before the next is issued, so the loop achieves
+    ``in_flight / (in_flight / iops + wait_ms * steal / 1000)``. The wait
+    is not the device's: its latency is unchanged. ``steal_fraction`` is
+    the steal other workloads cause (:func:`steal_by_others`). An
+    empirical term: ``wait_ms`` is 0 (no wait) unless a cluster file sets
+    the ``disk_steal_wait_ms`` assumption fitted to measurements
+    (``benchmarks/twin_fidelity.py`` fits it on the lab, whose hosts are
+    CPU quotas: a thread whose host's quota is spent waits for its next
+    period). Without a wait it returns ``iops`` as given.
+    """
+    if not wait_ms:
+        return iops
+    iops = np.asarray(iops, dtype=float)
+    in_flight = np.asarray(in_flight, dtype=float)
+    delay_s = wait_ms * np.asarray(steal_fraction, dtype=float) / 1000.0
+    with np.errstate(divide='ignore', invalid='ignore'):
+        slowed = np.where((in_flight > 0) & (iops > 0),
+                          iops / (1.0 + iops * delay_s
+                                  / np.maximum(in_flight, 1e-12)), iops)
+    return slowed
 
 
 def network(total_mbps_demand, nic_mbps, base_rtt_ms, nic_service_ms,

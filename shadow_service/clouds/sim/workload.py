@@ -34,6 +34,14 @@ Conversions (change them in the cluster file's ``assumptions``):
   throttle admits a slice's worth of I/O at once and holds the rest to
   the next slice), which a lone closed loop meets too and queueing adds
   to.
+* CPU waits of a closed-loop disk job: with ``disk_steal_wait_ms`` > 0
+  every I/O of a closed loop (``iodepth``) waits that many milliseconds
+  times the CPU steal the VM's co-tenants cause
+  (:func:`shadow_service.clouds.sim.contention.steal_by_others`) before
+  its thread issues the next one, so its IOPS fall with CPU contention
+  (CPU and memory neighbours) while its p95 latency, the device's, stays
+  (:func:`shadow_service.clouds.sim.contention.closed_loop_cpu_wait`).
+  0 (the default): a disk job's IOPS react to disk contention only.
 * CPU sharing overhead: with ``cpu_sharing_overhead`` > 0 the CPU work done
   per core share falls as the host is oversubscribed
   (:func:`shadow_service.clouds.sim.contention.cpu_sharing_efficiency`).
@@ -178,10 +186,19 @@ def achieved(profile, vcpus, wanted, factors, host_class, assumptions):
         iops = wanted['disk_iops'] * factors['disk_share']
         if assumptions.get('io_cpu_ms_per_op', 0.0) > 0:
             iops = iops * cpu_share * wanted['inner_share']
-        metrics['disk_iops'] = iops
-        metrics['disk_mbps'] = iops * wanted['block_kb'] / 1024.0
-        p95_ms = factors['disk_p95_latency_ms'] + 0 * iops
         in_flight = np.asarray(wanted['disk_in_flight'], dtype=float)
+        wait_ms = assumptions.get('disk_steal_wait_ms', 0.0)
+        done = iops
+        if wait_ms:
+            done = contention.closed_loop_cpu_wait(
+                iops, in_flight, wait_ms, contention.steal_by_others(
+                    wanted['busy_vcpus'], cpu_share, host_class.cores))
+        metrics['disk_iops'] = done
+        metrics['disk_mbps'] = done * wanted['block_kb'] / 1024.0
+        p95_ms = factors['disk_p95_latency_ms'] + 0 * done
+        # The closed-loop bound is the device's: ``iops`` (before the
+        # threads' wait for the CPU, which is not part of an I/O's
+        # latency).
         with np.errstate(divide='ignore', invalid='ignore'):
             closed_ms = np.where(
                 (in_flight > 0) & (iops > 0),

@@ -212,3 +212,78 @@ class ShadowWeigherHostCostTest(ShadowWeigherNovaTestBase):
         self.assertEqual('may not take the VM: costs 5 > 2',
                          entry['reasons'][0])
         self.assertNotEqual(best, landed)
+
+
+class ShadowWeigherPriorCacheTest(ShadowWeigherNovaTestBase):
+    """``[shadow_weigher] prior_cache_ttl``: once the service answered a
+    workload from history, the next boot of it is answered by the
+    weigher from that answer, the host that took the previous VM asked
+    again on its own (from history, unrecorded), and the whole request
+    is still recorded by the service."""
+
+    def setUp(self):
+        # Long enough that the test's boots all fall within it.
+        self.flags(prior_cache_ttl=120.0, group='shadow_weigher')
+        super().setUp()
+        tmp = tempfile.mkdtemp(prefix='nova-shadow-test-')
+        self.service = service_support.RunningService(
+            RABBIT_URL, topic=self.topic,
+            shadow={'sample_interval': 1.0, 'min_run_time': 3.0,
+                    'confidence_target': 0.5},
+            sim={'cluster_file': _cluster_file(tmp)}).start()
+        self.addCleanup(self.service.stop)
+        self.service.wait_until_serving()
+
+    def _new(self, before, count, timeout=20.0):
+        """The evaluations the service admitted since ``before``, once
+        there are ``count`` of them (records arrive after the boot)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            new = [e for k, e in self.service.evaluations.items()
+                   if k not in before and e.status != 'running']
+            if len(new) >= count or time.monotonic() > deadline:
+                return sorted(new, key=lambda e: e.started_at)
+            time.sleep(0.1)
+
+    def test_a_workload_answered_from_history_is_reused(self):
+        hints = {'shadow_profile': PROFILE}
+        # The first boot measures the hosts; a later one finds that
+        # history decides (on a loaded machine the first may end with
+        # too few samples for that, and the next measures again).
+        for index in range(4):
+            before = set(self.service.evaluations)
+            second = self._boot('vm%d' % index, hints=hints)
+            [answer] = self._new(before, 1)
+            if answer.ranking['source'] == 'history':
+                break
+        self.assertEqual('history', answer.ranking['source'])
+        self.assertEqual(set(HOSTS), {h['host'] for h in answer.hosts})
+        self.assertTrue(answer.record)
+
+        # The third boot: only the host that took the second VM changed.
+        before = set(self.service.evaluations)
+        third = self._boot('third', hints=hints)
+        refresh, record = self._new(before, 2, timeout=60.0)
+        self.assertEqual([second], [h['host'] for h in refresh.hosts])
+        self.assertTrue(refresh.history_only)
+        self.assertFalse(refresh.record)
+        # The record of the whole request, sent after the answer.
+        self.assertEqual(set(HOSTS), {h['host'] for h in record.hosts})
+        self.assertTrue(record.history_only)
+        self.assertTrue(record.record)
+        self.assertEqual('history', record.ranking['source'])
+        # The boot-or-move look-up the cached answer did not wait for.
+        self.assertEqual('boot', record.request['purpose'])
+        # The weigher's answer and the service's agree: the VM is on a
+        # host within the weigher's tie margin of the service's best.
+        scores = {h['host']: h['score'] for h in record.ranking['hosts']}
+        self.assertGreaterEqual(scores[third], max(scores.values()) - 2.0)
+        # In history: the record, not the refresh.
+        deadline = time.monotonic() + 10.0
+        while (self.service.history.get_evaluation(record.evaluation_id)
+               is None and time.monotonic() < deadline):
+            time.sleep(0.1)
+        self.assertIsNotNone(
+            self.service.history.get_evaluation(record.evaluation_id))
+        self.assertIsNone(
+            self.service.history.get_evaluation(refresh.evaluation_id))

@@ -21,14 +21,20 @@ REQUEST = {'flavor': {'vcpus': 2, 'ram_mb': 2048}, 'profile': 'web'}
 HOSTS = [{'host': 'node-01'}, {'host': 'node-02'}]
 
 
-def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):
-    running = service_support.RunningService(
+def _one_slot_service(rabbit_url):
+    """A service with one evaluation slot whose evaluations measure
+    their whole budget."""
+    return service_support.RunningService(
         rabbit_url, shadow={'max_concurrent_evaluations': 1,
                             'min_run_time': 60,
                             'confidence_target': 1.0,
                             # Measure the whole budget: the racing
                             # schedule would settle this ranking early.
                             'evaluation_schedule': 'pool'}).start()
+
+
+def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):
+    running = _one_slot_service(rabbit_url)
     try:
         running.wait_until_serving()
         api = running.client()
@@ -53,6 +59,30 @@ def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):
         ranking = api.rank_hosts({}, REQUEST, HOSTS, 2.0, timeout=60)
         assert ranking['status'] == 'finished'
     finally:
+        running.stop()
+
+
+def test_history_only_requests_take_no_slot(rabbit_url):
+    # One slot, taken by an evaluation that measures for 60 s: a request
+    # asked of history only (the weigher's refresh or record of a cached
+    # answer) is still answered, a real one is busy.
+    running = _one_slot_service(rabbit_url)
+    try:
+        running.wait_until_serving()
+        api = running.client()
+        api.start_evaluation({}, REQUEST, HOSTS, 60.0, timeout=30)
+        assert running.manager._running == 1
+        columns = {'host': [h['host'] for h in HOSTS]}
+        reply = api.rank_host_columns({}, REQUEST, columns, 5.0, timeout=30,
+                                      history_only=True, record=False)
+        assert reply['source'] == 'history'
+        assert running.manager._running == 1
+        with pytest.raises(Exception) as info:
+            api.rank_host_columns({}, REQUEST, columns, 5.0, timeout=30)
+        assert service_support.typed_error(info.value, 'ServiceBusy')
+    finally:
+        for evaluation in list(running.evaluations.values()):
+            evaluation.cancelled = True
         running.stop()
 
 

@@ -98,9 +98,12 @@ def flags():
     fixture = config_fixture.Config(CONF)
     fixture.setUp()
     topic = 'shadow-unit-%s' % time.monotonic_ns()
+    # The cache of answers from history is off but where a test turns
+    # it on (``cached``): each test's requests all reach its service.
     fixture.config(transport_url='fake:/', topic=topic,
                    default_budget=2.0, deadline_margin=0.5,
-                   reset_timeout=60.0, group='shadow_weigher')
+                   reset_timeout=60.0, prior_cache_ttl=0.0,
+                   group='shadow_weigher')
     fixture.config(ram_weight_multiplier=1.0, group='filter_scheduler')
     yield fixture
     fixture.cleanUp()
@@ -558,3 +561,167 @@ def test_aggregate_cost_is_sent_with_the_host_and_bad_costs_ignored(
     assert 'cost' not in described['host3']
     assert any('shadow_host_cost=cheap' in r.getMessage()
                for r in caplog.records)
+
+
+# -- the cache of answers from history ([shadow_weigher] prior_cache_ttl) --
+
+class HistoryService(ScriptedService):
+    """:class:`ScriptedService` of API 1.4: its answers are from history
+    (``source`` as scripted), and it takes ``history_only`` and
+    ``record``; every call is kept in ``calls14`` with those flags (None
+    when not sent: a call of API 1.3)."""
+
+    target = messaging.Target(version='1.4')
+
+    def __init__(self, answer, source='history'):
+        super().__init__(answer)
+        self.source = source
+        self.calls14 = []
+
+    @messaging.expected_exceptions(exception.ShadowException)
+    def rank_host_columns(self, ctxt, request, hosts, budget_s,
+                          history_only=None, record=None):
+        self.calls14.append({'hosts': list(hosts['host']),
+                             'history_only': history_only,
+                             'record': record, 'request': request})
+        reply = ScriptedService.rank_host_columns(self, ctxt, request,
+                                                  hosts, budget_s)
+        reply['source'] = self.source
+        return reply
+
+    def wait_for(self, count, timeout=10.0):
+        """The calls once there are ``count`` (records are casts, sent
+        after the answer)."""
+        deadline = time.monotonic() + timeout
+        while len(self.calls14) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.calls14
+
+
+@pytest.fixture
+def cached(flags):
+    flags.config(prior_cache_ttl=30.0, group='shadow_weigher')
+    return flags
+
+
+def _weigh_with(shadow, hosts, spec):
+    handler = weights.HostWeightHandler()
+    weighed = handler.get_weighed_objects([shadow], hosts, spec)
+    return [w.obj.host for w in weighed], weighed
+
+
+def test_an_answer_from_history_is_reused_for_the_same_workload(serve,
+                                                                cached):
+    service = serve(HistoryService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    orders = [_weigh_with(shadow, three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))[0] for _ in range(3)]
+    assert orders == [['host3', 'host2', 'host1']] * 3
+    calls = service.wait_for(3)
+    # One question, then two records of requests answered from the
+    # cache (whole, from history, recorded).
+    assert [(c['history_only'], c['record']) for c in calls] == [
+        (False, True), (True, True), (True, True)]
+    assert all(c['hosts'] == ['host1', 'host2', 'host3'] for c in calls)
+    time.sleep(0.2)
+    assert len(service.calls14) == 3
+
+
+def test_a_host_whose_facts_changed_is_asked_again_alone(serve, cached):
+    service = serve(HistoryService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    spec = nova_support.request_spec({'shadow_profile': 'web'})
+    _weigh_with(shadow, three_hosts(), spec)
+    # host2 took a VM; the service now ranks it best.
+    service.answer = ranking({'host1': 70, 'host2': 95, 'host3': 84})
+    hosts = three_hosts()
+    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
+                                       vcpus_used=2, num_instances=1)
+    order, _ = _weigh_with(shadow, hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert order[0] == 'host2'
+    refresh, record = service.wait_for(3)[1:]
+    assert refresh['hosts'] == ['host2']
+    assert (refresh['history_only'], refresh['record']) == (True, False)
+    assert record['hosts'] == ['host1', 'host2', 'host3']
+    assert (record['history_only'], record['record']) == (True, True)
+    # The refreshed entry is kept: the same facts again ask nothing.
+    _weigh_with(shadow, hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert [c['record'] for c in service.wait_for(4)[3:]] == [True]
+    assert service.calls14[3]['history_only'] is True
+
+
+def test_what_the_cache_does_not_hold_asks_about_every_candidate(
+        serve, cached, monkeypatch):
+    service = serve(HistoryService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+
+    def ask(hosts=None, **spec):
+        _weigh_with(shadow, hosts or three_hosts(),
+                    nova_support.request_spec({'shadow_profile': 'web'},
+                                              **spec))
+        time.sleep(0.2)
+        return service.calls14[-1]
+
+    assert ask()['record'] is True
+    # Another workload (flavor size).
+    assert ask(vcpus=4)['history_only'] is False
+    # A candidate the answer did not hold.
+    hosts = three_hosts() + [nova_support.host_state('host4')]
+    assert ask(hosts)['hosts'] == ['host1', 'host2', 'host3', 'host4']
+    assert service.calls14[-1]['history_only'] is False
+    # More changed hosts than a tenth of the candidates (one of three).
+    changed = [nova_support.host_state('host1', free_ram_mb=1000),
+               nova_support.host_state('host2', free_ram_mb=1000),
+               three_hosts()[2]]
+    assert ask(changed)['history_only'] is False
+    # An answer older than prior_cache_ttl.
+    now = time.monotonic()
+    monkeypatch.setattr(shadow._prior_cache, 'clock', lambda: now + 31.0)
+    assert ask(changed)['history_only'] is False
+
+
+def test_an_answer_from_shadows_is_never_reused(serve, cached):
+    service = serve(HistoryService(ranking({'host1': 70, 'host3': 84}),
+                                   source='shadows'))
+    shadow = shadow_weigher.ShadowWeigher()
+    for _ in range(2):
+        _weigh_with(shadow, three_hosts(), nova_support.request_spec(
+            {'shadow_profile': 'web'}))
+    time.sleep(0.2)
+    assert [c['history_only'] for c in service.calls14] == [False, False]
+
+
+def test_a_service_of_api_1_3_is_asked_without_the_cache(serve, cached,
+                                                         caplog):
+    answer = ranking({'host1': 70, 'host2': 75, 'host3': 84})
+    answer['source'] = 'history'
+    service = serve(ScriptedService(answer))
+    shadow = shadow_weigher.ShadowWeigher()
+    for _ in range(3):
+        order, _ = _weigh_with(shadow, three_hosts(),
+                               nova_support.request_spec(
+                                   {'shadow_profile': 'web'}))
+        assert order[0] == 'host3'
+    assert len(service.calls) == 3
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    assert len(warnings) == 1
+    assert 'RPC API 1.4' in warnings[0]
+
+
+def test_prior_cache_ttl_0_turns_the_cache_off(serve, flags):
+    flags.config(prior_cache_ttl=0.0, group='shadow_weigher')
+    service = serve(HistoryService(ranking({'host1': 70, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    for _ in range(2):
+        _weigh_with(shadow, three_hosts(), nova_support.request_spec(
+            {'shadow_profile': 'web'}))
+    time.sleep(0.2)
+    # Asked at RPC API 1.3, as before the cache: no 1.4 arguments.
+    assert [(c['history_only'], c['record']) for c in service.calls14] \
+        == [(None, None)] * 2

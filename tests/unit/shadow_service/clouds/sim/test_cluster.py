@@ -133,3 +133,23 @@ def test_neighbours_missing_fields_or_over_shared_are_rejected(tmp_path):
     with pytest.raises(cluster.ClusterError, match='unknown neighbour'):
         _neighbour_cluster(tmp_path, {}, hosts=[
             {'name': 'a', 'class': 'general', 'neighbours': ['disk']}])
+
+
+@pytest.mark.parametrize('value', [-1, 'fast', True, float('nan')])
+def test_a_bad_assumption_is_rejected_naming_the_field(tmp_path, value):
+    with open(cluster.DEFAULT_CLUSTER_FILE) as f:
+        data = yaml.safe_load(f)
+    data['assumptions']['disk_steal_wait_ms'] = value
+    path = tmp_path / 'cluster.yaml'
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(cluster.ClusterError,
+                       match='assumptions: disk_steal_wait_ms must be a '
+                             'non-negative number'):
+        cluster.load_cluster(str(path))
+
+
+def test_the_bundled_clusters_assumptions_are_valid():
+    for name in ('cluster.yaml', 'lab.yaml'):
+        path = cluster.DEFAULT_CLUSTER_FILE.replace('cluster.yaml', name)
+        loaded = cluster.load_cluster(path)
+        assert loaded.assumptions['disk_steal_wait_ms'] >= 0

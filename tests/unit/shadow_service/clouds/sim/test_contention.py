@@ -153,3 +153,28 @@ def test_a_closed_loop_disk_sees_littles_law_not_an_open_queue():
     # The open M/M/1 term alone would have put it at its 0.98 cap.
     assert factors['disk_p95_latency_ms'][0] == pytest.approx(
         math.log(20) * 0.15 / 0.02)
+
+
+def test_steal_by_others_is_the_steal_beyond_the_workloads_own():
+    # Half a core: a workload of 0.8 busy vCPUs gets 0.625 by itself;
+    # with 1.0 more from others the host gives 0.5 / 1.8.
+    assert contention.steal_by_others(0.8, 0.5 / 1.8, 0.5) == \
+        pytest.approx(0.625 - 0.5 / 1.8)
+    # A workload that fits the cores: its steal, all others'.
+    assert contention.steal_by_others(0.5, 0.25, 1.0) == pytest.approx(0.75)
+    # Alone on the host: none.
+    assert contention.steal_by_others(0.8, 0.625, 0.5) == pytest.approx(0.0)
+
+
+def test_a_closed_loop_waits_for_the_cpu_once_per_io():
+    # 4 I/Os in flight at 200 IOPS: 20 ms each; a 30 ms wait at steal 0.5
+    # adds 15 ms, so 4 / 35 ms.
+    assert contention.closed_loop_cpu_wait(200.0, 4.0, 30.0, 0.5) == \
+        pytest.approx(4 / 0.035)
+    np.testing.assert_allclose(
+        contention.closed_loop_cpu_wait(np.array([200.0, 200.0, 50.0]),
+                                        np.array([4.0, 0.0, 4.0]), 30.0,
+                                        np.array([0.0, 0.5, 0.5])),
+        [200.0, 200.0, 4 / (0.08 + 0.015)])
+    # No wait (the default): the IOPS as given.
+    assert contention.closed_loop_cpu_wait(200.0, 4.0, 0.0, 0.9) == 200.0

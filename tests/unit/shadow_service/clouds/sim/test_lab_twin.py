@@ -74,7 +74,7 @@ def test_the_lab_twin_holds_the_stored_calibration(stored):
             assert host_class.disk_iops == params['disk_iops']
     for key in ('worker_stream_gbps', 'cpu_memory_fraction',
                 'io_cpu_ms_per_op', 'cpu_sharing_overhead',
-                'disk_p95_floor_ms'):
+                'disk_p95_floor_ms', 'disk_steal_wait_ms'):
         assert cluster.assumptions[key] == params.get(key, 0.0)
 
 
@@ -166,3 +166,60 @@ def test_the_disk_latency_floor_adds_to_p95_and_nothing_else():
             expected = value['mean'] + (
                 50.0 if metric == 'disk_p95_latency_ms' else 0.0)
             assert floored[key][metric]['mean'] == pytest.approx(expected)
+
+
+def test_the_cpu_wait_of_a_closed_loop_slows_its_iops_beside_cpu_work():
+    """``disk_steal_wait_ms`` (0 by default and in the bundled cluster
+    file: the bundled twin unchanged) lowers db-oltp's IOPS beside CPU and
+    memory neighbours and moves nothing else: not its IOPS alone or beside
+    disk neighbours (which take no CPU), not its p95 latency (the
+    device's), not a CPU figure."""
+    assert cluster_mod.DEFAULT_ASSUMPTIONS['disk_steal_wait_ms'] == 0.0
+    assert cluster_mod.load_cluster().assumptions['disk_steal_wait_ms'] == 0
+    params = {'disk_iops_scale': 1.0, 'disk_service_ms': 20.0}
+    kinds = ('disk', 'cpu', 'memory-bandwidth')
+    base = twin_fidelity.run_twin(params, 6.0, (1, 3), kinds,
+                                  ('db-oltp', 'batch-cpu'))
+    waiting = twin_fidelity.run_twin(dict(params, disk_steal_wait_ms=30.0),
+                                     6.0, (1, 3), kinds,
+                                     ('db-oltp', 'batch-cpu'))
+    assert base.keys() == waiting.keys()
+    for key, metrics in base.items():
+        _host, profile, kind, count = key
+        slowed = profile == 'db-oltp' and kind in ('cpu', 'memory-bandwidth')
+        for metric, value in metrics.items():
+            got = waiting[key][metric]['mean']
+            if slowed and metric in ('disk_iops', 'disk_mbps'):
+                assert got < value['mean'] * 0.99
+            else:
+                assert got == pytest.approx(value['mean'])
+    # More CPU neighbours, a longer wait.
+    for host in twin_fidelity.HOSTS:
+        one = waiting[(host, 'db-oltp', 'cpu', 1)]['disk_iops']['mean']
+        three = waiting[(host, 'db-oltp', 'cpu', 3)]['disk_iops']['mean']
+        assert three < one
+
+
+def test_the_lab_terms_cluster_is_the_bundled_one_with_the_lab_wait():
+    """``benchmarks/data/cluster-lab-terms.yaml`` (placement on a twin with
+    the lab's I/O-thread wait, ``twin.rst``) is the bundled cluster file
+    with only ``disk_steal_wait_ms`` changed, to the lab twin's value."""
+    import yaml
+    bundled_file = os.path.join(REPO, 'shadow_service', 'clouds', 'sim',
+                                'data', 'cluster.yaml')
+    terms_file = os.path.join(REPO, 'benchmarks', 'data',
+                              'cluster-lab-terms.yaml')
+    with open(bundled_file) as f:
+        bundled = yaml.safe_load(f)
+    with open(terms_file) as f:
+        terms = yaml.safe_load(f)
+    lab = cluster_mod.load_cluster(LAB_CLUSTER).assumptions
+    assert lab['disk_steal_wait_ms'] > 0
+    assert terms['assumptions'].pop('disk_steal_wait_ms') == \
+        lab['disk_steal_wait_ms']
+    assert bundled['assumptions'].pop('disk_steal_wait_ms') == 0
+    assert terms == bundled
+    loaded = cluster_mod.load_cluster(terms_file)
+    assert loaded.assumptions['disk_steal_wait_ms'] == \
+        lab['disk_steal_wait_ms']
+    assert loaded.host_names == cluster_mod.load_cluster().host_names

@@ -1,0 +1,182 @@
+"""The weigher's cache of the service's answers from history.
+
+The shadow service answers from its history prior, without shadows, when
+history alone decides the ranking, and makes the same answer again while
+no new sample arrives and the hosts' facts stay the same.  Waiting for it
+then costs a scheduling request a round trip over the broker with every
+candidate's facts (about 50 kB at 1,000 hosts).  This cache keeps, per
+workload (the request the weigher sends, less the instance's own UUID),
+each host's score and confidence from the last such answer together with
+the facts the weigher sent for the host.  Within ``ttl_s`` of that
+answer, a request for the same workload is answered from the cache when
+every candidate has an entry: hosts whose facts are unchanged keep
+theirs, and the few hosts whose facts changed (the host that took the
+previous VM) are asked of the service again, from history alone
+(:meth:`PriorCache.lookup` says which).  Anything else (a candidate the
+answer did not hold, more changed hosts, an older answer) is a miss and
+the weigher asks about every candidate.  See ``doc/source/weigher.rst``,
+"The cache of answers from history".
+"""
+
+import json
+import threading
+import time
+
+#: Workloads whose answers are kept (least recently used first out).
+WORKLOADS_KEPT = 32
+#: Largest share of the candidates that may be asked again on their own;
+#: with more changed hosts the whole request is asked.
+CHANGED_SHARE = 0.1
+#: Request keys that are not the workload: the instance, and the
+#: operation (only boots' answers are kept; the weigher tells a boot from
+#: a move after answering from the cache).
+_NOT_WORKLOAD = ('instance_uuid', 'purpose')
+
+
+def workload_key(request):
+    """What identifies a workload's answer: the request the weigher sends
+    (profile, flavor, image, project, zone, count), without the instance's
+    UUID and the operation, as canonical JSON."""
+    return json.dumps({k: v for k, v in request.items()
+                       if k not in _NOT_WORKLOAD},
+                      sort_keys=True, default=str)
+
+
+def fact_rows(columns):
+    """``(fact keys, one tuple of facts per host)`` of a host-columns
+    dict (:func:`nova_shadow_filter.weigher.describe_host_columns`)."""
+    keys = tuple(sorted(k for k in columns if k != 'host'))
+    if not keys:
+        return keys, [()] * len(columns['host'])
+    return keys, list(zip(*[columns[k] for k in keys]))
+
+
+def sub_columns(columns, indices):
+    """The host columns of the hosts at ``indices`` only."""
+    return {key: [values[i] for i in indices]
+            for key, values in columns.items()}
+
+
+class Lookup:
+    """What the cache holds for one request: ``entries`` (``{host:
+    {'score', 'confidence'}}`` of the hosts whose facts are unchanged)
+    and ``changed`` (indices of the candidates whose facts changed, to
+    ask again)."""
+
+    __slots__ = ('entries', 'changed')
+
+    def __init__(self, entries, changed):
+        self.entries = entries
+        self.changed = changed
+
+
+class PriorCache:
+    """Per-workload answers from history, per host with its facts.
+
+    :param ttl_s: seconds an answer from the service is reused; 0 turns
+        the cache off.
+    :param clock: a monotonic clock (seconds).
+    """
+
+    def __init__(self, ttl_s, clock=time.monotonic,
+                 workloads=WORKLOADS_KEPT, changed_share=CHANGED_SHARE):
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.workloads = workloads
+        self.changed_share = changed_share
+        self._lock = threading.Lock()
+        # {workload key: {'at': clock, 'keys': fact keys,
+        #                 'hosts': {host: (facts, entry)}}}, oldest first.
+        self._answers = {}
+
+    @property
+    def enabled(self):
+        return self.ttl_s > 0
+
+    def holds(self, key):
+        """Whether an answer for ``key`` is kept and young enough."""
+        answer = self._answers.get(key)
+        return (answer is not None
+                and self.clock() - answer['at'] <= self.ttl_s)
+
+    def lookup(self, key, columns):
+        """A :class:`Lookup` for ``columns`` (the request's candidates),
+        or None (ask the service about every candidate)."""
+        if not self.enabled:
+            return None
+        names = columns['host']
+        fact_keys, rows = fact_rows(columns)
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is None:
+                return None
+            if self.clock() - answer['at'] > self.ttl_s:
+                del self._answers[key]
+                return None
+            if answer['keys'] != fact_keys:
+                return None
+            hosts = answer['hosts']
+        entries, changed = {}, []
+        for index, (name, row) in enumerate(zip(names, rows)):
+            kept = hosts.get(name)
+            if kept is None:
+                return None
+            if kept[0] == row:
+                entries[name] = kept[1]
+            else:
+                changed.append(index)
+        if len(changed) > max(1, int(len(names) * self.changed_share)):
+            return None
+        return Lookup(entries, changed)
+
+    def store(self, key, columns, entries):
+        """Keep the service's answer from history ``entries`` (``{host:
+        entry}``) for the candidates ``columns``."""
+        if not self.enabled:
+            return
+        fact_keys, rows = fact_rows(columns)
+        hosts = {name: (row, entries[name])
+                 for name, row in zip(columns['host'], rows)
+                 if name in entries}
+        now = self.clock()
+        with self._lock:
+            earlier = self._answers.pop(key, None)
+            at = now
+            if (earlier is not None and earlier['keys'] == fact_keys
+                    and now - earlier['at'] <= self.ttl_s):
+                # The hosts of a young earlier answer that this request's
+                # candidates left out stay (filters leave different hosts
+                # for different requests); the whole answer is then as
+                # old as the earlier one.
+                merged = dict(earlier['hosts'])
+                merged.update(hosts)
+                hosts, at = merged, earlier['at']
+            while len(self._answers) >= self.workloads:
+                self._answers.pop(next(iter(self._answers)))
+            self._answers[key] = {'at': at, 'keys': fact_keys,
+                                  'hosts': hosts}
+
+    def refresh(self, key, columns, entries):
+        """Replace the entries of the hosts of ``columns`` (asked again)
+        with ``entries``; the answer keeps its age.  A host without a new
+        entry is dropped (the next request with it asks the service)."""
+        fact_keys, rows = fact_rows(columns)
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is None or answer['keys'] != fact_keys:
+                return
+            hosts = answer['hosts']
+            for name, row in zip(columns['host'], rows):
+                entry = entries.get(name)
+                if entry is None:
+                    hosts.pop(name, None)
+                else:
+                    hosts[name] = (row, entry)
+
+    def forget(self, key=None):
+        """Drop the answer of ``key`` (every answer without one)."""
+        with self._lock:
+            if key is None:
+                self._answers.clear()
+            else:
+                self._answers.pop(key, None)

@@ -1,0 +1,119 @@
+"""The weigher's cache of answers from history, on its own."""
+
+from nova_shadow_filter import priorcache
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def columns(free_ram, names=None):
+    names = names or ['h%d' % i for i in range(len(free_ram))]
+    return {'host': names, 'free_ram_mb': list(free_ram),
+            'vcpus': [16] * len(names)}
+
+
+def entries(scores):
+    return {h: {'score': s, 'confidence': 1.0} for h, s in scores.items()}
+
+
+def test_unchanged_hosts_are_answered_and_changed_ones_named():
+    cache = priorcache.PriorCache(10.0, clock=Clock())
+    hosts = columns([100] * 20)
+    cache.store('w', hosts, entries({h: 50 for h in hosts['host']}))
+    hit = cache.lookup('w', hosts)
+    assert hit.changed == [] and len(hit.entries) == 20
+    hosts['free_ram_mb'][3] = 90
+    hosts['free_ram_mb'][7] = 90
+    hit = cache.lookup('w', hosts)
+    assert hit.changed == [3, 7]
+    assert 'h3' not in hit.entries and 'h4' in hit.entries
+    # A third changed host is more than a tenth of 20: ask them all.
+    hosts['free_ram_mb'][9] = 90
+    assert cache.lookup('w', hosts) is None
+
+
+def test_a_refreshed_host_is_kept_and_one_without_an_answer_dropped():
+    cache = priorcache.PriorCache(10.0, clock=Clock())
+    hosts = columns([100, 100, 100])
+    cache.store('w', hosts, entries({'h0': 1, 'h1': 2, 'h2': 3}))
+    hosts['free_ram_mb'][1] = 50
+    hit = cache.lookup('w', hosts)
+    assert hit.changed == [1]
+    part = priorcache.sub_columns(hosts, hit.changed)
+    assert part == {'host': ['h1'], 'free_ram_mb': [50], 'vcpus': [16]}
+    cache.refresh('w', part, entries({'h1': 9}))
+    hit = cache.lookup('w', hosts)
+    assert hit.changed == [] and hit.entries['h1']['score'] == 9
+    hosts['free_ram_mb'][1] = 40
+    cache.refresh('w', priorcache.sub_columns(hosts, [1]), {})
+    # h1 has no entry now: a request with it asks about every host.
+    assert cache.lookup('w', hosts) is None
+
+
+def test_age_facts_workload_and_unknown_hosts_miss():
+    clock = Clock()
+    cache = priorcache.PriorCache(10.0, clock=clock)
+    hosts = columns([100, 100])
+    cache.store('w', hosts, entries({'h0': 1, 'h1': 2}))
+    assert cache.lookup('other', hosts) is None
+    assert cache.lookup('w', columns([100, 100, 100])) is None
+    # Another set of facts (a cost column appeared).
+    assert cache.lookup('w', dict(hosts, cost=[1, 1])) is None
+    # A subset of the candidates is answered.
+    assert cache.lookup('w', columns([100], names=['h1'])).changed == []
+    clock.now += 10.5
+    assert cache.lookup('w', hosts) is None
+    # An old answer is forgotten, not kept for later.
+    clock.now -= 10.5
+    assert cache.lookup('w', hosts) is None
+
+
+def test_hosts_without_an_answer_are_not_kept():
+    cache = priorcache.PriorCache(10.0, clock=Clock())
+    hosts = columns([100, 100])
+    cache.store('w', hosts, entries({'h0': 1}))
+    assert cache.lookup('w', hosts) is None
+    assert cache.lookup('w', columns([100], names=['h0'])).changed == []
+
+
+def test_workloads_kept_are_bounded_oldest_out():
+    cache = priorcache.PriorCache(10.0, clock=Clock(), workloads=3)
+    hosts = columns([100])
+    for key in 'abcd':
+        cache.store(key, hosts, entries({'h0': 1}))
+    assert cache.lookup('a', hosts) is None
+    assert all(cache.lookup(k, hosts) is not None for k in 'bcd')
+
+
+def test_ttl_0_is_off_and_the_key_ignores_the_instance():
+    cache = priorcache.PriorCache(0.0)
+    hosts = columns([100])
+    cache.store('w', hosts, entries({'h0': 1}))
+    assert not cache.enabled and cache.lookup('w', hosts) is None
+    request = {'profile': 'web', 'flavor': {'vcpus': 2},
+               'instance_uuid': 'a'}
+    assert priorcache.workload_key(request) == priorcache.workload_key(
+        dict(request, instance_uuid='b'))
+    assert priorcache.workload_key(request) != priorcache.workload_key(
+        dict(request, profile='db'))
+
+
+def test_an_answer_for_other_candidates_adds_to_a_young_one():
+    clock = Clock()
+    cache = priorcache.PriorCache(10.0, clock=clock)
+    cache.store('w', columns([100, 100], names=['h0', 'h1']),
+                entries({'h0': 1, 'h1': 2}))
+    clock.now += 6.0
+    cache.store('w', columns([100, 100], names=['h1', 'h2']),
+                entries({'h1': 5, 'h2': 3}))
+    hit = cache.lookup('w', columns([100] * 3, names=['h0', 'h1', 'h2']))
+    assert {h: e['score'] for h, e in hit.entries.items()} == {
+        'h0': 1, 'h1': 5, 'h2': 3}
+    # As old as its oldest part: gone 10 s after the first answer.
+    clock.now += 4.5
+    assert cache.lookup('w', columns([100], names=['h2'])) is None
