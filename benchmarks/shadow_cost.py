@@ -148,7 +148,8 @@ class ScheduleArm:
             'top_quality': (realised[top].performance / best
                             if best else 1.0),
             'qos_met': bool(realised[picked].qos_met),
-            'picked': picked, 'top': top})
+            'picked': picked, 'top': top,
+            'history_verdict': ranking.get('history_verdict')})
         self.driver.place_vm(request, picked,
                              instance_id=request['instance_uuid'],
                              lifetime_s=request.get('lifetime_s'))
@@ -175,6 +176,56 @@ def summarise(rows):
             [r['source'] == 'history' for r in placed])), 4),
         'answered_from_prior_count': sum(r['source'] == 'history'
                                          for r in placed),
+    }
+
+
+def why_shadows(rows):
+    """Why each request was or was not answered from the prior, by the
+    first condition of "history alone decides" it failed (the answer's
+    ``history_verdict``): ``answered_from_prior``; ``without_history``,
+    a candidate without history of the workload within
+    ``prior_lookback`` (split by whether the expected loss over the
+    other candidates was within ``settle_margin``); ``expected_loss``,
+    every candidate known but the expected loss above ``settle_margin``
+    and the confidence below ``confidence_target``.  None for an arm
+    without verdicts (``full``)."""
+    placed = [r for r in rows if not r.get('rejected')]
+    verdicts = [(r, r.get('history_verdict')) for r in placed]
+    if not placed or all(v is None for _r, v in verdicts):
+        return None
+    counts = {'answered_from_prior': 0, 'without_history': 0,
+              'without_history_loss_within_margin': 0,
+              'expected_loss': 0, 'no_verdict': 0}
+    seconds = dict.fromkeys(counts, 0.0)
+    losses = []
+    for row, verdict in verdicts:
+        if verdict is None:
+            kind = 'no_verdict'
+        elif verdict['decides']:
+            kind = 'answered_from_prior'
+        elif verdict['without_history']:
+            kind = 'without_history'
+            loss = verdict.get('expected_loss')
+            if loss is not None and loss <= verdict['settle_margin']:
+                counts['without_history_loss_within_margin'] += 1
+        else:
+            kind = 'expected_loss'
+            if verdict.get('expected_loss') is not None:
+                losses.append(verdict['expected_loss'])
+        counts[kind] += 1
+        seconds[kind] += row['shadow_host_seconds']
+    return {
+        'requests': counts,
+        'shadow_host_seconds_per_request': {
+            k: round(v / len(placed), 2) for k, v in seconds.items()
+            if k != 'without_history_loss_within_margin'},
+        'expected_loss_when_it_blocked': (
+            {'median': round(float(np.median(losses)), 3),
+             'p25': round(float(np.percentile(losses, 25)), 3),
+             'p75': round(float(np.percentile(losses, 75)), 3)}
+            if losses else None),
+        'confidence_max': round(max(
+            v['confidence'] for _r, v in verdicts if v is not None), 4),
     }
 
 
@@ -303,6 +354,13 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
     result['after_warmup'] = _ratios({
         s: summarise([x for x in r if x['request'] >= args.warmup])
         for s, r in rows.items()})
+    result['why_shadows'] = {
+        'first_requests': {s: why_shadows([x for x in r
+                                           if x['request'] < args.warmup])
+                           for s, r in rows.items()},
+        'after_warmup': {s: why_shadows([x for x in r
+                                         if x['request'] >= args.warmup])
+                         for s, r in rows.items()}}
     result['window'] = args.window
     result['windows'] = {}
     for first in range(0, scored, args.window):
@@ -373,6 +431,10 @@ def print_table(result):
           % (result['racing_cost_vs_pool'], result['warmup'],
              'n/a' if result['racing_cost_vs_pool_after_warmup'] is None
              else '%.3f' % result['racing_cost_vs_pool_after_warmup']))
+    late = (result.get('why_shadows') or {}).get('after_warmup', {})
+    if late.get('racing'):
+        print('racing after the first %d, why history did not decide: %s'
+              % (result['warmup'], late['racing']['requests']))
     print('aims: %s' % result['aims'])
 
 

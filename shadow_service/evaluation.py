@@ -15,12 +15,15 @@ block, whatever happened.  Then one of three schedules
 (``evaluation_schedule``) spends the budget:
 
 ``racing`` (the default)
-    The prior is returned as is when it already decides the ranking: it
-    covers every candidate and either its confidence reaches
-    ``confidence_target`` or the expected score lost by taking its top
+    The prior is returned as is when it already decides the ranking:
+    it covers every candidate and its confidence reaches
+    ``confidence_target``, or the expected score lost by taking its top
     host (:mod:`shadow_service.racing`, drawn from the part of each
     estimate's uncertainty a shadow can narrow) is below
-    ``settle_margin``.
+    ``settle_margin``, counting each candidate without history as a host
+    like a known one picked at random (when at least half the
+    candidates, and at least three, are known; otherwise they are
+    measured first).  The answer's ``history_verdict`` says which.
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
@@ -94,6 +97,12 @@ SCHEDULES = ('racing', 'pool', 'full')
 #: Share of ``settle_margin`` below which a host's expected improvement
 #: takes it out of the race.
 ELIMINATION_SHARE = 0.25
+#: The racing verdict counts candidates without history of the workload
+#: as hosts like the known ones when at least this share of the
+#: candidates, and at least ``MIN_KNOWN_HOSTS`` of them, are known;
+#: otherwise they are measured before history may answer.
+KNOWN_SHARE = 0.5
+MIN_KNOWN_HOSTS = 3
 
 
 def prior_ages(newest, now, step=PRIOR_AGE_STEP_S):
@@ -358,12 +367,22 @@ class Evaluator:
             return self._finish(evaluation, prior, wall_start, 0.0,
                                 'history')
         known = {h.host for h in prior.hosts if h.predicted}
-        verdict = (self.assess(prior, evaluation)
+        unknown = [h for h in eligible if h not in known]
+        # Hosts without history take part in the verdict as hosts like
+        # the known ones, when those are enough to say what that is.
+        like_known = bool(unknown) and len(eligible) - len(unknown) >= max(
+            MIN_KNOWN_HOSTS, KNOWN_SHARE * len(eligible))
+        verdict = (self.assess(prior, evaluation,
+                               unknown=unknown if like_known else ())
                    if self.schedule == 'racing' else None)
-        if known >= set(eligible) and self.schedule != 'full' and (
-                prior.confidence >= self.confidence_target
-                or (verdict is not None and verdict.opportunity_cost
-                    <= self.settle_margin)):
+        decides = self.schedule != 'full' and (
+            (not unknown and prior.confidence >= self.confidence_target)
+            or (verdict is not None and (not unknown or like_known)
+                and verdict.opportunity_cost <= self.settle_margin))
+        if self.schedule != 'full':
+            evaluation.history_verdict = self._history_verdict(
+                prior, verdict, eligible, known, decides)
+        if decides:
             LOG.info('Evaluation %s: history alone decides the ranking '
                      '(confidence %.2f%s); no shadows booted',
                      evaluation.evaluation_id, prior.confidence,
@@ -398,6 +417,28 @@ class Evaluator:
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
 
+    def _history_verdict(self, prior, verdict, eligible, known, decides):
+        """Why history alone did or did not decide the ranking: the
+        candidates without history of the workload within
+        ``prior_lookback``, the prior's confidence against
+        ``confidence_target`` and (racing) its expected loss against
+        ``settle_margin``; in the answer as ``history_verdict``."""
+        return {
+            'decides': bool(decides),
+            'candidates': len(eligible),
+            'without_history': len(set(eligible) - known),
+            'confidence': round(float(prior.confidence), 4),
+            'confidence_target': self.confidence_target,
+            'expected_loss': (None if verdict is None
+                              else round(verdict.opportunity_cost, 4)),
+            'settle_margin': self.settle_margin,
+            'largest_gain': (round(max(verdict.gains.values()), 4)
+                             if verdict is not None and verdict.gains
+                             else None),
+            'contenders': (None if verdict is None else len(
+                verdict.contenders(self.elimination_margin))),
+        }
+
     def _eligible(self, evaluation, host_names):
         """The candidates that may take the VM (up, enabled, in the
         request's zone, within the cost cap); the others are recorded on
@@ -416,7 +457,7 @@ class Evaluator:
             evaluation.unmeasured[host] = 'may not take the VM (%s)' % reason
         return [h for h in host_names if h not in evaluation.excluded]
 
-    def assess(self, ranking, evaluation):
+    def assess(self, ranking, evaluation, unknown=()):
         """What ``ranking`` leaves open among the hosts that may take the
         VM (scores per cost under the ``per_cost`` policy)."""
         excluded = getattr(evaluation, 'excluded', {})
@@ -433,14 +474,13 @@ class Evaluator:
             # are seeded).
             measurable = getattr(ranking, 'measurable_sds', None)
             key = (tuple(sorted(excluded)), tuple(sorted(factors.items())),
-                   indifference,
+                   indifference, tuple(unknown),
                    None if measurable is None else measurable.tobytes())
             if key in memo.verdicts:
                 return memo.verdicts[key]
-        drawn = memo.take_drawn() if key is not None else None
         verdict = racing.assess(ranking, exclude=excluded,
                                 indifference=indifference,
-                                cost_factors=factors, drawn=drawn)
+                                cost_factors=factors, unknown=unknown)
         if key is not None:
             if len(memo.verdicts) >= VERDICTS_KEPT:
                 memo.verdicts.clear()
@@ -652,6 +692,8 @@ class Evaluator:
             'duration_s': round(time.monotonic() - wall_start, 3),
             'shadow_host_seconds': round(shadow_seconds, 3),
         })
+        if getattr(evaluation, 'history_verdict', None) is not None:
+            result['history_verdict'] = evaluation.history_verdict
         evaluation.ranking = result
         evaluation.status = result['status']
         evaluation.progress = 1.0

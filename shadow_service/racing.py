@@ -68,7 +68,7 @@ class Assessment:
 
 
 def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
-           indifference=0.0, draws=DRAWS, seed=0, drawn=None):
+           indifference=0.0, draws=DRAWS, seed=0, unknown=()):
     """The :class:`Assessment` of ``ranking`` (an analyzer ``Ranking``).
 
     Only hosts with predictions and not in ``exclude`` (hosts that may
@@ -77,12 +77,17 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     scores per unit of cost); improvements of at most ``indifference``
     score points count as none.  None when no host has a prediction.
 
-    ``drawn``: ``(hosts, drawn scores (hosts, draws))`` the ranking's
-    confidence drew from the same estimates; above
-    ``confidence.PAIRWISE_DRAWN_HOSTS`` hosts, when they are exactly the
-    hosts taking part and as many draws as this assessment would make,
-    they are scored instead of new draws (the same distribution: one
-    Monte Carlo pass per ranking instead of two).
+    Every positive metric other than a percentage is drawn from the
+    lognormal with its estimate's mean and sd
+    (:func:`~shadow_service.analysis.confidence.draw` with ``relative``):
+    the age drift is relative, and a wide latency estimate drawn from the
+    normal would fall to 0 (an unbounded goodness) in a share of the
+    draws and make its host the best in each of them.
+
+    ``unknown``: hosts that may take the VM but have no prediction (no
+    history of the workload); each takes part with draws of a known host
+    picked at random (:func:`_population`), so the verdict says whether
+    a host like the others could still change the ranking.
     """
     excluded = set(exclude)
     hosts = [h for h in ranking.hosts
@@ -104,43 +109,46 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
         measurable = None
     if not metrics:
         return None
-    if measurable is not None and not np.allclose(
-            measurable, sds, equal_nan=True):
-        # The confidence's draws were of the whole uncertainty.
-        sds, drawn = measurable, None
+    if measurable is not None:
+        sds = measurable
     draws = confidence_lib.bounded_draws(draws, len(hosts))
-    scores = _shared_draws(drawn, hosts, draws)
-    if scores is None:
-        scores = np.nan_to_num(score_lib.scores(
-            metrics, weights,
-            confidence_lib.draw(metrics, values, sds, draws, seed)))
+    drawn = confidence_lib.draw(metrics, values, sds, draws, seed,
+                                relative=True)
+    names = [h.host for h in hosts]
+    unknown = [h for h in unknown if h not in excluded and h not in names]
+    if unknown:
+        drawn = np.concatenate(
+            [drawn, _population(drawn, len(unknown), seed)])
+    scores = np.nan_to_num(score_lib.scores(metrics, weights, drawn))
     point = np.nan_to_num(score_lib.scores(metrics, weights, values))
     if cost_factors:
-        factors = np.array([float(cost_factors.get(h.host, 1.0))
-                            for h in hosts])
+        factors = np.array([float(cost_factors.get(h, 1.0))
+                            for h in names + unknown])
         scores = scores * factors[:, None]
-        point = point * factors
+        point = point * factors[:len(names)]
     top = int(np.argmax(point))
     lead = scores - scores[top] - float(indifference)
     gains = np.mean(np.maximum(lead, 0.0), axis=1)
     cost = float(np.mean(np.maximum(np.max(lead, axis=0), 0.0)))
     return Assessment(
-        incumbent=hosts[top].host, opportunity_cost=cost,
-        gains={h.host: float(g) for i, (h, g) in enumerate(zip(hosts, gains))
+        incumbent=names[top], opportunity_cost=cost,
+        gains={h: float(g) for i, (h, g) in enumerate(zip(names + unknown,
+                                                           gains))
                if i != top})
 
 
-def _shared_draws(drawn, hosts, draws):
-    """The drawn scores of ``hosts`` (rows in their order) from the
-    confidence's ``drawn`` (see :func:`assess`), or None."""
-    if drawn is None or len(hosts) <= confidence_lib.PAIRWISE_DRAWN_HOSTS:
-        return None
-    names, scores = drawn
-    if (scores is None or scores.ndim != 2 or scores.shape[1] != draws
-            or len(names) != len(hosts)):
-        return None
-    rows = _rows(names, hosts)
-    return None if rows is None else np.nan_to_num(scores[rows])
+def _population(drawn, count, seed):
+    """``count`` hosts' drawn metric values (count, metrics, draws) for
+    hosts history knows nothing about: in each draw, the values of a
+    known host picked at random in a draw picked at random (so
+    independent of the known hosts' values in the same draw), scored with
+    the known hosts' draws: an unknown host is taken to be like a
+    candidate picked at random among the known ones."""
+    rng = np.random.default_rng(seed + 1)
+    hosts, _metrics, draws = drawn.shape
+    picked = drawn[rng.integers(0, hosts, size=(count, draws)), :,
+                   rng.integers(0, draws, size=(count, draws))]
+    return np.transpose(picked, (0, 2, 1))
 
 
 def _rows(names, hosts):

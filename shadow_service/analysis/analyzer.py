@@ -753,11 +753,7 @@ class Analyzer:
         results.sort(key=lambda h: (-h.score, -h.confidence, h.host))
         overall = confidence.overall * (len(measured) / len(hosts)) \
             if hosts else 0.0
-        memo = RankedMemo(tuple(results), float(overall))
-        if len(measured) > confidence_lib.PAIRWISE_DRAWN_HOSTS:
-            # The race may score the same draws (see RankedMemo.drawn).
-            memo.drawn = (list(measured), confidence.drawn)
-        return memo
+        return RankedMemo(tuple(results), float(overall))
 
     def calibrated(self, confidence):
         """``confidence`` (a raw ranking confidence) through the learned
@@ -789,20 +785,9 @@ class RankedMemo:
         self._dicts = None
         self._json = None
         self.verdicts = {}
-        #: ``(measured hosts, their drawn scores (hosts, draws))`` of the
-        #: confidence, above ``PAIRWISE_DRAWN_HOSTS`` hosts, until the
-        #: race has read them (:meth:`take_drawn`); None otherwise.
-        self.drawn = None
         #: Cost and exclusion keys whose ``host_score`` points are written.
         self.points_written = set()
         self.lock = threading.Lock()
-
-    def take_drawn(self):
-        """:attr:`drawn`, given once (then dropped: 0.8 MB at 1,000
-        hosts)."""
-        with self.lock:
-            drawn, self.drawn = self.drawn, None
-        return drawn
 
     def holds(self, hosts):
         """Whether ``hosts`` are this memo's entries, in its order."""

@@ -59,20 +59,52 @@ def rank_confidence(metrics, weights, values, sds, point_scores, *,
         overall, contender, drawn_scores)
 
 
-def draw(metrics, values, sds, draws, seed):
+def draw(metrics, values, sds, draws, seed, relative=False):
     """``draws`` Monte Carlo draws (a trailing axis) of (hosts, metrics)
     ``values`` with normal uncertainties ``sds`` (NaN: none), percentages
-    kept within 0..100 and every other metric at least 0."""
+    kept within 0..100 and every other metric at least 0.
+
+    ``relative``: every positive value that is not a percentage is drawn
+    from the lognormal with its mean and sd instead (the same standard
+    normal draws), the distribution of a relative drift: the value never
+    falls to 0, where a latency's goodness (``1 / value``) has no bound
+    and a wide estimate would make its host the best in every draw that
+    clips it."""
     rng = np.random.default_rng(seed)
     # values + sds x noise, computed in the noise's own array (a thousand
     # hosts draw about a million values).
     drawn = rng.standard_normal(values.shape + (draws,))
+    if relative:
+        return _relative(metrics, values, sds, drawn)
     drawn *= np.nan_to_num(sds)[:, :, None]
     drawn += values[:, :, None]
     for column, metric in enumerate(metrics):
         upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
         np.clip(drawn[:, column], 0.0, upper, out=drawn[:, column])
     return drawn
+
+
+def _relative(metrics, values, sds, noise):
+    """:func:`draw` with ``relative`` from its standard normal ``noise``
+    (hosts, metrics, draws), in place."""
+    for column, metric in enumerate(metrics):
+        value = values[:, column][:, None]
+        sd = np.nan_to_num(sds[:, column])[:, None]
+        normal = noise[:, column] * sd + value
+        if metric in catalogue.PERCENT_METRICS:
+            noise[:, column] = np.clip(normal, 0.0, 100.0)
+            continue
+        positive = value > 0
+        with np.errstate(invalid='ignore', divide='ignore'):
+            # The lognormal's sigma for a mean and sd: ln(1 + cv^2).
+            sigma = np.sqrt(np.log1p(np.where(
+                positive, (sd / np.where(positive, value, 1.0)) ** 2,
+                0.0)))
+            lognormal = value * np.exp(
+                sigma * noise[:, column] - 0.5 * sigma ** 2)
+        noise[:, column] = np.where(positive, lognormal,
+                                    np.clip(normal, 0.0, None))
+    return noise
 
 
 #: Host-draws one confidence computes at most: beyond

@@ -375,3 +375,78 @@ def test_the_log_says_why_history_did_not_decide(caplog):
            if 'history does not decide' in r.getMessage()]
     assert why and '1 of 7 candidates without history' in why[0]
     assert 'expected loss' in why[0]
+
+
+def test_racing_takes_a_host_without_history_as_one_like_the_known():
+    analyzer = analyzer_mod.Analyzer()
+    # One host far ahead of three alike: a host like the known ones is
+    # most likely one of the three, and cannot change the ranking.
+    clear = analyzer.rank({'cpu': 1.0}, {
+        'a': {'cpu_ops_per_s': [100.0, 101.0, 99.0, 100.0]},
+        'b': {'cpu_ops_per_s': [50.0, 51.0, 49.0, 50.0]},
+        'c': {'cpu_ops_per_s': [52.0, 51.0, 53.0, 52.0]},
+        'd': {'cpu_ops_per_s': [48.0, 49.0, 47.0, 48.0]}})
+    verdict = racing.assess(clear, indifference=2.0, unknown=['x'])
+    assert verdict.incumbent == 'a'
+    assert set(verdict.gains) == {'b', 'c', 'd', 'x'}
+    assert verdict.gains['x'] < 0.01
+    assert verdict.opportunity_cost < 0.01
+    # Two hosts within the tie margin: a host like them may be better.
+    close = analyzer.rank({'cpu': 1.0}, {
+        'a': {'cpu_ops_per_s': [100.0]}, 'b': {'cpu_ops_per_s': [99.0]},
+        'c': {'cpu_ops_per_s': [98.0]}})
+    alone = racing.assess(close, indifference=2.0)
+    verdict = racing.assess(close, indifference=2.0, unknown=['x'])
+    assert verdict.gains['x'] > 0.1
+    assert verdict.opportunity_cost > alone.opportunity_cost
+    # An excluded host takes no part.
+    assert 'x' not in racing.assess(close, unknown=['x'],
+                                    exclude=['x']).gains
+
+
+def test_racing_draws_a_wide_latency_relative_not_down_to_zero():
+    from shadow_service.analysis import confidence
+    values = np.array([[1.0], [2.0]])
+    sds = np.array([[0.1], [2.0]])
+    metrics = ['disk_p95_latency_ms']
+    normal = confidence.draw(metrics, values, sds, 4000, 0)
+    relative = confidence.draw(metrics, values, sds, 4000, 0,
+                               relative=True)
+    # The normal clips a fifth of the wide host's draws to 0 (an
+    # unbounded goodness); the lognormal keeps its mean and sd above 0.
+    assert np.mean(normal[1, 0] == 0.0) > 0.1
+    assert (relative > 0).all()
+    assert np.mean(relative[1, 0]) == pytest.approx(2.0, rel=0.1)
+    assert np.std(relative[1, 0]) == pytest.approx(2.0, rel=0.2)
+    # A narrow estimate draws alike either way.
+    assert np.std(relative[0, 0]) == pytest.approx(np.std(normal[0, 0]),
+                                                   rel=0.05)
+    # The wide, worse host: the race's loss from it is the lognormal's.
+    ranking = analyzer_mod.Analyzer().rank({'disk_latency': 1.0}, {
+        'a': {'disk_p95_latency_ms': [1.0, 1.02, 0.98, 1.0]},
+        'b': {'disk_p95_latency_ms': [2.0]}})
+    verdict = racing.assess(ranking, indifference=2.0)
+    assert verdict.incumbent == 'a'
+    assert verdict.opportunity_cost < evaluation.Evaluator.\
+        DEFAULT_SETTLE_MARGIN * 10
+
+
+def test_history_answers_with_a_host_it_does_not_know_when_it_cannot_matter():
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=50.0)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    ranking = evaluator.run(evaluator.new(
+        REQUEST, HOSTS + [{'host': 'node-9'}], 30.0))
+    assert ranking['source'] == 'history'
+    assert ranking['history_verdict']['without_history'] == 1
+    assert ranking['history_verdict']['decides'] is True
+    new = [h for h in ranking['hosts'] if h['host'] == 'node-9']
+    assert new[0]['confidence'] == 0.0 and new[0]['score'] == 50.0
+    # Too few known hosts to say what a host like them is: measured.
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=50.0)
+    evaluator.run(evaluator.new(REQUEST, HOSTS[:2], 30.0))
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert ranking['source'] == 'shadows'
+    assert ranking['history_verdict'] == dict(
+        ranking['history_verdict'], decides=False, without_history=4)
