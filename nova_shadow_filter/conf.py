@@ -225,10 +225,12 @@ cost). Within this many seconds of the last answer from the service, a
 request for the same workload whose candidates all have an entry is
 answered from those entries: hosts whose facts are unchanged keep theirs,
 and when a few hosts changed (at most a tenth of the candidates, for
-example the host that took the previous VM) only those are asked of the
-service, from history alone (a small, fast call). A candidate the answer
-did not hold, more changed hosts, or an older answer make the weigher ask
-the service about every candidate, as without the cache. A request the
+example the host that took the previous VM) those are neutral for the
+request and asked of the service again in the background, from history
+alone. An answer past half this time is renewed in the background. A
+candidate the answer did not hold, more changed hosts, or an older answer
+make the weigher ask the service about every candidate, as without the
+cache. A request the
 weigher answered itself is still sent to the service, without waiting, so
 it is recorded like any other. Answers that needed shadows are never
 reused. The boot-or-move look-up runs after such an answer: a move or an

@@ -79,6 +79,8 @@ LOG_VALUE_MAX = 80
 REFRESH_BUDGET_S = 3.0
 #: Records of requests answered from the cache that may wait to be sent.
 RECORDS_QUEUED = 64
+#: Dropped records: one warning for the first and every this many.
+DROPS_LOGGED_EVERY = 100
 
 
 class InvalidReply(Exception):
@@ -381,10 +383,12 @@ class _Recorder:
             self._queue.put_nowait(record)
         except queue.Full:
             self.dropped += 1
-            LOG.warning('Not recording a request answered from the cache '
-                        'of answers from history: %d records already '
-                        'wait (%d dropped so far)', RECORDS_QUEUED,
-                        self.dropped)
+            if self.dropped % DROPS_LOGGED_EVERY == 1:
+                # Once per burst, not once per request.
+                LOG.warning('Not recording a request answered from the '
+                            'cache of answers from history: %d already '
+                            'wait (%d dropped so far)', RECORDS_QUEUED,
+                            self.dropped)
 
     def _run(self):
         while True:
