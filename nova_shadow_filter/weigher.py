@@ -351,7 +351,7 @@ class _Plan:
     answered from the cache, once it is answered (:class:`_Recorder`)."""
 
     def __init__(self, what, call, deadline_s, parse=None, local=None,
-                 record=None):
+                 record=None, changed=0):
         self.what = what
         self.call = call
         self.deadline_s = deadline_s
@@ -359,7 +359,7 @@ class _Plan:
         self.local = local
         self.record = record
         # Hosts of a cached answer left neutral (their facts changed).
-        self.changed = 0
+        self.changed = changed
 
 
 class _Recorder:
@@ -663,8 +663,12 @@ class ShadowWeigher(weights.BaseHostWeigher):
             # Before anything else: an open circuit costs nothing.
             LOG.debug('Shadow service circuit is open; neutral weights')
             return None
+        # The host columns, made once per request (the cache compares
+        # them; a request it cannot answer sends them).
+        described = {}
         if evaluation_id is None:
-            plan = self._cached_plan(spec_obj, states, profile, opts)
+            plan = self._cached_plan(spec_obj, states, profile, opts,
+                                     described)
             if plan is not None:
                 return plan
         operation = operations.operation_of(spec_obj)
@@ -697,7 +701,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
             LOG.warning('Could not describe the request for the shadow '
                         'service (%s); neutral weights', describe_error(e))
             return None
-        columns = describe_host_columns(states)
+        columns = described.get('columns') or describe_host_columns(states)
         names = columns['host']
         if operation == operations.BOOT:
             budget = self._budget(spec_obj)
@@ -752,13 +756,13 @@ class ShadowWeigher(weights.BaseHostWeigher):
         return self._allowed(_Plan(what, rank, timeout, parse))
 
     # -- the cache of answers from history -----------------------------------
-    def _cached_plan(self, spec_obj, states, profile, opts):
+    def _cached_plan(self, spec_obj, states, profile, opts, described):
         """A :class:`_Plan` from the cache of answers from history, or
         None (ask as without it).  Tried before the boot-or-move look-up,
         which then runs on the recorder's thread: a move or an evacuation
         of a workload with a cached answer is weighed by it too (it is
         not delayed: nothing is waited for), and only its record
-        differs."""
+        differs.  ``described`` receives the host columns it made."""
         cache = self._prior_cache_for(opts)
         if (cache is None or not isinstance(profile, str)
                 or not profile.strip()
@@ -772,7 +776,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
         key = priorcache.workload_key(request)
         if not cache.holds(key):
             return None
-        columns = describe_host_columns(states)
+        columns = described['columns'] = describe_host_columns(states)
         lookup = cache.lookup(key, columns)
         if lookup is None:
             return None
@@ -791,9 +795,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
         # The hosts whose facts changed are not in the entries: neutral
         # for this request (never their old score: one of them may just
         # have taken the previous VM).
-        plan = _Plan(what, None, 0.0, local=lookup.entries, record=job)
-        plan.changed = len(lookup.changed)
-        return plan
+        return _Plan(what, None, 0.0, local=lookup.entries, record=job,
+                     changed=len(lookup.changed))
 
     def _prior_cache_for(self, opts):
         """The cache of answers from history, or None when it is off or
