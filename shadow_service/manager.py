@@ -99,6 +99,15 @@ def caller_left(ctxt, now=None):
     return sent_at + wait_s - now
 
 
+def _require_boolean(**flags):
+    """InvalidRequest naming the first of ``flags`` that is not a
+    boolean."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise exception.InvalidRequest(
+                reason='%s: must be true or false' % name)
+
+
 def _logs_rejections(method):
     """One INFO line per typed rejection of ``method``; the error goes
     back to the caller unchanged."""
@@ -137,9 +146,7 @@ class ShadowManager:
     @exporter.timed_rpc
     @_logs_rejections
     def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
-        if not isinstance(detail, bool):
-            raise exception.InvalidRequest(
-                reason='detail: must be true or false')
+        _require_boolean(detail=detail)
         ranking = self.evaluate(request, hosts, budget_s,
                                 caller_left=caller_left(ctxt))
         return ranking if detail else compact(ranking)
@@ -154,11 +161,7 @@ class ShadowManager:
         their order (1.3; see :func:`columns_reply`); with
         ``history_only`` from the history prior alone, without shadows,
         and with ``record`` False not recorded (1.4)."""
-        for name, value in (('history_only', history_only),
-                            ('record', record)):
-            if not isinstance(value, bool):
-                raise exception.InvalidRequest(
-                    reason='%s: must be true or false' % name)
+        _require_boolean(history_only=history_only, record=record)
         rows = schema.hosts_from_columns(hosts)
         ranking = self.evaluate(request, rows, budget_s,
                                 caller_left=caller_left(ctxt),
