@@ -24,6 +24,11 @@ Outcomes come from two places:
   the tie margin of the best of the other candidates' predicted ones.
   A VM that landed elsewhere gives no outcome.
 
+Each outcome keeps the share of the candidates' RAM allocated when its
+ranking was made (from the evaluation record's host features), so that
+the map is not read in a cloud fuller or emptier than its outcomes saw
+(see :class:`~shadow_service.analysis.calibration.CalibrationMap`).
+
 Refits are throttled like the other learners' and never raise.
 Configure it in the ``[analysis]`` group (``calibration_*`` options).
 """
@@ -34,6 +39,7 @@ import time
 
 import numpy as np
 
+from shadow_service import hostfacts
 from shadow_service import measurements as names
 from shadow_service import notifications
 from shadow_service.analysis import calibration as calibration_lib
@@ -139,7 +145,8 @@ class CalibrationLearner(base.HistoryLearner):
         self.harvest = bool(harvest)
         self.pairs = 0
         self.harvested = 0
-        # evaluation id -> (confidence, right) or None once given up.
+        # evaluation id -> (confidence, right, allocated share) or None
+        # once given up.
         self._settled = {}
 
     @classmethod
@@ -196,8 +203,8 @@ class CalibrationLearner(base.HistoryLearner):
             min_pairs=self.min_pairs, prior_pairs=self.prior_pairs,
             tails=self.tails)
         if pairs:
-            confidences, outcomes = zip(*pairs)
-            state.fit(confidences, outcomes)
+            confidences, outcomes, shares = zip(*pairs)
+            state.fit(confidences, outcomes, shares)
         self.pairs = len(pairs)
         return state, len(pairs)
 
@@ -207,8 +214,12 @@ class CalibrationLearner(base.HistoryLearner):
                                      % self.min_pairs))
 
     def training_pairs(self):
-        """``[(raw confidence, 0/1)]`` in the lookback window."""
+        """``[(raw confidence, 0/1, allocated RAM share or None)]`` in the
+        lookback window."""
         now = self._clock()
+        records = self.records()
+        shares = {evaluation_id: hostfacts.allocated_ram_share(
+            record.get('host_features')) for evaluation_id, record in records}
         recorded = {}
         for point in self.history.query_points(
                 names.RANKING_OUTCOME, start=now - self.lookback_s,
@@ -217,16 +228,17 @@ class CalibrationLearner(base.HistoryLearner):
             outcome = point.fields.get(names.FIELD_OUTCOME)
             if confidence is None or outcome is None:
                 continue
-            recorded[point.tags.get(names.TAG_EVALUATION)] = (
-                float(confidence), float(outcome))
+            evaluation_id = point.tags.get(names.TAG_EVALUATION)
+            recorded[evaluation_id] = (float(confidence), float(outcome),
+                                       shares.get(evaluation_id))
         pairs = list(recorded.values())
         if self.harvest:
-            pairs += self._harvest(now, set(recorded))
+            pairs += self._harvest(now, set(recorded), records, shares)
         return pairs
 
-    def _harvest(self, now, known):
+    def _harvest(self, now, known, records, shares):
         pairs = []
-        for evaluation_id, record in self.records():
+        for evaluation_id, record in records:
             if evaluation_id in known:
                 continue
             if evaluation_id in self._settled:
@@ -250,8 +262,8 @@ class CalibrationLearner(base.HistoryLearner):
                                      window_s=self.window_s,
                                      tie_margin=self.tie_margin)
             if outcome is not None and math.isfinite(outcome[0]):
-                self._settled[evaluation_id] = (outcome[0],
-                                                float(outcome[1]))
+                self._settled[evaluation_id] = (
+                    outcome[0], float(outcome[1]), shares.get(evaluation_id))
                 pairs.append(self._settled[evaluation_id])
                 self.harvested += 1
             else:
