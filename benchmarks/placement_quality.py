@@ -472,6 +472,9 @@ def service_settings(args, persistent):
     if getattr(args, 'calibration_tails', None):
         settings.append(('analysis', 'calibration_tails',
                          args.calibration_tails))
+    if getattr(args, 'calibration_share_margin', None) is not None:
+        settings.append(('analysis', 'calibration_share_margin',
+                         args.calibration_share_margin))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
     if getattr(args, 'no_peak_memory', False):
@@ -1190,6 +1193,10 @@ def main(argv=None):
                         help='[analysis] calibration_tails (default: the '
                         'option\'s default; identity is the map before '
                         'flat tails)')
+    parser.add_argument('--calibration-share-margin', type=float,
+                        help='[analysis] calibration_share_margin (default: '
+                        'the option\'s; 1 reads the map at any allocated '
+                        'share, as before the option)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')

@@ -113,6 +113,9 @@ class CalibrationLearner(base.HistoryLearner):
     tails : str
         The map beyond its outermost fitted bins (``flat`` or
         ``identity``, see :class:`CalibrationMap`).
+    share_margin : float
+        How far beyond the allocated RAM shares of its outcomes the map
+        is read (see :class:`CalibrationMap`).
     tie_margin : float
         ``[analysis] tie_margin``: score points within which the top host
         still counts as best.
@@ -125,7 +128,8 @@ class CalibrationLearner(base.HistoryLearner):
 
     def __init__(self, history, *, lookback_s=30 * 86400.0,
                  window_s=86400.0, min_pairs=20, prior_pairs=5.0,
-                 tails='flat', tie_margin=2.0, harvest=True, refit_every=20,
+                 tails='flat', share_margin=calibration_lib.SHARE_MARGIN,
+                 tie_margin=2.0, harvest=True, refit_every=20,
                  refit_interval_s=3600.0, max_evaluations=500,
                  clock=time.time, monotonic=None):
         if window_s <= 0:
@@ -135,12 +139,14 @@ class CalibrationLearner(base.HistoryLearner):
             refit_interval_s=refit_interval_s,
             max_evaluations=max_evaluations,
             initial=calibration_lib.CalibrationMap(
-                min_pairs=min_pairs, prior_pairs=prior_pairs, tails=tails),
+                min_pairs=min_pairs, prior_pairs=prior_pairs, tails=tails,
+                share_margin=share_margin),
             clock=clock, monotonic=monotonic)
         self.window_s = float(window_s)
         self.min_pairs = int(min_pairs)
         self.prior_pairs = float(prior_pairs)
         self.tails = tails
+        self.share_margin = float(share_margin)
         self.tie_margin = float(tie_margin)
         self.harvest = bool(harvest)
         self.pairs = 0
@@ -160,6 +166,7 @@ class CalibrationLearner(base.HistoryLearner):
                    min_pairs=opts.calibration_min_pairs,
                    prior_pairs=opts.calibration_prior_pairs,
                    tails=opts.calibration_tails,
+                   share_margin=opts.calibration_share_margin,
                    tie_margin=opts.tie_margin,
                    refit_interval_s=opts.calibration_refit_interval,
                    clock=clock)
@@ -201,7 +208,7 @@ class CalibrationLearner(base.HistoryLearner):
         pairs = self.training_pairs()
         state = calibration_lib.CalibrationMap(
             min_pairs=self.min_pairs, prior_pairs=self.prior_pairs,
-            tails=self.tails)
+            tails=self.tails, share_margin=self.share_margin)
         if pairs:
             confidences, outcomes, shares = zip(*pairs)
             state.fit(confidences, outcomes, shares)

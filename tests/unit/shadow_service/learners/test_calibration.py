@@ -146,9 +146,13 @@ def test_the_learner_takes_the_map_options_from_the_configuration(store):
     assert conf.analysis.calibration_prior_pairs == 5.0
     conf.set_override('calibration_tails', 'identity', group='analysis')
     conf.set_override('calibration_prior_pairs', 12.0, group='analysis')
+    assert conf.analysis.calibration_share_margin == pytest.approx(
+        calibration_lib.SHARE_MARGIN)
+    conf.set_override('calibration_share_margin', 1.0, group='analysis')
     learner = learning.CalibrationLearner.from_conf(conf, store)
     assert learner.tails == 'identity'
     assert learner.prior_pairs == 12.0
+    assert learner.share_margin == 1.0
     with pytest.raises(ValueError):
         conf.set_override('calibration_tails', 'linear', group='analysis')
 
