@@ -2,7 +2,11 @@
 """Replay the confidence calibration's online learning on stored rows.
 
 The placement benchmark's ``--rows`` file holds, per request in arrival
-order, ``confidence: [stated, top host right, raw]``.  The calibration
+order, ``confidence: [stated, top host right, raw, share]`` (``share``:
+the candidates' allocated RAM share, in rows written since the map is
+read at it; older rows lack it, and the replay stands in the cluster's:
+its RAM allocated at the start plus what the arm placed and still runs,
+over its RAM).  The calibration
 learner only knows a ranking's outcome once the VM's first day (or its
 life, when shorter) is over, and refits at most hourly on the twin's
 clock.  This script replays that: at each request, a map fitted only on
@@ -22,8 +26,8 @@ Usage::
         ROWS.arrivals.json:arrivals:SEED:REQUESTS [...] [--json OUT]
 
 The replay of the method in use reproduces the runs' own stated ECE to
-within about 0.01 (the learner's refits are counted in uses, not
-requests).
+within about 0.01 in ``arrivals`` and 0.015 in ``fill`` (the learner's
+refits are counted in uses, not requests).
 """
 
 import argparse
@@ -50,28 +54,52 @@ class _Drawn(Exception):
 
 
 def request_times(mode, seed, count):
-    """``[(arrival offset s, lifetime s or None)]`` of the benchmark's
-    requests (its twin is built to size the arrival rate)."""
+    """``([(arrival offset s, lifetime s or None)], cluster)`` of the
+    benchmark's requests (its twin is built to size the arrival rate);
+    ``cluster``: ``(RAM MB allocated at the start, RAM MB)``."""
     import placement_quality as pq
     drawn = {}
-    original = pq.make_requests
+    original, original_free = pq.make_requests, pq.free_ram_mb
+
+    def free(driver, hosts):
+        drawn['total'] = float(sum(driver.nova_view(h)['memory_mb']
+                                   for h in hosts))
+        return original_free(driver, hosts)
 
     def grab(count, seed, start, mode='independent', free_ram_mb=None):
         requests = original(count, seed, start, mode=mode,
                             free_ram_mb=free_ram_mb)
         drawn['times'] = [(r['arrival'] - start, r.get('lifetime_s'))
                           for r in requests]
+        drawn['used'] = drawn['total'] - free_ram_mb
         raise _Drawn()
 
-    pq.make_requests = grab
+    pq.make_requests, pq.free_ram_mb = grab, free
     try:
         pq.main(['--mode', mode, '--seed', str(seed), '--requests',
                  str(count), '--policies', 'nova', '--out', os.devnull])
     except _Drawn:
         pass
     finally:
-        pq.make_requests = original
-    return drawn['times']
+        pq.make_requests, pq.free_ram_mb = original, original_free
+    return drawn['times'], (drawn['used'], drawn['total'])
+
+
+def cluster_shares(rows, times, cluster):
+    """``{request: allocated RAM share of the cluster}`` when each was
+    ranked: the start's allocation plus the arm's VMs still running."""
+    import placement_quality as pq
+    ram = {f['name']: f['ram_mb'] for f in pq.FLAVORS}
+    used, total = cluster
+    running, shares = [], {}
+    for row in rows:
+        arrival, lifetime = times[row['request']]
+        running = [(end, mb) for end, mb in running if end > arrival]
+        shares[row['request']] = (used + sum(mb for _e, mb in running)) \
+            / total
+        running.append((arrival + lifetime if lifetime else np.inf,
+                         ram[row['flavor']]))
+    return shares
 
 
 def _logit(p):
@@ -104,12 +132,20 @@ def _platt(x, y, prior, beta=False):
 
 
 def methods():
-    """``{name: (fit(confidences, outcomes) -> map, replay options)}``."""
+    """``{name: (fit(confidences, outcomes, shares) -> map(raw, share),
+    replay options)}``."""
     def binned(**kw):
-        return lambda x, y: cal.CalibrationMap(**kw).fit(x, y)
+        return lambda x, y, _s: cal.CalibrationMap(**kw).fit(x, y)
+
+    def at_shares(**kw):
+        return lambda x, y, s: cal.CalibrationMap(**kw).fit(x, y, s)
     found = {'raw (no map)': (None, {}),
-             'identity tails (before)': (binned(tails='identity'), {}),
-             'flat tails (default)': (binned(), {})}
+             'identity tails, any share': (binned(tails='identity'), {}),
+             'flat tails, any share (before)': (binned(), {}),
+             'flat tails, covered shares (default)': (at_shares(), {})}
+    for margin in (0.0, 0.01, 0.05):
+        found['covered shares, margin %g' % margin] = (
+            at_shares(share_margin=margin), {})
     for prior in (0, 2, 10, 20):
         found['flat tails, prior_pairs %g' % prior] = (
             binned(prior_pairs=prior), {})
@@ -119,37 +155,50 @@ def methods():
     found['flat tails, newest 40 outcomes'] = (binned(), {'recent': 40})
     for prior in (2, 5):
         found['Platt on logit(raw), prior %g' % prior] = (
-            lambda x, y, p=prior: _platt(x, y, p), {})
+            lambda x, y, _s, p=prior: _platt(x, y, p), {})
     found['beta calibration, prior 5'] = (
-        lambda x, y: _platt(x, y, 5, beta=True), {})
+        lambda x, y, _s: _platt(x, y, 5, beta=True), {})
     found['mean accuracy so far'] = (
-        lambda x, y: (lambda a: (lambda c: a))(
+        lambda x, y, _s: (lambda a: (lambda c: a))(
             (np.sum(y) + 5 * 0.75) / (len(y) + 5)), {})
     return found
 
 
-def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None):
-    """``(stated, outcomes)`` arrays of the online replay of ``fit``."""
+def _stated(mapping, raw, share):
+    if isinstance(mapping, cal.CalibrationMap):
+        return mapping(raw, share)
+    return mapping(raw)
+
+
+def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
+           cluster=None):
+    """``(stated, outcomes)`` arrays of the online replay of ``fit``;
+    ``cluster`` (see :func:`request_times`) stands in the cluster's
+    share for rows without one."""
+    shares = cluster_shares(rows, times, cluster) if cluster else {}
     pairs = []
     for row in rows:
         if not row.get('confidence'):
             continue
         arrival, lifetime = times[row['request']]
         known = arrival + min(WINDOW_S, lifetime or WINDOW_S)
+        share = (row['confidence'][3] if len(row['confidence']) > 3
+                 else shares.get(row['request']))
         pairs.append((known, row['confidence'][2],
-                      float(row['confidence'][1]), arrival))
+                      float(row['confidence'][1]), arrival, share))
     stated, mapping = [], None
     fitted_at, fitted_n = -np.inf, -REFIT_REQUESTS
-    for n, (_known, raw, _right, now) in enumerate(pairs):
+    for n, (_known, raw, _right, now, share) in enumerate(pairs):
         if fit is not None and now - fitted_at >= REFIT_S \
                 and n - fitted_n >= REFIT_REQUESTS:
-            seen = [(c, y) for k, c, y, _a in pairs[:n] if k <= now]
+            seen = [(c, y, s) for k, c, y, _a, s in pairs[:n] if k <= now]
             if recent:
                 seen = seen[-recent:]
             fitted_at, fitted_n = now, n
             mapping = (fit(*zip(*seen)) if len(seen) >= max(min_pairs, 1)
                        else None)
-        stated.append(mapping(raw) if mapping is not None else raw)
+        stated.append(_stated(mapping, raw, share) if mapping is not None
+                      else raw)
     return (np.clip(np.array(stated), 1e-4, 1 - 1e-4),
             np.array([p[2] for p in pairs]))
 
@@ -174,15 +223,16 @@ def main(argv=None):
         path, mode, seed, count = spec.rsplit(':', 3)
         with open(path) as handle:
             rows = json.load(handle)
-        files.append((os.path.basename(path), rows,
-                      request_times(mode, int(seed), int(count))))
+        times, cluster = request_times(mode, int(seed), int(count))
+        files.append((os.path.basename(path), rows, times, cluster))
     table = {}
     print('%-34s %s | pooled ECE  Brier  log loss' % (
         'method', ' '.join('%6s' % ('f%d' % i) for i in range(len(files)))))
     for name, (fit, options) in methods().items():
         per_file, all_s, all_y = {}, [], []
-        for label, rows, times in files:
-            stated, outcomes = replay(rows, times, fit, **options)
+        for label, rows, times, cluster in files:
+            stated, outcomes = replay(rows, times, fit, cluster=cluster,
+                                      **options)
             per_file[label] = scores(stated, outcomes)
             all_s.append(stated)
             all_y.append(outcomes)
@@ -191,7 +241,7 @@ def main(argv=None):
         print('%-34s %s | %.4f  %.4f  %.4f' % (
             name, ' '.join('%6.3f' % per_file[f[0]]['ece'] for f in files),
             pooled['ece'], pooled['brier'], pooled['log_loss']), flush=True)
-    for i, (label, _rows, _times) in enumerate(files):
+    for i, (label, *_rest) in enumerate(files):
         print('f%d = %s' % (i, label))
     if args.json:
         with open(args.json, 'w') as handle:

@@ -121,6 +121,7 @@ from oslo_config import cfg  # noqa: E402
 
 from nova_shadow_filter import request as request_lib  # noqa: E402
 from shadow_service import conf as shadow_conf  # noqa: E402
+from shadow_service import hostfacts  # noqa: E402
 from shadow_service import service  # noqa: E402
 from shadow_service.analysis import analyzer as analyzer_mod  # noqa: E402
 from shadow_service.analysis import calibration  # noqa: E402
@@ -471,6 +472,9 @@ def service_settings(args, persistent):
     if getattr(args, 'calibration_tails', None):
         settings.append(('analysis', 'calibration_tails',
                          args.calibration_tails))
+    if getattr(args, 'calibration_share_margin', None) is not None:
+        settings.append(('analysis', 'calibration_share_margin',
+                         args.calibration_share_margin))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
     if getattr(args, 'no_peak_memory', False):
@@ -588,7 +592,7 @@ class Arm:
             self.peer = peer_policies.Peer(policy, self.twin, args.seed,
                                            nova)
         # request instance_uuid -> (stated confidence, top host right?,
-        # raw confidence)
+        # raw confidence, the candidates' allocated RAM share)
         self.confidence_outcomes = {}
         # Outcomes not yet over: (when known, evaluation id, raw
         # confidence, right, top host).
@@ -637,8 +641,10 @@ class Arm:
             1.0 - self.tie_margin / 100.0)
         stated = float(ranking.get('confidence', 0.0))
         raw = float(ranking.get('raw_confidence', stated))
+        share = hostfacts.allocated_ram_share(views)
         self.confidence_outcomes[request['instance_uuid']] = (
-            stated, bool(right), raw)
+            stated, bool(right), raw,
+            None if share is None else round(share, 4))
         # Known once the VM's first day (or life) is over: only then does
         # the calibration learner hear of it.
         window = min(OUTCOME_WINDOW_S,
@@ -1187,6 +1193,10 @@ def main(argv=None):
                         help='[analysis] calibration_tails (default: the '
                         'option\'s default; identity is the map before '
                         'flat tails)')
+    parser.add_argument('--calibration-share-margin', type=float,
+                        help='[analysis] calibration_share_margin (default: '
+                        'the option\'s; 1 reads the map at any allocated '
+                        'share, as before the option)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')

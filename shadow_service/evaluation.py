@@ -57,6 +57,7 @@ import time
 import uuid
 
 from shadow_service import hostchoice
+from shadow_service import hostfacts
 from shadow_service import learners as learners_mod
 from shadow_service import logsafe
 from shadow_service import measurements as names
@@ -790,7 +791,8 @@ class Evaluator:
         The raw confidence is scaled alike (it is the probability over
         every candidate, which is what a ranking's outcome is judged
         against and what the calibration map learns from), and the stated
-        one is the map (``calibrated``) of the scaled raw figure."""
+        one is the map (``calibrated``) of the scaled raw figure at the
+        candidates' allocated RAM share."""
         ranked = {h['host'] for h in result['hosts']}
         missing = [h['host'] for h in evaluation.hosts
                    if h['host'] not in ranked]
@@ -816,7 +818,11 @@ class Evaluator:
             return
         raw = result['raw_confidence'] * share
         result['raw_confidence'] = round(raw, 3)
-        result['confidence'] = round(calibrated(raw), 3)
+        allocated = hostfacts.allocated_ram_share(
+            getattr(evaluation, 'host_features', None))
+        result['confidence'] = round(
+            calibrated(raw) if allocated is None
+            else calibrated(raw, allocated), 3)
 
 
 class _Run:

@@ -38,6 +38,8 @@ Monitoring statistics: ``<metric>_now``, ``<metric>_mean_24h`` and
 ``disk_p95_latency_ms``, ``net_mbps``).
 """
 
+import math
+
 HARDWARE_CLASS = 'hardware_class'
 CORES = 'cores'
 CLOCK_GHZ = 'clock_ghz'
@@ -70,6 +72,24 @@ STAT_P95_24H = '_p95_24h'
 #: The contention model's numeric regressors.
 CONTENTION_FEATURES = (CPU_UTIL_PCT, CPU_STEAL_PCT, MEM_BW_UTIL, IO_UTIL,
                        NUM_INSTANCES)
+
+
+def allocated_ram_share(host_features):
+    """Share of the hosts' RAM allocated: ``memory_mb_used`` over
+    ``memory_mb``, summed over the hosts of ``{host: {fact: value}}``
+    that report both; None when none does."""
+    used = total = 0.0
+    for features in (host_features or {}).values():
+        features = features or {}
+        host_used = features.get(MEMORY_MB_USED)
+        host_total = features.get(MEMORY_MB)
+        if (isinstance(host_used, (int, float))
+                and isinstance(host_total, (int, float))
+                and not isinstance(host_used, bool) and host_total > 0
+                and math.isfinite(host_used) and math.isfinite(host_total)):
+            used += float(host_used)
+            total += float(host_total)
+    return used / total if total > 0 else None
 
 
 def stat(metric, suffix):

@@ -22,6 +22,7 @@ import threading
 
 import numpy as np
 
+from shadow_service import hostfacts
 from shadow_service.analysis import confidence as confidence_lib
 from shadow_service.analysis import estimate as estimate_lib
 from shadow_service.analysis import forecasters
@@ -84,6 +85,9 @@ class Ranking:
     #: it): what the racing schedule asks shadows to settle.
     measurable_sds: object = dataclasses.field(default=None, compare=False,
                                                repr=False)
+    #: Share of the candidates' RAM allocated (from their features), the
+    #: calibration map's condition; None when unknown.
+    allocated_share: float = None
 
     def measurable(self, host, entry=None):
         """``{metric: sd}`` of ``host``'s measurable uncertainty (its
@@ -362,11 +366,12 @@ class Analyzer:
         data_age_s = data_age_s or {}
         earlier = earlier or {}
         earlier_age_s = earlier_age_s or {}
+        share = hostfacts.allocated_ram_share(host_features)
         if (kept is not None and tokens is not None and prior is None
                 and not earlier and self.load_forecaster is None):
             return self._rank_kept(kept, tokens, metrics, weights,
                                    observations or {}, host_features, scale,
-                                   data_age_s)
+                                   data_age_s, share)
         hosts = list(observations or {})
         if prior is not None:
             hosts += [h.host for h in prior.hosts if h.host not in hosts]
@@ -384,7 +389,7 @@ class Analyzer:
                              if not r.endswith("no samples, left out")
                              or r.split(":")[0] in seen]
         return self._ranking(hosts, metrics, weights, estimates, reasons,
-                             data_age_s)
+                             data_age_s, share)
 
     def _outlooks(self, hosts):
         """``{host: HostOutlook}`` of the load forecaster (none without
@@ -501,7 +506,7 @@ class Analyzer:
         return values, sds, counts, notes, busy, mem_gbps
 
     def _rank_kept(self, kept, tokens, metrics, weights, observations,
-                   host_features, scale, data_age_s):
+                   host_features, scale, data_age_s, share=None):
         """:meth:`rank` with each host's sample estimates kept in
         ``kept`` while its token is the same; what the request adds (data
         age, bounds, scale-up, contention, peak headroom) is applied on
@@ -524,7 +529,7 @@ class Analyzer:
         if found is not None:
             memo, measured, values, sds, measurable = found
             ranking = self._stated(memo, measured, metrics, weights, values,
-                                   sds)
+                                   sds, share)
             ranking.measurable_sds = measurable
             return ranking
         entry_of = {}
@@ -624,7 +629,7 @@ class Analyzer:
         measurable = np.minimum(measurable[measured_rows], sds)
         ranking = self._ranked(hosts, measured, metrics, weights, values,
                                sds, reasons, data_age_s,
-                               explained=explained, memo=kept)
+                               explained=explained, memo=kept, share=share)
         ranking.measurable_sds = measurable
         if inputs is not None:
             kept.keep_prepared(inputs, (ranking.memo, measured, values,
@@ -655,7 +660,7 @@ class Analyzer:
                                 "samples)"]
 
     def _ranking(self, hosts, metrics, weights, estimates, reasons,
-                 data_age_s):
+                 data_age_s, share=None):
         measured = [h for h in hosts if estimates[h]]
         values = np.array([[estimates[h][m].value if m in estimates[h]
                             else np.nan for m in metrics]
@@ -669,12 +674,13 @@ class Analyzer:
                                 for m in metrics]
                                for h in measured]).reshape(values.shape)
         ranking = self._ranked(hosts, measured, metrics, weights, values,
-                               sds, reasons, data_age_s)
+                               sds, reasons, data_age_s, share=share)
         ranking.measurable_sds = measurable
         return ranking
 
     def _ranked(self, hosts, measured, metrics, weights, values, sds,
-                reasons, data_age_s, explained=None, memo=None):
+                reasons, data_age_s, explained=None, memo=None,
+                share=None):
         """The ranking of ``(measured hosts, metrics)`` arrays of values
         and their uncertainties (NaN: no estimate); ``hosts`` not in
         ``measured`` get the neutral score.  ``explained``: a dict that
@@ -682,7 +688,9 @@ class Analyzer:
         :class:`KeptEstimates` whose recent rankings are reused when
         every input is the same (the host entries and the raw confidence
         are a function of the arguments and the analyzer's tie margin,
-        draws and seed; the calibration is applied afresh)."""
+        draws and seed; the calibration is applied afresh).  ``share``:
+        the candidates' allocated RAM share the calibration map is read
+        at."""
         key = None
         if memo is not None:
             key = (tuple(hosts), tuple(measured), tuple(metrics),
@@ -694,27 +702,29 @@ class Analyzer:
             found = memo.ranked(key)
             if found is not None:
                 return self._stated(found, measured, metrics, weights,
-                                    values, sds)
+                                    values, sds, share)
         found = self._rank_entries(hosts, measured, metrics, weights,
                                    values, sds, reasons, data_age_s,
                                    explained)
         if memo is not None:
             memo.keep_ranked(key, found)
-        return self._stated(found, measured, metrics, weights, values, sds)
+        return self._stated(found, measured, metrics, weights, values, sds,
+                            share)
 
-    def _stated(self, found, measured, metrics, weights, values, sds):
+    def _stated(self, found, measured, metrics, weights, values, sds,
+                share=None):
         """The :class:`Ranking` of a :class:`RankedMemo`: its entries,
         the calibrated confidence and the arrays behind them."""
         results = list(found.entries)
         overall = found.overall
-        stated = self.calibrated(overall)
+        stated = self.calibrated(overall, share)
         return Ranking(results, float(stated), weights,
                        raw_confidence=(None if stated == overall
                                        and self.calibration is None
                                        else float(overall)),
                        arrays=(results, len(results), measured, metrics,
                                values, sds),
-                       memo=found)
+                       memo=found, allocated_share=share)
 
     def _rank_entries(self, hosts, measured, metrics, weights, values, sds,
                       reasons, data_age_s, explained):
@@ -755,10 +765,11 @@ class Analyzer:
             if hosts else 0.0
         return RankedMemo(tuple(results), float(overall))
 
-    def calibrated(self, confidence):
+    def calibrated(self, confidence, share=None):
         """``confidence`` (a raw ranking confidence) through the learned
-        calibration map (as is without a calibration source or a fitted
-        map)."""
+        calibration map at the candidates' allocated RAM share ``share``
+        (as is without a calibration source or a fitted map, or at a
+        share the map's outcomes do not cover)."""
         if self.calibration is None:
             return confidence
         try:
@@ -769,7 +780,9 @@ class Analyzer:
             return confidence
         if mapping is None:
             return confidence
-        return float(mapping(confidence))
+        if share is None:
+            return float(mapping(confidence))
+        return float(mapping(confidence, share))
 
 
 class RankedMemo:

@@ -15,7 +15,10 @@ happened: fitted on (stated confidence, was the top host really best)
 pairs of placed VMs, it maps a raw confidence to the share of such
 rankings that were right (isotonic regression over bins, each bin shrunk
 toward the identity by ``prior_pairs`` pseudo-pairs, so few outcomes move
-it little; flat beyond the outermost fitted bins). Pure: series in,
+it little; flat beyond the outermost fitted bins), at the share of the
+candidates' RAM allocated when they were ranked: a ranking made in a
+cloud allocated beyond (or below) the shares its outcomes come from, by
+more than ``share_margin``, keeps its raw confidence. Pure: series in,
 tables out.
 """
 
@@ -29,6 +32,9 @@ SAMPLE_COUNTS = (3, 6, 12, 24, 48)
 AGE_STEPS = (0, 0, 6, 36, 144)
 FUTURE_STEPS = 12
 STEP_S = 300.0
+#: Allocated RAM share beyond the range of the map's outcomes within
+#: which the map still holds.
+SHARE_MARGIN = 0.02
 PROFILES = ({"cpu": 1.0}, {"cpu": 0.5, "latency": 0.5},
             {"cpu": 0.3, "network": 0.2, "latency": 0.5})
 
@@ -183,10 +189,10 @@ class CalibrationMap:
     TAILS = ('flat', 'identity')
 
     def __init__(self, *, bins=10, prior_pairs=5.0, min_pairs=20,
-                 tails='flat'):
-        if bins < 1 or prior_pairs < 0 or min_pairs < 0:
-            raise ValueError("bins must be positive, prior_pairs and "
-                             "min_pairs not negative")
+                 tails='flat', share_margin=SHARE_MARGIN):
+        if bins < 1 or prior_pairs < 0 or min_pairs < 0 or share_margin < 0:
+            raise ValueError("bins must be positive, prior_pairs, "
+                             "min_pairs and share_margin not negative")
         if tails not in self.TAILS:
             raise ValueError("tails must be one of %s, got %r"
                              % (", ".join(self.TAILS), tails))
@@ -194,21 +200,35 @@ class CalibrationMap:
         self.bins = int(bins)
         self.prior_pairs = float(prior_pairs)
         self.min_pairs = int(min_pairs)
+        self.share_margin = float(share_margin)
         self.knots_x = np.array([0.0, 1.0])
         self.knots_y = np.array([0.0, 1.0])
         self.pairs = 0
+        #: ``(lowest, highest)`` allocated share of the outcomes that
+        #: came with one, or None.
+        self.share_range = None
 
     @property
     def fitted(self):
         return self.pairs >= self.min_pairs and self.pairs > 0
 
-    def fit(self, confidences, outcomes):
-        """Fit on raw confidences and 0/1 outcomes; returns self."""
+    def fit(self, confidences, outcomes, shares=None):
+        """Fit on raw confidences and 0/1 outcomes, with the allocated
+        RAM share each ranking was made at (None where unknown); returns
+        self."""
         confidences = np.clip(np.asarray(confidences, dtype=float), 0, 1)
         outcomes = np.asarray(outcomes, dtype=float)
         keep = np.isfinite(confidences) & np.isfinite(outcomes)
         confidences, outcomes = confidences[keep], outcomes[keep]
         self.pairs = int(confidences.size)
+        self.share_range = None
+        if shares is not None:
+            shares = np.array([np.nan if s is None else float(s)
+                               for s in shares])[keep]
+            shares = shares[np.isfinite(shares)]
+            if shares.size:
+                self.share_range = (float(np.min(shares)),
+                                    float(np.max(shares)))
         if not self.fitted:
             self.knots_x = np.array([0.0, 1.0])
             self.knots_y = np.array([0.0, 1.0])
@@ -240,14 +260,31 @@ class CalibrationMap:
         self.knots_y = np.clip(np.maximum.accumulate(self.knots_y), 0, 1)
         return self
 
-    def __call__(self, confidence):
-        value = float(np.interp(float(confidence), self.knots_x,
-                                self.knots_y))
+    def covers(self, share):
+        """Whether the map holds at allocated RAM share ``share`` (None:
+        unknown, and it does)."""
+        if share is None or self.share_range is None:
+            return True
+        low, high = self.share_range
+        return (low - self.share_margin <= float(share)
+                <= high + self.share_margin)
+
+    def __call__(self, confidence, share=None):
+        """The stated confidence of a raw ``confidence`` ranked at
+        allocated RAM share ``share``."""
+        if not self.covers(share):
+            value = float(confidence)
+        else:
+            value = float(np.interp(float(confidence), self.knots_x,
+                                    self.knots_y))
         return min(max(value, 0.0), 1.0)
 
     def to_dict(self):
         return {"pairs": self.pairs, "fitted": self.fitted,
                 "tails": self.tails,
+                "share_range": (None if self.share_range is None
+                                else [round(v, 4)
+                                      for v in self.share_range]),
                 "knots": [[round(float(x), 4), round(float(y), 4)]
                           for x, y in zip(self.knots_x, self.knots_y)]}
 

@@ -321,6 +321,19 @@ right, at mean raw confidence ``c``, states ``(n * a + prior_pairs * c) /
 The calibration map beyond the confidence bins its outcomes cover.
 """),
     cfg.FloatOpt(
+        'calibration_share_margin',
+        default=0.02,
+        min=0.0,
+        help="""
+How far the share of the candidates' RAM allocated (``memory_mb_used`` over
+``memory_mb``) may lie beyond the shares of the rankings the calibration
+map's outcomes come from before a ranking keeps its raw confidence: a
+cloud fuller (or emptier) than any outcome saw was never observed, and in
+a cloud that keeps filling the day-old outcomes overstate how often the
+top host is right. 1 reads the map at any share (the behaviour before
+this option).
+"""),
+    cfg.FloatOpt(
         'calibration_lookback',
         default=30 * 86400.0,
         min=3600.0,

@@ -24,6 +24,11 @@ Outcomes come from two places:
   the tie margin of the best of the other candidates' predicted ones.
   A VM that landed elsewhere gives no outcome.
 
+Each outcome keeps the share of the candidates' RAM allocated when its
+ranking was made (from the evaluation record's host features), so that
+the map is not read in a cloud fuller or emptier than its outcomes saw
+(see :class:`~shadow_service.analysis.calibration.CalibrationMap`).
+
 Refits are throttled like the other learners' and never raise.
 Configure it in the ``[analysis]`` group (``calibration_*`` options).
 """
@@ -34,6 +39,7 @@ import time
 
 import numpy as np
 
+from shadow_service import hostfacts
 from shadow_service import measurements as names
 from shadow_service import notifications
 from shadow_service.analysis import calibration as calibration_lib
@@ -107,6 +113,9 @@ class CalibrationLearner(base.HistoryLearner):
     tails : str
         The map beyond its outermost fitted bins (``flat`` or
         ``identity``, see :class:`CalibrationMap`).
+    share_margin : float
+        How far beyond the allocated RAM shares of its outcomes the map
+        is read (see :class:`CalibrationMap`).
     tie_margin : float
         ``[analysis] tie_margin``: score points within which the top host
         still counts as best.
@@ -119,7 +128,8 @@ class CalibrationLearner(base.HistoryLearner):
 
     def __init__(self, history, *, lookback_s=30 * 86400.0,
                  window_s=86400.0, min_pairs=20, prior_pairs=5.0,
-                 tails='flat', tie_margin=2.0, harvest=True, refit_every=20,
+                 tails='flat', share_margin=calibration_lib.SHARE_MARGIN,
+                 tie_margin=2.0, harvest=True, refit_every=20,
                  refit_interval_s=3600.0, max_evaluations=500,
                  clock=time.time, monotonic=None):
         if window_s <= 0:
@@ -129,17 +139,20 @@ class CalibrationLearner(base.HistoryLearner):
             refit_interval_s=refit_interval_s,
             max_evaluations=max_evaluations,
             initial=calibration_lib.CalibrationMap(
-                min_pairs=min_pairs, prior_pairs=prior_pairs, tails=tails),
+                min_pairs=min_pairs, prior_pairs=prior_pairs, tails=tails,
+                share_margin=share_margin),
             clock=clock, monotonic=monotonic)
         self.window_s = float(window_s)
         self.min_pairs = int(min_pairs)
         self.prior_pairs = float(prior_pairs)
         self.tails = tails
+        self.share_margin = float(share_margin)
         self.tie_margin = float(tie_margin)
         self.harvest = bool(harvest)
         self.pairs = 0
         self.harvested = 0
-        # evaluation id -> (confidence, right) or None once given up.
+        # evaluation id -> (confidence, right, allocated share) or None
+        # once given up.
         self._settled = {}
 
     @classmethod
@@ -153,6 +166,7 @@ class CalibrationLearner(base.HistoryLearner):
                    min_pairs=opts.calibration_min_pairs,
                    prior_pairs=opts.calibration_prior_pairs,
                    tails=opts.calibration_tails,
+                   share_margin=opts.calibration_share_margin,
                    tie_margin=opts.tie_margin,
                    refit_interval_s=opts.calibration_refit_interval,
                    clock=clock)
@@ -194,10 +208,10 @@ class CalibrationLearner(base.HistoryLearner):
         pairs = self.training_pairs()
         state = calibration_lib.CalibrationMap(
             min_pairs=self.min_pairs, prior_pairs=self.prior_pairs,
-            tails=self.tails)
+            tails=self.tails, share_margin=self.share_margin)
         if pairs:
-            confidences, outcomes = zip(*pairs)
-            state.fit(confidences, outcomes)
+            confidences, outcomes, shares = zip(*pairs)
+            state.fit(confidences, outcomes, shares)
         self.pairs = len(pairs)
         return state, len(pairs)
 
@@ -207,8 +221,12 @@ class CalibrationLearner(base.HistoryLearner):
                                      % self.min_pairs))
 
     def training_pairs(self):
-        """``[(raw confidence, 0/1)]`` in the lookback window."""
+        """``[(raw confidence, 0/1, allocated RAM share or None)]`` in the
+        lookback window."""
         now = self._clock()
+        records = self.records()
+        shares = {evaluation_id: hostfacts.allocated_ram_share(
+            record.get('host_features')) for evaluation_id, record in records}
         recorded = {}
         for point in self.history.query_points(
                 names.RANKING_OUTCOME, start=now - self.lookback_s,
@@ -217,16 +235,17 @@ class CalibrationLearner(base.HistoryLearner):
             outcome = point.fields.get(names.FIELD_OUTCOME)
             if confidence is None or outcome is None:
                 continue
-            recorded[point.tags.get(names.TAG_EVALUATION)] = (
-                float(confidence), float(outcome))
+            evaluation_id = point.tags.get(names.TAG_EVALUATION)
+            recorded[evaluation_id] = (float(confidence), float(outcome),
+                                       shares.get(evaluation_id))
         pairs = list(recorded.values())
         if self.harvest:
-            pairs += self._harvest(now, set(recorded))
+            pairs += self._harvest(now, set(recorded), records, shares)
         return pairs
 
-    def _harvest(self, now, known):
+    def _harvest(self, now, known, records, shares):
         pairs = []
-        for evaluation_id, record in self.records():
+        for evaluation_id, record in records:
             if evaluation_id in known:
                 continue
             if evaluation_id in self._settled:
@@ -250,8 +269,8 @@ class CalibrationLearner(base.HistoryLearner):
                                      window_s=self.window_s,
                                      tie_margin=self.tie_margin)
             if outcome is not None and math.isfinite(outcome[0]):
-                self._settled[evaluation_id] = (outcome[0],
-                                                float(outcome[1]))
+                self._settled[evaluation_id] = (
+                    outcome[0], float(outcome[1]), shares.get(evaluation_id))
                 pairs.append(self._settled[evaluation_id])
                 self.harvested += 1
             else:

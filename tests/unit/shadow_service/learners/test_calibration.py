@@ -5,6 +5,7 @@ import uuid
 import numpy as np
 import pytest
 
+from shadow_service import hostfacts
 from shadow_service import notifications
 from shadow_service.analysis import analyzer as analyzer_lib
 from shadow_service.analysis import calibration as calibration_lib
@@ -82,6 +83,49 @@ def test_beyond_the_fitted_bins_the_map_states_the_nearest_observed_share():
     assert mapping.to_dict()['tails'] == 'flat'
 
 
+def _filling_cloud_pairs(count=400, seed=4):
+    """Rankings made while 70-80 % of the candidates' RAM was allocated,
+    right 0.9 of the time whatever their raw confidence said."""
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.6, 0.8, count), rng.uniform(size=count) < 0.9,
+            rng.uniform(0.7, 0.8, count))
+
+
+def test_the_map_holds_only_at_the_allocated_shares_it_was_fitted_on():
+    confidences, outcomes, shares = _filling_cloud_pairs()
+    mapping = calibration_lib.CalibrationMap().fit(confidences, outcomes,
+                                                   shares)
+    assert mapping.share_range == pytest.approx((0.7, 0.8), abs=0.01)
+    lifted = mapping(0.7)
+    assert lifted == pytest.approx(0.9, abs=0.05)
+    # At a share its outcomes saw (or within the margin of one), and
+    # where the share is unknown: the fitted map.
+    assert mapping(0.7, 0.75) == pytest.approx(lifted)
+    assert mapping(0.7, 0.8 + calibration_lib.SHARE_MARGIN / 2) \
+        == pytest.approx(lifted)
+    # A fuller (or emptier) cloud than any outcome came from: the raw
+    # confidence, not what an emptier cloud's rankings achieved.
+    assert mapping(0.7, 0.95) == pytest.approx(0.7)
+    assert mapping(0.7, 0.5) == pytest.approx(0.7)
+    assert mapping.to_dict()['share_range'] == pytest.approx(
+        list(mapping.share_range), abs=1e-4)
+    # Outcomes without a share leave the map as it was.
+    plain = calibration_lib.CalibrationMap().fit(confidences, outcomes,
+                                                 [None] * len(outcomes))
+    assert plain.share_range is None
+    assert plain(0.7, 0.95) == pytest.approx(lifted)
+
+
+def test_the_allocated_share_is_the_candidates_ram_in_use():
+    assert hostfacts.allocated_ram_share({
+        'a': {'memory_mb': 1000, 'memory_mb_used': 900},
+        'b': {'memory_mb': 3000, 'memory_mb_used': 1500},
+        'c': {'memory_mb_used': 10},
+        'd': None}) == pytest.approx(0.6)
+    assert hostfacts.allocated_ram_share({'c': {'cores': 8}}) is None
+    assert hostfacts.allocated_ram_share(None) is None
+
+
 def test_identity_tails_run_on_to_the_raw_confidence():
     confidences, outcomes = _mid_range_pairs()
     mapping = calibration_lib.CalibrationMap(tails='identity').fit(
@@ -102,9 +146,13 @@ def test_the_learner_takes_the_map_options_from_the_configuration(store):
     assert conf.analysis.calibration_prior_pairs == 5.0
     conf.set_override('calibration_tails', 'identity', group='analysis')
     conf.set_override('calibration_prior_pairs', 12.0, group='analysis')
+    assert conf.analysis.calibration_share_margin == pytest.approx(
+        calibration_lib.SHARE_MARGIN)
+    conf.set_override('calibration_share_margin', 1.0, group='analysis')
     learner = learning.CalibrationLearner.from_conf(conf, store)
     assert learner.tails == 'identity'
     assert learner.prior_pairs == 12.0
+    assert learner.share_margin == 1.0
     with pytest.raises(ValueError):
         conf.set_override('calibration_tails', 'linear', group='analysis')
 
@@ -195,5 +243,45 @@ def test_placed_vms_outcomes_are_harvested_after_their_first_day(store):
 
     pairs = learner.training_pairs()
 
-    assert sorted(pairs) == [(0.9, 0.0), (0.9, 1.0)]
+    assert sorted(pairs) == [(0.9, 0.0, None), (0.9, 1.0, None)]
     assert learner.harvested == 2
+
+
+def _features(share, hosts=('a', 'b')):
+    return {h: {'memory_mb': 1000, 'memory_mb_used': 1000 * share}
+            for h in hosts}
+
+
+def test_a_ranking_in_a_fuller_cloud_than_the_outcomes_states_its_raw(
+        store):
+    clock = _Clock(T0)
+    learner = learning.CalibrationLearner(store, clock=clock,
+                                          refit_every=1,
+                                          refit_interval_s=0.0)
+    confidences, outcomes, shares = _filling_cloud_pairs()
+    for i, (c, o, share) in enumerate(zip(confidences, outcomes, shares)):
+        when = T0 - DAY - 1000.0 + i
+        store.put_evaluation({'evaluation_id': 'e-%d' % i,
+                              'raw_confidence': float(c),
+                              'host_features': _features(share)}, when=when)
+        learner.record_outcome('e-%d' % i, c, o, host='a', when=when)
+    pairs = learner.training_pairs()
+    assert len(pairs) == 400
+    assert min(p[2] for p in pairs) == pytest.approx(0.7, abs=0.01)
+    mapping = learner.calibration_map()
+    assert mapping.share_range == pytest.approx((0.7, 0.8), abs=0.01)
+    analyzer = analyzer_lib.Analyzer(calibration=learner)
+    observations = {'a': {'cpu_ops_per_s': list(np.full(6, 1000.0)
+                                                 + np.arange(6))},
+                    'b': {'cpu_ops_per_s': list(np.full(6, 990.0)
+                                                 + np.arange(6))}}
+    seen = analyzer.rank({'cpu': 1}, observations,
+                         host_features=_features(0.75))
+    fuller = analyzer.rank({'cpu': 1}, observations,
+                           host_features=_features(0.97))
+    assert seen.allocated_share == pytest.approx(0.75)
+    assert seen.confidence == pytest.approx(
+        mapping(seen.raw_confidence), abs=1e-9)
+    assert abs(seen.confidence - seen.raw_confidence) > 0.05
+    assert fuller.raw_confidence == pytest.approx(seen.raw_confidence)
+    assert fuller.confidence == pytest.approx(fuller.raw_confidence)
