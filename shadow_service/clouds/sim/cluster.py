@@ -224,11 +224,19 @@ def _parse_neighbour(name, spec):
 
 def _parse_assumptions(spec):
     """The ``assumptions`` section: every figure the twin knows
-    (:data:`DEFAULT_ASSUMPTIONS`) is a number, none negative."""
+    (:data:`DEFAULT_ASSUMPTIONS`) is a number, none negative; a name the
+    twin does not know (a typo would otherwise leave the default in force
+    unnoticed) is an error naming it."""
     if spec is None:
         return {}
     if not isinstance(spec, dict):
         raise ClusterError('assumptions must be a mapping')
+    unknown = sorted(str(field) for field in spec
+                     if field not in DEFAULT_ASSUMPTIONS)
+    if unknown:
+        raise ClusterError('assumptions: unknown %s %s (known: %s)' % (
+            'field' if len(unknown) == 1 else 'fields',
+            ', '.join(unknown), ', '.join(sorted(DEFAULT_ASSUMPTIONS))))
     for field in DEFAULT_ASSUMPTIONS:
         if field not in spec:
             continue

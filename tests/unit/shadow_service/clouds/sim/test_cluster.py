@@ -148,6 +148,19 @@ def test_a_bad_assumption_is_rejected_naming_the_field(tmp_path, value):
         cluster.load_cluster(str(path))
 
 
+def test_an_unknown_assumption_is_rejected_naming_it(tmp_path):
+    # A misspelt name would leave the default in force unnoticed.
+    with open(cluster.DEFAULT_CLUSTER_FILE) as f:
+        data = yaml.safe_load(f)
+    data['assumptions']['disk_steal_wait'] = 30.0
+    path = tmp_path / 'cluster.yaml'
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(cluster.ClusterError,
+                       match=r'assumptions: unknown field disk_steal_wait '
+                             r'\(known: .*disk_steal_wait_ms'):
+        cluster.load_cluster(str(path))
+
+
 def test_the_bundled_clusters_assumptions_are_valid():
     for name in ('cluster.yaml', 'lab.yaml'):
         path = cluster.DEFAULT_CLUSTER_FILE.replace('cluster.yaml', name)
