@@ -8,13 +8,14 @@ candidate's facts (about 50 kB at 1,000 hosts).  This cache keeps, per
 workload (the request the weigher sends, less the instance's own UUID),
 each host's score and confidence from the last such answer together with
 the facts the weigher sent for the host.  Within ``ttl_s`` of that
-answer, a request for the same workload is answered from the cache when
-every candidate has an entry: hosts whose facts are unchanged keep
-theirs, and the few hosts whose facts changed (the host that took the
-previous VM) are asked of the service again, from history alone
-(:meth:`PriorCache.lookup` says which).  Anything else (a candidate the
-answer did not hold, more changed hosts, an older answer) is a miss and
-the weigher asks about every candidate.  See ``doc/source/weigher.rst``,
+answer, a request for the same workload is answered from the cache:
+hosts whose facts are unchanged keep their entries, and the few hosts
+whose facts changed (the host that took the previous VM) or that the
+answer does not hold (the filters left them out of the requests
+answered, or they are new) are asked of the service again, from history
+alone (:meth:`PriorCache.lookup` says which).  Anything else (more such
+hosts than a tenth of the candidates, an older answer) is a miss and the
+weigher asks about every candidate.  See ``doc/source/weigher.rst``,
 "The cache of answers from history".
 """
 
@@ -60,8 +61,8 @@ def sub_columns(columns, indices):
 class Lookup:
     """What the cache holds for one request: ``entries`` (``{host:
     {'score', 'confidence'}}`` of the hosts whose facts are unchanged)
-    and ``changed`` (indices of the candidates whose facts changed, to
-    ask again)."""
+    and ``changed`` (indices of the candidates whose facts changed or
+    that the answer does not hold, to ask again)."""
 
     __slots__ = ('entries', 'changed')
 
@@ -136,13 +137,16 @@ class PriorCache:
         entries, changed = {}, []
         for index, (name, row) in enumerate(zip(names, rows)):
             kept = hosts.get(name)
-            if kept is None:
-                return None
-            if kept[0] == row:
+            if kept is not None and kept[0] == row:
                 entries[name] = kept[1]
             else:
+                # Its facts changed, or the answer does not hold it (the
+                # filters left it out of the requests answered, it is new,
+                # or the service did not rank it): asked about again,
+                # like a changed host.
                 changed.append(index)
-        if len(changed) > max(1, int(len(names) * self.changed_share)):
+        if (not entries or len(changed)
+                > max(1, int(len(names) * self.changed_share))):
             return None
         return Lookup(entries, changed)
 

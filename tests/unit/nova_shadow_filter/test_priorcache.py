@@ -51,8 +51,9 @@ def test_a_refreshed_host_is_kept_and_one_without_an_answer_dropped():
     assert hit.changed == [] and hit.entries['h1']['score'] == 9
     hosts['free_ram_mb'][1] = 40
     cache.refresh('w', priorcache.sub_columns(hosts, [1]), {})
-    # h1 has no entry now: a request with it asks about every host.
-    assert cache.lookup('w', hosts) is None
+    # h1 has no entry now: it is asked about again with each request.
+    hit = cache.lookup('w', hosts)
+    assert hit.changed == [1] and 'h1' not in hit.entries
 
 
 def test_age_facts_workload_and_unknown_hosts_miss():
@@ -61,7 +62,12 @@ def test_age_facts_workload_and_unknown_hosts_miss():
     hosts = columns([100, 100])
     cache.store('w', hosts, entries({'h0': 1, 'h1': 2}))
     assert cache.lookup('other', hosts) is None
-    assert cache.lookup('w', columns([100, 100, 100])) is None
+    # One candidate the answer does not hold is asked about again, like a
+    # changed host; more than a tenth of the candidates is a miss.
+    assert cache.lookup('w', columns([100, 100, 100])).changed == [2]
+    assert cache.lookup('w', columns([100] * 4)) is None
+    # No candidate held at all.
+    assert cache.lookup('w', columns([100], names=['h7'])) is None
     # Another set of facts (a cost column appeared).
     assert cache.lookup('w', dict(hosts, cost=[1, 1])) is None
     # A subset of the candidates is answered.
@@ -75,10 +81,13 @@ def test_age_facts_workload_and_unknown_hosts_miss():
 
 def test_hosts_without_an_answer_are_not_kept():
     cache = priorcache.PriorCache(10.0, clock=Clock())
-    hosts = columns([100, 100])
+    hosts = columns([100] * 20)
     cache.store('w', hosts, entries({'h0': 1}))
+    # 19 of 20 candidates without an entry: more than a tenth.
     assert cache.lookup('w', hosts) is None
     assert cache.lookup('w', columns([100], names=['h0'])).changed == []
+    hit = cache.lookup('w', columns([100, 100], names=['h0', 'h5']))
+    assert hit.changed == [1] and list(hit.entries) == ['h0']
 
 
 def test_workloads_kept_are_bounded_oldest_out():

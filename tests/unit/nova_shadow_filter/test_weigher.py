@@ -660,6 +660,34 @@ def test_a_host_whose_facts_changed_is_neutral_and_asked_again(serve,
             for c in service.wait_for(4)[3:]] == [(True, True)]
 
 
+def test_a_candidate_the_answer_does_not_hold_is_neutral_and_asked_about(
+        serve, cached):
+    # The filters leave different hosts for different requests: a host
+    # the answer does not hold is weighed like one whose facts changed.
+    service = serve(HistoryService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84, 'host4': 95})))
+    shadow = shadow_weigher.ShadowWeigher()
+    _weigh_with(shadow, three_hosts(), nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    service.wait_for(1)
+    hosts = three_hosts() + [nova_support.host_state('host4')]
+    order, weighed = _weigh_with(shadow, hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert order[0] == 'host3'
+    assert {w.obj.host: w.weight for w in weighed}['host4'] == \
+        pytest.approx(neutral())
+    refresh, record = service.wait_for(3)[1:]
+    assert refresh['hosts'] == ['host4']
+    assert (refresh['history_only'], refresh['record']) == (True, False)
+    assert record['hosts'] == ['host1', 'host2', 'host3', 'host4']
+    # Kept: the next request with it weighs it by its entry.
+    order, _ = _weigh_with(shadow, hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert order[0] == 'host4'
+    assert [(c['history_only'], c['record'])
+            for c in service.wait_for(4)[3:]] == [(True, True)]
+
+
 def test_an_answer_past_half_its_life_is_renewed_in_the_background(
         serve, cached, monkeypatch):
     service = serve(HistoryService(
@@ -713,9 +741,11 @@ def test_what_the_cache_does_not_hold_asks_about_every_candidate(
     assert ask()['record'] is True
     # Another workload (flavor size).
     assert ask(vcpus=4)['history_only'] is False
-    # A candidate the answer did not hold.
-    hosts = three_hosts() + [nova_support.host_state('host4')]
-    assert ask(hosts)['hosts'] == ['host1', 'host2', 'host3', 'host4']
+    # Two candidates the answer did not hold, of four (more than one and
+    # than a tenth).
+    hosts = three_hosts()[:2] + [nova_support.host_state('host4'),
+                                 nova_support.host_state('host5')]
+    assert ask(hosts)['hosts'] == ['host1', 'host2', 'host4', 'host5']
     assert service.calls14[-1]['history_only'] is False
     # More changed hosts than a tenth of the candidates (one of three).
     changed = [nova_support.host_state('host1', free_ram_mb=1000),
