@@ -133,6 +133,13 @@ class Situation:
         return max(self.min_count, min(self.max_count, max(wanted, 1)))
 
 
+def demand_ceiling(situation):
+    """The VM's demand ceiling in vCPUs (``inf`` while none is known):
+    0 for a VM that never used its CPU is a ceiling, not a missing one."""
+    ceiling = situation.forecast.get('ceiling')
+    return math.inf if ceiling is None else float(ceiling)
+
+
 def capacity_decision(situation, up_peak, down_peak, why, max_down=1):
     """The resize or scale decision that fits ``up_peak`` (a bound on the
     demand over the lead of an action that adds capacity) and

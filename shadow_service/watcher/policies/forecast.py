@@ -120,7 +120,7 @@ class ForecastPolicy(base.ScalingPolicy):
             held = max(float(s.forecast.get('recent_peak') or 0.0),
                        float(s.forecast.get('recent_bound') or 0.0))
         down = max(down, held) / max(1e-9, 1.0 - self.option('down_margin'))
-        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        ceiling = base.demand_ceiling(s)
         # A demand that recurs at this time of day ([watcher]
         # recurring_days) is met ahead, above the ceiling too (the
         # ceiling forgets what came more than a day ago, or hid behind

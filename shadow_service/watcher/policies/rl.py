@@ -169,7 +169,7 @@ class RLPolicy(base.ScalingPolicy):
         what the ``forecast`` policy ``rule`` takes its hidden demand to be
         (``saturation_factor`` times its capacity)."""
         peak, down = float(s.forecast['peak']), float(s.forecast['peak_down'])
-        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        ceiling = base.demand_ceiling(s)
         if not s.saturated:
             peak, down = min(peak, ceiling), min(down, ceiling)
         else:
@@ -245,7 +245,7 @@ class RLPolicy(base.ScalingPolicy):
             target = floor
             why += ('; no shrink below the size the forecast bound over '
                     'the cooldown holds')
-        ceiling = float(s.forecast.get('ceiling') or math.inf)
+        ceiling = base.demand_ceiling(s)
         if not s.saturated and math.isfinite(ceiling):
             most = max(self._size_for(s, ceiling), min(current, wanted),
                        floor)

@@ -247,6 +247,31 @@ def test_forecast_never_sizes_above_the_demand_ceiling():
         'resize_up'
 
 
+def test_a_ceiling_of_0_is_a_ceiling_and_a_missing_one_is_none():
+    # A VM that never used its CPU, with an error margin borrowed from
+    # its flavor (a bound of 6 vCPUs): it is not grown for it, and one
+    # already grown shrinks to the bottom of the ladder.
+    rl_policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
+                                   'values': {}, 'counts': {}})
+    for policy in (forecast.ForecastPolicy(), rl_policy):
+        assert policy.decide(_capped(0.0, rung=0, peak=6.0)).action == \
+            'none'
+        down = policy.decide(_capped(0.0, rung=3, peak=6.0))
+        assert (down.action, down.target_rung) == ('resize_down', 0)
+        # Without a ceiling the bound is what it is.
+        up = policy.decide(_situation(rung=0, peak=6.0))
+        assert (up.action, up.target_rung) == ('resize_up', 2)
+        # (6 vCPUs with the shrink margin, 7.5, hold 'l', not 's').
+        kept = policy.decide(_situation(rung=3, peak=6.0))
+        assert (kept.action, kept.target_rung) == ('resize_down', 2)
+    # Scaling out: an idle group keeps one member.
+    group = forecast.ForecastPolicy().decide(
+        _capped(0.0, peak=6.0, mode='horizontal', size=3))
+    assert (group.action, group.target_count) == ('scale_in', 1)
+    assert base.demand_ceiling(_capped(0.0)) == 0.0
+    assert base.demand_ceiling(_situation()) == math.inf
+
+
 def test_the_ceiling_keeps_what_the_hold_window_holds():
     policy = forecast.ForecastPolicy()
     # 'xl' between two bursts: the forecast bound over the shrink horizon
