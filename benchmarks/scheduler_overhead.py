@@ -29,9 +29,8 @@ SQLite here). Measured per request, in the same run:
   on the same HostStates and RequestSpec: the baseline; and Nova's
   ``RAMWeigher`` alone (``nova_ram``: what the handler costs around any
   one weigher); with the circuit open or no hint, also the weigher's own
-  ``weigh_objects`` without the handler (``shadow_own``: what the
-  weigher adds when it sends nothing, the figure the circuit-open aim is
-  judged on);
+  ``weigh_objects`` called without the handler (``shadow_own``: the
+  weigher's own code when it sends nothing);
 * ``floor``: the same weigher against an endpoint in this process that
   answers at once with the reply the service gave: as a service of RPC
   API 1.1 (the weigher then sends host lists), whole (``full``) or with
@@ -69,7 +68,7 @@ SQLite here). Measured per request, in the same run:
   ``shadow_added`` in the two 1,000-host cases with the cache on (the
   same candidates again, and the chosen host changing); the p99 of the
   weigher's own ``weigh_objects`` and of the whole handler with it are
-  reported next to it.
+  reported next to it; the circuit-open aim likewise.
 
 The twin's clock does not move in the daemon, so every request with the
 same candidates finds the same history and, after the first, is answered
@@ -728,11 +727,12 @@ def run(args):
         'shadow_weigh_objects_in_handler']['p99_ms'] for name in judged)
     p99_1000_whole = max(by_name[(name, 1000)]['shadow']['p99_ms']
                          for name in judged)
-    # With the circuit open nothing is sent: what the weigher adds is its
-    # own weigh_objects (Nova's handler around it costs what it costs
-    # around any weigher: see nova_ram_weigher).
-    p99_open = by_name[('circuit open', 1000)][
-        'shadow_weigh_objects_only']['p99_ms']
+    # With the circuit open nothing is sent: judged alike (added, paired),
+    # with the weigher's own weigh_objects next to it (what it costs
+    # without Nova's per-weigher share of the handler).
+    open_case = by_name[('circuit open', 1000)]
+    p99_open = open_case['shadow_added']['p99_ms']
+    p99_open_own = open_case['shadow_weigh_objects_in_handler']['p99_ms']
     result = {
         'benchmark': 'scheduler_overhead',
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
@@ -761,7 +761,12 @@ def run(args):
                  'bare_columns_call_p99_ms': bare[1]['call']['p99_ms'],
                  'bare_fits_1000_hosts': (bare[1]['call']['p99_ms']
                                           <= AIM_P99_MS_1000),
-                 'met_circuit_open': p99_open <= AIM_P99_MS_OPEN},
+                 'met_circuit_open': p99_open <= AIM_P99_MS_OPEN,
+                 'p99_ms_circuit_open': {
+                     'added': p99_open,
+                     'weigh_objects_in_handler': p99_open_own},
+                 'met_circuit_open_weigh_objects_in_handler': (
+                     p99_open_own <= AIM_P99_MS_OPEN)},
     }
     name = 'scheduler_overhead%s.json' % ('-' + args.tag if args.tag
                                           else '')
@@ -970,11 +975,14 @@ def print_table(result):
               aims['p99_ms_1000_hosts']['weigh_objects_in_handler'],
               aims['met_1000_hosts_weigh_objects_in_handler'],
               aims['p99_ms_1000_hosts']['handler_with_the_weigher']))
-    print('(a bare call with the '
-          'same bytes: p99 %.1f ms); <= %.0f ms with the circuit open: %s'
-          % (
-             result['aims']['bare_columns_call_p99_ms'],
-             AIM_P99_MS_OPEN, result['aims']['met_circuit_open']))
+    print('(a bare call with the same bytes: p99 %.1f ms); p99 added <= '
+          '%.0f ms with the circuit open: %s (added p99 %.2f ms; '
+          'weigh_objects in the handler %.2f ms: %s)' % (
+              aims['bare_columns_call_p99_ms'], AIM_P99_MS_OPEN,
+              aims['met_circuit_open'],
+              aims['p99_ms_circuit_open']['added'],
+              aims['p99_ms_circuit_open']['weigh_objects_in_handler'],
+              aims['met_circuit_open_weigh_objects_in_handler']))
     print('load average at start %s, at end %s' % (
         ' '.join('%.2f' % v for v in result['machine']['loadavg_at_start']),
         ' '.join('%.2f' % v for v in result['machine']['loadavg_at_end'])))
