@@ -11,12 +11,7 @@ sampling error, is the drift
 
 Until ``min_pairs`` pairs of repeated runs exist for a metric, that
 metric keeps the configured ``[analysis] age_drift_per_sqrt_hour``
-(metrics drift very differently, so none borrows another's figure).  A
-metric once learned keeps its learned drift when a later refit finds
-fewer pairs (``carried``): the runs that taught it left the lookback, or
-the later shadows ran too briefly to form runs (the racing schedule stops
-most of them after a sample or two), which says nothing about how fast
-the metric drifts; only a refit with enough pairs replaces it.  The
+(metrics drift very differently, so none borrows another's figure).  The
 learned figure is bounded below by ``floor`` (a host that happened not to
 change is not promised never to).  Refits are throttled like the other
 learners' and never raise.  Configure it in the ``[analysis]`` group
@@ -47,16 +42,13 @@ class AgeDrift:
     by_metric: dict = dataclasses.field(default_factory=dict)
     pairs: int = 0
     overall: float = None
-    #: Metrics of ``by_metric`` short of pairs at this fit, whose figure
-    #: is the one an earlier fit learned.
-    carried: tuple = ()
 
     def to_dict(self):
         return {'overall': (None if self.overall is None
                             else round(self.overall, 4)),
                 'by_metric': {m: round(v, 4)
                               for m, v in sorted(self.by_metric.items())},
-                'pairs': self.pairs, 'carried': sorted(self.carried)}
+                'pairs': self.pairs}
 
 
 class AgeDriftLearner(base.HistoryLearner):
@@ -160,12 +152,6 @@ class AgeDriftLearner(base.HistoryLearner):
                 metric_runs, min_pairs=self.min_pairs)
             if drift is not None:
                 state.by_metric[metric] = max(drift, self.floor)
-        # Too few pairs now is no evidence that a learned drift changed:
-        # the figure stays until a fit with enough pairs replaces it.
-        learned = self._state.by_metric if self._state is not None else {}
-        state.carried = tuple(sorted(set(learned) - set(state.by_metric)))
-        for metric in state.carried:
-            state.by_metric[metric] = learned[metric]
         # Over all metrics: reported, not applied.  Metrics drift very
         # differently (a host's CPU figures may hold steady while its disk
         # latency does not), so one short of pairs keeps the configured

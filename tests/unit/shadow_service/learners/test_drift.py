@@ -99,32 +99,6 @@ def test_too_little_history_keeps_the_configured_drift(store):
     assert learned.by_metric == {} and learned.overall is None
 
 
-def test_a_learned_drift_outlives_the_runs_that_taught_it(store):
-    # The runs leave the lookback (or later shadows ran too briefly to
-    # pair): too few pairs is no evidence the drift changed, so the
-    # learned figure stays instead of the configured one, until a fit
-    # with enough pairs replaces it.
-    end = _write_runs(store, drift=0.1)
-    clock = {'now': end}
-    learner = drift_mod.AgeDriftLearner(store, lookback_s=30 * HOUR,
-                                        refit_every=1, refit_interval_s=0,
-                                        clock=lambda: clock['now'])
-    learned = learner.age_drift().by_metric['cpu_ops_per_s']
-    assert learned > 0.05
-    clock['now'] = end + 40 * HOUR
-    assert learner.runs() == {}
-    later = learner.age_drift()
-    assert later.pairs == 0
-    assert later.by_metric == {'cpu_ops_per_s': learned}
-    assert later.carried == ('cpu_ops_per_s',)
-    assert later.to_dict()['carried'] == ['cpu_ops_per_s']
-    clock['now'] = _write_runs(store, drift=0.0, prefix='steady', seed=3,
-                               offset_s=41 * HOUR)
-    refitted = learner.age_drift()
-    assert refitted.carried == ()
-    assert refitted.by_metric['cpu_ops_per_s'] < 0.02
-
-
 def test_a_failing_store_keeps_the_last_drift(store):
     now = _write_runs(store, drift=0.1)
     learner = drift_mod.AgeDriftLearner(store, lookback_s=30 * HOUR,
