@@ -39,11 +39,13 @@ import abc
 import dataclasses
 import logging
 import math
+import os
 import re
 import string
 import time
 import urllib.parse
 
+import requests
 from oslo_config import cfg
 
 from shadow_service import logsafe
@@ -213,6 +215,48 @@ def check_http_url(url, option):
         raise MetricsError('%s %r is not an http(s) URL such as '
                            'http://127.0.0.1:9090' % (option, masked))
     return url.rstrip('/')
+
+
+def http_session(options, group, token_option, token_scheme):
+    """``(url, scrubber, session)`` for a source's ``[group]`` options:
+    the checked ``url`` without its user info or a trailing slash, a
+    :class:`Scrubber` of every secret given, and a ``requests.Session``
+    authenticated by ``token_option`` (sent as ``Authorization:
+    <token_scheme> <token>``), else ``username``/``password``, else the
+    URL's user info, and verifying TLS against ``ca_file`` or as
+    ``verify_tls`` says.  Raises MetricsError naming the option for a bad
+    URL or a missing CA file."""
+    url = check_http_url(read_option(options, 'url', group),
+                         '[%s] url' % group)
+    url, url_user, url_password = split_credentials(url)
+    token = options[token_option]
+    scrub = Scrubber(options.password, token, url_password)
+    session = requests.Session()
+    if token:
+        session.headers['Authorization'] = '%s %s' % (token_scheme, token)
+    elif options.username:
+        session.auth = (options.username, options.password or '')
+    elif url_user is not None:
+        session.auth = (url_user, url_password or '')
+    if options.ca_file:
+        if not os.path.isfile(options.ca_file):
+            raise MetricsError('[%s] ca_file %s does not exist'
+                               % (group, options.ca_file))
+        session.verify = options.ca_file
+    else:
+        session.verify = options.verify_tls
+    return url.rstrip('/'), scrub, session
+
+
+def check_regex_options(options, group, names):
+    """Raise MetricsError naming ``[group] <name>`` for the first of
+    ``names`` whose value is not a regular expression."""
+    for name in names:
+        try:
+            re.compile(options[name])
+        except re.error as exc:
+            raise MetricsError('[%s] %s %r is not a regular expression: %s'
+                               % (group, name, options[name], exc))
 
 
 def label_formatter(option, fmt, mapping):

@@ -30,8 +30,6 @@ per-instance metrics are read.
 """
 
 import logging
-import os
-import re
 
 import requests
 
@@ -91,37 +89,13 @@ class InfluxDBSource(base.MetricsSource):
     def __init__(self, conf=None, history=None):
         super().__init__(conf, history=history)
         opts = self.options
-        url = base.check_http_url(
-            base.read_option(opts, 'url', 'metrics_influxdb'),
-            '[metrics_influxdb] url')
-        self.url, url_user, url_password = base.split_credentials(url)
-        self.url = self.url.rstrip('/')
+        self.url, self._scrub, self._session = base.http_session(
+            opts, 'metrics_influxdb', 'token', 'Token')
         self.database = opts.database
         if not self.database:
             raise base.MetricsError('[metrics_influxdb] database is empty')
-        self._scrub = base.Scrubber(opts.password, opts.token, url_password)
-        self._session = requests.Session()
-        if opts.token:
-            self._session.headers['Authorization'] = 'Token %s' % opts.token
-        elif opts.username:
-            self._session.auth = (opts.username, opts.password or '')
-        elif url_user is not None:
-            self._session.auth = (url_user, url_password or '')
-        if opts.ca_file:
-            if not os.path.isfile(opts.ca_file):
-                raise base.MetricsError(
-                    '[metrics_influxdb] ca_file %s does not exist'
-                    % opts.ca_file)
-            self._session.verify = opts.ca_file
-        else:
-            self._session.verify = opts.verify_tls
-        for option in ('disk_devices', 'net_devices_excluded'):
-            try:
-                re.compile(opts[option])
-            except re.error as exc:
-                raise base.MetricsError(
-                    '[metrics_influxdb] %s %r is not a regular expression: '
-                    '%s' % (option, opts[option], exc))
+        base.check_regex_options(opts, 'metrics_influxdb',
+                                 ('disk_devices', 'net_devices_excluded'))
         if not opts.host_tag:
             raise base.MetricsError('[metrics_influxdb] host_tag is empty')
         self._host_tag = opts.host_tag

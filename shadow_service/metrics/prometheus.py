@@ -30,7 +30,6 @@ URL user info) are masked in every log line and error.
 
 import logging
 import math
-import os
 import re
 import string
 
@@ -200,41 +199,15 @@ class PrometheusSource(base.MetricsSource):
     def __init__(self, conf=None, history=None):
         super().__init__(conf, history=history)
         opts = self.options
-        url = base.check_http_url(
-            base.read_option(opts, 'url', 'metrics_prometheus'),
-            '[metrics_prometheus] url')
-        self.url, url_user, url_password = base.split_credentials(url)
-        self.url = self.url.rstrip('/')
-        self._scrub = base.Scrubber(opts.password, opts.bearer_token,
-                                    url_password)
-        self._session = requests.Session()
-        if opts.bearer_token:
-            self._session.headers['Authorization'] = (
-                'Bearer %s' % opts.bearer_token)
-        elif opts.username:
-            self._session.auth = (opts.username, opts.password or '')
-        elif url_user is not None:
-            self._session.auth = (url_user, url_password or '')
-        if opts.ca_file:
-            if not os.path.isfile(opts.ca_file):
-                raise base.MetricsError(
-                    '[metrics_prometheus] ca_file %s does not exist'
-                    % opts.ca_file)
-            self._session.verify = opts.ca_file
-        else:
-            self._session.verify = opts.verify_tls
+        self.url, self._scrub, self._session = base.http_session(
+            opts, 'metrics_prometheus', 'bearer_token', 'Bearer')
         for option in ('node_label', 'instance_label'):
             if not _LABEL_NAME.match(opts[option] or ''):
                 raise base.MetricsError(
                     '[metrics_prometheus] %s %r is not a Prometheus label '
                     'name' % (option, opts[option]))
-        for option in ('disk_devices', 'net_devices_excluded'):
-            try:
-                re.compile(opts[option])
-            except re.error as exc:
-                raise base.MetricsError(
-                    '[metrics_prometheus] %s %r is not a regular '
-                    'expression: %s' % (option, opts[option], exc))
+        base.check_regex_options(opts, 'metrics_prometheus',
+                                 ('disk_devices', 'net_devices_excluded'))
         self._node_label_of = base.label_formatter(
             '[metrics_prometheus] node_label_format',
             opts.node_label_format, opts.node_map)
