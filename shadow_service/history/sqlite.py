@@ -107,9 +107,9 @@ WHERE EXISTS (
 _DAY_US = 86400 * 10 ** 6
 #: How many series a store remembers for its writes (measurement and tags
 #: to series id, and the ``last_us`` it last wrote to each); least
-#: recently written first out.  A few megabytes at most; a write to a
-#: series not remembered costs one indexed look-up.
-SERIES_CACHE_SIZE = 20000
+#: recently written first out (about 1 kB each); a write to a series not
+#: remembered costs an indexed look-up.
+SERIES_CACHE_SIZE = 10000
 #: How far ``series.last_us`` may lag behind the newest point of a series
 #: (a series' row is updated at most once per this much of its time, and
 #: windowed reads reach back this much further).
@@ -190,8 +190,8 @@ class SQLiteStore(base.HistoryStore):
         self._series_cache_size = (SERIES_CACHE_SIZE
                                    if series_cache_size is None
                                    else max(1, int(series_cache_size)))
-        #: (measurement, tags as JSON or as a tuple of items) -> series id,
-        #: least recently used first
+        #: (measurement, tuple of the tags' items) -> series id, least
+        #: recently written first
         self._series_ids = collections.OrderedDict()
         #: series id -> the last_us this process wrote to its row, least
         #: recently written first
@@ -220,35 +220,24 @@ class SQLiteStore(base.HistoryStore):
 
     # -- series catalogue -------------------------------------------------
 
-    def _remember(self, key, series_id):
+    def _remember(self, fast_key, series_id):
         cache = self._series_ids
-        cache[key] = series_id
-        cache.move_to_end(key)
-        # Two keys (JSON and items) per series.
-        while len(cache) > 2 * self._series_cache_size:
+        cache[fast_key] = series_id
+        cache.move_to_end(fast_key)
+        if len(cache) > self._series_cache_size:
             cache.popitem(last=False)
-
-    def _cached_id(self, key):
-        series_id = self._series_ids.get(key)
-        if series_id is not None:
-            self._series_ids.move_to_end(key)
-        return series_id
 
     def _series_id(self, measurement, tags):
         fast_key = (measurement, tuple(tags.items()))
-        series_id = self._cached_id(fast_key)
-        if series_id is not None:
-            return series_id
-        key = (measurement, json.dumps(tags, sort_keys=True))
-        series_id = self._cached_id(key)
+        series_id = self._series_ids.get(fast_key)
         if series_id is None:
+            key = (measurement, json.dumps(tags, sort_keys=True))
             series_id = self._lookup_series(key)
             if series_id is None:
                 self._db.execute(
                     'INSERT OR IGNORE INTO series (measurement, tags) '
                     'VALUES (?, ?)', key)
                 series_id = self._lookup_series(key)
-            self._remember(key, series_id)
         self._remember(fast_key, series_id)
         return series_id
 
@@ -259,40 +248,38 @@ class SQLiteStore(base.HistoryStore):
         return None if row is None else row[0]
 
     def _add_series(self, prepared):
-        """Catalogue the series of ``prepared`` points not in the cache
-        (looked up, and the missing ones inserted in one statement: a
+        """Catalogue the series of ``prepared`` points not in the cache:
+        look them up, and insert the missing ones in one statement (a
         write of points that each open a series, such as one
-        evaluation's host scores, would otherwise ask the database once
+        evaluation's host scores, would otherwise ask the database twice
         per point).  Called inside the write's transaction."""
         new = {}
         for measurement, tags, _, _ in prepared:
-            if (measurement, tuple(tags.items())) in self._series_ids:
-                continue
-            key = (measurement, json.dumps(tags, sort_keys=True))
-            if key not in self._series_ids:
-                new[key] = None
+            fast_key = (measurement, tuple(tags.items()))
+            if fast_key not in self._series_ids and fast_key not in new:
+                new[fast_key] = (measurement,
+                                 json.dumps(tags, sort_keys=True))
         if len(new) <= 1:
             return
-        missing = []
-        for key in new:
-            series_id = self._lookup_series(key)
-            if series_id is None:
-                missing.append(key)
-            else:
-                self._remember(key, series_id)
-        if not missing:
-            return
-        # The write holds the database's write lock (BEGIN IMMEDIATE), so
-        # the rows past the largest id are the ones inserted here.
-        newest = self._db.execute(
-            'SELECT coalesce(max(id), 0) FROM series').fetchone()[0]
-        self._db.executemany(
-            'INSERT OR IGNORE INTO series (measurement, tags) '
-            'VALUES (?, ?)', missing)
-        for series_id, measurement, tags_json in self._db.execute(
-                'SELECT id, measurement, tags FROM series WHERE id > ? '
-                'ORDER BY id', (newest,)):
-            self._remember((measurement, tags_json), series_id)
+        ids = {}
+        for key in set(new.values()):
+            ids[key] = self._lookup_series(key)
+        missing = [key for key, series_id in ids.items() if series_id is None]
+        if missing:
+            # The write holds the database's write lock (BEGIN IMMEDIATE),
+            # so the rows past the largest id are the ones inserted here.
+            newest = self._db.execute(
+                'SELECT coalesce(max(id), 0) FROM series').fetchone()[0]
+            self._db.executemany(
+                'INSERT OR IGNORE INTO series (measurement, tags) '
+                'VALUES (?, ?)', missing)
+            ids.update(((measurement, tags_json), series_id)
+                       for series_id, measurement, tags_json
+                       in self._db.execute(
+                           'SELECT id, measurement, tags FROM series '
+                           'WHERE id > ?', (newest,)))
+        for fast_key, key in new.items():
+            self._remember(fast_key, ids[key])
 
     def _matching_series(self, measurement, tags, since_us=None):
         """``{series id: tags}`` of the series of ``measurement`` whose

@@ -228,7 +228,7 @@ def test_the_in_memory_catalogue_stays_bounded(path):
                      for i in range(100)])
         store.write([_metric(float(batch), NOW - 60, host='h%d' % batch)])
 
-    assert _catalogue_entries(store) <= 3 * 50
+    assert _catalogue_entries(store) <= 2 * 50
     # Series long out of the cache are read, and written, as before.
     assert [p.fields['value'] for p in store.query_points(
         'shadow_sample', {'evaluation': 'e0-1'})] == [1.0]
@@ -241,7 +241,7 @@ def test_the_in_memory_catalogue_stays_bounded(path):
         end=NOW)] == [9.0]
     assert store._db.execute('SELECT count(*) FROM series').fetchone()[
         0] == 2020
-    assert _catalogue_entries(store) <= 3 * 50
+    assert _catalogue_entries(store) <= 2 * 50
 
 
 def test_a_store_reads_series_other_stores_write_after_it(path):
