@@ -19,10 +19,21 @@ the newest time written to the series (within five minutes): a read over
 a window looks only at the series written since the window began (each
 evaluation's shadows are series of their own, so the catalogue holds
 every evaluation ever run).
+
+The catalogue lives in the ``series`` table alone: reads find their
+series there, by measurement (and ``last_us`` for a window) and by tag
+(a substring of ``series.tags``), so several processes sharing the
+file always see each other's series.  A process keeps only a bounded,
+least-recently-used cache of the series it writes (measurement and tags
+to id, and the ``last_us`` it last wrote), :data:`SERIES_CACHE_SIZE`
+series by default: its memory does not grow with the series the file
+holds.  A series that fell out of the cache is looked up by its unique
+``(measurement, tags)`` index when next written.
 Writes are synchronous (one transaction per ``write()`` call): nothing
 waits in a buffer.
 """
 
+import collections
 import itertools
 import json
 import logging
@@ -94,6 +105,11 @@ WHERE EXISTS (
 """
 
 _DAY_US = 86400 * 10 ** 6
+#: How many series a store remembers for its writes (measurement and tags
+#: to series id, and the ``last_us`` it last wrote to each); least
+#: recently written first out (about 1 kB each); a write to a series not
+#: remembered costs an indexed look-up.
+SERIES_CACHE_SIZE = 10000
 #: How far ``series.last_us`` may lag behind the newest point of a series
 #: (a series' row is updated at most once per this much of its time, and
 #: windowed reads reach back this much further).
@@ -144,6 +160,9 @@ class SQLiteStore(base.HistoryStore):
     path, raw_retention_days, rollup_interval_s, rollup_retention_days,
     record_retention_days
         Override the matching ``[history]`` options.
+    series_cache_size : int, optional
+        How many series to remember for writing (default
+        :data:`SERIES_CACHE_SIZE`).
     """
 
     config_group = history_conf.history_group
@@ -154,7 +173,7 @@ class SQLiteStore(base.HistoryStore):
 
     def __init__(self, conf=None, *, path=None, raw_retention_days=None,
                  rollup_interval_s=None, rollup_retention_days=None,
-                 record_retention_days=None):
+                 record_retention_days=None, series_cache_size=None):
         opts = history_conf.settings(
             conf, sqlite_path=path, raw_retention_days=raw_retention_days,
             rollup_interval_s=rollup_interval_s,
@@ -168,12 +187,15 @@ class SQLiteStore(base.HistoryStore):
                                      * _DAY_US)
         self._lock = threading.RLock()
         self._db = self._connect(self.path)
-        self._series_ids = {}
-        self._series_by_measurement = {}
-        self._series_tags = {}
-        #: series id -> the last_us this process wrote to its row
-        self._last_written = {}
-        self._series_loaded_to = 0
+        self._series_cache_size = (SERIES_CACHE_SIZE
+                                   if series_cache_size is None
+                                   else max(1, int(series_cache_size)))
+        #: (measurement, tuple of the tags' items) -> series id, least
+        #: recently written first
+        self._series_ids = collections.OrderedDict()
+        #: series id -> the last_us this process wrote to its row, least
+        #: recently written first
+        self._last_written = collections.OrderedDict()
         self._clock = base.MonotonicClock()
         self._written = 0
 
@@ -198,74 +220,97 @@ class SQLiteStore(base.HistoryStore):
 
     # -- series catalogue -------------------------------------------------
 
-    def _refresh_series(self):
-        rows = self._db.execute(
-            'SELECT id, measurement, tags FROM series WHERE id > ? '
-            'ORDER BY id', (self._series_loaded_to,)).fetchall()
-        for series_id, measurement, tags_json in rows:
-            self._series_ids[(measurement, tags_json)] = series_id
-            tags = json.loads(tags_json)
-            self._series_by_measurement.setdefault(measurement, []).append(
-                (series_id, tags))
-            self._series_tags[series_id] = tags
-            self._series_loaded_to = series_id
+    def _remember(self, fast_key, series_id):
+        cache = self._series_ids
+        cache[fast_key] = series_id
+        cache.move_to_end(fast_key)
+        if len(cache) > self._series_cache_size:
+            cache.popitem(last=False)
 
     def _series_id(self, measurement, tags):
         fast_key = (measurement, tuple(tags.items()))
         series_id = self._series_ids.get(fast_key)
-        if series_id is not None:
-            return series_id
-        key = (measurement, json.dumps(tags, sort_keys=True))
-        series_id = self._series_ids.get(key)
         if series_id is None:
-            self._db.execute(
-                'INSERT OR IGNORE INTO series (measurement, tags) '
-                'VALUES (?, ?)', key)
-            self._refresh_series()
-            series_id = self._series_ids[key]
-        self._series_ids[fast_key] = series_id
+            key = (measurement, json.dumps(tags, sort_keys=True))
+            series_id = self._lookup_series(key)
+            if series_id is None:
+                self._db.execute(
+                    'INSERT OR IGNORE INTO series (measurement, tags) '
+                    'VALUES (?, ?)', key)
+                series_id = self._lookup_series(key)
+        self._remember(fast_key, series_id)
         return series_id
 
+    def _lookup_series(self, key):
+        row = self._db.execute(
+            'SELECT id FROM series WHERE measurement = ? AND tags = ?',
+            key).fetchone()
+        return None if row is None else row[0]
+
     def _add_series(self, prepared):
-        """Catalogue the series of ``prepared`` points not catalogued
-        yet in one statement (a write of points that each open a series,
-        such as one evaluation's host scores, would otherwise ask the
-        database once per point)."""
+        """Catalogue the series of ``prepared`` points not in the cache:
+        look them up, and insert the missing ones in one statement (a
+        write of points that each open a series, such as one
+        evaluation's host scores, would otherwise ask the database twice
+        per point).  Called inside the write's transaction."""
         new = {}
         for measurement, tags, _, _ in prepared:
-            if (measurement, tuple(tags.items())) in self._series_ids:
-                continue
-            key = (measurement, json.dumps(tags, sort_keys=True))
-            if key not in self._series_ids:
-                new[key] = None
-        if len(new) > 1:
+            fast_key = (measurement, tuple(tags.items()))
+            if fast_key not in self._series_ids and fast_key not in new:
+                new[fast_key] = (measurement,
+                                 json.dumps(tags, sort_keys=True))
+        if len(new) <= 1:
+            return
+        ids = {}
+        for key in set(new.values()):
+            ids[key] = self._lookup_series(key)
+        missing = [key for key, series_id in ids.items() if series_id is None]
+        if missing:
+            # The write holds the database's write lock (BEGIN IMMEDIATE),
+            # so the rows past the largest id are the ones inserted here.
+            newest = self._db.execute(
+                'SELECT coalesce(max(id), 0) FROM series').fetchone()[0]
             self._db.executemany(
                 'INSERT OR IGNORE INTO series (measurement, tags) '
-                'VALUES (?, ?)', list(new))
-            self._refresh_series()
+                'VALUES (?, ?)', missing)
+            ids.update(((measurement, tags_json), series_id)
+                       for series_id, measurement, tags_json
+                       in self._db.execute(
+                           'SELECT id, measurement, tags FROM series '
+                           'WHERE id > ?', (newest,)))
+        for fast_key, key in new.items():
+            self._remember(fast_key, ids[key])
 
     def _matching_series(self, measurement, tags, since_us=None):
         """``{series id: tags}`` of the series of ``measurement`` whose
         tags hold ``tags``; with ``since_us``, only those written at or
-        after it (or not known to have been written before it)."""
-        self._refresh_series()
-        wanted = (tags or {}).items()
+        after it (or not known to have been written before it).  Read
+        from the ``series`` table, which holds each series' tags as
+        ``json.dumps(tags, sort_keys=True)``."""
+        wanted = list((tags or {}).items())
+        where, args = ['measurement = ?'], [measurement]
+        for key, value in wanted:
+            if value:
+                # The pair as json.dumps(tags, sort_keys=True) wrote it:
+                # a cheap filter, checked exactly below.
+                where.append('instr(tags, ?) > 0')
+                args.append('%s: %s' % (json.dumps(key), json.dumps(value)))
+        condition = ' AND '.join(where)
         if since_us is None:
-            candidates = self._series_by_measurement.get(measurement, [])
+            sql = ('SELECT id, tags FROM series WHERE %s ORDER BY id'
+                   % condition)
         else:
-            ids = [row[0] for row in self._db.execute(
-                'SELECT id FROM series WHERE measurement = ? AND '
-                'last_us >= ? UNION ALL SELECT id FROM series WHERE '
-                'measurement = ? AND last_us IS NULL',
-                (measurement, since_us - _LAST_WRITTEN_SLACK_US,
-                 measurement))]
-            if any(i not in self._series_tags for i in ids):
-                self._refresh_series()
-            candidates = [(i, self._series_tags[i]) for i in ids
-                          if i in self._series_tags]
-        return {series_id: series_tags for series_id, series_tags
-                in candidates
-                if all(series_tags.get(k, '') == v for k, v in wanted)}
+            # Two index look-ups (measurement, last_us): an OR would scan.
+            sql = ('SELECT id, tags FROM series WHERE last_us >= ? AND '
+                   '%s UNION ALL SELECT id, tags FROM series WHERE '
+                   'last_us IS NULL AND %s' % (condition, condition))
+            args = [since_us - _LAST_WRITTEN_SLACK_US] + args + args
+        found = {}
+        for series_id, tags_json in self._db.execute(sql, args):
+            series_tags = json.loads(tags_json)
+            if all(series_tags.get(k, '') == v for k, v in wanted):
+                found[series_id] = series_tags
+        return found
 
     # -- writing ----------------------------------------------------------
 
@@ -287,23 +332,31 @@ class SQLiteStore(base.HistoryStore):
                         newest[series_id] = time_us
                 self._db.executemany(
                     'INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?)', rows)
+                last_written = self._last_written
                 moved = [(t, i, t) for i, t in newest.items()
-                         if t > self._last_written.get(i, -2 ** 62)
+                         if t > last_written.get(i, -2 ** 62)
                          + _LAST_WRITTEN_SLACK_US]
                 if moved:
                     self._db.executemany(
                         'UPDATE series SET last_us = ? WHERE id = ? AND '
                         '(last_us IS NULL OR last_us < ?)', moved)
                 self._db.execute('COMMIT')
-                self._last_written.update((i, t) for t, i, _ in moved)
+                self._wrote(moved)
             except BaseException:
                 self._db.execute('ROLLBACK')
+                # Ids of series inserted by this write are void.
                 self._series_ids.clear()
-                self._series_by_measurement.clear()
-                self._series_tags.clear()
-                self._series_loaded_to = 0
                 raise
             self._written += len(prepared)
+
+    def _wrote(self, moved):
+        last_written = self._last_written
+        for time_us, series_id, _ in moved:
+            last_written[series_id] = time_us
+            last_written.move_to_end(series_id)
+        # Forgetting one only costs a redundant UPDATE of its row.
+        while len(last_written) > self._series_cache_size:
+            last_written.popitem(last=False)
 
     def flush(self, timeout=None):
         return True

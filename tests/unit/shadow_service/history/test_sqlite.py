@@ -211,3 +211,47 @@ def test_a_database_from_before_last_written_is_upgraded(path):
     # Opening it again changes nothing.
     sqlite.SQLiteStore(path=path).close()
     assert dict(store._db.execute('SELECT id, last_us FROM series')) == rows
+
+
+def _catalogue_entries(store):
+    """Entries in the store's in-memory catalogue structures."""
+    return sum(len(value) for value in vars(store).values()
+               if isinstance(value, (dict, list, set)))
+
+
+def test_the_in_memory_catalogue_stays_bounded(path):
+    store = sqlite.SQLiteStore(path=path, series_cache_size=50)
+    for batch in range(20):  # 2,000 series, 40 times the cache
+        store.write([_sample('e%d-%d' % (batch, i), NOW - 2 * DAY + i,
+                             profile='web' if i % 2 else 'db',
+                             value=float(batch * 100 + i))
+                     for i in range(100)])
+        store.write([_metric(float(batch), NOW - 60, host='h%d' % batch)])
+
+    assert _catalogue_entries(store) <= 2 * 50
+    # Series long out of the cache are read, and written, as before.
+    assert [p.fields['value'] for p in store.query_points(
+        'shadow_sample', {'evaluation': 'e0-1'})] == [1.0]
+    assert len(store.query_points('shadow_sample', {'profile': 'web'},
+                                  start=NOW - 3 * DAY, end=NOW)) == 1000
+    assert store.latest('host_metric', 'value')['h0'] == (NOW - 60, 0.0)
+    store.write([_sample('e0-1', NOW - 30, value=9.0)])
+    assert [p.fields['value'] for p in store.query_points(
+        'shadow_sample', {'evaluation': 'e0-1'}, start=NOW - DAY,
+        end=NOW)] == [9.0]
+    assert store._db.execute('SELECT count(*) FROM series').fetchone()[
+        0] == 2020
+    assert _catalogue_entries(store) <= 2 * 50
+
+
+def test_a_store_reads_series_other_stores_write_after_it(path):
+    reader = sqlite.SQLiteStore(path=path, series_cache_size=2)
+    writer = sqlite.SQLiteStore(path=path, series_cache_size=2)
+    reader.write([_sample('first', NOW - 60)])
+    writer.write([_sample('e%d' % i, NOW - 30, value=float(i))
+                  for i in range(5)])
+    reader.write([_sample('e4', NOW - 20, value=7.0)])
+
+    found = reader.query_points('shadow_sample', {'evaluation': 'e4'})
+    assert [p.fields['value'] for p in found] == [4.0, 7.0]
+    assert len(writer.query_points('shadow_sample')) == 7
