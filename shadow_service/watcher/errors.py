@@ -12,7 +12,9 @@ its forecaster thinks gets more headroom, and a steady one less.
 Errors are kept per instance and, as a fraction of the flavor's vCPUs, per
 flavor; an instance with fewer than ``min_errors`` of its own borrows its
 flavor's (scaled back to vCPUs).  The statistics live in memory: after a
-restart they rebuild within ``min_errors`` runs.  Pure: no I/O.
+restart the watcher learns the errors of its forecasts of the last
+``history_window`` again (their ``demand_forecast`` points), and older
+ones rebuild within ``min_errors`` runs.  Pure: no I/O.
 """
 
 import collections

@@ -152,6 +152,8 @@ class Watcher:
         self.pending = {}
         self.siblings = collections.defaultdict(list)
         self._predictions = collections.defaultdict(collections.deque)
+        #: instance -> when this watcher last forecast it
+        self._predicted = {}
         self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
@@ -161,6 +163,10 @@ class Watcher:
         #: saturated at its largest capacity (that capacity times the
         #: policy's hidden-demand factor)
         self._hidden = {}
+        #: instance -> (sustained peak, single peak, known since) that
+        #: the decision records held at a restore, merged into the
+        #: ceiling read from history on the VM's next run
+        self._recorded_ceilings = {}
         self._was_leader = False
         self._restored = False
         self._warned = set()
@@ -496,6 +502,16 @@ class Watcher:
             before = self._peaks(older[:-1])
             newest = self._peaks(older)
             since = now - int(np.isfinite(older).sum()) * opts.step
+            recorded = self._recorded_ceilings.pop(instance_id, None)
+            if recorded is not None:
+                # What the watcher knew before a restart (or the previous
+                # leader): the ceiling never forgets a peak, so history
+                # older than ``ceiling_window`` still counts.
+                before = (max(before[0], recorded[0]),
+                          max(before[1], recorded[1]))
+                newest = (max(newest[0], recorded[0]),
+                          max(newest[1], recorded[1]))
+                since = min(since, recorded[2])
         else:
             # The steps since the last run (and enough before them for
             # one median) update it.
@@ -535,6 +551,7 @@ class Watcher:
         bound = min(forecast['peak'], forecast['ceiling'])
         if saturated:
             bound = max(bound, hidden)
+        forecast['bound'] = bound
         self._bounds[instance_id].append((now, bound))
 
     def _yesterday_peak(self, instance, now, span_s):
@@ -763,12 +780,13 @@ class Watcher:
             return Step(instance_id, policy_base.Decision(
                 policy_base.NO_ACTION, 'too little history yet'))
         forecast = situation.forecast
-        self._predictions[instance_id].append(_Prediction(
+        prediction = _Prediction(
             now, now + self.lead_s[situation.mode], forecast['raw_peak'],
             instance.flavor.get('name') or '%g-vcpus' % situation.capacity,
-            situation.capacity))
-        self._write_forecast(instance_id, forecast,
-                             self.lead_s[situation.mode], now)
+            situation.capacity)
+        self._predictions[instance_id].append(prediction)
+        self._predicted[instance_id] = now
+        self._write_forecast(instance_id, forecast, prediction)
         decision = self.policy.decide(situation)
         if decision.action == policy_base.NO_ACTION and \
                 self.opts.steal_window > 0:
@@ -939,17 +957,30 @@ class Watcher:
             self.siblings[instance_id].append(sibling_id)
 
     # -- records and leadership ---------------------------------------------
-    def _write_forecast(self, instance_id, forecast, lead_s, now):
-        """The ``demand_forecast`` point of this run: the forecast at the
-        lead time, stamped at the time it is for."""
+    def _write_forecast(self, instance_id, forecast, prediction):
+        """The ``demand_forecast`` point of this run's ``prediction``:
+        the forecast at the lead time, stamped at the time it is for,
+        with the state the next runs decide on (:meth:`restore` reads it
+        back)."""
+        now = prediction.made_at
+        lead_s = prediction.matures_at - now
         step = max(1, min(int(forecast['horizon_steps']),
                           len(forecast['mean']))) - 1
         fields = {'mean': forecast['mean'][step],
                   'lower': forecast['lower'][step],
                   'upper': forecast['upper'][step],
-                  'peak': forecast['peak'], 'lead_s': float(lead_s)}
+                  'peak': forecast['peak'], 'lead_s': float(lead_s),
+                  'raw_peak': prediction.raw_peak,
+                  'vcpus': prediction.vcpus,
+                  'hidden_floor': forecast.get('hidden_floor'),
+                  'bound': forecast.get('bound')}
+        known = self._ceilings.get(instance_id)
+        if known is not None:
+            fields.update(ceiling_sustained=known[0],
+                          ceiling_single=known[1], ceiling_since=known[2])
         fields = {k: float(v) for k, v in fields.items()
                   if v is not None and math.isfinite(v)}
+        fields['flavor'] = str(prediction.flavor)
         try:
             self.history.write([history_base.Point(
                 names.DEMAND_FORECAST,
@@ -976,8 +1007,12 @@ class Watcher:
         The guard and the actions under way come from the guard's longest
         window; the siblings and the timelines (what converts a VM's past
         utilisation samples to busy vCPUs) from the longest window the
-        watcher reads history over.  The demand ceilings are read again
-        from history on the next run."""
+        watcher reads history over.  Each VM's hidden-demand floor, the
+        peaks its demand ceiling was learnt from and the growth bounds of
+        its hold window come back from the ``demand_forecast`` points of
+        that window (:meth:`_restore_demand_state`); the ceiling is read
+        again from history on the next run and keeps the recorded peaks
+        too."""
         opts = self.opts
         start = now - max(opts.cycle_window, 3600.0,
                           opts.immunity_window, opts.cooldown)
@@ -1041,9 +1076,77 @@ class Watcher:
         self.siblings = siblings
         self._restore_timelines(changes)
         self._ceilings.clear()
+        self._restore_demand_state(found, since, now)
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
+
+    def _restore_demand_state(self, found, since, now):
+        """Each VM's hidden-demand floor, demand ceiling peaks and the
+        growth bounds of its hold window, as the last runs before a
+        restart (or the previous leader) left them, from the
+        ``demand_forecast`` points written since ``since`` and the
+        decision records ``found`` (whose forecast inputs carry the
+        hidden-demand floor of the runs that decided something)."""
+        hidden, ceilings = {}, {}
+        bounds = collections.defaultdict(list)
+        predictions = collections.defaultdict(list)
+        for record in found:
+            floor = ((record.get('inputs') or {}).get('forecast')
+                     or {}).get('hidden_floor')
+            if floor:
+                instance_id = record['instance']
+                hidden[instance_id] = max(hidden.get(instance_id, 0.0),
+                                          float(floor))
+        try:
+            points = self.history.query_points(
+                names.DEMAND_FORECAST, start=since,
+                end=now + max(self.lead_s.values()) + 1e-3)
+        except Exception:
+            LOG.exception('Reading the demand forecasts failed; the '
+                          'demand ceilings are read from history alone')
+            points = []
+        held_since = now - self.opts.hold_window
+        # Predictions the next run can still compare with the demand that
+        # followed (it reads ``history_window``).
+        learnt_since = now - self.opts.history_window
+        for point in points:
+            instance_id = point.tags.get(names.TAG_INSTANCE)
+            fields = point.fields
+            if not instance_id:
+                continue
+            if fields.get('hidden_floor'):
+                hidden[instance_id] = max(hidden.get(instance_id, 0.0),
+                                          float(fields['hidden_floor']))
+            if 'ceiling_sustained' in fields:
+                known = ceilings.get(instance_id)
+                found_now = (float(fields['ceiling_sustained']),
+                             float(fields['ceiling_single']),
+                             float(fields['ceiling_since']))
+                ceilings[instance_id] = found_now if known is None else (
+                    max(known[0], found_now[0]),
+                    max(known[1], found_now[1]),
+                    min(known[2], found_now[2]))
+            made_at = point.time - float(fields.get('lead_s') or 0.0)
+            if 'bound' in fields and held_since < made_at <= now:
+                bounds[instance_id].append((made_at, float(fields['bound'])))
+            if 'raw_peak' in fields and learnt_since < made_at < now and \
+                    made_at > self._predicted.get(instance_id, -math.inf):
+                predictions[instance_id].append(_Prediction(
+                    made_at, point.time, float(fields['raw_peak']),
+                    str(fields.get('flavor') or ''),
+                    float(fields.get('vcpus') or 0.0)))
+        for instance_id, floor in hidden.items():
+            self._hidden[instance_id] = max(
+                self._hidden.get(instance_id, 0.0), floor)
+        self._recorded_ceilings = ceilings
+        for instance_id, recorded in bounds.items():
+            merged = set(self._bounds[instance_id]) | set(recorded)
+            self._bounds[instance_id] = collections.deque(sorted(merged))
+        for instance_id, recorded in predictions.items():
+            queue = self._predictions[instance_id]
+            self._predictions[instance_id] = collections.deque(sorted(
+                list(queue) + recorded, key=lambda p: p.made_at))
 
     def _restore_timelines(self, changes):
         """Each VM's vCPU and member-count timelines (see

@@ -8,6 +8,7 @@ the decision records show afterwards.
 import numpy as np
 import pytest
 
+from shadow_service.history import base as history_base
 from shadow_service.watcher import records
 from tests import watcher_support as support
 
@@ -256,9 +257,99 @@ def test_a_restarted_watcher_reads_past_demand_at_the_old_size(tmp_path):
     # The daemon restarts: a new watcher over the same cloud and history.
     again = support.build(conf, driver, history)
     support.run(again, driver, 1)
-    ceiling = again.watcher.situation(driver.get_instance('vm-1'),
-                                      driver.now()).forecast['ceiling']
+    forecast = again.watcher.situation(driver.get_instance('vm-1'),
+                                       driver.now()).forecast
     # The samples taken at 95 % of 2 vCPUs are 1.9 busy vCPUs, not 95 %
-    # of the new flavor's vCPUs.
-    assert ceiling == pytest.approx(
+    # of the new flavor's vCPUs: the demand ceiling learnt from them.
+    assert forecast['ceiling_before'] == pytest.approx(
         1.9 * (1.0 + conf.watcher.ceiling_margin), rel=1e-3)
+    # Saturated at 2 vCPUs, it was sized for eight times them, and the
+    # ceiling stays there after the restart as it would without one.
+    assert forecast['ceiling'] == pytest.approx(16.0)
+
+
+def _saturated_at_the_top(tmp_path, restart):
+    """A VM on the ladder's top rung ("xlarge", 16 vCPUs), quiet for
+    four hours, saturated for two samples (it wanted 20 vCPUs, the
+    samples read 16), then quiet again; four watcher runs from the
+    saturation on, then (``restart``: in a new watcher over the same
+    cloud and history, as after a restart of the daemon) eight more.
+    ``(watcher state after the first of those eight runs, the eight
+    runs' decisions, the records written before the restart)``."""
+    tmp_path.mkdir()
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'forecast', 'dry_run': False, 'hold_window': 1800.0})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * 48 + [20.0] * 2 + [1.0] * 200,
+                  flavor='xlarge')
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(4 * 3600.0)
+    support.run(assembled, driver, 4)
+    before = _records(history, driver, 'vm-1')
+    if restart:
+        assembled = support.build(conf, driver, history)
+    steps = support.run(assembled, driver, 1)
+    watcher = assembled.watcher
+    state = {'hidden': dict(watcher._hidden),
+             'ceilings': dict(watcher._ceilings),
+             'bounds': list(watcher._bounds['vm-1']),
+             'errors': watcher.errors.count('vm-1'),
+             'margin': watcher.errors.summary('vm-1', 'xlarge', 16.0),
+             'pending predictions': len(watcher._predictions['vm-1'])}
+    steps += support.run(assembled, driver, 7)
+    decisions = [(s.decision.action, s.outcome, s.decision.reason)
+                 for s in steps]
+    return state, decisions, before
+
+
+def test_a_restarted_watcher_decides_as_if_it_had_not_stopped(tmp_path):
+    kept, kept_decisions, before = _saturated_at_the_top(
+        tmp_path / 'kept', restart=False)
+    # Saturated on the top rung, the policy had nothing to do: no
+    # decision record holds what the watcher learnt from it.
+    assert before == []
+    # It sized the VM for eight times its 16 vCPUs while saturated.
+    assert kept['hidden'] == {'vm-1': pytest.approx(128.0)}
+    assert max(b for _t, b in kept['bounds']) == pytest.approx(128.0)
+    assert kept['errors'] >= 2
+    # Without a restart it shrinks the VM once the hold window passed.
+    assert ('resize_down', 'started') in [d[:2] for d in kept_decisions]
+
+    restarted, restarted_decisions, _ = _saturated_at_the_top(
+        tmp_path / 'restarted', restart=True)
+    # The hidden-demand floor, the demand ceiling's peaks and the day it
+    # was first known, the hold window's growth bounds and the forecast
+    # errors are back after the restart...
+    assert restarted == kept
+    # ... and the watcher decides as it would have without stopping.
+    assert restarted_decisions == kept_decisions
+
+
+def test_a_restart_keeps_the_hidden_floor_of_older_records(tmp_path):
+    # Records from before the demand forecasts held the watcher's state:
+    # a resize record's inputs carry the hidden-demand floor; a forecast
+    # point without the state's fields restores nothing, and breaks
+    # nothing.
+    conf = support.make_conf(tmp_path, watcher={'policy': 'forecast'})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * DAY, flavor='xlarge')
+    driver.fast_forward(4 * 3600.0)
+    now = driver.now()
+    history.write([
+        records.decision_point({
+            'decision_id': 'd-1', 'instance': 'vm-1',
+            'action': 'resize_up', 'outcome': 'dry_run', 'at': now - 900,
+            'inputs': {'flavor': {'name': 'medium', 'vcpus': 4},
+                       'saturated': True,
+                       'forecast': {'hidden_floor': 32.0,
+                                    'ceiling': 32.0}}}, now - 900),
+        history_base.Point('demand_forecast',
+                           {'instance': 'vm-1', 'model': 'naive'},
+                           {'mean': 1.0, 'lower': 0.5, 'upper': 1.5,
+                            'peak': 1.5, 'lead_s': 540.0}, now - 60)])
+    assembled = support.build(conf, driver, history)
+    support.run(assembled, driver, 1)
+    watcher = assembled.watcher
+    assert watcher._hidden == {'vm-1': pytest.approx(32.0)}
+    assert watcher.situation(driver.get_instance('vm-1'), driver.now()) \
+        .forecast['ceiling'] == pytest.approx(32.0)

@@ -344,3 +344,31 @@ def test_a_busy_vm_below_noise_of_saturation_is_not_saturated(tmp_path):
     situation = _situation_after(tmp_path, values)
     assert situation.utilisation_pct < 85.0
     assert not situation.saturated
+
+
+def test_a_restart_keeps_peaks_older_than_the_history_it_reads(tmp_path):
+    # Quiet for 4 hours, 3 busy vCPUs for an hour, then quiet; the
+    # watcher reads one hour of history.  It saw the burst, and keeps it
+    # in its ceiling; so does a watcher that restarts two hours later,
+    # though the burst has left the history it reads.
+    values = [0.5] * 48 + [3.0] * 12 + [0.5] * 36
+
+    def ceiling_after(path, restart):
+        assembled, driver = _watcher(path, values, hours=4.0,
+                                     history_window=3600.0,
+                                     ceiling_window=3600.0)
+        try:
+            watcher_support.run(assembled, driver, 36)
+            if restart:
+                # A new watcher over the same cloud and history.
+                assembled = watcher_support.build(
+                    assembled.watcher.conf, driver, assembled.watcher.history)
+            watcher_support.run(assembled, driver, 1)
+            return _ceiling(assembled, driver), dict(
+                assembled.watcher._ceilings)
+        finally:
+            assembled.close()
+
+    kept = ceiling_after(tmp_path / 'kept', restart=False)
+    assert kept[0] == pytest.approx(3.15, rel=1e-3)
+    assert ceiling_after(tmp_path / 'restarted', restart=True) == kept
