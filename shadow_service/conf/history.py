@@ -10,6 +10,9 @@ from oslo_config import cfg
 
 from shadow_service.conf import utils as conf_utils
 
+#: Default of ``sqlite_series_cache_size``.
+SQLITE_SERIES_CACHE_SIZE = 10000
+
 history_group = cfg.OptGroup(
     name='history',
     title='History store options',
@@ -125,6 +128,24 @@ must exist and be writable; the file is created on first use.
 Possible values:
 
 * An absolute path, or ``:memory:`` for a private in-memory database.
+"""),
+    cfg.IntOpt(
+        'sqlite_series_cache_size',
+        default=SQLITE_SERIES_CACHE_SIZE,
+        min=1,
+        help="""
+Most series (a measurement and its tags: one per shadow and metric, per
+host and metric, per instance and metric) whose row id each process of the
+``sqlite`` store keeps in memory for writing, least recently written
+dropped first; about 1 kB each. A write to a series not in the cache looks
+its id up in the database's index instead. The catalogue itself lives in
+the database, so this bounds memory, not what can be stored or read.
+
+Possible values:
+
+* A positive number of series. Raise it when more series than this are
+  written in turn (for example many hosts' and instances' metrics every
+  interval), so each write finds its id in memory.
 """),
 ]
 

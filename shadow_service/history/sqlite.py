@@ -25,8 +25,9 @@ series there, by measurement (and ``last_us`` for a window) and by tag
 (a substring of ``series.tags``), so several processes sharing the
 file always see each other's series.  A process keeps only a bounded,
 least-recently-used cache of the series it writes (measurement and tags
-to id, and the ``last_us`` it last wrote), :data:`SERIES_CACHE_SIZE`
-series by default: its memory does not grow with the series the file
+to id, and the ``last_us`` it last wrote), ``[history]
+sqlite_series_cache_size`` series (:data:`SERIES_CACHE_SIZE` by
+default): its memory does not grow with the series the file
 holds.  A series that fell out of the cache is looked up by its unique
 ``(measurement, tags)`` index when next written.
 Writes are synchronous (one transaction per ``write()`` call): nothing
@@ -109,7 +110,7 @@ _DAY_US = 86400 * 10 ** 6
 #: to series id, and the ``last_us`` it last wrote to each); least
 #: recently written first out (about 1 kB each); a write to a series not
 #: remembered costs an indexed look-up.
-SERIES_CACHE_SIZE = 10000
+SERIES_CACHE_SIZE = history_conf.SQLITE_SERIES_CACHE_SIZE
 #: How far ``series.last_us`` may lag behind the newest point of a series
 #: (a series' row is updated at most once per this much of its time, and
 #: windowed reads reach back this much further).
@@ -161,7 +162,8 @@ class SQLiteStore(base.HistoryStore):
     record_retention_days
         Override the matching ``[history]`` options.
     series_cache_size : int, optional
-        How many series to remember for writing (default
+        How many series to remember for writing; overrides
+        ``[history] sqlite_series_cache_size`` (default
         :data:`SERIES_CACHE_SIZE`).
     """
 
@@ -178,7 +180,8 @@ class SQLiteStore(base.HistoryStore):
             conf, sqlite_path=path, raw_retention_days=raw_retention_days,
             rollup_interval_s=rollup_interval_s,
             rollup_retention_days=rollup_retention_days,
-            record_retention_days=record_retention_days)
+            record_retention_days=record_retention_days,
+            sqlite_series_cache_size=series_cache_size)
         self.path = opts['sqlite_path']
         self._raw_retention_us = opts['raw_retention_days'] * _DAY_US
         self._rollup_interval_us = opts['rollup_interval_s'] * 10 ** 6
@@ -187,9 +190,8 @@ class SQLiteStore(base.HistoryStore):
                                      * _DAY_US)
         self._lock = threading.RLock()
         self._db = self._connect(self.path)
-        self._series_cache_size = (SERIES_CACHE_SIZE
-                                   if series_cache_size is None
-                                   else max(1, int(series_cache_size)))
+        self._series_cache_size = max(
+            1, int(opts['sqlite_series_cache_size']))
         #: (measurement, tuple of the tags' items) -> series id, least
         #: recently written first
         self._series_ids = collections.OrderedDict()

@@ -5,7 +5,9 @@ import sqlite3
 import threading
 
 import pytest
+from oslo_config import cfg
 
+from shadow_service.conf import history as history_conf
 from shadow_service.history import base
 from shadow_service.history import sqlite
 
@@ -242,6 +244,24 @@ def test_the_in_memory_catalogue_stays_bounded(path):
     assert store._db.execute('SELECT count(*) FROM series').fetchone()[
         0] == 2020
     assert _catalogue_entries(store) <= 2 * 50
+
+
+def test_the_series_cache_size_is_an_option(path):
+    conf = cfg.ConfigOpts()
+    history_conf.register_opts(conf)
+    conf([], project='nova-shadow-test', default_config_files=[])
+    assert sqlite.SQLiteStore(conf, path=path)._series_cache_size == \
+        sqlite.SERIES_CACHE_SIZE
+    conf.set_override('sqlite_series_cache_size', 3, group='history')
+    store = sqlite.SQLiteStore(conf, path=path)
+    store.write([_sample('e%d' % i, NOW - 30, value=float(i))
+                 for i in range(10)])
+
+    assert _catalogue_entries(store) <= 2 * 3
+    assert len(store.query_points('shadow_sample')) == 10
+    # The constructor's argument still wins over the option.
+    assert sqlite.SQLiteStore(conf, path=path,
+                              series_cache_size=7)._series_cache_size == 7
 
 
 def test_a_store_reads_series_other_stores_write_after_it(path):
