@@ -796,14 +796,14 @@ def test_a_renewal_does_not_hold_the_records_behind_it(gated,
     # This request's renewal waits at the service (up to its budget)...
     assert _ask(shadow)[0] == 'host3'
     gated.wait_until_held(1)
-    assert 'shadow-weigher-renewals' in {
-        t.name for t in threading.enumerate()}
     # ... and the next requests' records are sent meanwhile (the renewal
     # is claimed: they are not renewals themselves).
     for _ in range(3):
         assert _ask(shadow)[0] == 'host3'
     calls = gated.wait_for(4, timeout=5.0)
     assert _flags_of(calls) == [(False, True)] + [(True, True)] * 3
+    assert 'shadow-weigher-renewals' in {
+        t.name for t in threading.enumerate()}
     gated.gate.set()
     assert _flags_of(gated.wait_for(5))[4:] == [(False, True)]
 
