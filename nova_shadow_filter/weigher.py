@@ -458,8 +458,9 @@ class _Recorder:
                 renewing = self._queue_renewal(dict(job, request=request))
         finally:
             if job['renew'] and not renewing:
-                # Not renewed (a move, or no room): the next request
-                # past half the answer's life may renew it.
+                # Not renewed (not a boot, no room, or the look-up
+                # failed): the next request past half the answer's life
+                # may renew it.
                 cache.release_renewal(key)
         if job['changed']:
             # The hosts whose facts changed were neutral in the answer;
