@@ -89,6 +89,8 @@ class PriorCache:
         # {workload key: {'at': clock, 'keys': fact keys,
         #                 'hosts': {host: (facts, entry)}}}, oldest first.
         self._answers = {}
+        # The workload keys whose answer is being renewed.
+        self._renewing = set()
 
     @property
     def enabled(self):
@@ -101,15 +103,23 @@ class PriorCache:
         return None if answer is None else self.clock() - answer['at']
 
     def claim_renewal(self, key):
-        """True once per answer: whoever gets it asks the service about
-        the workload again (in the background) before the answer is too
-        old (:meth:`store` with ``renewed``)."""
+        """True for one caller at a time per workload with an answer:
+        whoever gets it asks the service about the workload again (in
+        the background) before the answer is too old (:meth:`store` with
+        ``renewed``), then calls :meth:`release_renewal` whatever came of
+        it (renewed, dropped or failed)."""
         with self._lock:
-            answer = self._answers.get(key)
-            if answer is None or answer.get('renewing'):
+            if key in self._renewing or key not in self._answers:
                 return False
-            answer['renewing'] = True
+            self._renewing.add(key)
             return True
+
+    def release_renewal(self, key):
+        """End the renewal claimed for ``key`` (:meth:`claim_renewal`):
+        the next request past half the answer's life may claim it again
+        (an answer that was renewed is new again by then)."""
+        with self._lock:
+            self._renewing.discard(key)
 
     def holds(self, key):
         """Whether an answer for ``key`` is kept and young enough."""

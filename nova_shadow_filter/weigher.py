@@ -80,7 +80,12 @@ LOG_VALUE_MAX = 80
 REFRESH_BUDGET_S = 3.0
 #: Records of requests answered from the cache that may wait to be sent.
 RECORDS_QUEUED = 64
-#: Dropped records: one warning for the first and every this many.
+#: Renewals of cached answers that may wait for the one being made (each
+#: may take a whole budget); a request whose renewal finds them all
+#: waiting is recorded instead.
+RENEWALS_QUEUED = 8
+#: Dropped records (and renewals): one warning for the first and every
+#: this many.
 DROPS_LOGGED_EVERY = 100
 
 
@@ -375,24 +380,49 @@ class _Plan:
 
 class _Recorder:
     """The service's part of the requests answered from the cache, on
-    its own thread (the request does not wait): the hosts whose facts
-    changed asked again (history only, unrecorded), then the whole
-    request recorded, or asked again to renew the answer.  At most
-    ``RECORDS_QUEUED`` wait, more are dropped (and logged); a failed call
-    is logged and dropped."""
+    threads of their own (the request does not wait).
+
+    The records thread, one request at a time, looks up the request's
+    operation, hands a boot's renewal of the answer to the renewals
+    thread, asks about the hosts whose facts changed (history only,
+    unrecorded), then has the whole request recorded (a cast) unless its
+    renewal records it.  At most ``RECORDS_QUEUED`` requests wait, more
+    are dropped (and logged).
+
+    The renewals thread asks about a request again as without the cache
+    (and recorded), which may take the request's whole budget: at most
+    ``RENEWALS_QUEUED`` renewals wait for it; a request whose renewal
+    finds them all waiting is recorded instead (and counted in
+    ``renewals_dropped``, logged).  However a renewal ends (made,
+    dropped, failed), its claim on the answer is released
+    (:meth:`nova_shadow_filter.priorcache.PriorCache.release_renewal`).
+    A failed call is logged and dropped."""
 
     def __init__(self, weigher):
         self._weigher = weigher
         self._queue = queue.Queue(maxsize=RECORDS_QUEUED)
+        self._renewals = queue.Queue(maxsize=RENEWALS_QUEUED)
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name='shadow-weigher-records')
+        self.renewals_dropped = 0
+        self._thread = threading.Thread(
+            target=self._run, args=(self._queue, self._serve, 'record'),
+            daemon=True, name='shadow-weigher-records')
+        self._renewer = threading.Thread(
+            target=self._run,
+            args=(self._renewals, self._renew, 'renew the answer of'),
+            daemon=True, name='shadow-weigher-renewals')
         self._thread.start()
+        self._renewer.start()
 
     def send(self, record):
+        """Queue ``record`` (a :class:`_Plan`'s ``record``) without
+        waiting: dropped (and its renewal claim released) when
+        ``RECORDS_QUEUED`` already wait."""
         try:
             self._queue.put_nowait(record)
         except queue.Full:
+            if record['renew']:
+                self._cache(record).release_renewal(record['key'])
             self.dropped += 1
             if self.dropped % DROPS_LOGGED_EVERY == 1:
                 # Once per burst, not once per request.
@@ -401,23 +431,37 @@ class _Recorder:
                             'wait (%d dropped so far)', RECORDS_QUEUED,
                             self.dropped)
 
-    def _run(self):
+    def _cache(self, job):
+        """The cache the answer of ``job`` came from."""
+        return job.get('cache') or self._weigher._prior_cache
+
+    def _run(self, jobs, serve, what):
         while True:
-            job = self._queue.get()
+            job = jobs.get()
             try:
-                self._serve(job)
+                serve(job)
             except Exception as e:
                 if _unsupported(e):
                     self._weigher._cache_unsupported()
-                LOG.warning('Could not have the shadow service record a '
-                            'request answered from the cache (%s)',
+                LOG.warning('Could not have the shadow service %s a '
+                            'request answered from the cache (%s)', what,
                             describe_error(e))
 
     def _serve(self, job):
-        weigher = self._weigher
-        api, cache = weigher.api, weigher._prior_cache
+        api, cache = self._weigher.api, self._cache(job)
         columns, budget, key = job['columns'], job['budget'], job['key']
-        request = self._with_operation(job['request'])
+        renewing = False
+        try:
+            request = self._with_operation(job['request'])
+            if (job['renew'] and request is not None
+                    and request['purpose'] == operations.BOOT):
+                renewing = self._queue_renewal(dict(job, request=request))
+        finally:
+            if job['renew'] and not renewing:
+                # Not renewed (not a boot, no room, or the look-up
+                # failed): the next request past half the answer's life
+                # may renew it.
+                cache.release_renewal(key)
         if job['changed']:
             # The hosts whose facts changed were neutral in the answer;
             # their entries for the next requests.
@@ -428,12 +472,38 @@ class _Recorder:
                 deadline_margin, history_only=True, record=False)
             cache.refresh(key, part, entries_from_columns(reply,
                                                           part['host']))
-        if request is None:
+        if request is None or renewing:
+            # Nothing to send, or the renewal records the request.
             return
-        if job['renew'] and request['purpose'] == operations.BOOT:
-            # Asked again as without the cache (and recorded): kept anew
-            # if history still decides, forgotten if not.
-            reply = api.rank_host_columns(
+        api.record_host_columns({}, request, columns, budget)
+
+    def _queue_renewal(self, job):
+        """Whether ``job``'s renewal waits for the renewals thread (not
+        when ``RENEWALS_QUEUED`` already wait: it is counted, logged and
+        the request recorded instead)."""
+        try:
+            self._renewals.put_nowait(job)
+        except queue.Full:
+            self.renewals_dropped += 1
+            if self.renewals_dropped % DROPS_LOGGED_EVERY == 1:
+                # Once per burst, not once per request.
+                LOG.warning('Not renewing an answer from history in the '
+                            'background: %d renewals already wait (%d not '
+                            'renewed so far); recording the request '
+                            'instead', RENEWALS_QUEUED,
+                            self.renewals_dropped)
+            return False
+        return True
+
+    def _renew(self, job):
+        """Ask about ``job``'s request again as without the cache (and
+        recorded): its answer is kept anew if history still decides,
+        forgotten if not."""
+        cache, key = self._cache(job), job['key']
+        try:
+            request, columns, budget = (job['request'], job['columns'],
+                                        job['budget'])
+            reply = self._weigher.api.rank_host_columns(
                 {}, request, columns, budget,
                 timeout=budget + CONF.shadow_weigher.deadline_margin,
                 history_only=False, record=True)
@@ -443,8 +513,8 @@ class _Recorder:
                             renewed=True)
             else:
                 cache.forget(key)
-            return
-        api.record_host_columns({}, request, columns, budget)
+        finally:
+            cache.release_renewal(key)
 
     @staticmethod
     def _with_operation(request):
@@ -799,6 +869,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
             return None
         job = {'request': request, 'columns': columns,
                'budget': self._budget(spec_obj), 'key': key,
+               'cache': cache,
                'changed': lookup.changed,
                # Past half its life the answer is renewed in the
                # background, so a steady flow of requests finds one.

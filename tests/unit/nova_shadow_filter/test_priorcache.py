@@ -126,3 +126,34 @@ def test_an_answer_for_other_candidates_adds_to_a_young_one():
     # As old as its oldest part: gone 10 s after the first answer.
     clock.now += 4.5
     assert cache.lookup('w', columns([100], names=['h2'])) is None
+
+
+def test_one_renewal_per_workload_at_a_time_until_released():
+    clock = Clock()
+    cache = priorcache.PriorCache(10.0, clock=clock)
+    hosts = columns([100] * 4)
+    assert not cache.claim_renewal('w')   # no answer to renew
+    cache.store('w', hosts, entries({h: 50 for h in hosts['host']}))
+    cache.store('v', hosts, entries({h: 50 for h in hosts['host']}))
+    assert cache.claim_renewal('w')
+    assert not cache.claim_renewal('w')
+    # Another workload is renewed on its own.
+    assert cache.claim_renewal('v')
+    # A request asked about every candidate replaces the answer meanwhile:
+    # still one renewal at a time.
+    clock.now += 1
+    cache.store('w', hosts, entries({h: 60 for h in hosts['host']}))
+    assert not cache.claim_renewal('w')
+    # A renewal that was dropped or failed lets the next request renew.
+    cache.release_renewal('w')
+    assert cache.claim_renewal('w')
+    # Released when renewed too; releasing twice, or an answer forgotten
+    # meanwhile, is harmless.
+    cache.store('w', hosts, entries({h: 70 for h in hosts['host']}),
+                renewed=True)
+    cache.release_renewal('w')
+    cache.release_renewal('w')
+    assert cache.claim_renewal('w')
+    cache.forget('w')
+    cache.release_renewal('w')
+    assert not cache.claim_renewal('w')

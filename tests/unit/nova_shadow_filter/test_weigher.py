@@ -6,6 +6,7 @@ the real service there.
 """
 
 import logging
+import threading
 import time
 import types
 import uuid
@@ -723,6 +724,167 @@ def test_an_answer_past_half_its_life_is_renewed_in_the_background(
 def cache_key(shadow):
     [key] = list(shadow._prior_cache._answers)
     return key
+
+
+class GatedService(HistoryService):
+    """:class:`HistoryService` whose calls that ``holds(history_only,
+    record)`` (whole questions: a renewal) wait while ``gate`` is closed
+    (it is open at first; ``waiting`` counts them), and whose next
+    ``fail_whole`` whole questions fail (counted in ``failed``)."""
+
+    def __init__(self, answer):
+        super().__init__(answer)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.holds = lambda history_only, record: history_only is False
+        self.waiting = 0
+        self.fail_whole = 0
+        self.failed = 0
+
+    @messaging.expected_exceptions(exception.ShadowException)
+    def rank_host_columns(self, ctxt, request, hosts, budget_s,
+                          history_only=None, record=None):
+        if self.holds(history_only, record) and not self.gate.is_set():
+            self.waiting += 1
+            self.gate.wait(30)
+        if history_only is False and self.fail_whole:
+            self.fail_whole -= 1
+            self.failed += 1
+            raise exception.ShadowException('no answer this time')
+        return super().rank_host_columns(ctxt, request, hosts, budget_s,
+                                         history_only=history_only,
+                                         record=record)
+
+    def wait_until_held(self, count, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while self.waiting < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.waiting == count
+
+
+@pytest.fixture
+def gated(serve, cached):
+    # A renewal may then hold its thread 20 s (the budget).
+    cached.config(default_budget=20.0, group='shadow_weigher')
+    service = serve(GatedService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    yield service
+    service.gate.set()
+
+
+def _ask(shadow, profile='web', hosts=None):
+    return _weigh_with(shadow, hosts or three_hosts(),
+                       nova_support.request_spec(
+                           {'shadow_profile': profile}))[0]
+
+
+def _past_half_life(shadow, monkeypatch):
+    now = time.monotonic()
+    monkeypatch.setattr(shadow._prior_cache, 'clock', lambda: now + 16.0)
+
+
+def _flags_of(calls):
+    return [(c['history_only'], c['record']) for c in calls]
+
+
+def test_a_renewal_does_not_hold_the_records_behind_it(gated,
+                                                       monkeypatch):
+    shadow = shadow_weigher.ShadowWeigher()
+    _ask(shadow)
+    gated.gate.clear()
+    _past_half_life(shadow, monkeypatch)
+    # This request's renewal waits at the service (up to its budget)...
+    assert _ask(shadow)[0] == 'host3'
+    gated.wait_until_held(1)
+    # ... and the next requests' records are sent meanwhile (the renewal
+    # is claimed: they are not renewals themselves).
+    for _ in range(3):
+        assert _ask(shadow)[0] == 'host3'
+    calls = gated.wait_for(4, timeout=5.0)
+    assert _flags_of(calls) == [(False, True)] + [(True, True)] * 3
+    assert 'shadow-weigher-renewals' in {
+        t.name for t in threading.enumerate()}
+    gated.gate.set()
+    assert _flags_of(gated.wait_for(5))[4:] == [(False, True)]
+
+
+def test_a_failed_renewal_is_tried_again_by_the_next_request(gated,
+                                                             monkeypatch):
+    shadow = shadow_weigher.ShadowWeigher()
+    _ask(shadow)
+    gated.fail_whole = 1
+    _past_half_life(shadow, monkeypatch)
+    _ask(shadow)
+    deadline = time.monotonic() + 10
+    while not gated.failed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gated.failed == 1
+    # The next requests past half the answer's life renew it (the first
+    # ones may still find the failed renewal claimed and be recorded).
+    cache, key = shadow._prior_cache, cache_key(shadow)
+    while cache.age(key) != 0.0 and time.monotonic() < deadline:
+        _ask(shadow)
+        time.sleep(0.05)
+    assert cache.age(key) == 0.0
+    assert (False, True) in _flags_of(gated.calls14[1:])
+
+
+def test_a_renewal_without_room_is_recorded_counted_and_logged_once(
+        gated, monkeypatch, caplog):
+    profiles = ['web%d' % n for n in range(shadow_weigher.RENEWALS_QUEUED
+                                           + 3)]
+    shadow = shadow_weigher.ShadowWeigher()
+    for profile in profiles:
+        _ask(shadow, profile)
+    asked = len(gated.wait_for(len(profiles)))
+    assert asked == len(profiles)
+    gated.gate.clear()
+    _past_half_life(shadow, monkeypatch)
+    _ask(shadow, profiles[0])
+    gated.wait_until_held(1)
+    # One renewal made, RENEWALS_QUEUED waiting: the last two have no
+    # room and are recorded instead, at once.
+    for profile in profiles[1:]:
+        assert _ask(shadow, profile)[0] == 'host3'
+    calls = gated.wait_for(asked + 2, timeout=5.0)[asked:]
+    assert _flags_of(calls) == [(True, True)] * 2
+    assert [c['request']['profile'] for c in calls] == profiles[-2:]
+    assert shadow._recorder.renewals_dropped == 2
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    assert len(warnings) == 1
+    assert 'Not renewing' in warnings[0]
+    # The renewals that waited are made; the ones without room are
+    # free to be claimed by the next request.
+    gated.gate.set()
+    renewals = gated.wait_for(asked + 2 + len(profiles) - 2)[asked + 2:]
+    assert _flags_of(renewals) == [(False, True)] * (len(profiles) - 2)
+    _ask(shadow, profiles[-1])
+    last = gated.wait_for(2 * len(profiles) + 1)[-1]
+    assert (last['request']['profile'], last['history_only']) == (
+        profiles[-1], False)
+
+
+def test_a_renewal_dropped_with_its_record_is_not_left_claimed(
+        gated, monkeypatch):
+    # The records thread waits on the changed host's question; the one
+    # request that fits waits behind it; the renewal after it is dropped.
+    monkeypatch.setattr(shadow_weigher, 'RECORDS_QUEUED', 1)
+    monkeypatch.setattr(shadow_weigher, 'REFRESH_BUDGET_S', 20.0)
+    gated.holds = lambda history_only, record: record is False
+    shadow = shadow_weigher.ShadowWeigher()
+    _ask(shadow)
+    gated.gate.clear()
+    hosts = three_hosts()
+    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
+                                       vcpus_used=2, num_instances=1)
+    _ask(shadow, hosts=hosts)
+    gated.wait_until_held(1)
+    _ask(shadow)
+    _past_half_life(shadow, monkeypatch)
+    _ask(shadow)
+    assert shadow._recorder.dropped == 1
+    assert shadow._prior_cache.claim_renewal(cache_key(shadow))
 
 
 def test_what_the_cache_does_not_hold_asks_about_every_candidate(
