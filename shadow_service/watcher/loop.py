@@ -323,7 +323,8 @@ class Watcher:
         """Values of a step ``timeline`` (``[(since, value)]``, oldest
         first) at ``times``; ``current`` when it is empty or has moved
         on without the watcher seeing the change (from the newest time
-        on)."""
+        on: given bucket end times, the newest bucket, and every later
+        one as later runs read them)."""
         if not timeline or timeline[-1][1] != current:
             timeline.append((-math.inf if not timeline else
                              times[-1] if len(times) else 0.0, current))
@@ -345,14 +346,26 @@ class Watcher:
         group's, all members together, when it scales horizontally)."""
         instance_id = instance.instance_id
         times, util = self._series(instance_id, 'cpu_util_pct', now)
-        vcpus = float(instance.flavor.get('vcpus') or 1)
-        demand = util / 100.0 * self._timeline_at(
-            self._vcpus.setdefault(instance_id, []), times, vcpus)
-        if self._mode(instance) == 'horizontal':
-            demand = demand * self._timeline_at(
-                self._member_counts.setdefault(instance_id, []), times,
-                self._members(instance_id))
+        demand = util / 100.0 * self._capacity(instance,
+                                               times + self.opts.step)
         return times, util, demand
+
+    def _capacity(self, instance, ends):
+        """The VM's vCPUs (its group's, all members together, when it
+        scales horizontally) at ``ends``, the end times of history
+        buckets.  A bucket's mean is measured over the ``step`` before
+        its end, on the capacity the VM has then: the bucket in which a
+        resize (or a scale-out or in) took effect is counted on the new
+        capacity, not the one it had at the bucket's start."""
+        instance_id = instance.instance_id
+        capacity = self._timeline_at(
+            self._vcpus.setdefault(instance_id, []), ends,
+            float(instance.flavor.get('vcpus') or 1))
+        if self._mode(instance) == 'horizontal':
+            capacity = capacity * self._timeline_at(
+                self._member_counts.setdefault(instance_id, []), ends,
+                self._members(instance_id))
+        return capacity
 
     def _mode(self, instance):
         mode = str((instance.metadata or {}).get(SCALING_KEY, 'vertical'))
@@ -489,13 +502,8 @@ class Watcher:
             if opts.ceiling_window > opts.history_window:
                 times, util = self._series(instance_id, 'cpu_util_pct', now,
                                            window_s=opts.ceiling_window)
-                vcpus = float(instance.flavor.get('vcpus') or 1)
-                older = util / 100.0 * self._timeline_at(
-                    self._vcpus.setdefault(instance_id, []), times, vcpus)
-                if self._mode(instance) == 'horizontal':
-                    older = older * self._timeline_at(
-                        self._member_counts.setdefault(instance_id, []),
-                        times, self._members(instance_id))
+                older = util / 100.0 * self._capacity(instance,
+                                                      times + opts.step)
             else:
                 older = demand
             older = np.asarray(older, float)
@@ -569,13 +577,7 @@ class Watcher:
                         float)
         if not np.isfinite(util).any():
             return 0.0
-        demand = util / 100.0 * self._timeline_at(
-            self._vcpus.setdefault(instance.instance_id, []), times,
-            float(instance.flavor.get('vcpus') or 1))
-        if self._mode(instance) == 'horizontal':
-            demand = demand * self._timeline_at(
-                self._member_counts.setdefault(instance.instance_id, []),
-                times, self._members(instance.instance_id))
+        demand = util / 100.0 * self._capacity(instance, times)
         return float(np.nanmax(demand))
 
     def _recurring_peaks(self, instance, now, spans):
@@ -623,18 +625,11 @@ class Watcher:
         return found
 
     def _past_demand(self, instance, times, util):
-        """``(demand, hidden)``: busy vCPUs of the VM (its group's) at
-        earlier ``times`` from its utilisation ``util``; in ``hidden`` a
-        saturated sample counts as the capacity times the policy's
-        hidden-demand factor."""
-        instance_id = instance.instance_id
-        capacity = self._timeline_at(
-            self._vcpus.setdefault(instance_id, []), times,
-            float(instance.flavor.get('vcpus') or 1))
-        if self._mode(instance) == 'horizontal':
-            capacity = capacity * self._timeline_at(
-                self._member_counts.setdefault(instance_id, []), times,
-                self._members(instance_id))
+        """``(demand, hidden)``: busy vCPUs of the VM (its group's) in
+        earlier buckets ending at ``times`` from its utilisation
+        ``util``; in ``hidden`` a saturated sample counts as the
+        capacity times the policy's hidden-demand factor."""
+        capacity = self._capacity(instance, times)
         factor = getattr(self.policy, 'hidden_demand_factor', None)
         factor = float(factor()) if factor is not None else 1.0
         demand = util / 100.0 * capacity

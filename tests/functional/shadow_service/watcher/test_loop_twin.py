@@ -108,6 +108,32 @@ def test_outcomes_update_the_error_statistics(tmp_path):
                                           + situation.forecast['margin'])
 
 
+def test_a_shrink_from_the_top_is_not_undone_by_its_first_sample(tmp_path):
+    # 3 busy vCPUs all along on the top rung ("xlarge", 16 vCPUs): once
+    # the hold window passed, the VM is shrunk to "medium" (4 vCPUs), on
+    # which the same demand reads 75 %.  The first sample on "medium"
+    # is 3 busy vCPUs, not 75 % of the 16 vCPUs before (12, which grew
+    # the VM back within the cooldown: a flap).
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'forecast', 'dry_run': False, 'hold_window': 1800.0})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [3.0] * 400, flavor='xlarge')
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(4 * 3600.0)
+    steps = support.run(assembled, driver, 24)
+    started = [s.decision.action for s in steps if s.outcome == 'started']
+    assert started == ['resize_down'], [
+        (s.decision.action, s.outcome, s.decision.reason) for s in steps]
+    assert driver.get_instance('vm-1').flavor['vcpus'] == 4
+    assert assembled.watcher.counters['flaps'] == 0
+    situation = assembled.watcher.situation(driver.get_instance('vm-1'),
+                                            driver.now())
+    # Every sample of the last six hours, on either flavor, reads the
+    # VM's 3 busy vCPUs.
+    demand = np.asarray(situation.demand)
+    assert demand[np.isfinite(demand)] == pytest.approx(3.0, rel=1e-6)
+
+
 def test_a_group_grows_and_shrinks_with_its_demand(tmp_path):
     wave = [2.0] * DAY + [2.0] * 6 + [12.0] * 30 + [2.0] * 150
     conf = support.make_conf(tmp_path, watcher={
@@ -182,7 +208,8 @@ def test_the_steal_detector_moves_a_vm_off_a_crowded_host(tmp_path):
 def test_a_shrink_is_decided_on_the_demand_over_the_cooldown(tmp_path):
     # A burst every 35 minutes: between two bursts the demand is low for
     # less than cooldown + lead, so a shrink would be undone by a growth
-    # within the cooldown (a flap); the shrink bound sees the next burst.
+    # within the cooldown (a flap); once the watcher has seen bursts,
+    # the shrink bound (with the error margin they taught) sees the next.
     # The first growths are the saturation factor's doublings, so a
     # burst shows its size before the cooldown ends; with no hold window,
     # a group grown at once to the factor's eight times was scaled in
@@ -201,9 +228,17 @@ def test_a_shrink_is_decided_on_the_demand_over_the_cooldown(tmp_path):
     lead = assembled.watcher.lead_s['horizontal']
     assert len(situation.forecast['upper']) * support.STEP_S >= \
         1800.0 + lead
-    assert 'scale_out' in [s.decision.action for s in steps
-                           if s.outcome == 'started']
-    assert assembled.watcher.counters['flaps'] == 0
+    # One run a step: a step's index is its run.
+    started = [(run, s.decision.action) for run, s in enumerate(steps)
+               if s.outcome == 'started']
+    assert started[0] == (0, 'scale_out')
+    # Before the second burst (run 7) the watcher has seen one, censored
+    # on one member: nothing says another comes, and the group may be
+    # scaled in once the cooldown is over (run 6), to be grown again by
+    # that burst: at most that one flap.  From the second burst on, no
+    # scale in undoes a growth.
+    assert all(action == 'scale_out' for run, action in started if run > 7)
+    assert assembled.watcher.counters['flaps'] <= 1
 
 
 def test_a_restarted_watcher_keeps_its_group_together(tmp_path):

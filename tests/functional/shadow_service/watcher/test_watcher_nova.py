@@ -61,9 +61,10 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.addCleanup(assembled.close)
         return assembled.watcher, driver
 
-    def _measured(self, driver, server, metric, values):
-        """``values`` of ``metric`` one step apart, the last one now."""
-        now = driver.now()
+    def _measured(self, driver, server, metric, values, last=None):
+        """``values`` of ``metric`` one step apart, the last one at
+        ``last`` (now by default); returns that time."""
+        now = driver.now() if last is None else last
         host = server['OS-EXT-SRV-ATTR:host']
         self.store.write([history_base.Point(
             names.INSTANCE_METRIC,
@@ -71,6 +72,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
              names.TAG_METRIC: metric}, {names.FIELD_VALUE: float(v)},
             now - (len(values) - 1 - i) * STEP_S)
             for i, v in enumerate(values)])
+        return now
 
     def _records(self, server_id):
         return records.read(self.store, 0, time.time() + 3600, server_id)
@@ -176,7 +178,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         # (held for that window of real time) would keep the sibling.
         watcher, driver = self._watcher(policy='forecast', max_count=2,
                                         hold_window=0.0, min_errors=1)
-        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        busy = self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
         step = watcher.run_once()[0]
         self.assertEqual(('scale_out', 'started'),
                          (step.decision.action, step.outcome))
@@ -198,7 +200,11 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         # VM (or its flavor); the runs here are seconds apart, so none
         # matures: give it one, of zero (no margin, as before).
         watcher.errors.update(app['id'], 'm1.small', 1.0, 0.0)
-        self._measured(driver, app, 'cpu_util_pct', [10.0] * 30)
+        # The quiet samples take the busy ones' instants: written seconds
+        # after them, each would share its step with a busy one, and the
+        # newest step, which ends after the sibling booted, would count
+        # both on the two members.
+        self._measured(driver, app, 'cpu_util_pct', [10.0] * 30, last=busy)
         steps = watcher.run_once()
         self.assertEqual([app['id']], [s.instance_id for s in steps])
         self.assertEqual(('scale_in', 'started'),
