@@ -191,16 +191,11 @@ class Analyzer:
         would see at the host's busiest 5 % of the last day
         (:mod:`.peak`), where the host facts carry those statistics.
     peak_memory_headroom : bool
-        Divide each host's predicted ``mem_bandwidth_gbps`` by how far the
-        full VM's memory traffic (and that of the VMs like it the host is
-        expected to gain) would oversubscribe the host's memory system at
-        its busy level, and multiply its ``mem_latency_ns`` by the rise of
-        the loaded-latency curve from where the shadow measured to there
+        Divide each host's predicted ``mem_bandwidth_gbps`` and multiply
+        its ``mem_latency_ns`` by how far the full VM's memory traffic
+        (and that of the VMs like it the host is expected to gain) would
+        oversubscribe the host's memory system at its busy level
         (:func:`.peak.apply_memory`).
-    mem_latency_at_half, mem_latency_at_rated : float
-        The loaded-latency curve's anchors: memory latency at half and at
-        the full rated bandwidth, in units of the idle latency
-        (:func:`.peak.loaded_latency_factor`).
     """
 
     def __init__(self, *, metric_weights=None, confidence_target=0.8,
@@ -209,9 +204,7 @@ class Analyzer:
                  forecaster="auto", seed=0, cotenancy_horizon_s=86400.0,
                  load_forecaster=None, calibration=None,
                  peak_headroom=True, age_drift_by_metric=None,
-                 peak_memory_headroom=True,
-                 mem_latency_at_half=peak_lib.MEM_LATENCY_AT_HALF,
-                 mem_latency_at_rated=peak_lib.MEM_LATENCY_AT_RATED):
+                 peak_memory_headroom=True):
         if cotenancy_horizon_s < 0:
             raise ValueError("cotenancy_horizon_s must not be negative")
         if not 0.0 <= confidence_target <= 1.0:
@@ -232,10 +225,6 @@ class Analyzer:
         self.calibration = calibration
         self.peak_headroom = bool(peak_headroom)
         self.peak_memory_headroom = bool(peak_memory_headroom)
-        peak_lib.check_latency_curve(float(mem_latency_at_half),
-                                     float(mem_latency_at_rated))
-        self.mem_latency_curve = (float(mem_latency_at_half),
-                                  float(mem_latency_at_rated))
 
     @classmethod
     def from_conf(cls, conf, **kwargs):
@@ -254,11 +243,7 @@ class Analyzer:
                    "forecaster": group.forecaster,
                    "cotenancy_horizon_s": group.cotenancy_horizon,
                    "peak_headroom": group.peak_headroom,
-                   "peak_memory_headroom": group.peak_memory_headroom,
-                   "mem_latency_at_half":
-                       group.mem_latency_at_half_bandwidth,
-                   "mem_latency_at_rated":
-                       group.mem_latency_at_rated_bandwidth}
+                   "peak_memory_headroom": group.peak_memory_headroom}
         options.update(kwargs)
         return cls(**options)
 
@@ -474,8 +459,7 @@ class Analyzer:
         if self.peak_memory_headroom and (features or outlook is not None):
             host_reasons += peak_lib.apply_memory(
                 host_estimates, samples, features, scale,
-                self.cotenancy_horizon_s, outlook,
-                *self.mem_latency_curve)
+                self.cotenancy_horizon_s, outlook)
         return host_estimates, host_reasons
 
     def _kept_signature(self, weights, scale):
@@ -490,7 +474,7 @@ class Analyzer:
                 tuple(sorted((m, id(model))
                              for m, model in self.contention.items())),
                 self.cotenancy_horizon_s, self.peak_headroom,
-                self.peak_memory_headroom, self.mem_latency_curve,
+                self.peak_memory_headroom,
                 tuple(sorted((scale or {}).items())))
 
     def _sample_estimates(self, metrics, samples, scale):
@@ -631,10 +615,7 @@ class Analyzer:
                     (peak_lib.MEM_BANDWIDTH_METRIC,
                      peak_lib.MEM_LATENCY_METRIC),
                     lambda current, gbps=entry[6], f=features:
-                    peak_lib.apply_memory_gbps(
-                        current, gbps, f, horizon,
-                        gbps / peak_lib.load_ratio(scale),
-                        *self.mem_latency_curve))
+                    peak_lib.apply_memory_gbps(current, gbps, f, horizon))
             reasons[host] = host_reasons
         present = ~np.isnan(values)
         measured_rows = present.any(axis=1) if hosts else np.array([], bool)

@@ -39,40 +39,19 @@ peak_headroom``.
 Memory bandwidth (``[analysis] peak_memory_headroom``): a shadow streams
 ``1 / load_ratio`` of the VM's memory traffic, so on a host whose memory
 system the full VM (and the VMs like it the host is expected to gain)
-would load to near its limit, the shadow measures the latency of a host
-with room.  :func:`apply_memory` takes the host's bandwidth in use at its
-busy level (the larger of ``mem_bandwidth_gbps_p95_24h`` and ``..._now``)
-and adds the full VM's traffic (the shadow's ``mem_bandwidth_gbps``
-samples times the load ratio, times the expected VMs).
-
-Latency follows a loaded-latency curve of the utilisation ``u = demand /
-rated_mem_bandwidth_gbps`` (:func:`loaded_latency_factor`, in units of
-the idle latency): the queueing delay of an open single-server queue,
-``q u / (1 - u)`` (M/M/1), near idle at moderate load and hyperbolic
-near the limit, bounded by the delay of a closed queue at saturation,
-``k - 1`` (``k = at_rated``): the host's cores keep a bounded number of
-cache misses in flight, so by Little's law latency at saturation is that
-number over the bandwidth, however many streams ask.  The delay is the
-two combined as the smaller one rules, ``1 / (1 / open + 1 / closed)``,
-so the curve ``1 + q (k - 1) u / (q u + (k - 1) (1 - u))`` is
-monotone, reaches ``k`` at the rated bandwidth and stays there beyond
-it; ``q`` is set so that the curve passes through ``at_half`` at half
-the rated bandwidth.  Both anchors are what an Intel Memory Latency
-Checker loaded-latency curve of the host's hardware reads (latency at
-half and at full sustained bandwidth over the idle latency;
-``[analysis] mem_latency_at_half_bandwidth`` and
-``mem_latency_at_rated_bandwidth``, by default 1.1 and 3: published
-curves stay within ~10 % of idle up to half the peak and reach 2-3x at
-it).  The shadow measured the latency at the host's traffic now plus
-its own, so the VM's predicted ``mem_latency_ns`` is multiplied by the
-curve at the busy level with the full VM over the curve where the shadow
-measured.
-
-Bandwidth: beyond the usable part of the data sheet's bandwidth
-(``USABLE_BANDWIDTH_SHARE`` of ``rated_mem_bandwidth_gbps``) streams
-share it in proportion to demand, so the VM's predicted
-``mem_bandwidth_gbps`` is divided by ``demand / usable``.  Below it, and
-where the latency curve moves by 2 % or less, nothing changes.
+would saturate, the shadow measures the latency of a host with room.
+:func:`apply_memory` takes the host's bandwidth in use at its busy level
+(the larger of ``mem_bandwidth_gbps_p95_24h`` and ``..._now``), adds the
+full VM's traffic (the shadow's ``mem_bandwidth_gbps`` samples times the
+load ratio, times the expected VMs) and compares it with the usable part
+of the data sheet's bandwidth (``USABLE_BANDWIDTH_SHARE`` of
+``rated_mem_bandwidth_gbps``: loaded latency climbs steeply before the
+sustained peak).  Beyond it the memory system is a closed queue: the
+streams share the bandwidth in proportion to demand and, with the misses
+each core keeps in flight fixed, each miss waits longer in the same
+proportion (Little's law), so the VM's predicted ``mem_bandwidth_gbps`` is
+divided and its ``mem_latency_ns`` multiplied by ``demand / usable``.
+Below it nothing changes.
 """
 
 import math
@@ -102,15 +81,9 @@ MEM_LATENCY_METRIC = 'mem_latency_ns'
 #: stay near idle up to about half the peak and rise sharply in its last
 #: tenth); demand beyond it counts as oversubscribing the memory system.
 USABLE_BANDWIDTH_SHARE = 0.9
-#: Demand over the usable bandwidth, or a latency multiplier, this many
-#: per cent or less above 1 is left as the shadow measured it.
+#: Demand over the usable bandwidth this many per cent or less is left as
+#: the shadow measured it.
 MIN_OVERSUBSCRIPTION_PCT = 2.0
-#: Loaded memory latency at half the rated bandwidth, in units of the idle
-#: latency (``[analysis] mem_latency_at_half_bandwidth``).
-MEM_LATENCY_AT_HALF = 1.1
-#: Loaded memory latency at (and beyond) the rated bandwidth, in units of
-#: the idle latency (``[analysis] mem_latency_at_rated_bandwidth``).
-MEM_LATENCY_AT_RATED = 3.0
 
 
 def _number(features, name):
@@ -246,16 +219,6 @@ def apply_busy(estimates, busy_vcpus, features, horizon_s=86400.0):
                 busy_vcpus, more, current.value)]
 
 
-def load_ratio(scale):
-    """The shadow's load ratio (the full VM's load over the shadow's), at
-    least 1."""
-    try:
-        ratio = float((scale or {}).get('load_ratio') or 1.0)
-    except (TypeError, ValueError):
-        ratio = 1.0
-    return max(ratio, 1.0) if math.isfinite(ratio) else 1.0
-
-
 def vm_memory_gbps(samples, scale):
     """Memory traffic of the full VM, GB/s: the mean of the shadow's
     ``mem_bandwidth_gbps`` samples times the load ratio (the shadow runs
@@ -266,43 +229,11 @@ def vm_memory_gbps(samples, scale):
     values = values[np.isfinite(values)]
     if values.size == 0:
         return None
-    return max(float(np.mean(values)), 0.0) * load_ratio(scale)
-
-
-def check_latency_curve(at_half, at_rated):
-    """Raise ValueError unless ``1 <= at_half < at_rated``."""
-    if not (math.isfinite(at_half) and math.isfinite(at_rated)
-            and 1.0 <= at_half < at_rated):
-        raise ValueError('the loaded memory latency at half the rated '
-                         'bandwidth (%r) must be at least 1 and below the '
-                         'latency at the rated bandwidth (%r)'
-                         % (at_half, at_rated))
-
-
-def loaded_latency_factor(utilisation, at_half=MEM_LATENCY_AT_HALF,
-                          at_rated=MEM_LATENCY_AT_RATED):
-    """Loaded memory latency over the idle latency at ``utilisation``
-    (demand over the rated sustained bandwidth; a number or an array).
-
-    ``1 + q (k - 1) u / (q u + (k - 1) (1 - u))`` below the rated
-    bandwidth and ``k = at_rated`` at and beyond it: the open-queue
-    (M/M/1) delay ``q u / (1 - u)`` bounded by the closed queue's
-    ``k - 1`` (``1 / delay = 1 / open + 1 / closed``), with ``q`` chosen
-    so that the curve passes through ``at_half`` at ``u = 1/2``.
-    Monotone, 1 at no load, ``at_rated`` at most.
-    """
-    check_latency_curve(at_half, at_rated)
-    closed = at_rated - 1.0
-    half = at_half - 1.0
-    q = half * closed / (closed - half)
-    u = np.clip(np.asarray(utilisation, dtype=float), 0.0, 1.0)
-    denominator = q * u + closed * (1.0 - u)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        delay = np.where(denominator > 0.0,
-                         q * closed * u / denominator, closed)
-    delay = np.where(u >= 1.0, closed, delay)
-    factor = 1.0 + delay
-    return float(factor) if np.ndim(factor) == 0 else factor
+    try:
+        ratio = float((scale or {}).get('load_ratio') or 1.0)
+    except (TypeError, ValueError):
+        ratio = 1.0
+    return max(float(np.mean(values)), 0.0) * max(ratio, 1.0)
 
 
 def memory_oversubscription(features, vm_gbps):
@@ -321,72 +252,24 @@ def memory_oversubscription(features, vm_gbps):
     return (busy + max(float(vm_gbps), 0.0)) / usable, busy, usable
 
 
-def memory_latency_multiplier(features, vm_gbps, shadow_gbps,
-                              at_half=MEM_LATENCY_AT_HALF,
-                              at_rated=MEM_LATENCY_AT_RATED):
-    """``(multiplier, utilisation_with_vm, utilisation_measured)``: the
-    loaded-latency curve (:func:`loaded_latency_factor`) at the host's
-    busy level plus ``vm_gbps`` over the curve where the shadow measured
-    (the host's traffic now, else its mean of the last day, else none,
-    plus the shadow's own ``shadow_gbps``); None without the host's rated
-    bandwidth and busy level."""
-    features = features or {}
-    rated = _number(features, hostfacts.RATED_MEM_BANDWIDTH_GBPS)
-    busy = busy_level(features, MEM_BANDWIDTH_METRIC)
-    if busy is None:
-        busy = _number(features, hostfacts.stat(MEM_BANDWIDTH_METRIC,
-                                                hostfacts.STAT_NOW))
-    if rated is None or rated <= 0 or busy is None or vm_gbps is None:
-        return None
-    now = _number(features, hostfacts.stat(MEM_BANDWIDTH_METRIC,
-                                           hostfacts.STAT_NOW))
-    if now is None:
-        now = _number(features, hostfacts.stat(MEM_BANDWIDTH_METRIC,
-                                               hostfacts.STAT_MEAN_24H))
-    now = max(now or 0.0, 0.0)
-    with_vm = (max(busy, 0.0) + max(float(vm_gbps), 0.0)) / rated
-    measured = (now + max(float(shadow_gbps or 0.0), 0.0)) / rated
-    multiplier = (loaded_latency_factor(with_vm, at_half, at_rated)
-                  / loaded_latency_factor(measured, at_half, at_rated))
-    return max(multiplier, 1.0), with_vm, measured
-
-
 def apply_memory(estimates, samples, features, scale, horizon_s=86400.0,
-                 outlook=None, at_half=MEM_LATENCY_AT_HALF,
-                 at_rated=MEM_LATENCY_AT_RATED):
-    """Divide ``estimates['mem_bandwidth_gbps']`` by the memory system's
-    oversubscription and multiply ``estimates['mem_latency_ns']`` (where
-    present) by the rise of its loaded-latency curve, at the host's busy
-    level with the full VM and the VMs like it the host is expected to
-    gain over ``horizon_s``, against where the shadow measured; return
-    the reasons (empty when nothing changes)."""
+                 outlook=None):
+    """Divide ``estimates['mem_bandwidth_gbps']`` and multiply
+    ``estimates['mem_latency_ns']`` (where present) by the memory
+    system's oversubscription at the host's busy level with the full VM
+    and the VMs like it the host is expected to gain over ``horizon_s``;
+    return the reasons (empty when the demand fits)."""
     if not any(m in estimates for m in (MEM_BANDWIDTH_METRIC,
                                         MEM_LATENCY_METRIC)):
         return []
-    vm_gbps = vm_memory_gbps(samples, scale)
-    shadow_gbps = None if vm_gbps is None else vm_gbps / load_ratio(scale)
-    return apply_memory_gbps(estimates, vm_gbps,
-                             with_outlook(features, outlook), horizon_s,
-                             shadow_gbps=shadow_gbps, at_half=at_half,
-                             at_rated=at_rated)
+    return apply_memory_gbps(estimates, vm_memory_gbps(samples, scale),
+                             with_outlook(features, outlook), horizon_s)
 
 
-def _scaled(current, change):
-    value = current.value * change
-    sd = math.hypot(current.sd * change,
-                    PEAK_RELATIVE_SD * abs(value - current.value))
-    return estimate_lib.MetricEstimate(
-        value, sd, current.samples, list(current.notes),
-        current.common_sd * change, current.measurable_sd * change)
-
-
-def apply_memory_gbps(estimates, vm_gbps, features, horizon_s=86400.0,
-                      shadow_gbps=None, at_half=MEM_LATENCY_AT_HALF,
-                      at_rated=MEM_LATENCY_AT_RATED):
+def apply_memory_gbps(estimates, vm_gbps, features, horizon_s=86400.0):
     """:func:`apply_memory` with the VM's memory traffic
     (:func:`vm_memory_gbps`) already known and the outlook already in
-    ``features``; ``shadow_gbps`` is the shadow's own traffic (the full
-    VM's when None)."""
+    ``features``."""
     if vm_gbps is None:
         return []
     added = contention_lib.expected_added_instances(features, horizon_s)
@@ -394,37 +277,22 @@ def apply_memory_gbps(estimates, vm_gbps, features, horizon_s=86400.0,
     if found is None:
         return []
     factor, busy, usable = found
-    if shadow_gbps is None:
-        shadow_gbps = vm_gbps
-    multiplier, with_vm, measured = memory_latency_multiplier(
-        features, vm_gbps * added, shadow_gbps, at_half, at_rated)
-    threshold = 1.0 + MIN_OVERSUBSCRIPTION_PCT / 100.0
-    changes = []
-    if factor > threshold and MEM_BANDWIDTH_METRIC in estimates:
-        changes.append((MEM_BANDWIDTH_METRIC, 1.0 / factor))
-    if multiplier > threshold and MEM_LATENCY_METRIC in estimates:
-        changes.append((MEM_LATENCY_METRIC, multiplier))
-    changes = [(m, c) for m, c in changes if estimates.get(m) is not None]
-    if not changes:
+    if factor <= 1.0 + MIN_OVERSUBSCRIPTION_PCT / 100.0:
         return []
-    for metric, change in changes:
-        estimates[metric] = _scaled(estimates[metric], change)
+    for metric, change in ((MEM_BANDWIDTH_METRIC, 1.0 / factor),
+                           (MEM_LATENCY_METRIC, factor)):
+        current = estimates.get(metric)
+        if current is None:
+            continue
+        value = current.value * change
+        sd = math.hypot(current.sd * change,
+                        PEAK_RELATIVE_SD * abs(value - current.value))
+        estimates[metric] = estimate_lib.MetricEstimate(
+            value, sd, current.samples, list(current.notes),
+            current.common_sd * change, current.measurable_sd * change)
     more = ('' if added <= 1.0 else ' and %.1f more VMs like it expected '
             'over %.0f h' % (added - 1.0, horizon_s / 3600.0))
-    reasons = []
-    for metric, change in changes:
-        if metric == MEM_BANDWIDTH_METRIC:
-            reasons.append(
-                'memory: %.0f GB/s in use at the host\'s busy level plus '
-                'this VM\'s %.1f GB/s%s need %.2fx the %.0f GB/s it can '
-                'carry; bandwidth divided by that'
-                % (busy, vm_gbps, more, factor, usable))
-        else:
-            reasons.append(
-                'memory: %.0f GB/s in use at the host\'s busy level plus '
-                'this VM\'s %.1f GB/s%s load its memory system to %.0f %% '
-                'of its rated bandwidth, against %.0f %% where the shadow '
-                'measured; loaded latency %.2fx the shadow\'s'
-                % (busy, vm_gbps, more, 100.0 * with_vm, 100.0 * measured,
-                   change))
-    return reasons
+    return ['memory: %.0f GB/s in use at the host\'s busy level plus this '
+            'VM\'s %.1f GB/s%s need %.2fx the %.0f GB/s it can carry '
+            'before latency climbs; bandwidth divided and latency '
+            'multiplied by that' % (busy, vm_gbps, more, factor, usable)]

@@ -250,64 +250,19 @@ and the VMs like it the host is expected to gain
 on, the host's memory bandwidth in use (the larger of its 95th percentile
 over the last 24 h and its last 15 minutes, host facts the cloud driver
 reports from monitoring) plus the full VM's traffic (the shadow's
-``mem_bandwidth_gbps`` times the load ratio) is set against the data
-sheet's sustained bandwidth (``rated_mem_bandwidth_gbps``): beyond 90 %
-of it the VM's predicted ``mem_bandwidth_gbps`` is divided by the
-oversubscription (streams share the bandwidth in proportion to demand),
-and its ``mem_latency_ns`` is multiplied by how far a loaded-latency
-curve of the utilisation (``mem_latency_at_half_bandwidth``,
-``mem_latency_at_rated_bandwidth``) rises from where the shadow measured
-(the host's traffic now plus the shadow's own) to there; the host's
-reasons say so. Profiles whose shadows report no memory bandwidth, and
-hosts without those facts, are left as measured.
+``mem_bandwidth_gbps`` times the load ratio) is compared with 90 % of the
+data sheet's sustained bandwidth (``rated_mem_bandwidth_gbps``); beyond
+it the VM's predicted ``mem_bandwidth_gbps`` is divided, and its
+``mem_latency_ns`` multiplied, by the oversubscription (streams share the
+bandwidth in proportion to demand; each miss waits longer in the same
+proportion), and the host's reasons say so. Profiles whose shadows report
+no memory bandwidth, and hosts without those facts, are left as measured.
 
 Possible values:
 
-* true (default): hosts whose memory system the VM would load near or
-  past its limit rank lower.
+* true (default): hosts whose memory system the VM would oversubscribe
+  rank lower.
 * false: memory figures as the shadows measured them (scaled up).
-
-Related options:
-
-* ``mem_latency_at_half_bandwidth``, ``mem_latency_at_rated_bandwidth``:
-  the loaded-latency curve.
-"""),
-    cfg.FloatOpt(
-        'mem_latency_at_half_bandwidth',
-        default=1.1,
-        min=1.0,
-        help="""
-Loaded memory latency at half the rated sustained bandwidth, in units of
-the idle latency: one anchor of the loaded-latency curve
-``peak_memory_headroom`` uses.
-
-The curve is an open queue's delay (M/M/1, ``q u / (1 - u)`` at
-utilisation ``u``, demand over ``rated_mem_bandwidth_gbps``) bounded by a
-closed queue's at saturation (cores keep a bounded number of cache misses
-in flight, so latency at the limit is bounded); ``q`` is set so that the
-curve passes through this value at ``u = 0.5``. Read it off a
-loaded-latency curve of the hosts' hardware (for example Intel Memory
-Latency Checker ``--loaded_latency``: latency at half the peak bandwidth
-over the idle latency). The default, 1.1, is the shape of published
-curves (within about 10 % of idle up to half the peak). It must be below
-``mem_latency_at_rated_bandwidth``.
-"""),
-    cfg.FloatOpt(
-        'mem_latency_at_rated_bandwidth',
-        default=3.0,
-        min=1.0,
-        help="""
-Loaded memory latency at (and beyond) the rated sustained bandwidth, in
-units of the idle latency: the other anchor of the loaded-latency curve
-``peak_memory_headroom`` uses, and its ceiling.
-
-Beyond the rated bandwidth streams share it and latency stays at this
-bound (a closed queue: by Little's law, the misses the cores keep in
-flight over the bandwidth). Read it off a loaded-latency curve of the
-hosts' hardware (latency at the peak bandwidth over the idle latency).
-The default, 3, is the upper end of published curves (2-3x at the peak):
-a VM predicted to meet a memory-latency target that it then misses costs
-more than one ranked a little low.
 """),
 ]
 
