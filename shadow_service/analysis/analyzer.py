@@ -372,7 +372,10 @@ class Analyzer:
             return self._rank_kept(kept, tokens, metrics, weights,
                                    observations or {}, host_features, scale,
                                    data_age_s, share)
-        hosts = list(observations or {})
+        # In a fixed order: the confidence's seeded draws go to hosts by
+        # row, so the order the observations arrive in (a history store's
+        # catalogue order) must not change which host gets which.
+        hosts = sorted(observations or {}, key=str)
         if prior is not None:
             hosts += [h.host for h in prior.hosts if h.host not in hosts]
         estimates, reasons = {}, {}
@@ -521,7 +524,7 @@ class Analyzer:
             explained = kept.explained
             if len(explained) > 4 * max(len(observations), 1024):
                 explained.clear()
-        hosts = list(observations)
+        hosts = sorted(observations, key=str)     # as in rank()
         # Everything a host's part of the ranking depends on besides the
         # signature: when none of it changed, the ranking made before.
         inputs = _inputs_key(hosts, tokens, data_age_s, host_features)

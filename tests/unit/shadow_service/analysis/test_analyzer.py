@@ -305,3 +305,36 @@ def test_kept_estimates_rank_as_fresh_ones_with_every_adjustment():
         observations["h3"] = {"cpu_ops_per_s": [900.0 + round_] * 8}
         tokens["h3"] += 1
     assert kept.computed == len(hosts) + 2
+
+
+def _close_hosts():
+    """Hosts close enough that the Monte Carlo confidence is neither 0
+    nor 1: which host gets which draws shows in its figures."""
+    rng = np.random.default_rng(11)
+    return {"h%02d" % i: {"cpu_ops_per_s": list(rng.normal(900 + 5 * i, 40,
+                                                          6)),
+                          "cpu_steal_pct": list(rng.uniform(0, 2, 6))}
+            for i in range(8)}
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_confidence_does_not_depend_on_the_order_hosts_arrive_in(kept):
+    """The same measurements in another order (a history store hands
+    them back in the order its series were catalogued) state the same
+    confidence, overall and per host: the seeded draws go to the same
+    host whatever its row."""
+    observations = _close_hosts()
+    names = list(observations)
+    orders = [names, names[::-1], names[3:] + names[:3]]
+    figures = []
+    for order in orders:
+        shuffled = {h: observations[h] for h in order}
+        extra = ({"kept": analyzer_lib.KeptEstimates(),
+                  "tokens": dict.fromkeys(order, 1)} if kept else {})
+        ranking = make_analyzer().rank({"cpu": 1.0}, shuffled, **extra)
+        assert 0.05 < ranking.confidence < 0.95
+        figures.append((ranking.confidence,
+                        [(h.host, h.score, h.confidence)
+                         for h in ranking.hosts]))
+    assert figures[1] == figures[0]
+    assert figures[2] == figures[0]
