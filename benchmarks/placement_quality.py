@@ -723,11 +723,17 @@ def run_arrivals(args, nova, mode='arrivals'):
     (``arrivals``) or for ever (``fill``)."""
     policies = args.policies
     arms = {p: Arm(p, args, nova) for p in policies}
-    first = next(iter(arms.values()))
-    requests = make_requests(args.requests, args.seed, first.twin.clock,
+    # The requests are sized on the oracle's twin, whatever else runs:
+    # reading a twin's hosts makes them known to it, and a shadow arm's
+    # twin that knew them before its first jump would write monitoring
+    # (and draw noise) the other arms' twins do not, so a policy's
+    # figures would depend on which policy came first.  The oracle's twin
+    # draws no noise.
+    source = arms['oracle']
+    requests = make_requests(args.requests, args.seed, source.twin.clock,
                              mode=mode,
-                             free_ram_mb=free_ram_mb(first.driver,
-                                                     first.hosts))
+                             free_ram_mb=free_ram_mb(source.driver,
+                                                     source.hosts))
     timings = dict.fromkeys(policies, 0.0)
     rejected = dict.fromkeys(policies, 0)
     first_rejection = None

@@ -162,3 +162,30 @@ def test_benchmark_scores_every_policy_in_every_mode(tmp_path):
     assert workload['lifetime_mean_h'] > 0
     assert workload['arrivals_per_h'] > 0
     assert 'lifetime_mean_h' not in result['modes']['fill']['workload']
+
+
+def _shadow_rows(tmp_path, name, policies, hash_seed):
+    """The shadow policy's rows of a small fill run in its own process
+    (``hash_seed``: the process's string hashing)."""
+    rows = tmp_path / name
+    subprocess.run(
+        [sys.executable, os.path.join(REPO, 'benchmarks',
+                                      'placement_quality.py'),
+         '--requests', '3', '--seed', '1', '--mode', 'fill',
+         '--budget', '20', '--policies', policies,
+         '--out', str(tmp_path / (name + '.json')), '--rows', str(rows)],
+        check=True, cwd=REPO, capture_output=True, timeout=300,
+        env=dict(os.environ, PYTHONHASHSEED=str(hash_seed)))
+    found = json.loads((tmp_path / (name + '.fill.json')).read_text())
+    return [(r['request'], r['hosts']['shadow'], r['performance']['shadow'],
+             r['confidence']) for r in found]
+
+
+def test_benchmark_policies_are_independent_and_runs_repeat(tmp_path):
+    """The shadow policy places the same hosts and states the same
+    confidence (raw and calibrated) whichever other policies run, and
+    the same command run again gives the same rows."""
+    alone = _shadow_rows(tmp_path, 'alone', 'shadow', 1)
+    assert len(alone) == 3 and all(r[3] for r in alone)
+    assert _shadow_rows(tmp_path, 'again', 'shadow', 2) == alone
+    assert _shadow_rows(tmp_path, 'with', 'nova,random,shadow', 3) == alone
