@@ -63,12 +63,24 @@ def package_files():
 #: (``SystemError: AST constructor recursion depth mismatch``); shadows
 #: are booted from several threads, each building its user data.
 _AST_LOCK = threading.Lock()
+#: Tries of one source: the lock cannot cover the ``ast.parse`` calls of
+#: code that is not ours (Python 3.11's traceback formatting parses the
+#: failing line in whichever thread logs an exception), and a parse that
+#: overlaps one of them fails with that SystemError, which says nothing
+#: about the source: it parses again.
+_AST_TRIES = 5
 
 
 def strip_source(source):
     """``source`` without docstrings or comments (same behaviour)."""
     with _AST_LOCK:
-        return _strip_source(source)
+        for attempt in range(1, _AST_TRIES + 1):
+            try:
+                return _strip_source(source)
+            except SystemError as e:
+                if (attempt == _AST_TRIES
+                        or 'recursion depth mismatch' not in str(e)):
+                    raise
 
 
 def _strip_source(source):

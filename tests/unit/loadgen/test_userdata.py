@@ -152,3 +152,32 @@ def test_stripping_keeps_the_program_and_drops_docstrings():
         if name.endswith('.py') and name not in build.GUEST_SKIP:
             with open(path) as f:
                 build.strip_source(f.read())        # parses, or raises
+
+
+def test_a_parse_overlapping_another_threads_is_parsed_again(monkeypatch):
+    # CPython 3.11's AST conversion keeps one recursion counter for every
+    # thread, and Python's own traceback formatting parses in whichever
+    # thread logs an exception: a parse that overlaps one fails with this
+    # SystemError (seen while a shadow's user data was built as another
+    # thread logged).  The race cannot be forced, so its error is.
+    real_parse, calls = ast.parse, []
+
+    def racing_parse(source, *args, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError('AST constructor recursion depth mismatch '
+                              '(before=63, after=401)')
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, 'parse', racing_parse)
+    stripped = build.strip_source('def f():\n    """Doc."""\n    return 1\n')
+    assert stripped == 'def f():\n return 1\n'
+    assert len(calls) >= 3          # the failed parse, then the whole strip
+
+    # Any other SystemError is not this race: it is raised.
+    def broken_parse(source, *args, **kwargs):
+        raise SystemError('something else')
+
+    monkeypatch.setattr(ast, 'parse', broken_parse)
+    with pytest.raises(SystemError, match='something else'):
+        build.strip_source('x = 1\n')
