@@ -47,6 +47,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
+import benchlib  # noqa: E402
+
 from shadow_service import rpcapi  # noqa: E402
 from shadow_service import service  # noqa: E402
 from tests import service_support  # noqa: E402
@@ -578,10 +580,8 @@ def main():
             name, attempted, succeeded, r.get('added_latency_s'),
             r.get('shadows_leaked'), r.get('points_lost'),
             r.get('seconds_to_recover')))
-    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    with open(RESULTS, 'w') as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-    print('\nwrote %s' % RESULTS)
+    print()
+    benchlib.write_results(RESULTS, results)
 
 
 if __name__ == '__main__':

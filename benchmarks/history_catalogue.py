@@ -21,7 +21,6 @@ Prints a table and writes ``benchmarks/results/history_catalogue.json``.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -31,6 +30,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
+
+import benchlib  # noqa: E402
 
 from shadow_service import measurements as names  # noqa: E402
 from shadow_service.conf import service as service_conf  # noqa: E402
@@ -140,11 +141,7 @@ def main():
     print('load average at start %s, at end %s' % (
         ' '.join('%.2f' % v for v in load_at_start),
         ' '.join('%.2f' % v for v in os.getloadavg())))
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, 'w') as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-        f.write('\n')
-    print('wrote %s' % args.output)
+    benchlib.write_results(args.output, results)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,6 @@ Prints a table and writes ``benchmarks/results/history.json``.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -28,6 +27,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
+
+import benchlib  # noqa: E402
 
 from shadow_service.history import base  # noqa: E402
 from shadow_service.history import influxdb  # noqa: E402
@@ -208,10 +209,7 @@ def main():
     args = parser.parse_args()
     results = run(args.series, args.repeats)
     print_table(results)
-    os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, 'w') as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-        f.write('\n')
+    benchlib.write_results(args.output, results)
 
 
 if __name__ == '__main__':

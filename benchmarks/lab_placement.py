@@ -40,6 +40,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 os.environ.setdefault('OS_NOVA_DISABLE_EVENTLET_PATCHING', 'True')
 
+import benchlib  # noqa: E402
+
 from loadgen import profiles as lg_profiles  # noqa: E402
 from loadgen import userdata as lg_userdata  # noqa: E402
 from nova_shadow_lab import cloud as lab_cloud  # noqa: E402
@@ -276,10 +278,7 @@ def main(argv=None):
         'placement', 'comparison', 'arm_seconds', 'shadow_host_seconds',
         'fallbacks', 'unmeasured')},
         indent=1))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print('wrote %s' % args.out)
+    benchlib.write_results(args.out, result, indent=1)
     return 0
 
 

@@ -52,6 +52,8 @@ import sys
 import tempfile
 import time
 
+import benchlib
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, 'benchmarks', 'results',
                        'loadgen_vs_peers.json')
@@ -404,12 +406,7 @@ def main():
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(results)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)),
-                exist_ok=True)
-    with open(args.output, 'w') as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-        f.write('\n')
-    print('wrote %s' % args.output)
+    benchlib.write_results(args.output, results)
 
 
 def _fmt(value, digits=3):

@@ -33,6 +33,8 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
+import benchlib  # noqa: E402
+
 from shadow_service import hostfacts  # noqa: E402
 from shadow_service.analysis import estimate as estimate_lib  # noqa: E402
 from shadow_service.analysis import peak  # noqa: E402
@@ -159,11 +161,7 @@ def main(argv=None):
                   r['realised_latency_ns'], r['predicted_multiplier'],
                   r['predicted_latency_ns']))
     print(json.dumps(result['summary'], indent=1))
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w') as handle:
-        json.dump(result, handle, indent=1, sort_keys=True)
-        handle.write('\n')
-    print('results written to %s' % args.out)
+    benchlib.write_results(args.out, result, indent=1)
 
 
 if __name__ == '__main__':

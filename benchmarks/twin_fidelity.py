@@ -67,6 +67,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import benchlib  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
@@ -795,10 +796,7 @@ def main(argv=None):
         write_cluster(args.write_cluster, after_params,
                       os.path.relpath(args.out, REPO))
         print('wrote %s' % args.write_cluster)
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as f:
-        json.dump(result, f, indent=1, sort_keys=True)
-    print('wrote %s' % args.out)
+    benchlib.write_results(args.out, result, indent=1)
     return 0
 
 

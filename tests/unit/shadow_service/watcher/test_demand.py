@@ -27,11 +27,16 @@ STARTED = NOW - 3 * STEP
 BUSY = 3.0
 
 
-def _watcher(tmp_path, **watcher_opts):
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    conf = watcher_support.make_conf(tmp_path, watcher=watcher_opts)
+@pytest.fixture
+def watched(tmp_path):
+    """The watcher on the twin and its history store (closed after)."""
+    conf = watcher_support.make_conf(tmp_path)
     driver, history = watcher_support.twin(conf)
-    return watcher_support.build(conf, driver, history), history
+    assembled = watcher_support.build(conf, driver, history)
+    try:
+        yield assembled.watcher, history
+    finally:
+        assembled.close()
 
 
 def _write(history, util_at, until=NOW, since=STEP):
@@ -66,90 +71,74 @@ def _shrunk(watcher, history):
     return _instance(4)
 
 
-def test_the_bucket_a_shrink_took_effect_in_is_on_the_new_vcpus(tmp_path):
-    assembled, history = _watcher(tmp_path)
-    try:
-        watcher = assembled.watcher
-        instance = _shrunk(watcher, history)
-        times, util, demand = watcher._demand(instance, NOW)
-        found = np.isfinite(demand)
-        # Every sample, the one taken first on 4 vCPUs (at 75 %) too,
-        # is the same 3 busy vCPUs, not 75 % of the 8 vCPUs before.
-        assert found.sum() >= 60
-        assert demand[found] == pytest.approx(BUSY)
-        assert util[-3:] == pytest.approx([75.0] * 3)
-        # The times are still the buckets' starts.
-        assert times[-1] == pytest.approx(NOW + 1e-3 - STEP)
-        # The demand ceiling learnt from the same history (a day of it,
-        # read on its own) has no peak above them either.
-        ceiling, before = watcher._ceiling(instance, demand, NOW)
-        assert ceiling == pytest.approx(
-            BUSY * (1.0 + watcher.opts.ceiling_margin))
-        assert before == ceiling
-    finally:
-        assembled.close()
+def test_the_bucket_a_shrink_took_effect_in_is_on_the_new_vcpus(watched):
+    watcher, history = watched
+    instance = _shrunk(watcher, history)
+    times, util, demand = watcher._demand(instance, NOW)
+    found = np.isfinite(demand)
+    # Every sample, the one taken first on 4 vCPUs (at 75 %) too,
+    # is the same 3 busy vCPUs, not 75 % of the 8 vCPUs before.
+    assert found.sum() >= 60
+    assert demand[found] == pytest.approx(BUSY)
+    assert util[-3:] == pytest.approx([75.0] * 3)
+    # The times are still the buckets' starts.
+    assert times[-1] == pytest.approx(NOW + 1e-3 - STEP)
+    # The demand ceiling learnt from the same history (a day of it,
+    # read on its own) has no peak above them either.
+    ceiling, before = watcher._ceiling(instance, demand, NOW)
+    assert ceiling == pytest.approx(
+        BUSY * (1.0 + watcher.opts.ceiling_margin))
+    assert before == ceiling
 
 
-def test_a_scale_out_counts_its_new_member_from_its_first_bucket(tmp_path):
+def test_a_scale_out_counts_its_new_member_from_its_first_bucket(watched):
     # A horizontally scaled VM on 4 vCPUs; a scale-out to two members
     # (booted ``boot_duration`` after it started) halves its share of
     # the group's ``BUSY`` vCPUs.
-    assembled, history = _watcher(tmp_path)
-    try:
-        watcher = assembled.watcher
-        effective = STARTED + watcher.opts.boot_duration
-        _write(history, lambda t: 100.0 * BUSY / (8.0 if t >= effective
-                                                  else 4.0))
-        watcher._member_counts['vm-1'] = [(-math.inf, 1)]
-        watcher._after_done(actuator.Pending(
-            'd-1', 'vm-1', 'scale_out', STARTED, STARTED + 3600.0,
-            siblings=['vm-1-2']), STARTED + STEP)
-        instance = _instance(4, {'nova_shadow_scaling': 'horizontal'})
-        _times, _util, demand = watcher._demand(instance, NOW)
-        found = np.isfinite(demand)
-        assert demand[found] == pytest.approx(BUSY)
-    finally:
-        assembled.close()
+    watcher, history = watched
+    effective = STARTED + watcher.opts.boot_duration
+    _write(history, lambda t: 100.0 * BUSY / (8.0 if t >= effective
+                                              else 4.0))
+    watcher._member_counts['vm-1'] = [(-math.inf, 1)]
+    watcher._after_done(actuator.Pending(
+        'd-1', 'vm-1', 'scale_out', STARTED, STARTED + 3600.0,
+        siblings=['vm-1-2']), STARTED + STEP)
+    instance = _instance(4, {'nova_shadow_scaling': 'horizontal'})
+    _times, _util, demand = watcher._demand(instance, NOW)
+    found = np.isfinite(demand)
+    assert demand[found] == pytest.approx(BUSY)
 
 
-def test_past_demand_is_on_the_same_vcpus(tmp_path):
+def test_past_demand_is_on_the_same_vcpus(watched):
     # A day later, the shrink is read back for yesterday's peak and the
     # demand that recurs at this time of day: still 3 busy vCPUs.
-    assembled, history = _watcher(tmp_path)
-    try:
-        watcher = assembled.watcher
-        instance = _shrunk(watcher, history)
-        later = NOW + 86400.0
-        _write(history, lambda t: 100.0 * BUSY / 4.0, until=later,
-               since=NOW + STEP)
-        assert watcher._yesterday_peak(instance, later - 6 * STEP,
-                                       12 * STEP) == pytest.approx(BUSY)
-        ends = np.arange(STEP, NOW + 1.0, STEP) + 1e-3
-        effective = STARTED + watcher.opts.resize_duration
-        util = np.where(ends - 1e-3 >= effective, 75.0, 37.5)
-        demand, _hidden = watcher._past_demand(instance, ends, util)
-        assert demand == pytest.approx(BUSY)
-    finally:
-        assembled.close()
+    watcher, history = watched
+    instance = _shrunk(watcher, history)
+    later = NOW + 86400.0
+    _write(history, lambda t: 100.0 * BUSY / 4.0, until=later,
+           since=NOW + STEP)
+    assert watcher._yesterday_peak(instance, later - 6 * STEP,
+                                   12 * STEP) == pytest.approx(BUSY)
+    ends = np.arange(STEP, NOW + 1.0, STEP) + 1e-3
+    effective = STARTED + watcher.opts.resize_duration
+    util = np.where(ends - 1e-3 >= effective, 75.0, 37.5)
+    demand, _hidden = watcher._past_demand(instance, ends, util)
+    assert demand == pytest.approx(BUSY)
 
 
-def test_an_unseen_resize_counts_from_the_newest_bucket_on(tmp_path):
+def test_an_unseen_resize_counts_from_the_newest_bucket_on(watched):
     # The VM is on 4 vCPUs, the watcher knew it on 8 and saw no resize:
     # only the newest sample is taken to be on the new flavor, by every
     # reading of the history.
-    assembled, history = _watcher(tmp_path)
-    try:
-        watcher = assembled.watcher
-        _write(history, lambda t: 37.5)
-        watcher._vcpus['vm-1'] = [(-math.inf, 8.0)]
-        instance = _instance(4)
-        _times, _util, demand = watcher._demand(instance, NOW)
-        assert demand[-1] == pytest.approx(1.5)
-        assert demand[-2] == pytest.approx(BUSY)
-        ends = np.arange(STEP, NOW + 1.0, STEP) + 1e-3
-        past, _hidden = watcher._past_demand(
-            instance, ends, np.full(len(ends), 37.5))
-        assert past[-1] == pytest.approx(1.5)
-        assert past[:-1] == pytest.approx(BUSY)
-    finally:
-        assembled.close()
+    watcher, history = watched
+    _write(history, lambda t: 37.5)
+    watcher._vcpus['vm-1'] = [(-math.inf, 8.0)]
+    instance = _instance(4)
+    _times, _util, demand = watcher._demand(instance, NOW)
+    assert demand[-1] == pytest.approx(1.5)
+    assert demand[-2] == pytest.approx(BUSY)
+    ends = np.arange(STEP, NOW + 1.0, STEP) + 1e-3
+    past, _hidden = watcher._past_demand(
+        instance, ends, np.full(len(ends), 37.5))
+    assert past[-1] == pytest.approx(1.5)
+    assert past[:-1] == pytest.approx(BUSY)

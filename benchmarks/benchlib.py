@@ -1,0 +1,15 @@
+"""What the benchmark scripts share (imported by path: ``benchmarks/`` is
+not a package, and each script runs with its own folder on ``sys.path``)."""
+
+import json
+import os
+
+
+def write_results(path, result, indent=2):
+    """Write ``result`` as JSON to ``path`` (keys sorted, one trailing
+    newline), creating its folder, and say where."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(result, f, indent=indent, sort_keys=True)
+        f.write('\n')
+    print('wrote %s' % path)
