@@ -263,9 +263,11 @@ class SQLiteStore(base.HistoryStore):
                                  json.dumps(tags, sort_keys=True))
         if len(new) <= 1:
             return
-        ids = {}
-        for key in set(new.values()):
-            ids[key] = self._lookup_series(key)
+        # In the order of the points (not a set's, which follows the
+        # process's hash seed), so the same writes number their series
+        # the same in every process.
+        ids = {key: self._lookup_series(key)
+               for key in dict.fromkeys(new.values())}
         missing = [key for key, series_id in ids.items() if series_id is None]
         if missing:
             # The write holds the database's write lock (BEGIN IMMEDIATE),

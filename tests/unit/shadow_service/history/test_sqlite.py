@@ -1,7 +1,11 @@
 """SQLite store behaviour beyond the contract: roll-up, retention, WAL,
 sharing one file, clear errors."""
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -11,6 +15,8 @@ from shadow_service.conf import history as history_conf
 from shadow_service.history import base
 from shadow_service.history import sqlite
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__))))))
 DAY = 86400
 NOW = 1_700_000_000.0
 
@@ -275,3 +281,33 @@ def test_a_store_reads_series_other_stores_write_after_it(path):
     found = reader.query_points('shadow_sample', {'evaluation': 'e4'})
     assert [p.fields['value'] for p in found] == [4.0, 7.0]
     assert len(writer.query_points('shadow_sample')) == 7
+
+
+def _catalogue_of_a_process(tmp_path, hash_seed):
+    """The ``series`` table a new process writes, with Python's string
+    hashing seeded with ``hash_seed``."""
+    path = tmp_path / ('seed-%s.sqlite' % hash_seed)
+    script = (
+        'from shadow_service.history import base, sqlite\n'
+        'store = sqlite.SQLiteStore(path=%r)\n'
+        'store.write([base.Point("host_metric", {"host": "h%%d" %% i,'
+        ' "metric": "m"}, {"value": 1.0}, %r) for i in range(40)])\n'
+        % (str(path), NOW))
+    env = dict(os.environ, PYTHONHASHSEED=str(hash_seed),
+               PYTHONPATH=REPO + os.pathsep + os.environ.get(
+                   'PYTHONPATH', ''))
+    subprocess.run([sys.executable, '-c', script], check=True, env=env,
+                   cwd=REPO)
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            'SELECT id, measurement, tags FROM series ORDER BY id').fetchall()
+
+
+def test_series_ids_are_the_same_whatever_the_hash_seed(tmp_path):
+    # The series one write opens are numbered in the order of its points,
+    # so the same writes give the same file in every process.
+    first = _catalogue_of_a_process(tmp_path, 1)
+    assert len(first) == 40
+    assert [json.loads(tags)['host'] for _, _, tags in first] == [
+        'h%d' % i for i in range(40)]
+    assert _catalogue_of_a_process(tmp_path, 2) == first
