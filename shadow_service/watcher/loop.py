@@ -1066,6 +1066,10 @@ class Watcher:
                     elif sibling in members:
                         members.remove(sibling)
         self.guard.restore(taken)
+        restore_policy = getattr(self.policy, 'restore', None)
+        if restore_policy is not None:
+            # A policy plugin need not derive from ScalingPolicy.
+            restore_policy(list(taken))
         self.pending = pending
         self.guard.in_flight = set(pending)
         self.siblings = siblings

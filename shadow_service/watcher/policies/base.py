@@ -228,6 +228,14 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
         watcher never lets the VM's demand ceiling fall below it."""
         return 1.0
 
+    def restore(self, taken):
+        """Take back what the policy keeps of the actions done before it
+        was built (a restarted watcher, a new leader): ``taken`` is the
+        guard's list of :class:`~shadow_service.watcher.guard.Taken`,
+        oldest first, over the guard's longest window.  Nothing by
+        default."""
+        return None
+
     @abc.abstractmethod
     def decide(self, situation):
         """Return a :class:`Decision` for ``situation``."""

@@ -129,6 +129,12 @@ class RLPolicy(base.ScalingPolicy):
     def get_config_opts(cls):
         return OPTS
 
+    def restore(self, taken):
+        # The shrinks done within the cooldown: a learnt offset does not
+        # grow those VMs back before it ends, as if it had not stopped.
+        self._shrunk = {t.instance_id: t.at for t in taken
+                        if t.direction < 0}
+
     def hidden_demand_factor(self):
         # Its base size is the forecast rule's, saturation floor included.
         return self._forecast.hidden_demand_factor()

@@ -388,3 +388,24 @@ def test_a_restart_keeps_the_hidden_floor_of_older_records(tmp_path):
     assert watcher._hidden == {'vm-1': pytest.approx(32.0)}
     assert watcher.situation(driver.get_instance('vm-1'), driver.now()) \
         .forecast['ceiling'] == pytest.approx(32.0)
+
+
+def test_a_restarted_watcher_tells_its_policy_what_it_did(tmp_path):
+    # The rl policy holds back its own regrowth within the cooldown of a
+    # shrink; after a restart it learns of the shrink from the records.
+    conf = support.make_conf(tmp_path, watcher={'policy': 'rl'})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * DAY, flavor='large')
+    driver.fast_forward(4 * 3600.0)
+    now = driver.now()
+    shrink = {'decision_id': 'd-1', 'instance': 'vm-1',
+              'action': 'resize_down', 'at': now - 600.0,
+              'inputs': {'flavor': {'name': 'xlarge', 'vcpus': 16}},
+              'target_flavor': {'name': 'large', 'vcpus': 8}}
+    history.write([
+        records.decision_point(dict(shrink, outcome='started'), now - 600),
+        records.decision_point(dict(shrink, outcome='done'), now - 300)])
+    assembled = support.build(conf, driver, history)
+    support.run(assembled, driver, 1)
+    assert assembled.watcher.policy._shrunk == {
+        'vm-1': pytest.approx(now - 600.0)}

@@ -6,6 +6,7 @@ import pytest
 
 from shadow_service import plugins
 from shadow_service.watcher import forecast as forecast_mod
+from shadow_service.watcher import guard
 from shadow_service.watcher import ladder
 from shadow_service.watcher.policies import base
 from shadow_service.watcher.policies import forecast
@@ -361,3 +362,29 @@ def test_a_shrink_descends_at_most_max_down_rungs():
     # The staircase of earlier releases with max_down_rungs = 1.
     one = base.capacity_decision(group, 1.5, 1.5, 'forecast', max_down=1)
     assert (one.action, one.target_count) == ('scale_in', 3)
+
+
+def test_rl_remembers_a_shrink_it_did_before_a_restart():
+    # A new rl policy (a restarted or new leading watcher) is told of the
+    # shrink the records hold: its learnt +1 offset does not grow the VM
+    # back within the cooldown either.
+    keep = _situation(rung=1, peak=3.0, peak_down=3.0)
+    state = rl.features(keep) + '/b+0'
+    table = {'version': rl.MODEL_VERSION,
+             'values': {state: [-5.0, -1.0, 0.0, -2.0]},
+             'counts': {state: [9, 9, 9, 9]}}
+    policy = rl.RLPolicy(model=table)
+    policy.restore([
+        guard.Taken('vm', 'resize_up', keep.now - 3000.0, 1),
+        guard.Taken('other', 'resize_down', keep.now - 60.0, -1),
+        guard.Taken('vm', 'resize_down', keep.now - 300.0, -1)])
+    held = policy.decide(keep)
+    assert held.action == 'none', held.reason
+    assert 'no regrowth of its own' in held.reason
+    # A growth is no shrink to remember.
+    grown = rl.RLPolicy(model=table)
+    grown.restore([guard.Taken('vm', 'resize_up', keep.now - 300.0, 1)])
+    assert grown.decide(keep).action == 'resize_up'
+    # The policies with no memory of actions take the records too.
+    for policy in (forecast.ForecastPolicy(), reactive.ReactivePolicy()):
+        policy.restore([guard.Taken('vm', 'resize_down', 0.0, -1)])
