@@ -393,10 +393,13 @@ class _Recorder:
     (and recorded), which may take the request's whole budget: at most
     ``RENEWALS_QUEUED`` renewals wait for it; a request whose renewal
     finds them all waiting is recorded instead (and counted in
-    ``renewals_dropped``, logged).  However a renewal ends (made,
-    dropped, failed), its claim on the answer is released
+    ``renewals_dropped``, logged).  A renewal whose call fails (no answer
+    in time, no broker, a busy service) has its request recorded instead
+    too (counted in ``renewals_failed``, logged): the service recorded
+    nothing of it.  However a renewal ends (made, dropped, failed), its
+    claim on the answer is released
     (:meth:`nova_shadow_filter.priorcache.PriorCache.release_renewal`).
-    A failed call is logged and dropped."""
+    Any other failed call is logged and dropped."""
 
     def __init__(self, weigher):
         self._weigher = weigher
@@ -404,6 +407,7 @@ class _Recorder:
         self._renewals = queue.Queue(maxsize=RENEWALS_QUEUED)
         self.dropped = 0
         self.renewals_dropped = 0
+        self.renewals_failed = 0
         self._thread = threading.Thread(
             target=self._run, args=(self._queue, self._serve, 'record'),
             daemon=True, name='shadow-weigher-records')
@@ -503,10 +507,20 @@ class _Recorder:
         try:
             request, columns, budget = (job['request'], job['columns'],
                                         job['budget'])
-            reply = self._weigher.api.rank_host_columns(
-                {}, request, columns, budget,
-                timeout=budget + CONF.shadow_weigher.deadline_margin,
-                history_only=False, record=True)
+            try:
+                reply = self._weigher.api.rank_host_columns(
+                    {}, request, columns, budget,
+                    timeout=budget + CONF.shadow_weigher.deadline_margin,
+                    history_only=False, record=True)
+            except Exception as e:
+                if _unsupported(e):
+                    # Nor would it take the record (RPC API 1.4 too).
+                    raise
+                # The service ends a call before its caller's deadline
+                # (and refuses one read after it): a call without an
+                # answer recorded nothing, as a refused one did.
+                self._record_instead(job, e)
+                return
             if reply.get('source') == 'history':
                 cache.store(key, columns,
                             entries_from_columns(reply, columns['host']),
@@ -515,6 +529,28 @@ class _Recorder:
                 cache.forget(key)
         finally:
             cache.release_renewal(key)
+
+    def _record_instead(self, job, error):
+        """Have the service record ``job``'s request, whose renewal
+        failed with ``error`` (it recorded nothing of it), as a request
+        without a renewal is: the calibration sees every request."""
+        self.renewals_failed += 1
+        # A warning for the first and every DROPS_LOGGED_EVERY failures
+        # (a service that is away fails them all), the others at DEBUG.
+        level = (logging.WARNING
+                 if self.renewals_failed % DROPS_LOGGED_EVERY == 1
+                 else logging.DEBUG)
+        LOG.log(level, 'Could not have the shadow service renew the '
+                'answer of a request answered from the cache (%s; %d '
+                'renewals failed so far); recording the request instead',
+                describe_error(error), self.renewals_failed)
+        try:
+            self._weigher.api.record_host_columns(
+                {}, job['request'], job['columns'], job['budget'])
+        except Exception as e:
+            LOG.log(level, 'Could not have the shadow service record a '
+                    'request answered from the cache (%s)',
+                    describe_error(e))
 
     @staticmethod
     def _with_operation(request):

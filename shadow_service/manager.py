@@ -6,6 +6,14 @@ enforces the concurrency limit, and hands the work to an
 in memory for ``[shadow] evaluation_ttl`` seconds (and in the history store
 for longer) so that a ``shadow_evaluation`` hint can find them.
 
+An evaluation started with ``start_evaluation`` whose caller stops polling
+it (``get_evaluation``) for ``[shadow] unpolled_evaluation_timeout``
+seconds is cancelled, as ``cancel_evaluation`` would: its caller died or
+gave up, and it would hold its slot for its whole budget.  A caller that
+does not mean to poll says so when it starts it (``shadow_detached`` in
+the request context, :meth:`shadow_service.rpcapi.ShadowAPI.
+start_evaluation`).
+
 Every rejected call (bad input, unknown evaluation, busy service) is
 logged as one INFO line with the typed error's message, never a
 traceback; the caller gets the typed error.
@@ -77,6 +85,10 @@ INTERRUPTED = 'interrupted'
 CALLER_MARGIN_S = 0.5
 #: A caller clock further ahead than this is not trusted.
 MAX_CLOCK_SKEW_S = 60.0
+#: Longest sleep of the thread that cancels unpolled evaluations (it
+#: looks four times per ``unpolled_evaluation_timeout`` when that is
+#: shorter).
+UNPOLLED_CHECK_S = 5.0
 
 
 def caller_left(ctxt, now=None):
@@ -97,6 +109,13 @@ def caller_left(ctxt, now=None):
             or sent_at > now + MAX_CLOCK_SKEW_S):
         sent_at = now
     return sent_at + wait_s - now
+
+
+def _detached(ctxt):
+    """Whether the caller of ``start_evaluation`` said it will not poll
+    the evaluation (``shadow_detached`` in the request context): a
+    pre-flight evaluation for a later ``shadow_evaluation`` hint."""
+    return isinstance(ctxt, dict) and ctxt.get('shadow_detached') is True
 
 
 def _require_boolean(**flags):
@@ -129,13 +148,21 @@ class ShadowManager:
 
     target = messaging.Target(version=rpcapi.RPC_API_VERSION)
 
-    def __init__(self, evaluator, *, max_concurrent=4, evaluation_ttl=3600):
+    def __init__(self, evaluator, *, max_concurrent=4, evaluation_ttl=3600,
+                 unpolled_timeout=0.0):
         self.evaluator = evaluator
         self.max_concurrent = max_concurrent
         self.evaluation_ttl = evaluation_ttl
+        #: Seconds a started evaluation may go unpolled (0: forever).
+        self.unpolled_timeout = unpolled_timeout
         self._evaluations = {}
         self._running = 0
         self._lock = threading.Lock()
+        # Started evaluations whose caller polls them: id -> when they
+        # were started or last polled (time.monotonic()).
+        self._polled = {}
+        self._reaper = None
+        self._stopping = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix='evaluation')
 
@@ -175,18 +202,26 @@ class ShadowManager:
     @_logs_rejections
     def start_evaluation(self, ctxt, request, hosts, budget_s):
         evaluation = self._admit(request, hosts, budget_s)
+        evaluation_id = evaluation.evaluation_id
+        watched = self.unpolled_timeout > 0 and not _detached(ctxt)
+        if watched:
+            with self._lock:
+                self._polled[evaluation_id] = time.monotonic()
+            self._watch_polls()
 
         def work():
             try:
                 self._run(evaluation)
             except Exception:
-                LOG.exception('Evaluation %s failed',
-                              evaluation.evaluation_id)
+                LOG.exception('Evaluation %s failed', evaluation_id)
             finally:
+                if watched:
+                    with self._lock:
+                        self._polled.pop(evaluation_id, None)
                 self._release()
 
         self._pool.submit(work)
-        return evaluation.evaluation_id
+        return evaluation_id
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.EvaluationNotFound)
@@ -194,6 +229,9 @@ class ShadowManager:
     @_logs_rejections
     def get_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
+        with self._lock:
+            if evaluation_id in self._polled:
+                self._polled[evaluation_id] = time.monotonic()
         self._expire()
         evaluation = self._evaluations.get(evaluation_id)
         if evaluation is not None:
@@ -443,6 +481,38 @@ class ShadowManager:
             LOG.exception('Could not record the deletion of evaluation %s',
                           evaluation_id)
 
+    def _watch_polls(self):
+        """Start the thread that cancels unpolled evaluations, once."""
+        with self._lock:
+            if self._reaper is not None or self._stopping.is_set():
+                return
+            self._reaper = threading.Thread(
+                target=self._cancel_unpolled, daemon=True,
+                name='shadow-unpolled-evaluations')
+        self._reaper.start()
+
+    def _cancel_unpolled(self):
+        """Cancel, every few seconds, the started evaluations not polled
+        for ``unpolled_timeout`` seconds (the path of
+        ``cancel_evaluation``: the evaluation stops and deletes its
+        shadows, and its slot is free once it has)."""
+        interval = min(UNPOLLED_CHECK_S, self.unpolled_timeout / 4.0)
+        while not self._stopping.wait(interval):
+            cutoff = time.monotonic() - self.unpolled_timeout
+            with self._lock:
+                unpolled = [key for key, at in self._polled.items()
+                            if at < cutoff]
+                for key in unpolled:
+                    del self._polled[key]
+            for key in unpolled:
+                evaluation = self._evaluations.get(key)
+                if evaluation is None or evaluation.cancelled:
+                    continue
+                LOG.warning('Cancelling evaluation %s: not polled for '
+                            '%.0f s ([shadow] unpolled_evaluation_timeout); '
+                            'its caller is gone', key, self.unpolled_timeout)
+                evaluation.cancelled = True
+
     def _profile_row(self, name, source, dirs):
         try:
             description = profiles_mod.named_profile(name, dirs).description
@@ -457,6 +527,7 @@ class ShadowManager:
                 self._evaluations.pop(key, None)
 
     def shutdown(self):
+        self._stopping.set()
         for evaluation in self._evaluations.values():
             evaluation.cancelled = True
         self._pool.shutdown(wait=True)

@@ -123,8 +123,16 @@ class ShadowAPI:
                    budget_s=budget_s, history_only=True, record=True)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,
-                         timeout=None):
-        """Start an evaluation in the background; returns its id."""
+                         timeout=None, detached=False):
+        """Start an evaluation in the background; returns its id.  The
+        caller is to poll it (``get_evaluation``): one not polled for
+        ``[shadow] unpolled_evaluation_timeout`` is cancelled.  With
+        ``detached``, for a caller that will not poll it (a pre-flight
+        evaluation for a later ``shadow_evaluation`` hint), it runs to
+        its end whatever.  (In the request context: any 1.x service
+        takes it; one that does not know it ignores it.)"""
+        if detached:
+            ctxt = dict(ctxt or {}, shadow_detached=True)
         cctxt = self.client.prepare(version='1.0', timeout=timeout)
         return cctxt.call(ctxt, 'start_evaluation', request=request,
                           hosts=hosts, budget_s=budget_s)

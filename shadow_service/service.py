@@ -145,7 +145,8 @@ def build(conf, *, history=None, driver=None, owns_shadows=True):
                                                analyzer, learners=learners)
     manager = manager_mod.ShadowManager(
         evaluator, max_concurrent=conf.shadow.max_concurrent_evaluations,
-        evaluation_ttl=conf.shadow.evaluation_ttl)
+        evaluation_ttl=conf.shadow.evaluation_ttl,
+        unpolled_timeout=conf.shadow.unpolled_evaluation_timeout)
     return Parts(conf=conf, history=history, driver=driver,
                  analyzer=analyzer, learners=learners, evaluator=evaluator,
                  manager=manager)

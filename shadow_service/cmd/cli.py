@@ -253,8 +253,11 @@ def _evaluate_remotely(conf, args):
              if h.strip()]
     if not hosts:
         raise exception.InvalidRequest(reason='--remote needs --hosts')
+    # Without --wait nothing polls it: it runs for a later
+    # shadow_evaluation hint, not cancelled as abandoned.
     evaluation_id = api.start_evaluation({}, _request(args), hosts,
-                                         args.budget, timeout=30)
+                                         args.budget, timeout=30,
+                                         detached=not args.wait)
     print('evaluation %s started; boot with --hint shadow_evaluation=%s'
           % (evaluation_id, evaluation_id))
     if not args.wait:

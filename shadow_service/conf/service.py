@@ -151,6 +151,30 @@ no slot.
 Seconds a finished evaluation stays available for the
 ``shadow_evaluation`` scheduler hint.
 """),
+    cfg.FloatOpt(
+        'unpolled_evaluation_timeout',
+        default=60.0,
+        min=0.0,
+        help="""
+Seconds an evaluation started with ``start_evaluation`` may go without its
+caller polling it (``get_evaluation``) before it is cancelled, as
+``cancel_evaluation`` would (it stops and deletes its shadows) and logged:
+its caller died or gave up, and it would otherwise hold one of
+``max_concurrent_evaluations`` for its whole budget.
+
+The clients that wait for an evaluation (``openstack shadow evaluate
+--wait``, ``nova-shadow evaluate --remote --wait``) poll it every 0.5 s
+and 1 s, each poll waiting at most 30 s for its answer; a pre-flight
+evaluation started without waiting, for a later ``shadow_evaluation``
+hint, is marked as such by those clients and never cancelled this way.
+
+Possible values:
+
+* 0: never cancel an evaluation for not being polled.
+* A positive number of seconds; keep it above the longest gap between
+  two polls of your clients (their poll interval plus how long an answer
+  may take).
+"""),
     cfg.ListOpt(
         'profile_dirs',
         default=['/etc/nova-shadow/profiles'],

@@ -134,8 +134,11 @@ class EvaluateShadow(command.ShowOne):
             image_id=parsed_args.image)
         hosts = [{'host': h.strip()} for h in parsed_args.hosts
                  if h.strip()]
+        # Without --wait nothing polls it: it runs for a later
+        # shadow_evaluation hint, not cancelled as abandoned.
         evaluation_id = client.call('start_evaluation', request, hosts,
-                                    parsed_args.budget)
+                                    parsed_args.budget,
+                                    detached=not parsed_args.wait)
         LOG.info('evaluation %s started', evaluation_id)
         if not parsed_args.wait:
             return _show(client.call('get_evaluation', evaluation_id))

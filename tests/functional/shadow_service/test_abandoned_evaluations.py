@@ -21,16 +21,93 @@ REQUEST = {'flavor': {'vcpus': 2, 'ram_mb': 2048}, 'profile': 'web'}
 HOSTS = [{'host': 'node-01'}, {'host': 'node-02'}]
 
 
-def _one_slot_service(rabbit_url):
-    """A service with one evaluation slot whose evaluations measure
-    their whole budget."""
+def _one_slot_service(rabbit_url, slots=1, sim=None, **shadow):
+    """A service with one evaluation slot (or ``slots``) whose
+    evaluations measure their whole budget (on the twin's clock:
+    ``sim={'speedup': 1}`` paces it at real time)."""
     return service_support.RunningService(
-        rabbit_url, shadow={'max_concurrent_evaluations': 1,
-                            'min_run_time': 60,
-                            'confidence_target': 1.0,
-                            # Measure the whole budget: the racing
-                            # schedule would settle this ranking early.
-                            'evaluation_schedule': 'pool'}).start()
+        rabbit_url, sim=sim or {},
+        shadow=dict({'max_concurrent_evaluations': slots,
+                     'min_run_time': 60,
+                     'confidence_target': 1.0,
+                     # Measure the whole budget: the racing schedule
+                     # would settle this ranking early.
+                     'evaluation_schedule': 'pool'}, **shadow)).start()
+
+
+def _wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_an_unpolled_evaluation_is_cancelled_and_frees_its_slot(
+        rabbit_url, caplog):
+    # Paced at real time: the evaluation would run 120 s.
+    running = _one_slot_service(rabbit_url, sim={'speedup': 1},
+                                unpolled_evaluation_timeout=2)
+    try:
+        running.wait_until_serving()
+        api = running.client()
+        started = time.monotonic()
+        # Its caller never polls it (it died or gave up).
+        evaluation_id = api.start_evaluation({}, REQUEST, HOSTS, 120.0,
+                                             timeout=30)
+        assert running.manager._running == 1
+        # Before: the slot stayed taken for the whole 120 s budget.
+        assert _wait_for(lambda: running.manager._running == 0, 60)
+        assert time.monotonic() - started < 60
+        state = api.get_evaluation({}, evaluation_id, timeout=30)
+        assert state['status'] == 'cancelled'
+        # Cancelled as cancel_evaluation does: its shadows are deleted.
+        assert running.parts.driver.list_shadows() == []
+        assert any('Cancelling evaluation %s: not polled' % evaluation_id
+                   in r.getMessage() for r in caplog.records
+                   if r.levelname == 'WARNING')
+        # The slot takes the next evaluation.
+        again = api.start_evaluation({}, REQUEST, HOSTS, 120.0, timeout=30)
+        assert api.get_evaluation({}, again, timeout=30)['status'] in (
+            'pending', 'running')
+    finally:
+        for evaluation in list(running.evaluations.values()):
+            evaluation.cancelled = True
+        running.stop()
+
+
+def test_a_polled_or_detached_evaluation_is_not_cancelled(rabbit_url):
+    running = _one_slot_service(rabbit_url, slots=2, sim={'speedup': 1},
+                                unpolled_evaluation_timeout=2)
+    try:
+        running.wait_until_serving()
+        api = running.client()
+        polled = api.start_evaluation({}, REQUEST, HOSTS, 120.0, timeout=30)
+        # A pre-flight evaluation for a later shadow_evaluation hint:
+        # nothing polls it.
+        detached = api.start_evaluation({}, REQUEST, HOSTS, 120.0,
+                                        timeout=30, detached=True)
+        # Polled every second (the slowest client's interval) for three
+        # times the timeout: neither is cancelled.
+        until = time.monotonic() + 6
+        while time.monotonic() < until:
+            state = api.get_evaluation({}, polled, timeout=30)
+            assert state['status'] in ('pending', 'running'), state
+            time.sleep(1.0)
+        evaluations = running.manager._evaluations
+        assert not evaluations[polled].cancelled
+        assert not evaluations[detached].cancelled
+        assert running.manager._running == 2
+        # Once its caller stops polling, the polled one is cancelled; the
+        # detached one runs on.
+        assert _wait_for(lambda: evaluations[polled].cancelled, 30)
+        assert _wait_for(lambda: running.manager._running == 1, 60)
+        assert not evaluations[detached].cancelled
+        assert api.get_evaluation({}, detached, timeout=30)['status'] in (
+            'pending', 'running')
+    finally:
+        for evaluation in list(running.evaluations.values()):
+            evaluation.cancelled = True
+        running.stop()
 
 
 def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):

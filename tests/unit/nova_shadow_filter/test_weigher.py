@@ -829,6 +829,42 @@ def test_a_failed_renewal_is_tried_again_by_the_next_request(gated,
     assert (False, True) in _flags_of(gated.calls14[1:])
 
 
+@pytest.mark.parametrize('failure', ['rejected', 'no answer in time'])
+def test_a_failed_renewal_has_its_request_recorded_instead(
+        gated, cached, monkeypatch, caplog, failure):
+    shadow = shadow_weigher.ShadowWeigher()
+    _ask(shadow)
+    if failure == 'rejected':
+        gated.fail_whole = 1
+    else:
+        # The renewal waits at the service past its deadline (budget 1 s
+        # plus the 0.5 s margin).
+        cached.config(default_budget=1.0, group='shadow_weigher')
+        gated.gate.clear()
+    _past_half_life(shadow, monkeypatch)
+    assert _ask(shadow)[0] == 'host3'
+    # The service recorded nothing of the request: it is recorded as one
+    # without a renewal is (from history, recorded), with its workload.
+    calls = gated.wait_for(2, timeout=10.0)
+    assert _flags_of(calls[1:]) == [(True, True)]
+    assert calls[1]['hosts'] == ['host1', 'host2', 'host3']
+    assert calls[1]['request']['profile'] == 'web'
+    assert calls[1]['request']['purpose'] == 'boot'
+    assert shadow._recorder.renewals_failed == 1
+    assert shadow._recorder.renewals_dropped == 0
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING'
+                and 'renew the answer' in r.getMessage()]
+    assert len(warnings) == 1
+    assert 'recording the request instead' in warnings[0]
+    # And its claim is released: the next request may renew the answer.
+    deadline = time.monotonic() + 5
+    while (not shadow._prior_cache.claim_renewal(cache_key(shadow))
+           and time.monotonic() < deadline):
+        time.sleep(0.02)
+    assert time.monotonic() < deadline
+
+
 def test_a_renewal_without_room_is_recorded_counted_and_logged_once(
         gated, monkeypatch, caplog):
     profiles = ['web%d' % n for n in range(shadow_weigher.RENEWALS_QUEUED

@@ -143,6 +143,51 @@ def test_an_evaluation_started_without_wait_can_be_deleted(daemon):
     assert 'Traceback' not in missing.stderr
 
 
+@pytest.fixture
+def strict_daemon(tmp_path, rabbit_url):
+    """A service that cancels an evaluation not polled for 2 s, on a
+    twin paced at real time, whose evaluations measure their whole
+    budget."""
+    running = test_service_daemon.Daemon(tmp_path, rabbit_url,
+                                         service_support.unique_topic())
+    with open(running.conf_path, 'a') as f:
+        f.write('[shadow]\nunpolled_evaluation_timeout = 2\n'
+                'min_run_time = 60\nconfidence_target = 1.0\n'
+                'evaluation_schedule = pool\n[sim]\nspeedup = 1\n')
+    running.start()
+    yield running
+    if running.proc.poll() is None:
+        running.stop()
+
+
+def test_the_clients_evaluations_are_not_cancelled_as_unpolled(
+        strict_daemon):
+    hosts = ['--host', HOSTS[0], '--host', HOSTS[1]]
+    # Not waiting (for a later shadow_evaluation hint), through both
+    # clients: nothing polls them, and they run on.  (Each its own
+    # workload: none is answered from another's history.)
+    started = [_ok(openstack(strict_daemon, 'shadow', 'evaluate',
+                             '--profile', 'db-oltp', '--budget', '120',
+                             '-f', 'value', '-c', 'id', *hosts)).strip()]
+    remote = strict_daemon.cli('evaluate', '--remote', '--hosts',
+                               ','.join(HOSTS), '--profile', 'batch-cpu',
+                               '--budget', '120')
+    assert remote.returncode == 0, remote.stderr
+    started.append(remote.stdout.split()[1])
+    # Waiting: polled every 0.5 s, it runs to its end.
+    shown = json.loads(_ok(openstack(
+        strict_daemon, 'shadow', 'evaluate', '--profile', 'web',
+        '--budget', '5', '--wait', '-f', 'json', *hosts)))
+    assert shown['status'] == 'finished'
+    for evaluation_id in started:
+        state = strict_daemon.api.get_evaluation({}, evaluation_id,
+                                                 timeout=30)
+        assert state['status'] == 'running', state
+    for evaluation_id in started:
+        strict_daemon.api.cancel_evaluation({}, evaluation_id)
+    assert 'not polled' not in strict_daemon.read_log()
+
+
 def test_profiles_are_listed_and_shown(daemon):
     listed = json.loads(_ok(openstack(daemon, 'shadow', 'profile', 'list',
                                       '-f', 'json')))
