@@ -450,3 +450,103 @@ def test_history_answers_with_a_host_it_does_not_know_when_it_cannot_matter():
     assert ranking['source'] == 'shadows'
     assert ranking['history_verdict'] == dict(
         ranking['history_verdict'], decides=False, without_history=4)
+
+
+def _recording_boots(evaluator):
+    booted = []
+    boot = evaluator.driver.boot_shadows
+
+    def recording_boot(evaluation_id, request, hosts, profile, **kwargs):
+        booted.extend(hosts)
+        return boot(evaluation_id, request, hosts, profile, **kwargs)
+
+    evaluator.driver.boot_shadows = recording_boot
+    return booted
+
+
+@pytest.mark.parametrize('refresh_age', [1800.0, 0.0])
+def test_racing_refreshes_history_about_to_leave_the_lookback(refresh_age):
+    """A race that boots shadows anyway (more than half the candidates
+    without history) also gives a first read to the candidates whose
+    history of the workload is older than ``history_refresh_age``; 0
+    refreshes none."""
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=0.5, max_shadow_hosts=64,
+                               history_refresh_age=refresh_age)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    evaluator.driver.wait(3600.0)
+    booted = _recording_boots(evaluator)
+    extra = HOSTS + [{'host': 'node-%d' % i} for i in range(7, 14)]
+    started = evaluator.driver.now()
+    ranking = evaluator.run(evaluator.new(REQUEST, extra, 30.0))
+    assert ranking['source'] == 'shadows'
+    assert {'node-7', 'node-13'} <= set(booted)
+    booted = set(booted)
+    third = evaluator.new(REQUEST, extra, 30.0)
+    evaluator.run(third)
+    newest = third.prior_samples['newest']
+    refreshed = {h for h, t in newest.items() if t >= started}
+    if refresh_age:
+        # Every candidate measured: its history is as new as the race.
+        assert booted == {h['host'] for h in extra}
+        assert refreshed == {h['host'] for h in extra}
+        # A refreshed host that cannot change the ranking leaves the race
+        # after its first read.
+        assert ranking['shadow_host_seconds'] < len(extra) * 10.0
+    else:
+        assert len(booted) < len(extra)
+        assert refreshed < {h['host'] for h in extra}
+    assert evaluator.driver.list_shadows() == []
+
+
+def test_history_refresh_age_is_read_from_the_configuration():
+    conf = service_support.make_conf(sim=DERIVE)
+    assert conf.shadow.history_refresh_age == 43200.0
+    conf.set_override('history_refresh_age', 600.0, group='shadow')
+    history = memory.MemoryStore()
+    evaluator = evaluation.Evaluator.from_conf(
+        conf, sim_driver.SimDriver(conf, history), history,
+        analyzer_mod.Analyzer())
+    assert evaluator.history_refresh_age == 600.0
+    with pytest.raises(ValueError):
+        make_evaluator(history_refresh_age=-1.0)
+
+
+@pytest.mark.parametrize('aged_lookback', [4 * 3600.0, 0.0])
+def test_older_history_makes_a_candidate_known_aged(aged_lookback):
+    """A candidate whose samples of the workload left ``prior_lookback``
+    but are within ``aged_history_lookback`` is known from them, aged (a
+    wider estimate than when they were new); 0 leaves it unknown."""
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=0.5, prior_lookback=3600.0,
+                               history_refresh_age=0.0,
+                               aged_history_lookback=aged_lookback)
+    first = evaluator.new(REQUEST, HOSTS, 30.0)
+    evaluator.run(first)
+    fresh = evaluator._prior(
+        first.profile or evaluator.resolve_profile(REQUEST),
+        [h['host'] for h in HOSTS], {}, None, evaluator.analyzer,
+        request=REQUEST)
+    evaluator.driver.wait(2 * 3600.0)
+    later = evaluator.new(REQUEST, HOSTS, 30.0)
+    ranking = evaluator.run(later)
+    verdict = ranking['history_verdict']
+    if not aged_lookback:
+        assert verdict['without_history'] == len(HOSTS)
+        return
+    assert verdict['without_history'] == 0
+    assert set(later.prior_samples['observations']) == {
+        h['host'] for h in HOSTS}
+    aged = evaluator._prior(
+        evaluator.resolve_profile(REQUEST), [h['host'] for h in HOSTS],
+        {}, None, evaluator.analyzer, request=REQUEST,
+        samples_out={})
+    # The later race measured some hosts again; those it did not are
+    # known from the first evaluation's samples, two hours old.
+    sd = {h.host: h.uncertainty for h in fresh.hosts if h.predicted}
+    older = [h for h in aged.hosts if h.predicted
+             and h.data_age_s and h.data_age_s > 3600.0]
+    assert older
+    for host in older:
+        metric = 'cpu_ops_per_s'
+        assert host.uncertainty[metric] > sd[host.host][metric]
