@@ -107,6 +107,10 @@ ELIMINATION_SHARE = 0.25
 #: otherwise they are measured before history may answer.
 KNOWN_SHARE = 0.5
 MIN_KNOWN_HOSTS = 3
+#: Samples a host whose history is refreshed gives before the race may
+#: drop it or end (a run the age drift learner can pair with its earlier
+#: runs).
+REFRESH_SAMPLES = 3
 
 
 def prior_ages(newest, now, step=PRIOR_AGE_STEP_S):
@@ -432,6 +436,7 @@ class Evaluator:
                          evaluation.evaluation_id, len(refresh),
                          self.history_refresh_age)
                 candidates = (candidates[0] + refresh, candidates[1])
+            evaluation.refresh = set(refresh)
         else:
             candidates = self._candidates(prior, eligible)
         # Only an evaluation that boots shadows can be cut short by a
@@ -1160,6 +1165,16 @@ class _RacingRun(_Run):
         excluded = getattr(self.evaluation, 'excluded', {})
         self.hosts = {h['host'] for h in self.evaluation.hosts
                       if h['host'] not in excluded}
+        # Hosts whose history is refreshed (Evaluator._stale).
+        self.refresh = set(getattr(self.evaluation, 'refresh', ()))
+
+    def refreshing(self):
+        """Running hosts whose history is refreshed and that have given
+        fewer than ``REFRESH_SAMPLES`` samples."""
+        return {s.host for s in self.running.values()
+                if s.host in self.refresh and max(
+                    (len(v) for v in self.observations.get(
+                        s.host, {}).values()), default=0) < REFRESH_SAMPLES}
 
     def boot(self):
         taken = self.queue[:max(0, self.ev.max_shadow_hosts
@@ -1212,7 +1227,8 @@ class _RacingRun(_Run):
             # Hosts without any estimate wait for a slot: the race is not
             # over until they have been measured.
             waiting = [h for h in self.queue if h in self.unmeasured]
-            if not waiting and (
+            refreshing = self.refreshing()
+            if not waiting and not refreshing and (
                     verdict.opportunity_cost <= ev.settle_margin
                     or ranking.confidence >= ev.confidence_target):
                 LOG.info('Evaluation %s: settled after %.0fs (expected '
@@ -1222,7 +1238,7 @@ class _RacingRun(_Run):
                 break
             keep = {verdict.incumbent} | set(verdict.contenders(margin))
             dropped = [s for s in self.running.values()
-                       if s.host not in keep]
+                       if s.host not in keep and s.host not in refreshing]
             if (waiting and not dropped
                     and len(self.running) >= ev.max_shadow_hosts):
                 # Make room: the incumbent and the strongest contenders
