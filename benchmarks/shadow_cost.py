@@ -95,14 +95,6 @@ class ScheduledService(pq.ShadowService):
         if getattr(self.args, 'prior_lookback', None) is not None:
             self.conf.set_override('prior_lookback',
                                    self.args.prior_lookback, group='shadow')
-        if getattr(self.args, 'aged_history_lookback', None) is not None:
-            self.conf.set_override('aged_history_lookback',
-                                   self.args.aged_history_lookback,
-                                   group='shadow')
-        if getattr(self.args, 'history_refresh_age', None) is not None:
-            self.conf.set_override('history_refresh_age',
-                                   self.args.history_refresh_age,
-                                   group='shadow')
         return super()._build(store)
 
 
@@ -341,9 +333,6 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                              for g, n, v in settings},
         'settle_margin': settle_margin,
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
-        'history_refresh_age_s': getattr(args, 'history_refresh_age', None),
-        'aged_history_lookback_s': getattr(args, 'aged_history_lookback',
-                                           None),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -468,12 +457,6 @@ def main(argv=None):
     parser.add_argument('--prior-lookback', type=float,
                         help='[shadow] prior_lookback, s, of every arm '
                         '(default: the option\'s default)')
-    parser.add_argument('--aged-history-lookback', type=float,
-                        help='[shadow] aged_history_lookback, s, of every '
-                        'arm (default: the option\'s default)')
-    parser.add_argument('--history-refresh-age', type=float,
-                        help='[shadow] history_refresh_age, s, of the '
-                        'racing arm (default: the option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '

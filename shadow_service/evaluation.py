@@ -26,10 +26,7 @@ block, whatever happened.  Then one of three schedules
     measured first).  The answer's ``history_verdict`` says which.
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
-    and the hosts whose expected improvement over it is not negligible;
-    where room is left, candidates whose history of the workload is older
-    than ``history_refresh_age`` join for the first read, so later
-    requests still find them within ``prior_lookback``.
+    and the hosts whose expected improvement over it is not negligible.
     A host with a shadow is estimated from its new samples and its
     earlier samples of the workload together (the earlier ones aged).
     After every read (once ``min_run_time`` has passed) a host whose
@@ -107,10 +104,6 @@ ELIMINATION_SHARE = 0.25
 #: otherwise they are measured before history may answer.
 KNOWN_SHARE = 0.5
 MIN_KNOWN_HOSTS = 3
-#: Samples a host whose history is refreshed gives before the race may
-#: drop it or end (a run the age drift learner can pair with its earlier
-#: runs).
-REFRESH_SAMPLES = 3
 
 
 def prior_ages(newest, now, step=PRIOR_AGE_STEP_S):
@@ -251,7 +244,6 @@ class Evaluator:
 
     DEFAULT_CONFIDENCE_TARGET = 0.8
     DEFAULT_SETTLE_MARGIN = 1.0
-    DEFAULT_HISTORY_REFRESH_AGE = 43200.0
 
     def __init__(self, driver, history, analyzer, *,
                  confidence_target=DEFAULT_CONFIDENCE_TARGET,
@@ -261,19 +253,12 @@ class Evaluator:
                  prior_lookback=86400.0, profile_dirs=(), learners=None,
                  schedule='racing',
                  settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None,
-                 inline_profile_allow=(),
-                 history_refresh_age=DEFAULT_HISTORY_REFRESH_AGE,
-                 aged_history_lookback=0.0):
+                 inline_profile_allow=()):
         if schedule not in SCHEDULES:
             raise ValueError('schedule must be one of %s, not %r'
                              % (', '.join(SCHEDULES), schedule))
         if settle_margin < 0:
             raise ValueError('settle_margin must not be negative')
-        if history_refresh_age < 0:
-            raise ValueError('history_refresh_age must not be negative')
-        # Racing: candidates whose history of the workload is older than
-        # this get a first read when shadows boot anyway (0: none).
-        self.history_refresh_age = float(history_refresh_age)
         self.schedule = schedule
         self.settle_margin = float(settle_margin)
         # Which hosts may take the VM and how cost weighs against score.
@@ -294,13 +279,6 @@ class Evaluator:
         # The samples earlier evaluations left, kept between requests.
         self.prior_samples = priorsamples.PriorSamples(
             history, prior_lookback, keep=PRIOR_EVALUATIONS)
-        # Candidates without samples within prior_lookback may be known
-        # from older ones, up to aged_history_lookback (0: off).
-        self.aged_samples = (
-            priorsamples.PriorSamples(history, aged_history_lookback,
-                                      keep=PRIOR_EVALUATIONS)
-            if prior_lookback > 0 and aged_history_lookback > prior_lookback
-            else None)
         # The rankings' host_score points, written off the request path.
         self.score_writer = ScoreWriter(history)
         self._workload_keys = {}
@@ -338,9 +316,7 @@ class Evaluator:
                    schedule=opts.evaluation_schedule,
                    settle_margin=opts.settle_margin,
                    cost_policy=hostchoice.CostPolicy.from_conf(conf),
-                   inline_profile_allow=opts.inline_profile_allow,
-                   history_refresh_age=opts.history_refresh_age,
-                   aged_history_lookback=opts.aged_history_lookback)
+                   inline_profile_allow=opts.inline_profile_allow)
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
@@ -429,14 +405,6 @@ class Evaluator:
 
         if self.schedule == 'racing':
             candidates = self._contenders(prior, verdict, eligible)
-            refresh = self._stale(evaluation, eligible, candidates[0])
-            if refresh:
-                LOG.info('Evaluation %s: refreshing the history of %d '
-                         'candidates older than %.0fs',
-                         evaluation.evaluation_id, len(refresh),
-                         self.history_refresh_age)
-                candidates = (candidates[0] + refresh, candidates[1])
-            evaluation.refresh = set(refresh)
         else:
             candidates = self._candidates(prior, eligible)
         # Only an evaluation that boots shadows can be cut short by a
@@ -580,8 +548,6 @@ class Evaluator:
                 LOG.exception('Reading the history for a prior failed; '
                               'measuring every candidate')
                 observations, newest, tokens = {}, {}, None
-            self._add_aged(profile, host_names, now, request, observations,
-                           newest, tokens)
         if samples_out is not None:
             samples_out.update(observations=observations, newest=newest)
         return analyzer.rank(
@@ -589,35 +555,6 @@ class Evaluator:
             host_features=features, scale=scale,
             data_age_s=prior_ages(newest, now),
             kept=self._kept_for(request, profile), tokens=tokens)
-
-    def _add_aged(self, profile, host_names, now, request, observations,
-                  newest, tokens):
-        """Add to ``observations``, ``newest`` (and ``tokens``) the
-        samples of the candidates without any within ``prior_lookback``
-        that the same workload left on them within
-        ``aged_history_lookback``: such a host is known from its older
-        samples, aged like any prior's (a wide estimate) rather than
-        unknown."""
-        missing = [h for h in host_names if h not in observations]
-        if self.aged_samples is None or not missing:
-            return
-        try:
-            same = self._same_workload(
-                self.aged_samples.evaluations(profile.name, now), request,
-                profile.name)
-            found, found_newest, found_tokens = \
-                self.aged_samples.observations(profile.name, same, missing,
-                                               now, tokens=True)
-        except Exception:
-            LOG.exception('Reading the older history for a prior failed; '
-                          'the candidates without recent history stay '
-                          'unknown')
-            return
-        observations.update(found)
-        newest.update(found_newest)
-        if tokens is not None:
-            # Another store's tokens: kept apart from the recent ones'.
-            tokens.update({h: ('aged', t) for h, t in found_tokens.items()})
 
     def _kept_for(self, request, profile):
         """The per-host estimates kept for the request's workload
@@ -725,22 +662,6 @@ class Evaluator:
                       if h in host_names and h not in order]
         return order, set(unknown)
 
-    def _stale(self, evaluation, host_names, taken):
-        """The candidates not in ``taken`` whose newest sample of the
-        workload (in the prior) is older than ``history_refresh_age``,
-        oldest first: the race gives them a first read, so that later
-        requests of the workload still find them within
-        ``prior_lookback`` (none when the option is 0)."""
-        if self.history_refresh_age <= 0:
-            return []
-        newest = (getattr(evaluation, 'prior_samples', None)
-                  or {}).get('newest') or {}
-        ages = prior_ages(newest, self.driver.now(), step=0)
-        taken = set(taken)
-        stale = [h for h in host_names if h not in taken and h in ages
-                 and ages[h] > self.history_refresh_age]
-        return sorted(stale, key=lambda h: (-ages[h], h))
-
     def _measure(self, evaluation, profile, candidates, features, scale,
                  wall_start, progress, prior=None, analyzer=None):
         order, unknown = candidates
@@ -790,11 +711,8 @@ class Evaluator:
         when = self._now()
         if shadow_seconds > 0:
             # Its samples join the next prior of this profile at once.
-            name = getattr(getattr(evaluation, 'profile', None), 'name',
-                           None)
-            self.prior_samples.invalidate(name)
-            if self.aged_samples is not None:
-                self.aged_samples.invalidate(name)
+            self.prior_samples.invalidate(
+                getattr(getattr(evaluation, 'profile', None), 'name', None))
         if source == 'history':
             # Answered in milliseconds: recorded on the writer's thread,
             # after the answer (readers of the service flush it first).
@@ -1165,16 +1083,6 @@ class _RacingRun(_Run):
         excluded = getattr(self.evaluation, 'excluded', {})
         self.hosts = {h['host'] for h in self.evaluation.hosts
                       if h['host'] not in excluded}
-        # Hosts whose history is refreshed (Evaluator._stale).
-        self.refresh = set(getattr(self.evaluation, 'refresh', ()))
-
-    def refreshing(self):
-        """Running hosts whose history is refreshed and that have given
-        fewer than ``REFRESH_SAMPLES`` samples."""
-        return {s.host for s in self.running.values()
-                if s.host in self.refresh and max(
-                    (len(v) for v in self.observations.get(
-                        s.host, {}).values()), default=0) < REFRESH_SAMPLES}
 
     def boot(self):
         taken = self.queue[:max(0, self.ev.max_shadow_hosts
@@ -1227,8 +1135,7 @@ class _RacingRun(_Run):
             # Hosts without any estimate wait for a slot: the race is not
             # over until they have been measured.
             waiting = [h for h in self.queue if h in self.unmeasured]
-            refreshing = self.refreshing()
-            if not waiting and not refreshing and (
+            if not waiting and (
                     verdict.opportunity_cost <= ev.settle_margin
                     or ranking.confidence >= ev.confidence_target):
                 LOG.info('Evaluation %s: settled after %.0fs (expected '
@@ -1238,7 +1145,7 @@ class _RacingRun(_Run):
                 break
             keep = {verdict.incumbent} | set(verdict.contenders(margin))
             dropped = [s for s in self.running.values()
-                       if s.host not in keep and s.host not in refreshing]
+                       if s.host not in keep]
             if (waiting and not dropped
                     and len(self.running) >= ev.max_shadow_hosts):
                 # Make room: the incumbent and the strongest contenders

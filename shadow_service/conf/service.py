@@ -206,45 +206,6 @@ Related options:
 
 * ``confidence_target``
 """),
-    cfg.FloatOpt(
-        'aged_history_lookback',
-        default=0.0,
-        min=0.0,
-        help="""
-Seconds of older history a candidate without samples of the workload within
-``prior_lookback`` may still be known from.
-
-Such a candidate then enters the prior from its older samples, aged at the
-learned drift like any prior's (so its estimate is wide), instead of being
-a host history knows nothing about (which the ``racing`` schedule measures
-before history may answer, or counts as a host like a known one picked at
-random). 0, or a value not above ``prior_lookback``, turns it off.
-
-Related options:
-
-* ``prior_lookback``, ``history_refresh_age``
-"""),
-    cfg.FloatOpt(
-        'history_refresh_age',
-        default=43200.0,
-        min=0.0,
-        help="""
-Seconds after which a candidate's history of a workload is refreshed when a
-``racing`` evaluation of that workload boots shadows anyway.
-
-Besides the hosts that could change the ranking, such an evaluation then
-also gives a shadow to every candidate whose newest sample of the workload
-is older than this (within ``max_shadow_hosts``), for its first read only
-unless it becomes a contender: a few shadow-seconds per host, so that later
-requests of the workload find every candidate known within
-``prior_lookback`` and history can answer them without shadows. Smaller
-values measure more hosts per race; 0 refreshes nothing (a candidate is
-then measured only once its history has left ``prior_lookback``).
-
-Related options:
-
-* ``prior_lookback``, ``evaluation_schedule``, ``max_shadow_hosts``
-"""),
     cfg.BoolOpt(
         'contention_learning',
         default=True,
@@ -416,7 +377,7 @@ as soon as the ranking is settled.
 Related options:
 
 * ``settle_margin``, ``confidence_target``, ``min_run_time``,
-  ``max_shadow_hosts``, ``prior_lookback``, ``history_refresh_age``
+  ``max_shadow_hosts``, ``prior_lookback``
 """),
     cfg.FloatOpt(
         'settle_margin',
