@@ -493,7 +493,8 @@ class Analyzer:
         for column, metric in enumerate(metrics):
             raw = samples.get(metric)
             single = estimate_lib.from_samples(
-                metric, [] if raw is None else raw, age_drift=0.0)
+                metric, [] if raw is None else raw,
+                age_drift=self.drift_of(metric))
             if single is None:
                 notes.append((metric, "%s: no samples, left out" % metric))
                 continue
