@@ -224,7 +224,14 @@ def _estimate_runs(metric, samples, runs, age_drift):
     value = variance = None
     size, start, used, notes = 0, 0, 0, []
     previous_s = 0.0
-    for count, before_s in runs:
+    # A run too short to state its own sampling error joins the next.
+    groups, pending = [], 0
+    for number, (count, before_s) in enumerate(runs):
+        pending += count
+        if pending >= MIN_SAMPLES or number == len(runs) - 1:
+            groups.append((pending, before_s))
+            pending = 0
+    for count, before_s in groups:
         run = _estimate(metric, samples[start:start + count])
         start += count
         if run is None:

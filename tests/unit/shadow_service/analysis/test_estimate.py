@@ -154,3 +154,42 @@ def test_what_the_models_add_is_not_measurable():
     # Without models the whole sd is measurable.
     plain, _reasons = estimate.adjust('cpu_ops_per_s', sampled)
     assert plain.measurable_sd == plain.sd == pytest.approx(2.0)
+
+
+def test_each_earlier_run_is_aged_by_its_own_age():
+    """A fresh run and a day-old one: mostly the fresh run, not the
+    pooled mean aged as if it were all new."""
+    old = [100.0, 101.0, 99.0, 100.0, 100.5, 99.5]
+    new = [80.0, 81.0, 79.0]
+    runs = estimate.RunSamples(old + new, [(6, 24 * HOUR), (3, 0.0)])
+    both = estimate.from_samples('cpu_ops_per_s', runs, age_drift=0.05)
+    fresh = estimate.from_samples('cpu_ops_per_s', new, age_drift=0.05)
+    pooled = estimate.from_samples('cpu_ops_per_s', old + new,
+                                   age_drift=0.05)
+    assert both.samples == 9
+    assert abs(both.value - fresh.value) < 1.0
+    assert both.sd < pooled.sd / 3
+    # The same runs an hour apart: the old one counts (a random walk of
+    # 5 % per sqrt(hour) leaves it 5 points of sd against the new run's
+    # sampling error), so the estimate moves towards it; the estimate is
+    # that of a Kalman filter over the runs.
+    close = estimate.from_samples(
+        'cpu_ops_per_s', estimate.RunSamples(old + new, [(6, HOUR),
+                                                         (3, 0.0)]),
+        age_drift=0.05)
+    assert close.value > both.value
+    first = estimate.from_samples('cpu_ops_per_s', old)
+    variance = first.sd ** 2 + (0.05 * first.value) ** 2
+    gain = variance / (variance + fresh.sd ** 2)
+    assert close.value == pytest.approx(
+        first.value + gain * (fresh.value - first.value))
+    assert close.sd == pytest.approx(math.sqrt(variance * (1 - gain)))
+    # One run: the samples as before.
+    one = estimate.RunSamples(new, [(3, 0.0)])
+    assert estimate.from_samples('cpu_ops_per_s', one) == \
+        estimate.from_samples('cpu_ops_per_s', new)
+    # The newest run's age is the estimate's data age, added last.
+    aged = estimate.from_samples('cpu_ops_per_s', runs, age_drift=0.05,
+                                 data_age_s=4 * HOUR)
+    assert aged.sd == pytest.approx(math.hypot(
+        both.sd, 0.05 * both.value * 2.0))
