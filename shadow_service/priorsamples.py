@@ -36,7 +36,6 @@ import collections
 import threading
 
 from shadow_service import measurements as names
-from shadow_service.analysis import estimate as estimate_lib
 
 #: Seconds (driver clock) a profile's samples are reused before the store
 #: is asked for newer ones.
@@ -276,10 +275,7 @@ class PriorSamples:
 def _assemble(evaluations, start, end, hosts=None):
     """``(oldest, latest, observations, newest)`` of ``evaluations``
     within ``[start, end)``: per host and metric the values in time order
-    (the order of a read of the store); only ``hosts`` when given.  A
-    host's values from more than one evaluation come as a
-    :class:`~shadow_service.analysis.estimate.RunSamples`, run by run
-    (oldest run first), so that each run is aged by its own age."""
+    (the order of a read of the store); only ``hosts`` when given."""
     merged = collections.defaultdict(lambda: collections.defaultdict(list))
     for evaluation in evaluations:
         if hosts is None:
@@ -289,26 +285,21 @@ def _assemble(evaluations, start, end, hosts=None):
                      if h in evaluation.samples]
         for host, metrics in items:
             for metric, by_time in metrics.items():
-                run = sorted(item for item in by_time.items()
-                             if start <= item[0] < end)
-                if run:
-                    merged[host][metric].append(run)
+                merged[host][metric].extend(
+                    item for item in by_time.items()
+                    if start <= item[0] < end)
     observations, newest = {}, {}
     oldest, latest = float('inf'), float('-inf')
     for host, metrics in merged.items():
         per_metric = {}
-        host_newest = max(run[-1][0] for runs in metrics.values()
-                          for run in runs)
-        for metric, runs in metrics.items():
-            runs.sort(key=lambda run: (run[-1][0], run[0][0]))
-            if len(runs) == 1:
-                per_metric[metric] = [value for _, value in runs[0]]
-            else:
-                per_metric[metric] = estimate_lib.RunSamples(
-                    [value for run in runs for _, value in run],
-                    [(len(run), host_newest - run[-1][0]) for run in runs])
-            oldest = min([oldest] + [run[0][0] for run in runs])
-        newest[host] = host_newest
-        latest = max(latest, host_newest)
-        observations[host] = per_metric
+        for metric, items in metrics.items():
+            if not items:
+                continue
+            items.sort(key=lambda item: item[0])
+            per_metric[metric] = [value for _, value in items]
+            first, last = items[0][0], items[-1][0]
+            newest[host] = max(newest.get(host, last), last)
+            oldest, latest = min(oldest, first), max(latest, last)
+        if per_metric:
+            observations[host] = per_metric
     return oldest, latest, observations, newest

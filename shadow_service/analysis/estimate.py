@@ -10,14 +10,6 @@ what the VM will achieve, combining
 * a wide relative prior when there are fewer than ``MIN_SAMPLES``,
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
-Samples of several earlier runs (a :class:`RunSamples`, what a prior is
-made of) are estimated run by run and joined in time order as the
-random walk :func:`fit_age_drift` learns: each run's estimate is carried
-to the next run's time, widening by the drift over the gap, and joined
-with it by precision (a Kalman filter), so a host with a fresh run and
-older ones is estimated as mostly its fresh run, and the age added last
-is that of its newest run.
-
 :func:`combine` joins this run's estimate with the one earlier runs of
 the same workload on the same host give (their age in their sd): the
 precision-weighted mean, so a host measured again starts from its
@@ -93,47 +85,8 @@ class MetricEstimate:
         return self.sd / max(abs(self.value), 1e-9)
 
 
-class RunSamples(list):
-    """Time-ordered samples of several runs (earlier evaluations) of a
-    workload on one host: a list of the values, oldest run first, with
-    ``runs``: per run ``(samples, seconds its newest sample is older than
-    the newest sample of the host)``, in the same order.
-    :func:`from_samples` estimates such samples run by run."""
-
-    __slots__ = ('runs',)
-
-    def __init__(self, values=(), runs=()):
-        super().__init__(values)
-        self.runs = tuple((int(n), float(a)) for n, a in runs)
-
-    def __eq__(self, other):
-        return (list.__eq__(self, other) is True
-                and getattr(other, 'runs', None) == self.runs)
-
-    def __ne__(self, other):
-        return not self == other
-
-    __hash__ = None
-
-
 def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
-    """Estimate a metric from time-ordered samples; None if none usable.
-
-    ``samples`` of several runs (a :class:`RunSamples`) are estimated run
-    by run, each earlier run aged to the next at ``age_drift`` (see the
-    module docstring); ``data_age_s`` is then the age of the newest
-    sample."""
-    runs = getattr(samples, 'runs', ())
-    if len(runs) > 1:
-        key = ('runs', metric, tuple(float(v) for v in samples), runs,
-               float(age_drift))
-        base = _KEPT.get(key, _MISSING)
-        if base is _MISSING:
-            base = _estimate_runs(metric, samples, runs, age_drift)
-            if len(_KEPT) >= SAMPLE_ESTIMATES_KEPT:
-                _KEPT.clear()
-            _KEPT[key] = base
-        return _aged(base, data_age_s, age_drift)
+    """Estimate a metric from time-ordered samples; None if none usable."""
     try:
         data = np.asarray(samples, dtype=float)
     except (TypeError, ValueError):
@@ -151,12 +104,6 @@ def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
             if len(_KEPT) >= SAMPLE_ESTIMATES_KEPT:
                 _KEPT.clear()
             _KEPT[key] = base
-    return _aged(base, data_age_s, age_drift)
-
-
-def _aged(base, data_age_s, age_drift):
-    """The :class:`MetricEstimate` of ``base`` (``(value, sd, size,
-    notes)`` or None) with its data's age in its sd."""
     if base is None:
         return None
     value, sd, size, notes = base
@@ -214,49 +161,6 @@ def _estimate(metric, samples):
     else:
         sd = math.sqrt(standard_error(data) ** 2 + drift(data) ** 2)
     return value, sd, int(data.size), tuple(notes)
-
-
-def _estimate_runs(metric, samples, runs, age_drift):
-    """``(value, sd, size, notes)`` of several runs' samples (``runs`` as
-    in :class:`RunSamples`) at the time of the newest, or None: a Kalman
-    filter over the runs' estimates, oldest first, the value a random
-    walk of ``age_drift`` (relative) per sqrt(hour)."""
-    value = variance = None
-    size, start, used, notes = 0, 0, 0, []
-    previous_s = 0.0
-    # A run too short to state its own sampling error joins the next.
-    groups, pending = [], 0
-    for number, (count, before_s) in enumerate(runs):
-        pending += count
-        if pending >= MIN_SAMPLES or number == len(runs) - 1:
-            groups.append((pending, before_s))
-            pending = 0
-    for count, before_s in groups:
-        run = _estimate(metric, samples[start:start + count])
-        start += count
-        if run is None:
-            continue
-        run_value, run_sd, run_size, run_notes = run
-        if value is None:
-            value, variance = run_value, run_sd ** 2
-        else:
-            gap_h = max(previous_s - before_s, 0.0) / 3600.0
-            variance += (age_drift * abs(value)) ** 2 * gap_h
-            total = variance + run_sd ** 2
-            gain = variance / total if total > 0 else 1.0
-            value += gain * (run_value - value)
-            variance *= 1.0 - gain
-        previous_s = before_s
-        size += run_size
-        used += 1
-        notes += [n for n in run_notes if n not in notes]
-    if value is None:
-        return None
-    # Carried to the newest sample of the host.
-    variance += (age_drift * abs(value)) ** 2 * max(previous_s, 0.0) / 3600.0
-    if used > 1:
-        notes.append("from %d runs, earlier ones aged to the newest" % used)
-    return value, math.sqrt(max(variance, 0.0)), size, tuple(notes)
 
 
 def fit_age_drift(runs, *, min_pairs=MIN_DRIFT_PAIRS, margin_sd=1.0):

@@ -3,13 +3,10 @@ keeps must be what a full read of the store gives."""
 
 import random
 
-import pytest
-
 from shadow_service import evaluation
 from shadow_service import measurements as names
 from shadow_service import priorsamples
 from shadow_service.analysis import analyzer as analyzer_mod
-from shadow_service.analysis import estimate
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import base
 from shadow_service.history import memory
@@ -104,10 +101,7 @@ def test_the_store_is_read_again_only_when_due():
     assert set(cache.evaluations(PROFILE, 107.5)) == {'e1', 'e2', 'e3'}
     observations, newest = cache.observations(
         PROFILE, {'e1', 'e2', 'e3'}, ['h1', 'h9'], 107.5)
-    # Three evaluations' samples: run by run, with each run's age
-    # before the host's newest sample.
-    assert observations == {'h1': {'cpu_ops_per_s': estimate.RunSamples(
-        [10.0, 12.0, 14.0], [(1, 7.0), (1, 6.0), (1, 0.0)])}}
+    assert observations == {'h1': {'cpu_ops_per_s': [10.0, 12.0, 14.0]}}
     assert newest == {'h1': 107.0}
 
 
@@ -118,46 +112,10 @@ def test_samples_leave_with_the_window():
     cache = priorsamples.PriorSamples(history, 1000.0)
     assert set(cache.evaluations(PROFILE, 1000.0)) == {'old', 'new'}
     assert cache.observations(PROFILE, {'old', 'new'}, ['h1'], 1000.0)[
-        0] == {'h1': {'cpu_ops_per_s': estimate.RunSamples(
-            [10.0, 20.0], [(1, 800.0), (1, 0.0)])}}
+        0] == {'h1': {'cpu_ops_per_s': [10.0, 20.0]}}
     assert set(cache.evaluations(PROFILE, 1200.0)) == {'new'}
     assert cache.observations(PROFILE, {'old', 'new'}, ['h1'], 1200.0)[
         0] == {'h1': {'cpu_ops_per_s': [20.0]}}
-
-
-def test_a_prior_ages_each_earlier_evaluation_by_its_own_age():
-    """A host measured a day ago and again now is ranked by its new
-    samples, the day-old ones discounted at the drift, with or without
-    kept estimates."""
-    history = memory.MemoryStore()
-    points = []
-    for second in range(6):
-        points.append(sample('old', 'h1', 'cpu_ops_per_s', 100.0 + second,
-                             100.0 + (second % 2)))
-        points.append(sample('old', 'h2', 'cpu_ops_per_s', 100.0 + second,
-                             90.0 + (second % 2)))
-    now = 100.0 + 24 * 3600.0
-    for second in range(3):
-        points.append(sample('new', 'h1', 'cpu_ops_per_s',
-                             now - 10.0 + second, 80.0 + second))
-    history.write(points)
-    cache = priorsamples.PriorSamples(history, 2 * 24 * 3600.0)
-    cache.evaluations(PROFILE, now)
-    observations, newest, tokens = cache.observations(
-        PROFILE, {'old', 'new'}, ['h1', 'h2'], now, tokens=True)
-    analyzer = analyzer_mod.Analyzer(age_drift=0.05)
-    ages = evaluation.prior_ages(newest, now)
-    plain = analyzer.rank({'cpu': 1.0}, observations, data_age_s=ages)
-    kept = analyzer.rank({'cpu': 1.0}, observations, data_age_s=ages,
-                         kept=analyzer_mod.KeptEstimates(), tokens=tokens)
-    for ranking in (plain, kept):
-        # h1 now does 81 against h2's 90 of a day ago: h2 first.
-        assert [h.host for h in ranking.hosts] == ['h2', 'h1']
-        assert ranking.host('h1').predicted['cpu_ops_per_s'] < 82.0
-    assert kept.host('h1').predicted == pytest.approx(
-        plain.host('h1').predicted)
-    assert kept.host('h1').uncertainty == pytest.approx(
-        plain.host('h1').uncertainty)
 
 
 def test_a_kept_prior_ranks_as_a_fresh_read_does():
