@@ -196,8 +196,9 @@ on at least ``recurring_min_days`` of those days is the recurring peak:
 (by the lead time, even above the demand ceiling) and does not shrink it
 below it before that hour has passed; it never shrinks the VM for it (the
 usual shrink rules apply once the hour has passed).  A VM with fewer days
-of history than ``recurring_min_days`` has no recurring peak.  ``rl`` does
-not use it.  Off by default: over one twelve-hour replay of real VMs it
+of history than ``recurring_min_days`` has no recurring peak.  ``rl``'s
+bounds meet it as ``forecast``'s do (train its model with the look-back
+on).  Off by default: over one twelve-hour replay of real VMs it
 cut ``forecast``'s violation minutes resizing from 118 to 89 (scaling
 out from 49 to 10), over another it added 8 to 458 (19 to 140; see the
 watcher documentation).

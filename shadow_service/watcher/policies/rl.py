@@ -9,7 +9,9 @@ of a scale-out group) from the size that rule asks for, so the policy
 learns when the forecast needs more headroom, or less; it never shrinks
 below what the ``forecast`` policy's shrink bound (the demand over the
 cooldown, the hold window's peaks, the down margin) needs, nor sizes a
-VM that is not saturated above its demand ceiling, and within the
+VM that is not saturated above its demand ceiling (or its recurring
+peak, with ``[watcher] recurring_days``, which its bound, as the
+``forecast`` policy's, never goes below), and within the
 cooldown of a shrink only the forecast rule may grow it back, so a
 learnt offset cannot make it flap.  Each (state, action) keeps the mean
 reward it earned; the policy picks the best (ties: the forecast rule's
@@ -173,7 +175,9 @@ class RLPolicy(base.ScalingPolicy):
         """``(peak, peak_down)`` of the forecast, neither above the VM's
         demand ceiling while it is not saturated, nor, while it is, below
         what the ``forecast`` policy ``rule`` takes its hidden demand to be
-        (``saturation_factor`` times its capacity)."""
+        (``saturation_factor`` times its capacity); and, as the
+        ``forecast`` policy's, never below the recurring peak (``[watcher]
+        recurring_days``), above the ceiling too."""
         peak, down = float(s.forecast['peak']), float(s.forecast['peak_down'])
         ceiling = base.demand_ceiling(s)
         if not s.saturated:
@@ -181,6 +185,8 @@ class RLPolicy(base.ScalingPolicy):
         else:
             floor = s.total_capacity * rule.hidden_demand_factor()
             peak, down = max(peak, floor), max(down, floor)
+        peak = max(peak, float(s.forecast.get('recurring_peak') or 0.0))
+        down = max(down, float(s.forecast.get('recurring_down') or 0.0))
         return peak, down
 
     def _size_for(self, s, demand):
@@ -251,7 +257,10 @@ class RLPolicy(base.ScalingPolicy):
             target = floor
             why += ('; no shrink below the size the forecast bound over '
                     'the cooldown holds')
-        ceiling = base.demand_ceiling(s)
+        # The recurring peak is demand the VM showed on earlier days,
+        # which the ceiling (a day long) forgets.
+        ceiling = max(base.demand_ceiling(s),
+                      float(s.forecast.get('recurring_peak') or 0.0))
         if not s.saturated and math.isfinite(ceiling):
             most = max(self._size_for(s, ceiling), min(current, wanted),
                        floor)

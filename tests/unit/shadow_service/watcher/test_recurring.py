@@ -5,6 +5,7 @@ import pytest
 from shadow_service.watcher import ladder
 from shadow_service.watcher.policies import base
 from shadow_service.watcher.policies import forecast
+from shadow_service.watcher.policies import rl
 from tests import watcher_support
 
 STEP = watcher_support.STEP_S
@@ -169,6 +170,24 @@ def test_the_policy_grows_above_the_ceiling_and_holds_until_the_hour():
     assert policy.decide(_policy_situation(
         rung=3, peak=12.0, ceiling=20.0, recurring=3.0,
         recurring_down=3.0)).action == 'none'
+
+
+def test_rl_grows_for_the_recurring_peak_above_the_ceiling_and_holds():
+    # rl sizes from its own bounds; they meet the recurring peak as the
+    # forecast policy's do (a table trained with the look-back learns its
+    # offsets on them), also above the demand ceiling.
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    up = policy.decide(_policy_situation(rung=0, recurring=7.0,
+                                         recurring_down=7.0))
+    assert (up.action, up.target_rung) == ('resize_up', 2), up.reason
+    held = policy.decide(_policy_situation(rung=2, recurring=0.0,
+                                           recurring_down=7.0))
+    assert held.action == 'none', held.reason
+    down = policy.decide(_policy_situation(rung=2))
+    assert (down.action, down.target_rung) == ('resize_down', 0)
+    # Without a recurring peak, nothing above the ceiling.
+    assert policy.decide(_policy_situation(rung=0)).action == 'none'
 
 
 def test_without_the_look_back_only_yesterdays_censored_peak_is_met(
