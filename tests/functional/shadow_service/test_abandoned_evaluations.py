@@ -42,6 +42,14 @@ def _wait_for(predicate, timeout):
     return predicate()
 
 
+
+def _cancel_and_stop(running):
+    """Stop ``running`` without waiting out the budgets of the
+    evaluations still under way."""
+    for evaluation in list(running.evaluations.values()):
+        evaluation.cancelled = True
+    running.stop()
+
 def test_an_unpolled_evaluation_is_cancelled_and_frees_its_slot(
         rabbit_url, caplog):
     # Paced at real time: the evaluation would run 120 s.
@@ -70,9 +78,7 @@ def test_an_unpolled_evaluation_is_cancelled_and_frees_its_slot(
         assert api.get_evaluation({}, again, timeout=30)['status'] in (
             'pending', 'running')
     finally:
-        for evaluation in list(running.evaluations.values()):
-            evaluation.cancelled = True
-        running.stop()
+        _cancel_and_stop(running)
 
 
 def test_a_polled_or_detached_evaluation_is_not_cancelled(rabbit_url):
@@ -105,9 +111,7 @@ def test_a_polled_or_detached_evaluation_is_not_cancelled(rabbit_url):
         assert api.get_evaluation({}, detached, timeout=30)['status'] in (
             'pending', 'running')
     finally:
-        for evaluation in list(running.evaluations.values()):
-            evaluation.cancelled = True
-        running.stop()
+        _cancel_and_stop(running)
 
 
 def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):
@@ -158,9 +162,7 @@ def test_history_only_requests_take_no_slot(rabbit_url):
             api.rank_host_columns({}, REQUEST, columns, 5.0, timeout=30)
         assert service_support.typed_error(info.value, 'ServiceBusy')
     finally:
-        for evaluation in list(running.evaluations.values()):
-            evaluation.cancelled = True
-        running.stop()
+        _cancel_and_stop(running)
 
 
 def test_caller_left_reads_the_context():
