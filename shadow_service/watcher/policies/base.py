@@ -140,6 +140,15 @@ def demand_ceiling(situation):
     return math.inf if ceiling is None else float(ceiling)
 
 
+def recurring_peaks(situation):
+    """``(peak, down)``: the demand that recurs at this time of day to
+    grow for and to hold before a shrink (``[watcher] recurring_days``;
+    0 for both while it is off or nothing recurs)."""
+    forecast = situation.forecast
+    return (float(forecast.get('recurring_peak') or 0.0),
+            float(forecast.get('recurring_down') or 0.0))
+
+
 def capacity_decision(situation, up_peak, down_peak, why, max_down=1):
     """The resize or scale decision that fits ``up_peak`` (a bound on the
     demand over the lead of an action that adds capacity) and

@@ -125,8 +125,7 @@ class ForecastPolicy(base.ScalingPolicy):
         # recurring_days) is met ahead, above the ceiling too (the
         # ceiling forgets what came more than a day ago, or hid behind
         # a saturated sample), and held until its hour has passed.
-        recurring = float(s.forecast.get('recurring_peak') or 0.0)
-        recurring_down = float(s.forecast.get('recurring_down') or 0.0)
+        recurring, recurring_down = base.recurring_peaks(s)
         if s.saturated:
             floor = s.total_capacity * self.option('saturation_factor')
             return (max(up, floor, recurring),

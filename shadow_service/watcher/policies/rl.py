@@ -185,9 +185,8 @@ class RLPolicy(base.ScalingPolicy):
         else:
             floor = s.total_capacity * rule.hidden_demand_factor()
             peak, down = max(peak, floor), max(down, floor)
-        peak = max(peak, float(s.forecast.get('recurring_peak') or 0.0))
-        down = max(down, float(s.forecast.get('recurring_down') or 0.0))
-        return peak, down
+        recurring, recurring_down = base.recurring_peaks(s)
+        return max(peak, recurring), max(down, recurring_down)
 
     def _size_for(self, s, demand):
         """Ladder index (or group size) that holds ``demand``."""
@@ -259,8 +258,7 @@ class RLPolicy(base.ScalingPolicy):
                     'the cooldown holds')
         # The recurring peak is demand the VM showed on earlier days,
         # which the ceiling (a day long) forgets.
-        ceiling = max(base.demand_ceiling(s),
-                      float(s.forecast.get('recurring_peak') or 0.0))
+        ceiling = max(base.demand_ceiling(s), base.recurring_peaks(s)[0])
         if not s.saturated and math.isfinite(ceiling):
             most = max(self._size_for(s, ceiling), min(current, wanted),
                        floor)
