@@ -157,12 +157,18 @@ class ShadowServiceDownTest(ShadowWeigherNovaTestBase):
         # budget + deadline margin, plus the boot itself.
         self.assertLess(first_s, self.BUDGET + 2.0 + 10.0)
 
-        # The circuit is open now: the next boots do not wait at all.
-        start = time.monotonic()
+        # The second outage (failure_threshold 2) opens the circuit: that
+        # boot waits once more, the next does not wait at all.  Each boot
+        # is timed on its own, so the first one's own time (scheduling,
+        # spawning) does not count against the second.
+        took = []
         for name in ('b', 'c'):
+            start = time.monotonic()
             self.assertIn(self._boot(name, hints={'shadow_profile': 'web'}),
                           HOSTS)
-        self.assertLess(time.monotonic() - start, 2 * (self.BUDGET + 2.0))
+            took.append(time.monotonic() - start)
+        self.assertLess(took[0], self.BUDGET + 2.0 + 10.0)
+        self.assertLess(took[1], self.BUDGET + 2.0)
 
     def test_bad_hints_never_fail_a_boot(self):
         for hints in ({'shadow_profile': ''},
