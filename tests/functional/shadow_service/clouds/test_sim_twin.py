@@ -164,18 +164,25 @@ def test_benchmark_scores_every_policy_in_every_mode(tmp_path):
     assert 'lifetime_mean_h' not in result['modes']['fill']['workload']
 
 
-def _shadow_rows(tmp_path, name, policies, hash_seed):
-    """The shadow policy's rows of a small fill run in its own process
-    (``hash_seed``: the process's string hashing)."""
+def _start_shadow_rows(tmp_path, name, policies, hash_seed):
+    """Start a small fill run of ``policies`` in its own process
+    (``hash_seed``: the process's string hashing); `_shadow_rows` reads
+    the shadow policy's rows when it has ended."""
     rows = tmp_path / name
-    subprocess.run(
+    return name, subprocess.Popen(
         [sys.executable, os.path.join(REPO, 'benchmarks',
                                       'placement_quality.py'),
          '--requests', '3', '--seed', '1', '--mode', 'fill',
          '--budget', '20', '--policies', policies,
          '--out', str(tmp_path / (name + '.json')), '--rows', str(rows)],
-        check=True, cwd=REPO, capture_output=True, timeout=300,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         env=dict(os.environ, PYTHONHASHSEED=str(hash_seed)))
+
+
+def _shadow_rows(tmp_path, run):
+    name, process = run
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output.decode(errors='replace')[-3000:]
     found = json.loads((tmp_path / (name + '.fill.json')).read_text())
     return [(r['request'], r['hosts']['shadow'], r['performance']['shadow'],
              r['confidence']) for r in found]
@@ -185,7 +192,18 @@ def test_benchmark_policies_are_independent_and_runs_repeat(tmp_path):
     """The shadow policy places the same hosts and states the same
     confidence (raw and calibrated) whichever other policies run, and
     the same command run again gives the same rows."""
-    alone = _shadow_rows(tmp_path, 'alone', 'shadow', 1)
+    # The three runs are independent processes: run them side by side.
+    runs = [_start_shadow_rows(tmp_path, 'alone', 'shadow', 1),
+            _start_shadow_rows(tmp_path, 'again', 'shadow', 2),
+            _start_shadow_rows(tmp_path, 'with', 'nova,random,shadow', 3)]
+    try:
+        alone, again, together = [_shadow_rows(tmp_path, run)
+                                  for run in runs]
+    finally:
+        for _name, process in runs:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
     assert len(alone) == 3 and all(r[3] for r in alone)
-    assert _shadow_rows(tmp_path, 'again', 'shadow', 2) == alone
-    assert _shadow_rows(tmp_path, 'with', 'nova,random,shadow', 3) == alone
+    assert again == alone
+    assert together == alone
