@@ -95,6 +95,10 @@ class ScheduledService(pq.ShadowService):
         if getattr(self.args, 'prior_lookback', None) is not None:
             self.conf.set_override('prior_lookback',
                                    self.args.prior_lookback, group='shadow')
+        for option in ('race_leader_samples', 'race_leaders'):
+            if getattr(self.args, option, None) is not None:
+                self.conf.set_override(option, getattr(self.args, option),
+                                       group='shadow')
         return super()._build(store)
 
 
@@ -333,6 +337,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                              for g, n, v in settings},
         'settle_margin': settle_margin,
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
+        'race_leader_samples': getattr(args, 'race_leader_samples', None),
+        'race_leaders': getattr(args, 'race_leaders', None),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -457,6 +463,12 @@ def main(argv=None):
     parser.add_argument('--prior-lookback', type=float,
                         help='[shadow] prior_lookback, s, of every arm '
                         '(default: the option\'s default)')
+    parser.add_argument('--race-leader-samples', type=int,
+                        help='[shadow] race_leader_samples (default: the '
+                        'option\'s default)')
+    parser.add_argument('--race-leaders', type=int,
+                        help='[shadow] race_leaders (default: the '
+                        'option\'s default)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
