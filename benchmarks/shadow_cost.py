@@ -95,6 +95,9 @@ class ScheduledService(pq.ShadowService):
         if getattr(self.args, 'prior_lookback', None) is not None:
             self.conf.set_override('prior_lookback',
                                    self.args.prior_lookback, group='shadow')
+        if getattr(self.args, 'no_age_drift_learning', False):
+            self.conf.set_override('age_drift_learning', False,
+                                   group='analysis')
         for option in ('race_leader_samples', 'race_leaders'):
             if getattr(self.args, option, None) is not None:
                 self.conf.set_override(option, getattr(self.args, option),
@@ -153,10 +156,26 @@ class ScheduleArm:
                             if best else 1.0),
             'qos_met': bool(realised[picked].qos_met),
             'picked': picked, 'top': top,
-            'history_verdict': ranking.get('history_verdict')})
+            'history_verdict': ranking.get('history_verdict'),
+            'age_drift': self.age_drift(),
+            # What the top of the answer rested on (for diagnosis).
+            'top_hosts': [{'host': h['host'], 'score': h['score'],
+                           'data_age_s': h.get('data_age_s'),
+                           'few_samples': sum('only' in r and 'samples' in r
+                                              for r in h.get('reasons', ()))}
+                          for h in ranking['hosts'][:3]]})
         self.driver.place_vm(request, picked,
                              instance_id=request['instance_uuid'],
                              lifetime_s=request.get('lifetime_s'))
+
+    def age_drift(self):
+        """The age drift the arm's service learned so far (by metric),
+        or None without the learner."""
+        learner = (self.service.parts
+                   and self.service.parts.learners.age_drift)
+        if learner is None:
+            return None
+        return learner.current().to_dict()
 
     def close(self):
         self.service.close()
@@ -339,6 +358,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
         'race_leader_samples': getattr(args, 'race_leader_samples', None),
         'race_leaders': getattr(args, 'race_leaders', None),
+        'age_drift_learning': not getattr(args, 'no_age_drift_learning',
+                                          False),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -469,6 +490,9 @@ def main(argv=None):
     parser.add_argument('--race-leaders', type=int,
                         help='[shadow] race_leaders (default: the '
                         'option\'s default)')
+    parser.add_argument('--no-age-drift-learning', action='store_true',
+                        help='[analysis] age_drift_learning = false (every '
+                        'metric ages at age_drift_per_sqrt_hour)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
