@@ -25,7 +25,13 @@ quality          realised performance over the VM's life (at most 24 h)
                  that of the best candidate (1.0: the best host);
 top_quality      the same for the ranking's top host alone;
 qos_met          whether the picked host met the profile's QoS targets;
-shadow-host-seconds  simulated seconds of shadows the evaluation ran.
+shadow-host-seconds  simulated seconds of shadows the evaluation ran;
+
+and, to say why, the answer's ``history_verdict``, the age drift the
+arm's service had learned (``age_drift``) and what the answer's best three
+hosts rested on (``top_hosts``: score, data age, metrics known by fewer
+than three samples).  ``--no-age-drift-learning`` runs the arms with
+``[analysis] age_drift_learning`` off.
 
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
@@ -98,10 +104,6 @@ class ScheduledService(pq.ShadowService):
         if getattr(self.args, 'no_age_drift_learning', False):
             self.conf.set_override('age_drift_learning', False,
                                    group='analysis')
-        for option in ('race_leader_samples', 'race_leaders'):
-            if getattr(self.args, option, None) is not None:
-                self.conf.set_override(option, getattr(self.args, option),
-                                       group='shadow')
         return super()._build(store)
 
 
@@ -356,8 +358,6 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                              for g, n, v in settings},
         'settle_margin': settle_margin,
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
-        'race_leader_samples': getattr(args, 'race_leader_samples', None),
-        'race_leaders': getattr(args, 'race_leaders', None),
         'age_drift_learning': not getattr(args, 'no_age_drift_learning',
                                           False),
         'confidence_target': confidence_target,
@@ -484,12 +484,6 @@ def main(argv=None):
     parser.add_argument('--prior-lookback', type=float,
                         help='[shadow] prior_lookback, s, of every arm '
                         '(default: the option\'s default)')
-    parser.add_argument('--race-leader-samples', type=int,
-                        help='[shadow] race_leader_samples (default: the '
-                        'option\'s default)')
-    parser.add_argument('--race-leaders', type=int,
-                        help='[shadow] race_leaders (default: the '
-                        'option\'s default)')
     parser.add_argument('--no-age-drift-learning', action='store_true',
                         help='[analysis] age_drift_learning = false (every '
                         'metric ages at age_drift_per_sqrt_hour)')

@@ -253,8 +253,7 @@ class Evaluator:
                  prior_lookback=86400.0, profile_dirs=(), learners=None,
                  schedule='racing',
                  settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None,
-                 inline_profile_allow=(), race_leader_samples=1,
-                 race_leaders=3):
+                 inline_profile_allow=()):
         if schedule not in SCHEDULES:
             raise ValueError('schedule must be one of %s, not %r'
                              % (', '.join(SCHEDULES), schedule))
@@ -262,10 +261,6 @@ class Evaluator:
             raise ValueError('settle_margin must not be negative')
         self.schedule = schedule
         self.settle_margin = float(settle_margin)
-        # The racing schedule's best race_leaders hosts give at least
-        # race_leader_samples samples before they leave the race.
-        self.race_leader_samples = max(1, int(race_leader_samples))
-        self.race_leaders = max(1, int(race_leaders))
         # Which hosts may take the VM and how cost weighs against score.
         self.cost_policy = cost_policy or hostchoice.CostPolicy()
         self.driver = driver
@@ -321,9 +316,7 @@ class Evaluator:
                    schedule=opts.evaluation_schedule,
                    settle_margin=opts.settle_margin,
                    cost_policy=hostchoice.CostPolicy.from_conf(conf),
-                   inline_profile_allow=opts.inline_profile_allow,
-                   race_leader_samples=opts.race_leader_samples,
-                   race_leaders=opts.race_leaders)
+                   inline_profile_allow=opts.inline_profile_allow)
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
@@ -1119,28 +1112,6 @@ class _RacingRun(_Run):
                 return False
         return True
 
-    def samples_of(self, host):
-        """Samples this run took of ``host`` (of its best-read
-        metric)."""
-        return max((len(v) for v in self.observations.get(host, {}).values()),
-                   default=0)
-
-    def unfinished_leaders(self, ranking):
-        """The running hosts among the ranking's best ``race_leaders``
-        (of those that may take the VM) that have given fewer than
-        ``race_leader_samples`` samples: they keep their shadows and the
-        race goes on until they have.  A later request of the workload
-        reads them as its prior, and a host known by one or two samples
-        has the estimator's wide few-samples uncertainty."""
-        wanted = self.ev.race_leader_samples
-        if wanted <= 1:
-            return set()
-        leaders = [h.host for h in ranking.hosts
-                   if h.host in self.hosts][:self.ev.race_leaders]
-        running = {s.host for s in self.running.values()}
-        return {h for h in leaders
-                if h in running and self.samples_of(h) < wanted}
-
     def loop(self, wall_start, progress):
         ev, evaluation = self.ev, self.evaluation
         if not self.begin(wall_start):
@@ -1164,8 +1135,7 @@ class _RacingRun(_Run):
             # Hosts without any estimate wait for a slot: the race is not
             # over until they have been measured.
             waiting = [h for h in self.queue if h in self.unmeasured]
-            unfinished = self.unfinished_leaders(ranking)
-            if not waiting and not unfinished and (
+            if not waiting and (
                     verdict.opportunity_cost <= ev.settle_margin
                     or ranking.confidence >= ev.confidence_target):
                 LOG.info('Evaluation %s: settled after %.0fs (expected '
@@ -1175,7 +1145,7 @@ class _RacingRun(_Run):
                 break
             keep = {verdict.incumbent} | set(verdict.contenders(margin))
             dropped = [s for s in self.running.values()
-                       if s.host not in keep and s.host not in unfinished]
+                       if s.host not in keep]
             if (waiting and not dropped
                     and len(self.running) >= ev.max_shadow_hosts):
                 # Make room: the incumbent and the strongest contenders

@@ -422,35 +422,6 @@ Related options:
 * ``evaluation_schedule``; ``[analysis] tie_margin`` (score points within
   which two hosts count as equally good).
 """),
-    cfg.IntOpt(
-        'race_leader_samples',
-        default=1,
-        min=1,
-        max=100,
-        help="""
-Samples each of the race's leading hosts gives before it may lose its
-shadow or the race may end (the ``racing`` schedule).
-
-The leading hosts are the ``race_leaders`` best hosts of the race's
-ranking (those of them with a shadow in the race). Later requests of the
-same workload read what the race measured as their prior: a host known by
-one or two samples is given the estimator's wide few-samples uncertainty,
-which often keeps their expected loss above ``settle_margin``. 1: a host
-may leave the race after its first read.
-
-Related options:
-
-* ``race_leaders``, ``settle_margin``, ``max_budget``
-"""),
-    cfg.IntOpt(
-        'race_leaders',
-        default=3,
-        min=1,
-        max=64,
-        help="""
-How many of the best hosts of a race's ranking ``race_leader_samples``
-applies to (the top host counts).
-"""),
     cfg.StrOpt(
         'cost_policy',
         default='none',

@@ -7,7 +7,6 @@ import pytest
 
 from shadow_service import evaluation
 from shadow_service import exception
-from shadow_service import measurements as names
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import contention
@@ -451,39 +450,3 @@ def test_history_answers_with_a_host_it_does_not_know_when_it_cannot_matter():
     assert ranking['source'] == 'shadows'
     assert ranking['history_verdict'] == dict(
         ranking['history_verdict'], decides=False, without_history=4)
-
-
-def _samples_per_host(evaluator, evaluation_id):
-    """``{host: samples of its most-read metric}`` an evaluation left."""
-    points = evaluator.history.query_points(
-        names.SHADOW_SAMPLE, {names.TAG_EVALUATION: evaluation_id},
-        start=0.0, end=1e12)
-    counts = {}
-    for point in points:
-        key = (point.tags[names.TAG_HOST], point.tags[names.TAG_METRIC])
-        counts[key] = counts.get(key, 0) + 1
-    per_host = {}
-    for (host, _metric), count in counts.items():
-        per_host[host] = max(per_host.get(host, 0), count)
-    return per_host
-
-
-def test_racing_leaders_give_their_samples_before_the_race_ends():
-    evaluator = make_evaluator(schedule='racing', race_leader_samples=5,
-                               race_leaders=2)
-    first = evaluator.new(REQUEST, HOSTS, 30.0)
-    ranking = evaluator.run(first)
-    assert ranking['source'] == 'shadows'
-    samples = _samples_per_host(evaluator, first.evaluation_id)
-    leaders = [h['host'] for h in ranking['hosts'][:2]]
-    # The two best hosts, which later priors of the workload rest on,
-    # stayed until they had given five samples; the others were not
-    # kept for it.
-    assert all(samples[h] >= 5 for h in leaders), samples
-    assert all(n < 5 for h, n in samples.items() if h not in leaders)
-    assert evaluator.driver.list_shadows() == []
-    # From the configuration; off (the first read) by default.
-    conf = service_support.make_conf(sim=DERIVE)
-    assert evaluation.Evaluator.from_conf(
-        conf, evaluator.driver, evaluator.history,
-        analyzer_mod.Analyzer()).race_leader_samples == 1
