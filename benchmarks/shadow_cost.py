@@ -25,7 +25,13 @@ quality          realised performance over the VM's life (at most 24 h)
                  that of the best candidate (1.0: the best host);
 top_quality      the same for the ranking's top host alone;
 qos_met          whether the picked host met the profile's QoS targets;
-shadow-host-seconds  simulated seconds of shadows the evaluation ran.
+shadow-host-seconds  simulated seconds of shadows the evaluation ran;
+
+and, to say why, the answer's ``history_verdict``, the age drift the
+arm's service had learned (``age_drift``) and what the answer's best three
+hosts rested on (``top_hosts``: score, data age, metrics known by fewer
+than three samples).  ``--no-age-drift-learning`` runs the arms with
+``[analysis] age_drift_learning`` off.
 
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
@@ -95,6 +101,9 @@ class ScheduledService(pq.ShadowService):
         if getattr(self.args, 'prior_lookback', None) is not None:
             self.conf.set_override('prior_lookback',
                                    self.args.prior_lookback, group='shadow')
+        if getattr(self.args, 'no_age_drift_learning', False):
+            self.conf.set_override('age_drift_learning', False,
+                                   group='analysis')
         return super()._build(store)
 
 
@@ -149,10 +158,26 @@ class ScheduleArm:
                             if best else 1.0),
             'qos_met': bool(realised[picked].qos_met),
             'picked': picked, 'top': top,
-            'history_verdict': ranking.get('history_verdict')})
+            'history_verdict': ranking.get('history_verdict'),
+            'age_drift': self.age_drift(),
+            # What the top of the answer rested on (for diagnosis).
+            'top_hosts': [{'host': h['host'], 'score': h['score'],
+                           'data_age_s': h.get('data_age_s'),
+                           'few_samples': sum('only' in r and 'samples' in r
+                                              for r in h.get('reasons', ()))}
+                          for h in ranking['hosts'][:3]]})
         self.driver.place_vm(request, picked,
                              instance_id=request['instance_uuid'],
                              lifetime_s=request.get('lifetime_s'))
+
+    def age_drift(self):
+        """The age drift the arm's service learned so far (by metric),
+        or None without the learner."""
+        learner = (self.service.parts
+                   and self.service.parts.learners.age_drift)
+        if learner is None:
+            return None
+        return learner.current().to_dict()
 
     def close(self):
         self.service.close()
@@ -333,6 +358,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                              for g, n, v in settings},
         'settle_margin': settle_margin,
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
+        'age_drift_learning': not getattr(args, 'no_age_drift_learning',
+                                          False),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -457,6 +484,9 @@ def main(argv=None):
     parser.add_argument('--prior-lookback', type=float,
                         help='[shadow] prior_lookback, s, of every arm '
                         '(default: the option\'s default)')
+    parser.add_argument('--no-age-drift-learning', action='store_true',
+                        help='[analysis] age_drift_learning = false (every '
+                        'metric ages at age_drift_per_sqrt_hour)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
