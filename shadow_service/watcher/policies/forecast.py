@@ -60,7 +60,7 @@ factor the VM is grown only that much per immunity window while the
 burst goes on, with a large one it holds more vCPUs until its cooldown
 lets it shrink to what it then shows.
 """),
-    cfg.FloatOpt('burst_rise', default=0.5, min=0.0, max=10.0, help="""
+    cfg.FloatOpt('burst_rise', default=0.0, min=0.0, max=10.0, help="""
 Scaling out (``horizontal``): a rise of the group's demand within one
 step by at least this share of its capacity (its vCPUs, all members)
 starts a burst, and the group counts as saturated (sized for
@@ -69,8 +69,9 @@ window raised as for a saturated sample) although the step's mean has
 not reached its capacity.  A step's utilisation is its mean, so a burst
 that begins within a step reads only part of its rise; a group grown by
 that part is held at it for the guard's immunity window while the
-burst goes on.  A scale-out reboots nothing.  0 turns it off; resizing
-is never affected.
+burst goes on.  A scale-out reboots nothing.  0 (the default) turns it
+off; 0.5 is the value measured in the proactive scaling benchmark.
+Resizing is never affected.
 """),
     cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""
 Most rungs (or members of a horizontally scaled group) one shrink
