@@ -20,7 +20,10 @@ which the ceiling does not cap; a shrink keeps the recurring peak of the
 shrink horizon until its hour has passed.  A VM whose CPU is saturated
 hides its demand: then the bound is at least ``saturation_factor`` times
 its vCPUs (a burst's first growth holds it, instead of a doubling per
-immunity window while the demand goes on rising).  A VM that is not
+immunity window while the demand goes on rising).  Scaling out, with
+``burst_rise`` a group whose demand rose within one step by that share
+of its vCPUs counts as saturated too (the step's mean hides how far a
+burst that began within it has gone since); off by default.  A VM that is not
 saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
 demand rises, and at least what it was sized for while saturated): error
