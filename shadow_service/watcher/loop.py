@@ -707,6 +707,22 @@ class Watcher:
             1.0 + opts.ceiling_noise) or shown >= vcpus * (
                 opts.saturation_pct / 100.0))
 
+    def _burst(self, instance, demand):
+        """The newest step's rise of a horizontally scaled group's demand
+        when it is at least the policy's ``burst_rise`` share of the
+        group's vCPUs (the start of a burst), else None."""
+        share = getattr(self.policy, 'burst_rise', None)
+        share = float(share()) if share is not None else 0.0
+        if share <= 0 or self._mode(instance) != 'horizontal':
+            return None
+        observed = np.asarray(demand[-2:], float)
+        if observed.size < 2 or not np.isfinite(observed).all():
+            return None
+        total = float(instance.flavor.get('vcpus') or 0) * self._members(
+            instance.instance_id)
+        rise = float(observed[-1] - observed[-2])
+        return rise if total > 0 and rise >= share * total else None
+
     def situation(self, instance, now):
         """The :class:`~.policies.base.Situation` of ``instance`` (None
         while it has too little history)."""
@@ -744,6 +760,13 @@ class Watcher:
                 # sample says the same (a jump from well below is not).
                 saturated = False
                 forecast['unconfirmed_saturation'] = runs
+        if not saturated and 'unconfirmed_saturation' not in forecast:
+            rise = self._burst(instance, demand)
+            if rise is not None:
+                # A steep rise within one step: the step's mean hides
+                # how far the burst has gone since.
+                saturated = True
+                forecast['burst_rise'] = rise
         self._raise_ceiling(instance, forecast, saturated, now)
         foresight = None
         if self.foresight is not None:

@@ -237,6 +237,14 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
         watcher never lets the VM's demand ceiling fall below it."""
         return 1.0
 
+    def burst_rise(self):
+        """Share of a horizontally scaled group's capacity (0: none) by
+        which its demand rising within one step starts a burst that the
+        step's mean hides: the watcher then takes the group as
+        saturated (its hidden demand, ceiling and hold window as for a
+        saturated sample).  Never, by default."""
+        return 0.0
+
     def restore(self, taken):
         """Take back what the policy keeps of the actions done before it
         was built (a restarted watcher, a new leader): ``taken`` is the

@@ -1,0 +1,87 @@
+"""A group's steep rise within one step: the start of a burst.
+
+Scaling out, a burst that begins within a step reads only part of its
+rise in the step's mean; the ``forecast`` policy's ``burst_rise`` makes
+the watcher take such a group as saturated.
+"""
+
+import pytest
+
+from tests import watcher_support
+
+STEP = watcher_support.STEP_S
+HORIZONTAL = {'nova_shadow_scaling': 'horizontal'}
+
+
+def _assembled(tmp_path, values, metadata=None, policy='forecast',
+               **forecast_opts):
+    forecast_opts.setdefault('burst_rise', 0.5)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    conf = watcher_support.make_conf(
+        tmp_path, watcher={'policy': policy, 'max_count': 12},
+        watcher_policy_forecast=forecast_opts)
+    driver, history = watcher_support.twin(conf)
+    watcher_support.place(driver, 'vm-1', values, flavor='medium',
+                          metadata=metadata, group='group-1')
+    driver.fast_forward(4.0 * 3600.0)
+    return watcher_support.build(conf, driver, history), driver
+
+
+def _situation(tmp_path, values, **kwargs):
+    assembled, driver = _assembled(tmp_path, values, **kwargs)
+    try:
+        return assembled.watcher.situation(driver.get_instance('vm-1'),
+                                           driver.now())
+    finally:
+        assembled.close()
+
+
+# One member of 4 vCPUs at 0.2 busy vCPU (5 %) for four hours, then 2.4
+# (60 %): a step whose mean rose by more than half the group's capacity.
+BURST = [0.2] * 48 + [2.4] * 48
+
+
+def test_a_steep_rise_of_a_group_is_taken_as_saturation(tmp_path):
+    situation = _situation(tmp_path, BURST, metadata=HORIZONTAL)
+    assert situation.utilisation_pct == pytest.approx(60.0, abs=1.0)
+    assert situation.saturated
+    assert situation.forecast['burst_rise'] == pytest.approx(2.2, abs=0.1)
+    # Sized, and held, as a saturated group: eight times its vCPUs.
+    assert situation.forecast['hidden_floor'] == pytest.approx(32.0)
+    assert situation.forecast['ceiling'] == pytest.approx(32.0)
+
+
+def test_the_first_scale_out_of_a_burst_holds_it(tmp_path):
+    assembled, driver = _assembled(tmp_path, BURST, metadata=HORIZONTAL)
+    try:
+        steps = watcher_support.run(assembled, driver, 1)
+    finally:
+        assembled.close()
+    decision = [s.decision for s in steps if s.instance_id == 'vm-1'][0]
+    # Not the two members the 2.4 vCPUs read call for.
+    assert (decision.action, decision.target_count) == ('scale_out', 8)
+
+
+def test_off_by_default():
+    from shadow_service.watcher.policies import forecast
+    assert forecast.ForecastPolicy().burst_rise() == 0.0
+
+
+def test_a_smaller_rise_or_the_option_off_is_not_a_burst(tmp_path):
+    # A rise by 40 % of the capacity (5 % to 45 %).
+    smaller = [0.2] * 48 + [1.8] * 48
+    assert not _situation(tmp_path / 'smaller', smaller,
+                          metadata=HORIZONTAL).saturated
+    off = _situation(tmp_path / 'off', BURST, metadata=HORIZONTAL,
+                     burst_rise=0.0)
+    assert not off.saturated
+    assert 'burst_rise' not in off.forecast
+
+
+def test_resizing_and_other_policies_are_not_affected(tmp_path):
+    # The same rise of a VM that is resized: a resize reboots it.
+    assert not _situation(tmp_path / 'vertical', BURST).saturated
+    # The rl policy sizes from its own learnt offsets (its forecast
+    # rule's option set or not).
+    assert not _situation(tmp_path / 'rl', BURST, metadata=HORIZONTAL,
+                          policy='rl').saturated
