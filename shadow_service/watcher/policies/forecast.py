@@ -23,7 +23,8 @@ its vCPUs (a burst's first growth holds it, instead of a doubling per
 immunity window while the demand goes on rising).  Scaling out, with
 ``burst_rise`` a group whose demand rose within one step by that share
 of its vCPUs counts as saturated too (the step's mean hides how far a
-burst that began within it has gone since); off by default.  A VM that is not
+burst that began within it has gone since); half its vCPUs by default.
+A VM that is not
 saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
 demand rises, and at least what it was sized for while saturated): error
@@ -63,7 +64,7 @@ factor the VM is grown only that much per immunity window while the
 burst goes on, with a large one it holds more vCPUs until its cooldown
 lets it shrink to what it then shows.
 """),
-    cfg.FloatOpt('burst_rise', default=0.0, min=0.0, max=10.0, help="""
+    cfg.FloatOpt('burst_rise', default=0.5, min=0.0, max=10.0, help="""
 Scaling out (``horizontal``): a rise of the group's demand within one
 step by at least this share of its capacity (its vCPUs, all members)
 starts a burst, and the group counts as saturated (sized for
@@ -72,8 +73,8 @@ window raised as for a saturated sample) although the step's mean has
 not reached its capacity.  A step's utilisation is its mean, so a burst
 that begins within a step reads only part of its rise; a group grown by
 that part is held at it for the guard's immunity window while the
-burst goes on.  A scale-out reboots nothing.  0 (the default) turns it
-off; 0.5 is the value measured in the proactive scaling benchmark.
+burst goes on.  A scale-out reboots nothing.  0 turns it off; 0.5 (the
+default) is the value measured in the proactive scaling benchmark.
 Resizing is never affected.
 """),
     cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""

@@ -15,7 +15,6 @@ HORIZONTAL = {'nova_shadow_scaling': 'horizontal'}
 
 def _assembled(tmp_path, values, metadata=None, policy='forecast',
                **forecast_opts):
-    forecast_opts.setdefault('burst_rise', 0.5)
     tmp_path.mkdir(parents=True, exist_ok=True)
     conf = watcher_support.make_conf(
         tmp_path, watcher={'policy': policy, 'max_count': 12},
@@ -62,9 +61,9 @@ def test_the_first_scale_out_of_a_burst_holds_it(tmp_path):
     assert (decision.action, decision.target_count) == ('scale_out', 8)
 
 
-def test_off_by_default():
+def test_on_by_default_at_half_the_capacity():
     from shadow_service.watcher.policies import forecast
-    assert forecast.ForecastPolicy().burst_rise() == 0.0
+    assert forecast.ForecastPolicy().burst_rise() == 0.5
 
 
 def test_a_smaller_rise_or_the_option_off_is_not_a_burst(tmp_path):
