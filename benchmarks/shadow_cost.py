@@ -98,6 +98,10 @@ class ScheduledService(pq.ShadowService):
         if self.args.settle_margin is not None:
             self.conf.set_override('settle_margin', self.args.settle_margin,
                                    group='shadow')
+        if getattr(self.args, 'prior_settle_margin', None) is not None:
+            self.conf.set_override('prior_settle_margin',
+                                   self.args.prior_settle_margin,
+                                   group='shadow')
         if getattr(self.args, 'prior_lookback', None) is not None:
             self.conf.set_override('prior_lookback',
                                    self.args.prior_lookback, group='shadow')
@@ -231,7 +235,9 @@ def why_shadows(rows):
         elif verdict['without_history']:
             kind = 'without_history'
             loss = verdict.get('expected_loss')
-            if loss is not None and loss <= verdict['settle_margin']:
+            margin = verdict.get('prior_settle_margin',
+                                 verdict['settle_margin'])
+            if loss is not None and loss <= margin:
                 counts['without_history_loss_within_margin'] += 1
         else:
             kind = 'expected_loss'
@@ -357,6 +363,7 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
         'service_settings': {'[%s] %s' % (g, n): v
                              for g, n, v in settings},
         'settle_margin': settle_margin,
+        'prior_settle_margin': getattr(args, 'prior_settle_margin', None),
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
         'age_drift_learning': not getattr(args, 'no_age_drift_learning',
                                           False),
@@ -481,6 +488,10 @@ def main(argv=None):
     parser.add_argument('--settle-margin', type=float,
                         help='[shadow] settle_margin of the racing '
                         'schedule (default: the option\'s default)')
+    parser.add_argument('--prior-settle-margin', type=float,
+                        help='[shadow] prior_settle_margin of the racing '
+                        'schedule: the expected loss at which history '
+                        'alone answers (default: unset, settle_margin)')
     parser.add_argument('--prior-lookback', type=float,
                         help='[shadow] prior_lookback, s, of every arm '
                         '(default: the option\'s default)')

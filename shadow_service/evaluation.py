@@ -20,10 +20,11 @@ block, whatever happened.  Then one of three schedules
     ``confidence_target``, or the expected score lost by taking its top
     host (:mod:`shadow_service.racing`, drawn from the part of each
     estimate's uncertainty a shadow can narrow) is below
-    ``settle_margin``, counting each candidate without history as a host
-    like a known one picked at random (when at least half the
-    candidates, and at least three, are known; otherwise they are
-    measured first).  The answer's ``history_verdict`` says which.
+    ``prior_settle_margin`` (``settle_margin`` when unset), counting each
+    candidate without history as a host like a known one picked at
+    random (when at least half the candidates, and at least three, are
+    known; otherwise they are measured first).  The answer's
+    ``history_verdict`` says which.
     Otherwise shadows run only on the hosts that could change the
     ranking: hosts the history knows nothing about, the prior's top host,
     and the hosts whose expected improvement over it is not negligible.
@@ -253,14 +254,20 @@ class Evaluator:
                  prior_lookback=86400.0, profile_dirs=(), learners=None,
                  schedule='racing',
                  settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None,
-                 inline_profile_allow=()):
+                 inline_profile_allow=(), prior_settle_margin=None):
         if schedule not in SCHEDULES:
             raise ValueError('schedule must be one of %s, not %r'
                              % (', '.join(SCHEDULES), schedule))
         if settle_margin < 0:
             raise ValueError('settle_margin must not be negative')
+        if prior_settle_margin is not None and prior_settle_margin < 0:
+            raise ValueError('prior_settle_margin must not be negative')
         self.schedule = schedule
         self.settle_margin = float(settle_margin)
+        # The expected loss at or below which history alone answers
+        # (None: settle_margin); settle_margin keeps stopping races.
+        self.prior_settle_margin = (None if prior_settle_margin is None
+                                    else float(prior_settle_margin))
         # Which hosts may take the VM and how cost weighs against score.
         self.cost_policy = cost_policy or hostchoice.CostPolicy()
         self.driver = driver
@@ -315,6 +322,7 @@ class Evaluator:
                    profile_dirs=opts.profile_dirs, learners=learners,
                    schedule=opts.evaluation_schedule,
                    settle_margin=opts.settle_margin,
+                   prior_settle_margin=opts.prior_settle_margin,
                    cost_policy=hostchoice.CostPolicy.from_conf(conf),
                    inline_profile_allow=opts.inline_profile_allow)
 
@@ -379,7 +387,7 @@ class Evaluator:
         decides = self.schedule != 'full' and (
             (not unknown and prior.confidence >= self.confidence_target)
             or (verdict is not None and (not unknown or like_known)
-                and verdict.opportunity_cost <= self.settle_margin))
+                and verdict.opportunity_cost <= self.prior_margin))
         if self.schedule != 'full':
             evaluation.history_verdict = self._history_verdict(
                 prior, verdict, eligible, known, decides)
@@ -400,8 +408,8 @@ class Evaluator:
                      len(set(eligible) - known), len(eligible),
                      prior.confidence, self.confidence_target,
                      '' if verdict is None else
-                     ', expected loss %.2f points (settle_margin %.2f)'
-                     % (verdict.opportunity_cost, self.settle_margin))
+                     ', expected loss %.2f points (margin %.2f)'
+                     % (verdict.opportunity_cost, self.prior_margin))
 
         if self.schedule == 'racing':
             candidates = self._contenders(prior, verdict, eligible)
@@ -433,6 +441,7 @@ class Evaluator:
             'expected_loss': (None if verdict is None
                               else round(verdict.opportunity_cost, 4)),
             'settle_margin': self.settle_margin,
+            'prior_settle_margin': self.prior_margin,
             'largest_gain': (round(max(verdict.gains.values()), 4)
                              if verdict is not None and verdict.gains
                              else None),
@@ -639,6 +648,15 @@ class Evaluator:
         known = [h.host for h in prior.hosts if h.host in host_names]
         unknown = [h for h in host_names if h not in known]
         return unknown + known, set(unknown)
+
+    @property
+    def prior_margin(self):
+        """Expected loss (score points) at or below which the prior
+        answers without shadows: ``prior_settle_margin``, or
+        ``settle_margin`` when that is unset."""
+        if self.prior_settle_margin is None:
+            return self.settle_margin
+        return self.prior_settle_margin
 
     @property
     def elimination_margin(self):

@@ -392,16 +392,17 @@ score points the scheduler could lose by taking the current top host: the
 expected opportunity cost, drawn from the part of every host's uncertainty
 a shadow can narrow (its samples' and their age, not what the contention
 model and the host's load forecast add). When history covers every
-candidate and that loss is below ``settle_margin`` (or its confidence
-reaches ``confidence_target``), no shadow is booted. Otherwise only the
+candidate and that loss is below ``prior_settle_margin`` (unset:
+``settle_margin``; or its confidence reaches ``confidence_target``), no
+shadow is booted. Otherwise only the
 hosts history knows nothing about, the top host and the hosts whose
 expected improvement over it is not negligible get shadows; the race ends
 as soon as the ranking is settled.
 
 Related options:
 
-* ``settle_margin``, ``confidence_target``, ``min_run_time``,
-  ``max_shadow_hosts``, ``prior_lookback``
+* ``settle_margin``, ``prior_settle_margin``, ``confidence_target``,
+  ``min_run_time``, ``max_shadow_hosts``, ``prior_lookback``
 """),
     cfg.FloatOpt(
         'settle_margin',
@@ -419,8 +420,27 @@ measure longer and more hosts; 0 never settles on this rule (only
 
 Related options:
 
-* ``evaluation_schedule``; ``[analysis] tie_margin`` (score points within
-  which two hosts count as equally good).
+* ``evaluation_schedule``; ``prior_settle_margin`` (the margin of the
+  answer from history alone, when it differs); ``[analysis] tie_margin``
+  (score points within which two hosts count as equally good).
+"""),
+    cfg.FloatOpt(
+        'prior_settle_margin',
+        min=0.0,
+        max=100.0,
+        help="""
+Expected score points lost by taking the prior's top host at or below which
+history alone answers, without booting shadows (the ``racing`` schedule).
+
+Unset, ``settle_margin`` is used. Only this first verdict reads it:
+``settle_margin`` keeps deciding when a race that has booted shadows stops
+and, at a quarter of it, which hosts leave the race. A value above
+``settle_margin`` answers more requests from history while races that do
+run keep measuring as long as before.
+
+Related options:
+
+* ``settle_margin``, ``evaluation_schedule``
 """),
     cfg.StrOpt(
         'cost_policy',

@@ -450,3 +450,54 @@ def test_history_answers_with_a_host_it_does_not_know_when_it_cannot_matter():
     assert ranking['source'] == 'shadows'
     assert ranking['history_verdict'] == dict(
         ranking['history_verdict'], decides=False, without_history=4)
+
+
+def _losses_from(evaluator, losses):
+    """Make the first ``len(losses)`` verdicts of ``evaluator`` report
+    these expected losses (the rest of each verdict, and every later
+    one, as assessed); returns the list the losses of every verdict are
+    recorded in."""
+    assess, seen = evaluator.assess, []
+
+    def assess_with(ranking, evaluation, unknown=()):
+        verdict = assess(ranking, evaluation, unknown=unknown)
+        if verdict is not None and len(seen) < len(losses):
+            verdict = dataclasses.replace(
+                verdict, opportunity_cost=losses[len(seen)])
+        if verdict is not None:
+            seen.append(verdict.opportunity_cost)
+        return verdict
+
+    evaluator.assess = assess_with
+    return seen
+
+
+def test_prior_settle_margin_decides_only_the_answer_from_history():
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=1.0, prior_settle_margin=2.0)
+    assert evaluator.elimination_margin == 0.25
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    # A prior 1.5 points from settled: within prior_settle_margin.
+    _losses_from(evaluator, [1.5])
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert ranking['source'] == 'history'
+    assert ranking['shadow_host_seconds'] == 0
+    verdict = ranking['history_verdict']
+    assert verdict['decides'] is True and verdict['expected_loss'] == 1.5
+    assert verdict['prior_settle_margin'] == 2.0
+    assert verdict['settle_margin'] == 1.0
+    # A race, once its shadows run, settles at settle_margin only: a
+    # read 1.5 points from settled does not stop it.
+    seen = _losses_from(evaluator, [2.5, 1.5, 1.5, 1.5])
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert ranking['source'] == 'shadows'
+    assert len(seen) > 4, 'the race stopped at a loss above settle_margin'
+    assert evaluator.driver.list_shadows() == []
+
+
+def test_prior_settle_margin_unset_is_settle_margin():
+    evaluator = make_evaluator(schedule='racing', settle_margin=1.5)
+    assert evaluator.prior_settle_margin is None
+    assert evaluator.prior_margin == 1.5
+    with pytest.raises(ValueError):
+        make_evaluator(prior_settle_margin=-1.0)
