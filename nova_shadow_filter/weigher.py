@@ -396,7 +396,10 @@ class _Recorder:
     ``renewals_dropped``, logged).  A renewal whose call fails (no answer
     in time, no broker, a busy service) has its request recorded instead
     too (counted in ``renewals_failed``, logged): the service recorded
-    nothing of it.  However a renewal ends (made, dropped, failed), its
+    nothing of it, or, when it answered after the weigher stopped
+    waiting, recorded it under the evaluation id the renewal named, which
+    the record sent instead names too (one evaluation in the history, not
+    two).  However a renewal ends (made, dropped, failed), its
     claim on the answer is released
     (:meth:`nova_shadow_filter.priorcache.PriorCache.release_renewal`).
     Any other failed call is logged and dropped."""
@@ -459,7 +462,11 @@ class _Recorder:
             request = self._with_operation(job['request'])
             if (job['renew'] and request is not None
                     and request['purpose'] == operations.BOOT):
-                renewing = self._queue_renewal(dict(job, request=request))
+                # The renewal's evaluation and the record sent instead
+                # when it fails have one id: a renewal answered after
+                # its deadline and that record are one evaluation.
+                renewing = self._queue_renewal(dict(
+                    job, request=request, evaluation_id=str(uuid.uuid4())))
         finally:
             if job['renew'] and not renewing:
                 # Not renewed (not a boot, no room, or the look-up
@@ -511,14 +518,18 @@ class _Recorder:
                 reply = self._weigher.api.rank_host_columns(
                     {}, request, columns, budget,
                     timeout=budget + CONF.shadow_weigher.deadline_margin,
-                    history_only=False, record=True)
+                    history_only=False, record=True,
+                    evaluation_id=job.get('evaluation_id'))
             except Exception as e:
                 if _unsupported(e):
                     # Nor would it take the record (RPC API 1.4 too).
                     raise
                 # The service ends a call before its caller's deadline
                 # (and refuses one read after it): a call without an
-                # answer recorded nothing, as a refused one did.
+                # answer recorded nothing, as a refused one did.  One
+                # answered late anyway (a service too busy to end it in
+                # time) was recorded under the same evaluation id as the
+                # record sent here: one evaluation in the history.
                 self._record_instead(job, e)
                 return
             if reply.get('source') == 'history':
@@ -546,7 +557,8 @@ class _Recorder:
                 describe_error(error), self.renewals_failed)
         try:
             self._weigher.api.record_host_columns(
-                {}, job['request'], job['columns'], job['budget'])
+                {}, job['request'], job['columns'], job['budget'],
+                evaluation_id=job.get('evaluation_id'))
         except Exception as e:
             LOG.log(level, 'Could not have the shadow service record a '
                     'request answered from the cache (%s)',
