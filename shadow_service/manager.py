@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 
 import oslo_messaging as messaging
 
@@ -111,6 +112,26 @@ def caller_left(ctxt, now=None):
     return sent_at + wait_s - now
 
 
+def named_evaluation_id(ctxt):
+    """The evaluation id the caller named in the request context
+    (``shadow_evaluation_id``: :func:`shadow_service.rpcapi.
+    with_evaluation_id`) or None; InvalidRequest when it is not a UUID
+    in its canonical form (the form the service's own ids have)."""
+    if not isinstance(ctxt, dict):
+        return None
+    named = ctxt.get(rpcapi.CTXT_EVALUATION_ID)
+    if named is None:
+        return None
+    try:
+        canonical = str(uuid.UUID(named)) if isinstance(named, str) else None
+    except ValueError:
+        canonical = None
+    if canonical != named:
+        raise exception.InvalidRequest(
+            reason='%s: not a UUID' % rpcapi.CTXT_EVALUATION_ID)
+    return named
+
+
 def _detached(ctxt):
     """Whether the caller of ``start_evaluation`` said it will not poll
     the evaluation (``shadow_detached`` in the request context): a
@@ -187,13 +208,19 @@ class ShadowManager:
         """``rank_hosts`` with the hosts as columns and the answer in
         their order (1.3; see :func:`columns_reply`); with
         ``history_only`` from the history prior alone, without shadows,
-        and with ``record`` False not recorded (1.4)."""
+        and with ``record`` False not recorded (1.4).  The caller may
+        name the evaluation (``shadow_evaluation_id`` in the request
+        context): the weigher names a renewal of its cached answer and the
+        record it sends when the renewal fails alike, so the two are one
+        evaluation in the history."""
         _require_boolean(history_only=history_only, record=record)
+        evaluation_id = named_evaluation_id(ctxt)
         rows = schema.hosts_from_columns(hosts)
         ranking = self.evaluate(request, rows, budget_s,
                                 caller_left=caller_left(ctxt),
                                 hosts_checked=True,
-                                history_only=history_only, record=record)
+                                history_only=history_only, record=record,
+                                evaluation_id=evaluation_id)
         return columns_reply(ranking, hosts['host'])
 
     @messaging.expected_exceptions(exception.InvalidRequest,
@@ -368,7 +395,8 @@ class ShadowManager:
     # the same, called in-process (no RPC exception wrapping) -------------
 
     def evaluate(self, request, hosts, budget_s, caller_left=None,
-                 hosts_checked=False, history_only=False, record=True):
+                 hosts_checked=False, history_only=False, record=True,
+                 evaluation_id=None):
         """Validate and run one evaluation now; returns the ranking.
 
         ``caller_left``: seconds until the caller stops waiting; the
@@ -377,6 +405,7 @@ class ShadowManager:
         :func:`~shadow_service.schema.hosts_from_columns`, which checked
         them.  ``history_only``: answered from the history prior, without
         shadows; ``record`` False: the answer is not recorded.
+        ``evaluation_id``: the evaluation's id (a new one when None).
         """
         if caller_left is not None and caller_left <= CALLER_MARGIN_S:
             raise exception.InvalidRequest(
@@ -387,7 +416,8 @@ class ShadowManager:
         # it answered from its cache must not make real ones busy).
         slot = not history_only
         evaluation = self._admit(request, hosts, budget_s,
-                                 hosts_checked=hosts_checked, slot=slot)
+                                 hosts_checked=hosts_checked, slot=slot,
+                                 evaluation_id=evaluation_id)
         evaluation.history_only = history_only
         evaluation.record = record
         if caller_left is not None:
@@ -405,7 +435,7 @@ class ShadowManager:
     # helpers -------------------------------------------------------------
 
     def _admit(self, request, hosts, budget_s, hosts_checked=False,
-               slot=True):
+               slot=True, evaluation_id=None):
         try:
             schema.validate_request(request)
             if not hosts_checked:
@@ -425,6 +455,7 @@ class ShadowManager:
                 self._running += 1
         exporter.evaluation_admitted()
         evaluation = self.evaluator.new(request, hosts, budget_s,
+                                        evaluation_id=evaluation_id,
                                         profile=profile)
         self._evaluations[evaluation.evaluation_id] = evaluation
         return evaluation

@@ -30,6 +30,14 @@ and ``shadow_wait_s``): the service then ends the evaluation by the time
 the caller stops waiting instead of running it for nobody (this needs no
 new version: older services ignore the context).
 
+A caller may name the evaluation a ``rank_host_columns`` call makes
+(``shadow_evaluation_id`` in the request context, a UUID): the weigher
+gives a renewal of a cached answer and the record it casts when that
+renewal fails the same one, so a renewal answered after the weigher
+stopped waiting and its record are one evaluation in the history (whose
+readers keep the newest record of each evaluation), not two.  An older
+service ignores it and makes its own.
+
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
 ranking formats.
@@ -50,6 +58,10 @@ RPC_API_VERSION = '1.4'
 EXCHANGE = 'nova_shadow'
 
 
+#: The request-context key naming the evaluation a call makes.
+CTXT_EVALUATION_ID = 'shadow_evaluation_id'
+
+
 def with_deadline(ctxt, timeout):
     """``ctxt`` (a dict) plus when the caller stops waiting."""
     ctxt = dict(ctxt or {})
@@ -57,6 +69,14 @@ def with_deadline(ctxt, timeout):
         ctxt['shadow_sent_at'] = time.time()
         ctxt['shadow_wait_s'] = float(timeout)
     return ctxt
+
+
+def with_evaluation_id(ctxt, evaluation_id):
+    """``ctxt`` (a dict) naming the evaluation the call makes, when
+    ``evaluation_id`` is given."""
+    if evaluation_id is None:
+        return ctxt
+    return dict(ctxt or {}, **{CTXT_EVALUATION_ID: str(evaluation_id)})
 
 
 class ShadowAPI:
@@ -93,13 +113,17 @@ class ShadowAPI:
                           detail=False)
 
     def rank_host_columns(self, ctxt, request, hosts, budget_s,
-                          timeout=None, history_only=None, record=None):
+                          timeout=None, history_only=None, record=None,
+                          evaluation_id=None):
         """``rank_hosts`` with ``hosts`` as columns (1.3); returns the
         overall fields and ``scores`` / ``confidences`` in the order of
         ``hosts['host']``.  ``history_only`` (1.4): answered from the
         history prior alone, without shadows; ``record`` False (1.4):
         the answer is not recorded as an evaluation.  Either one given
-        (even at its default, False and True) asks at 1.4."""
+        (even at its default, False and True) asks at 1.4.
+        ``evaluation_id``: the id of the evaluation it makes (in the
+        request context; see the module's docstring)."""
+        ctxt = with_evaluation_id(ctxt, evaluation_id)
         if history_only is None and record is None:
             cctxt = self.client.prepare(version='1.3', timeout=timeout)
             return cctxt.call(with_deadline(ctxt, timeout),
@@ -111,15 +135,18 @@ class ShadowAPI:
                           history_only=bool(history_only),
                           record=record is None or bool(record))
 
-    def record_host_columns(self, ctxt, request, hosts, budget_s):
+    def record_host_columns(self, ctxt, request, hosts, budget_s,
+                            evaluation_id=None):
         """Have the service answer ``request`` from history and record
         the answer, without waiting for it (a cast of
         ``rank_host_columns`` with ``history_only``, 1.4): the record of
-        a request the weigher answered from its cache."""
+        a request the weigher answered from its cache.
+        ``evaluation_id``: the id of the evaluation it records."""
         # Not retried: a record that cannot be sent at once is dropped
         # rather than holding the sender while the broker is away.
         cctxt = self.client.prepare(version='1.4', retry=0)
-        cctxt.cast(ctxt, 'rank_host_columns', request=request, hosts=hosts,
+        cctxt.cast(with_evaluation_id(ctxt, evaluation_id),
+                   'rank_host_columns', request=request, hosts=hosts,
                    budget_s=budget_s, history_only=True, record=True)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,

@@ -151,6 +151,38 @@ class RPCContract:
                            hosts=columns, budget_s=5.0, **{name: 'yes'})
             assert name in str(info.value)
 
+    def test_the_caller_may_name_the_evaluation(self, service):
+        # The weigher names a renewal of its cached answer and the record
+        # it sends when the renewal fails alike: one evaluation.
+        columns = {'host': [h['host'] for h in HOSTS],
+                   'vcpus': [h['vcpus'] for h in HOSTS]}
+        client = service.client()
+        named = str(uuid.uuid4())
+        reply = client.rank_host_columns({}, REQUEST, columns, 10.0,
+                                         timeout=60, history_only=True,
+                                         record=True, evaluation_id=named)
+        assert reply['evaluation_id'] == named
+        first = service.manager._evaluations[named]
+        client.record_host_columns({}, REQUEST, columns, 10.0,
+                                   evaluation_id=named)
+        # Both are recorded, under the one id: one evaluation.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            second = service.manager._evaluations[named]
+            if second is not first and second.status == 'finished':
+                break
+            time.sleep(0.05)
+        assert second is not first
+        assert service.manager.evaluator.score_writer.flush()
+        assert [row['evaluation_id'] for row in client.list_evaluations(
+            {}, timeout=30)].count(named) == 1
+        assert service.history.get_evaluation(named)['source'] == 'history'
+        with pytest.raises(exception.InvalidRequest) as info:
+            client.rank_host_columns({}, REQUEST, columns, 10.0,
+                                     timeout=30, history_only=True,
+                                     evaluation_id='../etc')
+        assert 'evaluation_id' in str(info.value)
+
     def test_detail_that_is_not_a_boolean_is_a_typed_error(self, service):
         cctxt = service.client().client.prepare(version='1.1', timeout=30)
         with pytest.raises(exception.InvalidRequest) as info:
