@@ -80,12 +80,6 @@ LOG_VALUE_MAX = 80
 REFRESH_BUDGET_S = 3.0
 #: Records of requests answered from the cache that may wait to be sent.
 RECORDS_QUEUED = 64
-#: Seconds a record waits after its request queued it before the records
-#: thread starts on it (a record that waited that long in the queue
-#: starts at once): the rest of the request in Nova's handler (1-3 ms of
-#: CPU at 1,000 hosts) then runs without the records thread taking the
-#: GIL from it.
-RECORD_DELAY_S = 0.01
 #: Renewals of cached answers that may wait for the one being made (each
 #: may take a whole budget); a request whose renewal finds them all
 #: waiting is recorded instead.
@@ -431,7 +425,6 @@ class _Recorder:
         """Queue ``record`` (a :class:`_Plan`'s ``record``) without
         waiting: dropped (and its renewal claim released) when
         ``RECORDS_QUEUED`` already wait."""
-        record['queued_at'] = time.monotonic()
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -462,19 +455,11 @@ class _Recorder:
                             describe_error(e))
 
     def _serve(self, job):
-        wait = job.get('queued_at', 0.0) + RECORD_DELAY_S - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
         api, cache = self._weigher.api, self._cache(job)
         columns, budget, key = job['columns'], job['budget'], job['key']
         renewing = False
         try:
             request = self._with_operation(job['request'])
-            # The look-up and the cast are the record's two GIL-bound
-            # steps (at 1,000 hosts about 3 and 1.5 ms of CPU): a
-            # scheduling request waiting for the GIL takes it here
-            # rather than at the end of a switch interval.
-            time.sleep(0)
             if (job['renew'] and request is not None
                     and request['purpose'] == operations.BOOT):
                 # The renewal's evaluation and the record sent instead
