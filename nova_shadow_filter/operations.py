@@ -79,6 +79,11 @@ def operation_of_instance(instance_uuid):
         with nova_context.target_cell(ctxt, mapping.cell_mapping) as cctxt:
             instance = objects.Instance.get_by_uuid(cctxt, instance_uuid,
                                                     expected_attrs=[])
+            if instance.vm_state == vm_states.BUILDING:
+                # Mapped to its cell by the conductor and not built yet:
+                # the look-up ran after the boot's request (the weigher's
+                # record of it); no move starts from this state.
+                return BOOT
             if instance.vm_state == vm_states.SHELVED_OFFLOADED:
                 return UNSHELVE
             migrations = objects.MigrationList.get_by_filters(

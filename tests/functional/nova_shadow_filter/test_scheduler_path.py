@@ -17,8 +17,12 @@ import pytest
 
 pytest.importorskip('nova.tests.functional.integrated_helpers')
 
+from nova import context as nova_context  # noqa: E402
+from nova import objects  # noqa: E402
 from nova import rpc as nova_rpc  # noqa: E402
+from nova.compute import vm_states  # noqa: E402
 
+from nova_shadow_filter import operations  # noqa: E402
 from shadow_service import notifications  # noqa: E402
 from shadow_service import rpc  # noqa: E402
 from shadow_service import rpcapi  # noqa: E402
@@ -122,6 +126,22 @@ class MoveOperationsTest(_WithService):
         action()
         return [e.request.get('purpose', 'boot')
                 for e in self._new_evaluations(before)]
+
+    def test_an_instance_still_building_is_a_boot(self):
+        # The weigher's record of a boot looks the instance up after the
+        # request; by then Nova's conductor may have mapped the new
+        # instance to its cell.  Until its build ends it is still a boot.
+        uuid_ = self.server['id']
+        self.assertEqual(operations.MOVE,
+                         operations.operation_of_instance(uuid_))
+        ctxt = nova_context.get_admin_context()
+        mapping = objects.InstanceMapping.get_by_instance_uuid(ctxt, uuid_)
+        with nova_context.target_cell(ctxt, mapping.cell_mapping) as cctxt:
+            instance = objects.Instance.get_by_uuid(cctxt, uuid_)
+            instance.vm_state = vm_states.BUILDING
+            instance.save()
+        self.assertEqual(operations.BOOT,
+                         operations.operation_of_instance(uuid_))
 
     def test_a_boot_runs_shadows_and_moves_ask_history_only(self):
         self.assertEqual('boot', self.boot.request.get('purpose', 'boot'))
