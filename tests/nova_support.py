@@ -5,6 +5,7 @@ the way nova-scheduler does (``HostState.update`` with a ``ComputeNode``), so
 tests drive the real ``HostWeightHandler`` without the whole harness.
 """
 
+import contextlib
 import uuid
 
 from nova import objects
@@ -13,6 +14,19 @@ from nova.scheduler import host_manager
 objects.register_all()
 
 CELL_UUID = str(uuid.uuid4())
+
+
+@contextlib.contextmanager
+def api_database():
+    """Nova's API database (SQLite) while the block runs: the weigher
+    looks up there whether an instance is being booted or moved."""
+    from nova.tests import fixtures as nova_fixtures
+    fixture = nova_fixtures.Database(database='api')
+    fixture.setUp()
+    try:
+        yield
+    finally:
+        fixture.cleanUp()
 
 
 def host_state(host, *, vcpus=16, vcpus_used=0, memory_mb=65536,

@@ -16,7 +16,6 @@ import uuid
 import nova.conf
 import pytest
 from nova.scheduler import weights
-from nova.tests import fixtures as nova_fixtures
 from oslo_config import fixture as config_fixture
 
 from nova_shadow_filter import request as request_lib
@@ -40,12 +39,8 @@ SLOW_LISTING_S = 3.0
 
 @pytest.fixture
 def api_database():
-    """Nova's API database (SQLite): the weigher looks up whether an
-    instance is being booted or moved there."""
-    fixture = nova_fixtures.Database(database='api')
-    fixture.setUp()
-    yield
-    fixture.cleanUp()
+    with nova_support.api_database():
+        yield
 
 
 def _seed(running):

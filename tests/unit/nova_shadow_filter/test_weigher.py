@@ -17,7 +17,6 @@ import pytest
 from nova import objects
 from nova.scheduler import weights
 from nova.scheduler.weights import ram
-from nova.tests import fixtures as nova_fixtures
 from oslo_config import fixture as config_fixture
 
 from nova_shadow_filter import weigher as shadow_weigher
@@ -33,12 +32,8 @@ CONF = nova.conf.CONF
 
 @pytest.fixture(autouse=True)
 def api_database():
-    """Nova's API database (SQLite): the weigher looks up whether an
-    instance is being booted or moved there."""
-    fixture = nova_fixtures.Database(database='api')
-    fixture.setUp()
-    yield
-    fixture.cleanUp()
+    with nova_support.api_database():
+        yield
 
 
 class OldScriptedService:
