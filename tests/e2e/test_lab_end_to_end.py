@@ -40,7 +40,11 @@ pytestmark = [pytest.mark.nova, pytest.mark.rabbit, pytest.mark.slow]
 
 #: Three hosts reporting the same resources to Placement: the quiet one
 #: with the largest share, one as large but shared with two busy CPU
-#: tenants, and a small one with a bursty tenant.
+#: tenants, and a small one with a bursty tenant. Each tenant has a cgroup
+#: of its own beside the shadow's, with the same cpu.shares, so two of
+#: them leave the shadow a third of the noisy host's quota: one left it
+#: half, and on a loaded machine, where the quiet host's shadow gets less
+#: than its quota too, the two hosts then measured alike.
 LAB = {
     'defaults': {
         'resources': {'vcpus': 4, 'memory_mb': 8192, 'disk_gb': 100},
@@ -49,7 +53,9 @@ LAB = {
     'hosts': [
         {'name': 'e2e-large', 'share': {'cpu': 0.5}},
         {'name': 'e2e-noisy', 'share': {'cpu': 0.5},
-         'tenants': [{'kind': 'cpu', 'name': 'burner', 'intensity': 0.9,
+         'tenants': [{'kind': 'cpu', 'name': 'burner-a', 'intensity': 0.9,
+                      'workers': 2},
+                     {'kind': 'cpu', 'name': 'burner-b', 'intensity': 0.9,
                       'workers': 2}]},
         {'name': 'e2e-small', 'share': {'cpu': 0.15},
          'tenants': [{'kind': 'bursty', 'intensity': 0.6, 'every_s': 2,
