@@ -31,7 +31,8 @@ and, to say why, the answer's ``history_verdict``, the age drift the
 arm's service had learned (``age_drift``) and what the answer's best three
 hosts rested on (``top_hosts``: score, data age, metrics known by fewer
 than three samples).  ``--no-age-drift-learning`` runs the arms with
-``[analysis] age_drift_learning`` off.
+``[analysis] age_drift_learning`` off; ``--age-drift-per-metric
+METRIC:DRIFT,...`` sets ``[analysis] age_drift_per_metric``.
 
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
