@@ -31,7 +31,8 @@ and, to say why, the answer's ``history_verdict``, the age drift the
 arm's service had learned (``age_drift``) and what the answer's best three
 hosts rested on (``top_hosts``: score, data age, metrics known by fewer
 than three samples).  ``--no-age-drift-learning`` runs the arms with
-``[analysis] age_drift_learning`` off.
+``[analysis] age_drift_learning`` off; ``--age-drift-per-metric
+METRIC:DRIFT,...`` sets ``[analysis] age_drift_per_metric``.
 
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
@@ -107,6 +108,10 @@ class ScheduledService(pq.ShadowService):
                                    self.args.prior_lookback, group='shadow')
         if getattr(self.args, 'no_age_drift_learning', False):
             self.conf.set_override('age_drift_learning', False,
+                                   group='analysis')
+        if getattr(self.args, 'age_drift_per_metric', None):
+            self.conf.set_override('age_drift_per_metric',
+                                   self.args.age_drift_per_metric,
                                    group='analysis')
         return super()._build(store)
 
@@ -367,6 +372,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
         'age_drift_learning': not getattr(args, 'no_age_drift_learning',
                                           False),
+        'age_drift_per_metric': getattr(args, 'age_drift_per_metric',
+                                        None),
         'confidence_target': confidence_target,
         'shadow_budget_s': args.budget,
         'quality_rule': 'realised performance (oracle, the VM\'s life up '
@@ -498,6 +505,10 @@ def main(argv=None):
     parser.add_argument('--no-age-drift-learning', action='store_true',
                         help='[analysis] age_drift_learning = false (every '
                         'metric ages at age_drift_per_sqrt_hour)')
+    parser.add_argument('--age-drift-per-metric', metavar='METRIC:DRIFT,...',
+                        help='[analysis] age_drift_per_metric of the racing '
+                        'schedule: the drift a named metric ages at until '
+                        'the learner has its own (default: unset)')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '

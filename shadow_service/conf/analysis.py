@@ -83,6 +83,31 @@ Related options:
 * ``age_drift_learning``: learned from the history, this figure is used
   only for metrics without enough repeated measurements.
 """),
+    cfg.DictOpt(
+        'age_drift_per_metric',
+        default={},
+        help="""
+Relative drift per square root of hour of data age for the named metrics,
+in place of ``age_drift_per_sqrt_hour`` for them.
+
+With ``age_drift_learning`` on, a metric's learned drift still takes
+precedence; this figure is what the metric ages at while the learner has
+too few repeated measurements of it (which happens late in a busy period,
+when most requests are answered from history and few shadows run long
+enough to be paired).
+
+Possible values:
+
+* Empty (default): every metric without a learned drift ages at
+  ``age_drift_per_sqrt_hour``.
+* ``metric:drift`` pairs, e.g. ``disk_p95_latency_ms:0.17``, each drift
+  between 0 and 1. Metric names are those of the metric catalogue.
+
+Related options:
+
+* ``age_drift_per_sqrt_hour``, ``age_drift_learning``,
+  ``age_drift_min_pairs``.
+"""),
     cfg.BoolOpt(
         'age_drift_learning',
         default=True,
@@ -96,7 +121,8 @@ without shadows; hosts that change fast go stale sooner.
 
 Related options:
 
-* ``age_drift_per_sqrt_hour``: used until a metric has
+* ``age_drift_per_sqrt_hour`` (or the metric's figure in
+  ``age_drift_per_metric``): used until a metric has
   ``age_drift_min_pairs`` pairs of repeated measurements.
 * ``[shadow] prior_lookback``: the history the drift is learned from.
 """),

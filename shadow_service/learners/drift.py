@@ -10,8 +10,9 @@ sampling error, is the drift
 (:func:`~shadow_service.analysis.estimate.fit_age_drift`), per metric.
 
 Until ``min_pairs`` pairs of repeated runs exist for a metric, that
-metric keeps the configured ``[analysis] age_drift_per_sqrt_hour``
-(metrics drift very differently, so none borrows another's figure).  The
+metric keeps the configured ``[analysis] age_drift_per_sqrt_hour`` (or
+its own figure in ``age_drift_per_metric``; metrics drift very
+differently, so none borrows another's learned figure).  The
 learned figure is bounded below by ``floor`` (a host that happened not to
 change is not promised never to).  Refits are throttled like the other
 learners' and never raise.  Configure it in the ``[analysis]`` group

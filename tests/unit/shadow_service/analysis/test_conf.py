@@ -1,3 +1,4 @@
+import pytest
 from oslo_config import cfg
 
 from shadow_service.analysis import analyzer as analyzer_lib
@@ -19,3 +20,39 @@ def test_analyzer_is_built_from_the_analysis_group():
     assert analyzer.default_forecaster == "auto"
     groups = analysis_conf.list_opts()
     assert [g.name for g in groups] == ["analysis"]
+
+
+def _analysis_conf(**overrides):
+    conf = cfg.ConfigOpts()
+    analysis_conf.register_opts(conf)
+    service_conf.register_opts(conf)
+    conf([], default_config_files=[])
+    for name, value in overrides.items():
+        conf.set_override(name, value, group="analysis")
+    return conf
+
+
+def test_age_drift_per_metric_ages_its_metrics_until_learned():
+    from shadow_service.learners import drift as drift_mod
+    conf = _analysis_conf(age_drift_per_metric="disk_p95_latency_ms:0.17")
+    analyzer = analyzer_lib.Analyzer.from_conf(conf)
+    assert analyzer.drift_of("disk_p95_latency_ms") == 0.17
+    # Metrics not named keep age_drift_per_sqrt_hour.
+    assert analyzer.drift_of("disk_iops") == 0.05
+    # A learner short of pairs of disk latency leaves the named figure in
+    # place of the global one ...
+    short = analyzer.with_age_drift(
+        drift_mod.AgeDrift(by_metric={"cpu_ops_per_s": 0.01}))
+    assert short.drift_of("disk_p95_latency_ms") == 0.17
+    assert short.drift_of("cpu_ops_per_s") == 0.01
+    # ... and its own learned figure, once it has the pairs, wins.
+    learned = analyzer.with_age_drift(
+        drift_mod.AgeDrift(by_metric={"disk_p95_latency_ms": 0.25}))
+    assert learned.drift_of("disk_p95_latency_ms") == 0.25
+
+
+@pytest.mark.parametrize("value", ["disk_iops:1.5", "disk_iops:fast"])
+def test_age_drift_per_metric_rejects_figures_outside_zero_to_one(value):
+    conf = _analysis_conf(age_drift_per_metric=value)
+    with pytest.raises(ValueError, match="age_drift_per_metric"):
+        analyzer_lib.Analyzer.from_conf(conf)
