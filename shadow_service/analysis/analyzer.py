@@ -144,24 +144,6 @@ class Ranking:
         raise KeyError(name)
 
 
-def drifts_by_metric(configured):
-    """``{metric: drift}`` from ``[analysis] age_drift_per_metric``'s
-    ``metric:drift`` strings; a drift outside [0, 1] or not a number
-    raises ValueError (a configuration error, found at start)."""
-    drifts = {}
-    for metric, text in (configured or {}).items():
-        try:
-            drift = float(text)
-        except (TypeError, ValueError):
-            raise ValueError('[analysis] age_drift_per_metric: %s has no '
-                             'number (%r)' % (metric, text)) from None
-        if not 0.0 <= drift <= 1.0:
-            raise ValueError('[analysis] age_drift_per_metric: %s must be '
-                             'between 0 and 1, not %s' % (metric, drift))
-        drifts[metric] = drift
-    return drifts
-
-
 class Analyzer:
     """Rank hosts by predicted performance, and forecast series.
 
@@ -256,8 +238,7 @@ class Analyzer:
                    "confidence_target": target,
                    "tie_margin": group.tie_margin,
                    "age_drift": group.age_drift_per_sqrt_hour,
-                   "age_drift_by_metric": drifts_by_metric(
-                       group.age_drift_per_metric),
+                   "age_drift_by_metric": dict(group.age_drift_per_metric),
                    "draws": group.confidence_draws,
                    "forecast_level": group.interval_level,
                    "forecaster": group.forecaster,

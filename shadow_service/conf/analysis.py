@@ -5,6 +5,7 @@ The analyzer itself never reads configuration; the service builds it with
 """
 
 from oslo_config import cfg
+from oslo_config import types
 
 from shadow_service.conf import utils as conf_utils
 
@@ -83,8 +84,9 @@ Related options:
 * ``age_drift_learning``: learned from the history, this figure is used
   only for metrics without enough repeated measurements.
 """),
-    cfg.DictOpt(
+    cfg.Opt(
         'age_drift_per_metric',
+        type=types.Dict(types.Float(min=0.0, max=1.0)),
         default={},
         help="""
 Relative drift per square root of hour of data age for the named metrics,

@@ -52,9 +52,11 @@ def _with_password(url, password):
      '[sim] metric_noise_scale: unknown metric disk_iopz (known: '),
     ('[sim]\nmetric_noise_scale = disk_iops:x\n',
      'metric_noise_scale'),
+    ('[analysis]\nage_drift_per_metric = disk_iops:1.5\n',
+     'age_drift_per_metric'),
     ('WRONG_PASSWORD', 'refused the credentials of user guest'),
 ], ids=['cluster-file', 'transport-driver', 'max-concurrent', 'confidence',
-        'noise-metric', 'noise-scale', 'broker-password'])
+        'noise-metric', 'noise-scale', 'drift-figure', 'broker-password'])
 def test_startup_error_exits_2_with_one_line(tmp_path, rabbit_url, extra,
                                              says):
     if extra == 'WRONG_PASSWORD':

@@ -52,7 +52,14 @@ def test_age_drift_per_metric_ages_its_metrics_until_learned():
 
 
 @pytest.mark.parametrize("value", ["disk_iops:1.5", "disk_iops:fast"])
-def test_age_drift_per_metric_rejects_figures_outside_zero_to_one(value):
-    conf = _analysis_conf(age_drift_per_metric=value)
+def test_age_drift_per_metric_rejects_figures_outside_zero_to_one(
+        value, tmp_path):
+    # As an operator writes it: in the configuration file.
+    path = tmp_path / "shadow.conf"
+    path.write_text("[analysis]\nage_drift_per_metric = %s\n" % value)
+    conf = cfg.ConfigOpts()
+    analysis_conf.register_opts(conf)
+    service_conf.register_opts(conf)
+    conf(["--config-file", str(path)], default_config_files=[])
     with pytest.raises(ValueError, match="age_drift_per_metric"):
         analyzer_lib.Analyzer.from_conf(conf)
