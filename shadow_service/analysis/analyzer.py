@@ -233,6 +233,13 @@ class Analyzer:
         group = conf.analysis
         target = (conf.shadow.confidence_target if "shadow" in conf
                   else 0.8)
+        known = sorted(catalogue.METRIC_DIRECTIONS)
+        unknown = sorted(set(group.age_drift_per_metric) - set(known))
+        if unknown:
+            # A misspelt metric would age at the global figure, silently.
+            raise ValueError(
+                "[analysis] age_drift_per_metric: unknown metric %s "
+                "(known: %s)" % (", ".join(unknown), ", ".join(known)))
         options = {"metric_weights": {k: float(v) for k, v in
                                       (group.metric_weights or {}).items()},
                    "confidence_target": target,

@@ -103,7 +103,8 @@ Possible values:
 * Empty (default): every metric without a learned drift ages at
   ``age_drift_per_sqrt_hour``.
 * ``metric:drift`` pairs, e.g. ``disk_p95_latency_ms:0.17``, each drift
-  between 0 and 1. Metric names are those of the metric catalogue.
+  between 0 and 1. Metric names are those of the metric catalogue; an
+  unknown name stops the service at start.
 
 Related options:
 

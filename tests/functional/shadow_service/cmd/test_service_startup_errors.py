@@ -54,9 +54,13 @@ def _with_password(url, password):
      'metric_noise_scale'),
     ('[analysis]\nage_drift_per_metric = disk_iops:1.5\n',
      'age_drift_per_metric'),
+    ('[analysis]\nage_drift_per_metric = disk_latency:0.2\n',
+     '[analysis] age_drift_per_metric: unknown metric disk_latency '
+     '(known: '),
     ('WRONG_PASSWORD', 'refused the credentials of user guest'),
 ], ids=['cluster-file', 'transport-driver', 'max-concurrent', 'confidence',
-        'noise-metric', 'noise-scale', 'drift-figure', 'broker-password'])
+        'noise-metric', 'noise-scale', 'drift-figure', 'drift-metric',
+        'broker-password'])
 def test_startup_error_exits_2_with_one_line(tmp_path, rabbit_url, extra,
                                              says):
     if extra == 'WRONG_PASSWORD':

@@ -63,3 +63,10 @@ def test_age_drift_per_metric_rejects_figures_outside_zero_to_one(
     conf(["--config-file", str(path)], default_config_files=[])
     with pytest.raises(ValueError, match="age_drift_per_metric"):
         analyzer_lib.Analyzer.from_conf(conf)
+
+
+def test_age_drift_per_metric_refuses_a_metric_it_does_not_know():
+    # A misspelt name would otherwise age nothing, silently.
+    conf = _analysis_conf(age_drift_per_metric="disk_latency:0.2")
+    with pytest.raises(ValueError, match="unknown metric disk_latency"):
+        analyzer_lib.Analyzer.from_conf(conf)
