@@ -14,9 +14,36 @@ from oslo_config import cfg
 from oslo_messaging import conffixture
 
 from shadow_service import conf as shadow_conf
+from shadow_service import measurements as names
 from shadow_service import rpcapi
 from shadow_service import service
+from shadow_service.history import base as history_base
 from shadow_service.history import memory
+
+
+def seed_evaluation(history, evaluation_id, request, profile_name, metrics,
+                    hosts, start, level_of, samples=10):
+    """Shadow samples of one earlier evaluation of the workload on
+    ``hosts`` (``samples`` a second of every metric from ``start``,
+    ``level_of(host index, metric index, step)``), as the evaluator
+    records them, and its record."""
+    points = []
+    for index, host in enumerate(hosts):
+        for metric_index, metric in enumerate(metrics):
+            for step in range(samples):
+                points.append(history_base.Point(
+                    names.SHADOW_SAMPLE,
+                    {names.TAG_EVALUATION: evaluation_id,
+                     names.TAG_SHADOW: 'shadow-%s' % host,
+                     names.TAG_HOST: host, names.TAG_PROFILE: profile_name,
+                     names.TAG_METRIC: metric},
+                    {names.FIELD_VALUE: level_of(index, metric_index, step)},
+                    start + step))
+    history.write(points)
+    history.put_evaluation({'evaluation_id': evaluation_id,
+                            'status': 'finished', 'source': 'shadows',
+                            'confidence': 1.0, 'hosts': [],
+                            'request': request}, when=start + samples)
 
 
 def make_conf(**groups):

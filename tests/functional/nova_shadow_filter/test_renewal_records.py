@@ -22,7 +22,6 @@ from nova_shadow_filter import request as request_lib
 from nova_shadow_filter import weigher as shadow_weigher
 from shadow_service import measurements as names
 from shadow_service.analysis import analyzer as analyzer_mod
-from shadow_service.history import base as history_base
 from shadow_service.workloads import profiles
 from tests import nova_support
 from tests import service_support
@@ -55,23 +54,11 @@ def _seed(running):
         profile.sensitivity))
     evaluation_id = str(uuid.uuid4())
     start = running.parts.driver.now() - 600.0
-    points = []
-    for index, host in enumerate(HOSTS):
-        for metric_index, metric in enumerate(metrics):
-            level = 100.0 + (index * 37 + metric_index * 11) % 60
-            for step in range(10):
-                points.append(history_base.Point(
-                    names.SHADOW_SAMPLE,
-                    {names.TAG_EVALUATION: evaluation_id,
-                     names.TAG_SHADOW: 'shadow-%s' % host,
-                     names.TAG_HOST: host, names.TAG_PROFILE: profile.name,
-                     names.TAG_METRIC: metric},
-                    {names.FIELD_VALUE: level + (step % 3)}, start + step))
-    running.history.write(points)
-    running.history.put_evaluation(
-        {'evaluation_id': evaluation_id, 'status': 'finished',
-         'source': 'shadows', 'confidence': 1.0, 'hosts': [],
-         'request': request}, when=start + 10)
+    service_support.seed_evaluation(
+        running.history, evaluation_id, request, profile.name, metrics,
+        HOSTS, start,
+        lambda index, metric_index, step:
+            100.0 + (index * 37 + metric_index * 11) % 60 + step % 3)
     return evaluation_id
 
 

@@ -28,23 +28,9 @@ def seed(parts, evaluation_id, hosts, start, level_of, samples=10):
     evaluator = parts.manager.evaluator
     profile = evaluator.resolve_profile(REQUEST)
     metrics = sorted(evaluator.analyzer.weights(profile.sensitivity))
-    points = []
-    for index, host in enumerate(hosts):
-        for metric_index, metric in enumerate(metrics):
-            for step in range(samples):
-                points.append(base.Point(
-                    names.SHADOW_SAMPLE,
-                    {names.TAG_EVALUATION: evaluation_id,
-                     names.TAG_SHADOW: 'shadow-%s' % host,
-                     names.TAG_HOST: host, names.TAG_PROFILE: profile.name,
-                     names.TAG_METRIC: metric},
-                    {names.FIELD_VALUE: level_of(index, metric_index, step)},
-                    start + step))
-    parts.history.write(points)
-    parts.history.put_evaluation({'evaluation_id': evaluation_id,
-                                  'status': 'finished', 'source': 'shadows',
-                                  'confidence': 1.0, 'hosts': [],
-                                  'request': REQUEST}, when=start + samples)
+    service_support.seed_evaluation(
+        parts.history, evaluation_id, REQUEST, profile.name, metrics, hosts,
+        start, level_of, samples)
     return metrics
 
 
