@@ -101,30 +101,10 @@ SCHEDULES = ('racing', 'pool', 'full')
 ELIMINATION_SHARE = 0.25
 #: The racing verdict counts candidates without history of the workload
 #: as hosts like the known ones when at least this share of the
-#: candidates are known or of a hardware class with a known candidate,
-#: and at least ``MIN_KNOWN_HOSTS`` of them are known; otherwise they are
-#: measured before history may answer.
+#: candidates, and at least ``MIN_KNOWN_HOSTS`` of them, are known;
+#: otherwise they are measured before history may answer.
 KNOWN_SHARE = 0.5
 MIN_KNOWN_HOSTS = 3
-
-
-def hardware_classes(features):
-    """``{host: hardware class}`` of the hosts whose facts
-    (``{host: {fact: value}}``) name one."""
-    return {host: str(facts[hostfacts.HARDWARE_CLASS])
-            for host, facts in (features or {}).items()
-            if isinstance(facts, dict)
-            and facts.get(hostfacts.HARDWARE_CLASS) is not None}
-
-
-def _class_known(unknown, eligible, classes):
-    """The hosts of ``unknown`` whose hardware class (``classes``) has a
-    host of ``eligible`` outside ``unknown``: each is drawn in the racing
-    verdict like a known host of its class."""
-    outside = set(unknown)
-    known_classes = {classes[h] for h in eligible
-                     if h not in outside and h in classes}
-    return [h for h in unknown if classes.get(h) in known_classes]
 
 
 def prior_ages(newest, now, step=PRIOR_AGE_STEP_S):
@@ -398,13 +378,9 @@ class Evaluator:
         known = {h.host for h in prior.hosts if h.predicted}
         unknown = [h for h in eligible if h not in known]
         # Hosts without history take part in the verdict as hosts like
-        # the known ones (of their hardware class, when it has some),
-        # when those are enough to say what that is.
-        covered = _class_known(unknown, eligible, hardware_classes(features))
-        like_known = bool(unknown) and (
-            len(eligible) - len(unknown) >= MIN_KNOWN_HOSTS
-            and len(eligible) - len(unknown) + len(covered)
-            >= KNOWN_SHARE * len(eligible))
+        # the known ones, when those are enough to say what that is.
+        like_known = bool(unknown) and len(eligible) - len(unknown) >= max(
+            MIN_KNOWN_HOSTS, KNOWN_SHARE * len(eligible))
         verdict = (self.assess(prior, evaluation,
                                unknown=unknown if like_known else ())
                    if self.schedule == 'racing' else None)
@@ -415,8 +391,6 @@ class Evaluator:
         if self.schedule != 'full':
             evaluation.history_verdict = self._history_verdict(
                 prior, verdict, eligible, known, decides)
-            evaluation.history_verdict['without_history_class_known'] = \
-                len(covered)
         if decides:
             LOG.info('Evaluation %s: history alone decides the ranking '
                      '(confidence %.2f%s); no shadows booted',
@@ -502,10 +476,6 @@ class Evaluator:
         indifference = getattr(self.analyzer, 'tie_margin', 0.0)
         factors = self.cost_policy.factors(
             eligible, getattr(evaluation, 'costs', {}))
-        # An unknown host is drawn like the known hosts of its hardware
-        # class (racing.assess).
-        classes = (hardware_classes(getattr(evaluation, 'host_features',
-                                            None)) if unknown else None)
         memo = getattr(ranking, 'memo', None)
         key = None
         if memo is not None and memo.holds(ranking.hosts):
@@ -515,14 +485,12 @@ class Evaluator:
             measurable = getattr(ranking, 'measurable_sds', None)
             key = (tuple(sorted(excluded)), tuple(sorted(factors.items())),
                    indifference, tuple(unknown),
-                   tuple(sorted(classes.items())) if classes else None,
                    None if measurable is None else measurable.tobytes())
             if key in memo.verdicts:
                 return memo.verdicts[key]
         verdict = racing.assess(ranking, exclude=excluded,
                                 indifference=indifference,
-                                cost_factors=factors, unknown=unknown,
-                                classes=classes)
+                                cost_factors=factors, unknown=unknown)
         if key is not None:
             if len(memo.verdicts) >= VERDICTS_KEPT:
                 memo.verdicts.clear()

@@ -68,7 +68,7 @@ class Assessment:
 
 
 def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
-           indifference=0.0, draws=DRAWS, seed=0, unknown=(), classes=None):
+           indifference=0.0, draws=DRAWS, seed=0, unknown=()):
     """The :class:`Assessment` of ``ranking`` (an analyzer ``Ranking``).
 
     Only hosts with predictions and not in ``exclude`` (hosts that may
@@ -87,10 +87,7 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     ``unknown``: hosts that may take the VM but have no prediction (no
     history of the workload); each takes part with draws of a known host
     picked at random (:func:`_population`), so the verdict says whether
-    a host like the others could still change the ranking.  With
-    ``classes`` (``{host: hardware class}``), an unknown host whose class
-    has known hosts here is drawn like a known host of its class; one
-    whose class has none (or that has no class) like any known host.
+    a host like the others could still change the ranking.
     """
     excluded = set(exclude)
     hosts = [h for h in ranking.hosts
@@ -121,8 +118,7 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     unknown = [h for h in unknown if h not in excluded and h not in names]
     if unknown:
         drawn = np.concatenate(
-            [drawn, _population(drawn, len(unknown), seed,
-                                _class_pools(names, unknown, classes))])
+            [drawn, _population(drawn, len(unknown), seed)])
     scores = np.nan_to_num(score_lib.scores(metrics, weights, drawn))
     point = np.nan_to_num(score_lib.scores(metrics, weights, values))
     if cost_factors:
@@ -141,44 +137,18 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
                if i != top})
 
 
-def _population(drawn, count, seed, pools=None):
+def _population(drawn, count, seed):
     """``count`` hosts' drawn metric values (count, metrics, draws) for
     hosts history knows nothing about: in each draw, the values of a
     known host picked at random in a draw picked at random (so
     independent of the known hosts' values in the same draw), scored with
     the known hosts' draws: an unknown host is taken to be like a
-    candidate picked at random among the known ones.
-
-    ``pools``: per unknown host, the rows of the known hosts it is picked
-    among (its hardware class's), or None for every known host."""
+    candidate picked at random among the known ones."""
     rng = np.random.default_rng(seed + 1)
     hosts, _metrics, draws = drawn.shape
-    rows = rng.integers(0, hosts, size=(count, draws))
-    columns = rng.integers(0, draws, size=(count, draws))
-    if pools is not None and any(p is not None for p in pools):
-        within = np.random.default_rng(seed + 2)
-        for index, pool in enumerate(pools):
-            if pool is not None:
-                pool = np.asarray(pool)
-                rows[index] = pool[within.integers(0, len(pool),
-                                                   size=draws)]
-    picked = drawn[rows, :, columns]
+    picked = drawn[rng.integers(0, hosts, size=(count, draws)), :,
+                   rng.integers(0, draws, size=(count, draws))]
     return np.transpose(picked, (0, 2, 1))
-
-
-def _class_pools(names, unknown, classes):
-    """Per host of ``unknown``, the rows in ``names`` (the known hosts)
-    of its hardware class in ``classes``, or None when it has no class
-    or its class no known host; None when no host has such a pool."""
-    if not classes:
-        return None
-    members = {}
-    for row, host in enumerate(names):
-        if classes.get(host) is not None:
-            members.setdefault(classes[host], []).append(row)
-    pools = [members.get(classes.get(h)) if classes.get(h) is not None
-             else None for h in unknown]
-    return pools if any(p is not None for p in pools) else None
 
 
 def _rows(names, hosts):

@@ -404,65 +404,6 @@ def test_racing_takes_a_host_without_history_as_one_like_the_known():
                                     exclude=['x']).gains
 
 
-def test_racing_draws_a_host_without_history_like_the_known_of_its_class():
-    analyzer = analyzer_mod.Analyzer()
-    # Three fast hosts within the tie margin of each other, two slow ones
-    # far below: a slow host cannot change the ranking, a fast one may.
-    ranking = analyzer.rank({'cpu': 1.0}, {
-        'a': {'cpu_ops_per_s': [100.0]}, 'b': {'cpu_ops_per_s': [99.0]},
-        'c': {'cpu_ops_per_s': [98.0]},
-        'd': {'cpu_ops_per_s': [50.0, 51.0, 49.0, 50.0]},
-        'e': {'cpu_ops_per_s': [52.0, 51.0, 53.0, 52.0]}})
-    classes = {'a': 'fast', 'b': 'fast', 'c': 'fast', 'd': 'slow',
-               'e': 'slow', 'x': 'slow', 'y': 'fast', 'z': 'other'}
-    alone = racing.assess(ranking, indifference=2.0)
-    anyone = racing.assess(ranking, indifference=2.0, unknown=['x'])
-    slow = racing.assess(ranking, indifference=2.0, unknown=['x'],
-                         classes=classes)
-    assert anyone.gains['x'] > 0.1
-    assert slow.gains['x'] < 0.01
-    assert slow.opportunity_cost == pytest.approx(alone.opportunity_cost,
-                                                  abs=0.01)
-    fast = racing.assess(ranking, indifference=2.0, unknown=['y'],
-                         classes=classes)
-    assert fast.gains['y'] > anyone.gains['x']
-    # A class no known host has, or no class: like any known host.
-    for unknown, given in ((['z'], classes), (['x'], {'a': 'fast'})):
-        verdict = racing.assess(ranking, indifference=2.0, unknown=unknown,
-                                classes=given)
-        assert verdict.gains[unknown[0]] == pytest.approx(
-            anyone.gains['x'])
-
-
-def test_history_counts_a_host_whose_class_it_knows_as_covered():
-    # The twin's classes: node-1, 5, 7 legacy; node-2, 8 general; node-3,
-    # 4, 13 compute.
-    first = [{'host': 'node-%d' % i} for i in (1, 2, 3)]
-    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
-                               settle_margin=50.0)
-    evaluator.run(evaluator.new(REQUEST, first, 30.0))
-    # Three of seven known, each of the four others of a known class.
-    ranking = evaluator.run(evaluator.new(
-        REQUEST, first + [{'host': 'node-%d' % i} for i in (4, 5, 7, 8)],
-        30.0))
-    assert ranking['source'] == 'history'
-    assert ranking['history_verdict'] == dict(
-        ranking['history_verdict'], decides=True, without_history=4,
-        without_history_class_known=4)
-    # Three of seven known, all compute, the four others legacy: measured.
-    first = [{'host': 'node-%d' % i} for i in (3, 4, 13)]
-    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
-                               settle_margin=50.0)
-    evaluator.run(evaluator.new(REQUEST, first, 30.0))
-    ranking = evaluator.run(evaluator.new(
-        REQUEST, first + [{'host': 'node-%d' % i} for i in (1, 5, 6, 7)],
-        30.0))
-    assert ranking['source'] == 'shadows'
-    assert ranking['history_verdict'] == dict(
-        ranking['history_verdict'], decides=False, without_history=4,
-        without_history_class_known=0)
-
-
 def test_racing_draws_a_wide_latency_relative_not_down_to_zero():
     from shadow_service.analysis import confidence
     values = np.array([[1.0], [2.0]])
