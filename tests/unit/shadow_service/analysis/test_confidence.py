@@ -142,3 +142,44 @@ def test_drawn_scores_are_each_draw_scored_alone():
                 together[:, k], score.scores(metrics, weights,
                                              array[:, :, k]),
                 rtol=0, atol=1e-9)
+
+
+def test_kept_noise_is_the_generators_own_draw():
+    """Noise of fewer hosts is taken from the noise kept from a larger
+    draw: the same figures as the seeded generator's own draw of that
+    shape, whatever was drawn before, and a caller changing its copy
+    changes no later draw."""
+    confidence.forget_noise()
+    try:
+        for seed, shape in ((0, (30, 4, 50)), (0, (29, 4, 50)),
+                            (0, (7, 4, 50)), (0, (31, 4, 50)),
+                            (1, (29, 4, 50)), (0, (29, 3, 50)),
+                            (0, (29, 4, 51)), (0, (0, 4, 50))):
+            drawn = confidence.standard_normal(seed, shape)
+            expected = np.random.default_rng(seed).standard_normal(shape)
+            np.testing.assert_array_equal(drawn, expected)
+            drawn += 1.0
+        assert confidence.standard_normal(0, (3, 4, 50)).flags.writeable
+    finally:
+        confidence.forget_noise()
+
+
+def test_a_draw_from_kept_noise_is_the_draw_made_afresh():
+    rng = np.random.default_rng(5)
+    metrics = ['cpu_ops_per_s', 'cpu_steal_pct', 'mem_latency_ns']
+    values = rng.uniform(1.0, 90.0, (40, 3))
+    sds = values * 0.2
+    values[3, 1] = np.nan
+    confidence.forget_noise()
+    try:
+        afresh = [confidence.draw(metrics, values[:n], sds[:n], 60, 0,
+                                  relative=relative)
+                  for n in (39, 40) for relative in (False, True)]
+        # Now the 40 hosts' noise is kept: 39 hosts take its rows.
+        kept = [confidence.draw(metrics, values[:n], sds[:n], 60, 0,
+                                relative=relative)
+                for n in (39, 40) for relative in (False, True)]
+    finally:
+        confidence.forget_noise()
+    for one, other in zip(afresh, kept):
+        np.testing.assert_array_equal(one, other)
