@@ -238,13 +238,15 @@ def _pairwise_agreement_normal(drawn_scores, point_scores, tie_margin,
                              (difference >= -tie_margin).astype(float))
             tied = point[rows, None] == point[None, cols]
             if tied.any():
-                # Both bounds: P(-tie <= d <= tie).
+                # Both bounds: P(-tie <= d <= tie), for the tied pairs
+                # only (element by element, the same figures).
+                both, apart = difference[tied], spread[tied]
                 within = np.where(
-                    spread > 0,
-                    special.ndtr((tie_margin - difference) / spread)
-                    - special.ndtr((-tie_margin - difference) / spread),
-                    (np.abs(difference) <= tie_margin).astype(float))
-                rates = np.where(tied, np.clip(within, 0.0, 1.0), rates)
+                    apart > 0,
+                    special.ndtr((tie_margin - both) / apart)
+                    - special.ndtr((-tie_margin - both) / apart),
+                    (np.abs(both) <= tie_margin).astype(float))
+                rates[tied] = np.clip(within, 0.0, 1.0)
         row_index = np.arange(first, last)[:, None]
         col_index = cols[None, :]
         rates = np.where(col_index > row_index, rates, 0.0)

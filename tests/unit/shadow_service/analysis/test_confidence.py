@@ -183,3 +183,45 @@ def test_a_draw_from_kept_noise_is_the_draw_made_afresh():
         confidence.forget_noise()
     for one, other in zip(afresh, kept):
         np.testing.assert_array_equal(one, other)
+
+
+def normal_pair_loop(drawn_scores, point_scores, tie_margin):
+    """:func:`confidence._pairwise_agreement_normal`'s figures, one pair
+    at a time."""
+    from scipy import special
+
+    mean = np.nanmean(drawn_scores, axis=1)
+    var = np.nanvar(drawn_scores, axis=1)
+    hosts = len(point_scores)
+    per_host = np.zeros(hosts)
+    for i in range(hosts):
+        for j in range(hosts):
+            if i == j:
+                continue
+            difference, spread = mean[i] - mean[j], np.sqrt(var[i] + var[j])
+            if point_scores[i] == point_scores[j]:
+                rate = (special.ndtr((tie_margin - difference) / spread)
+                        - special.ndtr((-tie_margin - difference) / spread)
+                        if spread > 0 else float(abs(difference)
+                                                 <= tie_margin))
+            elif point_scores[i] > point_scores[j]:
+                rate = (special.ndtr((difference + tie_margin) / spread)
+                        if spread > 0 else float(difference >= -tie_margin))
+            else:
+                rate = (special.ndtr((tie_margin - difference) / spread)
+                        if spread > 0 else float(difference <= tie_margin))
+            per_host[i] += min(max(rate, 0.0), 1.0)
+    return per_host / (hosts - 1)
+
+
+def test_the_normal_agreement_of_many_tied_hosts_is_the_pair_loops():
+    """Hosts in groups of equal point scores (tied pairs in every block
+    of the comparison, some with no spread at all): each pair's figure
+    is the one the pair alone gives."""
+    rng = np.random.default_rng(8)
+    points = np.repeat(rng.uniform(40.0, 100.0, 30), 7)[:200]
+    drawn = points[:, None] + rng.normal(0.0, 3.0, (200, 60))
+    drawn[:7] = points[:7, None]          # a tied group drawn exactly
+    np.testing.assert_allclose(
+        confidence._pairwise_agreement_normal(drawn, points, 2.0),
+        normal_pair_loop(drawn, points, 2.0), rtol=0, atol=1e-12)
