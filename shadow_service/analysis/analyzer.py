@@ -772,14 +772,18 @@ class Analyzer:
             metrics, weights, values, sds, point,
             tie_margin=self.tie_margin, draws=self.draws, seed=self.seed)
         norm = score_lib.normalised(metrics, values) if measured else None
-        present = ~np.isnan(values)
+        # As Python lists: a thousand hosts' rows read element by element.
+        present = (~np.isnan(values)).tolist()
         value_rows, sd_rows = values.tolist(), sds.tolist()
+        point_rows = np.asarray(point, dtype=float).tolist()
+        per_host = confidence.per_host.tolist()
+        contender = confidence.contender.tolist()
         results = []
         for index, host in enumerate(measured):
             columns = [c for c, here in enumerate(present[index]) if here]
             results.append(HostScore(
-                host=host, score=float(point[index]),
-                confidence=float(confidence.per_host[index]),
+                host=host, score=point_rows[index],
+                confidence=per_host[index],
                 predicted={metrics[c]: value_rows[index][c]
                            for c in columns},
                 reasons=_explain_kept(explained, metrics, weights, values,
@@ -788,7 +792,7 @@ class Analyzer:
                 data_age_s=data_age_s.get(host),
                 uncertainty={metrics[c]: sd_rows[index][c]
                              for c in columns},
-                contender=float(confidence.contender[index])))
+                contender=contender[index]))
         measured_set = set(measured)
         for host in hosts:
             if host not in measured_set:
