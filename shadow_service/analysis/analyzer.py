@@ -905,8 +905,8 @@ class KeptEstimates:
             self._prepared.clear()
 
     def rows_of(self, hosts, keys):
-        """``{host: (values, sds, measurable sds, reasons)}``: the rows
-        kept for those of ``hosts`` whose key (``keys[host]``, see
+        """``{host: (key, values, sds, measurable sds, reasons)}``: the
+        rows kept for those of ``hosts`` whose key (``keys[host]``, see
         :func:`_host_keys`) is the one they were made for."""
         found = {}
         with self.lock:
@@ -914,7 +914,7 @@ class KeptEstimates:
             for host in hosts:
                 kept = rows.get(host)
                 if kept is not None and kept[0] == keys[host]:
-                    found[host] = kept[1:]
+                    found[host] = kept
             self.reused += len(found)
             self.rows_reused += len(found)
         return found
@@ -996,23 +996,25 @@ def _inputs_key(hosts, keys):
 
 def _assembled(hosts, rows, missing, made, columns):
     """``(values, sds, measurable sds, {host: reasons})`` of ``hosts``
-    (rows in their order) from kept ``rows`` (``{host: (values, sds,
-    measurable, reasons)}``) and the rows ``made`` for ``missing``."""
-    made_row = {h: index for index, h in enumerate(missing)}
-    parts = ([], [], [])
+    (rows in their order) from kept ``rows`` (:meth:`KeptEstimates.
+    rows_of`) and the rows ``made`` for ``missing`` (the reasons as
+    kept: sequences the caller does not change)."""
+    values, sds, measurable = (np.empty((len(hosts), columns))
+                               for _ in range(3))
     reasons = {}
-    for host in hosts:
+    for index, host in enumerate(hosts):
         found = rows.get(host)
         if found is None:
-            index = made_row[host]
-            found = (made[0][index], made[1][index], made[2][index],
-                     made[3][host])
-        for part, row in zip(parts, found):
-            part.append(row)
-        reasons[host] = list(found[3])
-    arrays = tuple(np.array(part, dtype=float).reshape(len(hosts), columns)
-                   for part in parts)
-    return arrays + (reasons,)
+            continue
+        values[index], sds[index], measurable[index] = found[1:4]
+        reasons[host] = found[4]
+    if missing:
+        row = {host: index for index, host in enumerate(hosts)}
+        made_rows = [row[host] for host in missing]
+        values[made_rows], sds[made_rows], measurable[made_rows] = made[:3]
+        for host in missing:
+            reasons[host] = made[3][host]
+    return values, sds, measurable, reasons
 
 
 def _frozen(features):
