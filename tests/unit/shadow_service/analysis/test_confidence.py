@@ -225,3 +225,18 @@ def test_the_normal_agreement_of_many_tied_hosts_is_the_pair_loops():
     np.testing.assert_allclose(
         confidence._pairwise_agreement_normal(drawn, points, 2.0),
         normal_pair_loop(drawn, points, 2.0), rtol=0, atol=1e-12)
+
+
+def test_kept_noise_stays_within_its_bound(monkeypatch):
+    monkeypatch.setattr(confidence, 'NOISE_KEPT_VALUES', 1000)
+    confidence.forget_noise()
+    try:
+        for draws in (10, 11, 12, 13):
+            confidence.standard_normal(0, (20, 2, draws))
+            assert sum(a.size for a in confidence._noise.values()) <= 1000
+        assert list(confidence._noise) == [(0, (2, 12)), (0, (2, 13))]
+        # More than the bound: drawn, not kept.
+        confidence.standard_normal(0, (600, 2, 1))
+        assert (0, (2, 1)) not in confidence._noise
+    finally:
+        confidence.forget_noise()
