@@ -37,7 +37,7 @@ import scheduler_overhead as so  # noqa: E402
 HOSTS = 1000
 
 
-def measure(requests, offset=0):
+def measure(requests, offset=0, freeze=False):
     from nova_shadow_filter import request as request_lib
     from shadow_service import service
     from shadow_service.analysis import analyzer as analyzer_mod
@@ -78,6 +78,11 @@ def measure(requests, offset=0):
         # The whole list, twice (the second answered from its ranking).
         for _ in range(2):
             parts.manager.evaluate(request, hosts, 30.0)
+        if freeze:
+            # What is alive now (modules, the history read, the kept
+            # estimates) is left out of every later collection.
+            gc.collect()
+            gc.freeze()
         gc.callbacks.append(collections)
         for index in range(offset, offset + requests):
             left_out = (index * 7919) % len(hosts)
@@ -109,6 +114,9 @@ def main(argv=None):
     parser.add_argument('--offset', type=int, default=0,
                         help='index of the first request (which host is '
                              'left out)')
+    parser.add_argument('--gc-freeze', action='store_true',
+                        help='gc.freeze() after the warm-up (a variant: '
+                             'the service does not do it)')
     args = parser.parse_args(argv)
     import shadow_service
     tree = os.path.dirname(os.path.dirname(os.path.abspath(
@@ -119,8 +127,9 @@ def main(argv=None):
             capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
         described = None
-    result = measure(args.requests, args.offset)
+    result = measure(args.requests, args.offset, args.gc_freeze)
     result.update(tree=tree, commit=described or None,
+                  gc_freeze=args.gc_freeze,
                   evaluate_summary=so.summary_ms(result['evaluate']),
                   rank_summary=so.summary_ms(result['rank']),
                   gc_summary=so.summary_ms(result['gc']))
