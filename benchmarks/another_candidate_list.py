@@ -11,6 +11,7 @@ race's verdict, the answer and its record).
 Usage::
 
     python benchmarks/another_candidate_list.py [--requests N]
+        [--offset I] [--gc-freeze]
 
 Prints one JSON object: the tree measured (``git describe``), the
 figures (``summary_ms`` of ``scheduler_overhead.py``), the time the

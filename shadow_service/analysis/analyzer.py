@@ -871,8 +871,11 @@ class KeptEstimates:
     :meth:`Analyzer.rank`: a host's are estimated again only when its
     observations (its token) or its features changed, or anything else
     they depend on did (the analyzer's drift, models, the scale: then all
-    of them).  ``computed`` and ``reused`` count hosts.  Thread-safe
-    enough for concurrent rankings: an entry is replaced whole."""
+    of them).  Each host's row (those estimates with what the request
+    adds, by its token, data age and features: :meth:`rows_of`) is kept
+    too, for a ranking of another candidate list.  ``computed`` and
+    ``reused`` count hosts.  Thread-safe enough for concurrent rankings:
+    an entry is replaced whole."""
 
     def __init__(self):
         self.lock = threading.Lock()
