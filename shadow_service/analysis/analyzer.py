@@ -535,7 +535,8 @@ class Analyzer:
         hosts = sorted(observations, key=str)     # as in rank()
         # Everything a host's part of the ranking depends on besides the
         # signature: when none of it changed, the ranking made before.
-        inputs = _inputs_key(hosts, tokens, data_age_s, host_features)
+        keys = _host_keys(hosts, tokens, data_age_s, host_features)
+        inputs = _inputs_key(hosts, keys)
         found = kept.prepared(inputs) if inputs is not None else None
         if found is not None:
             memo, measured, values, sds, measurable = found
@@ -543,6 +544,48 @@ class Analyzer:
                                    sds, share)
             ranking.measurable_sds = measurable
             return ranking
+        # A host's row (its figures with the request's additions) depends
+        # on nothing but its key and the signature: rows made for another
+        # candidate list are taken as they are, the others made here.
+        rows = kept.rows_of(hosts, keys) if inputs is not None else {}
+        missing = [h for h in hosts if h not in rows]
+        made = self._kept_rows(kept, entries, missing, tokens, metrics,
+                               observations, host_features, scale,
+                               data_age_s)
+        if inputs is not None and missing:
+            kept.keep_rows(missing, keys, made,
+                           limit=4 * max(len(hosts), 1024))
+        if rows:
+            values, sds, measurable, reasons = _assembled(
+                hosts, rows, missing, made, len(metrics))
+        else:
+            values, sds, measurable, reasons = made[0], made[1], made[2], \
+                dict(made[3])
+        present = ~np.isnan(values)
+        measured_rows = present.any(axis=1) if hosts else np.array([], bool)
+        measured = [h for h, m in zip(hosts, measured_rows) if m]
+        seen = {m for c, m in enumerate(metrics) if present[:, c].any()}
+        for host in hosts:
+            reasons[host] = [r for r in reasons[host]
+                             if not r.endswith("no samples, left out")
+                             or r.split(":")[0] in seen]
+        values, sds = values[measured_rows], sds[measured_rows]
+        measurable = np.minimum(measurable[measured_rows], sds)
+        ranking = self._ranked(hosts, measured, metrics, weights, values,
+                               sds, reasons, data_age_s,
+                               explained=explained, memo=kept, share=share)
+        ranking.measurable_sds = measurable
+        if inputs is not None:
+            kept.keep_prepared(inputs, (ranking.memo, measured, values,
+                                        sds, measurable))
+        return ranking
+
+    def _kept_rows(self, kept, entries, hosts, tokens, metrics,
+                   observations, host_features, scale, data_age_s):
+        """``(values, sds, measurable sds, {host: reasons})`` of ``hosts``
+        (rows in their order) from their kept sample estimates (made
+        where missing or stale) with what the request adds on top; a
+        host's row does not depend on the other hosts."""
         entry_of = {}
         for host in hosts:
             token = tokens.get(host)
@@ -628,24 +671,7 @@ class Analyzer:
                     lambda current, gbps=entry[6], f=features:
                     peak_lib.apply_memory_gbps(current, gbps, f, horizon))
             reasons[host] = host_reasons
-        present = ~np.isnan(values)
-        measured_rows = present.any(axis=1) if hosts else np.array([], bool)
-        measured = [h for h, m in zip(hosts, measured_rows) if m]
-        seen = {m for c, m in enumerate(metrics) if present[:, c].any()}
-        for host in hosts:
-            reasons[host] = [r for r in reasons[host]
-                             if not r.endswith("no samples, left out")
-                             or r.split(":")[0] in seen]
-        values, sds = values[measured_rows], sds[measured_rows]
-        measurable = np.minimum(measurable[measured_rows], sds)
-        ranking = self._ranked(hosts, measured, metrics, weights, values,
-                               sds, reasons, data_age_s,
-                               explained=explained, memo=kept, share=share)
-        ranking.measurable_sds = measurable
-        if inputs is not None:
-            kept.keep_prepared(inputs, (ranking.memo, measured, values,
-                                        sds, measurable))
-        return ranking
+        return values, sds, measurable, reasons
 
     def _prior_estimates(self, host, metrics, prior, age_s):
         try:
@@ -746,14 +772,18 @@ class Analyzer:
             metrics, weights, values, sds, point,
             tie_margin=self.tie_margin, draws=self.draws, seed=self.seed)
         norm = score_lib.normalised(metrics, values) if measured else None
-        present = ~np.isnan(values)
+        # As Python lists: a thousand hosts' rows read element by element.
+        present = (~np.isnan(values)).tolist()
         value_rows, sd_rows = values.tolist(), sds.tolist()
+        point_rows = np.asarray(point, dtype=float).tolist()
+        per_host = confidence.per_host.tolist()
+        contender = confidence.contender.tolist()
         results = []
         for index, host in enumerate(measured):
             columns = [c for c, here in enumerate(present[index]) if here]
             results.append(HostScore(
-                host=host, score=float(point[index]),
-                confidence=float(confidence.per_host[index]),
+                host=host, score=point_rows[index],
+                confidence=per_host[index],
                 predicted={metrics[c]: value_rows[index][c]
                            for c in columns},
                 reasons=_explain_kept(explained, metrics, weights, values,
@@ -762,7 +792,7 @@ class Analyzer:
                 data_age_s=data_age_s.get(host),
                 uncertainty={metrics[c]: sd_rows[index][c]
                              for c in columns},
-                contender=float(confidence.contender[index])))
+                contender=contender[index]))
         measured_set = set(measured)
         for host in hosts:
             if host not in measured_set:
@@ -841,8 +871,11 @@ class KeptEstimates:
     :meth:`Analyzer.rank`: a host's are estimated again only when its
     observations (its token) or its features changed, or anything else
     they depend on did (the analyzer's drift, models, the scale: then all
-    of them).  ``computed`` and ``reused`` count hosts.  Thread-safe
-    enough for concurrent rankings: an entry is replaced whole."""
+    of them).  Each host's row (those estimates with what the request
+    adds, by its token, data age and features: :meth:`rows_of`) is kept
+    too, for a ranking of another candidate list.  ``computed`` and
+    ``reused`` count hosts.  Thread-safe enough for concurrent rankings:
+    an entry is replaced whole."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -853,13 +886,18 @@ class KeptEstimates:
         self.reused = 0
         #: Rankings answered from :meth:`ranked`.
         self.rankings_reused = 0
+        #: Hosts whose row a ranking took from :meth:`rows_of` (made for
+        #: another candidate list).
+        self.rows_reused = 0
         self._ranked = collections.OrderedDict()
         self._prepared = collections.OrderedDict()
+        self._rows = {}
 
     def reset(self, signature):
         self.signature = signature
         self.hosts = {}
         self.explained = {}
+        self._rows = {}
         self._ranked = collections.OrderedDict()
         self._prepared = collections.OrderedDict()
 
@@ -868,6 +906,38 @@ class KeptEstimates:
         with self.lock:
             self._ranked.clear()
             self._prepared.clear()
+
+    def rows_of(self, hosts, keys):
+        """``{host: (key, values, sds, measurable sds, reasons)}``: the
+        rows kept for those of ``hosts`` whose key (``keys[host]``, see
+        :func:`_host_keys`) is the one they were made for."""
+        found = {}
+        with self.lock:
+            rows = self._rows
+            for host in hosts:
+                kept = rows.get(host)
+                if kept is not None and kept[0] == keys[host]:
+                    found[host] = kept
+            self.reused += len(found)
+            self.rows_reused += len(found)
+        return found
+
+    def keep_rows(self, hosts, keys, made, limit):
+        """Keep each of ``hosts``' row of ``made`` (``(values, sds,
+        measurable sds, {host: reasons})``, rows in ``hosts``' order;
+        the arrays are not changed afterwards) under its key; all rows
+        are dropped first when more than ``limit`` hosts would be
+        kept."""
+        values, sds, measurable, reasons = made
+        for array in (values, sds, measurable):
+            array.setflags(write=False)
+        with self.lock:
+            rows = self._rows
+            if len(rows) + len(hosts) > limit:
+                rows = self._rows = {}
+            for index, host in enumerate(hosts):
+                rows[host] = (keys[host], values[index], sds[index],
+                              measurable[index], tuple(reasons[host]))
 
     def ranked(self, key):
         """The :class:`RankedMemo` kept for ``key``, or None."""
@@ -899,21 +969,55 @@ class KeptEstimates:
                 kept.popitem(last=False)
 
 
-def _inputs_key(hosts, tokens, data_age_s, host_features):
-    """A hashable key of what :meth:`Analyzer._rank_kept` reads per host
-    (observations by their token, data age, features), or None when a
-    host has no token or a feature cannot be hashed."""
-    token_row = tuple(tokens.get(h) for h in hosts)
-    if None in token_row:
+def _host_keys(hosts, tokens, data_age_s, host_features):
+    """``{host: (token, data age, features)}``: what
+    :meth:`Analyzer._rank_kept` reads per host (its observations by their
+    token), or None when a host has no token."""
+    keys = {}
+    for host in hosts:
+        token = tokens.get(host)
+        if token is None:
+            return None
+        keys[host] = (token, data_age_s.get(host),
+                      _frozen(host_features.get(host)))
+    return keys
+
+
+def _inputs_key(hosts, keys):
+    """A hashable key of the candidate list and its hosts' ``keys``
+    (:func:`_host_keys`), or None without keys or when a feature cannot
+    be hashed."""
+    if keys is None:
         return None
-    key = (tuple(hosts), token_row,
-           tuple(data_age_s.get(h) for h in hosts),
-           tuple(_frozen(host_features.get(h)) for h in hosts))
+    key = (tuple(hosts), tuple(keys[h] for h in hosts))
     try:
         hash(key)
     except TypeError:
         return None
     return key
+
+
+def _assembled(hosts, rows, missing, made, columns):
+    """``(values, sds, measurable sds, {host: reasons})`` of ``hosts``
+    (rows in their order) from kept ``rows`` (:meth:`KeptEstimates.
+    rows_of`) and the rows ``made`` for ``missing`` (the reasons as
+    kept: sequences the caller does not change)."""
+    values, sds, measurable = (np.empty((len(hosts), columns))
+                               for _ in range(3))
+    reasons = {}
+    for index, host in enumerate(hosts):
+        found = rows.get(host)
+        if found is None:
+            continue
+        values[index], sds[index], measurable[index] = found[1:4]
+        reasons[host] = found[4]
+    if missing:
+        row = {host: index for index, host in enumerate(hosts)}
+        made_rows = [row[host] for host in missing]
+        values[made_rows], sds[made_rows], measurable[made_rows] = made[:3]
+        for host in missing:
+            reasons[host] = made[3][host]
+    return values, sds, measurable, reasons
 
 
 def _frozen(features):

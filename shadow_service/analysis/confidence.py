@@ -19,7 +19,9 @@ These are probabilities, so they can be checked for calibration
 (:mod:`.calibration`). Change ``draws`` for precision against speed.
 """
 
+import collections
 import dataclasses
+import threading
 
 import numpy as np
 from scipy import special
@@ -70,10 +72,9 @@ def draw(metrics, values, sds, draws, seed, relative=False):
     falls to 0, where a latency's goodness (``1 / value``) has no bound
     and a wide estimate would make its host the best in every draw that
     clips it."""
-    rng = np.random.default_rng(seed)
     # values + sds x noise, computed in the noise's own array (a thousand
     # hosts draw about a million values).
-    drawn = rng.standard_normal(values.shape + (draws,))
+    drawn = standard_normal(seed, values.shape + (draws,))
     if relative:
         return _relative(metrics, values, sds, drawn)
     drawn *= np.nan_to_num(sds)[:, :, None]
@@ -82,6 +83,55 @@ def draw(metrics, values, sds, draws, seed, relative=False):
         upper = 100.0 if metric in catalogue.PERCENT_METRICS else None
         np.clip(drawn[:, column], 0.0, upper, out=drawn[:, column])
     return drawn
+
+
+#: Standard normal noise kept for reuse: per seed and trailing shape
+#: (metrics, draws), the array of the most hosts drawn so far, at most
+#: this many such arrays ...
+NOISE_KEPT = 4
+#: ... of at most this many values in all (32 MB; 1,000 hosts' noise of
+#: 9 metrics is 900,000), the least recently used dropped first.
+NOISE_KEPT_VALUES = 2 ** 22
+_noise = collections.OrderedDict()
+_noise_lock = threading.Lock()
+
+
+def standard_normal(seed, shape):
+    """``np.random.default_rng(seed).standard_normal(shape)``, a new array
+    the caller may change.
+
+    The generator fills an array in order, so the draw of fewer hosts
+    (the first axis) is the first rows of the draw of more: a ranking of
+    another candidate list, or the race's draws of the same hosts, takes
+    the rows of the noise kept from a larger draw instead of drawing
+    again (the same figures: a host's noise is still that of its row)."""
+    if not isinstance(seed, (int, np.integer)) or not shape:
+        return np.random.default_rng(seed).standard_normal(shape)
+    hosts, key = shape[0], (int(seed), tuple(shape[1:]))
+    with _noise_lock:
+        kept = _noise.get(key)
+        if kept is not None and kept.shape[0] >= hosts:
+            _noise.move_to_end(key)
+            return kept[:hosts].copy()
+    drawn = np.random.default_rng(seed).standard_normal(shape)
+    if 0 < drawn.size <= NOISE_KEPT_VALUES and NOISE_KEPT > 0:
+        kept = drawn.copy()
+        kept.setflags(write=False)
+        with _noise_lock:
+            other = _noise.get(key)
+            if other is None or other.shape[0] < hosts:
+                _noise[key] = kept
+            _noise.move_to_end(key)
+            while len(_noise) > NOISE_KEPT or sum(
+                    a.size for a in _noise.values()) > NOISE_KEPT_VALUES:
+                _noise.popitem(last=False)
+    return drawn
+
+
+def forget_noise():
+    """Drop the kept noise (tests)."""
+    with _noise_lock:
+        _noise.clear()
 
 
 def _relative(metrics, values, sds, noise):
@@ -190,13 +240,15 @@ def _pairwise_agreement_normal(drawn_scores, point_scores, tie_margin,
                              (difference >= -tie_margin).astype(float))
             tied = point[rows, None] == point[None, cols]
             if tied.any():
-                # Both bounds: P(-tie <= d <= tie).
+                # Both bounds: P(-tie <= d <= tie), for the tied pairs
+                # only (element by element, the same figures).
+                both, apart = difference[tied], spread[tied]
                 within = np.where(
-                    spread > 0,
-                    special.ndtr((tie_margin - difference) / spread)
-                    - special.ndtr((-tie_margin - difference) / spread),
-                    (np.abs(difference) <= tie_margin).astype(float))
-                rates = np.where(tied, np.clip(within, 0.0, 1.0), rates)
+                    apart > 0,
+                    special.ndtr((tie_margin - both) / apart)
+                    - special.ndtr((-tie_margin - both) / apart),
+                    (np.abs(both) <= tie_margin).astype(float))
+                rates[tied] = np.clip(within, 0.0, 1.0)
         row_index = np.arange(first, last)[:, None]
         col_index = cols[None, :]
         rates = np.where(col_index > row_index, rates, 0.0)

@@ -309,3 +309,62 @@ def test_above_128_hosts_the_race_draws_its_own_and_keeps_the_verdict():
         assert evaluator.assess(prior, evaluation_) is verdict
     finally:
         parts.close()
+
+
+def test_another_candidate_list_is_ranked_as_afresh_from_kept_rows():
+    """A request whose candidate list is another (one host left out, half
+    the hosts, one host's facts changed) takes each host's row kept from
+    the ranking of the whole list, and states what a ranking of that list
+    made afresh states: the same order, scores, confidences, predictions
+    and reasons, and the same overall confidence (which is over the
+    candidates asked about: not the whole list's)."""
+    from shadow_service.analysis import confidence
+
+    conf = service_support.make_conf()
+    parts = service.build(conf, history=memory.MemoryStore())
+    try:
+        # Above 512 hosts every list draws the same number of draws (the
+        # noise of fewer hosts is the first rows of the noise of more);
+        # above 128, pairs are compared as normal.
+        hosts = [{'host': 'bench-%03d' % i, 'vcpus': 64, 'vcpus_used': 3,
+                  'free_ram_mb': 200000, 'total_ram_mb': 262144}
+                 for i in range(601)]
+        hosts, newcomer = hosts[:600], hosts[600]
+        clock = parts.driver.now()
+        seed(parts, str(uuid.uuid4()),
+             [h['host'] for h in hosts + [newcomer]],
+             clock - 600.0,
+             lambda i, m, s: 100.0 + (i * 37 + m * 11) % 60 + s % 3,
+             samples=3)
+        evaluator = parts.manager.evaluator
+        whole = parts.manager.evaluate(REQUEST, hosts, 30.0)
+        kept = evaluator._kept_for(REQUEST,
+                                   evaluator.resolve_profile(REQUEST))
+        assert (kept.computed, kept.rows_reused) == (len(hosts), 0)
+        # The last list has a host with history not asked about before.
+        lists = [hosts[1:], hosts[:299] + hosts[300:], hosts[:-1],
+                 hosts[::2], hosts[1:] + [newcomer]]
+        for candidates in lists:
+            rows, computed = kept.rows_reused, kept.computed
+            reused = parts.manager.evaluate(REQUEST, candidates, 30.0)
+            assert reused['source'] == 'history'
+            # Every host's row taken as kept, but the newcomer's.
+            made = 1 if newcomer in candidates else 0
+            assert kept.rows_reused - rows == len(candidates) - made
+            assert kept.computed == computed + made
+            # The same list ranked afresh: every host estimated again,
+            # the seeded noise drawn again.
+            confidence.forget_noise()
+            evaluator.keep_estimates = False
+            fresh = parts.manager.evaluate(REQUEST, candidates, 30.0)
+            evaluator.keep_estimates = True
+            assert ([h['host'] for h in reused['hosts']]
+                    == [h['host'] for h in fresh['hosts']])
+            assert answer(reused) == answer(fresh)
+            assert reused['confidence'] == fresh['confidence']
+        # What is stated is over the list asked about: not the whole
+        # list's figures for the same hosts.
+        assert any(answer(whole)[host][1] != figures[1]
+                   for host, figures in answer(reused).items())
+    finally:
+        parts.close()

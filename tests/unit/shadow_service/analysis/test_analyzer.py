@@ -307,6 +307,64 @@ def test_kept_estimates_rank_as_fresh_ones_with_every_adjustment():
     assert kept.computed == len(hosts) + 2
 
 
+def test_another_candidate_list_takes_the_kept_rows_and_ranks_as_afresh():
+    """A candidate list other than the one the kept rows were made for
+    (fewer hosts, a host with other features or data age, a host not
+    seen before) takes the rows kept for its other hosts and states what
+    fresh estimates of that list state."""
+    model = _ops_model(20, 20, 200)
+    analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
+    rng = np.random.default_rng(5)
+    hosts = ["h%02d" % i for i in range(31)]
+    observations = {h: {"cpu_ops_per_s": list(rng.normal(800, 30, 8)),
+                        "cpu_steal_pct": list(rng.uniform(0, 3, 8)),
+                        "cpu_util_pct": list(rng.uniform(20, 90, 8))}
+                    for h in hosts}
+    features = {h: {"num_instances": int(rng.integers(0, 15)),
+                    "cores": 16, "cpu_util_pct_p95_24h": float(
+                        rng.uniform(30, 100)),
+                    "cpu_util_pct_now": 10.0} for h in hosts[:20]}
+    scale = scaleup_lib.scale_keys({"vcpus": 4, "ram_mb": 8192}, 0.25)
+    sensitivity = {"cpu": 0.6, "latency": 0.4}
+    ages = {h: 3600.0 + i for i, h in enumerate(hosts)}
+    tokens = dict.fromkeys(hosts, 1)
+    kept = analyzer_lib.KeptEstimates()
+
+    def ranked(names, features=features, ages=ages, kept=None):
+        return analyzer.rank(
+            sensitivity, {h: observations[h] for h in names},
+            host_features={h: features[h] for h in names if h in features},
+            scale=scale, data_age_s={h: ages[h] for h in names},
+            kept=kept, tokens=tokens if kept is not None else None)
+
+    ranked(hosts[:30], kept=kept)
+    assert (kept.computed, kept.rows_reused) == (30, 0)
+    other_features = dict(features, h04=dict(features["h04"],
+                                             num_instances=14))
+    other_ages = dict(ages, h07=ages["h07"] + 600.0)
+    # (list, what differs, rows reused): a host's row is the one last
+    # made for it (h04's with other features, then again with its own;
+    # h07's at another age; h30 never seen).
+    cases = [(hosts[1:30], {}, 29), (hosts[10:20], {}, 10),
+             (hosts[:29], {"features": other_features}, 28),
+             (hosts[:29], {"ages": other_ages}, 27),
+             (hosts[2:], {}, 27)]
+    for names, changed, reused in cases:
+        rows = kept.rows_reused
+        from_kept = ranked(names, kept=kept, **changed)
+        fresh = ranked(names, **changed)
+        assert kept.rows_reused - rows == reused
+        assert from_kept.to_dict() == fresh.to_dict()
+        assert from_kept.raw_confidence == fresh.raw_confidence
+        for ours, theirs in zip(from_kept.hosts, fresh.hosts):
+            assert ours.uncertainty == pytest.approx(theirs.uncertainty,
+                                                     rel=1e-12)
+            assert ours.contender == theirs.contender
+        np.testing.assert_allclose(from_kept.measurable_sds,
+                                   fresh.measurable_sds, rtol=1e-12)
+    assert any("busiest" in r for h in fresh.hosts for r in h.reasons)
+
+
 def _close_hosts():
     """Hosts close enough that the Monte Carlo confidence is neither 0
     nor 1: which host gets which draws shows in its figures."""

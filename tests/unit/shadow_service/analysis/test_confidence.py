@@ -142,3 +142,101 @@ def test_drawn_scores_are_each_draw_scored_alone():
                 together[:, k], score.scores(metrics, weights,
                                              array[:, :, k]),
                 rtol=0, atol=1e-9)
+
+
+def test_kept_noise_is_the_generators_own_draw():
+    """Noise of fewer hosts is taken from the noise kept from a larger
+    draw: the same figures as the seeded generator's own draw of that
+    shape, whatever was drawn before, and a caller changing its copy
+    changes no later draw."""
+    confidence.forget_noise()
+    try:
+        for seed, shape in ((0, (30, 4, 50)), (0, (29, 4, 50)),
+                            (0, (7, 4, 50)), (0, (31, 4, 50)),
+                            (1, (29, 4, 50)), (0, (29, 3, 50)),
+                            (0, (29, 4, 51)), (0, (0, 4, 50))):
+            drawn = confidence.standard_normal(seed, shape)
+            expected = np.random.default_rng(seed).standard_normal(shape)
+            np.testing.assert_array_equal(drawn, expected)
+            drawn += 1.0
+        assert confidence.standard_normal(0, (3, 4, 50)).flags.writeable
+    finally:
+        confidence.forget_noise()
+
+
+def test_a_draw_from_kept_noise_is_the_draw_made_afresh():
+    rng = np.random.default_rng(5)
+    metrics = ['cpu_ops_per_s', 'cpu_steal_pct', 'mem_latency_ns']
+    values = rng.uniform(1.0, 90.0, (40, 3))
+    sds = values * 0.2
+    values[3, 1] = np.nan
+    confidence.forget_noise()
+    try:
+        afresh = [confidence.draw(metrics, values[:n], sds[:n], 60, 0,
+                                  relative=relative)
+                  for n in (39, 40) for relative in (False, True)]
+        # Now the 40 hosts' noise is kept: 39 hosts take its rows.
+        kept = [confidence.draw(metrics, values[:n], sds[:n], 60, 0,
+                                relative=relative)
+                for n in (39, 40) for relative in (False, True)]
+    finally:
+        confidence.forget_noise()
+    for one, other in zip(afresh, kept):
+        np.testing.assert_array_equal(one, other)
+
+
+def normal_pair_loop(drawn_scores, point_scores, tie_margin):
+    """:func:`confidence._pairwise_agreement_normal`'s figures, one pair
+    at a time."""
+    from scipy import special
+
+    mean = np.nanmean(drawn_scores, axis=1)
+    var = np.nanvar(drawn_scores, axis=1)
+    hosts = len(point_scores)
+    per_host = np.zeros(hosts)
+    for i in range(hosts):
+        for j in range(hosts):
+            if i == j:
+                continue
+            difference, spread = mean[i] - mean[j], np.sqrt(var[i] + var[j])
+            if point_scores[i] == point_scores[j]:
+                rate = (special.ndtr((tie_margin - difference) / spread)
+                        - special.ndtr((-tie_margin - difference) / spread)
+                        if spread > 0 else float(abs(difference)
+                                                 <= tie_margin))
+            elif point_scores[i] > point_scores[j]:
+                rate = (special.ndtr((difference + tie_margin) / spread)
+                        if spread > 0 else float(difference >= -tie_margin))
+            else:
+                rate = (special.ndtr((tie_margin - difference) / spread)
+                        if spread > 0 else float(difference <= tie_margin))
+            per_host[i] += min(max(rate, 0.0), 1.0)
+    return per_host / (hosts - 1)
+
+
+def test_the_normal_agreement_of_many_tied_hosts_is_the_pair_loops():
+    """Hosts in groups of equal point scores (tied pairs in every block
+    of the comparison, some with no spread at all): each pair's figure
+    is the one the pair alone gives."""
+    rng = np.random.default_rng(8)
+    points = np.repeat(rng.uniform(40.0, 100.0, 30), 7)[:200]
+    drawn = points[:, None] + rng.normal(0.0, 3.0, (200, 60))
+    drawn[:7] = points[:7, None]          # a tied group drawn exactly
+    np.testing.assert_allclose(
+        confidence._pairwise_agreement_normal(drawn, points, 2.0),
+        normal_pair_loop(drawn, points, 2.0), rtol=0, atol=1e-12)
+
+
+def test_kept_noise_stays_within_its_bound(monkeypatch):
+    monkeypatch.setattr(confidence, 'NOISE_KEPT_VALUES', 1000)
+    confidence.forget_noise()
+    try:
+        for draws in (10, 11, 12, 13):
+            confidence.standard_normal(0, (20, 2, draws))
+            assert sum(a.size for a in confidence._noise.values()) <= 1000
+        assert list(confidence._noise) == [(0, (2, 12)), (0, (2, 13))]
+        # More than the bound: drawn, not kept.
+        confidence.standard_normal(0, (600, 2, 1))
+        assert (0, (2, 1)) not in confidence._noise
+    finally:
+        confidence.forget_noise()
