@@ -98,6 +98,13 @@ def test_a_changed_host_is_estimated_again_the_others_are_reused(parts):
     assert kept_again['confidence'] == fresh['confidence']
 
 
+def bench_hosts(count, number):
+    """``count`` roomy hosts the twin does not know (fixed facts)."""
+    return [{'host': 'bench-' + number % i, 'vcpus': 64, 'vcpus_used': 3,
+             'free_ram_mb': 200000, 'total_ram_mb': 262144}
+            for i in range(count)]
+
+
 def test_kept_and_fresh_estimates_give_the_same_ranking():
     """On hosts with fixed facts (none: hosts the twin does not know),
     an aged history and several requests, the kept answer is exactly the
@@ -105,9 +112,7 @@ def test_kept_and_fresh_estimates_give_the_same_ranking():
     conf = service_support.make_conf()
     parts = service.build(conf, history=memory.MemoryStore())
     try:
-        hosts = [{'host': 'bench-%02d' % i, 'vcpus': 64, 'vcpus_used': 3,
-                  'free_ram_mb': 200000, 'total_ram_mb': 262144}
-                 for i in range(40)]
+        hosts = bench_hosts(40, '%02d')
         clock = parts.driver.now()
         seed(parts, str(uuid.uuid4()), [h['host'] for h in hosts],
              clock - 4000.0, level, samples=4)
@@ -326,9 +331,7 @@ def test_another_candidate_list_is_ranked_as_afresh_from_kept_rows():
         # Above 512 hosts every list draws the same number of draws (the
         # noise of fewer hosts is the first rows of the noise of more);
         # above 128, pairs are compared as normal.
-        hosts = [{'host': 'bench-%03d' % i, 'vcpus': 64, 'vcpus_used': 3,
-                  'free_ram_mb': 200000, 'total_ram_mb': 262144}
-                 for i in range(601)]
+        hosts = bench_hosts(601, '%03d')
         hosts, newcomer = hosts[:600], hosts[600]
         clock = parts.driver.now()
         seed(parts, str(uuid.uuid4()),

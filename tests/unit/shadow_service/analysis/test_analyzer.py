@@ -266,14 +266,13 @@ def test_estimates_kept_per_samples_are_the_estimates_computed_afresh():
     assert estimate.from_samples('cpu_ops_per_s', ['x', 'y']) is None
 
 
-def test_kept_estimates_rank_as_fresh_ones_with_every_adjustment():
-    """With a contention model, peak headroom facts, a scale-up and data
-    ages, a ranking from kept estimates is the one fresh estimates give;
-    a host whose token changes is estimated again, the others are not."""
+def _kept_case(seed, hosts):
+    """``(analyzer, observations, features, scale, sensitivity)``: a
+    contention model, CPU samples of ``hosts``, peak headroom facts of the
+    first 20 of them and a scale-up, drawn from ``seed``."""
     model = _ops_model(20, 20, 200)
     analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
-    rng = np.random.default_rng(3)
-    hosts = ["h%d" % i for i in range(30)]
+    rng = np.random.default_rng(seed)
     observations = {h: {"cpu_ops_per_s": list(rng.normal(800, 30, 8)),
                         "cpu_steal_pct": list(rng.uniform(0, 3, 8)),
                         "cpu_util_pct": list(rng.uniform(20, 90, 8))}
@@ -283,7 +282,17 @@ def test_kept_estimates_rank_as_fresh_ones_with_every_adjustment():
                         rng.uniform(30, 100)),
                     "cpu_util_pct_now": 10.0} for h in hosts[:20]}
     scale = scaleup_lib.scale_keys({"vcpus": 4, "ram_mb": 8192}, 0.25)
-    sensitivity = {"cpu": 0.6, "latency": 0.4}
+    return analyzer, observations, features, scale, {"cpu": 0.6,
+                                                      "latency": 0.4}
+
+
+def test_kept_estimates_rank_as_fresh_ones_with_every_adjustment():
+    """With a contention model, peak headroom facts, a scale-up and data
+    ages, a ranking from kept estimates is the one fresh estimates give;
+    a host whose token changes is estimated again, the others are not."""
+    hosts = ["h%d" % i for i in range(30)]
+    analyzer, observations, features, scale, sensitivity = _kept_case(
+        3, hosts)
     tokens = {h: 1 for h in hosts}
     kept = analyzer_lib.KeptEstimates()
     for round_ in range(3):
@@ -312,20 +321,9 @@ def test_another_candidate_list_takes_the_kept_rows_and_ranks_as_afresh():
     (fewer hosts, a host with other features or data age, a host not
     seen before) takes the rows kept for its other hosts and states what
     fresh estimates of that list state."""
-    model = _ops_model(20, 20, 200)
-    analyzer = make_analyzer(contention={"cpu_ops_per_s": model})
-    rng = np.random.default_rng(5)
     hosts = ["h%02d" % i for i in range(31)]
-    observations = {h: {"cpu_ops_per_s": list(rng.normal(800, 30, 8)),
-                        "cpu_steal_pct": list(rng.uniform(0, 3, 8)),
-                        "cpu_util_pct": list(rng.uniform(20, 90, 8))}
-                    for h in hosts}
-    features = {h: {"num_instances": int(rng.integers(0, 15)),
-                    "cores": 16, "cpu_util_pct_p95_24h": float(
-                        rng.uniform(30, 100)),
-                    "cpu_util_pct_now": 10.0} for h in hosts[:20]}
-    scale = scaleup_lib.scale_keys({"vcpus": 4, "ram_mb": 8192}, 0.25)
-    sensitivity = {"cpu": 0.6, "latency": 0.4}
+    analyzer, observations, features, scale, sensitivity = _kept_case(
+        5, hosts)
     ages = {h: 3600.0 + i for i, h in enumerate(hosts)}
     tokens = dict.fromkeys(hosts, 1)
     kept = analyzer_lib.KeptEstimates()
