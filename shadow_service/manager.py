@@ -23,6 +23,7 @@ import concurrent.futures
 import functools
 import logging
 import math
+import queue
 import threading
 import time
 import uuid
@@ -62,6 +63,12 @@ def compact(ranking):
 
 #: Longest wait for queued evaluation records before reading history.
 RECORDS_WAIT_S = 10.0
+#: The weigher's records (casts of the requests it answered from its
+#: cache) waiting for the service's one records thread; more are dropped,
+#: counted and logged.
+RECORDS_QUEUED = 256
+#: A warning for the first dropped record and every this many after.
+RECORDS_DROPPED_WARN_EVERY = 100
 def columns_reply(ranking, names):
     """What ``rank_host_columns`` answers: the ranking's overall fields
     (``evaluation_id``, ``status``, ``source``, ``confidence``,
@@ -186,6 +193,13 @@ class ShadowManager:
         self._stopping = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix='evaluation')
+        # Records are answered one at a time on a thread of their own, so
+        # that a burst of them never outnumbers, on the service's threads
+        # and GIL, a call a scheduler waits for.
+        self._records = queue.Queue(maxsize=RECORDS_QUEUED)
+        self._records_thread = None
+        #: Records dropped because ``RECORDS_QUEUED`` were waiting.
+        self.records_dropped = 0
 
     # RPC methods ---------------------------------------------------------
 
@@ -214,14 +228,62 @@ class ShadowManager:
         record it sends when the renewal fails alike, so the two are one
         evaluation in the history."""
         _require_boolean(history_only=history_only, record=record)
+        if history_only and record and rpcapi.is_record(ctxt):
+            # A record: nobody waits for its answer.
+            self._queue_record(ctxt, request, hosts, budget_s)
+            return None
+        return columns_reply(self._rank_columns(
+            ctxt, request, hosts, budget_s, history_only, record),
+            hosts['host'])
+
+    def _rank_columns(self, ctxt, request, hosts, budget_s, history_only,
+                      record):
         evaluation_id = named_evaluation_id(ctxt)
         rows = schema.hosts_from_columns(hosts)
-        ranking = self.evaluate(request, rows, budget_s,
-                                caller_left=caller_left(ctxt),
-                                hosts_checked=True,
-                                history_only=history_only, record=record,
-                                evaluation_id=evaluation_id)
-        return columns_reply(ranking, hosts['host'])
+        return self.evaluate(request, rows, budget_s,
+                             caller_left=caller_left(ctxt),
+                             hosts_checked=True, history_only=history_only,
+                             record=record, evaluation_id=evaluation_id)
+
+    def _queue_record(self, ctxt, request, hosts, budget_s):
+        """Queue a record for the records thread (started on the first),
+        or drop and count it when ``RECORDS_QUEUED`` are waiting."""
+        with self._lock:
+            if self._records_thread is None:
+                self._records_thread = threading.Thread(
+                    target=self._answer_records, daemon=True,
+                    name='shadow-records')
+                self._records_thread.start()
+        try:
+            self._records.put_nowait((ctxt, request, hosts, budget_s))
+            return
+        except queue.Full:
+            with self._lock:
+                self.records_dropped += 1
+                dropped = self.records_dropped
+        if dropped == 1 or dropped % RECORDS_DROPPED_WARN_EVERY == 0:
+            LOG.warning('Dropped a record of a request the weigher answered '
+                        'from its cache (%d dropped so far): %d are '
+                        'waiting to be recorded', dropped,
+                        self._records.maxsize)
+
+    def _answer_records(self):
+        """The records thread: each queued record answered from history
+        and recorded, in turn, until the service stops."""
+        while not self._stopping.is_set():
+            try:
+                ctxt, request, hosts, budget_s = self._records.get(
+                    timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._rank_columns(ctxt, request, hosts, budget_s, True,
+                                   True)
+            except exception.ShadowException as e:
+                LOG.info('Rejected a record: %s: %s', type(e).__name__,
+                         logsafe.clip(str(e), 300))
+            except Exception:
+                LOG.exception('Recording a request failed')
 
     @messaging.expected_exceptions(exception.InvalidRequest,
                                    exception.ServiceBusy)

@@ -60,6 +60,15 @@ EXCHANGE = 'nova_shadow'
 
 #: The request-context key naming the evaluation a call makes.
 CTXT_EVALUATION_ID = 'shadow_evaluation_id'
+#: The request-context key marking a record (a cast nobody waits for),
+#: which the service queues behind the calls it answers.
+CTXT_RECORD = 'shadow_record'
+
+
+def is_record(ctxt):
+    """Whether ``ctxt`` marks a record (:meth:`ShadowAPI.
+    record_host_columns`)."""
+    return isinstance(ctxt, dict) and ctxt.get(CTXT_RECORD) is True
 
 
 def with_deadline(ctxt, timeout):
@@ -145,8 +154,9 @@ class ShadowAPI:
         # Not retried: a record that cannot be sent at once is dropped
         # rather than holding the sender while the broker is away.
         cctxt = self.client.prepare(version='1.4', retry=0)
-        cctxt.cast(with_evaluation_id(ctxt, evaluation_id),
-                   'rank_host_columns', request=request, hosts=hosts,
+        ctxt = dict(with_evaluation_id(ctxt, evaluation_id) or {},
+                    **{CTXT_RECORD: True})
+        cctxt.cast(ctxt, 'rank_host_columns', request=request, hosts=hosts,
                    budget_s=budget_s, history_only=True, record=True)
 
     def start_evaluation(self, ctxt, request, hosts, budget_s,

@@ -1,0 +1,105 @@
+"""The weigher's records (casts nobody waits for) are answered on the
+service's records thread, one at a time, never in the RPC thread that
+serves calls; beyond a bounded queue they are dropped and counted."""
+
+import logging
+import threading
+import time
+
+import pytest
+
+from shadow_service import manager as manager_mod
+from shadow_service import rpcapi
+from shadow_service import service
+from shadow_service.history import memory
+from tests import rpc_contract
+from tests import service_support
+
+COLUMNS = {'host': [h['host'] for h in rpc_contract.HOSTS],
+           'vcpus': [h['vcpus'] for h in rpc_contract.HOSTS]}
+RECORD = {rpcapi.CTXT_RECORD: True}
+
+
+@pytest.fixture
+def manager():
+    parts = service.build(service_support.make_conf(),
+                          history=memory.MemoryStore())
+    yield parts.manager
+    parts.manager.shutdown()
+
+
+def _watch_evaluations(manager, gate=None):
+    """The names of the threads ``manager.evaluate`` runs in (each call
+    waits for ``gate`` first, when given)."""
+    threads = []
+    evaluate = manager.evaluate
+
+    def watched(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        if gate is not None:
+            assert gate.wait(30)
+        return evaluate(*args, **kwargs)
+
+    manager.evaluate = watched
+    return threads
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.02)
+
+
+def test_a_record_is_answered_on_the_records_thread(manager):
+    threads = _watch_evaluations(manager)
+    reply = manager.rank_host_columns(RECORD, rpc_contract.REQUEST,
+                                      COLUMNS, 10.0, history_only=True,
+                                      record=True)
+    # Nothing to answer: the cast's caller does not wait.
+    assert reply is None
+    _wait_for(lambda: any(e.record and e.status == 'finished'
+                          for e in manager._evaluations.values()))
+    assert threads == ['shadow-records']
+    # A call with the same arguments (no record mark) is answered in the
+    # caller's thread, as before.
+    reply = manager.rank_host_columns({}, rpc_contract.REQUEST, COLUMNS,
+                                      10.0, history_only=True, record=True)
+    assert len(reply['scores']) == len(COLUMNS['host'])
+    assert threads == ['shadow-records', threading.current_thread().name]
+
+
+def test_records_beyond_the_queue_are_dropped_and_counted(manager,
+                                                          monkeypatch):
+    monkeypatch.setattr(manager, '_records',
+                        manager_mod.queue.Queue(maxsize=1))
+    gate = threading.Event()
+    threads = _watch_evaluations(manager, gate)
+    for _ in range(3):
+        assert manager.rank_host_columns(
+            RECORD, rpc_contract.REQUEST, COLUMNS, 10.0, history_only=True,
+            record=True) is None
+        # The first is taken by the records thread (held at the gate),
+        # the second waits in the queue, the third finds it full.
+        _wait_for(lambda: threads)
+    assert manager.records_dropped == 1
+    gate.set()
+    _wait_for(lambda: len(threads) == 2)
+    _wait_for(lambda: sum(e.record and e.status == 'finished'
+                          for e in manager._evaluations.values()) == 2)
+    assert manager.records_dropped == 1
+
+
+def test_a_bad_record_is_logged_and_the_thread_goes_on(manager, caplog):
+    caplog.set_level(logging.INFO, logger=manager_mod.__name__)
+    bad = dict(COLUMNS, vcpus=['many'] * len(COLUMNS['host']))
+    assert manager.rank_host_columns(RECORD, rpc_contract.REQUEST, bad,
+                                     10.0, history_only=True,
+                                     record=True) is None
+    assert manager.rank_host_columns(RECORD, rpc_contract.REQUEST, COLUMNS,
+                                     10.0, history_only=True,
+                                     record=True) is None
+    _wait_for(lambda: any(e.record and e.status == 'finished'
+                          for e in manager._evaluations.values()))
+    assert any('Rejected a record: InvalidRequest' in r.getMessage()
+               for r in caplog.records)
