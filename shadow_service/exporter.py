@@ -69,6 +69,11 @@ RPC_LAST_CALL = prometheus_client.Gauge(
     'nova_shadow_rpc_last_call_timestamp_seconds',
     'Unix time of the last call of each RPC method.', ['method'],
     registry=REGISTRY)
+RECORDS_DROPPED = prometheus_client.Counter(
+    'nova_shadow_records_dropped',
+    'Records of requests the weigher answered from its cache that the '
+    'service dropped: the records thread had this many waiting already.',
+    registry=REGISTRY)
 WATCHER_DECISIONS = prometheus_client.Counter(
     'nova_shadow_watcher_decisions',
     'Decision records of the watcher by action, policy and outcome '
@@ -82,6 +87,10 @@ def evaluation_admitted():
 
 def evaluation_released():
     EVALUATIONS_RUNNING.dec()
+
+
+def record_dropped():
+    RECORDS_DROPPED.inc()
 
 
 def evaluation_refused(outcome):

@@ -258,6 +258,7 @@ class ShadowManager:
             self._records.put_nowait((ctxt, request, hosts, budget_s))
             return
         except queue.Full:
+            exporter.record_dropped()
             with self._lock:
                 self.records_dropped += 1
                 dropped = self.records_dropped

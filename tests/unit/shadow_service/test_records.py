@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from shadow_service import exporter
 from shadow_service import manager as manager_mod
 from shadow_service import rpcapi
 from shadow_service import service
@@ -75,6 +76,7 @@ def test_records_beyond_the_queue_are_dropped_and_counted(manager,
                         manager_mod.queue.Queue(maxsize=1))
     gate = threading.Event()
     threads = _watch_evaluations(manager, gate)
+    exported = exporter.RECORDS_DROPPED._value.get()
     for _ in range(3):
         assert manager.rank_host_columns(
             RECORD, rpc_contract.REQUEST, COLUMNS, 10.0, history_only=True,
@@ -83,6 +85,7 @@ def test_records_beyond_the_queue_are_dropped_and_counted(manager,
         # the second waits in the queue, the third finds it full.
         _wait_for(lambda: threads)
     assert manager.records_dropped == 1
+    assert exporter.RECORDS_DROPPED._value.get() == exported + 1
     gate.set()
     _wait_for(lambda: len(threads) == 2)
     _wait_for(lambda: sum(e.record and e.status == 'finished'
