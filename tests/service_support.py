@@ -46,6 +46,15 @@ def seed_evaluation(history, evaluation_id, request, profile_name, metrics,
                             'request': request}, when=start + samples)
 
 
+def wait_for(predicate, timeout=10.0):
+    """Poll ``predicate`` every 20 ms until it is true; AssertionError
+    after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.02)
+
+
 def make_conf(**groups):
     """A parsed private ConfigOpts; ``groups={'shadow': {...}}`` overrides."""
     conf = cfg.ConfigOpts()

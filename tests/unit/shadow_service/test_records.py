@@ -4,7 +4,6 @@ serves calls; beyond a bounded queue they are dropped and counted."""
 
 import logging
 import threading
-import time
 
 import pytest
 
@@ -45,11 +44,11 @@ def _watch_evaluations(manager, gate=None):
     return threads
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, 'timed out'
-        time.sleep(0.02)
+
+def _recorded(manager):
+    """How many recorded evaluations ``manager`` has finished."""
+    return sum(e.record and e.status == 'finished'
+               for e in manager._evaluations.values())
 
 
 def test_a_record_is_answered_on_the_records_thread(manager):
@@ -59,8 +58,7 @@ def test_a_record_is_answered_on_the_records_thread(manager):
                                       record=True)
     # Nothing to answer: the cast's caller does not wait.
     assert reply is None
-    _wait_for(lambda: any(e.record and e.status == 'finished'
-                          for e in manager._evaluations.values()))
+    service_support.wait_for(lambda: _recorded(manager))
     assert threads == ['shadow-records']
     # A call with the same arguments (no record mark) is answered in the
     # caller's thread, as before.
@@ -83,13 +81,12 @@ def test_records_beyond_the_queue_are_dropped_and_counted(manager,
             record=True) is None
         # The first is taken by the records thread (held at the gate),
         # the second waits in the queue, the third finds it full.
-        _wait_for(lambda: threads)
+        service_support.wait_for(lambda: threads)
     assert manager.records_dropped == 1
     assert exporter.RECORDS_DROPPED._value.get() == exported + 1
     gate.set()
-    _wait_for(lambda: len(threads) == 2)
-    _wait_for(lambda: sum(e.record and e.status == 'finished'
-                          for e in manager._evaluations.values()) == 2)
+    service_support.wait_for(lambda: len(threads) == 2)
+    service_support.wait_for(lambda: _recorded(manager) == 2)
     assert manager.records_dropped == 1
 
 
@@ -102,7 +99,6 @@ def test_a_bad_record_is_logged_and_the_thread_goes_on(manager, caplog):
     assert manager.rank_host_columns(RECORD, rpc_contract.REQUEST, COLUMNS,
                                      10.0, history_only=True,
                                      record=True) is None
-    _wait_for(lambda: any(e.record and e.status == 'finished'
-                          for e in manager._evaluations.values()))
+    service_support.wait_for(lambda: _recorded(manager))
     assert any('Rejected a record: InvalidRequest' in r.getMessage()
                for r in caplog.records)

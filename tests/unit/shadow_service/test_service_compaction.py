@@ -26,13 +26,6 @@ def _serve(store, interval):
         history={'compact_interval_s': interval}).start()
 
 
-def _wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, 'timed out'
-        time.sleep(0.02)
-
-
 def test_the_service_compacts_the_store_when_it_starts(tmp_path):
     store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'),
                                raw_retention_days=1, rollup_interval_s=3600)
@@ -40,7 +33,7 @@ def test_the_service_compacts_the_store_when_it_starts(tmp_path):
     running = _serve(store, 3600)
     try:
         compactor = running.server.compactor
-        _wait_for(lambda: compactor.passes >= 1)
+        service_support.wait_for(lambda: compactor.passes >= 1)
         assert compactor.failures == 0
         raw = store.query_points('host_metric')
         assert [p.fields['value'] for p in raw] == [9.0]
@@ -77,9 +70,9 @@ def test_a_failing_pass_is_counted_and_the_service_keeps_serving(tmp_path):
     running = _serve(store, 1)
     try:
         compactor = running.server.compactor
-        _wait_for(lambda: compactor.failures >= 2)
+        service_support.wait_for(lambda: compactor.failures >= 2)
         running.wait_until_serving()
         passes = compactor.passes
-        _wait_for(lambda: compactor.passes > passes)
+        service_support.wait_for(lambda: compactor.passes > passes)
     finally:
         running.stop()
