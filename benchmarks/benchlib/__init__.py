@@ -1,5 +1,6 @@
-"""What the benchmark scripts share (imported by path: ``benchmarks/`` is
-not a package, and each script runs with its own folder on ``sys.path``)."""
+"""What the benchmark scripts share: a package, not a script of its own
+(imported by path: ``benchmarks/`` is not a package, and each script runs
+with its own folder on ``sys.path``)."""
 
 import json
 import os
