@@ -592,9 +592,6 @@ def main(argv=None):
     parser.add_argument('--rl-epochs', type=int, default=3)
     parser.add_argument('--rl-days', type=float, default=2.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
-    for noisy in ('shadow_service', 'stevedore'):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     policies = [p.strip() for p in args.policies.split(',') if p.strip()]
     if not 0 < args.warmup_days <= args.start_day:
         parser.error('--warmup-days: between 0 and --start-day (%g)'
@@ -650,5 +647,15 @@ def main(argv=None):
     return 0
 
 
+def configure_logging():
+    """The script's own progress lines, the service's warnings only.
+    Run as a script only: a caller of main() (a test) keeps its own
+    logging."""
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    for noisy in ('shadow_service', 'stevedore'):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 if __name__ == '__main__':
+    configure_logging()
     sys.exit(main())

@@ -104,7 +104,7 @@ BAD_CALLS = [
                               for i, c in enumerate(BAD_CALLS)])
 def test_bad_call_gets_a_typed_error_and_one_log_line(parts, caplog,
                                                       method, args, field):
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger='shadow_service')
     with pytest.raises(exception.InvalidRequest) as info:
         _call(parts.manager, method, *args)
     message = str(info.value)
@@ -136,7 +136,7 @@ def test_inline_profile_may_name_what_the_operator_allows(parts,
 ])
 def test_control_characters_in_host_names_are_rejected(parts, caplog,
                                                        field, value):
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger='shadow_service')
     entry = {'host': 'node-1'}
     entry[field] = value
     with pytest.raises(exception.InvalidRequest, match='hosts.0.' + field):
@@ -147,7 +147,7 @@ def test_control_characters_in_host_names_are_rejected(parts, caplog,
 
 
 def test_unknown_profile_name_is_logged_escaped(parts, caplog):
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger='shadow_service')
     with pytest.raises(exception.InvalidRequest):
         _call(parts.manager, 'rank_hosts',
               dict(REQUEST, profile='no\nERROR forged'), HOSTS, 1)

@@ -2,6 +2,7 @@
 cause (``benchmarks/proactive_scaling.py``, ``violation_causes``)."""
 
 import importlib.util
+import logging
 import pathlib
 import types
 
@@ -85,3 +86,18 @@ def test_the_warm_up_must_fit_before_the_scored_run(tmp_path, capsys):
     with pytest.raises(SystemExit) as raised:
         bench.main(common + ['--warmup-days', '7'])
     assert 'only 0 VMs qualify' in capsys.readouterr().err
+
+
+def test_main_leaves_the_callers_logging_alone(tmp_path, capsys):
+    # Only the script sets up logging; main() called from elsewhere (these
+    # tests) must not quieten the service's loggers for later tests.
+    bench = _benchmark()
+    names = ('shadow_service', 'stevedore', '')
+    before = {n: (logging.getLogger(n).level,
+                  list(logging.getLogger(n).handlers)) for n in names}
+    with pytest.raises(SystemExit):
+        bench.main(['--traces', str(tmp_path),
+                    '--out', str(tmp_path / 'o.json')])
+    after = {n: (logging.getLogger(n).level,
+                 list(logging.getLogger(n).handlers)) for n in names}
+    assert after == before
