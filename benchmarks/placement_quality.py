@@ -88,7 +88,8 @@ Usage::
         [--budget 60] \
         [--history persistent|fresh] [--store memory|sqlite] \
         [--lifetime-horizon S] [--no-calibration] \
-        [--calibration-tails flat|identity] [--no-peak-headroom] \
+        [--calibration-tails flat|identity] [--calibration-method M] \
+        [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
         [--out FILE]
@@ -472,6 +473,9 @@ def service_settings(args, persistent):
     if getattr(args, 'calibration_tails', None):
         settings.append(('analysis', 'calibration_tails',
                          args.calibration_tails))
+    if getattr(args, 'calibration_method', None):
+        settings.append(('analysis', 'calibration_method',
+                         args.calibration_method))
     if getattr(args, 'calibration_share_margin', None) is not None:
         settings.append(('analysis', 'calibration_share_margin',
                          args.calibration_share_margin))
@@ -594,6 +598,8 @@ class Arm:
         # request instance_uuid -> (stated confidence, top host right?,
         # raw confidence, the candidates' allocated RAM share)
         self.confidence_outcomes = {}
+        # request instance_uuid -> the ranking's source and measured hosts
+        self.ranking_sources = {}
         # Outcomes not yet over: (when known, evaluation id, raw
         # confidence, right, top host).
         self.pending_outcomes = []
@@ -645,6 +651,11 @@ class Arm:
         self.confidence_outcomes[request['instance_uuid']] = (
             stated, bool(right), raw,
             None if share is None else round(share, 4))
+        # Where the answer came from and how much of it was measured.
+        self.ranking_sources[request['instance_uuid']] = {
+            'source': ranking.get('source'),
+            'measured': len(top), 'candidates': len(views),
+            'history_verdict': ranking.get('history_verdict')}
         # Known once the VM's first day (or life) is over: only then does
         # the calibration learner hear of it.
         window = min(OUTCOME_WINDOW_S,
@@ -769,6 +780,8 @@ def run_arrivals(args, nova, mode='arrivals'):
         if ranked_alone is not None:
             rows[-1]['confidence'] = ranked_alone.confidence_outcomes.get(
                 key)
+            if key in ranked_alone.ranking_sources:
+                rows[-1]['ranking'] = ranked_alone.ranking_sources[key]
     extra = {'requests_drawn': len(requests),
              'workload': _workload_summary(requests, arms),
              'rejected_by_capacity_filter': rejected,
@@ -1199,6 +1212,9 @@ def main(argv=None):
                         help='[analysis] calibration_tails (default: the '
                         'option\'s default; identity is the map before '
                         'flat tails)')
+    parser.add_argument('--calibration-method', choices=('logistic', 'bins'),
+                        help='[analysis] calibration_method (default: the '
+                        'option\'s; bins is the map before the option)')
     parser.add_argument('--calibration-share-margin', type=float,
                         help='[analysis] calibration_share_margin (default: '
                         'the option\'s; 1 reads the map at any allocated '
@@ -1220,7 +1236,9 @@ def main(argv=None):
                         'fresh, results/placement_quality-persistent.json '
                         'with persistent)')
     parser.add_argument('--rows', help='also write every request\'s row '
-                        'to ROWS.<mode>.json')
+                        'to ROWS.<mode>.json (arrivals and fill: with the '
+                        'ranking\'s confidence, its source, hosts with an '
+                        'estimate and history verdict)')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
     chosen = [p.strip() for p in args.policies.split(',') if p.strip()]

@@ -18,8 +18,11 @@ toward the identity by ``prior_pairs`` pseudo-pairs, so few outcomes move
 it little; flat beyond the outermost fitted bins), at the share of the
 candidates' RAM allocated when they were ranked: a ranking made in a
 cloud allocated beyond (or below) the shares its outcomes come from, by
-more than ``share_margin``, keeps its raw confidence. Pure: series in,
-tables out.
+more than ``share_margin``, keeps its raw confidence.
+:class:`LogisticCalibrationMap` (the service's default, ``[analysis]
+calibration_method``) is the same correction as a straight line in
+log-odds (Platt scaling), two figures learned from every outcome at once.
+Pure: series in, tables out.
 """
 
 import numpy as np
@@ -212,10 +215,12 @@ class CalibrationMap:
     def fitted(self):
         return self.pairs >= self.min_pairs and self.pairs > 0
 
-    def fit(self, confidences, outcomes, shares=None):
+    def fit(self, confidences, outcomes, shares=None, base=None):
         """Fit on raw confidences and 0/1 outcomes, with the allocated
         RAM share each ranking was made at (None where unknown); returns
-        self."""
+        self.  ``base``: the map the ``prior_pairs`` pseudo-pairs sit on
+        (a callable of the raw confidence; the identity when None), so a
+        map of a part of the outcomes can lean on the map of them all."""
         confidences = np.clip(np.asarray(confidences, dtype=float), 0, 1)
         outcomes = np.asarray(outcomes, dtype=float)
         keep = np.isfinite(confidences) & np.isfinite(outcomes)
@@ -243,8 +248,9 @@ class CalibrationMap:
                 continue
             mean_c = float(np.mean(confidences[inside]))
             accuracy = float(np.mean(outcomes[inside]))
+            prior = mean_c if base is None else float(base(mean_c))
             xs.append(mean_c)
-            ys.append((count * accuracy + self.prior_pairs * mean_c)
+            ys.append((count * accuracy + self.prior_pairs * prior)
                       / (count + self.prior_pairs))
             ns.append(count + self.prior_pairs)
         ys = _pool_adjacent_violators(np.array(ys), np.array(ns))
@@ -281,12 +287,120 @@ class CalibrationMap:
 
     def to_dict(self):
         return {"pairs": self.pairs, "fitted": self.fitted,
-                "tails": self.tails,
+                "method": "bins", "tails": self.tails,
                 "share_range": (None if self.share_range is None
                                 else [round(v, 4)
                                       for v in self.share_range]),
                 "knots": [[round(float(x), 4), round(float(y), 4)]
                           for x, y in zip(self.knots_x, self.knots_y)]}
+
+
+class LogisticCalibrationMap(CalibrationMap):
+    """Platt scaling: the log-odds of the stated confidence a straight
+    line in the log-odds of the raw one, ``a + b * logit(raw)``.
+
+    Two figures learned from every outcome at once, where the binned map
+    learns one per bin from that bin's outcomes alone: with the few dozen
+    to few hundred outcomes a cloud has, the binned map follows a raw
+    confidence that shifts (or is too low throughout) a bin at a time, and
+    holds the identity wherever a bin has few outcomes.  ``a`` and ``b``
+    have a Gaussian prior at the identity (``a = 0``, ``b = 1``) worth
+    ``prior_pairs`` pseudo-outcomes in all (a quarter of them on each
+    figure's curvature), so few outcomes move it little.  The same
+    ``min_pairs`` and allocated-share guard as :class:`CalibrationMap`;
+    there are no tails (the line covers every confidence) and the map is
+    monotone: a fit with ``b`` below 0 is refitted with ``b = 0`` (the
+    level alone).
+    """
+
+    #: Raw confidences are clipped to this distance of 0 and 1 before
+    #: their log-odds are taken.
+    EPSILON = 1e-3
+    NEWTON_STEPS = 50
+
+    def __init__(self, *, prior_pairs=5.0, min_pairs=20,
+                 share_margin=SHARE_MARGIN, **_ignored):
+        super().__init__(prior_pairs=prior_pairs, min_pairs=min_pairs,
+                         share_margin=share_margin)
+        self.tails = None
+        #: ``(a, b)``: the identity until fitted.
+        self.coefficients = (0.0, 1.0)
+
+    @classmethod
+    def _logit(cls, confidence):
+        confidence = np.clip(np.asarray(confidence, dtype=float),
+                             cls.EPSILON, 1 - cls.EPSILON)
+        return np.log(confidence / (1 - confidence))
+
+    def fit(self, confidences, outcomes, shares=None, base=None):
+        """Fit on raw confidences and 0/1 outcomes with the allocated RAM
+        share of each ranking (None where unknown); returns self.
+        ``base`` is not used (the prior is the identity)."""
+        super().fit(confidences, outcomes, shares)
+        self.coefficients = (0.0, 1.0)
+        if not self.fitted:
+            return self
+        confidences = np.asarray(confidences, dtype=float)
+        outcomes = np.asarray(outcomes, dtype=float)
+        keep = np.isfinite(confidences) & np.isfinite(outcomes)
+        features = np.stack([np.ones(int(np.sum(keep))),
+                             self._logit(confidences[keep])], 1)
+        outcomes = np.clip(outcomes[keep], 0, 1)
+        theta = self._newton(features, outcomes, np.array([0.0, 1.0]))
+        if theta[1] < 0:
+            # A map that falls as the raw confidence rises is not one:
+            # the slope held at 0, the level alone learned.
+            theta = np.array([self._newton(features[:, :1], outcomes,
+                                           np.array([0.0]))[0], 0.0])
+        if np.all(np.isfinite(theta)):
+            self.coefficients = (float(theta[0]), float(theta[1]))
+        return self
+
+    def _newton(self, features, outcomes, center):
+        """Maximum a posteriori logistic coefficients of ``features``,
+        Gaussian prior at ``center``."""
+        ridge = max(self.prior_pairs * 0.25, 1e-3)
+        theta = center.copy()
+        for _ in range(self.NEWTON_STEPS):
+            p = 1 / (1 + np.exp(-features @ theta))
+            gradient = features.T @ (p - outcomes) + ridge * (theta - center)
+            hessian = ((features * (p * (1 - p))[:, None]).T @ features
+                       + ridge * np.eye(len(center)))
+            step = np.linalg.solve(hessian, gradient)
+            theta = theta - step
+            if np.max(np.abs(step)) < 1e-8:
+                break
+        return theta
+
+    def __call__(self, confidence, share=None):
+        """The stated confidence of a raw ``confidence`` ranked at
+        allocated RAM share ``share``."""
+        if not self.fitted or not self.covers(share):
+            value = float(confidence)
+        else:
+            a, b = self.coefficients
+            value = float(1 / (1 + np.exp(-(a + b * float(
+                self._logit(confidence))))))
+        return min(max(value, 0.0), 1.0)
+
+    def to_dict(self):
+        found = super().to_dict()
+        del found['knots']
+        found.update(method='logistic',
+                     coefficients=[round(v, 4) for v in self.coefficients])
+        return found
+
+
+#: ``[analysis] calibration_method`` -> the map's class.
+METHODS = {'logistic': LogisticCalibrationMap, 'bins': CalibrationMap}
+
+
+def make_map(method='logistic', **options):
+    """An unfitted calibration map of ``method`` (see :data:`METHODS`)."""
+    if method not in METHODS:
+        raise ValueError('method must be one of %s, got %r'
+                         % (', '.join(sorted(METHODS)), method))
+    return METHODS[method](**options)
 
 
 def _pool_adjacent_violators(values, weights):

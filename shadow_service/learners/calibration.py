@@ -99,11 +99,16 @@ def placed_outcome(record, instance_points, *, placed_on, window_s,
 
 
 class CalibrationLearner(base.HistoryLearner):
-    """Fits a :class:`CalibrationMap` on ranking outcomes.
+    """Fits a calibration map on ranking outcomes.
 
     Parameters (besides those of
     :class:`~shadow_service.learners.base.HistoryLearner`)
     ------------------------------------------------------
+    method : str
+        ``logistic`` (a
+        :class:`~shadow_service.analysis.calibration.LogisticCalibrationMap`)
+        or ``bins`` (a :class:`CalibrationMap`); see ``[analysis]
+        calibration_method``.
     window_s : float
         The VM's first hours an outcome covers (a day by default).
     min_pairs : int
@@ -111,7 +116,7 @@ class CalibrationLearner(base.HistoryLearner):
     prior_pairs : float
         Pseudo-outcomes at the identity per confidence bin.
     tails : str
-        The map beyond its outermost fitted bins (``flat`` or
+        The binned map beyond its outermost fitted bins (``flat`` or
         ``identity``, see :class:`CalibrationMap`).
     share_margin : float
         How far beyond the allocated RAM shares of its outcomes the map
@@ -129,8 +134,8 @@ class CalibrationLearner(base.HistoryLearner):
     def __init__(self, history, *, lookback_s=30 * 86400.0,
                  window_s=86400.0, min_pairs=20, prior_pairs=5.0,
                  tails='flat', share_margin=calibration_lib.SHARE_MARGIN,
-                 tie_margin=2.0, harvest=True, refit_every=20,
-                 refit_interval_s=3600.0, max_evaluations=500,
+                 method='logistic', tie_margin=2.0, harvest=True,
+                 refit_every=20, refit_interval_s=3600.0, max_evaluations=500,
                  clock=time.time, monotonic=None):
         if window_s <= 0:
             raise ValueError('window_s must be positive')
@@ -138,10 +143,11 @@ class CalibrationLearner(base.HistoryLearner):
             history, lookback_s=lookback_s, refit_every=refit_every,
             refit_interval_s=refit_interval_s,
             max_evaluations=max_evaluations,
-            initial=calibration_lib.CalibrationMap(
-                min_pairs=min_pairs, prior_pairs=prior_pairs, tails=tails,
-                share_margin=share_margin),
+            initial=calibration_lib.make_map(
+                method, min_pairs=min_pairs, prior_pairs=prior_pairs,
+                tails=tails, share_margin=share_margin),
             clock=clock, monotonic=monotonic)
+        self.method = method
         self.window_s = float(window_s)
         self.min_pairs = int(min_pairs)
         self.prior_pairs = float(prior_pairs)
@@ -167,6 +173,7 @@ class CalibrationLearner(base.HistoryLearner):
                    prior_pairs=opts.calibration_prior_pairs,
                    tails=opts.calibration_tails,
                    share_margin=opts.calibration_share_margin,
+                   method=opts.calibration_method,
                    tie_margin=opts.tie_margin,
                    refit_interval_s=opts.calibration_refit_interval,
                    clock=clock)
@@ -206,9 +213,10 @@ class CalibrationLearner(base.HistoryLearner):
 
     def _fit(self):
         pairs = self.training_pairs()
-        state = calibration_lib.CalibrationMap(
-            min_pairs=self.min_pairs, prior_pairs=self.prior_pairs,
-            tails=self.tails, share_margin=self.share_margin)
+        state = calibration_lib.make_map(
+            self.method, min_pairs=self.min_pairs,
+            prior_pairs=self.prior_pairs, tails=self.tails,
+            share_margin=self.share_margin)
         if pairs:
             confidences, outcomes, shares = zip(*pairs)
             state.fit(confidences, outcomes, shares)

@@ -282,6 +282,112 @@ def test_a_ranking_in_a_fuller_cloud_than_the_outcomes_states_its_raw(
     assert seen.allocated_share == pytest.approx(0.75)
     assert seen.confidence == pytest.approx(
         mapping(seen.raw_confidence), abs=1e-9)
-    assert abs(seen.confidence - seen.raw_confidence) > 0.05
+    # A raw 1.0 stated lower by the map (the logistic map's 0.98; the
+    # binned map's, held flat, 0.9).
+    assert abs(seen.confidence - seen.raw_confidence) > 0.01
     assert fuller.raw_confidence == pytest.approx(seen.raw_confidence)
     assert fuller.confidence == pytest.approx(fuller.raw_confidence)
+
+
+def _underconfident_pairs(count, seed=0):
+    """Rankings whose raw confidence, spread over 0.3-0.8, is too low
+    throughout: right 0.85 of the time whatever they state."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.3, 0.8, count), rng.uniform(size=count) < 0.85
+
+
+def test_the_default_map_lifts_a_raw_confidence_too_low_from_few_outcomes(
+        store):
+    """Thirty outcomes spread over five bins: the binned map learns each
+    bin from its six alone, held toward the raw figure by five
+    pseudo-outcomes, so it lifts 0.55 only to about 0.7; the logistic
+    map (the default) learns its level from all thirty."""
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    clock = _Clock(T0)
+    learner = learning.CalibrationLearner.from_conf(conf, store,
+                                                    clock=clock)
+    confidences, outcomes = _underconfident_pairs(30)
+    for i, (c, o) in enumerate(zip(confidences, outcomes)):
+        learner.record_outcome('e-%d' % i, c, o, host='h1',
+                               when=T0 - 1000.0 + i)
+    mapping = learner.calibration_map()
+    assert mapping.pairs == 30
+    assert mapping(0.55) > 0.78
+    binned = calibration_lib.CalibrationMap().fit(confidences, outcomes)
+    assert binned(0.55) < 0.75
+    fresh_c, fresh_o = _underconfident_pairs(2000, seed=1)
+    assert calibration_lib.reliability(
+        [mapping(c) for c in fresh_c], fresh_o)['ece'] < 0.05
+    assert calibration_lib.reliability(
+        [binned(c) for c in fresh_c], fresh_o)['ece'] > 0.1
+
+
+def test_the_logistic_map_corrects_an_overconfident_ranker():
+    confidences, outcomes = _overconfident_pairs(2000)
+    mapping = calibration_lib.LogisticCalibrationMap().fit(confidences,
+                                                           outcomes)
+    assert mapping.fitted
+    assert mapping(0.9) == pytest.approx(0.7, abs=0.06)
+    fresh_c, fresh_o = _overconfident_pairs(2000, seed=1)
+    assert calibration_lib.reliability(
+        [mapping(c) for c in fresh_c], fresh_o)['ece'] < 0.05
+    grid = np.linspace(0, 1, 101)
+    mapped = [mapping(c) for c in grid]
+    assert np.all(np.diff(mapped) >= -1e-12)
+    assert min(mapped) >= 0.0 and max(mapped) <= 1.0
+
+
+def test_the_logistic_map_keeps_the_identity_until_it_has_outcomes():
+    few = calibration_lib.LogisticCalibrationMap(min_pairs=20).fit(
+        [0.9] * 10, [0] * 10)
+    assert not few.fitted
+    assert few(0.9) == pytest.approx(0.9)
+    assert few.to_dict()['coefficients'] == [0.0, 1.0]
+
+
+def test_a_falling_logistic_fit_is_held_level():
+    """Outcomes right more often at lower raw confidence do not make a
+    map that falls: the slope is held at 0 and the level learned."""
+    confidences = np.linspace(0.3, 0.8, 40)
+    outcomes = confidences < 0.7
+    mapping = calibration_lib.LogisticCalibrationMap().fit(confidences,
+                                                           outcomes)
+    a, b = mapping.coefficients
+    assert b == 0.0
+    assert mapping(0.3) == pytest.approx(mapping(0.8))
+    assert 0.6 < mapping(0.5) < 0.85
+
+
+def test_the_logistic_map_states_the_raw_figure_beyond_its_shares():
+    confidences, outcomes = _underconfident_pairs(200)
+    mapping = calibration_lib.LogisticCalibrationMap().fit(
+        confidences, outcomes, [0.7] * 100 + [0.8] * 100)
+    assert mapping(0.5, 0.75) > 0.7
+    assert mapping(0.5, 0.9) == pytest.approx(0.5)
+
+
+def test_the_calibration_method_is_an_option(store):
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert conf.analysis.calibration_method == 'logistic'
+    assert isinstance(
+        learning.CalibrationLearner.from_conf(conf, store).current_map(),
+        calibration_lib.LogisticCalibrationMap)
+    conf.set_override('calibration_method', 'bins', group='analysis')
+    learner = learning.CalibrationLearner.from_conf(conf, store)
+    assert type(learner.current_map()) is calibration_lib.CalibrationMap
+    assert learner.method == 'bins'
+    with pytest.raises(ValueError):
+        conf.set_override('calibration_method', 'isotonic',
+                          group='analysis')
+    with pytest.raises(ValueError, match='method'):
+        calibration_lib.make_map('isotonic')
