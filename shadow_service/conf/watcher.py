@@ -218,27 +218,23 @@ Days on which a VM's recurring peak is tested against its own record
 before it is used (0: no test; see ``recurring_days``).  On each of the
 last ``recurring_check_days`` days the peak is computed as a run at this
 time of that day would have (from the ``recurring_days`` days before
-it) and compared with that day's own largest demand in the same window:
-it was borne out when the day reached it, less ``ceiling_noise``.  The
-VM's recurring peak is used only when it was borne out on at least
-``recurring_check_hits`` of the days tested; otherwise it is 0 for
-that run (the VM is sized by its forecast alone).  A VM with too short a
-record (each tested day needs ``recurring_min_days`` known days before
-it) is not trusted yet.  The test reuses the one read of the VM's
-history, reaching ``recurring_check_days`` days further back.
+it); a day on which it was as large as the peak now (less
+``ceiling_noise``: such a run would have grown the VM as far) is tested,
+and the peak was borne out when that day's own largest demand in the
+same window reached it, less ``ceiling_noise``.  The VM's recurring
+peak is used only when it was borne out on at least
+``recurring_check_hits`` of the days tested and on at least as many as
+it was not; otherwise it is 0 for that run (the VM is sized by its
+forecast alone).  The test reuses the one read of the VM's history,
+reaching ``recurring_check_days`` days further back.
 
 Related options:
 
 * ``recurring_check_hits``.
 """),
-    cfg.IntOpt('recurring_check_hits', default=2, min=1, max=28, help="""
-On how many of the ``recurring_check_days`` days tested a VM's recurring
-peak must have been borne out for it to be used (see
-``recurring_check_days``).  The default, 2 of 3, asks of the tested
-days about the share the peak claims of the days it is computed from
-(``recurring_min_days`` of ``recurring_days``, 4 of 7 by default:
-4/7 of 3 days, rounded up): a burst that came on most days passes, one
-that came on some days of a past week and then stopped does not.
+    cfg.IntOpt('recurring_check_hits', default=1, min=1, max=28, help="""
+On how many of the days tested a VM's recurring peak must have been
+borne out for it to be used (see ``recurring_check_days``).
 """),
     cfg.FloatOpt('recurring_window', default=3600.0, min=0.0,
                  max=43200.0, help="""

@@ -1231,18 +1231,26 @@ def _kth_largest(peaks, least):
 def _borne_out(peaks, days, least, checked, hits, noise):
     """Would the recurring peak have been borne out on the VM's own
     past days?  ``peaks`` holds the VM's peak in the window on each
-    earlier day, yesterday first.  Each of the first ``checked`` days
-    whose demand is known, and before which at least ``least`` of the
-    ``days`` days are, is tested: the recurring peak computed from those
-    days alone is borne out when that day's peak reached it less the
-    share ``noise``.  True when it was on at least ``hits`` of the days
-    tested (a VM whose record is shorter is not trusted yet)."""
-    borne = 0
+    earlier day, yesterday first; the recurring peak now is computed
+    from the first ``days`` of them.  Each of the first ``checked`` days
+    whose demand is known is tested when the recurring peak computed
+    from the ``days`` days before it alone (``least`` of them known) was
+    as large, less the share ``noise`` (a run then would have grown the
+    VM as far): it was borne out when that day's peak reached it less
+    ``noise``.  True when it was on at least ``hits`` of the days tested
+    and on at least as many as it was not (a VM whose record is shorter
+    is not trusted yet)."""
+    now = _kth_largest(peaks[:days], least)
+    borne = failed = 0
     for day in range(checked):
         actual = peaks[day]
         if not math.isfinite(actual):
             continue
         predicted = _kth_largest(peaks[day + 1:day + 1 + days], least)
-        if predicted > 0 and actual >= predicted * (1.0 - noise):
+        if predicted <= 0 or predicted < now * (1.0 - noise):
+            continue
+        if actual >= predicted * (1.0 - noise):
             borne += 1
-    return borne >= hits
+        else:
+            failed += 1
+    return borne >= hits and borne >= failed

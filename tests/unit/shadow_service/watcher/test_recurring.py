@@ -270,10 +270,9 @@ def test_a_peak_the_vms_last_days_did_not_bear_out_is_not_used(
 
 
 def test_a_vm_without_a_record_to_test_has_no_recurring_peak(tmp_path):
-    # Five days of daily bursts: enough for the look-back (4 days), but
-    # only yesterday has 4 known days before it to test the peak on, and
-    # one day borne out is fewer than the 2 asked.
-    assembled, driver = _watcher(tmp_path, _days([True] * 6), BEFORE + 86400.0,
+    # Four days of daily bursts: enough for the look-back (4 days), but
+    # no day has 4 known days before it to test the peak on.
+    assembled, driver = _watcher(tmp_path, _days([True] * 6), BEFORE,
                                  **WEEK)
     try:
         assert _situation(assembled, driver).forecast[
