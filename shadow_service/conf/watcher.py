@@ -213,29 +213,6 @@ On how many of the last ``recurring_days`` days a demand must have come
 at this time of day to count as recurring (see ``recurring_days``): 1
 takes the largest of them, ``recurring_days`` the smallest.
 """),
-    cfg.IntOpt('recurring_check_days', default=3, min=0, max=28, help="""
-Days on which a VM's recurring peak is tested against its own record
-before it is used (0: no test; see ``recurring_days``).  On each of the
-last ``recurring_check_days`` days the peak is computed as a run at this
-time of that day would have (from the ``recurring_days`` days before
-it); a day on which it was as large as the peak now (less
-``ceiling_noise``: such a run would have grown the VM as far) is tested,
-and the peak was borne out when that day's own largest demand in the
-same window reached it, less ``ceiling_noise``.  The VM's recurring
-peak is used only when it was borne out on at least
-``recurring_check_hits`` of the days tested and on at least as many as
-it was not; otherwise it is 0 for that run (the VM is sized by its
-forecast alone).  The test reuses the one read of the VM's history,
-reaching ``recurring_check_days`` days further back.
-
-Related options:
-
-* ``recurring_check_hits``.
-"""),
-    cfg.IntOpt('recurring_check_hits', default=1, min=1, max=28, help="""
-On how many of the days tested a VM's recurring peak must have been
-borne out for it to be used (see ``recurring_check_days``).
-"""),
     cfg.FloatOpt('recurring_window', default=3600.0, min=0.0,
                  max=43200.0, help="""
 Seconds either side of the same time of day that count as "the same

@@ -586,19 +586,16 @@ class Watcher:
         side) on at least ``recurring_min_days`` of the last
         ``recurring_days`` days; 0 when off or when fewer days are
         known.  A saturated sample counts as the VM's vCPUs times the
-        policy's hidden-demand factor.  With ``recurring_check_days``
-        the peak is also 0 unless the VM's own record bears it out (see
-        :func:`_borne_out`)."""
+        policy's hidden-demand factor."""
         opts = self.opts
         days, least = opts.recurring_days, opts.recurring_min_days
         if days <= 0 or least > days:
             return [0.0 for _span in spans]
-        checked = opts.recurring_check_days
         step = opts.step
         slack = opts.recurring_window
-        # One read, from the earliest day's window (the days checked
-        # reach further back) to the end of yesterday's longest one.
-        start = now - (days + checked) * SEASON_S - slack
+        # One read, from the earliest day's window to the end of
+        # yesterday's longest one.
+        start = now - days * SEASON_S - slack
         end = now - SEASON_S + slack + max(spans)
         series = self.history.query_series(
             names.INSTANCE_METRIC, names.FIELD_VALUE,
@@ -612,28 +609,20 @@ class Watcher:
         quiet = util < opts.near_saturation_pct * (1.0 - opts.ceiling_noise)
         found = []
         for span in spans:
-            # The VM's peak in the window of each earlier day (NaN when
-            # that day's window holds no sample), yesterday first.
             peaks = []
-            for day in range(1, days + checked + 1):
+            for day in range(1, days + 1):
                 low = now - day * SEASON_S - slack
                 high = now - day * SEASON_S + span + slack
                 inside = (times > low) & (times <= high + 1e-6)
                 if not np.isfinite(demand[inside]).any():
-                    peaks.append(math.nan)
                     continue
                 # A saturated sample hid a burst from a quiet VM (not
                 # the noise of one that runs near its capacity).
                 shown = hidden if quiet[inside].any() else demand
                 peaks.append(float(np.nanmax(shown[inside])))
-            peak = _kth_largest(peaks[:days], least)
-            if peak > 0 and checked and not _borne_out(
-                    peaks, days, least, checked,
-                    opts.recurring_check_hits, opts.ceiling_noise):
-                peak = 0.0
-            found.append(peak)
-        # A shrink is held at least for the growth's peak.
-        return [found[0]] + [max(value, found[0]) for value in found[1:]]
+            found.append(sorted(peaks, reverse=True)[least - 1]
+                         if len(peaks) >= least else 0.0)
+        return found
 
     def _past_demand(self, instance, times, util):
         """``(demand, hidden)``: busy vCPUs of the VM (its group's) in
@@ -1220,37 +1209,3 @@ class Watcher:
                 counts[instance_id] = timeline[::-1]
         self._vcpus = vcpus
         self._member_counts = counts
-
-
-def _kth_largest(peaks, least):
-    """The ``least``-th largest of the finite ``peaks`` (0 when fewer)."""
-    known = sorted((p for p in peaks if math.isfinite(p)), reverse=True)
-    return known[least - 1] if len(known) >= least else 0.0
-
-
-def _borne_out(peaks, days, least, checked, hits, noise):
-    """Would the recurring peak have been borne out on the VM's own
-    past days?  ``peaks`` holds the VM's peak in the window on each
-    earlier day, yesterday first; the recurring peak now is computed
-    from the first ``days`` of them.  Each of the first ``checked`` days
-    whose demand is known is tested when the recurring peak computed
-    from the ``days`` days before it alone (``least`` of them known) was
-    as large, less the share ``noise`` (a run then would have grown the
-    VM as far): it was borne out when that day's peak reached it less
-    ``noise``.  True when it was on at least ``hits`` of the days tested
-    and on at least as many as it was not (a VM whose record is shorter
-    is not trusted yet)."""
-    now = _kth_largest(peaks[:days], least)
-    borne = failed = 0
-    for day in range(checked):
-        actual = peaks[day]
-        if not math.isfinite(actual):
-            continue
-        predicted = _kth_largest(peaks[day + 1:day + 1 + days], least)
-        if predicted <= 0 or predicted < now * (1.0 - noise):
-            continue
-        if actual >= predicted * (1.0 - noise):
-            borne += 1
-        else:
-            failed += 1
-    return borne >= hits and borne >= failed

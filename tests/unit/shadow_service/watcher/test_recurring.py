@@ -46,10 +46,8 @@ def _situation(assembled, driver):
 #: 09:40 on the fifth day: 20 minutes before the usual burst, more than
 #: the lead of a resize (300 s interval + 240 s resize).
 BEFORE = 4 * 86400.0 + 9 * 3600.0 + 40 * 60.0
-#: The look-back alone (the test of the peak on the VM's own days off:
-#: four days of history are too few for it, see the tests at the end).
 RECURRING = dict(recurring_days=4, recurring_min_days=3,
-                 recurring_window=1800.0, recurring_check_days=0)
+                 recurring_window=1800.0)
 
 
 def test_a_burst_on_k_of_n_days_grows_the_vm_ahead(tmp_path):
@@ -208,74 +206,5 @@ def test_without_the_look_back_only_yesterdays_censored_peak_is_met(
                and s.record['action'] == 'resize_up'
                and s.record['at'] < burst_at]
         assert all(r['decision']['target_rung'] <= 2 for r in ups)
-    finally:
-        assembled.close()
-
-
-#: A week's look-back, as in the benchmark, its peak tested on the VM's
-#: last three days (2 of them must bear it out: the defaults).
-WEEK = dict(recurring_days=7, recurring_min_days=4,
-            recurring_window=1800.0)
-#: 09:40 on the eleventh day: ten days of history.
-LATER = 10 * 86400.0 + 9 * 3600.0 + 40 * 60.0
-
-
-def _bursts_days_ago(days_ago, history=10):
-    """``_days`` over ``history`` days and the current one, with the
-    burst on the days ``days_ago`` before the current day."""
-    return _days([history - day in days_ago for day in range(history + 1)])
-
-
-def _recurring_peak(path, values, **options):
-    assembled, driver = _watcher(path, values, LATER, **options)
-    try:
-        situation = _situation(assembled, driver)
-        decision = assembled.watcher.policy.decide(situation)
-        return situation.forecast['recurring_peak'], decision
-    finally:
-        assembled.close()
-
-
-@pytest.mark.parametrize('days_ago', [
-    # A burst at 10:00 every day; and on all but yesterday (borne out on
-    # 2 of the 3 days tested).
-    range(1, 11), range(2, 11)], ids=['daily', 'not-yesterday'])
-def test_a_daily_peak_borne_out_by_the_vms_own_days_is_met(
-        tmp_path, days_ago):
-    peak, decision = _recurring_peak(
-        tmp_path, _bursts_days_ago(set(days_ago)), **WEEK)
-    assert peak == pytest.approx(32.0)
-    assert (decision.action, decision.target_rung) == ('resize_up', 3)
-
-
-@pytest.mark.parametrize('days_ago, options', [
-    # One burst, five days ago, taken for recurring when one day is
-    # enough; and four bursts, four to seven days ago, that stopped: a
-    # week's look-back sees them on 4 of 7 days.
-    ({5}, dict(WEEK, recurring_min_days=1)),
-    ({4, 5, 6, 7}, WEEK)], ids=['one-off', 'stopped'])
-def test_a_peak_the_vms_last_days_did_not_bear_out_is_not_used(
-        tmp_path, days_ago, options):
-    values = _bursts_days_ago(days_ago)
-    # Untested, the look-back finds the burst's 32 vCPUs and grows the VM.
-    peak, decision = _recurring_peak(tmp_path / 'untested', values,
-                                     **dict(options, recurring_check_days=0))
-    assert peak == pytest.approx(32.0)
-    assert decision.action == 'resize_up'
-    # Computed on each of the last three days from the days before it,
-    # it was 32 vCPUs and the day stayed idle: not used.
-    peak, decision = _recurring_peak(tmp_path / 'tested', values, **options)
-    assert peak == 0.0
-    assert decision.action != 'resize_up'
-
-
-def test_a_vm_without_a_record_to_test_has_no_recurring_peak(tmp_path):
-    # Four days of daily bursts: enough for the look-back (4 days), but
-    # no day has 4 known days before it to test the peak on.
-    assembled, driver = _watcher(tmp_path, _days([True] * 6), BEFORE,
-                                 **WEEK)
-    try:
-        assert _situation(assembled, driver).forecast[
-            'recurring_peak'] == 0.0
     finally:
         assembled.close()
