@@ -130,18 +130,9 @@ def _platt(x, y, prior, beta=False):
         if beta:
             return np.stack([np.ones_like(c), np.log(c), -np.log(1 - c)], 1)
         return np.stack([np.ones_like(c), _logit(c)], 1)
-    features, y = feats(x), np.asarray(y, float)
     center = np.array([0.0, 1.0, 1.0] if beta else [0.0, 1.0])
-    theta, ridge = center.copy(), max(prior * 0.25, 1e-3)
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-features @ theta))
-        grad = features.T @ (p - y) + ridge * (theta - center)
-        hess = ((features * (p * (1 - p))[:, None]).T @ features
-                + ridge * np.eye(len(theta)))
-        step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.max(np.abs(step)) < 1e-8:
-            break
+    theta = cal.fit_logistic(feats(x), np.asarray(y, float), center,
+                             max(prior * 0.25, 1e-3))
     return lambda c: float(1 / (1 + np.exp(-(feats([c]) @ theta)[0])))
 
 
@@ -230,19 +221,11 @@ def _platt_by(prior=5.0, slope=False):
                 if slope:
                     columns.append(inside * z)
             return np.stack(columns, 1)
-        features, y = feats(x, g), np.asarray(y, float)
+        features = feats(x, g)
         center = np.zeros(features.shape[1])
         center[1] = 1.0
-        theta, ridge = center.copy(), max(prior * 0.25, 1e-3)
-        for _ in range(50):
-            p = 1 / (1 + np.exp(-features @ theta))
-            grad = features.T @ (p - y) + ridge * (theta - center)
-            hess = ((features * (p * (1 - p))[:, None]).T @ features
-                    + ridge * np.eye(len(theta)))
-            step = np.linalg.solve(hess, grad)
-            theta -= step
-            if np.max(np.abs(step)) < 1e-8:
-                break
+        theta = cal.fit_logistic(features, np.asarray(y, float), center,
+                                 max(prior * 0.25, 1e-3))
         return lambda c, _share, key: float(
             1 / (1 + np.exp(-(feats([c], [key]) @ theta)[0])))
     return fit

@@ -295,6 +295,25 @@ class CalibrationMap:
                           for x, y in zip(self.knots_x, self.knots_y)]}
 
 
+def fit_logistic(features, outcomes, center, ridge, steps=50):
+    """Maximum a posteriori coefficients of a logistic regression of 0/1
+    ``outcomes`` on the columns of ``features``, with a Gaussian prior of
+    precision ``ridge`` at ``center`` (Newton's method, at most ``steps``
+    steps)."""
+    center = np.asarray(center, dtype=float)
+    theta = center.copy()
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-features @ theta))
+        gradient = features.T @ (p - outcomes) + ridge * (theta - center)
+        hessian = ((features * (p * (1 - p))[:, None]).T @ features
+                   + ridge * np.eye(len(center)))
+        step = np.linalg.solve(hessian, gradient)
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return theta
+
+
 class LogisticCalibrationMap(CalibrationMap):
     """Platt scaling: the log-odds of the stated confidence a straight
     line in the log-odds of the raw one, ``a + b * logit(raw)``.
@@ -359,18 +378,9 @@ class LogisticCalibrationMap(CalibrationMap):
     def _newton(self, features, outcomes, center):
         """Maximum a posteriori logistic coefficients of ``features``,
         Gaussian prior at ``center``."""
-        ridge = max(self.prior_pairs * 0.25, 1e-3)
-        theta = center.copy()
-        for _ in range(self.NEWTON_STEPS):
-            p = 1 / (1 + np.exp(-features @ theta))
-            gradient = features.T @ (p - outcomes) + ridge * (theta - center)
-            hessian = ((features * (p * (1 - p))[:, None]).T @ features
-                       + ridge * np.eye(len(center)))
-            step = np.linalg.solve(hessian, gradient)
-            theta = theta - step
-            if np.max(np.abs(step)) < 1e-8:
-                break
-        return theta
+        return fit_logistic(features, outcomes, center,
+                            max(self.prior_pairs * 0.25, 1e-3),
+                            self.NEWTON_STEPS)
 
     def __call__(self, confidence, share=None):
         """The stated confidence of a raw ``confidence`` ranked at
