@@ -31,7 +31,6 @@ at normal priority.  Prints a table and writes
 import argparse
 import logging
 import os
-import platform
 import sys
 import time
 import uuid
@@ -135,10 +134,7 @@ def main(argv=None):
     result = {
         'benchmark': 'handler_share',
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-        'machine': {'python': platform.python_version(),
-                    'cpus': os.cpu_count(),
-                    'loadavg_at_start': loadavg_at_start,
-                    'loadavg_at_end': os.getloadavg()},
+        'machine': benchlib.machine(loadavg_at_start),
         'hosts': args.hosts, 'requests': args.requests,
         'handler_alone': so.summary_ms(alone),
         'added': {name: so.summary_ms(v) for name, v in added.items()},

@@ -22,7 +22,6 @@ Prints a table and writes ``benchmarks/results/history_catalogue.json``.
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -126,10 +125,7 @@ def main():
                'prior_lookback_s': lookback,
                'shadows_per_evaluation': HOSTS,
                'metrics_per_shadow': METRICS,
-               'machine': {'python': platform.python_version(),
-                           'cpus': os.cpu_count(),
-                           'loadavg_at_start': load_at_start,
-                           'loadavg_at_end': os.getloadavg()},
+               'machine': benchlib.machine(load_at_start),
                'rows': rows}
     print()
     print('%-7s %9s %9s %14s %10s' % ('store', 'earlier', 'series',

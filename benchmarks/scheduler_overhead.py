@@ -108,7 +108,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -119,6 +118,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
+
+import benchlib  # noqa: E402
 
 HOST_COUNTS = (10, 100, 1000)
 PROFILE = 'web'
@@ -736,10 +737,7 @@ def run(args):
     result = {
         'benchmark': 'scheduler_overhead',
         'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-        'machine': {'python': platform.python_version(),
-                    'cpus': os.cpu_count(),
-                    'loadavg_at_start': loadavg_at_start,
-                    'loadavg_at_end': os.getloadavg()},
+        'machine': benchlib.machine(loadavg_at_start),
         'transport': args.transport_url.split('@')[-1],
         'requests_per_worker': args.requests,
         'seeded_history': seeded,

@@ -14,3 +14,12 @@ def write_results(path, result, indent=2):
         json.dump(result, f, indent=indent, sort_keys=True)
         f.write('\n')
     print('wrote %s' % path)
+
+
+def machine(loadavg_at_start):
+    """The results file's ``machine``: Python, CPUs, and the load average
+    at the start (``os.getloadavg()`` taken then) and now, the end."""
+    import platform
+    return {'python': platform.python_version(), 'cpus': os.cpu_count(),
+            'loadavg_at_start': loadavg_at_start,
+            'loadavg_at_end': os.getloadavg()}
