@@ -104,16 +104,8 @@ def main(argv=None):
     states = [so._host_state(host_manager, objects, name, i)
               for i, name in enumerate(so.host_names(args.hosts))]
     hints = {'shadow_profile': so.PROFILE}
-    # Real outages open the circuit: a topic nobody serves, short
-    # deadlines (as scheduler_overhead.py's "circuit open" case).
-    conf.set_override('topic', args.topic + '-nobody',
-                      group='shadow_weigher')
-    conf.set_override('default_budget', 0.5, group='shadow_weigher')
-    conf.set_override('deadline_margin', 0.0, group='shadow_weigher')
-    for _ in range(shadow.breaker.failure_threshold):
-        stock.get_weighed_objects([shadow], states,
-                                  so._request_spec(objects, hints))
-    assert shadow.breaker.state == shadow.breaker.OPEN
+    # As scheduler_overhead.py's "circuit open" case.
+    so.open_circuit(conf, args.topic, stock, shadow, states, hints)
     arms = {'stock, shadow': (stock, [shadow]),
             'stock, RAMWeigher': (stock, ram),
             'guarded, shadow': (guarded, [shadow]),

@@ -384,6 +384,20 @@ def _request_spec(objects, hints):
         image=objects.ImageMeta.from_dict({'properties': {}}))
 
 
+def open_circuit(conf, topic, handler, shadow, states, hints):
+    """Open ``shadow``'s circuit by real outages: calls through Nova's
+    ``handler`` to a topic nobody serves, with short deadlines."""
+    from nova import objects
+
+    conf.set_override('topic', topic + '-nobody', group='shadow_weigher')
+    conf.set_override('default_budget', 0.5, group='shadow_weigher')
+    conf.set_override('deadline_margin', 0.0, group='shadow_weigher')
+    for _ in range(shadow.breaker.failure_threshold):
+        handler.get_weighed_objects([shadow], states,
+                                    _request_spec(objects, hints))
+    assert shadow.breaker.state == shadow.breaker.OPEN
+
+
 def run_worker(args):
     """Time ``args.requests`` scheduling requests; JSON on stdout."""
     conf = _nova_setup(args)
@@ -437,15 +451,7 @@ def run_worker(args):
         conf.set_override('topic', args.topic + '-floor',
                           group='shadow_weigher')
     if args.open_circuit:
-        # Real outages: a topic nobody serves, short deadlines.
-        conf.set_override('topic', args.topic + '-nobody',
-                          group='shadow_weigher')
-        conf.set_override('default_budget', 0.5, group='shadow_weigher')
-        conf.set_override('deadline_margin', 0.0, group='shadow_weigher')
-        for _ in range(shadow.breaker.failure_threshold):
-            handler.get_weighed_objects([shadow], states,
-                                        _request_spec(objects, hints))
-        assert shadow.breaker.state == shadow.breaker.OPEN
+        open_circuit(conf, args.topic, handler, shadow, states, hints)
     if args.bare:
         return run_bare(args, shadow, states, hints)
     # Warm up: the first call connects to the broker.
