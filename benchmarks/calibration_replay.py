@@ -22,19 +22,22 @@ these).
 
 Besides the binned map (``bins``) and the logistic map (``logistic``,
 the service's default), the table replays variants: other bins, priors
-and tails, Platt and beta calibration, and maps per group of rankings
-(by the answer's source, ``history`` or ``shadows``, by profile, or
-both: a binned map per group shrunk toward the map of every outcome, a
-shift of it in log-odds per group, or a logistic map with a term per
-group).  ``--breakdown`` first prints each run's own stated and raw
-confidence against the share right by half of the run, source and
-profile.
+and tails, the logistic map with other ``min_pairs`` and ``prior_pairs``
+(``--only`` picks methods by name), Platt and beta calibration, and
+maps per group of rankings (by the answer's source, ``history`` or
+``shadows``, by profile, or both: a binned map per group shrunk toward
+the map of every outcome, a shift of it in log-odds per group, or a
+logistic map with a term per group).  ``--breakdown`` first prints each
+run's own stated and raw confidence against the share right by half of
+the run, source and profile, and of the first 5, 10 and 20 outcomes the
+learner knows (those of the shortest-lived early VMs) and the rankings
+made before 20 are known.
 
 Usage::
 
     python benchmarks/calibration_replay.py \\
         ROWS.arrivals.json:arrivals:SEED:REQUESTS [...] [--json OUT] \\
-        [--breakdown]
+        [--breakdown] [--only TEXT ...]
 
 The replay of the method in use reproduced the runs' own stated ECE to
 within about 0.01 in ``arrivals`` and 0.015 in ``fill`` (the learner's
@@ -272,6 +275,14 @@ def methods():
             _platt_by(slope=True), {'group': name})
         found['by %s, prior toward identity' % name] = (
             _grouped(20, base_identity=True), {'group': name})
+    for min_pairs in (5, 10, 20):
+        for prior in (2, 5, 10):
+            found['logistic, min_pairs %d, prior_pairs %g' % (
+                min_pairs, prior)] = (
+                    lambda x, y, s, m=min_pairs, p=prior:
+                    cal.LogisticCalibrationMap(
+                        min_pairs=m, prior_pairs=p).fit(x, y, s),
+                    {'min_pairs': min_pairs})
     found['mean accuracy so far'] = (
         lambda x, y, _s: (lambda a: (lambda c: a))(
             (np.sum(y) + 5 * 0.75) / (len(y) + 5)), {})
@@ -330,10 +341,12 @@ def scores(stated, outcomes):
             'pairs': int(stated.size)}
 
 
-def breakdown(rows):
+def breakdown(rows, times=None):
     """Lines of the run's own stated and raw confidence against the share
     right: all, by half of the run, by the answer's source and by
-    profile."""
+    profile; with ``times`` (see :func:`request_times`) also the first
+    outcomes the learner knows (by when they are known) and the rankings
+    made before 20 of them are known."""
     rows = [r for r in rows if r.get('confidence')]
     half = max(r['request'] for r in rows) // 2 + 1 if rows else 0
     parts = [('all', rows),
@@ -347,6 +360,18 @@ def breakdown(rows):
     parts += [('profile %s' % name, [r for r in rows
                                      if r['profile'] == name])
               for name in sorted({r['profile'] for r in rows})]
+    if times:
+        def known(row):
+            arrival, lifetime = times[row['request']]
+            return arrival + min(WINDOW_S, lifetime or WINDOW_S)
+        order = sorted(rows, key=known)
+        for count in (5, 10, 20):
+            parts.append(('first %d outcomes known' % count, order[:count]))
+        if len(order) >= MIN_PAIRS:
+            ready = known(order[MIN_PAIRS - 1])
+            parts.append(('ranked before %d known' % MIN_PAIRS,
+                          [r for r in rows
+                           if times[r['request']][0] < ready]))
     lines = []
     for name, part in parts:
         if not part:
@@ -370,22 +395,28 @@ def main(argv=None):
     parser.add_argument('--breakdown', action='store_true',
                         help='first print each run\'s own stated and raw '
                         'confidence against the share right, by half of '
-                        'the run, source of the answer and profile')
+                        'the run, source of the answer and profile, and '
+                        'of its first outcomes known')
+    parser.add_argument('--only', action='append', metavar='TEXT',
+                        help='replay only the methods whose name contains '
+                        'TEXT (repeatable; by default every method)')
     args = parser.parse_args(argv)
     files = []
     for spec in args.rows:
         path, mode, seed, count = spec.rsplit(':', 3)
         with open(path) as handle:
             rows = json.load(handle)
+        times, cluster = request_times(mode, int(seed), int(count))
         if args.breakdown:
             print(os.path.basename(path))
-            print('\n'.join(breakdown(rows)))
-        times, cluster = request_times(mode, int(seed), int(count))
+            print('\n'.join(breakdown(rows, times)))
         files.append((os.path.basename(path), rows, times, cluster))
     table = {}
     print('%-34s %s | pooled ECE  Brier  log loss' % (
         'method', ' '.join('%6s' % ('f%d' % i) for i in range(len(files)))))
     for name, (fit, options) in methods().items():
+        if args.only and not any(text in name for text in args.only):
+            continue
         per_file, all_s, all_y = {}, [], []
         for label, rows, times, cluster in files:
             stated, outcomes = replay(rows, times, fit, cluster=cluster,

@@ -89,6 +89,7 @@ Usage::
         [--history persistent|fresh] [--store memory|sqlite] \
         [--lifetime-horizon S] [--no-calibration] \
         [--calibration-tails flat|identity] [--calibration-method M] \
+        [--calibration-min-pairs N] \
         [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
@@ -479,6 +480,9 @@ def service_settings(args, persistent):
     if getattr(args, 'calibration_share_margin', None) is not None:
         settings.append(('analysis', 'calibration_share_margin',
                          args.calibration_share_margin))
+    if getattr(args, 'calibration_min_pairs', None) is not None:
+        settings.append(('analysis', 'calibration_min_pairs',
+                         args.calibration_min_pairs))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
     if getattr(args, 'no_peak_memory', False):
@@ -1219,6 +1223,9 @@ def main(argv=None):
                         help='[analysis] calibration_share_margin (default: '
                         'the option\'s; 1 reads the map at any allocated '
                         'share, as before the option)')
+    parser.add_argument('--calibration-min-pairs', type=int,
+                        help='[analysis] calibration_min_pairs (default: '
+                        'the option\'s)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')
