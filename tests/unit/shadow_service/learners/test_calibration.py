@@ -39,14 +39,18 @@ def test_the_map_corrects_an_overconfident_ranker():
     assert after < 0.05
 
 
-def test_the_map_is_monotone_and_within_bounds():
-    rng = np.random.default_rng(2)
-    mapping = calibration_lib.CalibrationMap(prior_pairs=0).fit(
-        rng.uniform(size=300), rng.uniform(size=300) < 0.5)
+def _assert_monotone_within_bounds(mapping):
     grid = np.linspace(0, 1, 101)
     mapped = [mapping(c) for c in grid]
     assert np.all(np.diff(mapped) >= -1e-12)
     assert min(mapped) >= 0.0 and max(mapped) <= 1.0
+
+
+def test_the_map_is_monotone_and_within_bounds():
+    rng = np.random.default_rng(2)
+    mapping = calibration_lib.CalibrationMap(prior_pairs=0).fit(
+        rng.uniform(size=300), rng.uniform(size=300) < 0.5)
+    _assert_monotone_within_bounds(mapping)
 
 
 def test_few_outcomes_leave_the_confidence_as_it_is():
@@ -336,10 +340,7 @@ def test_the_logistic_map_corrects_an_overconfident_ranker():
     fresh_c, fresh_o = _overconfident_pairs(2000, seed=1)
     assert calibration_lib.reliability(
         [mapping(c) for c in fresh_c], fresh_o)['ece'] < 0.05
-    grid = np.linspace(0, 1, 101)
-    mapped = [mapping(c) for c in grid]
-    assert np.all(np.diff(mapped) >= -1e-12)
-    assert min(mapped) >= 0.0 and max(mapped) <= 1.0
+    _assert_monotone_within_bounds(mapping)
 
 
 def test_the_logistic_map_keeps_the_identity_until_it_has_outcomes():
