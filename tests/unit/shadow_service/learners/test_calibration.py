@@ -39,6 +39,13 @@ def test_the_map_corrects_an_overconfident_ranker():
     assert after < 0.05
 
 
+def _record_outcomes(learner, confidences, outcomes):
+    """One outcome a second on host h1, the last a little before T0."""
+    for i, (c, o) in enumerate(zip(confidences, outcomes)):
+        learner.record_outcome('e-%d' % i, c, o, host='h1',
+                               when=T0 - 1000.0 + i)
+
+
 def _assert_monotone_within_bounds(mapping):
     grid = np.linspace(0, 1, 101)
     mapped = [mapping(c) for c in grid]
@@ -53,11 +60,14 @@ def test_the_map_is_monotone_and_within_bounds():
     _assert_monotone_within_bounds(mapping)
 
 
-def test_few_outcomes_leave_the_confidence_as_it_is():
-    mapping = calibration_lib.CalibrationMap(min_pairs=20).fit(
+@pytest.mark.parametrize('method', sorted(calibration_lib.METHODS))
+def test_few_outcomes_leave_the_confidence_as_it_is(method):
+    mapping = calibration_lib.make_map(method, min_pairs=20).fit(
         [0.9] * 10, [0] * 10)
     assert not mapping.fitted
     assert mapping(0.9) == pytest.approx(0.9)
+    if method == 'logistic':
+        assert mapping.to_dict()['coefficients'] == [0.0, 1.0]
 
 
 def test_bad_map_options_are_refused():
@@ -182,9 +192,7 @@ def test_recorded_outcomes_become_the_stated_confidence(store):
                                           refit_every=1,
                                           refit_interval_s=0.0)
     confidences, outcomes = _overconfident_pairs(400)
-    for i, (c, o) in enumerate(zip(confidences, outcomes)):
-        learner.record_outcome('e-%d' % i, c, o, host='h1',
-                               when=T0 - 1000.0 + i)
+    _record_outcomes(learner, confidences, outcomes)
     mapping = learner.calibration_map()
     assert mapping.pairs == 400
     analyzer = analyzer_lib.Analyzer(calibration=learner)
@@ -316,9 +324,7 @@ def test_the_default_map_lifts_a_raw_confidence_too_low_from_few_outcomes(
     learner = learning.CalibrationLearner.from_conf(conf, store,
                                                     clock=clock)
     confidences, outcomes = _underconfident_pairs(30)
-    for i, (c, o) in enumerate(zip(confidences, outcomes)):
-        learner.record_outcome('e-%d' % i, c, o, host='h1',
-                               when=T0 - 1000.0 + i)
+    _record_outcomes(learner, confidences, outcomes)
     mapping = learner.calibration_map()
     assert mapping.pairs == 30
     assert mapping(0.55) > 0.78
@@ -341,14 +347,6 @@ def test_the_logistic_map_corrects_an_overconfident_ranker():
     assert calibration_lib.reliability(
         [mapping(c) for c in fresh_c], fresh_o)['ece'] < 0.05
     _assert_monotone_within_bounds(mapping)
-
-
-def test_the_logistic_map_keeps_the_identity_until_it_has_outcomes():
-    few = calibration_lib.LogisticCalibrationMap(min_pairs=20).fit(
-        [0.9] * 10, [0] * 10)
-    assert not few.fitted
-    assert few(0.9) == pytest.approx(0.9)
-    assert few.to_dict()['coefficients'] == [0.0, 1.0]
 
 
 def test_a_falling_logistic_fit_is_held_level():
