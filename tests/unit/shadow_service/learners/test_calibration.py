@@ -390,3 +390,95 @@ def test_the_calibration_method_is_an_option(store):
                           group='analysis')
     with pytest.raises(ValueError, match='method'):
         calibration_lib.make_map('isotonic')
+
+
+def test_known_share_is_kaplan_meier_over_the_windows_known():
+    # Windows 1 and 3 known, one ranking 2 old still waiting: at risk at
+    # 1 are all three (2/3 still waiting after it), at 3 only the third.
+    share = calibration_lib.known_share([1.0, 3.0], [2.0])
+    assert share(0.5) == 0.0
+    assert share(2.0) == pytest.approx(1 / 3)
+    assert share(3.0) == pytest.approx(1.0)
+
+
+def test_selection_weights_count_recent_outcomes_for_those_still_waiting():
+    # Two outcomes known a tenth of a day after their rankings, one a day
+    # after, two rankings a quarter of a day old still waiting: of the
+    # five at risk at a tenth of a day two were known then, so each
+    # outcome of a ranking a quarter of a day old stands for 2.5; the
+    # outcomes of rankings a day old or older count once.
+    weights = calibration_lib.selection_weights(
+        [DAY / 10, DAY / 10, DAY], [DAY / 4, DAY / 4, 2 * DAY],
+        [DAY / 4, DAY / 4], DAY)
+    assert list(weights) == pytest.approx([2.5, 2.5, 1.0])
+    # At most ``cap``, however few are known.
+    assert calibration_lib.selection_weights(
+        [60.0], [120.0], [120.0] * 50, DAY)[0] == pytest.approx(10.0)
+
+
+def test_the_logistic_map_weighs_its_outcomes():
+    confidences = np.full(40, 0.7)
+    outcomes = np.array([1.0] * 20 + [0.0] * 20)
+    even = calibration_lib.LogisticCalibrationMap().fit(
+        confidences, outcomes)
+    unit = calibration_lib.LogisticCalibrationMap().fit(
+        confidences, outcomes, weights=np.ones(40))
+    heavier_right = calibration_lib.LogisticCalibrationMap().fit(
+        confidences, outcomes, weights=[3.0] * 20 + [1.0] * 20)
+    assert unit(0.7) == pytest.approx(even(0.7))
+    assert heavier_right(0.7) > even(0.7) + 0.1
+
+
+def _short_lived_first(store, learner):
+    """Twenty rankings two days old, half known after two hours and half
+    after a day, right half of the time; ten six hours old, of which the
+    five of short-lived VMs are known (after two hours, all right) and
+    five wait for their day."""
+    made = T0 - 2 * DAY
+    for i in range(20):
+        store.put_evaluation({'evaluation_id': 'old-%d' % i,
+                              'raw_confidence': 0.7}, when=made)
+        learner.record_outcome('old-%d' % i, 0.7, i % 2 == 0,
+                               when=made + (7200.0 if i < 10 else DAY))
+    made = T0 - 6 * 3600.0
+    for i in range(10):
+        store.put_evaluation({'evaluation_id': 'new-%d' % i,
+                              'raw_confidence': 0.7}, when=made)
+        if i < 5:
+            learner.record_outcome('new-%d' % i, 0.7, True,
+                                   when=made + 7200.0)
+
+
+def test_known_share_weighting_counts_recent_outcomes_for_the_waiting(store):
+    clock = _Clock(T0)
+    plain = learning.CalibrationLearner(store, clock=clock, refit_every=1,
+                                        refit_interval_s=0.0, harvest=False)
+    weighted = learning.CalibrationLearner(
+        store, clock=clock, refit_every=1, refit_interval_s=0.0,
+        harvest=False, weighting='known_share')
+    _short_lived_first(store, plain)
+    pairs, weights = weighted._training()
+    assert len(pairs) == 25
+    assert plain._training()[1] is None
+    # Of all rankings, half are known within two hours (Kaplan-Meier: 15
+    # of the 30 at risk then): each recent outcome stands for two.
+    assert sorted(weights) == pytest.approx([1.0] * 20 + [2.0] * 5)
+    assert weighted.calibration_map()(0.7) > plain.calibration_map()(0.7)
+    with pytest.raises(ValueError, match='weighting'):
+        learning.CalibrationLearner(store, weighting='recent')
+
+
+def test_the_calibration_weighting_is_an_option(store):
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert conf.analysis.calibration_weighting == 'none'
+    assert learning.CalibrationLearner.from_conf(
+        conf, store).weighting == 'none'
+    conf.set_override('calibration_weighting', 'known_share',
+                      group='analysis')
+    assert learning.CalibrationLearner.from_conf(
+        conf, store).weighting == 'known_share'
