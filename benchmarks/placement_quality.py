@@ -89,7 +89,7 @@ Usage::
         [--history persistent|fresh] [--store memory|sqlite] \
         [--lifetime-horizon S] [--no-calibration] \
         [--calibration-tails flat|identity] [--calibration-method M] \
-        [--calibration-min-pairs N] [--calibration-weighting W] \
+        [--calibration-min-pairs N] \
         [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
@@ -483,9 +483,6 @@ def service_settings(args, persistent):
     if getattr(args, 'calibration_min_pairs', None) is not None:
         settings.append(('analysis', 'calibration_min_pairs',
                          args.calibration_min_pairs))
-    if getattr(args, 'calibration_weighting', None):
-        settings.append(('analysis', 'calibration_weighting',
-                         args.calibration_weighting))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
     if getattr(args, 'no_peak_memory', False):
@@ -1228,10 +1225,6 @@ def main(argv=None):
                         'share, as before the option)')
     parser.add_argument('--calibration-min-pairs', type=int,
                         help='[analysis] calibration_min_pairs (default: '
-                        'the option\'s)')
-    parser.add_argument('--calibration-weighting',
-                        choices=('none', 'known_share'),
-                        help='[analysis] calibration_weighting (default: '
                         'the option\'s)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '

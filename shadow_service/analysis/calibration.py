@@ -295,77 +295,23 @@ class CalibrationMap:
                           for x, y in zip(self.knots_x, self.knots_y)]}
 
 
-def fit_logistic(features, outcomes, center, ridge, steps=50,
-                 weights=None):
+def fit_logistic(features, outcomes, center, ridge, steps=50):
     """Maximum a posteriori coefficients of a logistic regression of 0/1
     ``outcomes`` on the columns of ``features``, with a Gaussian prior of
     precision ``ridge`` at ``center`` (Newton's method, at most ``steps``
-    steps); ``weights``: how many outcomes each row counts as (1 each
-    when None)."""
+    steps)."""
     center = np.asarray(center, dtype=float)
-    weights = (np.ones(len(outcomes)) if weights is None
-               else np.asarray(weights, dtype=float))
     theta = center.copy()
     for _ in range(steps):
         p = 1 / (1 + np.exp(-features @ theta))
-        gradient = (features.T @ (weights * (p - outcomes))
-                    + ridge * (theta - center))
-        hessian = ((features * (weights * p * (1 - p))[:, None]).T
-                   @ features + ridge * np.eye(len(center)))
+        gradient = features.T @ (p - outcomes) + ridge * (theta - center)
+        hessian = ((features * (p * (1 - p))[:, None]).T @ features
+                   + ridge * np.eye(len(center)))
         step = np.linalg.solve(hessian, gradient)
         theta = theta - step
         if np.max(np.abs(step)) < 1e-8:
             break
     return theta
-
-
-def known_share(windows, ages):
-    """Kaplan-Meier estimate of ``G(a)``, the share of rankings whose
-    outcome is known within ``a`` seconds of the ranking, as a callable.
-
-    ``windows``: for each ranking whose outcome is known, the seconds from
-    the ranking to the outcome; ``ages``: for each ranking whose outcome
-    is not known yet (and may still come), its age now, after which its
-    window lies (censored)."""
-    windows = np.sort(np.asarray(windows, dtype=float))
-    ages = np.sort(np.asarray(ages, dtype=float))
-    times = np.unique(windows)
-    # Rankings still at risk at each window: those known at or after it
-    # and those not known yet as old as it or older.
-    at_risk = ((windows.size - np.searchsorted(windows, times, 'left'))
-               + (ages.size - np.searchsorted(ages, times, 'left')))
-    events = (np.searchsorted(windows, times, 'right')
-              - np.searchsorted(windows, times, 'left'))
-    survival = np.cumprod(1.0 - events / np.maximum(at_risk, 1))
-
-    def share(age):
-        index = int(np.searchsorted(times, float(age), 'right'))
-        return 0.0 if index == 0 else float(1.0 - survival[index - 1])
-    return share
-
-
-def selection_weights(windows, ages, pending_ages, window_s, cap=10.0):
-    """Weight of each known outcome against the order outcomes become
-    known in: one over the share of rankings as old as its own whose
-    outcome is known by now (:func:`known_share`), at most ``cap``; 1 for
-    rankings ``window_s`` old or older, whose outcomes are all known.
-
-    An outcome is known once its VM's first ``window_s`` seconds, or its
-    life when shorter, are over, so at any time the outcomes of the past
-    ``window_s`` seconds' rankings known are those of short-lived VMs; an
-    outcome of a ranking ``a`` seconds old stands for the ``1 / G(a)``
-    rankings as old of which it is the share known.
-
-    ``windows``: seconds from each known outcome's ranking to the outcome;
-    ``ages``: each known outcome's ranking's age now; ``pending_ages``: the
-    ages of the rankings younger than ``window_s`` whose outcome is not
-    known yet."""
-    windows = np.minimum(np.maximum(np.asarray(windows, dtype=float), 0.0),
-                         window_s)
-    share = known_share(windows, pending_ages)
-    return np.array([1.0 if age >= window_s
-                     else min(1.0 / max(share(age), 1.0 / cap), cap)
-                     for age in np.asarray(ages, dtype=float)])
 
 
 class LogisticCalibrationMap(CalibrationMap):
@@ -405,13 +351,10 @@ class LogisticCalibrationMap(CalibrationMap):
                              cls.EPSILON, 1 - cls.EPSILON)
         return np.log(confidence / (1 - confidence))
 
-    def fit(self, confidences, outcomes, shares=None, base=None,
-            weights=None):
+    def fit(self, confidences, outcomes, shares=None, base=None):
         """Fit on raw confidences and 0/1 outcomes with the allocated RAM
         share of each ranking (None where unknown); returns self.
-        ``base`` is not used (the prior is the identity); ``weights``:
-        how many outcomes each counts as (1 each when None, see
-        :func:`selection_weights`)."""
+        ``base`` is not used (the prior is the identity)."""
         super().fit(confidences, outcomes, shares)
         self.coefficients = (0.0, 1.0)
         if not self.fitted:
@@ -419,31 +362,25 @@ class LogisticCalibrationMap(CalibrationMap):
         confidences = np.asarray(confidences, dtype=float)
         outcomes = np.asarray(outcomes, dtype=float)
         keep = np.isfinite(confidences) & np.isfinite(outcomes)
-        if weights is not None:
-            weights = np.asarray(weights, dtype=float)
-            keep &= np.isfinite(weights)
-            weights = np.maximum(weights[keep], 0.0)
         features = np.stack([np.ones(int(np.sum(keep))),
                              self._logit(confidences[keep])], 1)
         outcomes = np.clip(outcomes[keep], 0, 1)
-        theta = self._newton(features, outcomes, np.array([0.0, 1.0]),
-                             weights)
+        theta = self._newton(features, outcomes, np.array([0.0, 1.0]))
         if theta[1] < 0:
             # A map that falls as the raw confidence rises is not one:
             # the slope held at 0, the level alone learned.
             theta = np.array([self._newton(features[:, :1], outcomes,
-                                           np.array([0.0]), weights)[0],
-                              0.0])
+                                           np.array([0.0]))[0], 0.0])
         if np.all(np.isfinite(theta)):
             self.coefficients = (float(theta[0]), float(theta[1]))
         return self
 
-    def _newton(self, features, outcomes, center, weights=None):
+    def _newton(self, features, outcomes, center):
         """Maximum a posteriori logistic coefficients of ``features``,
         Gaussian prior at ``center``."""
         return fit_logistic(features, outcomes, center,
                             max(self.prior_pairs * 0.25, 1e-3),
-                            self.NEWTON_STEPS, weights)
+                            self.NEWTON_STEPS)
 
     def __call__(self, confidence, share=None):
         """The stated confidence of a raw ``confidence`` ranked at

@@ -346,26 +346,6 @@ confidence where a bin has few. Replayed on the placement benchmark's
 stored ``arrivals`` rows of the current ranker, ``logistic`` stated every
 run with a lower calibration error than ``bins``.
 """),
-    cfg.StrOpt(
-        'calibration_weighting',
-        default='none',
-        choices=[('none', 'every outcome counts once'),
-                 ('known_share', 'each outcome of a ranking younger than '
-                                 '``calibration_window`` counts as one over '
-                                 'the share of rankings as old whose '
-                                 'outcome is known by then (at most 10)')],
-        help="""
-How the ``logistic`` calibration map weighs its outcomes. An outcome is
-known once the VM's first ``calibration_window`` seconds, or its life when
-shorter, are over, so of the rankings of the past ``calibration_window``
-seconds only the outcomes of short-lived VMs are known. ``known_share``
-weighs each such outcome by how many rankings as old it stands for (a
-Kaplan-Meier estimate from the outcomes known and the rankings still
-waiting for one); outcomes of older rankings count once. Only outcomes
-recorded before the window is over (``ranking_outcome`` records) are
-weighed: outcomes from placed VMs' own metrics are judged after the
-window. The ``bins`` map counts every outcome once.
-"""),
     cfg.FloatOpt(
         'calibration_prior_pairs',
         default=5.0,

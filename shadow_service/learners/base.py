@@ -155,17 +155,12 @@ class HistoryLearner:
         ``max_evaluations`` parseable records in the lookback window."""
         now = self._clock()
         raw = {}
-        times = {}
         for point in self.history.query_points(
                 names.EVALUATION, start=now - self.lookback_s,
                 end=now + 1.0):
             record = point.fields.get(names.FIELD_RECORD)
             if record:
                 raw[point.tags.get(names.TAG_EVALUATION)] = record
-                times[point.tags.get(names.TAG_EVALUATION)] = point.time
-        #: ``{evaluation_id: when its record was written}`` of the last
-        #: :meth:`records`.
-        self.record_times = times
         records = []
         for evaluation_id in list(raw)[-self.max_evaluations:]:
             try:

@@ -29,13 +29,6 @@ ranking was made (from the evaluation record's host features), so that
 the map is not read in a cloud fuller or emptier than its outcomes saw
 (see :class:`~shadow_service.analysis.calibration.CalibrationMap`).
 
-An outcome is known once its VM's first ``window_s`` seconds, or its
-life when shorter, are over, so the outcomes of recent rankings that are
-known are those of short-lived VMs. With ``weighting = known_share`` each
-outcome of a ranking younger than ``window_s`` counts as one over the
-share of rankings as old whose outcome is known by now (see
-:func:`~shadow_service.analysis.calibration.selection_weights`).
-
 Refits are throttled like the other learners' and never raise.
 Configure it in the ``[analysis]`` group (``calibration_*`` options).
 """
@@ -134,14 +127,7 @@ class CalibrationLearner(base.HistoryLearner):
     harvest : bool
         Also derive outcomes from placed VMs' own metrics (see the module
         docstring).
-    weighting : str
-        ``none`` (every outcome counts once) or ``known_share`` (the
-        ``logistic`` map weighs each outcome against the order outcomes
-        become known in, see the module docstring); see ``[analysis]
-        calibration_weighting``.
     """
-
-    WEIGHTINGS = ('none', 'known_share')
 
     what = 'the confidence calibration map'
 
@@ -150,12 +136,9 @@ class CalibrationLearner(base.HistoryLearner):
                  tails='flat', share_margin=calibration_lib.SHARE_MARGIN,
                  method='logistic', tie_margin=2.0, harvest=True,
                  refit_every=20, refit_interval_s=3600.0, max_evaluations=500,
-                 weighting='none', clock=time.time, monotonic=None):
+                 clock=time.time, monotonic=None):
         if window_s <= 0:
             raise ValueError('window_s must be positive')
-        if weighting not in self.WEIGHTINGS:
-            raise ValueError('weighting must be one of %s, got %r'
-                             % (', '.join(self.WEIGHTINGS), weighting))
         super().__init__(
             history, lookback_s=lookback_s, refit_every=refit_every,
             refit_interval_s=refit_interval_s,
@@ -172,7 +155,6 @@ class CalibrationLearner(base.HistoryLearner):
         self.share_margin = float(share_margin)
         self.tie_margin = float(tie_margin)
         self.harvest = bool(harvest)
-        self.weighting = weighting
         self.pairs = 0
         self.harvested = 0
         # evaluation id -> (confidence, right, allocated share) or None
@@ -194,7 +176,6 @@ class CalibrationLearner(base.HistoryLearner):
                    method=opts.calibration_method,
                    tie_margin=opts.tie_margin,
                    refit_interval_s=opts.calibration_refit_interval,
-                   weighting=opts.calibration_weighting,
                    clock=clock)
 
     def calibration_map(self):
@@ -231,18 +212,14 @@ class CalibrationLearner(base.HistoryLearner):
              names.FIELD_OUTCOME: 1.0 if right else 0.0}, when)])
 
     def _fit(self):
-        pairs, weights = self._training()
+        pairs = self.training_pairs()
         state = calibration_lib.make_map(
             self.method, min_pairs=self.min_pairs,
             prior_pairs=self.prior_pairs, tails=self.tails,
             share_margin=self.share_margin)
         if pairs:
             confidences, outcomes, shares = zip(*pairs)
-            if weights is not None and isinstance(
-                    state, calibration_lib.LogisticCalibrationMap):
-                state.fit(confidences, outcomes, shares, weights=weights)
-            else:
-                state.fit(confidences, outcomes, shares)
+            state.fit(confidences, outcomes, shares)
         self.pairs = len(pairs)
         return state, len(pairs)
 
@@ -254,16 +231,11 @@ class CalibrationLearner(base.HistoryLearner):
     def training_pairs(self):
         """``[(raw confidence, 0/1, allocated RAM share or None)]`` in the
         lookback window."""
-        return self._training()[0]
-
-    def _training(self):
-        """``(training pairs, their weights or None)``: None unless
-        ``weighting`` is ``known_share``."""
         now = self._clock()
         records = self.records()
         shares = {evaluation_id: hostfacts.allocated_ram_share(
             record.get('host_features')) for evaluation_id, record in records}
-        recorded, known_at = {}, {}
+        recorded = {}
         for point in self.history.query_points(
                 names.RANKING_OUTCOME, start=now - self.lookback_s,
                 end=now + 1.0):
@@ -274,42 +246,10 @@ class CalibrationLearner(base.HistoryLearner):
             evaluation_id = point.tags.get(names.TAG_EVALUATION)
             recorded[evaluation_id] = (float(confidence), float(outcome),
                                        shares.get(evaluation_id))
-            known_at[evaluation_id] = point.time
         pairs = list(recorded.values())
         if self.harvest:
             pairs += self._harvest(now, set(recorded), records, shares)
-        if self.weighting != 'known_share':
-            return pairs, None
-        return pairs, self._known_share_weights(now, recorded, known_at,
-                                                len(pairs))
-
-    def _known_share_weights(self, now, recorded, known_at, count):
-        """Weights of the training pairs (the recorded outcomes first, in
-        ``recorded``'s order, then the harvested ones, which are judged
-        only once their VM's first ``window_s`` seconds are over and
-        count once) against the order outcomes become known in."""
-        made = getattr(self, 'record_times', {})
-        known = set(recorded) | {evaluation_id for evaluation_id, outcome
-                                 in self._settled.items()
-                                 if outcome is not None}
-        settled = set(self._settled)
-        windows, ages, where = [], [], []
-        for index, evaluation_id in enumerate(recorded):
-            if evaluation_id in made:
-                windows.append(known_at[evaluation_id] - made[evaluation_id])
-                ages.append(now - made[evaluation_id])
-                where.append(index)
-        # Rankings whose outcome may still come: younger than the window,
-        # neither known nor given up.
-        pending = [now - when for evaluation_id, when in made.items()
-                   if evaluation_id not in known
-                   and evaluation_id not in settled
-                   and now - when < self.window_s]
-        weights = np.ones(count)
-        if where:
-            weights[where] = calibration_lib.selection_weights(
-                windows, ages, pending, self.window_s)
-        return weights
+        return pairs
 
     def _harvest(self, now, known, records, shares):
         pairs = []
