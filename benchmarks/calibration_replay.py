@@ -23,7 +23,12 @@ these).
 Besides the binned map (``bins``) and the logistic map (``logistic``,
 the service's default), the table replays variants: other bins, priors
 and tails, the logistic map with other ``min_pairs`` and ``prior_pairs``
-(``--only`` picks methods by name), Platt and beta calibration, and
+(``--only`` picks methods by name), the logistic map with each outcome
+weighted against the selection of the outcomes known first (by the
+share of the day its window covers, by one over the Kaplan-Meier share
+of rankings as old whose outcome is known, only outcomes of rankings a
+day old, by recency) or with a term in the judged window's length,
+Platt and beta calibration, and
 maps per group of rankings (by the answer's source, ``history`` or
 ``shadows``, by profile, or both: a binned map per group shrunk toward
 the map of every outcome, a shift of it in log-odds per group, or a
@@ -31,7 +36,8 @@ logistic map with a term per group).  ``--breakdown`` first prints each
 run's own stated and raw confidence against the share right by half of
 the run, source and profile, and of the first 5, 10 and 20 outcomes the
 learner knows (those of the shortest-lived early VMs) and the rankings
-made before 20 are known.
+made before 20 are known, both also by the window each outcome is
+judged over; with several runs, also all of them pooled.
 
 Usage::
 
@@ -234,6 +240,144 @@ def _platt_by(prior=5.0, slope=False):
     return fit
 
 
+def _weighted_fit_logistic(features, outcomes, weights, center, ridge,
+                           steps=50):
+    """:func:`cal.fit_logistic` with a weight per outcome."""
+    theta = np.asarray(center, dtype=float).copy()
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-features @ theta))
+        gradient = features.T @ (weights * (p - outcomes)) + ridge * (
+            theta - center)
+        hessian = ((features * (weights * p * (1 - p))[:, None]).T
+                   @ features + ridge * np.eye(len(center)))
+        step = np.linalg.solve(hessian, gradient)
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return theta
+
+
+class _WeightedLogistic(cal.LogisticCalibrationMap):
+    """The logistic map with a weight per outcome (``min_weight``: the
+    summed weight it waits for besides ``min_pairs`` outcomes)."""
+
+    def __init__(self, min_weight=0.0, **kw):
+        super().__init__(**kw)
+        self.min_weight = float(min_weight)
+
+    held = False
+
+    @property
+    def fitted(self):
+        return super().fitted and not self.held
+
+    def fit(self, confidences, outcomes, shares=None, weights=None):
+        cal.CalibrationMap.fit(self, confidences, outcomes, shares)
+        self.coefficients = (0.0, 1.0)
+        weights = np.asarray(weights, float)
+        self.held = float(np.sum(weights)) < self.min_weight
+        if not self.fitted:
+            return self
+        features = np.stack([np.ones(len(confidences)),
+                             self._logit(confidences)], 1)
+        outcomes = np.clip(np.asarray(outcomes, float), 0, 1)
+        ridge = max(self.prior_pairs * 0.25, 1e-3)
+        theta = _weighted_fit_logistic(features, outcomes, weights,
+                                       np.array([0.0, 1.0]), ridge)
+        if theta[1] < 0:
+            theta = np.array([_weighted_fit_logistic(
+                features[:, :1], outcomes, weights, np.array([0.0]),
+                ridge)[0], 0.0])
+        if np.all(np.isfinite(theta)):
+            self.coefficients = (float(theta[0]), float(theta[1]))
+        return self
+
+
+def _known_share(windows, ages):
+    """Kaplan-Meier ``G(a)``: the share of rankings whose outcome is known
+    within ``a`` seconds, from the judged windows of the outcomes known
+    (``windows``, None where not yet known) and every ranking's age."""
+    events = sorted(w for w in windows if w is not None)
+    at_risk_of = np.array([w if w is not None else a
+                           for w, a in zip(windows, ages)])
+
+    def share(age):
+        survive = 1.0
+        for w in sorted(set(events)):
+            if w > age:
+                break
+            risk = np.sum(at_risk_of >= w)
+            if risk:
+                survive *= 1 - events.count(w) / risk
+        return 1 - survive
+    return share
+
+
+def weights_for(scheme, windows, ages, cap=10.0):
+    """Weight of each known outcome (``windows``: its judged window, None
+    for a ranking whose outcome is not known yet; ``ages``: every
+    ranking's age) under ``scheme``: ``window`` (its share of the day),
+    ``ipw`` (one over the Kaplan-Meier share of rankings as old known by
+    now, at most ``cap``; 1 from a day old), ``cohort`` (1 for rankings a
+    day old, else 0), ``recency H`` (halved every ``H`` seconds of the
+    ranking's age) or ``window and ipw`` (``(window, ipw weight)``
+    pairs, for :class:`_WindowKeyed`)."""
+    known = [i for i, w in enumerate(windows) if w is not None]
+    if scheme == 'window':
+        return [min(windows[i] / WINDOW_S, 1.0) for i in known]
+    if scheme == 'cohort':
+        return [1.0 if ages[i] >= WINDOW_S else 0.0 for i in known]
+    if scheme.startswith('recency '):
+        half_life = float(scheme.split()[1])
+        return [0.5 ** (ages[i] / half_life) for i in known]
+    if scheme == 'window and ipw':
+        return list(zip([windows[i] for i in known],
+                        weights_for('ipw', windows, ages, cap)))
+    if scheme == 'ipw':
+        share = _known_share(windows, ages)
+        return [1.0 if ages[i] >= WINDOW_S
+                else min(1.0 / max(share(ages[i]), 1e-9), cap)
+                for i in known]
+    raise ValueError(scheme)
+
+
+class _WindowKeyed(cal.LogisticCalibrationMap):
+    """The logistic map with a term in the judged window's log share of
+    the day, ``a + b * logit(raw) + c * log(window / day)`` (``c``'s
+    prior at 0, like ``a``'s), read for a new ranking, whose window is
+    not known yet, as the mean over the windows of the outcomes known,
+    each weighted by one over the Kaplan-Meier share of rankings as old
+    known by then (the windows a new ranking's outcome will be judged
+    over)."""
+
+    def fit(self, confidences, outcomes, shares=None, extra=None):
+        cal.CalibrationMap.fit(self, confidences, outcomes, shares)
+        self.coefficients = (0.0, 1.0)
+        self.theta = None
+        if not self.fitted:
+            return self
+        windows = np.array([w for w, _weight in extra], float)
+        terms = np.log(np.clip(windows / WINDOW_S, 1e-3, 1.0))
+        features = np.stack([np.ones(len(confidences)),
+                             self._logit(confidences), terms], 1)
+        theta = cal.fit_logistic(
+            features, np.clip(np.asarray(outcomes, float), 0, 1),
+            np.array([0.0, 1.0, 0.0]), max(self.prior_pairs * 0.25, 1e-3))
+        if theta[1] < 0 or not np.all(np.isfinite(theta)):
+            return self
+        weights = np.array([weight for _w, weight in extra], float)
+        self.theta = theta
+        self.terms, self.term_weights = terms, weights / np.sum(weights)
+        return self
+
+    def __call__(self, confidence, share=None):
+        if self.theta is None or not self.covers(share):
+            return min(max(float(confidence), 0.0), 1.0)
+        a, b, c = self.theta
+        z = a + b * float(self._logit(confidence)) + c * self.terms
+        return float(np.sum(self.term_weights / (1 + np.exp(-z))))
+
+
 def methods():
     """``{name: (fit(confidences, outcomes, shares) -> map(raw, share),
     replay options)}``."""
@@ -283,6 +427,30 @@ def methods():
                     cal.LogisticCalibrationMap(
                         min_pairs=m, prior_pairs=p).fit(x, y, s),
                     {'min_pairs': min_pairs})
+    # The selection of the outcomes known first (short-lived VMs'):
+    # weighted by the share of the day each covers, by one over the share
+    # of rankings as old whose outcome is known (Kaplan-Meier), held back
+    # until a day old, or keyed on the window with a term of its own.
+    for label, scheme, min_weight, min_pairs in (
+            ('window share', 'window', 0, 20),
+            ('window share, weight 20', 'window', 20, 20),
+            ('window share, min_pairs 10', 'window', 0, 10),
+            ('window share, weight 5', 'window', 5, 5),
+            ('1 / share known', 'ipw', 0, 20),
+            ('1 / share known, min_pairs 10', 'ipw', 0, 10),
+            ('1 / share known, min_pairs 5', 'ipw', 0, 5),
+            ('a day old only, weight 20', 'cohort', 20, 20),
+            ('recency, half-life 24 h', 'recency 86400', 0, 20),
+            ('recency, half-life 48 h', 'recency 172800', 0, 20)):
+        found['logistic, weights: %s' % label] = (
+            lambda x, y, s, w, m=min_weight, n=min_pairs: _WeightedLogistic(
+                min_weight=m, min_pairs=n).fit(x, y, s, w),
+            {'weights': scheme, 'min_pairs': min_pairs})
+    for min_pairs in (10, 20):
+        found['logistic, window term, min_pairs %d' % min_pairs] = (
+            lambda x, y, s, w, m=min_pairs: _WindowKeyed(
+                min_pairs=m).fit(x, y, s, w),
+            {'weights': 'window and ipw', 'min_pairs': min_pairs})
     found['mean accuracy so far'] = (
         lambda x, y, _s: (lambda a: (lambda c: a))(
             (np.sum(y) + 5 * 0.75) / (len(y) + 5)), {})
@@ -298,7 +466,7 @@ def _stated(mapping, raw, share, key=None):
 
 
 def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
-           cluster=None, group=None):
+           cluster=None, group=None, weights=None):
     """``(stated, outcomes)`` arrays of the online replay of ``fit``;
     ``cluster`` (see :func:`request_times`) stands in the cluster's
     share for rows without one."""
@@ -323,6 +491,11 @@ def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
                     for k, c, y, _a, s, g in pairs[:n] if k <= now]
             if recent:
                 seen = seen[-recent:]
+            if weights and seen:
+                seen = [tuple(p) + (w,) for p, w in zip(seen, weights_for(
+                    weights, [k - a if k <= now else None
+                              for k, _c, _y, a, _s, _g in pairs[:n]],
+                    [now - a for _k, _c, _y, a, _s, _g in pairs[:n]]))]
             fitted_at, fitted_n = now, n
             mapping = (fit(*zip(*seen)) if len(seen) >= max(min_pairs, 1)
                        else None)
@@ -341,12 +514,35 @@ def scores(stated, outcomes):
             'pairs': int(stated.size)}
 
 
+#: Classes of the window a ranking's outcome is judged over (its VM's
+#: life, at most a day), in hours: ``(name, from, below)``.
+WINDOW_CLASSES = (('under 2 h', 0, 2), ('2-6 h', 2, 6), ('6-24 h', 6, 24),
+                  ('a full day', 24, np.inf))
+
+
 def breakdown(rows, times=None):
     """Lines of the run's own stated and raw confidence against the share
-    right: all, by half of the run, by the answer's source and by
-    profile; with ``times`` (see :func:`request_times`) also the first
-    outcomes the learner knows (by when they are known) and the rankings
-    made before 20 of them are known."""
+    right (see :func:`breakdown_parts`)."""
+    return breakdown_lines(breakdown_parts(rows, times))
+
+
+def pooled_parts(parts_per_file):
+    """The parts of several runs' :func:`breakdown_parts` pooled by name,
+    in the first run's order."""
+    pooled = {}
+    for parts in parts_per_file:
+        for name, part in parts:
+            pooled.setdefault(name, []).extend(part)
+    return list(pooled.items())
+
+
+def breakdown_parts(rows, times=None):
+    """``[(name, rows)]``: all, by half of the run, by the answer's source
+    and by profile; with ``times`` (see :func:`request_times`) also the
+    first outcomes the learner knows (by when they are known), the
+    rankings made before 20 of them are known, and both by the window
+    each outcome is judged over (the VM's life, at most a day; see
+    :data:`WINDOW_CLASSES`)."""
     rows = [r for r in rows if r.get('confidence')]
     half = max(r['request'] for r in rows) // 2 + 1 if rows else 0
     parts = [('all', rows),
@@ -367,11 +563,26 @@ def breakdown(rows, times=None):
         order = sorted(rows, key=known)
         for count in (5, 10, 20):
             parts.append(('first %d outcomes known' % count, order[:count]))
+        early = []
         if len(order) >= MIN_PAIRS:
             ready = known(order[MIN_PAIRS - 1])
-            parts.append(('ranked before %d known' % MIN_PAIRS,
-                          [r for r in rows
-                           if times[r['request']][0] < ready]))
+            early = [r for r in rows if times[r['request']][0] < ready]
+            parts.append(('ranked before %d known' % MIN_PAIRS, early))
+
+        def window_h(row):
+            arrival, lifetime = times[row['request']]
+            return (known(row) - arrival) / 3600.0
+        for name, low, high in WINDOW_CLASSES:
+            parts.append(('judged over %s' % name,
+                          [r for r in rows if low <= window_h(r) < high]))
+        for name, low, high in (('under 6 h', 0, 6),) + WINDOW_CLASSES[2:]:
+            parts.append(('early, judged over %s' % name,
+                          [r for r in early if low <= window_h(r) < high]))
+    return parts
+
+
+def breakdown_lines(parts):
+    """The lines of :func:`breakdown`'s ``parts``."""
     lines = []
     for name, part in parts:
         if not part:
@@ -379,7 +590,7 @@ def breakdown(rows, times=None):
         stated = np.array([r['confidence'][0] for r in part])
         raw = np.array([r['confidence'][2] for r in part])
         right = np.array([float(r['confidence'][1]) for r in part])
-        lines.append('  %-32s n %3d  right %.3f  stated %.3f (ECE %.3f)  '
+        lines.append('  %-32s n %4d  right %.3f  stated %.3f (ECE %.3f)  '
                      'raw %.3f (ECE %.3f)' % (
                          name, len(part), right.mean(), stated.mean(),
                          cal.reliability(stated, right)['ece'], raw.mean(),
@@ -401,22 +612,29 @@ def main(argv=None):
                         help='replay only the methods whose name contains '
                         'TEXT (repeatable; by default every method)')
     args = parser.parse_args(argv)
-    files = []
+    files, parts = [], []
     for spec in args.rows:
         path, mode, seed, count = spec.rsplit(':', 3)
         with open(path) as handle:
             rows = json.load(handle)
         times, cluster = request_times(mode, int(seed), int(count))
         if args.breakdown:
+            parts.append(breakdown_parts(rows, times))
             print(os.path.basename(path))
-            print('\n'.join(breakdown(rows, times)))
+            print('\n'.join(breakdown_lines(parts[-1])))
         files.append((os.path.basename(path), rows, times, cluster))
+    if len(parts) > 1:
+        print('all %d runs pooled (runs of one seed share their requests)'
+              % len(parts))
+        print('\n'.join(breakdown_lines(pooled_parts(parts))))
     table = {}
-    print('%-34s %s | pooled ECE  Brier  log loss' % (
-        'method', ' '.join('%6s' % ('f%d' % i) for i in range(len(files)))))
-    for name, (fit, options) in methods().items():
-        if args.only and not any(text in name for text in args.only):
-            continue
+    chosen = {name: method for name, method in methods().items()
+              if not args.only or any(text in name for text in args.only)}
+    width = max([34] + [len(name) for name in chosen])
+    print('%-*s %s | pooled ECE  Brier  log loss' % (
+        width, 'method',
+        ' '.join('%6s' % ('f%d' % i) for i in range(len(files)))))
+    for name, (fit, options) in chosen.items():
         per_file, all_s, all_y = {}, [], []
         for label, rows, times, cluster in files:
             stated, outcomes = replay(rows, times, fit, cluster=cluster,
@@ -426,8 +644,9 @@ def main(argv=None):
             all_y.append(outcomes)
         pooled = scores(np.concatenate(all_s), np.concatenate(all_y))
         table[name] = {'files': per_file, 'pooled': pooled}
-        print('%-34s %s | %.4f  %.4f  %.4f' % (
-            name, ' '.join('%6.3f' % per_file[f[0]]['ece'] for f in files),
+        print('%-*s %s | %.4f  %.4f  %.4f' % (
+            width, name,
+            ' '.join('%6.3f' % per_file[f[0]]['ece'] for f in files),
             pooled['ece'], pooled['brier'], pooled['log_loss']), flush=True)
     for i, (label, *_rest) in enumerate(files):
         print('f%d = %s' % (i, label))
