@@ -154,3 +154,60 @@ def test_what_the_models_add_is_not_measurable():
     # Without models the whole sd is measurable.
     plain, _reasons = estimate.adjust('cpu_ops_per_s', sampled)
     assert plain.measurable_sd == plain.sd == pytest.approx(2.0)
+
+
+def _noisy(mean, cv, size, seed):
+    return list(mean * (1.0 + cv * np.random.default_rng(seed)
+                        .standard_normal(size)))
+
+
+def test_the_per_sample_spread_is_pooled_over_hosts_with_enough_samples():
+    observations = {'a': {'cpu_ops_per_s': _noisy(100.0, 0.1, 400, 1)},
+                    'b': {'cpu_ops_per_s': _noisy(50.0, 0.1, 400, 2)},
+                    'c': {'cpu_ops_per_s': [80.0]},
+                    'd': {'disk_iops': _noisy(10.0, 0.2, 400, 3)}}
+    pooled = estimate.pooled_sample_cv(observations)
+    assert pooled['cpu_ops_per_s'] == pytest.approx(0.1, abs=0.01)
+    # One host measured long enough is not a pool.
+    assert 'disk_iops' not in pooled
+
+
+def test_few_samples_are_stated_with_the_pooled_spread():
+    """A host the race stopped after one sample is as uncertain as one
+    sample of the hosts measured longer, not the wide fixed prior."""
+    wide = estimate.from_samples('cpu_ops_per_s', [100.0])
+    pooled = estimate.from_samples('cpu_ops_per_s', [100.0],
+                                   sample_cv=0.1)
+    two = estimate.from_samples('cpu_ops_per_s', [100.0, 100.0],
+                                sample_cv=0.1)
+    assert wide.sd == pytest.approx(15.0)
+    assert pooled.sd == pytest.approx(10.0)
+    assert two.sd == pytest.approx(10.0 / math.sqrt(2))
+
+
+def test_a_ranking_states_a_briefly_measured_host_with_the_pool():
+    observations = {'a': {'cpu_ops_per_s': _noisy(100.0, 0.05, 30, 1)},
+                    'b': {'cpu_ops_per_s': _noisy(100.0, 0.05, 30, 2)},
+                    'c': {'cpu_ops_per_s': [80.0]}}
+    ranking = analyzer_lib.Analyzer().rank({'cpu': 1.0}, observations)
+    short = ranking.host('c').uncertainty['cpu_ops_per_s']
+    assert short == pytest.approx(80.0 * 0.05, rel=0.3)
+    assert short < 80.0 * estimate.FEW_SAMPLES_RELATIVE_SD
+
+
+def test_kept_estimates_follow_the_pool():
+    """Kept per-host estimates are made again when the pooled spread
+    changes, as the ranking without them is."""
+    analyzer = analyzer_lib.Analyzer()
+    kept = analyzer_lib.KeptEstimates()
+    first = {'a': {'cpu_ops_per_s': _noisy(100.0, 0.05, 30, 1)},
+             'b': {'cpu_ops_per_s': _noisy(100.0, 0.05, 30, 2)},
+             'c': {'cpu_ops_per_s': [80.0]}}
+    tokens = {'a': 1, 'b': 1, 'c': 1}
+    analyzer.rank({'cpu': 1.0}, first, kept=kept, tokens=tokens)
+    second = dict(first, b={'cpu_ops_per_s': _noisy(100.0, 0.2, 30, 3)})
+    again = analyzer.rank({'cpu': 1.0}, second, kept=kept,
+                          tokens=dict(tokens, b=2))
+    fresh = analyzer.rank({'cpu': 1.0}, second)
+    assert (again.host('c').uncertainty['cpu_ops_per_s']
+            == pytest.approx(fresh.host('c').uncertainty['cpu_ops_per_s']))
