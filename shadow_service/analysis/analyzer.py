@@ -375,14 +375,11 @@ class Analyzer:
         earlier = earlier or {}
         earlier_age_s = earlier_age_s or {}
         share = hostfacts.allocated_ram_share(host_features)
-        # One sample's spread per metric, from the hosts measured long
-        # enough: what a host with fewer samples is stated with.
-        sample_cv = estimate_lib.pooled_sample_cv(observations, metrics)
         if (kept is not None and tokens is not None and prior is None
                 and not earlier and self.load_forecaster is None):
             return self._rank_kept(kept, tokens, metrics, weights,
                                    observations or {}, host_features, scale,
-                                   data_age_s, share, sample_cv)
+                                   data_age_s, share)
         # In a fixed order: the confidence's seeded draws go to hosts by
         # row, so the order the observations arrive in (a history store's
         # catalogue order) must not change which host gets which.
@@ -396,7 +393,7 @@ class Analyzer:
                 host, metrics, (observations or {}).get(host),
                 host_features.get(host), scale, data_age_s.get(host),
                 prior, outlooks.get(host), earlier.get(host),
-                earlier_age_s.get(host), sample_cv)
+                earlier_age_s.get(host))
         seen = {m for e in estimates.values() for m in e}
         for host in hosts:
             reasons[host] = [r for r in reasons[host]
@@ -434,7 +431,7 @@ class Analyzer:
 
     def _host_estimates(self, host, metrics, samples, features, scale,
                         age_s, prior, outlook=None, earlier=None,
-                        earlier_age_s=None, sample_cv=None):
+                        earlier_age_s=None):
         host_estimates, host_reasons = {}, []
         earlier = (earlier or {}) if samples else {}
         samples = samples or {}
@@ -447,15 +444,13 @@ class Analyzer:
             raw = samples.get(metric)
             single = estimate_lib.from_samples(
                 metric, [] if raw is None else raw, data_age_s=age_s,
-                age_drift=self.drift_of(metric),
-                sample_cv=(sample_cv or {}).get(metric))
+                age_drift=self.drift_of(metric))
             if earlier.get(metric) is not None:
                 single = estimate_lib.combine(
                     single, estimate_lib.from_samples(
                         metric, earlier[metric],
                         data_age_s=float(earlier_age_s or 0.0),
-                        age_drift=self.drift_of(metric),
-                        sample_cv=(sample_cv or {}).get(metric)))
+                        age_drift=self.drift_of(metric)))
             if single is None:
                 host_reasons.append("%s: no samples, left out" % metric)
                 continue
@@ -482,8 +477,7 @@ class Analyzer:
         """What a host's kept estimates (and explanations) depend on
         besides its samples and features: the metrics and their weights,
         the age drift, the models (by identity: a learner's refit makes
-        new ones) and the scale.  (The pooled per-sample spread a host
-        with few samples is stated with goes into its token.)"""
+        new ones) and the scale."""
         return (tuple(sorted(weights.items())), self.age_drift,
                 tuple(sorted(self.age_drift_by_metric.items())),
                 id(self.scaleup),
@@ -494,7 +488,7 @@ class Analyzer:
                 self.peak_memory_headroom,
                 tuple(sorted((scale or {}).items())))
 
-    def _sample_estimates(self, metrics, samples, scale, sample_cv=None):
+    def _sample_estimates(self, metrics, samples, scale):
         """What a host's kept entry holds: per metric the estimate of its
         samples alone at data age 0 (value, sd; NaN without one), the
         reasons its samples give, in metric order (``(metric, reason)``,
@@ -507,8 +501,7 @@ class Analyzer:
         for column, metric in enumerate(metrics):
             raw = samples.get(metric)
             single = estimate_lib.from_samples(
-                metric, [] if raw is None else raw, age_drift=0.0,
-                sample_cv=(sample_cv or {}).get(metric))
+                metric, [] if raw is None else raw, age_drift=0.0)
             if single is None:
                 notes.append((metric, "%s: no samples, left out" % metric))
                 continue
@@ -524,8 +517,7 @@ class Analyzer:
         return values, sds, counts, notes, busy, mem_gbps
 
     def _rank_kept(self, kept, tokens, metrics, weights, observations,
-                   host_features, scale, data_age_s, share=None,
-                   sample_cv=None):
+                   host_features, scale, data_age_s, share=None):
         """:meth:`rank` with each host's sample estimates kept in
         ``kept`` while its token is the same; what the request adds (data
         age, bounds, scale-up, contention, peak headroom) is applied on
@@ -533,8 +525,6 @@ class Analyzer:
         host's features.  Gives what :meth:`rank` gives without ``kept``
         (load forecasts excluded: :meth:`rank` does not keep then)."""
         signature = self._kept_signature(weights, scale)
-        if sample_cv:
-            tokens = _pooled_tokens(tokens, observations, sample_cv)
         with kept.lock:
             if kept.signature != signature:
                 kept.reset(signature)
@@ -561,7 +551,7 @@ class Analyzer:
         missing = [h for h in hosts if h not in rows]
         made = self._kept_rows(kept, entries, missing, tokens, metrics,
                                observations, host_features, scale,
-                               data_age_s, sample_cv)
+                               data_age_s)
         if inputs is not None and missing:
             kept.keep_rows(missing, keys, made,
                            limit=4 * max(len(hosts), 1024))
@@ -591,8 +581,7 @@ class Analyzer:
         return ranking
 
     def _kept_rows(self, kept, entries, hosts, tokens, metrics,
-                   observations, host_features, scale, data_age_s,
-                   sample_cv=None):
+                   observations, host_features, scale, data_age_s):
         """``(values, sds, measurable sds, {host: reasons})`` of ``hosts``
         (rows in their order) from their kept sample estimates (made
         where missing or stale) with what the request adds on top; a
@@ -603,8 +592,7 @@ class Analyzer:
             entry = entries.get(host)
             if entry is None or token is None or entry[0] != token:
                 entry = (token,) + self._sample_estimates(
-                    metrics, observations.get(host) or {}, scale,
-                    sample_cv)
+                    metrics, observations.get(host) or {}, scale)
                 if token is not None:
                     entries[host] = entry
                 kept.computed += 1
@@ -979,24 +967,6 @@ class KeptEstimates:
             kept[key] = value
             while len(kept) > RANKINGS_KEPT:
                 kept.popitem(last=False)
-
-
-def _pooled_tokens(tokens, observations, sample_cv):
-    """``tokens`` with, for a host that has fewer than
-    :data:`.estimate.MIN_SAMPLES` samples of a metric the pool states,
-    that pooled spread added: its estimate depends on it (the other
-    hosts' tokens are the same objects, so their kept rows still serve
-    another candidate list)."""
-    changed = dict(tokens)
-    for host, token in tokens.items():
-        samples = observations.get(host) or {}
-        few = tuple(
-            (metric, cv) for metric, cv in sorted(sample_cv.items())
-            if samples.get(metric) is not None
-            and len(samples[metric]) < estimate_lib.MIN_SAMPLES)
-        if few and token is not None:
-            changed[host] = (token, few)
-    return changed
 
 
 def _host_keys(hosts, tokens, data_age_s, host_features):

@@ -7,10 +7,7 @@ what the VM will achieve, combining
 * the standard error of the mean with an effective sample size that
   accounts for lag-1 autocorrelation,
 * drift within the run (half the difference between the halves' means),
-* when there are fewer than ``MIN_SAMPLES``: the metric's per-sample
-  spread that hosts with enough samples of the same workload showed
-  (:func:`pooled_sample_cv`) over the square root of the count, or a wide
-  relative prior when no host has enough,
+* a wide relative prior when there are fewer than ``MIN_SAMPLES``,
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
 :func:`combine` joins this run's estimate with the one earlier runs of
@@ -42,9 +39,6 @@ from shadow_service.workloads import catalogue
 
 MIN_SAMPLES = 3
 FEW_SAMPLES_RELATIVE_SD = 0.15
-#: Fewest hosts with ``MIN_SAMPLES`` samples of a metric before
-#: :func:`pooled_sample_cv` states its per-sample spread.
-MIN_POOLED_RUNS = 2
 #: Fewest pairs of repeated runs before :func:`fit_age_drift` answers.
 MIN_DRIFT_PAIRS = 20
 PERCENT_BOUNDS = (0.0, 100.0)
@@ -91,31 +85,22 @@ class MetricEstimate:
         return self.sd / max(abs(self.value), 1e-9)
 
 
-def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05,
-                 sample_cv=None):
-    """Estimate a metric from time-ordered samples; None if none usable.
-
-    ``sample_cv``: the relative spread of one sample of this metric
-    (:func:`pooled_sample_cv`), which sets the sd of fewer than
-    ``MIN_SAMPLES`` samples; None: ``FEW_SAMPLES_RELATIVE_SD``."""
+def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
+    """Estimate a metric from time-ordered samples; None if none usable."""
     try:
         data = np.asarray(samples, dtype=float)
     except (TypeError, ValueError):
         data = None
     if data is None or data.ndim != 1:
-        base = _estimate(metric, samples, sample_cv)
+        base = _estimate(metric, samples)
     else:
         # Kept per samples (by digest): a prior asks again for the same
         # samples of every host on every request.
         key = (metric, data.size,
-               hashlib.blake2b(data.tobytes(), digest_size=16).digest(),
-               sample_cv if data.size < MIN_SAMPLES else None)
-        # (Its raw count decides: samples cleaning shortens below
-        # MIN_SAMPLES keep the fixed prior, so an estimate of that many
-        # samples never depends on the pool.)
+               hashlib.blake2b(data.tobytes(), digest_size=16).digest())
         base = _KEPT.get(key, _MISSING)
         if base is _MISSING:
-            base = _estimate(metric, data, sample_cv)
+            base = _estimate(metric, data)
             if len(_KEPT) >= SAMPLE_ESTIMATES_KEPT:
                 _KEPT.clear()
             _KEPT[key] = base
@@ -156,7 +141,7 @@ def combine(current, earlier):
                                             100.0 * w_earlier / total)])
 
 
-def _estimate(metric, samples, sample_cv=None):
+def _estimate(metric, samples):
     """``(value, sd, size, notes)`` of the samples alone (no age), or
     None."""
     bounds = (PERCENT_BOUNDS if metric in catalogue.PERCENT_METRICS
@@ -169,60 +154,13 @@ def _estimate(metric, samples, sample_cv=None):
     notes = list(cleaned.notes)
     value = float(np.mean(data))
     if data.size < MIN_SAMPLES:
-        if sample_cv is None or (hasattr(samples, '__len__')
-                                 and len(samples) >= MIN_SAMPLES):
-            sd = FEW_SAMPLES_RELATIVE_SD * max(abs(value), 1e-9)
-            if data.size > 1:
-                sd = max(sd, float(np.std(data, ddof=1)))
-        else:
-            # A mean of n samples of known spread: that spread over
-            # sqrt(n) (or the samples' own, when they differ more).
-            spread = sample_cv * max(abs(value), 1e-9)
-            if data.size > 1:
-                spread = max(spread, float(np.std(data, ddof=1)))
-            sd = spread / math.sqrt(data.size)
+        sd = FEW_SAMPLES_RELATIVE_SD * max(abs(value), 1e-9)
+        if data.size > 1:
+            sd = max(sd, float(np.std(data, ddof=1)))
         notes.append("only %d samples" % data.size)
     else:
         sd = math.sqrt(standard_error(data) ** 2 + drift(data) ** 2)
     return value, sd, int(data.size), tuple(notes)
-
-
-def pooled_sample_cv(observations, metrics=None, *,
-                     min_runs=MIN_POOLED_RUNS):
-    """``{metric: relative sd of one sample}`` pooled over the hosts of
-    ``observations`` (``{host: {metric: samples}}``, one workload's
-    shadows) that have at least ``MIN_SAMPLES`` samples of the metric:
-    the root mean square of their samples' coefficient of variation,
-    rounded to three decimals.  A metric measured that often on fewer
-    than ``min_runs`` hosts is left out.
-
-    What one sample of a host says is as uncertain as a sample of the
-    same workload's metric on the hosts measured longer (the shadows run
-    at the same time, the same program): a host the race stopped after
-    one or two samples is stated with that spread over the square root
-    of its count, not with the wide ``FEW_SAMPLES_RELATIVE_SD``."""
-    squares = {}
-    for samples in (observations or {}).values():
-        for metric, raw in (samples or {}).items():
-            if metrics is not None and metric not in metrics:
-                continue
-            try:
-                data = np.asarray(raw, dtype=float)
-            except (TypeError, ValueError):
-                continue
-            if data.ndim != 1:
-                continue
-            data = data[np.isfinite(data)]
-            if data.size < MIN_SAMPLES:
-                continue
-            mean = abs(float(np.mean(data)))
-            if mean <= 1e-9:
-                continue
-            squares.setdefault(metric, []).append(
-                (float(np.std(data, ddof=1)) / mean) ** 2)
-    return {metric: round(math.sqrt(sum(found) / len(found)), 3)
-            for metric, found in squares.items()
-            if len(found) >= max(int(min_runs), 1)}
 
 
 def fit_age_drift(runs, *, min_pairs=MIN_DRIFT_PAIRS, margin_sd=1.0):
