@@ -1,22 +1,16 @@
 """The calibration replay's weights against the selection of the outcomes
 known first (``benchmarks/calibration_replay.py``)."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
+
+from tests.fixtures import benchmarks
 
 DAY = 86400.0
 
 
 def _replay_module():
-    path = (pathlib.Path(__file__).resolve().parents[4] / "benchmarks"
-            / "calibration_replay.py")
-    spec = importlib.util.spec_from_file_location("calibration_replay", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmarks.load('calibration_replay')
 
 
 def test_known_share_is_kaplan_meier_over_the_judged_windows():

@@ -1,6 +1,3 @@
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
 from hypothesis import example
@@ -12,6 +9,7 @@ from shadow_service.analysis import forecasters
 from shadow_service.analysis.forecasters import arima
 from shadow_service.analysis.forecasters import base
 from shadow_service.analysis.forecasters import kernels
+from tests.fixtures import benchmarks
 
 STEP_S = 300.0
 DAY = 288
@@ -202,12 +200,7 @@ def test_kernels_never_read_past_their_origin(seed, cut, poison):
 
 
 def _benchmark_module():
-    path = (pathlib.Path(__file__).resolve().parents[4] / "benchmarks"
-            / "forecast_accuracy.py")
-    spec = importlib.util.spec_from_file_location("forecast_accuracy", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmarks.load('forecast_accuracy')
 
 
 @pytest.mark.parametrize("poison", [np.nan, 1e9])

@@ -1,7 +1,6 @@
 """The proactive scaling benchmark's breakdown of violation minutes by
 cause (``benchmarks/proactive_scaling.py``, ``violation_causes``)."""
 
-import importlib.util
 import logging
 import pathlib
 import types
@@ -9,15 +8,13 @@ import types
 import numpy as np
 import pytest
 
+from tests.fixtures import benchmarks
+
 REPO = pathlib.Path(__file__).resolve().parents[4]
 
 
 def _benchmark():
-    spec = importlib.util.spec_from_file_location(
-        'proactive_scaling', REPO / 'benchmarks' / 'proactive_scaling.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmarks.load('proactive_scaling')
 
 
 OPTS = types.SimpleNamespace(interval=300.0, resize_duration=300.0,
