@@ -240,23 +240,6 @@ def _platt_by(prior=5.0, slope=False):
     return fit
 
 
-def _weighted_fit_logistic(features, outcomes, weights, center, ridge,
-                           steps=50):
-    """:func:`cal.fit_logistic` with a weight per outcome."""
-    theta = np.asarray(center, dtype=float).copy()
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-features @ theta))
-        gradient = features.T @ (weights * (p - outcomes)) + ridge * (
-            theta - center)
-        hessian = ((features * (weights * p * (1 - p))[:, None]).T
-                   @ features + ridge * np.eye(len(center)))
-        step = np.linalg.solve(hessian, gradient)
-        theta = theta - step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return theta
-
-
 class _WeightedLogistic(cal.LogisticCalibrationMap):
     """The logistic map with a weight per outcome (``min_weight``: the
     summed weight it waits for besides ``min_pairs`` outcomes)."""
@@ -282,12 +265,12 @@ class _WeightedLogistic(cal.LogisticCalibrationMap):
                              self._logit(confidences)], 1)
         outcomes = np.clip(np.asarray(outcomes, float), 0, 1)
         ridge = max(self.prior_pairs * 0.25, 1e-3)
-        theta = _weighted_fit_logistic(features, outcomes, weights,
-                                       np.array([0.0, 1.0]), ridge)
+        theta = cal.fit_logistic(features, outcomes, np.array([0.0, 1.0]),
+                                 ridge, weights=weights)
         if theta[1] < 0:
-            theta = np.array([_weighted_fit_logistic(
-                features[:, :1], outcomes, weights, np.array([0.0]),
-                ridge)[0], 0.0])
+            theta = np.array([cal.fit_logistic(
+                features[:, :1], outcomes, np.array([0.0]), ridge,
+                weights=weights)[0], 0.0])
         if np.all(np.isfinite(theta)):
             self.coefficients = (float(theta[0]), float(theta[1]))
         return self

@@ -295,17 +295,23 @@ class CalibrationMap:
                           for x, y in zip(self.knots_x, self.knots_y)]}
 
 
-def fit_logistic(features, outcomes, center, ridge, steps=50):
+def fit_logistic(features, outcomes, center, ridge, steps=50,
+                 weights=None):
     """Maximum a posteriori coefficients of a logistic regression of 0/1
     ``outcomes`` on the columns of ``features``, with a Gaussian prior of
     precision ``ridge`` at ``center`` (Newton's method, at most ``steps``
-    steps)."""
+    steps); ``weights``: one per outcome (all 1 when None)."""
     center = np.asarray(center, dtype=float)
     theta = center.copy()
     for _ in range(steps):
         p = 1 / (1 + np.exp(-features @ theta))
-        gradient = features.T @ (p - outcomes) + ridge * (theta - center)
-        hessian = ((features * (p * (1 - p))[:, None]).T @ features
+        curvature = p * (1 - p)
+        residual = p - outcomes
+        if weights is not None:
+            curvature = weights * curvature
+            residual = weights * residual
+        gradient = features.T @ residual + ridge * (theta - center)
+        hessian = ((features * curvature[:, None]).T @ features
                    + ridge * np.eye(len(center)))
         step = np.linalg.solve(hessian, gradient)
         theta = theta - step
