@@ -245,10 +245,10 @@ class _WeightedLogistic(cal.LogisticCalibrationMap):
     summed weight it waits for besides ``min_pairs`` outcomes)."""
 
     def __init__(self, min_weight=0.0, **kw):
+        # Not held until a fit finds too little weight.
+        self.held = False
         super().__init__(**kw)
         self.min_weight = float(min_weight)
-
-    held = False
 
     @property
     def fitted(self):
