@@ -23,7 +23,10 @@ Set-up (every number is a parameter below):
   run every ``--interval`` seconds; samples every 300 s (the traces'
   step).  The starting rung always comes from the warm-up's last day.
   The twin's noise is drawn in sequence from its seed, so a longer
-  warm-up gives the scored samples other noise.  Lead time of a resize:
+  warm-up gives the scored samples other noise (with ``--noise-stream
+  keyed`` each sample's noise depends on its VM, metric and time alone:
+  runs that differ in one group's actions keep every other group's
+  noise).  Lead time of a resize:
   interval plus resize duration (10 minutes by default).
 * Hosts: ten large hosts without background tenants
   (``data/proactive_cluster.yaml``), five VMs each.
@@ -162,6 +165,7 @@ def make_conf(policy, args, rl_model=None, mode='vertical'):
     conf([], project='nova-shadow-benchmark')
     overrides = {
         'sim': dict(cluster_file=CLUSTER_FILE, noise_pct=args.noise,
+                    noise_stream=args.noise_stream,
                     sample_interval=TRACE_STEP_S,
                     host_metric_interval=TRACE_STEP_S, backfill_hours=0,
                     resize_duration=args.resize_duration,
@@ -577,6 +581,11 @@ def main(argv=None):
     parser.add_argument('--noise', type=float, default=sim_noise.NOISE_PCT,
                         help='measurement noise of the samples, %% '
                              '(default: the product\'s [sim] noise_pct)')
+    parser.add_argument('--noise-stream', default=sim_noise.NOISE_SHARED,
+                        choices=sim_noise.NOISE_STREAMS,
+                        help='where the noise comes from: one shared '
+                             'sequence, or keyed by VM, metric and time '
+                             '(default: the product\'s [sim] noise_stream)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--mode', default='both',
                         choices=['vertical', 'horizontal', 'both'],
@@ -628,6 +637,7 @@ def main(argv=None):
             'ladder_vcpus': list(LADDER_VCPUS),
             'member_vcpus': MEMBER_VCPUS, 'max_members': MAX_MEMBERS,
             'demand_scale': DEMAND_SCALE, 'noise_pct': args.noise,
+            'noise_stream': args.noise_stream,
             'seed': args.seed, 'score_step_s': SCORE_STEP_S,
             'hosts': 'data/proactive_cluster.yaml',
             'command': ' '.join(sys.argv),

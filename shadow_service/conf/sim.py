@@ -130,6 +130,34 @@ Related options:
 
 * ``noise_pct``: 0 turns this noise off too.
 """),
+    cfg.StrOpt(
+        'noise_stream',
+        default=noise.NOISE_SHARED,
+        choices=[(noise.NOISE_SHARED,
+                  'one generator seeded by ``seed``, drawn from in the '
+                  'order the samples are written: what a sample gets '
+                  'depends on every draw before it'),
+                 (noise.NOISE_KEYED,
+                  'each sample\'s noise a function of ``seed``, the '
+                  'sampled VM, shadow or host, the metric and the '
+                  'sample\'s time alone')],
+        help="""
+Where the measurement noise of the twin's samples comes from. The size of
+the noise is the same either way (``noise_pct``, ``metric_noise_scale``,
+``host_noise_pct``).
+
+With ``shared`` (the default), anything that changes how many samples are
+written, or in what order (one more VM booted, a scale-in a few minutes
+earlier), gives every later sample of every other VM and host other
+noise. With ``keyed`` a sample keeps its noise whatever else the run
+does, so two runs that differ in one VM's actions can be compared VM by
+VM: a difference elsewhere is the actions', not the noise's. Host
+monitoring read twice at the same time gets the same noise.
+
+Related options:
+
+* ``seed``, ``noise_pct``.
+"""),
     cfg.FloatOpt(
         'sample_interval',
         default=1.0,

@@ -108,6 +108,7 @@ class SimDriver(base.CloudDriver):
                 noise_pct=opts.noise_pct,
                 metric_noise_scale=opts.metric_noise_scale,
                 host_noise_pct=opts.host_noise_pct,
+                noise_stream=opts.noise_stream,
                 sample_interval_s=opts.sample_interval,
                 host_metric_interval_s=opts.host_metric_interval)
         twin.history = history
@@ -127,6 +128,8 @@ class SimDriver(base.CloudDriver):
         self._metadata = {}
         self._flavor_names = {}
         self._pending = {}
+        # instance id -> how many siblings of it were booted
+        self._siblings_booted = {}
 
     # -- CloudDriver -----------------------------------------------------
     def start(self):
@@ -395,7 +398,8 @@ class SimDriver(base.CloudDriver):
             workload_id='%s#%d' % (instance_id, self._segments), kind='vm',
             profile=work.profile, started_at=start_at,
             stopped_at=departs_at, instance_id=instance_id,
-            profile_start=work.profile_origin, group=work.group, **fields)
+            profile_start=work.profile_origin, group=work.group,
+            noise_name=work.noise_name, **fields)
         if new.host == work.host:
             # A resize in place is neither a departure nor an arrival.
             self._not_departed.add(work.workload_id)
@@ -504,6 +508,14 @@ class SimDriver(base.CloudDriver):
                       metadata=dict(self._metadata.get(instance_id) or {},
                                     **(metadata or {})),
                       starts_at=done_at, profile_start=work.profile_origin)
+        if name is None:
+            # Its id counts every workload of the twin; keyed noise knows
+            # it by a count of this instance's siblings alone, so another
+            # group's scaling does not change its noise.
+            count = self._siblings_booted.get(instance_id, 0) + 1
+            self._siblings_booted[instance_id] = count
+            self.twin.workloads[sibling].noise_name = '%s-sibling-%d' % (
+                instance_id, count)
         self._pending[sibling] = {'kind': 'boot', 'done_at': done_at,
                                   'previous': self.twin.workloads[sibling]}
         return self.get_instance(sibling)
@@ -582,7 +594,9 @@ class SimDriver(base.CloudDriver):
     def _features(self, name, times):
         sim_host = self.twin.host(name)
         hc = sim_host.host_class
-        observed = {metric: self.twin.noisy(values, self.twin.host_noise_pct)
+        observed = {metric: self.twin.noisy(values, self.twin.host_noise_pct,
+                                            key=('host', name, metric),
+                                            times=times)
                     for metric, values in
                     self.twin.host_observation(name, times).items()}
         recent = max(1, int(math.ceil(900.0 / FEATURE_STEP_S)))

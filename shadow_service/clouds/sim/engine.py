@@ -17,6 +17,7 @@ benchmarks.  Everything random comes from the seed, so a run repeats.
 """
 
 import dataclasses
+import hashlib
 import logging
 import math
 import time
@@ -52,6 +53,50 @@ def default_start(now=None):
     return start - 86400.0 if start > now else start
 
 HOST_METRICS = hostfacts.HOST_METRICS
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix64(state):
+    """splitmix64's output for each ``state`` (uint64 arrays, wrapping):
+    the next value of a generator whose state is ``state``."""
+    z = state + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def _key_hash(seed, key):
+    """64 bits of the seed and a key (a tuple of names)."""
+    text = '\x1f'.join(str(part) for part in (seed,) + tuple(key))
+    digest = hashlib.blake2b(text.encode('utf-8'), digest_size=8).digest()
+    return np.uint64(int.from_bytes(digest, 'little'))
+
+
+def keyed_normal(seed, key, times):
+    """Standard normal deviates, one per time in ``times``, each a function
+    of ``seed``, ``key`` (a tuple of names, e.g. the sampled object and the
+    metric) and the time (to the millisecond) alone: no state, so the same
+    sample gets the same deviate whatever else is drawn, in any order.
+
+    A counter-based generator: the time is hashed with splitmix64, mixed
+    with a hash of the seed and key, and two more splitmix64 outputs from
+    there are two uniforms that Box-Muller turns into a normal deviate.
+    """
+    times = np.asarray(times, dtype=float)
+    shape = times.shape
+    millis = np.rint(np.atleast_1d(times).ravel() * 1000.0).astype(
+        np.int64).view(np.uint64)
+    state = _splitmix64(_splitmix64(millis) ^ _key_hash(seed, key))
+    first = _splitmix64(state)
+    second = _splitmix64(state + _GOLDEN)
+    # 53-bit uniforms: (0, 1] for the logarithm, [0, 1) for the angle.
+    u1 = ((first >> np.uint64(11)).astype(float) + 1.0) * 2.0 ** -53
+    u2 = (second >> np.uint64(11)).astype(float) * 2.0 ** -53
+    normal = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    return normal.reshape(shape)
 
 
 def grid_times(start, end, step):
@@ -90,6 +135,10 @@ class Workload:
     # Server group of a VM: the members of a group share the profile's
     # load evenly among those running (a load-balanced scale-out group).
     group: str = None
+    # The name keyed measurement noise knows the VM by; None: the
+    # reported id (a sibling gets one numbered within its group, as its
+    # instance id is numbered across the whole twin).
+    noise_name: str = None
 
     @property
     def profile_origin(self):
@@ -99,6 +148,11 @@ class Workload:
     @property
     def reported_id(self):
         return self.instance_id or self.workload_id
+
+    @property
+    def noise_key(self):
+        """What keyed noise draws this workload's samples by."""
+        return (self.kind, self.noise_name or self.reported_id)
 
     def running_at(self, when):
         """Started and not yet stopped at ``when``."""
@@ -200,6 +254,12 @@ class Twin:
     host_noise_pct : float, optional
         Standard deviation of host monitoring's noise, % (default
         :data:`.noise.HOST_NOISE_PCT`; always 0 when ``noise_pct`` is 0).
+    noise_stream : str, optional
+        ``'shared'`` (default): the noise is drawn in sequence from one
+        generator seeded by ``seed``, so what one sample gets depends on
+        every draw before it; ``'keyed'``: each sample's deviate is
+        :func:`keyed_normal` of the seed, the sampled object, the metric
+        and the sample's time.
     sample_interval_s, host_metric_interval_s : float
         Sample grids of workloads and of host monitoring.
     """
@@ -208,7 +268,11 @@ class Twin:
                  start_time=None, noise_pct=noise_mod.NOISE_PCT,
                  sample_interval_s=5.0, host_metric_interval_s=60.0,
                  metric_noise_scale=None,
-                 host_noise_pct=noise_mod.HOST_NOISE_PCT):
+                 host_noise_pct=noise_mod.HOST_NOISE_PCT,
+                 noise_stream=noise_mod.NOISE_SHARED):
+        if noise_stream not in noise_mod.NOISE_STREAMS:
+            raise ValueError('noise_stream %r: not one of %s' % (
+                noise_stream, ', '.join(noise_mod.NOISE_STREAMS)))
         self.cluster = cluster
         self.history = history
         self.seed = seed
@@ -222,6 +286,7 @@ class Twin:
             else metric_noise_scale)
         self.host_noise_pct = (float(host_noise_pct) if self.noise_pct
                                else 0.0)
+        self.noise_stream = noise_stream
         self.sample_interval_s = sample_interval_s
         self.host_metric_interval_s = host_metric_interval_s
         self._hosts = {}
@@ -354,13 +419,28 @@ class Twin:
         return noise_mod.metric_noise_pct(metric, self.noise_pct,
                                           self.metric_noise_scale)
 
-    def noisy(self, values, pct=None):
+    def noisy(self, values, pct=None, key=None, times=None):
         """``values`` with multiplicative normal noise of ``pct`` %
-        (default ``noise_pct``), never below 0."""
+        (default ``noise_pct``), never below 0.
+
+        ``key`` (a tuple of names: the sampled object's kind and name, and
+        the metric) and ``times`` (each value's sample time) are what a
+        ``keyed`` noise stream draws by; a ``shared`` one ignores them.
+        """
         pct = self.noise_pct if pct is None else pct
         if not pct:
             return np.asarray(values, dtype=float)
-        factor = 1.0 + self._rng.normal(0.0, pct / 100.0, np.shape(values))
+        if self.noise_stream == noise_mod.NOISE_KEYED:
+            if key is None or times is None:
+                raise ValueError('keyed noise needs the sampled object '
+                                 'and the sample times')
+            deviate = keyed_normal(
+                self.seed, key, np.broadcast_to(
+                    np.asarray(times, dtype=float), np.shape(values)))
+            factor = 1.0 + (pct / 100.0) * deviate
+        else:
+            factor = 1.0 + self._rng.normal(0.0, pct / 100.0,
+                                            np.shape(values))
         return np.maximum(np.asarray(values, dtype=float) * factor, 0.0)
 
     def advance(self, seconds, sample_interval_s=None,
@@ -423,7 +503,9 @@ class Twin:
                 continue        # e.g. a live migration's copy traffic
             for metric in sorted(achieved):
                 values = self.noisy(achieved[metric],
-                                    self.sample_noise_pct(metric))
+                                    self.sample_noise_pct(metric),
+                                    key=work.noise_key + (metric,),
+                                    times=times)
                 for t, value, on in zip(times, values, active):
                     if on:
                         points.append(self._point(work, metric, t, value))
@@ -449,8 +531,10 @@ class Twin:
         observed = self.host_observation(host_name, times)
         points = []
         for metric in HOST_METRICS:
-            for t, value in zip(times, self.noisy(observed[metric],
-                                                  self.host_noise_pct)):
+            values = self.noisy(observed[metric], self.host_noise_pct,
+                                key=('host', host_name, metric),
+                                times=times)
+            for t, value in zip(times, values):
                 points.append(history_base.Point(
                     names.HOST_METRIC,
                     {names.TAG_HOST: host_name, names.TAG_METRIC: metric},

@@ -18,6 +18,13 @@ for disk throughput and about 1.3 times for disk latency
 Change them with ``[sim] noise_pct``, ``[sim] metric_noise_scale`` and
 ``[sim] host_noise_pct``.  This module has no dependencies so the option
 definitions can read it.
+
+Where the deviates ``e`` come from is ``[sim] noise_stream``
+(:data:`NOISE_STREAMS`): ``shared``, one generator seeded by the twin's
+seed and drawn from in the order the samples are written, or ``keyed``,
+each deviate a function of the seed, the sampled object (VM, shadow or
+host), the metric and the sample's time only (see
+:func:`shadow_service.clouds.sim.engine.keyed_normal`).
 """
 
 #: Standard deviation of a sample's multiplicative noise, % (the lab's
@@ -35,6 +42,11 @@ METRIC_NOISE_SCALE = {
 
 #: Standard deviation of host monitoring's multiplicative noise, %.
 HOST_NOISE_PCT = 3.0
+
+#: Where the noise's deviates come from (``[sim] noise_stream``).
+NOISE_SHARED = 'shared'
+NOISE_KEYED = 'keyed'
+NOISE_STREAMS = (NOISE_SHARED, NOISE_KEYED)
 
 
 def metric_noise_pct(metric, noise_pct, scale=None):
