@@ -51,6 +51,8 @@ causes             the violation minutes by cause, per VM and in total
                    growth the guard refused, a growth under way, a
                    growth that took effect and was not enough, no growth
                    asked for; see ``violation_causes``).
+per VM also        its ``actions`` and ``flaps_at_h`` (the hours into the
+                   scored run of each of its flaps).
 
 Policies: ``reactive`` (a threshold on the current utilisation: the
 baseline), ``forecast``, ``rl`` (trained by ``--train-rl`` on other VMs
@@ -335,6 +337,11 @@ class Replay:
             for cause, minutes in vm['causes'].items():
                 totals['causes'][cause] += minutes
         started = [r for r in found if r['outcome'] == 'started']
+        flapped = flap_times(started, self.conf.watcher.cooldown)
+        for name, vm in per_vm.items():
+            vm['actions'] = sum(1 for r in started if r['instance'] == name)
+            vm['flaps_at_h'] = [round((at - self.scored_from) / 3600.0, 2)
+                                for at in flapped.get(name, ())]
         totals['actions'] = len(started)
         totals['flaps'] = count_flaps(started,
                                       self.conf.watcher.cooldown)
@@ -454,7 +461,13 @@ def violation_causes(times, violated, capacity, short, top, found, opts):
 def count_flaps(started, cooldown):
     """Reversals (a growth then a shrink, or a shrink then a growth) of
     one VM less than ``cooldown`` seconds apart."""
-    flaps = 0
+    return sum(len(times) for times in flap_times(started,
+                                                  cooldown).values())
+
+
+def flap_times(started, cooldown):
+    """``{instance: [time of each reversal]}`` of :func:`count_flaps`."""
+    flaps = {}
     by_vm = {}
     for record in sorted(started, key=lambda r: r['at']):
         direction = policy_base.Decision(record['action'], '').direction
@@ -463,7 +476,7 @@ def count_flaps(started, cooldown):
         last = by_vm.get(record['instance'])
         if last and last[1] != direction and record['at'] - last[0] < \
                 cooldown:
-            flaps += 1
+            flaps.setdefault(record['instance'], []).append(record['at'])
         by_vm[record['instance']] = (record['at'], direction)
     return flaps
 

@@ -98,3 +98,16 @@ def test_main_leaves_the_callers_logging_alone(tmp_path, capsys):
     after = {n: (logging.getLogger(n).level,
                  list(logging.getLogger(n).handlers)) for n in names}
     assert after == before
+
+
+def test_flaps_are_counted_and_timed_per_vm():
+    bench = _benchmark()
+
+    def taken(name, action, at):
+        return {'instance': name, 'action': action, 'at': at}
+
+    started = [taken('a', 'scale_out', 0.0), taken('a', 'scale_in', 600.0),
+               taken('b', 'scale_in', 0.0), taken('b', 'scale_out', 4000.0),
+               taken('a', 'scale_out', 1000.0)]
+    assert bench.flap_times(started, 1800.0) == {'a': [600.0, 1000.0]}
+    assert bench.count_flaps(started, 1800.0) == 2
