@@ -101,6 +101,7 @@ Results go to ``benchmarks/results/placement_quality-persistent.json``
 """
 
 import argparse
+import gzip
 import importlib.metadata
 import json
 import logging
@@ -1431,11 +1432,26 @@ def run(args):
 
 
 def write_sample_errors(path, result, recorders):
-    """``--sample-error-out``: per mode, the summary and every record."""
-    found = {
+    """``--sample-error-out``: per mode, the summary, to ``path``; every
+    record to its ``.records.json.gz`` (columns and rows, figures to six
+    significant digits)."""
+    found = sample_error_header(result['seed'], _recording_policy(
+        result['policies']))
+    found['records'] = records_path(path)
+    found['modes'] = {mode: {'summary': recorder.summary(),
+                             'records': len(recorder.records)}
+                      for mode, recorder in recorders.items()}
+    write_sample_error_records(found['records'], {
+        mode: recorder.records for mode, recorder in recorders.items()})
+    with open(path, 'w') as handle:
+        json.dump(found, handle, indent=1, sort_keys=True)
+        handle.write('\n')
+
+
+def sample_error_header(seed, policy):
+    return {
         'benchmark': 'placement_quality --sample-error-out',
-        'seed': result['seed'], 'policy': _recording_policy(
-            result['policies']),
+        'seed': seed, 'policy': policy,
         'few_samples_relative_sd': estimate_lib.FEW_SAMPLES_RELATIVE_SD,
         'min_samples': estimate_lib.MIN_SAMPLES,
         'rule': 'per ranking the recording policy scored: each measured '
@@ -1446,16 +1462,60 @@ def write_sample_errors(path, result, recorders):
                 'over its first day or life), and on the host it was '
                 'placed on also its own day (every later co-tenant); '
                 'relative error = value / realised - 1, z = (value - '
-                'realised) / sd; centred: less the mean relative error of '
-                'the request\'s hosts for the metric, times sqrt(k / '
-                '(k - 1)); implied_few_samples_relative_sd: the fixed '
-                'figure that makes the centred z scores of the estimates '
-                'of one or two samples (no earlier samples) mean square 1 '
-                'with the rest of their sd kept',
-        'modes': {mode: {'summary': recorder.summary(),
-                         'records': recorder.records}
-                  for mode, recorder in recorders.items()}}
-    with open(path, 'w') as handle:
+                'realised) / sd; p68_abs: the 68.27th percentile of the '
+                'absolute values (a normal\'s sd); centred: less the mean '
+                'relative error of the request\'s hosts for the metric, '
+                'times sqrt(k / (k - 1)); implied_few_samples_relative_sd: '
+                'the fixed figure that makes the centred z scores of the '
+                'estimates of one or two samples (no earlier samples) mean '
+                'square 1 with the rest of their sd kept (_robust: median '
+                'absolute z 0.674); percent metrics (steal) are left out '
+                'of "all"'}
+
+
+def records_path(path):
+    base = path[:-len('.json')] if path.endswith('.json') else path
+    return base + '.records.json.gz'
+
+
+def _six_digits(value):
+    return float('%.6g' % value) if isinstance(value, float) else value
+
+
+def write_sample_error_records(path, by_mode):
+    """``{mode: records}`` to ``path`` (gzip JSON, columns and rows)."""
+    table = {}
+    for mode, records in by_mode.items():
+        columns = sorted({k for r in records for k in r})
+        table[mode] = {'columns': columns, 'rows': [
+            [_six_digits(r.get(c)) for c in columns] for r in records]}
+    with gzip.open(path, 'wt') as handle:
+        json.dump(table, handle, separators=(',', ':'), sort_keys=True)
+
+
+def read_sample_error_records(path):
+    """``{mode: records}`` of :func:`write_sample_error_records`."""
+    with gzip.open(path, 'rt') as handle:
+        table = json.load(handle)
+    return {mode: [dict(zip(t['columns'], row)) for row in t['rows']]
+            for mode, t in table.items()}
+
+
+def pool_sample_errors(paths, out):
+    """The summary of several runs' records (``--pool-sample-errors``);
+    requests are told apart by the file they come from."""
+    pooled = {}
+    for index, path in enumerate(paths):
+        for mode, records in read_sample_error_records(path).items():
+            for record in records:
+                record['request'] = '%d:%s' % (index, record['request'])
+            pooled.setdefault(mode, []).extend(records)
+    found = sample_error_header(None, None)
+    found['pooled'] = list(paths)
+    found['modes'] = {mode: {'summary': sample_error_summary(records),
+                             'records': len(records)}
+                      for mode, records in pooled.items()}
+    with open(out, 'w') as handle:
         json.dump(found, handle, indent=1, sort_keys=True)
         handle.write('\n')
 
@@ -1592,9 +1652,20 @@ def main(argv=None):
                         'measured host\'s per-metric estimate (its value, '
                         'sd and sample count) lay from what the VM '
                         'realised there over its first day, by sample '
-                        'count (the placements are the same as without)')
+                        'count, and every record to FILE\'s '
+                        '.records.json.gz (the placements are the same as '
+                        'without)')
+    parser.add_argument('--pool-sample-errors', nargs='+', metavar='GZ',
+                        help='write to --sample-error-out the summary of '
+                        'these runs\' .records.json.gz together, and run '
+                        'nothing')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
+    if args.pool_sample_errors:
+        if not args.sample_error_out:
+            parser.error('--pool-sample-errors needs --sample-error-out')
+        pool_sample_errors(args.pool_sample_errors, args.sample_error_out)
+        return 0
     chosen = [p.strip() for p in args.policies.split(',') if p.strip()]
     unknown = sorted(set(chosen) - set(ALL_POLICIES))
     if unknown:

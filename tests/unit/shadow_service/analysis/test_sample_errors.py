@@ -73,8 +73,8 @@ def test_tiny_run_records_the_stated_estimates_and_changes_nothing(
         (tmp_path / 'without.arrivals.json').read_text()
     found = json.loads(out.read_text())
     assert found['policy'] == 'shadow'
-    records = found['modes']['arrivals']['records']
-    assert records
+    records = bench.read_sample_error_records(found['records'])['arrivals']
+    assert len(records) == found['modes']['arrivals']['records'] > 0
     rows = json.loads((tmp_path / 'with.arrivals.json').read_text())
     placed = {r['hosts']['shadow'] for r in rows}
     for record in records:
@@ -85,3 +85,16 @@ def test_tiny_run_records_the_stated_estimates_and_changes_nothing(
     assert any(r.get('placed_on') for r in records)
     summary = found['modes']['arrivals']['summary']
     assert summary['every measured host']['all']
+    # Pooled with itself: twice the records, the same errors.
+    pooled = tmp_path / 'pooled.json'
+    bench.main(['--pool-sample-errors', found['records'], found['records'],
+                '--sample-error-out', str(pooled)])
+    twice = json.loads(pooled.read_text())['modes']['arrivals']
+    assert twice['records'] == 2 * len(records)
+    once = summary['every measured host']['all']
+    for group, row in twice['summary']['every measured host'][
+            'all'].items():
+        assert row['count'] == 2 * once[group]['count']
+        # (The records keep six significant digits.)
+        assert row['relative_error_rms'] == pytest.approx(
+            once[group]['relative_error_rms'], abs=2e-4)
