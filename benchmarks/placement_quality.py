@@ -93,7 +93,13 @@ Usage::
         [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
-        [--out FILE]
+        [--out FILE] [--rows ROWS] [--sample-error-out FILE]
+
+``--sample-error-out FILE`` (a diagnostic; the placements are the same
+without it) sets each measured host's per-metric estimate, as the ranking
+stated it, against the day-mean the VM realised on that host, by the
+number of samples behind it (``SampleErrors``); ``--pool-sample-errors``
+summarises the records of several such runs together.
 
 Results go to ``benchmarks/results/placement_quality-persistent.json``
 (persistent history) or ``placement_quality.json`` (fresh) unless
@@ -1453,6 +1459,8 @@ def sample_error_header(seed, policy):
         'benchmark': 'placement_quality --sample-error-out',
         'seed': seed, 'policy': policy,
         'few_samples_relative_sd': estimate_lib.FEW_SAMPLES_RELATIVE_SD,
+        'few_samples_relative_sd_by_metric': dict(
+            estimate_lib.FEW_SAMPLES_RELATIVE_SD_BY_METRIC),
         'min_samples': estimate_lib.MIN_SAMPLES,
         'rule': 'per ranking the recording policy scored: each measured '
                 'host\'s per-metric estimate as the ranking stated it '
