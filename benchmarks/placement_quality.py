@@ -93,7 +93,13 @@ Usage::
         [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
-        [--out FILE]
+        [--out FILE] [--rows ROWS] [--sample-error-out FILE]
+
+``--sample-error-out FILE`` (a diagnostic; the placements are the same
+without it) sets each measured host's per-metric estimate, as the ranking
+stated it, against the day-mean the VM realised on that host, by the
+number of samples behind it (``SampleErrors``); ``--pool-sample-errors``
+summarises the records of several such runs together.
 
 Results go to ``benchmarks/results/placement_quality-persistent.json``
 (persistent history) or ``placement_quality.json`` (fresh) unless
@@ -101,6 +107,7 @@ Results go to ``benchmarks/results/placement_quality-persistent.json``
 """
 
 import argparse
+import gzip
 import importlib.metadata
 import json
 import logging
@@ -127,10 +134,12 @@ from shadow_service import hostfacts  # noqa: E402
 from shadow_service import service  # noqa: E402
 from shadow_service.analysis import analyzer as analyzer_mod  # noqa: E402
 from shadow_service.analysis import calibration  # noqa: E402
+from shadow_service.analysis import estimate as estimate_lib  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.history import memory  # noqa: E402
 from shadow_service.history import sqlite  # noqa: E402
+from shadow_service.workloads import catalogue  # noqa: E402
 from shadow_service.workloads import profiles  # noqa: E402
 from shadow_service.workloads import qos  # noqa: E402
 
@@ -575,6 +584,289 @@ class ShadowService:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+# -- one shadow sample's error against the VM's day (opt-in diagnostic) -----
+#: Realised values below this (in the metric's unit) give no relative
+#: error, stated sds below it no z score.
+SAMPLE_ERROR_FLOOR = 1e-6
+#: Median absolute value of a standard normal draw.
+NORMAL_MEDIAN_ABS = 0.6745
+#: Percent metrics (steal, mostly 0) are left out of the pooled figures:
+#: a relative error of a figure near 0 says nothing.
+SAMPLE_ERROR_POOLED_EXCLUDES = frozenset(catalogue.PERCENT_METRICS)
+
+
+def _recording_policy(policies):
+    """The policy whose rankings ``--sample-error-out`` records: ``shadow``
+    when it runs, else ``shadow_only``."""
+    for policy in ('shadow', 'shadow_only'):
+        if policy in policies:
+            return policy
+    return None
+
+
+def _sample_class(count):
+    """The group an estimate's sample count falls in."""
+    if count <= 0:
+        return '0 (earlier ranking)'
+    if count < estimate_lib.MIN_SAMPLES:
+        return str(count)
+    return '>=%d' % estimate_lib.MIN_SAMPLES
+
+
+class SampleErrors:
+    """How far each host's per-metric estimate lay from what a VM then
+    realised there over its first day (``--sample-error-out``).
+
+    While installed, the analyzer's per-host estimation
+    (``Analyzer._host_estimates``) is wrapped so that every estimate it
+    makes is noted with the shadow samples behind it; nothing it returns
+    changes.  For each ranking the shadow arm scores, the estimates whose
+    value is the one the ranking states (``predicted``) are set against
+    the day-mean of that metric on that host, as the oracle realised it
+    for the ranking's outcome (``Arm.score_confidence``: the VM alone
+    added at placement, over its first day or life), and for the host the
+    arm placed the VM on also as the placed VM realised it (with every
+    later co-tenant: ``Oracle.placed``)."""
+
+    def __init__(self):
+        self.latest = {}
+        self.records = []
+        self._original = None
+
+    def install(self):
+        original = analyzer_mod.Analyzer._host_estimates
+        recorder = self
+
+        def host_estimates(analyzer, host, metrics, samples, *args,
+                           **kwargs):
+            found = original(analyzer, host, metrics, samples, *args,
+                             **kwargs)
+            recorder.note(analyzer, host, samples, found[0], *args,
+                          **kwargs)
+            return found
+
+        self._original = original
+        analyzer_mod.Analyzer._host_estimates = host_estimates
+        return self
+
+    def uninstall(self):
+        if self._original is not None:
+            analyzer_mod.Analyzer._host_estimates = self._original
+            self._original = None
+
+    def start(self):
+        """A new evaluation: forget the estimates of the last."""
+        self.latest = {}
+
+    def note(self, analyzer, host, samples, estimates, features=None,
+             scale=None, age_s=None, prior=None, outlook=None,
+             earlier=None, earlier_age_s=None):
+        """Keep ``host``'s estimates with the samples of this run behind
+        them (the last made for the host in this evaluation win)."""
+        samples = samples or {}
+        noted = {}
+        for metric, final in estimates.items():
+            raw = samples.get(metric)
+            sampled = (estimate_lib.from_samples(metric, raw, age_drift=0.0)
+                       if raw is not None else None)
+            factor = 1.0
+            if analyzer.scaleup is not None and scale:
+                factor = analyzer.scaleup.factor(metric, scale).factor
+            spread = None
+            if raw is not None and len(raw) >= 2:
+                spread = float(np.std(np.asarray(raw, dtype=float),
+                                      ddof=1))
+            noted[metric] = {
+                'value': float(final.value), 'sd': float(final.sd),
+                'measured_sd': float(final.measurable_sd),
+                'common_sd': float(final.common_sd),
+                'samples': int(final.samples),
+                'samples_now': 0 if sampled is None else sampled.samples,
+                'with_earlier': bool(earlier and
+                                     earlier.get(metric) is not None),
+                'sample_value': (None if sampled is None
+                                 else float(sampled.value)),
+                'sample_sd': (None if sampled is None
+                              else float(sampled.sd)),
+                'sample_spread': spread, 'scale_factor': float(factor)}
+        self.latest[host] = noted
+
+    def observe(self, request, ranking, realised):
+        """Set the ranking's estimates against ``realised`` (``{host:
+        Realised}`` of the ranking's outcome)."""
+        top = None
+        for entry in ranking.get('hosts', ()):
+            host, predicted = entry['host'], entry.get('predicted') or {}
+            if not predicted or host not in realised:
+                continue
+            top = host if top is None else top
+            noted = self.latest.get(host, {})
+            for metric, value in sorted(predicted.items()):
+                found = noted.get(metric)
+                day = realised[host].metrics.get(metric)
+                # Only an estimate the ranking states (the last made for
+                # the host may belong to a ranking not kept).
+                if found is None or day is None or not math.isclose(
+                        found['value'], value, rel_tol=1e-9,
+                        abs_tol=1e-12):
+                    continue
+                self.records.append(dict(
+                    found, request=request['instance_uuid'],
+                    profile=request['profile'], host=host, metric=metric,
+                    top=host == top, source=ranking.get('source'),
+                    realised=float(np.mean(day))))
+
+    def placed(self, instance_uuid, host, realised):
+        """The placed VM's own day on ``host``."""
+        for record in self.records:
+            if record['request'] == instance_uuid \
+                    and record['host'] == host:
+                day = realised.metrics.get(record['metric'])
+                if day is not None:
+                    record['placed_on'] = True
+                    record['realised_placed'] = float(np.mean(day))
+
+    def summary(self):
+        return sample_error_summary(self.records)
+
+
+def _centred(records, key='realised'):
+    """Each record's relative error less the mean of its request's
+    hosts' for the metric (what all hosts of a request share: the
+    scale-up, the day's course), scaled by sqrt(k / (k - 1)) so that
+    equal independent errors keep their size; None alone."""
+    groups = {}
+    for index, record in enumerate(records):
+        if record.get(key) is None or abs(record[key]) < SAMPLE_ERROR_FLOOR:
+            continue
+        groups.setdefault((record['request'], record['metric']),
+                          []).append(index)
+    centred = [None] * len(records)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        errors = [records[i]['value'] / records[i][key] - 1.0
+                  for i in members]
+        mean = float(np.mean(errors))
+        stretch = math.sqrt(len(members) / (len(members) - 1.0))
+        for i, error in zip(members, errors):
+            centred[i] = (error - mean) * stretch
+    return centred
+
+
+def _implied_relative_sd(rows, robust=False):
+    """The fixed relative sd that, put in place of the sampling part of
+    each estimate's stated sd (the rest of the sd kept), makes the
+    centred errors' z scores' mean square 1 (``robust``: their median
+    absolute value 0.674, a normal's); None when no figure in [0.001, 2]
+    does."""
+    if not rows:
+        return None
+
+    def spread_of_z(figure):
+        squares = []
+        for error, rest_sq, base, spread in rows:
+            sampling = max(figure * base, spread)
+            squares.append(error ** 2 / max(rest_sq + sampling ** 2,
+                                            1e-300))
+        if robust:
+            return float(np.median(squares)) / NORMAL_MEDIAN_ABS ** 2
+        return float(np.mean(squares))
+
+    low, high = 0.001, 2.0
+    if spread_of_z(low) < 1.0 or spread_of_z(high) > 1.0:
+        return None
+    for _step in range(60):
+        middle = math.sqrt(low * high)
+        if spread_of_z(middle) > 1.0:
+            low = middle
+        else:
+            high = middle
+    return round(math.sqrt(low * high), 4)
+
+
+def _error_stats(records, centred, key='realised'):
+    relative, z, relative_c, z_c, implied = [], [], [], [], []
+    for record, c in zip(records, centred):
+        real = record.get(key)
+        if real is None or abs(real) < SAMPLE_ERROR_FLOOR:
+            continue
+        error = record['value'] - real
+        relative.append(error / real)
+        if record['sd'] > SAMPLE_ERROR_FLOOR:
+            z.append(error / record['sd'])
+        if c is None:
+            continue
+        relative_c.append(c)
+        if record['sd'] > SAMPLE_ERROR_FLOOR:
+            z_c.append(c * real / record['sd'])
+        if record['sample_value'] is not None and \
+                record['samples'] < estimate_lib.MIN_SAMPLES and \
+                not record['with_earlier']:
+            factor = record['scale_factor']
+            sampling_sd = factor * record['sample_sd']
+            rest_sq = max(record['sd'] ** 2 - sampling_sd ** 2, 0.0)
+            spread = factor * (record['sample_spread'] or 0.0)
+            implied.append((c * real, rest_sq,
+                            factor * abs(record['sample_value']), spread))
+
+    def rms(values):
+        return (round(float(np.sqrt(np.mean(np.square(values)))), 4)
+                if values else None)
+
+    def p68(values):
+        # The half-width holding 68 % of them: a normal's sd.
+        return (round(float(np.percentile(np.abs(values), 68.27)), 4)
+                if values else None)
+
+    return {
+        'count': len(relative),
+        'relative_error_mean': (round(float(np.mean(relative)), 4)
+                                if relative else None),
+        'relative_error_rms': rms(relative),
+        'relative_error_p68_abs': p68(relative),
+        'z_rms': rms(z), 'z_p68_abs': p68(z),
+        'centred_count': len(relative_c),
+        'centred_relative_error_rms': rms(relative_c),
+        'centred_relative_error_p68_abs': p68(relative_c),
+        'centred_z_rms': rms(z_c), 'centred_z_p68_abs': p68(z_c),
+        'stated_relative_sd_median': (round(float(np.median(
+            [r['sd'] / max(abs(r['value']), 1e-12) for r in records])), 4)
+            if records else None),
+        'implied_few_samples_relative_sd': _implied_relative_sd(implied),
+        'implied_few_samples_relative_sd_robust': _implied_relative_sd(
+            implied, robust=True)}
+
+
+def sample_error_summary(records):
+    """Per metric and per sample count (and all metrics pooled): the
+    estimates' relative error against the realised day, its z score
+    against the stated sd (root mean square ~1 when the sd is right),
+    both also centred per request, and the fixed relative sd for one or
+    two samples that the centred errors imply."""
+    summary = {}
+    for key, label in (('realised', 'every measured host'),
+                       ('realised_placed', 'placed host, its own day')):
+        centred = _centred(records, key)
+        table = {}
+        metrics = sorted({r['metric'] for r in records}) + ['all']
+        for metric in metrics:
+            for group in ('1', '2', '>=%d' % estimate_lib.MIN_SAMPLES,
+                          '0 (earlier ranking)'):
+                chosen = [(r, c) for r, c in zip(records, centred)
+                          if (r['metric'] == metric if metric != 'all'
+                              else r['metric']
+                              not in SAMPLE_ERROR_POOLED_EXCLUDES)
+                          and _sample_class(r['samples']) == group
+                          and r.get(key) is not None]
+                if not chosen:
+                    continue
+                table.setdefault(metric, {})[group] = _error_stats(
+                    [r for r, _c in chosen], [c for _r, c in chosen], key)
+        summary[label] = table
+    return summary
+
+
 # -- one policy's copy of the twin ------------------------------------------
 class Arm:
     """A policy with its own twin, driver and (shadow policies) the
@@ -608,6 +900,11 @@ class Arm:
         # confidence, right, top host).
         self.pending_outcomes = []
         self.outcomes_fed = 0
+        # ``--sample-error-out``: the recorder, on the arm that ranks
+        # alone (``_recording_policy``).
+        self.sample_errors = None
+        if policy == _recording_policy(getattr(args, 'policies', ())):
+            self.sample_errors = getattr(args, 'sample_errors', None)
         if policy in SHADOW_POLICIES:
             self.service = ShadowService(args, self.twin)
             self.tie_margin = self.service.conf.analysis.tie_margin
@@ -651,6 +948,8 @@ class Arm:
             1.0 - self.tie_margin / 100.0)
         stated = float(ranking.get('confidence', 0.0))
         raw = float(ranking.get('raw_confidence', stated))
+        if self.sample_errors is not None:
+            self.sample_errors.observe(request, ranking, realised)
         share = hostfacts.allocated_ram_share(views)
         self.confidence_outcomes[request['instance_uuid']] = (
             stated, bool(right), raw,
@@ -707,6 +1006,8 @@ class Arm:
     def evaluate(self, request, views):
         """The service's ranking dict of ``views``' hosts."""
         self.feed_outcomes()
+        if self.sample_errors is not None:
+            self.sample_errors.start()
         wire_request = {k: v for k, v in request.items()
                         if k not in ('arrival', 'lifetime_s')}
         hosts = [dict(host=h, **{k: v for k, v in view.items()
@@ -773,6 +1074,10 @@ def run_arrivals(args, nova, mode='arrivals'):
         if args.verbose and number % 20 == 0:
             LOG.info('request %d placed', number)
     outcomes = {p: arm.realised() for p, arm in arms.items()}
+    for arm in arms.values():
+        if arm.sample_errors is not None:
+            for key, (host, realised, _s) in outcomes[arm.policy].items():
+                arm.sample_errors.placed(key, host, realised)
     rows = []
     for number, request in enumerate(requests):
         key = request['instance_uuid']
@@ -1104,19 +1409,123 @@ def run(args):
         'machine': platform.platform(),
         'package_versions': package_versions(),
     }
+    sample_errors = {}
     for mode in modes:
         wall = time.monotonic()
-        if mode == 'independent':
-            rows, extra = run_independent(args, nova)
-        else:
-            rows, extra = run_arrivals(args, nova, mode)
+        if getattr(args, 'sample_error_out', None):
+            args.sample_errors = SampleErrors().install()
+        try:
+            if mode == 'independent':
+                rows, extra = run_independent(args, nova)
+            else:
+                rows, extra = run_arrivals(args, nova, mode)
+        finally:
+            recorder = getattr(args, 'sample_errors', None)
+            args.sample_errors = None
+            if recorder is not None:
+                recorder.uninstall()
+        if recorder is not None:
+            sample_errors[mode] = recorder
         summary = summarise_mode(rows, mode, extra)
         summary['wall_s'] = round(time.monotonic() - wall, 1)
         result['modes'][mode] = summary
         if args.rows:
             with open('%s.%s.json' % (args.rows, mode), 'w') as handle:
                 json.dump(rows, handle, indent=1, sort_keys=True)
+    if sample_errors:
+        write_sample_errors(args.sample_error_out, result, sample_errors)
     return result
+
+
+def write_sample_errors(path, result, recorders):
+    """``--sample-error-out``: per mode, the summary, to ``path``; every
+    record to its ``.records.json.gz`` (columns and rows, figures to six
+    significant digits)."""
+    found = sample_error_header(result['seed'], _recording_policy(
+        result['policies']))
+    found['records'] = records_path(path)
+    found['modes'] = {mode: {'summary': recorder.summary(),
+                             'records': len(recorder.records)}
+                      for mode, recorder in recorders.items()}
+    write_sample_error_records(found['records'], {
+        mode: recorder.records for mode, recorder in recorders.items()})
+    with open(path, 'w') as handle:
+        json.dump(found, handle, indent=1, sort_keys=True)
+        handle.write('\n')
+
+
+def sample_error_header(seed, policy):
+    return {
+        'benchmark': 'placement_quality --sample-error-out',
+        'seed': seed, 'policy': policy,
+        'few_samples_relative_sd': estimate_lib.FEW_SAMPLES_RELATIVE_SD,
+        'few_samples_relative_sd_by_metric': dict(
+            estimate_lib.FEW_SAMPLES_RELATIVE_SD_BY_METRIC),
+        'min_samples': estimate_lib.MIN_SAMPLES,
+        'rule': 'per ranking the recording policy scored: each measured '
+                'host\'s per-metric estimate as the ranking stated it '
+                '(value, sd, samples behind it) against the day-mean of '
+                'that metric the VM realised there (the oracle of the '
+                'ranking\'s outcome: the VM alone added at placement, '
+                'over its first day or life), and on the host it was '
+                'placed on also its own day (every later co-tenant); '
+                'relative error = value / realised - 1, z = (value - '
+                'realised) / sd; p68_abs: the 68.27th percentile of the '
+                'absolute values (a normal\'s sd); centred: less the mean '
+                'relative error of the request\'s hosts for the metric, '
+                'times sqrt(k / (k - 1)); implied_few_samples_relative_sd: '
+                'the fixed figure that makes the centred z scores of the '
+                'estimates of one or two samples (no earlier samples) mean '
+                'square 1 with the rest of their sd kept (_robust: median '
+                'absolute z 0.674); percent metrics (steal) are left out '
+                'of "all"'}
+
+
+def records_path(path):
+    base = path[:-len('.json')] if path.endswith('.json') else path
+    return base + '.records.json.gz'
+
+
+def _six_digits(value):
+    return float('%.6g' % value) if isinstance(value, float) else value
+
+
+def write_sample_error_records(path, by_mode):
+    """``{mode: records}`` to ``path`` (gzip JSON, columns and rows)."""
+    table = {}
+    for mode, records in by_mode.items():
+        columns = sorted({k for r in records for k in r})
+        table[mode] = {'columns': columns, 'rows': [
+            [_six_digits(r.get(c)) for c in columns] for r in records]}
+    with gzip.open(path, 'wt') as handle:
+        json.dump(table, handle, separators=(',', ':'), sort_keys=True)
+
+
+def read_sample_error_records(path):
+    """``{mode: records}`` of :func:`write_sample_error_records`."""
+    with gzip.open(path, 'rt') as handle:
+        table = json.load(handle)
+    return {mode: [dict(zip(t['columns'], row)) for row in t['rows']]
+            for mode, t in table.items()}
+
+
+def pool_sample_errors(paths, out):
+    """The summary of several runs' records (``--pool-sample-errors``);
+    requests are told apart by the file they come from."""
+    pooled = {}
+    for index, path in enumerate(paths):
+        for mode, records in read_sample_error_records(path).items():
+            for record in records:
+                record['request'] = '%d:%s' % (index, record['request'])
+            pooled.setdefault(mode, []).extend(records)
+    found = sample_error_header(None, None)
+    found['pooled'] = list(paths)
+    found['modes'] = {mode: {'summary': sample_error_summary(records),
+                             'records': len(records)}
+                      for mode, records in pooled.items()}
+    with open(out, 'w') as handle:
+        json.dump(found, handle, indent=1, sort_keys=True)
+        handle.write('\n')
 
 
 def print_table(result):
@@ -1246,8 +1655,25 @@ def main(argv=None):
                         'to ROWS.<mode>.json (arrivals and fill: with the '
                         'ranking\'s confidence, its source, hosts with an '
                         'estimate and history verdict)')
+    parser.add_argument('--sample-error-out', metavar='FILE',
+                        help='diagnostic: also write to FILE how far each '
+                        'measured host\'s per-metric estimate (its value, '
+                        'sd and sample count) lay from what the VM '
+                        'realised there over its first day, by sample '
+                        'count, and every record to FILE\'s '
+                        '.records.json.gz (the placements are the same as '
+                        'without)')
+    parser.add_argument('--pool-sample-errors', nargs='+', metavar='GZ',
+                        help='write to --sample-error-out the summary of '
+                        'these runs\' .records.json.gz together, and run '
+                        'nothing')
     parser.add_argument('--verbose', action='store_true')
     args = parser.parse_args(argv)
+    if args.pool_sample_errors:
+        if not args.sample_error_out:
+            parser.error('--pool-sample-errors needs --sample-error-out')
+        pool_sample_errors(args.pool_sample_errors, args.sample_error_out)
+        return 0
     chosen = [p.strip() for p in args.policies.split(',') if p.strip()]
     unknown = sorted(set(chosen) - set(ALL_POLICIES))
     if unknown:
