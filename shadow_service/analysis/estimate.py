@@ -49,13 +49,13 @@ FEW_SAMPLES_RELATIVE_SD = 0.15
 #: latency's errors are too heavy-tailed for one figure and keep the
 #: default.
 FEW_SAMPLES_RELATIVE_SD_BY_METRIC = {
-    "cpu_ops_per_s": 0.09,
-    "mem_bandwidth_gbps": 0.09,
-    "mem_latency_ns": 0.18,
-    "disk_iops": 0.36,
-    "net_rps": 0.08,
-    "net_mbps": 0.07,
-    "net_p95_rtt_ms": 0.12,
+    'cpu_ops_per_s': 0.09,
+    'mem_bandwidth_gbps': 0.09,
+    'mem_latency_ns': 0.18,
+    'disk_iops': 0.36,
+    'net_rps': 0.08,
+    'net_mbps': 0.07,
+    'net_p95_rtt_ms': 0.12,
 }
 #: Fewest pairs of repeated runs before :func:`fit_age_drift` answers.
 MIN_DRIFT_PAIRS = 20
