@@ -450,7 +450,7 @@ class Analyzer:
                     single, estimate_lib.from_samples(
                         metric, earlier[metric],
                         data_age_s=float(earlier_age_s or 0.0),
-                        age_drift=self.drift_of(metric)), metric=metric)
+                        age_drift=self.drift_of(metric)))
             if single is None:
                 host_reasons.append("%s: no samples, left out" % metric)
                 continue

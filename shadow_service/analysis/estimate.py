@@ -9,9 +9,6 @@ what the VM will achieve, combining
 * drift within the run (half the difference between the halves' means),
 * a wide relative prior when there are fewer than ``MIN_SAMPLES``
   (:func:`few_samples_relative_sd`, per metric),
-* for some metrics a least relative sd at any sample count
-  (``LEAST_RELATIVE_SD_BY_METRIC``: what the day adds that a short
-  measurement cannot see),
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
 :func:`combine` joins this run's estimate with the one earlier runs of
@@ -59,19 +56,6 @@ FEW_SAMPLES_RELATIVE_SD_BY_METRIC = {
     'net_rps': 0.08,
     'net_mbps': 0.07,
     'net_p95_rtt_ms': 0.12,
-}
-#: Per metric, the least relative sd of any estimate, however many samples
-#: (and earlier runs) are behind it: the host-to-host error of estimates
-#: of three samples or more against the VM's first day on the twin
-#: (``arrivals`` seeds 5 and 6) hardly shrinks with more samples, which
-#: cannot see the day's own course.  The figure makes those errors' z
-#: scores' mean square 1; for disk latency, whose errors are too
-#: heavy-tailed for that, the 68th percentile of their absolute value 1.
-LEAST_RELATIVE_SD_BY_METRIC = {
-    'mem_latency_ns': 0.19,
-    'disk_iops': 0.36,
-    'disk_p95_latency_ms': 0.34,
-    'net_p95_rtt_ms': 0.16,
 }
 #: Fewest pairs of repeated runs before :func:`fit_age_drift` answers.
 MIN_DRIFT_PAIRS = 20
@@ -125,13 +109,6 @@ def few_samples_relative_sd(metric):
                                                  FEW_SAMPLES_RELATIVE_SD)
 
 
-def least_sd(metric, value):
-    """The least sd an estimate of ``metric`` at ``value`` is stated
-    with (0 for a metric ``LEAST_RELATIVE_SD_BY_METRIC`` does not
-    name)."""
-    return LEAST_RELATIVE_SD_BY_METRIC.get(metric, 0.0) * abs(value)
-
-
 def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
     """Estimate a metric from time-ordered samples; None if none usable."""
     try:
@@ -160,7 +137,7 @@ def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
                           list(notes))
 
 
-def combine(current, earlier, metric=None):
+def combine(current, earlier):
     """One estimate from two independent ones of the same quantity: the
     precision-weighted mean of ``current`` (this run's samples) and
     ``earlier`` (earlier runs' samples, their age already in their
@@ -170,7 +147,6 @@ def combine(current, earlier, metric=None):
     Both must be raw sample estimates (before :func:`adjust`): the
     contention model and the scale-up apply once, to the combination, so
     their uncertainty is not counted as if each run had its own.
-    The sd is not stated below ``metric``'s least (:func:`least_sd`).
     """
     if earlier is None:
         return current
@@ -183,8 +159,7 @@ def combine(current, earlier, metric=None):
     total = w_current + w_earlier
     value = (current.value * w_current + earlier.value * w_earlier) / total
     return MetricEstimate(
-        value, max(math.sqrt(1.0 / total), least_sd(metric, value)),
-        current.samples + earlier.samples,
+        value, math.sqrt(1.0 / total), current.samples + earlier.samples,
         list(current.notes) + ["with %d earlier samples (%.0f %% of the "
                                "weight)" % (earlier.samples,
                                             100.0 * w_earlier / total)])
@@ -209,7 +184,6 @@ def _estimate(metric, samples):
         notes.append("only %d samples" % data.size)
     else:
         sd = math.sqrt(standard_error(data) ** 2 + drift(data) ** 2)
-    sd = max(sd, least_sd(metric, value))
     return value, sd, int(data.size), tuple(notes)
 
 
