@@ -714,12 +714,18 @@ class Evaluator:
         if getattr(evaluation, 'history_verdict', None) is not None:
             result['history_verdict'] = evaluation.history_verdict
         evaluation.ranking = result
+        if getattr(evaluation, 'record', True):
+            self._record(evaluation, ranking, result, shadow_seconds, source)
+        # Finished only once recorded (or queued for the writer): a reader
+        # that sees it finished and flushes the writer finds the record.
         evaluation.status = result['status']
         evaluation.progress = 1.0
         evaluation.finished_at = time.time()
-        if not getattr(evaluation, 'record', True):
-            # A refresh of a few hosts of an answer recorded whole.
-            return result
+        return result
+
+    def _record(self, evaluation, ranking, result, shadow_seconds, source):
+        """Record a finished evaluation in history and its dashboard
+        points (answers from history on the score writer's thread)."""
         record = dict(result)
         record['request'] = evaluation.request
         record['host_features'] = learner_base.recordable_features(
@@ -752,13 +758,12 @@ class Evaluator:
         # from the same figures (the same points).
         if source == 'history' and not self._new_points(evaluation,
                                                          ranking):
-            return result
+            return
         self.score_writer.put(self._score_points, evaluation, {
             'source': result['source'],
             'hosts': [{'host': h['host'], 'score': h['score'],
                        'confidence': h.get('confidence')}
                       for h in result['hosts']]}, when)
-        return result
 
     @staticmethod
     def _new_points(evaluation, ranking):

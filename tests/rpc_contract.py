@@ -141,6 +141,33 @@ class RPCContract:
         assert record['source'] == 'history'
         assert {h['host'] for h in record['hosts']} == set(columns['host'])
 
+    def test_an_answer_from_history_is_recorded_before_it_is_finished(
+            self, service):
+        # A reader that sees the evaluation finished and flushes the
+        # writer must find its record: it is queued before the status
+        # says so.
+        writer = service.manager.evaluator.score_writer
+        queued = {}
+        put_record = writer.put_record
+
+        def recording(record, when, memo=None):
+            evaluation = service.manager._evaluations.get(
+                record['evaluation_id'])
+            queued[record['evaluation_id']] = getattr(
+                evaluation, 'status', None)
+            return put_record(record, when, memo)
+
+        writer.put_record = recording
+        try:
+            columns = {'host': [h['host'] for h in HOSTS],
+                       'vcpus': [h['vcpus'] for h in HOSTS]}
+            reply = service.client().rank_host_columns(
+                {}, REQUEST, columns, 10.0, timeout=60, history_only=True)
+        finally:
+            writer.put_record = put_record
+        assert reply['source'] == 'history'
+        assert queued == {reply['evaluation_id']: 'running'}
+
     def test_history_only_or_record_that_is_not_a_boolean_is_a_typed_error(
             self, service):
         cctxt = service.client().client.prepare(version='1.4', timeout=30)
