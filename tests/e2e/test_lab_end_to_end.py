@@ -152,7 +152,7 @@ def test_a_sigkilled_service_fails_no_boot_and_leaks_nothing(stack):
     # machine, so that the kill lands while the scheduler waits.
     server_id, _client = stack.create_server(
         'survivor', FLAVOR, {'shadow_profile': PROFILE,
-                             'shadow_budget': '60'}, client='sdk')
+                             'shadow_budget': '30'}, client='sdk')
     # Mid-evaluation: shadows booted and running their workload.
     lab_support.wait_for(
         lambda: len(stack.leftovers(keep={server_id})['processes']) > 0,
