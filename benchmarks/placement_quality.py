@@ -1459,8 +1459,6 @@ def sample_error_header(seed, policy):
         'benchmark': 'placement_quality --sample-error-out',
         'seed': seed, 'policy': policy,
         'few_samples_relative_sd': estimate_lib.FEW_SAMPLES_RELATIVE_SD,
-        'few_samples_relative_sd_by_metric': dict(
-            estimate_lib.FEW_SAMPLES_RELATIVE_SD_BY_METRIC),
         'min_samples': estimate_lib.MIN_SAMPLES,
         'rule': 'per ranking the recording policy scored: each measured '
                 'host\'s per-metric estimate as the ranking stated it '

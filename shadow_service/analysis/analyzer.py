@@ -686,8 +686,7 @@ class Analyzer:
                 continue
             value = float(previous.predicted[metric])
             sd = previous.uncertainty.get(
-                metric, estimate_lib.few_samples_relative_sd(metric)
-                * abs(value))
+                metric, estimate_lib.FEW_SAMPLES_RELATIVE_SD * abs(value))
             aged = self.drift_of(metric) * abs(value) * np.sqrt(
                 max(age_s - previous_age, 0.0) / 3600.0)
             host_estimates[metric] = estimate_lib.MetricEstimate(

@@ -7,8 +7,7 @@ what the VM will achieve, combining
 * the standard error of the mean with an effective sample size that
   accounts for lag-1 autocorrelation,
 * drift within the run (half the difference between the halves' means),
-* a wide relative prior when there are fewer than ``MIN_SAMPLES``
-  (:func:`few_samples_relative_sd`, per metric),
+* a wide relative prior when there are fewer than ``MIN_SAMPLES``,
 * the age of the data: ``age_drift`` of the value per sqrt(hour).
 
 :func:`combine` joins this run's estimate with the one earlier runs of
@@ -39,24 +38,7 @@ from shadow_service.analysis import series
 from shadow_service.workloads import catalogue
 
 MIN_SAMPLES = 3
-#: Relative sd of an estimate from fewer than ``MIN_SAMPLES`` samples,
-#: for a metric ``FEW_SAMPLES_RELATIVE_SD_BY_METRIC`` does not name.
 FEW_SAMPLES_RELATIVE_SD = 0.15
-#: Per metric, the relative sd of one or two samples that the host-to-host
-#: part of their error against the VM's first day showed on the twin
-#: (``placement_quality.py --sample-error-out``, ``arrivals`` seeds 5 and
-#: 6: the figure that makes those errors' z scores' mean square 1); disk
-#: latency's errors are too heavy-tailed for one figure and keep the
-#: default.
-FEW_SAMPLES_RELATIVE_SD_BY_METRIC = {
-    'cpu_ops_per_s': 0.09,
-    'mem_bandwidth_gbps': 0.09,
-    'mem_latency_ns': 0.18,
-    'disk_iops': 0.36,
-    'net_rps': 0.08,
-    'net_mbps': 0.07,
-    'net_p95_rtt_ms': 0.12,
-}
 #: Fewest pairs of repeated runs before :func:`fit_age_drift` answers.
 MIN_DRIFT_PAIRS = 20
 PERCENT_BOUNDS = (0.0, 100.0)
@@ -101,12 +83,6 @@ class MetricEstimate:
     @property
     def relative_sd(self):
         return self.sd / max(abs(self.value), 1e-9)
-
-
-def few_samples_relative_sd(metric):
-    """Relative sd of ``metric``'s estimate from one or two samples."""
-    return FEW_SAMPLES_RELATIVE_SD_BY_METRIC.get(metric,
-                                                 FEW_SAMPLES_RELATIVE_SD)
 
 
 def from_samples(metric, samples, *, data_age_s=0.0, age_drift=0.05):
@@ -178,7 +154,7 @@ def _estimate(metric, samples):
     notes = list(cleaned.notes)
     value = float(np.mean(data))
     if data.size < MIN_SAMPLES:
-        sd = few_samples_relative_sd(metric) * max(abs(value), 1e-9)
+        sd = FEW_SAMPLES_RELATIVE_SD * max(abs(value), 1e-9)
         if data.size > 1:
             sd = max(sd, float(np.std(data, ddof=1)))
         notes.append("only %d samples" % data.size)

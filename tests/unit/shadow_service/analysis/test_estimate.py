@@ -154,31 +154,3 @@ def test_what_the_models_add_is_not_measurable():
     # Without models the whole sd is measurable.
     plain, _reasons = estimate.adjust('cpu_ops_per_s', sampled)
     assert plain.measurable_sd == plain.sd == pytest.approx(2.0)
-
-
-@pytest.mark.parametrize('metric, relative', [
-    ('cpu_ops_per_s', 0.09), ('mem_bandwidth_gbps', 0.09),
-    ('mem_latency_ns', 0.18), ('disk_iops', 0.36), ('net_rps', 0.08),
-    ('net_mbps', 0.07), ('net_p95_rtt_ms', 0.12),
-    # No figure measured: the default.
-    ('disk_p95_latency_ms', 0.15), ('cpu_util_pct', 0.15)])
-def test_one_sample_states_its_metric_s_measured_error(metric, relative):
-    """One or two samples are stated with the host-to-host error one
-    sample showed against the VM's first day on the twin, per metric."""
-    one = estimate.from_samples(metric, [200.0])
-    assert one.sd == pytest.approx(relative * 200.0)
-    # Two close samples: the same figure (their spread is smaller).
-    two = estimate.from_samples(metric, [199.0, 201.0])
-    assert two.sd == pytest.approx(relative * 200.0)
-    assert estimate.few_samples_relative_sd(metric) == relative
-
-
-def test_a_host_from_an_earlier_ranking_without_its_sd_takes_the_metric_s():
-    earlier = analyzer_lib.Analyzer().rank(
-        {'cpu': 1.0}, {'a': {'cpu_ops_per_s': [100.0]},
-                       'b': {'cpu_ops_per_s': [90.0]}})
-    earlier.host('b').uncertainty.clear()
-    again = analyzer_lib.Analyzer().rank(
-        {'cpu': 1.0}, {'a': {'cpu_ops_per_s': [100.0]}}, prior=earlier)
-    assert again.host('b').uncertainty['cpu_ops_per_s'] == pytest.approx(
-        0.09 * 90.0)
