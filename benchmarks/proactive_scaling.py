@@ -51,8 +51,10 @@ causes             the violation minutes by cause, per VM and in total
                    growth the guard refused, a growth under way, a
                    growth that took effect and was not enough, no growth
                    asked for; see ``violation_causes``).
-per VM also        its ``actions`` and ``flaps_at_h`` (the hours into the
-                   scored run of each of its flaps).
+per VM also        its ``actions``, ``flaps_at_h`` (the hours into the
+                   scored run of each of its flaps) and ``hours_at_vcpus``
+                   (hours it held each size, vCPUs of its flavor or of its
+                   whole group: where its ``resource_hours`` sit).
 
 Policies: ``reactive`` (a threshold on the current utilisation: the
 baseline), ``forecast``, ``rl`` (trained by ``--train-rl`` on other VMs
@@ -325,7 +327,8 @@ class Replay:
                   'downtime_minutes': float(down.sum() * SCORE_STEP_S
                                             / 60.0),
                   'unserved': float(short.sum() * dt_h),
-                  'resource_hours': float(held.sum() * dt_h)}
+                  'resource_hours': float(held.sum() * dt_h),
+                  'hours_at_vcpus': hours_at_vcpus(held, dt_h)}
             vm['causes'] = violation_causes(
                 times, violated, capacity, short, self._top(),
                 [r for r in found if r['instance'] == name],
@@ -456,6 +459,15 @@ def violation_causes(times, violated, capacity, short, top, found, opts):
         left &= ~hit
     out['missed'] = float(left.sum() * minutes)
     return out
+
+
+def hours_at_vcpus(held, dt_h):
+    """``{vCPUs: hours}``: how long each size in ``held`` (vCPUs per
+    score step of ``dt_h`` hours) was held; keys as strings (JSON)."""
+    sizes, counts = np.unique(np.round(np.asarray(held, float), 6),
+                              return_counts=True)
+    return {'%g' % size: round(float(count * dt_h), 4)
+            for size, count in zip(sizes, counts)}
 
 
 def count_flaps(started, cooldown):

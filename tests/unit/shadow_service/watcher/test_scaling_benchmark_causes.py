@@ -111,3 +111,12 @@ def test_flaps_are_counted_and_timed_per_vm():
                taken('a', 'scale_out', 1000.0)]
     assert bench.flap_times(started, 1800.0) == {'a': [600.0, 1000.0]}
     assert bench.count_flaps(started, 1800.0) == 2
+
+
+def test_hours_at_each_size_add_up_to_the_resource_hours():
+    bench = _benchmark()
+    held = np.array([2.0] * 30 + [48.0] * 90 + [32.0] * 60)   # minutes
+    hours = bench.hours_at_vcpus(held, 1 / 60.0)
+    assert hours == {'2': 0.5, '32': 1.0, '48': 1.5}
+    assert sum(float(v) * h for v, h in hours.items()) == pytest.approx(
+        held.sum() / 60.0)
