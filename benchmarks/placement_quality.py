@@ -631,6 +631,8 @@ class SampleErrors:
     def __init__(self):
         self.latest = {}
         self.records = []
+        # Indices into ``records`` by (request, host), for ``placed``.
+        self._by_request_host = {}
         self._original = None
 
     def install(self):
@@ -710,6 +712,9 @@ class SampleErrors:
                         found['value'], value, rel_tol=1e-9,
                         abs_tol=1e-12):
                     continue
+                self._by_request_host.setdefault(
+                    (request['instance_uuid'], host),
+                    []).append(len(self.records))
                 self.records.append(dict(
                     found, request=request['instance_uuid'],
                     profile=request['profile'], host=host, metric=metric,
@@ -717,14 +722,15 @@ class SampleErrors:
                     realised=float(np.mean(day))))
 
     def placed(self, instance_uuid, host, realised):
-        """The placed VM's own day on ``host``."""
-        for record in self.records:
-            if record['request'] == instance_uuid \
-                    and record['host'] == host:
-                day = realised.metrics.get(record['metric'])
-                if day is not None:
-                    record['placed_on'] = True
-                    record['realised_placed'] = float(np.mean(day))
+        """The placed VM's own day on ``host`` (the request's records on
+        that host, found by index: scanning every record per placement
+        made a long run quadratic)."""
+        for index in self._by_request_host.get((instance_uuid, host), ()):
+            record = self.records[index]
+            day = realised.metrics.get(record['metric'])
+            if day is not None:
+                record['placed_on'] = True
+                record['realised_placed'] = float(np.mean(day))
 
     def summary(self):
         return sample_error_summary(self.records)
