@@ -95,13 +95,18 @@ cases add.
 Usage::
 
     python benchmarks/scheduler_overhead.py [--requests N]
-        [--workers W] [--tag NAME]
+        [--workers W] [--tag NAME] [--only TEXT ...]
 
 at normal priority (the figures are latencies: a niced run measures the
 machine's other work).  Prints a table, with the load average at the
 start and end, and writes
 ``benchmarks/results/scheduler_overhead.json`` (``--tag NAME`` writes
-``scheduler_overhead-NAME.json``).
+``scheduler_overhead-NAME.json``).  ``--only TEXT`` (repeatable) runs
+only the cases whose ``name@hosts`` contains TEXT (``"circuit open"``,
+``"boot, prior@1000"``, ``"floor, columns"``, ``updates``, ``bare
+oslo.messaging call``): the service and the floor endpoints start only
+for the cases chosen, no aim is judged, and the file is
+``scheduler_overhead-only.json`` unless ``--tag`` names it.
 """
 
 import argparse
@@ -665,60 +670,71 @@ def run(args):
           % (seeded['points'], ', '.join(seeded['metrics']),
              max(HOST_COUNTS)), flush=True)
     manager, replies = manager_calls(conf)
-    # On a history of its own (seeded the same way): its writes do not
-    # reach the other cases.
-    updates_dir = os.path.join(directory, 'updates')
-    os.makedirs(updates_dir)
-    updates_conf = load_conf(write_config(updates_dir, args.transport_url,
-                                          args.topic + '-updates'))
-    updates = kept_under_updates(
-        updates_conf, seed_history(updates_conf, host_names(max(
-            HOST_COUNTS))), args.requests)
+    wanted = case_filter(args.only)
+    updates = None
+    if wanted(UPDATES_CASE, max(HOST_COUNTS)):
+        # On a history of its own (seeded the same way): its writes do not
+        # reach the other cases.
+        updates_dir = os.path.join(directory, 'updates')
+        os.makedirs(updates_dir)
+        updates_conf = load_conf(write_config(
+            updates_dir, args.transport_url, args.topic + '-updates'))
+        updates = kept_under_updates(
+            updates_conf, seed_history(updates_conf, host_names(max(
+                HOST_COUNTS))), args.requests)
     cases = []
+    bare = None
     for form, endpoint in (
             ('full reply', CannedRanking(replies)),
             ('compact reply', CannedRanking(replies, compact=True)),
             ('columns', CannedColumns(replies))):
+        floors = [hosts for hosts in HOST_COUNTS
+                  if wanted('floor, %s' % form, hosts)]
+        with_bare = form == 'columns' and wanted(BARE_CASE,
+                                                 max(HOST_COUNTS))
+        if not floors and not with_bare:
+            continue
         floor = serve_canned(conf, args, args.topic + '-floor', endpoint)
         try:
-            if form == 'columns':
+            if with_bare:
                 bare = measure_bare(args, max(HOST_COUNTS))
-            for hosts in HOST_COUNTS:
+            for hosts in floors:
                 cases.append(measure_case(args, 'floor, %s' % form, hosts,
                                           floor=True))
         finally:
             floor.stop()
             floor.wait()
-    service = start_service(config_path, directory)
-    try:
-        wait_until_serving(conf, args.topic, args.transport_url)
-        for hosts in HOST_COUNTS:
-            cases.append(measure_case(args, 'boot, prior', hosts))
-        cases.append(measure_case(args, 'boot, prior, the chosen host '
-                                  'changes', max(HOST_COUNTS),
-                                  chosen_host_changes=True))
-        cases.append(measure_case(args, 'boot, prior, cache off',
-                                  max(HOST_COUNTS), no_cache=True))
-        cases.append(measure_case(args, 'boot, prior, cache off, the '
-                                  'chosen host changes', max(HOST_COUNTS),
-                                  no_cache=True, chosen_host_changes=True))
-        cases.append(measure_case(args, 'boot, prior, another candidate '
-                                  'list each request', max(HOST_COUNTS),
-                                  vary_hosts=True))
-        cases.append(measure_case(args, 'boot, prior, %d workers'
-                                  % args.workers, max(HOST_COUNTS),
-                                  workers=args.workers))
-        cases.append(measure_case(args, 'circuit open',
-                                  max(HOST_COUNTS), open_circuit=True))
-        cases.append(measure_case(args, 'no hint', max(HOST_COUNTS),
-                                  no_hint=True))
-    finally:
-        service.terminate()
+    served = [(name, hosts, flags)
+              for name, hosts, flags in service_cases(args)
+              if wanted(name, hosts)]
+    if served:
+        service = start_service(config_path, directory)
         try:
-            service.wait(30)
-        except subprocess.TimeoutExpired:
-            service.kill()
+            wait_until_serving(conf, args.topic, args.transport_url)
+            for name, hosts, flags in served:
+                cases.append(measure_case(args, name, hosts, **flags))
+        finally:
+            service.terminate()
+            try:
+                service.wait(30)
+            except subprocess.TimeoutExpired:
+                service.kill()
     by_name = {(c['case'], c['hosts']): c for c in cases}
+    if args.only:
+        return write_result(args, {
+            'benchmark': 'scheduler_overhead',
+            'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+            'machine': benchlib.machine(loadavg_at_start),
+            'transport': args.transport_url.split('@')[-1],
+            'requests_per_worker': args.requests,
+            'only': args.only,
+            'seeded_history': seeded,
+            'manager_in_process': manager,
+            'updates_in_process': updates,
+            'cases': cases,
+            'bare_oslo_messaging': bare,
+            # The aims are judged on cases a partial run may not have.
+            'aims': None})
     # Judged on the worse of the same candidates again and the chosen
     # host changing each request (what a cloud does).
     judged = ('boot, prior', 'boot, prior, the chosen host changes')
@@ -772,8 +788,15 @@ def run(args):
                  'met_circuit_open_weigh_objects_in_handler': (
                      p99_open_own <= AIM_P99_MS_OPEN)},
     }
-    name = 'scheduler_overhead%s.json' % ('-' + args.tag if args.tag
-                                          else '')
+    return write_result(args, result)
+
+
+def write_result(args, result):
+    """Write ``result`` to its file (``-<tag>`` when tagged; a partial
+    run, ``--only``, is tagged ``only`` unless it names a tag, so it never
+    replaces the full run's file), print its table, return 0."""
+    tag = args.tag or ('only' if args.only else None)
+    name = 'scheduler_overhead%s.json' % ('-' + tag if tag else '')
     path = os.path.join(RESULTS_DIR, name)
     with open(path, 'w') as f:
         json.dump(result, f, indent=2, sort_keys=True)
@@ -781,6 +804,41 @@ def run(args):
     print_table(result)
     print('wrote %s' % path)
     return 0
+
+
+#: Names ``--only`` selects the updates and bare-call measurements by.
+UPDATES_CASE = 'updates'
+BARE_CASE = 'bare oslo.messaging call'
+
+
+def service_cases(args):
+    """``(case name, hosts, measure_case flags)`` of every case measured
+    against the running service, in the order they run."""
+    top = max(HOST_COUNTS)
+    cases = [('boot, prior', hosts, {}) for hosts in HOST_COUNTS]
+    cases += [
+        ('boot, prior, the chosen host changes', top,
+         {'chosen_host_changes': True}),
+        ('boot, prior, cache off', top, {'no_cache': True}),
+        ('boot, prior, cache off, the chosen host changes', top,
+         {'no_cache': True, 'chosen_host_changes': True}),
+        ('boot, prior, another candidate list each request', top,
+         {'vary_hosts': True}),
+        ('boot, prior, %d workers' % args.workers, top,
+         {'workers': args.workers}),
+        ('circuit open', top, {'open_circuit': True}),
+        ('no hint', top, {'no_hint': True})]
+    return cases
+
+
+def case_filter(only):
+    """Whether a case (name, hosts) runs: every case without ``only``;
+    with it, a case whose ``name@hosts`` contains one of the texts."""
+    if not only:
+        return lambda name, hosts: True
+    texts = [t.lower() for t in only]
+    return lambda name, hosts: any(
+        t in ('%s@%d' % (name, hosts)).lower() for t in texts)
 
 
 def columns_of(hosts):
@@ -946,7 +1004,7 @@ def print_table(result):
           'ShadowWeigher alone, nova = nova.scheduler.weights.all_weighers; '
           'ranked = requests the ranking decided, the others got neutral '
           'weights)')
-    for case in result.get('bare_oslo_messaging', ()):
+    for case in result.get('bare_oslo_messaging') or ():
         print('%-40s %5d | call p50 %8.3f p99 %8.3f ms (%d B request)' % (
             case['case'], case['hosts'], case['call']['p50_ms'],
             case['call']['p99_ms'], case['request_bytes']))
@@ -971,6 +1029,17 @@ def print_table(result):
                           'mean'],
                       updates['fresh']['p50_ms'], updates['fresh']['p99_ms']))
     aims = result['aims']
+    if aims is None:
+        print('aims: not judged (a run of some cases only: --only %s)'
+              % ', '.join(repr(t) for t in result.get('only') or ()))
+    else:
+        print_aims(aims)
+    print('load average at start %s, at end %s' % (
+        ' '.join('%.2f' % v for v in result['machine']['loadavg_at_start']),
+        ' '.join('%.2f' % v for v in result['machine']['loadavg_at_end'])))
+
+
+def print_aims(aims):
     print('aims: p99 added <= %.0f ms at 1,000 hosts: %s (added p99 %.1f ms; '
           'weigh_objects in the handler %.1f ms: %s; the handler with the '
           'weigher %.1f ms)' % (
@@ -987,9 +1056,6 @@ def print_table(result):
               aims['p99_ms_circuit_open']['added'],
               aims['p99_ms_circuit_open']['weigh_objects_in_handler'],
               aims['met_circuit_open_weigh_objects_in_handler']))
-    print('load average at start %s, at end %s' % (
-        ' '.join('%.2f' % v for v in result['machine']['loadavg_at_start']),
-        ' '.join('%.2f' % v for v in result['machine']['loadavg_at_end'])))
 
 
 def main(argv=None):
@@ -1006,6 +1072,13 @@ def main(argv=None):
     parser.add_argument('--transport-url', default=DEFAULT_URL)
     parser.add_argument('--topic', help=argparse.SUPPRESS)
     parser.add_argument('--tag', help='suffix of the results file')
+    parser.add_argument(
+        '--only', action='append', metavar='TEXT',
+        help='run only the cases whose "name@hosts" contains TEXT '
+             '(repeatable; e.g. "circuit open", "boot, prior@1000", '
+             '"floor, columns", "%s", "%s"); the results file is then '
+             'tagged "only" unless --tag is given, and no aim is '
+             'judged' % (UPDATES_CASE, BARE_CASE))
     parser.add_argument('--worker', action='store_true',
                         help=argparse.SUPPRESS)
     parser.add_argument('--hosts', type=int, help=argparse.SUPPRESS)
