@@ -102,7 +102,8 @@ machine's other work).  Prints a table, with the load average at the
 start and end, and writes
 ``benchmarks/results/scheduler_overhead.json`` (``--tag NAME`` writes
 ``scheduler_overhead-NAME.json``).  ``--only TEXT`` (repeatable) runs
-only the cases whose ``name@hosts`` contains TEXT (``"circuit open"``,
+only the cases whose name contains TEXT, or the case ``NAME@HOSTS``
+of exactly that name and host count (``"circuit open"``,
 ``"boot, prior@1000"``, ``"floor, columns"``, ``updates``, ``bare
 oslo.messaging call``): the service and the floor endpoints start only
 for the cases chosen, no aim is judged, and the file is
@@ -825,12 +826,25 @@ def service_cases(args):
 
 def case_filter(only):
     """Whether a case (name, hosts) runs: every case without ``only``;
-    with it, a case whose ``name@hosts`` contains one of the texts."""
+    with it, a case that one of the texts picks: ``TEXT`` the cases whose
+    name contains it, ``NAME@HOSTS`` the case of exactly that name and
+    host count (``@10`` is not ``@100``)."""
     if not only:
         return lambda name, hosts: True
-    texts = [t.lower() for t in only]
-    return lambda name, hosts: any(
-        t in ('%s@%d' % (name, hosts)).lower() for t in texts)
+    picks = []
+    for text in only:
+        part, at, count = text.lower().rpartition('@')
+        if at and count.strip().isdigit():
+            picks.append((part, int(count)))
+        else:
+            picks.append((text.lower(), None))
+
+    def wanted(name, hosts):
+        name = name.lower()
+        return any(part in name if count is None
+                   else (part == name and count == hosts)
+                   for part, count in picks)
+    return wanted
 
 
 def columns_of(hosts):
@@ -1066,7 +1080,8 @@ def main(argv=None):
     parser.add_argument('--tag', help='suffix of the results file')
     parser.add_argument(
         '--only', action='append', metavar='TEXT',
-        help='run only the cases whose "name@hosts" contains TEXT '
+        help='run only the cases whose name contains TEXT, or the '
+             'case NAME@HOSTS of exactly that name and host count '
              '(repeatable; e.g. "circuit open", "boot, prior@1000", '
              '"floor, columns", "%s", "%s"); the results file is then '
              'tagged "only" unless --tag is given, and no aim is '

@@ -47,3 +47,16 @@ def test_only_picks_cases_by_name_and_hosts():
     assert flags['circuit open'] == {'open_circuit': True}
     assert flags['boot, prior, cache off, the chosen host changes'] == {
         'no_cache': True, 'chosen_host_changes': True}
+
+
+def test_name_and_host_count_after_at_are_matched_exactly():
+    bench = _bench()
+    wanted = bench.case_filter(['floor, columns@10'])
+    assert wanted('floor, columns', 10)
+    assert not wanted('floor, columns', 100)
+    assert not wanted('floor, columns', 1000)
+    assert not wanted('floor, full reply', 10)
+    assert not wanted('a floor, columns', 10)
+    # Without a count, every host count of the name.
+    wanted = bench.case_filter(['Floor, Columns'])
+    assert all(wanted('floor, columns', h) for h in bench.HOST_COUNTS)
