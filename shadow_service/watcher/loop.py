@@ -707,21 +707,36 @@ class Watcher:
             1.0 + opts.ceiling_noise) or shown >= vcpus * (
                 opts.saturation_pct / 100.0))
 
-    def _burst(self, instance, demand):
-        """The newest step's rise of a horizontally scaled group's demand
-        when it is at least the policy's ``burst_rise`` share of the
-        group's vCPUs (the start of a burst), else None."""
+    def _burst(self, instance, demand, forecast):
+        """The newest step's rise of the VM's demand (a horizontally
+        scaled group's: all its members') when it is at least the
+        policy's ``burst_rise`` share of its vCPUs (the start of a
+        burst), else None.  A resized VM's rise counts only when the VM
+        already filled this flavor within its demand ceiling's window
+        (it hid demand at this size before): taken for a burst, it is
+        resized (rebooted) to several times its size, which a VM whose
+        demand merely stepped up within its flavor does not want."""
         share = getattr(self.policy, 'burst_rise', None)
         share = float(share()) if share is not None else 0.0
-        if share <= 0 or self._mode(instance) != 'horizontal':
+        if share <= 0:
             return None
         observed = np.asarray(demand[-2:], float)
         if observed.size < 2 or not np.isfinite(observed).all():
             return None
-        total = float(instance.flavor.get('vcpus') or 0) * self._members(
-            instance.instance_id)
+        total = float(instance.flavor.get('vcpus') or 0)
+        horizontal = self._mode(instance) == 'horizontal'
+        if horizontal:
+            total *= self._members(instance.instance_id)
         rise = float(observed[-1] - observed[-2])
-        return rise if total > 0 and rise >= share * total else None
+        if total <= 0 or rise < share * total:
+            return None
+        if not horizontal:
+            before = forecast['ceiling_before']
+            shown = before / (1.0 + self.opts.ceiling_margin)
+            if not (math.isfinite(before) and shown >= total * (
+                    self.opts.saturation_pct / 100.0)):
+                return None
+        return rise
 
     def situation(self, instance, now):
         """The :class:`~.policies.base.Situation` of ``instance`` (None
@@ -761,7 +776,7 @@ class Watcher:
                 saturated = False
                 forecast['unconfirmed_saturation'] = runs
         if not saturated and 'unconfirmed_saturation' not in forecast:
-            rise = self._burst(instance, demand)
+            rise = self._burst(instance, demand, forecast)
             if rise is not None:
                 # A steep rise within one step: the step's mean hides
                 # how far the burst has gone since.

@@ -238,11 +238,11 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
         return 1.0
 
     def burst_rise(self):
-        """Share of a horizontally scaled group's capacity (0: none) by
-        which its demand rising within one step starts a burst that the
-        step's mean hides: the watcher then takes the group as
-        saturated (its hidden demand, ceiling and hold window as for a
-        saturated sample).  Never, by default."""
+        """Share of a VM's capacity (a horizontally scaled group's: all
+        its members'; 0: none) by which its demand rising within one step
+        starts a burst that the step's mean hides: the watcher then takes
+        the VM as saturated (its hidden demand, ceiling and hold window
+        as for a saturated sample).  Never, by default."""
         return 0.0
 
     def restore(self, taken):

@@ -20,10 +20,11 @@ which the ceiling does not cap; a shrink keeps the recurring peak of the
 shrink horizon until its hour has passed.  A VM whose CPU is saturated
 hides its demand: then the bound is at least ``saturation_factor`` times
 its vCPUs (a burst's first growth holds it, instead of a doubling per
-immunity window while the demand goes on rising).  Scaling out, with
-``burst_rise`` a group whose demand rose within one step by that share
-of its vCPUs counts as saturated too (the step's mean hides how far a
-burst that began within it has gone since); half its vCPUs by default.
+immunity window while the demand goes on rising).  With
+``burst_rise`` a group, or a resized VM that filled its flavor before,
+whose demand rose within one step by that share of its vCPUs counts as
+saturated too (the step's mean hides how far a burst that began within
+it has gone since); half its vCPUs by default.
 A VM that is not
 saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
@@ -65,17 +66,20 @@ burst goes on, with a large one it holds more vCPUs until its cooldown
 lets it shrink to what it then shows.
 """),
     cfg.FloatOpt('burst_rise', default=0.5, min=0.0, max=10.0, help="""
-Scaling out (``horizontal``): a rise of the group's demand within one
-step by at least this share of its capacity (its vCPUs, all members)
-starts a burst, and the group counts as saturated (sized for
+A rise of the VM's demand within one step by at least this share of its
+capacity (its vCPUs; a horizontally scaled group's: all its members')
+starts a burst, and the VM counts as saturated (sized for
 ``saturation_factor`` times its vCPUs, its demand ceiling and hold
 window raised as for a saturated sample) although the step's mean has
 not reached its capacity.  A step's utilisation is its mean, so a burst
-that begins within a step reads only part of its rise; a group grown by
+that begins within a step reads only part of its rise; a VM grown by
 that part is held at it for the guard's immunity window while the
-burst goes on.  A scale-out reboots nothing.  0 turns it off; 0.5 (the
-default) is the value measured in the proactive scaling benchmark.
-Resizing is never affected.
+burst goes on (resizing, another resize: another reboot).  A resized
+VM's rise counts only when the VM filled this flavor within
+``[watcher] ceiling_window`` (it hid demand at this size before): a VM
+that steps up within its flavor is not rebooted to several times its
+size.  0 turns it off; 0.5 (the default) is the value measured in the
+proactive scaling benchmark, scaling out and resizing.
 """),
     cfg.IntOpt('max_down_rungs', default=3, min=1, max=10, help="""
 Most rungs (or members of a horizontally scaled group) one shrink

@@ -1,8 +1,8 @@
-"""A group's steep rise within one step: the start of a burst.
+"""A VM's (or a group's) steep rise within one step: the start of a burst.
 
-Scaling out, a burst that begins within a step reads only part of its
-rise in the step's mean; the ``forecast`` policy's ``burst_rise`` makes
-the watcher take such a group as saturated.
+A burst that begins within a step reads only part of its rise in the
+step's mean; the ``forecast`` policy's ``burst_rise`` makes the watcher
+take such a VM or group as saturated, scaling out and resizing.
 """
 
 import pytest
@@ -77,10 +77,49 @@ def test_a_smaller_rise_or_the_option_off_is_not_a_burst(tmp_path):
     assert 'burst_rise' not in off.forecast
 
 
-def test_resizing_and_other_policies_are_not_affected(tmp_path):
-    # The same rise of a VM that is resized: a resize reboots it.
-    assert not _situation(tmp_path / 'vertical', BURST).saturated
+# A VM of 4 vCPUs that filled them for half an hour an hour before,
+# idled at 0.2 busy vCPU, then rose within one step to 2.4 (60 %).
+FILLED_THEN_BURST = [0.2] * 24 + [4.0] * 6 + [0.2] * 18 + [2.4] * 48
+
+
+def test_a_steep_rise_of_a_resized_vm_that_filled_it_is_saturation(
+        tmp_path):
+    situation = _situation(tmp_path, FILLED_THEN_BURST)
+    assert situation.mode == 'vertical'
+    assert situation.utilisation_pct == pytest.approx(60.0, abs=1.0)
+    assert situation.saturated
+    assert situation.forecast['burst_rise'] == pytest.approx(2.2, abs=0.1)
+    assert situation.forecast['hidden_floor'] == pytest.approx(32.0)
+
+
+def test_the_first_resize_of_a_burst_goes_past_what_the_step_read(
+        tmp_path):
+    assembled, driver = _assembled(tmp_path, FILLED_THEN_BURST)
+    try:
+        steps = watcher_support.run(assembled, driver, 1)
+    finally:
+        assembled.close()
+    decision = [s.decision for s in steps if s.instance_id == 'vm-1'][0]
+    # 2.4 busy vCPUs fit the 4 vCPUs it has: read as it is, no resize.
+    # Taken for saturated, it is sized for eight times its vCPUs, up
+    # the ladder to its top (16 vCPUs, rung 3).
+    assert (decision.action, decision.target_rung) == ('resize_up', 3)
+
+
+def test_a_resized_vm_that_never_filled_its_flavor_is_not_a_burst(
+        tmp_path):
+    # The same rise on a VM that never used its 4 vCPUs: a step up
+    # within its flavor, not a burst that hides demand (taken for one,
+    # it would be rebooted to four times its size).
+    situation = _situation(tmp_path, BURST)
+    assert not situation.saturated
+    assert 'burst_rise' not in situation.forecast
+
+
+def test_the_rl_policy_is_not_affected(tmp_path):
     # The rl policy sizes from its own learnt offsets (its forecast
-    # rule's option set or not).
+    # rule's option set or not), scaling out and resizing.
     assert not _situation(tmp_path / 'rl', BURST, metadata=HORIZONTAL,
+                          policy='rl').saturated
+    assert not _situation(tmp_path / 'rl-vertical', BURST,
                           policy='rl').saturated
