@@ -13,6 +13,7 @@ instead of restarting the worker forever.  A broker that is down at start
 is waited for, with backoff.
 """
 
+import math
 import multiprocessing
 import os
 import signal
@@ -98,9 +99,10 @@ def _report(error):
     sys.stderr.flush()
 
 
-def _check_values(conf):
+def check_values(conf):
     """Read every option once: oslo.config checks a value (type, min,
-    max, choices) only when it is read."""
+    max, choices) only when it is read; a float option must also be
+    finite (NaN passes oslo.config's bounds)."""
     groups = [None] + [name for name in conf if
                        isinstance(getattr(conf, name, None),
                                   cfg.ConfigOpts.GroupAttr)]
@@ -109,12 +111,16 @@ def _check_values(conf):
         for name in list(namespace):
             if group is None and name in groups:
                 continue
+            where = name if group is None else '[%s] %s' % (group, name)
             try:
-                getattr(namespace, name)
+                value = getattr(namespace, name)
             except (cfg.ConfigFileValueError, ValueError) as e:
-                where = name if group is None else '[%s] %s' % (group, name)
                 why = str(e).split('is not valid: ', 1)[-1]
                 raise StartupError('%s: %s' % (where, why)) from None
+            if isinstance(value, float) and not math.isfinite(value):
+                # oslo.config's min and max let NaN through.
+                raise StartupError('%s: %s is not a finite number'
+                                   % (where, value))
 
 
 def _check_broker(conf, sleep=time.sleep):
@@ -178,7 +184,7 @@ def _preflight(conf):
     from shadow_service import service
     from shadow_service.analysis import analyzer
 
-    _check_values(conf)
+    check_values(conf)
     analyzer.Analyzer.from_conf(conf)
     history = service.build_history(conf)
     history.close()

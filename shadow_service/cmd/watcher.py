@@ -12,6 +12,9 @@ an unknown policy, an unreachable history store or coordination backend)
 stops it at start with exit status 2 and one line saying why.
 """
 
+import multiprocessing
+import os
+import signal
 import sys
 import threading
 
@@ -19,6 +22,8 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 CONF = cfg.CONF
+#: Exit status of a configuration that cannot work.
+EXIT_CONFIG = 2
 #: Seconds the coordination backend has to answer at start.
 PROBE_TIMEOUT_S = 5.0
 LOG = logging.getLogger(__name__)
@@ -31,21 +36,34 @@ def _service_class():
     from shadow_service import service
 
     class WatcherService(os_service.Service):
-        def __init__(self, conf):
+        def __init__(self, conf, failed=None):
             super().__init__()
             self.conf = conf
             self.assembled = None
             self.exporter = None
             self._stop = threading.Event()
             self._thread = None
+            # Shared with the parent: set when the worker cannot start.
+            self.failed = failed
 
         def start(self):
             super().start()
-            self.assembled = service.build_watcher(self.conf)
-            exporter.watch_history(self.assembled.parts.history,
-                                   self.conf.history.store)
-            exporter.watch_watcher(self.assembled.watcher)
-            self.exporter = exporter.serve(self.conf, 'watcher')
+            error = None
+            try:
+                self.assembled = service.build_watcher(self.conf)
+                exporter.watch_history(self.assembled.parts.history,
+                                       self.conf.history.store)
+                exporter.watch_watcher(self.assembled.watcher)
+                self.exporter = exporter.serve(self.conf, 'watcher')
+            except Exception as e:
+                error = e
+            if error is not None:
+                # Restarting would fail the same way: stop the daemon.
+                _report(error)
+                if self.failed is not None:
+                    self.failed.value = EXIT_CONFIG
+                os.kill(os.getppid(), signal.SIGTERM)
+                os._exit(EXIT_CONFIG)
             self._thread = threading.Thread(target=self._loop,
                                             name='watcher-loop', daemon=True)
             self._thread.start()
@@ -104,15 +122,33 @@ def _service_class():
     return WatcherService, os_service
 
 
+def _report(error):
+    """One line on stderr and in the log: why the daemon cannot start."""
+    LOG.error('shadow-watcher cannot start: %s', error)
+    sys.stderr.write('shadow-watcher: cannot start: %s\n' % error)
+    sys.stderr.flush()
+
+
 def _preflight(conf):
     """Fail fast, before any worker forks, on configuration that cannot
     work."""
     from shadow_service import plugins
     from shadow_service import service
+    from shadow_service.analysis import analyzer
+    from shadow_service.analysis import forecasters
+    from shadow_service.cmd import service as service_cmd
     from shadow_service.watcher import ladder
 
+    # Every option's value (type, range, choices) first: oslo.config
+    # checks a value only when it is read.
+    service_cmd.check_values(conf)
     opts = conf.watcher
     ladder.parse(opts.flavor_ladder)
+    try:
+        forecasters.forecaster_class(opts.forecaster)
+    except ValueError as e:
+        raise ValueError('[watcher] forecaster: %s' % e) from None
+    analyzer.Analyzer.from_conf(conf)
     if opts.min_count > opts.max_count:
         raise ValueError('[watcher] min_count %d is above max_count %d'
                          % (opts.min_count, opts.max_count))
@@ -120,7 +156,11 @@ def _preflight(conf):
     policy(conf)            # a policy's own options (the rl model file)
     history = service.build_history(conf)
     history.close()
-    plugins.plugin_class(plugins.CLOUDS, conf.shadow.cloud_driver)
+    driver_class = plugins.plugin_class(plugins.CLOUDS,
+                                        conf.shadow.cloud_driver)
+    check = getattr(driver_class, 'check_config', None)
+    if check is not None:
+        check(conf)
     if opts.coordination_url:
         from shadow_service.watcher import leader
 
@@ -142,19 +182,40 @@ def main(argv=None):
 
     logging.register_options(CONF)
     shadow_conf.register_opts(CONF)
-    CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
-    logging.setup(CONF, 'nova-shadow')
+    try:
+        CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
+    except cfg.Error as e:
+        # A missing or unparsable config file, an unknown argument:
+        # before logging can be set up, stderr only.
+        sys.stderr.write('shadow-watcher: cannot start: %s\n'
+                         % ' '.join(str(e).split()))
+        return EXIT_CONFIG
+    try:
+        logging.setup(CONF, 'nova-shadow')
+    except Exception as e:
+        sys.stderr.write('shadow-watcher: cannot start: logging: %s\n'
+                         % ' '.join(str(e).split()))
+        return EXIT_CONFIG
+    error = None
     try:
         _preflight(CONF)
     except Exception as e:
-        LOG.error('shadow-watcher cannot start: %s', e)
-        sys.stderr.write('shadow-watcher: cannot start: %s\n' % e)
-        return 2
+        error = e
+    if error is not None:
+        # Outside the handler: oslo.log would append the traceback.
+        _report(error)
+        return EXIT_CONFIG
     service_class, os_service = _service_class()
-    launcher = os_service.launch(CONF, service_class(CONF), workers=1,
-                                 restart_method='mutate')
-    launcher.wait()
-    return 0
+    failed = multiprocessing.Value('i', 0)
+    launcher = os_service.launch(CONF, service_class(CONF, failed),
+                                 workers=1, restart_method='mutate')
+    try:
+        launcher.wait()
+    except SystemExit as e:
+        if failed.value:
+            return failed.value
+        return e.code if isinstance(e.code, int) else 0
+    return failed.value or 0
 
 
 if __name__ == '__main__':

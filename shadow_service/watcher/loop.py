@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from shadow_service import exporter
+from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service import plugins
 from shadow_service.clouds import base as cloud_base
@@ -338,8 +339,20 @@ class Watcher:
 
     def _profile(self, instance):
         metadata = instance.metadata or {}
-        return (metadata.get(PROFILE_KEY) or metadata.get('profile')
-                or self.opts.default_profile)
+        profile = (metadata.get(PROFILE_KEY) or metadata.get('profile')
+                   or self.opts.default_profile)
+        if profile not in qos.TARGETS:
+            # A tenant's own name is allowed (the default targets apply),
+            # but say so once: a typo would go unnoticed otherwise.
+            self._warn_once(
+                ('profile', instance.instance_id, profile),
+                'Instance %s: profile %s has no QoS targets of its own; '
+                'watching it against the default (%s)',
+                logsafe.clip(instance.instance_id), logsafe.clip(profile),
+                ', '.join('%s %s %g' % (metric, comparison, threshold)
+                          for metric, (comparison, threshold)
+                          in qos.DEFAULT_TARGETS.items()))
+        return profile
 
     def _demand(self, instance, now):
         """``(times, utilisation, demand)``: the VM's busy vCPUs (its
@@ -369,6 +382,12 @@ class Watcher:
 
     def _mode(self, instance):
         mode = str((instance.metadata or {}).get(SCALING_KEY, 'vertical'))
+        if mode.lower() not in ('horizontal', 'vertical'):
+            self._warn_once(
+                ('scaling', instance.instance_id, mode),
+                "Instance %s: %s=%s is neither 'vertical' nor "
+                "'horizontal'; resizing it", logsafe.clip(
+                    instance.instance_id), SCALING_KEY, logsafe.clip(mode))
         return 'horizontal' if mode.lower() == 'horizontal' else 'vertical'
 
     def _forecast(self, instance, demand, now):

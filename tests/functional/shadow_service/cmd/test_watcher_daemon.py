@@ -94,6 +94,66 @@ def test_an_unknown_policy_stops_it_at_start(tmp_path):
     assert 'forecast, oracle, reactive, rl' in lines[0]
 
 
+def test_a_bad_option_value_stops_it_at_start_naming_the_option(tmp_path):
+    rc, lines = _start_error(tmp_path, 'max_count = many\n')
+    assert rc == 2
+    assert lines == ["shadow-watcher: cannot start: [watcher] max_count: "
+                     "invalid literal for int() with base 10: 'many'"]
+    assert 'Traceback' not in (tmp_path / 'watcher.log').read_text()
+
+
+def test_a_missing_config_file_stops_it_at_start_with_one_line(tmp_path):
+    missing = str(tmp_path / 'nowhere.conf')
+    proc = subprocess.run(DAEMON + ['--config-file', missing],
+                          capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines()
+             if line.startswith('shadow-watcher:')]
+    assert len(lines) == 1 and lines[0].startswith(
+        'shadow-watcher: cannot start: ')
+    assert missing in lines[0]
+
+
+def test_a_nan_option_stops_it_at_start(tmp_path):
+    # oslo.config's min and max let NaN through; the loop then never
+    # waited between runs.
+    rc, lines = _start_error(tmp_path, 'interval = nan\n')
+    assert rc == 2
+    assert lines == ['shadow-watcher: cannot start: [watcher] interval: '
+                     'nan is not a finite number']
+
+
+def test_an_unknown_forecaster_stops_it_at_start(tmp_path):
+    rc, lines = _start_error(tmp_path, 'forecaster = nosuch\n')
+    assert rc == 2 and len(lines) == 1
+    assert lines[0].startswith("shadow-watcher: cannot start: [watcher] "
+                               "forecaster: unknown forecaster 'nosuch'")
+
+
+def test_an_unreadable_twin_cluster_stops_it_at_start(tmp_path):
+    rc, lines = _start_error(
+        tmp_path, '[sim]\ncluster_file = %s\n' % (tmp_path / 'none.yaml'))
+    assert rc == 2 and len(lines) == 1
+    assert lines[0].startswith('shadow-watcher: cannot start: [sim] '
+                               'cluster_file: ')
+
+
+def test_an_error_in_the_worker_stops_it_instead_of_restarting(tmp_path):
+    # Found only when the worker builds the twin (after the fork): the
+    # worker used to be restarted for ever, a traceback each time.
+    started = time.monotonic()
+    rc, lines = _start_error(
+        tmp_path, '[sim]\ntrace_dir = %s\n' % (tmp_path / 'none'))
+    assert rc == 2, lines
+    assert len(lines) == 1 and lines[0].startswith(
+        'shadow-watcher: cannot start: ')
+    assert 'none' in lines[0]
+    assert time.monotonic() - started < 60
+    assert 'Traceback' not in (tmp_path / 'watcher.log').read_text()
+
+
 def test_an_unreachable_coordination_backend_stops_it_at_start(tmp_path):
     rc, lines = _start_error(
         tmp_path, 'coordination_url = redis://127.0.0.1:1\n')
