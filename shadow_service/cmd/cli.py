@@ -105,7 +105,9 @@ def _parser():
 
     show = sub.add_parser('show', help='a remote evaluation')
     show.add_argument('evaluation_id')
-    show.add_argument('--json', action='store_true')
+    show.add_argument('--json', action='store_true',
+                      help='JSON output (the only format show prints; '
+                           'accepted so that scripts may say so)')
 
     sub.add_parser('profiles', help='list the built-in workload profiles')
 
