@@ -62,8 +62,9 @@ Related options:
         min=0.1,
         max=300.0,
         help="""
-Seconds one request to the metrics backend may wait to connect, and then
-between two reads of its answer. A query that fails this way is retried.
+Seconds one request to the metrics backend may take, from connecting to
+the last byte of its answer (a server that trickles its answer is cut off
+too). A query that fails this way is retried.
 
 Related options:
 

@@ -24,7 +24,10 @@ a query):
   HTTP 5xx/429) is retried ``[metrics] query_retries`` times with a backoff
   doubling from ``query_retry_backoff_s``; :class:`MetricsError` (refused
   credentials, a rejected query, an answer that is not the expected API) is
-  raised at once.  Every HTTP request has ``[metrics] query_timeout_s``.
+  raised at once.  Every HTTP request is bounded (:func:`post_bounded`):
+  connecting and reading the answer take at most ``[metrics]
+  query_timeout_s`` per attempt, and an answer larger than
+  :data:`MAX_REPLY_BYTES` is a :class:`MetricsError`.
 * **Secrets.**  Passwords and tokens never appear in a log line or an
   error: use :func:`mask_url` and :class:`Scrubber`.
 
@@ -37,6 +40,7 @@ under ``nova_shadow.metrics`` in ``setup.cfg``.
 
 import abc
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -46,6 +50,7 @@ import time
 import urllib.parse
 
 import requests
+import urllib3
 from oslo_config import cfg
 
 from shadow_service import logsafe
@@ -75,6 +80,16 @@ TWIN_HOST_METRICS = ('cpu_util_pct', 'cpu_steal_pct', 'mem_bandwidth_gbps',
                      'disk_iops', 'disk_p95_latency_ms', 'net_mbps')
 
 _NAME = re.compile(r'^[a-z][a-z0-9_]*\Z')
+
+#: Largest answer (bytes, after any Content-Encoding is undone) a metrics
+#: source reads from its backend; a larger one is refused with a
+#: :class:`MetricsError` naming this limit, and the answer is read in
+#: chunks, so a misbehaving server cannot make the service hold more.  A
+#: Prometheus request of 11,000 points for 50 hosts is about 20 MB.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+
+#: Most bytes taken from the connection at a time while reading an answer.
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class MetricsError(Exception):
@@ -246,6 +261,153 @@ def http_session(options, group, token_option, token_scheme):
     else:
         session.verify = options.verify_tls
     return url.rstrip('/'), scrub, session
+
+
+@dataclasses.dataclass(frozen=True)
+class Reply:
+    """An HTTP answer read completely by :func:`post_bounded`."""
+
+    status_code: int
+    content: bytes
+
+    def json(self):
+        """The decoded JSON body, or ``None`` if it is not JSON."""
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            return None
+
+    @property
+    def text(self):
+        """The body as text (undecodable bytes replaced)."""
+        return self.content.decode('utf-8', 'replace')
+
+
+def describe_json(value):
+    """A short description of a JSON value for an error message."""
+    if value is None:
+        return 'missing (null)'
+    if isinstance(value, list):
+        return 'a list'
+    if isinstance(value, dict):
+        return 'an object'
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + '...'
+    return text if isinstance(value, str) else '%s (%s)' % (
+        text, type(value).__name__)
+
+
+def _mebibytes(size):
+    return '%g MiB' % (size / 1048576.0)
+
+
+def post_bounded(session, url, data, timeout_s, backend, where, url_option,
+                 scrub=str, max_bytes=None):
+    """POST ``data`` to ``url`` and read the whole answer, bounded in time
+    and size.
+
+    Connecting, waiting for the answer and reading its body take at most
+    ``timeout_s`` together: a deadline on a monotonic clock, checked
+    between reads of the body that each wait at most the time left, so a
+    server that trickles its answer cannot hold a query longer than a
+    silent one.  (The status line and headers are read by ``requests``,
+    each read waiting at most ``timeout_s``.)  The body is read in chunks
+    of at most :data:`READ_CHUNK_BYTES` and refused once it passes
+    ``max_bytes`` (default :data:`MAX_REPLY_BYTES`).
+
+    ``backend`` (``Prometheus``), ``where`` (the masked URL) and
+    ``url_option`` (``[metrics_prometheus] url``) name the server in the
+    errors; ``scrub`` removes secrets from them.
+
+    Returns
+    -------
+    Reply
+        The status code and the whole body.
+
+    Raises
+    ------
+    MetricsUnavailable
+        The server is unreachable, did not send its whole answer within
+        ``timeout_s`` (``[metrics] query_timeout_s``) or broke the
+        connection.
+    MetricsError
+        The answer is larger than ``max_bytes``, or its content encoding
+        is broken.
+    """
+    deadline = time.monotonic() + timeout_s
+    if max_bytes is None:
+        max_bytes = MAX_REPLY_BYTES
+
+    def too_slow(detail):
+        return MetricsUnavailable(scrub(
+            '%s at %s did not answer within %ss ([metrics] '
+            'query_timeout_s): %s' % (backend, where, timeout_s, detail)))
+
+    def too_large():
+        return MetricsError(scrub(
+            '%s at %s sent an answer larger than %s (the limit '
+            'shadow_service.metrics.base.MAX_REPLY_BYTES); ask for fewer '
+            'points (a coarser step_s or a shorter range) or fewer hosts '
+            'at once ([metrics] hosts_per_query)'
+            % (backend, where, _mebibytes(max_bytes))))
+
+    try:
+        reply = session.post(url, data=data, timeout=(timeout_s, timeout_s),
+                             stream=True)
+    except requests.Timeout as exc:
+        raise too_slow(exc)
+    except requests.RequestException as exc:
+        raise MetricsUnavailable(scrub(
+            'cannot reach %s at %s (%s): %s'
+            % (backend, where, url_option, exc)))
+    try:
+        length = reply.headers.get('Content-Length')
+        if (length and length.strip().isdigit()
+                and int(length) > max_bytes
+                and not reply.headers.get('Content-Encoding')):
+            raise too_large()
+        raw = reply.raw
+        read = getattr(raw, 'read1', None) or raw.read   # urllib3 < 2
+        chunks = []
+        size = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise too_slow('the answer was still incomplete after %d '
+                               'bytes' % size)
+            _limit_wait(raw, left)
+            chunk = read(READ_CHUNK_BYTES, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise too_large()
+            chunks.append(chunk)
+    except urllib3.exceptions.DecodeError as exc:
+        raise MetricsError(scrub(
+            '%s at %s sent an answer whose content encoding cannot be '
+            'decoded: %s' % (backend, where, exc)))
+    except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+        raise too_slow('the answer was still incomplete: %s' % exc)
+    except (urllib3.exceptions.HTTPError, requests.RequestException,
+            OSError) as exc:
+        raise MetricsUnavailable(scrub(
+            '%s at %s broke off its answer: %s' % (backend, where, exc)))
+    finally:
+        reply.close()
+    return Reply(reply.status_code, b''.join(chunks))
+
+
+def _limit_wait(raw, seconds):
+    """Let the next read of ``raw`` (a urllib3 response) wait at most
+    ``seconds``; best effort (the read timeout bounds it otherwise)."""
+    sock = getattr(getattr(raw, 'connection', None), 'sock', None)
+    if sock is not None:
+        try:
+            sock.settimeout(max(seconds, 0.001))
+        except OSError:
+            pass
 
 
 def check_regex_options(options, group, names):

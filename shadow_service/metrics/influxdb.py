@@ -31,8 +31,6 @@ per-instance metrics are read.
 
 import logging
 
-import requests
-
 from shadow_service.conf import metrics as metrics_conf
 from shadow_service.history import base as history_base
 from shadow_service.history import lineprotocol as lp
@@ -156,7 +154,8 @@ class InfluxDBSource(base.MetricsSource):
         found = {}
         for series_tags, _columns, rows in self._query(metric, query):
             points = found.setdefault(series_tags.get(self._host_tag), {})
-            for time_us, value in rows:
+            for row in rows:
+                time_us, value = row[0], row[1]
                 if value is None:
                     continue
                 index = (time_us - start_us) // step_us
@@ -221,28 +220,18 @@ class InfluxDBSource(base.MetricsSource):
         return (totals['read_time'] + totals['write_time']) / operations
 
     def _query(self, metric, query):
-        """``[(tags, columns, rows)]`` of the query's series."""
+        """``[(tags, columns, rows)]`` of the query's series; each row a
+        list as long as ``columns`` whose first cell is the time (an int)
+        and whose other cells are numbers or ``None``."""
         where = '%s/query' % base.mask_url(self.url)
         LOG.debug('InfluxDB %s (database %s): %s', where, self.database,
                   query)
         params = {'q': query, 'db': self.database, 'epoch': 'u'}
-        try:
-            reply = self._session.post(
-                self.url + '/query', data=params,
-                timeout=(self._timeout, self._timeout))
-        except requests.Timeout as exc:
-            raise base.MetricsUnavailable(self._scrub(
-                'InfluxDB at %s did not answer within %ss ([metrics] '
-                'query_timeout_s): %s' % (where, self._timeout, exc)))
-        except requests.RequestException as exc:
-            raise base.MetricsUnavailable(self._scrub(
-                'cannot reach InfluxDB at %s ([metrics_influxdb] url): %s'
-                % (where, exc)))
+        reply = base.post_bounded(
+            self._session, self.url + '/query', params, self._timeout,
+            'InfluxDB', where, '[metrics_influxdb] url', self._scrub)
         status = reply.status_code
-        try:
-            body = reply.json()
-        except ValueError:
-            body = None
+        body = reply.json()
         if status in (401, 403):
             raise base.MetricsError(self._scrub(
                 'InfluxDB at %s refused the credentials (HTTP %d); check '
@@ -258,9 +247,15 @@ class InfluxDBSource(base.MetricsSource):
                 '%s answered HTTP %d without an InfluxDB reply; is '
                 '[metrics_influxdb] url the InfluxDB HTTP API?'
                 % (where, status)))
-        errors = [body.get('error')] + [
-            result.get('error') for result in body.get('results') or ()]
-        errors = [e for e in errors if e]
+        results = self._list(where, 'results', body.get('results'))
+        for position, result in enumerate(results):
+            if not isinstance(result, dict):
+                raise self._not_api(where, 'results[%d] is %s, not an '
+                                    'object' % (position,
+                                                base.describe_json(result)))
+        errors = [body.get('error')] + [result.get('error')
+                                        for result in results]
+        errors = [str(e) for e in errors if e]
         if errors:
             if any('database not found' in e for e in errors):
                 raise base.MetricsError(
@@ -271,12 +266,61 @@ class InfluxDBSource(base.MetricsSource):
                 'InfluxDB at %s rejected the query of %s (HTTP %d): %s; '
                 'query: %s' % (where, metric, status, errors[0], query)))
         found = []
-        for result in body.get('results') or ():
-            for series in result.get('series') or ():
-                found.append((series.get('tags') or {},
-                              series.get('columns') or [],
-                              series.get('values') or []))
+        for r, result in enumerate(results):
+            what = 'results[%d].series' % r
+            for s, series in enumerate(self._list(where, what,
+                                                  result.get('series'))):
+                found.append(self._series(where, '%s[%d]' % (what, s),
+                                          series))
         return found
+
+    def _series(self, where, what, series):
+        """``(tags, columns, rows)`` of one checked series."""
+        if not isinstance(series, dict):
+            raise self._not_api(where, '%s is %s, not an object'
+                                % (what, base.describe_json(series)))
+        tags = series.get('tags') or {}
+        if not isinstance(tags, dict) or not all(
+                isinstance(v, str) for v in tags.values()):
+            raise self._not_api(where, '%s.tags is %s, not an object of '
+                                'strings' % (what, base.describe_json(tags)))
+        columns = self._list(where, what + '.columns', series.get('columns'))
+        if len(columns) < 2 or not all(isinstance(c, str) for c in columns):
+            raise self._not_api(where, '%s.columns is %r, not the time and '
+                                'the selected fields' % (what, columns[:8]))
+        rows = []
+        for position, row in enumerate(self._list(
+                where, what + '.values', series.get('values'))):
+            cell = '%s.values[%d]' % (what, position)
+            if not isinstance(row, list) or len(row) != len(columns):
+                raise self._not_api(where, '%s is %s, not a row of %d cells'
+                                    % (cell, base.describe_json(row),
+                                       len(columns)))
+            stamp = row[0]
+            if not base.finite(stamp) or stamp != int(stamp):
+                raise self._not_api(
+                    where, '%s has the time %s, not a whole number of '
+                    'microseconds' % (cell, base.describe_json(stamp)))
+            # A value that is not a number reads as missing, as NaN does.
+            rows.append([int(stamp)] + [
+                v if history_base.is_number(v) else None for v in row[1:]])
+        return tags, columns, rows
+
+    def _list(self, where, what, value):
+        """``value`` if it is a list, ``[]`` for a missing one."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._not_api(where, '%s is %s, not a list'
+                                % (what, base.describe_json(value)))
+        return value
+
+    def _not_api(self, where, what):
+        """MetricsError for an answer that is not an InfluxDB query
+        result."""
+        return base.MetricsError(self._scrub(
+            'InfluxDB at %s sent a reply that is not an InfluxDB query '
+            'result: %s' % (where, what)))
 
     def close(self):
         self._session.close()

@@ -33,7 +33,6 @@ import math
 import re
 import string
 
-import requests
 import yaml
 
 from shadow_service.conf import metrics as metrics_conf
@@ -307,14 +306,27 @@ class PrometheusSource(base.MetricsSource):
                 'timeout': '%gs' % self._timeout,
             })
             seen = set()
-            for item in result:
+            for position, item in enumerate(result):
+                what = 'result[%d]' % position
+                if not isinstance(item, dict):
+                    raise self._not_api(
+                        '%s is %s, not an object'
+                        % (what, base.describe_json(item)))
                 labels = item.get('metric') or {}
+                if not isinstance(labels, dict):
+                    raise self._not_api(
+                        '%s.metric is %s, not an object of labels'
+                        % (what, base.describe_json(labels)))
                 name = labels.get(label)
                 if name is None:
                     raise base.MetricsError(
                         'the %s query of %s returned a series without the '
                         'label %r (%s); the template must aggregate by '
                         '$label: %s' % (kind, metric, label, labels, query))
+                if not isinstance(name, str):
+                    raise self._not_api(
+                        '%s.metric.%s is %s, not a string'
+                        % (what, label, base.describe_json(name)))
                 if name in seen:
                     raise base.MetricsError(
                         'the %s query of %s returned several series for '
@@ -322,8 +334,8 @@ class PrometheusSource(base.MetricsSource):
                         '%s: %s' % (kind, metric, label, name, kind, query))
                 seen.add(name)
                 points = found.setdefault(name, {})
-                for stamp, text in item.get('values') or ():
-                    index = round((float(stamp) - window.start)
+                for stamp, text in self._pairs(item, what):
+                    index = round((stamp - window.start)
                                   / window.step_s) - 1
                     try:
                         points[index] = float(text)
@@ -331,28 +343,52 @@ class PrometheusSource(base.MetricsSource):
                         continue
         return found
 
+    def _pairs(self, item, what):
+        """The ``(time, value)`` pairs of a result ``item``, the times as
+        finite floats; MetricsError for anything else."""
+        values = item.get('values')
+        if values is None:
+            return []
+        if not isinstance(values, list):
+            raise self._not_api('%s.values is %s, not a list'
+                                % (what, base.describe_json(values)))
+        pairs = []
+        for position, pair in enumerate(values):
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise self._not_api(
+                    '%s.values[%d] is %s, not a [time, value] pair'
+                    % (what, position, base.describe_json(pair)))
+            stamp = pair[0]
+            try:
+                seconds = float(stamp)
+            except (TypeError, ValueError):
+                seconds = math.nan
+            if isinstance(stamp, bool) or not math.isfinite(seconds):
+                raise self._not_api(
+                    '%s.values[%d] has the time %s, not a finite number of '
+                    'seconds' % (what, position, base.describe_json(stamp)))
+            pairs.append((seconds, pair[1]))
+        return pairs
+
+    def _where(self):
+        return '%s/api/v1/query_range' % base.mask_url(self.url)
+
+    def _not_api(self, what):
+        """MetricsError for an answer that is not a query_range result."""
+        return base.MetricsError(self._scrub(
+            'Prometheus at %s sent a reply that is not a Prometheus '
+            'query_range result: %s' % (self._where(), what)))
+
     def _request(self, kind, metric, query, params):
-        where = '%s/api/v1/query_range' % base.mask_url(self.url)
+        where = self._where()
         LOG.debug('Prometheus %s: %s metric %s from %s to %s step %s',
                   where, kind, metric, params['start'], params['end'],
                   params['step'])
-        try:
-            reply = self._session.post(
-                self.url + '/api/v1/query_range', data=params,
-                timeout=(self._timeout, self._timeout))
-        except requests.Timeout as exc:
-            raise base.MetricsUnavailable(self._scrub(
-                'Prometheus at %s did not answer within %ss '
-                '([metrics] query_timeout_s): %s'
-                % (where, self._timeout, exc)))
-        except requests.RequestException as exc:
-            raise base.MetricsUnavailable(self._scrub(
-                'cannot reach Prometheus at %s ([metrics_prometheus] url): '
-                '%s' % (where, exc)))
-        try:
-            body = reply.json()
-        except ValueError:
-            body = None
+        reply = base.post_bounded(
+            self._session, self.url + '/api/v1/query_range', params,
+            self._timeout, 'Prometheus', where, '[metrics_prometheus] url',
+            self._scrub)
+        body = reply.json()
         status = reply.status_code
         error = ''
         if isinstance(body, dict) and body.get('error'):
@@ -376,13 +412,22 @@ class PrometheusSource(base.MetricsSource):
                 'Prometheus at %s rejected the %s query of %s (HTTP %d%s); '
                 'check the metric map: %s'
                 % (where, kind, metric, status, error, query)))
-        data = body.get('data') or {}
+        data = body.get('data')
+        if not isinstance(data, dict):
+            raise self._not_api('data is %s, not an object'
+                                % base.describe_json(data))
         if data.get('resultType') != 'matrix':
             raise base.MetricsError(
                 'the %s query of %s gave a %s, not a range vector; the '
                 'template must be an instant-vector expression: %s'
                 % (kind, metric, data.get('resultType'), query))
-        return data.get('result') or []
+        result = data.get('result')
+        if result is None:
+            return []
+        if not isinstance(result, list):
+            raise self._not_api('data.result is %s, not a list'
+                                % base.describe_json(result))
+        return result
 
     def close(self):
         self._session.close()

@@ -1,4 +1,10 @@
-"""Helpers for the metrics source tests: private configurations."""
+"""Helpers for the metrics source tests: private configurations, and a
+real HTTP server that answers garbage."""
+
+import http.server
+import json
+import threading
+import time
 
 from oslo_config import cfg
 
@@ -23,3 +29,104 @@ def make_conf(config_file=None, **groups):
         for name, value in values.items():
             conf.set_override(name, value, group=group)
     return conf
+
+
+class BadServer(http.server.ThreadingHTTPServer):
+    """A real HTTP server on 127.0.0.1 that answers every POST with
+    ``respond(handler)`` (see :func:`json_reply`, :func:`trickle`,
+    :func:`endless`): the misbehaving backends a metrics source must
+    survive.  Use as a context manager; ``requests`` counts the POSTs."""
+
+    daemon_threads = True
+
+    def __init__(self, respond):
+        super().__init__(('127.0.0.1', 0), _BadHandler)
+        self.respond = respond
+        self.requests = 0
+        self.url = 'http://127.0.0.1:%d' % self.server_port
+        self._thread = threading.Thread(target=self.serve_forever,
+                                        args=(0.05,), daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.shutdown()
+        self.server_close()
+
+
+class _BadHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.server.requests += 1
+        self.rfile.read(int(self.headers['Content-Length'] or 0))
+        try:
+            self.server.respond(self)
+        except OSError:
+            pass        # the client hung up, as it should
+
+    def log_message(self, *args):
+        pass
+
+
+def json_reply(payload, status=200):
+    """Answer ``payload`` (JSON text, or an object to encode) at once."""
+    if not isinstance(payload, str):
+        payload = json.dumps(payload)
+    body = payload.encode()
+
+    def respond(handler):
+        handler.send_response(status)
+        handler.send_header('Content-Type', 'application/json')
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    return respond
+
+
+def trickle(payload, every_s):
+    """Send the headers at once, then ``payload`` one byte every
+    ``every_s`` seconds."""
+    body = payload.encode()
+
+    def respond(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Type', 'application/json')
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        handler.wfile.flush()
+        for position in range(len(body)):
+            handler.wfile.write(body[position:position + 1])
+            handler.wfile.flush()
+            time.sleep(every_s)
+    return respond
+
+
+def endless(head, filler, tail, size, declare_length):
+    """Valid JSON of ``size`` bytes or more, ``head`` + ``filler``
+    repeated + ``tail``, sent as fast as the client reads; with
+    ``declare_length`` its Content-Length is sent, else the end of the
+    connection ends it."""
+    repeat = max(1, (size - len(head) - len(tail)) // len(filler) + 1)
+    total = len(head) + repeat * len(filler) + len(tail)
+    block = filler * max(1, 65536 // len(filler))
+
+    def respond(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Type', 'application/json')
+        if declare_length:
+            handler.send_header('Content-Length', str(total))
+        else:
+            handler.send_header('Connection', 'close')
+            handler.close_connection = True
+        handler.end_headers()
+        handler.wfile.write(head)
+        left = repeat
+        per_block = len(block) // len(filler)
+        while left > 0:
+            count = min(left, per_block)
+            handler.wfile.write(block if count == per_block
+                                else filler * count)
+            left -= count
+        handler.wfile.write(tail)
+    return respond

@@ -3,8 +3,10 @@ Telegraf's schema (``influxdb_server``)."""
 
 import http.server
 import itertools
+import json
 import threading
 import time
+import tracemalloc
 
 import pytest
 import requests
@@ -12,6 +14,7 @@ import requests
 from shadow_service.metrics import base
 from shadow_service.metrics import influxdb
 from tests.fixtures import influxdb as influxdb_fixture
+from tests.unit.shadow_service.metrics import conftest
 from tests.unit.shadow_service.metrics.conftest import make_conf
 
 _databases = itertools.count()
@@ -249,3 +252,122 @@ def test_a_server_that_is_not_influxdb_is_a_clear_error():
 def test_bad_options_are_refused_at_start(option, value, message):
     with pytest.raises(base.MetricsError, match=message):
         influxdb.InfluxDBSource(make_conf(metrics_influxdb={option: value}))
+
+
+# -- a server that answers something else than the InfluxDB API -----------
+
+def _bad_source(server, **limits):
+    """A source reading ``server`` (a BadServer), with the URL's user info
+    holding a secret that must never show."""
+    url = server.url.replace('http://', 'http://reader:url-secret-7@')
+    return influxdb.InfluxDBSource(make_conf(
+        metrics_influxdb={'url': url, 'token': 'token-secret-8'},
+        metrics=limits))
+
+
+START_US = int(START * 1e6)
+
+
+def _series(values, columns=('time', 'mean'), tags=None):
+    return {'results': [{'statement_id': 0, 'series': [
+        {'name': 'cpu', 'tags': {'host': 'cmp1'} if tags is None else tags,
+         'columns': list(columns), 'values': values}]}]}
+
+
+@pytest.mark.parametrize('metric, reply, message', [
+    ('cpu_util_pct', {'results': 'x'}, "results is 'x', not a list"),
+    ('cpu_util_pct', {'results': [5]},
+     r'results\[0\] is 5 \(int\), not an object'),
+    ('cpu_util_pct', {'results': [{'series': {'a': 1}}]},
+     r'results\[0\].series is an object, not a list'),
+    ('cpu_util_pct', {'results': [{'series': ['x']}]},
+     r"results\[0\].series\[0\] is 'x', not an object"),
+    ('cpu_util_pct', _series([[START_US, 1.0]], tags={'host': ['cmp1']}),
+     r'series\[0\].tags is an object, not an object of strings'),
+    ('cpu_util_pct', _series([[START_US]], columns=['time']),
+     r"series\[0\].columns is \['time'\], not the time and the selected"),
+    ('cpu_util_pct', _series([[START_US, 1.0, 2.0]]),
+     r'series\[0\].values\[0\] is a list, not a row of 2 cells'),
+    ('cpu_util_pct', _series(7), r'series\[0\].values is 7 \(int\)'),
+    ('cpu_util_pct', _series([['2023-11-14T22:13:27Z', 1.0]]),
+     r"values\[0\] has the time '2023-11-14T22:13:27Z', not a whole number "
+     r'of microseconds'),
+    ('disk_iops', _series([[None, 1.0, 2.0]],
+                          columns=['time', 'reads', 'writes'],
+                          tags={'host': 'cmp1', 'name': 'sda'}),
+     r'values\[0\] has the time missing'),
+    ('cpu_util_pct', _series([[float(START_US) + 0.5, 1.0]]),
+     r'has the time 1700000007000000.5 \(float\)'),
+])
+def test_a_reply_of_the_wrong_shape_is_a_metrics_error_naming_the_url(
+        metric, reply, message):
+    with conftest.BadServer(conftest.json_reply(reply)) as server:
+        source = _bad_source(server)
+
+        with pytest.raises(base.MetricsError, match=message) as caught:
+            source.host_series('cmp1', metric, START, END, STEP)
+
+        assert not isinstance(caught.value, base.MetricsUnavailable)
+        assert server.requests == 1
+    text = str(caught.value)
+    assert ('InfluxDB at %s/query sent a reply that is not an InfluxDB '
+            'query result' % server.url) in text
+    assert 'url-secret-7' not in text
+    assert 'token-secret-8' not in text
+
+
+def test_values_that_are_not_numbers_read_as_missing():
+    step_us = int(STEP * 1e6)
+    reply = _series([[START_US, 90.0], [START_US + step_us, 'abc'],
+                     [START_US + 2 * step_us, None],
+                     [START_US + 3 * step_us, True],
+                     [START_US + 4 * step_us, 75.0]])
+    with conftest.BadServer(conftest.json_reply(reply)) as server:
+        series = _bad_source(server).host_series('cmp1', 'cpu_util_pct',
+                                                 START, END, STEP)
+
+    assert _approx(series.values) == [10.0, None, None, None, 25.0]
+
+
+def test_a_reply_trickled_slower_than_the_timeout_gives_up_in_time():
+    payload = json.dumps(_series([[START_US, 90.0]]))
+    with conftest.BadServer(conftest.trickle(payload, 0.1)) as server:
+        source = _bad_source(server, query_timeout_s=0.5, query_retries=1,
+                             query_retry_backoff_s=0.05)
+        started = time.monotonic()
+
+        with pytest.raises(base.MetricsUnavailable,
+                           match=r'did not answer within 0.5s \(\[metrics\] '
+                                 r'query_timeout_s\).*gave up after 2 '
+                                 r'attempts') as caught:
+            source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+
+        elapsed = time.monotonic() - started
+        assert server.requests == 2
+    assert elapsed < 2.0
+    assert server.url in str(caught.value)
+
+
+@pytest.mark.parametrize('declare_length', [True, False])
+def test_a_reply_larger_than_the_cap_is_refused_without_reading_it(
+        monkeypatch, declare_length):
+    monkeypatch.setattr(base, 'MAX_REPLY_BYTES', 1024 * 1024, raising=False)
+    head = b'{"results": [{"statement_id": 0, "messages": [{"text": "'
+    tail = b'"}]}]}'
+    respond = conftest.endless(head, b'x' * 64, tail, 32 * 1024 * 1024,
+                               declare_length)
+    with conftest.BadServer(respond) as server:
+        source = _bad_source(server)
+        tracemalloc.start()
+        try:
+            with pytest.raises(base.MetricsError,
+                               match=r'larger than 1 MiB .*MAX_REPLY_BYTES'
+                               ) as caught:
+                source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+            _size, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    assert not isinstance(caught.value, base.MetricsUnavailable)
+    assert server.requests == 1
+    assert peak < 8 * 1024 * 1024

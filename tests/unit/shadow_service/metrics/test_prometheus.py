@@ -2,11 +2,13 @@
 node_exporter on this machine (``prometheus_server``, one per session)."""
 
 import http.server
+import json
 import logging
 import os
 import socket
 import threading
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 
@@ -17,6 +19,7 @@ from shadow_service import metrics
 from shadow_service.metrics import base
 from shadow_service.metrics import prometheus
 from tests.fixtures import influxdb as influxdb_fixture
+from tests.unit.shadow_service.metrics import conftest
 from tests.unit.shadow_service.metrics.conftest import make_conf
 
 #: The Nova host name this machine's node_exporter stands for in the tests;
@@ -496,3 +499,118 @@ def test_the_documented_default_map_is_the_built_in_one(tmp_path):
         metrics_prometheus={'metric_map_file': str(map_file)}))
     for metric, template in prometheus.HOST_QUERIES.items():
         assert source.template('host', metric) == template
+
+
+# -- a server that answers something else than the Prometheus API ---------
+
+def _bad_source(server, **limits):
+    """A source reading ``server`` (a BadServer), with the URL's user info
+    holding a secret that must never show."""
+    url = server.url.replace('http://', 'http://reader:url-secret-5@')
+    return prometheus.PrometheusSource(make_conf(
+        metrics_prometheus={'url': url, 'bearer_token': 'token-secret-6'},
+        metrics=limits))
+
+
+def _matrix(values, metric=None):
+    return {'status': 'success', 'data': {'resultType': 'matrix', 'result': [
+        {'metric': {'instance': 'cmp1:9100'} if metric is None else metric,
+         'values': values}]}}
+
+
+@pytest.mark.parametrize('reply, message', [
+    ({'status': 'success', 'data': [1, 2]}, 'data is a list'),
+    ({'status': 'success'}, 'data is missing'),
+    ({'status': 'success', 'data': {'resultType': 'matrix', 'result': 'x'}},
+     "data.result is 'x', not a list"),
+    ({'status': 'success', 'data': {'resultType': 'matrix', 'result': [5]}},
+     r'result\[0\] is 5 \(int\), not an object'),
+    (_matrix([[10, '1']], metric=['instance']),
+     r'result\[0\].metric is a list'),
+    (_matrix([[10, '1']], metric={'instance': 7}),
+     r'result\[0\].metric.instance is 7 \(int\), not a string'),
+    (_matrix([[10, '1', 'extra']]),
+     r'result\[0\].values\[0\] is a list, not a \[time, value\] pair'),
+    (_matrix(['10']), r"values\[0\] is '10', not a \[time, value\] pair"),
+    (_matrix(5), r'result\[0\].values is 5 \(int\), not a list'),
+    (_matrix([[10, '1'], ['abc', '2']]),
+     r"values\[1\] has the time 'abc', not a finite number"),
+    (_matrix([['NaN', '1']]), "has the time 'NaN'"),
+    (_matrix([['Infinity', '1']]), "has the time 'Infinity'"),
+    ('{"status": "success", "data": {"resultType": "matrix", "result": '
+     '[{"metric": {"instance": "cmp1:9100"}, "values": [[1e309, "1"]]}]}}',
+     r'has the time inf \(float\)'),
+    (_matrix([[None, '1']]), 'has the time missing'),
+    (_matrix([[True, '1']]), r'has the time True \(bool\)'),
+])
+def test_a_reply_of_the_wrong_shape_is_a_metrics_error_naming_the_url(
+        reply, message):
+    with conftest.BadServer(conftest.json_reply(reply)) as server:
+        source = _bad_source(server)
+
+        with pytest.raises(base.MetricsError, match=message) as caught:
+            source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
+
+        assert not isinstance(caught.value, base.MetricsUnavailable)
+        assert server.requests == 1
+    text = str(caught.value)
+    assert ('Prometheus at %s/api/v1/query_range sent a reply that is not '
+            'a Prometheus query_range result' % server.url) in text
+    assert 'url-secret-5' not in text
+    assert 'token-secret-6' not in text
+
+
+def test_values_that_are_not_finite_numbers_still_read_as_missing():
+    reply = _matrix([[10, '1.5'], [20, 'NaN'], [30, '+Inf'], [40, 'abc'],
+                     [50, None], [60.0, '2.5']])
+    with conftest.BadServer(conftest.json_reply(reply)) as server:
+        series = _bad_source(server).host_series('cmp1', 'cpu_util_pct', 0,
+                                                 60, 10)
+
+    assert list(series.values) == [1.5, None, None, None, None, 2.5]
+
+
+def test_a_reply_trickled_slower_than_the_timeout_gives_up_in_time():
+    payload = json.dumps(_matrix([[10, '1']]))
+    # 0.1 s per byte: every read succeeds well within the 0.5 s timeout,
+    # but the whole reply would take several seconds.
+    with conftest.BadServer(conftest.trickle(payload, 0.1)) as server:
+        source = _bad_source(server, query_timeout_s=0.5, query_retries=1,
+                             query_retry_backoff_s=0.05)
+        started = time.monotonic()
+
+        with pytest.raises(base.MetricsUnavailable,
+                           match=r'did not answer within 0.5s \(\[metrics\] '
+                                 r'query_timeout_s\).*gave up after 2 '
+                                 r'attempts') as caught:
+            source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
+
+        elapsed = time.monotonic() - started
+        assert server.requests == 2
+    assert elapsed < 2.0
+    assert server.url in str(caught.value)
+
+
+@pytest.mark.parametrize('declare_length', [True, False])
+def test_a_reply_larger_than_the_cap_is_refused_without_reading_it(
+        monkeypatch, declare_length):
+    monkeypatch.setattr(base, 'MAX_REPLY_BYTES', 1024 * 1024, raising=False)
+    head = b'{"status": "success", "warnings": ["'
+    tail = b'"], "data": {"resultType": "matrix", "result": []}}'
+    respond = conftest.endless(head, b'x' * 64, tail, 32 * 1024 * 1024,
+                               declare_length)
+    with conftest.BadServer(respond) as server:
+        source = _bad_source(server)
+        tracemalloc.start()
+        try:
+            with pytest.raises(base.MetricsError,
+                               match=r'larger than 1 MiB .*MAX_REPLY_BYTES'
+                               ) as caught:
+                source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
+            _size, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    assert not isinstance(caught.value, base.MetricsUnavailable)
+    assert server.requests == 1
+    assert peak < 8 * 1024 * 1024
