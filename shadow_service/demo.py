@@ -93,6 +93,45 @@ def _number(kind, check, wanted):
 _positive = _number(float, lambda v: v > 0, 'a number > 0')
 _not_negative = _number(float, lambda v: v >= 0, 'a number >= 0')
 _whole_hours = _number(int, lambda v: v >= 1, 'a whole number of hours >= 1')
+_seed = _number(int, lambda v: v >= 0, 'a whole number >= 0')
+
+
+def _report_file(text):
+    """An argparse type: a path the report can be written to, checked
+    before anything runs (the report is written at the end of the run).
+
+    The path must not be a directory and its directory must exist; an
+    existing file is opened for appending (not changed), a new one is
+    created and removed again, so a file that cannot be written is
+    refused now rather than after the simulated hours.  An empty path
+    names no file: the report goes to a new file in the temporary
+    directory.
+    """
+    if not text:
+        return text
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(
+            'must be a file to write the report to, got the directory %r'
+            % text)
+    directory = os.path.dirname(os.path.abspath(text))
+    if not os.path.exists(directory):
+        raise argparse.ArgumentTypeError(
+            'cannot create %r: the directory %r does not exist'
+            % (text, directory))
+    if not os.path.isdir(directory):
+        raise argparse.ArgumentTypeError(
+            'cannot create %r: %r is not a directory' % (text, directory))
+    existed = os.path.exists(text)
+    try:
+        with open(text, 'a' if existed else 'x'):
+            pass
+        if not existed:
+            os.remove(text)
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            'cannot write the report to %r: %s'
+            % (text, error.strerror or error)) from None
+    return text
 
 
 def parse_args(argv):
@@ -104,7 +143,7 @@ def parse_args(argv):
                         help='loadgen profile (default: db-oltp)')
     parser.add_argument('--flavor', default='m1.large',
                         choices=sorted(FLAVORS))
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=_seed, default=0,
                         help='seed of the twin (default: 0)')
     parser.add_argument('--budget', type=_positive, default=60.0,
                         help='simulated seconds the shadows may run '
@@ -116,8 +155,10 @@ def parse_args(argv):
                         help='simulated seconds per wall-clock second '
                         'while the shadows run; 0: no waiting '
                         '(default: 30)')
-    parser.add_argument('--out', help='HTML report path (default: a new '
-                        'file nova-shadow-demo-<time>-<random>.html in the '
+    parser.add_argument('--out', type=_report_file,
+                        help='HTML report path, a file in an existing '
+                        'directory (default: a new file '
+                        'nova-shadow-demo-<time>-<random>.html in the '
                         'temporary directory, one per run)')
     parser.add_argument('--wide', action='store_true',
                         help='print every reason of every host in the '
@@ -544,7 +585,13 @@ def run_demo(argv_or_options=None):
     }
     parts.close()
     run['wall_s'] = time.monotonic() - wall
-    path = write_report(report_path(options.out), run)
+    try:
+        path = write_report(report_path(options.out), run)
+    except OSError as error:
+        # --out was writable when the run began (parse_args checks it).
+        sys.stderr.write('nova-shadow demo: error: cannot write the '
+                         'report: %s\n' % error)
+        return 1
     print('report: %s  (%.1f s wall)' % (path, time.monotonic() - wall))
     return 0
 

@@ -31,6 +31,7 @@ forecast rule's size (offset 0).
 import json
 import logging
 import math
+import reprlib
 
 import numpy as np
 from oslo_config import cfg
@@ -55,7 +56,10 @@ JSON file of the trained value table (written by
 Possible values:
 
 * Unset: no model; the policy falls back to sizing on the forecast bound.
-* A path readable by the watcher.
+* A path readable by the watcher: a version 2 model whose ``values`` (and
+  ``counts``, if any) give each state one finite number per move (four).
+  A file that is not one is refused when ``shadow-watcher`` starts, with
+  the key and the state that are wrong.
 """),
     cfg.FloatOpt('violation_weight', default=15.0, min=0.0, help="""
 Weight of a shortfall (demand above capacity, relative to capacity) in the
@@ -98,6 +102,63 @@ def features(situation, rule=None):
     return 'r%d/s%d/t%d/top%d' % (
         int(np.searchsorted(RATIO_EDGES, ratio)), int(bool(s.saturated)),
         int(np.searchsorted(TREND_EDGES, trend)), int(top))
+
+
+def _row(state, key, row):
+    """``row``, the ``key`` (``'values'`` or ``'counts'``) of ``state``,
+    as ``len(MOVES)`` finite floats (values) or whole numbers >= 0
+    (counts); a ValueError naming the key and the state otherwise."""
+    where = '%s of state %r' % (key, state)
+    if not isinstance(row, list):
+        raise ValueError('%s: %s is not a list of %d numbers (one per '
+                         'move %s)' % (where, reprlib.repr(row), len(MOVES),
+                                      list(MOVES)))
+    if len(row) != len(MOVES):
+        raise ValueError('%s: %d numbers, not %d (one per move %s)'
+                         % (where, len(row), len(MOVES), list(MOVES)))
+    parsed = []
+    for item in row:
+        number = None
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            try:
+                number = float(item)
+            except OverflowError:
+                number = None
+        if number is None or not math.isfinite(number):
+            raise ValueError('%s: %s is not a finite number'
+                             % (where, reprlib.repr(item)))
+        if key == 'counts':
+            if number < 0 or not number.is_integer():
+                raise ValueError('%s: %r is not a whole number >= 0'
+                                 % (where, item))
+            number = int(item)
+        parsed.append(number)
+    return parsed
+
+
+def _parse_model(data):
+    """``(values, counts)`` of a model ``data`` (:meth:`RLPolicy.to_dict`
+    form); a ValueError saying what is wrong if it is not one."""
+    if not isinstance(data, dict) or data.get('version') != MODEL_VERSION:
+        raise ValueError('not a version %d rl model' % MODEL_VERSION)
+    if 'moves' in data and data['moves'] != list(MOVES):
+        raise ValueError('moves %s are not this policy\'s %s'
+                         % (reprlib.repr(data['moves']), list(MOVES)))
+    tables = {}
+    for key in ('values', 'counts'):
+        if key not in data and key == 'values':
+            raise ValueError('no values (an object of states)')
+        table = data.get(key, {})
+        if not isinstance(table, dict):
+            raise ValueError('%s: %s is not an object of states'
+                             % (key, reprlib.repr(table)))
+        tables[key] = {state: _row(state, key, row)
+                       for state, row in table.items()}
+    unvalued = sorted(set(tables['counts']) - set(tables['values']))
+    if unvalued:
+        raise ValueError('counts of state %r, which has no values'
+                         % unvalued[0])
+    return tables['values'], tables['counts']
 
 
 class RLPolicy(base.ScalingPolicy):
@@ -143,23 +204,31 @@ class RLPolicy(base.ScalingPolicy):
 
     # -- the model ----------------------------------------------------------
     def load(self, path):
+        """Load the model in the JSON file ``path``; a ValueError naming
+        the option, the file and what is wrong if it is not one."""
         try:
             with open(path) as handle:
                 data = json.load(handle)
         except (OSError, ValueError) as exc:
             raise ValueError('[watcher_policy_rl] model_file %s: %s'
                              % (path, exc)) from None
-        self.load_dict(data)
+        self.load_dict(data, source=path)
 
-    def load_dict(self, data):
-        if not isinstance(data, dict) or data.get('version') != \
-                MODEL_VERSION or not isinstance(data.get('values'), dict):
-            raise ValueError('model_file: not a version %d rl model'
-                             % MODEL_VERSION)
-        self.values = {k: [float(x) for x in v]
-                       for k, v in data['values'].items()}
-        self.counts = {k: [int(x) for x in v]
-                       for k, v in data.get('counts', {}).items()}
+    def load_dict(self, data, source=None):
+        """Take the model ``data`` (what :meth:`to_dict` returns) if it is
+        one: a version ``MODEL_VERSION`` object whose ``values`` give every
+        state ``len(MOVES)`` finite numbers and whose optional ``counts``
+        give states of ``values`` ``len(MOVES)`` whole numbers >= 0.
+        Otherwise a ValueError saying what is wrong (prefixed with
+        ``[watcher_policy_rl] model_file <source>``), the model held
+        unchanged."""
+        try:
+            values, counts = _parse_model(data)
+        except ValueError as exc:
+            where = ('[watcher_policy_rl] model_file %s' % source
+                     if source is not None else 'rl model')
+            raise ValueError('%s: %s' % (where, exc)) from None
+        self.values, self.counts = values, counts
 
     def to_dict(self):
         return {'version': MODEL_VERSION, 'moves': list(MOVES),

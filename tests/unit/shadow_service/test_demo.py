@@ -2,12 +2,16 @@
 ``tests/functional/shadow_service/clouds/test_sim_twin.py``)."""
 
 import os
+import subprocess
+import sys
+import tempfile
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shadow_service import demo
+from shadow_service.cmd import cli
 
 REASONS = [
     'disk_p95_latency_ms 0.2367 (99% of best, weight 29%)',
@@ -116,3 +120,95 @@ def test_an_unknown_profile_is_refused_before_anything_runs(capsys):
     assert 'error: --profile:' in captured.err
     assert 'no-such-profile' in captured.err
     assert 'report:' not in captured.out
+
+
+def _refused(monkeypatch, tmp_path, capsys, argv):
+    """Run ``nova-shadow demo ARGV`` (with no waiting) as the console
+    entry does; ``the one error line`` after checking it exited 2 before
+    the simulation was assembled and wrote no report."""
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path / 'tmp'))
+    os.mkdir(tmp_path / 'tmp')
+
+    def build(options):
+        raise AssertionError('the simulation was assembled')
+
+    monkeypatch.setattr(demo, 'build', build)
+    with pytest.raises(SystemExit) as exited:
+        cli.main(['demo', '--speedup', '0', '--hours', '1'] + argv)
+    assert exited.value.code == 2
+    captured = capsys.readouterr()
+    assert 'Traceback' not in captured.err
+    errors = [line for line in captured.err.splitlines() if 'error' in line]
+    assert len(errors) == 1
+    assert captured.err.splitlines()[-1] == errors[0]
+    assert 'report:' not in captured.out
+    assert os.listdir(tmp_path / 'tmp') == []
+    return errors[0]
+
+
+@pytest.mark.parametrize('where,problem', [
+    ('missing/report.html', 'does not exist'),
+    ('a-file/report.html', 'is not a directory'),
+    ('a-directory', 'got the directory'),
+])
+def test_an_out_that_cannot_be_written_is_refused_before_the_run(
+        where, problem, tmp_path, monkeypatch, capsys):
+    (tmp_path / 'a-file').write_text('kept')
+    (tmp_path / 'a-directory').mkdir()
+    out = str(tmp_path / where)
+    error = _refused(monkeypatch, tmp_path, capsys, ['--out', out])
+    assert error.startswith('nova-shadow demo: error: argument --out: ')
+    assert problem in error and repr(out) in error
+    assert not os.path.exists(out) or os.path.isdir(out)
+    assert (tmp_path / 'a-file').read_text() == 'kept'
+    assert os.listdir(tmp_path / 'a-directory') == []
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self'), reason='no /proc')
+def test_an_out_where_no_file_can_be_created_is_refused(
+        tmp_path, monkeypatch, capsys):
+    error = _refused(monkeypatch, tmp_path, capsys,
+                     ['--out', '/proc/nova-shadow-demo.html'])
+    assert error.startswith("nova-shadow demo: error: argument --out: "
+                            "cannot write the report to "
+                            "'/proc/nova-shadow-demo.html': ")
+
+
+def test_a_negative_seed_is_refused_by_name(tmp_path, monkeypatch, capsys):
+    error = _refused(monkeypatch, tmp_path, capsys, ['--seed', '-1'])
+    assert error == ("nova-shadow demo: error: argument --seed: must be a "
+                     "whole number >= 0, got '-1'")
+
+
+def test_a_writable_out_is_kept_as_it_was_until_the_report(tmp_path):
+    existing = tmp_path / 'old.html'
+    existing.write_text('old')
+    new = tmp_path / 'new.html'
+    for out in (existing, new):
+        assert demo.parse_args(['--out', str(out)]).out == str(out)
+    # Checked without being written: the old report stays, no new file.
+    assert existing.read_text() == 'old'
+    assert not new.exists()
+    # No --out (or an empty one): a new file in the temporary directory.
+    assert demo.parse_args([]).out is None
+    assert demo.report_path(demo.parse_args(['--out', '']).out,
+                            directory=str(tmp_path)) != ''
+
+
+def test_the_console_entry_refuses_bad_values_without_running(tmp_path):
+    entry = os.path.join(os.path.dirname(sys.executable), 'nova-shadow')
+    if not os.path.exists(entry):
+        pytest.skip('the nova-shadow console entry is not installed')
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    for argv, name in ((['--out', str(tmp_path / 'no' / 'x.html')], '--out'),
+                       (['--seed', '-1'], '--seed')):
+        done = subprocess.run([entry, 'demo', '--speedup', '0'] + argv,
+                              capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert 'Traceback' not in done.stderr
+        assert done.stderr.splitlines()[-1].startswith(
+            'nova-shadow demo: error: argument %s: ' % name)
+        # Nothing ran: the demo prints once it has assembled the twin.
+        assert done.stdout == ''
+    assert os.listdir(tmp_path) == []

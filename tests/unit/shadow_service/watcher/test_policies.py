@@ -1,8 +1,12 @@
 """The scaling policies on hand-made situations."""
 
+import json
 import math
+import pathlib
+import re
 
 import pytest
+from oslo_config import cfg
 
 from shadow_service import plugins
 from shadow_service.watcher import forecast as forecast_mod
@@ -14,6 +18,8 @@ from shadow_service.watcher.policies import oracle
 from shadow_service.watcher.policies import reactive
 from shadow_service.watcher.policies import rl
 
+RESULTS = (pathlib.Path(__file__).resolve().parents[4] / 'benchmarks'
+           / 'results')
 LADDER = ladder.parse(['s:2:2048', 'm:4:4096', 'l:8:8192', 'xl:16:16384'])
 LEAD = {'vertical': 600.0, 'migrate': 420.0, 'horizontal': 420.0}
 
@@ -175,6 +181,95 @@ def test_rl_refuses_a_file_that_is_not_its_model(tmp_path):
         rl.RLPolicy().load(str(path))
     with pytest.raises(ValueError, match='model_file .*missing'):
         rl.RLPolicy().load(str(tmp_path / 'missing'))
+
+
+_ROW = '[1.0, 2.0, 3.0, 4.0]'
+
+
+@pytest.mark.parametrize('text,problem', [
+    ('{"version": 2, "values": {"a": 5}}',
+     "values of state 'a': 5 is not a list of 4 numbers"),
+    ('{"version": 2, "values": {"a": "xyz"}}',
+     "values of state 'a': 'xyz' is not a list of 4 numbers"),
+    ('{"version": 2, "values": {"a": [1, 2, "x", 4]}}',
+     "values of state 'a': 'x' is not a finite number"),
+    ('{"version": 2, "values": {"a": [1, 2, NaN, 4]}}',
+     "values of state 'a': nan is not a finite number"),
+    ('{"version": 2, "values": {"a": [1, -Infinity, 3, 4]}}',
+     "values of state 'a': -inf is not a finite number"),
+    ('{"version": 2, "values": {"a": [1, 2, 3, 1e999]}}',
+     "values of state 'a': inf is not a finite number"),
+    ('{"version": 2, "values": {"a": [1, 2, 3, true]}}',
+     "values of state 'a': True is not a finite number"),
+    ('{"version": 2, "values": {"a": [1, 2, 3]}}',
+     "values of state 'a': 3 numbers, not 4"),
+    ('{"version": 2, "values": {"a": [1, 2, 3, 4, 5]}}',
+     "values of state 'a': 5 numbers, not 4"),
+    ('{"version": 2, "values": {"a": %s}, "counts": {"a": [1.5, "x", 1, 1]}}'
+     % _ROW, "counts of state 'a': 1.5 is not a whole number >= 0"),
+    ('{"version": 2, "values": {"a": %s}, "counts": {"a": [1, "x", 1, 1]}}'
+     % _ROW, "counts of state 'a': 'x' is not a finite number"),
+    ('{"version": 2, "values": {"a": %s}, "counts": {"a": [1, -1, 1, 1]}}'
+     % _ROW, "counts of state 'a': -1 is not a whole number >= 0"),
+    ('{"version": 2, "values": {"a": %s}, "counts": {"a": [1, 1]}}' % _ROW,
+     "counts of state 'a': 2 numbers, not 4"),
+    ('{"version": 2, "values": {}, "counts": 7}',
+     'counts: 7 is not an object of states'),
+    ('{"version": 2, "values": {}, "counts": {"b": [1, 1, 1, 1]}}',
+     "counts of state 'b', which has no values"),
+    ('{"version": 2, "values": [1, 2]}',
+     'values: [1, 2] is not an object of states'),
+    ('{"version": 2}', 'no values'),
+    ('{"version": 2, "moves": [0, 1], "values": {}}',
+     "moves [0, 1] are not this policy's [-1, 0, 1, 2]"),
+])
+def test_rl_refuses_a_malformed_model_naming_the_file_and_the_key(
+        tmp_path, text, problem):
+    path = tmp_path / 'model.json'
+    path.write_text(text)
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
+                                'values': {'kept': [0.0] * len(rl.MOVES)}})
+    with pytest.raises(ValueError) as error:
+        policy.load(str(path))
+    assert str(error.value).startswith(
+        '[watcher_policy_rl] model_file %s: %s' % (path, problem))
+    # The model it had is kept whole.
+    assert policy.values == {'kept': [0.0] * len(rl.MOVES)}
+    assert policy.counts == {}
+    # A model handed over in memory is refused the same way.
+    with pytest.raises(ValueError, match=re.escape('rl model: ' + problem)):
+        rl.RLPolicy(model=json.loads(text))
+
+
+def test_rl_refuses_a_malformed_model_file_from_its_option(tmp_path):
+    # As shadow-watcher's start-up constructs it.
+    path = tmp_path / 'model.json'
+    path.write_text('{"version": 2, "values": {"a": [1, 2, 3]}}')
+    conf = cfg.ConfigOpts()
+    conf.register_group(rl.GROUP)
+    conf.register_opts(rl.OPTS, group=rl.GROUP)
+    conf([], project='nova-shadow')
+    conf.set_override('model_file', str(path), group=rl.GROUP)
+    with pytest.raises(ValueError, match=re.escape(
+            "[watcher_policy_rl] model_file %s: values of state 'a': 3 "
+            "numbers, not 4" % path)):
+        rl.RLPolicy(conf)
+
+
+def test_the_committed_rl_models_load():
+    paths = sorted(RESULTS.glob('rl_policy*.json'))
+    assert paths
+    for path in paths:
+        policy = rl.RLPolicy()
+        policy.load(str(path))
+        assert policy.values, path
+        assert all(len(row) == len(rl.MOVES) and all(
+            math.isfinite(v) for v in row) for row in policy.values.values())
+        assert all(len(row) == len(rl.MOVES)
+                   for row in policy.counts.values())
+        # What it saves is what it loaded.
+        assert rl.RLPolicy(model=policy.to_dict()).values == policy.values
+        assert policy.decide(_situation(rung=1, peak=3.5)).reason
 
 
 def test_an_unknown_action_is_refused():
