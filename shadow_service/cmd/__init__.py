@@ -9,6 +9,12 @@ into one clear line instead of an ImportError's traceback.
 
 import importlib.util
 import sys
+import warnings
+
+# The daemons run on oslo.service's threading backend; eventlet is only
+# imported by libraries (futurist), and its deprecation warning, nine
+# lines on stderr at every start, is nothing an operator can act on.
+warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
 
 # One module of each distribution of the ``service`` extra (setup.cfg).
 SERVICE_MODULES = {
