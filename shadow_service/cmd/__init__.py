@@ -8,6 +8,7 @@ into one clear line instead of an ImportError's traceback.
 """
 
 import importlib.util
+import multiprocessing
 import sys
 import warnings
 
@@ -52,3 +53,77 @@ def require_service_extra(command):
             "pip install 'nova-shadow[service]' (missing: %s)\n"
             % (command, ', '.join(missing)))
         sys.exit(2)
+
+
+#: Exit status of a daemon whose configuration cannot work.
+EXIT_CONFIG = 2
+
+
+def report_start_error(command, error, conf):
+    """One line on stderr and in the log saying why ``command`` cannot
+    start: no traceback, a password in the transport URL masked."""
+    from oslo_config import cfg
+    from oslo_log import log as logging
+
+    from shadow_service import logsafe
+
+    text = ' '.join(str(error).split()) or type(error).__name__
+    try:
+        url = conf.transport_url
+    except cfg.NoSuchOptError:  # registered when a transport is made
+        url = None
+    text = logsafe.mask_urls_in(text, [url])
+    logging.getLogger(__name__).error('%s cannot start: %s', command, text)
+    sys.stderr.write('%s: cannot start: %s\n' % (command, text))
+    sys.stderr.flush()
+
+
+def run_daemon(command, conf, argv, preflight, service_class):
+    """Run ``command``'s one worker; returns the exit status.
+
+    Parses the command line and configuration files into ``conf`` (its
+    options registered), sets up logging, runs ``preflight(conf)`` and
+    only then forks the worker ``service_class()`` returns with the
+    oslo.service module, ``(class, os_service)``; the class takes
+    ``(conf, failed)``, ``failed`` a shared integer its worker sets to
+    the exit status when it cannot start.  Every configuration that
+    cannot work ends with :data:`EXIT_CONFIG` and one line
+    (:func:`report_start_error`).
+    """
+    from oslo_config import cfg
+    from oslo_log import log as logging
+
+    try:
+        conf(sys.argv[1:] if argv is None else argv, project='nova-shadow')
+    except cfg.Error as e:
+        # A missing or unparsable config file, an unknown argument:
+        # before logging can be set up, stderr only.
+        sys.stderr.write('%s: cannot start: %s\n'
+                         % (command, ' '.join(str(e).split())))
+        return EXIT_CONFIG
+    try:
+        logging.setup(conf, 'nova-shadow')
+    except Exception as e:
+        sys.stderr.write('%s: cannot start: logging: %s\n'
+                         % (command, ' '.join(str(e).split())))
+        return EXIT_CONFIG
+    error = None
+    try:
+        preflight(conf)
+    except Exception as e:
+        error = e
+    if error is not None:
+        # Outside the handler: oslo.log would append the traceback.
+        report_start_error(command, error, conf)
+        return EXIT_CONFIG
+    daemon_class, os_service = service_class()
+    failed = multiprocessing.Value('i', 0)
+    launcher = os_service.launch(conf, daemon_class(conf, failed),
+                                 workers=1, restart_method='mutate')
+    try:
+        launcher.wait()
+    except SystemExit as e:
+        if failed.value:
+            return failed.value
+        return e.code if isinstance(e.code, int) else 0
+    return failed.value or 0

@@ -14,7 +14,6 @@ is waited for, with backoff.
 """
 
 import math
-import multiprocessing
 import os
 import signal
 import sys
@@ -86,17 +85,9 @@ class StartupError(Exception):
 
 def _report(error):
     """One line on stderr and in the log; no traceback."""
-    from shadow_service import logsafe
+    from shadow_service import cmd
 
-    text = ' '.join(str(error).split()) or type(error).__name__
-    try:
-        url = CONF.transport_url
-    except cfg.NoSuchOptError:  # registered when a transport is made
-        url = None
-    text = logsafe.mask_urls_in(text, [url])
-    LOG.error('shadow-service cannot start: %s', text)
-    sys.stderr.write('shadow-service: cannot start: %s\n' % text)
-    sys.stderr.flush()
+    cmd.report_start_error('shadow-service', error, CONF)
 
 
 def check_values(conf):
@@ -207,40 +198,8 @@ def main(argv=None):
 
     logging.register_options(CONF)
     shadow_conf.register_opts(CONF)
-    try:
-        CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
-    except cfg.Error as e:
-        # Before logging can be set up: stderr only.
-        sys.stderr.write('shadow-service: cannot start: %s\n'
-                         % ' '.join(str(e).split()))
-        return EXIT_CONFIG
-    try:
-        logging.setup(CONF, 'nova-shadow')
-    except Exception as e:
-        sys.stderr.write('shadow-service: cannot start: logging: %s\n'
-                         % ' '.join(str(e).split()))
-        return EXIT_CONFIG
-    error = None
-    try:
-        _preflight(CONF)
-    except Exception as e:
-        error = e
-    if error is not None:
-        # Outside the handler: oslo.log would append the exception again.
-        _report(error)
-        return EXIT_CONFIG
-    service_class, os_service = _service_class()
-    failed = multiprocessing.Value('i', 0)
-    launcher = os_service.launch(CONF, service_class(CONF, failed),
-                                 workers=1, restart_method='mutate')
-    try:
-        launcher.wait()
-    except SystemExit as e:
-        if failed.value:
-            return failed.value
-        return e.code if isinstance(e.code, int) else 0
-    return failed.value or 0
-
+    return cmd.run_daemon('shadow-service', CONF, argv, _preflight,
+                          _service_class)
 
 if __name__ == '__main__':
     sys.exit(main())

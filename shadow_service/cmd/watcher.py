@@ -12,7 +12,6 @@ an unknown policy, an unreachable history store or coordination backend)
 stops it at start with exit status 2 and one line saying why.
 """
 
-import multiprocessing
 import os
 import signal
 import sys
@@ -23,7 +22,7 @@ from oslo_log import log as logging
 
 CONF = cfg.CONF
 #: Exit status of a configuration that cannot work.
-EXIT_CONFIG = 2
+EXIT_CONFIG = 2  # shadow_service.cmd.EXIT_CONFIG
 #: Seconds the coordination backend has to answer at start.
 PROBE_TIMEOUT_S = 5.0
 LOG = logging.getLogger(__name__)
@@ -124,9 +123,9 @@ def _service_class():
 
 def _report(error):
     """One line on stderr and in the log: why the daemon cannot start."""
-    LOG.error('shadow-watcher cannot start: %s', error)
-    sys.stderr.write('shadow-watcher: cannot start: %s\n' % error)
-    sys.stderr.flush()
+    from shadow_service import cmd
+
+    cmd.report_start_error('shadow-watcher', error, CONF)
 
 
 def _preflight(conf):
@@ -182,41 +181,8 @@ def main(argv=None):
 
     logging.register_options(CONF)
     shadow_conf.register_opts(CONF)
-    try:
-        CONF(sys.argv[1:] if argv is None else argv, project='nova-shadow')
-    except cfg.Error as e:
-        # A missing or unparsable config file, an unknown argument:
-        # before logging can be set up, stderr only.
-        sys.stderr.write('shadow-watcher: cannot start: %s\n'
-                         % ' '.join(str(e).split()))
-        return EXIT_CONFIG
-    try:
-        logging.setup(CONF, 'nova-shadow')
-    except Exception as e:
-        sys.stderr.write('shadow-watcher: cannot start: logging: %s\n'
-                         % ' '.join(str(e).split()))
-        return EXIT_CONFIG
-    error = None
-    try:
-        _preflight(CONF)
-    except Exception as e:
-        error = e
-    if error is not None:
-        # Outside the handler: oslo.log would append the traceback.
-        _report(error)
-        return EXIT_CONFIG
-    service_class, os_service = _service_class()
-    failed = multiprocessing.Value('i', 0)
-    launcher = os_service.launch(CONF, service_class(CONF, failed),
-                                 workers=1, restart_method='mutate')
-    try:
-        launcher.wait()
-    except SystemExit as e:
-        if failed.value:
-            return failed.value
-        return e.code if isinstance(e.code, int) else 0
-    return failed.value or 0
-
+    return cmd.run_daemon('shadow-watcher', CONF, argv, _preflight,
+                          _service_class)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -72,10 +72,19 @@ def test_the_daemon_runs_its_loop_and_stops_on_sigterm(tmp_path):
 
 
 def _start_error(tmp_path, watcher):
-    proc = subprocess.run(
+    # In a session of its own: a daemon that did not stop (its worker
+    # forked) is killed with every process it started.
+    proc = subprocess.Popen(
         DAEMON + ['--config-file', _conf(tmp_path, watcher)],
-        capture_output=True, text=True, env=_env(), timeout=120)
-    lines = [line for line in proc.stderr.splitlines()
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env(), start_new_session=True)
+    try:
+        _out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError('shadow-watcher did not stop at start')
+    lines = [line for line in err.splitlines()
              if line.startswith('shadow-watcher:')]
     return proc.returncode, lines
 
