@@ -130,3 +130,58 @@ def endless(head, filler, tail, size, declare_length):
             left -= count
         handler.wfile.write(tail)
     return respond
+
+
+def gives_up_on_a_trickled_reply(make_source, payload, query):
+    """A ``payload`` trickled at 0.1 s per byte (every read well within
+    the 0.5 s timeout, the whole reply several seconds) makes the source
+    from ``make_source(server, **limits)`` give up after its two attempts
+    within the deadline: ``query(source)`` raises MetricsUnavailable
+    naming the option and the server."""
+    import pytest
+
+    from shadow_service.metrics import base
+
+    with BadServer(trickle(payload, 0.1)) as server:
+        source = make_source(server, query_timeout_s=0.5, query_retries=1,
+                             query_retry_backoff_s=0.05)
+        started = time.monotonic()
+        with pytest.raises(base.MetricsUnavailable,
+                           match=r'did not answer within 0.5s \(\[metrics\] '
+                                 r'query_timeout_s\).*gave up after 2 '
+                                 r'attempts') as caught:
+            query(source)
+        elapsed = time.monotonic() - started
+        assert server.requests == 2
+    assert elapsed < 2.0
+    assert server.url in str(caught.value)
+
+
+def refuses_a_reply_past_the_cap(monkeypatch, make_source, head, tail,
+                                 declare_length, query):
+    """32 MiB of valid JSON (``head``, filler, ``tail``) against a cap
+    lowered to 1 MiB: ``query(source)`` raises MetricsError naming the
+    cap after one request, holding at most a few MiB meanwhile."""
+    import tracemalloc
+
+    import pytest
+
+    from shadow_service.metrics import base
+
+    monkeypatch.setattr(base, 'MAX_REPLY_BYTES', 1024 * 1024, raising=False)
+    respond = endless(head, b'x' * 64, tail, 32 * 1024 * 1024,
+                      declare_length)
+    with BadServer(respond) as server:
+        source = make_source(server)
+        tracemalloc.start()
+        try:
+            with pytest.raises(base.MetricsError,
+                               match=r'larger than 1 MiB .*MAX_REPLY_BYTES'
+                               ) as caught:
+                query(source)
+            _size, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert not isinstance(caught.value, base.MetricsUnavailable)
+    assert server.requests == 1
+    assert peak < 8 * 1024 * 1024

@@ -6,7 +6,6 @@ import itertools
 import json
 import threading
 import time
-import tracemalloc
 
 import pytest
 import requests
@@ -329,45 +328,21 @@ def test_values_that_are_not_numbers_read_as_missing():
     assert _approx(series.values) == [10.0, None, None, None, 25.0]
 
 
+def _one_query(source):
+    return source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+
+
 def test_a_reply_trickled_slower_than_the_timeout_gives_up_in_time():
-    payload = json.dumps(_series([[START_US, 90.0]]))
-    with conftest.BadServer(conftest.trickle(payload, 0.1)) as server:
-        source = _bad_source(server, query_timeout_s=0.5, query_retries=1,
-                             query_retry_backoff_s=0.05)
-        started = time.monotonic()
-
-        with pytest.raises(base.MetricsUnavailable,
-                           match=r'did not answer within 0.5s \(\[metrics\] '
-                                 r'query_timeout_s\).*gave up after 2 '
-                                 r'attempts') as caught:
-            source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
-
-        elapsed = time.monotonic() - started
-        assert server.requests == 2
-    assert elapsed < 2.0
-    assert server.url in str(caught.value)
+    conftest.gives_up_on_a_trickled_reply(
+        _bad_source, json.dumps(_series([[START_US, 90.0]])),
+        _one_query)
 
 
 @pytest.mark.parametrize('declare_length', [True, False])
 def test_a_reply_larger_than_the_cap_is_refused_without_reading_it(
         monkeypatch, declare_length):
-    monkeypatch.setattr(base, 'MAX_REPLY_BYTES', 1024 * 1024, raising=False)
-    head = b'{"results": [{"statement_id": 0, "messages": [{"text": "'
-    tail = b'"}]}]}'
-    respond = conftest.endless(head, b'x' * 64, tail, 32 * 1024 * 1024,
-                               declare_length)
-    with conftest.BadServer(respond) as server:
-        source = _bad_source(server)
-        tracemalloc.start()
-        try:
-            with pytest.raises(base.MetricsError,
-                               match=r'larger than 1 MiB .*MAX_REPLY_BYTES'
-                               ) as caught:
-                source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
-            _size, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-
-    assert not isinstance(caught.value, base.MetricsUnavailable)
-    assert server.requests == 1
-    assert peak < 8 * 1024 * 1024
+    conftest.refuses_a_reply_past_the_cap(
+        monkeypatch, _bad_source,
+        b'{"results": [{"statement_id": 0, "messages": [{"text": "',
+        b'"}]}]}', declare_length,
+        _one_query)

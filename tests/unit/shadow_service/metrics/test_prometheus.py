@@ -8,7 +8,6 @@ import os
 import socket
 import threading
 import time
-import tracemalloc
 import urllib.error
 import urllib.request
 
@@ -571,46 +570,16 @@ def test_values_that_are_not_finite_numbers_still_read_as_missing():
 
 
 def test_a_reply_trickled_slower_than_the_timeout_gives_up_in_time():
-    payload = json.dumps(_matrix([[10, '1']]))
-    # 0.1 s per byte: every read succeeds well within the 0.5 s timeout,
-    # but the whole reply would take several seconds.
-    with conftest.BadServer(conftest.trickle(payload, 0.1)) as server:
-        source = _bad_source(server, query_timeout_s=0.5, query_retries=1,
-                             query_retry_backoff_s=0.05)
-        started = time.monotonic()
-
-        with pytest.raises(base.MetricsUnavailable,
-                           match=r'did not answer within 0.5s \(\[metrics\] '
-                                 r'query_timeout_s\).*gave up after 2 '
-                                 r'attempts') as caught:
-            source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
-
-        elapsed = time.monotonic() - started
-        assert server.requests == 2
-    assert elapsed < 2.0
-    assert server.url in str(caught.value)
+    conftest.gives_up_on_a_trickled_reply(
+        _bad_source, json.dumps(_matrix([[10, '1']])),
+        lambda source: source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10))
 
 
 @pytest.mark.parametrize('declare_length', [True, False])
 def test_a_reply_larger_than_the_cap_is_refused_without_reading_it(
         monkeypatch, declare_length):
-    monkeypatch.setattr(base, 'MAX_REPLY_BYTES', 1024 * 1024, raising=False)
-    head = b'{"status": "success", "warnings": ["'
-    tail = b'"], "data": {"resultType": "matrix", "result": []}}'
-    respond = conftest.endless(head, b'x' * 64, tail, 32 * 1024 * 1024,
-                               declare_length)
-    with conftest.BadServer(respond) as server:
-        source = _bad_source(server)
-        tracemalloc.start()
-        try:
-            with pytest.raises(base.MetricsError,
-                               match=r'larger than 1 MiB .*MAX_REPLY_BYTES'
-                               ) as caught:
-                source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
-            _size, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
-
-    assert not isinstance(caught.value, base.MetricsUnavailable)
-    assert server.requests == 1
-    assert peak < 8 * 1024 * 1024
+    conftest.refuses_a_reply_past_the_cap(
+        monkeypatch, _bad_source,
+        b'{"status": "success", "warnings": ["',
+        b'"], "data": {"resultType": "matrix", "result": []}}', declare_length,
+        lambda source: source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10))
