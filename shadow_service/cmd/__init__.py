@@ -9,6 +9,8 @@ into one clear line instead of an ImportError's traceback.
 
 import importlib.util
 import multiprocessing
+import os
+import signal
 import sys
 import warnings
 
@@ -127,3 +129,15 @@ def run_daemon(command, conf, argv, preflight, service_class):
             return failed.value
         return e.code if isinstance(e.code, int) else 0
     return failed.value or 0
+
+
+def stop_failed_worker(command, error, conf, failed):
+    """End a worker that cannot start (restarting it would fail the same
+    way): report ``error`` (:func:`report_start_error`), leave
+    :data:`EXIT_CONFIG` in ``failed`` (shared with the parent, may be
+    None), stop the parent and exit."""
+    report_start_error(command, error, conf)
+    if failed is not None:
+        failed.value = EXIT_CONFIG
+    os.kill(os.getppid(), signal.SIGTERM)
+    os._exit(EXIT_CONFIG)

@@ -14,8 +14,6 @@ is waited for, with backoff.
 """
 
 import math
-import os
-import signal
 import sys
 import time
 
@@ -25,8 +23,6 @@ from oslo_log import log as logging
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
-#: Exit status of every start-up error.
-EXIT_CONFIG = 2
 #: Seconds between two attempts to reach a broker that is down at start:
 #: doubling from the first to the last.
 BROKER_BACKOFF_S = (1.0, 30.0)
@@ -35,6 +31,7 @@ BROKER_BACKOFF_S = (1.0, 30.0)
 def _service_class():
     from oslo_service import service as os_service
 
+    from shadow_service import cmd
     from shadow_service import exporter
     from shadow_service import service
 
@@ -58,12 +55,8 @@ def _service_class():
             except Exception as e:
                 error = e
             if error is not None:
-                # Restarting would fail the same way: stop the service.
-                _report(error)
-                if self.failed is not None:
-                    self.failed.value = EXIT_CONFIG
-                os.kill(os.getppid(), signal.SIGTERM)
-                os._exit(EXIT_CONFIG)
+                cmd.stop_failed_worker('shadow-service', error, self.conf,
+                                       self.failed)
             self.exporter = exporter.serve(self.conf, 'service')
 
         def stop(self, graceful=True):
@@ -81,13 +74,6 @@ def _service_class():
 
 class StartupError(Exception):
     """Configuration the service cannot start with."""
-
-
-def _report(error):
-    """One line on stderr and in the log; no traceback."""
-    from shadow_service import cmd
-
-    cmd.report_start_error('shadow-service', error, CONF)
 
 
 def check_values(conf):

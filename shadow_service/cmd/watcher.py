@@ -12,8 +12,6 @@ an unknown policy, an unreachable history store or coordination backend)
 stops it at start with exit status 2 and one line saying why.
 """
 
-import os
-import signal
 import sys
 import threading
 
@@ -21,8 +19,6 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 CONF = cfg.CONF
-#: Exit status of a configuration that cannot work.
-EXIT_CONFIG = 2  # shadow_service.cmd.EXIT_CONFIG
 #: Seconds the coordination backend has to answer at start.
 PROBE_TIMEOUT_S = 5.0
 LOG = logging.getLogger(__name__)
@@ -31,6 +27,7 @@ LOG = logging.getLogger(__name__)
 def _service_class():
     from oslo_service import service as os_service
 
+    from shadow_service import cmd
     from shadow_service import exporter
     from shadow_service import service
 
@@ -57,12 +54,8 @@ def _service_class():
             except Exception as e:
                 error = e
             if error is not None:
-                # Restarting would fail the same way: stop the daemon.
-                _report(error)
-                if self.failed is not None:
-                    self.failed.value = EXIT_CONFIG
-                os.kill(os.getppid(), signal.SIGTERM)
-                os._exit(EXIT_CONFIG)
+                cmd.stop_failed_worker('shadow-watcher', error, self.conf,
+                                       self.failed)
             self._thread = threading.Thread(target=self._loop,
                                             name='watcher-loop', daemon=True)
             self._thread.start()
@@ -119,13 +112,6 @@ def _service_class():
             super().stop(graceful)
 
     return WatcherService, os_service
-
-
-def _report(error):
-    """One line on stderr and in the log: why the daemon cannot start."""
-    from shadow_service import cmd
-
-    cmd.report_start_error('shadow-watcher', error, CONF)
 
 
 def _preflight(conf):
