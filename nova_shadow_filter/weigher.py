@@ -48,6 +48,7 @@ import oslo_messaging as messaging
 from nova.scheduler import utils
 from nova.scheduler import weights
 from nova.scheduler.filters import utils as filters_utils
+from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova_shadow_filter import breaker
@@ -156,7 +157,7 @@ def host_cost(host_state):
             cost = float(value)
             if not math.isfinite(cost) or cost < 0:
                 raise ValueError(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             LOG.warning('Ignoring aggregate metadata %s=%s of host %s: not '
                         'a non-negative number', AGGREGATE_COST_KEY,
                         clip(value), clip(host_state.host))
@@ -616,12 +617,53 @@ class _RequestCache:
         return entry
 
 
+class _DefaultOptions:
+    """The ``[shadow_weigher]`` defaults, for a disabled weigher's
+    parts (it never asks the service)."""
+
+    def __getattr__(self, name):
+        for opt in shadow_conf.shadow_weigher_opts:
+            if opt.dest == name:
+                return opt.default
+        raise AttributeError(name)
+
+
+def config_error(opts):
+    """The first problem with the ``[shadow_weigher]`` options ``opts``
+    (a message naming the option), or None.  oslo.config checks a value
+    only when it is read, and its bounds let NaN through: read at a
+    request, a bad value would fail the scheduling of every request."""
+    for name in sorted(opts):
+        try:
+            value = getattr(opts, name)
+        except (cfg.ConfigFileValueError, ValueError) as e:
+            why = str(e).split('is not valid: ', 1)[-1]
+            return '[shadow_weigher] %s: %s' % (name, clip(why))
+        if isinstance(value, float) and not math.isfinite(value):
+            return '[shadow_weigher] %s: %s is not a finite number' % (
+                name, value)
+    if opts.tie_margin >= opts.score_range:
+        return ('[shadow_weigher] tie_margin (%g) must be below '
+                'score_range (%g)' % (opts.tie_margin, opts.score_range))
+    return None
+
+
 class ShadowWeigher(weights.BaseHostWeigher):
     minval = 0.0
     maxval = 1.0
 
     def __init__(self):
         opts = CONF.shadow_weigher
+        # An option nova-scheduler cannot use disables the weigher (one
+        # error, then neutral weights and a multiplier of 0): scheduling
+        # goes on with Nova's own weighers, as when the service is away.
+        self.disabled = config_error(opts)
+        if self.disabled is not None:
+            LOG.error('Shadow weigher disabled until nova-scheduler is '
+                      'restarted with a valid value: %s; every request '
+                      "gets neutral weights (Nova's other weighers "
+                      'decide)', self.disabled)
+            opts = _DefaultOptions()
         self._api = None
         self._cache = _RequestCache()
         # Whether the service takes host columns (RPC API 1.3): False
@@ -655,6 +697,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
 
     def weight_multiplier(self, host_state):
         """Override the weight multiplier."""
+        if self.disabled is not None:
+            return 0.0
         configured = self._multiplier
         if configured is None:
             configured = CONF.shadow_weigher.weight_multiplier
@@ -670,6 +714,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
 
     # -- one scheduling call ------------------------------------------------
     def weigh_objects(self, weighed_obj_list, spec_obj):
+        if self.disabled is not None:
+            return [NEUTRAL] * len(weighed_obj_list)
         # Nova's handler asks weight_multiplier() of every host next.
         self._multiplier = CONF.shadow_weigher.weight_multiplier
         states = [w.obj for w in weighed_obj_list]
@@ -1029,7 +1075,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
             budget = float(raw)
             if not math.isfinite(budget) or budget <= 0:
                 raise ValueError(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             LOG.warning('Ignoring scheduler hint %s=%s: not a positive '
                         'number of seconds', HINT_BUDGET, clip(raw))
             return min(opts.default_budget, opts.max_budget)

@@ -6,6 +6,7 @@ the real service there.
 """
 
 import logging
+import math
 import threading
 import time
 import types
@@ -231,7 +232,7 @@ def test_budget_hint_is_used_and_clipped(serve, flags):
     assert [c[3] for c in service.calls] == [3.5, 5.0]
 
 
-@pytest.mark.parametrize('bad', ['soon', '-3', 'nan', 'inf', ''])
+@pytest.mark.parametrize('bad', ['soon', '-3', 'nan', 'inf', '', 10 ** 400])
 def test_bad_budget_hint_falls_back_to_the_default(serve, bad):
     service = serve(ScriptedService(ranking({'host1': 1})))
     weigh(three_hosts(), nova_support.request_spec(
@@ -1025,3 +1026,43 @@ def test_prior_cache_ttl_0_turns_the_cache_off(serve, flags):
     # Asked at RPC API 1.3, as before the cache: no 1.4 arguments.
     assert [(c['history_only'], c['record']) for c in service.calls14] \
         == [(None, None)] * 2
+
+
+@pytest.mark.parametrize('raws, named', [
+    ({'weight_multiplier': 'abc'}, 'weight_multiplier'),
+    ({'weight_multiplier': 'nan'}, 'weight_multiplier: nan is not a finite'),
+    ({'tie_margin': '-1'}, 'tie_margin'),
+    ({'score_range': '0'}, 'score_range'),
+    ({'mode': 'bogus'}, 'mode'),
+    ({'default_budget': 'nan'}, 'default_budget: nan is not a finite'),
+    ({'max_budget': 'inf'}, 'max_budget'),
+    ({'reset_timeout': 'nan'}, 'reset_timeout: nan is not a finite'),
+    ({'failure_threshold': 'abc'}, 'failure_threshold'),
+    ({'move_timeout': 'abc'}, 'move_timeout'),
+    ({'tie_margin': '50', 'score_range': '12'},
+     'tie_margin (50) must be below score_range (12)'),
+])
+def test_an_option_nova_scheduler_cannot_use_disables_the_weigher(
+        serve, flags, caplog, raws, named):
+    # A value read at each request used to fail every boot's scheduling
+    # (the exception left weigh_objects); NaN passed oslo.config's bounds
+    # and made every weight NaN.
+    service = serve(ScriptedService(ranking({'host3': 100, 'host1': 10})))
+    for option in raws:
+        # As read from nova.conf (the fixture's overrides would win).
+        CONF.clear_override(option, group='shadow_weigher')
+    flags.load_raw_values(group='shadow_weigher', **raws)
+    weighed = weights.HostWeightHandler().get_weighed_objects(
+        [shadow_weigher.ShadowWeigher(), ram.RAMWeigher()], three_hosts(),
+        nova_support.request_spec({'shadow_profile': 'web'}))
+    order = [w.obj.host for w in weighed]
+    assert service.calls == []
+    # Nova's own weighers decide: host1 has the most free RAM.
+    assert order == ['host1', 'host2', 'host3']
+    assert all(math.isfinite(w.weight) for w in weighed)
+    errors = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].startswith('Shadow weigher disabled until '
+                                'nova-scheduler is restarted with a valid '
+                                'value: [shadow_weigher] ' + named)
