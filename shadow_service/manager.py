@@ -393,6 +393,7 @@ class ShadowManager:
     @messaging.expected_exceptions(exception.EvaluationNotFound)
     @exporter.timed_rpc
     def delete_evaluation(self, ctxt, evaluation_id):
+        schema.validate_evaluation_id(evaluation_id)
         evaluation = self._evaluations.pop(evaluation_id, None)
         if evaluation is None:
             record = self._recorded(evaluation_id)

@@ -307,6 +307,15 @@ class RPCContract:
         with pytest.raises(exception.EvaluationNotFound):
             api.delete_evaluation({}, str(uuid.uuid4()), timeout=30)
 
+    @pytest.mark.parametrize('bad', ['x' * 5000, 'a\nERROR forged', ['a']])
+    def test_a_malformed_id_to_delete_is_a_typed_error(self, service, bad):
+        # As get_evaluation: the id is checked before it is looked up,
+        # logged or echoed in the error.
+        with pytest.raises(exception.InvalidRequest) as info:
+            service.client().delete_evaluation({}, bad, timeout=30)
+        assert 'evaluation_id' in str(info.value)
+        assert len(str(info.value)) < 500
+
     def test_deleting_a_running_evaluation_stops_it_and_its_shadows(
             self, slow_service):
         api = slow_service.client()

@@ -62,6 +62,28 @@ def make_client(instance):
         timeout=float(_option(instance, 'shadow_rpc_wait') or 30.0))
 
 
+#: Longest wait for one answer the ``--os-shadow-rpc-wait`` option takes.
+MAX_RPC_WAIT_S = 3600.0
+
+
+def _wait_seconds(text):
+    """``--os-shadow-rpc-wait``: a number of seconds above 0, at most
+    :data:`MAX_RPC_WAIT_S` (NaN, infinite or negative waits made the
+    messaging library fail with messages that named no option)."""
+    import argparse
+    import math
+
+    try:
+        seconds = float(text)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_RPC_WAIT_S):
+        raise argparse.ArgumentTypeError(
+            'must be a number of seconds above 0 and at most %g, got %r'
+            % (MAX_RPC_WAIT_S, text))
+    return seconds
+
+
 def build_option_parser(parser):
     """The ``--os-shadow-*`` options (each also from an environment
     variable)."""
@@ -88,7 +110,7 @@ def build_option_parser(parser):
         help='RPC topic of shadow-service; overrides the configuration '
              'file\'s [shadow] topic (Env: OS_SHADOW_TOPIC)')
     parser.add_argument(
-        '--os-shadow-rpc-wait', metavar='<seconds>', type=float,
+        '--os-shadow-rpc-wait', metavar='<seconds>', type=_wait_seconds,
         default=utils.env('OS_SHADOW_RPC_WAIT'),
         help='seconds to wait for each answer of shadow-service, '
              'default=30 (Env: OS_SHADOW_RPC_WAIT)')

@@ -8,6 +8,7 @@ import time
 from osc_lib import exceptions
 from osc_lib.command import command
 
+from shadow_service import logsafe
 from shadow_service.osc.v1 import common
 
 LOG = logging.getLogger(__name__)
@@ -234,7 +235,8 @@ class DeleteEvaluation(command.Command):
             except exceptions.CommandError as e:
                 failed += 1
                 LOG.error('Failed to delete evaluation %s: %s',
-                          evaluation_id, e)
+                          logsafe.clip(evaluation_id),
+                          ' '.join(str(e).split()))
         if failed:
             raise exceptions.CommandError(
                 '%d of %d evaluations failed to delete'

@@ -237,6 +237,17 @@ def test_a_bad_since_and_a_missing_broker_say_what_is_wrong(daemon):
     assert 'no message broker' in nowhere.stderr
 
 
+@pytest.mark.parametrize('wait', ['nan', 'inf', '-1', '0', 'soon'])
+def test_a_wait_that_is_not_a_positive_number_is_refused(wait):
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    result = _run([OPENSTACK, '--os-shadow-rpc-wait', wait, 'shadow',
+                   'profile', 'list'], env)
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    assert ("argument --os-shadow-rpc-wait: must be a number of seconds "
+            "above 0 and at most 3600, got '%s'" % wait) in result.stderr
+
+
 def test_the_openstack_command_finds_the_plugin():
     assert shutil.which('openstack') or os.path.exists(OPENSTACK)
     result = _run([OPENSTACK, 'help', 'shadow', 'evaluate'],
