@@ -421,7 +421,10 @@ def test_open_circuit_costs_nothing_and_sends_nothing(serve):
     for _ in range(20):
         weighed = handler.get_weighed_objects([shadow], hosts, spec)
         assert {w.weight for w in weighed} == {neutral()}
-    assert time.monotonic() - start < 0.5
+    # None of the 20 waited for the service (one wait is the 1 s budget
+    # plus the margin): a bound on waiting, not a speed target (the
+    # scheduler overhead benchmark measures the cost).
+    assert time.monotonic() - start < 1.0
     assert len(service.calls) == calls
 
 
