@@ -128,7 +128,9 @@ def _preflight(conf):
     # checks a value only when it is read.
     service_cmd.check_values(conf)
     opts = conf.watcher
-    ladder.parse(opts.flavor_ladder)
+    warning = ladder.parse(opts.flavor_ladder).disk_warning()
+    if warning:
+        LOG.warning('%s', warning)
     try:
         forecasters.forecaster_class(opts.forecaster)
     except ValueError as e:

@@ -75,9 +75,13 @@ The flavors a VM may be resized between, smallest first, each
 Possible values:
 
 * Empty: no resizes (live migration and scale-out only).
-* For example ``m1.small:1:2048:20,m1.medium:2:4096:40,m1.large:4:8192:80``.
+* For example ``w.small:1:2048:40,w.medium:2:4096:40,w.large:4:8192:40``.
 
-A VM whose flavor is not on the ladder is never resized.
+A VM whose flavor is not on the ladder is never resized.  The vCPUs must
+grow along the ladder and the RAM must not fall.  Give every rung the same
+root disk: Nova's libvirt driver refuses to resize an image-backed VM's
+root disk down, so a shrink to a rung with a smaller disk fails for it
+(the watcher warns at start when the disks differ).
 """),
     cfg.IntOpt('quota_vcpus', default=0, min=0, help="""
 Most vCPUs the watched VMs of one project may hold together after a

@@ -50,8 +50,8 @@ def parse(entries):
     Raises
     ------
     ValueError
-        naming the entry that is malformed, or when names repeat or the
-        vCPUs do not grow along the ladder.
+        naming the entry that is malformed, or when names repeat, the
+        vCPUs do not grow along the ladder or its RAM falls.
     """
     rungs = [_parse_entry(e, i) for i, e in enumerate(entries or [])]
     names = [r.name for r in rungs]
@@ -62,6 +62,12 @@ def parse(entries):
             raise ValueError('flavor_ladder: %s (%d vCPUs) must have more '
                              'vCPUs than %s (%d) before it'
                              % (high.name, high.vcpus, low.name, low.vcpus))
+        if high.ram_mb < low.ram_mb:
+            raise ValueError('flavor_ladder: %s (%d MB of RAM) must have '
+                             'at least the RAM of %s (%d MB) before it: a '
+                             'growth would take memory away'
+                             % (high.name, high.ram_mb, low.name,
+                                low.ram_mb))
     return Ladder(rungs)
 
 
@@ -73,6 +79,21 @@ class Ladder:
 
     def __len__(self):
         return len(self.rungs)
+
+    def disk_warning(self):
+        """Why shrinks along this ladder may fail, or None: Nova's libvirt
+        driver refuses to resize an image-backed VM's root disk down
+        ("Unable to resize disk down"), so a shrink to a rung with a
+        smaller ``disk_gb`` fails for such a VM."""
+        disks = sorted({rung.disk_gb for rung in self.rungs})
+        if len(disks) < 2:
+            return None
+        return ("flavor_ladder: the rungs' root disks differ (%s GB): Nova "
+                "refuses to resize an image-backed VM's root disk down "
+                '(libvirt: "Unable to resize disk down"), so a shrink to a '
+                'rung with a smaller disk fails for it; give every rung '
+                'the same disk_gb (VMs booted from volume are not '
+                'affected)' % ', '.join(str(d) for d in disks))
 
     def __bool__(self):
         return bool(self.rungs)

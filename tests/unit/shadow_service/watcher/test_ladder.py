@@ -21,7 +21,23 @@ def test_a_ladder_is_read_smallest_first_and_finds_rungs():
     (['s:0:1024'], r'flavor_ladder\[0\]: vcpus must be positive'),
     (['s:2:1024', 'm:2:2048'], 'must have more vCPUs than s'),
     (['s:1:1024', 's:2:2048'], 'appears twice'),
+    (['s:1:4096', 'm:2:2048'],
+     r'm \(2048 MB of RAM\) must have at least the RAM of s \(4096 MB\)'),
 ])
 def test_a_malformed_ladder_names_the_entry(entries, message):
     with pytest.raises(ValueError, match=message):
         ladder.parse(entries)
+
+
+def test_a_ladder_whose_root_disks_differ_is_warned_of():
+    # Nova's libvirt driver refuses to resize an image-backed VM's root
+    # disk down: a shrink to a rung with a smaller disk fails.
+    growing = ladder.parse(['s:1:2048:20', 'm:2:4096:40', 'l:4:8192:40'])
+    assert growing.disk_warning() == (
+        "flavor_ladder: the rungs' root disks differ (20, 40 GB): Nova "
+        "refuses to resize an image-backed VM's root disk down (libvirt: "
+        '"Unable to resize disk down"), so a shrink to a rung with a '
+        'smaller disk fails for it; give every rung the same disk_gb (VMs '
+        'booted from volume are not affected)')
+    assert ladder.parse(['s:1:2048:40', 'm:2:4096:40']).disk_warning() is None
+    assert ladder.parse(['s:1:2048', 'm:2:4096']).disk_warning() is None
