@@ -80,6 +80,19 @@ REQUEST = {
     'additionalProperties': False,
 }
 
+#: Largest magnitude of a host's number (vCPUs, MB, cost): far beyond any
+#: real host, and every value within it converts to a float (an integer
+#: JSON allows, as 10**400, does not).
+MAX_HOST_NUMBER = 1e15
+
+
+def _host_number(**bounds):
+    schema = {'type': 'number', 'minimum': -MAX_HOST_NUMBER,
+              'maximum': MAX_HOST_NUMBER}
+    schema.update(bounds)
+    return schema
+
+
 HOSTS = {
     'type': 'array',
     'minItems': 1,
@@ -89,13 +102,13 @@ HOSTS = {
         'properties': {
             'host': _text(255, min_length=1),
             'nodename': _text(255, nullable=True),
-            'vcpus': {'type': 'number', 'minimum': 0},
-            'vcpus_used': {'type': 'number', 'minimum': 0},
-            'free_ram_mb': {'type': 'number'},
-            'total_ram_mb': {'type': 'number', 'minimum': 0},
-            'free_disk_mb': {'type': 'number'},
-            'num_instances': {'type': 'integer', 'minimum': 0},
-            'cost': {'type': 'number', 'minimum': 0},
+            'vcpus': _host_number(minimum=0),
+            'vcpus_used': _host_number(minimum=0),
+            'free_ram_mb': _host_number(),
+            'total_ram_mb': _host_number(minimum=0),
+            'free_disk_mb': _host_number(),
+            'num_instances': _host_number(type='integer', minimum=0),
+            'cost': _host_number(minimum=0),
         },
         'required': ['host'],
         # What newer weighers may add: a few short scalars.
@@ -103,6 +116,7 @@ HOSTS = {
         'propertyNames': _text(64),
         'additionalProperties': {
             'type': ['number', 'string', 'boolean', 'null'],
+            'minimum': -MAX_HOST_NUMBER, 'maximum': MAX_HOST_NUMBER,
             'maxLength': 255, 'pattern': PRINTABLE},
     },
 }
@@ -178,7 +192,7 @@ def validate_evaluation_id(evaluation_id):
 
 _PRINTABLE = re.compile(PRINTABLE)
 _HOST_NUMBERS = {'vcpus': 0, 'vcpus_used': 0, 'free_ram_mb': None,
-                 'total_ram_mb': 0, 'free_disk_mb': None}
+                 'total_ram_mb': 0, 'free_disk_mb': None, 'cost': 0}
 _HOST_ITEM = jsonschema.Draft7Validator(HOSTS['items'])
 
 
@@ -204,16 +218,19 @@ def _host_entry_ok(entry):
             if not _short_text(value, 255, nullable=True):
                 return False
         elif key in _HOST_NUMBERS:
-            if type(value) not in (int, float):
+            if type(value) not in (int, float) or not (
+                    -MAX_HOST_NUMBER <= value <= MAX_HOST_NUMBER):
                 return False
             low = _HOST_NUMBERS[key]
             if low is not None and value < low:
                 return False
         elif key == 'num_instances':
-            if type(value) is not int or value < 0:
+            if type(value) is not int or not 0 <= value <= MAX_HOST_NUMBER:
                 return False
         elif not (_short_text(key, 64) and (
-                type(value) in (int, float, bool) or value is None
+                type(value) is bool or value is None
+                or (type(value) in (int, float)
+                    and -MAX_HOST_NUMBER <= value <= MAX_HOST_NUMBER)
                 or _short_text(value, 255))):
             return False
     return True
@@ -298,6 +315,13 @@ def _column_ok(name, kind, low, values):
         for index, value in enumerate(values):
             if type(value) is float and not math.isfinite(value):
                 return index, 'must be a finite number'
+    present = values if type(None) not in types else [
+        v for v in values if v is not None]
+    if present and (max(present) > MAX_HOST_NUMBER
+                    or min(present) < -MAX_HOST_NUMBER):
+        index = next(i for i, v in enumerate(values) if v is not None
+                     and not -MAX_HOST_NUMBER <= v <= MAX_HOST_NUMBER)
+        return index, 'must be within %g of 0' % MAX_HOST_NUMBER
     if low is not None:
         present = values if type(None) not in types else [
             v for v in values if v is not None]

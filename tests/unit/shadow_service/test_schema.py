@@ -36,6 +36,14 @@ def test_hosts_need_names_and_no_duplicates():
         schema.validate_hosts([])
 
 
+@pytest.mark.parametrize('field', ['vcpus', 'total_ram_mb', 'free_ram_mb',
+                                   'num_instances', 'cost', 'newer_fact'])
+def test_a_host_number_no_float_holds_is_refused(field):
+    with pytest.raises(exception.InvalidRequest, match='hosts.1'):
+        schema.validate_hosts([{'host': 'a'}, {'host': 'b',
+                                               field: 10 ** 400}])
+
+
 @pytest.mark.parametrize('name', ['b\n', 'b\nforged', '\n', 'b\r'])
 def test_a_host_name_with_a_line_break_is_refused(name):
     # Also a final newline, which Python's ``$`` alone lets through.
@@ -95,6 +103,13 @@ def test_host_columns_become_the_host_list():
     ({'host': ['a', 'b'], 'cost': [1, -0.5]}, 'hosts.cost.1: must be at '
      'least 0'),
     ({'host': ['a', 'a']}, 'hosts: duplicate host names'),
+    # An integer JSON allows but no float holds (it crashed the ranking).
+    ({'host': ['a', 'b'], 'cost': [10 ** 400, 1]},
+     'hosts.cost.0: must be within 1e+15 of 0'),
+    ({'host': ['a', 'b'], 'free_ram_mb': [1, -10 ** 400]},
+     'hosts.free_ram_mb.1: must be within 1e+15 of 0'),
+    ({'host': ['a', 'b'], 'num_instances': [0, 10 ** 400]},
+     'hosts.num_instances.1: must be within 1e+15 of 0'),
 ])
 def test_bad_host_columns_name_the_column_and_host(columns, where):
     with pytest.raises(exception.InvalidRequest) as info:
