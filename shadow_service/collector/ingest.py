@@ -51,9 +51,14 @@ class BadSample(ValueError):
         self.reason = reason
 
 
+#: Largest magnitude of a sample's value or time: every number within it
+#: converts to a float (JSON allows integers, as 10**400, that do not).
+MAX_NUMBER = 1e300
+
+
 def _number(value):
     return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
+            and -MAX_NUMBER <= value <= MAX_NUMBER)
 
 
 def parse_sample(line, grant, received_at, max_clock_skew):

@@ -4,7 +4,10 @@ Shadows on a real cloud post their loadgen samples here (loadgen's
 collector sink): newline-delimited JSON, one sample per line, with
 ``Authorization: Bearer <token>``.  In order, a request is answered:
 
-* 404 for any other path, 405 for any other method;
+* 404 for any other path, 405 for GET, HEAD, PUT, DELETE and PATCH
+  (other methods get the HTTP library's 501);
+* 400 for a request with more than one Content-Length or any
+  Transfer-Encoding (framing a proxy in front could read otherwise);
 * 411 without ``Content-Length``, 413 when it exceeds
   ``[collector] max_body_bytes`` (nothing is read);
 * 401 / 403 / 404 / 410 / 409 for its token
@@ -18,6 +21,10 @@ collector sink): newline-delimited JSON, one sample per line, with
 
 Nothing a client sends can raise out of a request thread; each refused
 request is one log line (status, reason, client, shadow), never the body.
+A request has ``SOCKET_TIMEOUT_S`` as a whole, from the wait for its
+first byte until its body is read (a client that trickles it is cut off:
+400 ``truncated`` for a body); a client that hangs up gets no answer and
+no log line beyond its request's.
 :meth:`Collector.counters` reports what was accepted and refused.
 The server is stdlib ``ThreadingHTTPServer``, optionally behind TLS
 (``tls_cert_file`` / ``tls_key_file``).
@@ -28,11 +35,14 @@ import http.server
 import json
 import logging
 import math
+import re
+import socket
 import ssl
 import threading
 import time
 import urllib.parse
 
+from shadow_service import logsafe
 from shadow_service.collector import tokens
 
 LOG = logging.getLogger(__name__)
@@ -40,8 +50,11 @@ LOG = logging.getLogger(__name__)
 PATH = '/v1/samples'
 #: Requests handled at the same time; more get 503.
 MAX_IN_FLIGHT = 64
-#: Seconds a client may take to send its request.
+#: Seconds a client may take to send its request (request line, headers
+#: and body together: a client that trickles it is cut off too).
 SOCKET_TIMEOUT_S = 10.0
+#: A Content-Length the collector reads: digits only, short.
+_LENGTH = re.compile(r'[0-9]{1,15}\Z')
 WILDCARDS = ('0.0.0.0', '::', '')
 
 
@@ -82,18 +95,55 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     timeout = SOCKET_TIMEOUT_S
 
+    def handle_one_request(self):
+        # The socket timeout bounds one read; a client that trickles its
+        # request a byte at a time would hold the thread for ever.  The
+        # whole request (of a kept-alive connection too) has
+        # SOCKET_TIMEOUT_S from the wait for its first byte until its
+        # body is read; then its reading side is shut (a read in progress
+        # ends as the end of the stream).
+        self._cut_off_timer = threading.Timer(SOCKET_TIMEOUT_S,
+                                              self._cut_off)
+        self._cut_off_timer.daemon = True
+        self._cut_off_timer.start()
+        try:
+            super().handle_one_request()
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+        finally:
+            self._cut_off_timer.cancel()
+
+    def _cut_off(self):
+        self.close_connection = True
+        try:
+            # The socket's own shutdown (a TLS socket's would drop its
+            # TLS state and answer in the clear).
+            socket.socket.shutdown(self.connection, socket.SHUT_RD)
+        except OSError:
+            pass
+
     def log_message(self, format, *args):
-        LOG.debug('%s %s', self.address_string(), format % args)
+        # The stdlib's line holds the raw request line: its path without
+        # the query (where a token could be), escaped.
+        if args and isinstance(args[0], str):
+            line = args[0].split('?', 1)[0]
+            args = (line,) + args[1:]
+        LOG.debug('%s %s', self.address_string(),
+                  logsafe.clip(format % args, 200))
 
     def _reply(self, status, body, headers=()):
         data = (json.dumps(body, sort_keys=True) + '\n').encode('utf-8')
-        self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(data)))
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(data)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (ConnectionError, TimeoutError):
+            # The client hung up: nothing to answer, nothing to log.
+            self.close_connection = True
 
     def _refuse(self, status, reason, message, headers=(), grant=None):
         self.server.collector._count_status(status, reason)
@@ -128,10 +178,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path != PATH:
             self._refuse(404, 'no_such_path', 'POST %s only' % PATH)
             return
+        if self.headers.get('Transfer-Encoding') is not None or len(
+                self.headers.get_all('Content-Length') or ()) > 1:
+            # Framing a proxy in front could read otherwise: refused.
+            self._refuse(400, 'ambiguous_length', 'one Content-Length and '
+                         'no Transfer-Encoding')
+            return
         length = self.headers.get('Content-Length')
-        if length is None or not length.strip().isdigit():
+        if length is None or not _LENGTH.match(length.strip()):
             self._refuse(411, 'length_required',
-                         'a Content-Length header is required')
+                         'a Content-Length header of digits is required')
             return
         length = int(length)
         if length > collector.max_body_bytes:
@@ -154,9 +210,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                          [('Retry-After', str(max(1, math.ceil(wait_s))))],
                          grant)
             return
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except (TimeoutError, OSError):
+            body = b''
+        # Read: the rest (the store's write) is not the client's time.
+        self._cut_off_timer.cancel()
         if len(body) != length:
-            self._refuse(400, 'truncated', 'the body ended early', (), grant)
+            self._refuse(400, 'truncated', 'the body ended early or too '
+                         'late', (), grant)
             return
         try:
             accepted, rejected = collector.intake.accept_body(

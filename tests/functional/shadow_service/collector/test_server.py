@@ -7,6 +7,7 @@ them.  Nothing a refused request carries may reach the store.
 
 import http.client
 import json
+import logging
 import ssl
 import subprocess
 import time
@@ -273,3 +274,139 @@ def test_a_wildcard_address_needs_an_advertised_url(tmp_path):
     with pytest.raises(server.CollectorError, match='advertised_url'):
         collector.start()
     store.close()
+
+
+def _raw(running, data, read_for=5.0):
+    """Send ``data`` on a fresh connection and read what comes back until
+    the server closes it or ``read_for`` seconds pass."""
+    import socket
+
+    sock = socket.create_connection(('127.0.0.1', running.collector.port),
+                                    timeout=read_for)
+    try:
+        sock.sendall(data)
+        got = b''
+        deadline = time.monotonic() + read_for
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        return got
+    finally:
+        sock.close()
+
+
+def _request(running, body, headers):
+    lines = ['POST %s HTTP/1.1' % server.PATH, 'Host: x',
+             'Authorization: Bearer %s' % running.token] + headers
+    return ('\r\n'.join(lines) + '\r\n\r\n').encode() + body
+
+
+def test_a_value_or_time_no_float_holds_is_a_bad_line_not_an_outage(
+        running):
+    # JSON allows 10**400; it gave 503 store_unavailable (which loadgen
+    # retries for ever) and lost the good line sent with it.
+    big = json.loads(_line())
+    big['fields']['value'] = 10 ** 400
+    late = json.loads(_line())
+    late['time'] = 10 ** 400
+    status, _, body = running.post(
+        [json.dumps(big), json.dumps(late), _line()], running.token)
+    assert (status, body['accepted'], body['rejected']) == (200, 1, 2)
+    assert len(running.stored()) == 1
+
+
+@pytest.mark.parametrize('headers', [
+    ['Content-Length: 1', 'Content-Length: %d'],
+    ['Transfer-Encoding: chunked', 'Content-Length: %d'],
+])
+def test_an_ambiguous_length_is_refused_and_the_connection_closed(
+        running, headers):
+    body = (_line() + '\n').encode()
+    sent = [h % len(body) if '%d' in h else h for h in headers]
+    got = _raw(running, _request(running, body, sent))
+    # One answer: nothing after the first length was read as a request.
+    assert got.count(b'HTTP/1.1 ') == 1
+    assert got.startswith(b'HTTP/1.1 400 ')
+    assert b'ambiguous_length' in got
+    assert running.stored() == []
+
+
+@pytest.mark.parametrize('length', ['\u00b2', '9' * 5000, '-1', '1 2'])
+def test_a_length_that_is_not_plain_digits_is_refused(running, length):
+    got = _raw(running, _request(running, b'',
+                                 ['Content-Length: ' + length]))
+    assert got.startswith(b'HTTP/1.1 411 '), got[:200]
+    assert '500 internal' not in running.collector.counters()['requests']
+
+
+def test_a_request_is_bounded_as_a_whole_not_per_read(
+        running, monkeypatch):
+    # One byte every 0.3 s: every read succeeds within the socket
+    # timeout, the request as a whole does not.
+    monkeypatch.setattr(server, 'SOCKET_TIMEOUT_S', 1.0)
+    import socket
+
+    sock = socket.create_connection(('127.0.0.1', running.collector.port),
+                                    timeout=5)
+    started = time.monotonic()
+    closed_at = None
+    try:
+        for byte in _request(running, b'', ['Content-Length: 0']):
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            time.sleep(0.3)
+            if time.monotonic() - started > 4.0:
+                break
+        if closed_at is None:
+            sock.settimeout(2.0)
+            try:
+                assert sock.recv(100) == b''
+            except ConnectionError:
+                pass
+            closed_at = time.monotonic()
+    finally:
+        sock.close()
+    assert closed_at - started < 4.5
+    assert running.stored() == []
+
+
+def test_a_body_that_stops_or_a_client_that_hangs_up_is_one_400(
+        running, monkeypatch, caplog):
+    monkeypatch.setattr(server, 'SOCKET_TIMEOUT_S', 1.0)
+    body = (_line() + '\n').encode()
+    caplog.set_level(logging.WARNING, logger='shadow_service.collector')
+    stops = _raw(running, _request(running, body[:10], [
+        'Content-Length: %d' % len(body)]), read_for=5.0)
+    assert stops.startswith(b'HTTP/1.1 400 ')
+    assert b'truncated' in stops
+    import socket
+
+    sock = socket.create_connection(('127.0.0.1', running.collector.port))
+    sock.sendall(_request(running, body[:10],
+                          ['Content-Length: %d' % len(body)]))
+    sock.close()
+    time.sleep(2.0)
+    counters = running.collector.counters()['requests']
+    assert counters.get('400 truncated') == 2, counters
+    assert counters.get('500 internal') is None, counters
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_the_access_log_keeps_no_query_and_no_control_character(
+        running, caplog):
+    caplog.set_level(logging.DEBUG, logger='shadow_service.collector')
+    _raw(running, b'POST /v1/samples?token=nss1.secret-in-query HTTP/1.1\r\n'
+         b'Host: x\r\nContent-Length: 0\r\n\r\n')
+    _raw(running, b'POST /v1/\x1b]0;x\x07 HTTP/1.1\r\nHost: x\r\n'
+         b'Content-Length: 0\r\n\r\n')
+    logged = '\n'.join(r.getMessage() for r in caplog.records)
+    assert 'secret-in-query' not in logged
+    assert '\x1b' not in logged and '\x07' not in logged
