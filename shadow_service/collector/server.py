@@ -303,6 +303,11 @@ class Collector:
             raise CollectorError(
                 '[collector] advertised_url is required when host is %r: '
                 'guests need an address they can reach' % (opts.host,))
+        if (self.tls and opts.advertised_url and urllib.parse.urlsplit(
+                opts.advertised_url).scheme.lower() != 'https'):
+            raise CollectorError(
+                '[collector] advertised_url must be https:// when '
+                'tls_cert_file is set: the collector speaks only TLS')
         try:
             server = _Server((opts.host, opts.port), _Handler)
         except OSError as e:

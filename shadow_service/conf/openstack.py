@@ -249,6 +249,7 @@ shadow-service's garbage collector deletes it, whichever service booted it.
         'gc_interval',
         default=60.0,
         min=0.0,
+        max=86400.0,
         help="""
 Seconds between two garbage collection passes (left-over and expired
 shadows, found by their tag).  0 disables the periodic pass; the pass at

@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import re
 import socket
 import threading
@@ -106,6 +107,14 @@ def cloud_errors(what, host=None):
         raise base.CloudError('%s failed: %s: %s'
                               % (what, type(e).__name__, _message(e)),
                               host=host, retryable=False) from None
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        # openstacksdk parsing an answer that is not what the API returns
+        # (HTML with 200, a list where an object belongs): the cloud's
+        # fault, maybe passing, not a crash of ours.
+        raise base.CloudError('%s failed: an answer (or a setting) not '
+                              'of the shape the API has (%s: %s)'
+                              % (what, type(e).__name__, _message(e)),
+                              host=host, retryable=True) from None
 
 
 def _raise_for_status(response):
@@ -146,6 +155,11 @@ def connect(conf):
             conf, os_conf.openstack_group.name, auth=auth)
         if session.timeout is None:
             session.timeout = opts.api_timeout
+        elif not (isinstance(session.timeout, (int, float))
+                  and 0 < session.timeout < math.inf):
+            raise base.CloudError('[openstack] timeout: must be a number '
+                                  'of seconds above 0, got %r'
+                                  % (session.timeout,))
         from openstack import connection
 
         return connection.Connection(session=session, **extra)
@@ -285,6 +299,9 @@ class OpenStackDriver(base.CloudDriver):
         while not self._gc_stop.wait(self.opts.gc_interval):
             try:
                 self.collect_garbage()
+            except base.CloudError as e:
+                LOG.warning('Shadow garbage collection failed (%s); '
+                            'retrying in %ss', e, self.opts.gc_interval)
             except Exception:
                 LOG.exception('Shadow garbage collection failed; retrying '
                               'in %ss', self.opts.gc_interval)
@@ -512,9 +529,16 @@ class OpenStackDriver(base.CloudDriver):
         try:
             server = self._create_server(evaluation_id, host, profile,
                                          spec, name, token, expires_wall)
+            if not (isinstance(server.id, str) and server.id):
+                raise base.CloudError('Creating the shadow on %s: the cloud '
+                                      'answered without a server id' % host,
+                                      host=host)
         except Exception as e:
             self.grants.revoke(grant)
             self._slots.give_back(host)
+            # The server may exist anyway (a create that failed after the
+            # cloud made it, an answer without an id): by its name.
+            self._delete_by_name(name)
             if isinstance(e, base.CloudError):
                 LOG.warning('Evaluation %s: no shadow on %s: %s',
                             evaluation_id, host, e)
@@ -560,13 +584,30 @@ class OpenStackDriver(base.CloudDriver):
                           META_EXPIRES: '%.0f' % expires_wall},
                 **self._pin(host))
 
+    def _delete_by_name(self, name):
+        """Delete the servers called ``name`` (a shadow whose create did
+        not say it succeeded), if any; failures are left to the garbage
+        collector."""
+        try:
+            with cloud_errors('Deleting the half-made shadow %s' % name):
+                for server in self.conn.compute.servers(
+                        name='^%s$' % name, tags=SHADOW_TAG):
+                    if (server.name == name and isinstance(server.id, str)
+                            and server.id):
+                        self.conn.compute.delete_server(server.id,
+                                                        ignore_missing=True)
+        except base.CloudError as e:
+            LOG.warning('%s; the garbage collector deletes it later', e)
+
     def _list_servers(self, evaluation_ids=None):
         """Shadow servers (one list call): of one evaluation when
         ``evaluation_ids`` holds one id, else every shadow."""
         ids = set(evaluation_ids or ())
         tag = (EVALUATION_TAG % ids.pop()) if len(ids) == 1 else SHADOW_TAG
         with cloud_errors('Listing shadows'):
-            return list(self.conn.compute.servers(details=True, tags=tag))
+            servers = list(self.conn.compute.servers(details=True, tags=tag))
+            # A server without an id cannot be followed nor deleted.
+            return [s for s in servers if isinstance(s.id, str) and s.id]
 
     def wait_until_active(self, shadows, timeout_s):
         """Poll (one list call every ``poll_interval``) until every shadow

@@ -276,6 +276,20 @@ def test_a_wildcard_address_needs_an_advertised_url(tmp_path):
     store.close()
 
 
+def test_tls_with_an_http_advertised_url_is_refused(tmp_path):
+    # Guests would post in the clear to a port that speaks only TLS.
+    cert, key = _self_signed(tmp_path)
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'))
+    conf = _conf(tls_cert_file=cert, tls_key_file=key,
+                 advertised_url='http://192.0.2.1:8793/v1/samples')
+    collector = server.Collector(conf.collector, ingest.Intake(store),
+                                 tokens.Grants())
+    with pytest.raises(server.CollectorError,
+                       match='advertised_url must be https://'):
+        collector.start()
+    store.close()
+
+
 def _raw(running, data, read_for=5.0):
     """Send ``data`` on a fresh connection and read what comes back until
     the server closes it or ``read_for`` seconds pass."""

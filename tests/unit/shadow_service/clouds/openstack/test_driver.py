@@ -103,6 +103,30 @@ def test_keystoneauth_options_of_the_group_make_the_session(tmp_path):
     assert conn.config.get_region_name('compute') == 'RegionTwo'
 
 
+@pytest.mark.parametrize('timeout', ['-5', '0', 'nan'])
+def test_a_session_timeout_that_is_not_positive_is_refused(tmp_path,
+                                                           timeout):
+    # It failed every call with requests' own error, naming no option.
+    conf = _conf(tmp_path, '[openstack]\nauth_type = password\n'
+                 'auth_url = http://keystone.example:5000/v3\n'
+                 'username = nova-shadow\npassword = secret\n'
+                 'project_name = shadows\ntimeout = %s\n' % timeout)
+    with pytest.raises(base.CloudError,
+                       match=r'\[openstack\] timeout: must be a number of '
+                             r'seconds above 0'):
+        driver.connect(conf)
+
+
+def test_a_clouds_yaml_of_the_wrong_shape_is_a_cloud_error(tmp_path,
+                                                          monkeypatch):
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text('clouds: "a string"\n')
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+    with pytest.raises(base.CloudError,
+                       match='Loading the \\[openstack\\] credentials'):
+        driver.connect(_conf(tmp_path, '[openstack]\ncloud = lab\n'))
+
+
 def test_missing_or_unknown_credentials_say_which_options(tmp_path,
                                                           monkeypatch):
     with pytest.raises(base.CloudError, match='cloud .*auth_type'):
