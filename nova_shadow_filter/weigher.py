@@ -48,7 +48,6 @@ import oslo_messaging as messaging
 from nova.scheduler import utils
 from nova.scheduler import weights
 from nova.scheduler.filters import utils as filters_utils
-from oslo_config import cfg
 from oslo_log import log as logging
 
 from nova_shadow_filter import breaker
@@ -57,6 +56,7 @@ from nova_shadow_filter import operations
 from nova_shadow_filter import priorcache
 from nova_shadow_filter import request as request_lib
 from shadow_service import exception as shadow_exception
+from shadow_service import optcheck
 from shadow_service import rpcapi
 
 LOG = logging.getLogger(__name__)
@@ -630,18 +630,13 @@ class _DefaultOptions:
 
 def config_error(opts):
     """The first problem with the ``[shadow_weigher]`` options ``opts``
-    (a message naming the option), or None.  oslo.config checks a value
-    only when it is read, and its bounds let NaN through: read at a
-    request, a bad value would fail the scheduling of every request."""
-    for name in sorted(opts):
-        try:
-            value = getattr(opts, name)
-        except (cfg.ConfigFileValueError, ValueError) as e:
-            why = str(e).split('is not valid: ', 1)[-1]
-            return '[shadow_weigher] %s: %s' % (name, clip(why))
-        if isinstance(value, float) and not math.isfinite(value):
-            return '[shadow_weigher] %s: %s is not a finite number' % (
-                name, value)
+    (a message naming the option), or None.  Read at a request instead, a
+    bad value would fail the scheduling of every request that reads it
+    (:mod:`shadow_service.optcheck`)."""
+    found = optcheck.problem(opts, sorted(opts),
+                             lambda name: '[shadow_weigher] %s' % name)
+    if found:
+        return clip(found, 200)
     if opts.tie_margin >= opts.score_range:
         return ('[shadow_weigher] tie_margin (%g) must be below '
                 'score_range (%g)' % (opts.tie_margin, opts.score_range))

@@ -13,7 +13,6 @@ instead of restarting the worker forever.  A broker that is down at start
 is waited for, with backoff.
 """
 
-import math
 import sys
 import time
 
@@ -77,27 +76,20 @@ class StartupError(Exception):
 
 
 def check_values(conf):
-    """Read every option once: oslo.config checks a value (type, min,
-    max, choices) only when it is read; a float option must also be
-    finite (NaN passes oslo.config's bounds)."""
-    groups = [None] + [name for name in conf if
-                       isinstance(getattr(conf, name, None),
-                                  cfg.ConfigOpts.GroupAttr)]
+    """Read every option once (:func:`shadow_service.optcheck.problem`):
+    StartupError naming the first that cannot be used."""
+    from shadow_service import optcheck
+
+    groups = [name for name in conf if isinstance(
+        getattr(conf, name, None), cfg.ConfigOpts.GroupAttr)]
+    found = optcheck.problem(conf, [n for n in conf if n not in groups],
+                             lambda name: name)
     for group in groups:
-        namespace = conf if group is None else getattr(conf, group)
-        for name in list(namespace):
-            if group is None and name in groups:
-                continue
-            where = name if group is None else '[%s] %s' % (group, name)
-            try:
-                value = getattr(namespace, name)
-            except (cfg.ConfigFileValueError, ValueError) as e:
-                why = str(e).split('is not valid: ', 1)[-1]
-                raise StartupError('%s: %s' % (where, why)) from None
-            if isinstance(value, float) and not math.isfinite(value):
-                # oslo.config's min and max let NaN through.
-                raise StartupError('%s: %s is not a finite number'
-                                   % (where, value))
+        found = found or optcheck.problem(
+            getattr(conf, group), list(getattr(conf, group)),
+            lambda name, group=group: '[%s] %s' % (group, name))
+    if found:
+        raise StartupError(found)
 
 
 def _check_broker(conf, sleep=time.sleep):

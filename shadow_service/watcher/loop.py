@@ -721,10 +721,17 @@ class Watcher:
         vcpus = float(instance.flavor.get('vcpus') or 0)
         if self._mode(instance) == 'horizontal':
             vcpus *= self._members(instance.instance_id)
-        shown = forecast['ceiling_before'] / (1.0 + opts.ceiling_margin)
         return bool(float(observed[-1]) > forecast['ceiling_before'] * (
-            1.0 + opts.ceiling_noise) or shown >= vcpus * (
-                opts.saturation_pct / 100.0))
+            1.0 + opts.ceiling_noise) or self._filled(forecast, vcpus))
+
+    def _filled(self, forecast, vcpus):
+        """Did the most the VM has shown (its demand ceiling before this
+        run) fill ``vcpus`` (at ``saturation_pct``)?  Then it was
+        saturated at this size: its demand there was hidden."""
+        before = forecast['ceiling_before']
+        return math.isfinite(before) and before / (
+            1.0 + self.opts.ceiling_margin) >= vcpus * (
+                self.opts.saturation_pct / 100.0)
 
     def _burst(self, instance, demand, forecast):
         """The newest step's rise of the VM's demand (a horizontally
@@ -749,12 +756,8 @@ class Watcher:
         rise = float(observed[-1] - observed[-2])
         if total <= 0 or rise < share * total:
             return None
-        if not horizontal:
-            before = forecast['ceiling_before']
-            shown = before / (1.0 + self.opts.ceiling_margin)
-            if not (math.isfinite(before) and shown >= total * (
-                    self.opts.saturation_pct / 100.0)):
-                return None
+        if not horizontal and not self._filled(forecast, total):
+            return None
         return rise
 
     def situation(self, instance, now):
