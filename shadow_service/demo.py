@@ -529,9 +529,12 @@ def run_demo(argv_or_options=None):
     ranking = evaluate(parts, request, hosts, options.budget)
     print(ranking_table(ranking, wide=options.wide))
     best = ranking['hosts'][0]['host'] if ranking['hosts'] else hosts[0]
-    instance_id = driver.place_vm(request, best, DEMO_VM)
+    # Booted from a volume: its root disk may shrink along the ladder
+    # (Nova refuses to shrink a disk copied from an image).
+    instance_id = driver.place_vm(request, best, DEMO_VM,
+                                  volume_backed=True)
     placed_at = driver.now()
-    print('placed %s on %s' % (instance_id, best))
+    print('placed %s on %s (booted from a volume)' % (instance_id, best))
 
     driver.fast_forward(WATCH_STEP_S, sample_interval_s=WATCH_STEP_S)
     means = vm_means(store, instance_id)

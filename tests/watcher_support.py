@@ -15,8 +15,8 @@ from shadow_service import service
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import sqlite as sqlite_store
 
-LADDER = ['small:2:2048:10', 'medium:4:4096:20', 'large:8:8192:40',
-          'xlarge:16:16384:80']
+LADDER = ['small:2:2048:20', 'medium:4:4096:20', 'large:8:8192:20',
+          'xlarge:16:16384:20']
 STEP_S = 300.0
 
 
@@ -87,15 +87,15 @@ def twin(conf):
 
 
 def place(driver, instance_id, values, flavor='small', host='host-1',
-          metadata=None, group=None):
+          metadata=None, group=None, disk_gb=20, volume_backed=False):
     vcpus = {'small': 2, 'medium': 4, 'large': 8, 'xlarge': 16}[flavor]
     watched = {'nova_shadow_watch': 'true'}
     watched.update(metadata or {})
     return driver.place_vm(
         {'flavor': {'name': flavor, 'vcpus': vcpus, 'ram_mb': vcpus * 1024,
-                    'disk_gb': 10 * vcpus // 2}},
+                    'disk_gb': disk_gb}},
         host, instance_id=instance_id, profile=demand_profile(values),
-        metadata=watched, server_group=group)
+        metadata=watched, server_group=group, volume_backed=volume_backed)
 
 
 def build(conf, driver, history, **kwargs):

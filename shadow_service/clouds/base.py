@@ -95,6 +95,10 @@ class Instance:
     #: Server group the VM belongs to (siblings join it too).
     server_group: str = None
     project_id: str = None
+    #: Its root disk is a volume (booted from volume): True; an image's
+    #: copy on the host (its root disk cannot shrink): False; None when
+    #: the cloud did not say.
+    volume_backed: bool = None
 
     def to_dict(self):
         return dataclasses.asdict(self)

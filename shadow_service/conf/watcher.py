@@ -78,10 +78,11 @@ Possible values:
 * For example ``w.small:1:2048:40,w.medium:2:4096:40,w.large:4:8192:40``.
 
 A VM whose flavor is not on the ladder is never resized.  The vCPUs must
-grow along the ladder and the RAM must not fall.  Give every rung the same
-root disk: Nova's libvirt driver refuses to resize an image-backed VM's
-root disk down, so a shrink to a rung with a smaller disk fails for it
-(the watcher warns at start when the disks differ).
+grow along the ladder and the RAM must not fall.  Nova refuses to shrink
+the root disk of a VM booted from an image, so the watcher shrinks such a
+VM only to rungs whose disk holds its own (a VM booted from a volume to
+any rung); give every rung the same root disk to let every VM shrink (the
+watcher warns at start when the disks differ).
 """),
     cfg.IntOpt('quota_vcpus', default=0, min=0, help="""
 Most vCPUs the watched VMs of one project may hold together after a

@@ -81,19 +81,19 @@ class Ladder:
         return len(self.rungs)
 
     def disk_warning(self):
-        """Why shrinks along this ladder may fail, or None: Nova's libvirt
-        driver refuses to resize an image-backed VM's root disk down
-        ("Unable to resize disk down"), so a shrink to a rung with a
-        smaller ``disk_gb`` fails for such a VM."""
+        """Why some VMs cannot shrink along this ladder, or None: Nova
+        refuses to shrink the root disk of a VM booted from an image, so
+        the watcher shrinks such a VM only to rungs whose disk holds its
+        own."""
         disks = sorted({rung.disk_gb for rung in self.rungs})
         if len(disks) < 2:
             return None
         return ("flavor_ladder: the rungs' root disks differ (%s GB): Nova "
-                "refuses to resize an image-backed VM's root disk down "
-                '(libvirt: "Unable to resize disk down"), so a shrink to a '
-                'rung with a smaller disk fails for it; give every rung '
-                'the same disk_gb (VMs booted from volume are not '
-                'affected)' % ', '.join(str(d) for d in disks))
+                'refuses to shrink the root disk of a VM booted from an '
+                'image, so such a VM is shrunk only to rungs whose disk '
+                'holds its own (VMs booted from a volume are not limited); '
+                'give every rung the same disk_gb to let every VM shrink'
+                % ', '.join(str(d) for d in disks))
 
     def __bool__(self):
         return bool(self.rungs)

@@ -944,6 +944,14 @@ class Watcher:
                 return 'rung %s is off the ladder' % decision.target_rung
             if decision.target_rung == situation.rung:
                 return 'already on that rung'
+            if decision.action == 'resize_down':
+                refusal = self._disk_floor(instance, situation, decision)
+                if refusal is not None:
+                    return refusal
+        if decision.action == 'scale_out' and instance.volume_backed \
+                and not self.actuator.webhook:
+            return ('it boots from a volume: a sibling needs an image to '
+                    'boot from')
         if decision.action == 'scale_out' and \
                 situation.group_size >= self.opts.max_count:
             return 'the group has its maximum %d members' % (
@@ -965,6 +973,35 @@ class Watcher:
                 return 'quota: %g vCPUs held + %g > %d' % (held, added,
                                                            quota)
         return None
+
+    def _disk_floor(self, instance, situation, decision):
+        """Keep a shrink of a VM not booted from a volume on rungs whose
+        root disk is not smaller than its own (Nova's libvirt driver
+        refuses to resize such a disk down): the smallest such rung
+        between the target and the VM's, or the refusal when there is
+        none.  Rungs without a disk size, and VMs booted from a volume,
+        are not limited."""
+        if instance.volume_backed:
+            return None
+        try:
+            disk = int(instance.flavor.get('disk_gb') or 0)
+        except (TypeError, ValueError):
+            return None
+        rungs = self.ladder.rungs
+        if disk <= 0 or not 0 < rungs[decision.target_rung].disk_gb < disk:
+            return None
+        for index in range(decision.target_rung + 1, situation.rung):
+            if not 0 < rungs[index].disk_gb < disk:
+                decision.reason = (
+                    '%s; %s, not %s: the root disk (%d GB) cannot shrink'
+                    % (decision.reason, rungs[index].name,
+                       rungs[decision.target_rung].name, disk))
+                decision.target_rung = index
+                return None
+        return ('the root disk (%d GB) cannot shrink to %s\'s %d GB: the '
+                'VM did not boot from a volume'
+                % (disk, rungs[decision.target_rung].name,
+                   rungs[decision.target_rung].disk_gb))
 
     def _project_vcpus(self, project_id):
         held = 0.0

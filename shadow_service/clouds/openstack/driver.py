@@ -906,25 +906,7 @@ class OpenStackDriver(base.CloudDriver):
             return self.conn.compute.get_server(instance_id)
 
     def get_instance(self, instance_id):
-        server = self._server(instance_id)
-        flavor = server.flavor
-        groups = server.server_groups or []
-        return base.Instance(
-            instance_id=server.id, host=server.compute_host,
-            flavor={'name': getattr(flavor, 'original_name', None)
-                    or getattr(flavor, 'name', None),
-                    'vcpus': getattr(flavor, 'vcpus', None),
-                    'ram_mb': getattr(flavor, 'ram', None),
-                    'disk_gb': getattr(flavor, 'disk', None),
-                    'extra_specs': dict(getattr(flavor, 'extra_specs',
-                                                None) or {})},
-            status=server.status, name=server.name,
-            image_id=(server.image or {}).get('id')
-            if isinstance(server.image, dict)
-            else getattr(server.image, 'id', None),
-            metadata=dict(server.metadata or {}),
-            server_group=groups[0] if groups else None,
-            project_id=server.project_id)
+        return _instance(self._server(instance_id), extra_specs=True)
 
     def _flavor_id(self, flavor):
         name = flavor.get('name') if isinstance(flavor, dict) else flavor
@@ -955,6 +937,10 @@ class OpenStackDriver(base.CloudDriver):
         server group, zone, key pair and metadata (with ``metadata``
         added), placed by Nova's scheduler."""
         instance = self.get_instance(instance_id)
+        if instance.volume_backed:
+            raise base.CloudError(
+                '%s boots from a volume: a sibling needs an image to boot '
+                'from, and the server has none' % instance_id)
         wanted = dict(instance.metadata or {})
         wanted.update(metadata or {})
         server = self._server(instance_id)
@@ -1005,20 +991,44 @@ class OpenStackDriver(base.CloudDriver):
         for server in servers:
             if SHADOW_TAG in (server.tags or []):
                 continue
-            flavor = server.flavor
-            groups = server.server_groups or []
-            found.append(base.Instance(
-                instance_id=server.id, host=server.compute_host,
-                flavor={'name': getattr(flavor, 'original_name', None)
-                        or getattr(flavor, 'name', None),
-                        'vcpus': getattr(flavor, 'vcpus', None),
-                        'ram_mb': getattr(flavor, 'ram', None),
-                        'disk_gb': getattr(flavor, 'disk', None)},
-                status=server.status, name=server.name,
-                metadata=dict(server.metadata or {}),
-                server_group=groups[0] if groups else None,
-                project_id=server.project_id))
+            found.append(_instance(server))
         return found
+
+
+def _boot_source(server):
+    """``(image_id, volume_backed)`` of ``server``: Nova shows the image a
+    server booted from, or an empty string when it booted from a volume
+    (``(None, None)`` when the answer has no ``image`` at all)."""
+    image = server.image
+    if image is None:
+        return None, None
+    if isinstance(image, dict):
+        image_id = image.get('id')
+    else:
+        image_id = getattr(image, 'id', None)
+    return image_id or None, not image_id
+
+
+def _instance(server, extra_specs=False):
+    """A :class:`~shadow_service.clouds.base.Instance` of an SDK server
+    (with its flavor's extra specs when ``extra_specs``)."""
+    flavor = server.flavor
+    groups = server.server_groups or []
+    image_id, volume_backed = _boot_source(server)
+    wanted = {'name': getattr(flavor, 'original_name', None)
+              or getattr(flavor, 'name', None),
+              'vcpus': getattr(flavor, 'vcpus', None),
+              'ram_mb': getattr(flavor, 'ram', None),
+              'disk_gb': getattr(flavor, 'disk', None)}
+    if extra_specs:
+        wanted['extra_specs'] = dict(getattr(flavor, 'extra_specs', None)
+                                     or {})
+    return base.Instance(
+        instance_id=server.id, host=server.compute_host, flavor=wanted,
+        status=server.status, name=server.name, image_id=image_id,
+        metadata=dict(server.metadata or {}),
+        server_group=groups[0] if groups else None,
+        project_id=server.project_id, volume_backed=volume_backed)
 
 
 def _scheduler_facts(entry):

@@ -127,6 +127,8 @@ class SimDriver(base.CloudDriver):
         # instance id -> metadata, flavor name, action under way
         self._metadata = {}
         self._flavor_names = {}
+        #: instance -> it boots from a volume (its root disk may shrink)
+        self._volume_backed = {}
         self._pending = {}
         # instance id -> how many siblings of it were booted
         self._siblings_booted = {}
@@ -270,7 +272,7 @@ class SimDriver(base.CloudDriver):
 
     def place_vm(self, request, host, instance_id=None, lifetime_s=None,
                  profile=None, metadata=None, server_group=None,
-                 starts_at=None, profile_start=None):
+                 starts_at=None, profile_start=None, volume_backed=False):
         """Start a full VM for ``request`` on ``host``; returns its id.
 
         With ``lifetime_s`` the VM is deleted by itself that many seconds
@@ -281,6 +283,8 @@ class SimDriver(base.CloudDriver):
         load-balanced group: a sibling takes its share).  ``starts_at``
         (default now) is when it is up; ``profile_start`` where the
         profile's own clock starts (default ``starts_at``).
+        ``volume_backed``: it boots from a volume (its root disk may
+        shrink); by default from an image, as Nova boots a server.
         """
         if profile is None:
             profile = profiles.resolve_profile(request)
@@ -301,6 +305,7 @@ class SimDriver(base.CloudDriver):
         self._instances[instance_id] = instance_id
         self._metadata[instance_id] = dict(metadata or {})
         self._flavor_names[instance_id] = flavor.get('name')
+        self._volume_backed[instance_id] = bool(volume_backed)
         return instance_id
 
     # -- instance actions (CloudDriver) ------------------------------------
@@ -350,7 +355,8 @@ class SimDriver(base.CloudDriver):
         return base.Instance(
             instance_id=instance_id, host=shown.host, flavor=flavor,
             status=status, name=instance_id, metadata=metadata,
-            server_group=work.group)
+            server_group=work.group,
+            volume_backed=self._volume_backed.get(instance_id, False))
 
     def list_instances(self, project_ids=None):
         """Every full VM the twin runs (the twin has one project)."""
@@ -415,6 +421,15 @@ class SimDriver(base.CloudDriver):
         new flavor), then runs on ``flavor`` in ``VERIFY_RESIZE`` until
         :meth:`confirm_resize`."""
         self._check_idle(instance_id)
+        work = self._workload(instance_id)
+        disk = int(flavor.get('disk_gb', 0))
+        if (not self._volume_backed.get(instance_id, False)
+                and 0 < disk < work.disk_gb):
+            # Nova's API: the image's copy on the host cannot shrink.
+            raise base.CloudError(
+                "Resizing %s failed: Flavor's disk is smaller than the "
+                'minimum size specified in image metadata (%d GB < %d GB)'
+                % (instance_id, disk, work.disk_gb), host=work.host)
         opts = self.conf.sim
         now = self.twin.clock
         done_at = now + opts.resize_duration
@@ -492,6 +507,11 @@ class SimDriver(base.CloudDriver):
         ``[sim] boot_duration`` seconds; it takes its share of the group's
         load from then on."""
         work = self._workload(instance_id)
+        if self._volume_backed.get(instance_id, False):
+            raise base.CloudError(
+                '%s boots from a volume: a sibling needs an image to boot '
+                'from, and the server has none' % instance_id,
+                host=work.host)
         if host is None:
             host = max(self.host_names(),
                        key=lambda h: (self.nova_view(h)['free_ram_mb'], h))

@@ -34,10 +34,16 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.flavors = {f['name']: f['id'] for f in self.api.get_flavors()}
         self.store = memory.MemoryStore()
 
-    def _boot(self, name, host='host1', metadata=None, group=None):
+    def _boot(self, name, host='host1', metadata=None, group=None,
+              flavor='m1.small', volume=None):
         body = self._build_server(name=name, networks='none',
                                   az='nova:%s' % host,
-                                  flavor_id=self.flavors['m1.small'])
+                                  flavor_id=self.flavors[flavor],
+                                  image_uuid='' if volume else None)
+        if volume:
+            body['block_device_mapping_v2'] = [{
+                'boot_index': 0, 'uuid': volume, 'source_type': 'volume',
+                'destination_type': 'volume'}]
         body['metadata'] = dict({'nova_shadow_watch': 'true'},
                                 **(metadata or {}))
         request = {'server': body}
@@ -120,6 +126,63 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(['create'], self._actions(app['id']))
         self.assertEqual(['dry_run'], [r['outcome'] for r in
                                        self._records(app['id'])])
+
+    def _quiet(self, flavor, volume=None):
+        """A VM on ``flavor`` whose demand has fallen, and the watcher's
+        step for it (a forecast error it knows, of zero, so it may
+        shrink at once)."""
+        app = self._boot('quiet', flavor=flavor, volume=volume)
+        watcher, driver = self._watcher(policy='forecast', hold_window=0.0,
+                                        min_errors=1)
+        watcher.errors.update(app['id'], flavor, 1.0, 0.0)
+        self._measured(driver, app, 'cpu_util_pct', [3.0] * 40)
+        steps = watcher.run_once()
+        self.assertEqual([app['id']], [s.instance_id for s in steps])
+        return app, watcher, steps[0]
+
+    def test_a_vm_booted_from_an_image_is_not_shrunk_below_its_root_disk(
+            self):
+        # The ladder's rungs have 20, 40 and 80 GB root disks: libvirt
+        # refuses to shrink an image's copy (the fake driver would not).
+        app, _watcher, step = self._quiet('m1.medium')
+        self.assertEqual(('resize_down', 'suppressed'),
+                         (step.decision.action, step.outcome))
+        self.assertEqual("the root disk (40 GB) cannot shrink to "
+                         "m1.small's 20 GB: the VM did not boot from a "
+                         "volume", step.detail)
+        self.assertEqual(['create'], self._actions(app['id']))
+        self.assertEqual('m1.medium', self.api.get_server(
+            app['id'])['flavor']['original_name'])
+
+    def test_a_vm_booted_from_a_volume_is_shrunk(self):
+        app, watcher, step = self._quiet(
+            'm1.medium', volume=self.cinder.IMAGE_BACKED_VOL)
+        self.assertEqual('', app['image'])
+        self.assertEqual(('resize_down', 'started'),
+                         (step.decision.action, step.outcome))
+        self.assertEqual('m1.small', step.record['target_flavor']['name'])
+        self._wait_for_state_change(app, 'VERIFY_RESIZE')
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to confirm the resize')
+        server = self._wait_for_state_change(app, 'ACTIVE')
+        self.assertEqual('m1.small', server['flavor']['original_name'])
+
+    def test_a_vm_booted_from_a_volume_gets_no_sibling(self):
+        app = self._boot('web', metadata={'nova_shadow_scaling':
+                                          'horizontal'},
+                         volume=self.cinder.IMAGE_BACKED_VOL)
+        watcher, driver = self._watcher(policy='forecast', max_count=2)
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'suppressed'),
+                         (step.decision.action, step.outcome))
+        self.assertEqual('it boots from a volume: a sibling needs an image '
+                         'to boot from', step.detail)
+        self.assertEqual(1, len(self.api.get_servers()))
+        # Asked directly, the driver says why rather than sending Nova a
+        # server without an image.
+        with self.assertRaisesRegex(Exception, 'boots from a volume'):
+            driver.boot_sibling(app['id'])
 
     def test_a_starved_vm_is_live_migrated_to_the_host_the_service_prefers(
             self):

@@ -30,14 +30,13 @@ def test_a_malformed_ladder_names_the_entry(entries, message):
 
 
 def test_a_ladder_whose_root_disks_differ_is_warned_of():
-    # Nova's libvirt driver refuses to resize an image-backed VM's root
-    # disk down: a shrink to a rung with a smaller disk fails.
+    # Nova refuses to shrink the root disk of a VM booted from an image.
     growing = ladder.parse(['s:1:2048:20', 'm:2:4096:40', 'l:4:8192:40'])
     assert growing.disk_warning() == (
         "flavor_ladder: the rungs' root disks differ (20, 40 GB): Nova "
-        "refuses to resize an image-backed VM's root disk down (libvirt: "
-        '"Unable to resize disk down"), so a shrink to a rung with a '
-        'smaller disk fails for it; give every rung the same disk_gb (VMs '
-        'booted from volume are not affected)')
+        'refuses to shrink the root disk of a VM booted from an image, so '
+        'such a VM is shrunk only to rungs whose disk holds its own (VMs '
+        'booted from a volume are not limited); give every rung the same '
+        'disk_gb to let every VM shrink')
     assert ladder.parse(['s:1:2048:40', 'm:2:4096:40']).disk_warning() is None
     assert ladder.parse(['s:1:2048', 'm:2:4096']).disk_warning() is None
