@@ -13,11 +13,16 @@ collector sink): newline-delimited JSON, one sample per line, with
 * 401 / 403 / 404 / 410 / 409 for its token
   (:mod:`shadow_service.collector.tokens`);
 * 429 with ``Retry-After`` when the token exceeds ``rate_limit``;
+* 503 ``busy`` with ``Retry-After`` when too many requests are in flight:
+  ``MAX_IN_FLIGHT`` in all, ``MAX_IN_FLIGHT_PER_SHADOW`` of its token's,
+  ``MAX_IN_FLIGHT_PER_EVALUATION`` of its evaluation's (loadgen sends the
+  batch again); only an authenticated request takes a place, so a
+  stranger is answered 401 while the collector is full;
 * 400 when no line is a valid sample (or there is none), 200 otherwise,
   with
   ``{"accepted": n, "rejected": m, "reasons": {...}}``;
-* 503 with ``Retry-After`` when the history store refuses the write or
-  too many requests are in flight (loadgen sends the batch again).
+* 503 with ``Retry-After`` when the history store refuses the write
+  (loadgen sends the batch again).
 
 Nothing a client sends can raise out of a request thread; each refused
 request is one log line (status, reason, client, shadow), never the body.
@@ -48,8 +53,15 @@ from shadow_service.collector import tokens
 LOG = logging.getLogger(__name__)
 
 PATH = '/v1/samples'
-#: Requests handled at the same time; more get 503.
+#: Requests whose body is read (and written) at the same time; more get
+#: 503.
 MAX_IN_FLIGHT = 64
+#: Of those, the most one shadow's token may hold, and the most the
+#: shadows of one evaluation may hold together: a guest that sends its
+#: bodies slowly keeps other shadows, and other evaluations, waiting no
+#: longer than its own share.
+MAX_IN_FLIGHT_PER_SHADOW = 2
+MAX_IN_FLIGHT_PER_EVALUATION = 16
 #: Seconds a client may take to send its request (request line, headers
 #: and body together: a client that trickles it is cut off too).
 SOCKET_TIMEOUT_S = 10.0
@@ -157,10 +169,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         collector = self.server.collector
-        if not collector.enter():
-            self._refuse(503, 'busy', 'too many requests in flight',
-                         [('Retry-After', '1')])
-            return
         try:
             self._post(collector)
         except Exception:
@@ -170,8 +178,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._refuse(500, 'internal', 'internal error')
             except Exception:
                 pass
-        finally:
-            collector.leave()
 
     def _post(self, collector):
         path = urllib.parse.urlsplit(self.path).path
@@ -210,6 +216,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                          [('Retry-After', str(max(1, math.ceil(wait_s))))],
                          grant)
             return
+        full = collector.enter(grant)
+        if full is not None:
+            self._refuse(503, 'busy', full, [('Retry-After', '1')], grant)
+            return
+        try:
+            self._read_and_store(collector, grant, length)
+        finally:
+            collector.leave(grant)
+
+    def _read_and_store(self, collector, grant, length):
         try:
             body = self.rfile.read(length)
         except (TimeoutError, OSError):
@@ -289,6 +305,8 @@ class Collector:
         self._statuses = collections.Counter()
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._by_shadow = collections.Counter()
+        self._by_evaluation = collections.Counter()
         self._server = None
         self._thread = None
         self.tls = bool(opts.tls_cert_file or opts.tls_key_file)
@@ -363,16 +381,32 @@ class Collector:
         return self.opts.advertised_url or self.bound_url
 
     # -- bookkeeping -----------------------------------------------------
-    def enter(self):
+    def enter(self, grant):
+        """Take a place for a request of ``grant``'s shadow; None, or
+        why there is none."""
+        shadow = id(grant)     # one grant per token, held while valid
         with self._lock:
             if self._in_flight >= MAX_IN_FLIGHT:
-                return False
+                return 'too many requests in flight'
+            if self._by_shadow[shadow] >= MAX_IN_FLIGHT_PER_SHADOW:
+                return 'too many requests of this shadow in flight'
+            if (self._by_evaluation[grant.evaluation_id]
+                    >= MAX_IN_FLIGHT_PER_EVALUATION):
+                return 'too many requests of this evaluation in flight'
             self._in_flight += 1
-            return True
+            self._by_shadow[shadow] += 1
+            self._by_evaluation[grant.evaluation_id] += 1
+            return None
 
-    def leave(self):
+    def leave(self, grant):
+        shadow = id(grant)
         with self._lock:
             self._in_flight -= 1
+            for counts, key in ((self._by_shadow, shadow),
+                                (self._by_evaluation, grant.evaluation_id)):
+                counts[key] -= 1
+                if counts[key] <= 0:
+                    del counts[key]
 
     def _count_status(self, status, reason):
         with self._lock:

@@ -424,3 +424,66 @@ def test_the_access_log_keeps_no_query_and_no_control_character(
     logged = '\n'.join(r.getMessage() for r in caplog.records)
     assert 'secret-in-query' not in logged
     assert '\x1b' not in logged and '\x07' not in logged
+
+
+def _held(running, token):
+    """A connection whose request's headers are sent and whose body is
+    not: it holds a place until it is closed (or cut off)."""
+    import socket
+
+    sock = socket.create_connection(('127.0.0.1', running.collector.port),
+                                    timeout=5)
+    lines = ['POST %s HTTP/1.1' % server.PATH, 'Host: x',
+             'Authorization: Bearer %s' % token, 'Content-Length: 100']
+    sock.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
+    return sock
+
+
+def test_a_slow_shadow_holds_its_own_share_of_places_not_all(
+        running, monkeypatch):
+    monkeypatch.setattr(server, 'MAX_IN_FLIGHT', 4)
+    monkeypatch.setattr(server, 'MAX_IN_FLIGHT_PER_SHADOW', 2, raising=False)
+    monkeypatch.setattr(server, 'MAX_IN_FLIGHT_PER_EVALUATION', 3,
+                        raising=False)
+    other = '0f5d7c1e-3a4b-4c2d-8e9f-1a2b3c4d5e6f'
+    same_b, _ = running.issue(EVALUATION, 'host-b')
+    other_c, _ = running.issue(other, 'host-c')
+    other_d, _ = running.issue(other, 'host-d')
+    held = []
+
+    def hold(token, count):
+        held.extend(_held(running, token) for _ in range(count))
+        deadline = time.monotonic() + 5
+        while (running.collector._in_flight < len(held)
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        assert running.collector._in_flight == len(held)
+
+    try:
+        hold(running.token, 2)
+        status, headers, body = running.post([_line()], running.token)
+        assert (status, body['error'], headers['Retry-After']) == (
+            503, 'busy', '1')
+        assert 'this shadow' in body['message']
+        # Another shadow of the evaluation still gets through.
+        assert running.post([_line()], same_b)[0] == 200
+        hold(same_b, 1)
+        status, _, body = running.post([_line()], same_b)
+        assert (status, 'this evaluation' in body['message']) == (503, True)
+        # Another evaluation still gets through, up to the whole.
+        assert running.post([_line()], other_c)[0] == 200
+        hold(other_c, 1)
+        status, _, body = running.post([_line()], other_d)
+        assert (status, body['message']) == (
+            503, 'too many requests in flight')
+        # Full, a request without a valid token is still told why.
+        assert running.post([_line()], 'nope')[0] == 401
+        assert running.post([_line()])[0] == 401
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while running.collector._in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running.collector._in_flight == 0
+    assert running.post([_line()], other_d)[0] == 200
