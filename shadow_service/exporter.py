@@ -23,14 +23,22 @@ seconds{method="rank_hosts"}`` stops moving while the breaker is open).
 """
 
 import functools
+import gzip
 import logging
+import socket
 import threading
 import time
+import urllib.parse
 
 import prometheus_client
 from prometheus_client import core
+from prometheus_client import exposition
+
+from shadow_service import httpbound
 
 LOG = logging.getLogger(__name__)
+#: The one path served.
+PATH = '/metrics'
 
 REGISTRY = prometheus_client.REGISTRY
 # One series per counter, not two: the ``_created`` timestamps add
@@ -222,6 +230,53 @@ def forget():
         _WATCHED.watchers = []
 
 
+class _MetricsHandler(httpbound.BoundedHandler):
+    """``GET /metrics`` (and HEAD), 404 for any other path, 405 for any
+    other method; each request bounded as a whole."""
+
+    server_version = 'nova-shadow-metrics'
+    access_log = LOG
+
+    def _send(self, status, body, content_type, headers=(), head=False):
+        try:
+            self.send_response(status)
+            self.send_header('Content-Type', content_type)
+            self.send_header('Content-Length', str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def do_GET(self, head=False):
+        self.request_read()
+        if urllib.parse.urlsplit(self.path).path != PATH:
+            self._send(404, b'Not found: GET %s\n' % PATH.encode(),
+                       'text/plain; charset=utf-8', head=head)
+            return
+        encoder, content_type = exposition.choose_encoder(
+            self.headers.get('Accept'))
+        body = encoder(REGISTRY)
+        headers = []
+        if 'gzip' in (self.headers.get('Accept-Encoding') or ''):
+            body = gzip.compress(body)
+            headers.append(('Content-Encoding', 'gzip'))
+        self._send(200, body, content_type, headers, head=head)
+
+    def do_HEAD(self):
+        self.do_GET(head=True)
+
+    def _not_allowed(self):
+        self.request_read()
+        self.close_connection = True
+        self._send(405, b'GET %s only\n' % PATH.encode(),
+                   'text/plain; charset=utf-8', [('Allow', 'GET, HEAD')])
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
+
+
 class Exporter:
     """``/metrics`` served on ``host:port`` in a thread of its own."""
 
@@ -232,17 +287,26 @@ class Exporter:
         self._thread = None
 
     def start(self):
-        self._server, self._thread = prometheus_client.start_http_server(
-            self.port, addr=self.host, registry=REGISTRY)
+        server_class = httpbound.BoundedServer
+        if ':' in self.host:
+            class server_class(httpbound.BoundedServer):
+                address_family = socket.AF_INET6
+        self._server = server_class((self.host, self.port), _MetricsHandler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={'poll_interval': 0.2}, name='prometheus-exporter',
+            daemon=True)
+        self._thread.start()
         self.port = self._server.server_address[1]
-        LOG.info('Serving Prometheus metrics on http://%s:%d/metrics',
-                 self.host, self.port)
+        LOG.info('Serving Prometheus metrics on http://%s:%d%s',
+                 self.host, self.port, PATH)
         return self
 
     def stop(self):
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._thread.join(5)
             self._server = None
 
 

@@ -36,18 +36,16 @@ The server is stdlib ``ThreadingHTTPServer``, optionally behind TLS
 """
 
 import collections
-import http.server
 import json
 import logging
 import math
 import re
-import socket
 import ssl
 import threading
 import time
 import urllib.parse
 
-from shadow_service import logsafe
+from shadow_service import httpbound
 from shadow_service.collector import tokens
 
 LOG = logging.getLogger(__name__)
@@ -101,47 +99,12 @@ class _TokenBuckets:
             return (1.0 - level) / self.rate
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(httpbound.BoundedHandler):
     server_version = 'nova-shadow-collector'
-    sys_version = ''
-    protocol_version = 'HTTP/1.1'
-    timeout = SOCKET_TIMEOUT_S
+    access_log = LOG
 
-    def handle_one_request(self):
-        # The socket timeout bounds one read; a client that trickles its
-        # request a byte at a time would hold the thread for ever.  The
-        # whole request (of a kept-alive connection too) has
-        # SOCKET_TIMEOUT_S from the wait for its first byte until its
-        # body is read; then its reading side is shut (a read in progress
-        # ends as the end of the stream).
-        self._cut_off_timer = threading.Timer(SOCKET_TIMEOUT_S,
-                                              self._cut_off)
-        self._cut_off_timer.daemon = True
-        self._cut_off_timer.start()
-        try:
-            super().handle_one_request()
-        except (TimeoutError, ConnectionError):
-            self.close_connection = True
-        finally:
-            self._cut_off_timer.cancel()
-
-    def _cut_off(self):
-        self.close_connection = True
-        try:
-            # The socket's own shutdown (a TLS socket's would drop its
-            # TLS state and answer in the clear).
-            socket.socket.shutdown(self.connection, socket.SHUT_RD)
-        except OSError:
-            pass
-
-    def log_message(self, format, *args):
-        # The stdlib's line holds the raw request line: its path without
-        # the query (where a token could be), escaped.
-        if args and isinstance(args[0], str):
-            line = args[0].split('?', 1)[0]
-            args = (line,) + args[1:]
-        LOG.debug('%s %s', self.address_string(),
-                  logsafe.clip(format % args, 200))
+    def request_timeout(self):
+        return SOCKET_TIMEOUT_S
 
     def _reply(self, status, body, headers=()):
         data = (json.dumps(body, sort_keys=True) + '\n').encode('utf-8')
@@ -230,8 +193,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(length)
         except (TimeoutError, OSError):
             body = b''
-        # Read: the rest (the store's write) is not the client's time.
-        self._cut_off_timer.cancel()
+        self.request_read()
         if len(body) != length:
             self._refuse(400, 'truncated', 'the body ended early or too '
                          'late', (), grant)
@@ -270,14 +232,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _not_allowed
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def handle_error(self, request, client_address):
-        LOG.debug('Collector connection from %s failed', client_address,
-                  exc_info=True)
+class _Server(httpbound.BoundedServer):
+    pass
 
 
 class Collector:
