@@ -131,6 +131,15 @@ def build(conf, *, history=None, driver=None, owns_shadows=True):
     analyzer = analyzer_mod.Analyzer.from_conf(
         conf, load_forecaster=build_load_forecaster(conf, history, driver),
         calibration=learners.calibration)
+    try:
+        driver.check_access()
+    except base.CloudError as e:
+        if e.credentials_refused:
+            # No call will succeed until the configuration changes.
+            raise base.CloudError('the cloud refused the credentials of '
+                                  '[openstack]: %s' % e) from None
+        # Unreachable now: each call retries, evaluations degrade.
+        LOG.warning('Could not reach the cloud at start: %s', e)
     if owns_shadows and conf.shadow.cleanup_on_start:
         try:
             collect_garbage(driver)

@@ -51,13 +51,17 @@ class CloudError(Exception):
 
     ``host`` names the host it concerns when there is one; ``retryable``
     says whether the same call may succeed later (a timeout, a busy API)
-    or not (quota exhausted, no such host, bad flavor).
+    or not (quota exhausted, no such host, bad flavor);
+    ``credentials_refused`` that the cloud refused who the driver says it
+    is (HTTP 401): no call succeeds until the configuration changes.
     """
 
-    def __init__(self, message, host=None, retryable=False):
+    def __init__(self, message, host=None, retryable=False,
+                 credentials_refused=False):
         super().__init__(message)
         self.host = host
         self.retryable = retryable
+        self.credentials_refused = credentials_refused
 
 
 class NotSupported(CloudError):
@@ -219,6 +223,13 @@ class CloudDriver(metaclass=abc.ABCMeta):
         every one :meth:`list_shadows` returns.  A driver whose cloud other
         services share returns only left-overs and expired ones."""
         return self.list_shadows()
+
+    def check_access(self):
+        """Contact the cloud once, as the daemons start: a
+        :class:`CloudError` when it cannot be reached or refuses the
+        credentials (``credentials_refused``).  The twin has nothing to
+        check."""
+        return None
 
     # -- the clock -------------------------------------------------------
     @abc.abstractmethod

@@ -96,7 +96,8 @@ def cloud_errors(what, host=None):
             retryable = False
         raise base.CloudError('%s failed (HTTP %s): %s'
                               % (what, status, text), host=host,
-                              retryable=retryable) from None
+                              retryable=retryable,
+                              credentials_refused=status == 401) from None
     except (sdk_exc.ResourceTimeout, ks_exc.ConnectionError,
             ks_exc.RequestTimeout, ks_exc.DiscoveryFailure) as e:
         # (Version discovery fails when the endpoint does not answer.)
@@ -104,9 +105,12 @@ def cloud_errors(what, host=None):
                               % (what, type(e).__name__, _message(e)),
                               host=host, retryable=True) from None
     except (sdk_exc.SDKException, ks_exc.ClientException) as e:
+        # Keystone refusing the credentials: keystoneauth's Unauthorized.
+        refused = getattr(e, 'http_status', None) == 401
         raise base.CloudError('%s failed: %s: %s'
                               % (what, type(e).__name__, _message(e)),
-                              host=host, retryable=False) from None
+                              host=host, retryable=False,
+                              credentials_refused=refused) from None
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         # openstacksdk parsing an answer that is not what the API returns
         # (HTML with 200, a list where an object belongs): the cloud's
@@ -294,6 +298,14 @@ class OpenStackDriver(base.CloudDriver):
         if self.collector is not None:
             self.collector.stop()
             self.collector = None
+
+    def check_access(self):
+        """Authenticate once (a token from Keystone, which the SDK keeps
+        for the calls that follow)."""
+        with cloud_errors('Authenticating to the cloud'):
+            # The session's own call: Connection.authorize() turns
+            # keystoneauth's Unauthorized into an untyped SDKException.
+            self.conn.session.get_token()
 
     def _gc_loop(self):
         while not self._gc_stop.wait(self.opts.gc_interval):

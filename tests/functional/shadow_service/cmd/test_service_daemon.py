@@ -1,13 +1,16 @@
 """The ``shadow-service`` daemon as operators run it: a real process with a
 config file, serving the RPC API over the real RabbitMQ."""
 
+import http.server
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 
@@ -104,6 +107,108 @@ def test_daemon_refuses_the_openstack_driver_without_credentials(tmp_path,
                             timeout=60)
     assert result.returncode == 2
     assert "[openstack] needs either cloud" in result.stderr
+
+
+class _Keystone(http.server.BaseHTTPRequestHandler):
+    """Keystone's version document, and 401 for every token request: a
+    cloud that refuses the credentials."""
+
+    def _send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self._send(200, {'version': {
+            'id': 'v3.14', 'status': 'stable', 'media-types': [],
+            'links': [{'rel': 'self', 'href': 'http://127.0.0.1:%d/v3/'
+                       % self.server.server_address[1]}]}})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get('Content-Length') or 0))
+        self._send(401, {'error': {
+            'code': 401, 'title': 'Unauthorized',
+            'message': 'The request you have made requires '
+                       'authentication.'}})
+
+    def log_message(self, format, *args):
+        pass
+
+
+def _openstack_conf(tmp_path, rabbit_url, auth_url):
+    conf_path = tmp_path / 'shadow-service.conf'
+    _write_conf(conf_path, rabbit_url, service_support.unique_topic(),
+                tmp_path)
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text(textwrap.dedent("""\
+        clouds:
+          probe:
+            auth:
+              auth_url: %s
+              username: shadow
+              password: secret
+              project_name: service
+              user_domain_name: Default
+              project_domain_name: Default
+        """ % auth_url))
+    with open(conf_path, 'a') as f:
+        f.write('[shadow]\ncloud_driver = openstack\n'
+                '[openstack]\ncloud = probe\ngc_interval = 0\n'
+                'api_timeout = 2\n')
+    return conf_path, dict(_env(), OS_CLIENT_CONFIG_FILE=str(clouds))
+
+
+def test_daemon_refuses_credentials_the_cloud_refuses(tmp_path, rabbit_url):
+    keystone = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Keystone)
+    threading.Thread(target=keystone.serve_forever, daemon=True).start()
+    try:
+        conf_path, env = _openstack_conf(
+            tmp_path, rabbit_url,
+            'http://127.0.0.1:%d/v3' % keystone.server_address[1])
+        result = subprocess.run(DAEMON + ['--config-file', str(conf_path)],
+                                capture_output=True, text=True, env=env,
+                                timeout=120)
+    finally:
+        keystone.shutdown()
+        keystone.server_close()
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines()
+             if 'cannot start' in line]
+    assert lines == [
+        'shadow-service: cannot start: the cloud refused the credentials '
+        'of [openstack]: Authenticating to the cloud failed: '
+        'Unauthorized: The request you have made requires authentication. '
+        '(HTTP 401)'], result.stderr[-3000:]
+    assert 'secret' not in result.stderr
+
+
+def test_daemon_runs_on_when_the_cloud_does_not_answer(tmp_path, rabbit_url):
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        closed = probe.getsockname()[1]
+    conf_path, env = _openstack_conf(tmp_path, rabbit_url,
+                                     'http://127.0.0.1:%d/v3' % closed)
+    log = open(tmp_path / 'daemon.log', 'wb')
+    proc = subprocess.Popen(DAEMON + ['--config-file', str(conf_path)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        text = ''
+        while 'Could not reach the cloud at start' not in text:
+            assert proc.poll() is None, text[-3000:]
+            assert time.monotonic() < deadline, text[-3000:]
+            time.sleep(0.5)
+            text = (tmp_path / 'daemon.log').read_text()
+        time.sleep(2.0)
+        assert proc.poll() is None, (tmp_path / 'daemon.log').read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
 
 
 CLI = [sys.executable, '-c',
