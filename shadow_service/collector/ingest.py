@@ -38,6 +38,9 @@ METRIC_NAME = re.compile(r'^(cpu|mem|disk|net)_[a-z0-9_]{1,60}\Z')
 TAG_KEY = re.compile(r'^[a-z][a-z0-9_]{0,31}\Z')
 MAX_TAGS = 16
 MAX_TAG_VALUE = 255
+#: Metric names one shadow may write (loadgen writes 14): each is a
+#: series in the history store, so a guest may not create them at will.
+MAX_METRICS_PER_SHADOW = 32
 #: Console lines remembered per shadow to skip the ones read already.
 MAX_SEEN_PER_SHADOW = 50000
 SAMPLE_KEYS = frozenset(('measurement', 'time', 'tags', 'fields'))
@@ -170,6 +173,14 @@ class Intake:
             except BadSample as e:
                 rejected[e.reason] += 1
                 continue
+            metric = point.tags[names.TAG_METRIC]
+            with self._lock:
+                known = grant.metrics
+                if (metric not in known
+                        and len(known) >= MAX_METRICS_PER_SHADOW):
+                    rejected['too_many_metrics'] += 1
+                    continue
+                known.add(metric)
             points.append(point)
             restamped += moved
         return points, rejected, restamped

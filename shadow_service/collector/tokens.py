@@ -62,6 +62,9 @@ class Grant:
     accepted: int = 0
     #: Wall-clock time of the last accepted collector request.
     last_seen: float = None
+    #: Metric names accepted with this token (at most
+    #: :data:`shadow_service.collector.ingest.MAX_METRICS_PER_SHADOW`).
+    metrics: set = dataclasses.field(default_factory=set)
 
 
 def token_hash(token):

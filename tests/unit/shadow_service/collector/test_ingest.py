@@ -181,3 +181,21 @@ def test_any_json_object_is_either_a_sane_point_or_a_named_rejection(
     assert ingest.METRIC_NAME.match(point.tags['metric'])
     assert math.isfinite(point.fields['value'])
     assert abs(point.time - NOW) <= 60.0
+
+
+def test_a_shadow_writes_a_bounded_number_of_metric_names():
+    # Each name is a series in the history store: a guest may not create
+    # them without end.
+    store = memory.MemoryStore()
+    intake = ingest.Intake(store)
+    grant = _grant()
+    limit = ingest.MAX_METRICS_PER_SHADOW
+    lines = [_line(tags={'metric': 'cpu_made_up_%d' % i})
+             for i in range(limit + 5)]
+    accepted, rejected = intake.accept_body(
+        grant, '\n'.join(lines).encode(), NOW)
+    assert (accepted, dict(rejected)) == (limit, {'too_many_metrics': 5})
+    # The names it has are still written; another shadow has its own.
+    assert intake.accept_body(grant, lines[0].encode(), NOW)[0] == 1
+    assert intake.accept_body(_grant(), lines[-1].encode(), NOW)[0] == 1
+    assert intake.counts['rejected_too_many_metrics'] == 5
