@@ -21,6 +21,7 @@ traceback; the caller gets the typed error.
 
 import concurrent.futures
 import functools
+import inspect
 import logging
 import math
 import queue
@@ -155,6 +156,41 @@ def _require_boolean(**flags):
                 reason='%s: must be true or false' % name)
 
 
+def _checks_arguments(method):
+    """InvalidRequest, not oslo.messaging's untyped TypeError (and its
+    traceback in the log), for a call whose arguments ``method`` does not
+    take: one it does not know, or a required one missing.  The names in
+    the reason are escaped (a caller chooses them)."""
+    signature = inspect.signature(method)
+    names = [name for name in signature.parameters if name != 'self']
+    required = [name for name, param in signature.parameters.items()
+                if name not in ('self', 'ctxt')
+                and param.default is inspect.Parameter.empty]
+
+    @functools.wraps(method)
+    def wrapper(self, ctxt, *args, **kwargs):
+        unknown = sorted(set(kwargs) - set(names))
+        missing = [name for name in required[len(args):]
+                   if name not in kwargs]
+        if unknown or missing or len(args) > len(names) - 1:
+            parts = []
+            if unknown:
+                parts.append('unknown argument%s %s' % (
+                    's' if len(unknown) > 1 else '',
+                    ', '.join(logsafe.clip(n, 60) for n in unknown[:5])))
+            if missing:
+                parts.append('missing argument%s %s' % (
+                    's' if len(missing) > 1 else '', ', '.join(missing)))
+            if not parts:
+                parts.append('too many arguments')
+            raise exception.InvalidRequest(reason='%s: %s (it takes %s)' % (
+                method.__name__, '; '.join(parts),
+                ', '.join(names[1:]) or 'none'))
+        return method(self, ctxt, *args, **kwargs)
+
+    return wrapper
+
+
 def _logs_rejections(method):
     """One INFO line per typed rejection of ``method``; the error goes
     back to the caller unchanged."""
@@ -207,6 +243,7 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @exporter.timed_rpc
     @_logs_rejections
+    @_checks_arguments
     def rank_hosts(self, ctxt, request, hosts, budget_s, detail=True):
         _require_boolean(detail=detail)
         ranking = self.evaluate(request, hosts, budget_s,
@@ -217,6 +254,7 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @exporter.timed_rpc
     @_logs_rejections
+    @_checks_arguments
     def rank_host_columns(self, ctxt, request, hosts, budget_s,
                           history_only=False, record=True):
         """``rank_hosts`` with the hosts as columns and the answer in
@@ -290,6 +328,7 @@ class ShadowManager:
                                    exception.ServiceBusy)
     @exporter.timed_rpc
     @_logs_rejections
+    @_checks_arguments
     def start_evaluation(self, ctxt, request, hosts, budget_s):
         evaluation = self._admit(request, hosts, budget_s)
         evaluation_id = evaluation.evaluation_id
@@ -317,6 +356,7 @@ class ShadowManager:
                                    exception.EvaluationNotFound)
     @exporter.timed_rpc
     @_logs_rejections
+    @_checks_arguments
     def get_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
         with self._lock:
@@ -346,6 +386,7 @@ class ShadowManager:
     @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc
     @_logs_rejections
+    @_checks_arguments
     def cancel_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
         evaluation = self._evaluations.get(evaluation_id)
@@ -357,6 +398,7 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc
+    @_checks_arguments
     def list_evaluations(self, ctxt, since_s=86400.0, limit=None,
                          status=None):
         since_s, limit = _window(since_s, limit)
@@ -390,8 +432,10 @@ class ShadowManager:
         out.sort(key=lambda r: r['at'] or 0.0, reverse=True)
         return out[:limit]
 
-    @messaging.expected_exceptions(exception.EvaluationNotFound)
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.EvaluationNotFound)
     @exporter.timed_rpc
+    @_checks_arguments
     def delete_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
         evaluation = self._evaluations.pop(evaluation_id, None)
@@ -409,7 +453,9 @@ class ShadowManager:
         self._tombstone(evaluation_id)
         return {'evaluation_id': evaluation_id, 'status': audit.DELETED}
 
+    @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc
+    @_checks_arguments
     def list_profiles(self, ctxt):
         dirs = self.evaluator.profile_dirs
         out = []
@@ -421,6 +467,7 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc
+    @_checks_arguments
     def get_profile(self, ctxt, name):
         if not isinstance(name, str) or not name.strip():
             raise exception.InvalidRequest(reason='name: must be a profile '
@@ -438,6 +485,7 @@ class ShadowManager:
 
     @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc
+    @_checks_arguments
     def list_decisions(self, ctxt, since_s=86400.0, instance=None,
                        action=None, outcome=None, limit=None):
         since_s, limit = _window(since_s, limit)

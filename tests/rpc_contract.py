@@ -320,6 +320,30 @@ class RPCContract:
         assert 'evaluation_id' in first
         assert len(first) < 500
 
+    @pytest.mark.parametrize('method,arguments,reason', [
+        ('get_evaluation', {'evaluation_id': 'x', 'bogus': 1},
+         'get_evaluation: unknown argument bogus (it takes evaluation_id)'),
+        ('get_evaluation', {},
+         'get_evaluation: missing argument evaluation_id'),
+        ('list_profiles', {'a\nERROR forged': 1},
+         'list_profiles: unknown argument a\\nERROR forged (it takes '
+         'none)'),
+        ('rank_hosts', {'request': {}, 'hosts': []},
+         'rank_hosts: missing argument budget_s'),
+    ])
+    def test_arguments_a_method_does_not_take_are_a_typed_error(
+            self, service, caplog, method, arguments, reason):
+        # oslo.messaging called the method with them: an untyped
+        # TypeError, with a traceback in the service's log holding the
+        # caller's argument names as sent.
+        cctxt = service.client().client.prepare(version='1.0', timeout=30)
+        with pytest.raises(exception.InvalidRequest) as info:
+            cctxt.call({}, method, **arguments)
+        assert str(info.value).splitlines()[0].startswith(
+            'Invalid evaluation request: %s' % reason)
+        assert 'Exception during message handling' not in caplog.text
+        assert '\nERROR forged' not in caplog.text
+
     def test_deleting_a_running_evaluation_stops_it_and_its_shadows(
             self, slow_service):
         api = slow_service.client()
