@@ -3,11 +3,11 @@
 import gzip
 import logging
 import socket
-import time
 import urllib.request
 
 from shadow_service import exporter
 from shadow_service import httpbound
+from tests import http_support
 from tests import service_support
 from tests.fixtures import influxdb as influxdb_fixture
 
@@ -53,35 +53,19 @@ def test_a_port_in_use_is_logged_and_the_daemon_runs_on(caplog):
         caplog.text
 
 
-def _raw(port, data, read_for=5.0):
-    sock = socket.create_connection(('127.0.0.1', port), timeout=read_for)
-    try:
-        sock.sendall(data)
-        got = b''
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            got += chunk
-        return got
-    finally:
-        sock.close()
-
-
 def test_only_get_metrics_is_served():
     port = influxdb_fixture.free_port()
     served = exporter.serve(_conf(port), 'service')
     try:
         for path, status in (('/metrics', 200), ('/metrics?x=1', 200),
                              ('/', 404), ('/other', 404)):
-            got = _raw(port, ('GET %s HTTP/1.1\r\nHost: x\r\n'
-                              'Connection: close\r\n\r\n' % path).encode())
+            got = http_support.exchange(port, (
+                'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+                % path).encode())
             assert got.startswith(b'HTTP/1.1 %d ' % status), (path, got[:80])
-        got = _raw(port, b'POST /metrics HTTP/1.1\r\nHost: x\r\n'
-                         b'Content-Length: 0\r\n\r\n')
+        got = http_support.exchange(
+            port, b'POST /metrics HTTP/1.1\r\nHost: x\r\n'
+                  b'Content-Length: 0\r\n\r\n')
         assert got.startswith(b'HTTP/1.1 405 ') and b'Allow: GET' in got
         with urllib.request.urlopen(urllib.request.Request(
                 'http://127.0.0.1:%d/metrics' % port,
@@ -100,27 +84,10 @@ def test_a_request_trickled_a_byte_at_a_time_is_cut_off(monkeypatch):
     monkeypatch.setattr(httpbound, 'REQUEST_TIMEOUT_S', 1.0)
     port = influxdb_fixture.free_port()
     served = exporter.serve(_conf(port), 'service')
-    sock = socket.create_connection(('127.0.0.1', port), timeout=5)
-    started = time.monotonic()
-    closed_at = None
     try:
-        for byte in b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n':
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:
-                closed_at = time.monotonic()
-                break
-            time.sleep(0.3)
-            if time.monotonic() - started > 4.0:
-                break
-        if closed_at is None:
-            sock.settimeout(2.0)
-            try:
-                assert not sock.recv(100).startswith(b'HTTP/1.1 200')
-            except ConnectionError:
-                pass
-            closed_at = time.monotonic()
+        closed_after, answer = http_support.trickle(
+            port, b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
     finally:
-        sock.close()
         served.stop()
-    assert closed_at - started < 4.5
+    assert closed_after < 4.5
+    assert not answer.startswith(b'HTTP/1.1 200')

@@ -22,6 +22,7 @@ from shadow_service.collector import ingest
 from shadow_service.collector import server
 from shadow_service.collector import tokens
 from shadow_service.history import sqlite
+from tests import http_support
 from tests import service_support
 from tests.unit.shadow_service.history import conftest as history_support
 
@@ -291,27 +292,7 @@ def test_tls_with_an_http_advertised_url_is_refused(tmp_path):
 
 
 def _raw(running, data, read_for=5.0):
-    """Send ``data`` on a fresh connection and read what comes back until
-    the server closes it or ``read_for`` seconds pass."""
-    import socket
-
-    sock = socket.create_connection(('127.0.0.1', running.collector.port),
-                                    timeout=read_for)
-    try:
-        sock.sendall(data)
-        got = b''
-        deadline = time.monotonic() + read_for
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            got += chunk
-        return got
-    finally:
-        sock.close()
+    return http_support.exchange(running.collector.port, data, read_for)
 
 
 def _request(running, body, headers):
@@ -363,32 +344,10 @@ def test_a_request_is_bounded_as_a_whole_not_per_read(
     # One byte every 0.3 s: every read succeeds within the socket
     # timeout, the request as a whole does not.
     monkeypatch.setattr(server, 'SOCKET_TIMEOUT_S', 1.0)
-    import socket
-
-    sock = socket.create_connection(('127.0.0.1', running.collector.port),
-                                    timeout=5)
-    started = time.monotonic()
-    closed_at = None
-    try:
-        for byte in _request(running, b'', ['Content-Length: 0']):
-            try:
-                sock.sendall(bytes([byte]))
-            except OSError:
-                closed_at = time.monotonic()
-                break
-            time.sleep(0.3)
-            if time.monotonic() - started > 4.0:
-                break
-        if closed_at is None:
-            sock.settimeout(2.0)
-            try:
-                assert sock.recv(100) == b''
-            except ConnectionError:
-                pass
-            closed_at = time.monotonic()
-    finally:
-        sock.close()
-    assert closed_at - started < 4.5
+    closed_after, answer = http_support.trickle(
+        running.collector.port,
+        _request(running, b'', ['Content-Length: 0']))
+    assert (closed_after < 4.5, answer) == (True, b'')
     assert running.stored() == []
 
 
