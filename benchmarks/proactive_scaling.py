@@ -493,10 +493,11 @@ def flap_times(started, cooldown):
     return flaps
 
 
-def train_rl(vms, args, path, mode='vertical'):
+def train_rl(vms, args, path, mode='vertical', seed=0):
     """Train the rl policy by replaying ``vms`` in the twin through the
-    watcher loop, exploring; save its table to ``path``."""
-    policy = rl_mod.RLPolicy(make_conf('rl', args, mode=mode))
+    watcher loop, exploring (its random moves drawn from ``seed``); save
+    its table to ``path``."""
+    policy = rl_mod.RLPolicy(make_conf('rl', args, mode=mode), seed=seed)
     for epoch in range(args.rl_epochs):
         policy.explore = max(0.05, 0.3 / (epoch + 1))
         replay = Replay('rl', vms, args, TRAIN_START_DAY + 2 * epoch,
@@ -555,7 +556,7 @@ def run_mode(mode, policies, vms, args):
     rl_model = args.rl_model
     if rl_model and mode == 'horizontal':
         rl_model = rl_model.replace('.json', '-horizontal.json')
-    training = None
+    training, train_vms = None, vms
     if 'rl' in policies and (args.train_rl or not args.rl_model):
         rl_model = args.train_rl or os.path.join(
             tempfile.mkdtemp(prefix='rl-'), 'rl_policy.json')
@@ -566,7 +567,8 @@ def run_mode(mode, policies, vms, args):
                     'start_day': TRAIN_START_DAY, 'epochs': args.rl_epochs,
                     'days_per_epoch': args.rl_days, 'model': rl_model}
         began = time.time()
-        train_rl(others or vms, args, rl_model, mode)
+        train_vms = others or vms
+        train_rl(train_vms, args, rl_model, mode)
         training['wall_s'] = round(time.time() - began, 1)
     results, per_vm = {}, {}
     for policy in policies:
@@ -579,7 +581,41 @@ def run_mode(mode, policies, vms, args):
         LOG.info('%s %s: %s', mode, policy, results[policy])
     summarise(results)
     print_table(results)
-    return {'results': results, 'per_vm': per_vm, 'training': training}
+    spread = None
+    if 'rl' in policies and training and args.rl_seeds > 1:
+        spread = rl_spread(mode, vms, train_vms, args, training, results)
+    return {'results': results, 'per_vm': per_vm, 'training': training,
+            'rl_seeds': spread}
+
+
+def rl_spread(mode, vms, train_vms, args, training, results):
+    """The rl policy trained again on ``train_vms`` with exploration
+    seeds 1 to ``--rl-seeds`` - 1 (the run above is seed 0) and replayed
+    on ``vms``: how far its totals move with its training alone."""
+    runs = [dict(results['rl'], seed=0)]
+    for seed in range(1, args.rl_seeds):
+        model = training['model'].replace('.json', '-seed%d.json' % seed)
+        train_rl(train_vms, args, model, mode, seed=seed)
+        replay = Replay('rl', vms, args, args.start_day, args.days,
+                        rl_model=model, mode=mode)
+        replay.run(progress=_progress('%s rl seed %d' % (mode, seed)))
+        totals, _per_vm = replay.score()
+        replay.close()
+        runs.append(dict(totals, seed=seed))
+    summarise(dict(results, **{'rl-%d' % r['seed']: r for r in runs}))
+    keys = ('violation_minutes', 'resource_hours', 'actions', 'flaps',
+            'violation_change_pct', 'resource_change_pct')
+    spread = {'seeds': [{k: r.get(k) for k in ('seed',) + keys}
+                        for r in runs]}
+    for key in keys:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if values:
+            spread[key] = {'mean': round(float(np.mean(values)), 2),
+                           'min': min(values), 'max': max(values)}
+    print('rl over %d training seeds: violation minutes %s, resources %s %%'
+          % (len(runs), spread['violation_minutes'],
+             spread.get('resource_change_pct')))
+    return spread
 
 
 def main(argv=None):
@@ -625,7 +661,15 @@ def main(argv=None):
                         help='train the rl policy first, save it here')
     parser.add_argument('--rl-epochs', type=int, default=3)
     parser.add_argument('--rl-days', type=float, default=2.0)
+    parser.add_argument('--rl-seeds', type=int, default=1,
+                        help='train rl this many times, with exploration '
+                        'seeds 0, 1, ..., and replay each model: '
+                        '"rl_seeds" reports how far its totals move with '
+                        'its training ("policies.rl" is seed 0; needs '
+                        'training in the run)')
     args = parser.parse_args(argv)
+    if args.rl_seeds < 1:
+        parser.error('--rl-seeds: at least 1')
     policies = [p.strip() for p in args.policies.split(',') if p.strip()]
     if not 0 < args.warmup_days <= args.start_day:
         parser.error('--warmup-days: between 0 and --start-day (%g)'
@@ -669,12 +713,14 @@ def main(argv=None):
             'overrides': args.set or [],
         },
         'rl_training': first['training'],
+        'rl_seeds': first['rl_seeds'],
         'policies': first['results'],
         'per_vm': first['per_vm'],
     }
     for mode in modes[1:]:
         output[mode] = {'policies': by_mode[mode]['results'],
                         'rl_training': by_mode[mode]['training'],
+                        'rl_seeds': by_mode[mode]['rl_seeds'],
                         'per_vm': by_mode[mode]['per_vm']}
     with open(args.out, 'w') as handle:
         json.dump(output, handle, indent=1, sort_keys=True)

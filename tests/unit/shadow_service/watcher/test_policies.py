@@ -8,6 +8,7 @@ import re
 import pytest
 from oslo_config import cfg
 
+from shadow_service import conf as shadow_conf
 from shadow_service import plugins
 from shadow_service.watcher import forecast as forecast_mod
 from shadow_service.watcher import guard
@@ -152,7 +153,7 @@ def test_rl_without_a_model_sizes_on_the_forecast_bound():
 def test_rl_learns_which_offset_pays_and_saves_it(tmp_path):
     policy = rl.RLPolicy()
     policy.explore = 1.0
-    for i in range(200):
+    for i in range(800):
         # The forecast bound says 3.5 vCPUs (rung m, 4 vCPUs: stay) ...
         situation = _situation(rung=1, peak=3.5)
         situation.now = float(i)
@@ -284,7 +285,7 @@ def test_rl_never_shrinks_below_the_forecast_shrink_bound():
     keep = _situation(rung=2, peak=6.0, peak_down=7.0)
     state = rl.features(keep) + '/b+0'
     policy.values[state] = [5.0, 0.0, -1.0, -2.0]
-    policy.counts[state] = [9, 9, 9, 9]
+    policy.counts[state] = [100, 100, 100, 100]
     decision = policy.decide(keep)
     assert decision.action == 'none', decision.reason
     assert 'no shrink below' in decision.reason
@@ -292,7 +293,7 @@ def test_rl_never_shrinks_below_the_forecast_shrink_bound():
     allowed = _situation(rung=2, peak=3.0, peak_down=3.0)
     state = rl.features(allowed) + '/b-1'
     policy.values[state] = [5.0, 0.0, -1.0, -2.0]
-    policy.counts[state] = [9, 9, 9, 9]
+    policy.counts[state] = [100, 100, 100, 100]
     down = policy.decide(allowed)
     assert (down.action, down.target_rung) == ('resize_down', 1)
 
@@ -307,7 +308,7 @@ def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
     keep.now = shrink.now + 300.0
     state = rl.features(keep) + '/b+0'
     policy.values[state] = [-5.0, -1.0, 0.0, -2.0]
-    policy.counts[state] = [9, 9, 9, 9]
+    policy.counts[state] = [100, 100, 100, 100]
     held = policy.decide(keep)
     assert held.action == 'none', held.reason
     assert 'no regrowth of its own' in held.reason
@@ -414,7 +415,7 @@ def test_rl_offsets_stop_at_the_demand_ceiling():
     # A table that always prefers two rungs more than the forecast rule.
     policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
                                 'values': {state: [-9.0, -5.0, -3.0, 0.0]},
-                                'counts': {state: [1, 1, 1, 1]}})
+                                'counts': {state: [100, 100, 100, 100]}})
     unbounded = _situation(rung=1, peak=3.0)
     assert policy.decide(unbounded).target_rung == 3
     capped = policy.decide(situation)
@@ -467,7 +468,7 @@ def test_rl_remembers_a_shrink_it_did_before_a_restart():
     state = rl.features(keep) + '/b+0'
     table = {'version': rl.MODEL_VERSION,
              'values': {state: [-5.0, -1.0, 0.0, -2.0]},
-             'counts': {state: [9, 9, 9, 9]}}
+             'counts': {state: [100, 100, 100, 100]}}
     policy = rl.RLPolicy(model=table)
     policy.restore([
         guard.Taken('vm', 'resize_up', keep.now - 3000.0, 1),
@@ -483,3 +484,34 @@ def test_rl_remembers_a_shrink_it_did_before_a_restart():
     # The policies with no memory of actions take the records too.
     for policy in (forecast.ForecastPolicy(), reactive.ReactivePolicy()):
         policy.restore([guard.Taken('vm', 'resize_down', 0.0, -1)])
+
+
+def _rl_with(min_visits, counts):
+    """An rl policy whose model values +1 rung best in the state of
+    ``_situation(rung=1, peak=3.5)``, its moves tried ``counts`` times."""
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow')
+    conf.set_override('min_visits', min_visits, group=rl.GROUP)
+    state = rl.features(_situation(rung=1, peak=3.5)) + '/b+0'
+    values = [-1.0, -0.5, -0.2, -0.9]       # moves -1, 0, +1, +2
+    return rl.RLPolicy(conf, model={
+        'version': rl.MODEL_VERSION, 'values': {state: values},
+        'counts': {state: counts}})
+
+
+@pytest.mark.parametrize('min_visits,counts,target,why', [
+    # Tried once each: the best mean is taken, however few its outcomes.
+    (0, [1, 1, 1, 1], 2, 'best offset +1'),
+    # +1 tried too few times: the best of those tried often enough.
+    (30, [40, 40, 29, 40], 1, 'best offset +0'),
+    (30, [40, 40, 30, 40], 2, 'best offset +1'),
+    # The forecast rule's own size tried too few times: its size.
+    (30, [40, 29, 40, 40], 1, 'offset 0 tried too few times'),
+])
+def test_rl_takes_a_move_only_when_training_tried_it_often_enough(
+        min_visits, counts, target, why):
+    decision = _rl_with(min_visits, counts).decide(
+        _situation(rung=1, peak=3.5))
+    assert (decision.target_rung or 1) == target
+    assert why in decision.reason
