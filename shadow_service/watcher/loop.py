@@ -976,11 +976,12 @@ class Watcher:
 
     def _disk_floor(self, instance, situation, decision):
         """Keep a shrink of a VM not booted from a volume on rungs whose
-        root disk is not smaller than its own (Nova's libvirt driver
-        refuses to resize such a disk down): the smallest such rung
+        root disk is not smaller than its own (Nova refuses to shrink the
+        disk of a VM booted from an image): the smallest such rung
         between the target and the VM's, or the refusal when there is
         none.  Rungs without a disk size, and VMs booted from a volume,
-        are not limited."""
+        are not limited; a VM the cloud says nothing of is taken as
+        booted from an image."""
         if instance.volume_backed:
             return None
         try:
@@ -998,10 +999,12 @@ class Watcher:
                        rungs[decision.target_rung].name, disk))
                 decision.target_rung = index
                 return None
-        return ('the root disk (%d GB) cannot shrink to %s\'s %d GB: the '
-                'VM did not boot from a volume'
+        return ('the root disk (%d GB) cannot shrink to %s\'s %d GB: %s'
                 % (disk, rungs[decision.target_rung].name,
-                   rungs[decision.target_rung].disk_gb))
+                   rungs[decision.target_rung].disk_gb,
+                   'the VM did not boot from a volume'
+                   if instance.volume_backed is False else
+                   'the cloud does not say the VM boots from a volume'))
 
     def _project_vcpus(self, project_id):
         held = 0.0
