@@ -21,7 +21,9 @@ size too).  The reward of an action is known one lead time later, from the
 peak demand that was measured: ``-(violation_weight x shortfall / capacity +
 capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
 trades violations against resources and actions the way the benchmark
-scores them.
+scores them.  The watcher reads a burst's start (``burst_rise``) and a
+saturated VM's hidden demand (``saturation_factor``) with the forecast
+rule's options, as for the ``forecast`` policy.
 
 Train it by replaying traces in the twin through the same watcher loop
 (``benchmarks/proactive_scaling.py --train-rl FILE``), which saves the
@@ -221,6 +223,10 @@ class RLPolicy(base.ScalingPolicy):
     def hidden_demand_factor(self):
         # Its base size is the forecast rule's, saturation floor included.
         return self._forecast.hidden_demand_factor()
+
+    def burst_rise(self):
+        # And the forecast rule's reading of a burst's start.
+        return self._forecast.burst_rise()
 
     # -- the model ----------------------------------------------------------
     def load(self, path):

@@ -116,10 +116,19 @@ def test_a_resized_vm_that_never_filled_its_flavor_is_not_a_burst(
     assert 'burst_rise' not in situation.forecast
 
 
-def test_the_rl_policy_is_not_affected(tmp_path):
-    # The rl policy sizes from its own learnt offsets (its forecast
-    # rule's option set or not), scaling out and resizing.
-    assert not _situation(tmp_path / 'rl', BURST, metadata=HORIZONTAL,
-                          policy='rl').saturated
-    assert not _situation(tmp_path / 'rl-vertical', BURST,
-                          policy='rl').saturated
+def test_the_rl_policy_reads_a_burst_as_its_forecast_rule_does(tmp_path):
+    # Its base size is its forecast rule's, burst reading included,
+    # scaling out and resizing; without the rule's option, neither reads
+    # one.
+    for name, metadata in (('out', HORIZONTAL), ('resize', None)):
+        for burst_rise in (0.5, 0.0):
+            seen = [_situation(tmp_path / ('%s-%s-%s' % (name, policy,
+                                                         burst_rise)),
+                               BURST, metadata=metadata, policy=policy,
+                               burst_rise=burst_rise)
+                    for policy in ('forecast', 'rl')]
+            assert seen[0].saturated == seen[1].saturated
+            assert seen[0].forecast.get('burst_rise') == \
+                seen[1].forecast.get('burst_rise')
+            if name == 'out':
+                assert seen[1].saturated == (burst_rise > 0)
