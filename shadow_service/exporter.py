@@ -237,23 +237,10 @@ class _MetricsHandler(httpbound.BoundedHandler):
     server_version = 'nova-shadow-metrics'
     access_log = LOG
 
-    def _send(self, status, body, content_type, headers=(), head=False):
-        try:
-            self.send_response(status)
-            self.send_header('Content-Type', content_type)
-            self.send_header('Content-Length', str(len(body)))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            if not head:
-                self.wfile.write(body)
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True
-
     def do_GET(self, head=False):
         self.request_read()
         if urllib.parse.urlsplit(self.path).path != PATH:
-            self._send(404, b'Not found: GET %s\n' % PATH.encode(),
+            self.send(404, b'Not found: GET %s\n' % PATH.encode(),
                        'text/plain; charset=utf-8', head=head)
             return
         encoder, content_type = exposition.choose_encoder(
@@ -263,7 +250,7 @@ class _MetricsHandler(httpbound.BoundedHandler):
         if 'gzip' in (self.headers.get('Accept-Encoding') or ''):
             body = gzip.compress(body)
             headers.append(('Content-Encoding', 'gzip'))
-        self._send(200, body, content_type, headers, head=head)
+        self.send(200, body, content_type, headers, head=head)
 
     def do_HEAD(self):
         self.do_GET(head=True)
@@ -271,7 +258,7 @@ class _MetricsHandler(httpbound.BoundedHandler):
     def _not_allowed(self):
         self.request_read()
         self.close_connection = True
-        self._send(405, b'GET %s only\n' % PATH.encode(),
+        self.send(405, b'GET %s only\n' % PATH.encode(),
                    'text/plain; charset=utf-8', [('Allow', 'GET, HEAD')])
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed

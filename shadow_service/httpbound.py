@@ -54,6 +54,22 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
         """The request is read: what follows is not the client's time."""
         self._cut_off_timer.cancel()
 
+    def send(self, status, body, content_type, headers=(), head=False):
+        """Answer ``status`` with ``body`` (bytes; not written for a HEAD
+        request, ``head``) and ``headers``; a client that hung up is
+        neither answered nor logged."""
+        try:
+            self.send_response(status)
+            self.send_header('Content-Type', content_type)
+            self.send_header('Content-Length', str(len(body)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
     def _cut_off(self):
         self.close_connection = True
         try:

@@ -163,13 +163,14 @@ def _checks_arguments(method):
     the reason are escaped (a caller chooses them)."""
     signature = inspect.signature(method)
     names = [name for name in signature.parameters if name != 'self']
+    known = frozenset(names)
     required = [name for name, param in signature.parameters.items()
                 if name not in ('self', 'ctxt')
                 and param.default is inspect.Parameter.empty]
 
     @functools.wraps(method)
     def wrapper(self, ctxt, *args, **kwargs):
-        unknown = sorted(set(kwargs) - set(names))
+        unknown = sorted(kwargs.keys() - known)
         missing = [name for name in required[len(args):]
                    if name not in kwargs]
         if unknown or missing or len(args) > len(names) - 1:

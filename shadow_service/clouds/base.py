@@ -64,6 +64,11 @@ class CloudError(Exception):
         self.credentials_refused = credentials_refused
 
 
+#: Why the watcher boots no sibling of a VM booted from a volume.
+NO_SIBLING_FROM_VOLUME = ('it boots from a volume: a sibling needs an '
+                          'image to boot from')
+
+
 class NotSupported(CloudError):
     """This driver cannot do that operation."""
 

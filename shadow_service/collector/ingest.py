@@ -173,17 +173,20 @@ class Intake:
             except BadSample as e:
                 rejected[e.reason] += 1
                 continue
-            metric = point.tags[names.TAG_METRIC]
-            with self._lock:
-                known = grant.metrics
+            points.append((point, moved))
+        kept = []
+        with self._lock:
+            known = grant.metrics
+            for point, moved in points:
+                metric = point.tags[names.TAG_METRIC]
                 if (metric not in known
                         and len(known) >= MAX_METRICS_PER_SHADOW):
                     rejected['too_many_metrics'] += 1
                     continue
                 known.add(metric)
-            points.append(point)
-            restamped += moved
-        return points, rejected, restamped
+                kept.append(point)
+                restamped += moved
+        return kept, rejected, restamped
 
     def _write(self, grant, points, rejected, restamped, source):
         if points:

@@ -107,18 +107,9 @@ class _Handler(httpbound.BoundedHandler):
         return SOCKET_TIMEOUT_S
 
     def _reply(self, status, body, headers=()):
-        data = (json.dumps(body, sort_keys=True) + '\n').encode('utf-8')
-        try:
-            self.send_response(status)
-            self.send_header('Content-Type', 'application/json')
-            self.send_header('Content-Length', str(len(data)))
-            for name, value in headers:
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-        except (ConnectionError, TimeoutError):
-            # The client hung up: nothing to answer, nothing to log.
-            self.close_connection = True
+        self.send(status,
+                  (json.dumps(body, sort_keys=True) + '\n').encode('utf-8'),
+                  'application/json', headers)
 
     def _refuse(self, status, reason, message, headers=(), grant=None):
         self.server.collector._count_status(status, reason)

@@ -950,8 +950,7 @@ class Watcher:
                     return refusal
         if decision.action == 'scale_out' and instance.volume_backed \
                 and not self.actuator.webhook:
-            return ('it boots from a volume: a sibling needs an image to '
-                    'boot from')
+            return cloud_base.NO_SIBLING_FROM_VOLUME
         if decision.action == 'scale_out' and \
                 situation.group_size >= self.opts.max_count:
             return 'the group has its maximum %d members' % (

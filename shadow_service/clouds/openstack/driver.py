@@ -950,9 +950,8 @@ class OpenStackDriver(base.CloudDriver):
         added), placed by Nova's scheduler."""
         instance = self.get_instance(instance_id)
         if instance.volume_backed:
-            raise base.CloudError(
-                '%s boots from a volume: a sibling needs an image to boot '
-                'from, and the server has none' % instance_id)
+            raise base.CloudError('%s: %s' % (
+                instance_id, base.NO_SIBLING_FROM_VOLUME))
         wanted = dict(instance.metadata or {})
         wanted.update(metadata or {})
         server = self._server(instance_id)

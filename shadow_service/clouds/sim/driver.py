@@ -508,10 +508,8 @@ class SimDriver(base.CloudDriver):
         load from then on."""
         work = self._workload(instance_id)
         if self._volume_backed.get(instance_id, False):
-            raise base.CloudError(
-                '%s boots from a volume: a sibling needs an image to boot '
-                'from, and the server has none' % instance_id,
-                host=work.host)
+            raise base.CloudError('%s: %s' % (
+                instance_id, base.NO_SIBLING_FROM_VOLUME), host=work.host)
         if host is None:
             host = max(self.host_names(),
                        key=lambda h: (self.nova_view(h)['free_ram_mb'], h))
