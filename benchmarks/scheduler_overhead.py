@@ -112,6 +112,7 @@ for the cases chosen, no aim is judged, and the file is
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -135,6 +136,8 @@ HOST_COUNTS = (10, 100, 1000)
 UPDATES_CASE = 'updates'
 BARE_CASE = 'bare oslo.messaging call'
 PROFILE = 'web'
+#: Longest wait, after a worker's requests, for its records still queued.
+RECORDS_DRAIN_S = 60.0
 FLAVOR = {'name': 'm1.medium', 'vcpus': 2, 'ram_mb': 4096, 'disk_gb': 20}
 # Samples per host and metric in the seeded history (a 10 s shadow run
 # at one sample a second).
@@ -254,6 +257,36 @@ def start_service(config_path, directory):
     out = open(os.path.join(directory, 'service.out'), 'w')
     return subprocess.Popen([binary, '--config-file', config_path],
                             stdout=out, stderr=subprocess.STDOUT)
+
+
+def recorded_evaluations(directory):
+    """How many evaluations the service's SQLite history holds (each
+    request asked of the service and each record of one answered from
+    the weigher's cache is one)."""
+    import sqlite3
+
+    from shadow_service import measurements as names
+
+    with contextlib.closing(sqlite3.connect(
+            os.path.join(directory, 'history.db'), timeout=30)) as db:
+        return db.execute('SELECT count(*) FROM series WHERE measurement '
+                          '= ?', (names.EVALUATION,)).fetchone()[0]
+
+
+def settled_evaluations(directory, quiet_s=3.0, timeout=120.0):
+    """:func:`recorded_evaluations` once it has not grown for
+    ``quiet_s`` (the service records the weigher's records on a thread of
+    its own, after the requests), or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    count, since = recorded_evaluations(directory), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = recorded_evaluations(directory)
+        if now != count:
+            count, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+    return count
 
 
 def wait_until_serving(conf, topic, transport_url, timeout=90.0):
@@ -527,9 +560,20 @@ def run_worker(args):
             shadow.weigh_objects(objs, spec)
             timings['shadow_own'].append(time.perf_counter() - started)
     recorder = shadow._recorder
+    unsent = 0
+    if recorder is not None:
+        # A scheduler goes on running: the records still waiting are
+        # sent after the burst.  This worker exits, so it waits for them
+        # (at most RECORDS_DRAIN_S) and reports those it could not send.
+        drain_ends = time.monotonic() + RECORDS_DRAIN_S
+        while (recorder._queue.qsize()
+               and time.monotonic() < drain_ends):
+            time.sleep(0.05)
+        unsent = recorder._queue.qsize()
     json.dump({'timings': timings, 'weighed_by_shadow': weighed_by_shadow,
                'answered': dict(kinds),
                'records_dropped': recorder.dropped if recorder else 0,
+               'records_unsent': unsent,
                'breaker': shadow.breaker.state,
                'nova_weighers': [type(w).__name__ for w in nova_weighers]},
               sys.stdout)
@@ -652,14 +696,16 @@ def measure_case(args, name, hosts, workers=1, **flags):
             'answered': dict(sum((collections.Counter(r['answered'])
                                   for r in results), collections.Counter())),
             'records_dropped': sum(r['records_dropped'] for r in results),
+            'records_unsent_after_drain': sum(r.get('records_unsent', 0)
+                                              for r in results),
             'nova_weigher_classes': results[0]['nova_weighers']}
     print('  %-28s shadow p50 %8.3f p99 %8.3f ms (added p99 %8.3f) | nova '
-          'p50 %8.3f p99 %8.3f ms | %s' % (name, case['shadow']['p50_ms'],
-                             case['shadow']['p99_ms'],
-                             case['shadow_added']['p99_ms'],
-                             case['nova_weighers']['p50_ms'],
-                             case['nova_weighers']['p99_ms'],
-                             case['answered']), flush=True)
+          'p50 %8.3f p99 %8.3f ms | %s | records dropped %d, unsent %d'
+          % (name, case['shadow']['p50_ms'], case['shadow']['p99_ms'],
+             case['shadow_added']['p99_ms'], case['nova_weighers']['p50_ms'],
+             case['nova_weighers']['p99_ms'], case['answered'],
+             case['records_dropped'], case['records_unsent_after_drain']),
+          flush=True)
     return case
 
 
@@ -719,7 +765,14 @@ def run(args):
         try:
             wait_until_serving(conf, args.topic, args.transport_url)
             for name, hosts, flags in served:
-                cases.append(measure_case(args, name, hosts, **flags))
+                before = recorded_evaluations(directory)
+                case = measure_case(args, name, hosts, **flags)
+                case['evaluations_recorded'] = (
+                    settled_evaluations(directory) - before)
+                print('    the service recorded %d evaluations for the %d '
+                      'requests' % (case['evaluations_recorded'],
+                                    case['shadow']['n']), flush=True)
+                cases.append(case)
         finally:
             service.terminate()
             try:

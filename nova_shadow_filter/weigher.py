@@ -55,6 +55,7 @@ from nova_shadow_filter import conf as shadow_conf
 from nova_shadow_filter import operations
 from nova_shadow_filter import priorcache
 from nova_shadow_filter import request as request_lib
+from shadow_service import boundedqueue
 from shadow_service import exception as shadow_exception
 from shadow_service import optcheck
 from shadow_service import rpcapi
@@ -79,8 +80,12 @@ LOG_VALUE_MAX = 80
 #: Seconds the service may take to answer the few changed hosts of a
 #: cached answer from history (it boots nothing for them).
 REFRESH_BUDGET_S = 3.0
-#: Records of requests answered from the cache that may wait to be sent.
-RECORDS_QUEUED = 64
+#: Records of requests answered from the cache that may wait to be sent
+#: (shadow_service.boundedqueue): at most this many ...
+RECORDS_QUEUED = 1024
+#: ... holding at most this many candidate hosts in all (64 records of
+#: 1,000 hosts; 1,024 of up to 62).
+RECORD_HOSTS_QUEUED = 64000
 #: Renewals of cached answers that may wait for the one being made (each
 #: may take a whole budget); a request whose renewal finds them all
 #: waiting is recorded instead.
@@ -387,8 +392,9 @@ class _Recorder:
     operation, hands a boot's renewal of the answer to the renewals
     thread, asks about the hosts whose facts changed (history only,
     unrecorded), then has the whole request recorded (a cast) unless its
-    renewal records it.  At most ``RECORDS_QUEUED`` requests wait, more
-    are dropped (and logged).
+    renewal records it.  At most ``RECORDS_QUEUED`` requests with at most
+    ``RECORD_HOSTS_QUEUED`` candidate hosts in all wait, more are
+    dropped (and logged).
 
     The renewals thread asks about a request again as without the cache
     (and recorded), which may take the request's whole budget: at most
@@ -407,7 +413,8 @@ class _Recorder:
 
     def __init__(self, weigher):
         self._weigher = weigher
-        self._queue = queue.Queue(maxsize=RECORDS_QUEUED)
+        self._queue = boundedqueue.BoundedQueue(RECORDS_QUEUED,
+                                                RECORD_HOSTS_QUEUED)
         self._renewals = queue.Queue(maxsize=RENEWALS_QUEUED)
         self.dropped = 0
         self.renewals_dropped = 0
@@ -424,20 +431,23 @@ class _Recorder:
 
     def send(self, record):
         """Queue ``record`` (a :class:`_Plan`'s ``record``) without
-        waiting: dropped (and its renewal claim released) when
-        ``RECORDS_QUEUED`` already wait."""
+        waiting: dropped (and its renewal claim released) when it does not
+        fit beside the records already waiting (``RECORDS_QUEUED``,
+        ``RECORD_HOSTS_QUEUED``)."""
         try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+            self._queue.put_nowait(record,
+                                   weight=len(record['columns']['host']))
+        except boundedqueue.Full:
             if record['renew']:
                 self._cache(record).release_renewal(record['key'])
             self.dropped += 1
             if self.dropped % DROPS_LOGGED_EVERY == 1:
                 # Once per burst, not once per request.
                 LOG.warning('Not recording a request answered from the '
-                            'cache of answers from history: %d already '
-                            'wait (%d dropped so far)', RECORDS_QUEUED,
-                            self.dropped)
+                            'cache of answers from history: %d records of '
+                            '%d hosts in all already wait (%d dropped so '
+                            'far)', self._queue.qsize(),
+                            self._queue.weight(), self.dropped)
 
     def _cache(self, job):
         """The cache the answer of ``job`` came from."""

@@ -80,7 +80,8 @@ RPC_LAST_CALL = prometheus_client.Gauge(
 RECORDS_DROPPED = prometheus_client.Counter(
     'nova_shadow_records_dropped',
     'Records of requests the weigher answered from its cache that the '
-    'service dropped: the records thread had this many waiting already.',
+    'service dropped: the records waiting for its records thread held '
+    'as many records or candidate hosts as they may.',
     registry=REGISTRY)
 WATCHER_DECISIONS = prometheus_client.Counter(
     'nova_shadow_watcher_decisions',

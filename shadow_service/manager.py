@@ -24,7 +24,6 @@ import functools
 import inspect
 import logging
 import math
-import queue
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ import uuid
 import oslo_messaging as messaging
 
 from shadow_service import audit
+from shadow_service import boundedqueue
 from shadow_service import exception
 from shadow_service import exporter
 from shadow_service import logsafe
@@ -65,11 +65,22 @@ def compact(ranking):
 #: Longest wait for queued evaluation records before reading history.
 RECORDS_WAIT_S = 10.0
 #: The weigher's records (casts of the requests it answered from its
-#: cache) waiting for the service's one records thread; more are dropped,
-#: counted and logged.
-RECORDS_QUEUED = 256
+#: cache) waiting for the service's one records thread
+#: (shadow_service.boundedqueue): at most this many ...
+RECORDS_QUEUED = 1024
+#: ... holding at most this many candidate hosts in all (256 records of
+#: 1,000 hosts; 1,024 of up to 250); more are dropped, counted and logged.
+RECORD_HOSTS_QUEUED = 256000
 #: A warning for the first dropped record and every this many after.
 RECORDS_DROPPED_WARN_EVERY = 100
+def _record_hosts(hosts):
+    """How many candidate hosts a record names (its weight in the
+    records queue), before the record is checked: a record too large
+    for the schema is dropped here or rejected by its check."""
+    names = hosts.get('host') if isinstance(hosts, dict) else None
+    return len(names) if isinstance(names, (list, tuple)) else 1
+
+
 def columns_reply(ranking, names):
     """What ``rank_host_columns`` answers: the ranking's overall fields
     (``evaluation_id``, ``status``, ``source``, ``confidence``,
@@ -233,9 +244,10 @@ class ShadowManager:
         # Records are answered one at a time on a thread of their own, so
         # that a burst of them never outnumbers, on the service's threads
         # and GIL, a call a scheduler waits for.
-        self._records = queue.Queue(maxsize=RECORDS_QUEUED)
+        self._records = boundedqueue.BoundedQueue(RECORDS_QUEUED,
+                                                  RECORD_HOSTS_QUEUED)
         self._records_thread = None
-        #: Records dropped because ``RECORDS_QUEUED`` were waiting.
+        #: Records dropped because they did not fit beside those waiting.
         self.records_dropped = 0
 
     # RPC methods ---------------------------------------------------------
@@ -286,7 +298,8 @@ class ShadowManager:
 
     def _queue_record(self, ctxt, request, hosts, budget_s):
         """Queue a record for the records thread (started on the first),
-        or drop and count it when ``RECORDS_QUEUED`` are waiting."""
+        or drop and count it when it does not fit beside those waiting
+        (``RECORDS_QUEUED``, ``RECORD_HOSTS_QUEUED``)."""
         with self._lock:
             if self._records_thread is None:
                 self._records_thread = threading.Thread(
@@ -294,18 +307,20 @@ class ShadowManager:
                     name='shadow-records')
                 self._records_thread.start()
         try:
-            self._records.put_nowait((ctxt, request, hosts, budget_s))
+            self._records.put_nowait((ctxt, request, hosts, budget_s),
+                                     weight=_record_hosts(hosts))
             return
-        except queue.Full:
+        except boundedqueue.Full:
             exporter.record_dropped()
             with self._lock:
                 self.records_dropped += 1
                 dropped = self.records_dropped
         if dropped == 1 or dropped % RECORDS_DROPPED_WARN_EVERY == 0:
             LOG.warning('Dropped a record of a request the weigher answered '
-                        'from its cache (%d dropped so far): %d are '
-                        'waiting to be recorded', dropped,
-                        self._records.maxsize)
+                        'from its cache (%d dropped so far): %d records of '
+                        '%d hosts in all are waiting to be recorded',
+                        dropped, self._records.qsize(),
+                        self._records.weight())
 
     def _answer_records(self):
         """The records thread: each queued record answered from history
@@ -314,7 +329,7 @@ class ShadowManager:
             try:
                 ctxt, request, hosts, budget_s = self._records.get(
                     timeout=0.5)
-            except queue.Empty:
+            except boundedqueue.Empty:
                 continue
             try:
                 self._rank_columns(ctxt, request, hosts, budget_s, True,

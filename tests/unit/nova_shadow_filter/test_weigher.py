@@ -934,11 +934,17 @@ def test_a_renewal_without_room_is_recorded_counted_and_logged_once(
         profiles[-1], False)
 
 
+@pytest.mark.parametrize('bound', [
+    # One record waits (of any size) ...
+    {'RECORDS_QUEUED': 1},
+    # ... or records of three hosts each while three hosts in all do.
+    {'RECORD_HOSTS_QUEUED': 3}])
 def test_a_renewal_dropped_with_its_record_is_not_left_claimed(
-        gated, monkeypatch):
+        gated, monkeypatch, bound):
     # The records thread waits on the changed host's question; the one
     # request that fits waits behind it; the renewal after it is dropped.
-    monkeypatch.setattr(shadow_weigher, 'RECORDS_QUEUED', 1)
+    for name, value in bound.items():
+        monkeypatch.setattr(shadow_weigher, name, value)
     monkeypatch.setattr(shadow_weigher, 'REFRESH_BUDGET_S', 20.0)
     gated.holds = lambda history_only, record: record is False
     shadow = shadow_weigher.ShadowWeigher()

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from shadow_service import boundedqueue
 from shadow_service import exporter
 from shadow_service import manager as manager_mod
 from shadow_service import rpcapi
@@ -68,10 +69,16 @@ def test_a_record_is_answered_on_the_records_thread(manager):
     assert threads == ['shadow-records', threading.current_thread().name]
 
 
+@pytest.mark.parametrize('items,hosts', [
+    # One record waits (of any size) ...
+    (1, 10 ** 6),
+    # ... or any number while they name one record's hosts in all.
+    (100, len(COLUMNS['host']))])
 def test_records_beyond_the_queue_are_dropped_and_counted(manager,
-                                                          monkeypatch):
+                                                          monkeypatch,
+                                                          items, hosts):
     monkeypatch.setattr(manager, '_records',
-                        manager_mod.queue.Queue(maxsize=1))
+                        boundedqueue.BoundedQueue(items, hosts))
     gate = threading.Event()
     threads = _watch_evaluations(manager, gate)
     exported = exporter.RECORDS_DROPPED._value.get()
