@@ -1,14 +1,25 @@
-"""Messaging transports shared by the RPC client and server.
+"""Messaging transports shared by the RPC client and server, and the
+server's dispatcher.
 
 Transports are cached per URL so that a client and a server in one process
 share one ``fake://`` transport (the fake driver only connects parties that
-use the same transport object).  Only oslo.messaging is imported here.
+use the same transport object).  Of the project, only its exceptions and
+:mod:`shadow_service.logsafe` are imported here.
 """
 
 import importlib
+import logging
+import re
 import threading
 
 import oslo_messaging as messaging
+from oslo_messaging.rpc import dispatcher as rpc_dispatcher
+from oslo_messaging.rpc import server as rpc_server
+
+from shadow_service import exception
+from shadow_service import logsafe
+
+LOG = logging.getLogger(__name__)
 
 ALLOWED_EXMODS = ['shadow_service.exception']
 
@@ -63,3 +74,58 @@ def cleanup():
         for transport in _TRANSPORTS.values():
             transport.cleanup()
         _TRANSPORTS.clear()
+
+
+#: An RPC version as oslo.messaging compares them (major.minor[.rev]).
+_VERSION = re.compile(r'\A\d{1,6}\.\d{1,6}(\.\d{1,6})?\Z')
+
+
+class CheckedDispatcher(rpc_dispatcher.RPCDispatcher):
+    """oslo.messaging's dispatcher, refusing a call it cannot serve as an
+    expected error: one escaped INFO line, no traceback.
+
+    oslo.messaging logs a call of a method no endpoint has
+    (``NoSuchMethod``) or of an RPC version none serves
+    (``UnsupportedVersion``: a caller newer than the service) as an
+    exception, with a traceback that holds the caller's method name
+    unescaped, and a version that is not one (``"abc"``), a method name
+    that is not a string or arguments that are not a mapping as the
+    ``ValueError``, ``TypeError`` or ``AttributeError`` they raise in
+    it.  The caller gets the same typed refusal as before
+    (``UnsupportedVersion`` and ``NoSuchMethod`` for the first two, which
+    an older service answers too and the weigher reads as "older
+    service"; ``InvalidRequest`` for a message that is not a call)."""
+
+    def dispatch(self, incoming):
+        message = incoming.message
+        method = message.get('method')
+        version = message.get('version', '1.0')
+        try:
+            if not isinstance(method, str):
+                raise exception.InvalidRequest(
+                    reason='the RPC method name %s is not a string'
+                    % logsafe.clip(method))
+            if not isinstance(version, str) or not _VERSION.match(version):
+                raise exception.InvalidRequest(
+                    reason='the RPC version %s of %s is not a version'
+                    % (logsafe.clip(version), logsafe.clip(method)))
+            if not isinstance(message.get('args', {}), dict):
+                raise exception.InvalidRequest(
+                    reason='the arguments of %s are not a mapping'
+                    % logsafe.clip(method))
+            return super().dispatch(incoming)
+        except (messaging.NoSuchMethod, messaging.UnsupportedVersion,
+                exception.InvalidRequest) as e:
+            LOG.info('Refused an RPC call of %s (version %s): %s: %s',
+                     logsafe.clip(method), logsafe.clip(version),
+                     type(e).__name__, logsafe.clip(str(e), 300))
+            # Taken as expected: logged at debug with the original error,
+            # which goes back to the caller unchanged.
+            raise messaging.ExpectedException()
+
+
+def get_rpc_server(transport, target, endpoints):
+    """``oslo_messaging.get_rpc_server`` with :class:`CheckedDispatcher`
+    (the default executor, serializer and access policy)."""
+    return rpc_server.RPCServer(transport, target,
+                                CheckedDispatcher(endpoints, None))

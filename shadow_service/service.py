@@ -281,8 +281,8 @@ class RPCServer:
         self.target = messaging.Target(exchange=rpcapi.EXCHANGE,
                                        topic=conf.shadow.topic,
                                        server=server or socket.gethostname())
-        self._server = messaging.get_rpc_server(transport, self.target,
-                                                [self.manager])
+        self._server = rpc.get_rpc_server(transport, self.target,
+                                          [self.manager])
         self.compactor = Compactor(parts.history,
                                    conf.history.compact_interval_s,
                                    clock=parts.driver.now)

@@ -6,11 +6,13 @@ RabbitMQ.  The service behind it is the real one: the twin, the analyzer and
 an in-memory history store.
 """
 
+import logging
 import time
 import uuid
 
 import pytest
 
+from nova_shadow_filter import weigher as weigher_mod
 from shadow_service import exception
 from tests import service_support
 
@@ -343,6 +345,59 @@ class RPCContract:
             'Invalid evaluation request: %s' % reason)
         assert 'Exception during message handling' not in caplog.text
         assert '\nERROR forged' not in caplog.text
+
+    @pytest.mark.parametrize('method,version,error', [
+        # A caller newer than the service.
+        ('get_evaluation', '1.99', 'UnsupportedVersion'),
+        ('get_evaluation', '7.0', 'UnsupportedVersion'),
+        ('no_such_method\nERROR forged', '1.0', 'NoSuchMethod'),
+        # Private: not served, whatever the manager has.
+        ('_admit', '1.0', 'NoSuchMethod'),
+    ])
+    def test_a_call_the_service_does_not_serve_is_refused_in_one_line(
+            self, service, caplog, method, version, error):
+        # oslo.messaging logged these as exceptions, with a traceback
+        # holding the caller's method name as sent.
+        caplog.set_level(logging.INFO)
+        cctxt = service.client().client.prepare(version=version, timeout=30)
+        with pytest.raises(Exception) as info:
+            cctxt.call({}, method, evaluation_id='x')
+        # The refusal the caller got before, which the weigher reads as
+        # "an older service".
+        assert weigher_mod._unsupported(info.value)
+        assert error in '%s %s' % (type(info.value).__name__,
+                                   getattr(info.value, 'exc_type', ''))
+        assert 'Exception during message handling' not in caplog.text
+        assert '\nERROR forged' not in caplog.text
+        refused = [r.getMessage() for r in caplog.records
+                   if r.getMessage().startswith('Refused an RPC call')]
+        assert len(refused) == 1
+        assert error in refused[0]
+
+    @pytest.mark.parametrize('message,reason', [
+        ({'version': 'abc\nERROR forged'},
+         'the RPC version abc\\nERROR forged of get_evaluation is not a '
+         'version'),
+        ({'method': 7}, 'the RPC method name 7 is not a string'),
+        ({'args': ['x']}, 'the arguments of get_evaluation are not a '
+         'mapping'),
+    ])
+    def test_a_message_that_is_not_a_call_is_a_typed_error(
+            self, service, caplog, message, reason):
+        # oslo.messaging raised ValueError, TypeError or AttributeError
+        # in its dispatcher, logged with a traceback.
+        caplog.set_level(logging.INFO)
+        cctxt = service.client().client.prepare(version='1.0', timeout=30)
+        make = cctxt._make_message
+        cctxt._make_message = lambda ctxt, method, kwargs: dict(
+            make(ctxt, method, kwargs), **message)
+        with pytest.raises(exception.InvalidRequest) as info:
+            cctxt.call({}, 'get_evaluation', evaluation_id='x')
+        assert str(info.value).splitlines()[0] == (
+            'Invalid evaluation request: %s' % reason)
+        assert 'Exception during message handling' not in caplog.text
+        assert '\nERROR forged' not in caplog.text
+        assert 'Refused an RPC call' in caplog.text
 
     def test_deleting_a_running_evaluation_stops_it_and_its_shadows(
             self, slow_service):
