@@ -30,6 +30,9 @@ weight; its measured score is kept as ``performance_score``.
 """
 
 import dataclasses
+import math
+
+from shadow_service import logsafe
 
 POLICIES = ('none', 'cap', 'per_cost')
 
@@ -56,6 +59,27 @@ def over_cap(cost, max_cost):
     return None
 
 
+def parse_costs(costs, option='host_costs'):
+    """``{host: cost}`` from an operator's ``host:cost`` mapping (strings
+    from a ``DictOpt``), or ValueError naming ``option`` and the host whose
+    cost is not a finite number of at least 0."""
+    parsed = {}
+    for host, cost in (costs or {}).items():
+        try:
+            value = float(cost)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise ValueError('%s: the cost of %s, %s, is not a finite number'
+                             % (option, logsafe.clip(host),
+                                logsafe.clip(cost)))
+        if value < 0:
+            raise ValueError('%s: the cost of %s is negative'
+                             % (option, logsafe.clip(host)))
+        parsed[str(host)] = value
+    return parsed
+
+
 @dataclasses.dataclass
 class CostPolicy:
     """The operator's trade-off between score and cost."""
@@ -73,12 +97,8 @@ class CostPolicy:
             raise ValueError('cost policy cap needs max_host_cost')
         if self.default_cost <= 0:
             raise ValueError('default_host_cost must be positive')
-        self.host_costs = {str(h): float(c)
-                           for h, c in (self.host_costs or {}).items()}
-        for host, cost in self.host_costs.items():
-            if cost < 0:
-                raise ValueError('host_costs: the cost of %s is negative'
-                                 % host)
+        self.host_costs = parse_costs(self.host_costs,
+                                      '[shadow] host_costs')
 
     @classmethod
     def from_conf(cls, conf):

@@ -117,6 +117,7 @@ def _service_class():
 def _preflight(conf):
     """Fail fast, before any worker forks, on configuration that cannot
     work."""
+    from shadow_service import hostchoice
     from shadow_service import plugins
     from shadow_service import service
     from shadow_service.analysis import analyzer
@@ -136,6 +137,7 @@ def _preflight(conf):
     except ValueError as e:
         raise ValueError('[watcher] forecaster: %s' % e) from None
     analyzer.Analyzer.from_conf(conf)
+    hostchoice.parse_costs(opts.host_costs, '[watcher] host_costs')
     if opts.min_count > opts.max_count:
         raise ValueError('[watcher] min_count %d is above max_count %d'
                          % (opts.min_count, opts.max_count))

@@ -477,7 +477,8 @@ VM under ``cost_policy = cap``. Required by that policy.
         'host_costs',
         default={},
         help="""
-Cost per hour of each host (``host:cost``), for ``cost_policy``.
+Cost per hour of each host (``host:cost``), for ``cost_policy``: a
+finite number of at least 0 (anything else stops the service at start).
 
 The ``shadow_host_cost`` metadata of a host's aggregates, which the weigher
 sends with each host, takes precedence.

@@ -339,7 +339,8 @@ Related options:
 """),
     cfg.DictOpt('host_costs', default={}, help="""
 Cost per hour of each host (``host:cost``), for the migration target's
-cost limit.
+cost limit: a finite number of at least 0 (anything else stops the
+watcher at start).
 """),
     cfg.FloatOpt('max_host_cost', help="""
 Most a migration target may cost per hour (``host_costs``); unset: no

@@ -34,6 +34,7 @@ import math
 import numpy as np
 
 from shadow_service import exporter
+from shadow_service import hostchoice
 from shadow_service import logsafe
 from shadow_service import measurements as names
 from shadow_service import plugins
@@ -1037,7 +1038,8 @@ class Watcher:
         choice = selection.find_best_server(
             candidates, scores, flavor=situation.flavor,
             current_host=instance.host, facts=facts,
-            costs={k: float(v) for k, v in self.opts.host_costs.items()},
+            costs=hostchoice.parse_costs(self.opts.host_costs,
+                                         '[watcher] host_costs'),
             max_cost=self.opts.max_host_cost, availability_zone=zone)
         if choice.host is None:
             return None, choice.describe()

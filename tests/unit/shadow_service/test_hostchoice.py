@@ -77,6 +77,11 @@ def test_excluded_hosts_score_zero_with_the_reason_first():
     ({'policy': 'cap'}, 'max_host_cost'),
     ({'default_cost': 0.0}, 'default_host_cost'),
     ({'host_costs': {'a': -1}}, 'host_costs'),
+    ({'host_costs': {'a': 'cheap'}},
+     r'\[shadow\] host_costs: the cost of a, cheap, is not a finite'),
+    ({'host_costs': {'a': 'nan'}}, 'the cost of a, nan, is not a finite'),
+    ({'host_costs': {'a\nERROR forged': 'inf'}},
+     r'the cost of a\\nERROR forged, inf, is not'),
 ])
 def test_bad_policy_names_the_field(options, field):
     with pytest.raises(ValueError, match=field):

@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 DAEMON = [sys.executable, '-c',
           'import sys; from shadow_service.cmd import watcher; '
           'sys.exit(watcher.main())']
@@ -132,6 +134,17 @@ def test_a_nan_option_stops_it_at_start(tmp_path):
     assert rc == 2
     assert lines == ['shadow-watcher: cannot start: [watcher] interval: '
                      'nan is not a finite number']
+
+
+@pytest.mark.parametrize('cost', ['cheap', 'inf'])
+def test_a_host_cost_that_is_not_a_number_stops_it_at_start(tmp_path,
+                                                            cost):
+    # It was read only when a migration target was chosen: float() then
+    # failed in the loop, run after run.
+    rc, lines = _start_error(tmp_path, 'host_costs = node-1:%s\n' % cost)
+    assert rc == 2
+    assert lines == ['shadow-watcher: cannot start: [watcher] host_costs: '
+                     'the cost of node-1, %s, is not a finite number' % cost]
 
 
 def test_an_unknown_forecaster_stops_it_at_start(tmp_path):
