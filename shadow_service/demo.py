@@ -174,6 +174,17 @@ def progress_bar(fraction, width=40, label=''):
                                   int(100 * fraction), label)
 
 
+def show_progress(fraction, label, done=False):
+    """Redraw the progress bar on a terminal; elsewhere (a pipe, a log
+    file) write only the last state, once, as a line of its own."""
+    if sys.stdout.isatty():
+        sys.stdout.write(progress_bar(fraction, label=label)
+                         + ('\n' if done else ''))
+    elif done:
+        sys.stdout.write(progress_bar(fraction, label=label)[1:] + '\n')
+    sys.stdout.flush()
+
+
 def _reasons_that_fit(reasons, room):
     """The leading whole reasons whose ``'; '``-joined text fits in
     ``room`` columns (at least the first)."""
@@ -285,13 +296,12 @@ def evaluate(parts, request, hosts, budget):
         {}, request, [{'host': h} for h in hosts], budget)
     while True:
         state = manager.get_evaluation({}, evaluation_id)
-        sys.stdout.write(progress_bar(
-            state['progress'], label='shadows on %d hosts' % len(hosts)))
-        sys.stdout.flush()
         if state['status'] not in ('pending', 'running'):
             break
+        show_progress(state['progress'],
+                      'shadows on %d hosts' % len(hosts))
         time.sleep(0.1)
-    sys.stdout.write(progress_bar(1.0, label='done') + '\n')
+    show_progress(1.0, 'shadows on %d hosts: done' % len(hosts), done=True)
     if state['status'] != 'finished' or not state.get('ranking'):
         raise RuntimeError('evaluation %s ended %s: %s' % (
             evaluation_id, state['status'], state.get('error')))
@@ -314,12 +324,9 @@ def watch(driver, watcher, store, instance_id, hours, key_metric):
                 if step.outcome in ('started', 'done'):
                     actions.append((driver.now(), step.decision.action,
                                     step.decision.reason))
-        sys.stdout.write(progress_bar((hour + 1) / steps,
-                                      label='simulated hour %d/%d, %s'
-                                      % (hour + 1, steps,
-                                         _actions_text(len(actions)))))
-        sys.stdout.flush()
-    sys.stdout.write('\n')
+        show_progress((hour + 1) / steps, 'simulated hour %d/%d, %s'
+                      % (hour + 1, steps, _actions_text(len(actions))),
+                      done=hour + 1 == steps)
     series = store.query_series(
         names.INSTANCE_METRIC, names.FIELD_VALUE,
         {names.TAG_INSTANCE: instance_id, names.TAG_METRIC: key_metric},

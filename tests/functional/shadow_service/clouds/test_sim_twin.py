@@ -72,6 +72,13 @@ def test_demo_reports_labelled_figures_to_a_new_file_per_run(
     assert sorted(str(p) for p in tmp_path.glob('nova-shadow-demo-*.html')) \
         == sorted(paths)
     assert 'placed demo-vm on node-' in printed[0]
+    # Captured (not a terminal): each progress bar once, at its end, on
+    # a line of its own; no carriage returns redrawing it.
+    assert '\r' not in printed[0]
+    assert re.findall(r'^\[#+\] 100% (.*)$', printed[0], re.M) == [
+        'shadows on 16 hosts: done',
+        'simulated hour 4/4, %s' % demo._actions_text(
+            printed[0].count('\n  + '))]
     # With the lab's measurement noise a few samples per host leave
     # every host's stated confidence short of certainty.
     confidences = [float(line.split()[3]) for line in printed[0].splitlines()
