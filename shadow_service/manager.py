@@ -73,6 +73,8 @@ RECORDS_QUEUED = 1024
 RECORD_HOSTS_QUEUED = 256000
 #: A warning for the first dropped record and every this many after.
 RECORDS_DROPPED_WARN_EVERY = 100
+
+
 def _record_hosts(hosts):
     """How many candidate hosts a record names (its weight in the
     records queue), before the record is checked: a record too large

@@ -144,6 +144,8 @@ class Watcher:
         self.leader = leader
         self.foresight = foresight
         self.ladder = ladder_mod.parse(opts.flavor_ladder)
+        self.host_costs = hostchoice.parse_costs(opts.host_costs,
+                                                 '[watcher] host_costs')
         self.guard = guard_mod.Guard(guard_mod.Limits.from_conf(opts))
         self.errors = errors_mod.ErrorStats(
             quantile=opts.error_quantile, window=opts.error_window,
@@ -1038,8 +1040,7 @@ class Watcher:
         choice = selection.find_best_server(
             candidates, scores, flavor=situation.flavor,
             current_host=instance.host, facts=facts,
-            costs=hostchoice.parse_costs(self.opts.host_costs,
-                                         '[watcher] host_costs'),
+            costs=self.host_costs,
             max_cost=self.opts.max_host_cost, availability_zone=zone)
         if choice.host is None:
             return None, choice.describe()
