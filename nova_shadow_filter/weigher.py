@@ -409,13 +409,20 @@ class _Recorder:
     two).  However a renewal ends (made, dropped, failed), its
     claim on the answer is released
     (:meth:`nova_shadow_filter.priorcache.PriorCache.release_renewal`).
-    Any other failed call is logged and dropped."""
+    Any other failed call is logged and dropped.
+
+    Every record sent after the first dropped one carries how many were
+    dropped so far, under an id of this weigher's own, which the service
+    exports (``nova_shadow_weigher_records_dropped``): nova-scheduler has
+    no metrics endpoint of ours."""
 
     def __init__(self, weigher):
         self._weigher = weigher
         self._queue = boundedqueue.BoundedQueue(RECORDS_QUEUED,
                                                 RECORD_HOSTS_QUEUED)
         self._renewals = queue.Queue(maxsize=RENEWALS_QUEUED)
+        #: This weigher's id in its reports of the records it dropped.
+        self.sender = uuid.uuid4().hex
         self.dropped = 0
         self.renewals_dropped = 0
         self.renewals_failed = 0
@@ -497,7 +504,15 @@ class _Recorder:
         if request is None or renewing:
             # Nothing to send, or the renewal records the request.
             return
-        api.record_host_columns({}, request, columns, budget)
+        self._record(request, columns, budget)
+
+    def _record(self, request, columns, budget, evaluation_id=None):
+        """Send the record of ``request``, with the count of the records
+        dropped so far once there are any."""
+        dropped = self.dropped
+        self._weigher.api.record_host_columns(
+            {}, request, columns, budget, evaluation_id=evaluation_id,
+            dropped=(self.sender, dropped) if dropped else None)
 
     def _queue_renewal(self, job):
         """Whether ``job``'s renewal waits for the renewals thread (not
@@ -567,9 +582,8 @@ class _Recorder:
                 'renewals failed so far); recording the request instead',
                 describe_error(error), self.renewals_failed)
         try:
-            self._weigher.api.record_host_columns(
-                {}, job['request'], job['columns'], job['budget'],
-                evaluation_id=job.get('evaluation_id'))
+            self._record(job['request'], job['columns'], job['budget'],
+                         evaluation_id=job.get('evaluation_id'))
         except Exception as e:
             LOG.log(level, 'Could not have the shadow service record a '
                     'request answered from the cache (%s)',

@@ -83,6 +83,13 @@ RECORDS_DROPPED = prometheus_client.Counter(
     'service dropped: the records waiting for its records thread held '
     'as many records or candidate hosts as they may.',
     registry=REGISTRY)
+WEIGHER_RECORDS_DROPPED = prometheus_client.Counter(
+    'nova_shadow_weigher_records_dropped',
+    'Records of requests answered from its cache that the weigher in '
+    'nova-scheduler dropped before sending them: the records waiting '
+    'for its records thread held as many records or candidate hosts as '
+    'they may.  Each weigher reports its count with its next record.',
+    registry=REGISTRY)
 WATCHER_DECISIONS = prometheus_client.Counter(
     'nova_shadow_watcher_decisions',
     'Decision records of the watcher by action, policy and outcome '
@@ -100,6 +107,11 @@ def evaluation_released():
 
 def record_dropped():
     RECORDS_DROPPED.inc()
+
+
+def weigher_records_dropped(count):
+    """Records a weigher reports it dropped since its last report."""
+    WEIGHER_RECORDS_DROPPED.inc(count)
 
 
 def evaluation_refused(outcome):

@@ -19,6 +19,7 @@ logged as one INFO line with the typed error's message, never a
 traceback; the caller gets the typed error.
 """
 
+import collections
 import concurrent.futures
 import functools
 import inspect
@@ -73,6 +74,10 @@ RECORDS_QUEUED = 1024
 RECORD_HOSTS_QUEUED = 256000
 #: A warning for the first dropped record and every this many after.
 RECORDS_DROPPED_WARN_EVERY = 100
+#: Weighers whose count of dropped records the service keeps, to export
+#: only what each one's next report adds (the one heard from least
+#: recently is forgotten first).
+DROP_SENDERS_KEPT = 1024
 
 
 def _record_hosts(hosts):
@@ -251,6 +256,9 @@ class ShadowManager:
         self._records_thread = None
         #: Records dropped because they did not fit beside those waiting.
         self.records_dropped = 0
+        #: Each weigher's last reported count of the records it dropped
+        #: (its sender id -> count), least recently heard from first.
+        self._weigher_drops = collections.OrderedDict()
 
     # RPC methods ---------------------------------------------------------
 
@@ -283,6 +291,7 @@ class ShadowManager:
         _require_boolean(history_only=history_only, record=record)
         if history_only and record and rpcapi.is_record(ctxt):
             # A record: nobody waits for its answer.
+            self._take_weigher_drops(ctxt)
             self._queue_record(ctxt, request, hosts, budget_s)
             return None
         return columns_reply(self._rank_columns(
@@ -297,6 +306,29 @@ class ShadowManager:
                              caller_left=caller_left(ctxt),
                              hosts_checked=True, history_only=history_only,
                              record=record, evaluation_id=evaluation_id)
+
+    def _take_weigher_drops(self, ctxt):
+        """Export what a record's report of the records its weigher
+        dropped (:func:`shadow_service.rpcapi.dropped_report`) adds to
+        that weigher's last report; a malformed report is logged and
+        ignored (the record is not)."""
+        report = rpcapi.dropped_report(ctxt)
+        if report is None:
+            return
+        if report is False:
+            LOG.info('Ignored a malformed report of dropped records in a '
+                     'record\'s request context: %s',
+                     logsafe.clip(ctxt.get(rpcapi.CTXT_DROPPED)))
+            return
+        sender, count = report
+        with self._lock:
+            last = self._weigher_drops.pop(sender, 0)
+            # Reports may arrive out of order (several RPC threads).
+            self._weigher_drops[sender] = max(last, count)
+            while len(self._weigher_drops) > DROP_SENDERS_KEPT:
+                self._weigher_drops.popitem(last=False)
+        if count > last:
+            exporter.weigher_records_dropped(count - last)
 
     def _queue_record(self, ctxt, request, hosts, budget_s):
         """Queue a record for the records thread (started on the first),

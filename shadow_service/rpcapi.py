@@ -63,12 +63,36 @@ CTXT_EVALUATION_ID = 'shadow_evaluation_id'
 #: The request-context key marking a record (a cast nobody waits for),
 #: which the service queues behind the calls it answers.
 CTXT_RECORD = 'shadow_record'
+#: The request-context key of a record reporting how many records its
+#: sender (one weigher) dropped so far: ``{'sender': id, 'count': n}``.
+CTXT_DROPPED = 'shadow_records_dropped'
+#: Longest sender id a dropped-records report may carry.
+SENDER_ID_MAX = 64
 
 
 def is_record(ctxt):
     """Whether ``ctxt`` marks a record (:meth:`ShadowAPI.
     record_host_columns`)."""
     return isinstance(ctxt, dict) and ctxt.get(CTXT_RECORD) is True
+
+
+def dropped_report(ctxt):
+    """``(sender, count)`` of the dropped-records report in ``ctxt``
+    (:meth:`ShadowAPI.record_host_columns`' ``dropped``); None when it
+    holds none, ``False`` when it holds one that is malformed (a sender
+    that is not a string of 1 to ``SENDER_ID_MAX`` characters, a count
+    that is not an integer of at least 0)."""
+    if not isinstance(ctxt, dict) or CTXT_DROPPED not in ctxt:
+        return None
+    report = ctxt[CTXT_DROPPED]
+    if not isinstance(report, dict):
+        return False
+    sender, count = report.get('sender'), report.get('count')
+    if (isinstance(sender, str) and 0 < len(sender) <= SENDER_ID_MAX
+            and isinstance(count, int) and not isinstance(count, bool)
+            and count >= 0):
+        return sender, count
+    return False
 
 
 def with_deadline(ctxt, timeout):
@@ -145,17 +169,24 @@ class ShadowAPI:
                           record=record is None or bool(record))
 
     def record_host_columns(self, ctxt, request, hosts, budget_s,
-                            evaluation_id=None):
+                            evaluation_id=None, dropped=None):
         """Have the service answer ``request`` from history and record
         the answer, without waiting for it (a cast of
         ``rank_host_columns`` with ``history_only``, 1.4): the record of
         a request the weigher answered from its cache.
-        ``evaluation_id``: the id of the evaluation it records."""
+        ``evaluation_id``: the id of the evaluation it records.
+        ``dropped``: ``(sender, count)``, the records the sender (one
+        weigher, named by an id of its own) dropped so far, which the
+        service exports (in the request context: a service that does not
+        know it ignores it)."""
         # Not retried: a record that cannot be sent at once is dropped
         # rather than holding the sender while the broker is away.
         cctxt = self.client.prepare(version='1.4', retry=0)
         ctxt = dict(with_evaluation_id(ctxt, evaluation_id) or {},
                     **{CTXT_RECORD: True})
+        if dropped is not None:
+            sender, count = dropped
+            ctxt[CTXT_DROPPED] = {'sender': sender, 'count': int(count)}
         cctxt.cast(ctxt, 'rank_host_columns', request=request, hosts=hosts,
                    budget_s=budget_s, history_only=True, record=True)
 

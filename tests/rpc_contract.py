@@ -14,6 +14,8 @@ import pytest
 
 from nova_shadow_filter import weigher as weigher_mod
 from shadow_service import exception
+from shadow_service import exporter
+from shadow_service import rpcapi
 from tests import service_support
 
 REQUEST = {'flavor': {'name': 'm1.large', 'vcpus': 4, 'ram_mb': 8192,
@@ -211,6 +213,44 @@ class RPCContract:
                                      timeout=30, history_only=True,
                                      evaluation_id='../etc')
         assert 'evaluation_id' in str(info.value)
+
+    def test_records_report_what_their_weigher_dropped(self, service,
+                                                        caplog):
+        # Each weigher reports its count of dropped records with the
+        # records it sends; the service exports what each report adds
+        # to that weigher's last (in whatever order they arrive).
+        caplog.set_level(logging.INFO, logger='shadow_service.manager')
+        columns = {'host': [h['host'] for h in HOSTS],
+                   'vcpus': [h['vcpus'] for h in HOSTS]}
+        client = service.client()
+        counter = exporter.WEIGHER_RECORDS_DROPPED
+        exported = counter._value.get()
+        reports = [('weigher-a', 3), ('weigher-a', 3), ('weigher-b', 2),
+                   ('weigher-a', 5), ('weigher-a', 4), None]
+        for report in reports:
+            client.record_host_columns({}, REQUEST, columns, 10.0,
+                                       dropped=report)
+        # A malformed report is logged and ignored; its record is not.
+        cctxt = client.client.prepare(version='1.4')
+        bad = {'sender': 'weigher-a\nforged', 'count': -1}
+        cctxt.cast({rpcapi.CTXT_RECORD: True, rpcapi.CTXT_DROPPED: bad},
+                   'rank_host_columns', request=REQUEST, hosts=columns,
+                   budget_s=10.0, history_only=True, record=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            recorded = [e for e in service.manager._evaluations.values()
+                        if e.history_only and e.record
+                        and e.status == 'finished']
+            if len(recorded) == len(reports) + 1:
+                break
+            time.sleep(0.05)
+        assert len(recorded) == len(reports) + 1
+        assert counter._value.get() == exported + 5 + 2
+        ignored = [r.getMessage() for r in caplog.records
+                   if 'malformed report of dropped records' in
+                   r.getMessage()]
+        assert len(ignored) == 1
+        assert '\n' not in ignored[0] and 'forged' in ignored[0]
 
     def test_detail_that_is_not_a_boolean_is_a_typed_error(self, service):
         cctxt = service.client().client.prepare(version='1.1', timeout=30)

@@ -583,7 +583,8 @@ class HistoryService(ScriptedService):
                           history_only=None, record=None):
         self.calls14.append({'hosts': list(hosts['host']),
                              'history_only': history_only,
-                             'record': record, 'request': request})
+                             'record': record, 'request': request,
+                             'ctxt': ctxt})
         reply = ScriptedService.rank_host_columns(self, ctxt, request,
                                                   hosts, budget_s)
         reply['source'] = self.source
@@ -960,6 +961,41 @@ def test_a_renewal_dropped_with_its_record_is_not_left_claimed(
     _ask(shadow)
     assert shadow._recorder.dropped == 1
     assert shadow._prior_cache.claim_renewal(cache_key(shadow))
+
+
+def test_the_records_after_a_drop_report_it_to_the_service(gated,
+                                                          monkeypatch):
+    # nova-scheduler has no metrics endpoint of ours: the weigher's count
+    # of dropped records reaches the service's exporter with its records.
+    monkeypatch.setattr(shadow_weigher, 'RECORDS_QUEUED', 1)
+    monkeypatch.setattr(shadow_weigher, 'REFRESH_BUDGET_S', 20.0)
+    gated.holds = lambda history_only, record: record is False
+    shadow = shadow_weigher.ShadowWeigher()
+    _ask(shadow)
+    _ask(shadow)
+    records = [c for c in gated.wait_for(2) if rpcapi.is_record(c['ctxt'])]
+    assert len(records) == 1
+    assert rpcapi.CTXT_DROPPED not in records[0]['ctxt']
+    # The records thread waits on the changed host's question; one
+    # request waits behind it; the next is dropped.
+    gated.gate.clear()
+    hosts = three_hosts()
+    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
+                                       vcpus_used=2, num_instances=1)
+    _ask(shadow, hosts=hosts)
+    gated.wait_until_held(1)
+    _ask(shadow)
+    _ask(shadow)
+    assert shadow._recorder.dropped == 1
+    gated.gate.set()
+    calls = gated.wait_for(5)
+    records = [c for c in calls if rpcapi.is_record(c['ctxt'])]
+    assert len(records) == 3
+    report = {'sender': shadow._recorder.sender, 'count': 1}
+    assert [r['ctxt'].get(rpcapi.CTXT_DROPPED) for r in records] == [
+        None, report, report]
+    assert rpcapi.dropped_report(records[-1]['ctxt']) == (
+        shadow._recorder.sender, 1)
 
 
 def test_what_the_cache_does_not_hold_asks_about_every_candidate(

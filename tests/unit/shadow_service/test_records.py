@@ -109,3 +109,30 @@ def test_a_bad_record_is_logged_and_the_thread_goes_on(manager, caplog):
     service_support.wait_for(lambda: _recorded(manager))
     assert any('Rejected a record: InvalidRequest' in r.getMessage()
                for r in caplog.records)
+
+
+def test_weighers_drop_reports_are_kept_for_the_most_recent_senders(
+        manager, monkeypatch):
+    # The service keeps the last count of DROP_SENDERS_KEPT weighers: a
+    # weigher forgotten and heard from again has its count taken anew.
+    monkeypatch.setattr(manager_mod, 'DROP_SENDERS_KEPT', 2)
+    exported = exporter.WEIGHER_RECORDS_DROPPED._value.get()
+
+    def report(sender, count):
+        ctxt = dict(RECORD, **{rpcapi.CTXT_DROPPED: {'sender': sender,
+                                                     'count': count}})
+        assert manager.rank_host_columns(
+            ctxt, rpc_contract.REQUEST, COLUMNS, 10.0, history_only=True,
+            record=True) is None
+
+    report('a', 4)
+    report('b', 1)
+    report('a', 6)
+    # 'b' is now the least recently heard from: 'c' makes it forgotten.
+    report('c', 2)
+    assert list(manager._weigher_drops) == ['a', 'c']
+    report('a', 6)
+    report('b', 1)
+    assert exporter.WEIGHER_RECORDS_DROPPED._value.get() == (
+        exported + 6 + 1 + 2 + 1)
+    service_support.wait_for(lambda: _recorded(manager) == 6)
