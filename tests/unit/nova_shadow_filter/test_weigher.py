@@ -935,6 +935,19 @@ def test_a_renewal_without_room_is_recorded_counted_and_logged_once(
         profiles[-1], False)
 
 
+def _fill_the_records_queue(gated, shadow):
+    """Hold ``shadow``'s records thread on the question about a changed
+    host (``gated`` holds the unrecorded ones) and queue one request
+    behind it: where one record has room, the next one is dropped."""
+    gated.gate.clear()
+    hosts = three_hosts()
+    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
+                                       vcpus_used=2, num_instances=1)
+    _ask(shadow, hosts=hosts)
+    gated.wait_until_held(1)
+    _ask(shadow)
+
+
 @pytest.mark.parametrize('bound', [
     # One record waits (of any size) ...
     {'RECORDS_QUEUED': 1},
@@ -950,13 +963,7 @@ def test_a_renewal_dropped_with_its_record_is_not_left_claimed(
     gated.holds = lambda history_only, record: record is False
     shadow = shadow_weigher.ShadowWeigher()
     _ask(shadow)
-    gated.gate.clear()
-    hosts = three_hosts()
-    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
-                                       vcpus_used=2, num_instances=1)
-    _ask(shadow, hosts=hosts)
-    gated.wait_until_held(1)
-    _ask(shadow)
+    _fill_the_records_queue(gated, shadow)
     _past_half_life(shadow, monkeypatch)
     _ask(shadow)
     assert shadow._recorder.dropped == 1
@@ -978,13 +985,7 @@ def test_the_records_after_a_drop_report_it_to_the_service(gated,
     assert rpcapi.CTXT_DROPPED not in records[0]['ctxt']
     # The records thread waits on the changed host's question; one
     # request waits behind it; the next is dropped.
-    gated.gate.clear()
-    hosts = three_hosts()
-    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
-                                       vcpus_used=2, num_instances=1)
-    _ask(shadow, hosts=hosts)
-    gated.wait_until_held(1)
-    _ask(shadow)
+    _fill_the_records_queue(gated, shadow)
     _ask(shadow)
     assert shadow._recorder.dropped == 1
     gated.gate.set()
