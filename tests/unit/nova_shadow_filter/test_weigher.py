@@ -15,6 +15,9 @@ import uuid
 import nova.conf
 import oslo_messaging as messaging
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 from nova import objects
 from nova.scheduler import weights
 from nova.scheduler.weights import ram
@@ -1112,3 +1115,43 @@ def test_an_option_nova_scheduler_cannot_use_disables_the_weigher(
     assert errors[0].startswith('Shadow weigher disabled until '
                                 'nova-scheduler is restarted with a valid '
                                 'value: [shadow_weigher] ' + named)
+
+
+HINT_TEXT = (st.text(max_size=40)
+             | st.sampled_from(['web', 'db', '3.5', '0', '-1', 'nan', 'inf',
+                                '1e999', ' 2 ', str(uuid.UUID(int=7)),
+                                'web\nforged']))
+
+
+HINTS = st.dictionaries(
+    st.sampled_from([shadow_weigher.HINT_PROFILE,
+                     shadow_weigher.HINT_BUDGET,
+                     shadow_weigher.HINT_EVALUATION, 'shadow_other']),
+    st.lists(HINT_TEXT, min_size=1, max_size=3))
+
+
+def test_any_hints_weigh_every_host_within_the_weights_range(serve):
+    # Nova hands the weigher its hints as lists of strings, whatever the
+    # tenant sent: none of them may fail a boot.
+    serve(ScriptedService(ranking({'host1': 70, 'host2': 80})))
+    flavor = objects.Flavor(name='m1.test', vcpus=2, memory_mb=4096,
+                            root_gb=20, ephemeral_gb=0, swap=0,
+                            extra_specs={})
+    multiplier = CONF.shadow_weigher.weight_multiplier
+    shadow = shadow_weigher.ShadowWeigher()
+
+    @settings(max_examples=100, deadline=None)
+    @given(hints=HINTS)
+    def check(hints):
+        spec = objects.RequestSpec(scheduler_hints=hints,
+                                   instance_group=None, flavor=flavor,
+                                   project_id='project-1',
+                                   instance_uuid=str(uuid.uuid4()))
+        _, weighed, _ = weigh(three_hosts(), spec, [shadow])
+        assert sorted(w.obj.host for w in weighed) == ['host1', 'host2',
+                                                       'host3']
+        for w in weighed:
+            assert math.isfinite(w.weight)
+            assert 0.0 <= w.weight <= multiplier
+
+    check()
