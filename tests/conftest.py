@@ -94,3 +94,31 @@ def redis_url():
             pytest.fail('Redis is required but nothing listens on 6379')
         pytest.skip('Redis is not running on 127.0.0.1:6379')
     return url
+
+
+#: Tests that measure CPU shares, throughput or wall-clock time, or use
+#: the lab's cgroups: tools/run-tests.sh runs them alone, after the
+#: others have run in parallel (a second test process on the same cores
+#: would move what they measure).  Paths relative to tests/.
+SERIAL = (
+    'e2e/',
+    'functional/lab/',
+    'functional/loadgen/',
+    'functional/shadow_service/clouds/test_openstack_lab.py',
+    'functional/shadow_service/history/'
+    'test_influxdb_outage_evaluation.py',
+    'unit/harness/test_cell_lock.py',
+    'unit/shadow_service/metrics/',
+    'unit/shadow_service/test_request_bounds.py',
+    'unit/nova_shadow_filter/test_weigher.py::'
+    'test_slow_service_is_cut_off_at_the_deadline',
+)
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        where = os.path.relpath(str(item.path), _TESTS_DIR)
+        node = where + '::' + item.name
+        if any(node.startswith(prefix) for prefix in SERIAL):
+            item.add_marker(pytest.mark.serial)

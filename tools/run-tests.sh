@@ -6,7 +6,8 @@
 # Creates .venv (or $NOVA_SHADOW_VENV) with the pinned versions from
 # upper-constraints.txt, installs and starts the services (tools/
 # install-services.sh), runs ruff and then pytest over tests/ (unit,
-# functional with Nova's own harness, RabbitMQ and InfluxDB).
+# functional with Nova's own harness, RabbitMQ and InfluxDB): most tests
+# in two processes, then the ones that measure alone (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,22 @@ export NOVA_SHADOW_REQUIRE_SERVICES=1
 # Property tests draw the same examples every run (tests/conftest.py).
 export HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-ci}
 "$VENV/bin/ruff" check .
-if [ $# -eq 0 ]; then
-    set -- tests
+if [ $# -gt 0 ]; then
+    exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra "$@"
 fi
-exec "$VENV/bin/pytest" -p no:cacheprovider -q -ra "$@"
+# The whole suite in two parts: the tests that measure CPU, throughput or
+# time, or use the lab's cgroups (marked ``serial`` by tests/conftest.py)
+# run alone, after the others have run in NOVA_SHADOW_TEST_WORKERS
+# processes (pytest-xdist; 1 runs them in this process).  Both parts run
+# whatever the first one's result; the status is the first failure's.
+WORKERS=${NOVA_SHADOW_TEST_WORKERS:-2}
+PARALLEL=()
+if [ "$WORKERS" -gt 1 ]; then
+    PARALLEL=(-n "$WORKERS")
+fi
+status=0
+"$VENV/bin/pytest" -p no:cacheprovider -q -ra "${PARALLEL[@]}" \
+    -m "not serial" tests || status=$?
+"$VENV/bin/pytest" -p no:cacheprovider -q -ra -m serial tests || \
+    { rc=$?; [ "$status" -ne 0 ] || status=$rc; }
+exit "$status"
