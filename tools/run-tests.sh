@@ -12,6 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${NOVA_SHADOW_VENV:-.venv}
+WORKERS=${NOVA_SHADOW_TEST_WORKERS:-2}
+case "$WORKERS" in
+    '' | *[!0-9]* | 0)
+        echo "NOVA_SHADOW_TEST_WORKERS: a number of processes of at least" \
+             "1, not '$WORKERS'" >&2
+        exit 2 ;;
+esac
 PYTHON=${PYTHON:-python3}
 
 tools/install-services.sh
@@ -36,7 +43,6 @@ fi
 # run alone, after the others have run in NOVA_SHADOW_TEST_WORKERS
 # processes (pytest-xdist; 1 runs them in this process).  Both parts run
 # whatever the first one's result; the status is the first failure's.
-WORKERS=${NOVA_SHADOW_TEST_WORKERS:-2}
 PARALLEL=()
 if [ "$WORKERS" -gt 1 ]; then
     PARALLEL=(-n "$WORKERS")
