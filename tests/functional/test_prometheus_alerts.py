@@ -18,8 +18,7 @@ TARGET = {'job': 'nova_shadow', 'instance': 'controller:9750'}
 
 #: Per alert, series that fire it at EVAL and the same series that do not
 #: (``(metric, labels, firing values, quiet values)``; one minute a value,
-#: promtool's expanding notation), and whether the alert keeps the
-#: series' labels.
+#: promtool's expanding notation).
 SCENARIOS = {
     'NovaShadowTargetDown': [
         ('up', TARGET, '1 1 0x12', '1x14')],
