@@ -145,6 +145,22 @@ def test_the_oracle_sizes_on_the_true_future_and_needs_foresight():
     assert oracle.OraclePolicy().decide(_situation()).action == 'none'
 
 
+def test_the_oracle_shrinks_only_on_what_its_down_horizon_holds():
+    # Quiet for the next hour, busy again two hours from now.
+    def foresight(start, end):
+        return 1.0 if end - start <= 3600 else 7.0
+    conf = cfg.ConfigOpts()
+    conf.register_opts(oracle.OPTS, group=oracle.GROUP)
+    conf([])
+    policy = oracle.OraclePolicy(conf)
+    shrink = policy.decide(_situation(rung=2, foresight=foresight))
+    assert (shrink.action, shrink.target_rung) == ('resize_down', 1)
+    conf.set_override('down_horizon', 3 * 3600.0,
+                      group='watcher_policy_oracle')
+    held = policy.decide(_situation(rung=2, foresight=foresight))
+    assert held.action == 'none'
+
+
 def test_rl_without_a_model_sizes_on_the_forecast_bound():
     decision = rl.RLPolicy().decide(_situation(rung=0, peak=7.5))
     assert (decision.action, decision.target_rung) == ('resize_up', 2)
