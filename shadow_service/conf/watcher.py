@@ -298,8 +298,11 @@ left within it, no shrink that would be the ``max_reversals``-th change
 of direction within it.
 """),
     cfg.IntOpt('max_reversals', default=2, min=1, help="""
-Changes of direction (grow, shrink) a VM may make within
-``cycle_window``.
+The cycle breaker's limit on a VM's changes of direction (a growth after
+a shrink, or a shrink after a growth) within ``cycle_window``: a shrink
+that would be the ``max_reversals``-th of them is refused (a growth never
+is).  With 2, a VM shrunk and then grown again is not shrunk again within
+the window; with 1, a VM grown within the window is not shrunk.
 """),
     cfg.FloatOpt('steal_threshold_pct', default=10.0, min=0.0, max=100.0,
                  help="""

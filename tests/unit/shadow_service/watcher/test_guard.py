@@ -87,6 +87,29 @@ def test_the_cycle_breaker_stops_a_vm_sent_up_and_down_again():
     assert g.check('vm', UP, 9000) is None
 
 
+def test_max_reversals_refuses_the_shrink_that_would_be_that_many():
+    # As [watcher] max_reversals' help says: with 2, a shrink after a
+    # growth is the first change of direction and is allowed; a shrink
+    # after a shrink and a growth would be the second and is refused.
+    g = _guard(cycle_window=6 * 3600, max_reversals=2)
+    _take(g, UP, 0)
+    assert g.check('vm', DOWN, 600) is None
+    g = _guard(cycle_window=6 * 3600, max_reversals=2)
+    _take(g, DOWN, 0)
+    _take(g, UP, 600)
+    assert g.check('vm', DOWN, 1200) == (
+        'cycle breaker: this shrink would be reversal 2 within 21600 s')
+    # With 1, a VM grown within the window is not shrunk; growths never
+    # wait for the cycle breaker.
+    g = _guard(cycle_window=6 * 3600, max_reversals=1)
+    _take(g, UP, 0)
+    assert g.check('vm', DOWN, 600).startswith('cycle breaker')
+    _take(g, DOWN, 1200)
+    _take(g, UP, 1800)
+    _take(g, DOWN, 2400)
+    assert g.check('vm', UP, 3000) is None
+
+
 def test_restore_replays_actions_a_previous_leader_took():
     g = _guard(immunity_window=600)
     g.restore([guard.Taken('vm', 'resize_up', 1000, 1)])
