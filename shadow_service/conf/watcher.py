@@ -77,7 +77,8 @@ Possible values:
 * Empty: no resizes (live migration and scale-out only).
 * For example ``w.small:1:2048:40,w.medium:2:4096:40,w.large:4:8192:40``.
 
-A VM whose flavor is not on the ladder is never resized.  The vCPUs must
+A VM whose flavor is not on the ladder (neither a rung's name nor exactly
+a rung's vCPUs and RAM) is never resized.  The vCPUs must
 grow along the ladder and the RAM must not fall.  Nova refuses to shrink
 the root disk of a VM booted from an image, so the watcher shrinks such a
 VM only to rungs whose disk holds its own (a VM booted from a volume to

@@ -99,20 +99,21 @@ class Ladder:
         return bool(self.rungs)
 
     def index_of(self, flavor):
-        """The rung of ``flavor`` (a flavor dict): by name, else by the
-        same vCPUs and RAM, else the largest rung not bigger than its
-        vCPUs; None when it is below the ladder."""
-        name = (flavor or {}).get('name')
+        """The rung of ``flavor`` (a flavor dict): the rung of its name,
+        else the one with exactly its vCPUs and RAM (Nova shows no name
+        while a resize is under way); None when it is on no rung, so a
+        VM of a flavor the ladder does not list is never resized."""
+        flavor = flavor or {}
+        name = flavor.get('name')
         for i, rung in enumerate(self.rungs):
             if name and rung.name == name:
                 return i
-        vcpus = int((flavor or {}).get('vcpus') or 0)
-        ram = int((flavor or {}).get('ram_mb') or 0)
+        vcpus = int(flavor.get('vcpus') or 0)
+        ram = int(flavor.get('ram_mb') or 0)
         for i, rung in enumerate(self.rungs):
-            if rung.vcpus == vcpus and (not ram or rung.ram_mb == ram):
+            if rung.vcpus == vcpus and rung.ram_mb == ram:
                 return i
-        below = [i for i, r in enumerate(self.rungs) if r.vcpus <= vcpus]
-        return below[-1] if below else None
+        return None
 
     def clamp(self, index):
         return max(0, min(len(self.rungs) - 1, int(index)))

@@ -409,3 +409,31 @@ def test_a_restarted_watcher_tells_its_policy_what_it_did(tmp_path):
     support.run(assembled, driver, 1)
     assert assembled.watcher.policy._shrunk == {
         'vm-1': pytest.approx(now - 600.0)}
+
+
+def test_a_vm_whose_flavor_is_not_on_the_ladder_is_never_resized(tmp_path):
+    # A busy 6-vCPU VM and an idle 32-vCPU one, of flavors the ladder
+    # (2, 4, 8, 16 vCPUs) does not list: each was taken for the largest
+    # rung with no more vCPUs ("medium", "xlarge") and resized, the big
+    # one down to 8 vCPUs and 8 GB of RAM.
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'reactive', 'dry_run': False, 'hysteresis_runs': 1,
+        'cooldown': 0.0})
+    driver, history = support.twin(conf)
+    for instance_id, vcpus, busy in (('odd-6', 6, 5.8), ('huge-32', 32, 1.0)):
+        driver.place_vm(
+            {'flavor': {'name': 'm1.vcpus%d' % vcpus, 'vcpus': vcpus,
+                        'ram_mb': vcpus * 2048, 'disk_gb': 20}},
+            'host-%d' % (1 + vcpus // 32), instance_id=instance_id,
+            profile=support.demand_profile([busy] * 3 * DAY),
+            metadata={'nova_shadow_watch': 'true'})
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = support.run(assembled, driver, 6)
+    assert {s.instance_id for s in steps} == {'odd-6', 'huge-32'}
+    assert [s for s in steps if s.outcome] == []
+    assert {s.decision.reason for s in steps
+            if s.instance_id == 'odd-6'} == {'flavor not on the ladder'}
+    assert {driver.get_instance(i).flavor['vcpus']
+            for i in ('odd-6', 'huge-32')} == {6, 32}
+    assert _records(history, driver) == []

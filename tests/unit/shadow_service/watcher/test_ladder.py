@@ -8,11 +8,28 @@ def test_a_ladder_is_read_smallest_first_and_finds_rungs():
     assert [r.name for r in found.rungs] == ['s', 'm', 'l']
     assert found.index_of({'name': 'm'}) == 1
     assert found.index_of({'vcpus': 4, 'ram_mb': 4096}) == 2
-    assert found.index_of({'vcpus': 3, 'ram_mb': 3000}) == 1
     assert found.index_of({'vcpus': 0}) is None
     assert found.rung_for(1.5) == 1 and found.rung_for(99) == 2
     assert found.rungs[1].to_flavor() == {'name': 'm', 'vcpus': 2,
                                           'ram_mb': 2048, 'disk_gb': 20}
+
+
+def test_a_flavor_is_on_a_rung_only_by_its_name_or_its_exact_size():
+    found = ladder.parse(['s:2:2048', 'm:4:4096', 'l:8:8192'])
+    # Nova shows no name while a resize is under way (the twin neither):
+    # the exact vCPUs and RAM find the rung.
+    assert found.index_of({'vcpus': 4, 'ram_mb': 4096}) == 1
+    assert found.index_of({'name': 'l', 'vcpus': 8, 'ram_mb': 8192}) == 2
+    # A flavor the ladder does not list is on no rung, whatever its size
+    # (it used to be taken for the largest rung with no more vCPUs, and
+    # resized).
+    assert found.index_of({'name': 'm1.odd', 'vcpus': 6,
+                           'ram_mb': 6144}) is None
+    assert found.index_of({'name': 'm1.huge', 'vcpus': 32,
+                           'ram_mb': 65536}) is None
+    assert found.index_of({'vcpus': 4, 'ram_mb': 16384}) is None
+    assert found.index_of({'vcpus': 4}) is None
+    assert found.index_of(None) is None
 
 
 @pytest.mark.parametrize('entries,message', [
