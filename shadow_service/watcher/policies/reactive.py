@@ -93,6 +93,9 @@ class ReactivePolicy(base.ScalingPolicy):
                     'scale_in', 'CPU at %.0f%%, <= %.0f%%' % (util, low),
                     metric='cpu_util_pct', predicted=util, threshold=low,
                     target_count=s.group_size - 1)
+            if s.rung is None:
+                return base.Decision(base.NO_ACTION, 'flavor not on the '
+                                     'ladder')
             if s.rung:
                 return base.Decision(
                     'resize_down', 'CPU at %.0f%%, <= %.0f%%' % (util, low),
