@@ -141,6 +141,16 @@ def _preflight(conf):
     if opts.min_count > opts.max_count:
         raise ValueError('[watcher] min_count %d is above max_count %d'
                          % (opts.min_count, opts.max_count))
+    # Combinations that would switch a feature off without a word: no
+    # demand recurs on more days than are looked back, and no VM shows
+    # a hold window of history longer than the history read.
+    if opts.recurring_days and opts.recurring_min_days > opts.recurring_days:
+        raise ValueError('[watcher] recurring_min_days %d is above '
+                         'recurring_days %d' % (opts.recurring_min_days,
+                                                opts.recurring_days))
+    if opts.hold_window > opts.history_window:
+        raise ValueError('[watcher] hold_window %g is above history_window '
+                         '%g' % (opts.hold_window, opts.history_window))
     policy = plugins.plugin_class(plugins.POLICIES, opts.policy)
     policy(conf)            # a policy's own options (the rl model file)
     history = service.build_history(conf)

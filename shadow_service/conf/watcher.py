@@ -125,6 +125,11 @@ offered to the policy: ``forecast`` does not shrink a VM below it. A VM
 with less history than this is never shrunk (growth is never delayed),
 nor is one before any forecast error of it or its flavor is known (a
 watcher that just started).
+
+Related options:
+
+* ``history_window``: at most that long (a longer hold window, which no
+  VM's history read could ever show, stops the watcher at start).
 """),
     cfg.FloatOpt('ceiling_window', default=86400.0, min=0.0, help="""
 Seconds of a VM's history read when the watcher first sees it to learn
@@ -217,7 +222,9 @@ Related options:
     cfg.IntOpt('recurring_min_days', default=4, min=1, max=28, help="""
 On how many of the last ``recurring_days`` days a demand must have come
 at this time of day to count as recurring (see ``recurring_days``): 1
-takes the largest of them, ``recurring_days`` the smallest.
+takes the largest of them, ``recurring_days`` the smallest.  More than
+``recurring_days`` (when the look-back is on) stops the watcher at
+start: no demand could recur on more days than are looked back.
 """),
     cfg.FloatOpt('recurring_window', default=3600.0, min=0.0,
                  max=43200.0, help="""

@@ -27,7 +27,8 @@ grows.
 
 Related options:
 
-* ``low_pct``: must be below this.
+* ``low_pct``: must be below this (the watcher does not start
+  otherwise).
 """),
     cfg.FloatOpt('low_pct', default=30.0, min=0.0, max=99.0, help="""
 CPU utilisation at or below which the VM shrinks one rung (or its group
@@ -54,6 +55,15 @@ class ReactivePolicy(base.ScalingPolicy):
     """
 
     config_group = GROUP
+
+    def __init__(self, conf=None):
+        super().__init__(conf)
+        low, high = self.option('low_pct'), self.option('high_pct')
+        if low >= high:
+            # No gap between the thresholds: every utilisation calls for
+            # an action, a VM just below high_pct shrinks and grows back.
+            raise ValueError('[%s] low_pct %g is not below high_pct %g'
+                             % (GROUP.name, low, high))
 
     @classmethod
     def get_config_opts(cls):

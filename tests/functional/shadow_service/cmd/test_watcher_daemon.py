@@ -144,6 +144,36 @@ def test_a_host_cost_that_is_not_a_number_stops_it_at_start(tmp_path):
                      'the cost of node-1, inf, is not a finite number']
 
 
+def test_a_recurring_look_back_shorter_than_its_days_stops_it_at_start(
+        tmp_path):
+    # With fewer days looked back than must agree, no demand ever
+    # recurred: the look-back was silently off.
+    rc, lines = _start_error(tmp_path, 'recurring_days = 3\n')
+    assert rc == 2
+    assert lines == ['shadow-watcher: cannot start: [watcher] '
+                     'recurring_min_days 4 is above recurring_days 3']
+
+
+def test_a_hold_window_longer_than_the_history_read_stops_it_at_start(
+        tmp_path):
+    # No VM ever showed a hold window of history: none was ever shrunk.
+    rc, lines = _start_error(tmp_path, 'hold_window = 43200\n'
+                             'history_window = 21600\n')
+    assert rc == 2
+    assert lines == ['shadow-watcher: cannot start: [watcher] hold_window '
+                     '43200 is above history_window 21600']
+
+
+def test_reactive_thresholds_that_cross_stop_it_at_start(tmp_path):
+    rc, lines = _start_error(tmp_path, 'policy = reactive\n'
+                             '[watcher_policy_reactive]\n'
+                             'low_pct = 90\nhigh_pct = 80\n')
+    assert rc == 2
+    assert lines == ['shadow-watcher: cannot start: '
+                     '[watcher_policy_reactive] low_pct 90 is not below '
+                     'high_pct 80']
+
+
 def test_an_unknown_forecaster_stops_it_at_start(tmp_path):
     rc, lines = _start_error(tmp_path, 'forecaster = nosuch\n')
     assert rc == 2 and len(lines) == 1
