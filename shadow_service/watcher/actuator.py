@@ -143,7 +143,9 @@ class Actuator:
 
     def follow(self, pending, now):
         """``(outcome, detail)`` of an action under way: outcome ``done``,
-        ``failed`` or None (still running)."""
+        ``failed`` or None (still running).  A cloud error that may pass
+        (``retryable``: a timeout, a busy API) leaves the action under
+        way until its deadline; any other fails it."""
         try:
             if pending.action == 'scale_in':
                 return self._follow_deletes(pending, now)
@@ -151,7 +153,7 @@ class Actuator:
                 return self._follow_boots(pending, now)
             instance = self.driver.get_instance(pending.instance_id)
         except cloud_base.CloudError as exc:
-            return 'failed', str(exc)
+            return self._cloud_error(pending, now, exc)
         status = (instance.status or '').upper()
         if status == 'ERROR':
             return 'failed', '%s went to ERROR' % pending.instance_id
@@ -160,7 +162,8 @@ class Actuator:
                 try:
                     self.driver.confirm_resize(pending.instance_id)
                 except cloud_base.CloudError as exc:
-                    return 'failed', 'confirming the resize: %s' % exc
+                    return self._cloud_error(pending, now, exc,
+                                             'confirming the resize: ')
                 return 'done', 'resized to %s and confirmed' % (
                     pending.target_flavor['name'])
             if status == 'ACTIVE' and self.ladder.index_of(
@@ -178,6 +181,13 @@ class Actuator:
                 return 'failed', 'still on %s' % instance.host
         return self._timeout(pending, now, 'still %s' % status)
 
+    def _cloud_error(self, pending, now, exc, doing=''):
+        if exc.retryable:
+            LOG.info('Following %s of %s: %s%s; trying again next run',
+                     pending.action, pending.instance_id, doing, exc)
+            return self._timeout(pending, now, '%s%s' % (doing, exc))
+        return 'failed', '%s%s' % (doing, exc)
+
     def _follow_deletes(self, pending, now):
         left = []
         for sibling in pending.siblings:
@@ -185,8 +195,9 @@ class Actuator:
                 self.driver.get_instance(sibling)
             except cloud_base.NotSupported:
                 raise
-            except cloud_base.CloudError:
-                continue
+            except cloud_base.CloudError as exc:
+                if not exc.retryable:
+                    continue            # gone
             left.append(sibling)
         if not left:
             return 'done', 'deleted %s' % ', '.join(pending.siblings)

@@ -8,7 +8,10 @@ the decision records show afterwards.
 import numpy as np
 import pytest
 
+from shadow_service.clouds import base as cloud_base
+from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import base as history_base
+from shadow_service.history import sqlite as sqlite_store
 from shadow_service.watcher import records
 from tests import watcher_support as support
 
@@ -437,3 +440,72 @@ def test_a_vm_whose_flavor_is_not_on_the_ladder_is_never_resized(tmp_path):
     assert {driver.get_instance(i).flavor['vcpus']
             for i in ('odd-6', 'huge-32')} == {6, 32}
     assert _records(history, driver) == []
+
+
+class BusyApiTwin(sim_driver.SimDriver):
+    """The twin, with a cloud API that answers the next ``unavailable``
+    calls of ``get_instance`` with a 503, as an overloaded Nova API
+    does (a retryable error)."""
+
+    unavailable = 0
+
+    def get_instance(self, instance_id):
+        if self.unavailable:
+            self.unavailable -= 1
+            raise cloud_base.CloudError(
+                'Getting %s failed (HTTP 503): Service Unavailable'
+                % instance_id, retryable=True)
+        return super().get_instance(instance_id)
+
+
+def test_a_passing_api_error_does_not_end_the_following_of_a_resize(
+        tmp_path):
+    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
+                                                'dry_run': False})
+    history = sqlite_store.SQLiteStore(path=':memory:')
+    driver = BusyApiTwin(conf, history)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    started = support.run(assembled, driver, 1)
+    assert [(s.decision.action, s.outcome) for s in started] == [
+        ('resize_up', 'started')]
+    # The next run follows the resize (now VERIFY_RESIZE) while the API
+    # is busy: it keeps following it, and confirms it the run after.
+    driver.unavailable = 1
+    support.run(assembled, driver, 2)
+    decision_id = started[0].record['decision_id']
+    ended = [(r['outcome'], r['detail'])
+             for r in _records(history, driver, 'vm-1')
+             if r['decision_id'] == decision_id][1:]
+    assert ended == [('done', 'resized to medium and confirmed')]
+    instance = driver.get_instance('vm-1')
+    assert (instance.status, instance.flavor['vcpus']) == ('ACTIVE', 4)
+
+
+def test_an_api_error_that_keeps_on_fails_the_resize_at_its_deadline(
+        tmp_path):
+    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
+                                                'dry_run': False})
+    history = sqlite_store.SQLiteStore(path=':memory:')
+    driver = BusyApiTwin(conf, history)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    started = support.run(assembled, driver, 1)[0]
+    pending = assembled.watcher.pending['vm-1']
+    # Every call of the next runs until the deadline meets a busy API.
+    driver.unavailable = 10 ** 6
+    runs = 0
+    while driver.now() <= pending.deadline:
+        assert 'vm-1' in assembled.watcher.pending
+        assembled.watcher.run_once(driver.now())
+        driver.fast_forward(support.STEP_S)
+        runs += 1
+    assembled.watcher.run_once(driver.now())
+    assert runs >= 2 and 'vm-1' not in assembled.watcher.pending
+    ended = [r for r in _records(history, driver, 'vm-1')
+             if r['decision_id'] == started.record['decision_id']][1:]
+    assert [r['outcome'] for r in ended] == ['failed']
+    assert ended[0]['detail'].startswith('timed out (Getting vm-1 failed '
+                                         '(HTTP 503)')
