@@ -143,9 +143,11 @@ class Actuator:
 
     def follow(self, pending, now):
         """``(outcome, detail)`` of an action under way: outcome ``done``,
-        ``failed`` or None (still running).  A cloud error that may pass
-        (``retryable``: a timeout, a busy API) leaves the action under
-        way until its deadline; any other fails it."""
+        ``failed``, None (still running) or, in dry-run, ``dry_run`` when
+        it waits for a call that would change the cloud (a resize's
+        confirmation): the action is then left as it is.  A cloud error
+        that may pass (``retryable``: a timeout, a busy API) leaves the
+        action under way until its deadline; any other fails it."""
         try:
             if pending.action == 'scale_in':
                 return self._follow_deletes(pending, now)
@@ -159,6 +161,13 @@ class Actuator:
             return 'failed', '%s went to ERROR' % pending.instance_id
         if pending.action in ('resize_up', 'resize_down'):
             if status == 'VERIFY_RESIZE':
+                if self.dry_run:
+                    # Started before a restart in dry-run: observe only.
+                    what = 'confirm the resize to %s' % (
+                        pending.target_flavor['name'])
+                    LOG.info('dry-run: would %s of %s', what,
+                             pending.instance_id)
+                    return 'dry_run', 'would ' + what
                 try:
                     self.driver.confirm_resize(pending.instance_id)
                 except cloud_base.CloudError as exc:

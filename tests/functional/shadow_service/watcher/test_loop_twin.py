@@ -509,3 +509,40 @@ def test_an_api_error_that_keeps_on_fails_the_resize_at_its_deadline(
     assert [r['outcome'] for r in ended] == ['failed']
     assert ended[0]['detail'].startswith('timed out (Getting vm-1 failed '
                                          '(HTTP 503)')
+
+
+def test_a_watcher_restarted_in_dry_run_does_not_confirm_a_resize(
+        tmp_path):
+    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
+                                                'dry_run': False})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
+    acting = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    started = support.run(acting, driver, 1)[0]
+    assert (started.decision.action, started.outcome) == (
+        'resize_up', 'started')
+    assert driver.get_instance('vm-1').status == 'VERIFY_RESIZE'
+    decision_id = started.record['decision_id']
+
+    # The daemon is restarted in dry-run while the resize waits for its
+    # confirmation: it records what it would do and changes nothing.
+    conf.set_override('dry_run', True, group='watcher')
+    observing = support.build(conf, driver, history)
+    support.run(observing, driver, 3)
+    assert driver.get_instance('vm-1').status == 'VERIFY_RESIZE'
+    followed = [(r['outcome'], r.get('detail'))
+                for r in _records(history, driver, 'vm-1')
+                if r['decision_id'] == decision_id]
+    assert followed == [
+        ('started', started.detail),
+        ('dry_run', 'would confirm the resize to medium')]
+
+    # Acting again, the watcher confirms it.
+    conf.set_override('dry_run', False, group='watcher')
+    again = support.build(conf, driver, history)
+    support.run(again, driver, 1)
+    assert driver.get_instance('vm-1').status == 'ACTIVE'
+    assert [r['outcome'] for r in _records(history, driver, 'vm-1')
+            if r['decision_id'] == decision_id] == [
+        'started', 'dry_run', 'done']
