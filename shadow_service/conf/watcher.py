@@ -87,8 +87,9 @@ watcher warns at start when the disks differ).
 """),
     cfg.IntOpt('quota_vcpus', default=0, min=0, help="""
 Most vCPUs the watched VMs of one project may hold together after a
-growth (resize up or a new sibling); 0: Nova's own quota is the only
-limit.
+growth (resize up or a new sibling), counting a resize under way at the
+larger of its two flavors and siblings still booting; 0: Nova's own
+quota is the only limit.
 """),
     cfg.FloatOpt('target_utilisation', default=1.0, min=0.1, max=1.0,
                  help="""

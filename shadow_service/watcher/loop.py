@@ -1009,11 +1009,25 @@ class Watcher:
                    'the cloud does not say the VM boots from a volume'))
 
     def _project_vcpus(self, project_id):
+        """vCPUs the project's watched VMs and their groups hold, or will
+        once the actions under way are done: Nova shows a VM's old
+        flavor until its resize is, and a booting sibling joins its
+        group when it is active."""
         held = 0.0
         for instance in self.watched():
-            if instance.project_id == project_id:
-                held += float(instance.flavor.get('vcpus') or 0) * (
-                    1 + len(self.siblings.get(instance.instance_id, [])))
+            if instance.project_id != project_id:
+                continue
+            instance_id = instance.instance_id
+            vcpus = float(instance.flavor.get('vcpus') or 0)
+            group = self.siblings.get(instance_id, [])
+            members = 1 + len(group)
+            pending = self.pending.get(instance_id)
+            if pending is not None and pending.target_flavor:
+                vcpus = max(vcpus, float(
+                    pending.target_flavor.get('vcpus') or 0))
+            if pending is not None and pending.action == 'scale_out':
+                members += len(set(pending.siblings) - set(group))
+            held += vcpus * members
         return held
 
     def _target_host(self, instance, situation, decision):

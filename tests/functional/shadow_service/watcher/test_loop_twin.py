@@ -546,3 +546,33 @@ def test_a_watcher_restarted_in_dry_run_does_not_confirm_a_resize(
     assert [r['outcome'] for r in _records(history, driver, 'vm-1')
             if r['decision_id'] == decision_id] == [
         'started', 'dry_run', 'done']
+
+
+def test_the_quota_counts_the_flavors_resizes_under_way_go_to(tmp_path):
+    # Nova shows the old flavor until a resize is done: two VMs of one
+    # project grown in one run each saw the other's 2 vCPUs, and both
+    # went to 8 (16 vCPUs for a quota of 10).
+    conf = support.make_conf(
+        tmp_path, watcher={'policy': 'reactive', 'dry_run': False,
+                           'quota_vcpus': 10},
+        watcher_policy_reactive={'step_rungs': 2})
+    driver, history = support.twin(conf)
+    for instance_id in ('vm-1', 'vm-2'):
+        support.place(driver, instance_id, [1.9] * 3 * DAY)
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    steps = assembled.watcher.run_once(driver.now())
+    assert [(s.instance_id, s.decision.action, s.outcome, s.detail)
+            for s in steps] == [
+        ('vm-1', 'resize_up', 'started', 'resize vm-1 from small to large '
+         '(8 vCPUs; the guest reboots)'),
+        ('vm-2', 'resize_up', 'suppressed',
+         'quota: 10 vCPUs held + 6 > 10')]
+    vm_1 = driver.get_instance('vm-1')
+    assert (vm_1.status, vm_1.flavor['vcpus']) == ('RESIZE', 2)
+    driver.fast_forward(support.STEP_S)
+    # Once the resize is done the quota still holds vm-2 back.
+    steps = support.run(assembled, driver, 2)
+    assert [s.outcome for s in steps if s.instance_id == 'vm-2'] == [
+        'suppressed', 'suppressed']
+    assert driver.get_instance('vm-2').flavor['vcpus'] == 2
