@@ -233,9 +233,37 @@ class Watcher:
                     and instance.project_id == original.project_id
                     and instance.server_group == original.server_group):
                 self.adopt_sibling(original.instance_id, instance_id)
+        self._forget_gone_siblings(found)
         ours = {s for group in self.siblings.values() for s in group}
         return [found[i] for i in sorted(found) if i not in ours and not
                 (found[i].metadata or {}).get(actuator_mod.SIBLING_KEY)]
+
+    def _forget_gone_siblings(self, found):
+        """Drop from each group the siblings that no longer exist
+        (deleted by an operator, or with their host): a group would
+        otherwise count them for ever, and stay at its maximum size.
+        A sibling not in ``found`` (this run's listing) is asked for;
+        only a cloud that says it is gone (not an error that may pass)
+        removes it; one an action under way boots or deletes is left
+        to that action."""
+        moving = {s for pending in self.pending.values()
+                  for s in pending.siblings}
+        for instance_id, group in self.siblings.items():
+            for sibling in list(group):
+                if sibling in found or sibling in moving:
+                    continue
+                try:
+                    self.driver.get_instance(sibling)
+                    continue
+                except cloud_base.CloudError as exc:
+                    if exc.retryable or isinstance(
+                            exc, cloud_base.NotSupported):
+                        continue
+                    gone = exc
+                group.remove(sibling)
+                LOG.warning('Sibling %s of %s is gone (%s): the group has '
+                            '%d members', sibling, instance_id, gone,
+                            self._members(instance_id))
 
     # -- the run ------------------------------------------------------------
     def run_once(self, now=None):
@@ -284,7 +312,9 @@ class Watcher:
     def _after_done(self, pending, now):
         instance_id = pending.instance_id
         if pending.action == 'scale_out' and pending.siblings:
-            self.siblings[instance_id].extend(pending.siblings)
+            # (A sibling listed while it booted has joined already.)
+            for sibling in pending.siblings:
+                self.adopt_sibling(instance_id, sibling)
             self._member_counts.setdefault(instance_id, []).append(
                 (min(now, pending.started_at + self.opts.boot_duration),
                  self._members(instance_id)))

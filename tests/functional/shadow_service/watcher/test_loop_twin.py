@@ -576,3 +576,45 @@ def test_the_quota_counts_the_flavors_resizes_under_way_go_to(tmp_path):
     assert [s.outcome for s in steps if s.instance_id == 'vm-2'] == [
         'suppressed', 'suppressed']
     assert driver.get_instance('vm-2').flavor['vcpus'] == 2
+
+
+def _busy_group(tmp_path, boot_duration=45.0):
+    """A horizontally scaled ``web-1`` (4 vCPUs, at most two members)
+    whose every member is busy, a day of its history behind it, under
+    ``reactive``; ``(driver, history, the assembled watcher)``."""
+    conf = support.make_conf(
+        tmp_path, sim={'boot_duration': boot_duration},
+        watcher={'policy': 'reactive', 'dry_run': False, 'max_count': 2})
+    return _horizontal_web(conf, [7.9] * 3 * DAY)
+
+
+def test_a_sibling_deleted_by_someone_else_leaves_the_group(tmp_path):
+    driver, history, assembled = _busy_group(tmp_path)
+    watcher = assembled.watcher
+    steps = support.run(assembled, driver, 3)
+    assert [(s.decision.action, s.outcome) for s in steps][0] == (
+        'scale_out', 'started')
+    assert steps[-1].decision.reason == 'group at its maximum size'
+    [sibling] = watcher.siblings['web-1']
+    # An operator (or a failed host) removes the sibling.
+    driver.delete_instance(sibling)
+    driver.fast_forward(support.STEP_S)
+    steps = support.run(assembled, driver, 3)
+    assert sibling not in watcher.siblings['web-1']
+    started = [s for s in steps if s.outcome == 'started']
+    assert [s.decision.action for s in started] == ['scale_out']
+    assert started[0].record['inputs']['group_size'] == 1
+    assert [i.instance_id for i in driver.list_instances()] == sorted(
+        ['web-1'] + watcher.siblings['web-1'])
+
+
+def test_a_sibling_that_boots_longer_than_a_run_counts_once(tmp_path):
+    # Listed while it boots, it joined the group by its metadata, and
+    # once more when the boot was seen done.
+    driver, history, assembled = _busy_group(tmp_path, boot_duration=400.0)
+    watcher = assembled.watcher
+    support.run(assembled, driver, 4)
+    assert len(watcher.siblings['web-1']) == 1
+    situation = watcher.situation(driver.get_instance('web-1'),
+                                  driver.now())
+    assert situation.group_size == 2
