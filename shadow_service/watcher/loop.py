@@ -65,6 +65,9 @@ QOS_WINDOW_S = 6 * 3600.0
 #: A QoS metric whose recent values all stay within this share of its
 #: target's threshold (on the safe side) is not forecast this run.
 FAR_SHARE = 0.5
+#: Steps ending now none of which holds a CPU utilisation sample: the
+#: VM's newest sample is too old to decide on (its collector stopped).
+STALE_STEPS = 2
 
 
 def _far_from(values, target):
@@ -856,6 +859,28 @@ class Watcher:
             target_utilisation=self.opts.target_utilisation,
             foresight=foresight)
 
+    def _stale(self, instance_id, now):
+        """Why the VM's newest CPU utilisation sample is too old to
+        decide on (none in the last ``STALE_STEPS`` steps), or None.  A
+        VM without any sample in the history read is left to
+        :meth:`situation` (too little history)."""
+        step = self.opts.step
+        times, util = self._series(instance_id, 'cpu_util_pct', now)
+        found = np.flatnonzero(np.isfinite(util))
+        key = ('stale', instance_id)
+        if not found.size:
+            return None
+        # The newest step with a sample ends at least this long ago.
+        age = now - (float(times[found[-1]]) + step)
+        if age < (STALE_STEPS - 0.5) * step:
+            self._warned.discard(key)
+            return None
+        self._warn_once(key, 'Instance %s: no CPU utilisation sample for '
+                        'over %.0f s; not scaling it until samples come '
+                        'again', logsafe.clip(instance_id), age)
+        return ('the newest CPU utilisation sample is over %.0f s old: '
+                'nothing is decided until samples come again' % age)
+
     def _watch(self, instance, now):
         instance_id = instance.instance_id
         if instance_id in self.pending or (instance.status or 'ACTIVE') \
@@ -863,6 +888,10 @@ class Watcher:
             return Step(instance_id, policy_base.Decision(
                 policy_base.NO_ACTION, 'an action is under way (%s)'
                 % instance.status))
+        stale = self._stale(instance_id, now)
+        if stale is not None:
+            return Step(instance_id, policy_base.Decision(
+                policy_base.NO_ACTION, stale))
         situation = self.situation(instance, now)
         if situation is None:
             return Step(instance_id, policy_base.Decision(

@@ -618,3 +618,33 @@ def test_a_sibling_that_boots_longer_than_a_run_counts_once(tmp_path):
     situation = watcher.situation(driver.get_instance('web-1'),
                                   driver.now())
     assert situation.group_size == 2
+
+
+@pytest.mark.parametrize('policy', ['reactive', 'forecast'])
+def test_a_vm_without_recent_samples_is_left_alone(tmp_path, policy):
+    # Saturated "small" VM, then an hour without any sample (the
+    # collector was down): its last sample, an hour old, was taken for
+    # now and the VM resized (reactive: a rung a run, to the top;
+    # forecast: to the top at once).
+    conf = support.make_conf(tmp_path, watcher={'policy': policy,
+                                                'dry_run': False})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    driver.twin.jump_to(driver.now() + 3600.0)
+    for _ in range(3):
+        [step] = assembled.watcher.run_once(driver.now())
+        assert (step.decision.action, step.outcome) == ('none', None)
+        assert step.decision.reason.startswith(
+            'the newest CPU utilisation sample is over ')
+        assert step.decision.reason.endswith(
+            ' s old: nothing is decided until samples come again')
+        driver.twin.jump_to(driver.now() + support.STEP_S)
+    assert driver.get_instance('vm-1').flavor['vcpus'] == 2
+    assert _records(history, driver) == []
+    # Samples again: the saturated VM is grown.
+    driver.fast_forward(support.STEP_S)
+    steps = support.run(assembled, driver, 2)
+    assert [(s.decision.action, s.outcome) for s in steps][0] == (
+        'resize_up', 'started')
