@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: real InfluxDB, real Prometheus, real RabbitMQ."""
+"""Shared pytest fixtures: real InfluxDB, real Prometheus, real RabbitMQ,
+real Redis."""
 
 import os
 
@@ -20,6 +21,7 @@ from hypothesis import settings  # noqa: E402
 
 from tests.fixtures import influxdb  # noqa: E402
 from tests.fixtures import prometheus  # noqa: E402
+from tests.fixtures import redis_server  # noqa: E402
 
 # ``ci`` (what tools/run-tests.sh selects) draws the same examples on every
 # run, so main stays green or red for a reason in the code; ``explore``
@@ -94,6 +96,21 @@ def redis_url():
             pytest.fail('Redis is required but nothing listens on 6379')
         pytest.skip('Redis is not running on 127.0.0.1:6379')
     return url
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis server of the test's own (``tests/fixtures/redis_server``)
+    that it may pause or stop: never the shared one."""
+    if not redis_server.redis_server_binary():
+        if os.environ.get('NOVA_SHADOW_REQUIRE_SERVICES'):
+            pytest.fail('redis-server is required but not installed')
+        pytest.skip('redis-server is not installed')
+    server = redis_server.RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 #: Tests that measure CPU shares, throughput or wall-clock time, or use

@@ -9,12 +9,22 @@ after ``[watcher] leader_timeout`` seconds and another watcher takes it.
 A new leader rebuilds its memory of earlier actions from the history's
 decision records before it acts (``Watcher.restore``), so no action is
 done twice.
+
+Holding the lock once is no proof of holding it now: a run longer than
+``leader_timeout`` or an outage of the backend lets it expire, and
+another watcher may take it.  Every renewal (:meth:`is_leader`,
+:meth:`heartbeat`, and :meth:`still_leading`, which the watcher asks
+just before each action) extends the lock only if this watcher still
+owns it, and a watcher that does not is no longer the leader.  A backend
+that fails means "not leading" too (logged once until it answers again);
+nothing here raises it.
 """
 
 import logging
 import threading
 import uuid
 
+import tooz
 from tooz import coordination
 
 LOG = logging.getLogger(__name__)
@@ -48,8 +58,17 @@ class Leadership:
         self.coordinator = coordination.get_coordinator(
             self.url, self.member_id.encode())
         self.lock = None
+        #: Whether this watcher verified it holds the lock at its last
+        #: renewal: it may act.
         self._leading = False
+        #: Whether it took the lock and has not given it up: the lock
+        #: may still be its own (after an outage of the backend).
+        self._holding = False
         self._started = False
+        self._failing = False
+        #: How many times this watcher took the lock: a new term means
+        #: another watcher may have led in between.
+        self.term = 0
 
     def start(self, timeout=None):
         """Connect to the backend.
@@ -84,19 +103,33 @@ class Leadership:
         return self
 
     def is_leader(self):
-        """Whether this watcher leads now (taking the lock if it is
-        free); also renews the lock."""
+        """Whether this watcher leads now: renews the lock if it still
+        owns it, else takes it if it is free."""
         try:
             if not self._started:
                 self.start()
+            self._renew()
             self.coordinator.heartbeat()
-            if not self._leading:
-                self._leading = bool(self.lock.acquire(blocking=False))
-                if self._leading:
-                    LOG.info('%s is now the leader', self.member_id)
+            if not self._holding and self.lock.acquire(blocking=False):
+                self._holding = self._leading = True
+                self.term += 1
+                LOG.info('%s is now the leader', self.member_id)
         except (coordination.ToozError, LeaderError) as exc:
-            LOG.warning('Leader election failed (%s); not acting', exc)
-            self._leading = False
+            self._failed(exc)
+            return False
+        self._answered()
+        return self._leading
+
+    def still_leading(self):
+        """Whether this watcher still leads, renewing the lock (asked
+        just before an action); never takes the lock."""
+        if not self._leading:
+            return False
+        try:
+            self._renew()
+        except coordination.ToozError as exc:
+            self._failed(exc)
+            return False
         return self._leading
 
     @property
@@ -105,8 +138,67 @@ class Leadership:
         return self._leading
 
     def heartbeat(self):
-        if self._started:
+        """Renew the lock while the watcher waits between runs.  A lock
+        lost, or a backend that fails, means not leading until the next
+        :meth:`is_leader` takes the lock again."""
+        if not self._started:
+            return
+        try:
+            self._renew()
             self.coordinator.heartbeat()
+        except coordination.ToozError as exc:
+            self._failed(exc)
+            return
+        self._answered()
+
+    def _renew(self):
+        """Extend the lock if this watcher still owns it, else give it
+        up (another watcher holds it, or it expired)."""
+        if not self._holding:
+            return
+        try:
+            # Redis extends the lock only for the token that took it.
+            renewed = getattr(self.lock, 'heartbeat', lambda: True)()
+        except coordination.ToozConnectionError:
+            raise
+        except tooz.ToozError:
+            renewed = False
+        if renewed:
+            try:
+                renewed = self.lock.is_still_owner()
+            except tooz.NotImplemented:
+                pass
+        if renewed:
+            if not self._leading:
+                LOG.info('%s still holds the leader lock', self.member_id)
+            self._leading = True
+            return
+        was_leading = self._leading
+        self._holding = self._leading = False
+        try:
+            # Out of the coordinator's renewals (which would try it at
+            # every heartbeat); the backend may say it is not ours.
+            self.lock.release()
+        except coordination.ToozConnectionError:
+            raise
+        except tooz.ToozError:
+            pass
+        if was_leading or self._failing:
+            LOG.warning('%s is no longer the leader: its lock expired or '
+                        'another watcher holds it; not acting',
+                        self.member_id)
+
+    def _failed(self, exc):
+        self._leading = False
+        if not self._failing:
+            self._failing = True
+            LOG.warning('Leader election failed (%s); not acting until the '
+                        'coordination backend answers', exc)
+
+    def _answered(self):
+        if self._failing:
+            self._failing = False
+            LOG.info('The coordination backend answers again')
 
     def stop(self):
         """Give the lock up (a clean shutdown: another watcher takes over
@@ -114,10 +206,10 @@ class Leadership:
         if not self._started:
             return
         try:
-            if self._leading:
+            if self._holding:
                 self.lock.release()
         except coordination.ToozError:
             LOG.exception('Releasing the leader lock failed')
-        self._leading = False
+        self._holding = self._leading = False
         self.coordinator.stop()
         self._started = False

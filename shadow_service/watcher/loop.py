@@ -85,6 +85,10 @@ def _slope(values):
     return float(np.polyfit(steps, np.asarray(values, float), 1)[0])
 
 
+class _NoLongerLeading(Exception):
+    """This watcher lost the leader lock during its run: it stops."""
+
+
 @dataclasses.dataclass
 class Step:
     """What one run did for one VM."""
@@ -174,7 +178,9 @@ class Watcher:
         #: the decision records held at a restore, merged into the
         #: ceiling read from history on the VM's next run
         self._recorded_ceilings = {}
-        self._was_leader = False
+        #: The leader's term this watcher restored for (a new term: it
+        #: took the lock again, and another may have led meanwhile).
+        self._term = None
         self._restored = False
         self._warned = set()
         self._cache = {}
@@ -274,30 +280,44 @@ class Watcher:
         (an empty list when another watcher is the leader)."""
         now = self.driver.now() if now is None else float(now)
         if self.leader is not None:
-            leading = self.leader.is_leader()
-            if not leading:
-                self._was_leader = False
+            if not self.leader.is_leader():
                 return []
-            if not self._was_leader:
+            term = getattr(self.leader, 'term', None)
+            if term != self._term or not self._restored:
                 self.restore(now)
-            self._was_leader = True
+                self._term = term
         elif not self._restored:
             # A watcher that restarts takes over what it did before.
             self.restore(now)
         self.counters['runs'] += 1
         self._cache = {}
-        self._follow(now)
         steps = []
-        for instance in self.watched():
-            try:
-                steps.append(self._watch(instance, now))
-            except Exception:
-                LOG.exception('Watching %s failed', instance.instance_id)
-                self.counters['errors'] += 1
+        try:
+            self._follow(now)
+            for instance in self.watched():
+                try:
+                    steps.append(self._watch(instance, now))
+                except _NoLongerLeading:
+                    raise
+                except Exception:
+                    LOG.exception('Watching %s failed',
+                                  instance.instance_id)
+                    self.counters['errors'] += 1
+        except _NoLongerLeading:
+            LOG.warning('Run %d lost the leader lock: it stops without '
+                        'acting further', self.counters['runs'])
         return steps
+
+    def _check_leading(self):
+        """Before an action (or its record): raise
+        :class:`_NoLongerLeading` unless this watcher still holds the
+        leader lock (renewing it)."""
+        if self.leader is not None and not self.leader.still_leading():
+            raise _NoLongerLeading()
 
     def _follow(self, now):
         for instance_id, pending in sorted(self.pending.items()):
+            self._check_leading()
             outcome, detail = self.actuator.follow(pending, now)
             if outcome is None:
                 continue
@@ -947,6 +967,8 @@ class Watcher:
                 refusal = 'no sibling the watcher booted to delete'
             else:
                 siblings = group[-count:]
+        # A ranking or a slow run may have outlasted the leader lock.
+        self._check_leading()
         record = {
             'decision_id': decision_id, 'instance': instance_id,
             'action': decision.action, 'at': now,
