@@ -95,7 +95,17 @@ def _service_class():
                         self._stop.wait(chunk)
                     waited += chunk
                     if watcher.leader is not None:
-                        watcher.leader.heartbeat()
+                        self._heartbeat(watcher.leader)
+
+        @staticmethod
+        def _heartbeat(leader):
+            # A backend that fails means "not leading" (the leader logs
+            # it once); nothing else may end the loop either.
+            try:
+                leader.heartbeat()
+            except Exception:
+                LOG.exception('Renewing the leader lock failed; next try '
+                              'in a second')
 
         def stop(self, graceful=True):
             if self.exporter is not None:

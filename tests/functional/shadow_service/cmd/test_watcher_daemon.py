@@ -227,3 +227,55 @@ def test_an_unpaced_twin_runs_at_real_time_in_the_daemon(tmp_path):
     assert 'The twin runs at real time in the daemon' in text
     # One run a second (interval 1), not thousands.
     assert 2 <= runs <= elapsed + 3, runs
+
+
+def _wait_for_log(log, text, count=1, timeout=90.0):
+    deadline = time.monotonic() + timeout
+    while log.read_text().count(text) < count:
+        assert time.monotonic() < deadline, 'no %r in %s' % (
+            text, log.read_text()[-3000:])
+        time.sleep(0.2)
+    return log.read_text()
+
+
+def test_a_coordination_outage_means_not_leading_and_the_loop_goes_on(
+        tmp_path, own_redis):
+    # The watcher's own Redis stops answering for a while (SIGSTOP; with
+    # a socket timeout each call fails within seconds).  The failed lock
+    # renewal between runs used to end the loop for good while the
+    # process and its leader metric stayed up.
+    from tests.fixtures import influxdb as influxdb_fixture
+    from tests.functional.shadow_service.cmd import test_exporter
+
+    port = influxdb_fixture.free_port()
+    config = _conf(tmp_path, 'coordination_url = %s?socket_timeout=1\n'
+                   'leader_timeout = 120\n'
+                   '[prometheus]\nenabled = true\nhost = 127.0.0.1\n'
+                   'watcher_port = %d\n' % (own_redis.url, port))
+    with _daemon(tmp_path, config, 'Run 2:') as log:
+        _wait_for_log(log, 'is now the leader')
+        scraped = test_exporter.scrape(port)
+        assert test_exporter.value(scraped, 'nova_shadow_watcher_leader') \
+            == 1
+        own_redis.pause()
+        try:
+            text = _wait_for_log(log, 'Leader election failed')
+            failures = text.count('Leader election failed')
+            assert test_exporter.value(test_exporter.scrape(port),
+                                       'nova_shadow_watcher_leader') == 0
+            runs = test_exporter.value(test_exporter.scrape(port),
+                                       'nova_shadow_watcher_runs_total')
+            time.sleep(5.0)             # more renewals fail meanwhile
+        finally:
+            own_redis.resume()
+        text = _wait_for_log(log, 'The coordination backend answers again')
+        assert text.count('Leader election failed') == failures == 1
+        deadline = time.monotonic() + 60
+        while test_exporter.value(
+                test_exporter.scrape(port),
+                'nova_shadow_watcher_runs_total') < runs + 2:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        assert test_exporter.value(test_exporter.scrape(port),
+                                   'nova_shadow_watcher_leader') == 1
+    assert 'Renewing the leader lock failed' not in log.read_text()
