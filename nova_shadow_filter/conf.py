@@ -32,7 +32,11 @@ them. A negative value prefers the hosts the service ranked worst (useful
 only for experiments).
 
 This option can be overridden per host aggregate with the aggregate metadata
-key ``shadow_weight_multiplier``.
+key ``shadow_weight_multiplier`` (the lowest value when a host's aggregates
+set several; a value that is not a finite number is ignored, with one
+warning naming the aggregate). A request the weigher has no ranking for (no
+hint, a rejection, an outage, observe mode) gets weight 0 for every host,
+which no multiplier changes: Nova's own weighers decide.
 
 Possible values:
 

@@ -15,15 +15,18 @@ From score to weight (each 0..1, see ``doc/source/weigher.rst``):
   (``0.5 + confidence x (weight - 0.5)``): an unmeasured host (confidence 0)
   is neutral;
 * times ``weight_multiplier`` (or the ``shadow_weight_multiplier``
-  aggregate metadata).
+  aggregate metadata; a value that is not a finite number is logged once
+  and ignored).
 
 Each host is sent with its cost when its aggregates carry
 ``shadow_host_cost`` metadata; the service ranks by the operator's trade-off
 between score and cost (``[shadow] cost_policy``) and gives hosts that may
 not take the VM (over the cost cap, disabled, another zone) score 0.
 
-Requests without a hint get neutral weights and cause no RPC at all.  A bad
-hint value is logged and ignored.  A multi-create asks once and reuses the
+Requests without a hint get neutral weights and cause no RPC at all: 0 for
+every host, which adds nothing whatever each host's multiplier (so does a
+ranking that weighs every host alike).  A bad hint value is logged and
+ignored.  A multi-create asks once and reuses the
 ranking for its other instances.  Moves (resize, migrations, unshelve) are
 answered from history without shadows; an evacuation or a rebuild sends
 nothing.  A rejection by the service (a bad profile, an unknown evaluation,
@@ -69,7 +72,20 @@ HINT_BUDGET = 'shadow_budget'
 HINT_EVALUATION = 'shadow_evaluation'
 #: Aggregate metadata key of a host's cost (see ``[shadow] cost_policy``).
 AGGREGATE_COST_KEY = 'shadow_host_cost'
+#: Aggregate metadata key of the weight multiplier of its hosts.
+AGGREGATE_MULTIPLIER_KEY = 'shadow_weight_multiplier'
+#: The weight of a host a ranking does not tell apart from the others
+#: (unmeasured, or not in the ranking): between the best (1) and the
+#: worst (0).
 NEUTRAL = 0.5
+#: The weight of every host of a request without a ranking (no hint, a
+#: rejection, an outage, observe mode): Nova's handler keeps it 0
+#: (``minval`` 0, ``maxval`` 1) and 0 times any host's multiplier adds
+#: nothing, so Nova's own weighers decide alone.
+NO_EFFECT = 0.0
+#: Aggregates whose bad ``shadow_weight_multiplier`` was logged that are
+#: remembered (not logged again).
+BAD_MULTIPLIERS_REMEMBERED = 1024
 #: Seconds a weigher whose service did not take host columns sends host
 #: lists before it asks with columns again.
 COLUMNS_RETRY_S = 300
@@ -262,6 +278,15 @@ def _attribute(states, attr):
         return list(map(operator.attrgetter(attr), states))
     except AttributeError:
         return [getattr(state, attr, None) for state in states]
+
+
+def _finite_float(value):
+    """``value`` (aggregate metadata text) as a finite float, or None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _number(value, low, high):
@@ -701,6 +726,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
         # The configured multiplier, read once per request (Nova asks
         # for it once per host).
         self._multiplier = None
+        # (aggregate, value) of the bad aggregate multipliers logged.
+        self._bad_multipliers = set()
         self.breaker = breaker.CircuitBreaker(
             failure_threshold=opts.failure_threshold,
             reset_timeout=opts.reset_timeout,
@@ -721,24 +748,54 @@ class ShadowWeigher(weights.BaseHostWeigher):
         configured = self._multiplier
         if configured is None:
             configured = CONF.shadow_weigher.weight_multiplier
-        if not getattr(host_state, 'aggregates', None):
+        aggregates = getattr(host_state, 'aggregates', None)
+        if not aggregates:
             # No aggregate can override it.
             return configured
-        return utils.get_weight_multiplier(
-            host_state, 'shadow_weight_multiplier', configured)
+        # As Nova's utils.get_weight_multiplier (the lowest value of the
+        # host's aggregates), but a value that is not a finite number is
+        # ignored on its own: Nova's would take NaN or infinity, which
+        # make every host's total weight NaN or infinite.
+        values = []
+        for aggregate in aggregates:
+            metadata = _attr(aggregate, 'metadata') or {}
+            if AGGREGATE_MULTIPLIER_KEY not in metadata:
+                continue
+            value = _finite_float(metadata[AGGREGATE_MULTIPLIER_KEY])
+            if value is None:
+                self._bad_multiplier(aggregate,
+                                     metadata[AGGREGATE_MULTIPLIER_KEY])
+            else:
+                values.append(value)
+        return min(values) if values else configured
+
+    def _bad_multiplier(self, aggregate, value):
+        """Log a bad ``shadow_weight_multiplier`` of ``aggregate`` once
+        (Nova asks for the multiplier of every host of every request)."""
+        name = _attr(aggregate, 'name') or _attr(aggregate, 'id')
+        seen = (name, value)
+        if seen in self._bad_multipliers:
+            return
+        if len(self._bad_multipliers) >= BAD_MULTIPLIERS_REMEMBERED:
+            self._bad_multipliers.clear()
+        self._bad_multipliers.add(seen)
+        LOG.warning('Ignoring aggregate metadata %s=%s of aggregate %s: '
+                    'not a finite number; its hosts get [shadow_weigher] '
+                    'weight_multiplier (or another aggregate\'s value)',
+                    AGGREGATE_MULTIPLIER_KEY, clip(value), clip(name))
 
     def _weigh_object(self, host_state, weight_properties):
         # weigh_objects() sees all hosts at once; this is never reached.
-        return NEUTRAL
+        return NO_EFFECT
 
     # -- one scheduling call ------------------------------------------------
     def weigh_objects(self, weighed_obj_list, spec_obj):
         if self.disabled is not None:
-            return [NEUTRAL] * len(weighed_obj_list)
+            return [NO_EFFECT] * len(weighed_obj_list)
         # Nova's handler asks weight_multiplier() of every host next.
         self._multiplier = CONF.shadow_weigher.weight_multiplier
         states = [w.obj for w in weighed_obj_list]
-        neutral = [NEUTRAL] * len(states)
+        no_effect = [NO_EFFECT] * len(states)
         cached = self._cache.get(spec_obj)
         record = None
         if cached is not None:
@@ -748,7 +805,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
         else:
             plan = self._plan_call(spec_obj, states)
             if plan is None:
-                return neutral
+                return no_effect
             if plan.local is not None:
                 ranking = plan.local
             else:
@@ -760,7 +817,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
                 cached = self._cache.put(
                     spec_obj, ranking, self._budget(spec_obj) + 60.0)
         if ranking is None:
-            return neutral
+            return no_effect
         # _call() parsed the ranking into entries (once: it is the
         # weigher's main cost at 1,000 hosts after the RPC itself).
         entries = ranking
@@ -780,11 +837,15 @@ class ShadowWeigher(weights.BaseHostWeigher):
         if CONF.shadow_weigher.mode == 'observe':
             LOG.info('Shadow weigher (observe mode, not applied) for %s: %s',
                      what, self._summary(states, weights_))
-            return neutral
+            return no_effect
         if LOG.isEnabledFor(logging.DEBUG):
             # The summary sorts every host: only made when logged.
             LOG.debug('Shadow weights for %s: %s', what,
                       self._summary(states, weights_))
+        if weights_ and min(weights_) == max(weights_):
+            # The ranking tells no host apart (every host neutral or
+            # tied): as a request without one, whatever the multipliers.
+            return no_effect
         return weights_
 
     def _call(self, plan):

@@ -62,6 +62,6 @@ def request_spec(hints=None, vcpus=2, memory_mb=4096, root_gb=20):
         project_id='project-1', instance_uuid=str(uuid.uuid4()))
 
 
-def aggregate(metadata):
-    return objects.Aggregate(id=1, name='agg', hosts=[],
+def aggregate(metadata, name='agg', id=1):
+    return objects.Aggregate(id=id, name=name, hosts=[],
                              metadata=dict(metadata))

@@ -137,7 +137,14 @@ def ranking(scores, confidence=1.0):
 
 
 def neutral():
+    """What a host a ranking does not tell apart weighs, multiplied."""
     return shadow_weigher.NEUTRAL * CONF.shadow_weigher.weight_multiplier
+
+
+def no_effect():
+    """What every host of a request without a ranking weighs: nothing,
+    whatever its multiplier."""
+    return 0.0
 
 
 def weigh(hosts, spec, weighers=None):
@@ -160,7 +167,7 @@ def test_no_hint_gives_neutral_weights_without_any_rpc(serve):
     spec = nova_support.request_spec()
     order, weighed, _ = weigh(three_hosts(), spec)
     assert service.calls == []
-    assert {w.weight for w in weighed} == {neutral()}
+    assert {w.weight for w in weighed} == {no_effect()}
 
 
 def test_a_clear_ranking_decides_over_the_ram_weigher(serve):
@@ -248,7 +255,7 @@ def test_bad_evaluation_hint_is_ignored_without_rpc(serve):
     _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_evaluation': 'not-a-uuid'}))
     assert service.calls == []
-    assert {w.weight for w in weighed} == {neutral()}
+    assert {w.weight for w in weighed} == {no_effect()}
 
 
 def test_evaluation_hint_looks_up_a_finished_evaluation(serve):
@@ -366,7 +373,7 @@ def test_malformed_reply_gives_neutral_weights(serve, reply, caplog):
     serve(ScriptedService(reply))
     _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web'}))
-    assert {w.weight for w in weighed} == {neutral()}
+    assert {w.weight for w in weighed} == {no_effect()}
     warnings = [r for r in caplog.records if r.levelname == 'WARNING']
     assert len(warnings) == 1
     assert shadow.breaker.state == 'closed'
@@ -385,7 +392,7 @@ def test_a_rejection_is_neutral_for_that_request_only(serve, error):
         weighed = handler.get_weighed_objects(
             [shadow], three_hosts(),
             nova_support.request_spec({'shadow_profile': 'web'}))
-        assert {w.weight for w in weighed} == {neutral()}
+        assert {w.weight for w in weighed} == {no_effect()}
     # Every request was still asked: one tenant's mistake (or a busy
     # service) does not switch the weigher off for everyone.
     assert len(service.calls) == 3
@@ -403,7 +410,7 @@ def test_slow_service_is_cut_off_at_the_deadline(serve):
     _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web', 'shadow_budget': '1'}))
     elapsed = time.monotonic() - start
-    assert {w.weight for w in weighed} == {neutral()}
+    assert {w.weight for w in weighed} == {no_effect()}
     assert elapsed < 1.0 + 0.5 + 1.0
     # One outage is counted, not yet enough to open the breaker.
     assert shadow.breaker.state == 'closed'
@@ -423,7 +430,7 @@ def test_open_circuit_costs_nothing_and_sends_nothing(serve):
     start = time.monotonic()
     for _ in range(20):
         weighed = handler.get_weighed_objects([shadow], hosts, spec)
-        assert {w.weight for w in weighed} == {neutral()}
+        assert {w.weight for w in weighed} == {no_effect()}
     # None of the 20 waited for the service (one wait is the 1 s budget
     # plus the margin): a bound on waiting, not a speed target (the
     # scheduler overhead benchmark measures the cost).
@@ -452,13 +459,13 @@ def test_no_service_listening_gives_neutral_weights_in_time(flags):
     start = time.monotonic()
     _, weighed, shadow = weigh(three_hosts(), nova_support.request_spec(
         {'shadow_profile': 'web', 'shadow_budget': '1'}))
-    assert {w.weight for w in weighed} == {neutral()}
+    assert {w.weight for w in weighed} == {no_effect()}
     assert time.monotonic() - start < 1.0 + 0.5 + 1.0
     assert shadow.breaker.state == 'open'
 
 
 def test_aggregate_metadata_overrides_the_multiplier(serve):
-    serve(ScriptedService(ranking({'host1': 100, 'host2': 100})))
+    serve(ScriptedService(ranking({'host1': 100, 'host2': 94})))
     hosts = [nova_support.host_state(
                  'host1',
                  aggregates=[nova_support.aggregate(
@@ -468,8 +475,91 @@ def test_aggregate_metadata_overrides_the_multiplier(serve):
         {'shadow_profile': 'web'}))
     by_host = {w.obj.host: w.weight for w in weighed}
     assert by_host['host1'] == pytest.approx(2.5)
+    # 6 points behind: weight 1 - (6 - 2) / 10.
     assert by_host['host2'] == pytest.approx(
-        CONF.shadow_weigher.weight_multiplier)
+        0.6 * CONF.shadow_weigher.weight_multiplier)
+
+
+def _gold_host3():
+    """Three hosts; host3, the one Nova's RAM weigher likes least, is in
+    an aggregate whose ``shadow_weight_multiplier`` is twice the
+    configured one."""
+    hosts = three_hosts()
+    hosts[2] = nova_support.host_state(
+        'host3', free_ram_mb=20000, aggregates=[nova_support.aggregate(
+            {'shadow_weight_multiplier': '20'}, name='gold')])
+    return hosts
+
+
+def _ram_alone():
+    weighed = weights.HostWeightHandler().get_weighed_objects(
+        [ram.RAMWeigher()], three_hosts(), nova_support.request_spec())
+    return [(w.obj.host, w.weight) for w in weighed]
+
+
+@pytest.mark.parametrize('case', [
+    'no hint', 'bad hint', 'rejected', 'circuit open', 'observe mode',
+    'every host tied'])
+def test_no_ranking_leaves_nova_s_order_whatever_the_multipliers(
+        serve, flags, case):
+    # Nova multiplies each host's weight by that host's multiplier: a
+    # weight of 0.5 for every host would have the aggregate's multiplier
+    # prefer host3 although nothing ranked it.
+    service = serve(ScriptedService(ranking(
+        {'host1': 80, 'host2': 80, 'host3': 80} if case == 'every host tied'
+        else {'host3': 95, 'host1': 60, 'host2': 60})))
+    hints = {'shadow_profile': 'web'}
+    shadow = shadow_weigher.ShadowWeigher()
+    if case == 'no hint':
+        hints = {}
+    elif case == 'bad hint':
+        hints = {'shadow_evaluation': 'not-a-uuid'}
+    elif case == 'rejected':
+        service.error = exception.ProfileNotFound(profile='web')
+    elif case == 'circuit open':
+        for _ in range(CONF.shadow_weigher.failure_threshold):
+            shadow.breaker.record_failure()
+    elif case == 'observe mode':
+        flags.config(mode='observe', group='shadow_weigher')
+    weighed = weights.HostWeightHandler().get_weighed_objects(
+        [ram.RAMWeigher(), shadow], _gold_host3(),
+        nova_support.request_spec(hints))
+    assert [(w.obj.host, w.weight) for w in weighed] == _ram_alone()
+
+
+@pytest.mark.parametrize('bad', ['nan', 'inf', '-inf', '1e999', 'abc', ''])
+def test_an_aggregate_multiplier_that_is_not_a_finite_number_is_ignored(
+        serve, caplog, bad):
+    serve(ScriptedService(ranking({'host1': 99, 'host2': 60, 'host3': 60})))
+    shadow = shadow_weigher.ShadowWeigher()
+    handler = weights.HostWeightHandler()
+    broken = nova_support.aggregate({'shadow_weight_multiplier': bad},
+                                    name='broken', id=7)
+    double = nova_support.aggregate({'shadow_weight_multiplier': '2'},
+                                    name='double', id=8)
+    multiplier = CONF.shadow_weigher.weight_multiplier
+    for _ in range(3):
+        hosts = three_hosts()
+        hosts[0] = nova_support.host_state('host1', free_ram_mb=60000,
+                                           aggregates=[broken])
+        hosts[1] = nova_support.host_state('host2', free_ram_mb=30000,
+                                           aggregates=[broken, double])
+        weighed = handler.get_weighed_objects(
+            [shadow], hosts,
+            nova_support.request_spec({'shadow_profile': 'web'}))
+        by_host = {w.obj.host: w.weight for w in weighed}
+        # The configured multiplier where only the bad value is set, the
+        # other aggregate's where it has one.
+        assert by_host['host1'] == pytest.approx(multiplier)
+        assert shadow.weight_multiplier(hosts[1]) == 2.0
+        assert all(math.isfinite(w) for w in by_host.values())
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    # One warning, naming the aggregate and the value, for all the hosts
+    # and requests.
+    assert len(warnings) == 1, warnings
+    assert 'broken' in warnings[0]
+    assert 'shadow_weight_multiplier=%s' % bad in warnings[0]
 
 
 def test_observe_mode_asks_logs_and_applies_nothing(serve, flags, caplog):
@@ -479,7 +569,7 @@ def test_observe_mode_asks_logs_and_applies_nothing(serve, flags, caplog):
         _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
             {'shadow_profile': 'web'}))
     assert len(service.calls) == 1
-    assert {w.weight for w in weighed} == {neutral()}
+    assert {w.weight for w in weighed} == {no_effect()}
     observed = [r.getMessage() for r in caplog.records
                 if 'observe mode' in r.getMessage()]
     assert len(observed) == 1 and 'host3=1.00' in observed[0]
