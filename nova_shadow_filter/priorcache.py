@@ -60,15 +60,18 @@ def sub_columns(columns, indices):
 
 class Lookup:
     """What the cache holds for one request: ``entries`` (``{host:
-    {'score', 'confidence'}}`` of the hosts whose facts are unchanged)
-    and ``changed`` (indices of the candidates whose facts changed or
-    that the answer does not hold, to ask again)."""
+    {'score', 'confidence'}}`` of the hosts whose facts are unchanged),
+    ``changed`` (indices of the candidates whose facts changed or that
+    the answer does not hold, to ask again) and ``age`` (seconds since
+    the answer was made, read with it: another thread may drop the
+    answer right after the lookup)."""
 
-    __slots__ = ('entries', 'changed')
+    __slots__ = ('entries', 'changed', 'age')
 
-    def __init__(self, entries, changed):
+    def __init__(self, entries, changed, age):
         self.entries = entries
         self.changed = changed
+        self.age = age
 
 
 class PriorCache:
@@ -98,9 +101,11 @@ class PriorCache:
 
     def age(self, key):
         """Seconds since the answer for ``key`` was made (None without
-        one)."""
-        answer = self._answers.get(key)
-        return None if answer is None else self.clock() - answer['at']
+        one, which another thread may make so at any time: a request
+        reads the age of its answer from :meth:`lookup`)."""
+        with self._lock:
+            answer = self._answers.get(key)
+            return None if answer is None else self.clock() - answer['at']
 
     def claim_renewal(self, key):
         """True for one caller at a time per workload with an answer:
@@ -138,7 +143,8 @@ class PriorCache:
             answer = self._answers.get(key)
             if answer is None:
                 return None
-            if self.clock() - answer['at'] > self.ttl_s:
+            age = self.clock() - answer['at']
+            if age > self.ttl_s:
                 del self._answers[key]
                 return None
             if answer['keys'] != fact_keys:
@@ -158,7 +164,7 @@ class PriorCache:
         if (not entries or len(changed)
                 > max(1, int(len(names) * self.changed_share))):
             return None
-        return Lookup(entries, changed)
+        return Lookup(entries, changed, age)
 
     def store(self, key, columns, entries, renewed=False):
         """Keep the service's answer from history ``entries`` (``{host:

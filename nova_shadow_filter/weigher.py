@@ -728,6 +728,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
         self._multiplier = None
         # (aggregate, value) of the bad aggregate multipliers logged.
         self._bad_multipliers = set()
+        # Requests whose weighing failed unexpectedly (weigh_objects).
+        self.failures = 0
         self.breaker = breaker.CircuitBreaker(
             failure_threshold=opts.failure_threshold,
             reset_timeout=opts.reset_timeout,
@@ -790,6 +792,23 @@ class ShadowWeigher(weights.BaseHostWeigher):
 
     # -- one scheduling call ------------------------------------------------
     def weigh_objects(self, weighed_obj_list, spec_obj):
+        """One weight per host of ``weighed_obj_list`` for ``spec_obj``.
+        Never raises into Nova's scheduler: an error nothing else caught
+        is logged (with its traceback for the first and every
+        ``DROPS_LOGGED_EVERY``-th) and the request gets neutral weights,
+        as when the service is away."""
+        try:
+            return self._weigh_objects(weighed_obj_list, spec_obj)
+        except Exception as e:
+            self.failures += 1
+            first = self.failures % DROPS_LOGGED_EVERY == 1
+            LOG.log(logging.ERROR if first else logging.DEBUG,
+                    'Shadow weigher failed (%s; %d requests so far); '
+                    'neutral weights for this request', describe_error(e),
+                    self.failures, exc_info=first)
+            return [NO_EFFECT] * len(weighed_obj_list)
+
+    def _weigh_objects(self, weighed_obj_list, spec_obj):
         if self.disabled is not None:
             return [NO_EFFECT] * len(weighed_obj_list)
         # Nova's handler asks weight_multiplier() of every host next.
@@ -1054,8 +1073,10 @@ class ShadowWeigher(weights.BaseHostWeigher):
                'cache': cache,
                'changed': lookup.changed,
                # Past half its life the answer is renewed in the
-               # background, so a steady flow of requests finds one.
-               'renew': (cache.age(key) > cache.ttl_s / 2
+               # background, so a steady flow of requests finds one
+               # (not when another thread dropped it since the lookup:
+               # then nobody may claim its renewal).
+               'renew': (lookup.age > cache.ttl_s / 2
                          and cache.claim_renewal(key))}
         what = 'ranking of %d hosts for profile %s (cached answer from ' \
             'history%s)' % (len(columns['host']), clip(profile, 64),

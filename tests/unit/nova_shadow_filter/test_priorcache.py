@@ -157,3 +157,17 @@ def test_one_renewal_per_workload_at_a_time_until_released():
     cache.forget('w')
     cache.release_renewal('w')
     assert not cache.claim_renewal('w')
+
+
+def test_a_lookup_says_how_old_its_answer_is():
+    # Read with the answer, under the cache's lock: another thread may
+    # drop the answer right after the lookup.
+    clock = Clock()
+    cache = priorcache.PriorCache(10.0, clock=clock)
+    hosts = columns([100, 100])
+    cache.store('w', hosts, entries({'h0': 1, 'h1': 2}))
+    clock.now += 6.0
+    hit = cache.lookup('w', hosts)
+    cache.forget('w')
+    assert hit.age == 6.0
+    assert cache.age('w') is None

@@ -23,6 +23,7 @@ from nova.scheduler import weights
 from nova.scheduler.weights import ram
 from oslo_config import fixture as config_fixture
 
+from nova_shadow_filter import priorcache
 from nova_shadow_filter import weigher as shadow_weigher
 from shadow_service import exception
 from shadow_service import manager
@@ -846,6 +847,64 @@ def test_an_answer_past_half_its_life_is_renewed_in_the_background(
     assert ask()[0] == 'host1'
     assert [(c['history_only'], c['record'])
             for c in service.wait_for(3)[2:]] == [(True, True)]
+
+
+class ForgottenAfterLookup(priorcache.PriorCache):
+    """A cache whose answer another thread drops just after a request
+    looked it up (a renewal that found that history no longer decides
+    forgets it; the store of a newer answer takes it out and puts it
+    back)."""
+
+    def lookup(self, key, columns):
+        found = super().lookup(key, columns)
+        self.forget(key)
+        return found
+
+
+def test_an_answer_dropped_just_after_its_lookup_still_answers(
+        serve, cached):
+    service = serve(HistoryService(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    # Past half its life once kept: the request would renew it.
+    start = time.monotonic()
+    clock = iter([start] + [start + 16.0] * 100)
+    shadow._prior_cache = ForgottenAfterLookup(
+        CONF.shadow_weigher.prior_cache_ttl, clock=lambda: next(clock))
+    assert _ask(shadow)[0] == 'host3'
+    # Answered from the entries it looked up, without raising into Nova.
+    assert _ask(shadow)[0] == 'host3'
+    calls = service.wait_for(2)
+    time.sleep(0.2)
+    # Recorded, not renewed: there is no answer left to renew.
+    assert _flags_of(calls) == [(False, True), (True, True)]
+
+
+class BrokenCache(priorcache.PriorCache):
+    """A cache that fails in a way nothing expects."""
+
+    def holds(self, key):
+        raise RuntimeError('unexpected')
+
+
+def test_nothing_raises_into_nova_s_scheduler(serve, cached, caplog):
+    service = serve(HistoryService(
+        ranking({'host3': 95, 'host1': 60, 'host2': 60})))
+    shadow = shadow_weigher.ShadowWeigher()
+    shadow._prior_cache = BrokenCache(CONF.shadow_weigher.prior_cache_ttl)
+    handler = weights.HostWeightHandler()
+    for _ in range(3):
+        weighed = handler.get_weighed_objects(
+            [ram.RAMWeigher(), shadow], _gold_host3(),
+            nova_support.request_spec({'shadow_profile': 'web'}))
+        # Neutral weights: Nova's own weighers decide.
+        assert [(w.obj.host, w.weight) for w in weighed] == _ram_alone()
+    assert service.calls14 == []
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    # One error, with its traceback, for the first of the three.
+    assert len(errors) == 1
+    assert 'RuntimeError: unexpected' in errors[0].getMessage()
+    assert errors[0].exc_info is not None
 
 
 def cache_key(shadow):
