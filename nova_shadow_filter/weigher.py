@@ -416,10 +416,10 @@ class _Recorder:
     The records thread, one request at a time, looks up the request's
     operation, hands a boot's renewal of the answer to the renewals
     thread, asks about the hosts whose facts changed (history only,
-    unrecorded), then has the whole request recorded (a cast) unless its
-    renewal records it.  At most ``RECORDS_QUEUED`` requests with at most
-    ``RECORD_HOSTS_QUEUED`` candidate hosts in all wait, more are
-    dropped (and logged).
+    unrecorded), then, whatever came of that question, has the whole
+    request recorded (a cast) unless its renewal records it.  At most
+    ``RECORDS_QUEUED`` requests with at most ``RECORD_HOSTS_QUEUED``
+    candidate hosts in all wait, more are dropped (and logged).
 
     The renewals thread asks about a request again as without the cache
     (and recorded), which may take the request's whole budget: at most
@@ -451,6 +451,7 @@ class _Recorder:
         self.dropped = 0
         self.renewals_dropped = 0
         self.renewals_failed = 0
+        self.refreshes_failed = 0
         self._thread = threading.Thread(
             target=self._run, args=(self._queue, self._serve, 'record'),
             daemon=True, name='shadow-weigher-records')
@@ -498,7 +499,7 @@ class _Recorder:
                             describe_error(e))
 
     def _serve(self, job):
-        api, cache = self._weigher.api, self._cache(job)
+        cache = self._cache(job)
         columns, budget, key = job['columns'], job['budget'], job['key']
         renewing = False
         try:
@@ -517,19 +518,43 @@ class _Recorder:
                 # may renew it.
                 cache.release_renewal(key)
         if job['changed']:
-            # The hosts whose facts changed were neutral in the answer;
-            # their entries for the next requests.
-            part = priorcache.sub_columns(columns, job['changed'])
-            reply = api.rank_host_columns(
-                {}, request or job['request'], part, REFRESH_BUDGET_S,
-                timeout=REFRESH_BUDGET_S + CONF.shadow_weigher.
-                deadline_margin, history_only=True, record=False)
-            cache.refresh(key, part, entries_from_columns(reply,
-                                                          part['host']))
+            # On its own: whatever comes of it, the request is recorded.
+            self._refresh(job, request or job['request'])
         if request is None or renewing:
             # Nothing to send, or the renewal records the request.
             return
         self._record(request, columns, budget)
+
+    def _refresh(self, job, request):
+        """Ask the service again about the hosts of ``job`` whose facts
+        changed (neutral in its answer), for the next requests' entries;
+        a failure is counted and logged (a warning for the first and every
+        ``DROPS_LOGGED_EVERY``-th): those hosts stay neutral and are asked
+        about with the next request that has them."""
+        api, cache = self._weigher.api, self._cache(job)
+        part = priorcache.sub_columns(job['columns'], job['changed'])
+        try:
+            reply = api.rank_host_columns(
+                {}, request, part, REFRESH_BUDGET_S,
+                timeout=REFRESH_BUDGET_S + CONF.shadow_weigher.
+                deadline_margin, history_only=True, record=False)
+            entries = entries_from_columns(reply, part['host'])
+        except Exception as e:
+            if _unsupported(e):
+                # Nor would it take the record (RPC API 1.4 too).
+                raise
+            self.refreshes_failed += 1
+            level = (logging.WARNING
+                     if self.refreshes_failed % DROPS_LOGGED_EVERY == 1
+                     else logging.DEBUG)
+            LOG.log(level, 'Could not ask the shadow service again about '
+                    'the %d hosts with changed facts of a request answered '
+                    'from the cache (%s; %d such questions failed so far); '
+                    'they stay neutral until a request with them asks '
+                    'again', len(part['host']), describe_error(e),
+                    self.refreshes_failed)
+            return
+        cache.refresh(job['key'], part, entries)
 
     def _record(self, request, columns, budget, evaluation_id=None):
         """Send the record of ``request``, with the count of the records

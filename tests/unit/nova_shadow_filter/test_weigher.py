@@ -789,6 +789,53 @@ def test_a_host_whose_facts_changed_is_neutral_and_asked_again(serve,
             for c in service.wait_for(4)[3:]] == [(True, True)]
 
 
+class RefreshRefused(HistoryService):
+    """:class:`HistoryService` that refuses the questions about the hosts
+    whose facts changed (history only, unrecorded)."""
+
+    @messaging.expected_exceptions(exception.ShadowException)
+    def rank_host_columns(self, ctxt, request, hosts, budget_s,
+                          history_only=None, record=None):
+        if history_only and record is False:
+            self.calls14.append({'hosts': list(hosts['host']),
+                                 'history_only': history_only,
+                                 'record': record, 'request': request,
+                                 'ctxt': ctxt})
+            raise exception.ServiceBusy(running=4)
+        return super().rank_host_columns(ctxt, request, hosts, budget_s,
+                                         history_only=history_only,
+                                         record=record)
+
+
+def test_a_failed_question_about_changed_hosts_still_sends_the_record(
+        serve, cached, caplog):
+    service = serve(RefreshRefused(
+        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
+    shadow = shadow_weigher.ShadowWeigher()
+    _ask(shadow)
+    hosts = three_hosts()
+    hosts[1] = nova_support.host_state('host2', free_ram_mb=26000,
+                                       vcpus_used=2, num_instances=1)
+    assert _ask(shadow, hosts=hosts)[0] == 'host3'
+    refresh, record = service.wait_for(3)[1:]
+    assert (refresh['history_only'], refresh['record']) == (True, False)
+    # The request is recorded all the same, with every candidate.
+    assert (record['history_only'], record['record']) == (True, True)
+    assert record['hosts'] == ['host1', 'host2', 'host3']
+    assert rpcapi.is_record(record['ctxt'])
+    assert shadow._recorder.dropped == 0
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelname == 'WARNING']
+    assert len(warnings) == 1
+    assert 'ask the shadow service again' in warnings[0]
+    assert 'ServiceBusy' in warnings[0]
+    # The host stays neutral and is asked about with the next request.
+    order, weighed = _weigh_with(shadow, hosts, nova_support.request_spec(
+        {'shadow_profile': 'web'}))
+    assert {w.obj.host: w.weight for w in weighed}['host2'] == \
+        pytest.approx(neutral())
+
+
 def test_a_candidate_the_answer_does_not_hold_is_neutral_and_asked_about(
         serve, cached):
     # The filters leave different hosts for different requests: a host
