@@ -230,8 +230,10 @@ request for the same workload whose candidates all have an entry is
 answered from those entries: hosts whose facts are unchanged keep theirs,
 and when a few hosts changed (at most a tenth of the candidates, for
 example the host that took the previous VM) those are neutral for the
-request and asked of the service again in the background, from history
-alone. An answer past half this time is renewed in the background. A
+request and the service is asked about its whole candidate list again in
+the background, from history alone (it scores each host relative to the
+best of the list). An answer past half this time is renewed in the
+background. A
 candidate the answer did not hold, more changed hosts, or an older answer
 make the weigher ask the service about every candidate, as without the
 cache. A request the

@@ -12,11 +12,16 @@ answer, a request for the same workload is answered from the cache:
 hosts whose facts are unchanged keep their entries, and the few hosts
 whose facts changed (the host that took the previous VM) or that the
 answer does not hold (the filters left them out of the requests
-answered, or they are new) are asked of the service again, from history
-alone (:meth:`PriorCache.lookup` says which).  Anything else (more such
-hosts than a tenth of the candidates, an older answer) is a miss and the
-weigher asks about every candidate.  See ``doc/source/weigher.rst``,
-"The cache of answers from history".
+answered, or they are new) are neutral (:meth:`PriorCache.lookup` says
+which) until the service, asked again about the request's whole
+candidate list from history alone, answers (:meth:`PriorCache.refresh`).
+Anything else (more such hosts than a tenth of the candidates, an older
+answer) is a miss and the weigher asks about every candidate.
+
+The service scores each host relative to the best host of the list it
+is given, so one answer's scores are never mixed with another's: an
+answer replaces the one kept whole.  See ``doc/source/weigher.rst``,
+"Answers from history, reused".
 """
 
 import json
@@ -25,8 +30,9 @@ import time
 
 #: Workloads whose answers are kept (least recently used first out).
 WORKLOADS_KEPT = 32
-#: Largest share of the candidates that may be asked again on their own;
-#: with more changed hosts the whole request is asked.
+#: Largest share of the candidates that may be neutral in an answer from
+#: the cache (asked about again in the background); with more changed
+#: hosts the request waits for the service.
 CHANGED_SHARE = 0.1
 #: Request keys that are not the workload: the instance, and the
 #: operation (only boots' answers are kept; the weigher tells a boot from
@@ -50,12 +56,6 @@ def fact_rows(columns):
     if not keys:
         return keys, [()] * len(columns['host'])
     return keys, list(zip(*[columns[k] for k in keys]))
-
-
-def sub_columns(columns, indices):
-    """The host columns of the hosts at ``indices`` only."""
-    return {key: [values[i] for i in indices]
-            for key, values in columns.items()}
 
 
 class Lookup:
@@ -168,49 +168,43 @@ class PriorCache:
 
     def store(self, key, columns, entries, renewed=False):
         """Keep the service's answer from history ``entries`` (``{host:
-        entry}``) for the candidates ``columns``; ``renewed``: it renews
-        the answer kept (which it replaces whole, as new)."""
+        entry}``) for the candidates ``columns``, as new; it replaces the
+        answer kept whole (its scores are relative to the best of another
+        list).  ``renewed``: it renews the answer kept."""
         if not self.enabled:
             return
-        fact_keys, rows = fact_rows(columns)
-        hosts = {name: (row, entries[name])
-                 for name, row in zip(columns['host'], rows)
-                 if name in entries}
+        fact_keys, hosts = self._hosts(columns, entries)
         now = self.clock()
         with self._lock:
-            earlier = self._answers.pop(key, None)
-            at = now
-            if (not renewed and earlier is not None
-                    and earlier['keys'] == fact_keys
-                    and now - earlier['at'] <= self.ttl_s):
-                # The hosts of a young earlier answer that this request's
-                # candidates left out stay (filters leave different hosts
-                # for different requests); the whole answer is then as
-                # old as the earlier one.
-                merged = dict(earlier['hosts'])
-                merged.update(hosts)
-                hosts, at = merged, earlier['at']
+            self._answers.pop(key, None)
             while len(self._answers) >= self.workloads:
                 self._answers.pop(next(iter(self._answers)))
-            self._answers[key] = {'at': at, 'keys': fact_keys,
+            self._answers[key] = {'at': now, 'keys': fact_keys,
                                   'hosts': hosts}
 
     def refresh(self, key, columns, entries):
-        """Replace the entries of the hosts of ``columns`` (asked again)
-        with ``entries``; the answer keeps its age.  A host without a new
-        entry is dropped (the next request with it asks the service)."""
-        fact_keys, rows = fact_rows(columns)
+        """Replace the hosts of the answer kept for ``key`` with
+        ``entries``, the service's answer from history alone for the
+        whole candidate list ``columns`` (asked again because some of
+        its hosts changed); the answer keeps its age (the renewal still
+        asks whether history decides).  A host without an entry is left
+        out (the next request with it asks again).  Nothing is kept when
+        the answer is gone meanwhile."""
+        fact_keys, hosts = self._hosts(columns, entries)
         with self._lock:
             answer = self._answers.get(key)
             if answer is None or answer['keys'] != fact_keys:
                 return
-            hosts = answer['hosts']
-            for name, row in zip(columns['host'], rows):
-                entry = entries.get(name)
-                if entry is None:
-                    hosts.pop(name, None)
-                else:
-                    hosts[name] = (row, entry)
+            answer['hosts'] = hosts
+
+    @staticmethod
+    def _hosts(columns, entries):
+        """``(fact keys, {host: (facts, entry)})`` of the hosts of
+        ``columns`` that have one of ``entries``."""
+        fact_keys, rows = fact_rows(columns)
+        return fact_keys, {name: (row, entries[name])
+                           for name, row in zip(columns['host'], rows)
+                           if name in entries}
 
     def forget(self, key=None):
         """Drop the answer of ``key`` (every answer without one)."""

@@ -415,9 +415,10 @@ class _Recorder:
 
     The records thread, one request at a time, looks up the request's
     operation, hands a boot's renewal of the answer to the renewals
-    thread, asks about the hosts whose facts changed (history only,
-    unrecorded), then, whatever came of that question, has the whole
-    request recorded (a cast) unless its renewal records it.  At most
+    thread, asks about the request again when some of its hosts' facts
+    changed (its whole candidate list, history only, unrecorded), then,
+    whatever came of that question, has the whole request recorded (a
+    cast) unless its renewal records it.  At most
     ``RECORDS_QUEUED`` requests with at most ``RECORD_HOSTS_QUEUED``
     candidate hosts in all wait, more are dropped (and logged).
 
@@ -526,19 +527,23 @@ class _Recorder:
         self._record(request, columns, budget)
 
     def _refresh(self, job, request):
-        """Ask the service again about the hosts of ``job`` whose facts
-        changed (neutral in its answer), for the next requests' entries;
-        a failure is counted and logged (a warning for the first and every
-        ``DROPS_LOGGED_EVERY``-th): those hosts stay neutral and are asked
-        about with the next request that has them."""
+        """Ask the service again, from history alone and unrecorded,
+        about ``job``'s request because some of its hosts' facts changed
+        (they were neutral in its answer): about its whole candidate list,
+        since the service scores each host relative to the best of the
+        list it is given (a host asked about alone scores 100).  The
+        answer replaces the one kept, for the next requests.  A failure
+        is counted and logged (a warning for the first and every
+        ``DROPS_LOGGED_EVERY``-th): those hosts stay neutral and are
+        asked about with the next request that has them."""
         api, cache = self._weigher.api, self._cache(job)
-        part = priorcache.sub_columns(job['columns'], job['changed'])
+        columns = job['columns']
         try:
             reply = api.rank_host_columns(
-                {}, request, part, REFRESH_BUDGET_S,
+                {}, request, columns, REFRESH_BUDGET_S,
                 timeout=REFRESH_BUDGET_S + CONF.shadow_weigher.
                 deadline_margin, history_only=True, record=False)
-            entries = entries_from_columns(reply, part['host'])
+            entries = entries_from_columns(reply, columns['host'])
         except Exception as e:
             if _unsupported(e):
                 # Nor would it take the record (RPC API 1.4 too).
@@ -548,13 +553,13 @@ class _Recorder:
                      if self.refreshes_failed % DROPS_LOGGED_EVERY == 1
                      else logging.DEBUG)
             LOG.log(level, 'Could not ask the shadow service again about '
-                    'the %d hosts with changed facts of a request answered '
-                    'from the cache (%s; %d such questions failed so far); '
+                    'a request answered from the cache with %d hosts whose '
+                    'facts changed (%s; %d such questions failed so far); '
                     'they stay neutral until a request with them asks '
-                    'again', len(part['host']), describe_error(e),
+                    'again', len(job['changed']), describe_error(e),
                     self.refreshes_failed)
             return
-        cache.refresh(job['key'], part, entries)
+        cache.refresh(job['key'], columns, entries)
 
     def _record(self, request, columns, budget, evaluation_id=None):
         """Send the record of ``request``, with the count of the records

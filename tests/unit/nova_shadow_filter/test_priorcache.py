@@ -37,23 +37,37 @@ def test_unchanged_hosts_are_answered_and_changed_ones_named():
     assert cache.lookup('w', hosts) is None
 
 
-def test_a_refreshed_host_is_kept_and_one_without_an_answer_dropped():
-    cache = priorcache.PriorCache(10.0, clock=Clock())
+def test_a_refresh_replaces_the_whole_answer_and_keeps_its_age():
+    clock = Clock()
+    cache = priorcache.PriorCache(10.0, clock=clock)
     hosts = columns([100, 100, 100])
     cache.store('w', hosts, entries({'h0': 1, 'h1': 2, 'h2': 3}))
+    clock.now += 4.0
     hosts['free_ram_mb'][1] = 50
     hit = cache.lookup('w', hosts)
     assert hit.changed == [1]
-    part = priorcache.sub_columns(hosts, hit.changed)
-    assert part == {'host': ['h1'], 'free_ram_mb': [50], 'vcpus': [16]}
-    cache.refresh('w', part, entries({'h1': 9}))
+    # The service's answer for the whole list (its scores are relative to
+    # the best of that list) replaces every host's entry.
+    cache.refresh('w', hosts, entries({'h0': 4, 'h1': 9, 'h2': 6}))
     hit = cache.lookup('w', hosts)
-    assert hit.changed == [] and hit.entries['h1']['score'] == 9
+    assert hit.changed == [] and hit.age == 4.0
+    assert {h: e['score'] for h, e in hit.entries.items()} == {
+        'h0': 4, 'h1': 9, 'h2': 6}
+    # A host the answer leaves out is asked about with each request.
     hosts['free_ram_mb'][1] = 40
-    cache.refresh('w', priorcache.sub_columns(hosts, [1]), {})
-    # h1 has no entry now: it is asked about again with each request.
+    cache.refresh('w', hosts, entries({'h0': 4, 'h2': 6}))
     hit = cache.lookup('w', hosts)
     assert hit.changed == [1] and 'h1' not in hit.entries
+    # Another list: the hosts it does not hold are not kept from before.
+    cache.refresh('w', columns([100, 100], names=['h2', 'h3']),
+                  entries({'h2': 8, 'h3': 7}))
+    assert cache.lookup('w', columns([100], names=['h0'])) is None
+    assert cache.lookup('w', columns([100], names=['h3'])).entries == {
+        'h3': {'score': 7, 'confidence': 1.0}}
+    # Nothing is kept once the answer is gone.
+    cache.forget('w')
+    cache.refresh('w', hosts, entries({'h0': 4, 'h1': 9, 'h2': 6}))
+    assert cache.lookup('w', hosts) is None
 
 
 def test_age_facts_workload_and_unknown_hosts_miss():
@@ -112,20 +126,24 @@ def test_ttl_0_is_off_and_the_key_ignores_the_instance():
         dict(request, profile='db'))
 
 
-def test_an_answer_for_other_candidates_adds_to_a_young_one():
+def test_an_answer_for_other_candidates_replaces_a_young_one():
+    # Each answer's scores are relative to the best host of its own
+    # candidate list: never mixed.
     clock = Clock()
     cache = priorcache.PriorCache(10.0, clock=clock)
     cache.store('w', columns([100, 100], names=['h0', 'h1']),
-                entries({'h0': 1, 'h1': 2}))
+                entries({'h0': 100, 'h1': 90}))
     clock.now += 6.0
     cache.store('w', columns([100, 100], names=['h1', 'h2']),
-                entries({'h1': 5, 'h2': 3}))
+                entries({'h1': 100, 'h2': 95}))
     hit = cache.lookup('w', columns([100] * 3, names=['h0', 'h1', 'h2']))
+    assert hit.changed == [0]
     assert {h: e['score'] for h, e in hit.entries.items()} == {
-        'h0': 1, 'h1': 5, 'h2': 3}
-    # As old as its oldest part: gone 10 s after the first answer.
+        'h1': 100, 'h2': 95}
+    # As new as the answer that replaced it.
     clock.now += 4.5
-    assert cache.lookup('w', columns([100], names=['h2'])) is None
+    assert hit.age == 0.0
+    assert cache.lookup('w', columns([100], names=['h2'])).age == 4.5
 
 
 def test_one_renewal_per_workload_at_a_time_until_released():
