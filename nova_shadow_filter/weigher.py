@@ -663,6 +663,12 @@ class _Recorder:
         return dict(request, purpose=operation)
 
 
+def _instances(state):
+    """The instances Nova counts on ``state`` (0 when it says none)."""
+    count = getattr(state, 'num_instances', None)
+    return count if isinstance(count, int) else 0
+
+
 class _RequestCache:
     """Rankings of multi-create requests, reused for their other
     instances.  Keyed by the RequestSpec object Nova passes on every call
@@ -684,12 +690,19 @@ class _RequestCache:
                 return entry
             return None
 
-    def put(self, spec_obj, ranking, ttl_s):
+    def put(self, spec_obj, ranking, ttl_s, states):
+        """Keep ``ranking`` for the other instances of ``spec_obj``,
+        with the instances each of ``states`` (the candidates of its
+        first instance) had then: Nova counts each instance it places in
+        its host's ``num_instances``, so what a host gained since is
+        what it took of this request."""
         try:
             ref = weakref.ref(spec_obj)
         except TypeError:
             return None
-        entry = {'spec': ref, 'ranking': ranking, 'uuids': [],
+        entry = {'spec': ref, 'ranking': ranking,
+                 'instances': {state.host: _instances(state)
+                               for state in states},
                  'expires': time.monotonic() + ttl_s}
         with self._lock:
             self._entries[id(spec_obj)] = entry
@@ -864,19 +877,17 @@ class ShadowWeigher(weights.BaseHostWeigher):
             what = plan.what
             if (_attr(spec_obj, 'num_instances', 1) or 1) > 1:
                 cached = self._cache.put(
-                    spec_obj, ranking, self._budget(spec_obj) + 60.0)
+                    spec_obj, ranking, self._budget(spec_obj) + 60.0,
+                    states)
         if ranking is None:
             return no_effect
         # _call() parsed the ranking into entries (once: it is the
         # weigher's main cost at 1,000 hosts after the RPC itself).
         entries = ranking
-        earlier = list(cached['uuids']) if cached is not None else []
-        if cached is not None:
-            current = _attr(spec_obj, 'instance_uuid')
-            if current and current not in cached['uuids']:
-                cached['uuids'].append(current)
         try:
-            weights_ = self._weights(entries, states, earlier)
+            weights_ = self._weights(
+                entries, states,
+                cached['instances'] if cached is not None else None)
         finally:
             if record is not None:
                 # Queued once the weights are made: the records thread
@@ -920,7 +931,10 @@ class ShadowWeigher(weights.BaseHostWeigher):
         self.breaker.record_success()
         return entries
 
-    def _weights(self, entries, states, earlier_uuids):
+    def _weights(self, entries, states, instances_before=None):
+        """The weights of ``states`` from ``entries``;
+        ``instances_before``: in a multi-create, ``{host: instances}``
+        when its first instance was weighed."""
         # Options read once per request, not once per host.
         opts = CONF.shadow_weigher
         tie_margin, score_range = opts.tie_margin, opts.score_range
@@ -944,11 +958,13 @@ class ShadowWeigher(weights.BaseHostWeigher):
                 append(NEUTRAL)
                 continue
             confidence = entry['confidence']
-            if earlier_uuids:
-                placed = sum(1 for u in earlier_uuids
-                             if u in (getattr(state, 'instances', None)
-                                      or {}))
-                if placed:
+            if instances_before:
+                # Nova counts each instance it places (its own server
+                # group bookkeeping, HostState.instances, is only kept
+                # for requests in a server group).
+                placed = _instances(state) - instances_before.get(
+                    state.host, _instances(state))
+                if placed > 0:
                     # The shadows measured the host without this request's
                     # other VMs: trust its score less for each one placed
                     # there (Nova's own weighers see what they consumed).

@@ -268,6 +268,56 @@ class NovaDefaultWeighersTest(base.ShadowWeigherNovaTestBase):
         self.assertEqual(4, self.endpoint.calls)
 
 
+class MultiCreateSpreadsOverTiedHostsTest(base.ShadowWeigherNovaTestBase):
+    """A multi-create without a server group in Nova's real scheduler:
+    a host that took one of the request's instances counts with less
+    confidence for the next, so instances spread over the hosts the
+    ranking ties, where Nova's weighers alone would stack them."""
+
+    def setUp(self):
+        super().setUp()
+        # Nova's RAM weigher stacking: it prefers the host that took the
+        # request's previous instance.
+        self.flags(ram_weight_multiplier=-1.0, group='filter_scheduler')
+        self.endpoint = ScriptedRanking()
+        transport = rpc.get_transport(service_support.make_conf(),
+                                      base.RABBIT_URL)
+        server = messaging.get_rpc_server(
+            transport, messaging.Target(exchange=rpcapi.EXCHANGE,
+                                        topic=self.topic, server='scripted'),
+            [self.endpoint])
+        server.start()
+        self.addCleanup(server.wait)
+        self.addCleanup(server.stop)
+        # host1 and host2 tie, host3 is clearly worse.
+        self.endpoint.answer = {
+            'evaluation_id': str(uuid.uuid4()), 'status': 'finished',
+            'confidence': 0.95,
+            'hosts': [{'host': h, 'score': s, 'confidence': 0.95}
+                      for h, s in (('host1', 80.0), ('host2', 80.5),
+                                   ('host3', 60.0))]}
+
+    def _boot_many(self, name, count):
+        server = self._build_server(name=name, networks='none',
+                                    flavor_id=self.flavors['m1.small'])
+        server.update({'min_count': count, 'max_count': count})
+        self.api.post_server({'server': server, 'os:scheduler_hints': {
+            'shadow_profile': 'web'}})
+        servers = []
+        deadline = time.monotonic() + 120
+        while len(servers) < count and time.monotonic() < deadline:
+            servers = [s for s in self.api.get_servers(detail=True)
+                       if s['name'].startswith(name)
+                       and s['status'] == 'ACTIVE']
+            time.sleep(0.2)
+        self.assertEqual(count, len(servers))
+        return sorted(s['OS-EXT-SRV-ATTR:host'] for s in servers)
+
+    def test_the_instances_share_the_hosts_the_ranking_ties(self):
+        self.assertEqual(['host1', 'host2'], self._boot_many('pair', 2))
+        self.assertEqual(1, self.endpoint.calls, 'one question per request')
+
+
 class NotificationListenerTest(_WithService):
     """Nova's versioned notifications over the real RabbitMQ, on an
     exchange of this test's own."""

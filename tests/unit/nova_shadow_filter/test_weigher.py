@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 from nova import objects
+from nova.scheduler import manager as nova_manager
 from nova.scheduler import weights
 from nova.scheduler.weights import ram
 from oslo_config import fixture as config_fixture
@@ -621,6 +622,10 @@ def test_a_multi_create_asks_once_and_spreads_as_hosts_fill(serve):
     hosts = three_hosts()
     spec = nova_support.request_spec({'shadow_profile': 'web'})
     spec.num_instances = 3
+    # What a RequestSpec from Nova's conductor holds, which Nova's
+    # consumption of a host reads.
+    spec.pci_requests = objects.InstancePCIRequests(requests=[])
+    spec.numa_topology = None
     handler = weights.HostWeightHandler()
     shadow = shadow_weigher.ShadowWeigher()
     placed = []
@@ -628,15 +633,20 @@ def test_a_multi_create_asks_once_and_spreads_as_hosts_fill(serve):
         spec.instance_uuid = str(uuid.uuid4())
         weighed = handler.get_weighed_objects([shadow], hosts, spec)
         chosen = weighed[0].obj
-        # What Nova does after choosing a host for one instance.
-        chosen.consume_from_request(spec)
-        chosen.instances[spec.instance_uuid] = object()
+        # What Nova's scheduler does after choosing a host for one
+        # instance: without a server group it consumes the host's
+        # resources and counts the instance, but does not name it in the
+        # host's instances.
+        nova_manager.SchedulerManager._consume_selected_host(
+            chosen, spec, instance_uuid=spec.instance_uuid)
         placed.append(chosen.host)
+    assert all(not h.instances for h in hosts)
     assert len(service.calls) == 1
     assert service.calls[0][1]['num_instances'] == 3
     # The two equally good hosts share the first instances; the clearly
     # worse host3 gets the third only if nothing better is left.
     assert set(placed[:2]) == {'host1', 'host2'}
+    assert placed[2] != 'host3'
 
 
 def test_aggregate_cost_is_sent_with_the_host_and_bad_costs_ignored(
