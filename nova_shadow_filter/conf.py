@@ -5,6 +5,14 @@ Only oslo.config is imported here: this module is loaded by nova-scheduler.
 
 from oslo_config import cfg
 
+#: Longest budget, in seconds, the shadow service takes
+#: (``shadow_service.schema.BUDGET``): a longer one is refused.
+MAX_BUDGET_S = 86400.0
+#: Longest wait, in seconds, for what is not a budget (a look-up, the
+#: round trip's margin): the conductor stops waiting for the scheduler
+#: long before (``[DEFAULT] long_rpc_timeout``, 1800 s by default).
+MAX_WAIT_S = 300.0
+
 shadow_weigher_group = cfg.OptGroup(
     name='shadow_weigher',
     title='nova-shadow weigher options',
@@ -124,9 +132,16 @@ Related options:
         'default_budget',
         default=30.0,
         min=0.5,
+        max=MAX_BUDGET_S,
         help="""
 Seconds the scheduler waits for a ranking when the request has a
 ``shadow_profile`` hint but no ``shadow_budget`` hint.
+
+Possible values:
+
+* 0.5 to 86400 (one day, the longest budget the shadow service takes).
+  A value outside them disables the weigher until nova-scheduler is
+  restarted with a valid one.
 
 Related options:
 
@@ -136,6 +151,7 @@ Related options:
         'max_budget',
         default=120.0,
         min=0.5,
+        max=MAX_BUDGET_S,
         help="""
 Most seconds a tenant's ``shadow_budget`` hint may make the scheduler wait.
 
@@ -144,25 +160,43 @@ for the scheduler's answer up to nova's ``[DEFAULT] long_rpc_timeout``
 (1800 s by default); keep ``max_budget`` plus ``deadline_margin`` well
 below it, and remember that every second here is a second the tenant's
 boot waits.
+
+Possible values:
+
+* 0.5 to 86400 (one day, the longest budget the shadow service takes).
+  A value outside them disables the weigher until nova-scheduler is
+  restarted with a valid one.
 """),
     cfg.FloatOpt(
         'lookup_timeout',
         default=5.0,
         min=0.1,
+        max=MAX_WAIT_S,
         help="""
 Seconds the scheduler waits for the service to return a finished
 pre-flight evaluation named by a ``shadow_evaluation`` hint.
+
+Possible values:
+
+* 0.1 to 300. A value outside them disables the weigher until
+  nova-scheduler is restarted with a valid one.
 """),
     cfg.FloatOpt(
         'deadline_margin',
         default=2.0,
         min=0.0,
+        max=MAX_WAIT_S,
         help="""
 Seconds added to the budget for the round trip before the weigher gives up.
 
 The weigher enforces its own deadline (budget + margin) around every call,
 because a messaging call can block far longer than its timeout when the
 broker is unreachable. After the deadline the weights are neutral.
+
+Possible values:
+
+* 0 to 300. A value outside them disables the weigher until nova-scheduler
+  is restarted with a valid one.
 """),
     cfg.IntOpt(
         'failure_threshold',
@@ -204,11 +238,18 @@ A successful trial closes the breaker; a failed one opens it again.
         'move_timeout',
         default=3.0,
         min=0.0,
+        max=MAX_BUDGET_S,
         help="""
 Seconds the scheduler waits for a ranking from history (no shadows) when
 a VM that carries a ``shadow_profile`` hint is resized, cold or live
 migrated, or unshelved. 0 sends nothing for moves. An evacuation or a
 rebuild never waits.
+
+Possible values:
+
+* 0 to 86400 (one day: it is sent as the ranking's budget, and the shadow
+  service takes none longer). A value outside them disables the weigher
+  until nova-scheduler is restarted with a valid one.
 """),
     cfg.FloatOpt(
         'prior_cache_ttl',

@@ -24,6 +24,7 @@ from nova.scheduler import weights
 from nova.scheduler.weights import ram
 from oslo_config import fixture as config_fixture
 
+from nova_shadow_filter import conf as shadow_conf
 from nova_shadow_filter import priorcache
 from nova_shadow_filter import weigher as shadow_weigher
 from shadow_service import exception
@@ -1296,6 +1297,13 @@ def test_prior_cache_ttl_0_turns_the_cache_off(serve, flags):
     ({'reset_timeout': 'nan'}, 'reset_timeout: nan is not a finite'),
     ({'failure_threshold': 'abc'}, 'failure_threshold'),
     ({'move_timeout': 'abc'}, 'move_timeout'),
+    # More than the service takes as a budget (it would refuse every
+    # request), or waits no scheduler should make.
+    ({'default_budget': '100000'}, 'default_budget'),
+    ({'max_budget': '86401'}, 'max_budget'),
+    ({'move_timeout': '1e6'}, 'move_timeout'),
+    ({'lookup_timeout': '1e6'}, 'lookup_timeout'),
+    ({'deadline_margin': '1e6'}, 'deadline_margin'),
     ({'tie_margin': '50', 'score_range': '12'},
      'tie_margin (50) must be below score_range (12)'),
 ])
@@ -1323,6 +1331,15 @@ def test_an_option_nova_scheduler_cannot_use_disables_the_weigher(
     assert errors[0].startswith('Shadow weigher disabled until '
                                 'nova-scheduler is restarted with a valid '
                                 'value: [shadow_weigher] ' + named)
+
+
+def test_the_budget_options_end_where_the_service_s_budgets_end():
+    opts = {opt.dest: opt for opt in shadow_conf.shadow_weigher_opts}
+    for name in ('default_budget', 'max_budget', 'move_timeout'):
+        # Each is sent to the service as a budget.
+        assert opts[name].type.max == schema.BUDGET['maximum'], name
+    for name in ('lookup_timeout', 'deadline_margin'):
+        assert opts[name].type.max is not None, name
 
 
 HINT_TEXT = (st.text(max_size=40)
