@@ -110,8 +110,8 @@ class PriorCache:
     def claim_renewal(self, key):
         """True for one caller at a time per workload with an answer:
         whoever gets it asks the service about the workload again (in
-        the background) before the answer is too old (:meth:`store` with
-        ``renewed``), then calls :meth:`release_renewal` whatever came of
+        the background) before the answer is too old (:meth:`store` of
+        its answer), then calls :meth:`release_renewal` whatever came of
         it (renewed, dropped or failed)."""
         with self._lock:
             if key in self._renewing or key not in self._answers:
@@ -166,11 +166,11 @@ class PriorCache:
             return None
         return Lookup(entries, changed, age)
 
-    def store(self, key, columns, entries, renewed=False):
+    def store(self, key, columns, entries):
         """Keep the service's answer from history ``entries`` (``{host:
-        entry}``) for the candidates ``columns``, as new; it replaces the
-        answer kept whole (its scores are relative to the best of another
-        list).  ``renewed``: it renews the answer kept."""
+        entry}``) for the candidates ``columns``, as new (a renewal's
+        answer too); it replaces the answer kept whole (its scores are
+        relative to the best of another list)."""
         if not self.enabled:
             return
         fact_keys, hosts = self._hosts(columns, entries)

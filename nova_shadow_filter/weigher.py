@@ -615,8 +615,7 @@ class _Recorder:
                 return
             if reply.get('source') == 'history':
                 cache.store(key, columns,
-                            entries_from_columns(reply, columns['host']),
-                            renewed=True)
+                            entries_from_columns(reply, columns['host']))
             else:
                 cache.forget(key)
         finally:

@@ -167,8 +167,7 @@ def test_one_renewal_per_workload_at_a_time_until_released():
     assert cache.claim_renewal('w')
     # Released when renewed too; releasing twice, or an answer forgotten
     # meanwhile, is harmless.
-    cache.store('w', hosts, entries({h: 70 for h in hosts['host']}),
-                renewed=True)
+    cache.store('w', hosts, entries({h: 70 for h in hosts['host']}))
     cache.release_renewal('w')
     cache.release_renewal('w')
     assert cache.claim_renewal('w')
