@@ -551,6 +551,8 @@ class OpenStackDriver(base.CloudDriver):
             # The server may exist anyway (a create that failed after the
             # cloud made it, an answer without an id): by its name.
             self._delete_by_name(name)
+            with self._lock:
+                self._booting_names.discard(name)
             if isinstance(e, base.CloudError):
                 LOG.warning('Evaluation %s: no shadow on %s: %s',
                             evaluation_id, host, e)
@@ -558,17 +560,22 @@ class OpenStackDriver(base.CloudDriver):
                 LOG.exception('Evaluation %s: no shadow on %s',
                               evaluation_id, host)
             return None
+        shadow = None
+        try:
+            grant.shadow_id = server.id
+            shadow = base.Shadow(
+                shadow_id=server.id, host=host, evaluation_id=evaluation_id,
+                created_at=self.now(), flavor=dict(spec['flavor']),
+                status=server.status or 'BUILD',
+                expires_at=expires_wall - self.opts.sample_lag)
         finally:
+            # Tracked by its id before its name stops marking it as
+            # booting: the garbage collector always finds it as one or
+            # the other.
             with self._lock:
+                if shadow is not None:
+                    self._tracked[server.id] = _Tracked(shadow, grant)
                 self._booting_names.discard(name)
-        grant.shadow_id = server.id
-        shadow = base.Shadow(
-            shadow_id=server.id, host=host, evaluation_id=evaluation_id,
-            created_at=self.now(), flavor=dict(spec['flavor']),
-            status=server.status or 'BUILD',
-            expires_at=expires_wall - self.opts.sample_lag)
-        with self._lock:
-            self._tracked[server.id] = _Tracked(shadow, grant)
         return shadow
 
     def _create_server(self, evaluation_id, host, profile, spec, name,
@@ -789,12 +796,18 @@ class OpenStackDriver(base.CloudDriver):
     def garbage_shadows(self):
         """Shadows to delete now: this service's that it is not running
         (left by an earlier run), and anyone's that expired."""
+        # What runs is read before and after the (slow) list call: a
+        # shadow whose boot completes during it is listed and tracked by
+        # the time of the second look; one deleted during it was tracked
+        # at the first.
+        running, booting = self._running_shadows()
+        servers = self._list_servers()
         now_wall = time.time()
-        with self._lock:
-            running = set(self._tracked) | self._deleting
-            booting = set(self._booting_names)
+        running_after, booting_after = self._running_shadows()
+        running |= running_after
+        booting |= booting_after
         garbage = []
-        for server in self._list_servers():
+        for server in servers:
             if server.id in running or server.name in booting:
                 continue
             metadata = server.metadata or {}
@@ -805,6 +818,13 @@ class OpenStackDriver(base.CloudDriver):
             if mine or expired:
                 garbage.append(shadow)
         return garbage
+
+    def _running_shadows(self):
+        """``(ids, names)``: the shadows this service runs or deletes, by
+        server id, and those it is creating, by name."""
+        with self._lock:
+            return (set(self._tracked) | self._deleting,
+                    set(self._booting_names))
 
     # -- console fallback ---------------------------------------------------
     def _poll_consoles(self, deadline):
