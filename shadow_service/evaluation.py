@@ -987,6 +987,12 @@ class _Run:
         self.budget = max(0.0, self.evaluation.budget_s - reserve)
         self.wall_start = wall_start
 
+    def wait_for_samples(self):
+        """Wait ``sample_interval`` for the next read, never past the
+        budget (on a slow clock, never a whole read past it)."""
+        left = self.budget - (time.monotonic() - self.wall_start)
+        self.ev.driver.wait(max(0.0, min(self.ev.sample_interval, left)))
+
     def begin(self, wall_start):
         """Start the clock and boot the first shadows; False (and a
         warning) when none booted."""
@@ -1021,9 +1027,7 @@ class _Run:
         batch_started = t0
         ranking = None
         while not evaluation.cancelled:
-            # Never past the budget (on a slow clock, never a whole read).
-            left = budget - (time.monotonic() - wall_start)
-            ev.driver.wait(max(0.0, min(ev.sample_interval, left)))
+            self.wait_for_samples()
             now = ev.driver.now()
             if self.read(read_from, now):
                 read_from = now + 1e-6
@@ -1082,7 +1086,7 @@ class _FullRun(_Run):
             return None
         t0 = read_from = ev.driver.now()
         while not evaluation.cancelled:
-            ev.driver.wait(ev.sample_interval)
+            self.wait_for_samples()
             now = ev.driver.now()
             self.read(read_from, now)
             read_from = now + 1e-6
@@ -1143,7 +1147,7 @@ class _RacingRun(_Run):
         ranking = None
         margin = ev.elimination_margin
         while not evaluation.cancelled:
-            ev.driver.wait(ev.sample_interval)
+            self.wait_for_samples()
             now = ev.driver.now()
             self.read(read_from, now)
             read_from = now + 1e-6
