@@ -415,6 +415,11 @@ class Evaluator:
             candidates = self._contenders(prior, verdict, eligible)
         else:
             candidates = self._candidates(prior, eligible)
+        if time.monotonic() >= evaluation.deadline:
+            # Shadows booted now could only be deleted again, and the
+            # answer would wait for that.
+            return self._answer_without_time(evaluation, prior, candidates,
+                                             wall_start)
         # Only an evaluation that boots shadows can be cut short by a
         # stopped process: an answer from history is recorded when given.
         self._record_start(evaluation)
@@ -425,6 +430,25 @@ class Evaluator:
             ranking = prior
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _answer_without_time(self, evaluation, prior, candidates,
+                             wall_start):
+        """The prior as the answer, without shadows, when the budget
+        leaves no time to measure (what is kept back for deleting
+        shadows takes all of it, or reading host facts and the history
+        did); the hosts that would have been measured say why they were
+        not."""
+        reserve = self._cleanup_reserve()
+        LOG.info('Evaluation %s: a budget of %.1fs leaves no time to '
+                 'measure (%.1fs kept back for deleting shadows); answered '
+                 'from history, without shadows', evaluation.evaluation_id,
+                 evaluation.budget_s, reserve)
+        order, _unknown = candidates
+        why = ('the budget of %.1fs left no time to measure (%.1fs kept '
+               'back for deleting shadows)' % (evaluation.budget_s, reserve))
+        for host in order:
+            evaluation.unmeasured.setdefault(host, why)
+        return self._finish(evaluation, prior, wall_start, 0.0, 'history')
 
     def _history_verdict(self, prior, verdict, eligible, known, decides):
         """Why history alone did or did not decide the ranking: the

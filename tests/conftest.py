@@ -122,6 +122,7 @@ SERIAL = (
     'functional/lab/',
     'functional/loadgen/',
     'functional/shadow_service/clouds/test_openstack_lab.py',
+    'functional/shadow_service/clouds/test_openstack_short_budget.py',
     'functional/shadow_service/history/'
     'test_influxdb_outage_evaluation.py',
     'unit/harness/test_cell_lock.py',
