@@ -3,8 +3,10 @@
 ``ShadowManager`` holds no evaluation logic: it validates what arrives,
 enforces the concurrency limit, and hands the work to an
 :class:`~shadow_service.evaluation.Evaluator`.  Finished evaluations are kept
-in memory for ``[shadow] evaluation_ttl`` seconds (and in the history store
-for longer) so that a ``shadow_evaluation`` hint can find them.
+in memory for ``[shadow] evaluation_ttl`` seconds, the most recent
+``EVALUATIONS_KEPT`` of them (holding at most ``EVALUATION_HOSTS_KEPT``
+candidate hosts) at most, and in the history store for longer: a
+``shadow_evaluation`` hint or ``get_evaluation`` finds them in either.
 
 An evaluation started with ``start_evaluation`` whose caller stops polling
 it (``get_evaluation``) for ``[shadow] unpolled_evaluation_timeout``
@@ -65,6 +67,15 @@ def compact(ranking):
 
 #: Longest wait for queued evaluation records before reading history.
 RECORDS_WAIT_S = 10.0
+#: Finished evaluations kept in memory, the most recent (older ones, and
+#: those past ``evaluation_ttl``, are read from the history store) ...
+EVALUATIONS_KEPT = 1024
+#: ... holding at most this many candidate hosts in all (a finished
+#: evaluation holds about 3.5 KB per host: its ranking, the hosts' facts).
+EVALUATION_HOSTS_KEPT = 32768
+#: Seconds between two passes, on admission, that forget the finished
+#: evaluations past ``evaluation_ttl``.
+EXPIRE_EVERY_S = 1.0
 #: The weigher's records (casts of the requests it answered from its
 #: cache) waiting for the service's one records thread
 #: (shadow_service.boundedqueue): at most this many ...
@@ -238,7 +249,12 @@ class ShadowManager:
         self.evaluation_ttl = evaluation_ttl
         #: Seconds a started evaluation may go unpolled (0: forever).
         self.unpolled_timeout = unpolled_timeout
+        # Evaluations by id, in the order they were admitted; their
+        # candidate hosts in all; when expired ones are next forgotten
+        # on admission (time.monotonic()).
         self._evaluations = {}
+        self._held_hosts = 0
+        self._next_expiry = 0.0
         self._running = 0
         self._lock = threading.Lock()
         # Started evaluations whose caller polls them: id -> when they
@@ -488,7 +504,8 @@ class ShadowManager:
     @_checks_arguments
     def delete_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
-        evaluation = self._evaluations.pop(evaluation_id, None)
+        with self._lock:
+            evaluation = self._forget(evaluation_id)
         if evaluation is None:
             record = self._recorded(evaluation_id)
             if record is None or audit.is_deleted(record):
@@ -619,7 +636,30 @@ class ShadowManager:
         evaluation = self.evaluator.new(request, hosts, budget_s,
                                         evaluation_id=evaluation_id,
                                         profile=profile)
-        self._evaluations[evaluation.evaluation_id] = evaluation
+        self._remember(evaluation)
+        return evaluation
+
+    def _remember(self, evaluation):
+        """Keep ``evaluation`` in memory; forget the finished ones past
+        ``evaluation_ttl`` (at most every ``EXPIRE_EVERY_S``) and the
+        oldest finished ones beyond ``EVALUATIONS_KEPT`` or
+        ``EVALUATION_HOSTS_KEPT``."""
+        with self._lock:
+            self._forget(evaluation.evaluation_id)
+            self._evaluations[evaluation.evaluation_id] = evaluation
+            self._held_hosts += len(evaluation.hosts)
+            due = (len(self._evaluations) > EVALUATIONS_KEPT
+                   or self._held_hosts > EVALUATION_HOSTS_KEPT
+                   or time.monotonic() >= self._next_expiry)
+        if due:
+            self._expire()
+
+    def _forget(self, evaluation_id):
+        """Drop ``evaluation_id`` from memory (the caller holds the
+        lock); returns the evaluation or None."""
+        evaluation = self._evaluations.pop(evaluation_id, None)
+        if evaluation is not None:
+            self._held_hosts -= len(evaluation.hosts)
         return evaluation
 
     def _release(self, slot=True):
@@ -714,10 +754,23 @@ class ShadowManager:
         return {'name': name, 'source': source, 'description': description}
 
     def _expire(self):
+        """Forget the finished evaluations past ``evaluation_ttl``, then
+        the oldest finished ones while more than ``EVALUATIONS_KEPT``
+        evaluations or ``EVALUATION_HOSTS_KEPT`` hosts are held (running
+        ones stay whatever their number)."""
         cutoff = time.time() - self.evaluation_ttl
-        for key, evaluation in list(self._evaluations.items()):
-            if evaluation.finished_at and evaluation.finished_at < cutoff:
-                self._evaluations.pop(key, None)
+        with self._lock:
+            self._next_expiry = time.monotonic() + EXPIRE_EVERY_S
+            finished = [key for key, evaluation in self._evaluations.items()
+                        if evaluation.finished_at]
+            for key in finished:
+                if self._evaluations[key].finished_at < cutoff:
+                    self._forget(key)
+            for key in finished:
+                if (len(self._evaluations) <= EVALUATIONS_KEPT
+                        and self._held_hosts <= EVALUATION_HOSTS_KEPT):
+                    break
+                self._forget(key)
 
     def shutdown(self):
         self._stopping.set()

@@ -148,8 +148,13 @@ no slot.
         default=3600,
         min=60,
         help="""
-Seconds a finished evaluation stays available for the
-``shadow_evaluation`` scheduler hint.
+Seconds a finished evaluation stays in the service's memory, where
+``get_evaluation`` and the ``shadow_evaluation`` scheduler hint find it
+without reading the history store.  At most the 1,024 most recent
+finished evaluations (holding at most 32,768 candidate hosts in all) are
+kept, whatever this says; an evaluation no longer in memory is read from
+the history store, which keeps its record for ``[history]
+record_retention_days``.
 """),
     cfg.FloatOpt(
         'unpolled_evaluation_timeout',

@@ -1,0 +1,104 @@
+"""Finished evaluations stay in the service's memory for a while and
+within bounds: past ``[shadow] evaluation_ttl``, or beyond the most
+recent ``EVALUATIONS_KEPT`` (holding ``EVALUATION_HOSTS_KEPT`` hosts),
+they are forgotten as new ones arrive, and read from the history store
+when asked for.  Running evaluations are never forgotten."""
+
+import time
+
+import pytest
+
+from shadow_service import manager as manager_mod
+from shadow_service import service
+from shadow_service.history import memory
+from tests import rpc_contract
+from tests import service_support
+
+COLUMNS = {'host': [h['host'] for h in rpc_contract.HOSTS],
+           'vcpus': [h['vcpus'] for h in rpc_contract.HOSTS]}
+
+
+@pytest.fixture
+def parts():
+    built = service.build(service_support.make_conf(),
+                          history=memory.MemoryStore())
+    yield built
+    built.close()
+
+
+def _answer_from_history(manager):
+    """The weigher's call for a request its cache cannot answer: from
+    history, recorded; returns the evaluation id."""
+    return manager.rank_host_columns({}, rpc_contract.REQUEST, COLUMNS,
+                                     10.0, history_only=True,
+                                     record=True)['evaluation_id']
+
+
+def test_the_most_recent_evaluations_are_kept_the_others_read_back(
+        parts, monkeypatch):
+    monkeypatch.setattr(manager_mod, 'EVALUATIONS_KEPT', 5)
+    manager = parts.manager
+    ids = [_answer_from_history(manager) for _ in range(20)]
+    # Before: all 20 (every request on the weigher's path, for an hour).
+    assert list(manager._evaluations) == ids[-5:]
+    for evaluation_id in ids[:3]:
+        state = manager.get_evaluation({}, evaluation_id)
+        assert state['status'] == 'finished'
+        assert state['ranking']['evaluation_id'] == evaluation_id
+        assert len(state['ranking']['hosts']) == len(COLUMNS['host'])
+    listed = {row['evaluation_id'] for row in manager.list_evaluations({})}
+    assert set(ids) <= listed
+
+
+def test_the_kept_evaluations_hold_a_bounded_number_of_hosts(
+        parts, monkeypatch):
+    monkeypatch.setattr(manager_mod, 'EVALUATION_HOSTS_KEPT',
+                        3 * len(COLUMNS['host']))
+    manager = parts.manager
+    ids = [_answer_from_history(manager) for _ in range(10)]
+    assert list(manager._evaluations) == ids[-3:]
+    assert manager._held_hosts == 3 * len(COLUMNS['host'])
+    # Deleting one gives its hosts back.
+    manager.delete_evaluation({}, ids[-1])
+    assert manager._held_hosts == 2 * len(COLUMNS['host'])
+
+
+def test_a_running_evaluation_is_never_forgotten(monkeypatch):
+    monkeypatch.setattr(manager_mod, 'EVALUATIONS_KEPT', 1)
+    # The twin paced at real time, and an evaluation that measures its
+    # whole budget: it runs until it is cancelled.
+    conf = service_support.make_conf(
+        shadow={'evaluation_schedule': 'pool', 'min_run_time': 300,
+                'confidence_target': 1.0},
+        sim={'speedup': 1.0})
+    parts = service.build(conf, history=memory.MemoryStore())
+    manager = parts.manager
+    hosts = [{'host': h} for h in COLUMNS['host']]
+    running = manager.start_evaluation({}, rpc_contract.REQUEST, hosts,
+                                       300.0)
+    try:
+        ids = [_answer_from_history(manager) for _ in range(3)]
+        assert list(manager._evaluations) == [running, ids[-1]]
+        assert manager.get_evaluation({}, running)['status'] in (
+            'pending', 'running')
+    finally:
+        manager.cancel_evaluation({}, running)
+        service_support.wait_for(lambda: manager._running == 0,
+                                 timeout=60)
+        parts.close()
+
+
+def test_evaluations_past_their_ttl_are_forgotten_as_new_ones_arrive(
+        parts, monkeypatch):
+    monkeypatch.setattr(manager_mod, 'EXPIRE_EVERY_S', 0.0)
+    # evaluation_ttl is at least 60 s in the configuration.
+    manager = manager_mod.ShadowManager(parts.evaluator, evaluation_ttl=0.5)
+    try:
+        ids = [_answer_from_history(manager) for _ in range(3)]
+        time.sleep(1.0)
+        latest = _answer_from_history(manager)
+        # Before: forgotten only when someone read an evaluation back.
+        assert list(manager._evaluations) == [latest]
+        assert manager.get_evaluation({}, ids[0])['status'] == 'finished'
+    finally:
+        manager.shutdown()
