@@ -105,8 +105,8 @@ def evaluation_released():
     EVALUATIONS_RUNNING.dec()
 
 
-def record_dropped():
-    RECORDS_DROPPED.inc()
+def record_dropped(count=1):
+    RECORDS_DROPPED.inc(count)
 
 
 def weigher_records_dropped(count):

@@ -85,6 +85,9 @@ RECORDS_QUEUED = 1024
 RECORD_HOSTS_QUEUED = 256000
 #: A warning for the first dropped record and every this many after.
 RECORDS_DROPPED_WARN_EVERY = 100
+#: Seconds a stopping service goes on recording the records still
+#: waiting; those left then are dropped, counted and logged.
+RECORDS_DRAIN_S = 10.0
 #: Weighers whose count of dropped records the service keeps, to export
 #: only what each one's next report adds (the one heard from least
 #: recently is forgotten first).
@@ -270,7 +273,12 @@ class ShadowManager:
         self._records = boundedqueue.BoundedQueue(RECORDS_QUEUED,
                                                   RECORD_HOSTS_QUEUED)
         self._records_thread = None
-        #: Records dropped because they did not fit beside those waiting.
+        # Set once the service stops taking records (under _lock), and
+        # when the records thread stops answering those still waiting.
+        self._records_closed = False
+        self._records_until = None
+        #: Records dropped because they did not fit beside those waiting,
+        #: or were still waiting when the service stopped.
         self.records_dropped = 0
         #: Each weigher's last reported count of the records it dropped
         #: (its sender id -> count), least recently heard from first.
@@ -349,22 +357,26 @@ class ShadowManager:
     def _queue_record(self, ctxt, request, hosts, budget_s):
         """Queue a record for the records thread (started on the first),
         or drop and count it when it does not fit beside those waiting
-        (``RECORDS_QUEUED``, ``RECORD_HOSTS_QUEUED``)."""
+        (``RECORDS_QUEUED``, ``RECORD_HOSTS_QUEUED``) or the service has
+        stopped taking records."""
         with self._lock:
-            if self._records_thread is None:
-                self._records_thread = threading.Thread(
-                    target=self._answer_records, daemon=True,
-                    name='shadow-records')
-                self._records_thread.start()
-        try:
-            self._records.put_nowait((ctxt, request, hosts, budget_s),
-                                     weight=_record_hosts(hosts))
-            return
-        except boundedqueue.Full:
+            if not self._records_closed:
+                if self._records_thread is None:
+                    self._records_thread = threading.Thread(
+                        target=self._answer_records, daemon=True,
+                        name='shadow-records')
+                    self._records_thread.start()
+                try:
+                    self._records.put_nowait(
+                        (ctxt, request, hosts, budget_s),
+                        weight=_record_hosts(hosts))
+                    return
+                except boundedqueue.Full:
+                    pass
+            # No room, or the service is stopping.
             exporter.record_dropped()
-            with self._lock:
-                self.records_dropped += 1
-                dropped = self.records_dropped
+            self.records_dropped += 1
+            dropped = self.records_dropped
         if dropped == 1 or dropped % RECORDS_DROPPED_WARN_EVERY == 0:
             LOG.warning('Dropped a record of a request the weigher answered '
                         'from its cache (%d dropped so far): %d records of '
@@ -374,8 +386,13 @@ class ShadowManager:
 
     def _answer_records(self):
         """The records thread: each queued record answered from history
-        and recorded, in turn, until the service stops."""
-        while not self._stopping.is_set():
+        and recorded, in turn, until the service stops and those waiting
+        then are recorded (or ``RECORDS_DRAIN_S`` passed)."""
+        while True:
+            if self._stopping.is_set() and (
+                    not self._records.qsize()
+                    or time.monotonic() >= self._records_until):
+                return
             try:
                 ctxt, request, hosts, budget_s = self._records.get(
                     timeout=0.5)
@@ -773,13 +790,47 @@ class ShadowManager:
                 self._forget(key)
 
     def shutdown(self):
+        self._records_until = time.monotonic() + RECORDS_DRAIN_S
         self._stopping.set()
-        for evaluation in self._evaluations.values():
+        for evaluation in list(self._evaluations.values()):
             evaluation.cancelled = True
+        self._stop_records()
         self._pool.shutdown(wait=True)
         close = getattr(self.evaluator, 'close', None)
         if close is not None:
             close()
+
+    def _stop_records(self):
+        """Record the records still waiting, for at most
+        ``RECORDS_DRAIN_S``; drop, count and log (once) those left, and
+        any that arrives from now on."""
+        thread = self._records_thread
+        if thread is not None:
+            # The record being answered at the deadline may take its
+            # own budget's worth.
+            thread.join(max(0.0, self._records_until - time.monotonic())
+                        + RECORDS_WAIT_S)
+            if thread.is_alive():
+                LOG.warning('The records thread is still answering a '
+                            'record %.0fs after the service began to stop',
+                            RECORDS_DRAIN_S + RECORDS_WAIT_S)
+        left = 0
+        with self._lock:
+            self._records_closed = True
+            while True:
+                try:
+                    self._records.get(timeout=0)
+                except boundedqueue.Empty:
+                    break
+                left += 1
+            self.records_dropped += left
+            dropped = self.records_dropped
+        if left:
+            exporter.record_dropped(left)
+            LOG.warning('Stopping: dropped %d records of requests the '
+                        'weigher answered from its cache, still waiting '
+                        'after %gs (%d dropped in all)', left,
+                        RECORDS_DRAIN_S, dropped)
 
 
 def _window(since_s, limit):

@@ -1,6 +1,8 @@
 """The weigher's records (casts nobody waits for) are answered on the
 service's records thread, one at a time, never in the RPC thread that
-serves calls; beyond a bounded queue they are dropped and counted."""
+serves calls; beyond a bounded queue they are dropped and counted, and
+so are those still waiting when a stopping service has recorded what it
+could."""
 
 import logging
 import threading
@@ -10,6 +12,7 @@ import pytest
 from shadow_service import boundedqueue
 from shadow_service import exporter
 from shadow_service import manager as manager_mod
+from shadow_service import measurements as names
 from shadow_service import rpcapi
 from shadow_service import service
 from shadow_service.history import memory
@@ -95,6 +98,68 @@ def test_records_beyond_the_queue_are_dropped_and_counted(manager,
     service_support.wait_for(lambda: len(threads) == 2)
     service_support.wait_for(lambda: _recorded(manager) == 2)
     assert manager.records_dropped == 1
+
+
+def _queue_held_records(manager, count):
+    """Queue ``count`` records while the records thread is held (it took
+    the first); returns the gate that lets it go on and the names of the
+    threads the records were answered in."""
+    gate = threading.Event()
+    threads = _watch_evaluations(manager, gate)
+    for _ in range(count):
+        assert manager.rank_host_columns(
+            RECORD, rpc_contract.REQUEST, COLUMNS, 10.0, history_only=True,
+            record=True) is None
+    service_support.wait_for(lambda: threads)
+    return gate, threads
+
+
+def test_records_waiting_when_the_service_stops_are_recorded_first(
+        manager):
+    gate, threads = _queue_held_records(manager, 5)
+    # The records thread goes on while the service is stopping.
+    threading.Timer(0.5, gate.set).start()
+    manager.shutdown()
+    # Before: the four still waiting were lost, uncounted and unlogged.
+    assert not manager._records_thread.is_alive()
+    assert threads == ['shadow-records'] * 5
+    history = manager.evaluator.history
+    recorded = {p.tags[names.TAG_EVALUATION]
+                for p in history.query_points(names.EVALUATION)}
+    assert len(recorded) == 5
+    assert manager.records_dropped == 0
+
+
+def test_records_left_when_the_service_stops_are_dropped_and_counted(
+        manager, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger=manager_mod.__name__)
+    monkeypatch.setattr(manager_mod, 'RECORDS_DRAIN_S', 0.5)
+    monkeypatch.setattr(manager_mod, 'RECORDS_WAIT_S', 0.5)
+    exported = exporter.RECORDS_DROPPED._value.get()
+    gate, threads = _queue_held_records(manager, 5)
+    try:
+        # The record held at the gate outlasts the drain: the four
+        # waiting behind it are dropped.
+        manager.shutdown()
+    finally:
+        gate.set()
+    # Before: none counted, nothing logged.
+    assert manager.records_dropped == 4
+    assert exporter.RECORDS_DROPPED._value.get() == exported + 4
+    stopping = [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith('Stopping: dropped')]
+    assert stopping == [
+        'Stopping: dropped 4 records of requests the weigher answered '
+        'from its cache, still waiting after 0.5s (4 dropped in all)']
+    # One that arrives once the service stopped taking them is dropped
+    # and counted too, never left waiting.
+    assert manager.rank_host_columns(
+        RECORD, rpc_contract.REQUEST, COLUMNS, 10.0, history_only=True,
+        record=True) is None
+    assert manager.records_dropped == 5
+    assert manager._records.qsize() == 0
+    service_support.wait_for(lambda: not manager._records_thread.is_alive())
+    assert threads == ['shadow-records']
 
 
 def test_a_bad_record_is_logged_and_the_thread_goes_on(manager, caplog):
