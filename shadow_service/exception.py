@@ -29,6 +29,13 @@ class EvaluationNotFound(ShadowException):
     msg_fmt = 'Evaluation %(evaluation_id)s was not found.'
 
 
+class HistoryUnavailable(ShadowException):
+    """The history store could not be read (or written) for a call that
+    needs it: the evaluation or listing asked for may exist."""
+
+    msg_fmt = 'The history store cannot be used now: %(reason)s'
+
+
 class ServiceBusy(ShadowException):
     msg_fmt = ('The shadow service is running %(running)d evaluations, its '
                'limit; try again later.')

@@ -16,7 +16,8 @@ does not mean to poll says so when it starts it (``shadow_detached`` in
 the request context, :meth:`shadow_service.rpcapi.ShadowAPI.
 start_evaluation`).
 
-Every rejected call (bad input, unknown evaluation, busy service) is
+Every rejected call (bad input, unknown evaluation, busy service, a
+history store that cannot be read for the operator's read-back) is
 logged as one INFO line with the typed error's message, never a
 traceback; the caller gets the typed error.
 """
@@ -40,6 +41,7 @@ from shadow_service import exporter
 from shadow_service import logsafe
 from shadow_service import rpcapi
 from shadow_service import schema
+from shadow_service.history import base as history_base
 from shadow_service.watcher import records as decision_records
 from shadow_service.workloads import profiles as profiles_mod
 
@@ -436,7 +438,8 @@ class ShadowManager:
         return evaluation_id
 
     @messaging.expected_exceptions(exception.InvalidRequest,
-                                   exception.EvaluationNotFound)
+                                   exception.EvaluationNotFound,
+                                   exception.HistoryUnavailable)
     @exporter.timed_rpc
     @_logs_rejections
     @_checks_arguments
@@ -479,8 +482,10 @@ class ShadowManager:
 
     # 1.2: the operator's read-back ---------------------------------------
 
-    @messaging.expected_exceptions(exception.InvalidRequest)
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.HistoryUnavailable)
     @exporter.timed_rpc
+    @_logs_rejections
     @_checks_arguments
     def list_evaluations(self, ctxt, since_s=86400.0, limit=None,
                          status=None):
@@ -489,8 +494,9 @@ class ShadowManager:
         self._settle_records()
         now = self.evaluator.driver.now()
         rows = {}
-        for at, record in audit.list_evaluations(
-                self.evaluator.history, now - since_s, None):
+        for at, record in self._from_history(
+                audit.list_evaluations, self.evaluator.history,
+                now - since_s, None):
             rows[record.get('evaluation_id')] = audit.summary(record, at)
         # A record still ``running`` that this process does not run was
         # stopped with its process.
@@ -516,25 +522,32 @@ class ShadowManager:
         return out[:limit]
 
     @messaging.expected_exceptions(exception.InvalidRequest,
-                                   exception.EvaluationNotFound)
+                                   exception.EvaluationNotFound,
+                                   exception.HistoryUnavailable)
     @exporter.timed_rpc
+    @_logs_rejections
     @_checks_arguments
     def delete_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
-        with self._lock:
-            evaluation = self._forget(evaluation_id)
+        evaluation = self._evaluations.get(evaluation_id)
         if evaluation is None:
             record = self._recorded(evaluation_id)
             if record is None or audit.is_deleted(record):
                 raise exception.EvaluationNotFound(
                     evaluation_id=evaluation_id)
-        else:
+        # The tombstone first: when the history cannot take it, nothing
+        # changes and the caller is told so.
+        self._settle_records()
+        self._from_history(audit.tombstone, self.evaluator.history,
+                           evaluation_id, self.evaluator.driver.now())
+        LOG.info('Deleting evaluation %s', evaluation_id)
+        if evaluation is not None:
+            with self._lock:
+                self._forget(evaluation_id)
             # A running evaluation stops and deletes its shadows; _run
             # writes the tombstone again after its own final record.
-            evaluation.cancelled = True
             evaluation.deleted = True
-        LOG.info('Deleting evaluation %s', evaluation_id)
-        self._tombstone(evaluation_id)
+            evaluation.cancelled = True
         return {'evaluation_id': evaluation_id, 'status': audit.DELETED}
 
     @messaging.expected_exceptions(exception.InvalidRequest)
@@ -567,8 +580,10 @@ class ShadowManager:
                           else 'operator')
         return spec
 
-    @messaging.expected_exceptions(exception.InvalidRequest)
+    @messaging.expected_exceptions(exception.InvalidRequest,
+                                   exception.HistoryUnavailable)
     @exporter.timed_rpc
+    @_logs_rejections
     @_checks_arguments
     def list_decisions(self, ctxt, since_s=86400.0, instance=None,
                        action=None, outcome=None, limit=None):
@@ -579,9 +594,9 @@ class ShadowManager:
                 raise exception.InvalidRequest(
                     reason='%s: must be a string' % field)
         now = self.evaluator.driver.now()
-        found = decision_records.read(self.evaluator.history,
-                                      now - since_s, None,
-                                      instance=instance)
+        found = self._from_history(decision_records.read,
+                                   self.evaluator.history, now - since_s,
+                                   None, instance=instance)
         out = [r for r in found
                if (action is None or r.get('action') == action)
                and (outcome is None or r.get('outcome') == outcome)]
@@ -714,12 +729,29 @@ class ShadowManager:
                         RECORDS_WAIT_S)
 
     def _recorded(self, evaluation_id):
+        """The newest record of ``evaluation_id`` in the history store,
+        or None; HistoryUnavailable when the store cannot be read."""
         self._settle_records()
+        return self._from_history(self.evaluator.history.get_evaluation,
+                                  evaluation_id)
+
+    @staticmethod
+    def _from_history(read, *args, **kwargs):
+        """``read(*args, **kwargs)``, a use of the history store, whose
+        failure the caller gets as HistoryUnavailable (one line) rather
+        than as an answer the store did not give ("not found", an empty
+        listing) or an untyped error."""
         try:
-            return self.evaluator.history.get_evaluation(evaluation_id)
-        except Exception:
-            LOG.exception('History look-up of %s failed', evaluation_id)
-            return None
+            return read(*args, **kwargs)
+        except history_base.HistoryError as e:
+            reason = str(e)
+        except Exception as e:
+            # Not the store's own error: a bug, or a driver's error the
+            # store let through.
+            LOG.exception('Using the history store failed')
+            reason = '%s: %s' % (type(e).__name__, e)
+        raise exception.HistoryUnavailable(
+            reason=logsafe.clip(reason, 300)) from None
 
     def _tombstone(self, evaluation_id):
         # After the record it replaces, never before.

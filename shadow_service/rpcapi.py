@@ -24,6 +24,13 @@ API version history:
         answers from history refreshes a few hosts with the first and
         has the service record a request it answered itself with both.
 
+The operator's read-back (``get_evaluation`` of an evaluation the service
+no longer holds in memory, ``delete_evaluation``, ``list_evaluations``,
+``list_decisions``) raises ``HistoryUnavailable`` while the history store
+cannot be read, where a service before it answered ``EvaluationNotFound``
+or an untyped error (this needs no new version: a caller whose
+``shadow_service.exception`` lacks it gets a ``RemoteError``).
+
 A caller that waits at most ``timeout`` seconds for ``rank_hosts`` says so
 in the request context (``shadow_sent_at``, its wall clock when sending,
 and ``shadow_wait_s``): the service then ends the evaluation by the time

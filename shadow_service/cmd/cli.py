@@ -316,6 +316,19 @@ def _run_lab(lab_args):
     return command.main(lab_args)
 
 
+def _first_line(error):
+    """``error``'s message: a remote error's text carries the service's
+    traceback after its message."""
+    return str(error).split('\n', 1)[0]
+
+
+def _error_name(error):
+    """The class name of ``error`` as the service raised it (a remote
+    error's class is the service's with ``_Remote`` added)."""
+    name = type(error).__name__
+    return name[:-len('_Remote')] if name.endswith('_Remote') else name
+
+
 def main(argv=None):
     from shadow_service import cmd
 
@@ -358,8 +371,13 @@ def main(argv=None):
         else:
             ranking = _evaluate_locally(conf, args)
     except exception.InvalidRequest as e:
-        print('error: %s' % e, file=sys.stderr)
+        print('error: %s' % _first_line(e), file=sys.stderr)
         return 2
+    except exception.ShadowException as e:
+        # The service's typed error, or the command's own.
+        print('error: %s: %s' % (_error_name(e), _first_line(e)),
+              file=sys.stderr)
+        return 1
     except Exception as e:
         LOG.debug('failed', exc_info=True)
         print('error: %s: %s' % (type(e).__name__, e), file=sys.stderr)
