@@ -111,6 +111,14 @@ RENEWALS_QUEUED = 8
 DROPS_LOGGED_EVERY = 100
 
 
+def _every_level(count):
+    """The log level of the ``count``-th repeat of a failure: a warning
+    for the first and every ``DROPS_LOGGED_EVERY``-th (a service that is
+    away fails them all), DEBUG for the others."""
+    return (logging.WARNING if count % DROPS_LOGGED_EVERY == 1
+            else logging.DEBUG)
+
+
 class InvalidReply(Exception):
     """The service answered something that is not a ranking."""
 
@@ -549,10 +557,8 @@ class _Recorder:
                 # Nor would it take the record (RPC API 1.4 too).
                 raise
             self.refreshes_failed += 1
-            level = (logging.WARNING
-                     if self.refreshes_failed % DROPS_LOGGED_EVERY == 1
-                     else logging.DEBUG)
-            LOG.log(level, 'Could not ask the shadow service again about '
+            LOG.log(_every_level(self.refreshes_failed),
+                    'Could not ask the shadow service again about '
                     'a request answered from the cache with %d hosts whose '
                     'facts changed (%s; %d such questions failed so far); '
                     'they stay neutral until a request with them asks '
@@ -626,11 +632,7 @@ class _Recorder:
         failed with ``error`` (it recorded nothing of it), as a request
         without a renewal is: the calibration sees every request."""
         self.renewals_failed += 1
-        # A warning for the first and every DROPS_LOGGED_EVERY failures
-        # (a service that is away fails them all), the others at DEBUG.
-        level = (logging.WARNING
-                 if self.renewals_failed % DROPS_LOGGED_EVERY == 1
-                 else logging.DEBUG)
+        level = _every_level(self.renewals_failed)
         LOG.log(level, 'Could not have the shadow service renew the '
                 'answer of a request answered from the cache (%s; %d '
                 'renewals failed so far); recording the request instead',
