@@ -138,14 +138,25 @@ class InfluxDBSink:
                  flush_interval_s=1.0, retries=5, backoff_s=0.2,
                  timeout_s=5.0, close_timeout_s=10.0, create_db=True):
         parsed = urllib.parse.urlsplit(url)
+        try:
+            _ = parsed.port
+        except ValueError:
+            raise ValueError('the InfluxDB URL has a bad port: %r'
+                             % urllib.parse.urlunsplit(parsed._replace(
+                                 netloc=parsed.netloc.rpartition('@')[2])))
+        if parsed.scheme not in ('http', 'https') or not parsed.hostname:
+            raise ValueError('the InfluxDB URL must be http(s)://HOST'
+                             '[:PORT][/write]?db=NAME')
         query = urllib.parse.parse_qs(parsed.query)
         self.database = (query.get('db') or ['shadow'])[0]
         path = parsed.path.rstrip('/') or ''
         if not path.endswith('/write'):
             path += '/write'
-        self._base = '%s://%s%s' % (parsed.scheme, parsed.hostname +
-                                    (':%d' % parsed.port if parsed.port
-                                     else ''), path[:-len('/write')])
+        # The host and port as written (an IPv6 address keeps its
+        # brackets), without the user info, which goes in a header.
+        self._base = '%s://%s%s' % (parsed.scheme,
+                                    parsed.netloc.rpartition('@')[2],
+                                    path[:-len('/write')])
         self._write_url = '%s/write?%s' % (self._base, urllib.parse.urlencode(
             {'db': self.database, 'precision': 'ns'}))
         self._headers = {'Content-Type': 'text/plain; charset=utf-8'}

@@ -127,3 +127,11 @@ def test_validate_without_the_machine_check_says_it_did_not_check(capsys):
     assert cli.main(['validate', '--no-machine-check', spec]) == 0
     err = capsys.readouterr().err
     assert 'machine not checked' in err and 'run' in err
+
+
+def test_influxdb_sink_without_a_host_exits_2_naming_the_option(capsys):
+    assert cli.main(['run', 'idle', '--duration', '1',
+                     '--sink', 'http://:8086?db=x']) == 2
+    err = capsys.readouterr().err
+    assert 'invalid option: --sink:' in err and 'HOST' in err
+    assert 'Traceback' not in err

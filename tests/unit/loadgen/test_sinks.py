@@ -76,3 +76,67 @@ def test_unreachable_influxdb_drops_are_bounded_and_counted():
     assert stats['sent'] == 0
     assert stats['dropped'] == 200
     assert stats['errors'] >= 1
+
+
+class _WriteRecorder:
+    """A real HTTP server on ``::1`` answering ``/write`` as InfluxDB 1.x
+    does (204) and keeping the bodies."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        recorder = self
+        self.bodies = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get('Content-Length', 0))
+                recorder.bodies.append((self.path, self.rfile.read(length)))
+                self.send_response(204)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            address_family = socket.AF_INET6
+
+        self.server = Server(('::1', 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={'poll_interval': 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_influxdb_at_an_ipv6_address_receives_the_points():
+    try:
+        server = _WriteRecorder()
+    except OSError:
+        pytest.skip('no IPv6 loopback')
+    try:
+        sink = sinks.make_sink('http://[::1]:%d?db=v6' % server.port,
+                               flush_interval_s=0.05, retries=1,
+                               backoff_s=0.01, timeout_s=2,
+                               close_timeout_s=5)
+        for index in range(3):
+            sink.emit(_point(value=index))
+        sink.close()
+    finally:
+        server.stop()
+    assert sink.stats()['sent'] == 3, sink.stats()
+    assert sink.stats()['dropped'] == 0
+    path, body = server.bodies[0]
+    assert path.startswith('/write?db=v6')
+    assert len(body.decode().splitlines()) == 3
+
+
+@pytest.mark.parametrize('url', ['http://:8086?db=x', 'http://?db=x'])
+def test_influxdb_url_without_a_host_is_refused_with_a_value_error(url):
+    with pytest.raises(ValueError, match='HOST'):
+        sinks.make_sink(url)
