@@ -120,13 +120,33 @@ def _overridden(spec, args):
 
 
 def _write_summary(summary, path):
+    """Write the summary line; False if it could not be written."""
     line = json.dumps({'summary': summary}, sort_keys=True)
-    if path:
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(line + '\n')
-    else:
-        sys.stdout.write(line + '\n')
-        sys.stdout.flush()
+    try:
+        if path:
+            with open(path, 'w', encoding='utf-8') as f:
+                f.write(line + '\n')
+        else:
+            sys.stdout.write(line + '\n')
+            sys.stdout.flush()
+    except OSError as exc:
+        sys.stderr.write('shadow-loadgen: cannot write the summary to %s: '
+                         '%s\n' % (path or 'stdout', exc.strerror or exc))
+        if not path:
+            _stdout_to_devnull()
+        return False
+    return True
+
+
+def _stdout_to_devnull():
+    """Point a broken stdout at /dev/null, so the interpreter's last
+    flush of what is still buffered cannot fail at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _note(text):
@@ -215,7 +235,8 @@ def _cmd_run(args):
         sys.stderr.write('shadow-loadgen: cannot start: %s\n' % exc)
         return EXIT_FAILED
     summary = run.run()
-    _write_summary(summary, args.summary_file)
+    if not _write_summary(summary, args.summary_file):
+        return EXIT_FAILED
     return EXIT_OK if not summary['dead_workers'] else EXIT_FAILED
 
 

@@ -101,6 +101,7 @@ class Runner:
         if self.workdir is None:
             self.prepare()
         started_wall = time.time()
+        totals = None
         try:
             # Every level is 0 until all workers are forked (idle workers
             # do not slow the forking), then follows the profile.
@@ -112,6 +113,10 @@ class Runner:
             for component in self.components.values():
                 component.stop()
             self._cleanup()
+            if totals is None:
+                # Failed: still send what the sinks hold.
+                for sink in self.sinks:
+                    sink.close()
         dead = [n for c in self.components.values()
                 for n in c.dead_workers()]
         summary = self._summary(totals, time.time() - started_wall, dead)

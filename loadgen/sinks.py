@@ -104,31 +104,73 @@ class _Rejected(Exception):
 
 
 class JsonLinesSink:
-    """Writes one JSON object per line to a stream or an appended file."""
+    """Writes one JSON object per line to a stream or an appended file.
 
-    def __init__(self, stream=None, path=None):
+    A stream that fails (a closed pipe, a full disk) is said once on
+    stderr and written no more: this and every later sample are dropped
+    and counted, and the run and its other sinks go on.
+    """
+
+    def __init__(self, stream=None, path=None, stderr=None):
         self.path = path
         self._own = path is not None
         self._stream = open(path, 'a', encoding='utf-8') if path else (
             stream or sys.stdout)
+        self._stderr = stderr
+        self._failed = False
+        self._pending = 0   # written since the last successful flush
         self.written = 0
+        self.dropped = 0
 
     def emit(self, point):
-        self._stream.write(to_json(point) + '\n')
-        self.written += 1
+        if not self._failed:
+            try:
+                self._stream.write(to_json(point) + '\n')
+                self._pending += 1
+                return
+            except (OSError, ValueError) as exc:
+                self._fail(exc)
+        self.dropped += 1
+
+    def _fail(self, exc):
+        # What was written since the last flush may not have gone out.
+        self._failed = True
+        self.dropped += self._pending
+        self._pending = 0
+        stream = self._stderr or sys.stderr
+        try:
+            stream.write('shadow-loadgen: sink %s: %s; its samples are '
+                         'dropped from now on\n'
+                         % (self.path or 'stdout',
+                            getattr(exc, 'strerror', None) or exc))
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
     def flush(self):
-        self._stream.flush()
+        if self._failed:
+            return
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as exc:
+            self._fail(exc)
+            return
+        self.written += self._pending
+        self._pending = 0
 
     def close(self):
         self.flush()
         if self._own:
-            self._stream.close()
+            try:
+                self._stream.close()
+            except OSError as exc:
+                if not self._failed:
+                    self._fail(exc)
 
     def stats(self):
         target = self.path or 'stdout'
         return {'sink': 'jsonl:%s' % target, 'sent': self.written,
-                'dropped': 0}
+                'dropped': self.dropped, 'failed': self._failed}
 
 
 class InfluxDBSink:

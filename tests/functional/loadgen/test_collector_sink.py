@@ -7,6 +7,7 @@ behaviour concerns the run (410 stops it, several sinks at once).
 
 import io
 import json
+import os
 import socket
 import subprocess
 import time
@@ -286,3 +287,26 @@ def test_collector_urls_are_told_from_influxdb_urls():
     influx = sinks.make_sink('http://influx:8086?db=x')
     influx.close()
     assert isinstance(influx, sinks.InfluxDBSink)
+
+
+def test_a_closed_stdout_never_stops_the_run_or_loses_the_collector(
+        collector, token_file, tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)     # whoever read stdout has gone (``| head -1``)
+    process = subprocess.Popen(
+        loadgen_command('run', 'idle', '--duration', 3, '--warmup', 0,
+                        '--interval', 0.5, '--workdir', tmp_path,
+                        '--sink', '-', '--sink', collector.url,
+                        '--sink-token-file', token_file),
+        stdout=write_end, stderr=subprocess.PIPE, env=loadgen_env())
+    os.close(write_end)
+    stderr = process.communicate(timeout=60)[1].decode()
+    assert 'Traceback' not in stderr, stderr
+    assert process.returncode == 1      # the summary could not be written
+    assert stderr.count('sink stdout: Broken pipe') == 1, stderr
+    assert 'cannot write the summary to stdout' in stderr
+    # The run went on to its end and the collector got every interval.
+    cpu = [line for line in collector.lines()
+           if line['tags']['metric'] == 'cpu_util_pct']
+    assert len(cpu) >= 4, collector.lines()
+    assert os.listdir(tmp_path) == []

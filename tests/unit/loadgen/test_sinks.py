@@ -140,3 +140,23 @@ def test_influxdb_at_an_ipv6_address_receives_the_points():
 def test_influxdb_url_without_a_host_is_refused_with_a_value_error(url):
     with pytest.raises(ValueError, match='HOST'):
         sinks.make_sink(url)
+
+
+def test_json_lines_to_a_closed_pipe_drops_counts_and_says_once():
+    import os
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = os.fdopen(write_end, 'w')
+    stderr = io.StringIO()
+    sink = sinks.JsonLinesSink(stream=stream, stderr=stderr)
+    for _ in range(3):
+        sink.emit(_point())
+        sink.flush()
+    sink.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['failed']) == (0, 3, True)
+    assert stderr.getvalue().count('sink stdout:') == 1
+    try:
+        stream.close()
+    except OSError:
+        pass
