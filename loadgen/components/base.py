@@ -79,9 +79,12 @@ class Pacer:
         self._stop = stop
         self._rate = rate_per_worker
         self._parent = os.getppid()
+        #: Set by the worker's SIGTERM handler: this worker alone stops.
+        self.terminated = False
 
     def stopping(self):
-        return self._stop.value != 0 or os.getppid() != self._parent
+        return (self.terminated or self._stop.value != 0
+                or os.getppid() != self._parent)
 
     def run(self, operation):
         """Call ``operation()`` as paced until told to stop.
@@ -219,15 +222,22 @@ class Component:
     def _worker_main(self, index, state, per_worker, parent):
         die_with_parent(parent)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        pacer = Pacer(self._level, self._stop, per_worker, self.busy_clock)
+
+        def terminated(signum, frame):
+            # SIGTERM reaches the workers with the parent when the whole
+            # process group or cgroup is stopped (``kill -- -PGID``,
+            # systemd): finish like a stopped run (exit 0), not as a
+            # worker that died.
+            pacer.terminated = True
+        signal.signal(signal.SIGTERM, terminated)
         operation = self.setup_worker(index, state)
         # Nothing the hot loop does creates reference cycles: keep the
         # collector's pauses out of the measured latencies. (The parent
         # collected and froze the heap just before forking.)
         gc.freeze()
         gc.disable()
-        Pacer(self._level, self._stop, per_worker,
-              self.busy_clock).run(operation)
+        pacer.run(operation)
 
     def worker_pids(self):
         return [s.process.pid for s in self._workers if s.process.pid]

@@ -108,6 +108,31 @@ def test_sigterm_stops_workers_removes_files_and_summarises(tmp_path):
     assert _anyone_holding(tmp_path) == []
 
 
+def test_sigterm_to_the_whole_process_group_is_a_clean_stop(tmp_path):
+    # As systemd stops a service (every process of its cgroup) or
+    # ``kill -- -PGID`` does: the workers get SIGTERM with their parent.
+    profile = {'name': 'group', 'duration_s': 60, 'warmup_s': 0,
+               'interval_s': 0.5,
+               'components': {'cpu': {'workers': 2, 'duty_cycle': 0.2},
+                              'memory': {'working_set_mb': 4,
+                                         'duty_cycle': 0.2}}}
+    process = subprocess.Popen(
+        loadgen_command('run', json.dumps(profile), '--workdir', tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=loadgen_env(), start_new_session=True)
+    workers = _wait_for(lambda: len(_children(process.pid)) >= 3 and
+                        _children(process.pid), 20)
+    assert workers
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+    summary = parse_output(stdout)[1]
+    assert summary['status'] == 'SIGTERM'
+    assert summary['dead_workers'] == [], summary['dead_workers']
+    assert process.returncode == 0, stderr
+    assert not [pid for pid in workers if _running(pid)]
+
+
 _DISK_RUN = {
     'name': 'killed', 'duration_s': 60, 'warmup_s': 0, 'interval_s': 0.2,
     'components': {
