@@ -359,6 +359,12 @@ def main(argv=None):
         return 0
     try:
         conf = _load_conf(args)
+    except cfg.Error as e:
+        # A missing or unparsable --config-file is a bad argument.
+        print('error: cannot read the configuration: %s'
+              % ' '.join(str(e).split()), file=sys.stderr)
+        return 2
+    try:
         if args.command == 'show':
             from shadow_service import rpcapi
 
