@@ -37,11 +37,38 @@ import warnings
 warnings.filterwarnings('ignore', message='(?s).*Eventlet is deprecated')
 
 from oslo_config import cfg  # noqa: E402
+from oslo_messaging import exceptions as messaging_exceptions  # noqa: E402
 
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import exception  # noqa: E402
 
 LOG = logging.getLogger(__name__)
+
+#: Seconds each RPC call to ``shadow-service`` waits for its answer.
+RPC_TIMEOUT_S = 30
+
+
+class UsageError(Exception):
+    """A bad argument or a configuration the command cannot use: one
+    line, exit 2."""
+
+
+def _service_api(conf):
+    """The RPC API of ``shadow-service`` on the configured broker.
+
+    oslo.messaging's default broker (``rabbit://``, a guest on localhost)
+    is never the one an operator means: without a ``transport_url`` the
+    command stops at once instead of waiting for a service that is not
+    there.
+    """
+    from shadow_service import rpcapi
+
+    api = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)
+    if conf.transport_url in (None, '', 'rabbit://'):
+        raise UsageError('no message broker: --remote and show need a '
+                         '--config-file with transport_url (the '
+                         'shadow-service configuration file)')
+    return api
 
 
 def _parser():
@@ -248,17 +275,16 @@ def _evaluate_locally(conf, args):
 
 
 def _evaluate_remotely(conf, args):
-    from shadow_service import rpcapi
-
-    api = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)
     hosts = [{'host': h.strip()} for h in (args.hosts or '').split(',')
              if h.strip()]
     if not hosts:
         raise exception.InvalidRequest(reason='--remote needs --hosts')
+    api = _service_api(conf)
     # Without --wait nothing polls it: it runs for a later
     # shadow_evaluation hint, not cancelled as abandoned.
     evaluation_id = api.start_evaluation({}, _request(args), hosts,
-                                         args.budget, timeout=30,
+                                         args.budget,
+                                         timeout=RPC_TIMEOUT_S,
                                          detached=not args.wait)
     print('evaluation %s started; boot with --hint shadow_evaluation=%s'
           % (evaluation_id, evaluation_id))
@@ -266,7 +292,8 @@ def _evaluate_remotely(conf, args):
         return None
     deadline = time.monotonic() + args.budget + 30
     while time.monotonic() < deadline:
-        state = api.get_evaluation({}, evaluation_id, timeout=30)
+        state = api.get_evaluation({}, evaluation_id,
+                                   timeout=RPC_TIMEOUT_S)
         if state['status'] not in ('pending', 'running'):
             return state['ranking']
         time.sleep(1)
@@ -366,19 +393,25 @@ def main(argv=None):
         return 2
     try:
         if args.command == 'show':
-            from shadow_service import rpcapi
-
-            state = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)\
-                .get_evaluation({}, args.evaluation_id, timeout=30)
+            state = _service_api(conf).get_evaluation(
+                {}, args.evaluation_id, timeout=RPC_TIMEOUT_S)
             print(json.dumps(state, indent=2, sort_keys=True))
             return 0
         if args.remote:
             ranking = _evaluate_remotely(conf, args)
         else:
             ranking = _evaluate_locally(conf, args)
+    except UsageError as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 2
     except exception.InvalidRequest as e:
         print('error: %s' % _first_line(e), file=sys.stderr)
         return 2
+    except messaging_exceptions.MessagingTimeout:
+        print('error: shadow-service did not answer within %d s on topic '
+              '%s (is it running, on this broker?)'
+              % (RPC_TIMEOUT_S, conf.shadow.topic), file=sys.stderr)
+        return 1
     except exception.ShadowException as e:
         # The service's typed error, or the command's own.
         print('error: %s: %s' % (_error_name(e), _first_line(e)),

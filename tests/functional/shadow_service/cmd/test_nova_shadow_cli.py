@@ -3,6 +3,9 @@ says about a configuration it cannot use."""
 
 import subprocess
 
+import pytest
+
+from tests import service_support
 from tests.functional.shadow_service.cmd import test_service_daemon as d
 
 
@@ -32,3 +35,36 @@ def test_an_unparsable_config_file_is_a_bad_argument(tmp_path):
     assert len(lines) == 1, done.stderr
     assert 'cannot read the configuration' in lines[0]
     assert str(broken) in lines[0]
+
+
+def test_remote_commands_without_a_broker_stop_at_once(tmp_path):
+    # A configuration without transport_url: oslo.messaging would fall
+    # back to a guest on localhost and wait 30 s for no service.
+    conf = tmp_path / 'no-broker.conf'
+    conf.write_text('[shadow]\ntopic = shadow-nobody-%s\n' % tmp_path.name)
+    for args in (['evaluate', '--remote', '--hosts', 'node-01'],
+                 ['show', '3f2b1c4e-0000-4000-8000-000000000000']):
+        done = _run('--config-file', str(conf), *args, timeout=20)
+        assert done.returncode == 2, done
+        lines = done.stderr.splitlines()
+        assert len(lines) == 1, done.stderr
+        assert lines[0].startswith('error: no message broker')
+        assert 'transport_url' in lines[0]
+        assert 'evaluation' not in done.stdout
+
+
+@pytest.mark.rabbit
+def test_a_service_that_does_not_answer_is_named_by_its_topic(tmp_path,
+                                                              rabbit_url):
+    topic = service_support.unique_topic()
+    conf = tmp_path / 'nobody.conf'
+    conf.write_text('[DEFAULT]\ntransport_url = %s\n[shadow]\ntopic = %s\n'
+                    % (rabbit_url, topic))
+    done = _run('--config-file', str(conf), 'show',
+                '3f2b1c4e-0000-4000-8000-000000000000', timeout=90)
+    assert done.returncode == 1, done
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0] == ('error: shadow-service did not answer within 30 s '
+                        'on topic %s (is it running, on this broker?)'
+                        % topic)
