@@ -295,6 +295,13 @@ def _evaluate_remotely(conf, args):
         state = api.get_evaluation({}, evaluation_id,
                                    timeout=RPC_TIMEOUT_S)
         if state['status'] not in ('pending', 'running'):
+            if state['status'] == 'error' or not state.get('ranking'):
+                # Interrupted (its service stopped) or failed: no
+                # ranking to print, and not a success.
+                raise exception.ShadowException(
+                    'evaluation %s ended %s: %s'
+                    % (evaluation_id, state['status'],
+                       state.get('error') or 'no ranking'))
             return state['ranking']
         time.sleep(1)
     raise exception.ShadowException('evaluation did not finish in time')

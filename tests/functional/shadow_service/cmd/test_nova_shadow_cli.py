@@ -1,7 +1,10 @@
 """``nova-shadow`` as an operator runs it, in its own process: what it
 says about a configuration it cannot use."""
 
+import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -68,3 +71,51 @@ def test_a_service_that_does_not_answer_is_named_by_its_topic(tmp_path,
     assert lines[0] == ('error: shadow-service did not answer within 30 s '
                         'on topic %s (is it running, on this broker?)'
                         % topic)
+
+
+@pytest.mark.rabbit
+def test_remote_wait_for_an_interrupted_evaluation_fails(tmp_path,
+                                                         rabbit_url):
+    daemon = d.Daemon(tmp_path, rabbit_url, service_support.unique_topic())
+    with open(daemon.conf_path, 'a') as f:
+        # The evaluation measures its whole budget at real time, so it is
+        # still running when its service is killed.
+        f.write('[shadow]\nmin_run_time = 120\nconfidence_target = 1.0\n'
+                'evaluation_schedule = pool\n[sim]\nspeedup = 1\n')
+    daemon.start()
+    waiting = subprocess.Popen(
+        d.CLI + ['--config-file', str(daemon.conf_path), 'evaluate',
+                 '--remote', '--hosts', 'node-01,node-02', '--budget',
+                 '300', '--wait', '--json'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # The test reads the first line while the command waits.
+        env=dict(d._env(), PYTHONUNBUFFERED='1'))
+    try:
+        started = waiting.stdout.readline()
+        assert 'started' in started, started
+        evaluation_id = started.split()[1]
+        deadline = time.monotonic() + 60
+        while True:
+            state = daemon.api.get_evaluation({}, evaluation_id, timeout=30)
+            if state['status'] == 'running' and state['progress'] > 0:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.5)
+        os.killpg(daemon.proc.pid, signal.SIGKILL)
+        daemon.proc.wait(30)
+        daemon.log.close()
+        daemon.start()
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.wait(10)
+        if daemon.proc.poll() is None:
+            daemon.stop()
+    assert waiting.returncode == 1, (out, err)
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith('error: ShadowException: evaluation %s ended '
+                               'interrupted: the service stopped'
+                               % evaluation_id), err
+    assert out == ''
