@@ -22,7 +22,8 @@ Sub-commands:
     evaluation and a boot with a ``shadow_profile`` hint, then clean-up
     (``nova_shadow_lab.command``; see ``nova-shadow lab -h``).
 
-Exit codes: 0 success, 1 failure, 2 bad arguments or bad request.
+Exit codes: 0 success, 1 failure, 2 bad arguments or bad request, 130
+interrupted (Ctrl-C).
 """
 
 import argparse
@@ -363,7 +364,23 @@ def _error_name(error):
     return name[:-len('_Remote')] if name.endswith('_Remote') else name
 
 
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
+
 def main(argv=None):
+    """``nova-shadow``; returns the exit status.  Ctrl-C ends it with one
+    line and :data:`EXIT_INTERRUPTED`: an evaluation under way has
+    deleted its shadows by then (its own clean-up, or the manager's
+    shutdown cancelling it)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print('error: interrupted', file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv):
     from shadow_service import cmd
 
     cmd.require_service_extra('nova-shadow')

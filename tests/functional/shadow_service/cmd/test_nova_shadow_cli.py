@@ -119,3 +119,33 @@ def test_remote_wait_for_an_interrupted_evaluation_fails(tmp_path,
                                'interrupted: the service stopped'
                                % evaluation_id), err
     assert out == ''
+
+
+def test_ctrl_c_ends_an_evaluation_with_one_line(tmp_path):
+    conf = tmp_path / 'real-time.conf'
+    # The twin at real time: the evaluation is still running at Ctrl-C.
+    conf.write_text('[sim]\nspeedup = 1\n')
+    running = subprocess.Popen(
+        d.CLI + ['--config-file', str(conf), 'evaluate', '--hosts',
+                 'node-01,node-02', '--budget', '60', '--history', 'memory',
+                 '--progress', 'always'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=d._env())
+    try:
+        seen = b''
+        deadline = time.monotonic() + 60
+        while b'running' not in seen:
+            assert time.monotonic() < deadline, seen
+            chunk = os.read(running.stderr.fileno(), 4096)
+            assert chunk, seen
+            seen += chunk
+        running.send_signal(signal.SIGINT)
+        out, err = running.communicate(timeout=60)
+    finally:
+        if running.poll() is None:
+            running.kill()
+            running.wait(10)
+    err = err.decode()
+    assert running.returncode == 130, err
+    assert 'Traceback' not in err
+    assert err.splitlines()[-1] == 'error: interrupted'
+    assert out == b''
