@@ -18,6 +18,8 @@ POLL_INTERVAL_S = 0.5
 #: Seconds ``--wait`` waits past the budget before giving up.
 WAIT_SLACK_S = 60.0
 RUNNING = ('pending', 'running')
+#: What ``list_evaluations`` answers as an evaluation's status.
+STATUSES = RUNNING + ('finished', 'cancelled', 'error', 'interrupted')
 
 SHOW_FIELDS = ('id', 'status', 'progress', 'confidence', 'source',
                'duration_s', 'shadow_host_seconds', 'best_host', 'ranking',
@@ -191,9 +193,9 @@ class ListEvaluation(command.Lister):
                  '(default: 1d)')
         parser.add_argument(
             '--status', metavar='<status>',
-            choices=('pending', 'running', 'finished', 'cancelled',
-                     'error'),
-            help='only evaluations in this status')
+            choices=STATUSES,
+            help='only evaluations in this status (interrupted: its '
+                 'service stopped before it finished)')
         parser.add_argument(
             '--limit', metavar='<count>', type=int, default=None,
             help='at most this many evaluations')

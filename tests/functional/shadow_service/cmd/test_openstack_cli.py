@@ -255,3 +255,25 @@ def test_the_openstack_command_finds_the_plugin():
                    if not k.startswith('OS_')})
     assert result.returncode == 0, result.stderr
     assert '--wait' in result.stdout and '--host' in result.stdout
+
+
+def test_interrupted_evaluations_can_be_listed(tmp_path, rabbit_url):
+    # What a killed service leaves: the record written when the
+    # evaluation started, status running, and no later one.
+    interrupted_id = str(uuid.uuid4())
+    history = sqlite_store.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    history.put_evaluation(
+        {'evaluation_id': interrupted_id, 'status': 'running',
+         'request': {'flavor': {'vcpus': 2, 'ram_mb': 2048},
+                     'profile': 'web'}}, when=time.time() - 60)
+    history.close()
+    running = test_service_daemon.Daemon(tmp_path, rabbit_url,
+                                         service_support.unique_topic())
+    running.start()
+    try:
+        listed = _ok(openstack(running, 'shadow', 'evaluation', 'list',
+                               '--status', 'interrupted', '-f', 'value',
+                               '-c', 'ID', '-c', 'Status'))
+    finally:
+        running.stop()
+    assert listed.splitlines() == ['%s interrupted' % interrupted_id]
