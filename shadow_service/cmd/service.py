@@ -147,14 +147,17 @@ def _preflight(conf):
     """Fail fast, before any worker forks, on configuration that cannot
     work: a bad option value, an unreachable or misconfigured history
     store, an unknown cloud driver or one whose own options cannot work
-    (``check_config``), analysis options the analyzer refuses, a
+    (``check_config``), analysis options the analyzer refuses, a cost
+    trade-off that cannot work (``[shadow] host_costs`` ...), a
     transport the broker refuses."""
+    from shadow_service import hostchoice
     from shadow_service import plugins
     from shadow_service import service
     from shadow_service.analysis import analyzer
 
     check_values(conf)
     analyzer.Analyzer.from_conf(conf)
+    hostchoice.CostPolicy.from_conf(conf)
     history = service.build_history(conf)
     history.close()
     driver_class = plugins.plugin_class('nova_shadow.clouds',
