@@ -182,14 +182,18 @@ Create ``influx_database`` at start-up if it does not exist. If False, a
 missing database is an error at start-up.
 """),
     cfg.BoolOpt('influx_manage_retention', default=True, help="""
-Create the ``nova_shadow_raw`` (default) and ``nova_shadow_rollup``
-retention policies and the roll-up continuous queries at start-up
-(InfluxDB 1.x). Set to False on 2.x/3.x, where the bucket or database
-retention is managed on the server.
+Create the ``nova_shadow_raw`` (default), ``nova_shadow_rollup`` and
+``nova_shadow_records`` retention policies and the roll-up continuous
+queries at start-up (InfluxDB 1.x); records (evaluations, scaling
+decisions, instance events, ranking outcomes, host scores, demand
+forecasts) are then written to ``nova_shadow_records``. Set to False on
+2.x/3.x, where the bucket or database retention is managed on the server
+(everything is then written to the database's default policy).
 
 Related options:
 
-* ``raw_retention_days``, ``rollup_interval_s``, ``rollup_retention_days``.
+* ``raw_retention_days``, ``rollup_interval_s``, ``rollup_retention_days``,
+  ``record_retention_days``.
 """),
     cfg.IntOpt('influx_batch_size', default=5000, min=1, max=100000, help="""
 Points sent in one ``/write`` request.

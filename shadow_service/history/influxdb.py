@@ -18,7 +18,12 @@ invalid (a partial write) are counted as dropped and logged too.
 At start-up the store checks the URL, waits up to
 ``influx_startup_timeout_s`` for ``/ping``, checks (or creates) the
 database and, with ``influx_manage_retention``, creates the retention
-policies and roll-up continuous queries; any problem is a
+policies and roll-up continuous queries; records (evaluations, scaling
+decisions and the other measurements that are not rolled up) are then
+written to a policy of their own, ``nova_shadow_records``, kept for
+``record_retention_days`` (or ``raw_retention_days`` where that is
+longer), and read from it and from the raw policy
+(where records written before it existed live on); any problem is a
 :class:`~shadow_service.history.base.HistoryError` that says what to fix.
 """
 
@@ -41,8 +46,15 @@ LOG = logging.getLogger(__name__)
 
 RAW_RP = 'nova_shadow_raw'
 ROLLUP_RP = 'nova_shadow_rollup'
+#: Where records live when the store manages retention: kept for
+#: ``[history] record_retention_days``, or the raw retention if longer.
+RECORDS_RP = 'nova_shadow_records'
 #: Measurements whose ``value`` field the continuous queries roll up.
 ROLLUP_MEASUREMENTS = names.ROLLUP_MEASUREMENTS
+#: Records (evaluations, decisions, events, outcomes, scores, forecasts):
+#: every measurement that is not rolled up, as the SQLite store has it.
+RECORD_MEASUREMENTS = frozenset(names.MEASUREMENTS) - frozenset(
+    ROLLUP_MEASUREMENTS)
 _ROLLUP_FIELDS = ('value_count', 'value_sum', 'value_min', 'value_max',
                   'value_last')
 _DROP_LOG_INTERVAL_S = 10.0
@@ -65,6 +77,7 @@ _KWARGS = {
     'raw_retention_days': 'raw_retention_days',
     'rollup_interval_s': 'rollup_interval_s',
     'rollup_retention_days': 'rollup_retention_days',
+    'record_retention_days': 'record_retention_days',
 }
 
 
@@ -85,6 +98,17 @@ def _number(value):
 
 def _duration(days):
     return 'INF' if not days else '%dd' % days
+
+
+def _records_days(opts):
+    """Days the records policy keeps (0: forever): the record retention,
+    or the raw one where that is longer.  InfluxDB expires on the wall
+    clock, so records stamped with a clock far behind it (the twin's)
+    are kept wherever raw points are (``check_clock``)."""
+    raw, records = opts['raw_retention_days'], opts['record_retention_days']
+    if not raw or not records:
+        return 0
+    return max(raw, records)
 
 
 class InfluxDBStore(base.HistoryStore):
@@ -137,6 +161,8 @@ class InfluxDBStore(base.HistoryStore):
         self._raw_retention_s = opts['raw_retention_days'] * _DAY_S
         self._rollups = bool(opts['influx_manage_retention']
                              and self._raw_retention_s)
+        self._records_rp = (RECORDS_RP if opts['influx_manage_retention']
+                            else None)
 
         self._cond = threading.Condition()
         self._buffer = collections.deque()
@@ -244,7 +270,8 @@ class InfluxDBStore(base.HistoryStore):
         db = lp.quote_ident(self.database)
         existing = {row[1][0] for row in self._query_rows(
             'SHOW RETENTION POLICIES ON %s' % db, db=None)}
-        policies = [(RAW_RP, opts['raw_retention_days'], ' DEFAULT')]
+        policies = [(RAW_RP, opts['raw_retention_days'], ' DEFAULT'),
+                    (RECORDS_RP, _records_days(opts), '')]
         if self._rollups:
             policies.append((ROLLUP_RP, opts['rollup_retention_days'], ''))
         for name, days, default in policies:
@@ -354,10 +381,23 @@ class InfluxDBStore(base.HistoryStore):
         return ' WHERE ' + ' AND '.join(conditions) if conditions else ''
 
     def _source(self, measurement, rp=None):
+        if rp is None and self._records_rp and (
+                measurement in RECORD_MEASUREMENTS):
+            # Records written before their policy existed are in the raw
+            # (default) one until it expires them.
+            return '%s, %s' % (self._source(measurement, RAW_RP),
+                               self._source(measurement, self._records_rp))
         if rp is None:
             return lp.quote_ident(measurement)
         return '%s.%s.%s' % (lp.quote_ident(self.database),
                              lp.quote_ident(rp), lp.quote_ident(measurement))
+
+    def _policy_of(self, measurement):
+        """The retention policy ``measurement`` is written to (None: the
+        database's default)."""
+        if self._records_rp and measurement in RECORD_MEASUREMENTS:
+            return self._records_rp
+        return None
 
     def query_points(self, measurement, tags=None, start=None, end=None):
         self._read_own_writes()
@@ -470,8 +510,9 @@ class InfluxDBStore(base.HistoryStore):
                 del self._pending_evaluations[evaluation_id]
         self._read_own_writes()
         rows = self._query_rows(
-            "SELECT last(record) FROM evaluation%s"
-            % self._where({names.TAG_EVALUATION: evaluation_id}))
+            "SELECT last(record) FROM %s%s"
+            % (self._source(names.EVALUATION),
+               self._where({names.TAG_EVALUATION: evaluation_id})))
         return json.loads(rows[-1][1][1]) if rows else None
 
     def _still_queued(self, seq):
@@ -505,7 +546,8 @@ class InfluxDBStore(base.HistoryStore):
     # -- writing ----------------------------------------------------------
 
     def write(self, points):
-        lines = [lp.line_for(p, base.normalise) for p in points]
+        lines = [(self._policy_of(p.measurement),
+                  lp.line_for(p, base.normalise)) for p in points]
         if not lines:
             return
         with self._cond:
@@ -576,17 +618,22 @@ class InfluxDBStore(base.HistoryStore):
 
     def _take_batch(self):
         """Wait for a full batch, a flush, the flush interval or close;
-        return the lines to send (possibly none)."""
+        return the retention policy and the lines to send (possibly
+        none): the oldest lines that go to the same policy."""
         with self._cond:
             if (len(self._buffer) < self._batch_size
                     and not self._flush_wanted and not self._closing):
                 self._cond.wait(self._opts['influx_flush_interval_s'])
-            count = min(self._batch_size, len(self._buffer))
-            batch = [self._buffer.popleft() for _ in range(count)]
+            policy = self._buffer[0][0] if self._buffer else None
+            batch = []
+            while (self._buffer and len(batch) < self._batch_size
+                   and self._buffer[0][0] == policy):
+                batch.append(self._buffer.popleft()[1])
+            count = len(batch)
             self._inflight_from = self._taken_seq + 1
             self._taken_seq += count
             self._inflight = count
-            return batch
+            return policy, batch
 
     def _finish_batch(self):
         with self._cond:
@@ -595,10 +642,10 @@ class InfluxDBStore(base.HistoryStore):
 
     def _run_writer(self):
         while not (self._closing and not self._buffer):
-            batch = self._take_batch()
+            policy, batch = self._take_batch()
             try:
                 if batch:
-                    self._deliver(batch)
+                    self._deliver(batch, policy)
             except Exception:
                 LOG.exception('History writer failed on %d points; they are '
                               'counted as dropped', len(batch))
@@ -609,13 +656,14 @@ class InfluxDBStore(base.HistoryStore):
             if self._stop.is_set() and self._closing:
                 break
 
-    def _deliver(self, batch):
-        """Send ``batch`` until it is written or the store is closing."""
+    def _deliver(self, batch, policy=None):
+        """Send ``batch`` (to retention ``policy``, the default when
+        None) until it is written or the store is closing."""
         backoff = self._opts['influx_retry_backoff_s']
         failures = 0
         while True:
             try:
-                self._post_lines(batch)
+                self._post_lines(batch, policy)
                 self._failing = False
                 if failures:
                     LOG.info('InfluxDB at %s accepts writes again after %d '
@@ -640,13 +688,15 @@ class InfluxDBStore(base.HistoryStore):
             backoff = min(backoff * 2,
                           self._opts['influx_retry_backoff_max_s'])
 
-    def _post_lines(self, batch):
+    def _post_lines(self, batch, policy=None):
         """One ``/write``; splits a batch the server rejects as invalid
         so that only the bad points are dropped."""
+        params = {'db': self.database, 'precision': 'u'}
+        if policy:
+            params['rp'] = policy
         try:
             reply = self._session.post(
-                self.url + '/write',
-                params={'db': self.database, 'precision': 'u'},
+                self.url + '/write', params=params,
                 data='\n'.join(batch).encode('utf-8'),
                 timeout=self._timeout)
         except requests.RequestException as exc:
@@ -660,8 +710,8 @@ class InfluxDBStore(base.HistoryStore):
             self._count_partial_write(len(batch), error)
         elif reply.status_code in (400, 413) and len(batch) > 1:
             half = len(batch) // 2
-            self._post_lines(batch[:half])
-            self._post_lines(batch[half:])
+            self._post_lines(batch[:half], policy)
+            self._post_lines(batch[half:], policy)
         elif reply.status_code == 400:
             with self._cond:
                 self._counts['dropped'] += 1

@@ -203,3 +203,76 @@ def test_shadow_samples_roll_up_without_evaluation_and_shadow_tags(
     assert [{k: v for k, v in s['tags'].items() if v} for s in series] == [
         {'host': 'h1', 'metric': 'cpu_ops_per_s', 'profile': 'web'}]
     assert sum(row[2] for row in series[0]['values']) == 6.0
+
+
+def test_records_outlive_the_raw_retention(influxdb_server):
+    # [history] record_retention_days keeps evaluation records (and the
+    # other record measurements) however short raw_retention_days is,
+    # as the SQLite store does; metric points still follow the raw
+    # retention.
+    store = conftest.make_influx_store(
+        influxdb_server, database='records_rp_db', raw_retention_days=1,
+        record_retention_days=30)
+    two_days_ago = time.time() - 2 * 86400
+    try:
+        store.put_evaluation({'evaluation_id': 'old', 'status': 'done'},
+                             when=two_days_ago)
+        store.write([
+            base.Point('scaling_decision', {'instance': 'i1'},
+                       {'record': '{}'}, two_days_ago),
+            base.Point('host_metric', {'host': 'h1', 'metric': 'm'},
+                       {'value': 1.0}, two_days_ago)])
+        assert store.flush(timeout=30)
+
+        assert store.get_evaluation('old') == {'evaluation_id': 'old',
+                                               'status': 'done'}
+        assert len(store.query_points('scaling_decision')) == 1
+        assert [p.fields['record'] for p in store.query_points(
+            'evaluation', start=two_days_ago - 1)] == [
+            '{"evaluation_id": "old", "status": "done"}']
+        assert store.query_points('host_metric') == []
+        assert store.counters()['dropped'] == 1
+    finally:
+        store.close()
+    rps = influxdb_server.query('records_rp_db',
+                                'SHOW RETENTION POLICIES ON records_rp_db')
+    rows = {row[0]: row for row in rps['results'][0]['series'][0]['values']}
+    assert rows[influxdb.RECORDS_RP][1] == '720h0m0s'
+    assert rows[influxdb.RAW_RP][-1] is True  # still the default policy
+
+
+def test_records_written_before_their_policy_existed_are_still_read(
+        influxdb_server):
+    # Earlier versions wrote records to the raw (default) policy; they
+    # stay readable there, and a newer record of the same evaluation in
+    # the records policy wins.
+    store = conftest.make_influx_store(
+        influxdb_server, database='records_upgrade_db',
+        raw_retention_days=7)
+    now = time.time()
+    reply = requests.post(influxdb_server.url + '/write', params={
+        'db': 'records_upgrade_db', 'rp': influxdb.RAW_RP,
+        'precision': 'u'}, data='\n'.join([
+            'evaluation,evaluation=e1,status=running record="{\\"evaluation'
+            '_id\\": \\"e1\\", \\"status\\": \\"running\\"}" %d'
+            % int((now - 60) * 1e6),
+            'evaluation,evaluation=e2,status=done record="{\\"evaluation'
+            '_id\\": \\"e2\\", \\"status\\": \\"done\\"}" %d'
+            % int((now - 50) * 1e6)]), timeout=30)
+    assert reply.status_code == 204
+    try:
+        store.put_evaluation({'evaluation_id': 'e1', 'status': 'done'},
+                             when=now - 10)
+        assert store.flush(timeout=30)
+
+        assert store.get_evaluation('e1')['status'] == 'done'
+        assert store.get_evaluation('e2')['status'] == 'done'
+        assert [(p.tags['evaluation'], p.tags['status'])
+                for p in store.query_points('evaluation')] == [
+            ('e1', 'running'), ('e2', 'done'), ('e1', 'done')]
+        assert set(store.latest('evaluation', 'record',
+                                group_by='evaluation')) == {'e1', 'e2'}
+        assert store.latest('evaluation', 'record', group_by='evaluation')[
+            'e1'][0] == pytest.approx(now - 10, abs=1e-5)
+    finally:
+        store.close()
