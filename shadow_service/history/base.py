@@ -186,15 +186,26 @@ def prepare_points(points):
 
 
 def check_window(start, end, step_s, agg):
-    """Raise ValueError unless ``[start, end)`` and ``step_s`` make a
-    bounded grid and ``agg`` is one of :data:`AGGREGATES`."""
+    """Raise ValueError unless ``[start, end)`` and ``step_s`` (at least
+    one microsecond) make a bounded grid and ``agg`` is one of
+    :data:`AGGREGATES`."""
     if start is None or end is None:
         raise ValueError('query_series needs a bounded window')
     if not step_s or step_s <= 0:
         raise ValueError('step_s must be positive, got %r' % (step_s,))
+    check_step_resolution(step_s)
     if agg not in AGGREGATES:
         raise ValueError('unknown aggregate %r; use one of %s'
                          % (agg, ', '.join(AGGREGATES)))
+
+
+def check_step_resolution(step_s):
+    """Raise ValueError when ``step_s`` rounds to no whole microsecond,
+    the resolution the stores keep time in (no bucket could hold a
+    point)."""
+    if time_to_us(step_s) < 1:
+        raise ValueError('step_s %r is less than one microsecond, the '
+                         'resolution of the history' % (step_s,))
 
 
 def grid_series(start, end, step_s, values_by_index):

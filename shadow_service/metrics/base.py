@@ -161,6 +161,7 @@ def check_window(start, end, step_s, max_range_days, max_points):
     start, end, step_s = float(start), float(end), float(step_s)
     if step_s <= 0:
         raise ValueError('step_s must be positive, got %r' % step_s)
+    history_base.check_step_resolution(step_s)
     if end <= start:
         raise ValueError('end (%s) must be after start (%s)' % (end, start))
     if end - start > max_range_days * 86400.0:

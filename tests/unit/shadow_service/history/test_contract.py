@@ -116,6 +116,16 @@ def test_series_needs_a_bounded_window_and_a_known_aggregate(store):
                            agg='median')
 
 
+@pytest.mark.parametrize('step_s', [1e-7, 4.9e-7])
+def test_a_step_finer_than_a_microsecond_is_refused(store, step_s):
+    # The stores keep whole microseconds: such a step is no bucket at all.
+    write_all(store, [sample('h1', 1.0, T0)])
+
+    with pytest.raises(ValueError, match='step_s .* one microsecond'):
+        store.query_series('host_metric', 'value', {}, T0, T0 + 1e-6,
+                           step_s)
+
+
 def test_latest_gives_the_newest_value_per_host(store):
     write_all(store, [sample('h1', 1.0, T0), sample('h1', 2.0, T0 + 5),
                       sample('h2', 7.0, T0 + 1),
