@@ -158,7 +158,7 @@ class CalibrationLearner(base.HistoryLearner):
         self.pairs = 0
         self.harvested = 0
         # evaluation id -> (confidence, right, allocated share) or None
-        # once given up.
+        # once given up; only for the records the last refit read.
         self._settled = {}
 
     @classmethod
@@ -252,6 +252,12 @@ class CalibrationLearner(base.HistoryLearner):
         return pairs
 
     def _harvest(self, now, known, records, shares):
+        # Only the records read now are ever looked up again: what was
+        # settled for older ones goes (one entry per evaluation ever run
+        # would grow a daemon's memory for good).
+        reading = {evaluation_id for evaluation_id, _ in records}
+        for evaluation_id in [e for e in self._settled if e not in reading]:
+            del self._settled[evaluation_id]
         pairs = []
         for evaluation_id, record in records:
             if evaluation_id in known:

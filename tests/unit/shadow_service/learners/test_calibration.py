@@ -259,6 +259,34 @@ def test_placed_vms_outcomes_are_harvested_after_their_first_day(store):
     assert learner.harvested == 2
 
 
+def test_the_learner_remembers_only_the_evaluations_it_still_reads(store):
+    # What a refit settled is kept for the records it reads (the newest
+    # max_evaluations in the lookback), not for every evaluation ever
+    # run: a daemon's memory does not grow with each evaluation.
+    clock = _Clock(T0)
+    learner = learning.CalibrationLearner(
+        store, clock=clock, refit_every=1, refit_interval_s=0.0,
+        min_pairs=2, lookback_s=1e10, max_evaluations=4)
+    for i in range(12):
+        _placed(store, realised_ops=980.0 if i % 2 else 700.0,
+                confidence=0.9, when=T0 - 2 * DAY + i)
+        store.put_evaluation({'evaluation_id': 'from-history-%d' % i,
+                              'confidence': 0.9}, when=T0 - DAY + i)
+    newest = [evaluation_id for evaluation_id, _ in learner.records()]
+
+    for _ in range(3):
+        pairs = learner.training_pairs()
+
+    assert pairs == []      # the newest four placed nothing
+    assert sorted(learner._settled) == sorted(newest)
+    for i in range(4):
+        store.put_evaluation({'evaluation_id': 'later-%d' % i,
+                              'confidence': 0.9}, when=T0 - 100 + i)
+
+    assert learner.training_pairs() == []
+    assert sorted(learner._settled) == ['later-%d' % i for i in range(4)]
+
+
 def _features(share, hosts=('a', 'b')):
     return {h: {'memory_mb': 1000, 'memory_mb_used': 1000 * share}
             for h in hosts}
