@@ -5,8 +5,10 @@ months.  :class:`LoadForecaster` reads each candidate host's utilisation
 history from a metrics source (:mod:`shadow_service.metrics`: the history
 store, Prometheus or InfluxDB), forecasts it ``horizon_s`` ahead with a
 forecaster plugin, and summarises the forecast as a :class:`HostOutlook`:
-per load metric, the value now (the last bucket of the history), the mean
-over the horizon with its interval, and the peak and when it comes.
+per load metric, the value now (the last bucket of the history with
+data), the mean over the horizon with its interval, and the peak and when
+it comes; a history whose newest buckets are empty is forecast across them,
+so the horizon starts now.
 
 :func:`lifetime_shift` turns an outlook into a change of one predicted
 metric with the contention model: the model's prediction with the host's
@@ -271,19 +273,27 @@ class LoadForecaster:
         if known.size < self.min_points:
             return None
         values = values[known[0]:]
-        now = float(values[np.flatnonzero(np.isfinite(values))[-1]])
+        now = float(values[known[-1] - known[0]])
+        # Buckets at the end without data (the monitoring stopped or lags):
+        # the model is fitted up to the last bucket with data, so its path
+        # starts there; forecast across them and keep what follows end.
+        stale = values.size - 1 - (known[-1] - known[0])
         bounds = (0.0, 100.0) if metric in PERCENT else (0.0, None)
         options = {'level': self.level, 'bounds': bounds}
         if self.forecaster == 'auto':
-            options['horizon_steps'] = steps
+            options['horizon_steps'] = steps + stale
         try:
             fitted = forecasters.load(self.forecaster, **options).fit(
                 values, step_s=self.step_s)
-            forecast = fitted.forecast(steps)
+            forecast = fitted.forecast(steps + stale)
         except Exception:
             self.failures += 1
             LOG.exception('Forecasting %s failed', metric)
             return None
+        if stale:
+            forecast = dataclasses.replace(
+                forecast, mean=forecast.mean[stale:],
+                lower=forecast.lower[stale:], upper=forecast.upper[stale:])
         self.forecasts += 1
         if not np.all(np.isfinite(forecast.mean)):
             return None

@@ -25,10 +25,10 @@ def _evening_load(t):
     return 15.0 + 65.0 * math.exp(-((hour - 19.0) ** 2) / 32.0)
 
 
-def _write_history(store, days=4, step=900.0):
+def _write_history(store, days=4, step=900.0, until=NOW):
     rng = np.random.default_rng(3)
     points = []
-    for t in np.arange(NOW - days * 86400.0, NOW, step):
+    for t in np.arange(NOW - days * 86400.0, until, step):
         for host, value in (('evening', _evening_load(t)
                              + rng.normal(0, 3)),
                             ('steady', 30.0 + rng.normal(0, 1))):
@@ -80,6 +80,25 @@ def test_outlook_sees_the_evening_peak_in_the_hosts_history(store):
     reason = outlooks['evening'].reasons()[0]
     assert 'quiet now (CPU' in reason and 'forecast peak' in reason
     assert 'UTC' in reason
+
+
+@pytest.mark.parametrize('forecaster', ['seasonal_naive', 'auto'])
+def test_a_host_whose_monitoring_stopped_is_forecast_from_then(
+        tmp_path, forecaster):
+    # The history ends 12 hours ago, at 19:00 yesterday: the forecast
+    # runs on from there, so the evening peak still comes at 19:00, not
+    # at the first hours after now.
+    stale = sqlite.SQLiteStore(path=str(tmp_path / 'stale.sqlite'))
+    try:
+        _write_history(stale, until=NOW - 12 * HOUR)
+        outlooks = _forecaster(stale, forecaster=forecaster).outlook(
+            ['evening'])
+    finally:
+        stale.close()
+
+    cpu = outlooks['evening'].loads['cpu_util_pct']
+    assert time.gmtime(cpu.peak_at).tm_hour in (18, 19, 20)
+    assert cpu.peak_at > NOW + 10 * HOUR
 
 
 def test_forecasts_are_reused_within_a_step(store):
