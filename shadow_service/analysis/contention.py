@@ -231,7 +231,8 @@ class ContentionModel:
         rows : pandas.DataFrame or list of dict
             Host features per observation.
         target : array-like
-            The metric achieved in each observation.
+            The metric achieved in each observation; observations whose
+            target (or weight) is NaN or infinite are left out.
         weights : array-like, optional
             Observation weights for ``wls`` (e.g. sample counts).
 
@@ -246,6 +247,15 @@ class ContentionModel:
             raise ValueError("wls needs weights")
         weights = (np.ones(len(target)) if weights is None
                    else np.asarray(weights, dtype=float))
+        finite = np.isfinite(target) & np.isfinite(weights)
+        if not finite.all():
+            # One NaN would make every coefficient NaN.
+            frame = frame[finite].reset_index(drop=True)
+            target, weights = target[finite], weights[finite]
+            dropped = "; %d left out without a finite target or weight" % (
+                np.size(finite) - int(finite.sum()))
+        else:
+            dropped = ""
         usable = [f for f in self.features if f in frame
                   and frame[f].notna().all() and frame[f].nunique() > 1]
         self.categories = {
@@ -255,7 +265,10 @@ class ContentionModel:
         self.columns = usable
         pooled = _Regression(self.method, self.level, usable,
                              self.categories)
-        pooled.fit(frame, target, weights)
+        try:
+            pooled.fit(frame, target, weights)
+        except NotFitted as error:
+            raise NotFitted(str(error) + dropped)
         by_class = {}
         if self.per_class and CLASS_FEATURE in self.categories:
             needed = self.min_class_rows or max(10, len(usable) + 4)

@@ -66,6 +66,28 @@ def test_too_few_rows_and_unfitted_use_are_errors():
         contention.ContentionModel().slope()
 
 
+@pytest.mark.parametrize("method", ["ols", "wls", "quantile"])
+def test_observations_without_a_finite_target_are_left_out(method):
+    rows, ops = history()
+    clean = contention.ContentionModel(method=method).fit(
+        {k: v[3:] for k, v in rows.items()}, ops[3:],
+        weights=np.ones(len(ops) - 3))
+    ops = ops.copy()
+    ops[:3] = [np.nan, np.inf, -np.inf]
+
+    model = contention.ContentionModel(method=method).fit(
+        rows, ops, weights=np.ones(len(ops)))
+
+    assert model.params() == pytest.approx(clean.params())
+    assert np.isfinite(model.predict(
+        {"num_instances": 3, "cpu_util_pct": 20.0, "cpu_steal_pct": 1.0,
+         "hardware_class": "gen1"}).mean).all()
+    with pytest.raises(contention.NotFitted, match="finite"):
+        contention.ContentionModel(method=method).fit(
+            {k: v[:8] for k, v in rows.items()}, np.r_[ops[:3], ops[3:8]],
+            weights=np.ones(8))
+
+
 def test_constant_features_are_left_out():
     rows, ops = history()
     rows["io_util"] = np.full(len(ops), 0.3)
