@@ -26,7 +26,8 @@ Before any (shadow, full VM) pairs exist the prior has a wide uncertainty
 (``PRIOR_EXPONENT_SD`` on the exponent); :meth:`ScaleUpModel.fit` learns
 ``log(full/shadow) = a + b log r`` per metric by OLS once at least
 ``min_pairs`` pairs exist, and then uses the learned correction and its
-residual spread instead.
+residual spread instead (with one ratio only, or two pairs, ``b`` stays
+the prior's and ``a`` is learned).
 """
 
 import dataclasses
@@ -133,13 +134,14 @@ class ScaleUpModel:
             log_ratio = np.log([self.ratio(metric, r) for r in rows])
             log_gain = np.log([r["full_value"] / r["shadow_value"]
                                for r in rows])
-            if np.ptp(log_ratio) > 0:
+            if np.ptp(log_ratio) > 0 and len(rows) > 2:
                 fit = sm.OLS(log_gain, sm.add_constant(log_ratio)).fit()
                 intercept, exponent = (float(v) for v in fit.params)
             else:
-                # One ratio only (one shadow_scale): learn the offset from
-                # the prior's slope, which still applies if the ratio
-                # changes later.
+                # One ratio only (one shadow_scale), or two pairs (a line
+                # through both leaves no spread to state): learn the
+                # offset from the prior's slope, which still applies if
+                # the ratio changes later.
                 fit = sm.OLS(log_gain - PRIOR_EXPONENT * log_ratio,
                              np.ones((len(rows), 1))).fit()
                 intercept, exponent = float(fit.params[0]), PRIOR_EXPONENT

@@ -55,3 +55,21 @@ def test_learned_correction_replaces_the_prior():
     assert factor.source.startswith("learned")
     assert factor.log_sd < 0.05
     assert model.factor("disk_iops", SCALE).source == "prior"
+
+
+def test_two_pairs_at_two_ratios_keep_the_prior_exponent():
+    # Two pairs fit a line through two points exactly: no spread is left
+    # to state (it was infinite), so the offset is learned at the prior's
+    # exponent, as for pairs that all share one ratio.
+    pairs = [{"metric": "cpu_ops_per_s", "shadow_value": 1000.0,
+              "full_value": 1000.0 * gain, "load_ratio": ratio}
+             for ratio, gain in ((4.0, 3.0), (8.0, 5.0))]
+
+    model = scaleup.ScaleUpModel(min_pairs=2).fit(pairs)
+    factor = model.factor("cpu_ops_per_s", SCALE)
+
+    assert factor.source == "learned from 2 pairs"
+    assert math.isfinite(factor.log_sd) and factor.log_sd > 0
+    assert factor.factor == pytest.approx(
+        4.0 * math.sqrt(3.0 / 4.0 * 5.0 / 8.0))
+
