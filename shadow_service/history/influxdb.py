@@ -618,22 +618,22 @@ class InfluxDBStore(base.HistoryStore):
 
     def _take_batch(self):
         """Wait for a full batch, a flush, the flush interval or close;
-        return the retention policy and the lines to send (possibly
-        none): the oldest lines that go to the same policy."""
+        return the oldest lines to send (possibly none) as ``[(policy,
+        lines)]``, one entry per retention policy they go to (one
+        ``/write`` each), in the order each policy first comes."""
         with self._cond:
             if (len(self._buffer) < self._batch_size
                     and not self._flush_wanted and not self._closing):
                 self._cond.wait(self._opts['influx_flush_interval_s'])
-            policy = self._buffer[0][0] if self._buffer else None
-            batch = []
-            while (self._buffer and len(batch) < self._batch_size
-                   and self._buffer[0][0] == policy):
-                batch.append(self._buffer.popleft()[1])
-            count = len(batch)
+            count = min(self._batch_size, len(self._buffer))
+            groups = {}
+            for _ in range(count):
+                policy, line = self._buffer.popleft()
+                groups.setdefault(policy, []).append(line)
             self._inflight_from = self._taken_seq + 1
             self._taken_seq += count
             self._inflight = count
-            return policy, batch
+            return list(groups.items())
 
     def _finish_batch(self):
         with self._cond:
@@ -642,15 +642,17 @@ class InfluxDBStore(base.HistoryStore):
 
     def _run_writer(self):
         while not (self._closing and not self._buffer):
-            policy, batch = self._take_batch()
+            groups = self._take_batch()
             try:
-                if batch:
-                    self._deliver(batch, policy)
-            except Exception:
-                LOG.exception('History writer failed on %d points; they are '
-                              'counted as dropped', len(batch))
-                with self._cond:
-                    self._counts['dropped'] += len(batch)
+                for policy, batch in groups:
+                    try:
+                        self._deliver(batch, policy)
+                    except Exception:
+                        LOG.exception('History writer failed on %d points; '
+                                      'they are counted as dropped',
+                                      len(batch))
+                        with self._cond:
+                            self._counts['dropped'] += len(batch)
             finally:
                 self._finish_batch()
             if self._stop.is_set() and self._closing:

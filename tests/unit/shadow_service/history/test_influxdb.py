@@ -276,3 +276,34 @@ def test_records_written_before_their_policy_existed_are_still_read(
             'e1'][0] == pytest.approx(now - 10, abs=1e-5)
     finally:
         store.close()
+
+
+def _write_requests(server):
+    stats = server.query(None, 'SHOW STATS FOR \'httpd\'')
+    series = stats['results'][0]['series'][0]
+    return series['values'][0][series['columns'].index('writeReq')]
+
+
+def test_interleaved_records_and_points_go_out_in_one_write_per_policy(
+        influxdb_server):
+    # Records and metric points go to different retention policies; a
+    # batch that mixes them is one /write per policy, not one per run of
+    # points between two records.
+    store = conftest.make_influx_store(
+        influxdb_server, database='records_batch_db', raw_retention_days=7,
+        flush_interval_s=60, batch_size=1000)
+    now = time.time()
+    try:
+        before = _write_requests(influxdb_server)
+        for i in range(50):
+            store.write([
+                base.Point('host_metric', {'host': 'h1', 'metric': 'm'},
+                           {'value': float(i)}, now - 100 + i),
+                base.Point('scaling_decision', {'instance': 'i%d' % i},
+                           {'record': '{}'}, now - 100 + i)])
+        assert store.flush(timeout=30)
+        assert _write_requests(influxdb_server) - before == 2
+        assert len(store.query_points('host_metric')) == 50
+        assert len(store.query_points('scaling_decision')) == 50
+    finally:
+        store.close()
