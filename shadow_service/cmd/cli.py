@@ -380,6 +380,28 @@ def main(argv=None):
         return EXIT_INTERRUPTED
 
 
+def _unread_options(args):
+    """Why an option given on the command line would be ignored by
+    ``args.command`` (None: every option given is read)."""
+    if args.command in ('demo', 'lab', 'profiles') and args.config_file:
+        return ('%s does not read --config-file (it runs with its own '
+                'settings)' % args.command)
+    if args.command != 'evaluate':
+        return None
+    if args.remote:
+        given = [name for name, value in (
+            ('--cloud', args.cloud), ('--history', args.history),
+            ('--progress', None if args.progress == 'auto'
+             else args.progress)) if value is not None]
+        if given:
+            return ('%s only apply to a local evaluation; with --remote '
+                    'the service measures on its own cloud and keeps its '
+                    'own history' % ' and '.join(given))
+    elif args.wait:
+        return '--wait only applies with --remote'
+    return None
+
+
 def _main(argv):
     from shadow_service import cmd
 
@@ -395,6 +417,10 @@ def _main(argv):
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.WARNING,
                         format='%(levelname)s %(name)s: %(message)s')
+    unread = _unread_options(args)
+    if unread:
+        print('error: %s' % unread, file=sys.stderr)
+        return 2
     if args.command == 'demo':
         from shadow_service import demo
 
