@@ -10,6 +10,7 @@ this module only forecasts and compares, it does no I/O.
 
 import dataclasses
 import logging
+import math
 
 import numpy as np
 
@@ -87,8 +88,18 @@ def forecast_breach(analyzer, values, *, metric, target, step_s,
         A forecaster plugin (the analyzer's default when None); when it
         fails, :data:`FALLBACK_FORECASTER` is used and logged.
     """
-    series = [v for v in values if v is not None]
-    options = {'step_s': step_s, 'horizon_steps': horizon_steps,
+    # Missing steps keep their place: the forecasters fill gaps within
+    # the series (by season where they can), and the forecast of a series
+    # whose newest steps are missing starts at its last sample, so it is
+    # made that much longer and its first steps (already past) dropped.
+    # Dropping them instead shifted the season and the horizon: a breach
+    # due in seven steps was stated in ten or eleven.
+    series = [math.nan if v is None else float(v) for v in values]
+    late = 0
+    while late < len(series) and not math.isfinite(series[-1 - late]):
+        late += 1
+    series = series[:len(series) - late]
+    options = {'step_s': step_s, 'horizon_steps': horizon_steps + late,
                'forecaster': forecaster}
     try:
         result = analyzer.forecast(series, **options)
@@ -97,9 +108,9 @@ def forecast_breach(analyzer, values, *, metric, target, step_s,
                       FALLBACK_FORECASTER)
         options['forecaster'] = FALLBACK_FORECASTER
         result = analyzer.forecast(series, **options)
-    mean = [float(v) for v in result.mean]
-    lower = [float(v) for v in result.lower]
-    upper = [float(v) for v in result.upper]
+    mean = [float(v) for v in result.mean[late:]]
+    lower = [float(v) for v in result.lower[late:]]
+    upper = [float(v) for v in result.upper[late:]]
     found = BreachForecast(metric=metric, target=tuple(target),
                            step_s=float(step_s), mean=mean, lower=lower,
                            upper=upper, model=str(result.model))
