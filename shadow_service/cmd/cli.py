@@ -38,7 +38,6 @@ import warnings
 warnings.filterwarnings('ignore', message='(?s).*Eventlet is deprecated')
 
 from oslo_config import cfg  # noqa: E402
-from oslo_messaging import exceptions as messaging_exceptions  # noqa: E402
 
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import exception  # noqa: E402
@@ -434,6 +433,10 @@ def _main(argv):
             print('%-10s %s' % (name,
                                 profiles.load_profile(name).description))
         return 0
+    # Not at the top: oslo.messaging imports eventlet, which the lab's
+    # Nova (native threads) refuses to find imported before it.
+    from oslo_messaging import exceptions as messaging_exceptions
+
     try:
         conf = _load_conf(args)
     except cfg.Error as e:

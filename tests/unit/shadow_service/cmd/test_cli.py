@@ -1,8 +1,13 @@
 """``nova-shadow`` as an operator runs it, on the embedded twin."""
 
 import json
+import pathlib
+import subprocess
+import sys
 
 from shadow_service.cmd import cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[4]
 
 
 def test_evaluate_on_the_twin_prints_a_ranked_table(capsys):
@@ -90,3 +95,15 @@ def test_lab_takes_its_own_options_and_refuses_a_bad_config(capsys,
     # Where the lab can run the config is checked and named; elsewhere
     # the command says what is missing.
     assert 'hosts[0].share.cpu' in err or 'cannot run here' in err
+
+
+def test_the_command_module_imports_no_eventlet():
+    # ``nova-shadow lab`` starts Nova with native threads, which refuses
+    # to run once eventlet is imported; the command imports the oslo
+    # libraries that bring it only where a command needs them.
+    done = subprocess.run(
+        [sys.executable, '-c', 'import sys, shadow_service.cmd.cli; '
+         'print("eventlet" in sys.modules)'],
+        capture_output=True, text=True, cwd=str(ROOT), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == 'False'
