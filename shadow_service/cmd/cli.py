@@ -63,6 +63,7 @@ def _service_api(conf):
     """
     from shadow_service import rpcapi
 
+    # First: building the API registers transport_url.
     api = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)
     if conf.transport_url in (None, '', 'rabbit://'):
         raise UsageError('no message broker: --remote and show need a '

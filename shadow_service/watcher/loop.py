@@ -242,7 +242,10 @@ class Watcher:
                     and instance.project_id == original.project_id
                     and instance.server_group == original.server_group):
                 self.adopt_sibling(original.instance_id, instance_id)
-        self._forget_gone_siblings(found)
+        if ('gone_siblings',) not in self._cache:
+            # Once a run: the quota check lists the VMs again.
+            self._cache[('gone_siblings',)] = True
+            self._forget_gone_siblings(found)
         ours = {s for group in self.siblings.values() for s in group}
         return [found[i] for i in sorted(found) if i not in ours and not
                 (found[i].metadata or {}).get(actuator_mod.SIBLING_KEY)]

@@ -458,8 +458,9 @@ class BusyApiTwin(sim_driver.SimDriver):
         return super().get_instance(instance_id)
 
 
-def test_a_passing_api_error_does_not_end_the_following_of_a_resize(
-        tmp_path):
+def _busy_api_resizer(tmp_path):
+    """A VM the reactive policy grows at its next run, on a twin whose
+    API can be made busy; ``(history, driver, assembled)``."""
     conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
                                                 'dry_run': False})
     history = sqlite_store.SQLiteStore(path=':memory:')
@@ -467,6 +468,12 @@ def test_a_passing_api_error_does_not_end_the_following_of_a_resize(
     support.place(driver, 'vm-1', [1.9] * 3 * DAY)
     assembled = support.build(conf, driver, history)
     driver.fast_forward(DAY * support.STEP_S)
+    return history, driver, assembled
+
+
+def test_a_passing_api_error_does_not_end_the_following_of_a_resize(
+        tmp_path):
+    history, driver, assembled = _busy_api_resizer(tmp_path)
     started = support.run(assembled, driver, 1)
     assert [(s.decision.action, s.outcome) for s in started] == [
         ('resize_up', 'started')]
@@ -485,13 +492,7 @@ def test_a_passing_api_error_does_not_end_the_following_of_a_resize(
 
 def test_an_api_error_that_keeps_on_fails_the_resize_at_its_deadline(
         tmp_path):
-    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
-                                                'dry_run': False})
-    history = sqlite_store.SQLiteStore(path=':memory:')
-    driver = BusyApiTwin(conf, history)
-    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
-    assembled = support.build(conf, driver, history)
-    driver.fast_forward(DAY * support.STEP_S)
+    history, driver, assembled = _busy_api_resizer(tmp_path)
     started = support.run(assembled, driver, 1)[0]
     pending = assembled.watcher.pending['vm-1']
     # Every call of the next runs until the deadline meets a busy API.
