@@ -6,6 +6,10 @@ profile's target (:mod:`shadow_service.workloads.qos`): the upper bound
 for a "lower is fine" target such as latency or steal, the lower bound
 for a "higher is fine" one.  The watcher's policies decide on the result;
 this module only forecasts and compares, it does no I/O.
+
+:func:`forecast_from_now` is the forecast both this and the watcher's
+demand forecast are made with: missing samples keep their place and the
+forecast starts now, however many of the newest samples are missing.
 """
 
 import dataclasses
@@ -70,6 +74,49 @@ class BreachForecast:
         return dataclasses.asdict(self)
 
 
+def missing_newest(values):
+    """How many of the newest ``values`` are missing (None, NaN or
+    infinite): the steps by which the last sample is older than now."""
+    late = 0
+    for value in reversed(values):
+        if value is not None and math.isfinite(value):
+            break
+        late += 1
+    return late
+
+
+def forecast_from_now(analyzer, values, *, step_s, horizon_steps,
+                      **options):
+    """Forecast ``values`` (a regular ``step_s`` grid ending now; None or
+    NaN where missing) the ``horizon_steps`` after now.
+
+    Missing steps keep their place: the analyzer's forecasters fill gaps
+    within the series (by season where they can), so a gap shifts
+    neither the season nor the trend.  The forecast of a series whose
+    newest steps are missing starts at its last sample: it is made that
+    much longer and its first steps (already past) are dropped.  Dropping
+    the missing samples instead shifted the season and the horizon: a
+    daily peak was forecast as many steps late as were missing.
+
+    ``options`` go to the analyzer's ``forecast`` (``forecaster``,
+    ``bounds``).
+
+    Returns
+    -------
+    shadow_service.analysis.forecasters.base.Forecast
+        Its ``mean``, ``lower`` and ``upper`` hold ``horizon_steps``
+        steps, the first one ending one step after now.
+    """
+    series = [math.nan if v is None else float(v) for v in values]
+    late = missing_newest(series)
+    result = analyzer.forecast(series[:len(series) - late], step_s=step_s,
+                               horizon_steps=horizon_steps + late,
+                               **options)
+    return dataclasses.replace(result, mean=result.mean[late:],
+                               lower=result.lower[late:],
+                               upper=result.upper[late:])
+
+
 def forecast_breach(analyzer, values, *, metric, target, step_s,
                     horizon_steps, forecaster=None):
     """Forecast ``values`` (one metric, regular ``step_s`` grid; None
@@ -88,29 +135,18 @@ def forecast_breach(analyzer, values, *, metric, target, step_s,
         A forecaster plugin (the analyzer's default when None); when it
         fails, :data:`FALLBACK_FORECASTER` is used and logged.
     """
-    # Missing steps keep their place: the forecasters fill gaps within
-    # the series (by season where they can), and the forecast of a series
-    # whose newest steps are missing starts at its last sample, so it is
-    # made that much longer and its first steps (already past) dropped.
-    # Dropping them instead shifted the season and the horizon: a breach
-    # due in seven steps was stated in ten or eleven.
-    series = [math.nan if v is None else float(v) for v in values]
-    late = 0
-    while late < len(series) and not math.isfinite(series[-1 - late]):
-        late += 1
-    series = series[:len(series) - late]
-    options = {'step_s': step_s, 'horizon_steps': horizon_steps + late,
+    options = {'step_s': step_s, 'horizon_steps': horizon_steps,
                'forecaster': forecaster}
     try:
-        result = analyzer.forecast(series, **options)
+        result = forecast_from_now(analyzer, values, **options)
     except Exception:
         LOG.exception('Forecasting %s failed; using %s', metric,
                       FALLBACK_FORECASTER)
         options['forecaster'] = FALLBACK_FORECASTER
-        result = analyzer.forecast(series, **options)
-    mean = [float(v) for v in result.mean[late:]]
-    lower = [float(v) for v in result.lower[late:]]
-    upper = [float(v) for v in result.upper[late:]]
+        result = forecast_from_now(analyzer, values, **options)
+    mean = [float(v) for v in result.mean]
+    lower = [float(v) for v in result.lower]
+    upper = [float(v) for v in result.upper]
     found = BreachForecast(metric=metric, target=tuple(target),
                            step_s=float(step_s), mean=mean, lower=lower,
                            upper=upper, model=str(result.model))

@@ -78,11 +78,14 @@ def _far_from(values, target):
 
 
 def _slope(values):
-    """Least-squares slope per step of ``values`` (0 for fewer than 2)."""
-    if len(values) < 2:
+    """Least-squares slope per step of ``values`` (one a step; NaN where
+    missing, the others keep their steps); 0 for fewer than 2 samples."""
+    values = np.asarray(values, float)
+    steps = np.flatnonzero(np.isfinite(values))
+    if steps.size < 2:
         return 0.0
-    steps = np.arange(len(values), dtype=float)
-    return float(np.polyfit(steps, np.asarray(values, float), 1)[0])
+    return float(np.polyfit((steps - steps[0]).astype(float),
+                            values[steps], 1)[0])
 
 
 class _NoLongerLeading(Exception):
@@ -458,29 +461,37 @@ class Watcher:
         # on covers the cooldown and the lead of that regrowth.
         down_horizon = max(2 * horizon, int(math.ceil(
             (self.opts.cooldown + lead) / step)))
-        observed = [float(v) for v in demand if np.isfinite(v)]
+        # Missing samples keep their place (see
+        # forecast_mod.forecast_from_now): a gap shifts neither the
+        # season, the trend's steps nor the horizon.
+        demand = np.asarray(demand, float)
+        known = np.flatnonzero(np.isfinite(demand))
         vcpus = float(instance.flavor.get('vcpus') or 1)
-        if len(observed) < 2:
+        if known.size < 2:
             return None
-        result = self.analyzer.forecast(
-            observed, step_s=step, horizon_steps=down_horizon,
+        # Steps by which the newest sample is older than now.
+        late = len(demand) - 1 - int(known[-1])
+        result = forecast_mod.forecast_from_now(
+            self.analyzer, demand, step_s=step, horizon_steps=down_horizon,
             forecaster=self.opts.forecaster, bounds=(0.0, None))
         upper = np.asarray(result.upper, float)
-        trend = _slope(observed[-self.opts.trend_steps:]) \
+        newest = float(demand[known[-1]])
+        trend = _slope(demand[:known[-1] + 1][-self.opts.trend_steps:]) \
             if self.opts.trend_steps >= 2 else 0.0
         ceiling, ceiling_before = self._ceiling(instance, demand, now)
-        jump = observed[-1] - observed[-2]
+        jump = (newest - float(demand[known[-2]])) / float(
+            known[-1] - known[-2])
         if self.opts.trend_steps >= 2 and jump > trend and \
                 math.isfinite(ceiling_before) and \
-                observed[-1] > ceiling_before * (
-                    1.0 + self.opts.ceiling_noise):
+                newest > ceiling_before * (1.0 + self.opts.ceiling_noise):
             # A burst past the most the VM ever used: its last step's
             # rise, not the slope of the quiet steps before, goes on
             # over the lead time.
             trend = jump
         # A rising demand is extrapolated over the lead time (the
-        # forecasters' interval already covers a falling one).
-        rise = max(trend, 0.0) * np.arange(1, down_horizon + 1)
+        # forecasters' interval already covers a falling one), from the
+        # newest sample on.
+        rise = max(trend, 0.0) * np.arange(1 + late, down_horizon + 1 + late)
         upper = upper + rise[:len(upper)]
         raw_peak = float(np.max(upper[:horizon]))
         raw_down = float(np.max(upper))
@@ -489,7 +500,7 @@ class Watcher:
                                     '%g-vcpus' % vcpus, vcpus)
         margin = max(stats['margin'], 0.0)
         hold = max(1, int(self.opts.hold_window // step))
-        if len(observed) < hold:
+        if known.size < hold:
             # Never shrink a VM before a hold window of its history is
             # known: a young VM's first quiet minutes say little about
             # its next hours (growth is never delayed).
@@ -520,7 +531,7 @@ class Watcher:
         if trend > 0:
             # A rising demand may pass the most the VM ever used: the
             # ceiling gives way to its extrapolation over the lead time.
-            ceiling = max(ceiling, observed[-1] + trend * horizon)
+            ceiling = max(ceiling, newest + trend * (horizon + late))
         return {'mean': [float(v) for v in result.mean], 'trend': trend,
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
@@ -747,8 +758,10 @@ class Watcher:
             observed = [float(v) for v in values if np.isfinite(v)]
             if len(observed) < 2 or _far_from(observed, target):
                 continue
+            # The whole series, gaps in place: forecast_breach keeps
+            # them there and starts the forecast now.
             found[metric] = forecast_mod.forecast_breach(
-                self.analyzer, observed, metric=metric, target=target,
+                self.analyzer, values, metric=metric, target=target,
                 step_s=step, horizon_steps=horizon,
                 forecaster=self.opts.forecaster)
         return found
