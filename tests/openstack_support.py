@@ -8,7 +8,10 @@ identity headers the harness reads, and endpoint overrides for compute
 and Placement.  The fake virt driver runs nothing, so :class:`FakeGuest`
 plays the guests: it reads each shadow's user-data through the API (the
 collector URL and the token the driver put there) and posts samples to
-the collector as loadgen's collector sink does.
+the collector as loadgen's collector sink does.  Nova's Cinder fixture
+keeps the volumes Nova sees; :class:`FakeCinderAPI` shows them at the
+HTTP edge to openstacksdk's block storage proxy, and volumes Nova deletes
+(``delete_on_termination``) leave it, recorded in ``deleted_volumes``.
 """
 
 import base64
@@ -16,6 +19,7 @@ import gzip
 import importlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -257,6 +261,54 @@ def _placement_app(fixture):
     return load
 
 
+class FakeCinderAPI:
+    """Cinder's block storage API, as far as the openstack driver reads
+    it (version discovery, ``GET /v3/volumes/<id>``), answering from the
+    volumes of Nova's Cinder fixture ``cinder``; ``answers`` replaces the
+    answer to ``'<METHOD> <path>'`` with ``(status, body)``; ``calls``
+    lists every ``'<METHOD> <path>'`` it was asked."""
+
+    VERSION = {'id': 'v3.0', 'status': 'CURRENT', 'version': '3.71',
+               'min_version': '3.0'}
+
+    def __init__(self, cinder):
+        self.cinder = cinder
+        self.answers = {}
+        self.calls = []
+
+    def __call__(self, environ, start_response):
+        method = environ['REQUEST_METHOD']
+        path = environ['PATH_INFO'].rstrip('/')
+        call = '%s %s' % (method, path)
+        self.calls.append(call)
+        status, body = self.answers.get(call) or self.answer(
+            method, path, 'http://%s/v3/' % environ['HTTP_HOST'])
+        data = json.dumps(body, default=str).encode('utf-8')
+        start_response('%d %s' % (status, 'OK' if status < 400 else 'Error'),
+                       [('Content-Type', 'application/json'),
+                        ('Content-Length', str(len(data)))])
+        return [data]
+
+    def answer(self, method, path, url):
+        from nova import exception as nova_exc
+
+        version = dict(self.VERSION, links=[{'rel': 'self', 'href': url}])
+        if method == 'GET' and path == '':
+            return 300, {'versions': [version]}
+        if method == 'GET' and path == '/v3':
+            return 200, {'version': version}
+        one = re.match(r'/v3/volumes/([^/]+)$', path)
+        if method == 'GET' and one:
+            try:
+                volume = dict(self.cinder.fake_get(None, one.group(1)))
+            except nova_exc.VolumeNotFound:
+                return 404, {'itemNotFound': {'code': 404,
+                                              'message': path}}
+            volume.setdefault('name', volume.get('display_name'))
+            return 200, {'volume': volume}
+        return 404, {'itemNotFound': {'code': 404, 'message': path}}
+
+
 class _HarnessAuth(noauth.NoAuth):
     """No Keystone: the harness reads the identity from headers; the
     project id is the one those headers name."""
@@ -310,7 +362,23 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
                                 category=sqla_exc.SADeprecationWarning)
         for host in HOSTS[1:]:
             self._start_compute(host)
+        self.cinder_api = FakeCinderAPI(self.cinder)
+        root = 'http://nova-shadow-cinder-%s:80/' % uuid.uuid4().hex[:8]
+        self.cinder_url = root + 'v3'
+        intercept = interceptor.RequestsInterceptor(
+            lambda: self.cinder_api, url=root)
+        intercept.install_intercept()
+        self.addCleanup(intercept.uninstall_intercept)
+        self.deleted_volumes = []
+        self.useFixture(fixtures.MockPatch(
+            'nova.volume.cinder.API.delete', side_effect=self._delete_volume,
+            autospec=False))
         self.conn = self.connection()
+
+    def _delete_volume(self, context, volume_id):
+        """Cinder deleting a volume for Nova (the fixture does not)."""
+        self.cinder.volumes.pop(volume_id, None)
+        self.deleted_volumes.append(volume_id)
 
     def _setup_compute_service(self):
         return self._start_compute(HOSTS[0])
@@ -332,7 +400,8 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         return sdk_connection.Connection(
             session=session, region_name='RegionOne',
             compute_endpoint_override=self.api_fixture.base_url,
-            placement_endpoint_override=self.placement_fixture.endpoint)
+            placement_endpoint_override=self.placement_fixture.endpoint,
+            block_storage_endpoint_override=self.cinder_url)
 
     def make_conf(self, **groups):
         groups = {name: dict(values) for name, values in groups.items()}

@@ -87,7 +87,8 @@ def twin(conf):
 
 
 def place(driver, instance_id, values, flavor='small', host='host-1',
-          metadata=None, group=None, disk_gb=20, volume_backed=False):
+          metadata=None, group=None, disk_gb=20, volume_backed=False,
+          volume_made_from=None):
     vcpus = {'small': 2, 'medium': 4, 'large': 8, 'xlarge': 16}[flavor]
     watched = {'nova_shadow_watch': 'true'}
     watched.update(metadata or {})
@@ -95,7 +96,8 @@ def place(driver, instance_id, values, flavor='small', host='host-1',
         {'flavor': {'name': flavor, 'vcpus': vcpus, 'ram_mb': vcpus * 1024,
                     'disk_gb': disk_gb}},
         host, instance_id=instance_id, profile=demand_profile(values),
-        metadata=watched, server_group=group, volume_backed=volume_backed)
+        metadata=watched, server_group=group, volume_backed=volume_backed,
+        volume_made_from=volume_made_from)
 
 
 def build(conf, driver, history, **kwargs):

@@ -27,9 +27,10 @@ Three groups of operations:
 * **instance actions** (the watcher): :meth:`~CloudDriver.list_instances`,
   :meth:`~CloudDriver.get_instance`,
   :meth:`~CloudDriver.resize` and :meth:`~CloudDriver.confirm_resize`,
-  :meth:`~CloudDriver.live_migrate`, :meth:`~CloudDriver.boot_sibling`,
-  :meth:`~CloudDriver.delete_instance`.  A driver that cannot do one
-  raises :class:`NotSupported`.
+  :meth:`~CloudDriver.live_migrate`, :meth:`~CloudDriver.boot_sibling`
+  (and :meth:`~CloudDriver.why_no_sibling`, which says beforehand why
+  it would refuse), :meth:`~CloudDriver.delete_instance`.  A driver
+  that cannot do one raises :class:`NotSupported`.
 
 A driver may run something beside the evaluations (the ``openstack``
 driver's sample collector): :meth:`~CloudDriver.start` and
@@ -64,9 +65,15 @@ class CloudError(Exception):
         self.credentials_refused = credentials_refused
 
 
-#: Why the watcher boots no sibling of a VM booted from a volume.
-NO_SIBLING_FROM_VOLUME = ('it boots from a volume: a sibling needs an '
-                          'image to boot from')
+def no_sibling_image(volume_id, made_from=None):
+    """Why no sibling boots of a VM whose root volume ``volume_id`` was
+    not made from an image: ``made_from`` says what it was made from
+    (``'snapshot <id>'``, ``'volume <id>'``; None: created empty).  A
+    sibling boots from a new volume of the image the root volume was
+    made from."""
+    return ('its root volume %s was created %s, not from an image: a '
+            'sibling has no image to boot from'
+            % (volume_id, 'from %s' % made_from if made_from else 'empty'))
 
 
 class NotSupported(CloudError):
@@ -106,7 +113,9 @@ class Instance:
     project_id: str = None
     #: Its root disk is a volume (booted from volume): True; an image's
     #: copy on the host (its root disk cannot shrink): False; None when
-    #: the cloud did not say.
+    #: the cloud did not say.  A sibling of a VM booted from a volume
+    #: boots from a new volume of the image its root volume was made
+    #: from (:meth:`CloudDriver.why_no_sibling` says when there is none).
     volume_backed: bool = None
 
     def to_dict(self):
@@ -292,8 +301,19 @@ class CloudDriver(metaclass=abc.ABCMeta):
     def boot_sibling(self, instance_id, name=None, metadata=None):
         """Boot another VM like ``instance_id`` (same image, flavor,
         server group and metadata, with ``metadata`` added); returns its
-        :class:`Instance`."""
+        :class:`Instance`.  A VM booted from a volume gets a sibling
+        booted from a new volume (of the image its root volume was made
+        from, of the same size, deleted with the sibling); CloudError
+        when there is no such image."""
         raise NotSupported('%s cannot boot siblings' % type(self).__name__)
+
+    def why_no_sibling(self, instance):
+        """Why :meth:`boot_sibling` cannot boot a sibling of ``instance``
+        (an :class:`Instance`), in words for the decision record, or None
+        when nothing stands in the way that the driver can see before
+        asking for one (a VM booted from a volume: whether its root
+        volume was made from an image)."""
+        return None
 
     def delete_instance(self, instance_id):
         """Delete ``instance_id``; no error if it is already gone."""

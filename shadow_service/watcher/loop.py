@@ -1048,9 +1048,6 @@ class Watcher:
                 refusal = self._disk_floor(instance, situation, decision)
                 if refusal is not None:
                     return refusal
-        if decision.action == 'scale_out' and instance.volume_backed \
-                and not self.actuator.webhook:
-            return cloud_base.NO_SIBLING_FROM_VOLUME
         if decision.action == 'scale_out' and \
                 situation.group_size >= self.opts.max_count:
             return 'the group has its maximum %d members' % (
@@ -1071,6 +1068,10 @@ class Watcher:
             if held + added > quota:
                 return 'quota: %g vCPUs held + %g > %d' % (held, added,
                                                            quota)
+        if decision.action == 'scale_out' and not self.actuator.webhook:
+            # Last: it may ask the cloud (a VM booted from a volume: was
+            # its root volume made from an image?).
+            return self.driver.why_no_sibling(instance)
         return None
 
     def _disk_floor(self, instance, situation, decision):

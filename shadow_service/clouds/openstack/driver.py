@@ -61,6 +61,8 @@ META_HOST = 'nova_shadow_host'
 META_EXPIRES = 'nova_shadow_expires_at'
 #: Compute microversion of ``host=`` on server create.
 HOST_PARAM_MICROVERSION = '2.74'
+#: Compute microversion of a block device mapping's ``volume_type``.
+VOLUME_TYPE_MICROVERSION = '2.67'
 #: Last microversion whose hypervisor details carry usage figures.
 HYPERVISOR_STATS_MICROVERSION = '2.87'
 _UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z')
@@ -964,22 +966,99 @@ class OpenStackDriver(base.CloudDriver):
             self.conn.compute.live_migrate_server(
                 instance_id, host=host, block_migration='auto')
 
+    def _root_volume(self, server):
+        """The Cinder volume ``server`` boots from: the one attached at
+        its root device (the only one attached when Nova does not show
+        the root device)."""
+        with cloud_errors('Listing the volumes of %s' % server.id):
+            attached = list(self.conn.compute.volume_attachments(server.id))
+        root = _device(server.root_device_name)
+        found = [a for a in attached if root and _device(a.device) == root]
+        if not found and not root and len(attached) == 1:
+            found = attached
+        if not found:
+            raise base.CloudError(
+                '%s: Nova shows no volume at its root device %s (attached: '
+                '%s), so its root volume is unknown' % (
+                    server.id, server.root_device_name or '(not shown)',
+                    ', '.join('%s at %s' % (a.volume_id, a.device)
+                              for a in attached) or 'none'))
+        volume_id = found[0].volume_id
+        with cloud_errors('Reading volume %s, the root disk of %s'
+                          % (volume_id, server.id)):
+            return self.conn.block_storage.get_volume(volume_id)
+
+    def _sibling_volume(self, server):
+        """``(block device mapping, None)`` that boots a sibling of
+        ``server`` (booted from a volume) from a new volume of the image
+        its root volume was made from, as large and of the same type,
+        deleted with the sibling; ``(None, why not)`` when that volume
+        was not made from an image.  CloudError when Nova or Cinder
+        cannot say."""
+        volume = self._root_volume(server)
+        image_id = (volume.volume_image_metadata or {}).get('image_id')
+        if not image_id:
+            made_from = ('snapshot %s' % volume.snapshot_id
+                         if volume.snapshot_id else
+                         'volume %s' % volume.source_volume_id
+                         if volume.source_volume_id else None)
+            return None, base.no_sibling_image(volume.id, made_from)
+        mapping = {'boot_index': 0, 'uuid': image_id,
+                   'source_type': 'image', 'destination_type': 'volume',
+                   'volume_size': volume.size,
+                   'delete_on_termination': True}
+        if volume.volume_type:
+            if self._volume_type_param():
+                mapping['volume_type'] = volume.volume_type
+            else:
+                LOG.info('The compute API lacks microversion %s: the '
+                         'volume of a sibling of %s gets the default '
+                         'volume type, not %s', VOLUME_TYPE_MICROVERSION,
+                         server.id, volume.volume_type)
+        return mapping, None
+
+    def _volume_type_param(self):
+        """Nova takes a block device mapping's ``volume_type``."""
+        from openstack import utils as sdk_utils
+
+        with cloud_errors('Reading the compute API version'):
+            return sdk_utils.supports_microversion(
+                self.conn.compute, VOLUME_TYPE_MICROVERSION)
+
+    def why_no_sibling(self, instance):
+        """For a VM booted from a volume: why its root volume gives a
+        sibling no image (or why that cannot be told); None otherwise."""
+        if not instance.volume_backed:
+            return None
+        try:
+            _mapping, refusal = self._sibling_volume(
+                self._server(instance.instance_id))
+        except base.CloudError as e:
+            return 'its root volume cannot be read: %s' % e
+        return refusal
+
     def boot_sibling(self, instance_id, name=None, metadata=None):
         """A server like ``instance_id``: same image, flavor, networks,
         server group, zone, key pair and metadata (with ``metadata``
-        added), placed by Nova's scheduler."""
-        instance = self.get_instance(instance_id)
+        added), placed by Nova's scheduler.  A server booted from a
+        volume gets a sibling booted from a new volume of the image its
+        root volume was made from (:meth:`_sibling_volume`)."""
+        server = self._server(instance_id)
+        instance = _instance(server, extra_specs=True)
+        kwargs = {}
         if instance.volume_backed:
-            raise base.CloudError('%s: %s' % (
-                instance_id, base.NO_SIBLING_FROM_VOLUME))
+            mapping, refusal = self._sibling_volume(server)
+            if refusal:
+                raise base.CloudError('%s: %s' % (instance_id, refusal))
+            kwargs['block_device_mapping'] = [mapping]
+        else:
+            kwargs['image_id'] = instance.image_id
         wanted = dict(instance.metadata or {})
         wanted.update(metadata or {})
-        server = self._server(instance_id)
         with cloud_errors('Reading the ports of %s' % instance_id):
             ports = list(self.conn.compute.server_interfaces(instance_id))
         networks = ([{'uuid': p.net_id} for p in ports] if ports
                     else 'none')
-        kwargs = {}
         if instance.server_group:
             kwargs['scheduler_hints'] = {'group': instance.server_group}
         if server.key_name:
@@ -991,14 +1070,14 @@ class OpenStackDriver(base.CloudDriver):
                 name=name or '%s-sibling-%s' % (server.name,
                                                 uuid.uuid4().hex[:6]),
                 flavor_id=self._flavor_id(instance.flavor),
-                image_id=instance.image_id, networks=networks,
-                metadata=wanted, **kwargs)
+                networks=networks, metadata=wanted, **kwargs)
         return base.Instance(
             instance_id=sibling.id, host=sibling.compute_host,
             flavor=instance.flavor, status=sibling.status,
             name=sibling.name, image_id=instance.image_id,
             metadata=wanted, server_group=instance.server_group,
-            project_id=instance.project_id)
+            project_id=instance.project_id,
+            volume_backed=instance.volume_backed)
 
     def delete_instance(self, instance_id):
         with cloud_errors('Deleting %s' % instance_id):
@@ -1024,6 +1103,13 @@ class OpenStackDriver(base.CloudDriver):
                 continue
             found.append(_instance(server))
         return found
+
+
+def _device(name):
+    """A device name without ``/dev/`` (``/dev/vda`` and ``vda`` name one
+    device)."""
+    name = (name or '').strip()
+    return name[len('/dev/'):] if name.startswith('/dev/') else name
 
 
 def _boot_source(server):

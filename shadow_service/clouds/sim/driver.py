@@ -129,6 +129,10 @@ class SimDriver(base.CloudDriver):
         self._flavor_names = {}
         #: instance -> it boots from a volume (its root disk may shrink)
         self._volume_backed = {}
+        #: instance booted from a volume -> what its root volume was made
+        #: from, when not from an image (``'snapshot <id>'``, ``''``:
+        #: created empty)
+        self._volume_not_from_image = {}
         self._pending = {}
         # instance id -> how many siblings of it were booted
         self._siblings_booted = {}
@@ -272,7 +276,8 @@ class SimDriver(base.CloudDriver):
 
     def place_vm(self, request, host, instance_id=None, lifetime_s=None,
                  profile=None, metadata=None, server_group=None,
-                 starts_at=None, profile_start=None, volume_backed=False):
+                 starts_at=None, profile_start=None, volume_backed=False,
+                 volume_made_from=None):
         """Start a full VM for ``request`` on ``host``; returns its id.
 
         With ``lifetime_s`` the VM is deleted by itself that many seconds
@@ -284,7 +289,10 @@ class SimDriver(base.CloudDriver):
         (default now) is when it is up; ``profile_start`` where the
         profile's own clock starts (default ``starts_at``).
         ``volume_backed``: it boots from a volume (its root disk may
-        shrink); by default from an image, as Nova boots a server.
+        shrink); by default from an image, as Nova boots a server.  Its
+        root volume was made from an image, unless ``volume_made_from``
+        says what else (``'snapshot <id>'``, ``'volume <id>'``, ``''``:
+        created empty): it then gets no sibling, as on a real cloud.
         """
         if profile is None:
             profile = profiles.resolve_profile(request)
@@ -306,6 +314,8 @@ class SimDriver(base.CloudDriver):
         self._metadata[instance_id] = dict(metadata or {})
         self._flavor_names[instance_id] = flavor.get('name')
         self._volume_backed[instance_id] = bool(volume_backed)
+        if volume_backed and volume_made_from is not None:
+            self._volume_not_from_image[instance_id] = volume_made_from
         return instance_id
 
     # -- instance actions (CloudDriver) ------------------------------------
@@ -498,6 +508,15 @@ class SimDriver(base.CloudDriver):
         LOG.info('Twin: live-migrating %s from %s to %s, done at +%.0f s',
                  instance_id, previous.host, host, done_at - now)
 
+    def why_no_sibling(self, instance):
+        """A VM booted from a volume not made from an image gets no
+        sibling (the openstack driver's reason)."""
+        made_from = self._volume_not_from_image.get(instance.instance_id)
+        if made_from is None:
+            return None
+        return base.no_sibling_image('%s-root' % instance.instance_id,
+                                     made_from or None)
+
     def boot_sibling(self, instance_id, name=None, host=None,
                      metadata=None):
         """Another VM like ``instance_id`` (same flavor, profile, server
@@ -505,11 +524,14 @@ class SimDriver(base.CloudDriver):
         (default: the host with the most free RAM, the twin's stand-in
         for Nova's scheduler), up after
         ``[sim] boot_duration`` seconds; it takes its share of the group's
-        load from then on."""
+        load from then on.  A sibling of a VM booted from a volume boots
+        from a volume too (a new one of the image), unless the VM's root
+        volume was not made from an image (:meth:`why_no_sibling`)."""
         work = self._workload(instance_id)
-        if self._volume_backed.get(instance_id, False):
-            raise base.CloudError('%s: %s' % (
-                instance_id, base.NO_SIBLING_FROM_VOLUME), host=work.host)
+        refusal = self.why_no_sibling(self.get_instance(instance_id))
+        if refusal is not None:
+            raise base.CloudError('%s: %s' % (instance_id, refusal),
+                                  host=work.host)
         if host is None:
             host = max(self.host_names(),
                        key=lambda h: (self.nova_view(h)['free_ram_mb'], h))
@@ -525,7 +547,9 @@ class SimDriver(base.CloudDriver):
                       profile=work.profile, server_group=work.group,
                       metadata=dict(self._metadata.get(instance_id) or {},
                                     **(metadata or {})),
-                      starts_at=done_at, profile_start=work.profile_origin)
+                      starts_at=done_at, profile_start=work.profile_origin,
+                      volume_backed=self._volume_backed.get(instance_id,
+                                                            False))
         if name is None:
             # Its id counts every workload of the twin; keyed noise knows
             # it by a count of this instance's siblings alone, so another

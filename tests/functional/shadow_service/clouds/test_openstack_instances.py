@@ -57,3 +57,27 @@ class InstanceActionsTest(support.OpenStackHarnessTestBase):
         driver.delete_instance(sibling.instance_id)  # gone: no error
         with self.assertRaises(base.CloudError):
             driver.get_instance(sibling.instance_id)
+
+    def test_a_root_volume_cinder_cannot_show_is_a_reason_not_a_crash(self):
+        _conf, driver = self.make_driver(memory.MemoryStore())
+        volume = self.cinder.IMAGE_BACKED_VOL
+        body = self._build_server(name='app', networks='none',
+                                  image_uuid='')
+        body['block_device_mapping_v2'] = [{
+            'boot_index': 0, 'uuid': volume, 'source_type': 'volume',
+            'destination_type': 'volume'}]
+        app = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+        instance = driver.get_instance(app['id'])
+        self.assertTrue(instance.volume_backed)
+        self.assertIsNone(driver.why_no_sibling(instance))
+        self.cinder_api.answers['GET /v3/volumes/%s' % volume] = (
+            503, {'message': 'Cinder is restarting'})
+        reason = driver.why_no_sibling(instance)
+        self.assertTrue(reason.startswith(
+            'its root volume cannot be read: Reading volume %s, the root '
+            'disk of %s failed (HTTP 503)' % (volume, app['id'])), reason)
+        with self.assertRaises(base.CloudError) as caught:
+            driver.boot_sibling(app['id'])
+        self.assertTrue(caught.exception.retryable)
+        self.assertEqual(1, len(self.api.get_servers()))

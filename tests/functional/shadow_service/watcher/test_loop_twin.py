@@ -28,14 +28,14 @@ def _records(history, driver, instance_id=None):
 
 
 
-def _horizontal_web(conf, wave):
-    """A twin with one horizontally scaled VM ``web-1`` whose demand
-    follows ``wave``, a day of its history behind it; ``(driver,
-    history, the assembled watcher)``."""
+def _horizontal_web(conf, wave, **placed):
+    """A twin with one horizontally scaled VM ``web-1`` (``placed``: more
+    of :func:`support.place`) whose demand follows ``wave``, a day of its
+    history behind it; ``(driver, history, the assembled watcher)``."""
     driver, history = support.twin(conf)
     support.place(driver, 'web-1', wave, flavor='medium',
                   metadata={'nova_shadow_scaling': 'horizontal'},
-                  group='web')
+                  group='web', **placed)
     assembled = support.build(conf, driver, history)
     driver.fast_forward(DAY * support.STEP_S)
     return driver, history, assembled
@@ -579,14 +579,43 @@ def test_the_quota_counts_the_flavors_resizes_under_way_go_to(tmp_path):
     assert driver.get_instance('vm-2').flavor['vcpus'] == 2
 
 
-def _busy_group(tmp_path, boot_duration=45.0):
+def _busy_group(tmp_path, boot_duration=45.0, **placed):
     """A horizontally scaled ``web-1`` (4 vCPUs, at most two members)
     whose every member is busy, a day of its history behind it, under
     ``reactive``; ``(driver, history, the assembled watcher)``."""
     conf = support.make_conf(
         tmp_path, sim={'boot_duration': boot_duration},
         watcher={'policy': 'reactive', 'dry_run': False, 'max_count': 2})
-    return _horizontal_web(conf, [7.9] * 3 * DAY)
+    return _horizontal_web(conf, [7.9] * 3 * DAY, **placed)
+
+
+def test_a_vm_booted_from_a_volume_gets_a_sibling_booted_from_one(
+        tmp_path):
+    driver, _history, assembled = _busy_group(tmp_path, volume_backed=True)
+    steps = support.run(assembled, driver, 3)
+    assert [(s.decision.action, s.outcome) for s in steps][0] == (
+        'scale_out', 'started'), [(s.decision.action, s.outcome, s.detail)
+                                  for s in steps]
+    [sibling] = assembled.watcher.siblings['web-1']
+    assert driver.get_instance(sibling).volume_backed is True
+    assert driver.twin.workloads[sibling].group == 'web'
+
+
+def test_a_vm_whose_root_volume_was_not_made_from_an_image_gets_no_sibling(
+        tmp_path):
+    driver, history, assembled = _busy_group(
+        tmp_path, volume_backed=True, volume_made_from='snapshot snap-1')
+    steps = support.run(assembled, driver, 3)
+    reason = ('its root volume web-1-root was created from snapshot '
+              'snap-1, not from an image: a sibling has no image to boot '
+              'from')
+    assert [(s.decision.action, s.outcome, s.detail) for s in steps] == [
+        ('scale_out', 'suppressed', reason)] * 3
+    assert [r['guard'] for r in _records(history, driver, 'web-1')] == [
+        reason] * 3
+    assert [i.instance_id for i in driver.list_instances()] == ['web-1']
+    with pytest.raises(cloud_base.CloudError, match='web-1: ' + reason):
+        driver.boot_sibling('web-1')
 
 
 def test_a_sibling_deleted_by_someone_else_leaves_the_group(tmp_path):

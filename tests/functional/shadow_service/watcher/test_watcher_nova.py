@@ -10,11 +10,15 @@ can provide.  Everything else is what the daemon runs:
 """
 
 import time
+import uuid
 
 import pytest
+from nova import context as nova_context
+from nova import objects
 
 from shadow_service import measurements as names
 from shadow_service import service
+from shadow_service.clouds import base
 from shadow_service.history import base as history_base
 from shadow_service.history import memory
 from shadow_service.watcher import ranking
@@ -167,22 +171,78 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         server = self._wait_for_state_change(app, 'ACTIVE')
         self.assertEqual('m1.small', server['flavor']['original_name'])
 
-    def test_a_vm_booted_from_a_volume_gets_no_sibling(self):
+    def _volume(self, **fields):
+        """A volume in Nova's Cinder fixture (``fields`` as Cinder shows
+        them); its id."""
+        volume_id = str(uuid.uuid4())
+        self.cinder.volumes[volume_id] = dict({
+            'id': volume_id, 'display_name': 'root', 'size': 1,
+            'status': 'available', 'attach_status': 'detached',
+            'multiattach': False, 'availability_zone': 'nova'}, **fields)
+        return volume_id
+
+    def _bdms(self, server_id):
+        """The block device mappings Nova keeps of ``server_id``."""
+        return objects.BlockDeviceMappingList.get_by_instance_uuid(
+            nova_context.get_admin_context(), server_id)
+
+    def test_a_vm_booted_from_a_volume_gets_a_sibling_on_a_new_volume(self):
+        # The fixture's volume made from image1 (its image metadata), here
+        # of 30 GB and of the fixture's one volume type.
+        source = self.cinder.IMAGE_BACKED_VOL
+        self.cinder.volumes[source] = {
+            'id': source, 'display_name': 'root', 'size': 30,
+            'volume_type': 'lvm-1', 'status': 'available',
+            'attach_status': 'detached', 'multiattach': False,
+            'availability_zone': 'nova'}
+        app, watcher, driver, busy, sibling = self._scaled_out(
+            volume=source)
+        self.assertEqual('', app['image'])
+        [mapping] = self._bdms(sibling)
+        self.assertEqual(
+            (0, 'image', 'volume', support.IMAGE_ID, 30, 'lvm-1', True),
+            (mapping.boot_index, mapping.source_type,
+             mapping.destination_type, mapping.image_id,
+             mapping.volume_size, mapping.volume_type,
+             mapping.delete_on_termination))
+        # Nova asked Cinder for that volume, and the sibling boots from it.
+        created = mapping.volume_id
+        self.assertEqual(30, self.cinder.volumes[created]['size'])
+        self.assertEqual(
+            [{'id': created, 'delete_on_termination': True}],
+            self.api.get_server(sibling)[
+                'os-extended-volumes:volumes_attached'])
+        self.assertIn('GET /v3/volumes/%s' % source, self.cinder_api.calls)
+        # The scale-in deletes the sibling's volume with it, not the
+        # original's.
+        self._scaled_in(app, watcher, driver, busy, sibling)
+        self.assertEqual([created], self.deleted_volumes)
+
+    def test_a_vm_whose_root_volume_was_not_made_from_an_image_gets_no_sibling(
+            self):
+        snapshot = str(uuid.uuid4())
+        volume = self._volume(snapshot_id=snapshot, bootable=True)
         app = self._boot('web', metadata={'nova_shadow_scaling':
-                                          'horizontal'},
-                         volume=self.cinder.IMAGE_BACKED_VOL)
+                                          'horizontal'}, volume=volume)
         watcher, driver = self._watcher(policy='forecast', max_count=2)
         self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
         step = watcher.run_once()[0]
         self.assertEqual(('scale_out', 'suppressed'),
                          (step.decision.action, step.outcome))
-        self.assertEqual('it boots from a volume: a sibling needs an image '
-                         'to boot from', step.detail)
+        reason = ('its root volume %s was created from snapshot %s, not '
+                  'from an image: a sibling has no image to boot from'
+                  % (volume, snapshot))
+        self.assertEqual(reason, step.detail)
+        self.assertEqual([reason], [r['guard'] for r in
+                                    self._records(app['id'])])
         self.assertEqual(1, len(self.api.get_servers()))
         # Asked directly, the driver says why rather than sending Nova a
         # server without an image.
-        with self.assertRaisesRegex(Exception, 'boots from a volume'):
+        with self.assertRaises(base.CloudError) as caught:
             driver.boot_sibling(app['id'])
+        self.assertEqual('%s: %s' % (app['id'], reason),
+                         str(caught.exception))
+        self.assertEqual(1, len(self.api.get_servers()))
 
     def test_a_starved_vm_is_live_migrated_to_the_host_the_service_prefers(
             self):
@@ -231,11 +291,15 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(['started', 'done'], outcomes)
         self.assertIn('live-migration', self._actions(app['id']))
 
-    def test_a_scale_out_group_grows_and_shrinks(self):
+    def _scaled_out(self, volume=None):
+        """A horizontally scaled VM (booted from ``volume`` when given),
+        busy: the watcher boots it a sibling, in its server group;
+        ``(server, watcher, driver, time of the busy samples, sibling)``."""
         group = self.api.post_server_groups(
             {'name': 'web', 'policy': 'soft-anti-affinity'})
         app = self._boot('web-1', metadata={
-            'nova_shadow_scaling': 'horizontal'}, group=group['id'])
+            'nova_shadow_scaling': 'horizontal'}, group=group['id'],
+            volume=volume)
         # The samples below stand for half an hour each time, but the
         # runs are seconds apart: no hold window, or the growth's bound
         # (held for that window of real time) would keep the sibling.
@@ -244,7 +308,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         busy = self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
         step = watcher.run_once()[0]
         self.assertEqual(('scale_out', 'started'),
-                         (step.decision.action, step.outcome))
+                         (step.decision.action, step.outcome), step.detail)
         sibling = step.record['siblings'][0]
         self._wait_for_state_change({'id': sibling}, 'ACTIVE')
         self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
@@ -258,9 +322,13 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
             server['metadata']['nova_shadow_sibling_of']))
         self.assertIn(sibling, self.api.get_server_group(
             group['id'])['members'])
-        # The load falls: the group shrinks back to its original VM.  A
-        # watcher shrinks nothing before it knows a forecast error of the
-        # VM (or its flavor); the runs here are seconds apart, so none
+        return app, watcher, driver, busy, sibling
+
+    def _scaled_in(self, app, watcher, driver, busy, sibling):
+        """The load of :meth:`_scaled_out`'s VM falls: the group shrinks
+        back to its original VM."""
+        # A watcher shrinks nothing before it knows a forecast error of
+        # the VM (or its flavor); the runs here are seconds apart, so none
         # matures: give it one, of zero (no margin, as before).
         watcher.errors.update(app['id'], 'm1.small', 1.0, 0.0)
         # The quiet samples take the busy ones' instants: written seconds
@@ -277,3 +345,6 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                       timeout=30, what='the watcher to see it deleted')
         self.assertEqual([], watcher.siblings[app['id']])
         self.assertEqual('ACTIVE', self.api.get_server(app['id'])['status'])
+
+    def test_a_scale_out_group_grows_and_shrinks(self):
+        self._scaled_in(*self._scaled_out())

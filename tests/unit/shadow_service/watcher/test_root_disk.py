@@ -67,5 +67,21 @@ def test_the_twin_refuses_to_shrink_an_image_booted_disk(tmp_path):
     driver.resize('volume', small)
     # The same disk, or a larger one, is no shrink.
     driver.resize('image', dict(small, disk_gb=40))
-    with pytest.raises(cloud_base.CloudError, match='boots from a volume'):
-        driver.boot_sibling('volume')
+
+
+def test_the_sibling_of_a_vm_booted_from_a_volume_boots_from_one(tmp_path):
+    conf = support.make_conf(tmp_path)
+    driver, _history = support.twin(conf)
+    support.place(driver, 'image', [1.0] * 10, flavor='large', disk_gb=40)
+    support.place(driver, 'volume', [1.0] * 10, flavor='large', disk_gb=40,
+                  volume_backed=True)
+    support.place(driver, 'empty', [1.0] * 10, flavor='large', disk_gb=40,
+                  volume_backed=True, volume_made_from='')
+    assert driver.boot_sibling('image').volume_backed is False
+    assert driver.boot_sibling('volume').volume_backed is True
+    empty = driver.get_instance('empty')
+    assert driver.why_no_sibling(empty) == (
+        'its root volume empty-root was created empty, not from an image: '
+        'a sibling has no image to boot from')
+    with pytest.raises(cloud_base.CloudError, match='created empty'):
+        driver.boot_sibling('empty')
