@@ -978,8 +978,8 @@ class OpenStackDriver(base.CloudDriver):
             found = attached
         if not found:
             raise base.CloudError(
-                '%s: Nova shows no volume at its root device %s (attached: '
-                '%s), so its root volume is unknown' % (
+                'Nova shows no volume of %s at its root device %s '
+                '(attached: %s)' % (
                     server.id, server.root_device_name or '(not shown)',
                     ', '.join('%s at %s' % (a.volume_id, a.device)
                               for a in attached) or 'none'))
