@@ -210,7 +210,8 @@ def build_watcher(conf, *, history=None, driver=None, policy=None,
     if leader is None and opts.coordination_url:
         leader = leader_mod.Leadership(
             opts.coordination_url, opts.coordination_group,
-            timeout=opts.leader_timeout)
+            timeout=opts.leader_timeout,
+            call_timeout=opts.coordination_timeout)
     watcher = loop.Watcher(
         conf, driver=parts.driver, history=parts.history,
         analyzer=parts.analyzer, policy=policy,

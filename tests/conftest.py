@@ -113,6 +113,17 @@ def own_redis():
         server.stop()
 
 
+@pytest.fixture
+def silent_server():
+    """A TCP server on a free loopback port that accepts connections and
+    never answers (``tests/fixtures/redis_server``)."""
+    server = redis_server.SilentServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 #: Tests that measure CPU shares, throughput or wall-clock time, or use
 #: the lab's cgroups: tools/run-tests.sh runs them alone, after the
 #: others have run in parallel (a second test process on the same cores

@@ -19,8 +19,6 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 CONF = cfg.CONF
-#: Seconds the coordination backend has to answer at start.
-PROBE_TIMEOUT_S = 5.0
 LOG = logging.getLogger(__name__)
 
 
@@ -175,8 +173,9 @@ def _preflight(conf):
 
         probe = leader.Leadership(opts.coordination_url,
                                   opts.coordination_group,
-                                  timeout=opts.leader_timeout)
-        probe.start(timeout=PROBE_TIMEOUT_S)
+                                  timeout=opts.leader_timeout,
+                                  call_timeout=opts.coordination_timeout)
+        probe.start()
         probe.stop()
 
 

@@ -370,6 +370,28 @@ Name of the leader lock the watchers share (give each deployment its own).
                  help="""
 Seconds after which a leader that stopped heart-beating loses the lock and
 another watcher takes over.
+
+Related options:
+
+* ``coordination_timeout``: at most a quarter of this.
+"""),
+    cfg.FloatOpt('coordination_timeout', min=0.1, max=60.0, help="""
+Seconds one call to a Redis coordination backend may take: its socket
+and connect timeout, and redis-py does not retry, so a backend that
+refuses connections or does not answer means "not leading" within about
+this long, and the watcher tries again at its next renewal.  A
+``socket_timeout`` or ``socket_connect_timeout`` in ``coordination_url``
+wins over it.  Unset: a quarter of ``leader_timeout``, at most 5 s.
+
+Possible values:
+
+* 0.1 to 60, at most a quarter of ``leader_timeout`` (a renewal of the
+  lock makes up to four calls, and the lock must outlive them; anything
+  longer stops the watcher at start).
+
+Related options:
+
+* ``leader_timeout``.
 """),
 ]
 

@@ -18,16 +18,37 @@ just before each action) extends the lock only if this watcher still
 owns it, and a watcher that does not is no longer the leader.  A backend
 that fails means "not leading" too (logged once until it answers again);
 nothing here raises it.
+
+Every call to a Redis backend is bounded by ``call_timeout`` (``[watcher]
+coordination_timeout``): it is the socket and connect timeout tooz hands
+to redis-py, unless the URL sets its own, and redis-py does not retry
+(tooz retries a refused connection at once, 15 times, and redis-py's own
+retries with back-off made each of those take seconds: about a minute a
+call; a backend that does not answer took eleven socket timeouts).
+A renewal makes up to :data:`RENEWAL_CALLS` calls, so the lock outlives
+at least that many: ``timeout`` must be at least that many times
+``call_timeout``.
 """
 
 import logging
-import threading
 import uuid
+from urllib import parse
 
 import tooz
+from redis import backoff
+from redis import retry
 from tooz import coordination
 
 LOG = logging.getLogger(__name__)
+
+#: Seconds a call to the backend may take by default, at most.
+DEFAULT_CALL_TIMEOUT = 5.0
+#: Calls one renewal may make (the lock's, its owner check, the
+#: coordinator's heartbeat of itself and of the lock): the lock must
+#: outlive them all waiting their longest.
+RENEWAL_CALLS = 4
+#: redis-py's options (in the URL's query) that bound one call.
+_REDIS_TIMEOUTS = ('socket_timeout', 'socket_connect_timeout')
 
 
 class LeaderError(Exception):
@@ -47,16 +68,36 @@ class Leadership:
         This watcher's name (unique; a random one by default).
     timeout : float
         Seconds a lock outlives its holder's last heartbeat.
+    call_timeout : float, optional
+        Seconds one call to a Redis backend may take, at most (a quarter
+        of ``timeout``, at most :data:`DEFAULT_CALL_TIMEOUT`, by default).
+
+    Raises
+    ------
+    ValueError
+        when ``timeout`` is shorter than :data:`RENEWAL_CALLS` calls.
     """
 
-    def __init__(self, url, group, member_id=None, timeout=30.0):
+    def __init__(self, url, group, member_id=None, timeout=30.0,
+                 call_timeout=None):
         self.member_id = member_id or 'watcher-%s' % uuid.uuid4().hex[:8]
-        separator = '&' if '?' in url else '?'
-        self.url = '%s%slock_timeout=%d' % (url, separator,
-                                             int(max(timeout, 1)))
+        if call_timeout is None:
+            call_timeout = min(DEFAULT_CALL_TIMEOUT, timeout / RENEWAL_CALLS)
+        self.url, self.call_timeout = _bounded_url(url, timeout, call_timeout)
+        if self.call_timeout * RENEWAL_CALLS > timeout:
+            raise ValueError(
+                '[watcher] leader_timeout (%g s) must be at least %d times '
+                'the longest a coordination call may take (%g s: '
+                'coordination_timeout, or the socket timeouts of '
+                'coordination_url): a renewal of the leader lock makes up '
+                'to %d calls, and the lock must outlive them'
+                % (timeout, RENEWAL_CALLS, self.call_timeout,
+                   RENEWAL_CALLS))
         self.lock_name = ('nova-shadow-leader-%s' % group).encode()
         self.coordinator = coordination.get_coordinator(
             self.url, self.member_id.encode())
+        if parse.urlsplit(self.url).scheme == 'redis':
+            _without_client_retries(self.coordinator)
         self.lock = None
         #: Whether this watcher verified it holds the lock at its last
         #: renewal: it may act.
@@ -70,35 +111,20 @@ class Leadership:
         #: another watcher may have led in between.
         self.term = 0
 
-    def start(self, timeout=None):
+    def start(self):
         """Connect to the backend.
 
         Raises
         ------
         LeaderError
-            when it cannot, or (with ``timeout``) has not within that
-            many seconds: tooz's own retries of an unreachable backend
-            take more than a minute.
+            when it cannot (within a few ``call_timeout``).
         """
-        outcome = {}
-
-        def connect():
-            try:
-                self.coordinator.start(start_heart=False)
-                outcome['lock'] = self.coordinator.get_lock(self.lock_name)
-            except Exception as exc:
-                outcome['error'] = exc
-        worker = threading.Thread(target=connect, daemon=True,
-                                  name='tooz-connect')
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
-            raise LeaderError('coordination backend %s did not answer '
-                              'within %.0f s' % (self.url, timeout))
-        if 'error' in outcome:
+        try:
+            self.coordinator.start(start_heart=False)
+            self.lock = self.coordinator.get_lock(self.lock_name)
+        except Exception as exc:
             raise LeaderError('coordination backend %s: %s'
-                              % (self.url, outcome['error']))
-        self.lock = outcome['lock']
+                              % (self.url, exc)) from None
         self._started = True
         return self
 
@@ -213,3 +239,53 @@ class Leadership:
         self._holding = self._leading = False
         self.coordinator.stop()
         self._started = False
+
+
+def _bounded_url(url, timeout, call_timeout):
+    """``(url, call_timeout)``: ``url`` with the lock's TTL and, for
+    Redis, the timeouts of one call (those the URL sets win, and the
+    longest of them is the bound)."""
+    parts = parse.urlsplit(url)
+    query = parse.parse_qsl(parts.query, keep_blank_values=True)
+    given = dict(query)
+    added = [('lock_timeout', str(int(max(timeout, 1))))]
+    if parts.scheme == 'redis':
+        bounds = []
+        for name in _REDIS_TIMEOUTS:
+            if name in given:
+                try:
+                    bounds.append(float(given[name]))
+                except ValueError:
+                    raise ValueError('coordination_url: %s=%r is not a '
+                                     'number' % (name, given[name])) from None
+            else:
+                added.append((name, '%g' % call_timeout))
+                bounds.append(call_timeout)
+        call_timeout = max(bounds)
+    url = parse.urlunsplit(parts._replace(
+        query=parse.urlencode(query + added)))
+    return url, call_timeout
+
+
+def _without_client_retries(coordinator):
+    """Make the Redis client tooz builds give up at the first failure.
+
+    redis-py (8, as pinned) retries a failed connection or a timed-out
+    call ten times, with back-off of up to a second each, and tooz
+    retries a failed connection 15 times over that: about a minute a
+    call while Redis refuses connections, and eleven socket timeouts
+    while it does not answer.  No URL option sets redis-py's retries,
+    and tooz builds its client and calls it at once as it starts, so
+    the client is changed as it is built: ``_make_client`` of tooz's
+    Redis driver (private to it) is wrapped on this coordinator only.
+    A redis-py without ``set_retry`` (before 4.3) does not retry.
+    """
+    make_client = coordinator._make_client
+
+    def bounded_client(*args, **kwargs):
+        client = make_client(*args, **kwargs)
+        set_retry = getattr(client, 'set_retry', None)
+        if set_retry is not None:
+            set_retry(retry.Retry(backoff.NoBackoff(), 0))
+        return client
+    coordinator._make_client = bounded_client

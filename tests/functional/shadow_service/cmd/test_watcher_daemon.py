@@ -211,6 +211,19 @@ def test_an_unreachable_coordination_backend_stops_it_at_start(tmp_path):
                                'backend redis://127.0.0.1:1')
 
 
+def test_a_lock_shorter_than_a_renewals_calls_stops_it_at_start(tmp_path):
+    # A renewal makes up to four calls of up to coordination_timeout
+    # each: a lock that expires sooner would be lost while they wait.
+    rc, lines = _start_error(
+        tmp_path, 'coordination_url = redis://127.0.0.1:1\n'
+        'leader_timeout = 10\ncoordination_timeout = 3\n')
+    assert rc == 2 and len(lines) == 1
+    assert lines[0].startswith(
+        'shadow-watcher: cannot start: [watcher] leader_timeout (10 s) '
+        'must be at least 4 times the longest a coordination call may '
+        'take (3 s'), lines
+
+
 def test_an_unpaced_twin_runs_at_real_time_in_the_daemon(tmp_path):
     """``[sim] speedup 0`` (as fast as the machine can) would spin the
     loop and fill the history; the daemon paces the twin at real time."""
