@@ -39,6 +39,8 @@ from redis import backoff
 from redis import retry
 from tooz import coordination
 
+from shadow_service import logsafe
+
 LOG = logging.getLogger(__name__)
 
 #: Seconds a call to the backend may take by default, at most.
@@ -123,8 +125,11 @@ class Leadership:
             self.coordinator.start(start_heart=False)
             self.lock = self.coordinator.get_lock(self.lock_name)
         except Exception as exc:
-            raise LeaderError('coordination backend %s: %s'
-                              % (self.url, exc)) from None
+            # The URL may hold a password (redis://:secret@host): the
+            # error is printed and logged.
+            raise LeaderError(logsafe.mask_urls_in(
+                'coordination backend %s: %s' % (self.url, exc),
+                [self.url])) from None
         self._started = True
         return self
 
@@ -219,7 +224,8 @@ class Leadership:
         if not self._failing:
             self._failing = True
             LOG.warning('Leader election failed (%s); not acting until the '
-                        'coordination backend answers', exc)
+                        'coordination backend answers',
+                        logsafe.mask_urls_in(str(exc), [self.url]))
 
     def _answered(self):
         if self._failing:

@@ -83,6 +83,21 @@ def test_a_call_to_a_backend_that_is_down_returns_within_the_bound(
         _bounded(lead.start, calls=2)
 
 
+def test_the_password_of_the_backend_url_is_not_printed(caplog):
+    # The start-up error is printed by shadow-watcher and the failure
+    # logged: neither shows the password a Redis URL may hold.
+    url = _closed_port_url().replace('redis://', 'redis://:s3cret-pw@')
+    lead = leader_mod.Leadership(url, _group(), timeout=LEADER_TIMEOUT)
+    with pytest.raises(leader_mod.LeaderError) as raised:
+        _bounded(lead.start, calls=2)
+    assert 's3cret-pw' not in str(raised.value)
+    assert ':***@127.0.0.1' in str(raised.value)
+    with caplog.at_level('WARNING'):
+        assert _bounded(lead.is_leader, calls=2) is False
+    assert 'Leader election failed' in caplog.text
+    assert 's3cret-pw' not in caplog.text
+
+
 def test_a_leader_whose_backend_hangs_stops_leading_within_the_bound(
         own_redis):
     # Started and leading, then its Redis stops answering (SIGSTOP): no
