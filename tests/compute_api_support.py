@@ -6,7 +6,9 @@ something happening while a call is under way.
 :class:`FakeNova` keeps servers and flavors in memory; ``answers``
 replaces the answer to ``'<METHOD> <path>'``, ``before`` runs a function
 (once) before it answers one, and ``calls`` lists every
-``'<METHOD> <path>'`` it was asked.  :func:`make_driver` builds the real
+``'<METHOD> <path>'`` it was asked.  With ``linger_deletes`` a deleted
+server stays listed, as Nova lists one whose deletion is under way,
+until :meth:`FakeNova.finish_deletes`.  :func:`make_driver` builds the real
 driver on an openstacksdk connection to it.
 """
 
@@ -29,10 +31,16 @@ class FakeNova:
     """Servers and flavors in memory; ``answers`` replaces the answer to
     ``'<METHOD> <path>'`` with ``(status, body[, content type])``;
     ``before`` maps one to a function called (once, with no argument)
-    before it is answered; ``calls`` lists the calls in order."""
+    before it is answered; ``calls`` lists the calls in order.
+
+    ``linger_deletes``: a deleted server stays listed (status unchanged,
+    task state ``deleting``) and a second delete is accepted, until
+    :meth:`finish_deletes`, as Nova does while a compute host deletes
+    it."""
 
     def __init__(self):
         self.servers = {}
+        self.linger_deletes = False
         self.flavors = {}
         self.answers = {}
         self.before = {}
@@ -84,6 +92,7 @@ class FakeNova:
             created = str(uuid.uuid4())
             self.servers[created] = {
                 'id': created, 'name': body['name'], 'status': 'BUILD',
+                'OS-EXT-STS:task_state': None,
                 'tags': body.get('tags', []),
                 'metadata': body.get('metadata', {}), 'links': []}
         fixed = self.answers.get(call)
@@ -113,6 +122,11 @@ class FakeNova:
             return 200, {'servers': list(self.servers.values())}
         one = re.match(r'/v2.1/servers/([^/]+)$', path)
         if one:
+            if method == 'DELETE' and self.linger_deletes:
+                found = self.servers.get(one.group(1))
+                if found:
+                    found['OS-EXT-STS:task_state'] = 'deleting'
+                return (204, b'') if found else (404, {})
             if method == 'DELETE':
                 gone = self.servers.pop(one.group(1), None)
                 return (204, b'') if gone else (404, {})
@@ -126,6 +140,12 @@ class FakeNova:
         if path.startswith('/placement/allocations/'):
             return 200, {'allocations': {}}
         return 404, {'itemNotFound': {'code': 404, 'message': path}}
+
+    def finish_deletes(self):
+        """Complete the deletions under way: those servers are gone."""
+        for server_id, server in list(self.servers.items()):
+            if server.get('OS-EXT-STS:task_state') == 'deleting':
+                del self.servers[server_id]
 
     def close(self):
         self.server.shutdown()
