@@ -20,7 +20,9 @@ NoValidHost), API errors and time-outs.  At most
 ``max_shadows_per_host`` shadows run on one host at a time.  Deletion
 waits until the servers are gone and their Placement allocations
 released.  A garbage collector (at start and every ``gc_interval``)
-deletes shadows this service left behind and any expired shadow.
+deletes shadows this service left behind and any expired shadow; one
+whose deletion is under way (asked by this driver, or shown by Nova) is
+left to finish for twice ``delete_timeout``, then deleted again.
 
 Every other failure is raised as
 :class:`~shadow_service.clouds.base.CloudError`, never as an
@@ -29,6 +31,7 @@ openstacksdk or keystoneauth exception.  Options: ``[openstack]``
 ``doc/source/openstack.rst``.
 """
 
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -67,10 +70,24 @@ VOLUME_TYPE_MICROVERSION = '2.67'
 HYPERVISOR_STATS_MICROVERSION = '2.87'
 _UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z')
 _RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
+#: What Nova shows of a server whose deletion is under way.
+DELETING_TASK_STATE = 'deleting'
+DELETED_STATUSES = frozenset(('DELETED', 'SOFT_DELETED'))
+#: Deletions under way the driver remembers at most; past that the oldest
+#: is forgotten (the garbage collector then goes by what Nova shows).
+MAX_REMEMBERED_DELETIONS = 1024
 
 
 def _host_name(host):
     return host['host'] if isinstance(host, dict) else str(host)
+
+
+def _state(server):
+    """``status X[, task state Y]`` of ``server``, for the logs."""
+    if server.task_state:
+        return 'status %s, task state %s' % (server.status,
+                                             server.task_state)
+    return 'status %s' % server.status
 
 
 def _message(exc):
@@ -264,6 +281,12 @@ class OpenStackDriver(base.CloudDriver):
         self._tracked = {}
         self._booting_names = set()
         self._deleting = set()
+        # Server id -> time.monotonic() when its deletion was asked (or
+        # first seen under way), until Nova no longer lists it.
+        self._deletions = collections.OrderedDict()
+        #: Seconds a deletion under way is left to finish before the
+        #: garbage collector asks again.
+        self.deletion_grace_s = 2 * self.opts.delete_timeout
         self._flavors = {}
         self._flavor_lock = threading.Lock()
         self._zones = {}
@@ -321,13 +344,14 @@ class OpenStackDriver(base.CloudDriver):
                               'in %ss', self.opts.gc_interval)
 
     def collect_garbage(self):
-        """Delete :meth:`garbage_shadows`; returns how many."""
-        garbage = self.garbage_shadows()
+        """Delete :meth:`garbage_shadows` (one warning naming each and
+        why it is deleted); returns how many."""
+        garbage = self._garbage()
         if garbage:
-            LOG.warning('Deleting %d left-over or expired shadows: %s',
-                        len(garbage),
-                        ', '.join(s.shadow_id for s in garbage))
-            self.delete_shadows(garbage)
+            LOG.warning('Deleting %d left-over shadows: %s', len(garbage),
+                        ', '.join('%s (%s)' % (shadow.shadow_id, why)
+                                  for shadow, why in garbage))
+            self.delete_shadows([shadow for shadow, _why in garbage])
         return len(garbage)
 
     # -- the clock ----------------------------------------------------------
@@ -617,6 +641,7 @@ class OpenStackDriver(base.CloudDriver):
                             and server.id):
                         self.conn.compute.delete_server(server.id,
                                                         ignore_missing=True)
+                        self._deletion_asked(server.id)
         except base.CloudError as e:
             LOG.warning('%s; the garbage collector deletes it later', e)
 
@@ -719,6 +744,7 @@ class OpenStackDriver(base.CloudDriver):
                                   host=shadow.host):
                     self.conn.compute.delete_server(shadow.shadow_id,
                                                     ignore_missing=True)
+                self._deletion_asked(shadow.shadow_id)
             except base.CloudError as e:
                 failed[shadow.shadow_id] = str(e)
         remaining = self._wait_gone(
@@ -753,6 +779,7 @@ class OpenStackDriver(base.CloudDriver):
                 break
             time.sleep(self.opts.poll_interval)
         allocated = {s.shadow_id for s in shadows} - waiting
+        self._deletions_done(allocated)
         while allocated and time.monotonic() < deadline:
             allocated = {i for i in allocated if self._allocated(i)}
             if allocated:
@@ -797,17 +824,25 @@ class OpenStackDriver(base.CloudDriver):
 
     def garbage_shadows(self):
         """Shadows to delete now: this service's that it is not running
-        (left by an earlier run), and anyone's that expired."""
+        (left behind), and anyone's that expired; not those whose
+        deletion is under way, unless for ``deletion_grace_s`` already."""
+        return [shadow for shadow, _why in self._garbage()]
+
+    def _garbage(self):
+        """:meth:`garbage_shadows` as ``(shadow, why)`` pairs."""
         # What runs is read before and after the (slow) list call: a
         # shadow whose boot completes during it is listed and tracked by
         # the time of the second look; one deleted during it was tracked
         # at the first.
+        listed_at = time.monotonic()
         running, booting = self._running_shadows()
         servers = self._list_servers()
         now_wall = time.time()
         running_after, booting_after = self._running_shadows()
         running |= running_after
         booting |= booting_after
+        self._deletions_done(self._deletions_before(listed_at)
+                             - {server.id for server in servers})
         garbage = []
         for server in servers:
             if server.id in running or server.name in booting:
@@ -817,9 +852,58 @@ class OpenStackDriver(base.CloudDriver):
             mine = metadata.get(META_SERVICE) == self.service_id[:255]
             expired = (shadow.expires_at is None or
                        shadow.expires_at + self.opts.sample_lag < now_wall)
-            if mine or expired:
-                garbage.append(shadow)
+            if not (mine or expired):
+                continue
+            pending_s = self._deletion_pending(server)
+            if pending_s is None:
+                why = ('left behind by this service' if mine else
+                       'expired, booted by service %s'
+                       % (metadata.get(META_SERVICE) or 'unknown'))
+            elif pending_s < self.deletion_grace_s:
+                LOG.debug('Shadow %s is being deleted (for %.0fs: %s); '
+                          'leaving it to finish', server.id, pending_s,
+                          _state(server))
+                continue
+            else:
+                why = ('its deletion has not completed in %.0fs: %s'
+                       % (pending_s, _state(server)))
+            garbage.append((shadow, why))
         return garbage
+
+    def _deletion_asked(self, server_id):
+        """Remember that Nova was asked to delete ``server_id`` now."""
+        with self._lock:
+            self._deletions.pop(server_id, None)
+            self._deletions[server_id] = time.monotonic()
+            while len(self._deletions) > MAX_REMEMBERED_DELETIONS:
+                self._deletions.popitem(last=False)
+
+    def _deletion_pending(self, server):
+        """Seconds since the deletion of ``server`` was asked (or first
+        seen under way: a task state ``deleting``, a status DELETED or
+        SOFT_DELETED), or None when none is under way."""
+        with self._lock:
+            since = self._deletions.get(server.id)
+        if since is None:
+            if not (server.task_state == DELETING_TASK_STATE
+                    or server.status in DELETED_STATUSES):
+                return None
+            self._deletion_asked(server.id)
+            return 0.0
+        return time.monotonic() - since
+
+    def _deletions_before(self, moment):
+        """Ids of the deletions remembered since before ``moment``."""
+        with self._lock:
+            return {server_id for server_id, since in self._deletions.items()
+                    if since < moment}
+
+    def _deletions_done(self, server_ids):
+        """Forget the deletions of ``server_ids`` (Nova lists them no
+        more)."""
+        with self._lock:
+            for server_id in server_ids:
+                self._deletions.pop(server_id, None)
 
     def _running_shadows(self):
         """``(ids, names)``: the shadows this service runs or deletes, by
