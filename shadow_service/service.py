@@ -83,17 +83,6 @@ def build_load_forecaster(conf, history, driver):
     return lifetime.from_conf(conf, source, driver.now)
 
 
-def collect_garbage(driver):
-    """Delete shadows an earlier run left behind (the driver's
-    ``garbage_shadows``); returns how many."""
-    leftovers = driver.garbage_shadows()
-    if leftovers:
-        LOG.warning('Deleting %d shadows left by an earlier run: %s',
-                    len(leftovers), ', '.join(s.shadow_id for s in leftovers))
-        driver.delete_shadows(leftovers)
-    return len(leftovers)
-
-
 def build(conf, *, history=None, driver=None, owns_shadows=True):
     """Assemble the service ``conf`` describes.
 
@@ -142,7 +131,7 @@ def build(conf, *, history=None, driver=None, owns_shadows=True):
         LOG.warning('Could not reach the cloud at start: %s', e)
     if owns_shadows and conf.shadow.cleanup_on_start:
         try:
-            collect_garbage(driver)
+            driver.collect_garbage()
         except base.CloudError as e:
             # The service still answers (with what history knows); the
             # driver's periodic collector, if it has one, retries.

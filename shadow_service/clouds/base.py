@@ -18,7 +18,8 @@ Three groups of operations:
 * **shadows** (the evaluator): :meth:`~CloudDriver.boot_shadows`,
   :meth:`~CloudDriver.wait_until_active`,
   :meth:`~CloudDriver.delete_shadows`, :meth:`~CloudDriver.list_shadows`
-  and :meth:`~CloudDriver.garbage_shadows` (the garbage collector);
+  and :meth:`~CloudDriver.garbage_shadows` with
+  :meth:`~CloudDriver.collect_garbage` (the garbage collector);
   the clock the shadows' samples use (:meth:`~CloudDriver.now`,
   :meth:`~CloudDriver.wait`);
 * **facts** (the evaluator, the watcher): :meth:`~CloudDriver.list_hosts`,
@@ -45,6 +46,9 @@ shadows already gone.
 
 import abc
 import dataclasses
+import logging
+
+LOG = logging.getLogger(__name__)
 
 
 class CloudError(Exception):
@@ -237,6 +241,17 @@ class CloudDriver(metaclass=abc.ABCMeta):
         every one :meth:`list_shadows` returns.  A driver whose cloud other
         services share returns only left-overs and expired ones."""
         return self.list_shadows()
+
+    def collect_garbage(self):
+        """Delete :meth:`garbage_shadows` (with a warning naming them);
+        returns how many.  ``shadow_service.service`` calls it as the
+        service starts (``[shadow] cleanup_on_start``)."""
+        garbage = self.garbage_shadows()
+        if garbage:
+            LOG.warning('Deleting %d left-over shadows: %s', len(garbage),
+                        ', '.join(s.shadow_id for s in garbage))
+            self.delete_shadows(garbage)
+        return len(garbage)
 
     def check_access(self):
         """Contact the cloud once, as the daemons start: a
