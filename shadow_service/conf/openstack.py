@@ -198,7 +198,8 @@ active or to be gone (one list call per poll for all shadows).
         help="""
 Seconds to wait for deleted shadows to be gone (their Placement
 allocations released).  Shadows still there are left to the garbage
-collector.
+collector, which lets a deletion under way finish for twice this time
+(counted from when it was asked) before it asks Nova again.
 """),
     cfg.FloatOpt(
         'cleanup_reserve',
