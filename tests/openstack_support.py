@@ -5,7 +5,10 @@ scheduler, Placement, three computes with the fake virt driver) from the
 installed ``nova`` package and gives the test an openstacksdk connection
 to its in-process API: a keystoneauth no-auth session carrying the
 identity headers the harness reads, and endpoint overrides for compute
-and Placement.  The fake virt driver runs nothing, so :class:`FakeGuest`
+and Placement.  Keystone is the one part left out: :class:`HarnessKeystone`
+says which projects the harness's user holds a role in, and a connection
+re-scoped to another project (``connect_as_project``) carries that
+project's id, or is refused a token as Keystone refuses it.  The fake virt driver runs nothing, so :class:`FakeGuest`
 plays the guests: it reads each shadow's user-data through the API (the
 collector URL and the token the driver put there) and posts samples to
 the collector as loadgen's collector sink does.  Nova's Cinder fixture
@@ -35,10 +38,12 @@ import yaml
 
 pytest.importorskip('nova.tests.functional.integrated_helpers')
 
+from keystoneauth1 import exceptions as ks_exc  # noqa: E402
 from keystoneauth1 import noauth  # noqa: E402
 from keystoneauth1 import session as ks_session  # noqa: E402
 from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
+from nova.tests.functional.api import client  # noqa: E402
 from openstack import connection as sdk_connection  # noqa: E402
 from sqlalchemy import exc as sqla_exc  # noqa: E402
 from wsgi_intercept import interceptor  # noqa: E402
@@ -309,16 +314,65 @@ class FakeCinderAPI:
         return 404, {'itemNotFound': {'code': 404, 'message': path}}
 
 
-class _HarnessAuth(noauth.NoAuth):
-    """No Keystone: the harness reads the identity from headers; the
-    project id is the one those headers name."""
+class HarnessKeystone:
+    """What Keystone knows of the harness's one user (``admin``): the
+    roles it holds in each project.  At first only in the harness's
+    project (``admin``); :meth:`grant` is ``openstack role add``."""
+
+    USER_ID = 'admin'
 
     def __init__(self, project_id):
+        self.roles = {project_id: ['reader', 'member', 'admin']}
+
+    def grant(self, project_id, role='member'):
+        self.roles.setdefault(project_id, [])
+        if role not in self.roles[project_id]:
+            self.roles[project_id].append(role)
+
+
+class _HarnessAuth(noauth.NoAuth):
+    """No Keystone: the harness reads the identity from headers; the
+    project id is the one those headers name.  ``refused``: Keystone
+    refuses a token of that project (the user holds no role there), as
+    keystoneauth reports it, at the first call that needs one."""
+
+    def __init__(self, project_id, refused=False):
         super().__init__()
         self.project_id = project_id
+        self.refused = refused
+
+    def _check(self):
+        if self.refused:
+            # Keystone's answer: the cause stays in its own log.
+            raise ks_exc.Unauthorized(
+                message='The request you have made requires '
+                        'authentication.', http_status=401)
+
+    def get_token(self, session):
+        self._check()
+        return super().get_token(session)
 
     def get_project_id(self, session, **kwargs):
+        self._check()
         return self.project_id
+
+    def get_user_id(self, session, **kwargs):
+        self._check()
+        return HarnessKeystone.USER_ID
+
+
+class _HarnessConnection(sdk_connection.Connection):
+    """A harness connection that re-scopes as Keystone would: a
+    connection of the same user in another project carries that
+    project's id and the roles the user holds there, and none is given
+    where the user holds none (:class:`HarnessKeystone`)."""
+
+    harness = None
+
+    def connect_as_project(self, project):
+        project_id = project.get('id') if isinstance(project, dict) \
+            else project
+        return self.harness.connection(project_id)
 
 
 class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
@@ -373,6 +427,7 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         self.useFixture(fixtures.MockPatch(
             'nova.volume.cinder.API.delete', side_effect=self._delete_volume,
             autospec=False))
+        self.keystone = HarnessKeystone(self.api_fixture.project_id)
         self.conn = self.connection()
 
     def _delete_volume(self, context, volume_id):
@@ -388,20 +443,36 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         # needs some of them after the test.
         pass
 
-    def connection(self):
-        project = self.api_fixture.project_id
+    def connection(self, project_id=None):
+        """The harness user's connection, in the harness's project or in
+        ``project_id`` (with the roles :attr:`keystone` says it holds
+        there; Keystone refuses it a token where it holds none)."""
+        project = project_id or self.api_fixture.project_id
+        roles = self.keystone.roles.get(project) or []
+        user = HarnessKeystone.USER_ID
         session = ks_session.Session(
-            auth=_HarnessAuth(project), additional_headers={
-                'X-Auth-User': 'admin', 'X-User-Id': 'admin',
+            auth=_HarnessAuth(project, refused=not roles),
+            additional_headers={
+                'X-Auth-User': user, 'X-User-Id': user,
                 'X-Auth-Project-Id': project, 'X-Project-Id': project,
-                'X-Roles': 'reader,member,admin',
+                'X-Roles': ','.join(roles),
                 # Placement's no-auth middleware reads the token.
                 'X-Auth-Token': 'admin'})
-        return sdk_connection.Connection(
+        conn = _HarnessConnection(
             session=session, region_name='RegionOne',
             compute_endpoint_override=self.api_fixture.base_url,
             placement_endpoint_override=self.placement_fixture.endpoint,
             block_storage_endpoint_override=self.cinder_url)
+        conn.harness = self
+        return conn
+
+    def tenant_api(self, project_id, user='tenant'):
+        """Nova's API as a member of another project ``project_id``."""
+        api = client.TestOpenStackClient(
+            user, self.api_fixture.base_url, project_id=project_id,
+            roles=['reader', 'member'])
+        api.microversion = self.api.microversion
+        return api
 
     def make_conf(self, **groups):
         groups = {name: dict(values) for name, values in groups.items()}

@@ -121,6 +121,10 @@ class Instance:
     #: boots from a new volume of the image its root volume was made
     #: from (:meth:`CloudDriver.why_no_sibling` says when there is none).
     volume_backed: bool = None
+    #: What a driver left out of a sibling it booted, in words for the
+    #: decision record (the VM's key pair, which belongs to another
+    #: user).
+    notes: list = dataclasses.field(default_factory=list)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -315,19 +319,21 @@ class CloudDriver(metaclass=abc.ABCMeta):
 
     def boot_sibling(self, instance_id, name=None, metadata=None):
         """Boot another VM like ``instance_id`` (same image, flavor,
-        server group and metadata, with ``metadata`` added); returns its
-        :class:`Instance`.  A VM booted from a volume gets a sibling
-        booted from a new volume (of the image its root volume was made
-        from, of the same size, deleted with the sibling); CloudError
-        when there is no such image."""
+        server group and metadata, with ``metadata`` added), in the VM's
+        project; returns its :class:`Instance` (its ``notes`` say what
+        the sibling lacks of the VM).  A VM booted from a volume gets a
+        sibling booted from a new volume (of the image its root volume
+        was made from, of the same size, deleted with the sibling);
+        CloudError when there is no such image."""
         raise NotSupported('%s cannot boot siblings' % type(self).__name__)
 
     def why_no_sibling(self, instance):
         """Why :meth:`boot_sibling` cannot boot a sibling of ``instance``
         (an :class:`Instance`), in words for the decision record, or None
         when nothing stands in the way that the driver can see before
-        asking for one (a VM booted from a volume: whether its root
-        volume was made from an image)."""
+        asking for one (that the driver may boot in the VM's project; a
+        VM booted from a volume: whether its root volume was made from
+        an image)."""
         return None
 
     def delete_instance(self, instance_id):

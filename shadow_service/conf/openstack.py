@@ -29,7 +29,9 @@ keystoneauth options of this group (``auth_type = password``,
 the ``[keystone_authtoken]``-style sections of other services.  The
 credentials must be scoped to the dedicated shadow project and carry the
 ``admin`` role (pinning a server to a host, reading hypervisors and
-acting on tenants' VMs are admin operations).
+acting on tenants' VMs are admin operations).  ``shadow-watcher`` boots a
+VM's siblings with the same user's credentials scoped to the VM's
+project (``sibling_project``), where the user needs a role.
 """)
 
 driver_opts = [
@@ -276,6 +278,35 @@ Related options:
         help="""
 Seconds between two reads of the console log of a shadow that sent no
 samples to the collector.
+"""),
+    cfg.StrOpt(
+        'sibling_project',
+        default='owner',
+        choices=[
+            ('owner', 'the project of the VM the sibling is booted for: '
+                      'the same user\'s credentials scoped to it (the '
+                      'user needs a role there)'),
+            ('service', 'the credentials\' own project (the shadow '
+                        'project), as an admin')],
+        help="""
+Project ``shadow-watcher`` boots a VM's siblings in (horizontal scaling).
+
+With ``owner`` the sibling is the tenant's: it shows in the tenant's
+server list, counts against the tenant's quota, and Nova checks its
+image, networks and server group as for the tenant's own boots.  The
+driver's user must hold a role (``member``) in every project whose VMs
+the watcher scales out; without one the scale-out is suppressed and its
+record names the project and the ``openstack role add`` that grants it.
+
+With ``service`` the sibling lands in the credentials' own project: the
+tenant can neither see nor delete it, it counts against that project's
+quota, and booting it on the tenant's networks relies on the ``admin``
+role.
+
+Related options:
+
+* ``[watcher] projects``, ``[watcher] watch_metadata_key`` (which
+  projects' VMs are scaled).
 """),
     cfg.IntOpt(
         'console_lines',

@@ -113,11 +113,15 @@ class Actuator:
             elif decision.action == 'live_migrate':
                 self.driver.live_migrate(instance.instance_id, host)
             elif decision.action == 'scale_out':
+                notes = []
                 for _ in range(count):
                     booted = self.driver.boot_sibling(
                         instance.instance_id,
                         metadata={SIBLING_KEY: instance.instance_id})
                     pending.siblings.append(booted.instance_id)
+                    notes.extend(booted.notes or ())
+                if notes:
+                    what = '%s, %s' % (what, '; '.join(dict.fromkeys(notes)))
             elif decision.action == 'scale_in':
                 if not siblings:
                     return 'failed', None, 'no sibling of ours to delete'

@@ -62,6 +62,10 @@ META_EVALUATION = 'nova_shadow_evaluation'
 META_SERVICE = 'nova_shadow_service'
 META_HOST = 'nova_shadow_host'
 META_EXPIRES = 'nova_shadow_expires_at'
+#: Connections scoped to tenants' projects (siblings) kept at most.
+MAX_PROJECT_CONNECTIONS = 64
+#: The role an operator grants the driver's user in a tenant's project.
+SIBLING_ROLE = 'member'
 #: Compute microversion of ``host=`` on server create.
 HOST_PARAM_MICROVERSION = '2.74'
 #: Compute microversion of a block device mapping's ``volume_type``.
@@ -148,9 +152,12 @@ def _raise_for_status(response):
     sdk_exc.raise_from_response(response)
 
 
-def connect(conf):
+def connect(conf, project_id=None):
     """An openstacksdk connection from ``[openstack]``: the clouds.yaml
-    cloud ``cloud``, else the group's keystoneauth options."""
+    cloud ``cloud``, else the group's keystoneauth options; with
+    ``project_id``, the same user's credentials scoped to that project
+    instead of theirs (nothing is asked of Keystone until the first
+    call)."""
     import openstack
     from keystoneauth1 import loading as ks_loading
 
@@ -162,11 +169,17 @@ def connect(conf):
         extra['interface'] = opts.interface
     with cloud_errors('Loading the [openstack] credentials'):
         if opts.cloud:
-            return openstack.connect(cloud=opts.cloud,
+            conn = openstack.connect(cloud=opts.cloud,
                                      api_timeout=opts.api_timeout, **extra)
+            if project_id:
+                conn = conn.connect_as_project({'id': project_id})
+            return conn
+        scope = {}
+        if project_id:
+            scope = _conf_scope(conf, project_id)
         try:
             auth = ks_loading.load_auth_from_conf_options(
-                conf, os_conf.openstack_group.name)
+                conf, os_conf.openstack_group.name, **scope)
         except Exception as e:  # keystoneauth's option errors vary
             raise base.CloudError('[openstack] auth options: %s' % e) \
                 from None
@@ -186,6 +199,34 @@ def connect(conf):
         from openstack import connection
 
         return connection.Connection(session=session, **extra)
+
+
+#: keystoneauth options that say what a token is scoped to.
+_SCOPE_OPTIONS = ('project_id', 'project_name', 'project_domain_id',
+                  'project_domain_name', 'domain_id', 'domain_name',
+                  'system_scope')
+
+
+def _conf_scope(conf, project_id):
+    """keystoneauth options of ``[openstack]``'s auth plugin that scope
+    its credentials to ``project_id`` rather than to their own project."""
+    from keystoneauth1 import loading as ks_loading
+
+    group = conf.openstack.auth_section or os_conf.openstack_group.name
+    auth_type = conf[group].auth_type
+    try:
+        options = {opt.dest for opt in
+                   ks_loading.get_plugin_loader(auth_type).get_options()}
+    except Exception as e:  # keystoneauth's plugin errors vary
+        raise base.CloudError('[openstack] auth_type %s: %s'
+                              % (auth_type, e)) from None
+    if 'project_id' not in options:
+        raise base.CloudError(
+            '[openstack] auth_type %s cannot be scoped to a project: '
+            'siblings can only be booted with [openstack] '
+            'sibling_project = service' % auth_type)
+    return {name: project_id if name == 'project_id' else None
+            for name in _SCOPE_OPTIONS if name in options}
 
 
 class _HostSlots:
@@ -266,6 +307,12 @@ class OpenStackDriver(base.CloudDriver):
         super().__init__(conf, history)
         self.opts = conf.openstack
         self.conn = connection if connection is not None else connect(conf)
+        # Credentials given as [openstack] keystoneauth options are
+        # scoped anew from them; an SDK connection re-scopes itself.
+        self._scoped_from_conf = connection is None and not self.opts.cloud
+        self._project_conns = collections.OrderedDict()
+        self._project_conns_lock = threading.Lock()
+        self._refused_projects = set()
         self.service_id = self.opts.service_id or socket.gethostname()
         self.cleanup_reserve_s = self.opts.cleanup_reserve
         self.lifetime_s = conf.shadow.max_budget + self.opts.expiry_margin
@@ -1109,9 +1156,108 @@ class OpenStackDriver(base.CloudDriver):
             return sdk_utils.supports_microversion(
                 self.conn.compute, VOLUME_TYPE_MICROVERSION)
 
+    # -- the project a sibling is booted in --------------------------------
+    def _sibling_connection(self, project_id):
+        """The connection a sibling of a VM of ``project_id`` is booted
+        with: the driver's own with ``[openstack] sibling_project =
+        service`` or for a VM of the driver's project, else the same
+        user's credentials scoped to ``project_id``
+        (:meth:`_project_connection`)."""
+        if self.opts.sibling_project == 'service':
+            return self.conn
+        if not project_id:
+            raise base.CloudError('Nova does not say which project the VM '
+                                  'is in: no project to boot its sibling in')
+        if project_id == self._project():
+            return self.conn
+        return self._project_connection(project_id)
+
+    def _project_connection(self, project_id):
+        """The driver's user's credentials scoped to ``project_id``,
+        authenticated (Keystone gives the token only to a user with a
+        role in the project), kept for the next sibling: at most
+        :data:`MAX_PROJECT_CONNECTIONS` projects, the least recently used
+        dropped first.  CloudError naming the project and the role to
+        grant when Keystone refuses."""
+        with self._project_conns_lock:
+            conn = self._project_conns.get(project_id)
+            if conn is not None:
+                self._project_conns.move_to_end(project_id)
+                return conn
+        if self._scoped_from_conf:
+            conn = connect(self.conf, project_id=project_id)
+        else:
+            with cloud_errors('Scoping the credentials to project %s'
+                              % project_id):
+                conn = self.conn.connect_as_project({'id': project_id})
+        self._authenticate_in(conn, project_id)
+        with self._project_conns_lock:
+            self._project_conns[project_id] = conn
+            self._project_conns.move_to_end(project_id)
+            while len(self._project_conns) > MAX_PROJECT_CONNECTIONS:
+                self._project_conns.popitem(last=False)
+            self._refused_projects.discard(project_id)
+        return conn
+
+    def _forget_project(self, project_id):
+        """Authenticate in ``project_id`` anew next time (Keystone may
+        have revoked the role)."""
+        with self._project_conns_lock:
+            self._project_conns.pop(project_id, None)
+
+    def _authenticate_in(self, conn, project_id):
+        """Have Keystone scope ``conn`` to ``project_id`` now, so that a
+        refusal is said before a boot, in words an operator can act on."""
+        from keystoneauth1 import exceptions as ks_exc
+
+        try:
+            with cloud_errors('Authenticating in project %s' % project_id):
+                try:
+                    conn.session.get_token()
+                    scoped = conn.session.get_project_id()
+                except ks_exc.Unauthorized as e:
+                    raise base.CloudError(self._no_role(project_id, e)) \
+                        from None
+        except base.CloudError as e:
+            if project_id not in self._refused_projects:
+                self._refused_projects.add(project_id)
+                LOG.warning('No sibling can be booted in project %s: %s',
+                            project_id, e)
+            raise
+        if scoped != project_id:
+            raise base.CloudError(
+                'Keystone scoped the driver\'s credentials to project %s, '
+                'not to %s, the VM\'s project: credentials bound to their '
+                'own project (an application credential, a trust) cannot '
+                'boot siblings in a tenant\'s project; use a user\'s '
+                'password, or set [openstack] sibling_project = service'
+                % (scoped, project_id))
+
+    def _no_role(self, project_id, exc):
+        """Why Keystone refused a token of ``project_id`` (what it says
+        itself hides the cause), and what grants one."""
+        try:
+            with cloud_errors('Finding the driver\'s user'):
+                user = self.conn.session.get_user_id()
+        except base.CloudError:
+            user = None
+        user = user or '<the [openstack] user>'
+        return ('the driver\'s user %s has no role in project %s, the '
+                'VM\'s project, where its sibling is booted (Keystone '
+                'refused a token of that project: %s); grant one with: '
+                'openstack role add --user %s --project %s %s'
+                % (user, project_id, _message(exc), user, project_id,
+                   SIBLING_ROLE))
+
     def why_no_sibling(self, instance):
-        """For a VM booted from a volume: why its root volume gives a
-        sibling no image (or why that cannot be told); None otherwise."""
+        """Why no sibling of ``instance`` can be booted: the driver's user
+        holds no role in its project; for a VM booted from a volume, its
+        root volume gives no image (or that cannot be told).  None
+        otherwise."""
+        try:
+            self._sibling_connection(instance.project_id)
+        except base.CloudError as e:
+            return str(e)
         if not instance.volume_backed:
             return None
         try:
@@ -1123,13 +1269,19 @@ class OpenStackDriver(base.CloudDriver):
 
     def boot_sibling(self, instance_id, name=None, metadata=None):
         """A server like ``instance_id``: same image, flavor, networks,
-        server group, zone, key pair and metadata (with ``metadata``
-        added), placed by Nova's scheduler.  A server booted from a
-        volume gets a sibling booted from a new volume of the image its
-        root volume was made from (:meth:`_sibling_volume`)."""
+        server group, zone and metadata (with ``metadata`` added), placed
+        by Nova's scheduler, in the VM's project
+        (:meth:`_sibling_connection`).  The VM's key pair only when the
+        sibling is booted as the user who owns it (Nova keeps key pairs
+        per user); otherwise the returned instance's ``notes`` say it
+        was left out.  A server booted from a volume gets a sibling
+        booted from a new volume of the image its root volume was made
+        from (:meth:`_sibling_volume`)."""
         server = self._server(instance_id)
         instance = _instance(server, extra_specs=True)
+        conn = self._sibling_connection(instance.project_id)
         kwargs = {}
+        notes = []
         if instance.volume_backed:
             mapping, refusal = self._sibling_volume(server)
             if refusal:
@@ -1146,22 +1298,39 @@ class OpenStackDriver(base.CloudDriver):
         if instance.server_group:
             kwargs['scheduler_hints'] = {'group': instance.server_group}
         if server.key_name:
-            kwargs['key_name'] = server.key_name
+            with cloud_errors('Finding the user siblings are booted as'):
+                booting_user = conn.session.get_user_id()
+            if server.user_id and server.user_id == booting_user:
+                kwargs['key_name'] = server.key_name
+            else:
+                notes.append(
+                    'without the key pair %s: Nova keeps key pairs per '
+                    'user, and it is user %s\'s, not %s\'s, whom the '
+                    'sibling is booted as' % (server.key_name,
+                                              server.user_id, booting_user))
+                LOG.info('A sibling of %s boots %s', instance_id, notes[-1])
         if server.availability_zone:
             kwargs['availability_zone'] = server.availability_zone
-        with cloud_errors('Booting a sibling of %s' % instance_id):
-            sibling = self.conn.compute.create_server(
-                name=name or '%s-sibling-%s' % (server.name,
-                                                uuid.uuid4().hex[:6]),
-                flavor_id=self._flavor_id(instance.flavor),
-                networks=networks, metadata=wanted, **kwargs)
+        try:
+            with cloud_errors('Booting a sibling of %s in project %s'
+                              % (instance_id, instance.project_id)):
+                sibling = conn.compute.create_server(
+                    name=name or '%s-sibling-%s' % (server.name,
+                                                    uuid.uuid4().hex[:6]),
+                    flavor_id=self._flavor_id(instance.flavor),
+                    networks=networks, metadata=wanted, **kwargs)
+        except base.CloudError as e:
+            if e.credentials_refused:
+                self._forget_project(instance.project_id)
+            raise
         return base.Instance(
             instance_id=sibling.id, host=sibling.compute_host,
             flavor=instance.flavor, status=sibling.status,
             name=sibling.name, image_id=instance.image_id,
             metadata=wanted, server_group=instance.server_group,
-            project_id=instance.project_id,
-            volume_backed=instance.volume_backed)
+            project_id=(self._project() if conn is self.conn
+                        else instance.project_id),
+            volume_backed=instance.volume_backed, notes=notes)
 
     def delete_instance(self, instance_id):
         with cloud_errors('Deleting %s' % instance_id):

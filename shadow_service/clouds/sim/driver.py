@@ -129,6 +129,8 @@ class SimDriver(base.CloudDriver):
         self._flavor_names = {}
         #: instance -> it boots from a volume (its root disk may shrink)
         self._volume_backed = {}
+        #: instance id -> its project (siblings: their original's)
+        self._projects = {}
         #: instance booted from a volume -> what its root volume was made
         #: from, when not from an image (``'snapshot <id>'``, ``''``:
         #: created empty)
@@ -277,7 +279,7 @@ class SimDriver(base.CloudDriver):
     def place_vm(self, request, host, instance_id=None, lifetime_s=None,
                  profile=None, metadata=None, server_group=None,
                  starts_at=None, profile_start=None, volume_backed=False,
-                 volume_made_from=None):
+                 volume_made_from=None, project_id=None):
         """Start a full VM for ``request`` on ``host``; returns its id.
 
         With ``lifetime_s`` the VM is deleted by itself that many seconds
@@ -293,6 +295,7 @@ class SimDriver(base.CloudDriver):
         root volume was made from an image, unless ``volume_made_from``
         says what else (``'snapshot <id>'``, ``'volume <id>'``, ``''``:
         created empty): it then gets no sibling, as on a real cloud.
+        ``project_id`` is its project (default: none, the twin's one).
         """
         if profile is None:
             profile = profiles.resolve_profile(request)
@@ -314,6 +317,7 @@ class SimDriver(base.CloudDriver):
         self._metadata[instance_id] = dict(metadata or {})
         self._flavor_names[instance_id] = flavor.get('name')
         self._volume_backed[instance_id] = bool(volume_backed)
+        self._projects[instance_id] = project_id
         if volume_backed and volume_made_from is not None:
             self._volume_not_from_image[instance_id] = volume_made_from
         return instance_id
@@ -366,6 +370,7 @@ class SimDriver(base.CloudDriver):
             instance_id=instance_id, host=shown.host, flavor=flavor,
             status=status, name=instance_id, metadata=metadata,
             server_group=work.group,
+            project_id=self._projects.get(instance_id),
             volume_backed=self._volume_backed.get(instance_id, False))
 
     def list_instances(self, project_ids=None):
@@ -520,7 +525,7 @@ class SimDriver(base.CloudDriver):
     def boot_sibling(self, instance_id, name=None, host=None,
                      metadata=None):
         """Another VM like ``instance_id`` (same flavor, profile, server
-        group and metadata, with ``metadata`` added) on ``host``
+        group, project and metadata, with ``metadata`` added) on ``host``
         (default: the host with the most free RAM, the twin's stand-in
         for Nova's scheduler), up after
         ``[sim] boot_duration`` seconds; it takes its share of the group's
@@ -549,7 +554,8 @@ class SimDriver(base.CloudDriver):
                                     **(metadata or {})),
                       starts_at=done_at, profile_start=work.profile_origin,
                       volume_backed=self._volume_backed.get(instance_id,
-                                                            False))
+                                                            False),
+                      project_id=self._projects.get(instance_id))
         if name is None:
             # Its id counts every workload of the twin; keyed noise knows
             # it by a count of this instance's siblings alone, so another

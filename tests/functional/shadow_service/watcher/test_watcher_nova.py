@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 from nova import context as nova_context
+from nova import crypto
 from nova import objects
 
 from shadow_service import measurements as names
@@ -56,7 +57,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         return self._wait_for_state_change(self.api.post_server(request),
                                            'ACTIVE')
 
-    def _watcher(self, **watcher):
+    def _watcher(self, openstack=None, **watcher):
         options = {'flavor_ladder': LADDER, 'interval': STEP_S,
                    'step': STEP_S, 'resize_duration': 60.0,
                    'boot_duration': 30.0, 'migration_duration': 60.0,
@@ -65,7 +66,8 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                    'immunity_window': 0.0, 'cooldown': 0.0,
                    'hysteresis_runs': 1, 'min_errors': 1000}
         options.update(watcher)
-        conf, driver = self.make_driver(self.store, watcher=options)
+        conf, driver = self.make_driver(self.store, watcher=options,
+                                        openstack=openstack or {})
         assembled = service.build_watcher(conf, history=self.store,
                                           driver=driver)
         self.addCleanup(assembled.close)
@@ -348,3 +350,116 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
 
     def test_a_scale_out_group_grows_and_shrinks(self):
         self._scaled_in(*self._scaled_out())
+
+    def _tenant_vm(self, project_id, key_name=None):
+        """A horizontally scaled VM booted by a member of ``project_id``
+        (another project than the driver's), in a server group of that
+        project; ``(the tenant's API, the group, the server)``."""
+        tenant = self.tenant_api(project_id)
+        group = tenant.post_server_groups(
+            {'name': 'web', 'policy': 'soft-anti-affinity'})
+        body = self._build_server(name='web-1', networks='none',
+                                  flavor_id=self.flavors['m1.small'])
+        body['metadata'] = {'nova_shadow_watch': 'true',
+                            'nova_shadow_scaling': 'horizontal'}
+        if key_name:
+            _private, public, _fingerprint = crypto.generate_key_pair()
+            tenant.post_keypair({'keypair': {'name': key_name,
+                                             'public_key': public}})
+            body['key_name'] = key_name
+        app = tenant.post_server({'server': body, 'os:scheduler_hints': {
+            'group': group['id']}})
+        return tenant, group, self._wait_for_state_change(app, 'ACTIVE')
+
+    def _busy(self, openstack=None):
+        return self._watcher(policy='forecast', max_count=2,
+                             hold_window=0.0, min_errors=1,
+                             openstack=openstack)
+
+    def _project_servers(self, project_id):
+        return self.admin_api.get_servers(search_opts={
+            'all_tenants': 1, 'project_id': project_id})
+
+    def test_a_sibling_is_booted_in_its_vm_s_project(self):
+        project = uuid.uuid4().hex
+        # The operator's ``openstack role add``.
+        self.keystone.grant(project, 'member')
+        tenant, group, app = self._tenant_vm(project, key_name='tenant-key')
+        self.assertNotEqual(project, self.api_fixture.project_id)
+        watcher, driver = self._busy()
+        busy = self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'started'),
+                         (step.decision.action, step.outcome), step.detail)
+        sibling = step.record['siblings'][0]
+        server = self._wait_for_state_change({'id': sibling}, 'ACTIVE')
+        # Nova keeps it in the tenant's project (read as admin), and the
+        # tenant sees and manages it like its own.
+        self.assertEqual(project, server['tenant_id'])
+        self.assertIn(sibling, [s['id'] for s in tenant.get_servers()])
+        self.assertIn(sibling, tenant.get_server_group(group['id'])[
+            'members'])
+        # The key pair is the tenant user's: Nova would refuse it to the
+        # driver's user, so the sibling has none and the record says so.
+        self.assertIsNone(server['key_name'])
+        self.assertEqual(
+            'boot 1 sibling of %s, without the key pair tenant-key: Nova '
+            'keeps key pairs per user, and it is user tenant\'s, not '
+            'admin\'s, whom the sibling is booted as' % app['id'],
+            step.detail)
+        self.assertIn(sibling, [i.instance_id for i in
+                                driver.list_instances([project])])
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the sibling to count')
+        self.assertEqual([sibling], watcher.siblings[app['id']])
+        # Deleting it needs no more than the driver's own credentials.
+        self._scaled_in(app, watcher, driver, busy, sibling)
+        self.assertEqual([app['id']],
+                         [s['id'] for s in self._project_servers(project)])
+
+    def test_no_role_in_the_vm_s_project_suppresses_the_scale_out(self):
+        project = uuid.uuid4().hex
+        _tenant, _group, app = self._tenant_vm(project)
+        watcher, driver = self._busy()
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'suppressed'),
+                         (step.decision.action, step.outcome), step.detail)
+        reason = (
+            'the driver\'s user admin has no role in project %s, the VM\'s '
+            'project, where its sibling is booted (Keystone refused a '
+            'token of that project: The request you have made requires '
+            'authentication. (HTTP 401)); grant one with: openstack role '
+            'add --user admin --project %s member' % (project, project))
+        self.assertEqual(reason, step.detail)
+        self.assertEqual([reason], [r['guard'] for r in
+                                    self._records(app['id'])])
+        with self.assertRaises(base.CloudError) as caught:
+            driver.boot_sibling(app['id'])
+        self.assertEqual(reason, str(caught.exception))
+        self.assertFalse(caught.exception.credentials_refused)
+        self.assertEqual([app['id']],
+                         [s['id'] for s in self._project_servers(project)])
+        self.assertEqual([], self._project_servers(
+            self.api_fixture.project_id))
+        # Once the role is granted, the next run boots the sibling there.
+        self.keystone.grant(project, 'member')
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'started'),
+                         (step.decision.action, step.outcome), step.detail)
+        self.assertEqual(project, self.admin_api.get_server(
+            step.record['siblings'][0])['tenant_id'])
+
+    def test_a_sibling_may_be_booted_in_the_service_project(self):
+        project = uuid.uuid4().hex
+        tenant, _group, app = self._tenant_vm(project)
+        watcher, driver = self._busy(
+            openstack={'sibling_project': 'service'})
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'started'),
+                         (step.decision.action, step.outcome), step.detail)
+        sibling = step.record['siblings'][0]
+        server = self._wait_for_state_change({'id': sibling}, 'ACTIVE')
+        self.assertEqual(self.api_fixture.project_id, server['tenant_id'])
+        self.assertNotIn(sibling, [s['id'] for s in tenant.get_servers()])

@@ -103,6 +103,48 @@ def test_keystoneauth_options_of_the_group_make_the_session(tmp_path):
     assert conn.config.get_region_name('compute') == 'RegionTwo'
 
 
+def test_keystoneauth_options_are_scoped_to_another_project(tmp_path):
+    # A sibling is booted in its VM's project: the same user, whatever
+    # project and domain scope the group names.
+    conf = _conf(tmp_path, '[openstack]\nauth_type = password\n'
+                 'auth_url = http://keystone.example:5000/v3\n'
+                 'username = nova-shadow\npassword = secret\n'
+                 'project_name = shadows\nuser_domain_name = Default\n'
+                 'project_domain_name = Default\napi_timeout = 7\n')
+    auth = driver.connect(conf, project_id='tenant-1').session.auth
+    assert (auth._username, auth._password, auth._user_domain_name) == (
+        'nova-shadow', 'secret', 'Default')
+    assert (auth._project_id, auth._project_name,
+            auth._project_domain_name) == ('tenant-1', None, None)
+    # The driver's own connection keeps its project.
+    assert driver.connect(conf).session.auth._project_name == 'shadows'
+
+
+def test_a_clouds_yaml_cloud_is_scoped_to_another_project(tmp_path,
+                                                          monkeypatch):
+    clouds = tmp_path / 'clouds.yaml'
+    clouds.write_text(
+        'clouds:\n  lab:\n    auth_type: password\n    auth:\n'
+        '      auth_url: http://keystone.example:5000/v3\n'
+        '      username: nova-shadow\n      password: secret\n'
+        '      project_name: shadows\n      user_domain_name: Default\n'
+        '      project_domain_name: Default\n')
+    monkeypatch.setenv('OS_CLIENT_CONFIG_FILE', str(clouds))
+    conf = _conf(tmp_path, '[openstack]\ncloud = lab\n')
+    auth = driver.connect(conf, project_id='tenant-1').session.auth
+    assert (auth._username, auth._project_id, auth._project_name) == (
+        'nova-shadow', 'tenant-1', None)
+
+
+def test_credentials_without_a_project_cannot_be_scoped(tmp_path):
+    conf = _conf(tmp_path, '[openstack]\nauth_type = admin_token\n'
+                 'endpoint = http://nova.example\ntoken = t\n')
+    with pytest.raises(base.CloudError, match='auth_type admin_token '
+                       'cannot be scoped to a project.*sibling_project = '
+                       'service'):
+        driver.connect(conf, project_id='tenant-1')
+
+
 @pytest.mark.parametrize('timeout', ['-5', '0', 'nan'])
 def test_a_session_timeout_that_is_not_positive_is_refused(tmp_path,
                                                            timeout):

@@ -207,6 +207,13 @@ def test_siblings_boot_like_their_instance_and_are_deleted(driver):
         driver.get_instance('web-2')
 
 
+def test_a_sibling_is_in_its_instance_s_project(driver):
+    driver.place_vm(VM_REQUEST, 'node-05', instance_id='web-1',
+                    project_id='tenant-1')
+    assert driver.get_instance('web-1').project_id == 'tenant-1'
+    assert driver.boot_sibling('web-1').project_id == 'tenant-1'
+
+
 def test_unknown_instances_are_a_cloud_error(driver):
     with pytest.raises(base.CloudError):
         driver.resize('nope', {'vcpus': 1, 'ram_mb': 512})
