@@ -5,15 +5,17 @@ scheduler, Placement, three computes with the fake virt driver) from the
 installed ``nova`` package and gives the test an openstacksdk connection
 to its in-process API: a keystoneauth no-auth session carrying the
 identity headers the harness reads, and endpoint overrides for compute
-and Placement.  Keystone is the one part left out: :class:`HarnessKeystone`
-says which projects the harness's user holds a role in, and a connection
-re-scoped to another project (``connect_as_project``) carries that
-project's id, or is refused a token as Keystone refuses it.  The fake virt driver runs nothing, so :class:`FakeGuest`
-plays the guests: it reads each shadow's user-data through the API (the
-collector URL and the token the driver put there) and posts samples to
-the collector as loadgen's collector sink does.  Nova's Cinder fixture
-keeps the volumes Nova sees; :class:`FakeCinderAPI` shows them at the
-HTTP edge to openstacksdk's block storage proxy, and volumes Nova deletes
+and Placement.  Keystone is the one part left out:
+:class:`HarnessKeystone` says which projects the harness's user holds a
+role in, and a connection re-scoped to another project
+(``connect_as_project``) carries that project's id, or is refused a
+token as Keystone refuses it.  The fake virt driver runs nothing, so
+:class:`FakeGuest` plays the guests: it reads each shadow's user-data
+through the API (the collector URL and the token the driver put there)
+and posts samples to the collector as loadgen's collector sink does.
+Nova's Cinder fixture keeps the volumes Nova sees;
+:class:`FakeCinderAPI` shows them at the HTTP edge to openstacksdk's
+block storage proxy, and volumes Nova deletes
 (``delete_on_termination``) leave it, recorded in ``deleted_volumes``.
 """
 
