@@ -261,15 +261,33 @@ def test_watcher_ranks_through_the_service_and_serves_no_collector(
 
 
 def test_shadow_project_user_role_and_quotas(default_run):
+    # The member role in the demo project too: the watcher boots the
+    # siblings of its VMs there ([openstack] sibling_project = owner).
     assert default_run.called('get_or_create_project') == [
-        ['nova-shadow', 'default']]
+        ['nova-shadow', 'default'], ['demo', 'default']]
     assert default_run.called('get_or_create_user') == [
         ['nova-shadow', 'secretservice', 'default']]
     assert default_run.called('get_or_add_user_project_role') == [
-        ['admin', 'user-nova-shadow', 'project-nova-shadow']]
+        ['admin', 'user-nova-shadow', 'project-nova-shadow'],
+        ['member', 'user-nova-shadow', 'project-demo']]
     assert ['--os-cloud', 'devstack-admin', 'quota', 'set',
             '--instances', '32', '--cores', '32', '--ram', '65536',
             'nova-shadow'] in default_run.openstack()
+
+
+@pytest.mark.parametrize('localrc, member_of', [
+    ({'NOVA_SHADOW_SIBLING_PROJECTS': 'alt_demo team-a'},
+     ['alt_demo', 'team-a']),
+    ({'NOVA_SHADOW_SIBLING_PROJECTS': ''}, []),
+    # No watcher (local.conf's disable_service), no siblings.
+    ({'DISABLED_SERVICES': 'shadow-watcher'}, []),
+])
+def test_sibling_projects_get_the_member_role(tmp_path, localrc, member_of):
+    run = _devstack(tmp_path, localrc=localrc, stop=False)
+    assert run.called('get_or_add_user_project_role') == [
+        ['admin', 'user-nova-shadow', 'project-nova-shadow']] + [
+        ['member', 'user-nova-shadow', 'project-%s' % name]
+        for name in member_of]
 
 
 def test_shadow_image_and_network(default_run):
