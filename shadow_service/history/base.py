@@ -279,6 +279,29 @@ class Buckets:
                            {i: pick(a) for i, a in self._acc.items()})
 
 
+def tag_values(wanted):
+    """The values a wanted tag value (:meth:`HistoryStore.query_points`)
+    accepts, as a tuple: one string, or those of a collection."""
+    if isinstance(wanted, str):
+        return (wanted,)
+    return tuple(wanted)
+
+
+def tags_match(tags, wanted):
+    """True when ``tags`` (a point's or series') hold every wanted tag
+    value; an absent tag is the empty string."""
+    return all(tags.get(key, '') in tag_values(value)
+               for key, value in (wanted or {}).items())
+
+
+def check_limit(limit):
+    """Raise ValueError unless ``limit`` is None or a positive int."""
+    if limit is not None and (isinstance(limit, bool)
+                              or not isinstance(limit, int) or limit < 1):
+        raise ValueError('limit must be a positive integer, got %r'
+                         % (limit,))
+
+
 def is_number(value):
     """True for the numeric field values a series aggregates."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
@@ -349,9 +372,17 @@ class HistoryStore(metaclass=abc.ABCMeta):
         """Wait until queued points are written; True if the buffer drained."""
 
     @abc.abstractmethod
-    def query_points(self, measurement, tags=None, start=None, end=None):
+    def query_points(self, measurement, tags=None, start=None, end=None,
+                     limit=None):
         """Raw points of ``measurement`` whose tags match ``tags``, in time
-        order, with ``start <= time < end``."""
+        order, with ``start <= time < end``.
+
+        A tag's wanted value is a string, or a list, tuple or set of
+        strings (any of them matches; an empty one matches nothing).
+        ``limit``: only the newest ``limit`` points: exactly the last
+        ``limit`` of the answer without it, in the same order (points at
+        the same time too), read without reading the older ones.
+        """
 
     @abc.abstractmethod
     def query_series(self, measurement, field, tags, start, end, step_s,

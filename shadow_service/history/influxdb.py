@@ -399,10 +399,32 @@ class InfluxDBStore(base.HistoryStore):
             return self._records_rp
         return None
 
-    def query_points(self, measurement, tags=None, start=None, end=None):
+    def query_points(self, measurement, tags=None, start=None, end=None,
+                     limit=None):
+        base.check_limit(limit)
+        if any(not base.tag_values(value) for value in (tags or {}).values()):
+            return []
         self._read_own_writes()
         start_us = None if start is None else base.time_to_us(start)
         end_us = None if end is None else base.time_to_us(end)
+        if limit is not None:
+            # The time of the limit-th newest point (one row comes back);
+            # the points from then on are read as any others, so they
+            # come in the same order.
+            rows = self._query_rows('SELECT * FROM %s%s ORDER BY time DESC '
+                                    'LIMIT 1 OFFSET %d' % (
+                                        self._source(measurement),
+                                        self._where(tags, start_us, end_us),
+                                        limit - 1))
+            if rows:
+                found = self._points(measurement, tags, rows[0][1][0],
+                                     end_us)
+                if len(found) >= limit:
+                    return found[-limit:]
+        found = self._points(measurement, tags, start_us, end_us)
+        return found if limit is None else found[-limit:]
+
+    def _points(self, measurement, tags, start_us, end_us):
         found = []
         for _name, series_tags, columns, values in self._query(
                 'SELECT * FROM %s%s GROUP BY *' % (

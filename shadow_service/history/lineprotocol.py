@@ -134,10 +134,19 @@ def quote_literal(text):
 
 def tag_condition(tags):
     """``"k" = 'v' AND ...`` matching the stored (encoded) tag values;
-    empty string if there are no tags."""
-    return ' AND '.join(
-        '%s = %s' % (quote_ident(key), quote_literal(encode_tag_value(value)))
-        for key, value in sorted((tags or {}).items()))
+    empty string if there are no tags.  A tag whose wanted value is a
+    collection of strings matches any of them: ``("k" = 'a' OR "k" =
+    'b')`` (an empty collection cannot be expressed: the caller answers
+    it)."""
+    conditions = []
+    for key, value in sorted((tags or {}).items()):
+        values = [value] if isinstance(value, str) else sorted(set(value))
+        terms = ['%s = %s' % (quote_ident(key),
+                              quote_literal(encode_tag_value(one)))
+                 for one in values]
+        conditions.append(terms[0] if len(terms) == 1
+                          else '(%s)' % ' OR '.join(terms))
+    return ' AND '.join(conditions)
 
 
 # Shapes seen before: (measurement, tag items, field names) -> (escaped

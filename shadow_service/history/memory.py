@@ -16,7 +16,7 @@ from shadow_service.history import base
 def _matches(point, measurement, tags):
     if point.measurement != measurement:
         return False
-    return all(point.tags.get(k, '') == v for k, v in (tags or {}).items())
+    return base.tags_match(point.tags, tags)
 
 
 def _point_key(point):
@@ -49,7 +49,9 @@ class MemoryStore(base.HistoryStore):
     def flush(self, timeout=None):
         return True
 
-    def query_points(self, measurement, tags=None, start=None, end=None):
+    def query_points(self, measurement, tags=None, start=None, end=None,
+                     limit=None):
+        base.check_limit(limit)
         lo = None if start is None else base.time_to_us(start)
         hi = None if end is None else base.time_to_us(end)
         with self._lock:
@@ -58,7 +60,8 @@ class MemoryStore(base.HistoryStore):
                 if _matches(p, measurement, tags)
                 and (lo is None or key[2] >= lo)
                 and (hi is None or key[2] < hi)]
-        return sorted(found, key=lambda p: p.time)
+        found.sort(key=lambda p: p.time)
+        return found if limit is None else found[-limit:]
 
     def query_series(self, measurement, field, tags, start, end, step_s,
                      agg='mean'):

@@ -144,6 +144,12 @@ def _add_last_written(db):
                '(measurement, last_us)')
 
 
+def _after_prefix(prefix):
+    """The least string above every string that starts with ``prefix``
+    (compared as SQLite compares TEXT: by code point)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def _value_from_db(value):
     # Numbers are stored as REAL, so an INTEGER can only be a bool.
     if isinstance(value, int):
@@ -288,33 +294,83 @@ class SQLiteStore(base.HistoryStore):
     def _matching_series(self, measurement, tags, since_us=None):
         """``{series id: tags}`` of the series of ``measurement`` whose
         tags hold ``tags``; with ``since_us``, only those written at or
-        after it (or not known to have been written before it).  Read
-        from the ``series`` table, which holds each series' tags as
-        ``json.dumps(tags, sort_keys=True)``."""
-        wanted = list((tags or {}).items())
+        after it (or not known to have been written before it)."""
+        return self._series_written(
+            measurement, tags,
+            None if since_us is None else since_us - _LAST_WRITTEN_SLACK_US)
+
+    def _series_written(self, measurement, tags, from_us):
+        """:meth:`_matching_series` of the series whose ``last_us`` is at
+        least ``from_us`` (or unknown); every one when ``from_us`` is
+        None.  Read from the ``series`` table, which holds each series'
+        tags as ``json.dumps(tags, sort_keys=True)``; in id order."""
+        wanted = dict(tags or {})
+        leading = self._leading_tag(measurement, wanted)
+        if leading is not None:
+            rows = self._series_by_leading_tag(
+                measurement, leading, wanted[leading], from_us)
+        else:
+            rows = self._series_by_scan(measurement, wanted, from_us)
+        found = {}
+        for series_id, tags_json in sorted(rows):
+            series_tags = json.loads(tags_json)
+            if base.tags_match(series_tags, wanted):
+                found[series_id] = series_tags
+        return found
+
+    def _leading_tag(self, measurement, wanted):
+        """A wanted tag every series of ``measurement`` has as its first
+        (sorted) tag, or None.  Such a tag's series are found by ranges
+        of the unique ``(measurement, tags)`` index: their ``tags`` start
+        with ``{"tag": "value"``.  Two index probes per wanted tag."""
+        for key in sorted(wanted):
+            prefix = '{%s: ' % json.dumps(key)
+            outside = self._db.execute(
+                'SELECT 1 FROM series WHERE measurement = ? AND tags < ? '
+                'UNION ALL SELECT 1 FROM series WHERE measurement = ? AND '
+                'tags >= ? LIMIT 1',
+                (measurement, prefix, measurement,
+                 _after_prefix(prefix))).fetchone()
+            if outside is None:
+                return key
+        return None
+
+    def _series_by_leading_tag(self, measurement, key, wanted, from_us):
+        """``[(id, tags JSON)]`` of the series whose first tag is ``key``
+        with one of the ``wanted`` values (an index range each)."""
+        sql = ('SELECT id, tags FROM series WHERE measurement = ? AND '
+               'tags >= ? AND tags < ?')
+        if from_us is not None:
+            sql += ' AND (last_us >= ? OR last_us IS NULL)'
+        rows = []
+        for value in sorted(set(base.tag_values(wanted))):
+            prefix = '{%s: %s' % (json.dumps(key), json.dumps(value))
+            args = [measurement, prefix, _after_prefix(prefix)]
+            if from_us is not None:
+                args.append(from_us)
+            rows += self._db.execute(sql, args).fetchall()
+        return rows
+
+    def _series_by_scan(self, measurement, wanted, from_us):
+        """``[(id, tags JSON)]`` of the series of ``measurement`` (written
+        since ``from_us``), narrowed by a cheap filter on the wanted
+        single values (checked exactly by the caller)."""
         where, args = ['measurement = ?'], [measurement]
-        for key, value in wanted:
-            if value:
-                # The pair as json.dumps(tags, sort_keys=True) wrote it:
-                # a cheap filter, checked exactly below.
+        for key, value in wanted.items():
+            if isinstance(value, str) and value:
+                # The pair as json.dumps(tags, sort_keys=True) wrote it.
                 where.append('instr(tags, ?) > 0')
                 args.append('%s: %s' % (json.dumps(key), json.dumps(value)))
         condition = ' AND '.join(where)
-        if since_us is None:
-            sql = ('SELECT id, tags FROM series WHERE %s ORDER BY id'
-                   % condition)
+        if from_us is None:
+            sql = 'SELECT id, tags FROM series WHERE %s' % condition
         else:
             # Two index look-ups (measurement, last_us): an OR would scan.
             sql = ('SELECT id, tags FROM series WHERE last_us >= ? AND '
                    '%s UNION ALL SELECT id, tags FROM series WHERE '
                    'last_us IS NULL AND %s' % (condition, condition))
-            args = [since_us - _LAST_WRITTEN_SLACK_US] + args + args
-        found = {}
-        for series_id, tags_json in self._db.execute(sql, args):
-            series_tags = json.loads(tags_json)
-            if all(series_tags.get(k, '') == v for k, v in wanted):
-                found[series_id] = series_tags
-        return found
+            args = [from_us] + args + args
+        return self._db.execute(sql, args).fetchall()
 
     # -- writing ----------------------------------------------------------
 
@@ -385,14 +441,24 @@ class SQLiteStore(base.HistoryStore):
         return self._db.execute(sql + ' ORDER BY time_us, series_id',
                                 args).fetchall()
 
-    def query_points(self, measurement, tags=None, start=None, end=None):
+    def query_points(self, measurement, tags=None, start=None, end=None,
+                     limit=None):
+        base.check_limit(limit)
         lo, hi = self._range(start, end)
         with self._lock:
-            series = self._matching_series(
-                measurement, tags, None if start is None else lo)
-            if not series:
-                return []
-            rows = self._select_points(series, lo, hi)
+            if limit is None:
+                series = self._matching_series(
+                    measurement, tags, None if start is None else lo)
+                rows = self._select_points(series, lo, hi) if series else []
+            else:
+                series, rows = self._newest_rows(
+                    measurement, tags, None if start is None else lo, hi,
+                    limit)
+        return self._points(measurement, series, rows)
+
+    @staticmethod
+    def _points(measurement, series, rows):
+        """Points from ``_select_points`` rows, in their order."""
         found = []
         for (series_id, time_us), group in itertools.groupby(
                 rows, key=lambda row: (row[0], row[1])):
@@ -401,6 +467,64 @@ class SQLiteStore(base.HistoryStore):
                 fields={row[2]: _value_from_db(row[3]) for row in group},
                 time=base.us_to_time(time_us)))
         return found
+
+    def _newest_rows(self, measurement, tags, since_us, hi, limit):
+        """``(series, rows)`` of the newest ``limit`` points (by time,
+        then series id, as :meth:`query_points` orders them) at or after
+        ``since_us`` (None: any) and before ``hi``.
+
+        Only the series written last are read: those whose ``last_us``
+        is at least that of the ``reach``-th newest series, less the
+        five minutes ``last_us`` may lag (no point of an older series
+        is later than that).  When the ``limit`` newest points of those
+        series are all at least that late, no other series holds a
+        newer one; otherwise ``reach`` grows, up to every series.
+        """
+        lo = -2 ** 62 if since_us is None else since_us
+        floor = (None if since_us is None
+                 else since_us - _LAST_WRITTEN_SLACK_US)
+        reach = limit
+        while True:
+            sql = 'SELECT last_us FROM series WHERE measurement = ?'
+            args = [measurement]
+            if floor is not None:
+                sql += ' AND last_us >= ?'
+                args.append(floor)
+            marker = self._db.execute(
+                sql + ' ORDER BY last_us DESC LIMIT 1 OFFSET ?',
+                args + [reach - 1]).fetchone()
+            from_us = (floor if marker is None
+                       else marker[0] - _LAST_WRITTEN_SLACK_US)
+            series = self._series_written(measurement, tags, from_us)
+            rows = self._select_newest(series, lo, hi, limit)
+            if marker is None:
+                return series, rows
+            oldest = [row[1] for row in rows[:1]]
+            if (oldest and oldest[0] >= marker[0]
+                    and self._count_points(rows) == limit):
+                return series, rows
+            reach *= 4
+
+    def _select_newest(self, series_ids, lo, hi, limit):
+        """``_select_points`` rows of the newest ``limit`` points of
+        ``series_ids`` in ``[lo, hi)``."""
+        if not series_ids:
+            return []
+        marks = ','.join('?' * len(series_ids))
+        cut = self._db.execute(
+            'SELECT DISTINCT time_us, series_id FROM points WHERE '
+            'series_id IN (%s) AND time_us >= ? AND time_us < ? '
+            'ORDER BY time_us DESC, series_id DESC LIMIT 1 OFFSET ?'
+            % marks, list(series_ids) + [lo, hi, limit - 1]).fetchone()
+        if cut is None:
+            return self._select_points(series_ids, lo, hi)
+        return [row for row in self._select_points(series_ids, cut[0], hi)
+                if (row[1], row[0]) >= cut]
+
+    @staticmethod
+    def _count_points(rows):
+        return sum(1 for _ in itertools.groupby(
+            rows, key=lambda row: (row[0], row[1])))
 
     def query_series(self, measurement, field, tags, start, end, step_s,
                      agg='mean'):

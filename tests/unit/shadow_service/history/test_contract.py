@@ -274,3 +274,80 @@ def test_field_values_round_trip_exactly(store, text, number):
     found, = store.query_points('scaling_decision', {'case': case})
 
     assert found.fields == {'record': text, 'number': number}
+
+
+def _evaluation(evaluation_id, status, time_s, text='{}'):
+    return base.Point('evaluation', {'evaluation': evaluation_id,
+                                     'status': status},
+                      {'record': text}, time_s)
+
+
+def _seen(points):
+    return [(p.time, dict(p.tags), dict(p.fields)) for p in points]
+
+
+_BATCHES = iter(range(1, 10 ** 6))
+
+
+@hypothesis.settings(
+    max_examples=40, deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(
+    writes=st.lists(st.tuples(st.integers(0, 7), st.sampled_from(
+        ['running', 'finished', 'deleted']), st.integers(0, 9)),
+        min_size=1, max_size=40),
+    limit=st.integers(1, 45), window=st.tuples(st.integers(0, 5),
+                                               st.integers(5, 11)))
+def test_limit_reads_exactly_the_newest_points_in_the_same_order(
+        store, writes, limit, window):
+    # Several evaluations at the same time, the same one again later and
+    # the same point written twice: the newest points are the tail of the
+    # full answer, ties in the same order.
+    start = T0 + 1000 * next(_BATCHES)
+    write_all(store, [
+        _evaluation('e%d' % number, status, start + offset,
+                    '{"write": %d}' % index)
+        for index, (number, status, offset) in enumerate(writes)])
+    lo, hi = start + window[0], start + window[1]
+
+    everything = store.query_points('evaluation', start=lo, end=hi)
+    newest = store.query_points('evaluation', start=lo, end=hi, limit=limit)
+
+    assert _seen(newest) == _seen(everything[-limit:])
+    assert len(newest) == min(limit, len(everything))
+
+
+def test_limit_with_tags_and_without_a_window(store):
+    case = uuid.uuid4().hex
+    write_all(store, [sample('h%d' % (i % 3), float(i), T0 + i // 2,
+                             case=case) for i in range(12)])
+
+    everything = store.query_points('host_metric', {'case': case})
+    newest = store.query_points('host_metric', {'case': case}, limit=5)
+    one_host = store.query_points('host_metric', {'case': case,
+                                                  'host': 'h1'}, limit=2)
+
+    assert _seen(newest) == _seen(everything[-5:])
+    assert [p.fields['value'] for p in one_host] == [7.0, 10.0]
+
+
+@pytest.mark.parametrize('limit', [0, -1, 1.5, True])
+def test_a_limit_that_is_not_a_positive_integer_is_refused(store, limit):
+    with pytest.raises(ValueError, match='limit'):
+        store.query_points('host_metric', limit=limit)
+
+
+def test_a_tag_matches_any_of_several_wanted_values(store):
+    case = uuid.uuid4().hex
+    write_all(store, [sample('h%d' % i, float(i), T0 + i, case=case)
+                      for i in range(5)])
+
+    for wanted in (['h1', 'h3'], ('h3', 'h1'), {'h1', 'h3', 'absent'}):
+        found = store.query_points('host_metric', {'case': case,
+                                                   'host': wanted})
+        assert [p.tags['host'] for p in found] == ['h1', 'h3']
+    assert store.query_points('host_metric', {'case': case,
+                                              'host': []}) == []
+    assert store.latest('host_metric', 'value',
+                        {'case': case, 'host': ['h4', 'h0']}) == {
+        'h0': (T0, 0.0), 'h4': (T0 + 4, 4.0)}

@@ -311,3 +311,70 @@ def test_series_ids_are_the_same_whatever_the_hash_seed(tmp_path):
     assert [json.loads(tags)['host'] for _, _, tags in first] == [
         'h%d' % i for i in range(40)]
     assert _catalogue_of_a_process(tmp_path, 2) == first
+
+
+def _record(evaluation_id, time_s, status='finished'):
+    return base.Point('evaluation', {'evaluation': evaluation_id,
+                                     'status': status},
+                      {'record': '{"at": %r}' % time_s}, time_s)
+
+
+def _seen(points):
+    return [(p.time, p.tags, p.fields) for p in points]
+
+
+def test_the_newest_points_are_found_whichever_series_hold_them(path):
+    # Series written minutes apart (more than series.last_us may lag),
+    # one of them written to over and over, and windows that leave out
+    # the series written last: the newest points are still exactly the
+    # tail of the full read.
+    store = sqlite.SQLiteStore(path=path)
+    store.write([_record('e%02d' % i, NOW + 600 * i) for i in range(20)])
+    store.write([_record('busy', NOW + 7 * 600 + 30 * i, 'running')
+                 for i in range(40)])
+    store.write([_record('e%02d' % i, NOW + 600 * i + 1, 'deleted')
+                 for i in range(0, 20, 3)])
+    for start, end in [(None, None), (NOW, NOW + 20 * 600),
+                       (NOW + 1200, NOW + 5000), (NOW + 3000, NOW + 9000),
+                       (NOW + 4200, NOW + 4201), (None, NOW + 4300)]:
+        everything = store.query_points('evaluation', start=start, end=end)
+        for limit in (1, 2, 3, 5, 8, 13, 40, 70, 100):
+            newest = store.query_points('evaluation', start=start, end=end,
+                                        limit=limit)
+            assert _seen(newest) == _seen(everything[-limit:]), (
+                start, end, limit)
+
+
+@pytest.mark.parametrize('value', ['plain', 'quote"d', 'back\\slash',
+                                   'caf\u00e9 \u4e2d', 'a,b=c d', '"'])
+def test_series_are_found_by_their_first_tag_whatever_its_value(path,
+                                                                value):
+    store = sqlite.SQLiteStore(path=path)
+    store.write([_record(value, NOW), _record(value + 'x', NOW + 1),
+                 _record('x' + value, NOW + 2), _record(value, NOW + 3,
+                                                        'running')])
+
+    found = store.query_points('evaluation', {'evaluation': value})
+    several = store.query_points('evaluation',
+                                 {'evaluation': [value, 'x' + value]})
+
+    assert [p.time for p in found] == [NOW, NOW + 3]
+    assert [p.time for p in several] == [NOW, NOW + 2, NOW + 3]
+    assert store.get_evaluation(value) == {'at': NOW + 3}
+
+
+def test_a_series_without_the_first_tag_is_still_found(path):
+    # One series lacks the tag the others lead with: the lookup by range
+    # would miss nothing it should find, but the store reads them all.
+    store = sqlite.SQLiteStore(path=path)
+    store.write([_record('e1', NOW),
+                 base.Point('evaluation', {'status': 'finished'},
+                            {'record': '{}'}, NOW + 1),
+                 base.Point('evaluation', {'a': 'b', 'evaluation': 'e1'},
+                            {'record': '{}'}, NOW + 2)])
+
+    found = store.query_points('evaluation', {'evaluation': 'e1'})
+    absent = store.query_points('evaluation', {'evaluation': ['', 'e9']})
+
+    assert [p.time for p in found] == [NOW, NOW + 2]
+    assert [p.tags for p in absent] == [{'status': 'finished'}]

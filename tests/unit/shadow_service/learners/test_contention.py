@@ -32,10 +32,10 @@ ROUNDS = 6
 class FailingHistory(memory.MemoryStore):
     """A real store whose reads of evaluation records fail."""
 
-    def query_points(self, measurement, tags=None, start=None, end=None):
+    def query_points(self, measurement, *args, **kwargs):
         if measurement == 'evaluation':
             raise base.HistoryError('store unreachable')
-        return super().query_points(measurement, tags, start, end)
+        return super().query_points(measurement, *args, **kwargs)
 
 
 def make_evaluator(history=None, learner=None, **learner_options):
