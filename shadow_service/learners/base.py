@@ -19,6 +19,7 @@ import threading
 import time
 
 from shadow_service import measurements as names
+from shadow_service.history import base as history_base
 
 LOG = logging.getLogger(__name__)
 
@@ -152,23 +153,88 @@ class HistoryLearner:
 
     def records(self):
         """``[(evaluation_id, record dict)]``: the newest
-        ``max_evaluations`` parseable records in the lookback window."""
+        ``max_evaluations`` parseable records in the lookback window.
+
+        An evaluation recorded more than once (``running``, then its
+        result) is placed by its first record in the window and read as
+        its last one."""
         now = self._clock()
-        raw = {}
-        for point in self.history.query_points(
-                names.EVALUATION, start=now - self.lookback_s,
-                end=now + 1.0):
-            record = point.fields.get(names.FIELD_RECORD)
-            if record:
-                raw[point.tags.get(names.TAG_EVALUATION)] = record
+        raw = newest_records(self.history, now - self.lookback_s,
+                             now + 1.0, self.max_evaluations)
         records = []
-        for evaluation_id in list(raw)[-self.max_evaluations:]:
+        for evaluation_id, record in raw:
             try:
-                records.append((evaluation_id,
-                                json.loads(raw[evaluation_id])))
+                records.append((evaluation_id, json.loads(record)))
             except (TypeError, ValueError):
                 LOG.warning('Evaluation record %s is not JSON; skipped',
                             evaluation_id)
         return records
 
 
+def _keyed_records(points):
+    """``{evaluation id: record JSON}`` of the ``evaluation`` points that
+    hold a record, in the order each evaluation first comes, each with
+    its last record."""
+    raw = {}
+    for point in points:
+        record = point.fields.get(names.FIELD_RECORD)
+        if record:
+            raw[point.tags.get(names.TAG_EVALUATION)] = record
+    return raw
+
+
+def newest_records(history, start, end, count, page_size=None):
+    """``[(evaluation id, record JSON)]``: the last ``count`` items of
+    :func:`_keyed_records` over every ``evaluation`` point in ``[start,
+    end)``, read from the newest points back, a page at a time (the
+    first of ``page_size`` points, ``2 * count + 64`` by default: most
+    evaluations are recorded twice; each next page twice as large).
+
+    The points after the oldest time a page holds are complete: the
+    evaluations first recorded there, and nowhere earlier (one query,
+    by evaluation, over the time before), come after every other
+    evaluation.  Once ``count`` of them are known they are the answer;
+    otherwise the next, older page is read (at worst, the whole
+    window).
+    """
+    later = []
+    page_end = end
+    page_size = page_size or 2 * count + 64
+    while True:
+        page = history.query_points(names.EVALUATION, start=start,
+                                    end=page_end, limit=page_size)
+        if len(page) < page_size:
+            # The window's start is reached: every point is read.
+            return list(_keyed_records(page + later).items())[-count:]
+        cut = page[0].time
+        later = [point for point in page if point.time > cut] + later
+        # The next page ends with the points at the cut (some of them
+        # may not be in this one).
+        page_end = _time_after(cut)
+        page_size *= 2
+        raw = _keyed_records(later)
+        if len(raw) < count:
+            continue
+        earlier = _recorded_before(history, list(raw), start, page_end)
+        first_here = [evaluation_id for evaluation_id in raw
+                      if evaluation_id not in earlier]
+        if len(first_here) >= count:
+            return [(evaluation_id, raw[evaluation_id])
+                    for evaluation_id in first_here[-count:]]
+
+
+def _time_after(moment):
+    """The next time after ``moment`` the stores can tell apart (their
+    resolution is one microsecond)."""
+    return history_base.us_to_time(history_base.time_to_us(moment) + 1)
+
+
+def _recorded_before(history, evaluation_ids, start, end):
+    """The evaluation ids among ``evaluation_ids`` with a record in
+    ``[start, end)``."""
+    wanted = ['' if e is None else e for e in evaluation_ids]
+    return {point.tags.get(names.TAG_EVALUATION)
+            for point in history.query_points(
+                names.EVALUATION, {names.TAG_EVALUATION: wanted},
+                start=start, end=end)
+            if point.fields.get(names.FIELD_RECORD)}

@@ -105,7 +105,8 @@ class AgeDriftLearner(base.HistoryLearner):
     def runs(self):
         """``{metric: [[(time, mean, sd_of_mean), ...], ...]}``: one list
         per (workload, host) of the runs there, from the shadow samples
-        of the evaluation records in the lookback window."""
+        of the evaluation records in the lookback window (only theirs
+        are read)."""
         workloads = {}
         for evaluation_id, record in self.records():
             request = record.get('request') or {}
@@ -113,15 +114,18 @@ class AgeDriftLearner(base.HistoryLearner):
             if not isinstance(profile, str):
                 profile = (profile or {}).get('name')
             workloads[evaluation_id] = base.workload_key(request, profile)
+        if not workloads:
+            return {}
         now = self._clock()
         samples = collections.defaultdict(list)
         times = {}
+        # The samples of these evaluations only (an absent tag reads as
+        # the empty string).
+        wanted = ['' if e is None else e for e in workloads]
         for point in self.history.query_points(
-                names.SHADOW_SAMPLE, start=now - self.lookback_s,
-                end=now + 1.0):
+                names.SHADOW_SAMPLE, {names.TAG_EVALUATION: wanted},
+                start=now - self.lookback_s, end=now + 1.0):
             evaluation_id = point.tags.get(names.TAG_EVALUATION)
-            if evaluation_id not in workloads:
-                continue
             value = point.fields.get(names.FIELD_VALUE)
             if value is None:
                 continue

@@ -378,3 +378,49 @@ def test_a_series_without_the_first_tag_is_still_found(path):
 
     assert [p.time for p in found] == [NOW, NOW + 2]
     assert [p.tags for p in absent] == [{'status': 'finished'}]
+
+
+def _steps(store, read):
+    """SQLite virtual machine steps (in hundreds) ``read`` takes: the
+    work of its queries, whatever the machine's speed."""
+    steps = [0]
+
+    def count():
+        steps[0] += 1
+        return 0
+
+    store._db.set_progress_handler(count, 100)
+    try:
+        read()
+    finally:
+        store._db.set_progress_handler(None, 100)
+    return steps[0]
+
+
+def test_the_newest_points_cost_the_same_however_long_the_window(tmp_path):
+    # Records ten seconds apart: 500 or 5000 of them in the window; the
+    # newest 50 (and those of one evaluation) are found with the same
+    # work, while reading the whole window grows with it.
+    def work(count):
+        store = sqlite.SQLiteStore(path=str(tmp_path / ('%d.db' % count)))
+        store.write([base.Point('evaluation', {
+            'evaluation': 'e%05d' % i, 'status': status},
+            {'record': 'x' * 2000}, NOW + 10 * i + offset)
+            for i in range(count)
+            for offset, status in ((0, 'running'), (5, 'finished'))])
+        end = NOW + 10 * count
+        newest = _steps(store, lambda: store.query_points(
+            'evaluation', start=NOW, end=end, limit=50))
+        one = _steps(store, lambda: store.query_points(
+            'evaluation', {'evaluation': ['e00007', 'e00003']},
+            start=NOW, end=end))
+        everything = _steps(store, lambda: store.query_points(
+            'evaluation', start=NOW, end=end))
+        store.close()
+        return newest, one, everything
+
+    short, long = work(500), work(5000)
+
+    assert long[0] <= short[0] * 1.2 + 2, (short, long)
+    assert long[1] <= short[1] * 1.2 + 2, (short, long)
+    assert long[2] > short[2] * 5, (short, long)
