@@ -1,0 +1,268 @@
+"""What a learner's refit reads, as the look-back window fills.
+
+Writes N evaluations into the look-back window (each recorded
+``running``, then ``finished``, a record of about 1.5 kB, with 16 shadow
+samples: 2 hosts, 2 metrics, 4 samples) and times the age drift
+learner's refit read: its newest ``max_evaluations`` (500) records, then
+their samples.  ``before`` is the read as the learners made it until now,
+written out here (every record of the window, trimmed; then every sample
+of the window, filtered), measured in the same run on the same store;
+``after`` is ``AgeDriftLearner.records()`` and ``runs()``.  Both return
+the same records and runs (checked).  Points read are counted as the
+store returns them.
+
+Stores: ``sqlite`` (the default store, on a file) and ``influxdb`` (its
+own ``influxd`` on loopback, Debian's ``influxdb``).
+
+Usage::
+
+    nice -n 5 python benchmarks/learner_reads.py [--evaluations 1000,10000]
+
+Prints a table and writes ``benchmarks/results/learner_reads.json``.
+"""
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
+import benchlib  # noqa: E402
+
+from shadow_service import measurements as names  # noqa: E402
+from shadow_service.analysis import estimate as estimate_lib  # noqa: E402
+from shadow_service.history import base  # noqa: E402
+from shadow_service.history import influxdb  # noqa: E402
+from shadow_service.history import sqlite  # noqa: E402
+from shadow_service.learners import base as learners_base  # noqa: E402
+from shadow_service.learners import drift  # noqa: E402
+from tests.fixtures import influxdb as influxdb_fixture  # noqa: E402
+
+LOOKBACK_S = 86400.0
+MAX_EVALUATIONS = 500
+HOSTS = ('node-01', 'node-02')
+METRICS = ('cpu_ops_per_s', 'disk_read_iops')
+SAMPLES = 4
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       'results', 'learner_reads.json')
+
+
+def _counting(store_class):
+    """The store, counting the points its reads return."""
+
+    class Counting(store_class):
+        def query_points(self, measurement, *args, **kwargs):
+            found = super().query_points(measurement, *args, **kwargs)
+            self.returned += len(found)
+            return found
+
+    return Counting
+
+
+def record(evaluation_id, status, number):
+    return {'evaluation_id': evaluation_id, 'status': status,
+            'request': {'profile': 'web', 'profile_scale': 1.0,
+                        'flavor': {'vcpus': 2, 'ram_mb': 4096}},
+            'hosts': [{'host': 'node-%02d' % host, 'score': 50.0 + host,
+                       'confidence': 0.8, 'metrics': {
+                           'cpu_ops_per_s': 1000.0 + number % 97,
+                           'disk_read_iops': 300.0 + host}}
+                      for host in range(16)]}
+
+
+def write_window(store, count, now):
+    """``count`` evaluations spread over the look-back window."""
+    spacing = 0.9 * LOOKBACK_S / count
+    for first in range(0, count, 1000):
+        points = []
+        for number in range(first, min(count, first + 1000)):
+            evaluation_id = 'ev-%06d' % number
+            started = now - LOOKBACK_S + 60 + number * spacing
+            for status, offset in (('running', 0.0), ('finished', 30.0)):
+                points.append(base.evaluation_point(
+                    record(evaluation_id, status, number),
+                    started + offset))
+            for host in HOSTS:
+                for metric in METRICS:
+                    for sample in range(SAMPLES):
+                        points.append(base.Point(names.SHADOW_SAMPLE, {
+                            names.TAG_EVALUATION: evaluation_id,
+                            names.TAG_HOST: host,
+                            names.TAG_PROFILE: 'web',
+                            names.TAG_METRIC: metric},
+                            {names.FIELD_VALUE: 1000.0 + sample + number % 7},
+                            started + 5.0 + 5.0 * sample))
+        store.write(points)
+    store.flush(timeout=600)
+
+
+# -- the read as it was: the whole window, then trimmed ------------------
+
+def old_records(history, now):
+    raw = {}
+    for point in history.query_points(names.EVALUATION,
+                                      start=now - LOOKBACK_S, end=now + 1.0):
+        text = point.fields.get(names.FIELD_RECORD)
+        if text:
+            raw[point.tags.get(names.TAG_EVALUATION)] = text
+    return [(evaluation_id, json.loads(raw[evaluation_id]))
+            for evaluation_id in list(raw)[-MAX_EVALUATIONS:]]
+
+
+def old_runs(history, now):
+    workloads = {}
+    for evaluation_id, kept in old_records(history, now):
+        request = kept.get('request') or {}
+        workloads[evaluation_id] = learners_base.workload_key(
+            request, request.get('profile'))
+    samples = collections.defaultdict(list)
+    times = {}
+    for point in history.query_points(
+            names.SHADOW_SAMPLE, start=now - LOOKBACK_S, end=now + 1.0):
+        evaluation_id = point.tags.get(names.TAG_EVALUATION)
+        if evaluation_id not in workloads:
+            continue
+        value = point.fields.get(names.FIELD_VALUE)
+        if value is None:
+            continue
+        key = (evaluation_id, point.tags.get(names.TAG_HOST),
+               point.tags.get(names.TAG_METRIC))
+        samples[key].append(float(value))
+        first, last = times.get(key, (point.time, point.time))
+        times[key] = (min(first, point.time), max(last, point.time))
+    grouped = collections.defaultdict(lambda: collections.defaultdict(list))
+    for key, values in samples.items():
+        evaluation_id, host, metric = key
+        summary = estimate_lib.run_summary(values)
+        if summary is None:
+            continue
+        first, last = times[key]
+        grouped[metric][(workloads[evaluation_id], host)].append(
+            ((first + last) / 2.0,) + summary)
+    return {metric: list(by_host.values())
+            for metric, by_host in grouped.items()}
+
+
+def timed(store, read, repeats):
+    timings, answer = [], None
+    for _ in range(repeats):
+        store.returned = 0
+        started = time.perf_counter()
+        answer = read()
+        timings.append(1000 * (time.perf_counter() - started))
+    return statistics.median(timings), store.returned, answer
+
+
+def measure(kind, store, count, now, repeats):
+    learner = drift.AgeDriftLearner(store, lookback_s=LOOKBACK_S,
+                                    max_evaluations=MAX_EVALUATIONS,
+                                    clock=lambda: now)
+    row = {'store': kind, 'evaluations_in_window': count}
+    for name, read in (
+            ('records_before', lambda: old_records(store, now)),
+            ('records_after', learner.records),
+            ('runs_before', lambda: old_runs(store, now)),
+            ('runs_after', learner.runs)):
+        ms, returned, answer = timed(store, read, repeats)
+        row[name + '_ms'] = round(ms, 1)
+        row[name + '_points_read'] = returned
+        row.setdefault('answers', {})[name] = answer
+    answers = row.pop('answers')
+    row['identical'] = (
+        answers['records_before'] == answers['records_after']
+        and answers['runs_before'] == answers['runs_after'])
+    print('%-8s %6d evaluations: records %8.1f -> %6.1f ms (%d -> %d '
+          'points), runs %8.1f -> %6.1f ms (%d -> %d points), %s' % (
+              kind, count, row['records_before_ms'],
+              row['records_after_ms'], row['records_before_points_read'],
+              row['records_after_points_read'], row['runs_before_ms'],
+              row['runs_after_ms'], row['runs_before_points_read'],
+              row['runs_after_points_read'],
+              'identical' if row['identical'] else 'DIFFERENT'),
+          flush=True)
+    return row
+
+
+def run_sqlite(counts, repeats):
+    rows = []
+    for count in counts:
+        directory = tempfile.mkdtemp(prefix='learner-reads-')
+        store = _counting(sqlite.SQLiteStore)(
+            path=os.path.join(directory, 'h.db'))
+        now = time.time()
+        write_window(store, count, now)
+        rows.append(measure('sqlite', store, count, now, repeats))
+        store.close()
+        os.remove(os.path.join(directory, 'h.db'))
+    return rows
+
+
+def run_influxdb(counts, repeats):
+    rows = []
+    server = influxdb_fixture.InfluxDBServer().start()
+    try:
+        for count in counts:
+            store = _counting(influxdb.InfluxDBStore)(
+                url=server.url, database='learner_reads_%d' % count,
+                timeout_s=300)
+            now = time.time()
+            write_window(store, count, now)
+            rows.append(measure('influxdb', store, count, now, repeats))
+            store.close()
+    finally:
+        server.cleanup()
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--evaluations', default='1000,10000,50000',
+                        help='evaluations in the window per case, '
+                        'comma-separated')
+    parser.add_argument('--stores', default='sqlite,influxdb')
+    parser.add_argument('--repeats', type=int, default=3,
+                        help='reads per figure (the median is kept)')
+    parser.add_argument('--output', default=RESULTS)
+    args = parser.parse_args()
+    counts = [int(c) for c in args.evaluations.split(',')]
+    load_at_start = os.getloadavg()
+    rows = []
+    for kind in args.stores.split(','):
+        rows.extend({'sqlite': run_sqlite, 'influxdb': run_influxdb}[kind](
+            counts, args.repeats))
+    results = {'benchmark': 'learner_reads',
+               'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+               'lookback_s': LOOKBACK_S,
+               'max_evaluations': MAX_EVALUATIONS,
+               'records_per_evaluation': 2,
+               'samples_per_evaluation': len(HOSTS) * len(METRICS) * SAMPLES,
+               'repeats': args.repeats,
+               'machine': benchlib.machine(load_at_start),
+               'rows': rows}
+    print()
+    print('%-8s %7s  %-22s %-22s %-22s %-22s' % (
+        'store', 'window', 'records ms (before)', 'records ms (after)',
+        'runs ms (before)', 'runs ms (after)'))
+    for row in rows:
+        print('%-8s %7d  %8.1f %7d pts   %8.1f %7d pts   %8.1f %7d pts   '
+              '%8.1f %7d pts' % (
+                  row['store'], row['evaluations_in_window'],
+                  row['records_before_ms'],
+                  row['records_before_points_read'],
+                  row['records_after_ms'], row['records_after_points_read'],
+                  row['runs_before_ms'], row['runs_before_points_read'],
+                  row['runs_after_ms'], row['runs_after_points_read']))
+    print('load average at start %s, at end %s' % (
+        ' '.join('%.2f' % v for v in load_at_start),
+        ' '.join('%.2f' % v for v in os.getloadavg())))
+    benchlib.write_results(args.output, results)
+
+
+if __name__ == '__main__':
+    main()
