@@ -66,6 +66,7 @@ from shadow_service import priorsamples
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import scaleup
+from shadow_service.clouds import base as cloud_base
 from shadow_service.history import base as history_base
 from shadow_service.learners import base as learner_base
 from shadow_service.workloads import profiles
@@ -958,9 +959,20 @@ class _Run:
             now = time.time()
         try:
             self.ev.driver.delete_shadows(shadows)
+        except cloud_base.CloudError as e:
+            # The cloud's own words say it all (a time-out, a refusal):
+            # the driver's garbage collector deletes what is left, as the
+            # service starts and, with the openstack driver, every
+            # [openstack] gc_interval.
+            LOG.warning('Evaluation %s: deleting shadows %s failed (%s); '
+                        'the garbage collector deletes what is left',
+                        self.evaluation.evaluation_id,
+                        ', '.join(s.shadow_id for s in shadows), e)
         except Exception:
-            LOG.exception('Deleting shadows %s failed; the start-up clean-up '
-                          'will retry', [s.shadow_id for s in shadows])
+            LOG.exception('Evaluation %s: deleting shadows %s failed; the '
+                          'garbage collector deletes what is left',
+                          self.evaluation.evaluation_id,
+                          ', '.join(s.shadow_id for s in shadows))
         for shadow in shadows:
             self.stopped[shadow.shadow_id] = now
             self.running.pop(shadow.shadow_id, None)

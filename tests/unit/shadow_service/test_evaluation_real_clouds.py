@@ -3,10 +3,12 @@ hands the scheduler's host figures to the driver, waits for shadows only
 as long as the budget allows, deletes those that never became active,
 and keeps the driver's clean-up reserve out of the measuring time."""
 
+import logging
 import time
 
 from shadow_service import evaluation
 from shadow_service.analysis import analyzer as analyzer_mod
+from shadow_service.clouds import base as cloud_base
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import memory
 from tests import service_support
@@ -72,3 +74,38 @@ def test_shadows_that_never_come_up_are_deleted_and_left_unmeasured():
     # Waiting is bounded by the budget less the driver's reserve.
     assert 0.0 < driver.waits[0] <= 6.0 - driver.cleanup_reserve_s
     assert wall < 6.0
+
+
+class RefusingDeletes(sim_driver.SimDriver):
+    """The twin, with a cloud that answers every deletion with an error
+    (a 503 while its API is overloaded)."""
+
+    def delete_shadows(self, shadows):
+        raise cloud_base.CloudError(
+            'Deleting %s: HTTP 503: the compute API is unavailable'
+            % ', '.join(s.shadow_id for s in shadows), retryable=True)
+
+
+def test_a_deletion_the_cloud_refuses_is_one_warning_naming_the_shadows(
+        caplog):
+    history = memory.MemoryStore()
+    driver = RefusingDeletes(service_support.make_conf(
+        sim={'backfill_hours': 0}), history)
+    evaluator = _evaluator(driver, history)
+    hosts = [{'host': 'node-01'}, {'host': 'node-02'}]
+    with caplog.at_level(logging.WARNING, logger=evaluation.__name__):
+        ranking = evaluator.run(evaluator.new(REQUEST, hosts, 4.0))
+    # The evaluation is answered all the same.
+    assert {h['host'] for h in ranking['hosts']} == {'node-01', 'node-02'}
+    (failed,) = [r for r in caplog.records if 'deleting shadows' in
+                 r.getMessage()]
+    assert failed.levelno == logging.WARNING
+    # The cloud's words, no traceback, and who deletes them now.
+    assert failed.exc_info is None
+    assert 'HTTP 503' in failed.getMessage()
+    assert 'garbage collector deletes what is left' in failed.getMessage()
+    assert 'start-up clean-up' not in caplog.text
+    left = driver.list_shadows()
+    assert {shadow.host for shadow in left} == {'node-01', 'node-02'}
+    for shadow in left:
+        assert shadow.shadow_id in failed.getMessage()
