@@ -9,7 +9,8 @@ so the shell joins the instance's cgroups (every hierarchy) before
 command a private root: ``/usr`` read-only (plus the ``/bin``, ``/lib``...
 symlinks or read-only binds), per-sandbox writable ``/opt /var /tmp /etc
 /root`` (host directories under the sandbox's directory), ``/proc`` of a
-new pid namespace, a minimal ``/dev`` whose ``/dev/console`` is the
+new pid namespace with ``/proc/sys`` (the machine's kernel settings)
+read-only, a minimal ``/dev`` whose ``/dev/console`` is the
 console FIFO, a tmpfs ``/run``, new ipc and uts namespaces, no
 capabilities, ``--die-with-parent``; it shares the host's network
 namespace, so a collector on 127.0.0.1 is reachable.
@@ -55,7 +56,11 @@ def bwrap_args(root, hostname, console_fifo, binds=(), command=()):
             args += ['--symlink', os.readlink(host_path), host_path]
         elif os.path.isdir(host_path):
             args += ['--ro-bind', host_path, host_path]
-    args += ['--proc', '/proc', '--dev', '/dev',
+    # The new /proc's sys/ is the machine's kernel settings, and the
+    # sandbox runs as uid 0, which owns them: read-only (bubblewrap
+    # covers sysrq-trigger, irq and bus itself).
+    args += ['--proc', '/proc', '--ro-bind', '/proc/sys', '/proc/sys',
+             '--dev', '/dev',
              '--bind', console_fifo, '/dev/console', '--tmpfs', '/run']
     for name in WRITABLE_DIRS:
         args += ['--bind', os.path.join(root, name), '/' + name]

@@ -1,0 +1,87 @@
+"""A lab host's sandboxes without Nova: real cgroups, real bubblewrap,
+driven through :class:`nova_shadow_lab.host.LabHost` as the driver drives
+it. What an instance can reach of the machine, and what its user-data
+does across a power-off and power-on.
+"""
+
+import base64
+import json
+import uuid
+
+import pytest
+
+from nova_shadow_lab import config as lab_config
+from nova_shadow_lab import host as lab_host
+from nova_shadow_lab import runtime
+from nova_shadow_lab import userdata
+from tests import lab_support as lab
+
+pytestmark = [pytest.mark.nova]
+
+
+@pytest.fixture(scope='module')
+def host(tmp_path_factory):
+    lab.require_lab()
+    config = lab_config.parse_config({
+        'lab': {'cgroup_prefix': 'nova-shadow-lab-sandbox-test',
+                'state_dir': str(tmp_path_factory.mktemp('lab-state'))},
+        'hosts': [{'name': 'box', 'share': {'cpu': 0.3,
+                                            'memory_mb': 512}}]})
+    run = runtime.LabRun(config.lab).start()
+    try:
+        box = lab_host.LabHost(run, config.hosts[0], config.lab).start()
+        try:
+            yield box
+        finally:
+            box.stop()
+    finally:
+        run.stop()
+
+
+def _start(host, script):
+    plan = userdata.build_plan(
+        base64.b64encode(script.encode('utf-8')).decode('ascii'))
+    return host.start_instance(str(uuid.uuid4()), 'probe', 1, 256, plan)
+
+
+def _console_line(instance, prefix, count=1):
+    """The ``count``-th console line that starts with ``prefix``."""
+    def found():
+        lines = [line for line in instance.sandbox.console_output()
+                 .splitlines() if line.startswith(prefix)]
+        return lines[count - 1] if len(lines) >= count else None
+    return lab.wait_for(found, what='%r on the console' % prefix)
+
+
+# Machine-wide kernel settings an instance must not change: a core
+# pattern runs its helper as root outside every namespace, the CFS
+# bandwidth slice moves every host's CPU quota, swappiness and pid_max
+# the whole machine's memory and processes.
+SYSCTLS = ('kernel/core_pattern', 'kernel/sched_cfs_bandwidth_slice_us',
+           'vm/swappiness', 'vm/drop_caches', 'kernel/pid_max')
+PROBE_SYSCTLS = r'''#!/usr/bin/python3
+import json, os
+opened = {}
+for name in %r:
+    path = '/proc/sys/' + name
+    try:
+        # Opening for writing is the permission check; nothing is written.
+        os.close(os.open(path, os.O_WRONLY))
+        opened[name] = 'writable'
+    except OSError as exc:
+        opened[name] = exc.strerror
+print('SYSCTLS ' + json.dumps(opened), flush=True)
+''' % (SYSCTLS,)
+
+
+def test_an_instance_cannot_change_the_machines_kernel_settings(host):
+    instance = _start(host, PROBE_SYSCTLS)
+    try:
+        line = _console_line(instance, 'SYSCTLS ')
+    finally:
+        host.stop_instance(instance.uuid)
+    opened = json.loads(line.split(' ', 1)[1])
+    assert set(opened) == set(SYSCTLS)
+    assert not [n for n, result in opened.items() if result == 'writable'], \
+        opened
+
