@@ -8,7 +8,10 @@ cloud-init does: writes ``write_files``, runs the ``runcmd`` script
 (``/var/lib/cloud/instance/scripts/runcmd``) or the ``#!`` user script
 (``.../scripts/part-001``), writes ``/var/lib/cloud/instance/boot-finished``
 and stays up until the instance is deleted. User-data runs once per
-instance: after a power-off and power-on the marker file skips it.
+instance: as cloud-init's semaphores, ``.../sem/user-data`` is written
+before it runs, so a power-off and power-on skips it even when its
+scripts were still running (a workload started by ``runcmd`` usually
+is); ``boot-finished`` is written at the end of every boot.
 
 Every step is a JSON line in ``/.lab/log`` (kept host-side as the
 instance's ``init.log``). Change what the guest does at boot here.
@@ -26,6 +29,8 @@ PLAN = '/.lab/plan.json'
 LOG = '/.lab/log'
 INSTANCE_DIR = '/var/lib/cloud/instance'
 BOOT_FINISHED = INSTANCE_DIR + '/boot-finished'
+# Written before the user-data runs (cloud-init's per-instance semaphore).
+USER_DATA_SEM = INSTANCE_DIR + '/sem/user-data'
 _START = time.monotonic()
 
 
@@ -91,9 +96,6 @@ def run_plan(plan):
         run_script('runcmd', plan['runcmd'].encode('utf-8'), ('/bin/sh',))
     if plan['script_b64'] is not None:
         run_script('part-001', base64.b64decode(plan['script_b64']))
-    os.makedirs(INSTANCE_DIR, exist_ok=True)
-    with open(BOOT_FINISHED, 'w') as f:
-        f.write('%.3f\n' % time.time())
 
 
 def main():
@@ -110,11 +112,17 @@ def main():
         say('ignored cloud-config modules: %s'
             % ', '.join(plan['ignored_modules']))
         log('ignored_modules', modules=plan['ignored_modules'])
-    if os.path.exists(BOOT_FINISHED):
+    if os.path.exists(USER_DATA_SEM):
         say('user-data already ran on this instance; not again')
-        log('skip', reason='boot-finished exists')
+        log('skip', reason='%s exists' % USER_DATA_SEM)
     else:
+        os.makedirs(os.path.dirname(USER_DATA_SEM), exist_ok=True)
+        with open(USER_DATA_SEM, 'w') as f:
+            f.write('%.3f\n' % time.time())
         run_plan(plan)
+    os.makedirs(INSTANCE_DIR, exist_ok=True)
+    with open(BOOT_FINISHED, 'w') as f:
+        f.write('%.3f\n' % time.time())
     say('boot finished after %.2f s' % (time.monotonic() - _START))
     log('finished')
     while True:

@@ -85,3 +85,26 @@ def test_an_instance_cannot_change_the_machines_kernel_settings(host):
     assert not [n for n, result in opened.items() if result == 'writable'], \
         opened
 
+
+def test_user_data_that_is_still_running_does_not_run_again_after_power_on(
+        host):
+    # A shadow's runcmd runs its workload until the instance goes away.
+    instance = _start(host, '#cloud-config\n' + json.dumps({
+        'write_files': [{'path': '/root/log', 'content': 'file\n',
+                         'append': True}],
+        'runcmd': ['echo "RUNS $(wc -l < /root/log)"', 'sleep 600']}))
+    try:
+        assert _console_line(instance, 'RUNS ') == 'RUNS 1'
+        host.power_off(instance.uuid)
+        host.power_on(instance.uuid)
+        output = lab.wait_for(
+            lambda: (lambda text: text if 'already ran' in text or
+                     text.count('RUNS ') > 1 else None)(
+                instance.sandbox.console_output()), what='second boot')
+        with open('%s/root/root/log' % instance.directory) as f:
+            written = f.read()
+    finally:
+        host.stop_instance(instance.uuid)
+    assert 'user-data already ran on this instance' in output
+    assert output.count('RUNS ') == 1
+    assert written == 'file\n'
