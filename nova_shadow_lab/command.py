@@ -9,13 +9,15 @@ VM went and why, deletes it, checks that no shadow, instance process or
 cgroup is left, and stops everything.
 
 Exit codes: 0 done, 1 a step failed, 2 bad arguments or the lab cannot
-run here (the message says why).
+run here (the message says why), 130 and 143 interrupted (Ctrl-C) and
+terminated (SIGTERM): the lab was stopped in order first.
 """
 
 import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -83,6 +85,16 @@ def _parser():
     parser.add_argument('--summary', default=None, metavar='FILE',
                         help='also write what happened as JSON to FILE')
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so that the lab stops in order."""
+
+
+def _terminate(signum, frame):
+    # Once: a second SIGTERM must not cut the clean-up short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
 
 
 def _hosts_table(cloud, out):
@@ -264,11 +276,22 @@ def main(argv=None):
         # a lab that lives for one run.
         for name in ('nova', 'stevedore', 'oslo_messaging'):
             logging.getLogger(name).setLevel(logging.ERROR + 1)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return run(args)
+    except Terminated:
+        sys.stderr.write('nova-shadow lab: terminated (SIGTERM); the lab '
+                         'was stopped\n')
+        return 128 + signal.SIGTERM
+    except KeyboardInterrupt:
+        sys.stderr.write('nova-shadow lab: interrupted; the lab was '
+                         'stopped\n')
+        return 128 + signal.SIGINT
     except Exception as e:
         sys.stderr.write('nova-shadow lab: %s: %s\n' % (type(e).__name__, e))
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == '__main__':

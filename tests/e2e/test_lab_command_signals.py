@@ -1,0 +1,63 @@
+"""``nova-shadow lab`` stopped by a signal, as a CI time-out or a service
+manager stops it: the lab and shadow-service stop in order, the summary
+is written and the command's temporary directory goes.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from nova_shadow_lab import cgroups
+from tests import lab_support
+
+pytestmark = [pytest.mark.nova, pytest.mark.rabbit, pytest.mark.slow]
+
+LAB = {'hosts': [{'name': 'term-solo', 'share': {'cpu': 0.2}}]}
+
+
+def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
+        tmp_path, rabbit_url):
+    lab_support.require_lab()
+    config = tmp_path / 'lab.yaml'
+    config.write_text(yaml.safe_dump(LAB))
+    summary_path = tmp_path / 'summary.json'
+    temp = tmp_path / 'tmp'
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=lab_support.REPO,
+               NOVA_SHADOW_RABBIT_URL=rabbit_url, PYTHONUNBUFFERED='1',
+               TMPDIR=str(temp))
+    command = subprocess.Popen(
+        [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
+         '--config', str(config), '--summary', str(summary_path)],
+        cwd=lab_support.REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        up = command.stdout.readline()
+        match = re.search(r'shadow-service pid (\d+) .* files in (\S+)$',
+                          up.strip())
+        assert match, up + command.stderr.read()[-2000:]
+        service_pid, directory = int(match.group(1)), match.group(2)
+        assert os.path.isdir(directory)
+        run = json.loads(open(os.path.join(directory, 'lab.json')).read())
+        command.send_signal(signal.SIGTERM)
+        out, err = command.communicate(timeout=120)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    assert command.returncode == 128 + signal.SIGTERM, (out, err)
+    assert 'Traceback' not in err, err
+    assert 'terminated' in err
+    assert not os.path.exists(directory)
+    assert not lab_support.pid_alive(service_pid)
+    mounts = cgroups.hierarchies()
+    prefix = run['cgroup'].rsplit('/', 1)[0]
+    assert run['run'] not in cgroups.run_names(mounts, prefix)
+    summary = json.loads(summary_path.read_text())
+    assert summary['hosts'] == ['term-solo']
