@@ -263,7 +263,14 @@ class LabStack:
                        # seconds beyond the budget.
                        'deadline_margin': self.deadline_margin,
                        'max_budget': max(self.budget, 120.0)}})
-        self.cloud.setUp()
+        try:
+            self.cloud.setUp()
+        except Exception as exc:
+            # The fixture has cleaned up after itself (a second clean-up
+            # fails); raise what went wrong, not the fixture's wrapper of
+            # it and its own SetupError.
+            self.cloud = None
+            raise _setup_cause(exc) from None
         self.config_file = os.path.join(self.directory,
                                         'shadow-service.conf')
         self.history_path = os.path.join(self.directory, 'history.sqlite')
@@ -573,6 +580,16 @@ def _die_with_parent():
     """In the child before exec: SIGTERM when the thread that started it
     dies, so that a killed stack leaves no shadow-service behind."""
     _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _setup_cause(exc):
+    """The error that failed a fixture's ``setUp``: fixtures raise
+    ``MultipleExceptions`` of it, the clean-up's errors and their own
+    ``SetupError``."""
+    if type(exc).__name__ == 'MultipleExceptions' and exc.args and \
+            isinstance(exc.args[0], tuple) and len(exc.args[0]) == 3:
+        return exc.args[0][1]
+    return exc
 
 
 def _pids_under(directory):

@@ -1,6 +1,7 @@
-"""``nova-shadow lab`` stopped by a signal, as a CI time-out or a service
-manager stops it: the lab and shadow-service stop in order, the summary
-is written and the command's temporary directory goes.
+"""``nova-shadow lab`` when things go wrong: stopped by a signal, as a CI
+time-out or a service manager stops it (the lab and shadow-service stop
+in order, the summary is written and the command's temporary directory
+goes), and a lab that cannot start (the error says why).
 """
 
 import json
@@ -61,3 +62,23 @@ def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
     assert run['run'] not in cgroups.run_names(mounts, prefix)
     summary = json.loads(summary_path.read_text())
     assert summary['hosts'] == ['term-solo']
+
+
+def test_a_lab_that_cannot_start_says_why(tmp_path, rabbit_url):
+    lab_support.require_lab()
+    not_a_directory = tmp_path / 'file'
+    not_a_directory.write_text('')
+    config = tmp_path / 'lab.yaml'
+    config.write_text(yaml.safe_dump(dict(
+        LAB, lab={'state_dir': str(not_a_directory / 'state')})))
+    env = dict(os.environ, PYTHONPATH=lab_support.REPO,
+               NOVA_SHADOW_RABBIT_URL=rabbit_url)
+    done = subprocess.run(
+        [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
+         '--config', str(config), '--directory', str(tmp_path / 'stack')],
+        cwd=lab_support.REPO, env=env, capture_output=True, text=True,
+        timeout=300)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert done.stderr.strip() == (
+        "nova-shadow lab: NotADirectoryError: [Errno 20] Not a directory: "
+        "'%s'" % (not_a_directory / 'state')), done.stderr
