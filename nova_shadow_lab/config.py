@@ -313,6 +313,25 @@ def _resources(r, spec, field):
                          True))
 
 
+def _cpu_list(r, text, field, cpus):
+    """The CPU numbers of a cpuset list such as ``0-1,3``; each must be
+    one of this machine's ``cpus`` (what the kernel accepts)."""
+    if not re.match(r'^\d+(-\d+)?(,\d+(-\d+)?)*$', text):
+        r.fail(field, 'must be a CPU list such as "0" or "0-1,3", got %r'
+               % text)
+    numbers = set()
+    for part in text.split(','):
+        first, _sep, last = part.partition('-')
+        first, last = int(first), int(last or first)
+        if last < first:
+            r.fail(field, 'range %s runs backwards' % part)
+        numbers.update(range(first, min(last, cpus) + 1))
+        if last >= cpus:
+            r.fail(field, 'CPU %d does not exist: this machine has CPUs '
+                   '0-%d' % (max(first, cpus), cpus - 1))
+    return numbers
+
+
 def _share(r, spec, field):
     spec = r.mapping(spec, field, _SHARE_KEYS)
     cpus = os.cpu_count() or 1
@@ -326,9 +345,10 @@ def _share(r, spec, field):
     cpuset = spec.get('cpuset')
     if cpuset is not None:
         cpuset = str(cpuset)
-        if not re.match(r'^\d+(-\d+)?(,\d+(-\d+)?)*$', cpuset):
-            r.fail(field + '.cpuset', 'must be a CPU list such as "0" or '
-                   '"0-1,3", got %r' % cpuset)
+        cpuset_cpus = _cpu_list(r, cpuset, field + '.cpuset', cpus)
+        if cpu is not None and cpu > len(cpuset_cpus):
+            r.fail(field + '.cpu', '%g CPUs cannot run on the %d CPU(s) of '
+                   'cpuset %s' % (cpu, len(cpuset_cpus), cpuset))
     blkio_spec = r.mapping(spec.get('blkio'), field + '.blkio', _BLKIO_KEYS)
     blkio = Blkio(
         weight=r.number(blkio_spec, 'weight', field + '.blkio', None, 10,

@@ -74,6 +74,16 @@ def test_trace_paths_are_relative_to_the_config_file(tmp_path):
      'hosts[0].share.cpu'),
     ({'hosts': [{'name': 'a', 'share': {'cpuset': 'all'}}]},
      'hosts[0].share.cpuset'),
+    # CPUs this machine does not have, a range the kernel refuses, and a
+    # quota its cpuset cannot give.
+    ({'hosts': [{'name': 'a', 'share': {'cpuset': str(os.cpu_count())}}]},
+     'hosts[0].share.cpuset'),
+    ({'hosts': [{'name': 'a', 'share': {'cpuset': '0,%d-%d' % (
+        os.cpu_count(), os.cpu_count() + 1)}}]}, 'hosts[0].share.cpuset'),
+    ({'hosts': [{'name': 'a', 'share': {'cpuset': '1-0'}}]},
+     'hosts[0].share.cpuset'),
+    ({'hosts': [{'name': 'a', 'share': {'cpuset': '0', 'cpu': 1.5}}]},
+     'hosts[0].share.cpu'),
     ({'hosts': [{'name': 'a', 'share': {'blkio': {'write_bps': -1}}}]},
      'hosts[0].share.blkio.write_bps'),
     ({'hosts': [{'name': 'a', 'share': {'disk': {'write_iops': 100}}}]},
