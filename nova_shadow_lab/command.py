@@ -16,6 +16,7 @@ terminated (SIGTERM): the lab was stopped in order first.
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -32,6 +33,28 @@ a source checkout (see doc/source/lab.rst).
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               'etc', 'lab.yaml')
 DEFAULT_TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
+#: What the weigher's ``default_budget`` and ``deadline_margin`` take
+#: (``nova_shadow_filter.conf``) and ``[shadow] min_run_time``'s floor.
+BUDGET_S = (0.5, 86400.0)
+DEADLINE_MARGIN_S = (0.0, 300.0)
+MIN_RUN_TIME_S = (0.0, None)
+
+
+def _seconds(low, high):
+    """An argparse type: a number of seconds within ``[low, high]``."""
+    def seconds(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError('not a number: %r' % text)
+        if high is None and not (math.isfinite(value) and value >= low):
+            raise argparse.ArgumentTypeError(
+                '%s s: must be at least %g s' % (text, low))
+        if high is not None and not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                '%s s: must be %g-%g s' % (text, low, high))
+        return value
+    return seconds
 
 
 def _parser():
@@ -49,17 +72,20 @@ def _parser():
                              '%(default)s)')
     parser.add_argument('--flavor', default='m1.small',
                         help='flavor of the VM (default: %(default)s)')
-    parser.add_argument('--budget', type=float, default=40.0,
-                        help='seconds each evaluation may run (default: '
-                             '%(default)s)')
-    parser.add_argument('--min-run-time', type=float, default=10.0,
+    parser.add_argument('--budget', type=_seconds(*BUDGET_S), default=40.0,
+                        help='seconds each evaluation may run, 0.5-86400 '
+                             '(default: %(default)s)')
+    parser.add_argument('--min-run-time', type=_seconds(*MIN_RUN_TIME_S),
+                        default=10.0,
                         help='seconds every shadow runs before confidence '
                              'may stop an evaluation (default: '
                              '%(default)s)')
-    parser.add_argument('--deadline-margin', type=float, default=15.0,
+    parser.add_argument('--deadline-margin',
+                        type=_seconds(*DEADLINE_MARGIN_S), default=15.0,
                         help='seconds the scheduler waits beyond the budget '
                              'for the ranking ([shadow_weigher] '
-                             'deadline_margin; default: %(default)s)')
+                             'deadline_margin, 0-300; default: '
+                             '%(default)s)')
     parser.add_argument('--transport-url',
                         default=os.environ.get('NOVA_SHADOW_RABBIT_URL',
                                                DEFAULT_TRANSPORT_URL),
