@@ -14,7 +14,10 @@ The subset of cloud-init that nova-shadow's shadows use:
 - ``#!`` scripts, run as they are.
 
 As in cloud-init, a bad module fails alone: a malformed ``write_files``
-writes nothing, while a valid ``runcmd`` still runs. Errors name the field
+writes nothing, while a valid ``runcmd`` still runs. The plan (files'
+contents and the ``runcmd`` script together, each YAML alias counted as
+the content it repeats) holds at most ``MAX_DECODED_BYTES``: a module
+that would take it past that fails alone, where it does. Errors name the field
 (``write_files[1].encoding``) and end up in the plan, the console and the
 instance's log. :func:`build_plan` returns plain JSON-serialisable data;
 file contents travel base64-encoded.
@@ -40,6 +43,25 @@ _ENCODINGS = {
 _WRITE_FILE_KEYS = ('path', 'content', 'source', 'encoding', 'permissions',
                     'owner', 'append', 'defer')
 SUPPORTED_MODULES = ('write_files', 'runcmd')
+
+
+class _Budget:
+    """What the plan may still hold, in bytes. YAML aliases repeat their
+    anchor's content without repeating its text, so a few kB of
+    cloud-config can name gigabytes: every piece is counted as it is
+    made."""
+
+    def __init__(self, limit=MAX_DECODED_BYTES):
+        self.limit = limit
+        self.left = limit
+
+    def take(self, size, field):
+        self.left -= size
+        if self.left < 0:
+            raise UserDataError(
+                field, 'the user-data expands to more than %d bytes (files '
+                'and commands together; YAML aliases count as what they '
+                'repeat)' % self.limit)
 
 
 class UserDataError(ValueError):
@@ -134,7 +156,7 @@ def _permissions(value, field):
     return mode
 
 
-def _write_files(spec):
+def _write_files(spec, budget):
     if not isinstance(spec, list):
         raise UserDataError('write_files', 'must be a list of files')
     files = []
@@ -159,10 +181,11 @@ def _write_files(spec):
             if not isinstance(entry.get(key, False), bool):
                 raise UserDataError('%s.%s' % (field, key),
                                     'must be true or false')
+        content = _content(entry, field)
+        budget.take(len(path) + len(content), field)
         files.append({
             'path': path,
-            'content_b64': base64.b64encode(
-                _content(entry, field)).decode('ascii'),
+            'content_b64': base64.b64encode(content).decode('ascii'),
             'mode': _permissions(entry.get('permissions'),
                                  field + '.permissions'),
             'append': entry.get('append', False),
@@ -173,18 +196,23 @@ def _write_files(spec):
             [f for f in files if f['defer']])
 
 
-def _runcmd(spec):
+def _runcmd(spec, budget):
     if not isinstance(spec, list):
         raise UserDataError('runcmd', 'must be a list of commands')
     lines = []
     for index, item in enumerate(spec):
         field = 'runcmd[%d]' % index
         if isinstance(item, str):
+            budget.take(len(item) + 1, field)
             lines.append(item)
         elif isinstance(item, list) and item and all(
                 isinstance(a, (str, int, float)) and not isinstance(a, bool)
                 for a in item):
-            lines.append(' '.join(shlex.quote(str(a)) for a in item))
+            argv = []
+            for arg in item:
+                argv.append(shlex.quote(str(arg)))
+                budget.take(len(argv[-1]) + 1, field)
+            lines.append(' '.join(argv))
         else:
             raise UserDataError(field, 'must be a string (a shell line) or '
                                 'a non-empty list of strings (argv)')
@@ -242,14 +270,16 @@ def build_plan(user_data):
         return plan
     plan['ignored_modules'] = sorted(str(k) for k in document
                                      if k not in SUPPORTED_MODULES)
-    if 'write_files' in document:
+    budget = _Budget()
+    for module, build in (('write_files', _write_files),
+                          ('runcmd', _runcmd)):
+        if module not in document:
+            continue
+        left = budget.left
         try:
-            plan['write_files'] = _write_files(document['write_files'] or [])
+            plan[module] = build(document[module] or [], budget)
         except UserDataError as exc:
-            _error(plan, exc)
-    if 'runcmd' in document:
-        try:
-            plan['runcmd'] = _runcmd(document['runcmd'] or [])
-        except UserDataError as exc:
+            # A module that fails is not run: what it took is free again.
+            budget.left = left
             _error(plan, exc)
     return plan

@@ -163,3 +163,48 @@ def test_user_data_that_is_not_base64_is_reported():
     plan = userdata.build_plan('%%% not base64 %%%')
     assert plan['kind'] == 'invalid'
     assert plan['errors'][0]['field'] == 'user_data'
+
+
+
+def _aliases(count, size):
+    """YAML whose ``l`` is one anchored ``size``-character string and
+    ``count - 1`` aliases of it: a few bytes of text each."""
+    return ('l: &l [' + ', '.join(['&s "%s"' % ('x' * size)] +
+                                  ['*s'] * (count - 1)) + ']\n')
+
+
+def test_yaml_aliases_cannot_expand_the_plan_past_the_limit():
+    # 8 kB of user-data naming 40 MB of commands and 40 MiB of files.
+    mib = _b64(gzip.compress(b'\0' * (1 << 20)))
+    text = ('#cloud-config\n' + _aliases(200, 1000) +
+            'f: &f {path: /opt/big, content: %s, encoding: gz+b64, '
+            'append: true}\n' % mib +
+            'runcmd:\n' + '- *l\n' * 200 +
+            'write_files: [' + ', '.join(['*f'] * 40) + ']\n')
+    assert len(_b64(text.encode('utf-8'))) < 65535 // 4
+    plan = _plan(text)
+    # Each module fails alone, where it passes the limit.
+    assert plan['runcmd'] is None
+    assert plan['write_files'] == []
+    fields = {e['field']: e['message'] for e in plan['errors']}
+    assert len(fields) == 2, fields
+    # The 16th MiB file and the paths pass 16 MiB.
+    assert 'write_files[15]' in fields
+    runcmd = next(f for f in fields if f.startswith('runcmd['))
+    assert 'more than 16777216 bytes' in fields[runcmd]
+    assert len(json.dumps(plan)) < 4096
+
+
+def test_the_limit_is_the_plans_whole_size():
+    # Files within the limit are written; runcmd beyond what they left
+    # fails alone.
+    text = ('#cloud-config\n' + _aliases(1000, 1000) +
+            'write_files: [{path: /opt/a, content: "%s"}]\n'
+            'runcmd: [*l]\n' % ('y' * 1000))
+    small = _plan(text)
+    assert small['errors'] == []
+    assert len(small['runcmd']) > 1000 * 1000
+    big = _plan(text.replace('runcmd: [*l]', 'runcmd: [%s]' % ', '.join(
+        ['*l'] * 17)))
+    assert [e['field'] for e in big['errors']] == ['runcmd[16]']
+    assert _written(big) == {'/opt/a': b'y' * 1000}
