@@ -303,7 +303,9 @@ class PrometheusSource(base.MetricsSource):
                 'start': '%.3f' % window.time_of(first + 1),
                 'end': '%.3f' % window.time_of(last),
                 'step': '%.3f' % window.step_s,
-                'timeout': '%gs' % self._timeout,
+                # Whole milliseconds: Prometheus refuses a fraction in a
+                # duration ("2.5s").
+                'timeout': '%dms' % max(1, round(self._timeout * 1000)),
             })
             seen = set()
             for position, item in enumerate(result):

@@ -206,6 +206,19 @@ def test_a_long_series_is_read_in_several_requests(prometheus_server):
     assert all(v is not None for v in series.values[first:])
 
 
+@pytest.mark.parametrize('timeout_s', [2.5, 0.75])
+def test_a_timeout_of_a_fraction_of_a_second_is_one_prometheus_accepts(
+        prometheus_server, timeout_s):
+    # The query's own timeout parameter is sent to Prometheus too, which
+    # reads "2.5s" as no duration at all and rejects the query.
+    source = _source(prometheus_server, query_timeout_s=timeout_s)
+    end = time.time()
+
+    series = source.host_series(HOST, 'mem_used_pct', end - 5, end, 1.0)
+
+    assert _present(series)
+
+
 def test_a_step_finer_than_a_millisecond_is_refused(prometheus_server):
     source = _source(prometheus_server)
 
