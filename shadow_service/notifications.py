@@ -4,7 +4,9 @@
 Nova sends its versioned notifications to and records, for every instance,
 where it was created, moved and deleted: one ``instance_event`` point per
 event (tags ``instance``, ``host``, ``event``; field ``record``, a JSON
-summary of the payload).  Nothing is recorded for events it does not need.
+summary of the payload).  The host of every event of :data:`LANDED` is
+the host the instance runs on afterwards.  Nothing is recorded for events
+it does not need.
 
 That record is what joins a ranking with Nova's choice:
 :func:`placement_of` answers "where did this instance land?", the scale-up
@@ -30,18 +32,25 @@ from shadow_service.history import base as history_base
 LOG = logging.getLogger(__name__)
 
 #: Nova event types recorded, and the name they are recorded under.
+#: ``instance.evacuate`` is sent by Nova's API before the instance is
+#: scheduled anywhere and names the host it leaves; the evacuation lands
+#: with the ``instance.rebuild.end`` that the new host sends.  A live
+#: migration is recorded from the destination's
+#: ``live_migration_post_dest.end``: the source's
+#: ``live_migration_post.end`` names the source.
 EVENTS = {
     'instance.create.end': 'created',
     'instance.resize_finish.end': 'resized',
-    'instance.live_migration_post.end': 'live-migrated',
-    'instance.evacuate': 'evacuated',
+    'instance.live_migration_post_dest.end': 'live-migrated',
+    'instance.evacuate': 'evacuating',
     'instance.unshelve.end': 'unshelved',
     'instance.rebuild.end': 'rebuilt',
     'instance.delete.end': 'deleted',
 }
-#: Events after which the instance runs on the payload's host.
-LANDED = ('created', 'resized', 'live-migrated', 'evacuated', 'unshelved',
-          'rebuilt')
+#: Events after which the instance runs on the host that sent them.
+LANDED = ('created', 'resized', 'live-migrated', 'unshelved', 'rebuilt')
+#: The service that sends the events of :data:`LANDED`.
+COMPUTE_SERVICE = 'nova-compute'
 #: Longest string kept from a payload field.
 MAX_FIELD = 255
 
@@ -57,9 +66,24 @@ def _text(value):
     return None if value is None else str(value)[:MAX_FIELD]
 
 
-def event_point(event_type, payload, when):
+def _sender_host(publisher_id):
+    """The host of a ``nova-compute:<host>`` publisher id, else None."""
+    if not isinstance(publisher_id, str):
+        return None
+    service, _, host = publisher_id.partition(':')
+    return host[:MAX_FIELD] if service == COMPUTE_SERVICE and host else None
+
+
+def event_point(event_type, payload, when, publisher_id=None):
     """The ``instance_event`` point for one notification, or None when the
-    event is not recorded or the payload names no instance."""
+    event is not recorded or the payload names no instance.
+
+    The host of an event of :data:`LANDED` is the compute host that sent
+    it (``publisher_id`` ``nova-compute:<host>``), where the instance runs
+    now: the ``instance.rebuild.end`` of an evacuation is sent by the new
+    host while its payload still names the old one.  Other events, and a
+    notification without such a publisher, keep the payload's host.
+    """
     event = EVENTS.get(event_type)
     if event is None:
         return None
@@ -68,9 +92,13 @@ def event_point(event_type, payload, when):
     if not instance:
         return None
     flavor = _data(data.get('flavor'))
+    host, node = _text(data.get('host')), _text(data.get('node'))
+    sender = _sender_host(publisher_id) if event in LANDED else None
+    if sender and sender != host:
+        host, node = sender, None   # the payload's node is the old one
     record = {
         'event': event, 'event_type': event_type, 'instance': instance,
-        'host': _text(data.get('host')), 'node': _text(data.get('node')),
+        'host': host, 'node': node,
         'state': _text(data.get('state')),
         'project_id': _text(data.get('tenant_id')),
         'flavor': {k: flavor.get(k) for k in ('name', 'vcpus', 'memory_mb',
@@ -101,7 +129,8 @@ class NovaEndpoint:
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
         try:
-            point = event_point(event_type, payload, self.clock())
+            point = event_point(event_type, payload, self.clock(),
+                                publisher_id)
             if point is None:
                 return None
             self.history.write([point])

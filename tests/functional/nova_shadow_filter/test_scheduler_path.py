@@ -369,3 +369,45 @@ class NotificationListenerTest(_WithService):
         self._wait_for(lambda: [
             e for e in notifications.instance_events(history, server['id'])
             if e['event'] == 'deleted'])
+
+    def _events_until(self, server_id, event, count=1):
+        history = self.service.history
+        return self._wait_for(lambda: (
+            lambda found: found if len([
+                e for e in found if e['event'] == event]) >= count else None)(
+            notifications.instance_events(history, server_id)))
+
+    def test_a_moved_instance_is_recorded_on_the_host_it_moved_to(self):
+        server = self._server('moving', hints={'shadow_profile': PROFILE})
+        created_on = server['OS-EXT-SRV-ATTR:host']
+
+        moved = self._live_migrate(server)
+        migrated_to = self.api.get_server(moved['id'])[
+            'OS-EXT-SRV-ATTR:host']
+        self.assertNotEqual(created_on, migrated_to)
+        events = self._events_until(server['id'], 'live-migrated')
+        self.assertEqual([migrated_to], [
+            e['host'] for e in events if e['event'] == 'live-migrated'])
+
+        service_id = self.admin_api.get_services(
+            host=migrated_to, binary='nova-compute')[0]['id']
+        self.computes[migrated_to].stop()
+        self.admin_api.put_service(service_id, {'forced_down': 'true'})
+        # The fake driver keeps a live-migrated instance on the source
+        # too: evacuate to the third host.
+        (third,) = set(HOSTS) - {created_on, migrated_to}
+        evacuated_to = self._evacuate_server(
+            self.api.get_server(server['id']),
+            extra_post_args={'host': third},
+            expected_host=third)['OS-EXT-SRV-ATTR:host']
+        events = self._events_until(server['id'], 'rebuilt')
+        # The evacuation is asked for on the host it leaves, and lands
+        # with the rebuild on the new one.
+        self.assertEqual([migrated_to], [
+            e['host'] for e in events if e['event'] == 'evacuating'])
+        self.assertEqual([evacuated_to], [
+            e['host'] for e in events if e['event'] == 'rebuilt'])
+        # Where the VM runs now: the host of its newest landing.
+        self.assertEqual(evacuated_to, [
+            e['host'] for e in events
+            if e['event'] in notifications.LANDED][-1])
