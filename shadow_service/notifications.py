@@ -49,6 +49,16 @@ EVENTS = {
 }
 #: Events after which the instance runs on the host that sent them.
 LANDED = ('created', 'resized', 'live-migrated', 'unshelved', 'rebuilt')
+#: The events a move evaluated for each request ``purpose`` lands with
+#: (a cold migration finishes like a resize).
+MOVE_LANDINGS = {
+    'resize': ('resized',),
+    'migrate': ('resized',),
+    'live-migrate': ('live-migrated',),
+    'unshelve': ('unshelved',),
+    'evacuate': ('rebuilt',),
+    'rebuild': ('rebuilt',),
+}
 #: The service that sends the events of :data:`LANDED`.
 COMPUTE_SERVICE = 'nova-compute'
 #: Longest string kept from a payload field.
@@ -189,27 +199,55 @@ def instance_events(history, instance_uuid):
     return events
 
 
-def placement_of(history, instance_uuid):
-    """The host Nova first placed ``instance_uuid`` on, or None."""
+def placement_of(history, instance_uuid, purpose='boot', after=None):
+    """The host Nova placed ``instance_uuid`` on for a request of
+    ``purpose`` (an evaluation request's ``purpose``), or None.
+
+    For a boot, the host it was created on.  For a move, the host of the
+    first landing of that move's kind (:data:`MOVE_LANDINGS`; any landing
+    but the creation for ``move``) recorded at or after ``after``, the
+    time the move's evaluation was recorded on the service's clock; None
+    without ``after``, so a move is never joined with where the instance
+    was created or went before.
+    """
+    if purpose in (None, 'boot'):
+        wanted, after = ('created',), None
+    elif after is None:
+        return None
+    else:
+        wanted = MOVE_LANDINGS.get(purpose, LANDED[1:])
     for record in instance_events(history, instance_uuid):
-        if record.get('event') == 'created' and record.get('host'):
+        if (record.get('event') in wanted and record.get('host')
+                and (after is None or record['time'] >= after)):
             return record['host']
     return None
 
 
 def audit(history, evaluation_id):
     """An evaluation's ranking next to what Nova did with the instance it
-    was for: ``{evaluation_id, instance, ranked_first, nova_chose,
-    rank_of_choice, agreed, events}`` (``nova_chose`` None until Nova's
-    notification arrived; None if the evaluation is unknown)."""
+    was for: ``{evaluation_id, instance, purpose, ranked_first,
+    nova_chose, rank_of_choice, agreed, events}`` (``nova_chose`` None
+    until Nova's notification arrived; None if the evaluation is
+    unknown).  For a move, ``nova_chose`` is where that move landed
+    (:func:`placement_of`), not where the instance was created."""
     record = history.get_evaluation(evaluation_id)
     if record is None:
         return None
-    instance = (record.get('request') or {}).get('instance_uuid')
+    request = record.get('request') or {}
+    instance = request.get('instance_uuid')
+    purpose = request.get('purpose') or 'boot'
     ranked = [h.get('host') for h in record.get('hosts') or []]
-    chose = placement_of(history, instance) if instance else None
+    chose = None
+    if instance:
+        after = None
+        if purpose != 'boot':
+            recorded = history.query_points(
+                names.EVALUATION, {names.TAG_EVALUATION: str(evaluation_id)})
+            after = recorded[0].time if recorded else None
+        chose = placement_of(history, instance, purpose, after)
     return {
         'evaluation_id': evaluation_id, 'instance': instance,
+        'purpose': purpose,
         'ranked_first': ranked[0] if ranked else None,
         'nova_chose': chose,
         'rank_of_choice': (ranked.index(chose) + 1

@@ -266,8 +266,11 @@ class CalibrationLearner(base.HistoryLearner):
                 if self._settled[evaluation_id] is not None:
                     pairs.append(self._settled[evaluation_id])
                 continue
-            instance = (record.get('request') or {}).get('instance_uuid')
-            if not instance:
+            request = record.get('request') or {}
+            instance = request.get('instance_uuid')
+            if not instance or request.get('purpose', 'boot') != 'boot':
+                # An outcome is the VM's first day after its creation:
+                # it says nothing of a ranking made for a later move.
                 self._settled[evaluation_id] = None
                 continue
             placed_on = notifications.placement_of(self.history, instance)

@@ -411,3 +411,32 @@ class NotificationListenerTest(_WithService):
         self.assertEqual(evacuated_to, [
             e['host'] for e in events
             if e['event'] in notifications.LANDED][-1])
+
+    def test_the_audit_of_a_move_is_where_that_move_landed(self):
+        self.flags(allow_resize_to_same_host=False)
+        before = set(self.service.evaluations)
+        server = self._server('resized', hints={'shadow_profile': PROFILE})
+        created_on = server['OS-EXT-SRV-ATTR:host']
+        (boot,) = self._new_evaluations(before)
+        before = set(self.service.evaluations)
+        # Nova's _resize_server waits for its fake notifier, which the
+        # real one replaces here.
+        self.api.post_server_action(server['id'], {'resize': {
+            'flavorRef': self.flavors['m1.medium']}})
+        resized = self._wait_for_state_change(server, 'VERIFY_RESIZE')
+        self._confirm_resize(resized)
+        resized_on = self.api.get_server(server['id'])[
+            'OS-EXT-SRV-ATTR:host']
+        (resize,) = self._new_evaluations(before)
+        self.assertEqual('resize', resize.request['purpose'])
+        self.assertNotEqual(created_on, resized_on)
+        self._events_until(server['id'], 'resized')
+        history = self.service.history
+
+        self.assertEqual(created_on, notifications.audit(
+            history, boot.evaluation_id)['nova_chose'])
+        audit = notifications.audit(history, resize.evaluation_id)
+        self.assertEqual(resized_on, audit['nova_chose'])
+        ranked = [h['host'] for h in resize.ranking['hosts']]
+        self.assertEqual(ranked.index(resized_on) + 1,
+                         audit['rank_of_choice'])

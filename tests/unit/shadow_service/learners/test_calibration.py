@@ -211,18 +211,21 @@ def test_recorded_outcomes_become_the_stated_confidence(store):
 
 
 def _placed(store, *, realised_ops, confidence, when, top='h1',
-            landed='h1'):
+            landed='h1', purpose=None):
     """An evaluation that ranked h1 (predicted 1000 ops/s) over h2
     (predicted 900), and its VM's first day on ``landed``."""
     evaluation_id = str(uuid.uuid4())
     instance = str(uuid.uuid4())
     other = 'h2' if top == 'h1' else 'h1'
+    request = {'instance_uuid': instance, 'profile': 'batch-cpu',
+               'flavor': {'name': 'm1', 'vcpus': 2, 'ram_mb': 4096,
+                          'disk_gb': 20}}
+    if purpose:
+        request['purpose'] = purpose
     store.put_evaluation({
         'evaluation_id': evaluation_id, 'confidence': confidence,
         'raw_confidence': confidence,
-        'request': {'instance_uuid': instance, 'profile': 'batch-cpu',
-                    'flavor': {'name': 'm1', 'vcpus': 2, 'ram_mb': 4096,
-                               'disk_gb': 20}},
+        'request': request,
         'hosts': [{'host': top, 'score': 100.0, 'confidence': confidence,
                    'predicted': {'cpu_ops_per_s': 1000.0}},
                   {'host': other, 'score': 90.0, 'confidence': confidence,
@@ -257,6 +260,21 @@ def test_placed_vms_outcomes_are_harvested_after_their_first_day(store):
 
     assert sorted(pairs) == [(0.9, 0.0, None), (0.9, 1.0, None)]
     assert learner.harvested == 2
+
+
+def test_a_move_is_not_judged_by_the_first_day_after_the_creation(store):
+    # The VM's first day follows its creation on h1; an unshelve ranking
+    # that also put h1 first was made later, for another placement.
+    clock = _Clock(T0)
+    learner = learning.CalibrationLearner(
+        store, clock=clock, refit_every=1, refit_interval_s=0.0,
+        min_pairs=2, lookback_s=1e10)
+    _placed(store, realised_ops=980.0, confidence=0.9, when=T0 - 2 * DAY)
+    _placed(store, realised_ops=700.0, confidence=0.8, when=T0 - 2 * DAY,
+            purpose='unshelve')
+
+    assert learner.training_pairs() == [(0.9, 1.0, None)]
+    assert learner.harvested == 1
 
 
 def test_the_learner_remembers_only_the_evaluations_it_still_reads(store):
