@@ -264,7 +264,8 @@ YAML file that overrides or adds PromQL templates, per canonical metric
 name, under the keys ``host`` and ``instance``. A null value removes a
 default. Templates use ``$selector`` (the label matcher of the hosts or the
 instance), ``$label`` (the label to aggregate by: ``node_label`` or
-``instance_label``), ``$window`` (the rate window), ``$disk_devices`` and
+``instance_label``), ``$window`` (the window of ``rate()`` and of a
+gauge's ``avg_over_time()``), ``$disk_devices`` and
 ``$net_devices_excluded``. See doc/source/metrics.rst for the defaults.
 
 Possible values:
@@ -278,9 +279,10 @@ Possible values:
         min=1,
         max=86400,
         help="""
-Shortest window, in seconds, of ``rate()`` over counters; the window is the
-query step or this, whichever is longer. It needs at least two scrapes:
-keep it at four times the scrape interval or more.
+Shortest window, in seconds, of ``rate()`` over counters and of
+``avg_over_time()`` over gauges; the window is the query step or this,
+whichever is longer. A rate needs at least two scrapes: keep it at four
+times the scrape interval or more.
 """),
     cfg.StrOpt(
         'disk_devices',

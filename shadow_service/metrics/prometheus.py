@@ -16,13 +16,16 @@ that names it; placeholders:
     the label that names them (``[metrics_prometheus] node_label`` or
     ``instance_label``), to aggregate by;
 ``$window``
-    the ``rate()`` window: the step, or ``rate_window_min_s`` if longer;
+    the ``rate()`` window, and the ``avg_over_time()`` window of a gauge:
+    the step, or ``rate_window_min_s`` if longer;
 ``$disk_devices``, ``$net_devices_excluded``
     the device regular expressions of the options of the same name.
 
 Grid: the value of bucket ``[t, t + step)`` is the query evaluated at
 ``t + step``, so a ``rate()`` over a window of one step covers exactly the
-bucket.  Nova host names become label values through ``node_map`` or
+bucket, and a gauge is averaged over it with ``avg_over_time()`` (the
+gauge itself would be its last sample, not the bucket's mean).  Nova
+host names become label values through ``node_map`` or
 ``node_label_format`` (default ``{host}:9100``).  A node Prometheus does
 not know reads as a series of ``None``.  Passwords and tokens (options or
 URL user info) are masked in every log line and error.
@@ -56,8 +59,9 @@ HOST_QUERIES = {
         '(rate(node_cpu_seconds_total{mode="steal", $selector}[$window]))',
     'mem_used_pct':
         '100 * (1 - sum by ($label) '
-        '(node_memory_MemAvailable_bytes{$selector}) / sum by ($label) '
-        '(node_memory_MemTotal_bytes{$selector}))',
+        '(avg_over_time(node_memory_MemAvailable_bytes{$selector}[$window]))'
+        ' / sum by ($label) '
+        '(avg_over_time(node_memory_MemTotal_bytes{$selector}[$window])))',
     'disk_iops':
         'sum by ($label) ('
         'rate(node_disk_reads_completed_total{%(disk)s}[$window]) + '

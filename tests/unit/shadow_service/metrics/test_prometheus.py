@@ -18,6 +18,7 @@ from shadow_service import metrics
 from shadow_service.metrics import base
 from shadow_service.metrics import prometheus
 from tests.fixtures import influxdb as influxdb_fixture
+from tests.fixtures.prometheus import PrometheusServer
 from tests.unit.shadow_service.metrics import conftest
 from tests.unit.shadow_service.metrics.conftest import make_conf
 
@@ -187,6 +188,64 @@ def test_instance_queries_read_the_instance_label(prometheus_server,
     assert source.instance_metrics() == ('cpu_util_pct', 'net_mbps')
     assert _present(series)
     assert all(-1 <= v <= 101 for v in _present(series))
+
+
+class _MemoryExporter(http.server.ThreadingHTTPServer):
+    """A real HTTP exporter of node_exporter's two memory gauges whose
+    ``available`` bytes the test sets (out of 1000 bytes)."""
+
+    def __init__(self):
+        super().__init__(('127.0.0.1', 0), _MemoryHandler)
+        self.available = 800
+        self.target = '127.0.0.1:%d' % self.server_port
+        self._thread = threading.Thread(target=self.serve_forever,
+                                        args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class _MemoryHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ('node_memory_MemTotal_bytes 1000\n'
+                'node_memory_MemAvailable_bytes %d\n'
+                % self.server.available).encode()
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain; version=0.0.4')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_gauge_is_the_mean_of_its_bucket_not_its_last_value():
+    exporter = _MemoryExporter()
+    server = None
+    try:
+        server = PrometheusServer(extra_targets=[exporter.target]).start()
+        server.wait_for_samples(3)
+        source = _source(server, prometheus={
+            'node_map': {HOST: exporter.target}})
+        # 20 % used for the first half of a 6 s bucket, 80 % for the
+        # second half.
+        switched = time.time()
+        exporter.available = 200
+        while time.time() < switched + 3.5:
+            time.sleep(0.1)
+        server.wait_for_new_scrapes(2)
+
+        (mean,) = source.host_series(HOST, 'mem_used_pct', switched - 3,
+                                     switched + 3, 6.0).values
+    finally:
+        if server is not None:
+            server.cleanup()
+        exporter.close()
+
+    assert 35.0 <= mean <= 65.0, mean
 
 
 def test_a_long_series_is_read_in_several_requests(prometheus_server):
