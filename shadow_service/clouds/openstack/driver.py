@@ -19,10 +19,12 @@ a host the scheduler refuses (the server goes to ERROR with
 NoValidHost), API errors and time-outs.  At most
 ``max_shadows_per_host`` shadows run on one host at a time.  Deletion
 waits until the servers are gone and their Placement allocations
-released.  A garbage collector (at start and every ``gc_interval``)
-deletes shadows this service left behind and any expired shadow; one
-whose deletion is under way (asked by this driver, or shown by Nova) is
-left to finish for twice ``delete_timeout``, then deleted again.
+released; one a deferred delete keeps SOFT_DELETED (Nova's
+``reclaim_instance_interval``) is force-deleted.  A garbage collector
+(at start and every ``gc_interval``) deletes shadows this service left
+behind and any expired shadow, SOFT_DELETED ones too; one whose deletion
+is under way (asked by this driver, or shown by Nova) is left to finish
+for twice ``delete_timeout``, then deleted again.
 
 Every other failure is raised as
 :class:`~shadow_service.clouds.base.CloudError`, never as an
@@ -76,7 +78,13 @@ _UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z')
 _RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
 #: What Nova shows of a server whose deletion is under way.
 DELETING_TASK_STATE = 'deleting'
-DELETED_STATUSES = frozenset(('DELETED', 'SOFT_DELETED'))
+DELETED_STATUS = 'DELETED'
+#: A server a deferred delete keeps (Nova's ``[DEFAULT]
+#: reclaim_instance_interval`` above 0) until it is reclaimed: hidden
+#: from the default server list, yet holding its allocations.
+SOFT_DELETED_STATUS = 'SOFT_DELETED'
+#: Nova's policy of the ``forceDelete`` server action.
+FORCE_DELETE_POLICY = 'os_compute_api:os-deferred-delete:force'
 #: Deletions under way the driver remembers at most; past that the oldest
 #: is forgotten (the garbage collector then goes by what Nova shows).
 MAX_REMEMBERED_DELETIONS = 1024
@@ -92,6 +100,28 @@ def _state(server):
         return 'status %s, task state %s' % (server.status,
                                              server.task_state)
     return 'status %s' % server.status
+
+
+def _soft_deleted(server):
+    """``server`` is kept SOFT_DELETED by a deferred delete, with no task
+    under way (a ``forceDelete`` shows task state ``deleting``)."""
+    return server.status == SOFT_DELETED_STATUS and not server.task_state
+
+
+def _kept_soft_deleted(refused):
+    """Why the shadows of ``refused`` (``{id: CloudError}``, Nova's
+    refusals to force-delete them) stay, and what lets the driver
+    force-delete them."""
+    return ('shadows %s stay SOFT_DELETED, holding their Placement '
+            'allocations, their hosts\' RAM and CPU and the shadow '
+            'project\'s quota until Nova reclaims them ([DEFAULT] '
+            'reclaim_instance_interval): Nova refused to force-delete them '
+            '(%s); let the [openstack] user force-delete its servers '
+            '(policy %s; Nova\'s default allows project members and '
+            'admins), or set reclaim_instance_interval = 0 in Nova'
+            % (', '.join(sorted(refused)),
+               '; '.join(str(refused[i]) for i in sorted(refused)),
+               FORCE_DELETE_POLICY))
 
 
 def _message(exc):
@@ -331,6 +361,10 @@ class OpenStackDriver(base.CloudDriver):
         # Server id -> time.monotonic() when its deletion was asked (or
         # first seen under way), until Nova no longer lists it.
         self._deletions = collections.OrderedDict()
+        # Server id -> time.monotonic() when Nova refused to force-delete
+        # it (kept SOFT_DELETED), until it is gone.
+        self._force_refusals = collections.OrderedDict()
+        self._soft_list_warned = False
         #: Seconds a deletion under way is left to finish before the
         #: garbage collector asks again.
         self.deletion_grace_s = 2 * self.opts.delete_timeout
@@ -766,8 +800,14 @@ class OpenStackDriver(base.CloudDriver):
         """Delete ``shadows`` and wait (up to ``delete_timeout``) until the
         servers are gone and Placement holds no allocation for them.
 
+        A shadow Nova keeps SOFT_DELETED (a deferred delete: ``[DEFAULT]
+        reclaim_instance_interval`` above 0) is force-deleted, so that it
+        frees its host and quota now rather than when Nova reclaims it.
+
         Raises CloudError (after trying every shadow) naming those that
-        are still there; the garbage collector retries them.
+        are still there; the garbage collector retries them.  A
+        ``forceDelete`` Nova refuses is not waited for: the error says
+        so at once, with what lets the driver force-delete.
         """
         shadows = list(shadows)
         if not shadows:
@@ -786,6 +826,11 @@ class OpenStackDriver(base.CloudDriver):
         failed = {}
         for shadow in shadows:
             self._forget(shadow)
+            if shadow.status == SOFT_DELETED_STATUS:
+                # Deleted already: _wait_gone force-deletes it (a second
+                # DELETE would only soft-delete it again).
+                self._deletion_asked(shadow.shadow_id)
+                continue
             try:
                 with cloud_errors('Deleting shadow %s' % shadow.shadow_id,
                                   host=shadow.host):
@@ -794,14 +839,19 @@ class OpenStackDriver(base.CloudDriver):
                 self._deletion_asked(shadow.shadow_id)
             except base.CloudError as e:
                 failed[shadow.shadow_id] = str(e)
-        remaining = self._wait_gone(
+        remaining, refused = self._wait_gone(
             [s for s in shadows if s.shadow_id not in failed], deadline)
         remaining |= set(failed)
+        problems = []
         if remaining:
-            raise base.CloudError(
-                'shadows not gone after %.0fs: %s'
-                % (self.opts.delete_timeout, ', '.join(sorted(remaining))),
-                retryable=True)
+            problems.append('shadows not gone after %.0fs: %s'
+                            % (self.opts.delete_timeout,
+                               ', '.join(sorted(remaining))))
+        if refused:
+            problems.append(_kept_soft_deleted(refused))
+        if problems:
+            raise base.CloudError('; '.join(problems),
+                                  retryable=bool(remaining))
 
     def _forget(self, shadow):
         with self._lock:
@@ -812,26 +862,89 @@ class OpenStackDriver(base.CloudDriver):
         self.intake.forget(shadow.shadow_id)
 
     def _wait_gone(self, shadows, deadline):
-        """Ids of ``shadows`` still there (server or allocation) at
-        ``deadline``."""
+        """``(ids, refused)``: the ids of ``shadows`` still there (server
+        or allocation) at ``deadline``, and ``{id: CloudError}`` of those
+        Nova keeps SOFT_DELETED and refused to force-delete (not waited
+        for: they stay until Nova reclaims them).
+
+        One server list every ``poll_interval``; a shadow it no longer
+        shows is looked up by id once (Nova's list hides SOFT_DELETED
+        servers), and force-deleted if Nova keeps it SOFT_DELETED.
+        """
         waiting = {s.shadow_id for s in shadows}
+        forced = set()
+        refused = {}
         while waiting:
             try:
                 listed = {srv.id for srv in self._list_servers()}
             except base.CloudError as e:
                 LOG.warning('Waiting for deleted shadows: %s', e)
                 listed = waiting
-            waiting &= listed
+            for server_id in sorted(waiting - listed):
+                try:
+                    server = self._held(server_id)
+                except base.CloudError as e:
+                    LOG.warning('Waiting for deleted shadows: %s', e)
+                    continue
+                if server is None:
+                    waiting.discard(server_id)
+                    continue
+                if server_id in forced or not _soft_deleted(server):
+                    continue
+                try:
+                    self._force_delete(server_id)
+                    forced.add(server_id)
+                except base.CloudError as e:
+                    if e.retryable:
+                        LOG.warning('Waiting for deleted shadows: %s', e)
+                        continue
+                    refused[server_id] = e
+                    waiting.discard(server_id)
+                    self._force_refused(server_id)
             if not waiting or time.monotonic() >= deadline:
                 break
             time.sleep(self.opts.poll_interval)
-        allocated = {s.shadow_id for s in shadows} - waiting
+        allocated = {s.shadow_id for s in shadows} - waiting - set(refused)
         self._deletions_done(allocated)
         while allocated and time.monotonic() < deadline:
             allocated = {i for i in allocated if self._allocated(i)}
             if allocated:
                 time.sleep(self.opts.poll_interval)
-        return waiting | allocated
+        return waiting | allocated, refused
+
+    def _held(self, server_id):
+        """The server ``server_id``, shown by id (Nova shows one it keeps
+        SOFT_DELETED, which its list hides), or None once it is gone."""
+        from openstack import exceptions as sdk_exc
+
+        with cloud_errors('Looking up shadow %s' % server_id):
+            try:
+                return self.conn.compute.get_server(server_id)
+            except sdk_exc.NotFoundException:
+                return None
+
+    def _force_delete(self, server_id):
+        """Have Nova delete ``server_id``, which it keeps SOFT_DELETED, now
+        rather than when ``reclaim_instance_interval`` has passed
+        (``forceDelete``; one already gone is fine)."""
+        from openstack import exceptions as sdk_exc
+
+        with cloud_errors('Force-deleting shadow %s' % server_id):
+            try:
+                self.conn.compute.delete_server(server_id, force=True)
+            except sdk_exc.NotFoundException:
+                pass
+        LOG.debug('Shadow %s was kept SOFT_DELETED by Nova (deferred '
+                  'delete): force-deleted it', server_id)
+
+    def _force_refused(self, server_id):
+        """Remember that Nova refused to force-delete ``server_id`` now
+        (the garbage collector asks again after ``deletion_grace_s``)."""
+        with self._lock:
+            self._force_refusals.pop(server_id, None)
+            self._force_refusals[server_id] = time.monotonic()
+            while len(self._force_refusals) > MAX_REMEMBERED_DELETIONS:
+                self._force_refusals.popitem(last=False)
 
     def _allocated(self, consumer):
         """True while Placement holds allocations of ``consumer``; False
@@ -872,24 +985,28 @@ class OpenStackDriver(base.CloudDriver):
     def garbage_shadows(self):
         """Shadows to delete now: this service's that it is not running
         (left behind), and anyone's that expired; not those whose
-        deletion is under way, unless for ``deletion_grace_s`` already."""
+        deletion is under way, unless for ``deletion_grace_s`` already.
+        Those Nova keeps SOFT_DELETED are among them (unless Nova
+        refused to force-delete them less than ``deletion_grace_s``
+        ago)."""
         return [shadow for shadow, _why in self._garbage()]
 
     def _garbage(self):
         """:meth:`garbage_shadows` as ``(shadow, why)`` pairs."""
-        # What runs is read before and after the (slow) list call: a
-        # shadow whose boot completes during it is listed and tracked by
-        # the time of the second look; one deleted during it was tracked
-        # at the first.
+        # What runs is read before and after the (slow) list calls: a
+        # shadow whose boot completes during them is listed and tracked
+        # by the time of the second look; one deleted during them was
+        # tracked at the first.
         listed_at = time.monotonic()
         running, booting = self._running_shadows()
         servers = self._list_servers()
+        servers += self._list_soft_deleted({s.id for s in servers})
+        servers += self._held_deletions(listed_at,
+                                        {s.id for s in servers})
         now_wall = time.time()
         running_after, booting_after = self._running_shadows()
         running |= running_after
         booting |= booting_after
-        self._deletions_done(self._deletions_before(listed_at)
-                             - {server.id for server in servers})
         garbage = []
         for server in servers:
             if server.id in running or server.name in booting:
@@ -901,21 +1018,75 @@ class OpenStackDriver(base.CloudDriver):
                        shadow.expires_at + self.opts.sample_lag < now_wall)
             if not (mine or expired):
                 continue
-            pending_s = self._deletion_pending(server)
-            if pending_s is None:
-                why = ('left behind by this service' if mine else
-                       'expired, booted by service %s'
-                       % (metadata.get(META_SERVICE) or 'unknown'))
-            elif pending_s < self.deletion_grace_s:
-                LOG.debug('Shadow %s is being deleted (for %.0fs: %s); '
-                          'leaving it to finish', server.id, pending_s,
-                          _state(server))
-                continue
-            else:
-                why = ('its deletion has not completed in %.0fs: %s'
-                       % (pending_s, _state(server)))
-            garbage.append((shadow, why))
+            why = self._why_garbage(server, mine)
+            if why is not None:
+                garbage.append((shadow, why))
         return garbage
+
+    def _why_garbage(self, server, mine):
+        """Why the collector deletes ``server`` (this service's when
+        ``mine``, else an expired one), or None when it leaves it."""
+        if _soft_deleted(server):
+            refused_s = self._since_force_refused(server.id)
+            if refused_s is not None and refused_s < self.deletion_grace_s:
+                LOG.debug('Shadow %s stays SOFT_DELETED: Nova refused to '
+                          'force-delete it %.0fs ago', server.id, refused_s)
+                return None
+            return ('deleted, but kept SOFT_DELETED by Nova until '
+                    'reclaim_instance_interval passes')
+        pending_s = self._deletion_pending(server)
+        if pending_s is None:
+            return ('left behind by this service' if mine else
+                    'expired, booted by service %s'
+                    % ((server.metadata or {}).get(META_SERVICE)
+                       or 'unknown'))
+        if pending_s < self.deletion_grace_s:
+            LOG.debug('Shadow %s is being deleted (for %.0fs: %s); '
+                      'leaving it to finish', server.id, pending_s,
+                      _state(server))
+            return None
+        return ('its deletion has not completed in %.0fs: %s'
+                % (pending_s, _state(server)))
+
+    def _list_soft_deleted(self, listed):
+        """Shadows Nova keeps SOFT_DELETED (its default list hides them),
+        but those in ``listed``: ``deleted`` with status SOFT_DELETED,
+        which Nova lets admins list (for others it lists none).  Empty,
+        with one warning, when the cloud refuses the list."""
+        try:
+            with cloud_errors('Listing SOFT_DELETED shadows'):
+                servers = list(self.conn.compute.servers(
+                    details=True, tags=SHADOW_TAG, deleted_only=True,
+                    status=SOFT_DELETED_STATUS))
+        except base.CloudError as e:
+            if not self._soft_list_warned:
+                self._soft_list_warned = True
+                LOG.warning('%s; the garbage collector finds only the '
+                            'SOFT_DELETED shadows this service deleted', e)
+            return []
+        return [s for s in servers
+                if isinstance(s.id, str) and s.id and s.id not in listed
+                and s.status == SOFT_DELETED_STATUS]
+
+    def _held_deletions(self, listed_at, listed):
+        """Servers of the deletions remembered since before ``listed_at``
+        that are not in ``listed``, looked up by id: those Nova still
+        holds (SOFT_DELETED, hidden from its list).  The deletions of
+        those gone are forgotten."""
+        gone = set()
+        held = []
+        for server_id in sorted(self._deletions_before(listed_at) - listed):
+            try:
+                server = self._held(server_id)
+            except base.CloudError as e:
+                LOG.warning('Shadow garbage collection: %s', e)
+                continue
+            if server is None:
+                gone.add(server_id)
+            else:
+                held.append(server)
+        self._deletions_done(gone)
+        return held
 
     def _deletion_asked(self, server_id):
         """Remember that Nova was asked to delete ``server_id`` now."""
@@ -927,17 +1098,24 @@ class OpenStackDriver(base.CloudDriver):
 
     def _deletion_pending(self, server):
         """Seconds since the deletion of ``server`` was asked (or first
-        seen under way: a task state ``deleting``, a status DELETED or
-        SOFT_DELETED), or None when none is under way."""
+        seen under way: a task state ``deleting``, a status DELETED), or
+        None when none is under way."""
         with self._lock:
             since = self._deletions.get(server.id)
         if since is None:
             if not (server.task_state == DELETING_TASK_STATE
-                    or server.status in DELETED_STATUSES):
+                    or server.status == DELETED_STATUS):
                 return None
             self._deletion_asked(server.id)
             return 0.0
         return time.monotonic() - since
+
+    def _since_force_refused(self, server_id):
+        """Seconds since Nova refused to force-delete ``server_id``, or
+        None."""
+        with self._lock:
+            since = self._force_refusals.get(server_id)
+        return None if since is None else time.monotonic() - since
 
     def _deletions_before(self, moment):
         """Ids of the deletions remembered since before ``moment``."""
@@ -946,11 +1124,12 @@ class OpenStackDriver(base.CloudDriver):
                     if since < moment}
 
     def _deletions_done(self, server_ids):
-        """Forget the deletions of ``server_ids`` (Nova lists them no
+        """Forget the deletions of ``server_ids`` (Nova holds them no
         more)."""
         with self._lock:
             for server_id in server_ids:
                 self._deletions.pop(server_id, None)
+                self._force_refusals.pop(server_id, None)
 
     def _running_shadows(self):
         """``(ids, names)``: the shadows this service runs or deletes, by

@@ -1,0 +1,181 @@
+"""Shadows on a cloud that defers deletes (Nova's ``[DEFAULT]
+reclaim_instance_interval`` above 0), inside real Nova.
+
+There a DELETE leaves the server SOFT_DELETED until the interval passes:
+hidden from the default server list, yet holding its Placement
+allocations, its host's RAM and CPU and the project's quota.  The
+driver force-deletes its shadows (``forceDelete``) so that they free
+what they hold at once; the garbage collector force-deletes the
+SOFT_DELETED shadows it is responsible for; a refused ``forceDelete``
+is a clear error at once, not a wait until ``delete_timeout``.
+"""
+
+import logging
+import threading
+import time
+
+import fixtures
+import pytest
+
+from loadgen import profiles
+from shadow_service.clouds import base
+from shadow_service.clouds.openstack import driver as os_driver
+from shadow_service.history import memory
+from tests import openstack_support as support
+
+pytestmark = [pytest.mark.nova]
+
+REQUEST = {'flavor': {'vcpus': 1, 'ram_mb': 512, 'disk_gb': 1},
+           'profile': 'web', 'image_id': support.IMAGE_ID}
+PROFILE = profiles.load_profile('web')
+#: Nova's deferred delete: an hour, as an operator might set it.
+RECLAIM_INTERVAL_S = 3600
+FORCE_POLICY = 'os_compute_api:os-deferred-delete:force'
+#: Lets a user list with any filter (``deleted`` among them).
+ALL_FILTERS_POLICY = 'os_compute_api:servers:allow_all_filters'
+
+
+class DeferredDeleteTest(support.OpenStackHarnessTestBase):
+
+    def setUp(self):
+        super().setUp()
+        self.flags(reclaim_instance_interval=RECLAIM_INTERVAL_S)
+
+    def _driver(self, service_id='svc-a', **openstack):
+        openstack.update(service_id=service_id, network='none')
+        openstack.setdefault('delete_timeout', 10.0)
+        _conf, driver = self.make_driver(memory.MemoryStore(),
+                                         openstack=openstack)
+        return driver
+
+    def _boot(self, driver, hosts, evaluation_id=None):
+        evaluation_id = evaluation_id or (
+            '%08d-0000-4000-8000-000000000000' % len(self.shadow_servers()))
+        shadows = driver.boot_shadows(evaluation_id, REQUEST, hosts, PROFILE)
+        self.assertEqual(len(hosts), len(
+            driver.wait_until_active(shadows, 30)))
+        return shadows
+
+    def _soft_delete(self, server_id):
+        """A plain DELETE, as a service that does not force-delete (or
+        was killed just after asking) leaves it."""
+        self.admin_api.delete_server(server_id)
+        self.wait_for(lambda: self._status(server_id) == 'SOFT_DELETED',
+                      what='%s soft-deleted' % server_id)
+
+    def _status(self, server_id):
+        """Nova's status of ``server_id`` (shown by id: the default list
+        hides SOFT_DELETED servers), or None once it is gone."""
+        try:
+            return self.admin_api.get_server(server_id)['status']
+        except support.client.OpenStackApiNotFoundException:
+            return None
+
+    def _instances_used(self):
+        return self.api.get_limits()['absolute']['totalInstancesUsed']
+
+    def _warnings(self, caplog_records):
+        return [r.getMessage() for r in caplog_records
+                if r.name == os_driver.__name__
+                and r.levelno >= logging.WARNING]
+
+    def test_deleted_shadows_free_their_host_and_quota_at_once(self):
+        driver = self._driver()
+        shadows = self._boot(driver, ['host1', 'host2'])
+        self.assertEqual(2, self._instances_used())
+
+        started = time.monotonic()
+        # Before: Nova kept them SOFT_DELETED, with their allocations,
+        # and the wait for those ended at delete_timeout in a CloudError.
+        driver.delete_shadows(shadows)
+        self.assertLess(time.monotonic() - started, 10.0)
+        for shadow in shadows:
+            self.assertIsNone(self._status(shadow.shadow_id))
+            self.assertEqual({}, self.allocations(shadow.shadow_id))
+        self.assertEqual(0, self._instances_used())
+        self.assertEqual({}, driver._deletions)
+
+    def test_the_collector_force_deletes_soft_deleted_left_overs(self):
+        earlier = self._driver('svc-a')
+        (left,) = self._boot(earlier, ['host1'])
+        other = self._driver('svc-b')
+        (others,) = self._boot(other, ['host2'])
+        # A run of svc-a killed after its DELETE (or a version that did
+        # not force-delete); svc-b, alive, is deleting its own.
+        self._soft_delete(left.shadow_id)
+        self._soft_delete(others.shadow_id)
+
+        driver = self._driver('svc-a')
+        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
+            # Before: the collector's list did not show it; it stayed
+            # SOFT_DELETED, holding host1, for the whole interval.
+            self.assertEqual(1, driver.collect_garbage())
+        (warning,) = self._warnings(logs.records)
+        self.assertIn(left.shadow_id, warning)
+        self.assertIn('SOFT_DELETED', warning)
+        self.assertIsNone(self._status(left.shadow_id))
+        self.assertEqual({}, self.allocations(left.shadow_id))
+        # Another live service's shadow is its own to delete.
+        self.assertEqual('SOFT_DELETED', self._status(others.shadow_id))
+        self.assertEqual(0, driver.collect_garbage())
+
+    def test_a_deletion_whose_wait_ended_is_force_deleted_by_the_collector(
+            self):
+        # Credentials that may not list deleted servers (Nova then drops
+        # the filter): the collector finds the shadow by what it
+        # remembers of its deletions.
+        self.policy.set_rules({ALL_FILTERS_POLICY: '!'}, overwrite=False)
+        driver = self._driver(delete_timeout=1.0)
+        (shadow,) = self._boot(driver, ['host3'])
+        # The hypervisor takes longer than delete_timeout to soft-delete.
+        release = threading.Event()
+        self.addCleanup(release.set)
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.fake.FakeDriver.soft_delete',
+            side_effect=lambda instance: release.wait(30)))
+        with self.assertRaises(base.CloudError) as raised:
+            driver.delete_shadows([shadow])
+        self.assertIn('not gone', str(raised.exception))
+        release.set()
+        self.wait_for(
+            lambda: self._status(shadow.shadow_id) == 'SOFT_DELETED',
+            what='the shadow soft-deleted')
+
+        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
+            # Before: no longer listed, taken for gone and forgotten.
+            self.assertEqual(1, driver.collect_garbage())
+        (warning,) = self._warnings(logs.records)
+        self.assertIn('%s (deleted, but kept SOFT_DELETED'
+                      % shadow.shadow_id, warning)
+        self.assertIsNone(self._status(shadow.shadow_id))
+        self.assertEqual({}, self.allocations(shadow.shadow_id))
+        self.assertEqual({}, driver._deletions)
+
+    def test_a_refused_force_delete_says_what_to_do_without_waiting(self):
+        self.policy.set_rules({FORCE_POLICY: '!'}, overwrite=False)
+        driver = self._driver(delete_timeout=20.0)
+        (shadow,) = self._boot(driver, ['host1'])
+
+        started = time.monotonic()
+        with self.assertRaises(base.CloudError) as raised:
+            driver.delete_shadows([shadow])
+        # Before: a wait until delete_timeout, then "not gone".
+        self.assertLess(time.monotonic() - started, 10.0)
+        message = str(raised.exception)
+        self.assertIn(shadow.shadow_id, message)
+        self.assertIn('SOFT_DELETED', message)
+        self.assertIn('HTTP 403', message)
+        self.assertIn(FORCE_POLICY, message)
+        self.assertIn('reclaim_instance_interval', message)
+        self.assertFalse(raised.exception.retryable)
+        self.assertEqual('SOFT_DELETED', self._status(shadow.shadow_id))
+
+        # The collector does not ask again at once (twice delete_timeout
+        # after the refusal it does).
+        self.assertEqual([], driver.garbage_shadows())
+
+        self.policy.set_rules({FORCE_POLICY: '@'}, overwrite=False)
+        driver.deletion_grace_s = 0.0
+        self.assertEqual(1, driver.collect_garbage())
+        self.assertIsNone(self._status(shadow.shadow_id))
+        self.assertEqual({}, self.allocations(shadow.shadow_id))
