@@ -433,13 +433,14 @@ def write_report(path, run):
         'for the full VM (%s) on that host, from the shadow\'s measurements '
         'scaled up and corrected for the host\'s contention. '
         '<b>Simulated time</b> is the twin\'s clock; <b>wall time</b> is '
-        'what this run took.</p>' % (shadow_label, full_label),
-        '<h2>Ranking</h2>',
+        'what this run took.</p>' % (html.escape(shadow_label),
+                                     html.escape(full_label)),
+        report.heading('Ranking'),
         add(report.ranking_figure(ranking, placed),
             'Performance Score per host (0-100, computed from the full-VM '
             'predictions) and the confidence of the ranking at that host.'),
         report.ranking_table_html(ranking, placed),
-        '<h2>Shadow measurements (shadow scale)</h2>',
+        report.heading('Shadow measurements (shadow scale)'),
         add(report.shadow_figure(run['samples'], hosts, placed,
                                  shadow_label),
             'Every sample the shadows reported during the evaluation, per '
@@ -448,7 +449,7 @@ def write_report(path, run):
             'full VM\'s; latencies are not scaled (see the full-VM '
             'predictions below).'
             % (run['record'] or {}).get('scale', {}).get('load_ratio', 1)),
-        '<h2>Full-VM predictions per host</h2>',
+        report.heading('Full-VM predictions per host'),
         add(report.prediction_figure(predicted, hosts, placed,
                                      run['weights'], run['targets'],
                                      full_label),
@@ -474,8 +475,8 @@ def write_report(path, run):
             [[h] + [report.number(predicted[h].get(m))
                     for m in sorted(run['weights'])] for h in hosts],
             caption='Full-VM predictions (%s)' % full_label),
-        '<h2>The placed VM on %s over %g simulated hours</h2>'
-        % (placed, run['hours']),
+        report.heading('The placed VM on %s over %g simulated hours'
+                       % (placed, run['hours'])),
         add(report.vm_day_figure(
             run['measured'], run['forecast'], metric, target,
             predicted=predicted[placed].get(metric),
@@ -496,7 +497,7 @@ def write_report(path, run):
         % (POLICY, ', '.join(f.split(':')[0] for f in ladder()),
            WATCH_STEP_S / 60.0),
         report.scaling_actions_section(run['actions'], run['placed_at']),
-        '<h2>CPU utilisation of host %s</h2>' % placed,
+        report.heading('CPU utilisation of host %s' % placed),
         add(report.host_cpu_figure(*run['host_cpu'], placed),
             'Host monitoring of %s (simulated time, hour 0 is the '
             'placement).' % placed),

@@ -625,7 +625,7 @@ def scaling_actions_section(actions, placed_at=0.0):
     """The scaling actions taken on the VM: a table of
     :class:`ActionRecord` (time as simulated hours since ``placed_at``),
     or a sentence saying there were none."""
-    out = ['<h2>Scaling actions taken</h2>']
+    out = [heading('Scaling actions taken')]
     actions = [ActionRecord(*a) for a in actions]
     if not actions:
         out.append('<p>None: no scaling action was taken on this VM '
@@ -637,6 +637,12 @@ def scaling_actions_section(actions, placed_at=0.0):
           a.reason) for a in sorted(actions, key=lambda a: a.time)]))
     out.append('<p>Each action is marked on the VM\'s plot above.</p>')
     return '\n'.join(out)
+
+
+def heading(text, level=2):
+    """``<h2>`` (or ``level``) of ``text``, escaped: a heading may name a
+    host, and a host's name is whatever its cloud calls it."""
+    return '<h%d>%s</h%d>' % (level, html.escape(text), level)
 
 
 def definition_list(items):
