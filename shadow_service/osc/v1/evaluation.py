@@ -149,10 +149,14 @@ class EvaluateShadow(command.ShowOne):
         bar = cli.ProgressBar(stream, _progress_enabled(
             parsed_args.progress, stream))
         state = wait_for(client, evaluation_id, parsed_args.budget, bar)
-        if state.get('status') == 'error':
-            raise exceptions.CommandError('evaluation %s failed: %s'
-                                          % (evaluation_id,
-                                             state.get('error')))
+        if state.get('status') == 'error' or not state.get('ranking'):
+            # Failed, or interrupted (its service stopped): no ranking
+            # to show, and not a success (as ``nova-shadow evaluate
+            # --remote --wait`` says it).
+            raise exceptions.CommandError(
+                'evaluation %s ended %s: %s'
+                % (evaluation_id, state.get('status'),
+                   state.get('error') or 'no ranking'))
         return _show(state)
 
 

@@ -188,6 +188,58 @@ def test_the_clients_evaluations_are_not_cancelled_as_unpolled(
     assert 'not polled' not in strict_daemon.read_log()
 
 
+
+def _recorded(running, evaluation_id):
+    """The service's own history record of ``evaluation_id``, if any."""
+    history = sqlite_store.SQLiteStore(
+        path=str(running.tmp_path / 'history.sqlite'))
+    try:
+        return history.get_evaluation(evaluation_id)
+    finally:
+        history.close()
+
+
+def test_a_waited_evaluation_its_service_lost_is_a_failure(strict_daemon):
+    # The service is killed while the command waits, and started again:
+    # the evaluation it ran ended without a ranking (interrupted).
+    import signal
+    import subprocess
+
+    env = {k: v for k, v in test_service_daemon._env().items()
+           if not k.startswith('OS_')}
+    env['OS_SHADOW_CONFIG_FILE'] = str(strict_daemon.conf_path)
+    waiting = subprocess.Popen(
+        [OPENSTACK, '--os-shadow-rpc-wait', '60', 'shadow', 'evaluate',
+         '--host', HOSTS[0], '--host', HOSTS[1], '--budget', '60',
+         '--wait', '-f', 'json'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        # Killed once the evaluation runs and its start is recorded.
+        deadline = time.monotonic() + 60
+        while True:
+            running = strict_daemon.api.list_evaluations(
+                {}, status='running', timeout=30)
+            if running and _recorded(strict_daemon,
+                                     running[0]['evaluation_id']):
+                break
+            assert time.monotonic() < deadline, strict_daemon.read_log()
+            time.sleep(0.2)
+        os.killpg(strict_daemon.proc.pid, signal.SIGKILL)
+        strict_daemon.proc.wait(30)
+        strict_daemon.log.close()
+        strict_daemon.start()
+        out, err = waiting.communicate(timeout=240)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 1, (out, err)
+    assert out == ''
+    assert 'Traceback' not in err
+    last = err.splitlines()[-1]
+    assert last.startswith('evaluation ') and last.endswith(
+        ' ended interrupted: the service stopped before the evaluation '
+        'finished'), err
+
 def test_profiles_are_listed_and_shown(daemon):
     listed = json.loads(_ok(openstack(daemon, 'shadow', 'profile', 'list',
                                       '-f', 'json')))
