@@ -739,20 +739,27 @@ class Evaluator:
         if getattr(evaluation, 'history_verdict', None) is not None:
             result['history_verdict'] = evaluation.history_verdict
         evaluation.ranking = result
+        finished_at = time.time()
         if getattr(evaluation, 'record', True):
-            self._record(evaluation, ranking, result, shadow_seconds, source)
+            self._record(evaluation, ranking, result, shadow_seconds, source,
+                         finished_at)
         # Finished only once recorded (or queued for the writer): a reader
         # that sees it finished and flushes the writer finds the record.
         evaluation.status = result['status']
         evaluation.progress = 1.0
-        evaluation.finished_at = time.time()
+        evaluation.finished_at = finished_at
         return result
 
-    def _record(self, evaluation, ranking, result, shadow_seconds, source):
+    def _record(self, evaluation, ranking, result, shadow_seconds, source,
+                finished_at):
         """Record a finished evaluation in history and its dashboard
         points (answers from history on the score writer's thread)."""
         record = dict(result)
         record['request'] = evaluation.request
+        # When it ran (wall clock, as get_evaluation answers it while the
+        # evaluation is in memory): read back once it is not.
+        record['started_at'] = evaluation.started_at
+        record['finished_at'] = finished_at
         record['host_features'] = learner_base.recordable_features(
             getattr(evaluation, 'host_features', None))
         # What the scale-up learner pairs the shadow with the placed VM by.

@@ -467,7 +467,9 @@ class ShadowManager:
                     'finished_at': None}
         return {'evaluation_id': evaluation_id,
                 'status': record.get('status', 'finished'),
-                'progress': 1.0, 'ranking': record, 'error': None}
+                'progress': 1.0, 'ranking': record, 'error': None,
+                'started_at': record.get('started_at'),
+                'finished_at': record.get('finished_at')}
 
     @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc

@@ -329,3 +329,26 @@ def test_interrupted_evaluations_can_be_listed(tmp_path, rabbit_url):
     finally:
         running.stop()
     assert listed.splitlines() == ['%s interrupted' % interrupted_id]
+
+
+def test_a_recorded_evaluation_shows_when_it_ran(tmp_path, rabbit_url):
+    running = test_service_daemon.Daemon(tmp_path, rabbit_url,
+                                         service_support.unique_topic())
+    running.start()
+    try:
+        shown = json.loads(_ok(openstack(
+            running, 'shadow', 'evaluate', '--host', HOSTS[0], '--host',
+            HOSTS[1], '--budget', '3', '--wait', '-f', 'json')))
+        assert shown['started_at'] and shown['finished_at']
+        # Started again, the service reads it from its history store.
+        running.stop()
+        running.start()
+        again = json.loads(_ok(openstack(
+            running, 'shadow', 'evaluation', 'show', shown['id'], '-f',
+            'json')))
+    finally:
+        running.stop()
+    assert again['status'] == 'finished'
+    assert again['ranking'] == shown['ranking']
+    assert (again['started_at'], again['finished_at']) == (
+        shown['started_at'], shown['finished_at'])
