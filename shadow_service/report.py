@@ -17,6 +17,7 @@ than noted as off-scale in :data:`TARGET_NEAR`.
 """
 
 import collections
+import functools
 import html
 import io
 import logging
@@ -271,6 +272,21 @@ def short_model(model, limit=40):
 
 
 # -- figures ------------------------------------------------------------------
+#: Text on figures is drawn as written: a ``$`` (in a host's name, say)
+#: never starts matplotlib's math notation.
+PLAIN_TEXT = {'text.parse_math': False}
+
+
+def plain_text(draw):
+    """Decorate a function that draws a figure so that every text it
+    creates is drawn as written (:data:`PLAIN_TEXT`)."""
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return draw(*args, **kwargs)
+    return drawn
+
+
 def new_figure(height_in, width_in=FIGURE_WIDTH_IN, **subplots):
     """A figure on the Agg canvas with constrained layout; ``subplots``
     go to :meth:`matplotlib.figure.Figure.subplots`."""
@@ -284,7 +300,8 @@ def figure_svg(fig):
     """The figure as an inline ``<svg>`` element: text kept as text (so
     labels can be searched and read), no XML prolog, no metadata."""
     buffer = io.StringIO()
-    with matplotlib.rc_context({'svg.fonttype': 'none'}):
+    with matplotlib.rc_context(dict(PLAIN_TEXT, **{'svg.fonttype':
+                                                   'none'})):
         fig.savefig(buffer, format='svg', metadata={
             'Creator': None, 'Date': None, 'Format': None, 'Type': None})
     text = buffer.getvalue()
@@ -311,6 +328,7 @@ def _host_styles(hosts, placed):
     return styles
 
 
+@plain_text
 def ranking_figure(ranking, placed):
     """Horizontal bars: each host's Performance Score, best at the top,
     with its confidence written beside the bar."""
@@ -338,6 +356,7 @@ def ranking_figure(ranking, placed):
     return fig
 
 
+@plain_text
 def shadow_figure(samples, hosts, placed, shadow_label):
     """Small multiples, one per metric: what each host's shadow measured
     during the evaluation, at shadow scale.
@@ -427,6 +446,7 @@ def _target_on_axis(ax, metric, target, data, log, axis='x'):
                               axis=axis)
 
 
+@plain_text
 def prediction_figure(predicted, hosts, placed, weights, targets,
                       full_label):
     """One panel per weighed metric: the analyzer's prediction for the
@@ -485,6 +505,7 @@ def prediction_figure(predicted, hosts, placed, weights, targets,
     return fig
 
 
+@plain_text
 def vm_day_figure(measured, forecast, metric, target, predicted=None,
                   actions=(), placed_at=0.0):
     """The placed VM's key metric over the simulated day, its forecast
@@ -550,6 +571,7 @@ def vm_day_figure(measured, forecast, metric, target, predicted=None,
     return fig
 
 
+@plain_text
 def host_cpu_figure(hours, values, host):
     """The placed host's CPU utilisation as host monitoring saw it, around
     the placement (hour 0)."""

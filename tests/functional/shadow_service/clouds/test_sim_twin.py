@@ -175,6 +175,30 @@ def test_demo_report_writes_host_names_as_text(tmp_path, capsys,
         in report
     assert '<h2>CPU utilisation of host %s</h2>' % escaped in report
 
+
+def test_demo_report_draws_host_names_as_written(tmp_path, capsys,
+                                                 monkeypatch):
+    # Host names with dollar signs: matplotlib would read "$...$" as
+    # math (drawing other text, or failing after the whole run).
+    cluster = open(os.path.join(REPO, 'shadow_service', 'clouds', 'sim',
+                                'data', 'cluster.yaml')).read()
+    cluster = re.sub(r'name: node-(\d+)', r'name: "rack$\\\\\1$-node"',
+                     cluster)
+    (tmp_path / 'cluster.yaml').write_text(cluster)
+    monkeypatch.setenv('OS_SIM__CLUSTER_FILE', str(tmp_path / 'cluster.yaml'))
+    out = tmp_path / 'report.html'
+    assert demo.run_demo(['--hours', '1', '--speedup', '0', '--budget', '20',
+                          '--out', str(out)]) == 0
+    placed = re.search(r'^placed demo-vm on (.*) \(booted',
+                       capsys.readouterr().out, re.M).group(1)
+    assert re.fullmatch(r'rack\$\\\d+\$-node', placed)
+    report = out.read_text()
+    # The ranking's tick label, the legend and the host CPU figure's
+    # title write the name as it is.
+    for text in ('#1 %s' % placed, '#1 %s (placed)' % placed,
+                 'CPU utilisation of host %s' % placed):
+        assert '>%s</text>' % text in report, text
+
 @pytest.fixture(scope='module')
 def benchmark_runs(tmp_path_factory):
     """The placement benchmark's runs of the two tests below, started
