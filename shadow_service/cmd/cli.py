@@ -291,10 +291,20 @@ def _evaluate_remotely(conf, args):
           % (evaluation_id, evaluation_id))
     if not args.wait:
         return None
+    from oslo_messaging import exceptions as messaging_exceptions
+
     deadline = time.monotonic() + args.budget + 30
     while time.monotonic() < deadline:
-        state = api.get_evaluation({}, evaluation_id,
-                                   timeout=RPC_TIMEOUT_S)
+        try:
+            state = api.get_evaluation({}, evaluation_id,
+                                       timeout=RPC_TIMEOUT_S)
+        except messaging_exceptions.MessagingTimeout:
+            # A look the service did not answer (restarting, or the
+            # answer lost with the service that took the question) is
+            # asked again until the wait's deadline.
+            print('warning: shadow-service did not answer within %d s; '
+                  'asking again' % RPC_TIMEOUT_S, file=sys.stderr)
+            continue
         if state['status'] not in ('pending', 'running'):
             if state['status'] == 'error' or not state.get('ranking'):
                 # Interrupted (its service stopped) or failed: no

@@ -26,6 +26,11 @@ from shadow_service import rpcapi  # noqa: E402
 DEADLINE_SLACK_S = 5.0
 
 
+class NoAnswer(osc_exceptions.CommandError):
+    """The service did not answer a call within the client's timeout
+    (stopped, restarting, or the broker unreachable)."""
+
+
 class ShadowClient:
     """``shadow-service`` over oslo.messaging.
 
@@ -77,7 +82,7 @@ class ShadowClient:
                 lambda: bound({}, *args, timeout=self.timeout, **kwargs),
                 self.timeout + DEADLINE_SLACK_S)
         except breaker.DeadlineExceeded:
-            raise osc_exceptions.CommandError(
+            raise NoAnswer(
                 'no answer from shadow-service within %.0f s: is the '
                 'message broker reachable?' % self.timeout)
         except exception.ShadowException as e:
@@ -85,7 +90,7 @@ class ShadowClient:
             # its message: the operator reads the message.
             raise osc_exceptions.CommandError(str(e).split('\n')[0])
         except messaging_exceptions.MessagingTimeout:
-            raise osc_exceptions.CommandError(
+            raise NoAnswer(
                 'shadow-service did not answer within %.0f s on topic %s '
                 '(is it running, on this broker?)'
                 % (self.timeout, self.topic))

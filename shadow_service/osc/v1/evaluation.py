@@ -9,6 +9,7 @@ from osc_lib import exceptions
 from osc_lib.command import command
 
 from shadow_service import logsafe
+from shadow_service.osc import client as client_lib
 from shadow_service.osc.v1 import common
 
 LOG = logging.getLogger(__name__)
@@ -56,12 +57,23 @@ def _progress_enabled(choice, stream):
 
 
 def wait_for(client, evaluation_id, budget_s, bar):
-    """Poll until the evaluation ends, drawing ``bar``; its last state."""
+    """Poll until the evaluation ends, drawing ``bar``; its last state.
+
+    A look the service does not answer (it is restarting, or the answer
+    was lost with the service that took the question) is asked again
+    until the wait's deadline: one unanswered look does not end a wait.
+    """
     started = time.monotonic()
     deadline = started + budget_s + WAIT_SLACK_S
     try:
         while True:
-            state = client.call('get_evaluation', evaluation_id)
+            try:
+                state = client.call('get_evaluation', evaluation_id)
+            except client_lib.NoAnswer as e:
+                if time.monotonic() > deadline:
+                    raise
+                LOG.warning('%s; asking again', e)
+                continue
             bar.draw(state.get('progress') or 0.0,
                      time.monotonic() - started, state.get('status'))
             if state.get('status') not in RUNNING:

@@ -10,6 +10,8 @@ its ``[shadow] profile_dirs`` holds one operator profile.
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -202,9 +204,6 @@ def _recorded(running, evaluation_id):
 def test_a_waited_evaluation_its_service_lost_is_a_failure(strict_daemon):
     # The service is killed while the command waits, and started again:
     # the evaluation it ran ended without a ranking (interrupted).
-    import signal
-    import subprocess
-
     env = {k: v for k, v in test_service_daemon._env().items()
            if not k.startswith('OS_')}
     env['OS_SHADOW_CONFIG_FILE'] = str(strict_daemon.conf_path)
@@ -239,6 +238,91 @@ def test_a_waited_evaluation_its_service_lost_is_a_failure(strict_daemon):
     assert last.startswith('evaluation ') and last.endswith(
         ' ended interrupted: the service stopped before the evaluation '
         'finished'), err
+
+@pytest.fixture
+def paced_daemon(tmp_path, rabbit_url):
+    """A service on a twin paced at real time, whose evaluations measure
+    their whole budget."""
+    running = test_service_daemon.Daemon(tmp_path, rabbit_url,
+                                         service_support.unique_topic())
+    with open(running.conf_path, 'a') as f:
+        f.write('[shadow]\nmin_run_time = 60\nconfidence_target = 1.0\n'
+                'evaluation_schedule = pool\n[sim]\nspeedup = 1\n')
+    running.start()
+    yield running
+    if running.proc.poll() is None:
+        os.killpg(running.proc.pid, signal.SIGCONT)
+        running.stop()
+
+
+def test_a_wait_goes_on_through_looks_the_service_does_not_answer(
+        paced_daemon):
+    # The service stops answering for longer than a call may wait (it is
+    # paused here; a restart or a lost answer look the same to the
+    # client), then answers again: the wait goes on to the ranking.
+    env = {k: v for k, v in test_service_daemon._env().items()
+           if not k.startswith('OS_')}
+    env['OS_SHADOW_CONFIG_FILE'] = str(paced_daemon.conf_path)
+    waiting = subprocess.Popen(
+        [OPENSTACK, '--os-shadow-rpc-wait', '2', 'shadow', 'evaluate',
+         '--host', HOSTS[0], '--host', HOSTS[1], '--budget', '15',
+         '--wait', '-f', 'json'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not paced_daemon.api.list_evaluations(
+                {}, status='running', timeout=30):
+            assert time.monotonic() < deadline, paced_daemon.read_log()
+            time.sleep(0.2)
+        os.killpg(paced_daemon.proc.pid, signal.SIGSTOP)
+        # Two looks' time and more: at least one goes unanswered.
+        time.sleep(5.0)
+        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, (out, err)
+    assert 'did not answer within 2 s' in err and 'asking again' in err
+    assert 'Traceback' not in err
+    shown = json.loads(out)
+    assert shown['status'] == 'finished'
+    assert shown['best_host'] in HOSTS
+
+
+def test_nova_shadow_remote_wait_goes_on_through_a_look_not_answered(
+        paced_daemon):
+    # The same through nova-shadow evaluate --remote --wait, whose calls
+    # wait 30 s: the service is paused for longer than that.
+    waiting = subprocess.Popen(
+        test_service_daemon.CLI + [
+            '--config-file', str(paced_daemon.conf_path), 'evaluate',
+            '--remote', '--wait', '--hosts', ','.join(HOSTS[:2]),
+            '--budget', '15', '--format', 'json'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=test_service_daemon._env())
+    try:
+        deadline = time.monotonic() + 60
+        while not paced_daemon.api.list_evaluations(
+                {}, status='running', timeout=30):
+            assert time.monotonic() < deadline, paced_daemon.read_log()
+            time.sleep(0.2)
+        os.killpg(paced_daemon.proc.pid, signal.SIGSTOP)
+        time.sleep(33.0)
+        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 0, (out, err)
+    assert ('warning: shadow-service did not answer within 30 s; asking '
+            'again') in err
+    assert 'Traceback' not in err
+    ranking = json.loads(out[out.index('{'):])
+    assert ranking['hosts'][0]['host'] in HOSTS
+
 
 def test_profiles_are_listed_and_shown(daemon):
     listed = json.loads(_ok(openstack(daemon, 'shadow', 'profile', 'list',
