@@ -267,7 +267,12 @@ def build(options):
     one watched VM."""
     conf = cfg.ConfigOpts()
     shadow_conf.register_opts(conf)
-    conf([], project='nova-shadow')
+    # The embedded default, whatever this machine's daemons read: no
+    # configuration file (not /etc/nova-shadow/nova-shadow.conf either);
+    # an OS_<GROUP>__<OPTION> variable still sets an option the demo
+    # does not set itself.
+    conf([], project='nova-shadow', default_config_files=[],
+         default_config_dirs=[])
     for name, value, group in (
             ('seed', options.seed, 'sim'),
             ('speedup', options.speedup, 'sim'),

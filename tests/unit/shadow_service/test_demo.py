@@ -212,3 +212,22 @@ def test_the_console_entry_refuses_bad_values_without_running(tmp_path):
         # Nothing ran: the demo prints once it has assembled the twin.
         assert done.stdout == ''
     assert os.listdir(tmp_path) == []
+
+
+def test_the_demo_reads_no_configuration_file(tmp_path, monkeypatch):
+    # A machine whose daemons are configured (here, the user's own
+    # ~/.nova-shadow/nova-shadow.conf, which oslo.config looks for as it
+    # does for /etc/nova-shadow/nova-shadow.conf): the demo runs on the
+    # embedded default all the same.
+    monkeypatch.setenv('HOME', str(tmp_path))
+    (tmp_path / '.nova-shadow').mkdir()
+    (tmp_path / '.nova-shadow' / 'nova-shadow.conf').write_text(
+        '[watcher]\ncooldown = 7\n[sim]\ncluster_file = /nonexistent\n')
+    parts = demo.build(demo.parse_args([]))
+    try:
+        conf = parts.parts.conf
+        assert conf.watcher.cooldown == 1800.0
+        assert conf.sim.cluster_file != '/nonexistent'
+        assert conf.config_file == []
+    finally:
+        parts.close()
