@@ -509,9 +509,35 @@ def write_report(path, run):
     ]
     page = report.render_page('nova-shadow demo on the digital twin',
                               sections)
-    with open(path, 'w') as handle:
-        handle.write(page)
+    _replace_file(path, page)
     return path
+
+
+def _replace_file(path, text):
+    """Write ``text`` to ``path`` whole or not at all: to a new file
+    beside it, then renamed over it (a write that fails, on a full disk,
+    leaves an existing file as it was and no half-written report)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, scratch = tempfile.mkstemp(
+        prefix='.%s.' % os.path.basename(path), suffix='.tmp',
+        dir=directory)
+    try:
+        with os.fdopen(handle, 'w') as stream:
+            stream.write(text)
+        try:
+            mode = os.stat(path).st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(scratch, mode)
+        os.replace(scratch, path)
+    except BaseException:
+        try:
+            os.remove(scratch)
+        except OSError:
+            pass
+        raise
 
 
 def run_demo(argv_or_options=None):

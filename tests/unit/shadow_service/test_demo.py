@@ -231,3 +231,32 @@ def test_the_demo_reads_no_configuration_file(tmp_path, monkeypatch):
         assert conf.config_file == []
     finally:
         parts.close()
+
+
+def test_a_report_that_cannot_be_written_leaves_out_as_it_was(tmp_path):
+    # The disk fills up while the report is written (here the process may
+    # write files of at most 64 kB; the report is larger): the run fails
+    # with one line and an existing --out keeps what it held, with no
+    # half-written file beside it.
+    import resource
+    import signal
+
+    out = tmp_path / 'report.html'
+    out.write_text('the report of an earlier run')
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    done = subprocess.run(
+        [sys.executable, '-m', 'shadow_service.cmd.cli', 'demo',
+         '--speedup', '0', '--hours', '1', '--out', str(out)],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'),
+        preexec_fn=limit_file_size)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(
+        'nova-shadow demo: error: cannot write the report: ')
+    assert 'Traceback' not in done.stderr
+    assert out.read_text() == 'the report of an earlier run'
+    assert os.listdir(tmp_path) == ['report.html']
