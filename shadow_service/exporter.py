@@ -10,6 +10,9 @@ What is counted where:
 * the RPC endpoint (:mod:`shadow_service.manager`): evaluations by
   outcome, shadow-host-seconds, evaluation and RPC durations, the time of
   the last call of each method;
+* the listener of Nova's notifications
+  (:mod:`shadow_service.notifications`): the notifications it recorded,
+  requeued and dropped;
 * the history store: its own counters (written, retried, dropped,
   buffered), read at each scrape (:func:`watch_history`);
 * the watcher loop (:mod:`shadow_service.watcher.loop`): its decision
@@ -90,6 +93,12 @@ WEIGHER_RECORDS_DROPPED = prometheus_client.Counter(
     'for its records thread held as many records or candidate hosts as '
     'they may.  Each weigher reports its count with its next record.',
     registry=REGISTRY)
+NOTIFICATIONS = prometheus_client.Counter(
+    'nova_shadow_nova_notifications',
+    "Nova's versioned notifications the listener handled, by result: "
+    'recorded; requeued (the history store could not record it: the '
+    'broker delivers it again); dropped (a payload that cannot be read).',
+    ['result'], registry=REGISTRY)
 WATCHER_DECISIONS = prometheus_client.Counter(
     'nova_shadow_watcher_decisions',
     'Decision records of the watcher by action, policy and outcome '
@@ -112,6 +121,11 @@ def record_dropped(count=1):
 def weigher_records_dropped(count):
     """Records a weigher reports it dropped since its last report."""
     WEIGHER_RECORDS_DROPPED.inc(count)
+
+
+def notification_handled(result):
+    """A Nova notification ``recorded``, ``requeued`` or ``dropped``."""
+    NOTIFICATIONS.labels(result).inc()
 
 
 def evaluation_refused(outcome):

@@ -23,9 +23,11 @@ default) on its control exchange (``nova``).
 
 import json
 import logging
+import threading
 
 import oslo_messaging as messaging
 
+from shadow_service import exporter
 from shadow_service import measurements as names
 from shadow_service.history import base as history_base
 
@@ -125,35 +127,100 @@ def event_point(event_type, payload, when, publisher_id=None):
 
 
 class NovaEndpoint:
-    """Notification endpoint: records what :data:`EVENTS` names."""
+    """Notification endpoint: records what :data:`EVENTS` names.
+
+    A notification the history store cannot record (the store is down or
+    locked) is requeued: the broker keeps it and delivers it again.
+    Before handing it back the endpoint waits ``retry_backoff_s``,
+    doubling with each further failure up to ``retry_backoff_max_s``, so
+    a store that stays down is tried once per wait per listener thread
+    instead of in a tight loop.  The first failure logs one warning, the
+    first notification recorded afterwards one more, with the number
+    requeued meanwhile.  A notification that cannot be read is a bug in
+    its payload, not a fault of the store: it is logged and dropped.
+    """
 
     filter_rule = messaging.NotificationFilter(
         event_type='^instance\\.(%s)$' % '|'.join(
             e.split('.', 1)[1].replace('.', '\\.') for e in EVENTS))
 
-    def __init__(self, history, clock):
+    def __init__(self, history, clock, retry_backoff_s=1.0,
+                 retry_backoff_max_s=30.0):
         self.history = history
         self.clock = clock
+        self.retry_backoff_s = retry_backoff_s
+        self.retry_backoff_max_s = retry_backoff_max_s
         self.recorded = 0
-        self.failed = 0
+        self.requeued = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._failures = 0          # store failures since the last record
+        self._requeued_in_outage = 0
+        self._stopping = threading.Event()
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
         try:
             point = event_point(event_type, payload, self.clock(),
                                 publisher_id)
-            if point is None:
-                return None
-            self.history.write([point])
-            self.recorded += 1
-            LOG.debug('Recorded %s of instance %s on %s', event_type,
-                      point.tags.get(names.TAG_INSTANCE),
-                      point.tags.get(names.TAG_HOST))
+            if point is not None:
+                history_base.prepare_point(point)
         except Exception:
-            # A notification is never requeued for a recording failure:
-            # the next event of the instance tells the same thing.
-            self.failed += 1
-            LOG.exception('Could not record %s', event_type)
+            self.dropped += 1
+            exporter.notification_handled('dropped')
+            LOG.exception('Dropped a %s notification from %s that could '
+                          'not be read', event_type, publisher_id)
+            return messaging.NotificationResult.HANDLED
+        if point is None:
+            return messaging.NotificationResult.HANDLED
+        if self._stopping.is_set():
+            return messaging.NotificationResult.REQUEUE
+        try:
+            self.history.write_through([point], cancel=self._stopping)
+        except Exception as exc:
+            return self._requeue(event_type, exc)
+        self._recovered()
+        self.recorded += 1
+        exporter.notification_handled('recorded')
+        LOG.debug('Recorded %s of instance %s on %s', event_type,
+                  point.tags.get(names.TAG_INSTANCE),
+                  point.tags.get(names.TAG_HOST))
         return messaging.NotificationResult.HANDLED
+
+    def _requeue(self, event_type, error):
+        with self._lock:
+            self._failures += 1
+            self._requeued_in_outage += 1
+            self.requeued += 1
+            first = self._failures == 1
+            wait = min(self.retry_backoff_s * 2 ** min(self._failures - 1,
+                                                       32),
+                       self.retry_backoff_max_s)
+        exporter.notification_handled('requeued')
+        if first:
+            LOG.warning('The history store could not record a %s '
+                        'notification (%s): requeueing Nova notifications '
+                        'until it records them again, retrying every '
+                        '%.0f s at most', event_type, error,
+                        self.retry_backoff_max_s)
+        else:
+            LOG.debug('Requeued a %s notification: %s', event_type, error)
+        # Not a tight loop on a store that stays down; a stopping listener
+        # hands the message back at once.
+        self._stopping.wait(wait)
+        return messaging.NotificationResult.REQUEUE
+
+    def _recovered(self):
+        with self._lock:
+            if not self._failures:
+                return
+            requeued, self._requeued_in_outage = self._requeued_in_outage, 0
+            self._failures = 0
+        LOG.warning('The history store records Nova notifications again; '
+                    '%d deliveries were requeued meanwhile', requeued)
+
+    def stop(self):
+        """Requeue at once from now on, and end the waits."""
+        self._stopping.set()
 
 
 class NotificationListener:
@@ -169,10 +236,13 @@ class NotificationListener:
             conf, url=transport_url or opts.transport_url)
         targets = [messaging.Target(topic=topic, exchange=opts.exchange)
                    for topic in opts.topics]
-        self.endpoint = NovaEndpoint(history, clock)
+        self.endpoint = NovaEndpoint(
+            history, clock, retry_backoff_s=opts.retry_backoff_s,
+            retry_backoff_max_s=max(opts.retry_backoff_s,
+                                    opts.retry_backoff_max_s))
         self._listener = messaging.get_notification_listener(
             self.transport, targets, [self.endpoint], executor='threading',
-            pool=opts.pool)
+            pool=opts.pool, allow_requeue=True)
 
     def start(self):
         self._listener.start()
@@ -181,6 +251,7 @@ class NotificationListener:
 
     def stop(self):
         self._listener.stop()
+        self.endpoint.stop()
         self._listener.wait()
 
 

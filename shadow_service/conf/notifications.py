@@ -56,6 +56,45 @@ Listener pool: every ``shadow-service`` of one deployment shares it, so
 each notification is recorded once. Use another name only for a second,
 independent deployment on the same broker.
 """),
+    cfg.FloatOpt(
+        'retry_backoff_s',
+        default=1.0,
+        min=0.1,
+        max=60.0,
+        help="""
+Seconds the listener waits before it hands a notification back to the
+broker (requeues it) because the history store could not record it. The
+wait doubles with every further failure, up to ``retry_backoff_max_s``,
+and starts again from this value once a notification is recorded. A
+notification Nova sent is never lost to a failing store: the broker keeps
+it until the store records it.
+
+Related options:
+
+* ``retry_backoff_max_s``.
+"""),
+    cfg.FloatOpt(
+        'retry_backoff_max_s',
+        default=30.0,
+        min=0.1,
+        max=600.0,
+        help="""
+Longest wait before a notification the history store could not record is
+requeued. While the store is down each listener thread tries one
+notification per wait: this bounds the load on the broker, and how long
+recording takes to resume once the store is back.
+
+With RabbitMQ quorum queues (``[oslo_messaging_rabbit]
+rabbit_quorum_queue``) mind the queue's delivery limit (20 by default
+since RabbitMQ 4.0; ``[oslo_messaging_rabbit]
+rabbit_quorum_delivery_limit``): the broker drops a notification returned
+more often than that, so a store outage longer than about that many times
+this wait loses it.
+
+Related options:
+
+* ``retry_backoff_s``.
+"""),
     cfg.StrOpt(
         'transport_url',
         secret=True,

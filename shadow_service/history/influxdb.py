@@ -568,24 +568,94 @@ class InfluxDBStore(base.HistoryStore):
     # -- writing ----------------------------------------------------------
 
     def write(self, points):
-        lines = [(self._policy_of(p.measurement),
-                  lp.line_for(p, base.normalise)) for p in points]
+        lines = self._lines(points)
         if not lines:
             return
         with self._cond:
-            if self._closing:
-                raise base.HistoryError('the history store is closed')
-            self._buffer.extend(lines)
-            self._enqueued_seq += len(lines)
-            excess = len(self._buffer) - self._buffer_size
-            if excess > 0:
-                for _ in range(excess):
-                    self._buffer.popleft()
-                self._taken_seq += excess
-                self._counts['dropped'] += excess
-                self._log_overflow(excess)
-            if len(self._buffer) >= self._batch_size:
-                self._cond.notify_all()
+            self._enqueue(lines)
+
+    def _lines(self, points):
+        return [(self._policy_of(p.measurement),
+                 lp.line_for(p, base.normalise)) for p in points]
+
+    def _enqueue(self, lines):
+        """Buffer ``lines`` (holding ``_cond``); the sequence number of
+        the last one."""
+        if self._closing:
+            raise base.HistoryError('the history store is closed')
+        self._buffer.extend(lines)
+        self._enqueued_seq += len(lines)
+        excess = len(self._buffer) - self._buffer_size
+        if excess > 0:
+            lost = sum(self._buffer.popleft()[1] is not None
+                       for _ in range(excess))
+            self._taken_seq += excess
+            if lost:
+                self._counts['dropped'] += lost
+                self._log_overflow(lost)
+        if len(self._buffer) >= self._batch_size:
+            self._cond.notify_all()
+        return self._enqueued_seq
+
+    def write_through(self, points, timeout=None, cancel=None):
+        """Buffer ``points`` and wait until InfluxDB accepted them.
+
+        While the server fails (or the wait outlasts ``timeout``, or
+        ``cancel`` is set) points still in the buffer are taken back out
+        and :class:`~shadow_service.history.base.HistoryError` is raised:
+        they are not written later.  Points already sent are retried
+        until written, so the wait goes on for them; only ``cancel`` or
+        closing the store ends it then (and they may still be written).
+        While the server is known to fail nothing is buffered at all.
+        Any point the buffer dropped meanwhile counts as possibly one of
+        these: the error says so, and the caller writes them again
+        (InfluxDB keeps one point per series and time).
+        """
+        lines = self._lines(points)
+        if not lines:
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            if self._failing:
+                raise base.HistoryError(
+                    'InfluxDB at %s is failing: not written' % self.where)
+            dropped = self._counts['dropped']
+            last = self._enqueue(lines)
+            first = last - len(lines) + 1
+            self._flush_wanted += 1
+            self._cond.notify_all()
+            try:
+                while self._still_queued(last):
+                    buffered = first > self._taken_seq
+                    late = (deadline is not None
+                            and time.monotonic() >= deadline)
+                    stop = (self._closing
+                            or (cancel is not None and cancel.is_set()))
+                    if buffered and (self._failing or late or stop):
+                        self._withdraw(first, last)
+                        raise base.HistoryError(
+                            'InfluxDB at %s is failing: not written'
+                            % self.where if self._failing else
+                            'not written to InfluxDB at %s in time'
+                            % self.where)
+                    if stop:
+                        raise base.HistoryError(
+                            'stopped waiting for InfluxDB at %s to accept '
+                            'points it is sending' % self.where)
+                    self._cond.wait(0.1)
+            finally:
+                self._flush_wanted -= 1
+            if self._counts['dropped'] != dropped:
+                raise base.HistoryError(
+                    'InfluxDB at %s may have dropped these points (see '
+                    'the log)' % self.where)
+
+    def _withdraw(self, first, last):
+        """Take the buffered lines ``first..last`` back out of the
+        buffer (holding ``_cond``): the writer skips them."""
+        for seq in range(first, last + 1):
+            index = seq - self._taken_seq - 1
+            self._buffer[index] = (self._buffer[index][0], None)
 
     def _log_overflow(self, excess):
         now = time.monotonic()
@@ -629,7 +699,7 @@ class InfluxDBStore(base.HistoryStore):
         self._stop.set()
         self._writer.join()
         with self._cond:
-            left = len(self._buffer)
+            left = sum(line is not None for _, line in self._buffer)
             self._buffer.clear()
             self._counts['dropped'] += left
         if not drained or left:
@@ -651,7 +721,8 @@ class InfluxDBStore(base.HistoryStore):
             groups = {}
             for _ in range(count):
                 policy, line = self._buffer.popleft()
-                groups.setdefault(policy, []).append(line)
+                if line is not None:    # None: taken back (_withdraw)
+                    groups.setdefault(policy, []).append(line)
             self._inflight_from = self._taken_seq + 1
             self._taken_seq += count
             self._inflight = count
