@@ -4,9 +4,10 @@
 Nova sends its versioned notifications to and records, for every instance,
 where it was created, moved and deleted: one ``instance_event`` point per
 event (tags ``instance``, ``host``, ``event``; field ``record``, a JSON
-summary of the payload).  The host of every event of :data:`LANDED` is
-the host the instance runs on afterwards.  Nothing is recorded for events
-it does not need.
+summary of the payload), stamped with the time Nova sent it on the
+service's clock (:func:`event_time`).  The host of every event of
+:data:`LANDED` is the host the instance runs on afterwards.  Nothing is
+recorded for events it does not need.
 
 That record is what joins a ranking with Nova's choice:
 :func:`placement_of` answers "where did this instance land?", the scale-up
@@ -21,9 +22,11 @@ its ``versioned_notifications_topics`` (``versioned_notifications`` by
 default) on its control exchange (``nova``).
 """
 
+import datetime
 import json
 import logging
 import threading
+import time
 
 import oslo_messaging as messaging
 
@@ -86,6 +89,38 @@ def _sender_host(publisher_id):
     return host[:MAX_FIELD] if service == COMPUTE_SERVICE and host else None
 
 
+def sent_at(metadata):
+    """When Nova sent a notification (Unix seconds, wall clock), from the
+    ``timestamp`` oslo.messaging passes in ``metadata``: Nova's
+    ``str(utcnow())``, ``YYYY-MM-DD HH:MM:SS[.ffffff]`` in UTC without a
+    zone (one with a zone is read in that zone).  None when it is missing
+    or cannot be read."""
+    stamp = metadata.get('timestamp') if isinstance(metadata, dict) else None
+    if isinstance(stamp, str):
+        try:
+            stamp = datetime.datetime.fromisoformat(stamp.strip())
+        except ValueError:
+            return None
+    if not isinstance(stamp, datetime.datetime):
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.UTC)
+    return stamp.timestamp()
+
+
+def event_time(metadata, now, wall_now):
+    """The time to record a notification at, on the service's clock:
+    ``now`` (that clock's reading as it arrived) less how long ago Nova
+    sent it by the wall clock (``wall_now``), so an event delivered late
+    (a backlog after an outage, a requeued one) keeps its place among the
+    evaluations the same clock stamped.  ``now`` when Nova's time is
+    missing, unreadable or ahead of the wall clock here."""
+    sent = sent_at(metadata)
+    if sent is None:
+        return now
+    return now - max(0.0, wall_now - sent)
+
+
 def event_point(event_type, payload, when, publisher_id=None):
     """The ``instance_event`` point for one notification, or None when the
     event is not recorded or the payload names no instance.
@@ -145,9 +180,10 @@ class NovaEndpoint:
             e.split('.', 1)[1].replace('.', '\\.') for e in EVENTS))
 
     def __init__(self, history, clock, retry_backoff_s=1.0,
-                 retry_backoff_max_s=30.0):
+                 retry_backoff_max_s=30.0, nova_time=True):
         self.history = history
         self.clock = clock
+        self.nova_time = nova_time
         self.retry_backoff_s = retry_backoff_s
         self.retry_backoff_max_s = retry_backoff_max_s
         self.recorded = 0
@@ -160,8 +196,9 @@ class NovaEndpoint:
 
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
         try:
-            point = event_point(event_type, payload, self.clock(),
-                                publisher_id)
+            when = (event_time(metadata, self.clock(), time.time())
+                    if self.nova_time else self.clock())
+            point = event_point(event_type, payload, when, publisher_id)
             if point is not None:
                 history_base.prepare_point(point)
         except Exception:
@@ -224,13 +261,17 @@ class NovaEndpoint:
 
 
 class NotificationListener:
-    """Listens on ``[nova_notifications]`` and records into ``history``.
+    """Listens on ``[nova_notifications]`` and records into ``history``,
+    on ``clock``: at the time Nova sent each notification
+    (:func:`event_time`), or with ``nova_time`` False (a clock that does
+    not follow the wall clock) at its arrival.
 
     Several ``shadow-service`` processes share the ``pool``: each
     notification is recorded once.
     """
 
-    def __init__(self, conf, history, clock, transport_url=None):
+    def __init__(self, conf, history, clock, transport_url=None,
+                 nova_time=True):
         opts = conf.nova_notifications
         self.transport = messaging.get_notification_transport(
             conf, url=transport_url or opts.transport_url)
@@ -239,7 +280,8 @@ class NotificationListener:
         self.endpoint = NovaEndpoint(
             history, clock, retry_backoff_s=opts.retry_backoff_s,
             retry_backoff_max_s=max(opts.retry_backoff_s,
-                                    opts.retry_backoff_max_s))
+                                    opts.retry_backoff_max_s),
+            nova_time=nova_time)
         self._listener = messaging.get_notification_listener(
             self.transport, targets, [self.endpoint], executor='threading',
             pool=opts.pool, allow_requeue=True)

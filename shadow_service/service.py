@@ -281,7 +281,8 @@ class RPCServer:
             self.listener = notifications.NotificationListener(
                 conf, parts.history, parts.driver.now,
                 transport_url=(conf.nova_notifications.transport_url
-                               or transport_url))
+                               or transport_url),
+                nova_time=parts.driver.wall_clock)
 
     def start(self):
         self._server.start()

@@ -167,6 +167,12 @@ class CloudDriver(metaclass=abc.ABCMeta):
 
     #: Option group of the driver's own options.
     config_group = None
+    #: True when :meth:`now` moves with the wall clock (less a constant
+    #: lag, as the ``openstack`` driver's): the time Nova sent a
+    #: notification can then be carried onto it.  A virtual clock (the
+    #: twin's, which moves only as evaluations run) sets it False, and
+    #: Nova's events are recorded at their arrival on it.
+    wall_clock = True
     #: Seconds of an evaluation's budget the evaluator keeps back for
     #: :meth:`delete_shadows` (deleting real servers takes seconds).
     cleanup_reserve_s = 0.0

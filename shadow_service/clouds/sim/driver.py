@@ -74,6 +74,8 @@ class SimDriver(base.CloudDriver):
     """
 
     config_group = sim_conf.sim_group
+    # The twin's clock moves only as it is advanced.
+    wall_clock = False
 
     @classmethod
     def get_config_opts(cls):

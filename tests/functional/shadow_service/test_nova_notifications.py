@@ -226,3 +226,29 @@ def test_a_stopping_listener_does_not_wait_out_the_backoff(
         locker.execute('ROLLBACK')
         locker.close()
         store.close()
+
+
+def test_a_notification_delivered_late_is_recorded_at_nova_s_time(
+        nova, listeners):
+    store = memory.MemoryStore()
+    # A service clock that follows the wall clock a day behind (as the
+    # openstack driver's follows it [openstack] sample_lag behind): Nova's
+    # time is recorded on it.
+    behind_s = 86400.0
+
+    def clock():
+        return time.time() - behind_s
+
+    # The first listener declares the pool's queue, then goes away.
+    listeners.stop(listeners.start(store, clock))
+    instance = str(uuid.uuid4())
+    sent = time.time()
+    nova.send('instance.create.end', instance)
+    time.sleep(3.0)                 # the listener is down meanwhile
+    listeners.start(store, clock)
+
+    service_support.wait_for(lambda: _events(store, instance), timeout=30)
+    (created,) = _events(store, instance)
+    assert abs(created['time'] - (sent - behind_s)) < 1.0, (
+        'recorded %.1f s after Nova sent it'
+        % (created['time'] - (sent - behind_s)))
