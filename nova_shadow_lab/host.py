@@ -304,8 +304,10 @@ class LabHost:
             try:
                 box.start()
             except BaseException:
+                # Nothing of an instance that never ran stays behind.
                 self.instances.pop(uuid, None)
                 cgroups.sweep(box.group)
+                shutil.rmtree(directory, ignore_errors=True)
                 raise
             return instance
 

@@ -5,7 +5,13 @@
     sh -c '<join each cgroup.procs>; exec "$@"' ... bwrap <args> -- CMD
 
 so the shell joins the instance's cgroups (every hierarchy) before
-``exec bwrap``, and everything below inherits them. Bubblewrap gives the
+``exec bwrap``, and everything below inherits them. Inside the sandbox a
+second shell writes ``started`` to a pipe (its stdin; the command gets
+``/dev/null``) and execs the command: ``start``
+returns once that has arrived, and raises :class:`SandboxStartError`
+(having killed and removed what it started) when the pipe closes first
+(the cgroups could not be joined or bubblewrap could not set the
+sandbox up) or after :data:`START_TIMEOUT_S`. Bubblewrap gives the
 command a private root: ``/usr`` read-only (plus the ``/bin``, ``/lib``...
 symlinks or read-only binds), per-sandbox writable ``/opt /var /tmp /etc
 /root`` (host directories under the sandbox's directory), ``/proc`` of a
@@ -20,6 +26,7 @@ Change the sandbox's view of the machine in :func:`bwrap_args`.
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import time
@@ -32,10 +39,26 @@ ETC_FILES = ('passwd', 'group', 'nsswitch.conf', 'ld.so.cache',
              'resolv.conf', 'host.conf', 'services', 'protocols',
              'localtime')
 PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+# Exit status of the wrapper when a cgroup cannot be joined.
+JOIN_FAILED = 121
 _JOIN_AND_EXEC = ('n=$1; shift; '
                   'while [ "$n" -gt 0 ]; do '
-                  'echo $$ > "$1" || exit 121; shift; n=$((n - 1)); '
-                  'done; exec "$@"')
+                  'echo $$ > "$1" || exit %d; shift; n=$((n - 1)); '
+                  'done; exec "$@"' % JOIN_FAILED)
+# Runs inside the sandbox, so bubblewrap has set it up: says so on its
+# stdin (the write end of a pipe; dash takes no fd above 9), gives the
+# command /dev/null instead and execs it.
+STARTED = b'started'
+_SIGNAL_AND_EXEC = ('printf %s >&0 || exit 1; exec </dev/null; exec "$@"'
+                    % STARTED.decode())
+# How long a sandbox may take to be set up before start gives up.
+START_TIMEOUT_S = 30.0
+# How much of what the wrapper and bubblewrap wrote a start error quotes.
+START_ERROR_BYTES = 2000
+
+
+class SandboxStartError(RuntimeError):
+    """The sandbox did not start (cgroups, bubblewrap); nothing is left."""
 
 
 def bwrap_args(root, hostname, console_fifo, binds=(), command=()):
@@ -138,34 +161,72 @@ class Sandbox:
             os.mkfifo(self.fifo, 0o600)
 
     def start(self):
-        """Join the cgroup and start the command; returns self."""
+        """Join the cgroup and start the command; returns self once the
+        command runs in the set-up sandbox.
+
+        Raises :class:`SandboxStartError` when it does not: the
+        processes started are killed, the group removed (as
+        :meth:`stop`) and the console closed; the message says why,
+        quoting what the wrapper and bubblewrap wrote.
+        """
         self.prepare()
+        console_size = (os.path.getsize(self.console_log)
+                        if os.path.exists(self.console_log) else 0)
         self._console = self.run.consoles.open(
             self.fifo, self.console_log, self.console_max_bytes)
         procs = self.group.procs_files()
+        ready_r, ready_w = os.pipe()
+        command = (['/bin/sh', '-c', _SIGNAL_AND_EXEC, 'nova-shadow-lab']
+                   + self.command)
         argv = (['/bin/sh', '-c', _JOIN_AND_EXEC, 'nova-shadow-lab',
                  str(len(procs))] + procs +
                 bwrap_args(self.root, self.hostname, self.fifo, self.binds,
-                           self.command))
+                           command))
         writer = self._console.writer_fd()
         try:
             self.popen = self.run.launcher.popen(
-                argv, stdin=subprocess.DEVNULL, stdout=writer,
-                stderr=writer, close_fds=True, cwd='/',
+                argv, stdin=ready_w, stdout=writer, stderr=writer,
+                close_fds=True, cwd='/',
                 env={'PATH': PATH, 'LANG': 'C.UTF-8'})
         except BaseException:
+            os.close(ready_r)
             self.run.consoles.close(self._console)
             self._console = None
             raise
         finally:
             os.close(writer)
+            os.close(ready_w)
         self.started_at = time.time()
         with open(os.path.join(self.directory, 'launch.json'), 'a') as f:
             f.write(json.dumps({'t': round(self.started_at, 3),
                                 'pid': self.popen.pid,
                                 'cgroup': self.group.relpath,
                                 'argv': argv}) + '\n')
-        return self
+        try:
+            started = _read_signal(ready_r, START_TIMEOUT_S)
+        finally:
+            os.close(ready_r)
+        if started:
+            return self
+        self.stop()
+        raise SandboxStartError(self._start_failure(console_size))
+
+    def _start_failure(self, console_size):
+        status = self.popen.poll()
+        if status is None:
+            reason = 'not set up within %.0f s' % START_TIMEOUT_S
+        elif status == JOIN_FAILED:
+            reason = 'cannot join cgroup %s' % self.group.relpath
+        else:
+            reason = 'bubblewrap exited with status %d' % status
+        said = ''
+        if os.path.exists(self.console_log):
+            with open(self.console_log, 'rb') as f:
+                f.seek(min(console_size, os.fstat(f.fileno()).st_size))
+                said = f.read().decode('utf-8', 'replace').strip()
+        if said:
+            reason += ': %s' % said[-START_ERROR_BYTES:]
+        return 'sandbox %s did not start: %s' % (self.hostname, reason)
 
     def alive(self):
         return self.popen is not None and self.popen.poll() is None
@@ -191,3 +252,21 @@ class Sandbox:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - max_bytes))
             return f.read().decode('utf-8', 'replace')
+
+
+def _read_signal(fd, timeout):
+    """True once :data:`STARTED` arrives on ``fd``; False at end of file
+    (every writer gone) or after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    data = b''
+    while len(data) < len(STARTED):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not poller.poll(remaining * 1000):
+            return False
+        chunk = os.read(fd, len(STARTED) - len(data))
+        if not chunk:
+            return False
+        data += chunk
+    return data == STARTED

@@ -15,6 +15,7 @@ import yaml
 
 from loadgen import userdata as loadgen_userdata
 from nova_shadow_lab import cgroups
+from nova_shadow_lab import host as lab_host
 from nova_shadow_lab import runtime
 from tests import lab_support as lab
 
@@ -205,8 +206,12 @@ def test_bad_write_files_is_reported_and_runcmd_still_runs(lab_cloud,
                                            'opt/never'))
 
 
+GO_FILE = '/var/tmp/go'
+
+
 def _loadgen_user_data(tags):
-    """loadgen's own shadow user-data (8 s, one CPU worker at 100 %).
+    """loadgen's own shadow user-data (8 s, one CPU worker at 100 %),
+    started once ``GO_FILE`` exists.
 
     Long enough that the two runs share several sampling intervals even
     when one of them starts seconds late on a loaded machine.
@@ -214,15 +219,14 @@ def _loadgen_user_data(tags):
     profile = {'name': 'lab-cpu', 'duration_s': 8.0, 'warmup_s': 0.5,
                'interval_s': 0.5,
                'components': {'cpu': {'workers': 1, 'duty_cycle': 1.0}}}
-    data = loadgen_userdata.render_user_data(
+    config = loadgen_userdata.cloud_config(
         profile, '/var/log/shadow-samples.jsonl', tags)
+    config['runcmd'].insert(0, 'while [ ! -e %s ]; do sleep 0.05; done'
+                            % GO_FILE)
     # Plain cloud-config exceeds Nova's 65,535-character limit once the
-    # zipapp is inside: gzip it unless loadgen already did.
-    if isinstance(data, str) and data.startswith('#'):
-        return lab.user_data(data, compress=True)
-    if isinstance(data, bytes):
-        return _b64(data)
-    return data
+    # zipapp is inside: gzipped, as loadgen sends it.
+    return lab.user_data('#cloud-config\n' + json.dumps(config),
+                         compress=True)
 
 
 def _loadgen_summary(instance):
@@ -269,21 +273,16 @@ def _ops_over_common_window(instances):
 
 def test_loadgen_throughput_follows_the_hosts_cpu_shares(lab_cloud):
     hosts = ('lab-slow', 'lab-fast')
-    # Boots may land seconds apart on a busy machine: hold both hosts
-    # frozen until both servers are up, so the two runs overlap.
-    groups = [lab_cloud.lab_host(h).group for h in hosts]
-    for group in groups:
-        group.write('freezer', 'freezer.state', 'FROZEN')
-    try:
-        servers = {host: lab.create(lab_cloud, 'share-%s' % host, host,
-                                    _loadgen_user_data({'host': host}))
-                   for host in hosts}
-        servers = {h: lab.wait_active(lab_cloud, s)
-                   for h, s in servers.items()}
-    finally:
-        for group in groups:
-            group.write('freezer', 'freezer.state', 'THAWED')
+    # Boots may land seconds apart on a busy machine: both workloads wait
+    # for GO_FILE, written once both servers are up, so the runs overlap.
+    servers = {host: lab.create(lab_cloud, 'share-%s' % host, host,
+                                _loadgen_user_data({'host': host}))
+               for host in hosts}
+    servers = {h: lab.wait_active(lab_cloud, s) for h, s in servers.items()}
     instances = {h: _lab_instance(lab_cloud, s) for h, s in servers.items()}
+    for instance in instances.values():
+        open(os.path.join(instance.sandbox.root, GO_FILE.lstrip('/')),
+             'w').close()
 
     # Host-side CPU rate over one second while both measure.
     for instance in instances.values():
@@ -496,3 +495,27 @@ def test_pause_freezes_and_stop_start_reboots_without_rerunning_user_data(
     assert 'user-data already ran on this instance' in output
     assert _guest_file(instance, '/opt/boots') == b'boot\n'
     assert instance.sandbox.alive()
+
+
+def test_a_sandbox_that_fails_to_start_fails_the_build(lab_cloud,
+                                                       monkeypatch):
+    # A lab install whose guest init is missing: bubblewrap cannot bind
+    # it, as a hypervisor that cannot start the guest.
+    monkeypatch.setattr(lab_host, 'GUEST_INIT', '/nonexistent/init.py')
+    host = lab_cloud.lab_host('lab-slow')
+    server = lab.create(lab_cloud, 'no-sandbox', 'lab-slow',
+                        lab.user_data(BACKGROUND))
+    try:
+        failed = lab.wait_for(
+            lambda: (lambda s: s if s['status'] in ('ERROR', 'ACTIVE')
+                     else None)(lab_cloud.api.get_server(server['id'])),
+            what='server %s built or failed' % server['id'])
+        assert failed['status'] == 'ERROR'
+        assert "Can't find source path /nonexistent/init.py" in \
+            failed['fault']['message']
+        assert host.get(server['id']) is None
+        assert not host.group.child(server['id']).exists()
+        assert not os.path.exists(os.path.join(host.directory,
+                                               server['id']))
+    finally:
+        lab.delete(lab_cloud, server)

@@ -6,6 +6,7 @@ does across a power-off and power-on.
 
 import base64
 import json
+import os
 import uuid
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from nova_shadow_lab import config as lab_config
 from nova_shadow_lab import host as lab_host
 from nova_shadow_lab import runtime
+from nova_shadow_lab import sandbox
 from nova_shadow_lab import userdata
 from tests import lab_support as lab
 
@@ -108,3 +110,44 @@ def test_user_data_that_is_still_running_does_not_run_again_after_power_on(
     assert 'user-data already ran on this instance' in output
     assert output.count('RUNS ') == 1
     assert written == 'file\n'
+
+
+def test_a_sandbox_that_cannot_join_its_cgroup_does_not_start(host,
+                                                               tmp_path):
+    # The shell that joins the cgroup fails: there is no such group.
+    box = sandbox.Sandbox(host.run, host.group.child('never-created'),
+                          str(tmp_path), hostname='probe',
+                          command=['/bin/sleep', '300'])
+    with pytest.raises(RuntimeError, match='cannot join cgroup') as caught:
+        box.start()
+    assert 'never-created' in str(caught.value)
+    assert box.popen.poll() is not None
+    assert not box.group.exists()
+
+
+def test_a_sandbox_bubblewrap_cannot_set_up_does_not_start(host, tmp_path):
+    group = host.group.child('bad-bind')
+    group.create()
+    box = sandbox.Sandbox(host.run, group, str(tmp_path), hostname='probe',
+                          command=['/bin/sleep', '300'],
+                          binds=[(str(tmp_path / 'missing'), '/.lab/x',
+                                  False)])
+    with pytest.raises(RuntimeError, match='bubblewrap') as caught:
+        box.start()
+    # bubblewrap's own reason, from the console.
+    assert "Can't find source path" in str(caught.value)
+    assert box.popen.poll() is not None
+    assert not group.exists()
+
+
+def test_an_instance_that_fails_to_start_leaves_nothing(host, monkeypatch):
+    # A lab install whose guest init is missing: bubblewrap cannot bind it.
+    monkeypatch.setattr(lab_host, 'GUEST_INIT', '/nonexistent/init.py')
+    uuid_ = str(uuid.uuid4())
+    plan = userdata.build_plan(
+        base64.b64encode(b'#!/bin/sh\nsleep 300\n').decode('ascii'))
+    with pytest.raises(RuntimeError, match='/nonexistent/init.py'):
+        host.start_instance(uuid_, 'probe', 1, 256, plan)
+    assert host.get(uuid_) is None
+    assert not host.group.child(uuid_).exists()
+    assert not os.path.exists(os.path.join(host.directory, uuid_))
