@@ -361,11 +361,20 @@ class LabCloud(fixtures.Fixture):
         return fixture.service
 
     def start_compute(self, host):
-        """Start (or start again) the nova-compute of lab host ``host``."""
+        """Start (or, after :meth:`stop_compute`, start again) the
+        nova-compute of lab host ``host``.
+
+        Raises RuntimeError when it is already running: a second one
+        would run a second lab host of that name beside the first.
+        """
         if host not in self.hosts:
             raise lab_config.LabConfigError(
                 'hosts', 'no host named %r (hosts: %s)'
                 % (host, ', '.join(self.hosts)), self.config.source)
+        if host in self.computes:
+            raise RuntimeError(
+                'lab host %s: its nova-compute is already running; '
+                'stop_compute(%r) first to start it again' % (host, host))
         service = self._start_service('compute', host=host)
         if host not in self._host_mappings:
             ctxt = context.get_admin_context()

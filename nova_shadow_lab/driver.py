@@ -123,23 +123,27 @@ class LabDriver(fake.FakeDriver):
         self.resources = fake.Resources(vcpus=self.vcpus,
                                         memory_mb=self.memory_mb,
                                         local_gb=self.local_gb)
-        self._run = runtime.acquire(config.lab)
+        run = runtime.acquire(config.lab)
+        lab = None
         try:
-            self._lab = lab_host.LabHost(self._run, host_config,
-                                         config.lab).start()
+            # One lab host per name: a second would share the first's
+            # cgroups and directory and leave its tenants untracked.
+            run.check_host_free(host)
+            lab = lab_host.LabHost(run, host_config, config.lab).start()
+            run.add_host(lab)
         except BaseException:
-            runtime.release(self._run)
-            self._run = None
+            if lab is not None:
+                lab.stop()
+            runtime.release(run)
             raise
-        self._run.hosts[host] = self._lab
+        self._run, self._lab = run, lab
 
     def cleanup_host(self, host):
         lab, run = self._lab, self._run
         self._lab = self._run = None
         if lab is not None:
             lab.stop()
-            if run.hosts.get(lab.name) is lab:
-                del run.hosts[lab.name]
+            run.remove_host(lab)
         if run is not None:
             runtime.release(run)
         self.instances.clear()

@@ -238,6 +238,7 @@ class LabRun:
         self.launcher = launcher()
         self.consoles = console_pump()
         self.hosts = {}
+        self._hosts_lock = threading.RLock()
         self._reaper = None
         self._pyz = None
         self._pyz_lock = threading.Lock()
@@ -309,6 +310,27 @@ class LabRun:
             except subprocess.TimeoutExpired:
                 LOG.warning('lab reaper %d still running', self._reaper.pid)
         LOG.info('lab run %s stopped', self.name)
+
+    def check_host_free(self, name):
+        """Raise RuntimeError when lab host ``name`` already runs here."""
+        with self._hosts_lock:
+            if name in self.hosts:
+                raise RuntimeError(
+                    'lab host %s is already running in lab run %s (a '
+                    'nova-compute for it is up); stop it first'
+                    % (name, self.name))
+
+    def add_host(self, lab_host):
+        """Track a started :class:`nova_shadow_lab.host.LabHost` (as
+        :meth:`check_host_free`, raises when its name is taken)."""
+        with self._hosts_lock:
+            self.check_host_free(lab_host.name)
+            self.hosts[lab_host.name] = lab_host
+
+    def remove_host(self, lab_host):
+        with self._hosts_lock:
+            if self.hosts.get(lab_host.name) is lab_host:
+                del self.hosts[lab_host.name]
 
     @property
     def reaper_pid(self):

@@ -519,3 +519,22 @@ def test_a_sandbox_that_fails_to_start_fails_the_build(lab_cloud,
                                                server['id']))
     finally:
         lab.delete(lab_cloud, server)
+
+
+def test_a_running_compute_or_lab_host_cannot_start_twice(lab_cloud):
+    from nova_shadow_lab import driver as lab_driver
+
+    host = lab_cloud.lab_host('lab-noisy')
+    service = lab_cloud.computes['lab-noisy']
+    tenant = host.tenants['burner']
+    with pytest.raises(RuntimeError, match='lab-noisy.*already running'):
+        lab_cloud.start_compute('lab-noisy')
+    # A second driver for the host (a compute started some other way).
+    driver = lab_driver.LabDriver(None)
+    with pytest.raises(RuntimeError, match='lab-noisy.*already running'):
+        driver.init_host('lab-noisy')
+    assert driver.lab_host is None
+    assert lab_cloud.lab_host('lab-noisy') is host
+    assert lab_cloud.computes['lab-noisy'] is service
+    assert host.tenants['burner'] is tenant and tenant.alive()
+    assert host.group.pids() >= tenant.group.pids()
