@@ -240,9 +240,15 @@ class LabDriver(fake.FakeDriver):
 
     # -- diagnostics ---------------------------------------------------------
 
+    def _instance_figures(self, instance):
+        figures = self._lab.instance_figures(instance.uuid)
+        if figures is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return figures
+
     def get_diagnostics(self, instance):
-        uuid = self._lab_instance(instance).uuid
-        figures = self._lab.instance_figures(uuid)
+        self._lab_instance(instance)
+        figures = self._instance_figures(instance)
         host_figures = self._lab.figures()
         tenants = host_figures.pop('tenants')
         figures.update(('host_%s' % k, v) for k, v in host_figures.items())
@@ -253,7 +259,7 @@ class LabDriver(fake.FakeDriver):
 
     def get_instance_diagnostics(self, instance):
         lab_instance = self._lab_instance(instance)
-        figures = self._lab.instance_figures(lab_instance.uuid)
+        figures = self._instance_figures(instance)
         state = self.get_info(instance).state
         diags = diagnostics_obj.Diagnostics(
             state=power_state.STATE_MAP[state], driver='libvirt',

@@ -88,7 +88,11 @@ class LabHost:
         self.instances = {}
         self.tenants = {}
         self.notes = []
+        # Lifecycle (start, stop, instance starts); _tables guards the
+        # instances and tenants maps, which readers copy (status, figures)
+        # while another thread starts or stops them.
         self._lock = threading.RLock()
+        self._tables = threading.Lock()
         self._stopped = False
         self._blkio_throttles = []
         self.disk_device = None
@@ -219,7 +223,9 @@ class LabHost:
             for uuid in list(self.instances):
                 self.stop_instance(uuid)
             for name in list(self.tenants):
-                self.tenants.pop(name).stop()
+                with self._tables:
+                    box = self.tenants.pop(name)
+                box.stop()
         survivors, left = cgroups.sweep(self.group)
         if survivors or left:
             LOG.warning('lab host %s: survivors %s, cgroups left %s',
@@ -248,7 +254,9 @@ class LabHost:
             binds=[(self.run.loadgen_pyz(), '/.lab/loadgen.pyz', False),
                    (profile_path, '/.lab/profile.json', False)],
             console_max_bytes=self.settings.console_max_bytes)
-        self.tenants[tenant.name] = box.start()
+        box.start()
+        with self._tables:
+            self.tenants[tenant.name] = box
 
     # -- instances -----------------------------------------------------------
 
@@ -300,24 +308,27 @@ class LabHost:
                        (init_log, '/.lab/log', True)],
                 console_max_bytes=self.settings.console_max_bytes)
             instance = LabInstance(uuid, vcpus, memory_mb, box)
-            self.instances[uuid] = instance
+            with self._tables:
+                self.instances[uuid] = instance
             try:
                 box.start()
             except BaseException:
                 # Nothing of an instance that never ran stays behind.
-                self.instances.pop(uuid, None)
+                with self._tables:
+                    self.instances.pop(uuid, None)
                 cgroups.sweep(box.group)
                 shutil.rmtree(directory, ignore_errors=True)
                 raise
             return instance
 
     def get(self, uuid):
-        return self.instances.get(uuid)
+        with self._tables:
+            return self.instances.get(uuid)
 
     def stop_instance(self, uuid):
         """Kill the instance, remove its cgroup and its root; the logs
         (console, init, launch) stay until the run ends."""
-        with self._lock:
+        with self._lock, self._tables:
             instance = self.instances.pop(uuid, None)
         if instance is None:
             return False
@@ -359,22 +370,39 @@ class LabHost:
 
     # -- figures -------------------------------------------------------------
 
+    def _snapshot(self):
+        """Copies of the instances and tenants maps."""
+        with self._tables:
+            return dict(self.instances), dict(self.tenants)
+
     def instance_figures(self, uuid):
-        instance = self.instances[uuid]
+        """The instance's cgroup figures, or None when it is not (or no
+        longer, once they are read) one of this host's instances."""
+        instance = self.get(uuid)
+        if instance is None:
+            return None
         figures = cgroups.figures(instance.sandbox.group)
         figures['uptime_s'] = round(time.time() - instance.created_at, 3)
         figures['processes'] = len(instance.sandbox.group.pids())
+        if self.get(uuid) is not instance:
+            return None
         return figures
 
-    def figures(self):
+    def figures(self, tenants=None):
+        """The host's cgroup figures, and each tenant's (of ``tenants``,
+        default: a copy of the host's) under ``tenants``."""
+        if tenants is None:
+            tenants = self._snapshot()[1]
         figures = cgroups.figures(self.group)
-        tenants = {}
-        for name, box in list(self.tenants.items()):
-            tenants[name] = cgroups.figures(box.group)
-        figures['tenants'] = tenants
+        figures['tenants'] = {name: cgroups.figures(box.group)
+                              for name, box in tenants.items()}
         return figures
 
     def status(self):
+        """What the lab's JSON says of the host: one copy of its
+        instances and tenants, taken as this is called (a host that
+        stops meanwhile shows its tenants not alive)."""
+        instances, tenants = self._snapshot()
         share = self.config.share
         return {
             'name': self.name,
@@ -388,11 +416,11 @@ class LabHost:
                       'throttles': share.disk.throttles}
                      if self.disk_device else None),
             'resources': vars(self.config.resources),
-            'instances': sorted(self.instances),
+            'instances': sorted(instances),
             'tenants': {name: {'alive': box.alive(),
                                'pid': box.popen.pid if box.popen else None}
-                        for name, box in self.tenants.items()},
+                        for name, box in tenants.items()},
             'notes': list(self.notes),
-            'figures': self.figures(),
+            'figures': self.figures(tenants),
         }
 

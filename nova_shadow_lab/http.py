@@ -113,10 +113,14 @@ def lab_app(hosts):
             return _json(start_response, '200 OK', host.status())
         if len(parts) == 2 and parts[0] == 'servers':
             for host in current.values():
-                if host.get(parts[1]) is not None:
-                    figures = host.instance_figures(parts[1])
+                if host.get(parts[1]) is None:
+                    continue
+                # None: deleted since the lookup.
+                figures = host.instance_figures(parts[1])
+                if figures is not None:
                     figures['lab_host'] = host.name
                     return _json(start_response, '200 OK', figures)
+                break
             return _json(start_response, '404 Not Found',
                          {'error': 'no lab instance %s' % parts[1]})
         return _json(start_response, '404 Not Found',

@@ -7,12 +7,15 @@ does across a power-off and power-on.
 import base64
 import json
 import os
+import threading
 import uuid
 
 import pytest
+import requests
 
 from nova_shadow_lab import config as lab_config
 from nova_shadow_lab import host as lab_host
+from nova_shadow_lab import http as lab_http
 from nova_shadow_lab import runtime
 from nova_shadow_lab import sandbox
 from nova_shadow_lab import userdata
@@ -151,3 +154,62 @@ def test_an_instance_that_fails_to_start_leaves_nothing(host, monkeypatch):
     assert host.get(uuid_) is None
     assert not host.group.child(uuid_).exists()
     assert not os.path.exists(os.path.join(host.directory, uuid_))
+
+
+def test_the_lab_json_says_404_for_an_instance_deleted_while_it_looks(
+        host, monkeypatch):
+    instance = _start(host, '#!/bin/sh\nsleep 300\n')
+    found = host.get
+
+    def found_then_deleted(uuid_):
+        # The server's delete lands right after the lookup.
+        result = found(uuid_)
+        if result is not None:
+            host.stop_instance(uuid_)
+        return result
+
+    monkeypatch.setattr(host, 'get', found_then_deleted)
+    server = lab_http.Server(lab_http.lab_app(lambda: {host.name: host}))
+    server.start()
+    try:
+        response = requests.get('%s/servers/%s' % (server.url,
+                                                   instance.uuid),
+                                timeout=10)
+    finally:
+        server.stop()
+        host.stop_instance(instance.uuid)
+    assert response.status_code == 404, response.text
+    assert response.json() == {'error': 'no lab instance %s'
+                                        % instance.uuid}
+
+
+def test_a_hosts_status_while_it_stops_is_a_snapshot(host):
+    config = lab_config.parse_config({
+        'lab': {'cgroup_prefix': host.settings.cgroup_prefix,
+                'state_dir': host.settings.state_dir},
+        'hosts': [{'name': 'stopping', 'share': {'cpu': 0.1},
+                   'tenants': [{'kind': 'cpu', 'name': name,
+                                'intensity': 0.05}
+                               for name in ('first', 'second')]}]})
+    stopping = lab_host.LabHost(host.run, config.hosts[0],
+                                host.settings).start()
+    stopper = threading.Thread(target=stopping.stop)
+    first = stopping.tenants['first']
+    alive = first.alive
+
+    def alive_while_the_host_stops():
+        # The host stops while status() is reading its tenants.
+        stopper.start()
+        stopper.join(timeout=30)
+        return alive()
+
+    first.alive = alive_while_the_host_stops
+    try:
+        status = stopping.status()
+    finally:
+        if stopper.ident is None:
+            stopping.stop()
+        stopper.join(timeout=30)
+    assert not stopper.is_alive()
+    assert sorted(status['tenants']) == ['first', 'second']
+    assert not stopping.group.exists()
