@@ -174,11 +174,13 @@ class LabHost:
             raise RuntimeError(
                 'lab host %s: share.disk needs a blkio hierarchy of its own '
                 '(mounts: %s)' % (self.name, self.run.mounts))
-        self._disk_image = os.path.join(
+        image = os.path.join(
             hostdisk.image_dir(self.run.prefix, self.run.name),
             '%s.img' % self.name)
-        self.disk_device = hostdisk.create(self._disk_image, self.directory,
+        # create releases what it made when it fails.
+        self.disk_device = hostdisk.create(image, self.directory,
                                            disk.size_mb)
+        self._disk_image = image
         for key, value in sorted(disk.throttles.items()):
             self.group.write('blkio', 'blkio.throttle.%s_device' % key,
                              '%s %d' % (self.disk_device, value))
@@ -205,12 +207,25 @@ class LabHost:
     # -- lifecycle -----------------------------------------------------------
 
     def start(self):
-        os.makedirs(self.directory, exist_ok=True)
-        self.group.create()
-        self._apply_share()
-        self._start_disk()
-        for tenant in self.config.tenants:
-            self._start_tenant(tenant)
+        """Create the host's cgroups and disk and start its tenants;
+        returns self. When a step fails, what the earlier ones started
+        is stopped (as :meth:`stop`) before the error is raised."""
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            self.group.create()
+            self._apply_share()
+            self._start_disk()
+            for tenant in self.config.tenants:
+                self._start_tenant(tenant)
+        except BaseException:
+            LOG.error('lab host %s failed to start; stopping what it '
+                      'started', self.name)
+            try:
+                self.stop()
+            except Exception:
+                LOG.exception('lab host %s: clean-up after a failed start '
+                              'failed', self.name)
+            raise
         LOG.info('lab host %s up: cgroup %s, share %s, %d tenant(s)',
                  self.name, self.group.relpath, self.config.share,
                  len(self.config.tenants))

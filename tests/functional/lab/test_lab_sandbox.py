@@ -13,8 +13,10 @@ import uuid
 import pytest
 import requests
 
+from nova_shadow_lab import cgroups
 from nova_shadow_lab import config as lab_config
 from nova_shadow_lab import host as lab_host
+from nova_shadow_lab import hostdisk
 from nova_shadow_lab import http as lab_http
 from nova_shadow_lab import runtime
 from nova_shadow_lab import sandbox
@@ -213,3 +215,72 @@ def test_a_hosts_status_while_it_stops_is_a_snapshot(host):
     assert not stopper.is_alive()
     assert sorted(status['tenants']) == ['first', 'second']
     assert not stopping.group.exists()
+
+
+def _half_started_config(host, name, share):
+    return lab_config.parse_config({
+        'lab': {'cgroup_prefix': host.settings.cgroup_prefix,
+                'state_dir': host.settings.state_dir},
+        'hosts': [{'name': name, 'share': dict(share, cpu=0.1),
+                   'tenants': [{'kind': 'cpu', 'name': tenant,
+                                'intensity': 0.05}
+                               for tenant in ('first', 'second')]}]}
+    ).hosts[0]
+
+
+def test_a_host_that_fails_at_its_second_tenant_stops_what_it_started(
+        host):
+    if not host.group.has('cpuset'):
+        pytest.skip('no cpuset hierarchy')
+    config = _half_started_config(host, 'second-fails',
+                                  {'disk': {'size_mb': 64}})
+    # The second tenant's cgroup already exists with no CPUs: the kernel
+    # refuses to let its sandbox join it.
+    group = host.run.group.child(config.name)
+    parent = host.run.group.path('cpuset')
+    os.makedirs(group.child('tenant-second').path('cpuset'))
+    for name in ('cpuset.cpus', 'cpuset.mems'):
+        group.write('cpuset', name,
+                    cgroups.read_file(os.path.join(parent, name)).strip())
+    starting = lab_host.LabHost(host.run, config, host.settings)
+    with pytest.raises(RuntimeError,
+                       match='cannot join cgroup .*/tenant-second'):
+        starting.start()
+    assert not starting.group.exists()
+    assert not starting.tenants
+    assert starting.directory not in dict(hostdisk.mounts())
+    assert not os.listdir(hostdisk.image_dir(host.run.prefix,
+                                             host.run.name))
+    assert not [p for p in _lab_processes(host.run)
+                if 'tenant=second-fails' in p or 'second-fails-' in p]
+
+
+def test_a_host_whose_disk_fails_removes_its_cgroups(host):
+    config = _half_started_config(host, 'disk-fails',
+                                  {'disk': {'size_mb': 64}})
+    # A directory where the disk's backing file goes.
+    os.makedirs(os.path.join(hostdisk.image_dir(host.run.prefix,
+                                                host.run.name),
+                             '%s.img' % config.name))
+    starting = lab_host.LabHost(host.run, config, host.settings)
+    try:
+        with pytest.raises(OSError):
+            starting.start()
+    finally:
+        os.rmdir(os.path.join(hostdisk.image_dir(host.run.prefix,
+                                                 host.run.name),
+                              '%s.img' % config.name))
+    assert not starting.group.exists()
+    assert starting.directory not in dict(hostdisk.mounts())
+
+
+def _lab_processes(run):
+    """Command lines of processes in the run's cgroups."""
+    found = []
+    for pid in run.group.pids():
+        try:
+            with open('/proc/%d/cmdline' % pid) as f:
+                found.append(f.read().replace('\0', ' '))
+        except OSError:
+            pass
+    return found
