@@ -14,7 +14,8 @@ returns once that has arrived, and raises :class:`SandboxStartError`
 sandbox up) or after :data:`START_TIMEOUT_S`. Bubblewrap gives the
 command a private root: ``/usr`` read-only (plus the ``/bin``, ``/lib``...
 symlinks or read-only binds), per-sandbox writable ``/opt /var /tmp /etc
-/root`` (host directories under the sandbox's directory), ``/proc`` of a
+/root`` (host directories under the sandbox's directory) on a read-only
+root, ``/proc`` of a
 new pid namespace with ``/proc/sys`` (the machine's kernel settings)
 read-only, a minimal ``/dev`` whose ``/dev/console`` is the
 console FIFO, a tmpfs ``/run``, new ipc and uts namespaces, no
@@ -90,7 +91,10 @@ def bwrap_args(root, hostname, console_fifo, binds=(), command=()):
     for host_path, sandbox_path, writable in binds:
         args += ['--bind' if writable else '--ro-bind', host_path,
                  sandbox_path]
-    args += ['--chdir', '/', '--']
+    # The root itself (bubblewrap's tmpfs, holding the mount points) is
+    # read-only: only the directories mounted above stay writable. Last,
+    # since every mount point must be made before; not recursive.
+    args += ['--remount-ro', '/', '--chdir', '/', '--']
     return args + list(command)
 
 

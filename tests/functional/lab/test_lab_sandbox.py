@@ -284,3 +284,40 @@ def _lab_processes(run):
         except OSError:
             pass
     return found
+
+
+PROBE_WRITES = r'''#!/usr/bin/python3
+import json, os
+wrote = {}
+for directory in %r:
+    try:
+        path = os.path.join(directory, 'probe-%%d' %% os.getpid())
+        with open(path, 'w') as f:
+            f.write('x')
+        os.unlink(path)
+        wrote[directory] = 'writable'
+    except OSError as exc:
+        wrote[directory] = exc.strerror
+try:
+    os.mkdir('/srv')
+    wrote['mkdir /srv'] = 'writable'
+except OSError as exc:
+    wrote['mkdir /srv'] = exc.strerror
+print('WRITES ' + json.dumps(wrote), flush=True)
+'''
+WRITABLE = ('/opt', '/var', '/var/tmp', '/tmp', '/etc', '/root', '/run',
+            '/dev/shm')
+
+
+def test_only_the_documented_directories_are_writable(host):
+    instance = _start(host, PROBE_WRITES % ((('/', '/.lab') + WRITABLE),))
+    try:
+        line = _console_line(instance, 'WRITES ')
+    finally:
+        host.stop_instance(instance.uuid)
+    wrote = json.loads(line.split(' ', 1)[1])
+    assert {d: wrote[d] for d in WRITABLE} == dict.fromkeys(WRITABLE,
+                                                            'writable')
+    assert wrote['/'] == 'Read-only file system'
+    assert wrote['/.lab'] == 'Read-only file system'
+    assert wrote['mkdir /srv'] == 'Read-only file system'
