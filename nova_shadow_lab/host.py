@@ -326,15 +326,26 @@ class LabHost:
             with self._tables:
                 self.instances[uuid] = instance
             try:
-                box.start()
+                box.launch()
             except BaseException:
-                # Nothing of an instance that never ran stays behind.
-                with self._tables:
-                    self.instances.pop(uuid, None)
-                cgroups.sweep(box.group)
-                shutil.rmtree(directory, ignore_errors=True)
+                self._forget_failed(instance)
                 raise
-            return instance
+        # Other instances start and stop while this one sets up; a stop
+        # of the host meanwhile kills it, and the wait says so.
+        try:
+            box.confirm_started()
+        except BaseException:
+            self._forget_failed(instance)
+            raise
+        return instance
+
+    def _forget_failed(self, instance):
+        """Nothing of an instance that never ran stays behind."""
+        with self._tables:
+            if self.instances.get(instance.uuid) is instance:
+                del self.instances[instance.uuid]
+        cgroups.sweep(instance.sandbox.group)
+        shutil.rmtree(instance.directory, ignore_errors=True)
 
     def get(self, uuid):
         with self._tables:

@@ -151,6 +151,8 @@ class Sandbox:
         self.popen = None
         self.started_at = None
         self._console = None
+        self._console_size = 0
+        self._ready_fd = None
 
     def prepare(self):
         """Create the directories, ``/etc`` skeleton and console FIFO."""
@@ -166,16 +168,23 @@ class Sandbox:
 
     def start(self):
         """Join the cgroup and start the command; returns self once the
-        command runs in the set-up sandbox.
+        command runs in the set-up sandbox (:meth:`launch` then
+        :meth:`confirm_started`).
 
         Raises :class:`SandboxStartError` when it does not: the
         processes started are killed, the group removed (as
         :meth:`stop`) and the console closed; the message says why,
         quoting what the wrapper and bubblewrap wrote.
         """
+        self.launch()
+        return self.confirm_started()
+
+    def launch(self):
+        """Start the wrapper that joins the cgroup and execs bubblewrap;
+        :meth:`confirm_started` must follow."""
         self.prepare()
-        console_size = (os.path.getsize(self.console_log)
-                        if os.path.exists(self.console_log) else 0)
+        self._console_size = (os.path.getsize(self.console_log)
+                              if os.path.exists(self.console_log) else 0)
         self._console = self.run.consoles.open(
             self.fifo, self.console_log, self.console_max_bytes)
         procs = self.group.procs_files()
@@ -200,20 +209,28 @@ class Sandbox:
         finally:
             os.close(writer)
             os.close(ready_w)
+        self._ready_fd = ready_r
         self.started_at = time.time()
         with open(os.path.join(self.directory, 'launch.json'), 'a') as f:
             f.write(json.dumps({'t': round(self.started_at, 3),
                                 'pid': self.popen.pid,
                                 'cgroup': self.group.relpath,
                                 'argv': argv}) + '\n')
+        return self
+
+    def confirm_started(self, timeout=START_TIMEOUT_S):
+        """Wait until the command runs in the set-up sandbox; returns
+        self, or stops what :meth:`launch` started and raises
+        :class:`SandboxStartError`."""
+        ready, self._ready_fd = self._ready_fd, None
         try:
-            started = _read_signal(ready_r, START_TIMEOUT_S)
+            started = _read_signal(ready, timeout)
         finally:
-            os.close(ready_r)
+            os.close(ready)
         if started:
             return self
         self.stop()
-        raise SandboxStartError(self._start_failure(console_size))
+        raise SandboxStartError(self._start_failure(self._console_size))
 
     def _start_failure(self, console_size):
         status = self.popen.poll()

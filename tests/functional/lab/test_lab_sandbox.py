@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import threading
+import time
 import uuid
 
 import pytest
@@ -321,3 +322,40 @@ def test_only_the_documented_directories_are_writable(host):
     assert wrote['/'] == 'Read-only file system'
     assert wrote['/.lab'] == 'Read-only file system'
     assert wrote['mkdir /srv'] == 'Read-only file system'
+
+
+def test_an_instance_setting_up_holds_up_no_other_instance(host):
+    # The host's CPU is frozen: the new sandbox cannot finish setting up.
+    host.group.write('freezer', 'freezer.state', 'FROZEN')
+    starting = {}
+    uuid_ = str(uuid.uuid4())
+    plan = userdata.build_plan(
+        base64.b64encode(b'#!/bin/sh\nsleep 300\n').decode('ascii'))
+
+    def start():
+        try:
+            starting['instance'] = host.start_instance(uuid_, 'slow', 1, 256,
+                                                       plan)
+        except Exception as exc:
+            starting['error'] = exc
+
+    thread = threading.Thread(target=start)
+    thread.start()
+    try:
+        lab.wait_for(lambda: os.path.exists(os.path.join(
+            host.directory, uuid_, 'launch.json')), what='launch')
+        # A delete on the same host (of an instance it does not have, as
+        # Nova's clean-up of a failed build) takes the host's lock.
+        began = time.monotonic()
+        stopped = host.stop_instance(str(uuid.uuid4()))
+        waited = time.monotonic() - began
+        still_setting_up = thread.is_alive()
+    finally:
+        host.group.write('freezer', 'freezer.state', 'THAWED')
+        thread.join(timeout=60)
+        host.stop_instance(uuid_)
+    assert stopped is False
+    assert still_setting_up
+    assert waited < 1.0, waited
+    assert 'error' not in starting, starting
+    assert starting['instance'].uuid == uuid_
