@@ -148,22 +148,33 @@ class _Elements(html.parser.HTMLParser):
         self.attributes.update(name for name, _value in attrs)
 
 
-def test_demo_report_writes_host_names_as_text(tmp_path, capsys,
-                                               monkeypatch):
-    # A twin whose host names carry markup (a copy of the bundled cluster
-    # file, as twin.rst describes; oslo.config reads [sim] cluster_file
-    # from the environment too): the report shows them, never runs them.
+def _demo_with_host_names(tmp_path, capsys, monkeypatch, pattern,
+                          replacement):
+    """``(placed host, report path)`` of a one-hour demo on a copy of the
+    bundled cluster file whose host names ``re.sub(pattern,
+    replacement)`` made (oslo.config reads [sim] cluster_file from the
+    environment, as twin.rst describes)."""
     cluster = open(os.path.join(REPO, 'shadow_service', 'clouds', 'sim',
                                 'data', 'cluster.yaml')).read()
-    cluster = re.sub(r'name: (node-\d+)',
-                     r'name: "\1<img src=x onerror=alert(1)>"', cluster)
-    (tmp_path / 'cluster.yaml').write_text(cluster)
+    (tmp_path / 'cluster.yaml').write_text(
+        re.sub(pattern, replacement, cluster))
     monkeypatch.setenv('OS_SIM__CLUSTER_FILE', str(tmp_path / 'cluster.yaml'))
     out = tmp_path / 'report.html'
     assert demo.run_demo(['--hours', '1', '--speedup', '0', '--budget', '20',
                           '--out', str(out)]) == 0
     placed = re.search(r'^placed demo-vm on (.*) \(booted',
                        capsys.readouterr().out, re.M).group(1)
+    return placed, out
+
+
+def test_demo_report_writes_host_names_as_text(tmp_path, capsys,
+                                               monkeypatch):
+    # A twin whose host names carry markup (a copy of the bundled cluster
+    # file, as twin.rst describes; oslo.config reads [sim] cluster_file
+    # from the environment too): the report shows them, never runs them.
+    placed, out = _demo_with_host_names(
+        tmp_path, capsys, monkeypatch, r'name: (node-\d+)',
+        r'name: "\1<img src=x onerror=alert(1)>"')
     assert placed.endswith('<img src=x onerror=alert(1)>')
     report = out.read_text()
     elements = _Elements()
@@ -180,17 +191,9 @@ def test_demo_report_draws_host_names_as_written(tmp_path, capsys,
                                                  monkeypatch):
     # Host names with dollar signs: matplotlib would read "$...$" as
     # math (drawing other text, or failing after the whole run).
-    cluster = open(os.path.join(REPO, 'shadow_service', 'clouds', 'sim',
-                                'data', 'cluster.yaml')).read()
-    cluster = re.sub(r'name: node-(\d+)', r'name: "rack$\\\\\1$-node"',
-                     cluster)
-    (tmp_path / 'cluster.yaml').write_text(cluster)
-    monkeypatch.setenv('OS_SIM__CLUSTER_FILE', str(tmp_path / 'cluster.yaml'))
-    out = tmp_path / 'report.html'
-    assert demo.run_demo(['--hours', '1', '--speedup', '0', '--budget', '20',
-                          '--out', str(out)]) == 0
-    placed = re.search(r'^placed demo-vm on (.*) \(booted',
-                       capsys.readouterr().out, re.M).group(1)
+    placed, out = _demo_with_host_names(
+        tmp_path, capsys, monkeypatch, r'name: node-(\d+)',
+        r'name: "rack$\\\\\1$-node"')
     assert re.fullmatch(r'rack\$\\\d+\$-node', placed)
     report = out.read_text()
     # The ranking's tick label, the legend and the host CPU figure's

@@ -255,6 +255,29 @@ def paced_daemon(tmp_path, rabbit_url):
         running.stop()
 
 
+def _paused_while_waiting(running, command, env, pause_s):
+    """``(returncode, out, err)`` of ``command``, a wait for an
+    evaluation, while ``running`` (the service) is paused for ``pause_s``
+    once the evaluation runs."""
+    waiting = subprocess.Popen(command, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not running.api.list_evaluations({}, status='running',
+                                               timeout=30):
+            assert time.monotonic() < deadline, running.read_log()
+            time.sleep(0.2)
+        os.killpg(running.proc.pid, signal.SIGSTOP)
+        time.sleep(pause_s)
+        os.killpg(running.proc.pid, signal.SIGCONT)
+        out, err = waiting.communicate(timeout=120)
+    finally:
+        os.killpg(running.proc.pid, signal.SIGCONT)
+        if waiting.poll() is None:
+            waiting.kill()
+    return waiting.returncode, out, err
+
+
 def test_a_wait_goes_on_through_looks_the_service_does_not_answer(
         paced_daemon):
     # The service stops answering for longer than a call may wait (it is
@@ -263,27 +286,13 @@ def test_a_wait_goes_on_through_looks_the_service_does_not_answer(
     env = {k: v for k, v in test_service_daemon._env().items()
            if not k.startswith('OS_')}
     env['OS_SHADOW_CONFIG_FILE'] = str(paced_daemon.conf_path)
-    waiting = subprocess.Popen(
+    # Two looks' time and more: at least one goes unanswered.
+    returncode, out, err = _paused_while_waiting(
+        paced_daemon,
         [OPENSTACK, '--os-shadow-rpc-wait', '2', 'shadow', 'evaluate',
          '--host', HOSTS[0], '--host', HOSTS[1], '--budget', '15',
-         '--wait', '-f', 'json'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while not paced_daemon.api.list_evaluations(
-                {}, status='running', timeout=30):
-            assert time.monotonic() < deadline, paced_daemon.read_log()
-            time.sleep(0.2)
-        os.killpg(paced_daemon.proc.pid, signal.SIGSTOP)
-        # Two looks' time and more: at least one goes unanswered.
-        time.sleep(5.0)
-        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
-        out, err = waiting.communicate(timeout=120)
-    finally:
-        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
-        if waiting.poll() is None:
-            waiting.kill()
-    assert waiting.returncode == 0, (out, err)
+         '--wait', '-f', 'json'], env, 5.0)
+    assert returncode == 0, (out, err)
     assert 'did not answer within 2 s' in err and 'asking again' in err
     assert 'Traceback' not in err
     shown = json.loads(out)
@@ -295,28 +304,14 @@ def test_nova_shadow_remote_wait_goes_on_through_a_look_not_answered(
         paced_daemon):
     # The same through nova-shadow evaluate --remote --wait, whose calls
     # wait 30 s: the service is paused for longer than that.
-    waiting = subprocess.Popen(
+    returncode, out, err = _paused_while_waiting(
+        paced_daemon,
         test_service_daemon.CLI + [
             '--config-file', str(paced_daemon.conf_path), 'evaluate',
             '--remote', '--wait', '--hosts', ','.join(HOSTS[:2]),
             '--budget', '15', '--format', 'json'],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=test_service_daemon._env())
-    try:
-        deadline = time.monotonic() + 60
-        while not paced_daemon.api.list_evaluations(
-                {}, status='running', timeout=30):
-            assert time.monotonic() < deadline, paced_daemon.read_log()
-            time.sleep(0.2)
-        os.killpg(paced_daemon.proc.pid, signal.SIGSTOP)
-        time.sleep(33.0)
-        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
-        out, err = waiting.communicate(timeout=120)
-    finally:
-        os.killpg(paced_daemon.proc.pid, signal.SIGCONT)
-        if waiting.poll() is None:
-            waiting.kill()
-    assert waiting.returncode == 0, (out, err)
+        test_service_daemon._env(), 33.0)
+    assert returncode == 0, (out, err)
     assert ('warning: shadow-service did not answer within 30 s; asking '
             'again') in err
     assert 'Traceback' not in err
