@@ -278,7 +278,8 @@ def build(options):
             ('speedup', options.speedup, 'sim'),
             ('cloud_driver', 'sim', 'shadow'),
             # Shadows on every candidate, samples every 5 simulated
-            # seconds, until 95 % confident or out of budget.
+            # seconds, until the race settles the ranking (95 %
+            # confident) or the budget ends.
             ('max_shadow_hosts', 64, 'shadow'),
             ('sample_interval', 5.0, 'shadow'),
             ('max_budget', max(1.0, options.budget), 'shadow'),
