@@ -331,19 +331,31 @@ class HarnessKeystone:
         if role not in self.roles[project_id]:
             self.roles[project_id].append(role)
 
+    def revoke(self, project_id):
+        """``openstack role remove`` of every role in ``project_id``:
+        Keystone revokes the tokens of that project it gave, so a
+        connection scoped there is refused from its next call."""
+        self.roles.pop(project_id, None)
+
 
 class _HarnessAuth(noauth.NoAuth):
     """No Keystone: the harness reads the identity from headers; the
     project id is the one those headers name.  ``refused``: Keystone
     refuses a token of that project (the user holds no role there), as
-    keystoneauth reports it, at the first call that needs one."""
+    keystoneauth reports it, at the first call that needs one, and at
+    every call once :class:`HarnessKeystone` ``keystone`` says it holds
+    none there any more (a role removed)."""
 
-    def __init__(self, project_id, refused=False):
+    def __init__(self, project_id, refused=False, keystone=None):
         super().__init__()
         self.project_id = project_id
         self.refused = refused
+        self.keystone = keystone
 
     def _check(self):
+        if self.keystone is not None and \
+                not self.keystone.roles.get(self.project_id):
+            self.refused = True
         if self.refused:
             # Keystone's answer: the cause stays in its own log.
             raise ks_exc.Unauthorized(
@@ -453,7 +465,8 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         roles = self.keystone.roles.get(project) or []
         user = HarnessKeystone.USER_ID
         session = ks_session.Session(
-            auth=_HarnessAuth(project, refused=not roles),
+            auth=_HarnessAuth(project, refused=not roles,
+                              keystone=self.keystone),
             additional_headers={
                 'X-Auth-User': user, 'X-User-Id': user,
                 'X-Auth-Project-Id': project, 'X-Project-Id': project,

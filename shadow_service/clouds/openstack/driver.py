@@ -1356,13 +1356,22 @@ class OpenStackDriver(base.CloudDriver):
         authenticated (Keystone gives the token only to a user with a
         role in the project), kept for the next sibling: at most
         :data:`MAX_PROJECT_CONNECTIONS` projects, the least recently used
-        dropped first.  CloudError naming the project and the role to
-        grant when Keystone refuses."""
+        dropped first.  A kept one is authenticated again each time
+        (keystoneauth answers with its token, asking Keystone only for
+        one about to expire), so a role removed since is said as such.
+        CloudError naming the project and the role to grant when
+        Keystone refuses."""
         with self._project_conns_lock:
             conn = self._project_conns.get(project_id)
             if conn is not None:
                 self._project_conns.move_to_end(project_id)
-                return conn
+        if conn is not None:
+            try:
+                self._authenticate_in(conn, project_id)
+            except base.CloudError:
+                self._forget_project(project_id)
+                raise
+            return conn
         if self._scoped_from_conf:
             conn = connect(self.conf, project_id=project_id)
         else:
@@ -1476,21 +1485,23 @@ class OpenStackDriver(base.CloudDriver):
                     else 'none')
         if instance.server_group:
             kwargs['scheduler_hints'] = {'group': instance.server_group}
-        if server.key_name:
-            with cloud_errors('Finding the user siblings are booted as'):
-                booting_user = conn.session.get_user_id()
-            if server.user_id and server.user_id == booting_user:
-                kwargs['key_name'] = server.key_name
-            else:
-                notes.append(
-                    'without the key pair %s: Nova keeps key pairs per '
-                    'user, and it is user %s\'s, not %s\'s, whom the '
-                    'sibling is booted as' % (server.key_name,
-                                              server.user_id, booting_user))
-                LOG.info('A sibling of %s boots %s', instance_id, notes[-1])
         if server.availability_zone:
             kwargs['availability_zone'] = server.availability_zone
         try:
+            if server.key_name:
+                with cloud_errors('Finding the user siblings are booted '
+                                  'as'):
+                    booting_user = conn.session.get_user_id()
+                if server.user_id and server.user_id == booting_user:
+                    kwargs['key_name'] = server.key_name
+                else:
+                    notes.append(
+                        'without the key pair %s: Nova keeps key pairs per '
+                        'user, and it is user %s\'s, not %s\'s, whom the '
+                        'sibling is booted as' % (
+                            server.key_name, server.user_id, booting_user))
+                    LOG.info('A sibling of %s boots %s', instance_id,
+                             notes[-1])
             with cloud_errors('Booting a sibling of %s in project %s'
                               % (instance_id, instance.project_id)):
                 sibling = conn.compute.create_server(

@@ -450,6 +450,39 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(project, self.admin_api.get_server(
             step.record['siblings'][0])['tenant_id'])
 
+    def test_a_role_removed_after_a_sibling_suppresses_the_next_one(self):
+        # The connection scoped to the tenant's project is kept after the
+        # first sibling; a role removed since is said as a missing role,
+        # before a boot, not as a failed call of that connection.
+        project = uuid.uuid4().hex
+        self.keystone.grant(project, 'member')
+        _tenant, _group, app = self._tenant_vm(project,
+                                               key_name='tenant-key')
+        watcher, driver = self._busy()
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        step = watcher.run_once()[0]
+        self.assertEqual(('scale_out', 'started'),
+                         (step.decision.action, step.outcome), step.detail)
+        self.keystone.revoke(project)
+        reason = (
+            'the driver\'s user admin has no role in project %s, the VM\'s '
+            'project, where its sibling is booted (Keystone refused a '
+            'token of that project: The request you have made requires '
+            'authentication. (HTTP 401)); grant one with: openstack role '
+            'add --user admin --project %s member' % (project, project))
+        self.assertEqual(reason,
+                         driver.why_no_sibling(driver.get_instance(app['id'])))
+        with self.assertRaises(base.CloudError) as caught:
+            driver.boot_sibling(app['id'])
+        self.assertEqual(reason, str(caught.exception))
+        # Granted again, the next sibling boots there.
+        self.keystone.grant(project, 'member')
+        self.assertIsNone(
+            driver.why_no_sibling(driver.get_instance(app['id'])))
+        sibling = driver.boot_sibling(app['id'])
+        self.assertEqual(project, self.admin_api.get_server(
+            sibling.instance_id)['tenant_id'])
+
     def test_a_sibling_may_be_booted_in_the_service_project(self):
         project = uuid.uuid4().hex
         tenant, _group, app = self._tenant_vm(project)
