@@ -108,17 +108,28 @@ def sent_at(metadata):
     return stamp.timestamp()
 
 
+#: Resolution (decimal places of a second) of the lag of the service's
+#: clock behind the wall clock that :func:`event_time` carries Nova's
+#: time over with.
+LAG_DECIMALS = 3
+
+
 def event_time(metadata, now, wall_now):
     """The time to record a notification at, on the service's clock:
-    ``now`` (that clock's reading as it arrived) less how long ago Nova
-    sent it by the wall clock (``wall_now``), so an event delivered late
-    (a backlog after an outage, a requeued one) keeps its place among the
-    evaluations the same clock stamped.  ``now`` when Nova's time is
+    the time Nova sent it less the lag of that clock behind the wall
+    clock, measured from ``now`` (that clock's reading as it arrived) and
+    ``wall_now`` to the millisecond (:data:`LAG_DECIMALS`).  An event
+    delivered late (a backlog after an outage, a requeued one) so keeps
+    its place among the evaluations the same clock stamped, and one
+    delivered again (requeued after its write, or redelivered to another
+    service of the pool) gets the same time, so it replaces the point it
+    wrote before instead of adding a second one: the two readings are
+    never taken at quite the same instant.  ``now`` when Nova's time is
     missing, unreadable or ahead of the wall clock here."""
     sent = sent_at(metadata)
-    if sent is None:
+    if sent is None or sent > wall_now:
         return now
-    return now - max(0.0, wall_now - sent)
+    return sent - round(wall_now - now, LAG_DECIMALS)
 
 
 def event_point(event_type, payload, when, publisher_id=None):

@@ -3,10 +3,14 @@ clock."""
 
 import datetime
 import time
+import uuid
 
+import oslo_messaging as messaging
 from oslo_utils import timeutils
 
 from shadow_service import notifications
+from shadow_service.history import base as history_base
+from shadow_service.history import memory
 
 
 def test_nova_s_timestamp_is_read_as_utc():
@@ -41,3 +45,42 @@ def test_receive_time_when_nova_s_time_is_missing_or_ahead():
     assert notifications.event_time({}, 500.0, 1000.0) == 500.0
     ahead = {'timestamp': '2024-05-01 10:00:05'}
     assert notifications.event_time(ahead, 500.0, 1714557600.0) == 500.0
+
+
+def test_the_same_notification_gets_the_same_time_however_late():
+    # A clock 3 s behind the wall clock ([openstack] sample_lag), read a
+    # few microseconds apart from the wall clock, as the listener reads
+    # them: a notification delivered again (requeued, or redelivered to
+    # another service of the pool) must land on the point it wrote
+    # before, not on a second one microseconds apart.
+    metadata = {'timestamp': '2024-05-01 10:00:00'}
+    sent = 1714557600.0
+    first = notifications.event_time(metadata, sent + 2.0 - 3.0 - 3e-6,
+                                     sent + 2.0)
+    again = notifications.event_time(metadata, sent + 95.0 - 3.0 - 41e-6,
+                                     sent + 95.0)
+    assert history_base.time_to_us(first) == history_base.time_to_us(again)
+    assert abs(first - (sent - 3.0)) < 1e-3
+
+
+def test_a_notification_delivered_twice_is_recorded_once():
+    store = memory.MemoryStore()
+    pauses = iter([5e-6, 60e-6])
+
+    def clock():
+        # 3 s behind the wall clock; reading it takes a moment.
+        reading = time.time() - 3.0
+        until = time.perf_counter() + next(pauses)
+        while time.perf_counter() < until:
+            pass
+        return reading
+
+    endpoint = notifications.NovaEndpoint(store, clock)
+    instance = str(uuid.uuid4())
+    payload = {'nova_object.data': {'uuid': instance, 'host': 'host1'}}
+    metadata = {'timestamp': str(timeutils.utcnow())}
+    for _ in range(2):
+        assert endpoint.info({}, 'nova-compute:host1',
+                             'instance.create.end', payload,
+                             metadata) == messaging.NotificationResult.HANDLED
+    assert len(notifications.instance_events(store, instance)) == 1
