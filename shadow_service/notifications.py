@@ -183,7 +183,10 @@ class NovaEndpoint:
     instead of in a tight loop.  The first failure logs one warning, the
     first notification recorded afterwards one more, with the number
     requeued meanwhile.  A notification that cannot be read is a bug in
-    its payload, not a fault of the store: it is logged and dropped.
+    its payload, not a fault of the store: it is logged and dropped; so
+    is one whose event the store would never keep
+    (:class:`~shadow_service.history.base.PointsRejected`: older than
+    its retention).
     """
 
     filter_rule = messaging.NotificationFilter(
@@ -224,6 +227,15 @@ class NovaEndpoint:
             return messaging.NotificationResult.REQUEUE
         try:
             self.history.write_through([point], cancel=self._stopping)
+        except history_base.PointsRejected as exc:
+            # Older than the store keeps (Nova's clock far behind, or a
+            # backlog older than the retention): it never will.
+            self.dropped += 1
+            exporter.notification_handled('dropped')
+            LOG.warning('Dropped a %s notification from %s that the '
+                        'history store will not keep: %s', event_type,
+                        publisher_id, exc)
+            return messaging.NotificationResult.HANDLED
         except Exception as exc:
             return self._requeue(event_type, exc)
         self._recovered()

@@ -36,6 +36,11 @@ class HistoryError(Exception):
     """A store could not be configured or reached."""
 
 
+class PointsRejected(HistoryError):
+    """A store refuses points for good (those older than it keeps):
+    writing them again cannot help."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Point:
     """One measurement at one time.
@@ -376,7 +381,8 @@ class HistoryStore(metaclass=abc.ABCMeta):
         them when it gave up (see the InfluxDB store).  ``timeout``
         (seconds) and ``cancel`` (a ``threading.Event``) bound the wait
         of a store that buffers its writes.  A store whose ``write`` is
-        synchronous (SQLite, memory) just writes.
+        synchronous (SQLite, memory) just writes.  :class:`PointsRejected`
+        (nothing written) when the store would never keep them.
         """
         self.write(points)
 

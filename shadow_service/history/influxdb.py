@@ -609,9 +609,15 @@ class InfluxDBStore(base.HistoryStore):
         While the server is known to fail nothing is buffered at all.
         Any point the buffer dropped meanwhile counts as possibly one of
         these: the error says so, and the caller writes them again
-        (InfluxDB keeps one point per series and time).
+        (InfluxDB keeps one point per series and time).  A point older
+        than its retention policy keeps (by this host's clock), which
+        InfluxDB would drop as it arrives, is
+        :class:`~shadow_service.history.base.PointsRejected` and nothing
+        is written.
         """
-        lines = self._lines(points)
+        points = list(points)
+        lines = self._lines(points)     # checks them first
+        self._check_retention(points)
         if not lines:
             return
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -649,6 +655,30 @@ class InfluxDBStore(base.HistoryStore):
                 raise base.HistoryError(
                     'InfluxDB at %s may have dropped these points (see '
                     'the log)' % self.where)
+
+    def _retention_s(self, measurement):
+        """Seconds the policy ``measurement`` is written to keeps a point
+        (None: forever, or not known when the store does not manage
+        retention)."""
+        if not self._opts['influx_manage_retention']:
+            return None
+        if self._policy_of(measurement) == RECORDS_RP:
+            days = _records_days(self._opts)
+        else:
+            days = self._opts['raw_retention_days']
+        return days * _DAY_S or None
+
+    def _check_retention(self, points):
+        now = time.time()
+        for point in points:
+            kept_s = self._retention_s(point.measurement)
+            if kept_s is not None and point.time < now - kept_s:
+                raise base.PointsRejected(
+                    'a %s point of %.0f days ago is older than the %d days '
+                    'its retention policy on InfluxDB at %s keeps: not '
+                    'written' % (point.measurement,
+                                 (now - point.time) / _DAY_S,
+                                 kept_s // _DAY_S, self.where))
 
     def _withdraw(self, first, last):
         """Take the buffered lines ``first..last`` back out of the

@@ -11,6 +11,7 @@ from oslo_utils import timeutils
 from shadow_service import notifications
 from shadow_service.history import base as history_base
 from shadow_service.history import memory
+from tests.unit.shadow_service.history import conftest as history_conftest
 
 
 def test_nova_s_timestamp_is_read_as_utc():
@@ -84,3 +85,29 @@ def test_a_notification_delivered_twice_is_recorded_once():
                              'instance.create.end', payload,
                              metadata) == messaging.NotificationResult.HANDLED
     assert len(notifications.instance_events(store, instance)) == 1
+
+
+def test_a_notification_older_than_the_store_keeps_is_dropped(
+        influxdb_server):
+    # Sent (by Nova's clock) before InfluxDB's records retention: the
+    # server drops its event as it arrives, so requeueing it would loop.
+    store = history_conftest.make_influx_store(
+        influxdb_server, manage_retention=True, raw_retention_days=1,
+        record_retention_days=1)
+    try:
+        endpoint = notifications.NovaEndpoint(store, time.time,
+                                              retry_backoff_s=0.1)
+        old, new = str(uuid.uuid4()), str(uuid.uuid4())
+        for instance, sent in ((old, datetime.datetime(2020, 1, 1)),
+                               (new, timeutils.utcnow())):
+            payload = {'nova_object.data': {'uuid': instance,
+                                            'host': 'host1'}}
+            assert endpoint.info(
+                {}, 'nova-compute:host1', 'instance.create.end', payload,
+                {'timestamp': str(sent)}) == (
+                    messaging.NotificationResult.HANDLED)
+        assert (endpoint.dropped, endpoint.requeued, endpoint.recorded) == (
+            1, 0, 1)
+        assert notifications.placement_of(store, new) == 'host1'
+    finally:
+        store.close()

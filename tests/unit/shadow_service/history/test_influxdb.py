@@ -307,3 +307,31 @@ def test_interleaved_records_and_points_go_out_in_one_write_per_policy(
         assert len(store.query_points('scaling_decision')) == 50
     finally:
         store.close()
+
+
+def test_write_through_refuses_points_older_than_their_retention(
+        influxdb_server):
+    # InfluxDB drops a point older than its retention policy keeps as it
+    # arrives: writing it again cannot help, and the caller must not
+    # retry it (nor take a drop elsewhere for its own).
+    store = conftest.make_influx_store(
+        influxdb_server, manage_retention=True, raw_retention_days=1,
+        record_retention_days=2)
+    try:
+        now = float(int(time.time()))
+        old_record = base.Point('instance_event', {'instance': 'vm-1'},
+                                {'record': '{}'}, now - 3 * 86400)
+        with pytest.raises(base.PointsRejected, match='2 days'):
+            store.write_through([old_record])
+        old_metric = base.Point('host_metric', {'host': 'h1'},
+                                {'value': 1.0}, now - 1.5 * 86400)
+        with pytest.raises(base.PointsRejected, match='1 days'):
+            store.write_through([old_metric])
+        # Within the records' retention, though past the raw one.
+        kept = base.Point('instance_event', {'instance': 'vm-1'},
+                          {'record': '{}'}, now - 1.5 * 86400)
+        store.write_through([kept])
+        assert store.counters()['dropped'] == 0
+        assert store.query_points('instance_event') == [kept]
+    finally:
+        store.close()
