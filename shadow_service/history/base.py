@@ -400,7 +400,9 @@ class HistoryStore(metaclass=abc.ABCMeta):
         strings (any of them matches; an empty one matches nothing).
         ``limit``: only the newest ``limit`` points: exactly the last
         ``limit`` of the answer without it, in the same order (points at
-        the same time too), read without reading the older ones.
+        the same time too).  The stores return only those: the SQLite
+        store reads the series written last (each series' points in the
+        window, for the cut), InfluxDB finds the cut with one query.
         """
 
     @abc.abstractmethod
