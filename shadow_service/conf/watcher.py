@@ -382,6 +382,8 @@ refuses connections or does not answer means "not leading" within about
 this long, and the watcher tries again at its next renewal.  A
 ``socket_timeout`` or ``socket_connect_timeout`` in ``coordination_url``
 wins over it.  Unset: a quarter of ``leader_timeout``, at most 5 s.
+Through Redis Sentinel (``?sentinel=<master>`` in the URL) it is shared
+among the sentinels and the master, which one call may each ask.
 
 Possible values:
 

@@ -28,6 +28,14 @@ call; a backend that does not answer took eleven socket timeouts).
 A renewal makes up to :data:`RENEWAL_CALLS` calls, so the lock outlives
 at least that many: ``timeout`` must be at least that many times
 ``call_timeout``.
+
+Through Redis Sentinel (``redis://<sentinel>:<port>?sentinel=<master>``,
+more with ``sentinel_fallback``) a call that connects first asks each
+sentinel in turn for the master, then the master: the socket timeouts
+tooz is given are ``call_timeout`` shared among those hops, the
+sentinels do not retry either, and a master no sentinel names fails the
+call at once (tooz retried it 15 times, each asking every sentinel with
+redis-py's own retries: minutes while a sentinel did not answer).
 """
 
 import logging
@@ -36,7 +44,9 @@ from urllib import parse
 
 import tooz
 from redis import backoff
+from redis import exceptions as redis_exceptions
 from redis import retry
+from redis import sentinel as redis_sentinel
 from tooz import coordination
 
 from shadow_service import logsafe
@@ -256,6 +266,12 @@ def _bounded_url(url, timeout, call_timeout):
     given = dict(query)
     added = [('lock_timeout', str(int(max(timeout, 1))))]
     if parts.scheme == 'redis':
+        # Through Sentinel, one call may ask every sentinel before the
+        # master: each of those hops has its share of the bound.
+        hops = 1
+        if 'sentinel' in given:
+            hops += 1 + sum(1 for name, _ in query
+                            if name == 'sentinel_fallback')
         bounds = []
         for name in _REDIS_TIMEOUTS:
             if name in given:
@@ -265,9 +281,9 @@ def _bounded_url(url, timeout, call_timeout):
                     raise ValueError('coordination_url: %s=%r is not a '
                                      'number' % (name, given[name])) from None
             else:
-                added.append((name, '%g' % call_timeout))
-                bounds.append(call_timeout)
-        call_timeout = max(bounds)
+                added.append((name, '%g' % (call_timeout / hops)))
+                bounds.append(call_timeout / hops)
+        call_timeout = max(bounds) * hops
     url = parse.urlunsplit(parts._replace(
         query=parse.urlencode(query + added)))
     return url, call_timeout
@@ -285,13 +301,36 @@ def _without_client_retries(coordinator):
     the client is changed as it is built: ``_make_client`` of tooz's
     Redis driver (private to it) is wrapped on this coordinator only.
     A redis-py without ``set_retry`` (before 4.3) does not retry.
+
+    Through Sentinel, the clients of the sentinels do not retry either,
+    and a master no sentinel names is a timeout (which tooz does not
+    retry), not a connection error (which it retries 15 times).
     """
     make_client = coordinator._make_client
 
     def bounded_client(*args, **kwargs):
         client = make_client(*args, **kwargs)
-        set_retry = getattr(client, 'set_retry', None)
-        if set_retry is not None:
-            set_retry(retry.Retry(backoff.NoBackoff(), 0))
+        _try_once(client)
+        manager = getattr(client.connection_pool, 'sentinel_manager', None)
+        if manager is not None:
+            for sentinel_client in manager.sentinels:
+                _try_once(sentinel_client)
+            manager.discover_master = _master_found_once(
+                manager.discover_master)
         return client
     coordinator._make_client = bounded_client
+
+
+def _try_once(client):
+    set_retry = getattr(client, 'set_retry', None)
+    if set_retry is not None:
+        set_retry(retry.Retry(backoff.NoBackoff(), 0))
+
+
+def _master_found_once(discover_master):
+    def discover_once(service_name):
+        try:
+            return discover_master(service_name)
+        except redis_sentinel.MasterNotFoundError as exc:
+            raise redis_exceptions.TimeoutError(str(exc)) from exc
+    return discover_once

@@ -20,6 +20,7 @@ from shadow_service.watcher import leader as leader_mod
 from shadow_service.watcher import records
 from tests import watcher_support as support
 from tests.fixtures import influxdb
+from tests.fixtures import redis_server
 
 pytestmark = pytest.mark.redis
 
@@ -132,6 +133,50 @@ def test_the_lock_outlives_the_calls_of_a_renewal():
     assert 'socket_timeout=2&' in lead.url and 'db=3' in lead.url
     assert 'socket_connect_timeout=5&' not in lead.url
     assert lead.url.endswith('socket_connect_timeout=5')
+
+
+@pytest.mark.parametrize('backend', ['refusing', 'silent'])
+def test_a_call_through_a_sentinel_that_is_down_returns_within_the_bound(
+        backend, silent_server):
+    # tooz asks the sentinels for the master: redis-py retried each of
+    # them with back-off, and tooz retried the whole 15 times (224 s to
+    # start with a sentinel that does not answer).
+    url = silent_server.url if backend == 'silent' else _closed_port_url()
+    lead = leader_mod.Leadership(url + '?sentinel=lab-master', _group(),
+                                 timeout=LEADER_TIMEOUT)
+    # One call asks the sentinel, then the master: each has half.
+    assert lead.call_timeout == CALL_BOUND
+    assert 'socket_timeout=%g' % (CALL_BOUND / 2) in lead.url
+    assert _bounded(lead.is_leader, calls=2) is False
+    with pytest.raises(leader_mod.LeaderError, match='lab-master'):
+        _bounded(lead.start, calls=2)
+
+
+def test_a_leader_through_sentinel_stops_leading_when_its_master_hangs(
+        own_redis, tmp_path):
+    # A real Sentinel names the master: the watcher leads through it,
+    # and a master that stops answering means not leading within the
+    # bound, as without Sentinel.
+    sentinel = redis_server.RedisSentinel(own_redis, 'lab-master',
+                                          str(tmp_path)).start()
+    lead = leader_mod.Leadership(
+        sentinel.url + '&sentinel_fallback=127.0.0.1:%d'
+        % influxdb.free_port(), _group(), timeout=LEADER_TIMEOUT)
+    try:
+        # Two sentinels and the master share the bound.
+        assert 'socket_timeout=%g' % (CALL_BOUND / 3) in lead.url
+        deadline = time.monotonic() + 10
+        while not lead.is_leader():     # the sentinel finds its master
+            assert time.monotonic() < deadline, 'never led via Sentinel'
+            time.sleep(0.2)
+        own_redis.pause()
+        _bounded(lead.heartbeat)
+        assert not lead.leading
+        assert _bounded(lead.is_leader) is False
+    finally:
+        own_redis.resume()
+        lead.stop()
+        sentinel.stop()
 
 
 def _busy_vm_watcher(tmp_path, url):
