@@ -3,7 +3,8 @@
 Tenants choose host names, profile names and hints; operators put
 passwords in URLs.  :func:`clip` turns any value into one bounded log line
 (control characters escaped, so a newline cannot forge a log line);
-:func:`mask_url` hides the password of a URL's user info.  This module
+:func:`mask_url` hides the password of a URL's user info and of its
+query (``sentinel_password=``, say).  This module
 imports nothing of the project: every part may use it.
 """
 
@@ -23,16 +24,42 @@ def clip(value, limit=VALUE_MAX):
     return text
 
 
+def _is_secret(name):
+    return name.lower().endswith('password')
+
+
+def _query_secrets(query):
+    """``(raw, decoded)`` values of the password parameters of a query."""
+    found = []
+    for piece in query.split('&'):
+        name, sep, raw = piece.partition('=')
+        if sep and raw and _is_secret(urllib.parse.unquote_plus(name)):
+            found.append((raw, urllib.parse.unquote_plus(raw)))
+    return found
+
+
+def _masked_parameter(piece):
+    name, sep, raw = piece.partition('=')
+    if sep and raw and _is_secret(urllib.parse.unquote_plus(name)):
+        return name + '=***'
+    return piece
+
+
 def mask_url(url):
-    """``url`` with the password of its user info replaced by ``***``."""
+    """``url`` with the password of its user info, and the value of each
+    query parameter named ``...password``, replaced by ``***``."""
     if not isinstance(url, str):
         return url
     try:
         parsed = urllib.parse.urlsplit(url)
     except ValueError:
         return '<unparsable URL>'
+    secret_query = bool(_query_secrets(parsed.query))
+    if secret_query:
+        parsed = parsed._replace(query='&'.join(
+            _masked_parameter(piece) for piece in parsed.query.split('&')))
     if parsed.password is None and parsed.username is None:
-        return url
+        return urllib.parse.urlunsplit(parsed) if secret_query else url
     host = parsed.hostname or ''
     if ':' in host:
         host = '[%s]' % host
@@ -48,17 +75,21 @@ def mask_url(url):
 
 def mask_urls_in(text, urls):
     """``text`` with every URL of ``urls`` that holds a password replaced
-    by its masked form (and the bare password by ``***``)."""
+    by its masked form (and each bare password, as given and decoded, by
+    ``***``)."""
     for url in urls:
         if not isinstance(url, str) or not url:
             continue
         try:
-            password = urllib.parse.urlsplit(url).password
+            parts = urllib.parse.urlsplit(url)
         except ValueError:
-            password = None
+            continue
         masked = mask_url(url)
         if masked != url:
             text = text.replace(url, masked)
-        if password:
-            text = text.replace(password, '***')
+        secrets = [parts.password] + [
+            value for pair in _query_secrets(parts.query) for value in pair]
+        for secret in sorted(filter(None, set(secrets)), key=len,
+                             reverse=True):
+            text = text.replace(secret, '***')
     return text

@@ -99,6 +99,21 @@ def test_the_password_of_the_backend_url_is_not_printed(caplog):
     assert 's3cret-pw' not in caplog.text
 
 
+def test_the_sentinel_password_of_the_backend_url_is_not_printed(caplog):
+    # Sentinel's own password is in the URL's query, not its user info.
+    url = (_closed_port_url() + '?sentinel=lab-master&'
+           'sentinel_password=s3nt%40pw')
+    lead = leader_mod.Leadership(url, _group(), timeout=LEADER_TIMEOUT)
+    with pytest.raises(leader_mod.LeaderError) as raised:
+        _bounded(lead.start, calls=2)
+    assert 'sentinel_password=***' in str(raised.value)
+    with caplog.at_level('WARNING'):
+        assert _bounded(lead.is_leader, calls=2) is False
+    assert 'Leader election failed' in caplog.text
+    for text in (str(raised.value), caplog.text):
+        assert 's3nt' not in text
+
+
 def test_a_leader_whose_backend_hangs_stops_leading_within_the_bound(
         own_redis):
     # Started and leading, then its Redis stops answering (SIGSTOP): no

@@ -130,6 +130,8 @@ def test_an_empty_host_list_reads_nothing():
     ('https://s3cret@host/', 'https://s3cret:***@host/'),
     ('http://host:9090', 'http://host:9090'),
     ('http://u:s3cret@[::1]:9090', 'http://u:***@[::1]:9090'),
+    ('redis://h:26379?sentinel=m&sentinel_password=s3%40cret&db=1',
+     'redis://h:26379?sentinel=m&sentinel_password=***&db=1'),
 ])
 def test_mask_url_hides_the_password(url, masked):
     assert base.mask_url(url) == masked
