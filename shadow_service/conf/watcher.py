@@ -389,7 +389,8 @@ Possible values:
 
 * 0.1 to 60, at most a quarter of ``leader_timeout`` (a renewal of the
   lock makes up to four calls, and the lock must outlive them; anything
-  longer stops the watcher at start).
+  longer stops the watcher at start).  Redis backends only: another
+  tooz backend keeps its own time-outs.
 
 Related options:
 

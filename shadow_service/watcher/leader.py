@@ -87,7 +87,8 @@ class Leadership:
     Raises
     ------
     ValueError
-        when ``timeout`` is shorter than :data:`RENEWAL_CALLS` calls.
+        when ``timeout`` is shorter than :data:`RENEWAL_CALLS` calls (of a
+        Redis backend).
     """
 
     def __init__(self, url, group, member_id=None, timeout=30.0,
@@ -96,7 +97,10 @@ class Leadership:
         if call_timeout is None:
             call_timeout = min(DEFAULT_CALL_TIMEOUT, timeout / RENEWAL_CALLS)
         self.url, self.call_timeout = _bounded_url(url, timeout, call_timeout)
-        if self.call_timeout * RENEWAL_CALLS > timeout:
+        redis = parse.urlsplit(self.url).scheme == 'redis'
+        # Only a Redis backend's calls are bounded by it (another tooz
+        # backend keeps its own time-outs): nothing to check for others.
+        if redis and self.call_timeout * RENEWAL_CALLS > timeout:
             raise ValueError(
                 '[watcher] leader_timeout (%g s) must be at least %d times '
                 'the longest a coordination call may take (%g s: '
@@ -108,7 +112,7 @@ class Leadership:
         self.lock_name = ('nova-shadow-leader-%s' % group).encode()
         self.coordinator = coordination.get_coordinator(
             self.url, self.member_id.encode())
-        if parse.urlsplit(self.url).scheme == 'redis':
+        if redis:
             _without_client_retries(self.coordinator)
         self.lock = None
         #: Whether this watcher verified it holds the lock at its last

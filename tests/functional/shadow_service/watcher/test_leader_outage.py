@@ -150,6 +150,18 @@ def test_the_lock_outlives_the_calls_of_a_renewal():
     assert lead.url.endswith('socket_connect_timeout=5')
 
 
+def test_another_backend_is_not_held_to_the_redis_bound(tmp_path):
+    # coordination_timeout bounds Redis calls only: a file (or etcd)
+    # backend with a short leader_timeout still starts, and leads.
+    lead = leader_mod.Leadership('file://%s' % tmp_path, _group(),
+                                 timeout=10, call_timeout=5)
+    try:
+        assert 'socket_timeout' not in lead.url
+        assert lead.is_leader()
+    finally:
+        lead.stop()
+
+
 @pytest.mark.parametrize('backend', ['refusing', 'silent'])
 def test_a_call_through_a_sentinel_that_is_down_returns_within_the_bound(
         backend, silent_server):
