@@ -89,6 +89,8 @@ class Leadership:
     ValueError
         when ``timeout`` is shorter than :data:`RENEWAL_CALLS` calls (of a
         Redis backend).
+    LeaderError
+        when tooz has no driver for the URL here.
     """
 
     def __init__(self, url, group, member_id=None, timeout=30.0,
@@ -110,8 +112,18 @@ class Leadership:
                 % (timeout, RENEWAL_CALLS, self.call_timeout,
                    RENEWAL_CALLS))
         self.lock_name = ('nova-shadow-leader-%s' % group).encode()
-        self.coordinator = coordination.get_coordinator(
-            self.url, self.member_id.encode())
+        try:
+            self.coordinator = coordination.get_coordinator(
+                self.url, self.member_id.encode())
+        except (ImportError, RuntimeError) as exc:
+            # A backend whose Python package is not installed (etcd3gw,
+            # kazoo...), or a scheme tooz has no driver for (stevedore's
+            # NoMatches is a RuntimeError).
+            raise LeaderError(logsafe.mask_urls_in(
+                'coordination backend %s: tooz cannot use it here (%s); '
+                'install the package its tooz driver needs, or choose '
+                'another coordination_url' % (self.url, exc),
+                [self.url])) from None
         if redis:
             _without_client_retries(self.coordinator)
         self.lock = None

@@ -162,6 +162,20 @@ def test_another_backend_is_not_held_to_the_redis_bound(tmp_path):
         lead.stop()
 
 
+@pytest.mark.parametrize('url, missing', [
+    # etcd3gw and kazoo are not installed with nova-shadow.
+    ('etcd3+http://127.0.0.1:2379', 'etcd3gw'),
+    ('zookeeper://:pw-z9@127.0.0.1:2181', 'kazoo'),
+    ('nosuch://127.0.0.1:1', 'nosuch'),
+])
+def test_a_backend_tooz_cannot_load_is_one_clear_error(url, missing):
+    with pytest.raises(leader_mod.LeaderError) as raised:
+        leader_mod.Leadership(url, _group(), timeout=30)
+    text = str(raised.value)
+    assert 'tooz cannot use it here' in text and missing in text
+    assert 'pw-z9' not in text
+
+
 @pytest.mark.parametrize('backend', ['refusing', 'silent'])
 def test_a_call_through_a_sentinel_that_is_down_returns_within_the_bound(
         backend, silent_server):
