@@ -260,7 +260,7 @@ class NovaEndpoint:
             LOG.warning('The history store could not record a %s '
                         'notification (%s): requeueing Nova notifications '
                         'until it records them again, retrying every '
-                        '%.0f s at most', event_type, error,
+                        '%g s at most', event_type, error,
                         self.retry_backoff_max_s)
         else:
             LOG.debug('Requeued a %s notification: %s', event_type, error)
