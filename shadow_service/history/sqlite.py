@@ -106,6 +106,13 @@ WHERE EXISTS (
 """
 
 _DAY_US = 86400 * 10 ** 6
+#: The series of a read, as one parameter: a JSON array of their ids.
+#: SQLite limits the variables a statement binds (999 before SQLite
+#: 3.32, and a build may set any limit); a read over a busy window
+#: covers thousands of series (each evaluation's shadows are series of
+#: their own), so it binds their ids as one JSON text, not one variable
+#: each.  The look-ups still go by each id through the primary keys.
+_IN_SERIES = 'series_id IN (SELECT value FROM json_each(?))'
 #: How many series a store remembers for its writes (measurement and tags
 #: to series id, and the ``last_us`` it last wrote to each); least
 #: recently written first out (about 1 kB each); a write to a series not
@@ -148,6 +155,23 @@ def _after_prefix(prefix):
     """The least string above every string that starts with ``prefix``
     (compared as SQLite compares TEXT: by code point)."""
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _series_ids(series_ids):
+    """``series_ids`` as the parameter of :data:`_IN_SERIES`."""
+    return json.dumps(list(series_ids))
+
+
+def _check_json(db):
+    """Refuse a SQLite built without its JSON functions, which every
+    read of more than one series needs (:data:`_IN_SERIES`)."""
+    try:
+        db.execute("SELECT value FROM json_each('[]')").fetchall()
+    except sqlite3.OperationalError as exc:
+        raise sqlite3.OperationalError(
+            'this SQLite %s has no JSON functions (json_each: %s); the '
+            'store needs a build with them (the default since SQLite '
+            '3.38)' % (sqlite3.sqlite_version, exc))
 
 
 def _value_from_db(value):
@@ -219,6 +243,7 @@ class SQLiteStore(base.HistoryStore):
                                  isolation_level=None)
             db.execute('PRAGMA journal_mode=WAL')
             db.execute('PRAGMA synchronous=NORMAL')
+            _check_json(db)
             db.executescript(_SCHEMA)
             _add_last_written(db)
         except sqlite3.Error as exc:
@@ -430,11 +455,9 @@ class SQLiteStore(base.HistoryStore):
         return lo, hi
 
     def _select_points(self, series_ids, lo, hi, field=None):
-        marks = ','.join('?' * len(series_ids))
         sql = ('SELECT series_id, time_us, field, value FROM points '
-               'WHERE series_id IN (%s) AND time_us >= ? AND time_us < ?'
-               % marks)
-        args = list(series_ids) + [lo, hi]
+               'WHERE %s AND time_us >= ? AND time_us < ?' % _IN_SERIES)
+        args = [_series_ids(series_ids), lo, hi]
         if field is not None:
             sql += ' AND field = ?'
             args.append(field)
@@ -510,12 +533,12 @@ class SQLiteStore(base.HistoryStore):
         ``series_ids`` in ``[lo, hi)``."""
         if not series_ids:
             return []
-        marks = ','.join('?' * len(series_ids))
         cut = self._db.execute(
             'SELECT DISTINCT time_us, series_id FROM points WHERE '
-            'series_id IN (%s) AND time_us >= ? AND time_us < ? '
+            '%s AND time_us >= ? AND time_us < ? '
             'ORDER BY time_us DESC, series_id DESC LIMIT 1 OFFSET ?'
-            % marks, list(series_ids) + [lo, hi, limit - 1]).fetchone()
+            % _IN_SERIES,
+            (_series_ids(series_ids), lo, hi, limit - 1)).fetchone()
         if cut is None:
             return self._select_points(series_ids, lo, hi)
         return [row for row in self._select_points(series_ids, cut[0], hi)
@@ -534,17 +557,16 @@ class SQLiteStore(base.HistoryStore):
         with self._lock:
             series = self._matching_series(measurement, tags, lo)
             if series:
-                marks = ','.join('?' * len(series))
-                args = list(series) + [field, lo, hi]
+                args = (_series_ids(series), field, lo, hi)
                 raw = self._db.execute(
-                    'SELECT time_us, value FROM points WHERE series_id IN '
-                    '(%s) AND field = ? AND time_us >= ? AND time_us < ? '
-                    "AND typeof(value) = 'real' ORDER BY time_us" % marks,
-                    args).fetchall()
+                    'SELECT time_us, value FROM points WHERE %s '
+                    'AND field = ? AND time_us >= ? AND time_us < ? '
+                    "AND typeof(value) = 'real' ORDER BY time_us"
+                    % _IN_SERIES, args).fetchall()
                 rolled = self._db.execute(
                     'SELECT time_us, count, sum, min, max, last, last_us '
-                    'FROM rollups WHERE series_id IN (%s) AND field = ? '
-                    'AND time_us >= ? AND time_us < ?' % marks,
+                    'FROM rollups WHERE %s AND field = ? '
+                    'AND time_us >= ? AND time_us < ?' % _IN_SERIES,
                     args).fetchall()
         for time_us, value in raw if series else ():
             buckets.add_value(time_us, value)
@@ -577,11 +599,10 @@ class SQLiteStore(base.HistoryStore):
                 names.EVALUATION, {names.TAG_EVALUATION: str(evaluation_id)})
             if not series:
                 return None
-            marks = ','.join('?' * len(series))
             row = self._db.execute(
-                "SELECT value FROM points WHERE series_id IN (%s) AND "
-                "field = 'record' ORDER BY time_us DESC LIMIT 1" % marks,
-                list(series)).fetchone()
+                "SELECT value FROM points WHERE %s AND "
+                "field = 'record' ORDER BY time_us DESC LIMIT 1"
+                % _IN_SERIES, (_series_ids(series),)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def counters(self):

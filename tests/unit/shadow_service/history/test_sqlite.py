@@ -14,6 +14,7 @@ from oslo_config import cfg
 from shadow_service.conf import history as history_conf
 from shadow_service.history import base
 from shadow_service.history import sqlite
+from shadow_service.learners import drift
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__))))))
@@ -424,3 +425,61 @@ def test_the_newest_points_cost_the_same_however_long_the_window(tmp_path):
     assert long[0] <= short[0] * 1.2 + 2, (short, long)
     assert long[1] <= short[1] * 1.2 + 2, (short, long)
     assert long[2] > short[2] * 5, (short, long)
+
+
+def _reads_of_a_busy_window(store, old):
+    """What a read of :func:`test_reads_of_many_series_need_few_sql_
+    variables`'s history returns, by read."""
+    learner = drift.AgeDriftLearner(store, lookback_s=DAY,
+                                    max_evaluations=100,
+                                    clock=lambda: NOW + 1300)
+    wanted = ['e%03d' % i for i in range(0, 120, 2)]
+    reads = {
+        'window': lambda: _seen(store.query_points(
+            'shadow_sample', start=NOW - DAY, end=NOW + DAY)),
+        'everything': lambda: _seen(store.query_points('evaluation')),
+        'by tag': lambda: _seen(store.query_points(
+            'shadow_sample', {'evaluation': wanted})),
+        'series': lambda: [store.query_series(
+            'shadow_sample', 'value', {}, start, start + 1200, 60,
+            agg=agg).values for start in (old, NOW)
+            for agg in base.AGGREGATES],
+        'evaluation': lambda: store.get_evaluation('busy'),
+        'records': learner.records,
+        'runs': learner.runs}
+    for limit in (1, 49, 51, 200, 1000):
+        reads['newest %d' % limit] = lambda limit=limit: _seen(
+            store.query_points('evaluation', start=NOW - DAY,
+                               end=NOW + DAY, limit=limit))
+    return {name: read() for name, read in reads.items()}
+
+
+def test_reads_of_many_series_need_few_sql_variables(path):
+    # SQLite builds may allow far fewer bound variables per statement
+    # than this one (999 before SQLite 3.32): every read over a busy
+    # window (each evaluation's shadows are series of their own) still
+    # works, and answers as it does without the limit.
+    store = sqlite.SQLiteStore(path=path, raw_retention_days=1)
+    old = NOW - 2 * DAY
+    for start in (old, NOW):
+        store.write([point for i in range(120) for point in (
+            _record('e%03d' % i, start + 10 * i, 'running'),
+            _record('e%03d' % i, start + 10 * i + 5)) + tuple(
+            _sample('e%03d' % i, start + 10 * i + k, profile,
+                    value=(i + k) % 7)
+            for k in range(1, 5) for profile in ('web', 'db'))])
+    store.write([_record('busy', NOW + i, 'status-%02d' % i)
+                 for i in range(60)])
+    store.compact(now=NOW)  # the old samples are in roll-ups now
+    unlimited = _reads_of_a_busy_window(store, old)
+    assert len(store._matching_series('shadow_sample', {})) == 240
+    assert len(unlimited['records']) == 100
+    assert unlimited['runs']
+    # A limit applies to the statements prepared after it is set.
+    limited = sqlite.SQLiteStore(path=path)
+    limited._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 50)
+
+    found = _reads_of_a_busy_window(limited, old)
+
+    for name, answer in unlimited.items():
+        assert found[name] == answer, name
