@@ -20,6 +20,7 @@ block storage proxy, and volumes Nova deletes
 """
 
 import base64
+import collections
 import gzip
 import importlib
 import json
@@ -319,12 +320,16 @@ class FakeCinderAPI:
 class HarnessKeystone:
     """What Keystone knows of the harness's one user (``admin``): the
     roles it holds in each project.  At first only in the harness's
-    project (``admin``); :meth:`grant` is ``openstack role add``."""
+    project (``admin``); :meth:`grant` is ``openstack role add``.
+    :attr:`token_requests` counts, per project, the tokens asked of it
+    (a password login each where the user holds no role: keystoneauth
+    has no token to answer with there)."""
 
     USER_ID = 'admin'
 
     def __init__(self, project_id):
         self.roles = {project_id: ['reader', 'member', 'admin']}
+        self.token_requests = collections.Counter()
 
     def grant(self, project_id, role='member'):
         self.roles.setdefault(project_id, [])
@@ -363,6 +368,8 @@ class _HarnessAuth(noauth.NoAuth):
                         'authentication.', http_status=401)
 
     def get_token(self, session):
+        if self.keystone is not None:
+            self.keystone.token_requests[self.project_id] += 1
         self._check()
         return super().get_token(session)
 
@@ -382,6 +389,12 @@ class _HarnessConnection(sdk_connection.Connection):
     where the user holds none (:class:`HarnessKeystone`)."""
 
     harness = None
+    #: Whether :meth:`close` released it.
+    closed = False
+
+    def close(self):
+        self.closed = True
+        super().close()
 
     def connect_as_project(self, project):
         project_id = project.get('id') if isinstance(project, dict) \

@@ -64,8 +64,18 @@ META_EVALUATION = 'nova_shadow_evaluation'
 META_SERVICE = 'nova_shadow_service'
 META_HOST = 'nova_shadow_host'
 META_EXPIRES = 'nova_shadow_expires_at'
-#: Connections scoped to tenants' projects (siblings) kept at most.
+#: Connections scoped to tenants' projects (siblings) kept at most; one
+#: dropped past that is closed.
 MAX_PROJECT_CONNECTIONS = 64
+#: Seconds a project where the driver could not authenticate (its user
+#: holds no role there) is not asked of Keystone again: a scale-out of
+#: another of its VMs meanwhile is refused for the same reason.  Well
+#: under shadow-watcher's ``interval`` (300 s by default), so a role
+#: granted since counts at the next run.
+REFUSAL_MEMORY_S = 60.0
+#: Projects whose refusal the driver remembers at most; past that the
+#: one refused longest ago is forgotten.
+MAX_REFUSED_PROJECTS = 1024
 #: The role an operator grants the driver's user in a tenant's project.
 SIBLING_ROLE = 'member'
 #: Compute microversion of ``host=`` on server create.
@@ -180,6 +190,16 @@ def _raise_for_status(response):
     from openstack import exceptions as sdk_exc
 
     sdk_exc.raise_from_response(response)
+
+
+def _close_all(conns):
+    """Release what the connections ``conns`` hold open (their HTTP
+    connection pools); one that fails to is only logged."""
+    for conn in conns:
+        try:
+            conn.close()
+        except Exception:  # a connection's resources vary
+            LOG.debug('Closing a connection failed', exc_info=True)
 
 
 def connect(conf, project_id=None):
@@ -342,7 +362,12 @@ class OpenStackDriver(base.CloudDriver):
         self._scoped_from_conf = connection is None and not self.opts.cloud
         self._project_conns = collections.OrderedDict()
         self._project_conns_lock = threading.Lock()
-        self._refused_projects = set()
+        # Project id -> (time.monotonic() of Keystone's last refusal, the
+        # CloudError it was), until authenticating there succeeds; warned
+        # of once, asked again after refusal_memory_s.
+        self._refused_projects = collections.OrderedDict()
+        #: Seconds a refusal of a project is answered from memory.
+        self.refusal_memory_s = REFUSAL_MEMORY_S
         self.service_id = self.opts.service_id or socket.gethostname()
         self.cleanup_reserve_s = self.opts.cleanup_reserve
         self.lifetime_s = conf.shadow.max_budget + self.opts.expiry_margin
@@ -404,6 +429,10 @@ class OpenStackDriver(base.CloudDriver):
         if self.collector is not None:
             self.collector.stop()
             self.collector = None
+        with self._project_conns_lock:
+            dropped = list(self._project_conns.values())
+            self._project_conns.clear()
+        _close_all(dropped)
 
     def check_access(self):
         """Authenticate once (a token from Keystone, which the SDK keeps
@@ -1360,7 +1389,14 @@ class OpenStackDriver(base.CloudDriver):
         (keystoneauth answers with its token, asking Keystone only for
         one about to expire), so a role removed since is said as such.
         CloudError naming the project and the role to grant when
-        Keystone refuses."""
+        Keystone refuses; for :data:`REFUSAL_MEMORY_S` after that, the
+        same CloudError without asking Keystone again (one login per
+        project, not one per VM, in a watcher run)."""
+        refusal = self._remembered_refusal(project_id)
+        if refusal is not None:
+            raise base.CloudError(
+                str(refusal), retryable=refusal.retryable,
+                credentials_refused=refusal.credentials_refused)
         with self._project_conns_lock:
             conn = self._project_conns.get(project_id)
             if conn is not None:
@@ -1378,20 +1414,54 @@ class OpenStackDriver(base.CloudDriver):
             with cloud_errors('Scoping the credentials to project %s'
                               % project_id):
                 conn = self.conn.connect_as_project({'id': project_id})
-        self._authenticate_in(conn, project_id)
+        try:
+            self._authenticate_in(conn, project_id)
+        except base.CloudError:
+            _close_all([conn])
+            raise
+        dropped = []
         with self._project_conns_lock:
+            kept = self._project_conns.get(project_id)
+            if kept is not None and kept is not conn:
+                # Another thread scoped one meanwhile.
+                dropped.append(kept)
             self._project_conns[project_id] = conn
             self._project_conns.move_to_end(project_id)
             while len(self._project_conns) > MAX_PROJECT_CONNECTIONS:
-                self._project_conns.popitem(last=False)
-            self._refused_projects.discard(project_id)
+                dropped.append(self._project_conns.popitem(last=False)[1])
+        _close_all(dropped)
         return conn
 
     def _forget_project(self, project_id):
         """Authenticate in ``project_id`` anew next time (Keystone may
         have revoked the role)."""
         with self._project_conns_lock:
-            self._project_conns.pop(project_id, None)
+            conn = self._project_conns.pop(project_id, None)
+        if conn is not None:
+            _close_all([conn])
+
+    def _remembered_refusal(self, project_id):
+        """The CloudError of Keystone's refusal of ``project_id`` when
+        it is younger than :attr:`refusal_memory_s`, else None."""
+        with self._project_conns_lock:
+            refused = self._refused_projects.get(project_id)
+        if refused is None:
+            return None
+        refused_at, refusal = refused
+        if time.monotonic() - refused_at < self.refusal_memory_s:
+            return refusal
+        return None
+
+    def _remember_refusal(self, project_id, refusal):
+        """Remember ``refusal`` of ``project_id``; True the first time
+        since the driver last authenticated there."""
+        with self._project_conns_lock:
+            first = project_id not in self._refused_projects
+            self._refused_projects[project_id] = (time.monotonic(), refusal)
+            self._refused_projects.move_to_end(project_id)
+            while len(self._refused_projects) > MAX_REFUSED_PROJECTS:
+                self._refused_projects.popitem(last=False)
+        return first
 
     def _authenticate_in(self, conn, project_id):
         """Have Keystone scope ``conn`` to ``project_id`` now, so that a
@@ -1406,20 +1476,21 @@ class OpenStackDriver(base.CloudDriver):
                 except ks_exc.Unauthorized as e:
                     raise base.CloudError(self._no_role(project_id, e)) \
                         from None
+            if scoped != project_id:
+                raise base.CloudError(
+                    'Keystone scoped the driver\'s credentials to project '
+                    '%s, not to %s, the VM\'s project: credentials bound '
+                    'to their own project (an application credential, a '
+                    'trust) cannot boot siblings in a tenant\'s project; '
+                    'use a user\'s password, or set [openstack] '
+                    'sibling_project = service' % (scoped, project_id))
         except base.CloudError as e:
-            if project_id not in self._refused_projects:
-                self._refused_projects.add(project_id)
+            if self._remember_refusal(project_id, e):
                 LOG.warning('No sibling can be booted in project %s: %s',
                             project_id, e)
             raise
-        if scoped != project_id:
-            raise base.CloudError(
-                'Keystone scoped the driver\'s credentials to project %s, '
-                'not to %s, the VM\'s project: credentials bound to their '
-                'own project (an application credential, a trust) cannot '
-                'boot siblings in a tenant\'s project; use a user\'s '
-                'password, or set [openstack] sibling_project = service'
-                % (scoped, project_id))
+        with self._project_conns_lock:
+            self._refused_projects.pop(project_id, None)
 
     def _no_role(self, project_id, exc):
         """Why Keystone refused a token of ``project_id`` (what it says

@@ -12,6 +12,7 @@ can provide.  Everything else is what the daemon runs:
 import time
 import uuid
 
+import fixtures
 import pytest
 from nova import context as nova_context
 from nova import crypto
@@ -376,6 +377,22 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                              hold_window=0.0, min_errors=1,
                              openstack=openstack)
 
+    @staticmethod
+    def _refusal_forgotten(driver, memory_s=0.5):
+        """Shorten ``driver``'s memory of Keystone's refusals to
+        ``memory_s`` and let that pass: what a watcher's next run finds
+        (its interval is well past the memory's default)."""
+        driver.refusal_memory_s = memory_s
+        time.sleep(memory_s)
+
+    def _no_role(self, project):
+        return (
+            'the driver\'s user admin has no role in project %s, the VM\'s '
+            'project, where its sibling is booted (Keystone refused a '
+            'token of that project: The request you have made requires '
+            'authentication. (HTTP 401)); grant one with: openstack role '
+            'add --user admin --project %s member' % (project, project))
+
     def _project_servers(self, project_id):
         return self.admin_api.get_servers(search_opts={
             'all_tenants': 1, 'project_id': project_id})
@@ -444,11 +461,83 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
             self.api_fixture.project_id))
         # Once the role is granted, the next run boots the sibling there.
         self.keystone.grant(project, 'member')
+        self._refusal_forgotten(driver)
         step = watcher.run_once()[0]
         self.assertEqual(('scale_out', 'started'),
                          (step.decision.action, step.outcome), step.detail)
         self.assertEqual(project, self.admin_api.get_server(
             step.record['siblings'][0])['tenant_id'])
+
+    def test_a_project_without_the_role_costs_one_login_per_run(self):
+        # Every busy VM of the project asks for a sibling in one run; the
+        # driver asks Keystone once, not once per VM.
+        project = uuid.uuid4().hex
+        apps = [self._tenant_vm(project)[2] for _ in range(3)]
+        watcher, driver = self._busy()
+        for app in apps:
+            self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        steps = watcher.run_once()
+        self.assertEqual(
+            sorted((app['id'], 'scale_out', 'suppressed',
+                    self._no_role(project)) for app in apps),
+            sorted((s.instance_id, s.decision.action, s.outcome, s.detail)
+                   for s in steps))
+        self.assertEqual(1, self.keystone.token_requests[project])
+        with self.assertRaises(base.CloudError) as caught:
+            driver.boot_sibling(apps[0]['id'])
+        self.assertEqual(self._no_role(project), str(caught.exception))
+        self.assertEqual(1, self.keystone.token_requests[project])
+        # A role granted counts once the refusal is forgotten.
+        self.keystone.grant(project, 'member')
+        self._refusal_forgotten(driver)
+        steps = watcher.run_once()
+        self.assertEqual(
+            sorted((app['id'], 'scale_out', 'started') for app in apps),
+            sorted((s.instance_id, s.decision.action, s.outcome)
+                   for s in steps))
+
+    def test_a_project_s_connection_dropped_from_the_cache_is_closed(self):
+        first, second = uuid.uuid4().hex, uuid.uuid4().hex
+        self.keystone.grant(first, 'member')
+        self.keystone.grant(second, 'member')
+        apps = [self._tenant_vm(project)[2] for project in (first, second)]
+        _watcher, driver = self._busy()
+        self.useFixture(fixtures.MonkeyPatch(
+            'shadow_service.clouds.openstack.driver.MAX_PROJECT_CONNECTIONS',
+            1))
+        self.assertIsNone(driver.why_no_sibling(driver.get_instance(
+            apps[0]['id'])))
+        kept = driver._project_conns[first]
+        self.assertIsNone(driver.why_no_sibling(driver.get_instance(
+            apps[1]['id'])))
+        self.assertEqual([second], list(driver._project_conns))
+        self.assertTrue(kept.closed)
+        self.assertFalse(driver._project_conns[second].closed)
+        # A role removed drops (and closes) the project's connection too.
+        kept = driver._project_conns[second]
+        self.keystone.revoke(second)
+        self.assertEqual(self._no_role(second), driver.why_no_sibling(
+            driver.get_instance(apps[1]['id'])))
+        self.assertEqual([], list(driver._project_conns))
+        self.assertTrue(kept.closed)
+
+    def test_the_refused_projects_remembered_are_bounded(self):
+        first, second = uuid.uuid4().hex, uuid.uuid4().hex
+        apps = [self._tenant_vm(project)[2] for project in (first, second)]
+        _watcher, driver = self._busy()
+        self.useFixture(fixtures.MonkeyPatch(
+            'shadow_service.clouds.openstack.driver.MAX_REFUSED_PROJECTS',
+            1))
+        asked = [(apps[0], first), (apps[1], second), (apps[1], second),
+                 (apps[0], first)]
+        for app, project in asked:
+            self.assertEqual(self._no_role(project), driver.why_no_sibling(
+                driver.get_instance(app['id'])))
+        # The second project pushed the first out of the memory: asked
+        # of Keystone again; the second was answered from memory.
+        self.assertEqual([2, 1], [self.keystone.token_requests[project]
+                                  for project in (first, second)])
+        self.assertEqual([first], list(driver._refused_projects))
 
     def test_a_role_removed_after_a_sibling_suppresses_the_next_one(self):
         # The connection scoped to the tenant's project is kept after the
@@ -477,6 +566,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(reason, str(caught.exception))
         # Granted again, the next sibling boots there.
         self.keystone.grant(project, 'member')
+        self._refusal_forgotten(driver)
         self.assertIsNone(
             driver.why_no_sibling(driver.get_instance(app['id'])))
         sibling = driver.boot_sibling(app['id'])
