@@ -147,6 +147,21 @@ Possible values:
   written in turn (for example many hosts' and instances' metrics every
   interval), so each write finds its id in memory.
 """),
+    cfg.FloatOpt(
+        'sqlite_busy_timeout',
+        default=30.0,
+        min=0.0,
+        max=3600.0,
+        help="""
+Seconds a read or write of the ``sqlite`` store waits for a database file
+another connection holds locked (another process writing, a backup)
+before it fails (``database is locked``). The store serves one call at a
+time meanwhile, so a long wait holds up its other callers too.
+
+Possible values:
+
+* 0 to 3600 seconds; 0 fails at once on a locked file.
+"""),
 ]
 
 influx_opts = [

@@ -205,13 +205,15 @@ class SQLiteStore(base.HistoryStore):
 
     def __init__(self, conf=None, *, path=None, raw_retention_days=None,
                  rollup_interval_s=None, rollup_retention_days=None,
-                 record_retention_days=None, series_cache_size=None):
+                 record_retention_days=None, series_cache_size=None,
+                 busy_timeout=None):
         opts = history_conf.settings(
             conf, sqlite_path=path, raw_retention_days=raw_retention_days,
             rollup_interval_s=rollup_interval_s,
             rollup_retention_days=rollup_retention_days,
             record_retention_days=record_retention_days,
-            sqlite_series_cache_size=series_cache_size)
+            sqlite_series_cache_size=series_cache_size,
+            sqlite_busy_timeout=busy_timeout)
         self.path = opts['sqlite_path']
         self._raw_retention_us = opts['raw_retention_days'] * _DAY_US
         self._rollup_interval_us = opts['rollup_interval_s'] * 10 ** 6
@@ -219,7 +221,7 @@ class SQLiteStore(base.HistoryStore):
         self._record_retention_us = (opts['record_retention_days']
                                      * _DAY_US)
         self._lock = threading.RLock()
-        self._db = self._connect(self.path)
+        self._db = self._connect(self.path, opts['sqlite_busy_timeout'])
         self._series_cache_size = max(
             1, int(opts['sqlite_series_cache_size']))
         #: (measurement, tuple of the tags' items) -> series id, least
@@ -232,14 +234,15 @@ class SQLiteStore(base.HistoryStore):
         self._written = 0
 
     @staticmethod
-    def _connect(path):
+    def _connect(path, busy_timeout=30.0):
         directory = os.path.dirname(os.path.abspath(path))
         if path != ':memory:' and not os.path.isdir(directory):
             raise base.HistoryError(
                 '[history] sqlite_path %s: directory %s does not exist'
                 % (path, directory))
         try:
-            db = sqlite3.connect(path, timeout=30, check_same_thread=False,
+            db = sqlite3.connect(path, timeout=busy_timeout,
+                                 check_same_thread=False,
                                  isolation_level=None)
             db.execute('PRAGMA journal_mode=WAL')
             db.execute('PRAGMA synchronous=NORMAL')

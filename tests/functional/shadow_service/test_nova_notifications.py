@@ -110,14 +110,15 @@ def _events(history, instance, event='created'):
 def test_a_notification_waits_out_a_locked_sqlite_store(tmp_path, nova,
                                                         listeners):
     path = str(tmp_path / 'history.db')
-    store = sqlite.SQLiteStore(path=path)
+    store = sqlite.SQLiteStore(path=path, busy_timeout=1.0)
     listener = listeners.start(store)
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute('BEGIN IMMEDIATE')       # another writer holds the lock
     try:
         instance = str(uuid.uuid4())
         nova.send('instance.create.end', instance)
-        # The store gives up after its 30 s busy timeout.
+        # The store gives up after its busy timeout ([history]
+        # sqlite_busy_timeout, 1 s here).
         service_support.wait_for(lambda: listener.endpoint.requeued,
                                  timeout=60)
         assert listener.endpoint.recorded == 0
@@ -205,7 +206,7 @@ def test_a_notification_that_cannot_be_read_is_dropped_not_requeued(
 def test_a_stopping_listener_does_not_wait_out_the_backoff(
         tmp_path, nova, listeners):
     path = str(tmp_path / 'history.db')
-    store = sqlite.SQLiteStore(path=path)
+    store = sqlite.SQLiteStore(path=path, busy_timeout=1.0)
     listeners.conf.set_override('retry_backoff_s', 60.0,
                                 group='nova_notifications')
     listeners.conf.set_override('retry_backoff_max_s', 60.0,

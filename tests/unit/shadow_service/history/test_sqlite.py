@@ -483,3 +483,26 @@ def test_reads_of_many_series_need_few_sql_variables(path):
 
     for name, answer in unlimited.items():
         assert found[name] == answer, name
+
+
+def test_a_locked_file_fails_after_the_busy_timeout(tmp_path):
+    # [history] sqlite_busy_timeout: how long a write waits for a file
+    # another connection holds locked, then it fails (sqlite3's own
+    # "database is locked").
+    import time
+
+    path = str(tmp_path / 'history.sqlite')
+    store = sqlite.SQLiteStore(path=path, busy_timeout=0.5)
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute('BEGIN IMMEDIATE')
+    try:
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match='locked'):
+            store.write([base.Point('host_metric', {'host': 'h1'},
+                                    {'value': 1.0}, time=1000.0)])
+        waited = time.monotonic() - started
+        assert 0.4 <= waited < 10.0
+    finally:
+        locker.execute('ROLLBACK')
+        locker.close()
+        store.close()
