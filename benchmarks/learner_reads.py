@@ -22,7 +22,6 @@ Prints a table and writes ``benchmarks/results/learner_reads.json``.
 """
 
 import argparse
-import collections
 import json
 import os
 import statistics
@@ -36,7 +35,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import benchlib  # noqa: E402
 
 from shadow_service import measurements as names  # noqa: E402
-from shadow_service.analysis import estimate as estimate_lib  # noqa: E402
 from shadow_service.history import base  # noqa: E402
 from shadow_service.history import influxdb  # noqa: E402
 from shadow_service.history import sqlite  # noqa: E402
@@ -121,32 +119,9 @@ def old_runs(history, now):
         request = kept.get('request') or {}
         workloads[evaluation_id] = learners_base.workload_key(
             request, request.get('profile'))
-    samples = collections.defaultdict(list)
-    times = {}
-    for point in history.query_points(
-            names.SHADOW_SAMPLE, start=now - LOOKBACK_S, end=now + 1.0):
-        evaluation_id = point.tags.get(names.TAG_EVALUATION)
-        if evaluation_id not in workloads:
-            continue
-        value = point.fields.get(names.FIELD_VALUE)
-        if value is None:
-            continue
-        key = (evaluation_id, point.tags.get(names.TAG_HOST),
-               point.tags.get(names.TAG_METRIC))
-        samples[key].append(float(value))
-        first, last = times.get(key, (point.time, point.time))
-        times[key] = (min(first, point.time), max(last, point.time))
-    grouped = collections.defaultdict(lambda: collections.defaultdict(list))
-    for key, values in samples.items():
-        evaluation_id, host, metric = key
-        summary = estimate_lib.run_summary(values)
-        if summary is None:
-            continue
-        first, last = times[key]
-        grouped[metric][(workloads[evaluation_id], host)].append(
-            ((first + last) / 2.0,) + summary)
-    return {metric: list(by_host.values())
-            for metric, by_host in grouped.items()}
+    return drift.group_runs(history.query_points(
+        names.SHADOW_SAMPLE, start=now - LOOKBACK_S, end=now + 1.0),
+        workloads)
 
 
 def timed(store, read, repeats):

@@ -117,35 +117,12 @@ class AgeDriftLearner(base.HistoryLearner):
         if not workloads:
             return {}
         now = self._clock()
-        samples = collections.defaultdict(list)
-        times = {}
         # The samples of these evaluations only (an absent tag reads as
         # the empty string).
         wanted = ['' if e is None else e for e in workloads]
-        for point in self.history.query_points(
-                names.SHADOW_SAMPLE, {names.TAG_EVALUATION: wanted},
-                start=now - self.lookback_s, end=now + 1.0):
-            evaluation_id = point.tags.get(names.TAG_EVALUATION)
-            value = point.fields.get(names.FIELD_VALUE)
-            if value is None:
-                continue
-            key = (evaluation_id, point.tags.get(names.TAG_HOST),
-                   point.tags.get(names.TAG_METRIC))
-            samples[key].append(float(value))
-            first, last = times.get(key, (point.time, point.time))
-            times[key] = (min(first, point.time), max(last, point.time))
-        grouped = collections.defaultdict(
-            lambda: collections.defaultdict(list))
-        for key, values in samples.items():
-            evaluation_id, host, metric = key
-            summary = estimate_lib.run_summary(values)
-            if summary is None:
-                continue
-            first, last = times[key]
-            grouped[metric][(workloads[evaluation_id], host)].append(
-                ((first + last) / 2.0,) + summary)
-        return {metric: list(by_host.values())
-                for metric, by_host in grouped.items()}
+        return group_runs(self.history.query_points(
+            names.SHADOW_SAMPLE, {names.TAG_EVALUATION: wanted},
+            start=now - self.lookback_s, end=now + 1.0), workloads)
 
     def _fit(self):
         runs = self.runs()
@@ -169,3 +146,37 @@ class AgeDriftLearner(base.HistoryLearner):
     def _describe(self, state):
         return '%d pairs of repeated runs, %s' % (state.pairs,
                                                    state.to_dict())
+
+
+def group_runs(points, workloads):
+    """``{metric: [[(time, mean, sd_of_mean), ...], ...]}`` of shadow
+    sample ``points``: one list per (workload, host) of the runs there,
+    a run being one evaluation's samples of a metric on a host.
+    ``workloads``: ``{evaluation id: workload key}``; samples of other
+    evaluations are left out."""
+    samples = collections.defaultdict(list)
+    times = {}
+    for point in points:
+        evaluation_id = point.tags.get(names.TAG_EVALUATION)
+        if evaluation_id not in workloads:
+            continue
+        value = point.fields.get(names.FIELD_VALUE)
+        if value is None:
+            continue
+        key = (evaluation_id, point.tags.get(names.TAG_HOST),
+               point.tags.get(names.TAG_METRIC))
+        samples[key].append(float(value))
+        first, last = times.get(key, (point.time, point.time))
+        times[key] = (min(first, point.time), max(last, point.time))
+    grouped = collections.defaultdict(
+        lambda: collections.defaultdict(list))
+    for key, values in samples.items():
+        evaluation_id, host, metric = key
+        summary = estimate_lib.run_summary(values)
+        if summary is None:
+            continue
+        first, last = times[key]
+        grouped[metric][(workloads[evaluation_id], host)].append(
+            ((first + last) / 2.0,) + summary)
+    return {metric: list(by_host.values())
+            for metric, by_host in grouped.items()}

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import strategies as st
 
 from shadow_service import measurements as names
-from shadow_service.analysis import estimate as estimate_lib
 from shadow_service.history import base
 from shadow_service.history import memory
 from shadow_service.history import sqlite
@@ -83,32 +82,9 @@ def old_runs(history, now, lookback_s, count):
             profile = (profile or {}).get('name')
         workloads[evaluation_id] = learners_base.workload_key(request,
                                                               profile)
-    samples = collections.defaultdict(list)
-    times = {}
-    for point in history.query_points(
-            names.SHADOW_SAMPLE, start=now - lookback_s, end=now + 1.0):
-        evaluation_id = point.tags.get(names.TAG_EVALUATION)
-        if evaluation_id not in workloads:
-            continue
-        value = point.fields.get(names.FIELD_VALUE)
-        if value is None:
-            continue
-        key = (evaluation_id, point.tags.get(names.TAG_HOST),
-               point.tags.get(names.TAG_METRIC))
-        samples[key].append(float(value))
-        first, last = times.get(key, (point.time, point.time))
-        times[key] = (min(first, point.time), max(last, point.time))
-    grouped = collections.defaultdict(lambda: collections.defaultdict(list))
-    for key, values in samples.items():
-        evaluation_id, host, metric = key
-        summary = estimate_lib.run_summary(values)
-        if summary is None:
-            continue
-        first, last = times[key]
-        grouped[metric][(workloads[evaluation_id], host)].append(
-            ((first + last) / 2.0,) + summary)
-    return {metric: list(by_host.values())
-            for metric, by_host in grouped.items()}
+    return drift_mod.group_runs(history.query_points(
+        names.SHADOW_SAMPLE, start=now - lookback_s, end=now + 1.0),
+        workloads)
 
 
 # -- histories -------------------------------------------------------------
