@@ -141,9 +141,7 @@ def main(argv=None):
         print('%-22s %8.3f %8.3f %8.3f' % (name, figures['p50_ms'],
                                            figures['p99_ms'],
                                            figures['mean_ms']))
-    print('load average at start %s, at end %s' % (
-        ' '.join('%.2f' % v for v in loadavg_at_start),
-        ' '.join('%.2f' % v for v in os.getloadavg())))
+    benchlib.print_load(loadavg_at_start)
     benchlib.write_results(RESULTS, result)
     return 0
 

@@ -134,9 +134,7 @@ def main():
         print('%-7s %9d %9d %14.2f %10.1f' % (
             row['store'], row['earlier_evaluations'], row['series'],
             row['prior_read_ms'], row['rss_added_mb']))
-    print('load average at start %s, at end %s' % (
-        ' '.join('%.2f' % v for v in load_at_start),
-        ' '.join('%.2f' % v for v in os.getloadavg())))
+    benchlib.print_load(load_at_start)
     benchlib.write_results(args.output, results)
 
 

@@ -233,9 +233,7 @@ def main():
                   row['records_after_ms'], row['records_after_points_read'],
                   row['runs_before_ms'], row['runs_before_points_read'],
                   row['runs_after_ms'], row['runs_after_points_read']))
-    print('load average at start %s, at end %s' % (
-        ' '.join('%.2f' % v for v in load_at_start),
-        ' '.join('%.2f' % v for v in os.getloadavg())))
+    benchlib.print_load(load_at_start)
     benchlib.write_results(args.output, results)
 
 

@@ -1093,9 +1093,8 @@ def print_table(result):
               % ', '.join(repr(t) for t in result.get('only') or ()))
     else:
         print_aims(aims)
-    print('load average at start %s, at end %s' % (
-        ' '.join('%.2f' % v for v in result['machine']['loadavg_at_start']),
-        ' '.join('%.2f' % v for v in result['machine']['loadavg_at_end'])))
+    benchlib.print_load(result['machine']['loadavg_at_start'],
+                        result['machine']['loadavg_at_end'])
 
 
 def print_aims(aims):

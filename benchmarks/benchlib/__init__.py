@@ -23,3 +23,13 @@ def machine(loadavg_at_start):
     return {'python': platform.python_version(), 'cpus': os.cpu_count(),
             'loadavg_at_start': loadavg_at_start,
             'loadavg_at_end': os.getloadavg()}
+
+
+def print_load(loadavg_at_start, loadavg_at_end=None):
+    """Print the load average at the start and at the end (now unless
+    given), the line every benchmark's table ends with."""
+    if loadavg_at_end is None:
+        loadavg_at_end = os.getloadavg()
+    print('load average at start %s, at end %s' % (
+        ' '.join('%.2f' % v for v in loadavg_at_start),
+        ' '.join('%.2f' % v for v in loadavg_at_end)))
