@@ -337,6 +337,9 @@ class Evaluator:
         evaluation = Evaluation(evaluation_id or str(uuid.uuid4()), request,
                                 hosts, min(budget_s, self.max_budget))
         evaluation.profile = profile
+        # Its start on the driver's clock, the clock its records are on
+        # (``started_at`` is the wall clock's).
+        evaluation.clock_started_at = self._now()
         return evaluation
 
     def run(self, evaluation, progress=None):

@@ -516,7 +516,9 @@ class ShadowManager:
                 {'request': evaluation.request})['profile']
             row['vcpus'] = (evaluation.request.get('flavor') or {}).get(
                 'vcpus')
-            row['at'] = evaluation.started_at
+            # On the driver's clock, like the recorded rows.
+            row['at'] = getattr(evaluation, 'clock_started_at',
+                                evaluation.started_at)
             rows[evaluation.evaluation_id] = row
         out = [r for r in rows.values()
                if status is None or r['status'] == status]

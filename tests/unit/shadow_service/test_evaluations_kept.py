@@ -102,3 +102,37 @@ def test_evaluations_past_their_ttl_are_forgotten_as_new_ones_arrive(
         assert manager.get_evaluation({}, ids[0])['status'] == 'finished'
     finally:
         manager.shutdown()
+
+
+def test_the_listing_reads_running_evaluations_on_the_drivers_clock():
+    """A running evaluation is listed at its start on the cloud driver's
+    clock, the clock its records (and so the other rows, and
+    ``since_s``) are on; the twin's clock runs hours behind the wall
+    clock."""
+    conf = service_support.make_conf(
+        shadow={'evaluation_schedule': 'pool', 'min_run_time': 300,
+                'confidence_target': 1.0},
+        sim={'speedup': 1.0})
+    parts = service.build(conf, history=memory.MemoryStore())
+    manager = parts.manager
+    hosts = [{'host': h} for h in COLUMNS['host']]
+    before = parts.evaluator.driver.now()
+    assert abs(before - time.time()) > 3600.0
+    finished = _answer_from_history(manager)
+    running = manager.start_evaluation({}, rpc_contract.REQUEST, hosts,
+                                       300.0)
+    try:
+        service_support.wait_for(
+            lambda: manager.get_evaluation({}, running)['status']
+            == 'running', timeout=30)
+        rows = manager.list_evaluations({}, since_s=3600.0)
+        at = {row['evaluation_id']: row['at'] for row in rows}
+        after = parts.evaluator.driver.now()
+        # Before: the running one at the wall clock's time.
+        assert before <= at[running] <= after + 60.0
+        assert before <= at[finished] <= after + 60.0
+    finally:
+        manager.cancel_evaluation({}, running)
+        service_support.wait_for(lambda: manager._running == 0,
+                                 timeout=60)
+        parts.close()
