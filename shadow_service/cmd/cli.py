@@ -41,12 +41,9 @@ from oslo_config import cfg  # noqa: E402
 
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import exception  # noqa: E402
+from shadow_service import rpcwait  # noqa: E402
 
 LOG = logging.getLogger(__name__)
-
-#: Seconds each RPC call to ``shadow-service`` waits for its answer.
-RPC_TIMEOUT_S = 30
-
 
 class UsageError(Exception):
     """A bad argument or a configuration the command cannot use: one
@@ -79,6 +76,11 @@ def _parser():
     parser.add_argument('--config-file', action='append', default=[],
                         help='nova-shadow configuration file (repeatable)')
     parser.add_argument('--debug', action='store_true')
+    parser.add_argument('--rpc-wait', metavar='SECONDS', type=rpcwait.seconds,
+                        default=None,
+                        help='seconds to wait for each answer of '
+                        'shadow-service (show, evaluate --remote); default '
+                        '%g' % rpcwait.DEFAULT_S)
     sub = parser.add_subparsers(dest='command', required=True)
 
     demo = sub.add_parser('demo', help='the main job on the embedded twin')
@@ -275,6 +277,11 @@ def _evaluate_locally(conf, args):
         parts.close()
 
 
+def _rpc_wait(args):
+    """Seconds each call to ``shadow-service`` waits for its answer."""
+    return rpcwait.DEFAULT_S if args.rpc_wait is None else args.rpc_wait
+
+
 def _evaluate_remotely(conf, args):
     hosts = [{'host': h.strip()} for h in (args.hosts or '').split(',')
              if h.strip()]
@@ -285,7 +292,7 @@ def _evaluate_remotely(conf, args):
     # shadow_evaluation hint, not cancelled as abandoned.
     evaluation_id = api.start_evaluation({}, _request(args), hosts,
                                          args.budget,
-                                         timeout=RPC_TIMEOUT_S,
+                                         timeout=_rpc_wait(args),
                                          detached=not args.wait)
     print('evaluation %s started; boot with --hint shadow_evaluation=%s'
           % (evaluation_id, evaluation_id))
@@ -293,17 +300,19 @@ def _evaluate_remotely(conf, args):
         return None
     from oslo_messaging import exceptions as messaging_exceptions
 
-    deadline = time.monotonic() + args.budget + 30
+    # The evaluation's budget, then time for its answer.
+    deadline = time.monotonic() + args.budget + max(_rpc_wait(args),
+                                                     rpcwait.DEFAULT_S)
     while time.monotonic() < deadline:
         try:
             state = api.get_evaluation({}, evaluation_id,
-                                       timeout=RPC_TIMEOUT_S)
+                                       timeout=_rpc_wait(args))
         except messaging_exceptions.MessagingTimeout:
             # A look the service did not answer (restarting, or the
             # answer lost with the service that took the question) is
             # asked again until the wait's deadline.
-            print('warning: shadow-service did not answer within %d s; '
-                  'asking again' % RPC_TIMEOUT_S, file=sys.stderr)
+            print('warning: shadow-service did not answer within %g s; '
+                  'asking again' % _rpc_wait(args), file=sys.stderr)
             continue
         if state['status'] not in ('pending', 'running'):
             if state['status'] == 'error' or not state.get('ranking'):
@@ -396,6 +405,11 @@ def _unread_options(args):
     if args.command in ('demo', 'lab', 'profiles') and args.config_file:
         return ('%s does not read --config-file (it runs with its own '
                 'settings)' % args.command)
+    if args.rpc_wait is not None and not (
+            args.command == 'show'
+            or (args.command == 'evaluate' and args.remote)):
+        return ('--rpc-wait only applies to show and evaluate --remote '
+                '(the commands that ask shadow-service)')
     if args.command != 'evaluate':
         return None
     if args.remote:
@@ -458,7 +472,7 @@ def _main(argv):
     try:
         if args.command == 'show':
             state = _service_api(conf).get_evaluation(
-                {}, args.evaluation_id, timeout=RPC_TIMEOUT_S)
+                {}, args.evaluation_id, timeout=_rpc_wait(args))
             print(json.dumps(state, indent=2, sort_keys=True))
             return 0
         if args.remote:
@@ -472,9 +486,9 @@ def _main(argv):
         print('error: %s' % _first_line(e), file=sys.stderr)
         return 2
     except messaging_exceptions.MessagingTimeout:
-        print('error: shadow-service did not answer within %d s on topic '
+        print('error: shadow-service did not answer within %g s on topic '
               '%s (is it running, on this broker?)'
-              % (RPC_TIMEOUT_S, conf.shadow.topic), file=sys.stderr)
+              % (_rpc_wait(args), conf.shadow.topic), file=sys.stderr)
         return 1
     except exception.ShadowException as e:
         # The service's typed error, or the command's own.

@@ -18,6 +18,8 @@ import os
 
 from osc_lib import utils
 
+from shadow_service import rpcwait
+
 LOG = logging.getLogger(__name__)
 
 DEFAULT_API_VERSION = '1'
@@ -59,29 +61,8 @@ def make_client(instance):
         topic=_option(instance, 'shadow_topic'),
         # Named "wait": openstack.config takes every option whose name
         # ends in "timeout" for its own HTTP timeout.
-        timeout=float(_option(instance, 'shadow_rpc_wait') or 30.0))
-
-
-#: Longest wait for one answer the ``--os-shadow-rpc-wait`` option takes.
-MAX_RPC_WAIT_S = 3600.0
-
-
-def _wait_seconds(text):
-    """``--os-shadow-rpc-wait``: a number of seconds above 0, at most
-    :data:`MAX_RPC_WAIT_S` (NaN, infinite or negative waits made the
-    messaging library fail with messages that named no option)."""
-    import argparse
-    import math
-
-    try:
-        seconds = float(text)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not (math.isfinite(seconds) and 0 < seconds <= MAX_RPC_WAIT_S):
-        raise argparse.ArgumentTypeError(
-            'must be a number of seconds above 0 and at most %g, got %r'
-            % (MAX_RPC_WAIT_S, text))
-    return seconds
+        timeout=float(_option(instance, 'shadow_rpc_wait')
+                      or rpcwait.DEFAULT_S))
 
 
 def build_option_parser(parser):
@@ -110,8 +91,8 @@ def build_option_parser(parser):
         help='RPC topic of shadow-service; overrides the configuration '
              'file\'s [shadow] topic (Env: OS_SHADOW_TOPIC)')
     parser.add_argument(
-        '--os-shadow-rpc-wait', metavar='<seconds>', type=_wait_seconds,
+        '--os-shadow-rpc-wait', metavar='<seconds>', type=rpcwait.seconds,
         default=utils.env('OS_SHADOW_RPC_WAIT'),
         help='seconds to wait for each answer of shadow-service, '
-             'default=30 (Env: OS_SHADOW_RPC_WAIT)')
+             'default=%g (Env: OS_SHADOW_RPC_WAIT)' % rpcwait.DEFAULT_S)
     return parser

@@ -50,8 +50,10 @@ def test_an_unparsable_config_file_is_a_bad_argument(tmp_path):
      '--wait only applies with --remote'),
     (['--config-file', '/etc/nova-shadow/x.conf', 'demo'],
      'demo does not read --config-file'),
+    (['--rpc-wait', '5', 'evaluate', '--hosts', 'node-01'],
+     '--rpc-wait only applies to show and evaluate --remote'),
 ], ids=['remote-cloud', 'remote-history-progress', 'local-wait',
-        'demo-config'])
+        'demo-config', 'local-rpc-wait'])
 def test_an_option_the_command_would_ignore_is_refused(args, says):
     # Before, each was silently ignored: the remote evaluation ran on the
     # service's cloud, the local one without waiting for anything, the
@@ -87,14 +89,23 @@ def test_a_service_that_does_not_answer_is_named_by_its_topic(tmp_path,
     conf = tmp_path / 'nobody.conf'
     conf.write_text('[DEFAULT]\ntransport_url = %s\n[shadow]\ntopic = %s\n'
                     % (rabbit_url, topic))
-    done = _run('--config-file', str(conf), 'show',
+    done = _run('--config-file', str(conf), '--rpc-wait', '2.5', 'show',
                 '3f2b1c4e-0000-4000-8000-000000000000', timeout=90)
     assert done.returncode == 1, done
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
-    assert lines[0] == ('error: shadow-service did not answer within 30 s '
+    assert lines[0] == ('error: shadow-service did not answer within 2.5 s '
                         'on topic %s (is it running, on this broker?)'
                         % topic)
+
+
+def test_a_wait_that_is_not_a_positive_number_is_refused():
+    done = _run('--rpc-wait', 'inf', 'show',
+                '3f2b1c4e-0000-4000-8000-000000000000', timeout=20)
+    assert done.returncode == 2, done
+    assert 'Traceback' not in done.stderr
+    assert ("argument --rpc-wait: must be a number of seconds above 0 and "
+            "at most 3600, got 'inf'") in done.stderr
 
 
 @pytest.mark.rabbit

@@ -302,17 +302,16 @@ def test_a_wait_goes_on_through_looks_the_service_does_not_answer(
 
 def test_nova_shadow_remote_wait_goes_on_through_a_look_not_answered(
         paced_daemon):
-    # The same through nova-shadow evaluate --remote --wait, whose calls
-    # wait 30 s: the service is paused for longer than that.
+    # The same through nova-shadow evaluate --remote --wait.
     returncode, out, err = _paused_while_waiting(
         paced_daemon,
         test_service_daemon.CLI + [
-            '--config-file', str(paced_daemon.conf_path), 'evaluate',
-            '--remote', '--wait', '--hosts', ','.join(HOSTS[:2]),
+            '--config-file', str(paced_daemon.conf_path), '--rpc-wait', '2',
+            'evaluate', '--remote', '--wait', '--hosts', ','.join(HOSTS[:2]),
             '--budget', '15', '--format', 'json'],
-        test_service_daemon._env(), 33.0)
+        test_service_daemon._env(), 5.0)
     assert returncode == 0, (out, err)
-    assert ('warning: shadow-service did not answer within 30 s; asking '
+    assert ('warning: shadow-service did not answer within 2 s; asking '
             'again') in err
     assert 'Traceback' not in err
     ranking = json.loads(out[out.index('{'):])
