@@ -41,6 +41,7 @@ monkey_patch.patch()
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import shutil  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -66,6 +67,7 @@ from nova_shadow_lab import config as lab_config  # noqa: E402
 from nova_shadow_lab import driver as lab_driver  # noqa: E402
 from nova_shadow_lab import http as lab_http  # noqa: E402
 from nova_shadow_lab import runtime  # noqa: E402
+from nova_shadow_lab import tempdirs  # noqa: E402
 
 LOG = logging.getLogger(__name__)
 CONF = nova_conf.CONF
@@ -172,7 +174,8 @@ class LabCloud(fixtures.Fixture):
         serve the APIs over HTTP and write ``clouds.yaml`` (default True).
     directory : str, optional
         where ``clouds.yaml``, ``lab.json`` and the effective lab config
-        go (default: a temporary directory removed on clean-up).
+        go (default: a temporary directory removed on clean-up; see
+        :mod:`nova_shadow_lab.tempdirs`).
     cloud_name : str
         the cloud's name in ``clouds.yaml``.
 
@@ -221,6 +224,7 @@ class LabCloud(fixtures.Fixture):
         if problems:
             raise runtime.LabUnavailable('; '.join(problems))
         self.hosts = self.config.host_names
+        self._use_own_tempdir()
         if self.directory is None:
             self.directory = self.useFixture(fixtures.TempDir()).path
         os.makedirs(self.directory, exist_ok=True)
@@ -259,6 +263,15 @@ class LabCloud(fixtures.Fixture):
             self._serve()
         LOG.info('lab cloud up: hosts %s, compute API %s', self.hosts,
                  self.compute_url)
+
+    def _use_own_tempdir(self):
+        """Point :mod:`tempfile` at a directory of this lab's own (Nova's
+        databases, lock files and the default ``directory`` go there),
+        after removing those that SIGKILLed labs left behind."""
+        tempdirs.sweep_stale()
+        own = tempdirs.make()
+        self.addCleanup(shutil.rmtree, own, ignore_errors=True)
+        self.useFixture(fixtures.MonkeyPatch('tempfile.tempdir', own))
 
     def _load_config(self):
         if isinstance(self._config_source, dict):

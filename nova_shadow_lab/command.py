@@ -20,7 +20,6 @@ import math
 import os
 import signal
 import sys
-import tempfile
 import time
 
 USAGE_EPILOG = """\
@@ -149,11 +148,15 @@ def _sample_summary(samples):
 
 def run(args, out=sys.stdout):
     from nova_shadow_lab import stack as stack_lib
+    from nova_shadow_lab import tempdirs
     from shadow_service.cmd import cli
 
     summary = {'config': os.path.abspath(args.config),
                'profile': args.profile, 'flavor': args.flavor}
-    directory = args.directory or tempfile.mkdtemp(prefix='nova-shadow-lab-')
+    # What SIGKILLed labs left behind goes; this lab's directory is named
+    # for this process, so that the next lab can tell when it is stale.
+    tempdirs.sweep_stale()
+    directory = args.directory or tempdirs.make()
     started = time.monotonic()
     lab = stack_lib.LabStack(args.config, directory,
                              transport_url=args.transport_url,

@@ -17,6 +17,7 @@ from nova_shadow_lab import cgroups
 from nova_shadow_lab import config as lab_config
 from nova_shadow_lab import hostdisk
 from nova_shadow_lab import runtime
+from nova_shadow_lab import tempdirs
 from tests import lab_support as lab
 
 pytestmark = [pytest.mark.nova]
@@ -116,3 +117,52 @@ def test_a_new_run_removes_what_dead_runs_left_behind(tmp_path):
         run.stop()
     assert not run.group.exists()
     assert not os.path.exists(run.state_dir)
+
+
+LAB_UP = r'''
+import sys, time
+from nova_shadow_lab import cloud
+
+config = {'hosts': [{'name': sys.argv[1], 'share': {'cpu': 0.1}}]}
+with cloud.LabCloud(config, serve=False):
+    print('up', flush=True)
+    if sys.argv[2] == 'stay':
+        time.sleep(600)
+'''
+
+
+def _lab_process(host, what, temp):
+    env = dict(os.environ, PYTHONPATH=lab.REPO, TMPDIR=str(temp),
+               OS_NOVA_DISABLE_EVENTLET_PATCHING='True')
+    process = subprocess.Popen([sys.executable, '-c', LAB_UP, host, what],
+                               cwd=lab.REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    if line != 'up\n':
+        process.kill()
+        raise AssertionError('lab did not start: %s'
+                             % process.communicate()[1][-2000:])
+    return process
+
+
+def test_the_next_lab_removes_the_temporary_files_of_a_sigkilled_one(
+        tmp_path):
+    lab.require_lab()
+    temp = tmp_path / 'tmp'
+    temp.mkdir()
+    # A directory of a lab that is still running (this process).
+    live = tempdirs.make(str(temp))
+    killed = _lab_process('tmp-killed', 'stay', temp)
+    try:
+        left = set(os.listdir(str(temp))) - {os.path.basename(live)}
+        assert left, 'the lab keeps its databases in the temporary directory'
+    finally:
+        killed.kill()
+        killed.wait(timeout=10)
+    assert set(os.listdir(str(temp))) - {os.path.basename(live)} == left
+
+    following = _lab_process('tmp-next', 'exit', temp)
+    assert following.wait(timeout=60) == 0
+    # The killed lab's files are gone, the live lab's are not, and the
+    # lab that exited removed its own.
+    assert os.listdir(str(temp)) == [os.path.basename(live)]
