@@ -5,7 +5,11 @@
     sh -c '<join each cgroup.procs>; exec "$@"' ... bwrap <args> -- CMD
 
 so the shell joins the instance's cgroups (every hierarchy) before
-``exec bwrap``, and everything below inherits them. Inside the sandbox a
+``exec bwrap``, and everything below inherits them. The wrapper starts in
+a session (and process group) of its own: a Ctrl-C in the lab's terminal
+(SIGINT to its foreground process group) reaches the lab, never its
+sandboxes, which stop when the lab stops them (or, should it die, by
+``--die-with-parent`` and the reaper). Inside the sandbox a
 second shell writes ``started`` to a pipe (its stdin; the command gets
 ``/dev/null``) and execs the command: ``start``
 returns once that has arrived, and raises :class:`SandboxStartError`
@@ -200,7 +204,8 @@ class Sandbox:
             self.popen = self.run.launcher.popen(
                 argv, stdin=ready_w, stdout=writer, stderr=writer,
                 close_fds=True, cwd='/',
-                env={'PATH': PATH, 'LANG': 'C.UTF-8'})
+                env={'PATH': PATH, 'LANG': 'C.UTF-8'},
+                start_new_session=True)
         except BaseException:
             os.close(ready_r)
             self.run.consoles.close(self._console)

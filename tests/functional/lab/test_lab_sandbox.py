@@ -7,6 +7,9 @@ does across a power-off and power-on.
 import base64
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -359,3 +362,66 @@ def test_an_instance_setting_up_holds_up_no_other_instance(host):
     assert waited < 1.0, waited
     assert 'error' not in starting, starting
     assert starting['instance'].uuid == uuid_
+
+
+# A lab process with one instance: Ctrl-C (SIGINT to its process group)
+# makes it report whether the instance still runs, then stop it in order.
+CTRL_C_LAB = r'''
+import base64, json, signal, sys, threading, time, uuid
+from nova_shadow_lab import config as lab_config
+from nova_shadow_lab import host as lab_host
+from nova_shadow_lab import runtime
+from nova_shadow_lab import userdata
+
+interrupted = threading.Event()
+signal.signal(signal.SIGINT, lambda signum, frame: interrupted.set())
+config = lab_config.parse_config({
+    'lab': {'cgroup_prefix': 'nova-shadow-lab-ctrl-c-test',
+            'state_dir': sys.argv[1]},
+    'hosts': [{'name': 'ctrl-c', 'share': {'cpu': 0.1}}]})
+run = runtime.LabRun(config.lab).start()
+host = lab_host.LabHost(run, config.hosts[0], config.lab).start()
+try:
+    plan = userdata.build_plan(base64.b64encode(
+        b'#!/bin/sh\nexec sleep 600\n').decode('ascii'))
+    instance = host.start_instance(str(uuid.uuid4()), 'ctrl-c', 1, 128,
+                                   plan)
+    box = instance.sandbox
+    print(json.dumps({'pid': box.popen.pid}), flush=True)
+    interrupted.wait(30)
+    time.sleep(0.5)
+    print(json.dumps({'interrupted': interrupted.is_set(),
+                      'alive': box.alive(),
+                      'processes': len(box.group.pids())}), flush=True)
+finally:
+    host.stop()
+    run.stop()
+'''
+
+
+def test_ctrl_c_reaches_the_lab_but_not_its_sandboxes(tmp_path):
+    lab.require_lab()
+    env = dict(os.environ, PYTHONPATH=lab.REPO)
+    # Its own process group, as a command in a terminal is; SIGINT to that
+    # group is what Ctrl-C sends.
+    process = subprocess.Popen(
+        [sys.executable, '-c', CTRL_C_LAB, str(tmp_path)], cwd=lab.REPO,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        line = process.stdout.readline()
+        assert line, process.stderr.read()[-2000:]
+        sandbox_pid = json.loads(line)['pid']
+        assert os.getpgid(sandbox_pid) != process.pid
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err[-2000:]
+    after = json.loads(out)
+    assert after == {'interrupted': True, 'alive': True,
+                     'processes': after['processes']}
+    assert after['processes'] >= 2
+    assert not lab.pid_alive(sandbox_pid)
