@@ -210,28 +210,36 @@ class LabDriver(fake.FakeDriver):
             state = power_state.SHUTDOWN
         return hardware.InstanceInfo(state=state)
 
+    def _change(self, instance, change, *args):
+        """``change(uuid, *args)`` of the lab host, which takes the
+        instance's turn after a delete or other change under way (see
+        :class:`nova_shadow_lab.host.LabInstance`)."""
+        uuid = self._lab_instance(instance).uuid
+        try:
+            change(uuid, *args)
+        except lab_host.InstanceGone:
+            raise exception.InstanceNotFound(instance_id=uuid) from None
+
     def power_off(self, instance, timeout=0, retry_interval=0):
         super().power_off(instance, timeout, retry_interval)
-        self._lab.power_off(self._lab_instance(instance).uuid)
+        self._change(instance, self._lab.power_off)
 
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
         super().power_on(context, instance, network_info, block_device_info,
                          accel_info, share_info)
-        self._lab.power_on(self._lab_instance(instance).uuid)
+        self._change(instance, self._lab.power_on)
 
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
-        uuid = self._lab_instance(instance).uuid
-        self._lab.power_off(uuid)
-        self._lab.power_on(uuid)
+        self._change(instance, self._lab.reboot)
 
     def pause(self, instance):
-        self._lab.set_paused(self._lab_instance(instance).uuid, True)
+        self._change(instance, self._lab.set_paused, True)
 
     def unpause(self, instance):
-        self._lab.set_paused(self._lab_instance(instance).uuid, False)
+        self._change(instance, self._lab.set_paused, False)
 
     def get_console_output(self, context, instance):
         lab_instance = self._lab_instance(instance)

@@ -21,6 +21,7 @@ What could not be applied (for example blkio on a disk without a block
 device) is logged and listed in :meth:`LabHost.status` under ``notes``.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -40,8 +41,17 @@ SYSTEM_PYTHON = '/usr/bin/python3'
 PAUSE_TIMEOUT_S = 10.0
 
 
+class InstanceGone(LookupError):
+    """The instance is not (or no longer) one of the host's."""
+
+
 class LabInstance:
-    """An instance's sandbox plus what the driver needs to report."""
+    """An instance's sandbox plus what the driver needs to report.
+
+    ``lock`` orders the changes of its sandbox (power off and on, reboot,
+    pause, the stop of a delete): each runs alone, in the order they take
+    it.
+    """
 
     def __init__(self, uuid, vcpus, memory_mb, sandbox_):
         self.uuid = uuid
@@ -51,6 +61,7 @@ class LabInstance:
         self.created_at = time.time()
         self.powered_on = True
         self.paused = False
+        self.lock = threading.Lock()
 
     @property
     def directory(self):
@@ -358,31 +369,67 @@ class LabHost:
             instance = self.instances.pop(uuid, None)
         if instance is None:
             return False
-        survivors, left = instance.sandbox.stop()
-        if survivors or left:
-            LOG.warning('instance %s: survivors %s, cgroups left %s',
-                        uuid, sorted(survivors), left)
-        shutil.rmtree(instance.sandbox.root, ignore_errors=True)
+        # After a power change under way: what it started is stopped here,
+        # and the next one finds the instance gone.
+        with instance.lock:
+            survivors, left = instance.sandbox.stop()
+            if survivors or left:
+                LOG.warning('instance %s: survivors %s, cgroups left %s',
+                            uuid, sorted(survivors), left)
+            shutil.rmtree(instance.sandbox.root, ignore_errors=True)
         return True
 
+    @contextlib.contextmanager
+    def _changing(self, uuid):
+        """The instance ``uuid`` with its lock held; raises
+        :class:`InstanceGone` when it is not, or no longer once the lock
+        is taken, one of the host's instances."""
+        instance = self.get(uuid)
+        if instance is None:
+            raise InstanceGone(uuid)
+        with instance.lock:
+            if self.get(uuid) is not instance:
+                raise InstanceGone(uuid)
+            yield instance
+
     def power_off(self, uuid):
-        instance = self.instances[uuid]
+        """Stop the instance's processes (its root stays); raises
+        :class:`InstanceGone`, as the other power changes do."""
+        with self._changing(uuid) as instance:
+            self._power_off(instance)
+
+    def power_on(self, uuid):
+        """Start the instance's sandbox again unless it runs."""
+        with self._changing(uuid) as instance:
+            self._power_on(instance)
+
+    def reboot(self, uuid):
+        """Power off and on, with no other change in between."""
+        with self._changing(uuid) as instance:
+            self._power_off(instance)
+            self._power_on(instance)
+
+    @staticmethod
+    def _power_off(instance):
         instance.sandbox.stop()
         instance.powered_on = False
         instance.paused = False
 
-    def power_on(self, uuid):
-        instance = self.instances[uuid]
+    def _power_on(self, instance):
         if instance.powered_on and instance.sandbox.alive():
             return
         instance.sandbox.group = self._instance_group(
-            uuid, instance.vcpus, instance.memory_mb)
+            instance.uuid, instance.vcpus, instance.memory_mb)
         instance.sandbox.start()
         instance.powered_on = True
         instance.created_at = time.time()
 
     def set_paused(self, uuid, paused):
-        instance = self.instances[uuid]
+        with self._changing(uuid) as instance:
+            self._set_paused(instance, paused)
+
+    @staticmethod
+    def _set_paused(instance, paused):
         group = instance.sandbox.group
         if not group.has('freezer'):
             raise RuntimeError('no freezer cgroup hierarchy')

@@ -425,3 +425,75 @@ def test_ctrl_c_reaches_the_lab_but_not_its_sandboxes(tmp_path):
                      'processes': after['processes']}
     assert after['processes'] >= 2
     assert not lab.pid_alive(sandbox_pid)
+
+
+def _in_thread(name, func, *args):
+    """Run ``func`` on a thread named ``name``; returns (thread, errors)."""
+    errors = []
+
+    def run():
+        try:
+            func(*args)
+        except Exception as exc:
+            errors.append(exc)
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, errors
+
+
+def _slowed(box, method, events):
+    """``box.<method>`` taking 0.3 s more on the 'power' thread, so that a
+    delete arrives while it runs; each call is logged in ``events``."""
+    real = getattr(box, method)
+    entered = threading.Event()
+
+    def slowed(*args, **kwargs):
+        who = threading.current_thread().name
+        events.append('%s %s' % (who, method))
+        if who == 'power':
+            entered.set()
+            time.sleep(0.3)
+        result = real(*args, **kwargs)
+        events.append('%s %s done' % (who, method))
+        return result
+    setattr(box, method, slowed)
+    return entered
+
+
+def test_a_delete_waits_for_a_power_off_under_way(host):
+    instance = _start(host, '#!/bin/sh\nexec sleep 600\n')
+    box = instance.sandbox
+    events = []
+    entered = _slowed(box, 'stop', events)
+    thread, errors = _in_thread('power', host.power_off, instance.uuid)
+    assert entered.wait(10)
+    assert host.stop_instance(instance.uuid)
+    thread.join(10)
+    assert errors == []
+    assert events == ['power stop', 'power stop done',
+                      'MainThread stop', 'MainThread stop done']
+    assert host.get(instance.uuid) is None
+    assert not box.group.exists()
+    assert not os.path.exists(box.root)
+    # Once deleted, a power change says the instance is gone.
+    for change in (host.power_off, host.power_on):
+        with pytest.raises(lab_host.InstanceGone):
+            change(instance.uuid)
+
+
+def test_a_delete_during_a_power_on_leaves_no_sandbox_running(host):
+    instance = _start(host, '#!/bin/sh\nexec sleep 600\n')
+    box = instance.sandbox
+    host.power_off(instance.uuid)
+    events = []
+    entered = _slowed(box, 'start', events)
+    thread, errors = _in_thread('power', host.power_on, instance.uuid)
+    assert entered.wait(10)
+    assert host.stop_instance(instance.uuid)
+    thread.join(40)
+    assert errors == []
+    assert host.get(instance.uuid) is None
+    # The delete came after the power-on and stopped what it started.
+    assert not box.alive()
+    assert not box.group.exists()
+    assert not os.path.exists(box.root)
