@@ -10,10 +10,13 @@ cgroup is left, and stops everything.
 
 Exit codes: 0 done, 1 a step failed, 2 bad arguments or the lab cannot
 run here (the message says why), 130 and 143 interrupted (Ctrl-C) and
-terminated (SIGTERM): the lab was stopped in order first.
+terminated (SIGTERM): the lab was stopped in order first; further
+SIGTERMs and Ctrl-Cs during that clean-up are noted and ignored, except
+that the third Ctrl-C forces an exit (130) at once.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -116,10 +119,64 @@ class Terminated(BaseException):
     """SIGTERM: unwinds like Ctrl-C, so that the lab stops in order."""
 
 
-def _terminate(signum, frame):
-    # Once: a second SIGTERM must not cut the clean-up short.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Terminated()
+#: Ctrl-Cs (in all) that stop the lab at once, its clean-up cut short.
+FORCE_AFTER_INTERRUPTS = 3
+FORCED_EXIT_CODE = 128 + signal.SIGINT
+
+
+class ShutdownSignals:
+    """SIGTERM and SIGINT for the command: the first one unwinds
+    (:class:`Terminated`, ``KeyboardInterrupt``) so that the lab stops in
+    order; from then on, and from when the lab starts to stop by itself
+    (:meth:`shutting_down`), they are noted on ``err`` and do not
+    interrupt the clean-up, until :meth:`restore`. The
+    :data:`FORCE_AFTER_INTERRUPTS`-th Ctrl-C exits at once with
+    :data:`FORCED_EXIT_CODE`; the lab's reaper then removes its processes
+    and cgroups, and the next lab start its temporary files.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, err_fd=2):
+        self.err_fd = err_fd
+        self.stopping = False
+        self.interrupts = 0
+        self._previous = {}
+
+    def install(self):
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def restore(self):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def shutting_down(self):
+        """The lab is stopping: no signal interrupts that any more."""
+        self.stopping = True
+
+    def _say(self, text):
+        # os.write: a handler may run while sys.stderr is mid-write.
+        os.write(self.err_fd, ('nova-shadow lab: %s\n' % text).encode())
+
+    def _handle(self, signum, frame):
+        if signum == signal.SIGINT:
+            self.interrupts += 1
+        if not self.stopping:
+            self.stopping = True
+            raise Terminated() if signum == signal.SIGTERM \
+                else KeyboardInterrupt()
+        if self.interrupts >= FORCE_AFTER_INTERRUPTS:
+            self._say('forced to stop: clean-up cut short; the lab\'s '
+                      'reaper removes its processes and cgroups, the next '
+                      'lab start its temporary files')
+            os._exit(FORCED_EXIT_CODE)
+        left = FORCE_AFTER_INTERRUPTS - self.interrupts
+        self._say('%s: still stopping the lab in order; Ctrl-C %d more '
+                  'time%s to force' % (signal.Signals(signum).name, left,
+                                       '' if left == 1 else 's'))
 
 
 def _hosts_table(cloud, out):
@@ -146,7 +203,7 @@ def _sample_summary(samples):
     return summary
 
 
-def run(args, out=sys.stdout):
+def run(args, out=sys.stdout, signals=None):
     from nova_shadow_lab import stack as stack_lib
     from nova_shadow_lab import tempdirs
     from shadow_service.cmd import cli
@@ -165,7 +222,7 @@ def run(args, out=sys.stdout):
                              deadline_margin=args.deadline_margin)
     run_group = None
     try:
-        with lab:
+        with lab, _stopping_in_order(signals):
             cloud = lab.cloud
             run_group = cloud.run.group
             summary['startup_s'] = round(time.monotonic() - started, 1)
@@ -275,6 +332,17 @@ def run(args, out=sys.stdout):
     return 0 if clean else 1
 
 
+@contextlib.contextmanager
+def _stopping_in_order(signals):
+    """However the body ends, the lab's clean-up that follows runs
+    without being interrupted by signals (see :class:`ShutdownSignals`)."""
+    try:
+        yield
+    finally:
+        if signals is not None:
+            signals.shutting_down()
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
@@ -305,9 +373,9 @@ def main(argv=None):
         # a lab that lives for one run.
         for name in ('nova', 'stevedore', 'oslo_messaging'):
             logging.getLogger(name).setLevel(logging.ERROR + 1)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    signals = ShutdownSignals().install()
     try:
-        return run(args)
+        return run(args, signals=signals)
     except Terminated:
         sys.stderr.write('nova-shadow lab: terminated (SIGTERM); the lab '
                          'was stopped\n')
@@ -320,7 +388,7 @@ def main(argv=None):
         sys.stderr.write('nova-shadow lab: %s: %s\n' % (type(e).__name__, e))
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signals.restore()
 
 
 if __name__ == '__main__':

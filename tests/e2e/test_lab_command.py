@@ -1,7 +1,8 @@
 """``nova-shadow lab`` when things go wrong: stopped by a signal, as a CI
 time-out or a service manager stops it (the lab and shadow-service stop
-in order, the summary is written and the command's temporary directory
-goes), and a lab that cannot start (the error says why).
+in order, however many more signals come meanwhile, the summary is
+written and the command's temporary directory goes), and a lab that
+cannot start (the error says why).
 """
 
 import json
@@ -10,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -47,6 +49,12 @@ def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
         assert os.path.isdir(directory)
         run = json.loads(open(os.path.join(directory, 'lab.json')).read())
         command.send_signal(signal.SIGTERM)
+        # More signals while the lab stops (an impatient service manager,
+        # a Ctrl-C): noted, and the clean-up goes on.
+        time.sleep(0.5)
+        command.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        command.send_signal(signal.SIGTERM)
         out, err = command.communicate(timeout=120)
     finally:
         if command.poll() is None:
@@ -55,6 +63,7 @@ def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
     assert command.returncode == 128 + signal.SIGTERM, (out, err)
     assert 'Traceback' not in err, err
     assert 'terminated' in err
+    assert err.count('still stopping the lab in order') == 2, err
     assert not os.path.exists(directory)
     assert not lab_support.pid_alive(service_pid)
     mounts = cgroups.hierarchies()
