@@ -124,16 +124,10 @@ class LabDriver(fake.FakeDriver):
                                         memory_mb=self.memory_mb,
                                         local_gb=self.local_gb)
         run = runtime.acquire(config.lab)
-        lab = None
         try:
-            # One lab host per name: a second would share the first's
-            # cgroups and directory and leave its tenants untracked.
-            run.check_host_free(host)
-            lab = lab_host.LabHost(run, host_config, config.lab).start()
-            run.add_host(lab)
+            # A host that fails to start has stopped what it started.
+            lab = lab_host.start_host(run, host_config, config.lab)
         except BaseException:
-            if lab is not None:
-                lab.stop()
             runtime.release(run)
             raise
         self._run, self._lab = run, lab

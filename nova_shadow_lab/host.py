@@ -86,6 +86,21 @@ def block_device(path):
     return '%d:%d' % (major, minor)
 
 
+def start_host(run, host_config, settings):
+    """Start lab host ``host_config`` in ``run`` and track it there;
+    returns the :class:`LabHost`. Raises RuntimeError, starting nothing,
+    when a host of that name runs or is starting (one lab host per name:
+    a second would share the first's cgroups and directory, and its
+    failure would remove them under the first)."""
+    run.claim_host(host_config.name)
+    try:
+        lab = LabHost(run, host_config, settings).start()
+        run.add_host(lab)
+    finally:
+        run.release_claim(host_config.name)
+    return lab
+
+
 class LabHost:
     """A lab host's cgroups, instances and tenants for one compute."""
 

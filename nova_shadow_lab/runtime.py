@@ -239,6 +239,8 @@ class LabRun:
         self.consoles = console_pump()
         self.hosts = {}
         self._hosts_lock = threading.RLock()
+        # Names of hosts being started (claim_host), not yet in hosts.
+        self._claimed = set()
         self._reaper = None
         self._pyz = None
         self._pyz_lock = threading.Lock()
@@ -312,20 +314,37 @@ class LabRun:
         LOG.info('lab run %s stopped', self.name)
 
     def check_host_free(self, name):
-        """Raise RuntimeError when lab host ``name`` already runs here."""
+        """Raise RuntimeError when lab host ``name`` already runs here or
+        is claimed by a compute that is starting it."""
         with self._hosts_lock:
-            if name in self.hosts:
+            if name in self.hosts or name in self._claimed:
                 raise RuntimeError(
                     'lab host %s is already running in lab run %s (a '
                     'nova-compute for it is up); stop it first'
                     % (name, self.name))
 
-    def add_host(self, lab_host):
-        """Track a started :class:`nova_shadow_lab.host.LabHost` (as
-        :meth:`check_host_free`, raises when its name is taken)."""
+    def claim_host(self, name):
+        """Claim lab host ``name`` before starting it: raises as
+        :meth:`check_host_free`, and in one step takes the name, so that
+        of two computes starting the same host only one gets on. Pair
+        with :meth:`add_host` (started) or :meth:`release_claim`."""
         with self._hosts_lock:
-            self.check_host_free(lab_host.name)
+            self.check_host_free(name)
+            self._claimed.add(name)
+
+    def release_claim(self, name):
+        with self._hosts_lock:
+            self._claimed.discard(name)
+
+    def add_host(self, lab_host):
+        """Track a started :class:`nova_shadow_lab.host.LabHost` (its
+        claim, if any, becomes the host); raises when another host of
+        that name runs."""
+        with self._hosts_lock:
+            if lab_host.name in self.hosts:
+                self.check_host_free(lab_host.name)
             self.hosts[lab_host.name] = lab_host
+            self._claimed.discard(lab_host.name)
 
     def remove_host(self, lab_host):
         with self._hosts_lock:

@@ -497,3 +497,49 @@ def test_a_delete_during_a_power_on_leaves_no_sandbox_running(host):
     assert not box.alive()
     assert not box.group.exists()
     assert not os.path.exists(box.root)
+
+
+def test_of_two_computes_starting_one_lab_host_only_one_gets_on(
+        host, monkeypatch):
+    run = host.run
+    twin = lab_config.parse_config({
+        'lab': {'cgroup_prefix': run.prefix,
+                'state_dir': os.path.dirname(run.state_dir)},
+        'hosts': [{'name': 'twin', 'share': {'cpu': 0.1}}]}).hosts[0]
+    real_start = lab_host.LabHost.start
+    first_starting, second_done = threading.Event(), threading.Event()
+
+    def start(self):
+        # The first start waits until the second compute has tried.
+        if not first_starting.is_set():
+            first_starting.set()
+            second_done.wait(10)
+        return real_start(self)
+    monkeypatch.setattr(lab_host.LabHost, 'start', start)
+    started = []
+
+    def compute():
+        try:
+            started.append(lab_host.start_host(run, twin, host.settings))
+        finally:
+            if threading.current_thread().name == 'second':
+                second_done.set()
+    first, first_errors = _in_thread('first', compute)
+    assert first_starting.wait(10)
+    second, second_errors = _in_thread('second', compute)
+    second.join(30)
+    first.join(30)
+    try:
+        assert len(started) == 1
+        errors = first_errors + second_errors
+        assert len(errors) == 1
+        assert 'lab host twin is already running' in str(errors[0])
+        assert run.hosts['twin'] is started[0]
+        # The host that got on keeps its cgroups.
+        assert started[0].group.exists()
+    finally:
+        for lab in started:
+            lab.stop()
+            run.remove_host(lab)
+    # The name is free again once the host stops.
+    run.check_host_free('twin')
