@@ -7,14 +7,25 @@ too) :meth:`~BoundedHandler.request_timeout` seconds from the wait for
 its first byte until :meth:`~BoundedHandler.request_read` says it is
 read; then the reading side of its socket is shut (a read in progress
 ends as the end of the stream).  Its access log (DEBUG) keeps the path
-without its query, escaped.  The sample collector and the Prometheus
+without its query, escaped.
+
+A :class:`BoundedServer` serves at most ``max_connections`` connections
+at once, ``max_connections_per_address`` of them from one client
+address: each holds a thread (and a timer's while a request is read) for
+up to the request timeout before it has sent anything, so without a
+bound a client's idle connections could take every thread the daemon may
+start.  A connection past either bound is closed as it is accepted, with
+no thread, counted in :attr:`BoundedServer.refused_connections` and
+logged at most once a minute.  The sample collector and the Prometheus
 exporter serve through it.
 """
 
+import collections
 import http.server
 import logging
 import socket
 import threading
+import time
 
 from shadow_service import logsafe
 
@@ -23,6 +34,11 @@ LOG = logging.getLogger(__name__)
 #: Seconds a client may take to send a request, request line, headers and
 #: body together.
 REQUEST_TIMEOUT_S = 10.0
+#: Connections served at once, and of those from one client address.
+MAX_CONNECTIONS = 128
+MAX_CONNECTIONS_PER_ADDRESS = 32
+#: Seconds between two log lines about refused connections.
+REFUSAL_LOG_INTERVAL_S = 60.0
 
 
 class BoundedHandler(http.server.BaseHTTPRequestHandler):
@@ -90,11 +106,73 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
 
 
 class BoundedServer(http.server.ThreadingHTTPServer):
-    """A thread per connection, none kept at exit."""
+    """A thread per connection, none kept at exit, and at most
+    ``max_connections`` (``max_connections_per_address`` from one
+    address) at once."""
 
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    max_connections = MAX_CONNECTIONS
+    max_connections_per_address = MAX_CONNECTIONS_PER_ADDRESS
+
+    def __init__(self, *args, **kwargs):
+        self._connections_lock = threading.Lock()
+        self._connections = 0
+        self._by_address = collections.Counter()
+        #: Connections closed as they were accepted (over a bound).
+        self.refused_connections = 0
+        self._refusals_unlogged = 0
+        self._refusal_logged_at = float('-inf')
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        address = client_address[0]
+        with self._connections_lock:
+            refused = (self._connections >= self.max_connections
+                       or self._by_address[address]
+                       >= self.max_connections_per_address)
+            if refused:
+                self.refused_connections += 1
+                self._refusals_unlogged += 1
+            else:
+                self._connections += 1
+                self._by_address[address] += 1
+        if refused:
+            self.shutdown_request(request)
+            self._log_refusals(address)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            # No thread (the process may start no more): not held.
+            self._release(address)
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(client_address[0])
+
+    def _release(self, address):
+        with self._connections_lock:
+            self._connections -= 1
+            self._by_address[address] -= 1
+            if self._by_address[address] <= 0:
+                del self._by_address[address]
+
+    def _log_refusals(self, address):
+        now = time.monotonic()
+        with self._connections_lock:
+            if now - self._refusal_logged_at < REFUSAL_LOG_INTERVAL_S:
+                return
+            self._refusal_logged_at = now
+            count, self._refusals_unlogged = self._refusals_unlogged, 0
+        LOG.warning('Closed %d connection(s) as they were accepted, the '
+                    'latest from %s: at most %d at once, %d from one '
+                    'address', count, address,
+                    self.max_connections, self.max_connections_per_address)
 
     def handle_error(self, request, client_address):
         LOG.debug('Connection from %s failed', client_address,

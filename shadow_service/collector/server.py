@@ -24,8 +24,17 @@ collector sink): newline-delimited JSON, one sample per line, with
 * 503 with ``Retry-After`` when the history store refuses the write
   (loadgen sends the batch again).
 
-Nothing a client sends can raise out of a request thread; each refused
-request is one log line (status, reason, client, shadow), never the body.
+Before any of that, a connection past ``MAX_CONNECTIONS`` at once, or
+``MAX_CONNECTIONS_PER_ADDRESS`` from one client address
+(:mod:`shadow_service.httpbound`), is closed as it is accepted (loadgen
+sends the batch again).
+
+Nothing a client sends can raise out of a request thread.  A refused
+request is counted, and logged (status, reason, client, shadow; never the
+body) when it is the first of its kind (status, reason and shadow) in
+``REFUSAL_LOG_INTERVAL_S``: the next such line says how many went
+unlogged, so a client sending requests as fast as it can writes one line
+a minute, not one per request.
 A request has ``SOCKET_TIMEOUT_S`` as a whole, from the wait for its
 first byte until its body is read (a client that trickles it is cut off:
 400 ``truncated`` for a body); a client that hangs up gets no answer and
@@ -63,9 +72,16 @@ MAX_IN_FLIGHT_PER_EVALUATION = 16
 #: Seconds a client may take to send its request (request line, headers
 #: and body together: a client that trickles it is cut off too).
 SOCKET_TIMEOUT_S = 10.0
+#: Seconds between two log lines of one kind of refused request (status,
+#: reason and shadow); the count of those between goes in the next.
+REFUSAL_LOG_INTERVAL_S = 60
+#: Kinds of refusal remembered for that (then forgotten all at once).
+MAX_REFUSAL_KINDS = 10000
 #: A Content-Length the collector reads: digits only, short.
 _LENGTH = re.compile(r'[0-9]{1,15}\Z')
 WILDCARDS = ('0.0.0.0', '::', '')
+MAX_CONNECTIONS = httpbound.MAX_CONNECTIONS
+MAX_CONNECTIONS_PER_ADDRESS = httpbound.MAX_CONNECTIONS_PER_ADDRESS
 
 
 class CollectorError(Exception):
@@ -113,10 +129,8 @@ class _Handler(httpbound.BoundedHandler):
 
     def _refuse(self, status, reason, message, headers=(), grant=None):
         self.server.collector._count_status(status, reason)
-        LOG.warning('Collector refused a request from %s: %d %s%s',
-                    self.client_address[0], status, reason,
-                    '' if grant is None else ' (shadow %s, evaluation %s)'
-                    % (grant.shadow_id, grant.evaluation_id))
+        self.server.collector.log_refusal(self.client_address[0], status,
+                                          reason, grant)
         self.close_connection = True
         self._reply(status, {'error': reason, 'message': message},
                     headers)
@@ -204,10 +218,8 @@ class _Handler(httpbound.BoundedHandler):
                   'reasons': dict(rejected)}
         if not accepted:
             collector._count_status(400, 'no_valid_sample')
-            LOG.warning('Collector refused a request from %s: 400 '
-                        'no_valid_sample (shadow %s, evaluation %s)',
-                        self.client_address[0], grant.shadow_id,
-                        grant.evaluation_id)
+            collector.log_refusal(self.client_address[0], 400,
+                                  'no_valid_sample', grant)
             self._reply(400, dict(result, error='no_valid_sample'))
             return
         collector._count_status(200, 'ok')
@@ -254,6 +266,8 @@ class Collector:
         self._in_flight = 0
         self._by_shadow = collections.Counter()
         self._by_evaluation = collections.Counter()
+        self._refusals_logged = {}
+        self._refused_connections = 0
         self._server = None
         self._thread = None
         self.tls = bool(opts.tls_cert_file or opts.tls_key_file)
@@ -303,6 +317,7 @@ class Collector:
 
     def stop(self):
         if self._server is not None:
+            self._refused_connections += self._server.refused_connections
             self._server.shutdown()
             self._server.server_close()
             self._thread.join(5)
@@ -359,10 +374,36 @@ class Collector:
         with self._lock:
             self._statuses['%d %s' % (status, reason)] += 1
 
+    def log_refusal(self, client, status, reason, grant=None):
+        """Log a refused request: the first of its kind (status, reason
+        and shadow) in ``REFUSAL_LOG_INTERVAL_S``, with how many like it
+        went unlogged since; :meth:`counters` counts them all."""
+        key = (status, reason, None if grant is None else id(grant))
+        now = time.monotonic()
+        with self._lock:
+            logged_at, unlogged = self._refusals_logged.get(
+                key, (float('-inf'), 0))
+            if now - logged_at < REFUSAL_LOG_INTERVAL_S:
+                self._refusals_logged[key] = (logged_at, unlogged + 1)
+                return
+            if len(self._refusals_logged) >= MAX_REFUSAL_KINDS:
+                self._refusals_logged.clear()
+            self._refusals_logged[key] = (now, 0)
+        LOG.warning('Collector refused a request from %s: %d %s%s%s',
+                    client, status, reason,
+                    '' if grant is None else ' (shadow %s, evaluation %s)'
+                    % (grant.shadow_id, grant.evaluation_id),
+                    ' (and %d more like it since its last line)'
+                    % unlogged if unlogged else '')
+
     def counters(self):
-        """Samples accepted and rejected (by reason) and requests by
-        answer."""
+        """Samples accepted and rejected (by reason), requests by answer
+        and connections closed unserved."""
         with self._lock:
             statuses = dict(self._statuses)
         counts = dict(self.intake.counts)
-        return {'samples': counts, 'requests': statuses}
+        refused = self._refused_connections + (
+            0 if self._server is None
+            else self._server.refused_connections)
+        return {'samples': counts, 'requests': statuses,
+                'connections': {'refused': refused}}

@@ -10,6 +10,7 @@ import json
 import logging
 import ssl
 import subprocess
+import threading
 import time
 
 import pytest
@@ -446,3 +447,90 @@ def test_a_slow_shadow_holds_its_own_share_of_places_not_all(
         time.sleep(0.02)
     assert running.collector._in_flight == 0
     assert running.post([_line()], other_d)[0] == 200
+
+
+def _idle(running, source, count):
+    """``count`` connections from ``source`` that send half a request
+    line and then nothing."""
+    import socket
+
+    socks = []
+    for _ in range(count):
+        sock = socket.create_connection(
+            ('127.0.0.1', running.collector.port), timeout=5,
+            source_address=(source, 0))
+        sock.sendall(b'POST /v1/samples HTTP/1.1\r\n')
+        socks.append(sock)
+    return socks
+
+
+def _served(socks, wait_s=1.0):
+    """How many of ``socks`` the server keeps open (the others it closed
+    as it accepted them)."""
+    deadline = time.monotonic() + wait_s
+    open_ = 0
+    for sock in socks:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            open_ += sock.recv(1) != b''
+        except TimeoutError:
+            open_ += 1
+        except ConnectionError:
+            pass
+    return open_
+
+
+def test_connections_are_bounded_in_all_and_per_address(
+        running, monkeypatch):
+    # Each connection holds a thread (and a timer's) for up to
+    # SOCKET_TIMEOUT_S before it sends a byte of a token: without a
+    # bound, a stranger's idle connections ran the daemon out of threads.
+    monkeypatch.setattr(server._Server, 'max_connections', 6,
+                        raising=False)
+    monkeypatch.setattr(server._Server, 'max_connections_per_address', 4,
+                        raising=False)
+    running.collector.stop()
+    running.collector.start()
+    threads_before = threading.active_count()
+    flood = _idle(running, '127.0.0.2', 20)
+    try:
+        assert _served(flood) == 4
+        assert threading.active_count() - threads_before <= 2 * 4
+        # Another address still gets through, up to the whole.
+        more = _idle(running, '127.0.0.3', 2)
+        flood += more
+        assert _served(more, 0.3) == 2
+        late = _idle(running, '127.0.0.4', 1)
+        flood += late
+        assert _served(late) == 0
+        # The shadows' own posts wait for a place, as when busy.
+        assert running.collector.counters()['connections'] == {
+            'refused': 17}
+    finally:
+        for sock in flood:
+            sock.close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert running.post([_line()], running.token)[0] == 200
+            break
+        except ConnectionError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_refusals_of_one_kind_are_logged_once_a_while_and_all_counted(
+        running, caplog):
+    # Every refused request was a WARNING line: a client with no token
+    # wrote about 470 lines (50 kB) a second into the service's log.
+    caplog.set_level(logging.WARNING, logger='shadow_service.collector')
+    for _ in range(30):
+        assert running.post([_line()], 'nss1.x.forged')[0] == 404
+        assert running.post([_line()])[0] == 401
+    assert running.post([_line()], running.token)[0] == 200
+    refused = [r.getMessage() for r in caplog.records
+               if 'refused' in r.getMessage()]
+    assert len(refused) == 2, refused
+    requests = running.collector.counters()['requests']
+    assert requests['401 unauthenticated'] == 30
+    assert requests['404 unknown_evaluation'] == 30
