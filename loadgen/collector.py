@@ -15,7 +15,10 @@ for the network. What the collector's answer means:
 * connection errors, timeouts, 408, 429 and 5xx: the same batch is sent
   again after a capped exponential backoff with jitter (``backoff_s``
   doubling up to ``max_backoff_s``), or after ``Retry-After`` when the
-  answer has one (at most ``MAX_RETRY_AFTER_S``). Meanwhile new samples
+  answer has one (at most ``MAX_RETRY_AFTER_S``; one shorter than
+  ``backoff_s``, as ``0`` or a date this guest's clock has passed, is
+  taken as none, so no answer makes the sink send in a tight loop).
+  Meanwhile new samples
   wait in a buffer of ``max_buffer`` lines and ``max_buffer_bytes``
   (16 MiB); when it is full the oldest
   are dropped and counted.
@@ -301,7 +304,9 @@ class CollectorSink:
                 return True
             self.counts['errors'] += 1
             wait_s = answer.wait_s
-            if wait_s is None:
+            if wait_s is None or wait_s < self.backoff_s:
+                # No Retry-After, or one of no time ("0", a date past on
+                # this guest's clock): back off, never send at once.
                 ceiling = min(self.max_backoff_s,
                               self.backoff_s * 2 ** min(attempt, 30))
                 wait_s = random.uniform(ceiling / 2, ceiling)

@@ -112,6 +112,24 @@ def test_5xx_and_429_are_retried_and_retry_after_is_honoured(collector):
     assert stats['dropped'] == 0 and stats['errors'] == 3
 
 
+@pytest.mark.parametrize('retry_after', [
+    '0', 'Thu, 01 Jan 1970 00:00:00 GMT'])
+def test_a_retry_after_of_no_time_backs_off_and_does_not_hammer(
+        collector, retry_after):
+    # "0", or a date already past (a proxy's, on a guest whose clock is
+    # ahead), made every shadow send the batch about 1,000 times a
+    # second for as long as the answer lasted.
+    collector.default = (503, {'Retry-After': retry_after})
+    sink = _sink(collector.url, max_backoff_s=10.0)
+    sink.emit(_point(0))
+    sink.flush()
+    time.sleep(1.5)
+    sink.close()
+    # Backoff from 0.05 s doubling: about 6 attempts in 1.5 s.
+    assert 2 <= len(collector.requests) <= 12
+    assert sink.stats()['sent'] == 0
+
+
 def test_retry_after_as_an_http_date_is_understood():
     date = 'Wed, 21 Oct 2015 07:28:00 GMT'
     now = 1445412480.0 - 2.0        # two seconds before that date
