@@ -16,7 +16,8 @@ never stops the others.  The guest is trusted with nothing but the metric
 name, the value and (within ``max_clock_skew``) the time: the
 ``evaluation``, ``shadow``, ``host`` and ``profile`` tags come from the
 token's :class:`~shadow_service.collector.tokens.Grant`, and any other tag
-is dropped.
+is dropped.  A token writes at most ``MAX_METRICS_PER_SHADOW`` metric names
+and ``MAX_SAMPLES_PER_S`` samples a second (after ``SAMPLE_BURST``).
 """
 
 import collections
@@ -25,6 +26,7 @@ import logging
 import math
 import re
 import threading
+import time
 
 from shadow_service import measurements as names
 from shadow_service.history import base as history_base
@@ -41,6 +43,13 @@ MAX_TAG_VALUE = 255
 #: Metric names one shadow may write (loadgen writes 14): each is a
 #: series in the history store, so a guest may not create them at will.
 MAX_METRICS_PER_SHADOW = 32
+#: Samples one shadow may write a second (32 metrics every 0.05 s, the
+#: shortest ``interval_s`` a profile may have), after a burst of
+#: ``SAMPLE_BURST`` (loadgen's buffer, sent back after an outage); each is
+#: a point the evaluation reads into memory, so the request rate alone
+#: does not bound them.  Further lines are rejected (``too_many_samples``).
+MAX_SAMPLES_PER_S = 640.0
+SAMPLE_BURST = 20000
 #: Console lines remembered per shadow to skip the ones read already.
 MAX_SEEN_PER_SHADOW = 50000
 SAMPLE_KEYS = frozenset(('measurement', 'time', 'tags', 'fields'))
@@ -176,6 +185,7 @@ class Intake:
             points.append((point, moved))
         kept = []
         with self._lock:
+            allowance = self._allowance(grant)
             known = grant.metrics
             for point, moved in points:
                 metric = point.tags[names.TAG_METRIC]
@@ -183,16 +193,39 @@ class Intake:
                         and len(known) >= MAX_METRICS_PER_SHADOW):
                     rejected['too_many_metrics'] += 1
                     continue
+                if allowance < 1.0:
+                    rejected['too_many_samples'] += 1
+                    continue
+                allowance -= 1.0
                 known.add(metric)
                 kept.append(point)
                 restamped += moved
+            grant.sample_allowance = allowance
         return kept, rejected, restamped
+
+    @staticmethod
+    def _allowance(grant):
+        """The samples ``grant``'s shadow may write now (a token bucket
+        of ``MAX_SAMPLES_PER_S``, ``SAMPLE_BURST`` deep)."""
+        now = time.monotonic()
+        if grant.sample_allowance is None:
+            allowance = float(SAMPLE_BURST)
+        else:
+            allowance = min(float(SAMPLE_BURST), grant.sample_allowance
+                            + (now - grant.allowance_at) * MAX_SAMPLES_PER_S)
+        grant.allowance_at = now
+        return allowance
 
     def _write(self, grant, points, rejected, restamped, source):
         if points:
             # Raises (the store is down): nothing of this batch counts as
             # accepted, and the caller answers so that it is sent again.
-            self.history.write(points)
+            try:
+                self.history.write(points)
+            except Exception:
+                with self._lock:
+                    grant.sample_allowance += len(points)
+                raise
             grant.accepted += len(points)
         self._count(accepted=len(points), restamped=restamped,
                     rejected=sum(rejected.values()))

@@ -65,6 +65,11 @@ class Grant:
     #: Metric names accepted with this token (at most
     #: :data:`shadow_service.collector.ingest.MAX_METRICS_PER_SHADOW`).
     metrics: set = dataclasses.field(default_factory=set)
+    #: Samples it may still write, as of ``allowance_at`` (monotonic);
+    #: None before the first (see
+    #: :data:`shadow_service.collector.ingest.MAX_SAMPLES_PER_S`).
+    sample_allowance: float = None
+    allowance_at: float = None
 
 
 def token_hash(token):

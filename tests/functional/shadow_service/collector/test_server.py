@@ -89,8 +89,9 @@ class Running:
         self.collector.stop()
 
 
-def _line(metric='cpu_ops_per_s', value=100.0, **tags):
-    sample = {'measurement': 'shadow_sample', 'time': time.time(),
+def _line(metric='cpu_ops_per_s', value=100.0, moment=None, **tags):
+    sample = {'measurement': 'shadow_sample',
+              'time': time.time() if moment is None else moment,
               'tags': dict({'evaluation': 'forged', 'shadow': 'forged',
                             'host': 'forged', 'profile': 'idle',
                             'metric': metric}, **tags),
@@ -534,3 +535,37 @@ def test_refusals_of_one_kind_are_logged_once_a_while_and_all_counted(
     requests = running.collector.counters()['requests']
     assert requests['401 unauthenticated'] == 30
     assert requests['404 unknown_evaluation'] == 30
+
+
+def _distinct(count, start=0):
+    moment = time.time()
+    return [_line(value=float(index), moment=moment + index * 1e-3)
+            for index in range(start, start + count)]
+
+
+def test_samples_per_token_are_bounded_in_rate_not_only_requests(
+        running, monkeypatch):
+    # Within its request rate a token wrote about 63,000 distinct samples
+    # a second (1 MiB bodies), each of which the evaluation reads into
+    # memory: a minute of that from one guest is millions of points.
+    monkeypatch.setattr(ingest, 'MAX_SAMPLES_PER_S', 20.0, raising=False)
+    monkeypatch.setattr(ingest, 'SAMPLE_BURST', 50, raising=False)
+    status, _, body = running.post(_distinct(200), running.token)
+    assert (status, body['accepted'], body['reasons']) == (
+        200, 50, {'too_many_samples': 150})
+    assert len(running.stored()) == 50
+    time.sleep(1.0)
+    status, _, body = running.post(_distinct(100, 200), running.token)
+    assert 18 <= body['accepted'] <= 30
+    # Another shadow's allowance is its own.
+    other, _ = running.issue(EVALUATION, 'host-b')
+    assert running.post(_distinct(50), other)[2]['accepted'] == 50
+
+
+def test_a_full_loadgen_batch_after_an_outage_is_taken_whole(running):
+    # The bound leaves room for what loadgen buffers while the collector
+    # is away, sent back in batches of 1,000 lines.
+    for start in range(0, 5000, 1000):
+        status, _, body = running.post(_distinct(1000, start),
+                                       running.token)
+        assert (status, body['accepted']) == (200, 1000)
