@@ -63,29 +63,41 @@ def test_the_kept_evaluations_hold_a_bounded_number_of_hosts(
     assert manager._held_hosts == 2 * len(COLUMNS['host'])
 
 
-def test_a_running_evaluation_is_never_forgotten(monkeypatch):
-    monkeypatch.setattr(manager_mod, 'EVALUATIONS_KEPT', 1)
-    # The twin paced at real time, and an evaluation that measures its
-    # whole budget: it runs until it is cancelled.
+def _paced_parts():
+    """The service's parts on the twin paced at real time, where an
+    evaluation that measures its whole budget runs until it is
+    cancelled."""
     conf = service_support.make_conf(
         shadow={'evaluation_schedule': 'pool', 'min_run_time': 300,
                 'confidence_target': 1.0},
         sim={'speedup': 1.0})
-    parts = service.build(conf, history=memory.MemoryStore())
-    manager = parts.manager
+    return service.build(conf, history=memory.MemoryStore())
+
+
+def _start_running(manager):
     hosts = [{'host': h} for h in COLUMNS['host']]
-    running = manager.start_evaluation({}, rpc_contract.REQUEST, hosts,
-                                       300.0)
+    return manager.start_evaluation({}, rpc_contract.REQUEST, hosts, 300.0)
+
+
+def _cancel(parts, evaluation_id):
+    parts.manager.cancel_evaluation({}, evaluation_id)
+    service_support.wait_for(lambda: parts.manager._running == 0,
+                             timeout=60)
+    parts.close()
+
+
+def test_a_running_evaluation_is_never_forgotten(monkeypatch):
+    monkeypatch.setattr(manager_mod, 'EVALUATIONS_KEPT', 1)
+    parts = _paced_parts()
+    manager = parts.manager
+    running = _start_running(manager)
     try:
         ids = [_answer_from_history(manager) for _ in range(3)]
         assert list(manager._evaluations) == [running, ids[-1]]
         assert manager.get_evaluation({}, running)['status'] in (
             'pending', 'running')
     finally:
-        manager.cancel_evaluation({}, running)
-        service_support.wait_for(lambda: manager._running == 0,
-                                 timeout=60)
-        parts.close()
+        _cancel(parts, running)
 
 
 def test_evaluations_past_their_ttl_are_forgotten_as_new_ones_arrive(
@@ -109,18 +121,12 @@ def test_the_listing_reads_running_evaluations_on_the_drivers_clock():
     clock, the clock its records (and so the other rows, and
     ``since_s``) are on; the twin's clock runs hours behind the wall
     clock."""
-    conf = service_support.make_conf(
-        shadow={'evaluation_schedule': 'pool', 'min_run_time': 300,
-                'confidence_target': 1.0},
-        sim={'speedup': 1.0})
-    parts = service.build(conf, history=memory.MemoryStore())
+    parts = _paced_parts()
     manager = parts.manager
-    hosts = [{'host': h} for h in COLUMNS['host']]
     before = parts.evaluator.driver.now()
     assert abs(before - time.time()) > 3600.0
     finished = _answer_from_history(manager)
-    running = manager.start_evaluation({}, rpc_contract.REQUEST, hosts,
-                                       300.0)
+    running = _start_running(manager)
     try:
         service_support.wait_for(
             lambda: manager.get_evaluation({}, running)['status']
@@ -132,7 +138,4 @@ def test_the_listing_reads_running_evaluations_on_the_drivers_clock():
         assert before <= at[running] <= after + 60.0
         assert before <= at[finished] <= after + 60.0
     finally:
-        manager.cancel_evaluation({}, running)
-        service_support.wait_for(lambda: manager._running == 0,
-                                 timeout=60)
-        parts.close()
+        _cancel(parts, running)
