@@ -460,16 +460,23 @@ def _slowed(box, method, events):
     return entered
 
 
+def _deleted_during(host, instance, method, change, join_s):
+    """Delete ``instance`` while ``change`` (a power change) is inside
+    its sandbox's slowed ``method``; returns the events recorded."""
+    events = []
+    entered = _slowed(instance.sandbox, method, events)
+    thread, errors = _in_thread('power', change, instance.uuid)
+    assert entered.wait(10)
+    assert host.stop_instance(instance.uuid)
+    thread.join(join_s)
+    assert errors == []
+    return events
+
+
 def test_a_delete_waits_for_a_power_off_under_way(host):
     instance = _start(host, '#!/bin/sh\nexec sleep 600\n')
     box = instance.sandbox
-    events = []
-    entered = _slowed(box, 'stop', events)
-    thread, errors = _in_thread('power', host.power_off, instance.uuid)
-    assert entered.wait(10)
-    assert host.stop_instance(instance.uuid)
-    thread.join(10)
-    assert errors == []
+    events = _deleted_during(host, instance, 'stop', host.power_off, 10)
     assert events == ['power stop', 'power stop done',
                       'MainThread stop', 'MainThread stop done']
     assert host.get(instance.uuid) is None
@@ -485,13 +492,7 @@ def test_a_delete_during_a_power_on_leaves_no_sandbox_running(host):
     instance = _start(host, '#!/bin/sh\nexec sleep 600\n')
     box = instance.sandbox
     host.power_off(instance.uuid)
-    events = []
-    entered = _slowed(box, 'start', events)
-    thread, errors = _in_thread('power', host.power_on, instance.uuid)
-    assert entered.wait(10)
-    assert host.stop_instance(instance.uuid)
-    thread.join(40)
-    assert errors == []
+    _deleted_during(host, instance, 'start', host.power_on, 40)
     assert host.get(instance.uuid) is None
     # The delete came after the power-on and stopped what it started.
     assert not box.alive()
