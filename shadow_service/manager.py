@@ -522,7 +522,10 @@ class ShadowManager:
             rows[evaluation.evaluation_id] = row
         out = [r for r in rows.values()
                if status is None or r['status'] == status]
-        out.sort(key=lambda r: r['at'] or 0.0, reverse=True)
+        # Newest first; at the same time, those still under way first.
+        out.sort(key=lambda r: (r['at'] or 0.0,
+                                r['status'] in ('running', 'pending')),
+                 reverse=True)
         return out[:limit]
 
     @messaging.expected_exceptions(exception.InvalidRequest,
