@@ -330,17 +330,61 @@ class HarnessKeystone:
     def __init__(self, project_id):
         self.roles = {project_id: ['reader', 'member', 'admin']}
         self.token_requests = collections.Counter()
+        #: Projects whose tokens Nova refuses (:meth:`nova_refuses`).
+        self.refused_by_nova = set()
+        #: Per project, the requests Nova answered with 401.
+        self.nova_refusals = collections.Counter()
 
     def grant(self, project_id, role='member'):
         self.roles.setdefault(project_id, [])
         if role not in self.roles[project_id]:
             self.roles[project_id].append(role)
 
+    def nova_refuses(self, project_id, refuses=True):
+        """Nova's auth_token middleware answers 401 to the tokens of
+        ``project_id`` that Keystone still gives: Nova validates them
+        against a Keystone that does not know them (its Fernet keys out
+        of step with the one that issued them), or Keystone revoked the
+        tokens given before a role was removed and granted again.
+        ``refuses=False`` ends it."""
+        if refuses:
+            self.refused_by_nova.add(project_id)
+        else:
+            self.refused_by_nova.discard(project_id)
+
     def revoke(self, project_id):
         """``openstack role remove`` of every role in ``project_id``:
         Keystone revokes the tokens of that project it gave, so a
         connection scoped there is refused from its next call."""
         self.roles.pop(project_id, None)
+
+
+class _NovaAuthToken:
+    """Nova's auth_token middleware as far as the harness has one: a 401
+    (keystonemiddleware's answer) to a token of a project whose tokens
+    :class:`HarnessKeystone` ``keystone`` says Nova refuses.  The version
+    documents (``/``, ``/v2.1``) need no token, as in Nova's pipeline."""
+
+    BODY = json.dumps({'error': {
+        'code': 401, 'title': 'Unauthorized',
+        'message': 'The request you have made requires authentication.'}}
+    ).encode('utf-8')
+
+    def __init__(self, app, keystone):
+        self.app = app
+        self.keystone = keystone
+
+    def __call__(self, environ, start_response):
+        project = environ.get('HTTP_X_PROJECT_ID')
+        versions = environ['PATH_INFO'].strip('/').count('/') == 0
+        if project in self.keystone.refused_by_nova and not versions:
+            self.keystone.nova_refusals[project] += 1
+            start_response('401 Unauthorized', [
+                ('Content-Type', 'application/json'),
+                ('Content-Length', str(len(self.BODY))),
+                ('WWW-Authenticate', 'Keystone uri="http://keystone/"')])
+            return [self.BODY]
+        return self.app(environ, start_response)
 
 
 class _HarnessAuth(noauth.NoAuth):
@@ -455,6 +499,15 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
             'nova.volume.cinder.API.delete', side_effect=self._delete_volume,
             autospec=False))
         self.keystone = HarnessKeystone(self.api_fixture.project_id)
+        # The connections reach Nova's API through its auth_token
+        # middleware's stand-in (the tests' own clients do not).
+        root = 'http://nova-shadow-compute-%s:80/' % uuid.uuid4().hex[:8]
+        self.compute_url = root + self.api_fixture.api_version
+        intercept = interceptor.RequestsInterceptor(
+            lambda: _NovaAuthToken(self.api_fixture.app(), self.keystone),
+            url=root)
+        intercept.install_intercept()
+        self.addCleanup(intercept.uninstall_intercept)
         self.conn = self.connection()
 
     def _delete_volume(self, context, volume_id):
@@ -488,7 +541,7 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
                 'X-Auth-Token': 'admin'})
         conn = _HarnessConnection(
             session=session, region_name='RegionOne',
-            compute_endpoint_override=self.api_fixture.base_url,
+            compute_endpoint_override=self.compute_url,
             placement_endpoint_override=self.placement_fixture.endpoint,
             block_storage_endpoint_override=self.cinder_url)
         conn.harness = self

@@ -1495,18 +1495,43 @@ class OpenStackDriver(base.CloudDriver):
     def _no_role(self, project_id, exc):
         """Why Keystone refused a token of ``project_id`` (what it says
         itself hides the cause), and what grants one."""
-        try:
-            with cloud_errors('Finding the driver\'s user'):
-                user = self.conn.session.get_user_id()
-        except base.CloudError:
-            user = None
-        user = user or '<the [openstack] user>'
+        user = self._user_id() or '<the [openstack] user>'
         return ('the driver\'s user %s has no role in project %s, the '
                 'VM\'s project, where its sibling is booted (Keystone '
                 'refused a token of that project: %s); grant one with: '
                 'openstack role add --user %s --project %s %s'
                 % (user, project_id, _message(exc), user, project_id,
                    SIBLING_ROLE))
+
+    def _refused_at_boot(self, project_id, error):
+        """The CloudError of the token of ``project_id`` refused while
+        booting a sibling (``error``: Nova's 401, or Keystone refusing
+        a new token when keystoneauth asked for one after it), remembered
+        as Keystone's refusals are (:meth:`_remember_refusal`): the
+        project's other scale-outs are suppressed meanwhile rather than
+        tried again."""
+        self._forget_project(project_id)
+        user = self._user_id() or '<the [openstack] user>'
+        refusal = base.CloudError(
+            'the token of project %s, the VM\'s project, where its sibling '
+            'is booted, was refused (%s): the driver\'s user %s may have '
+            'lost its role there since Keystone gave the token; check '
+            'with: openstack role assignment list --user %s --project %s; '
+            'grant one with: openstack role add --user %s --project %s %s'
+            % (project_id, error, user, user, project_id, user, project_id,
+               SIBLING_ROLE))
+        if self._remember_refusal(project_id, refusal):
+            LOG.warning('No sibling can be booted in project %s: %s',
+                        project_id, refusal)
+        return refusal
+
+    def _user_id(self):
+        """The driver's user's id, or None when Keystone does not say."""
+        try:
+            with cloud_errors('Finding the driver\'s user'):
+                return self.conn.session.get_user_id()
+        except base.CloudError:
+            return None
 
     def why_no_sibling(self, instance):
         """Why no sibling of ``instance`` can be booted: the driver's user
@@ -1581,8 +1606,9 @@ class OpenStackDriver(base.CloudDriver):
                     flavor_id=self._flavor_id(instance.flavor),
                     networks=networks, metadata=wanted, **kwargs)
         except base.CloudError as e:
-            if e.credentials_refused:
-                self._forget_project(instance.project_id)
+            if e.credentials_refused and conn is not self.conn:
+                raise self._refused_at_boot(instance.project_id, e) \
+                    from None
             raise
         return base.Instance(
             instance_id=sibling.id, host=sibling.compute_host,

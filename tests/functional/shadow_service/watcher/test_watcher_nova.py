@@ -573,6 +573,55 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(project, self.admin_api.get_server(
             sibling.instance_id)['tenant_id'])
 
+    def _refused_by_nova(self, project, app_id):
+        return (
+            'the token of project %s, the VM\'s project, where its sibling '
+            'is booted, was refused (Booting a sibling of %s in project %s '
+            'failed (HTTP 401): The request you have made requires '
+            'authentication.): the driver\'s user admin may have lost its '
+            'role there since Keystone gave the token; check with: '
+            'openstack role assignment list --user admin --project %s; '
+            'grant one with: openstack role add --user admin --project %s '
+            'member' % (project, app_id, project, project, project))
+
+    def test_a_token_nova_refuses_at_boot_is_remembered_for_the_project(
+            self):
+        # Keystone gives the token of the project, Nova answers 401 to
+        # it: the run boots once there, not once per VM of the project.
+        project = uuid.uuid4().hex
+        self.keystone.grant(project, 'member')
+        apps = [self._tenant_vm(project)[2] for _ in range(3)]
+        self.keystone.nova_refuses(project)
+        watcher, driver = self._busy()
+        for app in apps:
+            self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        steps = sorted(watcher.run_once(), key=lambda s: s.outcome)
+        [failed] = [s for s in steps if s.outcome == 'failed']
+        reason = self._refused_by_nova(project, failed.instance_id)
+        self.assertEqual(
+            'boot 1 sibling of %s: %s' % (failed.instance_id, reason),
+            failed.detail)
+        self.assertEqual(
+            sorted((a['id'], 'suppressed', reason) for a in apps
+                   if a['id'] != failed.instance_id),
+            sorted((s.instance_id, s.outcome, s.detail) for s in steps
+                   if s is not failed))
+        self.assertEqual(1, self.keystone.nova_refusals[project])
+        # Asked directly meanwhile, the driver says so without asking.
+        with self.assertRaises(base.CloudError) as caught:
+            driver.boot_sibling(apps[0]['id'])
+        self.assertEqual(reason, str(caught.exception))
+        self.assertFalse(caught.exception.credentials_refused)
+        self.assertEqual(1, self.keystone.nova_refusals[project])
+        self.assertEqual([], list(driver._project_conns))
+        # Once Nova takes the project's tokens again, the next run boots.
+        self.keystone.nova_refuses(project, refuses=False)
+        self._refusal_forgotten(driver)
+        steps = watcher.run_once()
+        self.assertEqual(3 * [('scale_out', 'started')],
+                         [(s.decision.action, s.outcome) for s in steps],
+                         [s.detail for s in steps])
+
     def test_a_sibling_may_be_booted_in_the_service_project(self):
         project = uuid.uuid4().hex
         tenant, _group, app = self._tenant_vm(project)
