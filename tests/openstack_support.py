@@ -8,11 +8,15 @@ identity headers the harness reads, and endpoint overrides for compute
 and Placement.  Keystone is the one part left out:
 :class:`HarnessKeystone` says which projects the harness's user holds a
 role in, and a connection re-scoped to another project
-(``connect_as_project``) carries that project's id, or is refused a
-token as Keystone refuses it.  The fake virt driver runs nothing, so
-:class:`FakeGuest` plays the guests: it reads each shadow's user-data
-through the API (the collector URL and the token the driver put there)
-and posts samples to the collector as loadgen's collector sink does.
+(``connect_as_project``) carries that project's id and the roles held
+there (Nova's request context an admin's only with ``admin``), or is
+refused a token as Keystone refuses it; the connections reach Nova's
+API through a stand-in of its auth_token middleware, which answers 401
+to the tokens of a project :meth:`HarnessKeystone.nova_refuses`.  The
+fake virt driver runs nothing, so :class:`FakeGuest` plays the guests:
+it reads each shadow's user-data through the API (the collector URL and
+the token the driver put there) and posts samples to the collector as
+loadgen's collector sink does.
 Nova's Cinder fixture keeps the volumes Nova sees;
 :class:`FakeCinderAPI` shows them at the HTTP edge to openstacksdk's
 block storage proxy, and volumes Nova deletes
@@ -242,6 +246,17 @@ def _reader_stacks(readers):
         out.append('--- %r\n%s' % (reader, ''.join(
             traceback.format_stack(frame)) if frame else '(no frame)\n'))
     return ''.join(out)
+
+
+def _context_by_roles(env, **kwargs):
+    """Nova's request context of the harness's identity headers, an
+    admin's only with the ``admin`` role."""
+    from nova import context as nova_context
+
+    roles = env['HTTP_X_ROLES'].split(',')
+    return nova_context.RequestContext(
+        env['HTTP_X_AUTH_USER'], env['HTTP_X_AUTH_PROJECT_ID'],
+        is_admin='admin' in roles, roles=roles, **kwargs)
 
 
 class _Identity:
@@ -480,6 +495,14 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         self.flags(api_paste_config=os.path.join(
             sys.prefix, 'etc', 'nova', 'api-paste.ini'), group='wsgi')
         super().setUp()
+        # Nova's fixture makes every request of the user ``admin`` an
+        # admin's, whatever its roles; Nova gives ``is_admin`` to the
+        # ``admin`` role (policy ``context_is_admin``), so the driver's
+        # user scoped to a tenant's project with ``member`` is a member
+        # there, as in a cloud.
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.api.auth.NovaKeystoneContext._create_context',
+            _context_by_roles))
         # Nova 34's NoValidHost path (burying the instance in cell0) uses
         # an option SQLAlchemy 2.1 deprecates; Nova's test base turns that
         # warning into an error, production Nova only logs it.

@@ -518,15 +518,19 @@ class OpenStackDriver(base.CloudDriver):
             self._flavors[name] = found.id
             return found.id
 
-    def _find_flavor(self, name):
-        """The flavor called ``name`` (public or shared with the shadow
-        project), or None."""
+    def _find_flavor(self, name, conn=None):
+        """The flavor called ``name`` that ``conn`` (the driver's own
+        connection by default) may use, or None: with the ``admin``
+        role any flavor, else the public ones and the private ones
+        shared with its project."""
         from openstack import exceptions as sdk_exc
 
+        conn = conn or self.conn
         with cloud_errors('Finding flavor %s' % name):
             try:
-                # is_public=none: private flavors too (the admin view).
-                return self.conn.compute.find_flavor(
+                # is_public=none: private flavors too (the admin view;
+                # Nova ignores it for others).
+                return conn.compute.find_flavor(
                     name, ignore_missing=False, is_public='none')
             except sdk_exc.NotFoundException:
                 return None
@@ -1281,11 +1285,19 @@ class OpenStackDriver(base.CloudDriver):
     def get_instance(self, instance_id):
         return _instance(self._server(instance_id), extra_specs=True)
 
-    def _flavor_id(self, flavor):
+    def _flavor_id(self, flavor, conn=None, project_id=None):
+        """The id of ``flavor`` (its name) as ``conn`` (of
+        ``project_id``; the driver's own by default) finds it."""
         name = flavor.get('name') if isinstance(flavor, dict) else flavor
         if not name:
             raise base.CloudError('a flavor to resize to needs a name')
-        found = self._find_flavor(name)
+        found = self._find_flavor(name, conn)
+        if found is None and conn is not None and conn is not self.conn:
+            raise base.CloudError(
+                'no flavor %s that project %s may use: Nova shows a '
+                'project the public flavors and the private ones shared '
+                'with it (openstack flavor set --project %s %s shares '
+                'one)' % (name, project_id, project_id, name))
         if found is None:
             raise base.CloudError('no flavor %s' % name)
         return found.id
@@ -1598,13 +1610,18 @@ class OpenStackDriver(base.CloudDriver):
                             server.key_name, server.user_id, booting_user))
                     LOG.info('A sibling of %s boots %s', instance_id,
                              notes[-1])
+            # As the project sees it: a private flavor is the project's
+            # to use only when shared with it, whatever the driver's
+            # own credentials see.
+            flavor_id = self._flavor_id(instance.flavor, conn,
+                                        instance.project_id)
             with cloud_errors('Booting a sibling of %s in project %s'
                               % (instance_id, instance.project_id)):
                 sibling = conn.compute.create_server(
                     name=name or '%s-sibling-%s' % (server.name,
                                                     uuid.uuid4().hex[:6]),
-                    flavor_id=self._flavor_id(instance.flavor),
-                    networks=networks, metadata=wanted, **kwargs)
+                    flavor_id=flavor_id, networks=networks,
+                    metadata=wanted, **kwargs)
         except base.CloudError as e:
             if e.credentials_refused and conn is not self.conn:
                 raise self._refused_at_boot(instance.project_id, e) \

@@ -352,15 +352,16 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
     def test_a_scale_out_group_grows_and_shrinks(self):
         self._scaled_in(*self._scaled_out())
 
-    def _tenant_vm(self, project_id, key_name=None):
+    def _tenant_vm(self, project_id, key_name=None, flavor_id=None):
         """A horizontally scaled VM booted by a member of ``project_id``
         (another project than the driver's), in a server group of that
         project; ``(the tenant's API, the group, the server)``."""
         tenant = self.tenant_api(project_id)
         group = tenant.post_server_groups(
             {'name': 'web', 'policy': 'soft-anti-affinity'})
-        body = self._build_server(name='web-1', networks='none',
-                                  flavor_id=self.flavors['m1.small'])
+        body = self._build_server(
+            name='web-1', networks='none',
+            flavor_id=flavor_id or self.flavors['m1.small'])
         body['metadata'] = {'nova_shadow_watch': 'true',
                             'nova_shadow_scaling': 'horizontal'}
         if key_name:
@@ -573,16 +574,16 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(project, self.admin_api.get_server(
             sibling.instance_id)['tenant_id'])
 
-    def _refused_by_nova(self, project, app_id):
+    def _refused_by_nova(self, project):
         return (
             'the token of project %s, the VM\'s project, where its sibling '
-            'is booted, was refused (Booting a sibling of %s in project %s '
-            'failed (HTTP 401): The request you have made requires '
-            'authentication.): the driver\'s user admin may have lost its '
-            'role there since Keystone gave the token; check with: '
-            'openstack role assignment list --user admin --project %s; '
-            'grant one with: openstack role add --user admin --project %s '
-            'member' % (project, app_id, project, project, project))
+            'is booted, was refused (Finding flavor m1.small failed (HTTP '
+            '401): The request you have made requires authentication.): '
+            'the driver\'s user admin may have lost its role there since '
+            'Keystone gave the token; check with: openstack role '
+            'assignment list --user admin --project %s; grant one with: '
+            'openstack role add --user admin --project %s member'
+            % (project, project, project))
 
     def test_a_token_nova_refuses_at_boot_is_remembered_for_the_project(
             self):
@@ -597,7 +598,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
             self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
         steps = sorted(watcher.run_once(), key=lambda s: s.outcome)
         [failed] = [s for s in steps if s.outcome == 'failed']
-        reason = self._refused_by_nova(project, failed.instance_id)
+        reason = self._refused_by_nova(project)
         self.assertEqual(
             'boot 1 sibling of %s: %s' % (failed.instance_id, reason),
             failed.detail)
@@ -621,6 +622,35 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(3 * [('scale_out', 'started')],
                          [(s.decision.action, s.outcome) for s in steps],
                          [s.detail for s in steps])
+
+    def _flavor_access(self, flavor_id, project, action):
+        self.admin_api.api_post('/flavors/%s/action' % flavor_id, {
+            '%sTenantAccess' % action: {'tenant': project}})
+
+    def test_a_sibling_s_flavor_is_found_as_its_project_sees_it(self):
+        project = uuid.uuid4().hex
+        self.keystone.grant(project, 'member')
+        private = self._create_flavor(name='tenant.small', vcpu=1,
+                                      disk=20, ephemeral=0, is_public=False)
+        self._flavor_access(private, project, 'add')
+        _tenant, _group, app = self._tenant_vm(project, flavor_id=private)
+        _watcher, driver = self._busy()
+        sibling = driver.boot_sibling(app['id'])
+        server = self._wait_for_state_change(
+            {'id': sibling.instance_id}, 'ACTIVE')
+        self.assertEqual((project, 'tenant.small'), (
+            server['tenant_id'], server['flavor']['original_name']))
+        # No longer shared with the project: the driver's own credentials
+        # (admin) still see it, but the project may not boot with it.
+        self._flavor_access(private, project, 'remove')
+        with self.assertRaises(base.CloudError) as caught:
+            driver.boot_sibling(app['id'])
+        self.assertEqual(
+            'no flavor tenant.small that project %s may use: Nova shows '
+            'a project the public flavors and the private ones shared '
+            'with it (openstack flavor set --project %s tenant.small '
+            'shares one)' % (project, project), str(caught.exception))
+        self.assertEqual(2, len(self._project_servers(project)))
 
     def test_a_sibling_may_be_booted_in_the_service_project(self):
         project = uuid.uuid4().hex
