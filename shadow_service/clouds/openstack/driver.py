@@ -202,6 +202,19 @@ def _close_all(conns):
             LOG.debug('Closing a connection failed', exc_info=True)
 
 
+def _application_credential(auth):
+    """Whether the keystoneauth plugin ``auth`` authenticates with an
+    application credential (alone or among other methods): Keystone
+    scopes its tokens to the credential's project and refuses a request
+    that names another scope."""
+    from keystoneauth1.identity import v3
+
+    if isinstance(auth, v3.ApplicationCredential):
+        return True
+    return any(isinstance(method, v3.ApplicationCredentialMethod)
+               for method in getattr(auth, 'auth_methods', None) or ())
+
+
 def connect(conf, project_id=None):
     """An openstacksdk connection from ``[openstack]``: the clouds.yaml
     cloud ``cloud``, else the group's keystoneauth options; with
@@ -1390,6 +1403,19 @@ class OpenStackDriver(base.CloudDriver):
                                   'is in: no project to boot its sibling in')
         if project_id == self._project():
             return self.conn
+        if _application_credential(self.conn.session.auth):
+            # Keystone answers such a request with its 401, which would
+            # read as a missing role.
+            raise base.CloudError(
+                'the driver authenticates with an application credential, '
+                'which Keystone keeps to the project it was created in '
+                '(%s): it gives no token of project %s, the VM\'s project, '
+                'where its sibling is booted, whatever roles the user '
+                'holds there; give [openstack] a user\'s password (a user '
+                'with the %s role in the projects whose VMs are scaled '
+                'out), or set [openstack] sibling_project = service to '
+                'boot siblings in the driver\'s own project instead'
+                % (self._project(), project_id, SIBLING_ROLE))
         return self._project_connection(project_id)
 
     def _project_connection(self, project_id):
