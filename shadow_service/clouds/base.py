@@ -58,15 +58,20 @@ class CloudError(Exception):
     says whether the same call may succeed later (a timeout, a busy API)
     or not (quota exhausted, no such host, bad flavor);
     ``credentials_refused`` that the cloud refused who the driver says it
-    is (HTTP 401): no call succeeds until the configuration changes.
+    is (HTTP 401): no call succeeds until the configuration changes;
+    ``status`` the HTTP status the cloud answered with (None when it gave
+    none); ``unreachable`` that it did not answer at all (no connection,
+    timed out).
     """
 
     def __init__(self, message, host=None, retryable=False,
-                 credentials_refused=False):
+                 credentials_refused=False, status=None, unreachable=False):
         super().__init__(message)
         self.host = host
         self.retryable = retryable
         self.credentials_refused = credentials_refused
+        self.status = status
+        self.unreachable = unreachable
 
 
 def no_sibling_image(volume_id, made_from=None):

@@ -160,20 +160,23 @@ def cloud_errors(what, host=None):
         raise base.CloudError('%s failed (HTTP %s): %s'
                               % (what, status, text), host=host,
                               retryable=retryable,
-                              credentials_refused=status == 401) from None
+                              credentials_refused=status == 401,
+                              status=status) from None
     except (sdk_exc.ResourceTimeout, ks_exc.ConnectionError,
             ks_exc.RequestTimeout, ks_exc.DiscoveryFailure) as e:
         # (Version discovery fails when the endpoint does not answer.)
         raise base.CloudError('%s failed: %s: %s'
                               % (what, type(e).__name__, _message(e)),
-                              host=host, retryable=True) from None
+                              host=host, retryable=True,
+                              unreachable=True) from None
     except (sdk_exc.SDKException, ks_exc.ClientException) as e:
         # Keystone refusing the credentials: keystoneauth's Unauthorized.
-        refused = getattr(e, 'http_status', None) == 401
+        status = getattr(e, 'http_status', None)
         raise base.CloudError('%s failed: %s: %s'
                               % (what, type(e).__name__, _message(e)),
                               host=host, retryable=False,
-                              credentials_refused=refused) from None
+                              credentials_refused=status == 401,
+                              status=status) from None
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         # openstacksdk parsing an answer that is not what the API returns
         # (HTML with 200, a list where an object belongs): the cloud's
@@ -1341,7 +1344,7 @@ class OpenStackDriver(base.CloudDriver):
         if not found and not root and len(attached) == 1:
             found = attached
         if not found:
-            raise base.CloudError(
+            raise _NoRootVolume(
                 'Nova shows no volume of %s at its root device %s '
                 '(attached: %s)' % (
                     server.id, server.root_device_name or '(not shown)',
@@ -1574,8 +1577,9 @@ class OpenStackDriver(base.CloudDriver):
     def why_no_sibling(self, instance):
         """Why no sibling of ``instance`` can be booted: the driver's user
         holds no role in its project; for a VM booted from a volume, its
-        root volume gives no image (or that cannot be told).  None
-        otherwise."""
+        root volume gives no image, or that cannot be told (the VM or
+        its root volume not found, forbidden to the driver, or the cloud
+        not answering: :func:`_unread`).  None otherwise."""
         try:
             self._sibling_connection(instance.project_id)
         except base.CloudError as e:
@@ -1583,10 +1587,13 @@ class OpenStackDriver(base.CloudDriver):
         if not instance.volume_backed:
             return None
         try:
-            _mapping, refusal = self._sibling_volume(
-                self._server(instance.instance_id))
+            server = self._server(instance.instance_id)
         except base.CloudError as e:
-            return 'its root volume cannot be read: %s' % e
+            return _unread('the VM', e)
+        try:
+            _mapping, refusal = self._sibling_volume(server)
+        except base.CloudError as e:
+            return _unread('its root volume', e)
         return refusal
 
     def boot_sibling(self, instance_id, name=None, metadata=None):
@@ -1686,6 +1693,27 @@ class OpenStackDriver(base.CloudDriver):
                 continue
             found.append(_instance(server))
         return found
+
+
+class _NoRootVolume(base.CloudError):
+    """Nova shows no volume at a server's root device."""
+
+
+def _unread(what, error):
+    """Why ``what`` (``'its root volume'``) could not be read, from the
+    CloudError ``error`` (the cloud's own words in it): not found,
+    forbidden to the driver's user, the cloud not answering (the next
+    run asks again), or else unreadable."""
+    if error.unreachable:
+        return ('%s cannot be read now, the cloud did not answer '
+                '(unreachable or timed out; the next run asks again): %s'
+                % (what, error))
+    if error.status == 404 or isinstance(error, _NoRootVolume):
+        return '%s cannot be found: %s' % (what, error)
+    if error.status == 403:
+        return ('%s may not be read by the driver\'s user (forbidden by '
+                'the cloud\'s policy): %s' % (what, error))
+    return '%s cannot be read: %s' % (what, error)
 
 
 def _device(name):

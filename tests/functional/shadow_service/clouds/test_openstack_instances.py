@@ -1,9 +1,12 @@
 """The watcher's instance actions through the openstack driver, on real
 Nova: look up, resize and confirm, live-migrate, boot a sibling, delete."""
 
+import socket
+
 import pytest
 
 from shadow_service.clouds import base
+from shadow_service.clouds.openstack import driver as os_driver
 from shadow_service.history import memory
 from tests import openstack_support as support
 
@@ -58,16 +61,19 @@ class InstanceActionsTest(support.OpenStackHarnessTestBase):
         with self.assertRaises(base.CloudError):
             driver.get_instance(sibling.instance_id)
 
-    def test_a_root_volume_cinder_cannot_show_is_a_reason_not_a_crash(self):
-        _conf, driver = self.make_driver(memory.MemoryStore())
+    def _volume_backed_vm(self):
         volume = self.cinder.IMAGE_BACKED_VOL
         body = self._build_server(name='app', networks='none',
                                   image_uuid='')
         body['block_device_mapping_v2'] = [{
             'boot_index': 0, 'uuid': volume, 'source_type': 'volume',
             'destination_type': 'volume'}]
-        app = self._wait_for_state_change(
+        return volume, self._wait_for_state_change(
             self.api.post_server({'server': body}), 'ACTIVE')
+
+    def test_a_root_volume_cinder_cannot_show_is_a_reason_not_a_crash(self):
+        _conf, driver = self.make_driver(memory.MemoryStore())
+        volume, app = self._volume_backed_vm()
         instance = driver.get_instance(app['id'])
         self.assertTrue(instance.volume_backed)
         self.assertIsNone(driver.why_no_sibling(instance))
@@ -81,3 +87,54 @@ class InstanceActionsTest(support.OpenStackHarnessTestBase):
             driver.boot_sibling(app['id'])
         self.assertTrue(caught.exception.retryable)
         self.assertEqual(1, len(self.api.get_servers()))
+
+    def test_why_a_root_volume_cannot_be_read_is_told_apart(self):
+        conf, driver = self.make_driver(memory.MemoryStore())
+        volume, app = self._volume_backed_vm()
+        instance = driver.get_instance(app['id'])
+        read = ('Reading volume %s, the root disk of %s failed'
+                % (volume, app['id']))
+        answers = self.cinder_api.answers
+        answers['GET /v3/volumes/%s' % volume] = (404, {'itemNotFound': {
+            'code': 404, 'message': 'Volume %s could not be found.'
+            % volume}})
+        self.assertEqual(
+            'its root volume cannot be found: %s (HTTP 404): Volume %s '
+            'could not be found.' % (read, volume),
+            driver.why_no_sibling(instance))
+        answers['GET /v3/volumes/%s' % volume] = (403, {'forbidden': {
+            'code': 403, 'message': 'Policy doesn\'t allow '
+            'volume:get to be performed.'}})
+        self.assertEqual(
+            'its root volume may not be read by the driver\'s user '
+            '(forbidden by the cloud\'s policy): %s (HTTP 403): Policy '
+            'doesn\'t allow volume:get to be performed.' % read,
+            driver.why_no_sibling(instance))
+        # Cinder not answering: nothing listens there, or a listener that
+        # never answers (the call's time-out, 0.5 s here).
+        closed = socket.socket()
+        closed.bind(('127.0.0.1', 0))
+        silent = socket.socket()
+        silent.bind(('127.0.0.1', 0))
+        silent.listen(8)
+        self.addCleanup(silent.close)
+        for listener in (closed, silent):
+            self.cinder_url = 'http://127.0.0.1:%d/v3' % (
+                listener.getsockname()[1])
+            conn = self.connection()
+            conn.session.timeout = 0.5
+            driver = os_driver.OpenStackDriver(
+                conf, memory.MemoryStore(), connection=conn)
+            if listener is closed:
+                closed.close()
+            reason = driver.why_no_sibling(instance)
+            self.assertTrue(reason.startswith(
+                'its root volume cannot be read now, the cloud did not '
+                'answer (unreachable or timed out; the next run asks '
+                'again): %s: ' % read), reason)
+        # A VM gone meanwhile is not its volume's fault.
+        self.api.delete_server(app['id'])
+        self._wait_until_deleted(app)
+        self.assertTrue(driver.why_no_sibling(instance).startswith(
+            'the VM cannot be found: Looking up instance %s failed (HTTP '
+            '404)' % app['id']))
