@@ -68,8 +68,9 @@ META_EXPIRES = 'nova_shadow_expires_at'
 #: dropped past that is closed.
 MAX_PROJECT_CONNECTIONS = 64
 #: Seconds a project where the driver could not authenticate (its user
-#: holds no role there) is not asked of Keystone again: a scale-out of
-#: another of its VMs meanwhile is refused for the same reason.  Well
+#: holds no role there), or whose token Nova refused at a boot, is not
+#: asked of Keystone or Nova again: a scale-out of another of its VMs
+#: meanwhile is refused for the same reason.  Well
 #: under shadow-watcher's ``interval`` (300 s by default), so a role
 #: granted since counts at the next run.
 REFUSAL_MEMORY_S = 60.0
@@ -378,9 +379,10 @@ class OpenStackDriver(base.CloudDriver):
         self._scoped_from_conf = connection is None and not self.opts.cloud
         self._project_conns = collections.OrderedDict()
         self._project_conns_lock = threading.Lock()
-        # Project id -> (time.monotonic() of Keystone's last refusal, the
-        # CloudError it was), until authenticating there succeeds; warned
-        # of once, asked again after refusal_memory_s.
+        # Project id -> (time.monotonic() of Keystone's last refusal, or
+        # Nova's 401 at a boot, the CloudError it was), until
+        # authenticating there succeeds; warned of once, asked again
+        # after refusal_memory_s.
         self._refused_projects = collections.OrderedDict()
         #: Seconds a refusal of a project is answered from memory.
         self.refusal_memory_s = REFUSAL_MEMORY_S
