@@ -24,7 +24,9 @@ released; one a deferred delete keeps SOFT_DELETED (Nova's
 (at start and every ``gc_interval``) deletes shadows this service left
 behind and any expired shadow, SOFT_DELETED ones too; one whose deletion
 is under way (asked by this driver, or shown by Nova) is left to finish
-for twice ``delete_timeout``, then deleted again.
+for twice ``delete_timeout``, then deleted again (a SOFT_DELETED one
+whose force-delete has not completed: its state reset, force-deleted
+again).
 
 Every other failure is raised as
 :class:`~shadow_service.clouds.base.CloudError`, never as an
@@ -96,9 +98,15 @@ DELETED_STATUS = 'DELETED'
 SOFT_DELETED_STATUS = 'SOFT_DELETED'
 #: Nova's policy of the ``forceDelete`` server action.
 FORCE_DELETE_POLICY = 'os_compute_api:os-deferred-delete:force'
+#: Nova's policy of the ``os-resetState`` server action.
+RESET_STATE_POLICY = 'os_compute_api:os-admin-actions:reset_state'
 #: Deletions under way the driver remembers at most; past that the oldest
 #: is forgotten (the garbage collector then goes by what Nova shows).
 MAX_REMEMBERED_DELETIONS = 1024
+#: Remembered deletions the garbage collector looks up by id in one pass
+#: at most (those Nova's list hides: SOFT_DELETED), the ones looked up
+#: longest ago first; the rest wait for a later pass.
+MAX_HELD_LOOKUPS = 32
 
 
 def _host_name(host):
@@ -113,10 +121,11 @@ def _state(server):
     return 'status %s' % server.status
 
 
-def _soft_deleted(server):
-    """``server`` is kept SOFT_DELETED by a deferred delete, with no task
-    under way (a ``forceDelete`` shows task state ``deleting``)."""
-    return server.status == SOFT_DELETED_STATUS and not server.task_state
+def _kept(server):
+    """``server`` is SOFT_DELETED, whatever its task state: only a
+    ``forceDelete`` (which Nova takes in any task state) or the end of
+    ``reclaim_instance_interval`` ends it."""
+    return server.status == SOFT_DELETED_STATUS
 
 
 def _kept_soft_deleted(refused):
@@ -407,6 +416,19 @@ class OpenStackDriver(base.CloudDriver):
         # Server id -> time.monotonic() when Nova refused to force-delete
         # it (kept SOFT_DELETED), until it is gone.
         self._force_refusals = collections.OrderedDict()
+        # Server id -> time.monotonic() when this driver force-deleted it
+        # (or first saw a force-delete under way), until it is gone: the
+        # garbage collector asks again only after deletion_grace_s.
+        self._forced = collections.OrderedDict()
+        # Servers whose force-delete the collector repeated and said so
+        # (once; later repeats are logged at debug level).
+        self._force_repeat_warned = set()
+        # Server id -> time.monotonic() of the collector's last look-up
+        # of a remembered deletion (the ones looked up longest ago, or
+        # never, go first).
+        self._held_looked_up = {}
+        #: Remembered deletions looked up by id in one pass at most.
+        self.held_lookups_per_pass = MAX_HELD_LOOKUPS
         self._soft_list_warned = False
         #: Seconds a deletion under way is left to finish before the
         #: garbage collector asks again.
@@ -473,14 +495,96 @@ class OpenStackDriver(base.CloudDriver):
 
     def collect_garbage(self):
         """Delete :meth:`garbage_shadows` (one warning naming each and
-        why it is deleted); returns how many."""
+        why it is deleted); returns how many.  One this driver
+        force-deleted (or saw being force-deleted) ``deletion_grace_s``
+        ago or more and Nova still keeps SOFT_DELETED is force-deleted
+        again (:meth:`_force_again`), without a wait: the next pass
+        sees whether it went."""
         garbage = self._garbage()
-        if garbage:
-            LOG.warning('Deleting %d left-over shadows: %s', len(garbage),
+        repeats = [(shadow, why) for shadow, why in garbage
+                   if self._since_forced(shadow.shadow_id) is not None]
+        fresh = [(shadow, why) for shadow, why in garbage
+                 if self._since_forced(shadow.shadow_id) is None]
+        self._force_again(repeats)
+        if fresh:
+            LOG.warning('Deleting %d left-over shadows: %s', len(fresh),
                         ', '.join('%s (%s)' % (shadow.shadow_id, why)
-                                  for shadow, why in garbage))
-            self.delete_shadows([shadow for shadow, _why in garbage])
+                                  for shadow, why in fresh))
+            self.delete_shadows([shadow for shadow, _why in fresh])
         return len(garbage)
+
+    def _force_again(self, garbage):
+        """Force-delete again the ``(shadow, why)`` of ``garbage``, whose
+        force-delete has not completed: the first time for each, with a
+        warning, later with a debug line; the next time
+        ``deletion_grace_s`` later.
+
+        Nova ignores a delete of a server that shows task state
+        ``deleting`` while its compute service is up (and never
+        reclaims it): such a shadow's state is reset first
+        (``os-resetState`` to ``error``, which clears the task state),
+        so that the force-delete reaches its host again."""
+        for shadow, why in garbage:
+            server_id = shadow.shadow_id
+            with self._lock:
+                first = server_id not in self._force_repeat_warned
+                self._force_repeat_warned.add(server_id)
+            level = logging.WARNING if first else logging.DEBUG
+            LOG.log(level, 'Force-deleting shadow %s again (%s); asked '
+                    'again every %.0fs while Nova keeps it%s', server_id,
+                    why, self.deletion_grace_s,
+                    ' (said once)' if first else '')
+            # Also the wait for a deletion under way starts again.
+            self._deletion_asked(server_id)
+            try:
+                server = self._held(server_id)
+                if server is None:
+                    self._deletions_done([server_id])
+                    continue
+                if server.task_state == DELETING_TASK_STATE:
+                    try:
+                        self._reset_state(server_id)
+                    except base.CloudError as e:
+                        if e.retryable:
+                            raise
+                        self._force_refused(server_id)
+                        LOG.warning('Shadow %s stays SOFT_DELETED, holding '
+                                    'its allocations and quota: %s',
+                                    server_id, e)
+                        continue
+                self._force_delete(server_id)
+            except base.CloudError as e:
+                if not e.retryable:
+                    self._force_refused(server_id)
+                    LOG.warning('%s', _kept_soft_deleted({server_id: e}))
+                    continue
+                # Asked again after deletion_grace_s all the same.
+                self._force_asked(server_id)
+                LOG.log(level, 'Shadow garbage collection: %s', e)
+
+    def _reset_state(self, server_id):
+        """Clear the task state ``deleting`` of ``server_id``, which Nova
+        keeps while a deletion it will not take again never ends
+        (``os-resetState`` to ``error``)."""
+        from openstack import exceptions as sdk_exc
+
+        try:
+            with cloud_errors('Resetting the state of shadow %s, which Nova '
+                              'shows as being deleted and ignores deleting '
+                              'again (policy %s)'
+                              % (server_id, RESET_STATE_POLICY)):
+                try:
+                    self.conn.compute.reset_server_state(server_id, 'error')
+                except sdk_exc.NotFoundException:
+                    pass
+        except base.CloudError as e:
+            if e.retryable:
+                raise
+            raise base.CloudError(
+                '%s; an admin can run: openstack server set --state error '
+                '%s; openstack server delete --force %s (or restart '
+                'nova-compute on its host, which completes the deletion)'
+                % (e, server_id, server_id), retryable=False) from None
 
     # -- the clock ----------------------------------------------------------
     def now(self):
@@ -940,7 +1044,7 @@ class OpenStackDriver(base.CloudDriver):
                 if server is None:
                     waiting.discard(server_id)
                     continue
-                if server_id in forced or not _soft_deleted(server):
+                if server_id in forced or not _kept(server):
                     continue
                 try:
                     self._force_delete(server_id)
@@ -985,8 +1089,27 @@ class OpenStackDriver(base.CloudDriver):
                 self.conn.compute.delete_server(server_id, force=True)
             except sdk_exc.NotFoundException:
                 pass
+        self._force_asked(server_id)
         LOG.debug('Shadow %s was kept SOFT_DELETED by Nova (deferred '
                   'delete): force-deleted it', server_id)
+
+    def _force_asked(self, server_id):
+        """Remember that ``server_id`` was force-deleted now (or first
+        seen being force-deleted): the garbage collector leaves it for
+        ``deletion_grace_s``."""
+        with self._lock:
+            self._forced.pop(server_id, None)
+            self._forced[server_id] = time.monotonic()
+            while len(self._forced) > MAX_REMEMBERED_DELETIONS:
+                dropped, _since = self._forced.popitem(last=False)
+                self._force_repeat_warned.discard(dropped)
+
+    def _since_forced(self, server_id):
+        """Seconds since ``server_id`` was force-deleted (or first seen
+        being force-deleted), or None."""
+        with self._lock:
+            since = self._forced.get(server_id)
+        return None if since is None else time.monotonic() - since
 
     def _force_refused(self, server_id):
         """Remember that Nova refused to force-delete ``server_id`` now
@@ -1077,14 +1200,8 @@ class OpenStackDriver(base.CloudDriver):
     def _why_garbage(self, server, mine):
         """Why the collector deletes ``server`` (this service's when
         ``mine``, else an expired one), or None when it leaves it."""
-        if _soft_deleted(server):
-            refused_s = self._since_force_refused(server.id)
-            if refused_s is not None and refused_s < self.deletion_grace_s:
-                LOG.debug('Shadow %s stays SOFT_DELETED: Nova refused to '
-                          'force-delete it %.0fs ago', server.id, refused_s)
-                return None
-            return ('deleted, but kept SOFT_DELETED by Nova until '
-                    'reclaim_instance_interval passes')
+        if _kept(server):
+            return self._why_kept_garbage(server)
         pending_s = self._deletion_pending(server)
         if pending_s is None:
             return ('left behind by this service' if mine else
@@ -1098,6 +1215,34 @@ class OpenStackDriver(base.CloudDriver):
             return None
         return ('its deletion has not completed in %.0fs: %s'
                 % (pending_s, _state(server)))
+
+    def _why_kept_garbage(self, server):
+        """Why the collector force-deletes ``server``, which Nova keeps
+        SOFT_DELETED, or None when it leaves it: Nova refused to
+        force-delete it, or a force-delete is under way (task state
+        ``deleting``, or asked by this driver), less than
+        ``deletion_grace_s`` ago.  A force-delete under way longer than
+        that is asked again (Nova takes one in any task state)."""
+        refused_s = self._since_force_refused(server.id)
+        if refused_s is not None and refused_s < self.deletion_grace_s:
+            LOG.debug('Shadow %s stays SOFT_DELETED: Nova refused to '
+                      'force-delete it %.0fs ago', server.id, refused_s)
+            return None
+        forced_s = self._since_forced(server.id)
+        if forced_s is None and server.task_state == DELETING_TASK_STATE:
+            # Someone's force-delete under way, first seen now.
+            self._force_asked(server.id)
+            forced_s = 0.0
+        if forced_s is None:
+            return ('deleted, but kept SOFT_DELETED by Nova until '
+                    'reclaim_instance_interval passes')
+        if forced_s < self.deletion_grace_s:
+            LOG.debug('Shadow %s is being force-deleted (for %.0fs: %s); '
+                      'leaving it to finish', server.id, forced_s,
+                      _state(server))
+            return None
+        return ('its force-delete has not completed in %.0fs: %s'
+                % (forced_s, _state(server)))
 
     def _list_soft_deleted(self, listed):
         """Shadows Nova keeps SOFT_DELETED (its default list hides them),
@@ -1123,10 +1268,33 @@ class OpenStackDriver(base.CloudDriver):
         """Servers of the deletions remembered since before ``listed_at``
         that are not in ``listed``, looked up by id: those Nova still
         holds (SOFT_DELETED, hidden from its list).  The deletions of
-        those gone are forgotten."""
+        those gone are forgotten.
+
+        At most :attr:`held_lookups_per_pass` look-ups, the deletions
+        looked up longest ago (or never) first; none of those the
+        collector would leave anyway (Nova refused to force-delete them,
+        or they were force-deleted, less than ``deletion_grace_s``
+        ago)."""
+        due = []
+        for server_id in self._deletions_before(listed_at) - listed:
+            waiting_s = min(
+                (s for s in (self._since_force_refused(server_id),
+                             self._since_forced(server_id))
+                 if s is not None), default=None)
+            if waiting_s is None or waiting_s >= self.deletion_grace_s:
+                due.append(server_id)
+        now = time.monotonic()
+        with self._lock:
+            due.sort(key=lambda i: (self._held_looked_up.get(i, -1.0), i))
+            due = due[:max(0, self.held_lookups_per_pass)]
+            for server_id in due:
+                self._held_looked_up[server_id] = now
+            for server_id in set(self._held_looked_up) - set(
+                    self._deletions):
+                del self._held_looked_up[server_id]
         gone = set()
         held = []
-        for server_id in sorted(self._deletions_before(listed_at) - listed):
+        for server_id in due:
             try:
                 server = self._held(server_id)
             except base.CloudError as e:
@@ -1181,6 +1349,9 @@ class OpenStackDriver(base.CloudDriver):
             for server_id in server_ids:
                 self._deletions.pop(server_id, None)
                 self._force_refusals.pop(server_id, None)
+                self._forced.pop(server_id, None)
+                self._force_repeat_warned.discard(server_id)
+                self._held_looked_up.pop(server_id, None)
 
     def _running_shadows(self):
         """``(ids, names)``: the shadows this service runs or deletes, by

@@ -11,11 +11,14 @@ is a clear error at once, not a wait until ``delete_timeout``.
 """
 
 import logging
+import re
 import threading
 import time
+from unittest import mock
 
 import fixtures
 import pytest
+from nova.compute import rpcapi as compute_rpcapi
 
 from loadgen import profiles
 from shadow_service.clouds import base
@@ -70,6 +73,29 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
             return self.admin_api.get_server(server_id)['status']
         except support.client.OpenStackApiNotFoundException:
             return None
+
+    def _task_state(self, server_id):
+        return self.admin_api.get_server(server_id)['OS-EXT-STS:task_state']
+
+    def _lose_force_deletes(self):
+        """The compute hosts never get a force-delete's message (one
+        restarted as it was sent, a lost cast): Nova shows the server
+        SOFT_DELETED, task state ``deleting``, for good.  Returns the
+        mock of the cast (its calls: the force-deletes Nova accepted)
+        and an Event that, cleared, delivers them again."""
+        losing = threading.Event()
+        losing.set()
+        real = compute_rpcapi.ComputeAPI.terminate_instance
+
+        lost = mock.Mock()
+
+        def cast(rpcapi, *args, **kwargs):
+            lost(*args, **kwargs)
+            if not losing.is_set():
+                return real(rpcapi, *args, **kwargs)
+        self.useFixture(fixtures.MockPatchObject(
+            compute_rpcapi.ComputeAPI, 'terminate_instance', new=cast))
+        return lost, losing
 
     def _instances_used(self):
         return self.api.get_limits()['absolute']['totalInstancesUsed']
@@ -179,3 +205,79 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         self.assertEqual(1, driver.collect_garbage())
         self.assertIsNone(self._status(shadow.shadow_id))
         self.assertEqual({}, self.allocations(shadow.shadow_id))
+
+    def test_a_force_delete_left_under_way_is_asked_again(self):
+        earlier = self._driver('svc-a')
+        (left,) = self._boot(earlier, ['host1'])
+        self._soft_delete(left.shadow_id)
+        lost, losing = self._lose_force_deletes()
+        # A run of svc-a killed after its forceDelete, which the compute
+        # host never got.
+        self.admin_api.post_server_action(left.shadow_id,
+                                          {'forceDelete': None})
+        self.assertEqual('deleting', self._task_state(left.shadow_id))
+        self.assertEqual('SOFT_DELETED', self._status(left.shadow_id))
+        losing.clear()
+
+        driver = self._driver('svc-a', delete_timeout=1.0)
+        # A force-delete under way is left to finish, for twice
+        # delete_timeout.
+        self.assertEqual(0, driver.collect_garbage())
+        self.assertEqual('SOFT_DELETED', self._status(left.shadow_id))
+        self.assertEqual(1, lost.call_count)
+
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
+            # Before: a plain deletion again (which Nova only soft-
+            # deletes), a wait until delete_timeout and "not gone", every
+            # time, for the whole reclaim interval.
+            self.assertEqual(1, driver.collect_garbage())
+        (warning,) = self._warnings(logs.records)
+        self.assertIn(left.shadow_id, warning)
+        self.assertIn('force-delete has not completed', warning)
+        self.wait_for(lambda: self._status(left.shadow_id) is None,
+                      what='the shadow force-deleted')
+        self.assertEqual({}, self.allocations(left.shadow_id))
+        self.assertEqual(0, self._instances_used())
+        self.assertEqual(0, driver.collect_garbage())
+        self.assertEqual({}, driver._deletions)
+
+    def test_a_force_delete_that_never_finishes_is_repeated_with_backoff(
+            self):
+        driver = self._driver(delete_timeout=1.0)
+        (shadow,) = self._boot(driver, ['host2'])
+        lost, _losing = self._lose_force_deletes()
+        with self.assertRaises(base.CloudError) as raised:
+            driver.delete_shadows([shadow])
+        self.assertIn('not gone', str(raised.exception))
+        self.assertEqual(1, lost.call_count)
+        self.assertEqual('deleting', self._task_state(shadow.shadow_id))
+
+        # Within twice delete_timeout of the force-delete: left to finish,
+        # with nothing said above debug level.
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            for _ in range(3):
+                self.assertEqual(0, driver.collect_garbage())
+        self.assertEqual([], self._warnings(logs.records))
+        self.assertEqual(1, lost.call_count)
+
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
+            started = time.monotonic()
+            self.assertEqual(1, driver.collect_garbage())
+            # Asked again without a wait: the next pass looks.
+            self.assertLess(time.monotonic() - started,
+                            driver.opts.delete_timeout)
+        (warning,) = self._warnings(logs.records)
+        self.assertIn('%s again (its force-delete has not completed'
+                      % shadow.shadow_id, warning)
+        # Its state reset, the force-delete reached its host again.
+        self.assertEqual(2, lost.call_count)
+
+        # And is left to finish for twice delete_timeout again.
+        driver.deletion_grace_s = 2.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            for _ in range(3):
+                self.assertEqual(0, driver.collect_garbage())
+        self.assertEqual([], self._warnings(logs.records))
+        self.assertEqual(2, lost.call_count)
