@@ -281,3 +281,53 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
                 self.assertEqual(0, driver.collect_garbage())
         self.assertEqual([], self._warnings(logs.records))
         self.assertEqual(2, lost.call_count)
+
+    def _count_gets_by_id(self):
+        """The ``GET /servers/<id>`` the driver's connection sends, as
+        a list that grows."""
+        gets = []
+        one = re.compile(r'/servers/[0-9a-f-]{36}$')
+
+        def hook(response, *args, **kwargs):
+            if (response.request.method == 'GET'
+                    and one.search(response.request.path_url)):
+                gets.append(response.request.path_url.rsplit('/', 1)[1])
+        hooks = self.conn.session.session.hooks['response']
+        hooks.append(hook)
+        self.addCleanup(hooks.remove, hook)
+        return gets
+
+    def test_remembered_deletions_are_looked_up_a_few_at_a_time(self):
+        # Credentials that may neither list deleted servers nor
+        # force-delete: the shadows stay SOFT_DELETED, remembered.
+        self.policy.set_rules({ALL_FILTERS_POLICY: '!', FORCE_POLICY: '!'},
+                              overwrite=False)
+        driver = self._driver(delete_timeout=1.0)
+        shadows = self._boot(driver, list(support.HOSTS))
+        with self.assertRaises(base.CloudError):
+            driver.delete_shadows(shadows)
+        ids = {s.shadow_id for s in shadows}
+        self.assertEqual(ids, set(driver._deletions))
+        gets = self._count_gets_by_id()
+
+        # Before: every remembered deletion looked up, every pass (1,024
+        # at most).  Those Nova refused to force-delete less than twice
+        # delete_timeout ago are left alone: no look-up.
+        self.assertEqual([], driver.garbage_shadows())
+        self.assertEqual([], gets)
+
+        # Past that, at most held_lookups_per_pass a pass, the ones
+        # looked up longest ago first.
+        driver.held_lookups_per_pass = 2
+        driver.deletion_grace_s = 0.0
+        self.assertEqual(2, len(driver.garbage_shadows()))
+        self.assertEqual(2, len(gets))
+        self.assertEqual(2, len(set(gets)))
+        first = set(gets)
+        self.assertEqual(2, len(driver.garbage_shadows()))
+        self.assertEqual(4, len(gets))
+        # The one left out first comes first.
+        self.assertEqual(ids - first, {gets[2]})
+        self.assertEqual(ids, set(gets))
+        for shadow_id in ids:
+            self.assertEqual('SOFT_DELETED', self._status(shadow_id))
