@@ -10,7 +10,9 @@ with ``[watcher] scale_webhook``, a POST to the webhook instead.  In
 dry-run it calls nothing that changes the cloud and says what it would
 have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
-done or failed.  Driver failures come back as outcomes, never raised.
+done or failed; a sibling a deferred delete keeps SOFT_DELETED is deleted
+again (the ``openstack`` driver force-deletes it).  Driver failures come
+back as outcomes, never raised.
 """
 
 import dataclasses
@@ -205,12 +207,17 @@ class Actuator:
         left = []
         for sibling in pending.siblings:
             try:
-                self.driver.get_instance(sibling)
+                instance = self.driver.get_instance(sibling)
             except cloud_base.NotSupported:
                 raise
             except cloud_base.CloudError as exc:
                 if not exc.retryable:
                     continue            # gone
+            else:
+                if (instance.status or '').upper() == 'SOFT_DELETED':
+                    # Kept by a deferred delete (holding its project's
+                    # quota): the driver force-deletes it.
+                    self.driver.delete_instance(sibling)
             left.append(sibling)
         if not left:
             return 'done', 'deleted %s' % ', '.join(pending.siblings)

@@ -1843,8 +1843,73 @@ class OpenStackDriver(base.CloudDriver):
             volume_backed=instance.volume_backed, notes=notes)
 
     def delete_instance(self, instance_id):
-        with cloud_errors('Deleting %s' % instance_id):
-            self.conn.compute.delete_server(instance_id, ignore_missing=True)
+        """Delete ``instance_id`` (a sibling the watcher booted) as shadows
+        are deleted; no error when it is gone already.
+
+        On a cloud that defers deletes (Nova's ``reclaim_instance_interval``
+        above 0) Nova answers the DELETE by soft-deleting the server
+        (task state ``soft-deleting``), then keeps it SOFT_DELETED,
+        holding its project's quota and its host, until the interval
+        passes: the driver waits for that (one look-up every
+        ``poll_interval``, ``delete_timeout`` at most) and force-deletes
+        it.  Elsewhere the first look-up shows the deletion under way
+        (task state ``deleting``) or done, and nothing is waited for.
+        CloudError saying what the sibling holds and what frees it when
+        Nova refuses the force-delete."""
+        server = self._instance_held(instance_id)
+        if server is None:
+            return
+        if not _kept(server):
+            with cloud_errors('Deleting %s' % instance_id):
+                self.conn.compute.delete_server(instance_id,
+                                                ignore_missing=True)
+            deadline = time.monotonic() + self.opts.delete_timeout
+            while True:
+                server = self._instance_held(instance_id)
+                if (server is None or _kept(server)
+                        or server.task_state == DELETING_TASK_STATE):
+                    break
+                if time.monotonic() >= deadline:
+                    # Still soft-deleting: the watcher follows it, and
+                    # deletes it again once it is SOFT_DELETED.
+                    return
+                time.sleep(self.opts.poll_interval)
+        if server is None or not _kept(server) or server.task_state:
+            return
+        from openstack import exceptions as sdk_exc
+
+        try:
+            with cloud_errors('Force-deleting %s' % instance_id):
+                try:
+                    self.conn.compute.delete_server(instance_id, force=True)
+                except sdk_exc.NotFoundException:
+                    pass
+        except base.CloudError as e:
+            if e.retryable:
+                raise
+            raise base.CloudError(
+                '%s stays SOFT_DELETED, holding its Placement allocations, '
+                'its host\'s RAM and CPU and project %s\'s quota until '
+                'Nova reclaims it ([DEFAULT] reclaim_instance_interval): '
+                'Nova refused to force-delete it (%s); let the [openstack] '
+                'user force-delete servers (policy %s; Nova\'s default '
+                'allows project members and admins), or set '
+                'reclaim_instance_interval = 0 in Nova'
+                % (instance_id, server.project_id or '(not shown)', e,
+                   FORCE_DELETE_POLICY), retryable=False) from None
+        LOG.info('%s was kept SOFT_DELETED by Nova (deferred delete): '
+                 'force-deleted it', instance_id)
+
+    def _instance_held(self, instance_id):
+        """The server ``instance_id`` shown by id (SOFT_DELETED ones too),
+        or None once it is gone."""
+        from openstack import exceptions as sdk_exc
+
+        with cloud_errors('Looking up instance %s' % instance_id):
+            try:
+                return self.conn.compute.get_server(instance_id)
+            except sdk_exc.NotFoundException:
+                return None
 
     def list_instances(self, project_ids=None):
         """Every server of ``project_ids`` (all projects the credentials

@@ -24,6 +24,7 @@ from loadgen import profiles
 from shadow_service.clouds import base
 from shadow_service.clouds.openstack import driver as os_driver
 from shadow_service.history import memory
+from shadow_service.watcher import actuator
 from tests import openstack_support as support
 
 pytestmark = [pytest.mark.nova]
@@ -331,3 +332,57 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         self.assertEqual(ids, set(gets))
         for shadow_id in ids:
             self.assertEqual('SOFT_DELETED', self._status(shadow_id))
+
+    def test_a_sibling_is_force_deleted_or_the_refusal_says_why(self):
+        driver = self._driver()
+        body = self._build_server(name='app', networks='none',
+                                  az='nova:host1')
+        app = self._wait_for_state_change(
+            self.api.post_server({'server': body}), 'ACTIVE')
+        first = driver.boot_sibling(app['id'], name='app-2')
+        self._wait_for_state_change({'id': first.instance_id}, 'ACTIVE')
+        # Before: a plain DELETE, and the sibling SOFT_DELETED for the
+        # interval, holding the project's quota.
+        driver.delete_instance(first.instance_id)
+        self.wait_for(lambda: self._status(first.instance_id) is None,
+                      what='the sibling force-deleted')
+        self.assertEqual({}, self.allocations(first.instance_id))
+        self.assertEqual(1, self._instances_used())
+
+        # A soft-delete slower than delete_timeout: the watcher's next
+        # look at the scale-in force-deletes the sibling.
+        slow = driver.boot_sibling(app['id'], name='app-slow')
+        self._wait_for_state_change({'id': slow.instance_id}, 'ACTIVE')
+        release = threading.Event()
+        self.addCleanup(release.set)
+        with fixtures.MockPatch(
+                'nova.virt.fake.FakeDriver.soft_delete',
+                side_effect=lambda instance: release.wait(30)):
+            driver.conf.set_override('delete_timeout', 1.0, 'openstack')
+            driver.delete_instance(slow.instance_id)
+            release.set()
+        self.wait_for(
+            lambda: self._status(slow.instance_id) == 'SOFT_DELETED',
+            what='the sibling soft-deleted')
+        acting = actuator.Actuator(driver, ladder=None, dry_run=False)
+        pending = actuator.Pending(
+            decision_id='d', instance_id=app['id'], action='scale_in',
+            started_at=0.0, deadline=3600.0, siblings=[slow.instance_id])
+        self.assertIsNone(acting.follow(pending, 1.0)[0])
+        self.wait_for(lambda: self._status(slow.instance_id) is None,
+                      what='the sibling force-deleted')
+        self.assertEqual('done', acting.follow(pending, 2.0)[0])
+        self.assertEqual(1, self._instances_used())
+
+        self.policy.set_rules({FORCE_POLICY: '!'}, overwrite=False)
+        second = driver.boot_sibling(app['id'], name='app-3')
+        self._wait_for_state_change({'id': second.instance_id}, 'ACTIVE')
+        with self.assertRaises(base.CloudError) as raised:
+            driver.delete_instance(second.instance_id)
+        message = str(raised.exception)
+        self.assertIn('%s stays SOFT_DELETED' % second.instance_id, message)
+        self.assertIn("project %s's quota" % second.project_id, message)
+        self.assertIn('HTTP 403', message)
+        self.assertIn(FORCE_POLICY, message)
+        self.assertFalse(raised.exception.retryable)
+        self.assertEqual('SOFT_DELETED', self._status(second.instance_id))

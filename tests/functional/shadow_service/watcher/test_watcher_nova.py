@@ -221,6 +221,20 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self._scaled_in(app, watcher, driver, busy, sibling)
         self.assertEqual([created], self.deleted_volumes)
 
+    def test_a_sibling_scaled_in_where_deletes_are_deferred_frees_quota(
+            self):
+        # Nova keeps a deleted server SOFT_DELETED for an hour, holding
+        # its project's quota (and its host).
+        self.flags(reclaim_instance_interval=3600)
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        self.assertEqual(2, self.api.get_limits()['absolute'][
+            'totalInstancesUsed'])
+        # Before: a plain DELETE, the sibling SOFT_DELETED for the hour.
+        self._scaled_in(app, watcher, driver, busy, sibling)
+        self.assertEqual(1, self.api.get_limits()['absolute'][
+            'totalInstancesUsed'])
+        self.assertEqual({}, self.allocations(sibling))
+
     def test_a_vm_whose_root_volume_was_not_made_from_an_image_gets_no_sibling(
             self):
         snapshot = str(uuid.uuid4())
