@@ -214,9 +214,11 @@ class Actuator:
                 if not exc.retryable:
                     continue            # gone
             else:
-                if (instance.status or '').upper() == 'SOFT_DELETED':
+                if ((instance.status or '').upper() == 'SOFT_DELETED'
+                        and not self.dry_run):
                     # Kept by a deferred delete (holding its project's
-                    # quota): the driver force-deletes it.
+                    # quota): the driver force-deletes it.  (Started
+                    # before a restart in dry-run: observe only.)
                     self.driver.delete_instance(sibling)
             left.append(sibling)
         if not left:
