@@ -176,6 +176,10 @@ class InfluxDBStore(base.HistoryStore):
         self._counts = collections.Counter()
         self._last_drop_log = None
         self._pending_evaluations = {}
+        #: The sequence numbers ``[first, last, lost]`` of the points each
+        #: ``write_through`` waits for; ``lost`` once one of them (not
+        #: any other point) was dropped.
+        self._watched = []
         # True while the writer's last attempt failed.
         self._failing = False
 
@@ -589,6 +593,8 @@ class InfluxDBStore(base.HistoryStore):
         if excess > 0:
             lost = sum(self._buffer.popleft()[1] is not None
                        for _ in range(excess))
+            self._mark_lost(range(self._taken_seq + 1,
+                                  self._taken_seq + excess + 1))
             self._taken_seq += excess
             if lost:
                 self._counts['dropped'] += lost
@@ -607,9 +613,13 @@ class InfluxDBStore(base.HistoryStore):
         until written, so the wait goes on for them; only ``cancel`` or
         closing the store ends it then (and they may still be written).
         While the server is known to fail nothing is buffered at all.
-        Any point the buffer dropped meanwhile counts as possibly one of
-        these: the error says so, and the caller writes them again
-        (InfluxDB keeps one point per series and time).  A point older
+        When one of these points was dropped (the buffer overflowed
+        before it was sent, or the server refused it) the error says so,
+        and the caller writes them again (InfluxDB keeps one point per
+        series and time); points of other writers dropped meanwhile do
+        not fail this call.  When the server drops part of a batch that
+        holds these points without saying which, these alone are sent
+        again to learn whether they are kept.  A point older
         than its retention policy keeps (by this host's clock), which
         InfluxDB would drop as it arrives, is
         :class:`~shadow_service.history.base.PointsRejected` and nothing
@@ -625,9 +635,10 @@ class InfluxDBStore(base.HistoryStore):
             if self._failing:
                 raise base.HistoryError(
                     'InfluxDB at %s is failing: not written' % self.where)
-            dropped = self._counts['dropped']
+            first = self._enqueued_seq + 1
+            watched = [first, first + len(lines) - 1, False]
+            self._watched.append(watched)
             last = self._enqueue(lines)
-            first = last - len(lines) + 1
             self._flush_wanted += 1
             self._cond.notify_all()
             try:
@@ -651,7 +662,8 @@ class InfluxDBStore(base.HistoryStore):
                     self._cond.wait(0.1)
             finally:
                 self._flush_wanted -= 1
-            if self._counts['dropped'] != dropped:
+                self._watched.remove(watched)
+            if watched[2]:
                 raise base.HistoryError(
                     'InfluxDB at %s may have dropped these points (see '
                     'the log)' % self.where)
@@ -686,6 +698,28 @@ class InfluxDBStore(base.HistoryStore):
         for seq in range(first, last + 1):
             index = seq - self._taken_seq - 1
             self._buffer[index] = (self._buffer[index][0], None)
+
+    def _mark_lost(self, seqs):
+        """Tell the ``write_through`` calls waiting for any of the points
+        ``seqs`` (sequence numbers, ascending) that it was dropped
+        (holding ``_cond``)."""
+        if not self._watched or not seqs:
+            return
+        for watched in self._watched:
+            if isinstance(seqs, range):
+                hit = seqs[0] <= watched[1] and watched[0] <= seqs[-1]
+            else:
+                hit = any(watched[0] <= seq <= watched[1] for seq in seqs)
+            if hit:
+                watched[2] = True
+
+    def _watched_in(self, seqs):
+        """``[[seq, ...], ...]``: the sequence numbers among ``seqs``
+        that each waiting ``write_through`` call waits for."""
+        with self._cond:
+            groups = [[seq for seq in seqs if watched[0] <= seq <= watched[1]]
+                      for watched in self._watched]
+        return [group for group in groups if group]
 
     def _log_overflow(self, excess):
         now = time.monotonic()
@@ -730,6 +764,8 @@ class InfluxDBStore(base.HistoryStore):
         self._writer.join()
         with self._cond:
             left = sum(line is not None for _, line in self._buffer)
+            self._mark_lost(range(self._taken_seq + 1,
+                                  self._taken_seq + len(self._buffer) + 1))
             self._buffer.clear()
             self._counts['dropped'] += left
         if not drained or left:
@@ -742,17 +778,21 @@ class InfluxDBStore(base.HistoryStore):
         """Wait for a full batch, a flush, the flush interval or close;
         return the oldest lines to send (possibly none) as ``[(policy,
         lines)]``, one entry per retention policy they go to (one
-        ``/write`` each), in the order each policy first comes."""
+        ``/write`` each), in the order each policy first comes; with
+        each line its sequence number: ``[(policy, (lines, seqs))]``."""
         with self._cond:
             if (len(self._buffer) < self._batch_size
                     and not self._flush_wanted and not self._closing):
                 self._cond.wait(self._opts['influx_flush_interval_s'])
             count = min(self._batch_size, len(self._buffer))
             groups = {}
-            for _ in range(count):
+            for seq in range(self._taken_seq + 1,
+                             self._taken_seq + count + 1):
                 policy, line = self._buffer.popleft()
                 if line is not None:    # None: taken back (_withdraw)
-                    groups.setdefault(policy, []).append(line)
+                    lines, seqs = groups.setdefault(policy, ([], []))
+                    lines.append(line)
+                    seqs.append(seq)
             self._inflight_from = self._taken_seq + 1
             self._taken_seq += count
             self._inflight = count
@@ -767,28 +807,31 @@ class InfluxDBStore(base.HistoryStore):
         while not (self._closing and not self._buffer):
             groups = self._take_batch()
             try:
-                for policy, batch in groups:
+                for policy, (batch, seqs) in groups:
                     try:
-                        self._deliver(batch, policy)
+                        self._deliver(batch, policy, seqs)
                     except Exception:
                         LOG.exception('History writer failed on %d points; '
                                       'they are counted as dropped',
                                       len(batch))
                         with self._cond:
                             self._counts['dropped'] += len(batch)
+                            self._mark_lost(seqs)
             finally:
                 self._finish_batch()
             if self._stop.is_set() and self._closing:
                 break
 
-    def _deliver(self, batch, policy=None):
+    def _deliver(self, batch, policy=None, seqs=None):
         """Send ``batch`` (to retention ``policy``, the default when
-        None) until it is written or the store is closing."""
+        None; ``seqs``: the lines' sequence numbers) until it is written
+        or the store is closing."""
+        seqs = list(seqs) if seqs is not None else [0] * len(batch)
         backoff = self._opts['influx_retry_backoff_s']
         failures = 0
         while True:
             try:
-                self._post_lines(batch, policy)
+                self._post_lines(batch, policy, seqs)
                 self._failing = False
                 if failures:
                     LOG.info('InfluxDB at %s accepts writes again after %d '
@@ -807,23 +850,30 @@ class InfluxDBStore(base.HistoryStore):
             if self._stop.wait(backoff):
                 with self._cond:
                     self._counts['dropped'] += len(batch)
+                    self._mark_lost(seqs)
                 LOG.error('Dropped %d points: the store closed while InfluxDB '
                           'at %s was failing', len(batch), self.where)
                 return
             backoff = min(backoff * 2,
                           self._opts['influx_retry_backoff_max_s'])
 
-    def _post_lines(self, batch, policy=None):
-        """One ``/write``; splits a batch the server rejects as invalid
-        so that only the bad points are dropped."""
+    def _post(self, batch, policy):
+        """POST ``batch`` to ``/write``; the reply."""
         params = {'db': self.database, 'precision': 'u'}
         if policy:
             params['rp'] = policy
+        return self._session.post(
+            self.url + '/write', params=params,
+            data='\n'.join(batch).encode('utf-8'), timeout=self._timeout)
+
+    def _post_lines(self, batch, policy=None, seqs=None):
+        """One ``/write``; splits a batch the server rejects as invalid
+        so that only the bad points are dropped.  ``seqs``: the lines'
+        sequence numbers, to tell a ``write_through`` waiting for a
+        dropped one."""
+        seqs = list(seqs) if seqs is not None else [0] * len(batch)
         try:
-            reply = self._session.post(
-                self.url + '/write', params=params,
-                data='\n'.join(batch).encode('utf-8'),
-                timeout=self._timeout)
+            reply = self._post(batch, policy)
         except requests.RequestException as exc:
             raise _WriteFailed(self._masked(exc))
         if reply.status_code == 204:
@@ -833,13 +883,15 @@ class InfluxDBStore(base.HistoryStore):
         error = self._error_text(reply)
         if reply.status_code == 400 and 'partial write' in error:
             self._count_partial_write(len(batch), error)
+            self._check_kept(batch, policy, seqs)
         elif reply.status_code in (400, 413) and len(batch) > 1:
             half = len(batch) // 2
-            self._post_lines(batch[:half], policy)
-            self._post_lines(batch[half:], policy)
+            self._post_lines(batch[:half], policy, seqs[:half])
+            self._post_lines(batch[half:], policy, seqs[half:])
         elif reply.status_code == 400:
             with self._cond:
                 self._counts['dropped'] += 1
+                self._mark_lost(seqs)
             LOG.warning('InfluxDB rejected a point, dropped: %s (%s)',
                         error, batch[0][:200])
         else:
@@ -858,6 +910,24 @@ class InfluxDBStore(base.HistoryStore):
             self._counts['written'] += sent - dropped
         LOG.warning('InfluxDB dropped %d of %d points: %s', dropped, sent,
                     error)
+
+    def _check_kept(self, batch, policy, seqs):
+        """After a partial write of ``batch``, which names no line it
+        dropped: send the lines a ``write_through`` waits for again, each
+        waiter's alone, and tell it whether they were dropped (a point
+        written again replaces itself; one the server refused is refused
+        again).  The counters are not touched: these lines were counted
+        with the batch."""
+        line_of = dict(zip(seqs, batch))
+        for group in self._watched_in(seqs):
+            try:
+                kept = self._post([line_of[seq] for seq in group],
+                                  policy).status_code == 204
+            except requests.RequestException:
+                kept = False
+            if not kept:
+                with self._cond:
+                    self._mark_lost(group)
 
     @staticmethod
     def _error_text(reply):

@@ -111,3 +111,77 @@ def test_a_notification_older_than_the_store_keeps_is_dropped(
         assert notifications.placement_of(store, new) == 'host1'
     finally:
         store.close()
+
+
+def _created(endpoint, instance):
+    payload = {'nova_object.data': {'uuid': instance, 'host': 'host1'}}
+    return endpoint.info({}, 'nova-compute:host1', 'instance.create.end',
+                         payload, {'timestamp': str(timeutils.utcnow())})
+
+
+def _host_score(host, value, when):
+    return history_base.Point(
+        'host_score', {'host': host}, {'score': value}, when)
+
+
+def test_points_of_another_writer_dropped_by_influxdb_requeue_nothing(
+        influxdb_server):
+    # An evaluation's host score InfluxDB refuses (a string where the
+    # field holds numbers) goes out in the same batch as the event: the
+    # server drops that point, not the event, which is recorded.
+    store = history_conftest.make_influx_store(
+        influxdb_server, flush_interval_s=30.0)
+    try:
+        now = time.time()
+        store.write_through([_host_score('host1', 0.5, now - 10)])
+        store.write([_host_score('host1', 'high', now - 5)])
+        endpoint = notifications.NovaEndpoint(store, time.time,
+                                              retry_backoff_s=0.01)
+        instance = str(uuid.uuid4())
+        assert _created(endpoint, instance) == (
+            messaging.NotificationResult.HANDLED)
+        assert store.counters()['dropped'] == 1
+        assert (endpoint.recorded, endpoint.requeued) == (1, 0)
+        assert notifications.placement_of(store, instance) == 'host1'
+    finally:
+        store.close()
+
+
+def test_points_of_another_writer_the_full_buffer_drops_requeue_nothing(
+        influxdb_server):
+    # The buffer overflows as the event joins it: the oldest points, a
+    # burst from another writer, are dropped; the event is not.
+    store = history_conftest.make_influx_store(
+        influxdb_server, flush_interval_s=30.0, buffer_size=3)
+    try:
+        now = time.time()
+        store.write([_host_score('host%d' % i, 0.5, now) for i in range(3)])
+        endpoint = notifications.NovaEndpoint(store, time.time,
+                                              retry_backoff_s=0.01)
+        instance = str(uuid.uuid4())
+        assert _created(endpoint, instance) == (
+            messaging.NotificationResult.HANDLED)
+        assert store.counters()['dropped'] == 1
+        assert (endpoint.recorded, endpoint.requeued) == (1, 0)
+        assert notifications.placement_of(store, instance) == 'host1'
+    finally:
+        store.close()
+
+
+def test_a_notification_whose_own_point_influxdb_drops_is_requeued(
+        influxdb_server):
+    # The event's record field already holds numbers on the server: it
+    # refuses the event itself (a partial write naming no point), so the
+    # notification goes back to the broker.
+    store = history_conftest.make_influx_store(influxdb_server)
+    try:
+        store.write_through([history_base.Point(
+            'instance_event', {'instance': 'other'}, {'record': 1.0},
+            time.time() - 10)])
+        endpoint = notifications.NovaEndpoint(store, time.time,
+                                              retry_backoff_s=0.01)
+        assert _created(endpoint, str(uuid.uuid4())) == (
+            messaging.NotificationResult.REQUEUE)
+        assert (endpoint.recorded, endpoint.requeued) == (0, 1)
+    finally:
+        store.close()
