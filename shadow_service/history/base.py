@@ -375,10 +375,10 @@ class HistoryStore(metaclass=abc.ABCMeta):
     def write_through(self, points, timeout=None, cancel=None):
         """Write ``points`` and return only once the store holds them.
 
-        Raises (:class:`HistoryError`, or the error of the store's
-        database) when they could not be stored; then they will not be
-        written later either, except by a store that had already sent
-        them when it gave up (see the InfluxDB store).  ``timeout``
+        Raises :class:`HistoryError` when they could not be stored;
+        then they will not be written later either, except by a store
+        that had already sent them when it gave up (see the InfluxDB
+        store).  ``timeout``
         (seconds) and ``cancel`` (a ``threading.Event``) bound the wait
         of a store that buffers its writes.  A store whose ``write`` is
         synchronous (SQLite, memory) just writes.  :class:`PointsRejected`

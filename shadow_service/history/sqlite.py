@@ -31,10 +31,13 @@ default): its memory does not grow with the series the file
 holds.  A series that fell out of the cache is looked up by its unique
 ``(measurement, tags)`` index when next written.
 Writes are synchronous (one transaction per ``write()`` call): nothing
-waits in a buffer.
+waits in a buffer.  A call that finds the file locked longer than
+``[history] sqlite_busy_timeout`` (or meets another operational error of
+the database) raises :class:`~shadow_service.history.base.HistoryError`.
 """
 
 import collections
+import functools
 import itertools
 import json
 import logging
@@ -172,6 +175,22 @@ def _check_json(db):
             'this SQLite %s has no JSON functions (json_each: %s); the '
             'store needs a build with them (the default since SQLite '
             '3.38)' % (sqlite3.sqlite_version, exc))
+
+
+def _store_errors(method):
+    """Raise the database's operational errors of ``method`` (``database
+    is locked`` once ``[history] sqlite_busy_timeout`` ran out, a full
+    disk, an unreadable file) as :class:`~base.HistoryError`, the error
+    callers of every store handle."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise base.HistoryError(
+                'the SQLite history store %s failed: %s' % (self.path, exc)
+            ) from exc
+    return wrapper
 
 
 def _value_from_db(value):
@@ -402,6 +421,7 @@ class SQLiteStore(base.HistoryStore):
 
     # -- writing ----------------------------------------------------------
 
+    @_store_errors
     def write(self, points):
         prepared = [(p.measurement,) + base.normalise(p) for p in points]
         if not prepared:
@@ -467,6 +487,7 @@ class SQLiteStore(base.HistoryStore):
         return self._db.execute(sql + ' ORDER BY time_us, series_id',
                                 args).fetchall()
 
+    @_store_errors
     def query_points(self, measurement, tags=None, start=None, end=None,
                      limit=None):
         base.check_limit(limit)
@@ -552,6 +573,7 @@ class SQLiteStore(base.HistoryStore):
         return sum(1 for _ in itertools.groupby(
             rows, key=lambda row: (row[0], row[1])))
 
+    @_store_errors
     def query_series(self, measurement, field, tags, start, end, step_s,
                      agg='mean'):
         base.check_window(start, end, step_s, agg)
@@ -577,6 +599,7 @@ class SQLiteStore(base.HistoryStore):
             buckets.add(*row)
         return buckets.series(agg)
 
+    @_store_errors
     def latest(self, measurement, field, tags=None, group_by='host'):
         newest = {}
         with self._lock:
@@ -596,6 +619,7 @@ class SQLiteStore(base.HistoryStore):
                     newest[key] = found
         return newest
 
+    @_store_errors
     def get_evaluation(self, evaluation_id):
         with self._lock:
             series = self._matching_series(
@@ -614,6 +638,7 @@ class SQLiteStore(base.HistoryStore):
 
     # -- retention --------------------------------------------------------
 
+    @_store_errors
     def compact(self, now=None):
         """Roll up and expire metric points older than the raw retention;
         expire records (evaluations, decisions) older than the record

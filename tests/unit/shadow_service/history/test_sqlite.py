@@ -485,24 +485,43 @@ def test_reads_of_many_series_need_few_sql_variables(path):
         assert found[name] == answer, name
 
 
+def _locked_store(tmp_path, busy_timeout):
+    """A store on a file, opened with ``[history] sqlite_busy_timeout``."""
+    conf = cfg.ConfigOpts()
+    history_conf.register_opts(conf)
+    conf([], default_config_files=[])
+    conf.set_override('sqlite_path', str(tmp_path / 'history.sqlite'),
+                      group='history')
+    conf.set_override('sqlite_busy_timeout', busy_timeout, group='history')
+    return sqlite.SQLiteStore(conf)
+
+
 def test_a_locked_file_fails_after_the_busy_timeout(tmp_path):
     # [history] sqlite_busy_timeout: how long a write waits for a file
-    # another connection holds locked, then it fails (sqlite3's own
-    # "database is locked").
+    # another connection holds locked, then it fails with the store's own
+    # error, which callers of every store handle (the listener of Nova's
+    # notifications requeues, the service answers "history unavailable").
     import time
 
-    path = str(tmp_path / 'history.sqlite')
-    store = sqlite.SQLiteStore(path=path, busy_timeout=0.5)
-    locker = sqlite3.connect(path, isolation_level=None)
+    store = _locked_store(tmp_path, 0.5)
+    point = base.Point('host_metric', {'host': 'h1'}, {'value': 1.0},
+                       time=1000.0)
+    locker = sqlite3.connect(store.path, isolation_level=None)
     locker.execute('BEGIN IMMEDIATE')
     try:
         started = time.monotonic()
-        with pytest.raises(sqlite3.OperationalError, match='locked'):
-            store.write([base.Point('host_metric', {'host': 'h1'},
-                                    {'value': 1.0}, time=1000.0)])
+        with pytest.raises(base.HistoryError, match='locked'):
+            store.write([point])
         waited = time.monotonic() - started
         assert 0.4 <= waited < 10.0
+        with pytest.raises(base.HistoryError, match='locked'):
+            store.put_evaluation({'evaluation_id': 'e1'}, when=1000.0)
+        with pytest.raises(base.HistoryError, match='locked'):
+            store.compact(now=1000.0 + 400 * 86400)
     finally:
         locker.execute('ROLLBACK')
         locker.close()
-        store.close()
+    store.write([point])        # and works again once the lock is gone
+    assert store.query_points('host_metric') == [point]
+    store.close()
+
