@@ -532,7 +532,8 @@ class _Recorder:
         if request is None or renewing:
             # Nothing to send, or the renewal records the request.
             return
-        self._record(request, columns, budget)
+        self._record(request, columns, budget,
+                     asked_at=job.get('asked_at'))
 
     def _refresh(self, job, request):
         """Ask the service again, from history alone and unrecorded,
@@ -567,13 +568,16 @@ class _Recorder:
             return
         cache.refresh(job['key'], columns, entries)
 
-    def _record(self, request, columns, budget, evaluation_id=None):
-        """Send the record of ``request``, with the count of the records
-        dropped so far once there are any."""
+    def _record(self, request, columns, budget, evaluation_id=None,
+                asked_at=None):
+        """Send the record of ``request``, asked at ``asked_at`` (wall
+        clock), with the count of the records dropped so far once there
+        are any."""
         dropped = self.dropped
         self._weigher.api.record_host_columns(
             {}, request, columns, budget, evaluation_id=evaluation_id,
-            dropped=(self.sender, dropped) if dropped else None)
+            dropped=(self.sender, dropped) if dropped else None,
+            asked_at=asked_at)
 
     def _queue_renewal(self, job):
         """Whether ``job``'s renewal waits for the renewals thread (not
@@ -639,7 +643,8 @@ class _Recorder:
                 describe_error(error), self.renewals_failed)
         try:
             self._record(job['request'], job['columns'], job['budget'],
-                         evaluation_id=job.get('evaluation_id'))
+                         evaluation_id=job.get('evaluation_id'),
+                         asked_at=job.get('asked_at'))
         except Exception as e:
             LOG.log(level, 'Could not have the shadow service record a '
                     'request answered from the cache (%s)',
@@ -1117,7 +1122,7 @@ class ShadowWeigher(weights.BaseHostWeigher):
             return None
         job = {'request': request, 'columns': columns,
                'budget': self._budget(spec_obj), 'key': key,
-               'cache': cache,
+               'cache': cache, 'asked_at': time.time(),
                'changed': lookup.changed,
                # Past half its life the answer is renewed in the
                # background, so a steady flow of requests finds one

@@ -768,6 +768,15 @@ class Evaluator:
         # What the scale-up learner pairs the shadow with the placed VM by.
         record['scale'] = getattr(evaluation, 'scale', None)
         when = self._now()
+        asked_at = getattr(evaluation, 'asked_at', None)
+        if asked_at is not None and getattr(self.driver, 'wall_clock',
+                                            False):
+            # A record the service got to late (the weigher answered the
+            # request from its cache): stamped when Nova asked, carried
+            # onto the driver's clock as Nova's notifications are, so it
+            # still comes before what Nova did next (the move it landed:
+            # notifications.audit).  A virtual clock keeps its reading.
+            when -= max(0.0, time.time() - asked_at)
         if shadow_seconds > 0:
             # Its samples join the next prior of this profile at once.
             self.prior_samples.invalidate(

@@ -154,6 +154,24 @@ def caller_left(ctxt, now=None):
     return sent_at + wait_s - now
 
 
+def asked_at(ctxt, now=None):
+    """When Nova asked the request a record records (the sender's wall
+    clock, ``shadow_asked_at`` in the request context:
+    :meth:`shadow_service.rpcapi.ShadowAPI.record_host_columns`), or None
+    when it does not say or says nonsense.  A time ahead of ``now`` (this
+    host's wall clock) by more than ``MAX_CLOCK_SKEW_S`` is not believed;
+    one less ahead is read as ``now``."""
+    value = (ctxt.get(rpcapi.CTXT_ASKED_AT) if isinstance(ctxt, dict)
+             else None)
+    if (not isinstance(value, (int, float)) or isinstance(value, bool)
+            or not math.isfinite(value)):
+        return None
+    now = time.time() if now is None else now
+    if value > now + MAX_CLOCK_SKEW_S:
+        return None
+    return min(float(value), now)
+
+
 def named_evaluation_id(ctxt):
     """The evaluation id the caller named in the request context
     (``shadow_evaluation_id``: :func:`shadow_service.rpcapi.
@@ -331,7 +349,8 @@ class ShadowManager:
         return self.evaluate(request, rows, budget_s,
                              caller_left=caller_left(ctxt),
                              hosts_checked=True, history_only=history_only,
-                             record=record, evaluation_id=evaluation_id)
+                             record=record, evaluation_id=evaluation_id,
+                             asked_at=asked_at(ctxt))
 
     def _take_weigher_drops(self, ctxt):
         """Export what a record's report of the records its weigher
@@ -614,7 +633,7 @@ class ShadowManager:
 
     def evaluate(self, request, hosts, budget_s, caller_left=None,
                  hosts_checked=False, history_only=False, record=True,
-                 evaluation_id=None):
+                 evaluation_id=None, asked_at=None):
         """Validate and run one evaluation now; returns the ranking.
 
         ``caller_left``: seconds until the caller stops waiting; the
@@ -624,6 +643,8 @@ class ShadowManager:
         them.  ``history_only``: answered from the history prior, without
         shadows; ``record`` False: the answer is not recorded.
         ``evaluation_id``: the evaluation's id (a new one when None).
+        ``asked_at``: when Nova asked the request (wall clock), for a
+        record the service gets to later: the record is stamped then.
         """
         if caller_left is not None and caller_left <= CALLER_MARGIN_S:
             raise exception.InvalidRequest(
@@ -638,6 +659,7 @@ class ShadowManager:
                                  evaluation_id=evaluation_id)
         evaluation.history_only = history_only
         evaluation.record = record
+        evaluation.asked_at = asked_at
         if caller_left is not None:
             left = caller_left - CALLER_MARGIN_S
             if left < evaluation.budget_s:

@@ -45,6 +45,11 @@ stopped waiting and its record are one evaluation in the history (whose
 readers keep the newest record of each evaluation), not two.  An older
 service ignores it and makes its own.
 
+A record (:meth:`ShadowAPI.record_host_columns`) says when Nova asked the
+request it records (``shadow_asked_at`` in the request context, the
+sender's wall clock): the service stamps the record then, not when it got
+to it (this needs no new version: older services ignore the context).
+
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
 ranking formats.
@@ -75,6 +80,9 @@ CTXT_RECORD = 'shadow_record'
 CTXT_DROPPED = 'shadow_records_dropped'
 #: Longest sender id a dropped-records report may carry.
 SENDER_ID_MAX = 64
+#: The request-context key of a record saying when Nova asked the
+#: request it records (the sender's wall clock, Unix seconds).
+CTXT_ASKED_AT = 'shadow_asked_at'
 
 
 def is_record(ctxt):
@@ -176,7 +184,8 @@ class ShadowAPI:
                           record=record is None or bool(record))
 
     def record_host_columns(self, ctxt, request, hosts, budget_s,
-                            evaluation_id=None, dropped=None):
+                            evaluation_id=None, dropped=None,
+                            asked_at=None):
         """Have the service answer ``request`` from history and record
         the answer, without waiting for it (a cast of
         ``rank_host_columns`` with ``history_only``, 1.4): the record of
@@ -185,12 +194,16 @@ class ShadowAPI:
         ``dropped``: ``(sender, count)``, the records the sender (one
         weigher, named by an id of its own) dropped so far, which the
         service exports (in the request context: a service that does not
-        know it ignores it)."""
+        know it ignores it).  ``asked_at``: when Nova asked the request
+        (wall clock), which the record is stamped with instead of the
+        time the service gets to it (in the request context too)."""
         # Not retried: a record that cannot be sent at once is dropped
         # rather than holding the sender while the broker is away.
         cctxt = self.client.prepare(version='1.4', retry=0)
         ctxt = dict(with_evaluation_id(ctxt, evaluation_id) or {},
                     **{CTXT_RECORD: True})
+        if asked_at is not None:
+            ctxt[CTXT_ASKED_AT] = float(asked_at)
         if dropped is not None:
             sender, count = dropped
             ctxt[CTXT_DROPPED] = {'sender': sender, 'count': int(count)}

@@ -201,3 +201,66 @@ def test_weighers_drop_reports_are_kept_for_the_most_recent_senders(
     assert exporter.WEIGHER_RECORDS_DROPPED._value.get() == (
         exported + 6 + 1 + 2 + 1)
     service_support.wait_for(lambda: _recorded(manager) == 6)
+
+
+def test_a_move_recorded_after_it_landed_is_audited_where_it_landed():
+    # The weigher answered a live migration from its cache; its record
+    # reaches the service only after Nova's notification that the move
+    # landed (records wait behind others on both sides).  The record is
+    # stamped when Nova asked, so the audit finds the move.
+    import time
+    import uuid
+
+    import oslo_messaging as messaging
+    from oslo_utils import timeutils
+
+    from shadow_service import notifications
+
+    parts = service.build(service_support.make_conf(),
+                          history=memory.MemoryStore())
+    try:
+        # A cloud whose clock follows the wall clock 3 s behind, as the
+        # openstack driver's ([openstack] sample_lag).
+        parts.driver.wall_clock = True
+        parts.driver.now = lambda: time.time() - 3.0
+        history = parts.manager.evaluator.history
+        instance = str(uuid.uuid4())
+        asked_at = time.time()
+        time.sleep(0.05)                        # the live migration
+        landed_on = COLUMNS['host'][-1]
+        endpoint = notifications.NovaEndpoint(history, parts.driver.now)
+        assert endpoint.info(
+            {}, 'nova-compute:%s' % landed_on,
+            'instance.live_migration_post_dest.end',
+            {'nova_object.data': {'uuid': instance, 'host': landed_on}},
+            {'timestamp': str(timeutils.utcnow())}) == (
+                messaging.NotificationResult.HANDLED)
+        time.sleep(0.05)                        # the record waited
+        named = str(uuid.uuid4())
+        parts.manager.rank_host_columns(
+            dict(RECORD, **{rpcapi.CTXT_EVALUATION_ID: named,
+                            rpcapi.CTXT_ASKED_AT: asked_at}),
+            dict(rpc_contract.REQUEST, instance_uuid=instance,
+                 purpose='live-migrate'),
+            COLUMNS, 10.0, history_only=True, record=True)
+        service_support.wait_for(lambda: _recorded(parts.manager))
+        assert parts.manager.evaluator.score_writer.flush()
+
+        audit = notifications.audit(history, named)
+        assert audit['purpose'] == 'live-migrate'
+        assert audit['nova_chose'] == landed_on
+    finally:
+        parts.manager.shutdown()
+
+
+def test_a_record_s_asking_time_is_read_with_care():
+    now = 1000.0
+    assert manager_mod.asked_at({rpcapi.CTXT_ASKED_AT: 990.5}, now) == 990.5
+    # Slightly ahead (clocks a little apart): now; far ahead: not
+    # believed, as nonsense and absence are not.
+    assert manager_mod.asked_at({rpcapi.CTXT_ASKED_AT: 1001.0}, now) == now
+    for ctxt in ({rpcapi.CTXT_ASKED_AT: now + 3600}, {},
+                 {rpcapi.CTXT_ASKED_AT: 'soon'},
+                 {rpcapi.CTXT_ASKED_AT: float('nan')},
+                 {rpcapi.CTXT_ASKED_AT: True}, None):
+        assert manager_mod.asked_at(ctxt, now) is None
