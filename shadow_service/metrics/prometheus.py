@@ -83,25 +83,30 @@ HOST_QUERIES = {
 }
 
 #: libvirt exporter queries per canonical instance metric (the domain UUID,
-#: which is the Nova instance UUID, in ``instance_label``).
+#: which is the Nova instance UUID, in ``instance_label``).  Each exporter's
+#: series (by its scrape target, the ``instance`` label) are summed on
+#: their own and the largest exporter's figure taken: during a live
+#: migration the source's and the destination's exporters both report the
+#: domain, and an instance counts once.
 INSTANCE_QUERIES = {
     'cpu_util_pct':
-        '100 * sum by ($label) '
+        '100 * max by ($label) ('
+        'sum by ($label, instance) '
         '(rate(libvirt_domain_info_cpu_time_seconds_total{$selector}'
-        '[$window])) / sum by ($label) '
-        '(libvirt_domain_info_virtual_cpus{$selector})',
+        '[$window])) / sum by ($label, instance) '
+        '(libvirt_domain_info_virtual_cpus{$selector}))',
     'disk_iops':
-        'sum by ($label) ('
+        'max by ($label) (sum by ($label, instance) ('
         'rate(libvirt_domain_block_stats_read_requests_total{$selector}'
         '[$window]) + '
         'rate(libvirt_domain_block_stats_write_requests_total{$selector}'
-        '[$window]))',
+        '[$window])))',
     'net_mbps':
-        'sum by ($label) ('
+        'max by ($label) (sum by ($label, instance) ('
         'rate(libvirt_domain_interface_stats_receive_bytes_total{$selector}'
         '[$window]) + '
         'rate(libvirt_domain_interface_stats_transmit_bytes_total{$selector}'
-        '[$window])) / 1e6',
+        '[$window]))) / 1e6',
 }
 
 PLACEHOLDERS = frozenset(['selector', 'label', 'window', 'disk_devices',

@@ -655,3 +655,92 @@ def test_a_reply_larger_than_the_cap_is_refused_without_reading_it(
         b'{"status": "success", "warnings": ["',
         b'"], "data": {"resultType": "matrix", "result": []}}', declare_length,
         lambda source: source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10))
+
+
+class _LibvirtExporter(http.server.ThreadingHTTPServer):
+    """A real HTTP exporter of a libvirt exporter's ``libvirt_domain_*``
+    series for ``domains``: ``{uuid: (CPU seconds per second, I/O
+    requests per second, network bytes per second)}``, the counters
+    growing at those rates (one vCPU, one disk, one interface each)."""
+
+    def __init__(self, domains):
+        super().__init__(('127.0.0.1', 0), _LibvirtHandler)
+        self.domains = domains
+        self.started = time.time()
+        self.target = '127.0.0.1:%d' % self.server_port
+        self._thread = threading.Thread(target=self.serve_forever,
+                                        args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def body(self):
+        elapsed = time.time() - self.started
+        lines = []
+        for number, (uuid, (cpu, iops, bytes_s)) in enumerate(
+                sorted(self.domains.items())):
+            domain = 'domain="instance-%08x",uuid="%s"' % (number, uuid)
+            lines += [
+                'libvirt_domain_info_virtual_cpus{%s} 1' % domain,
+                'libvirt_domain_info_cpu_time_seconds_total{%s} %f'
+                % (domain, cpu * elapsed),
+                'libvirt_domain_block_stats_read_requests_total'
+                '{%s,target_device="vda"} %f' % (domain, iops * elapsed),
+                'libvirt_domain_block_stats_write_requests_total'
+                '{%s,target_device="vda"} 0' % domain,
+                'libvirt_domain_interface_stats_receive_bytes_total'
+                '{%s,target_device="tap0"} %f' % (domain, bytes_s * elapsed),
+                'libvirt_domain_interface_stats_transmit_bytes_total'
+                '{%s,target_device="tap0"} 0' % domain]
+        return ('\n'.join(lines) + '\n').encode()
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class _LibvirtHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = self.server.body()
+        self.send_response(200)
+        self.send_header('Content-Type', 'text/plain; version=0.0.4')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_instance_two_exporters_report_while_it_migrates_counts_once():
+    # Live migrations under way: both the source's and the destination's
+    # libvirt exporters report each VM.  One VM's destination already
+    # counts what the source does (both running); the other's is paused,
+    # receiving memory (no CPU time, one vCPU all the same).
+    mirrored = '0f1e2d3c-4b5a-4697-8877-665544332211'
+    paused = '11223344-5566-4788-99aa-bbccddeeff00'
+    running = (0.5, 10.0, 1e6)     # 50 % of its vCPU, 10 IOPS, 1 MB/s
+    source_exporter = _LibvirtExporter({mirrored: running,
+                                        paused: running})
+    destination = _LibvirtExporter({mirrored: running,
+                                    paused: (0.0, 0.0, 0.0)})
+    server = None
+    try:
+        server = PrometheusServer(extra_targets=[
+            source_exporter.target, destination.target]).start()
+        server.wait_for_samples(4)
+        source = _source(server)
+        end = time.time()
+        figures = {(uuid, metric): _present(source.instance_series(
+            uuid, metric, end - 2, end, 2.0))
+            for uuid in (mirrored, paused)
+            for metric in ('cpu_util_pct', 'disk_iops', 'net_mbps')}
+    finally:
+        if server is not None:
+            server.cleanup()
+        source_exporter.close()
+        destination.close()
+
+    expected = {'cpu_util_pct': 50.0, 'disk_iops': 10.0, 'net_mbps': 1.0}
+    for (uuid, metric), values in figures.items():
+        assert len(values) == 1, (uuid, metric, values)
+        assert values[0] == pytest.approx(expected[metric], rel=0.05), (
+            uuid, metric, values)
