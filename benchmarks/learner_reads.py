@@ -11,14 +11,25 @@ of the window, filtered), measured in the same run on the same store;
 the same records and runs (checked).  Points read are counted as the
 store returns them.
 
+With ``--learner calibration`` each evaluation also has a recorded
+outcome (one ``ranking_outcome`` point) and the calibration learner's
+refit read is timed instead: ``before`` is its read until now, written
+out here (its newest records, then every outcome of the window),
+``after`` is ``CalibrationLearner.training_pairs()`` without harvesting
+(the outcomes of the newest ``max_evaluations`` evaluations with one, a
+page at a time).  ``after`` equals ``before`` trimmed to those
+evaluations (checked); ``pairs_before`` says how many ``before`` kept.
+
 Stores: ``sqlite`` (the default store, on a file) and ``influxdb`` (its
 own ``influxd`` on loopback, Debian's ``influxdb``).
 
 Usage::
 
     nice -n 5 python benchmarks/learner_reads.py [--evaluations 1000,10000]
+        [--learner drift|calibration]
 
-Prints a table and writes ``benchmarks/results/learner_reads.json``.
+Prints a table and writes ``benchmarks/results/learner_reads.json``
+(``learner_reads-calibration.json`` for the calibration learner).
 """
 
 import argparse
@@ -34,11 +45,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 import benchlib  # noqa: E402
 
+from shadow_service import hostfacts  # noqa: E402
 from shadow_service import measurements as names  # noqa: E402
 from shadow_service.history import base  # noqa: E402
 from shadow_service.history import influxdb  # noqa: E402
 from shadow_service.history import sqlite  # noqa: E402
 from shadow_service.learners import base as learners_base  # noqa: E402
+from shadow_service.learners import calibration  # noqa: E402
 from shadow_service.learners import drift  # noqa: E402
 from tests.fixtures import influxdb as influxdb_fixture  # noqa: E402
 
@@ -74,8 +87,9 @@ def record(evaluation_id, status, number):
                       for host in range(16)]}
 
 
-def write_window(store, count, now):
-    """``count`` evaluations spread over the look-back window."""
+def write_window(store, count, now, outcomes=False):
+    """``count`` evaluations spread over the look-back window (with a
+    recorded outcome each when ``outcomes``)."""
     spacing = 0.9 * LOOKBACK_S / count
     for first in range(0, count, 1000):
         points = []
@@ -96,6 +110,13 @@ def write_window(store, count, now):
                             names.TAG_METRIC: metric},
                             {names.FIELD_VALUE: 1000.0 + sample + number % 7},
                             started + 5.0 + 5.0 * sample))
+            if outcomes:
+                points.append(base.Point(names.RANKING_OUTCOME, {
+                    names.TAG_EVALUATION: evaluation_id,
+                    names.TAG_HOST: HOSTS[0]},
+                    {names.FIELD_CONFIDENCE: 0.5 + (number % 50) / 100.0,
+                     names.FIELD_OUTCOME: float(number % 3 != 0)},
+                    started + 40.0))
         store.write(points)
     store.flush(timeout=600)
 
@@ -122,6 +143,52 @@ def old_runs(history, now):
     return drift.group_runs(history.query_points(
         names.SHADOW_SAMPLE, start=now - LOOKBACK_S, end=now + 1.0),
         workloads)
+
+
+def old_training_pairs(learner, history, now):
+    """The calibration learner's refit read as it was: its records, then
+    every recorded outcome of the window (without harvesting)."""
+    records = learner.records()
+    shares = {evaluation_id: hostfacts.allocated_ram_share(
+        kept.get('host_features')) for evaluation_id, kept in records}
+    recorded = {}
+    for point in history.query_points(
+            names.RANKING_OUTCOME, start=now - LOOKBACK_S, end=now + 1.0):
+        confidence = point.fields.get(names.FIELD_CONFIDENCE)
+        outcome = point.fields.get(names.FIELD_OUTCOME)
+        if confidence is None or outcome is None:
+            continue
+        evaluation_id = point.tags.get(names.TAG_EVALUATION)
+        recorded[evaluation_id] = (float(confidence), float(outcome),
+                                   shares.get(evaluation_id))
+    return list(recorded.values())
+
+
+def measure_calibration(kind, store, count, now, repeats):
+    learner = calibration.CalibrationLearner(
+        store, lookback_s=LOOKBACK_S, max_evaluations=MAX_EVALUATIONS,
+        harvest=False, clock=lambda: now)
+    row = {'store': kind, 'evaluations_in_window': count}
+    answers = {}
+    for name, read in (
+            ('pairs_before', lambda: old_training_pairs(learner, store,
+                                                        now)),
+            ('pairs_after', learner.training_pairs)):
+        ms, returned, answers[name] = timed(store, read, repeats)
+        row[name + '_ms'] = round(ms, 1)
+        row[name + '_points_read'] = returned
+        row[name] = len(answers[name])
+    row['identical'] = (answers['pairs_after']
+                        == answers['pairs_before'][-MAX_EVALUATIONS:])
+    print('%-8s %6d evaluations: training pairs %8.1f -> %6.1f ms '
+          '(%d -> %d points, %d -> %d pairs), %s' % (
+              kind, count, row['pairs_before_ms'], row['pairs_after_ms'],
+              row['pairs_before_points_read'],
+              row['pairs_after_points_read'], row['pairs_before'],
+              row['pairs_after'],
+              'identical' if row['identical'] else 'DIFFERENT'),
+          flush=True)
+    return row
 
 
 def timed(store, read, repeats):
@@ -164,21 +231,21 @@ def measure(kind, store, count, now, repeats):
     return row
 
 
-def run_sqlite(counts, repeats):
+def run_sqlite(counts, repeats, learner='drift'):
     rows = []
     for count in counts:
         directory = tempfile.mkdtemp(prefix='learner-reads-')
         store = _counting(sqlite.SQLiteStore)(
             path=os.path.join(directory, 'h.db'))
         now = time.time()
-        write_window(store, count, now)
-        rows.append(measure('sqlite', store, count, now, repeats))
+        write_window(store, count, now, outcomes=learner == 'calibration')
+        rows.append(MEASURES[learner]('sqlite', store, count, now, repeats))
         store.close()
         os.remove(os.path.join(directory, 'h.db'))
     return rows
 
 
-def run_influxdb(counts, repeats):
+def run_influxdb(counts, repeats, learner='drift'):
     rows = []
     server = influxdb_fixture.InfluxDBServer().start()
     try:
@@ -187,12 +254,17 @@ def run_influxdb(counts, repeats):
                 url=server.url, database='learner_reads_%d' % count,
                 timeout_s=300)
             now = time.time()
-            write_window(store, count, now)
-            rows.append(measure('influxdb', store, count, now, repeats))
+            write_window(store, count, now,
+                         outcomes=learner == 'calibration')
+            rows.append(MEASURES[learner]('influxdb', store, count, now,
+                                          repeats))
             store.close()
     finally:
         server.cleanup()
     return rows
+
+
+MEASURES = {'drift': measure, 'calibration': measure_calibration}
 
 
 def main():
@@ -203,15 +275,21 @@ def main():
     parser.add_argument('--stores', default='sqlite,influxdb')
     parser.add_argument('--repeats', type=int, default=3,
                         help='reads per figure (the median is kept)')
-    parser.add_argument('--output', default=RESULTS)
+    parser.add_argument('--learner', choices=sorted(MEASURES),
+                        default='drift',
+                        help='whose refit read to time')
+    parser.add_argument('--output')
     args = parser.parse_args()
+    output = args.output or (RESULTS if args.learner == 'drift' else
+                             RESULTS.replace('.json',
+                                             '-%s.json' % args.learner))
     counts = [int(c) for c in args.evaluations.split(',')]
     load_at_start = os.getloadavg()
     rows = []
     for kind in args.stores.split(','):
         rows.extend({'sqlite': run_sqlite, 'influxdb': run_influxdb}[kind](
-            counts, args.repeats))
-    results = {'benchmark': 'learner_reads',
+            counts, args.repeats, args.learner))
+    results = {'benchmark': 'learner_reads', 'learner': args.learner,
                'when': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
                'lookback_s': LOOKBACK_S,
                'max_evaluations': MAX_EVALUATIONS,
@@ -220,6 +298,12 @@ def main():
                'repeats': args.repeats,
                'machine': benchlib.machine(load_at_start),
                'rows': rows}
+    if args.learner == 'calibration':
+        print('load average at start %s, at end %s' % (
+            ' '.join('%.2f' % v for v in load_at_start),
+            ' '.join('%.2f' % v for v in os.getloadavg())))
+        benchlib.write_results(output, results)
+        return
     print()
     print('%-8s %7s  %-22s %-22s %-22s %-22s' % (
         'store', 'window', 'records ms (before)', 'records ms (after)',
@@ -234,7 +318,7 @@ def main():
                   row['runs_before_ms'], row['runs_before_points_read'],
                   row['runs_after_ms'], row['runs_after_points_read']))
     benchlib.print_load(load_at_start)
-    benchlib.write_results(args.output, results)
+    benchlib.write_results(output, results)
 
 
 if __name__ == '__main__':

@@ -171,24 +171,39 @@ class HistoryLearner:
         return records
 
 
-def _keyed_records(points):
-    """``{evaluation id: record JSON}`` of the ``evaluation`` points that
-    hold a record, in the order each evaluation first comes, each with
-    its last record."""
+def _record_of(point):
+    """The record JSON an ``evaluation`` point holds, or None."""
+    return point.fields.get(names.FIELD_RECORD) or None
+
+
+def _keyed(points, value_of):
+    """``{evaluation id: value}`` of the ``points`` whose ``value_of`` is
+    not None, in the order each evaluation first comes, each with its
+    last value."""
     raw = {}
     for point in points:
-        record = point.fields.get(names.FIELD_RECORD)
-        if record:
-            raw[point.tags.get(names.TAG_EVALUATION)] = record
+        value = value_of(point)
+        if value is not None:
+            raw[point.tags.get(names.TAG_EVALUATION)] = value
     return raw
 
 
 def newest_records(history, start, end, count, page_size=None):
-    """``[(evaluation id, record JSON)]``: the last ``count`` items of
-    :func:`_keyed_records` over every ``evaluation`` point in ``[start,
-    end)``, read from the newest points back, a page at a time (the
-    first of ``page_size`` points, ``2 * count + 64`` by default: most
-    evaluations are recorded twice; each next page twice as large).
+    """``[(evaluation id, record JSON)]``: the last ``count`` evaluations
+    of every ``evaluation`` point in ``[start, end)`` that holds a record
+    (:func:`newest_by_evaluation`)."""
+    return newest_by_evaluation(history, names.EVALUATION, _record_of,
+                                start, end, count, page_size)
+
+
+def newest_by_evaluation(history, measurement, value_of, start, end,
+                         count, page_size=None):
+    """``[(evaluation id, value)]``: the last ``count`` items of
+    :func:`_keyed` over every ``measurement`` point in ``[start, end)``
+    (points tagged by evaluation; ``value_of(point)`` None skips one),
+    read from the newest points back, a page at a time (the first of
+    ``page_size`` points, ``2 * count + 64`` by default: most evaluations
+    are recorded twice; each next page twice as large).
 
     The points after the oldest time a page holds are complete: the
     evaluations first recorded there, and nowhere earlier (one query,
@@ -201,21 +216,22 @@ def newest_records(history, start, end, count, page_size=None):
     page_end = end
     page_size = page_size or 2 * count + 64
     while True:
-        page = history.query_points(names.EVALUATION, start=start,
+        page = history.query_points(measurement, start=start,
                                     end=page_end, limit=page_size)
         if len(page) < page_size:
             # The window's start is reached: every point is read.
-            return list(_keyed_records(page + later).items())[-count:]
+            return list(_keyed(page + later, value_of).items())[-count:]
         cut = page[0].time
         later = [point for point in page if point.time > cut] + later
         # The next page ends with the points at the cut (some of them
         # may not be in this one).
         page_end = _time_after(cut)
         page_size *= 2
-        raw = _keyed_records(later)
+        raw = _keyed(later, value_of)
         if len(raw) < count:
             continue
-        earlier = _recorded_before(history, list(raw), start, page_end)
+        earlier = _recorded_before(history, measurement, value_of,
+                                   list(raw), start, page_end)
         first_here = [evaluation_id for evaluation_id in raw
                       if evaluation_id not in earlier]
         if len(first_here) >= count:
@@ -229,12 +245,14 @@ def _time_after(moment):
     return history_base.us_to_time(history_base.time_to_us(moment) + 1)
 
 
-def _recorded_before(history, evaluation_ids, start, end):
-    """The evaluation ids among ``evaluation_ids`` with a record in
-    ``[start, end)``."""
+def _recorded_before(history, measurement, value_of, evaluation_ids,
+                     start, end):
+    """The evaluation ids among ``evaluation_ids`` with a
+    ``measurement`` point of a value (``value_of``) in ``[start,
+    end)``."""
     wanted = ['' if e is None else e for e in evaluation_ids]
     return {point.tags.get(names.TAG_EVALUATION)
             for point in history.query_points(
-                names.EVALUATION, {names.TAG_EVALUATION: wanted},
+                measurement, {names.TAG_EVALUATION: wanted},
                 start=start, end=end)
-            if point.fields.get(names.FIELD_RECORD)}
+            if value_of(point) is not None}

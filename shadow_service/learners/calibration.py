@@ -98,6 +98,16 @@ def placed_outcome(record, instance_points, *, placed_on, window_s,
     return float(raw), bool(scores[0] >= np.max(others) - tie_margin)
 
 
+def _outcome_of(point):
+    """``(raw confidence, 0/1)`` of a ``ranking_outcome`` point, or None
+    when it lacks either."""
+    confidence = point.fields.get(names.FIELD_CONFIDENCE)
+    outcome = point.fields.get(names.FIELD_OUTCOME)
+    if confidence is None or outcome is None:
+        return None
+    return float(confidence), float(outcome)
+
+
 class CalibrationLearner(base.HistoryLearner):
     """Fits a calibration map on ranking outcomes.
 
@@ -230,22 +240,22 @@ class CalibrationLearner(base.HistoryLearner):
 
     def training_pairs(self):
         """``[(raw confidence, 0/1, allocated RAM share or None)]`` in the
-        lookback window."""
+        lookback window: the recorded outcomes of the newest
+        ``max_evaluations`` evaluations with one (each evaluation's last),
+        then those harvested from the newest ``max_evaluations`` records.
+        Both are read a page at a time from the newest back
+        (:func:`~shadow_service.learners.base.newest_by_evaluation`), not
+        the whole window."""
         now = self._clock()
         records = self.records()
         shares = {evaluation_id: hostfacts.allocated_ram_share(
             record.get('host_features')) for evaluation_id, record in records}
-        recorded = {}
-        for point in self.history.query_points(
-                names.RANKING_OUTCOME, start=now - self.lookback_s,
-                end=now + 1.0):
-            confidence = point.fields.get(names.FIELD_CONFIDENCE)
-            outcome = point.fields.get(names.FIELD_OUTCOME)
-            if confidence is None or outcome is None:
-                continue
-            evaluation_id = point.tags.get(names.TAG_EVALUATION)
-            recorded[evaluation_id] = (float(confidence), float(outcome),
-                                       shares.get(evaluation_id))
+        recorded = {
+            evaluation_id: (confidence, outcome, shares.get(evaluation_id))
+            for evaluation_id, (confidence, outcome)
+            in base.newest_by_evaluation(
+                self.history, names.RANKING_OUTCOME, _outcome_of,
+                now - self.lookback_s, now + 1.0, self.max_evaluations)}
         pairs = list(recorded.values())
         if self.harvest:
             pairs += self._harvest(now, set(recorded), records, shares)

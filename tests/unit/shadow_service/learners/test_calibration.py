@@ -436,3 +436,77 @@ def test_the_calibration_method_is_an_option(store):
                           group='analysis')
     with pytest.raises(ValueError, match='method'):
         calibration_lib.make_map('isotonic')
+
+
+def _old_outcomes(history, now, lookback_s):
+    """Every recorded outcome of the window, each evaluation's last, in
+    the order each evaluation first comes (the read of every refit until
+    the read was bounded, written out here)."""
+    recorded = {}
+    for point in history.query_points(
+            'ranking_outcome', start=now - lookback_s, end=now + 1.0):
+        confidence = point.fields.get('confidence')
+        outcome = point.fields.get('outcome')
+        if confidence is not None and outcome is not None:
+            recorded[point.tags.get('evaluation')] = (
+                float(confidence), float(outcome), None)
+    return list(recorded.values())
+
+
+class _Counting(sqlite.SQLiteStore):
+    """A SQLite store counting the points its reads return."""
+
+    returned = 0
+
+    def query_points(self, *args, **kwargs):
+        found = super().query_points(*args, **kwargs)
+        self.returned += len(found)
+        return found
+
+
+def test_a_refit_reads_the_newest_outcomes_not_the_whole_window(tmp_path):
+    # 400 evaluations' outcomes over the look-back, some recorded again
+    # (a later figure for the same evaluation, another host's), some at
+    # the same time, some without a figure, some before the window: a
+    # refit reads the newest 50 evaluations' outcomes a page at a time,
+    # and keeps what reading the whole window and keeping those would.
+    store = _Counting(path=str(tmp_path / 'history.sqlite'))
+    try:
+        rng = np.random.default_rng(11)
+        lookback = 10 * DAY
+        now = T0 + lookback
+        points = []
+        for number in range(400):
+            when = T0 - DAY + number * (lookback + DAY) / 400
+            tags = {'evaluation': 'ev-%04d' % number, 'host': 'h1'}
+            points.append(base.Point('ranking_outcome', tags, {
+                'confidence': float(rng.uniform(0.5, 1.0)),
+                'outcome': float(rng.integers(0, 2))}, when))
+            if number % 7 == 0:
+                again = dict(tags, host='h2')
+                points.append(base.Point('ranking_outcome', again, {
+                    'confidence': float(rng.uniform(0.5, 1.0)),
+                    'outcome': 1.0}, when + rng.choice([0.0, 90.0])))
+            if number % 11 == 0:
+                points.append(base.Point('ranking_outcome', tags, {
+                    'confidence': 0.7}, when + 30.0))
+        store.write(points)
+        learner = learning.CalibrationLearner(
+            store, lookback_s=lookback, max_evaluations=50, harvest=False,
+            clock=lambda: now)
+
+        store.returned = 0
+        pairs = learner.training_pairs()
+        read = store.returned
+        expected = _old_outcomes(store, now, lookback)
+
+        assert len(expected) > 300
+        assert pairs == expected[-50:]
+        assert read < 300, read
+        # Fewer outcomes than the bound: every one, as before.
+        everything = learning.CalibrationLearner(
+            store, lookback_s=lookback, max_evaluations=500, harvest=False,
+            clock=lambda: now)
+        assert everything.training_pairs() == expected
+    finally:
+        store.close()
