@@ -638,7 +638,11 @@ class InfluxDBStore(base.HistoryStore):
             first = self._enqueued_seq + 1
             watched = [first, first + len(lines) - 1, False]
             self._watched.append(watched)
-            last = self._enqueue(lines)
+            try:
+                last = self._enqueue(lines)
+            except BaseException:
+                self._watched.remove(watched)
+                raise
             self._flush_wanted += 1
             self._cond.notify_all()
             try:
