@@ -9,12 +9,12 @@ root, and ``logrotate --force`` rotates a log a process keeps open.
 """
 
 import configparser
-import logging
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -102,7 +102,9 @@ def test_logrotate_covers_both_logs_as_the_daemons_user():
     assert '%s/*.log {' % LOG_DIR in text
     directives = {line.split()[0] for line in text.splitlines()
                   if line.startswith('    ')}
-    assert 'copytruncate' in directives
+    # Renamed and created anew: the daemons' oslo.log reopens the file.
+    assert 'copytruncate' not in directives
+    assert '    create 0640 nova-shadow nova-shadow\n' in text
     assert '    su nova-shadow nova-shadow\n' in text
 
 
@@ -150,7 +152,32 @@ def test_systemd_sysusers_creates_the_user(tmp_path):
     assert entry[6].endswith('nologin')
 
 
-def test_logrotate_rotates_a_log_the_daemon_keeps_open(tmp_path):
+#: A daemon's logging: oslo.log set up from ``--log-file`` as the
+#: daemons set it up, logging numbered lines until stdin closes.
+LOGGING_DAEMON = """
+import sys
+from oslo_config import cfg
+from oslo_log import log
+conf = cfg.ConfigOpts()
+log.register_options(conf)
+conf(sys.argv[1:], project='nova-shadow')
+log.setup(conf, 'nova-shadow')
+logger = log.getLogger('daemon')
+print('ready', flush=True)
+sent = 0
+import select
+while not select.select([sys.stdin], [], [], 0)[0]:
+    logger.info('line %d', sent)
+    sent += 1
+print(sent, flush=True)
+"""
+
+
+def test_logrotate_loses_no_line_of_a_daemon_writing(tmp_path):
+    """Rotation while a daemon logs as fast as it can: every line is in
+    the rotated file or the new one.  oslo.log reopens a log file that
+    was moved (its WatchedFileHandler), so the file is renamed and a new
+    one created; copying then truncating lost 200-750 of 50,000 lines."""
     tool = _tool('logrotate')
     logs = tmp_path / 'logs'
     logs.mkdir()
@@ -161,25 +188,34 @@ def test_logrotate_rotates_a_log_the_daemon_keeps_open(tmp_path):
     conf = tmp_path / 'nova-shadow'
     conf.write_text(LOGROTATE.read_text()
                     .replace(LOG_DIR, str(logs))
-                    .replace('su nova-shadow nova-shadow',
-                             'su %s %s' % (user, group)))
-    # The daemons log through oslo.log's file handler: logging's own.
-    handler = logging.FileHandler(logs / 'shadow-service.log')
-    logger = logging.Logger('rotation-test')
-    logger.addHandler(handler)
+                    .replace('nova-shadow nova-shadow',
+                             '%s %s' % (user, group)))
+    log_file = logs / 'shadow-service.log'
+    daemon = subprocess.Popen(
+        [sys.executable, '-c', LOGGING_DAEMON, '--log-file', str(log_file)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        logger.error('before rotation')
+        assert daemon.stdout.readline() == 'ready\n'
+        written_to = log_file.stat().st_ino
         done = subprocess.run(
             [tool, '--force', '--verbose', '--state',
              str(tmp_path / 'state'), str(conf)],
             capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert 'error' not in done.stderr.lower(), done.stderr
-        logger.error('after rotation')
+        # Lines after the rotation.
+        time.sleep(0.2)
+        daemon.stdin.close()
+        sent = int(daemon.stdout.readline())
     finally:
-        handler.close()
-    rotated = (logs / 'shadow-service.log.1').read_text()
-    current = (logs / 'shadow-service.log').read_bytes()
-    assert rotated == 'before rotation\n'
-    # Appending after the truncation leaves no hole of NULs.
-    assert current == b'after rotation\n'
+        daemon.kill()
+        daemon.wait(10)
+    rotated = logs / 'shadow-service.log.1'
+    # The daemon's own file, renamed: nothing was copied.
+    assert rotated.stat().st_ino == written_to
+    lines = [rotated.read_bytes(), log_file.read_bytes()]
+    assert all(lines), 'a file is empty'
+    numbers = [int(line.rsplit(None, 1)[-1])
+               for text in lines for line in text.splitlines()]
+    assert numbers == list(range(sent))
+    assert oct(log_file.stat().st_mode & 0o777) == '0o640'
