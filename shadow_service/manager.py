@@ -285,6 +285,9 @@ class ShadowManager:
         self._polled = {}
         self._reaper = None
         self._stopping = threading.Event()
+        # Set when the service stops: every evaluation is cancelled as
+        # it is admitted (under _lock).
+        self._cancelling = False
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix='evaluation')
         # Records are answered one at a time on a thread of their own, so
@@ -708,6 +711,8 @@ class ShadowManager:
         with self._lock:
             self._forget(evaluation.evaluation_id)
             self._evaluations[evaluation.evaluation_id] = evaluation
+            if self._cancelling:
+                evaluation.cancelled = True
             self._held_hosts += len(evaluation.hosts)
             due = (len(self._evaluations) > EVALUATIONS_KEPT
                    or self._held_hosts > EVALUATION_HOSTS_KEPT
@@ -849,6 +854,16 @@ class ShadowManager:
                         and self._held_hosts <= EVALUATION_HOSTS_KEPT):
                     break
                 self._forget(key)
+
+    def cancel_evaluations(self):
+        """Cancel every evaluation under way and each one admitted from
+        now on: they answer at once with what their shadows measured and
+        delete them (the service is stopping)."""
+        with self._lock:
+            self._cancelling = True
+            evaluations = list(self._evaluations.values())
+        for evaluation in evaluations:
+            evaluation.cancelled = True
 
     def shutdown(self):
         self._records_until = time.monotonic() + RECORDS_DRAIN_S

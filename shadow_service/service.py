@@ -295,6 +295,10 @@ class RPCServer:
 
     def stop(self):
         self._server.stop()
+        # The calls under way answer now rather than at their budgets:
+        # oslo.service kills the worker [DEFAULT] graceful_shutdown_timeout
+        # after SIGTERM, and their shadows would be left to the next start.
+        self.manager.cancel_evaluations()
         self._server.wait()
         if self.listener is not None:
             self.listener.stop()

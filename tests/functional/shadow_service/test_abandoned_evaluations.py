@@ -5,6 +5,7 @@ free for the next call; an evaluation killed with its process is reported
 
 import os
 import signal
+import threading
 import time
 import uuid
 
@@ -141,6 +142,34 @@ def test_an_evaluation_ends_when_its_caller_stops_waiting(rabbit_url):
         assert ranking['status'] == 'finished'
     finally:
         running.stop()
+
+
+def test_a_stopping_service_ends_the_calls_under_way(rabbit_url):
+    """Stopping answers a call under way with what its shadows measured
+    and deletes them, instead of waiting out its budget: oslo.service
+    kills a worker [DEFAULT] graceful_shutdown_timeout (60 s) after
+    SIGTERM, shadows and all."""
+    running = _one_slot_service(rabbit_url, sim={'speedup': 1})
+    answers = []
+    try:
+        running.wait_until_serving()
+        api = running.client()
+        caller = threading.Thread(target=lambda: answers.append(
+            api.rank_hosts({}, REQUEST, HOSTS, 40.0, timeout=60)))
+        caller.start()
+        assert _wait_for(lambda: running.parts.driver.list_shadows(), 20)
+        started = time.monotonic()
+        running.stop()
+        # Before: the stop waited the call's whole 40 s budget.
+        stopped_in = time.monotonic() - started
+        caller.join(30)
+        assert stopped_in < 15, stopped_in
+        assert [a['status'] for a in answers] == ['cancelled']
+        assert {h['host'] for h in answers[0]['hosts']} == {
+            h['host'] for h in HOSTS}
+        assert running.parts.driver.list_shadows() == []
+    finally:
+        _cancel_and_stop(running)
 
 
 def test_history_only_requests_take_no_slot(rabbit_url):
