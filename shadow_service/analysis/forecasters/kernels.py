@@ -83,8 +83,17 @@ def _mean_of_lags(values, target, season, depth):
 
 
 def seasonal_profile(y, horizon, season, depth):
-    """Mean of the values 1..depth seasons before each target step."""
-    target = np.arange(y.size)[:, None] + np.arange(1, horizon + 1)[None, :]
+    """Mean of the ``depth`` values at each target step's phase of the
+    season that are known at its origin: 1..depth seasons before it for
+    the steps within one season of the origin, 2..depth+1 for those
+    within two, and so on (a horizon longer than the season reads no
+    value after its origin)."""
+    steps = np.arange(1, horizon + 1)
+    # Seasons back to the newest value at the step's phase known at the
+    # origin, less one: 0 for steps 1..season.
+    skipped = (steps - 1) // season
+    target = (np.arange(y.size)[:, None]
+              + (steps - skipped * season)[None, :])
     return _mean_of_lags(y, target, season, depth)
 
 

@@ -181,22 +181,41 @@ def test_weighted_median_is_a_recent_value_and_causal(values, half_life):
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), cut=st.integers(30, 100),
-       poison=st.sampled_from([np.nan, 1e12, -1e12]))
-def test_kernels_never_read_past_their_origin(seed, cut, poison):
+       poison=st.sampled_from([np.nan, 1e12, -1e12]),
+       horizon=st.sampled_from([12, 24, 30, 60]))
+def test_kernels_never_read_past_their_origin(seed, cut, poison, horizon):
     # Row t of every kernel is the forecast made at origin t; it must not
-    # change whatever follows t (the selector's backtest relies on it).
+    # change whatever follows t (the selector's backtest relies on it),
+    # also for horizons longer than the season.
     rng = np.random.default_rng(seed)
     season = 24
     y = 50 + 10 * np.sin(np.arange(130) * 2 * np.pi / season) \
         + rng.standard_normal(130)
     poisoned = y.copy()
     poisoned[cut + 1:] = poison
-    clean = kernels.all_kernels(y, 12, season, first=20)
-    dirty = kernels.all_kernels(poisoned, 12, season, first=20)
+    clean = kernels.all_kernels(y, horizon, season, first=20)
+    dirty = kernels.all_kernels(poisoned, horizon, season, first=20)
     assert set(clean) == set(dirty)
     for name in clean:
         np.testing.assert_array_equal(dirty[name][:cut + 1],
                                       clean[name][:cut + 1], err_msg=name)
+
+
+def test_a_horizon_longer_than_the_season_is_forecast():
+    # The lifetime ranking forecasts a day ahead plus the hours its
+    # monitoring lags, past the daily season: each step beyond a season
+    # reads the newest whole seasons before it known at the origin.
+    season = 24
+    y = 50 + 10 * np.sin(np.arange(96) * 2 * np.pi / season)
+    profile = kernels.seasonal_profile(y, 36, season, 1)
+    # From the last origin, 30 steps ahead is 6 steps past a season: the
+    # value at that phase two seasons before it, one season before it
+    # is after the origin.
+    assert profile[-1, 29] == y[95 + 30 - 2 * season]
+    assert profile[-1, 5] == y[95 + 6 - season]
+    forecast = forecasters.load("auto", horizon_steps=36).fit(
+        y, step_s=3600.0).forecast(36)
+    assert np.isfinite(forecast.mean).all()
 
 
 def _benchmark_module():
