@@ -452,7 +452,7 @@ class Analyzer:
                         data_age_s=float(earlier_age_s or 0.0),
                         age_drift=self.drift_of(metric)))
             if single is None:
-                host_reasons.append("%s: no samples, left out" % metric)
+                host_reasons.append(_left_out(metric, raw))
                 continue
             single, notes = estimate_lib.adjust(
                 metric, single, features=features,
@@ -503,7 +503,7 @@ class Analyzer:
             single = estimate_lib.from_samples(
                 metric, [] if raw is None else raw, age_drift=0.0)
             if single is None:
-                notes.append((metric, "%s: no samples, left out" % metric))
+                notes.append((metric, _left_out(metric, raw)))
                 continue
             values[column], sds[column] = single.value, single.sd
             counts[column] = single.samples
@@ -1018,6 +1018,19 @@ def _assembled(hosts, rows, missing, made, columns):
         for host in missing:
             reasons[host] = made[3][host]
     return values, sds, measurable, reasons
+
+
+def _left_out(metric, raw):
+    """The reason ``metric`` is left out of a host's estimates: it has no
+    samples, or none usable (all missing, infinite or beyond
+    :data:`.series.MAX_MAGNITUDE`)."""
+    try:
+        count = len(raw) if raw is not None else 0
+    except TypeError:
+        count = 0
+    if count:
+        return "%s: none of %d samples usable, left out" % (metric, count)
+    return "%s: no samples, left out" % metric
 
 
 def _frozen(features):

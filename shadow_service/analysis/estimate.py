@@ -213,9 +213,12 @@ def fit_age_drift(runs, *, min_pairs=MIN_DRIFT_PAIRS, margin_sd=1.0):
 def run_summary(data):
     """``(mean, sd_of_mean)`` of one run's samples (the autocorrelation-
     corrected standard error and the within-run drift), or None when it
-    has fewer than ``MIN_SAMPLES``."""
+    has fewer than ``MIN_SAMPLES`` finite samples within
+    :data:`.series.MAX_MAGNITUDE`."""
     data = np.asarray(data, dtype=float)
     data = data[np.isfinite(data)]
+    # What series.clean leaves out too: no measurement is this large.
+    data = data[np.abs(data) <= series.MAX_MAGNITUDE]
     if data.size < MIN_SAMPLES:
         return None
     return (float(np.mean(data)),

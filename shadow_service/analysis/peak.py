@@ -61,6 +61,7 @@ import numpy as np
 from shadow_service import hostfacts
 from shadow_service.analysis import contention as contention_lib
 from shadow_service.analysis import estimate as estimate_lib
+from shadow_service.analysis import series
 
 #: Which statistic of the last day is the host's busy level.
 PEAK_STAT = hostfacts.STAT_P95_24H
@@ -112,7 +113,7 @@ def vm_busy_vcpus(samples, scale):
         return None
     values = np.asarray([v for v in (samples or {}).get(UTIL_METRIC, ())
                          if v is not None], dtype=float)
-    values = values[np.isfinite(values)]
+    values = values[np.abs(values) <= series.MAX_MAGNITUDE]
     if values.size == 0:
         return full
     util = float(np.clip(np.mean(values), 0.0, 100.0)) / 100.0
@@ -226,7 +227,7 @@ def vm_memory_gbps(samples, scale):
     it); None without such samples (a profile with no memory stream)."""
     values = np.asarray([v for v in (samples or {}).get(
         MEM_BANDWIDTH_METRIC, ()) if v is not None], dtype=float)
-    values = values[np.isfinite(values)]
+    values = values[np.abs(values) <= series.MAX_MAGNITUDE]
     if values.size == 0:
         return None
     try:

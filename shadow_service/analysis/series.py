@@ -5,8 +5,10 @@ and values outside their physical range. :func:`regularise` puts
 timestamped samples on a regular grid (duplicates averaged, empty slots
 NaN); :func:`clean` then clips to bounds and fills holes: short gaps by
 linear interpolation, long gaps by copying the value one season earlier
-when that exists. Every repair is counted in ``notes`` so callers can say
-what was done. Change the thresholds through the keyword arguments.
+when that exists. A value beyond ``MAX_MAGNITUDE`` (no measurement is that
+large; its square would overflow a float) counts as missing too. Every
+repair is counted in ``notes`` so callers can say what was done. Change the
+thresholds through the keyword arguments.
 """
 
 import dataclasses
@@ -15,6 +17,11 @@ import logging
 import numpy as np
 
 LOG = logging.getLogger(__name__)
+
+#: Largest magnitude a value may have: beyond it a value is missing.  The
+#: square of a value this large, and of a hundred such summed, is still
+#: a float, so estimates and models of the values cannot overflow.
+MAX_MAGNITUDE = 1e100
 
 
 @dataclasses.dataclass
@@ -71,7 +78,8 @@ def regularise(timestamps, values, *, step_s):
     return start + np.arange(n_slots) * step_s, grid, stats
 
 
-def clean(values, *, bounds=None, season=None, max_interp_steps=6):
+def clean(values, *, bounds=None, season=None, max_interp_steps=6,
+          max_magnitude=MAX_MAGNITUDE):
     """Clip, fill and trim a regular series.
 
     Parameters
@@ -85,6 +93,8 @@ def clean(values, *, bounds=None, season=None, max_interp_steps=6):
     max_interp_steps : int
         Longest gap filled by linear interpolation when a seasonal copy
         is available.
+    max_magnitude : float
+        Values larger than this in magnitude count as missing.
 
     Returns
     -------
@@ -96,6 +106,12 @@ def clean(values, *, bounds=None, season=None, max_interp_steps=6):
             else np.array([_as_float(v) for v in values], dtype=float))
     data[~np.isfinite(data)] = np.nan
     notes = []
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(data) > max_magnitude
+    if huge.any():
+        data[huge] = np.nan
+        notes.append("left out %d values beyond %g in magnitude"
+                     % (int(np.sum(huge)), max_magnitude))
     clipped = 0
     if bounds is not None:
         low, high = bounds

@@ -30,12 +30,14 @@ fit is logged and the last good models stay in use.  Configure it in the
 
 import collections
 import logging
+import math
 import statistics
 import time
 
 import numpy as np
 
 from shadow_service import measurements as names
+from shadow_service.analysis import series
 from shadow_service.learners import base
 
 LOG = logging.getLogger(__name__)
@@ -66,7 +68,10 @@ def training_rows(record, samples):
     -------
     list of dict
         ``key``, ``metric``, ``host``, ``value`` (median), ``samples``
-        and the host's features; hosts without features are left out.
+        and the host's features; hosts without features, and samples
+        without a finite value within
+        :data:`~shadow_service.analysis.series.MAX_MAGNITUDE`, are left
+        out.
     """
     features = record.get('host_features') or {}
     values = collections.defaultdict(list)
@@ -75,7 +80,7 @@ def training_rows(record, samples):
         host = point.tags.get('host')
         metric = point.tags.get('metric')
         value = point.fields.get('value')
-        if host not in features or not metric or value is None:
+        if host not in features or not metric or not _usable(value):
             continue
         values[(host, metric)].append(float(value))
         profiles[host] = point.tags.get('profile')
@@ -90,6 +95,17 @@ def training_rows(record, samples):
             'samples': len(measured)})
         rows.append(row)
     return rows
+
+
+def _usable(value):
+    """Whether a sample's value is a measurement: a finite number within
+    :data:`~shadow_service.analysis.series.MAX_MAGNITUDE` (one beyond it
+    in a row's median would make the model's coefficients as large)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(value) and abs(value) <= series.MAX_MAGNITUDE
 
 
 def fit_models(rows, *, min_rows, method='ols', level=0.9,

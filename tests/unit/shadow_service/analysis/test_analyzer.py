@@ -394,3 +394,30 @@ def test_confidence_does_not_depend_on_the_order_hosts_arrive_in(kept):
                          for h in ranking.hosts]))
     assert figures[1] == figures[0]
     assert figures[2] == figures[0]
+
+
+# The largest value the collector accepts in a shadow sample.
+HUGE = 1e300
+
+
+@pytest.mark.parametrize("kept", [False, True])
+def test_a_host_whose_samples_are_too_large_degrades_alone(kept):
+    observations = {"a": host_samples(1000, 1.0, seed=1),
+                    "b": host_samples(800, 1.5, seed=2),
+                    "odd": host_samples(900, 1.2, seed=3)}
+    observations["odd"]["cpu_ops_per_s"] = [HUGE] * 30
+    observations["odd"]["net_p95_rtt_ms"] = [HUGE, 1e-300] * 15
+    options = ({"kept": analyzer_lib.KeptEstimates(),
+                "tokens": {h: 1 for h in observations}} if kept else {})
+    ranking = make_analyzer().rank(
+        CPU_LATENCY, observations, data_age_s={"odd": 600.0},
+        scale={"load_ratio": 0.5, "shadow_vcpus": 1, "full_vcpus": 4},
+        **options)
+    json.dumps(ranking.to_dict(), allow_nan=False)
+    odd = ranking.host("odd")
+    assert "cpu_ops_per_s" not in odd.predicted
+    assert "cpu_ops_per_s: none of 30 samples usable, left out" in \
+        odd.reasons
+    assert any("left out 15 values beyond" in r for r in odd.reasons)
+    assert "net_p95_rtt_ms" in odd.predicted
+    assert all(np.isfinite(h.score) for h in ranking.hosts)

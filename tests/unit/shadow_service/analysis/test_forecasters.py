@@ -311,3 +311,15 @@ def test_backtest_paths_reproduce_the_statsmodels_forecast():
 @example(name="holt_winters", values=[1.0] + [None] * 8 + [0.0], steps=1)
 def test_degenerate_series_statsmodels_forecasters(name, values, steps):
     _assert_well_formed(name, values, steps)
+
+
+@pytest.mark.parametrize("name", ["arima", "stl_arima", "holt_winters"])
+def test_a_value_too_large_to_be_a_measurement_is_a_gap(name):
+    y = seasonal_series(3, noise=1.0)
+    y[DAY] = 1e300
+    result = forecasters.load(name, bounds=(0.0, None)).fit(
+        y, step_s=STEP_S).forecast(12)
+    assert np.isfinite(result.mean).all()
+    assert np.isfinite(result.lower).all() and np.isfinite(
+        result.upper).all()
+    assert np.abs(result.mean - truth(3, 12)).max() < 10.0

@@ -52,3 +52,10 @@ def test_clean_returns_only_finite_values_in_bounds(values):
     cleaned = series.clean(values, bounds=(0, 100), season=7)
     assert np.isfinite(cleaned.values).all()
     assert (cleaned.values >= 0).all() and (cleaned.values <= 100).all()
+
+
+def test_values_too_large_to_be_measurements_count_as_missing():
+    cleaned = series.clean([5.0, 1e300, 7.0, -1e200, 9.0], bounds=(0, None))
+    assert cleaned.values.tolist() == [5.0, 6.0, 7.0, 8.0, 9.0]
+    assert cleaned.clipped == 0
+    assert "left out 2 values beyond 1e+100 in magnitude" in cleaned.notes

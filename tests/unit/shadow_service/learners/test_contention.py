@@ -2,14 +2,17 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from shadow_service import evaluation
 from shadow_service import learners
+from shadow_service import measurements as names
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import base
 from shadow_service.history import memory
+from shadow_service.history import sqlite
 from shadow_service.learners import base as learner_base
 from shadow_service.learners import contention as learning
 from tests import service_support
@@ -220,3 +223,48 @@ def test_records_and_learner_share_the_drivers_clock():
     assert [p.time for p in points][-1] == driver.now()
     assert all(driver.now() - 60 <= p.time <= driver.now() for p in points)
     assert evaluator.learner.training_rows(), 'the record is in the window'
+
+
+def test_samples_too_large_to_be_measurements_do_not_train_the_model(
+        tmp_path):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    rng = np.random.default_rng(0)
+    when = 1_796_000_000.0
+    for number in range(12):
+        evaluation_id = 'e-%d' % number
+        features = {'node-%d' % h: {'num_instances': (number + h) % 9}
+                    for h in range(3)}
+        # A host whose shadow sent the largest value the collector
+        # accepts, in every sample of one run.
+        features['node-odd'] = {'num_instances': 4}
+        points = []
+        for host, host_features in features.items():
+            level = 1000.0 - 20.0 * host_features['num_instances']
+            for sample in range(5):
+                value = (1e300 if host == 'node-odd' and number == 11
+                         else level + rng.normal(0.0, 2.0))
+                points.append(base.Point(names.SHADOW_SAMPLE, {
+                    names.TAG_EVALUATION: evaluation_id,
+                    names.TAG_HOST: host, names.TAG_PROFILE: 'batch-cpu',
+                    names.TAG_METRIC: 'cpu_ops_per_s'},
+                    {names.FIELD_VALUE: value}, when + sample))
+        store.write(points)
+        store.put_evaluation({'evaluation_id': evaluation_id,
+                              'request': REQUEST,
+                              'host_features': features}, when=when + 60.0)
+        when += 600.0
+    try:
+        learner = learning.ContentionLearner(store, min_rows=10,
+                                             clock=lambda: when)
+        models = learner.models(REQUEST, 'batch-cpu')
+    finally:
+        store.close()
+    assert models['cpu_ops_per_s'].slope() == pytest.approx(-20.0, abs=1.0)
+    ranking = analyzer_mod.Analyzer().with_contention(models).rank(
+        {'cpu': 1.0},
+        {'a': {'cpu_ops_per_s': [900.0, 910.0, 905.0]},
+         'b': {'cpu_ops_per_s': [950.0, 940.0, 945.0]}},
+        host_features={'a': {'num_instances': 2},
+                       'b': {'num_instances': 6}})
+    json.dumps(ranking.to_dict(), allow_nan=False)
+    assert [h.host for h in ranking.hosts] == ['b', 'a']

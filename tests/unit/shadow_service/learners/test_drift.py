@@ -117,3 +117,22 @@ def test_a_failing_store_keeps_the_last_drift(store):
 def test_bad_options_are_refused(store):
     with pytest.raises(ValueError, match='min_pairs'):
         drift_mod.AgeDriftLearner(store, min_pairs=0)
+
+
+def test_a_run_of_samples_too_large_to_summarise_is_left_out(store):
+    now = _write_runs(store, drift=0.1)
+    # One more host in the last run whose shadow sent the largest value
+    # the collector accepts among its samples.
+    store.write([base.Point(names.SHADOW_SAMPLE, {
+        names.TAG_EVALUATION: 'e-7', names.TAG_HOST: 'node-odd',
+        names.TAG_PROFILE: REQUEST['profile'],
+        names.TAG_METRIC: 'cpu_ops_per_s'}, {names.FIELD_VALUE: value},
+        now - 100.0 + index)
+        for index, value in enumerate([1000.0, 1e300, 1010.0, 990.0])])
+    learner = drift_mod.AgeDriftLearner(store, lookback_s=30 * HOUR,
+                                        min_pairs=20, clock=lambda: now)
+    learned = learner.age_drift()
+    assert learner.failures == 0
+    assert learned.pairs == 6 * 7
+    assert learned.by_metric['cpu_ops_per_s'] == pytest.approx(0.1,
+                                                               rel=0.4)
