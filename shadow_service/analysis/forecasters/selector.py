@@ -11,11 +11,23 @@ interval is conformal: the empirical quantiles of that choice's backtest
 errors at each step ahead, so its width is learned from the series rather
 than assumed Gaussian.
 
+The work grows with the history points times the horizon steps (every
+kernel holds a forecast of every step from every origin). When that
+product exceeds ``max_cells`` (a fine step with a long horizon: a day
+ahead at one-minute steps), the history is first averaged into buckets of
+the fewest consecutive steps that bring it within the budget, the
+selection runs on the bucket means and its forecast and interval are
+spread back to the original step (a note says so); the interval is then
+the one of bucket means. Histories and horizons within the budget are
+selected at their own step.
+
 Behaviour is changed through the constructor: ``backtest_s`` (how much
-recent history is replayed), ``max_history_s`` and ``level``.
+recent history is replayed), ``max_history_s``, ``max_cells`` and
+``level``.
 """
 
 import logging
+import math
 
 import numpy as np
 
@@ -30,6 +42,8 @@ HALF_LIFE = 72
 COMBINATIONS = (("best", 1, np.mean), ("mean_top2", 2, np.mean),
                 ("mean_top3", 3, np.mean), ("mean_top5", 5, np.mean),
                 ("median_top5", 5, np.median))
+#: Most history points x horizon steps one selection evaluates.
+MAX_CELLS = 250000
 
 
 class AutoForecaster(base.Forecaster):
@@ -42,6 +56,10 @@ class AutoForecaster(base.Forecaster):
         different number of steps re-runs the selection.
     backtest_s : float
         History replayed for selection and intervals (3 days default).
+    max_cells : int
+        Most history points x horizon steps selected at the series' own
+        step; beyond it the selection runs on bucket means (see the
+        module docstring).
     """
 
     name = "auto"
@@ -50,10 +68,14 @@ class AutoForecaster(base.Forecaster):
                        "errors")
 
     def __init__(self, *, horizon_steps=12, backtest_s=3 * 86400.0,
-                 max_history_s=10 * 86400.0, **kwargs):
+                 max_history_s=10 * 86400.0, max_cells=MAX_CELLS,
+                 **kwargs):
         super().__init__(max_history_s=max_history_s, **kwargs)
+        if int(max_cells) < 1:
+            raise ValueError("max_cells must be at least 1")
         self.horizon_steps = int(horizon_steps)
         self.backtest_s = backtest_s
+        self.max_cells = int(max_cells)
 
     def min_history(self, step_s):
         return self.horizon_steps + MIN_ORIGINS + 4
@@ -61,8 +83,8 @@ class AutoForecaster(base.Forecaster):
     def _fit(self, data, *, step_s, season, notes):
         backtest = max(int(self.backtest_s // step_s), MIN_ORIGINS)
         results = AutoResults(data, season=season, backtest=backtest,
-                              notes=notes, level=self.level,
-                              bounds=self.bounds)
+                              max_cells=self.max_cells, notes=notes,
+                              level=self.level, bounds=self.bounds)
         results.select(self.horizon_steps)
         return results
 
@@ -70,19 +92,32 @@ class AutoForecaster(base.Forecaster):
 class AutoResults(base.FittedForecaster):
     """Selections per horizon, computed on demand and cached."""
 
-    def __init__(self, data, *, season, backtest, **kwargs):
+    def __init__(self, data, *, season, backtest, max_cells=MAX_CELLS,
+                 **kwargs):
         super().__init__(model="auto", **kwargs)
         self.data = data
         self.season = season
         self.backtest = backtest
+        self.max_cells = max_cells
         self._selections = {}
 
     def select(self, steps):
         if steps not in self._selections:
-            self._selections[steps] = _select(self.data, steps, self.season,
-                                              self.backtest, self.level)
+            bucket = bucket_steps(self.data.size, steps, self.season,
+                                  self.max_cells)
+            if bucket == 1:
+                selection = _select(self.data, steps, self.season,
+                                    self.backtest, self.level)
+            else:
+                selection = _select_bucketed(self.data, steps, self.season,
+                                             self.backtest, self.level,
+                                             bucket)
+            self._selections[steps] = selection
         selection = self._selections[steps]
         self.model = selection["model"]
+        note = selection.get("note")
+        if note and note not in self.notes:
+            self.notes.append(note)
         return selection
 
     def _paths(self, steps):
@@ -95,6 +130,44 @@ class AutoResults(base.FittedForecaster):
         mean = selection["forecast"]
         return (mean, mean + selection["lower"],
                 mean + selection["upper"])
+
+
+def bucket_steps(n, steps, season, max_cells):
+    """Consecutive steps averaged into one point so that the selection's
+    history points x horizon steps stay within ``max_cells`` (1: none).
+
+    The fewest that fit, or a divisor of ``season`` up to twice that
+    many, so the season stays a whole number of buckets.
+    """
+    if n * steps <= max_cells:
+        return 1
+    bucket = max(2, math.ceil(math.sqrt(n * steps / max_cells)))
+    while math.ceil(n / bucket) * math.ceil(steps / bucket) > max_cells:
+        bucket += 1
+    if season and season > bucket:
+        for candidate in range(bucket, min(2 * bucket, season) + 1):
+            if season % candidate == 0:
+                return candidate
+    return bucket
+
+
+def _select_bucketed(data, steps, season, backtest, level, bucket):
+    """:func:`_select` on means of ``bucket`` consecutive steps (the
+    newest bucket ends at the newest point), spread back to the step."""
+    usable = data.size - data.size % bucket
+    means = data[data.size - usable:].reshape(-1, bucket).mean(axis=1)
+    coarse_season = (int(round(season / bucket))
+                     if season and season > bucket else None)
+    coarse_steps = math.ceil(steps / bucket)
+    selection = _select(means, coarse_steps, coarse_season,
+                        max(backtest // bucket, MIN_ORIGINS), level)
+    note = ("history of %d points x %d steps ahead: selected on %d-step "
+            "means (interval of bucket means)" % (data.size, steps, bucket))
+    if selection.get("fallback"):
+        return dict(selection, note=note)
+    spread = {key: np.repeat(selection[key], bucket)[:steps]
+              for key in ("forecast", "lower", "upper")}
+    return dict(selection, note=note, bucket=bucket, **spread)
 
 
 def _select(data, steps, season, backtest, level):

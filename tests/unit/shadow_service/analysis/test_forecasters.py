@@ -9,6 +9,7 @@ from shadow_service.analysis import forecasters
 from shadow_service.analysis.forecasters import arima
 from shadow_service.analysis.forecasters import base
 from shadow_service.analysis.forecasters import kernels
+from shadow_service.analysis.forecasters import selector
 from tests.fixtures import benchmarks
 
 STEP_S = 300.0
@@ -323,3 +324,52 @@ def test_a_value_too_large_to_be_a_measurement_is_a_gap(name):
     assert np.isfinite(result.lower).all() and np.isfinite(
         result.upper).all()
     assert np.abs(result.mean - truth(3, 12)).max() < 10.0
+
+
+def test_auto_work_is_bounded_at_a_fine_step(monkeypatch):
+    # A day ahead at one-minute steps from 2,000 points: 2.9 million
+    # cells per kernel (23 MB each, ~30 kernels) selected at the step.
+    cells = []
+    real = kernels.all_kernels
+
+    def counting(y, horizon, season, first=0):
+        cells.append(y.size * horizon)
+        return real(y, horizon, season, first=first)
+
+    monkeypatch.setattr(kernels, "all_kernels", counting)
+    step_s, points, steps = 60.0, 2000, 1440
+    t = np.arange(points + steps) * step_s
+    values = 50 + 20 * np.sin(2 * np.pi * t / 86400.0)
+    forecast = forecasters.load("auto", horizon_steps=steps).fit(
+        values[:points], step_s=step_s).forecast(steps)
+    assert cells and max(cells) <= selector.MAX_CELLS
+    assert forecast.mean.shape == forecast.lower.shape == (steps,)
+    assert np.all(np.isfinite(forecast.mean))
+    assert np.all(forecast.lower <= forecast.mean)
+    assert np.all(forecast.mean <= forecast.upper)
+    assert any("-step means" in note for note in forecast.notes)
+    # Within the range the history covered (30-70).
+    assert 30.0 <= forecast.mean.min() <= forecast.mean.max() <= 70.0
+
+
+def test_auto_within_its_budget_selects_at_the_step():
+    history = seasonal_series(3, noise=1.0)
+    at_step = forecasters.load("auto", horizon_steps=12).fit(
+        history, step_s=STEP_S).forecast(12)
+    exact = forecasters.load(
+        "auto", horizon_steps=12, max_cells=history.size * 12).fit(
+        history, step_s=STEP_S).forecast(12)
+    assert at_step.to_dict() == exact.to_dict()
+    assert not any("-step means" in note for note in exact.notes)
+
+
+@pytest.mark.parametrize("n, steps, season, expected", [
+    (72, 24, 24, 1),        # the lifetime outlook's defaults
+    (4320, 1440, 1440, 5),  # 864 x 288 cells, a day is 288 buckets
+    (14400, 1440, 1440, 10),
+    (1000, 1000, 7, 2),     # no divisor of the season near: fewest
+])
+def test_bucket_steps_known_answers(n, steps, season, expected):
+    bucket = selector.bucket_steps(n, steps, season, selector.MAX_CELLS)
+    assert bucket == expected
+    assert -(-n // bucket) * -(-steps // bucket) <= selector.MAX_CELLS
