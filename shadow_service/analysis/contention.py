@@ -23,6 +23,13 @@ Bounded
     it, and the predicted degradation is the difference of two clipped
     predictions, so it never takes the metric out of range either.
 
+Incomplete rows
+    A regressor value that is missing, not a number, not finite or beyond
+    :data:`~shadow_service.analysis.series.MAX_MAGNITUDE` leaves its row
+    out of the fit when fewer than half the rows lack that regressor (one
+    host without a fact in one evaluation does not cost the model); when
+    half or more lack it, the regressor is left out instead.
+
 Fit it on history (one row per measurement with the host's features at
 the time); pass fitted models to the analyzer as ``{metric: model}``.
 Change the regressors with ``features``, the estimator with ``method``.
@@ -37,6 +44,7 @@ import pandas as pd
 import statsmodels.api as sm
 
 from shadow_service import hostfacts
+from shadow_service.analysis import series
 from shadow_service.workloads import catalogue
 
 LOG = logging.getLogger(__name__)
@@ -170,6 +178,28 @@ class _Regression:
                 float(np.asarray(fit.bse)[index]))
 
 
+def _complete_regressors(frame, features):
+    """``(frame, complete)``: ``frame`` with each regressor in
+    ``features`` as floats (NaN where a value is missing, not a number,
+    not finite or beyond ``series.MAX_MAGNITUDE``), and the mask of the
+    rows to keep. A regressor missing from fewer than half the rows
+    marks those rows incomplete; one missing from more is left as it is
+    (the fit then leaves the regressor out, not the rows)."""
+    complete = np.ones(len(frame), dtype=bool)
+    frame = frame.copy()
+    for feature in features:
+        if feature not in frame:
+            continue
+        values = pd.to_numeric(frame[feature], errors="coerce").to_numpy(
+            float)
+        with np.errstate(invalid="ignore"):
+            missing = ~(np.abs(values) <= series.MAX_MAGNITUDE)
+        frame[feature] = np.where(missing, np.nan, values)
+        if 0 < missing.sum() and 2 * missing.sum() < len(frame):
+            complete &= ~missing
+    return frame, complete
+
+
 class ContentionModel:
     """Regression of one performance metric on host features.
 
@@ -211,6 +241,9 @@ class ContentionModel:
         self.bounds = tuple(bounds) if bounds is not None else (None, None)
         self.columns = None
         self.categories = {}
+        #: Rows the last fit left out (no finite target or weight, or a
+        #: regressor missing from a minority of the rows).
+        self.dropped_rows = 0
         self._pooled = None
         self._by_class = {}
 
@@ -256,6 +289,14 @@ class ContentionModel:
                 np.size(finite) - int(finite.sum()))
         else:
             dropped = ""
+        self.dropped_rows = int(np.size(finite) - finite.sum())
+        frame, complete = _complete_regressors(frame, self.features)
+        if not complete.all():
+            frame = frame[complete].reset_index(drop=True)
+            target, weights = target[complete], weights[complete]
+            dropped += "; %d left out with a regressor missing" % (
+                np.size(complete) - int(complete.sum()))
+            self.dropped_rows += int(np.size(complete) - complete.sum())
         usable = [f for f in self.features if f in frame
                   and frame[f].notna().all() and frame[f].nunique() > 1]
         self.categories = {

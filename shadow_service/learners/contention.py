@@ -20,7 +20,9 @@ and the host's features at that time.  Rows are grouped by workload (see
 :func:`~shadow_service.learners.base.workload_key`): a model never mixes
 profiles or flavor sizes.  A metric gets a model only with ``min_rows``
 rows, a target that varies and at least one host-load regressor that
-varies.
+varies.  A row without a usable value of a regressor (a host fact missing
+from one evaluation) is left out of the fit while fewer than half the
+rows lack it, and ``min_rows`` counts the rows that remain.
 
 Refits are throttled (``refit_every`` evaluations and ``refit_interval_s``
 seconds since the last one) and never raise: a failing history store or
@@ -112,8 +114,10 @@ def fit_models(rows, *, min_rows, method='ols', level=0.9,
                features=DEFAULT_FEATURES):
     """``{key: {metric: fitted ContentionModel}}`` from training rows.
 
-    Metrics with fewer than ``min_rows`` rows, a constant target or no
-    varying host-load regressor get no model.
+    Metrics with fewer than ``min_rows`` rows (complete ones: see
+    :meth:`ContentionModel.fit
+    <shadow_service.analysis.contention.ContentionModel.fit>`), a constant
+    target or no varying host-load regressor get no model.
     """
     import pandas as pd
 
@@ -148,7 +152,7 @@ def _fit_one(group, *, min_rows, method, level, features):
                   weights=group['samples'].to_numpy(float))
     except (contention_lib.NotFitted, ValueError, np.linalg.LinAlgError):
         return None
-    if not model.columns:
+    if not model.columns or len(group) - model.dropped_rows < min_rows:
         return None
     return model
 

@@ -88,6 +88,32 @@ def test_observations_without_a_finite_target_are_left_out(method):
             weights=np.ones(8))
 
 
+@pytest.mark.parametrize("bad", [np.nan, None, "x", np.inf, 1e300])
+def test_a_minority_of_rows_without_a_regressor_are_left_out(bad):
+    rows, ops = history()
+    clean = contention.ContentionModel().fit(
+        {k: v[3:] for k, v in rows.items()}, ops[3:])
+    rows["num_instances"] = list(rows["num_instances"])
+    rows["num_instances"][:3] = [bad] * 3
+
+    model = contention.ContentionModel().fit(rows, ops)
+
+    assert "num_instances" in model.columns
+    assert model.dropped_rows == 3
+    assert model.params() == pytest.approx(clean.params())
+
+
+def test_a_regressor_missing_from_most_rows_is_left_out():
+    rows, ops = history()
+    half = len(ops) // 2
+    rows["io_util"] = np.r_[np.full(half, np.nan),
+                            np.linspace(0.1, 0.9, len(ops) - half)]
+    model = contention.ContentionModel(
+        features=("num_instances", "io_util")).fit(rows, ops)
+    assert model.columns == ["num_instances"]
+    assert model.dropped_rows == 0
+
+
 def test_constant_features_are_left_out():
     rows, ops = history()
     rows["io_util"] = np.full(len(ops), 0.3)

@@ -268,3 +268,72 @@ def test_samples_too_large_to_be_measurements_do_not_train_the_model(
                        'b': {'num_instances': 6}})
     json.dumps(ranking.to_dict(), allow_nan=False)
     assert [h.host for h in ranking.hosts] == ['b', 'a']
+
+
+def _store_evaluations(store, features_of, when, count=12):
+    """``count`` evaluations of four hosts; ``features_of(number, host)``
+    gives a host's recorded features (its ops fall by 20 a VM)."""
+    rng = np.random.default_rng(1)
+    for number in range(count):
+        evaluation_id = 'e-%d' % number
+        features = {}
+        points = []
+        for h in range(4):
+            host = 'node-%d' % h
+            vms = (number + 2 * h) % 9
+            features[host] = features_of(number, host, vms)
+            for sample in range(5):
+                points.append(base.Point(names.SHADOW_SAMPLE, {
+                    names.TAG_EVALUATION: evaluation_id,
+                    names.TAG_HOST: host, names.TAG_PROFILE: 'batch-cpu',
+                    names.TAG_METRIC: 'cpu_ops_per_s'},
+                    {names.FIELD_VALUE: 1000.0 - 20.0 * vms
+                     + rng.normal(0.0, 2.0)}, when + sample))
+        store.write(points)
+        store.put_evaluation({'evaluation_id': evaluation_id,
+                              'request': REQUEST,
+                              'host_features': features}, when=when + 60.0)
+        when += 600.0
+    return when
+
+
+def _learn(tmp_path, features_of, min_rows=20):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    try:
+        end = _store_evaluations(store, features_of, 1_796_000_000.0)
+        learner = learning.ContentionLearner(store, min_rows=min_rows,
+                                             clock=lambda: end)
+        return learner.models(REQUEST, 'batch-cpu')
+    finally:
+        store.close()
+
+
+def test_a_row_missing_a_regressor_is_left_out_not_the_model(tmp_path):
+    def features_of(number, host, vms):
+        # One host's fact went missing in one evaluation (NaN facts are
+        # not recorded), another's is not a number in one.
+        if (number, host) == (3, 'node-1'):
+            return {'cpu_util_pct': 40.0}
+        if (number, host) == (7, 'node-2'):
+            return {'num_instances': 'x'}
+        return {'num_instances': vms}
+
+    models = _learn(tmp_path, features_of)
+    assert models['cpu_ops_per_s'].slope() == pytest.approx(-20.0, abs=1.0)
+    assert models['cpu_ops_per_s'].dropped_rows == 2
+
+
+def test_a_regressor_missing_from_most_rows_gives_no_model(tmp_path):
+    def features_of(number, host, vms):
+        return {'num_instances': vms} if host == 'node-0' else {}
+
+    assert _learn(tmp_path, features_of, min_rows=5) == {}
+
+
+def test_rows_left_out_count_against_min_rows(tmp_path):
+    def features_of(number, host, vms):
+        return {} if number < 3 else {'num_instances': vms}
+
+    # 48 rows, 12 without the regressor: 36 complete.
+    assert _learn(tmp_path, features_of, min_rows=36)
+    assert _learn(tmp_path, features_of, min_rows=37) == {}
