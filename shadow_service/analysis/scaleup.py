@@ -37,6 +37,8 @@ import math
 import numpy as np
 import statsmodels.api as sm
 
+from shadow_service.analysis import series
+
 LOG = logging.getLogger(__name__)
 
 # Work done per second: scales with the load the instance runs.
@@ -84,6 +86,19 @@ def scale_keys(flavor, shadow_scale):
             'full_ram_mb': flavor['ram_mb']}
 
 
+def usable_pair_value(value):
+    """Whether one side of a (shadow, full VM) pair can be fitted: a
+    finite number within ``1 / series.MAX_MAGNITUDE`` to
+    ``series.MAX_MAGNITUDE`` (zero, negative, tiny and huge values would
+    put a logarithm of any size into the fit)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    return (math.isfinite(value)
+            and 1.0 / series.MAX_MAGNITUDE <= value <= series.MAX_MAGNITUDE)
+
+
 @dataclasses.dataclass
 class ScaleFactor:
     factor: float
@@ -125,7 +140,8 @@ class ScaleUpModel:
         """
         by_metric = {}
         for pair in pairs:
-            if pair["shadow_value"] <= 0 or pair["full_value"] <= 0:
+            if not (usable_pair_value(pair["shadow_value"])
+                    and usable_pair_value(pair["full_value"])):
                 continue
             by_metric.setdefault(pair["metric"], []).append(pair)
         for metric, rows in by_metric.items():

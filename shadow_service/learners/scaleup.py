@@ -19,9 +19,12 @@ I/O edge that makes those pairs:
 One pair per (evaluation, metric): the median of the shadow's samples on
 the VM's host against the median of the VM's own figures over its first
 ``window_s`` seconds (close in time to the shadow run, so the host's load
-changed little in between).  Hosts where no shadow ran (the VM landed on a
-host ranked from history, or Nova chose another host than the measured
-ones) give no pair.
+changed little in between).  Samples that are not finite numbers within
+:data:`~shadow_service.analysis.series.MAX_MAGNITUDE` are left out of the
+medians, and a pair with a median that is not positive (or is beyond
+that magnitude, or below its inverse) is not fitted.  Hosts where no
+shadow ran (the VM landed on a host ranked from history, or Nova chose
+another host than the measured ones) give no pair.
 
 Refits are throttled like the contention learner's and never raise: a
 failing store or fit is logged and the last good model stays in use.
@@ -30,12 +33,14 @@ Configure it in the ``[shadow]`` group (``scaleup_*`` options).
 
 import collections
 import logging
+import math
 import statistics
 import time
 
 from shadow_service import measurements as names
 from shadow_service import notifications
 from shadow_service.analysis import scaleup as scaleup_lib
+from shadow_service.analysis import series
 from shadow_service.learners import base
 
 LOG = logging.getLogger(__name__)
@@ -104,13 +109,13 @@ def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
     shadow = collections.defaultdict(list)
     for point in shadow_points:
         value = point.fields.get('value')
-        if point.tags.get('host') == host and value is not None:
+        if point.tags.get('host') == host and _usable(value):
             shadow[point.tags.get('metric')].append(float(value))
     start = instance_points[0].time
     full = collections.defaultdict(list)
     for point in instance_points:
         value = point.fields.get('value')
-        if (point.tags.get('host') == host and value is not None
+        if (point.tags.get('host') == host and _usable(value)
                 and point.time - start <= window_s):
             full[point.tags.get('metric')].append(float(value))
     pairs = []
@@ -121,6 +126,16 @@ def scaleup_pairs(record, shadow_points, instance_points, *, window_s,
         pair.update(scale)
         pairs.append(pair)
     return pairs
+
+
+def _usable(value):
+    """Whether a sample is a measurement: a finite number within
+    :data:`~shadow_service.analysis.series.MAX_MAGNITUDE`."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(value) and abs(value) <= series.MAX_MAGNITUDE
 
 
 class ScaleUpLearner(base.HistoryLearner):

@@ -73,3 +73,21 @@ def test_two_pairs_at_two_ratios_keep_the_prior_exponent():
     assert factor.factor == pytest.approx(
         4.0 * math.sqrt(3.0 / 4.0 * 5.0 / 8.0))
 
+
+
+@pytest.mark.parametrize("side", ["shadow_value", "full_value"])
+@pytest.mark.parametrize("odd", [0.0, -5.0, 1e300, 1e-300, float("nan"),
+                                 float("inf"), None, "x"])
+def test_a_pair_that_is_no_measurement_is_not_fitted(side, odd):
+    pairs = [{"metric": "cpu_ops_per_s", "shadow_value": 100.0 + i,
+              "full_value": (100.0 + i) * 4 ** 0.7 * (1 + 0.01 * (i % 3)),
+              "shadow_vcpus": 1, "full_vcpus": [2, 4, 8][i % 3]}
+             for i in range(12)]
+    clean = scaleup.ScaleUpModel().fit(pairs[:-1])
+    pairs[-1][side] = odd
+
+    model = scaleup.ScaleUpModel().fit(pairs)
+
+    assert model.learned["cpu_ops_per_s"] == pytest.approx(
+        clean.learned["cpu_ops_per_s"])
+    assert math.isfinite(model.factor("cpu_ops_per_s", SCALE).factor)

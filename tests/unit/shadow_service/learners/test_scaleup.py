@@ -35,7 +35,8 @@ def _flavor(vcpus):
 def _record_placed_vm(store, rng, *, vcpus, when, vm_host='h1',
                       shadow_scale=0.25,
                       shadow_hosts=('h1', 'h2'), instance=True,
-                      record_scale=True, vm_points=6, step=600.0):
+                      record_scale=True, vm_points=6, step=600.0,
+                      vm_value=None):
     """One evaluation whose VM landed on ``vm_host``; full = shadow *
     exp(offset) * load_ratio ** TRUE_EXPONENT, with 2 % noise."""
     evaluation_id = str(uuid.uuid4())
@@ -65,7 +66,8 @@ def _record_placed_vm(store, rng, *, vcpus, when, vm_host='h1',
         points.append(base.Point(
             'instance_metric', {'instance': instance_uuid, 'host': vm_host,
                                 'metric': 'cpu_ops_per_s'},
-            {'value': full * rng.lognormal(0, 0.02)},
+            {'value': (full * rng.lognormal(0, 0.02) if vm_value is None
+                       else vm_value)},
             when + 120.0 + i * step))
     store.write(points)
     store.put_evaluation(record)
@@ -203,6 +205,31 @@ def test_a_store_failure_keeps_the_last_good_model(tmp_path):
 
     assert learner.model() is good
     assert learner.failures == 1
+
+
+# (The store refuses NaN and infinite values; the model's own test
+# covers them.)
+@pytest.mark.parametrize('vm_value', [0.0, -5.0, 1e300, 1e-300])
+def test_a_vm_figure_that_is_no_measurement_makes_no_pair(tmp_path,
+                                                          vm_value):
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'h.sqlite'))
+    try:
+        rng = np.random.default_rng(7)
+        for i, vcpus in enumerate([4, 8, 16, 32] * 3):
+            _record_placed_vm(store, rng, vcpus=vcpus, when=T0 + i)
+        clean = _learner(store).model()
+        _record_placed_vm(store, rng, vcpus=8, when=T0 + 20,
+                          vm_value=vm_value)
+        learner = _learner(store)
+        model = learner.model()
+    finally:
+        store.close()
+    assert learner.failures == 0
+    assert model.learned['cpu_ops_per_s'] == pytest.approx(
+        clean.learned['cpu_ops_per_s'])
+    factor = model.factor('cpu_ops_per_s', {'load_ratio': 4.0})
+    assert factor.factor == pytest.approx(
+        math.exp(TRUE_OFFSET) * 4 ** TRUE_EXPONENT, rel=0.05)
 
 
 def test_refits_at_most_every_n_uses():
