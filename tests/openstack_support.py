@@ -38,6 +38,7 @@ import urllib.error
 import urllib.request
 import uuid
 import warnings
+from unittest import mock
 
 import fixtures
 import pytest
@@ -48,6 +49,7 @@ pytest.importorskip('nova.tests.functional.integrated_helpers')
 from keystoneauth1 import exceptions as ks_exc  # noqa: E402
 from keystoneauth1 import noauth  # noqa: E402
 from keystoneauth1 import session as ks_session  # noqa: E402
+from nova.compute import rpcapi as compute_rpcapi  # noqa: E402
 from nova.tests import fixtures as nova_fixtures  # noqa: E402
 from nova.tests.functional import integrated_helpers  # noqa: E402
 from nova.tests.functional.api import client  # noqa: E402
@@ -634,6 +636,26 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
     def allocations(self, consumer):
         return self.placement.get(
             '/allocations/%s' % consumer).body['allocations']
+
+    def lose_deletions(self):
+        """The compute hosts never get a deletion's message (one
+        restarted as it was sent, a lost cast): Nova shows the server
+        with task state ``deleting`` for good (``SOFT_DELETED`` for a
+        force-delete, its status before the delete otherwise).  Returns
+        the mock of the cast (its calls: the deletions Nova accepted)
+        and an Event that, cleared, delivers them again."""
+        losing = threading.Event()
+        losing.set()
+        real = compute_rpcapi.ComputeAPI.terminate_instance
+        lost = mock.Mock()
+
+        def cast(rpcapi, *args, **kwargs):
+            lost(*args, **kwargs)
+            if not losing.is_set():
+                return real(rpcapi, *args, **kwargs)
+        self.useFixture(fixtures.MockPatchObject(
+            compute_rpcapi.ComputeAPI, 'terminate_instance', new=cast))
+        return lost, losing
 
     def wait_for(self, predicate, timeout=10.0, what='condition'):
         deadline = time.monotonic() + timeout

@@ -24,9 +24,10 @@ released; one a deferred delete keeps SOFT_DELETED (Nova's
 (at start and every ``gc_interval``) deletes shadows this service left
 behind and any expired shadow, SOFT_DELETED ones too; one whose deletion
 is under way (asked by this driver, or shown by Nova) is left to finish
-for twice ``delete_timeout``, then deleted again (a SOFT_DELETED one
-whose force-delete has not completed: its state reset, force-deleted
-again).
+for twice ``delete_timeout``, then deleted again; one Nova still shows
+with task state ``deleting`` (a deletion, or a SOFT_DELETED one's
+force-delete, that its compute host never completed) has its state reset
+first, since Nova ignores another delete of it.
 
 Every other failure is raised as
 :class:`~shadow_service.clouds.base.CloudError`, never as an
@@ -420,9 +421,9 @@ class OpenStackDriver(base.CloudDriver):
         # (or first saw a force-delete under way), until it is gone: the
         # garbage collector asks again only after deletion_grace_s.
         self._forced = collections.OrderedDict()
-        # Servers whose force-delete the collector repeated and said so
-        # (once; later repeats are logged at debug level).
-        self._force_repeat_warned = set()
+        # Servers whose deletion (or force-delete) the collector repeated
+        # and said so (once; later repeats are logged at debug level).
+        self._repeat_warned = set()
         # Server id -> time.monotonic() of the collector's last look-up
         # of a remembered deletion (the ones looked up longest ago, or
         # never, go first).
@@ -495,17 +496,19 @@ class OpenStackDriver(base.CloudDriver):
 
     def collect_garbage(self):
         """Delete :meth:`garbage_shadows` (one warning naming each and
-        why it is deleted); returns how many.  One this driver
-        force-deleted (or saw being force-deleted) ``deletion_grace_s``
-        ago or more and Nova still keeps SOFT_DELETED is force-deleted
-        again (:meth:`_force_again`), without a wait: the next pass
-        sees whether it went."""
+        why it is deleted); returns how many.  One whose deletion has
+        not completed in ``deletion_grace_s`` and that Nova still shows
+        with task state ``deleting`` (a DELETE, or a force-delete of a
+        SOFT_DELETED one, its compute host never completed), and one
+        this driver force-deleted that Nova still keeps SOFT_DELETED,
+        are deleted again (:meth:`_delete_again`), without a wait: the
+        next pass sees whether they went."""
         garbage = self._garbage()
-        repeats = [(shadow, why) for shadow, why in garbage
-                   if self._since_forced(shadow.shadow_id) is not None]
-        fresh = [(shadow, why) for shadow, why in garbage
-                 if self._since_forced(shadow.shadow_id) is None]
-        self._force_again(repeats)
+        repeats = [(shadow, why) for shadow, why, again in garbage
+                   if again]
+        fresh = [(shadow, why) for shadow, why, again in garbage
+                 if not again]
+        self._delete_again(repeats)
         if fresh:
             LOG.warning('Deleting %d left-over shadows: %s', len(fresh),
                         ', '.join('%s (%s)' % (shadow.shadow_id, why)
@@ -513,27 +516,25 @@ class OpenStackDriver(base.CloudDriver):
             self.delete_shadows([shadow for shadow, _why in fresh])
         return len(garbage)
 
-    def _force_again(self, garbage):
-        """Force-delete again the ``(shadow, why)`` of ``garbage``, whose
-        force-delete has not completed: the first time for each, with a
-        warning, later with a debug line; the next time
-        ``deletion_grace_s`` later.
+    def _delete_again(self, garbage):
+        """Delete again the ``(shadow, why)`` of ``garbage``, whose
+        deletion (a SOFT_DELETED one's force-delete) has not completed:
+        one warning for each, later repeats at debug level; the next
+        time ``deletion_grace_s`` later.
 
         Nova ignores a delete of a server that shows task state
         ``deleting`` while its compute service is up (and never
-        reclaims it): such a shadow's state is reset first
-        (``os-resetState`` to ``error``, which clears the task state),
-        so that the force-delete reaches its host again."""
+        reclaims a SOFT_DELETED one): such a shadow's state is reset
+        first (``os-resetState`` to ``error``, which clears the task
+        state), so that the delete reaches its host again.  Where Nova
+        refuses the reset, the warning says what an admin runs."""
         for shadow, why in garbage:
             server_id = shadow.shadow_id
             with self._lock:
-                first = server_id not in self._force_repeat_warned
-                self._force_repeat_warned.add(server_id)
+                first = server_id not in self._repeat_warned
+                self._repeat_warned.add(server_id)
             level = logging.WARNING if first else logging.DEBUG
-            LOG.log(level, 'Force-deleting shadow %s again (%s); asked '
-                    'again every %.0fs while Nova keeps it%s', server_id,
-                    why, self.deletion_grace_s,
-                    ' (said once)' if first else '')
+            kept = shadow.status == SOFT_DELETED_STATUS
             # Also the wait for a deletion under way starts again.
             self._deletion_asked(server_id)
             try:
@@ -541,31 +542,48 @@ class OpenStackDriver(base.CloudDriver):
                 if server is None:
                     self._deletions_done([server_id])
                     continue
+                kept = _kept(server)
                 if server.task_state == DELETING_TASK_STATE:
                     try:
-                        self._reset_state(server_id)
+                        self._reset_state(server_id, kept)
                     except base.CloudError as e:
                         if e.retryable:
                             raise
-                        self._force_refused(server_id)
-                        LOG.warning('Shadow %s stays SOFT_DELETED, holding '
-                                    'its allocations and quota: %s',
-                                    server_id, e)
+                        if kept:
+                            self._force_refused(server_id)
+                        LOG.log(level, 'Shadow %s stays (%s), holding its '
+                                'Placement allocations and the shadow '
+                                'project\'s quota; asked again every %.0fs '
+                                'while Nova keeps it%s: %s', server_id, why,
+                                self.deletion_grace_s,
+                                ' (said once)' if first else '', e)
                         continue
-                self._force_delete(server_id)
+                LOG.log(level, '%s shadow %s again (%s); asked again every '
+                        '%.0fs while Nova keeps it%s',
+                        'Force-deleting' if kept else 'Deleting', server_id,
+                        why, self.deletion_grace_s,
+                        ' (said once)' if first else '')
+                if kept:
+                    self._force_delete(server_id)
+                else:
+                    with cloud_errors('Deleting shadow %s' % server_id,
+                                      host=shadow.host):
+                        self.conn.compute.delete_server(
+                            server_id, ignore_missing=True)
             except base.CloudError as e:
-                if not e.retryable:
-                    self._force_refused(server_id)
-                    LOG.warning('%s', _kept_soft_deleted({server_id: e}))
-                    continue
-                # Asked again after deletion_grace_s all the same.
-                self._force_asked(server_id)
+                if kept:
+                    if not e.retryable:
+                        self._force_refused(server_id)
+                        LOG.warning('%s', _kept_soft_deleted({server_id: e}))
+                        continue
+                    # Asked again after deletion_grace_s all the same.
+                    self._force_asked(server_id)
                 LOG.log(level, 'Shadow garbage collection: %s', e)
 
-    def _reset_state(self, server_id):
-        """Clear the task state ``deleting`` of ``server_id``, which Nova
-        keeps while a deletion it will not take again never ends
-        (``os-resetState`` to ``error``)."""
+    def _reset_state(self, server_id, kept):
+        """Clear the task state ``deleting`` of ``server_id`` (SOFT_DELETED
+        when ``kept``), which Nova keeps while a deletion it will not
+        take again never ends (``os-resetState`` to ``error``)."""
         from openstack import exceptions as sdk_exc
 
         try:
@@ -582,9 +600,10 @@ class OpenStackDriver(base.CloudDriver):
                 raise
             raise base.CloudError(
                 '%s; an admin can run: openstack server set --state error '
-                '%s; openstack server delete --force %s (or restart '
-                'nova-compute on its host, which completes the deletion)'
-                % (e, server_id, server_id), retryable=False) from None
+                '%s; openstack server delete %s%s (or restart nova-compute '
+                'on its host, which completes the deletion)'
+                % (e, server_id, '--force ' if kept else '', server_id),
+                retryable=False) from None
 
     # -- the clock ----------------------------------------------------------
     def now(self):
@@ -1102,7 +1121,7 @@ class OpenStackDriver(base.CloudDriver):
             self._forced[server_id] = time.monotonic()
             while len(self._forced) > MAX_REMEMBERED_DELETIONS:
                 dropped, _since = self._forced.popitem(last=False)
-                self._force_repeat_warned.discard(dropped)
+                self._repeat_warned.discard(dropped)
 
     def _since_forced(self, server_id):
         """Seconds since ``server_id`` was force-deleted (or first seen
@@ -1163,10 +1182,14 @@ class OpenStackDriver(base.CloudDriver):
         Those Nova keeps SOFT_DELETED are among them (unless Nova
         refused to force-delete them less than ``deletion_grace_s``
         ago)."""
-        return [shadow for shadow, _why in self._garbage()]
+        return [shadow for shadow, _why, _again in self._garbage()]
 
     def _garbage(self):
-        """:meth:`garbage_shadows` as ``(shadow, why)`` pairs."""
+        """:meth:`garbage_shadows` as ``(shadow, why, again)``: ``again``
+        when its deletion is to be asked again without a wait
+        (:meth:`_delete_again`): one Nova shows with task state
+        ``deleting`` past ``deletion_grace_s`` (that deletion never
+        completes), or a force-delete of this driver's past it."""
         # What runs is read before and after the (slow) list calls: a
         # shadow whose boot completes during them is listed and tracked
         # by the time of the second look; one deleted during them was
@@ -1193,8 +1216,14 @@ class OpenStackDriver(base.CloudDriver):
             if not (mine or expired):
                 continue
             why = self._why_garbage(server, mine)
-            if why is not None:
-                garbage.append((shadow, why))
+            if why is None:
+                continue
+            if _kept(server):
+                again = self._since_forced(server.id) is not None
+            else:
+                # (Shown as deleting: past deletion_grace_s, else left.)
+                again = server.task_state == DELETING_TASK_STATE
+            garbage.append((shadow, why, again))
         return garbage
 
     def _why_garbage(self, server, mine):
@@ -1313,7 +1342,8 @@ class OpenStackDriver(base.CloudDriver):
             self._deletions.pop(server_id, None)
             self._deletions[server_id] = time.monotonic()
             while len(self._deletions) > MAX_REMEMBERED_DELETIONS:
-                self._deletions.popitem(last=False)
+                dropped, _since = self._deletions.popitem(last=False)
+                self._repeat_warned.discard(dropped)
 
     def _deletion_pending(self, server):
         """Seconds since the deletion of ``server`` was asked (or first
@@ -1350,7 +1380,7 @@ class OpenStackDriver(base.CloudDriver):
                 self._deletions.pop(server_id, None)
                 self._force_refusals.pop(server_id, None)
                 self._forced.pop(server_id, None)
-                self._force_repeat_warned.discard(server_id)
+                self._repeat_warned.discard(server_id)
                 self._held_looked_up.pop(server_id, None)
 
     def _running_shadows(self):

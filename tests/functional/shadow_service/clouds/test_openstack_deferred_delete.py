@@ -14,11 +14,9 @@ import logging
 import re
 import threading
 import time
-from unittest import mock
 
 import fixtures
 import pytest
-from nova.compute import rpcapi as compute_rpcapi
 
 from loadgen import profiles
 from shadow_service.clouds import base
@@ -79,24 +77,10 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         return self.admin_api.get_server(server_id)['OS-EXT-STS:task_state']
 
     def _lose_force_deletes(self):
-        """The compute hosts never get a force-delete's message (one
-        restarted as it was sent, a lost cast): Nova shows the server
-        SOFT_DELETED, task state ``deleting``, for good.  Returns the
-        mock of the cast (its calls: the force-deletes Nova accepted)
-        and an Event that, cleared, delivers them again."""
-        losing = threading.Event()
-        losing.set()
-        real = compute_rpcapi.ComputeAPI.terminate_instance
-
-        lost = mock.Mock()
-
-        def cast(rpcapi, *args, **kwargs):
-            lost(*args, **kwargs)
-            if not losing.is_set():
-                return real(rpcapi, *args, **kwargs)
-        self.useFixture(fixtures.MockPatchObject(
-            compute_rpcapi.ComputeAPI, 'terminate_instance', new=cast))
-        return lost, losing
+        """Force-deletes the compute hosts never get: the server stays
+        SOFT_DELETED, task state ``deleting``
+        (:meth:`~support.OpenStackHarnessTestBase.lose_deletions`)."""
+        return self.lose_deletions()
 
     def _instances_used(self):
         return self.api.get_limits()['absolute']['totalInstancesUsed']
