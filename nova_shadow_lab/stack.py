@@ -13,7 +13,10 @@ and its sample collector, and real shadows in lab instances.
    stack writes: ``[shadow] cloud_driver = openstack``, ``[openstack]
    cloud`` the lab's ``clouds.yaml`` cloud and ``network`` the lab's one
    network (so the driver starts the collector on 127.0.0.1 and the
-   shadows post their samples to it), ``[history] store = sqlite``;
+   shadows post their samples to it), ``[collector] port = 0`` (the
+   collector binds a free port itself and gives the shadows its URL:
+   no port is chosen beforehand, which another process could take
+   before the service binds it), ``[history] store = sqlite``;
 
 and then boots VMs through the compute API with a ``shadow_profile``
 hint: with the ``openstack`` command line when it is installed, else with
@@ -78,7 +81,7 @@ console_samples = %(console_samples)s
 
 [collector]
 host = 127.0.0.1
-port = %(collector_port)d
+port = 0
 
 [history]
 store = sqlite
@@ -91,12 +94,6 @@ listen = false
 
 class LabStackError(RuntimeError):
     """The stack could not start or a step of it failed (says which)."""
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def broker_reachable(url):
@@ -294,7 +291,6 @@ class LabStack:
             'network': nova_fixtures.NeutronFixture.network_1['id'],
             'service_id': self.service_id,
             'console_samples': 'true' if self.console_samples else 'false',
-            'collector_port': free_port(),
             'history': self.history_path,
         }
         with open(self.config_file, 'w', encoding='utf-8') as f:
