@@ -95,7 +95,7 @@ Related options:
     cfg.Opt(
         'metric_noise_scale',
         type=types.Dict(types.Float(min=0.0, max=10.0)),
-        default=noise.format_scale(noise.METRIC_NOISE_SCALE),
+        default=dict(noise.METRIC_NOISE_SCALE),
         help="""
 Per metric, its samples' noise as a multiple of ``noise_pct``, for the
 metrics that are noisier (or quieter) than CPU throughput. Metrics not

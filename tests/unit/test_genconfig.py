@@ -1,11 +1,17 @@
 """The generated sample config lists every option group (tox -e genconfig)."""
 
 import io
+import pathlib
+import re
 
 import pytest
 from oslo_config import generator
 
 from shadow_service import conf as shadow_conf
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+SERVICE_GENERATOR = (REPO / 'etc/nova-shadow'
+                     / 'shadow-service-config-generator.conf')
 
 
 def _generate(namespaces):
@@ -37,3 +43,49 @@ def test_weigher_sample_lists_its_group_with_help():
     sample = _generate(['nova_shadow.weigher'])
     assert '[shadow_weigher]' in sample
     assert 'circuit breaker' in sample
+
+
+def service_sample():
+    """The sample ``tox -e genconfig`` writes for shadow-service.conf, from
+    the namespaces its generator configuration lists."""
+    text = SERVICE_GENERATOR.read_text()
+    namespaces = re.findall(r'^namespace\s*=\s*(\S+)', text, re.M)
+    assert namespaces
+    return _generate(namespaces)
+
+
+def sample_options(sample):
+    """``{group: {option, ...}}`` of a generated sample."""
+    options = {}
+    group = None
+    for line in sample.splitlines():
+        header = re.fullmatch(r'\[(\w+)\]', line)
+        if header:
+            group = header.group(1)
+            continue
+        setting = re.match(r'#([a-z_0-9]+) =', line)
+        if setting:
+            options.setdefault(group, set()).add(setting.group(1))
+    return options
+
+
+def test_service_sample_lists_the_launchers_options():
+    """The daemons run under oslo.service's launcher, which registers
+    ``graceful_shutdown_timeout`` (how long a stop may take before the
+    worker is killed) and ``log_options``."""
+    from oslo_service import opts as launcher_opts
+
+    registered = cfg_names(launcher_opts.register_service_opts)
+    assert 'graceful_shutdown_timeout' in registered
+    default = sample_options(service_sample())['DEFAULT']
+    assert registered <= default, registered - default
+
+
+def cfg_names(register):
+    """The names of the options ``register(conf)`` registers."""
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    builtin = set(conf)     # oslo.config's own (config_source ...)
+    register(conf)
+    return set(conf) - builtin

@@ -56,8 +56,3 @@ def metric_noise_pct(metric, noise_pct, scale=None):
     if scale is None:
         scale = METRIC_NOISE_SCALE
     return float(noise_pct) * float(scale.get(metric, 1.0))
-
-
-def format_scale(scale):
-    """``metric:scale,...`` (an oslo.config dict option's text)."""
-    return ','.join('%s:%g' % item for item in sorted(scale.items()))
