@@ -80,13 +80,14 @@ def report_start_error(command, error, conf):
     sys.stderr.flush()
 
 
-def run_daemon(command, conf, argv, preflight, service_class):
+def run_daemon(command, conf, argv, preflight, service_class, description):
     """Run ``command``'s one worker; returns the exit status.
 
     Parses the command line and configuration files into ``conf`` (its
-    options registered), sets up logging, runs ``preflight(conf)`` and
-    only then forks the worker ``service_class()`` returns with the
-    oslo.service module, ``(class, os_service)``; the class takes
+    options registered; ``--help`` shows ``description``), sets up
+    logging, runs ``preflight(conf)`` and only then forks the worker
+    ``service_class()`` returns with the oslo.service module,
+    ``(class, os_service)``; the class takes
     ``(conf, failed)``, ``failed`` a shared integer its worker sets to
     the exit status when it cannot start.  Every configuration that
     cannot work ends with :data:`EXIT_CONFIG` and one line
@@ -96,7 +97,8 @@ def run_daemon(command, conf, argv, preflight, service_class):
     from oslo_log import log as logging
 
     try:
-        conf(sys.argv[1:] if argv is None else argv, project='nova-shadow')
+        conf(sys.argv[1:] if argv is None else argv, project='nova-shadow',
+             prog=command, description=description)
     except cfg.Error as e:
         # A missing or unparsable config file, an unknown argument:
         # before logging can be set up, stderr only.

@@ -22,6 +22,11 @@ from oslo_log import log as logging
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
+#: What ``shadow-service --help`` says the daemon does.
+DESCRIPTION = ("Rank candidate hosts for nova-scheduler's ShadowWeigher over "
+               'RPC: boot short-lived shadow copies of the requested VM on '
+               'the best candidates, measure them and delete them.')
+
 #: Seconds between two attempts to reach a broker that is down at start:
 #: doubling from the first to the last.
 BROKER_BACKOFF_S = (1.0, 30.0)
@@ -180,7 +185,7 @@ def main(argv=None):
     logging.register_options(CONF)
     shadow_conf.register_opts(CONF)
     return cmd.run_daemon('shadow-service', CONF, argv, _preflight,
-                          _service_class)
+                          _service_class, DESCRIPTION)
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -21,6 +21,12 @@ from oslo_log import log as logging
 CONF = cfg.CONF
 LOG = logging.getLogger(__name__)
 
+#: What ``shadow-watcher --help`` says the daemon does.
+DESCRIPTION = ("Forecast each watched VM's demand and resize it, "
+               'live-migrate it or scale its group out before it runs '
+               'short (dry-run by default: it records its decisions and '
+               'changes nothing).')
+
 
 def _service_class():
     from oslo_service import service as os_service
@@ -191,7 +197,7 @@ def main(argv=None):
     logging.register_options(CONF)
     shadow_conf.register_opts(CONF)
     return cmd.run_daemon('shadow-watcher', CONF, argv, _preflight,
-                          _service_class)
+                          _service_class, DESCRIPTION)
 
 if __name__ == '__main__':
     sys.exit(main())
