@@ -174,6 +174,14 @@ def _preflight(conf):
     check = getattr(driver_class, 'check_config', None)
     if check is not None:
         check(conf)
+    # Horizontal scaling boots siblings through the driver unless a
+    # webhook scales the groups; shadow-service boots none.
+    sibling_warning = getattr(driver_class, 'sibling_warning', None)
+    if (sibling_warning is not None and opts.max_count > 1
+            and not opts.scale_webhook):
+        warning = sibling_warning(conf)
+        if warning:
+            LOG.warning('%s', warning)
     if opts.coordination_url:
         from shadow_service.watcher import leader
 

@@ -380,6 +380,31 @@ class OpenStackDriver(base.CloudDriver):
                 'guests on [openstack] network need an address they can '
                 'reach' % (collector.host,))
 
+    @classmethod
+    def sibling_warning(cls, conf):
+        """What ``shadow-watcher`` warns of at start, or None: with
+        ``[openstack] sibling_project = owner`` and application-credential
+        auth, no sibling can be booted in a project other than the
+        credential's (:meth:`why_no_sibling` says so at each scale-out).
+        Contacts nothing."""
+        if conf.openstack.sibling_project != 'owner':
+            return None
+        conn = connect(conf)
+        try:
+            if not _application_credential(conn.session.auth):
+                return None
+        finally:
+            _close_all([conn])
+        return ('[openstack] authenticates with an application credential, '
+                'which Keystone keeps to the project it was created in: '
+                'with [openstack] sibling_project = owner the watcher can '
+                'boot no sibling of a VM in any other project, and each '
+                'such scale-out will be suppressed; give [openstack] a '
+                'user\'s password (a user with the %s role in the projects '
+                'whose VMs are scaled out), or set [openstack] '
+                'sibling_project = service to boot siblings in the '
+                'driver\'s own project' % SIBLING_ROLE)
+
     def __init__(self, conf, history, connection=None):
         super().__init__(conf, history)
         self.opts = conf.openstack

@@ -1,0 +1,77 @@
+"""What ``shadow-watcher`` warns of at start, before any worker forks,
+about credentials that cannot boot the siblings of horizontal scaling;
+``shadow-service``, which boots no siblings, does not warn."""
+
+import logging
+
+import pytest
+
+from shadow_service.cmd import service as service_cmd
+from shadow_service.cmd import watcher as watcher_cmd
+from tests import keystone_support as ks
+from tests import service_support
+
+APP_CREDENTIAL = {
+    'auth_type': 'v3applicationcredential',
+    'application_credential_id': ks.APP_CREDENTIAL_ID,
+    'application_credential_secret': ks.APP_CREDENTIAL_SECRET}
+PASSWORD = {
+    'auth_type': 'v3password', 'username': ks.USER_NAME,
+    'password': ks.PASSWORD, 'user_domain_id': 'default',
+    'project_id': ks.APP_CREDENTIAL_PROJECT}
+
+
+@pytest.fixture
+def keystone():
+    with ks.TokenKeystone() as keystone:
+        yield keystone
+
+
+def _conf(tmp_path, keystone, auth, sibling_project='owner', **watcher):
+    """The daemons' options over the ``openstack`` driver with ``auth``
+    (keystoneauth options) in ``[openstack]``."""
+    path = tmp_path / 'shadow-service.conf'
+    path.write_text('[openstack]\nauth_url = %s\n' % keystone.url + ''.join(
+        '%s = %s\n' % item for item in auth.items()))
+    conf = service_support.make_conf(
+        shadow={'cloud_driver': 'openstack'},
+        history={'store': 'sqlite',
+                 'sqlite_path': str(tmp_path / 'history.sqlite')},
+        openstack={'sibling_project': sibling_project}, watcher=watcher)
+    conf(['--config-file', str(path)], project='nova-shadow-test')
+    conf.set_override('transport_url', 'fake:/')
+    return conf
+
+
+def _warnings(caplog, preflight, conf):
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        preflight(conf)
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and 'sibling' in r.getMessage()]
+
+
+def test_an_application_credential_with_owner_siblings_is_warned_of(
+        tmp_path, keystone, caplog):
+    conf = _conf(tmp_path, keystone, APP_CREDENTIAL)
+    (warning,) = _warnings(caplog, watcher_cmd._preflight, conf)
+    assert 'application credential' in warning
+    # Both ways out.
+    assert "a user's password (a user with the member role" in warning
+    assert 'set [openstack] sibling_project = service' in warning
+    # The service shares check_config but boots no siblings.
+    assert _warnings(caplog, service_cmd._preflight, conf) == []
+    # Nothing was asked of Keystone.
+    assert keystone.requests == []
+
+
+@pytest.mark.parametrize('auth, sibling_project, watcher', [
+    (APP_CREDENTIAL, 'service', {}),
+    (PASSWORD, 'owner', {}),
+    (APP_CREDENTIAL, 'owner', {'max_count': 1}),
+    (APP_CREDENTIAL, 'owner', {'scale_webhook': 'http://heat.example/'}),
+], ids=['service-project', 'password', 'no-scale-out', 'webhook'])
+def test_no_warning_when_siblings_can_be_booted_or_none_are(
+        tmp_path, keystone, caplog, auth, sibling_project, watcher):
+    conf = _conf(tmp_path, keystone, dict(auth), sibling_project, **watcher)
+    assert _warnings(caplog, watcher_cmd._preflight, conf) == []
