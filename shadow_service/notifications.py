@@ -335,6 +335,15 @@ def instance_events(history, instance_uuid):
     return events
 
 
+def creation_of(history, instance_uuid):
+    """``(host, time)`` of the recorded creation of ``instance_uuid``
+    (its first ``created`` event naming a host), or None."""
+    for record in instance_events(history, instance_uuid):
+        if record.get('event') == 'created' and record.get('host'):
+            return record['host'], record['time']
+    return None
+
+
 def placement_of(history, instance_uuid, purpose='boot', after=None):
     """The host Nova placed ``instance_uuid`` on for a request of
     ``purpose`` (an evaluation request's ``purpose``), or None.
@@ -347,14 +356,14 @@ def placement_of(history, instance_uuid, purpose='boot', after=None):
     was created or went before.
     """
     if purpose in (None, 'boot'):
-        wanted, after = ('created',), None
-    elif after is None:
+        created = creation_of(history, instance_uuid)
+        return created[0] if created else None
+    if after is None:
         return None
-    else:
-        wanted = MOVE_LANDINGS.get(purpose, LANDED[1:])
+    wanted = MOVE_LANDINGS.get(purpose, LANDED[1:])
     for record in instance_events(history, instance_uuid):
         if (record.get('event') in wanted and record.get('host')
-                and (after is None or record['time'] >= after)):
+                and record['time'] >= after):
             return record['host']
     return None
 

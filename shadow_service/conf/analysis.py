@@ -401,6 +401,25 @@ on.
 Fewest seconds (on the cloud driver's clock) between two refits of the
 calibration map.
 """),
+    cfg.IntOpt(
+        'calibration_max_evaluations',
+        default=500,
+        min=20,
+        max=20000,
+        help="""
+Evaluations a refit of the calibration map reads: the recorded outcomes
+of the newest this many evaluations with one, and the outcomes of placed
+VMs from the newest this many evaluation records (within
+``calibration_lookback``). Each record of a placed VM costs a refit a few
+history queries (its creation and its first ``calibration_window`` of
+measurements), so this bounds a refit's time; more evaluations fit the
+map on more outcomes, older ones.
+
+Related options:
+
+* ``calibration_lookback``, ``calibration_refit_interval``,
+  ``calibration_min_pairs``.
+"""),
 ]
 
 ALL_OPTS = ALL_OPTS + LIFETIME_OPTS + PEAK_OPTS + CALIBRATION_OPTS

@@ -186,6 +186,7 @@ class CalibrationLearner(base.HistoryLearner):
                    method=opts.calibration_method,
                    tie_margin=opts.tie_margin,
                    refit_interval_s=opts.calibration_refit_interval,
+                   max_evaluations=opts.calibration_max_evaluations,
                    clock=clock)
 
     def calibration_map(self):
@@ -283,11 +284,11 @@ class CalibrationLearner(base.HistoryLearner):
                 # it says nothing of a ranking made for a later move.
                 self._settled[evaluation_id] = None
                 continue
-            placed_on = notifications.placement_of(self.history, instance)
-            if not placed_on:
+            created = notifications.creation_of(self.history, instance)
+            if not created:
                 continue
-            points = self.history.query_points(
-                names.INSTANCE_METRIC, {names.TAG_INSTANCE: str(instance)})
+            placed_on, created_at = created
+            points = self._first_window(str(instance), created_at)
             if not points:
                 continue
             if now - points[0].time < self.window_s:
@@ -303,3 +304,39 @@ class CalibrationLearner(base.HistoryLearner):
             else:
                 self._settled[evaluation_id] = None
         return pairs
+
+    def _first_window(self, instance, created_at):
+        """The VM's ``instance_metric`` points, in time order, from its
+        first to ``window_s`` seconds (and one more) after it: every point
+        :func:`placed_outcome` counts, read around ``created_at`` (its
+        creation's time) instead of over the VM's whole life.
+
+        A first point before ``created_at`` (a late notification) is
+        found by reading the points before it; a first point later than
+        a window after it, by reading on a window at a time up to the
+        VM's newest point."""
+        tags = {names.TAG_INSTANCE: instance}
+        reach = self.window_s + 1.0     # beyond the rounding of the times
+        before = self.history.query_points(names.INSTANCE_METRIC, tags,
+                                           end=created_at)
+        if before:
+            end = before[0].time + reach
+            if end <= created_at:
+                return before
+            return before + self.history.query_points(
+                names.INSTANCE_METRIC, tags, start=created_at, end=end)
+        newest = self.history.query_points(names.INSTANCE_METRIC, tags,
+                                           start=created_at, limit=1)
+        start = created_at
+        while newest and start <= newest[-1].time:
+            found = self.history.query_points(
+                names.INSTANCE_METRIC, tags, start=start, end=start + reach)
+            if found:
+                end = found[0].time + reach
+                if end > start + reach:
+                    found += self.history.query_points(
+                        names.INSTANCE_METRIC, tags, start=start + reach,
+                        end=end)
+                return found
+            start += reach
+        return []

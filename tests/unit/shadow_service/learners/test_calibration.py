@@ -510,3 +510,121 @@ def test_a_refit_reads_the_newest_outcomes_not_the_whole_window(tmp_path):
         assert everything.training_pairs() == expected
     finally:
         store.close()
+
+
+class _CountingMetrics(sqlite.SQLiteStore):
+    """A SQLite store counting the ``instance_metric`` points its reads
+    return."""
+
+    returned = 0
+
+    def query_points(self, measurement, *args, **kwargs):
+        found = super().query_points(measurement, *args, **kwargs)
+        if measurement == 'instance_metric':
+            self.returned += len(found)
+        return found
+
+
+def _lived(store, *, first, created, days, landed='h1', moved_to=None,
+           ops=980.0):
+    """An evaluation of ``T0 - 40 days`` that ranked h1 (1000 ops/s) over
+    h2 (900), its VM created on ``landed`` at ``created`` and measured
+    every 10 minutes from ``first`` for ``days`` days, its first day
+    at ``ops`` (varying) and every later one far lower (on ``moved_to``
+    after the second when given)."""
+    evaluation_id = str(uuid.uuid4())
+    instance = str(uuid.uuid4())
+    store.put_evaluation({
+        'evaluation_id': evaluation_id, 'confidence': 0.8,
+        'raw_confidence': 0.8,
+        'request': {'instance_uuid': instance, 'profile': 'batch-cpu',
+                    'flavor': {'name': 'm1', 'vcpus': 2, 'ram_mb': 4096,
+                               'disk_gb': 20}},
+        'hosts': [{'host': 'h1', 'score': 100.0, 'confidence': 0.8,
+                   'predicted': {'cpu_ops_per_s': 1000.0}},
+                  {'host': 'h2', 'score': 90.0, 'confidence': 0.8,
+                   'predicted': {'cpu_ops_per_s': 900.0}}]},
+        when=T0 - 40 * DAY)
+    store.write([notifications.event_point(
+        'instance.create.end', {'nova_object.data': {
+            'uuid': instance, 'host': landed}}, created)])
+    points = []
+    for step in range(int(days * 144)):
+        when = first + step * 600.0
+        host = moved_to if moved_to and when > first + 2 * DAY else landed
+        value = ops + step % 7 if when - first <= DAY else 500.0
+        points.append(base.Point(
+            'instance_metric', {'instance': instance, 'host': host,
+                                'metric': 'cpu_ops_per_s'},
+            {'value': value}, when))
+    store.write(points)
+    return instance
+
+
+def _whole_life_pairs(store, learner):
+    """The harvest as it read each VM's points over its whole life,
+    written out: every placed VM's outcome."""
+    pairs = []
+    for _evaluation_id, record in learner.records():
+        instance = record['request']['instance_uuid']
+        placed_on = notifications.placement_of(store, instance)
+        points = store.query_points('instance_metric',
+                                    {'instance': instance})
+        outcome = learning.placed_outcome(
+            record, points, placed_on=placed_on, window_s=learner.window_s,
+            tie_margin=learner.tie_margin)
+        if outcome is not None:
+            pairs.append((outcome[0], float(outcome[1]), None))
+    return pairs
+
+
+def test_the_harvest_reads_each_vms_first_day_not_its_life(tmp_path):
+    # Five VMs measured for 30 days each (4,320 points apiece): created
+    # before their first measurement, after it (the notification came
+    # late), moved to another host, a wrong ranking, and one whose
+    # measurements began two days after its creation.  Each is judged
+    # from its first day alone, as when every point of its life was read.
+    store = _CountingMetrics(path=str(tmp_path / 'history.sqlite'))
+    try:
+        start = T0 - 35 * DAY
+        _lived(store, first=start + 120.0, created=start + 60.0, days=30)
+        _lived(store, first=start, created=start + 900.0, days=30)
+        _lived(store, first=start, created=start, days=30, moved_to='h2')
+        _lived(store, first=start, created=start, days=30, ops=700.0)
+        _lived(store, first=start + 2 * DAY, created=start, days=30)
+        learner = learning.CalibrationLearner(
+            store, clock=lambda: T0, refit_every=1, refit_interval_s=0.0,
+            min_pairs=2, lookback_s=50 * DAY)
+
+        store.returned = 0
+        pairs = learner.training_pairs()
+        read = store.returned
+        expected = _whole_life_pairs(store, learner)
+
+        assert len(expected) == 5
+        assert sorted(pairs) == sorted(expected)
+        assert sorted(pairs) == [(0.8, 0.0, None)] + [(0.8, 1.0, None)] * 4
+        # Per VM a day and a second of its measurements (145 points) and
+        # its newest point (where the look for its first one ends), and
+        # the quarter-hour before the late creation notice: not 4,320.
+        assert read <= 5 * (145 + 1) + 2, read
+    finally:
+        store.close()
+
+
+def test_the_refit_reads_as_many_evaluations_as_configured(store):
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert learning.CalibrationLearner.from_conf(
+        conf, store).max_evaluations == 500
+    conf.set_override('calibration_max_evaluations', 2000, group='analysis')
+    assert learning.CalibrationLearner.from_conf(
+        conf, store).max_evaluations == 2000
+    for bad in (0, 19, 20001):
+        with pytest.raises(ValueError):
+            conf.set_override('calibration_max_evaluations', bad,
+                              group='analysis')
