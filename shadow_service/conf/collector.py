@@ -39,7 +39,9 @@ Address the collector listens on.
         'port',
         default=8787,
         help="""
-TCP port the collector listens on.  0 picks a free port (tests).
+TCP port the collector listens on.  0 picks a free port as the collector
+starts; with ``advertised_url`` unset, the URL given to the shadows then
+carries the port it got (the lab runs it so).
 
 Related options:
 
