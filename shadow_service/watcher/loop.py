@@ -290,11 +290,13 @@ class Watcher:
                 return []
             term = getattr(self.leader, 'term', None)
             if term != self._term or not self._restored:
-                self.restore(now)
+                if not self.restore(now):
+                    return []
                 self._term = term
         elif not self._restored:
             # A watcher that restarts takes over what it did before.
-            self.restore(now)
+            if not self.restore(now):
+                return []
         self.counters['runs'] += 1
         self._cache = {}
         steps = []
@@ -1221,20 +1223,26 @@ class Watcher:
         its hold window come back from the ``demand_forecast`` points of
         that window (:meth:`_restore_demand_state`); the ceiling is read
         again from history on the next run and keeps the recorded peaks
-        too."""
+        too.
+
+        Returns False when the records cannot be read: the watcher then
+        does nothing this run (it would repeat actions within the
+        guard's limits and leave those under way unconfirmed) and reads
+        them again on the next."""
         opts = self.opts
         start = now - max(opts.cycle_window, 3600.0,
                           opts.immunity_window, opts.cooldown)
         since = min(start, now - max(opts.ceiling_window,
                                      opts.history_window))
-        self._restored = True
+        self._restored = False
         try:
             self.history.flush(timeout=10.0)
             found = records.read(self.history, since, now + 1e-3)
         except Exception:
-            LOG.exception('Reading decision records failed; starting with '
-                          'no memory of earlier actions')
-            return
+            LOG.exception('Reading decision records failed; acting on '
+                          'nothing until they can be read (next run)')
+            return False
+        self._restored = True
         by_id = collections.OrderedDict()
         for record in found:
             by_id.setdefault(record['decision_id'], []).append(record)
@@ -1293,6 +1301,7 @@ class Watcher:
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
+        return True
 
     def _restore_demand_state(self, found, since, now):
         """Each VM's hidden-demand floor, demand ceiling peaks and the

@@ -549,6 +549,48 @@ def test_a_watcher_restarted_in_dry_run_does_not_confirm_a_resize(
         'started', 'dry_run', 'done']
 
 
+class UnreadableAtFirstStore(sqlite_store.SQLiteStore):
+    """The history store, whose next ``unreadable`` reads of points
+    fail as an unreachable InfluxDB does."""
+
+    unreadable = 0
+
+    def query_points(self, *args, **kwargs):
+        if self.unreadable:
+            self.unreadable -= 1
+            raise OSError('the history store is unreachable')
+        return super().query_points(*args, **kwargs)
+
+
+def test_a_watcher_that_cannot_read_its_records_waits_before_acting(
+        tmp_path):
+    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
+                                                'dry_run': False})
+    history = UnreadableAtFirstStore(path=':memory:')
+    driver = sim_driver.SimDriver(conf, history)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
+    acting = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    started = support.run(acting, driver, 1)[0]
+    assert (started.decision.action, started.outcome) == (
+        'resize_up', 'started')
+
+    # The daemon restarts while the resize waits for its confirmation,
+    # and its first read of the decision records fails: without them it
+    # neither acts nor forgets the resize; it reads them again next run
+    # and confirms it.
+    history.unreadable = 1
+    again = support.build(conf, driver, history)
+    assert again.watcher.run_once(driver.now()) == []
+    assert driver.get_instance('vm-1').status == 'VERIFY_RESIZE'
+    driver.fast_forward(support.STEP_S)
+    support.run(again, driver, 1)
+    assert driver.get_instance('vm-1').status == 'ACTIVE'
+    assert [r['outcome'] for r in _records(history, driver, 'vm-1')
+            if r['decision_id'] == started.record['decision_id']] == [
+        'started', 'done']
+
+
 def test_the_quota_counts_the_flavors_resizes_under_way_go_to(tmp_path):
     # Nova shows the old flavor until a resize is done: two VMs of one
     # project grown in one run each saw the other's 2 vCPUs, and both
