@@ -53,6 +53,10 @@ class ErrorStats:
         self._by_instance[instance_id].append(error)
         self._by_flavor[flavor_name].append(error / max(float(vcpus), 1.0))
 
+    def forget(self, instance_id):
+        """Drop the VM's own errors (its flavor's pooled ones stay)."""
+        self._by_instance.pop(instance_id, None)
+
     def count(self, instance_id):
         return len(self._by_instance.get(instance_id, ()))
 

@@ -92,6 +92,12 @@ class Guard:
         for taken in sorted(taken_list, key=lambda t: t.at):
             self.record(taken)
 
+    def forget(self, instance_id):
+        """Drop what the guard holds of one VM (not its actions' share
+        of the rate limit)."""
+        self._taken.pop(instance_id, None)
+        self._proposed.pop(instance_id, None)
+
     def last(self, instance_id):
         taken = self._taken.get(instance_id)
         return taken[-1] if taken else None

@@ -187,6 +187,8 @@ class Watcher:
         self._restored = False
         self._warned = set()
         self._cache = {}
+        #: instance -> when a run last watched it (see :meth:`_forget`)
+        self._seen = {}
         self.counters = collections.Counter()
 
     # -- set-up -------------------------------------------------------------
@@ -302,7 +304,9 @@ class Watcher:
         steps = []
         try:
             self._follow(now)
-            for instance in self.watched():
+            watched = self.watched()
+            for instance in watched:
+                self._seen[instance.instance_id] = now
                 try:
                     steps.append(self._watch(instance, now))
                 except _NoLongerLeading:
@@ -311,10 +315,40 @@ class Watcher:
                     LOG.exception('Watching %s failed',
                                   instance.instance_id)
                     self.counters['errors'] += 1
+            self._forget(now)
         except _NoLongerLeading:
             LOG.warning('Run %d lost the leader lock: it stops without '
                         'acting further', self.counters['runs'])
         return steps
+
+    def _forget(self, now):
+        """Drop what the watcher holds of each VM no run has watched for
+        the longest window it reads history over (a VM deleted, or no
+        longer opted in): with VMs coming and going, that state would
+        otherwise grow without end.  A VM watched again later starts as
+        it would after a restart (the same window is all it restores).
+        A VM with an action under way or siblings in its group is kept."""
+        opts = self.opts
+        window = max(opts.history_window, opts.ceiling_window,
+                     opts.cycle_window, opts.hold_window,
+                     opts.immunity_window, opts.cooldown)
+        held = (self._predictions, self._predicted, self._bounds,
+                self._vcpus, self._member_counts, self._ceilings,
+                self._hidden, self._recorded_ceilings)
+        known = set(self._seen).union(*held)
+        for instance_id in known:
+            # State restored for a VM no run has watched yet counts from
+            # when it is first found unwatched.
+            if now - self._seen.setdefault(instance_id, now) <= window or \
+                    instance_id in self.pending or \
+                    self.siblings.get(instance_id):
+                continue
+            for state in held:
+                state.pop(instance_id, None)
+            self._seen.pop(instance_id)
+            self.siblings.pop(instance_id, None)
+            self.errors.forget(instance_id)
+            self.guard.forget(instance_id)
 
     def _check_leading(self):
         """Before an action (or its record): raise

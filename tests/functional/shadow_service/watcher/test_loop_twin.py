@@ -720,3 +720,37 @@ def test_a_vm_without_recent_samples_is_left_alone(tmp_path, policy):
     steps = support.run(assembled, driver, 2)
     assert [(s.decision.action, s.outcome) for s in steps][0] == (
         'resize_up', 'started')
+
+
+def _held(watcher):
+    """Every VM the watcher holds some state of."""
+    return set().union(
+        watcher._predictions, watcher._predicted, watcher._bounds,
+        watcher._vcpus, watcher._ceilings, watcher.errors._by_instance,
+        watcher.guard._taken, watcher.guard._proposed)
+
+
+def test_the_watcher_forgets_a_vm_gone_for_longer_than_it_looks_back(
+        tmp_path):
+    window = 3600.0
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'reactive', 'dry_run': True, 'history_window': window,
+        'ceiling_window': window, 'cycle_window': window,
+        'hold_window': window})
+    driver, history = support.twin(conf)
+    support.place(driver, 'gone', [1.9] * 3 * DAY)
+    support.place(driver, 'kept', [1.0] * 3 * DAY)
+    assembled = support.build(conf, driver, history)
+    driver.fast_forward(window)
+    support.run(assembled, driver, 3)
+    assert _held(assembled.watcher) >= {'gone', 'kept'}
+
+    # Deleted, the VM is still remembered within the window (a listing
+    # that failed for a while must not wipe what is known)...
+    driver.delete_instance('gone')
+    support.run(assembled, driver, int(window // support.STEP_S))
+    assert 'gone' in _held(assembled.watcher)
+    # ... and forgotten after it, however many VMs come and go.
+    support.run(assembled, driver, 2)
+    assert 'gone' not in _held(assembled.watcher)
+    assert 'kept' in _held(assembled.watcher)
