@@ -4,7 +4,11 @@ nova-scheduler must never wait on nova-shadow longer than it was told, and a
 dead service must cost it nothing per request.  :func:`call_with_deadline`
 runs a call in a helper thread (kept for the next calls) and stops waiting at
 the deadline (a messaging call can block far longer than its own timeout
-while the broker is down).
+while the broker is down: one to a broker it cannot reach never returns, as
+oslo.messaging retries the connection for its replies for ever).  At most
+:data:`MAX_OVERRUNNING` calls whose callers stopped waiting may still be
+running; while that many are, a call is refused at once
+(:class:`DeadlineExceeded`) instead of leaving one more thread behind.
 :class:`CircuitBreaker` stops calls altogether after ``failure_threshold``
 outages within ``failure_window`` seconds and lets one trial call through
 every ``reset_timeout`` seconds.  Only outages count (no answer in time, no
@@ -22,6 +26,9 @@ class DeadlineExceeded(Exception):
 
 #: Idle helper threads kept for the next calls.
 MAX_IDLE_HELPERS = 4
+#: Calls whose callers stopped waiting that may still be running (each
+#: holds a thread); while this many are, calls are refused at once.
+MAX_OVERRUNNING = 8
 
 
 class _Helper(threading.Thread):
@@ -42,6 +49,7 @@ class _Helper(threading.Thread):
         self.ready.set()
 
     def run(self):
+        global _overrunning
         while True:
             self.ready.wait()
             self.ready.clear()
@@ -54,6 +62,9 @@ class _Helper(threading.Thread):
                 # Idle again before the caller wakes: its next call finds
                 # this thread.
                 with _IDLE_LOCK:
+                    outcome['done'] = True
+                    if outcome.get('abandoned'):
+                        _overrunning -= 1
                     keep = len(_IDLE) < MAX_IDLE_HELPERS
                     if keep:
                         _IDLE.append(self)
@@ -65,6 +76,8 @@ class _Helper(threading.Thread):
 
 _IDLE = []
 _IDLE_LOCK = threading.Lock()
+#: Calls whose callers stopped waiting that are still running.
+_overrunning = 0
 
 
 def call_with_deadline(func, deadline_s):
@@ -73,17 +86,27 @@ def call_with_deadline(func, deadline_s):
     An exception raised by ``func`` is re-raised.  The call runs in a
     helper thread (an idle one when there is one); a call that overruns is
     abandoned there, and its thread serves calls again only once it
-    returns; the circuit breaker keeps such threads from piling up.
+    returns.  While :data:`MAX_OVERRUNNING` such calls still run,
+    ``func`` is not called: DeadlineExceeded at once.
     """
+    global _overrunning
     outcome = {}
     finished = threading.Event()
     with _IDLE_LOCK:
+        if _overrunning >= MAX_OVERRUNNING:
+            raise DeadlineExceeded(
+                'not called: %d earlier calls are still without an answer'
+                % _overrunning)
         helper = _IDLE.pop() if _IDLE else None
     if helper is None:
         helper = _Helper()
         helper.start()
     helper.give((func, outcome, finished))
     if not finished.wait(deadline_s):
+        with _IDLE_LOCK:
+            if not outcome.get('done'):
+                outcome['abandoned'] = True
+                _overrunning += 1
         raise DeadlineExceeded('no answer within %.1fs' % deadline_s)
     if 'error' in outcome:
         raise outcome['error']

@@ -115,3 +115,44 @@ def test_idle_helpers_are_bounded():
     assert len(alive) <= breaker.MAX_IDLE_HELPERS
     with breaker._IDLE_LOCK:
         assert len(breaker._IDLE) <= breaker.MAX_IDLE_HELPERS
+
+
+def test_calls_that_never_return_do_not_pile_up_threads():
+    # A messaging call to a broker that cannot be reached never returns
+    # (oslo.messaging retries the connection of its reply queue for
+    # ever); the circuit breaker lets one trial call through every
+    # reset_timeout, so without a bound each trial left a thread behind.
+    release = threading.Event()
+    ran = []
+
+    def never_returns():
+        ran.append(1)
+        release.wait()
+
+    def shadow_rpc_threads():
+        return [t for t in threading.enumerate() if t.name == 'shadow-rpc'
+                and t.is_alive()]
+
+    before = len(shadow_rpc_threads())
+    try:
+        for _ in range(breaker.MAX_OVERRUNNING + 20):
+            with pytest.raises(breaker.DeadlineExceeded):
+                breaker.call_with_deadline(never_returns, 0.005)
+        assert len(ran) == breaker.MAX_OVERRUNNING
+        assert (len(shadow_rpc_threads()) - before
+                <= breaker.MAX_OVERRUNNING)
+        start = time.monotonic()
+        with pytest.raises(breaker.DeadlineExceeded):
+            breaker.call_with_deadline(never_returns, 5.0)
+        assert time.monotonic() - start < 1.0, 'refused without waiting'
+    finally:
+        release.set()
+    # Once the stuck calls return, calls are made again.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            assert breaker.call_with_deadline(lambda: 'up', 1.0) == 'up'
+            break
+        except breaker.DeadlineExceeded:
+            time.sleep(0.01)
+    assert breaker.call_with_deadline(lambda: 'up', 1.0) == 'up'
