@@ -637,24 +637,31 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
         return self.placement.get(
             '/allocations/%s' % consumer).body['allocations']
 
-    def lose_deletions(self):
+    def lose_deletions(self, soft_deletes=False):
         """The compute hosts never get a deletion's message (one
         restarted as it was sent, a lost cast): Nova shows the server
         with task state ``deleting`` for good (``SOFT_DELETED`` for a
-        force-delete, its status before the delete otherwise).  Returns
-        the mock of the cast (its calls: the deletions Nova accepted)
-        and an Event that, cleared, delivers them again."""
+        force-delete, its status before the delete otherwise).  With
+        ``soft_deletes``, a deferred delete's message too (``[DEFAULT]
+        reclaim_instance_interval`` above 0): task state
+        ``soft-deleting``.  Returns the mock of the casts (its calls: the
+        deletions Nova accepted) and an Event that, cleared, delivers
+        them again."""
         losing = threading.Event()
         losing.set()
-        real = compute_rpcapi.ComputeAPI.terminate_instance
         lost = mock.Mock()
+        casts = ['terminate_instance']
+        if soft_deletes:
+            casts.append('soft_delete_instance')
+        for name in casts:
+            real = getattr(compute_rpcapi.ComputeAPI, name)
 
-        def cast(rpcapi, *args, **kwargs):
-            lost(*args, **kwargs)
-            if not losing.is_set():
-                return real(rpcapi, *args, **kwargs)
-        self.useFixture(fixtures.MockPatchObject(
-            compute_rpcapi.ComputeAPI, 'terminate_instance', new=cast))
+            def cast(rpcapi, *args, _real=real, **kwargs):
+                lost(*args, **kwargs)
+                if not losing.is_set():
+                    return _real(rpcapi, *args, **kwargs)
+            self.useFixture(fixtures.MockPatchObject(
+                compute_rpcapi.ComputeAPI, name, new=cast))
         return lost, losing
 
     def wait_for(self, predicate, timeout=10.0, what='condition'):

@@ -25,9 +25,10 @@ released; one a deferred delete keeps SOFT_DELETED (Nova's
 behind and any expired shadow, SOFT_DELETED ones too; one whose deletion
 is under way (asked by this driver, or shown by Nova) is left to finish
 for twice ``delete_timeout``, then deleted again; one Nova still shows
-with task state ``deleting`` (a deletion, or a SOFT_DELETED one's
-force-delete, that its compute host never completed) has its state reset
-first, since Nova ignores another delete of it.
+with task state ``deleting`` or ``soft-deleting`` (a deletion, a
+deferred delete or a SOFT_DELETED one's force-delete, that its compute
+host never completed) has its state reset first, since Nova ignores
+another delete of it.
 
 Every other failure is raised as
 :class:`~shadow_service.clouds.base.CloudError`, never as an
@@ -92,6 +93,14 @@ _UUID = re.compile(r'^[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}\Z')
 _RETRYABLE_STATUSES = frozenset((408, 409, 429, 500, 502, 503, 504))
 #: What Nova shows of a server whose deletion is under way.
 DELETING_TASK_STATE = 'deleting'
+#: ... and of one whose deferred delete is under way (Nova's
+#: ``reclaim_instance_interval`` above 0), until it is SOFT_DELETED.
+SOFT_DELETING_TASK_STATE = 'soft-deleting'
+#: Task states in which Nova ignores another delete of a server while
+#: its compute service is up (``nova.compute.api.API._delete``): a
+#: deletion its host never completes leaves the server so for good.
+DELETE_IGNORED_TASK_STATES = frozenset((DELETING_TASK_STATE,
+                                        SOFT_DELETING_TASK_STATE))
 DELETED_STATUS = 'DELETED'
 #: A server a deferred delete keeps (Nova's ``[DEFAULT]
 #: reclaim_instance_interval`` above 0) until it is reclaimed: hidden
@@ -523,8 +532,9 @@ class OpenStackDriver(base.CloudDriver):
         """Delete :meth:`garbage_shadows` (one warning naming each and
         why it is deleted); returns how many.  One whose deletion has
         not completed in ``deletion_grace_s`` and that Nova still shows
-        with task state ``deleting`` (a DELETE, or a force-delete of a
-        SOFT_DELETED one, its compute host never completed), and one
+        with task state ``deleting`` or ``soft-deleting`` (a DELETE, a
+        deferred delete, or a force-delete of a SOFT_DELETED one, its
+        compute host never completed), and one
         this driver force-deleted that Nova still keeps SOFT_DELETED,
         are deleted again (:meth:`_delete_again`), without a wait: the
         next pass sees whether they went."""
@@ -548,9 +558,9 @@ class OpenStackDriver(base.CloudDriver):
         time ``deletion_grace_s`` later.
 
         Nova ignores a delete of a server that shows task state
-        ``deleting`` while its compute service is up (and never
-        reclaims a SOFT_DELETED one): such a shadow's state is reset
-        first (``os-resetState`` to ``error``, which clears the task
+        ``deleting`` or ``soft-deleting`` while its compute service is
+        up (and never reclaims a SOFT_DELETED one): such a shadow's state
+        is reset first (``os-resetState`` to ``error``, which clears the task
         state), so that the delete reaches its host again.  Where Nova
         refuses the reset, the warning says what an admin runs."""
         for shadow, why in garbage:
@@ -568,7 +578,7 @@ class OpenStackDriver(base.CloudDriver):
                     self._deletions_done([server_id])
                     continue
                 kept = _kept(server)
-                if server.task_state == DELETING_TASK_STATE:
+                if server.task_state in DELETE_IGNORED_TASK_STATES:
                     try:
                         self._reset_state(server_id, kept)
                     except base.CloudError as e:
@@ -606,9 +616,10 @@ class OpenStackDriver(base.CloudDriver):
                 LOG.log(level, 'Shadow garbage collection: %s', e)
 
     def _reset_state(self, server_id, kept):
-        """Clear the task state ``deleting`` of ``server_id`` (SOFT_DELETED
-        when ``kept``), which Nova keeps while a deletion it will not
-        take again never ends (``os-resetState`` to ``error``)."""
+        """Clear the task state ``deleting`` or ``soft-deleting`` of
+        ``server_id`` (SOFT_DELETED when ``kept``), which Nova keeps while
+        a deletion it will not take again never ends (``os-resetState``
+        to ``error``)."""
         from openstack import exceptions as sdk_exc
 
         try:
@@ -1213,8 +1224,9 @@ class OpenStackDriver(base.CloudDriver):
         """:meth:`garbage_shadows` as ``(shadow, why, again)``: ``again``
         when its deletion is to be asked again without a wait
         (:meth:`_delete_again`): one Nova shows with task state
-        ``deleting`` past ``deletion_grace_s`` (that deletion never
-        completes), or a force-delete of this driver's past it."""
+        ``deleting`` or ``soft-deleting`` past ``deletion_grace_s`` (that
+        deletion never completes), or a force-delete of this driver's
+        past it."""
         # What runs is read before and after the (slow) list calls: a
         # shadow whose boot completes during them is listed and tracked
         # by the time of the second look; one deleted during them was
@@ -1246,8 +1258,9 @@ class OpenStackDriver(base.CloudDriver):
             if _kept(server):
                 again = self._since_forced(server.id) is not None
             else:
-                # (Shown as deleting: past deletion_grace_s, else left.)
-                again = server.task_state == DELETING_TASK_STATE
+                # (Shown as being deleted: past deletion_grace_s, else
+                # left.)
+                again = server.task_state in DELETE_IGNORED_TASK_STATES
             garbage.append((shadow, why, again))
         return garbage
 
@@ -1372,12 +1385,13 @@ class OpenStackDriver(base.CloudDriver):
 
     def _deletion_pending(self, server):
         """Seconds since the deletion of ``server`` was asked (or first
-        seen under way: a task state ``deleting``, a status DELETED), or
+        seen under way: a task state ``deleting`` or ``soft-deleting``, a
+        status DELETED), or
         None when none is under way."""
         with self._lock:
             since = self._deletions.get(server.id)
         if since is None:
-            if not (server.task_state == DELETING_TASK_STATE
+            if not (server.task_state in DELETE_IGNORED_TASK_STATES
                     or server.status == DELETED_STATUS):
                 return None
             self._deletion_asked(server.id)

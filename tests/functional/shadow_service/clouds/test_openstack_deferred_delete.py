@@ -269,6 +269,55 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         self.assertEqual([], self._warnings(logs.records))
         self.assertEqual(2, lost.call_count)
 
+    def test_a_soft_delete_that_never_completes_is_reset_and_asked_again(
+            self):
+        driver = self._driver(delete_timeout=1.0)
+        (shadow,) = self._boot(driver, ['host3'])
+        # The deferred delete's message never reaches host3: Nova shows
+        # the shadow ACTIVE, task state soft-deleting, for good, and
+        # ignores further deletes of it.
+        lost, losing = self.lose_deletions(soft_deletes=True)
+        with self.assertRaises(base.CloudError) as raised:
+            driver.delete_shadows([shadow])
+        self.assertIn('not gone', str(raised.exception))
+        self.assertEqual(1, lost.call_count)
+        self.assertEqual('ACTIVE', self._status(shadow.shadow_id))
+        self.assertEqual('soft-deleting', self._task_state(shadow.shadow_id))
+        losing.clear()
+
+        # Within twice delete_timeout: left to finish, nothing said above
+        # debug level.
+        driver.deletion_grace_s = 60.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            self.assertEqual(0, driver.collect_garbage())
+        self.assertEqual([], self._warnings(logs.records))
+
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
+            started = time.monotonic()
+            # Before: a DELETE Nova ignored, a wait until delete_timeout
+            # and "not gone", every twice delete_timeout, for ever.
+            self.assertEqual(1, driver.collect_garbage())
+            self.assertLess(time.monotonic() - started,
+                            driver.opts.delete_timeout)
+        (warning,) = self._warnings(logs.records)
+        self.assertIn('Deleting shadow %s again (its deletion has not '
+                      'completed' % shadow.shadow_id, warning)
+        self.assertIn('task state soft-deleting', warning)
+        # Its state reset, the deferred delete reached its host this
+        # time; the next pass force-deletes what Nova keeps.
+        self.assertEqual(2, lost.call_count)
+        self.wait_for(
+            lambda: self._status(shadow.shadow_id) == 'SOFT_DELETED',
+            what='the shadow soft-deleted')
+        # (A wait for the force-delete that a busy machine keeps.)
+        driver.conf.set_override('delete_timeout', 10.0, 'openstack')
+        self.assertEqual(1, driver.collect_garbage())
+        self.assertIsNone(self._status(shadow.shadow_id))
+        self.assertEqual({}, self.allocations(shadow.shadow_id))
+        self.assertEqual(0, self._instances_used())
+        self.assertEqual(0, driver.collect_garbage())
+
     def _count_gets_by_id(self):
         """The ``GET /servers/<id>`` the driver's connection sends, as
         a list that grows."""
