@@ -130,6 +130,12 @@ class Instance:
     #: decision record (the VM's key pair, which belongs to another
     #: user).
     notes: list = dataclasses.field(default_factory=list)
+    #: A deletion of it is under way (Nova: task state ``deleting`` or
+    #: ``soft-deleting``); the watcher following a scale-in asks
+    #: :meth:`CloudDriver.delete_instance` again, which deletes it
+    #: again once that deletion has not completed in the driver's
+    #: grace.
+    deleting: bool = False
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -11,8 +11,11 @@ dry-run it calls nothing that changes the cloud and says what it would
 have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
 done or failed; a sibling a deferred delete keeps SOFT_DELETED is deleted
-again (the ``openstack`` driver force-deletes it).  Driver failures come
-back as outcomes, never raised.
+again (the ``openstack`` driver force-deletes it), and so is one whose
+deletion is under way (the ``openstack`` driver does so once that
+deletion has not completed in twice ``[openstack] delete_timeout``,
+resetting its state first).  Driver failures come back as outcomes,
+never raised.
 """
 
 import dataclasses
@@ -214,11 +217,14 @@ class Actuator:
                 if not exc.retryable:
                     continue            # gone
             else:
-                if ((instance.status or '').upper() == 'SOFT_DELETED'
-                        and not self.dry_run):
+                if (((instance.status or '').upper() == 'SOFT_DELETED'
+                        or instance.deleting) and not self.dry_run):
                     # Kept by a deferred delete (holding its project's
-                    # quota): the driver force-deletes it.  (Started
-                    # before a restart in dry-run: observe only.)
+                    # quota): the driver force-deletes it; a deletion
+                    # under way that has not completed in the driver's
+                    # grace (its host lost it): the driver deletes it
+                    # again.  (Started before a restart in dry-run:
+                    # observe only.)
                     self.driver.delete_instance(sibling)
             left.append(sibling)
         if not left:

@@ -458,6 +458,11 @@ class OpenStackDriver(base.CloudDriver):
         # Servers whose deletion (or force-delete) the collector repeated
         # and said so (once; later repeats are logged at debug level).
         self._repeat_warned = set()
+        # Sibling id -> time.monotonic() when delete_instance asked its
+        # deletion (or first saw it under way, or asked again).
+        self._sibling_deletions = collections.OrderedDict()
+        # Siblings whose deletion delete_instance repeated and said so.
+        self._sibling_repeat_warned = set()
         # Server id -> time.monotonic() of the collector's last look-up
         # of a remembered deletion (the ones looked up longest ago, or
         # never, go first).
@@ -615,7 +620,7 @@ class OpenStackDriver(base.CloudDriver):
                     self._force_asked(server_id)
                 LOG.log(level, 'Shadow garbage collection: %s', e)
 
-    def _reset_state(self, server_id, kept):
+    def _reset_state(self, server_id, kept, what='shadow'):
         """Clear the task state ``deleting`` or ``soft-deleting`` of
         ``server_id`` (SOFT_DELETED when ``kept``), which Nova keeps while
         a deletion it will not take again never ends (``os-resetState``
@@ -623,10 +628,10 @@ class OpenStackDriver(base.CloudDriver):
         from openstack import exceptions as sdk_exc
 
         try:
-            with cloud_errors('Resetting the state of shadow %s, which Nova '
+            with cloud_errors('Resetting the state of %s %s, which Nova '
                               'shows as being deleted and ignores deleting '
                               'again (policy %s)'
-                              % (server_id, RESET_STATE_POLICY)):
+                              % (what, server_id, RESET_STATE_POLICY)):
                 try:
                     self.conn.compute.reset_server_state(server_id, 'error')
                 except sdk_exc.NotFoundException:
@@ -1924,14 +1929,29 @@ class OpenStackDriver(base.CloudDriver):
         it.  Elsewhere the first look-up shows the deletion under way
         (task state ``deleting``) or done, and nothing is waited for.
         CloudError saying what the sibling holds and what frees it when
-        Nova refuses the force-delete."""
+        Nova refuses the force-delete.
+
+        Asked again (the watcher following the scale-in) of a sibling
+        whose deletion is under way (task state ``deleting`` or
+        ``soft-deleting``, which Nova shows for good when its compute
+        host lost the request, ignoring further deletes), it does
+        nothing for ``deletion_grace_s`` from when the deletion was asked
+        (or first seen), then deletes it again as the garbage collector
+        does a shadow's (:meth:`_delete_stuck_sibling`)."""
         server = self._instance_held(instance_id)
         if server is None:
+            with self._lock:
+                self._sibling_deletions.pop(instance_id, None)
+                self._sibling_repeat_warned.discard(instance_id)
+            return
+        if server.task_state in DELETE_IGNORED_TASK_STATES:
+            self._delete_stuck_sibling(server)
             return
         if not _kept(server):
             with cloud_errors('Deleting %s' % instance_id):
                 self.conn.compute.delete_server(instance_id,
                                                 ignore_missing=True)
+            self._sibling_deletion_asked(instance_id)
             deadline = time.monotonic() + self.opts.delete_timeout
             while True:
                 server = self._instance_held(instance_id)
@@ -1966,8 +1986,75 @@ class OpenStackDriver(base.CloudDriver):
                 'reclaim_instance_interval = 0 in Nova'
                 % (instance_id, server.project_id or '(not shown)', e,
                    FORCE_DELETE_POLICY), retryable=False) from None
+        self._sibling_deletion_asked(instance_id)
         LOG.info('%s was kept SOFT_DELETED by Nova (deferred delete): '
                  'force-deleted it', instance_id)
+
+    def _sibling_deletion_asked(self, instance_id):
+        """Remember that the deletion of sibling ``instance_id`` was
+        asked (or first seen under way) now."""
+        with self._lock:
+            self._sibling_deletions.pop(instance_id, None)
+            self._sibling_deletions[instance_id] = time.monotonic()
+            while len(self._sibling_deletions) > MAX_REMEMBERED_DELETIONS:
+                dropped, _since = self._sibling_deletions.popitem(last=False)
+                self._sibling_repeat_warned.discard(dropped)
+
+    def _delete_stuck_sibling(self, server):
+        """Delete again the sibling ``server``, which Nova shows being
+        deleted (task state ``deleting`` or ``soft-deleting``), once that
+        deletion has not completed in ``deletion_grace_s``: its state
+        reset first (Nova ignores another delete of it), then deleted
+        (force-deleted when SOFT_DELETED), at most once per
+        ``deletion_grace_s``; one warning, later repeats at debug level.
+        Where Nova refuses the reset, that warning says what an admin
+        runs."""
+        instance_id = server.id
+        with self._lock:
+            since = self._sibling_deletions.get(instance_id)
+        if since is None:
+            # Under way before this driver looked (a restarted watcher).
+            self._sibling_deletion_asked(instance_id)
+            since = time.monotonic()
+        pending_s = time.monotonic() - since
+        if pending_s < self.deletion_grace_s:
+            LOG.debug('Sibling %s is being deleted (for %.0fs: %s); '
+                      'leaving it to finish', instance_id, pending_s,
+                      _state(server))
+            return
+        self._sibling_deletion_asked(instance_id)
+        with self._lock:
+            first = instance_id not in self._sibling_repeat_warned
+            self._sibling_repeat_warned.add(instance_id)
+        level = logging.WARNING if first else logging.DEBUG
+        kept = _kept(server)
+        why = ('its deletion has not completed in %.0fs: %s'
+               % (pending_s, _state(server)))
+        holds = ('holding its Placement allocations, its host\'s RAM and '
+                 'CPU and project %s\'s quota'
+                 % (server.project_id or '(not shown)'))
+        try:
+            self._reset_state(instance_id, kept, what='sibling')
+        except base.CloudError as e:
+            if e.retryable:
+                raise
+            LOG.log(level, 'Sibling %s stays (%s), %s; asked again every '
+                    '%.0fs while the watcher follows its scale-in%s: %s',
+                    instance_id, why, holds, self.deletion_grace_s,
+                    ' (said once)' if first else '', e)
+            return
+        LOG.log(level, '%s sibling %s again (%s), %s; asked again every '
+                '%.0fs while the watcher follows its scale-in%s',
+                'Force-deleting' if kept else 'Deleting', instance_id, why,
+                holds, self.deletion_grace_s,
+                ' (said once)' if first else '')
+        from openstack import exceptions as sdk_exc
+
+        with cloud_errors('Deleting %s again' % instance_id):
+            try:
+                self.conn.compute.delete_server(instance_id, force=kept)
+            except sdk_exc.NotFoundException:
+                pass
 
     def _instance_held(self, instance_id):
         """The server ``instance_id`` shown by id (SOFT_DELETED ones too),
@@ -2063,7 +2150,8 @@ def _instance(server, extra_specs=False):
         status=server.status, name=server.name, image_id=image_id,
         metadata=dict(server.metadata or {}),
         server_group=groups[0] if groups else None,
-        project_id=server.project_id, volume_backed=volume_backed)
+        project_id=server.project_id, volume_backed=volume_backed,
+        deleting=server.task_state in DELETE_IGNORED_TASK_STATES)
 
 
 def _scheduler_facts(entry):

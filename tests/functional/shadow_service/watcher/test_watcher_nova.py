@@ -9,6 +9,7 @@ can provide.  Everything else is what the daemon runs:
 ``service.build_watcher`` around the openstack driver.
 """
 
+import logging
 import time
 import uuid
 
@@ -21,8 +22,10 @@ from nova import objects
 from shadow_service import measurements as names
 from shadow_service import service
 from shadow_service.clouds import base
+from shadow_service.clouds.openstack import driver as os_driver
 from shadow_service.history import base as history_base
 from shadow_service.history import memory
+from shadow_service.watcher import actuator
 from shadow_service.watcher import ranking
 from shadow_service.watcher import records
 from tests import openstack_support as support
@@ -30,6 +33,7 @@ from tests import openstack_support as support
 pytestmark = [pytest.mark.nova]
 
 STEP_S = 60.0
+RESET_POLICY = 'os_compute_api:os-admin-actions:reset_state'
 LADDER = ['m1.small:1:2048:20', 'm1.medium:2:4096:40', 'm1.large:4:8192:80']
 
 
@@ -344,6 +348,16 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
     def _scaled_in(self, app, watcher, driver, busy, sibling):
         """The load of :meth:`_scaled_out`'s VM falls: the group shrinks
         back to its original VM."""
+        self._scale_in_started(app, watcher, driver, busy)
+        self._wait_until_deleted({'id': sibling})
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it deleted')
+        self.assertEqual([], watcher.siblings[app['id']])
+        self.assertEqual('ACTIVE', self.api.get_server(app['id'])['status'])
+
+    def _scale_in_started(self, app, watcher, driver, busy):
+        """The load of :meth:`_scaled_out`'s VM falls: the watcher starts
+        deleting its sibling."""
         # A watcher shrinks nothing before it knows a forecast error of
         # the VM (or its flavor); the runs here are seconds apart, so none
         # matures: give it one, of zero (no margin, as before).
@@ -357,14 +371,114 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual([app['id']], [s.instance_id for s in steps])
         self.assertEqual(('scale_in', 'started'),
                          (steps[0].decision.action, steps[0].outcome))
-        self._wait_until_deleted({'id': sibling})
-        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
-                      timeout=30, what='the watcher to see it deleted')
-        self.assertEqual([], watcher.siblings[app['id']])
-        self.assertEqual('ACTIVE', self.api.get_server(app['id'])['status'])
 
     def test_a_scale_out_group_grows_and_shrinks(self):
         self._scaled_in(*self._scaled_out())
+
+    def _task_state(self, server_id):
+        return self.admin_api.get_server(server_id)['OS-EXT-STS:task_state']
+
+    @staticmethod
+    def _driver_warnings(records):
+        return [r.getMessage() for r in records
+                if r.name == os_driver.__name__
+                and r.levelno >= logging.WARNING]
+
+    def _gone(self, server_id):
+        try:
+            self.admin_api.get_server(server_id)
+        except support.client.OpenStackApiNotFoundException:
+            return True
+        return False
+
+    def _instances_used(self):
+        return self.api.get_limits()['absolute']['totalInstancesUsed']
+
+    def test_a_sibling_whose_deletion_never_completes_is_deleted_again(
+            self):
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        # The compute host never gets the sibling's deletion: Nova shows
+        # it with task state deleting for good and ignores further
+        # deletes of it.
+        lost, losing = self.lose_deletions()
+        self._scale_in_started(app, watcher, driver, busy)
+        self.assertEqual(1, lost.call_count)
+        self.assertEqual('deleting', self._task_state(sibling))
+        losing.clear()
+
+        # A dry-run watcher following it only looks.
+        pending = watcher.pending[app['id']]
+        driver.deletion_grace_s = 0.0
+        observer = actuator.Actuator(driver, ladder=None, dry_run=True)
+        self.assertIsNone(observer.follow(pending, driver.now())[0])
+        # Within the grace (twice delete_timeout from the deletion): left
+        # to finish.
+        driver.deletion_grace_s = 60.0
+        watcher.run_once()
+        self.assertEqual(1, lost.call_count)
+        self.assertEqual('deleting', self._task_state(sibling))
+
+        # Past it: reset and deleted again, one warning.  Before: the
+        # watcher followed it until the scale-in timed out, and the
+        # sibling held the project's quota for good.
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            watcher.run_once()
+        (warning,) = self._driver_warnings(logs.records)
+        self.assertIn('Deleting sibling %s again (its deletion has not '
+                      'completed' % sibling, warning)
+        self.assertIn('task state deleting', warning)
+        self.assertEqual(2, lost.call_count)
+        driver.deletion_grace_s = 60.0
+        # (Its state reset to ERROR as it goes.)
+        self.wait_for(lambda: self._gone(sibling), what='the sibling gone')
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it deleted')
+        self.assertEqual([], watcher.siblings[app['id']])
+        self.assertEqual(1, self._instances_used())
+        self.assertEqual({}, self.allocations(sibling))
+
+    def test_a_stuck_soft_delete_of_a_sibling_says_what_an_admin_runs(
+            self):
+        self.flags(reclaim_instance_interval=3600)
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        driver.conf.set_override('delete_timeout', 1.0, 'openstack')
+        self.policy.set_rules({RESET_POLICY: '!'}, overwrite=False)
+        # The deferred delete never reaches the compute host: Nova shows
+        # the sibling ACTIVE, task state soft-deleting, for good.
+        lost, losing = self.lose_deletions(soft_deletes=True)
+        self._scale_in_started(app, watcher, driver, busy)
+        self.assertEqual(1, lost.call_count)
+        self.assertEqual('soft-deleting', self._task_state(sibling))
+        losing.clear()
+
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            for _ in range(3):
+                watcher.run_once()
+        (warning,) = self._driver_warnings(logs.records)
+        self.assertIn('Sibling %s stays' % sibling, warning)
+        self.assertIn("project %s's quota" % app['tenant_id'], warning)
+        self.assertIn('HTTP 403', warning)
+        self.assertIn(RESET_POLICY, warning)
+        self.assertIn('openstack server set --state error %s' % sibling,
+                      warning)
+        self.assertIn('openstack server delete %s' % sibling, warning)
+        self.assertEqual(1, lost.call_count)
+        self.assertEqual('soft-deleting', self._task_state(sibling))
+        self.assertIn(app['id'], watcher.pending)
+
+        # The policy allows it now: the next run resets and deletes it
+        # again, and once Nova keeps it SOFT_DELETED, force-deletes it.
+        self.policy.set_rules({RESET_POLICY: '@'}, overwrite=False)
+        watcher.run_once()
+        self.assertEqual(2, lost.call_count)
+        driver.deletion_grace_s = 60.0
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it deleted')
+        self.assertTrue(self._gone(sibling))
+        self.assertEqual([], watcher.siblings[app['id']])
+        self.assertEqual(1, self._instances_used())
 
     def _tenant_vm(self, project_id, key_name=None, flavor_id=None):
         """A horizontally scaled VM booted by a member of ``project_id``
