@@ -119,6 +119,18 @@ MAX_REMEMBERED_DELETIONS = 1024
 MAX_HELD_LOOKUPS = 32
 
 
+def _remember_now(times, server_id, warned=None):
+    """Set ``times[server_id]`` to now (``time.monotonic()``), newest
+    last; past ``MAX_REMEMBERED_DELETIONS`` the oldest are forgotten, and
+    dropped from ``warned`` too.  The caller holds the lock."""
+    times.pop(server_id, None)
+    times[server_id] = time.monotonic()
+    while len(times) > MAX_REMEMBERED_DELETIONS:
+        dropped, _since = times.popitem(last=False)
+        if warned is not None:
+            warned.discard(dropped)
+
+
 def _host_name(host):
     return host['host'] if isinstance(host, dict) else str(host)
 
@@ -1158,11 +1170,7 @@ class OpenStackDriver(base.CloudDriver):
         seen being force-deleted): the garbage collector leaves it for
         ``deletion_grace_s``."""
         with self._lock:
-            self._forced.pop(server_id, None)
-            self._forced[server_id] = time.monotonic()
-            while len(self._forced) > MAX_REMEMBERED_DELETIONS:
-                dropped, _since = self._forced.popitem(last=False)
-                self._repeat_warned.discard(dropped)
+            _remember_now(self._forced, server_id, self._repeat_warned)
 
     def _since_forced(self, server_id):
         """Seconds since ``server_id`` was force-deleted (or first seen
@@ -1175,10 +1183,7 @@ class OpenStackDriver(base.CloudDriver):
         """Remember that Nova refused to force-delete ``server_id`` now
         (the garbage collector asks again after ``deletion_grace_s``)."""
         with self._lock:
-            self._force_refusals.pop(server_id, None)
-            self._force_refusals[server_id] = time.monotonic()
-            while len(self._force_refusals) > MAX_REMEMBERED_DELETIONS:
-                self._force_refusals.popitem(last=False)
+            _remember_now(self._force_refusals, server_id)
 
     def _allocated(self, consumer):
         """True while Placement holds allocations of ``consumer``; False
@@ -1382,11 +1387,7 @@ class OpenStackDriver(base.CloudDriver):
     def _deletion_asked(self, server_id):
         """Remember that Nova was asked to delete ``server_id`` now."""
         with self._lock:
-            self._deletions.pop(server_id, None)
-            self._deletions[server_id] = time.monotonic()
-            while len(self._deletions) > MAX_REMEMBERED_DELETIONS:
-                dropped, _since = self._deletions.popitem(last=False)
-                self._repeat_warned.discard(dropped)
+            _remember_now(self._deletions, server_id, self._repeat_warned)
 
     def _deletion_pending(self, server):
         """Seconds since the deletion of ``server`` was asked (or first
@@ -1994,11 +1995,8 @@ class OpenStackDriver(base.CloudDriver):
         """Remember that the deletion of sibling ``instance_id`` was
         asked (or first seen under way) now."""
         with self._lock:
-            self._sibling_deletions.pop(instance_id, None)
-            self._sibling_deletions[instance_id] = time.monotonic()
-            while len(self._sibling_deletions) > MAX_REMEMBERED_DELETIONS:
-                dropped, _since = self._sibling_deletions.popitem(last=False)
-                self._sibling_repeat_warned.discard(dropped)
+            _remember_now(self._sibling_deletions, instance_id,
+                          self._sibling_repeat_warned)
 
     def _delete_stuck_sibling(self, server):
         """Delete again the sibling ``server``, which Nova shows being
