@@ -28,6 +28,7 @@ import collections
 import gzip
 import importlib
 import json
+import logging
 import os
 import re
 import sys
@@ -663,6 +664,44 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
             self.useFixture(fixtures.MockPatchObject(
                 compute_rpcapi.ComputeAPI, name, new=cast))
         return lost, losing
+
+    @staticmethod
+    def driver_warnings(records):
+        """The messages of the openstack driver's log ``records`` at
+        WARNING or above."""
+        return [r.getMessage() for r in records
+                if r.name == os_driver.__name__
+                and r.levelno >= logging.WARNING]
+
+    def server_gone(self, server_id):
+        """Whether Nova's API no longer shows ``server_id``."""
+        try:
+            self.admin_api.get_server(server_id)
+        except client.OpenStackApiNotFoundException:
+            return True
+        return False
+
+    def collect_past_the_grace(self, driver, passes_within=1):
+        """Run ``driver``'s garbage collector ``passes_within`` times
+        within twice ``delete_timeout`` of its last deletion (a minute
+        here, however busy the machine), which must collect and say
+        nothing above debug level, then once past it, which must collect
+        one shadow without waiting for it; returns that pass's one
+        warning."""
+        driver.deletion_grace_s = 60.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            for _ in range(passes_within):
+                self.assertEqual(0, driver.collect_garbage())
+        self.assertEqual([], self.driver_warnings(logs.records))
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
+            started = time.monotonic()
+            self.assertEqual(1, driver.collect_garbage())
+            # Asked again without a wait: the next pass looks.
+            self.assertLess(time.monotonic() - started,
+                            driver.opts.delete_timeout)
+        (warning,) = self.driver_warnings(logs.records)
+        return warning
 
     def wait_for(self, predicate, timeout=10.0, what='condition'):
         deadline = time.monotonic() + timeout

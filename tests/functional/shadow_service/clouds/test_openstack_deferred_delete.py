@@ -85,11 +85,6 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
     def _instances_used(self):
         return self.api.get_limits()['absolute']['totalInstancesUsed']
 
-    def _warnings(self, caplog_records):
-        return [r.getMessage() for r in caplog_records
-                if r.name == os_driver.__name__
-                and r.levelno >= logging.WARNING]
-
     def test_deleted_shadows_free_their_host_and_quota_at_once(self):
         driver = self._driver()
         shadows = self._boot(driver, ['host1', 'host2'])
@@ -121,7 +116,7 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
             # Before: the collector's list did not show it; it stayed
             # SOFT_DELETED, holding host1, for the whole interval.
             self.assertEqual(1, driver.collect_garbage())
-        (warning,) = self._warnings(logs.records)
+        (warning,) = self.driver_warnings(logs.records)
         self.assertIn(left.shadow_id, warning)
         self.assertIn('SOFT_DELETED', warning)
         self.assertIsNone(self._status(left.shadow_id))
@@ -155,7 +150,7 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
             # Before: no longer listed, taken for gone and forgotten.
             self.assertEqual(1, driver.collect_garbage())
-        (warning,) = self._warnings(logs.records)
+        (warning,) = self.driver_warnings(logs.records)
         self.assertIn('%s (deleted, but kept SOFT_DELETED'
                       % shadow.shadow_id, warning)
         self.assertIsNone(self._status(shadow.shadow_id))
@@ -217,7 +212,7 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
             # deletes), a wait until delete_timeout and "not gone", every
             # time, for the whole reclaim interval.
             self.assertEqual(1, driver.collect_garbage())
-        (warning,) = self._warnings(logs.records)
+        (warning,) = self.driver_warnings(logs.records)
         self.assertIn(left.shadow_id, warning)
         self.assertIn('force-delete has not completed', warning)
         self.wait_for(lambda: self._status(left.shadow_id) is None,
@@ -238,24 +233,9 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         self.assertEqual(1, lost.call_count)
         self.assertEqual('deleting', self._task_state(shadow.shadow_id))
 
-        # Within twice delete_timeout of the force-delete (a minute
-        # here, however busy the machine): left to finish, with nothing
-        # said above debug level.
-        driver.deletion_grace_s = 60.0
-        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
-            for _ in range(3):
-                self.assertEqual(0, driver.collect_garbage())
-        self.assertEqual([], self._warnings(logs.records))
-        self.assertEqual(1, lost.call_count)
-
-        driver.deletion_grace_s = 0.0
-        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
-            started = time.monotonic()
-            self.assertEqual(1, driver.collect_garbage())
-            # Asked again without a wait: the next pass looks.
-            self.assertLess(time.monotonic() - started,
-                            driver.opts.delete_timeout)
-        (warning,) = self._warnings(logs.records)
+        # Within twice delete_timeout of the force-delete: left to
+        # finish; past it, asked again.
+        warning = self.collect_past_the_grace(driver, passes_within=3)
         self.assertIn('%s again (its force-delete has not completed'
                       % shadow.shadow_id, warning)
         # Its state reset, the force-delete reached its host again.
@@ -266,7 +246,7 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
             for _ in range(3):
                 self.assertEqual(0, driver.collect_garbage())
-        self.assertEqual([], self._warnings(logs.records))
+        self.assertEqual([], self.driver_warnings(logs.records))
         self.assertEqual(2, lost.call_count)
 
     def test_a_soft_delete_that_never_completes_is_reset_and_asked_again(
@@ -285,22 +265,11 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         self.assertEqual('soft-deleting', self._task_state(shadow.shadow_id))
         losing.clear()
 
-        # Within twice delete_timeout: left to finish, nothing said above
-        # debug level.
-        driver.deletion_grace_s = 60.0
-        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
-            self.assertEqual(0, driver.collect_garbage())
-        self.assertEqual([], self._warnings(logs.records))
-
-        driver.deletion_grace_s = 0.0
-        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
-            started = time.monotonic()
-            # Before: a DELETE Nova ignored, a wait until delete_timeout
-            # and "not gone", every twice delete_timeout, for ever.
-            self.assertEqual(1, driver.collect_garbage())
-            self.assertLess(time.monotonic() - started,
-                            driver.opts.delete_timeout)
-        (warning,) = self._warnings(logs.records)
+        # Within twice delete_timeout: left to finish; past it, asked
+        # again (before: a DELETE Nova ignored, a wait until
+        # delete_timeout and "not gone", every twice delete_timeout, for
+        # ever).
+        warning = self.collect_past_the_grace(driver)
         self.assertIn('Deleting shadow %s again (its deletion has not '
                       'completed' % shadow.shadow_id, warning)
         self.assertIn('task state soft-deleting', warning)

@@ -104,45 +104,20 @@ class StuckDeletionTest(support.OpenStackHarnessTestBase):
         losing.clear()
         return driver, shadow.shadow_id, lost
 
-    def _warnings(self, records):
-        return [r.getMessage() for r in records
-                if r.name == os_driver.__name__
-                and r.levelno >= logging.WARNING]
-
-    def _gone(self, server_id):
-        try:
-            self.admin_api.get_server(server_id)
-        except support.client.OpenStackApiNotFoundException:
-            return True
-        return False
-
     def test_a_deletion_that_never_completes_is_reset_and_asked_again(self):
         driver, server_id, lost = self._stuck_shadow('host1')
 
-        # Within twice delete_timeout of the deletion (a minute here,
-        # however busy the machine): left to finish, nothing said above
-        # debug level.
-        driver.deletion_grace_s = 60.0
-        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
-            self.assertEqual(0, driver.collect_garbage())
-        self.assertEqual([], self._warnings(logs.records))
-
-        driver.deletion_grace_s = 0.0
-        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
-            started = time.monotonic()
-            # Before: a DELETE Nova ignored, a wait until delete_timeout
-            # and "not gone", every twice delete_timeout, for ever.
-            self.assertEqual(1, driver.collect_garbage())
-            # Asked again without a wait: the next pass looks.
-            self.assertLess(time.monotonic() - started,
-                            driver.opts.delete_timeout)
-        (warning,) = self._warnings(logs.records)
+        # Within twice delete_timeout of the deletion: left to finish;
+        # past it, asked again (before: a DELETE Nova ignored, a wait
+        # until delete_timeout and "not gone", every twice
+        # delete_timeout, for ever).
+        warning = self.collect_past_the_grace(driver)
         self.assertIn('Deleting shadow %s again (its deletion has not '
                       'completed' % server_id, warning)
         self.assertIn('task state deleting', warning)
         # Its state reset, the deletion reached its host this time.
         self.assertEqual(2, lost.call_count)
-        self.wait_for(lambda: self._gone(server_id),
+        self.wait_for(lambda: self.server_gone(server_id),
                       what='the shadow deleted')
         self.assertEqual({}, self.allocations(server_id))
         self.assertEqual(
@@ -158,7 +133,7 @@ class StuckDeletionTest(support.OpenStackHarnessTestBase):
         with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
             for _ in range(3):
                 self.assertEqual(1, driver.collect_garbage())
-        (warning,) = self._warnings(logs.records)
+        (warning,) = self.driver_warnings(logs.records)
         self.assertIn('Shadow %s stays' % server_id, warning)
         self.assertIn('HTTP 403', warning)
         self.assertIn(RESET_POLICY, warning)
@@ -174,6 +149,6 @@ class StuckDeletionTest(support.OpenStackHarnessTestBase):
         self.policy.set_rules({RESET_POLICY: '@'},
                               overwrite=False)
         self.assertEqual(1, driver.collect_garbage())
-        self.wait_for(lambda: self._gone(server_id),
+        self.wait_for(lambda: self.server_gone(server_id),
                       what='the shadow deleted')
         self.assertEqual({}, self.allocations(server_id))

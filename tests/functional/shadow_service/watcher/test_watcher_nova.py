@@ -378,19 +378,6 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
     def _task_state(self, server_id):
         return self.admin_api.get_server(server_id)['OS-EXT-STS:task_state']
 
-    @staticmethod
-    def _driver_warnings(records):
-        return [r.getMessage() for r in records
-                if r.name == os_driver.__name__
-                and r.levelno >= logging.WARNING]
-
-    def _gone(self, server_id):
-        try:
-            self.admin_api.get_server(server_id)
-        except support.client.OpenStackApiNotFoundException:
-            return True
-        return False
-
     def _instances_used(self):
         return self.api.get_limits()['absolute']['totalInstancesUsed']
 
@@ -424,14 +411,15 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         driver.deletion_grace_s = 0.0
         with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
             watcher.run_once()
-        (warning,) = self._driver_warnings(logs.records)
+        (warning,) = self.driver_warnings(logs.records)
         self.assertIn('Deleting sibling %s again (its deletion has not '
                       'completed' % sibling, warning)
         self.assertIn('task state deleting', warning)
         self.assertEqual(2, lost.call_count)
         driver.deletion_grace_s = 60.0
         # (Its state reset to ERROR as it goes.)
-        self.wait_for(lambda: self._gone(sibling), what='the sibling gone')
+        self.wait_for(lambda: self.server_gone(sibling),
+                      what='the sibling gone')
         self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
                       timeout=30, what='the watcher to see it deleted')
         self.assertEqual([], watcher.siblings[app['id']])
@@ -456,7 +444,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
             for _ in range(3):
                 watcher.run_once()
-        (warning,) = self._driver_warnings(logs.records)
+        (warning,) = self.driver_warnings(logs.records)
         self.assertIn('Sibling %s stays' % sibling, warning)
         self.assertIn("project %s's quota" % app['tenant_id'], warning)
         self.assertIn('HTTP 403', warning)
@@ -476,7 +464,7 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         driver.deletion_grace_s = 60.0
         self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
                       timeout=30, what='the watcher to see it deleted')
-        self.assertTrue(self._gone(sibling))
+        self.assertTrue(self.server_gone(sibling))
         self.assertEqual([], watcher.siblings[app['id']])
         self.assertEqual(1, self._instances_used())
 
