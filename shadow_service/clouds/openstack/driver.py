@@ -1285,13 +1285,20 @@ class OpenStackDriver(base.CloudDriver):
                     'expired, booted by service %s'
                     % ((server.metadata or {}).get(META_SERVICE)
                        or 'unknown'))
-        if pending_s < self.deletion_grace_s:
-            LOG.debug('Shadow %s is being deleted (for %.0fs: %s); '
-                      'leaving it to finish', server.id, pending_s,
+        return self._past_the_grace(server, pending_s, 'deleted',
+                                    'deletion')
+
+    def _past_the_grace(self, server, under_way_s, being, what):
+        """None, with a debug line, while ``server``'s deletion (``what``,
+        under way for ``under_way_s``) is within ``deletion_grace_s``;
+        then why the collector asks again."""
+        if under_way_s < self.deletion_grace_s:
+            LOG.debug('Shadow %s is being %s (for %.0fs: %s); leaving it '
+                      'to finish', server.id, being, under_way_s,
                       _state(server))
             return None
-        return ('its deletion has not completed in %.0fs: %s'
-                % (pending_s, _state(server)))
+        return ('its %s has not completed in %.0fs: %s'
+                % (what, under_way_s, _state(server)))
 
     def _why_kept_garbage(self, server):
         """Why the collector force-deletes ``server``, which Nova keeps
@@ -1313,13 +1320,8 @@ class OpenStackDriver(base.CloudDriver):
         if forced_s is None:
             return ('deleted, but kept SOFT_DELETED by Nova until '
                     'reclaim_instance_interval passes')
-        if forced_s < self.deletion_grace_s:
-            LOG.debug('Shadow %s is being force-deleted (for %.0fs: %s); '
-                      'leaving it to finish', server.id, forced_s,
-                      _state(server))
-            return None
-        return ('its force-delete has not completed in %.0fs: %s'
-                % (forced_s, _state(server)))
+        return self._past_the_grace(server, forced_s, 'force-deleted',
+                                    'force-delete')
 
     def _list_soft_deleted(self, listed):
         """Shadows Nova keeps SOFT_DELETED (its default list hides them),
