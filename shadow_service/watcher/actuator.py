@@ -6,9 +6,11 @@ into driver calls: a resize to the decided rung (then, once Nova reports
 flavor), a live migration to the chosen host, a sibling booted or the
 newest sibling the watcher booted deleted (siblings carry
 ``nova_shadow_sibling_of``, the original's id, in their metadata), or,
-with ``[watcher] scale_webhook``, a POST to the webhook instead.  In
-dry-run it calls nothing that changes the cloud and says what it would
-have done.
+with ``[watcher] scale_webhook``, a POST to the webhook instead: its
+effect is the orchestrator's, which the watcher does not see, so such an
+action is not followed, and what is known of it is the webhook's answer.
+In dry-run it calls nothing that changes the cloud and says what it
+would have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
 done or failed; a sibling a deferred delete keeps SOFT_DELETED is deleted
 again (the ``openstack`` driver force-deletes it), and so is one whose
@@ -35,6 +37,8 @@ GRACE_S = 30.0
 #: Metadata key of a sibling the watcher booted: the id of its group's
 #: original (a restarted watcher finds the group's members by it).
 SIBLING_KEY = 'nova_shadow_sibling_of'
+#: Most characters of a webhook's answer kept in a decision record.
+ANSWER_CHARS = 500
 
 
 @dataclasses.dataclass
@@ -93,24 +97,27 @@ class Actuator:
         """Start ``decision`` on ``instance``: ``count`` siblings to boot
         for a scale out, ``siblings`` to delete for a scale in.
 
-        Returns ``(outcome, Pending or None, detail)``: outcome
-        ``dry_run``, ``started`` (follow the Pending) or ``failed``.
+        Returns ``(outcome, Pending or None, detail, webhook)``: outcome
+        ``dry_run``, ``started`` (follow the Pending, if any) or
+        ``failed``; ``webhook``, for an action given to the scale webhook
+        (not in dry-run), its answer ``{'status': HTTP status, 'answer':
+        the body's first ANSWER_CHARS characters}`` (None when it gave
+        none), else None.  An action given to the webhook is never
+        followed: its effect is not the watcher's to see.
         """
         what = self.describe(instance, decision, host, siblings, count)
         if self.dry_run:
             LOG.info('dry-run: would %s', what)
-            return 'dry_run', None, 'would ' + what
+            return 'dry_run', None, 'would ' + what, None
         pending = Pending(decision_id=decision_id,
                           instance_id=instance.instance_id,
                           action=decision.action, started_at=now,
                           deadline=now + TIMEOUT_LEADS * max(lead_s, 60.0),
                           source_host=instance.host, target_host=host,
                           direction=decision.direction)
+        if self.scales_by_webhook(decision.action):
+            return self._call_webhook(instance, decision, what)
         try:
-            if self.webhook and decision.action in ('scale_out',
-                                                    'scale_in'):
-                self._call_webhook(instance, decision)
-                return 'started', None, what
             if decision.action in ('resize_up', 'resize_down'):
                 flavor = self.ladder.rungs[decision.target_rung].to_flavor()
                 pending.target_flavor = flavor
@@ -129,26 +136,45 @@ class Actuator:
                     what = '%s, %s' % (what, '; '.join(dict.fromkeys(notes)))
             elif decision.action == 'scale_in':
                 if not siblings:
-                    return 'failed', None, 'no sibling of ours to delete'
+                    return ('failed', None, 'no sibling of ours to delete',
+                            None)
                 for sibling in siblings:
                     self.driver.delete_instance(sibling)
                     pending.siblings.append(sibling)
-        except (cloud_base.CloudError, requests.RequestException) as exc:
+        except cloud_base.CloudError as exc:
             LOG.warning('Could not %s: %s', what, exc)
             if pending.siblings:
                 # Some siblings were booted or deleted: follow those.
                 return 'started', pending, '%s (only %d: %s)' % (
-                    what, len(pending.siblings), exc)
-            return 'failed', None, '%s: %s' % (what, exc)
+                    what, len(pending.siblings), exc), None
+            return 'failed', None, '%s: %s' % (what, exc), None
         LOG.info('Started: %s', what)
-        return 'started', pending, what
+        return 'started', pending, what, None
 
-    def _call_webhook(self, instance, decision):
-        response = requests.post(self.webhook, json={
-            'instance': instance.instance_id, 'action': decision.action,
-            'target_count': decision.target_count,
-            'reason': decision.reason}, timeout=self.webhook_timeout)
-        response.raise_for_status()
+    def scales_by_webhook(self, action):
+        """Whether ``action`` is given to the scale webhook."""
+        return bool(self.webhook) and action in ('scale_out', 'scale_in')
+
+    def _call_webhook(self, instance, decision, what):
+        try:
+            response = requests.post(self.webhook, json={
+                'instance': instance.instance_id, 'action': decision.action,
+                'target_count': decision.target_count,
+                'reason': decision.reason}, timeout=self.webhook_timeout)
+        except requests.RequestException as exc:
+            LOG.warning('Could not %s: %s', what, exc)
+            return 'failed', None, '%s: %s' % (what, exc), None
+        answer = {'status': response.status_code,
+                  'answer': response.text[:ANSWER_CHARS]}
+        said = 'HTTP %d %s%s' % (
+            response.status_code, response.reason or '',
+            ': %s' % answer['answer'] if answer['answer'] else '')
+        if not response.ok:
+            LOG.warning('Could not %s: %s', what, said)
+            return 'failed', None, '%s: %s' % (what, said), answer
+        LOG.info('Called the scale webhook for %s: %s',
+                 instance.instance_id, said)
+        return 'started', None, '%s: %s' % (what, said), answer
 
     def follow(self, pending, now):
         """``(outcome, detail)`` of an action under way: outcome ``done``,

@@ -113,6 +113,15 @@ class _Prediction:
     vcpus: float
 
 
+def _by_webhook(record):
+    """Whether the decision ``record`` was given to the scale webhook (its
+    effect is not the watcher's to see, nor to follow).  Records written
+    before they carried ``webhook`` are known by their detail."""
+    return 'webhook' in record or (
+        record['action'] in ('scale_out', 'scale_in') and str(
+            record.get('detail') or '').startswith('call the scale webhook'))
+
+
 def load_policy(conf, name=None):
     """The ``[watcher] policy`` plugin, built over ``conf``."""
     name = name or conf.watcher.policy
@@ -1046,12 +1055,18 @@ class Watcher:
         lead = self.lead_s['migrate' if decision.action == 'live_migrate'
                            else 'horizontal' if decision.action in (
                                'scale_out', 'scale_in') else 'vertical']
-        outcome, pending, detail = self.actuator.start(
+        outcome, pending, detail, answer = self.actuator.start(
             instance, decision, now=now, lead_s=lead,
             decision_id=decision_id, host=host, siblings=siblings,
             count=count)
         record.update(outcome=outcome, detail=detail, target_host=host,
                       siblings=pending.siblings if pending else siblings)
+        if self.actuator.scales_by_webhook(decision.action) and \
+                not self.actuator.dry_run:
+            # The orchestrator scales the group: no sibling of the
+            # watcher's is booted or deleted, and what is known is the
+            # webhook's answer (None: it gave none).
+            record.update(siblings=[], webhook=answer)
         if decision.target_rung is not None:
             record['target_flavor'] = self.ladder.rungs[
                 decision.target_rung].to_flavor()
@@ -1298,7 +1313,8 @@ class Watcher:
                     direction,
                     source_host=(first.get('inputs') or {}).get('host'),
                     target_host=first.get('target_host')))
-                if first['outcome'] == 'started' and not ended:
+                if first['outcome'] == 'started' and not ended and \
+                        not _by_webhook(first):
                     pending[first['instance']] = actuator_mod.Pending(
                         decision_id=decision_id,
                         instance_id=first['instance'],

@@ -5,6 +5,10 @@ history, real policies and actuator) and looks at what the twin's VMs and
 the decision records show afterwards.
 """
 
+import http.server as http_server
+import json
+import threading
+
 import numpy as np
 import pytest
 
@@ -754,3 +758,93 @@ def test_the_watcher_forgets_a_vm_gone_for_longer_than_it_looks_back(
     support.run(assembled, driver, 2)
     assert 'gone' not in _held(assembled.watcher)
     assert 'kept' in _held(assembled.watcher)
+
+
+class _Webhook(http_server.BaseHTTPRequestHandler):
+    """An operator's scale webhook: keeps what it is sent, answers 202
+    with a JSON body naming the stack update it began."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers['Content-Length']))
+        self.server.calls.append(json.loads(body))
+        answer = json.dumps({'stack_update': 'upd-%d'
+                             % len(self.server.calls)}).encode()
+        self.send_response(202)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    server = http_server.HTTPServer(('127.0.0.1', 0), _Webhook)
+    server.calls = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_webhook_scale_out_records_the_answer_not_an_outcome(
+        tmp_path, webhook):
+    # The webhook's effect is the orchestrator's: the watcher records
+    # the call and its answer, and, restarted, never follows it as
+    # boots of siblings it did not boot.
+    conf = support.make_conf(
+        tmp_path, watcher={
+            'policy': 'reactive', 'dry_run': False, 'max_count': 2,
+            'scale_webhook': 'http://127.0.0.1:%d/scale'
+            % webhook.server_port})
+    driver, history, assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
+    step = support.run(assembled, driver, 1)[0]
+    assert webhook.calls == [{'instance': 'web-1', 'action': 'scale_out',
+                              'target_count': 2,
+                              'reason': step.decision.reason}]
+    assert (step.decision.action, step.outcome) == ('scale_out', 'started')
+    assert step.detail == ('call the scale webhook (out): HTTP 202 '
+                           'Accepted: {"stack_update": "upd-1"}')
+    assert step.record['webhook'] == {
+        'status': 202, 'answer': '{"stack_update": "upd-1"}'}
+    assert step.record['siblings'] == []
+    decision_id = step.record['decision_id']
+    assert assembled.watcher.pending == {}
+
+    # The daemon restarts: a new watcher over the same cloud and history.
+    again = support.build(conf, driver, history)
+    support.run(again, driver, 2)
+    assert again.watcher.pending == {}
+    written = [r for r in _records(history, driver, 'web-1')
+               if r['decision_id'] == decision_id]
+    assert [(r['outcome'], r['detail']) for r in written] == [
+        (step.outcome, step.detail)]
+
+
+def test_a_webhook_record_written_before_its_answer_was_kept_is_not_followed(
+        tmp_path, webhook):
+    # A record without ``webhook``, as the watcher wrote them before: a
+    # restarted watcher knows it by its detail.
+    conf = support.make_conf(
+        tmp_path, watcher={
+            'policy': 'reactive', 'dry_run': False, 'max_count': 2,
+            'scale_webhook': 'http://127.0.0.1:%d/scale'
+            % webhook.server_port})
+    driver, history, _assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
+    history.write([records.decision_point({
+        'decision_id': 'd-1', 'instance': 'web-1', 'action': 'scale_out',
+        'at': driver.now(), 'outcome': 'started',
+        'detail': 'call the scale webhook (out)', 'siblings': []},
+        driver.now())])
+    again = support.build(conf, driver, history)
+    support.run(again, driver, 2)
+    assert [r['outcome'] for r in _records(history, driver, 'web-1')
+            if r['decision_id'] == 'd-1'] == ['started']
+    # Taken within the cooldown all the same: the webhook is not called
+    # again.
+    assert webhook.calls == []
+
