@@ -22,6 +22,7 @@ never raised.
 
 import dataclasses
 import logging
+import urllib.parse
 
 import requests
 
@@ -162,8 +163,15 @@ class Actuator:
                 'target_count': decision.target_count,
                 'reason': decision.reason}, timeout=self.webhook_timeout)
         except requests.RequestException as exc:
-            LOG.warning('Could not %s: %s', what, exc)
-            return 'failed', None, '%s: %s' % (what, exc), None
+            # requests names the URL, whose query may be a signature.
+            said = str(exc)
+            parts = urllib.parse.urlsplit(self.webhook)
+            for secret in (self.webhook, parts.path + '?' + parts.query
+                           if parts.query else None):
+                if secret:
+                    said = said.replace(secret, '<scale_webhook>')
+            LOG.warning('Could not %s: %s', what, said)
+            return 'failed', None, '%s: %s' % (what, said), None
         answer = {'status': response.status_code,
                   'answer': response.text[:ANSWER_CHARS]}
         said = 'HTTP %d %s%s' % (

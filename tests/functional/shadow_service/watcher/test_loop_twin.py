@@ -7,6 +7,7 @@ the decision records show afterwards.
 
 import http.server as http_server
 import json
+import socket
 import threading
 
 import numpy as np
@@ -848,3 +849,21 @@ def test_a_webhook_record_written_before_its_answer_was_kept_is_not_followed(
     # again.
     assert webhook.calls == []
 
+
+def test_a_webhook_that_cannot_be_reached_fails_without_its_signature(
+        tmp_path):
+    with socket.socket() as closed:
+        closed.bind(('127.0.0.1', 0))
+        port = closed.getsockname()[1]
+    conf = support.make_conf(
+        tmp_path, watcher={
+            'policy': 'reactive', 'dry_run': False, 'max_count': 2,
+            'scale_webhook': 'http://127.0.0.1:%d/scale?signature=s3cr3t'
+            % port})
+    driver, history, assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
+    step = support.run(assembled, driver, 1)[0]
+    assert (step.decision.action, step.outcome) == ('scale_out', 'failed')
+    assert step.detail.startswith('call the scale webhook (out): ')
+    assert 'refused' in step.detail
+    assert 's3cr3t' not in step.detail
+    assert step.record['webhook'] is None
