@@ -29,9 +29,12 @@ ranking that weighs every host alike).  A bad hint value is logged and
 ignored.  A multi-create asks once and reuses the
 ranking for its other instances.  Moves (resize, migrations, unshelve) are
 answered from history without shadows; an evacuation or a rebuild sends
-nothing.  A rejection by the service (a bad profile, an unknown evaluation,
-a busy service) gives neutral weights for that request only; outages (no
-answer in time, no broker) also open a circuit breaker after
+nothing.  A ``shadow_evaluation`` hint is looked up for the booting
+request's project: the service finds only that project's evaluations and
+those of no project (an operator's pre-flight), so another project's is an
+unknown evaluation.  A rejection by the service (a bad profile, an unknown
+evaluation, a busy service) gives neutral weights for that request only;
+outages (no answer in time, no broker) also open a circuit breaker after
 ``failure_threshold`` of them within ``failure_window`` seconds, which then
 skips the service for ``reset_timeout`` seconds.  Nova's own weighers then
 decide, and the boot never fails because of us.  With ``mode = observe``
@@ -1025,7 +1028,8 @@ class ShadowWeigher(weights.BaseHostWeigher):
                             HINT_EVALUATION, clip(evaluation_id))
                 evaluation_id = None
         if evaluation_id is not None and operation == operations.BOOT:
-            return self._allowed(self._lookup(evaluation_id))
+            return self._allowed(self._lookup(
+                evaluation_id, _attr(spec_obj, 'project_id')))
         if profile is None:
             return None
         if not isinstance(profile, str) or not profile.strip():
@@ -1203,12 +1207,21 @@ class ShadowWeigher(weights.BaseHostWeigher):
             return None
         return plan
 
-    def _lookup(self, evaluation_id):
+    def _lookup(self, evaluation_id, project_id):
+        """The :class:`_Plan` looking up ``evaluation_id`` for a boot of
+        ``project_id``: the service finds it only when it is that
+        project's or no project's (an operator's pre-flight); another
+        project's is "not found", neutral weights as for an unknown
+        id."""
         timeout = CONF.shadow_weigher.lookup_timeout
+        # As the request builder clips it (what the service recorded).
+        project_id = (str(project_id)[:request_lib.MAX_NAME]
+                      if project_id else None)
 
         def lookup():
             reply = self.api.get_evaluation({}, evaluation_id,
-                                            timeout=timeout)
+                                            timeout=timeout,
+                                            project_id=project_id)
             if not isinstance(reply, dict):
                 raise InvalidReply('evaluation reply is not a dict')
             if reply.get('status') != 'finished':

@@ -8,6 +8,13 @@ in memory for ``[shadow] evaluation_ttl`` seconds, the most recent
 candidate hosts) at most, and in the history store for longer: a
 ``shadow_evaluation`` hint or ``get_evaluation`` finds them in either.
 
+A ``get_evaluation`` made for a project (``shadow_project_id`` in the
+request context: the weigher looking up a boot's ``shadow_evaluation``
+hint) finds only the evaluations of that project's requests and those
+whose request names no project (an operator's pre-flight); another
+project's evaluation is "not found", as an unknown id is.  A call that
+names no project (the operator's read-back) finds any.
+
 An evaluation started with ``start_evaluation`` whose caller stops polling
 it (``get_evaluation``) for ``[shadow] unpolled_evaluation_timeout``
 seconds is cancelled, as ``cancel_evaluation`` would: its caller died or
@@ -51,6 +58,9 @@ LOG = logging.getLogger(__name__)
 MAX_SINCE_S = 366 * 86400.0
 #: Most rows a listing returns.
 MAX_LIMIT = 10000
+#: Longest project id a call may be made for (a request's ``project_id``
+#: in ``schema``).
+MAX_PROJECT_ID = 255
 
 
 #: What a compact host entry keeps (``rank_hosts(detail=False)``).
@@ -190,6 +200,30 @@ def named_evaluation_id(ctxt):
         raise exception.InvalidRequest(
             reason='%s: not a UUID' % rpcapi.CTXT_EVALUATION_ID)
     return named
+
+
+def asking_project(ctxt):
+    """The project a call is made for (``shadow_project_id`` in the
+    request context: :func:`shadow_service.rpcapi.with_project`) or
+    None; InvalidRequest when it is not a string of at most
+    ``MAX_PROJECT_ID`` characters."""
+    if not isinstance(ctxt, dict):
+        return None
+    project = ctxt.get(rpcapi.CTXT_PROJECT_ID)
+    if project is None or project == '':
+        return None
+    if not isinstance(project, str) or len(project) > MAX_PROJECT_ID:
+        raise exception.InvalidRequest(
+            reason='%s: not a project id' % rpcapi.CTXT_PROJECT_ID)
+    return project
+
+
+def visible_to(request, project):
+    """Whether an evaluation of ``request`` may be used for ``project``
+    (None: the operator, who may use any): when either names no project,
+    or both name the same one."""
+    owner = request.get('project_id') if isinstance(request, dict) else None
+    return not project or not owner or owner == project
 
 
 def _detached(ctxt):
@@ -467,15 +501,29 @@ class ShadowManager:
     @_checks_arguments
     def get_evaluation(self, ctxt, evaluation_id):
         schema.validate_evaluation_id(evaluation_id)
-        with self._lock:
-            if evaluation_id in self._polled:
-                self._polled[evaluation_id] = time.monotonic()
+        project = asking_project(ctxt)
         self._expire()
         evaluation = self._evaluations.get(evaluation_id)
-        if evaluation is not None:
+        if evaluation is not None and visible_to(evaluation.request,
+                                                 project):
+            with self._lock:
+                if evaluation_id in self._polled:
+                    self._polled[evaluation_id] = time.monotonic()
             return evaluation.to_dict()
+        # Another project's evaluation (in memory or recorded) takes the
+        # unknown id's path to the same error, its remote traceback
+        # included: nothing tells the caller it exists.
+        hidden = evaluation is not None
         record = self._recorded(evaluation_id)
-        if record is None or audit.is_deleted(record):
+        if record is not None and audit.is_deleted(record):
+            record = None
+        if record is not None and not visible_to(record.get('request'),
+                                                 project):
+            hidden = True
+        if hidden:
+            self._log_not_visible(evaluation_id, project)
+            record = None
+        if record is None:
             raise exception.EvaluationNotFound(evaluation_id=evaluation_id)
         if record.get('status') in ('running', 'pending'):
             # Started, never finished, and not running here: the process
@@ -492,6 +540,12 @@ class ShadowManager:
                 'progress': 1.0, 'ranking': record, 'error': None,
                 'started_at': record.get('started_at'),
                 'finished_at': record.get('finished_at')}
+
+    @staticmethod
+    def _log_not_visible(evaluation_id, project):
+        LOG.info('Evaluation %s was asked for by project %s, not the one '
+                 'that requested it: not found', evaluation_id,
+                 logsafe.clip(project))
 
     @messaging.expected_exceptions(exception.InvalidRequest)
     @exporter.timed_rpc

@@ -50,6 +50,15 @@ request it records (``shadow_asked_at`` in the request context, the
 sender's wall clock): the service stamps the record then, not when it got
 to it (this needs no new version: older services ignore the context).
 
+A caller may say which project it asks ``get_evaluation`` for
+(``shadow_project_id`` in the request context): the weigher names the
+project of the boot whose ``shadow_evaluation`` hint it looks up, and the
+service answers ``EvaluationNotFound`` for an evaluation whose request
+names another project (one whose request names none, an operator's
+pre-flight, any project may use).  A caller that names none (the
+operator's read-back) reads any evaluation.  This needs no new version:
+an older service ignores the context and answers as before.
+
 Every argument and result is JSON-serialisable; see
 ``doc/source/contributor/contracts.rst`` for the ``request``, ``hosts`` and
 ranking formats.
@@ -83,6 +92,9 @@ SENDER_ID_MAX = 64
 #: The request-context key of a record saying when Nova asked the
 #: request it records (the sender's wall clock, Unix seconds).
 CTXT_ASKED_AT = 'shadow_asked_at'
+#: The request-context key of the project a ``get_evaluation`` call is
+#: made for (the booting request's, for a ``shadow_evaluation`` hint).
+CTXT_PROJECT_ID = 'shadow_project_id'
 
 
 def is_record(ctxt):
@@ -125,6 +137,14 @@ def with_evaluation_id(ctxt, evaluation_id):
     if evaluation_id is None:
         return ctxt
     return dict(ctxt or {}, **{CTXT_EVALUATION_ID: str(evaluation_id)})
+
+
+def with_project(ctxt, project_id):
+    """``ctxt`` (a dict) naming the project the call is made for, when
+    ``project_id`` is given."""
+    if not project_id:
+        return ctxt
+    return dict(ctxt or {}, **{CTXT_PROJECT_ID: str(project_id)})
 
 
 class ShadowAPI:
@@ -225,10 +245,14 @@ class ShadowAPI:
         return cctxt.call(ctxt, 'start_evaluation', request=request,
                           hosts=hosts, budget_s=budget_s)
 
-    def get_evaluation(self, ctxt, evaluation_id, timeout=None):
-        """Status, progress and (when finished) ranking of an evaluation."""
+    def get_evaluation(self, ctxt, evaluation_id, timeout=None,
+                       project_id=None):
+        """Status, progress and (when finished) ranking of an evaluation.
+        ``project_id``: the project asking (in the request context; see
+        the module's docstring): an evaluation of another project's
+        request is then not found."""
         cctxt = self.client.prepare(version='1.0', timeout=timeout)
-        return cctxt.call(ctxt, 'get_evaluation',
+        return cctxt.call(with_project(ctxt, project_id), 'get_evaluation',
                           evaluation_id=evaluation_id)
 
     def cancel_evaluation(self, ctxt, evaluation_id):

@@ -286,6 +286,66 @@ class RPCContract:
         assert state['ranking']['evaluation_id'] == evaluation_id
         assert len(state['ranking']['hosts']) == len(HOSTS)
 
+    def test_another_project_s_evaluation_is_not_found(self, service):
+        # The weigher looks a shadow_evaluation hint up for the booting
+        # project: another project's evaluation answers as an unknown id
+        # does, while it runs, once finished, and once only recorded.
+        api = service.client()
+        theirs = dict(REQUEST, project_id='project-a')
+        evaluation_id = api.start_evaluation({}, theirs, HOSTS, 10.0,
+                                             timeout=30)
+        unknown = str(uuid.uuid4())
+
+        def not_found_for_b(evaluation_id):
+            with pytest.raises(exception.EvaluationNotFound) as info:
+                api.get_evaluation({}, evaluation_id, timeout=30,
+                                   project_id='project-b')
+            return str(info.value).replace(evaluation_id, '<id>')
+
+        running = not_found_for_b(evaluation_id)
+        state = wait_until_done(api, evaluation_id)
+        assert state['status'] == 'finished'
+        # Nothing tells the other project's evaluation from an unknown
+        # id, nor names project-a.
+        assert not_found_for_b(evaluation_id) == running
+        assert not_found_for_b(unknown) == running
+        assert 'project-a' not in running
+        # Its own project and the operator (no project) read it.
+        own = api.get_evaluation({}, evaluation_id, timeout=30,
+                                 project_id='project-a')
+        assert own['ranking']['hosts'] == state['ranking']['hosts']
+        assert api.get_evaluation({}, evaluation_id, timeout=30) == state
+        # Recorded only (no longer in the service's memory).
+        with service.manager._lock:
+            service.manager._forget(evaluation_id)
+        assert not_found_for_b(evaluation_id) == running
+        recorded = api.get_evaluation({}, evaluation_id, timeout=30,
+                                      project_id='project-a')
+        assert recorded['ranking']['evaluation_id'] == evaluation_id
+        assert api.get_evaluation({}, evaluation_id,
+                                  timeout=30)['status'] == 'finished'
+
+    def test_an_evaluation_of_no_project_is_anyone_s(self, service):
+        # An operator's pre-flight (no project in its request) serves a
+        # shadow_evaluation hint of any project.
+        api = service.client()
+        evaluation_id = api.start_evaluation({}, REQUEST, HOSTS, 10.0,
+                                             timeout=30,
+                                             detached=True)
+        state = wait_until_done(api, evaluation_id)
+        for project in ('project-a', 'project-b', None):
+            answer = api.get_evaluation({}, evaluation_id, timeout=30,
+                                        project_id=project)
+            assert answer['ranking']['hosts'] == state['ranking']['hosts']
+
+    @pytest.mark.parametrize('bad', [5, ['project-a'], 'p' * 256])
+    def test_a_malformed_project_is_a_typed_error(self, service, bad):
+        with pytest.raises(exception.InvalidRequest) as info:
+            service.client().get_evaluation(
+                {rpcapi.CTXT_PROJECT_ID: bad}, str(uuid.uuid4()),
+                timeout=30)
+        assert rpcapi.CTXT_PROJECT_ID in str(info.value)
+
     @pytest.fixture
     def slow_service(self):
         """A service whose evaluations may not stop on confidence for

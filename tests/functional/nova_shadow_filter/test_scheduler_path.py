@@ -4,8 +4,9 @@ Nova's own functional harness (API, conductor, scheduler with the
 ShadowWeigher, Placement, three fake computes) with a real shadow service
 (the twin behind it) or, where the answer itself is what a test is about, a
 scripted endpoint, over the real RabbitMQ: a bad hint followed by a good
-one, a multi-create, every move operation, observe mode, a clear ranking
-against Nova's default weighers, and Nova's versioned notifications.
+one, a multi-create, every move operation, observe mode, a
+``shadow_evaluation`` hint of another project, a clear ranking against
+Nova's default weighers, and Nova's versioned notifications.
 """
 
 import tempfile
@@ -198,6 +199,47 @@ class ObserveModeTest(_WithService):
         self.assertEqual(best, evaluation.ranking['hosts'][0]['host'])
         self.assertNotEqual(best, observed,
                             'the weights are not applied in observe mode')
+
+
+class EvaluationHintOfAnotherProjectTest(_WithService):
+    """A ``shadow_evaluation`` hint is looked up for the booting project:
+    another project's evaluation weighs nothing (as an unknown id), the
+    project's own and an operator's pre-flight (no project) decide."""
+
+    def _evaluate(self, project_id=None):
+        """The evaluation id and best host of a ranking of the three
+        hosts for a request of ``project_id``."""
+        request = {'flavor': {'vcpus': 1, 'ram_mb': 2048},
+                   'profile': PROFILE}
+        if project_id is not None:
+            request['project_id'] = project_id
+        ranking = self.service.client().rank_hosts(
+            {}, request, [{'host': h} for h in HOSTS], self.BUDGET,
+            timeout=30)
+        return ranking['evaluation_id'], ranking['hosts'][0]['host']
+
+    def test_only_the_project_s_own_or_no_project_s_evaluation_decides(
+            self):
+        theirs, best = self._evaluate('another-project')
+        ours, ours_best = self._evaluate(self.api.project_id)
+        preflight, preflight_best = self._evaluate()
+        self.assertEqual({best}, {ours_best, preflight_best},
+                         'the twin ranks the same request alike')
+        # The host the rankings prefer is the one Nova's RAM weigher
+        # likes least: only applied shadow weights bring a VM there.
+        self._boot('filler', 'm1.medium', az='nova:%s' % best)
+        self.assertNotEqual(
+            best, self._boot('foreign', hints={'shadow_evaluation': theirs}),
+            "another project's evaluation must weigh nothing")
+        for name, evaluation_id in (('own', ours), ('preflight', preflight)):
+            server = self._server(
+                name, hints={'shadow_evaluation': evaluation_id})
+            self.assertEqual(best, server['OS-EXT-SRV-ATTR:host'], name)
+            # The best host then takes no more of the harness's VMs.
+            self._delete_server(server)
+        # The operator (no project) still reads the other project's.
+        shown = self.service.client().get_evaluation({}, theirs, timeout=30)
+        self.assertEqual('finished', shown['status'])
 
 
 class ScriptedRanking:

@@ -33,6 +33,7 @@ from shadow_service import rpc
 from shadow_service import rpcapi
 from shadow_service import schema
 from tests import nova_support
+from tests import service_support
 
 CONF = nova.conf.CONF
 
@@ -268,6 +269,59 @@ def test_evaluation_hint_looks_up_a_finished_evaluation(serve):
         {'shadow_evaluation': evaluation_id}))
     assert service.calls == [('get_evaluation', evaluation_id)]
     assert order[0] == 'host2'
+
+
+@pytest.fixture
+def real_service(flags):
+    """The real shadow service on the weigher's topic over ``fake://``."""
+    running = service_support.RunningService(
+        'fake:/', topic=CONF.shadow_weigher.topic).start()
+    running.wait_until_serving()
+    yield running
+    running.stop()
+
+
+def _recorded(service, scores, project_id=None):
+    """The id of a finished evaluation the service holds only in its
+    history, of a request of ``project_id`` (None: a pre-flight)."""
+    evaluation_id = str(uuid.uuid4())
+    request = {'flavor': {'vcpus': 2, 'ram_mb': 4096}, 'profile': 'web'}
+    if project_id is not None:
+        request['project_id'] = project_id
+    record = dict(ranking(scores), evaluation_id=evaluation_id,
+                  request=request)
+    service.history.put_evaluation(record, when=time.time())
+    return evaluation_id
+
+
+def test_another_project_s_evaluation_hint_weighs_nothing(real_service,
+                                                          caplog):
+    # nova_support.request_spec() boots for project-1.
+    theirs = _recorded(real_service, {'host3': 95, 'host1': 5},
+                       project_id='project-2')
+    _, weighed, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_evaluation': theirs}))
+    assert {w.weight for w in weighed} == {no_effect()}
+    (line,) = [r.getMessage() for r in caplog.records
+               if r.name == shadow_weigher.__name__
+               and r.levelname == 'WARNING']
+    # As for an unknown id, and nothing of the other project's.
+    assert 'EvaluationNotFound' in line and theirs in line
+    assert 'project-2' not in line and 'host3' not in line
+    # The operator's read-back (no project) still finds it.
+    assert real_service.client().get_evaluation(
+        {}, theirs, timeout=10)['status'] == 'finished'
+
+
+@pytest.mark.parametrize('project_id', ['project-1', None])
+def test_the_project_s_own_or_a_preflight_evaluation_hint_decides(
+        real_service, project_id):
+    evaluation_id = _recorded(real_service, {'host3': 95, 'host1': 5},
+                              project_id=project_id)
+    order, _, _ = weigh(three_hosts(), nova_support.request_spec(
+        {'shadow_evaluation': evaluation_id}),
+        weighers=[ram.RAMWeigher(), shadow_weigher.ShadowWeigher()])
+    assert order[0] == 'host3'
 
 
 def test_hosts_the_ranking_does_not_mention_are_neutral(serve):
