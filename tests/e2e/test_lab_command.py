@@ -35,9 +35,13 @@ def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
     env = dict(os.environ, PYTHONPATH=lab_support.REPO,
                NOVA_SHADOW_RABBIT_URL=rabbit_url, PYTHONUNBUFFERED='1',
                TMPDIR=str(temp))
+    # With a pre-flight evaluation (its shadows run --min-run-time, 10 s)
+    # the SIGTERM lands while the lab runs, not after its run, when the
+    # lab is already stopping by itself and only notes signals.
     command = subprocess.Popen(
         [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
-         '--config', str(config), '--summary', str(summary_path)],
+         '--config', str(config), '--summary', str(summary_path),
+         '--preflight'],
         cwd=lab_support.REPO, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
     try:
