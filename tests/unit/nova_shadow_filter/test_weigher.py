@@ -788,16 +788,23 @@ def test_an_answer_from_history_is_reused_for_the_same_workload(serve,
     assert len(service.calls14) == 3
 
 
-def test_a_record_says_when_nova_asked(serve, cached):
-    # Records wait behind others before the service gets to them: each
-    # says when Nova asked, the time the service stamps it with (before
-    # the move Nova then made).
+def _answered_once(serve):
+    """``(service, weigher, spec)``: a web request weighed once against
+    a service answering from history, its record received."""
     service = serve(HistoryService(
         ranking({'host1': 70, 'host2': 75, 'host3': 84})))
     shadow = shadow_weigher.ShadowWeigher()
     spec = nova_support.request_spec({'shadow_profile': 'web'})
     _weigh_with(shadow, three_hosts(), spec)
     service.wait_for(1)
+    return service, shadow, spec
+
+
+def test_a_record_says_when_nova_asked(serve, cached):
+    # Records wait behind others before the service gets to them: each
+    # says when Nova asked, the time the service stamps it with (before
+    # the move Nova then made).
+    service, shadow, spec = _answered_once(serve)
     before = time.time()
     _weigh_with(shadow, three_hosts(), spec)
     after = time.time()
@@ -810,12 +817,7 @@ def test_a_record_is_queued_after_its_request_is_weighed(serve, cached,
                                                        monkeypatch):
     # The records thread does not share the GIL with the request's own
     # pass over the hosts: the record is queued once the weights are made.
-    service = serve(HistoryService(
-        ranking({'host1': 70, 'host2': 75, 'host3': 84})))
-    shadow = shadow_weigher.ShadowWeigher()
-    spec = nova_support.request_spec({'shadow_profile': 'web'})
-    _weigh_with(shadow, three_hosts(), spec)
-    service.wait_for(1)
+    service, shadow, spec = _answered_once(serve)
     events = []
     make_weights, send_record = shadow._weights, shadow._send_record
 

@@ -792,16 +792,20 @@ def webhook():
     thread.join()
 
 
+def _webhook_conf(tmp_path, url):
+    """A reactive watcher that acts, scaling out to 2 through ``url``."""
+    return support.make_conf(
+        tmp_path, watcher={'policy': 'reactive', 'dry_run': False,
+                           'max_count': 2, 'scale_webhook': url})
+
+
 def test_a_webhook_scale_out_records_the_answer_not_an_outcome(
         tmp_path, webhook):
     # The webhook's effect is the orchestrator's: the watcher records
     # the call and its answer, and, restarted, never follows it as
     # boots of siblings it did not boot.
-    conf = support.make_conf(
-        tmp_path, watcher={
-            'policy': 'reactive', 'dry_run': False, 'max_count': 2,
-            'scale_webhook': 'http://127.0.0.1:%d/scale'
-            % webhook.server_port})
+    conf = _webhook_conf(tmp_path,
+                         'http://127.0.0.1:%d/scale' % webhook.server_port)
     driver, history, assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
     step = support.run(assembled, driver, 1)[0]
     assert webhook.calls == [{'instance': 'web-1', 'action': 'scale_out',
@@ -830,11 +834,8 @@ def test_a_webhook_record_written_before_its_answer_was_kept_is_not_followed(
         tmp_path, webhook):
     # A record without ``webhook``, as the watcher wrote them before: a
     # restarted watcher knows it by its detail.
-    conf = support.make_conf(
-        tmp_path, watcher={
-            'policy': 'reactive', 'dry_run': False, 'max_count': 2,
-            'scale_webhook': 'http://127.0.0.1:%d/scale'
-            % webhook.server_port})
+    conf = _webhook_conf(tmp_path,
+                         'http://127.0.0.1:%d/scale' % webhook.server_port)
     driver, history, _assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
     history.write([records.decision_point({
         'decision_id': 'd-1', 'instance': 'web-1', 'action': 'scale_out',
@@ -855,11 +856,8 @@ def test_a_webhook_that_cannot_be_reached_fails_without_its_signature(
     with socket.socket() as closed:
         closed.bind(('127.0.0.1', 0))
         port = closed.getsockname()[1]
-    conf = support.make_conf(
-        tmp_path, watcher={
-            'policy': 'reactive', 'dry_run': False, 'max_count': 2,
-            'scale_webhook': 'http://127.0.0.1:%d/scale?signature=s3cr3t'
-            % port})
+    conf = _webhook_conf(
+        tmp_path, 'http://127.0.0.1:%d/scale?signature=s3cr3t' % port)
     driver, history, assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
     step = support.run(assembled, driver, 1)[0]
     assert (step.decision.action, step.outcome) == ('scale_out', 'failed')
