@@ -6,8 +6,10 @@ request a byte at a time holds a thread for ever.  A
 too) :meth:`~BoundedHandler.request_timeout` seconds from the wait for
 its first byte until :meth:`~BoundedHandler.request_read` says it is
 read; then the reading side of its socket is shut (a read in progress
-ends as the end of the stream).  Its access log (DEBUG) keeps the path
-without its query, escaped.
+ends as the end of the stream).  A request whose header block ends before
+its blank line (the client hung up, or was cut off) is not served:
+:meth:`~BoundedHandler.headers_cut_off` answers it (400 by default).  Its
+access log (DEBUG) keeps the path without its query, escaped.
 
 A :class:`BoundedServer` serves at most ``max_connections`` connections
 at once, ``max_connections_per_address`` of them from one client
@@ -41,6 +43,21 @@ MAX_CONNECTIONS_PER_ADDRESS = 32
 REFUSAL_LOG_INTERVAL_S = 60.0
 
 
+class _LineReader:
+    """A request's reader that keeps the last line ``readline`` gave."""
+
+    def __init__(self, rfile):
+        self._rfile = rfile
+        self.last_line = None
+
+    def readline(self, *args):
+        self.last_line = self._rfile.readline(*args)
+        return self.last_line
+
+    def __getattr__(self, name):
+        return getattr(self._rfile, name)
+
+
 class BoundedHandler(http.server.BaseHTTPRequestHandler):
     """A request handler whose requests are bounded as a whole."""
 
@@ -65,6 +82,25 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             self._cut_off_timer.cancel()
+
+    def parse_request(self):
+        # The stdlib takes the end of the stream for the blank line that
+        # ends the headers, so a request cut off in its headers would be
+        # served as if whole (without the headers it never got).
+        rfile, self.rfile = self.rfile, _LineReader(self.rfile)
+        try:
+            parsed = super().parse_request()
+        finally:
+            reader, self.rfile = self.rfile, rfile
+        if parsed and reader.last_line == b'':
+            self.close_connection = True
+            self.headers_cut_off()
+            return False
+        return parsed
+
+    def headers_cut_off(self):
+        """Answer a request whose headers ended early (or too late)."""
+        self.send_error(400, 'The request ended before its headers did')
 
     def request_read(self):
         """The request is read: what follows is not the client's time."""

@@ -6,6 +6,8 @@ collector sink): newline-delimited JSON, one sample per line, with
 
 * 404 for any other path, 405 for GET, HEAD, PUT, DELETE and PATCH
   (other methods get the HTTP library's 501);
+* 400 ``headers_truncated`` for a request whose headers end before their
+  blank line (the client hung up, or its ``SOCKET_TIMEOUT_S`` ran out);
 * 400 for a request with more than one Content-Length or any
   Transfer-Encoding (framing a proxy in front could read otherwise);
 * 411 without ``Content-Length``, 413 when it exceeds
@@ -134,6 +136,10 @@ class _Handler(httpbound.BoundedHandler):
         self.close_connection = True
         self._reply(status, {'error': reason, 'message': message},
                     headers)
+
+    def headers_cut_off(self):
+        self._refuse(400, 'headers_truncated', 'the request ended before '
+                     'its headers did')
 
     def do_POST(self):
         collector = self.server.collector

@@ -341,6 +341,57 @@ def test_a_length_that_is_not_plain_digits_is_refused(running, length):
     assert '500 internal' not in running.collector.counters()['requests']
 
 
+def _cut_off_in_headers(running, data, hang_up):
+    """Send ``data`` (a request line and part of its headers); end the
+    stream (``hang_up``) or wait to be cut off; what came back."""
+    import socket
+
+    sock = socket.create_connection(('127.0.0.1', running.collector.port),
+                                    timeout=5)
+    try:
+        sock.sendall(data)
+        if hang_up:
+            sock.shutdown(socket.SHUT_WR)
+        got = b''
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize('hang_up', [True, False],
+                         ids=['client-hangs-up', 'cut-off-by-deadline'])
+def test_a_request_cut_off_in_its_headers_is_400_not_411(
+        running, monkeypatch, caplog, hang_up):
+    # The stdlib reads the end of the stream as the end of the headers:
+    # a cut-off request was served without them, 411 Length Required
+    # (or, with its Content-Length already sent, checked and answered as
+    # a whole one).
+    monkeypatch.setattr(server, 'SOCKET_TIMEOUT_S', 0.5)
+    caplog.set_level(logging.WARNING, logger='shadow_service.collector')
+    head = 'POST %s HTTP/1.1\r\nHost: x\r\n' % server.PATH
+    cut = [head, head + 'Content-Le',
+           head + 'Content-Length: 0\r\nAuthorization: Bearer %s\r\nX-'
+           % running.token]
+    for data in cut:
+        got = _cut_off_in_headers(running, data.encode(), hang_up)
+        assert got.startswith(b'HTTP/1.1 400 '), got[:200]
+        assert b'"headers_truncated"' in got
+    # A whole header block without a length is still 411.
+    got = _raw(running, (head + '\r\n').encode())
+    assert got.startswith(b'HTTP/1.1 411 ')
+    requests = running.collector.counters()['requests']
+    assert requests == {'400 headers_truncated': 3,
+                        '411 length_required': 1}, requests
+    refused = [r.getMessage() for r in caplog.records
+               if 'headers_truncated' in r.getMessage()]
+    assert len(refused) == 1, refused
+    assert running.stored() == []
+
+
 def test_a_request_is_bounded_as_a_whole_not_per_read(
         running, monkeypatch):
     # One byte every 0.3 s: every read succeeds within the socket
