@@ -11,7 +11,9 @@ Batches hold at most ``MAX_BATCH_BYTES`` (256 kB) and ``MAX_BATCH_LINES``
 (1,000 lines); a background thread sends them, so the run never waits
 for the network. What the collector's answer means:
 
-* 2xx: sent.
+* 2xx: sent. At most ``MAX_ANSWER_BYTES`` (64 KiB) of its body are
+  read; a longer one is no collector's (whose answers are a few hundred
+  bytes) and counts as a failed attempt, as a broken connection does.
 * connection errors, timeouts, 408, 429 and 5xx: the same batch is sent
   again after a capped exponential backoff with jitter (``backoff_s``
   doubling up to ``max_backoff_s``), or after ``Retry-After`` when the
@@ -53,6 +55,9 @@ LOG = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 256 * 1024
 MAX_BATCH_LINES = 1000
 MAX_RETRY_AFTER_S = 300.0
+#: The most of a 2xx answer's body read: the collector's answers (counts
+#: per rejection reason) are at most a few hundred bytes.
+MAX_ANSWER_BYTES = 64 * 1024
 CONTENT_TYPE = 'application/x-ndjson'
 RETRY_STATUSES = (408, 429)
 GONE = 410
@@ -346,7 +351,8 @@ class CollectorSink:
                                          method='POST')
         try:
             with self._opener.open(request, timeout=self.timeout_s) as reply:
-                reply.read()
+                answer = reply.read(MAX_ANSWER_BYTES + 1)
+                status = reply.status
         except urllib.error.HTTPError as exc:
             status = exc.code
             wait_s = retry_after_s(exc.headers.get('Retry-After')) \
@@ -361,4 +367,10 @@ class CollectorSink:
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return _Answer(_Answer.RETRY, detail=str(exc) or
                            type(exc).__name__)
+        if len(answer) > MAX_ANSWER_BYTES:
+            # Not the collector's answer: as if the connection broke.
+            detail = 'HTTP %d with an answer over %d bytes' % (
+                status, MAX_ANSWER_BYTES)
+            self._say('answer_size', '%s; sending again' % detail)
+            return _Answer(_Answer.RETRY, detail=detail)
         return _Answer(_Answer.SENT)

@@ -10,7 +10,9 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
+import tracemalloc
 
 import pytest
 
@@ -128,6 +130,84 @@ def test_a_retry_after_of_no_time_backs_off_and_does_not_hammer(
     # Backoff from 0.05 s doubling: about 6 attempts in 1.5 s.
     assert 2 <= len(collector.requests) <= 12
     assert sink.stats()['sent'] == 0
+
+
+def _answering(size, then=None):
+    """A raw HTTP server that answers each request 200 with ``size``
+    bytes of body (as much as the client reads of it), or, once
+    ``then`` requests were answered so, 200 with an empty body; returns
+    (url, bodies received, close)."""
+    listener = socket.create_server(('127.0.0.1', 0))
+    received = []
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b''
+                while b'\r\n\r\n' not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b'\r\n\r\n')
+                length = int(head.lower().split(b'content-length:')[1]
+                             .split(b'\r\n')[0])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                received.append(body)
+                big = then is None or len(received) <= then
+                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n'
+                             b'\r\n' % (size if big else 0))
+                chunk = b'x' * 65536
+                sent = 0
+                try:
+                    while big and sent < size:
+                        conn.sendall(chunk)
+                        sent += len(chunk)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = 'http://127.0.0.1:%d/v1/samples' % listener.getsockname()[1]
+    return url, received, listener.close
+
+
+def test_a_huge_answer_is_not_read_and_counts_as_a_failed_attempt():
+    # A 2xx answer was read whole: 64 MiB from a broken or hostile
+    # endpoint were 64 MiB in the guest's memory.
+    url, received, stop = _answering(64 * 2 ** 20, then=2)
+    stderr = io.StringIO()
+    sink = _sink(url, stderr=stderr)
+    tracemalloc.start()
+    try:
+        for index in range(3):
+            sink.emit(_point(index))
+        sink.flush()
+        deadline = time.monotonic() + 20
+        while not sink.stats()['sent'] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        sink.close()
+        stop()
+    assert peak < 4 * 2 ** 20, peak
+    stats = sink.stats()
+    assert (stats['sent'], stats['errors'], stats['dropped']) == (3, 2, 0)
+    assert len(set(received)) == 1 and len(received) == 3
+    assert stderr.getvalue().count('answer over 65536 bytes') == 1
+
+
+def test_an_answer_within_the_bound_is_read_as_sent():
+    url, received, stop = _answering(64 * 1024)     # the bound itself
+    sink = _sink(url)
+    try:
+        sink.emit(_point(0))
+    finally:
+        sink.close()
+        stop()
+    assert sink.stats()['sent'] == 1 and sink.stats()['errors'] == 0
 
 
 def test_retry_after_as_an_http_date_is_understood():
