@@ -16,14 +16,21 @@ for the network. What the collector's answer means:
   bytes) and counts as a failed attempt, as a broken connection does.
 * connection errors, timeouts, 408, 429 and 5xx: the same batch is sent
   again after a capped exponential backoff with jitter (``backoff_s``
-  doubling up to ``max_backoff_s``), or after ``Retry-After`` when the
+  doubling with each failure in a row, of this batch or the ones before
+  it, up to ``max_backoff_s``), or after ``Retry-After`` when the
   answer has one (at most ``MAX_RETRY_AFTER_S``; one shorter than
   ``backoff_s``, as ``0`` or a date this guest's clock has passed, is
   taken as none, so no answer makes the sink send in a tight loop).
   Meanwhile new samples
   wait in a buffer of ``max_buffer`` lines and ``max_buffer_bytes``
   (16 MiB); when it is full the oldest
-  are dropped and counted.
+  are dropped and counted. A collector that cannot be reached, or says
+  it is unavailable or busy (502, 503, 504, 408, 429), is waited for as
+  long as the run lasts. Any other 5xx (the collector failed on this
+  request, 500) is not: after ``max_server_errors`` (5) such answers the
+  batch is dropped and counted (``rejected['server_error']``), so a batch
+  the collector cannot take does not keep every newer one waiting.
+  Either trouble is said once on stderr.
 * 410 Gone: the evaluation is finished. Everything buffered is dropped,
   nothing more is sent, and ``on_finished('evaluation_finished')`` is
   called (the runner stops the run cleanly).
@@ -58,6 +65,11 @@ MAX_RETRY_AFTER_S = 300.0
 #: The most of a 2xx answer's body read: the collector's answers (counts
 #: per rejection reason) are at most a few hundred bytes.
 MAX_ANSWER_BYTES = 64 * 1024
+#: Answers that say the collector is unavailable (or a proxy's way to say
+#: so): the batch waits for it, however long.
+UNAVAILABLE_STATUSES = (502, 503, 504)
+#: 5xx answers of another kind after which a batch is dropped.
+MAX_SERVER_ERRORS = 5
 CONTENT_TYPE = 'application/x-ndjson'
 RETRY_STATUSES = (408, 429)
 GONE = 410
@@ -137,7 +149,7 @@ class CollectorSink:
                  max_backoff_s=30.0, close_timeout_s=10.0,
                  max_batch_bytes=MAX_BATCH_BYTES,
                  max_batch_lines=MAX_BATCH_LINES, on_finished=None,
-                 stderr=None):
+                 stderr=None, max_server_errors=MAX_SERVER_ERRORS):
         check_url(url)
         check_token(token)
         self.url = url
@@ -153,6 +165,8 @@ class CollectorSink:
         self.timeout_s = timeout_s
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
+        self.max_server_errors = max_server_errors
+        self._failures = 0      # failed attempts in a row, any batch
         self.close_timeout_s = close_timeout_s
         self.max_batch_bytes = max_batch_bytes
         self.max_batch_lines = max_batch_lines
@@ -290,9 +304,11 @@ class CollectorSink:
         """Send ``batch`` until it is sent or dropped (True), or until
         the close deadline leaves no time (False: give it back)."""
         body = b''.join(batch)
-        attempt = 0
+        server_errors = 0
         while True:
             answer = self._post(body)
+            if answer.kind != _Answer.RETRY:
+                self._failures = 0
             if answer.kind == _Answer.SENT:
                 self.counts['sent'] += len(batch)
                 self.counts['batches'] += 1
@@ -308,20 +324,41 @@ class CollectorSink:
                           % (answer.detail, len(batch)))
                 return True
             self.counts['errors'] += 1
+            self._failures += 1
             wait_s = answer.wait_s
             if wait_s is None or wait_s < self.backoff_s:
                 # No Retry-After, or one of no time ("0", a date past on
                 # this guest's clock): back off, never send at once.
-                ceiling = min(self.max_backoff_s,
-                              self.backoff_s * 2 ** min(attempt, 30))
+                ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** min(
+                    self._failures - 1, 30))
                 wait_s = random.uniform(ceiling / 2, ceiling)
-            LOG.debug('collector attempt %d failed (%s); retrying in '
-                      '%.2f s', attempt + 1, answer.detail, wait_s)
+            if answer.status is not None and answer.status >= 500 and \
+                    answer.status not in UNAVAILABLE_STATUSES:
+                server_errors += 1
+            LOG.debug('collector attempt failed (%s); retrying in %.2f s',
+                      answer.detail, wait_s)
+            if server_errors >= self.max_server_errors:
+                self._give_up(batch, answer)
+                # The next batch waits too: no answer makes it send at
+                # once.
+                self._sleep(wait_s)
+                return True
+            if self._failures == self.max_server_errors:
+                self._say('failing', '%s, %d times in a row; sending again '
+                          'with backoff, new samples wait in the buffer'
+                          % (answer.detail, self._failures))
             if self._out_of_time(wait_s):
                 return False
             self._sleep(wait_s)
-            attempt += 1
             self.counts['retries'] += 1
+
+    def _give_up(self, batch, answer):
+        self.counts['dropped'] += len(batch)
+        self.rejected['server_error'] += len(batch)
+        self._say('server_error', '%s %d times for one batch; dropped its '
+                  '%d samples and going on with newer ones (and will drop '
+                  'any later batch failing so)'
+                  % (answer.detail, self.max_server_errors, len(batch)))
 
     def _sleep(self, wait_s):
         """Sleep, waking early only to notice the close deadline."""

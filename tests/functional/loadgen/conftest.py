@@ -60,7 +60,9 @@ class RecordingCollector:
     collector: records every request and answers from a script.
 
     ``answers`` is a list of ``(status, headers)`` used one per request;
-    once it is empty every request gets ``default``.
+    once it is empty every request gets ``default``.  ``answer_for``, when
+    set, is called with each request's body first and answers it unless
+    it returns None.
     """
 
     def __init__(self, default=(200, {}), port=0):
@@ -70,6 +72,7 @@ class RecordingCollector:
         self.requests = []
         self.answers = []
         self.default = default
+        self.answer_for = None
         self._lock = threading.Lock()
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -80,9 +83,13 @@ class RecordingCollector:
                     collector.requests.append({
                         'path': self.path, 'headers': dict(self.headers),
                         'body': body, 'at': time.monotonic()})
-                    status, headers = (collector.answers.pop(0)
-                                       if collector.answers
-                                       else collector.default)
+                    answer = (collector.answer_for(body)
+                              if collector.answer_for else None)
+                    if answer is None:
+                        answer = (collector.answers.pop(0)
+                                  if collector.answers
+                                  else collector.default)
+                    status, headers = answer
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)

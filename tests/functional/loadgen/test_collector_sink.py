@@ -132,6 +132,60 @@ def test_a_retry_after_of_no_time_backs_off_and_does_not_hammer(
     assert sink.stats()['sent'] == 0
 
 
+def test_a_batch_the_collector_fails_on_is_dropped_and_newer_ones_go(
+        collector):
+    # The collector answered 500 to one batch however often it came: the
+    # sink sent it for ever and every sample after it waited behind it
+    # (and was dropped from the full buffer), nothing said on stderr.
+    poison = sinks.to_json(_point(0)).encode()
+    collector.answer_for = lambda body: (500, {}) if poison in body else None
+    stderr = io.StringIO()
+    sink = _sink(collector.url, max_backoff_s=0.4, stderr=stderr)
+    sink.emit(_point(0))
+    sink.flush()
+    deadline = time.monotonic() + 10
+    while not sink.stats()['dropped'] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for index in range(1, 21):
+        sink.emit(_point(index))
+    sink.flush()
+    deadline = time.monotonic() + 10
+    while sink.stats()['sent'] < 20 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close()
+    failed = [r for r in collector.requests if poison in r['body']]
+    assert len(failed) == 5
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped']) == (20, 1)
+    assert stats['rejected'] == {'server_error': 1}
+    assert [p['fields']['value'] for p in collector.lines()
+            if p['fields']['value']] == [float(i) for i in range(1, 21)]
+    # The next batch still waited its backoff after the last failure.
+    following = collector.requests[len(failed)]
+    assert following['at'] - failed[-1]['at'] >= 0.15
+    said = stderr.getvalue()
+    assert said.count('HTTP 500 5 times for one batch') == 1, said
+
+
+def test_an_unavailable_collector_is_waited_for_and_gets_everything(
+        collector):
+    # Unreachable, 502/503/504: not the batch's fault; the batch waits.
+    collector.answers = [(503, {}), (502, {}), (504, {})] * 3
+    stderr = io.StringIO()
+    sink = _sink(collector.url, max_backoff_s=0.1, stderr=stderr)
+    for index in range(10):
+        sink.emit(_point(index))
+    sink.flush()
+    deadline = time.monotonic() + 10
+    while sink.stats()['sent'] < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sink.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (10, 0, 9)
+    assert len({r['body'] for r in collector.requests}) == 1
+    assert stderr.getvalue().count('5 times in a row') == 1
+
+
 def _answering(size, then=None):
     """A raw HTTP server that answers each request 200 with ``size``
     bytes of body (as much as the client reads of it), or, once

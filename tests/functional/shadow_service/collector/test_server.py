@@ -620,3 +620,47 @@ def test_a_full_loadgen_batch_after_an_outage_is_taken_whole(running):
         status, _, body = running.post(_distinct(1000, start),
                                        running.token)
         assert (status, body['accepted']) == (200, 1000)
+
+
+def test_loadgen_delivers_to_a_collector_that_comes_back(tmp_path):
+    # The collector restarts: loadgen's sink keeps the samples, backs off
+    # and gives them to the real collector once it listens again.
+    import io
+    import socket
+
+    from loadgen import collector as collector_sink
+
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    store = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
+    grants = tokens.Grants()
+    token, grant = grants.issue(EVALUATION, 'host-a', 'web',
+                                time.time() + 600)
+    grant.shadow_id = 'server-host-a'
+    sink = collector_sink.CollectorSink(
+        'http://127.0.0.1:%d%s' % (port, server.PATH), token,
+        flush_interval_s=0.05, backoff_s=0.05, max_backoff_s=0.2,
+        stderr=io.StringIO())
+    for line in _distinct(30):
+        sink.emit(json.loads(line))
+    sink.flush()
+    time.sleep(0.5)                    # refused meanwhile
+    conf = _conf(port=port)
+    running = server.Collector(
+        conf.collector, ingest.Intake(store, conf.collector.max_clock_skew,
+                                      conf.collector.max_line_bytes),
+        grants).start()
+    try:
+        deadline = time.monotonic() + 10
+        while sink.stats()['sent'] < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sink.close()
+        stats = sink.stats()
+        assert (stats['sent'], stats['dropped']) == (30, 0)
+        assert stats['errors'] >= 1
+        store.flush(10)
+        assert len(store.query_points('shadow_sample')) == 30
+    finally:
+        running.stop()
+        store.close()
