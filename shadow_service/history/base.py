@@ -89,13 +89,31 @@ def _check_name(kind, name, point):
     if '\n' in name or '\r' in name or '\\' in name:
         raise ValueError('%s name %r of %s holds a newline or backslash'
                          % (kind, name, point.measurement))
+    _check_text('%s name' % kind, name, name, point)
     if name in RESERVED_KEYS:
         raise ValueError('%s name %r of %s is reserved'
                          % (kind, name, point.measurement))
 
 
+def _check_text(kind, name, value, point):
+    """Raise ValueError unless ``value`` can be encoded as UTF-8: a lone
+    surrogate (what JSON's ``"\\ud800"`` escape decodes to) cannot be
+    stored by any store, and InfluxDB would refuse the batch around it."""
+    if value.isascii():
+        return
+    try:
+        value.encode('utf-8')
+    except UnicodeEncodeError:
+        raise ValueError('%s %r of %s is not valid Unicode text (it holds '
+                         'a lone surrogate): not stored'
+                         % (kind, name, point.measurement)) from None
+
+
 def _field_value(name, value, point):
-    if isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        _check_text('field', name, value, point)
+        return value
+    if isinstance(value, bool):
         return value
     if isinstance(value, numbers.Real):
         number = float(value)
@@ -137,6 +155,8 @@ def normalise(point):
         if type(value) is not str and not isinstance(value, str):
             raise ValueError('tag %r must be a string, got %r'
                              % (key, value))
+        if not value.isascii():
+            _check_text('tag', key, value, point)
     if '' in tags.values():
         tags = {k: v for k, v in tags.items() if v != ''}
     fields = point.fields

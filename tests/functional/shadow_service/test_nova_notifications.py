@@ -145,9 +145,9 @@ def private_influxd(influxdb_server):
     server.cleanup()
 
 
-def _influx_store(server):
+def _influx_store(server, database='notifications'):
     return influxdb.InfluxDBStore(
-        url=server.url, database='notifications', flush_interval_s=0.1,
+        url=server.url, database=database, flush_interval_s=0.1,
         retry_backoff_s=0.1, retry_backoff_max_s=0.5, startup_timeout_s=10,
         raw_retention_days=0, timeout_s=2, close_timeout_s=1.0)
 
@@ -201,6 +201,30 @@ def test_a_notification_that_cannot_be_read_is_dropped_not_requeued(
     assert listener.endpoint.dropped == 1
     assert listener.endpoint.requeued == 0
     assert listener.endpoint.recorded == 1
+
+
+def test_a_notification_no_store_can_encode_is_dropped_not_requeued(
+        influxdb_server, nova, listeners):
+    store = _influx_store(influxdb_server,
+                          database='encode-%s' % uuid.uuid4().hex[:8])
+    try:
+        listener = listeners.start(store)
+        # JSON's "\udc80" escape arrives as a lone surrogate: InfluxDB's
+        # writer could not encode the batch, and the notification came
+        # back again and again.
+        nova.send('instance.create.end', 'vm-\udc80')
+        good = str(uuid.uuid4())
+        nova.send('instance.create.end', good)
+        service_support.wait_for(
+            lambda: notifications.placement_of(store, good), timeout=30)
+        time.sleep(1.0)
+        assert listener.endpoint.dropped == 1
+        assert listener.endpoint.requeued == 0
+        assert listener.endpoint.recorded == 1
+        assert store.counters()['dropped'] == 0
+    finally:
+        listeners.stop_all()
+        store.close()
 
 
 def test_a_stopping_listener_does_not_wait_out_the_backoff(

@@ -195,6 +195,28 @@ def test_nan_and_infinity_are_rejected_and_nothing_is_written(store, bad):
     assert store.counters()['written'] == 0
 
 
+@pytest.mark.parametrize('where', ['tag', 'field'])
+def test_a_lone_surrogate_is_rejected_and_other_writes_are_kept(store,
+                                                                 where):
+    # JSON's "\ud800" escape decodes to a lone surrogate, which no store
+    # can encode as UTF-8: InfluxDB's writer lost the whole batch around
+    # it (points of other writers too).
+    bad = 'x\ud800'
+    tags = {'instance': bad if where == 'tag' else 'i1'}
+    fields = {'record': bad if where == 'field' else 'ok'}
+    store.write([sample('h1', 1.0, T0)])
+    with pytest.raises(ValueError, match='not valid Unicode'):
+        store.write([sample('h2', 2.0, T0),
+                     base.Point('scaling_decision', tags, fields, T0)])
+    store.write([sample('h3', 3.0, T0)])
+    assert store.flush(timeout=30)
+
+    assert [p.tags['host'] for p in store.query_points('host_metric')] == [
+        'h1', 'h3']
+    assert store.query_points('scaling_decision') == []
+    assert store.counters()['dropped'] == 0
+
+
 def test_numbers_become_floats_and_bools_and_strings_stay(store):
     write_all(store, [base.Point('scaling_decision', {'instance': 'i1'},
                                  {'count': 3, 'ok': True,
