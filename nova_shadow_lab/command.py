@@ -10,9 +10,11 @@ cgroup is left, and stops everything.
 
 Exit codes: 0 done, 1 a step failed, 2 bad arguments or the lab cannot
 run here (the message says why), 130 and 143 interrupted (Ctrl-C) and
-terminated (SIGTERM): the lab was stopped in order first; further
-SIGTERMs and Ctrl-Cs during that clean-up are noted and ignored, except
-that the third Ctrl-C forces an exit (130) at once.
+terminated (SIGTERM): the lab was stopped in order first. The first
+signal decides the exit code whenever it came, also during the lab's own
+stop at the end of its run; further SIGTERMs and Ctrl-Cs during that
+clean-up are noted and ignored, except that the third Ctrl-C forces an
+exit (130) at once.
 """
 
 import argparse
@@ -133,6 +135,10 @@ class ShutdownSignals:
     :data:`FORCE_AFTER_INTERRUPTS`-th Ctrl-C exits at once with
     :data:`FORCED_EXIT_CODE`; the lab's reaper then removes its processes
     and cgroups, and the next lab start its temporary files.
+
+    :attr:`first` is the first signal received, also one only noted:
+    whenever it came, the command exits ``128 + first`` after its
+    clean-up (see :func:`exit_code`).
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -141,6 +147,7 @@ class ShutdownSignals:
         self.err_fd = err_fd
         self.stopping = False
         self.interrupts = 0
+        self.first = None
         self._previous = {}
 
     def install(self):
@@ -162,6 +169,8 @@ class ShutdownSignals:
         os.write(self.err_fd, ('nova-shadow lab: %s\n' % text).encode())
 
     def _handle(self, signum, frame):
+        if self.first is None:
+            self.first = signal.Signals(signum)
         if signum == signal.SIGINT:
             self.interrupts += 1
         if not self.stopping:
@@ -222,7 +231,7 @@ def run(args, out=sys.stdout, signals=None):
                              deadline_margin=args.deadline_margin)
     run_group = None
     try:
-        with lab, _stopping_in_order(signals):
+        with lab, _stopping_in_order(signals, out):
             cloud = lab.cloud
             run_group = cloud.run.group
             summary['startup_s'] = round(time.monotonic() - started, 1)
@@ -333,14 +342,46 @@ def run(args, out=sys.stdout, signals=None):
 
 
 @contextlib.contextmanager
-def _stopping_in_order(signals):
+def _stopping_in_order(signals, out=None):
     """However the body ends, the lab's clean-up that follows runs
-    without being interrupted by signals (see :class:`ShutdownSignals`)."""
+    without being interrupted by signals (see :class:`ShutdownSignals`);
+    says so on ``out``."""
     try:
         yield
     finally:
         if signals is not None:
             signals.shutting_down()
+        if out is not None:
+            out.write('\nstopping the lab\n')
+            out.flush()
+
+
+def exit_code(body, signals):
+    """Run ``body()`` (returns an exit code) under ``signals`` (installed),
+    restore them, and return the command's exit code: ``128 + signal``
+    for the first SIGTERM or Ctrl-C, whether it unwound the body or came
+    during the clean-up that followed (the lab's own stop at the end of
+    its run included), else the body's. Says on stderr what ended it."""
+    unwound = None
+    try:
+        code = body()
+    except Terminated:
+        unwound = signal.SIGTERM
+    except KeyboardInterrupt:
+        unwound = signal.SIGINT
+    except Exception as e:
+        sys.stderr.write('nova-shadow lab: %s: %s\n' % (type(e).__name__, e))
+        code = 1
+    finally:
+        signals.restore()
+    received = signals.first or unwound
+    if received is None:
+        return code
+    sys.stderr.write('nova-shadow lab: %s%s; the lab was stopped\n' % (
+        'terminated (SIGTERM)' if received == signal.SIGTERM
+        else 'interrupted',
+        '' if unwound else ' while it stopped'))
+    return 128 + received
 
 
 def main(argv=None):
@@ -374,21 +415,7 @@ def main(argv=None):
         for name in ('nova', 'stevedore', 'oslo_messaging'):
             logging.getLogger(name).setLevel(logging.ERROR + 1)
     signals = ShutdownSignals().install()
-    try:
-        return run(args, signals=signals)
-    except Terminated:
-        sys.stderr.write('nova-shadow lab: terminated (SIGTERM); the lab '
-                         'was stopped\n')
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        sys.stderr.write('nova-shadow lab: interrupted; the lab was '
-                         'stopped\n')
-        return 128 + signal.SIGINT
-    except Exception as e:
-        sys.stderr.write('nova-shadow lab: %s: %s\n' % (type(e).__name__, e))
-        return 1
-    finally:
-        signals.restore()
+    return exit_code(lambda: run(args, signals=signals), signals)
 
 
 if __name__ == '__main__':

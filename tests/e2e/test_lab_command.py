@@ -1,8 +1,9 @@
 """``nova-shadow lab`` when things go wrong: stopped by a signal, as a CI
 time-out or a service manager stops it (the lab and shadow-service stop
 in order, however many more signals come meanwhile, the summary is
-written and the command's temporary directory goes), and a lab that
-cannot start (the error says why).
+written and the command's temporary directory goes), also when the
+signal comes while the lab stops at the end of its run (exit 143 all
+the same), and a lab that cannot start (the error says why).
 """
 
 import json
@@ -75,6 +76,46 @@ def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
     assert run['run'] not in cgroups.run_names(mounts, prefix)
     summary = json.loads(summary_path.read_text())
     assert summary['hosts'] == ['term-solo']
+
+
+def test_a_sigterm_while_the_lab_stops_by_itself_exits_143(
+        tmp_path, rabbit_url):
+    lab_support.require_lab()
+    config = tmp_path / 'lab.yaml'
+    config.write_text(yaml.safe_dump(LAB))
+    summary_path = tmp_path / 'summary.json'
+    env = dict(os.environ, PYTHONPATH=lab_support.REPO,
+               NOVA_SHADOW_RABBIT_URL=rabbit_url, PYTHONUNBUFFERED='1')
+    command = subprocess.Popen(
+        [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
+         '--config', str(config), '--summary', str(summary_path)],
+        cwd=lab_support.REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        # The run is over and the lab's own stop has begun (it lasts
+        # seconds: the service and Nova's services stop in order).
+        while not lines or lines[-1] != 'stopping the lab\n':
+            line = command.stdout.readline()
+            assert line, ''.join(lines) + command.stderr.read()[-2000:]
+            lines.append(line)
+        command.send_signal(signal.SIGTERM)
+        out, err = command.communicate(timeout=120)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    assert command.returncode == 128 + signal.SIGTERM, (out, err)
+    assert 'Traceback' not in err, err
+    assert 'SIGTERM: still stopping the lab in order' in err, err
+    assert err.endswith('nova-shadow lab: terminated (SIGTERM) while it '
+                        'stopped; the lab was stopped\n'), err
+    # The stop it interrupted was carried out in full.
+    assert out.startswith('lab stopped: shadow-service exit 0; 0 lab '
+                          'cgroup directories left'), out
+    summary = json.loads(summary_path.read_text())
+    assert summary['boot']['host'] == 'term-solo'
+    assert summary['lab_cgroups_after_stop'] == []
 
 
 def test_a_lab_that_cannot_start_says_why(tmp_path, rabbit_url):

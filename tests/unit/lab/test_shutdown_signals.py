@@ -1,7 +1,9 @@
 """``nova-shadow lab`` and repeated SIGTERM / Ctrl-C: the first one stops
 the lab in order, later ones do not cut that clean-up short (each is
-noted), and the third Ctrl-C forces an exit. Real signals to a real
-process whose clean-up waits for the test's go-ahead.
+noted), the third Ctrl-C forces an exit, and the first signal decides the
+exit code whenever it came, during the lab's own stop too. Real signals
+to a real process that runs its body as the command does
+(``command.exit_code``) and whose clean-up waits for the test's go-ahead.
 """
 
 import os
@@ -15,15 +17,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 # The command's shape: a body that runs until a signal (or ends by itself
-# with 'end'), then a clean-up that lasts until stdin says 'go'.
+# with 'end'), then a clean-up that lasts until stdin says 'go'; its exit
+# code is the command's.
 COMMAND = r'''
 import sys, time
 from nova_shadow_lab import command
 
-signals = command.ShutdownSignals().install()
-try:
+
+def body():
     try:
-        with command._stopping_in_order(signals):
+        with command._stopping_in_order(signals, sys.stdout):
             print('working', flush=True)
             if sys.argv[1] != 'end':
                 time.sleep(30)
@@ -31,12 +34,11 @@ try:
         print('cleaning', flush=True)
         sys.stdin.readline()
         print('cleaned', flush=True)
-except command.Terminated:
-    print('terminated', flush=True)
-except KeyboardInterrupt:
-    print('interrupted', flush=True)
-finally:
-    signals.restore()
+    return 0
+
+
+signals = command.ShutdownSignals().install()
+sys.exit(command.exit_code(body, signals))
 '''
 
 
@@ -60,6 +62,9 @@ def _run(how, first, during):
         assert process.stdout.readline() == 'working\n'
         if first is not None:
             process.send_signal(first)
+        # The clean-up has begun: the command is stopping the lab.
+        assert process.stdout.readline() == '\n'
+        assert process.stdout.readline() == 'stopping the lab\n'
         assert process.stdout.readline() == 'cleaning\n'
         notes = [_signal_and_wait_for_note(process, signum)
                  for signum in during]
@@ -75,8 +80,8 @@ def test_signals_during_the_clean_up_after_sigterm_do_not_cut_it_short():
     code, out, notes = _run('wait', signal.SIGTERM,
                             [signal.SIGTERM, signal.SIGINT, signal.SIGTERM,
                              signal.SIGINT])
-    assert code == 0
-    assert out == ['cleaned', 'terminated']
+    assert code == 128 + signal.SIGTERM == 143
+    assert out == ['cleaned']
     assert notes == [
         'nova-shadow lab: SIGTERM: still stopping the lab in order; '
         'Ctrl-C 3 more times to force\n',
@@ -85,14 +90,36 @@ def test_signals_during_the_clean_up_after_sigterm_do_not_cut_it_short():
         'nova-shadow lab: SIGTERM: still stopping the lab in order; '
         'Ctrl-C 2 more times to force\n',
         'nova-shadow lab: SIGINT: still stopping the lab in order; '
-        'Ctrl-C 1 more time to force\n']
+        'Ctrl-C 1 more time to force\n',
+        'nova-shadow lab: terminated (SIGTERM); the lab was stopped']
 
 
-def test_a_signal_during_a_clean_up_of_its_own_is_noted_not_raised():
+def test_a_sigterm_during_the_labs_own_stop_finishes_it_then_exits_143():
+    """The run ended by itself and the lab is stopping: the SIGTERM does
+    not cut that short, and the command then exits as terminated."""
     code, out, notes = _run('end', None, [signal.SIGTERM])
+    assert code == 128 + signal.SIGTERM
+    assert out == ['cleaned']
+    assert notes == [
+        'nova-shadow lab: SIGTERM: still stopping the lab in order; '
+        'Ctrl-C 3 more times to force\n',
+        'nova-shadow lab: terminated (SIGTERM) while it stopped; the lab '
+        'was stopped']
+
+
+def test_a_ctrl_c_during_the_labs_own_stop_exits_130():
+    code, out, notes = _run('end', None, [signal.SIGINT])
+    assert code == 128 + signal.SIGINT
+    assert out == ['cleaned']
+    assert notes[1:] == ['nova-shadow lab: interrupted while it stopped; '
+                         'the lab was stopped']
+
+
+def test_without_a_signal_the_exit_code_is_the_runs():
+    code, out, notes = _run('end', None, [])
     assert code == 0
     assert out == ['cleaned']
-    assert len(notes) == 1 and 'SIGTERM: still stopping' in notes[0]
+    assert notes == []
 
 
 def test_the_third_ctrl_c_forces_an_exit_and_says_so():
