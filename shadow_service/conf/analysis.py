@@ -400,6 +400,27 @@ on.
         help="""
 Fewest seconds (on the cloud driver's clock) between two refits of the
 calibration map.
+
+Related options:
+
+* ``calibration_refit_every``: both must have passed.
+"""),
+    cfg.IntOpt(
+        'calibration_refit_every',
+        default=20,
+        min=1,
+        help="""
+Rankings between two refits of the calibration map. An evaluation ranks
+once per sampling round of its shadows, or once when the history answers
+alone, so in a cloud that places few VMs this, not
+``calibration_refit_interval``, sets how long new outcomes wait before
+the map learns them; lower it there. The first ranking after a start
+always fits.
+
+Related options:
+
+* ``calibration_refit_interval``: both must have passed.
+* ``calibration_max_evaluations``: what each refit reads.
 """),
     cfg.IntOpt(
         'calibration_max_evaluations',
@@ -418,7 +439,7 @@ map on more outcomes, older ones.
 Related options:
 
 * ``calibration_lookback``, ``calibration_refit_interval``,
-  ``calibration_min_pairs``.
+  ``calibration_refit_every``, ``calibration_min_pairs``.
 """),
 ]
 

@@ -185,6 +185,7 @@ class CalibrationLearner(base.HistoryLearner):
                    share_margin=opts.calibration_share_margin,
                    method=opts.calibration_method,
                    tie_margin=opts.tie_margin,
+                   refit_every=opts.calibration_refit_every,
                    refit_interval_s=opts.calibration_refit_interval,
                    max_evaluations=opts.calibration_max_evaluations,
                    clock=clock)

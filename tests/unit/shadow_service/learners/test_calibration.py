@@ -628,3 +628,35 @@ def test_the_refit_reads_as_many_evaluations_as_configured(store):
         with pytest.raises(ValueError):
             conf.set_override('calibration_max_evaluations', bad,
                               group='analysis')
+
+
+def test_how_many_rankings_pass_between_refits_is_an_option(tmp_path):
+    """In a cloud that ranks rarely the count, not the interval, holds
+    new outcomes back; ``calibration_refit_every = 1`` with no interval
+    refits at the next ranking."""
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert conf.analysis.calibration_refit_every == 20
+    conf.set_override('calibration_refit_interval', 0.0, group='analysis')
+    confidences, outcomes = _overconfident_pairs(400)
+
+    def pairs_learned_at_the_second_ranking(name):
+        store = sqlite.SQLiteStore(path=str(tmp_path / name))
+        try:
+            learner = learning.CalibrationLearner.from_conf(
+                conf, store, clock=_Clock(T0))
+            assert learner.calibration_map().pairs == 0     # first fit
+            _record_outcomes(learner, confidences, outcomes)
+            return learner.refit_every, learner.calibration_map().pairs
+        finally:
+            store.close()
+
+    assert pairs_learned_at_the_second_ranking('default') == (20, 0)
+    conf.set_override('calibration_refit_every', 1, group='analysis')
+    assert pairs_learned_at_the_second_ranking('every') == (1, 400)
+    with pytest.raises(ValueError):
+        conf.set_override('calibration_refit_every', 0, group='analysis')
