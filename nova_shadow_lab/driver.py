@@ -1,7 +1,9 @@
 """``LabDriver``: a Nova virt driver whose instances are confined processes.
 
 A ``nova.virt.fake.FakeDriver`` for everything Nova needs from a
-hypervisor (nodes, inventory, migrations are the fake's), plus real
+hypervisor (nodes, inventory and the migrations' bookkeeping are the
+fake's; a moved guest boots afresh on its destination and stops on its
+source), plus real
 instances: ``spawn`` runs the instance's user-data the way cloud-init
 would (:mod:`nova_shadow_lab.userdata`, :mod:`nova_shadow_lab.guest_init`)
 inside bubblewrap in the instance's cgroups below its host's
@@ -195,7 +197,8 @@ class LabDriver(fake.FakeDriver):
         if lab_instance is None:
             return info
         if lab_instance.paused:
-            state = power_state.PAUSED
+            state = (power_state.SUSPENDED if lab_instance.suspended
+                     else power_state.PAUSED)
         elif lab_instance.powered_on and lab_instance.sandbox.alive():
             state = power_state.RUNNING
         elif lab_instance.powered_on:
@@ -234,6 +237,52 @@ class LabDriver(fake.FakeDriver):
 
     def unpause(self, instance):
         self._change(instance, self._lab.set_paused, False)
+
+    def suspend(self, context, instance):
+        # A suspended guest runs nothing and keeps its state: frozen, as
+        # a pause, but Nova is told SUSPENDED.
+        self._change(instance, self._lab.set_paused, True, True)
+
+    def resume(self, context, instance, network_info, block_device_info=None,
+               share_info=None):
+        self._change(instance, self._lab.set_paused, False)
+
+    # -- moves ---------------------------------------------------------------
+    # A process tree cannot move between lab hosts: the guest stops on the
+    # source and the destination boots it afresh (the fake's
+    # finish_migration and post_live_migration_at_destination call spawn).
+
+    def migrate_disk_and_power_off(self, context, instance, dest, flavor,
+                                   network_info, block_device_info=None,
+                                   timeout=0, retry_interval=0):
+        # Off, as a hypervisor leaves the source of a cold migration or
+        # resize; its files stay for a revert, confirm_migration removes
+        # it.
+        super().migrate_disk_and_power_off(
+            context, instance, dest, flavor, network_info,
+            block_device_info, timeout, retry_interval)
+        if self._lab is not None and self._lab.get(instance.uuid):
+            self._change(instance, self._lab.power_off)
+
+    def finish_revert_migration(self, context, instance, network_info,
+                                migration, block_device_info=None,
+                                power_on=True, share_info=None):
+        super().finish_revert_migration(
+            context, instance, network_info, migration, block_device_info,
+            power_on, share_info)
+        if power_on:
+            self._change(instance, self._lab.power_on)
+
+    def live_migration(self, context, instance, dest, post_method,
+                       recover_method, block_migration=False,
+                       migrate_data=None):
+        # The guest leaves this host before the destination starts it:
+        # nothing of it stays here (Nova cleans up no source guest after
+        # a live migration on shared storage, which the fake claims).
+        self.destroy(context, instance, None)
+        super().live_migration(context, instance, dest, post_method,
+                               recover_method, block_migration,
+                               migrate_data)
 
     def get_console_output(self, context, instance):
         lab_instance = self._lab_instance(instance)

@@ -61,6 +61,8 @@ class LabInstance:
         self.created_at = time.time()
         self.powered_on = True
         self.paused = False
+        # A pause that Nova calls a suspend.
+        self.suspended = False
         self.lock = threading.Lock()
 
     @property
@@ -428,7 +430,7 @@ class LabHost:
     def _power_off(instance):
         instance.sandbox.stop()
         instance.powered_on = False
-        instance.paused = False
+        instance.paused = instance.suspended = False
 
     def _power_on(self, instance):
         if instance.powered_on and instance.sandbox.alive():
@@ -439,9 +441,12 @@ class LabHost:
         instance.powered_on = True
         instance.created_at = time.time()
 
-    def set_paused(self, uuid, paused):
+    def set_paused(self, uuid, paused, suspended=False):
+        """Freeze (``paused``) or thaw the instance; a freeze with
+        ``suspended`` is reported as a suspend."""
         with self._changing(uuid) as instance:
             self._set_paused(instance, paused)
+            instance.suspended = paused and suspended
 
     @staticmethod
     def _set_paused(instance, paused):

@@ -102,7 +102,14 @@ def bwrap_args(root, hostname, console_fifo, binds=(), command=()):
     return args + list(command)
 
 
-def _prepare_etc(etc, hostname):
+def kernel_hostname(name):
+    """The name the kernel takes for ``name`` (at most 64 bytes): the
+    first label of a fully qualified name, as cloud-init sets it, cut to
+    63 characters."""
+    return name.split('.', 1)[0][:63] or name[:63]
+
+
+def _prepare_etc(etc, hostname, fqdn=None):
     for name in ETC_FILES:
         source = os.path.join('/etc', name)
         target = os.path.join(etc, name)
@@ -119,7 +126,9 @@ def _prepare_etc(etc, hostname):
         f.write(hostname + '\n')
     with open(os.path.join(etc, 'hosts'), 'w') as f:
         f.write('127.0.0.1\tlocalhost\n127.0.1.1\t%s\n'
-                '::1\tlocalhost ip6-localhost ip6-loopback\n' % hostname)
+                '::1\tlocalhost ip6-localhost ip6-loopback\n'
+                % (hostname if fqdn in (None, hostname)
+                   else '%s %s' % (fqdn, hostname)))
 
 
 class Sandbox:
@@ -134,6 +143,9 @@ class Sandbox:
         host directory for ``root/`` (the writable dirs), ``console`` (the
         FIFO), ``console.log`` and ``launch.json``.
     hostname : str
+        the sandbox's host name; a fully qualified one (Nova takes up to
+        255 characters) names the sandbox by its first label
+        (:func:`kernel_hostname`) and is kept in its ``/etc/hosts``.
     command : list of str
         what runs inside, e.g. ``['/usr/bin/python3', '/.lab/init.py']``.
     binds : list of (host_path, sandbox_path, writable)
@@ -146,7 +158,8 @@ class Sandbox:
         self.group = group
         self.directory = directory
         self.root = os.path.join(directory, 'root')
-        self.hostname = hostname
+        self.hostname = kernel_hostname(hostname)
+        self.fqdn = hostname
         self.command = list(command)
         self.binds = list(binds)
         self.console_max_bytes = console_max_bytes
@@ -166,7 +179,8 @@ class Sandbox:
         os.chmod(os.path.join(self.root, 'tmp'), 0o1777)  # noqa: S103
         for sub in ('log', 'tmp', 'lib'):
             os.makedirs(os.path.join(self.root, 'var', sub), exist_ok=True)
-        _prepare_etc(os.path.join(self.root, 'etc'), self.hostname)
+        _prepare_etc(os.path.join(self.root, 'etc'), self.hostname,
+                     self.fqdn)
         if not os.path.exists(self.fifo):
             os.mkfifo(self.fifo, 0o600)
 
