@@ -247,6 +247,14 @@ class LabDriver(fake.FakeDriver):
                share_info=None):
         self._change(instance, self._lab.set_paused, False)
 
+    def soft_delete(self, instance):
+        # Off until restored or reclaimed ([DEFAULT]
+        # reclaim_instance_interval), as a hypervisor's soft delete.
+        self._change(instance, self._lab.power_off)
+
+    def restore(self, instance):
+        self._change(instance, self._lab.power_on)
+
     # -- moves ---------------------------------------------------------------
     # A process tree cannot move between lab hosts: the guest stops on the
     # source and the destination boots it afresh (the fake's

@@ -1,5 +1,6 @@
 """LabDriver behind real Nova when a server moves or sleeps: live and cold
-migration, resize revert, suspend and resume, and a hostname longer than
+migration, resize revert, suspend and resume, soft delete and restore,
+and a hostname longer than
 a kernel hostname. A guest runs on one host at a time, no process of it
 outlives its server, and what the driver says of its power matches what
 its processes do.
@@ -19,7 +20,7 @@ SOURCE, DEST = 'lab-fast', 'lab-spare'
 def servers(lab_cloud):
     """One server per test, booted all at once on ``SOURCE``."""
     created = {name: lab.create(lab_cloud, name, SOURCE, BACKGROUND)
-               for name in ('live', 'cold', 'revert', 'suspend')}
+               for name in ('live', 'cold', 'revert', 'suspend', 'soft')}
     yield {name: lab.wait_active(lab_cloud, server)
            for name, server in created.items()}
     left = {s['id'] for s in lab_cloud.api.get_servers()}
@@ -131,6 +132,27 @@ def test_suspend_freezes_the_guest_and_resume_thaws_it(lab_cloud, servers):
         assert instance.sandbox.alive()
     finally:
         lab.delete(lab_cloud, server)
+
+
+def test_soft_delete_powers_the_guest_off_and_restore_boots_it(
+        lab_cloud, servers):
+    server = servers['soft']
+    instance = _running(lab_cloud, SOURCE, server)
+    pids = instance.sandbox.group.pids()
+    # Nova soft-deletes while reclaim_instance_interval is above 0.
+    lab_cloud.flags(reclaim_instance_interval=3600)
+    try:
+        lab_cloud.api.delete_server(server['id'])
+        deleted = _settled(lab_cloud, server, 'SOFT_DELETED')
+    finally:
+        lab_cloud.flags(reclaim_instance_interval=0)
+    assert not [p for p in pids if lab.pid_alive(p)]
+    assert not instance.sandbox.alive()
+    assert deleted['OS-EXT-STS:power_state'] == 4  # SHUTDOWN
+    lab_cloud.api.post_server_action(server['id'], {'restore': None})
+    restored = _settled(lab_cloud, server, 'ACTIVE')
+    assert restored['OS-EXT-STS:power_state'] == 1
+    assert _running(lab_cloud, SOURCE, server) is instance
 
 
 def test_a_fully_qualified_hostname_longer_than_a_kernel_one_boots(
