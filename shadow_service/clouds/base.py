@@ -30,7 +30,9 @@ Three groups of operations:
   :meth:`~CloudDriver.resize` and :meth:`~CloudDriver.confirm_resize`,
   :meth:`~CloudDriver.live_migrate`, :meth:`~CloudDriver.boot_sibling`
   (and :meth:`~CloudDriver.why_no_sibling`, which says beforehand why
-  it would refuse), :meth:`~CloudDriver.delete_instance`.  A driver
+  it would refuse), :meth:`~CloudDriver.delete_instance` (and
+  :meth:`~CloudDriver.finish_deletions`, which carries on deletions that
+  have not completed).  A driver
   that cannot do one raises :class:`NotSupported`.
 
 A driver may run something beside the evaluations (the ``openstack``
@@ -132,7 +134,8 @@ class Instance:
     notes: list = dataclasses.field(default_factory=list)
     #: A deletion of it is under way (Nova: task state ``deleting`` or
     #: ``soft-deleting``); the watcher following a scale-in asks
-    #: :meth:`CloudDriver.delete_instance` again, which deletes it
+    #: :meth:`CloudDriver.delete_instance` again (which remembers it),
+    #: and :meth:`CloudDriver.finish_deletions`, every run, deletes it
     #: again once that deletion has not completed in the driver's
     #: grace.
     deleting: bool = False
@@ -357,3 +360,12 @@ class CloudDriver(metaclass=abc.ABCMeta):
         """Delete ``instance_id``; no error if it is already gone."""
         raise NotSupported('%s cannot delete instances'
                            % type(self).__name__)
+
+    def finish_deletions(self):
+        """Carry on the deletions :meth:`delete_instance` asked that have
+        not completed (the ``openstack`` driver deletes again, past its
+        grace, a sibling whose deletion its compute host never
+        completed), and forget those done; the watcher calls it every
+        run (not in dry-run).  Returns how many it looked at; never
+        raises for one that fails.  Nothing to do by default."""
+        return 0

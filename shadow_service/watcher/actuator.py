@@ -13,10 +13,11 @@ In dry-run it calls nothing that changes the cloud and says what it
 would have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
 done or failed; a sibling a deferred delete keeps SOFT_DELETED is deleted
-again (the ``openstack`` driver force-deletes it), and so is one whose
-deletion is under way (the ``openstack`` driver does so once that
-deletion has not completed in twice ``[openstack] delete_timeout``,
-resetting its state first).  Driver failures come back as outcomes,
+again (the ``openstack`` driver force-deletes it), and one whose
+deletion is under way is handed to the driver again (the ``openstack``
+driver remembers it; the watcher's runs have it delete the sibling again,
+its state reset first, once that deletion has not completed in twice
+``[openstack] delete_timeout``).  Driver failures come back as outcomes,
 never raised.
 """
 
@@ -255,10 +256,11 @@ class Actuator:
                         or instance.deleting) and not self.dry_run):
                     # Kept by a deferred delete (holding its project's
                     # quota): the driver force-deletes it; a deletion
-                    # under way that has not completed in the driver's
-                    # grace (its host lost it): the driver deletes it
-                    # again.  (Started before a restart in dry-run:
-                    # observe only.)
+                    # under way: the driver remembers it (after a
+                    # restart), and deletes it again once it has not
+                    # completed in its grace (its host lost it).
+                    # (Started before a restart in dry-run: observe
+                    # only.)
                     self.driver.delete_instance(sibling)
             left.append(sibling)
         if not left:

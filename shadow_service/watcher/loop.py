@@ -3,7 +3,10 @@
 :meth:`Watcher.run_once` is one pass over every watched VM:
 
 1. follow the actions under way (confirm a finished resize, note a
-   migration or boot that ended) and record their outcome;
+   migration or boot that ended) and record their outcome; have the
+   driver carry on the sibling deletions that have not completed, also
+   those whose scale-in has ended (:meth:`CloudDriver.finish_deletions
+   <shadow_service.clouds.base.CloudDriver.finish_deletions>`);
 2. read the VM's recent history (CPU utilisation, steal, its profile's
    QoS metrics) from the history store;
 3. forecast its demand (busy vCPUs) over the lead time each action needs
@@ -313,6 +316,7 @@ class Watcher:
         steps = []
         try:
             self._follow(now)
+            self._finish_deletions()
             watched = self.watched()
             for instance in watched:
                 self._seen[instance.instance_id] = now
@@ -365,6 +369,22 @@ class Watcher:
         leader lock (renewing it)."""
         if self.leader is not None and not self.leader.still_leading():
             raise _NoLongerLeading()
+
+    def _finish_deletions(self):
+        """Have the driver carry on the deletions of siblings it asked that
+        have not completed (the ``openstack`` driver deletes again one its
+        compute host never deleted), also once their scale-in has ended
+        (timed out, failed): otherwise such a sibling would hold its
+        project's quota for good.  Not in dry-run, which deletes
+        nothing."""
+        if self.actuator.dry_run:
+            return
+        self._check_leading()
+        try:
+            self.driver.finish_deletions()
+        except cloud_base.CloudError as exc:
+            LOG.warning('Carrying on deletions of siblings failed: %s; '
+                        'trying again next run', exc)
 
     def _follow(self, now):
         for instance_id, pending in sorted(self.pending.items()):

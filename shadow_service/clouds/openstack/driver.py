@@ -172,6 +172,25 @@ def _message(exc):
     return text[:500]
 
 
+def _call_or_explain(what, call, explain=None):
+    """``call()`` as ``what`` (:func:`cloud_errors`), a server Nova no
+    longer shows (404) counting as done; a refusal (a CloudError that
+    may not pass) raised again as one whose message is
+    ``explain(error)`` (as raised when ``explain`` is None)."""
+    from openstack import exceptions as sdk_exc
+
+    try:
+        with cloud_errors(what):
+            try:
+                call()
+            except sdk_exc.NotFoundException:
+                pass
+    except base.CloudError as e:
+        if e.retryable or explain is None:
+            raise
+        raise base.CloudError(explain(e), retryable=False) from None
+
+
 @contextlib.contextmanager
 def cloud_errors(what, host=None):
     """Raise what fails inside as :class:`base.CloudError` saying
@@ -361,6 +380,102 @@ class _Tracked:
         self.next_console_poll = 0.0
 
 
+class _AskedDeletions:
+    """The deletions of one kind of server (:attr:`noun`) that the driver
+    asked and follows until the server is gone: when each was asked (or
+    first seen under way, or asked again), newest last, at most
+    ``MAX_REMEMBERED_DELETIONS`` (:func:`_remember_now`), and those whose
+    repeat was warned of (once).  What differs between kinds (what the
+    server holds, how it is force-deleted) is the subclass's; the repeat
+    itself is :meth:`OpenStackDriver._delete_again`."""
+
+    noun = None
+
+    def __init__(self, driver):
+        self.driver = driver
+        self.times = collections.OrderedDict()
+        self.warned = set()
+
+    def asked(self, server_id):
+        with self.driver._lock:
+            _remember_now(self.times, server_id, self.warned)
+
+    def since(self, server_id):
+        """Seconds since the deletion of ``server_id`` was asked, or
+        None when none is remembered."""
+        with self.driver._lock:
+            since = self.times.get(server_id)
+        return None if since is None else time.monotonic() - since
+
+    def first_repeat(self, server_id):
+        """Whether this repeat of ``server_id``'s deletion is its first
+        (warned of; later ones are logged at debug level)."""
+        with self.driver._lock:
+            first = server_id not in self.warned
+            self.warned.add(server_id)
+        return first
+
+    def done(self, server_ids):
+        """Forget the deletions of ``server_ids`` (Nova holds them no
+        more)."""
+        with self.driver._lock:
+            for server_id in server_ids:
+                self.times.pop(server_id, None)
+                self.warned.discard(server_id)
+
+    def holds(self, server):
+        """What ``server`` holds while it stays, for the logs."""
+        raise NotImplementedError
+
+    def force_delete(self, server):
+        raise NotImplementedError
+
+    def force_refused(self, server_id, error):
+        """Note that Nova refused to force-delete ``server_id`` (kept
+        SOFT_DELETED); the warning that says so."""
+        return str(error)
+
+    def force_asked(self, server_id):
+        """Note that a force-delete of ``server_id`` was asked (its
+        failure may pass)."""
+
+
+class _ShadowDeletions(_AskedDeletions):
+    noun = 'shadow'
+
+    def done(self, server_ids):
+        self.driver._deletions_done(server_ids)
+
+    def holds(self, server):
+        return ('holding its Placement allocations and the shadow '
+                'project\'s quota')
+
+    def force_delete(self, server):
+        self.driver._force_delete(server.id)
+
+    def force_refused(self, server_id, error):
+        self.driver._force_refused(server_id)
+        return _kept_soft_deleted({server_id: error})
+
+    def force_asked(self, server_id):
+        self.driver._force_asked(server_id)
+
+
+class _SiblingDeletions(_AskedDeletions):
+    noun = 'sibling'
+
+    def holds(self, server):
+        return _sibling_holds(server)
+
+    def force_delete(self, server):
+        self.driver._force_delete_sibling(server)
+
+
+def _sibling_holds(server):
+    return ('holding its Placement allocations, its host\'s RAM and CPU '
+            'and project %s\'s quota' % (server.project_id or '(not shown)'))
+
+
 class OpenStackDriver(base.CloudDriver):
     """Shadows, host facts and instance actions on an OpenStack cloud.
 
@@ -457,9 +572,10 @@ class OpenStackDriver(base.CloudDriver):
         self._tracked = {}
         self._booting_names = set()
         self._deleting = set()
-        # Server id -> time.monotonic() when its deletion was asked (or
-        # first seen under way), until Nova no longer lists it.
-        self._deletions = collections.OrderedDict()
+        # Shadows' deletions: server id -> time.monotonic() when asked
+        # (or first seen under way), until Nova no longer lists it.
+        self._shadows_asked = _ShadowDeletions(self)
+        self._deletions = self._shadows_asked.times
         # Server id -> time.monotonic() when Nova refused to force-delete
         # it (kept SOFT_DELETED), until it is gone.
         self._force_refusals = collections.OrderedDict()
@@ -469,12 +585,12 @@ class OpenStackDriver(base.CloudDriver):
         self._forced = collections.OrderedDict()
         # Servers whose deletion (or force-delete) the collector repeated
         # and said so (once; later repeats are logged at debug level).
-        self._repeat_warned = set()
-        # Sibling id -> time.monotonic() when delete_instance asked its
-        # deletion (or first saw it under way, or asked again).
-        self._sibling_deletions = collections.OrderedDict()
-        # Siblings whose deletion delete_instance repeated and said so.
-        self._sibling_repeat_warned = set()
+        self._repeat_warned = self._shadows_asked.warned
+        # Siblings' deletions: sibling id -> time.monotonic() when
+        # delete_instance asked it (or first saw it under way, or
+        # finish_deletions asked again), until it is seen gone.
+        self._siblings_asked = _SiblingDeletions(self)
+        self._sibling_deletions = self._siblings_asked.times
         # Server id -> time.monotonic() of the collector's last look-up
         # of a remembered deletion (the ones looked up longest ago, or
         # never, go first).
@@ -570,93 +686,96 @@ class OpenStackDriver(base.CloudDriver):
 
     def _delete_again(self, garbage):
         """Delete again the ``(shadow, why)`` of ``garbage``, whose
-        deletion (a SOFT_DELETED one's force-delete) has not completed:
-        one warning for each, later repeats at debug level; the next
-        time ``deletion_grace_s`` later.
+        deletion (a SOFT_DELETED one's force-delete) has not completed
+        (:meth:`_repeat_deletion`)."""
+        for shadow, why in garbage:
+            self._repeat_deletion(
+                self._shadows_asked, shadow.shadow_id, why,
+                kept=shadow.status == SOFT_DELETED_STATUS, host=shadow.host)
+
+    def _repeat_deletion(self, asked, server_id, why, kept=False,
+                         host=None):
+        """Delete again ``server_id``, a shadow or a sibling (``asked``,
+        its kind's deletions), whose deletion (a SOFT_DELETED one's
+        force-delete) has not completed (``why``; None: said from what
+        Nova shows): one warning, later repeats at debug level; the next
+        time ``deletion_grace_s`` later.  One Nova no longer holds is
+        forgotten.
 
         Nova ignores a delete of a server that shows task state
         ``deleting`` or ``soft-deleting`` while its compute service is
-        up (and never reclaims a SOFT_DELETED one): such a shadow's state
-        is reset first (``os-resetState`` to ``error``, which clears the task
-        state), so that the delete reaches its host again.  Where Nova
-        refuses the reset, the warning says what an admin runs."""
-        for shadow, why in garbage:
-            server_id = shadow.shadow_id
-            with self._lock:
-                first = server_id not in self._repeat_warned
-                self._repeat_warned.add(server_id)
-            level = logging.WARNING if first else logging.DEBUG
-            kept = shadow.status == SOFT_DELETED_STATUS
-            # Also the wait for a deletion under way starts again.
-            self._deletion_asked(server_id)
-            try:
-                server = self._held(server_id)
-                if server is None:
-                    self._deletions_done([server_id])
-                    continue
-                kept = _kept(server)
-                if server.task_state in DELETE_IGNORED_TASK_STATES:
-                    try:
-                        self._reset_state(server_id, kept)
-                    except base.CloudError as e:
-                        if e.retryable:
-                            raise
-                        if kept:
-                            self._force_refused(server_id)
-                        LOG.log(level, 'Shadow %s stays (%s), holding its '
-                                'Placement allocations and the shadow '
-                                'project\'s quota; asked again every %.0fs '
-                                'while Nova keeps it%s: %s', server_id, why,
-                                self.deletion_grace_s,
-                                ' (said once)' if first else '', e)
-                        continue
-                LOG.log(level, '%s shadow %s again (%s); asked again every '
-                        '%.0fs while Nova keeps it%s',
-                        'Force-deleting' if kept else 'Deleting', server_id,
-                        why, self.deletion_grace_s,
-                        ' (said once)' if first else '')
-                if kept:
-                    self._force_delete(server_id)
-                else:
-                    with cloud_errors('Deleting shadow %s' % server_id,
-                                      host=shadow.host):
-                        self.conn.compute.delete_server(
-                            server_id, ignore_missing=True)
-            except base.CloudError as e:
-                if kept:
-                    if not e.retryable:
-                        self._force_refused(server_id)
-                        LOG.warning('%s', _kept_soft_deleted({server_id: e}))
-                        continue
-                    # Asked again after deletion_grace_s all the same.
-                    self._force_asked(server_id)
-                LOG.log(level, 'Shadow garbage collection: %s', e)
+        up (and never reclaims a SOFT_DELETED one): such a server's state
+        is reset first (``os-resetState`` to ``error``, which clears the
+        task state), so that the delete reaches its host again.  Where
+        Nova refuses the reset, the warning says what an admin runs.
+        Failures are logged, never raised."""
+        noun = asked.noun
+        pending_s = asked.since(server_id) or 0.0
+        first = asked.first_repeat(server_id)
+        level = logging.WARNING if first else logging.DEBUG
+        said = ' (said once)' if first else ''
+        # Also the wait for a deletion under way starts again.
+        asked.asked(server_id)
+        try:
+            server = self._held(server_id, noun)
+            if server is None:
+                asked.done([server_id])
+                return
+            kept = _kept(server)
+            if why is None:
+                why = ('its %s has not completed in %.0fs: %s'
+                       % ('force-delete' if kept and server.task_state
+                          else 'deletion', pending_s, _state(server)))
+            holds = asked.holds(server)
+            if server.task_state in DELETE_IGNORED_TASK_STATES:
+                try:
+                    self._reset_state(server_id, kept, what=noun)
+                except base.CloudError as e:
+                    if e.retryable:
+                        raise
+                    if kept:
+                        asked.force_refused(server_id, e)
+                    LOG.log(level, '%s %s stays (%s), %s; asked again '
+                            'every %.0fs while Nova keeps it%s: %s',
+                            noun.capitalize(), server_id, why, holds,
+                            self.deletion_grace_s, said, e)
+                    return
+            LOG.log(level, '%s %s %s again (%s), %s; asked again every '
+                    '%.0fs while Nova keeps it%s',
+                    'Force-deleting' if kept else 'Deleting', noun,
+                    server_id, why, holds, self.deletion_grace_s, said)
+            if kept:
+                asked.force_delete(server)
+            else:
+                with cloud_errors('Deleting %s %s' % (noun, server_id),
+                                  host=host):
+                    self.conn.compute.delete_server(
+                        server_id, ignore_missing=True)
+        except base.CloudError as e:
+            if kept:
+                if not e.retryable:
+                    LOG.warning('%s', asked.force_refused(server_id, e))
+                    return
+                # Asked again after deletion_grace_s all the same.
+                asked.force_asked(server_id)
+            LOG.log(level, '%s: %s', 'Shadow garbage collection'
+                    if noun == 'shadow' else 'Deleting siblings', e)
 
     def _reset_state(self, server_id, kept, what='shadow'):
         """Clear the task state ``deleting`` or ``soft-deleting`` of
         ``server_id`` (SOFT_DELETED when ``kept``), which Nova keeps while
         a deletion it will not take again never ends (``os-resetState``
         to ``error``)."""
-        from openstack import exceptions as sdk_exc
-
-        try:
-            with cloud_errors('Resetting the state of %s %s, which Nova '
-                              'shows as being deleted and ignores deleting '
-                              'again (policy %s)'
-                              % (what, server_id, RESET_STATE_POLICY)):
-                try:
-                    self.conn.compute.reset_server_state(server_id, 'error')
-                except sdk_exc.NotFoundException:
-                    pass
-        except base.CloudError as e:
-            if e.retryable:
-                raise
-            raise base.CloudError(
-                '%s; an admin can run: openstack server set --state error '
-                '%s; openstack server delete %s%s (or restart nova-compute '
-                'on its host, which completes the deletion)'
-                % (e, server_id, '--force ' if kept else '', server_id),
-                retryable=False) from None
+        _call_or_explain(
+            'Resetting the state of %s %s, which Nova shows as being '
+            'deleted and ignores deleting again (policy %s)'
+            % (what, server_id, RESET_STATE_POLICY),
+            lambda: self.conn.compute.reset_server_state(server_id,
+                                                         'error'),
+            lambda e: '%s; an admin can run: openstack server set --state '
+            'error %s; openstack server delete %s%s (or restart '
+            'nova-compute on its host, which completes the deletion)'
+            % (e, server_id, '--force ' if kept else '', server_id))
 
     # -- the clock ----------------------------------------------------------
     def now(self):
@@ -1139,12 +1258,13 @@ class OpenStackDriver(base.CloudDriver):
                 time.sleep(self.opts.poll_interval)
         return waiting | allocated, refused
 
-    def _held(self, server_id):
-        """The server ``server_id``, shown by id (Nova shows one it keeps
-        SOFT_DELETED, which its list hides), or None once it is gone."""
+    def _held(self, server_id, noun='shadow'):
+        """The server ``server_id`` (a ``noun``), shown by id (Nova shows
+        one it keeps SOFT_DELETED, which its list hides), or None once it
+        is gone."""
         from openstack import exceptions as sdk_exc
 
-        with cloud_errors('Looking up shadow %s' % server_id):
+        with cloud_errors('Looking up %s %s' % (noun, server_id)):
             try:
                 return self.conn.compute.get_server(server_id)
             except sdk_exc.NotFoundException:
@@ -1154,13 +1274,9 @@ class OpenStackDriver(base.CloudDriver):
         """Have Nova delete ``server_id``, which it keeps SOFT_DELETED, now
         rather than when ``reclaim_instance_interval`` has passed
         (``forceDelete``; one already gone is fine)."""
-        from openstack import exceptions as sdk_exc
-
-        with cloud_errors('Force-deleting shadow %s' % server_id):
-            try:
-                self.conn.compute.delete_server(server_id, force=True)
-            except sdk_exc.NotFoundException:
-                pass
+        _call_or_explain(
+            'Force-deleting shadow %s' % server_id,
+            lambda: self.conn.compute.delete_server(server_id, force=True))
         self._force_asked(server_id)
         LOG.debug('Shadow %s was kept SOFT_DELETED by Nova (deferred '
                   'delete): force-deleted it', server_id)
@@ -1545,8 +1661,14 @@ class OpenStackDriver(base.CloudDriver):
 
     # -- instance actions (the watcher) -----------------------------------
     def _server(self, instance_id):
-        with cloud_errors('Looking up instance %s' % instance_id):
-            return self.conn.compute.get_server(instance_id)
+        try:
+            with cloud_errors('Looking up instance %s' % instance_id):
+                return self.conn.compute.get_server(instance_id)
+        except base.CloudError as e:
+            if e.status == 404:
+                # A sibling whose deletion the watcher follows: done.
+                self._siblings_asked.done([instance_id])
+            raise
 
     def get_instance(self, instance_id):
         return _instance(self._server(instance_id), extra_specs=True)
@@ -1934,30 +2056,33 @@ class OpenStackDriver(base.CloudDriver):
         CloudError saying what the sibling holds and what frees it when
         Nova refuses the force-delete.
 
-        Asked again (the watcher following the scale-in) of a sibling
-        whose deletion is under way (task state ``deleting`` or
+        The deletion is remembered until the sibling is seen gone (here,
+        by :meth:`get_instance` or by :meth:`finish_deletions`).  Asked
+        again (the watcher following the scale-in) of a sibling whose
+        deletion is under way (task state ``deleting`` or
         ``soft-deleting``, which Nova shows for good when its compute
-        host lost the request, ignoring further deletes), it does
-        nothing for ``deletion_grace_s`` from when the deletion was asked
-        (or first seen), then deletes it again as the garbage collector
-        does a shadow's (:meth:`_delete_stuck_sibling`)."""
-        server = self._instance_held(instance_id)
+        host lost the request, ignoring further deletes), it only
+        remembers it, from now if it did not already:
+        :meth:`finish_deletions` deletes it again once that deletion has
+        not completed in ``deletion_grace_s``."""
+        server = self._held(instance_id, 'instance')
         if server is None:
-            with self._lock:
-                self._sibling_deletions.pop(instance_id, None)
-                self._sibling_repeat_warned.discard(instance_id)
+            self._siblings_asked.done([instance_id])
             return
         if server.task_state in DELETE_IGNORED_TASK_STATES:
-            self._delete_stuck_sibling(server)
+            if self._siblings_asked.since(instance_id) is None:
+                # Under way before this driver looked (a restarted
+                # watcher).
+                self._siblings_asked.asked(instance_id)
             return
         if not _kept(server):
             with cloud_errors('Deleting %s' % instance_id):
                 self.conn.compute.delete_server(instance_id,
                                                 ignore_missing=True)
-            self._sibling_deletion_asked(instance_id)
+            self._siblings_asked.asked(instance_id)
             deadline = time.monotonic() + self.opts.delete_timeout
             while True:
-                server = self._instance_held(instance_id)
+                server = self._held(instance_id, 'instance')
                 if (server is None or _kept(server)
                         or server.task_state == DELETING_TASK_STATE):
                     break
@@ -1966,106 +2091,51 @@ class OpenStackDriver(base.CloudDriver):
                     # deletes it again once it is SOFT_DELETED.
                     return
                 time.sleep(self.opts.poll_interval)
-        if server is None or not _kept(server) or server.task_state:
+        if server is None:
+            self._siblings_asked.done([instance_id])
             return
-        from openstack import exceptions as sdk_exc
-
-        try:
-            with cloud_errors('Force-deleting %s' % instance_id):
-                try:
-                    self.conn.compute.delete_server(instance_id, force=True)
-                except sdk_exc.NotFoundException:
-                    pass
-        except base.CloudError as e:
-            if e.retryable:
-                raise
-            raise base.CloudError(
-                '%s stays SOFT_DELETED, holding its Placement allocations, '
-                'its host\'s RAM and CPU and project %s\'s quota until '
-                'Nova reclaims it ([DEFAULT] reclaim_instance_interval): '
-                'Nova refused to force-delete it (%s); let the [openstack] '
-                'user force-delete servers (policy %s; Nova\'s default '
-                'allows project members and admins), or set '
-                'reclaim_instance_interval = 0 in Nova'
-                % (instance_id, server.project_id or '(not shown)', e,
-                   FORCE_DELETE_POLICY), retryable=False) from None
-        self._sibling_deletion_asked(instance_id)
+        if not _kept(server) or server.task_state:
+            return
+        self._force_delete_sibling(server)
+        self._siblings_asked.asked(instance_id)
         LOG.info('%s was kept SOFT_DELETED by Nova (deferred delete): '
                  'force-deleted it', instance_id)
 
-    def _sibling_deletion_asked(self, instance_id):
-        """Remember that the deletion of sibling ``instance_id`` was
-        asked (or first seen under way) now."""
-        with self._lock:
-            _remember_now(self._sibling_deletions, instance_id,
-                          self._sibling_repeat_warned)
-
-    def _delete_stuck_sibling(self, server):
-        """Delete again the sibling ``server``, which Nova shows being
-        deleted (task state ``deleting`` or ``soft-deleting``), once that
-        deletion has not completed in ``deletion_grace_s``: its state
-        reset first (Nova ignores another delete of it), then deleted
-        (force-deleted when SOFT_DELETED), at most once per
-        ``deletion_grace_s``; one warning, later repeats at debug level.
-        Where Nova refuses the reset, that warning says what an admin
-        runs."""
+    def _force_delete_sibling(self, server):
+        """Force-delete the sibling ``server``, which Nova keeps
+        SOFT_DELETED; CloudError saying what it holds and what frees it
+        when Nova refuses."""
         instance_id = server.id
+        _call_or_explain(
+            'Force-deleting %s' % instance_id,
+            lambda: self.conn.compute.delete_server(instance_id, force=True),
+            lambda e: '%s stays SOFT_DELETED, %s until Nova reclaims it '
+            '([DEFAULT] reclaim_instance_interval): Nova refused to '
+            'force-delete it (%s); let the [openstack] user force-delete '
+            'servers (policy %s; Nova\'s default allows project members '
+            'and admins), or set reclaim_instance_interval = 0 in Nova'
+            % (instance_id, _sibling_holds(server), e,
+               FORCE_DELETE_POLICY))
+
+    def finish_deletions(self):
+        """Delete again the siblings whose deletion (:meth:`delete_instance`)
+        has not completed in ``deletion_grace_s``, as the garbage
+        collector does a shadow's (:meth:`_repeat_deletion`: its state
+        reset first when Nova shows it being deleted, force-deleted when
+        SOFT_DELETED, one warning), whether or not the watcher still
+        follows the scale-in; forget those gone.  At most
+        :attr:`held_lookups_per_pass` look-ups, the deletions asked
+        longest ago first (one asked again goes last).  Returns how many
+        were looked up."""
+        now = time.monotonic()
         with self._lock:
-            since = self._sibling_deletions.get(instance_id)
-        if since is None:
-            # Under way before this driver looked (a restarted watcher).
-            self._sibling_deletion_asked(instance_id)
-            since = time.monotonic()
-        pending_s = time.monotonic() - since
-        if pending_s < self.deletion_grace_s:
-            LOG.debug('Sibling %s is being deleted (for %.0fs: %s); '
-                      'leaving it to finish', instance_id, pending_s,
-                      _state(server))
-            return
-        self._sibling_deletion_asked(instance_id)
-        with self._lock:
-            first = instance_id not in self._sibling_repeat_warned
-            self._sibling_repeat_warned.add(instance_id)
-        level = logging.WARNING if first else logging.DEBUG
-        kept = _kept(server)
-        why = ('its deletion has not completed in %.0fs: %s'
-               % (pending_s, _state(server)))
-        holds = ('holding its Placement allocations, its host\'s RAM and '
-                 'CPU and project %s\'s quota'
-                 % (server.project_id or '(not shown)'))
-        try:
-            self._reset_state(instance_id, kept, what='sibling')
-        except base.CloudError as e:
-            if e.retryable:
-                raise
-            LOG.log(level, 'Sibling %s stays (%s), %s; asked again every '
-                    '%.0fs while the watcher follows its scale-in%s: %s',
-                    instance_id, why, holds, self.deletion_grace_s,
-                    ' (said once)' if first else '', e)
-            return
-        LOG.log(level, '%s sibling %s again (%s), %s; asked again every '
-                '%.0fs while the watcher follows its scale-in%s',
-                'Force-deleting' if kept else 'Deleting', instance_id, why,
-                holds, self.deletion_grace_s,
-                ' (said once)' if first else '')
-        from openstack import exceptions as sdk_exc
-
-        with cloud_errors('Deleting %s again' % instance_id):
-            try:
-                self.conn.compute.delete_server(instance_id, force=kept)
-            except sdk_exc.NotFoundException:
-                pass
-
-    def _instance_held(self, instance_id):
-        """The server ``instance_id`` shown by id (SOFT_DELETED ones too),
-        or None once it is gone."""
-        from openstack import exceptions as sdk_exc
-
-        with cloud_errors('Looking up instance %s' % instance_id):
-            try:
-                return self.conn.compute.get_server(instance_id)
-            except sdk_exc.NotFoundException:
-                return None
+            due = [instance_id for instance_id, since
+                   in self._sibling_deletions.items()
+                   if now - since >= self.deletion_grace_s]
+        due = due[:max(0, self.held_lookups_per_pass)]
+        for instance_id in due:
+            self._repeat_deletion(self._siblings_asked, instance_id, None)
+        return len(due)
 
     def list_instances(self, project_ids=None):
         """Every server of ``project_ids`` (all projects the credentials

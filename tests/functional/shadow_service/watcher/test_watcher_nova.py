@@ -373,7 +373,11 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                          (steps[0].decision.action, steps[0].outcome))
 
     def test_a_scale_out_group_grows_and_shrinks(self):
-        self._scaled_in(*self._scaled_out())
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        self._scaled_in(app, watcher, driver, busy, sibling)
+        # The driver forgot the deletion once the sibling was seen gone.
+        # Before: it kept it until 1024 later ones pushed it out.
+        self.assertNotIn(sibling, driver._sibling_deletions)
 
     def _task_state(self, server_id):
         return self.admin_api.get_server(server_id)['OS-EXT-STS:task_state']
@@ -425,6 +429,52 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual([], watcher.siblings[app['id']])
         self.assertEqual(1, self._instances_used())
         self.assertEqual({}, self.allocations(sibling))
+
+    def test_a_stuck_sibling_is_deleted_again_after_its_scale_in_failed(
+            self):
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        lost, losing = self.lose_deletions()
+        self._scale_in_started(app, watcher, driver, busy)
+        self.assertEqual('deleting', self._task_state(sibling))
+        losing.clear()
+        # The scale-in's deadline passes within the driver's grace: it
+        # times out, the sibling still being deleted.  The load is back
+        # meanwhile: no scale-in is decided again (which would pick the
+        # stuck sibling, still a member, again).
+        driver.deletion_grace_s = 60.0
+        watcher.pending[app['id']].deadline = driver.now() - 1.0
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        (step,) = watcher.run_once()
+        self.assertNotEqual('scale_in', step.decision.action)
+        self.assertEqual({}, watcher.pending)
+        self.assertEqual([sibling], watcher.siblings[app['id']])
+        self.assertIn('timed out', [
+            r for r in self._records(app['id'])
+            if r['outcome'] == 'failed'][0]['detail'])
+        self.assertEqual(1, lost.call_count)
+
+        # Past the grace, a later run resets and deletes it again, as the
+        # collector does a shadow's.  Before: nothing asked again once the
+        # scale-in ended, and the sibling held the project's quota for
+        # good.
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            watcher.run_once()
+        (warning,) = self.driver_warnings(logs.records)
+        self.assertIn('Deleting sibling %s again (its deletion has not '
+                      'completed' % sibling, warning)
+        self.assertIn("project %s's quota" % app['tenant_id'], warning)
+        self.assertEqual(2, lost.call_count)
+        driver.deletion_grace_s = 60.0
+        self.wait_for(lambda: self.server_gone(sibling),
+                      what='the sibling gone')
+        self.assertEqual(1, self._instances_used())
+        self.assertEqual({}, self.allocations(sibling))
+        # Once its look-up finds it gone, the driver forgets it.
+        driver.deletion_grace_s = 0.0
+        watcher.run_once()
+        self.assertNotIn(sibling, driver._sibling_deletions)
+        self.assertEqual(2, lost.call_count)
 
     def test_a_stuck_soft_delete_of_a_sibling_says_what_an_admin_runs(
             self):
