@@ -7,7 +7,9 @@ would break one of:
 immunity window
     no action at all on a VM within ``immunity_window`` seconds of its
     last one (it is still settling: the new flavor or host has not yet
-    shown what it does);
+    shown what it does), or of its last start that failed (the cloud or
+    the scale webhook refused it: it is asked again only after the
+    window);
 cooldown
     no shrink (resize down, scale in) within ``cooldown`` seconds of any
     scaling action on the VM; a growth is never delayed by it, a
@@ -28,9 +30,14 @@ cycle breaker
     ``cycle_window`` seconds, and no shrink that would be the
     ``max_reversals``-th change of direction of the VM within it.
 
+A start that failed (:attr:`Taken.failed`) changed nothing: it counts
+toward the immunity window and the rate limits, as an attempt, but is
+no scaling for the cooldown, the flap guard or the cycle breaker.
+
 The guard's state is rebuilt from the history's ``scaling_decision``
 records when a watcher becomes the leader (:meth:`Guard.restore`), so a
-new leader respects what the old one did.  Pure: no I/O.
+new leader respects what the old one did, and a restarted watcher what
+it did itself, failed starts included.  Pure: no I/O.
 """
 
 import collections
@@ -67,6 +74,15 @@ class Taken:
     direction: int
     source_host: str = None
     target_host: str = None
+    #: Its start failed (the cloud or the webhook refused it): an
+    #: attempt, not a change of the VM.
+    failed: bool = False
+
+
+def _changes(history):
+    """The scalings and moves in ``history`` (a VM's :class:`Taken`),
+    failed starts left out."""
+    return [t for t in history if not t.failed]
 
 
 class Guard:
@@ -111,7 +127,7 @@ class Guard:
         the ones that did not."""
         if not direction:
             return False
-        scaled = [t for t in self._taken.get(instance_id, [])
+        scaled = [t for t in _changes(self._taken.get(instance_id, []))
                   if t.direction]
         return bool(scaled and scaled[-1].direction != direction
                     and now - scaled[-1].at < self.limits.cooldown)
@@ -136,13 +152,15 @@ class Guard:
         if instance_id in self.in_flight:
             return 'an action on this VM is still under way'
         if last is not None and now - last.at < limits.immunity_window:
-            return ('immunity window: last action (%s) %.0f s ago, < %.0f s'
-                    % (last.action, now - last.at, limits.immunity_window))
+            return ('immunity window: last action (%s%s) %.0f s ago, < %.0f s'
+                    % (last.action, ', its start failed' if last.failed
+                       else '', now - last.at, limits.immunity_window))
+        changes = _changes(history)
         if decision.direction < 0:
-            scaled = [t for t in history if t.direction]
+            scaled = [t for t in changes if t.direction]
             # A VM that flapped lately shrinks more cautiously: each flap
             # within the cycle window adds a cooldown and a hysteresis.
-            factor = 1 + self._flaps(history, now)
+            factor = 1 + self._flaps(changes, now)
             cooldown = limits.cooldown * factor
             if scaled and now - scaled[-1].at < cooldown:
                 return ('cooldown: last scaling (%s) %.0f s ago, < %.0f s'
@@ -152,12 +170,12 @@ class Guard:
             if runs < needed:
                 return ('hysteresis: shrink proposed %d of %d runs in a row'
                         % (runs, needed))
-            if self._reversals(history, now, -1) >= limits.max_reversals:
+            if self._reversals(changes, now, -1) >= limits.max_reversals:
                 return ('cycle breaker: this shrink would be reversal %d '
                         'within %.0f s' % (limits.max_reversals,
                                            limits.cycle_window))
         if decision.action == 'live_migrate' and decision.host:
-            for taken in history:
+            for taken in changes:
                 if (taken.action == 'live_migrate'
                         and taken.source_host == decision.host
                         and now - taken.at < limits.cycle_window):

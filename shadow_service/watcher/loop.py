@@ -1096,10 +1096,13 @@ class Watcher:
                 LOG.warning('%s: %s reverses its last scaling within the '
                             'cooldown (a flap)', instance_id,
                             decision.action)
-            self.guard.record(guard_mod.Taken(
-                instance_id, decision.action, now, decision.direction,
-                source_host=instance.host, target_host=host))
             self.counters['actions'] += 1
+        # A failed start is an attempt: the guard counts it as a watcher
+        # restored from this record will (see guard.Taken.failed).
+        self.guard.record(guard_mod.Taken(
+            instance_id, decision.action, now, decision.direction,
+            source_host=instance.host, target_host=host,
+            failed=outcome == 'failed'))
         if pending is not None:
             self.pending[instance_id] = pending
             self.guard.in_flight.add(instance_id)
@@ -1332,7 +1335,8 @@ class Watcher:
                     first['instance'], first['action'], first['at'],
                     direction,
                     source_host=(first.get('inputs') or {}).get('host'),
-                    target_host=first.get('target_host')))
+                    target_host=first.get('target_host'),
+                    failed=first['outcome'] == 'failed'))
                 if first['outcome'] == 'started' and not ended and \
                         not _by_webhook(first):
                     pending[first['instance']] = actuator_mod.Pending(

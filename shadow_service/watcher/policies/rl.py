@@ -218,7 +218,8 @@ class RLPolicy(base.ScalingPolicy):
         # The shrinks done within the cooldown: a learnt offset does not
         # grow those VMs back before it ends, as if it had not stopped.
         self._shrunk = {t.instance_id: t.at for t in taken
-                        if t.direction < 0}
+                        if t.direction < 0 and not getattr(
+                            t, 'failed', False)}
 
     def hidden_demand_factor(self):
         # Its base size is the forecast rule's, saturation floor included.

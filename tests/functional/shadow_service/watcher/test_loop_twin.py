@@ -865,3 +865,35 @@ def test_a_webhook_that_cannot_be_reached_fails_without_its_signature(
     assert 'refused' in step.detail
     assert 's3cr3t' not in step.detail
     assert step.record['webhook'] is None
+
+
+def test_a_failed_start_holds_the_vm_in_the_running_and_a_restarted_watcher(
+        tmp_path):
+    # The twin refuses, as Nova's API does, a resize to a flavor whose
+    # disk (the ladder's 20 GB) is smaller than the VM's image-backed
+    # 40 GB.  The attempt holds the VM for the immunity window in the
+    # watcher that made it as in one restarted from its records; the
+    # running one retried at every run.
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'reactive', 'dry_run': False,
+        'immunity_window': 3 * support.STEP_S})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY, disk_gb=40)
+    running = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    [step] = support.run(running, driver, 1)
+    assert (step.decision.action, step.outcome) == ('resize_up', 'failed')
+    assert "Flavor's disk is smaller" in step.detail
+    for _ in range(2):
+        restarted = support.build(conf, driver, history)
+        now = driver.now()
+        [again] = restarted.watcher.run_once(now)
+        [then] = running.watcher.run_once(now)
+        assert (again.outcome, again.detail) == (then.outcome, then.detail)
+        assert then.outcome == 'suppressed'
+        assert then.detail.startswith(
+            'immunity window: last action (resize_up, its start failed) ')
+        driver.fast_forward(support.STEP_S)
+    # After the window it is asked again, once.
+    [step] = support.run(running, driver, 1)
+    assert step.outcome == 'failed'

@@ -141,3 +141,35 @@ def test_a_vm_that_flapped_shrinks_after_a_longer_cooldown():
     _take(calm, DOWN, 0)
     _take(calm, UP, 1800)
     assert calm.check('vm', DOWN, 3600) is None
+
+
+def test_a_failed_start_holds_the_vm_and_counts_toward_the_rate_limit():
+    # An attempt the cloud refused: not asked again within the immunity
+    # window, and counted in the hour's actions.
+    g = _guard(immunity_window=600, max_actions_per_hour=2)
+    g.record(guard.Taken('vm', 'resize_up', 1000, 1, failed=True))
+    assert g.check('vm', UP, 1300) == (
+        'immunity window: last action (resize_up, its start failed) '
+        '300 s ago, < 600 s')
+    assert g.check('vm', UP, 1600) is None
+    _take(g, UP, 1700, instance='other')
+    assert g.check('third', UP, 1800).startswith('rate limit: 2 actions')
+
+
+def test_a_failed_start_is_no_scaling_for_the_cooldown_or_the_cycles():
+    # The VM did not change: a shrink refused by the cloud neither starts
+    # a cooldown, nor makes the next growth a flap, nor counts as a
+    # reversal; a migration that did not start left no host behind.
+    g = _guard(cooldown=1800, cycle_window=7200, max_reversals=2)
+    _take(g, UP, 0)
+    g.record(guard.Taken('vm', 'resize_down', 2000, -1, failed=True))
+    assert not g.is_flap('vm', 1, 2100)
+    g.record(guard.Taken('vm', 'resize_up', 2100, 1, failed=True))
+    g.record(guard.Taken('vm', 'live_migrate', 2150, 0,
+                         source_host='h1', failed=True))
+    assert g.check('vm', base.Decision('live_migrate', 'steal',
+                                       host='h1'), 2200) is None
+    assert g.check('vm', DOWN, 2200) is None
+    g = _guard(cooldown=1800)
+    g.record(guard.Taken('vm', 'resize_up', 0, 1, failed=True))
+    assert g.check('vm', DOWN, 100) is None
