@@ -104,8 +104,11 @@ Most members of a horizontally scaled group.
 """),
     cfg.URIOpt('scale_webhook', help="""
 When set, a horizontal scale action POSTs ``{"instance", "action",
-"target_count", "reason"}`` as JSON to this URL instead of booting or
-deleting a sibling (for groups an orchestrator such as Heat owns).
+"target_count", "group_size", "reason"}`` as JSON to this URL instead of
+booting or deleting a sibling (for groups an orchestrator such as Heat
+owns).  A 2xx answer whose JSON object has ``"group_size": <members>``
+tells the watcher the group's size; without it, the watcher takes the
+group to have the size it asked for.
 """),
     cfg.FloatOpt('resize_duration', default=300.0, min=0.0, help="""
 Seconds a resize takes on this cloud (scheduling, disk copy, reboot).  The

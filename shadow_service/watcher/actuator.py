@@ -8,7 +8,8 @@ newest sibling the watcher booted deleted (siblings carry
 ``nova_shadow_sibling_of``, the original's id, in their metadata), or,
 with ``[watcher] scale_webhook``, a POST to the webhook instead: its
 effect is the orchestrator's, which the watcher does not see, so such an
-action is not followed, and what is known of it is the webhook's answer.
+action is not followed, and what is known of it is the webhook's answer
+(which may state the group's size, :func:`stated_group_size`).
 In dry-run it calls nothing that changes the cloud and says what it
 would have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
@@ -41,6 +42,28 @@ GRACE_S = 30.0
 SIBLING_KEY = 'nova_shadow_sibling_of'
 #: Most characters of a webhook's answer kept in a decision record.
 ANSWER_CHARS = 500
+#: Key of a webhook answer's JSON object that states the group's size.
+GROUP_SIZE_KEY = 'group_size'
+
+
+def stated_group_size(response):
+    """The group size a 2xx webhook answer states: its JSON object's
+    ``group_size``, a whole number of at least 1 (the members the group
+    has once the orchestrator has done what it was asked); None when it
+    states none, or states something else (then said in the log)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or GROUP_SIZE_KEY not in body:
+        return None
+    size = body[GROUP_SIZE_KEY]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        LOG.warning('The scale webhook answered %s %.40r, not a whole '
+                    'number of at least 1: the watcher counts the group '
+                    'itself', GROUP_SIZE_KEY, size)
+        return None
+    return size
 
 
 @dataclasses.dataclass
@@ -95,17 +118,20 @@ class Actuator:
         return 'nothing'
 
     def start(self, instance, decision, *, now, lead_s, decision_id,
-              host=None, siblings=(), count=1):
+              host=None, siblings=(), count=1, group_size=1):
         """Start ``decision`` on ``instance``: ``count`` siblings to boot
-        for a scale out, ``siblings`` to delete for a scale in.
+        for a scale out, ``siblings`` to delete for a scale in (given to
+        the scale webhook: ``count`` members more or fewer than the
+        ``group_size`` the watcher counts).
 
         Returns ``(outcome, Pending or None, detail, webhook)``: outcome
         ``dry_run``, ``started`` (follow the Pending, if any) or
         ``failed``; ``webhook``, for an action given to the scale webhook
         (not in dry-run), its answer ``{'status': HTTP status, 'answer':
-        the body's first ANSWER_CHARS characters}`` (None when it gave
-        none), else None.  An action given to the webhook is never
-        followed: its effect is not the watcher's to see.
+        the body's first ANSWER_CHARS characters, 'group_size': the size
+        a 2xx answer states, or None}`` (None when it gave none), else
+        None.  An action given to the webhook is never followed: its
+        effect is not the watcher's to see.
         """
         what = self.describe(instance, decision, host, siblings, count)
         if self.dry_run:
@@ -118,7 +144,10 @@ class Actuator:
                           source_host=instance.host, target_host=host,
                           direction=decision.direction)
         if self.scales_by_webhook(decision.action):
-            return self._call_webhook(instance, decision, what)
+            target = group_size + (count if decision.action == 'scale_out'
+                                   else -count)
+            return self._call_webhook(instance, decision, what, target,
+                                      group_size)
         try:
             if decision.action in ('resize_up', 'resize_down'):
                 flavor = self.ladder.rungs[decision.target_rung].to_flavor()
@@ -157,11 +186,12 @@ class Actuator:
         """Whether ``action`` is given to the scale webhook."""
         return bool(self.webhook) and action in ('scale_out', 'scale_in')
 
-    def _call_webhook(self, instance, decision, what):
+    def _call_webhook(self, instance, decision, what, target_count,
+                      group_size):
         try:
             response = requests.post(self.webhook, json={
                 'instance': instance.instance_id, 'action': decision.action,
-                'target_count': decision.target_count,
+                'target_count': target_count, 'group_size': group_size,
                 'reason': decision.reason}, timeout=self.webhook_timeout)
         except requests.RequestException as exc:
             # requests names the URL, whose query may be a signature.
@@ -174,13 +204,15 @@ class Actuator:
             LOG.warning('Could not %s: %s', what, said)
             return 'failed', None, '%s: %s' % (what, said), None
         answer = {'status': response.status_code,
-                  'answer': response.text[:ANSWER_CHARS]}
+                  'answer': response.text[:ANSWER_CHARS],
+                  'group_size': None}
         said = 'HTTP %d %s%s' % (
             response.status_code, response.reason or '',
             ': %s' % answer['answer'] if answer['answer'] else '')
         if not response.ok:
             LOG.warning('Could not %s: %s', what, said)
             return 'failed', None, '%s: %s' % (what, said), answer
+        answer['group_size'] = stated_group_size(response)
         LOG.info('Called the scale webhook for %s: %s',
                  instance.instance_id, said)
         return 'started', None, '%s: %s' % (what, said), answer

@@ -183,6 +183,10 @@ class Watcher:
         self._bounds = collections.defaultdict(collections.deque)
         self._vcpus = {}
         self._member_counts = {}
+        #: instance -> members of its group as the scale webhook's
+        #: answers state it, or as the watcher counts its accepted calls
+        #: (the orchestrator's members are none of its siblings)
+        self._webhook_sizes = {}
         #: instance -> (sustained peak, single peak, known since when)
         self._ceilings = {}
         #: instance -> the least its demand was when it was last seen
@@ -347,7 +351,7 @@ class Watcher:
                      opts.immunity_window, opts.cooldown)
         held = (self._predictions, self._predicted, self._bounds,
                 self._vcpus, self._member_counts, self._ceilings,
-                self._hidden, self._recorded_ceilings)
+                self._hidden, self._recorded_ceilings, self._webhook_sizes)
         known = set(self._seen).union(*held)
         for instance_id in known:
             # State restored for a VM no run has watched yet counts from
@@ -462,6 +466,12 @@ class Watcher:
         return out
 
     def _members(self, instance_id):
+        """Members of the VM's group: what the scale webhook's answers
+        said (or the watcher counted of its calls), else the VM and the
+        siblings the watcher booted."""
+        size = self._webhook_sizes.get(instance_id)
+        if size is not None:
+            return size
         return 1 + len(self.siblings.get(instance_id, []))
 
     def _profile(self, instance):
@@ -955,7 +965,7 @@ class Watcher:
             breaches=self._breaches(instance, profile, now),
             targets=qos.targets_for(profile),
             mode=self._mode(instance),
-            group_size=1 + len(self.siblings.get(instance.instance_id, [])),
+            group_size=self._members(instance.instance_id),
             min_count=self.opts.min_count, max_count=self.opts.max_count,
             target_utilisation=self.opts.target_utilisation,
             foresight=foresight)
@@ -1037,6 +1047,7 @@ class Watcher:
                 decision.host = host
                 refusal = self.guard.check(instance_id, decision, now)
         size = situation.group_size
+        by_webhook = self.actuator.scales_by_webhook(decision.action)
         if refusal is None and decision.action == 'scale_out':
             count = max(1, min((decision.target_count or size + 1) - size,
                                self.opts.max_count - size))
@@ -1044,7 +1055,9 @@ class Watcher:
             group = self.siblings.get(instance_id) or []
             count = max(1, min(size - (decision.target_count or size - 1),
                                size - self.opts.min_count))
-            if not group:
+            if by_webhook:
+                pass            # the orchestrator picks which members go
+            elif not group:
                 refusal = 'no sibling the watcher booted to delete'
             else:
                 siblings = group[-count:]
@@ -1078,15 +1091,17 @@ class Watcher:
         outcome, pending, detail, answer = self.actuator.start(
             instance, decision, now=now, lead_s=lead,
             decision_id=decision_id, host=host, siblings=siblings,
-            count=count)
+            count=count, group_size=size)
         record.update(outcome=outcome, detail=detail, target_host=host,
                       siblings=pending.siblings if pending else siblings)
-        if self.actuator.scales_by_webhook(decision.action) and \
-                not self.actuator.dry_run:
+        if by_webhook and not self.actuator.dry_run:
             # The orchestrator scales the group: no sibling of the
             # watcher's is booted or deleted, and what is known is the
             # webhook's answer (None: it gave none).
             record.update(siblings=[], webhook=answer)
+            if outcome == 'started':
+                record['group_size'] = self._webhook_scaled(
+                    instance_id, decision.action, size, count, answer, now)
         if decision.target_rung is not None:
             record['target_flavor'] = self.ladder.rungs[
                 decision.target_rung].to_flavor()
@@ -1108,6 +1123,28 @@ class Watcher:
             self.guard.in_flight.add(instance_id)
         self._write(record, now)
         return Step(instance_id, decision, outcome, detail, record)
+
+    def _webhook_scaled(self, instance_id, action, size, count, answer,
+                        now):
+        """Take the group of ``instance_id`` to have, after the scale
+        webhook accepted ``action`` (``count`` members from ``size``),
+        the size its answer states, else the one asked for; returns it.
+        A new member counts once it has had ``boot_duration`` to boot, a
+        member removed at once (as the watcher's own siblings do)."""
+        stated = (answer or {}).get('group_size')
+        if stated is not None:
+            after = int(stated)
+        else:
+            after = size + count if action == 'scale_out' else size - count
+        if after != size + (count if action == 'scale_out' else -count):
+            LOG.info('The scale webhook says the group of %s has %d '
+                     'members', instance_id, after)
+        self._webhook_sizes[instance_id] = after
+        effective = now + (self.opts.boot_duration
+                           if action == 'scale_out' else 0.0)
+        self._member_counts.setdefault(instance_id, []).append(
+            (effective, after))
+        return after
 
     def _limits(self, instance, situation, decision):
         """The ladder and quota limits (None: within them)."""
@@ -1192,7 +1229,7 @@ class Watcher:
             instance_id = instance.instance_id
             vcpus = float(instance.flavor.get('vcpus') or 0)
             group = self.siblings.get(instance_id, [])
-            members = 1 + len(group)
+            members = self._members(instance_id)
             pending = self.pending.get(instance_id)
             if pending is not None and pending.target_flavor:
                 vcpus = max(vcpus, float(
@@ -1257,6 +1294,10 @@ class Watcher:
                   'vcpus': prediction.vcpus,
                   'hidden_floor': forecast.get('hidden_floor'),
                   'bound': forecast.get('bound')}
+        if instance_id in self._webhook_sizes:
+            # What a restart takes back once no decision record of the
+            # group's webhook calls is left in the window it reads.
+            fields['group_size'] = self._webhook_sizes[instance_id]
         known = self._ceilings.get(instance_id)
         if known is not None:
             fields.update(ceiling_sustained=known[0],
@@ -1322,11 +1363,14 @@ class Watcher:
         siblings = collections.defaultdict(list, {
             k: list(v) for k, v in self.siblings.items()})
         changes = collections.defaultdict(list)
+        webhook_sizes = collections.defaultdict(list)
         for decision_id, group in by_id.items():
             first = group[0]
             outcomes = [r['outcome'] for r in group]
             if 'suppressed' in outcomes:
                 continue
+            if first['outcome'] == 'started' and _by_webhook(first):
+                webhook_sizes[first['instance']].append(first)
             direction = policy_base.Decision(
                 first['action'], '').direction
             ended = [r for r in group if r['outcome'] in ('done', 'failed')]
@@ -1372,10 +1416,41 @@ class Watcher:
         self._restore_timelines(changes)
         self._ceilings.clear()
         self._restore_demand_state(found, since, now)
+        self._restore_webhook_sizes(webhook_sizes)
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
         return True
+
+    def _restore_webhook_sizes(self, calls):
+        """Each webhook-scaled group's size and member-count timeline
+        from its accepted webhook calls ``{instance: [first record]}``
+        (oldest first), as :meth:`_webhook_scaled` keeps them.  A record
+        written before it held ``group_size`` counts the size its
+        decision asked for, within ``min_count`` and ``max_count``.
+        (A group with no call in the records' window keeps the size its
+        newest ``demand_forecast`` point holds.)"""
+        opts = self.opts
+        for instance_id, firsts in calls.items():
+            timeline = []
+            for first in firsts:
+                after = first.get('group_size')
+                if after is None:
+                    asked = (first.get('decision') or {}).get(
+                        'target_count')
+                    if not asked:
+                        continue
+                    after = max(opts.min_count, min(opts.max_count,
+                                                    int(asked)))
+                if not timeline:
+                    before = (first.get('inputs') or {}).get('group_size')
+                    timeline.append((-math.inf, int(before or 1)))
+                timeline.append((first['at'] + (
+                    opts.boot_duration if first['action'] == 'scale_out'
+                    else 0.0), int(after)))
+            if timeline:
+                self._webhook_sizes[instance_id] = timeline[-1][1]
+                self._member_counts[instance_id] = timeline
 
     def _restore_demand_state(self, found, since, now):
         """Each VM's hidden-demand floor, demand ceiling peaks and the
@@ -1403,6 +1478,7 @@ class Watcher:
                           'demand ceilings are read from history alone')
             points = []
         held_since = now - self.opts.hold_window
+        sizes = {}
         # Predictions the next run can still compare with the demand that
         # followed (it reads ``history_window``).
         learnt_since = now - self.opts.history_window
@@ -1424,6 +1500,9 @@ class Watcher:
                     max(known[1], found_now[1]),
                     min(known[2], found_now[2]))
             made_at = point.time - float(fields.get('lead_s') or 0.0)
+            if fields.get('group_size') and made_at <= now and \
+                    made_at >= sizes.get(instance_id, (-math.inf,))[0]:
+                sizes[instance_id] = (made_at, int(fields['group_size']))
             if 'bound' in fields and held_since < made_at <= now:
                 bounds[instance_id].append((made_at, float(fields['bound'])))
             if 'raw_peak' in fields and learnt_since < made_at < now and \
@@ -1436,6 +1515,10 @@ class Watcher:
             self._hidden[instance_id] = max(
                 self._hidden.get(instance_id, 0.0), floor)
         self._recorded_ceilings = ceilings
+        if self.actuator.webhook:
+            for instance_id, (_made_at, size) in sizes.items():
+                # Overridden by the group's webhook calls in the records.
+                self._webhook_sizes[instance_id] = size
         for instance_id, recorded in bounds.items():
             merged = set(self._bounds[instance_id]) | set(recorded)
             self._bounds[instance_id] = collections.deque(sorted(merged))

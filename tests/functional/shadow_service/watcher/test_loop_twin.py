@@ -809,13 +809,15 @@ def test_a_webhook_scale_out_records_the_answer_not_an_outcome(
     driver, history, assembled = _horizontal_web(conf, [7.9] * 3 * DAY)
     step = support.run(assembled, driver, 1)[0]
     assert webhook.calls == [{'instance': 'web-1', 'action': 'scale_out',
-                              'target_count': 2,
+                              'target_count': 2, 'group_size': 1,
                               'reason': step.decision.reason}]
     assert (step.decision.action, step.outcome) == ('scale_out', 'started')
     assert step.detail == ('call the scale webhook (out): HTTP 202 '
                            'Accepted: {"stack_update": "upd-1"}')
     assert step.record['webhook'] == {
-        'status': 202, 'answer': '{"stack_update": "upd-1"}'}
+        'status': 202, 'answer': '{"stack_update": "upd-1"}',
+        'group_size': None}
+    assert step.record['group_size'] == 2
     assert step.record['siblings'] == []
     decision_id = step.record['decision_id']
     assert assembled.watcher.pending == {}
@@ -897,3 +899,128 @@ def test_a_failed_start_holds_the_vm_in_the_running_and_a_restarted_watcher(
     # After the window it is asked again, once.
     [step] = support.run(running, driver, 1)
     assert step.outcome == 'failed'
+
+
+class _Orchestrator(http_server.BaseHTTPRequestHandler):
+    """An operator's scale webhook in front of an orchestrator that
+    really scales ``web-1``'s group in the twin (``server.orchestrate``
+    does, and gives the JSON answer)."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(
+            int(self.headers['Content-Length'])))
+        self.server.calls.append(body)
+        answer = json.dumps(self.server.orchestrate(body)).encode()
+        self.send_response(202)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def orchestrator():
+    server = http_server.HTTPServer(('127.0.0.1', 0), _Orchestrator)
+    server.calls = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _members_of(driver, members, size):
+    """Boot or delete the orchestrator's ``members`` of ``web-1``'s group
+    (none of them the watcher's siblings, nor watched) to ``size`` in
+    all."""
+    while 1 + len(members) < size:
+        members.append(driver.boot_sibling(
+            'web-1', metadata={'nova_shadow_watch': 'false'}).instance_id)
+    while 1 + len(members) > size:
+        driver.delete_instance(members.pop())
+
+
+def _calls(server):
+    return [(c['action'], c.get('group_size'), c['target_count'])
+            for c in server.calls]
+
+
+def test_a_webhook_group_is_counted_when_its_answer_gives_no_size(
+        tmp_path, orchestrator):
+    # 11 busy vCPUs over 4-vCPU members: the group needs 4 of them, then
+    # 1 once the demand falls.  The orchestrator sets the group to the
+    # size asked and says nothing of it; the watcher took the group for
+    # its original alone and asked for 2 members again and again, and
+    # never for fewer than 1.
+    window = 3600.0
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'reactive', 'dry_run': False, 'max_count': 4,
+        'scale_webhook': 'http://127.0.0.1:%d/scale'
+        % orchestrator.server_port,
+        'history_window': window, 'ceiling_window': window,
+        'hold_window': window, 'cycle_window': window})
+    members = []
+    driver, history, assembled = _horizontal_web(
+        conf, [11.0] * (DAY + 24) + [1.0] * 200)
+
+    def orchestrate(call):
+        _members_of(driver, members, call['target_count'])
+        return {'stack_update': 'upd-%d' % len(orchestrator.calls)}
+    orchestrator.orchestrate = orchestrate
+    support.run(assembled, driver, 10)
+    assert _calls(orchestrator) == [('scale_out', 1, 2), ('scale_out', 2, 3),
+                                    ('scale_out', 3, 4)]
+    assert 1 + len(members) == 4
+    written = [r for r in _records(history, driver, 'web-1')
+               if r['outcome'] == 'started']
+    assert [(r['inputs']['group_size'], r['group_size'],
+             r['webhook']['group_size']) for r in written] == [
+        (1, 2, None), (2, 3, None), (3, 4, None)]
+    # 11 busy vCPUs seen as such: 4 members at 69 % each.
+    steps = support.run(assembled, driver, 10)
+    assert {(s.decision.action, s.outcome) for s in steps} == {
+        ('none', None)}
+
+    # Restarted after more than the decision records' window, the
+    # watcher takes the group's size back from its forecasts, and scales
+    # the group in once the demand falls.
+    again = support.build(conf, driver, history)
+    support.run(again, driver, 40)
+    assert _calls(orchestrator)[3:] == [
+        ('scale_in', 4, 3), ('scale_in', 3, 2), ('scale_in', 2, 1)]
+    assert members == []
+
+
+def test_a_webhook_group_takes_the_size_its_answer_states(
+        tmp_path, orchestrator):
+    # The orchestrator adds one member a call, whatever the size asked
+    # (a Heat scaling policy's change in capacity), and answers the
+    # group's size: the group had a member more than the watcher knew.
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'reactive', 'dry_run': False, 'max_count': 4,
+        'scale_webhook': 'http://127.0.0.1:%d/scale'
+        % orchestrator.server_port})
+    members = []
+    driver, history, assembled = _horizontal_web(conf, [11.0] * 3 * DAY)
+    _members_of(driver, members, 2)
+
+    def orchestrate(call):
+        _members_of(driver, members, len(members) + 2)
+        return {'group_size': 1 + len(members)}
+    orchestrator.orchestrate = orchestrate
+    support.run(assembled, driver, 8)
+    assert _calls(orchestrator) == [('scale_out', 1, 2), ('scale_out', 3, 4)]
+    written = [r for r in _records(history, driver, 'web-1')
+               if r['outcome'] == 'started']
+    assert [(r['group_size'], r['webhook']['group_size'])
+            for r in written] == [(3, 3), (4, 4)]
+    # A restarted watcher knows the group's size from the records.
+    again = support.build(conf, driver, history)
+    [step] = support.run(again, driver, 1)
+    assert step.decision.action == 'none'
+    assert again.watcher.situation(
+        driver.get_instance('web-1'), driver.now()).group_size == 4
