@@ -750,19 +750,38 @@ class ShadowManager:
                     exporter.evaluation_refused('busy')
                     raise exception.ServiceBusy(running=self._running)
                 self._running += 1
-        exporter.evaluation_admitted()
         evaluation = self.evaluator.new(request, hosts, budget_s,
                                         evaluation_id=evaluation_id,
                                         profile=profile)
-        self._remember(evaluation)
+        try:
+            self._remember(evaluation)
+        except exception.InvalidRequest:
+            if slot:
+                with self._lock:
+                    self._running -= 1
+            exporter.evaluation_refused('rejected')
+            raise
+        exporter.evaluation_admitted()
         return evaluation
 
     def _remember(self, evaluation):
         """Keep ``evaluation`` in memory; forget the finished ones past
         ``evaluation_ttl`` (at most every ``EXPIRE_EVERY_S``) and the
         oldest finished ones beyond ``EVALUATIONS_KEPT`` or
-        ``EVALUATION_HOSTS_KEPT``."""
+        ``EVALUATION_HOSTS_KEPT``.  InvalidRequest when ``evaluation``
+        has the id of one still running (a finished one it replaces)."""
         with self._lock:
+            held = self._evaluations.get(evaluation.evaluation_id)
+            if held is not None and not held.finished_at:
+                # A caller named the id of one still under way (the
+                # weigher's record of a renewal it gave up on): replacing
+                # it would hide it from cancel_evaluation and from the
+                # service's stop, and its shadows would run on.  It
+                # records the request itself.
+                raise exception.InvalidRequest(
+                    reason='%s: evaluation %s is still running' % (
+                        rpcapi.CTXT_EVALUATION_ID,
+                        evaluation.evaluation_id))
             self._forget(evaluation.evaluation_id)
             self._evaluations[evaluation.evaluation_id] = evaluation
             if self._cancelling:

@@ -7,8 +7,11 @@ when asked for.  Running evaluations are never forgotten."""
 import time
 
 import pytest
+from oslo_messaging.rpc import dispatcher
 
+from shadow_service import exception
 from shadow_service import manager as manager_mod
+from shadow_service import rpcapi
 from shadow_service import service
 from shadow_service.history import memory
 from tests import rpc_contract
@@ -137,5 +140,35 @@ def test_the_listing_reads_running_evaluations_on_the_drivers_clock():
         # Before: the running one at the wall clock's time.
         assert before <= at[running] <= after + 60.0
         assert before <= at[finished] <= after + 60.0
+    finally:
+        _cancel(parts, running)
+
+
+def test_an_evaluation_named_after_a_running_one_is_refused():
+    """A caller naming the id of an evaluation still running (the
+    weigher's record of a renewal it stopped waiting for) is refused: the
+    running one stays the one the id names, so the service's stop and
+    ``cancel_evaluation`` still reach it and its shadows are deleted."""
+    parts = _paced_parts()
+    manager = parts.manager
+    running = _start_running(manager)
+    try:
+        service_support.wait_for(
+            lambda: parts.driver.list_shadows(), timeout=30)
+        ctxt = {rpcapi.CTXT_EVALUATION_ID: running}
+        with pytest.raises(dispatcher.ExpectedException) as refused:
+            manager.rank_host_columns(ctxt, rpc_contract.REQUEST, COLUMNS,
+                                      10.0, history_only=True, record=True)
+        error = refused.value.exc_info[1]
+        assert isinstance(error, exception.InvalidRequest)
+        assert '%s is still running' % running in str(error)
+        # Before: the answer from history took its place in memory ...
+        assert manager.get_evaluation({}, running)['status'] == 'running'
+        assert manager._running == 1
+        # ... and the stop did not reach it: its shadows ran on.
+        manager.cancel_evaluations()
+        service_support.wait_for(lambda: manager._running == 0, timeout=30)
+        assert parts.driver.list_shadows() == []
+        assert manager.get_evaluation({}, running)['status'] == 'cancelled'
     finally:
         _cancel(parts, running)
