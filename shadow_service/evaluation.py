@@ -1143,8 +1143,9 @@ class _FullRun(_Run):
         while not evaluation.cancelled:
             self.wait_for_samples()
             now = ev.driver.now()
-            self.read(read_from, now)
-            read_from = now + 1e-6
+            if self.read(read_from, now):
+                # A failed read's samples are read with the next.
+                read_from = now + 1e-6
             # Nothing stops early: the ranking is made once, at the end.
             if self.report(progress, None, now - t0):
                 break
@@ -1204,8 +1205,9 @@ class _RacingRun(_Run):
         while not evaluation.cancelled:
             self.wait_for_samples()
             now = ev.driver.now()
-            self.read(read_from, now)
-            read_from = now + 1e-6
+            if self.read(read_from, now):
+                # A failed read's samples are read with the next.
+                read_from = now + 1e-6
             ranking = self.rank(now) or ranking
             if self.report(progress, ranking, now - t0):
                 break

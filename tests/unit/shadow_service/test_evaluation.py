@@ -7,6 +7,7 @@ import pytest
 
 from shadow_service import evaluation
 from shadow_service import exception
+from shadow_service import measurements as names
 from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import contention
@@ -501,3 +502,46 @@ def test_prior_settle_margin_unset_is_settle_margin():
     assert evaluator.prior_margin == 1.5
     with pytest.raises(ValueError):
         make_evaluator(prior_settle_margin=-1.0)
+
+
+class _StoreFailingOneRead(memory.MemoryStore):
+    """A history store whose first read of shadow samples fails (the
+    store unreachable for a moment)."""
+
+    failed = False
+
+    def query_points(self, measurement, tags, **kwargs):
+        if measurement == names.SHADOW_SAMPLE and not self.failed:
+            self.failed = True
+            raise RuntimeError('the store is unreachable')
+        return super().query_points(measurement, tags, **kwargs)
+
+
+@pytest.mark.parametrize('schedule', ['racing', 'full', 'pool'])
+def test_the_samples_of_a_failed_read_are_read_with_the_next(
+        schedule, monkeypatch):
+    conf = service_support.make_conf(sim=DERIVE)
+    history = _StoreFailingOneRead()
+    evaluator = evaluation.Evaluator(
+        sim_driver.SimDriver(conf, history), history,
+        analyzer_mod.Analyzer(), schedule=schedule, sample_interval=5.0,
+        min_run_time=2.0, prior_lookback=0, confidence_target=1.0,
+        settle_margin=0.0)
+    runs = []
+    read = evaluation._Run.read
+
+    def watched_read(run, read_from, now):
+        runs.append(run)
+        return read(run, read_from, now)
+
+    monkeypatch.setattr(evaluation._Run, 'read', watched_read)
+    run = evaluator.new(REQUEST, HOSTS[:3], 30.0)
+    evaluator.run(run)
+    assert history.failed
+    written = history.query_points(
+        names.SHADOW_SAMPLE, {names.TAG_EVALUATION: run.evaluation_id},
+        start=0.0, end=evaluator.driver.now() + 1.0)
+    observations = runs[0].observations
+    # Before: racing and full skipped the samples of the failed read.
+    assert sum(len(values) for metrics in observations.values()
+               for values in metrics.values()) == len(written) > 0
