@@ -946,11 +946,14 @@ class _Run:
             self.started[shadow.shadow_id] = now
         booted = {s.host for s in shadows}
         for host in hosts:
-            if host not in booted:
+            if host not in booted and not self.evaluation.cancelled:
                 LOG.warning('Evaluation %s: no shadow could boot on %s',
                             self.evaluation.evaluation_id, host)
+            if host not in booted:
                 self.unmeasured.discard(host)
-                self.evaluation.unmeasured[host] = 'no shadow could boot'
+                self.evaluation.unmeasured[host] = (
+                    'the evaluation was cancelled before its shadow was up'
+                    if self.evaluation.cancelled else 'no shadow could boot')
 
     def wait_until_active(self, shadows):
         """The shadows that became active within what is left of the
@@ -958,9 +961,13 @@ class _Run:
         if not shadows:
             return shadows
         left = self.budget - (time.monotonic() - self.wall_start)
+        more = {}
+        if getattr(self.ev.driver, 'honours_cancel', False):
+            # A cancel (or the service's stop) deletes them at once.
+            more['cancelled'] = lambda: self.evaluation.cancelled
         try:
-            active = self.ev.driver.wait_until_active(shadows,
-                                                      max(0.0, left))
+            active = self.ev.driver.wait_until_active(
+                shadows, max(0.0, left), **more)
         except Exception:
             LOG.exception('Evaluation %s: waiting for shadows failed',
                           self.evaluation.evaluation_id)

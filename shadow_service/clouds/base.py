@@ -217,6 +217,12 @@ class CloudDriver(metaclass=abc.ABCMeta):
     #: bounds the whole request.  Drivers that bound their own calls with
     #: timeouts leave it False and are called without it.
     honours_deadline = False
+    #: True when :meth:`wait_until_active` takes a ``cancelled`` keyword
+    #: (a function without arguments, true once the evaluation is
+    #: cancelled) and stops waiting when it turns true, so that a
+    #: cancelled evaluation (or a stopping service) deletes shadows still
+    #: coming up at once instead of after its budget.
+    honours_cancel = False
 
     # -- shadows ------------------------------------------------------------
     @abc.abstractmethod

@@ -1082,10 +1082,12 @@ class OpenStackDriver(base.CloudDriver):
             # A server without an id cannot be followed nor deleted.
             return [s for s in servers if isinstance(s.id, str) and s.id]
 
-    def wait_until_active(self, shadows, timeout_s):
+    honours_cancel = True
+
+    def wait_until_active(self, shadows, timeout_s, cancelled=None):
         """Poll (one list call every ``poll_interval``) until every shadow
-        is ACTIVE on its host, gone, or in ERROR, or ``timeout_s`` passed;
-        returns the active ones."""
+        is ACTIVE on its host, gone, or in ERROR, ``timeout_s`` passed,
+        or ``cancelled()`` is true; returns the active ones."""
         deadline = time.monotonic() + max(0.0, timeout_s)
         pending = {s.shadow_id: s for s in shadows}
         active = set()
@@ -1106,6 +1108,11 @@ class OpenStackDriver(base.CloudDriver):
             left = deadline - time.monotonic()
             if not pending or left <= 0:
                 break
+            if cancelled is not None and cancelled():
+                LOG.info('Evaluation %s cancelled while %d of its shadows '
+                         'were coming up', ', '.join(sorted(evaluations)),
+                         len(pending))
+                return [s for s in shadows if s.shadow_id in active]
             time.sleep(min(self.opts.poll_interval, left))
         for shadow in pending.values():
             LOG.warning('Evaluation %s: the shadow on %s is not active '
