@@ -10,6 +10,9 @@ import math
 DEFAULT_S = 30.0
 #: Longest wait for one answer the options take.
 MAX_S = 3600.0
+#: Seconds past the wait before a command stops waiting itself: a call
+#: whose broker cannot be reached never returns by itself.
+DEADLINE_SLACK_S = 5.0
 
 
 def seconds(text):

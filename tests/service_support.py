@@ -6,6 +6,8 @@ the global CONF otherwise).  ``RunningService`` builds the manager from real
 parts (the twin, a history store, the analyzer) and serves it on a topic.
 """
 
+import contextlib
+import threading
 import time
 import uuid
 
@@ -69,6 +71,30 @@ def make_conf(**groups):
         for name, value in values.items():
             conf.set_override(name, value, group=group)
     return conf
+
+
+@contextlib.contextmanager
+def calls_refused_at_once():
+    """The state a broker that went away leaves behind in a command: as
+    many earlier calls still without an answer as the deadline around
+    them allows, so that each new call is refused at once instead of
+    waiting (``nova_shadow_filter.breaker.call_with_deadline``)."""
+    from nova_shadow_filter import breaker
+
+    release = threading.Event()
+    try:
+        for _ in range(breaker.MAX_OVERRUNNING):
+            try:
+                breaker.call_with_deadline(release.wait, 0.01)
+            except breaker.DeadlineExceeded:
+                pass
+        yield
+    finally:
+        release.set()
+        # The helpers answer and are counted back before the next test.
+        deadline = time.monotonic() + 5
+        while breaker._overrunning and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def unique_topic():

@@ -50,6 +50,27 @@ class UsageError(Exception):
     line, exit 2."""
 
 
+class NoAnswer(Exception):
+    """No answer within the wait plus :data:`rpcwait.DEADLINE_SLACK_S`:
+    the broker cannot be reached (oslo.messaging's call then never
+    returns by itself)."""
+
+
+def _call(api, method, rpc_wait, *args, **kwargs):
+    """``method`` of the service's RPC API, waiting ``rpc_wait`` seconds
+    for its answer and never much longer (:class:`NoAnswer`)."""
+    from nova_shadow_filter import breaker
+
+    bound = getattr(api, method)
+    try:
+        return breaker.call_with_deadline(
+            lambda: bound({}, *args, timeout=rpc_wait, **kwargs),
+            rpc_wait + rpcwait.DEADLINE_SLACK_S)
+    except breaker.DeadlineExceeded:
+        raise NoAnswer('no answer from shadow-service within %g s: is the '
+                       'message broker reachable?' % rpc_wait)
+
+
 def _service_api(conf):
     """The RPC API of ``shadow-service`` on the configured broker.
 
@@ -277,6 +298,11 @@ def _evaluate_locally(conf, args):
         parts.close()
 
 
+#: Seconds ``evaluate --remote --wait`` waits past the budget (or the
+#: longer ``--rpc-wait``) before it gives up.
+WAIT_SLACK_S = rpcwait.DEFAULT_S
+
+
 def _rpc_wait(args):
     """Seconds each call to ``shadow-service`` waits for its answer."""
     return rpcwait.DEFAULT_S if args.rpc_wait is None else args.rpc_wait
@@ -290,29 +316,39 @@ def _evaluate_remotely(conf, args):
     api = _service_api(conf)
     # Without --wait nothing polls it: it runs for a later
     # shadow_evaluation hint, not cancelled as abandoned.
-    evaluation_id = api.start_evaluation({}, _request(args), hosts,
-                                         args.budget,
-                                         timeout=_rpc_wait(args),
-                                         detached=not args.wait)
+    evaluation_id = _call(api, 'start_evaluation', _rpc_wait(args),
+                          _request(args), hosts, args.budget,
+                          detached=not args.wait)
     print('evaluation %s started; boot with --hint shadow_evaluation=%s'
           % (evaluation_id, evaluation_id))
     if not args.wait:
         return None
+    return _wait_for_ranking(api, evaluation_id, args)
+
+
+def _wait_for_ranking(api, evaluation_id, args):
+    """Poll a remote evaluation until it ends; its ranking."""
     from oslo_messaging import exceptions as messaging_exceptions
 
     # The evaluation's budget, then time for its answer.
     deadline = time.monotonic() + args.budget + max(_rpc_wait(args),
-                                                     rpcwait.DEFAULT_S)
+                                                     WAIT_SLACK_S)
     while time.monotonic() < deadline:
+        looked_at = time.monotonic()
         try:
-            state = api.get_evaluation({}, evaluation_id,
-                                       timeout=_rpc_wait(args))
-        except messaging_exceptions.MessagingTimeout:
+            state = _call(api, 'get_evaluation', _rpc_wait(args),
+                          evaluation_id)
+        except (messaging_exceptions.MessagingTimeout, NoAnswer):
             # A look the service did not answer (restarting, or the
-            # answer lost with the service that took the question) is
-            # asked again until the wait's deadline.
+            # answer lost with the service that took the question; or
+            # the broker gone) is asked again until the wait's deadline,
+            # at most once per wait: a look refused at once (earlier
+            # ones still without an answer) is no busy loop.
             print('warning: shadow-service did not answer within %g s; '
                   'asking again' % _rpc_wait(args), file=sys.stderr)
+            time.sleep(max(0.0, min(
+                _rpc_wait(args) - (time.monotonic() - looked_at),
+                deadline - time.monotonic())))
             continue
         if state['status'] not in ('pending', 'running'):
             if state['status'] == 'error' or not state.get('ranking'):
@@ -471,8 +507,8 @@ def _main(argv):
         return 2
     try:
         if args.command == 'show':
-            state = _service_api(conf).get_evaluation(
-                {}, args.evaluation_id, timeout=_rpc_wait(args))
+            state = _call(_service_api(conf), 'get_evaluation',
+                          _rpc_wait(args), args.evaluation_id)
             print(json.dumps(state, indent=2, sort_keys=True))
             return 0
         if args.remote:
@@ -485,6 +521,9 @@ def _main(argv):
     except exception.InvalidRequest as e:
         print('error: %s' % _first_line(e), file=sys.stderr)
         return 2
+    except NoAnswer as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 1
     except messaging_exceptions.MessagingTimeout:
         print('error: shadow-service did not answer within %g s on topic '
               '%s (is it running, on this broker?)'

@@ -21,9 +21,10 @@ from oslo_config import cfg  # noqa: E402
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import rpc  # noqa: E402
 from shadow_service import rpcapi  # noqa: E402
+from shadow_service import rpcwait  # noqa: E402
 
 #: Seconds past the RPC timeout before the client stops waiting itself.
-DEADLINE_SLACK_S = 5.0
+DEADLINE_SLACK_S = rpcwait.DEADLINE_SLACK_S
 
 
 class NoAnswer(osc_exceptions.CommandError):

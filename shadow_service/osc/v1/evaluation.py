@@ -67,12 +67,19 @@ def wait_for(client, evaluation_id, budget_s, bar):
     deadline = started + budget_s + WAIT_SLACK_S
     try:
         while True:
+            looked_at = time.monotonic()
             try:
                 state = client.call('get_evaluation', evaluation_id)
             except client_lib.NoAnswer as e:
                 if time.monotonic() > deadline:
                     raise
                 LOG.warning('%s; asking again', e)
+                # At most one look per wait: a look refused at once (the
+                # broker gone, earlier looks still without an answer) is
+                # no busy loop.
+                time.sleep(max(0.0, min(
+                    client.timeout - (time.monotonic() - looked_at),
+                    deadline - time.monotonic())))
                 continue
             bar.draw(state.get('progress') or 0.0,
                      time.monotonic() - started, state.get('status'))

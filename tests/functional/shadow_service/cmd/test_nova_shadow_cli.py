@@ -184,3 +184,37 @@ def test_ctrl_c_ends_an_evaluation_with_one_line(tmp_path):
     assert 'Traceback' not in err
     assert err.splitlines()[-1] == 'error: interrupted'
     assert out == b''
+
+
+def _closed_port():
+    """A loopback port nothing listens on (connections are refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize('args', [
+    ['show', '3f2b1c4e-0000-4000-8000-000000000000'],
+    ['evaluate', '--remote', '--hosts', 'node-01'],
+], ids=['show', 'evaluate-remote'])
+def test_a_broker_that_cannot_be_reached_stops_the_command(tmp_path, args):
+    # Before, the call never returned: oslo.messaging retries the
+    # connection forever, whatever the call's timeout.
+    conf = tmp_path / 'unreachable.conf'
+    conf.write_text('[DEFAULT]\ntransport_url = rabbit://guest:guest@'
+                    '127.0.0.1:%d/\n[shadow]\ntopic = %s\n'
+                    % (_closed_port(), service_support.unique_topic()))
+    started = time.monotonic()
+    done = _run('--config-file', str(conf), '--rpc-wait', '1', *args,
+                timeout=45)
+    took = time.monotonic() - started
+    assert done.returncode == 1, done
+    assert 'Traceback' not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        'error: no answer from shadow-service within 1 s: is the message '
+        'broker reachable?')
+    # The wait, the deadline's 5 s, and the interpreter's start.
+    assert took < 30, took
+    assert 'evaluation' not in done.stdout
