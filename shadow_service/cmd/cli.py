@@ -319,8 +319,17 @@ def _evaluate_remotely(conf, args):
     evaluation_id = _call(api, 'start_evaluation', _rpc_wait(args),
                           _request(args), hosts, args.budget,
                           detached=not args.wait)
-    print('evaluation %s started; boot with --hint shadow_evaluation=%s'
-          % (evaluation_id, evaluation_id))
+    started = ('evaluation %s started; boot with --hint '
+               'shadow_evaluation=%s' % (evaluation_id, evaluation_id))
+    if args.format != 'json':
+        print(started)
+    elif args.wait:
+        # Standard output is the ranking's JSON alone.
+        print(started, file=sys.stderr, flush=True)
+    else:
+        print(json.dumps({'evaluation_id': evaluation_id,
+                          'hint': 'shadow_evaluation=%s' % evaluation_id},
+                         indent=2, sort_keys=True))
     if not args.wait:
         return None
     return _wait_for_ranking(api, evaluation_id, args)

@@ -123,10 +123,11 @@ def test_remote_wait_for_an_interrupted_evaluation_fails(tmp_path,
                  '--remote', '--hosts', 'node-01,node-02', '--budget',
                  '300', '--wait', '--json'],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        # The test reads the first line while the command waits.
+        # The test reads the first line while the command waits (on
+        # standard error: with --json standard output is JSON alone).
         env=dict(d._env(), PYTHONUNBUFFERED='1'))
     try:
-        started = waiting.stdout.readline()
+        started = waiting.stderr.readline()
         assert 'started' in started, started
         evaluation_id = started.split()[1]
         deadline = time.monotonic() + 60

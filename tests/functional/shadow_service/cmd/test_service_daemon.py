@@ -273,11 +273,21 @@ def test_preflight_evaluation_and_show_through_the_cli(daemon):
                          '--json')
     assert started.returncode == 0, started.stderr
     assert 'NoSuchOptError' not in started.stderr
-    first_line, rest = started.stdout.split('\n', 1)
-    evaluation_id = first_line.split()[1]
-    assert 'shadow_evaluation=%s' % evaluation_id in first_line
-    ranking = json.loads(rest)
+    # Standard output is the ranking's JSON alone (before, the "started"
+    # line came first and no JSON parser could read it); the line goes
+    # to standard error.
+    ranking = json.loads(started.stdout)
+    evaluation_id = ranking['evaluation_id']
+    assert ('evaluation %s started; boot with --hint shadow_evaluation=%s'
+            % (evaluation_id, evaluation_id)) in started.stderr
     assert {h['host'] for h in ranking['hosts']} == {'node-01', 'node-16'}
+
+    detached = daemon.cli('evaluate', '--remote', '--hosts', 'node-01',
+                          '--budget', '2', '--format', 'json')
+    assert detached.returncode == 0, detached.stderr
+    started_id = json.loads(detached.stdout)['evaluation_id']
+    assert json.loads(detached.stdout)['hint'] == (
+        'shadow_evaluation=%s' % started_id)
 
     shown = daemon.cli('show', evaluation_id)
     assert shown.returncode == 0, shown.stderr
