@@ -377,7 +377,7 @@ def _split_demo_args(argv):
     word ``demo`` belongs to the demo's own parser.  Only the first word
     that is not an option (or an option's value) is the sub-command, so
     ``evaluate --profile demo`` stays an evaluation."""
-    takes_value = {'--config-file'}
+    takes_value = {'--config-file', '--rpc-wait'}
     index = 0
     while index < len(argv):
         word = argv[index]

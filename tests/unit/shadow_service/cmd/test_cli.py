@@ -107,3 +107,15 @@ def test_the_command_module_imports_no_eventlet():
         capture_output=True, text=True, cwd=str(ROOT), timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == 'False'
+
+
+def test_rpc_wait_before_demo_or_lab_is_refused_by_name(capsys):
+    # Before, the wait's value was taken for the sub-command, and the
+    # demo's own options were "unrecognized arguments" of nova-shadow.
+    for command in ('demo', 'lab'):
+        rc = cli.main(['--rpc-wait', '5', command, '--hours', '1'])
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [
+            'error: --rpc-wait only applies to show and evaluate --remote '
+            '(the commands that ask shadow-service)'], err
