@@ -3,6 +3,9 @@
 import io
 import pathlib
 import re
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from oslo_config import generator
@@ -89,3 +92,59 @@ def cfg_names(register):
     builtin = set(conf)     # oslo.config's own (config_source ...)
     register(conf)
     return set(conf) - builtin
+
+
+def test_service_sample_lists_no_option_oslo_service_deprecated():
+    """oslo.service's launcher options come with the eventlet backdoor's
+    (``backdoor_port``, ``backdoor_socket``), deprecated for removal and
+    never read by the daemons: the sample leaves them out."""
+    from oslo_service import service as os_service
+
+    deprecated = {opt.name for _group, opts in os_service.list_opts()
+                  for opt in opts if opt.deprecated_for_removal}
+    assert {'backdoor_port', 'backdoor_socket'} <= deprecated
+    sample = service_sample()
+    listed = set().union(*sample_options(sample).values())
+    assert not deprecated & listed, deprecated & listed
+    assert 'DEPRECATED: Enable eventlet backdoor' not in sample
+
+
+#: What the launcher's namespace leaves oslo.service's backend at, in a
+#: fresh interpreter where ``before`` ran first.
+_LAUNCHER_BACKEND = textwrap.dedent("""\
+    import sys
+    from oslo_service import backend
+    {before}
+    from shadow_service.conf import launcher
+    imported = backend.get_backend_type()
+    names = sorted(opt.name for _group, opts in launcher.list_opts()
+                   for opt in opts)
+    print(imported, backend.get_backend_type().value, ','.join(names))
+    """)
+
+
+def _launcher_backend(before=''):
+    out = subprocess.run(
+        [sys.executable, '-W', 'ignore', '-c',
+         _LAUNCHER_BACKEND.format(before=before)],
+        capture_output=True, text=True, cwd=REPO, check=True, timeout=60)
+    return out.stdout.split()
+
+
+def test_launcher_options_do_not_select_the_eventlet_backend():
+    """Importing ``oslo_service.service`` selects oslo.service's eventlet
+    backend when none was chosen; the launcher's namespace chooses the
+    daemons' threading backend instead, and only when its options are
+    listed, not when it is imported."""
+    assert _launcher_backend() == [
+        'None', 'threading', 'graceful_shutdown_timeout,log_options']
+
+
+def test_launcher_options_keep_a_backend_chosen_before():
+    """In ``oslo-config-generator``, oslo.messaging's namespace has already
+    chosen the eventlet backend: listing the launcher's options keeps it,
+    they are the same on either backend."""
+    before = 'backend.init_backend(backend.BackendType.EVENTLET)'
+    assert _launcher_backend(before) == [
+        'BackendType.EVENTLET', 'eventlet',
+        'graceful_shutdown_timeout,log_options']
