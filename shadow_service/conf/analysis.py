@@ -145,6 +145,26 @@ learned.
         help="""
 Fewest seconds (on the cloud driver's clock) between two refits of the
 learned age drift.
+
+Related options:
+
+* ``age_drift_refit_every``: both must have passed.
+"""),
+    cfg.IntOpt(
+        'age_drift_refit_every',
+        default=20,
+        min=1,
+        help="""
+Evaluations between two refits of the learned age drift. Every evaluation
+counts once, whether it boots shadows or is answered from the history, so
+in a cloud that places few VMs this, not ``age_drift_refit_interval``,
+sets how long new repeated measurements wait before the drift learns
+them; lower it there. The first evaluation after a start always fits.
+
+Related options:
+
+* ``age_drift_refit_interval``: both must have passed.
+* ``age_drift_learning``: without it nothing is refitted.
 """),
     cfg.IntOpt(
         'confidence_draws',

@@ -90,6 +90,7 @@ class AgeDriftLearner(base.HistoryLearner):
                     else 86400.0)
         return cls(history, lookback_s=max(lookback, 3600.0),
                    min_pairs=opts.age_drift_min_pairs,
+                   refit_every=opts.age_drift_refit_every,
                    refit_interval_s=opts.age_drift_refit_interval,
                    clock=clock)
 

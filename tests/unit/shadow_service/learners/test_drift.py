@@ -136,3 +136,35 @@ def test_a_run_of_samples_too_large_to_summarise_is_left_out(store):
     assert learned.pairs == 6 * 7
     assert learned.by_metric['cpu_ops_per_s'] == pytest.approx(0.1,
                                                                rel=0.4)
+
+
+def test_how_many_evaluations_pass_between_refits_is_an_option(tmp_path):
+    """Where few VMs are placed the count, not the interval, holds new
+    repeated runs back; ``age_drift_refit_every = 1`` with no interval
+    refits at the next evaluation."""
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert conf.analysis.age_drift_refit_every == 20
+    conf.set_override('age_drift_refit_interval', 0.0, group='analysis')
+
+    def pairs_learned_at_the_second_evaluation(name):
+        store = sqlite.SQLiteStore(path=str(tmp_path / name))
+        try:
+            now = [T0]
+            learner = drift_mod.AgeDriftLearner.from_conf(
+                conf, store, clock=lambda: now[0])
+            assert learner.age_drift().pairs == 0       # first fit
+            now[0] = _write_runs(store, drift=0.1)
+            return learner.refit_every, learner.age_drift().pairs
+        finally:
+            store.close()
+
+    assert pairs_learned_at_the_second_evaluation('default') == (20, 0)
+    conf.set_override('age_drift_refit_every', 1, group='analysis')
+    assert pairs_learned_at_the_second_evaluation('every') == (1, 6 * 7)
+    with pytest.raises(ValueError):
+        conf.set_override('age_drift_refit_every', 0, group='analysis')
