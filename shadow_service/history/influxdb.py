@@ -49,6 +49,9 @@ ROLLUP_RP = 'nova_shadow_rollup'
 #: Where records live when the store manages retention: kept for
 #: ``[history] record_retention_days``, or the raw retention if longer.
 RECORDS_RP = 'nova_shadow_records'
+#: The continuous queries the store owns (and drops when the settings no
+#: longer want them) are named this followed by the measurement.
+CQ_PREFIX = 'nova_shadow_rollup_'
 #: Measurements whose ``value`` field the continuous queries roll up.
 ROLLUP_MEASUREMENTS = names.ROLLUP_MEASUREMENTS
 #: Records (evaluations, decisions, events, outcomes, scores, forecasts):
@@ -283,34 +286,66 @@ class InfluxDBStore(base.HistoryStore):
             self._query('%s RETENTION POLICY %s ON %s DURATION %s '
                         'REPLICATION 1%s' % (verb, lp.quote_ident(name), db,
                                              _duration(days), default))
-        if self._rollups:
-            self._setup_continuous_queries(opts['rollup_interval_s'])
+        self._setup_continuous_queries(
+            opts['rollup_interval_s'] if self._rollups else None)
 
     def _setup_continuous_queries(self, interval_s):
+        """Make the database's continuous queries named
+        ``nova_shadow_rollup_*`` exactly those the settings want: one per
+        rolled-up measurement every ``interval_s`` (None: none, roll-ups
+        are off).  One left by earlier settings (roll-ups on, another
+        interval, a measurement no longer rolled up) is dropped or
+        replaced, and logged; other continuous queries are left alone."""
         db = lp.quote_ident(self.database)
         existing = {row[1][0] for row in self._query_rows(
             'SHOW CONTINUOUS QUERIES', db=None)
-            if row[0] == self.database}
-        for measurement in ROLLUP_MEASUREMENTS:
-            name = 'nova_shadow_rollup_%s' % measurement
-            if name in existing:
+            if row[0] == self.database
+            and row[1][0].startswith(CQ_PREFIX)}
+        wanted = {} if interval_s is None else {
+            CQ_PREFIX + measurement: self._rollup_query(
+                CQ_PREFIX + measurement, measurement, interval_s)
+            for measurement in ROLLUP_MEASUREMENTS}
+        for name in sorted(existing - set(wanted)):
+            self._query('DROP CONTINUOUS QUERY %s ON %s'
+                        % (lp.quote_ident(name), db))
+            LOG.warning(
+                'Dropped the continuous query %s on InfluxDB database %s: '
+                '%s', name, self.database,
+                'roll-ups are off ([history] raw_retention_days = 0)'
+                if interval_s is None
+                else 'it rolls up no measurement any more')
+        for name, statement in sorted(wanted.items()):
+            try:
+                # A no-op when the same query exists; InfluxDB refuses
+                # one that differs (another interval) under its name.
+                self._query(statement)
+            except base.HistoryError as exc:
+                if name not in existing or 'already exists' not in str(exc):
+                    raise
                 self._query('DROP CONTINUOUS QUERY %s ON %s'
                             % (lp.quote_ident(name), db))
-            self._query(
-                'CREATE CONTINUOUS QUERY {name} ON {db} '
-                'RESAMPLE EVERY {every}s FOR {window}s BEGIN '
-                'SELECT count(value) AS value_count, sum(value) AS value_sum,'
-                ' min(value) AS value_min, max(value) AS value_max, '
-                'last(value) AS value_last '
-                'INTO {db}.{rollup}.{m} FROM {db}.{raw}.{m} '
-                'GROUP BY time({every}s), {tags} END'.format(
-                    name=lp.quote_ident(name), db=db, every=interval_s,
-                    tags=', '.join(lp.quote_ident(t) for t in
-                                   names.ROLLUP_TAGS[measurement])
-                    if measurement in names.ROLLUP_TAGS else '*',
-                    window=2 * interval_s, rollup=lp.quote_ident(ROLLUP_RP),
-                    raw=lp.quote_ident(RAW_RP),
-                    m=lp.quote_ident(measurement)))
+                self._query(statement)
+                LOG.info('Replaced the continuous query %s on InfluxDB '
+                         'database %s: [history] rollup_interval_s is now '
+                         '%ss', name, self.database, interval_s)
+
+    def _rollup_query(self, name, measurement, interval_s):
+        db = lp.quote_ident(self.database)
+        return (
+            'CREATE CONTINUOUS QUERY {name} ON {db} '
+            'RESAMPLE EVERY {every}s FOR {window}s BEGIN '
+            'SELECT count(value) AS value_count, sum(value) AS value_sum,'
+            ' min(value) AS value_min, max(value) AS value_max, '
+            'last(value) AS value_last '
+            'INTO {db}.{rollup}.{m} FROM {db}.{raw}.{m} '
+            'GROUP BY time({every}s), {tags} END'.format(
+                name=lp.quote_ident(name), db=db, every=interval_s,
+                tags=', '.join(lp.quote_ident(t) for t in
+                               names.ROLLUP_TAGS[measurement])
+                if measurement in names.ROLLUP_TAGS else '*',
+                window=2 * interval_s, rollup=lp.quote_ident(ROLLUP_RP),
+                raw=lp.quote_ident(RAW_RP),
+                m=lp.quote_ident(measurement)))
 
     # -- queries ----------------------------------------------------------
 

@@ -92,6 +92,75 @@ def test_retention_policies_and_rollup_queries_are_created(influxdb_server):
     assert all('GROUP BY time(10m)' in row[1] for row in mine['values'])
 
 
+def _continuous_queries(server, database):
+    """``{name: query}`` of ``database``'s continuous queries."""
+    reply = server.query(database, 'SHOW CONTINUOUS QUERIES')
+    return {row[0]: row[1] for series in reply['results'][0]['series']
+            if series['name'] == database
+            for row in series.get('values', [])}
+
+
+def _operator_query(server, database):
+    # A continuous query of the operator's own: never the store's.
+    server.query(database,
+                 'CREATE CONTINUOUS QUERY operator_cq ON %s BEGIN SELECT '
+                 'mean(value) INTO operator_mean FROM host_metric GROUP BY '
+                 'time(1h) END' % database)
+
+
+def test_roll_ups_turned_off_drop_the_queries_made_before(influxdb_server,
+                                                          caplog):
+    conftest.make_influx_store(
+        influxdb_server, database='cq_off_db', raw_retention_days=7,
+        rollup_interval_s=600).close()
+    _operator_query(influxdb_server, 'cq_off_db')
+    assert len(_continuous_queries(influxdb_server, 'cq_off_db')) == (
+        len(influxdb.ROLLUP_MEASUREMENTS) + 1)
+
+    with caplog.at_level('WARNING', logger=influxdb.__name__):
+        conftest.make_influx_store(
+            influxdb_server, database='cq_off_db',
+            raw_retention_days=0).close()
+
+    assert set(_continuous_queries(influxdb_server, 'cq_off_db')) == {
+        'operator_cq'}
+    dropped = [r.getMessage() for r in caplog.records
+               if 'Dropped the continuous query' in r.getMessage()]
+    assert len(dropped) == len(influxdb.ROLLUP_MEASUREMENTS)
+    assert all('raw_retention_days = 0' in m for m in dropped)
+
+
+def test_a_changed_rollup_interval_replaces_the_queries(influxdb_server,
+                                                        caplog):
+    conftest.make_influx_store(
+        influxdb_server, database='cq_interval_db', raw_retention_days=7,
+        rollup_interval_s=600).close()
+    _operator_query(influxdb_server, 'cq_interval_db')
+    # One an earlier release made for a measurement no longer rolled up.
+    influxdb_server.query(
+        'cq_interval_db',
+        'CREATE CONTINUOUS QUERY %sgone_metric ON cq_interval_db BEGIN '
+        'SELECT count(value) AS value_count INTO nova_shadow_rollup.'
+        'gone_metric FROM nova_shadow_raw.gone_metric GROUP BY time(10m), * '
+        'END' % influxdb.CQ_PREFIX)
+
+    with caplog.at_level('INFO', logger=influxdb.__name__):
+        conftest.make_influx_store(
+            influxdb_server, database='cq_interval_db',
+            raw_retention_days=7, rollup_interval_s=3600).close()
+
+    found = _continuous_queries(influxdb_server, 'cq_interval_db')
+    assert set(found) == {'operator_cq'} | {
+        influxdb.CQ_PREFIX + m for m in influxdb.ROLLUP_MEASUREMENTS}
+    assert all('GROUP BY time(1h)' in query
+               for name, query in found.items() if name != 'operator_cq')
+    messages = [r.getMessage() for r in caplog.records]
+    assert any('Dropped the continuous query %sgone_metric'
+               % influxdb.CQ_PREFIX in m for m in messages)
+    assert sum('Replaced the continuous query' in m for m in messages) == (
+        len(influxdb.ROLLUP_MEASUREMENTS))
+
+
 def test_restarting_the_store_keeps_retention_setup_idempotent(
         influxdb_server):
     for _ in range(2):
