@@ -864,13 +864,16 @@ class InfluxDBStore(base.HistoryStore):
     def _deliver(self, batch, policy=None, seqs=None):
         """Send ``batch`` (to retention ``policy``, the default when
         None; ``seqs``: the lines' sequence numbers) until it is written
-        or the store is closing."""
+        or the store is closing.  A retry sends only the lines not yet
+        written (or dropped): after a split (``_post_lines``) part of the
+        batch may be."""
         seqs = list(seqs) if seqs is not None else [0] * len(batch)
+        pending = collections.deque([(list(batch), seqs)])
         backoff = self._opts['influx_retry_backoff_s']
         failures = 0
         while True:
             try:
-                self._post_lines(batch, policy, seqs)
+                self._post_lines(pending, policy)
                 self._failing = False
                 if failures:
                     LOG.info('InfluxDB at %s accepts writes again after %d '
@@ -878,20 +881,22 @@ class InfluxDBStore(base.HistoryStore):
                 return
             except _WriteFailed as exc:
                 failures += 1
+                left = sum(len(lines) for lines, _ in pending)
                 with self._cond:
                     self._failing = True
                     self._cond.notify_all()
                 with self._cond:
-                    self._counts['retried'] += len(batch)
+                    self._counts['retried'] += left
                 log = LOG.warning if failures == 1 else LOG.debug
                 log('Writing %d points to InfluxDB at %s failed (%s); '
-                    'retrying in %.2fs', len(batch), self.where, exc, backoff)
+                    'retrying in %.2fs', left, self.where, exc, backoff)
             if self._stop.wait(backoff):
                 with self._cond:
-                    self._counts['dropped'] += len(batch)
-                    self._mark_lost(seqs)
+                    self._counts['dropped'] += left
+                    for _, lost in pending:
+                        self._mark_lost(lost)
                 LOG.error('Dropped %d points: the store closed while InfluxDB '
-                          'at %s was failing', len(batch), self.where)
+                          'at %s was failing', left, self.where)
                 return
             backoff = min(backoff * 2,
                           self._opts['influx_retry_backoff_max_s'])
@@ -905,36 +910,47 @@ class InfluxDBStore(base.HistoryStore):
             self.url + '/write', params=params,
             data='\n'.join(batch).encode('utf-8'), timeout=self._timeout)
 
-    def _post_lines(self, batch, policy=None, seqs=None):
-        """One ``/write``; splits a batch the server rejects as invalid
-        so that only the bad points are dropped.  ``seqs``: the lines'
-        sequence numbers, to tell a ``write_through`` waiting for a
-        dropped one."""
-        seqs = list(seqs) if seqs is not None else [0] * len(batch)
-        try:
-            reply = self._post(batch, policy)
-        except requests.RequestException as exc:
-            raise _WriteFailed(self._masked(exc))
-        if reply.status_code == 204:
-            with self._cond:
-                self._counts['written'] += len(batch)
-            return
-        error = self._error_text(reply)
-        if reply.status_code == 400 and 'partial write' in error:
-            self._count_partial_write(len(batch), error)
-            self._check_kept(batch, policy, seqs)
-        elif reply.status_code in (400, 413) and len(batch) > 1:
-            half = len(batch) // 2
-            self._post_lines(batch[:half], policy, seqs[:half])
-            self._post_lines(batch[half:], policy, seqs[half:])
-        elif reply.status_code == 400:
-            with self._cond:
-                self._counts['dropped'] += 1
-                self._mark_lost(seqs)
-            LOG.warning('InfluxDB rejected a point, dropped: %s (%s)',
-                        error, batch[0][:200])
-        else:
-            raise _WriteFailed('HTTP %s: %s' % (reply.status_code, error))
+    def _post_lines(self, pending, policy=None):
+        """Send ``pending``, a deque of ``(lines, seqs)`` (``seqs``: the
+        lines' sequence numbers, to tell a ``write_through`` waiting for
+        a dropped one), one ``/write`` each, taking each off once it is
+        settled (written, or dropped by the server); splits lines the
+        server rejects as invalid or too large so that only the bad
+        points are dropped.  Raises ``_WriteFailed`` with what is not
+        settled left in ``pending``, to send again later."""
+        while pending:
+            batch, seqs = pending[0]
+            try:
+                reply = self._post(batch, policy)
+            except requests.RequestException as exc:
+                raise _WriteFailed(self._masked(exc))
+            if reply.status_code == 204:
+                with self._cond:
+                    self._counts['written'] += len(batch)
+                pending.popleft()
+                continue
+            error = self._error_text(reply)
+            if reply.status_code == 400 and 'partial write' in error:
+                self._count_partial_write(len(batch), error)
+                pending.popleft()
+                self._check_kept(batch, policy, seqs)
+            elif reply.status_code in (400, 413) and len(batch) > 1:
+                half = len(batch) // 2
+                pending.popleft()
+                pending.extendleft([(batch[half:], seqs[half:]),
+                                    (batch[:half], seqs[:half])])
+            elif reply.status_code in (400, 413):
+                # One point: invalid, or alone larger than the server
+                # takes (its [http] max-body-size); sending it again
+                # cannot help.
+                with self._cond:
+                    self._counts['dropped'] += 1
+                    self._mark_lost(seqs)
+                pending.popleft()
+                LOG.warning('InfluxDB rejected a point, dropped: HTTP %s: %s '
+                            '(%s)', reply.status_code, error, batch[0][:200])
+            else:
+                raise _WriteFailed('HTTP %s: %s' % (reply.status_code, error))
 
     def _count_partial_write(self, sent, error):
         dropped = sent
