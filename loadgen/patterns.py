@@ -229,6 +229,11 @@ def build_pattern(spec, field='pattern', duration_s=60.0, base_dir=None):
         spec = {'type': 'constant'}
     if not isinstance(spec, dict):
         raise ProfileError(field, 'must be a mapping with a type')
+    for key in spec:
+        if not isinstance(key, str):
+            # A YAML file's keys may be numbers (or null, true...).
+            raise ProfileError(field, 'keys must be strings, got %r'
+                               % (key,))
     kind = spec.get('type', 'constant')
     if not isinstance(kind, str) or kind not in BUILDERS:
         raise ProfileError(field + '.type', 'unknown pattern %r; known: %s'

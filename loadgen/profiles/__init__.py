@@ -94,6 +94,18 @@ SCHEMAS = {
 COMPONENTS = tuple(SCHEMAS)
 
 
+def _unicode(text, field):
+    """``text`` if it can be written as UTF-8 (no lone surrogate, which
+    JSON's ``\\ud800`` escape or a file name can carry): every sink
+    and the service's history write it so."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError as exc:
+        raise ProfileError(field, 'not valid Unicode text (a lone '
+                           'surrogate at character %d)' % exc.start) from None
+    return text
+
+
 def _check_number(value, field, kind, low, high):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ProfileError(field, 'must be a number, got %r' % (value,))
@@ -136,7 +148,7 @@ def _check_param(value, field, rule):
     if kind in ('str', 'optstr'):
         if not isinstance(value, str) or not value:
             raise ProfileError(field, 'must be a non-empty string')
-        return value
+        return _unicode(value, field)
     return _check_number(value, field, kind, low, high)
 
 
@@ -144,9 +156,9 @@ def _check_peer(peer, field):
     if peer == 'self':
         return peer
     host, sep, port = peer.rpartition(':')
-    if not sep or not host or not port.isdigit() or not \
-            0 < int(port) < 65536:
-        raise ProfileError(field, 'must be "self" or host:port, got %r'
+    if not sep or not host or not (port.isascii() and port.isdigit()) \
+            or not 0 < int(port) < 65536:
+        raise ProfileError(field, 'must be self or host:port, got %r'
                            % peer)
     return peer
 
@@ -257,7 +269,7 @@ def _text(spec, key, default, limit):
                            else 'must be a string')
     if len(value) > limit:
         raise ProfileError(key, 'longer than %d characters' % limit)
-    return value
+    return _unicode(value, key)
 
 
 class Profile:

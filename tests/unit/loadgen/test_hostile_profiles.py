@@ -94,3 +94,47 @@ def test_inline_profile_errors_still_show_the_value():
     with pytest.raises(ProfileError) as info:
         profiles.load_profile('{"duration_s": "%s"}' % MARK)
     assert MARK in info.value.message
+
+
+@pytest.mark.parametrize('content, where', [
+    # YAML keys need not be strings: a number next to a word used to
+    # make the unknown-key check compare them (TypeError), and any
+    # number in a trace pattern failed on ``startswith`` (AttributeError).
+    ('pattern: {type: constant, 1: 2, a: 3}\n', 'pattern: keys must be '
+     'strings'),
+    ('pattern: {type: trace, values: [1], 7: x}\n', 'pattern: keys must be '
+     'strings'),
+    ('components:\n  cpu:\n    pattern: {type: ramp, 2: 1, b: 1}\n',
+     'components.cpu.pattern: keys must be strings'),
+    # A port of digits Python reads as digits but not as a number.
+    ('components:\n  network: {peer: "host:\u00b2"}\n',
+     'components.network.peer: must be self or host:port'),
+])
+def test_profile_file_with_odd_keys_or_digits_names_the_field(
+        tmp_path, content, where):
+    path = tmp_path / 'profile.yaml'
+    path.write_text(content, encoding='utf-8')
+    result = subprocess.run(
+        [sys.executable, '-m', 'loadgen', 'validate', '--no-machine-check',
+         str(path)], capture_output=True, text=True, timeout=30)
+    assert 'Traceback' not in result.stderr
+    assert result.returncode == 2
+    assert where in result.stderr
+
+
+@pytest.mark.parametrize('spec, field', [
+    # A lone surrogate cannot be written as UTF-8: a name holding one
+    # passed validation, and the InfluxDB sink's sender then died on
+    # the first batch, losing every point after it.
+    ({'name': 'web\ud800'}, 'name'),
+    ({'description': '\udcff'}, 'description'),
+    ({'components': {'network': {'peer': 'h\ud800:80'}}},
+     'components.network.peer'),
+    ({'components': {'disk': {'dir': '/tmp/\ud800'}}},
+     'components.disk.dir'),
+])
+def test_text_that_is_not_unicode_names_the_field(spec, field):
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile(spec)
+    assert info.value.field == field
+    assert 'not valid Unicode' in info.value.message
