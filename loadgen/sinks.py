@@ -273,7 +273,9 @@ class InfluxDBSink:
             time.monotonic() >= self._deadline
 
     def _send_with_retry(self, batch):
-        body = ('\n'.join(batch) + '\n').encode('utf-8')
+        # A lone surrogate (a command-line byte that is not UTF-8) is
+        # written as its escape: failing here killed the sender thread.
+        body = ('\n'.join(batch) + '\n').encode('utf-8', 'backslashreplace')
         delay = self.backoff_s
         for attempt in range(self.retries + 1):
             if attempt:

@@ -1,10 +1,14 @@
 """The InfluxDB sink against the real influxd the test setup starts."""
 
+import json
+import subprocess
+import sys
 import time
 
 import pytest
 
 from loadgen import sinks
+from tests.functional.loadgen import conftest
 
 pytestmark = pytest.mark.influxdb
 
@@ -102,3 +106,30 @@ def test_non_finite_values_are_skipped_and_counted(influxdb_server, bad):
     sink.close()
     assert sink.stats()['skipped_nonfinite'] == 1
     assert sink.stats()['sent'] == 1
+
+
+def test_a_tag_that_is_not_utf8_loses_no_point(influxdb_server, tmp_path):
+    # Python reads a command-line byte that is not UTF-8 as a lone
+    # surrogate; the sender thread used to die encoding the first batch
+    # holding it, and every point after was lost (most uncounted).
+    db = 'loadgen_not_utf8'
+    profile = tmp_path / 'p.json'
+    profile.write_text(json.dumps(
+        {'name': 'not-utf8', 'duration_s': 1.5, 'warmup_s': 0,
+         'interval_s': 0.5, 'components': {'cpu': {'duty_cycle': 0.1}}}))
+    summary_file = tmp_path / 'summary.json'
+    result = subprocess.run(
+        [sys.executable.encode(), b'-m', b'loadgen', b'run', bytes(profile),
+         b'--sink', ('%s/write?db=%s' % (influxdb_server.url, db)).encode(),
+         b'--tag', b'shadow=sh\xff7', b'--summary-file', bytes(summary_file)],
+        capture_output=True, timeout=60, env=conftest.loadgen_env())
+    assert b'Traceback' not in result.stderr, result.stderr
+    summary = json.loads(summary_file.read_text())['summary']
+    stats = summary['sinks'][0]
+    assert stats['sent'] == summary['samples_emitted'] > 0
+    assert stats['dropped'] == 0
+    series = _stored(influxdb_server, db,
+                     'SELECT count(value) FROM shadow_sample GROUP BY shadow')
+    assert sum(s['values'][0][1] for s in series) == stats['sent']
+    # The byte is kept as an escape, not dropped.
+    assert [s['tags']['shadow'] for s in series] == ['sh\\udcff7']
