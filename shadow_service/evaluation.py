@@ -246,6 +246,7 @@ class Evaluator:
 
     DEFAULT_CONFIDENCE_TARGET = 0.8
     DEFAULT_SETTLE_MARGIN = 1.0
+    DEFAULT_FIRST_SAMPLE_TIMEOUT = 20.0
 
     def __init__(self, driver, history, analyzer, *,
                  confidence_target=DEFAULT_CONFIDENCE_TARGET,
@@ -255,7 +256,8 @@ class Evaluator:
                  prior_lookback=86400.0, profile_dirs=(), learners=None,
                  schedule='racing',
                  settle_margin=DEFAULT_SETTLE_MARGIN, cost_policy=None,
-                 inline_profile_allow=(), prior_settle_margin=None):
+                 inline_profile_allow=(), prior_settle_margin=None,
+                 first_sample_timeout=DEFAULT_FIRST_SAMPLE_TIMEOUT):
         if schedule not in SCHEDULES:
             raise ValueError('schedule must be one of %s, not %r'
                              % (', '.join(SCHEDULES), schedule))
@@ -263,6 +265,10 @@ class Evaluator:
             raise ValueError('settle_margin must not be negative')
         if prior_settle_margin is not None and prior_settle_margin < 0:
             raise ValueError('prior_settle_margin must not be negative')
+        if first_sample_timeout < 0:
+            raise ValueError('first_sample_timeout must not be negative')
+        # Seconds a shadow may stay silent once up (0: forever).
+        self.first_sample_timeout = float(first_sample_timeout)
         self.schedule = schedule
         self.settle_margin = float(settle_margin)
         # The expected loss at or below which history alone answers
@@ -325,7 +331,8 @@ class Evaluator:
                    settle_margin=opts.settle_margin,
                    prior_settle_margin=opts.prior_settle_margin,
                    cost_policy=hostchoice.CostPolicy.from_conf(conf),
-                   inline_profile_allow=opts.inline_profile_allow)
+                   inline_profile_allow=opts.inline_profile_allow,
+                   first_sample_timeout=opts.first_sample_timeout)
 
     def resolve_profile(self, request):
         """The request's profile (InvalidRequest if it names none)."""
@@ -868,6 +875,8 @@ class Evaluator:
         why = getattr(evaluation, 'unmeasured', {})
         default = ('no history of this workload here (answered without '
                    'shadows)' if source == 'history'
+                   else 'the evaluation was cancelled before it was '
+                   'measured' if evaluation.cancelled
                    else 'not measured within the budget')
         for host in missing:
             result['hosts'].append({
@@ -1006,6 +1015,44 @@ class _Run:
     def delete_all(self):
         self.delete(list(self.running.values()))
 
+    def silence_grace(self):
+        """Seconds a shadow may stay without any sample once it is up
+        (``first_sample_timeout``, never less than the driver's own
+        ``first_sample_s``); 0: no limit."""
+        grace = self.ev.first_sample_timeout
+        if grace <= 0:
+            return 0.0
+        return max(grace, float(getattr(self.ev.driver, 'first_sample_s',
+                                        0.0) or 0.0))
+
+    def drop_silent(self, now):
+        """Delete the shadows that sent no sample within
+        :meth:`silence_grace` of being up (their loadgen never reported);
+        their hosts are left unmeasured, saying so, and the evaluation
+        goes on without them.  Called after a read that succeeded only: a
+        history store that cannot be read says nothing of the shadows.
+        Returns the deleted shadows."""
+        grace = self.silence_grace()
+        if not grace:
+            return []
+        silent = [s for s in self.running.values()
+                  if s.host not in self.observations
+                  and now - self.started.get(s.shadow_id, now) >= grace]
+        if not silent:
+            return []
+        hosts = sorted(s.host for s in silent)
+        LOG.warning('Evaluation %s: no sample from the shadows on %s '
+                    '%.0fs after they were up; deleting them, going on '
+                    'without', self.evaluation.evaluation_id,
+                    ', '.join(hosts), grace)
+        self.delete(silent)
+        for host in hosts:
+            self.unmeasured.discard(host)
+            self.evaluation.unmeasured[host] = (
+                'its shadow sent no sample within %gs of being up'
+                % grace)
+        return silent
+
     def read(self, read_from, now):
         """Add the samples since ``read_from``; returns False when the
         history store could not be read (the evaluation goes on with what
@@ -1093,7 +1140,14 @@ class _Run:
             now = ev.driver.now()
             if self.read(read_from, now):
                 read_from = now + 1e-6
+                if self.drop_silent(now) and self.queue:
+                    self.boot()
+                    batch_started = ev.driver.now()
             ranking = self.rank(now) or ranking
+            if not self.running:
+                LOG.info('Evaluation %s: no shadow left',
+                            evaluation.evaluation_id)
+                break
             elapsed = now - t0
             wall = time.monotonic() - wall_start
             evaluation.progress = (min(1.0, max(elapsed, wall) / budget)
@@ -1107,7 +1161,9 @@ class _Run:
             if ranking is None or now - batch_started < ev.min_run_time:
                 continue
             confident = ranking.confidence >= ev.confidence_target
-            if confident and not (self.queue and self.unmeasured):
+            # Hosts without an estimate, waiting for a slot or for their
+            # shadow's first samples, keep the loop going.
+            if confident and not self.unmeasured:
                 break
             dropped = self.drop_worse(ranking, make_room=confident)
             if dropped and self.queue:
@@ -1123,7 +1179,10 @@ class _Run:
         worse = set(ranking.clearly_worse())
         if make_room:
             order = {h.host: i for i, h in enumerate(ranking.hosts)}
-            by_rank = sorted(self.running.values(),
+            # A host without an estimate keeps its shadow until it has
+            # reported.
+            by_rank = sorted((s for s in self.running.values()
+                              if s.host not in self.unmeasured),
                              key=lambda s: order.get(s.host, len(order)))
             worse |= {s.host for s in by_rank[keep_at_least:]}
         droppable = [s for s in self.running.values() if s.host in worse]
@@ -1215,7 +1274,13 @@ class _RacingRun(_Run):
             if self.read(read_from, now):
                 # A failed read's samples are read with the next.
                 read_from = now + 1e-6
+                if self.drop_silent(now) and self.queue:
+                    self.boot()
             ranking = self.rank(now) or ranking
+            if not self.running:
+                LOG.info('Evaluation %s: no shadow left',
+                            evaluation.evaluation_id)
+                break
             if self.report(progress, ranking, now - t0):
                 break
             if ranking is None or not self.ready(now):

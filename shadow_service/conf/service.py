@@ -117,6 +117,29 @@ Seconds the shadows run before any host may be dropped or the evaluation may
 stop on confidence.
 """),
     cfg.FloatOpt(
+        'first_sample_timeout',
+        default=20.0,
+        min=0.0,
+        help="""
+Seconds a shadow may stay without a single sample once it is up before the
+evaluation deletes it and goes on without its host.
+
+A shadow whose load generator never reports (it did not start in the
+guest, or cannot reach the collector) would otherwise keep the ``racing``
+and ``pool`` schedules from stopping until their budget is spent, every
+other shadow running on meanwhile. Its host is left unmeasured ("its
+shadow sent no sample within ...") and keeps its estimate from history
+when it has one. A shadow that has reported once is never deleted this
+way. The twin's shadows get at least two of its ``[sim]
+sample_interval``.
+
+Possible values:
+
+* 0: wait for a shadow's first sample as long as the budget lasts.
+* A positive number of seconds; keep it above the time your shadows take
+  from being up (``ACTIVE``) to their first sample.
+"""),
+    cfg.FloatOpt(
         'max_budget',
         default=300.0,
         min=1.0,

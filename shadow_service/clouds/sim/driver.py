@@ -158,6 +158,12 @@ class SimDriver(base.CloudDriver):
 
     honours_deadline = True
 
+    @property
+    def first_sample_s(self):
+        """Seconds a shadow's first sample may take, with margin: two of
+        the twin's sample intervals (samples fall on its grid)."""
+        return 2.0 * float(self.twin.sample_interval_s)
+
     def boot_shadows(self, evaluation_id, request, hosts, profile,
                      deadline=None):
         flavor = dict(request.get('flavor') or {})
