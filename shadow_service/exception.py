@@ -41,5 +41,14 @@ class ServiceBusy(ShadowException):
                'limit; try again later.')
 
 
+class ServiceStopping(ServiceBusy):
+    """The service is stopping (its manager was shut down): it starts no
+    more evaluations.  A ``ServiceBusy``, so callers that fall back on a
+    busy service fall back alike."""
+
+    msg_fmt = ('The shadow service is stopping; it starts no new '
+               'evaluations.')
+
+
 class ProfileNotFound(InvalidRequest):
     msg_fmt = 'Unknown workload profile %(profile)s.'

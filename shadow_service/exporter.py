@@ -54,7 +54,8 @@ OUTCOMES = ('finished', 'cancelled', 'error', 'rejected', 'busy')
 EVALUATIONS = prometheus_client.Counter(
     'nova_shadow_evaluations',
     'Evaluations by outcome (finished, cancelled, error; rejected: a bad '
-    'request; busy: over the concurrency limit) and by what answered '
+    'request; busy: over the concurrency limit; stopping: asked of a '
+    'stopping service) and by what answered '
     '(shadows, history, none).',
     ['outcome', 'source'], registry=REGISTRY)
 EVALUATIONS_RUNNING = prometheus_client.Gauge(
@@ -129,7 +130,8 @@ def notification_handled(result):
 
 
 def evaluation_refused(outcome):
-    """An evaluation that never started (``rejected`` or ``busy``)."""
+    """An evaluation that never started (``rejected``, ``busy`` or
+    ``stopping``)."""
     EVALUATIONS.labels(outcome, 'none').inc()
 
 

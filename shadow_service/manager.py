@@ -322,6 +322,9 @@ class ShadowManager:
         # Set when the service stops: every evaluation is cancelled as
         # it is admitted (under _lock).
         self._cancelling = False
+        # Set when the manager is shut down (under _lock): evaluations
+        # that would take a slot are refused (ServiceStopping).
+        self._closed = False
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_concurrent, thread_name_prefix='evaluation')
         # Records are answered one at a time on a thread of their own, so
@@ -479,18 +482,32 @@ class ShadowManager:
                 self._polled[evaluation_id] = time.monotonic()
             self._watch_polls()
 
+        def unwatch():
+            if watched:
+                with self._lock:
+                    self._polled.pop(evaluation_id, None)
+
         def work():
             try:
                 self._run(evaluation)
             except Exception:
                 LOG.exception('Evaluation %s failed', evaluation_id)
             finally:
-                if watched:
-                    with self._lock:
-                        self._polled.pop(evaluation_id, None)
+                unwatch()
                 self._release()
 
-        self._pool.submit(work)
+        try:
+            self._pool.submit(work)
+        except RuntimeError:
+            # The manager was shut down after the admission: the
+            # evaluation never runs; its slot and its place go back.
+            unwatch()
+            with self._lock:
+                if self._evaluations.get(evaluation_id) is evaluation:
+                    self._forget(evaluation_id)
+            self._release()
+            exporter.evaluation_refused('stopping')
+            raise exception.ServiceStopping() from None
         return evaluation_id
 
     @messaging.expected_exceptions(exception.InvalidRequest,
@@ -746,6 +763,9 @@ class ShadowManager:
             raise
         if slot:
             with self._lock:
+                if self._closed:
+                    exporter.evaluation_refused('stopping')
+                    raise exception.ServiceStopping()
                 if self._running >= self.max_concurrent:
                     exporter.evaluation_refused('busy')
                     raise exception.ServiceBusy(running=self._running)
@@ -939,6 +959,12 @@ class ShadowManager:
             evaluation.cancelled = True
 
     def shutdown(self):
+        """Cancel the evaluations under way, record what waits, stop the
+        workers.  From now on an evaluation that would take a slot
+        (``start_evaluation``, ``rank_hosts``, ``rank_host_columns``
+        other than history-only) is refused with ``ServiceStopping``."""
+        with self._lock:
+            self._closed = True
         self._records_until = time.monotonic() + RECORDS_DRAIN_S
         self._stopping.set()
         for evaluation in list(self._evaluations.values()):

@@ -172,3 +172,49 @@ def test_an_evaluation_named_after_a_running_one_is_refused():
         assert manager.get_evaluation({}, running)['status'] == 'cancelled'
     finally:
         _cancel(parts, running)
+
+
+def _refused(call):
+    with pytest.raises(dispatcher.ExpectedException) as refused:
+        call()
+    return refused.value.exc_info[1]
+
+
+def test_an_evaluation_asked_after_the_shutdown_is_refused_and_holds_nothing(
+        parts):
+    manager = parts.manager
+    manager.shutdown()
+    hosts = [{'host': h} for h in COLUMNS['host']]
+    # Before: an untyped RuntimeError ("cannot schedule new futures after
+    # shutdown"), its slot taken for good and the evaluation pending in
+    # memory for ever.
+    error = _refused(lambda: manager.start_evaluation(
+        {}, rpc_contract.REQUEST, hosts, 10.0))
+    assert isinstance(error, exception.ServiceStopping)
+    # Callers that fall back on a busy service fall back alike.
+    assert isinstance(error, exception.ServiceBusy)
+    assert 'stopping' in str(error)
+    assert manager._running == 0
+    assert manager._evaluations == {}
+    # Ranking a request boots shadows too: refused alike.
+    error = _refused(lambda: manager.rank_host_columns(
+        {}, rpc_contract.REQUEST, COLUMNS, 10.0))
+    assert isinstance(error, exception.ServiceStopping)
+    assert manager._running == 0
+    # Asked of history only, it boots nothing: still answered (the
+    # weigher's records waiting when the service stops are recorded).
+    assert _answer_from_history(manager) in manager._evaluations
+
+
+def test_an_evaluation_admitted_as_the_workers_stop_gives_its_slot_back(
+        parts):
+    manager = parts.manager
+    # The shutdown stopped the workers between the admission and the
+    # hand-over to them.
+    manager._pool.shutdown(wait=True)
+    hosts = [{'host': h} for h in COLUMNS['host']]
+    error = _refused(lambda: manager.start_evaluation(
+        {}, rpc_contract.REQUEST, hosts, 10.0))
+    assert isinstance(error, exception.ServiceStopping)
+    assert manager._running == 0
+    assert manager._evaluations == {}
