@@ -927,6 +927,8 @@ class _Run:
             lambda: collections.defaultdict(list))
         self.newest = {}
         self.read_failures = 0
+        # When a read of the samples last failed (the driver's clock).
+        self.read_failed_at = None
 
     def shadow_seconds(self):
         return sum(self.stopped[s] - self.started.get(s, self.stopped[s])
@@ -1029,15 +1031,20 @@ class _Run:
         """Delete the shadows that sent no sample within
         :meth:`silence_grace` of being up (their loadgen never reported);
         their hosts are left unmeasured, saying so, and the evaluation
-        goes on without them.  Called after a read that succeeded only: a
-        history store that cannot be read says nothing of the shadows.
-        Returns the deleted shadows."""
+        goes on without them.  Called after a read that succeeded only,
+        and the silence counts from the last failed read at the earliest:
+        a history store that cannot be read (or still holds back the
+        writes of its outage) says nothing of the shadows.  Returns the
+        deleted shadows."""
         grace = self.silence_grace()
         if not grace:
             return []
+        heard = self.read_failed_at
         silent = [s for s in self.running.values()
                   if s.host not in self.observations
-                  and now - self.started.get(s.shadow_id, now) >= grace]
+                  and now - max(self.started.get(s.shadow_id, now),
+                                heard if heard is not None else -math.inf)
+                  >= grace]
         if not silent:
             return []
         hosts = sorted(s.host for s in silent)
@@ -1064,6 +1071,7 @@ class _Run:
                 start=read_from, end=now + 1e-6)
         except Exception as e:
             self.read_failures += 1
+            self.read_failed_at = now
             log = LOG.warning if self.read_failures == 1 else LOG.debug
             log('Evaluation %s: reading its samples failed (%s); ranking '
                 'with what it has', self.evaluation.evaluation_id,

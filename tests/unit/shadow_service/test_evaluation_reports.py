@@ -113,6 +113,18 @@ def test_an_unreadable_history_store_is_not_taken_for_silent_shadows():
     assert elapsed >= 30.0
 
 
+def test_silence_counts_from_the_last_failed_read():
+    # node-02's samples are lost until 45 s (an outage's writes arriving
+    # late); the store is unreadable until 30 s.  Its shadow is given up
+    # 20 s after the last failed read, not at once when reads come back.
+    ranking, elapsed = _run('pool', {'node-02': 45.0},
+                            unreadable_until=30.0, first_sample_timeout=20.0,
+                            confidence_target=0.5)
+    assert not any(r.startswith('not measured')
+                   for r in _reasons(ranking).values())
+    assert elapsed >= 45.0
+
+
 def test_a_zero_first_sample_timeout_waits_for_the_budget():
     ranking, elapsed = _run('racing', {'node-02': NEVER}, budget=30.0,
                             first_sample_timeout=0.0)
