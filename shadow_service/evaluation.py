@@ -246,7 +246,7 @@ class Evaluator:
 
     DEFAULT_CONFIDENCE_TARGET = 0.8
     DEFAULT_SETTLE_MARGIN = 1.0
-    DEFAULT_FIRST_SAMPLE_TIMEOUT = 20.0
+    DEFAULT_FIRST_SAMPLE_TIMEOUT = 60.0
 
     def __init__(self, driver, history, analyzer, *,
                  confidence_target=DEFAULT_CONFIDENCE_TARGET,

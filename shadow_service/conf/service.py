@@ -118,7 +118,7 @@ stop on confidence.
 """),
     cfg.FloatOpt(
         'first_sample_timeout',
-        default=20.0,
+        default=60.0,
         min=0.0,
         help="""
 Seconds a shadow may stay without a single sample once it is up before the
@@ -137,7 +137,10 @@ Possible values:
 
 * 0: wait for a shadow's first sample as long as the budget lasts.
 * A positive number of seconds; keep it above the time your shadows take
-  from being up (``ACTIVE``) to their first sample.
+  from being up (``ACTIVE``) to their first sample: the guest's boot, its
+  user-data and the load generator's start. The default leaves a minute
+  for that; with the weigher's default 30 s budget it never ends an
+  evaluation early, only longer ones (pre-flight evaluations).
 """),
     cfg.FloatOpt(
         'max_budget',
