@@ -66,14 +66,14 @@ def test_the_kept_evaluations_hold_a_bounded_number_of_hosts(
     assert manager._held_hosts == 2 * len(COLUMNS['host'])
 
 
-def _paced_parts():
+def _paced_parts(**sim):
     """The service's parts on the twin paced at real time, where an
     evaluation that measures its whole budget runs until it is
     cancelled."""
     conf = service_support.make_conf(
         shadow={'evaluation_schedule': 'pool', 'min_run_time': 300,
                 'confidence_target': 1.0},
-        sim={'speedup': 1.0})
+        sim=dict({'speedup': 1.0}, **sim))
     return service.build(conf, history=memory.MemoryStore())
 
 
@@ -124,7 +124,10 @@ def test_the_listing_reads_running_evaluations_on_the_drivers_clock():
     clock, the clock its records (and so the other rows, and
     ``since_s``) are on; the twin's clock runs hours behind the wall
     clock."""
-    parts = _paced_parts()
+    # Twenty hours behind, whatever the time of day (by default the
+    # twin starts at the latest 09:00 UTC: within the hour after 09:00
+    # its clock reads like the wall clock).
+    parts = _paced_parts(start_time=float(int(time.time()) - 20 * 3600))
     manager = parts.manager
     before = parts.evaluator.driver.now()
     assert abs(before - time.time()) > 3600.0
