@@ -376,7 +376,8 @@ class Evaluator:
             prior = self._prior(profile, host_names, features, scale,
                                 analyzer, request=evaluation.request,
                                 samples_out=getattr(
-                                    evaluation, 'prior_samples', None))
+                                    evaluation, 'prior_samples', None),
+                                deadline=evaluation.deadline)
         purpose = evaluation.request.get('purpose', 'boot')
         if purpose != 'boot' or not eligible or evaluation.history_only:
             LOG.info('Evaluation %s (%s): answered from history, without '
@@ -570,14 +571,15 @@ class Evaluator:
             self.learner.models(request, profile.name))
 
     def _prior(self, profile, host_names, features, scale, analyzer,
-               request=None, samples_out=None):
+               request=None, samples_out=None, deadline=None):
         """A ranking from earlier shadows of the same workload (profile,
         flavor size, profile scale) on these hosts (the samples are kept
         between requests: :mod:`shadow_service.priorsamples`).
 
         ``samples_out``: a dict that receives the samples the prior was
         made from, ``observations`` and ``newest`` (``{host: time of its
-        newest sample}``)."""
+        newest sample}``).  ``deadline`` (``time.monotonic()``) bounds the
+        reading of the metrics source for the lifetime ranking."""
         observations, newest, tokens = {}, {}, None
         now = self.driver.now()
         if self.prior_lookback > 0:
@@ -598,7 +600,8 @@ class Evaluator:
             profile.sensitivity, observations,
             host_features=features, scale=scale,
             data_age_s=prior_ages(newest, now),
-            kept=self._kept_for(request, profile), tokens=tokens)
+            kept=self._kept_for(request, profile), tokens=tokens,
+            deadline=deadline)
 
     def _kept_for(self, request, profile):
         """The per-host estimates kept for the request's workload
@@ -1095,7 +1098,8 @@ class _Run:
             {h: dict(m) for h, m in self.observations.items()},
             host_features=self.features, scale=self.scale,
             data_age_s={h: now - t for h, t in self.newest.items()},
-            prior=self.prior, **more)
+            prior=self.prior,
+            deadline=getattr(self.evaluation, 'deadline', None), **more)
 
     def start_clock(self, wall_start):
         """The budget left for measuring (the clean-up reserve kept

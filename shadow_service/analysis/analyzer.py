@@ -329,7 +329,7 @@ class Analyzer:
 
     def rank(self, sensitivity, observations, host_features=None,
              scale=None, data_age_s=None, prior=None, kept=None,
-             tokens=None, earlier=None, earlier_age_s=None):
+             tokens=None, earlier=None, earlier_age_s=None, deadline=None):
         """Score and rank the hosts; see the module docstring.
 
         Parameters
@@ -363,6 +363,10 @@ class Analyzer:
             (:func:`.estimate.combine`, before the contention model and
             the scale-up), the earlier ones aged by ``earlier_age_s``
             (``{host: seconds since their newest sample}``).
+        deadline : float, optional
+            ``time.monotonic()`` by which the load forecaster must have
+            read the metrics source (what it has not read by then is
+            left out, the reasons say so).
 
         Returns
         -------
@@ -387,7 +391,7 @@ class Analyzer:
         if prior is not None:
             hosts += [h.host for h in prior.hosts if h.host not in hosts]
         estimates, reasons = {}, {}
-        outlooks = self._outlooks(hosts)
+        outlooks = self._outlooks(hosts, deadline)
         for host in hosts:
             estimates[host], reasons[host] = self._host_estimates(
                 host, metrics, (observations or {}).get(host),
@@ -402,13 +406,13 @@ class Analyzer:
         return self._ranking(hosts, metrics, weights, estimates, reasons,
                              data_age_s, share)
 
-    def _outlooks(self, hosts):
+    def _outlooks(self, hosts, deadline=None):
         """``{host: HostOutlook}`` of the load forecaster (none without
         one, or when it fails)."""
         if self.load_forecaster is None or not hosts:
             return {}
         try:
-            return self.load_forecaster.outlook(hosts)
+            return self.load_forecaster.outlook(hosts, deadline=deadline)
         except Exception:
             LOG.exception('Host load forecasts failed; ranking on the '
                           'shadow measurements alone')

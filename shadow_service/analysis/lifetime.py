@@ -220,33 +220,49 @@ class LoadForecaster:
                           'the wall clock')
             return time.time()
 
-    def outlook(self, hosts):
+    def outlook(self, hosts, deadline=None):
         """``{host: HostOutlook}`` for ``hosts`` (never raises: a host
-        whose history cannot be read gets an outlook with a note)."""
+        whose history cannot be read gets an outlook with a note).
+
+        ``deadline`` (``time.monotonic()`` seconds) bounds the reading of
+        the source: a metric not read by then, and every metric after the
+        source was found unavailable, is noted as unavailable."""
         now = self.now()
         key = math.floor(now / self.step_s)
         missing = [h for h in hosts if (h, key) not in self._cache]
         if missing:
             if len(self._cache) > CACHE_LIMIT:
                 self._cache.clear()
-            for host, outlook in self._forecast(missing, key).items():
+            for host, outlook in self._forecast(missing, key,
+                                                deadline).items():
                 self._cache[(host, key)] = outlook
         return {h: self._cache[(h, key)] for h in hosts}
 
-    def _forecast(self, hosts, key):
+    def _forecast(self, hosts, key, deadline=None):
         end = key * self.step_s
         start = end - self.history_s
         steps = max(1, int(math.ceil(self.horizon_s / self.step_s)))
         outlooks = {h: HostOutlook(h, self.horizon_s, key) for h in hosts}
+        down = False
         for metric in self.metrics:
-            try:
-                found = self.source.host_series_many(
-                    hosts, metric, start, end, self.step_s)
-            except Exception as exc:
-                self.failures += 1
-                LOG.warning('Host history of %s unavailable from the %s '
-                            'metrics source: %s', metric,
-                            getattr(self.source, 'name', '?'), exc)
+            found = None
+            if not down:
+                try:
+                    found = self.source.host_series_many(
+                        hosts, metric, start, end, self.step_s,
+                        deadline=deadline)
+                except Exception as exc:
+                    self.failures += 1
+                    # Unreachable, or out of time: so for the metrics
+                    # still to read, without waiting for it again.
+                    down = isinstance(exc, getattr(
+                        self.source, 'unavailable_errors', ()))
+                    LOG.warning('Host history of %s unavailable from the '
+                                '%s metrics source%s: %s', metric,
+                                getattr(self.source, 'name', '?'),
+                                ' (the metrics after it are not asked for)'
+                                if down else '', exc)
+            if found is None:
                 for outlook in outlooks.values():
                     outlook.notes.append('%s history unavailable'
                                          % LABELS[metric])

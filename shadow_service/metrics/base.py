@@ -28,6 +28,10 @@ a query):
   connecting and reading the answer take at most ``[metrics]
   query_timeout_s`` per attempt, and an answer larger than
   :data:`MAX_REPLY_BYTES` is a :class:`MetricsError`.
+* **Caller's deadline.**  A query given a ``deadline`` (``time.monotonic()``
+  seconds) neither starts an attempt nor waits for a retry past it, and
+  cuts the last attempt's timeout to the time left; a query that runs out
+  of time is :class:`MetricsUnavailable`.
 * **Secrets.**  Passwords and tokens never appear in a log line or an
   error: use :func:`mask_url` and :class:`Scrubber`.
 
@@ -39,6 +43,7 @@ under ``nova_shadow.metrics`` in ``setup.cfg``.
 """
 
 import abc
+import contextvars
 import dataclasses
 import json
 import logging
@@ -90,6 +95,10 @@ MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 #: Most bytes taken from the connection at a time while reading an answer.
 READ_CHUNK_BYTES = 64 * 1024
+
+#: The ``time.monotonic()`` deadline of the query under way in this thread
+#: (set by :meth:`MetricsSource.query_retry`), or None.
+_DEADLINE = contextvars.ContextVar('metrics_query_deadline', default=None)
 
 
 class MetricsError(Exception):
@@ -303,13 +312,28 @@ def _mebibytes(size):
     return '%g MiB' % (size / 1048576.0)
 
 
+def attempt_timeout(timeout_s):
+    """``(seconds, limit)``: the time an attempt may take, ``timeout_s``
+    or what is left of the deadline of the query under way if that is
+    less (never under a millisecond), and the name of the limit for an
+    error message."""
+    deadline = _DEADLINE.get()
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left < timeout_s:
+            return max(left, 0.001), "the time left of the caller's deadline"
+    return timeout_s, '[metrics] query_timeout_s'
+
+
 def post_bounded(session, url, data, timeout_s, backend, where, url_option,
                  scrub=str, max_bytes=None):
     """POST ``data`` to ``url`` and read the whole answer, bounded in time
     and size.
 
     Connecting, waiting for the answer and reading its body take at most
-    ``timeout_s`` together: a deadline on a monotonic clock, checked
+    ``timeout_s`` (or what is left of the deadline of the query under way,
+    see :func:`attempt_timeout`) together: a deadline on a monotonic clock,
+    checked
     between reads of the body that each wait at most the time left, so a
     server that trickles its answer cannot hold a query longer than a
     silent one.  (The status line and headers are read by ``requests``,
@@ -336,14 +360,17 @@ def post_bounded(session, url, data, timeout_s, backend, where, url_option,
         The answer is larger than ``max_bytes``, or its content encoding
         is broken.
     """
+    configured = timeout_s
+    timeout_s, limit = attempt_timeout(timeout_s)
+    shown = configured if timeout_s == configured else round(timeout_s, 3)
     deadline = time.monotonic() + timeout_s
     if max_bytes is None:
         max_bytes = MAX_REPLY_BYTES
 
     def too_slow(detail):
         return MetricsUnavailable(scrub(
-            '%s at %s did not answer within %ss ([metrics] '
-            'query_timeout_s): %s' % (backend, where, timeout_s, detail)))
+            '%s at %s did not answer within %ss (%s): %s'
+            % (backend, where, shown, limit, detail)))
 
     def too_large():
         return MetricsError(scrub(
@@ -457,6 +484,10 @@ class MetricsSource(metaclass=abc.ABCMeta):
     #: Entry point name; the plugin's options live in ``[metrics_<name>]``.
     name = None
 
+    #: What a query raises when the backend cannot answer now (for callers
+    #: that must not import this package to tell).
+    unavailable_errors = (MetricsUnavailable,)
+
     def __init__(self, conf=None, history=None):
         self.conf = conf if conf is not None else cfg.ConfigOpts()
         self.history = history
@@ -492,12 +523,14 @@ class MetricsSource(metaclass=abc.ABCMeta):
 
     # -- queries ---------------------------------------------------------
 
-    def host_series(self, host, metric, start, end, step_s):
+    def host_series(self, host, metric, start, end, step_s, deadline=None):
         """The series of ``metric`` of one Nova host.
 
         Returns a :class:`~shadow_service.history.base.Series` over the
         bounded grid; ``None`` wherever there is no data (all ``None`` for a
-        host the backend does not know).
+        host the backend does not know).  ``deadline`` (``time.monotonic()``
+        seconds, optional) bounds the whole call, retries included (see
+        :meth:`query_retry`).
 
         Raises
         ------
@@ -509,9 +542,10 @@ class MetricsSource(metaclass=abc.ABCMeta):
             retries (:class:`MetricsUnavailable`).
         """
         return self.host_series_many([host], metric, start, end,
-                                     step_s)[host]
+                                     step_s, deadline=deadline)[host]
 
-    def host_series_many(self, hosts, metric, start, end, step_s):
+    def host_series_many(self, hosts, metric, start, end, step_s,
+                         deadline=None):
         """``{host: Series}`` for several Nova hosts, read with one backend
         query per ``[metrics] hosts_per_query`` hosts where the backend can
         (see :meth:`host_series` for the rest)."""
@@ -523,19 +557,20 @@ class MetricsSource(metaclass=abc.ABCMeta):
         for first in range(0, len(hosts), per_query):
             batch = hosts[first:first + per_query]
             answer = self.query_retry(self.query_hosts, batch, metric,
-                                      window)
+                                      window, deadline=deadline)
             for host in batch:
                 found[host] = window.series(answer.get(host) or {})
         return found
 
-    def instance_series(self, instance_uuid, metric, start, end, step_s):
+    def instance_series(self, instance_uuid, metric, start, end, step_s,
+                        deadline=None):
         """The series of ``metric`` of one instance (Nova UUID); same
         contract as :meth:`host_series`."""
         (instance_uuid,) = _check_names('instance_uuid', [instance_uuid])
         self._check_metric(metric, 'instance')
         window = self.window(start, end, step_s)
         answer = self.query_retry(self.query_instance, instance_uuid, metric,
-                                  window)
+                                  window, deadline=deadline)
         return window.series(answer or {})
 
     def window(self, start, end, step_s):
@@ -561,26 +596,45 @@ class MetricsSource(metaclass=abc.ABCMeta):
 
     # -- retries ---------------------------------------------------------
 
-    def query_retry(self, func, *args):
+    def query_retry(self, func, *args, deadline=None):
         """Call ``func(*args)``; retry it on :class:`MetricsUnavailable`
-        with exponential backoff, ``[metrics] query_retries`` times."""
+        with exponential backoff, ``[metrics] query_retries`` times.
+
+        With a ``deadline`` (``time.monotonic()`` seconds) no attempt
+        starts and no backoff waits past it, and an attempt's requests
+        wait at most the time left (:func:`attempt_timeout`); running out
+        of time is :class:`MetricsUnavailable`."""
         attempts = 1 + self.limits['query_retries']
         delay = min(self.limits['query_retry_backoff_s'],
                     self.limits['query_retry_backoff_max_s'])
         for attempt in range(1, attempts + 1):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise MetricsUnavailable(
+                    'metrics source %s: no time left before the caller\'s '
+                    'deadline%s' % (self.name, '' if attempt == 1 else
+                                    ' (gave up after %d attempt%s)' % (
+                                        attempt - 1,
+                                        '' if attempt == 2 else 's')))
+            token = _DEADLINE.set(deadline)
             try:
                 return func(*args)
             except MetricsUnavailable as exc:
-                if attempt == attempts:
+                out_of_time = (deadline is not None
+                               and time.monotonic() + delay >= deadline)
+                if attempt == attempts or out_of_time:
                     raise MetricsUnavailable(
-                        '%s (gave up after %d attempt%s)'
-                        % (exc, attempts, '' if attempts == 1 else 's'))
+                        '%s (gave up after %d attempt%s%s)'
+                        % (exc, attempt, '' if attempt == 1 else 's',
+                           ", the caller's deadline being near"
+                           if attempt < attempts else ''))
                 LOG.warning('Metrics source %s: %s; retry %d of %d in '
                             '%.2fs', self.name, exc, attempt, attempts - 1,
                             delay)
                 time.sleep(delay)
                 delay = min(delay * 2,
                             self.limits['query_retry_backoff_max_s'])
+            finally:
+                _DEADLINE.reset(token)
 
     def close(self):  # noqa: B027 (optional hook, nothing to release)
         """Release connections."""

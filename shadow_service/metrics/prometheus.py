@@ -313,8 +313,9 @@ class PrometheusSource(base.MetricsSource):
                 'end': '%.3f' % window.time_of(last),
                 'step': '%.3f' % window.step_s,
                 # Whole milliseconds: Prometheus refuses a fraction in a
-                # duration ("2.5s").
-                'timeout': '%dms' % max(1, round(self._timeout * 1000)),
+                # duration ("2.5s").  No longer than the caller waits.
+                'timeout': '%dms' % max(1, round(
+                    base.attempt_timeout(self._timeout)[0] * 1000)),
             })
             seen = set()
             for position, item in enumerate(result):

@@ -2,6 +2,8 @@
 moved through a fitted contention model into the ranking."""
 
 import math
+import socket
+import threading
 import time
 
 import numpy as np
@@ -221,3 +223,118 @@ def test_the_assembled_service_ranks_for_the_lifetime_on_the_twin():
         assert parts.analyzer.load_forecaster is None
     finally:
         parts.close()
+
+
+class _HungServer:
+    """A real TCP server on 127.0.0.1 that accepts connections and never
+    answers: a monitoring backend that hangs.  ``connections`` counts
+    them."""
+
+    def __init__(self):
+        self._sock = socket.socket()
+        self._sock.bind(('127.0.0.1', 0))
+        self._sock.listen(64)
+        self.url = 'http://127.0.0.1:%d' % self._sock.getsockname()[1]
+        self.connections = 0
+        self._held = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self._held.append(conn)
+
+    def close(self):
+        self._sock.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def hung_server():
+    server = _HungServer()
+    yield server
+    server.close()
+
+
+def _prometheus_source(url, **limits):
+    from shadow_service.metrics import prometheus
+    from tests.unit.shadow_service.metrics.conftest import make_conf
+
+    return prometheus.PrometheusSource(make_conf(
+        metrics_prometheus={'url': url}, metrics=limits))
+
+
+def test_a_hung_metrics_source_is_waited_for_once_per_outlook(hung_server):
+    # cpu_util_pct, cpu_steal_pct and disk_iops: once the first has timed
+    # out on every attempt, the others are not asked for.
+    source = _prometheus_source(hung_server.url, query_timeout_s=0.3,
+                                query_retries=1, query_retry_backoff_s=0.05)
+    forecaster = lifetime.LoadForecaster(source, time.time)
+    assert len(forecaster.metrics) == 3
+    started = time.monotonic()
+
+    outlook = forecaster.outlook(['cmp1', 'cmp2'])['cmp1']
+
+    assert time.monotonic() - started < 1.5
+    assert hung_server.connections == 2
+    assert outlook.notes == ['CPU history unavailable',
+                             'steal history unavailable',
+                             'disk IOPS history unavailable']
+
+
+def test_reading_a_hung_metrics_source_ends_at_the_deadline(hung_server):
+    source = _prometheus_source(hung_server.url, query_timeout_s=5.0,
+                                query_retries=2, query_retry_backoff_s=0.05)
+    forecaster = lifetime.LoadForecaster(source, time.time)
+    started = time.monotonic()
+
+    ranking = analyzer_lib.Analyzer(load_forecaster=forecaster).rank(
+        {'cpu': 1}, {'cmp1': {'cpu_ops_per_s': [930.0] * 20}},
+        deadline=started + 0.5)
+
+    assert time.monotonic() - started < 1.0
+    assert any('CPU history unavailable' in r
+               for r in ranking.host('cmp1').reasons)
+
+
+def test_an_evaluation_waits_for_a_hung_metrics_source_within_its_budget(
+        hung_server):
+    from shadow_service import service
+    from shadow_service.history import memory
+    from tests import service_support
+
+    conf = service_support.make_conf(
+        metrics={'source': 'prometheus', 'query_timeout_s': 1.5,
+                 'query_retries': 1, 'query_retry_backoff_s': 0.05},
+        metrics_prometheus={'url': hung_server.url},
+        sim={'unknown_hosts': 'derive', 'backfill_hours': 1})
+    parts = service.build(conf, history=memory.MemoryStore())
+    try:
+        request = {'flavor': {'name': 'm1.small', 'vcpus': 1,
+                              'ram_mb': 2048, 'disk_gb': 20},
+                   'profile': 'web'}
+        evaluator = parts.manager.evaluator
+        profile = evaluator.resolve_profile(request)
+        hosts = ['node-1', 'node-2', 'node-3']
+        service_support.seed_evaluation(
+            parts.history, 'seeded', request, profile.name,
+            sorted(evaluator.analyzer.weights(profile.sensitivity)), hosts,
+            parts.driver.now() - 600.0, lambda i, m, s: 20.0 + 10 * i)
+        started = time.monotonic()
+
+        ranking = parts.manager.evaluate(request,
+                                         [{'host': h} for h in hosts], 3.0)
+
+        elapsed = time.monotonic() - started
+    finally:
+        parts.close()
+    assert hung_server.connections >= 1
+    assert elapsed < 3.0, elapsed
+    assert any('history unavailable' in r
+               for h in ranking['hosts'] for r in h['reasons'])

@@ -143,7 +143,7 @@ def test_without_host_facts_the_history_outlook_stands_in():
     class Outlooks:
         horizon_s = 86400.0
 
-        def outlook(self, hosts):
+        def outlook(self, hosts, deadline=None):
             return {"bursty": outlook("bursty", 3.0, 99.0),
                     "even": outlook("even", 30.0, 45.0)}
 
