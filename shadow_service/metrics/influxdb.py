@@ -9,7 +9,7 @@ metric            Telegraf measurement and fields
 ================  =========================================================
 cpu_util_pct      ``cpu`` ``cpu=cpu-total``: 100 - mean(``usage_idle``)
 cpu_steal_pct     ``cpu`` ``cpu=cpu-total``: mean(``usage_steal``)
-mem_used_pct      ``mem``: mean(``used_percent``)
+mem_used_pct      ``mem``: 100 - mean(``available_percent``)
 disk_iops         ``diskio`` counters ``reads`` + ``writes``, per second,
                   summed over the devices (``name``) of ``disk_devices``
 disk_mean_latency ``diskio`` counters (``read_time`` + ``write_time``, ms)
@@ -43,7 +43,11 @@ GAUGES = {
     'cpu_util_pct': ('cpu', 'usage_idle', '"cpu" = \'cpu-total\'',
                      lambda idle: 100.0 - idle),
     'cpu_steal_pct': ('cpu', 'usage_steal', '"cpu" = \'cpu-total\'', None),
-    'mem_used_pct': ('mem', 'used_percent', None, None),
+    # Not used_percent: Telegraf counts used as total - free - buffers -
+    # cached, which leaves out shared memory and the slab the kernel
+    # cannot reclaim; the canonical figure is 100 * (1 - available/total).
+    'mem_used_pct': ('mem', 'available_percent', None,
+                     lambda available: 100.0 - available),
 }
 
 #: metric -> (measurement, device tag, counter fields)

@@ -50,8 +50,10 @@ def _telegraf_points(host, reset_disk_in_bucket=None, mem_gap_bucket=None):
         lines.append('cpu,host=%s,cpu=cpu0 usage_idle=0,usage_steal=99 %d'
                      % (host, t))
         if bucket != mem_gap_bucket:
-            lines.append('mem,host=%s used_percent=%s %d'
-                         % (host, 50.0 + bucket, t))
+            # Telegraf's used_percent leaves out shared memory and
+            # unreclaimable slab: 3 points less than 100 - available.
+            lines.append('mem,host=%s used_percent=%s,available_percent=%s '
+                         '%d' % (host, 50.0 + bucket, 47.0 - bucket, t))
         reset = (reset_disk_in_bucket is not None
                  and bucket >= reset_disk_in_bucket)
         offset = -1e6 if reset else 0.0
@@ -116,10 +118,11 @@ def test_gauges_are_bucket_means_aligned_on_the_query_grid(
         [20.0, 30.0, 40.0, 50.0, 60.0])
     assert found['cpu_steal_pct']['cmp1'].values == _approx(
         [0.0, 1.0, 2.0, 3.0, 4.0])
+    # 100 * (1 - available / total), as node_exporter's is read.
     assert found['mem_used_pct']['cmp1'].values == _approx(
-        [50.0, 51.0, 52.0, 53.0, 54.0])
+        [53.0, 54.0, 55.0, 56.0, 57.0])
     assert found['mem_used_pct']['cmp2'].values == _approx(
-        [50.0, 51.0, None, 53.0, 54.0])
+        [53.0, 54.0, None, 56.0, 57.0])
     assert found['cpu_util_pct']['cmp1'].times == [
         START + i * STEP for i in range(STEPS)]
 
