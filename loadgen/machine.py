@@ -29,6 +29,7 @@ import os
 import tempfile
 
 from loadgen.components import memory as memory_component
+from loadgen.components import network as network_component
 from loadgen.errors import ProfileError
 
 MEMINFO = '/proc/meminfo'
@@ -174,14 +175,13 @@ def _memory_terms(components, disk_on_ram, disk_file_mb):
     if 'network' in components:
         params = components['network']
         connections = params['connections']
-        copies = 2 if params['peer'] == 'self' else 1
-        message = params['payload_bytes'] + (params['response_bytes'] or
-                                             params['payload_bytes'])
-        echo_mb = ECHO_SERVER_MB if copies == 2 else 0.0
-        terms += [('components.network.payload_bytes',
-                   connections * message * copies / _MIB),
-                  ('components.network.connections',
-                   connections * WORKER_MB + echo_mb)]
+        # Messages are never held whole: each worker reads the answer
+        # through one buffer of at most 256 KiB (and the echo server
+        # through 64 KiB per connection).
+        buffers = network_component.buffer_bytes(params) / _MIB
+        echo_mb = ECHO_SERVER_MB if params['peer'] == 'self' else 0.0
+        terms.append(('components.network.connections',
+                      connections * (WORKER_MB + buffers) + echo_mb))
     return terms
 
 

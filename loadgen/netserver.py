@@ -25,7 +25,8 @@ HEADER = struct.Struct('!II')
 MAX_MESSAGE = 64 * 1024 * 1024
 MAX_CONNECTIONS = 1024
 SCRATCH_BYTES = 64 * 1024
-_FILL = bytes(range(256)) * 4096
+# What requests and responses carry (1 MiB), sent in slices.
+FILL = bytes(range(256)) * 4096
 
 
 def recv_exactly(sock, view):
@@ -39,14 +40,6 @@ def recv_exactly(sock, view):
     return True
 
 
-def response_bytes(size):
-    """``size`` bytes to send: a view of the fill buffer when it is big
-    enough (no copy), else a new zero buffer."""
-    if size <= len(_FILL):
-        return memoryview(_FILL)[:size]
-    return memoryview(bytes(size))
-
-
 def _discard_exactly(sock, count, scratch):
     """Read and drop ``count`` bytes; False on a clean EOF."""
     while count:
@@ -58,7 +51,7 @@ def _discard_exactly(sock, count, scratch):
 
 
 def _send_fill(sock, count):
-    view = memoryview(_FILL)
+    view = memoryview(FILL)
     while count:
         chunk = min(count, len(view))
         sock.sendall(view[:chunk])

@@ -30,6 +30,12 @@ from loadgen import stats
 LOG = logging.getLogger(__name__)
 
 PERIOD_S = 0.1
+# How long workers have to finish their operation once told to stop
+# (every operation checks the stop at least once per PERIOD_S, so on an
+# idle machine they take ~0.1 s), then how long the ones that did not are
+# given to die once killed. One deadline for all workers, not one each.
+STOP_GRACE_S = 3.0
+KILL_GRACE_S = 1.0
 COUNTERS = ('ops', 'bytes', 'busy_s', 'errors', 'aux1', 'aux2')
 OPS, BYTES, BUSY, ERRORS, AUX1, AUX2 = range(len(COUNTERS))
 _CTX = multiprocessing.get_context('fork')
@@ -162,6 +168,7 @@ class Component:
         self._level = _CTX.RawValue('d', 0.0)
         self._stop = _CTX.RawValue('i', 0)
         self._workers = []
+        self._pacer = None      # set in each worker
 
     # -- subclass hooks -------------------------------------------------
     def prepare(self):
@@ -231,6 +238,9 @@ class Component:
             # worker that died.
             pacer.terminated = True
         signal.signal(signal.SIGTERM, terminated)
+        # An operation that can block longer than a pacing period (a
+        # 64 MiB network message) checks ``self.stopping()`` as it goes.
+        self._pacer = pacer
         operation = self.setup_worker(index, state)
         # Nothing the hot loop does creates reference cycles: keep the
         # collector's pauses out of the measured latencies. (The parent
@@ -238,6 +248,19 @@ class Component:
         gc.freeze()
         gc.disable()
         pacer.run(operation)
+
+    def stopping(self):
+        """In a worker: True once the run asked it to stop."""
+        return self._pacer.stopping()
+
+    def sleep(self, seconds):
+        """In a worker: sleep ``seconds`` or until told to stop."""
+        end = time.monotonic() + seconds
+        while not self.stopping():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, PERIOD_S))
 
     def worker_pids(self):
         return [s.process.pid for s in self._workers if s.process.pid]
@@ -280,18 +303,27 @@ class Component:
             return {}
         return self.component_metrics(delta, elapsed_s)
 
-    def stop(self, timeout_s=3.0):
-        """Ask workers to finish, then make sure they have."""
+    def stop(self, timeout_s=STOP_GRACE_S, kill_grace_s=KILL_GRACE_S):
+        """Ask workers to finish, then make sure they have.
+
+        At most ``timeout_s`` for all of them to finish, then those still
+        running are killed and given ``kill_grace_s`` (together) to go:
+        the stop never takes longer than the sum, whatever the workers
+        were doing.
+        """
         self._stop.value = 1
         deadline = time.monotonic() + timeout_s
         for state in self._workers:
             state.process.join(max(0.0, deadline - time.monotonic()))
-        for state in self._workers:
-            if state.process.is_alive():
-                LOG.warning('worker %s did not stop; killing it',
-                            state.process.name)
-                state.process.kill()
-                state.process.join(1.0)
+        stuck = [state for state in self._workers
+                 if state.process.is_alive()]
+        for state in stuck:
+            LOG.warning('worker %s did not stop within %.1f s; killing it',
+                        state.process.name, timeout_s)
+            state.process.kill()
+        deadline = time.monotonic() + kill_grace_s
+        for state in stuck:
+            state.process.join(max(0.0, deadline - time.monotonic()))
 
 
 def record(state, started_ns, ended_ns, nbytes):
