@@ -25,6 +25,7 @@ import time
 from loadgen import components as component_classes
 from loadgen import machine
 from loadgen import stats
+from loadgen.components import base
 
 LOG = logging.getLogger(__name__)
 CONTROL_S = 0.1
@@ -110,8 +111,8 @@ class Runner:
             self._set_levels(0.0)
             totals = self._sample_loop()
         finally:
-            for component in self.components.values():
-                component.stop()
+            # All components' workers stop together, within one deadline.
+            base.stop_all(list(self.components.values()))
             self._cleanup()
             if totals is None:
                 # Failed: still send what the sinks hold.

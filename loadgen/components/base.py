@@ -304,26 +304,35 @@ class Component:
         return self.component_metrics(delta, elapsed_s)
 
     def stop(self, timeout_s=STOP_GRACE_S, kill_grace_s=KILL_GRACE_S):
-        """Ask workers to finish, then make sure they have.
+        """Ask workers to finish, then make sure they have (see
+        ``stop_all``)."""
+        stop_all([self], timeout_s, kill_grace_s)
 
-        At most ``timeout_s`` for all of them to finish, then those still
-        running are killed and given ``kill_grace_s`` (together) to go:
-        the stop never takes longer than the sum, whatever the workers
-        were doing.
-        """
-        self._stop.value = 1
-        deadline = time.monotonic() + timeout_s
-        for state in self._workers:
-            state.process.join(max(0.0, deadline - time.monotonic()))
-        stuck = [state for state in self._workers
-                 if state.process.is_alive()]
-        for state in stuck:
-            LOG.warning('worker %s did not stop within %.1f s; killing it',
-                        state.process.name, timeout_s)
-            state.process.kill()
-        deadline = time.monotonic() + kill_grace_s
-        for state in stuck:
-            state.process.join(max(0.0, deadline - time.monotonic()))
+
+def stop_all(components, timeout_s=STOP_GRACE_S, kill_grace_s=KILL_GRACE_S):
+    """Stop every worker of ``components`` together.
+
+    All are told at once, then have ``timeout_s`` (together) to finish;
+    those still running are killed and given ``kill_grace_s`` (together)
+    to go. So a stop never takes longer than the sum, whatever the
+    workers were doing and however many there are.
+    """
+    processes = [state.process for component in components
+                 for state in component._workers
+                 if state.process.pid is not None]
+    for component in components:
+        component._stop.value = 1
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    stuck = [process for process in processes if process.is_alive()]
+    for process in stuck:
+        LOG.warning('worker %s did not stop within %.1f s; killing it',
+                    process.name, timeout_s)
+        process.kill()
+    deadline = time.monotonic() + kill_grace_s
+    for process in stuck:
+        process.join(max(0.0, deadline - time.monotonic()))
 
 
 def record(state, started_ns, ended_ns, nbytes):

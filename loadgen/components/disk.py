@@ -143,6 +143,7 @@ class DiskComponent(base.Component):
         self.direct = False
         self.fd = None
         self.engine = params.get('engine') or 'sync'
+        self._block = None
 
     def worker_count(self):
         return 1 if self.engine == 'aio' else self.params['iodepth']
@@ -151,6 +152,10 @@ class DiskComponent(base.Component):
         return self.params['target_iops']
 
     def prepare(self):
+        # What writes write: random once here, copied by every worker
+        # (random bytes for each of 256 workers cost seconds of CPU
+        # while the run starts).
+        self._block = os.urandom(self.block_bytes)
         if self.existing:
             self.fd = self._open_existing()
         else:
@@ -200,7 +205,7 @@ class DiskComponent(base.Component):
         block_bytes = self.block_bytes
         blocks = self.blocks
         buffer = _aligned_buffer(block_bytes)
-        buffer.write(os.urandom(block_bytes))
+        buffer.write(self._block)
         buffers = [buffer]
         read_ratio = self.params['read_ratio']
         sync = self.params['fsync']
@@ -276,7 +281,7 @@ class DiskComponent(base.Component):
         self._aio_buffers = []
         for slot, iocb in enumerate(iocbs):
             buffer = _aligned_buffer(block_bytes)
-            buffer.write(os.urandom(block_bytes))
+            buffer.write(self._block)
             self._aio_buffers.append(buffer)
             iocb.data = slot
             iocb.fildes = self.fd

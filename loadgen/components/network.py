@@ -132,9 +132,11 @@ class NetworkComponent(base.Component):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise TimeoutError('connect timed out')
-                    _, ready, _ = select.select([], [sock], [],
-                                                min(left, base.PERIOD_S))
-                    if ready:
+                    # poll, not select: a worker's descriptors can be
+                    # above 1024 (it inherits the parent's, one per worker).
+                    waiter = select.poll()
+                    waiter.register(sock, select.POLLOUT)
+                    if waiter.poll(min(left, base.PERIOD_S) * 1000):
                         code = sock.getsockopt(socket.SOL_SOCKET,
                                                socket.SO_ERROR)
                 if code:

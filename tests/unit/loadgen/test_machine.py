@@ -58,19 +58,20 @@ def test_memory_is_checked_against_mem_available(tmp_path):
     assert 'MemAvailable here is 1024 MiB' in info.value.message
 
 
-@pytest.mark.parametrize('components, field', [
+@pytest.mark.parametrize('components, field, mem_available_kb', [
     ({'network': {'connections': 256, 'payload_bytes': 64 * 2 ** 20}},
-     'components.network.payload_bytes'),
-    ({'disk': {'iodepth': 256, 'block_size_kb': 16384, 'engine': 'aio',
+     'components.network.connections', 1048576),
+    ({'disk': {'iodepth': 16, 'block_size_kb': 16384, 'engine': 'aio',
                'file_size_mb': 64}},
-     'components.disk.block_size_kb'),
+     'components.disk.block_size_kb', 262144),
     ({'disk': {'iodepth': 256, 'file_size_mb': 64}},
-     'components.disk.iodepth'),
+     'components.disk.iodepth', 1048576),
 ])
 def test_the_field_asking_for_most_memory_is_named(components, field,
+                                                   mem_available_kb,
                                                    tmp_path):
     meminfo = tmp_path / 'meminfo'
-    meminfo.write_text('MemAvailable: 1048576 kB\n')
+    meminfo.write_text('MemAvailable: %d kB\n' % mem_available_kb)
     with pytest.raises(ProfileError) as info:
         machine.plan(_profile(**components), workdir=str(tmp_path),
                      meminfo=str(meminfo))
@@ -146,3 +147,14 @@ def test_memory_estimate_for_a_flavor_matches_the_guest_check(name,
         on_guest.memory_needed_mb
     assert machine.memory_needed_mb(profiles.load_profile('idle'), 1) == \
         machine.PARENT_MB
+
+
+def test_network_memory_does_not_grow_with_the_message_size():
+    """Messages are sent from one shared buffer and read through a
+    256 KiB one: 64 MiB messages need no more than 256 KiB ones."""
+    def needed(size):
+        return machine.memory_needed_mb(_profile(network={
+            'connections': 256, 'payload_bytes': size,
+            'response_bytes': size}), cpus=2)
+    assert needed(64 * 2 ** 20) == needed(256 * 1024)
+    assert needed(64 * 2 ** 20) < 256 * 5 + 64

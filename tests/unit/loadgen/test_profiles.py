@@ -208,3 +208,29 @@ def test_real_bitbrains_and_csv_traces_parse(tmp_path):
         'type': 'trace', 'path': str(csv_path), 'column': 'load',
         'step_s': 1, 'normalise': 'mean'}))
     assert csv_profile.intensity('cpu', 1) == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize('iodepth, block_size_kb', [(256, 1024),
+                                                    (16, 16384)])
+def test_disk_may_have_256_mib_in_flight(iodepth, block_size_kb):
+    profile = profiles.load_profile(_spec(components={'disk': {
+        'iodepth': iodepth, 'block_size_kb': block_size_kb}}))
+    assert profile.components['disk']['iodepth'] == iodepth
+
+
+def test_disk_with_more_than_256_mib_in_flight_is_refused():
+    # A stop waits for what is in flight: 256 x 16 MiB took over 60 s.
+    with pytest.raises(ProfileError) as info:
+        profiles.load_profile(_spec(components={'disk': {
+            'iodepth': 256, 'block_size_kb': 16384}}))
+    assert info.value.field == 'components.disk.iodepth'
+    assert '256 x 16384' in info.value.message
+
+
+def test_scaling_up_keeps_disk_in_flight_within_the_limit():
+    profile = profiles.load_profile(_spec(components={'disk': {
+        'iodepth': 8, 'block_size_kb': 16384}}))
+    scaled = profile.scaled(64)
+    disk = scaled.components['disk']
+    assert disk['iodepth'] == 16
+    assert disk['iodepth'] * disk['block_size_kb'] <= 256 * 1024
