@@ -29,6 +29,10 @@ _MAXIMA = {
     'network-rr': {'network': {
         'mode': 'rr', 'connections': 256, 'payload_bytes': 64 * 2 ** 20,
         'response_bytes': 64 * 2 ** 20}},
+    # What a review measured at 59.7 s for a 3 s run, exit 1.
+    'network-stream-64': {'network': {
+        'mode': 'stream', 'connections': 64, 'payload_bytes': 64 * 2 ** 20,
+        'response_bytes': 64 * 2 ** 20}},
     'network-stream': {'network': {
         'mode': 'stream', 'connections': 256, 'payload_bytes': 64 * 2 ** 20,
         'response_bytes': 64 * 2 ** 20}},
