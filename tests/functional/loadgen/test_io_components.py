@@ -106,8 +106,11 @@ def test_network_rr_against_its_own_echo_peer(run_loadgen):
     overall = summary['overall']
     assert 220 < overall['net_rps'] < 315
     _ordered_percentiles(summary, 'net', 'rtt_ms')
+    # Bytes are counted as they move: an exchange the stop cut short
+    # counts its bytes but not as an exchange (at most one per
+    # connection, 512 bytes against about 300 kB).
     assert overall['net_mbps'] == pytest.approx(
-        overall['net_rps'] * 512 / 1e6, rel=1e-6)
+        overall['net_rps'] * 512 / 1e6, rel=0.01)
     assert summary['components']['network']['errors'] == 0
 
 
