@@ -28,6 +28,7 @@ seconds{method="rank_hosts"}`` stops moving while the breaker is open).
 import functools
 import gzip
 import logging
+import re
 import socket
 import threading
 import time
@@ -259,6 +260,42 @@ def forget():
         _WATCHED.watchers = []
 
 
+def _codings(header):
+    """``{coding: weight}`` of an ``Accept-Encoding`` header (RFC 9110
+    12.5.3): codings lower-cased, ``x-gzip`` as ``gzip``; an entry whose
+    weight is not a qvalue (0 to 1, at most three decimals) is left
+    out."""
+    found = {}
+    for entry in (header or '').split(','):
+        coding, *params = [part.strip() for part in entry.split(';')]
+        coding = coding.lower()
+        if not coding:
+            continue
+        weight = 1.0
+        for param in params:
+            name, _sep, value = param.partition('=')
+            if name.strip().lower() == 'q':
+                value = value.strip()
+                weight = (float(value) if re.fullmatch(
+                    r'0(\.\d{0,3})?|1(\.0{0,3})?', value) else None)
+        if weight is not None:
+            found['gzip' if coding == 'x-gzip' else coding] = weight
+    return found
+
+
+def gzip_accepted(header):
+    """Whether a response to a request with ``Accept-Encoding: header``
+    is gzipped: gzip (by name, else through ``*``) has a weight above 0
+    and no lower than identity's, when the header weighs identity
+    (``gzip;q=0`` means "not gzip"; ``identity, gzip;q=0.5`` prefers the
+    plain text)."""
+    codings = _codings(header)
+    gzip_weight = codings.get('gzip', codings.get('*', 0.0))
+    identity_weight = codings.get('identity', codings.get('*'))
+    return gzip_weight > 0 and (identity_weight is None
+                                or gzip_weight >= identity_weight)
+
+
 class _MetricsHandler(httpbound.BoundedHandler):
     """``GET /metrics`` (and HEAD), 404 for any other path, 405 for any
     other method; each request bounded as a whole."""
@@ -276,7 +313,7 @@ class _MetricsHandler(httpbound.BoundedHandler):
             self.headers.get('Accept'))
         body = encoder(REGISTRY)
         headers = []
-        if 'gzip' in (self.headers.get('Accept-Encoding') or ''):
+        if gzip_accepted(self.headers.get('Accept-Encoding')):
             body = gzip.compress(body)
             headers.append(('Content-Encoding', 'gzip'))
         self.send(200, body, content_type, headers, head=head)

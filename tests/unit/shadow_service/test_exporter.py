@@ -5,6 +5,8 @@ import logging
 import socket
 import urllib.request
 
+import pytest
+
 from shadow_service import exporter
 from shadow_service import httpbound
 from tests import http_support
@@ -91,3 +93,42 @@ def test_a_request_trickled_a_byte_at_a_time_is_cut_off(monkeypatch):
         served.stop()
     assert closed_after < 4.5
     assert not answer.startswith(b'HTTP/1.1 200')
+
+
+@pytest.mark.parametrize('accept_encoding, compressed', [
+    ('gzip', True),
+    ('GZIP;Q=0.5', True),
+    ('x-gzip', True),
+    ('deflate, gzip, br', True),
+    ('*', True),
+    ('identity;q=0.5, gzip;q=0.8', True),
+    ('gzip;q=0', False),
+    ('gzip; q=0.000, identity', False),
+    ('identity, gzip;q=0', False),
+    ('*;q=0', False),
+    ('gzip;q=0, *', False),
+    ('identity, gzip;q=0.5', False),
+    ('notgzip', False),
+    ('gzip;q=bad', False),
+    ('', False),
+], ids=lambda value: repr(value))
+def test_gzip_only_when_the_scraper_accepts_it(accept_encoding, compressed):
+    # Before, any Accept-Encoding holding the letters "gzip" was answered
+    # compressed, "gzip;q=0" (not acceptable) and "notgzip" too.
+    port = influxdb_fixture.free_port()
+    served = exporter.serve(_conf(port), 'service')
+    try:
+        with urllib.request.urlopen(urllib.request.Request(
+                'http://127.0.0.1:%d/metrics' % port,
+                headers={'Accept-Encoding': accept_encoding}),
+                timeout=10) as reply:
+            body = reply.read()
+            encoding = reply.headers['Content-Encoding']
+    finally:
+        served.stop()
+    if compressed:
+        assert encoding == 'gzip'
+        body = gzip.decompress(body)
+    else:
+        assert encoding is None
+    assert b'nova_shadow_evaluations_total' in body
