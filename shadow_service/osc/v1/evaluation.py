@@ -139,15 +139,26 @@ class EvaluateShadow(command.ShowOne):
             help='wait for the ranking and show it')
         parser.add_argument(
             '--progress', choices=('auto', 'always', 'never'),
-            default='auto',
+            default=None,
             help='with --wait, a progress bar on stderr (auto: when '
-                 'stderr is a terminal)')
+                 'stderr is a terminal; the default); refused without '
+                 '--wait')
+        # take_action refuses an option it would ignore as argparse
+        # refuses a bad one.
+        self._parser = parser
         return parser
 
     def take_action(self, parsed_args):
         from nova_shadow_filter import request as request_lib
         from shadow_service.cmd import cli
 
+        if parsed_args.progress is not None and not parsed_args.wait:
+            # Without --wait nothing is drawn: before the broker is
+            # asked anything, exit 2 with the usage.
+            self._parser.error(
+                'argument --progress: only applies with --wait (the '
+                'progress of an evaluation started without it: '
+                '"openstack shadow evaluation show <id>")')
         client = self.app.client_manager.shadow
         request = request_lib.build_request(
             {'name': 'openstack-shadow-evaluate',
@@ -166,7 +177,7 @@ class EvaluateShadow(command.ShowOne):
             return _show(client.call('get_evaluation', evaluation_id))
         stream = sys.stderr
         bar = cli.ProgressBar(stream, _progress_enabled(
-            parsed_args.progress, stream))
+            parsed_args.progress or 'auto', stream))
         state = wait_for(client, evaluation_id, parsed_args.budget, bar)
         if state.get('status') == 'error' or not state.get('ranking'):
             # Failed, or interrupted (its service stopped): no ranking

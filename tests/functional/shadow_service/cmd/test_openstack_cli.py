@@ -378,6 +378,23 @@ def test_a_wait_that_is_not_a_positive_number_is_refused(wait):
             "above 0 and at most 3600, got '%s'" % wait) in result.stderr
 
 
+@pytest.mark.parametrize('progress', ['always', 'auto'])
+def test_progress_without_wait_is_refused_before_the_broker(progress):
+    # Before, it was silently ignored: the evaluation started and nothing
+    # was drawn.  The broker is never asked: none is configured here.
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    env['OS_SHADOW_CONFIG_FILE'] = os.devnull
+    result = _run([OPENSTACK, 'shadow', 'evaluate', '--host', 'node-01',
+                   '--progress', progress], env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ''
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.startswith('usage: openstack shadow evaluate')
+    assert ('openstack shadow evaluate: error: argument --progress: only '
+            'applies with --wait') in result.stderr
+    assert 'no message broker' not in result.stderr
+
+
 def test_the_openstack_command_finds_the_plugin():
     assert shutil.which('openstack') or os.path.exists(OPENSTACK)
     result = _run([OPENSTACK, 'help', 'shadow', 'evaluate'],
