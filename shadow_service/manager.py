@@ -55,9 +55,9 @@ from shadow_service.workloads import profiles as profiles_mod
 LOG = logging.getLogger(__name__)
 
 #: Longest look-back of the listings (seconds).
-MAX_SINCE_S = 366 * 86400.0
+MAX_SINCE_S = rpcapi.MAX_SINCE_S
 #: Most rows a listing returns.
-MAX_LIMIT = 10000
+MAX_LIMIT = rpcapi.MAX_LIMIT
 #: Longest project id a call may be made for (a request's ``project_id``
 #: in ``schema``).
 MAX_PROJECT_ID = 255

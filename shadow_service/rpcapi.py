@@ -96,6 +96,12 @@ CTXT_ASKED_AT = 'shadow_asked_at'
 #: made for (the booting request's, for a ``shadow_evaluation`` hint).
 CTXT_PROJECT_ID = 'shadow_project_id'
 
+#: Longest look-back (``since_s``) of ``list_evaluations`` and
+#: ``list_decisions``, in seconds.
+MAX_SINCE_S = 366 * 86400.0
+#: Most rows (``limit``) either listing returns.
+MAX_LIMIT = 10000
+
 
 def is_record(ctxt):
     """Whether ``ctxt`` marks a record (:meth:`ShadowAPI.

@@ -11,7 +11,10 @@ DURATION_UNITS = {'s': 1.0, 'm': 60.0, 'h': 3600.0, 'd': 86400.0}
 
 
 def duration(text):
-    """``--since`` value: seconds, or a number with s/m/h/d."""
+    """``--since`` value: seconds, or a number with s/m/h/d, at most
+    the listings' longest look-back (the service's ``since_s`` bound)."""
+    from shadow_service import rpcapi
+
     text = str(text).strip().lower()
     unit = DURATION_UNITS.get(text[-1:]) if text else None
     number = text[:-1] if unit else text
@@ -23,7 +26,23 @@ def duration(text):
         raise exceptions.CommandError(
             '--since: %r is not a duration (seconds, or a number with '
             's, m, h or d: 90m, 2d)' % text)
+    if seconds > rpcapi.MAX_SINCE_S:
+        raise exceptions.CommandError(
+            '--since: %r is more than %gd, the longest look-back'
+            % (text, rpcapi.MAX_SINCE_S / 86400.0))
     return seconds
+
+
+def limit(count):
+    """``--limit`` value (None: the service's own limit), from 1 to the
+    service's ``limit`` bound."""
+    from shadow_service import rpcapi
+
+    if count is not None and not 1 <= count <= rpcapi.MAX_LIMIT:
+        raise exceptions.CommandError(
+            '--limit: %d is not a count from 1 to %d'
+            % (count, rpcapi.MAX_LIMIT))
+    return count
 
 
 def timestamp(value):

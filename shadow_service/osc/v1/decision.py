@@ -52,11 +52,14 @@ class ListDecision(command.Lister):
         return parser
 
     def take_action(self, parsed_args):
+        # Checked before the service is asked, naming the options.
+        since_s = common.duration(parsed_args.since)
+        limit = common.limit(parsed_args.limit)
         client = self.app.client_manager.shadow
         records = client.call(
-            'list_decisions', since_s=common.duration(parsed_args.since),
+            'list_decisions', since_s=since_s,
             instance=parsed_args.instance, action=parsed_args.action,
-            outcome=parsed_args.outcome, limit=parsed_args.limit)
+            outcome=parsed_args.outcome, limit=limit)
         titles = ['At', 'Instance', 'Action', 'Outcome', 'Target', 'Why']
         if parsed_args.long:
             titles += ['Policy', 'Dry Run', 'Decision ID']

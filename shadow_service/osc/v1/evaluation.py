@@ -236,11 +236,12 @@ class ListEvaluation(command.Lister):
         return parser
 
     def take_action(self, parsed_args):
+        # Checked before the service is asked, naming the options.
+        since_s = common.duration(parsed_args.since)
+        limit = common.limit(parsed_args.limit)
         client = self.app.client_manager.shadow
-        rows = client.call('list_evaluations',
-                           since_s=common.duration(parsed_args.since),
-                           limit=parsed_args.limit,
-                           status=parsed_args.status)
+        rows = client.call('list_evaluations', since_s=since_s,
+                           limit=limit, status=parsed_args.status)
         keys = [key for key, _title in self.COLUMNS]
         data = []
         for row in rows:

@@ -367,6 +367,26 @@ def test_a_bad_since_and_a_missing_broker_say_what_is_wrong(daemon):
     assert 'no message broker' in nowhere.stderr
 
 
+@pytest.mark.parametrize('args, says', [
+    (['decision', 'list', '--since', '400d'],
+     "--since: '400d' is more than 366d, the longest look-back"),
+    (['decision', 'list', '--limit', '0'],
+     '--limit: 0 is not a count from 1 to 10000'),
+    (['evaluation', 'list', '--since', '1000d'],
+     "--since: '1000d' is more than 366d, the longest look-back"),
+    (['evaluation', 'list', '--limit', '20000'],
+     '--limit: 20000 is not a count from 1 to 10000'),
+], ids=['decision-since', 'decision-limit', 'evaluation-since',
+        'evaluation-limit'])
+def test_a_listing_out_of_bounds_names_the_option(daemon, args, says):
+    # Before, the service's refusal named its RPC argument: "Invalid
+    # evaluation request: since_s: must be seconds in (0, 31622400]".
+    bad = openstack(daemon, 'shadow', *args)
+    assert bad.returncode == 1, (bad.stdout, bad.stderr)
+    assert bad.stderr.splitlines() == [says]
+    assert bad.stdout == ''
+
+
 @pytest.mark.parametrize('wait', ['nan', 'inf', '-1', '0', 'soon'])
 def test_a_wait_that_is_not_a_positive_number_is_refused(wait):
     env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}

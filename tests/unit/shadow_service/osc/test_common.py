@@ -3,6 +3,8 @@
 import pytest
 from osc_lib import exceptions
 
+from shadow_service import manager
+from shadow_service import rpcapi
 from shadow_service.osc.v1 import common
 
 
@@ -13,11 +15,31 @@ def test_a_duration_is_seconds_or_a_number_with_a_unit(text, seconds):
     assert common.duration(text) == seconds
 
 
-@pytest.mark.parametrize('text', ['', 'yesterday', '0', '-5m', 'h', '2w'])
+@pytest.mark.parametrize('text', ['', 'yesterday', '0', '-5m', 'h', '2w',
+                                  'nan', 'inf', '367d', '31622401'])
 def test_anything_else_is_refused_naming_the_option(text):
     with pytest.raises(exceptions.CommandError) as info:
         common.duration(text)
     assert '--since' in str(info.value)
+
+
+def test_the_longest_look_back_is_the_services():
+    assert common.duration('366d') == rpcapi.MAX_SINCE_S
+    assert manager.MAX_SINCE_S == rpcapi.MAX_SINCE_S
+
+
+@pytest.mark.parametrize('count', [None, 1, 10000])
+def test_a_limit_within_the_services_bounds_is_passed_on(count):
+    assert common.limit(count) == count
+    assert manager.MAX_LIMIT == rpcapi.MAX_LIMIT == 10000
+
+
+@pytest.mark.parametrize('count', [0, -3, 10001])
+def test_a_limit_out_of_bounds_is_refused_naming_the_option(count):
+    with pytest.raises(exceptions.CommandError) as info:
+        common.limit(count)
+    assert str(info.value) == ('--limit: %d is not a count from 1 to 10000'
+                               % count)
 
 
 def test_times_are_iso_8601_utc():
