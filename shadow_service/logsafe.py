@@ -8,6 +8,7 @@ query (``sentinel_password=``, say).  This module
 imports nothing of the project: every part may use it.
 """
 
+import re
 import urllib.parse
 
 #: Longest caller-supplied text put in one log line or error message.
@@ -71,6 +72,27 @@ def mask_url(url):
     if port is not None:
         netloc += ':%d' % port
     return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+
+
+#: ``user:password@`` of each host of a URL's authority (after ``//``,
+#: a comma, or at the start when the scheme's ``//`` is missing), up to
+#: the last ``@`` before the next host: a password with an ``@`` or a
+#: ``/`` is masked whole (what follows it, at worst, too).
+_USERINFO = re.compile(r'(^|//|,)([^:/@,]*):(?!//)([^,]*)@')
+#: A query parameter named ``...password``, and its value.
+_QUERY_PASSWORD = re.compile(r'([?&;][^=&#?;]*password=)[^&#;]*',
+                             re.IGNORECASE)
+
+
+def mask_url_text(url):
+    """``url`` with every password it may hold replaced by ``***``, the
+    rest kept as it was written: unlike :func:`mask_url`, for a URL that
+    does not parse (no scheme, a port that is not a number), whose bad
+    part an error message must show."""
+    if not isinstance(url, str):
+        return url
+    url = _USERINFO.sub(r'\1\2:***@', url)
+    return _QUERY_PASSWORD.sub(r'\1***', url)
 
 
 def mask_urls_in(text, urls):

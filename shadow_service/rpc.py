@@ -56,6 +56,83 @@ def register_opts(conf):
             conf.register_opts(opts, group=group)
 
 
+#: What a transport URL the RPC calls can use looks like.
+TRANSPORT_URL_FORM = 'rabbit://user:pass@host:port/vhost'
+
+
+class BadTransportURL(ValueError):
+    """A transport URL the RPC calls cannot use; the message names the
+    option, shows the URL (its passwords masked), says what is wrong
+    and what a valid one looks like."""
+
+
+def _rpc_drivers():
+    """The oslo.messaging drivers installed that carry RPC calls."""
+    from importlib import metadata
+
+    return sorted({entry.name for entry in metadata.entry_points(
+        group='oslo.messaging.drivers')} - {'kafka'})
+
+
+def _transport_url_problem(raw, parsed):
+    """Why the URL ``raw`` (parsed: ``parsed``) cannot carry RPC calls,
+    or None."""
+    if '://' not in raw:
+        return 'it has no driver name before "://"'
+    if parsed.transport == 'kafka':
+        return 'the kafka driver carries notifications only, not RPC calls'
+    drivers = _rpc_drivers()
+    if parsed.transport not in drivers:
+        return 'there is no message driver named %s (installed: %s)' % (
+            logsafe.clip(parsed.transport), ', '.join(drivers))
+    for host in parsed.hosts:
+        if host.port is not None and not 1 <= host.port <= 65535:
+            return 'port %d is not from 1 to 65535' % host.port
+    return None
+
+
+def transport_url_option(conf):
+    """How an error names ``conf``'s ``transport_url``: with the
+    configuration file that set it, when one did."""
+    try:
+        where = conf.get_location('transport_url').detail
+    except Exception:  # not registered yet, or an oslo.config without it
+        where = None
+    if where and where.startswith('/'):
+        return 'transport_url (in %s)' % where
+    return 'transport_url'
+
+
+def check_transport_url(conf, url=None, option=None):
+    """Check the transport URL ``url`` (None: ``conf.transport_url``)
+    without connecting: :class:`BadTransportURL` naming ``option`` when
+    it cannot carry RPC calls (no scheme, an unknown driver, one that
+    carries only notifications, a port that is not a port); ``option``
+    None names ``transport_url`` and its file.  An empty URL
+    (oslo.messaging's default broker) passes."""
+    reason = None
+    try:
+        # Registers transport_url on conf when url is None.
+        parsed = messaging.TransportURL.parse(conf, url)
+    except messaging.InvalidTransportURL as e:
+        reason = ('it has no driver name before "://"'
+                  if 'No scheme' in str(e) else str(e))
+    except ValueError:
+        # netutils.parse_host_port: int() of a port.
+        reason = 'a port is not a number'
+    raw = url if url else conf.transport_url
+    if not raw:
+        return
+    if reason is None:
+        reason = _transport_url_problem(raw, parsed)
+    if reason is not None:
+        option = option or transport_url_option(conf)
+        raise BadTransportURL(
+            '%s %s cannot be used: %s; a valid one looks like %s'
+            % (option, logsafe.clip(logsafe.mask_url_text(raw), 200),
+               reason, TRANSPORT_URL_FORM))
+
+
 def get_transport(conf, url=None):
     """The RPC transport for ``url`` (``None``: ``conf.transport_url``)."""
     key = (id(conf), url)

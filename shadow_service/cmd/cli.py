@@ -79,9 +79,16 @@ def _service_api(conf):
     command stops at once instead of waiting for a service that is not
     there.
     """
+    from shadow_service import rpc
     from shadow_service import rpcapi
 
-    # First: building the API registers transport_url.
+    # A URL no driver can use: named with its file, before
+    # oslo.messaging's own one-liner ("No scheme specified").
+    try:
+        rpc.check_transport_url(conf)
+    except rpc.BadTransportURL as e:
+        raise UsageError(str(e))
+    # Building the API registers transport_url (so does the check).
     api = rpcapi.ShadowAPI(conf, topic=conf.shadow.topic)
     if conf.transport_url in (None, '', 'rabbit://'):
         raise UsageError('no message broker: --remote and show need a '

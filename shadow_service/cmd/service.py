@@ -103,6 +103,12 @@ def _check_broker(conf, sleep=time.sleep):
     answer is retried with backoff, for as long as it takes."""
     import oslo_messaging as messaging
 
+    from shadow_service import rpc
+
+    try:
+        rpc.check_transport_url(conf)
+    except rpc.BadTransportURL as e:
+        raise StartupError(str(e)) from None
     try:
         transport = messaging.get_rpc_transport(conf)
         url = messaging.TransportURL.parse(conf, conf.transport_url)

@@ -55,6 +55,15 @@ class ShadowClient:
         self.conf = conf
         self.timeout = timeout
         self.topic = topic or conf.shadow.topic
+        # A URL no driver can use, named by where it came from, before
+        # oslo.messaging's own one-liner ("No scheme specified").
+        try:
+            rpc.check_transport_url(
+                conf, transport_url,
+                '--os-shadow-transport-url (OS_SHADOW_TRANSPORT_URL)'
+                if transport_url else None)
+        except rpc.BadTransportURL as e:
+            raise osc_exceptions.CommandError(str(e))
         # Building the API registers transport_url (oslo.messaging's).
         self.api = rpcapi.ShadowAPI(conf, topic=self.topic,
                                     transport_url=transport_url)

@@ -82,6 +82,19 @@ def test_remote_commands_without_a_broker_stop_at_once(tmp_path):
         assert 'evaluation' not in done.stdout
 
 
+def test_a_bad_transport_url_is_a_bad_argument_naming_its_file(tmp_path):
+    # Before: "error: InvalidTransportURL: No scheme specified", exit 1.
+    conf = tmp_path / 'shadow-service.conf'
+    conf.write_text('[DEFAULT]\ntransport_url = rabbit//guest:s3cret@ctl/\n')
+    done = _run('--config-file', str(conf), 'show',
+                '3f2b1c4e-0000-4000-8000-000000000000', timeout=20)
+    assert done.returncode == 2, done
+    assert done.stderr.splitlines() == [
+        'error: transport_url (in %s) rabbit//guest:***@ctl/ cannot be '
+        'used: it has no driver name before "://"; a valid one looks like '
+        'rabbit://user:pass@host:port/vhost' % conf]
+
+
 @pytest.mark.rabbit
 def test_a_service_that_does_not_answer_is_named_by_its_topic(tmp_path,
                                                               rabbit_url):

@@ -42,7 +42,12 @@ def _with_password(url, password):
      '[sim] cluster_file: cannot read cluster file '
      '/nonexistent/cluster.yaml'),
     ('[DEFAULT]\ntransport_url = nosuch://x:y@127.0.0.1/\n',
-     'transport_url: Failed to load transport driver "nosuch"'),
+     'nosuch://x:***@127.0.0.1/ cannot be used: there is no message '
+     'driver named nosuch'),
+    # Before: "transport_url: No scheme specified".
+    ('[DEFAULT]\ntransport_url = rabbit//guest:not-the-password@h/\n',
+     'rabbit//guest:***@h/ cannot be used: it has no driver name before '
+     '"://"; a valid one looks like rabbit://user:pass@host:port/vhost'),
     ('[shadow]\nmax_concurrent_evaluations = 0\n',
      '[shadow] max_concurrent_evaluations: Should be greater than or '
      'equal to 1'),
@@ -63,7 +68,8 @@ def _with_password(url, password):
     ('[shadow]\nhost_costs = node-1:cheap\n',
      '[shadow] host_costs: the cost of node-1, cheap, is not a finite '
      'number'),
-], ids=['cluster-file', 'transport-driver', 'max-concurrent', 'confidence',
+], ids=['cluster-file', 'transport-driver', 'transport-scheme',
+        'max-concurrent', 'confidence',
         'noise-metric', 'noise-scale', 'drift-figure', 'drift-metric',
         'broker-password', 'cost-word'])
 def test_startup_error_exits_2_with_one_line(tmp_path, rabbit_url, extra,
