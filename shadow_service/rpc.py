@@ -77,12 +77,13 @@ def _rpc_drivers():
 def _transport_url_problem(raw, parsed):
     """Why the URL ``raw`` (parsed: ``parsed``) cannot carry RPC calls,
     or None."""
-    if '://' not in raw:
-        return 'it has no driver name before "://"'
     if parsed.transport == 'kafka':
         return 'the kafka driver carries notifications only, not RPC calls'
     drivers = _rpc_drivers()
     if parsed.transport not in drivers:
+        if '://' not in raw:
+            # "localhost:5672": the host taken for the driver.
+            return 'it has no driver name before "://"'
         return 'there is no message driver named %s (installed: %s)' % (
             logsafe.clip(parsed.transport), ', '.join(drivers))
     for host in parsed.hosts:

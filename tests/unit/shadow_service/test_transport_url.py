@@ -59,7 +59,8 @@ def test_the_configuration_files_url_is_named_with_its_file(tmp_path):
 
 @pytest.mark.parametrize('url', [
     None, '', 'rabbit://', 'rabbit://guest:guest@127.0.0.1:5672/',
-    'rabbit://u:p@h1:5672,u:p@h2:5673/vhost', 'kombu://u:p@h/', 'fake://'])
+    'rabbit://u:p@h1:5672,u:p@h2:5673/vhost', 'kombu://u:p@h/', 'fake://',
+    'fake:/'])
 def test_a_url_a_driver_can_use_passes(url):
     assert rpc.check_transport_url(_conf(), url) is None
 
