@@ -97,7 +97,7 @@ def transport_url_option(conf):
     configuration file that set it, when one did."""
     try:
         where = conf.get_location('transport_url').detail
-    except Exception:  # not registered yet, or an oslo.config without it
+    except AttributeError:  # NoSuchOptError: not registered yet
         where = None
     if where and where.startswith('/'):
         return 'transport_url (in %s)' % where
