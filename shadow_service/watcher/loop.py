@@ -1114,10 +1114,16 @@ class Watcher:
             self.counters['actions'] += 1
         # A failed start is an attempt: the guard counts it as a watcher
         # restored from this record will (see guard.Taken.failed).
-        self.guard.record(guard_mod.Taken(
+        taken = guard_mod.Taken(
             instance_id, decision.action, now, decision.direction,
             source_host=instance.host, target_host=host,
-            failed=outcome == 'failed'))
+            failed=outcome == 'failed')
+        self.guard.record(taken)
+        record_taken = getattr(self.policy, 'record_taken', None)
+        if record_taken is not None:
+            # What the policy keeps of its actions is what a restarted
+            # watcher hands it back from this record (restore).
+            record_taken(taken)
         if pending is not None:
             self.pending[instance_id] = pending
             self.guard.in_flight.add(instance_id)

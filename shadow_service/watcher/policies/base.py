@@ -253,6 +253,15 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
         default."""
         return None
 
+    def record_taken(self, taken):
+        """Learn of an action the watcher just took on the policy's
+        decision (or, in dry-run, would have): ``taken``, the
+        :class:`~shadow_service.watcher.guard.Taken` the guard records
+        and :meth:`restore` gets back after a restart, a failed start
+        included.  A decision the guard or the watcher's limits held back
+        changed nothing and is not recorded.  Nothing by default."""
+        return None
+
     @abc.abstractmethod
     def decide(self, situation):
         """Return a :class:`Decision` for ``situation``."""

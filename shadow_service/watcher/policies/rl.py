@@ -12,11 +12,15 @@ cooldown, the hold window's peaks, the down margin) needs, nor sizes a
 VM that is not saturated above its demand ceiling (or its recurring
 peak, with ``[watcher] recurring_days``, which its bound, as the
 ``forecast`` policy's, never goes below), and within the
-cooldown of a shrink only the forecast rule may grow it back, so a
-learnt offset cannot make it flap.  Each (state, action) keeps the mean
-reward it earned and how often training tried it; the policy picks the
-best of the moves tried at least ``min_visits`` times, in a state where
-the forecast rule's size was tried as often (else that size; ties: that
+cooldown of a shrink it made only the forecast rule may grow it back,
+so a learnt offset cannot make it flap (the watcher tells it of each
+action it took, :meth:`RLPolicy.record_taken`, and a restarted one of
+those its records hold, :meth:`RLPolicy.restore`: a shrink the guard
+held back changed nothing and holds no growth back).  Each (state,
+action) keeps the mean reward it earned and how often training tried
+it; the policy picks the best of the moves tried at least
+``min_visits`` times, in a state where the forecast rule's size was
+tried as often (else that size; ties: that
 size too).  The reward of an action is known one lead time later, from the
 peak demand that was measured: ``-(violation_weight x shortfall / capacity +
 capacity_weight x vCPUs held + move_weight x (1 if it moved))``, so it
@@ -217,9 +221,16 @@ class RLPolicy(base.ScalingPolicy):
     def restore(self, taken):
         # The shrinks done within the cooldown: a learnt offset does not
         # grow those VMs back before it ends, as if it had not stopped.
-        self._shrunk = {t.instance_id: t.at for t in taken
-                        if t.direction < 0 and not getattr(
-                            t, 'failed', False)}
+        self._shrunk = {}
+        for action in taken:
+            self.record_taken(action)
+
+    def record_taken(self, taken):
+        # Only a shrink the watcher did (or, in dry-run, would have):
+        # one the guard held back, or whose start failed, changed
+        # nothing, and growing the VM after it is no flap.
+        if taken.direction < 0 and not getattr(taken, 'failed', False):
+            self._shrunk[taken.instance_id] = taken.at
 
     def hidden_demand_factor(self):
         # Its base size is the forecast rule's, saturation floor included.
@@ -383,8 +394,6 @@ class RLPolicy(base.ScalingPolicy):
             target = current
             why += '; no regrowth of its own within the cooldown'
         decision = self._decision(s, target, why)
-        if decision.direction < 0:
-            self._shrunk[s.instance_id] = s.now
         if s.mode == 'horizontal':
             held = s.capacity * (decision.target_count or s.group_size)
         elif decision.target_rung is not None:

@@ -6,6 +6,7 @@ the decision records show afterwards.
 """
 
 import http.server as http_server
+import itertools
 import json
 import socket
 import threading
@@ -417,6 +418,49 @@ def test_a_restarted_watcher_tells_its_policy_what_it_did(tmp_path):
     support.run(assembled, driver, 1)
     assert assembled.watcher.policy._shrunk == {
         'vm-1': pytest.approx(now - 600.0)}
+
+
+def _growing_rl_model(path):
+    """An rl model whose every state of a rising demand (trend bins 3
+    and 4) best takes the offset +2, tried often enough to be taken."""
+    from shadow_service.watcher.policies import rl
+    rising = ['r%d/s%d/t%d/top%d/b%s' % state for state in itertools.product(
+        range(len(rl.RATIO_EDGES) + 1), (0, 1), (3, 4), (0, 1),
+        ('-1', '+0'))]
+    path.write_text(json.dumps({
+        'version': rl.MODEL_VERSION,
+        'values': {state: [-30.0, -20.0, -10.0, 0.0] for state in rising},
+        'counts': {state: [100] * len(rl.MOVES) for state in rising}}))
+    return str(path)
+
+
+def test_a_shrink_the_guard_held_back_holds_back_no_rl_growth(tmp_path):
+    # A quiet "medium" VM (no demand ceiling: ceiling_window 0) whose
+    # demand rises one run after the forecast rule first proposed to
+    # shrink it, which the guard's hysteresis held back.  The rl model
+    # grows a VM whose demand rises by two rungs from the forecast
+    # rule's size.  No shrink was done, so a watcher that kept running
+    # and one restarted from its records take that growth alike.
+    conf = support.make_conf(tmp_path, watcher={
+        'policy': 'rl', 'hold_window': 1800.0, 'ceiling_window': 0.0},
+        watcher_policy_rl={
+            'model_file': _growing_rl_model(tmp_path / 'rl.json')})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.0] * 54 + [1.6] * 200, flavor='medium')
+    running = support.build(conf, driver, history)
+    driver.fast_forward(4 * 3600.0)
+    held = support.run(running, driver, 6)[-1]
+    assert (held.decision.action, held.outcome) == ('resize_down',
+                                                    'suppressed')
+    assert held.detail.startswith('hysteresis')
+    now = driver.now()
+    [again] = support.build(conf, driver, history).watcher.run_once(now)
+    [then] = running.watcher.run_once(now)
+    assert (then.decision.action, then.outcome, then.decision.target_rung) \
+        == (again.decision.action, again.outcome,
+            again.decision.target_rung), then.decision.reason
+    assert (then.decision.action, then.outcome) == ('resize_up', 'dry_run')
+    assert 'best offset +2' in then.decision.reason
 
 
 def test_a_vm_whose_flavor_is_not_on_the_ladder_is_never_resized(tmp_path):

@@ -319,6 +319,8 @@ def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
                                 'counts': {}})
     shrink = _situation(rung=2, peak=3.0, peak_down=3.0)
     assert policy.decide(shrink).action == 'resize_down'
+    # The watcher did the shrink and tells the policy.
+    policy.record_taken(guard.Taken('vm', 'resize_down', shrink.now, -1))
     # Next run on rung 1: the forecast rule keeps it, the table says +1.
     keep = _situation(rung=1, peak=3.0, peak_down=3.0)
     keep.now = shrink.now + 300.0
@@ -335,6 +337,28 @@ def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
     grow = _situation(rung=1, peak=7.0, peak_down=7.0)
     grow.now = shrink.now + 600.0
     assert policy.decide(grow).action == 'resize_up'
+
+
+def test_rl_remembers_only_the_shrinks_the_watcher_did():
+    # A shrink the policy proposed is no shrink until the watcher did
+    # it: one the guard held back, or whose start failed, changed
+    # nothing, and the learnt +1 offset may grow the VM at once.
+    keep = _situation(rung=1, peak=3.0, peak_down=3.0)
+    state = rl.features(keep) + '/b+0'
+    table = {'version': rl.MODEL_VERSION,
+             'values': {state: [-5.0, -1.0, 0.0, -2.0]},
+             'counts': {state: [100, 100, 100, 100]}}
+    policy = rl.RLPolicy(model=table)
+    proposed = _situation(rung=1, peak=1.0, peak_down=1.0)
+    proposed.now = keep.now - 300.0
+    assert policy.decide(proposed).action == 'resize_down'
+    assert policy.decide(keep).action == 'resize_up'
+    policy.record_taken(guard.Taken('vm', 'resize_down', keep.now - 300.0,
+                                    -1, failed=True))
+    assert policy.decide(keep).action == 'resize_up'
+    policy.record_taken(guard.Taken('vm', 'resize_down', keep.now - 300.0,
+                                    -1))
+    assert policy.decide(keep).action == 'none'
 
 
 def _capped(ceiling, **kwargs):
