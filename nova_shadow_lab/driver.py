@@ -154,7 +154,10 @@ class LabDriver(fake.FakeDriver):
     def spawn(self, context, instance, image_meta, injected_files,
               admin_password, allocations, network_info=None,
               block_device_info=None, power_on=True, accel_info=None):
-        if self._lab is None:
+        # One host for the whole spawn: a compute stop meanwhile drops
+        # self._lab (cleanup_host) and stops this one.
+        lab = self._lab
+        if lab is None:
             raise exception.InstanceDeployFailure(
                 reason='lab host %s is not running' % self._host,
                 instance_id=instance.uuid)
@@ -167,14 +170,23 @@ class LabDriver(fake.FakeDriver):
                         error['message'], instance=instance)
         flavor = instance.flavor
         try:
-            self._lab.start_instance(instance.uuid, instance.hostname,
-                                     flavor.vcpus, flavor.memory_mb, plan)
+            lab.start_instance(instance.uuid, instance.hostname,
+                               flavor.vcpus, flavor.memory_mb, plan)
             if not power_on:
-                self._lab.power_off(instance.uuid)
+                lab.power_off(instance.uuid)
         except Exception as exc:
-            LOG.exception('lab instance failed to start', instance=instance)
-            self._lab.stop_instance(instance.uuid)
+            lab.stop_instance(instance.uuid)
             super().destroy(context, instance, network_info)
+            if lab.stopped:
+                # Its compute stops: nothing of the instance is left, and
+                # the stop is no fault of the instance's.
+                LOG.warning('lab host %s stopped during the spawn; the '
+                            'instance did not start', lab.name,
+                            instance=instance)
+                raise exception.InstanceDeployFailure(
+                    reason='lab host %s stopped during the spawn'
+                    % lab.name, instance_id=instance.uuid) from None
+            LOG.exception('lab instance failed to start', instance=instance)
             raise exception.InstanceDeployFailure(
                 reason='lab sandbox: %s' % exc, instance_id=instance.uuid)
 
@@ -191,69 +203,103 @@ class LabDriver(fake.FakeDriver):
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return lab_instance
 
+    def _lost(self, instance):
+        """True for an instance Nova places on this host that the running
+        lab host does not hold: it ran before the host's compute
+        restarted (a restart brings the host back empty). Nothing of it
+        runs; it boots afresh on a start or reboot."""
+        lab = self._lab
+        return (lab is not None and instance.host == self._host and
+                lab.get(instance.uuid) is None)
+
+    def _respawn(self, context, instance, network_info=None,
+                 block_device_info=None):
+        LOG.info('instance not on lab host %s (its compute restarted): '
+                 'booting it afresh from its user-data', self._host,
+                 instance=instance)
+        self.spawn(context, instance, None, [], None, None, network_info,
+                   block_device_info)
+
     def get_info(self, instance, use_cache=True):
-        info = super().get_info(instance, use_cache)
         lab_instance = self._lab.get(instance.uuid) if self._lab else None
         if lab_instance is None:
-            return info
-        if lab_instance.paused:
+            if self._lost(instance):
+                # Off, as Nova's power-state sync then records (it stops
+                # the server), rather than not found, which it ignores.
+                return hardware.InstanceInfo(state=power_state.SHUTDOWN)
+            return super().get_info(instance, use_cache)
+        # Dead is dead, paused or not (a frozen task cannot die, but one
+        # that died before the freeze leaves an empty frozen group).
+        if not lab_instance.powered_on:
+            state = power_state.SHUTDOWN
+        elif not lab_instance.sandbox.alive():
+            state = power_state.CRASHED
+        elif lab_instance.paused:
             state = (power_state.SUSPENDED if lab_instance.suspended
                      else power_state.PAUSED)
-        elif lab_instance.powered_on and lab_instance.sandbox.alive():
-            state = power_state.RUNNING
-        elif lab_instance.powered_on:
-            state = power_state.CRASHED
         else:
-            state = power_state.SHUTDOWN
+            state = power_state.RUNNING
         return hardware.InstanceInfo(state=state)
 
     def _change(self, instance, change, *args):
-        """``change(uuid, *args)`` of the lab host, which takes the
-        instance's turn after a delete or other change under way (see
+        """``change(uuid, *args)``, a method of the lab host named
+        ``change``, which takes the instance's turn after a delete or
+        other change under way (see
         :class:`nova_shadow_lab.host.LabInstance`)."""
-        uuid = self._lab_instance(instance).uuid
+        lab = self._lab
+        uuid = instance.uuid
+        if lab is None or lab.get(uuid) is None:
+            raise exception.InstanceNotFound(instance_id=uuid)
         try:
-            change(uuid, *args)
+            getattr(lab, change)(uuid, *args)
         except lab_host.InstanceGone:
             raise exception.InstanceNotFound(instance_id=uuid) from None
 
     def power_off(self, instance, timeout=0, retry_interval=0):
+        if self._lost(instance):
+            return  # nothing of it runs
         super().power_off(instance, timeout, retry_interval)
-        self._change(instance, self._lab.power_off)
+        self._change(instance, 'power_off')
 
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
+        if self._lost(instance):
+            self._respawn(context, instance, network_info, block_device_info)
+            return
         super().power_on(context, instance, network_info, block_device_info,
                          accel_info, share_info)
-        self._change(instance, self._lab.power_on)
+        self._change(instance, 'power_on')
 
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
-        self._change(instance, self._lab.reboot)
+        if self._lost(instance):
+            self._respawn(context, instance, network_info, block_device_info)
+            return
+        self._change(instance, 'reboot')
 
     def pause(self, instance):
-        self._change(instance, self._lab.set_paused, True)
+        self._change(instance, 'set_paused', True)
 
     def unpause(self, instance):
-        self._change(instance, self._lab.set_paused, False)
+        self._change(instance, 'set_paused', False)
 
     def suspend(self, context, instance):
         # A suspended guest runs nothing and keeps its state: frozen, as
         # a pause, but Nova is told SUSPENDED.
-        self._change(instance, self._lab.set_paused, True, True)
+        self._change(instance, 'set_paused', True, True)
 
     def resume(self, context, instance, network_info, block_device_info=None,
                share_info=None):
-        self._change(instance, self._lab.set_paused, False)
+        self._change(instance, 'set_paused', False)
 
     def soft_delete(self, instance):
         # Off until restored or reclaimed ([DEFAULT]
         # reclaim_instance_interval), as a hypervisor's soft delete.
-        self._change(instance, self._lab.power_off)
+        self._change(instance, 'power_off')
 
     def restore(self, instance):
-        self._change(instance, self._lab.power_on)
+        self._change(instance, 'power_on')
 
     # -- moves ---------------------------------------------------------------
     # A process tree cannot move between lab hosts: the guest stops on the
@@ -270,7 +316,7 @@ class LabDriver(fake.FakeDriver):
             context, instance, dest, flavor, network_info,
             block_device_info, timeout, retry_interval)
         if self._lab is not None and self._lab.get(instance.uuid):
-            self._change(instance, self._lab.power_off)
+            self._change(instance, 'power_off')
 
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
@@ -279,7 +325,7 @@ class LabDriver(fake.FakeDriver):
             context, instance, network_info, migration, block_device_info,
             power_on, share_info)
         if power_on:
-            self._change(instance, self._lab.power_on)
+            self._change(instance, 'power_on')
 
     def live_migration(self, context, instance, dest, post_method,
                        recover_method, block_migration=False,

@@ -129,6 +129,11 @@ class LabHost:
     def __repr__(self):
         return 'LabHost(%s)' % self.name
 
+    @property
+    def stopped(self):
+        """True once :meth:`stop` began: no instance starts any more."""
+        return self._stopped
+
     # -- share -------------------------------------------------------------
 
     def _note(self, message, *args):

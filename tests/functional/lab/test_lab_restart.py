@@ -1,0 +1,197 @@
+"""LabDriver behind real Nova when a host's compute restarts: the host
+comes back empty, the driver says its servers are off (not missing), so
+Nova's power-state sync stops them and a start or hard reboot boots them
+afresh; a spawn that the stop cuts short fails cleanly. And a dead guest
+is reported dead, paused or not.
+"""
+
+import logging
+import os
+import signal
+import threading
+
+import pytest
+
+from nova_shadow_lab import cloud
+from nova_shadow_lab import driver as lab_driver
+from nova_shadow_lab import userdata
+from tests import lab_support as lab
+
+pytestmark = [pytest.mark.nova]
+
+HOST = 'lab-fast'
+COUNT_BOOTS = lab.user_data('#!/bin/sh\necho boot >> /opt/boots\n'
+                            'sleep 300 &\n')
+# nova.compute.power_state
+RUNNING, PAUSED, SHUTDOWN, CRASHED = 1, 3, 4, 6
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def _running(cloud_, server, count=3):
+    """The server's lab instance on ``HOST`` once ``count`` processes run
+    in its cgroup."""
+    instance = cloud_.lab_host(HOST).get(server['id'])
+    assert instance is not None, 'no lab instance on %s' % HOST
+    lab.wait_for(lambda: len(instance.sandbox.group.pids()) >= count,
+                 what='processes of %s' % server['id'])
+    return instance
+
+
+def _settled(cloud_, server, status):
+    return lab.wait_for(
+        lambda: (lambda s: s if s['status'] in (status, 'ERROR') and
+                 s['OS-EXT-STS:task_state'] is None else None)(
+            cloud_.api.get_server(server['id'])),
+        what='server %s %s' % (server['id'], status))
+
+
+def _boots(instance):
+    path = os.path.join(instance.sandbox.root, 'opt/boots')
+    lab.wait_for(lambda: os.path.exists(path), what='/opt/boots')
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+@pytest.fixture(scope='module')
+def restarted(lab_cloud):
+    """Servers running on ``HOST``, then its compute stopped while one
+    more spawns and started again, before Nova's power-state sync runs
+    (what ``start_compute`` runs is recorded instead)."""
+    created = {name: lab.create(lab_cloud, name, HOST, COUNT_BOOTS)
+               for name in ('to-reboot', 'to-start')}
+    servers = {name: lab.wait_active(lab_cloud, server)
+               for name, server in created.items()}
+    for server in servers.values():
+        _running(lab_cloud, server)
+
+    driver = lab_cloud.computes[HOST].manager.driver
+    entered = threading.Event()
+    spawned = {}
+    synced = []
+    records = _Records()
+    build_plan = userdata.build_plan
+    spawn = lab_driver.LabDriver.spawn
+
+    def held_build_plan(user_data):
+        # The spawn goes on once the compute's stop has begun.
+        entered.set()
+        lab.wait_for(lambda: driver.lab_host is None, what='compute stop')
+        return build_plan(user_data)
+
+    def recorded_spawn(self, context, instance, *args, **kwargs):
+        try:
+            return spawn(self, context, instance, *args, **kwargs)
+        except BaseException as exc:
+            spawned[instance.uuid] = exc
+            raise
+
+    logger = logging.getLogger('nova_shadow_lab')
+    logger.addHandler(records)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(userdata, 'build_plan', held_build_plan)
+        patch.setattr(lab_driver.LabDriver, 'spawn', recorded_spawn)
+        patch.setattr(cloud.LabCloud, '_sync_power_states',
+                      staticmethod(synced.append))
+        try:
+            cut = lab.create(lab_cloud, 'cut-short', HOST, COUNT_BOOTS)
+            servers['cut-short'] = cut
+            assert entered.wait(20), 'the spawn did not begin'
+            lab_cloud.stop_compute(HOST)
+            lab.wait_for(lambda: cut['id'] in spawned, what='spawn ended')
+        finally:
+            logger.removeHandler(records)
+            if HOST not in lab_cloud.computes:
+                lab_cloud.start_compute(HOST)
+    yield {'servers': servers, 'spawned': spawned, 'records': records,
+           'synced': synced}
+    left = {s['id'] for s in lab_cloud.api.get_servers()}
+    lab.delete(lab_cloud, *[s for s in servers.values() if s['id'] in left])
+
+
+def test_a_spawn_cut_short_by_a_compute_stop_fails_cleanly(restarted):
+    uuid = restarted['servers']['cut-short']['id']
+    failure = restarted['spawned'][uuid]
+    assert type(failure).__name__ == 'InstanceDeployFailure'
+    assert 'lab host %s stopped during the spawn' % HOST in str(failure)
+    # A warning, no traceback.
+    lab_records = [r for r in restarted['records'].records
+                   if r.name.startswith('nova_shadow_lab')]
+    assert not [r for r in lab_records if r.exc_info], \
+        [r.getMessage() for r in lab_records if r.exc_info]
+    assert any('stopped during the spawn' in r.getMessage()
+               for r in lab_records)
+
+
+def test_a_restarted_host_reports_its_servers_off(lab_cloud, restarted):
+    from nova import context
+    from nova import objects
+
+    service = lab_cloud.computes[HOST]
+    assert restarted['synced'] == [service]
+    ctxt = context.get_admin_context()
+    for name in ('to-reboot', 'to-start'):
+        instance = objects.Instance.get_by_uuid(
+            ctxt, restarted['servers'][name]['id'])
+        assert lab_cloud.lab_host(HOST).get(instance.uuid) is None
+        assert service.manager.driver.get_info(instance).state == SHUTDOWN
+
+
+def test_hard_reboot_of_a_server_whose_host_restarted_boots_it_afresh(
+        lab_cloud, restarted):
+    server = restarted['servers']['to-reboot']
+    # Nova has not seen it off yet: ACTIVE and RUNNING, nothing runs.
+    current = lab_cloud.api.get_server(server['id'])
+    assert (current['status'], current['OS-EXT-STS:power_state']) == \
+        ('ACTIVE', RUNNING)
+
+    lab_cloud.api.post_server_action(server['id'],
+                                     {'reboot': {'type': 'HARD'}})
+    current = _settled(lab_cloud, server, 'ACTIVE')
+    assert (current['status'], current['OS-EXT-STS:power_state']) == \
+        ('ACTIVE', RUNNING), current.get('fault')
+    instance = _running(lab_cloud, server)
+    # A fresh root: the user-data ran again.
+    assert _boots(instance) == b'boot\n'
+
+
+def test_the_power_state_sync_stops_them_and_a_start_boots_afresh(
+        lab_cloud, restarted):
+    server = restarted['servers']['to-start']
+    cloud.LabCloud._sync_power_states(lab_cloud.computes[HOST])
+    current = _settled(lab_cloud, server, 'SHUTOFF')
+    assert (current['status'], current['OS-EXT-STS:power_state']) == \
+        ('SHUTOFF', SHUTDOWN)
+
+    lab_cloud.api.post_server_action(server['id'], {'os-start': None})
+    current = _settled(lab_cloud, server, 'ACTIVE')
+    assert (current['status'], current['OS-EXT-STS:power_state']) == \
+        ('ACTIVE', RUNNING), current.get('fault')
+    assert _boots(_running(lab_cloud, server)) == b'boot\n'
+
+
+def test_a_paused_instance_whose_guest_died_is_reported_crashed(lab_cloud):
+    server = lab.boot(lab_cloud, 'dies', HOST, COUNT_BOOTS)
+    try:
+        instance = _running(lab_cloud, server)
+        # The guest dies; it is paused before Nova sees it (a frozen
+        # task cannot die: only one dead before the freeze can be).
+        for pid in instance.sandbox.group.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        lab.wait_for(lambda: not instance.sandbox.alive(), what='death')
+        lab_cloud.api.post_server_action(server['id'], {'pause': None})
+        current = _settled(lab_cloud, server, 'PAUSED')
+        assert current['status'] == 'PAUSED'
+        assert current['OS-EXT-STS:power_state'] == CRASHED
+    finally:
+        lab.delete(lab_cloud, server)
