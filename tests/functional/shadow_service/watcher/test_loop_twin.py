@@ -806,14 +806,15 @@ def test_the_watcher_forgets_a_vm_gone_for_longer_than_it_looks_back(
 
 
 class _Webhook(http_server.BaseHTTPRequestHandler):
-    """An operator's scale webhook: keeps what it is sent, answers 202
-    with a JSON body naming the stack update it began."""
+    """An operator's scale webhook: keeps the JSON it is sent (in
+    ``server.calls``) and answers 202 with the JSON body
+    ``server.answer(call)`` gives."""
 
     def do_POST(self):
-        body = self.rfile.read(int(self.headers['Content-Length']))
-        self.server.calls.append(json.loads(body))
-        answer = json.dumps({'stack_update': 'upd-%d'
-                             % len(self.server.calls)}).encode()
+        body = json.loads(self.rfile.read(
+            int(self.headers['Content-Length'])))
+        self.server.calls.append(body)
+        answer = json.dumps(self.server.answer(body)).encode()
         self.send_response(202)
         self.send_header('Content-Type', 'application/json')
         self.send_header('Content-Length', str(len(answer)))
@@ -824,16 +825,25 @@ class _Webhook(http_server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def webhook():
+def _serving_webhook(answer=None):
+    """A :class:`_Webhook` serving on loopback until the test ends."""
     server = http_server.HTTPServer(('127.0.0.1', 0), _Webhook)
     server.calls = []
+    server.answer = answer
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture
+def webhook():
+    """A webhook whose answer names the stack update it began."""
+    updates = itertools.count(1)
+    yield from _serving_webhook(
+        lambda call: {'stack_update': 'upd-%d' % next(updates)})
 
 
 def _webhook_conf(tmp_path, url):
@@ -945,36 +955,12 @@ def test_a_failed_start_holds_the_vm_in_the_running_and_a_restarted_watcher(
     assert step.outcome == 'failed'
 
 
-class _Orchestrator(http_server.BaseHTTPRequestHandler):
-    """An operator's scale webhook in front of an orchestrator that
-    really scales ``web-1``'s group in the twin (``server.orchestrate``
-    does, and gives the JSON answer)."""
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(
-            int(self.headers['Content-Length'])))
-        self.server.calls.append(body)
-        answer = json.dumps(self.server.orchestrate(body)).encode()
-        self.send_response(202)
-        self.send_header('Content-Type', 'application/json')
-        self.send_header('Content-Length', str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def orchestrator():
-    server = http_server.HTTPServer(('127.0.0.1', 0), _Orchestrator)
-    server.calls = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    """An operator's scale webhook in front of an orchestrator that
+    really scales ``web-1``'s group in the twin (the test sets
+    ``server.answer``: it does, and gives the JSON answer)."""
+    yield from _serving_webhook()
 
 
 def _members_of(driver, members, size):
@@ -1014,7 +1000,7 @@ def test_a_webhook_group_is_counted_when_its_answer_gives_no_size(
     def orchestrate(call):
         _members_of(driver, members, call['target_count'])
         return {'stack_update': 'upd-%d' % len(orchestrator.calls)}
-    orchestrator.orchestrate = orchestrate
+    orchestrator.answer = orchestrate
     support.run(assembled, driver, 10)
     assert _calls(orchestrator) == [('scale_out', 1, 2), ('scale_out', 2, 3),
                                     ('scale_out', 3, 4)]
@@ -1055,7 +1041,7 @@ def test_a_webhook_group_takes_the_size_its_answer_states(
     def orchestrate(call):
         _members_of(driver, members, len(members) + 2)
         return {'group_size': 1 + len(members)}
-    orchestrator.orchestrate = orchestrate
+    orchestrator.answer = orchestrate
     support.run(assembled, driver, 8)
     assert _calls(orchestrator) == [('scale_out', 1, 2), ('scale_out', 3, 4)]
     written = [r for r in _records(history, driver, 'web-1')
