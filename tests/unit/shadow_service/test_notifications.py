@@ -64,6 +64,19 @@ def test_the_same_notification_gets_the_same_time_however_late():
     assert abs(first - (sent - 3.0)) < 1e-3
 
 
+def _assert_delivered_twice_recorded_once(store, clock):
+    """One notification handled twice with ``clock`` is one event."""
+    endpoint = notifications.NovaEndpoint(store, clock)
+    instance = str(uuid.uuid4())
+    payload = {'nova_object.data': {'uuid': instance, 'host': 'host1'}}
+    metadata = {'timestamp': str(timeutils.utcnow())}
+    for _ in range(2):
+        assert endpoint.info({}, 'nova-compute:host1',
+                             'instance.create.end', payload,
+                             metadata) == messaging.NotificationResult.HANDLED
+    assert len(notifications.instance_events(store, instance)) == 1
+
+
 def test_a_notification_delivered_twice_is_recorded_once():
     store = memory.MemoryStore()
     pauses = iter([5e-6, 60e-6])
@@ -76,15 +89,7 @@ def test_a_notification_delivered_twice_is_recorded_once():
             pass
         return reading
 
-    endpoint = notifications.NovaEndpoint(store, clock)
-    instance = str(uuid.uuid4())
-    payload = {'nova_object.data': {'uuid': instance, 'host': 'host1'}}
-    metadata = {'timestamp': str(timeutils.utcnow())}
-    for _ in range(2):
-        assert endpoint.info({}, 'nova-compute:host1',
-                             'instance.create.end', payload,
-                             metadata) == messaging.NotificationResult.HANDLED
-    assert len(notifications.instance_events(store, instance)) == 1
+    _assert_delivered_twice_recorded_once(store, clock)
 
 
 def test_a_redelivery_read_across_a_thread_switch_is_recorded_once():
@@ -103,15 +108,7 @@ def test_a_redelivery_read_across_a_thread_switch_is_recorded_once():
             time.sleep(pause)       # the other thread runs
         return reading
 
-    endpoint = notifications.NovaEndpoint(store, clock)
-    instance = str(uuid.uuid4())
-    payload = {'nova_object.data': {'uuid': instance, 'host': 'host1'}}
-    metadata = {'timestamp': str(timeutils.utcnow())}
-    for _ in range(2):
-        assert endpoint.info({}, 'nova-compute:host1',
-                             'instance.create.end', payload,
-                             metadata) == messaging.NotificationResult.HANDLED
-    assert len(notifications.instance_events(store, instance)) == 1
+    _assert_delivered_twice_recorded_once(store, clock)
 
 
 def test_a_notification_older_than_the_store_keeps_is_dropped(
