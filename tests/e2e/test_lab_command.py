@@ -25,26 +25,34 @@ pytestmark = [pytest.mark.nova, pytest.mark.rabbit, pytest.mark.slow]
 LAB = {'hosts': [{'name': 'term-solo', 'share': {'cpu': 0.2}}]}
 
 
-def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
-        tmp_path, rabbit_url):
+def _start_lab(tmp_path, rabbit_url, *args, **environ):
+    """``(process, summary path)`` of ``nova-shadow lab`` started on the
+    one-host lab, its output piped."""
     lab_support.require_lab()
     config = tmp_path / 'lab.yaml'
     config.write_text(yaml.safe_dump(LAB))
     summary_path = tmp_path / 'summary.json'
-    temp = tmp_path / 'tmp'
-    temp.mkdir()
     env = dict(os.environ, PYTHONPATH=lab_support.REPO,
                NOVA_SHADOW_RABBIT_URL=rabbit_url, PYTHONUNBUFFERED='1',
-               TMPDIR=str(temp))
+               **environ)
+    command = subprocess.Popen(
+        [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
+         '--config', str(config), '--summary', str(summary_path)]
+        + list(args),
+        cwd=lab_support.REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    return command, summary_path
+
+
+def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
+        tmp_path, rabbit_url):
+    temp = tmp_path / 'tmp'
+    temp.mkdir()
     # With a pre-flight evaluation (its shadows run --min-run-time, 10 s)
     # the SIGTERM lands while the lab runs, not after its run, when the
     # lab is already stopping by itself and only notes signals.
-    command = subprocess.Popen(
-        [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
-         '--config', str(config), '--summary', str(summary_path),
-         '--preflight'],
-        cwd=lab_support.REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    command, summary_path = _start_lab(tmp_path, rabbit_url, '--preflight',
+                                       TMPDIR=str(temp))
     try:
         up = command.stdout.readline()
         match = re.search(r'shadow-service pid (\d+) .* files in (\S+)$',
@@ -80,17 +88,7 @@ def test_sigterm_stops_the_lab_in_order_and_removes_its_files(
 
 def test_a_sigterm_while_the_lab_stops_by_itself_exits_143(
         tmp_path, rabbit_url):
-    lab_support.require_lab()
-    config = tmp_path / 'lab.yaml'
-    config.write_text(yaml.safe_dump(LAB))
-    summary_path = tmp_path / 'summary.json'
-    env = dict(os.environ, PYTHONPATH=lab_support.REPO,
-               NOVA_SHADOW_RABBIT_URL=rabbit_url, PYTHONUNBUFFERED='1')
-    command = subprocess.Popen(
-        [sys.executable, '-m', 'shadow_service.cmd.cli', 'lab',
-         '--config', str(config), '--summary', str(summary_path)],
-        cwd=lab_support.REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    command, summary_path = _start_lab(tmp_path, rabbit_url)
     try:
         lines = []
         # The run is over and the lab's own stop has begun (it lasts
