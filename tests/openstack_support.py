@@ -694,12 +694,20 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
                 self.assertEqual(0, driver.collect_garbage())
         self.assertEqual([], self.driver_warnings(logs.records))
         driver.deletion_grace_s = 0.0
-        with self.assertLogs(os_driver.__name__, logging.WARNING) as logs:
-            started = time.monotonic()
-            self.assertEqual(1, driver.collect_garbage())
-            # Asked again without a wait: the next pass looks.
-            self.assertLess(time.monotonic() - started,
-                            driver.opts.delete_timeout)
+        # A pass that waited for the deletion would wait delete_timeout:
+        # ten seconds here, far beyond the pass's own calls (about a
+        # second with two test processes on two cores).
+        opts, driver.opts = driver.opts, _Overridden(driver.opts,
+                                                     delete_timeout=10.0)
+        try:
+            with self.assertLogs(os_driver.__name__,
+                                 logging.WARNING) as logs:
+                started = time.monotonic()
+                self.assertEqual(1, driver.collect_garbage())
+                # Asked again without a wait: the next pass looks.
+                self.assertLess(time.monotonic() - started, 5.0)
+        finally:
+            driver.opts = opts
         (warning,) = self.driver_warnings(logs.records)
         return warning
 
@@ -712,3 +720,16 @@ class OpenStackHarnessTestBase(integrated_helpers._IntegratedTestBase):
             if time.monotonic() > deadline:
                 raise AssertionError('timed out waiting for %s' % what)
             time.sleep(0.1)
+
+
+class _Overridden:
+    """Config options ``opts`` (a group) with some values replaced."""
+
+    def __init__(self, opts, **values):
+        self._opts = opts
+        self._values = values
+
+    def __getattr__(self, name):
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._opts, name)

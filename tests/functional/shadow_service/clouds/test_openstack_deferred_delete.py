@@ -131,7 +131,9 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
         # the filter): the collector finds the shadow by what it
         # remembers of its deletions.
         self.policy.set_rules({ALL_FILTERS_POLICY: '!'}, overwrite=False)
-        driver = self._driver(delete_timeout=1.0)
+        # Long enough for the collector's force-delete to be seen through
+        # on a busy machine (1 s was not, twice in a loaded suite).
+        driver = self._driver(delete_timeout=4.0)
         (shadow,) = self._boot(driver, ['host3'])
         # The hypervisor takes longer than delete_timeout to soft-delete.
         release = threading.Event()
