@@ -339,16 +339,22 @@ def test_rl_does_not_grow_back_on_its_own_offset_after_a_shrink():
     assert policy.decide(grow).action == 'resize_up'
 
 
-def test_rl_remembers_only_the_shrinks_the_watcher_did():
-    # A shrink the policy proposed is no shrink until the watcher did
-    # it: one the guard held back, or whose start failed, changed
-    # nothing, and the learnt +1 offset may grow the VM at once.
+def _rl_learnt_plus_one():
+    """``(situation, policy)``: an rl policy whose table prefers the +1
+    offset in that situation's state."""
     keep = _situation(rung=1, peak=3.0, peak_down=3.0)
     state = rl.features(keep) + '/b+0'
     table = {'version': rl.MODEL_VERSION,
              'values': {state: [-5.0, -1.0, 0.0, -2.0]},
              'counts': {state: [100, 100, 100, 100]}}
-    policy = rl.RLPolicy(model=table)
+    return keep, rl.RLPolicy(model=table)
+
+
+def test_rl_remembers_only_the_shrinks_the_watcher_did():
+    # A shrink the policy proposed is no shrink until the watcher did
+    # it: one the guard held back, or whose start failed, changed
+    # nothing, and the learnt +1 offset may grow the VM at once.
+    keep, policy = _rl_learnt_plus_one()
     proposed = _situation(rung=1, peak=1.0, peak_down=1.0)
     proposed.now = keep.now - 300.0
     assert policy.decide(proposed).action == 'resize_down'
@@ -504,12 +510,7 @@ def test_rl_remembers_a_shrink_it_did_before_a_restart():
     # A new rl policy (a restarted or new leading watcher) is told of the
     # shrink the records hold: its learnt +1 offset does not grow the VM
     # back within the cooldown either.
-    keep = _situation(rung=1, peak=3.0, peak_down=3.0)
-    state = rl.features(keep) + '/b+0'
-    table = {'version': rl.MODEL_VERSION,
-             'values': {state: [-5.0, -1.0, 0.0, -2.0]},
-             'counts': {state: [100, 100, 100, 100]}}
-    policy = rl.RLPolicy(model=table)
+    keep, policy = _rl_learnt_plus_one()
     policy.restore([
         guard.Taken('vm', 'resize_up', keep.now - 3000.0, 1),
         guard.Taken('other', 'resize_down', keep.now - 60.0, -1),
@@ -518,7 +519,7 @@ def test_rl_remembers_a_shrink_it_did_before_a_restart():
     assert held.action == 'none', held.reason
     assert 'no regrowth of its own' in held.reason
     # A growth is no shrink to remember.
-    grown = rl.RLPolicy(model=table)
+    _, grown = _rl_learnt_plus_one()
     grown.restore([guard.Taken('vm', 'resize_up', keep.now - 300.0, 1)])
     assert grown.decide(keep).action == 'resize_up'
     # The policies with no memory of actions take the records too.
