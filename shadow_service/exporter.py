@@ -312,7 +312,10 @@ class _MetricsHandler(httpbound.BoundedHandler):
         encoder, content_type = exposition.choose_encoder(
             self.headers.get('Accept'))
         body = encoder(REGISTRY)
-        headers = []
+        # The body depends on both request headers: a cache between
+        # scraper and exporter must not hand one client's variant (gzip,
+        # OpenMetrics) to another.  Sent with every variant.
+        headers = [('Vary', 'Accept, Accept-Encoding')]
         if gzip_accepted(self.headers.get('Accept-Encoding')):
             body = gzip.compress(body)
             headers.append(('Content-Encoding', 'gzip'))

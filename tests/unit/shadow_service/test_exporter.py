@@ -79,6 +79,29 @@ def test_only_get_metrics_is_served():
         served.stop()
 
 
+@pytest.mark.parametrize('accept_encoding', [None, 'gzip', 'gzip;q=0'])
+def test_every_answer_says_it_varies_with_the_negotiated_headers(
+        accept_encoding):
+    # Before: no Vary header, so a cache between the scraper and the
+    # exporter could hand a gzipped body to a client that did not ask
+    # for one (or OpenMetrics to one that asked for the text format).
+    port = influxdb_fixture.free_port()
+    served = exporter.serve(_conf(port), 'service')
+    headers = {} if accept_encoding is None else {
+        'Accept-Encoding': accept_encoding}
+    try:
+        for method in ('GET', 'HEAD'):
+            with urllib.request.urlopen(urllib.request.Request(
+                    'http://127.0.0.1:%d/metrics' % port, headers=headers,
+                    method=method), timeout=10) as reply:
+                varies = {name.strip().lower() for name in
+                          reply.headers.get('Vary', '').split(',')}
+                assert {'accept', 'accept-encoding'} <= varies, (
+                    method, reply.headers.items())
+    finally:
+        served.stop()
+
+
 def test_a_request_trickled_a_byte_at_a_time_is_cut_off(monkeypatch):
     # One byte every 0.3 s: every read succeeds within the socket
     # timeout, the request as a whole does not; it held a thread for
