@@ -8,6 +8,7 @@ use the same transport object).  Of the project, only its exceptions and
 """
 
 import importlib
+import importlib.util
 import logging
 import re
 import threading
@@ -66,20 +67,27 @@ class BadTransportURL(ValueError):
     and what a valid one looks like."""
 
 
-def _rpc_drivers():
-    """The oslo.messaging drivers installed that carry RPC calls."""
+def _drivers(notifications=False):
+    """The oslo.messaging drivers installed that carry RPC calls (with
+    ``notifications``: notifications)."""
     from importlib import metadata
 
-    return sorted({entry.name for entry in metadata.entry_points(
-        group='oslo.messaging.drivers')} - {'kafka'})
+    names = {entry.name for entry in metadata.entry_points(
+        group='oslo.messaging.drivers')}
+    return sorted(names if notifications else names - {'kafka'})
 
 
-def _transport_url_problem(raw, parsed):
-    """Why the URL ``raw`` (parsed: ``parsed``) cannot carry RPC calls,
-    or None."""
+def _transport_url_problem(raw, parsed, notifications=False):
+    """Why the URL ``raw`` (parsed: ``parsed``) cannot carry RPC calls
+    (with ``notifications``: notifications), or None."""
     if parsed.transport == 'kafka':
-        return 'the kafka driver carries notifications only, not RPC calls'
-    drivers = _rpc_drivers()
+        if not notifications:
+            return ('the kafka driver carries notifications only, not RPC '
+                    'calls')
+        if importlib.util.find_spec('confluent_kafka') is None:
+            return ('the kafka driver needs the Python module '
+                    'confluent_kafka, which is not installed')
+    drivers = _drivers(notifications)
     if parsed.transport not in drivers:
         if '://' not in raw:
             # "localhost:5672": the host taken for the driver.
@@ -92,24 +100,29 @@ def _transport_url_problem(raw, parsed):
     return None
 
 
-def transport_url_option(conf):
-    """How an error names ``conf``'s ``transport_url``: with the
-    configuration file that set it, when one did."""
+def transport_url_option(conf, group=None):
+    """How an error names ``conf``'s ``transport_url`` (of ``group``,
+    None: ``[DEFAULT]``): with the configuration file that set it, when
+    one did."""
+    name = 'transport_url' if group is None else (
+        '[%s] transport_url' % group)
     try:
-        where = conf.get_location('transport_url').detail
+        where = conf.get_location('transport_url', group).detail
     except AttributeError:  # NoSuchOptError: not registered yet
         where = None
     if where and where.startswith('/'):
-        return 'transport_url (in %s)' % where
-    return 'transport_url'
+        return '%s (in %s)' % (name, where)
+    return name
 
 
-def check_transport_url(conf, url=None, option=None):
+def check_transport_url(conf, url=None, option=None, notifications=False):
     """Check the transport URL ``url`` (None: ``conf.transport_url``)
     without connecting: :class:`BadTransportURL` naming ``option`` when
     it cannot carry RPC calls (no scheme, an unknown driver, one that
     carries only notifications, a port that is not a port); ``option``
-    None names ``transport_url`` and its file.  An empty URL
+    None names ``transport_url`` and its file.  With ``notifications``
+    the URL is to carry notifications: ``kafka://`` is one, when the
+    kafka driver's client library is installed.  An empty URL
     (oslo.messaging's default broker) passes."""
     reason = None
     try:
@@ -125,7 +138,7 @@ def check_transport_url(conf, url=None, option=None):
     if not raw:
         return
     if reason is None:
-        reason = _transport_url_problem(raw, parsed)
+        reason = _transport_url_problem(raw, parsed, notifications)
     if reason is not None:
         option = option or transport_url_option(conf)
         raise BadTransportURL(

@@ -107,6 +107,14 @@ def _check_broker(conf, sleep=time.sleep):
 
     try:
         rpc.check_transport_url(conf)
+        # Nova's notifications may come through a broker of their own:
+        # its URL is checked as well, when it is used.
+        notifications = conf.nova_notifications
+        if notifications.listen and notifications.transport_url:
+            rpc.check_transport_url(
+                conf, notifications.transport_url,
+                rpc.transport_url_option(conf, 'nova_notifications'),
+                notifications=True)
     except rpc.BadTransportURL as e:
         raise StartupError(str(e)) from None
     try:
