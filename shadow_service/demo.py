@@ -33,6 +33,7 @@ import time
 from oslo_config import cfg
 
 from nova_shadow_filter import request as request_lib
+from shadow_service import argtypes
 from shadow_service import conf as shadow_conf
 from shadow_service import exception
 from shadow_service import measurements as names
@@ -90,7 +91,6 @@ def _number(kind, check, wanted):
     return parse
 
 
-_positive = _number(float, lambda v: v > 0, 'a number > 0')
 _not_negative = _number(float, lambda v: v >= 0, 'a number >= 0')
 _whole_hours = _number(int, lambda v: v >= 1, 'a whole number of hours >= 1')
 _seed = _number(int, lambda v: v >= 0, 'a whole number >= 0')
@@ -145,7 +145,7 @@ def parse_args(argv):
                         choices=sorted(FLAVORS))
     parser.add_argument('--seed', type=_seed, default=0,
                         help='seed of the twin (default: 0)')
-    parser.add_argument('--budget', type=_positive, default=60.0,
+    parser.add_argument('--budget', type=argtypes.budget, default=60.0,
                         help='simulated seconds the shadows may run '
                         '(default: 60)')
     parser.add_argument('--hours', type=_whole_hours, default=24,

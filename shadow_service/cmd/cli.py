@@ -39,6 +39,7 @@ warnings.filterwarnings('ignore', message='(?s).*Eventlet is deprecated')
 
 from oslo_config import cfg  # noqa: E402
 
+from shadow_service import argtypes  # noqa: E402
 from shadow_service import conf as shadow_conf  # noqa: E402
 from shadow_service import exception  # noqa: E402
 from shadow_service import rpcwait  # noqa: E402
@@ -122,11 +123,11 @@ def _parser():
                          '<name>.yaml/.yml/.json in a directory of '
                          '[shadow] profile_dirs; never a path '
                          '(default: web)')
-    ev.add_argument('--vcpus', type=int, default=4,
+    ev.add_argument('--vcpus', type=argtypes.vcpus, default=4,
                     help='vCPUs of the VM to place (default: 4)')
-    ev.add_argument('--ram-mb', type=int, default=8192,
+    ev.add_argument('--ram-mb', type=argtypes.ram_mb, default=8192,
                     help='RAM of the VM in MB (default: 8192)')
-    ev.add_argument('--disk-gb', type=int, default=40,
+    ev.add_argument('--disk-gb', type=argtypes.disk_gb, default=40,
                     help='root disk of the VM in GB (default: 40)')
     ev.add_argument('--hosts', default=None,
                     help='comma-separated candidate host names; locally '
@@ -145,7 +146,7 @@ def _parser():
                     default='auto',
                     help='progress bar on stderr while shadows run '
                          '(auto: when stderr is a terminal)')
-    ev.add_argument('--budget', type=float, default=30.0,
+    ev.add_argument('--budget', type=argtypes.budget, default=30.0,
                     help='seconds the evaluation may run (default: 30)')
     ev.add_argument('--remote', action='store_true',
                     help='ask a running shadow-service over RPC')

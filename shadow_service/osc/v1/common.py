@@ -1,18 +1,21 @@
-"""What the ``openstack shadow`` commands share: time and duration
-arguments, and the columns that render a ranking."""
+"""What the ``openstack shadow`` commands share: the types of the
+listings' ``--since`` and ``--limit`` (bad values are usage errors, as
+argparse's own: exit 2), times, and the columns that render a
+ranking."""
 
+import argparse
 import datetime
 
 from cliff import columns
-from osc_lib import exceptions
 
 #: Suffixes ``--since`` accepts, in seconds.
 DURATION_UNITS = {'s': 1.0, 'm': 60.0, 'h': 3600.0, 'd': 86400.0}
 
 
 def duration(text):
-    """``--since`` value: seconds, or a number with s/m/h/d, at most
-    the listings' longest look-back (the service's ``since_s`` bound)."""
+    """An ``argparse`` type, ``--since``: seconds, or a number with
+    s/m/h/d, at most the listings' longest look-back (the service's
+    ``since_s`` bound)."""
     from shadow_service import rpcapi
 
     text = str(text).strip().lower()
@@ -23,25 +26,28 @@ def duration(text):
     except ValueError:
         seconds = -1.0
     if not seconds > 0:
-        raise exceptions.CommandError(
-            '--since: %r is not a duration (seconds, or a number with '
-            's, m, h or d: 90m, 2d)' % text)
+        raise argparse.ArgumentTypeError(
+            '%r is not a duration (seconds, or a number with s, m, h or d: '
+            '90m, 2d)' % text)
     if seconds > rpcapi.MAX_SINCE_S:
-        raise exceptions.CommandError(
-            '--since: %r is more than %gd, the longest look-back'
+        raise argparse.ArgumentTypeError(
+            '%r is more than %gd, the longest look-back'
             % (text, rpcapi.MAX_SINCE_S / 86400.0))
     return seconds
 
 
-def limit(count):
-    """``--limit`` value (None: the service's own limit), from 1 to the
+def limit(text):
+    """An ``argparse`` type, ``--limit``: a count from 1 to the
     service's ``limit`` bound."""
     from shadow_service import rpcapi
 
-    if count is not None and not 1 <= count <= rpcapi.MAX_LIMIT:
-        raise exceptions.CommandError(
-            '--limit: %d is not a count from 1 to %d'
-            % (count, rpcapi.MAX_LIMIT))
+    try:
+        count = int(text)
+    except (TypeError, ValueError):
+        count = None
+    if count is None or not 1 <= count <= rpcapi.MAX_LIMIT:
+        raise argparse.ArgumentTypeError(
+            'must be a count from 1 to %d, got %r' % (rpcapi.MAX_LIMIT, text))
     return count
 
 

@@ -3,6 +3,7 @@
 
 from osc_lib.command import command
 
+from shadow_service import rpcapi
 from shadow_service.osc.v1 import common
 
 ACTIONS = ('resize_up', 'resize_down', 'live_migrate', 'scale_out',
@@ -36,7 +37,8 @@ class ListDecision(command.Lister):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
-            '--since', metavar='<duration>', default='1d',
+            '--since', metavar='<duration>', type=common.duration,
+            default='1d',
             help='how far back: seconds, or a number with s, m, h or d '
                  '(default: 1d)')
         parser.add_argument('--instance', metavar='<server-id>',
@@ -45,16 +47,17 @@ class ListDecision(command.Lister):
                             help='only this kind of action')
         parser.add_argument('--outcome', choices=OUTCOMES,
                             help='only this outcome')
-        parser.add_argument('--limit', metavar='<count>', type=int,
-                            help='at most this many records')
+        parser.add_argument('--limit', metavar='<count>',
+                            type=common.limit,
+                            help='at most this many records (from 1 to %d)'
+                            % rpcapi.MAX_LIMIT)
         parser.add_argument('--long', action='store_true',
                             help='also the policy and the decision id')
         return parser
 
     def take_action(self, parsed_args):
-        # Checked before the service is asked, naming the options.
-        since_s = common.duration(parsed_args.since)
-        limit = common.limit(parsed_args.limit)
+        # Checked by the parser (common.duration, common.limit).
+        since_s, limit = parsed_args.since, parsed_args.limit
         client = self.app.client_manager.shadow
         records = client.call(
             'list_decisions', since_s=since_s,

@@ -8,7 +8,9 @@ import time
 from osc_lib import exceptions
 from osc_lib.command import command
 
+from shadow_service import argtypes
 from shadow_service import logsafe
+from shadow_service import rpcapi
 from shadow_service.osc import client as client_lib
 from shadow_service.osc.v1 import common
 
@@ -118,20 +120,23 @@ class EvaluateShadow(command.ShowOne):
             help='workload profile: see "openstack shadow profile list" '
                  '(default: web)')
         parser.add_argument(
-            '--vcpus', metavar='<count>', type=int, default=4,
+            '--vcpus', metavar='<count>', type=argtypes.vcpus, default=4,
             help='vCPUs of the VM to place (default: 4)')
         parser.add_argument(
-            '--ram-mb', metavar='<size-mb>', type=int, default=8192,
+            '--ram-mb', metavar='<size-mb>', type=argtypes.ram_mb,
+            default=8192,
             help='RAM of the VM in MB (default: 8192)')
         parser.add_argument(
-            '--disk-gb', metavar='<size-gb>', type=int, default=40,
+            '--disk-gb', metavar='<size-gb>', type=argtypes.disk_gb,
+            default=40,
             help='root disk of the VM in GB (default: 40)')
         parser.add_argument(
             '--image', metavar='<image-id>',
             help='image id of the VM (shadows boot from it unless the '
                  'service sets [openstack] image)')
         parser.add_argument(
-            '--budget', metavar='<seconds>', type=float, default=30.0,
+            '--budget', metavar='<seconds>', type=argtypes.budget,
+            default=30.0,
             help='seconds the evaluation may run (default: 30; the '
                  'service caps it at [shadow] max_budget)')
         parser.add_argument(
@@ -222,7 +227,8 @@ class ListEvaluation(command.Lister):
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
-            '--since', metavar='<duration>', default='1d',
+            '--since', metavar='<duration>', type=common.duration,
+            default='1d',
             help='how far back: seconds, or a number with s, m, h or d '
                  '(default: 1d)')
         parser.add_argument(
@@ -231,14 +237,14 @@ class ListEvaluation(command.Lister):
             help='only evaluations in this status (interrupted: its '
                  'service stopped before it finished)')
         parser.add_argument(
-            '--limit', metavar='<count>', type=int, default=None,
-            help='at most this many evaluations')
+            '--limit', metavar='<count>', type=common.limit,
+            default=None, help='at most this many evaluations (from 1 to %d)'
+            % rpcapi.MAX_LIMIT)
         return parser
 
     def take_action(self, parsed_args):
-        # Checked before the service is asked, naming the options.
-        since_s = common.duration(parsed_args.since)
-        limit = common.limit(parsed_args.limit)
+        # Checked by the parser (common.duration, common.limit).
+        since_s, limit = parsed_args.since, parsed_args.limit
         client = self.app.client_manager.shadow
         rows = client.call('list_evaluations', since_s=since_s,
                            limit=limit, status=parsed_args.status)

@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from shadow_service.cmd import cli
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
@@ -33,9 +35,6 @@ def test_evaluate_json_is_the_rpc_ranking(capsys):
 
 
 def test_bad_request_exits_2_and_names_the_problem(capsys):
-    rc = cli.main(['evaluate', '--vcpus', '0', '--hosts', 'a'])
-    assert rc == 2
-    assert 'flavor.vcpus' in capsys.readouterr().err
     rc = cli.main(['evaluate', '--profile', 'no-such', '--hosts', 'a'])
     assert rc == 2
     assert 'no-such' in capsys.readouterr().err
@@ -119,3 +118,45 @@ def test_rpc_wait_before_demo_or_lab_is_refused_by_name(capsys):
         assert err.splitlines() == [
             'error: --rpc-wait only applies to show and evaluate --remote '
             '(the commands that ask shadow-service)'], err
+
+
+@pytest.mark.parametrize('args, says', [
+    # Before: "error: Invalid evaluation request: budget_s.(top level):
+    # -5.0 is less than or equal to the minimum of 0", once the twin was
+    # built (with --remote: once the service had answered).
+    (['--budget', '-5'], "argument --budget: must be a number of seconds "
+     "above 0 and at most 86400, got '-5'"),
+    (['--budget', 'inf'], "argument --budget: must be a number of seconds "
+     "above 0 and at most 86400, got 'inf'"),
+    (['--vcpus', '0'], "argument --vcpus: must be a whole number from 1 "
+     "to 128, got '0'"),
+    # Before: "request.profile_scale: 100.0 is greater than the maximum
+    # of 64", naming no flag.
+    (['--vcpus', '200'], "argument --vcpus: must be a whole number from 1 "
+     "to 128, got '200'"),
+    (['--ram-mb', '-1'], "argument --ram-mb: must be a whole number from "
+     "1 to 16777216, got '-1'"),
+    (['--disk-gb', '2097152'], "argument --disk-gb: must be a whole number "
+     "from 0 to 1048576, got '2097152'"),
+], ids=['budget-negative', 'budget-inf', 'vcpus-zero', 'vcpus-above',
+        'ram-negative', 'disk-above'])
+@pytest.mark.parametrize('where', [[], ['--remote']],
+                         ids=['local', 'remote'])
+def test_a_number_the_service_would_refuse_is_a_usage_error(capsys, args,
+                                                            says, where):
+    with pytest.raises(SystemExit) as info:
+        cli.main(['evaluate', '--hosts', 'node-01'] + where + args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('usage: nova-shadow evaluate'), err
+    assert err.splitlines()[-1] == 'nova-shadow evaluate: error: %s' % says
+
+
+def test_the_demos_budget_has_the_services_bound(capsys):
+    # Before: taken, then refused by the evaluation once the twin ran.
+    with pytest.raises(SystemExit) as info:
+        cli.main(['demo', '--budget', '90000'])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "nova-shadow demo: error: argument --budget: must be a number of "
+        "seconds above 0 and at most 86400, got '90000'")

@@ -1,7 +1,8 @@
 """What the ``openstack shadow`` commands share."""
 
+import argparse
+
 import pytest
-from osc_lib import exceptions
 
 from shadow_service import manager
 from shadow_service import rpcapi
@@ -17,10 +18,12 @@ def test_a_duration_is_seconds_or_a_number_with_a_unit(text, seconds):
 
 @pytest.mark.parametrize('text', ['', 'yesterday', '0', '-5m', 'h', '2w',
                                   'nan', 'inf', '367d', '31622401'])
-def test_anything_else_is_refused_naming_the_option(text):
-    with pytest.raises(exceptions.CommandError) as info:
+def test_anything_else_is_refused_as_a_bad_argument(text):
+    # argparse names the option (tests/unit/shadow_service/osc/
+    # test_arguments.py).
+    with pytest.raises(argparse.ArgumentTypeError) as info:
         common.duration(text)
-    assert '--since' in str(info.value)
+    assert repr(text.strip().lower()) in str(info.value)
 
 
 def test_the_longest_look_back_is_the_services():
@@ -28,18 +31,18 @@ def test_the_longest_look_back_is_the_services():
     assert manager.MAX_SINCE_S == rpcapi.MAX_SINCE_S
 
 
-@pytest.mark.parametrize('count', [None, 1, 10000])
-def test_a_limit_within_the_services_bounds_is_passed_on(count):
-    assert common.limit(count) == count
+@pytest.mark.parametrize('text, count', [('1', 1), ('10000', 10000)])
+def test_a_limit_within_the_services_bounds_is_passed_on(text, count):
+    assert common.limit(text) == count
     assert manager.MAX_LIMIT == rpcapi.MAX_LIMIT == 10000
 
 
-@pytest.mark.parametrize('count', [0, -3, 10001])
-def test_a_limit_out_of_bounds_is_refused_naming_the_option(count):
-    with pytest.raises(exceptions.CommandError) as info:
-        common.limit(count)
-    assert str(info.value) == ('--limit: %d is not a count from 1 to 10000'
-                               % count)
+@pytest.mark.parametrize('text', ['0', '-3', '10001', 'abc', '1.5', ''])
+def test_a_limit_out_of_bounds_is_refused_as_a_bad_argument(text):
+    with pytest.raises(argparse.ArgumentTypeError) as info:
+        common.limit(text)
+    assert str(info.value) == (
+        'must be a count from 1 to 10000, got %r' % text)
 
 
 def test_times_are_iso_8601_utc():
