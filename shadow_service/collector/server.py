@@ -4,8 +4,13 @@ Shadows on a real cloud post their loadgen samples here (loadgen's
 collector sink): newline-delimited JSON, one sample per line, with
 ``Authorization: Bearer <token>``.  In order, a request is answered:
 
-* 404 for any other path, 405 for GET, HEAD, PUT, DELETE and PATCH
-  (other methods get the HTTP library's 501);
+* the HTTP library's own answers to a request it cannot read: 400
+  ``malformed_request`` (a bad request line or version), 414
+  ``request_line_too_long``, 431 ``headers_too_large`` (a header line
+  over 64 KiB, more than 100 headers), 505
+  ``http_version_not_supported``, 501 ``unsupported_method`` (any method
+  but those below);
+* 404 for any other path, 405 for GET, HEAD, PUT, DELETE and PATCH;
 * 400 ``headers_truncated`` for a request whose headers end before their
   blank line (the client hung up, or its ``SOCKET_TIMEOUT_S`` ran out);
 * 400 for a request with more than one Content-Length or any
@@ -32,8 +37,9 @@ Before any of that, a connection past ``MAX_CONNECTIONS`` at once, or
 sends the batch again).
 
 Nothing a client sends can raise out of a request thread.  A refused
-request is counted, and logged (status, reason, client, shadow; never the
-body) when it is the first of its kind (status, reason and shadow) in
+request (the library's refusals too) is counted, and logged (status,
+reason, client, shadow; never the body) when it is the first of its kind
+(status, reason and shadow) in
 ``REFUSAL_LOG_INTERVAL_S``: the next such line says how many went
 unlogged, so a client sending requests as fast as it can writes one line
 a minute, not one per request.
@@ -82,6 +88,14 @@ MAX_REFUSAL_KINDS = 10000
 #: A Content-Length the collector reads: digits only, short.
 _LENGTH = re.compile(r'[0-9]{1,15}\Z')
 WILDCARDS = ('0.0.0.0', '::', '')
+#: The reasons counted for the answers the HTTP library gives itself.
+LIBRARY_REFUSALS = {
+    400: 'malformed_request',
+    414: 'request_line_too_long',
+    431: 'headers_too_large',
+    501: 'unsupported_method',
+    505: 'http_version_not_supported',
+}
 MAX_CONNECTIONS = httpbound.MAX_CONNECTIONS
 MAX_CONNECTIONS_PER_ADDRESS = httpbound.MAX_CONNECTIONS_PER_ADDRESS
 
@@ -140,6 +154,15 @@ class _Handler(httpbound.BoundedHandler):
     def headers_cut_off(self):
         self._refuse(400, 'headers_truncated', 'the request ended before '
                      'its headers did')
+
+    def send_error(self, code, message=None, explain=None):
+        # Only the HTTP library answers through here (the collector's own
+        # refusals go through _refuse): count and log them alike.
+        reason = LIBRARY_REFUSALS.get(code, 'malformed_request')
+        self.server.collector._count_status(code, reason)
+        self.server.collector.log_refusal(self.client_address[0], code,
+                                          reason)
+        super().send_error(code, message, explain)
 
     def do_POST(self):
         collector = self.server.collector

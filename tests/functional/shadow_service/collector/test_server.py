@@ -426,6 +426,37 @@ def test_a_body_that_stops_or_a_client_that_hangs_up_is_one_400(
     assert not [r for r in caplog.records if r.exc_info]
 
 
+@pytest.mark.parametrize('data, counted', [
+    (b'POST /v1/samples HTTP/1.1 x\r\n\r\n', '400 malformed_request'),
+    (b'POST /v1/samples\x00 HTXP/1.1\r\n\r\n', '400 malformed_request'),
+    (b'POST /v1/samples HTTP/1.1\r\nX-Long: ' + b'a' * 70000 + b'\r\n\r\n',
+     '431 headers_too_large'),
+    (b'POST /' + b'a' * 70000 + b' HTTP/1.1\r\n\r\n',
+     '414 request_line_too_long'),
+    (b'POST /v1/samples HTTP/2.0\r\n\r\n', '505 http_version_not_supported'),
+    (b'OPTIONS /v1/samples HTTP/1.1\r\n\r\n', '501 unsupported_method'),
+], ids=['request-version', 'request-line', 'header-line', 'long-line',
+        'http-2', 'method'])
+def test_requests_the_http_library_refuses_are_counted_and_logged(
+        running, caplog, data, counted):
+    # The HTTP library answers these itself (400 for a malformed request
+    # line, 431 for a header over its limit...): they went uncounted and
+    # unlogged, unlike the collector's own 400s.
+    caplog.set_level(logging.WARNING, logger='shadow_service.collector')
+    status = counted.split()[0].encode()
+    for _ in range(2):
+        # The library's own page (after no status line at all when the
+        # request line cannot be read).
+        got = _raw(running, data)
+        assert b'Error code: %s' % status in got, got[:300]
+    requests = running.collector.counters()['requests']
+    assert requests == {counted: 2}, requests
+    refused = [r.getMessage() for r in caplog.records
+               if 'refused' in r.getMessage()]
+    assert len(refused) == 1 and counted in refused[0], refused
+    assert running.stored() == []
+
+
 def test_the_access_log_keeps_no_query_and_no_control_character(
         running, caplog):
     caplog.set_level(logging.DEBUG, logger='shadow_service.collector')
