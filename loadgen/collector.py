@@ -11,9 +11,11 @@ Batches hold at most ``MAX_BATCH_BYTES`` (256 kB) and ``MAX_BATCH_LINES``
 (1,000 lines); a background thread sends them, so the run never waits
 for the network. What the collector's answer means:
 
-* 2xx: sent. At most ``MAX_ANSWER_BYTES`` (64 KiB) of its body are
-  read; a longer one is no collector's (whose answers are a few hundred
-  bytes) and counts as a failed attempt, as a broken connection does.
+* 2xx: sent. At most ``wire.MAX_ANSWER_BYTES`` (64 KiB) of its body
+  are read; a longer one is no collector's (whose answers are a few
+  hundred bytes) and counts as a failed attempt, as a broken connection
+  does, but a batch answered so ``max_server_errors`` (5) times is
+  dropped and counted (``rejected['answer_too_long']``).
 * connection errors, timeouts, 408, 429 and 5xx: the same batch is sent
   again after a capped exponential backoff with jitter (``backoff_s``
   doubling with each failure in a row, of this batch or the ones before
@@ -23,8 +25,9 @@ for the network. What the collector's answer means:
   taken as none, so no answer makes the sink send in a tight loop).
   Meanwhile new samples
   wait in a buffer of ``max_buffer`` lines and ``max_buffer_bytes``
-  (16 MiB); when it is full the oldest
-  are dropped and counted. A collector that cannot be reached, or says
+  (16 MiB); when it is full the oldest of them are dropped and counted,
+  never the batch being sent again, which keeps its place and goes
+  first. A collector that cannot be reached, or says
   it is unavailable or busy (502, 503, 504, 408, 429), is waited for as
   long as the run lasts. Any other 5xx (the collector failed on this
   request, 500) is not: after ``max_server_errors`` (5) such answers the
@@ -62,14 +65,12 @@ LOG = logging.getLogger(__name__)
 MAX_BATCH_BYTES = 256 * 1024
 MAX_BATCH_LINES = 1000
 MAX_RETRY_AFTER_S = 300.0
-#: The most of a 2xx answer's body read: the collector's answers (counts
-#: per rejection reason) are at most a few hundred bytes.
-MAX_ANSWER_BYTES = 64 * 1024
 #: Answers that say the collector is unavailable (or a proxy's way to say
 #: so): the batch waits for it, however long.
 UNAVAILABLE_STATUSES = (502, 503, 504)
-#: 5xx answers of another kind after which a batch is dropped.
-MAX_SERVER_ERRORS = 5
+#: 5xx answers of another kind, or 2xx answers too long to be the
+#: collector's, after which a batch is dropped.
+MAX_SERVER_ERRORS = wire.MAX_FAILED_ANSWERS
 CONTENT_TYPE = 'application/x-ndjson'
 RETRY_STATUSES = (408, 429)
 GONE = 410
@@ -121,23 +122,23 @@ def retry_after_s(value, now=None):
     return min(max(0.0, wait), MAX_RETRY_AFTER_S)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect would turn the POST into a GET: report it instead."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
 class _Answer:
-    """What one attempt achieved."""
+    """What one attempt achieved.
+
+    ``failed`` names an answer that says this request failed (not that
+    the collector is away): the ``rejected`` reason its batch is dropped
+    for after ``max_server_errors`` such answers.
+    """
 
     SENT, RETRY, DROP, GONE = 'sent', 'retry', 'drop', 'gone'
 
-    def __init__(self, kind, status=None, wait_s=None, detail=''):
+    def __init__(self, kind, status=None, wait_s=None, detail='',
+                 failed=None):
         self.kind = kind
         self.status = status
         self.wait_s = wait_s
         self.detail = detail
+        self.failed = failed
 
 
 class CollectorSink:
@@ -155,7 +156,7 @@ class CollectorSink:
         self.url = url
         self._headers = {'Content-Type': CONTENT_TYPE,
                          'Authorization': 'Bearer %s' % token}
-        handlers = [_NoRedirect()]
+        handlers = [wire.NoRedirect()]
         if url.startswith('https:'):
             import ssl
             context = ssl.create_default_context(cafile=ca_file)
@@ -304,7 +305,7 @@ class CollectorSink:
         """Send ``batch`` until it is sent or dropped (True), or until
         the close deadline leaves no time (False: give it back)."""
         body = b''.join(batch)
-        server_errors = 0
+        failed = collections.Counter()      # failed answers, by reason
         while True:
             answer = self._post(body)
             if answer.kind != _Answer.RETRY:
@@ -332,17 +333,16 @@ class CollectorSink:
                 ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** min(
                     self._failures - 1, 30))
                 wait_s = random.uniform(ceiling / 2, ceiling)
-            if answer.status is not None and answer.status >= 500 and \
-                    answer.status not in UNAVAILABLE_STATUSES:
-                server_errors += 1
             LOG.debug('collector attempt failed (%s); retrying in %.2f s',
                       answer.detail, wait_s)
-            if server_errors >= self.max_server_errors:
-                self._give_up(batch, answer)
-                # The next batch waits too: no answer makes it send at
-                # once.
-                self._sleep(wait_s)
-                return True
+            if answer.failed is not None:
+                failed[answer.failed] += 1
+                if failed[answer.failed] >= self.max_server_errors:
+                    self._give_up(batch, answer)
+                    # The next batch waits too: no answer makes it send
+                    # at once.
+                    self._sleep(wait_s)
+                    return True
             if self._failures == self.max_server_errors:
                 self._say('failing', '%s, %d times in a row; sending again '
                           'with backoff, new samples wait in the buffer'
@@ -354,8 +354,8 @@ class CollectorSink:
 
     def _give_up(self, batch, answer):
         self.counts['dropped'] += len(batch)
-        self.rejected['server_error'] += len(batch)
-        self._say('server_error', '%s %d times for one batch; dropped its '
+        self.rejected[answer.failed] += len(batch)
+        self._say(answer.failed, '%s %d times for one batch; dropped its '
                   '%d samples and going on with newer ones (and will drop '
                   'any later batch failing so)'
                   % (answer.detail, self.max_server_errors, len(batch)))
@@ -388,8 +388,12 @@ class CollectorSink:
                                          method='POST')
         try:
             with self._opener.open(request, timeout=self.timeout_s) as reply:
-                answer = reply.read(MAX_ANSWER_BYTES + 1)
-                status = reply.status
+                wire.read_answer(reply)
+        except wire.AnswerTooLong as exc:
+            # Not the collector's answer: as if the connection broke.
+            self._say('answer_size', '%s; sending again' % exc)
+            return _Answer(_Answer.RETRY, detail=str(exc),
+                           failed='answer_too_long')
         except urllib.error.HTTPError as exc:
             status = exc.code
             wait_s = retry_after_s(exc.headers.get('Retry-After')) \
@@ -398,16 +402,13 @@ class CollectorSink:
             detail = 'HTTP %d' % status
             if status == GONE:
                 return _Answer(_Answer.GONE, status)
-            if status in RETRY_STATUSES or status >= 500:
+            if status in RETRY_STATUSES or status in UNAVAILABLE_STATUSES:
                 return _Answer(_Answer.RETRY, status, wait_s, detail)
+            if status >= 500:
+                return _Answer(_Answer.RETRY, status, wait_s, detail,
+                               failed='server_error')
             return _Answer(_Answer.DROP, status, detail=detail)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return _Answer(_Answer.RETRY, detail=str(exc) or
                            type(exc).__name__)
-        if len(answer) > MAX_ANSWER_BYTES:
-            # Not the collector's answer: as if the connection broke.
-            detail = 'HTTP %d with an answer over %d bytes' % (
-                status, MAX_ANSWER_BYTES)
-            self._say('answer_size', '%s; sending again' % detail)
-            return _Answer(_Answer.RETRY, detail=detail)
         return _Answer(_Answer.SENT)

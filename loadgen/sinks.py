@@ -25,14 +25,20 @@ A point is the contract's dict (``doc/source/contributor/contracts.rst``)::
 any other ``http(s)://host:port[/write]?db=NAME``
     InfluxDB 1.x (:class:`InfluxDBSink`).
 
-The HTTP sinks keep a bounded buffer (``max_buffer`` points; the oldest
-are dropped and counted when it is full) and send from a background
-thread, so a slow or absent receiver never slows the run; ``close()``
-flushes what it can within ``close_timeout_s`` and counts the rest as
-dropped. ``stats()`` reports sent/dropped/retries for the run summary.
+The HTTP sinks keep a bounded buffer (``max_buffer`` points; when it is
+full the oldest waiting are dropped and counted, never the batch being
+sent again, which keeps its place and goes first) and send from a
+background thread, so a slow or absent receiver never slows the run;
+``close()`` flushes what it can within ``close_timeout_s`` and counts the
+rest as dropped. ``stats()`` reports sent/dropped/retries for the run
+summary. They read at most 64 KiB of an answer (``wire.read_answer``)
+and follow no redirect.
 The InfluxDB sink retries a failed batch with exponential backoff, never
-retries one InfluxDB refuses as malformed (HTTP 4xx: counted as rejected
-and dropped), and creates a missing database.
+retries one InfluxDB refuses as malformed (HTTP 4xx) or sends elsewhere
+(3xx): those are counted as rejected and dropped. An answer over 64 KiB
+is no InfluxDB's and counts as a failed attempt; a batch answered so
+five times (``wire.MAX_FAILED_ANSWERS``) is dropped and counted
+(``answer_too_long``). It creates a missing database.
 """
 
 import base64
@@ -50,6 +56,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from loadgen import wire
 from loadgen.wire import to_json  # noqa: F401  (re-exported)
 
 LOG = logging.getLogger(__name__)
@@ -99,8 +106,13 @@ def to_line(point):
                                  round(point['time'] * 1e6) * 1000)
 
 
+#: The most of an InfluxDB error answer kept to say what went wrong.
+_DETAIL_BYTES = 300
+
+
 class _Rejected(Exception):
-    """InfluxDB refused the batch's content (HTTP 4xx): do not retry."""
+    """InfluxDB refused the batch's content (HTTP 4xx) or sent it
+    elsewhere (3xx): do not retry."""
 
 
 class JsonLinesSink:
@@ -214,7 +226,12 @@ class InfluxDBSink:
         self.timeout_s = timeout_s
         self.close_timeout_s = close_timeout_s
         self._create_db = create_db
+        self._opener = urllib.request.build_opener(wire.NoRedirect())
         self._buffer = collections.deque()
+        # The batch being sent again (outside the buffer, so newer points
+        # overflowing it never push it out) and its answers too long.
+        self._retrying = []
+        self._answers_too_long = 0
         self._max_buffer = max_buffer
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -243,16 +260,18 @@ class InfluxDBSink:
         self._wake.set()
 
     def _take_batch(self):
+        """The batch being sent again, else the oldest waiting points."""
         with self._lock:
+            if self._retrying:
+                batch, self._retrying = self._retrying, []
+                return batch
+            self._answers_too_long = 0
             count = min(self.batch_size, len(self._buffer))
             return [self._buffer.popleft() for _ in range(count)]
 
-    def _give_back(self, batch):
+    def _keep_for_retry(self, batch):
         with self._lock:
-            room = self._max_buffer - len(self._buffer)
-            keep = batch[len(batch) - room:] if room < len(batch) else batch
-            self.counts['dropped'] += len(batch) - len(keep)
-            self._buffer.extendleft(reversed(keep))
+            self._retrying = batch
 
     def _run(self):
         while True:
@@ -263,7 +282,7 @@ class InfluxDBSink:
                 if not batch:
                     break
                 if not self._send_with_retry(batch):
-                    self._give_back(batch)
+                    self._keep_for_retry(batch)
                     break
             if self._closing.is_set():
                 return
@@ -292,6 +311,19 @@ class InfluxDBSink:
                 self.counts['rejected'] += len(batch)
                 self.counts['dropped'] += len(batch)
                 return True
+            except wire.AnswerTooLong as exc:
+                self.counts['errors'] += 1
+                self._answers_too_long += 1
+                if self._answers_too_long < wire.MAX_FAILED_ANSWERS:
+                    LOG.debug('InfluxDB write failed (attempt %d): %s',
+                              attempt + 1, exc)
+                    continue
+                LOG.warning('InfluxDB answered %s %d times for one batch; '
+                            'dropped its %d points', exc,
+                            self._answers_too_long, len(batch))
+                self.counts['answer_too_long'] += len(batch)
+                self.counts['dropped'] += len(batch)
+                return True
             except (OSError, urllib.error.URLError) as exc:
                 LOG.debug('InfluxDB write failed (attempt %d): %s',
                           attempt + 1, exc)
@@ -306,15 +338,17 @@ class InfluxDBSink:
         request = urllib.request.Request(self._write_url, data=body,
                                          headers=self._headers)
         try:
-            with urllib.request.urlopen(request,
-                                        timeout=self.timeout_s) as reply:
-                reply.read()
+            with self._opener.open(request, timeout=self.timeout_s) as reply:
+                wire.read_answer(reply)
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:300].decode('utf-8', 'replace')
+            try:
+                detail = exc.read(_DETAIL_BYTES).decode('utf-8', 'replace')
+            finally:
+                exc.close()
             if exc.code == 404 and 'database not found' in detail and \
                     self._create_db:
                 self._create_database()
-            elif 400 <= exc.code < 500 and exc.code not in (404, 408, 429):
+            elif 300 <= exc.code < 500 and exc.code not in (404, 408, 429):
                 raise _Rejected('HTTP %s: %s' % (exc.code, detail)) \
                     from None
             raise OSError('HTTP %s: %s' % (exc.code, detail)) from None
@@ -326,8 +360,8 @@ class InfluxDBSink:
         headers['Content-Type'] = 'application/x-www-form-urlencoded'
         request = urllib.request.Request(self._base + '/query',
                                          data=data.encode(), headers=headers)
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as r:
-            r.read()
+        with self._opener.open(request, timeout=self.timeout_s) as reply:
+            wire.read_answer(reply)
 
     def close(self):
         """Flush within ``close_timeout_s``; count the rest as dropped."""
@@ -336,8 +370,9 @@ class InfluxDBSink:
         self._wake.set()
         self._thread.join(self.close_timeout_s + self.timeout_s + 1)
         with self._lock:
-            self.counts['dropped'] += len(self._buffer)
+            self.counts['dropped'] += len(self._buffer) + len(self._retrying)
             self._buffer.clear()
+            self._retrying = []
 
     def stats(self):
         return {'sink': 'influxdb:%s/%s' % (self._base, self.database),
@@ -346,6 +381,7 @@ class InfluxDBSink:
                 'retries': self.counts['retries'],
                 'errors': self.counts['errors'],
                 'rejected': self.counts['rejected'],
+                'answer_too_long': self.counts['answer_too_long'],
                 'skipped_nonfinite': self.counts['skipped_nonfinite']}
 
 

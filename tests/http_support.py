@@ -1,7 +1,9 @@
-"""Raw HTTP clients for servers' edge cases: a request trickled a byte at
-a time."""
+"""Raw HTTP for edge cases: clients (a request trickled a byte at a
+time) and a server whose answers may be longer than anyone should read."""
 
+import http
 import socket
+import threading
 import time
 
 
@@ -53,3 +55,77 @@ def exchange(port, data, read_for=5.0):
         return got
     finally:
         sock.close()
+
+
+class RawAnswers:
+    """A raw HTTP/1.1 server on 127.0.0.1 whose answers can be as long
+    as a test likes without being held in memory by either side.
+
+    Each request is read whole and answered by ``answer(path, body)``,
+    which returns ``(status, size[, start[, headers]])``: a body of
+    ``size`` bytes beginning with ``start`` (bytes), written only as fast
+    as the client reads it, after ``headers`` (a dict); then the
+    connection is closed.
+    ``requests`` holds ``(path, body)`` of every request, in order.
+    """
+
+    def __init__(self, answer):
+        self.answer = answer
+        self.requests = []
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self, path=''):
+        return 'http://127.0.0.1:%d%s' % (self.port, path)
+
+    def close(self):
+        self._listener.close()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                try:
+                    self._one(conn)
+                except OSError:
+                    pass        # the client hung up: as a client may
+
+    def _one(self, conn):
+        data = b''
+        while b'\r\n\r\n' not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b'\r\n\r\n')
+        lines = head.split(b'\r\n')
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(b':')
+            if name.strip().lower() == b'content-length':
+                length = int(value)
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            body += chunk
+        path = lines[0].split()[1].decode('latin-1')
+        self.requests.append((path, body))
+        status, size, start, headers = (
+            tuple(self.answer(path, body)) + (b'', {}))[:4]
+        head = ''.join('%s: %s\r\n' % item for item in dict(
+            headers, **{'Content-Length': size,
+                        'Connection': 'close'}).items())
+        conn.sendall(b'HTTP/1.1 %d %s\r\n%s\r\n%s'
+                     % (status, http.HTTPStatus(status).phrase.encode(),
+                        head.encode('latin-1'), start))
+        left = size - len(start)
+        chunk = b'x' * 65536
+        while left > 0:
+            conn.sendall(chunk[:left])
+            left -= len(chunk)

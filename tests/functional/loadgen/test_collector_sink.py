@@ -10,7 +10,6 @@ import json
 import os
 import socket
 import subprocess
-import threading
 import time
 import tracemalloc
 
@@ -18,6 +17,7 @@ import pytest
 
 from loadgen import collector as collector_module
 from loadgen import sinks
+from tests import http_support
 from tests.functional.loadgen.conftest import TEST_BEARER as TOKEN
 from tests.functional.loadgen.conftest import RecordingCollector
 from tests.functional.loadgen.conftest import loadgen_command
@@ -190,47 +190,16 @@ def _answering(size, then=None):
     """A raw HTTP server that answers each request 200 with ``size``
     bytes of body (as much as the client reads of it), or, once
     ``then`` requests were answered so, 200 with an empty body; returns
-    (url, bodies received, close)."""
-    listener = socket.create_server(('127.0.0.1', 0))
-    received = []
-
-    def serve():
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                data = b''
-                while b'\r\n\r\n' not in data:
-                    data += conn.recv(65536)
-                head, _, body = data.partition(b'\r\n\r\n')
-                length = int(head.lower().split(b'content-length:')[1]
-                             .split(b'\r\n')[0])
-                while len(body) < length:
-                    body += conn.recv(65536)
-                received.append(body)
-                big = then is None or len(received) <= then
-                conn.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n'
-                             b'\r\n' % (size if big else 0))
-                chunk = b'x' * 65536
-                sent = 0
-                try:
-                    while big and sent < size:
-                        conn.sendall(chunk)
-                        sent += len(chunk)
-                except OSError:
-                    pass
-
-    threading.Thread(target=serve, daemon=True).start()
-    url = 'http://127.0.0.1:%d/v1/samples' % listener.getsockname()[1]
-    return url, received, listener.close
+    (url, the server, close)."""
+    server = http_support.RawAnswers(lambda path, body: (
+        200, size if then is None or len(server.requests) <= then else 0))
+    return server.url('/v1/samples'), server, server.close
 
 
 def test_a_huge_answer_is_not_read_and_counts_as_a_failed_attempt():
     # A 2xx answer was read whole: 64 MiB from a broken or hostile
     # endpoint were 64 MiB in the guest's memory.
-    url, received, stop = _answering(64 * 2 ** 20, then=2)
+    url, server, stop = _answering(64 * 2 ** 20, then=2)
     stderr = io.StringIO()
     sink = _sink(url, stderr=stderr)
     tracemalloc.start()
@@ -249,12 +218,13 @@ def test_a_huge_answer_is_not_read_and_counts_as_a_failed_attempt():
     assert peak < 4 * 2 ** 20, peak
     stats = sink.stats()
     assert (stats['sent'], stats['errors'], stats['dropped']) == (3, 2, 0)
+    received = [body for _, body in server.requests]
     assert len(set(received)) == 1 and len(received) == 3
     assert stderr.getvalue().count('answer over 65536 bytes') == 1
 
 
 def test_an_answer_within_the_bound_is_read_as_sent():
-    url, received, stop = _answering(64 * 1024)     # the bound itself
+    url, _, stop = _answering(64 * 1024)     # the bound itself
     sink = _sink(url)
     try:
         sink.emit(_point(0))

@@ -3,11 +3,14 @@
 import io
 import json
 import socket
+import threading
 import time
+import tracemalloc
 
 import pytest
 
 from loadgen import sinks
+from tests import http_support
 
 
 def _point(value=1.5, **tags):
@@ -160,3 +163,118 @@ def test_json_lines_to_a_closed_pipe_drops_counts_and_says_once():
         stream.close()
     except OSError:
         pass
+
+
+def _wait_for(condition, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _values(bodies):
+    """The values of the line-protocol lines in ``bodies``, in order."""
+    return [float(line.split(b' value=')[1].split()[0])
+            for body in bodies for line in body.splitlines()]
+
+
+_HUGE = 16 * 2 ** 20
+
+
+@pytest.mark.parametrize('write_answer, query_answer', [
+    ((200, _HUGE), None),
+    ((400, _HUGE, b'{"error":"partial write: field type conflict"}'), None),
+    ((404, 100, b'{"error":"database not found: \\"x\\""}'), (200, _HUGE)),
+    ((302, _HUGE, b'', {'Location': '/elsewhere'}), (200, 0)),
+], ids=['2xx', '4xx', 'creating-the-database', 'redirect'])
+def test_influxdb_answers_are_read_at_most_64_kib(write_answer,
+                                                  query_answer):
+    # Every answer was read whole (a 4xx's to cut 300 bytes of it, a
+    # redirect's before it was followed as a GET that lost the points):
+    # what answered in InfluxDB's place set the guest's memory.
+    server = http_support.RawAnswers(
+        lambda path, body: write_answer if path.startswith('/write')
+        else query_answer)
+    sink = sinks.InfluxDBSink(server.url('/write?db=x'),
+                              flush_interval_s=0.05, retries=1,
+                              backoff_s=0.01, timeout_s=5, close_timeout_s=5)
+    tracemalloc.start()
+    try:
+        sink.emit(_point())
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] or sink.stats()['dropped'])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        sink.close()
+        server.close()
+    assert peak < 4 * 2 ** 20, peak
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped']) == (0, 1), stats
+    assert all(path.startswith(('/write?', '/query'))
+               for path, _ in server.requests), server.requests
+
+
+def test_influxdb_batch_always_answered_too_long_is_dropped_after_five():
+    # An answer over 64 KiB is no InfluxDB's and counts as a failed
+    # attempt; the batch it always comes to is dropped after the fifth
+    # (over several rounds of retries) and newer batches go on.
+    poison = b' value=0.0 '
+    server = http_support.RawAnswers(
+        lambda path, body: (200, 2 ** 20) if poison in body else (204, 0))
+    sink = sinks.InfluxDBSink(server.url('?db=x'), flush_interval_s=0.05,
+                              retries=1, backoff_s=0.01, timeout_s=5,
+                              close_timeout_s=5)
+    try:
+        sink.emit(_point(value=0.0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['dropped'])
+        for index in range(1, 21):
+            sink.emit(_point(value=float(index)))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] >= 20)
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert len([1 for _, body in server.requests if poison in body]) == 5
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (20, 1, 5)
+    assert stats['answer_too_long'] == 1
+    assert _values(body for _, body in server.requests
+                   if poison not in body) == [float(i) for i in range(1, 21)]
+
+
+def test_influxdb_batch_sent_again_keeps_its_place_when_the_buffer_is_full():
+    # A failed batch went back to the head of the buffer, where newer
+    # samples overflowing the buffer pushed it out: they were sent and
+    # the batch being sent again never was.
+    up = threading.Event()
+    delivered = []
+
+    def answer(path, body):
+        if not up.is_set():
+            return 503, 0
+        delivered.append(body)
+        return 204, 0
+
+    server = http_support.RawAnswers(answer)
+    sink = sinks.InfluxDBSink(server.url('?db=x'), batch_size=5,
+                              max_buffer=10, flush_interval_s=0.05,
+                              retries=0, backoff_s=0.01, timeout_s=5,
+                              close_timeout_s=5)
+    try:
+        for index in range(5):
+            sink.emit(_point(value=float(index)))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['errors'] >= 2)
+        for index in range(5, 25):
+            sink.emit(_point(value=float(index)))
+            time.sleep(0.005)
+        up.set()
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] >= 15)
+    finally:
+        sink.close()
+        server.close()
+    assert _values(delivered) == [float(i) for i in range(5)] + \
+        [float(i) for i in range(15, 25)]
+    assert sink.stats()['dropped'] == 10

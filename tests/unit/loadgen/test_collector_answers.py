@@ -1,0 +1,104 @@
+"""The collector sink's answers from a raw local HTTP server: long
+answers, and the batch being sent again while the buffer overflows."""
+
+import io
+import json
+import threading
+import time
+
+from loadgen import collector
+from loadgen import wire
+from tests import http_support
+
+TEST_BEARER = 'bearer-for-tests'
+
+
+def _point(index):
+    return {'measurement': 'shadow_sample', 'time': 1700000000.0 + index,
+            'tags': {'evaluation': 'ev', 'shadow': 'sh', 'host': 'h',
+                     'profile': 'web', 'metric': 'cpu_ops_per_s'},
+            'fields': {'value': float(index)}}
+
+
+def _sink(server, **options):
+    options.setdefault('flush_interval_s', 0.05)
+    options.setdefault('backoff_s', 0.05)
+    options.setdefault('max_backoff_s', 0.2)
+    options.setdefault('close_timeout_s', 5.0)
+    options.setdefault('stderr', io.StringIO())
+    return collector.CollectorSink(server.url('/v1/samples'), TEST_BEARER,
+                                   **options)
+
+
+def _wait_for(condition, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _values(bodies):
+    return [json.loads(line)['fields']['value']
+            for body in bodies for line in body.splitlines()]
+
+
+def test_a_batch_always_answered_too_long_is_dropped_after_five():
+    # A 2xx answer over 64 KiB counts as a failed attempt; one batch
+    # always answered so was sent again for the whole run and every
+    # newer sample waited behind it (dropped from the full buffer).
+    poison = wire.to_json(_point(0)).encode()
+    server = http_support.RawAnswers(
+        lambda path, body: (200, 2 ** 20) if poison in body else (200, 2))
+    stderr = io.StringIO()
+    sink = _sink(server, stderr=stderr)
+    try:
+        sink.emit(_point(0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['dropped'])
+        for index in range(1, 21):
+            sink.emit(_point(index))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] >= 20)
+    finally:
+        sink.close()
+        server.close()
+    assert len([1 for _, body in server.requests if poison in body]) == 5
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (20, 1, 5)
+    assert stats['rejected'] == {'answer_too_long': 1}
+    assert _values(body for _, body in server.requests
+                   if poison not in body) == [float(i) for i in range(1, 21)]
+    said = stderr.getvalue()
+    assert said.count('5 times for one batch') == 1, said
+
+
+def test_the_batch_sent_again_keeps_its_place_when_the_buffer_is_full():
+    # What doc/source/loadgen.rst promises: newer samples overflowing the
+    # buffer push out the oldest waiting ones, never the batch being sent
+    # again, which goes first once the collector answers.
+    up = threading.Event()
+    delivered = []
+
+    def answer(path, body):
+        if not up.is_set():
+            return 503, 0
+        delivered.append(body)
+        return 200, 2
+
+    server = http_support.RawAnswers(answer)
+    sink = _sink(server, max_buffer=10, max_batch_lines=5,
+                 max_backoff_s=0.05)
+    try:
+        for index in range(5):
+            sink.emit(_point(index))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['errors'] >= 2)
+        for index in range(5, 25):
+            sink.emit(_point(index))
+        up.set()
+        _wait_for(lambda: sink.stats()['sent'] >= 15)
+    finally:
+        sink.close()
+        server.close()
+    assert _values(delivered) == [float(i) for i in range(5)] + \
+        [float(i) for i in range(15, 25)]
+    assert sink.stats()['dropped'] == 10
