@@ -6,7 +6,8 @@ built here, so the escaping rules live in one place and are tested alone.
 Measured on InfluxDB 1.6.7: ``\\,``, ``\\ `` and ``\\=`` are unescaped in
 tag values, but a backslash is kept literally (``x\\\\y`` is stored with two
 backslashes) and a tag value ending in a backslash is a parse error; a
-newline ends the line; InfluxQL string literals cannot hold NUL.  So tag
+newline ends the line; InfluxQL string literals cannot hold NUL or a
+carriage return, and hold a newline only escaped (``\\n``).  So tag
 values are *percent-encoded* for exactly the characters line protocol or
 InfluxQL cannot carry (``%``, ``\\``, newline, carriage return, NUL) and
 then backslash-escaped for the separators.  Reading decodes them again,
@@ -21,6 +22,9 @@ _TAG_PERCENT_TABLE = str.maketrans(_TAG_PERCENT)
 _SEPARATORS = str.maketrans({',': '\\,', ' ': '\\ ', '=': '\\='})
 _MEASUREMENT = str.maketrans({',': '\\,', ' ': '\\ '})
 _FIELD_STRING = str.maketrans({'\\': '\\\\', '"': '\\"'})
+_LITERAL = str.maketrans({'\\': '\\\\', "'": "\\'", '\n': '\\n'})
+_REGEX_PLAIN = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
+                         '0123456789_')
 
 
 def encode_tag_value(value):
@@ -128,8 +132,43 @@ def quote_ident(name):
 
 
 def quote_literal(text):
-    """An InfluxQL string literal in single quotes."""
-    return "'%s'" % text.replace('\\', '\\\\').replace("'", "\\'")
+    """An InfluxQL string literal in single quotes (a newline escaped as
+    ``\\n``).
+
+    Raises
+    ------
+    ValueError
+        For a text holding a carriage return or NUL: no InfluxQL string
+        literal can carry them (:func:`tag_equals` matches such a value).
+    """
+    if not literal_safe(text):
+        raise ValueError('an InfluxQL string literal cannot hold a carriage '
+                         'return or NUL: %r' % (text,))
+    return "'%s'" % text.translate(_LITERAL)
+
+
+def literal_safe(text):
+    """True if :func:`quote_literal` can write ``text``."""
+    return '\r' not in text and '\x00' not in text
+
+
+def exact_regex(text):
+    """An InfluxQL regex literal matching exactly ``text``: every
+    character but ASCII letters, digits and ``_`` is written as an RE2
+    ``\\x{hex}`` escape, so neither the regex nor InfluxQL's ``/``
+    delimiters see anything special, and characters no string literal can
+    hold are matched too."""
+    return '/^%s$/' % ''.join(
+        c if c in _REGEX_PLAIN else '\\x{%x}' % ord(c) for c in text)
+
+
+def tag_equals(key, value):
+    """``"key" = 'value'``, or for a value no string literal can carry
+    (see :func:`quote_literal`) ``"key" =~ /^...$/`` matching exactly
+    ``value``."""
+    if literal_safe(value):
+        return '%s = %s' % (quote_ident(key), quote_literal(value))
+    return '%s =~ %s' % (quote_ident(key), exact_regex(value))
 
 
 def tag_condition(tags):

@@ -469,6 +469,25 @@ def label_formatter(option, fmt, mapping):
     return label_of
 
 
+def hosts_by_label(hosts, label_of, label):
+    """``{label value: [Nova hosts]}`` of ``hosts``, their values made by
+    ``label_of``; a host whose value is not valid UTF-8 (a lone surrogate)
+    cannot be sent in any query, so it is left out with a warning naming
+    it and ``label``, and the other hosts are still read."""
+    hosts_of = {}
+    for host in hosts:
+        value = label_of(host)
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            LOG.warning('Host %r: its %s value %r is not valid UTF-8, so no '
+                        'query can ask for it; it reads as no data', host,
+                        label, value)
+            continue
+        hosts_of.setdefault(value, []).append(host)
+    return hosts_of
+
+
 class MetricsSource(metaclass=abc.ABCMeta):
     """Interface every metrics source implements.
 

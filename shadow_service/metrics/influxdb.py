@@ -114,9 +114,10 @@ class InfluxDBSource(base.MetricsSource):
     # -- queries ---------------------------------------------------------
 
     def query_hosts(self, hosts, metric, window):
-        hosts_of = {}
-        for host in hosts:
-            hosts_of.setdefault(self._tag_of(host), []).append(host)
+        hosts_of = base.hosts_by_label(hosts, self._tag_of,
+                                       'tag %s' % self._host_tag)
+        if not hosts_of:
+            return {}
         if metric in GAUGES:
             by_tag = self._gauge(metric, list(hosts_of), window)
         else:
@@ -135,8 +136,7 @@ class InfluxDBSource(base.MetricsSource):
                              lp.quote_ident(rp), lp.quote_ident(measurement))
 
     def _where(self, tags, start_us, end_us, *conditions):
-        hosts = ' OR '.join('%s = %s' % (lp.quote_ident(self._host_tag),
-                                         lp.quote_literal(tag))
+        hosts = ' OR '.join(lp.tag_equals(self._host_tag, tag)
                             for tag in tags)
         parts = [c for c in conditions if c]
         parts += ['(%s)' % hosts, 'time >= %du' % start_us,

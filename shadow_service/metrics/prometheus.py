@@ -261,9 +261,10 @@ class PrometheusSource(base.MetricsSource):
 
     def query_hosts(self, hosts, metric, window):
         label = self.options.node_label
-        hosts_of = {}
-        for host in hosts:
-            hosts_of.setdefault(self._node_label_of(host), []).append(host)
+        hosts_of = base.hosts_by_label(hosts, self._node_label_of,
+                                       'label %s' % label)
+        if not hosts_of:
+            return {}
         values = list(hosts_of)
         if len(values) == 1:
             selector = '%s="%s"' % (label, promql_string(values[0]))

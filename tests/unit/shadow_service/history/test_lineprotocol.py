@@ -46,6 +46,19 @@ def test_influxql_quoting():
     assert lp.tag_condition(None) == ''
 
 
+def test_a_value_no_influxql_literal_can_hold_is_matched_by_a_regex():
+    # InfluxDB 1.6.7 rejects a string literal holding CR or NUL, and a
+    # raw newline; the regex and the escaped newline are what it accepts
+    # (the metrics source's odd host name tests run them on a server).
+    assert lp.quote_literal('a\nb') == "'a\\nb'"
+    assert lp.tag_equals('host', 'a\nb') == "\"host\" = 'a\\nb'"
+    for value in ('a\rb', 'a\x00b'):
+        with pytest.raises(ValueError, match='carriage return or NUL'):
+            lp.quote_literal(value)
+    assert lp.tag_equals('host', 'c\rr/x.9_') == (
+        '"host" =~ /^c\\x{d}r\\x{2f}x\\x{2e}9_$/')
+
+
 @pytest.mark.parametrize('point, problem', [
     (base.Point('', {}, {'v': 1.0}, 0), 'empty measurement'),
     (base.Point('m', {}, {}, 0), 'no fields'),

@@ -349,3 +349,59 @@ def test_a_reply_larger_than_the_cap_is_refused_without_reading_it(
         b'{"results": [{"statement_id": 0, "messages": [{"text": "',
         b'"}]}]}', declare_length,
         _one_query)
+
+
+#: Nova host names holding what InfluxQL or line protocol treat specially;
+#: ``"carriage\rreturn"`` and ``"nul\x00byte"`` cannot be written in an
+#: InfluxQL string literal at all, ``"new\nline"`` only escaped.
+ODD_HOSTS = ("quo'te", 'double"quote', 'back\\slash', 'sp ace,comma=eq',
+             'tab\there', 'slash/bar|dot.*', 'carriage\rreturn',
+             'nul\x00byte', 'new\nline')
+#: The odd names Telegraf can have written (line protocol ends a line at
+#: a newline, so no tag value holds one).
+WRITTEN_ODD_HOSTS = ODD_HOSTS[:-1]
+
+
+def _line_protocol_tag(value):
+    return value.replace(',', '\\,').replace(' ', '\\ ').replace('=', '\\=')
+
+
+@pytest.mark.parametrize('metric, expected', [
+    ('cpu_util_pct', [20.0, 30.0, 40.0, 50.0, 60.0]),
+    ('disk_iops', [16.0] * STEPS),
+])
+def test_odd_host_names_are_read_exactly_and_break_no_batch(
+        influxdb_server, telegraf_db, metric, expected):
+    lines = []
+    for host in WRITTEN_ODD_HOSTS:
+        lines += _telegraf_points(_line_protocol_tag(host + '.lab'))
+    reply = requests.post(influxdb_server.url + '/write',
+                          params={'db': telegraf_db, 'precision': 's'},
+                          data='\n'.join(lines).encode(), timeout=30)
+    assert reply.status_code == 204, reply.text
+    source = _source(influxdb_server, telegraf_db)
+    hosts = ['cmp1', *ODD_HOSTS, 'cmp2']
+
+    found = source.host_series_many(hosts, metric, START, END, STEP)
+
+    assert list(found) == hosts
+    assert found['cmp1'].values == _approx(expected)
+    for host in WRITTEN_ODD_HOSTS:
+        assert found[host].values == _approx(expected), repr(host)
+    assert found['new\nline'].values == [None] * STEPS
+
+
+def test_a_host_name_no_query_can_carry_is_skipped_by_name(
+        influxdb_server, telegraf_db, caplog):
+    source = _source(influxdb_server, telegraf_db)
+    unencodable = 'lone\ud800surrogate'
+
+    with caplog.at_level('WARNING', logger=base.__name__):
+        found = source.host_series_many(['cmp1', unencodable],
+                                         'cpu_util_pct', START, END, STEP)
+
+    assert found['cmp1'].values == _approx([20.0, 30.0, 40.0, 50.0, 60.0])
+    assert found[unencodable].values == [None] * STEPS
+    (record,) = [r for r in caplog.records
+                 if "'lone\\ud800surrogate'" in r.getMessage()]
+    assert 'not valid UTF-8' in record.getMessage()

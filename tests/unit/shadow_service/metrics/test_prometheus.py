@@ -744,3 +744,34 @@ def test_an_instance_two_exporters_report_while_it_migrates_counts_once():
         assert len(values) == 1, (uuid, metric, values)
         assert values[0] == pytest.approx(expected[metric], rel=0.05), (
             uuid, metric, values)
+
+
+#: Nova host names holding what PromQL strings or RE2 treat specially.
+ODD_HOSTS = ('new\nline', 'carriage\rreturn', 'nul\x00byte', 'tab\there',
+             'quo"te', "single'quote", 'back\\slash', 'dot.*star|bar',
+             'lone\ud800surrogate')
+
+
+def test_odd_host_names_break_no_batch_and_match_nothing_else(
+        prometheus_server, caplog):
+    source = _source(prometheus_server)
+    end = time.time()
+    hosts = [HOST, *ODD_HOSTS]
+
+    with caplog.at_level(logging.WARNING, logger=base.__name__):
+        together = source.host_series_many(hosts, 'cpu_util_pct', end - 6,
+                                           end, 1.0)
+        alone = {host: source.host_series(host, 'cpu_util_pct', end - 6,
+                                          end, 1.0)
+                 for host in ODD_HOSTS}
+
+    assert list(together) == hosts
+    assert _present(together[HOST])
+    for host in ODD_HOSTS:
+        assert together[host].values == [None] * 6, repr(host)
+        assert alone[host].values == [None] * 6, repr(host)
+    # The one no query can carry is named in the log, once per query.
+    skipped = [r.getMessage() for r in caplog.records
+               if 'not valid UTF-8' in r.getMessage()]
+    assert len(skipped) == 2
+    assert all("'lone\\ud800surrogate'" in m for m in skipped)
