@@ -18,7 +18,12 @@ uncertainty.  A metric without a fitted contention model is not changed
 (the outlook still appears in the host's reasons).
 
 Forecasts are cached per host and per ``step_s`` bucket of the clock, so
-the many rankings of one evaluation read and fit each host once.
+the many rankings of one evaluation read and fit each host once.  An
+outlook for which the source could not be read (it failed, or the
+caller's deadline came first) is reused only ``failure_ttl_s`` seconds of
+real time, then the host's history is asked for again: a passing outage
+of the monitoring costs a host its outlook for that long, not a whole
+step.
 """
 
 import dataclasses
@@ -123,6 +128,12 @@ class HostOutlook:
     key: float
     loads: dict = dataclasses.field(default_factory=dict)
     notes: list = dataclasses.field(default_factory=list)
+    #: True when some history could not be read from the source (it
+    #: failed or ran out of time); such an outlook is read again sooner.
+    unavailable: bool = False
+    #: Which read of the forecaster made it (tells a re-read outlook of the
+    #: same ``key`` from the one it replaced).
+    read: int = 0
 
     def features(self, features, which='mean'):
         """``features`` with every forecast load moved from now to the
@@ -188,14 +199,25 @@ class LoadForecaster:
     metrics : sequence of str, optional
         Load metrics to forecast (default: those of :data:`LOAD_METRICS`
         the source can read).
+    failure_ttl_s : float
+        Seconds of ``timer`` an outlook whose history could not all be
+        read is reused before the source is asked again (within the same
+        ``step_s`` bucket at most).
+    timer : callable
+        Real elapsed seconds for ``failure_ttl_s`` (default
+        ``time.monotonic``): an outage passes in real time, whatever the
+        pace of ``clock``.
     """
 
     def __init__(self, source, clock, *, horizon_s=86400.0,
                  history_s=3 * 86400.0, step_s=3600.0, forecaster='auto',
-                 level=0.9, min_points=24, metrics=None):
+                 level=0.9, min_points=24, metrics=None,
+                 failure_ttl_s=60.0, timer=time.monotonic):
         if horizon_s <= 0 or history_s <= 0 or step_s <= 0:
             raise ValueError('horizon_s, history_s and step_s must be '
                              'positive')
+        if not failure_ttl_s >= 0:
+            raise ValueError('failure_ttl_s must not be negative')
         self.source = source
         self.clock = clock
         self.horizon_s = float(horizon_s)
@@ -204,11 +226,16 @@ class LoadForecaster:
         self.forecaster = forecaster
         self.level = level
         self.min_points = int(min_points)
+        self.failure_ttl_s = float(failure_ttl_s)
+        self.timer = timer
         wanted = metrics or tuple(LOAD_METRICS)
         self.metrics = tuple(m for m in wanted if m in LOAD_METRICS
                              and source.supports(m))
+        # (host, key) -> (HostOutlook, monotonic time to read it again
+        # or None for the rest of the step)
         self._cache = {}
         self._shifts = {}
+        self._reads = 0
         self.forecasts = 0
         self.failures = 0
 
@@ -229,20 +256,33 @@ class LoadForecaster:
         source was found unavailable, is noted as unavailable."""
         now = self.now()
         key = math.floor(now / self.step_s)
-        missing = [h for h in hosts if (h, key) not in self._cache]
+        missing = [h for h in hosts if self._stale(h, key)]
         if missing:
             if len(self._cache) > CACHE_LIMIT:
                 self._cache.clear()
             for host, outlook in self._forecast(missing, key,
                                                 deadline).items():
-                self._cache[(host, key)] = outlook
-        return {h: self._cache[(h, key)] for h in hosts}
+                retry_at = (self.timer() + self.failure_ttl_s
+                            if outlook.unavailable else None)
+                self._cache[(host, key)] = (outlook, retry_at)
+        return {h: self._cache[(h, key)][0] for h in hosts}
+
+    def _stale(self, host, key):
+        """True if ``host`` has no outlook for ``key`` to reuse: none yet,
+        or one whose history was unavailable ``failure_ttl_s`` ago."""
+        cached = self._cache.get((host, key))
+        if cached is None:
+            return True
+        retry_at = cached[1]
+        return retry_at is not None and self.timer() >= retry_at
 
     def _forecast(self, hosts, key, deadline=None):
         end = key * self.step_s
         start = end - self.history_s
         steps = max(1, int(math.ceil(self.horizon_s / self.step_s)))
-        outlooks = {h: HostOutlook(h, self.horizon_s, key) for h in hosts}
+        self._reads += 1
+        outlooks = {h: HostOutlook(h, self.horizon_s, key, read=self._reads)
+                    for h in hosts}
         down = False
         for metric in self.metrics:
             found = None
@@ -266,6 +306,7 @@ class LoadForecaster:
                 for outlook in outlooks.values():
                     outlook.notes.append('%s history unavailable'
                                          % LABELS[metric])
+                    outlook.unavailable = True
                 continue
             for host in hosts:
                 series = found.get(host)
@@ -331,7 +372,8 @@ class LoadForecaster:
         """Cached :func:`lifetime_shift`."""
         relevant = tuple(sorted((k, v) for k, v in features.items()
                                 if isinstance(v, (int, float, str))))
-        key = (metric, model, outlook.host, outlook.key, relevant)
+        key = (metric, model, outlook.host, outlook.key, outlook.read,
+               relevant)
         if key not in self._shifts:
             if len(self._shifts) > CACHE_LIMIT:
                 self._shifts.clear()
@@ -352,7 +394,8 @@ def from_conf(conf, source, clock):
                           step_s=group.lifetime_step,
                           forecaster=group.forecaster,
                           level=group.interval_level,
-                          min_points=group.lifetime_min_points)
+                          min_points=group.lifetime_min_points,
+                          failure_ttl_s=group.lifetime_failure_ttl)
 
 
 def lifetime_shift(model, features, outlook):

@@ -242,6 +242,38 @@ Seconds of each host's utilisation history read to forecast its load
         help="""
 Grid of the host load history and forecasts, in seconds; a host's forecast
 is also reused for this long (default one hour).
+
+Related options:
+
+* ``lifetime_failure_ttl``: how long a forecast made while the metrics
+  source could not be read is reused.
+"""),
+    cfg.FloatOpt(
+        'lifetime_failure_ttl',
+        default=60.0,
+        min=0.0,
+        help="""
+Seconds a host's load forecast is reused when its history could not be
+read (the ``[metrics] source`` failed or did not answer in time).
+
+Such a host is ranked on its shadow measurements alone and its reasons say
+"CPU history unavailable"; after this long the next ranking asks the
+metrics source again, so a passing outage of the monitoring costs the
+host its forecast for this long rather than for a whole
+``lifetime_step``. A forecast read in full is reused for the step.
+
+Possible values:
+
+* 0: ask again at every ranking (every ranking of an evaluation may then
+  wait for a source that is down, within the evaluation's budget).
+* A positive number of seconds (default one minute); more than
+  ``lifetime_step`` has the effect of ``lifetime_step``.
+
+Related options:
+
+* ``lifetime_step``: how long a forecast read in full is reused.
+* ``[metrics] query_timeout_s``, ``query_retries``: how long one read of
+  a source that is down takes.
 """),
     cfg.IntOpt(
         'lifetime_min_points',

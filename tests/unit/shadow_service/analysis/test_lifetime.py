@@ -5,6 +5,7 @@ import math
 import socket
 import threading
 import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -180,9 +181,89 @@ def test_a_failing_metrics_source_degrades_to_the_shadows(store):
                for r in ranking.host('evening').reasons)
 
 
+def test_an_outlook_read_during_an_outage_is_read_again_after_its_ttl(
+        tmp_path):
+    # A real InfluxDB with a Telegraf host's CPU over the last hour, taken
+    # away and brought back: the outlook read while it was away is reused
+    # within failure_ttl_s, and read again once it has passed, inside the
+    # same step (the clock stands still; the timer of the TTL is moved by
+    # hand, so a slow restart of the server cannot end it early).
+    from shadow_service.metrics import influxdb
+    from tests.fixtures import influxdb as influxdb_fixture
+    from tests.unit.shadow_service.metrics.conftest import make_conf
+
+    now = float(int(time.time()))
+    elapsed = [0.0]
+    server = influxdb_fixture.InfluxDBServer(
+        base_dir=str(tmp_path)).start()
+    try:
+        server.create_database('telegraf')
+        lines = '\n'.join(
+            'cpu,host=cmp1,cpu=cpu-total usage_idle=%s %d'
+            % (70.0 + (t // 60) % 5, t)
+            for t in range(int(now) - 3600, int(now), 20))
+        urllib.request.urlopen(urllib.request.Request(
+            server.url + '/write?db=telegraf&precision=s',
+            data=lines.encode()), timeout=10).close()
+        source = influxdb.InfluxDBSource(make_conf(metrics_influxdb={
+            'url': server.url, 'database': 'telegraf'}))
+        forecaster = lifetime.LoadForecaster(
+            source, lambda: now, horizon_s=600.0, history_s=3000.0,
+            step_s=60.0, forecaster='naive', min_points=3,
+            metrics=['cpu_util_pct'], failure_ttl_s=60.0,
+            timer=lambda: elapsed[0])
+        model = contention.ContentionModel(features=('cpu_util_pct',)).fit(
+            {'cpu_util_pct': np.arange(20.0)},
+            1000.0 - 5.0 * np.arange(20.0))
+        server.stop()
+
+        failed = forecaster.outlook(['cmp1'])['cmp1']
+        failed_shift = forecaster.shift('cpu_ops_per_s', model,
+                                        {'cpu_util_pct': 27.0}, failed)
+        read_failures = forecaster.failures
+        elapsed[0] = 30.0
+        reused = forecaster.outlook(['cmp1'])['cmp1']
+        server.start()
+        elapsed[0] = 59.9
+        still_reused = forecaster.outlook(['cmp1'])['cmp1']
+        elapsed[0] = 60.0
+        recovered = forecaster.outlook(['cmp1'])['cmp1']
+        recovered_shift = forecaster.shift(
+            'cpu_ops_per_s', model, {'cpu_util_pct': 27.0}, recovered)
+        elapsed[0] = 3600.0
+        kept = forecaster.outlook(['cmp1'])['cmp1']
+    finally:
+        server.cleanup()
+
+    assert failed.loads == {}
+    assert failed.notes == ['CPU history unavailable']
+    assert reused is failed and still_reused is failed
+    assert read_failures == forecaster.failures == 1
+    assert recovered.notes == []
+    cpu = recovered.loads['cpu_util_pct']
+    assert 26.0 <= cpu.now <= 30.0
+    assert kept is recovered
+    # The shift follows the outlook read again, not the failed one.
+    assert failed_shift == (0.0, 0.0)
+    assert recovered_shift[1] > 0.0
+
+
 def test_bad_options_are_refused(store):
     with pytest.raises(ValueError, match='horizon_s'):
         _forecaster(store, horizon_s=0)
+    with pytest.raises(ValueError, match='failure_ttl_s'):
+        _forecaster(store, failure_ttl_s=-1.0)
+
+
+def test_the_failure_ttl_is_the_analysis_option(store):
+    from tests import service_support
+
+    conf = service_support.make_conf(analysis={'lifetime_failure_ttl': 7.5})
+    forecaster = lifetime.from_conf(
+        conf, history_source.HistorySource(history=store), lambda: NOW)
+
+    assert forecaster.failure_ttl_s == 7.5
+    assert conf.analysis.lifetime_failure_ttl == 7.5
 
 
 def test_the_assembled_service_ranks_for_the_lifetime_on_the_twin():
