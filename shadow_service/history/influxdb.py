@@ -13,7 +13,9 @@ drains in batches of ``[history] influx_batch_size``.  A batch that fails
 until it is written; every failed send adds the batch size to ``retried``.
 When the buffer (``influx_buffer_size``) overflows, the *oldest* points are
 dropped, counted in ``dropped`` and logged.  Points the server rejects as
-invalid (a partial write) are counted as dropped and logged too.
+invalid (a partial write) are counted as dropped and logged too.  An error
+the writer does not know drops only the points of its batch not yet
+written or counted; every point is counted once.
 
 At start-up the store checks the URL, waits up to
 ``influx_startup_timeout_s`` for ``/ping``, checks (or creates) the
@@ -30,6 +32,7 @@ longer), and read from it and from the raw policy
 import collections
 import json
 import logging
+import re
 import threading
 import time
 import urllib.parse
@@ -61,6 +64,9 @@ RECORD_MEASUREMENTS = frozenset(names.MEASUREMENTS) - frozenset(
 _ROLLUP_FIELDS = ('value_count', 'value_sum', 'value_min', 'value_max',
                   'value_last')
 _DROP_LOG_INTERVAL_S = 10.0
+#: How many points a partial write dropped: InfluxDB ends its message
+#: with ``dropped=N``.
+_DROPPED = re.compile(r'dropped=(\d+)')
 _DAY_S = 86400
 
 # keyword argument -> [history] option
@@ -847,28 +853,40 @@ class InfluxDBStore(base.HistoryStore):
             groups = self._take_batch()
             try:
                 for policy, (batch, seqs) in groups:
+                    pending = collections.deque([(batch, seqs)])
                     try:
-                        self._deliver(batch, policy, seqs)
+                        self._deliver(pending, policy)
                     except Exception:
-                        LOG.exception('History writer failed on %d points; '
-                                      'they are counted as dropped',
-                                      len(batch))
-                        with self._cond:
-                            self._counts['dropped'] += len(batch)
-                            self._mark_lost(seqs)
+                        # Only the lines still pending are lost: those
+                        # written, or dropped by the server, were taken
+                        # off and counted.
+                        self._drop_unexpected(pending, len(batch))
             finally:
                 self._finish_batch()
             if self._stop.is_set() and self._closing:
                 break
 
-    def _deliver(self, batch, policy=None, seqs=None):
-        """Send ``batch`` (to retention ``policy``, the default when
-        None; ``seqs``: the lines' sequence numbers) until it is written
-        or the store is closing.  A retry sends only the lines not yet
-        written (or dropped): after a split (``_post_lines``) part of the
-        batch may be."""
-        seqs = list(seqs) if seqs is not None else [0] * len(batch)
-        pending = collections.deque([(list(batch), seqs)])
+    def _drop_unexpected(self, pending, sent):
+        """Count the lines left in ``pending`` as dropped after an error
+        the writer does not know (it goes on with the next batch)."""
+        left = sum(len(lines) for lines, _ in pending)
+        LOG.exception('History writer failed with %d of %d points not '
+                      'settled; those %d are counted as dropped', left,
+                      sent, left)
+        with self._cond:
+            self._counts['dropped'] += left
+            for _, lost in pending:
+                self._mark_lost(lost)
+        pending.clear()
+
+    def _deliver(self, pending, policy=None):
+        """Send ``pending``, a deque of ``(lines, seqs)`` (``seqs``: the
+        lines' sequence numbers), to retention ``policy`` (the default
+        when None) until every line is settled (written, or dropped by
+        the server) or the store is closing.  A retry sends only the
+        lines not yet settled: after a split (``_post_lines``) part of
+        the batch may be.  If it raises, what is left in ``pending`` is
+        not settled and not counted."""
         backoff = self._opts['influx_retry_backoff_s']
         failures = 0
         while True:
@@ -895,6 +913,7 @@ class InfluxDBStore(base.HistoryStore):
                     self._counts['dropped'] += left
                     for _, lost in pending:
                         self._mark_lost(lost)
+                pending.clear()
                 LOG.error('Dropped %d points: the store closed while InfluxDB '
                           'at %s was failing', left, self.where)
                 return
@@ -917,7 +936,9 @@ class InfluxDBStore(base.HistoryStore):
         settled (written, or dropped by the server); splits lines the
         server rejects as invalid or too large so that only the bad
         points are dropped.  Raises ``_WriteFailed`` with what is not
-        settled left in ``pending``, to send again later."""
+        settled left in ``pending``, to send again later.  An entry is
+        taken off ``pending`` before it is counted, so whatever is left
+        there after any error was neither written nor counted."""
         while pending:
             batch, seqs = pending[0]
             try:
@@ -925,14 +946,14 @@ class InfluxDBStore(base.HistoryStore):
             except requests.RequestException as exc:
                 raise _WriteFailed(self._masked(exc))
             if reply.status_code == 204:
+                pending.popleft()
                 with self._cond:
                     self._counts['written'] += len(batch)
-                pending.popleft()
                 continue
             error = self._error_text(reply)
             if reply.status_code == 400 and 'partial write' in error:
-                self._count_partial_write(len(batch), error)
                 pending.popleft()
+                self._count_partial_write(len(batch), error)
                 self._check_kept(batch, policy, seqs)
             elif reply.status_code in (400, 413) and len(batch) > 1:
                 half = len(batch) // 2
@@ -943,10 +964,10 @@ class InfluxDBStore(base.HistoryStore):
                 # One point: invalid, or alone larger than the server
                 # takes (its [http] max-body-size); sending it again
                 # cannot help.
+                pending.popleft()
                 with self._cond:
                     self._counts['dropped'] += 1
                     self._mark_lost(seqs)
-                pending.popleft()
                 LOG.warning('InfluxDB rejected a point, dropped: HTTP %s: %s '
                             '(%s)', reply.status_code, error, batch[0][:200])
             else:
@@ -954,12 +975,9 @@ class InfluxDBStore(base.HistoryStore):
 
     def _count_partial_write(self, sent, error):
         dropped = sent
-        marker = error.rfind('dropped=')
-        if marker >= 0:
-            digits = ''.join(
-                ch for ch in error[marker + 8:].split()[0] if ch.isdigit())
-            if digits:
-                dropped = min(sent, int(digits))
+        found = _DROPPED.findall(error)
+        if found:
+            dropped = min(sent, int(found[-1]))
         with self._cond:
             self._counts['dropped'] += dropped
             self._counts['written'] += sent - dropped
@@ -986,7 +1004,12 @@ class InfluxDBStore(base.HistoryStore):
 
     @staticmethod
     def _error_text(reply):
+        """The server's error message: the ``error`` of a JSON object,
+        else the start of the body (always a string)."""
         try:
-            return reply.json().get('error', reply.text)
+            body = reply.json()
         except ValueError:
-            return reply.text[:500]
+            body = None
+        if isinstance(body, dict) and isinstance(body.get('error'), str):
+            return body['error']
+        return reply.text[:500]

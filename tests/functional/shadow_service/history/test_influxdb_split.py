@@ -20,8 +20,9 @@ POINTS = 64
 
 
 class _Relay(http.server.ThreadingHTTPServer):
-    """Forwards every request to ``target``; answers 503 to the first
-    ``/write`` after the first one the server accepted."""
+    """Forwards every request to ``target``; answers 503 with
+    ``fail_body`` to the first ``/write`` after the first one the server
+    accepted."""
 
     daemon_threads = True
 
@@ -30,6 +31,7 @@ class _Relay(http.server.ThreadingHTTPServer):
         self.target = target
         self.writes = []        # (lines sent, status answered)
         self.fail_next = True
+        self.fail_body = b'{"error":"unavailable"}'
         self.lock = threading.Lock()
 
     @property
@@ -58,7 +60,7 @@ class _RelayHandler(http.server.BaseHTTPRequestHandler):
             status, content, headers = (reply.status_code, reply.content,
                                         reply.headers)
         else:
-            content, headers = b'{"error":"unavailable"}', {}
+            content, headers = relay.fail_body, {}
         if self.path.startswith('/write'):
             with relay.lock:
                 relay.writes.append((body.count(b'\n') + 1, status))
@@ -96,8 +98,14 @@ def relay(small_body_influxd):
     made.server_close()
 
 
+@pytest.mark.parametrize('fail_body', [
+    b'{"error":"unavailable"}',
+    # What a proxy in front of InfluxDB may answer: JSON, but no error
+    # message the store can read; still a failure to retry.
+    b'["unavailable"]'])
 def test_a_split_batch_failing_halfway_counts_each_point_once(
-        small_body_influxd, relay):
+        small_body_influxd, relay, fail_body):
+    relay.fail_body = fail_body
     store = influxdb.InfluxDBStore(
         url=relay.url, database='split', batch_size=POINTS,
         flush_interval_s=0.05, retry_backoff_s=0.05, retry_backoff_max_s=0.1,
