@@ -10,10 +10,13 @@ How big the workload is
     A workload profile describes the load of a VM with
     :data:`PROFILE_REFERENCE_VCPUS` vCPUs.  A request for a bigger or
     smaller flavor scales it (``profile_scale`` = vCPUs /
-    :data:`PROFILE_REFERENCE_VCPUS`, at least :data:`MIN_PROFILE_SCALE`):
-    a tenant who asks for eight vCPUs expects four times the load of a two
-    vCPU VM.  The service then runs ``[shadow] shadow_scale`` of that load
-    on the flavor-minimal shadow.
+    :data:`PROFILE_REFERENCE_VCPUS`, at least :data:`MIN_PROFILE_SCALE`
+    and at most :data:`MAX_PROFILE_SCALE`): a tenant who asks for eight
+    vCPUs expects four times the load of a two vCPU VM.  The service then
+    runs ``[shadow] shadow_scale`` of that load on the flavor-minimal
+    shadow.  A flavor above ``MAX_PROFILE_SCALE`` x
+    ``PROFILE_REFERENCE_VCPUS`` (128) vCPUs is evaluated with the largest
+    load loadgen runs, that of a 128 vCPU VM.
 """
 
 import math
@@ -22,14 +25,19 @@ import math
 PROFILE_REFERENCE_VCPUS = 2
 #: Smallest profile scale (a 1 vCPU VM runs half the reference load).
 MIN_PROFILE_SCALE = 0.5
+#: Largest profile scale: loadgen's own bound (``loadgen.profiles.
+#: MAX_SCALE``) and the request schema's.  Bigger flavors are measured at
+#: it rather than refused (a refusal left such a VM with neutral weights).
+MAX_PROFILE_SCALE = 64.0
 #: Longest flavor or image name kept in a request.
 MAX_NAME = 255
 
 
 def profile_scale(vcpus):
     """The profile scale of a flavor with ``vcpus`` vCPUs."""
-    return max(MIN_PROFILE_SCALE,
-               float(max(vcpus, 0)) / PROFILE_REFERENCE_VCPUS)
+    return min(MAX_PROFILE_SCALE,
+               max(MIN_PROFILE_SCALE,
+                   float(max(vcpus, 0)) / PROFILE_REFERENCE_VCPUS))
 
 
 def _int(value, default):

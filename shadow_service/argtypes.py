@@ -40,17 +40,10 @@ def budget(text):
 def _flavor_bounds(field):
     """``(lowest, highest)`` the service takes for the flavor's
     ``field`` from a request these commands build."""
-    from nova_shadow_filter import request as request_lib
     from shadow_service import schema
 
     bounds = schema.FLAVOR['properties'][field]
-    low, high = bounds['minimum'], bounds['maximum']
-    if field == 'vcpus':
-        # The request's profile_scale follows the vCPUs
-        # (request_lib.profile_scale): its maximum bounds them too.
-        scale = schema.REQUEST['properties']['profile_scale']['maximum']
-        high = min(high, int(scale * request_lib.PROFILE_REFERENCE_VCPUS))
-    return low, high
+    return bounds['minimum'], bounds['maximum']
 
 
 def _whole(field):

@@ -129,11 +129,9 @@ def test_rpc_wait_before_demo_or_lab_is_refused_by_name(capsys):
     (['--budget', 'inf'], "argument --budget: must be a number of seconds "
      "above 0 and at most 86400, got 'inf'"),
     (['--vcpus', '0'], "argument --vcpus: must be a whole number from 1 "
-     "to 128, got '0'"),
-    # Before: "request.profile_scale: 100.0 is greater than the maximum
-    # of 64", naming no flag.
-    (['--vcpus', '200'], "argument --vcpus: must be a whole number from 1 "
-     "to 128, got '200'"),
+     "to 1024, got '0'"),
+    (['--vcpus', '2000'], "argument --vcpus: must be a whole number from 1 "
+     "to 1024, got '2000'"),
     (['--ram-mb', '-1'], "argument --ram-mb: must be a whole number from "
      "1 to 16777216, got '-1'"),
     (['--disk-gb', '2097152'], "argument --disk-gb: must be a whole number "
