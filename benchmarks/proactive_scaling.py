@@ -42,7 +42,9 @@ violation_minutes  minutes a VM's demand was above its capacity (0 while
 unserved           demand above capacity, vCPU-hours;
 resource_hours     vCPU-hours of flavors held (a VM down for a resize
                    holds its new flavor);
-actions            actions started; ``flaps``: a growth and a shrink of
+actions            actions started, those that failed later left out
+                   (``failed`` counts the decisions' ``failed`` records);
+                   ``flaps``: a growth and a shrink of
                    the same VM, in either order, less than the
                    ``[watcher] cooldown`` apart;
 causes             the violation minutes by cause, per VM and in total
@@ -339,7 +341,7 @@ class Replay:
                 totals[key] += vm[key]
             for cause, minutes in vm['causes'].items():
                 totals['causes'][cause] += minutes
-        started = [r for r in found if r['outcome'] == 'started']
+        started = scalings(found)
         flapped = flap_times(started, self.conf.watcher.cooldown)
         for name, vm in per_vm.items():
             vm['actions'] = sum(1 for r in started if r['instance'] == name)
@@ -468,6 +470,16 @@ def hours_at_vcpus(held, dt_h):
                               return_counts=True)
     return {'%g' % size: round(float(count * dt_h), 4)
             for size, count in zip(sizes, counts)}
+
+
+def scalings(found):
+    """The first records of the actions among the decision records
+    ``found`` that started and did not fail later (a resize or a sibling
+    that went to ERROR, one that timed out changed nothing): the
+    benchmark's ``actions``, and what its flaps are counted from."""
+    failed = {r['decision_id'] for r in found if r['outcome'] == 'failed'}
+    return [r for r in found if r['outcome'] == 'started'
+            and r['decision_id'] not in failed]
 
 
 def count_flaps(started, cooldown):

@@ -32,7 +32,8 @@ Three groups of operations:
   (and :meth:`~CloudDriver.why_no_sibling`, which says beforehand why
   it would refuse), :meth:`~CloudDriver.delete_instance` (and
   :meth:`~CloudDriver.finish_deletions`, which carries on deletions that
-  have not completed).  A driver
+  have not completed, and :meth:`~CloudDriver.resume_deletions`, which
+  takes back those asked before a restart).  A driver
   that cannot do one raises :class:`NotSupported`.
 
 A driver may run something beside the evaluations (the ``openstack``
@@ -375,3 +376,13 @@ class CloudDriver(metaclass=abc.ABCMeta):
         run (not in dry-run).  Returns how many it looked at; never
         raises for one that fails.  Nothing to do by default."""
         return 0
+
+    def resume_deletions(self, instance_ids):
+        """Carry on, from now, the deletions of ``instance_ids`` that were
+        asked before this driver was built (by a watcher before its
+        restart, or by the previous leader: what its decision records
+        hold), as :meth:`finish_deletions` carries on the ones
+        :meth:`delete_instance` asked: a driver remembers its deletions
+        only while its process runs.  Calls no cloud API; one already
+        remembered keeps its time.  Nothing to do by default."""
+        return None

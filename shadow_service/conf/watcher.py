@@ -60,9 +60,12 @@ Project IDs all of whose VMs are watched.
     cfg.StrOpt('watch_metadata_key', default='nova_shadow_watch', help="""
 Server metadata key that opts a VM in: a VM whose metadata has this key
 set to ``true`` (``openstack server set --property
-nova_shadow_watch=true``) is watched.  The same VM's ``nova_shadow_profile``
-metadata names its workload profile (for its QoS targets) and
-``nova_shadow_scaling`` (``vertical`` or ``horizontal``) how it scales.
+nova_shadow_watch=true``; or ``yes``, ``on``, ``1``, in any case, as
+oslo.config reads a boolean) is watched.  Any value but those and
+``false``, ``no``, ``off``, ``0`` is logged once, naming the key.  The
+same VM's ``nova_shadow_profile`` metadata names its workload profile
+(for its QoS targets) and ``nova_shadow_scaling`` (``vertical`` or
+``horizontal``) how it scales.
 """),
     cfg.StrOpt('default_profile', default='batch-cpu', help="""
 Workload profile of a watched VM whose metadata names none (its QoS

@@ -81,6 +81,11 @@ class Pending:
     #: Siblings booted (scale out) or being deleted (scale in).
     siblings: list = dataclasses.field(default_factory=list)
     direction: int = 0
+    #: This watcher counted it in its ``actions`` counter when it
+    #: started (and in ``flaps`` too, ``flap``), not one restored from
+    #: the records: counted back out if it fails.
+    counted: bool = False
+    flap: bool = False
 
 
 class Actuator:

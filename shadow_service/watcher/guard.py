@@ -7,9 +7,9 @@ would break one of:
 immunity window
     no action at all on a VM within ``immunity_window`` seconds of its
     last one (it is still settling: the new flavor or host has not yet
-    shown what it does), or of its last start that failed (the cloud or
-    the scale webhook refused it: it is asked again only after the
-    window);
+    shown what it does), or of its last attempt that failed (the cloud
+    or the scale webhook refused it, or it failed after it started: it
+    is asked again only after the window);
 cooldown
     no shrink (resize down, scale in) within ``cooldown`` seconds of any
     scaling action on the VM; a growth is never delayed by it, a
@@ -30,14 +30,15 @@ cycle breaker
     ``cycle_window`` seconds, and no shrink that would be the
     ``max_reversals``-th change of direction of the VM within it.
 
-A start that failed (:attr:`Taken.failed`) changed nothing: it counts
-toward the immunity window and the rate limits, as an attempt, but is
-no scaling for the cooldown, the flap guard or the cycle breaker.
+An action that failed (:attr:`Taken.failed`: its start failed, or it
+failed after it started, :meth:`Guard.failed`) changed nothing: it
+counts toward the immunity window and the rate limits, as an attempt,
+but is no scaling for the cooldown, the flap guard or the cycle breaker.
 
 The guard's state is rebuilt from the history's ``scaling_decision``
 records when a watcher becomes the leader (:meth:`Guard.restore`), so a
 new leader respects what the old one did, and a restarted watcher what
-it did itself, failed starts included.  Pure: no I/O.
+it did itself, failed actions included.  Pure: no I/O.
 """
 
 import collections
@@ -74,14 +75,18 @@ class Taken:
     direction: int
     source_host: str = None
     target_host: str = None
-    #: Its start failed (the cloud or the webhook refused it): an
-    #: attempt, not a change of the VM.
+    #: It failed (the cloud or the webhook refused its start, or it
+    #: failed after it started: a resize or a sibling that went to
+    #: ERROR, one that timed out): an attempt, not a change of the VM.
+    #: Set by :meth:`Guard.failed` when it fails after it started.
     failed: bool = False
+    #: It failed after it started (not at its start).
+    failed_later: bool = False
 
 
 def _changes(history):
     """The scalings and moves in ``history`` (a VM's :class:`Taken`),
-    failed starts left out."""
+    failed ones left out."""
     return [t for t in history if not t.failed]
 
 
@@ -107,6 +112,19 @@ class Guard:
         self._proposed.clear()
         for taken in sorted(taken_list, key=lambda t: t.at):
             self.record(taken)
+
+    def failed(self, instance_id, at):
+        """The action taken on ``instance_id`` at ``at``, which started,
+        has failed: it stays an attempt (the immunity window, the rate
+        limit) and is no longer a scaling.  The :class:`Taken` is changed
+        in place: whoever holds it (the policy, told of it by
+        ``record_taken``) sees it failed too.  Returns it (None when the
+        guard holds no such action)."""
+        for taken in reversed(self._taken.get(instance_id, [])):
+            if taken.at == at:
+                taken.failed = taken.failed_later = True
+                return taken
+        return None
 
     def forget(self, instance_id):
         """Drop what the guard holds of one VM (not its actions' share
@@ -153,8 +171,9 @@ class Guard:
             return 'an action on this VM is still under way'
         if last is not None and now - last.at < limits.immunity_window:
             return ('immunity window: last action (%s%s) %.0f s ago, < %.0f s'
-                    % (last.action, ', its start failed' if last.failed
-                       else '', now - last.at, limits.immunity_window))
+                    % (last.action, ', it failed' if last.failed_later
+                       else ', its start failed' if last.failed else '',
+                       now - last.at, limits.immunity_window))
         changes = _changes(history)
         if decision.direction < 0:
             scaled = [t for t in changes if t.direction]

@@ -35,6 +35,7 @@ import logging
 import math
 
 import numpy as np
+from oslo_config import types as cfg_types
 
 from shadow_service import exporter
 from shadow_service import hostchoice
@@ -56,7 +57,10 @@ from shadow_service.workloads import qos
 
 LOG = logging.getLogger(__name__)
 
-TRUE_VALUES = ('true', 'yes', '1', 'on')
+#: How the opt-in metadata's value is read: as oslo.config reads a
+#: boolean option (``true``/``false``, ``yes``/``no``, ``on``/``off``,
+#: ``1``/``0``, in any case).
+OPT_IN = cfg_types.Boolean()
 PROFILE_KEY = 'nova_shadow_profile'
 SCALING_KEY = 'nova_shadow_scaling'
 
@@ -201,7 +205,11 @@ class Watcher:
         #: took the lock again, and another may have led meanwhile).
         self._term = None
         self._restored = False
-        self._warned = set()
+        #: (what, instance or None) -> the value warned of (see
+        #: :meth:`_warn_once`; pruned with the VMs, :meth:`_forget`)
+        self._warned = {}
+        #: The VMs the last listing found (watched or not)
+        self._listed = set()
         self._cache = {}
         #: instance -> when a run last watched it (see :meth:`_forget`)
         self._seen = {}
@@ -216,10 +224,35 @@ class Watcher:
                 'migrate': opts.interval + opts.migration_duration,
                 'horizontal': opts.interval + opts.boot_duration}
 
-    def _warn_once(self, key, message, *args):
-        if key not in self._warned:
-            self._warned.add(key)
+    def _warn_once(self, what, instance_id, value, message, *args):
+        """Log ``message`` once for ``instance_id`` (None: the watcher's
+        own) and ``what`` while ``value`` stays the same: one entry per
+        VM and kind, so the entries are bounded by the VMs known (and
+        those are forgotten, :meth:`_forget`)."""
+        key = (what, instance_id)
+        if key not in self._warned or self._warned[key] != value:
+            self._warned[key] = value
             LOG.warning(message, *args)
+
+    def _opted_in(self, instance):
+        """Whether the VM's ``watch_metadata_key`` metadata opts it in (a
+        true value as oslo.config reads a boolean: :data:`OPT_IN`).  A
+        value that is neither true nor false opts nothing in, and is said
+        once (naming the key), since a typo would go unnoticed."""
+        key = self.opts.watch_metadata_key
+        value = (instance.metadata or {}).get(key) if key else None
+        if value is None or value == '':
+            return False
+        try:
+            return OPT_IN(str(value))
+        except ValueError:
+            self._warn_once(
+                'opt_in', instance.instance_id, value,
+                'Instance %s: %s=%s is neither true nor false (true, yes, '
+                'on, 1 or false, no, off, 0); not watching it by its '
+                'metadata', logsafe.clip(instance.instance_id), key,
+                logsafe.clip(str(value)))
+            return False
 
     def watched(self):
         """The VMs to look at this run (siblings the watcher booted are
@@ -230,23 +263,23 @@ class Watcher:
             try:
                 found[instance_id] = self.driver.get_instance(instance_id)
             except cloud_base.CloudError as exc:
-                self._warn_once(('missing', instance_id),
+                self._warn_once('missing', instance_id, None,
                                 'Watched instance %s: %s', instance_id, exc)
         if opts.projects or opts.watch_metadata_key:
             try:
                 listed = self.driver.list_instances(
                     project_ids=opts.projects or None)
             except cloud_base.NotSupported as exc:
-                self._warn_once('list', 'Cannot list instances (%s): only '
-                                '[watcher] instances are watched', exc)
+                self._warn_once('list', None, None, 'Cannot list '
+                                'instances (%s): only [watcher] instances '
+                                'are watched', exc)
                 listed = []
             except cloud_base.CloudError as exc:
                 LOG.warning('Listing instances failed: %s', exc)
                 listed = []
+            self._listed = {i.instance_id for i in listed}
             for instance in listed:
-                flag = str(instance.metadata.get(
-                    opts.watch_metadata_key, '')).lower()
-                if (flag in TRUE_VALUES or (
+                if (self._opted_in(instance) or (
                         opts.projects
                         and instance.project_id in opts.projects)):
                     found.setdefault(instance.instance_id, instance)
@@ -343,8 +376,9 @@ class Watcher:
         the longest window it reads history over (a VM deleted, or no
         longer opted in): with VMs coming and going, that state would
         otherwise grow without end.  A VM watched again later starts as
-        it would after a restart (the same window is all it restores).
-        A VM with an action under way or siblings in its group is kept."""
+        it would after a restart (the same window is all it restores, and
+        its warnings are said again).  A VM with an action under way or
+        siblings in its group is kept."""
         opts = self.opts
         window = max(opts.history_window, opts.ceiling_window,
                      opts.cycle_window, opts.hold_window,
@@ -366,6 +400,13 @@ class Watcher:
             self.siblings.pop(instance_id, None)
             self.errors.forget(instance_id)
             self.guard.forget(instance_id)
+        # What was said of a VM goes with it; so does what was said of
+        # one listed but not watched (its opt-in) once it is no longer
+        # listed.  Said again if it comes back, as after a restart.
+        kept = set(self._seen) | self._listed | set(opts.instances)
+        for key in [k for k in self._warned
+                    if k[1] is not None and k[1] not in kept]:
+            del self._warned[key]
 
     def _check_leading(self):
         """Before an action (or its record): raise
@@ -400,12 +441,27 @@ class Watcher:
             self.guard.in_flight.discard(instance_id)
             if outcome == 'done':
                 self._after_done(pending, now)
+            elif outcome == 'failed':
+                self._after_failed(pending)
             self._write({'decision_id': pending.decision_id,
                          'instance': instance_id, 'action': pending.action,
                          'outcome': outcome, 'detail': detail, 'at': now,
                          'started_at': pending.started_at,
                          'siblings': pending.siblings,
                          'target_host': pending.target_host}, now)
+
+    def _after_failed(self, pending):
+        """An action that started has failed (a resize or a sibling that
+        went to ERROR, one that timed out): it changed nothing, as a
+        failed start did not.  The guard (and the policy, which holds
+        the same :class:`~.guard.Taken`) keep it as an attempt, no
+        scaling; the ``actions`` and ``flaps`` counters no longer count
+        it."""
+        self.guard.failed(pending.instance_id, pending.started_at)
+        if pending.counted:
+            self.counters['actions'] -= 1
+            if pending.flap:
+                self.counters['flaps'] -= 1
 
     def _after_done(self, pending, now):
         instance_id = pending.instance_id
@@ -482,7 +538,7 @@ class Watcher:
             # A tenant's own name is allowed (the default targets apply),
             # but say so once: a typo would go unnoticed otherwise.
             self._warn_once(
-                ('profile', instance.instance_id, profile),
+                'profile', instance.instance_id, profile,
                 'Instance %s: profile %s has no QoS targets of its own; '
                 'watching it against the default (%s)',
                 logsafe.clip(instance.instance_id), logsafe.clip(profile),
@@ -521,7 +577,7 @@ class Watcher:
         mode = str((instance.metadata or {}).get(SCALING_KEY, 'vertical'))
         if mode.lower() not in ('horizontal', 'vertical'):
             self._warn_once(
-                ('scaling', instance.instance_id, mode),
+                'scaling', instance.instance_id, mode,
                 "Instance %s: %s=%s is neither 'vertical' nor "
                 "'horizontal'; resizing it", logsafe.clip(
                     instance.instance_id), SCALING_KEY, logsafe.clip(mode))
@@ -978,17 +1034,17 @@ class Watcher:
         step = self.opts.step
         times, util = self._series(instance_id, 'cpu_util_pct', now)
         found = np.flatnonzero(np.isfinite(util))
-        key = ('stale', instance_id)
         if not found.size:
             return None
         # The newest step with a sample ends at least this long ago.
         age = now - (float(times[found[-1]]) + step)
         if age < (STALE_STEPS - 0.5) * step:
-            self._warned.discard(key)
+            self._warned.pop(('stale', instance_id), None)
             return None
-        self._warn_once(key, 'Instance %s: no CPU utilisation sample for '
-                        'over %.0f s; not scaling it until samples come '
-                        'again', logsafe.clip(instance_id), age)
+        self._warn_once('stale', instance_id, None,
+                        'Instance %s: no CPU utilisation sample for over '
+                        '%.0f s; not scaling it until samples come again',
+                        logsafe.clip(instance_id), age)
         return ('the newest CPU utilisation sample is over %.0f s old: '
                 'nothing is decided until samples come again' % age)
 
@@ -1106,12 +1162,16 @@ class Watcher:
             record['target_flavor'] = self.ladder.rungs[
                 decision.target_rung].to_flavor()
         if outcome in ('started', 'dry_run'):
-            if self.guard.is_flap(instance_id, decision.direction, now):
+            flap = self.guard.is_flap(instance_id, decision.direction, now)
+            if flap:
                 self.counters['flaps'] += 1
                 LOG.warning('%s: %s reverses its last scaling within the '
                             'cooldown (a flap)', instance_id,
                             decision.action)
             self.counters['actions'] += 1
+            if pending is not None:
+                # Counted back out should it fail (_after_failed).
+                pending.counted, pending.flap = True, flap
         # A failed start is an attempt: the guard counts it as a watcher
         # restored from this record will (see guard.Taken.failed).
         taken = guard_mod.Taken(
@@ -1365,7 +1425,7 @@ class Watcher:
         by_id = collections.OrderedDict()
         for record in found:
             by_id.setdefault(record['decision_id'], []).append(record)
-        taken, pending = [], {}
+        taken, pending, deleting = [], {}, []
         siblings = collections.defaultdict(list, {
             k: list(v) for k, v in self.siblings.items()})
         changes = collections.defaultdict(list)
@@ -1380,13 +1440,22 @@ class Watcher:
             direction = policy_base.Decision(
                 first['action'], '').direction
             ended = [r for r in group if r['outcome'] in ('done', 'failed')]
+            failed_later = first['outcome'] == 'started' and any(
+                r['outcome'] == 'failed' for r in ended)
+            if (first['action'] == 'scale_in' and first['outcome'] ==
+                    'started' and not _by_webhook(first) and not any(
+                        r['outcome'] == 'done' for r in ended)):
+                # Deletions asked that may not have completed: the
+                # driver carries them on as it did before the restart.
+                deleting.extend(first.get('siblings') or [])
             if first['at'] >= start:
                 taken.append(guard_mod.Taken(
                     first['instance'], first['action'], first['at'],
                     direction,
                     source_host=(first.get('inputs') or {}).get('host'),
                     target_host=first.get('target_host'),
-                    failed=first['outcome'] == 'failed'))
+                    failed=first['outcome'] == 'failed' or failed_later,
+                    failed_later=failed_later))
                 if first['outcome'] == 'started' and not ended and \
                         not _by_webhook(first):
                     pending[first['instance']] = actuator_mod.Pending(
@@ -1423,10 +1492,27 @@ class Watcher:
         self._ceilings.clear()
         self._restore_demand_state(found, since, now)
         self._restore_webhook_sizes(webhook_sizes)
+        self._resume_deletions(deleting)
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
         return True
+
+    def _resume_deletions(self, siblings):
+        """Hand the driver the deletions of ``siblings`` that the decision
+        records hold (scale-ins under way, or that ended without seeing
+        them gone), as :meth:`~shadow_service.clouds.base.CloudDriver.
+        resume_deletions`: a restarted watcher (or a new leader) carries
+        them on as the one before did.  Not in dry-run, which deletes
+        nothing."""
+        if not siblings or self.actuator.dry_run:
+            return
+        siblings = list(dict.fromkeys(siblings))
+        try:
+            self.driver.resume_deletions(siblings)
+        except cloud_base.CloudError as exc:
+            LOG.warning('Carrying on the deletions of siblings %s failed: '
+                        '%s', ', '.join(siblings), exc)
 
     def _restore_webhook_sizes(self, calls):
         """Each webhook-scaled group's size and member-count timeline

@@ -2144,6 +2144,15 @@ class OpenStackDriver(base.CloudDriver):
             self._repeat_deletion(self._siblings_asked, instance_id, None)
         return len(due)
 
+    def resume_deletions(self, instance_ids):
+        """Remember the deletions of ``instance_ids`` (siblings) asked
+        before this driver was built, from now: :meth:`finish_deletions`
+        looks each up once ``deletion_grace_s`` has passed, forgets it if
+        it is gone and deletes it again otherwise."""
+        for instance_id in instance_ids:
+            if self._siblings_asked.since(instance_id) is None:
+                self._siblings_asked.asked(instance_id)
+
     def list_instances(self, project_ids=None):
         """Every server of ``project_ids`` (all projects the credentials
         see when None), shadows left out, with their metadata: how the

@@ -258,8 +258,10 @@ class ScalingPolicy(metaclass=abc.ABCMeta):
         decision (or, in dry-run, would have): ``taken``, the
         :class:`~shadow_service.watcher.guard.Taken` the guard records
         and :meth:`restore` gets back after a restart, a failed start
-        included.  A decision the guard or the watcher's limits held back
-        changed nothing and is not recorded.  Nothing by default."""
+        included.  An action that started and fails later has its
+        ``taken`` marked ``failed`` in place (it changed nothing either).
+        A decision the guard or the watcher's limits held back changed
+        nothing and is not recorded.  Nothing by default."""
         return None
 
     @abc.abstractmethod

@@ -16,9 +16,9 @@ cooldown of a shrink it made only the forecast rule may grow it back,
 so a learnt offset cannot make it flap (the watcher tells it of each
 action it took, :meth:`RLPolicy.record_taken`, and a restarted one of
 those its records hold, :meth:`RLPolicy.restore`: a shrink the guard
-held back changed nothing and holds no growth back).  Each (state,
-action) keeps the mean reward it earned and how often training tried
-it; the policy picks the best of the moves tried at least
+held back, or that failed, changed nothing and holds no growth
+back).  Each (state, action) keeps the mean reward it earned and how
+often training tried it; the policy picks the best of the moves tried at least
 ``min_visits`` times, in a state where the forecast rule's size was
 tried as often (else that size; ties: that
 size too).  The reward of an action is known one lead time later, from the
@@ -228,9 +228,11 @@ class RLPolicy(base.ScalingPolicy):
     def record_taken(self, taken):
         # Only a shrink the watcher did (or, in dry-run, would have):
         # one the guard held back, or whose start failed, changed
-        # nothing, and growing the VM after it is no flap.
+        # nothing, and growing the VM after it is no flap.  One that
+        # fails later is marked failed in place (guard.Guard.failed):
+        # it is kept, and looked at when deciding.
         if taken.direction < 0 and not getattr(taken, 'failed', False):
-            self._shrunk[taken.instance_id] = taken.at
+            self._shrunk[taken.instance_id] = taken
 
     def hidden_demand_factor(self):
         # Its base size is the forecast rule's, saturation floor included.
@@ -388,7 +390,8 @@ class RLPolicy(base.ScalingPolicy):
                     ceiling)
         shrunk = self._shrunk.get(s.instance_id)
         if (target > current and wanted <= current and shrunk is not None
-                and s.now - shrunk < self._cooldown()):
+                and not getattr(shrunk, 'failed', False)
+                and s.now - shrunk.at < self._cooldown()):
             # Only the forecast rule may grow a VM back within the
             # cooldown of a shrink; a learnt offset would make it flap.
             target = current

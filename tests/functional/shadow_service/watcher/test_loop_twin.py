@@ -416,7 +416,8 @@ def test_a_restarted_watcher_tells_its_policy_what_it_did(tmp_path):
         records.decision_point(dict(shrink, outcome='done'), now - 300)])
     assembled = support.build(conf, driver, history)
     support.run(assembled, driver, 1)
-    assert assembled.watcher.policy._shrunk == {
+    assert {vm: taken.at for vm, taken
+            in assembled.watcher.policy._shrunk.items()} == {
         'vm-1': pytest.approx(now - 600.0)}
 
 
@@ -787,12 +788,28 @@ def test_the_watcher_forgets_a_vm_gone_for_longer_than_it_looks_back(
         'ceiling_window': window, 'cycle_window': window,
         'hold_window': window})
     driver, history = support.twin(conf)
-    support.place(driver, 'gone', [1.9] * 3 * DAY)
+    # Each says something once: a profile of its own, an opt-in typo
+    # (listed, never watched).  Before: what was said of a VM was kept
+    # for ever, one entry per VM and value ever seen.
+    support.place(driver, 'gone', [1.9] * 3 * DAY,
+                  metadata={'nova_shadow_profile': 'its-own'})
     support.place(driver, 'kept', [1.0] * 3 * DAY)
+    support.place(driver, 'typo', [1.0] * 3 * DAY,
+                  metadata={'nova_shadow_watch': 'ture'})
     assembled = support.build(conf, driver, history)
     driver.fast_forward(window)
     support.run(assembled, driver, 3)
     assert _held(assembled.watcher) >= {'gone', 'kept'}
+    # What it keeps of what it said: one entry per VM and kind, whatever
+    # values the VM's metadata took.
+    for profile in ('p1', 'p2', 'p3'):
+        driver._metadata['gone']['nova_shadow_profile'] = profile
+        support.run(assembled, driver, 1)
+    assert len(assembled.watcher._warned) == 2
+    # One no longer listed is forgotten at once: it is not watched.
+    driver.delete_instance('typo')
+    support.run(assembled, driver, 1)
+    assert len(assembled.watcher._warned) == 1
 
     # Deleted, the VM is still remembered within the window (a listing
     # that failed for a while must not wipe what is known)...
@@ -803,6 +820,7 @@ def test_the_watcher_forgets_a_vm_gone_for_longer_than_it_looks_back(
     support.run(assembled, driver, 2)
     assert 'gone' not in _held(assembled.watcher)
     assert 'kept' in _held(assembled.watcher)
+    assert len(assembled.watcher._warned) == 0
 
 
 class _Webhook(http_server.BaseHTTPRequestHandler):

@@ -138,13 +138,15 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(['dry_run'], [r['outcome'] for r in
                                        self._records(app['id'])])
 
-    def _quiet(self, flavor, volume=None):
-        """A VM on ``flavor`` whose demand has fallen, and the watcher's
-        step for it (a forecast error it knows, of zero, so it may
-        shrink at once)."""
-        app = self._boot('quiet', flavor=flavor, volume=volume)
-        watcher, driver = self._watcher(policy='forecast', hold_window=0.0,
-                                        min_errors=1)
+    def _quiet(self, flavor, volume=None, app=None, **watcher):
+        """A VM on ``flavor`` whose demand has fallen (``app``, or one
+        booted), and the step for it of a watcher (more ``[watcher]``
+        options in ``watcher``) that knows a forecast error of it, of
+        zero, so it may shrink at once: ``(server, watcher, step)``."""
+        app = app or self._boot('quiet', flavor=flavor, volume=volume)
+        watcher, driver = self._watcher(**dict(
+            dict(policy='forecast', hold_window=0.0, min_errors=1),
+            **watcher))
         watcher.errors.update(app['id'], flavor, 1.0, 0.0)
         self._measured(driver, app, 'cpu_util_pct', [3.0] * 40)
         steps = watcher.run_once()
@@ -177,6 +179,40 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
                       timeout=30, what='the watcher to confirm the resize')
         server = self._wait_for_state_change(app, 'ACTIVE')
         self.assertEqual('m1.small', server['flavor']['original_name'])
+
+    def test_a_shrink_that_went_to_error_is_an_attempt_not_a_scaling(self):
+        # Nova fails the resize where it finishes: the VM goes to ERROR,
+        # on its old flavor.
+        self.useFixture(fixtures.MockPatch(
+            'nova.virt.fake.FakeDriver.finish_migration',
+            side_effect=RuntimeError('the host failed the resize')))
+        app, watcher, step = self._quiet(
+            'm1.medium', volume=self.cinder.IMAGE_BACKED_VOL,
+            cooldown=3600.0)
+        self.assertEqual(('resize_down', 'started'),
+                         (step.decision.action, step.outcome))
+        self._wait_for_state_change(app, 'ERROR')
+        watcher.run_once()
+        self.assertEqual(['started', 'failed'], [
+            r['outcome'] for r in self._records(app['id'])])
+        self.assertEqual(0, watcher.counters['actions'])
+        # An operator sets it right.
+        self.admin_api.post_server_action(
+            app['id'], {'os-resetState': {'state': 'active'}})
+        self.assertEqual('m1.medium', self._wait_for_state_change(
+            app, 'ACTIVE')['flavor']['original_name'])
+        # It changed nothing: no cooldown holds the next shrink back, in
+        # the watcher that followed it nor in one restarted from its
+        # records (dry-run here: it only says).  Before: both held it
+        # back for the hour ('cooldown: last scaling (resize_down) ...').
+        _app, restarted, again = self._quiet('m1.medium', app=app,
+                                             cooldown=3600.0, dry_run=True)
+        self.assertEqual(('resize_down', 'dry_run'),
+                         (again.decision.action, again.outcome), again.detail)
+        (step,) = watcher.run_once()
+        self.assertEqual(('resize_down', 'started'),
+                         (step.decision.action, step.outcome), step.detail)
+        self.assertEqual(1, watcher.counters['actions'])
 
     def _volume(self, **fields):
         """A volume in Nova's Cinder fixture (``fields`` as Cinder shows
@@ -430,8 +466,10 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual(1, self._instances_used())
         self.assertEqual({}, self.allocations(sibling))
 
-    def test_a_stuck_sibling_is_deleted_again_after_its_scale_in_failed(
-            self):
+    def _scale_in_timed_out(self):
+        """A scale-in whose sibling's deletion its compute host lost (task
+        state deleting for good) times out: ``(server, watcher, driver,
+        sibling, the mock of the deletions Nova accepted)``."""
         app, watcher, driver, busy, sibling = self._scaled_out()
         lost, losing = self.lose_deletions()
         self._scale_in_started(app, watcher, driver, busy)
@@ -452,11 +490,12 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
             r for r in self._records(app['id'])
             if r['outcome'] == 'failed'][0]['detail'])
         self.assertEqual(1, lost.call_count)
+        return app, watcher, driver, sibling, lost
 
-        # Past the grace, a later run resets and deletes it again, as the
-        # collector does a shadow's.  Before: nothing asked again once the
-        # scale-in ended, and the sibling held the project's quota for
-        # good.
+    def _deleted_again(self, app, watcher, driver, sibling, lost):
+        """Past the grace, ``watcher``'s next run has ``driver`` reset and
+        delete the stuck ``sibling`` again, saying so once; it goes, and
+        its look-up then has the driver forget it."""
         driver.deletion_grace_s = 0.0
         with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
             watcher.run_once()
@@ -475,6 +514,26 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         watcher.run_once()
         self.assertNotIn(sibling, driver._sibling_deletions)
         self.assertEqual(2, lost.call_count)
+
+    def test_a_stuck_sibling_is_deleted_again_after_its_scale_in_failed(
+            self):
+        # Past the grace, a later run resets and deletes it again, as the
+        # collector does a shadow's.  Before: nothing asked again once the
+        # scale-in ended, and the sibling held the project's quota for
+        # good.
+        self._deleted_again(*self._scale_in_timed_out())
+
+    def test_a_restarted_watcher_deletes_again_a_stuck_sibling(self):
+        app, _stopped, _driver, sibling, lost = self._scale_in_timed_out()
+        # The watcher restarts (a new driver, which remembers nothing):
+        # the scale-in's records say which sibling's deletion it asked.
+        # Before: the new driver never heard of it, and the sibling held
+        # the project's quota until a later scale-in picked it again.
+        watcher, driver = self._watcher(policy='forecast', max_count=2,
+                                        hold_window=0.0, min_errors=1)
+        self._deleted_again(app, watcher, driver, sibling, lost)
+        # Its group no longer counts it.
+        self.assertEqual([], watcher.siblings[app['id']])
 
     def test_a_stuck_soft_delete_of_a_sibling_says_what_an_admin_runs(
             self):

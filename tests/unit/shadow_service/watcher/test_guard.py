@@ -173,3 +173,26 @@ def test_a_failed_start_is_no_scaling_for_the_cooldown_or_the_cycles():
     g = _guard(cooldown=1800)
     g.record(guard.Taken('vm', 'resize_up', 0, 1, failed=True))
     assert g.check('vm', DOWN, 100) is None
+
+
+def test_an_action_that_failed_after_it_started_is_an_attempt():
+    # A shrink that started, then went to ERROR (or timed out): as a
+    # failed start, it holds the VM for the immunity window and counts
+    # toward the rate limit, but changed nothing: no cooldown, no flap,
+    # no reversal.  Before: it counted as the shrink it set out to be.
+    g = _guard(immunity_window=600, cooldown=1800, cycle_window=7200,
+               max_reversals=2)
+    _take(g, UP, 0)
+    _take(g, DOWN, 2000)
+    assert g.failed('vm', 2000).failed
+    assert g.failed('vm', 1234) is None
+    assert g.check('vm', UP, 2300) == (
+        'immunity window: last action (resize_down, it failed) 300 s ago, '
+        '< 600 s')
+    assert not g.is_flap('vm', 1, 2700)
+    _take(g, UP, 2700)
+    assert g.check('vm', DOWN, 4500) is None
+    rate = _guard(max_actions_per_hour=1)
+    _take(rate, DOWN, 0)
+    rate.failed('vm', 0)
+    assert rate.check('other', UP, 100).startswith('rate limit: 1 actions')

@@ -1,8 +1,9 @@
 """A tenant's watcher metadata that the watcher cannot use as given.
 
-An unknown profile name is allowed (the default QoS targets apply) and an
-unknown scaling mode falls back to resizing; each is said once per VM
-and value, in one log line a newline in the value cannot forge.
+An unknown profile name is allowed (the default QoS targets apply), an
+unknown scaling mode falls back to resizing, and an opt-in value that is
+neither true nor false opts nothing in; each is said once per VM and
+value, in one log line a newline in the value cannot forge.
 """
 
 import logging
@@ -12,7 +13,7 @@ from tests import watcher_support
 FORGED = 'no-such\n2026-01-01 00:00:00 INFO forged line'
 
 
-def _warnings(tmp_path, caplog, metadata, runs=3):
+def _warnings(tmp_path, caplog, metadata, runs=3, watched=True):
     conf = watcher_support.make_conf(tmp_path)
     driver, history = watcher_support.twin(conf)
     watcher_support.place(driver, 'vm-1', [0.5] * 96, metadata=metadata)
@@ -23,7 +24,7 @@ def _warnings(tmp_path, caplog, metadata, runs=3):
         steps = watcher_support.run(assembled, driver, runs)
     finally:
         assembled.close()
-    assert [s.instance_id for s in steps] == ['vm-1'] * runs
+    assert [s.instance_id for s in steps] == ['vm-1'] * runs * watched
     return [r.getMessage() for r in caplog.records
             if r.levelno == logging.WARNING
             and r.name == 'shadow_service.watcher.loop']
@@ -51,3 +52,24 @@ def test_a_known_profile_and_mode_say_nothing(tmp_path, caplog):
     assert _warnings(tmp_path, caplog,
                      {'nova_shadow_profile': 'web',
                       'nova_shadow_scaling': 'Horizontal'}) == []
+
+
+def test_the_opt_in_reads_as_oslo_config_reads_a_boolean(tmp_path, caplog):
+    # As documented: true, yes, on, 1 in any case opt in; false, no, off,
+    # 0 opt out; neither says nothing.
+    for value in ('TRUE', 'Yes', 'on', '1'):
+        assert _warnings(tmp_path, caplog,
+                         {'nova_shadow_watch': value}, runs=1) == []
+    for value in ('false', 'No', 'off', '0'):
+        assert _warnings(tmp_path, caplog, {'nova_shadow_watch': value},
+                         runs=1, watched=False) == []
+
+
+def test_an_opt_in_neither_true_nor_false_is_said_once(tmp_path, caplog):
+    # Before: a typo left the VM unwatched, and nothing said so.
+    found = _warnings(tmp_path, caplog, {'nova_shadow_watch': 'ture\nforged'},
+                      watched=False)
+    assert found == [
+        'Instance vm-1: nova_shadow_watch=ture\\nforged is neither true nor '
+        'false (true, yes, on, 1 or false, no, off, 0); not watching it by '
+        'its metadata']

@@ -367,6 +367,21 @@ def test_rl_remembers_only_the_shrinks_the_watcher_did():
     assert policy.decide(keep).action == 'none'
 
 
+def test_rl_forgets_a_shrink_that_failed_after_it_started():
+    # The watcher's guard marks the shrink failed when it went to ERROR
+    # (or timed out): it changed nothing, and the learnt +1 offset may
+    # grow the VM at once.  Before: it held the growth back for the
+    # cooldown.
+    keep, policy = _rl_learnt_plus_one()
+    limits = guard.Guard()
+    shrink = guard.Taken('vm', 'resize_down', keep.now - 300.0, -1)
+    limits.record(shrink)
+    policy.record_taken(shrink)
+    assert policy.decide(keep).action == 'none'
+    limits.failed('vm', shrink.at)
+    assert policy.decide(keep).action == 'resize_up'
+
+
 def _capped(ceiling, **kwargs):
     situation = _situation(**kwargs)
     situation.forecast['ceiling'] = ceiling

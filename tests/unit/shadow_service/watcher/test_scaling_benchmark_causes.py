@@ -120,3 +120,18 @@ def test_hours_at_each_size_add_up_to_the_resource_hours():
     assert hours == {'2': 0.5, '32': 1.0, '48': 1.5}
     assert sum(float(v) * h for v, h in hours.items()) == pytest.approx(
         held.sum() / 60.0)
+
+
+def test_an_action_that_failed_after_it_started_is_no_scaling_nor_flap():
+    bench = _benchmark()
+    found = [dict(_up(0.0, 'started'), decision_id='a'),
+             {'instance': 'vm', 'action': 'resize_down', 'at': 600.0,
+              'outcome': 'started', 'decision_id': 'b'},
+             {'instance': 'vm', 'action': 'resize_down', 'at': 900.0,
+              'outcome': 'failed', 'decision_id': 'b'},
+             dict(_up(1200.0, 'started'), decision_id='c')]
+    # The shrink went to ERROR: two scalings, both growths, no flap.
+    # Before: three actions, two of them flaps.
+    started = bench.scalings(found)
+    assert [r['decision_id'] for r in started] == ['a', 'c']
+    assert bench.count_flaps(started, 1800.0) == 0
