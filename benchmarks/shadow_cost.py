@@ -32,7 +32,8 @@ arm's service had learned (``age_drift``) and what the answer's best three
 hosts rested on (``top_hosts``: score, data age, metrics known by fewer
 than three samples).  ``--no-age-drift-learning`` runs the arms with
 ``[analysis] age_drift_learning`` off; ``--age-drift-per-metric
-METRIC:DRIFT,...`` sets ``[analysis] age_drift_per_metric``.
+METRIC:DRIFT,...`` sets ``[analysis] age_drift_per_metric``;
+``--prior-trust-learning`` sets ``[shadow] prior_trust_learning``.
 
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
@@ -109,6 +110,9 @@ class ScheduledService(pq.ShadowService):
         if getattr(self.args, 'no_age_drift_learning', False):
             self.conf.set_override('age_drift_learning', False,
                                    group='analysis')
+        if getattr(self.args, 'prior_trust_learning', False):
+            self.conf.set_override('prior_trust_learning', True,
+                                   group='shadow')
         if getattr(self.args, 'age_drift_per_metric', None):
             self.conf.set_override('age_drift_per_metric',
                                    self.args.age_drift_per_metric,
@@ -372,6 +376,8 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
         'prior_lookback_s': getattr(args, 'prior_lookback', None),
         'age_drift_learning': not getattr(args, 'no_age_drift_learning',
                                           False),
+        'prior_trust_learning': getattr(args, 'prior_trust_learning',
+                                        False),
         'age_drift_per_metric': getattr(args, 'age_drift_per_metric',
                                         None),
         'confidence_target': confidence_target,
@@ -509,6 +515,10 @@ def main(argv=None):
                         help='[analysis] age_drift_per_metric of the racing '
                         'schedule: the drift a named metric ages at until '
                         'the learner has its own (default: unset)')
+    parser.add_argument('--prior-trust-learning', action='store_true',
+                        help='[shadow] prior_trust_learning = true: the '
+                        'prior\'s expected loss weighed by the share of '
+                        'it races of the profile confirmed')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '

@@ -310,6 +310,9 @@ class Evaluator:
         self.scaleup_learner = learners.scaleup
         # Optional AgeDriftLearner: how fast measurements go stale.
         self.drift_learner = learners.age_drift
+        # Optional PriorTrustLearner: how much of the prior's expected
+        # loss races confirmed, per profile.
+        self.trust_learner = learners.prior_trust
 
     @classmethod
     def from_conf(cls, conf, driver, history, analyzer, learners=None):
@@ -396,13 +399,16 @@ class Evaluator:
         verdict = (self.assess(prior, evaluation,
                                unknown=unknown if like_known else ())
                    if self.schedule == 'racing' else None)
+        trust = self._trust(profile) if verdict is not None else None
         decides = self.schedule != 'full' and (
             (not unknown and prior.confidence >= self.confidence_target)
             or (verdict is not None and (not unknown or like_known)
-                and verdict.opportunity_cost <= self.prior_margin))
+                and verdict.opportunity_cost * trust <= self.prior_margin))
         if self.schedule != 'full':
             evaluation.history_verdict = self._history_verdict(
                 prior, verdict, eligible, known, decides)
+            if trust is not None and self.trust_learner is not None:
+                evaluation.history_verdict['trust'] = round(trust, 4)
         if decides:
             LOG.info('Evaluation %s: history alone decides the ranking '
                      '(confidence %.2f%s); no shadows booted',
@@ -440,8 +446,23 @@ class Evaluator:
             progress, prior if self.schedule != 'full' else None, analyzer)
         if ranking is None:
             ranking = prior
+        if verdict is not None:
+            # What the race says the prior's top host would have lost:
+            # what the prior trust learner weighs the prior's figure by.
+            after = self.assess(ranking, evaluation,
+                                incumbent=verdict.incumbent)
+            evaluation.history_verdict['loss_after'] = (
+                None if after is None
+                else round(after.opportunity_cost, 4))
         return self._finish(evaluation, ranking, wall_start, shadow_seconds,
                             'shadows')
+
+    def _trust(self, profile):
+        """The ratio the prior's expected loss of ``profile`` is weighed
+        by (``[shadow] prior_trust_learning``; 1 without it)."""
+        if self.trust_learner is None:
+            return 1.0
+        return self.trust_learner.prior_trust().factor(profile.name)
 
     def _answer_without_time(self, evaluation, prior, candidates,
                              wall_start):
@@ -503,9 +524,11 @@ class Evaluator:
             evaluation.unmeasured[host] = 'may not take the VM (%s)' % reason
         return [h for h in host_names if h not in evaluation.excluded]
 
-    def assess(self, ranking, evaluation, unknown=()):
+    def assess(self, ranking, evaluation, unknown=(), incumbent=None):
         """What ``ranking`` leaves open among the hosts that may take the
-        VM (scores per cost under the ``per_cost`` policy)."""
+        VM (scores per cost under the ``per_cost`` policy); ``incumbent``:
+        the host whose expected loss is asked for (the top host when
+        None)."""
         excluded = getattr(evaluation, 'excluded', {})
         eligible = [h['host'] for h in evaluation.hosts
                     if h['host'] not in excluded]
@@ -520,13 +543,14 @@ class Evaluator:
             # are seeded).
             measurable = getattr(ranking, 'measurable_sds', None)
             key = (tuple(sorted(excluded)), tuple(sorted(factors.items())),
-                   indifference, tuple(unknown),
+                   indifference, tuple(unknown), incumbent,
                    None if measurable is None else measurable.tobytes())
             if key in memo.verdicts:
                 return memo.verdicts[key]
         verdict = racing.assess(ranking, exclude=excluded,
                                 indifference=indifference,
-                                cost_factors=factors, unknown=unknown)
+                                cost_factors=factors, unknown=unknown,
+                                incumbent=incumbent)
         if key is not None:
             if len(memo.verdicts) >= VERDICTS_KEPT:
                 memo.verdicts.clear()

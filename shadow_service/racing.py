@@ -68,7 +68,8 @@ class Assessment:
 
 
 def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
-           indifference=0.0, draws=DRAWS, seed=0, unknown=()):
+           indifference=0.0, draws=DRAWS, seed=0, unknown=(),
+           incumbent=None):
     """The :class:`Assessment` of ``ranking`` (an analyzer ``Ranking``).
 
     Only hosts with predictions and not in ``exclude`` (hosts that may
@@ -88,6 +89,9 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
     history of the workload); each takes part with draws of a known host
     picked at random (:func:`_population`), so the verdict says whether
     a host like the others could still change the ranking.
+
+    ``incumbent``: the host whose expected loss is asked for (the
+    ranking's top host when None); None when it takes no part.
     """
     excluded = set(exclude)
     hosts = [h for h in ranking.hosts
@@ -126,7 +130,12 @@ def assess(ranking, *, weights=None, cost_factors=None, exclude=(),
                             for h in names + unknown])
         scores = scores * factors[:, None]
         point = point * factors[:len(names)]
-    top = int(np.argmax(point))
+    if incumbent is None:
+        top = int(np.argmax(point))
+    elif incumbent in names:
+        top = names.index(incumbent)
+    else:
+        return None
     lead = scores - scores[top] - float(indifference)
     gains = np.mean(np.maximum(lead, 0.0), axis=1)
     cost = float(np.mean(np.maximum(np.max(lead, axis=0), 0.0)))

@@ -471,7 +471,54 @@ run keep measuring as long as before.
 
 Related options:
 
-* ``settle_margin``, ``evaluation_schedule``
+* ``settle_margin``, ``evaluation_schedule``, ``prior_trust_learning``
+"""),
+    cfg.BoolOpt(
+        'prior_trust_learning',
+        default=False,
+        help="""
+Learn, per profile, how much of the prior's expected loss was real, and
+weigh it by that before comparing it with ``prior_settle_margin`` (the
+``racing`` schedule).
+
+After every race that booted shadows, the expected loss of the prior's
+top host is asked again of the race's final ranking and recorded
+(``history_verdict.loss_after``). Over a profile's races whose prior
+expected loss lay between the margin and four times it, the ratio of the
+two sums (shrunk toward 1 by five pseudo-races, bounded to 0.25-4) is
+how far that profile's prior can be trusted: below 1 history answers more
+of its requests alone, above 1 fewer. The answer's ``history_verdict``
+says the ratio used (``trust``).
+
+Related options:
+
+* ``prior_trust_min_outcomes``, ``prior_trust_lookback``,
+  ``prior_settle_margin``
+"""),
+    cfg.IntOpt(
+        'prior_trust_min_outcomes',
+        default=10,
+        min=1,
+        help="""
+Races of a profile (with a prior expected loss between the margin and four
+times it) needed before its ratio is learned; until then the prior's
+expected loss is taken as stated.
+
+Related options:
+
+* ``prior_trust_learning``
+"""),
+    cfg.FloatOpt(
+        'prior_trust_lookback',
+        default=7 * 86400.0,
+        min=3600.0,
+        help="""
+Seconds of evaluation records (on the cloud driver's clock) the prior
+trust is learned from.
+
+Related options:
+
+* ``prior_trust_learning``
 """),
     cfg.StrOpt(
         'cost_policy',

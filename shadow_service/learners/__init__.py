@@ -6,7 +6,9 @@
   full flavor;
 * :class:`~.calibration.CalibrationLearner`: how often a ranking's top host
   really was best, per stated confidence;
-* :class:`~.drift.AgeDriftLearner`: how fast hosts' measurements go stale.
+* :class:`~.drift.AgeDriftLearner`: how fast hosts' measurements go stale;
+* :class:`~.priortrust.PriorTrustLearner`: how much of the prior's
+  expected loss races confirmed, per profile.
 
 :func:`build` makes the learners ``[shadow]`` switches on; the evaluator and
 the watcher both call it, so both learn from the same records the same way.
@@ -17,6 +19,7 @@ import dataclasses
 from shadow_service.learners import calibration as calibration_mod
 from shadow_service.learners import contention as contention_mod
 from shadow_service.learners import drift as drift_mod
+from shadow_service.learners import priortrust as priortrust_mod
 from shadow_service.learners import scaleup as scaleup_mod
 
 
@@ -28,6 +31,7 @@ class Learners:
     scaleup: scaleup_mod.ScaleUpLearner = None
     calibration: calibration_mod.CalibrationLearner = None
     age_drift: drift_mod.AgeDriftLearner = None
+    prior_trust: priortrust_mod.PriorTrustLearner = None
 
 
 def build(conf, history, clock):
@@ -37,7 +41,8 @@ def build(conf, history, clock):
     ----------
     conf : oslo_config.cfg.ConfigOpts
         ``[shadow] contention_*`` and ``scaleup_*`` options, ``[analysis]
-        confidence_calibration``, ``calibration_*`` and ``age_drift_*``.
+        confidence_calibration``, ``calibration_*`` and ``age_drift_*``;
+        ``[shadow] prior_trust_*``.
     history : shadow_service.history.base.HistoryStore
     clock : callable
         Now in the time base of the history's records: the cloud driver's
@@ -56,4 +61,7 @@ def build(conf, history, clock):
             if conf.analysis.confidence_calibration else None),
         age_drift=(drift_mod.AgeDriftLearner.from_conf(
             conf, history, clock=clock)
-            if conf.analysis.age_drift_learning else None))
+            if conf.analysis.age_drift_learning else None),
+        prior_trust=(priortrust_mod.PriorTrustLearner.from_conf(
+            conf, history, clock=clock)
+            if opts.prior_trust_learning else None))

@@ -460,7 +460,10 @@ def _losses_from(evaluator, losses):
     recorded in."""
     assess, seen = evaluator.assess, []
 
-    def assess_with(ranking, evaluation, unknown=()):
+    def assess_with(ranking, evaluation, unknown=(), incumbent=None):
+        if incumbent is not None:
+            # The race's look back at the prior's top host.
+            return assess(ranking, evaluation, incumbent=incumbent)
         verdict = assess(ranking, evaluation, unknown=unknown)
         if verdict is not None and len(seen) < len(losses):
             verdict = dataclasses.replace(
@@ -502,6 +505,62 @@ def test_prior_settle_margin_unset_is_settle_margin():
     assert evaluator.prior_margin == 1.5
     with pytest.raises(ValueError):
         make_evaluator(prior_settle_margin=-1.0)
+
+
+def test_a_race_records_what_the_priors_top_host_would_have_lost():
+    evaluator = make_evaluator(schedule='racing', confidence_target=1.0,
+                               settle_margin=1.0)
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    _losses_from(evaluator, [3.0])
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    assert ranking['source'] == 'shadows'
+    verdict = ranking['history_verdict']
+    assert verdict['expected_loss'] == 3.0
+    # Asked of the race's final ranking, with the prior's top host as
+    # the incumbent.
+    assert 0.0 <= verdict['loss_after'] < 3.0
+    recorded = evaluator.history.get_evaluation(ranking['evaluation_id'])
+    assert recorded['history_verdict']['loss_after'] == verdict[
+        'loss_after']
+    # Without the learner the prior's figure is taken as stated.
+    assert 'trust' not in verdict
+
+
+def test_the_learned_prior_trust_lets_history_answer_more():
+    from shadow_service import learners
+    from shadow_service.learners import priortrust
+    conf = service_support.make_conf(sim=DERIVE)
+    history = memory.MemoryStore()
+    driver = sim_driver.SimDriver(conf, history)
+    learner = priortrust.PriorTrustLearner(
+        history, min_outcomes=2, prior_outcomes=1.0, refit_every=1,
+        refit_interval_s=0.0, clock=driver.now)
+    evaluator = evaluation.Evaluator(
+        driver, history, analyzer_mod.Analyzer(), schedule='racing',
+        confidence_target=1.0, settle_margin=1.0, sample_interval=1.0,
+        min_run_time=2.0, learners=learners.Learners(prior_trust=learner))
+    evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    # Two priors that stated 4 points of loss; their races found the
+    # twin's steady hosts where the prior had them.
+    for _ in range(2):
+        _losses_from(evaluator, [4.0])
+        raced = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+        assert raced['source'] == 'shadows'
+        assert raced['history_verdict']['trust'] == 1.0
+        assert raced['history_verdict']['loss_after'] < 2.0
+    _losses_from(evaluator, [1.5])
+    ranking = evaluator.run(evaluator.new(REQUEST, HOSTS, 30.0))
+    trust = learner.current().factor(REQUEST['profile'])
+    assert trust * 1.5 <= 1.0
+    assert ranking['source'] == 'history'
+    assert ranking['history_verdict']['trust'] == round(trust, 4)
+    assert ranking['history_verdict']['expected_loss'] == 1.5
+    # The same prior without the learner races.
+    plain = make_evaluator(schedule='racing', confidence_target=1.0,
+                           settle_margin=1.0)
+    plain.run(plain.new(REQUEST, HOSTS, 30.0))
+    _losses_from(plain, [1.5])
+    assert plain.run(plain.new(REQUEST, HOSTS, 30.0))['source'] == 'shadows'
 
 
 class _StoreFailingOneRead(memory.MemoryStore):
