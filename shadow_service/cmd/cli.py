@@ -499,9 +499,14 @@ def _main(argv):
         print('error: %s' % unread, file=sys.stderr)
         return 2
     if args.command == 'demo':
+        from shadow_service import demo_options
+
+        # Parsed before the twin's libraries are imported: a bad value
+        # or --help answers at once.
+        options = demo_options.parse_args(args.demo_args)
         from shadow_service import demo
 
-        return demo.run_demo(args.demo_args)
+        return demo.run_demo(options)
     if args.command == 'lab':
         return _run_lab(args.lab_args)
     if args.command == 'profiles':
