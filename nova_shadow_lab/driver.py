@@ -9,7 +9,13 @@ would (:mod:`nova_shadow_lab.userdata`, :mod:`nova_shadow_lab.guest_init`)
 inside bubblewrap in the instance's cgroups below its host's
 (:mod:`nova_shadow_lab.host`); ``destroy`` kills and removes them;
 ``get_console_output`` returns what the instance wrote to its console;
-the server diagnostics API returns the instance's cgroup figures.
+the server diagnostics API returns the instance's cgroup figures;
+``rescue`` runs a rescue system in the guest's place
+(:meth:`nova_shadow_lab.host.LabHost.rescue`); a resize on the guest's own
+host boots it again with the new flavor's limits; a server of a host
+whose compute restarted is taken as a stopped guest
+(:meth:`LabDriver._held`), and ``resume_state_on_host_boot`` boots it
+afresh.
 
 One driver object per nova-compute service, one emulated host each:
 ``init_host(host)`` reads the host's resources (reported to Placement) and
@@ -43,6 +49,7 @@ import sys
 from nova import conf as nova_conf
 from nova import exception
 from nova.compute import power_state
+from nova.compute import task_states
 from nova.objects import diagnostics as diagnostics_obj
 from nova.virt import fake
 from nova.virt import hardware
@@ -111,6 +118,8 @@ class LabDriver(fake.FakeDriver):
         super().__init__(virtapi, read_only=read_only)
         self._run = None
         self._lab = None
+        # Servers resized on this host, until confirmed or reverted.
+        self._same_host_resizes = set()
 
     # -- host ----------------------------------------------------------------
 
@@ -143,6 +152,7 @@ class LabDriver(fake.FakeDriver):
         if run is not None:
             runtime.release(run)
         self.instances.clear()
+        self._same_host_resizes.clear()
         super().cleanup_host(host)
 
     @property
@@ -192,13 +202,25 @@ class LabDriver(fake.FakeDriver):
 
     def destroy(self, context, instance, network_info, block_device_info=None,
                 destroy_disks=True, destroy_secrets=True):
-        if self._lab is not None:
-            self._lab.stop_instance(instance.uuid)
+        uuid = instance.uuid
+        if (instance.task_state == task_states.RESIZE_REVERTING and
+                uuid in self._same_host_resizes):
+            # The revert of a resize on this host removes the resized
+            # guest, which is also the one finish_revert_migration boots
+            # again: it is only stopped, its root kept.
+            self._same_host_resizes.discard(uuid)
+            try:
+                self._change(instance, 'power_off')
+            except exception.InstanceNotFound:
+                pass
+        elif self._lab is not None:
+            self._same_host_resizes.discard(uuid)
+            self._lab.stop_instance(uuid)
         super().destroy(context, instance, network_info, block_device_info,
                         destroy_disks, destroy_secrets)
 
     def _lab_instance(self, instance):
-        lab_instance = self._lab.get(instance.uuid) if self._lab else None
+        lab_instance = self._held(instance)
         if lab_instance is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return lab_instance
@@ -207,18 +229,41 @@ class LabDriver(fake.FakeDriver):
         """True for an instance Nova places on this host that the running
         lab host does not hold: it ran before the host's compute
         restarted (a restart brings the host back empty). Nothing of it
-        runs; it boots afresh on a start or reboot."""
+        runs; it is a stopped guest (see :meth:`_held`)."""
         lab = self._lab
         return (lab is not None and instance.host == self._host and
                 lab.get(instance.uuid) is None)
 
-    def _respawn(self, context, instance, network_info=None,
-                 block_device_info=None):
-        LOG.info('instance not on lab host %s (its compute restarted): '
-                 'booting it afresh from its user-data', self._host,
-                 instance=instance)
-        self.spawn(context, instance, None, [], None, None, network_info,
-                   block_device_info)
+    def _held(self, instance):
+        """The instance's :class:`~nova_shadow_lab.host.LabInstance`, or
+        None. A lost instance (:meth:`_lost`) is taken back first as a
+        stopped one with a new root, so that every action treats it as
+        any stopped guest: a start or reboot boots it afresh (its
+        user-data runs again), a stop does nothing, a pause is refused,
+        its console is its last boot's."""
+        lab = self._lab
+        if lab is None:
+            return None
+        if not self._lost(instance):
+            return lab.get(instance.uuid)
+        flavor = instance.flavor
+        try:
+            lab_instance = lab.adopt(
+                instance.uuid, instance.hostname, flavor.vcpus,
+                flavor.memory_mb, userdata.build_plan(instance.user_data))
+        except RuntimeError:
+            return None  # the host stops
+        if instance.uuid not in self.instances:
+            # The fake's bookkeeping of a stopped guest (a snapshot needs
+            # it), as a spawn with power_on=False leaves it.
+            LOG.info('instance not on lab host %s (its compute restarted): '
+                     'taken back as a stopped guest', self._host,
+                     instance=instance)
+            self.resources.claim(vcpus=flavor.vcpus, mem=flavor.memory_mb,
+                                 disk=flavor.root_gb)
+            self.instances[instance.uuid] = fake.FakeInstance(
+                instance.name, power_state.SHUTDOWN, instance.uuid)
+        return lab_instance
 
     def get_info(self, instance, use_cache=True):
         lab_instance = self._lab.get(instance.uuid) if self._lab else None
@@ -228,9 +273,13 @@ class LabDriver(fake.FakeDriver):
                 # the server), rather than not found, which it ignores.
                 return hardware.InstanceInfo(state=power_state.SHUTDOWN)
             return super().get_info(instance, use_cache)
+        rescue = lab_instance.rescue
         # Dead is dead, paused or not (a frozen task cannot die, but one
         # that died before the freeze leaves an empty frozen group).
-        if not lab_instance.powered_on:
+        if rescue is not None:
+            state = (power_state.RUNNING if rescue.alive()
+                     else power_state.CRASHED)
+        elif not lab_instance.powered_on:
             state = power_state.SHUTDOWN
         elif not lab_instance.sandbox.alive():
             state = power_state.CRASHED
@@ -245,38 +294,57 @@ class LabDriver(fake.FakeDriver):
         """``change(uuid, *args)``, a method of the lab host named
         ``change``, which takes the instance's turn after a delete or
         other change under way (see
-        :class:`nova_shadow_lab.host.LabInstance`)."""
+        :class:`nova_shadow_lab.host.LabInstance`); a lost instance is
+        taken back as a stopped one first (:meth:`_held`)."""
         lab = self._lab
         uuid = instance.uuid
-        if lab is None or lab.get(uuid) is None:
+        if lab is None or self._held(instance) is None:
             raise exception.InstanceNotFound(instance_id=uuid)
         try:
             getattr(lab, change)(uuid, *args)
         except lab_host.InstanceGone:
             raise exception.InstanceNotFound(instance_id=uuid) from None
+        except lab_host.InstanceNotRunning:
+            raise exception.InstanceNotRunning(instance_id=uuid) from None
+
+    @staticmethod
+    def _limits(instance):
+        """The instance's flavor's vCPUs and memory: a guest boots with
+        its server's current flavor (a resize, or its revert, changes
+        it)."""
+        return instance.flavor.vcpus, instance.flavor.memory_mb
 
     def power_off(self, instance, timeout=0, retry_interval=0):
-        if self._lost(instance):
-            return  # nothing of it runs
+        self._held(instance)
         super().power_off(instance, timeout, retry_interval)
         self._change(instance, 'power_off')
 
     def power_on(self, context, instance, network_info,
                  block_device_info=None, accel_info=None, share_info=None):
-        if self._lost(instance):
-            self._respawn(context, instance, network_info, block_device_info)
-            return
+        self._held(instance)
         super().power_on(context, instance, network_info, block_device_info,
                          accel_info, share_info)
-        self._change(instance, 'power_on')
+        self._change(instance, 'power_on', *self._limits(instance))
 
     def reboot(self, context, instance, network_info, reboot_type,
                block_device_info=None, bad_volumes_callback=None,
                accel_info=None, share_info=None):
-        if self._lost(instance):
-            self._respawn(context, instance, network_info, block_device_info)
-            return
-        self._change(instance, 'reboot')
+        self._held(instance)
+        if instance.uuid in self.instances:
+            self.instances[instance.uuid].state = power_state.RUNNING
+        self._change(instance, 'reboot', *self._limits(instance))
+
+    def resume_state_on_host_boot(self, context, instance, network_info,
+                                  share_info, block_device_info=None):
+        # Nova asks this at compute start ([DEFAULT]
+        # resume_guests_state_on_host_boot) for the servers that ran
+        # before: the lab host came back empty, so they boot afresh (as
+        # a hard reboot, which is what libvirt does here).
+        LOG.info('booting the instance again on lab host %s, as it ran '
+                 'before its compute restarted', self._host,
+                 instance=instance)
+        self.reboot(context, instance, network_info, 'HARD',
+                    block_device_info)
 
     def pause(self, instance):
         self._change(instance, 'set_paused', True)
@@ -286,11 +354,22 @@ class LabDriver(fake.FakeDriver):
 
     def suspend(self, context, instance):
         # A suspended guest runs nothing and keeps its state: frozen, as
-        # a pause, but Nova is told SUSPENDED.
-        self._change(instance, 'set_paused', True, True)
+        # a pause, but Nova is told SUSPENDED. One that does not run is
+        # refused, the server left as it was (not in ERROR).
+        try:
+            self._change(instance, 'set_paused', True, True)
+        except exception.InstanceNotRunning as exc:
+            raise exception.InstanceFaultRollback(inner_exception=exc)
 
     def resume(self, context, instance, network_info, block_device_info=None,
                share_info=None):
+        lab_instance = self._held(instance)
+        if lab_instance is not None and not lab_instance.powered_on:
+            # Not frozen but off (its compute restarted since the
+            # suspend): it boots, as a hypervisor's resume recreates the
+            # guest.
+            self.power_on(context, instance, network_info, block_device_info)
+            return
         self._change(instance, 'set_paused', False)
 
     def soft_delete(self, instance):
@@ -299,12 +378,31 @@ class LabDriver(fake.FakeDriver):
         self._change(instance, 'power_off')
 
     def restore(self, instance):
-        self._change(instance, 'power_on')
+        self._change(instance, 'power_on', *self._limits(instance))
+
+    def snapshot(self, context, instance, image_id, update_task_state):
+        self._held(instance)
+        super().snapshot(context, instance, image_id, update_task_state)
+
+    # -- rescue --------------------------------------------------------------
+
+    def rescue(self, context, instance, network_info, image_meta,
+               rescue_password, block_device_info, share_info):
+        # The lab has no images: the rescue system is the lab's init with
+        # no user-data (the rescue image and password are not used).
+        self._change(instance, 'rescue')
+
+    def unrescue(self, context, instance):
+        self._change(instance, 'unrescue')
+        if instance.uuid in self.instances:
+            self.instances[instance.uuid].state = power_state.RUNNING
 
     # -- moves ---------------------------------------------------------------
     # A process tree cannot move between lab hosts: the guest stops on the
     # source and the destination boots it afresh (the fake's
     # finish_migration and post_live_migration_at_destination call spawn).
+    # A resize on the guest's own host keeps it: it boots again with the
+    # new flavor's limits.
 
     def migrate_disk_and_power_off(self, context, instance, dest, flavor,
                                    network_info, block_device_info=None,
@@ -318,6 +416,28 @@ class LabDriver(fake.FakeDriver):
         if self._lab is not None and self._lab.get(instance.uuid):
             self._change(instance, 'power_off')
 
+    def finish_migration(self, context, migration, instance, disk_info,
+                         network_info, image_meta, resize_instance,
+                         allocations, block_device_info=None, power_on=True,
+                         share_info=None):
+        if migration.source_compute != migration.dest_compute:
+            super().finish_migration(
+                context, migration, instance, disk_info, network_info,
+                image_meta, resize_instance, allocations, block_device_info,
+                power_on, share_info)
+            return
+        # A resize on this host ([DEFAULT] allow_resize_to_same_host):
+        # the guest migrate_disk_and_power_off stopped is the resized one
+        # (its root kept, as a hypervisor's disk); it boots again with
+        # the new flavor's limits. A revert boots it with the old ones.
+        self._same_host_resizes.add(instance.uuid)
+        if power_on:
+            self.power_on(context, instance, network_info, block_device_info)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        self._same_host_resizes.discard(instance.uuid)
+        super().confirm_migration(context, migration, instance, network_info)
+
     def finish_revert_migration(self, context, instance, network_info,
                                 migration, block_device_info=None,
                                 power_on=True, share_info=None):
@@ -325,7 +445,7 @@ class LabDriver(fake.FakeDriver):
             context, instance, network_info, migration, block_device_info,
             power_on, share_info)
         if power_on:
-            self._change(instance, 'power_on')
+            self._change(instance, 'power_on', *self._limits(instance))
 
     def live_migration(self, context, instance, dest, post_method,
                        recover_method, block_migration=False,
@@ -340,8 +460,8 @@ class LabDriver(fake.FakeDriver):
 
     def get_console_output(self, context, instance):
         lab_instance = self._lab_instance(instance)
-        return lab_instance.sandbox.console_output(
-            MAX_CONSOLE_BYTES).encode('utf-8')
+        box = lab_instance.rescue or lab_instance.sandbox
+        return box.console_output(MAX_CONSOLE_BYTES).encode('utf-8')
 
     # -- diagnostics ---------------------------------------------------------
 

@@ -32,11 +32,14 @@ import time
 from nova_shadow_lab import cgroups
 from nova_shadow_lab import hostdisk
 from nova_shadow_lab import sandbox
+from nova_shadow_lab import userdata
 
 LOG = logging.getLogger(__name__)
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 GUEST_INIT = os.path.join(_PACKAGE_DIR, 'guest_init.py')
 SYSTEM_PYTHON = '/usr/bin/python3'
+# Where a rescue system sees the rescued guest's root.
+RESCUE_MOUNT = '/mnt/guest'
 # How long a pause may wait for every task of an instance to stop.
 PAUSE_TIMEOUT_S = 10.0
 
@@ -45,12 +48,20 @@ class InstanceGone(LookupError):
     """The instance is not (or no longer) one of the host's."""
 
 
+class InstanceNotRunning(RuntimeError):
+    """The change needs the instance's guest running (a pause or
+    suspend), and it is off."""
+
+
 class LabInstance:
     """An instance's sandbox plus what the driver needs to report.
 
     ``lock`` orders the changes of its sandbox (power off and on, reboot,
     pause, the stop of a delete): each runs alone, in the order they take
     it.
+
+    ``rescue`` is the sandbox of its rescue system while it is rescued
+    (see :meth:`LabHost.rescue`), else None.
     """
 
     def __init__(self, uuid, vcpus, memory_mb, sandbox_):
@@ -63,6 +74,7 @@ class LabInstance:
         self.paused = False
         # A pause that Nova calls a suspend.
         self.suspended = False
+        self.rescue = None
         self.lock = threading.Lock()
 
     @property
@@ -331,33 +343,51 @@ class LabHost:
         self._throttle_io(group)
         return group
 
+    def _guest_sandbox(self, directory, group, hostname, plan,
+                       binds=()):
+        """A sandbox running the lab's init on ``plan`` (written to
+        ``directory``), not started."""
+        os.makedirs(directory, exist_ok=True)
+        plan_path = os.path.join(directory, 'plan.json')
+        with open(plan_path, 'w') as f:
+            json.dump(plan, f)
+        init_log = os.path.join(directory, 'init.log')
+        open(init_log, 'a').close()
+        return sandbox.Sandbox(
+            self.run, group, directory, hostname=hostname,
+            command=[SYSTEM_PYTHON, '/.lab/init.py'],
+            binds=[(GUEST_INIT, '/.lab/init.py', False),
+                   (plan_path, '/.lab/plan.json', False),
+                   (init_log, '/.lab/log', True)] + list(binds),
+            console_max_bytes=self.settings.console_max_bytes)
+
+    def _new_instance(self, uuid, hostname, vcpus, memory_mb, plan, group):
+        """Track a new instance (not started); the caller holds
+        ``_lock`` and has checked that the host runs and ``uuid`` is not
+        one of its instances."""
+        box = self._guest_sandbox(
+            os.path.join(self.directory, uuid), group,
+            hostname or uuid[:8], dict(plan, instance=uuid))
+        instance = LabInstance(uuid, vcpus, memory_mb, box)
+        with self._tables:
+            self.instances[uuid] = instance
+        return instance
+
+    def _check_new(self, uuid):
+        if self._stopped:
+            raise RuntimeError('lab host %s is stopped' % self.name)
+        if uuid in self.instances:
+            raise RuntimeError('instance %s already runs on %s'
+                               % (uuid, self.name))
+
     def start_instance(self, uuid, hostname, vcpus, memory_mb, plan):
         """Boot ``plan`` (see :mod:`nova_shadow_lab.userdata`) confined."""
         with self._lock:
-            if self._stopped:
-                raise RuntimeError('lab host %s is stopped' % self.name)
-            if uuid in self.instances:
-                raise RuntimeError('instance %s already runs on %s'
-                                   % (uuid, self.name))
-            directory = os.path.join(self.directory, uuid)
-            os.makedirs(directory, exist_ok=True)
-            plan = dict(plan, instance=uuid)
-            plan_path = os.path.join(directory, 'plan.json')
-            with open(plan_path, 'w') as f:
-                json.dump(plan, f)
-            init_log = os.path.join(directory, 'init.log')
-            open(init_log, 'a').close()
-            box = sandbox.Sandbox(
-                self.run, self._instance_group(uuid, vcpus, memory_mb),
-                directory, hostname=hostname or uuid[:8],
-                command=[SYSTEM_PYTHON, '/.lab/init.py'],
-                binds=[(GUEST_INIT, '/.lab/init.py', False),
-                       (plan_path, '/.lab/plan.json', False),
-                       (init_log, '/.lab/log', True)],
-                console_max_bytes=self.settings.console_max_bytes)
-            instance = LabInstance(uuid, vcpus, memory_mb, box)
-            with self._tables:
-                self.instances[uuid] = instance
+            self._check_new(uuid)
+            instance = self._new_instance(
+                uuid, hostname, vcpus, memory_mb, plan,
+                self._instance_group(uuid, vcpus, memory_mb))
+            box = instance.sandbox
             try:
                 box.launch()
             except BaseException:
@@ -371,6 +401,25 @@ class LabHost:
             self._forget_failed(instance)
             raise
         return instance
+
+    def adopt(self, uuid, hostname, vcpus, memory_mb, plan):
+        """Track ``uuid`` as a stopped instance with a new, empty root:
+        one that Nova places on this host and the host does not hold
+        (it ran before the host's compute restarted). Nothing of it
+        runs; :meth:`power_on` boots it as a first boot (its user-data
+        runs). Returns the instance (the one already tracked, if any)."""
+        with self._lock:
+            instance = self.get(uuid)
+            if instance is not None:
+                return instance
+            self._check_new(uuid)
+            # A root left by the run before is not this boot's.
+            shutil.rmtree(os.path.join(self.directory, uuid, 'root'),
+                          ignore_errors=True)
+            instance = self._new_instance(uuid, hostname, vcpus, memory_mb,
+                                          plan, self._child_group(uuid))
+            instance.powered_on = False
+            return instance
 
     def _forget_failed(self, instance):
         """Nothing of an instance that never ran stays behind."""
@@ -394,6 +443,7 @@ class LabHost:
         # After a power change under way: what it started is stopped here,
         # and the next one finds the instance gone.
         with instance.lock:
+            self._stop_rescue(instance)
             survivors, left = instance.sandbox.stop()
             if survivors or left:
                 LOG.warning('instance %s: survivors %s, cgroups left %s',
@@ -420,36 +470,90 @@ class LabHost:
         with self._changing(uuid) as instance:
             self._power_off(instance)
 
-    def power_on(self, uuid):
-        """Start the instance's sandbox again unless it runs."""
+    def power_on(self, uuid, vcpus=None, memory_mb=None):
+        """Start the instance's sandbox again unless it runs; with
+        ``vcpus`` and ``memory_mb`` (its flavor's, which a resize
+        changes) its cgroup gets their limits."""
         with self._changing(uuid) as instance:
-            self._power_on(instance)
+            self._power_on(instance, vcpus, memory_mb)
 
-    def reboot(self, uuid):
+    def reboot(self, uuid, vcpus=None, memory_mb=None):
         """Power off and on, with no other change in between."""
         with self._changing(uuid) as instance:
             self._power_off(instance)
-            self._power_on(instance)
+            self._power_on(instance, vcpus, memory_mb)
 
-    @staticmethod
-    def _power_off(instance):
+    def _power_off(self, instance):
+        self._stop_rescue(instance)
         instance.sandbox.stop()
         instance.powered_on = False
         instance.paused = instance.suspended = False
 
-    def _power_on(self, instance):
+    def _power_on(self, instance, vcpus=None, memory_mb=None):
         if instance.powered_on and instance.sandbox.alive():
             return
+        if vcpus is not None:
+            instance.vcpus, instance.memory_mb = vcpus, memory_mb
         instance.sandbox.group = self._instance_group(
             instance.uuid, instance.vcpus, instance.memory_mb)
         instance.sandbox.start()
         instance.powered_on = True
         instance.created_at = time.time()
 
+    # -- rescue --------------------------------------------------------------
+
+    def rescue(self, uuid):
+        """Stop the instance's guest and boot its rescue system in its
+        place: the lab's init with no user-data in a new root
+        (``<instance dir>/rescue``), in the instance's cgroup, with the
+        guest's root (its ``/opt``, ``/var``, ``/etc``...) writable at
+        ``/mnt/guest``. The console is the rescue system's until
+        :meth:`unrescue`."""
+        with self._changing(uuid) as instance:
+            self._stop_rescue(instance)
+            self._power_off(instance)
+            directory = os.path.join(instance.directory, 'rescue')
+            shutil.rmtree(directory, ignore_errors=True)
+            os.makedirs(instance.sandbox.root, exist_ok=True)
+            box = self._guest_sandbox(
+                directory,
+                self._instance_group(uuid, instance.vcpus,
+                                     instance.memory_mb),
+                instance.sandbox.fqdn,
+                dict(userdata.build_plan(None), instance=uuid),
+                binds=[(instance.sandbox.root, RESCUE_MOUNT, True)])
+            try:
+                box.start()
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+            instance.rescue = box
+            instance.created_at = time.time()
+
+    def unrescue(self, uuid):
+        """Stop the rescue system and boot the guest again (its root
+        kept, so its user-data does not run again)."""
+        with self._changing(uuid) as instance:
+            self._stop_rescue(instance)
+            self._power_on(instance)
+
+    @staticmethod
+    def _stop_rescue(instance):
+        box, instance.rescue = instance.rescue, None
+        if box is None:
+            return
+        box.stop()
+        # Its console and init logs stay, as an instance's do.
+        shutil.rmtree(box.root, ignore_errors=True)
+
     def set_paused(self, uuid, paused, suspended=False):
         """Freeze (``paused``) or thaw the instance; a freeze with
         ``suspended`` is reported as a suspend."""
         with self._changing(uuid) as instance:
+            if not instance.powered_on or instance.rescue is not None:
+                # Nothing of the guest runs: a hypervisor refuses to pause
+                # or unpause a guest that is off.
+                raise InstanceNotRunning(uuid)
             self._set_paused(instance, paused)
             instance.suspended = paused and suspended
 

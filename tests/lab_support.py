@@ -76,6 +76,19 @@ def user_data(text, compress=False):
     return base64.b64encode(data).decode('ascii')
 
 
+# User-data that records each run in /opt/boots and leaves a process up.
+COUNT_BOOTS = user_data('#!/bin/sh\necho boot >> /opt/boots\nsleep 300 &\n')
+
+
+def boots(instance):
+    """What ``COUNT_BOOTS`` recorded in the instance's root: one
+    ``boot`` line per run of its user-data."""
+    path = os.path.join(instance.sandbox.root, 'opt/boots')
+    wait_for(lambda: os.path.exists(path), what='/opt/boots')
+    with open(path, 'rb') as f:
+        return f.read()
+
+
 def wait_for(predicate, timeout=20.0, interval=0.05, what='condition'):
     deadline = time.monotonic() + timeout
     while True:

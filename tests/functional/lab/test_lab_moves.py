@@ -1,6 +1,6 @@
 """LabDriver behind real Nova when a server moves or sleeps: live and cold
-migration, resize revert, suspend and resume, soft delete and restore,
-and a hostname longer than
+migration, resize revert, a resize on the server's own host, suspend and
+resume, soft delete and restore, rescue, and a hostname longer than
 a kernel hostname. A guest runs on one host at a time, no process of it
 outlives its server, and what the driver says of its power matches what
 its processes do.
@@ -14,6 +14,8 @@ pytestmark = [pytest.mark.nova]
 
 BACKGROUND = lab.user_data('#!/bin/sh\nsleep 300 &\n')
 SOURCE, DEST = 'lab-fast', 'lab-spare'
+# Where the scheduler puts a server free to go anywhere (a resize).
+SAME_HOST = lab.PREFERRED_HOST
 
 
 @pytest.fixture(scope='module')
@@ -181,3 +183,127 @@ def test_a_fully_qualified_hostname_longer_than_a_kernel_one_boots(
         assert fqdn in output
     finally:
         lab.delete(lab_cloud, server)
+
+
+def _limits(instance):
+    """The guest's cgroup's cpu.shares and memory limit (MiB)."""
+    group = instance.sandbox.group
+    return (int(group.read('cpu', 'cpu.shares')),
+            int(group.read('memory', 'memory.limit_in_bytes')) // lab.MIB)
+
+
+def _inits(instance):
+    """Pids of the lab init (a guest's first process) in its cgroup."""
+    found = []
+    for pid in instance.sandbox.group.pids():
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                argv = f.read().split(b'\0')
+        except OSError:
+            continue
+        if argv[:2] == [b'/usr/bin/python3', b'/.lab/init.py']:
+            found.append(pid)
+    return found
+
+
+def _resized_once(cloud, server, pids):
+    """The server's guest once it runs again, checked to be the only
+    one: the processes before are gone, one init runs, and its user-data
+    ran once (its root kept)."""
+    instance = cloud.lab_host(SAME_HOST).get(server['id'])
+    assert instance is not None, 'no lab instance on %s' % SAME_HOST
+    lab.wait_for(lambda: _inits(instance), what='the guest booted again')
+    assert instance.sandbox.alive()
+    assert not [p for p in pids if lab.pid_alive(p)]
+    assert len(_inits(instance)) == 1
+    assert lab.boots(instance) == b'boot\n'
+    return instance
+
+
+def test_a_resize_on_its_own_host_boots_the_guest_once_with_the_new_flavor(
+        lab_cloud):
+    server = lab.boot(lab_cloud, 'same-host', SAME_HOST, lab.COUNT_BOOTS)
+    lab_cloud.flags(allow_resize_to_same_host=True)
+    try:
+        instance = _running(lab_cloud, SAME_HOST, server)
+        lab.boots(instance)
+        pids = instance.sandbox.group.pids()
+        # m1.tiny: 1 vCPU, 512 MB.
+        assert _limits(instance) == (1024, 512)
+
+        # To m1.small (1 vCPU, 2048 MB, the host's 1024 MB cap), reverted.
+        lab_cloud.api.post_server_action(server['id'],
+                                         {'resize': {'flavorRef': '2'}})
+        resized = _settled(lab_cloud, server, 'VERIFY_RESIZE')
+        assert resized['OS-EXT-SRV-ATTR:host'] == SAME_HOST
+        assert resized['OS-EXT-STS:power_state'] == 1
+        instance = _resized_once(lab_cloud, server, pids)
+        assert _limits(instance) == (1024, 1024)
+        pids = instance.sandbox.group.pids()
+        lab_cloud.api.post_server_action(server['id'],
+                                         {'revertResize': None})
+        reverted = _settled(lab_cloud, server, 'ACTIVE')
+        assert reverted['OS-EXT-STS:power_state'] == 1
+        instance = _resized_once(lab_cloud, server, pids)
+        assert _limits(instance) == (1024, 512)
+
+        # To m1.medium (2 vCPUs, 4096 MB, capped at 1024), confirmed.
+        pids = instance.sandbox.group.pids()
+        lab_cloud.api.post_server_action(server['id'],
+                                         {'resize': {'flavorRef': '3'}})
+        _settled(lab_cloud, server, 'VERIFY_RESIZE')
+        instance = _resized_once(lab_cloud, server, pids)
+        assert _limits(instance) == (2048, 1024)
+        pids = instance.sandbox.group.pids()
+        lab_cloud.api.post_server_action(server['id'],
+                                         {'confirmResize': None})
+        confirmed = _settled(lab_cloud, server, 'ACTIVE')
+        assert confirmed['OS-EXT-STS:power_state'] == 1
+        assert lab_cloud.lab_host(SAME_HOST).get(server['id']) is instance
+        assert instance.sandbox.group.pids() == pids
+        assert _limits(instance) == (2048, 1024)
+    finally:
+        lab_cloud.flags(allow_resize_to_same_host=False)
+        lab.delete(lab_cloud, server)
+    assert _gone(instance)
+
+
+def test_rescue_boots_a_rescue_system_beside_the_guests_files(lab_cloud):
+    server = lab.boot(lab_cloud, 'rescued', SOURCE, lab.COUNT_BOOTS)
+    try:
+        instance = _running(lab_cloud, SOURCE, server)
+        assert lab.boots(instance) == b'boot\n'
+        pids = instance.sandbox.group.pids()
+        lab_cloud.api.post_server_action(server['id'], {'rescue': {}})
+        rescued = _settled(lab_cloud, server, 'RESCUE')
+        assert rescued['OS-EXT-STS:power_state'] == 1
+        # The guest is off; its rescue system runs in its cgroup, with
+        # no user-data, and sees the guest's files at /mnt/guest.
+        assert not [p for p in pids if lab.pid_alive(p)]
+        rescue = instance.rescue
+        assert rescue is not None and rescue.alive()
+        output = lab.wait_for(
+            lambda: (lambda t: t if 'boot finished' in t else None)(
+                lab.console(lab_cloud, server)), what='rescue booted')
+        assert 'user-data: none' in output
+        inside = set()
+        for pid in instance.sandbox.group.pids():
+            try:
+                with open('/proc/%d/root/mnt/guest/opt/boots' % pid,
+                          'rb') as f:
+                    inside.add(f.read())
+            except OSError:
+                pass  # bubblewrap's outer process: the machine's root
+        assert inside == {b'boot\n'}
+
+        lab_cloud.api.post_server_action(server['id'], {'unrescue': None})
+        back = _settled(lab_cloud, server, 'ACTIVE')
+        assert back['OS-EXT-STS:power_state'] == 1
+        assert not rescue.alive()
+        assert instance.rescue is None
+        assert _running(lab_cloud, SOURCE, server) is instance
+        # The guest's own root again: its user-data did not run again.
+        assert lab.boots(instance) == b'boot\n'
+    finally:
+        lab.delete(lab_cloud, server)
+    assert _gone(instance)

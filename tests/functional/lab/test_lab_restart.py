@@ -1,7 +1,9 @@
 """LabDriver behind real Nova when a host's compute restarts: the host
 comes back empty, the driver says its servers are off (not missing), so
 Nova's power-state sync stops them and a start or hard reboot boots them
-afresh; a spawn that the stop cuts short fails cleanly. And a dead guest
+afresh, and every other action takes them as stopped guests; with
+``resume_guests_state_on_host_boot`` the servers that ran boot again at
+once. A spawn that the stop cuts short fails cleanly. And a dead guest
 is reported dead, paused or not.
 """
 
@@ -20,8 +22,7 @@ from tests import lab_support as lab
 pytestmark = [pytest.mark.nova]
 
 HOST = 'lab-fast'
-COUNT_BOOTS = lab.user_data('#!/bin/sh\necho boot >> /opt/boots\n'
-                            'sleep 300 &\n')
+COUNT_BOOTS = lab.COUNT_BOOTS
 # nova.compute.power_state
 RUNNING, PAUSED, SHUTDOWN, CRASHED = 1, 3, 4, 6
 
@@ -35,11 +36,11 @@ class _Records(logging.Handler):
         self.records.append(record)
 
 
-def _running(cloud_, server, count=3):
-    """The server's lab instance on ``HOST`` once ``count`` processes run
+def _running(cloud_, server, count=3, host=HOST):
+    """The server's lab instance on ``host`` once ``count`` processes run
     in its cgroup."""
-    instance = cloud_.lab_host(HOST).get(server['id'])
-    assert instance is not None, 'no lab instance on %s' % HOST
+    instance = cloud_.lab_host(host).get(server['id'])
+    assert instance is not None, 'no lab instance on %s' % host
     lab.wait_for(lambda: len(instance.sandbox.group.pids()) >= count,
                  what='processes of %s' % server['id'])
     return instance
@@ -53,20 +54,13 @@ def _settled(cloud_, server, status):
         what='server %s %s' % (server['id'], status))
 
 
-def _boots(instance):
-    path = os.path.join(instance.sandbox.root, 'opt/boots')
-    lab.wait_for(lambda: os.path.exists(path), what='/opt/boots')
-    with open(path, 'rb') as f:
-        return f.read()
-
-
 @pytest.fixture(scope='module')
 def restarted(lab_cloud):
     """Servers running on ``HOST``, then its compute stopped while one
     more spawns and started again, before Nova's power-state sync runs
     (what ``start_compute`` runs is recorded instead)."""
     created = {name: lab.create(lab_cloud, name, HOST, COUNT_BOOTS)
-               for name in ('to-reboot', 'to-start')}
+               for name in ('to-reboot', 'to-start', 'lost')}
     servers = {name: lab.wait_active(lab_cloud, server)
                for name, server in created.items()}
     for server in servers.values():
@@ -144,6 +138,66 @@ def test_a_restarted_host_reports_its_servers_off(lab_cloud, restarted):
         assert service.manager.driver.get_info(instance).state == SHUTDOWN
 
 
+def _outcome(cloud_, server, action, body=None):
+    """POST ``action``; once Nova is done with it, the server's status
+    and power state (or the API's refusal)."""
+    try:
+        cloud_.api.post_server_action(server['id'], {action: body})
+    except Exception as exc:
+        return type(exc).__name__
+    current = lab.wait_for(
+        lambda: (lambda s: s if s['OS-EXT-STS:task_state'] is None
+                 else None)(cloud_.api.get_server(server['id'])),
+        what='%s of %s done' % (action, server['id']))
+    return current['status'], current['OS-EXT-STS:power_state']
+
+
+def _console(cloud_, server):
+    try:
+        return 'boot finished' in lab.console(cloud_, server)
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def test_every_action_takes_a_server_whose_host_restarted_as_a_stopped_one(
+        lab_cloud, restarted):
+    # Before the power-state sync test below, which stops it.
+    lost = restarted['servers']['lost']
+    # Its twin: a guest that is off while Nova still says it runs, as the
+    # lost one's (its compute did not restart).
+    twin = lab.boot(lab_cloud, 'off-twin', HOST, COUNT_BOOTS)
+    try:
+        _running(lab_cloud, twin)
+        lab.wait_for(lambda: _console(lab_cloud, twin) is True,
+                     what='the twin booted')
+        lab_cloud.lab_host(HOST).power_off(twin['id'])
+        steps = [
+            ('console', _console, True),
+            # A guest that is off cannot pause or suspend: refused, the
+            # server left as it was (not in ERROR).
+            ('pause', lambda c, s: _outcome(c, s, 'pause'),
+             ('ACTIVE', RUNNING)),
+            ('suspend', lambda c, s: _outcome(c, s, 'suspend'),
+             ('ACTIVE', RUNNING)),
+            ('stop', lambda c, s: _outcome(c, s, 'os-stop'),
+             ('SHUTOFF', SHUTDOWN)),
+            # A snapshot of the stopped guest, then the offload.
+            ('shelve', lambda c, s: _outcome(c, s, 'shelve'),
+             ('SHELVED_OFFLOADED', SHUTDOWN)),
+        ]
+        seen = {'lost': [], 'twin': []}
+        for step, act, _expected in steps:
+            for name, server in (('lost', lost), ('twin', twin)):
+                seen[name].append((step, act(lab_cloud, server)))
+        expected = [(step, result) for step, _act, result in steps]
+        assert seen == {'lost': expected, 'twin': expected}
+        # Nothing of either runs on the host any more.
+        for server in (lost, twin):
+            assert lab_cloud.lab_host(HOST).get(server['id']) is None
+    finally:
+        lab.delete(lab_cloud, twin)
+
+
 def test_hard_reboot_of_a_server_whose_host_restarted_boots_it_afresh(
         lab_cloud, restarted):
     server = restarted['servers']['to-reboot']
@@ -159,7 +213,7 @@ def test_hard_reboot_of_a_server_whose_host_restarted_boots_it_afresh(
         ('ACTIVE', RUNNING), current.get('fault')
     instance = _running(lab_cloud, server)
     # A fresh root: the user-data ran again.
-    assert _boots(instance) == b'boot\n'
+    assert lab.boots(instance) == b'boot\n'
 
 
 def test_the_power_state_sync_stops_them_and_a_start_boots_afresh(
@@ -174,7 +228,7 @@ def test_the_power_state_sync_stops_them_and_a_start_boots_afresh(
     current = _settled(lab_cloud, server, 'ACTIVE')
     assert (current['status'], current['OS-EXT-STS:power_state']) == \
         ('ACTIVE', RUNNING), current.get('fault')
-    assert _boots(_running(lab_cloud, server)) == b'boot\n'
+    assert lab.boots(_running(lab_cloud, server)) == b'boot\n'
 
 
 def test_a_paused_instance_whose_guest_died_is_reported_crashed(lab_cloud):
@@ -195,3 +249,37 @@ def test_a_paused_instance_whose_guest_died_is_reported_crashed(lab_cloud):
         assert current['OS-EXT-STS:power_state'] == CRASHED
     finally:
         lab.delete(lab_cloud, server)
+
+
+def test_with_resume_guests_state_on_host_boot_servers_that_ran_boot_again(
+        lab_cloud):
+    host = 'lab-spare'
+    created = {name: lab.create(lab_cloud, name, host, COUNT_BOOTS)
+               for name in ('ran', 'was-off')}
+    servers = {name: lab.wait_active(lab_cloud, server)
+               for name, server in created.items()}
+    try:
+        before = {name: _running(lab_cloud, server, host=host)
+                  for name, server in servers.items()}
+        lab_cloud.api.post_server_action(servers['was-off']['id'],
+                                         {'os-stop': None})
+        _settled(lab_cloud, servers['was-off'], 'SHUTOFF')
+        lab_cloud.flags(resume_guests_state_on_host_boot=True)
+        try:
+            lab_cloud.stop_compute(host)
+            lab_cloud.start_compute(host)
+        finally:
+            lab_cloud.flags(resume_guests_state_on_host_boot=False)
+        ran = lab_cloud.api.get_server(servers['ran']['id'])
+        assert (ran['status'], ran['OS-EXT-STS:power_state']) == \
+            ('ACTIVE', RUNNING), ran.get('fault')
+        instance = _running(lab_cloud, servers['ran'], host=host)
+        assert instance is not before['ran']
+        # A new root: its user-data ran again, once.
+        assert lab.boots(instance) == b'boot\n'
+        # The server that was off stays off.
+        was_off = lab_cloud.api.get_server(servers['was-off']['id'])
+        assert was_off['status'] == 'SHUTOFF'
+        assert lab_cloud.lab_host(host).get(was_off['id']) is None
+    finally:
+        lab.delete(lab_cloud, *servers.values())
