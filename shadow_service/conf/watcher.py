@@ -137,6 +137,20 @@ Related options:
 
 * ``history_window``: at most that long (a longer hold window, which no
   VM's history read could ever show, stops the watcher at start).
+* ``group_hold_window``: the shorter hold of horizontally scaled groups.
+"""),
+    cfg.FloatOpt('group_hold_window', default=2400.0, min=0.0, help="""
+Seconds back over which the largest demand and the largest growth bound
+are held for a horizontally scaled group (at most ``hold_window``): a
+group grows by a sibling's boot, not a reboot, and the ``forecast``
+policy grows a group back within the cooldown of a scale-in only for
+demand it shows (``[watcher_policy_forecast] regrow_on_shown_demand``),
+so it need not be held as long as a resized VM.  2400 s is the
+cooldown and a scale-out's lead, the time a scale-in must hold anyway.
+
+Related options:
+
+* ``hold_window``: the hold of resized VMs, and the most this may be.
 """),
     cfg.FloatOpt('ceiling_window', default=86400.0, min=0.0, help="""
 Seconds of a VM's history read when the watcher first sees it to learn

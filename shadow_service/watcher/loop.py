@@ -641,8 +641,14 @@ class Watcher:
             # bound is not calibrated yet, and the margin the next runs
             # learn would grow the VM back within the cooldown.
             raw_down = math.inf
-        recent_peak = float(np.nanmax(demand[-hold:])) if np.isfinite(
-            demand[-hold:]).any() else 0.0
+        # A group grows by a sibling's boot: its hold is shorter
+        # (``group_hold_window``, at most the hold window).
+        hold_s = self.opts.hold_window
+        if self._mode(instance) == 'horizontal':
+            hold_s = min(hold_s, self.opts.group_hold_window)
+        held = max(1, int(hold_s // step))
+        recent_peak = float(np.nanmax(demand[-held:])) if np.isfinite(
+            demand[-held:]).any() else 0.0
         seasonal_peak = self._yesterday_peak(instance, now,
                                              down_horizon * step)
         # A shrink must also hold while a later run's look at yesterday
@@ -656,7 +662,7 @@ class Watcher:
         # The largest bound a growth was sized on within the hold
         # window: a VM that just wanted that much may want it again.
         bounds = self._bounds[instance.instance_id]
-        while bounds and bounds[0][0] <= now - self.opts.hold_window:
+        while bounds and bounds[0][0] <= now - hold_s:
             bounds.popleft()
         recent_bound = max((b for _t, b in bounds), default=0.0)
         if trend > 0:

@@ -140,6 +140,14 @@ def demand_ceiling(situation):
     return math.inf if ceiling is None else float(ceiling)
 
 
+def newest_demand(situation):
+    """The VM's newest known demand in busy vCPUs (0 if none)."""
+    for value in reversed(situation.demand):
+        if math.isfinite(value):
+            return float(value)
+    return 0.0
+
+
 def recurring_peaks(situation):
     """``(peak, down)``: the demand that recurs at this time of day to
     grow for and to hold before a shrink (``[watcher] recurring_days``;

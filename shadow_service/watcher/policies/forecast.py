@@ -25,6 +25,10 @@ immunity window while the demand goes on rising).  With
 whose demand rose within one step by that share of its vCPUs counts as
 saturated too (the step's mean hides how far a burst that began within
 it has gone since); half its vCPUs by default.
+Within the cooldown of a group's last scale-in it grows the group only
+for demand the group shows (``regrow_on_shown_demand``): a growth on the
+forecast alone would undo the scale-in while the members still serve the
+group (a flap).
 A VM that is not
 saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
@@ -97,6 +101,16 @@ cooldown is a flap).
 The demand bound over the lead time is at least this share of the peak
 the VM had in the same window one day earlier (0: ignore yesterday).
 """),
+    cfg.BoolOpt('regrow_on_shown_demand', default=True, help="""
+Within ``[watcher] cooldown`` of a horizontally scaled group's last
+scale-in, grow it only for demand it shows: its newest sample above what
+its members hold at ``[watcher] target_utilisation``, or saturated
+(``[watcher] saturation_pct``).  The scale-in was decided on a bound
+over the cooldown; a growth within it on the forecast's margin, its
+trend or a burst read from a rise, while the members serve what the
+group shows, undoes it for nothing (a flap); a demand that does pass
+them is met at the next run, a sibling's boot later.
+"""),
     cfg.ListOpt('host_metrics', default=['cpu_steal_pct',
                                          'net_p95_rtt_ms',
                                          'disk_p95_latency_ms',
@@ -121,9 +135,52 @@ class ForecastPolicy(base.ScalingPolicy):
 
     config_group = GROUP
 
+    def __init__(self, conf=None):
+        super().__init__(conf)
+        #: instance -> when the watcher last scaled it in (dropped by a
+        #: growth after it)
+        self._shrunk = {}
+
     @classmethod
     def get_config_opts(cls):
         return OPTS
+
+    def restore(self, taken):
+        self._shrunk = {}
+        for action in taken:
+            self.record_taken(action)
+
+    def record_taken(self, taken):
+        # A start that failed changed nothing; a growth after a shrink
+        # ends what the shrink asks of the next growths.
+        if getattr(taken, 'failed', False) or not taken.direction:
+            return
+        if taken.direction < 0:
+            self._shrunk[taken.instance_id] = taken.at
+        else:
+            self._shrunk.pop(taken.instance_id, None)
+
+    def _watcher_option(self, name, default):
+        try:
+            return float(getattr(self.conf.watcher, name))
+        except (AttributeError, cfg.NoSuchOptError):
+            return default
+
+    def growth_bound(self, situation, up):
+        """``up``, or within the cooldown of a group's last scale-in
+        (``regrow_on_shown_demand``) the demand its newest sample shows,
+        unless that sample is saturated."""
+        s = situation
+        shrunk = self._shrunk.get(s.instance_id)
+        if (s.mode != 'horizontal' or shrunk is None
+                or not self.option('regrow_on_shown_demand')
+                or s.now - shrunk >= self._watcher_option('cooldown',
+                                                          1800.0)):
+            return up
+        if s.utilisation_pct >= self._watcher_option('saturation_pct',
+                                                     95.0):
+            return up
+        return min(up, base.newest_demand(s))
 
     def hidden_demand_factor(self):
         return self.option('saturation_factor')
@@ -171,6 +228,7 @@ class ForecastPolicy(base.ScalingPolicy):
     def decide(self, situation):
         s = situation
         up, down = self.bounds(s)
+        up = self.growth_bound(s, up)
         decision = base.capacity_decision(
             s, up, down, 'forecast', max_down=self.option('max_down_rungs'))
         if decision.action != base.NO_ACTION:

@@ -222,10 +222,14 @@ class RLPolicy(base.ScalingPolicy):
         # The shrinks done within the cooldown: a learnt offset does not
         # grow those VMs back before it ends, as if it had not stopped.
         self._shrunk = {}
+        self._forecast.restore([])
         for action in taken:
             self.record_taken(action)
 
     def record_taken(self, taken):
+        # Its forecast rule grows a group back within the cooldown of a
+        # scale-in only for demand it shows, as the forecast policy.
+        self._forecast.record_taken(taken)
         # Only a shrink the watcher did (or, in dry-run, would have):
         # one the guard held back, or whose start failed, changed
         # nothing, and growing the VM after it is no flap.  One that
@@ -307,6 +311,7 @@ class RLPolicy(base.ScalingPolicy):
         """The size the forecast bound asks for: a ladder index, or a
         group size in ``horizontal`` mode."""
         peak, down = self._bounds(s, self._forecast)
+        peak = self._forecast.growth_bound(s, peak)
         found = base.capacity_decision(
             s, peak, down, 'forecast',
             max_down=self._forecast.option('max_down_rungs'))

@@ -571,3 +571,86 @@ def test_rl_takes_a_move_only_when_training_tried_it_often_enough(
         _situation(rung=1, peak=3.5))
     assert (decision.target_rung or 1) == target
     assert why in decision.reason
+
+
+def _group_after_scale_in(policy, since, demand, util, peak=10.0):
+    """A group of two 4-vCPU members whose forecast bound (``peak``)
+    asks for a third, ``since`` seconds after the watcher scaled it in,
+    its newest sample ``demand`` busy vCPUs at ``util`` %."""
+    group = _situation(rung=1, util=util, peak=peak, peak_down=peak,
+                       mode='horizontal', size=2,
+                       demand=[1.0] * 11 + [demand])
+    policy.record_taken(guard.Taken('vm', 'scale_in', group.now - since,
+                                    -1))
+    return group
+
+
+def test_forecast_regrows_a_group_within_the_cooldown_for_shown_demand():
+    # 600 s after a scale-in the bound (margin, trend or a burst read
+    # from a rise) asks for a third member while the two serve the 6
+    # busy vCPUs the group shows: no growth (it would undo the
+    # scale-in, a flap, for demand the group has not shown).
+    policy = forecast.ForecastPolicy()
+    held = policy.decide(_group_after_scale_in(policy, 600.0, 6.0, 75.0))
+    assert held.action == 'none', held.reason
+    # A sample above what the members hold, or a saturated one (its
+    # demand hidden): the bound grows it at once.
+    above = policy.decide(_group_after_scale_in(policy, 600.0, 9.0, 100.0))
+    assert (above.action, above.target_count) == ('scale_out', 3)
+    full = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0))
+    assert (full.action, full.target_count) == ('scale_out', 3)
+    # After the cooldown, or with the option off, the bound grows it.
+    later = policy.decide(_group_after_scale_in(policy, 1800.0, 6.0, 75.0))
+    assert later.action == 'scale_out'
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='test')
+    conf.set_override('regrow_on_shown_demand', False,
+                      group='watcher_policy_forecast')
+    off = forecast.ForecastPolicy(conf)
+    assert off.decide(_group_after_scale_in(
+        off, 600.0, 6.0, 75.0)).action == 'scale_out'
+
+
+def test_forecast_regrowth_rule_follows_what_the_watcher_did():
+    # Only a scale-in the watcher did counts (not a failed start), a
+    # growth after it ends the rule, and resized VMs are not held.
+    policy = forecast.ForecastPolicy()
+    group = _situation(rung=1, util=75.0, peak=10.0, mode='horizontal',
+                       size=2, demand=[6.0] * 12)
+    policy.record_taken(guard.Taken('vm', 'scale_in', group.now - 600.0,
+                                    -1, failed=True))
+    assert policy.decide(group).action == 'scale_out'
+    policy.record_taken(guard.Taken('vm', 'scale_in', group.now - 900.0,
+                                    -1))
+    assert policy.decide(group).action == 'none'
+    policy.record_taken(guard.Taken('vm', 'scale_out', group.now - 300.0,
+                                    1))
+    assert policy.decide(group).action == 'scale_out'
+    # A restarted watcher hands the policy the records back.
+    restored = forecast.ForecastPolicy()
+    restored.restore([guard.Taken('vm', 'scale_in', group.now - 600.0, -1),
+                      guard.Taken('other', 'scale_out', group.now, 1)])
+    assert restored.decide(group).action == 'none'
+    resized = _situation(rung=1, util=75.0, peak=10.0, demand=[3.0] * 12)
+    policy.record_taken(guard.Taken('vm', 'resize_down',
+                                    resized.now - 600.0, -1))
+    assert policy.decide(resized).action == 'resize_up'
+
+
+def test_rl_regrows_a_group_within_the_cooldown_for_shown_demand():
+    # rl's forecast rule (its size before any learnt offset) follows the
+    # forecast policy's: no regrowth on the bound alone after a scale-in.
+    policy = rl.RLPolicy(model={'version': rl.MODEL_VERSION, 'values': {},
+                                'counts': {}})
+    held = policy.decide(_group_after_scale_in(policy, 600.0, 6.0, 75.0))
+    assert held.action == 'none', held.reason
+    above = policy.decide(_group_after_scale_in(policy, 600.0, 9.0, 100.0))
+    assert (above.action, above.target_count) == ('scale_out', 3)
+    restored = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
+                                  'values': {}, 'counts': {}})
+    group = _situation(rung=1, util=75.0, peak=10.0, mode='horizontal',
+                       size=2, demand=[6.0] * 12)
+    restored.restore([guard.Taken('vm', 'scale_in', group.now - 600.0,
+                                  -1)])
+    assert restored.decide(group).action == 'none'
