@@ -67,12 +67,12 @@ MAX_BATCH_LINES = 1000
 MAX_RETRY_AFTER_S = 300.0
 #: Answers that say the collector is unavailable (or a proxy's way to say
 #: so): the batch waits for it, however long.
-UNAVAILABLE_STATUSES = (502, 503, 504)
+UNAVAILABLE_STATUSES = wire.UNAVAILABLE_STATUSES
 #: 5xx answers of another kind, or 2xx answers too long to be the
 #: collector's, after which a batch is dropped.
 MAX_SERVER_ERRORS = wire.MAX_FAILED_ANSWERS
 CONTENT_TYPE = 'application/x-ndjson'
-RETRY_STATUSES = (408, 429)
+RETRY_STATUSES = wire.RETRY_STATUSES
 GONE = 410
 FINISHED = 'evaluation_finished'
 
@@ -305,7 +305,7 @@ class CollectorSink:
         """Send ``batch`` until it is sent or dropped (True), or until
         the close deadline leaves no time (False: give it back)."""
         body = b''.join(batch)
-        failed = collections.Counter()      # failed answers, by reason
+        failed = wire.FailedAnswers(self.max_server_errors)
         while True:
             answer = self._post(body)
             if answer.kind != _Answer.RETRY:
@@ -335,14 +335,12 @@ class CollectorSink:
                 wait_s = random.uniform(ceiling / 2, ceiling)
             LOG.debug('collector attempt failed (%s); retrying in %.2f s',
                       answer.detail, wait_s)
-            if answer.failed is not None:
-                failed[answer.failed] += 1
-                if failed[answer.failed] >= self.max_server_errors:
-                    self._give_up(batch, answer)
-                    # The next batch waits too: no answer makes it send
-                    # at once.
-                    self._sleep(wait_s)
-                    return True
+            if failed.add(answer.failed):
+                self._give_up(batch, answer)
+                # The next batch waits too: no answer makes it send at
+                # once.
+                self._sleep(wait_s)
+                return True
             if self._failures == self.max_server_errors:
                 self._say('failing', '%s, %d times in a row; sending again '
                           'with backoff, new samples wait in the buffer'
@@ -393,7 +391,7 @@ class CollectorSink:
             # Not the collector's answer: as if the connection broke.
             self._say('answer_size', '%s; sending again' % exc)
             return _Answer(_Answer.RETRY, detail=str(exc),
-                           failed='answer_too_long')
+                           failed=wire.ANSWER_TOO_LONG)
         except urllib.error.HTTPError as exc:
             status = exc.code
             wait_s = retry_after_s(exc.headers.get('Retry-After')) \
@@ -402,11 +400,9 @@ class CollectorSink:
             detail = 'HTTP %d' % status
             if status == GONE:
                 return _Answer(_Answer.GONE, status)
-            if status in RETRY_STATUSES or status in UNAVAILABLE_STATUSES:
-                return _Answer(_Answer.RETRY, status, wait_s, detail)
-            if status >= 500:
+            if status in RETRY_STATUSES or status >= 500:
                 return _Answer(_Answer.RETRY, status, wait_s, detail,
-                               failed='server_error')
+                               failed=wire.failed_reason(status))
             return _Answer(_Answer.DROP, status, detail=detail)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return _Answer(_Answer.RETRY, detail=str(exc) or

@@ -35,10 +35,13 @@ summary. They read at most 64 KiB of an answer (``wire.read_answer``)
 and follow no redirect.
 The InfluxDB sink retries a failed batch with exponential backoff, never
 retries one InfluxDB refuses as malformed (HTTP 4xx) or sends elsewhere
-(3xx): those are counted as rejected and dropped. An answer over 64 KiB
-is no InfluxDB's and counts as a failed attempt; a batch answered so
-five times (``wire.MAX_FAILED_ANSWERS``) is dropped and counted
-(``answer_too_long``). It creates a missing database.
+(3xx): those are counted as rejected and dropped. An InfluxDB that
+cannot be reached or says it is away or busy (502, 503, 504, 408, 429)
+is waited for as long as the run lasts; one that fails on the batch
+(500 or another 5xx) or answers over 64 KiB (no InfluxDB's answer) is
+not: a batch answered so five times (``wire.MAX_FAILED_ANSWERS``, the
+collector sink's rule, ``wire.FailedAnswers``) is dropped and counted
+(``server_error``, ``answer_too_long``). It creates a missing database.
 """
 
 import base64
@@ -113,6 +116,23 @@ _DETAIL_BYTES = 300
 class _Rejected(Exception):
     """InfluxDB refused the batch's content (HTTP 4xx) or sent it
     elsewhere (3xx): do not retry."""
+
+
+class _Failed(OSError):
+    """An attempt InfluxDB answered with an error to retry (5xx, 404,
+    408, 429); ``status`` is the answer's."""
+
+    def __init__(self, status, detail):
+        super().__init__('HTTP %s: %s' % (status, detail))
+        self.status = status
+
+
+def _failed_reason(exc):
+    """Why a failed attempt counts against its batch (``wire``'s rule,
+    the collector sink's), or None if it does not."""
+    if isinstance(exc, wire.AnswerTooLong):
+        return wire.ANSWER_TOO_LONG
+    return wire.failed_reason(getattr(exc, 'status', None))
 
 
 class JsonLinesSink:
@@ -229,9 +249,9 @@ class InfluxDBSink:
         self._opener = urllib.request.build_opener(wire.NoRedirect())
         self._buffer = collections.deque()
         # The batch being sent again (outside the buffer, so newer points
-        # overflowing it never push it out) and its answers too long.
+        # overflowing it never push it out) and its failed answers.
         self._retrying = []
-        self._answers_too_long = 0
+        self._failed = wire.FailedAnswers()
         self._max_buffer = max_buffer
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -265,7 +285,7 @@ class InfluxDBSink:
             if self._retrying:
                 batch, self._retrying = self._retrying, []
                 return batch
-            self._answers_too_long = 0
+            self._failed = wire.FailedAnswers()
             count = min(self.batch_size, len(self._buffer))
             return [self._buffer.popleft() for _ in range(count)]
 
@@ -311,24 +331,19 @@ class InfluxDBSink:
                 self.counts['rejected'] += len(batch)
                 self.counts['dropped'] += len(batch)
                 return True
-            except wire.AnswerTooLong as exc:
+            except (OSError, urllib.error.URLError) as exc:
                 self.counts['errors'] += 1
-                self._answers_too_long += 1
-                if self._answers_too_long < wire.MAX_FAILED_ANSWERS:
+                reason = _failed_reason(exc)
+                if not self._failed.add(reason):
                     LOG.debug('InfluxDB write failed (attempt %d): %s',
                               attempt + 1, exc)
                     continue
                 LOG.warning('InfluxDB answered %s %d times for one batch; '
-                            'dropped its %d points', exc,
-                            self._answers_too_long, len(batch))
-                self.counts['answer_too_long'] += len(batch)
+                            'dropped its %d points', exc, self._failed.limit,
+                            len(batch))
+                self.counts[reason] += len(batch)
                 self.counts['dropped'] += len(batch)
                 return True
-            except (OSError, urllib.error.URLError) as exc:
-                LOG.debug('InfluxDB write failed (attempt %d): %s',
-                          attempt + 1, exc)
-                self.counts['errors'] += 1
-                continue
             self.counts['sent'] += len(batch)
             self.counts['batches'] += 1
             return True
@@ -351,7 +366,7 @@ class InfluxDBSink:
             elif 300 <= exc.code < 500 and exc.code not in (404, 408, 429):
                 raise _Rejected('HTTP %s: %s' % (exc.code, detail)) \
                     from None
-            raise OSError('HTTP %s: %s' % (exc.code, detail)) from None
+            raise _Failed(exc.code, detail) from None
 
     def _create_database(self):
         data = urllib.parse.urlencode(
@@ -381,7 +396,8 @@ class InfluxDBSink:
                 'retries': self.counts['retries'],
                 'errors': self.counts['errors'],
                 'rejected': self.counts['rejected'],
-                'answer_too_long': self.counts['answer_too_long'],
+                'server_error': self.counts[wire.SERVER_ERROR],
+                'answer_too_long': self.counts[wire.ANSWER_TOO_LONG],
                 'skipped_nonfinite': self.counts['skipped_nonfinite']}
 
 

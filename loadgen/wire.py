@@ -8,8 +8,16 @@ The answers of the HTTP sinks' receivers (the collector, InfluxDB) are
 read through :func:`read_answer`: at most ``MAX_ANSWER_BYTES``, so what
 answers in a receiver's place cannot fill the guest's memory; a redirect
 is never followed (:class:`NoRedirect`).
+
+Both sinks send a batch again after an answer that says the receiver is
+away or busy (502, 503, 504, 408, 429, no connection), however long that
+lasts; an answer that says it failed on this request (any other 5xx, see
+:func:`failed_reason`) or one too long to be a receiver's counts against
+the batch (:class:`FailedAnswers`), which is dropped after
+``MAX_FAILED_ANSWERS`` answers of one such kind.
 """
 
+import collections
 import json
 import urllib.request
 
@@ -20,6 +28,15 @@ MAX_ANSWER_BYTES = 64 * 1024
 #: Answers of one kind that say a request failed (not that its receiver
 #: is away) after which its batch is dropped instead of sent again.
 MAX_FAILED_ANSWERS = 5
+#: Answers that say the receiver is unavailable (or a proxy's way to say
+#: so): the batch waits for it, however long.
+UNAVAILABLE_STATUSES = (502, 503, 504)
+#: Answers that say the receiver is busy or the request was too slow:
+#: the batch waits too.
+RETRY_STATUSES = (408, 429)
+#: Why a batch was dropped after ``MAX_FAILED_ANSWERS`` failed answers.
+SERVER_ERROR = 'server_error'
+ANSWER_TOO_LONG = 'answer_too_long'
 
 
 class AnswerTooLong(OSError):
@@ -34,6 +51,35 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         return None
+
+
+def failed_reason(status):
+    """``SERVER_ERROR`` if an HTTP ``status`` says the receiver failed on
+    this request (a 5xx other than ``UNAVAILABLE_STATUSES``: 500, 501,
+    505...), so sending the batch again may never succeed; else None."""
+    if status is not None and status >= 500 and \
+            status not in UNAVAILABLE_STATUSES:
+        return SERVER_ERROR
+    return None
+
+
+class FailedAnswers:
+    """One batch's failed answers, counted per reason (``SERVER_ERROR``,
+    ``ANSWER_TOO_LONG``): ``add`` says when the batch is to be dropped,
+    after ``limit`` answers of one reason (answers of another kind in
+    between, as a 503, neither count nor reset them)."""
+
+    def __init__(self, limit=MAX_FAILED_ANSWERS):
+        self.limit = limit
+        self._counts = collections.Counter()
+
+    def add(self, reason):
+        """Count one answer failed for ``reason`` (None: not one of
+        those); True once the batch is to be dropped."""
+        if reason is None:
+            return False
+        self._counts[reason] += 1
+        return self._counts[reason] >= self.limit
 
 
 def to_json(point):

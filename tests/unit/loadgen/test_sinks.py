@@ -278,3 +278,62 @@ def test_influxdb_batch_sent_again_keeps_its_place_when_the_buffer_is_full():
     assert _values(delivered) == [float(i) for i in range(5)] + \
         [float(i) for i in range(15, 25)]
     assert sink.stats()['dropped'] == 10
+
+
+@pytest.mark.parametrize('status', [500, 507])
+def test_influxdb_batch_always_answered_500_is_dropped_after_five(status):
+    # A batch InfluxDB failed on (500: it cannot take it) was sent again
+    # for the whole run and every newer point waited behind it; the
+    # collector sink drops such a batch after five answers, and so does
+    # this one now, counting it.
+    poison = b' value=0.0 '
+    server = http_support.RawAnswers(
+        lambda path, body: (status, 40, b'{"error":"engine: cannot"}')
+        if poison in body else (204, 0))
+    sink = sinks.InfluxDBSink(server.url('?db=x'), flush_interval_s=0.05,
+                              retries=1, backoff_s=0.01, timeout_s=5,
+                              close_timeout_s=5)
+    try:
+        sink.emit(_point(value=0.0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['dropped'])
+        for index in range(1, 21):
+            sink.emit(_point(value=float(index)))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] >= 20)
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert len([1 for _, body in server.requests if poison in body]) == 5
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (20, 1, 5)
+    assert (stats['server_error'], stats['answer_too_long'],
+            stats['rejected']) == (1, 0, 0)
+    assert _values(body for _, body in server.requests
+                   if poison not in body) == [float(i) for i in range(1, 21)]
+
+
+@pytest.mark.parametrize('status', [502, 503, 504, 408, 429])
+def test_influxdb_unavailable_is_waited_for_past_five_answers(status):
+    # An InfluxDB that is away or busy is not failing on the batch: it is
+    # waited for as long as the run lasts, as the collector is.
+    answers = []
+
+    def answer(path, body):
+        answers.append(status)
+        return (status, 0) if len(answers) <= 8 else (204, 0)
+
+    server = http_support.RawAnswers(answer)
+    sink = sinks.InfluxDBSink(server.url('?db=x'), flush_interval_s=0.05,
+                              retries=1, backoff_s=0.01, timeout_s=5,
+                              close_timeout_s=5)
+    try:
+        sink.emit(_point(value=1.0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] or sink.stats()['dropped'])
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (1, 0, 8)
+    assert stats['server_error'] == 0
