@@ -13,7 +13,12 @@ action is not followed, and what is known of it is the webhook's answer
 In dry-run it calls nothing that changes the cloud and says what it
 would have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
-done or failed; a sibling a deferred delete keeps SOFT_DELETED is deleted
+done or failed.  A scale-out ends once each of its siblings is ACTIVE or
+has failed: a sibling in ERROR is deleted when it is seen (as a scale-in
+deletes one, so a deletion that does not complete is carried on the same
+way), and :attr:`Pending.joined` names those that came up, members of
+the group even when the action failed.  A sibling a deferred delete
+keeps SOFT_DELETED is deleted
 again (the ``openstack`` driver force-deletes it), and one whose
 deletion is under way is handed to the driver again (the ``openstack``
 driver remembers it; the watcher's runs have it delete the sibling again,
@@ -80,6 +85,10 @@ class Pending:
     target_flavor: dict = None
     #: Siblings booted (scale out) or being deleted (scale in).
     siblings: list = dataclasses.field(default_factory=list)
+    #: Scale out: the siblings that came up (ACTIVE), once it has ended.
+    joined: list = dataclasses.field(default_factory=list)
+    #: Scale out: the siblings that went to ERROR, their deletion asked.
+    discarded: list = dataclasses.field(default_factory=list)
     direction: int = 0
     #: This watcher counted it in its ``actions`` counter when it
     #: started (and in ``flaps`` too, ``flap``), not one restored from
@@ -306,16 +315,71 @@ class Actuator:
                              % ', '.join(left))
 
     def _follow_boots(self, pending, now):
-        waiting = []
+        """A scale-out ends once every sibling is ACTIVE (done) or some
+        failed and the others are ACTIVE (failed), or at its deadline
+        (failed).  A sibling in ERROR, or gone, failed: one in ERROR is
+        deleted at once (it counts against its project's quota and
+        would join the group by its metadata), not in dry-run.  When it
+        ends, :attr:`Pending.joined` holds those that came up."""
+        waiting, active, failed = [], [], []
         for sibling in pending.siblings:
-            status = (self.driver.get_instance(sibling).status or '').upper()
+            if sibling in pending.discarded:
+                failed.append('%s went to ERROR' % sibling)
+                continue
+            try:
+                status = (self.driver.get_instance(sibling).status
+                          or '').upper()
+            except cloud_base.NotSupported:
+                raise
+            except cloud_base.CloudError as exc:
+                if exc.retryable or exc.status != 404:
+                    raise
+                failed.append('%s is gone' % sibling)
+                continue
             if status == 'ERROR':
-                return 'failed', 'sibling %s went to ERROR' % sibling
-            if status != 'ACTIVE':
+                failed.append('%s went to ERROR' % sibling)
+                self._discard(pending, sibling)
+            elif status == 'ACTIVE':
+                active.append(sibling)
+            else:
                 waiting.append('%s %s' % (sibling, status))
-        if not waiting:
+        if waiting:
+            outcome, detail = self._timeout(pending, now, ', '.join(
+                ['sibling %s' % f for f in failed] + waiting))
+            if outcome is None:
+                return None, detail
+        elif not failed:
+            pending.joined = active
             return 'done', 'active: %s' % ', '.join(pending.siblings)
-        return self._timeout(pending, now, ', '.join(waiting))
+        else:
+            detail = 'sibling %s' % '; sibling '.join(failed)
+        pending.joined = active
+        return 'failed', '%s%s' % (detail, '; active, joined the group: %s'
+                                   % ', '.join(active) if active else '')
+
+    def _discard(self, pending, sibling):
+        """Delete ``sibling``, which went to ERROR, as a scale-in deletes
+        one (the ``openstack`` driver then follows the deletion and asks
+        again, its state reset first, should it not complete); one Nova
+        refuses to delete now is handed to the driver to delete again
+        later (:meth:`~.CloudDriver.resume_deletions`).  Not in dry-run,
+        which deletes nothing."""
+        if self.dry_run:
+            return
+        pending.discarded.append(sibling)
+        try:
+            self.driver.delete_instance(sibling)
+            LOG.info('Sibling %s of %s went to ERROR: deleted it',
+                     sibling, pending.instance_id)
+        except cloud_base.CloudError as exc:
+            LOG.warning('Sibling %s of %s went to ERROR and could not be '
+                        'deleted (%s); asking again later', sibling,
+                        pending.instance_id, exc)
+            try:
+                self.driver.resume_deletions([sibling])
+            except cloud_base.CloudError as again:
+                LOG.warning('Sibling %s of %s: %s', sibling,
+                            pending.instance_id, again)
 
     @staticmethod
     def _timeout(pending, now, detail):

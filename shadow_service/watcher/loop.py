@@ -286,11 +286,13 @@ class Watcher:
         # A sibling the watcher booted is watched through its group's
         # original, found by its metadata after a restart, never alone.
         # Metadata is the tenant's to write: a server joins the group
-        # only if it is in the original's project and server group.
+        # only if it is in the original's project and server group.  One
+        # in ERROR (its boot failed; the scale-out deletes it) does not.
         for instance_id, instance in sorted(found.items()):
             original = found.get(str((instance.metadata or {}).get(
                 actuator_mod.SIBLING_KEY) or ''))
             if (original is not None
+                    and (instance.status or '').upper() != 'ERROR'
                     and not (original.metadata or {}).get(
                         actuator_mod.SIBLING_KEY)
                     and instance.project_id == original.project_id
@@ -442,36 +444,51 @@ class Watcher:
             if outcome == 'done':
                 self._after_done(pending, now)
             elif outcome == 'failed':
-                self._after_failed(pending)
-            self._write({'decision_id': pending.decision_id,
-                         'instance': instance_id, 'action': pending.action,
-                         'outcome': outcome, 'detail': detail, 'at': now,
-                         'started_at': pending.started_at,
-                         'siblings': pending.siblings,
-                         'target_host': pending.target_host}, now)
+                self._after_failed(pending, now)
+            record = {'decision_id': pending.decision_id,
+                      'instance': instance_id, 'action': pending.action,
+                      'outcome': outcome, 'detail': detail, 'at': now,
+                      'started_at': pending.started_at,
+                      'siblings': pending.siblings,
+                      'target_host': pending.target_host}
+            if pending.action == 'scale_out':
+                record.update(joined=pending.joined,
+                              discarded=pending.discarded)
+            self._write(record, now)
 
-    def _after_failed(self, pending):
+    def _after_failed(self, pending, now):
         """An action that started has failed (a resize or a sibling that
-        went to ERROR, one that timed out): it changed nothing, as a
-        failed start did not.  The guard (and the policy, which holds
-        the same :class:`~.guard.Taken`) keep it as an attempt, no
-        scaling; the ``actions`` and ``flaps`` counters no longer count
-        it."""
+        went to ERROR, one that timed out): it is not the scaling it set
+        out to be.  The guard (and the policy, which holds the same
+        :class:`~.guard.Taken`) keep it as an attempt, no scaling; the
+        ``actions`` and ``flaps`` counters no longer count it.  The
+        siblings of a scale-out that came up all the same
+        (:attr:`~.actuator.Pending.joined`; those that failed were
+        deleted) join the group now."""
+        if pending.action == 'scale_out' and pending.joined:
+            self._grown(pending, pending.joined, now)
         self.guard.failed(pending.instance_id, pending.started_at)
         if pending.counted:
             self.counters['actions'] -= 1
             if pending.flap:
                 self.counters['flaps'] -= 1
 
+    def _grown(self, pending, siblings, now):
+        """``siblings`` booted by the scale-out ``pending`` came up: they
+        are members of its group (from when they had booted, on its
+        member-count timeline)."""
+        instance_id = pending.instance_id
+        # (A sibling listed while it booted has joined already.)
+        for sibling in siblings:
+            self.adopt_sibling(instance_id, sibling)
+        self._member_counts.setdefault(instance_id, []).append(
+            (min(now, pending.started_at + self.opts.boot_duration),
+             self._members(instance_id)))
+
     def _after_done(self, pending, now):
         instance_id = pending.instance_id
         if pending.action == 'scale_out' and pending.siblings:
-            # (A sibling listed while it booted has joined already.)
-            for sibling in pending.siblings:
-                self.adopt_sibling(instance_id, sibling)
-            self._member_counts.setdefault(instance_id, []).append(
-                (min(now, pending.started_at + self.opts.boot_duration),
-                 self._members(instance_id)))
+            self._grown(pending, pending.siblings, now)
         elif pending.action == 'scale_in' and pending.siblings:
             group = self.siblings.get(instance_id, [])
             for sibling in pending.siblings:
@@ -1454,6 +1471,11 @@ class Watcher:
                 # Deletions asked that may not have completed: the
                 # driver carries them on as it did before the restart.
                 deleting.extend(first.get('siblings') or [])
+            for r in ended:
+                if first['action'] == 'scale_out':
+                    # Siblings that failed, their deletion asked: the
+                    # same.
+                    deleting.extend(r.get('discarded') or [])
             if first['at'] >= start:
                 taken.append(guard_mod.Taken(
                     first['instance'], first['action'], first['at'],
@@ -1477,7 +1499,12 @@ class Watcher:
                         direction=direction)
             for r in ended:
                 if r['outcome'] != 'done':
-                    continue
+                    if first['action'] != 'scale_out' or \
+                            not r.get('joined'):
+                        continue
+                    # A failed scale-out whose other siblings came up:
+                    # they joined the group.
+                    r = dict(r, siblings=r['joined'])
                 changes[first['instance']].append((first, r))
                 members = siblings[first['instance']]
                 for sibling in r.get('siblings') or []:

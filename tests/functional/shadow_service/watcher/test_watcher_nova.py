@@ -17,7 +17,9 @@ import fixtures
 import pytest
 from nova import context as nova_context
 from nova import crypto
+from nova import exception as nova_exception
 from nova import objects
+from nova.virt import fake as fake_virt
 
 from shadow_service import measurements as names
 from shadow_service import service
@@ -34,6 +36,7 @@ pytestmark = [pytest.mark.nova]
 
 STEP_S = 60.0
 RESET_POLICY = 'os_compute_api:os-admin-actions:reset_state'
+DELETE_POLICY = 'os_compute_api:servers:delete'
 LADDER = ['m1.small:1:2048:20', 'm1.medium:2:4096:40', 'm1.large:4:8192:80']
 
 
@@ -576,6 +579,140 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertTrue(self.server_gone(sibling))
         self.assertEqual([], watcher.siblings[app['id']])
         self.assertEqual(1, self._instances_used())
+
+    def _one_sibling_fails(self):
+        """The host fails to spawn the first sibling it is given (a
+        hypervisor that cannot read the image): Nova puts that sibling in
+        ERROR and reschedules it nowhere.  Returns the ids of the
+        siblings whose spawn failed."""
+        failed = []
+        spawn = fake_virt.FakeDriver.spawn
+
+        def failing(virt, context, instance, *args, **kwargs):
+            if actuator.SIBLING_KEY in instance.metadata and not failed:
+                failed.append(instance.uuid)
+                raise nova_exception.InvalidDiskInfo(
+                    reason='the host could not read the image')
+            return spawn(virt, context, instance, *args, **kwargs)
+
+        self.useFixture(fixtures.MockPatchObject(
+            fake_virt.FakeDriver, 'spawn', new=failing))
+        return failed
+
+    def _scale_out_of_two(self, listing=False):
+        """A busy VM's scale-out boots two siblings.  The VM is watched
+        by its id alone (no listing: the group knows only what the
+        watcher's actions say) unless ``listing``.  ``(server, watcher,
+        driver, the scale-out's first step, the watcher's options)``."""
+        group = self.api.post_server_groups(
+            {'name': 'web', 'policy': 'soft-anti-affinity'})
+        app = self._boot('web-1', metadata={
+            'nova_shadow_scaling': 'horizontal'}, group=group['id'])
+        # The immunity window keeps the runs that follow the scale-out
+        # from starting another.
+        options = dict(policy='forecast', max_count=3, hold_window=0.0,
+                       min_errors=1, target_utilisation=0.4,
+                       immunity_window=3600.0)
+        if not listing:
+            options.update(instances=[app['id']], watch_metadata_key='')
+        watcher, driver = self._watcher(**options)
+        self._measured(driver, app, 'cpu_util_pct', [100.0] * 30)
+        (step,) = watcher.run_once()
+        self.assertEqual(('scale_out', 'started', 2), (
+            step.decision.action, step.outcome,
+            len(step.record['siblings'])), step.detail)
+        return app, watcher, driver, step, options
+
+    def _scale_out_of_two_failed(self, listing=False):
+        """:meth:`_scale_out_of_two`, one of whose siblings goes to
+        ERROR: ``(server, watcher, driver, the failed sibling, the one
+        that came up, the scale-out's decision id, the watcher's
+        options)``."""
+        failed = self._one_sibling_fails()
+        app, watcher, driver, step, options = self._scale_out_of_two(
+            listing)
+        self.wait_for(lambda: failed, what='a sibling to fail')
+        (broken,) = failed
+        (came_up,) = set(step.record['siblings']) - {broken}
+        self._wait_for_state_change({'id': broken}, 'ERROR')
+        self._wait_for_state_change({'id': came_up}, 'ACTIVE')
+        self.assertEqual(3, self._instances_used())
+        return (app, watcher, driver, broken, came_up,
+                step.record['decision_id'], options)
+
+    def test_a_sibling_that_went_to_error_is_deleted_and_the_others_join(
+            self):
+        (app, watcher, driver, broken, came_up, decision_id,
+         options) = self._scale_out_of_two_failed()
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it end')
+        end = [r for r in self._records(app['id'])
+               if r['decision_id'] == decision_id][-1]
+        self.assertEqual('failed', end['outcome'])
+        self.assertIn('sibling %s went to ERROR' % broken, end['detail'])
+        # The one that came up is a member at once (the group's size and
+        # its member-count timeline say so); the one in ERROR is deleted
+        # and frees the project's quota.  Before: the ERROR sibling
+        # stayed, counted against the quota, and neither was a member
+        # (here, with no listing, ever; elsewhere, only once a listing
+        # found them by their metadata, the ERROR one included).
+        self.assertEqual([came_up], watcher.siblings[app['id']])
+        self.assertEqual(2, watcher._members(app['id']))
+        self.assertEqual([came_up], end['joined'])
+        self.wait_for(lambda: self.server_gone(broken),
+                      what='the failed sibling gone')
+        self.assertEqual(2, self._instances_used())
+        self.assertEqual({}, self.allocations(broken))
+        # A restarted watcher finds the group in the records.
+        restarted, _driver = self._watcher(**options)
+        self.assertTrue(restarted.restore(driver.now()))
+        self.assertEqual([came_up], restarted.siblings[app['id']])
+
+    def test_a_failed_sibling_nova_would_not_delete_is_deleted_again(self):
+        # Nova refuses the deletion (its policy, here, for a while): the
+        # driver asks again on a later run, as for a stuck deletion.
+        # Meanwhile the listing that finds groups by their metadata
+        # leaves it out: a sibling in ERROR is no member.
+        self.policy.set_rules({DELETE_POLICY: '!'}, overwrite=False)
+        (app, watcher, driver, broken, came_up, _decision_id,
+         _options) = self._scale_out_of_two_failed(listing=True)
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it end')
+        self.assertEqual('ERROR', self.api.get_server(broken)['status'])
+        self.assertEqual([came_up], watcher.siblings[app['id']])
+        watcher.run_once()
+        self.assertEqual([came_up], watcher.siblings[app['id']])
+        self.policy.set_rules({DELETE_POLICY: '@'}, overwrite=False)
+        driver.deletion_grace_s = 0.0
+        with self.assertLogs(os_driver.__name__, logging.DEBUG) as logs:
+            watcher.run_once()
+        (warning,) = self.driver_warnings(logs.records)
+        self.assertIn('Deleting sibling %s again' % broken, warning)
+        self.wait_for(lambda: self.server_gone(broken),
+                      what='the failed sibling gone')
+        self.assertEqual(2, self._instances_used())
+        watcher.run_once()
+        self.assertNotIn(broken, driver._sibling_deletions)
+
+    def test_a_sibling_deleted_while_its_scale_out_is_followed(self):
+        # An operator deletes one of the new siblings before the watcher
+        # sees them up: the scale-out fails, the other joins the group.
+        # Before: the look-up's 404 failed the scale-out, and the sibling
+        # that came up was no member.
+        app, watcher, driver, step, _options = self._scale_out_of_two()
+        gone, came_up = step.record['siblings']
+        for sibling in (gone, came_up):
+            self._wait_for_state_change({'id': sibling}, 'ACTIVE')
+        self.api.delete_server(gone)
+        self._wait_until_deleted({'id': gone})
+        self.wait_for(lambda: not watcher.run_once() or not watcher.pending,
+                      timeout=30, what='the watcher to see it end')
+        self.assertEqual([came_up], watcher.siblings[app['id']])
+        end = [r for r in self._records(app['id']) if r['decision_id']
+               == step.record['decision_id']][-1]
+        self.assertIn('sibling %s is gone' % gone, end['detail'])
+        self.assertEqual(('failed', [came_up], []), (
+            end['outcome'], end['joined'], end['discarded']))
 
     def _tenant_vm(self, project_id, key_name=None, flavor_id=None):
         """A horizontally scaled VM booted by a member of ``project_id``
