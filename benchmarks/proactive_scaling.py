@@ -51,8 +51,9 @@ causes             the violation minutes by cause, per VM and in total
                    (each minute the first that applies: down for a
                    reboot, steal only, at the top of the ladder, a
                    growth the guard refused, a growth under way, a
-                   growth that took effect and was not enough, no growth
-                   asked for; see ``violation_causes``).
+                   growth that took effect and was not enough, a growth
+                   that failed, no growth asked for; see
+                   ``violation_causes``).
 per VM also        its ``actions``, ``flaps_at_h`` (the hours into the
                    scored run of each of its flaps) and ``hours_at_vcpus``
                    (hours it held each size, vCPUs of its flavor or of its
@@ -409,7 +410,7 @@ class Replay:
 
 #: Why a violated minute was violated (see :func:`violation_causes`).
 CAUSES = ('downtime', 'steal', 'top', 'refused', 'under_way',
-          'undersized', 'missed')
+          'undersized', 'failed', 'missed')
 
 
 def violation_causes(times, violated, capacity, short, top, found, opts):
@@ -423,19 +424,43 @@ def violation_causes(times, violated, capacity, short, top, found, opts):
                 under way, rate limit) was proposed within a resize's
                 lead time before;
     under_way   a growth had started but not yet taken effect (decided
-                less than its duration ahead);
+                less than its duration ahead), nor failed;
     undersized  a growth took effect within an immunity window plus a
                 resize's duration before, and was not enough (the next
                 one waits for the immunity window);
+    failed      a growth failed (at its start, or later: the VM or a
+                sibling went to ERROR, it timed out) and took no effect:
+                from when it failed (or would have taken effect) until
+                the next growth, asked once the immunity window has
+                passed and the failed one ended, could have;
     missed      no growth was asked for: the forecast missed it.
     """
     duration = max(opts.resize_duration, opts.boot_duration)
     lead = opts.interval + duration
     up = [r for r in found
           if policy_base.Decision(r['action'], '').direction > 0]
-    started = np.array([r['at'] for r in up if r['outcome'] == 'started'])
     refused = np.array([r['at'] for r in up
                         if r['outcome'] == 'suppressed'])
+    # A growth's records share its decision id: one that started and
+    # failed later has a 'started' and a 'failed' record, one whose start
+    # failed only the latter.
+    starts, fails = {}, {}
+    for r in up:
+        key = r.get('decision_id') or id(r)
+        if r['outcome'] == 'started':
+            starts.setdefault(key, r['at'])
+        elif r['outcome'] == 'failed':
+            fails.setdefault(key, r['at'])
+    took_effect = np.array([at for key, at in starts.items()
+                            if key not in fails])
+    failed_from = np.array([starts.get(key, at) for key, at in fails.items()])
+    # How long after its start each failed growth was under way (until it
+    # failed, at most a growth's duration) and until when it kept the
+    # next one from taking effect.
+    failed_after = np.array(list(fails.values())) - failed_from
+    under_way_for = np.minimum(failed_after, duration)
+    held_back_for = np.maximum(failed_after, opts.immunity_window) + \
+        duration
 
     def within(events, low, high):
         if not len(events):
@@ -448,9 +473,11 @@ def violation_causes(times, violated, capacity, short, top, found, opts):
         ('steal', short <= 1e-9),
         ('top', capacity >= top),
         ('refused', within(refused, -1e-6, lead)),
-        ('under_way', within(started, 0.0, duration)),
-        ('undersized', within(started, duration,
+        ('under_way', within(took_effect, 0.0, duration)
+         | within(failed_from, 0.0, under_way_for)),
+        ('undersized', within(took_effect, duration,
                               duration + opts.immunity_window)),
+        ('failed', within(failed_from, under_way_for, held_back_for)),
     ]
     left = np.asarray(violated, bool).copy()
     minutes = SCORE_STEP_S / 60.0

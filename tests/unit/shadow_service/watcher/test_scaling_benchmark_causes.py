@@ -51,7 +51,7 @@ def test_each_violated_minute_gets_the_first_cause_that_applies():
                                     found, OPTS)
     assert causes == {'downtime': 1.0, 'steal': 2.0, 'top': 3.0,
                       'refused': 2.0, 'under_way': 3.0, 'undersized': 3.0,
-                      'missed': 3.0}
+                      'failed': 0.0, 'missed': 3.0}
     assert sum(causes.values()) == violated.sum()
     assert tuple(causes) == bench.CAUSES
 
@@ -135,3 +135,43 @@ def test_an_action_that_failed_after_it_started_is_no_scaling_nor_flap():
     started = bench.scalings(found)
     assert [r['decision_id'] for r in started] == ['a', 'c']
     assert bench.count_flaps(started, 1800.0) == 0
+
+
+def test_a_growth_that_failed_took_no_effect():
+    bench = _benchmark()
+    times = np.arange(0.0, 3600.0, 60.0)
+    capacity = np.full(len(times), 4.0)
+    short = np.ones(len(times))
+    violated = np.zeros(len(times), bool)
+    violated[30:33] = True              # a growth under way, then failed
+    violated[35:38] = True              # after it failed
+    violated[50:53] = True              # after one whose start failed
+    found = [dict(_up(29 * 60.0, 'started'), decision_id='a'),
+             dict(_up(30 * 60.0, 'failed'), decision_id='a'),
+             dict(_up(49 * 60.0, 'failed'), decision_id='b')]
+    causes = bench.violation_causes(times, violated, capacity, short, 48,
+                                    found, OPTS)
+    # Under way until it went to ERROR (minute 30), then no growth had
+    # taken effect, and the next waited for the immunity window.
+    # Before: 3 minutes under way and 3 undersized (as if it had taken
+    # effect and was not enough), and the failed start's 3 missed (as if
+    # none had been asked for).
+    assert causes['under_way'] == 1.0
+    assert causes['undersized'] == 0.0
+    assert causes['failed'] == 8.0
+    assert causes['missed'] == 0.0
+    assert sum(causes.values()) == violated.sum()
+
+
+def test_a_growth_that_timed_out_was_under_way_for_its_duration_only():
+    bench = _benchmark()
+    times = np.arange(0.0, 3600.0, 60.0)
+    violated = np.ones(len(times), bool)
+    found = [dict(_up(0.0, 'started'), decision_id='a'),
+             dict(_up(1200.0, 'failed'), decision_id='a')]
+    causes = bench.violation_causes(times, violated, np.full(len(times), 4.0),
+                                    np.ones(len(times)), 48, found, OPTS)
+    # Under way for the 300 s a growth takes; failed from then until a
+    # growth asked once it ended (at 20 min) could have taken effect.
+    assert (causes['under_way'], causes['failed']) == (5.0, 20.0)
+    assert causes['missed'] == 35.0          # minute 0 and from 26 min on
