@@ -7,12 +7,18 @@
 # upper-constraints.txt, installs and starts the services (tools/
 # install-services.sh), runs ruff and then pytest over tests/ (unit,
 # functional with Nova's own harness, RabbitMQ and InfluxDB): most tests
-# in two processes, then the ones that measure alone (see below).
+# in several processes, then the ones that measure alone (see below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${NOVA_SHADOW_VENV:-.venv}
-WORKERS=${NOVA_SHADOW_TEST_WORKERS:-2}
+# Twice the cores, at most 8: most tests wait (for daemons they start,
+# the broker, Nova's services), so on two cores four processes take about
+# half the time two do.
+CORES=$(nproc 2>/dev/null || echo 1)
+DEFAULT_WORKERS=$((CORES * 2))
+[ "$DEFAULT_WORKERS" -le 8 ] || DEFAULT_WORKERS=8
+WORKERS=${NOVA_SHADOW_TEST_WORKERS:-$DEFAULT_WORKERS}
 case "$WORKERS" in
     '' | *[!0-9]* | 0)
         echo "NOVA_SHADOW_TEST_WORKERS: a number of processes of at least" \
@@ -41,11 +47,13 @@ fi
 # The whole suite in two parts: the tests that measure CPU, throughput or
 # time, or use the lab's cgroups (marked ``serial`` by tests/conftest.py)
 # run alone, after the others have run in NOVA_SHADOW_TEST_WORKERS
-# processes (pytest-xdist; 1 runs them in this process).  Both parts run
+# processes (pytest-xdist; 1 runs them in this process); an idle process
+# takes tests queued for a busy one (``--dist worksteal``), so no slow file
+# left at the end of one process's queue holds the run up.  Both parts run
 # whatever the first one's result; the status is the first failure's.
 PARALLEL=()
 if [ "$WORKERS" -gt 1 ]; then
-    PARALLEL=(-n "$WORKERS")
+    PARALLEL=(-n "$WORKERS" --dist worksteal)
 fi
 status=0
 "$VENV/bin/pytest" -p no:cacheprovider -q -ra "${PARALLEL[@]}" \
