@@ -12,7 +12,6 @@ from shadow_service import racing
 from shadow_service.analysis import analyzer as analyzer_mod
 from shadow_service.analysis import contention
 from shadow_service.analysis import scaleup
-from shadow_service.clouds.sim import driver as sim_driver
 from shadow_service.history import memory
 from tests import service_support
 
@@ -28,7 +27,7 @@ HOSTS = [{'host': 'node-%d' % i} for i in range(1, 7)]
 def make_evaluator(analyzer=None, **options):
     conf = service_support.make_conf(sim=DERIVE)
     history = memory.MemoryStore()
-    driver = sim_driver.SimDriver(conf, history)
+    driver = service_support.twin_with_hosts(conf, history, HOSTS)
     options.setdefault('sample_interval', 1.0)
     options.setdefault('min_run_time', 2.0)
     return evaluation.Evaluator(
@@ -239,7 +238,7 @@ def test_the_learned_age_drift_ages_the_prior():
     from shadow_service.learners import drift as drift_mod
     conf = service_support.make_conf(sim=DERIVE)
     history = memory.MemoryStore()
-    driver = sim_driver.SimDriver(conf, history)
+    driver = service_support.twin_with_hosts(conf, history, HOSTS)
     learner = drift_mod.AgeDriftLearner(history, min_pairs=3,
                                         refit_every=1, refit_interval_s=0,
                                         clock=driver.now)
@@ -531,7 +530,7 @@ def test_the_learned_prior_trust_lets_history_answer_more():
     from shadow_service.learners import priortrust
     conf = service_support.make_conf(sim=DERIVE)
     history = memory.MemoryStore()
-    driver = sim_driver.SimDriver(conf, history)
+    driver = service_support.twin_with_hosts(conf, history, HOSTS)
     learner = priortrust.PriorTrustLearner(
         history, min_outcomes=2, prior_outcomes=1.0, refit_every=1,
         refit_interval_s=0.0, clock=driver.now)
@@ -582,7 +581,7 @@ def test_the_samples_of_a_failed_read_are_read_with_the_next(
     conf = service_support.make_conf(sim=DERIVE)
     history = _StoreFailingOneRead()
     evaluator = evaluation.Evaluator(
-        sim_driver.SimDriver(conf, history), history,
+        service_support.twin_with_hosts(conf, history, HOSTS[:3]), history,
         analyzer_mod.Analyzer(), schedule=schedule, sample_interval=5.0,
         min_run_time=2.0, prior_lookback=0, confidence_target=1.0,
         settle_margin=0.0)

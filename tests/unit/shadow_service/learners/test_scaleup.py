@@ -273,7 +273,7 @@ def _twin_pairs(vcpus_list, profile='batch-cpu'):
     top-ranked host and run for half an hour of twin time."""
     conf = service_support.make_conf(sim=DERIVE)
     history = memory.MemoryStore()
-    driver = sim_driver.SimDriver(conf, history)
+    driver = service_support.twin_with_hosts(conf, history, HOSTS)
     evaluator = evaluation.Evaluator(
         driver, history, analyzer_mod.Analyzer(), sample_interval=1.0,
         min_run_time=2.0, prior_lookback=0)
@@ -370,7 +370,7 @@ def test_the_service_ranks_with_what_placed_vms_taught_it():
         'contention_refit_interval': 0.0,
         'sample_interval': 1.0, 'min_run_time': 2.0, 'prior_lookback': 0})
     history = memory.MemoryStore()
-    driver = sim_driver.SimDriver(conf, history)
+    driver = service_support.twin_with_hosts(conf, history, HOSTS)
     evaluator = evaluation.Evaluator.from_conf(
         conf, driver, history, analyzer_mod.Analyzer())
     assert evaluator.scaleup_learner._clock == driver.now
