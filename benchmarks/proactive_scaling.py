@@ -428,8 +428,9 @@ def violation_causes(times, violated, capacity, short, top, found, opts):
     undersized  a growth took effect within an immunity window plus a
                 resize's duration before, and was not enough (the next
                 one waits for the immunity window);
-    failed      a growth failed (at its start, or later: the VM or a
-                sibling went to ERROR, it timed out) and took no effect:
+    failed      a growth failed (at its start, or later: the VM or
+                every sibling went to ERROR, it timed out) and took no
+                effect (one some of whose siblings came up is done):
                 from when it failed (or would have taken effect) until
                 the next growth, asked once the immunity window has
                 passed and the failed one ended, could have;

@@ -14,10 +14,12 @@ In dry-run it calls nothing that changes the cloud and says what it
 would have done.
 :meth:`Actuator.follow` looks at an action under way and says when it is
 done or failed.  A scale-out ends once each of its siblings is ACTIVE or
-has failed: a sibling in ERROR is deleted when it is seen (as a scale-in
-deletes one, so a deletion that does not complete is carried on the same
-way), and :attr:`Pending.joined` names those that came up, members of
-the group even when the action failed.  A sibling a deferred delete
+has failed, or at its deadline: a sibling in ERROR is deleted when it is
+seen, one still booting at the deadline then (as a scale-in deletes one,
+so a deletion that does not complete is carried on the same way), and
+:attr:`Pending.joined` names those that came up, the group's new
+members; it is done when any did (the group grew), failed when none
+did.  A sibling a deferred delete
 keeps SOFT_DELETED is deleted
 again (the ``openstack`` driver force-deletes it), and one whose
 deletion is under way is handed to the driver again (the ``openstack``
@@ -87,7 +89,8 @@ class Pending:
     siblings: list = dataclasses.field(default_factory=list)
     #: Scale out: the siblings that came up (ACTIVE), once it has ended.
     joined: list = dataclasses.field(default_factory=list)
-    #: Scale out: the siblings that went to ERROR, their deletion asked.
+    #: Scale out: the siblings that failed (went to ERROR, or still
+    #: booted at the deadline), their deletion asked.
     discarded: list = dataclasses.field(default_factory=list)
     direction: int = 0
     #: This watcher counted it in its ``actions`` counter when it
@@ -315,12 +318,15 @@ class Actuator:
                              % ', '.join(left))
 
     def _follow_boots(self, pending, now):
-        """A scale-out ends once every sibling is ACTIVE (done) or some
-        failed and the others are ACTIVE (failed), or at its deadline
-        (failed).  A sibling in ERROR, or gone, failed: one in ERROR is
-        deleted at once (it counts against its project's quota and
-        would join the group by its metadata), not in dry-run.  When it
-        ends, :attr:`Pending.joined` holds those that came up."""
+        """A scale-out ends once every sibling is ACTIVE or has failed,
+        or at its deadline.  A sibling in ERROR, or gone, failed: one in
+        ERROR is deleted at once (it counts against its project's quota
+        and would join the group by its metadata); one still booting at
+        the deadline failed too and is deleted then (it might come up
+        later, past the group's ``max_count``, or never), not in
+        dry-run.  When it ends, :attr:`Pending.joined` holds those that
+        came up: ``done`` when any did (the group grew, by all or by
+        some: the detail names those that failed), else ``failed``."""
         waiting, active, failed = [], [], []
         for sibling in pending.siblings:
             if sibling in pending.discarded:
@@ -342,23 +348,28 @@ class Actuator:
             elif status == 'ACTIVE':
                 active.append(sibling)
             else:
-                waiting.append('%s %s' % (sibling, status))
+                waiting.append((sibling, status))
+        said = ['sibling %s' % f for f in failed]
         if waiting:
             outcome, detail = self._timeout(pending, now, ', '.join(
-                ['sibling %s' % f for f in failed] + waiting))
+                said + ['%s %s' % w for w in waiting]))
             if outcome is None:
                 return None, detail
-        elif not failed:
-            pending.joined = active
-            return 'done', 'active: %s' % ', '.join(pending.siblings)
-        else:
-            detail = 'sibling %s' % '; sibling '.join(failed)
+            # Still booting at the deadline: deleted, as one in ERROR.
+            for sibling, status in waiting:
+                self._discard(pending, sibling, 'is still %s at the '
+                              'deadline' % status)
+            said = [detail + (', deleted' if not self.dry_run else '')]
         pending.joined = active
-        return 'failed', '%s%s' % (detail, '; active, joined the group: %s'
-                                   % ', '.join(active) if active else '')
+        if not active:
+            return 'failed', '; '.join(said)
+        if not said:
+            return 'done', 'active: %s' % ', '.join(active)
+        return 'done', 'active, joined the group: %s; %s' % (
+            ', '.join(active), '; '.join(said))
 
-    def _discard(self, pending, sibling):
-        """Delete ``sibling``, which went to ERROR, as a scale-in deletes
+    def _discard(self, pending, sibling, why='went to ERROR'):
+        """Delete ``sibling``, which failed (``why``), as a scale-in deletes
         one (the ``openstack`` driver then follows the deletion and asks
         again, its state reset first, should it not complete); one Nova
         refuses to delete now is handed to the driver to delete again
@@ -369,12 +380,12 @@ class Actuator:
         pending.discarded.append(sibling)
         try:
             self.driver.delete_instance(sibling)
-            LOG.info('Sibling %s of %s went to ERROR: deleted it',
-                     sibling, pending.instance_id)
+            LOG.info('Sibling %s of %s %s: deleted it',
+                     sibling, pending.instance_id, why)
         except cloud_base.CloudError as exc:
-            LOG.warning('Sibling %s of %s went to ERROR and could not be '
-                        'deleted (%s); asking again later', sibling,
-                        pending.instance_id, exc)
+            LOG.warning('Sibling %s of %s %s and could not be deleted '
+                        '(%s); asking again later', sibling,
+                        pending.instance_id, why, exc)
             try:
                 self.driver.resume_deletions([sibling])
             except cloud_base.CloudError as again:

@@ -76,8 +76,9 @@ class Taken:
     source_host: str = None
     target_host: str = None
     #: It failed (the cloud or the webhook refused its start, or it
-    #: failed after it started: a resize or a sibling that went to
-    #: ERROR, one that timed out): an attempt, not a change of the VM.
+    #: failed after it started: a resize that went to ERROR, a
+    #: scale-out none of whose siblings came up, one that timed out):
+    #: an attempt, not a change of the VM.
     #: Set by :meth:`Guard.failed` when it fails after it started.
     failed: bool = False
     #: It failed after it started (not at its start).

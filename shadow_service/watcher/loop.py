@@ -181,6 +181,11 @@ class Watcher:
             webhook=opts.scale_webhook)
         self.pending = {}
         self.siblings = collections.defaultdict(list)
+        #: Siblings a scale-out booted that failed (went to ERROR, or
+        #: still booted at its deadline), their deletion asked: never
+        #: members of a group, however a listing shows them.  Pruned by
+        #: the listings that no longer find them.
+        self._discarded = set()
         self._predictions = collections.defaultdict(collections.deque)
         #: instance -> when this watcher last forecast it
         self._predicted = {}
@@ -278,6 +283,8 @@ class Watcher:
                 LOG.warning('Listing instances failed: %s', exc)
                 listed = []
             self._listed = {i.instance_id for i in listed}
+            if listed:
+                self._discarded &= self._listed
             for instance in listed:
                 if (self._opted_in(instance) or (
                         opts.projects
@@ -287,12 +294,15 @@ class Watcher:
         # original, found by its metadata after a restart, never alone.
         # Metadata is the tenant's to write: a server joins the group
         # only if it is in the original's project and server group.  One
-        # in ERROR (its boot failed; the scale-out deletes it) does not.
+        # in ERROR (its boot failed; the scale-out deletes it), one a
+        # scale-out deleted as it failed, or one being deleted does not.
         for instance_id, instance in sorted(found.items()):
             original = found.get(str((instance.metadata or {}).get(
                 actuator_mod.SIBLING_KEY) or ''))
             if (original is not None
                     and (instance.status or '').upper() != 'ERROR'
+                    and not instance.deleting
+                    and instance_id not in self._discarded
                     and not (original.metadata or {}).get(
                         actuator_mod.SIBLING_KEY)
                     and instance.project_id == original.project_id
@@ -441,10 +451,12 @@ class Watcher:
                 continue
             del self.pending[instance_id]
             self.guard.in_flight.discard(instance_id)
+            if pending.action == 'scale_out':
+                self._discard(pending)
             if outcome == 'done':
                 self._after_done(pending, now)
             elif outcome == 'failed':
-                self._after_failed(pending, now)
+                self._after_failed(pending)
             record = {'decision_id': pending.decision_id,
                       'instance': instance_id, 'action': pending.action,
                       'outcome': outcome, 'detail': detail, 'at': now,
@@ -456,17 +468,25 @@ class Watcher:
                               discarded=pending.discarded)
             self._write(record, now)
 
-    def _after_failed(self, pending, now):
-        """An action that started has failed (a resize or a sibling that
-        went to ERROR, one that timed out): it is not the scaling it set
-        out to be.  The guard (and the policy, which holds the same
-        :class:`~.guard.Taken`) keep it as an attempt, no scaling; the
-        ``actions`` and ``flaps`` counters no longer count it.  The
-        siblings of a scale-out that came up all the same
-        (:attr:`~.actuator.Pending.joined`; those that failed were
-        deleted) join the group now."""
-        if pending.action == 'scale_out' and pending.joined:
-            self._grown(pending, pending.joined, now)
+    def _discard(self, pending):
+        """The siblings of the scale-out ``pending`` that failed
+        (:attr:`~.actuator.Pending.discarded`, their deletion asked) are
+        no members of its group, even one a listing found while it
+        booted, nor become members when a listing finds them later."""
+        group = self.siblings.get(pending.instance_id, [])
+        for sibling in pending.discarded:
+            self._discarded.add(sibling)
+            if sibling in group:
+                group.remove(sibling)
+
+    def _after_failed(self, pending):
+        """An action that started has failed (a resize that went to
+        ERROR or timed out, a scale-out none of whose siblings came up):
+        it changed nothing.  The guard (and the policy, which holds the
+        same :class:`~.guard.Taken`) keep it as an attempt, no scaling;
+        the ``actions`` and ``flaps`` counters no longer count it.  (A
+        scale-out some of whose siblings came up is ``done``: the group
+        grew.)"""
         self.guard.failed(pending.instance_id, pending.started_at)
         if pending.counted:
             self.counters['actions'] -= 1
@@ -487,8 +507,10 @@ class Watcher:
 
     def _after_done(self, pending, now):
         instance_id = pending.instance_id
-        if pending.action == 'scale_out' and pending.siblings:
-            self._grown(pending, pending.siblings, now)
+        if pending.action == 'scale_out' and pending.joined:
+            # All its siblings, or those that came up (the others were
+            # deleted): a scaling all the same, the group grew.
+            self._grown(pending, pending.joined, now)
         elif pending.action == 'scale_in' and pending.siblings:
             group = self.siblings.get(instance_id, [])
             for sibling in pending.siblings:
@@ -1448,7 +1470,7 @@ class Watcher:
         by_id = collections.OrderedDict()
         for record in found:
             by_id.setdefault(record['decision_id'], []).append(record)
-        taken, pending, deleting = [], {}, []
+        taken, pending, deleting, discarded = [], {}, [], set()
         siblings = collections.defaultdict(list, {
             k: list(v) for k, v in self.siblings.items()})
         changes = collections.defaultdict(list)
@@ -1463,8 +1485,11 @@ class Watcher:
             direction = policy_base.Decision(
                 first['action'], '').direction
             ended = [r for r in group if r['outcome'] in ('done', 'failed')]
+            # (A scale-out some of whose siblings came up grew the group:
+            # a scaling, however an older watcher recorded it.)
             failed_later = first['outcome'] == 'started' and any(
-                r['outcome'] == 'failed' for r in ended)
+                r['outcome'] == 'failed' and not r.get('joined')
+                for r in ended)
             if (first['action'] == 'scale_in' and first['outcome'] ==
                     'started' and not _by_webhook(first) and not any(
                         r['outcome'] == 'done' for r in ended)):
@@ -1474,8 +1499,9 @@ class Watcher:
             for r in ended:
                 if first['action'] == 'scale_out':
                     # Siblings that failed, their deletion asked: the
-                    # same.
+                    # same; they are no members.
                     deleting.extend(r.get('discarded') or [])
+                    discarded.update(r.get('discarded') or [])
             if first['at'] >= start:
                 taken.append(guard_mod.Taken(
                     first['instance'], first['action'], first['at'],
@@ -1498,13 +1524,15 @@ class Watcher:
                         siblings=list(first.get('siblings') or []),
                         direction=direction)
             for r in ended:
-                if r['outcome'] != 'done':
-                    if first['action'] != 'scale_out' or \
-                            not r.get('joined'):
-                        continue
-                    # A failed scale-out whose other siblings came up:
-                    # they joined the group.
+                if first['action'] == 'scale_out' and 'joined' in r:
+                    # Its siblings that came up joined the group (those
+                    # that failed were deleted), also when an older
+                    # watcher recorded it failed.
                     r = dict(r, siblings=r['joined'])
+                    if not r['siblings']:
+                        continue
+                elif r['outcome'] != 'done':
+                    continue
                 changes[first['instance']].append((first, r))
                 members = siblings[first['instance']]
                 for sibling in r.get('siblings') or []:
@@ -1520,7 +1548,10 @@ class Watcher:
             restore_policy(list(taken))
         self.pending = pending
         self.guard.in_flight = set(pending)
+        for members in siblings.values():
+            members[:] = [s for s in members if s not in discarded]
         self.siblings = siblings
+        self._discarded |= discarded
         self._restore_timelines(changes)
         self._ceilings.clear()
         self._restore_demand_state(found, since, now)

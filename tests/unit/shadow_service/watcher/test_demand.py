@@ -102,7 +102,7 @@ def test_a_scale_out_counts_its_new_member_from_its_first_bucket(watched):
     watcher._member_counts['vm-1'] = [(-math.inf, 1)]
     watcher._after_done(actuator.Pending(
         'd-1', 'vm-1', 'scale_out', STARTED, STARTED + 3600.0,
-        siblings=['vm-1-2']), STARTED + STEP)
+        siblings=['vm-1-2'], joined=['vm-1-2']), STARTED + STEP)
     instance = _instance(4, {'nova_shadow_scaling': 'horizontal'})
     _times, _util, demand = watcher._demand(instance, NOW)
     found = np.isfinite(demand)
