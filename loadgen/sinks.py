@@ -41,7 +41,10 @@ is waited for as long as the run lasts; one that fails on the batch
 (500 or another 5xx) or answers over 64 KiB (no InfluxDB's answer) is
 not: a batch answered so five times (``wire.MAX_FAILED_ANSWERS``, the
 collector sink's rule, ``wire.FailedAnswers``) is dropped and counted
-(``server_error``, ``answer_too_long``). It creates a missing database.
+(``server_error``, ``answer_too_long``). It creates a missing database
+(a 404 saying "database not found") and sends the batch again; any
+other 404, or one for a database InfluxDB refuses to create, is a 4xx
+as any other: rejected.
 """
 
 import base64
@@ -119,8 +122,9 @@ class _Rejected(Exception):
 
 
 class _Failed(OSError):
-    """An attempt InfluxDB answered with an error to retry (5xx, 404,
-    408, 429); ``status`` is the answer's."""
+    """An attempt InfluxDB answered with an error to retry (5xx, 408,
+    429, or 404 for a database just created); ``status`` is the
+    answer's."""
 
     def __init__(self, status, detail):
         super().__init__('HTTP %s: %s' % (status, detail))
@@ -362,11 +366,30 @@ class InfluxDBSink:
                 exc.close()
             if exc.code == 404 and 'database not found' in detail and \
                     self._create_db:
-                self._create_database()
-            elif 300 <= exc.code < 500 and exc.code not in (404, 408, 429):
+                # Sent again once the database is created.
+                self._create_missing_database(detail)
+            elif 300 <= exc.code < 500 and exc.code not in wire.RETRY_STATUSES:
                 raise _Rejected('HTTP %s: %s' % (exc.code, detail)) \
                     from None
             raise _Failed(exc.code, detail) from None
+
+    def _create_missing_database(self, detail):
+        """Create the database a write was answered 404 ``detail`` for;
+        :class:`_Rejected` when InfluxDB refuses to (a 3xx or 4xx
+        answer: no write can succeed until someone else creates it)."""
+        try:
+            self._create_database()
+        except urllib.error.HTTPError as exc:
+            try:
+                refused = exc.read(_DETAIL_BYTES).decode('utf-8', 'replace')
+            finally:
+                exc.close()
+            if 300 <= exc.code < 500 and \
+                    exc.code not in wire.RETRY_STATUSES:
+                raise _Rejected('HTTP 404: %s; creating the database: '
+                                'HTTP %s: %s' % (detail, exc.code, refused)) \
+                    from None
+            raise _Failed(exc.code, refused) from None
 
     def _create_database(self):
         data = urllib.parse.urlencode(

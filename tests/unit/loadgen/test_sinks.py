@@ -337,3 +337,37 @@ def test_influxdb_unavailable_is_waited_for_past_five_answers(status):
     stats = sink.stats()
     assert (stats['sent'], stats['dropped'], stats['errors']) == (1, 0, 8)
     assert stats['server_error'] == 0
+
+
+@pytest.mark.parametrize('write_answer, query_answer, requests', [
+    ((404, 19, b'404 page not found\n'), None, 1),
+    ((404, 100, b'{"error":"database not found: \\"x\\""}'),
+     (403, 60, b'{"error":"error authorizing query: x not authorized"}'), 2),
+], ids=['no-such-path', 'database-not-creatable'])
+def test_influxdb_404_is_dropped_as_other_4xx(write_answer, query_answer,
+                                              requests):
+    # A 404 was sent again for the whole run unless it said "database
+    # not found" (and then, when InfluxDB refused to create the
+    # database, the same): a wrong path (a proxy's) or a database that
+    # cannot be created holds every newer point behind it.  It is a
+    # 4xx as any other: the batch is dropped and counted.
+    server = http_support.RawAnswers(
+        lambda path, body: write_answer if path.startswith('/write')
+        else query_answer)
+    sink = sinks.InfluxDBSink(server.url('/write?db=x'),
+                              flush_interval_s=0.05, retries=3,
+                              backoff_s=0.01, timeout_s=5, close_timeout_s=5)
+    try:
+        sink.emit(_point(value=1.0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['dropped'], timeout_s=3.0)
+        sink.emit(_point(value=2.0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['dropped'] >= 2, timeout_s=3.0)
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['rejected'],
+            stats['errors']) == (0, 2, 2, 0), stats
+    assert len(server.requests) == 2 * requests, server.requests
