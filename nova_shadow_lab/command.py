@@ -37,16 +37,51 @@ a source checkout (see doc/source/lab.rst).
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                               'etc', 'lab.yaml')
 DEFAULT_TRANSPORT_URL = 'rabbit://guest:guest@127.0.0.1:5672/'
-#: What the weigher's ``default_budget`` and ``deadline_margin`` take
-#: (``nova_shadow_filter.conf``) and ``[shadow] min_run_time``'s floor.
-BUDGET_S = (0.5, 86400.0)
-DEADLINE_MARGIN_S = (0.0, 300.0)
-MIN_RUN_TIME_S = (0.0, None)
+def _min_run_time_bounds():
+    """``(min, None)``: shadow-service's ``[shadow] min_run_time``
+    (``shadow_service.conf.service``), which the lab sets."""
+    from shadow_service.conf import service as service_conf
+
+    (opt,) = [o for o in service_conf.shadow_opts
+              if o.name == 'min_run_time']
+    return opt.type.min, opt.type.max
 
 
-def _seconds(low, high):
-    """An argparse type: a number of seconds within ``[low, high]``."""
+def _weigher_bounds(name):
+    """``(min, max)`` of nova-scheduler's ``[shadow_weigher] <name>``
+    (``nova_shadow_filter.conf``), which the lab sets from the option of
+    the same name: a value it refuses would disable the weigher."""
+    from nova_shadow_filter import conf as weigher_conf
+
+    (opt,) = [o for o in weigher_conf.shadow_weigher_opts if o.name == name]
+    return opt.type.min, opt.type.max
+
+
+def budget_bounds():
+    """``(lowest, highest)`` ``--budget``: seconds the service takes as
+    an evaluation's budget (its request schema, as
+    :func:`shadow_service.argtypes.budget` reads it: above 0, at most
+    86400), which the pre-flight evaluation and the VM's boot ask for,
+    and that the weigher takes as its ``default_budget`` (from 0.5: it
+    refuses a shorter one).  Read where they are set, never copied."""
+    from shadow_service import schema
+
+    low, high = _weigher_bounds('default_budget')
+    high = min(high, schema.BUDGET['maximum'])
+    if low <= schema.BUDGET['exclusiveMinimum']:
+        # (The weigher's bound is the one that binds; were it not, the
+        # service's exclusive minimum would be.)
+        raise ValueError('[shadow_weigher] default_budget may be %g s, '
+                         'which the service refuses' % low)
+    return low, high
+
+
+def _seconds(bounds):
+    """An argparse type: a number of seconds within ``bounds()``,
+    ``(low, high)`` (high None: no upper bound), read when a value is
+    checked."""
     def seconds(text):
+        low, high = bounds()
         try:
             value = float(text)
         except ValueError:
@@ -76,20 +111,26 @@ def _parser():
                              '%(default)s)')
     parser.add_argument('--flavor', default='m1.small',
                         help='flavor of the VM (default: %(default)s)')
-    parser.add_argument('--budget', type=_seconds(*BUDGET_S), default=40.0,
-                        help='seconds each evaluation may run, 0.5-86400 '
-                             '(default: %(default)s)')
-    parser.add_argument('--min-run-time', type=_seconds(*MIN_RUN_TIME_S),
+    parser.add_argument('--budget', type=_seconds(budget_bounds),
+                        default=40.0,
+                        help='seconds each evaluation may run, %g-%g: '
+                             'what the service takes and the weigher '
+                             'takes as its default_budget (default: '
+                             '%%(default)s)' % budget_bounds())
+    parser.add_argument('--min-run-time',
+                        type=_seconds(_min_run_time_bounds),
                         default=10.0,
                         help='seconds every shadow runs before confidence '
                              'may stop an evaluation (default: '
                              '%(default)s)')
     parser.add_argument('--deadline-margin',
-                        type=_seconds(*DEADLINE_MARGIN_S), default=15.0,
+                        type=_seconds(lambda: _weigher_bounds(
+                            'deadline_margin')), default=15.0,
                         help='seconds the scheduler waits beyond the budget '
                              'for the ranking ([shadow_weigher] '
-                             'deadline_margin, 0-300; default: '
-                             '%(default)s)')
+                             'deadline_margin, %g-%g; default: '
+                             '%%(default)s)'
+                             % _weigher_bounds('deadline_margin'))
     parser.add_argument('--transport-url',
                         default=os.environ.get('NOVA_SHADOW_RABBIT_URL',
                                                DEFAULT_TRANSPORT_URL),
