@@ -311,6 +311,28 @@ class NovaEndpoint:
         self._stopping.set()
 
 
+#: Where the listener's broker URL comes from, first set first:
+#: oslo.messaging's own order for notifications after the service's
+#: option.  None: ``[DEFAULT] transport_url``.
+URL_GROUPS = ('nova_notifications', 'oslo_messaging_notifications', None)
+
+
+def broker_url(conf):
+    """``(url, group)``: the broker URL the listener takes Nova's
+    notifications from and the group of the ``transport_url`` option
+    that set it (None: ``[DEFAULT]``): the first of :data:`URL_GROUPS`
+    set.  The start-up check reads it here too."""
+    from oslo_messaging import opts as messaging_opts
+
+    for group, opts in messaging_opts.list_opts():
+        if group in URL_GROUPS:
+            conf.register_opts(opts, group=group)
+    for group in URL_GROUPS:
+        url = (conf if group is None else conf[group]).transport_url
+        if url or group is None:
+            return url, group
+
+
 class NotificationListener:
     """Listens on ``[nova_notifications]`` and records into ``history``,
     on ``clock``: at the time Nova sent each notification
@@ -325,7 +347,7 @@ class NotificationListener:
                  nova_time=True):
         opts = conf.nova_notifications
         self.transport = messaging.get_notification_transport(
-            conf, url=transport_url or opts.transport_url)
+            conf, url=transport_url or broker_url(conf)[0])
         targets = [messaging.Target(topic=topic, exchange=opts.exchange)
                    for topic in opts.topics]
         self.endpoint = NovaEndpoint(

@@ -103,18 +103,20 @@ def _check_broker(conf, sleep=time.sleep):
     answer is retried with backoff, for as long as it takes."""
     import oslo_messaging as messaging
 
+    from shadow_service import notifications
     from shadow_service import rpc
 
     try:
         rpc.check_transport_url(conf)
         # Nova's notifications may come through a broker of their own:
-        # its URL is checked as well, when it is used.
-        notifications = conf.nova_notifications
-        if notifications.listen and notifications.transport_url:
-            rpc.check_transport_url(
-                conf, notifications.transport_url,
-                rpc.transport_url_option(conf, 'nova_notifications'),
-                notifications=True)
+        # the URL the listener uses is checked as well, named by the
+        # option it comes from ([DEFAULT]'s is checked above).
+        if conf.nova_notifications.listen:
+            url, group = notifications.broker_url(conf)
+            if group is not None:
+                rpc.check_transport_url(
+                    conf, url, rpc.transport_url_option(conf, group),
+                    notifications=True)
     except rpc.BadTransportURL as e:
         raise StartupError(str(e)) from None
     try:

@@ -8,7 +8,8 @@ default, only record) and learn from the outcome.  With ``[watcher]
 coordination_url`` several watchers elect one leader through tooz; only
 the leader acts.  It runs on oslo.service's threading backend like
 ``shadow-service``; configuration that cannot work (a malformed ladder,
-an unknown policy, an unreachable history store or coordination backend)
+an unknown policy, an unreachable history store or coordination backend,
+a ``transport_url`` no RPC driver can use with ``[watcher] ranker = rpc``)
 stops it at start with exit status 2 and one line saying why.
 """
 
@@ -165,6 +166,11 @@ def _preflight(conf):
     if opts.hold_window > opts.history_window:
         raise ValueError('[watcher] hold_window %g is above history_window '
                          '%g' % (opts.hold_window, opts.history_window))
+    if opts.ranker == 'rpc':
+        # The ranker calls shadow-service over transport_url.
+        from shadow_service import rpc
+
+        rpc.check_transport_url(conf)
     policy = plugins.plugin_class(plugins.POLICIES, opts.policy)
     policy(conf)            # a policy's own options (the rl model file)
     history = service.build_history(conf)

@@ -103,10 +103,12 @@ Broker URL of Nova's notifications. Unset: ``[oslo_messaging_notifications]
 transport_url``, else ``[DEFAULT] transport_url``.
 
 Checked at start, before the broker is asked anything, when ``listen`` is
-on: a URL no notification driver can use (no ``driver://``, an unknown
-driver, ``kafka://`` without its client library ``confluent_kafka``, a
-port that is not a number from 1 to 65535) stops the service with a line
-naming this option, the URL with its passwords masked and a valid form.
+on, and so is ``[oslo_messaging_notifications] transport_url`` when this
+option is unset: a URL no notification driver can use (no
+``driver://``, an unknown driver, ``kafka://`` without its client
+library ``confluent_kafka``, a port that is not a number from 1 to
+65535) stops the service with a line naming the option it came from,
+the URL with its passwords masked and a valid form.
 """),
 ]
 

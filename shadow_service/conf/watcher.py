@@ -356,8 +356,10 @@ Possible values:
   answers a live migration: from the history prior alone, without
   shadows (the watcher boots none).
 * ``rpc``: ``rank_hosts`` of a running ``shadow-service`` over RPC
-  (``[shadow] topic``), which boots shadows on the candidates when its
-  prior is not confident enough, within ``ranking_budget``.
+  (``[shadow] topic`` on ``transport_url``, which is checked at start:
+  one no RPC driver can use stops the watcher with a line naming it),
+  which boots shadows on the candidates when its prior is not confident
+  enough, within ``ranking_budget``.
 * ``none``: no ranking; migrations are left to Nova's scheduler.
 """),
     cfg.FloatOpt('ranking_budget', default=10.0, min=0.1, max=600.0,

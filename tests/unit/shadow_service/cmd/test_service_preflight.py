@@ -88,3 +88,65 @@ def test_kafka_carries_notifications_but_needs_its_client_library(tmp_path):
 def test_a_notification_url_that_is_used_and_good_passes(tmp_path, text):
     conf, _path = _conf_file(tmp_path, text)
     assert service._preflight(conf) is None
+
+
+@pytest.mark.parametrize('url, shown, why', [
+    ('rabbit//guest:s3cret@ctl/', 'rabbit//guest:***@ctl/',
+     'it has no driver name before "://"'),
+    ('rabbit://guest:s3cret@ctl:99999/', 'rabbit://guest:***@ctl:99999/',
+     'port 99999 is not from 1 to 65535'),
+], ids=['no-scheme', 'port-range'])
+def test_the_oslo_messaging_notifications_url_the_listener_falls_back_to(
+        tmp_path, url, shown, why):
+    # [nova_notifications] transport_url unset: the listener takes
+    # [oslo_messaging_notifications] transport_url.  Before: the
+    # preflight passed and the worker failed on oslo.messaging's bare
+    # "No scheme specified".
+    conf, path = _conf_file(
+        tmp_path, '[oslo_messaging_notifications]\ntransport_url = %s\n'
+        % url)
+    with pytest.raises(service.StartupError) as info:
+        service._preflight(conf)
+    text = str(info.value)
+    assert text.startswith(
+        '[oslo_messaging_notifications] transport_url (in %s) %s cannot be '
+        'used: ' % (path, shown)), text
+    assert why in text
+    assert 's3cret' not in text
+
+
+@pytest.mark.parametrize('text', [
+    # [nova_notifications] transport_url set: the fallback is not used.
+    '[nova_notifications]\ntransport_url = rabbit://guest:guest@ctl:5672/\n'
+    '[oslo_messaging_notifications]\ntransport_url = rabbit//x\n',
+    '[nova_notifications]\nlisten = false\n'
+    '[oslo_messaging_notifications]\ntransport_url = rabbit//x\n',
+    '[oslo_messaging_notifications]\n'
+    'transport_url = rabbit://guest:guest@ctl:5672/\n',
+], ids=['overridden', 'not-listening', 'good'])
+def test_an_oslo_messaging_notifications_url_not_used_or_good_passes(
+        tmp_path, text):
+    conf, _path = _conf_file(tmp_path, text)
+    assert service._preflight(conf) is None
+
+
+DEFAULT_URL = '[DEFAULT]\ntransport_url = rabbit://a@d:5672/\n'
+OSLO_URL = ('[oslo_messaging_notifications]\n'
+            'transport_url = rabbit://a@o:5672/\n')
+NOVA_URL = '[nova_notifications]\ntransport_url = rabbit://a@n:5672/\n'
+
+
+@pytest.mark.parametrize('text, url, group', [
+    (DEFAULT_URL + OSLO_URL + NOVA_URL, 'rabbit://a@n:5672/',
+     'nova_notifications'),
+    (DEFAULT_URL + OSLO_URL, 'rabbit://a@o:5672/',
+     'oslo_messaging_notifications'),
+    (DEFAULT_URL, 'rabbit://a@d:5672/', None),
+], ids=['nova-notifications', 'oslo-messaging-notifications', 'default'])
+def test_the_listener_takes_the_first_url_set(tmp_path, text, url, group):
+    # The order the preflight checks in is the listener's (it builds its
+    # transport from the same function).
+    from shadow_service import notifications
+
+    conf, _path = _conf_file(tmp_path, text)
+    assert notifications.broker_url(conf) == (url, group)
