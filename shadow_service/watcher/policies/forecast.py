@@ -28,7 +28,8 @@ it has gone since); half its vCPUs by default.
 Within the cooldown of a group's last scale-in it grows the group only
 for demand the group shows (``regrow_on_shown_demand``): a growth on the
 forecast alone would undo the scale-in while the members still serve the
-group (a flap).
+group (a flap); a saturated sample counts for the forecast's bound only
+with the ones before it that ``regrow_saturated_samples`` asks for.
 A VM that is not
 saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
@@ -111,6 +112,16 @@ trend or a burst read from a rise, while the members serve what the
 group shows, undoes it for nothing (a flap); a demand that does pass
 them is met at the next run, a sibling's boot later.
 """),
+    cfg.IntOpt('regrow_saturated_samples', default=2, min=1, max=12,
+               help="""
+With ``regrow_on_shown_demand``, the consecutive saturated samples
+(``[watcher] saturation_pct`` of the members the group has now) a group
+must show within the cooldown of its last scale-in before it is grown
+on the forecast's bound for a saturated group (its hidden demand); with
+fewer, the newest sample counts as the demand it shows.  A lone
+saturated sample after a lull may be a burst the members left serve, or
+the sample's noise.
+"""),
     cfg.ListOpt('host_metrics', default=['cpu_steal_pct',
                                          'net_p95_rtt_ms',
                                          'disk_p95_latency_ms',
@@ -169,7 +180,8 @@ class ForecastPolicy(base.ScalingPolicy):
     def growth_bound(self, situation, up):
         """``up``, or within the cooldown of a group's last scale-in
         (``regrow_on_shown_demand``) the demand its newest sample shows,
-        unless that sample is saturated."""
+        unless that sample is saturated, as are the samples before it
+        that ``regrow_saturated_samples`` asks for."""
         s = situation
         shrunk = self._shrunk.get(s.instance_id)
         if (s.mode != 'horizontal' or shrunk is None
@@ -177,10 +189,24 @@ class ForecastPolicy(base.ScalingPolicy):
                 or s.now - shrunk >= self._watcher_option('cooldown',
                                                           1800.0)):
             return up
-        if s.utilisation_pct >= self._watcher_option('saturation_pct',
-                                                     95.0):
+        saturation = self._watcher_option('saturation_pct', 95.0)
+        if s.utilisation_pct >= saturation and self._saturated_before(
+                s, saturation, self.option('regrow_saturated_samples') - 1):
             return up
         return min(up, base.newest_demand(s))
+
+    @staticmethod
+    def _saturated_before(situation, saturation, samples):
+        """Whether the ``samples`` known samples before the newest are
+        each at ``saturation`` % or more of the members the group has
+        now (a sample from before the scale-in, on more members, that
+        is past them counts too)."""
+        if samples <= 0:
+            return True
+        known = [v for v in situation.demand if math.isfinite(v)]
+        earlier = known[-1 - samples:-1]
+        full = situation.total_capacity * saturation / 100.0
+        return len(earlier) == samples and all(v >= full for v in earlier)
 
     def hidden_demand_factor(self):
         return self.option('saturation_factor')

@@ -573,13 +573,15 @@ def test_rl_takes_a_move_only_when_training_tried_it_often_enough(
     assert why in decision.reason
 
 
-def _group_after_scale_in(policy, since, demand, util, peak=10.0):
+def _group_after_scale_in(policy, since, demand, util, peak=10.0,
+                          before=1.0):
     """A group of two 4-vCPU members whose forecast bound (``peak``)
     asks for a third, ``since`` seconds after the watcher scaled it in,
-    its newest sample ``demand`` busy vCPUs at ``util`` %."""
+    its newest sample ``demand`` busy vCPUs at ``util`` %, the samples
+    before it ``before``."""
     group = _situation(rung=1, util=util, peak=peak, peak_down=peak,
                        mode='horizontal', size=2,
-                       demand=[1.0] * 11 + [demand])
+                       demand=[before] * 11 + [demand])
     policy.record_taken(guard.Taken('vm', 'scale_in', group.now - since,
                                     -1))
     return group
@@ -597,7 +599,8 @@ def test_forecast_regrows_a_group_within_the_cooldown_for_shown_demand():
     # demand hidden): the bound grows it at once.
     above = policy.decide(_group_after_scale_in(policy, 600.0, 9.0, 100.0))
     assert (above.action, above.target_count) == ('scale_out', 3)
-    full = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0))
+    full = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0,
+                                               before=7.8))
     assert (full.action, full.target_count) == ('scale_out', 3)
     # After the cooldown, or with the option off, the bound grows it.
     later = policy.decide(_group_after_scale_in(policy, 1800.0, 6.0, 75.0))
@@ -610,6 +613,48 @@ def test_forecast_regrows_a_group_within_the_cooldown_for_shown_demand():
     off = forecast.ForecastPolicy(conf)
     assert off.decide(_group_after_scale_in(
         off, 600.0, 6.0, 75.0)).action == 'scale_out'
+
+
+def _forecast_with(**opts):
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='test')
+    for name, value in opts.items():
+        conf.set_override(name, value, group='watcher_policy_forecast')
+    return forecast.ForecastPolicy(conf)
+
+
+def test_forecast_regrows_a_group_in_the_cooldown_on_two_saturated_samples():
+    # A burst after a lull, read saturated (98 %) on the two members left
+    # 600 s after a scale-in, the sample before it 1 busy vCPU: one
+    # saturated sample is not enough within the cooldown; the members
+    # serve what it shows (7.9 busy vCPUs of 8), so no growth.
+    policy = forecast.ForecastPolicy()
+    lone = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0))
+    assert lone.action == 'none', lone.reason
+    # The next sample saturated too: the bound (hidden demand) grows it.
+    again = policy.decide(_group_after_scale_in(policy, 900.0, 7.9, 98.0,
+                                                before=7.7))
+    assert (again.action, again.target_count) == ('scale_out', 3)
+    # A sample before it just under saturation_pct of the two members
+    # (7.5 < 7.6 busy vCPUs) does not confirm it; a sample from before
+    # the scale-in past them (9 busy vCPUs on more members) does.
+    near = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0,
+                                               before=7.5))
+    assert near.action == 'none', near.reason
+    past = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0,
+                                               before=9.0))
+    assert past.action == 'scale_out'
+    # A sample past what the members hold grows it at once, saturated or
+    # not; after the cooldown a lone saturated sample grows it.
+    above = policy.decide(_group_after_scale_in(policy, 600.0, 9.0, 100.0))
+    assert (above.action, above.target_count) == ('scale_out', 3)
+    later = policy.decide(_group_after_scale_in(policy, 1800.0, 7.9, 98.0))
+    assert later.action == 'scale_out'
+    # One sample (the rule before) grows it on the lone saturated one.
+    one = _forecast_with(regrow_saturated_samples=1)
+    assert one.decide(_group_after_scale_in(
+        one, 600.0, 7.9, 98.0)).action == 'scale_out'
 
 
 def test_forecast_regrowth_rule_follows_what_the_watcher_did():
@@ -647,6 +692,12 @@ def test_rl_regrows_a_group_within_the_cooldown_for_shown_demand():
     assert held.action == 'none', held.reason
     above = policy.decide(_group_after_scale_in(policy, 600.0, 9.0, 100.0))
     assert (above.action, above.target_count) == ('scale_out', 3)
+    # A lone saturated sample after a lull is not enough; two are.
+    lone = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0))
+    assert lone.action == 'none', lone.reason
+    again = policy.decide(_group_after_scale_in(policy, 600.0, 7.9, 98.0,
+                                                before=7.7))
+    assert (again.action, again.target_count) == ('scale_out', 3)
     restored = rl.RLPolicy(model={'version': rl.MODEL_VERSION,
                                   'values': {}, 'counts': {}})
     group = _situation(rung=1, util=75.0, peak=10.0, mode='horizontal',
