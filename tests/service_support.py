@@ -49,16 +49,16 @@ def seed_evaluation(history, evaluation_id, request, profile_name, metrics,
                             'request': request}, when=start + samples)
 
 
-def twin_with_hosts(conf, history, hosts):
-    """The twin on ``history`` with ``hosts`` (names or ``{'host': name}``)
-    already made up, as a cloud's hosts exist before it is asked about
-    them.  Making a host up parses the bundled traces (once a process)
-    and backfills a day of its monitoring: seconds of CPU, many more on a
-    busy machine, which would otherwise come out of the wall-clock budget
-    of the first evaluation that names it (reading host facts counts),
-    and an evaluation left no time to measure is answered from history,
-    without shadows."""
-    driver = sim_driver.SimDriver(conf, history)
+def twin_with_hosts(conf, history, hosts, twin=sim_driver.SimDriver):
+    """The twin on ``history`` (a ``twin``: SimDriver or a subclass) with
+    ``hosts`` (names or ``{'host': name}``) already made up, as a cloud's
+    hosts exist before it is asked about them.  Making a host up parses
+    the bundled traces (once a process) and backfills a day of its
+    monitoring: seconds of CPU, many more on a busy machine, which would
+    otherwise come out of the wall-clock budget of the first evaluation
+    that names it (reading host facts counts), and an evaluation left no
+    time to measure is answered from history, without shadows."""
+    driver = twin(conf, history)
     names = [h['host'] if isinstance(h, dict) else h for h in hosts]
     known = driver.ensure_hosts(names)
     assert known == set(names), 'the twin did not make up %s' % sorted(

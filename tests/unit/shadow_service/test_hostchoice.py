@@ -104,7 +104,10 @@ class MaintenanceTwin(sim_driver.SimDriver):
 def _evaluator(policy, **driver_attrs):
     conf = service_support.make_conf(sim={'unknown_hosts': 'derive'})
     history = memory.MemoryStore()
-    driver = MaintenanceTwin(conf, history)
+    # Its hosts made up before the evaluations, whose budget would
+    # otherwise pay for it (service_support.twin_with_hosts).
+    driver = service_support.twin_with_hosts(conf, history, HOSTS,
+                                             twin=MaintenanceTwin)
     for name, value in driver_attrs.items():
         setattr(driver, name, value)
     booted = []

@@ -226,7 +226,12 @@ class DeferredDeleteTest(support.OpenStackHarnessTestBase):
 
     def test_a_force_delete_that_never_finishes_is_repeated_with_backoff(
             self):
-        driver = self._driver(delete_timeout=1.0)
+        # delete_timeout bounds the whole of delete_shadows' wait: Nova's
+        # compute service soft-deleting the shadow (a cast, slow on a
+        # busy machine: half a second with stress-ng --cpu 4), then the
+        # force-delete that is lost, then the wait it never ends (the
+        # test's every run waits it out, hence not a minute).
+        driver = self._driver(delete_timeout=5.0)
         (shadow,) = self._boot(driver, ['host2'])
         lost, _losing = self._lose_force_deletes()
         with self.assertRaises(base.CloudError) as raised:
