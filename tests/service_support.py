@@ -91,6 +91,19 @@ def make_conf(**groups):
     return conf
 
 
+def conf_from_file(tmp_path, text):
+    """``(conf, path)``: the options read from a configuration file in
+    ``tmp_path`` holding ``text`` (after a ``[history]`` section with a
+    SQLite path of the test's own), as a daemon reads its file."""
+    path = tmp_path / 'shadow-service.conf'
+    path.write_text('[history]\nsqlite_path = %s\n%s'
+                    % (tmp_path / 'history.sqlite', text))
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow', default_config_files=[str(path)])
+    return conf, path
+
+
 @contextlib.contextmanager
 def calls_refused_at_once():
     """The state a broker that went away leaves behind in a command: as

@@ -6,6 +6,7 @@ from oslo_config import cfg
 
 from shadow_service import conf as shadow_conf
 from shadow_service.cmd import service
+from tests import service_support
 
 
 @pytest.fixture
@@ -24,16 +25,6 @@ def test_unknown_drift_metric_is_refused_before_a_worker_forks(conf):
         service._preflight(conf)
 
 
-def _conf_file(tmp_path, text):
-    path = tmp_path / 'shadow-service.conf'
-    path.write_text('[history]\nsqlite_path = %s\n%s'
-                    % (tmp_path / 'history.sqlite', text))
-    conf = cfg.ConfigOpts()
-    shadow_conf.register_opts(conf)
-    conf([], project='nova-shadow', default_config_files=[str(path)])
-    return conf, path
-
-
 @pytest.mark.parametrize('url, shown, why', [
     ('rabbit//guest:s3cret@ctl/', 'rabbit//guest:***@ctl/',
      'it has no driver name before "://"'),
@@ -49,7 +40,7 @@ def test_a_bad_notification_transport_url_is_refused_before_a_fork(
     # Before: the preflight passed and the worker failed on
     # oslo.messaging's own "No scheme specified" (or "invalid literal
     # for int()"), naming neither the option nor the URL.
-    conf, path = _conf_file(
+    conf, path = service_support.conf_from_file(
         tmp_path, '[nova_notifications]\ntransport_url = %s\n' % url)
     with pytest.raises(service.StartupError) as info:
         service._preflight(conf)
@@ -66,7 +57,7 @@ def test_a_bad_notification_transport_url_is_refused_before_a_fork(
 def test_kafka_carries_notifications_but_needs_its_client_library(tmp_path):
     # kafka:// is refused as an RPC transport_url; for notifications it
     # is a transport oslo.messaging has, if confluent_kafka is installed.
-    conf, _path = _conf_file(
+    conf, _path = service_support.conf_from_file(
         tmp_path, '[nova_notifications]\n'
         'transport_url = kafka://guest:s3cret@ctl:9092/\n')
     try:
@@ -86,7 +77,7 @@ def test_kafka_carries_notifications_but_needs_its_client_library(tmp_path):
     '[nova_notifications]\nlisten = false\ntransport_url = rabbit//x\n',
 ], ids=['good', 'not-listening'])
 def test_a_notification_url_that_is_used_and_good_passes(tmp_path, text):
-    conf, _path = _conf_file(tmp_path, text)
+    conf, _path = service_support.conf_from_file(tmp_path, text)
     assert service._preflight(conf) is None
 
 
@@ -102,7 +93,7 @@ def test_the_oslo_messaging_notifications_url_the_listener_falls_back_to(
     # [oslo_messaging_notifications] transport_url.  Before: the
     # preflight passed and the worker failed on oslo.messaging's bare
     # "No scheme specified".
-    conf, path = _conf_file(
+    conf, path = service_support.conf_from_file(
         tmp_path, '[oslo_messaging_notifications]\ntransport_url = %s\n'
         % url)
     with pytest.raises(service.StartupError) as info:
@@ -126,7 +117,7 @@ def test_the_oslo_messaging_notifications_url_the_listener_falls_back_to(
 ], ids=['overridden', 'not-listening', 'good'])
 def test_an_oslo_messaging_notifications_url_not_used_or_good_passes(
         tmp_path, text):
-    conf, _path = _conf_file(tmp_path, text)
+    conf, _path = service_support.conf_from_file(tmp_path, text)
     assert service._preflight(conf) is None
 
 
@@ -148,5 +139,5 @@ def test_the_listener_takes_the_first_url_set(tmp_path, text, url, group):
     # transport from the same function).
     from shadow_service import notifications
 
-    conf, _path = _conf_file(tmp_path, text)
+    conf, _path = service_support.conf_from_file(tmp_path, text)
     assert notifications.broker_url(conf) == (url, group)

@@ -5,9 +5,7 @@ about credentials that cannot boot the siblings of horizontal scaling;
 import logging
 
 import pytest
-from oslo_config import cfg
 
-from shadow_service import conf as shadow_conf
 from shadow_service.cmd import service as service_cmd
 from shadow_service.cmd import watcher as watcher_cmd
 from tests import keystone_support as ks
@@ -79,21 +77,11 @@ def test_no_warning_when_siblings_can_be_booted_or_none_are(
     assert _warnings(caplog, watcher_cmd._preflight, conf) == []
 
 
-def _transport_conf(tmp_path, text):
-    path = tmp_path / 'shadow-service.conf'
-    path.write_text('[history]\nsqlite_path = %s\n%s'
-                    % (tmp_path / 'history.sqlite', text))
-    conf = cfg.ConfigOpts()
-    shadow_conf.register_opts(conf)
-    conf([], project='nova-shadow', default_config_files=[str(path)])
-    return conf, path
-
-
 def test_a_bad_transport_url_is_refused_when_the_ranker_calls_over_rpc(
         tmp_path):
     # Before: the preflight passed and the worker failed building the
     # RPC ranker on oslo.messaging's bare "No scheme specified".
-    conf, path = _transport_conf(
+    conf, path = service_support.conf_from_file(
         tmp_path, '[DEFAULT]\ntransport_url = rabbit//guest:s3cret@ctl/\n'
         '[watcher]\nranker = rpc\n')
     with pytest.raises(ValueError) as info:
@@ -112,5 +100,5 @@ def test_a_bad_transport_url_is_refused_when_the_ranker_calls_over_rpc(
     '[watcher]\nranker = rpc\n',
 ], ids=['history-ranker', 'good'])
 def test_a_transport_url_not_used_or_good_passes_the_watcher(tmp_path, text):
-    conf, _path = _transport_conf(tmp_path, text)
+    conf, _path = service_support.conf_from_file(tmp_path, text)
     assert watcher_cmd._preflight(conf) is None
