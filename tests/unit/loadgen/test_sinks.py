@@ -180,6 +180,23 @@ def _values(bodies):
 _HUGE = 16 * 2 ** 20
 
 
+def _sink_on(server, path='?db=x', **options):
+    """An InfluxDB sink writing to ``server`` (a RawAnswers), quick to
+    retry and patient to close."""
+    settings = dict(flush_interval_s=0.05, retries=1, backoff_s=0.01,
+                    timeout_s=5, close_timeout_s=5)
+    settings.update(options)
+    return sinks.InfluxDBSink(server.url(path), **settings)
+
+
+def _write_and_query(write_answer, query_answer):
+    """A server answering ``write_answer`` to writes, ``query_answer``
+    to queries (CREATE DATABASE)."""
+    return http_support.RawAnswers(
+        lambda path, body: write_answer if path.startswith('/write')
+        else query_answer)
+
+
 @pytest.mark.parametrize('write_answer, query_answer', [
     ((200, _HUGE), None),
     ((400, _HUGE, b'{"error":"partial write: field type conflict"}'), None),
@@ -191,12 +208,8 @@ def test_influxdb_answers_are_read_at_most_64_kib(write_answer,
     # Every answer was read whole (a 4xx's to cut 300 bytes of it, a
     # redirect's before it was followed as a GET that lost the points):
     # what answered in InfluxDB's place set the guest's memory.
-    server = http_support.RawAnswers(
-        lambda path, body: write_answer if path.startswith('/write')
-        else query_answer)
-    sink = sinks.InfluxDBSink(server.url('/write?db=x'),
-                              flush_interval_s=0.05, retries=1,
-                              backoff_s=0.01, timeout_s=5, close_timeout_s=5)
+    server = _write_and_query(write_answer, query_answer)
+    sink = _sink_on(server, '/write?db=x')
     tracemalloc.start()
     try:
         sink.emit(_point())
@@ -232,9 +245,7 @@ def test_influxdb_batch_always_failed_on_is_dropped_after_five(answer,
     poison = b' value=0.0 '
     server = http_support.RawAnswers(
         lambda path, body: answer if poison in body else (204, 0))
-    sink = sinks.InfluxDBSink(server.url('?db=x'), flush_interval_s=0.05,
-                              retries=1, backoff_s=0.01, timeout_s=5,
-                              close_timeout_s=5)
+    sink = _sink_on(server)
     try:
         sink.emit(_point(value=0.0))
         sink.flush()
@@ -270,10 +281,7 @@ def test_influxdb_batch_sent_again_keeps_its_place_when_the_buffer_is_full():
         return 204, 0
 
     server = http_support.RawAnswers(answer)
-    sink = sinks.InfluxDBSink(server.url('?db=x'), batch_size=5,
-                              max_buffer=10, flush_interval_s=0.05,
-                              retries=0, backoff_s=0.01, timeout_s=5,
-                              close_timeout_s=5)
+    sink = _sink_on(server, batch_size=5, max_buffer=10, retries=0)
     try:
         for index in range(5):
             sink.emit(_point(value=float(index)))
@@ -304,9 +312,7 @@ def test_influxdb_unavailable_is_waited_for_past_five_answers(status):
         return (status, 0) if len(answers) <= 8 else (204, 0)
 
     server = http_support.RawAnswers(answer)
-    sink = sinks.InfluxDBSink(server.url('?db=x'), flush_interval_s=0.05,
-                              retries=1, backoff_s=0.01, timeout_s=5,
-                              close_timeout_s=5)
+    sink = _sink_on(server)
     try:
         sink.emit(_point(value=1.0))
         sink.flush()
@@ -331,12 +337,8 @@ def test_influxdb_404_is_dropped_as_other_4xx(write_answer, query_answer,
     # database, the same): a wrong path (a proxy's) or a database that
     # cannot be created holds every newer point behind it.  It is a
     # 4xx as any other: the batch is dropped and counted.
-    server = http_support.RawAnswers(
-        lambda path, body: write_answer if path.startswith('/write')
-        else query_answer)
-    sink = sinks.InfluxDBSink(server.url('/write?db=x'),
-                              flush_interval_s=0.05, retries=3,
-                              backoff_s=0.01, timeout_s=5, close_timeout_s=5)
+    server = _write_and_query(write_answer, query_answer)
+    sink = _sink_on(server, '/write?db=x', retries=3)
     try:
         sink.emit(_point(value=1.0))
         sink.flush()
