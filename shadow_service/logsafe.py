@@ -95,6 +95,48 @@ def mask_url_text(url):
     return _QUERY_PASSWORD.sub(r'\1***', url)
 
 
+#: ``user:password@`` written after ``//`` (or as the ``authority`` of
+#: a URI a validator shows) anywhere in a message: how a password of a
+#: URL that could not be read still shows.
+_TEXT_USERINFO = re.compile(r"(//|authority=')([^\s:/@'\"]*):([^\s@/'\"]+)@")
+
+
+def url_secrets(url):
+    """The passwords ``url`` holds (its user info's, each query parameter
+    named ``...password``), as written and decoded, also when it does not
+    parse (no scheme, a bad host or port)."""
+    if not isinstance(url, str) or not url:
+        return []
+    found = {m.group(3) for m in _USERINFO.finditer(url)}
+    found.update(m.group(0).split('=', 1)[1]
+                 for m in _QUERY_PASSWORD.finditer(url))
+    try:
+        parts = urllib.parse.urlsplit(url)
+        found.add(parts.password)
+        found.update(value for pair in _query_secrets(parts.query)
+                     for value in pair)
+    except ValueError:
+        pass
+    found.update([urllib.parse.unquote(s) for s in found if s])
+    return sorted(filter(None, found), key=len, reverse=True)
+
+
+def mask_secrets_in(text, values):
+    """``text`` with the passwords of every URL among ``values`` (any
+    option value: those that hold none are left alone) replaced by
+    ``***``, the URLs shown masked, and any ``user:password@`` written
+    after ``//`` masked too (a URL no option gave, or one whose option
+    could not be read).  The one helper for messages that may quote
+    configuration (a daemon's start error)."""
+    text = mask_urls_in(text, values)
+    for value in values:
+        if isinstance(value, str) and value:
+            text = text.replace(value, mask_url_text(value))
+            for secret in url_secrets(value):
+                text = text.replace(secret, '***')
+    return _TEXT_USERINFO.sub(r'\1\2:***@', text)
+
+
 def mask_urls_in(text, urls):
     """``text`` with every URL of ``urls`` that holds a password replaced
     by its masked form (and each bare password, as given and decoded, by

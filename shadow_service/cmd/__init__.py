@@ -61,20 +61,52 @@ def require_service_extra(command):
 EXIT_CONFIG = 2
 
 
+def option_values(conf):
+    """Every string value of ``conf``'s options (a list option's items
+    too), in every group: what a message about the configuration may
+    quote.  An option whose value cannot be read is left out."""
+    from oslo_config import cfg
+
+    values = []
+
+    def add(namespace, names):
+        for name in names:
+            try:
+                value = getattr(namespace, name)
+            except (cfg.Error, ValueError):  # a bad value
+                value = None
+            if isinstance(value, cfg.ConfigOpts.GroupAttr):
+                add(value, list(value))
+            elif isinstance(value, str):
+                values.append(value)
+            elif isinstance(value, (list, tuple)):
+                values.extend(v for v in value if isinstance(v, str))
+            elif isinstance(value, dict):
+                values.extend(v for v in value.values()
+                              if isinstance(v, str))
+
+    add(conf, list(conf))
+    return values
+
+
 def report_start_error(command, error, conf):
     """One line on stderr and in the log saying why ``command`` cannot
-    start: no traceback, a password in the transport URL masked."""
+    start: no traceback, the password of every URL an option holds
+    (``transport_url``, the notification and coordination URLs, the
+    history and metrics URLs, ...) masked, also one whose option could
+    not be read (:func:`shadow_service.logsafe.mask_secrets_in`)."""
     from oslo_config import cfg
     from oslo_log import log as logging
 
     from shadow_service import logsafe
 
     text = ' '.join(str(error).split()) or type(error).__name__
+    values = option_values(conf)
     try:
-        url = conf.transport_url
+        values.append(conf.transport_url)
     except cfg.NoSuchOptError:  # registered when a transport is made
-        url = None
-    text = logsafe.mask_urls_in(text, [url])
+        pass
+    text = logsafe.mask_secrets_in(text, values)
     logging.getLogger(__name__).error('%s cannot start: %s', command, text)
     sys.stderr.write('%s: cannot start: %s\n' % (command, text))
     sys.stderr.flush()

@@ -10,6 +10,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 DAEMON = [sys.executable, '-c',
           'import sys; from shadow_service.cmd import watcher; '
           'sys.exit(watcher.main())']
@@ -326,3 +328,26 @@ def test_a_coordination_outage_means_not_leading_and_the_loop_goes_on(
         assert test_exporter.value(test_exporter.scrape(port),
                                    'nova_shadow_watcher_leader') == 1
     assert 'Renewing the leader lock failed' not in log.read_text()
+
+
+@pytest.mark.parametrize('options, option', [
+    # tooz finds no driver without the scheme's "://", and says the URL.
+    ('coordination_url = redis//:s3cret@127.0.0.1:6379\n',
+     'coordination_url'),
+    # The history store's URL is not a URI (a host oslo.config cannot
+    # read): the validator shows its authority.
+    ('[history]\nstore = influxdb\n'
+     'influx_url = http://admin:s3cret@[127.0.0.1/\n', '[history] influx_url'),
+    ('scale_webhook = https://hook:s3cret@[heat/scale\n',
+     '[watcher] scale_webhook'),
+], ids=['coordination-url', 'influx-url', 'scale-webhook'])
+def test_no_password_of_any_url_option_is_shown_when_it_cannot_start(
+        tmp_path, options, option):
+    # Before: only transport_url's password was masked; these were shown
+    # as written, in the one line and in the log.
+    rc, lines = _start_error(tmp_path, options)
+    assert rc == 2 and len(lines) == 1, lines
+    assert option in lines[0], lines[0]
+    assert ':***@' in lines[0], lines[0]
+    assert 's3cret' not in lines[0]
+    assert 's3cret' not in (tmp_path / 'watcher.log').read_text()
