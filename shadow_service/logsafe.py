@@ -95,10 +95,10 @@ def mask_url_text(url):
     return _QUERY_PASSWORD.sub(r'\1***', url)
 
 
-#: ``user:password@`` written after ``//`` (or as the ``authority`` of
-#: a URI a validator shows) anywhere in a message: how a password of a
-#: URL that could not be read still shows.
-_TEXT_USERINFO = re.compile(r"(//|authority=')([^\s:/@'\"]*):([^\s@/'\"]+)@")
+#: ``user:password@`` in the ``authority`` of a URI that oslo.config's
+#: validator shows (``URIReference(..., authority='user:pw@host'...)``):
+#: how the password of a URL option that could not be read shows.
+_AUTHORITY_USERINFO = re.compile(r"(authority=')([^\s:/@']*):([^\s@']+)@")
 
 
 def url_secrets(url):
@@ -124,9 +124,9 @@ def url_secrets(url):
 def mask_secrets_in(text, values):
     """``text`` with the passwords of every URL among ``values`` (any
     option value: those that hold none are left alone) replaced by
-    ``***``, the URLs shown masked, and any ``user:password@`` written
-    after ``//`` masked too (a URL no option gave, or one whose option
-    could not be read).  The one helper for messages that may quote
+    ``***``, the URLs shown masked, and the ``user:password@`` of a URI
+    oslo.config's validator quotes masked too (one whose option could
+    not be read).  The one helper for messages that may quote
     configuration (a daemon's start error)."""
     text = mask_urls_in(text, values)
     for value in values:
@@ -134,7 +134,7 @@ def mask_secrets_in(text, values):
             text = text.replace(value, mask_url_text(value))
             for secret in url_secrets(value):
                 text = text.replace(secret, '***')
-    return _TEXT_USERINFO.sub(r'\1\2:***@', text)
+    return _AUTHORITY_USERINFO.sub(r'\1\2:***@', text)
 
 
 def mask_urls_in(text, urls):
