@@ -101,8 +101,6 @@ def _check_broker(conf, sleep=time.sleep):
     """Load the transport driver and log in to a rabbit broker: a broker
     that refuses the credentials is a start-up error; one that does not
     answer is retried with backoff, for as long as it takes."""
-    import oslo_messaging as messaging
-
     from shadow_service import notifications
     from shadow_service import rpc
 
@@ -119,11 +117,24 @@ def _check_broker(conf, sleep=time.sleep):
                     notifications=True)
     except rpc.BadTransportURL as e:
         raise StartupError(str(e)) from None
+    log_in_to_broker(conf, sleep=sleep)
+
+
+def log_in_to_broker(conf, sleep=time.sleep, wait=True,
+                     option='transport_url', connect_timeout=5):
+    """Load the driver of ``conf.transport_url`` (its form checked
+    already) and log in to its rabbit broker: StartupError naming
+    ``option`` when the broker refuses the credentials or the virtual
+    host; one that does not answer (``connect_timeout`` seconds per
+    host) is tried again with backoff for as long as it takes, or, not
+    ``wait``, is a StartupError too."""
+    import oslo_messaging as messaging
+
     try:
         transport = messaging.get_rpc_transport(conf)
         url = messaging.TransportURL.parse(conf, conf.transport_url)
     except Exception as e:
-        raise StartupError('transport_url: %s' % e) from None
+        raise StartupError('%s: %s' % (option, e)) from None
     transport.cleanup()
     if url.transport not in ('rabbit', 'amqp') or not url.hosts:
         return
@@ -138,26 +149,31 @@ def _check_broker(conf, sleep=time.sleep):
                 hostname=host.hostname or 'localhost',
                 port=host.port or 5672, userid=host.username or 'guest',
                 password=host.password or 'guest',
-                virtual_host=url.virtual_host or '/', connect_timeout=5)
+                virtual_host=url.virtual_host or '/',
+                connect_timeout=connect_timeout)
             try:
                 connection.connect()
                 return
             except amqp.exceptions.AccessRefused:
                 raise StartupError(
-                    'transport_url: the broker at %s:%s refused the '
+                    '%s: the broker at %s:%s refused the '
                     'credentials of user %s' % (
-                        host.hostname, host.port or 5672,
+                        option, host.hostname, host.port or 5672,
                         host.username or 'guest')) from None
             except amqp.exceptions.NotAllowed as e:
-                raise StartupError('transport_url: the broker at %s:%s does '
+                raise StartupError('%s: the broker at %s:%s does '
                                    'not allow virtual host %s: %s' % (
-                                       host.hostname, host.port or 5672,
+                                       option, host.hostname,
+                                       host.port or 5672,
                                        url.virtual_host or '/', e)) from None
             except (OSError, amqp.exceptions.AMQPError) as e:
                 failures.append('%s:%s: %s' % (host.hostname,
                                                host.port or 5672, e))
             finally:
                 connection.release()
+        if not wait:
+            raise StartupError('%s: the broker does not answer (%s)'
+                               % (option, '; '.join(failures)))
         LOG.warning('The message broker does not answer (%s); retrying '
                     'in %.0fs', '; '.join(failures), backoff)
         sleep(backoff)

@@ -9,7 +9,8 @@ coordination_url`` several watchers elect one leader through tooz; only
 the leader acts.  It runs on oslo.service's threading backend like
 ``shadow-service``; configuration that cannot work (a malformed ladder,
 an unknown policy, an unreachable history store or coordination backend,
-a ``transport_url`` no RPC driver can use with ``[watcher] ranker = rpc``)
+a ``transport_url`` no RPC driver can use, or whose broker refuses the
+login or does not answer, with ``[watcher] ranker = rpc``)
 stops it at start with exit status 2 and one line saying why.
 """
 
@@ -27,6 +28,11 @@ DESCRIPTION = ("Forecast each watched VM's demand and resize it, "
                'live-migrate it or scale its group out before it runs '
                'short (dry-run by default: it records its decisions and '
                'changes nothing).')
+
+
+#: Seconds the preflight waits for the broker of ``[watcher] ranker =
+#: rpc`` to answer (per host of ``transport_url``).
+BROKER_TIMEOUT_S = 5
 
 
 def _service_class():
@@ -168,9 +174,17 @@ def _preflight(conf):
                          '%g' % (opts.hold_window, opts.history_window))
     if opts.ranker == 'rpc':
         # The ranker calls shadow-service over transport_url.
+        # A broker that refuses the login, or does not answer within a
+        # few seconds, is a start-up error: the watcher would run without
+        # a way to rank (shadow-service, which cannot run without it,
+        # waits for a broker that is down).
         from shadow_service import rpc
 
         rpc.check_transport_url(conf)
+        service_cmd.log_in_to_broker(
+            conf, wait=False, connect_timeout=BROKER_TIMEOUT_S,
+            option='transport_url ([watcher] ranker = rpc calls '
+            'shadow-service through it)')
     policy = plugins.plugin_class(plugins.POLICIES, opts.policy)
     policy(conf)            # a policy's own options (the rl model file)
     history = service.build_history(conf)

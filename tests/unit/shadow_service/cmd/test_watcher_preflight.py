@@ -3,6 +3,7 @@ about credentials that cannot boot the siblings of horizontal scaling;
 ``shadow-service``, which boots no siblings, does not warn."""
 
 import logging
+import time
 
 import pytest
 
@@ -93,12 +94,54 @@ def test_a_bad_transport_url_is_refused_when_the_ranker_calls_over_rpc(
     assert 's3cret' not in text
 
 
+def _rpc_ranker(tmp_path, url):
+    conf, _path = service_support.conf_from_file(
+        tmp_path, '[DEFAULT]\ntransport_url = %s\n[watcher]\nranker = rpc\n'
+        % url)
+    return conf
+
+
 @pytest.mark.parametrize('text', [
     # Not ranking over RPC: the URL is not used, and not checked.
     '[DEFAULT]\ntransport_url = rabbit//x\n[watcher]\nranker = history\n',
-    '[DEFAULT]\ntransport_url = rabbit://guest:guest@ctl:5672/\n'
-    '[watcher]\nranker = rpc\n',
-], ids=['history-ranker', 'good'])
-def test_a_transport_url_not_used_or_good_passes_the_watcher(tmp_path, text):
+    '[DEFAULT]\ntransport_url = rabbit://guest:s3cret@127.0.0.1:1/\n'
+    '[watcher]\nranker = history\n',
+], ids=['bad-url', 'no-broker'])
+def test_a_transport_url_not_used_passes_the_watcher(tmp_path, text):
     conf, _path = service_support.conf_from_file(tmp_path, text)
     assert watcher_cmd._preflight(conf) is None
+
+
+def test_a_broker_that_takes_the_login_passes_the_watcher(tmp_path,
+                                                          rabbit_url):
+    assert watcher_cmd._preflight(_rpc_ranker(tmp_path, rabbit_url)) is None
+
+
+def test_a_broker_that_refuses_the_login_stops_the_watcher_at_start(
+        tmp_path, rabbit_url):
+    # Before: only the URL's form was checked; every migration's ranking
+    # then failed on the broker's refusal, run after run.
+    wrong = rabbit_url.replace('guest:guest@', 'guest:s3cret@')
+    assert wrong != rabbit_url
+    with pytest.raises(service_cmd.StartupError) as info:
+        watcher_cmd._preflight(_rpc_ranker(tmp_path, wrong))
+    text = str(info.value)
+    assert text.startswith('transport_url ([watcher] ranker = rpc calls '
+                           'shadow-service through it): the broker at '), text
+    assert 'refused the credentials of user guest' in text
+    assert 's3cret' not in text
+
+
+def test_a_broker_that_does_not_answer_stops_the_watcher_at_start(tmp_path):
+    # Nothing listens on port 1: the watcher does not wait for it as
+    # shadow-service does (it would start without a way to rank).
+    started = time.monotonic()
+    with pytest.raises(service_cmd.StartupError) as info:
+        watcher_cmd._preflight(_rpc_ranker(
+            tmp_path, 'rabbit://guest:s3cret@127.0.0.1:1/'))
+    assert time.monotonic() - started < 15
+    text = str(info.value)
+    assert text.startswith('transport_url ([watcher] ranker = rpc calls '
+                           'shadow-service through it): the broker does not '
+                           'answer (127.0.0.1:1: '), text
+    assert 's3cret' not in text
