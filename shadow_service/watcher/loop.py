@@ -1470,7 +1470,7 @@ class Watcher:
         by_id = collections.OrderedDict()
         for record in found:
             by_id.setdefault(record['decision_id'], []).append(record)
-        taken, pending, deleting, discarded = [], {}, [], set()
+        taken, pending, discarded = [], {}, set()
         siblings = collections.defaultdict(list, {
             k: list(v) for k, v in self.siblings.items()})
         changes = collections.defaultdict(list)
@@ -1490,17 +1490,10 @@ class Watcher:
             failed_later = first['outcome'] == 'started' and any(
                 r['outcome'] == 'failed' and not r.get('joined')
                 for r in ended)
-            if (first['action'] == 'scale_in' and first['outcome'] ==
-                    'started' and not _by_webhook(first) and not any(
-                        r['outcome'] == 'done' for r in ended)):
-                # Deletions asked that may not have completed: the
-                # driver carries them on as it did before the restart.
-                deleting.extend(first.get('siblings') or [])
             for r in ended:
                 if first['action'] == 'scale_out':
-                    # Siblings that failed, their deletion asked: the
-                    # same; they are no members.
-                    deleting.extend(r.get('discarded') or [])
+                    # Siblings that failed, their deletion asked: no
+                    # members.
                     discarded.update(r.get('discarded') or [])
             if first['at'] >= start:
                 taken.append(guard_mod.Taken(
@@ -1556,11 +1549,55 @@ class Watcher:
         self._ceilings.clear()
         self._restore_demand_state(found, since, now)
         self._restore_webhook_sizes(webhook_sizes)
-        self._resume_deletions(deleting)
+        self._resume_deletions(self._deletions_asked(found, since))
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
         return True
+
+    def _deletions_asked(self, found, since):
+        """The siblings whose deletion the decision records show asked and
+        not seen through, however long ago: those of each scale-in that
+        started and did not end ``done``, and those each scale-out
+        discarded (went to ERROR, or still booting at its deadline).
+        The records ``found`` (the window :meth:`restore` read, from
+        ``since``) and, read for this alone, the scale-ins and
+        scale-outs before it (:func:`records.read_deletions`, the newest
+        :data:`records.MAX_DELETION_RECORDS`, as far back as the history
+        keeps them): a deletion stuck for longer than the window is
+        carried on all the same.  None in dry-run, which deletes
+        nothing."""
+        if self.actuator.dry_run:
+            return []
+        try:
+            older = records.read_deletions(self.history, since)
+        except Exception:
+            LOG.exception('Reading the decision records of scale-ins '
+                          'before %s failed; only those after it carry '
+                          'their deletions on', since)
+            older = []
+        by_id = collections.OrderedDict()
+        for record in older + [r for r in found if r['action'] in (
+                'scale_in', 'scale_out')]:
+            by_id.setdefault(record['decision_id'], []).append(record)
+        deleting = []
+        for group in by_id.values():
+            first = group[0]
+            outcomes = [r['outcome'] for r in group]
+            if 'suppressed' in outcomes or _by_webhook(first):
+                continue
+            if first['action'] == 'scale_in':
+                if first['outcome'] == 'started' and 'done' not in \
+                        outcomes[1:]:
+                    # Deletions asked that may not have completed: the
+                    # driver carries them on as it did before the
+                    # restart.
+                    deleting.extend(first.get('siblings') or [])
+            else:
+                for r in group:
+                    if r['outcome'] in ('done', 'failed'):
+                        deleting.extend(r.get('discarded') or [])
+        return deleting
 
     def _resume_deletions(self, siblings):
         """Hand the driver the deletions of ``siblings`` that the decision

@@ -18,6 +18,11 @@ from shadow_service import measurements as names
 from shadow_service.history import base as history_base
 
 OUTCOMES = ('dry_run', 'suppressed', 'started', 'done', 'failed')
+#: Most records :func:`read_deletions` reads (the newest): a restart
+#: looks that many scale-ins and scale-outs back for the deletions of
+#: siblings not seen through, as far back as the history keeps decision
+#: records (``[history] record_retention_days``).
+MAX_DELETION_RECORDS = 4096
 
 
 def new_id():
@@ -45,6 +50,27 @@ def read(history, start, end, instance=None):
     tags = {names.TAG_INSTANCE: instance} if instance else None
     points = history.query_points(names.SCALING_DECISION, tags=tags,
                                   start=start, end=end)
+    out = []
+    for point in points:
+        try:
+            record = json.loads(point.fields[names.FIELD_RECORD])
+        except (KeyError, TypeError, ValueError):
+            continue
+        record.setdefault('at', point.time)
+        out.append(record)
+    return out
+
+
+def read_deletions(history, end, limit=MAX_DELETION_RECORDS):
+    """The records written before ``end`` that may name a sibling whose
+    deletion was asked (a scale-in's start and its end, a scale-out's
+    end with the siblings it discarded), however old: at most the newest
+    ``limit``, oldest first."""
+    points = history.query_points(
+        names.SCALING_DECISION,
+        tags={names.TAG_ACTION: ['scale_in', 'scale_out'],
+              names.TAG_OUTCOME: ['started', 'done', 'failed']},
+        start=None, end=end, limit=limit)
     out = []
     for point in points:
         try:

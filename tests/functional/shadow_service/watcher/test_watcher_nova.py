@@ -540,6 +540,21 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         # Its group no longer counts it.
         self.assertEqual([], watcher.siblings[app['id']])
 
+    def test_a_watcher_restarted_past_its_look_back_deletes_a_stuck_sibling(
+            self):
+        app, _stopped, _driver, sibling, lost = self._scale_in_timed_out()
+        # The watcher restarts after longer than any window it reads its
+        # records over: the scale-in's records are older than all of
+        # them.  Before: the restart read only that window, and the
+        # stuck sibling held the project's quota for good.
+        watcher, driver = self._watcher(policy='forecast', max_count=2,
+                                        hold_window=0.0, min_errors=1)
+        opts = watcher.opts
+        window = max(opts.cycle_window, opts.immunity_window, opts.cooldown,
+                     opts.ceiling_window, opts.history_window, 3600.0)
+        self.assertTrue(watcher.restore(driver.now() + 2 * window))
+        self._deleted_again(app, watcher, driver, sibling, lost)
+
     def test_a_stuck_soft_delete_of_a_sibling_says_what_an_admin_runs(
             self):
         self.flags(reclaim_instance_interval=3600)
