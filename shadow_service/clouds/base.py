@@ -377,12 +377,16 @@ class CloudDriver(metaclass=abc.ABCMeta):
         raises for one that fails.  Nothing to do by default."""
         return 0
 
-    def resume_deletions(self, instance_ids):
+    def resume_deletions(self, instance_ids, under_way_only=False):
         """Carry on, from now, the deletions of ``instance_ids`` that were
         asked before this driver was built (by a watcher before its
         restart, or by the previous leader: what its decision records
         hold), as :meth:`finish_deletions` carries on the ones
         :meth:`delete_instance` asked: a driver remembers its deletions
-        only while its process runs.  Calls no cloud API; one already
-        remembered keeps its time.  Nothing to do by default."""
+        only while its process runs.  With ``under_way_only`` (a
+        scale-in whose start failed: the cloud may have refused the
+        deletion itself) only a deletion found under way is carried on,
+        and a server not being deleted is left as it is.  Calls no cloud
+        API; one already remembered keeps its time.  Nothing to do by
+        default."""
         return None

@@ -1549,17 +1549,20 @@ class Watcher:
         self._ceilings.clear()
         self._restore_demand_state(found, since, now)
         self._restore_webhook_sizes(webhook_sizes)
-        self._resume_deletions(self._deletions_asked(found, since))
+        self._resume_deletions(*self._deletions_asked(found, since))
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
         return True
 
     def _deletions_asked(self, found, since):
-        """The siblings whose deletion the decision records show asked and
-        not seen through, however long ago: those of each scale-in that
-        started and did not end ``done``, and those each scale-out
-        discarded (went to ERROR, or still booting at its deadline).
+        """``(deleting, under_way)``: the siblings whose deletion the
+        decision records show asked and not seen through, however long
+        ago: those of each scale-in that started and did not end
+        ``done``, and those each scale-out discarded (went to ERROR, or
+        still booting at its deadline); and those of each scale-in whose
+        start failed, whose deletion Nova may have taken (the driver
+        carries on only those it finds being deleted).
         The records ``found`` (the window :meth:`restore` read, from
         ``since``) and, read for this alone, the scale-ins and
         scale-outs before it (:func:`records.read_deletions`, the newest
@@ -1568,7 +1571,7 @@ class Watcher:
         carried on all the same.  None in dry-run, which deletes
         nothing."""
         if self.actuator.dry_run:
-            return []
+            return [], []
         try:
             older = records.read_deletions(self.history, since)
         except Exception:
@@ -1580,7 +1583,7 @@ class Watcher:
         for record in older + [r for r in found if r['action'] in (
                 'scale_in', 'scale_out')]:
             by_id.setdefault(record['decision_id'], []).append(record)
-        deleting = []
+        deleting, under_way = [], []
         for group in by_id.values():
             first = group[0]
             outcomes = [r['outcome'] for r in group]
@@ -1593,27 +1596,47 @@ class Watcher:
                     # driver carries them on as it did before the
                     # restart.
                     deleting.extend(first.get('siblings') or [])
+                elif first['outcome'] == 'failed':
+                    # Its start failed: Nova may have taken the DELETE
+                    # and refused what followed (a deferred delete's
+                    # force-delete), or refused the DELETE itself.  The
+                    # driver carries on only one it finds under way.
+                    under_way.extend(first.get('siblings') or [])
             else:
                 for r in group:
                     if r['outcome'] in ('done', 'failed'):
                         deleting.extend(r.get('discarded') or [])
-        return deleting
+        return deleting, under_way
 
-    def _resume_deletions(self, siblings):
+    def _resume_deletions(self, siblings, under_way=()):
         """Hand the driver the deletions of ``siblings`` that the decision
         records hold (scale-ins under way, or that ended without seeing
-        them gone), as :meth:`~shadow_service.clouds.base.CloudDriver.
+        them gone), and of ``under_way`` (scale-ins whose start failed),
+        as :meth:`~shadow_service.clouds.base.CloudDriver.
         resume_deletions`: a restarted watcher (or a new leader) carries
         them on as the one before did.  Not in dry-run, which deletes
         nothing."""
-        if not siblings or self.actuator.dry_run:
+        if self.actuator.dry_run:
             return
-        siblings = list(dict.fromkeys(siblings))
-        try:
-            self.driver.resume_deletions(siblings)
-        except cloud_base.CloudError as exc:
-            LOG.warning('Carrying on the deletions of siblings %s failed: '
-                        '%s', ', '.join(siblings), exc)
+        for ids, only_under_way in ((siblings, False), (under_way, True)):
+            ids = list(dict.fromkeys(ids))
+            if not ids:
+                continue
+            try:
+                if only_under_way:
+                    try:
+                        self.driver.resume_deletions(ids,
+                                                     under_way_only=True)
+                    except TypeError:
+                        # A driver that cannot tell: left as they are.
+                        LOG.info('The cloud driver carries on no deletion '
+                                 'of siblings a failed scale-in asked (%s)',
+                                 ', '.join(ids))
+                else:
+                    self.driver.resume_deletions(ids)
+            except cloud_base.CloudError as exc:
+                LOG.warning('Carrying on the deletions of siblings %s '
+                            'failed: %s', ', '.join(ids), exc)
 
     def _restore_webhook_sizes(self, calls):
         """Each webhook-scaled group's size and member-count timeline

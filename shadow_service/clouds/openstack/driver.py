@@ -591,6 +591,9 @@ class OpenStackDriver(base.CloudDriver):
         # finish_deletions asked again), until it is seen gone.
         self._siblings_asked = _SiblingDeletions(self)
         self._sibling_deletions = self._siblings_asked.times
+        # Siblings handed by resume_deletions(under_way_only=True): their
+        # first look-up carries on only a deletion under way.
+        self._if_under_way = set()
         # Server id -> time.monotonic() of the collector's last look-up
         # of a remembered deletion (the ones looked up longest ago, or
         # never, go first).
@@ -2139,19 +2142,53 @@ class OpenStackDriver(base.CloudDriver):
             due = [instance_id for instance_id, since
                    in self._sibling_deletions.items()
                    if now - since >= self.deletion_grace_s]
+            # (Pruned with the deletions remembered.)
+            self._if_under_way &= set(self._sibling_deletions)
         due = due[:max(0, self.held_lookups_per_pass)]
         for instance_id in due:
+            with self._lock:
+                check = instance_id in self._if_under_way
+                self._if_under_way.discard(instance_id)
+            if check and not self._deletion_under_way(instance_id):
+                continue
             self._repeat_deletion(self._siblings_asked, instance_id, None)
         return len(due)
 
-    def resume_deletions(self, instance_ids):
+    def _deletion_under_way(self, instance_id):
+        """Whether Nova shows the sibling ``instance_id`` (handed by
+        :meth:`resume_deletions` ``under_way_only``) being deleted or
+        SOFT_DELETED; if not (gone, or not being deleted: Nova refused
+        its deletion), it is forgotten.  True when it cannot be looked
+        up (the repeat looks again)."""
+        try:
+            server = self._held(instance_id, 'instance')
+        except base.CloudError:
+            return True
+        if server is not None and (
+                _kept(server)
+                or server.task_state in DELETE_IGNORED_TASK_STATES):
+            return True
+        if server is not None:
+            LOG.info('Sibling %s is not being deleted (status %s): the '
+                     'scale-in whose start failed left it as it was',
+                     instance_id, server.status)
+        self._siblings_asked.done([instance_id])
+        return False
+
+    def resume_deletions(self, instance_ids, under_way_only=False):
         """Remember the deletions of ``instance_ids`` (siblings) asked
         before this driver was built, from now: :meth:`finish_deletions`
         looks each up once ``deletion_grace_s`` has passed, forgets it if
-        it is gone and deletes it again otherwise."""
+        it is gone and deletes it again otherwise; with
+        ``under_way_only``, forgets too one Nova shows neither being
+        deleted nor SOFT_DELETED (it refused the deletion: the server is
+        left as it is)."""
         for instance_id in instance_ids:
             if self._siblings_asked.since(instance_id) is None:
                 self._siblings_asked.asked(instance_id)
+                if under_way_only:
+                    with self._lock:
+                        self._if_under_way.add(instance_id)
 
     def list_instances(self, project_ids=None):
         """Every server of ``project_ids`` (all projects the credentials

@@ -555,6 +555,65 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertTrue(watcher.restore(driver.now() + 2 * window))
         self._deleted_again(app, watcher, driver, sibling, lost)
 
+    def _scale_in_start_fails(self, refused):
+        """A scale-in whose start fails, Nova's policy refusing
+        ``refused``: ``(server, sibling)``, the watcher stopped after it
+        (a new one is built over the same records)."""
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        self.policy.set_rules({refused: '!'}, overwrite=False)
+        watcher.errors.update(app['id'], 'm1.small', 1.0, 0.0)
+        self._measured(driver, app, 'cpu_util_pct', [10.0] * 30, last=busy)
+        (step,) = watcher.run_once()
+        self.assertEqual(('scale_in', 'failed'),
+                         (step.decision.action, step.outcome), step.detail)
+        self.assertEqual([sibling], step.record['siblings'])
+        self.policy.set_rules({refused: '@'}, overwrite=False)
+        return app, sibling
+
+    def _restarted(self):
+        # A new watcher knows no forecast error of the VM: it shrinks
+        # nothing itself on its first runs.
+        watcher, driver = self._watcher(policy='forecast', max_count=2,
+                                        hold_window=0.0, min_errors=1)
+        driver.deletion_grace_s = 0.0
+        return watcher, driver
+
+    def test_a_restart_carries_on_the_deletion_a_failed_scale_in_asked(
+            self):
+        # Deletes are deferred and Nova refuses the force-delete: the
+        # DELETE was taken (the sibling is SOFT_DELETED, holding the
+        # project's quota) but the scale-in's start failed.  The driver
+        # that asked remembers it; a restarted one is handed it from the
+        # record.  Before: only a scale-in that started was, and the
+        # sibling stayed until Nova reclaimed it.
+        self.flags(reclaim_instance_interval=3600)
+        app, sibling = self._scale_in_start_fails(
+            os_driver.FORCE_DELETE_POLICY)
+        self.assertEqual('SOFT_DELETED',
+                         self.admin_api.get_server(sibling)['status'])
+        watcher, _driver = self._restarted()
+        watcher.run_once()
+        self.wait_for(lambda: self.server_gone(sibling),
+                      what='the sibling force-deleted')
+        self.assertEqual(1, self._instances_used())
+
+    def test_a_restart_leaves_a_sibling_whose_deletion_nova_refused(self):
+        # Nova refused the DELETE itself: the sibling is as it was, a
+        # member of the group, as the watcher that tried leaves it.  A
+        # restarted watcher hands it to the driver too (the record cannot
+        # tell the two apart), which deletes nothing that is not being
+        # deleted.
+        app, sibling = self._scale_in_start_fails(DELETE_POLICY)
+        watcher, driver = self._restarted()
+        for _ in range(2):
+            watcher.run_once()
+        self.assertNotIn(sibling, driver._sibling_deletions)
+        server = self.admin_api.get_server(sibling)
+        self.assertEqual(('ACTIVE', None),
+                         (server['status'], server['OS-EXT-STS:task_state']))
+        self.assertEqual([sibling], watcher.siblings[app['id']])
+        self.assertEqual(2, self._instances_used())
+
     def test_a_stuck_soft_delete_of_a_sibling_says_what_an_admin_runs(
             self):
         self.flags(reclaim_instance_interval=3600)
