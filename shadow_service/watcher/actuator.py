@@ -92,6 +92,9 @@ class Pending:
     #: Scale out: the siblings that failed (went to ERROR, or still
     #: booted at the deadline), their deletion asked.
     discarded: list = dataclasses.field(default_factory=list)
+    #: Scale out, in dry-run (one started before a restart): the
+    #: siblings that failed, which an acting watcher would have deleted.
+    would_discard: list = dataclasses.field(default_factory=list)
     direction: int = 0
     #: This watcher counted it in its ``actions`` counter when it
     #: started (and in ``flaps`` too, ``flap``), not one restored from
@@ -359,7 +362,9 @@ class Actuator:
             for sibling, status in waiting:
                 self._discard(pending, sibling, 'is still %s at the '
                               'deadline' % status)
-            said = [detail + (', deleted' if not self.dry_run else '')]
+            said = [detail + (', would delete %s' % (
+                'it' if len(waiting) == 1 else 'them')
+                if self.dry_run else ', deleted')]
         pending.joined = active
         if not active:
             return 'failed', '; '.join(said)
@@ -374,8 +379,13 @@ class Actuator:
         again, its state reset first, should it not complete); one Nova
         refuses to delete now is handed to the driver to delete again
         later (:meth:`~.CloudDriver.resume_deletions`).  Not in dry-run,
-        which deletes nothing."""
+        which deletes nothing: it notes the sibling in
+        :attr:`Pending.would_discard` and says it would delete it."""
         if self.dry_run:
+            if sibling not in pending.would_discard:
+                pending.would_discard.append(sibling)
+                LOG.info('dry-run: sibling %s of %s %s: would delete it',
+                         sibling, pending.instance_id, why)
             return
         pending.discarded.append(sibling)
         try:

@@ -466,6 +466,9 @@ class Watcher:
             if pending.action == 'scale_out':
                 record.update(joined=pending.joined,
                               discarded=pending.discarded)
+                if self.actuator.dry_run:
+                    # What an acting watcher would have deleted.
+                    record['would_discard'] = pending.would_discard
             self._write(record, now)
 
     def _discard(self, pending):

@@ -1072,3 +1072,33 @@ def test_a_webhook_group_takes_the_size_its_answer_states(
     assert step.decision.action == 'none'
     assert again.watcher.situation(
         driver.get_instance('web-1'), driver.now()).group_size == 4
+
+
+def test_a_watcher_restarted_in_dry_run_records_the_sibling_it_would_delete(
+        tmp_path):
+    # A sibling still booting at its scale-out's deadline is deleted by
+    # an acting watcher; one restarted in dry-run deletes nothing, and
+    # its record says what it would have done.  Before: it said only
+    # that the scale-out timed out, as if nothing were to be done.
+    driver, history, acting = _busy_group(tmp_path, boot_duration=3600.0)
+    [started] = support.run(acting, driver, 1)
+    assert (started.decision.action, started.outcome) == (
+        'scale_out', 'started'), started.detail
+    [sibling] = started.record['siblings']
+    conf = acting.watcher.conf
+    conf.set_override('dry_run', True, group='watcher')
+    observing = support.build(conf, driver, history)
+    watcher = observing.watcher
+    assert watcher.restore(driver.now())
+    deadline = watcher.pending['web-1'].deadline
+    driver.fast_forward(deadline + 1.0 - driver.now())
+    watcher.run_once(driver.now())
+    assert 'web-1' not in watcher.pending
+    [end] = [r for r in _records(history, driver, 'web-1')
+             if r['decision_id'] == started.record['decision_id']][1:]
+    assert end['outcome'] == 'failed'
+    assert end['detail'] == 'timed out (%s BUILD), would delete it' % (
+        sibling)
+    assert (end['discarded'], end['would_discard']) == ([], [sibling])
+    # Nothing was deleted.
+    assert driver.twin.workloads[sibling].stopped_at is None
