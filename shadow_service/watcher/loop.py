@@ -229,6 +229,14 @@ class Watcher:
                 'migrate': opts.interval + opts.migration_duration,
                 'horizontal': opts.interval + opts.boot_duration}
 
+    def _lead_of(self, action):
+        """The lead time of ``action`` (:attr:`lead_s`): what its
+        deadline counts from, when it starts and when a restart
+        restores it."""
+        return self.lead_s['migrate' if action == 'live_migrate'
+                           else 'horizontal' if action in (
+                               'scale_out', 'scale_in') else 'vertical']
+
     def _warn_once(self, what, instance_id, value, message, *args):
         """Log ``message`` once for ``instance_id`` (None: the watcher's
         own) and ``what`` while ``value`` stays the same: one entry per
@@ -1189,9 +1197,7 @@ class Watcher:
             self.counters['suppressed'] += 1
             self._write(record, now)
             return Step(instance_id, decision, 'suppressed', refusal, record)
-        lead = self.lead_s['migrate' if decision.action == 'live_migrate'
-                           else 'horizontal' if decision.action in (
-                               'scale_out', 'scale_in') else 'vertical']
+        lead = self._lead_of(decision.action)
         outcome, pending, detail, answer = self.actuator.start(
             instance, decision, now=now, lead_s=lead,
             decision_id=decision_id, host=host, siblings=siblings,
@@ -1513,7 +1519,7 @@ class Watcher:
                         instance_id=first['instance'],
                         action=first['action'], started_at=first['at'],
                         deadline=first['at'] + actuator_mod.TIMEOUT_LEADS
-                        * max(self.lead_s['vertical'], 60.0),
+                        * max(self._lead_of(first['action']), 60.0),
                         source_host=(first.get('inputs') or {}).get('host'),
                         target_host=first.get('target_host'),
                         target_flavor=first.get('target_flavor'),

@@ -1102,3 +1102,21 @@ def test_a_watcher_restarted_in_dry_run_records_the_sibling_it_would_delete(
     assert (end['discarded'], end['would_discard']) == ([], [sibling])
     # Nothing was deleted.
     assert driver.twin.workloads[sibling].stopped_at is None
+
+
+def test_a_restored_scale_out_keeps_the_deadline_it_started_with(tmp_path):
+    # A sibling boots in [watcher] boot_duration, not resize_duration:
+    # the restored scale-out ends when the running one would have.
+    # Before: a restart gave every action under way a resize's deadline.
+    driver, history, acting = _busy_group(tmp_path, boot_duration=3600.0)
+    [started] = support.run(acting, driver, 1)
+    assert (started.decision.action, started.outcome) == (
+        'scale_out', 'started'), started.detail
+    running = acting.watcher.pending['web-1']
+    restarted = support.build(acting.watcher.conf, driver, history)
+    assert restarted.watcher.restore(driver.now())
+    restored = restarted.watcher.pending['web-1']
+    assert restored.deadline - restored.started_at == pytest.approx(
+        running.deadline - running.started_at)
+    assert running.deadline - running.started_at == pytest.approx(
+        4 * acting.watcher.lead_s['horizontal'])
