@@ -135,6 +135,28 @@ def _service_class():
     return WatcherService, os_service
 
 
+def _check_webhook(url):
+    """ValueError naming ``[watcher] scale_webhook`` when no request can
+    reach ``url`` (a scheme other than http or https, no host, a port
+    that is not one); the URL itself is not shown (its query may be a
+    signature)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ('http', 'https'):
+        raise ValueError('[watcher] scale_webhook: its scheme is %r, not '
+                         'http or https' % parts.scheme[:20])
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError('[watcher] scale_webhook: its port is not a port '
+                         '(1-65535)')
+    if not parts.hostname:
+        raise ValueError('[watcher] scale_webhook: it names no host')
+
+
 def _preflight(conf):
     """Fail fast, before any worker forks, on configuration that cannot
     work."""
@@ -150,6 +172,8 @@ def _preflight(conf):
     # checks a value only when it is read.
     service_cmd.check_values(conf)
     opts = conf.watcher
+    if opts.scale_webhook:
+        _check_webhook(opts.scale_webhook)
     warning = ladder.parse(opts.flavor_ladder).disk_warning()
     if warning:
         LOG.warning('%s', warning)

@@ -145,3 +145,21 @@ def test_a_broker_that_does_not_answer_stops_the_watcher_at_start(tmp_path):
                            'shadow-service through it): the broker does not '
                            'answer (127.0.0.1:1: '), text
     assert 's3cret' not in text
+
+
+@pytest.mark.parametrize('url, why', [
+    ('ftp://heat.example/scale', 'http or https'),
+    ('https://heat.example:99999/scale', 'port'),
+    ('https://heat.example:port/scale', 'port'),
+], ids=['scheme', 'port-range', 'port-text'])
+def test_a_scale_webhook_no_request_can_reach_stops_the_watcher(
+        tmp_path, url, why):
+    # Before: it passed the start, and every horizontal scaling then
+    # failed on requests' "No connection adapters" or "Failed to parse".
+    conf, _path = service_support.conf_from_file(
+        tmp_path, '[watcher]\nscale_webhook = %s\n' % url)
+    with pytest.raises(Exception) as info:
+        watcher_cmd._preflight(conf)
+    text = str(info.value)
+    assert text.startswith('[watcher] scale_webhook'), text
+    assert why in text, text
