@@ -1475,6 +1475,13 @@ class Watcher:
             LOG.exception('Reading decision records failed; acting on '
                           'nothing until they can be read (next run)')
             return False
+        try:
+            older = records.read_actions(self.history, since)
+        except Exception:
+            LOG.exception('Reading the decision records of actions before '
+                          '%s failed; actions and deletions not seen '
+                          'through before it are not carried on', since)
+            older = []
         self._restored = True
         by_id = collections.OrderedDict()
         for record in found:
@@ -1484,7 +1491,7 @@ class Watcher:
             k: list(v) for k, v in self.siblings.items()})
         changes = collections.defaultdict(list)
         webhook_sizes = collections.defaultdict(list)
-        for decision_id, group in by_id.items():
+        for group in by_id.values():
             first = group[0]
             outcomes = [r['outcome'] for r in group]
             if 'suppressed' in outcomes:
@@ -1514,17 +1521,8 @@ class Watcher:
                     failed_later=failed_later))
                 if first['outcome'] == 'started' and not ended and \
                         not _by_webhook(first):
-                    pending[first['instance']] = actuator_mod.Pending(
-                        decision_id=decision_id,
-                        instance_id=first['instance'],
-                        action=first['action'], started_at=first['at'],
-                        deadline=first['at'] + actuator_mod.TIMEOUT_LEADS
-                        * max(self._lead_of(first['action']), 60.0),
-                        source_host=(first.get('inputs') or {}).get('host'),
-                        target_host=first.get('target_host'),
-                        target_flavor=first.get('target_flavor'),
-                        siblings=list(first.get('siblings') or []),
-                        direction=direction)
+                    pending[first['instance']] = self._pending_of(
+                        first, direction)
             for r in ended:
                 if first['action'] == 'scale_out' and 'joined' in r:
                     # Its siblings that came up joined the group (those
@@ -1548,6 +1546,12 @@ class Watcher:
         if restore_policy is not None:
             # A policy plugin need not derive from ScalingPolicy.
             restore_policy(list(taken))
+        for first in self._unfinished(older, found, start):
+            # Started before the guard's window and never seen end (the
+            # watcher was stopped meanwhile): followed all the same, to
+            # its end (a resize waiting for its confirmation gets it).
+            pending.setdefault(first['instance'], self._pending_of(
+                first, policy_base.Decision(first['action'], '').direction))
         self.pending = pending
         self.guard.in_flight = set(pending)
         for members in siblings.values():
@@ -1558,13 +1562,49 @@ class Watcher:
         self._ceilings.clear()
         self._restore_demand_state(found, since, now)
         self._restore_webhook_sizes(webhook_sizes)
-        self._resume_deletions(*self._deletions_asked(found, since))
+        self._resume_deletions(*self._deletions_asked(older, found))
         LOG.info('Restored %d earlier actions (%d under way) and %d '
                  'groups from the decision records', len(taken),
                  len(pending), sum(1 for g in siblings.values() if g))
         return True
 
-    def _deletions_asked(self, found, since):
+    def _pending_of(self, first, direction):
+        """The :class:`~.actuator.Pending` of the action whose first
+        record (outcome ``started``) is ``first``, with the deadline the
+        watcher that started it gave it."""
+        return actuator_mod.Pending(
+            decision_id=first['decision_id'],
+            instance_id=first['instance'],
+            action=first['action'], started_at=first['at'],
+            deadline=first['at'] + actuator_mod.TIMEOUT_LEADS
+            * max(self._lead_of(first['action']), 60.0),
+            source_host=(first.get('inputs') or {}).get('host'),
+            target_host=first.get('target_host'),
+            target_flavor=first.get('target_flavor'),
+            siblings=list(first.get('siblings') or []),
+            direction=direction)
+
+    @staticmethod
+    def _unfinished(older, found, start):
+        """The first records of the actions that started before
+        ``start`` (in ``older``, the records before the window, or in
+        ``found``, the window's) and have no end record, none given to
+        the scale webhook; oldest first."""
+        by_id = collections.OrderedDict()
+        for record in older + found:
+            by_id.setdefault(record['decision_id'], []).append(record)
+        out = []
+        for group in by_id.values():
+            first = group[0]
+            if first['outcome'] != 'started' or first['at'] >= start or \
+                    _by_webhook(first) or any(
+                        r['outcome'] in ('done', 'failed')
+                        for r in group[1:]):
+                continue
+            out.append(first)
+        return out
+
+    def _deletions_asked(self, older, found):
         """``(deleting, under_way)``: the siblings whose deletion the
         decision records show asked and not seen through, however long
         ago: those of each scale-in that started and did not end
@@ -1572,24 +1612,16 @@ class Watcher:
         still booting at its deadline); and those of each scale-in whose
         start failed, whose deletion Nova may have taken (the driver
         carries on only those it finds being deleted).
-        The records ``found`` (the window :meth:`restore` read, from
-        ``since``) and, read for this alone, the scale-ins and
-        scale-outs before it (:func:`records.read_deletions`, the newest
-        :data:`records.MAX_DELETION_RECORDS`, as far back as the history
-        keeps them): a deletion stuck for longer than the window is
-        carried on all the same.  None in dry-run, which deletes
+        The records ``found`` (the window :meth:`restore` read) and
+        ``older``, the actions' before it (:func:`records.read_actions`,
+        the newest :data:`records.MAX_ACTION_RECORDS`, as far back as the
+        history keeps them): a deletion stuck for longer than the window
+        is carried on all the same.  None in dry-run, which deletes
         nothing."""
         if self.actuator.dry_run:
             return [], []
-        try:
-            older = records.read_deletions(self.history, since)
-        except Exception:
-            LOG.exception('Reading the decision records of scale-ins '
-                          'before %s failed; only those after it carry '
-                          'their deletions on', since)
-            older = []
         by_id = collections.OrderedDict()
-        for record in older + [r for r in found if r['action'] in (
+        for record in [r for r in older + found if r['action'] in (
                 'scale_in', 'scale_out')]:
             by_id.setdefault(record['decision_id'], []).append(record)
         deleting, under_way = [], []

@@ -18,11 +18,11 @@ from shadow_service import measurements as names
 from shadow_service.history import base as history_base
 
 OUTCOMES = ('dry_run', 'suppressed', 'started', 'done', 'failed')
-#: Most records :func:`read_deletions` reads (the newest): a restart
-#: looks that many scale-ins and scale-outs back for the deletions of
-#: siblings not seen through, as far back as the history keeps decision
-#: records (``[history] record_retention_days``).
-MAX_DELETION_RECORDS = 4096
+#: Most records :func:`read_actions` reads (the newest): a restart looks
+#: that many actions back for those not seen through (an action under
+#: way, a sibling's deletion), as far back as the history keeps
+#: decision records (``[history] record_retention_days``).
+MAX_ACTION_RECORDS = 4096
 
 
 def new_id():
@@ -61,15 +61,14 @@ def read(history, start, end, instance=None):
     return out
 
 
-def read_deletions(history, end, limit=MAX_DELETION_RECORDS):
-    """The records written before ``end`` that may name a sibling whose
-    deletion was asked (a scale-in's start and its end, a scale-out's
-    end with the siblings it discarded), however old: at most the newest
-    ``limit``, oldest first."""
+def read_actions(history, end, limit=MAX_ACTION_RECORDS):
+    """The records of actions written before ``end`` (a start, whether it
+    failed, and an action's end), however old: at most the newest
+    ``limit``, oldest first.  What a restart reads beyond its window for
+    the actions and deletions not seen through."""
     points = history.query_points(
         names.SCALING_DECISION,
-        tags={names.TAG_ACTION: ['scale_in', 'scale_out'],
-              names.TAG_OUTCOME: ['started', 'done', 'failed']},
+        tags={names.TAG_OUTCOME: ['started', 'done', 'failed']},
         start=None, end=end, limit=limit)
     out = []
     for point in points:

@@ -1120,3 +1120,30 @@ def test_a_restored_scale_out_keeps_the_deadline_it_started_with(tmp_path):
         running.deadline - running.started_at)
     assert running.deadline - running.started_at == pytest.approx(
         4 * acting.watcher.lead_s['horizontal'])
+
+
+def test_a_watcher_restarted_long_after_a_resize_confirms_it(tmp_path):
+    # The watcher stops while a resize waits for its confirmation, and
+    # comes back after longer than any window it reads its records over.
+    # Before: the restart did not read that far back, and the VM stayed
+    # in VERIFY_RESIZE (Nova confirms none by itself by default).
+    conf = support.make_conf(tmp_path, watcher={'policy': 'reactive',
+                                                'dry_run': False})
+    driver, history = support.twin(conf)
+    support.place(driver, 'vm-1', [1.9] * 3 * DAY)
+    acting = support.build(conf, driver, history)
+    driver.fast_forward(DAY * support.STEP_S)
+    started = support.run(acting, driver, 1)[0]
+    assert (started.decision.action, started.outcome) == (
+        'resize_up', 'started')
+    assert driver.get_instance('vm-1').status == 'VERIFY_RESIZE'
+    again = support.build(conf, driver, history)
+    opts = again.watcher.opts
+    window = max(opts.cycle_window, opts.immunity_window, opts.cooldown,
+                 opts.ceiling_window, opts.history_window, 3600.0)
+    assert again.watcher.restore(driver.now() + 2 * window)
+    again.watcher.run_once(driver.now())
+    assert driver.get_instance('vm-1').status == 'ACTIVE'
+    assert [r['outcome'] for r in _records(history, driver, 'vm-1')
+            if r['decision_id'] == started.record['decision_id']] == [
+        'started', 'done']
