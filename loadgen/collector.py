@@ -40,7 +40,9 @@ for the network. What the collector's answer means:
 * any other answer (400, 401, 403, 404, 413, other 4xx, a redirect): the
   batch is dropped and counted; each status is reported once on stderr.
 
-A single line larger than a batch is dropped and counted. ``close()``
+What the collector answers is said only as an escaped, bounded
+excerpt (``wire.excerpt``). A single line larger than a batch is dropped
+and counted. ``close()``
 sends what it can within ``close_timeout_s``; the rest is dropped and
 counted. ``stats()`` gives sent, retries, dropped, batches, errors (failed
 attempts) and rejected (lines dropped per HTTP status).
@@ -405,6 +407,8 @@ class CollectorSink:
                                failed=wire.failed_reason(status))
             return _Answer(_Answer.DROP, status, detail=detail)
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            return _Answer(_Answer.RETRY, detail=str(exc) or
-                           type(exc).__name__)
+            # The text may hold what answered (a bad status line): said
+            # only escaped and bounded.
+            return _Answer(_Answer.RETRY, detail=wire.excerpt(
+                str(exc) or type(exc).__name__))
         return _Answer(_Answer.SENT)

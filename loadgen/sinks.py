@@ -44,12 +44,19 @@ collector sink's rule, ``wire.FailedAnswers``) is dropped and counted
 (``server_error``, ``answer_too_long``). It creates a missing database
 (a 404 saying "database not found") and sends the batch again; any
 other 404, or one for a database InfluxDB refuses to create, is a 4xx
-as any other: rejected.
+as any other: rejected. A database still not found after
+``MAX_DATABASE_CREATES`` successful ``CREATE DATABASE`` in a row (a
+proxy sending writes to another InfluxDB than queries, say) is not
+created again: that is said once, and each batch answered so is dropped
+and counted (``database_not_found``) until a write succeeds.
+What InfluxDB answers is logged only as an escaped, bounded excerpt
+(``wire.excerpt``).
 """
 
 import base64
 import collections
 import errno
+import http.client
 import json
 import logging
 import math
@@ -114,11 +121,21 @@ def to_line(point):
 
 #: The most of an InfluxDB error answer kept to say what went wrong.
 _DETAIL_BYTES = 300
+#: ``CREATE DATABASE`` sent, each successful, while writes still answer
+#: "database not found", after which it is sent no more and batches so
+#: answered are dropped (``database_not_found``) until a write succeeds.
+MAX_DATABASE_CREATES = 3
+DATABASE_NOT_FOUND = 'database_not_found'
 
 
 class _Rejected(Exception):
     """InfluxDB refused the batch's content (HTTP 4xx) or sent it
     elsewhere (3xx): do not retry."""
+
+
+class _NoDatabase(_Rejected):
+    """Writes answer "database not found" though the database was
+    created ``MAX_DATABASE_CREATES`` times: the batch is dropped."""
 
 
 class _Failed(OSError):
@@ -129,6 +146,14 @@ class _Failed(OSError):
     def __init__(self, status, detail):
         super().__init__('HTTP %s: %s' % (status, detail))
         self.status = status
+
+
+def _said(exc):
+    """What a failed attempt's log line says of ``exc``: its text as
+    one escaped, bounded line (an HTTP error's is already)."""
+    if isinstance(exc, (_Failed, _Rejected)):
+        return str(exc)
+    return wire.excerpt(str(exc) or type(exc).__name__)
 
 
 def _failed_reason(exc):
@@ -250,6 +275,10 @@ class InfluxDBSink:
         self.timeout_s = timeout_s
         self.close_timeout_s = close_timeout_s
         self._create_db = create_db
+        # CREATE DATABASE sent since the last successful write, and
+        # whether giving up on it was said.
+        self._creates = 0
+        self._said_no_database = False
         self._opener = urllib.request.build_opener(wire.NoRedirect())
         self._buffer = collections.deque()
         # The batch being sent again (outside the buffer, so newer points
@@ -329,25 +358,43 @@ class InfluxDBSink:
                 delay = min(delay * 2, 5.0)
             try:
                 self._post(body)
+            except _NoDatabase as exc:
+                if not self._said_no_database:
+                    self._said_no_database = True
+                    LOG.warning(
+                        'InfluxDB still answers %s after CREATE DATABASE '
+                        'succeeded %d times; not creating it again, '
+                        'dropping every batch so answered until a write '
+                        'succeeds (is the write URL the same InfluxDB as '
+                        'its /query?)', exc, MAX_DATABASE_CREATES)
+                self.counts[DATABASE_NOT_FOUND] += len(batch)
+                self.counts['dropped'] += len(batch)
+                return True
             except _Rejected as exc:
                 LOG.warning('InfluxDB rejected %d points: %s', len(batch),
-                            exc)
+                            _said(exc))
                 self.counts['rejected'] += len(batch)
                 self.counts['dropped'] += len(batch)
                 return True
-            except (OSError, urllib.error.URLError) as exc:
+            except (OSError, urllib.error.URLError,
+                    http.client.HTTPException) as exc:
+                # HTTPException: an answer no HTTP server sends (a bad
+                # status line), which the HTTP library raises as is.
                 self.counts['errors'] += 1
                 reason = _failed_reason(exc)
                 if not self._failed.add(reason):
                     LOG.debug('InfluxDB write failed (attempt %d): %s',
-                              attempt + 1, exc)
+                              attempt + 1, _said(exc))
                     continue
                 LOG.warning('InfluxDB answered %s %d times for one batch; '
-                            'dropped its %d points', exc, self._failed.limit,
+                            'dropped its %d points', _said(exc),
+                            self._failed.limit,
                             len(batch))
                 self.counts[reason] += len(batch)
                 self.counts['dropped'] += len(batch)
                 return True
+            self._creates = 0
+            self._said_no_database = False
             self.counts['sent'] += len(batch)
             self.counts['batches'] += 1
             return True
@@ -361,12 +408,16 @@ class InfluxDBSink:
                 wire.read_answer(reply)
         except urllib.error.HTTPError as exc:
             try:
-                detail = exc.read(_DETAIL_BYTES).decode('utf-8', 'replace')
+                raw = exc.read(_DETAIL_BYTES)
             finally:
                 exc.close()
-            if exc.code == 404 and 'database not found' in detail and \
+            detail = wire.excerpt(raw, _DETAIL_BYTES)
+            if exc.code == 404 and b'database not found' in raw and \
                     self._create_db:
+                if self._creates >= MAX_DATABASE_CREATES:
+                    raise _NoDatabase('HTTP 404: %s' % detail) from None
                 # Sent again once the database is created.
+                self._creates += 1
                 self._create_missing_database(detail)
             elif 300 <= exc.code < 500 and exc.code not in wire.RETRY_STATUSES:
                 raise _Rejected('HTTP %s: %s' % (exc.code, detail)) \
@@ -381,7 +432,8 @@ class InfluxDBSink:
             self._create_database()
         except urllib.error.HTTPError as exc:
             try:
-                refused = exc.read(_DETAIL_BYTES).decode('utf-8', 'replace')
+                refused = wire.excerpt(exc.read(_DETAIL_BYTES),
+                                       _DETAIL_BYTES)
             finally:
                 exc.close()
             if 300 <= exc.code < 500 and \
@@ -421,6 +473,7 @@ class InfluxDBSink:
                 'rejected': self.counts['rejected'],
                 'server_error': self.counts[wire.SERVER_ERROR],
                 'answer_too_long': self.counts[wire.ANSWER_TOO_LONG],
+                DATABASE_NOT_FOUND: self.counts[DATABASE_NOT_FOUND],
                 'skipped_nonfinite': self.counts['skipped_nonfinite']}
 
 

@@ -15,6 +15,12 @@ lasts; an answer that says it failed on this request (any other 5xx, see
 :func:`failed_reason`) or one too long to be a receiver's counts against
 the batch (:class:`FailedAnswers`), which is dropped after
 ``MAX_FAILED_ANSWERS`` answers of one such kind.
+
+What a receiver sends back (an error answer's body, a status line no
+HTTP server sends) is logged or said on stderr only through
+:func:`excerpt`: one line, control and non-ASCII characters escaped
+(``\\x1b``, ``\\n``), at most ``EXCERPT_CHARS`` characters, so an answer
+can neither drive the operator's terminal nor forge a log line.
 """
 
 import collections
@@ -34,6 +40,8 @@ UNAVAILABLE_STATUSES = (502, 503, 504)
 #: Answers that say the receiver is busy or the request was too slow:
 #: the batch waits too.
 RETRY_STATUSES = (408, 429)
+#: The most of a receiver's text put in one log line or stderr message.
+EXCERPT_CHARS = 200
 #: Why a batch was dropped after ``MAX_FAILED_ANSWERS`` failed answers.
 SERVER_ERROR = 'server_error'
 ANSWER_TOO_LONG = 'answer_too_long'
@@ -95,3 +103,18 @@ def read_answer(reply, limit=MAX_ANSWER_BYTES):
         raise AnswerTooLong('HTTP %s with an answer over %d bytes'
                             % (reply.status, limit))
     return body
+
+
+def excerpt(text, limit=EXCERPT_CHARS):
+    """``text`` (bytes, read as UTF-8, or str) from a receiver as one
+    log-safe line: control and non-ASCII characters escaped as Python
+    writes them in a string (``\\n``, ``\\x1b``, ``\\xff``), at most
+    ``limit`` characters, then how long it was."""
+    if isinstance(text, bytes):
+        text = text.decode('utf-8', 'replace')
+    elif not isinstance(text, str):
+        text = str(text)
+    escaped = text[:limit].encode('unicode_escape').decode('ascii')
+    if len(escaped) > limit or len(text) > limit:
+        return '%s...(%d chars)' % (escaped[:limit], len(text))
+    return escaped

@@ -65,7 +65,8 @@ class RawAnswers:
     which returns ``(status, size[, start[, headers]])``: a body of
     ``size`` bytes beginning with ``start`` (bytes), written only as fast
     as the client reads it, after ``headers`` (a dict); then the
-    connection is closed.
+    connection is closed.  A ``status`` given as bytes is the whole
+    status line, sent as it is (no HTTP server's).
     ``requests`` holds ``(path, body)`` of every request, in order.
     """
 
@@ -121,9 +122,13 @@ class RawAnswers:
         head = ''.join('%s: %s\r\n' % item for item in dict(
             headers, **{'Content-Length': size,
                         'Connection': 'close'}).items())
-        conn.sendall(b'HTTP/1.1 %d %s\r\n%s\r\n%s'
-                     % (status, http.HTTPStatus(status).phrase.encode(),
-                        head.encode('latin-1'), start))
+        if isinstance(status, bytes):
+            status_line = status
+        else:
+            status_line = b'HTTP/1.1 %d %s' % (
+                status, http.HTTPStatus(status).phrase.encode())
+        conn.sendall(b'%s\r\n%s\r\n%s'
+                     % (status_line, head.encode('latin-1'), start))
         left = size - len(start)
         chunk = b'x' * 65536
         while left > 0:

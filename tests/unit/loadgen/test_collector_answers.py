@@ -102,3 +102,28 @@ def test_the_batch_sent_again_keeps_its_place_when_the_buffer_is_full():
     assert _values(delivered) == [float(i) for i in range(5)] + \
         [float(i) for i in range(15, 25)]
     assert sink.stats()['dropped'] == 10
+
+
+def test_a_status_line_no_server_sends_is_said_escaped_and_bounded(caplog):
+    # What the HTTP library raises for a status line it cannot read holds
+    # that line: it went to stderr and the log as it came, terminal
+    # escapes and all.
+    caplog.set_level('DEBUG', logger='loadgen.collector')
+    line = b'HTTP/1.1 2\x1b[2J\x1b]0;owned\x07 ' + b'z' * 3000
+    server = http_support.RawAnswers(lambda path, body: (line, 0))
+    stderr = io.StringIO()
+    sink = _sink(server, stderr=stderr, backoff_s=0.01, max_backoff_s=0.02)
+    try:
+        sink.emit(_point(0))
+        sink.flush()
+        _wait_for(lambda: 'times in a row' in stderr.getvalue())
+    finally:
+        sink.close()
+        server.close()
+    said = stderr.getvalue()
+    assert '\\x1b[2J' in said, said[:300]
+    logged = [r.getMessage() for r in caplog.records]
+    for text in [said.rstrip('\n')] + logged:
+        assert not set(text) & {'\x1b', '\x07', '\r'}, text[:300]
+        assert len(text) < 600, text[:300]
+    assert said.count('\n') == 1, said

@@ -353,3 +353,91 @@ def test_influxdb_404_is_dropped_as_other_4xx(write_answer, query_answer,
     assert (stats['sent'], stats['dropped'], stats['rejected'],
             stats['errors']) == (0, 2, 2, 0), stats
     assert len(server.requests) == 2 * requests, server.requests
+
+
+def test_influxdb_database_created_but_never_found_is_given_up(caplog):
+    # CREATE DATABASE succeeded but every write still answered 404
+    # "database not found" (a proxy sending writes to another InfluxDB,
+    # say): the sink created it again and sent the batch again for the
+    # whole run.  It creates it a few times, then drops and counts the
+    # batches, and says so once.
+    caplog.set_level('DEBUG', logger='loadgen.sinks')
+    server = _write_and_query(
+        (404, 100, b'{"error":"database not found: \\"x\\""}'), (200, 0))
+    sink = _sink_on(server, '/write?db=x', retries=2)
+    try:
+        for value in (1.0, 2.0, 3.0):
+            sink.emit(_point(value=value))
+            sink.flush()
+            _wait_for(lambda v=value: sink.stats()['dropped'] >= v,
+                      timeout_s=3.0)
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    creates = [path for path, _ in server.requests
+               if path.startswith('/query')]
+    assert (stats['sent'], stats['dropped'],
+            stats.get('database_not_found')) == (0, 3, 3), stats
+    assert len(creates) == sinks.MAX_DATABASE_CREATES, server.requests
+    said = [r for r in caplog.records
+            if r.levelname == 'WARNING' and 'not found' in r.getMessage()]
+    assert len(said) == 1, [r.getMessage() for r in said]
+    assert 'CREATE DATABASE' in said[0].getMessage()
+
+
+_HOSTILE = (b'{"error":"\x1b[2J\x1b]0;owned\x07 bad\nWARNING forged line\r'
+            b'\xff' + b'y' * 5000 + b'"}')
+
+
+@pytest.mark.parametrize('status', [400, 500], ids=['rejected', 'failed'])
+def test_influxdb_error_bodies_are_logged_escaped_and_bounded(caplog,
+                                                              status):
+    # The answer's body went to the log as it came: a terminal escape
+    # cleared the operator's screen and a newline forged a log line.
+    caplog.set_level('DEBUG', logger='loadgen.sinks')
+    server = http_support.RawAnswers(
+        lambda path, body: (status, len(_HOSTILE), _HOSTILE))
+    sink = _sink_on(server, retries=0)
+    try:
+        sink.emit(_point())
+        sink.flush()
+        _wait_for(lambda: sink.stats()['errors'] or sink.stats()['dropped'])
+    finally:
+        sink.close()
+        server.close()
+    messages = [r.getMessage() for r in caplog.records
+                if r.name == 'loadgen.sinks']
+    assert any('\\x1b[2J' in m for m in messages), messages
+    for message in messages:
+        assert not set(message) & {'\x1b', '\x07', '\n', '\r'}, message
+        assert len(message) < 600, message
+
+
+def test_influxdb_status_line_no_server_sends_is_retried_not_fatal(caplog):
+    # The HTTP library raises an unreadable status line as is (no
+    # OSError): it ended the sending thread, and every later point of
+    # the run waited in the buffer and was dropped at the end.
+    caplog.set_level('DEBUG', logger='loadgen.sinks')
+    answers = []
+
+    def answer(path, body):
+        answers.append(path)
+        if len(answers) <= 2:
+            return b'HTTP/1.1 2\x1b[2J0 ' + b'z' * 3000, 0
+        return 204, 0
+
+    server = http_support.RawAnswers(answer)
+    sink = _sink_on(server, retries=0)
+    try:
+        sink.emit(_point(value=1.0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'])
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (1, 0, 2)
+    for record in caplog.records:
+        assert '\x1b' not in record.getMessage()
+        assert len(record.getMessage()) < 600
