@@ -9,7 +9,11 @@ read; then the reading side of its socket is shut (a read in progress
 ends as the end of the stream).  A request whose header block ends before
 its blank line (the client hung up, or was cut off) is not served:
 :meth:`~BoundedHandler.headers_cut_off` answers it (400 by default).  Its
-access log (DEBUG) keeps the path without its query, escaped.
+access log (DEBUG) keeps the path without its query, escaped.  Every
+answer, the HTTP library's own refusals too, is an HTTP/1.1 one with a
+status line and headers: a request line without a version (HTTP/0.9,
+whose answers have neither) is refused 505, and one whose version cannot
+be read is answered 400 as HTTP/1.1.
 
 A :class:`BoundedServer` serves at most ``max_connections`` connections
 at once, ``max_connections_per_address`` of them from one client
@@ -63,6 +67,11 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
 
     sys_version = ''
     protocol_version = 'HTTP/1.1'
+    # What the library takes a request to be until it has read its
+    # version: its default, HTTP/0.9, makes every refusal of a request
+    # line it cannot read (a bad version, one word, four) a page with
+    # no status line and no header, which no HTTP/1.x client can read.
+    default_request_version = 'HTTP/1.0'
     timeout = REQUEST_TIMEOUT_S
     #: Where the access log (DEBUG) goes.
     access_log = LOG
@@ -84,6 +93,19 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
             self._cut_off_timer.cancel()
 
     def parse_request(self):
+        words = str(self.raw_requestline, 'iso-8859-1').rstrip(
+            '\r\n').split()
+        if len(words) == 2:
+            # HTTP/0.9 (a method and a path, no version): the library
+            # would serve a GET with no status line, and refuse any other
+            # method so.
+            self.command, self.path = None, None
+            self.requestline = ' '.join(words)
+            self.request_version = self.default_request_version
+            self.close_connection = True
+            self.send_error(505, 'HTTP/0.9 is not supported; send an '
+                            'HTTP/1.x request line')
+            return False
         # The stdlib takes the end of the stream for the blank line that
         # ends the headers, so a request cut off in its headers would be
         # served as if whole (without the headers it never got).

@@ -8,8 +8,10 @@ collector sink): newline-delimited JSON, one sample per line, with
   ``malformed_request`` (a bad request line or version), 414
   ``request_line_too_long``, 431 ``headers_too_large`` (a header line
   over 64 KiB, more than 100 headers), 505
-  ``http_version_not_supported``, 501 ``unsupported_method`` (any method
-  but those below);
+  ``http_version_not_supported`` (HTTP/2, or a request line with no
+  version: HTTP/0.9), 501 ``unsupported_method`` (any method but those
+  below); each, as every answer, with an HTTP/1.1 status line and
+  headers (:mod:`shadow_service.httpbound`);
 * 404 for any other path, 405 for GET, HEAD, PUT, DELETE and PATCH;
 * 400 ``headers_truncated`` for a request whose headers end before their
   blank line (the client hung up, or its ``SOCKET_TIMEOUT_S`` ran out);

@@ -698,3 +698,28 @@ def test_loadgen_delivers_to_a_collector_that_comes_back(tmp_path):
     finally:
         running.stop()
         store.close()
+
+
+@pytest.mark.parametrize('data, counted', [
+    (b'POST /v1/samples\r\n\r\n', '505 http_version_not_supported'),
+    (b'GET /v1/samples\r\n\r\n', '505 http_version_not_supported'),
+    (b'GARBAGE\r\n\r\n', '400 malformed_request'),
+    (b'POST /v1/samples HTTP/x\r\n\r\n', '400 malformed_request'),
+    (b'POST /v1/samples HTTP/2.0\r\n\r\n', '505 http_version_not_supported'),
+    (b'POST /v1/samples HTTP/1.1 x\r\n\r\n', '400 malformed_request'),
+], ids=['http-0.9-post', 'http-0.9-get', 'one-word', 'bad-version',
+        'http-2', 'four-words'])
+def test_every_refusal_of_a_bad_request_line_has_a_status_line(
+        running, data, counted):
+    # The HTTP library answers a request line without a readable version
+    # as HTTP/0.9: the page alone, no status line and no header, which
+    # an HTTP/1.x client cannot read (it waits or reports a broken
+    # server).  An HTTP/0.9 GET was even served, with a 405 page and no
+    # status line.
+    got = _raw(running, data)
+    status = counted.split()[0].encode()
+    assert got.startswith(b'HTTP/1.1 %s ' % status), got[:200]
+    head, _, body = got.partition(b'\r\n\r\n')
+    assert b'\r\nContent-Length: %d' % len(body) in head, head
+    assert b'\r\nConnection: close' in head, head
+    assert running.collector.counters()['requests'] == {counted: 1}
