@@ -6,8 +6,9 @@ built here, so the escaping rules live in one place and are tested alone.
 Measured on InfluxDB 1.6.7: ``\\,``, ``\\ `` and ``\\=`` are unescaped in
 tag values, but a backslash is kept literally (``x\\\\y`` is stored with two
 backslashes) and a tag value ending in a backslash is a parse error; a
-newline ends the line; InfluxQL string literals cannot hold NUL or a
-carriage return, and hold a newline only escaped (``\\n``).  So tag
+newline ends the line; InfluxQL string literals and quoted identifiers
+cannot hold NUL or a carriage return, and hold a newline only escaped
+(``\\n``).  So tag
 values are *percent-encoded* for exactly the characters line protocol or
 InfluxQL cannot carry (``%``, ``\\``, newline, carriage return, NUL) and
 then backslash-escaped for the separators.  Reading decodes them again,
@@ -22,6 +23,7 @@ _TAG_PERCENT_TABLE = str.maketrans(_TAG_PERCENT)
 _SEPARATORS = str.maketrans({',': '\\,', ' ': '\\ ', '=': '\\='})
 _MEASUREMENT = str.maketrans({',': '\\,', ' ': '\\ '})
 _FIELD_STRING = str.maketrans({'\\': '\\\\', '"': '\\"'})
+_IDENT = str.maketrans({'\\': '\\\\', '"': '\\"', '\n': '\\n'})
 _LITERAL = str.maketrans({'\\': '\\\\', "'": "\\'", '\n': '\\n'})
 _REGEX_PLAIN = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ'
                          '0123456789_')
@@ -127,8 +129,19 @@ def format_line(measurement, tags, fields, time_s):
 
 
 def quote_ident(name):
-    """An InfluxQL identifier in double quotes."""
-    return '"%s"' % name.replace('\\', '\\\\').replace('"', '\\"')
+    """An InfluxQL identifier in double quotes (a newline escaped as
+    ``\\n``: a raw one ends it).
+
+    Raises
+    ------
+    ValueError
+        For a name holding a carriage return or NUL: no InfluxQL
+        identifier can carry them.
+    """
+    if not literal_safe(name):
+        raise ValueError('an InfluxQL identifier cannot hold a carriage '
+                         'return or NUL: %r' % (name,))
+    return '"%s"' % name.translate(_IDENT)
 
 
 def quote_literal(text):

@@ -584,8 +584,16 @@ class MetricsSource(metaclass=abc.ABCMeta):
     def instance_series(self, instance_uuid, metric, start, end, step_s,
                         deadline=None):
         """The series of ``metric`` of one instance (Nova UUID); same
-        contract as :meth:`host_series`."""
+        contract as :meth:`host_series`; an ``instance_uuid`` that is not
+        valid UTF-8 (a lone surrogate) is a ValueError, as no query can
+        carry it."""
         (instance_uuid,) = _check_names('instance_uuid', [instance_uuid])
+        try:
+            instance_uuid.encode('utf-8')
+        except UnicodeEncodeError:
+            raise ValueError('instance_uuid %r is not valid UTF-8, so no '
+                             'query can ask for it' % (instance_uuid,)) \
+                from None
         self._check_metric(metric, 'instance')
         window = self.window(start, end, step_s)
         answer = self.query_retry(self.query_instance, instance_uuid, metric,

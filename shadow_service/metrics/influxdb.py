@@ -26,17 +26,23 @@ counter becomes a rate with ``non_negative_derivative(max(field), 1s)``
 per device and bucket: the bucket before ``start`` is read too, so the
 first bucket has a rate, and a counter reset leaves that bucket empty.
 Telegraf reports no percentile latency and no memory bandwidth, and no
-per-instance metrics are read.
+per-instance metrics are read.  Each query is logged at DEBUG with
+control and non-ASCII characters escaped (``\\x1b``), so a host name
+cannot drive a terminal or forge a log line.
 """
 
 import logging
 
+from shadow_service import logsafe
 from shadow_service.conf import metrics as metrics_conf
 from shadow_service.history import base as history_base
 from shadow_service.history import lineprotocol as lp
 from shadow_service.metrics import base
 
 LOG = logging.getLogger(__name__)
+
+#: The most of a query put in its debug line.
+QUERY_LOG_CHARS = 4000
 
 #: metric -> (measurement, field, extra condition, transform of the mean)
 GAUGES = {
@@ -100,6 +106,12 @@ class InfluxDBSource(base.MetricsSource):
                                  ('disk_devices', 'net_devices_excluded'))
         if not opts.host_tag:
             raise base.MetricsError('[metrics_influxdb] host_tag is empty')
+        for name in ('database', 'retention_policy', 'host_tag'):
+            if opts[name] and not lp.literal_safe(opts[name]):
+                raise base.MetricsError(
+                    '[metrics_influxdb] %s %r holds a carriage return or '
+                    'NUL, which no InfluxQL name can hold'
+                    % (name, opts[name]))
         self._host_tag = opts.host_tag
         self._tag_of = base.label_formatter(
             '[metrics_influxdb] host_format', opts.host_format,
@@ -228,8 +240,10 @@ class InfluxDBSource(base.MetricsSource):
         list as long as ``columns`` whose first cell is the time (an int)
         and whose other cells are numbers or ``None``."""
         where = '%s/query' % base.mask_url(self.url)
-        LOG.debug('InfluxDB %s (database %s): %s', where, self.database,
-                  query)
+        # The query holds tenants' host names: escaped, bounded.
+        LOG.debug('InfluxDB %s (database %s): %s', where,
+                  logsafe.clip(self.database), logsafe.clip(
+                      query, QUERY_LOG_CHARS))
         params = {'q': query, 'db': self.database, 'epoch': 'u'}
         reply = base.post_bounded(
             self._session, self.url + '/query', params, self._timeout,

@@ -46,6 +46,17 @@ def test_influxql_quoting():
     assert lp.tag_condition(None) == ''
 
 
+def test_an_identifier_escapes_a_newline_and_refuses_cr_and_nul():
+    # A raw newline ends an InfluxQL quoted identifier (InfluxDB 1.6.7:
+    # "error parsing query"); escaped, it parses (the metrics source's
+    # host_tag test runs it on a server).  CR and NUL parse in no form.
+    assert lp.quote_ident('a\nb') == '"a\\nb"'
+    assert lp.quote_ident('a\\n"b') == '"a\\\\n\\"b"'
+    for name in ('a\rb', 'a\x00b'):
+        with pytest.raises(ValueError, match='carriage return or NUL'):
+            lp.quote_ident(name)
+
+
 def test_a_value_no_influxql_literal_can_hold_is_matched_by_a_regex():
     # InfluxDB 1.6.7 rejects a string literal holding CR or NUL, and a
     # raw newline; the regex and the escaped newline are what it accepts

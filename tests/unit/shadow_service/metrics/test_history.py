@@ -126,3 +126,14 @@ def test_a_malformed_metric_name_is_refused(store, metric):
 
     with pytest.raises(ValueError, match='metric'):
         source.host_series('cmp1', metric, T0, T0 + 10, 10.0)
+
+
+def test_an_instance_uuid_no_query_can_carry_is_a_clear_value_error(store):
+    # A lone surrogate (a byte that was not UTF-8) failed deep in the
+    # store's driver with a UnicodeEncodeError.
+    source = history.HistorySource(make_conf(), history=store)
+
+    with pytest.raises(ValueError, match=r"instance_uuid 'lone\\ud800x' "
+                       r'is not valid UTF-8'):
+        source.instance_series('lone\ud800x', 'cpu_util_pct', T0,
+                               T0 + 20, 20.0)

@@ -250,6 +250,10 @@ def test_a_server_that_is_not_influxdb_is_a_clear_error():
     ('host_format', 'fixed', 'host_format'),
     ('disk_devices', '(sd', 'disk_devices'),
     ('database', '', 'database'),
+    # No InfluxQL identifier can hold a carriage return or NUL.
+    ('host_tag', 'ho\rst', r'\[metrics_influxdb\] host_tag'),
+    ('retention_policy', 'auto\x00gen',
+     r'\[metrics_influxdb\] retention_policy'),
 ])
 def test_bad_options_are_refused_at_start(option, value, message):
     with pytest.raises(base.MetricsError, match=message):
@@ -405,3 +409,32 @@ def test_a_host_name_no_query_can_carry_is_skipped_by_name(
     (record,) = [r for r in caplog.records
                  if "'lone\\ud800surrogate'" in r.getMessage()]
     assert 'not valid UTF-8' in record.getMessage()
+
+
+def test_a_host_tag_with_a_newline_is_queried_not_a_parse_error(
+        influxdb_server, telegraf_db):
+    # The newline went into the query raw and ended the quoted
+    # identifier: InfluxDB refused the query ("error parsing query").
+    source = _source(influxdb_server, telegraf_db, host_tag='ho\nst')
+
+    found = source.host_series('cmp1', 'cpu_util_pct', START, END, STEP)
+
+    assert found.values == [None] * STEPS
+
+
+def test_the_query_debug_line_shows_host_names_escaped(
+        influxdb_server, telegraf_db, caplog):
+    # The query went to the debug log as sent, a tenant's host name with
+    # its terminal escape and all.
+    source = _source(influxdb_server, telegraf_db)
+    host = 'evil\x1b]0;owned\x07\u202ecmp'
+
+    with caplog.at_level('DEBUG', logger=influxdb.__name__):
+        found = source.host_series_many(['cmp1', host], 'cpu_util_pct',
+                                         START, END, STEP)
+
+    assert found[host].values == [None] * STEPS
+    (record,) = [r for r in caplog.records if 'SELECT' in r.getMessage()]
+    message = record.getMessage()
+    assert 'evil\\x1b]0;owned\\x07\\u202ecmp' in message, message
+    assert not set(message) & {'\x1b', '\x07', '\u202e', '\n'}

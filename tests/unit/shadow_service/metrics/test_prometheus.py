@@ -775,3 +775,15 @@ def test_odd_host_names_break_no_batch_and_match_nothing_else(
                if 'not valid UTF-8' in r.getMessage()]
     assert len(skipped) == 2
     assert all("'lone\\ud800surrogate'" in m for m in skipped)
+
+
+def test_an_instance_uuid_no_query_can_carry_is_a_clear_value_error(
+        prometheus_server):
+    # It failed in requests, encoding the form, with a UnicodeEncodeError.
+    source = _source(prometheus_server)
+    end = time.time()
+
+    with pytest.raises(ValueError, match=r"instance_uuid 'lone\\ud800x' "
+                       r'is not valid UTF-8'):
+        source.instance_series('lone\ud800x', 'cpu_util_pct', end - 5, end,
+                               1.0)
