@@ -6,7 +6,9 @@ It reads the same configuration file as the service (for the broker's
 ``ConfigOpts``, registers the option groups oslo.messaging keeps on the
 global configuration only (:func:`shadow_service.rpc.register_opts`),
 and turns the service's typed errors into osc-lib's ``CommandError`` so
-the ``openstack`` command prints one line and exits 1.
+the ``openstack`` command prints one line and exits 1; a
+``--os-shadow-*`` value it cannot use is :class:`BadArgument`, which the
+plugin turns into a usage error (exit 2).
 """
 
 import warnings
@@ -25,6 +27,16 @@ from shadow_service import rpcwait  # noqa: E402
 
 #: Seconds past the RPC timeout before the client stops waiting itself.
 DEADLINE_SLACK_S = rpcwait.DEADLINE_SLACK_S
+
+
+#: How the option that gives the broker's URL is named in errors.
+TRANSPORT_URL_OPTION = '--os-shadow-transport-url (OS_SHADOW_TRANSPORT_URL)'
+
+
+class BadArgument(osc_exceptions.CommandError):
+    """A ``--os-shadow-*`` value the client cannot use: a usage error
+    (the ``openstack`` command exits 2), unlike a bad configuration
+    file's.  Its text begins with the option."""
 
 
 class NoAnswer(osc_exceptions.CommandError):
@@ -60,9 +72,11 @@ class ShadowClient:
         try:
             rpc.check_transport_url(
                 conf, transport_url,
-                '--os-shadow-transport-url (OS_SHADOW_TRANSPORT_URL)'
-                if transport_url else None)
+                # argparse's form: "argument <flag>: <why>".
+                TRANSPORT_URL_OPTION + ':' if transport_url else None)
         except rpc.BadTransportURL as e:
+            if transport_url:
+                raise BadArgument(str(e)) from None
             raise osc_exceptions.CommandError(str(e))
         # Building the API registers transport_url (oslo.messaging's).
         self.api = rpcapi.ShadowAPI(conf, topic=self.topic,

@@ -15,6 +15,7 @@ the service's configuration file (``--os-shadow-config-file``, default
 
 import logging
 import os
+import sys
 
 from osc_lib import utils
 
@@ -55,14 +56,23 @@ def make_client(instance):
     if config_file is None and os.path.exists(DEFAULT_CONFIG_FILE):
         config_file = DEFAULT_CONFIG_FILE
     LOG.debug('shadow client: config file %s', config_file)
-    return client_class(
-        config_files=[config_file] if config_file else [],
-        transport_url=_option(instance, 'shadow_transport_url'),
-        topic=_option(instance, 'shadow_topic'),
-        # Named "wait": openstack.config takes every option whose name
-        # ends in "timeout" for its own HTTP timeout.
-        timeout=float(_option(instance, 'shadow_rpc_wait')
-                      or rpcwait.DEFAULT_S))
+    try:
+        return client_class(
+            config_files=[config_file] if config_file else [],
+            transport_url=_option(instance, 'shadow_transport_url'),
+            topic=_option(instance, 'shadow_topic'),
+            # Named "wait": openstack.config takes every option whose
+            # name ends in "timeout" for its own HTTP timeout.
+            timeout=float(_option(instance, 'shadow_rpc_wait')
+                          or rpcwait.DEFAULT_S))
+    except client_mod.BadArgument as e:
+        # A usage error, as argparse's own (exit 2).  Checked here, when
+        # a shadow command first needs the broker, not by the parser:
+        # the parser checks the environment's default too, for every
+        # openstack command, and the check imports oslo.messaging.
+        sys.stderr.write('openstack: error: argument %s\n' % e)
+        sys.stderr.flush()
+        raise SystemExit(2) from None
 
 
 def build_option_parser(parser):

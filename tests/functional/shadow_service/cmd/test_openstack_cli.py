@@ -394,31 +394,6 @@ def test_progress_without_wait_is_refused_before_the_broker(progress):
     assert 'no message broker' not in result.stderr
 
 
-def test_a_bad_transport_url_names_its_option_and_a_valid_one(tmp_path):
-    # Before: "No module named 'confluent_kafka'" and "No scheme
-    # specified", naming neither the option nor the URL.
-    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
-    env['OS_SHADOW_CONFIG_FILE'] = os.devnull
-    flag = _run([OPENSTACK, '--os-shadow-transport-url',
-                 'kafka://guest:s3cret@ctl:9092/', 'shadow', 'profile',
-                 'list'], env)
-    assert flag.returncode == 1, (flag.stdout, flag.stderr)
-    assert flag.stderr.splitlines() == [
-        '--os-shadow-transport-url (OS_SHADOW_TRANSPORT_URL) '
-        'kafka://guest:***@ctl:9092/ cannot be used: the kafka driver '
-        'carries notifications only, not RPC calls; a valid one looks '
-        'like rabbit://user:pass@host:port/vhost']
-    conf = tmp_path / 'shadow-service.conf'
-    conf.write_text('[DEFAULT]\ntransport_url = rabbit//guest:s3cret@ctl/\n')
-    env['OS_SHADOW_CONFIG_FILE'] = str(conf)
-    filed = _run([OPENSTACK, 'shadow', 'profile', 'list'], env)
-    assert filed.returncode == 1, (filed.stdout, filed.stderr)
-    assert filed.stderr.splitlines() == [
-        'transport_url (in %s) rabbit//guest:***@ctl/ cannot be used: it '
-        'has no driver name before "://"; a valid one looks like '
-        'rabbit://user:pass@host:port/vhost' % conf]
-
-
 def test_the_openstack_command_finds_the_plugin():
     assert shutil.which('openstack') or os.path.exists(OPENSTACK)
     result = _run([OPENSTACK, 'help', 'shadow', 'evaluate'],

@@ -102,3 +102,37 @@ def test_values_within_the_bounds_get_past_the_parser(openstack):
                             '366d', '--limit', '10000')
     assert status == 1, err
     assert 'no message broker' in err
+
+
+@pytest.mark.parametrize('given', ['flag', 'environment'])
+def test_a_transport_url_no_driver_can_use_is_a_usage_error(
+        openstack, monkeypatch, given):
+    # It was one line and exit 1, as a failure of the service would be.
+    url = 'kafka://guest:s3cret@ctl:9092/'
+    if given == 'flag':
+        args = ('--os-shadow-transport-url', url)
+    else:
+        monkeypatch.setenv('OS_SHADOW_TRANSPORT_URL', url)
+        args = ()
+    status, err = openstack(*args, 'shadow', 'profile', 'list')
+    assert status == 2, err
+    assert err.splitlines()[-1] == (
+        'openstack: error: argument --os-shadow-transport-url '
+        '(OS_SHADOW_TRANSPORT_URL): kafka://guest:***@ctl:9092/ cannot be '
+        'used: the kafka driver carries notifications only, not RPC '
+        'calls; a valid one looks like rabbit://user:pass@host:port/vhost')
+    assert 's3cret' not in err
+
+
+def test_a_transport_url_in_the_file_is_still_not_a_usage_error(
+        openstack, monkeypatch, tmp_path):
+    # The file is the service's configuration, not an argument: exit 1.
+    conf = tmp_path / 'shadow-service.conf'
+    conf.write_text('[DEFAULT]\ntransport_url = rabbit//guest:s3cret@ctl/\n')
+    monkeypatch.setenv('OS_SHADOW_CONFIG_FILE', str(conf))
+    status, err = openstack('shadow', 'profile', 'list')
+    assert status == 1, err
+    assert err.splitlines() == [
+        'transport_url (in %s) rabbit//guest:***@ctl/ cannot be used: it '
+        'has no driver name before "://"; a valid one looks like '
+        'rabbit://user:pass@host:port/vhost' % conf]
