@@ -40,32 +40,6 @@ def test_an_unparsable_config_file_is_a_bad_argument(tmp_path):
     assert str(broken) in lines[0]
 
 
-@pytest.mark.parametrize('args, says', [
-    (['evaluate', '--remote', '--hosts', 'node-01', '--cloud', 'mycloud'],
-     '--cloud only apply to a local evaluation'),
-    (['evaluate', '--remote', '--hosts', 'node-01', '--history', 'memory',
-      '--progress', 'never'],
-     '--history and --progress only apply to a local evaluation'),
-    (['evaluate', '--wait', '--hosts', 'node-01'],
-     '--wait only applies with --remote'),
-    (['--config-file', '/etc/nova-shadow/x.conf', 'demo'],
-     'demo does not read --config-file'),
-    (['--rpc-wait', '5', 'evaluate', '--hosts', 'node-01'],
-     '--rpc-wait only applies to show and evaluate --remote'),
-], ids=['remote-cloud', 'remote-history-progress', 'local-wait',
-        'demo-config', 'local-rpc-wait'])
-def test_an_option_the_command_would_ignore_is_refused(args, says):
-    # Before, each was silently ignored: the remote evaluation ran on the
-    # service's cloud, the local one without waiting for anything, the
-    # demo on its own settings.
-    done = _run(*args, timeout=20)
-    assert done.returncode == 2, done
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), done.stderr
-    assert says in lines[0], lines
-    assert done.stdout == ''
-
-
 def test_remote_commands_without_a_broker_stop_at_once(tmp_path):
     # A configuration without transport_url: oslo.messaging would fall
     # back to a guest on localhost and wait 30 s for no service.

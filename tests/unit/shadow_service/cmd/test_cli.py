@@ -158,3 +158,32 @@ def test_the_demos_budget_has_the_services_bound(capsys):
     assert capsys.readouterr().err.splitlines()[-1] == (
         "nova-shadow demo: error: argument --budget: must be a number of "
         "seconds above 0 and at most 86400, got '90000'")
+
+
+@pytest.mark.parametrize('args, says', [
+    (['evaluate', '--remote', '--hosts', 'node-01', '--cloud', 'mycloud'],
+     '--cloud only apply to a local evaluation'),
+    (['evaluate', '--remote', '--hosts', 'node-01', '--history', 'memory',
+      '--progress', 'never'],
+     '--history and --progress only apply to a local evaluation'),
+    (['evaluate', '--wait', '--hosts', 'node-01'],
+     '--wait only applies with --remote'),
+    (['--config-file', '/etc/nova-shadow/x.conf', 'demo'],
+     'demo does not read --config-file'),
+    (['--rpc-wait', '5', 'evaluate', '--hosts', 'node-01'],
+     '--rpc-wait only applies to show and evaluate --remote'),
+], ids=['remote-cloud', 'remote-history-progress', 'local-wait',
+        'demo-config', 'local-rpc-wait'])
+def test_an_option_the_command_would_ignore_is_refused(capsys, args,
+                                                       says):
+    # Before, each was silently ignored: the remote evaluation ran on the
+    # service's cloud, the local one without waiting for anything, the
+    # demo on its own settings.  (In this process: the refusal comes
+    # before anything is read or asked.)
+    rc = cli.main(args)
+    out, err = capsys.readouterr()
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), err
+    assert says in lines[0], lines
+    assert out == ''
