@@ -387,14 +387,27 @@ class InfluxDBStore(base.HistoryStore):
         for line in reply.text.split('\n'):
             if not line.strip():
                 continue
-            chunk = json.loads(line)
+            try:
+                chunk = json.loads(line)
+            except ValueError:
+                chunk = None
+            if not isinstance(chunk, dict):
+                # A proxy's page, or a reply cut short, in InfluxDB's
+                # place: the store cannot answer now.
+                raise base.HistoryError(
+                    'InfluxDB at %s answered HTTP %s to %r with a reply '
+                    'that is not an InfluxDB query result: %s'
+                    % (self.where, reply.status_code, q,
+                       logsafe.clip(line, 200)))
             if chunk.get('error'):
                 raise base.HistoryError('InfluxDB rejected %r: %s'
-                                        % (q, chunk['error']))
+                                        % (q, logsafe.clip(chunk['error'],
+                                                           300)))
             for result in chunk.get('results', []):
                 if result.get('error'):
                     raise base.HistoryError('InfluxDB rejected %r: %s'
-                                            % (q, result['error']))
+                                            % (q, logsafe.clip(
+                                                result['error'], 300)))
                 for series in result.get('series', []):
                     key = (series.get('name'),
                            tuple(sorted((series.get('tags') or {}).items())))
@@ -404,7 +417,7 @@ class InfluxDBStore(base.HistoryStore):
         if reply.status_code >= 400 and not merged:
             raise base.HistoryError('InfluxDB answered HTTP %s to %r: %s'
                                     % (reply.status_code, q,
-                                       reply.text[:200]))
+                                       logsafe.clip(reply.text, 200)))
         return [(name, dict(tags), columns, values)
                 for (name, tags), (columns, values) in merged.items()]
 
@@ -968,10 +981,15 @@ class InfluxDBStore(base.HistoryStore):
                 with self._cond:
                     self._counts['dropped'] += 1
                     self._mark_lost(seqs)
+                # Its line holds what callers wrote (a tenant's names):
+                # escaped, as the server's text.
                 LOG.warning('InfluxDB rejected a point, dropped: HTTP %s: %s '
-                            '(%s)', reply.status_code, error, batch[0][:200])
+                            '(%s)', reply.status_code,
+                            logsafe.clip(error, 200),
+                            logsafe.clip(batch[0], 200))
             else:
-                raise _WriteFailed('HTTP %s: %s' % (reply.status_code, error))
+                raise _WriteFailed('HTTP %s: %s' % (reply.status_code,
+                                                   logsafe.clip(error, 200)))
 
     def _count_partial_write(self, sent, error):
         dropped = sent
@@ -982,7 +1000,7 @@ class InfluxDBStore(base.HistoryStore):
             self._counts['dropped'] += dropped
             self._counts['written'] += sent - dropped
         LOG.warning('InfluxDB dropped %d of %d points: %s', dropped, sent,
-                    error)
+                    logsafe.clip(error, 300))
 
     def _check_kept(self, batch, policy, seqs):
         """After a partial write of ``batch``, which names no line it

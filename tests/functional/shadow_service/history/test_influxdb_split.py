@@ -32,6 +32,9 @@ class _Relay(http.server.ThreadingHTTPServer):
         self.writes = []        # (lines sent, status answered)
         self.fail_next = True
         self.fail_body = b'{"error":"unavailable"}'
+        #: (status, body) answered to every /query instead of the
+        #: server's, when set.
+        self.query_answer = None
         self.lock = threading.Lock()
 
     @property
@@ -51,6 +54,8 @@ class _RelayHandler(http.server.BaseHTTPRequestHandler):
                 if relay.fail_next and any(s == 204 for _, s in relay.writes):
                     relay.fail_next = False
                     status = 503
+        if self.path.startswith('/query') and relay.query_answer:
+            status, relay.fail_body = relay.query_answer
         if status is None:
             reply = requests.request(
                 self.command, relay.target + self.path, data=body,
@@ -163,3 +168,53 @@ def test_a_point_alone_too_large_for_the_server_is_dropped_not_retried(
     assert counters['dropped'] == 1 and counters['written'] == 4
     assert found == small + [later]
     assert any('HTTP 413' in r.getMessage() for r in caplog.records)
+
+
+def test_a_dropped_point_is_logged_escaped_and_bounded(small_body_influxd,
+                                                       caplog):
+    # The warning quoted the point's line as written: a tenant's instance
+    # name and a record's text went to the log with their terminal
+    # escapes and newlines.
+    store = influxdb.InfluxDBStore(
+        url=small_body_influxd.url, database='too_large_odd', batch_size=8,
+        flush_interval_s=0.05, retry_backoff_s=0.05, retry_backoff_max_s=0.1,
+        startup_timeout_s=10, raw_retention_days=0)
+    record = 'a\nWARNING forged\x1b]0;x\x07' + 'x' * 3000
+    large = base.Point('instance_event', {'instance': 'vm-\x1b[2J'},
+                       {'record': record}, T0 + 10)
+    try:
+        with caplog.at_level('DEBUG', logger=influxdb.__name__):
+            with pytest.raises(base.HistoryError, match='may have dropped'):
+                store.write_through([large], timeout=10)
+    finally:
+        store.close()
+
+    (said,) = [r.getMessage() for r in caplog.records
+               if 'rejected a point' in r.getMessage()]
+    assert 'vm-\\x1b[2J' in said, said
+    assert not set(said) & {'\x1b', '\x07', '\n'}, said
+    assert len(said) < 600, said
+
+
+@pytest.mark.parametrize('answer', [
+    (502, b'<html><body>\x1b[2J502 Bad Gateway</body></html>\n'),
+    (200, b'{"results": [{"statement_id": 0}]}\nnot json\n'),
+], ids=['proxy-page', 'broken-chunk'])
+def test_a_query_answer_that_is_not_influxdbs_is_a_history_error(
+        small_body_influxd, relay, answer):
+    # A proxy's page in InfluxDB's place raised the JSON decoder's
+    # ValueError out of the store, which its callers (the history
+    # metrics source, the service) do not take for an unavailable store.
+    store = influxdb.InfluxDBStore(
+        url=relay.url, database='proxied', flush_interval_s=0.05,
+        startup_timeout_s=10, raw_retention_days=0)
+    relay.query_answer = answer
+    try:
+        with pytest.raises(base.HistoryError,
+                           match='HTTP %d .*not an InfluxDB' % answer[0]) \
+                as raised:
+            store.query_points('host_metric')
+    finally:
+        relay.query_answer = None
+        store.close()
+    assert '\x1b' not in str(raised.value)
