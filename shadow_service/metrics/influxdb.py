@@ -258,7 +258,7 @@ class InfluxDBSource(base.MetricsSource):
         if status == 429 or status >= 500:
             raise base.MetricsUnavailable(self._scrub(
                 'InfluxDB at %s answered HTTP %d: %s'
-                % (where, status, reply.text[:200])))
+                % (where, status, logsafe.clip(reply.text, 200))))
         if not isinstance(body, dict) or not (
                 'results' in body or 'error' in body):
             raise base.MetricsError(self._scrub(
@@ -273,7 +273,8 @@ class InfluxDBSource(base.MetricsSource):
                                                 base.describe_json(result)))
         errors = [body.get('error')] + [result.get('error')
                                         for result in results]
-        errors = [str(e) for e in errors if e]
+        # The server's text, and the query's host names: escaped.
+        errors = [logsafe.clip(str(e), 300) for e in errors if e]
         if errors:
             if any('database not found' in e for e in errors):
                 raise base.MetricsError(
@@ -282,7 +283,8 @@ class InfluxDBSource(base.MetricsSource):
                                        self.database, errors[0]))
             raise base.MetricsError(self._scrub(
                 'InfluxDB at %s rejected the query of %s (HTTP %d): %s; '
-                'query: %s' % (where, metric, status, errors[0], query)))
+                'query: %s' % (where, metric, status, errors[0],
+                                logsafe.clip(query, QUERY_LOG_CHARS))))
         found = []
         for r, result in enumerate(results):
             what = 'results[%d].series' % r

@@ -38,6 +38,7 @@ import string
 
 import yaml
 
+from shadow_service import logsafe
 from shadow_service.conf import metrics as metrics_conf
 from shadow_service.metrics import base
 
@@ -405,7 +406,10 @@ class PrometheusSource(base.MetricsSource):
         status = reply.status_code
         error = ''
         if isinstance(body, dict) and body.get('error'):
-            error = ': %s %s' % (body.get('errorType', ''), body['error'])
+            # The server's text: escaped and bounded.
+            error = ': %s %s' % (logsafe.clip(str(body.get('errorType', '')),
+                                              40),
+                                 logsafe.clip(str(body['error']), 300))
         if status in (401, 403):
             raise base.MetricsError(self._scrub(
                 'Prometheus at %s refused the credentials (HTTP %d); check '
@@ -414,7 +418,8 @@ class PrometheusSource(base.MetricsSource):
         if status == 429 or status >= 500:
             raise base.MetricsUnavailable(self._scrub(
                 'Prometheus at %s answered HTTP %d%s'
-                % (where, status, error or ' ' + reply.text[:200])))
+                % (where, status,
+                   error or ' ' + logsafe.clip(reply.text, 200))))
         if not isinstance(body, dict) or 'status' not in body:
             raise base.MetricsError(self._scrub(
                 '%s answered HTTP %d without a Prometheus API reply; is '
@@ -424,7 +429,8 @@ class PrometheusSource(base.MetricsSource):
             raise base.MetricsError(self._scrub(
                 'Prometheus at %s rejected the %s query of %s (HTTP %d%s); '
                 'check the metric map: %s'
-                % (where, kind, metric, status, error, query)))
+                % (where, kind, metric, status, error,
+                   logsafe.clip(query, 4000))))
         data = body.get('data')
         if not isinstance(data, dict):
             raise self._not_api('data is %s, not an object'
