@@ -100,6 +100,15 @@ def escape_tag(text):
     return _escape(text, ',= ')
 
 
+_IDENT = str.maketrans({'\\': '\\\\', '"': '\\"', '\n': '\\n'})
+
+
+def quote_ident(name):
+    """An InfluxQL identifier in double quotes: backslashes, quotes and
+    newlines escaped, so the name created is the one written to."""
+    return '"%s"' % str(name).translate(_IDENT)
+
+
 def format_float(value):
     text = repr(float(value))
     return text if 'e' not in text and 'inf' not in text else '%.17g' % value
@@ -162,6 +171,21 @@ def _failed_reason(exc):
     if isinstance(exc, wire.AnswerTooLong):
         return wire.ANSWER_TOO_LONG
     return wire.failed_reason(getattr(exc, 'status', None))
+
+
+def _statement_error(body):
+    """The error of a ``/query`` answer's first result (InfluxDB
+    answers a statement it refuses, as ``CREATE DATABASE`` of a name it
+    cannot hold, with HTTP 200), or None."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    results = answer.get('results') if isinstance(answer, dict) else None
+    if isinstance(results, list) and results and \
+            isinstance(results[0], dict) and results[0].get('error'):
+        return str(results[0]['error'])
+    return None
 
 
 class JsonLinesSink:
@@ -427,9 +451,13 @@ class InfluxDBSink:
     def _create_missing_database(self, detail):
         """Create the database a write was answered 404 ``detail`` for;
         :class:`_Rejected` when InfluxDB refuses to (a 3xx or 4xx
-        answer: no write can succeed until someone else creates it)."""
+        answer, or a 200 whose result holds an error, as "invalid name":
+        no write can succeed until someone else creates it)."""
         try:
-            self._create_database()
+            refused = self._create_database()
+            if refused:
+                raise _Rejected('HTTP 404: %s; creating the database: %s'
+                                % (detail, wire.excerpt(refused)))
         except urllib.error.HTTPError as exc:
             try:
                 refused = wire.excerpt(exc.read(_DETAIL_BYTES),
@@ -445,13 +473,14 @@ class InfluxDBSink:
 
     def _create_database(self):
         data = urllib.parse.urlencode(
-            {'q': 'CREATE DATABASE "%s"' % self.database.replace('"', '')})
+            {'q': 'CREATE DATABASE %s' % quote_ident(self.database)})
         headers = dict(self._headers)
         headers['Content-Type'] = 'application/x-www-form-urlencoded'
         request = urllib.request.Request(self._base + '/query',
                                          data=data.encode(), headers=headers)
         with self._opener.open(request, timeout=self.timeout_s) as reply:
-            wire.read_answer(reply)
+            body = wire.read_answer(reply)
+        return _statement_error(body)
 
     def close(self):
         """Flush within ``close_timeout_s``; count the rest as dropped."""

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.parse
 
 import pytest
 
@@ -133,3 +134,38 @@ def test_a_tag_that_is_not_utf8_loses_no_point(influxdb_server, tmp_path):
     assert sum(s['values'][0][1] for s in series) == stats['sent']
     # The byte is kept as an escape, not dropped.
     assert [s['tags']['shadow'] for s in series] == ['sh\\udcff7']
+
+
+def test_an_odd_database_name_is_created_as_written(influxdb_server):
+    # CREATE DATABASE dropped the quotes from the name, so the writes went
+    # on finding no such database: every point was dropped.
+    db = 'loadgen_quo"te'
+    sink = sinks.InfluxDBSink(
+        '%s?%s' % (influxdb_server.url, urllib.parse.urlencode({'db': db})),
+        flush_interval_s=0.1)
+    sink.emit(_point('odd', 1.0))
+    sink.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped']) == (1, 0), stats
+    series = _stored(influxdb_server, db,
+                     'SELECT count(value) FROM shadow_sample')
+    assert series[0]['values'][0][1] == 1
+
+
+def test_a_database_name_influxdb_refuses_is_rejected_at_once(
+        influxdb_server, caplog):
+    # InfluxDB answers CREATE DATABASE for a name it cannot hold (a
+    # backslash: "invalid name") with HTTP 200 and an error in the
+    # result: the sink took that for created and sent the batch again.
+    caplog.set_level('WARNING', logger='loadgen.sinks')
+    sink = sinks.InfluxDBSink(
+        '%s?%s' % (influxdb_server.url,
+                   urllib.parse.urlencode({'db': 'loadgen_back\\slash'})),
+        flush_interval_s=0.1, backoff_s=0.01)
+    sink.emit(_point('odd', 1.0))
+    sink.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['rejected'],
+            stats['retries']) == (0, 1, 1, 0), stats
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert 'invalid name' in said, said
