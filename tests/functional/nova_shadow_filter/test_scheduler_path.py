@@ -114,6 +114,13 @@ class MultiCreateTest(_WithService):
 class MoveOperationsTest(_WithService):
     """Each move: what the weigher asks (history only, or nothing)."""
 
+    # The boot's evaluation must boot and measure its shadows, which on a
+    # loaded machine takes longer than a 4 s budget leaves (it then
+    # answers without them): a long budget it does not wait out, ending
+    # at min_run_time once the ranking is this confident.
+    BUDGET = 15.0
+    SERVICE_GROUPS = {'shadow': {'confidence_target': 0.5}}
+
     def setUp(self):
         super().setUp()
         self.flags(allow_resize_to_same_host=False)
