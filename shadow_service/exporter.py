@@ -32,7 +32,6 @@ import re
 import socket
 import threading
 import time
-import urllib.parse
 
 import prometheus_client
 from prometheus_client import core
@@ -305,7 +304,7 @@ class _MetricsHandler(httpbound.BoundedHandler):
 
     def do_GET(self, head=False):
         self.request_read()
-        if urllib.parse.urlsplit(self.path).path != PATH:
+        if self.request_path() != PATH:
             self.send(404, b'Not found: GET %s\n' % PATH.encode(),
                        'text/plain; charset=utf-8', head=head)
             return

@@ -32,6 +32,7 @@ import logging
 import socket
 import threading
 import time
+import urllib.parse
 
 from shadow_service import logsafe
 
@@ -123,6 +124,15 @@ class BoundedHandler(http.server.BaseHTTPRequestHandler):
     def headers_cut_off(self):
         """Answer a request whose headers ended early (or too late)."""
         self.send_error(400, 'The request ended before its headers did')
+
+    def request_path(self):
+        """The path of the request's target without its query; None
+        for a target no URL parser reads (``http://[::1/x``: an address
+        without its closing bracket), which no path matches."""
+        try:
+            return urllib.parse.urlsplit(self.path).path
+        except ValueError:
+            return None
 
     def request_read(self):
         """The request is read: what follows is not the client's time."""

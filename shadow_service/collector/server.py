@@ -179,8 +179,7 @@ class _Handler(httpbound.BoundedHandler):
                 pass
 
     def _post(self, collector):
-        path = urllib.parse.urlsplit(self.path).path
-        if path != PATH:
+        if self.request_path() != PATH:
             self._refuse(404, 'no_such_path', 'POST %s only' % PATH)
             return
         if self.headers.get('Transfer-Encoding') is not None or len(

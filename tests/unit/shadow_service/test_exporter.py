@@ -79,6 +79,21 @@ def test_only_get_metrics_is_served():
         served.stop()
 
 
+def test_a_request_target_that_is_no_url_is_a_404():
+    # urlsplit raised ValueError ("Invalid IPv6 URL") in the handler: the
+    # connection was closed with no answer at all.
+    port = influxdb_fixture.free_port()
+    served = exporter.serve(_conf(port), 'service')
+    try:
+        for target in ('http://[::1/metrics', 'http://[/metrics'):
+            got = http_support.exchange(port, (
+                'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+                % target).encode())
+            assert got.startswith(b'HTTP/1.1 404 '), (target, got[:80])
+    finally:
+        served.stop()
+
+
 @pytest.mark.parametrize('accept_encoding', [None, 'gzip', 'gzip;q=0'])
 def test_every_answer_says_it_varies_with_the_negotiated_headers(
         accept_encoding):

@@ -723,3 +723,20 @@ def test_every_refusal_of_a_bad_request_line_has_a_status_line(
     assert b'\r\nContent-Length: %d' % len(body) in head, head
     assert b'\r\nConnection: close' in head, head
     assert running.collector.counters()['requests'] == {counted: 1}
+
+
+@pytest.mark.parametrize('target', [b'http://[::1/v1/samples',
+                                    b'http://[/v1/samples'],
+                         ids=['open-address', 'empty-address'])
+def test_a_request_target_that_is_no_url_is_a_404_not_a_failure(
+        running, caplog, target):
+    # urlsplit raised ValueError ("Invalid IPv6 URL") inside the handler:
+    # a 500 "internal" with a traceback in the log, for what a client
+    # sent.
+    caplog.set_level(logging.WARNING, logger='shadow_service.collector')
+    got = _raw(running, b'POST %s HTTP/1.1\r\nHost: x\r\n'
+               b'Content-Length: 0\r\n\r\n' % target)
+    assert got.startswith(b'HTTP/1.1 404 '), got[:200]
+    assert running.collector.counters()['requests'] == {
+        '404 no_such_path': 1}
+    assert not [r for r in caplog.records if r.exc_info]
