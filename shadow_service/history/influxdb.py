@@ -161,6 +161,10 @@ class InfluxDBStore(base.HistoryStore):
         # What logs and errors show: never the URL's password.
         self.where = logsafe.mask_url(self.url)
         self.database = opts['influx_database']
+        if not lp.literal_safe(self.database or ''):
+            raise base.HistoryError(
+                '[history] influx_database %r holds a carriage return or '
+                'NUL, which no InfluxQL name can hold' % (self.database,))
         self._opts = opts
         self._session = self._make_session(opts)
         self._timeout = opts['influx_timeout_s']

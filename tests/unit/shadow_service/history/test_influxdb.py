@@ -404,3 +404,13 @@ def test_write_through_refuses_points_older_than_their_retention(
         assert store.query_points('instance_event') == [kept]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize('database', ['nova\rshadow', 'nova\x00shadow'])
+def test_a_database_name_no_influxql_name_holds_is_a_startup_error(
+        influxdb_server, database):
+    # It raised quote_ident's ValueError, which the service does not take
+    # for a store it cannot open (HistoryError).
+    with pytest.raises(base.HistoryError,
+                       match=r'\[history\] influx_database'):
+        conftest.make_influx_store(influxdb_server, database=database)
