@@ -113,6 +113,10 @@ def retry_after_s(value, now=None):
         return None
     value = value.strip()
     if value.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which float()
+        # does not.
+        if not value.isascii():
+            return None
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -127,3 +127,31 @@ def test_a_status_line_no_server_sends_is_said_escaped_and_bounded(caplog):
         assert not set(text) & {'\x1b', '\x07', '\r'}, text[:300]
         assert len(text) < 600, text[:300]
     assert said.count('\n') == 1, said
+
+
+def test_a_retry_after_of_odd_digits_is_no_retry_after():
+    # "²" is a digit to str.isdigit() but no number to float(): the
+    # ValueError ended the sending thread, and every later sample waited
+    # in the buffer until the run dropped it.  (Header bytes are read as
+    # Latin-1, where 0xB2 is "²".)
+    answers = []
+
+    def answer(path, body):
+        answers.append(path)
+        if len(answers) == 1:
+            return 503, 0, b'', {'Retry-After': '\xb2'}
+        return 200, 0
+
+    server = http_support.RawAnswers(answer)
+    sink = _sink(server, backoff_s=0.01, max_backoff_s=0.02)
+    try:
+        sink.emit(_point(0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'])
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (1, 0, 1)
+    assert collector.retry_after_s('\xb2') is None
+    assert collector.retry_after_s('1\xb2') is None
