@@ -54,17 +54,56 @@ def _settled(cloud_, server, status):
         what='server %s %s' % (server['id'], status))
 
 
+# Where the server that is resized away from HOST goes (a host no other
+# test of this file restarts).
+RESIZE_DEST = 'lab-slow'
+# Servers on HOST as its compute stops, one per test, and the action
+# that put each one in the state the test starts from (None: running).
+BEFORE_RESTART = {
+    'seen-off': None,
+    'to-reboot': None,
+    'to-start': None,
+    'lost': None,
+    'to-revert': ('migrate', {'host': RESIZE_DEST}, 'VERIFY_RESIZE'),
+    'to-restore': ('delete', None, 'SOFT_DELETED'),
+    'to-resume': ('suspend', None, 'SUSPENDED'),
+    'to-unrescue': ('rescue', {}, 'RESCUE'),
+}
+
+
+def _settle_before_restart(cloud_, servers):
+    """Each server of ``BEFORE_RESTART`` put in its state (all the
+    actions first, then the waits)."""
+    actions = {name: step for name, step in BEFORE_RESTART.items() if step}
+    cloud_.flags(reclaim_instance_interval=3600)  # a delete soft-deletes
+    try:
+        for name, (action, body, _status) in actions.items():
+            if action == 'delete':
+                cloud_.api.delete_server(servers[name]['id'])
+            else:
+                cloud_.api.post_server_action(servers[name]['id'],
+                                              {action: body})
+        for name, (_action, _body, status) in actions.items():
+            current = _settled(cloud_, servers[name], status)
+            assert current['status'] == status, current.get('fault')
+    finally:
+        cloud_.flags(reclaim_instance_interval=0)
+
+
 @pytest.fixture(scope='module')
 def restarted(lab_cloud):
-    """Servers running on ``HOST``, then its compute stopped while one
-    more spawns and started again, before Nova's power-state sync runs
-    (what ``start_compute`` runs is recorded instead)."""
+    """Servers on ``HOST``, each running (its user-data ran once) and
+    then put in the state of ``BEFORE_RESTART``; then the compute of
+    ``HOST`` stopped while one more spawns and started again, before
+    Nova's power-state sync runs (what ``start_compute`` runs is recorded
+    instead; a test syncs its own server, see :func:`_sync`)."""
     created = {name: lab.create(lab_cloud, name, HOST, COUNT_BOOTS)
-               for name in ('to-reboot', 'to-start', 'lost')}
+               for name in BEFORE_RESTART}
     servers = {name: lab.wait_active(lab_cloud, server)
                for name, server in created.items()}
     for server in servers.values():
-        _running(lab_cloud, server)
+        lab.boots(_running(lab_cloud, server))
+    _settle_before_restart(lab_cloud, servers)
 
     driver = lab_cloud.computes[HOST].manager.driver
     entered = threading.Event()
@@ -106,8 +145,32 @@ def restarted(lab_cloud):
                 lab_cloud.start_compute(HOST)
     yield {'servers': servers, 'spawned': spawned, 'records': records,
            'synced': synced}
-    left = {s['id'] for s in lab_cloud.api.get_servers()}
-    lab.delete(lab_cloud, *[s for s in servers.values() if s['id'] in left])
+    from nova.tests.functional.api import client
+
+    left = []
+    for server in servers.values():
+        try:
+            lab_cloud.api.get_server(server['id'])
+        except client.OpenStackApiNotFoundException:
+            pass  # deleted by its test
+        else:
+            # Listed or not: a soft-deleted server is not.
+            left.append(server)
+    lab.delete(lab_cloud, *left)
+
+
+def _sync(cloud_, server):
+    """Nova's power-state sync of this one server (what a compute runs
+    for each of its servers soon after it starts), so that a test sees
+    the state a real compute would leave and no other test's server is
+    touched."""
+    from nova import context
+    from nova import objects
+
+    ctxt = context.get_admin_context()
+    instance = objects.Instance.get_by_uuid(ctxt, server['id'])
+    cloud_.computes[HOST].manager._query_driver_power_state_and_sync(
+        ctxt, instance)
 
 
 def test_a_spawn_cut_short_by_a_compute_stop_fails_cleanly(restarted):
@@ -131,11 +194,10 @@ def test_a_restarted_host_reports_its_servers_off(lab_cloud, restarted):
     service = lab_cloud.computes[HOST]
     assert restarted['synced'] == [service]
     ctxt = context.get_admin_context()
-    for name in ('to-reboot', 'to-start'):
-        instance = objects.Instance.get_by_uuid(
-            ctxt, restarted['servers'][name]['id'])
-        assert lab_cloud.lab_host(HOST).get(instance.uuid) is None
-        assert service.manager.driver.get_info(instance).state == SHUTDOWN
+    instance = objects.Instance.get_by_uuid(
+        ctxt, restarted['servers']['seen-off']['id'])
+    assert lab_cloud.lab_host(HOST).get(instance.uuid) is None
+    assert service.manager.driver.get_info(instance).state == SHUTDOWN
 
 
 def _outcome(cloud_, server, action, body=None):
@@ -161,7 +223,6 @@ def _console(cloud_, server):
 
 def test_every_action_takes_a_server_whose_host_restarted_as_a_stopped_one(
         lab_cloud, restarted):
-    # Before the power-state sync test below, which stops it.
     lost = restarted['servers']['lost']
     # Its twin: a guest that is off while Nova still says it runs, as the
     # lost one's (its compute did not restart).
@@ -219,7 +280,7 @@ def test_hard_reboot_of_a_server_whose_host_restarted_boots_it_afresh(
 def test_the_power_state_sync_stops_them_and_a_start_boots_afresh(
         lab_cloud, restarted):
     server = restarted['servers']['to-start']
-    cloud.LabCloud._sync_power_states(lab_cloud.computes[HOST])
+    _sync(lab_cloud, server)
     current = _settled(lab_cloud, server, 'SHUTOFF')
     assert (current['status'], current['OS-EXT-STS:power_state']) == \
         ('SHUTOFF', SHUTDOWN)
@@ -229,6 +290,56 @@ def test_the_power_state_sync_stops_them_and_a_start_boots_afresh(
     assert (current['status'], current['OS-EXT-STS:power_state']) == \
         ('ACTIVE', RUNNING), current.get('fault')
     assert lab.boots(_running(lab_cloud, server)) == b'boot\n'
+
+
+def _boots_afresh(cloud_, server, action, body=None):
+    """After Nova's sync of ``server`` (off, its host having restarted),
+    ``action``: the server is ACTIVE and RUNNING and its guest runs on
+    ``HOST`` from a new root (its user-data ran once, again)."""
+    _sync(cloud_, server)
+    assert cloud_.lab_host(HOST).get(server['id']) is None
+    cloud_.api.post_server_action(server['id'], {action: body})
+    current = _settled(cloud_, server, 'ACTIVE')
+    assert (current['status'], current['OS-EXT-STS:power_state']) == \
+        ('ACTIVE', RUNNING), current.get('fault')
+    assert current['OS-EXT-SRV-ATTR:host'] == HOST
+    instance = _running(cloud_, server)
+    assert instance.powered_on and instance.rescue is None
+    assert lab.boots(instance) == b'boot\n'
+    return instance
+
+
+def test_a_resize_revert_after_the_source_restarted_boots_it_there_afresh(
+        lab_cloud, restarted):
+    server = restarted['servers']['to-revert']
+    _boots_afresh(lab_cloud, server, 'revertResize')
+    # The destination's guest is gone.
+    assert lab_cloud.lab_host(RESIZE_DEST).get(server['id']) is None
+
+
+def test_a_restore_after_a_restart_boots_the_soft_deleted_server_afresh(
+        lab_cloud, restarted):
+    _boots_afresh(lab_cloud, restarted['servers']['to-restore'], 'restore')
+
+
+def test_a_resume_after_a_restart_boots_the_suspended_server_afresh(
+        lab_cloud, restarted):
+    instance = _boots_afresh(lab_cloud, restarted['servers']['to-resume'],
+                             'resume')
+    assert not instance.paused and not instance.suspended
+    assert instance.sandbox.group.read(
+        'freezer', 'freezer.state').strip() == 'THAWED'
+
+
+def test_an_unrescue_after_a_restart_boots_the_guest_afresh(
+        lab_cloud, restarted):
+    server = restarted['servers']['to-unrescue']
+    _boots_afresh(lab_cloud, server, 'unrescue')
+    # Its console is the guest's, not a rescue system's.
+    output = lab.wait_for(
+        lambda: (lambda t: t if 'boot finished' in t else None)(
+            lab.console(lab_cloud, server)), what='the guest booted')
+    assert 'user-data: none' not in output
 
 
 def test_a_paused_instance_whose_guest_died_is_reported_crashed(lab_cloud):
