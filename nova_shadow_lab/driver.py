@@ -79,6 +79,24 @@ lab_opts = [
                     '* an absolute path to a lab YAML file\n\n'
                     'Related options:\n\n'
                     '* ``compute_driver = shadowlab.LabDriver``'),
+    cfg.BoolOpt('same_host_cold_migrate', default=False,
+                help='Whether the lab driver claims that a server can be '
+                     'cold migrated to its own host (Nova\'s '
+                     '``COMPUTE_SAME_HOST_COLD_MIGRATE`` trait on the '
+                     'host\'s resource provider, sent to Placement when '
+                     'the compute next reports its resources). Nova '
+                     'then lets the scheduler keep a cold-migrated '
+                     'server where it is: its guest stops and boots '
+                     'again, its root kept. A migration naming the '
+                     'server\'s own host is refused by Nova\'s API '
+                     'either way.\n\n'
+                     'Possible values:\n\n'
+                     '* False: the current host is never a cold '
+                     'migration\'s destination (as libvirt)\n'
+                     '* True: it may be (as VMware)\n\n'
+                     'Related options:\n\n'
+                     '* ``[DEFAULT] allow_resize_to_same_host`` (a '
+                     'resize\'s, not a cold migration\'s)'),
 ]
 
 
@@ -158,6 +176,17 @@ class LabDriver(fake.FakeDriver):
     @property
     def lab_host(self):
         return self._lab
+
+    @property
+    def capabilities(self):
+        """The fake's, and a cold migration to the same host as
+        ``[nova_shadow_lab] same_host_cold_migrate`` says (a resize on
+        it, and a cold migration, keep the guest: see
+        :meth:`finish_migration`)."""
+        return dict(
+            fake.FakeDriver.capabilities,
+            supports_migrate_to_same_host=(
+                CONF.nova_shadow_lab.same_host_cold_migrate))
 
     # -- instances ---------------------------------------------------------
 

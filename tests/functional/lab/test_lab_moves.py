@@ -22,7 +22,8 @@ SAME_HOST = lab.PREFERRED_HOST
 def servers(lab_cloud):
     """One server per test, booted all at once on ``SOURCE``."""
     created = {name: lab.create(lab_cloud, name, SOURCE, BACKGROUND)
-               for name in ('live', 'cold', 'revert', 'suspend', 'soft')}
+               for name in ('live', 'cold', 'revert', 'suspend', 'soft',
+                            'to-itself')}
     yield {name: lab.wait_active(lab_cloud, server)
            for name, server in created.items()}
     left = {s['id'] for s in lab_cloud.api.get_servers()}
@@ -305,5 +306,69 @@ def test_rescue_boots_a_rescue_system_beside_the_guests_files(lab_cloud):
         # The guest's own root again: its user-data did not run again.
         assert lab.boots(instance) == b'boot\n'
     finally:
+        lab.delete(lab_cloud, server)
+    assert _gone(instance)
+
+
+def test_a_cold_migration_to_its_own_host_is_refused(lab_cloud, servers):
+    # What an operator sees: Nova's API refuses a migration naming the
+    # server's host (whatever the driver or allow_resize_to_same_host).
+    from nova.tests.functional.api import client
+
+    server = servers['to-itself']
+    lab_cloud.flags(allow_resize_to_same_host=True)
+    try:
+        with pytest.raises(client.OpenStackApiException) as refused:
+            lab_cloud.api.post_server_action(
+                server['id'], {'migrate': {'host': SOURCE}})
+    finally:
+        lab_cloud.flags(allow_resize_to_same_host=False)
+    assert refused.value.response.status_code == 400
+    assert 'Cannot migrate to the host where the server exists' in \
+        refused.value.response.text
+    current = lab_cloud.api.get_server(server['id'])
+    assert (current['status'], current['OS-EXT-SRV-ATTR:host']) == \
+        ('ACTIVE', SOURCE)
+
+
+def _report_resources(cloud, host):
+    """The compute's resource report (a real one's periodic task):
+    the driver's capabilities reach Placement as traits."""
+    from nova import context
+
+    cloud.computes[host].manager.update_available_resource(
+        context.get_admin_context())
+
+
+def _same_host_cold_migrate_claimed(cloud, host, claimed):
+    cloud.flags(same_host_cold_migrate=claimed, group='nova_shadow_lab')
+    _report_resources(cloud, host)
+
+
+def test_with_same_host_cold_migrate_a_cold_migration_may_keep_its_host(
+        lab_cloud):
+    server = lab.boot(lab_cloud, 'to-itself', SAME_HOST, lab.COUNT_BOOTS)
+    _same_host_cold_migrate_claimed(lab_cloud, SAME_HOST, True)
+    try:
+        instance = _running(lab_cloud, SAME_HOST, server)
+        lab.boots(instance)
+        pids = instance.sandbox.group.pids()
+        # No host named: the scheduler may keep it (it prefers SAME_HOST).
+        lab_cloud.api.post_server_action(server['id'], {'migrate': None})
+        migrated = _settled(lab_cloud, server, 'VERIFY_RESIZE')
+        assert migrated['OS-EXT-SRV-ATTR:host'] == SAME_HOST
+        assert migrated['OS-EXT-STS:power_state'] == 1
+        instance = _resized_once(lab_cloud, server, pids)
+        assert _limits(instance) == (1024, 512)
+        pids = instance.sandbox.group.pids()
+        lab_cloud.api.post_server_action(server['id'],
+                                         {'revertResize': None})
+        reverted = _settled(lab_cloud, server, 'ACTIVE')
+        assert reverted['OS-EXT-STS:power_state'] == 1
+        # (A confirm leaves it running, as a resize's on its host.)
+        instance = _resized_once(lab_cloud, server, pids)
+        assert _limits(instance) == (1024, 512)
+    finally:
+        _same_host_cold_migrate_claimed(lab_cloud, SAME_HOST, False)
         lab.delete(lab_cloud, server)
     assert _gone(instance)
