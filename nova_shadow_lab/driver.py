@@ -66,6 +66,11 @@ LOG = logging.getLogger(__name__)
 CONF = nova_conf.CONF
 DRIVER_NAME = 'shadowlab.LabDriver'
 MAX_CONSOLE_BYTES = 100 * 1024
+# The least memory of a flavor the lab boots while instance memory limits
+# come from flavors (``instance_memory_from_flavor``; as the least host
+# share): the lab's init running a shell script peaked at 6.7 MB of its
+# cgroup's memory, and under a 4 MB limit it was killed as it started.
+MIN_GUEST_MEMORY_MB = 16
 
 lab_group = cfg.OptGroup(
     'nova_shadow_lab', title='nova-shadow lab driver',
@@ -200,6 +205,10 @@ class LabDriver(fake.FakeDriver):
             raise exception.InstanceDeployFailure(
                 reason='lab host %s is not running' % self._host,
                 instance_id=instance.uuid)
+        too_small = self._too_small(instance.flavor)
+        if too_small:
+            # Invalid input: Nova fails the build, not rescheduling it.
+            raise exception.InvalidInput(reason=too_small)
         super().spawn(context, instance, image_meta, injected_files,
                       admin_password, allocations, network_info,
                       block_device_info, power_on, accel_info)
@@ -247,6 +256,16 @@ class LabDriver(fake.FakeDriver):
             self._lab.stop_instance(uuid)
         super().destroy(context, instance, network_info, block_device_info,
                         destroy_disks, destroy_secrets)
+
+    def _too_small(self, flavor):
+        """Why a guest cannot boot with ``flavor``'s memory, or None."""
+        lab = self._lab
+        if (lab is None or not lab.settings.instance_memory_from_flavor or
+                flavor.memory_mb >= MIN_GUEST_MEMORY_MB):
+            return None
+        return ('flavor %s has %d MB of memory; a lab guest needs at '
+                'least %d MB' % (flavor.name, flavor.memory_mb,
+                                 MIN_GUEST_MEMORY_MB))
 
     def _lab_instance(self, instance):
         lab_instance = self._held(instance)
@@ -438,7 +457,12 @@ class LabDriver(fake.FakeDriver):
                                    timeout=0, retry_interval=0):
         # Off, as a hypervisor leaves the source of a cold migration or
         # resize; its files stay for a revert, confirm_migration removes
-        # it.
+        # it. A resize to a flavor too small for a guest is refused
+        # first, the server left running as it was.
+        too_small = self._too_small(flavor)
+        if too_small:
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=too_small))
         super().migrate_disk_and_power_off(
             context, instance, dest, flavor, network_info,
             block_device_info, timeout, retry_interval)

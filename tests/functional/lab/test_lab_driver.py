@@ -538,3 +538,52 @@ def test_a_running_compute_or_lab_host_cannot_start_twice(lab_cloud):
     assert lab_cloud.computes['lab-noisy'] is service
     assert host.tenants['burner'] is tenant and tenant.alive()
     assert host.group.pids() >= tenant.group.pids()
+
+
+def test_a_flavor_with_less_memory_than_a_guest_needs_is_refused(lab_cloud):
+    # A guest's init needs about 7 MB of its cgroup's memory: under a
+    # 4 MB limit it is killed as it starts, nothing on its console.
+    tiny = lab_cloud.api.post_flavor({'flavor': {
+        'name': 'ram-4', 'vcpus': 1, 'ram': 4, 'disk': 1}})
+    host = lab_cloud.lab_host('lab-slow')
+    created = {
+        'tiny': lab.create(lab_cloud, 'tiny', 'lab-slow',
+                           lab.user_data(BACKGROUND), flavor=tiny['id']),
+        'to-shrink': lab.create(lab_cloud, 'to-shrink', 'lab-slow',
+                                lab.user_data(BACKGROUND)),
+    }
+    try:
+        # The build fails, not rescheduled, saying why; nothing is left.
+        failed = lab.wait_for(
+            lambda: (lambda s: s if s['status'] in ('ERROR', 'ACTIVE')
+                     else None)(lab_cloud.api.get_server(
+                         created['tiny']['id'])), what='tiny built')
+        assert failed['status'] == 'ERROR'
+        assert ('flavor ram-4 has 4 MB of memory; a lab guest needs at '
+                'least 16 MB') in failed['fault']['message']
+        assert host.get(failed['id']) is None
+        assert not host.group.child(failed['id']).exists()
+
+        # A resize to it is refused; the server runs on as it was.
+        server = lab.wait_active(lab_cloud, created['to-shrink'])
+        instance = _lab_instance(lab_cloud, server)
+        lab.wait_for(lambda: len(instance.sandbox.group.pids()) >= 3,
+                     what='processes')
+        pids = instance.sandbox.group.pids()
+        lab_cloud.api.post_server_action(
+            server['id'], {'resize': {'flavorRef': tiny['id']}})
+        lab.wait_for(lambda: (lambda s: s['OS-EXT-STS:task_state'] is None
+                              and s)(lab_cloud.api.get_server(server['id'])),
+                     what='resize done')
+        current = lab_cloud.api.get_server(server['id'])
+        assert (current['status'], current['OS-EXT-STS:power_state'],
+                current['flavor']['original_name']) == ('ACTIVE', 1, 'm1.tiny')
+        assert current['OS-EXT-SRV-ATTR:host'] == 'lab-slow'
+        assert instance.sandbox.alive()
+        assert instance.sandbox.group.pids() == pids
+        migrations = lab_cloud.api.get_migrations()
+        assert [m['status'] for m in migrations
+                if m['instance_uuid'] == server['id']] == ['error']
+    finally:
+        lab.delete(lab_cloud, *created.values())
+        lab_cloud.api.delete_flavor(tiny['id'])
