@@ -345,6 +345,22 @@ def _same_host_cold_migrate_claimed(cloud, host, claimed):
     _report_resources(cloud, host)
 
 
+def test_a_cold_migration_leaves_its_host_even_with_same_host_resizes(
+        lab_cloud):
+    # allow_resize_to_same_host is a resize's setting: a cold migration
+    # asks the driver (same_host_cold_migrate, off by default).
+    server = lab.boot(lab_cloud, 'leaves', SAME_HOST, BACKGROUND)
+    lab_cloud.flags(allow_resize_to_same_host=True)
+    try:
+        # No host named, and the scheduler prefers SAME_HOST.
+        lab_cloud.api.post_server_action(server['id'], {'migrate': None})
+        migrated = _settled(lab_cloud, server, 'VERIFY_RESIZE')
+        assert migrated['OS-EXT-SRV-ATTR:host'] != SAME_HOST
+    finally:
+        lab_cloud.flags(allow_resize_to_same_host=False)
+        lab.delete(lab_cloud, server)
+
+
 def test_with_same_host_cold_migrate_a_cold_migration_may_keep_its_host(
         lab_cloud):
     server = lab.boot(lab_cloud, 'to-itself', SAME_HOST, lab.COUNT_BOOTS)

@@ -169,8 +169,10 @@ def _sync(cloud_, server):
 
     ctxt = context.get_admin_context()
     instance = objects.Instance.get_by_uuid(ctxt, server['id'])
-    cloud_.computes[HOST].manager._query_driver_power_state_and_sync(
-        ctxt, instance)
+    # By the compute of the server's host (a resized server's is its
+    # destination's until the resize is confirmed or reverted).
+    manager = cloud_.computes[instance.host].manager
+    manager._query_driver_power_state_and_sync(ctxt, instance)
 
 
 def test_a_spawn_cut_short_by_a_compute_stop_fails_cleanly(restarted):
