@@ -12,7 +12,10 @@ inside bubblewrap in the instance's cgroups below its host's
 the server diagnostics API returns the instance's cgroup figures;
 ``rescue`` runs a rescue system in the guest's place
 (:meth:`nova_shadow_lab.host.LabHost.rescue`); a resize on the guest's own
-host boots it again with the new flavor's limits; a server of a host
+host (or a cold migration, with ``[nova_shadow_lab]
+same_host_cold_migrate``) boots it again with the new flavor's limits; a
+flavor with less memory than a guest needs (:data:`MIN_GUEST_MEMORY_MB`)
+fails a build and is refused by a resize; a server of a host
 whose compute restarted is taken as a stopped guest
 (:meth:`LabDriver._held`), and ``resume_state_on_host_boot`` boots it
 afresh.
