@@ -65,29 +65,41 @@ BEFORE_RESTART = {
     'to-start': None,
     'lost': None,
     'to-revert': ('migrate', {'host': RESIZE_DEST}, 'VERIFY_RESIZE'),
+    # Resized on HOST itself (to BIGGER).
+    'to-revert-here': ('resize', None, 'VERIFY_RESIZE'),
     'to-restore': ('delete', None, 'SOFT_DELETED'),
     'to-resume': ('suspend', None, 'SUSPENDED'),
     'to-unrescue': ('rescue', {}, 'RESCUE'),
 }
 
 
-def _settle_before_restart(cloud_, servers):
+def _settle_before_restart(cloud_, servers, bigger):
     """Each server of ``BEFORE_RESTART`` put in its state (all the
-    actions first, then the waits)."""
+    actions first, then the waits); a resize is to flavor ``bigger``,
+    and Nova keeps it on ``HOST``."""
     actions = {name: step for name, step in BEFORE_RESTART.items() if step}
     cloud_.flags(reclaim_instance_interval=3600)  # a delete soft-deletes
+    cloud_.flags(allow_resize_to_same_host=True)
     try:
-        for name, (action, body, _status) in actions.items():
-            if action == 'delete':
-                cloud_.api.delete_server(servers[name]['id'])
-            else:
+        with pytest.MonkeyPatch.context() as patch:
+            # The test weigher's preferred host: where a resize stays.
+            patch.setattr(lab, 'PREFERRED_HOST', HOST)
+            for name, (action, body, _status) in actions.items():
+                if action == 'delete':
+                    cloud_.api.delete_server(servers[name]['id'])
+                    continue
+                if action == 'resize':
+                    body = {'flavorRef': bigger['id']}
                 cloud_.api.post_server_action(servers[name]['id'],
                                               {action: body})
-        for name, (_action, _body, status) in actions.items():
-            current = _settled(cloud_, servers[name], status)
-            assert current['status'] == status, current.get('fault')
+            for name, (_action, _body, status) in actions.items():
+                current = _settled(cloud_, servers[name], status)
+                assert current['status'] == status, current.get('fault')
+        here = cloud_.api.get_server(servers['to-revert-here']['id'])
+        assert here['OS-EXT-SRV-ATTR:host'] == HOST
     finally:
         cloud_.flags(reclaim_instance_interval=0)
+        cloud_.flags(allow_resize_to_same_host=False)
 
 
 @pytest.fixture(scope='module')
@@ -99,11 +111,13 @@ def restarted(lab_cloud):
     instead; a test syncs its own server, see :func:`_sync`)."""
     created = {name: lab.create(lab_cloud, name, HOST, COUNT_BOOTS)
                for name in BEFORE_RESTART}
+    bigger = lab_cloud.api.post_flavor({'flavor': {
+        'name': 'restart-bigger', 'vcpus': 1, 'ram': 768, 'disk': 1}})
     servers = {name: lab.wait_active(lab_cloud, server)
                for name, server in created.items()}
     for server in servers.values():
         lab.boots(_running(lab_cloud, server))
-    _settle_before_restart(lab_cloud, servers)
+    _settle_before_restart(lab_cloud, servers, bigger)
 
     driver = lab_cloud.computes[HOST].manager.driver
     entered = threading.Event()
@@ -157,6 +171,7 @@ def restarted(lab_cloud):
             # Listed or not: a soft-deleted server is not.
             left.append(server)
     lab.delete(lab_cloud, *left)
+    lab_cloud.api.delete_flavor(bigger['id'])
 
 
 def _sync(cloud_, server):
@@ -319,6 +334,28 @@ def test_a_resize_revert_after_the_source_restarted_boots_it_there_afresh(
     assert lab_cloud.lab_host(RESIZE_DEST).get(server['id']) is None
 
 
+def test_a_revert_of_a_resize_on_its_own_host_after_a_restart_boots_afresh(
+        lab_cloud, restarted):
+    server = restarted['servers']['to-revert-here']
+    _sync(lab_cloud, server)
+    lab_cloud.api.post_server_action(server['id'], {'revertResize': None})
+    reverted = _settled(lab_cloud, server, 'ACTIVE')
+    assert reverted['status'] == 'ACTIVE', reverted.get('fault')
+    assert reverted['flavor']['original_name'] == 'm1.tiny'
+    # Nova keeps the power state its sync recorded (it does not read it
+    # after a revert) although the guest runs: until the next sync.
+    assert reverted['OS-EXT-STS:power_state'] == SHUTDOWN
+    instance = _running(lab_cloud, server)
+    # Booted afresh (a new root) with the old flavor's memory.
+    assert lab.boots(instance) == b'boot\n'
+    assert int(instance.sandbox.group.read(
+        'memory', 'memory.limit_in_bytes')) == 512 * lab.MIB
+    _sync(lab_cloud, server)
+    synced = lab_cloud.api.get_server(server['id'])
+    assert (synced['status'], synced['OS-EXT-STS:power_state']) == \
+        ('ACTIVE', RUNNING)
+
+
 def test_a_restore_after_a_restart_boots_the_soft_deleted_server_afresh(
         lab_cloud, restarted):
     _boots_afresh(lab_cloud, restarted['servers']['to-restore'], 'restore')
@@ -396,3 +433,4 @@ def test_with_resume_guests_state_on_host_boot_servers_that_ran_boot_again(
         assert lab_cloud.lab_host(host).get(was_off['id']) is None
     finally:
         lab.delete(lab_cloud, *servers.values())
+
