@@ -231,6 +231,27 @@ def _outcome(cloud_, server, action, body=None):
     return current['status'], current['OS-EXT-STS:power_state']
 
 
+def _reverts(records, server):
+    """How many task-state reverts of ``server`` Nova's compute logged."""
+    return sum(1 for r in records.records
+               if r.getMessage().startswith('Successfully reverted task '
+                                            'state') and
+               getattr(getattr(r, 'instance', None), 'uuid', None) ==
+               server['id'])
+
+
+def _refused(cloud_, server, action, records):
+    """:func:`_outcome` of an action the compute refuses, once Nova is
+    done with it: its task state is cleared a second time after the
+    server is seen settled, which would clear the next action's."""
+    before = _reverts(records, server)
+    outcome = _outcome(cloud_, server, action)
+    if outcome == ('ACTIVE', RUNNING):
+        lab.wait_for(lambda: _reverts(records, server) > before,
+                     what='task state of %s reverted' % server['id'])
+    return outcome
+
+
 def _console(cloud_, server):
     try:
         return 'boot finished' in lab.console(cloud_, server)
@@ -244,6 +265,11 @@ def test_every_action_takes_a_server_whose_host_restarted_as_a_stopped_one(
     # Its twin: a guest that is off while Nova still says it runs, as the
     # lost one's (its compute did not restart).
     twin = lab.boot(lab_cloud, 'off-twin', HOST, COUNT_BOOTS)
+    records = _Records()
+    manager_log = logging.getLogger('nova.compute.manager')
+    level = manager_log.level
+    manager_log.setLevel(logging.INFO)  # the reverts are INFO
+    manager_log.addHandler(records)
     try:
         _running(lab_cloud, twin)
         lab.wait_for(lambda: _console(lab_cloud, twin) is True,
@@ -253,9 +279,9 @@ def test_every_action_takes_a_server_whose_host_restarted_as_a_stopped_one(
             ('console', _console, True),
             # A guest that is off cannot pause or suspend: refused, the
             # server left as it was (not in ERROR).
-            ('pause', lambda c, s: _outcome(c, s, 'pause'),
+            ('pause', lambda c, s: _refused(c, s, 'pause', records),
              ('ACTIVE', RUNNING)),
-            ('suspend', lambda c, s: _outcome(c, s, 'suspend'),
+            ('suspend', lambda c, s: _refused(c, s, 'suspend', records),
              ('ACTIVE', RUNNING)),
             ('stop', lambda c, s: _outcome(c, s, 'os-stop'),
              ('SHUTOFF', SHUTDOWN)),
@@ -273,6 +299,8 @@ def test_every_action_takes_a_server_whose_host_restarted_as_a_stopped_one(
         for server in (lost, twin):
             assert lab_cloud.lab_host(HOST).get(server['id']) is None
     finally:
+        manager_log.removeHandler(records)
+        manager_log.setLevel(level)
         lab.delete(lab_cloud, twin)
 
 
