@@ -84,7 +84,9 @@ def boots(instance):
     """What ``COUNT_BOOTS`` recorded in the instance's root: one
     ``boot`` line per run of its user-data."""
     path = os.path.join(instance.sandbox.root, 'opt/boots')
-    wait_for(lambda: os.path.exists(path), what='/opt/boots')
+    # Not only there: the shell creates it before it writes the line.
+    wait_for(lambda: os.path.exists(path) and os.path.getsize(path),
+             what='/opt/boots')
     with open(path, 'rb') as f:
         return f.read()
 
