@@ -65,6 +65,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from shadow_service.analysis import calibration as cal  # noqa: E402
+from shadow_service.learners import calibration as learning  # noqa: E402
 
 WINDOW_S = 86400.0
 REFIT_S = 3600.0
@@ -434,6 +435,13 @@ def methods():
             lambda x, y, s, w, m=min_pairs: _WindowKeyed(
                 min_pairs=m).fit(x, y, s, w),
             {'weights': 'window and ipw', 'min_pairs': min_pairs})
+    # The prior map shipped with the service (fitted on other seeds than
+    # the measured ones: see calibration_prior.py), stated before any
+    # outcome is known.
+    bundled = learning.load_prior_map('bundled')
+    found['logistic, bundled prior map (default)'] = (
+        lambda x, y, s: cal.LogisticCalibrationMap(
+            prior=bundled).fit(x, y, s), {'min_pairs': 0})
     found['mean accuracy so far'] = (
         lambda x, y, _s: (lambda a: (lambda c: a))(
             (np.sum(y) + 5 * 0.75) / (len(y) + 5)), {})
@@ -480,7 +488,10 @@ def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
                               for k, _c, _y, a, _s, _g in pairs[:n]],
                     [now - a for _k, _c, _y, a, _s, _g in pairs[:n]]))]
             fitted_at, fitted_n = now, n
-            mapping = (fit(*zip(*seen)) if len(seen) >= max(min_pairs, 1)
+            # min_pairs 0: a map with a prior of its own states it before
+            # any outcome is known.
+            mapping = (fit(*(zip(*seen) if seen else ((), (), ())))
+                       if len(seen) >= min_pairs and (seen or min_pairs == 0)
                        else None)
         stated.append(_stated(mapping, raw, share, key)
                       if mapping is not None else raw)

@@ -90,6 +90,8 @@ Usage::
         [--lifetime-horizon S] [--no-calibration] \
         [--calibration-tails flat|identity] [--calibration-method M] \
         [--calibration-min-pairs N] \
+        [--calibration-prior-map bundled|identity|FILE] \
+        [--calibration-prior-map-pairs N] \
         [--no-peak-headroom] \
         [--no-peak-memory] \
         [--cluster FILE] [--policies nova,shadow,load_aware,...] \
@@ -492,6 +494,12 @@ def service_settings(args, persistent):
     if getattr(args, 'calibration_min_pairs', None) is not None:
         settings.append(('analysis', 'calibration_min_pairs',
                          args.calibration_min_pairs))
+    if getattr(args, 'calibration_prior_map', None):
+        settings.append(('analysis', 'calibration_prior_map',
+                         args.calibration_prior_map))
+    if getattr(args, 'calibration_prior_map_pairs', None) is not None:
+        settings.append(('analysis', 'calibration_prior_map_pairs',
+                         args.calibration_prior_map_pairs))
     if getattr(args, 'no_peak_headroom', False):
         settings.append(('analysis', 'peak_headroom', False))
     if getattr(args, 'no_peak_memory', False):
@@ -1398,6 +1406,9 @@ def run(args):
         'cotenancy_horizon_s': conf.analysis.cotenancy_horizon,
         'lifetime_horizon_s': conf.analysis.lifetime_horizon,
         'confidence_calibration': conf.analysis.confidence_calibration,
+        'calibration_prior_map': conf.analysis.calibration_prior_map,
+        'calibration_prior_map_pairs':
+            conf.analysis.calibration_prior_map_pairs,
         'host_monitoring': {'backfill_h': MONITOR_BACKFILL_H,
                             'interval_s': MONITOR_INTERVAL_S},
         'confidence_target': conf.shadow.confidence_target,
@@ -1639,6 +1650,13 @@ def main(argv=None):
     parser.add_argument('--calibration-min-pairs', type=int,
                         help='[analysis] calibration_min_pairs (default: '
                         'the option\'s)')
+    parser.add_argument('--calibration-prior-map',
+                        help='[analysis] calibration_prior_map (default: '
+                        'the option\'s, bundled; identity is the map '
+                        'before the option)')
+    parser.add_argument('--calibration-prior-map-pairs', type=float,
+                        help='[analysis] calibration_prior_map_pairs '
+                        '(default: the option\'s)')
     parser.add_argument('--no-confidence-weighting', action='store_true',
                         help='the weigher with [shadow_weigher] '
                         'confidence_weighting = False (the ablation)')

@@ -336,6 +336,16 @@ class LogisticCalibrationMap(CalibrationMap):
     there are no tails (the line covers every confidence) and the map is
     monotone: a fit with ``b`` below 0 is refitted with ``b = 0`` (the
     level alone).
+
+    ``prior``: a prior map ``(a0, b0)`` (fitted offline on outcomes of
+    other clouds or runs, see ``[analysis] calibration_prior_map``) that
+    takes the identity's place: stated before any outcome is known, and
+    the centre of the Gaussian prior, worth ``prior_map_pairs``
+    pseudo-outcomes, once some are, so the learned map hands over from
+    it as outcomes accrue.  With a prior map ``min_pairs`` is not waited
+    for: the prior stands for the outcomes not known yet (without one,
+    the first few outcomes, of the shortest-lived VMs, moved a map held
+    only at the identity too far).
     """
 
     #: Raw confidences are clipped to this distance of 0 and 1 before
@@ -344,12 +354,39 @@ class LogisticCalibrationMap(CalibrationMap):
     NEWTON_STEPS = 50
 
     def __init__(self, *, prior_pairs=5.0, min_pairs=20,
-                 share_margin=SHARE_MARGIN, **_ignored):
+                 share_margin=SHARE_MARGIN, prior=None,
+                 prior_map_pairs=20.0, **_ignored):
         super().__init__(prior_pairs=prior_pairs, min_pairs=min_pairs,
                          share_margin=share_margin)
+        if prior is not None:
+            prior = tuple(float(v) for v in prior)
+            if len(prior) != 2 or not all(np.isfinite(prior)) \
+                    or prior[1] < 0:
+                raise ValueError('prior must be two finite coefficients '
+                                 '(a, b) with b >= 0, got %r' % (prior,))
+        if prior_map_pairs < 0:
+            raise ValueError('prior_map_pairs must not be negative')
         self.tails = None
-        #: ``(a, b)``: the identity until fitted.
-        self.coefficients = (0.0, 1.0)
+        #: ``(a0, b0)`` of the prior map, or None (the identity).
+        self.prior = prior
+        self.prior_map_pairs = float(prior_map_pairs)
+        #: ``(a, b)``: the prior map (the identity without one) until
+        #: fitted.
+        self.coefficients = self._center()
+
+    def _center(self):
+        return (0.0, 1.0) if self.prior is None else self.prior
+
+    @property
+    def fitted(self):
+        if self.prior is not None:
+            return self.pairs > 0
+        return super().fitted
+
+    def _ridge(self):
+        if self.prior is not None:
+            return max(self.prior_map_pairs * 0.25, 1e-3)
+        return max(self.prior_pairs * 0.25, 1e-3)
 
     @classmethod
     def _logit(cls, confidence):
@@ -360,9 +397,10 @@ class LogisticCalibrationMap(CalibrationMap):
     def fit(self, confidences, outcomes, shares=None, base=None):
         """Fit on raw confidences and 0/1 outcomes with the allocated RAM
         share of each ranking (None where unknown); returns self.
-        ``base`` is not used (the prior is the identity)."""
+        ``base`` is not used (the prior is the identity or ``prior``)."""
         super().fit(confidences, outcomes, shares)
-        self.coefficients = (0.0, 1.0)
+        center = np.array(self._center())
+        self.coefficients = tuple(float(v) for v in center)
         if not self.fitted:
             return self
         confidences = np.asarray(confidences, dtype=float)
@@ -371,12 +409,12 @@ class LogisticCalibrationMap(CalibrationMap):
         features = np.stack([np.ones(int(np.sum(keep))),
                              self._logit(confidences[keep])], 1)
         outcomes = np.clip(outcomes[keep], 0, 1)
-        theta = self._newton(features, outcomes, np.array([0.0, 1.0]))
+        theta = self._newton(features, outcomes, center)
         if theta[1] < 0:
             # A map that falls as the raw confidence rises is not one:
             # the slope held at 0, the level alone learned.
             theta = np.array([self._newton(features[:, :1], outcomes,
-                                           np.array([0.0]))[0], 0.0])
+                                           center[:1])[0], 0.0])
         if np.all(np.isfinite(theta)):
             self.coefficients = (float(theta[0]), float(theta[1]))
         return self
@@ -384,14 +422,14 @@ class LogisticCalibrationMap(CalibrationMap):
     def _newton(self, features, outcomes, center):
         """Maximum a posteriori logistic coefficients of ``features``,
         Gaussian prior at ``center``."""
-        return fit_logistic(features, outcomes, center,
-                            max(self.prior_pairs * 0.25, 1e-3),
+        return fit_logistic(features, outcomes, center, self._ridge(),
                             self.NEWTON_STEPS)
 
     def __call__(self, confidence, share=None):
         """The stated confidence of a raw ``confidence`` ranked at
         allocated RAM share ``share``."""
-        if not self.fitted or not self.covers(share):
+        if ((not self.fitted and self.prior is None)
+                or not self.covers(share)):
             value = float(confidence)
         else:
             a, b = self.coefficients
@@ -403,7 +441,10 @@ class LogisticCalibrationMap(CalibrationMap):
         found = super().to_dict()
         del found['knots']
         found.update(method='logistic',
-                     coefficients=[round(v, 4) for v in self.coefficients])
+                     coefficients=[round(v, 4) for v in self.coefficients],
+                     prior=(None if self.prior is None else {
+                         'coefficients': [round(v, 4) for v in self.prior],
+                         'pairs': self.prior_map_pairs}))
         return found
 
 

@@ -355,8 +355,9 @@ CALIBRATION_OPTS = [
 State a ranking's confidence through a map learned from what really
 happened: the share of earlier rankings, at the same raw confidence, whose
 top host really was best (within ``tie_margin``) over the placed VM's
-first ``calibration_window`` seconds. Until ``calibration_min_pairs``
-outcomes exist the raw confidence is stated. The raw figure stays in the
+first ``calibration_window`` seconds. Until outcomes are known the
+``calibration_prior_map`` is stated (without one, the raw confidence until
+``calibration_min_pairs`` outcomes exist). The raw figure stays in the
 ranking as ``raw_confidence``.
 
 Outcomes come from ``ranking_outcome`` records and from placed VMs: Nova's
@@ -377,7 +378,9 @@ Seconds of a placed VM's life after which its ranking's outcome is judged
         min=0,
         help="""
 Outcomes needed before the learned calibration map replaces the raw
-confidence.
+confidence, when there is no ``calibration_prior_map`` (``identity``, or
+``calibration_method = bins``). With a prior map the map learns from the
+first outcome, the prior worth ``calibration_prior_map_pairs`` of them.
 """),
     cfg.StrOpt(
         'calibration_method',
@@ -409,7 +412,48 @@ of ``n`` outcomes of which a share ``a`` were right, at mean raw
 confidence ``c``, states ``(n * a + prior_pairs * c) / (n +
 prior_pairs)``. ``logistic``: the weight of the Gaussian prior that holds
 the line at the identity (a quarter of ``prior_pairs`` per figure). Larger
-values trust few outcomes less.
+values trust few outcomes less. With a ``calibration_prior_map`` the
+logistic map's prior is that map, worth ``calibration_prior_map_pairs``
+instead.
+"""),
+    cfg.StrOpt(
+        'calibration_prior_map',
+        default='bundled',
+        help="""
+The logistic calibration map stated before any outcome is known, and the
+prior the learned map starts from and hands over from as outcomes accrue.
+A ranking's outcome is known only once its VM's first day (or its life,
+when shorter) is over, so without a prior the first day's rankings state
+their raw confidence, which on the digital twin is too low there.
+
+Possible values:
+
+* ``bundled`` (default): the map shipped with nova-shadow
+  (``shadow_service/learners/data/calibration_prior.json``), fitted by
+  ``benchmarks/calibration_prior.py`` on the twin's rankings of seeds not
+  used to measure it.
+* ``identity``: no prior map; the raw confidence until
+  ``calibration_min_pairs`` outcomes, a prior at the identity worth
+  ``calibration_prior_pairs`` after (the behaviour before this option).
+* a path: a JSON file ``{"method": "logistic", "coefficients": [a, b]}``
+  (the stated log-odds ``a + b * logit(raw)``), such as
+  ``calibration_prior.py`` writes from a cloud's own stored rankings.
+
+Only ``calibration_method = logistic`` reads it.
+
+Related options:
+
+* ``calibration_prior_map_pairs``: what the prior map is worth.
+"""),
+    cfg.FloatOpt(
+        'calibration_prior_map_pairs',
+        default=20.0,
+        min=0.0,
+        help="""
+How many outcomes the ``calibration_prior_map`` is worth: the weight of
+the Gaussian prior (a quarter of it per figure) that holds the learned
+logistic map at the prior map. Larger values hand over to the cloud's own
+outcomes later.
 """),
     cfg.StrOpt(
         'calibration_tails',

@@ -29,12 +29,21 @@ ranking was made (from the evaluation record's host features), so that
 the map is not read in a cloud fuller or emptier than its outcomes saw
 (see :class:`~shadow_service.analysis.calibration.CalibrationMap`).
 
+Before any outcome is known the logistic map states a prior map
+(``[analysis] calibration_prior_map``; by default the one shipped in
+``data/calibration_prior.json``, fitted offline on the digital twin's
+rankings by ``benchmarks/calibration_prior.py``), and hands over from it
+as outcomes accrue (see
+:class:`~shadow_service.analysis.calibration.LogisticCalibrationMap`).
+
 Refits are throttled like the other learners' and never raise.
 Configure it in the ``[analysis]`` group (``calibration_*`` options).
 """
 
+import json
 import logging
 import math
+import os
 import time
 
 import numpy as np
@@ -50,6 +59,42 @@ from shadow_service.workloads import catalogue
 from shadow_service.workloads import profiles
 
 LOG = logging.getLogger(__name__)
+
+#: The prior map shipped with nova-shadow (``[analysis]
+#: calibration_prior_map = bundled``).
+BUNDLED_PRIOR_MAP = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 'data', 'calibration_prior.json')
+
+
+def load_prior_map(setting):
+    """``(a0, b0)`` of the logistic prior map ``setting`` names
+    (``[analysis] calibration_prior_map``): ``bundled`` the map shipped
+    with nova-shadow, ``identity`` (or empty) none, else the path of a
+    JSON file with ``method`` ``logistic`` and ``coefficients`` ``[a0,
+    b0]`` (as ``benchmarks/calibration_prior.py`` writes it).
+
+    Raises
+    ------
+    ValueError
+        Naming the option and the file when it cannot be read or holds no
+        such map.
+    """
+    if setting in (None, '', 'identity'):
+        return None
+    path = BUNDLED_PRIOR_MAP if setting == 'bundled' else setting
+    try:
+        with open(path) as handle:
+            found = json.load(handle)
+        if found.get('method', 'logistic') != 'logistic':
+            raise ValueError('method %r, not logistic' % found['method'])
+        a, b = (float(v) for v in found['coefficients'])
+        if not (math.isfinite(a) and math.isfinite(b)) or b < 0:
+            raise ValueError('coefficients must be finite, the slope not '
+                             'negative')
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ValueError('[analysis] calibration_prior_map %s is not a '
+                         'logistic prior map: %s' % (path, exc)) from exc
+    return a, b
 
 
 def placed_outcome(record, instance_points, *, placed_on, window_s,
@@ -137,6 +182,12 @@ class CalibrationLearner(base.HistoryLearner):
     harvest : bool
         Also derive outcomes from placed VMs' own metrics (see the module
         docstring).
+    prior_map : tuple or None
+        ``(a0, b0)``: the logistic prior map stated before outcomes and
+        learned from as they come (see :func:`load_prior_map`); None: the
+        identity, and the raw confidence until ``min_pairs``.
+    prior_map_pairs : float
+        How many outcomes the prior map is worth.
     """
 
     what = 'the confidence calibration map'
@@ -146,18 +197,20 @@ class CalibrationLearner(base.HistoryLearner):
                  tails='flat', share_margin=calibration_lib.SHARE_MARGIN,
                  method='logistic', tie_margin=2.0, harvest=True,
                  refit_every=20, refit_interval_s=3600.0, max_evaluations=500,
+                 prior_map=None, prior_map_pairs=20.0,
                  clock=time.time, monotonic=None):
         if window_s <= 0:
             raise ValueError('window_s must be positive')
+        self.method = method
+        self.prior_map = None if prior_map is None else tuple(prior_map)
+        self.prior_map_pairs = float(prior_map_pairs)
         super().__init__(
             history, lookback_s=lookback_s, refit_every=refit_every,
             refit_interval_s=refit_interval_s,
             max_evaluations=max_evaluations,
-            initial=calibration_lib.make_map(
-                method, min_pairs=min_pairs, prior_pairs=prior_pairs,
-                tails=tails, share_margin=share_margin),
+            initial=self._new_map(min_pairs, prior_pairs, tails,
+                                  share_margin),
             clock=clock, monotonic=monotonic)
-        self.method = method
         self.window_s = float(window_s)
         self.min_pairs = int(min_pairs)
         self.prior_pairs = float(prior_pairs)
@@ -188,7 +241,19 @@ class CalibrationLearner(base.HistoryLearner):
                    refit_every=opts.calibration_refit_every,
                    refit_interval_s=opts.calibration_refit_interval,
                    max_evaluations=opts.calibration_max_evaluations,
+                   prior_map=load_prior_map(opts.calibration_prior_map),
+                   prior_map_pairs=opts.calibration_prior_map_pairs,
                    clock=clock)
+
+    def _new_map(self, min_pairs, prior_pairs, tails, share_margin):
+        """An unfitted map of the learner's method (the prior map only
+        for the logistic one)."""
+        options = dict(min_pairs=min_pairs, prior_pairs=prior_pairs,
+                       tails=tails, share_margin=share_margin)
+        if self.method == 'logistic':
+            options.update(prior=self.prior_map,
+                           prior_map_pairs=self.prior_map_pairs)
+        return calibration_lib.make_map(self.method, **options)
 
     def calibration_map(self):
         """The current map (the identity until enough outcomes); counts
@@ -225,10 +290,8 @@ class CalibrationLearner(base.HistoryLearner):
 
     def _fit(self):
         pairs = self.training_pairs()
-        state = calibration_lib.make_map(
-            self.method, min_pairs=self.min_pairs,
-            prior_pairs=self.prior_pairs, tails=self.tails,
-            share_margin=self.share_margin)
+        state = self._new_map(self.min_pairs, self.prior_pairs, self.tails,
+                              self.share_margin)
         if pairs:
             confidences, outcomes, shares = zip(*pairs)
             state.fit(confidences, outcomes, shares)
@@ -236,9 +299,11 @@ class CalibrationLearner(base.HistoryLearner):
         return state, len(pairs)
 
     def _describe(self, state):
-        return ('%d outcomes, %s' % (state.pairs, 'fitted' if state.fitted
-                                     else 'identity until %d'
-                                     % self.min_pairs))
+        if state.fitted:
+            return '%d outcomes, fitted' % state.pairs
+        return '%d outcomes, %s until %d' % (
+            state.pairs, 'identity' if getattr(state, 'prior', None) is None
+            else 'the prior map', self.min_pairs)
 
     def training_pairs(self):
         """``[(raw confidence, 0/1, allocated RAM share or None)]`` in the

@@ -359,13 +359,15 @@ def test_the_default_map_lifts_a_raw_confidence_too_low_from_few_outcomes(
     """Thirty outcomes spread over five bins: the binned map learns each
     bin from its six alone, held toward the raw figure by five
     pseudo-outcomes, so it lifts 0.55 only to about 0.7; the logistic
-    map (the default) learns its level from all thirty."""
+    map (the default) learns its level from all thirty (here from the
+    identity, without the bundled prior map)."""
     from oslo_config import cfg
 
     from shadow_service import conf as shadow_conf
     conf = cfg.ConfigOpts()
     shadow_conf.register_opts(conf)
     conf([], project='nova-shadow-test')
+    conf.set_override('calibration_prior_map', 'identity', group='analysis')
     clock = _Clock(T0)
     learner = learning.CalibrationLearner.from_conf(conf, store,
                                                     clock=clock)
@@ -660,3 +662,112 @@ def test_how_many_rankings_pass_between_refits_is_an_option(tmp_path):
     assert pairs_learned_at_the_second_ranking('every') == (1, 400)
     with pytest.raises(ValueError):
         conf.set_override('calibration_refit_every', 0, group='analysis')
+
+
+#: A prior map that lifts a raw confidence too low: raw 0.7 stated 0.77.
+PRIOR = (0.9, 0.37)
+
+
+def _prior_value(raw, prior=PRIOR):
+    raw = min(max(raw, 1e-3), 1 - 1e-3)
+    z = np.log(raw / (1 - raw))
+    return 1 / (1 + np.exp(-(prior[0] + prior[1] * z)))
+
+
+def test_a_prior_map_is_stated_before_any_outcome_is_known():
+    mapping = calibration_lib.LogisticCalibrationMap(prior=PRIOR)
+    assert mapping(0.7) == pytest.approx(_prior_value(0.7))
+    assert mapping(0.7) > 0.76
+    assert mapping.fit([], []).pairs == 0
+    assert mapping(0.7) == pytest.approx(_prior_value(0.7))
+    assert mapping.to_dict()['prior'] == {'coefficients': list(PRIOR),
+                                          'pairs': 20.0}
+    _assert_monotone_within_bounds(mapping)
+
+
+def test_the_learned_map_hands_over_from_the_prior_map_as_outcomes_accrue():
+    """Without waiting for ``min_pairs``: five outcomes move the map a
+    little from its prior, two thousand make it the outcomes' own."""
+    confidences, outcomes = _overconfident_pairs(2000)
+    few = calibration_lib.LogisticCalibrationMap(prior=PRIOR).fit(
+        confidences[:5], outcomes[:5])
+    assert few.fitted and few.pairs == 5
+    assert 0.01 < abs(few(0.9) - _prior_value(0.9)) < 0.1
+    many = calibration_lib.LogisticCalibrationMap(prior=PRIOR).fit(
+        confidences, outcomes)
+    assert many(0.9) == pytest.approx(0.7, abs=0.06)
+    worth_more = calibration_lib.LogisticCalibrationMap(
+        prior=PRIOR, prior_map_pairs=200.0).fit(confidences[:40],
+                                                outcomes[:40])
+    worth_less = calibration_lib.LogisticCalibrationMap(
+        prior=PRIOR, prior_map_pairs=2.0).fit(confidences[:40],
+                                              outcomes[:40])
+    assert (abs(worth_more(0.9) - _prior_value(0.9))
+            < abs(worth_less(0.9) - _prior_value(0.9)))
+
+
+def test_a_prior_map_is_not_read_beyond_the_outcomes_shares():
+    confidences, outcomes = _underconfident_pairs(200)
+    mapping = calibration_lib.LogisticCalibrationMap(prior=PRIOR).fit(
+        confidences, outcomes, [0.7] * 100 + [0.8] * 100)
+    assert mapping(0.5, 0.75) > 0.7
+    assert mapping(0.5, 0.9) == pytest.approx(0.5)
+
+
+def test_bad_prior_maps_are_refused(tmp_path):
+    with pytest.raises(ValueError, match='prior'):
+        calibration_lib.LogisticCalibrationMap(prior=(0.1, -1.0))
+    with pytest.raises(ValueError, match='prior_map_pairs'):
+        calibration_lib.LogisticCalibrationMap(prior=PRIOR,
+                                               prior_map_pairs=-1)
+    assert learning.load_prior_map('identity') is None
+    assert learning.load_prior_map('') is None
+    bundled = learning.load_prior_map('bundled')
+    assert bundled is not None and bundled[1] >= 0
+    path = tmp_path / 'prior.json'
+    path.write_text('{"method": "logistic", "coefficients": [0.5, 0.8]}')
+    assert learning.load_prior_map(str(path)) == (0.5, 0.8)
+    path.write_text('{"method": "bins", "coefficients": [0.5, 0.8]}')
+    with pytest.raises(ValueError, match='calibration_prior_map .*bins'):
+        learning.load_prior_map(str(path))
+    with pytest.raises(ValueError, match='calibration_prior_map'):
+        learning.load_prior_map(str(tmp_path / 'missing.json'))
+
+
+def test_the_learner_states_the_bundled_prior_map_until_outcomes_come(
+        store):
+    """By default the first rankings, made before any outcome is known,
+    state the prior map shipped with the service, not their raw
+    confidence; ``calibration_prior_map = identity`` states the raw one
+    until ``calibration_min_pairs`` outcomes, as before the option."""
+    from oslo_config import cfg
+
+    from shadow_service import conf as shadow_conf
+    conf = cfg.ConfigOpts()
+    shadow_conf.register_opts(conf)
+    conf([], project='nova-shadow-test')
+    assert conf.analysis.calibration_prior_map == 'bundled'
+    assert conf.analysis.calibration_prior_map_pairs == 20.0
+    learner = learning.CalibrationLearner.from_conf(conf, store,
+                                                    clock=_Clock(T0))
+    bundled = learning.load_prior_map('bundled')
+    analyzer = analyzer_lib.Analyzer(calibration=learner)
+    observations = {'a': {'cpu_ops_per_s': [1000.0, 1030.0, 970.0]},
+                    'b': {'cpu_ops_per_s': [990.0, 1020.0, 960.0]}}
+    ranking = analyzer.rank({'cpu': 1}, observations)
+    assert learner.calibration_map().pairs == 0
+    assert 0.5 < ranking.raw_confidence < 0.95
+    assert ranking.confidence == pytest.approx(
+        _prior_value(ranking.raw_confidence, bundled))
+    assert ranking.confidence != pytest.approx(ranking.raw_confidence)
+
+    conf.set_override('calibration_prior_map', 'identity', group='analysis')
+    plain = learning.CalibrationLearner.from_conf(conf, store,
+                                                  clock=_Clock(T0))
+    assert plain.prior_map is None
+    assert analyzer_lib.Analyzer(calibration=plain).calibrated(0.7) == 0.7
+    conf.set_override('calibration_method', 'bins', group='analysis')
+    conf.set_override('calibration_prior_map', 'bundled', group='analysis')
+    binned = learning.CalibrationLearner.from_conf(conf, store,
+                                                   clock=_Clock(T0))
+    assert analyzer_lib.Analyzer(calibration=binned).calibrated(0.7) == 0.7
