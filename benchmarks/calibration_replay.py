@@ -375,7 +375,7 @@ def methods():
              'identity tails, any share': (binned(tails='identity'), {}),
              'flat tails, any share (before)': (binned(), {}),
              'flat tails, covered shares (bins)': (at_shares(), {}),
-             'logistic, covered shares (default)': (
+             'logistic, covered shares, no prior map': (
                  lambda x, y, s: cal.LogisticCalibrationMap().fit(x, y, s),
                  {})}
     for margin in (0.0, 0.01, 0.05):

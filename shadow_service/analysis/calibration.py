@@ -21,7 +21,9 @@ cloud allocated beyond (or below) the shares its outcomes come from, by
 more than ``share_margin``, keeps its raw confidence.
 :class:`LogisticCalibrationMap` (the service's default, ``[analysis]
 calibration_method``) is the same correction as a straight line in
-log-odds (Platt scaling), two figures learned from every outcome at once.
+log-odds (Platt scaling), two figures learned from every outcome at once,
+from a prior map (``[analysis] calibration_prior_map``) stated before any
+outcome is known.
 Pure: series in, tables out.
 """
 
