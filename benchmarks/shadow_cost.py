@@ -34,6 +34,12 @@ than three samples).  ``--no-age-drift-learning`` runs the arms with
 ``[analysis] age_drift_learning`` off; ``--age-drift-per-metric
 METRIC:DRIFT,...`` sets ``[analysis] age_drift_per_metric``;
 ``--prior-trust-learning`` sets ``[shadow] prior_trust_learning``.
+``--diagnose-prior`` adds to each racing answer's ``history_verdict`` a
+``diagnosis`` of its prior (:class:`PriorDiagnosis`: the expected loss
+over the known candidates alone, at data age 0, and how many candidates
+without history had shadows of the profile at another size), and
+``why_shadows`` counts the finer ``reasons`` it gives; it costs time, not
+answers (the service's decisions are the same).
 
 ``cost_ratio_vs_full`` and ``quality_ratio_vs_full`` are each arm's mean
 shadow-host-seconds per request and mean quality divided by the ``full``
@@ -76,8 +82,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 
 import placement_quality as pq  # noqa: E402
 
+from shadow_service import evaluation as evaluation_mod  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
+from shadow_service.learners import base as learner_base  # noqa: E402
 from shadow_service.workloads import profiles  # noqa: E402
 
 LOG = logging.getLogger('shadow_cost')
@@ -117,7 +125,141 @@ class ScheduledService(pq.ShadowService):
             self.conf.set_override('age_drift_per_metric',
                                    self.args.age_drift_per_metric,
                                    group='analysis')
-        return super()._build(store)
+        parts = super()._build(store)
+        if getattr(self.args, 'diagnose_prior', False) and parts:
+            PriorDiagnosis(parts.evaluator)
+        return parts
+
+
+class PriorDiagnosis:
+    """Why the racing schedule's prior did not answer, in more detail
+    than its ``history_verdict`` (``--diagnose-prior``): wraps the
+    evaluator's verdict on the prior and adds ``diagnosis`` to the
+    verdict's dict:
+
+    ``loss_known_hosts``
+        the expected loss over the candidates with history alone (when
+        some have none): above the margin, those hosts were not what
+        kept history from answering;
+    ``too_few_known``
+        fewer known candidates than the verdict needs to stand in for the
+        others (it refuses outright);
+    ``unknown_at_other_sizes``
+        candidates without history of the workload that have shadows of
+        its profile at another size (flavor vCPUs, profile scale) in the
+        prior's window, and ``other_size_log_sd``: per metric, the spread
+        of the log ratio of the two sizes' means over the candidates
+        measured at both (the size with most of them), with
+        ``other_size_hours``, the data age whose learned drift is as wide;
+    ``loss_at_age_0``
+        the prior's expected loss were its samples new: within the margin,
+        the data's age is what kept history from answering.
+
+    Reads what the verdict read; the decisions are unchanged.
+    """
+
+    def __init__(self, evaluator):
+        self.evaluator = evaluator
+        self.pending = None
+        assess, verdict_of = evaluator.assess, evaluator._history_verdict
+
+        def assess_with(ranking, evaluation, unknown=(), incumbent=None):
+            verdict = assess(ranking, evaluation, unknown=unknown,
+                             incumbent=incumbent)
+            if (incumbent is None
+                    and getattr(evaluation, 'history_verdict', None) is None
+                    and evaluator.schedule == 'racing'):
+                try:
+                    self.pending = self.diagnose(assess, ranking,
+                                                 evaluation)
+                except Exception:
+                    LOG.exception('Diagnosing the prior failed')
+                    self.pending = {'failed': True}
+            return verdict
+
+        def verdict_with(*args, **kwargs):
+            found = verdict_of(*args, **kwargs)
+            if self.pending is not None:
+                found['diagnosis'], self.pending = self.pending, None
+            return found
+
+        evaluator.assess = assess_with
+        evaluator._history_verdict = verdict_with
+
+    def diagnose(self, assess, prior, evaluation):
+        evaluator = self.evaluator
+        excluded = getattr(evaluation, 'excluded', {})
+        eligible = [h['host'] for h in evaluation.hosts
+                    if h['host'] not in excluded]
+        known = {h.host for h in prior.hosts if h.predicted}
+        unknown = [h for h in eligible if h not in known]
+        like_known = bool(unknown) and len(eligible) - len(unknown) >= max(
+            evaluation_mod.MIN_KNOWN_HOSTS,
+            evaluation_mod.KNOWN_SHARE * len(eligible))
+        profile = (getattr(evaluation, 'profile', None)
+                   or evaluator.resolve_profile(evaluation.request))
+        analyzer = evaluator._analyzer_for(evaluation.request, profile)
+        samples = getattr(evaluation, 'prior_samples', None) or {}
+        observations = samples.get('observations') or {}
+        found = {'too_few_known': bool(unknown) and not like_known}
+        if unknown:
+            alone = assess(prior, evaluation)
+            found['loss_known_hosts'] = (
+                None if alone is None else round(alone.opportunity_cost, 4))
+            found.update(self._other_sizes(profile, evaluation, unknown,
+                                           observations, analyzer))
+        if observations:
+            fresh = analyzer.rank(
+                profile.sensitivity, observations,
+                host_features=getattr(evaluation, 'host_features', None),
+                scale=getattr(evaluation, 'scale', None),
+                data_age_s={h: 0.0 for h in observations})
+            again = assess(fresh, evaluation,
+                           unknown=unknown if like_known else ())
+            found['loss_at_age_0'] = (
+                None if again is None else round(again.opportunity_cost, 4))
+        return found
+
+    def _other_sizes(self, profile, evaluation, unknown, observations,
+                     analyzer):
+        evaluator = self.evaluator
+        store = evaluator.prior_samples
+        now = evaluator.driver.now()
+        mine = learner_base.workload_key(evaluation.request, profile.name)
+        sizes = {}
+        for evaluation_id in store.evaluations(profile.name, now):
+            key = evaluator._workload_of(evaluation_id, profile.name)
+            if key is not None and key != mine:
+                sizes.setdefault(key, set()).add(evaluation_id)
+        covered, best = set(), None
+        for key, chosen in sorted(sizes.items()):
+            theirs, _newest = store.observations(
+                profile.name, chosen, list(observations) + list(unknown),
+                now)
+            covered |= {h for h in unknown if h in theirs}
+            bridge = [h for h in observations if h in theirs]
+            if best is None or len(bridge) > len(best[1]):
+                best = (key, bridge, theirs)
+        found = {'unknown_at_other_sizes': len(covered)}
+        if best is None or len(best[1]) < 3:
+            return found
+        _key, bridge, theirs = best
+        spread, hours = {}, {}
+        for metric in sorted(analyzer.weights(profile.sensitivity)):
+            logs = []
+            for host in bridge:
+                a = np.mean(observations[host].get(metric) or [np.nan])
+                b = np.mean(theirs[host].get(metric) or [np.nan])
+                if a > 0 and b > 0:
+                    logs.append(np.log(a / b))
+            if len(logs) >= 3:
+                spread[metric] = round(float(np.std(logs, ddof=1)), 4)
+                drift = analyzer.drift_of(metric)
+                hours[metric] = (round((spread[metric] / drift) ** 2, 1)
+                                 if drift > 0 else None)
+        found.update(other_size_bridge=len(bridge),
+                     other_size_log_sd=spread, other_size_hours=hours)
+        return found
 
 
 class ScheduleArm:
@@ -236,7 +378,11 @@ def why_shadows(rows):
               'expected_loss': 0, 'no_verdict': 0}
     seconds = dict.fromkeys(counts, 0.0)
     losses = []
+    reasons = {}
     for row, verdict in verdicts:
+        reason = _reason(verdict)
+        if reason is not None:
+            reasons[reason] = reasons.get(reason, 0) + 1
         if verdict is None:
             kind = 'no_verdict'
         elif verdict['decides']:
@@ -266,7 +412,43 @@ def why_shadows(rows):
             if losses else None),
         'confidence_max': round(max(
             v['confidence'] for _r, v in verdicts if v is not None), 4),
+        # With --diagnose-prior.
+        'reasons': dict(sorted(reasons.items())) if reasons else None,
     }
+
+
+def _reason(verdict):
+    """The finer reason ``--diagnose-prior``'s diagnosis gives for a
+    verdict (None without one): ``answered``; candidates without history
+    and too few known ones to stand in for them
+    (``without_history_too_few_known``, ``..._at_other_sizes`` when every
+    such candidate had shadows of the profile at another size); enough
+    known ones but their own expected loss above the margin
+    (``without_history_known_loss_above_margin``) or within it (the
+    stand-ins tipped it: ``..._within_margin``); every candidate known,
+    the loss above the margin and within it at data age 0
+    (``expected_loss_within_margin_at_age_0``) or not
+    (``..._above_margin_at_age_0``)."""
+    found = (verdict or {}).get('diagnosis')
+    if found is None:
+        return None
+    if verdict['decides']:
+        return 'answered'
+    margin = verdict.get('prior_settle_margin', verdict['settle_margin'])
+    if verdict['without_history']:
+        if found.get('too_few_known'):
+            if found.get('unknown_at_other_sizes', 0) >= verdict[
+                    'without_history']:
+                return 'without_history_too_few_known_at_other_sizes'
+            return 'without_history_too_few_known'
+        loss = found.get('loss_known_hosts')
+        if loss is not None and loss <= margin:
+            return 'without_history_known_loss_within_margin'
+        return 'without_history_known_loss_above_margin'
+    loss = found.get('loss_at_age_0')
+    if loss is not None and loss <= margin:
+        return 'expected_loss_within_margin_at_age_0'
+    return 'expected_loss_above_margin_at_age_0'
 
 
 def _ratios(summaries):
@@ -378,6 +560,7 @@ def results(args, rows, settle_margin, confidence_target, wall_s):
                                           False),
         'prior_trust_learning': getattr(args, 'prior_trust_learning',
                                         False),
+        'diagnose_prior': getattr(args, 'diagnose_prior', False),
         'age_drift_per_metric': getattr(args, 'age_drift_per_metric',
                                         None),
         'confidence_target': confidence_target,
@@ -519,6 +702,12 @@ def main(argv=None):
                         help='[shadow] prior_trust_learning = true: the '
                         'prior\'s expected loss weighed by the share of '
                         'it races of the profile confirmed')
+    parser.add_argument('--diagnose-prior', action='store_true',
+                        help='add a diagnosis of the prior to each racing '
+                        'answer\'s history_verdict (the loss over the '
+                        'known candidates alone, at data age 0, other '
+                        'sizes of the profile) and count its reasons in '
+                        'why_shadows; slower, same decisions')
     parser.add_argument('--out', help='results file (default: '
                         'results/shadow_cost.json)')
     parser.add_argument('--progress', help='write each arm\'s scored '
