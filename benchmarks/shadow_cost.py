@@ -83,6 +83,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
 import placement_quality as pq  # noqa: E402
 
 from shadow_service import evaluation as evaluation_mod  # noqa: E402
+from shadow_service import priorsamples  # noqa: E402
 from shadow_service.clouds.sim import driver as sim_driver  # noqa: E402
 from shadow_service.clouds.sim import engine  # noqa: E402
 from shadow_service.learners import base as learner_base  # noqa: E402
@@ -225,6 +226,7 @@ class PriorDiagnosis:
         evaluator = self.evaluator
         store = evaluator.prior_samples
         now = evaluator.driver.now()
+        # The prior's own evaluations of the profile, as it read them.
         mine = learner_base.workload_key(evaluation.request, profile.name)
         sizes = {}
         for evaluation_id in store.evaluations(profile.name, now):
@@ -233,9 +235,8 @@ class PriorDiagnosis:
                 sizes.setdefault(key, set()).add(evaluation_id)
         covered, best = set(), None
         for key, chosen in sorted(sizes.items()):
-            theirs, _newest = store.observations(
-                profile.name, chosen, list(observations) + list(unknown),
-                now)
+            theirs = self._read(profile.name, chosen,
+                                list(observations) + list(unknown), now)
             covered |= {h for h in unknown if h in theirs}
             bridge = [h for h in observations if h in theirs]
             if best is None or len(bridge) > len(best[1]):
@@ -260,6 +261,20 @@ class PriorDiagnosis:
         found.update(other_size_bridge=len(bridge),
                      other_size_log_sd=spread, other_size_hours=hours)
         return found
+
+    def _read(self, profile_name, chosen, hosts, now):
+        """``{host: {metric: [values]}}`` of the ``chosen`` evaluations'
+        samples, assembled apart from what the prior keeps (reading them
+        through ``observations`` would replace the prior's assembly and
+        the tokens its kept estimates go by)."""
+        store = self.evaluator.prior_samples
+        with store._lock:
+            profile = store._current(profile_name, now)
+            found = priorsamples._assemble(
+                [profile.evaluations[e] for e in chosen
+                 if e in profile.evaluations],
+                now - store.lookback_s, now, set(hosts))
+        return found[2]
 
 
 class ScheduleArm:
