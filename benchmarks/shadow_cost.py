@@ -162,7 +162,15 @@ class PriorDiagnosis:
     def __init__(self, evaluator):
         self.evaluator = evaluator
         self.pending = None
+        self.analyzer = None
         assess, verdict_of = evaluator.assess, evaluator._history_verdict
+        analyzer_for = evaluator._analyzer_for
+
+        def analyzer_with(request, profile):
+            # The evaluation's own analyzer (asking for another would
+            # count a use of the learners and move their refits).
+            self.analyzer = analyzer_for(request, profile)
+            return self.analyzer
 
         def assess_with(ranking, evaluation, unknown=(), incumbent=None):
             verdict = assess(ranking, evaluation, unknown=unknown,
@@ -186,6 +194,7 @@ class PriorDiagnosis:
 
         evaluator.assess = assess_with
         evaluator._history_verdict = verdict_with
+        evaluator._analyzer_for = analyzer_with
 
     def diagnose(self, assess, prior, evaluation):
         evaluator = self.evaluator
@@ -199,7 +208,7 @@ class PriorDiagnosis:
             evaluation_mod.KNOWN_SHARE * len(eligible))
         profile = (getattr(evaluation, 'profile', None)
                    or evaluator.resolve_profile(evaluation.request))
-        analyzer = evaluator._analyzer_for(evaluation.request, profile)
+        analyzer = self.analyzer
         samples = getattr(evaluation, 'prior_samples', None) or {}
         observations = samples.get('observations') or {}
         found = {'too_few_known': bool(unknown) and not like_known}
