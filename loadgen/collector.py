@@ -120,11 +120,12 @@ def retry_after_s(value, now=None):
         return min(float(value), MAX_RETRY_AFTER_S)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when is None or when.tzinfo is None:
+            return None
+        wait = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        # OverflowError: a year, hour or zone no datetime holds.
         return None
-    if when is None or when.tzinfo is None:
-        return None
-    wait = when.timestamp() - (time.time() if now is None else now)
     return min(max(0.0, wait), MAX_RETRY_AFTER_S)
 
 
@@ -191,6 +192,8 @@ class CollectorSink:
         self._said = set()
         self.counts = collections.Counter()
         self.rejected = collections.Counter()
+        self._unexpected = wire.Unexpected(
+            lambda text: self._say(wire.UNEXPECTED, text))
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='loadgen-collector')
         self._thread.start()
@@ -297,7 +300,15 @@ class CollectorSink:
                 batch = self._take_batch()
                 if not batch:
                     break
-                if not self._deliver(batch):
+                sent, wait_s = self._unexpected.send(self._deliver, batch)
+                if sent is None:
+                    with self._lock:
+                        self.counts['dropped'] += len(batch)
+                        self.rejected[wire.UNEXPECTED] += len(batch)
+                    if self._out_of_time(wait_s):
+                        break
+                    self._sleep(wait_s)
+                elif not sent:
                     self._give_back(batch)
                     break
             if self._closing.is_set() or self._gone:

@@ -50,7 +50,9 @@ proxy sending writes to another InfluxDB than queries, say) is not
 created again: that is said once, and each batch answered so is dropped
 and counted (``database_not_found``) until a write succeeds.
 What InfluxDB answers is logged only as an escaped, bounded excerpt
-(``wire.excerpt``).
+(``wire.excerpt``). An error the sending loop does not expect loses the
+batch in hand (counted, ``unexpected``), not the run
+(``wire.Unexpected``, shared with the collector sink).
 """
 
 import base64
@@ -315,6 +317,8 @@ class InfluxDBSink:
         self._closing = threading.Event()
         self._deadline = None
         self.counts = collections.Counter()
+        self._unexpected = wire.Unexpected(
+            lambda text: LOG.warning('InfluxDB sink: %s', text))
         self._thread = threading.Thread(target=self._run, daemon=True,
                                         name='loadgen-influx')
         self._thread.start()
@@ -358,11 +362,30 @@ class InfluxDBSink:
                 batch = self._take_batch()
                 if not batch:
                     break
-                if not self._send_with_retry(batch):
+                sent, wait_s = self._unexpected.send(
+                    self._send_with_retry, batch)
+                if sent is None:
+                    with self._lock:
+                        self.counts[wire.UNEXPECTED] += len(batch)
+                        self.counts['dropped'] += len(batch)
+                    if not self._pause(wait_s):
+                        break
+                elif not sent:
                     self._keep_for_retry(batch)
                     break
             if self._closing.is_set():
                 return
+
+    def _pause(self, wait_s):
+        """Wait ``wait_s`` or until the close deadline; False if that
+        leaves no time to send."""
+        end = time.monotonic() + wait_s
+        while not self._out_of_time():
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            time.sleep(min(left, 0.1))
+        return False
 
     def _out_of_time(self):
         return self._deadline is not None and \
@@ -503,7 +526,8 @@ class InfluxDBSink:
                 'server_error': self.counts[wire.SERVER_ERROR],
                 'answer_too_long': self.counts[wire.ANSWER_TOO_LONG],
                 DATABASE_NOT_FOUND: self.counts[DATABASE_NOT_FOUND],
-                'skipped_nonfinite': self.counts['skipped_nonfinite']}
+                'skipped_nonfinite': self.counts['skipped_nonfinite'],
+                wire.UNEXPECTED: self.counts[wire.UNEXPECTED]}
 
 
 DEFAULT_CONSOLE = '/dev/console'

@@ -118,3 +118,53 @@ def excerpt(text, limit=EXCERPT_CHARS):
     if len(escaped) > limit or len(text) > limit:
         return '%s...(%d chars)' % (escaped[:limit], len(text))
     return escaped
+
+
+#: First wait after an exception no handler of a sink expected, doubled
+#: with each such exception in a row up to ``UNEXPECTED_MAX_WAIT_S``.
+UNEXPECTED_WAIT_S = 0.5
+UNEXPECTED_MAX_WAIT_S = 30.0
+#: What a batch dropped for such an exception is counted as.
+UNEXPECTED = 'unexpected'
+
+
+class Unexpected:
+    """The HTTP sinks' last line of defence around sending one batch.
+
+    ``send(deliver, batch)`` calls ``deliver(batch)`` and returns
+    ``(result, 0.0)``; an exception no handler of the sink expected (a
+    fault of the sink or of a library on an answer nobody foresaw)
+    returns ``(None, wait_s)`` instead: the batch is lost (the sink
+    counts it dropped, ``UNEXPECTED``), the exception is said once per
+    kind through ``say(text)`` as one escaped, bounded line
+    (:func:`excerpt`), and the sending thread goes on after ``wait_s``,
+    which doubles with each such exception in a row, so a fault that
+    stays does not spin."""
+
+    def __init__(self, say, wait_s=UNEXPECTED_WAIT_S,
+                 max_wait_s=UNEXPECTED_MAX_WAIT_S):
+        self._say = say
+        self._wait_s = wait_s
+        self._max_wait_s = max_wait_s
+        self._in_a_row = 0
+        self._said = set()
+
+    def send(self, deliver, batch):
+        try:
+            result = deliver(batch)
+        except Exception as exc:  # noqa: BLE001 - the catch-all
+            return None, self._failed(exc, len(batch))
+        self._in_a_row = 0
+        return result, 0.0
+
+    def _failed(self, exc, count):
+        kind = type(exc).__qualname__
+        if kind not in self._said:
+            self._said.add(kind)
+            self._say('unexpected error sending a batch: %s: %s; dropped '
+                      'its %d samples and going on (said once per kind of '
+                      'error, each batch so lost is counted as dropped)'
+                      % (excerpt(kind, 80), excerpt(str(exc)), count))
+        self._in_a_row += 1
+        return min(self._max_wait_s,
+                   self._wait_s * 2 ** min(self._in_a_row - 1, 30))

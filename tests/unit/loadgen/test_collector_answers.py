@@ -155,3 +155,72 @@ def test_a_retry_after_of_odd_digits_is_no_retry_after():
     assert (stats['sent'], stats['dropped'], stats['errors']) == (1, 0, 1)
     assert collector.retry_after_s('\xb2') is None
     assert collector.retry_after_s('1\xb2') is None
+
+
+def test_a_retry_after_date_past_any_calendar_is_no_retry_after():
+    # An HTTP date whose year, hour or zone no datetime holds raised
+    # OverflowError (no ValueError): the sending thread ended without a
+    # word and every later sample waited until the run dropped it.
+    dates = ['Mon, 01 Jan 99999999999999999999 00:00:00 GMT',
+             'Mon, 01 Jan 2020 99999999999:00:00 GMT',
+             'Mon, 01 Jan 2020 00:00:00 +99999999999999999999']
+    answers = []
+
+    def answer(path, body):
+        answers.append(path)
+        if len(answers) <= len(dates):
+            return 503, 0, b'', {'Retry-After': dates[len(answers) - 1]}
+        return 200, 0
+
+    server = http_support.RawAnswers(answer)
+    sink = _sink(server, backoff_s=0.01, max_backoff_s=0.02)
+    try:
+        sink.emit(_point(0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'] or sink.stats()['dropped'])
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped'], stats['errors']) == (1, 0, 3)
+    assert [collector.retry_after_s(date) for date in dates] == [None] * 3
+
+
+def test_an_error_no_handler_expected_loses_one_batch_not_the_run():
+    # Any exception the sending loop did not expect ended its thread
+    # without a word: the batch in hand was lost uncounted, and every
+    # later sample waited until the run dropped it.  No answer is known
+    # to reach this any more (each found is handled where it arises), so
+    # the one attempt that raises is the smallest injection there is.
+    server = http_support.RawAnswers(lambda path, body: (200, 0))
+    stderr = io.StringIO()
+    sink = _sink(server, stderr=stderr)
+    sink._unexpected._wait_s = 0.01
+    post = sink._post
+    raised = []
+
+    def failing_post(body):
+        if len(raised) < 2:
+            raised.append(body)
+            raise RuntimeError('no handler for this\n\x1b[2J')
+        return post(body)
+
+    sink._post = failing_post
+    try:
+        for index in range(2):
+            sink.emit(_point(index))
+            sink.flush()
+            _wait_for(lambda i=index: sink.stats()['dropped'] > i)
+        sink.emit(_point(2))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['sent'])
+    finally:
+        sink.close()
+        server.close()
+    stats = sink.stats()
+    assert (stats['sent'], stats['dropped']) == (1, 2), stats
+    assert stats['rejected'] == {'unexpected': 2}
+    said = stderr.getvalue()
+    assert said.count('RuntimeError') == 1, said
+    assert '\\x1b[2J' in said and '\x1b' not in said, said
+    assert _values(body for _, body in server.requests) == [2.0]
