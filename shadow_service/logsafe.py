@@ -121,19 +121,51 @@ def url_secrets(url):
     return sorted(filter(None, found), key=len, reverse=True)
 
 
-def mask_secrets_in(text, values):
+#: Shortest secret masked wherever it appears in a message; a shorter
+#: one is masked only where it stands as a whole word, so that a
+#: password ``pw`` does not turn every ``password`` into ``***ssword``.
+SECRET_MIN_CHARS = 4
+
+
+def _secret_forms(secret):
+    """How ``secret`` may show in a message: as written, with its white
+    space run together (as a one-line message has it), and escaped (as
+    a ``repr`` quotes it: ``\\n`` for a newline)."""
+    forms = {secret, ' '.join(secret.split()),
+             secret.encode('unicode_escape').decode('ascii'),
+             repr(secret)[1:-1]}
+    return sorted(filter(None, forms), key=len, reverse=True)
+
+
+def mask_secrets_in(text, values, secrets=()):
     """``text`` with the passwords of every URL among ``values`` (any
     option value: those that hold none are left alone) replaced by
     ``***``, the URLs shown masked, and the ``user:password@`` of a URI
     oslo.config's validator quotes masked too (one whose option could
-    not be read).  The one helper for messages that may quote
-    configuration (a daemon's start error)."""
+    not be read).  Each of ``secrets`` (the values of options marked
+    secret, as a token or a password) is replaced by ``***`` too, as
+    written, with its white space run together and escaped; one shorter
+    than ``SECRET_MIN_CHARS`` only where it stands as a whole word.  A
+    secret that is a URL (``transport_url``) is masked as a URL: its
+    password, not the whole of it.  The one helper for messages that may
+    quote configuration (a daemon's start error)."""
     text = mask_urls_in(text, values)
     for value in values:
         if isinstance(value, str) and value:
             text = text.replace(value, mask_url_text(value))
             for secret in url_secrets(value):
                 text = text.replace(secret, '***')
+    forms = set()
+    for secret in secrets:
+        if isinstance(secret, str) and secret.strip() and \
+                '://' not in secret:
+            forms.update(_secret_forms(secret))
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= SECRET_MIN_CHARS:
+            text = text.replace(form, '***')
+        else:
+            text = re.sub(r'(?<![A-Za-z0-9])%s(?![A-Za-z0-9])'
+                          % re.escape(form), '***', text)
     return _AUTHORITY_USERINFO.sub(r'\1\2:***@', text)
 
 

@@ -89,12 +89,53 @@ def option_values(conf):
     return values
 
 
+def _marked_secret(conf, name, group):
+    try:
+        return bool(conf._get_opt_info(name, group)['opt'].secret)
+    except Exception:  # not an option oslo.config knows
+        return False
+
+
+def secret_option_values(conf):
+    """The string values of ``conf``'s options marked ``secret=True``
+    (a password, a token; a list option's items too), in every group.
+    An option whose value cannot be read is left out."""
+    from oslo_config import cfg
+
+    values = []
+
+    def add(value):
+        if isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, (list, tuple)):
+            values.extend(v for v in value if isinstance(v, str))
+        elif isinstance(value, dict):
+            values.extend(v for v in value.values() if isinstance(v, str))
+
+    for name in list(conf):
+        try:
+            value = getattr(conf, name)
+        except (cfg.Error, ValueError):
+            continue
+        if isinstance(value, cfg.ConfigOpts.GroupAttr):
+            for opt_name in list(value):
+                if _marked_secret(conf, opt_name, name):
+                    try:
+                        add(getattr(value, opt_name))
+                    except (cfg.Error, ValueError):
+                        pass
+        elif _marked_secret(conf, name, None):
+            add(value)
+    return values
+
+
 def report_start_error(command, error, conf):
     """One line on stderr and in the log saying why ``command`` cannot
     start: no traceback, the password of every URL an option holds
     (``transport_url``, the notification and coordination URLs, the
     history and metrics URLs, ...) masked, also one whose option could
-    not be read (:func:`shadow_service.logsafe.mask_secrets_in`)."""
+    not be read, and the value of every option marked secret (a password,
+    a token) (:func:`shadow_service.logsafe.mask_secrets_in`)."""
     from oslo_config import cfg
     from oslo_log import log as logging
 
@@ -106,7 +147,8 @@ def report_start_error(command, error, conf):
         values.append(conf.transport_url)
     except cfg.NoSuchOptError:  # registered when a transport is made
         pass
-    text = logsafe.mask_secrets_in(text, values)
+    text = logsafe.mask_secrets_in(text, values,
+                                   secret_option_values(conf))
     logging.getLogger(__name__).error('%s cannot start: %s', command, text)
     sys.stderr.write('%s: cannot start: %s\n' % (command, text))
     sys.stderr.flush()

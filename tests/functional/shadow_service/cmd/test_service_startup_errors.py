@@ -91,6 +91,32 @@ def test_startup_error_exits_2_with_one_line(tmp_path, rabbit_url, extra,
     assert 'Child' not in log
 
 
+_HISTORY_UNREACHABLE = ('[history]\nstore = influxdb\n'
+                        'influx_url = http://127.0.0.1:1\n'
+                        'influx_startup_timeout_s = 0\n')
+
+
+def test_secret_option_values_are_masked_in_a_start_error(tmp_path,
+                                                          rabbit_url):
+    # Only the password of a URL was masked: the value of an option
+    # marked secret ([history] influx_token here, of two lines: a
+    # continuation line in the file) went to stderr and the log as the
+    # HTTP library quoted it, refusing the header.
+    secret, shown = 'sekrit-token-part\n  zweiteil', "'Token ***'"
+    extra = _HISTORY_UNREACHABLE + 'influx_token = %s\n' % secret
+    result = _run(tmp_path, rabbit_url, extra)
+    assert result.returncode == 2, result.stderr[-3000:]
+    ours = [line for line in result.stderr.splitlines()
+            if line.startswith('shadow-service:')]
+    assert len(ours) == 1, result.stderr[-3000:]
+    assert 'cannot reach InfluxDB' in ours[0] and shown in ours[0], ours
+    log = (tmp_path / 'service.log').read_text()
+    errors = [line for line in log.splitlines() if ' ERROR ' in line]
+    assert len(errors) == 1 and shown in errors[0], log[-3000:]
+    for text in (result.stderr, log):
+        assert 'sekrit' not in text and 'zweiteil' not in text
+
+
 def test_worker_error_stops_the_service_instead_of_restarting(
         tmp_path, rabbit_url, influxdb_server):
     # The twin's clock in 2013 with InfluxDB's 30-day retention: found
