@@ -95,6 +95,11 @@ def _slope(values):
                             values[steps], 1)[0])
 
 
+#: A sibling in these states is no member of its group: deleted
+#: (SOFT_DELETED: kept by a deferred delete until Nova reclaims it).
+_DELETED_STATUSES = frozenset(('SOFT_DELETED', 'DELETED'))
+
+
 class _NoLongerLeading(Exception):
     """This watcher lost the leader lock during its run: it stops."""
 
@@ -330,8 +335,10 @@ class Watcher:
         otherwise count them for ever, and stay at its maximum size.
         A sibling not in ``found`` (this run's listing) is asked for;
         only a cloud that says it is gone (not an error that may pass)
-        removes it; one an action under way boots or deletes is left
-        to that action."""
+        or deleted (SOFT_DELETED, kept by a deferred delete whose
+        force-delete was refused: the listing leaves it out, its look-up
+        finds it) removes it; one an action under way boots or deletes
+        is left to that action."""
         moving = {s for pending in self.pending.values()
                   for s in pending.siblings}
         for instance_id, group in self.siblings.items():
@@ -339,13 +346,21 @@ class Watcher:
                 if sibling in found or sibling in moving:
                     continue
                 try:
-                    self.driver.get_instance(sibling)
-                    continue
+                    status = (self.driver.get_instance(sibling).status
+                              or '').upper()
                 except cloud_base.CloudError as exc:
                     if exc.retryable or isinstance(
                             exc, cloud_base.NotSupported):
                         continue
                     gone = exc
+                else:
+                    if status not in _DELETED_STATUSES:
+                        continue
+                    # Deleted, kept by a deferred delete (the listing
+                    # leaves it out): no member, though it holds its
+                    # quota until Nova reclaims it.  Restored, it is
+                    # listed and joins again.
+                    gone = 'it is %s' % status
                 group.remove(sibling)
                 LOG.warning('Sibling %s of %s is gone (%s): the group has '
                             '%d members', sibling, instance_id, gone,

@@ -614,6 +614,39 @@ class WatcherOnNovaTest(support.OpenStackHarnessTestBase):
         self.assertEqual([sibling], watcher.siblings[app['id']])
         self.assertEqual(2, self._instances_used())
 
+    def test_a_soft_deleted_sibling_is_no_member_of_its_group(self):
+        # Deletes are deferred and Nova refuses the force-delete: the
+        # sibling stays SOFT_DELETED for the reclaim interval.  The
+        # listing leaves it out, but the look-up of each sibling found
+        # it, so it counted towards the group's size (its max_count,
+        # its capacity, the next scale-in's choice) until it was gone,
+        # in the running watcher and in a restarted one.
+        self.flags(reclaim_instance_interval=3600)
+        app, watcher, driver, busy, sibling = self._scaled_out()
+        self.policy.set_rules({os_driver.FORCE_DELETE_POLICY: '!'},
+                              overwrite=False)
+        watcher.errors.update(app['id'], 'm1.small', 1.0, 0.0)
+        self._measured(driver, app, 'cpu_util_pct', [10.0] * 30, last=busy)
+        (step,) = watcher.run_once()
+        self.assertEqual(('scale_in', 'failed'),
+                         (step.decision.action, step.outcome), step.detail)
+        self.assertEqual('SOFT_DELETED',
+                         self.admin_api.get_server(sibling)['status'])
+        # The running watcher's next run: the load is still low, but the
+        # group has one member left, so no scale-in picks the sibling
+        # again.
+        (step,) = watcher.run_once()
+        self.assertNotEqual('scale_in', step.decision.action, step.detail)
+        self.assertEqual([], watcher.siblings[app['id']])
+        self.assertEqual(1, watcher._members(app['id']))
+        # A restarted one (its records say the sibling joined the group).
+        watcher, driver = self._restarted()
+        watcher.run_once()
+        self.assertEqual('SOFT_DELETED',
+                         self.admin_api.get_server(sibling)['status'])
+        self.assertEqual([], watcher.siblings[app['id']])
+        self.assertEqual(1, watcher._members(app['id']))
+
     def test_a_stuck_soft_delete_of_a_sibling_says_what_an_admin_runs(
             self):
         self.flags(reclaim_instance_interval=3600)
