@@ -376,13 +376,18 @@ class CollectorSink:
                   % (answer.detail, self.max_server_errors, len(batch)))
 
     def _sleep(self, wait_s):
-        """Sleep, waking early only to notice the close deadline."""
+        """Sleep, waking early only to notice the close deadline (once
+        ``close()`` has set the closing event, waiting on it returns at
+        once: then sleep in short steps, never spin)."""
         end = time.monotonic() + wait_s
         while True:
             left = end - time.monotonic()
             if left <= 0 or self._out_of_time():
                 return
-            self._closing.wait(min(left, 0.5))
+            if self._closing.is_set():
+                time.sleep(min(left, 0.1))
+            else:
+                self._closing.wait(min(left, 0.5))
 
     def _finished(self, count):
         with self._lock:

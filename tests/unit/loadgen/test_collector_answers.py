@@ -224,3 +224,30 @@ def test_an_error_no_handler_expected_loses_one_batch_not_the_run():
     assert said.count('RuntimeError') == 1, said
     assert '\\x1b[2J' in said and '\x1b' not in said, said
     assert _values(body for _, body in server.requests) == [2.0]
+
+
+def test_closing_while_backing_off_does_not_spin():
+    # The backoff waited on the closing event to notice the deadline,
+    # but once close() has set it the wait returns at once: the sending
+    # thread spun on a core until the backoff or the deadline ended.
+    import resource
+
+    server = http_support.RawAnswers(lambda path, body: (503, 0))
+    sink = _sink(server, backoff_s=1.0, max_backoff_s=1.0,
+                 close_timeout_s=2.5)
+    try:
+        sink.emit(_point(0))
+        sink.flush()
+        _wait_for(lambda: sink.stats()['errors'])
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        sink.close()
+        took = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        server.close()
+    cpu = (after.ru_utime - before.ru_utime) + \
+        (after.ru_stime - before.ru_stime)
+    assert took >= 1.0, took
+    assert cpu < 0.3, (cpu, took)
+    assert sink.stats()['dropped'] == 1
