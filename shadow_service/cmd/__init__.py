@@ -10,6 +10,7 @@ into one clear line instead of an ImportError's traceback.
 import importlib.util
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import warnings
@@ -154,6 +155,22 @@ def report_start_error(command, error, conf):
     sys.stderr.flush()
 
 
+#: The line oslo.config quotes at the end of a parse error (``repr``).
+_QUOTED_LINE = re.compile(r""": (?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")$""")
+
+
+def _config_error_text(error):
+    """``error`` (oslo.config's, before the options are read) as one
+    line; a config file that does not parse is named with the line's
+    number but not its text, which may hold a password."""
+    from oslo_config import cfg
+
+    text = ' '.join(str(error).split()) or type(error).__name__
+    if isinstance(error, cfg.ConfigFileParseError):
+        text = _QUOTED_LINE.sub('', text)
+    return text
+
+
 def run_daemon(command, conf, argv, preflight, service_class, description):
     """Run ``command``'s one worker; returns the exit status.
 
@@ -177,7 +194,7 @@ def run_daemon(command, conf, argv, preflight, service_class, description):
         # A missing or unparsable config file, an unknown argument:
         # before logging can be set up, stderr only.
         sys.stderr.write('%s: cannot start: %s\n'
-                         % (command, ' '.join(str(e).split())))
+                         % (command, _config_error_text(e)))
         return EXIT_CONFIG
     try:
         logging.setup(conf, 'nova-shadow')

@@ -165,3 +165,21 @@ def test_broker_down_at_start_is_retried_with_backoff(tmp_path,
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
+
+
+def test_a_config_line_that_does_not_parse_is_not_quoted(tmp_path,
+                                                         rabbit_url):
+    # oslo.config quotes the line it cannot parse, and the daemon said
+    # it as is: a password written without its "=" went to stderr.  The
+    # line is named by its file and number instead.
+    result = _run(tmp_path, rabbit_url,
+                  '[history]\ninflux_password s3cr3t-value\n')
+    assert result.returncode == 2, result.stderr[-3000:]
+    ours = [line for line in result.stderr.splitlines()
+            if line.startswith('shadow-service:')]
+    assert len(ours) == 1, result.stderr[-3000:]
+    conf = str(tmp_path / 'shadow-service.conf')
+    assert 'cannot start: Failed to parse %s: at %s:' % (conf, conf) \
+        in ours[0], ours
+    assert "No ':' or '=' found in assignment" in ours[0], ours
+    assert 's3cr3t' not in result.stderr
