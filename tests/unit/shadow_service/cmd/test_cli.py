@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
+from shadow_service.analysis import calibration as calibration_lib
 from shadow_service.cmd import cli
+from shadow_service.learners import calibration as learning
 
 ROOT = pathlib.Path(__file__).resolve().parents[4]
 
@@ -74,7 +76,24 @@ def test_a_host_the_twin_does_not_have_is_unmeasured_and_neutral(capsys):
     assert 'not measured: no shadow could boot' in \
         hosts['node-99']['reasons'][0]
     assert hosts['node-01']['confidence'] > 0
-    assert ranking['confidence'] <= 0.5
+    # The same ranking with every candidate measured: node-01 alone.
+    assert cli.main(['evaluate', '--hosts', 'node-01', '--budget', '5',
+                     '--json']) == 0
+    alone = json.loads(capsys.readouterr().out)
+    # The raw confidence counts only what was measured (one host of two),
+    # and the stated one is the calibration map of that scaled figure:
+    # before any outcome, the prior map shipped with the service
+    # ([analysis] calibration_prior_map = bundled, the default).
+    assert ranking['raw_confidence'] == pytest.approx(
+        alone['raw_confidence'] * 0.5, abs=1e-3)
+    prior = calibration_lib.make_map(
+        'logistic', prior=learning.load_prior_map('bundled'))
+    assert ranking['confidence'] == pytest.approx(
+        prior(ranking['raw_confidence']), abs=1e-3)
+    assert alone['confidence'] == pytest.approx(
+        prior(alone['raw_confidence']), abs=1e-3)
+    # An unmeasured candidate lowers what the ranking states.
+    assert ranking['confidence'] < alone['confidence']
 
 
 def test_lab_takes_its_own_options_and_refuses_a_bad_config(capsys,
