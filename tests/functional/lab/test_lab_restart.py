@@ -247,7 +247,10 @@ def _refused(cloud_, server, action, records):
     before = _reverts(records, server)
     outcome = _outcome(cloud_, server, action)
     if outcome == ('ACTIVE', RUNNING):
+        # Returns as soon as Nova logged it; the bound is for a loaded
+        # machine (20 s was passed at a load average of 17).
         lab.wait_for(lambda: _reverts(records, server) > before,
+                     timeout=90.0,
                      what='task state of %s reverted' % server['id'])
     return outcome
 
