@@ -207,6 +207,10 @@ class Watcher:
         #: saturated at its largest capacity (that capacity times the
         #: policy's hidden-demand factor)
         self._hidden = {}
+        #: instance -> (demand cap, when the samples last showed it): the
+        #: vCPUs of a flavor the resized VM filled, past which a larger
+        #: flavor showed its demand does not go (see :meth:`_cap`)
+        self._caps = {}
         #: instance -> (sustained peak, single peak, known since) that
         #: the decision records held at a restore, merged into the
         #: ceiling read from history on the VM's next run
@@ -420,7 +424,8 @@ class Watcher:
                      opts.immunity_window, opts.cooldown)
         held = (self._predictions, self._predicted, self._bounds,
                 self._vcpus, self._member_counts, self._ceilings,
-                self._hidden, self._recorded_ceilings, self._webhook_sizes)
+                self._hidden, self._caps, self._recorded_ceilings,
+                self._webhook_sizes)
         known = set(self._seen).union(*held)
         for instance_id in known:
             # State restored for a VM no run has watched yet counts from
@@ -720,6 +725,11 @@ class Watcher:
         # (as far ahead as this one's) could call for a regrowth.
         seasonal_down = self._yesterday_peak(
             instance, now, down_horizon * step + self.opts.cooldown)
+        # Yesterday's largest demand over the hours this hold window
+        # covers today: what today's ``recent_peak`` would be, had today
+        # followed yesterday so far.
+        seasonal_recent = self._yesterday_peak(instance, now, 0.0,
+                                               before_s=hold_s)
         # A demand that recurs at this time of day, ahead by the lead
         # time (a growth), or by the time a shrink must hold.
         recurring_peak, recurring_down = self._recurring_peaks(
@@ -738,6 +748,7 @@ class Watcher:
                 'lower': [float(v) for v in result.lower],
                 'recent_peak': recent_peak, 'seasonal_peak': seasonal_peak,
                 'seasonal_down': seasonal_down,
+                'seasonal_recent': seasonal_recent,
                 'recurring_peak': recurring_peak,
                 'recurring_down': recurring_down,
                 'recent_bound': recent_bound, 'ceiling': ceiling,
@@ -853,16 +864,17 @@ class Watcher:
         forecast['bound'] = bound
         self._bounds[instance_id].append((now, bound))
 
-    def _yesterday_peak(self, instance, now, span_s):
+    def _yesterday_peak(self, instance, now, span_s, before_s=0.0):
         """The VM's largest demand in the ``span_s`` after this time one
-        day earlier (0 when unknown)."""
+        day earlier, or with ``before_s`` in the ``before_s`` before it
+        (0 when unknown)."""
         step = self.opts.step
         start = now - SEASON_S
         series = self.history.query_series(
             names.INSTANCE_METRIC, names.FIELD_VALUE,
             {names.TAG_INSTANCE: instance.instance_id,
              names.TAG_METRIC: 'cpu_util_pct'},
-            start + 1e-3, start + span_s + 1e-3, step, 'mean')
+            start - before_s + 1e-3, start + span_s + 1e-3, step, 'mean')
         times = np.asarray(series.times, float) + step
         util = np.array([np.nan if v is None else v for v in series.values],
                         float)
@@ -1034,6 +1046,76 @@ class Watcher:
             return None
         return rise
 
+    def _cap(self, instance, times, util, demand, now):
+        """The resized VM's demand cap (None when none is known): the
+        vCPUs ``C`` of a flavor it sat at, saturated (the median of
+        ``ceiling_steps`` samples in a row on ``C`` vCPUs at
+        ``saturation_pct`` or more) when, on larger flavors, at least
+        ``cap_steps`` samples came within ``ceiling_noise`` of ``C`` or
+        above, their median at most ``ceiling_margin`` above ``C`` and
+        the sustained peak of all its samples there at most
+        ``ceiling_noise`` above it: given more, it wanted ``C`` and no
+        more.  The largest such ``C`` in the history read; kept while it
+        sits on ``C`` (where the samples cannot show it) until, a
+        ``ceiling_window`` after they last did, it reads saturated, and
+        dropped once a larger flavor shows a sustained peak further
+        above it."""
+        opts = self.opts
+        instance_id = instance.instance_id
+        if opts.cap_steps <= 0 or self._mode(instance) == 'horizontal':
+            self._caps.pop(instance_id, None)
+            return None
+        capacity = self._capacity(instance, times + opts.step)
+        known = np.isfinite(demand) & np.isfinite(util)
+        found = None
+        for vcpus in sorted(self._sat_at(capacity, util), reverse=True):
+            above = known & (capacity > vcpus + 1e-9)
+            near = above & (demand >= vcpus * (1.0 - opts.ceiling_noise))
+            if int(near.sum()) < opts.cap_steps:
+                continue
+            if float(np.median(demand[near])) > vcpus * (
+                    1.0 + opts.ceiling_margin):
+                continue
+            if self._smoothed_peak(demand[above], opts.ceiling_steps) > \
+                    vcpus * (1.0 + opts.ceiling_noise):
+                continue
+            found = float(vcpus)
+            break
+        if found is not None:
+            self._caps[instance_id] = (found, now)
+            return found
+        kept = self._caps.get(instance_id)
+        if kept is None:
+            return None
+        above = np.isfinite(demand) & (capacity > kept[0] + 1e-9)
+        recent = util[np.isfinite(util)]
+        stale = now - kept[1] > opts.ceiling_window and recent.size and \
+            float(recent[-1]) >= opts.saturation_pct
+        if stale or self._smoothed_peak(
+                demand[above], opts.ceiling_steps) > kept[0] * (
+                    1.0 + opts.ceiling_noise):
+            # Not shown for a ceiling window and saturated (at its cap,
+            # or hiding more demand: growing it shows which), or a
+            # larger flavor shows more demand.
+            del self._caps[instance_id]
+            return None
+        return kept[0]
+
+    def _sat_at(self, capacity, util):
+        """The capacities the VM sat at, saturated: ``ceiling_steps``
+        samples in a row on one capacity whose median utilisation is at
+        ``saturation_pct`` or more."""
+        steps = max(1, self.opts.ceiling_steps)
+        found = set()
+        for i in range(len(util) - steps + 1):
+            window = util[i:i + steps]
+            if not np.isfinite(window).all() or \
+                    np.ptp(capacity[i:i + steps]) > 1e-9:
+                continue
+            if float(np.median(window)) >= self.opts.saturation_pct:
+                found.add(float(capacity[i]))
+        return found
+
     def situation(self, instance, now):
         """The :class:`~.policies.base.Situation` of ``instance`` (None
         while it has too little history)."""
@@ -1047,8 +1129,19 @@ class Watcher:
         latest = float(recent[-1]) if recent.size else math.nan
         saturated = bool(recent.size
                          and latest >= self.opts.saturation_pct)
-        if not saturated and self._near_saturation(instance, recent,
-                                                   demand, forecast):
+        cap = self._cap(instance, times, util, demand, now)
+        at_cap = cap is not None and float(
+            instance.flavor.get('vcpus') or 0) >= cap
+        if cap is not None:
+            forecast['cap'] = cap
+        if at_cap:
+            # A VM on a flavor that holds its demand cap shows no hidden
+            # demand when it reads saturated: it is at its cap.
+            if saturated:
+                forecast['at_cap'] = latest
+            saturated = False
+        elif not saturated and self._near_saturation(instance, recent,
+                                                     demand, forecast):
             # Within noise of saturation, a burst from well below: the
             # noise hid the last few percent of a VM at its capacity.
             saturated = True
@@ -1071,7 +1164,8 @@ class Watcher:
                 # sample says the same (a jump from well below is not).
                 saturated = False
                 forecast['unconfirmed_saturation'] = runs
-        if not saturated and 'unconfirmed_saturation' not in forecast:
+        if not saturated and not at_cap and \
+                'unconfirmed_saturation' not in forecast:
             rise = self._burst(instance, demand, forecast)
             if rise is not None:
                 # A steep rise within one step: the step's mean hides

@@ -140,6 +140,14 @@ def demand_ceiling(situation):
     return math.inf if ceiling is None else float(ceiling)
 
 
+def demand_cap(situation):
+    """The most the VM's demand can be, in vCPUs (``inf`` while none is
+    known): the vCPUs of a flavor it filled, past which a larger flavor
+    showed its demand does not go (``[watcher] cap_steps``)."""
+    cap = situation.forecast.get('cap')
+    return math.inf if cap is None else float(cap)
+
+
 def newest_demand(situation):
     """The VM's newest known demand in busy vCPUs (0 if none)."""
     for value in reversed(situation.demand):

@@ -102,6 +102,15 @@ cooldown is a flap).
 The demand bound over the lead time is at least this share of the peak
 the VM had in the same window one day earlier (0: ignore yesterday).
 """),
+    cfg.FloatOpt('seasonal_follow', default=0.0, min=0.0, max=1.0,
+                 help="""
+Yesterday's peak (``seasonal_weight``) counts only while today has
+followed yesterday: the VM's largest demand over the hold window
+(``[watcher] hold_window``, a group's ``group_hold_window``) is at least
+this share of its largest demand over the same hours one day earlier.
+A VM busy yesterday at these hours and quiet today so far is not held
+(or grown) for yesterday's demand in the hours ahead.  0 turns it off.
+"""),
     cfg.BoolOpt('regrow_on_shown_demand', default=True, help="""
 Within ``[watcher] cooldown`` of a horizontally scaled group's last
 scale-in, grow it only for demand it shows: its newest sample above what
@@ -215,13 +224,30 @@ class ForecastPolicy(base.ScalingPolicy):
         return self.option('burst_rise')
 
     def bounds(self, situation):
-        """``(up_peak, down_peak)`` the decision is made on."""
+        """``(up_peak, down_peak)`` the decision is made on, neither above
+        the VM's demand cap (``[watcher] cap_steps``): its demand does
+        not go past it, so no margin is held above it either."""
+        cap = base.demand_cap(situation)
+        up, down = self._bounds(situation)
+        return min(up, cap), min(down, cap)
+
+    def seasonal_weight(self, situation):
+        """``seasonal_weight``, or 0 when today has not followed
+        yesterday (``seasonal_follow``)."""
         s = situation
-        up = max(float(s.forecast['peak']), self.option('seasonal_weight')
+        follow = self.option('seasonal_follow')
+        if follow > 0 and float(s.forecast.get('recent_peak') or 0.0) < (
+                follow * float(s.forecast.get('seasonal_recent') or 0.0)):
+            return 0.0
+        return self.option('seasonal_weight')
+
+    def _bounds(self, situation):
+        s = situation
+        weight = self.seasonal_weight(s)
+        up = max(float(s.forecast['peak']), weight
                  * float(s.forecast.get('seasonal_peak') or 0.0))
         down = max(float(s.forecast['peak_down']), up,
-                   self.option('seasonal_weight')
-                   * float(s.forecast.get('seasonal_down') or 0.0))
+                   weight * float(s.forecast.get('seasonal_down') or 0.0))
         held = 0.0
         if self.option('hold_peak'):
             held = max(float(s.forecast.get('recent_peak') or 0.0),

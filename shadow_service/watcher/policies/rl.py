@@ -393,6 +393,12 @@ class RLPolicy(base.ScalingPolicy):
                 target = most
                 why += '; not above the demand ceiling (%.2f vCPUs)' % (
                     ceiling)
+        cap = base.demand_cap(s)
+        if math.isfinite(cap) and target > max(self._size_for(s, cap),
+                                                floor):
+            # No learnt offset sizes a VM above its demand cap either.
+            target = max(self._size_for(s, cap), floor)
+            why += '; not above the demand cap (%.2f vCPUs)' % cap
         shrunk = self._shrunk.get(s.instance_id)
         if (target > current and wanted <= current and shrunk is not None
                 and not getattr(shrunk, 'failed', False)

@@ -705,3 +705,56 @@ def test_rl_regrows_a_group_within_the_cooldown_for_shown_demand():
     restored.restore([guard.Taken('vm', 'scale_in', group.now - 600.0,
                                   -1)])
     assert restored.decide(group).action == 'none'
+
+
+def _capped(rung, cap, **kwargs):
+    situation = _situation(rung=rung, **kwargs)
+    situation.forecast['cap'] = cap
+    return situation
+
+
+def test_forecast_sizes_a_vm_for_its_demand_cap_and_no_margin_above_it():
+    policy = forecast.ForecastPolicy()
+    # 4 busy vCPUs on 'xl', a bound of 5.5 with its error margin: 'l'
+    # without a cap; its cap of 4 ('m' filled, no more on larger ones)
+    # takes it to 'm', where it runs at its capacity.
+    assert policy.decide(_situation(rung=3, peak=5.5, recent=4.0)) \
+        .target_rung == 2
+    down = policy.decide(_capped(3, 4.0, peak=5.5, recent=4.0))
+    assert (down.action, down.target_rung) == ('resize_down', 1)
+    # On 'm' at 100 %, yesterday's peak or a saturated reading above it
+    # does not grow it past the cap.
+    assert policy.decide(_capped(1, 4.0, util=100.0, peak=5.5,
+                                 seasonal=6.0)).action == 'none'
+    # Below the cap, a saturated VM grows to it, not past it.
+    up = policy.decide(_capped(0, 4.0, util=100.0, peak=2.0,
+                               saturated=True))
+    assert (up.action, up.target_rung) == ('resize_up', 1)
+
+
+def test_rl_never_sizes_a_vm_above_its_demand_cap():
+    policy = rl.RLPolicy()
+    situation = _capped(1, 4.0, util=100.0, peak=5.5)
+    # The forecast rule keeps it on 'm'; a learnt +2 would take it to
+    # 'xl' but for the cap.
+    state = rl.features(situation, policy._forecast) + '/b+0'
+    policy.values = {state: [-9.0, -9.0, -9.0, 0.0]}
+    policy.counts = {state: [1000] * 4}
+    decision = policy.decide(situation)
+    assert decision.action == 'none'
+    assert 'demand cap' in decision.reason
+
+
+def test_yesterdays_peak_counts_only_while_today_followed_yesterday():
+    policy = _forecast_with(seasonal_follow=0.5)
+    # Yesterday's 6 vCPUs in the window ahead grow the VM while its
+    # last hours reached half of what yesterday's same hours did ...
+    followed = _situation(rung=1, peak=3.0, seasonal=6.0, recent=3.0)
+    followed.forecast['seasonal_recent'] = 6.0
+    assert policy.decide(followed).action == 'resize_up'
+    # ... not once it has stayed quiet where yesterday was busy.
+    quiet = _situation(rung=1, peak=3.0, seasonal=6.0, recent=2.0)
+    quiet.forecast['seasonal_recent'] = 6.0
+    assert policy.decide(quiet).action == 'none'
+    # Off (the default), yesterday's peak counts either way.
+    assert forecast.ForecastPolicy().decide(quiet).action == 'resize_up'
