@@ -1527,6 +1527,9 @@ class Watcher:
             # What a restart takes back once no decision record of the
             # group's webhook calls is left in the window it reads.
             fields['group_size'] = self._webhook_sizes[instance_id]
+        cap = self._caps.get(instance_id)
+        if cap is not None:
+            fields.update(cap=cap[0], cap_shown=cap[1])
         known = self._ceilings.get(instance_id)
         if known is not None:
             fields.update(ceiling_sustained=known[0],
@@ -1819,13 +1822,13 @@ class Watcher:
                 self._member_counts[instance_id] = timeline
 
     def _restore_demand_state(self, found, since, now):
-        """Each VM's hidden-demand floor, demand ceiling peaks and the
-        growth bounds of its hold window, as the last runs before a
+        """Each VM's hidden-demand floor, demand ceiling peaks, demand
+        cap and the growth bounds of its hold window, as the last runs before a
         restart (or the previous leader) left them, from the
         ``demand_forecast`` points written since ``since`` and the
         decision records ``found`` (whose forecast inputs carry the
         hidden-demand floor of the runs that decided something)."""
-        hidden, ceilings = {}, {}
+        hidden, ceilings, caps = {}, {}, {}
         bounds = collections.defaultdict(list)
         predictions = collections.defaultdict(list)
         for record in found:
@@ -1856,6 +1859,12 @@ class Watcher:
             if fields.get('hidden_floor'):
                 hidden[instance_id] = max(hidden.get(instance_id, 0.0),
                                           float(fields['hidden_floor']))
+            made = point.time - float(fields.get('lead_s') or 0.0)
+            if made <= now and made >= caps.get(instance_id, (
+                    None, None, -math.inf))[2]:
+                # The newest run's cap (none: the VM had none then).
+                caps[instance_id] = (fields.get('cap'),
+                                     fields.get('cap_shown'), made)
             if 'ceiling_sustained' in fields:
                 known = ceilings.get(instance_id)
                 found_now = (float(fields['ceiling_sustained']),
@@ -1877,6 +1886,9 @@ class Watcher:
                     made_at, point.time, float(fields['raw_peak']),
                     str(fields.get('flavor') or ''),
                     float(fields.get('vcpus') or 0.0)))
+        for instance_id, (cap, shown, _made) in caps.items():
+            if cap and instance_id not in self._caps:
+                self._caps[instance_id] = (float(cap), float(shown))
         for instance_id, floor in hidden.items():
             self._hidden[instance_id] = max(
                 self._hidden.get(instance_id, 0.0), floor)

@@ -131,3 +131,30 @@ def test_the_loop_reads_yesterdays_demand_over_the_hold_window(tmp_path):
         assembled.close()
     assert situation.forecast['seasonal_recent'] == pytest.approx(3.0)
     assert situation.forecast['recent_peak'] == pytest.approx(0.2)
+
+
+def test_a_restarted_watcher_keeps_the_cap(tmp_path):
+    # Back on medium with its cap for longer than the history it reads
+    # (two hours here), no larger flavor is left in that history: a
+    # watcher that restarts there takes the cap back from the records,
+    # and does not grow the VM at its capacity again.
+    def after(path, restart):
+        assembled, driver = _assembled(path, CAPPED,
+                                       history_window=2.0 * HOUR)
+        try:
+            watcher_support.run(assembled, driver, 48)
+            if restart:
+                # A new watcher over the same cloud and history.
+                assembled = watcher_support.build(
+                    assembled.watcher.conf, driver,
+                    assembled.watcher.history)
+            steps = watcher_support.run(assembled, driver, 2)
+            situation = assembled.watcher.situation(
+                driver.get_instance('vm-1'), driver.now())
+            return _resizes(steps), situation.forecast.get('cap')
+        finally:
+            assembled.close()
+
+    kept = after(tmp_path / 'kept', restart=False)
+    assert kept == ([], pytest.approx(4.0))
+    assert after(tmp_path / 'restarted', restart=True) == kept
