@@ -707,7 +707,7 @@ def test_rl_regrows_a_group_within_the_cooldown_for_shown_demand():
     assert restored.decide(group).action == 'none'
 
 
-def _capped(rung, cap, **kwargs):
+def _with_cap(rung, cap, **kwargs):
     situation = _situation(rung=rung, **kwargs)
     situation.forecast['cap'] = cap
     return situation
@@ -720,21 +720,21 @@ def test_forecast_sizes_a_vm_for_its_demand_cap_and_no_margin_above_it():
     # takes it to 'm', where it runs at its capacity.
     assert policy.decide(_situation(rung=3, peak=5.5, recent=4.0)) \
         .target_rung == 2
-    down = policy.decide(_capped(3, 4.0, peak=5.5, recent=4.0))
+    down = policy.decide(_with_cap(3, 4.0, peak=5.5, recent=4.0))
     assert (down.action, down.target_rung) == ('resize_down', 1)
     # On 'm' at 100 %, yesterday's peak or a saturated reading above it
     # does not grow it past the cap.
-    assert policy.decide(_capped(1, 4.0, util=100.0, peak=5.5,
+    assert policy.decide(_with_cap(1, 4.0, util=100.0, peak=5.5,
                                  seasonal=6.0)).action == 'none'
     # Below the cap, a saturated VM grows to it, not past it.
-    up = policy.decide(_capped(0, 4.0, util=100.0, peak=2.0,
+    up = policy.decide(_with_cap(0, 4.0, util=100.0, peak=2.0,
                                saturated=True))
     assert (up.action, up.target_rung) == ('resize_up', 1)
 
 
 def test_rl_never_sizes_a_vm_above_its_demand_cap():
     policy = rl.RLPolicy()
-    situation = _capped(1, 4.0, util=100.0, peak=5.5)
+    situation = _with_cap(1, 4.0, util=100.0, peak=5.5)
     # The forecast rule keeps it on 'm'; a learnt +2 would take it to
     # 'xl' but for the cap.
     state = rl.features(situation, policy._forecast) + '/b+0'
