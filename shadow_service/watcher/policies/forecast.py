@@ -30,6 +30,11 @@ for demand the group shows (``regrow_on_shown_demand``): a growth on the
 forecast alone would undo the scale-in while the members still serve the
 group (a flap); a saturated sample counts for the forecast's bound only
 with the ones before it that ``regrow_saturated_samples`` asks for.
+No VM is sized above its demand cap (``[watcher] cap_steps``: the
+flavor a resized VM sat at, saturated, past which a larger flavor showed
+its demand does not go), margins included; and with ``seasonal_follow``
+yesterday's peak counts for a resized VM only while today has followed
+yesterday.
 A VM that is not
 saturated is never sized above its demand ceiling (the most
 it has ever used, plus ``[watcher] ceiling_margin``, or more while its
@@ -102,14 +107,15 @@ cooldown is a flap).
 The demand bound over the lead time is at least this share of the peak
 the VM had in the same window one day earlier (0: ignore yesterday).
 """),
-    cfg.FloatOpt('seasonal_follow', default=0.0, min=0.0, max=1.0,
+    cfg.FloatOpt('seasonal_follow', default=0.5, min=0.0, max=1.0,
                  help="""
-Yesterday's peak (``seasonal_weight``) counts only while today has
-followed yesterday: the VM's largest demand over the hold window
-(``[watcher] hold_window``, a group's ``group_hold_window``) is at least
-this share of its largest demand over the same hours one day earlier.
-A VM busy yesterday at these hours and quiet today so far is not held
-(or grown) for yesterday's demand in the hours ahead.  0 turns it off.
+Yesterday's peak (``seasonal_weight``) counts for a resized VM only
+while today has followed yesterday: its largest demand over ``[watcher]
+hold_window`` is at least this share of its largest demand over the
+same hours one day earlier.  A VM busy yesterday at these hours and
+quiet today so far is not held (or grown) for yesterday's demand in the
+hours ahead.  0 turns it off.  Horizontally scaled groups always count
+yesterday's peak.
 """),
     cfg.BoolOpt('regrow_on_shown_demand', default=True, help="""
 Within ``[watcher] cooldown`` of a horizontally scaled group's last
@@ -236,8 +242,9 @@ class ForecastPolicy(base.ScalingPolicy):
         yesterday (``seasonal_follow``)."""
         s = situation
         follow = self.option('seasonal_follow')
-        if follow > 0 and float(s.forecast.get('recent_peak') or 0.0) < (
-                follow * float(s.forecast.get('seasonal_recent') or 0.0)):
+        if follow > 0 and s.mode != 'horizontal' and float(
+                s.forecast.get('recent_peak') or 0.0) < follow * float(
+                    s.forecast.get('seasonal_recent') or 0.0):
             return 0.0
         return self.option('seasonal_weight')
 

@@ -756,5 +756,11 @@ def test_yesterdays_peak_counts_only_while_today_followed_yesterday():
     quiet = _situation(rung=1, peak=3.0, seasonal=6.0, recent=2.0)
     quiet.forecast['seasonal_recent'] = 6.0
     assert policy.decide(quiet).action == 'none'
-    # Off (the default), yesterday's peak counts either way.
-    assert forecast.ForecastPolicy().decide(quiet).action == 'resize_up'
+    # Off, yesterday's peak counts either way.
+    assert _forecast_with(seasonal_follow=0.0).decide(quiet).action == \
+        'resize_up'
+    # A group counts it either way.
+    group = _situation(peak=3.0, seasonal=6.0, recent=2.0,
+                       mode='horizontal', size=1)
+    group.forecast['seasonal_recent'] = 6.0
+    assert policy.decide(group).action == 'scale_out'
