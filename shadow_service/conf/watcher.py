@@ -205,8 +205,9 @@ saturation factor, and a regrowth soon after a shrink is a flap).  A VM
 below its ceiling counts as saturated at its first such sample.
 """),
     cfg.IntOpt('cap_steps', default=6, min=0, max=288, help="""
-Samples a resized VM must show, on a flavor larger than one it filled
-(read at ``saturation_pct`` or more there), at that flavor's vCPUs less
+Samples a resized VM must show, on a flavor larger than one it sat at
+saturated (the median of ``ceiling_steps`` samples in a row there at
+``saturation_pct`` or more), at that flavor's vCPUs less
 ``ceiling_noise`` or more, before the watcher takes that flavor's vCPUs
 for the most its demand can be (its *demand cap*): the median of those
 samples no more than ``ceiling_margin`` above it, and its sustained peak
@@ -215,11 +216,12 @@ VM wants what it had and no more (a workload of so many threads): grown
 past the flavor it filled, its demand stays there.  ``forecast`` and
 ``rl`` then size it for at most the cap, down margin and error margins
 included, and a VM on a flavor of at least the cap that reads saturated
-is at its cap, not hiding demand.  The cap is kept for
-``ceiling_window`` after the samples last showed it, then the VM is
-sized as before (a saturated sample grows it and shows its demand
-again); a sustained peak further above it on a larger flavor drops it
-at once.  0 turns it off.  Horizontally scaled groups have no cap.
+is at its cap, not hiding demand.  The cap is kept while the VM sits
+on it, until it reads saturated a ``ceiling_window`` after the samples
+last showed the cap (then it is sized as before: grown, it shows its
+demand again); a sustained peak further above it on a larger flavor
+drops it at once.  0 turns it off.  Horizontally scaled groups have no
+cap.
 
 Related options:
 

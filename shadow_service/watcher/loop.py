@@ -1823,8 +1823,8 @@ class Watcher:
 
     def _restore_demand_state(self, found, since, now):
         """Each VM's hidden-demand floor, demand ceiling peaks, demand
-        cap and the growth bounds of its hold window, as the last runs before a
-        restart (or the previous leader) left them, from the
+        cap and the growth bounds of its hold window, as the last runs
+        before a restart (or the previous leader) left them, from the
         ``demand_forecast`` points written since ``since`` and the
         decision records ``found`` (whose forecast inputs carry the
         hidden-demand floor of the runs that decided something)."""
