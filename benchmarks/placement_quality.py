@@ -539,6 +539,12 @@ class ShadowService:
 
     def _build(self, store):
         driver = sim_driver.SimDriver(self.conf, store, twin=self.twin)
+        # The budget is simulated seconds alone (``--budget``): on a
+        # loaded machine the wall clock would cut the last wait short
+        # (moving the twin's clock, so the placed VM's start and realised
+        # performance, by a fraction of a second) or end an evaluation
+        # early, and the same command would give other rows.
+        driver.wall_budget = False
         return service.build(self.conf, history=store, driver=driver)
 
     def rank(self, request, hosts):

@@ -362,9 +362,11 @@ class Evaluator:
         profile = (getattr(evaluation, 'profile', None)
                    or self.resolve_profile(evaluation.request))
         host_names = [h['host'] for h in evaluation.hosts]
-        # The budget bounds the whole request, reading facts included.
-        evaluation.deadline = wall_start + max(
+        # The budget bounds the whole request, reading facts included
+        # (on the wall clock only when the driver spends it there).
+        evaluation.deadline = (wall_start + max(
             0.0, evaluation.budget_s - self._cleanup_reserve())
+            if self._wall_budget() else None)
         features = self._host_features(host_names, evaluation.hosts,
                                        evaluation.deadline)
         scale = self._scale(evaluation.request['flavor'])
@@ -433,7 +435,8 @@ class Evaluator:
             candidates = self._contenders(prior, verdict, eligible)
         else:
             candidates = self._candidates(prior, eligible)
-        if time.monotonic() >= evaluation.deadline:
+        if (evaluation.deadline is not None
+                and time.monotonic() >= evaluation.deadline):
             # Shadows booted now could only be deleted again, and the
             # answer would wait for that.
             return self._answer_without_time(evaluation, prior, candidates,
@@ -571,6 +574,13 @@ class Evaluator:
         except Exception:
             LOG.exception('Could not record the start of evaluation %s',
                           evaluation.evaluation_id)
+
+    def _wall_budget(self):
+        """True when the wall clock bounds an evaluation's budget (the
+        driver's ``wall_budget``): not on a virtual clock that runs as
+        fast as the machine computes, whose evaluations must simulate the
+        same seconds however loaded the machine is."""
+        return bool(getattr(self.driver, 'wall_budget', True))
 
     def _now(self):
         """The driver's clock (the wall clock if it cannot tell)."""
@@ -998,7 +1008,7 @@ class _Run:
         budget; the others are deleted at once."""
         if not shadows:
             return shadows
-        left = self.budget - (time.monotonic() - self.wall_start)
+        left = self.budget - self.wall_elapsed()
         more = {}
         if getattr(self.ev.driver, 'honours_cancel', False):
             # A cancel (or the service's stop) deletes them at once.
@@ -1132,10 +1142,17 @@ class _Run:
         self.budget = max(0.0, self.evaluation.budget_s - reserve)
         self.wall_start = wall_start
 
+    def wall_elapsed(self):
+        """Wall seconds of the budget spent: 0 when the driver spends
+        it on its own clock alone (``Evaluator._wall_budget``)."""
+        if not self.ev._wall_budget():
+            return 0.0
+        return time.monotonic() - self.wall_start
+
     def wait_for_samples(self):
         """Wait ``sample_interval`` for the next read, never past the
         budget (on a slow clock, never a whole read past it)."""
-        left = self.budget - (time.monotonic() - self.wall_start)
+        left = self.budget - self.wall_elapsed()
         self.ev.driver.wait(max(0.0, min(self.ev.sample_interval, left)))
 
     def begin(self, wall_start):
@@ -1152,7 +1169,7 @@ class _Run:
     def report(self, progress, ranking, elapsed):
         """Publish progress; True once the budget is spent."""
         evaluation, budget = self.evaluation, self.budget
-        wall = time.monotonic() - self.wall_start
+        wall = self.wall_elapsed()
         evaluation.progress = (min(1.0, max(elapsed, wall) / budget)
                                if budget else 1.0)
         if progress is not None:
@@ -1185,7 +1202,7 @@ class _Run:
                             evaluation.evaluation_id)
                 break
             elapsed = now - t0
-            wall = time.monotonic() - wall_start
+            wall = self.wall_elapsed()
             evaluation.progress = (min(1.0, max(elapsed, wall) / budget)
                                    if budget else 1.0)
             if progress is not None:

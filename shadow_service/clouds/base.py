@@ -188,6 +188,13 @@ class CloudDriver(metaclass=abc.ABCMeta):
     #: twin's, which moves only as evaluations run) sets it False, and
     #: Nova's events are recorded at their arrival on it.
     wall_clock = True
+    #: True when an evaluation's budget is also spent on the wall clock
+    #: (the caller waits in real time): the evaluator stops measuring,
+    #: cuts its last wait and bounds reading facts and fitting by the wall
+    #: time left.  False on a virtual clock (the twin's) whose user wants
+    #: the budget in that clock's seconds alone, e.g. a benchmark that
+    #: must simulate the same seconds however loaded the machine is.
+    wall_budget = True
     #: Seconds of an evaluation's budget the evaluator keeps back for
     #: :meth:`delete_shadows` (deleting real servers takes seconds).
     cleanup_reserve_s = 0.0
