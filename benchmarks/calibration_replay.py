@@ -29,6 +29,13 @@ share of the day its window covers, by one over the Kaplan-Meier share
 of rankings as old whose outcome is known, only outcomes of rankings a
 day old, by recency) or with a term in the judged window's length,
 Platt and beta calibration, and
+the bundled prior map worth other counts of outcomes, fitted on a
+shorter lookback (``lookback``, seconds of rankings), refitted at
+another cadence (``refit``), with outcomes weighted by recency, or with
+a new ranking's raw figure read by its rank among the last N rankings'
+(``rank``: mapped at the same quantile of the raw figures the map was
+fitted on, so a drift of the raw figure's level alone does not move the
+stated one),
 maps per group of rankings (by the answer's source, ``history`` or
 ``shadows``, by profile, or both: a binned map per group shrunk toward
 the map of every outcome, a shift of it in log-odds per group, or a
@@ -257,7 +264,7 @@ class _WeightedLogistic(cal.LogisticCalibrationMap):
 
     def fit(self, confidences, outcomes, shares=None, weights=None):
         cal.CalibrationMap.fit(self, confidences, outcomes, shares)
-        self.coefficients = (0.0, 1.0)
+        self.coefficients = self._center()
         weights = np.asarray(weights, float)
         self.held = float(np.sum(weights)) < self.min_weight
         if not self.fitted:
@@ -265,12 +272,13 @@ class _WeightedLogistic(cal.LogisticCalibrationMap):
         features = np.stack([np.ones(len(confidences)),
                              self._logit(confidences)], 1)
         outcomes = np.clip(np.asarray(outcomes, float), 0, 1)
-        ridge = max(self.prior_pairs * 0.25, 1e-3)
-        theta = cal.fit_logistic(features, outcomes, np.array([0.0, 1.0]),
+        ridge = self._ridge()
+        center = np.array(self._center())
+        theta = cal.fit_logistic(features, outcomes, center,
                                  ridge, weights=weights)
         if theta[1] < 0:
             theta = np.array([cal.fit_logistic(
-                features[:, :1], outcomes, np.array([0.0]), ridge,
+                features[:, :1], outcomes, center[:1], ridge,
                 weights=weights)[0], 0.0])
         if np.all(np.isfinite(theta)):
             self.coefficients = (float(theta[0]), float(theta[1]))
@@ -442,6 +450,46 @@ def methods():
     found['logistic, bundled prior map (default)'] = (
         lambda x, y, s: cal.LogisticCalibrationMap(
             prior=bundled).fit(x, y, s), {'min_pairs': 0})
+    # The bundled prior map with other weights of the prior, a shorter
+    # lookback (seconds of rankings fitted on) or outcomes weighted by
+    # recency (halved every H seconds of the ranking's age): does the
+    # map keep up with a confidence that drifts over the run?
+    for pairs in (10, 40):
+        found['logistic, bundled prior map, worth %d' % pairs] = (
+            lambda x, y, s, p=pairs: cal.LogisticCalibrationMap(
+                prior=bundled, prior_map_pairs=p).fit(x, y, s),
+            {'min_pairs': 0})
+    for days in (1, 2, 3):
+        found['logistic, bundled prior map, lookback %d d' % days] = (
+            lambda x, y, s: cal.LogisticCalibrationMap(
+                prior=bundled).fit(x, y, s),
+            {'min_pairs': 0, 'lookback': days * 86400.0})
+    for hours in (12, 24, 48):
+        found['logistic, bundled prior map, recency %d h' % hours] = (
+            lambda x, y, s, w: _WeightedLogistic(
+                prior=bundled, min_pairs=0).fit(x, y, s, w),
+            {'min_pairs': 0, 'weights': 'recency %d' % (hours * 3600)})
+    for margin in (0.0, 0.05, 0.1):
+        found['logistic, bundled prior map, share_margin %g' % margin] = (
+            lambda x, y, s, m=margin: cal.LogisticCalibrationMap(
+                prior=bundled, share_margin=m).fit(x, y, s),
+            {'min_pairs': 0})
+    for refit_s, refit_n in ((1800, 3), (3600, 20), (7200, 7)):
+        found['logistic, bundled prior map, refit %d s, %d requests' % (
+            refit_s, refit_n)] = (
+            lambda x, y, s: cal.LogisticCalibrationMap(
+                prior=bundled).fit(x, y, s),
+            {'min_pairs': 0, 'refit': (refit_s, refit_n)})
+    # The raw confidence read by its rank: a new ranking's raw figure
+    # stands at its quantile among the last N rankings' raw figures, and
+    # is mapped at the same quantile of the raw figures of the outcomes
+    # the map was fitted on (a drift of the raw figure's level alone does
+    # not move the stated one).
+    for count in (30, 60):
+        found['logistic, bundled prior map, rank among last %d' % count] = (
+            lambda x, y, s: cal.LogisticCalibrationMap(
+                prior=bundled).fit(x, y, s),
+            {'min_pairs': 0, 'rank': count})
     found['mean accuracy so far'] = (
         lambda x, y, _s: (lambda a: (lambda c: a))(
             (np.sum(y) + 5 * 0.75) / (len(y) + 5)), {})
@@ -457,7 +505,8 @@ def _stated(mapping, raw, share, key=None):
 
 
 def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
-           cluster=None, group=None, weights=None):
+           cluster=None, group=None, weights=None, lookback=None,
+           refit=(REFIT_S, REFIT_REQUESTS), rank=None):
     """``(stated, outcomes)`` arrays of the online replay of ``fit``;
     ``cluster`` (see :func:`request_times`) stands in the cluster's
     share for rows without one."""
@@ -474,12 +523,14 @@ def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
                       float(row['confidence'][1]), arrival, share,
                       GROUPS[group](row) if group else None))
     stated, mapping = [], None
-    fitted_at, fitted_n = -np.inf, -REFIT_REQUESTS
+    fitted_at, fitted_n = -np.inf, -refit[1]
+    fitted_raws = []
     for n, (_known, raw, _right, now, share, key) in enumerate(pairs):
-        if fit is not None and now - fitted_at >= REFIT_S \
-                and n - fitted_n >= REFIT_REQUESTS:
+        if fit is not None and now - fitted_at >= refit[0] \
+                and n - fitted_n >= refit[1]:
             seen = [(c, y, s, g) if group else (c, y, s)
-                    for k, c, y, _a, s, g in pairs[:n] if k <= now]
+                    for k, c, y, a, s, g in pairs[:n] if k <= now
+                    and (lookback is None or now - a <= lookback)]
             if recent:
                 seen = seen[-recent:]
             if weights and seen:
@@ -488,11 +539,18 @@ def replay(rows, times, fit, *, min_pairs=MIN_PAIRS, recent=None,
                               for k, _c, _y, a, _s, _g in pairs[:n]],
                     [now - a for _k, _c, _y, a, _s, _g in pairs[:n]]))]
             fitted_at, fitted_n = now, n
+            fitted_raws = np.sort([p[0] for p in seen])
             # min_pairs 0: a map with a prior of its own states it before
             # any outcome is known.
-            mapping = (fit(*(zip(*seen) if seen else ((), (), ())))
+            mapping = (fit(*(zip(*seen) if seen
+                             else ((),) * (4 if weights else 3)))
                        if len(seen) >= min_pairs and (seen or min_pairs == 0)
                        else None)
+        if rank and mapping is not None and n >= rank \
+                and len(fitted_raws) >= rank:
+            last = np.array([p[1] for p in pairs[n - rank + 1:n + 1]])
+            level = (np.sum(last < raw) + 0.5 * np.sum(last == raw)) / rank
+            raw = float(np.quantile(fitted_raws, level))
         stated.append(_stated(mapping, raw, share, key)
                       if mapping is not None else raw)
     return (np.clip(np.array(stated), 1e-4, 1 - 1e-4),
