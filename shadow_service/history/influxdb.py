@@ -68,6 +68,8 @@ _DROP_LOG_INTERVAL_S = 10.0
 #: with ``dropped=N``.
 _DROPPED = re.compile(r'dropped=(\d+)')
 _DAY_S = 86400
+#: What no HTTP header value may hold.
+_HEADER_BREAKS = re.compile('[\r\n\x00]')
 
 # keyword argument -> [history] option
 _KWARGS = {
@@ -231,11 +233,29 @@ class InfluxDBStore(base.HistoryStore):
         session = requests.Session()
         session.verify = opts['influx_verify_tls']
         if opts['influx_token']:
-            session.headers['Authorization'] = (
-                'Token %s' % opts['influx_token'])
+            token = opts['influx_token']
+            # The token travels as it is in a header: a line break or NUL
+            # would end (or smuggle) a header, and HTTP carries only
+            # Latin-1 there.  Said here, naming the option and never its
+            # value, rather than as a server that cannot be reached.
+            if _HEADER_BREAKS.search(token):
+                raise base.HistoryError(
+                    '[history] influx_token holds a line break or NUL, '
+                    'which no HTTP header can carry; set it to the token '
+                    'alone')
+            try:
+                token.encode('latin-1')
+            except UnicodeEncodeError:
+                raise base.HistoryError(
+                    '[history] influx_token holds a character outside '
+                    'Latin-1, which no HTTP header can carry')
+            session.headers['Authorization'] = 'Token %s' % token
         elif opts['influx_username']:
-            session.auth = (opts['influx_username'],
-                            opts['influx_password'] or '')
+            # Basic authentication carries bytes (base64): sent as UTF-8,
+            # the encoding InfluxDB compares user names and passwords in,
+            # any name or password can be sent.
+            session.auth = (opts['influx_username'].encode('utf-8'),
+                            (opts['influx_password'] or '').encode('utf-8'))
         return session
 
     def _wait_for_server(self, timeout_s):
@@ -253,6 +273,12 @@ class InfluxDBStore(base.HistoryStore):
                 time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
                 continue
             break
+        if reply.status_code in (401, 403):
+            # The server is up: it refused who we said we are.
+            raise base.HistoryError(
+                'InfluxDB at %s refused the credentials (HTTP %s to GET '
+                '/ping); check [history] influx_username/password/token'
+                % (self.where, reply.status_code))
         if 'X-Influxdb-Version' not in reply.headers:
             raise base.HistoryError(
                 '%s ([history] influx_url) does not look like InfluxDB: '
