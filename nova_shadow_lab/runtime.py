@@ -91,6 +91,35 @@ class Console:
         self.closed = threading.Event()
         self._size = (os.path.getsize(log_path)
                       if os.path.exists(log_path) else 0)
+        #: While the log cannot be written (the host's disk full): the
+        #: error that started the episode, and what was dropped since.
+        self._drop_error = None
+        self.dropped_bytes = 0
+        self.dropped_chunks = 0
+
+    def dropped(self, nbytes, exc):
+        """``nbytes`` read from the FIFO could not be written: warn once
+        per episode (until a write succeeds again), count the rest."""
+        if self._drop_error is None:
+            self._drop_error = exc
+            LOG.warning('console %s: cannot write (%s); dropping this '
+                        'instance\'s console output until it can be '
+                        'written', self.log_path, exc)
+        self.dropped_bytes += nbytes
+        self.dropped_chunks += 1
+
+    def end_drop_episode(self, why):
+        """Say how much an episode dropped once it ends (``why``: the log
+        is written again, or the console is closed)."""
+        if self._drop_error is None:
+            return
+        LOG.warning('console %s: %s; %d bytes of console output (%d '
+                    'reads) were dropped since: %s', self.log_path, why,
+                    self.dropped_bytes, self.dropped_chunks,
+                    self._drop_error)
+        self._drop_error = None
+        self.dropped_bytes = 0
+        self.dropped_chunks = 0
 
     def append(self, data):
         with open(self.log_path, 'ab') as f:
@@ -164,8 +193,11 @@ class ConsolePump:
             try:
                 console.append(data)
             except OSError as exc:
-                LOG.warning('console %s: %s', console.log_path, exc)
-                return
+                # Read on and drop (the guest must not block on a full
+                # FIFO), saying so once per episode.
+                console.dropped(len(data), exc)
+                continue
+            console.end_drop_episode('written again')
 
     def _apply_changes(self):
         try:
@@ -181,6 +213,7 @@ class ConsolePump:
                                         console)
                 continue
             self._drain(console)
+            console.end_drop_episode('closed')
             try:
                 self._selector.unregister(console.fd)
             except (KeyError, ValueError):
