@@ -176,6 +176,19 @@ class Runner:
                 wake = min(wake, now + CONTROL_S)
             self._stop.wait(max(0.0, wake - time.monotonic()))
         final = self._snapshot()
+        # The interval that ends the run (the one due at its end, or the
+        # rest after the last sample) is emitted too: a run whose loop is
+        # reached late (a busy machine, many workers to snapshot) or whose
+        # duration is one interval still emits its samples.  A short tail
+        # after a sample (a stop just after it) is left out, as a rate
+        # over a few milliseconds says nothing, unless it is all the run
+        # measured.
+        if (previous['at'] - start >= self.profile.warmup_s - 0.05
+                and final['at'] > previous['at']
+                and (final['at'] - previous['at'] >= interval / 2.0
+                     or not self._emitted)):
+            warm = warm or previous
+            self._emit_interval(final, previous)
         return (warm or previous), final
 
     def _interval_metrics(self, current, previous):
