@@ -434,9 +434,14 @@ class Twin:
             if key is None or times is None:
                 raise ValueError('keyed noise needs the sampled object '
                                  'and the sample times')
+            # Keyed by the time into the traces, not the Unix time: the
+            # clock's default start follows the wall clock (the latest
+            # 09:00 UTC), and twins built on either side of 09:00 UTC
+            # must draw the same noise for the same sample.
             deviate = keyed_normal(
                 self.seed, key, np.broadcast_to(
-                    np.asarray(times, dtype=float), np.shape(values)))
+                    np.asarray(times, dtype=float) - self.trace_epoch,
+                    np.shape(values)))
             factor = 1.0 + (pct / 100.0) * deviate
         else:
             factor = 1.0 + self._rng.normal(0.0, pct / 100.0,

@@ -145,6 +145,28 @@ def test_keyed_samples_ignore_the_rest_of_the_run():
         'shared', others=False)[0]
 
 
+@pytest.mark.parametrize('stream', ['shared', 'keyed'])
+def test_twins_built_either_side_of_0900_utc_sample_the_same(stream):
+    """The default start is the latest 09:00 UTC of the wall clock: two
+    processes building their twins at 08:59 and 09:01 UTC start a day
+    apart, and must still replay the same run (the traces from the same
+    point, the same noise)."""
+    nine = 20 * 86400.0 + 9 * 3600.0
+    runs = []
+    for now in (nine - 60.0, nine + 60.0):
+        twin = engine.build_twin(seed=7, history=memory.MemoryStore(),
+                                 noise_pct=10.0, sample_interval_s=1.0,
+                                 start_time=engine.default_start(now),
+                                 noise_stream=stream)
+        start = twin.clock
+        _start(twin, 'vm-1', 'node-03')
+        twin.advance(120)
+        runs.append({(metric, at - start): value for (metric, at), value
+                     in _samples(twin, 'instance_metric',
+                                 instance='vm-1').items()})
+    assert runs[0] and runs[0] == runs[1]
+
+
 def _driver(stream):
     conf = cfg.ConfigOpts()
     shadow_conf.register_opts(conf)
