@@ -242,6 +242,17 @@ def check_http_url(url, option):
     return url.rstrip('/')
 
 
+#: What no HTTP header value may hold.
+_HEADER_BREAKS = re.compile('[\r\n\x00]')
+
+
+def _basic_auth(username, password):
+    """Basic authentication carries bytes (base64): sent as UTF-8, as the
+    servers compare them, any user name or password can be sent (as text
+    ``requests`` would encode them as Latin-1 and fail on the rest)."""
+    return (username.encode('utf-8'), (password or '').encode('utf-8'))
+
+
 def http_session(options, group, token_option, token_scheme):
     """``(url, scrubber, session)`` for a source's ``[group]`` options:
     the checked ``url`` without its user info or a trailing slash, a
@@ -258,11 +269,25 @@ def http_session(options, group, token_option, token_scheme):
     scrub = Scrubber(options.password, token, url_password)
     session = requests.Session()
     if token:
+        # The token travels as it is in a header: a line break or NUL
+        # would end (or smuggle) a header, and HTTP carries only Latin-1
+        # there.  Said now, naming the option and never its value, rather
+        # than as a source that cannot be reached at every query.
+        option = '[%s] %s' % (group, token_option)
+        if _HEADER_BREAKS.search(token):
+            raise MetricsError('%s holds a line break or NUL, which no '
+                               'HTTP header can carry; set it to the '
+                               'token alone' % option)
+        try:
+            token.encode('latin-1')
+        except UnicodeEncodeError:
+            raise MetricsError('%s holds a character outside Latin-1, '
+                               'which no HTTP header can carry' % option)
         session.headers['Authorization'] = '%s %s' % (token_scheme, token)
     elif options.username:
-        session.auth = (options.username, options.password or '')
+        session.auth = _basic_auth(options.username, options.password)
     elif url_user is not None:
-        session.auth = (url_user, url_password or '')
+        session.auth = _basic_auth(url_user, url_password)
     if options.ca_file:
         if not os.path.isfile(options.ca_file):
             raise MetricsError('[%s] ca_file %s does not exist'

@@ -811,3 +811,27 @@ def test_a_servers_error_text_is_quoted_escaped_and_bounded(reply, status,
     assert '\\x1b[2J' in text, text
     assert not set(text) & {'\x1b', '\x07', '\n'}, text
     assert len(text) < 1200, len(text)
+
+
+@pytest.mark.parametrize('token', ['abc\ndef', 'abc\r\n', 'ab\x00c',
+                                   't\u00f6k\u20acn'])
+def test_a_token_no_header_can_carry_is_named_at_construction(
+        prometheus_server, token):
+    with pytest.raises(base.MetricsError) as caught:
+        _source(prometheus_server, auth=False,
+                prometheus={'bearer_token': token})
+    text = str(caught.value)
+    assert '[metrics_prometheus] bearer_token' in text
+    assert 'header' in text and 'reach' not in text
+    assert 'abc' not in text and '\u20ac' not in text
+
+
+def test_a_user_name_outside_latin1_is_sent_and_refused_by_the_server(
+        prometheus_server):
+    source = _source(prometheus_server, auth=False, prometheus={
+        'username': 'b\u00f6\u20acb', 'password': 'p\u20ac'})
+    end = time.time()
+    with pytest.raises(base.MetricsError) as caught:
+        source.host_series(HOST, 'cpu_util_pct', end - 60, end, 15.0)
+    assert '401' in str(caught.value) or 'credential' in str(
+        caught.value).lower(), caught.value
