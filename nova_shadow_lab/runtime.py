@@ -124,11 +124,13 @@ class Console:
     def append(self, data):
         with open(self.log_path, 'ab') as f:
             f.write(data)
-        self._size += len(data)
+            # The file's own size, not a running count: the log may have
+            # been truncated or rotated under us (copytruncate).
+            self._size = f.tell()
         if self._size > self.max_bytes:
             keep = self.max_bytes // 2
             with open(self.log_path, 'rb') as f:
-                f.seek(-keep, os.SEEK_END)
+                f.seek(max(0, self._size - keep))
                 tail = f.read()
             with open(self.log_path, 'wb') as f:
                 f.write(tail)

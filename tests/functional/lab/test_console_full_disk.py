@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -109,3 +110,28 @@ def test_an_episode_ends_when_the_log_is_written_again(
     assert not [m for m in messages if 'closed;' in m], messages
     with open(log_path, 'rb') as f:
         assert f.read().endswith(b'x' * 100)
+
+
+def test_a_log_truncated_under_the_pump_keeps_being_written(tmp_path,
+                                                            caplog):
+    """logrotate's copytruncate (or an operator's ``> console.log``) empties
+    the log while the pump holds its size: the pump still writes it and
+    keeps it under ``max_bytes``."""
+    caplog.set_level(logging.WARNING, logger=runtime.LOG.name)
+    fifo = str(tmp_path / 'console.fifo')
+    os.mkfifo(fifo)
+    log_path = str(tmp_path / 'console.log')
+    pump = runtime.ConsolePump()
+    console = pump.open(fifo, log_path, max_bytes=4 * CHUNK)
+    try:
+        _write(console, 3 * CHUNK + 100)
+        deadline = time.monotonic() + 10
+        while (os.path.getsize(log_path) < 3 * CHUNK + 100
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        os.truncate(log_path, 0)
+        _write(console, CHUNK + 7)
+    finally:
+        pump.close(console, timeout=10)
+    assert _pump_messages(caplog) == []
+    assert os.path.getsize(log_path) == CHUNK + 7
