@@ -580,7 +580,10 @@ def test_a_flavor_with_less_memory_than_a_guest_needs_is_refused(lab_cloud):
                 current['flavor']['original_name']) == ('ACTIVE', 1, 'm1.tiny')
         assert current['OS-EXT-SRV-ATTR:host'] == 'lab-slow'
         assert instance.sandbox.alive()
-        assert instance.sandbox.group.pids() == pids
+        # The guest was not restarted: the processes it ran before the
+        # refused resize still run (a guest still booting may have
+        # started more since).
+        assert set(pids) <= set(instance.sandbox.group.pids())
         migrations = lab_cloud.api.get_migrations()
         assert [m['status'] for m in migrations
                 if m['instance_uuid'] == server['id']] == ['error']
