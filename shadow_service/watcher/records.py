@@ -48,17 +48,8 @@ def decision_point(record, when):
 def read(history, start, end, instance=None):
     """Decision records written in ``[start, end)``, oldest first."""
     tags = {names.TAG_INSTANCE: instance} if instance else None
-    points = history.query_points(names.SCALING_DECISION, tags=tags,
-                                  start=start, end=end)
-    out = []
-    for point in points:
-        try:
-            record = json.loads(point.fields[names.FIELD_RECORD])
-        except (KeyError, TypeError, ValueError):
-            continue
-        record.setdefault('at', point.time)
-        out.append(record)
-    return out
+    return _records_of(history.query_points(
+        names.SCALING_DECISION, tags=tags, start=start, end=end))
 
 
 def read_actions(history, end, limit=MAX_ACTION_RECORDS):
@@ -70,6 +61,12 @@ def read_actions(history, end, limit=MAX_ACTION_RECORDS):
         names.SCALING_DECISION,
         tags={names.TAG_OUTCOME: ['started', 'done', 'failed']},
         start=None, end=end, limit=limit)
+    return _records_of(points)
+
+
+def _records_of(points):
+    """The decision records of ``points`` (those that do not parse are
+    skipped), each with its point's time as ``at`` when it has none."""
     out = []
     for point in points:
         try:

@@ -185,3 +185,25 @@ def refuses_a_reply_past_the_cap(monkeypatch, make_source, head, tail,
     assert not isinstance(caught.value, base.MetricsUnavailable)
     assert server.requests == 1
     assert peak < 8 * 1024 * 1024
+
+
+#: A server's error text with terminal escapes, a newline that forges a
+#: log line and 2000 characters more.
+HOSTILE = '\x1b[2J\x1b]0;owned\x07 down\nWARNING forged ' + 'y' * 2000
+
+
+def error_text_of(make_source, reply, status, kind):
+    """The text of the ``kind`` error a source built by
+    ``make_source(server, query_retries=0)`` raises when its server
+    answers ``reply`` with ``status``, checked quoted escaped (the
+    escape shown, no control character) before it is returned."""
+    import pytest
+
+    with BadServer(json_reply(reply, status)) as server:
+        source = make_source(server, query_retries=0)
+        with pytest.raises(kind) as caught:
+            source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
+    text = str(caught.value)
+    assert '\\x1b[2J' in text, text
+    assert not set(text) & {'\x1b', '\x07', '\n'}, text
+    return text

@@ -789,7 +789,7 @@ def test_an_instance_uuid_no_query_can_carry_is_a_clear_value_error(
                                1.0)
 
 
-_HOSTILE = '\x1b[2J\x1b]0;owned\x07 down\nWARNING forged ' + 'y' * 2000
+_HOSTILE = conftest.HOSTILE
 
 
 @pytest.mark.parametrize('reply, status, kind', [
@@ -803,13 +803,7 @@ def test_a_servers_error_text_is_quoted_escaped_and_bounded(reply, status,
                                                             kind):
     # The server's text went into the error (and the retry's warning)
     # as it came: terminal escapes, a newline that forges a log line.
-    with conftest.BadServer(conftest.json_reply(reply, status)) as server:
-        source = _bad_source(server, query_retries=0)
-        with pytest.raises(kind) as caught:
-            source.host_series('cmp1', 'cpu_util_pct', 0, 60, 10)
-    text = str(caught.value)
-    assert '\\x1b[2J' in text, text
-    assert not set(text) & {'\x1b', '\x07', '\n'}, text
+    text = conftest.error_text_of(_bad_source, reply, status, kind)
     assert len(text) < 1200, len(text)
 
 
