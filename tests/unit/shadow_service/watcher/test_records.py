@@ -1,25 +1,11 @@
 """What a restart reads of the decision records beyond its window
 (:func:`records.read_actions`), on each history store."""
 
-import pytest
-
-from shadow_service.history import memory
-from shadow_service.history import sqlite
 from shadow_service.watcher import records
 from tests.unit.shadow_service.history import conftest as stores
 
-
-@pytest.fixture(params=['memory', 'sqlite', 'influxdb'])
-def store(request, tmp_path):
-    if request.param == 'memory':
-        made = memory.MemoryStore()
-    elif request.param == 'sqlite':
-        made = sqlite.SQLiteStore(path=str(tmp_path / 'history.sqlite'))
-    else:
-        made = stores.make_influx_store(
-            request.getfixturevalue('influxdb_server'))
-    yield made
-    made.close()
+# Each history store in turn, empty: the history tests' own fixture.
+store = stores.store
 
 
 def _record(decision_id, action, outcome, at):
